@@ -1,0 +1,62 @@
+use super::*;
+use crate::oauth::Sensitive;
+
+const DEMO: &str = r#"
+[[clients]]
+id = "app"
+secret = "sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf"
+redirect_uris = ["https://app.example/cb"]
+scopes = ["user:basic"]
+"#;
+
+fn creds(id: &str, secret: &str) -> ClientCredentials {
+    ClientCredentials {
+        id: id.into(),
+        secret: Sensitive::new(secret),
+        used_basic: false,
+    }
+}
+
+fn load(text: &str) -> Registry {
+    match Registry::from_toml(text) {
+        Ok(registry) => registry,
+        Err(LoadError::Parse(e)) => panic!("{e}"),
+        Err(LoadError::Invalid { client, problem }) => panic!("{client}: {problem}"),
+    }
+}
+
+#[actix_web::test]
+async fn the_right_secret_authenticates() {
+    let registry = load(DEMO);
+    let client = registry
+        .authenticate(&creds("app", "demo-secret"))
+        .await
+        .unwrap();
+    assert_eq!(client.id, "app");
+}
+
+#[actix_web::test]
+async fn wrong_secret_unknown_and_disabled_clients_fail_alike() {
+    let disabled = DEMO.replace("scopes", "enabled = false\nscopes");
+    let cases = [
+        (load(DEMO), creds("app", "demo-secreT")),
+        (load(DEMO), creds("nobody", "demo-secret")),
+        (load(&disabled), creds("app", "demo-secret")),
+    ];
+    let mut descriptions = Vec::new();
+    for (registry, credentials) in cases {
+        let error = registry.authenticate(&credentials).await.unwrap_err();
+        assert_eq!(error.code(), "invalid_client");
+        descriptions.push(error.to_string());
+    }
+    descriptions.dedup();
+    assert_eq!(descriptions.len(), 1, "{descriptions:?}");
+}
+
+#[test]
+fn sha256_hashing_matches_the_stored_form() {
+    assert_eq!(
+        hash_secret_sha256("demo-secret"),
+        "sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf"
+    );
+}

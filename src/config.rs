@@ -1,0 +1,151 @@
+//! Settings: `config/default.toml`, then `config/<env>.toml` when present, then `SSO__…`
+//! environment variables (`SSO__REDIS__URL` sets `redis.url`).
+//!
+//! Everything is checked once at start-up so that a bad value stops the process with a message
+//! naming the setting, instead of surfacing as a failed request later.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why the settings could not be loaded; the message always names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: `{setting}` {problem}")]
+    Invalid {
+        setting: &'static str,
+        problem: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub redis: RedisSettings,
+    pub token: TokenSettings,
+    pub clients: ClientsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// `host:port`; port 0 picks a free port (tests).
+    pub listen: String,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Seconds that in-flight requests get to finish after SIGTERM.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket`.
+    pub url: String,
+    pub pool_size: usize,
+    /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
+    pub timeout_ms: u64,
+    /// Prefix of every key we read or write (`<prefix>code:<code>`, …).
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    pub issuer: String,
+    /// Default `aud` claim; empty means "the client id". A client may override it.
+    pub audience: String,
+    /// The JWT header `typ`.
+    pub typ: String,
+    /// Lifetime of an access token, in seconds.
+    pub expires_in: u64,
+    /// Joins the granted scopes in the response's `scope` and splits string scopes in code records.
+    pub scope_separator: String,
+    /// PEM file holding the private signing key (PKCS#8 or PKCS#1); relative to the working
+    /// directory, like `clients.file`.
+    pub signing_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientsSettings {
+    /// TOML file with the client registry.
+    pub file: PathBuf,
+}
+
+impl RedisSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+impl Settings {
+    /// Loads the layered settings from `dir`; `env` names the optional overlay file.
+    pub fn load(dir: &Path, env: Option<&str>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")).required(true));
+        if let Some(env) = env.filter(|e| !e.is_empty()) {
+            builder = builder.add_source(config::File::from(dir.join(format!("{env}.toml"))));
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("SSO")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()
+    }
+
+    /// Rejects values that would only fail later, naming the setting.
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        let invalid = |setting, problem: &str| {
+            Err(ConfigError::Invalid {
+                setting,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err()
+            && !self.server.listen.contains(':')
+        {
+            return invalid("server.listen", "must be host:port");
+        }
+        if !(256..=1 << 20).contains(&self.server.body_limit) {
+            return invalid("server.body_limit", "must be between 256 and 1048576 bytes");
+        }
+        if self.redis.pool_size == 0 {
+            return invalid("redis.pool_size", "must be at least 1");
+        }
+        if !(10..=60_000).contains(&self.redis.timeout_ms) {
+            return invalid("redis.timeout_ms", "must be between 10 and 60000");
+        }
+        if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|scheme| self.redis.url.starts_with(scheme))
+        {
+            return invalid(
+                "redis.url",
+                "must start with redis://, rediss://, redis+unix:// or unix://",
+            );
+        }
+        if self.redis.key_prefix.contains(char::is_whitespace) {
+            return invalid("redis.key_prefix", "must not contain white space");
+        }
+        if !(1..=86_400).contains(&self.token.expires_in) {
+            return invalid("token.expires_in", "must be between 1 and 86400 seconds");
+        }
+        if self.token.issuer.is_empty() {
+            return invalid("token.issuer", "must not be empty");
+        }
+        if self.token.typ.is_empty() {
+            return invalid("token.typ", "must not be empty");
+        }
+        if self.token.scope_separator.is_empty() {
+            return invalid("token.scope_separator", "must not be empty");
+        }
+        Ok(self)
+    }
+}

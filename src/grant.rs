@@ -1,0 +1,132 @@
+//! The code record (the contract with the authorize service) and the checks that decide whether
+//! a spent code grants a token to the client that presented it.
+
+use serde::Deserialize;
+
+use crate::clients::Client;
+use crate::oauth::{OAuthError, TokenRequest, pkce};
+
+/// What the authorize service stored under `<prefix>code:<code>`.
+#[derive(Debug, Deserialize)]
+pub struct CodeRecord {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub username: String,
+    pub account_id: String,
+    pub scope: ScopeField,
+    #[serde(default)]
+    pub code_challenge: Option<String>,
+    #[serde(default)]
+    pub code_challenge_method: Option<pkce::Method>,
+    /// Informational (seconds since the epoch); the record's TTL is what limits a code's life.
+    #[serde(default)]
+    pub issued_at: Option<u64>,
+}
+
+/// Scopes as an array, or as one string joined by `token.scope_separator`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ScopeField {
+    List(Vec<String>),
+    Joined(String),
+}
+
+/// A grant that passed every check: who the token is for and what it allows.
+#[derive(Debug)]
+pub struct Grant {
+    pub username: String,
+    pub account_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl ScopeField {
+    fn into_scopes(self, separator: &str) -> Vec<String> {
+        let scopes = match self {
+            Self::List(list) => list,
+            Self::Joined(joined) => joined.split(separator).map(str::to_owned).collect(),
+        };
+        scopes
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+/// Checks, in this order: the record is well-formed, was issued to this client for this
+/// redirect URI (which is still registered), PKCE, and the scopes the client may have.
+pub fn check(
+    raw_record: &str,
+    client: &Client,
+    request: &TokenRequest,
+    scope_separator: &str,
+) -> Result<Grant, OAuthError> {
+    let record: CodeRecord = serde_json::from_str(raw_record).map_err(|e| {
+        log::warn!("client {}: code record is malformed: {e}", client.id);
+        OAuthError::invalid_grant("the authorization code record is malformed; sign in again")
+    })?;
+    if record.username.is_empty() || record.account_id.is_empty() {
+        log::warn!(
+            "client {}: code record lacks username or account_id",
+            client.id
+        );
+        return Err(OAuthError::invalid_grant(
+            "the authorization code record is incomplete; sign in again",
+        ));
+    }
+    if record.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was not issued to this client",
+        ));
+    }
+    if record.redirect_uri != request.redirect_uri {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri differs from the one of the authorization request",
+        ));
+    }
+    if !client.has_redirect_uri(&request.redirect_uri) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri is not registered for this client",
+        ));
+    }
+    check_pkce(&record, request)?;
+    let scopes = record.scope.into_scopes(scope_separator);
+    if let Some(denied) = scopes.iter().find(|s| !client.allows_scope(s)) {
+        return Err(OAuthError::InvalidScope(
+            format!("scope `{denied}` is not allowed for this client").into(),
+        ));
+    }
+    Ok(Grant {
+        username: record.username,
+        account_id: record.account_id,
+        scopes,
+    })
+}
+
+/// RFC 7636 §4.6, and no downgrade: a verifier for a code issued without a challenge is refused.
+fn check_pkce(record: &CodeRecord, request: &TokenRequest) -> Result<(), OAuthError> {
+    let verifier = request.code_verifier.as_ref().map(|v| v.expose());
+    match (&record.code_challenge, verifier) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier given, but the code was issued without a code_challenge",
+        )),
+        (Some(_), None) => Err(OAuthError::invalid_grant(
+            "code_verifier is required: the code was issued with a code_challenge",
+        )),
+        (Some(challenge), Some(verifier)) => {
+            let method = record.code_challenge_method.unwrap_or_default();
+            if pkce::verify(method, challenge, verifier) {
+                Ok(())
+            } else {
+                Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "grant_tests.rs"]
+mod tests;

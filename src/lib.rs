@@ -1,0 +1,16 @@
+//! sso-token: the OAuth 2.0 token endpoint of an SSO identity center.
+//!
+//! An authorize service writes single-use authorization codes into Redis; this service
+//! authenticates the client, takes the code atomically, checks it and signs a JWT access token.
+#![forbid(unsafe_code)]
+
+pub mod clients;
+pub mod codes;
+pub mod config;
+pub mod exchange;
+pub mod grant;
+pub mod oauth;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod tokens;

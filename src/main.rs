@@ -1,0 +1,194 @@
+//! The `sso-token` command: `serve` (the default), `issue-code`, `hash-secret`, `keygen`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+
+use sso_token::codes::{self, NewCode};
+use sso_token::config::Settings;
+use sso_token::startup::Application;
+use sso_token::store::Store;
+use sso_token::tokens::{KeyKind, SigningKey};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "OAuth 2.0 token endpoint: exchanges Redis authorization codes for signed JWTs"
+)]
+struct Cli {
+    /// Folder with default.toml and the optional <env>.toml.
+    #[arg(long, env = "SSO_CONFIG_DIR", default_value = "config", global = true)]
+    config_dir: PathBuf,
+    /// Overlay config/<env>.toml on top of default.toml (for example `dev`).
+    #[arg(long, env = "SSO_ENV", global = true)]
+    env: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the token endpoint (the default).
+    Serve,
+    /// Write an authorization code into Redis as the authorize service would, and print it.
+    IssueCode {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        redirect_uri: String,
+        #[arg(long, default_value = "zhangs")]
+        username: String,
+        #[arg(long, default_value = "8cneYRM97jU0pqVpJWY")]
+        account_id: String,
+        /// Granted scope; repeat the flag for several.
+        #[arg(long = "scope", default_value = "user:basic")]
+        scopes: Vec<String>,
+        /// PKCE challenge stored with the code.
+        #[arg(long)]
+        code_challenge: Option<String>,
+        #[arg(long, value_parser = ["S256", "plain"], requires = "code_challenge")]
+        code_challenge_method: Option<String>,
+        /// Lifetime of the code in seconds (the reference authorize service uses 60).
+        #[arg(long, default_value_t = 60)]
+        ttl: u64,
+    },
+    /// Print the stored form of a client secret (read from stdin when not given).
+    HashSecret {
+        secret: Option<String>,
+        /// Argon2id PHC string instead of the default sha256:<hex>.
+        #[arg(long)]
+        argon2: bool,
+    },
+    /// Write a new private signing key as PEM (mode 0600) and print its kid.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "rsa2048")]
+        kind: KeyKind,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config_dir, cli.env.as_deref()),
+        Command::HashSecret { secret, argon2 } => hash_secret(secret, argon2),
+        Command::Keygen { out, kind, force } => keygen(&out, kind, force),
+        Command::IssueCode {
+            client,
+            redirect_uri,
+            username,
+            account_id,
+            scopes,
+            code_challenge,
+            code_challenge_method,
+            ttl,
+        } => {
+            let record = NewCode {
+                client_id: client,
+                redirect_uri,
+                username,
+                account_id,
+                scope: scopes,
+                code_challenge_method: code_challenge_method
+                    .or_else(|| code_challenge.as_ref().map(|_| "S256".to_owned())),
+                code_challenge,
+                issued_at: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            };
+            issue_code(&cli.config_dir, cli.env.as_deref(), &record, ttl)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("sso-token: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), String>;
+
+fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
+    let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+    actix_web::rt::System::new().block_on(async move {
+        let listen = settings.server.listen.clone();
+        let app = Application::build(settings).map_err(|e| e.to_string())?;
+        log::info!("listening on {listen} (port {})", app.port());
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) -> CliResult {
+    let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let store = Store::new(&settings.redis).map_err(|e| e.to_string())?;
+        let code = codes::new_code().map_err(|_| "no randomness available".to_owned())?;
+        match codes::write(&store, &code, record, ttl).await {
+            Ok(true) => {
+                println!("{code}");
+                Ok(())
+            }
+            Ok(false) => Err("that code is already live".to_owned()),
+            Err(e) => Err(format!("writing the code to {}: {e}", settings.redis.url)),
+        }
+    })
+}
+
+fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
+    let secret = match secret {
+        Some(secret) => secret,
+        None => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|e| e.to_string())?;
+            input.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if secret.is_empty() {
+        return Err("the secret is empty".into());
+    }
+    let stored = if argon2 {
+        sso_token::clients::hash_secret_argon2(&secret).map_err(|e| e.to_string())?
+    } else {
+        sso_token::clients::hash_secret_sha256(&secret)
+    };
+    println!("{stored}");
+    Ok(())
+}
+
+fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let pem = SigningKey::generate_pem(kind).map_err(|e| e.to_string())?;
+    let key = SigningKey::from_pem(&pem).map_err(|e| e.to_string())?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options
+        .open(out)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    file.write_all(pem.as_bytes())
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("{}", key.kid());
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! HTTP Basic client credentials as RFC 6749 §2.3.1 defines them: the id and the secret are
+//! form-urlencoded before they are joined with `:` and base64-encoded.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// Standard alphabet; padding optional because some clients leave it out.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// What an `Authorization` header carries, as far as the token endpoint cares.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Authorization {
+    Basic {
+        id: String,
+        secret: String,
+    },
+    /// A scheme other than Basic (for example Bearer): not a client authentication method here.
+    OtherScheme,
+}
+
+/// Why a Basic header could not be read; the text is safe to show to the client.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedBasic(pub &'static str);
+
+/// Parses an `Authorization` header value.
+pub fn parse(header: &str) -> Result<Authorization, MalformedBasic> {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(Authorization::OtherScheme);
+    }
+    let decoded = LENIENT
+        .decode(rest.trim())
+        .map_err(|_| MalformedBasic("Basic credentials are not valid base64"))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| MalformedBasic("Basic credentials are not valid UTF-8"))?;
+    let (id, secret) = decoded.split_once(':').ok_or(MalformedBasic(
+        "Basic credentials must be client_id:client_secret",
+    ))?;
+    let id = form_decode(id)?;
+    let secret = form_decode(secret)?;
+    if id.is_empty() || secret.is_empty() {
+        return Err(MalformedBasic(
+            "Basic credentials need a client_id and a client_secret",
+        ));
+    }
+    Ok(Authorization::Basic { id, secret })
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component (`+` is a space).
+fn form_decode(component: &str) -> Result<String, MalformedBasic> {
+    let spaced: Cow<'_, str> = if component.contains('+') {
+        Cow::Owned(component.replace('+', " "))
+    } else {
+        Cow::Borrowed(component)
+    };
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| MalformedBasic("Basic credentials are not valid UTF-8 once decoded"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn header(raw: &str) -> String {
+        format!("Basic {}", STANDARD.encode(raw))
+    }
+
+    fn basic(id: &str, secret: &str) -> Authorization {
+        Authorization::Basic {
+            id: id.into(),
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn plain_credentials_are_split_at_the_first_colon() {
+        assert_eq!(parse(&header("app:s3cret")), Ok(basic("app", "s3cret")));
+    }
+
+    #[test]
+    fn components_are_form_url_decoded() {
+        // id "my app", secret "a:b%c+d" encoded as RFC 6749 §2.3.1 requires.
+        let encoded = header("my+app:a%3Ab%25c%2Bd");
+        assert_eq!(parse(&encoded), Ok(basic("my app", "a:b%c+d")));
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive_and_padding_optional() {
+        let unpadded = STANDARD.encode("ab:c").trim_end_matches('=').to_owned();
+        assert_eq!(parse(&format!("bAsIc {unpadded}")), Ok(basic("ab", "c")));
+    }
+
+    #[test]
+    fn other_schemes_are_reported_as_such() {
+        assert_eq!(parse("Bearer abc"), Ok(Authorization::OtherScheme));
+    }
+
+    #[test]
+    fn malformed_credentials_are_rejected() {
+        for bad in [
+            "Basic !!!".to_owned(),
+            header("no-colon"),
+            header(":secret"),
+            header("id:"),
+            format!("Basic {}", STANDARD.encode([0xff, b':', b'a'])),
+            header("id:%ff"),
+        ] {
+            assert!(parse(&bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The RFC 6749 §5.2 error vocabulary and its one mapping to HTTP.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// Descriptions are written for the developer of the calling client: they say what to fix and
+/// never echo a secret or a code, nor hint at how close a secret was.
+pub type Description = Cow<'static, str>;
+
+/// Every way a token request can fail, named after the RFC 6749 §5.2 error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(Description),
+    /// Unknown client, disabled client and wrong secret all look alike from outside; only a
+    /// malformed `Authorization` header gets a description of its own.
+    #[error("invalid_client: {description}")]
+    InvalidClient {
+        used_basic: bool,
+        description: Description,
+    },
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(Description),
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(Description),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(Description),
+    /// The body was larger than `server.body_limit`.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Redis is down, slow or refusing: the client may retry.
+    #[error("temporarily_unavailable")]
+    Unavailable(#[source] crate::store::StoreError),
+    /// A bug or a broken deployment; the cause goes to the log, never to the client.
+    #[error("server_error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl OAuthError {
+    pub fn invalid_request(description: impl Into<Description>) -> Self {
+        Self::InvalidRequest(description.into())
+    }
+
+    pub fn invalid_grant(description: impl Into<Description>) -> Self {
+        Self::InvalidGrant(description.into())
+    }
+
+    /// The one answer to a failed client authentication, whatever the reason.
+    pub fn authentication_failed(used_basic: bool) -> Self {
+        Self::InvalidClient {
+            used_basic,
+            description:
+                "client authentication failed: unknown client, disabled client or wrong secret"
+                    .into(),
+        }
+    }
+
+    /// The RFC 6749 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::PayloadTooLarge => "invalid_request",
+            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    fn description(&self) -> &str {
+        match self {
+            Self::InvalidRequest(d)
+            | Self::InvalidGrant(d)
+            | Self::UnauthorizedClient(d)
+            | Self::InvalidScope(d)
+            | Self::InvalidClient { description: d, .. } => d,
+            Self::UnsupportedGrantType => "grant_type must be authorization_code",
+            Self::PayloadTooLarge => "request body is too large",
+            Self::Unavailable(_) => "the token store is unavailable, retry shortly",
+            Self::Internal(_) => "internal error, see the server log",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Unavailable(cause) => log::warn!("redis unavailable: {cause}"),
+            Self::Internal(cause) => log::error!("internal error: {cause}"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response
+            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        match self {
+            Self::InvalidClient {
+                used_basic: true, ..
+            } => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"sso-token\", charset=\"UTF-8\""),
+                ));
+            }
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            error_description: self.description(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn render(error: OAuthError) -> (StatusCode, serde_json::Value, HttpResponse) {
+        let response = error.error_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = to_bytes(response.into_body()).await.unwrap_or_default();
+        let mut rebuilt = HttpResponse::new(status);
+        *rebuilt.headers_mut() = headers;
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or_default(),
+            rebuilt,
+        )
+    }
+
+    #[actix_web::test]
+    async fn every_error_renders_the_rfc_shape_without_caching() {
+        let cases = [
+            (OAuthError::invalid_request("x"), 400, "invalid_request"),
+            (
+                OAuthError::authentication_failed(false),
+                401,
+                "invalid_client",
+            ),
+            (OAuthError::invalid_grant("x"), 400, "invalid_grant"),
+            (
+                OAuthError::UnauthorizedClient("x".into()),
+                400,
+                "unauthorized_client",
+            ),
+            (
+                OAuthError::UnsupportedGrantType,
+                400,
+                "unsupported_grant_type",
+            ),
+            (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
+            (OAuthError::PayloadTooLarge, 413, "invalid_request"),
+        ];
+        for (error, status, code) in cases {
+            let (got_status, body, response) = render(error).await;
+            assert_eq!(got_status.as_u16(), status, "{code}");
+            assert_eq!(body["error"], code);
+            assert!(
+                body["error_description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty())
+            );
+            assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+            assert!(response.headers().get("www-authenticate").is_none());
+        }
+    }
+
+    #[actix_web::test]
+    async fn invalid_client_challenges_basic_only_when_basic_was_used() {
+        let (status, _, response) = render(OAuthError::authentication_failed(true)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let challenge = response.headers().get("www-authenticate").unwrap();
+        assert!(challenge.to_str().unwrap().starts_with("Basic "));
+    }
+}

@@ -1,0 +1,72 @@
+//! PKCE (RFC 7636): does the `code_verifier` of the token request match the `code_challenge`
+//! that the authorize service stored with the code?
+
+use aws_lc_rs::digest::{SHA256, digest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// `code_challenge_method`; RFC 7636 §4.3 makes `plain` the default when none is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Method {
+    S256,
+    #[default]
+    #[serde(rename = "plain")]
+    Plain,
+}
+
+/// The S256 challenge of a verifier: `BASE64URL(SHA256(verifier))` without padding.
+pub fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
+}
+
+/// Compares in constant time: a challenge is not a secret, but the verifier is.
+pub fn verify(method: Method, challenge: &str, verifier: &str) -> bool {
+    match method {
+        Method::S256 => s256_challenge(verifier)
+            .as_bytes()
+            .ct_eq(challenge.as_bytes())
+            .into(),
+        Method::Plain => verifier.as_bytes().ct_eq(challenge.as_bytes()).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of RFC 7636 Appendix B.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    #[test]
+    fn s256_matches_the_rfc_example() {
+        assert_eq!(s256_challenge(VERIFIER), CHALLENGE);
+        assert!(verify(Method::S256, CHALLENGE, VERIFIER));
+    }
+
+    #[test]
+    fn s256_rejects_another_verifier_and_the_challenge_itself() {
+        assert!(!verify(
+            Method::S256,
+            CHALLENGE,
+            &VERIFIER.replace('d', "e")
+        ));
+        assert!(!verify(Method::S256, CHALLENGE, CHALLENGE));
+    }
+
+    #[test]
+    fn plain_compares_verbatim() {
+        assert!(verify(Method::Plain, VERIFIER, VERIFIER));
+        assert!(!verify(Method::Plain, VERIFIER, CHALLENGE));
+    }
+
+    #[test]
+    fn methods_parse_with_their_rfc_names() {
+        let s256: Method = serde_json::from_str("\"S256\"").unwrap();
+        let plain: Method = serde_json::from_str("\"plain\"").unwrap();
+        assert_eq!((s256, plain), (Method::S256, Method::Plain));
+        assert!(serde_json::from_str::<Method>("\"s256\"").is_err());
+    }
+}

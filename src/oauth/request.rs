@@ -1,0 +1,263 @@
+//! Parse, don't validate: the raw body and headers of a token request become a typed
+//! [`TokenRequest`] or an RFC 6749 error, here and nowhere else.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::basic::{self, Authorization};
+use super::error::OAuthError;
+use super::secret::Sensitive;
+
+const MAX_CLIENT_ID: usize = 256;
+const MAX_SECRET: usize = 512;
+const MAX_CODE: usize = 512;
+const MAX_REDIRECT_URI: usize = 2048;
+
+/// A well-formed authorization-code token request.
+#[derive(Debug)]
+pub struct TokenRequest {
+    pub client: ClientCredentials,
+    pub code: Sensitive,
+    pub redirect_uri: String,
+    pub code_verifier: Option<Sensitive>,
+}
+
+/// The credentials a client presented, and how.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    pub id: String,
+    pub secret: Sensitive,
+    /// Answers to a failed Basic authentication carry a `WWW-Authenticate: Basic` challenge.
+    pub used_basic: bool,
+}
+
+/// The body's fields, under their seed (snake_case) and reference-client (camelCase) names.
+/// Unknown fields are ignored (RFC 6749 §3.2); a field given twice is an error.
+#[derive(Deserialize, Default)]
+struct RawParams<'a> {
+    #[serde(borrow, default, alias = "grantType")]
+    grant_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "clientId")]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "clientSecret")]
+    client_secret: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    code: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "redirectUri")]
+    redirect_uri: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "codeVerifier")]
+    code_verifier: Option<Cow<'a, str>>,
+}
+
+const FIELDS: [&str; 10] = [
+    "grant_type",
+    "grantType",
+    "client_id",
+    "clientId",
+    "client_secret",
+    "clientSecret",
+    "code",
+    "redirect_uri",
+    "redirectUri",
+    "code_verifier",
+];
+
+/// The body formats the endpoint accepts.
+enum BodyFormat {
+    Json,
+    Form,
+}
+
+impl TokenRequest {
+    /// Builds a request from the `Content-Type` and `Authorization` headers and the body.
+    pub fn parse(
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, OAuthError> {
+        let params = match body_format(content_type)? {
+            BodyFormat::Json => parse_json(body)?,
+            BodyFormat::Form => parse_form(body)?,
+        };
+        let grant_type = present(params.grant_type);
+        if grant_type.is_some_and(|g| g != "authorization_code") {
+            return Err(OAuthError::UnsupportedGrantType);
+        }
+        let client = credentials(
+            authorization,
+            present(params.client_id),
+            present(params.client_secret),
+        )?;
+        let code = required(params.code, "code", MAX_CODE)?;
+        if code.chars().any(char::is_control) {
+            return Err(OAuthError::invalid_request(
+                "code contains control characters",
+            ));
+        }
+        let redirect_uri = required(params.redirect_uri, "redirect_uri", MAX_REDIRECT_URI)?;
+        let code_verifier = present(params.code_verifier)
+            .map(|v| check_verifier(&v).map(|()| Sensitive::new(v)))
+            .transpose()?;
+        Ok(Self {
+            client,
+            code: Sensitive::new(code),
+            redirect_uri: redirect_uri.into_owned(),
+            code_verifier,
+        })
+    }
+}
+
+fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
+    let essence = content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(str::trim)
+        .unwrap_or_default();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(BodyFormat::Json)
+    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(BodyFormat::Form)
+    } else {
+        Err(OAuthError::invalid_request(
+            "Content-Type must be application/json or application/x-www-form-urlencoded",
+        ))
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<RawParams<'_>, OAuthError> {
+    serde_json::from_slice(body).map_err(|e| OAuthError::invalid_request(explain_json(body, &e)))
+}
+
+/// Names what is wrong with a JSON body without quoting any value from it (serde's own messages
+/// quote values, and the value might be a secret).
+fn explain_json(body: &[u8], error: &serde_json::Error) -> Cow<'static, str> {
+    if error.is_syntax() || error.is_eof() {
+        return "request body is not valid JSON".into();
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
+        return "request body must be a JSON object".into();
+    };
+    if let Some(field) = FIELDS
+        .iter()
+        .find(|f| map.get(**f).is_some_and(|v| !v.is_string() && !v.is_null()))
+    {
+        return format!("`{field}` must be a string").into();
+    }
+    duplicate_field(error).unwrap_or_else(|| "request body has a field of the wrong type".into())
+}
+
+fn parse_form(body: &[u8]) -> Result<RawParams<'_>, OAuthError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| {
+        OAuthError::invalid_request(duplicate_field(&e).unwrap_or_else(|| {
+            "request body is not valid application/x-www-form-urlencoded".into()
+        }))
+    })
+}
+
+/// RFC 6749 §3.2: parameters must not be included more than once. serde's message for that case
+/// names the field and nothing else, so it can be passed on.
+fn duplicate_field(error: &dyn std::fmt::Display) -> Option<Cow<'static, str>> {
+    let message = error.to_string();
+    let start = message.find("duplicate field `")?;
+    let rest = &message[start + "duplicate field `".len()..];
+    let field = &rest[..rest.find('`')?];
+    FIELDS
+        .contains(&field)
+        .then(|| format!("`{field}` is given more than once").into())
+}
+
+/// RFC 6749: a parameter sent without a value is treated as omitted.
+fn present(value: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    value.filter(|v| !v.is_empty())
+}
+
+fn required<'a>(
+    value: Option<Cow<'a, str>>,
+    name: &'static str,
+    max: usize,
+) -> Result<Cow<'a, str>, OAuthError> {
+    let value =
+        present(value).ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))?;
+    if value.len() > max {
+        return Err(OAuthError::invalid_request(format!(
+            "{name} is longer than {max} bytes"
+        )));
+    }
+    Ok(value)
+}
+
+/// Client authentication: HTTP Basic or `client_id` + `client_secret` in the body, never both.
+fn credentials(
+    authorization: Option<&str>,
+    body_id: Option<Cow<'_, str>>,
+    body_secret: Option<Cow<'_, str>>,
+) -> Result<ClientCredentials, OAuthError> {
+    let basic = match authorization.map(basic::parse) {
+        None => None,
+        Some(Ok(Authorization::Basic { id, secret })) => Some((id, secret)),
+        Some(Ok(Authorization::OtherScheme)) => {
+            return Err(OAuthError::invalid_request(
+                "the Authorization header must use the Basic scheme for client authentication",
+            ));
+        }
+        Some(Err(malformed)) => {
+            return Err(OAuthError::InvalidClient {
+                used_basic: true,
+                description: malformed.0.into(),
+            });
+        }
+    };
+    let (id, secret, used_basic) = match basic {
+        Some((id, secret)) => {
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+                ));
+            }
+            if body_id.is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the one in the Authorization header",
+                ));
+            }
+            (id, secret, true)
+        }
+        None => {
+            let id = required(body_id, "client_id", MAX_CLIENT_ID)?;
+            let secret = body_secret.ok_or_else(|| {
+                OAuthError::invalid_request(
+                    "client_secret is required, in the body or with HTTP Basic",
+                )
+            })?;
+            (id.into_owned(), secret.into_owned(), false)
+        }
+    };
+    if id.len() > MAX_CLIENT_ID || secret.len() > MAX_SECRET {
+        return Err(OAuthError::invalid_request(
+            "client_id or client_secret is too long",
+        ));
+    }
+    Ok(ClientCredentials {
+        id,
+        secret: Sensitive::new(secret),
+        used_basic,
+    })
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+fn check_verifier(verifier: &str) -> Result<(), OAuthError> {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(
+            "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636)",
+        ))
+    }
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

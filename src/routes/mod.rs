@@ -1,0 +1,8 @@
+//! HTTP handlers: extract, call the core, render. No protocol logic lives here.
+
+pub mod health;
+pub mod token;
+
+/// The client id a request claimed, kept in the request extensions for the access log.
+#[derive(Clone)]
+pub struct LoggedClient(pub String);
