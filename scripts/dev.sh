@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs the service for local development, ready for a real exchange:
+#   - installs redis-server if missing and starts one on 127.0.0.1:6379 if none answers there;
+#   - creates a dev signing key (target/dev/signing.pem) on first run;
+#   - builds and starts sso-token with config/dev.toml and the demo client of config/clients.toml,
+#     after printing a copy-paste `issue-code` + curl pair that returns a real token.
+#
+#   scripts/dev.sh             run in the foreground (Ctrl-C stops it)
+#   PORT=9090 scripts/dev.sh   listen on another port
+#   scripts/dev.sh --help      this text
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+
+source scripts/lib.sh
+ensure_redis_server
+
+port="${PORT:-8080}"
+redis_port="${REDIS_PORT:-6379}"
+if [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" != "PONG" ]]; then
+  echo "== starting redis-server on 127.0.0.1:$redis_port (no persistence)"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes >/dev/null
+  for _ in $(seq 50); do
+    [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" == "PONG" ]] && break
+    sleep 0.1
+  done
+fi
+
+echo "== building sso-token"
+cargo build --quiet --bin sso-token
+bin="$root/target/debug/sso-token"
+
+mkdir -p target/dev
+if [[ ! -f target/dev/signing.pem ]]; then
+  echo "== creating a dev signing key (RSA 2048): target/dev/signing.pem"
+  "$bin" keygen --out target/dev/signing.pem >/dev/null
+fi
+
+export SSO_ENV=dev
+export SSO__SERVER__LISTEN="127.0.0.1:$port"
+export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
+redirect="http://localhost:3000/sso/callback"
+
+cat <<TRY
+
+In another terminal, issue a code as the authorize service would, then exchange it:
+
+  cd $root
+  CODE=\$(SSO_ENV=dev SSO__REDIS__URL=redis://127.0.0.1:$redis_port target/debug/sso-token issue-code \\
+      --client demo-app --redirect-uri $redirect --scope user:basic)
+  curl -s -X POST http://127.0.0.1:$port/identity/sso/oauth2/access_token \\
+      -H 'Content-Type: application/json' \\
+      -d '{"grant_type":"authorization_code","client_id":"demo-app","client_secret":"demo-secret","code":"'"\$CODE"'","redirect_uri":"$redirect"}'
+
+The same exchange as a standard OAuth client sends it (form body, HTTP Basic):
+
+  curl -s -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/access_token \\
+      -d grant_type=authorization_code -d "code=\$CODE" --data-urlencode redirect_uri=$redirect
+
+(A code is single use: issue a new one for each exchange; the second use of a code revokes its token.)
+
+TRY
+echo "== starting sso-token on 127.0.0.1:$port"
+exec "$bin" serve
