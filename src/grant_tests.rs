@@ -1,1 +1,336 @@
+use std::sync::LazyLock;
+
+use serde_json::{Value, json};
+
 use super::*;
+use crate::clients::Registry;
+use crate::oauth::{ClientCredentials, Sensitive};
+
+const REDIRECT_URI: &str = "https://app.example/cb";
+const OTHER_REDIRECT_URI: &str = "https://app.example/other";
+/// RFC 7636 Appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const S256_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// Well-formed, but not the verifier of [`S256_CHALLENGE`].
+const OTHER_VERIFIER: &str = "eBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+const CLIENTS: &str = r#"
+[[clients]]
+id = "app"
+secret = "sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf"
+redirect_uris = ["https://app.example/cb", "https://app.example/other"]
+scopes = ["user:basic", "user:email"]
+
+[[clients]]
+id = "other-app"
+secret = "sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf"
+redirect_uris = ["https://other.example/cb"]
+scopes = ["user:basic", "admin"]
+"#;
+
+/// The registry is private to its module's constructors; load it the way the server does.
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let path = std::env::temp_dir().join(format!(
+        "sso-token-grant-tests-{}-{}.toml",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::write(&path, CLIENTS).unwrap();
+    let registry = Registry::load(&path);
+    let _ = std::fs::remove_file(&path);
+    registry.unwrap()
+});
+
+fn client(id: &str) -> &'static Client {
+    REGISTRY.get(id).unwrap()
+}
+
+fn request(redirect_uri: &str, verifier: Option<&str>) -> TokenRequest {
+    TokenRequest {
+        client: ClientCredentials {
+            id: "app".into(),
+            secret: Sensitive::new("demo-secret"),
+            used_basic: false,
+        },
+        code: Sensitive::new("the-code"),
+        redirect_uri: redirect_uri.into(),
+        code_verifier: verifier.map(Sensitive::new),
+    }
+}
+
+/// What the authorize service writes for `app`, without PKCE.
+fn record() -> Value {
+    json!({
+        "client_id": "app",
+        "redirect_uri": REDIRECT_URI,
+        "username": "alice",
+        "account_id": "42",
+        "scope": ["user:basic", "user:email"],
+        "issued_at": 1_700_000_000,
+    })
+}
+
+fn record_with(changes: Value) -> String {
+    let mut record = record();
+    for (key, value) in changes.as_object().unwrap() {
+        record[key] = value.clone();
+    }
+    record.to_string()
+}
+
+fn check_app(raw: &str, request: &TokenRequest) -> Result<Grant, OAuthError> {
+    check(raw, client("app"), request, " ")
+}
+
+/// The description of an `invalid_grant`, or a panic naming what came instead.
+fn invalid_grant(result: Result<Grant, OAuthError>) -> String {
+    match result {
+        Err(OAuthError::InvalidGrant(description)) => description.into_owned(),
+        other => panic!("expected invalid_grant, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_matching_record_grants_its_user_and_scopes() {
+    let grant = check_app(&record().to_string(), &request(REDIRECT_URI, None)).unwrap();
+    assert_eq!(grant.username, "alice");
+    assert_eq!(grant.account_id, "42");
+    assert_eq!(grant.scopes, ["user:basic", "user:email"]);
+}
+
+#[test]
+fn any_registered_redirect_uri_of_the_client_may_be_used() {
+    let raw = record_with(json!({ "redirect_uri": OTHER_REDIRECT_URI }));
+    assert!(check_app(&raw, &request(OTHER_REDIRECT_URI, None)).is_ok());
+}
+
+#[test]
+fn optional_and_unknown_record_fields_may_be_left_out_or_added() {
+    let mut minimal = record();
+    minimal.as_object_mut().unwrap().remove("issued_at");
+    minimal["state"] = json!("from-a-newer-authorize-service");
+    minimal["code_challenge"] = Value::Null;
+    assert!(check_app(&minimal.to_string(), &request(REDIRECT_URI, None)).is_ok());
+}
+
+#[test]
+fn scopes_are_read_from_an_array_or_a_string_joined_by_the_configured_separator() {
+    // (separator, stored scope, granted scopes)
+    let cases = [
+        (
+            " ",
+            json!(["user:basic", "user:email"]),
+            vec!["user:basic", "user:email"],
+        ),
+        (
+            ",",
+            json!(["user:basic", "user:email"]),
+            vec!["user:basic", "user:email"],
+        ),
+        (
+            " ",
+            json!("user:basic user:email"),
+            vec!["user:basic", "user:email"],
+        ),
+        (
+            " ",
+            json!("  user:basic   user:email "),
+            vec!["user:basic", "user:email"],
+        ),
+        (
+            ",",
+            json!("user:basic,user:email"),
+            vec!["user:basic", "user:email"],
+        ),
+        (
+            ",",
+            json!("user:basic, user:email,"),
+            vec!["user:basic", "user:email"],
+        ),
+        (" ", json!("user:email"), vec!["user:email"]),
+        (" ", json!(""), vec![]),
+        (",", json!([]), vec![]),
+    ];
+    for (separator, scope, expected) in cases {
+        let raw = record_with(json!({ "scope": scope }));
+        let grant = check(&raw, client("app"), &request(REDIRECT_URI, None), separator)
+            .unwrap_or_else(|e| panic!("{separator:?} {scope}: {e}"));
+        assert_eq!(grant.scopes, expected, "{separator:?} {scope}");
+    }
+}
+
+#[test]
+fn a_scope_the_client_may_not_have_is_refused_and_named() {
+    // (separator, stored scope, the scope to be named)
+    let cases = [
+        (" ", json!(["user:basic", "admin"]), "admin"),
+        (" ", json!("user:basic admin"), "admin"),
+        (",", json!("user:email,admin"), "admin"),
+        (",", json!("user:basic user:email"), "user:basic user:email"),
+        (
+            " ",
+            json!(["user:basic user:email"]),
+            "user:basic user:email",
+        ),
+        (" ", json!(["USER:BASIC"]), "USER:BASIC"),
+    ];
+    for (separator, scope, denied) in cases {
+        let raw = record_with(json!({ "scope": scope }));
+        match check(&raw, client("app"), &request(REDIRECT_URI, None), separator) {
+            Err(OAuthError::InvalidScope(description)) => {
+                assert!(
+                    description.contains(&format!("`{denied}`")),
+                    "{scope}: {description}"
+                );
+            }
+            other => panic!("{separator:?} {scope}: expected invalid_scope, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_record_for_another_client_or_redirect_uri_is_refused() {
+    // (record changes, client, request redirect_uri, what the description must say)
+    let cases = [
+        (
+            json!({}),
+            "other-app",
+            REDIRECT_URI,
+            "not issued to this client",
+        ),
+        (
+            json!({ "client_id": "other-app" }),
+            "app",
+            REDIRECT_URI,
+            "not issued to this client",
+        ),
+        (
+            json!({ "client_id": "APP" }),
+            "app",
+            REDIRECT_URI,
+            "not issued to this client",
+        ),
+        (json!({}), "app", OTHER_REDIRECT_URI, "redirect_uri differs"),
+        (
+            json!({}),
+            "app",
+            "https://app.example/cb/",
+            "redirect_uri differs",
+        ),
+        (
+            json!({}),
+            "app",
+            "https://APP.example/cb",
+            "redirect_uri differs",
+        ),
+        (
+            json!({ "redirect_uri": "https://evil.example/cb" }),
+            "app",
+            "https://evil.example/cb",
+            "not registered",
+        ),
+        (
+            json!({ "client_id": "other-app", "redirect_uri": REDIRECT_URI }),
+            "other-app",
+            REDIRECT_URI,
+            "not registered",
+        ),
+    ];
+    for (changes, client_id, redirect_uri, expected) in cases {
+        let raw = record_with(changes.clone());
+        let description = invalid_grant(check(
+            &raw,
+            client(client_id),
+            &request(redirect_uri, None),
+            " ",
+        ));
+        assert!(
+            description.contains(expected),
+            "{changes} {client_id} {redirect_uri}: {description}"
+        );
+    }
+}
+
+#[test]
+fn pkce_grants_only_the_matching_verifier() {
+    let s256 = json!({ "code_challenge": S256_CHALLENGE, "code_challenge_method": "S256" });
+    let plain = json!({ "code_challenge": VERIFIER, "code_challenge_method": "plain" });
+    let unnamed = json!({ "code_challenge": VERIFIER });
+    // (record changes, verifier, granted)
+    let cases = [
+        (s256.clone(), Some(VERIFIER), true),
+        (s256.clone(), Some(OTHER_VERIFIER), false),
+        (s256.clone(), Some(S256_CHALLENGE), false),
+        (s256, None, false),
+        (plain.clone(), Some(VERIFIER), true),
+        (plain.clone(), Some(OTHER_VERIFIER), false),
+        (plain, None, false),
+        // RFC 7636 §4.3: no method means plain.
+        (unnamed.clone(), Some(VERIFIER), true),
+        (unnamed, Some(OTHER_VERIFIER), false),
+        (
+            json!({ "code_challenge": S256_CHALLENGE }),
+            Some(VERIFIER),
+            false,
+        ),
+        // No downgrade: a verifier for a code issued without a challenge.
+        (json!({}), Some(VERIFIER), false),
+        (json!({}), None, true),
+    ];
+    for (changes, verifier, granted) in cases {
+        let raw = record_with(changes.clone());
+        let result = check_app(&raw, &request(REDIRECT_URI, verifier));
+        if granted {
+            assert!(result.is_ok(), "{changes} {verifier:?}: {result:?}");
+        } else {
+            let description = invalid_grant(result);
+            assert!(
+                description.contains("code_verifier"),
+                "{changes} {verifier:?}: {description}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_malformed_record_is_refused_as_an_invalid_grant() {
+    let mut missing_username = record();
+    missing_username.as_object_mut().unwrap().remove("username");
+    let mut missing_scope = record();
+    missing_scope.as_object_mut().unwrap().remove("scope");
+    let malformed = [
+        String::new(),
+        "not json".into(),
+        "null".into(),
+        "[]".into(),
+        "{}".into(),
+        missing_username.to_string(),
+        missing_scope.to_string(),
+        record_with(json!({ "scope": 7 })),
+        record_with(json!({ "scope": ["user:basic", 7] })),
+        record_with(json!({ "account_id": 42 })),
+        record_with(json!({ "code_challenge": VERIFIER, "code_challenge_method": "s256" })),
+        record_with(json!({ "issued_at": "yesterday" })),
+        record().to_string()[1..].to_owned(),
+    ];
+    for raw in malformed {
+        let description = invalid_grant(check_app(&raw, &request(REDIRECT_URI, None)));
+        assert!(description.contains("malformed"), "{raw}: {description}");
+    }
+}
+
+#[test]
+fn a_record_with_an_empty_username_or_account_id_is_refused() {
+    for changes in [
+        json!({ "username": "" }),
+        json!({ "account_id": "" }),
+        json!({ "username": "", "account_id": "" }),
+    ] {
+        let raw = record_with(changes.clone());
+        let description = invalid_grant(check_app(&raw, &request(REDIRECT_URI, None)));
+        assert!(
+            description.contains("incomplete"),
+            "{changes}: {description}"
+        );
+    }
+}
