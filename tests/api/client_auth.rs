@@ -1,0 +1,131 @@
+//! Client authentication: one indistinguishable `invalid_client` for every failure, checked
+//! before Redis is touched, so that a failed attempt burns no code.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+
+use crate::helpers::{
+    APP, Answer, DISABLED, ENCODED, OTHER, TestClient, basic_auth, code_record, spawn_app,
+};
+
+/// How the credentials travel.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Body,
+    Basic,
+    /// Basic without the RFC 6749 §2.3.1 form-urlencoding of id and secret.
+    RawBasic,
+}
+
+const UNKNOWN_ID: &str = "no-such-app";
+const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
+
+#[tokio::test]
+async fn every_client_authentication_failure_is_the_same_invalid_client() {
+    let app = spawn_app().await;
+    // (case, whose code is presented, client id, secret, how)
+    #[rustfmt::skip]
+    let cases: [(&str, &TestClient, &str, &str, Via); 9] = [
+        ("unknown client in the body", &APP, UNKNOWN_ID, APP.secret, Via::Body),
+        ("unknown client in Basic", &APP, UNKNOWN_ID, APP.secret, Via::Basic),
+        ("wrong secret in the body", &APP, APP.id, WRONG_SECRET, Via::Body),
+        ("wrong secret in Basic", &APP, APP.id, WRONG_SECRET, Via::Basic),
+        ("another client's secret", &APP, APP.id, OTHER.secret, Via::Body),
+        ("secret in another case", &APP, APP.id, &APP.secret.to_uppercase(), Via::Body),
+        ("disabled client in the body", &DISABLED, DISABLED.id, DISABLED.secret, Via::Body),
+        ("disabled client in Basic", &DISABLED, DISABLED.id, DISABLED.secret, Via::Basic),
+        ("Basic not form-urlencoded", &ENCODED, ENCODED.id, ENCODED.secret, Via::RawBasic),
+    ];
+    let mut descriptions = Vec::new();
+    for (name, owner, id, secret, via) in cases {
+        let code = app.issue_code(owner).await;
+        let form = [
+            ("code", code.as_str()),
+            ("redirect_uri", owner.redirect_uri),
+        ];
+        let request = app.http.post(app.token_url());
+        let request = match via {
+            Via::Body => request.json(&json!({
+                "client_id": id,
+                "client_secret": secret,
+                "code": code,
+                "redirect_uri": owner.redirect_uri,
+            })),
+            Via::Basic => request
+                .header("Authorization", basic_auth(id, secret))
+                .form(&form),
+            Via::RawBasic => {
+                let raw = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
+                request.header("Authorization", raw).form(&form)
+            }
+        };
+
+        let answer = Answer::of(request.send().await.unwrap()).await;
+
+        assert_eq!(
+            (answer.status, answer.error()),
+            (401, "invalid_client"),
+            "{name}: {}",
+            answer.text
+        );
+        answer.assert_error_shape(name);
+        let challenge = answer.header("www-authenticate");
+        if via == Via::Body {
+            assert_eq!(challenge, None, "{name}: a Basic challenge without Basic");
+        } else {
+            assert!(
+                challenge.is_some_and(|c| c.to_ascii_lowercase().starts_with("basic")),
+                "{name}: no Basic challenge"
+            );
+        }
+        for secret in [secret, owner.secret] {
+            assert!(
+                !answer.text.contains(secret),
+                "{name}: the secret is echoed"
+            );
+        }
+        assert!(!answer.text.contains(&code), "{name}: the code is echoed");
+        assert!(app.code_exists(&code).await, "{name}: the code was burnt");
+        descriptions.push(answer.json["error_description"].clone());
+    }
+    descriptions.dedup();
+    assert_eq!(
+        descriptions.len(),
+        1,
+        "failures can be told apart: {descriptions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_secret_does_not_consume_the_code() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let wrong = TestClient {
+        secret: WRONG_SECRET,
+        ..APP
+    };
+
+    let refused = app.exchange(&wrong, &code).await;
+    let accepted = app.exchange(&APP, &code).await;
+
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(accepted.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_client_not_allowed_the_code_grant_is_an_unauthorized_client() {
+    let app = spawn_app().await;
+    let client = &crate::helpers::NO_CODE_GRANT;
+    let code = app.write_code(&code_record(client)).await;
+
+    let answer = Answer::of(app.exchange(client, &code).await).await;
+
+    assert_eq!(
+        (answer.status, answer.error()),
+        (400, "unauthorized_client"),
+        "{}",
+        answer.text
+    );
+    answer.assert_error_shape("unauthorized_client");
+}

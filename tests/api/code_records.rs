@@ -1,0 +1,95 @@
+//! The code record is the contract with the authorize service: what it may write and how each
+//! form is read.
+
+use serde_json::json;
+
+use crate::helpers::{
+    APP, Answer, ISSUER, RFC7636_VERIFIER, code_record, json_request, spawn_app, spawn_app_with,
+    verify_token,
+};
+
+#[tokio::test]
+async fn a_scope_stored_as_one_joined_string_is_granted_as_a_list() {
+    let app = spawn_app().await;
+    let code = "OC-1001-GNen5J2oMC1mJncDvO2tvwYV".to_owned();
+    let record = json!({
+        "client_id": APP.id,
+        "redirect_uri": APP.redirect_uri,
+        "username": "zhangs",
+        "account_id": "8cneYRM97jU0pqVpJWY",
+        "scope": "user:basic,user:contract",
+    });
+    let written = app.store.put_code(&code, &record.to_string(), 60).await;
+    assert!(written.unwrap());
+
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json["scope"], "user:basic,user:contract");
+    let claims = verify_token(
+        answer.json["access_token"].as_str().unwrap(),
+        APP.id,
+        ISSUER,
+    );
+    assert_eq!(
+        claims.claims["scope"],
+        json!(["user:basic", "user:contract"])
+    );
+}
+
+#[tokio::test]
+async fn a_challenge_without_a_method_is_plain_as_rfc7636_says() {
+    let app = spawn_app().await;
+    let mut record = code_record(&APP);
+    record.code_challenge = Some(RFC7636_VERIFIER.into());
+    let code = app.write_code(&record).await;
+    let mut body = json_request(&APP, &code);
+    body["code_verifier"] = RFC7636_VERIFIER.into();
+
+    let answer = Answer::of(app.post_json(&body).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+#[tokio::test]
+async fn any_sane_string_is_a_code() {
+    let app = spawn_app().await;
+    for code in [
+        "x",
+        "código 🔑 with spaces",
+        &"A".repeat(200),
+        "OC-0000-{}:*?[]",
+    ] {
+        let record = serde_json::to_string(&code_record(&APP)).unwrap();
+        assert!(app.store.put_code(code, &record, 60).await.unwrap());
+
+        let answer = Answer::of(app.exchange(&APP, code).await).await;
+
+        assert_eq!(answer.status, 200, "code {code:?}: {}", answer.text);
+        assert!(!app.code_exists(code).await);
+    }
+}
+
+#[tokio::test]
+async fn the_configured_scope_separator_joins_and_splits_scopes() {
+    let app = spawn_app_with(|s| s.token.scope_separator = " ".into()).await;
+    let code = "OC-2002-joinedWithSpaces0000000".to_owned();
+    let mut record = serde_json::to_value(code_record(&APP)).unwrap();
+    record["scope"] = "user:basic user:contract".into();
+    let written = app.store.put_code(&code, &record.to_string(), 60).await;
+    assert!(written.unwrap());
+
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json["scope"], "user:basic user:contract");
+    let claims = verify_token(
+        answer.json["access_token"].as_str().unwrap(),
+        APP.id,
+        ISSUER,
+    );
+    assert_eq!(
+        claims.claims["scope"],
+        json!(["user:basic", "user:contract"])
+    );
+}

@@ -1,0 +1,74 @@
+//! Races for one code: of any number of concurrent requests, on any number of replicas, exactly
+//! one gets a token.
+
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+use crate::helpers::{APP, Answer, ISSUER, TestApp, json_request, spawn_app_with, verify_token};
+
+const RACERS: usize = 50;
+
+/// Sends `RACERS` exchanges of `code` at once, spread over `apps`.
+async fn race(apps: &[&TestApp], code: &str) -> Vec<Answer> {
+    let start = Arc::new(Barrier::new(RACERS));
+    let mut racers = JoinSet::new();
+    for i in 0..RACERS {
+        let app = apps[i % apps.len()];
+        let (http, url, body) = (app.http.clone(), app.token_url(), json_request(&APP, code));
+        let start = Arc::clone(&start);
+        racers.spawn(async move {
+            start.wait().await;
+            Answer::of(http.post(url).json(&body).send().await.expect("sent")).await
+        });
+    }
+    racers.join_all().await
+}
+
+/// Exactly one winner whose token verifies; every other racer gets `invalid_grant`; and since the
+/// code came back after it was spent, the winner's token is revoked (RFC 6749 §4.1.2).
+async fn assert_exactly_one_winner(app: &TestApp, code: &str, answers: &[Answer]) {
+    let winners: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
+    assert_eq!(winners.len(), 1, "winners: {}", winners.len());
+    verify_token(
+        winners[0].json["access_token"].as_str().unwrap(),
+        APP.id,
+        ISSUER,
+    );
+    for loser in answers.iter().filter(|a| a.status != 200) {
+        assert_eq!(
+            (loser.status, loser.error()),
+            (400, "invalid_grant"),
+            "{}",
+            loser.text
+        );
+    }
+    assert!(!app.code_exists(code).await);
+    assert!(
+        app.keys("token:*").await.is_empty(),
+        "the raced token was not revoked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_requests_for_one_code_get_exactly_one_token() {
+    let app = spawn_app_with(|s| s.server.workers = 2).await;
+    let code = app.issue_code(&APP).await;
+
+    let answers = race(&[&app], &code).await;
+
+    assert_exactly_one_winner(&app, &code, &answers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_race_across_two_replicas_sharing_redis_gets_exactly_one_token() {
+    let first = spawn_app_with(|s| s.server.workers = 2).await;
+    let second = first.spawn_replica();
+    assert_ne!(first.address, second.address);
+    let code = first.issue_code(&APP).await;
+
+    let answers = race(&[&first, &second], &code).await;
+
+    assert_exactly_one_winner(&first, &code, &answers).await;
+}

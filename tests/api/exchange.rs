@@ -1,0 +1,223 @@
+//! The happy paths: every accepted way of asking, and what a successful answer looks like.
+
+use serde_json::json;
+
+use crate::helpers::{
+    ALLOWED_SCOPES, APP, Answer, ENCODED, ISSUER, RFC7636_CHALLENGE, RFC7636_VERIFIER, basic_auth,
+    code_record, json_request, spawn_app, verify_token,
+};
+
+#[tokio::test]
+async fn a_code_can_be_exchanged_for_a_token_with_a_json_body() {
+    let app = spawn_app().await;
+    let record = code_record(&APP);
+    let code = app.write_code(&record).await;
+
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json["username"], record.username.as_str());
+    assert_eq!(answer.json["account_id"], record.account_id.as_str());
+    let token = answer.json["access_token"].as_str().expect("access_token");
+    let claims = verify_token(token, APP.id, ISSUER).claims;
+    assert_eq!(claims["sub"], record.account_id.as_str());
+}
+
+#[tokio::test]
+async fn a_code_can_be_exchanged_with_a_form_body_and_http_basic_credentials() {
+    let app = spawn_app().await;
+    let record = code_record(&ENCODED);
+    let code = app.write_code(&record).await;
+
+    let response = app
+        .post_form_basic(
+            &ENCODED,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", ENCODED.redirect_uri),
+            ],
+        )
+        .await;
+
+    let answer = Answer::of(response).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let token = answer.json["access_token"].as_str().expect("access_token");
+    let claims = verify_token(token, ENCODED.id, ISSUER).claims;
+    assert_eq!(claims["client_id"], ENCODED.id);
+    assert_eq!(claims["sub"], record.account_id.as_str());
+}
+
+#[tokio::test]
+async fn a_basic_client_may_repeat_its_own_client_id_in_the_body() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&ENCODED).await;
+
+    let response = app
+        .post_form_basic(
+            &ENCODED,
+            &[
+                ("client_id", ENCODED.id),
+                ("code", &code),
+                ("redirect_uri", ENCODED.redirect_uri),
+            ],
+        )
+        .await;
+
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn credentials_in_basic_work_with_a_json_body_too() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+
+    let response = app
+        .http
+        .post(app.token_url())
+        .header("Authorization", basic_auth(APP.id, APP.secret))
+        .json(&json!({"code": code, "redirect_uri": APP.redirect_uri}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn camel_case_json_keys_are_accepted() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+
+    let answer = Answer::of(
+        app.post_json(&json!({
+            "grantType": "authorization_code",
+            "clientId": APP.id,
+            "clientSecret": APP.secret,
+            "code": code,
+            "redirectUri": APP.redirect_uri,
+        }))
+        .await,
+    )
+    .await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(answer.json["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn grant_type_may_be_omitted_and_then_means_authorization_code() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let mut body = json_request(&APP, &code);
+    body.as_object_mut().unwrap().remove("grant_type");
+
+    let response = app.post_json(&body).await;
+
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn the_response_has_exactly_the_seed_fields_and_is_not_cacheable() {
+    let app = spawn_app().await;
+    let mut record = code_record(&APP);
+    record.scope = ALLOWED_SCOPES.map(String::from).to_vec();
+    let code = app.write_code(&record).await;
+
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let mut fields: Vec<&str> = answer
+        .json
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    let expected = [
+        "access_token",
+        "account_id",
+        "expires_in",
+        "scope",
+        "token_type",
+        "username",
+    ];
+    assert_eq!(fields, expected);
+    assert_eq!(answer.json["token_type"], "bearer");
+    assert_eq!(answer.json["expires_in"], 1800);
+    assert_eq!(answer.json["scope"], "user:basic,user:contract");
+    assert_eq!(answer.json["username"], record.username.as_str());
+    assert_eq!(answer.json["account_id"], record.account_id.as_str());
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json"))
+    );
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(answer.header("pragma"), Some("no-cache"));
+}
+
+#[tokio::test]
+async fn the_code_is_deleted_from_redis_by_the_exchange() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    assert!(app.code_exists(&code).await);
+
+    let response = app.exchange(&APP, &code).await;
+
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        !app.code_exists(&code).await,
+        "the code outlived its exchange"
+    );
+}
+
+#[tokio::test]
+async fn a_pkce_code_is_exchanged_with_the_right_verifier_for_s256_and_plain() {
+    let app = spawn_app().await;
+    for (method, challenge) in [("S256", RFC7636_CHALLENGE), ("plain", RFC7636_VERIFIER)] {
+        let mut record = code_record(&APP);
+        record.code_challenge = Some(challenge.into());
+        record.code_challenge_method = Some(method.into());
+        let code = app.write_code(&record).await;
+        let mut body = json_request(&APP, &code);
+        body["code_verifier"] = RFC7636_VERIFIER.into();
+
+        let answer = Answer::of(app.post_json(&body).await).await;
+
+        assert_eq!(answer.status, 200, "{method}: {}", answer.text);
+    }
+}
+
+#[tokio::test]
+async fn content_type_parameters_and_case_and_unknown_fields_are_accepted() {
+    let app = spawn_app().await;
+    for content_type in [
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+    ] {
+        let code = app.issue_code(&APP).await;
+        let mut body = json_request(&APP, &code);
+        body["state"] = "ignored".into();
+        body["nonce"] = "ignored too".into();
+        let body = if content_type.to_ascii_lowercase().contains("json") {
+            body.to_string()
+        } else {
+            serde_urlencoded::to_string(body.as_object().unwrap()).unwrap()
+        };
+
+        let response = app
+            .http
+            .post(app.token_url())
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+
+        let answer = Answer::of(response).await;
+        assert_eq!(answer.status, 200, "{content_type}: {}", answer.text);
+    }
+}

@@ -1,0 +1,131 @@
+//! The world around the service, as the tests see it: the registered clients (and their
+//! registry file), the code records the authorize service writes, and the requests clients send.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sso_token::clients::hash_secret_sha256;
+use sso_token::codes::NewCode;
+use uuid::Uuid;
+
+/// A client of the registry the tests load.
+pub struct TestClient {
+    pub id: &'static str,
+    pub secret: &'static str,
+    pub redirect_uri: &'static str,
+}
+
+pub const APP: TestClient = TestClient {
+    id: "app",
+    secret: "app-secret-Zr8vKq2LwT9xNc4B7hMd",
+    redirect_uri: "https://app.example/sso/callback",
+};
+pub const OTHER: TestClient = TestClient {
+    id: "other-app",
+    secret: "other-secret-Qp3Wm8Ys1Kd6Rv0Ej5Tn",
+    redirect_uri: "https://other.example/callback",
+};
+/// Id and secret that must be form-urlencoded in HTTP Basic (RFC 6749 §2.3.1).
+pub const ENCODED: TestClient = TestClient {
+    id: "partner:app +1/ü",
+    secret: "s3:cr/et+%&=ü ?#Xy7Lk2",
+    redirect_uri: "https://partner.example/cb?tenant=1",
+};
+pub const DISABLED: TestClient = TestClient {
+    id: "retired-app",
+    secret: "retired-secret-Hb4Nc9Vx2Lq7Wz1Pf8Gs",
+    redirect_uri: "https://retired.example/cb",
+};
+/// Its tokens carry `aud = "central-security"` instead of the client id.
+pub const AUDIENCED: TestClient = TestClient {
+    id: "audienced-app",
+    secret: "audienced-secret-Tm6Rj3Ck8Xa1Uy5Do0Bw",
+    redirect_uri: "https://audienced.example/cb",
+};
+/// Registered, but not for the authorization_code grant.
+pub const NO_CODE_GRANT: TestClient = TestClient {
+    id: "machine-app",
+    secret: "machine-secret-Ge2Lp7Ns4Ah9Kx3Vt6Mq",
+    redirect_uri: "https://machine.example/cb",
+};
+/// The default `token.issuer` (the seed's `iss`).
+pub const ISSUER: &str = "com.central-x.security";
+/// The example of RFC 7636 Appendix B.
+pub const RFC7636_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const RFC7636_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// The `audience` of AUDIENCED in the registry (the seed's example audience).
+pub const AUDIENCE_OVERRIDE: &str = "central-security";
+/// Registered for APP besides its own redirect URI.
+pub const APP_SECOND_REDIRECT: &str = "https://app.example/sso/callback2";
+/// Registered for both APP and OTHER.
+pub const SHARED_REDIRECT: &str = "https://shared.example/sso/callback";
+pub const ALLOWED_SCOPES: [&str; 2] = ["user:basic", "user:contract"];
+
+/// The registry file of the test clients, secrets hashed as `sha256:<hex>`.
+pub fn clients_toml() -> String {
+    let quote = |s: &str| serde_json::to_string(s).unwrap();
+    let entry = |c: &TestClient, more_uris: &[&str], extra: &str| {
+        let uris: Vec<&str> = [c.redirect_uri].iter().chain(more_uris).copied().collect();
+        format!(
+            "[[clients]]\nid = {}\nsecret = {}\nredirect_uris = {}\nscopes = {}\n{extra}\n",
+            quote(c.id),
+            quote(&hash_secret_sha256(c.secret)),
+            serde_json::to_string(&uris).unwrap(),
+            serde_json::to_string(&ALLOWED_SCOPES).unwrap(),
+        )
+    };
+    [
+        entry(&APP, &[APP_SECOND_REDIRECT, SHARED_REDIRECT], ""),
+        entry(&OTHER, &[SHARED_REDIRECT], ""),
+        entry(&ENCODED, &[], ""),
+        entry(&DISABLED, &[], "enabled = false"),
+        entry(
+            &AUDIENCED,
+            &[],
+            &format!("audience = {}", quote(AUDIENCE_OVERRIDE)),
+        ),
+        entry(
+            &NO_CODE_GRANT,
+            &[],
+            "grant_types = [\"client_credentials\"]",
+        ),
+    ]
+    .concat()
+}
+
+/// A code record for `client` with a random user and one allowed scope.
+pub fn code_record(client: &TestClient) -> NewCode {
+    let suffix = &Uuid::new_v4().simple().to_string()[..8];
+    NewCode {
+        client_id: client.id.into(),
+        redirect_uri: client.redirect_uri.into(),
+        username: format!("user-{suffix}"),
+        account_id: format!("acct{suffix}"),
+        scope: vec!["user:basic".into()],
+        code_challenge: None,
+        code_challenge_method: None,
+        issued_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    }
+}
+
+/// The seed document's JSON request body.
+pub fn json_request(client: &TestClient, code: &str) -> Value {
+    json!({
+        "grant_type": "authorization_code",
+        "client_id": client.id,
+        "client_secret": client.secret,
+        "code": code,
+        "redirect_uri": client.redirect_uri,
+    })
+}
+
+/// RFC 6749 §2.3.1: each part form-urlencoded, then `id:secret` in base64.
+pub fn basic_auth(id: &str, secret: &str) -> String {
+    let encode = |s: &str| serde_urlencoded::to_string([("", s)]).unwrap()[1..].to_owned();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", encode(id), encode(secret)))
+    )
+}

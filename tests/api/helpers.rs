@@ -1,0 +1,235 @@
+//! `spawn_app` and what the tests share: one redis-server and one signing key per test process,
+//! helpers to write codes, call the endpoint and check tokens. Test modules import everything
+//! from here (the fixtures and `Answer` are re-exported).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use deadpool_redis::redis;
+use jsonwebtoken::{Algorithm, DecodingKey, TokenData, Validation};
+use serde_json::Value;
+use sso_token::codes::{self, NewCode};
+use sso_token::config::Settings;
+use sso_token::startup::{Application, TOKEN_PATH};
+use sso_token::store::Store;
+use sso_token::tokens::{KeyKind, SigningKey};
+use uuid::Uuid;
+
+pub use crate::answer::Answer;
+pub use crate::fixtures::*;
+use crate::redis_server::RedisServer;
+
+/// Process-wide fixtures: the shared redis-server, the signing key and the clients file.
+struct Shared {
+    redis: RedisServer,
+    key_path: PathBuf,
+    clients_path: PathBuf,
+    key: SigningKey,
+}
+
+/// The whole suite takes seconds; a deadlock must fail it, not hang CI.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        std::thread::spawn(|| {
+            std::thread::sleep(WATCHDOG);
+            // Straight to stderr: the test harness captures `eprintln!`.
+            let message = format!("API tests still running after {WATCHDOG:?}: something hangs\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
+            std::process::exit(124);
+        });
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "api-{}-{}",
+            std::process::id(),
+            Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let pem = SigningKey::generate_pem(KeyKind::Rsa2048).expect("RSA key");
+        let key_path = dir.join("signing.pem");
+        std::fs::write(&key_path, &pem).expect("key file");
+        let clients_path = dir.join("clients.toml");
+        std::fs::write(&clients_path, clients_toml()).expect("clients file");
+        Shared {
+            // The wrapper removes the directory once the test process is gone.
+            redis: RedisServer::start_with(&[], Some(&dir)),
+            key_path,
+            clients_path,
+            key: SigningKey::from_pem(&pem).expect("generated key parses"),
+        }
+    })
+}
+
+/// The shipped `config/default.toml`, pointed at the test fixtures, on port 0, with a fresh key
+/// prefix in the shared Redis.
+pub fn test_settings() -> Settings {
+    let shared = shared();
+    let text = include_str!("../../config/default.toml");
+    let mut settings: Settings = toml::from_str(text).expect("config/default.toml parses");
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.server.workers = 1;
+    settings.server.shutdown_timeout_secs = 1;
+    settings.redis.url = shared.redis.url();
+    settings.redis.pool_size = 8;
+    settings.redis.timeout_ms = 2000;
+    settings.redis.key_prefix = format!("test:{}:", Uuid::new_v4());
+    settings.token.signing_key = shared.key_path.clone();
+    settings.clients.file = shared.clients_path.clone();
+    settings
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub settings: Settings,
+    pub store: Store,
+    pub http: reqwest::Client,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    configure(&mut settings);
+    spawn_with_settings(settings)
+}
+
+fn spawn_with_settings(settings: Settings) -> TestApp {
+    let settings = settings.validate().expect("valid test settings");
+    let app = Application::build(settings.clone()).expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        store: Store::new(&settings.redis).expect("store"),
+        settings,
+        http: http_client(),
+    }
+}
+
+/// The HTTP client of the tests: no redirects followed, bounded in time.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client")
+}
+
+impl TestApp {
+    /// Another server instance on the same Redis and key prefix: a second replica.
+    pub fn spawn_replica(&self) -> TestApp {
+        spawn_with_settings(self.settings.clone())
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.address)
+    }
+
+    /// Writes `record` under a fresh code, as the authorize service would; returns the code.
+    pub async fn write_code(&self, record: &NewCode) -> String {
+        let code = codes::new_code().expect("code");
+        let written = codes::write(&self.store, &code, record, 60).await;
+        assert!(
+            written.expect("code written to redis"),
+            "code already existed"
+        );
+        code
+    }
+
+    /// A fresh code for `client` with the default record.
+    pub async fn issue_code(&self, client: &TestClient) -> String {
+        self.write_code(&code_record(client)).await
+    }
+
+    pub async fn post_json(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.token_url())
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A form body, with `client`'s credentials in HTTP Basic.
+    pub async fn post_form_basic(
+        &self,
+        client: &TestClient,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.token_url())
+            .header("Authorization", basic_auth(client.id, client.secret))
+            .form(form)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The seed document's request: JSON, credentials in the body.
+    pub async fn exchange(&self, client: &TestClient, code: &str) -> reqwest::Response {
+        self.post_json(&json_request(client, code)).await
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.settings.redis.url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+
+    pub async fn exists(&self, key: &str) -> bool {
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<u32>(&mut self.redis().await)
+            .await
+            .expect("EXISTS")
+            == 1
+    }
+
+    pub async fn code_exists(&self, code: &str) -> bool {
+        self.exists(&self.store.code_key(code)).await
+    }
+
+    /// Keys under this app's prefix that match `pattern` (for example `token:*`).
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let pattern = format!("{}{pattern}", self.settings.redis.key_prefix);
+        redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("KEYS")
+    }
+}
+
+/// The public key of the signing key, taken from its JWK as a resource server would.
+pub fn decoding_key() -> DecodingKey {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(public_jwk()).expect("a standard JWK");
+    DecodingKey::from_jwk(&jwk).expect("RSA public key")
+}
+
+/// The public JWK of the signing key as JSON.
+pub fn public_jwk() -> Value {
+    serde_json::to_value(shared().key.public_jwk()).expect("JWK serializes")
+}
+
+/// Verifies signature, `exp`, `iss` and `aud`; returns header and claims.
+pub fn verify_token(token: &str, audience: &str, issuer: &str) -> TokenData<Value> {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[issuer]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Value>(token, &decoding_key(), &validation)
+        .unwrap_or_else(|e| panic!("token does not verify: {e}"))
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}

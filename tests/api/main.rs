@@ -1,0 +1,18 @@
+//! The integration tests: the real HTTP server, in-process on port 0, against a real
+//! redis-server started by the harness (see `helpers` and `redis_server`).
+
+mod answer;
+mod client_auth;
+mod code_records;
+mod concurrency;
+mod exchange;
+mod fixtures;
+mod fuzz;
+mod grant_errors;
+mod helpers;
+mod oauth2_client;
+mod record;
+mod redis_outage;
+mod redis_server;
+mod request_errors;
+mod token;

@@ -1,0 +1,118 @@
+//! The token record in Redis: what it holds, how long it lives, and its revocation on replay.
+
+use deadpool_redis::redis;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    APP, Answer, ISSUER, TestApp, code_record, spawn_app, spawn_app_with, verify_token,
+};
+
+/// The token record of `token`: its key, its JSON value and its remaining life in milliseconds.
+async fn token_record(app: &TestApp, token: &str) -> (String, Option<Value>, i64) {
+    let jti = verify_token(token, APP.id, ISSUER).claims["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = app.store.token_key(&jti);
+    assert_eq!(key, format!("{}token:{jti}", app.settings.redis.key_prefix));
+    let mut redis = app.redis().await;
+    let value: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let value = value.map(|v| serde_json::from_str(&v).expect("the token record is JSON"));
+    (key, value, pttl)
+}
+
+fn assert_ttl_is(pttl: i64, expires_in: u64) {
+    let expires_ms = i64::try_from(expires_in).unwrap() * 1000;
+    assert!(
+        (expires_ms - 1000..=expires_ms).contains(&pttl),
+        "token record TTL is {pttl} ms, expected {expires_ms} ms (1 s slack)"
+    );
+}
+
+#[tokio::test]
+async fn the_token_record_lives_exactly_as_long_as_the_token() {
+    for expires_in in [None, Some(900)] {
+        let app = spawn_app_with(|s| {
+            if let Some(seconds) = expires_in {
+                s.token.expires_in = seconds;
+            }
+        })
+        .await;
+        let code = app.issue_code(&APP).await;
+
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let granted = answer.json["expires_in"].as_u64().unwrap();
+        assert_eq!(granted, expires_in.unwrap_or(1800));
+        let token = answer.json["access_token"].as_str().unwrap();
+        let (_, record, pttl) = token_record(&app, token).await;
+        assert!(record.is_some(), "no token record");
+        assert_ttl_is(pttl, granted);
+    }
+}
+
+#[tokio::test]
+async fn the_token_record_holds_what_introspection_needs() {
+    let app = spawn_app().await;
+    let record = code_record(&APP);
+    let code = app.write_code(&record).await;
+
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let token = answer.json["access_token"].as_str().unwrap();
+    let claims = verify_token(token, APP.id, ISSUER).claims;
+    let (_, stored, _) = token_record(&app, token).await;
+    let stored = stored.expect("a token record");
+    assert_eq!(stored["client_id"], APP.id);
+    assert_eq!(stored["exp"], claims["exp"]);
+    let grant = &stored["grant"];
+    assert_eq!(grant["account_id"], record.account_id.as_str());
+    assert_eq!(grant["username"], record.username.as_str());
+    assert_eq!(grant["scope"], json!(record.scope));
+}
+
+#[tokio::test]
+async fn a_code_can_be_exchanged_only_once_and_a_replay_revokes_the_first_token() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let first = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let token = first.json["access_token"].as_str().unwrap();
+    let (key, record, _) = token_record(&app, token).await;
+    assert!(record.is_some(), "the first token has no record");
+
+    let replay = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(replay.status, 400, "{}", replay.text);
+    assert_eq!(replay.error(), "invalid_grant");
+    replay.assert_error_shape("replay");
+    assert!(!replay.text.contains(&code), "the error echoes the code");
+    assert!(!app.exists(&key).await, "the first token was not revoked");
+}
+
+#[tokio::test]
+async fn a_third_attempt_with_a_spent_code_is_still_refused() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &code).await.status().as_u16(), 200);
+    for attempt in 2..=3 {
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+        assert_eq!(
+            (answer.status, answer.error()),
+            (400, "invalid_grant"),
+            "attempt {attempt}"
+        );
+    }
+    assert!(app.keys("token:*").await.is_empty(), "a live token is left");
+}

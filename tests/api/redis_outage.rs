@@ -1,0 +1,123 @@
+//! Redis trouble (down, slow, restarted, not yet there) never hangs a request past the configured
+//! timeout: the answer is a 503 JSON error, and service resumes by itself when Redis is back.
+//! Each test runs its own redis-server, which it stops.
+
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use sso_token::codes;
+
+use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::redis_server::{RedisServer, free_port};
+
+const TIMEOUT_MS: u64 = 300;
+/// Well under 2 s, and more than three times the configured timeout.
+const PROMPT: Duration = Duration::from_secs(1);
+
+async fn app_on(redis_url: String) -> TestApp {
+    spawn_app_with(|s| {
+        s.redis.url = redis_url;
+        s.redis.timeout_ms = TIMEOUT_MS;
+    })
+    .await
+}
+
+/// An exchange while Redis is unusable: a prompt 503 `temporarily_unavailable`.
+async fn assert_unavailable(app: &TestApp, code: &str) {
+    let started = Instant::now();
+    let answer = Answer::of(app.exchange(&APP, code).await).await;
+    let elapsed = started.elapsed();
+
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(answer.error(), "temporarily_unavailable");
+    answer.assert_error_shape("redis unavailable");
+    assert!(elapsed < PROMPT, "the answer took {elapsed:?}");
+}
+
+async fn status_of(app: &TestApp, path: &str) -> u16 {
+    let response = app.http.get(format!("{}{path}", app.address)).send().await;
+    let answer = Answer::of(response.expect("probe answered")).await;
+    assert!(
+        answer.json.is_object(),
+        "{path} is not JSON: {}",
+        answer.text
+    );
+    answer.status
+}
+
+/// Retries for a few seconds: write a fresh code, exchange it; returns once a token comes back.
+async fn eventually_exchanges(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = String::from("no code could be written");
+    while Instant::now() < deadline {
+        let code = codes::new_code().unwrap();
+        if let Ok(true) = codes::write(&app.store, &code, &code_record(&APP), 60).await {
+            let answer = Answer::of(app.exchange(&APP, &code).await).await;
+            if answer.status == 200 {
+                return;
+            }
+            last = format!("{} {}", answer.status, answer.text);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("service did not resume within 5 s; last answer: {last}");
+}
+
+#[tokio::test]
+async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
+    let mut redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let code = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &code).await.status().as_u16(), 200);
+    let pending = app.issue_code(&APP).await;
+
+    redis.crash();
+
+    for _ in 0..3 {
+        assert_unavailable(&app, &pending).await;
+    }
+    assert_eq!(status_of(&app, "/readyz").await, 503);
+    assert_eq!(status_of(&app, "/healthz").await, 200);
+
+    let _restarted = RedisServer::start_on(redis.port(), &[]);
+
+    eventually_exchanges(&app).await;
+    assert_eq!(status_of(&app, "/readyz").await, 200);
+}
+
+#[tokio::test]
+async fn the_server_starts_while_redis_is_down_and_serves_once_it_is_up() {
+    let port = free_port();
+    let app = app_on(format!("redis://127.0.0.1:{port}")).await;
+
+    assert_eq!(status_of(&app, "/healthz").await, 200);
+    assert_eq!(status_of(&app, "/readyz").await, 503);
+    assert_unavailable(&app, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV").await;
+
+    let _redis = RedisServer::start_on(port, &[]);
+
+    eventually_exchanges(&app).await;
+    assert_eq!(status_of(&app, "/readyz").await, 200);
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
+    let redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let code = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &code).await.status().as_u16(), 200);
+    let pending = app.issue_code(&APP).await;
+
+    // Every client, ours included, gets no answer for 1.5 s.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("ALL")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+
+    assert_unavailable(&app, &pending).await;
+    assert_eq!(status_of(&app, "/readyz").await, 503);
+    eventually_exchanges(&app).await;
+}

@@ -1,0 +1,169 @@
+//! A real `redis-server` for the tests: no persistence, its own free port on 127.0.0.1.
+//!
+//! Every instance runs under a small `sh` wrapper whose stdin is a pipe held by the test process:
+//! when the pipe closes (on [`RedisServer::stop`], on drop, or when the test process exits in any
+//! way) the wrapper kills `redis-server` and waits for it. So even the shared instance, kept in a
+//! static that is never dropped, cannot outlive the test process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts redis in the background, prints its pid, waits for a line or EOF on stdin, then stops
+/// it: with SIGKILL (a crash) if the line is `crash`, else with SIGTERM. `$1` is the program,
+/// `$2` a directory to remove afterwards (may be empty), the rest its arguments.
+const WRAPPER: &str = r#"r="$1"; cleanup="$2"; shift 2
+"$r" "$@" >/dev/null 2>&1 &
+pid=$!
+echo "$pid"
+read -r how
+if [ "$how" = crash ]; then kill -KILL "$pid" 2>/dev/null; else kill "$pid" 2>/dev/null; fi
+wait "$pid"
+[ -n "$cleanup" ] && rm -rf "$cleanup"
+exit 0"#;
+
+const START_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A new instance on a free port.
+    pub fn start() -> Self {
+        Self::start_with(&[], None)
+    }
+
+    /// A new instance on a free port; `extra` goes to `redis-server`, `cleanup` is removed once
+    /// the instance has stopped.
+    pub fn start_with(extra: &[&str], cleanup: Option<&Path>) -> Self {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start(free_port(), extra, cleanup) {
+                return server;
+            }
+        }
+        panic!("could not start redis-server (set REDIS_SERVER to its path if not on PATH)");
+    }
+
+    /// An instance on `port` (which a stopped instance may just have released).
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start(port, extra, None) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not start redis-server on port {port}");
+    }
+
+    fn try_start(port: u16, extra: &[&str], cleanup: Option<&Path>) -> Option<Self> {
+        let program = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let cleanup = cleanup.map(|p| p.display().to_string()).unwrap_or_default();
+        let port_arg = port.to_string();
+        let dir = std::env::temp_dir();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg("sh")
+            .args([program.as_str(), cleanup.as_str()])
+            .args(["--port", &port_arg, "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--loglevel", "warning", "--dir"])
+            .arg(&dir)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh must be available to run redis-server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("wrapper prints the pid");
+        let pid: u32 = line.trim().parse().expect("a pid");
+        let mut server = Self {
+            port,
+            child: Some(child),
+        };
+        // The port may have been taken by someone else in the meantime: only our process counts.
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if redis_pid(port) == Some(pid) {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server.stop();
+        None
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops redis-server (SIGTERM) and waits until it is gone.
+    pub fn stop(&mut self) {
+        self.end(false);
+    }
+
+    /// Kills redis-server (SIGKILL), as a crash would, and waits until it is gone.
+    pub fn crash(&mut self) {
+        self.end(true);
+    }
+
+    fn end(&mut self, crash: bool) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(if crash { b"crash\n" } else { b"stop\n" });
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The `process_id` that the redis on `port` reports, if one answers.
+fn redis_pid(port: u16) -> Option<u32> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some(start) = text.find("process_id:") {
+            let rest = &text[start + "process_id:".len()..];
+            if let Some(end) = rest.find("\r\n") {
+                return rest[..end].trim().parse().ok();
+            }
+        }
+    }
+}

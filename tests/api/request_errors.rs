@@ -1,0 +1,222 @@
+//! Requests the endpoint cannot make sense of: a 4xx with the RFC 6749 error body, never a 5xx,
+//! never an echo of the secret or the code, and no code burnt.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{APP, Answer, OTHER, basic_auth, json_request, spawn_app};
+
+const JSON: Option<&str> = Some("application/json");
+const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+const BAD_REQUEST: &[(u16, &str)] = &[(400, "invalid_request")];
+/// Missing credentials: RFC 6749 allows either reading.
+const NO_CREDENTIALS: &[(u16, &str)] = &[(400, "invalid_request"), (401, "invalid_client")];
+const UNSUPPORTED_MEDIA: &[(u16, &str)] = &[(400, "invalid_request"), (415, "invalid_request")];
+const TOO_LARGE: &[(u16, &str)] = &[(400, "invalid_request"), (413, "invalid_request")];
+
+/// One malformed request: content type, `Authorization`, body, and the acceptable answers.
+struct Case {
+    name: &'static str,
+    content_type: Option<&'static str>,
+    authorization: Option<String>,
+    body: Vec<u8>,
+    expected: &'static [(u16, &'static str)],
+}
+
+fn case(name: &'static str, content_type: Option<&'static str>, body: impl Into<Vec<u8>>) -> Case {
+    Case {
+        name,
+        content_type,
+        authorization: None,
+        body: body.into(),
+        expected: BAD_REQUEST,
+    }
+}
+
+impl Case {
+    fn expect(self, expected: &'static [(u16, &'static str)]) -> Self {
+        Self { expected, ..self }
+    }
+
+    fn auth(self, authorization: String) -> Self {
+        Self {
+            authorization: Some(authorization),
+            ..self
+        }
+    }
+}
+
+/// The seed request for `code` with `edit` applied.
+fn json_with(code: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut body = json_request(&APP, code);
+    edit(&mut body);
+    body.to_string().into_bytes()
+}
+
+fn without(field: &'static str) -> impl FnOnce(&mut Value) {
+    move |body| {
+        body.as_object_mut().unwrap().remove(field);
+    }
+}
+
+fn set(field: &'static str, value: Value) -> impl FnOnce(&mut Value) {
+    move |body| body[field] = value
+}
+
+#[rustfmt::skip]
+fn cases(code: &str) -> Vec<Case> {
+    let seed = json_with(code, |_| {});
+    let form = |extra: &str| {
+        format!("code={code}&redirect_uri=https%3A%2F%2Fapp.example%2Fsso%2Fcallback{extra}")
+    };
+    let basic = || basic_auth(APP.id, APP.secret);
+    let pad = "x".repeat(5000);
+    vec![
+        case("grant_type password", JSON, json_with(code, set("grant_type", json!("password"))))
+            .expect(&[(400, "unsupported_grant_type")]),
+        case("grant_type refresh_token in a form", FORM, form("&grant_type=refresh_token"))
+            .auth(basic()).expect(&[(400, "unsupported_grant_type")]),
+        case("no code", JSON, json_with(code, without("code"))),
+        case("an empty code", JSON, json_with(code, set("code", json!("")))),
+        case("no redirect_uri", JSON, json_with(code, without("redirect_uri"))),
+        case("no client_id", JSON, json_with(code, without("client_id"))).expect(NO_CREDENTIALS),
+        case("no client_secret", JSON, json_with(code, without("client_secret"))).expect(NO_CREDENTIALS),
+        case("no credentials in a form", FORM, form("")).expect(NO_CREDENTIALS),
+        case("code is a number", JSON, json_with(code, set("code", json!(123)))),
+        case("client_id is an array", JSON, json_with(code, set("client_id", json!([APP.id])))),
+        case("client_secret is an object", JSON, json_with(code, set("client_secret", json!({"s": APP.secret})))),
+        case("redirect_uri is a boolean", JSON, json_with(code, set("redirect_uri", json!(true)))),
+        case("grant_type is a number", JSON, json_with(code, set("grant_type", json!(1)))),
+        case("truncated JSON", JSON, &seed[..seed.len() - 5]),
+        case("JSON with trailing garbage", JSON, [seed.as_slice(), b"}"].concat()),
+        case("not JSON at all", JSON, "grant_type=authorization_code"),
+        case("a JSON array", JSON, "[]"),
+        case("JSON null", JSON, "null"),
+        case("a JSON string", JSON, r#""code""#),
+        case("an empty JSON body", JSON, ""),
+        case("a field given twice", JSON, format!(r#"{{"code":"{code}","code":"{code}"}}"#)),
+        case("snake and camel case of one field", JSON, json_with(code, set("clientId", json!(APP.id)))),
+        case("a field given twice in a form", FORM, form(&format!("&code={code}"))).auth(basic()),
+        case("a JSON body sent as a form", FORM, seed.clone()).expect(NO_CREDENTIALS),
+        case("text/plain", Some("text/plain"), seed.clone()).expect(UNSUPPORTED_MEDIA),
+        case("application/xml", Some("application/xml"), seed.clone()).expect(UNSUPPORTED_MEDIA),
+        case("multipart", Some("multipart/form-data; boundary=x"), seed.clone()).expect(UNSUPPORTED_MEDIA),
+        case("no content type", None, seed.clone()).expect(UNSUPPORTED_MEDIA),
+        case("a JSON body over the limit", JSON, json_with(code, set("pad", json!(pad)))).expect(TOO_LARGE),
+        case("a form body over the limit", FORM, form(&format!("&pad={pad}"))).auth(basic()).expect(TOO_LARGE),
+        case("Basic and a client_secret in the body", JSON, seed.clone()).auth(basic()),
+        case("Basic and another client_id in the body", FORM, form(&format!("&client_id={}", OTHER.id)))
+            .auth(basic()),
+        case("a Bearer token instead of credentials", FORM, form("")).auth("Bearer abc".into())
+            .expect(NO_CREDENTIALS),
+        case("Basic credentials that are not base64", FORM, form("")).auth("Basic %%%".into())
+            .expect(NO_CREDENTIALS),
+        case("a code of 600 bytes", JSON, json_with(code, set("code", json!("C".repeat(600)))))
+            .expect(&[(400, "invalid_request"), (400, "invalid_grant")]),
+    ]
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_4xx_rfc_error_and_burn_no_code() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    for case in cases(&code) {
+        let mut request = app.http.post(app.token_url()).body(case.body);
+        if let Some(content_type) = case.content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        if let Some(authorization) = case.authorization {
+            request = request.header("Authorization", authorization);
+        }
+
+        let answer = Answer::of(request.send().await.unwrap()).await;
+
+        let name = case.name;
+        assert!(
+            case.expected.contains(&(answer.status, answer.error())),
+            "{name}: got {} {}, expected one of {:?}",
+            answer.status,
+            answer.text,
+            case.expected
+        );
+        answer.assert_error_shape(name);
+        assert!(
+            !answer.text.contains(APP.secret),
+            "{name}: the secret is echoed"
+        );
+        assert!(!answer.text.contains(&code), "{name}: the code is echoed");
+        assert!(app.code_exists(&code).await, "{name}: the code was burnt");
+    }
+}
+
+#[tokio::test]
+async fn other_methods_on_the_token_path_get_a_4xx_rfc_error() {
+    let app = spawn_app().await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ] {
+        let response = app
+            .http
+            .request(method.clone(), app.token_url())
+            .send()
+            .await;
+
+        let answer = Answer::of(response.unwrap()).await;
+        assert!(
+            (400..500).contains(&answer.status),
+            "{method}: {}",
+            answer.status
+        );
+        answer.assert_error_shape(method.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    // Without Content-Length the limit can only be enforced while reading.
+    let body = json_with(&code, set("pad", json!("x".repeat(6000))));
+    let chunked: String = body
+        .chunks(1000)
+        .map(|chunk| {
+            format!(
+                "{:x}\r\n{}\r\n",
+                chunk.len(),
+                String::from_utf8_lossy(chunk)
+            )
+        })
+        .collect();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}0\r\n\r\n",
+        sso_token::startup::TOKEN_PATH
+    );
+    let port = app.address.rsplit(':').next().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    // The server may reset the connection after answering early; what it sent is kept.
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+
+    assert!(read.is_ok(), "no answer within 5 s");
+    let raw = String::from_utf8_lossy(&raw);
+    let status: u16 = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    assert!((400..500).contains(&status), "{raw}");
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(body["error"], "invalid_request");
+    assert!(app.code_exists(&code).await, "the code was burnt");
+}
