@@ -45,6 +45,7 @@ pub struct ServerSettings {
 pub struct RedisSettings {
     /// `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket`.
     pub url: String,
+    /// Multiplexed connections per process at most; each worker thread keeps to one.
     pub pool_size: usize,
     /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
     pub timeout_ms: u64,

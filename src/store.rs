@@ -7,8 +7,11 @@
 //! - `<prefix>used:<code>`: the replay marker, the `jti` issued for a spent code, same TTL.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncCommands, Script};
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 
@@ -49,6 +52,10 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
 }
 
+fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+    lane.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 /// What the exchange script found under a code.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Taken {
@@ -60,13 +67,28 @@ pub enum Taken {
     Unknown,
 }
 
-/// The Redis side of the service. Cheap to clone (the pool is shared).
+/// The Redis side of the service. Cheap to clone (pool and lanes are shared).
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    lanes: Arc<[Lane]>,
     prefix: String,
     timeout: Duration,
     exchange: Script,
+}
+
+/// A multiplexed connection that the threads mapped to it share; empty until first use and
+/// after an error. Each thread keeps to one lane, so a connection's I/O is driven on the worker
+/// that created it, and a request checks nothing out of the pool: deadpool's recycle sends
+/// UNWATCH + PING on every check-out, one more round trip per request. The pool stays the
+/// factory (URL, timeouts) for new connections.
+type Lane = Mutex<Option<MultiplexedConnection>>;
+
+thread_local! {
+    static LANE: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
 }
 
 impl Store {
@@ -85,6 +107,7 @@ impl Store {
         });
         Ok(Self {
             pool: config.create_pool(Some(Runtime::Tokio1))?,
+            lanes: (0..settings.pool_size).map(|_| Mutex::new(None)).collect(),
             prefix: settings.key_prefix.clone(),
             timeout,
             exchange: Script::new(EXCHANGE_SCRIPT),
@@ -103,19 +126,33 @@ impl Store {
         format!("{}used:{code}", self.prefix)
     }
 
-    /// Runs `op` on a pooled connection, bounded by `redis.timeout_ms` end to end.
+    /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
+    /// included). After any failure the lane is emptied, so the next call reconnects.
     async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        let lane = &self.lanes[LANE.with(|i| *i) % self.lanes.len()];
         let work = async {
-            let conn = self.pool.get().await?;
+            let cached = lock(lane).clone();
+            let conn = match cached {
+                Some(conn) => conn,
+                None => {
+                    let conn = deadpool_redis::Connection::take(self.pool.get().await?);
+                    *lock(lane) = Some(conn.clone());
+                    conn
+                }
+            };
             op(conn).await
         };
-        tokio::time::timeout(self.timeout, work)
+        let result = tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .unwrap_or(Err(StoreError::Timeout(self.timeout)));
+        if result.is_err() {
+            *lock(lane) = None;
+        }
+        result
     }
 
     /// Takes `code` out of Redis and, when it was live, records the token `jti` with
