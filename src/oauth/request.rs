@@ -50,7 +50,7 @@ struct RawParams<'a> {
     code_verifier: Option<Cow<'a, str>>,
 }
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 11] = [
     "grant_type",
     "grantType",
     "client_id",
@@ -61,6 +61,7 @@ const FIELDS: [&str; 10] = [
     "redirect_uri",
     "redirectUri",
     "code_verifier",
+    "codeVerifier",
 ];
 
 /// The body formats the endpoint accepts.
@@ -125,6 +126,16 @@ fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
 }
 
 fn parse_json(body: &[u8]) -> Result<RawParams<'_>, OAuthError> {
+    // serde's derived struct also reads a JSON array, by position: only an object will do.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(OAuthError::invalid_request(
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+                "request body must be a JSON object"
+            } else {
+                "request body is not valid JSON"
+            },
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| OAuthError::invalid_request(explain_json(body, &e)))
 }
 
@@ -147,10 +158,27 @@ fn explain_json(body: &[u8], error: &serde_json::Error) -> Cow<'static, str> {
 }
 
 fn parse_form(body: &[u8]) -> Result<RawParams<'_>, OAuthError> {
+    if !is_utf8_form(body) {
+        return Err(OAuthError::invalid_request(
+            "request body is not valid application/x-www-form-urlencoded UTF-8",
+        ));
+    }
     serde_urlencoded::from_bytes(body).map_err(|e| {
         OAuthError::invalid_request(duplicate_field(&e).unwrap_or_else(|| {
             "request body is not valid application/x-www-form-urlencoded".into()
         }))
+    })
+}
+
+/// serde_urlencoded replaces bytes that are not UTF-8 with U+FFFD; refuse them instead, raw or
+/// percent-encoded (RFC 6749 Appendix B: UTF-8).
+fn is_utf8_form(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok_and(|text| {
+        text.split(['&', '=']).all(|component| {
+            percent_encoding::percent_decode_str(component)
+                .decode_utf8()
+                .is_ok()
+        })
     })
 }
 

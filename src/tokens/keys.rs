@@ -44,8 +44,8 @@ pub enum KeyError {
     Block(String),
     #[error("not an RSA, P-256 or Ed25519 private key the signer accepts")]
     Rejected,
-    #[error("RSA key has {0} bits; at least {MIN_RSA_BITS} are required")]
-    TooShort(usize),
+    #[error("RSA key is too short; at least {MIN_RSA_BITS} bits are required")]
+    TooShort,
     #[error("signing failed")]
     Sign,
 }
@@ -98,17 +98,14 @@ impl SigningKey {
         let block = pem::parse(text)?;
         let der = block.contents();
         let pair = match block.tag() {
-            "RSA PRIVATE KEY" => {
-                Pair::Rsa(RsaKeyPair::from_der(der).map_err(|_| KeyError::Rejected)?)
-            }
+            "RSA PRIVATE KEY" => Pair::Rsa(RsaKeyPair::from_der(der).map_err(rsa_rejected)?),
             "PRIVATE KEY" => Self::pkcs8(der)?,
             other => return Err(KeyError::Block(other.to_owned())),
         };
-        if let Pair::Rsa(rsa) = &pair {
-            let bits = rsa.public_modulus_len() * 8;
-            if bits < MIN_RSA_BITS {
-                return Err(KeyError::TooShort(bits));
-            }
+        if let Pair::Rsa(rsa) = &pair
+            && rsa.public_modulus_len() * 8 < MIN_RSA_BITS
+        {
+            return Err(KeyError::TooShort);
         }
         let jwk = public_jwk(&pair);
         Ok(Self {
@@ -119,8 +116,10 @@ impl SigningKey {
     }
 
     fn pkcs8(der: &[u8]) -> Result<Pair, KeyError> {
-        if let Ok(rsa) = RsaKeyPair::from_pkcs8(der) {
-            return Ok(Pair::Rsa(rsa));
+        match RsaKeyPair::from_pkcs8(der) {
+            Ok(rsa) => return Ok(Pair::Rsa(rsa)),
+            Err(e) if e.description_() == "TooSmall" => return Err(KeyError::TooShort),
+            Err(_) => {}
         }
         if let Ok(ec) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der) {
             return Ok(Pair::Ecdsa(ec));
@@ -186,6 +185,15 @@ impl SigningKey {
                 .map_err(|_| KeyError::Sign),
             Pair::Ed25519(ed) => Ok(ed.sign(message).as_ref().to_vec()),
         }
+    }
+}
+
+/// aws-lc-rs refuses short RSA keys itself; say so rather than "not a key".
+fn rsa_rejected(error: aws_lc_rs::error::KeyRejected) -> KeyError {
+    if error.description_() == "TooSmall" {
+        KeyError::TooShort
+    } else {
+        KeyError::Rejected
     }
 }
 
