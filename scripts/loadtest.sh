@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Load-tests sso-token with its load generator (src/bin/sso-loadtest): seeds authorization codes
+# into Redis, drives POST /identity/sso/oauth2/access_token, verifies every answer (status, the
+# six fields, JWT signature and claims, no jti or code accepted twice) and prints a summary:
+# throughput, latency percentiles, errors by kind, Redis commands per exchange, CPU, peak RSS.
+# Exits non-zero on any violation or unexpected error.
+#
+# Usage: scripts/loadtest.sh [options] [-- more `sso-loadtest run` options]
+#
+# By default it builds the release binaries, generates a fresh RSA-2048 key, starts one server
+# pinned to CPU 0 with one worker (SSO__SERVER__WORKERS=1), runs the generator on CPU 1 against
+# the Redis of the configuration (config/, SSO_ENV, SSO__REDIS__URL), and stops what it started.
+#
+# Servers
+#   --url URL             test a running server instead of starting one; repeat for several
+#                         (requests go round-robin). Its key and clients must be the config's.
+#   --instances N         servers to start, on consecutive ports, all against one Redis [1]
+#   --port PORT           port of the first started server [a free one]
+#   --workers N           worker threads of each started server [1]
+#   --server-cpus LIST    taskset CPU list of started servers (and of --sign-bench) [0]
+#   --client-cpus LIST    taskset CPU list of the generator [1]
+#   --no-pin              no taskset at all
+#   --server-log LEVEL    RUST_LOG of started servers [warn: no access log line per request]
+# Redis
+#   --start-redis         start a private redis-server (no persistence) and use it
+#   --redis-port PORT     its port [a free one]
+#   --redis-cpus LIST     taskset CPU list of that redis-server [not pinned]
+# Signing key (started servers and the generator read the same one)
+#   --alg ALG             generate a fresh key: rs256 (RSA-2048), es256 (P-256), eddsa (Ed25519)
+#                         [rs256 when servers are started and --key is not given]
+#   --key FILE            use this PEM private key (sets SSO__TOKEN__SIGNING_KEY)
+# Load (shortcuts for `sso-loadtest run` options; see `sso-loadtest run --help` for all)
+#   -c, --connections C   connections, or most requests in flight with --rate [50]
+#   -n, --requests N      requests to send [10000 unless --duration]
+#   -d, --duration SECS   run for this long instead
+#   --rate R              open loop: R requests/s on a fixed timetable; latency from due time
+#   --warmup N            closed-loop requests before the measured run, not counted [1000; 0 in --smoke]
+#   --form-basic          form body + HTTP Basic instead of the seed's JSON
+#   --pkce                store an S256 challenge with each code and send the verifier
+#   --replay-every K      every K-th request re-sends the previous code: one of two must win
+#   --no-verify-signature skip the JWT signature check (everything else is still checked)
+# Extra runs, compared with the main one in its summary
+#   --sign-bench SECS     first measure raw signatures/s of the key on one thread (server CPUs)
+#   --healthz             also drive GET /healthz with the same connections (the ES256/EdDSA
+#                         target is exchanges/s >= 25 % of that)
+# Other
+#   --out DIR             JSON summaries and server logs go here [target/loadtest]
+#   --label TEXT          name of the run in its summary
+#   --profile P           release or debug binaries [release; debug with --smoke]
+#   --no-build            use the binaries as they are
+#   --smoke               CI smoke test: private Redis, one debug server, a few hundred verified
+#                         exchanges (JSON with replays, form + Basic + PKCE open loop, healthz,
+#                         sign-bench); fails on any violation or error
+#   -h, --help            this text
+#
+# Examples
+#   scripts/loadtest.sh --start-redis --alg rs256 --sign-bench 5 -c 64 -d 20
+#   scripts/loadtest.sh --start-redis --alg eddsa --healthz -c 64 -d 20
+#   scripts/loadtest.sh --start-redis --alg eddsa --rate 10000 -d 30 -c 200
+#   scripts/loadtest.sh --start-redis --instances 2 --server-cpus 0 -c 100 -d 20
+#   scripts/loadtest.sh --url http://127.0.0.1:8080 -n 5000 -- --server-pid 1234
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+die() { echo "loadtest.sh: $*" >&2; exit 2; }
+
+urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
+start_redis=0 redis_port="" redis_cpus="" alg="" key="" out="target/loadtest" label=""
+profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" run_args=() extra=()
+need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --url) need "$@"; urls+=("$2"); shift ;;
+    --instances) need "$@"; instances="$2"; shift ;;
+    --port) need "$@"; port="$2"; shift ;;
+    --workers) need "$@"; workers="$2"; shift ;;
+    --server-cpus) need "$@"; server_cpus="$2"; shift ;;
+    --client-cpus) need "$@"; client_cpus="$2"; shift ;;
+    --no-pin) pin=0 ;;
+    --server-log) need "$@"; server_log="$2"; shift ;;
+    --start-redis) start_redis=1 ;;
+    --redis-port) need "$@"; redis_port="$2"; shift ;;
+    --redis-cpus) need "$@"; redis_cpus="$2"; shift ;;
+    --alg) need "$@"; alg="$2"; shift ;;
+    --key) need "$@"; key="$2"; shift ;;
+    -c|--connections|-n|--requests|-d|--duration|--rate|--replay-every)
+      need "$@"; run_args+=("$1" "$2"); shift ;;
+    --warmup) need "$@"; warmup="$2"; shift ;;
+    --form-basic|--pkce|--no-verify-signature) run_args+=("$1") ;;
+    --sign-bench) need "$@"; sign_bench="$2"; shift ;;
+    --healthz) healthz=1 ;;
+    --out) need "$@"; out="$2"; shift ;;
+    --label) need "$@"; label="$2"; shift ;;
+    --profile) need "$@"; profile="$2"; shift ;;
+    --no-build) build=0 ;;
+    --smoke) smoke=1 ;;
+    --) shift; extra=("$@"); break ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+  shift
+done
+
+if [[ $smoke == 1 ]]; then
+  start_redis=1
+  profile="${profile:-debug}"
+  alg="${alg:-rs256}"
+  warmup="${warmup:-0}"
+  [[ ${#urls[@]} -eq 0 ]] || die "--smoke starts its own server; drop --url"
+fi
+profile="${profile:-release}"
+warmup="${warmup:-1000}"
+[[ "$profile" == release || "$profile" == debug ]] || die "--profile is release or debug"
+[[ "$instances" =~ ^[1-9][0-9]*$ ]] || die "--instances must be a positive number"
+start_servers=0
+[[ ${#urls[@]} -eq 0 ]] && start_servers=1
+if [[ $start_servers == 1 && -z "$alg" && -z "$key" ]]; then alg=rs256; fi
+[[ -n "$alg" && -n "$key" ]] && die "--alg and --key exclude each other"
+case "$alg" in
+  "") ;;
+  rs256) kind=rsa2048 ;;
+  es256) kind=p256 ;;
+  eddsa) kind=ed25519 ;;
+  *) die "--alg is rs256, es256 or eddsa" ;;
+esac
+if [[ $pin == 1 ]] && { ! command -v taskset >/dev/null 2>&1 || [[ "$(nproc)" -lt 2 ]]; }; then
+  echo "== no taskset or a single CPU: running unpinned"
+  pin=0
+fi
+on_cpus() { # on_cpus LIST command...: pinned when pinning is on and LIST is not empty
+  local cpus="$1"; shift
+  if [[ $pin == 1 && -n "$cpus" ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
+spawn() { # spawn LIST LOG command...: like on_cpus, in the background; sets $spawned to its pid
+  local cpus="$1" log="$2"; shift 2
+  if [[ $pin == 1 && -n "$cpus" ]]; then set -- taskset -c "$cpus" "$@"; fi
+  "$@" >"$log" 2>&1 &
+  spawned=$!
+  pids+=("$spawned")
+}
+
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$(( 20000 + RANDOM % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  die "no free port found"
+}
+
+# 1,000 connections need 1,000 descriptors on each side: raise the soft limit when allowed.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ $build == 1 ]]; then
+  echo "== building the $profile binaries"
+  if [[ $profile == release ]]; then cargo build --quiet --release --bins; else cargo build --quiet --bins; fi
+fi
+bin_dir="${CARGO_TARGET_DIR:-$root/target}/$profile"
+server_bin="$bin_dir/sso-token"
+loadtest_bin="$bin_dir/sso-loadtest"
+[[ -x "$server_bin" && -x "$loadtest_bin" ]] || die "no binaries in $bin_dir (drop --no-build)"
+
+if [[ $start_redis == 1 ]]; then
+  source scripts/lib.sh
+  ensure_redis_server
+  redis_port="${redis_port:-$(free_port)}"
+  echo "== starting redis-server on 127.0.0.1:$redis_port"
+  spawn "$redis_cpus" "$out/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
+    --save "" --appendonly no --daemonize no --loglevel warning --dir "$work"
+  for _ in $(seq 50); do
+    [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" == PONG ]] && break
+    sleep 0.1
+  done
+  [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" == PONG ]] \
+    || die "redis-server did not start (see $out/redis.log)"
+  export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
+fi
+
+if [[ -n "$alg" ]]; then
+  key="$work/signing-$alg.pem"
+  echo "== generating a $alg key ($kind): kid $("$server_bin" keygen --kind "$kind" --out "$key")"
+fi
+if [[ -n "$key" ]]; then
+  [[ -r "$key" ]] || die "--key $key is not readable"
+  export SSO__TOKEN__SIGNING_KEY="$(cd "$(dirname "$key")" && pwd)/$(basename "$key")"
+fi
+
+pid_args=()
+if [[ $start_servers == 1 ]]; then
+  port="${port:-$(free_port)}"
+  for i in $(seq 0 $(( instances - 1 ))); do
+    p=$(( port + i ))
+    echo "== starting sso-token on 127.0.0.1:$p (workers $workers, CPUs ${server_cpus:-any})"
+    spawn "$server_cpus" "$out/server-$p.log" env SSO__SERVER__LISTEN="127.0.0.1:$p" \
+      SSO__SERVER__WORKERS="$workers" SSO__SERVER__SHUTDOWN_TIMEOUT_SECS=1 \
+      RUST_LOG="$server_log" "$server_bin" serve
+    pid_args+=(--server-pid "$spawned")
+    urls+=("http://127.0.0.1:$p")
+  done
+fi
+url_args=()
+for u in "${urls[@]}"; do url_args+=(--url "$u"); done
+
+generator() { on_cpus "$client_cpus" "$loadtest_bin" "$@"; }
+failed=0
+compare=()
+if [[ -n "$sign_bench" ]]; then
+  on_cpus "$server_cpus" "$loadtest_bin" sign-bench --seconds "$sign_bench" --json "$out/sign-bench.json"
+  compare+=(--compare "$out/sign-bench.json")
+fi
+common=("${url_args[@]}" "${pid_args[@]}" --wait-ready 30 --warmup "$warmup")
+if [[ $smoke == 1 ]]; then
+  echo "== smoke: JSON exchanges, closed loop, with deliberate replays"
+  generator run "${common[@]}" -c 8 -n 300 --replay-every 10 --label smoke-json \
+    --json "$out/smoke-json.json" "${extra[@]}" || failed=1
+  echo "== smoke: form + Basic + PKCE, open loop"
+  generator run "${common[@]}" -c 8 -n 100 --rate 200 --form-basic --pkce --label smoke-form \
+    --json "$out/smoke-form.json" "${extra[@]}" || failed=1
+  echo "== smoke: GET /healthz"
+  generator run "${common[@]}" --endpoint healthz -c 8 -n 200 --label smoke-healthz \
+    --json "$out/smoke-healthz.json" || failed=1
+  echo "== smoke: sign-bench"
+  "$loadtest_bin" sign-bench --seconds 0.3 || failed=1
+else
+  if [[ $healthz == 1 ]]; then
+    generator run "${common[@]}" --endpoint healthz "${run_args[@]}" --label healthz \
+      --json "$out/healthz.json" "${extra[@]}" || failed=1
+    compare+=(--compare "$out/healthz.json")
+  fi
+  label_args=()
+  [[ -n "$label" ]] && label_args=(--label "$label")
+  generator run "${common[@]}" "${run_args[@]}" "${compare[@]}" "${label_args[@]}" \
+    --json "$out/token.json" "${extra[@]}" || failed=1
+fi
+for pid in "${pids[@]}"; do
+  kill -0 "$pid" 2>/dev/null || { echo "loadtest.sh: process $pid died during the run" >&2; failed=1; }
+done
+if [[ $failed != 0 ]]; then
+  echo "loadtest.sh: FAILED (summaries and server logs in $out)" >&2
+  exit 1
+fi
+echo "== passed; JSON summaries in $out"

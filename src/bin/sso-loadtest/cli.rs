@@ -1,0 +1,158 @@
+//! The command line: `run` and `sign-bench`, and every option of a run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Load generator for sso-token: seeds codes, drives the token endpoint, verifies \
+             every answer, reports. Exit status 0 = passed, 1 = violations or errors, 2 = \
+             could not run."
+)]
+pub struct Cli {
+    /// Folder with default.toml and the optional <env>.toml (the server's configuration).
+    #[arg(long, env = "SSO_CONFIG_DIR", default_value = "config", global = true)]
+    pub config_dir: PathBuf,
+    /// Overlay config/<env>.toml on top of default.toml.
+    #[arg(long, env = "SSO_ENV", global = true)]
+    pub env: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Seed codes, drive the endpoint, verify every response, print a summary.
+    Run(Box<RunArgs>),
+    /// Raw signatures/s of the configured signing key on one thread (`SigningKey::sign`).
+    SignBench {
+        /// How long to sign, in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// A name for the JSON summary.
+        #[arg(long)]
+        label: Option<String>,
+        /// Also write the result as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Endpoint {
+    /// POST /identity/sso/oauth2/access_token with a fresh code each time.
+    Token,
+    /// GET /healthz: the cost of a trivial request, for the exchange/healthz ratio.
+    Healthz,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Base URL of a server (http only); repeat for several: requests go round-robin.
+    #[arg(long = "url", default_value = "http://127.0.0.1:8080")]
+    pub urls: Vec<String>,
+    /// What to drive.
+    #[arg(long, value_enum, default_value = "token")]
+    pub endpoint: Endpoint,
+    /// Connections: each sends its next request when the last is answered (closed loop), or,
+    /// with --rate, the most requests in flight.
+    #[arg(long, short = 'c', default_value_t = 50)]
+    pub connections: usize,
+    /// Open loop: requests per second on a fixed timetable; latency counts from each request's
+    /// scheduled time, so queueing in the server is not hidden.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Stop after this many requests [default: 10000 unless --duration].
+    #[arg(long, short = 'n', conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Stop after this many seconds (with --rate: rate × duration requests).
+    #[arg(long, short = 'd')]
+    pub duration: Option<f64>,
+    /// Requests sent closed-loop before the measured run (connections, pools and caches warm
+    /// up); their answers are checked too, but they are not in the figures.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
+    /// Codes to seed for a closed-loop --duration run [default: twice the warm-up's rate, or
+    /// 50000 per second without a warm-up].
+    #[arg(long)]
+    pub codes: Option<u64>,
+    /// Client to exchange codes for (an id of the clients file).
+    #[arg(long, default_value = "demo-app")]
+    pub client_id: String,
+    /// That client's secret in plain text (the clients file holds only its hash).
+    #[arg(
+        long,
+        env = "SSO_LOADTEST_CLIENT_SECRET",
+        default_value = "demo-secret"
+    )]
+    pub client_secret: String,
+    /// Redirect URI of the codes [default: the client's first registered one].
+    #[arg(long)]
+    pub redirect_uri: Option<String>,
+    /// Scope granted with each code; repeat for several [default: the client's first scope].
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// `username` of the code records.
+    #[arg(long, default_value = "zhangs")]
+    pub username: String,
+    /// `account_id` of the code records; code number i gets `<this>-<i>`.
+    #[arg(long, default_value = "8cneYRM97jU0pqVpJWY")]
+    pub account_id: String,
+    /// Store an S256 PKCE challenge with each code and send the verifier.
+    #[arg(long)]
+    pub pkce: bool,
+    /// Send form bodies with HTTP Basic client authentication instead of the seed's JSON.
+    #[arg(long)]
+    pub form_basic: bool,
+    /// Every K-th request (K ≥ 2) re-sends the code of the request before it, usually while
+    /// that one is in flight: exactly one of the two must get a token, the other 400
+    /// invalid_grant.
+    #[arg(long, default_value_t = 0, value_parser = replay_every)]
+    pub replay_every: u64,
+    /// TTL of the seeded codes, seconds; unused codes are deleted after the run.
+    #[arg(long, default_value_t = 3600)]
+    pub code_ttl: u64,
+    /// SET commands per pipelined round trip when seeding.
+    #[arg(long, default_value_t = 1000)]
+    pub seed_batch: usize,
+    /// Skip the JWT signature check (claims and everything else are still checked). Signatures
+    /// are otherwise verified after the run, off the clock, on all cores.
+    #[arg(long)]
+    pub no_verify_signature: bool,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Wait up to this many seconds for every URL's /readyz (token) or /healthz to answer 200.
+    #[arg(long, default_value_t = 0.0)]
+    pub wait_ready: f64,
+    /// A server process to watch: peak RSS (VmHWM) and CPU time; repeat for several.
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
+    /// Also write the summary as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Relate this run's rate to another summary (a run's or sign-bench's --json); repeatable.
+    #[arg(long = "compare")]
+    pub compare: Vec<PathBuf>,
+    /// A name for this run in the summary.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Exit 0 even when some requests failed (violations still fail the run).
+    #[arg(long)]
+    pub allow_errors: bool,
+    /// No progress bar (it is hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Runtime threads of the generator; 1 runs everything on the calling thread.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+fn replay_every(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(k) if k != 1 => Ok(k),
+        _ => Err("must be 0 (off) or at least 2".into()),
+    }
+}

@@ -1,0 +1,337 @@
+//! Drives the endpoint: C keep-alive connections, closed loop (each sends its next request when
+//! the last is answered) or open loop (request `i` is due at `start + i / rate`, whoever sends
+//! it, and its latency counts from that due time, so a slow server cannot hide its queue:
+//! no coordinated omission). Requests go round-robin over the targets.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::ProgressBar;
+use tokio::sync::Semaphore;
+
+use crate::http::{Conn, HttpError, Target};
+use crate::plan::{Template, TokenPlan};
+use crate::tally::{MAX_LATENCY_US, Tally, unix_now};
+use crate::verify::Checker;
+
+/// A connection idle this long is replaced before use (servers close idle keep-alive ones).
+const MAX_IDLE: Duration = Duration::from_secs(2);
+
+pub enum Work {
+    Token {
+        plan: Arc<TokenPlan>,
+        codes: Arc<Vec<String>>,
+        /// Every K-th request re-sends the previous request's code (0: never).
+        replay_every: u64,
+        keep_tokens: bool,
+    },
+    Healthz {
+        templates: Vec<Template>,
+    },
+}
+
+pub struct Config {
+    pub targets: Vec<Target>,
+    pub connections: usize,
+    /// Stop after this many requests…
+    pub requests: Option<u64>,
+    /// …or once this much time has passed.
+    pub duration: Option<Duration>,
+    /// Open loop: requests per second.
+    pub rate: Option<f64>,
+    pub timeout: Duration,
+}
+
+pub struct Outcome {
+    pub tally: Tally,
+    pub elapsed: Duration,
+    /// Codes `0..codes_sent` were sent at least once; the rest are unused.
+    pub codes_sent: usize,
+    pub exhausted: bool,
+}
+
+struct Shared {
+    config: Config,
+    work: Work,
+    start: Instant,
+    /// Open loop: one permit per request that has come due (see [`pace`]).
+    due: Option<Semaphore>,
+    stop: AtomicBool,
+    next: AtomicU64,
+    done: AtomicU64,
+    codes_sent: AtomicUsize,
+    exhausted: AtomicBool,
+}
+
+/// Which code request `i` sends, and whether it is one of a deliberate replay pair.
+pub fn code_of(i: u64, replay_every: u64) -> (usize, bool) {
+    if replay_every < 2 {
+        return (i as usize, false);
+    }
+    let base = (i - i / replay_every) as usize;
+    match i % replay_every {
+        r if r == replay_every - 1 => (base - 1, true),
+        r if r == replay_every - 2 => (base, true),
+        _ => (base, false),
+    }
+}
+
+/// Codes needed for `requests` requests.
+pub fn codes_for(requests: u64, replay_every: u64) -> u64 {
+    if replay_every < 2 {
+        requests
+    } else {
+        requests - requests / replay_every
+    }
+}
+
+pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow::Result<Outcome> {
+    let mut pools = Vec::with_capacity(config.connections);
+    for _ in 0..config.connections {
+        let mut conns = Vec::with_capacity(config.targets.len());
+        for target in &config.targets {
+            let conn = tokio::time::timeout(config.timeout, Conn::connect(target.addr))
+                .await
+                .map_err(|_| HttpError::Timeout)
+                .and_then(|c| c)
+                .with_context(|| format!("connecting to {}", target.url))?;
+            conns.push(Some((conn, Instant::now())));
+        }
+        pools.push(conns);
+    }
+    let paced = config.rate.is_some();
+    let shared = Arc::new(Shared {
+        due: paced.then(|| Semaphore::new(0)),
+        config,
+        work,
+        start: Instant::now(),
+        stop: AtomicBool::new(false),
+        next: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        codes_sent: AtomicUsize::new(0),
+        exhausted: AtomicBool::new(false),
+    });
+    let workers: Vec<_> = pools
+        .into_iter()
+        .map(|conns| tokio::spawn(worker(Arc::clone(&shared), conns)))
+        .collect();
+    let ticker = tokio::spawn(tick(Arc::clone(&shared), progress.clone()));
+    let pacer = paced.then(|| {
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || pace(&shared))
+    });
+    let mut tally = Tally::new();
+    for worker in workers {
+        tally.merge(worker.await.context("a load worker panicked")?);
+    }
+    let elapsed = shared.start.elapsed();
+    shared.stop.store(true, Relaxed);
+    ticker.abort();
+    if let Some(pacer) = pacer {
+        pacer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
+    }
+    progress.set_position(shared.done.load(Relaxed));
+    progress.finish_and_clear();
+    Ok(Outcome {
+        tally,
+        elapsed,
+        codes_sent: shared.codes_sent.load(Relaxed),
+        exhausted: shared.exhausted.load(Relaxed),
+    })
+}
+
+async fn tick(shared: Arc<Shared>, progress: ProgressBar) {
+    let mut interval = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        interval.tick().await;
+        let done = shared.done.load(Relaxed);
+        if shared.config.requests.is_some() {
+            progress.set_position(done);
+        } else {
+            progress.set_position(shared.start.elapsed().as_millis() as u64);
+            progress.set_message(format!("{done} requests"));
+        }
+    }
+}
+
+type Pool = Vec<Option<(Conn, Instant)>>;
+
+async fn worker(shared: Arc<Shared>, mut conns: Pool) -> Tally {
+    let config = &shared.config;
+    let mut tally = Tally::new();
+    let mut request = Vec::with_capacity(1024);
+    let mut checker = match &shared.work {
+        Work::Token { plan, .. } => Some(Checker::new(&plan.expect)),
+        Work::Healthz { .. } => None,
+    };
+    let deadline = config.duration.map(|d| shared.start + d);
+    let interval = config.rate.map(|rate| 1e9 / rate);
+    loop {
+        if let Some(permits) = &shared.due {
+            match permits.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => break,
+            }
+        }
+        let i = shared.next.fetch_add(1, Relaxed);
+        if config.requests.is_some_and(|n| i >= n) {
+            break;
+        }
+        let due = match interval {
+            Some(ns) => shared.start + Duration::from_nanos((i as f64 * ns) as u64),
+            None => Instant::now(),
+        };
+        if deadline.is_some_and(|d| due >= d) {
+            break;
+        }
+        let t = (i % config.targets.len() as u64) as usize;
+        let (code_index, paired) = match &shared.work {
+            Work::Token {
+                plan,
+                codes,
+                replay_every,
+                ..
+            } => {
+                let (index, paired) = code_of(i, *replay_every);
+                let Some(code) = codes.get(index) else {
+                    shared.exhausted.store(true, Relaxed);
+                    break;
+                };
+                shared.codes_sent.fetch_max(index + 1, Relaxed);
+                plan.templates[t].write(code, &mut request);
+                (index, paired)
+            }
+            Work::Healthz { templates } => {
+                templates[t].write("", &mut request);
+                (0, false)
+            }
+        };
+        tally.sent += 1;
+        if interval.is_some() {
+            let lag = due.elapsed().as_micros() as u64;
+            tally.lag.saturating_record(lag.clamp(1, MAX_LATENCY_US));
+        }
+        let close = send_one(&shared, &mut conns[t], t, &request, |response, sent| {
+            tally.record_response(
+                &shared.work,
+                checker.as_mut(),
+                response,
+                due,
+                code_index,
+                paired,
+                sent,
+            )
+        })
+        .await;
+        if let Err(error) = close {
+            tally.error(error.to_string());
+        }
+        shared.done.fetch_add(1, Relaxed);
+    }
+    tally
+}
+
+/// Sends on the target's connection (reconnecting when needed) and hands the response to
+/// `handle` with the Unix second it was sent. A failed connection is dropped.
+async fn send_one(
+    shared: &Shared,
+    slot: &mut Option<(Conn, Instant)>,
+    t: usize,
+    request: &[u8],
+    handle: impl FnOnce(&crate::http::Response<'_>, u64),
+) -> Result<(), HttpError> {
+    let timeout = shared.config.timeout;
+    if slot
+        .as_ref()
+        .is_some_and(|(_, used)| used.elapsed() > MAX_IDLE)
+    {
+        *slot = None;
+    }
+    if slot.is_none() {
+        let addr = shared.config.targets[t].addr;
+        let conn = tokio::time::timeout(timeout, Conn::connect(addr))
+            .await
+            .map_err(|_| HttpError::Timeout)??;
+        *slot = Some((conn, Instant::now()));
+    }
+    let Some((conn, used)) = slot.as_mut() else {
+        return Err(HttpError::Closed);
+    };
+    let sent = unix_now();
+    let close = match tokio::time::timeout(timeout, conn.send(request)).await {
+        Ok(Ok(response)) => {
+            handle(&response, sent);
+            Ok(response.close)
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(HttpError::Timeout),
+    };
+    *used = Instant::now();
+    match close {
+        Ok(false) => Ok(()),
+        Ok(true) => {
+            *slot = None;
+            Ok(())
+        }
+        Err(e) => {
+            *slot = None;
+            Err(e)
+        }
+    }
+}
+
+/// Open loop: releases one permit when each request comes due (`start + i / rate`), from a
+/// thread of its own, so that due times do not depend on the runtime's millisecond timer and
+/// waiting costs no CPU. `std::thread::sleep` overshoots by tens of microseconds; whatever it
+/// overshoots is counted in the latencies (they start at the due time), never hidden.
+fn pace(shared: &Shared) {
+    let (Some(permits), Some(rate)) = (&shared.due, shared.config.rate) else {
+        return;
+    };
+    let total = shared.config.requests.unwrap_or(u64::MAX);
+    let mut released = 0u64;
+    while released < total && !shared.stop.load(Relaxed) {
+        let elapsed = shared.start.elapsed().as_secs_f64();
+        // Requests 0..=floor(elapsed × rate) are due.
+        let due_now = ((elapsed * rate) as u64 + 1).min(total);
+        if due_now > released {
+            permits.add_permits((due_now - released) as usize);
+            released = due_now;
+            continue;
+        }
+        let next_due = shared.start + Duration::from_secs_f64(released as f64 / rate);
+        let wait = next_due.saturating_duration_since(Instant::now());
+        std::thread::sleep(wait.min(Duration::from_millis(10)));
+    }
+    // Wake every worker: each claims an index past the end and stops.
+    permits.add_permits(shared.config.connections);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kth_request_replays_the_code_before_it() {
+        let codes: Vec<_> = (0..8).map(|i| code_of(i, 4)).collect();
+        assert_eq!(
+            codes,
+            [
+                (0, false),
+                (1, false),
+                (2, true),
+                (2, true),
+                (3, false),
+                (4, false),
+                (5, true),
+                (5, true)
+            ]
+        );
+        assert_eq!(codes_for(8, 4), 6);
+        assert_eq!(code_of(5, 0), (5, false));
+    }
+}

@@ -1,0 +1,244 @@
+//! A minimal HTTP/1.1 keep-alive client over a tokio `TcpStream`: one request at a time per
+//! connection, `Content-Length` bodies only (what actix-web sends for these endpoints).
+//!
+//! Hand-written rather than hyper's client because the load generator must cost less CPU than
+//! the server it measures: no header map, no body channel, no per-request allocation. The
+//! response body is lent out of the connection's read buffer.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response head plus body we accept; a token response is about 1 KiB.
+const MAX_RESPONSE: usize = 1 << 20;
+const MAX_HEADERS: usize = 32;
+
+/// A server to send requests to: `http://host[:port][/prefix]`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub addr: SocketAddr,
+    /// The `Host` header.
+    pub host: String,
+    /// Path prefix without the trailing slash (empty for none), for servers behind a proxy path.
+    pub prefix: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            bail!("--url `{url}`: only http:// URLs are supported");
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() {
+            bail!("--url `{url}`: no host");
+        }
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.contains(']'))
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .with_context(|| format!("--url `{url}`: cannot resolve `{with_port}`"))?
+            .next()
+            .with_context(|| format!("--url `{url}`: `{with_port}` has no address"))?;
+        Ok(Self {
+            url: url.to_owned(),
+            addr,
+            host: authority.to_owned(),
+            prefix: path.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// Why a request got no usable response.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("connect: {0}")]
+    Connect(std::io::ErrorKind),
+    #[error("i/o: {0}")]
+    Io(std::io::ErrorKind),
+    #[error("connection closed before a full response")]
+    Closed,
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
+    #[error("timeout")]
+    Timeout,
+}
+
+/// A response; the body borrows the connection's buffer until the next request.
+pub struct Response<'a> {
+    pub status: u16,
+    pub body: &'a [u8],
+    /// `Cache-Control` contains `no-store`.
+    pub no_store: bool,
+    /// The server asked to close the connection after this response.
+    pub close: bool,
+}
+
+struct Head {
+    len: usize,
+    status: u16,
+    content_length: usize,
+    no_store: bool,
+    close: bool,
+}
+
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    filled: usize,
+    /// Bytes of the previous response, dropped when the next request is sent.
+    consumed: usize,
+}
+
+impl Conn {
+    pub async fn connect(addr: SocketAddr) -> Result<Self, HttpError> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| HttpError::Connect(e.kind()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| HttpError::Connect(e.kind()))?;
+        Ok(Self {
+            stream,
+            buf: vec![0; 8192],
+            filled: 0,
+            consumed: 0,
+        })
+    }
+
+    /// Sends one complete request and reads its response.
+    pub async fn send(&mut self, request: &[u8]) -> Result<Response<'_>, HttpError> {
+        if self.consumed > 0 {
+            self.buf.copy_within(self.consumed..self.filled, 0);
+            self.filled -= self.consumed;
+            self.consumed = 0;
+        }
+        self.stream
+            .write_all(request)
+            .await
+            .map_err(|e| HttpError::Io(e.kind()))?;
+        let mut head = None;
+        loop {
+            if head.is_none() && self.filled > 0 {
+                head = parse_head(&self.buf[..self.filled])?;
+            }
+            if let Some(h) = &head {
+                let end = h.len + h.content_length;
+                if end > MAX_RESPONSE {
+                    return Err(HttpError::Malformed("response larger than 1 MiB"));
+                }
+                if self.filled >= end {
+                    self.consumed = end;
+                    return Ok(Response {
+                        status: h.status,
+                        body: &self.buf[h.len..end],
+                        no_store: h.no_store,
+                        close: h.close,
+                    });
+                }
+                if self.buf.len() < end {
+                    self.buf.resize(end, 0);
+                }
+            }
+            if self.filled == self.buf.len() {
+                if self.buf.len() >= MAX_RESPONSE {
+                    return Err(HttpError::Malformed("response head larger than 1 MiB"));
+                }
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            let n = self
+                .stream
+                .read(&mut self.buf[self.filled..])
+                .await
+                .map_err(|e| HttpError::Io(e.kind()))?;
+            if n == 0 {
+                return Err(HttpError::Closed);
+            }
+            self.filled += n;
+        }
+    }
+}
+
+fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(HttpError::Malformed("unparsable status line or headers")),
+    };
+    let status = response
+        .code
+        .ok_or(HttpError::Malformed("no status code"))?;
+    let mut head = Head {
+        len,
+        status,
+        content_length: 0,
+        no_store: false,
+        close: response.version == Some(0),
+    };
+    let mut has_length = false;
+    for header in response.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            head.content_length = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or(HttpError::Malformed("bad Content-Length"))?;
+            has_length = true;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(HttpError::Malformed("chunked bodies are not supported"));
+        } else if name.eq_ignore_ascii_case("cache-control") {
+            head.no_store = contains_token(header.value, b"no-store");
+        } else if name.eq_ignore_ascii_case("connection") {
+            head.close = contains_token(header.value, b"close");
+        }
+    }
+    if !has_length && !matches!(status, 100..=199 | 204 | 304) {
+        return Err(HttpError::Malformed("no Content-Length"));
+    }
+    Ok(Some(head))
+}
+
+fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_complete_head_is_parsed_and_a_partial_one_waits() {
+        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncache-control: no-store\r\n\r\n{}";
+        let head = parse_head(raw).unwrap().unwrap();
+        assert_eq!((head.status, head.content_length), (200, 2));
+        assert!(head.no_store && !head.close);
+        assert!(parse_head(&raw[..20]).unwrap().is_none());
+    }
+
+    #[test]
+    fn chunked_responses_are_refused() {
+        let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert!(parse_head(raw).is_err());
+    }
+
+    #[test]
+    fn urls_keep_host_and_prefix() {
+        let target = Target::parse("http://127.0.0.1:9000/sso/").unwrap();
+        assert_eq!(target.host, "127.0.0.1:9000");
+        assert_eq!(target.prefix, "/sso");
+        assert_eq!(target.addr.port(), 9000);
+        assert!(Target::parse("https://127.0.0.1").is_err());
+    }
+}

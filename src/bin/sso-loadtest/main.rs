@@ -1,0 +1,365 @@
+//! `sso-loadtest`: the load generator of `scripts/loadtest.sh`.
+//!
+//! `run` seeds authorization codes into Redis in the contract's format, drives
+//! `POST /identity/sso/oauth2/access_token` (or `GET /healthz`) closed- or open-loop, verifies
+//! every response, and reports throughput, latency, errors, Redis commands per exchange, CPU and
+//! the server's peak RSS. `sign-bench` measures the raw signing rate of the configured key.
+//! It reads the same configuration as the server (`--config-dir`, `--env`, `SSO__…`).
+//!
+//! Exit status: 0 all checks passed, 1 a violation or an unexpected error response, 2 the run
+//! could not be set up.
+
+mod cli;
+mod drive;
+mod http;
+mod plan;
+mod report;
+mod seed;
+mod signbench;
+mod tally;
+mod usage;
+mod verify;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use sso_token::config::Settings;
+
+use crate::cli::{Cli, Command, Endpoint, RunArgs};
+use crate::drive::{Config, Work};
+use crate::http::{Conn, Target};
+use crate::plan::{Template, TokenPlan};
+use crate::report::{Latency, RedisUse, Summary};
+use crate::verify::SignatureCheck;
+
+/// Codes seeded per second of a closed-loop `--duration` run without a warm-up to measure the
+/// pace, unless `--codes` says otherwise.
+const CODES_PER_SECOND: f64 = 50_000.0;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = Settings::load(&cli.config_dir, cli.env.as_deref())
+        .context("loading the server's configuration")
+        .and_then(|settings| match cli.command {
+            Command::Run(args) => run(settings, *args),
+            Command::SignBench {
+                seconds,
+                label,
+                json,
+            } => signbench::run(&settings, seconds, label, json.as_deref()).map(|()| 0),
+        });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("sso-loadtest: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
+    if args.connections == 0 || args.threads == 0 || args.seed_batch == 0 {
+        bail!("--connections, --threads and --seed-batch must be at least 1");
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        bail!("--rate must be a positive number");
+    }
+    if args.duration.is_some_and(|d| !(d > 0.0 && d.is_finite())) || args.requests == Some(0) {
+        bail!("--duration and --requests must be positive");
+    }
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run_async(settings, args))
+}
+
+async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
+    let targets = args
+        .urls
+        .iter()
+        .map(|u| Target::parse(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.wait_ready > 0.0 {
+        wait_ready(&targets, args.endpoint, args.wait_ready).await?;
+    }
+    let (requests, duration) = match (args.requests, args.duration, args.rate) {
+        (Some(n), _, _) => (Some(n), None),
+        (None, Some(secs), Some(rate)) => (Some((rate * secs).ceil().max(1.0) as u64), None),
+        (None, Some(secs), None) => (None, Some(Duration::from_secs_f64(secs))),
+        (None, None, _) => (Some(10_000), None),
+    };
+    let config = Config {
+        targets: targets.clone(),
+        connections: args.connections,
+        requests,
+        duration,
+        rate: args.rate,
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
+    let mut warm = None;
+    let (outcome, cpu, token) = match args.endpoint {
+        Endpoint::Healthz => {
+            let templates = || targets.iter().map(Template::healthz).collect();
+            if args.warmup > 0 {
+                let work = Work::Healthz {
+                    templates: templates(),
+                };
+                warm = Some(warm_up(&args, &targets, work).await?.0);
+            }
+            let cpu = usage::Cpu::sample(&args.server_pids);
+            let work = Work::Healthz {
+                templates: templates(),
+            };
+            let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
+            let cpu = cpu.since(outcome.tally.sent);
+            (outcome, cpu, None)
+        }
+        Endpoint::Token => {
+            let plan = Arc::new(TokenPlan::new(&settings, &args, &targets).await?);
+            let mut redis = seed::Redis::connect(&settings.redis).await?;
+            let mut warm_rate = None;
+            if args.warmup > 0 {
+                let seeding = bar(&args, args.warmup, "seeding warm-up");
+                let warm_codes = redis
+                    .seed(
+                        &plan,
+                        args.warmup as usize,
+                        args.code_ttl,
+                        args.seed_batch,
+                        &seeding,
+                    )
+                    .await?;
+                seeding.finish_and_clear();
+                let work = Work::Token {
+                    plan: Arc::clone(&plan),
+                    codes: Arc::new(warm_codes),
+                    replay_every: 0,
+                    keep_tokens: false,
+                };
+                let (tally, rate) = warm_up(&args, &targets, work).await?;
+                warm = Some(tally);
+                warm_rate = Some(rate);
+            }
+            let count = match (requests, args.codes) {
+                (_, Some(codes)) => codes,
+                (Some(n), None) => drive::codes_for(n, args.replay_every),
+                (None, None) => {
+                    // Twice the warm-up's pace (it runs cold), or a generous guess without one.
+                    let per_second = warm_rate.map_or(CODES_PER_SECOND, |r| (2.0 * r).max(5_000.0));
+                    (per_second * args.duration.unwrap_or(1.0)).ceil() as u64
+                }
+            };
+            let count = usize::try_from(count).context("--codes is too large")?;
+            let seeding = bar(&args, count as u64, "seeding codes");
+            let codes = redis
+                .seed(&plan, count, args.code_ttl, args.seed_batch, &seeding)
+                .await?;
+            seeding.finish_and_clear();
+            let codes = Arc::new(codes);
+            let before = redis.command_calls().await?;
+            let work = Work::Token {
+                plan: Arc::clone(&plan),
+                codes: Arc::clone(&codes),
+                replay_every: args.replay_every,
+                keep_tokens: !args.no_verify_signature,
+            };
+            let cpu = usage::Cpu::sample(&args.server_pids);
+            let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
+            let cpu = cpu.since(outcome.tally.sent);
+            let after = redis.command_calls().await?;
+            redis
+                .remove(
+                    &codes[outcome.codes_sent.min(codes.len())..],
+                    args.seed_batch,
+                )
+                .await?;
+            let calls = seed::calls_between(&before, &after);
+            (outcome, cpu, Some((plan, calls)))
+        }
+    };
+    let mut tally = outcome.tally;
+    if let Some(warm) = warm {
+        tally.absorb_warm_up(warm);
+    }
+    let mut summary_redis = None;
+    let mut signatures_verified = None;
+    let (mut algorithm, mut kid) = (None, None);
+    if let Some((plan, calls)) = token {
+        tally::uniqueness(&mut tally, args.replay_every);
+        if !args.no_verify_signature {
+            let check = SignatureCheck::from_jwk(&plan.jwk)?;
+            let bad = check.verify_all(&tally.tokens);
+            if bad > 0 {
+                tally.violation(format!(
+                    "{bad} access token signature(s) do not verify with the configured key"
+                ));
+            }
+            signatures_verified = Some((tally.tokens.len() - bad) as u64);
+        }
+        summary_redis = Some(RedisUse::new(calls, tally.successes));
+        algorithm = Some(plan.expect.alg.clone());
+        kid = Some(plan.expect.kid.clone());
+    }
+    let elapsed = outcome.elapsed.as_secs_f64();
+    let rate = tally.successes as f64 / elapsed.max(1e-9);
+    let comparisons = args
+        .compare
+        .iter()
+        .map(|path| report::compare(path, rate))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let summary = Summary {
+        kind: "run",
+        label: args.label.clone(),
+        endpoint: match args.endpoint {
+            Endpoint::Token => "token".into(),
+            Endpoint::Healthz => "healthz".into(),
+        },
+        mode: if args.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        },
+        urls: args.urls.clone(),
+        connections: args.connections,
+        target_rate_per_s: args.rate,
+        form_basic: args.form_basic,
+        pkce: args.pkce,
+        algorithm,
+        kid,
+        warmup_requests: args.warmup,
+        requests_sent: tally.sent,
+        successes: tally.successes,
+        elapsed_s: elapsed,
+        rate_per_s: rate,
+        latency_us: Latency::of(&tally.latency),
+        send_lag_us: args.rate.map(|_| Latency::of(&tally.lag)),
+        expected_rejections: tally.expected_rejections,
+        errors: tally.errors.clone(),
+        violations: tally.violation_count,
+        violation_kinds: tally.violations.clone(),
+        signatures_verified,
+        redis: summary_redis,
+        servers: args
+            .server_pids
+            .iter()
+            .map(|pid| report::server_memory(*pid))
+            .collect(),
+        cpu,
+        codes_exhausted: outcome.exhausted,
+        comparisons,
+    };
+    print!("{}", summary.text());
+    if let Some(path) = &args.json {
+        summary.write_json(path)?;
+    }
+    let errors: u64 = tally.errors.values().sum();
+    Ok(if tally.violation_count > 0 {
+        eprintln!(
+            "sso-loadtest: FAILED: {} violation(s)",
+            tally.violation_count
+        );
+        1
+    } else if errors > 0 && !args.allow_errors {
+        eprintln!("sso-loadtest: FAILED: {errors} request(s) did not get the expected answer");
+        1
+    } else if tally.successes == 0 {
+        eprintln!("sso-loadtest: FAILED: no request succeeded");
+        1
+    } else {
+        0
+    })
+}
+
+/// A closed-loop run of `--warmup` requests whose figures are thrown away.
+/// Returns its tally and its rate (successful requests per second).
+async fn warm_up(
+    args: &RunArgs,
+    targets: &[Target],
+    work: Work,
+) -> anyhow::Result<(tally::Tally, f64)> {
+    let config = Config {
+        targets: targets.to_vec(),
+        connections: args.connections,
+        requests: Some(args.warmup),
+        duration: None,
+        rate: None,
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
+    let outcome = drive::drive(config, work, bar(args, args.warmup, "warming up")).await?;
+    let rate = outcome.tally.successes as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
+    Ok((outcome.tally, rate))
+}
+
+/// Polls each target until it answers 200 to `/readyz` (token runs need Redis) or `/healthz`.
+async fn wait_ready(targets: &[Target], endpoint: Endpoint, secs: f64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let path = match endpoint {
+        Endpoint::Token => "/readyz",
+        Endpoint::Healthz => "/healthz",
+    };
+    for target in targets {
+        let mut request = Vec::new();
+        Template::get(target, path).write("", &mut request);
+        loop {
+            let attempt = async {
+                let mut conn = Conn::connect(target.addr).await?;
+                conn.send(&request).await.map(|r| r.status)
+            };
+            let status = tokio::time::timeout(Duration::from_secs(1), attempt).await;
+            if matches!(status, Ok(Ok(200))) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!("{}{path} did not answer 200 within {secs} s", target.url);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+fn bar(args: &RunArgs, len: u64, message: &'static str) -> ProgressBar {
+    if args.no_progress || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len).with_message(message);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>14} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Counts requests when the run has a count, milliseconds when it has a duration.
+fn run_bar(args: &RunArgs, requests: Option<u64>, duration: Option<Duration>) -> ProgressBar {
+    match (requests, duration) {
+        (Some(n), _) => bar(args, n, "requests"),
+        (None, Some(d)) => {
+            let bar = bar(args, d.as_millis() as u64, "running");
+            if let Ok(style) =
+                ProgressStyle::with_template("{prefix:>14} [{elapsed_precise}] {wide_bar} {msg}")
+            {
+                bar.set_style(style);
+                bar.set_prefix("running");
+            }
+            bar
+        }
+        (None, None) => ProgressBar::hidden(),
+    }
+}

@@ -1,0 +1,350 @@
+//! The summary of a run: printed for people, written as JSON (`--json`) for comparisons.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::usage::{CpuUse, ProcessCpu};
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub kind: &'static str,
+    pub label: Option<String>,
+    /// `token` or `healthz`.
+    pub endpoint: String,
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    pub urls: Vec<String>,
+    pub connections: usize,
+    pub target_rate_per_s: Option<f64>,
+    pub form_basic: bool,
+    pub pkce: bool,
+    pub algorithm: Option<String>,
+    pub kid: Option<String>,
+    /// Requests of the warm-up before the measured run (not in any figure below).
+    pub warmup_requests: u64,
+    pub requests_sent: u64,
+    pub successes: u64,
+    pub elapsed_s: f64,
+    /// Successful requests per second: the headline number.
+    pub rate_per_s: f64,
+    pub latency_us: Latency,
+    /// Open loop: how late requests left against their due time (included in `latency_us`).
+    pub send_lag_us: Option<Latency>,
+    pub expected_rejections: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub violations: u64,
+    /// Violation message → count (the first 20 distinct messages).
+    pub violation_kinds: BTreeMap<String, u64>,
+    /// `None` when signatures were not checked (`--no-verify-signature`, healthz).
+    pub signatures_verified: Option<u64>,
+    pub redis: Option<RedisUse>,
+    pub servers: Vec<ServerMemory>,
+    /// CPU time over the drive, of the generator and of each `--server-pid`.
+    pub cpu: CpuUse,
+    pub codes_exhausted: bool,
+    pub comparisons: Vec<Comparison>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RedisUse {
+    /// Calls per successful exchange, by command name. Redis counts the commands a script runs
+    /// as well as the script call itself (`evalsha`).
+    pub per_exchange: BTreeMap<String, f64>,
+    pub total_per_exchange: f64,
+    /// `eval`/`evalsha`/`fcall` calls per exchange: each is one round trip.
+    pub scripts_per_exchange: f64,
+    pub calls: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServerMemory {
+    pub pid: u32,
+    pub peak_rss_kib: Option<u64>,
+    pub rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub against: String,
+    pub their_rate_per_s: f64,
+    pub ratio: f64,
+}
+
+impl Latency {
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        Self {
+            p50: histogram.value_at_quantile(0.50),
+            p90: histogram.value_at_quantile(0.90),
+            p99: histogram.value_at_quantile(0.99),
+            p99_9: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+            mean: histogram.mean(),
+        }
+    }
+}
+
+impl RedisUse {
+    pub fn new(calls: BTreeMap<String, u64>, exchanges: u64) -> Self {
+        let per = |n: u64| {
+            if exchanges == 0 {
+                0.0
+            } else {
+                n as f64 / exchanges as f64
+            }
+        };
+        let total: u64 = calls.values().sum();
+        let scripts: u64 = calls
+            .iter()
+            .filter(|(name, _)| {
+                [
+                    "eval",
+                    "evalsha",
+                    "eval_ro",
+                    "evalsha_ro",
+                    "fcall",
+                    "fcall_ro",
+                ]
+                .contains(&name.as_str())
+            })
+            .map(|(_, n)| n)
+            .sum();
+        Self {
+            per_exchange: calls.iter().map(|(k, v)| (k.clone(), per(*v))).collect(),
+            total_per_exchange: per(total),
+            scripts_per_exchange: per(scripts),
+            calls,
+        }
+    }
+}
+
+/// Peak and current resident set size of a process, from `/proc/<pid>/status`.
+pub fn server_memory(pid: u32) -> ServerMemory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    ServerMemory {
+        pid,
+        peak_rss_kib: field("VmHWM:"),
+        rss_kib: field("VmRSS:"),
+    }
+}
+
+/// Reads another run's or a sign-bench's JSON and relates this rate to it.
+pub fn compare(path: &Path, rate: f64) -> anyhow::Result<Comparison> {
+    #[derive(Deserialize)]
+    struct Other {
+        kind: String,
+        label: Option<String>,
+        endpoint: Option<String>,
+        algorithm: Option<String>,
+        rate_per_s: f64,
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let other: Other =
+        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let name = other.label.unwrap_or_else(|| {
+        [Some(other.kind), other.endpoint, other.algorithm]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    Ok(Comparison {
+        against: format!("{name} ({})", path.display()),
+        their_rate_per_s: other.rate_per_s,
+        ratio: if other.rate_per_s > 0.0 {
+            rate / other.rate_per_s
+        } else {
+            0.0
+        },
+    })
+}
+
+impl Summary {
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("--json {}", path.display()))
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let label = self
+            .label
+            .as_deref()
+            .map(|l| format!(" [{l}]"))
+            .unwrap_or_default();
+        let what = match (&self.endpoint[..], &self.algorithm) {
+            ("token", Some(alg)) => format!("token exchange, {alg}"),
+            _ => format!("GET /{}", self.endpoint),
+        };
+        let mode = match self.target_rate_per_s {
+            Some(rate) => format!(
+                "open loop at {rate:.0}/s, up to {} in flight",
+                self.connections
+            ),
+            None => format!("closed loop, {} connections", self.connections),
+        };
+        let body = if self.endpoint == "token" {
+            match (self.form_basic, self.pkce) {
+                (true, true) => ", form + Basic, PKCE",
+                (true, false) => ", form + Basic",
+                (false, true) => ", JSON, PKCE",
+                (false, false) => ", JSON",
+            }
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "== sso-loadtest{label}: {what}{body}; {mode}");
+        let _ = writeln!(out, "   against     {}", self.urls.join(", "));
+        let warm = if self.warmup_requests > 0 {
+            format!(" (after {} warm-up requests)", self.warmup_requests)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "   requests    {} sent, {} succeeded in {:.2} s{warm}",
+            self.requests_sent, self.successes, self.elapsed_s
+        );
+        let _ = writeln!(out, "   throughput  {:.1} successful/s", self.rate_per_s);
+        let l = &self.latency_us;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "   latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3}{})",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p99_9),
+            ms(l.max),
+            l.mean / 1000.0,
+            if self.target_rate_per_s.is_some() {
+                ", from each request's scheduled time"
+            } else {
+                ""
+            }
+        );
+        if let Some(lag) = &self.send_lag_us {
+            let _ = writeln!(
+                out,
+                "   send lag ms p50 {:.3}  p99 {:.3}  max {:.3}  (generator's lateness, inside the latency)",
+                ms(lag.p50),
+                ms(lag.p99),
+                ms(lag.max)
+            );
+        }
+        if self.expected_rejections > 0 {
+            let _ = writeln!(
+                out,
+                "   replays     {} refused as expected (400 invalid_grant)",
+                self.expected_rejections
+            );
+        }
+        if self.errors.is_empty() {
+            let _ = writeln!(out, "   errors      none");
+        } else {
+            let errors: Vec<_> = self
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect();
+            let _ = writeln!(out, "   errors      {}", errors.join(", "));
+        }
+        match self.signatures_verified {
+            Some(n) => {
+                let _ = writeln!(out, "   signatures  {n} verified");
+            }
+            None if self.endpoint == "token" => {
+                let _ = writeln!(out, "   signatures  not verified (--no-verify-signature)");
+            }
+            None => {}
+        }
+        if let Some(redis) = &self.redis {
+            let per: Vec<_> = redis
+                .per_exchange
+                .iter()
+                .map(|(name, n)| format!("{name} {n:.2}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "   redis       {:.2} commands per successful exchange ({}); {:.2} script calls",
+                redis.total_per_exchange,
+                if per.is_empty() {
+                    "none".to_owned()
+                } else {
+                    per.join(", ")
+                },
+                redis.scripts_per_exchange
+            );
+        }
+        for server in &self.servers {
+            let mib = |k: Option<u64>| {
+                k.map_or_else(
+                    || "?".to_owned(),
+                    |k| format!("{:.1} MiB", k as f64 / 1024.0),
+                )
+            };
+            let _ = writeln!(
+                out,
+                "   server      pid {}: peak RSS {}, now {}",
+                server.pid,
+                mib(server.peak_rss_kib),
+                mib(server.rss_kib)
+            );
+        }
+        let cpu = |p: &ProcessCpu| {
+            format!(
+                "{:.2} s = {:.2} cores, {:.1} µs per request",
+                p.cpu_s, p.cores, p.us_per_request
+            )
+        };
+        let _ = writeln!(out, "   cpu         generator {}", cpu(&self.cpu.generator));
+        for server in &self.cpu.servers {
+            let pid = server.pid.unwrap_or_default();
+            let _ = writeln!(out, "   cpu         server pid {pid} {}", cpu(server));
+        }
+        for c in &self.comparisons {
+            let _ = writeln!(
+                out,
+                "   ratio       {:.1} % of {} at {:.1}/s",
+                c.ratio * 100.0,
+                c.against,
+                c.their_rate_per_s
+            );
+        }
+        if self.codes_exhausted {
+            let _ = writeln!(
+                out,
+                "   NOTE        the seeded codes ran out before the time was up: raise --codes"
+            );
+        }
+        if self.violations > 0 {
+            let _ = writeln!(out, "!! {} VIOLATION(S):", self.violations);
+            for (message, count) in &self.violation_kinds {
+                let _ = writeln!(out, "!!   {count} × {message}");
+            }
+        } else {
+            let _ = writeln!(out, "   violations  none");
+        }
+        out
+    }
+}

@@ -1,0 +1,151 @@
+//! The Redis side of a run: seeding codes in the contract's format (pipelined), counting
+//! commands from `INFO commandstats`, and removing the codes a run did not use.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use indicatif::ProgressBar;
+use sso_token::codes;
+use sso_token::config::RedisSettings;
+use sso_token::store::Store;
+
+use crate::plan::TokenPlan;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Redis {
+    conn: MultiplexedConnection,
+    store: Store,
+    url: String,
+}
+
+impl Redis {
+    /// Connects to the server's Redis (`redis.url`); key names come from the service's `Store`.
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let url = settings.url.clone();
+        let client =
+            redis::Client::open(url.as_str()).with_context(|| format!("redis.url `{url}`"))?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| anyhow::anyhow!("redis.url `{url}`: no answer within 5 s"))?
+            .with_context(|| format!("redis.url `{url}`"))?;
+        Ok(Self {
+            conn,
+            store: Store::new(settings)?,
+            url,
+        })
+    }
+
+    /// Writes `count` fresh codes, `batch` `SET <prefix>code:<code> <json> EX <ttl>` per round trip.
+    pub async fn seed(
+        &mut self,
+        plan: &TokenPlan,
+        count: usize,
+        ttl: u64,
+        batch: usize,
+        progress: &ProgressBar,
+    ) -> anyhow::Result<Vec<String>> {
+        let issued_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut codes = Vec::with_capacity(count);
+        let mut pipe = redis::pipe();
+        for index in 0..count {
+            let code = codes::new_code().map_err(|_| anyhow::anyhow!("no randomness available"))?;
+            let record = serde_json::to_string(&plan.record(index, issued_at))?;
+            pipe.cmd("SET")
+                .arg(self.store.code_key(&code))
+                .arg(record)
+                .arg("EX")
+                .arg(ttl)
+                .ignore();
+            codes.push(code);
+            if codes.len() % batch == 0 || codes.len() == count {
+                pipe.query_async::<()>(&mut self.conn)
+                    .await
+                    .with_context(|| format!("seeding codes into {}", self.url))?;
+                pipe.clear();
+                progress.set_position(codes.len() as u64);
+            }
+        }
+        Ok(codes)
+    }
+
+    /// Deletes codes a run never sent, so they do not linger until their TTL.
+    pub async fn remove(&mut self, codes: &[String], batch: usize) -> anyhow::Result<()> {
+        for part in codes.chunks(batch.max(1)) {
+            let mut unlink = redis::cmd("UNLINK");
+            for code in part {
+                unlink.arg(self.store.code_key(code));
+            }
+            unlink
+                .query_async::<()>(&mut self.conn)
+                .await
+                .with_context(|| format!("removing unused codes from {}", self.url))?;
+        }
+        Ok(())
+    }
+
+    /// Calls per command name since the server started (`INFO commandstats`).
+    pub async fn command_calls(&mut self) -> anyhow::Result<BTreeMap<String, u64>> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("INFO commandstats on {}", self.url))?;
+        Ok(parse_commandstats(&info))
+    }
+}
+
+/// `cmdstat_<name>:calls=<n>,usec=…` lines; subcommands keep their `|` (`script|load`).
+fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// What changed between two snapshots, without the `INFO` calls the snapshots made.
+pub fn calls_between(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, calls)| {
+            let delta = calls.saturating_sub(before.get(name).copied().unwrap_or(0));
+            (name.clone(), delta)
+        })
+        .filter(|(_, delta)| *delta > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commandstats_lines_become_calls_by_name() {
+        let info = "# Commandstats\r\ncmdstat_evalsha:calls=12,usec=30,usec_per_call=2.50,\
+                    rejected_calls=0,failed_calls=0\r\ncmdstat_script|load:calls=1,usec=9\r\n";
+        let calls = parse_commandstats(info);
+        assert_eq!(calls["evalsha"], 12);
+        assert_eq!(calls["script|load"], 1);
+        let mut later = calls.clone();
+        later.insert("evalsha".into(), 20);
+        later.insert("info".into(), 3);
+        let delta = calls_between(&calls, &later);
+        assert_eq!(delta.len(), 1);
+        assert_eq!(delta["evalsha"], 8);
+    }
+}

@@ -1,0 +1,218 @@
+//! What the workers saw: latencies, outcomes by kind, violations, the `jti`s and codes that
+//! were accepted; and the checks that need all of it (no `jti` or code twice).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use crate::drive::Work;
+use crate::http::Response;
+use crate::verify::{self, Checker};
+
+/// Latencies are recorded in microseconds, up to a minute, with 3 significant digits.
+pub const MAX_LATENCY_US: u64 = 60_000_000;
+/// Distinct violation messages kept (with their counts); past that they are only counted.
+const KEPT_VIOLATIONS: usize = 20;
+
+/// What the workers saw, merged.
+pub struct Tally {
+    pub latency: Histogram<u64>,
+    /// Open loop: how late each request left against its due time (the generator's own lag,
+    /// already inside `latency`).
+    pub lag: Histogram<u64>,
+    pub sent: u64,
+    pub successes: u64,
+    /// `400 invalid_grant` to one request of a deliberate replay pair.
+    pub expected_rejections: u64,
+    pub errors: BTreeMap<String, u64>,
+    /// Violation message → how often it happened.
+    pub violations: BTreeMap<String, u64>,
+    pub violation_count: u64,
+    pub jtis: Vec<String>,
+    pub tokens: Vec<String>,
+    /// Code index of every accepted exchange.
+    pub accepted_codes: Vec<u32>,
+    /// Code index of every expected rejection.
+    pub rejected_codes: Vec<u32>,
+}
+
+impl Tally {
+    pub fn new() -> Self {
+        Self {
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("constant histogram bounds are valid"),
+            lag: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("constant histogram bounds are valid"),
+            sent: 0,
+            successes: 0,
+            expected_rejections: 0,
+            errors: BTreeMap::new(),
+            violations: BTreeMap::new(),
+            violation_count: 0,
+            jtis: Vec::new(),
+            tokens: Vec::new(),
+            accepted_codes: Vec::new(),
+            rejected_codes: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, kind: String) {
+        *self.errors.entry(kind).or_default() += 1;
+    }
+
+    pub fn violation(&mut self, message: String) {
+        self.violations_of(message, 1);
+    }
+
+    fn violations_of(&mut self, message: String, count: u64) {
+        self.violation_count += count;
+        if self.violations.len() < KEPT_VIOLATIONS || self.violations.contains_key(&message) {
+            *self.violations.entry(message).or_default() += count;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_response(
+        &mut self,
+        work: &Work,
+        checker: Option<&mut Checker<'_>>,
+        response: &Response<'_>,
+        due: Instant,
+        code_index: usize,
+        paired: bool,
+        sent: u64,
+    ) {
+        let latency_us = (due.elapsed().as_micros() as u64).clamp(1, MAX_LATENCY_US);
+        if response.status != 200 {
+            let kind = verify::error_kind(response);
+            if paired && kind == "400 invalid_grant" {
+                self.expected_rejections += 1;
+                self.rejected_codes.push(code_index as u32);
+            } else {
+                self.error(kind);
+            }
+            return;
+        }
+        let verdict = match (work, checker) {
+            (Work::Token { keep_tokens, .. }, Some(checker)) => checker
+                .token(response, code_index, sent, unix_now())
+                .map(|accepted| {
+                    self.jtis.push(accepted.jti);
+                    if *keep_tokens {
+                        self.tokens.push(accepted.token);
+                    }
+                    self.accepted_codes.push(code_index as u32);
+                }),
+            _ => verify::healthz(response),
+        };
+        match verdict {
+            Ok(()) => {
+                self.successes += 1;
+                self.latency.saturating_record(latency_us);
+            }
+            Err(message) => self.violation(message),
+        }
+    }
+
+    /// Folds a warm-up's failures into the measured run's (its latencies and counts stay out).
+    pub fn absorb_warm_up(&mut self, warm: Tally) {
+        for (kind, count) in warm.errors {
+            *self.errors.entry(format!("warm-up {kind}")).or_default() += count;
+        }
+        let kept: u64 = warm.violations.values().sum();
+        for (message, count) in warm.violations {
+            self.violations_of(format!("warm-up: {message}"), count);
+        }
+        self.violation_count += warm.violation_count.saturating_sub(kept);
+    }
+
+    pub fn merge(&mut self, other: Tally) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.lag.add(&other.lag);
+        self.sent += other.sent;
+        self.successes += other.successes;
+        self.expected_rejections += other.expected_rejections;
+        for (kind, count) in other.errors {
+            *self.errors.entry(kind).or_default() += count;
+        }
+        let kept: u64 = other.violations.values().sum();
+        for (message, count) in other.violations {
+            self.violations_of(message, count);
+        }
+        self.violation_count += other.violation_count.saturating_sub(kept);
+        self.jtis.extend(other.jtis);
+        self.tokens.extend(other.tokens);
+        self.accepted_codes.extend(other.accepted_codes);
+        self.rejected_codes.extend(other.rejected_codes);
+    }
+}
+
+/// Cross-checks over the whole run: every `jti` once, every code accepted at most once, and
+/// of each deliberate replay pair exactly one accepted.
+pub fn uniqueness(tally: &mut Tally, replay_every: u64) {
+    let mut seen = HashSet::with_capacity(tally.jtis.len());
+    let duplicate_jtis = tally.jtis.iter().filter(|j| !seen.insert(*j)).count();
+    if duplicate_jtis > 0 {
+        tally.violation(format!(
+            "{duplicate_jtis} jti value(s) issued more than once"
+        ));
+    }
+    let mut accepted: HashMap<u32, u32> = HashMap::with_capacity(tally.accepted_codes.len());
+    for code in &tally.accepted_codes {
+        *accepted.entry(*code).or_default() += 1;
+    }
+    let twice = accepted.values().filter(|n| **n > 1).count();
+    if twice > 0 {
+        tally.violation(format!(
+            "{twice} code(s) exchanged for a token more than once"
+        ));
+    }
+    if replay_every >= 2 {
+        let mut rejected: HashMap<u32, u32> = HashMap::new();
+        for code in &tally.rejected_codes {
+            *rejected.entry(*code).or_default() += 1;
+        }
+        let burned = rejected
+            .iter()
+            .filter(|(code, n)| **n >= 2 && !accepted.contains_key(code))
+            .count();
+        if burned > 0 {
+            tally.violation(format!(
+                "{burned} replayed code(s) refused to both requests: neither got a token"
+            ));
+        }
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_jti_a_code_accepted_twice_and_a_burned_replay_are_violations() {
+        let mut tally = Tally::new();
+        tally.jtis = vec!["a".into(), "b".into(), "a".into()];
+        tally.accepted_codes = vec![1, 2, 2];
+        tally.rejected_codes = vec![7, 7];
+        uniqueness(&mut tally, 10);
+        assert_eq!(tally.violation_count, 3, "{:?}", tally.violations);
+    }
+
+    #[test]
+    fn a_clean_run_has_no_violation() {
+        let mut tally = Tally::new();
+        tally.jtis = vec!["a".into(), "b".into()];
+        tally.accepted_codes = vec![1, 2];
+        tally.rejected_codes = vec![2];
+        uniqueness(&mut tally, 10);
+        assert_eq!(tally.violation_count, 0);
+    }
+}

@@ -1,0 +1,87 @@
+//! CPU time of the generator and of the watched servers over the drive, from
+//! `/proc/<pid>/task/*/schedstat` (nanoseconds on CPU, summed over threads): what one request
+//! costs each side, and proof that the generator is the cheaper one.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// CPU counters at the start of the drive.
+pub struct Cpu {
+    start: Instant,
+    generator: Option<u64>,
+    servers: Vec<(u32, Option<u64>)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CpuUse {
+    pub generator: ProcessCpu,
+    pub servers: Vec<ProcessCpu>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProcessCpu {
+    /// `None` for the generator itself.
+    pub pid: Option<u32>,
+    pub cpu_s: f64,
+    /// CPU seconds per wall-clock second: 1.0 is one core kept busy.
+    pub cores: f64,
+    pub us_per_request: f64,
+}
+
+impl Cpu {
+    pub fn sample(server_pids: &[u32]) -> Self {
+        Self {
+            start: Instant::now(),
+            generator: cpu_ns("self"),
+            servers: server_pids
+                .iter()
+                .map(|pid| (*pid, cpu_ns(&pid.to_string())))
+                .collect(),
+        }
+    }
+
+    /// CPU used since [`Cpu::sample`], and per request for `requests` requests.
+    pub fn since(&self, requests: u64) -> CpuUse {
+        let wall = self.start.elapsed().as_secs_f64().max(1e-9);
+        let used = |pid: Option<u32>, before: Option<u64>, now: Option<u64>| {
+            let ns = now.zip(before).map_or(0, |(n, b)| n.saturating_sub(b));
+            let cpu_s = ns as f64 / 1e9;
+            ProcessCpu {
+                pid,
+                cpu_s,
+                cores: cpu_s / wall,
+                us_per_request: if requests == 0 {
+                    0.0
+                } else {
+                    ns as f64 / 1e3 / requests as f64
+                },
+            }
+        };
+        CpuUse {
+            generator: used(None, self.generator, cpu_ns("self")),
+            servers: self
+                .servers
+                .iter()
+                .map(|(pid, before)| used(Some(*pid), *before, cpu_ns(&pid.to_string())))
+                .collect(),
+        }
+    }
+}
+
+/// Nanoseconds on CPU of every live thread of the process; `None` when /proc cannot tell.
+fn cpu_ns(pid: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}

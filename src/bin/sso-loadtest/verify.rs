@@ -1,0 +1,277 @@
+//! Checks every response against what the configuration says it must be: the seed's six fields,
+//! the JOSE header, the claims, and (after the run, off the clock) the JWT signature.
+
+use std::borrow::Cow;
+
+use anyhow::Context;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
+    UnparsedPublicKey,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use sso_token::tokens::PublicJwk;
+
+use crate::http::Response;
+use crate::plan::Expect;
+
+/// `iat` may differ this much from the client's clock at send and receive time (seconds).
+const CLOCK_SLACK: u64 = 5;
+
+/// The seed document's response, and nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody<'a> {
+    #[serde(borrow)]
+    username: Cow<'a, str>,
+    #[serde(borrow)]
+    token_type: Cow<'a, str>,
+    expires_in: u64,
+    #[serde(borrow)]
+    access_token: Cow<'a, str>,
+    #[serde(borrow)]
+    scope: Cow<'a, str>,
+    #[serde(borrow)]
+    account_id: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header<'a> {
+    #[serde(borrow)]
+    typ: Cow<'a, str>,
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow)]
+    kid: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claims<'a> {
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
+    #[serde(borrow)]
+    aud: Cow<'a, str>,
+    scope: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    iss: Cow<'a, str>,
+    exp: u64,
+    iat: u64,
+    jti: String,
+    #[serde(borrow)]
+    client_id: Cow<'a, str>,
+}
+
+/// A 200 that passed every inline check.
+pub struct Accepted {
+    pub jti: String,
+    pub token: String,
+}
+
+/// Per-worker checker; remembers the one valid JOSE header so it is parsed only once.
+pub struct Checker<'a> {
+    expect: &'a Expect,
+    header_ok: Option<String>,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(expect: &'a Expect) -> Self {
+        Self {
+            expect,
+            header_ok: None,
+        }
+    }
+
+    /// Checks a 200 to the exchange of code `code_index`; `sent` and `received` are Unix
+    /// seconds. `Err` is the violation, in words.
+    pub fn token(
+        &mut self,
+        response: &Response<'_>,
+        code_index: usize,
+        sent: u64,
+        received: u64,
+    ) -> Result<Accepted, String> {
+        let e = self.expect;
+        let body: TokenBody<'_> = serde_json::from_slice(response.body)
+            .map_err(|err| format!("response body is not the seed's six fields: {err}"))?;
+        if !response.no_store {
+            return Err("no `Cache-Control: no-store` on a token response".into());
+        }
+        let account_id = e.account_id(code_index);
+        let checks = [
+            ("username", body.username == e.username),
+            ("token_type", body.token_type == "bearer"),
+            ("expires_in", body.expires_in == e.expires_in),
+            ("scope", body.scope == e.scope_joined),
+            ("account_id", body.account_id == account_id),
+        ];
+        if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
+            return Err(format!(
+                "response field `{field}` is not the one of the code sent"
+            ));
+        }
+        let token = body.access_token.as_ref();
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("access_token is not a compact JWS of three parts".into());
+        };
+        if signature.is_empty() || URL_SAFE_NO_PAD.decode(signature).is_err() {
+            return Err("access_token signature is not base64url".into());
+        }
+        self.check_header(header)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| "access_token payload is not base64url".to_owned())?;
+        let claims: Claims<'_> = serde_json::from_slice(&payload)
+            .map_err(|err| format!("access_token claims are not the expected set: {err}"))?;
+        let checks = [
+            ("sub", claims.sub == account_id),
+            ("aud", claims.aud == e.aud),
+            ("iss", claims.iss == e.issuer),
+            ("client_id", claims.client_id == e.client_id),
+            ("scope", claims.scope.iter().eq(e.scopes.iter())),
+            ("exp", claims.exp == claims.iat + e.expires_in),
+            (
+                "iat",
+                claims.iat + CLOCK_SLACK >= sent && claims.iat <= received + CLOCK_SLACK,
+            ),
+            ("jti", is_jti(&claims.jti)),
+        ];
+        if let Some((claim, _)) = checks.iter().find(|(_, ok)| !ok) {
+            return Err(format!("claim `{claim}` is not the one of the code sent"));
+        }
+        Ok(Accepted {
+            jti: claims.jti,
+            token: token.to_owned(),
+        })
+    }
+
+    fn check_header(&mut self, encoded: &str) -> Result<(), String> {
+        if self.header_ok.as_deref() == Some(encoded) {
+            return Ok(());
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| "JOSE header is not base64url".to_owned())?;
+        let header: Header<'_> = serde_json::from_slice(&bytes)
+            .map_err(|err| format!("JOSE header is not {{typ, alg, kid}}: {err}"))?;
+        let e = self.expect;
+        if header.typ != e.typ || header.alg != e.alg || header.kid != e.kid {
+            return Err(format!(
+                "JOSE header {{typ {}, alg {}, kid {}}} differs from the configured key's",
+                header.typ, header.alg, header.kid
+            ));
+        }
+        self.header_ok = Some(encoded.to_owned());
+        Ok(())
+    }
+}
+
+/// 144 random bits as URL-safe base64: 24 characters.
+fn is_jti(jti: &str) -> bool {
+    jti.len() == 24
+        && jti
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `GET /healthz` answers exactly this.
+pub fn healthz(response: &Response<'_>) -> Result<(), String> {
+    if response.body == br#"{"status":"ok"}"# {
+        Ok(())
+    } else {
+        Err("/healthz body is not {\"status\":\"ok\"}".into())
+    }
+}
+
+/// `<status> <RFC 6749 error code>` of a refused request, e.g. `400 invalid_grant`.
+pub fn error_kind(response: &Response<'_>) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody<'a> {
+        #[serde(borrow)]
+        error: Cow<'a, str>,
+    }
+    match serde_json::from_slice::<ErrorBody<'_>>(response.body) {
+        Ok(body) => format!("{} {}", response.status, body.error),
+        Err(_) => format!("{} (no RFC 6749 error body)", response.status),
+    }
+}
+
+/// Verifies JWS signatures with the public half of the configured key.
+pub enum SignatureCheck {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Ecdsa(Vec<u8>),
+    Ed25519(Vec<u8>),
+}
+
+impl SignatureCheck {
+    pub fn from_jwk(jwk: &PublicJwk) -> anyhow::Result<Self> {
+        let field = |value: &Option<String>, name: &str| -> anyhow::Result<Vec<u8>> {
+            let value = value
+                .as_deref()
+                .with_context(|| format!("public key lacks `{name}`"))?;
+            Ok(URL_SAFE_NO_PAD.decode(value)?)
+        };
+        Ok(match jwk.kty {
+            "RSA" => Self::Rsa {
+                n: field(&jwk.n, "n")?,
+                e: field(&jwk.e, "e")?,
+            },
+            "EC" => {
+                let mut point = vec![4u8];
+                point.extend(field(&jwk.x, "x")?);
+                point.extend(field(&jwk.y, "y")?);
+                Self::Ecdsa(point)
+            }
+            "OKP" => Self::Ed25519(field(&jwk.x, "x")?),
+            other => anyhow::bail!("unsupported key type {other}"),
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> bool {
+        let Some((message, signature)) = token.rsplit_once('.') else {
+            return false;
+        };
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        let message = message.as_bytes();
+        match self {
+            Self::Rsa { n, e } => RsaPublicKeyComponents { n, e }
+                .verify(&RSA_PKCS1_2048_8192_SHA256, message, &signature)
+                .is_ok(),
+            Self::Ecdsa(point) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                .verify(message, &signature)
+                .is_ok(),
+            Self::Ed25519(x) => UnparsedPublicKey::new(&ED25519, x)
+                .verify(message, &signature)
+                .is_ok(),
+        }
+    }
+
+    /// Verifies every token on all cores (the run is over, the clock stopped); returns the
+    /// number that failed.
+    pub fn verify_all(&self, tokens: &[String]) -> usize {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = tokens.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = tokens
+                .chunks(chunk)
+                .map(|part| {
+                    let handle =
+                        scope.spawn(move || part.iter().filter(|t| !self.verify(t)).count());
+                    (part.len(), handle)
+                })
+                .collect();
+            // A verifier thread that panicked verified nothing: its part counts as failed.
+            workers
+                .into_iter()
+                .map(|(len, handle)| handle.join().unwrap_or(len))
+                .sum()
+        })
+    }
+}
