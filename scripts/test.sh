@@ -22,3 +22,5 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
+echo "== load-test smoke (a few hundred verified exchanges)"
+scripts/loadtest.sh --smoke

@@ -181,6 +181,15 @@ enum LoadError {
 }
 
 impl Client {
+    /// The `aud` of this client's tokens: its own override, else the configured default,
+    /// else the client id (as the reference implementation does).
+    pub fn audience_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.audience
+            .as_deref()
+            .or(Some(default).filter(|a| !a.is_empty()))
+            .unwrap_or(&self.id)
+    }
+
     fn from_entry(entry: ClientEntry) -> Result<Self, String> {
         if entry.id.is_empty() || entry.id.len() > 256 {
             return Err("id must be 1 to 256 characters".into());

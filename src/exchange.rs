@@ -77,11 +77,7 @@ impl Exchange {
         iat: u64,
         exp: u64,
     ) -> Result<Issued, OAuthError> {
-        let aud = client
-            .audience
-            .as_deref()
-            .or(Some(self.settings.audience.as_str()).filter(|a| !a.is_empty()))
-            .unwrap_or(&client.id);
+        let aud = client.audience_or(&self.settings.audience);
         let claims = Claims {
             sub: &grant.account_id,
             aud,

@@ -152,11 +152,7 @@ impl TokenPlan {
             .with_context(|| format!("token.signing_key `{}`", key_path.display()))?;
         let key = SigningKey::from_pem(&pem)
             .with_context(|| format!("token.signing_key `{}`", key_path.display()))?;
-        let aud = client
-            .audience
-            .clone()
-            .or(Some(settings.token.audience.clone()).filter(|a| !a.is_empty()))
-            .unwrap_or_else(|| client.id.clone());
+        let aud = client.audience_or(&settings.token.audience).to_owned();
         let verifier = if args.pkce {
             let mut random = [0u8; 32];
             aws_lc_rs::rand::fill(&mut random).map_err(|_| anyhow::anyhow!("no randomness"))?;
