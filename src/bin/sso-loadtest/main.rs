@@ -172,6 +172,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             seeding.finish_and_clear();
             let codes = Arc::new(codes);
             let before = redis.command_calls().await?;
+            let cpu_before = redis.cpu_seconds().await?;
             let work = Work::Token {
                 plan: Arc::clone(&plan),
                 codes: Arc::clone(&codes),
@@ -182,6 +183,9 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
             let cpu = cpu.since(outcome.tally.sent);
             let after = redis.command_calls().await?;
+            let redis_cpu = cpu_before
+                .zip(redis.cpu_seconds().await?)
+                .map(|(b, a)| (a - b).max(0.0));
             redis
                 .remove(
                     &codes[outcome.codes_sent.min(codes.len())..],
@@ -189,7 +193,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 )
                 .await?;
             let calls = seed::calls_between(&before, &after);
-            (outcome, cpu, Some((plan, calls)))
+            (outcome, cpu, Some((plan, calls, redis_cpu)))
         }
     };
     let mut tally = outcome.tally;
@@ -199,7 +203,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     let mut summary_redis = None;
     let mut signatures_verified = None;
     let (mut algorithm, mut kid) = (None, None);
-    if let Some((plan, calls)) = token {
+    if let Some((plan, calls, redis_cpu)) = token {
         tally::uniqueness(&mut tally, args.replay_every);
         if !args.no_verify_signature {
             let check = SignatureCheck::from_jwk(&plan.jwk)?;
@@ -211,7 +215,12 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             }
             signatures_verified = Some((tally.tokens.len() - bad) as u64);
         }
-        summary_redis = Some(RedisUse::new(calls, tally.successes));
+        summary_redis = Some(RedisUse::new(
+            calls,
+            redis_cpu,
+            tally.successes,
+            outcome.elapsed.as_secs_f64(),
+        ));
         algorithm = Some(plan.expect.alg.clone());
         kid = Some(plan.expect.kid.clone());
     }

@@ -69,6 +69,10 @@ pub struct RedisUse {
     /// `eval`/`evalsha`/`fcall` calls per exchange: each is one round trip.
     pub scripts_per_exchange: f64,
     pub calls: BTreeMap<String, u64>,
+    /// Redis' own CPU time per successful exchange (`INFO cpu`), in µs: what sizes Redis.
+    pub cpu_us_per_exchange: Option<f64>,
+    /// The same as a share of one core over the run.
+    pub cpu_cores: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,7 +103,12 @@ impl Latency {
 }
 
 impl RedisUse {
-    pub fn new(calls: BTreeMap<String, u64>, exchanges: u64) -> Self {
+    pub fn new(
+        calls: BTreeMap<String, u64>,
+        cpu_seconds: Option<f64>,
+        exchanges: u64,
+        elapsed: f64,
+    ) -> Self {
         let per = |n: u64| {
             if exchanges == 0 {
                 0.0
@@ -128,6 +137,10 @@ impl RedisUse {
             total_per_exchange: per(total),
             scripts_per_exchange: per(scripts),
             calls,
+            cpu_us_per_exchange: cpu_seconds
+                .filter(|_| exchanges > 0)
+                .map(|s| s * 1e6 / exchanges as f64),
+            cpu_cores: cpu_seconds.map(|s| s / elapsed.max(1e-9)),
         }
     }
 }
@@ -295,6 +308,12 @@ impl Summary {
                 },
                 redis.scripts_per_exchange
             );
+            if let (Some(us), Some(cores)) = (redis.cpu_us_per_exchange, redis.cpu_cores) {
+                let _ = writeln!(
+                    out,
+                    "   redis cpu   {cores:.2} cores, {us:.1} µs per successful exchange"
+                );
+            }
         }
         for server in &self.servers {
             let mib = |k: Option<u64>| {

@@ -97,6 +97,26 @@ impl Redis {
             .with_context(|| format!("INFO commandstats on {}", self.url))?;
         Ok(parse_commandstats(&info))
     }
+
+    /// CPU seconds the Redis server has used so far, when it tells (`INFO cpu`).
+    pub async fn cpu_seconds(&mut self) -> anyhow::Result<Option<f64>> {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("INFO cpu on {}", self.url))?;
+        Ok(parse_cpu_seconds(&info))
+    }
+}
+
+/// `used_cpu_sys` + `used_cpu_user` of `INFO cpu`: seconds of CPU Redis has used since it started.
+fn parse_cpu_seconds(info: &str) -> Option<f64> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some(field("used_cpu_sys")? + field("used_cpu_user")?)
 }
 
 /// `cmdstat_<name>:calls=<n>,usec=…` lines; subcommands keep their `|` (`script|load`).
@@ -133,6 +153,13 @@ pub fn calls_between(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_info_becomes_seconds_of_cpu() {
+        let info = "# CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:0.500000\r\nused_cpu_sys_children:9.0\r\n";
+        assert_eq!(parse_cpu_seconds(info), Some(1.75));
+        assert_eq!(parse_cpu_seconds("# CPU\r\n"), None);
+    }
 
     #[test]
     fn commandstats_lines_become_calls_by_name() {
