@@ -15,7 +15,8 @@
 #   --url URL             test a running server instead of starting one; repeat for several
 #                         (requests go round-robin). Its key and clients must be the config's.
 #   --instances N         servers to start, on consecutive ports, all against one Redis [1]
-#   --port PORT           port of the first started server [a free one]
+#   --port PORT           port of the first started server, the others on the next ports
+#                         [free ports below the ephemeral range]
 #   --workers N           worker threads of each started server [1]
 #   --server-cpus LIST    taskset CPU list of started servers (and of --sign-bench) [0]
 #   --client-cpus LIST    taskset CPU list of the generator [1]
@@ -141,10 +142,12 @@ spawn() { # spawn LIST LOG command...: like on_cpus, in the background; sets $sp
   pids+=("$spawned")
 }
 
+# Below Linux's ephemeral range (32768-60999): a port there may be taken at any moment by an
+# outgoing connection, such as a just-started server's own connection to Redis.
 free_port() {
   local p
   for _ in $(seq 100); do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 10000 + RANDOM % 22000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   die "no free port found"
@@ -202,9 +205,8 @@ fi
 
 pid_args=()
 if [[ $start_servers == 1 ]]; then
-  port="${port:-$(free_port)}"
   for i in $(seq 0 $(( instances - 1 ))); do
-    p=$(( port + i ))
+    if [[ -n "$port" ]]; then p=$(( port + i )); else p="$(free_port)"; fi
     echo "== starting sso-token on 127.0.0.1:$p (workers $workers, CPUs ${server_cpus:-any})"
     spawn "$server_cpus" "$out/server-$p.log" env SSO__SERVER__LISTEN="127.0.0.1:$p" \
       SSO__SERVER__WORKERS="$workers" SSO__SERVER__SHUTDOWN_TIMEOUT_SECS=1 \
