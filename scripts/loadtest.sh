@@ -14,7 +14,7 @@
 # Servers
 #   --url URL             test a running server instead of starting one; repeat for several
 #                         (requests go round-robin). Its key and clients must be the config's.
-#   --instances N         servers to start, on consecutive ports, all against one Redis [1]
+#   --instances N         servers to start, all against one Redis [1]
 #   --port PORT           port of the first started server, the others on the next ports
 #                         [free ports below the ephemeral range]
 #   --workers N           worker threads of each started server [1]
