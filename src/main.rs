@@ -13,6 +13,11 @@ use sso_token::startup::Application;
 use sso_token::store::Store;
 use sso_token::tokens::{KeyKind, SigningKey};
 
+/// glibc's malloc took ~14 % of the server's CPU in an EdDSA exchange profile (perf, BENCHMARKS.md);
+/// mimalloc's thread-local free lists make the many small per-request allocations cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
