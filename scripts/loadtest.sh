@@ -26,6 +26,9 @@
 #   --start-redis         start a private redis-server (no persistence) and use it
 #   --redis-port PORT     its port [a free one]
 #   --redis-cpus LIST     taskset CPU list of that redis-server [not pinned]
+#   --redis-rt            run that redis-server with real-time priority (chrt -f 1, needs root):
+#                         sharing a CPU with the generator, it then answers at once, as a Redis
+#                         on its own machine would, instead of queueing behind the generator
 # Signing key (started servers and the generator read the same one)
 #   --alg ALG             generate a fresh key: rs256 (RSA-2048), es256 (P-256), eddsa (Ed25519)
 #                         [rs256 when servers are started and --key is not given]
@@ -68,7 +71,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "loadtest.sh: $*" >&2; exit 2; }
 
 urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
-start_redis=0 redis_port="" redis_cpus="" alg="" key="" out="target/loadtest" label=""
+start_redis=0 redis_port="" redis_cpus="" redis_rt=0 alg="" key="" out="target/loadtest" label=""
 profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" run_args=() extra=()
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
@@ -85,6 +88,7 @@ while [[ $# -gt 0 ]]; do
     --start-redis) start_redis=1 ;;
     --redis-port) need "$@"; redis_port="$2"; shift ;;
     --redis-cpus) need "$@"; redis_cpus="$2"; shift ;;
+    --redis-rt) redis_rt=1 ;;
     --alg) need "$@"; alg="$2"; shift ;;
     --key) need "$@"; key="$2"; shift ;;
     -c|--connections|-n|--requests|-d|--duration|--rate|--replay-every)
@@ -182,8 +186,13 @@ if [[ $start_redis == 1 ]]; then
   source scripts/lib.sh
   ensure_redis_server
   redis_port="${redis_port:-$(free_port)}"
-  echo "== starting redis-server on 127.0.0.1:$redis_port"
-  spawn "$redis_cpus" "$out/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
+  echo "== starting redis-server on 127.0.0.1:$redis_port$( [[ $redis_rt == 1 ]] && echo ', real-time priority')"
+  rt=()
+  if [[ $redis_rt == 1 ]]; then
+    command -v chrt >/dev/null || die "--redis-rt needs chrt (util-linux)"
+    rt=(chrt -f 1)
+  fi
+  spawn "$redis_cpus" "$out/redis.log" "${rt[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 \
     --save "" --appendonly no --daemonize no --loglevel warning --dir "$work"
   for _ in $(seq 50); do
     [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" == PONG ]] && break

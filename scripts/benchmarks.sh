@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs the whole benchmark suite of BENCHMARKS.md with scripts/loadtest.sh and prints its tables
+# (markdown). Takes about eight minutes; wants a quiet 2-core machine: the server on CPU 0 with one
+# worker, the generator and a private Redis on CPU 1 (Redis with real-time priority, see
+# --redis-rt in scripts/loadtest.sh --help).
+#
+#   scripts/benchmarks.sh [OUT_DIR]     summaries go to OUT_DIR [target/bench/<date-time>]
+#   SECS=20 scripts/benchmarks.sh       seconds per measured run [20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+out="${1:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
+secs="${SECS:-20}"
+mkdir -p "$out"
+lt() { scripts/loadtest.sh --start-redis --redis-cpus 1 --redis-rt --no-build "$@"; }
+rate_of() { python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rate_per_s"]))' "$1"; }
+
+cargo build --release --locked --bins
+{
+  echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "kernel: $(uname -r); $(redis-server --version | cut -d' ' -f1-3); $(rustc --version)"
+  echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with local changes)')"
+} | tee "$out/machine.txt"
+
+for alg in rs256 es256 eddsa; do
+  echo "== $alg: sign-bench, healthz, closed loop"
+  lt --alg "$alg" --sign-bench 5 --healthz -c 64 -d "$secs" --label "$alg" --out "$out/$alg"
+  half=$(( $(rate_of "$out/$alg/token.json") / 2 ))
+  echo "== $alg: open loop at half the closed-loop rate ($half/s)"
+  lt --alg "$alg" --rate "$half" -c 512 -d "$secs" --label "$alg-open" --out "$out/$alg-open"
+done
+for alg in rs256 eddsa; do
+  echo "== $alg: 1000 connections"
+  lt --alg "$alg" -c 1000 -d "$secs" --label "$alg-c1000" --out "$out/$alg-c1000"
+done
+for n in 1 2 4; do
+  echo "== eddsa: $n instance(s) against one Redis"
+  lt --alg eddsa --instances "$n" -c 128 -d "$secs" --label "eddsa-x$n" --out "$out/eddsa-x$n"
+done
+
+python3 - "$out" <<'EOF'
+import json, sys, os
+out = sys.argv[1]
+def load(*p):
+    path = os.path.join(out, *p)
+    return json.load(open(path)) if os.path.exists(path) else None
+ms = lambda us: f"{us / 1000:.2f}"
+mib = lambda r: max((s["peak_rss_kib"] or 0) for s in r["servers"]) / 1024
+print("\n| alg | signatures/s (1 core) | exchanges/s | % of signing | healthz/s | % of healthz "
+      "| p50 / p99 ms (64 conns) | open loop /s | open p99 / p99.9 ms | server µs/exchange "
+      "| Redis calls / cmds per exchange | Redis µs/exchange | 5xx, dup jti, dup code |")
+print("|" + "---|" * 13)
+for alg in ["rs256", "es256", "eddsa"]:
+    r, s, h, o = load(alg, "token.json"), load(alg, "sign-bench.json"), load(alg, "healthz.json"), load(f"{alg}-open", "token.json")
+    if not r:
+        continue
+    cpu = r["cpu"]["servers"][0]["us_per_request"]
+    five = sum(n for k, n in r["errors"].items() if k.startswith("5")) + sum(n for k, n in (o or {"errors": {}})["errors"].items() if k.startswith("5"))
+    print(f"| {r['algorithm']} | {s['rate_per_s']:.0f} | {r['rate_per_s']:.0f} | {100 * r['rate_per_s'] / s['rate_per_s']:.1f} % "
+          f"| {h['rate_per_s']:.0f} | {100 * r['rate_per_s'] / h['rate_per_s']:.1f} % "
+          f"| {ms(r['latency_us']['p50'])} / {ms(r['latency_us']['p99'])} "
+          f"| {o['rate_per_s']:.0f} | {ms(o['latency_us']['p99'])} / {ms(o['latency_us']['p99_9'])} "
+          f"| {cpu:.1f} | {r['redis']['scripts_per_exchange']:.2f} / {r['redis']['total_per_exchange']:.2f} "
+          f"| {r['redis']['cpu_us_per_exchange']:.1f} | {five}, {r['violations'] + (o or r)['violations']} violations |")
+print("\n| run | connections | exchanges/s | p99 ms | peak RSS MiB (max of servers) |")
+print("|---|---|---|---|---|")
+for name in ["rs256-c1000", "eddsa-c1000"]:
+    r = load(name, "token.json")
+    if r:
+        print(f"| {name} | {r['connections']} | {r['rate_per_s']:.0f} | {ms(r['latency_us']['p99'])} | {mib(r):.1f} |")
+print("\n| EdDSA instances (all on CPU 0) | exchanges/s | p99 ms | Redis cores | Redis µs/exchange | Redis cmds/s |")
+print("|---|---|---|---|---|---|")
+for n in [1, 2, 4]:
+    r = load(f"eddsa-x{n}", "token.json")
+    if r:
+        cmds = r["redis"]["total_per_exchange"] * r["rate_per_s"]
+        print(f"| {n} | {r['rate_per_s']:.0f} | {ms(r['latency_us']['p99'])} | {r['redis']['cpu_cores']:.2f} "
+              f"| {r['redis']['cpu_us_per_exchange']:.1f} | {cmds:.0f} |")
+EOF
