@@ -99,11 +99,12 @@ impl Live {
             .and_then(|settings| Ok((Snapshot::load(&settings)?, settings)));
         match outcome {
             Ok((snapshot, settings)) => {
-                log::info!("configuration reloaded: {}", snapshot.describe());
+                let described = snapshot.describe();
+                self.current.store(Arc::new(snapshot));
+                log::info!("configuration reloaded: {described}");
                 if fixed_sections(&settings) != self.fixed {
                     log::warn!("[server] and [redis] changes take effect on restart only");
                 }
-                self.current.store(Arc::new(snapshot));
                 Ok(())
             }
             Err(e) => {
