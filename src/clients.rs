@@ -5,7 +5,7 @@
 //! accepted for operators who want them, and a successful Argon2 verification is remembered (as
 //! the SHA-256 of the secret) so that a busy client pays Argon2 once, not per request.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -148,6 +148,15 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
+    }
+
+    /// Every scope some enabled client may be granted (for the metadata document).
+    pub fn scopes(&self) -> BTreeSet<&str> {
+        self.clients
+            .values()
+            .filter(|c| c.enabled)
+            .flat_map(|c| c.scopes.iter().map(String::as_str))
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Client>> {

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::store::{Store, StoreError};
+use crate::userinfo::Profile;
 
 /// A code record in the contract's format (see README, "The code record").
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +19,8 @@ pub struct NewCode {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_challenge_method: Option<String>,
     pub issued_at: u64,
+    #[serde(flatten)]
+    pub profile: Profile,
 }
 
 const ALPHANUMERIC: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";

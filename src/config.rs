@@ -27,6 +27,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub token: TokenSettings,
     pub clients: ClientsSettings,
+    #[serde(default)]
+    pub discovery: DiscoverySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,12 +69,84 @@ pub struct TokenSettings {
     /// PEM file holding the private signing key (PKCS#8 or PKCS#1); relative to the working
     /// directory, like `clients.file`.
     pub signing_key: PathBuf,
+    /// Keys published and accepted for verification only: the next signer before it signs, the
+    /// previous one until its tokens have expired (README, "Key rotation").
+    #[serde(default)]
+    pub verify_keys: Vec<PathBuf>,
+    /// Clock skew tolerated when introspection and user info check `exp`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Where clients find us: RFC 8414 metadata and the JWKS document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DiscoverySettings {
+    /// Public base URL of the service as clients reach it (the load balancer), without a
+    /// trailing slash; every endpoint URL in the metadata starts with it.
+    pub base_url: String,
+    /// The authorize service's URL; empty means `<base_url>/identity/sso/oauth2/authorize`.
+    pub authorization_endpoint: String,
+    /// `Cache-Control: max-age` of the JWKS and metadata documents, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl Default for DiscoverySettings {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:8080".into(),
+            authorization_endpoint: String::new(),
+            max_age_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClientsSettings {
     /// TOML file with the client registry.
     pub file: PathBuf,
+}
+
+impl DiscoverySettings {
+    /// `base_url` without its trailing slash.
+    pub fn base(&self) -> &str {
+        self.base_url.trim_end_matches('/')
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: &str| ConfigError::Invalid {
+            setting,
+            problem: problem.to_owned(),
+        };
+        let is_url = |url: &str| {
+            (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(['?', '#'])
+                && !url.contains(char::is_whitespace)
+        };
+        if !is_url(&self.base_url) {
+            return Err(invalid(
+                "discovery.base_url",
+                "must be an http(s) URL without query or fragment",
+            ));
+        }
+        if !self.authorization_endpoint.is_empty() && !is_url(&self.authorization_endpoint) {
+            return Err(invalid(
+                "discovery.authorization_endpoint",
+                "must be empty or an http(s) URL without query or fragment",
+            ));
+        }
+        if self.max_age_secs > 86_400 {
+            return Err(invalid(
+                "discovery.max_age_secs",
+                "must be at most 86400 seconds",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl RedisSettings {
@@ -94,7 +168,9 @@ impl Settings {
                 config::Environment::with_prefix("SSO")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("token.verify_keys"),
             )
             .build()?
             .try_deserialize()?;
@@ -147,6 +223,10 @@ impl Settings {
         if self.token.scope_separator.is_empty() {
             return invalid("token.scope_separator", "must not be empty");
         }
+        if self.token.leeway_secs > 300 {
+            return invalid("token.leeway_secs", "must be at most 300 seconds");
+        }
+        self.discovery.validate()?;
         Ok(self)
     }
 }

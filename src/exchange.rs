@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::clients::{Client, Registry};
-use crate::config::TokenSettings;
+use crate::clients::Client;
 use crate::grant::{self, Grant};
+use crate::live::{Live, Snapshot};
 use crate::oauth::{OAuthError, TokenRequest};
 use crate::store::{Store, Taken};
-use crate::tokens::{self, Claims, Minter};
+use crate::tokens::{self, Claims};
 
 /// What a successful exchange hands back to the client.
 #[derive(Debug)]
@@ -17,19 +17,22 @@ pub struct Issued {
     pub access_token: String,
     pub expires_in: u64,
     pub grant: Grant,
+    /// The granted scopes joined by `token.scope_separator`.
+    pub scope: String,
 }
 
-/// Everything the exchange needs, built once at start-up.
+/// Everything the exchange needs: the reloadable clients, keys and settings, and Redis.
 pub struct Exchange {
-    pub registry: Arc<Registry>,
+    pub live: Arc<Live>,
     pub store: Store,
-    pub minter: Minter,
-    pub settings: TokenSettings,
 }
 
 impl Exchange {
+    /// One snapshot for the whole exchange: a reload in the middle changes nothing for it.
     pub async fn exchange(&self, request: &TokenRequest) -> Result<Issued, OAuthError> {
-        let client = self.registry.authenticate(&request.client).await?;
+        let snapshot = self.live.load();
+        let settings = &snapshot.token;
+        let client = snapshot.registry.authenticate(&request.client).await?;
         if !client.allows_grant("authorization_code") {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the authorization_code grant".into(),
@@ -37,11 +40,11 @@ impl Exchange {
         }
         let jti = tokens::new_jti().map_err(|e| OAuthError::Internal(Box::new(e)))?;
         let iat = unix_now();
-        let exp = iat + self.settings.expires_in;
+        let exp = iat + settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
         let taken = self
             .store
-            .take_code(request.code.expose(), &jti, self.settings.expires_in, &head)
+            .take_code(request.code.expose(), &jti, settings.expires_in, &head)
             .await
             .map_err(OAuthError::Unavailable)?;
         let record = match taken {
@@ -55,8 +58,8 @@ impl Exchange {
                 return Err(self.revoke_replayed(&client, &issued).await);
             }
         };
-        let outcome = grant::check(&record, &client, request, &self.settings.scope_separator)
-            .and_then(|grant| self.sign(&client, grant, &jti, iat, exp));
+        let outcome = grant::check(&record, &client, request, &settings.scope_separator)
+            .and_then(|grant| sign(&snapshot, &client, grant, &jti, iat, exp));
         if outcome.is_err() {
             // The code stays spent (it may be compromised); the token record must not outlive it.
             if let Err(e) = self.store.delete_token(&jti).await {
@@ -67,36 +70,6 @@ impl Exchange {
             }
         }
         outcome
-    }
-
-    fn sign(
-        &self,
-        client: &Client,
-        grant: Grant,
-        jti: &str,
-        iat: u64,
-        exp: u64,
-    ) -> Result<Issued, OAuthError> {
-        let aud = client.audience_or(&self.settings.audience);
-        let claims = Claims {
-            sub: &grant.account_id,
-            aud,
-            scope: &grant.scopes,
-            iss: &self.settings.issuer,
-            exp,
-            iat,
-            jti,
-            client_id: &client.id,
-        };
-        let access_token = self
-            .minter
-            .mint(&claims)
-            .map_err(|e| OAuthError::Internal(Box::new(e)))?;
-        Ok(Issued {
-            access_token,
-            expires_in: self.settings.expires_in,
-            grant,
-        })
     }
 
     /// RFC 6749 §4.1.2: a code used twice revokes the token issued for it. If the revocation
@@ -115,6 +88,38 @@ impl Exchange {
             Err(e) => OAuthError::Unavailable(e),
         }
     }
+}
+
+fn sign(
+    snapshot: &Snapshot,
+    client: &Client,
+    grant: Grant,
+    jti: &str,
+    iat: u64,
+    exp: u64,
+) -> Result<Issued, OAuthError> {
+    let settings = &snapshot.token;
+    let claims = Claims {
+        sub: &grant.account_id,
+        aud: client.audience_or(&settings.audience),
+        scope: &grant.scopes,
+        iss: &settings.issuer,
+        exp,
+        iat,
+        jti,
+        client_id: &client.id,
+    };
+    let access_token = snapshot
+        .keys
+        .minter()
+        .mint(&claims)
+        .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+    Ok(Issued {
+        access_token,
+        expires_in: settings.expires_in,
+        scope: grant.scopes.join(&settings.scope_separator),
+        grant,
+    })
 }
 
 /// The start of the token record's JSON; the exchange script appends the code record and `}`,

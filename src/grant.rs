@@ -21,6 +21,17 @@ pub struct CodeRecord {
     /// Informational (seconds since the epoch); the record's TTL is what limits a code's life.
     #[serde(default)]
     pub issued_at: Option<u64>,
+    /// The optional profile for user info (`userinfo::Profile`), typed here so that a record
+    /// user info could not read never becomes a token. Not `#[serde(flatten)]`: that would
+    /// buffer the whole record on the exchange's hot path.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub avatar: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub mobile: Option<String>,
 }
 
 /// Scopes as an array, or as one string joined by `token.scope_separator`.

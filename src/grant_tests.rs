@@ -114,6 +114,22 @@ fn optional_and_unknown_record_fields_may_be_left_out_or_added() {
 }
 
 #[test]
+fn the_optional_profile_may_be_given_in_full_in_part_or_as_null() {
+    for profile in [
+        json!({ "name": "Alice", "avatar": "https://cdn.example/a.png",
+                "email": "alice@example.com", "mobile": "+86 138 0000 0000" }),
+        json!({ "name": "Alice" }),
+        json!({ "email": null, "mobile": null }),
+    ] {
+        let raw = record_with(profile.clone());
+        assert!(
+            check_app(&raw, &request(REDIRECT_URI, None)).is_ok(),
+            "{profile}"
+        );
+    }
+}
+
+#[test]
 fn scopes_are_read_from_an_array_or_a_string_joined_by_the_configured_separator() {
     // (separator, stored scope, granted scopes)
     let cases = [
@@ -311,6 +327,8 @@ fn a_malformed_record_is_refused_as_an_invalid_grant() {
         record_with(json!({ "account_id": 42 })),
         record_with(json!({ "code_challenge": VERIFIER, "code_challenge_method": "s256" })),
         record_with(json!({ "issued_at": "yesterday" })),
+        record_with(json!({ "name": 7 })),
+        record_with(json!({ "email": ["a@example.com"] })),
         record().to_string()[1..].to_owned(),
     ];
     for raw in malformed {

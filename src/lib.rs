@@ -7,10 +7,14 @@
 pub mod clients;
 pub mod codes;
 pub mod config;
+pub mod discovery;
 pub mod exchange;
 pub mod grant;
+pub mod inspect;
+pub mod live;
 pub mod oauth;
 pub mod routes;
 pub mod startup;
 pub mod store;
 pub mod tokens;
+pub mod userinfo;

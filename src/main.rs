@@ -12,6 +12,7 @@ use sso_token::config::Settings;
 use sso_token::startup::Application;
 use sso_token::store::Store;
 use sso_token::tokens::{KeyKind, SigningKey};
+use sso_token::userinfo::Profile;
 
 /// glibc's malloc took ~14 % of the server's CPU in an EdDSA exchange profile (perf, BENCHMARKS.md);
 /// mimalloc's thread-local free lists make the many small per-request allocations cheap.
@@ -59,6 +60,8 @@ enum Command {
         /// Lifetime of the code in seconds (the reference authorize service uses 60).
         #[arg(long, default_value_t = 60)]
         ttl: u64,
+        #[command(flatten)]
+        profile: Box<ProfileArgs>,
     },
     /// Print the stored form of a client secret (read from stdin when not given).
     HashSecret {
@@ -79,6 +82,23 @@ enum Command {
     },
 }
 
+/// The optional profile fields of a code record (README, "The code record").
+#[derive(clap::Args)]
+struct ProfileArgs {
+    /// Display name, shown by user info with scope user:basic.
+    #[arg(long)]
+    name: Option<String>,
+    /// Avatar URL, shown by user info with scope user:basic.
+    #[arg(long)]
+    avatar: Option<String>,
+    /// Shown by user info with scope user:contract.
+    #[arg(long)]
+    email: Option<String>,
+    /// Shown by user info with scope user:contract.
+    #[arg(long)]
+    mobile: Option<String>,
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -95,6 +115,7 @@ fn main() -> ExitCode {
             code_challenge,
             code_challenge_method,
             ttl,
+            profile,
         } => {
             let record = NewCode {
                 client_id: client,
@@ -108,6 +129,12 @@ fn main() -> ExitCode {
                 issued_at: SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
+                profile: Profile {
+                    name: profile.name,
+                    avatar: profile.avatar,
+                    email: profile.email,
+                    mobile: profile.mobile,
+                },
             };
             issue_code(&cli.config_dir, cli.env.as_deref(), &record, ttl)
         }
@@ -125,9 +152,12 @@ type CliResult = Result<(), String>;
 
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
     let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+    // SIGHUP reads the config files and the environment again, as at start.
+    let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
+    let source = Box::new(move || Settings::load(&dir, env.as_deref()));
     actix_web::rt::System::new().block_on(async move {
         let listen = settings.server.listen.clone();
-        let app = Application::build(settings).map_err(|e| e.to_string())?;
+        let app = Application::build_reloadable(settings, source).map_err(|e| e.to_string())?;
         log::info!("listening on {listen} (port {})", app.port());
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })

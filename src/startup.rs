@@ -8,15 +8,24 @@ use actix_web::dev::{Server, ServiceResponse};
 use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpMessage, HttpServer, web};
 
-use crate::clients::{Registry, RegistryError};
 use crate::config::Settings;
 use crate::exchange::Exchange;
+use crate::inspect::Inspector;
+use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::routes::token::BodyLimit;
-use crate::routes::{LoggedClient, health, token};
+use crate::routes::{LoggedClient, discovery, health, introspect, token, userinfo};
 use crate::store::{Store, StoreError};
-use crate::tokens::{KeyError, Minter, SigningKey};
 
 pub const TOKEN_PATH: &str = "/identity/sso/oauth2/access_token";
+pub const INTROSPECT_PATH: &str = "/identity/sso/oauth2/introspect";
+pub const REVOKE_PATH: &str = "/identity/sso/oauth2/revoke";
+pub const USERINFO_PATH: &str = "/identity/sso/oauth2/user";
+pub const JWKS_PATH: &str = "/identity/sso/oauth2/jwks";
+pub const JWKS_WELL_KNOWN_PATH: &str = "/.well-known/jwks.json";
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+/// The authorize service's path, for the metadata when `discovery.authorization_endpoint` is
+/// not set (it is not served here).
+pub const AUTHORIZE_PATH: &str = "/identity/sso/oauth2/authorize";
 
 /// Why the service could not start; each message names the setting or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -24,16 +33,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Clients(#[from] RegistryError),
-    #[error("token.signing_key `{path}`: {source}")]
-    KeyFile {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("token.signing_key `{path}`: {source}")]
-    Key { path: String, source: KeyError },
-    #[error("token.typ: {0}")]
-    Header(#[from] serde_json::Error),
+    Load(#[from] LoadError),
     #[error("redis.url: {0}")]
     Store(#[from] StoreError),
     #[error("server.listen `{address}`: {source}")]
@@ -47,11 +47,32 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
+    live: Arc<Live>,
 }
 
 impl Application {
+    /// A reload reads the same files again (the paths in `settings`).
     pub fn build(settings: Settings) -> Result<Self, StartError> {
-        let exchange = web::Data::new(build_exchange(&settings)?);
+        let again = settings.clone();
+        Self::build_reloadable(settings, Box::new(move || Ok(again.clone())))
+    }
+
+    /// A reload (SIGHUP, [`Live::reload`]) takes its settings from `source`.
+    pub fn build_reloadable(
+        settings: Settings,
+        source: SettingsSource,
+    ) -> Result<Self, StartError> {
+        let live = Arc::new(Live::new(&settings, source)?);
+        let store = Store::new(&settings.redis)?;
+        let exchange = web::Data::new(Exchange {
+            live: Arc::clone(&live),
+            store: store.clone(),
+        });
+        let inspector = web::Data::new(Inspector {
+            live: Arc::clone(&live),
+            store,
+        });
+        let live_data = web::Data::from(Arc::clone(&live));
         let listen_error = |source| StartError::Listen {
             address: settings.server.listen.clone(),
             source,
@@ -66,12 +87,32 @@ impl Application {
             App::new()
                 .wrap(Condition::new(logging, access_log()))
                 .app_data(exchange.clone())
+                .app_data(inspector.clone())
+                .app_data(live_data.clone())
                 .app_data(limit.clone())
                 .service(
                     web::resource(TOKEN_PATH)
                         .route(web::post().to(token::access_token))
                         .default_service(web::to(token::method_not_allowed)),
                 )
+                .service(
+                    web::resource(INTROSPECT_PATH)
+                        .route(web::post().to(introspect::introspect))
+                        .default_service(web::to(introspect::post_only)),
+                )
+                .service(
+                    web::resource(REVOKE_PATH)
+                        .route(web::post().to(introspect::revoke))
+                        .default_service(web::to(introspect::post_only)),
+                )
+                .service(
+                    web::resource(USERINFO_PATH)
+                        .route(web::get().to(userinfo::user))
+                        .default_service(web::to(userinfo::get_only)),
+                )
+                .route(JWKS_PATH, web::get().to(discovery::jwks))
+                .route(JWKS_WELL_KNOWN_PATH, web::get().to(discovery::jwks))
+                .route(METADATA_PATH, web::get().to(discovery::metadata))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
         })
@@ -84,6 +125,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            live,
         })
     }
 
@@ -91,34 +133,19 @@ impl Application {
         self.port
     }
 
-    /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// The reloadable configuration: [`Live::reload`] does what SIGHUP does.
+    pub fn live(&self) -> Arc<Live> {
+        Arc::clone(&self.live)
     }
-}
 
-/// Loads the signing key and the client registry and prepares the Redis pool.
-pub fn build_exchange(settings: &Settings) -> Result<Exchange, StartError> {
-    let key_path = settings.token.signing_key.display().to_string();
-    let pem = std::fs::read_to_string(&settings.token.signing_key).map_err(|source| {
-        StartError::KeyFile {
-            path: key_path.clone(),
-            source,
-        }
-    })?;
-    let key = SigningKey::from_pem(&pem).map_err(|source| StartError::Key {
-        path: key_path,
-        source,
-    })?;
-    log::info!("signing with {:?} key {}", key.algorithm(), key.kid());
-    let registry = Registry::load(&settings.clients.file)?;
-    log::info!("{} client(s) registered", registry.len());
-    Ok(Exchange {
-        registry: Arc::new(registry),
-        store: Store::new(&settings.redis)?,
-        minter: Minter::new(key, &settings.token.typ)?,
-        settings: settings.token.clone(),
-    })
+    /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish; reloads clients and
+    /// keys on SIGHUP meanwhile.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let reloader = tokio::spawn(live::reload_on_sighup(self.live));
+        let stopped = self.server.await;
+        reloader.abort();
+        stopped
+    }
 }
 
 /// The log target of access lines: `RUST_LOG=sso_token::access=info` turns them on alone.

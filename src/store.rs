@@ -201,6 +201,13 @@ impl Store {
         .await
     }
 
+    /// Reads a token record (introspection, user info): `None` once revoked or expired.
+    pub async fn get_token(&self, jti: &str) -> Result<Option<String>, StoreError> {
+        let key = self.token_key(jti);
+        self.with_conn(|mut conn| async move { Ok(conn.get(key).await?) })
+            .await
+    }
+
     /// Writes a code record the way the authorize service does (for `issue-code`, demos and
     /// load tests). Refuses to overwrite a live code.
     pub async fn put_code(

@@ -1,4 +1,5 @@
-//! The RFC 6749 §5.2 error vocabulary and its one mapping to HTTP.
+//! The error vocabulary of our endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 6750 §3.1) and
+//! its one mapping to HTTP.
 
 use std::borrow::Cow;
 
@@ -11,7 +12,7 @@ use serde::Serialize;
 /// never echo a secret or a code, nor hint at how close a secret was.
 pub type Description = Cow<'static, str>;
 
-/// Every way a token request can fail, named after the RFC 6749 §5.2 error codes.
+/// Every way a request can fail, named after the RFC error codes.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     #[error("invalid_request: {0}")]
@@ -31,6 +32,18 @@ pub enum OAuthError {
     UnsupportedGrantType,
     #[error("invalid_scope: {0}")]
     InvalidScope(Description),
+    /// RFC 7009: a `token_type_hint` for a kind of token we do not revoke.
+    #[error("unsupported_token_type")]
+    UnsupportedTokenType,
+    /// RFC 6750: a resource request without a Bearer token; the challenge carries no error code.
+    #[error("no bearer token")]
+    BearerRequired,
+    /// RFC 6750: the Bearer token is not live (never ours, expired, revoked); why is not said.
+    #[error("invalid_token")]
+    InvalidToken,
+    /// RFC 6750: the token is live but its scopes allow none of what was asked.
+    #[error("insufficient_scope: {0}")]
+    InsufficientScope(Description),
     /// The body was larger than `server.body_limit`.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -64,12 +77,17 @@ impl OAuthError {
     /// The RFC 6749 `error` code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::PayloadTooLarge => "invalid_request",
+            Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::BearerRequired => {
+                "invalid_request"
+            }
             Self::InvalidClient { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
@@ -81,7 +99,11 @@ impl OAuthError {
             | Self::InvalidGrant(d)
             | Self::UnauthorizedClient(d)
             | Self::InvalidScope(d)
+            | Self::InsufficientScope(d)
             | Self::InvalidClient { description: d, .. } => d,
+            Self::UnsupportedTokenType => "only access tokens can be revoked here",
+            Self::BearerRequired => "an access token is required: Authorization: Bearer <token>",
+            Self::InvalidToken => "the access token is invalid, expired or revoked",
             Self::UnsupportedGrantType => "grant_type must be authorization_code",
             Self::PayloadTooLarge => "request body is too large",
             Self::Unavailable(_) => "the token store is unavailable, retry shortly",
@@ -99,7 +121,10 @@ struct ErrorBody<'a> {
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient { .. } | Self::BearerRequired | Self::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,6 +153,26 @@ impl ResponseError for OAuthError {
             }
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::BearerRequired => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="sso-token""#),
+                ));
+            }
+            Self::InvalidToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="sso-token", error="invalid_token""#),
+                ));
+            }
+            Self::InsufficientScope(_) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        r#"Bearer realm="sso-token", error="insufficient_scope", scope="user:basic user:contract""#,
+                    ),
+                ));
             }
             _ => {}
         }
@@ -179,6 +224,11 @@ mod tests {
             ),
             (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
             (OAuthError::PayloadTooLarge, 413, "invalid_request"),
+            (
+                OAuthError::UnsupportedTokenType,
+                400,
+                "unsupported_token_type",
+            ),
         ];
         for (error, status, code) in cases {
             let (got_status, body, response) = render(error).await;
@@ -191,6 +241,42 @@ mod tests {
             );
             assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
             assert!(response.headers().get("www-authenticate").is_none());
+        }
+    }
+
+    #[actix_web::test]
+    async fn bearer_errors_challenge_with_the_rfc6750_error_code() {
+        let cases = [
+            (OAuthError::BearerRequired, 401, "invalid_request", None),
+            (
+                OAuthError::InvalidToken,
+                401,
+                "invalid_token",
+                Some("invalid_token"),
+            ),
+            (
+                OAuthError::InsufficientScope("x".into()),
+                403,
+                "insufficient_scope",
+                Some("insufficient_scope"),
+            ),
+        ];
+        for (error, status, code, challenge_error) in cases {
+            let (got_status, body, response) = render(error).await;
+            assert_eq!(
+                (got_status.as_u16(), body["error"].as_str()),
+                (status, Some(code))
+            );
+            let challenge = response.headers().get("www-authenticate").unwrap();
+            let challenge = challenge.to_str().unwrap();
+            assert!(
+                challenge.starts_with("Bearer realm=\"sso-token\""),
+                "{challenge}"
+            );
+            match challenge_error {
+                Some(e) => assert!(challenge.contains(&format!("error=\"{e}\"")), "{challenge}"),
+                None => assert!(!challenge.contains("error="), "{challenge}"),
+            }
         }
     }
 

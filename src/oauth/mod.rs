@@ -1,11 +1,14 @@
-//! The OAuth 2.0 vocabulary of the token endpoint: errors, request parsing, PKCE.
+//! The OAuth 2.0 vocabulary of our endpoints: errors, request parsing, PKCE, Bearer tokens.
 
 pub mod basic;
+pub mod bearer;
 pub mod error;
 pub mod pkce;
 pub mod request;
 pub mod secret;
+pub mod token_query;
 
 pub use error::OAuthError;
 pub use request::{ClientCredentials, TokenRequest};
 pub use secret::Sensitive;
+pub use token_query::TokenQuery;

@@ -77,10 +77,7 @@ impl TokenRequest {
         authorization: Option<&str>,
         body: &[u8],
     ) -> Result<Self, OAuthError> {
-        let params = match body_format(content_type)? {
-            BodyFormat::Json => parse_json(body)?,
-            BodyFormat::Form => parse_form(body)?,
-        };
+        let params: RawParams<'_> = parse_body(content_type, body, &FIELDS)?;
         let grant_type = present(params.grant_type);
         if grant_type.is_some_and(|g| g != "authorization_code") {
             return Err(OAuthError::UnsupportedGrantType);
@@ -109,6 +106,19 @@ impl TokenRequest {
     }
 }
 
+/// The body as `T`, JSON or form by `Content-Type`; `fields` are the names `T` reads, so that
+/// errors may name them.
+pub(super) fn parse_body<'a, T: Deserialize<'a>>(
+    content_type: Option<&str>,
+    body: &'a [u8],
+    fields: &[&'static str],
+) -> Result<T, OAuthError> {
+    match body_format(content_type)? {
+        BodyFormat::Json => parse_json(body, fields),
+        BodyFormat::Form => parse_form(body, fields),
+    }
+}
+
 fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
     let essence = content_type
         .and_then(|ct| ct.split(';').next())
@@ -125,7 +135,10 @@ fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<RawParams<'_>, OAuthError> {
+fn parse_json<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    fields: &[&'static str],
+) -> Result<T, OAuthError> {
     // serde's derived struct also reads a JSON array, by position: only an object will do.
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(OAuthError::invalid_request(
@@ -136,35 +149,44 @@ fn parse_json(body: &[u8]) -> Result<RawParams<'_>, OAuthError> {
             },
         ));
     }
-    serde_json::from_slice(body).map_err(|e| OAuthError::invalid_request(explain_json(body, &e)))
+    serde_json::from_slice(body)
+        .map_err(|e| OAuthError::invalid_request(explain_json(body, &e, fields)))
 }
 
 /// Names what is wrong with a JSON body without quoting any value from it (serde's own messages
 /// quote values, and the value might be a secret).
-fn explain_json(body: &[u8], error: &serde_json::Error) -> Cow<'static, str> {
+fn explain_json(
+    body: &[u8],
+    error: &serde_json::Error,
+    fields: &[&'static str],
+) -> Cow<'static, str> {
     if error.is_syntax() || error.is_eof() {
         return "request body is not valid JSON".into();
     }
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
         return "request body must be a JSON object".into();
     };
-    if let Some(field) = FIELDS
+    if let Some(field) = fields
         .iter()
         .find(|f| map.get(**f).is_some_and(|v| !v.is_string() && !v.is_null()))
     {
         return format!("`{field}` must be a string").into();
     }
-    duplicate_field(error).unwrap_or_else(|| "request body has a field of the wrong type".into())
+    duplicate_field(error, fields)
+        .unwrap_or_else(|| "request body has a field of the wrong type".into())
 }
 
-fn parse_form(body: &[u8]) -> Result<RawParams<'_>, OAuthError> {
+fn parse_form<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    fields: &[&'static str],
+) -> Result<T, OAuthError> {
     if !is_utf8_form(body) {
         return Err(OAuthError::invalid_request(
             "request body is not valid application/x-www-form-urlencoded UTF-8",
         ));
     }
     serde_urlencoded::from_bytes(body).map_err(|e| {
-        OAuthError::invalid_request(duplicate_field(&e).unwrap_or_else(|| {
+        OAuthError::invalid_request(duplicate_field(&e, fields).unwrap_or_else(|| {
             "request body is not valid application/x-www-form-urlencoded".into()
         }))
     })
@@ -184,22 +206,25 @@ fn is_utf8_form(body: &[u8]) -> bool {
 
 /// RFC 6749 §3.2: parameters must not be included more than once. serde's message for that case
 /// names the field and nothing else, so it can be passed on.
-fn duplicate_field(error: &dyn std::fmt::Display) -> Option<Cow<'static, str>> {
+fn duplicate_field(
+    error: &dyn std::fmt::Display,
+    fields: &[&'static str],
+) -> Option<Cow<'static, str>> {
     let message = error.to_string();
     let start = message.find("duplicate field `")?;
     let rest = &message[start + "duplicate field `".len()..];
     let field = &rest[..rest.find('`')?];
-    FIELDS
+    fields
         .contains(&field)
         .then(|| format!("`{field}` is given more than once").into())
 }
 
 /// RFC 6749: a parameter sent without a value is treated as omitted.
-fn present(value: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+pub(super) fn present(value: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
     value.filter(|v| !v.is_empty())
 }
 
-fn required<'a>(
+pub(super) fn required<'a>(
     value: Option<Cow<'a, str>>,
     name: &'static str,
     max: usize,
@@ -215,7 +240,7 @@ fn required<'a>(
 }
 
 /// Client authentication: HTTP Basic or `client_id` + `client_secret` in the body, never both.
-fn credentials(
+pub(super) fn credentials(
     authorization: Option<&str>,
     body_id: Option<Cow<'_, str>>,
     body_secret: Option<Cow<'_, str>>,

@@ -1,7 +1,10 @@
 //! HTTP handlers: extract, call the core, render. No protocol logic lives here.
 
+pub mod discovery;
 pub mod health;
+pub mod introspect;
 pub mod token;
+pub mod userinfo;
 
 /// The client id a request claimed, kept in the request extensions for the access log.
 #[derive(Clone)]

@@ -21,7 +21,7 @@ struct TokenResponse<'a> {
     token_type: &'static str,
     expires_in: u64,
     access_token: &'a str,
-    scope: String,
+    scope: &'a str,
     account_id: &'a str,
 }
 
@@ -41,10 +41,10 @@ pub async fn access_token(
         .extensions_mut()
         .insert(LoggedClient(token_request.client.id.clone()));
     let issued = exchange.exchange(&token_request).await?;
-    Ok(render(&issued, &exchange.settings.scope_separator))
+    Ok(render(&issued))
 }
 
-fn render(issued: &Issued, separator: &str) -> HttpResponse {
+fn render(issued: &Issued) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
@@ -53,7 +53,7 @@ fn render(issued: &Issued, separator: &str) -> HttpResponse {
             token_type: "bearer",
             expires_in: issued.expires_in,
             access_token: &issued.access_token,
-            scope: issued.grant.scopes.join(separator),
+            scope: &issued.scope,
             account_id: &issued.grant.account_id,
         })
 }
@@ -65,12 +65,12 @@ pub async fn method_not_allowed() -> Result<HttpResponse, OAuthError> {
     ))
 }
 
-fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+pub(super) fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Reads the body up to `limit` bytes; a declared or actual larger body is refused early.
-async fn read_body(
+pub(super) async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

@@ -8,7 +8,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
+    Ed25519KeyPair, KeyPair, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
     RsaKeyPair,
 };
 use base64::Engine;
@@ -24,6 +25,17 @@ pub enum Algorithm {
     RS256,
     ES256,
     EdDSA,
+}
+
+impl Algorithm {
+    /// The JWS `alg` value (RFC 7518, RFC 8037).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
 }
 
 /// What `keygen` can create.
@@ -48,6 +60,8 @@ pub enum KeyError {
     TooShort,
     #[error("signing failed")]
     Sign,
+    #[error("the public half of the key could not be prepared for verification")]
+    Public,
 }
 
 enum Pair {
@@ -168,6 +182,16 @@ impl SigningKey {
 
     pub fn public_jwk(&self) -> &PublicJwk {
         &self.jwk
+    }
+
+    /// The public half, parsed once, for checking the signatures this key made.
+    pub fn verifying_key(&self) -> Result<ParsedPublicKey, KeyError> {
+        let parsed = match &self.pair {
+            Pair::Rsa(rsa) => ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, rsa.public_key()),
+            Pair::Ecdsa(ec) => ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, ec.public_key()),
+            Pair::Ed25519(ed) => ParsedPublicKey::new(&ED25519, ed.public_key()),
+        };
+        parsed.map_err(|_| KeyError::Public)
     }
 
     /// Signs `message` (the JWS signing input) and returns the raw signature.

@@ -1,12 +1,16 @@
 //! Access tokens: the JWT the seed document describes, signed with the configured key.
 
+pub mod keyring;
 pub mod keys;
+pub mod verify;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+pub use keyring::{Keyring, KeyringError};
 pub use keys::{Algorithm, KeyError, KeyKind, PublicJwk, SigningKey};
+pub use verify::{AccessClaims, Rejected, Verifier};
 
 /// The claims of an access token: the seed's `sub aud scope iss exp jti` in the seed's order,
 /// plus RFC 9068's `iat` and `client_id`.

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sso_token::clients::hash_secret_sha256;
 use sso_token::codes::NewCode;
+use sso_token::userinfo::Profile;
 use uuid::Uuid;
 
 /// A client of the registry the tests load.
@@ -48,6 +49,18 @@ pub const NO_CODE_GRANT: TestClient = TestClient {
     secret: "machine-secret-Ge2Lp7Ns4Ah9Kx3Vt6Mq",
     redirect_uri: "https://machine.example/cb",
 };
+/// A resource server registered as a client, to introspect the tokens meant for it.
+pub const RESOURCE_API: TestClient = TestClient {
+    id: "resource-api",
+    secret: "resource-secret-Wc5Hs8Ld2Jx7Nv4Qa1Zk",
+    redirect_uri: "https://api.example/unused",
+};
+/// Its tokens carry `aud = "resource-api"`, the id of RESOURCE_API.
+pub const FOR_RESOURCE: TestClient = TestClient {
+    id: "frontend-app",
+    secret: "frontend-secret-Pb7Tg2Mv9Rc4Yw6Ke3Ux",
+    redirect_uri: "https://frontend.example/cb",
+};
 /// The default `token.issuer` (the seed's `iss`).
 pub const ISSUER: &str = "com.central-x.security";
 /// The example of RFC 7636 Appendix B.
@@ -89,6 +102,12 @@ pub fn clients_toml() -> String {
             &[],
             "grant_types = [\"client_credentials\"]",
         ),
+        entry(&RESOURCE_API, &[], ""),
+        entry(
+            &FOR_RESOURCE,
+            &[],
+            &format!("audience = {}", quote(RESOURCE_API.id)),
+        ),
     ]
     .concat()
 }
@@ -107,6 +126,7 @@ pub fn code_record(client: &TestClient) -> NewCode {
         issued_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        profile: Profile::default(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! from here (the fixtures and `Answer` are re-exported).
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use deadpool_redis::redis;
@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, TokenData, Validation};
 use serde_json::Value;
 use sso_token::codes::{self, NewCode};
 use sso_token::config::Settings;
+use sso_token::live::{Live, LoadError};
 use sso_token::startup::{Application, TOKEN_PATH};
 use sso_token::store::Store;
 use sso_token::tokens::{KeyKind, SigningKey};
@@ -26,6 +27,8 @@ struct Shared {
     key_path: PathBuf,
     clients_path: PathBuf,
     key: SigningKey,
+    pem: String,
+    dir: PathBuf,
 }
 
 /// The whole suite takes seconds; a deadlock must fail it, not hang CI.
@@ -58,6 +61,8 @@ fn shared() -> &'static Shared {
             key_path,
             clients_path,
             key: SigningKey::from_pem(&pem).expect("generated key parses"),
+            pem,
+            dir,
         }
     })
 }
@@ -85,6 +90,9 @@ pub struct TestApp {
     pub settings: Settings,
     pub store: Store,
     pub http: reqwest::Client,
+    /// What SIGHUP would reload; `reload_with` edits `source` and reloads.
+    pub live: Arc<Live>,
+    pub source: Arc<Mutex<Settings>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -99,14 +107,23 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 fn spawn_with_settings(settings: Settings) -> TestApp {
     let settings = settings.validate().expect("valid test settings");
-    let app = Application::build(settings.clone()).expect("the application builds");
+    let source = Arc::new(Mutex::new(settings.clone()));
+    let reads = Arc::clone(&source);
+    let app = Application::build_reloadable(
+        settings.clone(),
+        Box::new(move || Ok(reads.lock().expect("settings lock").clone())),
+    )
+    .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let live = app.live();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         store: Store::new(&settings.redis).expect("store"),
         settings,
         http: http_client(),
+        live,
+        source,
     }
 }
 
@@ -126,7 +143,17 @@ impl TestApp {
     }
 
     pub fn token_url(&self) -> String {
-        format!("{}{TOKEN_PATH}", self.address)
+        self.url(TOKEN_PATH)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Changes the settings a reload reads, then reloads, as an edit of the files and SIGHUP.
+    pub fn reload_with(&self, edit: impl FnOnce(&mut Settings)) -> Result<(), LoadError> {
+        edit(&mut self.source.lock().expect("settings lock"));
+        self.live.reload()
     }
 
     /// Writes `record` under a fresh code, as the authorize service would; returns the code.
@@ -210,6 +237,28 @@ impl TestApp {
 pub fn decoding_key() -> DecodingKey {
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(public_jwk()).expect("a standard JWK");
     DecodingKey::from_jwk(&jwk).expect("RSA public key")
+}
+
+/// A new key file of `kind` in the test directory; returns its path and kid.
+pub fn new_key_file(kind: KeyKind) -> (PathBuf, String) {
+    let pem = SigningKey::generate_pem(kind).expect("key");
+    let kid = SigningKey::from_pem(&pem)
+        .expect("key parses")
+        .kid()
+        .to_owned();
+    let path = shared().dir.join(format!("{}.pem", Uuid::new_v4()));
+    std::fs::write(&path, pem).expect("key file");
+    (path, kid)
+}
+
+/// The shared signing key, parsed anew (a key is not `Clone`).
+pub fn signing_key() -> SigningKey {
+    SigningKey::from_pem(&shared().pem).expect("shared key parses")
+}
+
+/// The directory of this test process's fixture files.
+pub fn test_dir() -> PathBuf {
+    shared().dir.clone()
 }
 
 /// The public JWK of the signing key as JSON.

@@ -198,6 +198,7 @@ impl TokenPlan {
             code_challenge: self.verifier.as_deref().map(pkce::s256_challenge),
             code_challenge_method: self.verifier.as_ref().map(|_| "S256".to_owned()),
             issued_at,
+            profile: Default::default(),
         }
     }
 

@@ -1,0 +1,66 @@
+//! RFC 8414 authorization server metadata: where every endpoint is and what it supports. URLs
+//! start with `discovery.base_url`, the address clients reach through the load balancer, never
+//! with the address a replica happens to listen on.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::clients::Registry;
+use crate::config::{DiscoverySettings, TokenSettings};
+use crate::startup::{
+    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+};
+
+/// Client authentication at the token, introspection and revocation endpoints.
+const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    /// The `iss` of our tokens: RFC 8414 §3.3 and RFC 9068 §4 want the two identical.
+    issuer: &'a str,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    introspection_endpoint: String,
+    revocation_endpoint: String,
+    userinfo_endpoint: String,
+    grant_types_supported: [&'static str; 1],
+    response_types_supported: [&'static str; 1],
+    token_endpoint_auth_methods_supported: [&'static str; 2],
+    introspection_endpoint_auth_methods_supported: [&'static str; 2],
+    revocation_endpoint_auth_methods_supported: [&'static str; 2],
+    code_challenge_methods_supported: [&'static str; 2],
+    scopes_supported: BTreeSet<&'a str>,
+}
+
+/// The metadata document as JSON; `scopes_supported` is every scope some client may be granted.
+pub fn metadata(
+    token: &TokenSettings,
+    discovery: &DiscoverySettings,
+    registry: &Registry,
+) -> Result<String, serde_json::Error> {
+    let base = discovery.base();
+    let url = |path: &str| format!("{base}{path}");
+    let authorization_endpoint = if discovery.authorization_endpoint.is_empty() {
+        url(AUTHORIZE_PATH)
+    } else {
+        discovery.authorization_endpoint.clone()
+    };
+    serde_json::to_string(&Metadata {
+        issuer: &token.issuer,
+        authorization_endpoint,
+        token_endpoint: url(TOKEN_PATH),
+        jwks_uri: url(JWKS_PATH),
+        introspection_endpoint: url(INTROSPECT_PATH),
+        revocation_endpoint: url(REVOKE_PATH),
+        userinfo_endpoint: url(USERINFO_PATH),
+        grant_types_supported: ["authorization_code"],
+        response_types_supported: ["code"],
+        token_endpoint_auth_methods_supported: AUTH_METHODS,
+        introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+        revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+        code_challenge_methods_supported: ["S256", "plain"],
+        scopes_supported: registry.scopes(),
+    })
+}

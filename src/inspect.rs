@@ -1,0 +1,224 @@
+//! What resource servers and clients ask about issued tokens: introspection (RFC 7662),
+//! revocation (RFC 7009) and user info. A token is live when its signature verifies with a key
+//! we publish, it has not expired (give or take `token.leeway_secs`), its client is still
+//! registered and enabled, and its `jti` record is still in Redis (one GET).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::live::{Live, Snapshot};
+use crate::oauth::{OAuthError, TokenQuery};
+use crate::store::Store;
+use crate::tokens::AccessClaims;
+use crate::userinfo::{self, Profile, UserInfo};
+
+/// The only `token_type_hint` we act on: we issue no other kind of token.
+const ACCESS_TOKEN: &str = "access_token";
+
+/// Answers questions about tokens; shares the snapshot and the store with the exchange.
+pub struct Inspector {
+    pub live: Arc<Live>,
+    pub store: Store,
+}
+
+/// The part of the token record (see `exchange::record_head`) that these endpoints read.
+#[derive(Debug, Deserialize)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub client_id: String,
+    pub grant: RecordedGrant,
+}
+
+/// The code record inside the token record: the user, and the optional profile.
+#[derive(Debug, Deserialize)]
+pub struct RecordedGrant {
+    pub username: String,
+    pub account_id: String,
+    #[serde(flatten)]
+    pub profile: Profile,
+}
+
+/// A token that passed every check.
+#[derive(Debug)]
+pub struct LiveToken {
+    pub claims: AccessClaims,
+    pub record: TokenRecord,
+}
+
+/// RFC 7662 §2.2: `{"active": false}`, or `active: true` with the token's details.
+#[derive(Debug, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Details>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Details {
+    pub sub: String,
+    pub username: String,
+    pub account_id: String,
+    pub client_id: String,
+    /// Space-separated, as RFC 7662 §2.2 says (the token endpoint's `scope` uses
+    /// `token.scope_separator`, as the seed does).
+    pub scope: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: String,
+    pub token_type: &'static str,
+}
+
+impl Introspection {
+    const INACTIVE: Self = Self {
+        active: false,
+        details: None,
+    };
+}
+
+impl Inspector {
+    /// RFC 7662. The caller sees the details of its own tokens and of tokens whose `aud` is its
+    /// client id (a resource server registered as a client); any other token is inactive to it,
+    /// and Redis is not asked, so its liveness is not revealed either.
+    pub async fn introspect(&self, query: &TokenQuery) -> Result<Introspection, OAuthError> {
+        let snapshot = self.live.load();
+        let caller = snapshot.registry.authenticate(&query.client).await?;
+        let Some(claims) = current_claims(&snapshot, query.token.expose()) else {
+            return Ok(Introspection::INACTIVE);
+        };
+        if claims.client_id != caller.id && claims.aud != caller.id {
+            return Ok(Introspection::INACTIVE);
+        }
+        let Some(live) = self.with_record(claims).await? else {
+            return Ok(Introspection::INACTIVE);
+        };
+        let LiveToken { claims, record } = live;
+        Ok(Introspection {
+            active: true,
+            details: Some(Details {
+                scope: claims.scope.join(" "),
+                username: record.grant.username,
+                account_id: claims.sub.clone(),
+                sub: claims.sub,
+                client_id: claims.client_id,
+                exp: claims.exp,
+                iat: claims.iat,
+                iss: claims.iss,
+                aud: claims.aud,
+                jti: claims.jti,
+                token_type: "bearer",
+            }),
+        })
+    }
+
+    /// RFC 7009. A client revokes its own tokens only: another client's current token is
+    /// refused with `unauthorized_client` (§2.1). Anything that is not a token of ours, and
+    /// another client's expired token, is as good as revoked already (200).
+    pub async fn revoke(&self, query: &TokenQuery) -> Result<(), OAuthError> {
+        let snapshot = self.live.load();
+        let caller = snapshot.registry.authenticate(&query.client).await?;
+        if query
+            .hint
+            .as_deref()
+            .is_some_and(|hint| hint != ACCESS_TOKEN)
+        {
+            return Err(OAuthError::UnsupportedTokenType);
+        }
+        let Ok(claims) = snapshot.keys.verifier().verify(query.token.expose()) else {
+            return Ok(());
+        };
+        if claims.client_id != caller.id {
+            return match current(&snapshot, claims) {
+                Some(_) => Err(OAuthError::UnauthorizedClient(
+                    "a client may revoke only the tokens issued to it".into(),
+                )),
+                None => Ok(()),
+            };
+        }
+        self.store
+            .delete_token(&claims.jti)
+            .await
+            .map_err(OAuthError::Unavailable)?;
+        Ok(())
+    }
+
+    /// The live token of a resource request (user info), or `invalid_token`.
+    pub async fn bearer(&self, token: &str) -> Result<LiveToken, OAuthError> {
+        let claims = current_claims(&self.live.load(), token).ok_or(OAuthError::InvalidToken)?;
+        self.with_record(claims)
+            .await?
+            .ok_or(OAuthError::InvalidToken)
+    }
+
+    /// Adds the token record, if Redis still has it and it belongs to these claims.
+    async fn with_record(&self, claims: AccessClaims) -> Result<Option<LiveToken>, OAuthError> {
+        let raw = self
+            .store
+            .get_token(&claims.jti)
+            .await
+            .map_err(OAuthError::Unavailable)?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let record = match serde_json::from_str::<TokenRecord>(&raw) {
+            Ok(record) => record,
+            Err(e) => {
+                log::warn!(
+                    "token record of client {} is unreadable: {e}",
+                    claims.client_id
+                );
+                return Ok(None);
+            }
+        };
+        let matches = record.jti == claims.jti
+            && record.client_id == claims.client_id
+            && record.grant.account_id == claims.sub;
+        Ok(matches.then_some(LiveToken { claims, record }))
+    }
+}
+
+impl LiveToken {
+    /// The user, with the fields the token's scopes allow; `insufficient_scope` if none.
+    pub fn user_info(&self) -> Result<UserInfo<'_>, OAuthError> {
+        let grant = &self.record.grant;
+        userinfo::disclose(
+            &self.claims.sub,
+            &grant.username,
+            &grant.profile,
+            &self.claims.scope,
+        )
+        .ok_or_else(|| {
+            OAuthError::InsufficientScope(
+                format!(
+                    "user info needs scope {} or {}",
+                    userinfo::BASIC,
+                    userinfo::CONTRACT
+                )
+                .into(),
+            )
+        })
+    }
+}
+
+/// The claims of a token that verifies and is current.
+fn current_claims(snapshot: &Snapshot, token: &str) -> Option<AccessClaims> {
+    current(snapshot, snapshot.keys.verifier().verify(token).ok()?)
+}
+
+/// Verified claims that have not expired and whose client is still registered and enabled.
+fn current(snapshot: &Snapshot, claims: AccessClaims) -> Option<AccessClaims> {
+    let client_ok = snapshot
+        .registry
+        .get(&claims.client_id)
+        .is_some_and(|client| client.enabled);
+    (client_ok && !claims.expired(unix_now(), snapshot.token.leeway_secs)).then_some(claims)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

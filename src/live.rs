@@ -1,0 +1,139 @@
+//! What SIGHUP reloads: the client registry, the keys and the `[token]` and `[discovery]`
+//! settings, as one snapshot swapped atomically. A request loads the snapshot once (one atomic
+//! pointer load, no lock) and keeps it to its end, so a reload neither waits for in-flight
+//! requests nor changes one half-way. A new configuration that does not load is refused with a
+//! log line and the running one stays.
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+
+use crate::clients::{Registry, RegistryError};
+use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
+use crate::discovery;
+use crate::tokens::{Keyring, KeyringError};
+
+/// Everything a request needs that a reload may change.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub token: TokenSettings,
+    pub discovery: DiscoverySettings,
+    pub registry: Registry,
+    pub keys: Keyring,
+    /// The RFC 8414 metadata document, rendered once.
+    pub metadata: String,
+}
+
+/// Why a configuration could not be loaded; the message names the setting or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Keys(#[from] KeyringError),
+    #[error(transparent)]
+    Clients(#[from] RegistryError),
+    #[error("rendering the metadata document: {0}")]
+    Metadata(#[from] serde_json::Error),
+}
+
+/// Where a reload reads the settings from: the config files and environment in production,
+/// whatever a test wants in tests.
+pub type SettingsSource = Box<dyn Fn() -> Result<Settings, ConfigError> + Send + Sync>;
+
+/// The current snapshot and how to make the next one.
+pub struct Live {
+    current: ArcSwap<Snapshot>,
+    source: SettingsSource,
+    /// `[server]` and `[redis]` as started; a reload cannot change them, only warn.
+    fixed: String,
+}
+
+impl Snapshot {
+    /// Reads the key files and the clients file that `settings` names.
+    pub fn load(settings: &Settings) -> Result<Self, LoadError> {
+        let keys = Keyring::load(&settings.token)?;
+        let registry = Registry::load(&settings.clients.file)?;
+        let metadata = discovery::metadata(&settings.token, &settings.discovery, &registry)?;
+        Ok(Self {
+            token: settings.token.clone(),
+            discovery: settings.discovery.clone(),
+            registry,
+            keys,
+            metadata,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}; {} client(s) registered",
+            self.keys.describe(),
+            self.registry.len()
+        )
+    }
+}
+
+impl Live {
+    /// Loads the first snapshot from `settings`; `source` gives the settings of each reload.
+    pub fn new(settings: &Settings, source: SettingsSource) -> Result<Self, LoadError> {
+        let snapshot = Snapshot::load(settings)?;
+        log::info!("{}", snapshot.describe());
+        Ok(Self {
+            current: ArcSwap::from_pointee(snapshot),
+            source,
+            fixed: fixed_sections(settings),
+        })
+    }
+
+    /// The snapshot in force; keep it for the whole request.
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// Loads the settings and files again and swaps them in, or keeps the running snapshot and
+    /// says why.
+    pub fn reload(&self) -> Result<(), LoadError> {
+        let outcome = (self.source)()
+            .and_then(Settings::validate)
+            .map_err(LoadError::from)
+            .and_then(|settings| Ok((Snapshot::load(&settings)?, settings)));
+        match outcome {
+            Ok((snapshot, settings)) => {
+                let described = snapshot.describe();
+                self.current.store(Arc::new(snapshot));
+                log::info!("configuration reloaded: {described}");
+                if fixed_sections(&settings) != self.fixed {
+                    log::warn!("[server] and [redis] changes take effect on restart only");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("configuration reload refused, the running one stays: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+fn fixed_sections(settings: &Settings) -> String {
+    format!("{:?} {:?}", settings.server, settings.redis)
+}
+
+/// Reloads on every SIGHUP until the task is dropped. Reading files happens off the workers.
+pub async fn reload_on_sighup(live: Arc<Live>) {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            log::warn!("SIGHUP cannot be handled, reload is off: {e}");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        log::info!("SIGHUP: reloading clients and keys");
+        let live = Arc::clone(&live);
+        // The outcome is logged by `reload`.
+        let _ = tokio::task::spawn_blocking(move || live.reload()).await;
+    }
+}

@@ -1,0 +1,146 @@
+//! Parse, don't validate: an introspection (RFC 7662 §2.1) or revocation (RFC 7009 §2.1)
+//! request becomes a [`TokenQuery`] or an RFC 6749 error. Same bodies (JSON or form) and the
+//! same client authentication as the token endpoint.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::error::OAuthError;
+use super::request::{credentials, parse_body, present, required};
+use super::{ClientCredentials, Sensitive};
+
+/// Longer than any token we issue; the body limit bounds it anyway.
+const MAX_TOKEN: usize = 4096;
+const MAX_HINT: usize = 64;
+
+/// A client asking about, or giving up, a token.
+#[derive(Debug)]
+pub struct TokenQuery {
+    pub client: ClientCredentials,
+    pub token: Sensitive,
+    /// `token_type_hint`, when given.
+    pub hint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawQuery<'a> {
+    #[serde(borrow, default)]
+    token: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "tokenTypeHint")]
+    token_type_hint: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "clientId")]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "clientSecret")]
+    client_secret: Option<Cow<'a, str>>,
+}
+
+const FIELDS: [&str; 7] = [
+    "token",
+    "token_type_hint",
+    "tokenTypeHint",
+    "client_id",
+    "clientId",
+    "client_secret",
+    "clientSecret",
+];
+
+impl TokenQuery {
+    /// Builds a query from the `Content-Type` and `Authorization` headers and the body.
+    pub fn parse(
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, OAuthError> {
+        let raw: RawQuery<'_> = parse_body(content_type, body, &FIELDS)?;
+        let client = credentials(
+            authorization,
+            present(raw.client_id),
+            present(raw.client_secret),
+        )?;
+        let token = required(raw.token, "token", MAX_TOKEN)?;
+        let hint = present(raw.token_type_hint)
+            .map(|hint| required(Some(hint), "token_type_hint", MAX_HINT))
+            .transpose()?;
+        Ok(Self {
+            client,
+            token: Sensitive::new(token),
+            hint: hint.map(Cow::into_owned),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const JSON: Option<&str> = Some("application/json");
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    fn description(result: Result<TokenQuery, OAuthError>) -> String {
+        match result {
+            Err(OAuthError::InvalidRequest(d)) => d.into_owned(),
+            other => panic!("expected invalid_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_form_or_json_query_with_body_credentials_parses() {
+        let form = b"token=abc.def.ghi&token_type_hint=access_token&client_id=app&client_secret=s";
+        let json = json!({"token": "abc.def.ghi", "clientId": "app", "clientSecret": "s"});
+        let from_form = TokenQuery::parse(FORM, None, form).unwrap();
+        let from_json = TokenQuery::parse(JSON, None, json.to_string().as_bytes()).unwrap();
+        for query in [&from_form, &from_json] {
+            assert_eq!(query.token.expose(), "abc.def.ghi");
+            assert_eq!(query.client.id, "app");
+            assert!(!query.client.used_basic);
+        }
+        assert_eq!(from_form.hint.as_deref(), Some("access_token"));
+        assert_eq!(from_json.hint, None);
+    }
+
+    #[test]
+    fn basic_credentials_are_accepted() {
+        let basic = "Basic YXBwOnM="; // app:s
+        let query = TokenQuery::parse(FORM, Some(basic), b"token=t").unwrap();
+        assert_eq!(
+            (query.client.id.as_str(), query.client.used_basic),
+            ("app", true)
+        );
+    }
+
+    #[test]
+    fn a_missing_repeated_or_mistyped_field_is_an_invalid_request_naming_it() {
+        let cases: [(Option<&str>, &[u8], &str); 5] = [
+            (FORM, b"client_id=app&client_secret=s", "token is required"),
+            (
+                FORM,
+                b"token=&client_id=app&client_secret=s",
+                "token is required",
+            ),
+            (
+                FORM,
+                b"token=a&token=b&client_id=app&client_secret=s",
+                "`token`",
+            ),
+            (
+                JSON,
+                br#"{"token": 7, "client_id": "app", "client_secret": "s"}"#,
+                "`token`",
+            ),
+            (Some("text/plain"), b"token=a", "Content-Type"),
+        ];
+        for (content_type, body, expected) in cases {
+            let got = description(TokenQuery::parse(content_type, None, body));
+            assert!(got.contains(expected), "{expected}: {got}");
+        }
+    }
+
+    #[test]
+    fn client_credentials_are_required() {
+        let got = description(TokenQuery::parse(FORM, None, b"token=a"));
+        assert!(got.contains("client_id"), "{got}");
+    }
+}

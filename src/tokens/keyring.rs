@@ -1,0 +1,125 @@
+//! The keys of one configuration: the signer, the verify-only keys, and the JWKS document that
+//! publishes them all. Built at start-up and again on every reload.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::Minter;
+use super::keys::{KeyError, PublicJwk, SigningKey};
+use super::verify::Verifier;
+use crate::config::TokenSettings;
+
+/// Signs with one key, accepts signatures of every key it publishes.
+#[derive(Debug)]
+pub struct Keyring {
+    minter: Minter,
+    verifier: Verifier,
+    jwks: String,
+}
+
+/// Why the keys could not be loaded; the message names the setting and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("{setting} `{path}`: {source}")]
+    File {
+        setting: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{setting} `{path}`: {source}")]
+    Key {
+        setting: &'static str,
+        path: String,
+        source: KeyError,
+    },
+    #[error("key {kid}: {source}")]
+    Public { kid: String, source: KeyError },
+    #[error("token.typ: {0}")]
+    Header(#[from] serde_json::Error),
+}
+
+/// RFC 7517 §5: a JWK Set.
+#[derive(Serialize)]
+struct JwkSet<'a> {
+    keys: Vec<&'a PublicJwk>,
+}
+
+impl Keyring {
+    /// Reads `token.signing_key` and every `token.verify_keys` file.
+    pub fn load(settings: &TokenSettings) -> Result<Self, KeyringError> {
+        let signer = read_key("token.signing_key", &settings.signing_key)?;
+        let verify_only = settings
+            .verify_keys
+            .iter()
+            .filter(|path| !path.as_os_str().is_empty())
+            .map(|path| read_key("token.verify_keys", path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(signer, verify_only, &settings.typ)
+    }
+
+    /// A key listed twice (for example the new signer still in `verify_keys`) counts once.
+    pub fn new(
+        signer: SigningKey,
+        verify_only: Vec<SigningKey>,
+        typ: &str,
+    ) -> Result<Self, KeyringError> {
+        let mut verifier = Verifier::default();
+        let mut published = Vec::with_capacity(1 + verify_only.len());
+        for key in std::iter::once(&signer).chain(&verify_only) {
+            let added = verifier
+                .insert(key)
+                .map_err(|source| KeyringError::Public {
+                    kid: key.kid().to_owned(),
+                    source,
+                })?;
+            if added {
+                published.push(key.public_jwk());
+            }
+        }
+        let jwks = serde_json::to_string(&JwkSet { keys: published })?;
+        Ok(Self {
+            minter: Minter::new(signer, typ)?,
+            verifier,
+            jwks,
+        })
+    }
+
+    pub fn minter(&self) -> &Minter {
+        &self.minter
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The JWKS document (RFC 7517), rendered once.
+    pub fn jwks(&self) -> &str {
+        &self.jwks
+    }
+
+    /// For the log: `RS256 key <kid>, 2 key(s) accepted`.
+    pub fn describe(&self) -> String {
+        let signer = self.minter.key();
+        format!(
+            "signing with {} key {}, {} key(s) published for verification",
+            signer.algorithm().name(),
+            signer.kid(),
+            self.verifier.len()
+        )
+    }
+}
+
+fn read_key(setting: &'static str, path: &Path) -> Result<SigningKey, KeyringError> {
+    let shown = path.display().to_string();
+    let pem = std::fs::read_to_string(path).map_err(|source| KeyringError::File {
+        setting,
+        path: shown.clone(),
+        source,
+    })?;
+    SigningKey::from_pem(&pem).map_err(|source| KeyringError::Key {
+        setting,
+        path: shown,
+        source,
+    })
+}

@@ -1,0 +1,128 @@
+//! Checks access tokens we issued: the signature against the key that the header's `kid` names,
+//! with the algorithm that key implies (never the one the header asks for), then the claims.
+//! Expiry is the caller's decision ([`AccessClaims::expired`]): revocation looks at expired
+//! tokens too.
+
+use std::collections::HashMap;
+
+use aws_lc_rs::signature::ParsedPublicKey;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+use super::keys::{Algorithm, KeyError, SigningKey};
+
+/// Longer than any token we issue (an RS256 token with a 4096-bit key is about 1 KiB).
+const MAX_TOKEN: usize = 4096;
+
+/// The public keys that may have signed a live token, by `kid`.
+#[derive(Default)]
+pub struct Verifier {
+    keys: HashMap<String, (Algorithm, ParsedPublicKey)>,
+}
+
+/// The claims of a token that verified: what [`super::Claims`] wrote.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccessClaims {
+    pub sub: String,
+    pub aud: String,
+    pub scope: Vec<String>,
+    pub iss: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub jti: String,
+    pub client_id: String,
+}
+
+/// Why a token was refused. Only ever logged or tested, never shown to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("not a compact JWS of ours")]
+    Malformed,
+    #[error("no key with this kid")]
+    UnknownKey,
+    #[error("bad signature")]
+    Signature,
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    alg: &'a str,
+    kid: Option<&'a str>,
+    /// Extensions we would have to understand (RFC 7515 §4.1.11); we never set any.
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.keys.keys()).finish()
+    }
+}
+
+impl Verifier {
+    /// Accepts signatures of `key` from now on; `false` if its kid was already there.
+    pub fn insert(&mut self, key: &SigningKey) -> Result<bool, KeyError> {
+        if self.keys.contains_key(key.kid()) {
+            return Ok(false);
+        }
+        let public = key.verifying_key()?;
+        self.keys
+            .insert(key.kid().to_owned(), (key.algorithm(), public));
+        Ok(true)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Checks the signature and decodes the claims; says nothing about expiry.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, Rejected> {
+        if token.len() > MAX_TOKEN {
+            return Err(Rejected::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(encoded_header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Rejected::Malformed);
+        };
+        let header_json = decode(encoded_header)?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header_json).map_err(|_| Rejected::Malformed)?;
+        if header.crit.is_some() {
+            return Err(Rejected::Malformed);
+        }
+        let (algorithm, key) = header
+            .kid
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or(Rejected::UnknownKey)?;
+        if header.alg != algorithm.name() {
+            return Err(Rejected::Signature);
+        }
+        let signing_input = &token[..encoded_header.len() + 1 + payload.len()];
+        key.verify_sig(signing_input.as_bytes(), &decode(signature)?)
+            .map_err(|_| Rejected::Signature)?;
+        serde_json::from_slice(&decode(payload)?).map_err(|_| Rejected::Malformed)
+    }
+}
+
+impl AccessClaims {
+    /// Past `exp`, allowing `leeway` seconds of clock skew.
+    pub fn expired(&self, now: u64, leeway: u64) -> bool {
+        self.exp.saturating_add(leeway) <= now
+    }
+}
+
+fn decode(part: &str) -> Result<Vec<u8>, Rejected> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| Rejected::Malformed)
+}
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

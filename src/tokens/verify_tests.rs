@@ -1,0 +1,157 @@
+use serde_json::json;
+
+use super::*;
+use crate::tokens::{Claims, KeyKind, Minter, new_jti};
+
+fn key(kind: KeyKind) -> SigningKey {
+    SigningKey::from_pem(&SigningKey::generate_pem(kind).unwrap()).unwrap()
+}
+
+fn mint(key: SigningKey, jti: &str) -> String {
+    let scope = vec!["user:basic".to_owned()];
+    Minter::new(key, "at+jwt")
+        .unwrap()
+        .mint(&Claims {
+            sub: "acct-1",
+            aud: "app",
+            scope: &scope,
+            iss: "https://sso.example",
+            exp: 2_000,
+            iat: 1_000,
+            jti,
+            client_id: "app",
+        })
+        .unwrap()
+}
+
+fn verifier_of(keys: &[&SigningKey]) -> Verifier {
+    let mut verifier = Verifier::default();
+    for key in keys {
+        assert!(verifier.insert(key).unwrap());
+    }
+    verifier
+}
+
+/// The same key parsed twice: one to sign with, one to verify with.
+fn pair(kind: KeyKind) -> (SigningKey, SigningKey) {
+    let pem = SigningKey::generate_pem(kind).unwrap();
+    (
+        SigningKey::from_pem(&pem).unwrap(),
+        SigningKey::from_pem(&pem).unwrap(),
+    )
+}
+
+fn reencode(token: &str, index: usize, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[index]).unwrap()).unwrap();
+    edit(&mut value);
+    parts[index] = URL_SAFE_NO_PAD.encode(value.to_string());
+    parts.join(".")
+}
+
+#[test]
+fn tokens_of_every_key_kind_verify_with_their_key_among_others() {
+    let others = [key(KeyKind::Ed25519), key(KeyKind::P256)];
+    for kind in [KeyKind::Rsa2048, KeyKind::P256, KeyKind::Ed25519] {
+        let (signer, public) = pair(kind);
+        let jti = new_jti().unwrap();
+        let token = mint(signer, &jti);
+        let verifier = verifier_of(&[&others[0], &public, &others[1]]);
+
+        let claims = verifier.verify(&token).unwrap();
+
+        assert_eq!(claims.jti, jti, "{kind:?}");
+        assert_eq!(claims.sub, "acct-1");
+        assert_eq!(claims.client_id, "app");
+        assert_eq!(claims.scope, ["user:basic"]);
+        assert_eq!((claims.iat, claims.exp), (1_000, 2_000));
+    }
+}
+
+#[test]
+fn a_token_of_a_key_not_in_the_set_is_refused() {
+    let token = mint(key(KeyKind::Ed25519), "x");
+    let verifier = verifier_of(&[&key(KeyKind::Ed25519)]);
+    assert_eq!(verifier.verify(&token).unwrap_err(), Rejected::UnknownKey);
+}
+
+#[test]
+fn a_changed_payload_or_signature_is_refused() {
+    let (signer, public) = pair(KeyKind::P256);
+    let token = mint(signer, "x");
+    let verifier = verifier_of(&[&public]);
+    let forged = reencode(&token, 1, |claims| claims["sub"] = json!("someone-else"));
+    let mut damaged = token.clone().into_bytes();
+    let last = damaged.len() - 2;
+    damaged[last] = if damaged[last] == b'A' { b'B' } else { b'A' };
+    let damaged = String::from_utf8(damaged).unwrap();
+
+    assert!(verifier.verify(&token).is_ok());
+    assert_eq!(verifier.verify(&forged).unwrap_err(), Rejected::Signature);
+    assert_eq!(verifier.verify(&damaged).unwrap_err(), Rejected::Signature);
+}
+
+#[test]
+fn the_algorithm_follows_the_key_not_the_header() {
+    let (signer, public) = pair(KeyKind::Rsa2048);
+    let token = mint(signer, "x");
+    let verifier = verifier_of(&[&public]);
+    for alg in ["none", "HS256", "RS384", "PS256", "ES256"] {
+        let changed = reencode(&token, 0, |header| header["alg"] = json!(alg));
+        assert!(verifier.verify(&changed).is_err(), "alg {alg} was accepted");
+    }
+    let unsigned = format!("{}.", token.rsplit_once('.').unwrap().0);
+    assert!(verifier.verify(&unsigned).is_err());
+}
+
+#[test]
+fn malformed_tokens_are_refused_without_panicking() {
+    let (signer, public) = pair(KeyKind::Ed25519);
+    let token = mint(signer, "x");
+    let verifier = verifier_of(&[&public]);
+    let with_crit = reencode(&token, 0, |header| header["crit"] = json!(["exp"]));
+    let without_kid = reencode(&token, 0, |header| {
+        header.as_object_mut().unwrap().remove("kid");
+    });
+    for bad in [
+        String::new(),
+        "a.b".into(),
+        format!("{token}.x"),
+        "!!!.???.***".into(),
+        "e30.e30.".into(),
+        format!("{token}{}", "A".repeat(MAX_TOKEN)),
+        with_crit,
+        without_kid,
+    ] {
+        assert!(verifier.verify(&bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn expiry_allows_the_leeway_and_no_more() {
+    let claims = AccessClaims {
+        sub: String::new(),
+        aud: String::new(),
+        scope: Vec::new(),
+        iss: String::new(),
+        exp: 100,
+        iat: 0,
+        jti: String::new(),
+        client_id: String::new(),
+    };
+    assert!(!claims.expired(99, 0));
+    assert!(claims.expired(100, 0));
+    assert!(!claims.expired(129, 30));
+    assert!(claims.expired(130, 30));
+    assert!(!claims.expired(u64::MAX - 1, u64::MAX));
+}
+
+#[test]
+fn a_key_is_inserted_once() {
+    let (a, b) = pair(KeyKind::Ed25519);
+    let mut verifier = Verifier::default();
+    assert!(verifier.insert(&a).unwrap());
+    assert!(!verifier.insert(&b).unwrap());
+    assert_eq!(verifier.len(), 1);
+}

@@ -1,0 +1,192 @@
+//! Discovery: the RFC 8414 metadata points at endpoints that answer, and the JWKS document alone
+//! verifies every token we issue, whatever key type signed it.
+
+use std::collections::HashSet;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use serde_json::{Value, json};
+use sso_token::startup::{AUTHORIZE_PATH, JWKS_PATH, JWKS_WELL_KNOWN_PATH, METADATA_PATH};
+use sso_token::tokens::KeyKind;
+
+use crate::helpers::{
+    APP, Answer, ISSUER, OTHER, basic_auth, json_request, new_key_file, spawn_app, spawn_app_with,
+};
+
+async fn get(app: &crate::helpers::TestApp, url: &str) -> Answer {
+    Answer::of(app.http.get(url).send().await.expect("sent")).await
+}
+
+#[tokio::test]
+async fn metadata_fields_point_at_endpoints_that_answer() {
+    let app = spawn_app().await;
+    // The public base URL is known once the port is: set it as an operator would, and reload.
+    app.reload_with(|s| s.discovery.base_url = format!("{}/", app.address))
+        .expect("reload");
+
+    let answer = get(&app, &app.url(METADATA_PATH)).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("cache-control"), Some("public, max-age=300"));
+    let meta = &answer.json;
+    assert_eq!(meta["issuer"], ISSUER);
+    assert_eq!(meta["authorization_endpoint"], app.url(AUTHORIZE_PATH));
+    for (field, expected) in [
+        ("grant_types_supported", json!(["authorization_code"])),
+        ("response_types_supported", json!(["code"])),
+        ("code_challenge_methods_supported", json!(["S256", "plain"])),
+        ("scopes_supported", json!(["user:basic", "user:contract"])),
+    ] {
+        assert_eq!(meta[field], expected, "{field}");
+    }
+    for field in [
+        "token_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ] {
+        assert_eq!(
+            meta[field],
+            json!(["client_secret_basic", "client_secret_post"]),
+            "{field}"
+        );
+    }
+    let url = |field: &str| {
+        let url = meta[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} missing"))
+            .to_owned();
+        assert!(url.starts_with(&app.address), "{field} = {url}");
+        url
+    };
+
+    let code = app.issue_code(&APP).await;
+    let issued = app
+        .http
+        .post(url("token_endpoint"))
+        .json(&json_request(&APP, &code));
+    let issued = Answer::of(issued.send().await.unwrap()).await;
+    assert_eq!(issued.status, 200, "token_endpoint: {}", issued.text);
+    let token = issued.json["access_token"].as_str().unwrap();
+    let jwks = get(&app, &url("jwks_uri")).await;
+    assert_eq!(
+        jwks.json["keys"].as_array().map(Vec::len),
+        Some(1),
+        "jwks_uri"
+    );
+    let auth = basic_auth(APP.id, APP.secret);
+    let introspected = app
+        .http
+        .post(url("introspection_endpoint"))
+        .header("Authorization", &auth)
+        .form(&[("token", token)]);
+    let introspected = Answer::of(introspected.send().await.unwrap()).await;
+    assert_eq!(introspected.json["active"], true, "{}", introspected.text);
+    let user = app.http.get(url("userinfo_endpoint")).bearer_auth(token);
+    assert_eq!(Answer::of(user.send().await.unwrap()).await.status, 200);
+    let revoked = app
+        .http
+        .post(url("revocation_endpoint"))
+        .header("Authorization", &auth)
+        .form(&[("token", token)]);
+    assert_eq!(Answer::of(revoked.send().await.unwrap()).await.status, 200);
+    assert!(
+        !app.is_active(&APP, token).await,
+        "revocation_endpoint did not revoke"
+    );
+}
+
+#[tokio::test]
+async fn the_authorization_endpoint_and_max_age_come_from_config() {
+    let app = spawn_app_with(|s| {
+        s.discovery.authorization_endpoint = "https://login.example/oauth2/authorize".into();
+        s.discovery.max_age_secs = 60;
+        s.discovery.base_url = "https://sso.example".into();
+    })
+    .await;
+
+    let meta = get(&app, &app.url(METADATA_PATH)).await;
+    let jwks = get(&app, &app.url(JWKS_PATH)).await;
+
+    assert_eq!(
+        meta.json["authorization_endpoint"],
+        "https://login.example/oauth2/authorize"
+    );
+    assert_eq!(
+        meta.json["token_endpoint"],
+        "https://sso.example/identity/sso/oauth2/access_token"
+    );
+    for answer in [&meta, &jwks] {
+        assert_eq!(answer.header("cache-control"), Some("public, max-age=60"));
+        assert!(
+            answer
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("application/json"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn both_jwks_paths_publish_the_signer_and_every_verify_key() {
+    let (verify_only, verify_kid) = new_key_file(KeyKind::Ed25519);
+    let app = spawn_app_with(|s| s.token.verify_keys = vec![verify_only]).await;
+    let token = app.token_for(&APP).await;
+    let signer_kid = decode_header(&token).unwrap().kid.unwrap();
+
+    let first = get(&app, &app.url(JWKS_PATH)).await;
+    let second = get(&app, &app.url(JWKS_WELL_KNOWN_PATH)).await;
+
+    assert_eq!(first.text, second.text);
+    let keys = first.json["keys"].as_array().expect("keys");
+    let kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, [signer_kid.as_str(), verify_kid.as_str()]);
+    for key in keys {
+        assert_eq!(key["use"], "sig");
+        assert!(key["kty"].is_string() && key["alg"].is_string(), "{key}");
+        assert!(
+            key.get("d").is_none(),
+            "a private member is published: {key}"
+        );
+    }
+}
+
+/// A resource server that knows nothing but the JWKS URL verifies RS256, ES256 and EdDSA tokens.
+#[tokio::test]
+async fn the_jwks_document_alone_verifies_every_issued_token() {
+    let (rsa, _) = new_key_file(KeyKind::Rsa3072);
+    let (p256, _) = new_key_file(KeyKind::P256);
+    let (ed25519, _) = new_key_file(KeyKind::Ed25519);
+    let all = [rsa.clone(), p256.clone(), ed25519.clone()];
+    let app = spawn_app_with(|s| s.token.signing_key = rsa.clone()).await;
+    let mut tokens = Vec::new();
+    for signer in &all {
+        app.reload_with(|s| {
+            s.token.signing_key = signer.clone();
+            s.token.verify_keys = all.to_vec();
+        })
+        .expect("reload");
+        tokens.push(app.token_for(&APP).await);
+        tokens.push(app.token_for(&OTHER).await);
+    }
+
+    let document = app.jwks().await;
+
+    let jwks: JwkSet = serde_json::from_value(document).expect("an RFC 7517 JWK Set");
+    let mut kids = HashSet::new();
+    for token in &tokens {
+        let header = decode_header(token).unwrap();
+        let kid = header.kid.clone().expect("kid");
+        let jwk = jwks
+            .find(&kid)
+            .unwrap_or_else(|| panic!("kid {kid} is not published"));
+        let key = DecodingKey::from_jwk(jwk).expect("a usable JWK");
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[APP.id, OTHER.id]);
+        validation.set_issuer(&[ISSUER]);
+        let claims = decode::<Value>(token, &key, &validation)
+            .unwrap_or_else(|e| panic!("{:?} token does not verify: {e}", header.alg))
+            .claims;
+        assert!(claims["jti"].is_string());
+        kids.insert(kid);
+    }
+    assert_eq!(kids.len(), 3, "three signers, three kids");
+}

@@ -1,0 +1,313 @@
+//! Introspection (RFC 7662) and revocation (RFC 7009) with real Redis and real HTTP: a token is
+//! active until revoked, only its own client (or the client it is meant for) sees it, and
+//! anything wrong is `{"active": false}` with a 200.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
+use sso_token::tokens::{KeyKind, Minter, SigningKey};
+
+use crate::helpers::{
+    ALLOWED_SCOPES, APP, AUDIENCED, Answer, FOR_RESOURCE, ISSUER, OTHER, RESOURCE_API, basic_auth,
+    code_record, spawn_app, spawn_app_with, unix_now, verify_token,
+};
+use crate::redis_server::RedisServer;
+use crate::resource::Planted;
+
+fn assert_inactive(answer: &Answer, context: &str) {
+    assert_eq!(answer.status, 200, "{context}: {}", answer.text);
+    assert_eq!(answer.json, json!({"active": false}), "{context}");
+    assert_eq!(
+        answer.header("cache-control"),
+        Some("no-store"),
+        "{context}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_active_until_revoked_then_inactive_and_refused_by_user_info() {
+    let app = spawn_app().await;
+    let mut record = code_record(&APP);
+    record.scope = ALLOWED_SCOPES.map(String::from).to_vec();
+    let token = app.token_of(&APP, &record).await;
+    let claims = verify_token(&token, APP.id, ISSUER).claims;
+
+    let active = app.introspect(&APP, &token).await;
+    let revoked = app.revoke(&APP, &token, Some("access_token")).await;
+    let after = app.introspect(&APP, &token).await;
+    let user_info = app.user_info(&token).await;
+
+    assert_eq!(active.status, 200, "{}", active.text);
+    assert_eq!(active.header("cache-control"), Some("no-store"));
+    let expected = json!({
+        "active": true,
+        "sub": record.account_id, "account_id": record.account_id,
+        "username": record.username, "client_id": APP.id,
+        "scope": "user:basic user:contract",
+        "exp": claims["exp"], "iat": claims["iat"], "iss": ISSUER, "aud": APP.id,
+        "jti": claims["jti"], "token_type": "bearer",
+    });
+    assert_eq!(active.json, expected);
+    assert_eq!((revoked.status, revoked.text.as_str()), (200, ""));
+    assert_inactive(&after, "after revocation");
+    assert_eq!(user_info.status, 401, "{}", user_info.text);
+    assert_eq!(
+        user_info.header("www-authenticate"),
+        Some(r#"Bearer realm="sso-token", error="invalid_token""#)
+    );
+    assert_eq!(user_info.error(), "invalid_token");
+}
+
+#[tokio::test]
+async fn another_client_can_neither_introspect_nor_revoke_a_token_as_its_own() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+
+    let seen_by_other = app.introspect(&OTHER, &token).await;
+    let revoked_by_other = app.revoke(&OTHER, &token, None).await;
+
+    assert_inactive(&seen_by_other, "introspected by another client");
+    assert_eq!(revoked_by_other.status, 400, "{}", revoked_by_other.text);
+    assert_eq!(revoked_by_other.error(), "unauthorized_client");
+    revoked_by_other.assert_error_shape("revoked by another client");
+    assert!(app.is_active(&APP, &token).await, "the token was revoked");
+}
+
+#[tokio::test]
+async fn the_client_a_token_is_meant_for_may_introspect_it_but_not_revoke_it() {
+    let app = spawn_app().await;
+    let token = app.token_for(&FOR_RESOURCE).await;
+    let elsewhere = app.token_for(&AUDIENCED).await;
+
+    let seen = app.introspect(&RESOURCE_API, &token).await;
+    let revoked = app.revoke(&RESOURCE_API, &token, None).await;
+
+    assert_eq!(seen.json["active"], true, "{}", seen.text);
+    assert_eq!(seen.json["aud"], RESOURCE_API.id);
+    assert_eq!(seen.json["client_id"], FOR_RESOURCE.id);
+    assert_eq!(revoked.error(), "unauthorized_client");
+    assert!(app.is_active(&FOR_RESOURCE, &token).await);
+    assert_inactive(
+        &app.introspect(&RESOURCE_API, &elsewhere).await,
+        "a token meant for someone else",
+    );
+}
+
+#[tokio::test]
+async fn anything_but_a_live_token_of_ours_is_inactive_with_a_200() {
+    let app = spawn_app().await;
+    let now = unix_now();
+    let planted = |exp, recorded| Planted {
+        client: &APP,
+        scopes: &["user:basic"],
+        iat: now - 100,
+        exp,
+        recorded,
+    };
+    let live = app.plant_token(&planted(now + 600, true)).await;
+    let unrecorded = app.plant_token(&planted(now + 600, false)).await;
+    let expired = app.plant_token(&planted(now - 40, true)).await;
+    let foreign_key = SigningKey::from_pem(&SigningKey::generate_pem(KeyKind::P256).unwrap());
+    let (head, _) = live.split_once('.').unwrap();
+    let payload = live.split('.').nth(1).unwrap();
+    let resigned = Minter::new(foreign_key.unwrap(), "access_token").unwrap();
+    let foreign = resigned
+        .key()
+        .sign(format!("{head}.{payload}").as_bytes())
+        .unwrap();
+    let foreign = format!("{head}.{payload}.{}", b64(&foreign));
+    let (body, signature) = live.rsplit_once('.').unwrap();
+    let flipped = format!("{body}.{}", flip_first(signature));
+
+    assert!(app.is_active(&APP, &live).await, "the control token");
+    for (token, why) in [
+        (unrecorded.as_str(), "no jti record"),
+        (expired.as_str(), "expired beyond the leeway"),
+        (foreign.as_str(), "signed by a key we do not publish"),
+        (flipped.as_str(), "damaged signature"),
+        ("not-a-token", "garbage"),
+        ("a.b.c", "three parts of garbage"),
+    ] {
+        assert_inactive(&app.introspect(&APP, token).await, why);
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn flip_first(signature: &str) -> String {
+    let replacement = if signature.starts_with('A') { "B" } else { "A" };
+    format!("{replacement}{}", &signature[1..])
+}
+
+#[tokio::test]
+async fn expiry_allows_the_configured_leeway_for_clock_skew() {
+    for (leeway, active) in [(30, true), (0, false)] {
+        let app = spawn_app_with(|s| s.token.leeway_secs = leeway).await;
+        let now = unix_now();
+        let token = app
+            .plant_token(&Planted {
+                client: &APP,
+                scopes: &["user:basic"],
+                iat: now - 100,
+                exp: now - 10,
+                recorded: true,
+            })
+            .await;
+        assert_eq!(app.is_active(&APP, &token).await, active, "leeway {leeway}");
+    }
+}
+
+#[tokio::test]
+async fn revocation_answers_200_for_unknown_or_already_revoked_tokens() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+
+    let answers = [
+        app.revoke(&APP, &token, None).await,
+        app.revoke(&APP, &token, None).await,
+        app.revoke(&APP, "no-such-token", Some("access_token"))
+            .await,
+    ];
+
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    }
+    assert!(
+        app.keys("token:*").await.is_empty(),
+        "a token record is left"
+    );
+}
+
+#[tokio::test]
+async fn a_hint_other_than_access_token_is_an_unsupported_token_type() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+    for hint in ["refresh_token", "id_token", "bogus"] {
+        let answer = app.revoke(&APP, &token, Some(hint)).await;
+        assert_eq!(answer.status, 400, "{hint}: {}", answer.text);
+        assert_eq!(answer.error(), "unsupported_token_type", "{hint}");
+        answer.assert_error_shape(hint);
+    }
+    assert!(app.is_active(&APP, &token).await);
+}
+
+#[tokio::test]
+async fn both_endpoints_authenticate_the_client_like_the_token_endpoint() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+    for path in [INTROSPECT_PATH, REVOKE_PATH] {
+        let wrong_secret = app
+            .http
+            .post(app.url(path))
+            .header("Authorization", basic_auth(APP.id, "wrong"))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let in_json_body = app
+            .http
+            .post(app.url(path))
+            .json(&json!({"token": token, "client_id": APP.id, "client_secret": APP.secret}))
+            .send()
+            .await
+            .unwrap();
+        let without_token = app
+            .http
+            .post(app.url(path))
+            .header("Authorization", basic_auth(APP.id, APP.secret))
+            .form(&[("token_type_hint", "access_token")])
+            .send()
+            .await
+            .unwrap();
+        let get = app.http.get(app.url(path)).send().await.unwrap();
+
+        let wrong_secret = Answer::of(wrong_secret).await;
+        assert_eq!(
+            (wrong_secret.status, wrong_secret.error()),
+            (401, "invalid_client")
+        );
+        assert!(wrong_secret.header("www-authenticate").is_some());
+        assert_eq!(Answer::of(in_json_body).await.status, 200, "{path}");
+        let without_token = Answer::of(without_token).await;
+        assert_eq!(
+            (without_token.status, without_token.error()),
+            (400, "invalid_request")
+        );
+        let get = Answer::of(get).await;
+        assert_eq!(get.status, 400, "{path}");
+        get.assert_error_shape(path);
+    }
+    assert!(
+        !app.is_active(&APP, &token).await,
+        "the JSON revocation did not revoke"
+    );
+}
+
+#[tokio::test]
+async fn redis_trouble_is_a_prompt_503_not_an_inactive_token() {
+    let mut redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = 300;
+    })
+    .await;
+    let token = app.token_for(&APP).await;
+    redis.stop();
+
+    let started = Instant::now();
+    let introspected = app.introspect(&APP, &token).await;
+    let user_info = app.user_info(&token).await;
+    let revoked = app.revoke(&APP, &token, None).await;
+
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    for (answer, what) in [
+        (introspected, "introspection"),
+        (user_info, "user info"),
+        (revoked, "revocation"),
+    ] {
+        assert_eq!(answer.status, 503, "{what}: {}", answer.text);
+        assert_eq!(answer.error(), "temporarily_unavailable", "{what}");
+    }
+}
+
+/// The introspection response as the `oauth2` crate reads it (RFC 7662 types).
+#[tokio::test]
+async fn the_oauth2_crate_introspects_a_token() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{
+        AccessToken, ClientId, ClientSecret, IntrospectionUrl, TokenIntrospectionResponse,
+    };
+
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+    let client = BasicClient::new(ClientId::new(APP.id.into()))
+        .set_client_secret(ClientSecret::new(APP.secret.into()))
+        .set_introspection_url(IntrospectionUrl::new(app.url(INTROSPECT_PATH)).unwrap());
+
+    let response = client
+        .introspect(&AccessToken::new(token))
+        .request_async(&crate::helpers::http_client())
+        .await
+        .unwrap_or_else(|e| panic!("introspection failed: {e:?}"));
+
+    assert!(response.active());
+    assert_eq!(response.client_id().map(|c| c.as_str()), Some(APP.id));
+    let scopes: Vec<String> = response
+        .scopes()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(scopes, ["user:basic"]);
+    assert_eq!(response.aud(), Some(&vec![APP.id.to_owned()]));
+    assert!(response.exp().is_some());
+    assert_eq!(response.iss(), Some(ISSUER));
+}

@@ -1,0 +1,211 @@
+//! Key rotation and reload: the procedure of the README keeps every token valid, a broken
+//! configuration is refused while the running one stays, and a reload under load drops nothing.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jsonwebtoken::decode_header;
+use sso_token::tokens::KeyKind;
+use tokio::task::JoinSet;
+
+use crate::helpers::{
+    APP, Answer, OTHER, TestApp, json_request, new_key_file, spawn_app_with, test_dir,
+};
+
+/// An edit that makes a configuration unloadable.
+type Breakage<'a> = Box<dyn Fn(&mut sso_token::config::Settings) + 'a>;
+
+fn kid_of(token: &str) -> String {
+    decode_header(token).unwrap().kid.unwrap()
+}
+
+async fn published_kids(app: &TestApp) -> Vec<String> {
+    let jwks = app.jwks().await;
+    let keys = jwks["keys"].as_array().expect("keys").iter();
+    keys.map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Two replicas go through the three steps; the old key's token stays valid throughout, and a
+/// token of the new signer is accepted by a replica that has only done step 1.
+#[tokio::test]
+async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
+    let (old, old_kid) = new_key_file(KeyKind::Rsa2048);
+    let (new, new_kid) = new_key_file(KeyKind::Ed25519);
+    let a = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
+    let b = a.spawn_replica();
+    let old_token = a.token_for(&APP).await;
+    assert_eq!(kid_of(&old_token), old_kid);
+
+    // 1. Every replica publishes the new key, verify-only; tokens are still signed by the old.
+    for replica in [&a, &b] {
+        replica
+            .reload_with(|s| s.token.verify_keys = vec![new.clone()])
+            .expect("step 1");
+        assert_eq!(
+            published_kids(replica).await,
+            [old_kid.clone(), new_kid.clone()]
+        );
+    }
+    assert_eq!(kid_of(&b.token_for(&APP).await), old_kid);
+
+    // 2. The new key signs (replica b first); the old one stays published.
+    b.reload_with(|s| {
+        s.token.signing_key = new.clone();
+        s.token.verify_keys = vec![old.clone()];
+    })
+    .expect("step 2");
+    let new_token = b.token_for(&APP).await;
+    assert_eq!(kid_of(&new_token), new_kid);
+    assert!(
+        a.is_active(&APP, &new_token).await,
+        "a replica at step 1 refused the new key"
+    );
+    for replica in [&a, &b] {
+        assert!(
+            replica.is_active(&APP, &old_token).await,
+            "the old token stopped verifying"
+        );
+        assert_eq!(replica.user_info(&old_token).await.status, 200);
+    }
+
+    // 3. After expires_in the old key is retired: only tokens it signed are affected.
+    b.reload_with(|s| s.token.verify_keys.clear())
+        .expect("step 3");
+    assert_eq!(published_kids(&b).await, std::slice::from_ref(&new_kid));
+    assert!(b.is_active(&APP, &new_token).await);
+    assert!(
+        !b.is_active(&APP, &old_token).await,
+        "a retired key still verifies"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_configuration_is_refused_and_the_running_one_stays() {
+    let (verify_only, _) = new_key_file(KeyKind::P256);
+    let app = spawn_app_with(|s| s.token.verify_keys = vec![verify_only]).await;
+    let token = app.token_for(&APP).await;
+    let kids = published_kids(&app).await;
+    let broken_clients = test_dir().join(format!("broken-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&broken_clients, "[[clients]]\nid = \"x\"\n").unwrap();
+    let missing = test_dir().join("no-such-file.pem");
+    let running = app.source.lock().unwrap().clone();
+    let breakages: [(&str, Breakage<'_>); 5] = [
+        (
+            "missing signing key",
+            Box::new(|s| s.token.signing_key = missing.clone()),
+        ),
+        (
+            "verify key that is not a key",
+            Box::new(|s| s.token.verify_keys = vec![s.clients.file.clone()]),
+        ),
+        (
+            "missing clients file",
+            Box::new(|s| s.clients.file = missing.clone()),
+        ),
+        (
+            "invalid clients file",
+            Box::new(|s| s.clients.file = broken_clients.clone()),
+        ),
+        ("invalid setting", Box::new(|s| s.token.expires_in = 0)),
+    ];
+
+    for (what, breakage) in &breakages {
+        let refused = app.reload_with(|s| {
+            *s = running.clone();
+            breakage(s);
+        });
+
+        assert!(refused.is_err(), "{what}: the reload was accepted");
+        assert_eq!(published_kids(&app).await, kids, "{what}");
+        assert!(app.is_active(&APP, &token).await, "{what}");
+        assert_eq!(kid_of(&app.token_for(&APP).await), kid_of(&token), "{what}");
+    }
+    app.reload_with(|s| *s = running.clone())
+        .expect("the fixed configuration loads");
+}
+
+#[tokio::test]
+async fn clients_file_changes_take_effect_on_reload() {
+    let full = std::fs::read_to_string(&crate::helpers::test_settings().clients.file).unwrap();
+    let without_other: String = full
+        .split_inclusive("[[clients]]")
+        .filter(|block| !block.contains(&format!("\"{}\"", OTHER.id)))
+        .collect();
+    let without_other = without_other.trim_end_matches("[[clients]]");
+    let reduced = test_dir().join(format!("clients-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&reduced, without_other).unwrap();
+    let full_path = crate::helpers::test_settings().clients.file;
+    let app = spawn_app_with(|s| s.clients.file = reduced.clone()).await;
+    let code = app.issue_code(&OTHER).await;
+    let refused = Answer::of(app.exchange(&OTHER, &code).await).await;
+    assert_eq!((refused.status, refused.error()), (401, "invalid_client"));
+
+    app.reload_with(|s| s.clients.file = full_path)
+        .expect("reload");
+
+    let code = app.issue_code(&OTHER).await;
+    assert_eq!(app.exchange(&OTHER, &code).await.status(), 200);
+}
+
+/// Exchanges race with reloads that swap the signer back and forth: every request succeeds and
+/// every token verifies with the published keys.
+#[tokio::test]
+async fn reloading_under_load_drops_no_request() {
+    const EXCHANGES: usize = 60;
+    const RELOADS: usize = 30;
+    let (first, _) = new_key_file(KeyKind::Ed25519);
+    let (second, _) = new_key_file(KeyKind::P256);
+    let both = vec![first.clone(), second.clone()];
+    let app = Arc::new(
+        spawn_app_with(|s| {
+            s.token.signing_key = first.clone();
+            s.token.verify_keys = both.clone();
+        })
+        .await,
+    );
+    let mut codes = Vec::new();
+    for _ in 0..EXCHANGES {
+        codes.push(app.issue_code(&APP).await);
+    }
+
+    let (started, reloading) = tokio::sync::oneshot::channel();
+    let reloader = {
+        let app = Arc::clone(&app);
+        tokio::task::spawn_blocking(move || {
+            let mut started = Some(started);
+            for i in 0..RELOADS {
+                let signer = if i % 2 == 0 { &second } else { &first };
+                app.reload_with(|s| s.token.signing_key = signer.clone())
+                    .expect("reload");
+                started.take().map(|tx| tx.send(()));
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        })
+    };
+    reloading.await.expect("the first reload");
+    let mut exchanges = JoinSet::new();
+    for code in codes {
+        let (http, url) = (app.http.clone(), app.token_url());
+        exchanges.spawn(async move {
+            let body = json_request(&APP, &code);
+            Answer::of(http.post(url).json(&body).send().await.expect("sent")).await
+        });
+    }
+    let answers = exchanges.join_all().await;
+    reloader.await.expect("reloads");
+
+    let kids = published_kids(&app).await;
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let token = answer.json["access_token"].as_str().unwrap();
+        assert!(kids.contains(&kid_of(token)), "unpublished kid");
+        assert!(app.is_active(&APP, token).await);
+    }
+    assert_eq!(answers.len(), EXCHANGES);
+    let used: HashSet<String> = answers
+        .iter()
+        .map(|a| kid_of(a.json["access_token"].as_str().unwrap()))
+        .collect();
+    assert_eq!(used.len(), 2, "the reloads did not overlap the exchanges");
+}

@@ -1,0 +1,166 @@
+//! SIGHUP on the real `sso-token` binary: a good new configuration is picked up, a broken one
+//! is refused with a log line and the running one keeps serving.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use sso_token::codes;
+use sso_token::startup::JWKS_PATH;
+use sso_token::store::Store;
+use sso_token::tokens::KeyKind;
+
+use crate::helpers::{
+    APP, Answer, code_record, http_client, json_request, new_key_file, test_dir, test_settings,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The server process; killed when the test ends, however it ends.
+struct Server {
+    child: Child,
+    log: Receiver<String>,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(config_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sso-token"))
+            .args(["--config-dir"])
+            .arg(config_dir)
+            .args(["--env", "test", "serve"])
+            .env("RUST_LOG", "info")
+            .env_remove("SSO_ENV")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sso-token starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (lines, log) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            log,
+            base: String::new(),
+        };
+        let line = server.wait_for_log("listening on");
+        let port = line
+            .rsplit_once("(port ")
+            .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no port in `{line}`"));
+        server.base = format!("http://127.0.0.1:{port}");
+        server
+    }
+
+    fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with `{needle}` within {WAIT:?}");
+    }
+
+    fn hang_up(&self) {
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -HUP {}", self.child.id())])
+            .status()
+            .expect("sh runs kill");
+        assert!(status.success());
+    }
+
+    async fn kids(&self) -> Vec<String> {
+        let response = http_client()
+            .get(format!("{}{JWKS_PATH}", self.base))
+            .send()
+            .await;
+        let answer = Answer::of(response.expect("JWKS answered")).await;
+        let keys = answer.json["keys"].as_array().cloned().unwrap_or_default();
+        keys.iter()
+            .map(|k| k["kid"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// Writes `<dir>/test.toml`, the overlay SIGHUP reads again.
+fn write_overlay(dir: &Path, settings: &sso_token::config::Settings, verify: &[&Path]) {
+    let quote = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap();
+    let verify: Vec<String> = verify.iter().map(|p| quote(p)).collect();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout_secs = 1\n\
+         [redis]\nurl = {}\nkey_prefix = {}\n\
+         [token]\nsigning_key = {}\nverify_keys = [{}]\n\
+         [clients]\nfile = {}\n",
+        serde_json::to_string(&settings.redis.url).unwrap(),
+        serde_json::to_string(&settings.redis.key_prefix).unwrap(),
+        quote(&settings.token.signing_key),
+        verify.join(", "),
+        quote(&settings.clients.file),
+    );
+    std::fs::write(dir.join("test.toml"), text).expect("overlay written");
+}
+
+#[tokio::test]
+async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
+    let dir = test_dir().join(format!("config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("default.toml"),
+        include_str!("../../config/default.toml"),
+    )
+    .unwrap();
+    let mut settings = test_settings();
+    let (signer, signer_kid) = new_key_file(KeyKind::Ed25519);
+    let (next, next_kid) = new_key_file(KeyKind::P256);
+    settings.token.signing_key = signer;
+    write_overlay(&dir, &settings, &[]);
+    let server = Server::start(&dir);
+    assert_eq!(server.kids().await, std::slice::from_ref(&signer_kid));
+
+    write_overlay(&dir, &settings, &[&next]);
+    server.hang_up();
+    server.wait_for_log("configuration reloaded");
+    assert_eq!(server.kids().await, [signer_kid.clone(), next_kid.clone()]);
+
+    let mut broken = settings.clone();
+    broken.token.signing_key = dir.join("missing.pem");
+    write_overlay(&dir, &broken, &[&next]);
+    server.hang_up();
+    let refusal = server.wait_for_log("reload refused");
+    assert!(refusal.contains("token.signing_key"), "{refusal}");
+
+    assert_eq!(server.kids().await, [signer_kid, next_kid]);
+    let store = Store::new(&settings.redis).unwrap();
+    let code = codes::new_code().unwrap();
+    assert!(
+        codes::write(&store, &code, &code_record(&APP), 60)
+            .await
+            .unwrap()
+    );
+    let response = http_client()
+        .post(format!("{}{}", server.base, sso_token::startup::TOKEN_PATH))
+        .json(&json_request(&APP, &code))
+        .send()
+        .await
+        .expect("token endpoint answered");
+    assert_eq!(response.status().as_u16(), 200);
+}
