@@ -9,3 +9,6 @@ pub mod secret;
 pub use error::OAuthError;
 pub use request::{ClientCredentials, TokenRequest};
 pub use secret::Sensitive;
+
+#[cfg(test)]
+mod fuzz_tests;
