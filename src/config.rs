@@ -27,6 +27,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub token: TokenSettings,
     pub clients: ClientsSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +77,26 @@ pub struct ClientsSettings {
     pub file: PathBuf,
 }
 
+/// `GET /metrics` (Prometheus text format).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// `host:port` of a separate listener for `/metrics` only (then the main listener does not
+    /// serve it); empty: `/metrics` is served on `server.listen`.
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: String::new(),
+        }
+    }
+}
+
 impl RedisSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
@@ -113,6 +135,9 @@ impl Settings {
             && !self.server.listen.contains(':')
         {
             return invalid("server.listen", "must be host:port");
+        }
+        if !self.metrics.listen.is_empty() && !self.metrics.listen.contains(':') {
+            return invalid("metrics.listen", "must be host:port, or empty");
         }
         if !(256..=1 << 20).contains(&self.server.body_limit) {
             return invalid("server.body_limit", "must be between 256 and 1048576 bytes");

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::clients::{Client, Registry};
 use crate::config::TokenSettings;
 use crate::grant::{self, Grant};
+use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenRequest};
 use crate::store::{Store, Taken};
 use crate::tokens::{self, Claims, Minter};
@@ -25,11 +26,20 @@ pub struct Exchange {
     pub store: Store,
     pub minter: Minter,
     pub settings: TokenSettings,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Exchange {
     pub async fn exchange(&self, request: &TokenRequest) -> Result<Issued, OAuthError> {
-        let client = self.registry.authenticate(&request.client).await?;
+        let client = self
+            .registry
+            .authenticate(&request.client)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, OAuthError::InvalidClient { .. }) {
+                    self.metrics.auth_failed();
+                }
+            })?;
         if !client.allows_grant("authorization_code") {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the authorization_code grant".into(),
@@ -40,8 +50,12 @@ impl Exchange {
         let exp = iat + self.settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
         let taken = self
-            .store
-            .take_code(request.code.expose(), &jti, self.settings.expires_in, &head)
+            .metrics
+            .redis(
+                RedisOp::Exchange,
+                self.store
+                    .take_code(request.code.expose(), &jti, self.settings.expires_in, &head),
+            )
             .await
             .map_err(OAuthError::Unavailable)?;
         let record = match taken {
@@ -52,14 +66,17 @@ impl Exchange {
                 ));
             }
             Taken::Replayed { jti: issued } => {
+                self.metrics.replay_detected();
                 return Err(self.revoke_replayed(&client, &issued).await);
             }
         };
         let outcome = grant::check(&record, &client, request, &self.settings.scope_separator)
             .and_then(|grant| self.sign(&client, grant, &jti, iat, exp));
-        if outcome.is_err() {
+        if outcome.is_ok() {
+            self.metrics.token_issued();
+        } else {
             // The code stays spent (it may be compromised); the token record must not outlive it.
-            if let Err(e) = self.store.delete_token(&jti).await {
+            if let Err(e) = self.delete_token(&jti).await {
                 log::warn!(
                     "client {}: could not delete an unused token record: {e}",
                     client.id
@@ -102,8 +119,11 @@ impl Exchange {
     /// RFC 6749 §4.1.2: a code used twice revokes the token issued for it. If the revocation
     /// cannot be written, the client gets a 503 and the marker stays for the next attempt.
     async fn revoke_replayed(&self, client: &Client, issued: &str) -> OAuthError {
-        match self.store.delete_token(issued).await {
-            Ok(_) => {
+        match self.delete_token(issued).await {
+            Ok(deleted) => {
+                if deleted {
+                    self.metrics.token_revoked(Revocation::Replay);
+                }
                 log::warn!(
                     "client {}: authorization code replayed; its token is revoked",
                     client.id
@@ -114,6 +134,14 @@ impl Exchange {
             }
             Err(e) => OAuthError::Unavailable(e),
         }
+    }
+}
+
+impl Exchange {
+    async fn delete_token(&self, jti: &str) -> Result<bool, crate::store::StoreError> {
+        self.metrics
+            .redis(RedisOp::DeleteToken, self.store.delete_token(jti))
+            .await
     }
 }
 

@@ -9,6 +9,7 @@ pub mod codes;
 pub mod config;
 pub mod exchange;
 pub mod grant;
+pub mod metrics;
 pub mod oauth;
 pub mod routes;
 pub mod startup;

@@ -3,16 +3,18 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Instant;
 
-use actix_web::dev::{Server, ServiceResponse};
+use actix_web::dev::{Server, Service, ServiceResponse};
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpMessage, HttpServer, web};
 
 use crate::clients::{Registry, RegistryError};
 use crate::config::Settings;
 use crate::exchange::Exchange;
+use crate::metrics::{Endpoint, Metrics};
 use crate::routes::token::BodyLimit;
-use crate::routes::{LoggedClient, health, token};
+use crate::routes::{LoggedClient, health, metrics, token};
 use crate::store::{Store, StoreError};
 use crate::tokens::{KeyError, Minter, SigningKey};
 
@@ -36,33 +38,45 @@ pub enum StartError {
     Header(#[from] serde_json::Error),
     #[error("redis.url: {0}")]
     Store(#[from] StoreError),
-    #[error("server.listen `{address}`: {source}")]
+    #[error("{setting} `{address}`: {source}")]
     Listen {
+        setting: &'static str,
         address: String,
         source: std::io::Error,
     },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
-/// A bound, not yet running, server.
+/// A bound, not yet running, server (and its metrics listener, when it has its own).
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<(u16, Server)>,
 }
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartError> {
         let exchange = web::Data::new(build_exchange(&settings)?);
-        let listen_error = |source| StartError::Listen {
-            address: settings.server.listen.clone(),
-            source,
-        };
-        let listener = TcpListener::bind(&settings.server.listen).map_err(listen_error)?;
-        let port = listener.local_addr().map_err(listen_error)?.port();
+        let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let limit = web::Data::new(BodyLimit(settings.server.body_limit));
+        let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
+        let app_exchange = exchange.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
+            let recorder = Arc::clone(&app_exchange.metrics);
+            let app = App::new()
                 .wrap(access_log())
-                .app_data(exchange.clone())
+                .wrap_fn(move |request, service| {
+                    let (endpoint, started) = (Endpoint::of(request.path()), Instant::now());
+                    let recorder = Arc::clone(&recorder);
+                    let answer = service.call(request);
+                    async move {
+                        let answer = answer.await;
+                        recorder.record(endpoint, started, &answer);
+                        answer
+                    }
+                })
+                .app_data(app_exchange.clone())
                 .app_data(limit.clone())
                 .service(
                     web::resource(TOKEN_PATH)
@@ -70,17 +84,28 @@ impl Application {
                         .default_service(web::to(token::method_not_allowed)),
                 )
                 .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz))
+                .route("/readyz", web::get().to(health::readyz));
+            if metrics_here {
+                app.route("/metrics", web::get().to(metrics::metrics))
+            } else {
+                app
+            }
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .listen(listener)
-        .map_err(listen_error)?;
+        .map_err(listen_error("server.listen", &settings.server.listen))?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
+        let metrics = if settings.metrics.enabled && !metrics_here {
+            Some(metrics_server(&settings.metrics.listen, exchange)?)
+        } else {
+            None
+        };
         Ok(Self {
             port,
             server: server.run(),
+            metrics,
         })
     }
 
@@ -88,9 +113,53 @@ impl Application {
         self.port
     }
 
+    /// The port of the separate metrics listener, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.metrics {
+            Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
+            None => self.server.await,
+        }
+    }
+}
+
+/// `/metrics` alone, on its own address and one worker: scrapes stay off the public port.
+fn metrics_server(
+    address: &str,
+    exchange: web::Data<Exchange>,
+) -> Result<(u16, Server), StartError> {
+    let (listener, port) = bind("metrics.listen", address)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(exchange.clone())
+            .route("/metrics", web::get().to(metrics::metrics))
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(listen_error("metrics.listen", address))?;
+    Ok((port, server.run()))
+}
+
+fn bind(setting: &'static str, address: &str) -> Result<(TcpListener, u16), StartError> {
+    let listener = TcpListener::bind(address).map_err(listen_error(setting, address))?;
+    let port = listener
+        .local_addr()
+        .map_err(listen_error(setting, address))?
+        .port();
+    Ok((listener, port))
+}
+
+fn listen_error(setting: &'static str, address: &str) -> impl Fn(std::io::Error) -> StartError {
+    let address = address.to_owned();
+    move |source| StartError::Listen {
+        setting,
+        address: address.clone(),
+        source,
     }
 }
 
@@ -115,6 +184,7 @@ pub fn build_exchange(settings: &Settings) -> Result<Exchange, StartError> {
         store: Store::new(&settings.redis)?,
         minter: Minter::new(key, &settings.token.typ)?,
         settings: settings.token.clone(),
+        metrics: Arc::new(Metrics::new()?),
     })
 }
 

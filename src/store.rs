@@ -224,6 +224,14 @@ impl Store {
         .await
     }
 
+    /// Redis connections held open now (the `sso_redis_connections` gauge).
+    pub fn connections(&self) -> usize {
+        self.lanes
+            .iter()
+            .filter(|lane| lock(lane).is_some())
+            .count()
+    }
+
     /// Readiness: Redis answers a PING within the timeout.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.with_conn(|mut conn| async move {

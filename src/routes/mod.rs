@@ -1,6 +1,7 @@
 //! HTTP handlers: extract, call the core, render. No protocol logic lives here.
 
 pub mod health;
+pub mod metrics;
 pub mod token;
 
 /// The client id a request claimed, kept in the request extensions for the access log.

@@ -82,6 +82,8 @@ pub fn test_settings() -> Settings {
 
 pub struct TestApp {
     pub address: String,
+    /// The separate metrics listener's port, when `metrics.listen` is set.
+    pub metrics_port: Option<u16>,
     pub settings: Settings,
     pub store: Store,
     pub http: reqwest::Client,
@@ -101,9 +103,11 @@ fn spawn_with_settings(settings: Settings) -> TestApp {
     let settings = settings.validate().expect("valid test settings");
     let app = Application::build(settings.clone()).expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_port,
         store: Store::new(&settings.redis).expect("store"),
         settings,
         http: http_client(),

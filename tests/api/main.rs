@@ -10,6 +10,7 @@ mod fixtures;
 mod fuzz;
 mod grant_errors;
 mod helpers;
+mod metrics;
 mod oauth2_client;
 mod record;
 mod redis_outage;
