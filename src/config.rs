@@ -41,6 +41,18 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// Seconds that in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// Serve HTTPS instead of HTTP; absent: plain HTTP (TLS ends at the load balancer).
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// `[server.tls]`: PEM files, read once at start-up.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsSettings {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,4 +14,5 @@ pub mod oauth;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod tls;
 pub mod tokens;

@@ -44,6 +44,8 @@ pub enum StartError {
         address: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -58,6 +60,12 @@ pub struct Application {
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartError> {
         let exchange = web::Data::new(build_exchange(&settings)?);
+        let tls = settings
+            .server
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let limit = web::Data::new(BodyLimit(settings.server.body_limit));
         let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
@@ -91,8 +99,11 @@ impl Application {
                 app
             }
         })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .listen(listener)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
         .map_err(listen_error("server.listen", &settings.server.listen))?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);

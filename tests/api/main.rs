@@ -16,4 +16,5 @@ mod record;
 mod redis_outage;
 mod redis_server;
 mod request_errors;
+mod tls;
 mod token;
