@@ -29,6 +29,8 @@ pub struct Settings {
     pub clients: ClientsSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub throttle: ThrottleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +111,30 @@ impl Default for MetricsSettings {
     }
 }
 
+/// Throttling of failed client authentication (see `throttle` for the exact semantics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    /// Failures in one window after which an address, or a client id's failures, get 429.
+    pub max_failures: u64,
+    /// Length of the window, seconds; it starts at its first failure.
+    pub window_secs: u64,
+    /// Peers whose `X-Forwarded-For` is believed: addresses or networks (`10.0.0.0/8`).
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_failures: 20,
+            window_secs: 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 impl RedisSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
@@ -150,6 +176,15 @@ impl Settings {
         }
         if !self.metrics.listen.is_empty() && !self.metrics.listen.contains(':') {
             return invalid("metrics.listen", "must be host:port, or empty");
+        }
+        if self.throttle.max_failures == 0 {
+            return invalid("throttle.max_failures", "must be at least 1");
+        }
+        if !(1..=86_400).contains(&self.throttle.window_secs) {
+            return invalid(
+                "throttle.window_secs",
+                "must be between 1 and 86400 seconds",
+            );
         }
         if !(256..=1 << 20).contains(&self.server.body_limit) {
             return invalid("server.body_limit", "must be between 256 and 1048576 bytes");

@@ -1,6 +1,7 @@
 //! The authorization-code exchange, in the order that keeps it safe: authenticate the client
 //! (a wrong secret burns no code), take the code atomically, check it, sign.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,6 +11,7 @@ use crate::grant::{self, Grant};
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenRequest};
 use crate::store::{Store, Taken};
+use crate::throttle::Throttle;
 use crate::tokens::{self, Claims, Minter};
 
 /// What a successful exchange hands back to the client.
@@ -27,19 +29,26 @@ pub struct Exchange {
     pub minter: Minter,
     pub settings: TokenSettings,
     pub metrics: Arc<Metrics>,
+    pub throttle: Throttle,
 }
 
 impl Exchange {
-    pub async fn exchange(&self, request: &TokenRequest) -> Result<Issued, OAuthError> {
-        let client = self
-            .registry
-            .authenticate(&request.client)
-            .await
-            .inspect_err(|e| {
-                if matches!(e, OAuthError::InvalidClient { .. }) {
-                    self.metrics.auth_failed();
-                }
-            })?;
+    /// `source` is the address failed authentications are counted under (see `throttle`).
+    pub async fn exchange(
+        &self,
+        request: &TokenRequest,
+        source: Option<IpAddr>,
+    ) -> Result<Issued, OAuthError> {
+        self.throttle.admit(source).await?;
+        let client = match self.registry.authenticate(&request.client).await {
+            Ok(client) => client,
+            Err(failure @ OAuthError::InvalidClient { .. }) => {
+                self.metrics.auth_failed();
+                let id = &request.client.id;
+                return Err(self.throttle.failed(id, source, failure).await);
+            }
+            Err(other) => return Err(other),
+        };
         if !client.allows_grant("authorization_code") {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the authorization_code grant".into(),

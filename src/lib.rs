@@ -14,5 +14,6 @@ pub mod oauth;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod throttle;
 pub mod tls;
 pub mod tokens;

@@ -16,6 +16,7 @@ use crate::metrics::{Endpoint, Metrics};
 use crate::routes::token::BodyLimit;
 use crate::routes::{LoggedClient, health, metrics, token};
 use crate::store::{Store, StoreError};
+use crate::throttle::Throttle;
 use crate::tokens::{KeyError, Minter, SigningKey};
 
 pub const TOKEN_PATH: &str = "/identity/sso/oauth2/access_token";
@@ -46,6 +47,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Throttle(#[from] crate::throttle::BadProxy),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -190,12 +193,16 @@ pub fn build_exchange(settings: &Settings) -> Result<Exchange, StartError> {
     log::info!("signing with {:?} key {}", key.algorithm(), key.kid());
     let registry = Registry::load(&settings.clients.file)?;
     log::info!("{} client(s) registered", registry.len());
+    let store = Store::new(&settings.redis)?;
+    let metrics = Arc::new(Metrics::new()?);
+    let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
     Ok(Exchange {
         registry: Arc::new(registry),
-        store: Store::new(&settings.redis)?,
+        store,
         minter: Minter::new(key, &settings.token.typ)?,
         settings: settings.token.clone(),
-        metrics: Arc::new(Metrics::new()?),
+        metrics,
+        throttle,
     })
 }
 

@@ -31,6 +31,11 @@ pub enum OAuthError {
     UnsupportedGrantType,
     #[error("invalid_scope: {0}")]
     InvalidScope(Description),
+    /// Too many failed client authentications from this address or for this client id
+    /// (`throttle`): 429 with `Retry-After`. The RFC 6749 code is `invalid_client`, since it is
+    /// client authentication that is refused; RFC 6749 has no code for rate limits.
+    #[error("invalid_client: throttled for {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     /// The body was larger than `server.body_limit`.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -65,7 +70,7 @@ impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) | Self::PayloadTooLarge => "invalid_request",
-            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidClient { .. } | Self::Throttled { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
@@ -84,6 +89,10 @@ impl OAuthError {
             | Self::InvalidClient { description: d, .. } => d,
             Self::UnsupportedGrantType => "grant_type must be authorization_code",
             Self::PayloadTooLarge => "request body is too large",
+            Self::Throttled { .. } => {
+                "too many failed client authentications from this address or for this client; \
+                 retry after the seconds in Retry-After"
+            }
             Self::Unavailable(_) => "the token store is unavailable, retry shortly",
             Self::Internal(_) => "internal error, see the server log",
         }
@@ -101,6 +110,7 @@ impl ResponseError for OAuthError {
         match self {
             Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -128,6 +138,10 @@ impl ResponseError for OAuthError {
             }
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::Throttled { retry_after_secs } => {
+                let seconds = (*retry_after_secs).max(1);
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
             }
             _ => {}
         }
@@ -179,6 +193,13 @@ mod tests {
             ),
             (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
             (OAuthError::PayloadTooLarge, 413, "invalid_request"),
+            (
+                OAuthError::Throttled {
+                    retry_after_secs: 7,
+                },
+                429,
+                "invalid_client",
+            ),
         ];
         for (error, status, code) in cases {
             let (got_status, body, response) = render(error).await;
