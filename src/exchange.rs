@@ -125,6 +125,12 @@ impl Exchange {
         })
     }
 
+    async fn delete_token(&self, jti: &str) -> Result<bool, crate::store::StoreError> {
+        self.metrics
+            .redis(RedisOp::DeleteToken, self.store.delete_token(jti))
+            .await
+    }
+
     /// RFC 6749 §4.1.2: a code used twice revokes the token issued for it. If the revocation
     /// cannot be written, the client gets a 503 and the marker stays for the next attempt.
     async fn revoke_replayed(&self, client: &Client, issued: &str) -> OAuthError {
@@ -143,14 +149,6 @@ impl Exchange {
             }
             Err(e) => OAuthError::Unavailable(e),
         }
-    }
-}
-
-impl Exchange {
-    async fn delete_token(&self, jti: &str) -> Result<bool, crate::store::StoreError> {
-        self.metrics
-            .redis(RedisOp::DeleteToken, self.store.delete_token(jti))
-            .await
     }
 }
 
