@@ -29,6 +29,9 @@ pub struct Settings {
     pub clients: ClientsSettings,
     #[serde(default)]
     pub discovery: DiscoverySettings,
+    pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub throttle: ThrottleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +44,18 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// Seconds that in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// Serve HTTPS instead of HTTP; absent: plain HTTP (TLS ends at the load balancer).
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// `[server.tls]`: PEM files, read once at start-up.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsSettings {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +164,50 @@ impl DiscoverySettings {
     }
 }
 
+/// `GET /metrics` (Prometheus text format).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// `host:port` of a separate listener for `/metrics` only (then the main listener does not
+    /// serve it); empty: `/metrics` is served on `server.listen`.
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: String::new(),
+        }
+    }
+}
+
+/// Throttling of failed client authentication (see `throttle` for the exact semantics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    /// Failures in one window after which an address, or a client id's failures, get 429.
+    pub max_failures: u64,
+    /// Length of the window, seconds; it starts at its first failure.
+    pub window_secs: u64,
+    /// Peers whose `X-Forwarded-For` is believed: addresses or networks (`10.0.0.0/8`).
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_failures: 20,
+            window_secs: 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 impl RedisSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
@@ -189,6 +248,18 @@ impl Settings {
             && !self.server.listen.contains(':')
         {
             return invalid("server.listen", "must be host:port");
+        }
+        if !self.metrics.listen.is_empty() && !self.metrics.listen.contains(':') {
+            return invalid("metrics.listen", "must be host:port, or empty");
+        }
+        if self.throttle.max_failures == 0 {
+            return invalid("throttle.max_failures", "must be at least 1");
+        }
+        if !(1..=86_400).contains(&self.throttle.window_secs) {
+            return invalid(
+                "throttle.window_secs",
+                "must be between 1 and 86400 seconds",
+            );
         }
         if !(256..=1 << 20).contains(&self.server.body_limit) {
             return invalid("server.body_limit", "must be between 256 and 1048576 bytes");

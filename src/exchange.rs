@@ -1,14 +1,17 @@
 //! The authorization-code exchange, in the order that keeps it safe: authenticate the client
 //! (a wrong secret burns no code), take the code atomically, check it, sign.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clients::Client;
 use crate::grant::{self, Grant};
 use crate::live::{Live, Snapshot};
+use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenRequest};
 use crate::store::{Store, Taken};
+use crate::throttle::Throttle;
 use crate::tokens::{self, Claims};
 
 /// What a successful exchange hands back to the client.
@@ -25,14 +28,30 @@ pub struct Issued {
 pub struct Exchange {
     pub live: Arc<Live>,
     pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub throttle: Throttle,
 }
 
 impl Exchange {
     /// One snapshot for the whole exchange: a reload in the middle changes nothing for it.
-    pub async fn exchange(&self, request: &TokenRequest) -> Result<Issued, OAuthError> {
+    /// `source` is the address failed authentications are counted under (see `throttle`).
+    pub async fn exchange(
+        &self,
+        request: &TokenRequest,
+        source: Option<IpAddr>,
+    ) -> Result<Issued, OAuthError> {
         let snapshot = self.live.load();
         let settings = &snapshot.token;
-        let client = snapshot.registry.authenticate(&request.client).await?;
+        self.throttle.admit(source).await?;
+        let client = match snapshot.registry.authenticate(&request.client).await {
+            Ok(client) => client,
+            Err(failure @ OAuthError::InvalidClient { .. }) => {
+                self.metrics.auth_failed();
+                let id = &request.client.id;
+                return Err(self.throttle.failed(id, source, failure).await);
+            }
+            Err(other) => return Err(other),
+        };
         if !client.allows_grant("authorization_code") {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the authorization_code grant".into(),
@@ -43,8 +62,12 @@ impl Exchange {
         let exp = iat + settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
         let taken = self
-            .store
-            .take_code(request.code.expose(), &jti, settings.expires_in, &head)
+            .metrics
+            .redis(
+                RedisOp::Exchange,
+                self.store
+                    .take_code(request.code.expose(), &jti, settings.expires_in, &head),
+            )
             .await
             .map_err(OAuthError::Unavailable)?;
         let record = match taken {
@@ -55,14 +78,17 @@ impl Exchange {
                 ));
             }
             Taken::Replayed { jti: issued } => {
+                self.metrics.replay_detected();
                 return Err(self.revoke_replayed(&client, &issued).await);
             }
         };
         let outcome = grant::check(&record, &client, request, &settings.scope_separator)
             .and_then(|grant| sign(&snapshot, &client, grant, &jti, iat, exp));
-        if outcome.is_err() {
+        if outcome.is_ok() {
+            self.metrics.token_issued();
+        } else {
             // The code stays spent (it may be compromised); the token record must not outlive it.
-            if let Err(e) = self.store.delete_token(&jti).await {
+            if let Err(e) = self.delete_token(&jti).await {
                 log::warn!(
                     "client {}: could not delete an unused token record: {e}",
                     client.id
@@ -72,11 +98,27 @@ impl Exchange {
         outcome
     }
 
+    async fn delete_token(&self, jti: &str) -> Result<bool, crate::store::StoreError> {
+        self.metrics
+            .redis(RedisOp::DeleteToken, self.store.delete_token(jti))
+            .await
+    }
+
     /// RFC 6749 §4.1.2: a code used twice revokes the token issued for it. If the revocation
     /// cannot be written, the client gets a 503 and the marker stays for the next attempt.
     async fn revoke_replayed(&self, client: &Client, issued: &str) -> OAuthError {
-        match self.store.delete_token(issued).await {
-            Ok(_) => {
+        match self.delete_token(issued).await {
+            // No record: the first exchange failed its checks (or its token expired or was
+            // revoked), so there is nothing to revoke and nothing to say about one.
+            Ok(false) => {
+                log::warn!(
+                    "client {}: spent authorization code presented again",
+                    client.id
+                );
+                OAuthError::invalid_grant("the authorization code was already used")
+            }
+            Ok(true) => {
+                self.metrics.token_revoked(Revocation::Replay);
                 log::warn!(
                     "client {}: authorization code replayed; its token is revoked",
                     client.id

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::live::{Live, Snapshot};
+use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
 use crate::store::Store;
 use crate::tokens::AccessClaims;
@@ -21,6 +22,7 @@ const ACCESS_TOKEN: &str = "access_token";
 pub struct Inspector {
     pub live: Arc<Live>,
     pub store: Store,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The part of the token record (see `exchange::record_head`) that these endpoints read.
@@ -138,10 +140,14 @@ impl Inspector {
                 None => Ok(()),
             };
         }
-        self.store
-            .delete_token(&claims.jti)
+        let deleted = self
+            .metrics
+            .redis(RedisOp::DeleteToken, self.store.delete_token(&claims.jti))
             .await
             .map_err(OAuthError::Unavailable)?;
+        if deleted {
+            self.metrics.token_revoked(Revocation::Request);
+        }
         Ok(())
     }
 

@@ -3,8 +3,9 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Instant;
 
-use actix_web::dev::{Server, ServiceResponse};
+use actix_web::dev::{Server, Service, ServiceResponse};
 use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpMessage, HttpServer, web};
 
@@ -12,9 +13,11 @@ use crate::config::Settings;
 use crate::exchange::Exchange;
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
+use crate::metrics::{Endpoint, Metrics};
 use crate::routes::token::BodyLimit;
-use crate::routes::{LoggedClient, discovery, health, introspect, token, userinfo};
+use crate::routes::{LoggedClient, discovery, health, introspect, metrics, token, userinfo};
 use crate::store::{Store, StoreError};
+use crate::throttle::Throttle;
 
 pub const TOKEN_PATH: &str = "/identity/sso/oauth2/access_token";
 pub const INTROSPECT_PATH: &str = "/identity/sso/oauth2/introspect";
@@ -36,18 +39,26 @@ pub enum StartError {
     Load(#[from] LoadError),
     #[error("redis.url: {0}")]
     Store(#[from] StoreError),
-    #[error("server.listen `{address}`: {source}")]
+    #[error("{setting} `{address}`: {source}")]
     Listen {
+        setting: &'static str,
         address: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Throttle(#[from] crate::throttle::BadProxy),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
-/// A bound, not yet running, server.
+/// A bound, not yet running, server (and its metrics listener, when it has its own).
 pub struct Application {
     port: u16,
     server: Server,
     live: Arc<Live>,
+    metrics: Option<(u16, Server)>,
 }
 
 impl Application {
@@ -64,29 +75,48 @@ impl Application {
     ) -> Result<Self, StartError> {
         let live = Arc::new(Live::new(&settings, source)?);
         let store = Store::new(&settings.redis)?;
+        let metrics = Arc::new(Metrics::new()?);
+        let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
         let exchange = web::Data::new(Exchange {
             live: Arc::clone(&live),
             store: store.clone(),
+            metrics: Arc::clone(&metrics),
+            throttle,
         });
         let inspector = web::Data::new(Inspector {
             live: Arc::clone(&live),
             store,
+            metrics: Arc::clone(&metrics),
         });
         let live_data = web::Data::from(Arc::clone(&live));
-        let listen_error = |source| StartError::Listen {
-            address: settings.server.listen.clone(),
-            source,
-        };
-        let listener = TcpListener::bind(&settings.server.listen).map_err(listen_error)?;
-        let port = listener.local_addr().map_err(listen_error)?.port();
+        let tls = settings
+            .server
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
+        let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let limit = web::Data::new(BodyLimit(settings.server.body_limit));
+        let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
         // The Logger renders part of each line up front, whatever the level: skip it when its
         // lines would be dropped anyway (RUST_LOG=warn, as in the benchmarks).
         let logging = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info);
+        let app_exchange = exchange.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
+            let recorder = Arc::clone(&app_exchange.metrics);
+            let app = App::new()
                 .wrap(Condition::new(logging, access_log()))
-                .app_data(exchange.clone())
+                .wrap_fn(move |request, service| {
+                    let (endpoint, started) = (Endpoint::of(request.path()), Instant::now());
+                    let recorder = Arc::clone(&recorder);
+                    let answer = service.call(request);
+                    async move {
+                        let answer = answer.await;
+                        recorder.record(endpoint, started, &answer);
+                        answer
+                    }
+                })
+                .app_data(app_exchange.clone())
                 .app_data(inspector.clone())
                 .app_data(live_data.clone())
                 .app_data(limit.clone())
@@ -114,23 +144,42 @@ impl Application {
                 .route(JWKS_WELL_KNOWN_PATH, web::get().to(discovery::jwks))
                 .route(METADATA_PATH, web::get().to(discovery::metadata))
                 .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz))
+                .route("/readyz", web::get().to(health::readyz));
+            if metrics_here {
+                app.route("/metrics", web::get().to(metrics::metrics))
+            } else {
+                app
+            }
         })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .listen(listener)
-        .map_err(listen_error)?;
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
+        .map_err(listen_error("server.listen", &settings.server.listen))?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
+        let metrics = if settings.metrics.enabled && !metrics_here {
+            Some(metrics_server(&settings.metrics.listen, exchange)?)
+        } else {
+            None
+        };
         Ok(Self {
             port,
             server: server.run(),
             live,
+            metrics,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate metrics listener, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The reloadable configuration: [`Live::reload`] does what SIGHUP does.
@@ -142,9 +191,48 @@ impl Application {
     /// keys on SIGHUP meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let reloader = tokio::spawn(live::reload_on_sighup(self.live));
-        let stopped = self.server.await;
+        let stopped = match self.metrics {
+            Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
+            None => self.server.await,
+        };
         reloader.abort();
         stopped
+    }
+}
+
+/// `/metrics` alone, on its own address and one worker: scrapes stay off the public port.
+fn metrics_server(
+    address: &str,
+    exchange: web::Data<Exchange>,
+) -> Result<(u16, Server), StartError> {
+    let (listener, port) = bind("metrics.listen", address)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(exchange.clone())
+            .route("/metrics", web::get().to(metrics::metrics))
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(listen_error("metrics.listen", address))?;
+    Ok((port, server.run()))
+}
+
+fn bind(setting: &'static str, address: &str) -> Result<(TcpListener, u16), StartError> {
+    let listener = TcpListener::bind(address).map_err(listen_error(setting, address))?;
+    let port = listener
+        .local_addr()
+        .map_err(listen_error(setting, address))?
+        .port();
+    Ok((listener, port))
+}
+
+fn listen_error(setting: &'static str, address: &str) -> impl Fn(std::io::Error) -> StartError {
+    let address = address.to_owned();
+    move |source| StartError::Listen {
+        setting,
+        address: address.clone(),
+        source,
     }
 }
 

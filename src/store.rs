@@ -5,6 +5,8 @@
 //! - `<prefix>code:<code>`: the code record, written by the authorize service with its TTL.
 //! - `<prefix>token:<jti>`: the token record, TTL = `expires_in`; its presence means "live".
 //! - `<prefix>used:<code>`: the replay marker, the `jti` issued for a spent code, same TTL.
+//! - `<prefix>throttle:client:<id>`, `<prefix>throttle:addr:<ip>`: failed client
+//!   authentications in the current window, TTL = the window (see `throttle`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +36,19 @@ if issued then
   return {2, issued}
 end
 return {0, false}
+";
+
+/// Counts one failure under one key: the first failure of a window starts the key's TTL. One
+/// key per script, so that every key of a call is in one hash slot (Redis Cluster); the calls
+/// for several keys travel in one pipeline. Returns the count and the milliseconds left.
+const COUNT_FAILURE_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +244,48 @@ impl Store {
             Ok(written.is_some())
         })
         .await
+    }
+
+    /// The failure counter of a client id (`kind` = `client`) or an address (`addr`).
+    pub fn throttle_key(&self, kind: &str, id: &str) -> String {
+        format!("{}throttle:{kind}:{id}", self.prefix)
+    }
+
+    /// Adds one failure to each counter, in one round trip; returns each one's count and
+    /// milliseconds left in its window.
+    pub async fn count_failure(
+        &self,
+        keys: &[String],
+        window_ms: u64,
+    ) -> Result<Vec<(u64, i64)>, StoreError> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("EVAL")
+                .arg(COUNT_FAILURE_SCRIPT)
+                .arg(1)
+                .arg(key)
+                .arg(window_ms);
+        }
+        self.with_conn(|mut conn| async move { Ok(pipe.query_async(&mut conn).await?) })
+            .await
+    }
+
+    /// A failure counter and the milliseconds left in its window (0 and -2 when there is none).
+    pub async fn failures(&self, key: &str) -> Result<(u64, i64), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let (count, ttl): (Option<u64>, i64) = self
+            .with_conn(|mut conn| async move { Ok(pipe.query_async(&mut conn).await?) })
+            .await?;
+        Ok((count.unwrap_or(0), ttl))
+    }
+
+    /// Redis connections held open now (the `sso_redis_connections` gauge).
+    pub fn connections(&self) -> usize {
+        self.lanes
+            .iter()
+            .filter(|lane| lock(lane).is_some())
+            .count()
     }
 
     /// Readiness: Redis answers a PING within the timeout.

@@ -44,6 +44,11 @@ pub enum OAuthError {
     /// RFC 6750: the token is live but its scopes allow none of what was asked.
     #[error("insufficient_scope: {0}")]
     InsufficientScope(Description),
+    /// Too many failed client authentications from this address or for this client id
+    /// (`throttle`): 429 with `Retry-After`. The RFC 6749 code is `invalid_client`, since it is
+    /// client authentication that is refused; RFC 6749 has no code for rate limits.
+    #[error("invalid_client: throttled for {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     /// The body was larger than `server.body_limit`.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -80,7 +85,7 @@ impl OAuthError {
             Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::BearerRequired => {
                 "invalid_request"
             }
-            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidClient { .. } | Self::Throttled { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
@@ -106,6 +111,10 @@ impl OAuthError {
             Self::InvalidToken => "the access token is invalid, expired or revoked",
             Self::UnsupportedGrantType => "grant_type must be authorization_code",
             Self::PayloadTooLarge => "request body is too large",
+            Self::Throttled { .. } => {
+                "too many failed client authentications from this address or for this client; \
+                 retry after the seconds in Retry-After"
+            }
             Self::Unavailable(_) => "the token store is unavailable, retry shortly",
             Self::Internal(_) => "internal error, see the server log",
         }
@@ -126,6 +135,7 @@ impl ResponseError for OAuthError {
             }
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -173,6 +183,10 @@ impl ResponseError for OAuthError {
                         r#"Bearer realm="sso-token", error="insufficient_scope", scope="user:basic user:contract""#,
                     ),
                 ));
+            }
+            Self::Throttled { retry_after_secs } => {
+                let seconds = (*retry_after_secs).max(1);
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
             }
             _ => {}
         }
@@ -228,6 +242,13 @@ mod tests {
                 OAuthError::UnsupportedTokenType,
                 400,
                 "unsupported_token_type",
+            ),
+            (
+                OAuthError::Throttled {
+                    retry_after_secs: 7,
+                },
+                429,
+                "invalid_client",
             ),
         ];
         for (error, status, code) in cases {

@@ -12,3 +12,6 @@ pub use error::OAuthError;
 pub use request::{ClientCredentials, TokenRequest};
 pub use secret::Sensitive;
 pub use token_query::TokenQuery;
+
+#[cfg(test)]
+mod fuzz_tests;

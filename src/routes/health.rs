@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use crate::exchange::Exchange;
+use crate::metrics::RedisOp;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
@@ -11,7 +12,8 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(exchange: web::Data<Exchange>) -> HttpResponse {
-    match exchange.store.ping().await {
+    let ping = exchange.store.ping();
+    match exchange.metrics.redis(RedisOp::Ping, ping).await {
         Ok(()) => HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"status":"ready"}"#),

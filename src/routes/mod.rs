@@ -3,6 +3,7 @@
 pub mod discovery;
 pub mod health;
 pub mod introspect;
+pub mod metrics;
 pub mod token;
 pub mod userinfo;
 

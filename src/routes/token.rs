@@ -40,7 +40,11 @@ pub async fn access_token(
     request
         .extensions_mut()
         .insert(LoggedClient(token_request.client.id.clone()));
-    let issued = exchange.exchange(&token_request).await?;
+    let source = exchange.throttle.source(
+        request.peer_addr().map(|a| a.ip()),
+        header_str(&request, header::X_FORWARDED_FOR),
+    );
+    let issued = exchange.exchange(&token_request, source).await?;
     Ok(render(&issued))
 }
 

@@ -87,6 +87,8 @@ pub fn test_settings() -> Settings {
 
 pub struct TestApp {
     pub address: String,
+    /// The separate metrics listener's port, when `metrics.listen` is set.
+    pub metrics_port: Option<u16>,
     pub settings: Settings,
     pub store: Store,
     pub http: reqwest::Client,
@@ -116,9 +118,11 @@ fn spawn_with_settings(settings: Settings) -> TestApp {
     .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let live = app.live();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_port,
         store: Store::new(&settings.redis).expect("store"),
         settings,
         http: http_client(),

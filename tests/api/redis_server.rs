@@ -73,6 +73,12 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--loglevel", "warning", "--dir"])
             .arg(&dir)
+            // Not the default dump.rdb: a file another redis-server left in the shared temp
+            // folder (a replica's full sync writes one) would be loaded at start (BusyLoading).
+            .args([
+                "--dbfilename",
+                &format!("sso-test-{port}-{}.rdb", std::process::id()),
+            ])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

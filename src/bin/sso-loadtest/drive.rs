@@ -247,7 +247,7 @@ async fn send_one(
     let timeout = shared.config.timeout;
     if slot
         .as_ref()
-        .is_some_and(|(_, used)| used.elapsed() > MAX_IDLE)
+        .is_some_and(|(conn, used)| used.elapsed() > MAX_IDLE || conn.peer_closed())
     {
         *slot = None;
     }

@@ -114,6 +114,19 @@ impl Conn {
         })
     }
 
+    /// Whether the server has closed this idle connection (it sent its FIN, as a server does
+    /// when it shuts down or its keep-alive timer expires). Checked before reuse, as HTTP
+    /// clients do, so that a request is not written into a connection already closed: such a
+    /// request was never in flight at the server.
+    pub fn peer_closed(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            // End of stream, or bytes nobody asked for: either way not reusable.
+            Ok(_) => true,
+        }
+    }
+
     /// Sends one complete request and reads its response.
     pub async fn send(&mut self, request: &[u8]) -> Result<Response<'_>, HttpError> {
         if self.consumed > 0 {
@@ -240,5 +253,26 @@ mod tests {
         assert_eq!(target.prefix, "/sso");
         assert_eq!(target.addr.port(), 9000);
         assert!(Target::parse("https://127.0.0.1").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_seen_as_closed_before_reuse() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (conn, accepted) = tokio::join!(Conn::connect(addr), listener.accept());
+        let (conn, (server_side, _)) = (conn.unwrap(), accepted.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!conn.peer_closed(), "an open idle connection");
+
+        drop(server_side);
+
+        let closed = async {
+            while !conn.peer_closed() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(2), closed)
+            .await
+            .expect("the server's FIN is seen");
     }
 }

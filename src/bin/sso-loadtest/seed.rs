@@ -16,6 +16,7 @@ use crate::plan::TokenPlan;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Redis {
+    client: redis::Client,
     conn: MultiplexedConnection,
     store: Store,
     url: String,
@@ -27,11 +28,9 @@ impl Redis {
         let url = settings.url.clone();
         let client =
             redis::Client::open(url.as_str()).with_context(|| format!("redis.url `{url}`"))?;
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
-            .await
-            .map_err(|_| anyhow::anyhow!("redis.url `{url}`: no answer within 5 s"))?
-            .with_context(|| format!("redis.url `{url}`"))?;
+        let conn = open(&client, &url).await?;
         Ok(Self {
+            client,
             conn,
             store: Store::new(settings)?,
             url,
@@ -73,6 +72,22 @@ impl Redis {
         Ok(codes)
     }
 
+    /// Runs `cmd`; if it fails, runs it once more on a new connection (Redis may have been
+    /// restarted during the run, as scripts/chaos.sh does).
+    async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        what: &str,
+    ) -> anyhow::Result<T> {
+        if let Ok(value) = cmd.query_async(&mut self.conn).await {
+            return Ok(value);
+        }
+        self.conn = open(&self.client, &self.url).await?;
+        cmd.query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("{what} on {}", self.url))
+    }
+
     /// Deletes codes a run never sent, so they do not linger until their TTL.
     pub async fn remove(&mut self, codes: &[String], batch: usize) -> anyhow::Result<()> {
         for part in codes.chunks(batch.max(1)) {
@@ -80,33 +95,33 @@ impl Redis {
             for code in part {
                 unlink.arg(self.store.code_key(code));
             }
-            unlink
-                .query_async::<()>(&mut self.conn)
-                .await
-                .with_context(|| format!("removing unused codes from {}", self.url))?;
+            self.query::<()>(&unlink, "removing unused codes").await?;
         }
         Ok(())
     }
 
     /// Calls per command name since the server started (`INFO commandstats`).
     pub async fn command_calls(&mut self) -> anyhow::Result<BTreeMap<String, u64>> {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut self.conn)
-            .await
-            .with_context(|| format!("INFO commandstats on {}", self.url))?;
+        let info: String = self
+            .query(redis::cmd("INFO").arg("commandstats"), "INFO commandstats")
+            .await?;
         Ok(parse_commandstats(&info))
     }
 
     /// CPU seconds the Redis server has used so far, when it tells (`INFO cpu`).
     pub async fn cpu_seconds(&mut self) -> anyhow::Result<Option<f64>> {
-        let info: String = redis::cmd("INFO")
-            .arg("cpu")
-            .query_async(&mut self.conn)
-            .await
-            .with_context(|| format!("INFO cpu on {}", self.url))?;
+        let info: String = self
+            .query(redis::cmd("INFO").arg("cpu"), "INFO cpu")
+            .await?;
         Ok(parse_cpu_seconds(&info))
     }
+}
+
+async fn open(client: &redis::Client, url: &str) -> anyhow::Result<MultiplexedConnection> {
+    tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| anyhow::anyhow!("redis.url `{url}`: no answer within 5 s"))?
+        .with_context(|| format!("redis.url `{url}`"))
 }
 
 /// `used_cpu_sys` + `used_cpu_user` of `INFO cpu`: seconds of CPU Redis has used since it started.

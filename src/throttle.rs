@@ -1,0 +1,369 @@
+//! Throttling of failed client authentication, per source address and per client id, shared by
+//! all replicas through Redis.
+//!
+//! Semantics, with N = `throttle.max_failures` and W = `throttle.window_secs`:
+//! - Every failed client authentication (unknown client, disabled client, wrong secret) adds one
+//!   to two counters in Redis, one round trip for both: its source address's and its client
+//!   id's. The first failure of a window starts it; it ends W seconds later (fixed window).
+//! - Once an address has N failures in the window, every token request from it gets 429 until
+//!   the window ends: the address is where the failures come from.
+//! - Once a client id has N failures in the window, every further *failed* authentication for it
+//!   gets 429 instead of 401, and is no longer counted; a request with the right secret still
+//!   passes. A hard lock per client id would let anyone who knows a client id (they are public:
+//!   they appear in authorization URLs) lock that client out.
+//! - Successful requests pay nothing: no Redis round trip, no counter. What a replica learns of
+//!   a counter (from the answers to its own failures) is kept in a small local table; only for
+//!   an address it has seen at N/2 failures or more does a replica read the counter before
+//!   authenticating (one round trip), so a block that other replicas' failures completed is
+//!   enforced there too. A replica that has seen no failure of an address lets its requests
+//!   through to authentication, and answers its first failure from the shared counter.
+//! - Answers are exact across replicas: the N-th failure of a window gets 401, the next 429,
+//!   whichever replica sees it (Redis counts atomically).
+//! - If Redis fails while counting, the answer stays 401 (the failure is not counted).
+//!
+//! The source address is the peer's, or, when the peer is one of `throttle.trusted_proxies`,
+//! the right-most `X-Forwarded-For` entry that is not a trusted proxy.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::ThrottleSettings;
+use crate::metrics::{Metrics, RedisOp, ThrottledBy};
+use crate::oauth::OAuthError;
+use crate::store::Store;
+
+/// Entries kept per table; past it, expired ones are dropped, and new ones are not kept.
+const MAX_TRACKED: usize = 10_000;
+
+/// A network given as `address` or `address/prefix-length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address.parse().ok()?, prefix.parse().ok()?),
+            None => {
+                let address: IpAddr = text.parse().ok()?;
+                (address, if address.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        (prefix <= bits).then_some(Self { address, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let (net, ip, bits) = match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                (u128::from(n.to_bits()), u128::from(i.to_bits()), 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => (n.to_bits(), i.to_bits(), 128),
+            _ => return false,
+        };
+        let shift = bits - u32::from(self.prefix);
+        shift >= bits || net >> shift == ip >> shift
+    }
+}
+
+/// The address failures are counted under: the peer, or what trusted proxies say it forwarded.
+pub fn source_address(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[Network],
+) -> Option<IpAddr> {
+    let peer = peer?.to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let mut source = peer;
+    for hop in forwarded_for.unwrap_or_default().rsplit(',') {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        source = ip.to_canonical();
+        if !is_trusted(source) {
+            break;
+        }
+    }
+    Some(source)
+}
+
+/// What this replica last learned of one counter.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    count: u64,
+    until: Instant,
+}
+
+/// Counters learned from Redis' answers, dropped when their window ends.
+struct Table<K> {
+    entries: Mutex<HashMap<K, Seen>>,
+    /// Lets the common case (no failure anywhere lately) skip the lock.
+    len: AtomicUsize,
+}
+
+impl<K: std::hash::Hash + Eq> Table<K> {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn get<Q>(&self, key: &Q, now: Instant) -> Option<Seen>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(key).copied().filter(|seen| seen.until > now)
+    }
+
+    fn put(&self, key: K, seen: Seen, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_TRACKED {
+            entries.retain(|_, s| s.until > now);
+        }
+        if entries.len() < MAX_TRACKED {
+            entries.insert(key, seen);
+        }
+        self.len.store(entries.len(), Ordering::Relaxed);
+    }
+}
+
+/// The throttle of one replica: settings, what it learned, and the shared counters' store.
+pub struct Throttle {
+    enabled: bool,
+    max_failures: u64,
+    window: Duration,
+    trusted: Vec<Network>,
+    addresses: Table<IpAddr>,
+    clients: Table<String>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+/// Why the throttle settings were refused.
+#[derive(Debug, thiserror::Error)]
+#[error("throttle.trusted_proxies: `{0}` is not an IP address or network (address/length)")]
+pub struct BadProxy(String);
+
+impl Throttle {
+    pub fn new(
+        settings: &ThrottleSettings,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, BadProxy> {
+        let trusted = settings
+            .trusted_proxies
+            .iter()
+            .map(|p| Network::parse(p).ok_or_else(|| BadProxy(p.clone())))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            enabled: settings.enabled,
+            max_failures: settings.max_failures,
+            window: Duration::from_secs(settings.window_secs),
+            trusted,
+            addresses: Table::new(),
+            clients: Table::new(),
+            store,
+            metrics,
+        })
+    }
+
+    /// The address a request's failures are counted under.
+    pub fn source(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        source_address(peer, forwarded_for, &self.trusted)
+    }
+
+    /// Before authentication: refuses a request from an address that is blocked, as far as
+    /// this replica knows, or, near the limit, as Redis says.
+    pub async fn admit(&self, source: Option<IpAddr>) -> Result<(), OAuthError> {
+        let Some(address) = source.filter(|_| self.enabled) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let Some(mut seen) = self.addresses.get(&address, now) else {
+            return Ok(());
+        };
+        if seen.count < self.max_failures && seen.count * 2 >= self.max_failures {
+            let key = self.store.throttle_key("addr", &address.to_string());
+            let read = self.store.failures(&key);
+            match self.metrics.redis(RedisOp::Throttle, read).await {
+                Ok((count, ttl_ms)) => {
+                    seen = self.learn_address(address, count, ttl_ms, now);
+                }
+                Err(e) => log::warn!("throttle: reading a counter: {e}"),
+            }
+        }
+        if seen.count >= self.max_failures {
+            return Err(self.throttled(ThrottledBy::Address, seen.until, now));
+        }
+        Ok(())
+    }
+
+    /// After a failed authentication: counts it and answers `failure`, or 429 past the limit.
+    pub async fn failed(
+        &self,
+        client_id: &str,
+        source: Option<IpAddr>,
+        failure: OAuthError,
+    ) -> OAuthError {
+        if !self.enabled {
+            return failure;
+        }
+        let now = Instant::now();
+        if let Some(seen) = self.clients.get(client_id, now)
+            && seen.count >= self.max_failures
+        {
+            return self.throttled(ThrottledBy::Client, seen.until, now);
+        }
+        let mut keys = vec![self.store.throttle_key("client", client_id)];
+        if let Some(address) = source {
+            keys.push(self.store.throttle_key("addr", &address.to_string()));
+        }
+        let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        let counted = self.store.count_failure(&keys, window_ms);
+        let counts = match self.metrics.redis(RedisOp::Throttle, counted).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                log::warn!("throttle: counting a failed authentication: {e}");
+                return failure;
+            }
+        };
+        let mut answer = failure;
+        if let (Some(address), Some(&(count, ttl_ms))) = (source, counts.get(1)) {
+            let seen = self.learn_address(address, count, ttl_ms, now);
+            if count > self.max_failures {
+                answer = self.throttled(ThrottledBy::Address, seen.until, now);
+            }
+        }
+        if let Some(&(count, ttl_ms)) = counts.first() {
+            let seen = Seen {
+                count,
+                until: now + ttl(ttl_ms, self.window),
+            };
+            self.clients.put(client_id.to_owned(), seen, now);
+            if count > self.max_failures && !matches!(answer, OAuthError::Throttled { .. }) {
+                answer = self.throttled(ThrottledBy::Client, seen.until, now);
+            }
+        }
+        answer
+    }
+
+    fn learn_address(&self, address: IpAddr, count: u64, ttl_ms: i64, now: Instant) -> Seen {
+        let seen = Seen {
+            count,
+            until: now + ttl(ttl_ms, self.window),
+        };
+        if count > 0 {
+            self.addresses.put(address, seen, now);
+        }
+        seen
+    }
+
+    fn throttled(&self, by: ThrottledBy, until: Instant, now: Instant) -> OAuthError {
+        self.metrics.throttled(by);
+        let left = until.saturating_duration_since(now);
+        OAuthError::Throttled {
+            retry_after_secs: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+        }
+    }
+}
+
+/// A key's TTL as Redis reports it; a key without one (which the script never leaves) counts as
+/// a full window.
+fn ttl(ttl_ms: i64, window: Duration) -> Duration {
+    u64::try_from(ttl_ms).map_or(window, Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn nets(list: &[&str]) -> Vec<Network> {
+        list.iter().map(|n| Network::parse(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn networks_match_by_prefix_and_family() {
+        let lan = Network::parse("10.1.0.0/16").unwrap();
+        assert!(lan.contains(ip("10.1.200.3")));
+        assert!(!lan.contains(ip("10.2.0.1")));
+        assert!(lan.contains(ip("::ffff:10.1.0.9")), "IPv4-mapped IPv6");
+        assert!(Network::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Network::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+        assert!(!Network::parse("fd00::/8").unwrap().contains(ip("10.0.0.1")));
+        assert!(
+            Network::parse("192.168.1.7")
+                .unwrap()
+                .contains(ip("192.168.1.7"))
+        );
+        for bad in ["10.0.0.0/33", "fd00::/129", "proxy", "10.0.0.0/x", ""] {
+            assert_eq!(Network::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let xff = Some("203.0.113.9, 198.51.100.7, 10.0.0.2");
+        // Not from a trusted proxy: the header is the client's own claim.
+        assert_eq!(
+            source_address(Some(ip("198.51.100.1")), xff, &trusted),
+            Some(ip("198.51.100.1"))
+        );
+        // From a trusted proxy: the right-most hop that is not a trusted proxy.
+        assert_eq!(
+            source_address(Some(ip("10.0.0.1")), xff, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // No header, or garbage in it: the last hop that could be read.
+        assert_eq!(
+            source_address(Some(ip("10.0.0.1")), None, &trusted),
+            Some(ip("10.0.0.1"))
+        );
+        assert_eq!(
+            source_address(
+                Some(ip("10.0.0.1")),
+                Some("1.2.3.4, junk, 10.0.0.3"),
+                &trusted
+            ),
+            Some(ip("10.0.0.3"))
+        );
+        assert_eq!(source_address(None, xff, &trusted), None);
+    }
+
+    #[test]
+    fn a_table_forgets_what_has_expired_and_stays_bounded() {
+        let table: Table<u32> = Table::new();
+        let now = Instant::now();
+        assert!(table.get(&1, now).is_none());
+        let live = Seen {
+            count: 3,
+            until: now + Duration::from_secs(60),
+        };
+        table.put(1, live, now);
+        table.put(2, Seen { until: now, ..live }, now);
+        assert_eq!(table.get(&1, now).map(|s| s.count), Some(3));
+        assert!(table.get(&2, now).is_none(), "its window has ended");
+        for key in 3..(MAX_TRACKED as u32 + 10) {
+            table.put(key, live, now);
+        }
+        assert!(table.len.load(Ordering::Relaxed) <= MAX_TRACKED);
+    }
+}

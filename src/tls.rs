@@ -1,0 +1,54 @@
+//! Optional TLS on the listener (`server.tls`), for deployments without a TLS-terminating load
+//! balancer: rustls with the aws-lc-rs provider, certificate chain and key from PEM files.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::TlsSettings;
+
+/// Why the TLS configuration was refused; the message names the setting and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("server.tls.cert `{path}`: {problem}")]
+    Cert { path: String, problem: String },
+    #[error("server.tls.key `{path}`: {problem}")]
+    Key { path: String, problem: String },
+    #[error("server.tls: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// Reads the certificate chain (leaf first) and the private key (PKCS#8, PKCS#1 or SEC1) and
+/// builds a server configuration with rustls' safe defaults (TLS 1.2 and 1.3).
+pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
+    let certs = read_certs(&settings.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| TlsError::Key {
+        path: settings.key.display().to_string(),
+        problem: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let error = |problem: String| TlsError::Cert {
+        path: path.display().to_string(),
+        problem,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(error("no CERTIFICATE in the file".into()));
+    }
+    Ok(certs)
+}

@@ -1,0 +1,200 @@
+//! Throttling of failed client authentication: per source address (every request, once
+//! blocked) and per client id (its failures only), shared by replicas through Redis, switchable
+//! off; successful requests never touch the counters.
+
+use std::collections::BTreeMap;
+
+use deadpool_redis::redis;
+use serde_json::json;
+
+use crate::helpers::{APP, Answer, TestApp, TestClient, spawn_app_with};
+use crate::redis_server::RedisServer;
+
+const MAX: u64 = 3;
+const WRONG: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
+
+async fn app(trust_loopback: bool) -> TestApp {
+    spawn_app_with(|s| {
+        s.throttle.max_failures = MAX;
+        if trust_loopback {
+            s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
+        }
+    })
+    .await
+}
+
+/// An exchange of a fresh code for `id`/`secret`, as if from `address` (X-Forwarded-For).
+async fn attempt(app: &TestApp, id: &str, secret: &str, address: &str) -> Answer {
+    let code = app.issue_code(&APP).await;
+    let body = json!({
+        "client_id": id,
+        "client_secret": secret,
+        "code": code,
+        "redirect_uri": APP.redirect_uri,
+    });
+    let request = app
+        .http
+        .post(app.token_url())
+        .header("X-Forwarded-For", format!("192.0.2.250, {address}"))
+        .json(&body);
+    Answer::of(request.send().await.expect("request sent")).await
+}
+
+fn assert_throttled(answer: &Answer, context: &str) {
+    assert_eq!(
+        (answer.status, answer.error()),
+        (429, "invalid_client"),
+        "{context}: {}",
+        answer.text
+    );
+    answer.assert_error_shape(context);
+    let retry_after: u64 = answer
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{context}: no Retry-After in seconds"));
+    assert!((1..=60).contains(&retry_after), "{context}: {retry_after}");
+}
+
+#[tokio::test]
+async fn after_n_failures_from_an_address_every_request_from_it_gets_429() {
+    let app = app(true).await;
+    for i in 0..MAX {
+        let answer = attempt(&app, APP.id, WRONG, "203.0.113.7").await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let next_failure = attempt(&app, APP.id, WRONG, "203.0.113.7").await;
+    let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.7").await;
+    let elsewhere = attempt(&app, APP.id, APP.secret, "203.0.113.8").await;
+
+    assert_throttled(&next_failure, "the failure past the limit");
+    assert_throttled(&right_secret, "the right secret from the blocked address");
+    assert_eq!(elsewhere.status, 200, "{}", elsewhere.text);
+}
+
+#[tokio::test]
+async fn a_client_ids_failures_are_throttled_but_its_right_secret_still_passes() {
+    let app = app(true).await;
+    for i in 0..MAX {
+        let answer = attempt(&app, APP.id, WRONG, &format!("198.51.100.{i}")).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let next_failure = attempt(&app, APP.id, WRONG, "198.51.100.50").await;
+    let right_secret = attempt(&app, APP.id, APP.secret, "198.51.100.51").await;
+
+    assert_throttled(&next_failure, "a failure for the client past the limit");
+    assert_eq!(right_secret.status, 200, "{}", right_secret.text);
+}
+
+#[tokio::test]
+async fn forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored() {
+    let app = app(false).await;
+    for i in 0..MAX {
+        let answer = attempt(
+            &app,
+            &format!("ghost-{i}"),
+            WRONG,
+            &format!("198.51.100.{i}"),
+        )
+        .await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let answer = attempt(&app, APP.id, APP.secret, "198.51.100.99").await;
+
+    assert_throttled(&answer, "a new X-Forwarded-For from the same peer");
+}
+
+#[tokio::test]
+async fn replicas_share_the_counters() {
+    let first = app(true).await;
+    let second = first.spawn_replica();
+    for (i, replica) in [&first, &second, &first].into_iter().enumerate() {
+        let answer = attempt(replica, APP.id, WRONG, "203.0.113.20").await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    // The second replica saw one failure; the other two make the address blocked.
+    let answer = attempt(&second, APP.id, APP.secret, "203.0.113.20").await;
+
+    assert_throttled(&answer, "the right secret on the other replica");
+}
+
+#[tokio::test]
+async fn with_throttling_off_failures_stay_401() {
+    let app = spawn_app_with(|s| {
+        s.throttle.enabled = false;
+        s.throttle.max_failures = MAX;
+    })
+    .await;
+    for i in 0..2 * MAX {
+        let answer = attempt(&app, APP.id, WRONG, "203.0.113.30").await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+    assert!(app.keys("throttle:*").await.is_empty());
+}
+
+/// Calls per command since the server started, without INFO itself.
+async fn calls(app: &TestApp) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("INFO");
+    info.lines()
+        .filter_map(|line| {
+            let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = fields.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            let calls = calls.parse().ok()?;
+            (name != "info").then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn successful_exchanges_make_no_throttle_round_trip() {
+    let redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.throttle.max_failures = MAX;
+    })
+    .await;
+    let wrong = TestClient {
+        secret: WRONG,
+        ..APP
+    };
+    // One failure elsewhere: the counters exist and this replica has learned of them.
+    assert_eq!(
+        app.exchange(&wrong, &app.issue_code(&APP).await)
+            .await
+            .status(),
+        401
+    );
+    let warm = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &warm).await.status(), 200);
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(app.issue_code(&APP).await);
+    }
+
+    let before = calls(&app).await;
+    for code in &codes {
+        assert_eq!(app.exchange(&APP, code).await.status(), 200);
+    }
+    let after = calls(&app).await;
+
+    let mut delta: BTreeMap<&str, u64> = BTreeMap::new();
+    for (name, count) in &after {
+        let was = before.get(name).copied().unwrap_or(0);
+        if *count > was {
+            delta.insert(name, count - was);
+        }
+    }
+    // One exchange-script call each (commandstats also counts the commands inside scripts),
+    // and none of the throttle's commands.
+    assert_eq!(delta.get("evalsha"), Some(&5), "{delta:?}");
+    for throttle_command in ["eval", "incr", "pttl", "pexpire"] {
+        assert!(!delta.contains_key(throttle_command), "{delta:?}");
+    }
+}

@@ -1,0 +1,114 @@
+//! `server.tls`: the listener speaks HTTPS with the configured certificate, and only HTTPS.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use sso_token::config::TlsSettings;
+use sso_token::startup::{Application, TOKEN_PATH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+use crate::helpers::{APP, TestApp, json_request, spawn_app_with, test_settings};
+
+/// A self-signed certificate for `localhost`, written as PEM; returns the settings and the DER.
+fn self_signed() -> (TlsSettings, CertificateDer<'static>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("self-signed certificate");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tls-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("cert file");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key file");
+    (TlsSettings { cert, key }, certified.cert.der().clone())
+}
+
+/// Sends one HTTP/1.1 request over TLS, trusting only `trusted`; returns the raw response.
+async fn https(port: u16, trusted: CertificateDer<'static>, request: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted).expect("trust anchor");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let exchange = async {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        let name = ServerName::try_from("localhost").expect("server name");
+        let mut tls = connector.connect(name, tcp).await?;
+        tls.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        tls.read_to_string(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("HTTPS answered in time")
+        .expect("HTTPS exchange")
+}
+
+fn port_of(app: &TestApp) -> u16 {
+    app.address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+#[tokio::test]
+async fn with_server_tls_the_token_endpoint_answers_over_https_only() {
+    let (tls, cert) = self_signed();
+    let app = spawn_app_with(|s| s.server.tls = Some(tls)).await;
+    let port = port_of(&app);
+    let code = app.issue_code(&APP).await;
+    let body = json_request(&APP, &code).to_string();
+    let request = format!(
+        "POST {TOKEN_PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+
+    let response = https(port, cert, &request).await;
+    let plain = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await;
+
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"access_token\""), "{response}");
+    assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_tls_file_stops_the_start_naming_the_setting() {
+    let (tls, _) = self_signed();
+    let cases = [
+        (
+            "server.tls.cert",
+            TlsSettings {
+                cert: "no/such/cert.pem".into(),
+                key: tls.key.clone(),
+            },
+        ),
+        (
+            "server.tls.key",
+            TlsSettings {
+                cert: tls.cert.clone(),
+                key: tls.cert.clone(),
+            },
+        ),
+    ];
+    for (setting, tls) in cases {
+        let mut settings = test_settings();
+        settings.server.tls = Some(tls);
+
+        let error = Application::build(settings).err().expect("start refused");
+
+        assert!(error.to_string().starts_with(setting), "{error}");
+    }
+}
