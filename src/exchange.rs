@@ -9,7 +9,7 @@ use crate::config::TokenSettings;
 use crate::grant::{self, Grant};
 use crate::oauth::{OAuthError, TokenRequest};
 use crate::store::{Store, Taken};
-use crate::tokens::{self, Claims, Minter};
+use crate::tokens::{Claims, Minter};
 
 /// What a successful exchange hands back to the client.
 #[derive(Debug)]
@@ -35,13 +35,16 @@ impl Exchange {
                 "this client may not use the authorization_code grant".into(),
             ));
         }
-        let jti = tokens::new_jti().map_err(|e| OAuthError::Internal(Box::new(e)))?;
+        let code = request.code.expose();
+        let jti = (self.store)
+            .new_jti(code)
+            .map_err(|e| OAuthError::Internal(Box::new(e)))?;
         let iat = unix_now();
         let exp = iat + self.settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
         let taken = self
             .store
-            .take_code(request.code.expose(), &jti, self.settings.expires_in, &head)
+            .take_code(code, &jti, self.settings.expires_in, &head)
             .await
             .map_err(OAuthError::Unavailable)?;
         let record = match taken {

@@ -16,3 +16,4 @@ mod redis_outage;
 mod redis_server;
 mod request_errors;
 mod token;
+mod topology;
