@@ -7,6 +7,7 @@
 //! - `<prefix>used:<code>`: the replay marker, the `jti` issued for a spent code, same TTL.
 
 mod connect;
+mod fence;
 pub mod keys;
 
 use std::future::Future;
@@ -18,6 +19,7 @@ use deadpool_redis::redis::{self, AsyncCommands, Script};
 
 pub use self::connect::Conn;
 use self::connect::Connector;
+use self::fence::Fence;
 use self::keys::Keys;
 use crate::config::{RedisMode, RedisSettings};
 
@@ -50,6 +52,8 @@ return {0, false}
 pub enum StoreError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("a sentinel failover is under way")]
+    Failover,
     #[error("redis connection: {0}")]
     Pool(#[from] deadpool_redis::PoolError),
     #[error("redis: {0}")]
@@ -62,7 +66,7 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
 }
 
-fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<Conn>> {
+fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
     lane.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
@@ -85,14 +89,17 @@ pub struct Store {
     keys: Keys,
     timeout: Duration,
     exchange: Script,
+    /// Sentinel mode only.
+    fence: Option<Arc<Fence>>,
 }
 
 /// A multiplexed (or cluster) connection that the threads mapped to it share; empty until first
 /// use and after an error. Each thread keeps to one lane, so a connection's I/O is driven on the
 /// worker that created it, and a request checks nothing out of the pool: deadpool's recycle
 /// sends UNWATCH + PING on every check-out, one more round trip per request. The pool stays the
-/// factory (URL, Sentinel look-up, cluster discovery, timeouts) for new connections.
-type Lane = Mutex<Option<Conn>>;
+/// factory (URL, Sentinel look-up, cluster discovery, timeouts) for new connections. The number
+/// is the fence generation the connection was made in (always 1 outside Sentinel mode).
+type Lane = Mutex<Option<(u64, Conn)>>;
 
 thread_local! {
     static LANE: usize = {
@@ -110,6 +117,8 @@ impl Store {
             keys: Keys::new(&settings.key_prefix, settings.mode == RedisMode::Cluster),
             timeout: settings.timeout(),
             exchange: Script::new(EXCHANGE_SCRIPT),
+            fence: (settings.mode == RedisMode::Sentinel)
+                .then(|| Fence::new(&settings.sentinels, &settings.master_name)),
         })
     }
 
@@ -133,28 +142,37 @@ impl Store {
     }
 
     /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
-    /// included). After any failure the lane is emptied, so the next call reconnects.
+    /// included). After any failure the lane is emptied, so the next call reconnects. In
+    /// Sentinel mode the failover fence may refuse the call or its result (see [`fence`]).
     async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        let generation = match &self.fence {
+            Some(fence) => fence.enter()?,
+            None => 1,
+        };
         let lane = &self.lanes[LANE.with(|i| *i) % self.lanes.len()];
         let work = async {
             let cached = lock(lane).clone();
             let conn = match cached {
-                Some(conn) => conn,
-                None => {
+                Some((made_in, conn)) if made_in == generation => conn,
+                _ => {
                     let conn = self.connector.connect().await?;
-                    *lock(lane) = Some(conn.clone());
+                    *lock(lane) = Some((generation, conn.clone()));
                     conn
                 }
             };
             op(conn).await
         };
-        let result = tokio::time::timeout(self.timeout, work)
+        let mut result = tokio::time::timeout(self.timeout, work)
             .await
             .unwrap_or(Err(StoreError::Timeout(self.timeout)));
+        if self.fence.as_ref().is_some_and(|f| !f.held(generation)) {
+            // The node may have been demoted under us: what it said may not survive.
+            result = Err(StoreError::Failover);
+        }
         if result.is_err() {
             *lock(lane) = None;
         }

@@ -6,6 +6,7 @@ mod client_auth;
 mod code_records;
 mod concurrency;
 mod exchange;
+mod failover;
 mod fixtures;
 mod fuzz;
 mod grant_errors;

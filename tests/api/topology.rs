@@ -210,7 +210,6 @@ impl SentinelSet {
     }
 
     /// The master's port according to the first sentinel.
-    #[allow(dead_code)] // used by the failover test, next commit
     pub fn current_master(&self) -> Option<u16> {
         sentinel_master(self.sentinels[0].port())
     }
