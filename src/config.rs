@@ -100,6 +100,18 @@ pub struct ClientsSettings {
     pub file: PathBuf,
 }
 
+/// `SSO__<SECTION>__<KEY>` variables; lists comma-separated.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("SSO")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        // SSO__REDIS__NODES=redis://a:7000,redis://b:7000
+        .list_separator(",")
+        .with_list_parse_key("redis.sentinels")
+        .with_list_parse_key("redis.nodes")
+}
+
 impl RedisSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
@@ -201,16 +213,7 @@ impl Settings {
             builder = builder.add_source(config::File::from(dir.join(format!("{env}.toml"))));
         }
         let settings: Settings = builder
-            .add_source(
-                config::Environment::with_prefix("SSO")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    // SSO__REDIS__NODES=redis://a:7000,redis://b:7000
-                    .list_separator(",")
-                    .with_list_parse_key("redis.sentinels")
-                    .with_list_parse_key("redis.nodes"),
-            )
+            .add_source(environment())
             .build()?
             .try_deserialize()?;
         settings.validate()
@@ -254,3 +257,7 @@ impl Settings {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

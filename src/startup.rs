@@ -34,7 +34,7 @@ pub enum StartError {
     Key { path: String, source: KeyError },
     #[error("token.typ: {0}")]
     Header(#[from] serde_json::Error),
-    #[error("redis.url: {0}")]
+    #[error("redis: {0}")]
     Store(#[from] StoreError),
     #[error("server.listen `{address}`: {source}")]
     Listen {

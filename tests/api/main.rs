@@ -16,5 +16,6 @@ mod record;
 mod redis_outage;
 mod redis_server;
 mod request_errors;
+mod standalone_urls;
 mod token;
 mod topology;
