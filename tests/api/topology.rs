@@ -11,7 +11,7 @@ use deadpool_redis::redis;
 use sso_token::config::{RedisMode, RedisSettings};
 use uuid::Uuid;
 
-use crate::redis_server::RedisServer;
+use crate::redis_server::{RedisServer, free_port};
 
 /// How long a topology may take to come up before the test fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -115,10 +115,14 @@ impl Cluster {
             .map(|_| {
                 let dir = scratch_dir("cluster-node");
                 let dir_arg = dir.display().to_string();
+                // The bus port would otherwise be the port + 10000: a port nobody checked.
+                let bus_port = free_port().to_string();
                 RedisServer::start_with(
                     &[
                         "--cluster-enabled",
                         "yes",
+                        "--cluster-port",
+                        &bus_port,
                         "--cluster-config-file",
                         "nodes.conf",
                         "--cluster-node-timeout",
@@ -166,14 +170,10 @@ pub struct SentinelSet {
 
 impl SentinelSet {
     pub fn start() -> Self {
-        let master = RedisServer::start_with(&MASTER_FLAGS, None);
+        let master = data_node(&[]);
         let master_port = master.port().to_string();
-        let mut replica_flags = MASTER_FLAGS.to_vec();
-        replica_flags.extend(["--replicaof", "127.0.0.1", &master_port]);
-        let replicas = [
-            RedisServer::start_with(&replica_flags, None),
-            RedisServer::start_with(&replica_flags, None),
-        ];
+        let replica_of = ["--replicaof", "127.0.0.1", master_port.as_str()];
+        let replicas = [data_node(&replica_of), data_node(&replica_of)];
         wait_until("both replicas are in sync", || {
             query::<String>(master.port(), redis::cmd("INFO").arg("replication"))
                 .is_some_and(|info| info.matches("state=online").count() == 2)
@@ -213,6 +213,17 @@ impl SentinelSet {
     pub fn current_master(&self) -> Option<u16> {
         sentinel_master(self.sentinels[0].port())
     }
+}
+
+/// A master or replica in a directory of its own: a replica writes the dump.rdb it receives,
+/// which must not land where other test instances would load it at start.
+fn data_node(extra: &[&str]) -> RedisServer {
+    let dir = scratch_dir("sentinel-data");
+    let dir_arg = dir.display().to_string();
+    let mut flags = MASTER_FLAGS.to_vec();
+    flags.extend(["--dir", dir_arg.as_str()]);
+    flags.extend(extra);
+    RedisServer::start_with(&flags, Some(&dir))
 }
 
 /// Every data node gets these, so that a promoted replica protects itself the same way; no
