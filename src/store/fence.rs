@@ -10,7 +10,7 @@
 //! under way when the fence moved is a 503 too, whatever Redis answered; and lanes reconnect
 //! after each move, so they find the new master through the sentinels.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,8 @@ pub struct Fence {
     /// Milliseconds since `epoch` until which the fence is closed; 0 when open.
     closed_until: AtomicU64,
     epoch: Instant,
-    watching: AtomicBool,
+    /// Watcher tasks alive; they die with the runtime that ran them, and are then started again.
+    watchers: AtomicUsize,
     sentinels: Vec<String>,
     master_name: String,
 }
@@ -41,18 +42,25 @@ impl Fence {
             generation: AtomicU64::new(1),
             closed_until: AtomicU64::new(0),
             epoch: Instant::now(),
-            watching: AtomicBool::new(false),
+            watchers: AtomicUsize::new(0),
             sentinels: sentinels.to_vec(),
             master_name: master_name.to_owned(),
         })
     }
 
     /// The generation to run an operation in, or a 503 while a failover is under way. Starts
-    /// the watchers on first use (a Tokio runtime is running by then).
+    /// the watchers when none runs (first use: a Tokio runtime is running by then).
     pub fn enter(self: &Arc<Self>) -> Result<u64, StoreError> {
-        if !self.watching.swap(true, Ordering::Relaxed) {
+        let count = self.sentinels.len();
+        if self.watchers.load(Ordering::Relaxed) == 0
+            && count > 0
+            && (self.watchers)
+                .compare_exchange(0, count, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
             for url in &self.sentinels {
-                tokio::spawn(watch(Arc::downgrade(self), url.clone()));
+                let alive = Alive(Arc::downgrade(self));
+                tokio::spawn(watch(alive, url.clone()));
             }
         }
         let until = self.closed_until.load(Ordering::Acquire);
@@ -97,10 +105,22 @@ impl Fence {
     }
 }
 
+/// Counts a watcher task as alive until it ends or is dropped with its runtime.
+struct Alive(Weak<Fence>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        if let Some(fence) = self.0.upgrade() {
+            fence.watchers.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Follows one sentinel's events until the fence (the store) is gone; reconnects after errors.
-async fn watch(fence: Weak<Fence>, url: String) {
+async fn watch(alive: Alive, url: String) {
+    let fence = &alive.0;
     while fence.strong_count() > 0 {
-        if let Err(e) = follow(&fence, &url).await {
+        if let Err(e) = follow(fence, &url).await {
             log::debug!("sentinel {url}: {e}");
         }
         tokio::time::sleep(WATCH_TICK).await;

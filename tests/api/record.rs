@@ -107,6 +107,8 @@ async fn a_code_can_be_exchanged_only_once_and_a_replay_revokes_the_first_token(
     let token = first.json["access_token"].as_str().unwrap();
     let (key, record, _) = token_record(&app, token).await;
     assert!(record.is_some(), "the first token has no record");
+    // KEYS sees it wherever it lives (in a Cluster, on the node of the code's slot).
+    assert_eq!(app.keys("token:*").await, std::slice::from_ref(&key));
 
     let replay = Answer::of(app.exchange(&APP, &code).await).await;
 
