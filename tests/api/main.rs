@@ -3,6 +3,7 @@
 
 mod answer;
 mod client_auth;
+mod cluster_outage;
 mod code_records;
 mod concurrency;
 mod exchange;

@@ -106,7 +106,7 @@ pub fn query<T: redis::FromRedisValue>(port: u16, command: &redis::Cmd) -> Optio
 
 /// Three masters, no replicas, all 16384 slots assigned (`redis-cli --cluster create`).
 pub struct Cluster {
-    nodes: Vec<RedisServer>,
+    pub nodes: Vec<RedisServer>,
 }
 
 impl Cluster {
