@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::oauth::Sensitive;
+
 /// Why the settings could not be loaded; the message always names the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -67,6 +69,14 @@ pub struct RedisSettings {
     /// Sentinel only: the name the sentinels monitor the master under.
     #[serde(default)]
     pub master_name: String,
+    /// Sentinel only: the data nodes' user and password (the sentinels' own go in their URLs).
+    #[serde(default)]
+    pub node_username: String,
+    #[serde(default)]
+    pub node_password: Option<Sensitive>,
+    /// Sentinel only: TLS to the data nodes.
+    #[serde(default)]
+    pub node_tls: bool,
     /// Cluster only: seed nodes, `redis://host:port` (`rediss://` for TLS, a password in the URL).
     #[serde(default)]
     pub nodes: Vec<String>,
@@ -163,6 +173,7 @@ impl RedisSettings {
                 }
                 unused("redis.sentinels", !self.sentinels.is_empty())?;
                 unused("redis.master_name", !self.master_name.is_empty())?;
+                self.no_node_settings(&unused)?;
                 unused("redis.nodes", !self.nodes.is_empty())?;
             }
             RedisMode::Sentinel => {
@@ -183,6 +194,7 @@ impl RedisSettings {
                 tcp_urls("redis.nodes", &self.nodes, "seed nodes")?;
                 unused("redis.sentinels", !self.sentinels.is_empty())?;
                 unused("redis.master_name", !self.master_name.is_empty())?;
+                self.no_node_settings(&unused)?;
                 // Our keys carry their own hash tags (README, "Redis topologies"); a brace in
                 // the prefix would take that role and move every key into one slot.
                 if self.key_prefix.contains(['{', '}']) {
@@ -197,6 +209,18 @@ impl RedisSettings {
             return invalid("redis.key_prefix", "must not contain white space".into());
         }
         Ok(())
+    }
+}
+
+impl RedisSettings {
+    /// The `node_*` settings are Sentinel's: elsewhere the URLs carry credentials and TLS.
+    fn no_node_settings(
+        &self,
+        unused: &dyn Fn(&'static str, bool) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        unused("redis.node_username", !self.node_username.is_empty())?;
+        unused("redis.node_password", self.node_password.is_some())?;
+        unused("redis.node_tls", self.node_tls)
     }
 }
 

@@ -48,6 +48,15 @@ fn sentinel_needs_sentinels_and_a_master_name() {
         r.master_name = "sso".into();
     };
     assert!(check(sentinel).is_ok());
+    assert!(
+        check(|r| {
+            sentinel(r);
+            r.node_username = "sso".into();
+            r.node_password = Some(Sensitive::new("secret"));
+            r.node_tls = true;
+        })
+        .is_ok()
+    );
     let refused = [
         (check(|r| {
             sentinel(r);
@@ -109,6 +118,31 @@ fn cluster_needs_nodes_and_refuses_other_modes_settings_and_braces() {
         refusal(|r| r.key_prefix = "sso:{x}:".into()),
         Some("redis.key_prefix")
     );
+}
+
+#[test]
+fn only_sentinel_takes_data_node_credentials() {
+    for mode in [RedisMode::Standalone, RedisMode::Cluster] {
+        let with = |change: fn(&mut RedisSettings)| {
+            check(|r| {
+                r.mode = mode;
+                if mode == RedisMode::Cluster {
+                    r.nodes = urls(&["redis://a:7000"]);
+                }
+                change(r);
+            })
+            .err()
+        };
+        assert_eq!(
+            with(|r| r.node_username = "u".into()),
+            Some("redis.node_username")
+        );
+        assert_eq!(
+            with(|r| r.node_password = Some(Sensitive::new("p"))),
+            Some("redis.node_password")
+        );
+        assert_eq!(with(|r| r.node_tls = true), Some("redis.node_tls"));
+    }
 }
 
 #[test]

@@ -88,6 +88,17 @@ impl Connector {
                     sentinel::SentinelServerType::Master,
                 );
                 config.pool = pool;
+                config.node_connection_info = Some(sentinel::SentinelNodeConnectionInfo {
+                    tls_mode: settings.node_tls.then_some(sentinel::TlsMode::Secure),
+                    redis_connection_info: Some(deadpool_redis::RedisConnectionInfo {
+                        username: Some(settings.node_username.clone()).filter(|u| !u.is_empty()),
+                        password: settings
+                            .node_password
+                            .as_ref()
+                            .map(|p| p.expose().to_owned()),
+                        ..Default::default()
+                    }),
+                });
                 Self::Sentinel(config.create_pool(runtime)?)
             }
             RedisMode::Cluster => {

@@ -195,7 +195,12 @@ impl TestApp {
             RedisMode::Sentinel => match redis::sentinel::SentinelClient::build(
                 settings.sentinels.clone(),
                 settings.master_name.clone(),
-                None,
+                settings.node_password.as_ref().map(|password| {
+                    redis::sentinel::SentinelNodeConnectionInfo::default()
+                        .set_redis_connection_info(
+                            redis::RedisConnectionInfo::default().set_password(password.expose()),
+                        )
+                }),
                 redis::sentinel::SentinelServerType::Master,
             ) {
                 Ok(mut client) => client.get_async_connection().await.map(Conn::Node),

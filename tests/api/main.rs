@@ -17,6 +17,7 @@ mod record;
 mod redis_outage;
 mod redis_server;
 mod request_errors;
+mod sentinel_auth;
 mod standalone_urls;
 mod token;
 mod topology;

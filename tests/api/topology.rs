@@ -209,6 +209,32 @@ impl SentinelSet {
         settings.master_name = MASTER_NAME.into();
     }
 
+    /// Puts `password` on every data node (and tells the sentinels), as a production set-up
+    /// has one. Done once all is up: the start-up probes of the harness use no password.
+    pub fn protect(&self, password: &str) {
+        for node in &self._data_nodes {
+            for (setting, value) in [("masterauth", password), ("requirepass", password)] {
+                let command = redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg(setting)
+                    .arg(value)
+                    .clone();
+                let done: Option<String> = query(node.port(), &command);
+                assert_eq!(done.as_deref(), Some("OK"), "CONFIG SET {setting}");
+            }
+        }
+        for sentinel in &self.sentinels {
+            let command = redis::cmd("SENTINEL")
+                .arg("SET")
+                .arg(MASTER_NAME)
+                .arg("auth-pass")
+                .arg(password)
+                .clone();
+            let done: Option<String> = query(sentinel.port(), &command);
+            assert_eq!(done.as_deref(), Some("OK"), "SENTINEL SET auth-pass");
+        }
+    }
+
     /// The master's port according to the first sentinel.
     pub fn current_master(&self) -> Option<u16> {
         sentinel_master(self.sentinels[0].port())
