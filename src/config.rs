@@ -210,9 +210,7 @@ impl RedisSettings {
         }
         Ok(())
     }
-}
 
-impl RedisSettings {
     /// The `node_*` settings are Sentinel's: elsewhere the URLs carry credentials and TLS.
     fn no_node_settings(
         &self,
