@@ -1,5 +1,5 @@
 //! Settings: `config/default.toml`, then `config/<env>.toml` when present, then `SSO__…`
-//! environment variables (`SSO__REDIS__URL` sets `redis.url`).
+//! environment variables (`SSO__REDIS__URL` sets `redis.url`; lists are comma-separated).
 //!
 //! Everything is checked once at start-up so that a bad value stops the process with a message
 //! naming the setting, instead of surfacing as a failed request later.
@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::oauth::Sensitive;
 
 /// Why the settings could not be loaded; the message always names the setting.
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +60,43 @@ pub struct TlsSettings {
     pub key: PathBuf,
 }
 
+/// How Redis is deployed; each mode reads its own settings and refuses the others'.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server (or a fixed address in front of one): `redis.url`.
+    #[default]
+    Standalone,
+    /// A master found through Redis Sentinel: `redis.sentinels` and `redis.master_name`.
+    Sentinel,
+    /// Redis Cluster: `redis.nodes` (seed nodes; the rest is discovered).
+    Cluster,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
-    /// `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket`.
+    /// `standalone` (default), `sentinel` or `cluster`.
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// Standalone only: `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket`.
     pub url: String,
+    /// Sentinel only: the sentinels' addresses, `redis://host:port` (`rediss://` for TLS).
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// Sentinel only: the name the sentinels monitor the master under.
+    #[serde(default)]
+    pub master_name: String,
+    /// Sentinel only: the data nodes' user and password (the sentinels' own go in their URLs).
+    #[serde(default)]
+    pub node_username: String,
+    #[serde(default)]
+    pub node_password: Option<Sensitive>,
+    /// Sentinel only: TLS to the data nodes.
+    #[serde(default)]
+    pub node_tls: bool,
+    /// Cluster only: seed nodes, `redis://host:port` (`rediss://` for TLS, a password in the URL).
+    #[serde(default)]
+    pub nodes: Vec<String>,
     /// Multiplexed connections per process at most; each worker thread keeps to one.
     pub pool_size: usize,
     /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
@@ -208,10 +243,121 @@ impl Default for ThrottleSettings {
     }
 }
 
+/// `SSO__<SECTION>__<KEY>` variables; lists comma-separated.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("SSO")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        // SSO__REDIS__NODES=redis://a:7000,redis://b:7000
+        .list_separator(",")
+        .with_list_parse_key("redis.sentinels")
+        .with_list_parse_key("redis.nodes")
+        .with_list_parse_key("token.verify_keys")
+}
+
 impl RedisSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
+
+    /// Each mode needs its own settings and must not be given another mode's (a sentinel list
+    /// under `mode = "cluster"` is a mistake that would otherwise go unnoticed).
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: String| Err(ConfigError::Invalid { setting, problem });
+        let mode = format!("{:?}", self.mode).to_lowercase();
+        let unused = |setting, given: bool| {
+            if given {
+                invalid(
+                    setting,
+                    format!("is not used with redis.mode = \"{mode}\": remove it"),
+                )
+            } else {
+                Ok(())
+            }
+        };
+        let tcp_urls = |setting, urls: &[String], what: &str| {
+            if urls.is_empty() {
+                return invalid(
+                    setting,
+                    format!("must list {what} for redis.mode = \"{mode}\""),
+                );
+            }
+            match urls
+                .iter()
+                .find(|u| !has_scheme(u, &["redis://", "rediss://"]))
+            {
+                Some(bad) => invalid(
+                    setting,
+                    format!("entry `{bad}` must start with redis:// or rediss://"),
+                ),
+                None => Ok(()),
+            }
+        };
+        match self.mode {
+            RedisMode::Standalone => {
+                if !has_scheme(
+                    &self.url,
+                    &["redis://", "rediss://", "redis+unix://", "unix://"],
+                ) {
+                    return invalid(
+                        "redis.url",
+                        "must start with redis://, rediss://, redis+unix:// or unix://".into(),
+                    );
+                }
+                unused("redis.sentinels", !self.sentinels.is_empty())?;
+                unused("redis.master_name", !self.master_name.is_empty())?;
+                self.no_node_settings(&unused)?;
+                unused("redis.nodes", !self.nodes.is_empty())?;
+            }
+            RedisMode::Sentinel => {
+                tcp_urls(
+                    "redis.sentinels",
+                    &self.sentinels,
+                    "the sentinels' addresses",
+                )?;
+                if self.master_name.is_empty() {
+                    return invalid(
+                        "redis.master_name",
+                        "must name the monitored master for redis.mode = \"sentinel\"".into(),
+                    );
+                }
+                unused("redis.nodes", !self.nodes.is_empty())?;
+            }
+            RedisMode::Cluster => {
+                tcp_urls("redis.nodes", &self.nodes, "seed nodes")?;
+                unused("redis.sentinels", !self.sentinels.is_empty())?;
+                unused("redis.master_name", !self.master_name.is_empty())?;
+                self.no_node_settings(&unused)?;
+                // Our keys carry their own hash tags (README, "Redis topologies"); a brace in
+                // the prefix would take that role and move every key into one slot.
+                if self.key_prefix.contains(['{', '}']) {
+                    return invalid(
+                        "redis.key_prefix",
+                        "must not contain { or } with redis.mode = \"cluster\"".into(),
+                    );
+                }
+            }
+        }
+        if self.key_prefix.contains(char::is_whitespace) {
+            return invalid("redis.key_prefix", "must not contain white space".into());
+        }
+        Ok(())
+    }
+
+    /// The `node_*` settings are Sentinel's: elsewhere the URLs carry credentials and TLS.
+    fn no_node_settings(
+        &self,
+        unused: &dyn Fn(&'static str, bool) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        unused("redis.node_username", !self.node_username.is_empty())?;
+        unused("redis.node_password", self.node_password.is_some())?;
+        unused("redis.node_tls", self.node_tls)
+    }
+}
+
+fn has_scheme(url: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| url.starts_with(scheme))
 }
 
 impl Settings {
@@ -223,14 +369,7 @@ impl Settings {
             builder = builder.add_source(config::File::from(dir.join(format!("{env}.toml"))));
         }
         let settings: Settings = builder
-            .add_source(
-                config::Environment::with_prefix("SSO")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .list_separator(",")
-                    .with_list_parse_key("token.verify_keys"),
-            )
+            .add_source(environment())
             .build()?
             .try_deserialize()?;
         settings.validate()
@@ -270,18 +409,7 @@ impl Settings {
         if !(10..=60_000).contains(&self.redis.timeout_ms) {
             return invalid("redis.timeout_ms", "must be between 10 and 60000");
         }
-        if !["redis://", "rediss://", "redis+unix://", "unix://"]
-            .iter()
-            .any(|scheme| self.redis.url.starts_with(scheme))
-        {
-            return invalid(
-                "redis.url",
-                "must start with redis://, rediss://, redis+unix:// or unix://",
-            );
-        }
-        if self.redis.key_prefix.contains(char::is_whitespace) {
-            return invalid("redis.key_prefix", "must not contain white space");
-        }
+        self.redis.validate()?;
         if !(1..=86_400).contains(&self.token.expires_in) {
             return invalid("token.expires_in", "must be between 1 and 86400 seconds");
         }
@@ -301,3 +429,7 @@ impl Settings {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

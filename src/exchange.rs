@@ -12,7 +12,7 @@ use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenRequest};
 use crate::store::{Store, Taken};
 use crate::throttle::Throttle;
-use crate::tokens::{self, Claims};
+use crate::tokens::Claims;
 
 /// What a successful exchange hands back to the client.
 #[derive(Debug)]
@@ -57,7 +57,10 @@ impl Exchange {
                 "this client may not use the authorization_code grant".into(),
             ));
         }
-        let jti = tokens::new_jti().map_err(|e| OAuthError::Internal(Box::new(e)))?;
+        let code = request.code.expose();
+        let jti = (self.store)
+            .new_jti(code)
+            .map_err(|e| OAuthError::Internal(Box::new(e)))?;
         let iat = unix_now();
         let exp = iat + settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
@@ -65,8 +68,7 @@ impl Exchange {
             .metrics
             .redis(
                 RedisOp::Exchange,
-                self.store
-                    .take_code(request.code.expose(), &jti, settings.expires_in, &head),
+                self.store.take_code(code, &jti, settings.expires_in, &head),
             )
             .await
             .map_err(OAuthError::Unavailable)?;

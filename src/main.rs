@@ -178,7 +178,7 @@ fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) 
                 Ok(())
             }
             Ok(false) => Err("that code is already live".to_owned()),
-            Err(e) => Err(format!("writing the code to {}: {e}", settings.redis.url)),
+            Err(e) => Err(format!("writing the code to redis: {e}")),
         }
     })
 }

@@ -37,7 +37,7 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("redis.url: {0}")]
+    #[error("redis: {0}")]
     Store(#[from] StoreError),
     #[error("{setting} `{address}`: {source}")]
     Listen {

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use crate::helpers::{APP, Answer, ISSUER, TestApp, json_request, spawn_app_with, verify_token};
+use crate::each_topology;
+use crate::helpers::{
+    APP, Answer, ISSUER, TestApp, Topology, json_request, spawn_app_with, verify_token,
+};
 
 const RACERS: usize = 50;
 
@@ -51,9 +54,17 @@ async fn assert_exactly_one_winner(app: &TestApp, code: &str, answers: &[Answer]
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_requests_for_one_code_get_exactly_one_token() {
-    let app = spawn_app_with(|s| s.server.workers = 2).await;
+each_topology!(
+    fifty_concurrent_requests_for_one_code_get_exactly_one_token,
+    the_same_race_across_two_replicas_sharing_redis_gets_exactly_one_token,
+);
+
+async fn fifty_concurrent_requests_for_one_code_get_exactly_one_token(topology: Topology) {
+    let app = spawn_app_with(|s| {
+        s.server.workers = 2;
+        topology.configure(&mut s.redis);
+    })
+    .await;
     let code = app.issue_code(&APP).await;
 
     let answers = race(&[&app], &code).await;
@@ -61,9 +72,14 @@ async fn fifty_concurrent_requests_for_one_code_get_exactly_one_token() {
     assert_exactly_one_winner(&app, &code, &answers).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_race_across_two_replicas_sharing_redis_gets_exactly_one_token() {
-    let first = spawn_app_with(|s| s.server.workers = 2).await;
+async fn the_same_race_across_two_replicas_sharing_redis_gets_exactly_one_token(
+    topology: Topology,
+) {
+    let first = spawn_app_with(|s| {
+        s.server.workers = 2;
+        topology.configure(&mut s.redis);
+    })
+    .await;
     let second = first.spawn_replica();
     assert_ne!(first.address, second.address);
     let code = first.issue_code(&APP).await;

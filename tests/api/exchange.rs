@@ -2,14 +2,16 @@
 
 use serde_json::json;
 
+use crate::each_topology;
 use crate::helpers::{
-    ALLOWED_SCOPES, APP, Answer, ENCODED, ISSUER, RFC7636_CHALLENGE, RFC7636_VERIFIER, basic_auth,
-    code_record, json_request, spawn_app, verify_token,
+    ALLOWED_SCOPES, APP, Answer, ENCODED, ISSUER, RFC7636_CHALLENGE, RFC7636_VERIFIER, Topology,
+    basic_auth, code_record, json_request, spawn_app, spawn_app_on, verify_token,
 };
 
-#[tokio::test]
-async fn a_code_can_be_exchanged_for_a_token_with_a_json_body() {
-    let app = spawn_app().await;
+each_topology!(a_code_can_be_exchanged_for_a_token_with_a_json_body);
+
+async fn a_code_can_be_exchanged_for_a_token_with_a_json_body(topology: Topology) {
+    let app = spawn_app_on(topology).await;
     let record = code_record(&APP);
     let code = app.write_code(&record).await;
 

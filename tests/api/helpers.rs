@@ -10,16 +10,17 @@ use deadpool_redis::redis;
 use jsonwebtoken::{Algorithm, DecodingKey, TokenData, Validation};
 use serde_json::Value;
 use sso_token::codes::{self, NewCode};
-use sso_token::config::Settings;
+use sso_token::config::{RedisMode, Settings};
 use sso_token::live::{Live, LoadError};
 use sso_token::startup::{Application, TOKEN_PATH};
-use sso_token::store::Store;
+use sso_token::store::{Conn, Store};
 use sso_token::tokens::{KeyKind, SigningKey};
 use uuid::Uuid;
 
 pub use crate::answer::Answer;
 pub use crate::fixtures::*;
 use crate::redis_server::RedisServer;
+pub use crate::topology::Topology;
 
 /// Process-wide fixtures: the shared redis-server, the signing key and the clients file.
 struct Shared {
@@ -99,6 +100,11 @@ pub struct TestApp {
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// An app on this process's shared instance of `topology` (started on first use).
+pub async fn spawn_app_on(topology: Topology) -> TestApp {
+    spawn_app_with(|s| topology.configure(&mut s.redis)).await
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -205,12 +211,40 @@ impl TestApp {
         self.post_json(&json_request(client, code)).await
     }
 
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.settings.redis.url.as_str())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis connection")
+    /// A connection of the test's own to the app's Redis, whatever its topology (through the
+    /// sentinels to the current master; a cluster connection that routes by key).
+    pub async fn redis(&self) -> Conn {
+        let settings = &self.settings.redis;
+        let connected = match settings.mode {
+            RedisMode::Standalone => match redis::Client::open(settings.url.as_str()) {
+                Ok(client) => client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map(Conn::Node),
+                Err(e) => Err(e),
+            },
+            RedisMode::Sentinel => match redis::sentinel::SentinelClient::build(
+                settings.sentinels.clone(),
+                settings.master_name.clone(),
+                settings.node_password.as_ref().map(|password| {
+                    redis::sentinel::SentinelNodeConnectionInfo::default()
+                        .set_redis_connection_info(
+                            redis::RedisConnectionInfo::default().set_password(password.expose()),
+                        )
+                }),
+                redis::sentinel::SentinelServerType::Master,
+            ) {
+                Ok(mut client) => client.get_async_connection().await.map(Conn::Node),
+                Err(e) => Err(e),
+            },
+            RedisMode::Cluster => {
+                match redis::cluster::ClusterClient::new(settings.nodes.clone()) {
+                    Ok(client) => client.get_async_connection().await.map(Conn::Cluster),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        connected.expect("a test connection to redis")
     }
 
     pub async fn exists(&self, key: &str) -> bool {

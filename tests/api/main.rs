@@ -3,10 +3,12 @@
 
 mod answer;
 mod client_auth;
+mod cluster_outage;
 mod code_records;
 mod concurrency;
 mod discovery;
 mod exchange;
+mod failover;
 mod fixtures;
 mod fuzz;
 mod grant_errors;
@@ -20,8 +22,11 @@ mod redis_server;
 mod request_errors;
 mod resource;
 mod rotation;
+mod sentinel_auth;
 mod sighup;
+mod standalone_urls;
 mod throttle;
 mod tls;
 mod token;
+mod topology;
 mod user_info;

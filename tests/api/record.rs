@@ -3,8 +3,12 @@
 use deadpool_redis::redis;
 use serde_json::{Value, json};
 
+use sso_token::config::RedisMode;
+
+use crate::each_topology;
 use crate::helpers::{
-    APP, Answer, ISSUER, TestApp, code_record, spawn_app, spawn_app_with, verify_token,
+    APP, Answer, ISSUER, TestApp, Topology, code_record, spawn_app, spawn_app_on, spawn_app_with,
+    verify_token,
 };
 
 /// The token record of `token`: its key, its JSON value and its remaining life in milliseconds.
@@ -14,7 +18,13 @@ async fn token_record(app: &TestApp, token: &str) -> (String, Option<Value>, i64
         .unwrap()
         .to_owned();
     let key = app.store.token_key(&jti);
-    assert_eq!(key, format!("{}token:{jti}", app.settings.redis.key_prefix));
+    let prefix = &app.settings.redis.key_prefix;
+    let expected = match app.settings.redis.mode {
+        // The jti starts with a 3-character tag of the code's slot (README, Redis topologies).
+        RedisMode::Cluster => format!("{prefix}token:{{{}}}{}", &jti[..3], &jti[3..]),
+        _ => format!("{prefix}token:{jti}"),
+    };
+    assert_eq!(key, expected);
     let mut redis = app.redis().await;
     let value: Option<String> = redis::cmd("GET")
         .arg(&key)
@@ -38,13 +48,18 @@ fn assert_ttl_is(pttl: i64, expires_in: u64) {
     );
 }
 
-#[tokio::test]
-async fn the_token_record_lives_exactly_as_long_as_the_token() {
+each_topology!(
+    the_token_record_lives_exactly_as_long_as_the_token,
+    a_code_can_be_exchanged_only_once_and_a_replay_revokes_the_first_token,
+);
+
+async fn the_token_record_lives_exactly_as_long_as_the_token(topology: Topology) {
     for expires_in in [None, Some(900)] {
         let app = spawn_app_with(|s| {
             if let Some(seconds) = expires_in {
                 s.token.expires_in = seconds;
             }
+            topology.configure(&mut s.redis);
         })
         .await;
         let code = app.issue_code(&APP).await;
@@ -82,15 +97,18 @@ async fn the_token_record_holds_what_introspection_needs() {
     assert_eq!(grant["scope"], json!(record.scope));
 }
 
-#[tokio::test]
-async fn a_code_can_be_exchanged_only_once_and_a_replay_revokes_the_first_token() {
-    let app = spawn_app().await;
+async fn a_code_can_be_exchanged_only_once_and_a_replay_revokes_the_first_token(
+    topology: Topology,
+) {
+    let app = spawn_app_on(topology).await;
     let code = app.issue_code(&APP).await;
     let first = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(first.status, 200, "{}", first.text);
     let token = first.json["access_token"].as_str().unwrap();
     let (key, record, _) = token_record(&app, token).await;
     assert!(record.is_some(), "the first token has no record");
+    // KEYS sees it wherever it lives (in a Cluster, on the node of the code's slot).
+    assert_eq!(app.keys("token:*").await, std::slice::from_ref(&key));
 
     let replay = Answer::of(app.exchange(&APP, &code).await).await;
 

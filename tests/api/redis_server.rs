@@ -40,8 +40,14 @@ impl RedisServer {
     /// A new instance on a free port; `extra` goes to `redis-server`, `cleanup` is removed once
     /// the instance has stopped.
     pub fn start_with(extra: &[&str], cleanup: Option<&Path>) -> Self {
+        Self::start_config(None, extra, cleanup)
+    }
+
+    /// A new instance on a free port that reads `config` first (sentinels need a config file
+    /// they can rewrite); `extra` and `cleanup` as for [`RedisServer::start_with`].
+    pub fn start_config(config: Option<&Path>, extra: &[&str], cleanup: Option<&Path>) -> Self {
         for _ in 0..5 {
-            if let Some(server) = Self::try_start(free_port(), extra, cleanup) {
+            if let Some(server) = Self::try_start(free_port(), config, extra, cleanup) {
                 return server;
             }
         }
@@ -51,7 +57,7 @@ impl RedisServer {
     /// An instance on `port` (which a stopped instance may just have released).
     pub fn start_on(port: u16, extra: &[&str]) -> Self {
         for _ in 0..5 {
-            if let Some(server) = Self::try_start(port, extra, None) {
+            if let Some(server) = Self::try_start(port, None, extra, None) {
                 return server;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -59,7 +65,12 @@ impl RedisServer {
         panic!("could not start redis-server on port {port}");
     }
 
-    fn try_start(port: u16, extra: &[&str], cleanup: Option<&Path>) -> Option<Self> {
+    fn try_start(
+        port: u16,
+        config: Option<&Path>,
+        extra: &[&str],
+        cleanup: Option<&Path>,
+    ) -> Option<Self> {
         let program = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let cleanup = cleanup.map(|p| p.display().to_string()).unwrap_or_default();
         let port_arg = port.to_string();
@@ -69,6 +80,7 @@ impl RedisServer {
             .arg(WRAPPER)
             .arg("sh")
             .args([program.as_str(), cleanup.as_str()])
+            .args(config)
             .args(["--port", &port_arg, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--loglevel", "warning", "--dir"])

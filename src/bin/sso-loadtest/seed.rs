@@ -8,7 +8,7 @@ use anyhow::Context;
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
 use indicatif::ProgressBar;
 use sso_token::codes;
-use sso_token::config::RedisSettings;
+use sso_token::config::{RedisMode, RedisSettings};
 use sso_token::store::Store;
 
 use crate::plan::TokenPlan;
@@ -25,6 +25,11 @@ pub struct Redis {
 impl Redis {
     /// Connects to the server's Redis (`redis.url`); key names come from the service's `Store`.
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        // Command counts and CPU come from one server's INFO: a standalone Redis only.
+        anyhow::ensure!(
+            settings.mode == RedisMode::Standalone,
+            "redis.mode: the load tool seeds and measures a standalone Redis only"
+        );
         let url = settings.url.clone();
         let client =
             redis::Client::open(url.as_str()).with_context(|| format!("redis.url `{url}`"))?;

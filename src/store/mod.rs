@@ -1,29 +1,41 @@
-//! Redis: authorization codes, token records and replay markers. The only module that knows
-//! key names and talks to Redis.
+//! Redis: authorization codes, token records and replay markers, on a standalone server, a
+//! Sentinel-managed master or a Cluster. The only module that knows key names and talks to Redis.
 //!
-//! Keys, with `<prefix>` from `redis.key_prefix`:
+//! Keys, with `<prefix>` from `redis.key_prefix` (in Cluster mode with hash tags: see [`keys`]):
 //! - `<prefix>code:<code>`: the code record, written by the authorize service with its TTL.
 //! - `<prefix>token:<jti>`: the token record, TTL = `expires_in`; its presence means "live".
 //! - `<prefix>used:<code>`: the replay marker, the `jti` issued for a spent code, same TTL.
 //! - `<prefix>throttle:client:<id>`, `<prefix>throttle:addr:<ip>`: failed client
 //!   authentications in the current window, TTL = the window (see `throttle`).
 
+mod connect;
+mod fence;
+pub mod keys;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncCommands, Script};
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 
-use crate::config::RedisSettings;
+pub use self::connect::Conn;
+use self::connect::Connector;
+use self::fence::Fence;
+use self::keys::Keys;
+use crate::config::{RedisMode, RedisSettings};
 
 /// One atomic step for the whole state change of an exchange, so that of any number of
 /// concurrent requests for one code, on any number of replicas, exactly one sees the record:
 /// take the code, write the token record and the replay marker; or, when the code is gone,
-/// report the `jti` that was issued for it.
-const EXCHANGE_SCRIPT: &str = r"
+/// report the `jti` that was issued for it. Its three keys share one hash slot in Cluster mode.
+///
+/// The `#!lua` line (Redis 7) declares a writing script, which Redis then refuses up front on a
+/// replica (READONLY) or on a master without enough replicas (NOREPLICAS, with
+/// `min-replicas-to-write`), even when this call would only read. So a lane still connected to a
+/// master that a Sentinel failover demoted gets an error, and reconnects to the new master,
+/// instead of reading stale data there (an unknown code, a missed replay).
+const EXCHANGE_SCRIPT: &str = r"#!lua
 local record = redis.call('GET', KEYS[1])
 if record then
   redis.call('DEL', KEYS[1])
@@ -55,6 +67,8 @@ return {count, ttl}
 pub enum StoreError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("a sentinel failover is under way")]
+    Failover,
     #[error("redis connection: {0}")]
     Pool(#[from] deadpool_redis::PoolError),
     #[error("redis: {0}")]
@@ -67,7 +81,7 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
 }
 
-fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
     lane.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
@@ -85,19 +99,22 @@ pub enum Taken {
 /// The Redis side of the service. Cheap to clone (pool and lanes are shared).
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    connector: Arc<Connector>,
     lanes: Arc<[Lane]>,
-    prefix: String,
+    keys: Keys,
     timeout: Duration,
     exchange: Script,
+    /// Sentinel mode only.
+    fence: Option<Arc<Fence>>,
 }
 
-/// A multiplexed connection that the threads mapped to it share; empty until first use and
-/// after an error. Each thread keeps to one lane, so a connection's I/O is driven on the worker
-/// that created it, and a request checks nothing out of the pool: deadpool's recycle sends
-/// UNWATCH + PING on every check-out, one more round trip per request. The pool stays the
-/// factory (URL, timeouts) for new connections.
-type Lane = Mutex<Option<MultiplexedConnection>>;
+/// A multiplexed (or cluster) connection that the threads mapped to it share; empty until first
+/// use and after an error. Each thread keeps to one lane, so a connection's I/O is driven on the
+/// worker that created it, and a request checks nothing out of the pool: deadpool's recycle
+/// sends UNWATCH + PING on every check-out, one more round trip per request. The pool stays the
+/// factory (URL, Sentinel look-up, cluster discovery, timeouts) for new connections. The number
+/// is the fence generation the connection was made in (always 1 outside Sentinel mode).
+type Lane = Mutex<Option<(u64, Conn)>>;
 
 thread_local! {
     static LANE: usize = {
@@ -109,61 +126,68 @@ thread_local! {
 impl Store {
     /// Builds the pool without connecting: the service starts even when Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let timeout = settings.timeout();
-        let mut config = Config::from_url(settings.url.clone());
-        config.pool = Some(PoolConfig {
-            max_size: settings.pool_size,
-            timeouts: Timeouts {
-                wait: Some(timeout),
-                create: Some(timeout),
-                recycle: Some(timeout),
-            },
-            ..PoolConfig::default()
-        });
         Ok(Self {
-            pool: config.create_pool(Some(Runtime::Tokio1))?,
+            connector: Arc::new(Connector::new(settings)?),
             lanes: (0..settings.pool_size).map(|_| Mutex::new(None)).collect(),
-            prefix: settings.key_prefix.clone(),
-            timeout,
+            keys: Keys::new(&settings.key_prefix, settings.mode == RedisMode::Cluster),
+            timeout: settings.timeout(),
             exchange: Script::new(EXCHANGE_SCRIPT),
+            fence: (settings.mode == RedisMode::Sentinel)
+                .then(|| Fence::new(&settings.sentinels, &settings.master_name)),
         })
     }
 
     pub fn code_key(&self, code: &str) -> String {
-        format!("{}code:{code}", self.prefix)
+        self.keys.code(code)
     }
 
+    /// The one mapping from a `jti` to its token record's key (introspection, revocation).
     pub fn token_key(&self, jti: &str) -> String {
-        format!("{}token:{jti}", self.prefix)
+        self.keys.token(jti)
     }
 
     pub fn used_key(&self, code: &str) -> String {
-        format!("{}used:{code}", self.prefix)
+        self.keys.used(code)
+    }
+
+    /// A fresh `jti` for the token about to be issued for `code` (in Cluster mode it carries the
+    /// code's slot, so that [`Store::take_code`] stays one script on one node).
+    pub fn new_jti(&self, code: &str) -> Result<String, aws_lc_rs::error::Unspecified> {
+        self.keys.new_jti(code)
     }
 
     /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
-    /// included). After any failure the lane is emptied, so the next call reconnects.
+    /// included). After any failure the lane is emptied, so the next call reconnects. In
+    /// Sentinel mode the failover fence may refuse the call or its result (see [`fence`]).
     async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        let generation = match &self.fence {
+            Some(fence) => fence.enter()?,
+            None => 1,
+        };
         let lane = &self.lanes[LANE.with(|i| *i) % self.lanes.len()];
         let work = async {
             let cached = lock(lane).clone();
             let conn = match cached {
-                Some(conn) => conn,
-                None => {
-                    let conn = deadpool_redis::Connection::take(self.pool.get().await?);
-                    *lock(lane) = Some(conn.clone());
+                Some((made_in, conn)) if made_in == generation => conn,
+                _ => {
+                    let conn = self.connector.connect().await?;
+                    *lock(lane) = Some((generation, conn.clone()));
                     conn
                 }
             };
             op(conn).await
         };
-        let result = tokio::time::timeout(self.timeout, work)
+        let mut result = tokio::time::timeout(self.timeout, work)
             .await
             .unwrap_or(Err(StoreError::Timeout(self.timeout)));
+        if self.fence.as_ref().is_some_and(|f| !f.held(generation)) {
+            // The node may have been demoted under us: what it said may not survive.
+            result = Err(StoreError::Failover);
+        }
         if result.is_err() {
             *lock(lane) = None;
         }
@@ -171,7 +195,8 @@ impl Store {
     }
 
     /// Takes `code` out of Redis and, when it was live, records the token `jti` with
-    /// `record_head` + the code record + `}` as its value, in one round trip.
+    /// `record_head` + the code record + `}` as its value, in one round trip. `jti` comes from
+    /// [`Store::new_jti`] for this `code`.
     pub async fn take_code(
         &self,
         code: &str,
@@ -179,6 +204,10 @@ impl Store {
         ttl_secs: u64,
         record_head: &str,
     ) -> Result<Taken, StoreError> {
+        if !self.keys.admits(code) {
+            // No authorize service can have written it (README, the Cluster contract).
+            return Ok(Taken::Unknown);
+        }
         let (code_key, used_key, token_key) = (
             self.code_key(code),
             self.used_key(code),
@@ -248,31 +277,39 @@ impl Store {
 
     /// The failure counter of a client id (`kind` = `client`) or an address (`addr`).
     pub fn throttle_key(&self, kind: &str, id: &str) -> String {
-        format!("{}throttle:{kind}:{id}", self.prefix)
+        self.keys.throttle(kind, id)
     }
 
-    /// Adds one failure to each counter, in one round trip; returns each one's count and
-    /// milliseconds left in its window.
+    /// Adds one failure to each counter; returns each one's count and milliseconds left in its
+    /// window. The calls go out together on the multiplexed connection (one round trip on a
+    /// single node); in Cluster mode each is routed to its own key's node.
     pub async fn count_failure(
         &self,
         keys: &[String],
         window_ms: u64,
     ) -> Result<Vec<(u64, i64)>, StoreError> {
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("EVAL")
-                .arg(COUNT_FAILURE_SCRIPT)
-                .arg(1)
-                .arg(key)
-                .arg(window_ms);
-        }
-        self.with_conn(|mut conn| async move { Ok(pipe.query_async(&mut conn).await?) })
-            .await
+        self.with_conn(|conn| async move {
+            let calls = keys.iter().map(|key| {
+                let mut conn = conn.clone();
+                async move {
+                    redis::cmd("EVAL")
+                        .arg(COUNT_FAILURE_SCRIPT)
+                        .arg(1)
+                        .arg(key)
+                        .arg(window_ms)
+                        .query_async::<(u64, i64)>(&mut conn)
+                        .await
+                }
+            });
+            Ok(futures_util::future::try_join_all(calls).await?)
+        })
+        .await
     }
 
     /// A failure counter and the milliseconds left in its window (0 and -2 when there is none).
     pub async fn failures(&self, key: &str) -> Result<(u64, i64), StoreError> {
         let mut pipe = redis::pipe();
+        // Both commands name the same key, so a Cluster routes the pipeline to one node.
         pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
         let (count, ttl): (Option<u64>, i64) = self
             .with_conn(|mut conn| async move { Ok(pipe.query_async(&mut conn).await?) })

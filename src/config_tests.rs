@@ -1,0 +1,189 @@
+use super::*;
+
+fn shipped() -> Settings {
+    toml::from_str(include_str!("../config/default.toml")).expect("config/default.toml parses")
+}
+
+/// The shipped settings with `redis` changed by `change`; `Err(setting)` names the refusal.
+fn check(change: impl FnOnce(&mut RedisSettings)) -> Result<Settings, &'static str> {
+    let mut settings = shipped();
+    change(&mut settings.redis);
+    settings.validate().map_err(|e| match e {
+        ConfigError::Invalid { setting, .. } => setting,
+        ConfigError::Load(e) => panic!("{e}"),
+    })
+}
+
+fn urls(list: &[&str]) -> Vec<String> {
+    list.iter().map(|u| (*u).to_owned()).collect()
+}
+
+#[test]
+fn the_shipped_settings_are_standalone_and_valid() {
+    let settings = check(|_| {}).unwrap();
+    assert_eq!(settings.redis.mode, RedisMode::Standalone);
+}
+
+#[test]
+fn standalone_accepts_tcp_tls_and_unix_socket_urls() {
+    for url in [
+        "redis://127.0.0.1:6379/0",
+        "rediss://redis.internal:6380",
+        "redis+unix:///run/redis.sock",
+        "unix:///run/redis.sock",
+    ] {
+        assert!(check(|r| r.url = url.into()).is_ok(), "{url}");
+    }
+    assert_eq!(
+        check(|r| r.url = "http://x".into()).err(),
+        Some("redis.url")
+    );
+}
+
+#[test]
+fn sentinel_needs_sentinels_and_a_master_name() {
+    let sentinel = |r: &mut RedisSettings| {
+        r.mode = RedisMode::Sentinel;
+        r.sentinels = urls(&["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]);
+        r.master_name = "sso".into();
+    };
+    assert!(check(sentinel).is_ok());
+    assert!(
+        check(|r| {
+            sentinel(r);
+            r.node_username = "sso".into();
+            r.node_password = Some(Sensitive::new("secret"));
+            r.node_tls = true;
+        })
+        .is_ok()
+    );
+    let refused = [
+        (check(|r| {
+            sentinel(r);
+            r.sentinels.clear();
+        })),
+        check(|r| {
+            sentinel(r);
+            r.master_name.clear();
+        }),
+        check(|r| {
+            sentinel(r);
+            r.sentinels.push("10.0.0.3:26379".into());
+        }),
+        check(|r| {
+            sentinel(r);
+            r.nodes = urls(&["redis://10.0.0.1:7000"]);
+        }),
+    ];
+    let settings: Vec<_> = refused.iter().map(|r| r.as_ref().err().copied()).collect();
+    assert_eq!(
+        settings,
+        [
+            Some("redis.sentinels"),
+            Some("redis.master_name"),
+            Some("redis.sentinels"),
+            Some("redis.nodes")
+        ]
+    );
+}
+
+#[test]
+fn cluster_needs_nodes_and_refuses_other_modes_settings_and_braces() {
+    let cluster = |r: &mut RedisSettings| {
+        r.mode = RedisMode::Cluster;
+        r.nodes = urls(&["redis://10.0.0.1:7000", "rediss://10.0.0.2:7000"]);
+    };
+    assert!(check(cluster).is_ok());
+    let refusal = |extra: fn(&mut RedisSettings)| {
+        check(|r| {
+            cluster(r);
+            extra(r);
+        })
+        .err()
+    };
+    assert_eq!(refusal(|r| r.nodes.clear()), Some("redis.nodes"));
+    assert_eq!(
+        refusal(|r| r.nodes.push("redis+unix:///x".into())),
+        Some("redis.nodes")
+    );
+    assert_eq!(
+        refusal(|r| r.sentinels = urls(&["redis://s:26379"])),
+        Some("redis.sentinels")
+    );
+    assert_eq!(
+        refusal(|r| r.master_name = "m".into()),
+        Some("redis.master_name")
+    );
+    assert_eq!(
+        refusal(|r| r.key_prefix = "sso:{x}:".into()),
+        Some("redis.key_prefix")
+    );
+}
+
+#[test]
+fn only_sentinel_takes_data_node_credentials() {
+    for mode in [RedisMode::Standalone, RedisMode::Cluster] {
+        let with = |change: fn(&mut RedisSettings)| {
+            check(|r| {
+                r.mode = mode;
+                if mode == RedisMode::Cluster {
+                    r.nodes = urls(&["redis://a:7000"]);
+                }
+                change(r);
+            })
+            .err()
+        };
+        assert_eq!(
+            with(|r| r.node_username = "u".into()),
+            Some("redis.node_username")
+        );
+        assert_eq!(
+            with(|r| r.node_password = Some(Sensitive::new("p"))),
+            Some("redis.node_password")
+        );
+        assert_eq!(with(|r| r.node_tls = true), Some("redis.node_tls"));
+    }
+}
+
+#[test]
+fn standalone_refuses_the_settings_of_the_other_modes() {
+    assert_eq!(
+        check(|r| r.nodes = urls(&["redis://a:7000"])).err(),
+        Some("redis.nodes")
+    );
+    assert_eq!(
+        check(|r| r.sentinels = urls(&["redis://a:26379"])).err(),
+        Some("redis.sentinels")
+    );
+    assert_eq!(
+        check(|r| r.master_name = "m".into()).err(),
+        Some("redis.master_name")
+    );
+}
+
+#[test]
+fn the_mode_and_lists_can_come_from_the_environment() {
+    let variables = [
+        ("SSO__REDIS__MODE", "cluster"),
+        (
+            "SSO__REDIS__NODES",
+            "redis://10.0.0.1:7000,redis://10.0.0.2:7000",
+        ),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let settings: Settings = config::Config::builder()
+        .add_source(config::File::from_str(
+            include_str!("../config/default.toml"),
+            config::FileFormat::Toml,
+        ))
+        .add_source(environment().source(Some(variables.into_iter().collect())))
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .expect("settings load");
+    let settings = settings.validate().expect("valid");
+    assert_eq!(settings.redis.mode, RedisMode::Cluster);
+    assert_eq!(
+        settings.redis.nodes,
+        urls(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    );
+}

@@ -1,0 +1,121 @@
+//! Connections for each Redis topology, from the redis / deadpool-redis crates' own clients:
+//! a plain or Sentinel-found node gives a multiplexed connection to that node, a Cluster a
+//! cluster connection that routes each command by its keys' slot and follows MOVED/ASK.
+
+use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
+use deadpool_redis::{PoolConfig, Runtime, Timeouts, cluster, sentinel};
+
+use super::StoreError;
+use crate::config::{RedisMode, RedisSettings};
+
+/// A connection of any topology; cheap to clone (clones share the underlying connection).
+///
+/// Issue 7's `WAIT` must reach the node that ran the exchange script: on `Node` that is this very
+/// connection; on `Cluster`, `ClusterConnection::route_command` with the code key's slot
+/// (`RoutingInfo::SingleNode(SpecificNode(Route::new(slot, SlotAddr::Master)))`) sends it over
+/// the same per-node connection that the script used.
+#[derive(Clone)]
+pub enum Conn {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Node(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// Makes new connections; a deadpool pool per topology, used only as a factory (URL parsing,
+/// Sentinel look-up, cluster discovery, connect timeouts). Connections are taken out of it for
+/// good: see `Lane` in the parent module.
+pub enum Connector {
+    Standalone(deadpool_redis::Pool),
+    Sentinel(sentinel::Pool),
+    Cluster(cluster::Pool),
+}
+
+impl Connector {
+    /// Builds the pool without connecting: the service starts even when Redis is down.
+    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let timeout = settings.timeout();
+        let pool = Some(PoolConfig {
+            max_size: settings.pool_size,
+            timeouts: Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            },
+            ..PoolConfig::default()
+        });
+        let runtime = Some(Runtime::Tokio1);
+        Ok(match settings.mode {
+            RedisMode::Standalone => {
+                let mut config = deadpool_redis::Config::from_url(settings.url.clone());
+                config.pool = pool;
+                Self::Standalone(config.create_pool(runtime)?)
+            }
+            RedisMode::Sentinel => {
+                // Each new connection asks the sentinels for the current master: after a
+                // failover, a lane that lost its connection finds the new master by itself.
+                let mut config = sentinel::Config::from_urls(
+                    settings.sentinels.clone(),
+                    settings.master_name.clone(),
+                    sentinel::SentinelServerType::Master,
+                );
+                config.pool = pool;
+                config.node_connection_info = Some(sentinel::SentinelNodeConnectionInfo {
+                    tls_mode: settings.node_tls.then_some(sentinel::TlsMode::Secure),
+                    redis_connection_info: Some(deadpool_redis::RedisConnectionInfo {
+                        username: Some(settings.node_username.clone()).filter(|u| !u.is_empty()),
+                        password: settings
+                            .node_password
+                            .as_ref()
+                            .map(|p| p.expose().to_owned()),
+                        ..Default::default()
+                    }),
+                });
+                Self::Sentinel(config.create_pool(runtime)?)
+            }
+            RedisMode::Cluster => {
+                let mut config = cluster::Config::from_urls(settings.nodes.clone());
+                config.pool = pool;
+                Self::Cluster(config.create_pool(runtime)?)
+            }
+        })
+    }
+
+    pub async fn connect(&self) -> Result<Conn, StoreError> {
+        Ok(match self {
+            Self::Standalone(pool) => {
+                Conn::Node(deadpool_redis::Connection::take(pool.get().await?))
+            }
+            Self::Sentinel(pool) => Conn::Node(sentinel::Connection::take(pool.get().await?)),
+            Self::Cluster(pool) => Conn::Cluster(cluster::Connection::take(pool.get().await?)),
+        })
+    }
+}

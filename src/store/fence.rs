@@ -1,0 +1,178 @@
+//! Sentinel failover fence: no exchange may succeed on a master that a failover is replacing.
+//!
+//! A failover of a healthy master promotes a replica while the old master still takes writes
+//! (until Sentinel reconfigures it, seconds later) and still has its other replicas, so
+//! `min-replicas-to-write` does not stop it; whatever is written there is lost, and a code
+//! taken there would come back on the new master. Sentinel announces a failover on its pub/sub
+//! channels (`+try-failover`) a few timer ticks (≥ 100 ms) before it sends `REPLICAOF NO ONE`.
+//! A watcher per sentinel closes the fence on that event and opens it on `+switch-master` (or an
+//! abort): while closed every operation is a 503 without touching Redis; an operation that was
+//! under way when the fence moved is a 503 too, whatever Redis answered; and lanes reconnect
+//! after each move, so they find the new master through the sentinels.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use futures_util::StreamExt;
+
+use super::StoreError;
+
+/// A failover whose end we miss (a watcher down) must not stop the service for good.
+const LONGEST_FAILOVER: Duration = Duration::from_secs(10);
+/// How often a watcher checks that its store still exists, and waits before reconnecting.
+const WATCH_TICK: Duration = Duration::from_millis(500);
+
+pub struct Fence {
+    /// Bumped on every close and open; lanes and operations remember the one they started in.
+    generation: AtomicU64,
+    /// Milliseconds since `epoch` until which the fence is closed; 0 when open.
+    closed_until: AtomicU64,
+    epoch: Instant,
+    /// Watcher tasks alive; they die with the runtime that ran them, and are then started again.
+    watchers: AtomicUsize,
+    sentinels: Vec<String>,
+    master_name: String,
+}
+
+impl Fence {
+    pub fn new(sentinels: &[String], master_name: &str) -> Arc<Self> {
+        Arc::new(Self {
+            generation: AtomicU64::new(1),
+            closed_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+            watchers: AtomicUsize::new(0),
+            sentinels: sentinels.to_vec(),
+            master_name: master_name.to_owned(),
+        })
+    }
+
+    /// The generation to run an operation in, or a 503 while a failover is under way. Starts
+    /// the watchers when none runs (first use: a Tokio runtime is running by then).
+    pub fn enter(self: &Arc<Self>) -> Result<u64, StoreError> {
+        let count = self.sentinels.len();
+        if self.watchers.load(Ordering::Relaxed) == 0
+            && count > 0
+            && (self.watchers)
+                .compare_exchange(0, count, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            for url in &self.sentinels {
+                let alive = Alive(Arc::downgrade(self));
+                tokio::spawn(watch(alive, url.clone()));
+            }
+        }
+        let until = self.closed_until.load(Ordering::Acquire);
+        if until != 0 && self.now_ms() < until {
+            return Err(StoreError::Failover);
+        }
+        Ok(self.generation.load(Ordering::Acquire))
+    }
+
+    /// Whether the fence stayed where it was since [`Fence::enter`] gave `generation`.
+    pub fn held(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+    }
+
+    fn close(&self) {
+        let until = self.now_ms() + LONGEST_FAILOVER.as_millis() as u64;
+        self.closed_until.store(until, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn open(&self) {
+        self.closed_until.store(0, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Moves the fence on a Sentinel event about our master.
+    fn on_event(&self, channel: &str, payload: &str) {
+        if !payload.split(' ').any(|word| word == self.master_name) {
+            return;
+        }
+        if channel == "+try-failover" {
+            log::warn!("sentinel: failover of {} started", self.master_name);
+            self.close();
+        } else if channel == "+switch-master" || channel.starts_with("-failover-abort") {
+            log::warn!("sentinel: {channel} {payload}");
+            self.open();
+        }
+    }
+}
+
+/// Counts a watcher task as alive until it ends or is dropped with its runtime.
+struct Alive(Weak<Fence>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        if let Some(fence) = self.0.upgrade() {
+            fence.watchers.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Follows one sentinel's events until the fence (the store) is gone; reconnects after errors.
+async fn watch(alive: Alive, url: String) {
+    let fence = &alive.0;
+    while fence.strong_count() > 0 {
+        if let Err(e) = follow(fence, &url).await {
+            log::debug!("sentinel {url}: {e}");
+        }
+        tokio::time::sleep(WATCH_TICK).await;
+    }
+}
+
+async fn follow(fence: &Weak<Fence>, url: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let connecting = tokio::time::timeout(WATCH_TICK * 4, client.get_async_pubsub());
+    let mut pubsub = connecting.await.map_err(|_| timed_out())??;
+    pubsub.psubscribe("*").await?;
+    let mut messages = pubsub.on_message();
+    loop {
+        match tokio::time::timeout(WATCH_TICK, messages.next()).await {
+            Ok(Some(message)) => {
+                let Some(fence) = fence.upgrade() else {
+                    return Ok(());
+                };
+                let payload: String = message.get_payload().unwrap_or_default();
+                fence.on_event(message.get_channel_name(), &payload);
+            }
+            Ok(None) => return Ok(()),
+            Err(_) if fence.strong_count() == 0 => return Ok(()),
+            Err(_) => {}
+        }
+    }
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_events_about_our_master_move_the_fence() {
+        let fence = Fence::new(&[], "mymaster");
+        let start = fence.generation.load(Ordering::Relaxed);
+        fence.on_event("+try-failover", "master other 127.0.0.1 6379");
+        assert!(fence.held(start));
+        fence.on_event("+try-failover", "master mymaster 127.0.0.1 6379");
+        assert!(!fence.held(start));
+        assert!(fence.closed_until.load(Ordering::Relaxed) > 0);
+        fence.on_event("+switch-master", "mymaster 127.0.0.1 6379 127.0.0.1 6380");
+        assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+        fence.on_event("+try-failover", "master mymaster 127.0.0.1 6380");
+        fence.on_event(
+            "-failover-abort-no-good-slave",
+            "master mymaster 127.0.0.1 6380",
+        );
+        assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,104 @@
+use deadpool_redis::redis::cluster_routing::Slot;
+
+use super::*;
+
+#[test]
+fn slots_match_redis_cluster_keyslot() {
+    // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+    assert_eq!(crc16(b"123456789"), 0x31C3);
+    assert_eq!(slot(b"foo"), 12182);
+    assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
+    assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+    for key in [
+        "sso:code:{OC-1001-abc}",
+        "foo{}{bar}",
+        "foo{{bar}}zap",
+        "foo{bar}{zap}",
+        "}{",
+        "",
+        "plain",
+    ] {
+        assert_eq!(
+            Slot::new(slot(key.as_bytes())),
+            Some(Slot::for_key(key)),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn every_slot_has_a_tag_that_hashes_to_it() {
+    let tags = slot_tags();
+    assert_eq!(tags.len(), SLOTS);
+    for (slot_number, tag) in tags.iter().enumerate() {
+        assert!(
+            tag.iter().all(u8::is_ascii_alphanumeric),
+            "slot {slot_number}"
+        );
+        assert_eq!(usize::from(slot(tag)), slot_number);
+    }
+}
+
+#[test]
+fn standalone_keys_are_plain_and_jtis_untagged() {
+    let keys = Keys::new("sso:", false);
+    assert_eq!(keys.code("OC-1"), "sso:code:OC-1");
+    assert_eq!(keys.used("OC-1"), "sso:used:OC-1");
+    assert_eq!(keys.token("abc"), "sso:token:abc");
+    assert_eq!(keys.new_jti("OC-1").unwrap().len(), 24);
+}
+
+#[test]
+fn cluster_keys_of_one_exchange_share_the_codes_slot() {
+    let keys = Keys::new("sso:", true);
+    for code in ["OC-1001-GNen5J2oMC1mJncDvO2tvwYV", "ü-code", "a b", "x"] {
+        assert!(keys.admits(code));
+        let code_key = keys.code(code);
+        let jti = keys.new_jti(code).unwrap();
+        assert_eq!(jti.len(), TAG_LEN + 24);
+        assert!(
+            jti.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{jti}"
+        );
+        let token_key = keys.token(&jti);
+        assert_eq!(
+            token_key,
+            format!("sso:token:{{{}}}{}", &jti[..3], &jti[3..])
+        );
+        assert_eq!(
+            slot(keys.used(code).as_bytes()),
+            slot(code_key.as_bytes()),
+            "{code}"
+        );
+        assert_eq!(
+            slot(token_key.as_bytes()),
+            slot(code_key.as_bytes()),
+            "{code}"
+        );
+    }
+    assert_eq!(keys.code("OC-1"), "sso:code:{OC-1}");
+}
+
+#[test]
+fn cluster_mode_excludes_codes_with_braces_that_would_split_their_keys() {
+    let (cluster, standalone) = (Keys::new("sso:", true), Keys::new("sso:", false));
+    for code in ["}", "}x", "a}b", "{x}", "{"] {
+        assert!(!cluster.admits(code), "{code}");
+        assert!(standalone.admits(code), "{code}");
+    }
+    // Why: with a leading `}` the code key's hash tag is empty and the marker lands elsewhere.
+    assert_ne!(
+        slot(cluster.code("}").as_bytes()),
+        slot(cluster.used("}").as_bytes())
+    );
+}
+
+#[test]
+fn any_jti_maps_to_a_key_without_panicking() {
+    let keys = Keys::new("p:", true);
+    assert_eq!(keys.token(""), "p:token:");
+    assert_eq!(keys.token("ab"), "p:token:ab");
+    assert_eq!(keys.token("abc"), "p:token:{abc}");
+    assert_eq!(keys.token("aaé"), "p:token:aaé");
+}

@@ -1,0 +1,58 @@
+//! A Cluster with one master down: the codes of its slots get a prompt 503, the codes of the
+//! other masters' slots are still exchanged. Runs its own Cluster, whose node it stops.
+
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+
+use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::topology::{Cluster, query};
+
+const TIMEOUT_MS: u64 = 300;
+
+fn record() -> String {
+    serde_json::to_string(&code_record(&APP)).unwrap()
+}
+
+/// A fresh code whose key lives on the node at `port` (which answers it instead of `MOVED`).
+async fn code_on(app: &TestApp, port: u16) -> String {
+    loop {
+        let code = sso_token::codes::new_code().unwrap();
+        let key = app.store.code_key(&code);
+        if query::<u32>(port, redis::cmd("EXISTS").arg(&key)).is_some() {
+            return code;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_master_costs_only_its_own_slots_and_those_promptly() {
+    let mut cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.timeout_ms = TIMEOUT_MS;
+    })
+    .await;
+    let (dead, alive) = (cluster.nodes[0].port(), cluster.nodes[1].port());
+    let doomed = code_on(&app, dead).await;
+    assert!(app.store.put_code(&doomed, &record(), 60).await.unwrap());
+
+    cluster.nodes[0].crash();
+
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = Answer::of(app.exchange(&APP, &doomed).await).await;
+        assert_eq!(answer.status, 503, "{}", answer.text);
+        assert_eq!(answer.error(), "temporarily_unavailable");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let code = code_on(&app, alive).await;
+    let written = app.store.put_code(&code, &record(), 60).await;
+    assert!(written.unwrap(), "a live master still takes codes");
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}

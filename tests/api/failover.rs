@@ -1,0 +1,196 @@
+//! A Sentinel failover while exchanges stream in: the clients see only 200s and 503s, the
+//! service finds the new master by itself within seconds, and no code is exchanged twice.
+//! The test runs its own Sentinel set-up, which it fails over.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use tokio::task::JoinSet;
+
+use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::topology::{MASTER_NAME, SentinelSet, query, wait_until};
+
+const STREAMS: usize = 4;
+/// Redis trouble must turn into a 503 this fast, so a failover costs few requests.
+const TIMEOUT_MS: u64 = 300;
+/// The service must be back to 200s this soon after the failover was asked for.
+const RECOVERY: Duration = Duration::from_secs(10);
+/// How long the streams go on after the sentinels report the new master.
+const AFTERMATH: Duration = Duration::from_secs(2);
+
+/// One exchange of the stream: its code, when it was answered and with what status.
+struct Outcome {
+    code: String,
+    at: Instant,
+    status: u16,
+    text: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
+    let set = Arc::new(
+        tokio::task::spawn_blocking(SentinelSet::start)
+            .await
+            .unwrap(),
+    );
+    let app = Arc::new(
+        spawn_app_with(|s| {
+            set.configure(&mut s.redis);
+            s.redis.timeout_ms = TIMEOUT_MS;
+            s.server.workers = 2;
+        })
+        .await,
+    );
+    let old_master = set.current_master().expect("a master");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut streams = JoinSet::new();
+    for _ in 0..STREAMS {
+        let (app, stop) = (Arc::clone(&app), Arc::clone(&stop));
+        streams.spawn(async move { stream(&app, &stop).await });
+    }
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let failover_at = Instant::now();
+    let sentinels = Arc::clone(&set);
+    tokio::task::spawn_blocking(move || {
+        // `INPROG`/`NOGOODSLAVE` while the sentinels settle: ask again until it is accepted.
+        wait_until("SENTINEL FAILOVER is accepted", || {
+            query::<String>(
+                sentinels.sentinels[0].port(),
+                redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME),
+            )
+            .is_some()
+        });
+        wait_until("the sentinels report the new master", || {
+            sentinels.current_master().is_some_and(|m| m != old_master)
+        });
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(AFTERMATH).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut outcomes: Vec<Outcome> = streams.join_all().await.into_iter().flatten().collect();
+    outcomes.sort_by_key(|o| o.at);
+
+    let unexpected: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.status != 200 && o.status != 503)
+        .map(|o| format!("{} {}", o.status, o.text))
+        .collect();
+    assert!(unexpected.is_empty(), "not 200 or 503: {unexpected:?}");
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == 503).collect();
+    let last_failure = failed.last().map_or(failover_at, |o| o.at);
+    assert!(
+        last_failure.duration_since(failover_at) < RECOVERY,
+        "503s went on for {:?} after the failover",
+        last_failure.duration_since(failover_at)
+    );
+    let healed = outcomes
+        .iter()
+        .filter(|o| o.at > last_failure && o.status == 200)
+        .count();
+    assert!(
+        healed >= 20,
+        "only {healed} exchanges succeeded after the last 503"
+    );
+    assert_ne!(set.current_master(), Some(old_master));
+
+    // No code twice: each code comes back once more, now that the new master is settled. A code
+    // that got its token must be refused; one that got a 503 may get its first token now.
+    let mut tokens_per_code = Vec::new();
+    for outcome in &outcomes {
+        let again = Answer::of(app.exchange(&APP, &outcome.code).await).await;
+        assert!(
+            again.status == 200 || (again.status == 400 && again.error() == "invalid_grant"),
+            "second attempt: {} {}",
+            again.status,
+            again.text
+        );
+        tokens_per_code.push(u8::from(outcome.status == 200) + u8::from(again.status == 200));
+    }
+    assert!(
+        tokens_per_code.iter().all(|&n| n <= 1),
+        "{} code(s) were exchanged twice",
+        tokens_per_code.iter().filter(|&&n| n > 1).count()
+    );
+    eprintln!(
+        "failover: {} exchanges, {} answered 503 over {:?}",
+        outcomes.len(),
+        failed.len(),
+        failed
+            .first()
+            .map(|first| last_failure.duration_since(first.at))
+            .unwrap_or_default()
+    );
+}
+
+/// Exchanges fresh codes one after the other until `stop`.
+async fn stream(app: &TestApp, stop: &AtomicBool) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    let mut writer = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(code) = write_code(app, &mut writer).await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+        if answer.status == 503 {
+            // A client backs off (the answer says `Retry-After: 1`; the test keeps it short).
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        outcomes.push(Outcome {
+            code,
+            at: Instant::now(),
+            status: answer.status,
+            text: answer.text,
+        });
+    }
+    outcomes
+}
+
+/// Writes a code as a careful authorize service does in a Sentinel set-up: on the master, and
+/// acknowledged by a replica (`WAIT`), so that a failover cannot lose it. `None` while Redis is
+/// switching masters; the connection is then dropped and found again through the sentinels.
+async fn write_code(
+    app: &TestApp,
+    writer: &mut Option<redis::aio::MultiplexedConnection>,
+) -> Option<String> {
+    if writer.is_none() {
+        let mut client = redis::sentinel::SentinelClient::build(
+            app.settings.redis.sentinels.clone(),
+            MASTER_NAME,
+            None,
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .ok()?;
+        let connecting = client.get_async_connection();
+        *writer = tokio::time::timeout(Duration::from_secs(1), connecting)
+            .await
+            .ok()?
+            .ok();
+    }
+    let conn = writer.as_mut()?;
+    let code = sso_token::codes::new_code().expect("code");
+    let record = serde_json::to_string(&code_record(&APP)).expect("record");
+    let mut pipeline = redis::pipe();
+    pipeline
+        .cmd("SET")
+        .arg(app.store.code_key(&code))
+        .arg(record)
+        .arg("EX")
+        .arg(60)
+        .arg("NX")
+        .cmd("WAIT")
+        .arg(1)
+        .arg(1000);
+    let written = pipeline.query_async::<(Option<String>, u32)>(conn);
+    match tokio::time::timeout(Duration::from_secs(2), written).await {
+        Ok(Ok((Some(_), acked))) if acked >= 1 => Some(code),
+        _ => {
+            *writer = None;
+            None
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! A Sentinel set-up whose data nodes require a password: `redis.node_password` reaches them,
+//! and without it the service answers 503 (the password is really what lets it in).
+
+use sso_token::oauth::Sensitive;
+
+use crate::helpers::{APP, Answer, ISSUER, spawn_app_with, verify_token};
+use crate::topology::SentinelSet;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_nodes_with_a_password_are_reached_with_redis_node_password() {
+    let set = tokio::task::spawn_blocking(SentinelSet::start)
+        .await
+        .unwrap();
+    set.protect("s3cret-for-tests");
+    let app = spawn_app_with(|s| {
+        set.configure(&mut s.redis);
+        s.redis.node_password = Some(Sensitive::new("s3cret-for-tests"));
+    })
+    .await;
+    let code = app.issue_code(&APP).await;
+
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    verify_token(
+        answer.json["access_token"].as_str().unwrap(),
+        APP.id,
+        ISSUER,
+    );
+
+    let without = spawn_app_with(|s| {
+        set.configure(&mut s.redis);
+        s.redis.timeout_ms = 500;
+    })
+    .await;
+    let code = app.issue_code(&APP).await;
+    let answer = Answer::of(without.exchange(&APP, &code).await).await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(answer.error(), "temporarily_unavailable");
+}

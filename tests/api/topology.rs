@@ -1,0 +1,310 @@
+//! Real Redis topologies on loopback for the tests: a 3-master Cluster and a Sentinel set-up
+//! (master + replica + 3 sentinels), each started by the harness in a few seconds and bounded by
+//! timeouts. `each_topology!` runs one test body against standalone, Sentinel and Cluster.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use sso_token::config::{RedisMode, RedisSettings};
+use uuid::Uuid;
+
+use crate::redis_server::{RedisServer, free_port};
+
+/// How long a topology may take to come up before the test fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+pub const MASTER_NAME: &str = "sso-master";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Topology {
+    Standalone,
+    Sentinel,
+    Cluster,
+}
+
+impl Topology {
+    /// Points `settings` at this process's shared instance of the topology, starting it first.
+    pub fn configure(self, settings: &mut RedisSettings) {
+        match self {
+            Self::Standalone => {}
+            Self::Sentinel => shared_sentinel().configure(settings),
+            Self::Cluster => shared_cluster().configure(settings),
+        }
+    }
+}
+
+/// For each `async fn <name>(Topology)`, a module `<name>` with the tests `on_standalone`,
+/// `on_sentinel` and `on_cluster`: one body, run against every topology.
+#[macro_export]
+macro_rules! each_topology {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use $crate::topology::Topology;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_standalone() {
+                super::$name(Topology::Standalone).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sentinel() {
+                super::$name(Topology::Sentinel).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_cluster() {
+                super::$name(Topology::Cluster).await;
+            }
+        }
+    )+};
+}
+
+fn shared_cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(Cluster::start)
+}
+
+fn shared_sentinel() -> &'static SentinelSet {
+    static SENTINEL: OnceLock<SentinelSet> = OnceLock::new();
+    SENTINEL.get_or_init(SentinelSet::start)
+}
+
+/// A directory under the target's temp dir, removed by the wrapper of the process using it.
+fn scratch_dir(what: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Calls `probe` until it says yes; panics with `what` after [`READY_TIMEOUT`].
+pub fn wait_until(what: &str, mut probe: impl FnMut() -> bool) {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !probe() {
+        assert!(
+            Instant::now() < deadline,
+            "not ready after {READY_TIMEOUT:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One command to the instance on `port`, bounded in time; `None` on any error.
+pub fn query<T: redis::FromRedisValue>(port: u16, command: &redis::Cmd) -> Option<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    command.query(&mut conn).ok()
+}
+
+/// Three masters, no replicas, all 16384 slots assigned (`redis-cli --cluster create`).
+pub struct Cluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                let dir = scratch_dir("cluster-node");
+                let dir_arg = dir.display().to_string();
+                // The bus port would otherwise be the port + 10000: a port nobody checked.
+                let bus_port = free_port().to_string();
+                RedisServer::start_with(
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-port",
+                        &bus_port,
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--dir",
+                        &dir_arg,
+                    ],
+                    Some(&dir),
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        run_bounded(
+            Command::new(redis_cli())
+                .args(["--cluster", "create"])
+                .args(&addresses)
+                .args(["--cluster-replicas", "0", "--cluster-yes"]),
+        );
+        for node in &nodes {
+            wait_until("cluster_state:ok on every node", || {
+                query::<String>(node.port(), redis::cmd("CLUSTER").arg("INFO"))
+                    .is_some_and(|info| info.contains("cluster_state:ok"))
+            });
+        }
+        Self { nodes }
+    }
+
+    pub fn configure(&self, settings: &mut RedisSettings) {
+        settings.mode = RedisMode::Cluster;
+        settings.nodes = self.nodes.iter().map(RedisServer::url).collect();
+    }
+}
+
+/// A master and two replicas that refuse writes without a replica (`min-replicas-to-write 1`:
+/// what keeps a demoted master from taking writes that the failover would lose, while the new
+/// master keeps the other replica), and three sentinels with short timeouts.
+pub struct SentinelSet {
+    pub sentinels: Vec<RedisServer>,
+    /// Kept for their lifetime: dropping one stops it.
+    _data_nodes: Vec<RedisServer>,
+}
+
+impl SentinelSet {
+    pub fn start() -> Self {
+        let master = data_node(&[]);
+        let master_port = master.port().to_string();
+        let replica_of = ["--replicaof", "127.0.0.1", master_port.as_str()];
+        let replicas = [data_node(&replica_of), data_node(&replica_of)];
+        wait_until("both replicas are in sync", || {
+            query::<String>(master.port(), redis::cmd("INFO").arg("replication"))
+                .is_some_and(|info| info.matches("state=online").count() == 2)
+        });
+        let sentinels = (0..3)
+            .map(|_| {
+                let dir = scratch_dir("sentinel");
+                let config = dir.join("sentinel.conf");
+                std::fs::write(&config, sentinel_conf(master.port())).expect("sentinel.conf");
+                RedisServer::start_config(Some(&config), &["--sentinel"], Some(&dir))
+            })
+            .collect::<Vec<_>>();
+        for sentinel in &sentinels {
+            wait_until("every sentinel knows the master and the replica", || {
+                sentinel_master(sentinel.port()) == Some(master.port())
+                    && query::<Vec<redis::Value>>(
+                        sentinel.port(),
+                        redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER_NAME),
+                    )
+                    .is_some_and(|replicas| !replicas.is_empty())
+            });
+        }
+        let [first, second] = replicas;
+        Self {
+            sentinels,
+            _data_nodes: vec![master, first, second],
+        }
+    }
+
+    pub fn configure(&self, settings: &mut RedisSettings) {
+        settings.mode = RedisMode::Sentinel;
+        settings.sentinels = self.sentinels.iter().map(RedisServer::url).collect();
+        settings.master_name = MASTER_NAME.into();
+    }
+
+    /// Puts `password` on every data node (and tells the sentinels), as a production set-up
+    /// has one. Done once all is up: the start-up probes of the harness use no password.
+    pub fn protect(&self, password: &str) {
+        for node in &self._data_nodes {
+            for (setting, value) in [("masterauth", password), ("requirepass", password)] {
+                let command = redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg(setting)
+                    .arg(value)
+                    .clone();
+                let done: Option<String> = query(node.port(), &command);
+                assert_eq!(done.as_deref(), Some("OK"), "CONFIG SET {setting}");
+            }
+        }
+        for sentinel in &self.sentinels {
+            let command = redis::cmd("SENTINEL")
+                .arg("SET")
+                .arg(MASTER_NAME)
+                .arg("auth-pass")
+                .arg(password)
+                .clone();
+            let done: Option<String> = query(sentinel.port(), &command);
+            assert_eq!(done.as_deref(), Some("OK"), "SENTINEL SET auth-pass");
+        }
+    }
+
+    /// The master's port according to the first sentinel.
+    pub fn current_master(&self) -> Option<u16> {
+        sentinel_master(self.sentinels[0].port())
+    }
+}
+
+/// A master or replica in a directory of its own: a replica writes the dump.rdb it receives,
+/// which must not land where other test instances would load it at start.
+fn data_node(extra: &[&str]) -> RedisServer {
+    let dir = scratch_dir("sentinel-data");
+    let dir_arg = dir.display().to_string();
+    let mut flags = MASTER_FLAGS.to_vec();
+    flags.extend(["--dir", dir_arg.as_str()]);
+    flags.extend(extra);
+    RedisServer::start_with(&flags, Some(&dir))
+}
+
+/// Every data node gets these, so that a promoted replica protects itself the same way; no
+/// delay before a full sync (the default waits 5 s for more replicas).
+const MASTER_FLAGS: [&str; 6] = [
+    "--min-replicas-to-write",
+    "1",
+    "--min-replicas-max-lag",
+    "5",
+    "--repl-diskless-sync-delay",
+    "0",
+];
+
+fn sentinel_conf(master_port: u16) -> String {
+    format!(
+        "sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
+         sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+         sentinel failover-timeout {MASTER_NAME} 3000\n\
+         sentinel parallel-syncs {MASTER_NAME} 1\n"
+    )
+}
+
+/// The master port that the sentinel on `port` reports.
+pub fn sentinel_master(port: u16) -> Option<u16> {
+    let address: Vec<String> = query(
+        port,
+        redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(MASTER_NAME),
+    )?;
+    address.get(1)?.parse().ok()
+}
+
+fn redis_cli() -> String {
+    std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".into())
+}
+
+/// Runs `command` to completion, killing it and failing the test after [`READY_TIMEOUT`].
+fn run_bounded(command: &mut Command) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli must be on PATH (or set REDIS_CLI)");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for redis-cli") {
+            assert!(status.success(), "{command:?} failed: {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {READY_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
