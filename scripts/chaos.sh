@@ -29,6 +29,8 @@
 # machines, e.g. scripts/chaos.sh --profile debug --rate 150 -d 20.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The demo client (config/demo-clients.toml) unless the caller names a registry.
+export SSO__CLIENTS__FILE="${SSO__CLIENTS__FILE:-$(pwd)/config/demo-clients.toml}"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "chaos.sh: $*" >&2; exit 2; }

@@ -2,7 +2,7 @@
 # Runs the service for local development, ready for a real exchange:
 #   - installs redis-server if missing and starts one on 127.0.0.1:6379 if none answers there;
 #   - creates a dev signing key (target/dev/signing.pem) on first run;
-#   - builds and starts sso-token with config/dev.toml and the demo client of config/clients.toml,
+#   - builds and starts sso-token with config/dev.toml and the demo client of config/demo-clients.toml,
 #     after printing a copy-paste `issue-code` + curl pair that returns a real token.
 #
 #   scripts/dev.sh             run in the foreground (Ctrl-C stops it)

@@ -65,6 +65,8 @@
 #   scripts/loadtest.sh --url http://127.0.0.1:8080 -n 5000 -- --server-pid 1234
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The demo client (config/demo-clients.toml) unless the caller names a registry.
+export SSO__CLIENTS__FILE="${SSO__CLIENTS__FILE:-$(pwd)/config/demo-clients.toml}"
 root="$(pwd)"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }

@@ -128,7 +128,11 @@ impl Store {
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
         Ok(Self {
             connector: Arc::new(Connector::new(settings)?),
-            lanes: (0..settings.pool_size).map(|_| Mutex::new(None)).collect(),
+            // At least one lane: `with_conn` picks one by modulo (validate() refuses 0 anyway,
+            // but tools build a Store from settings of their own).
+            lanes: (0..settings.pool_size.max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
             keys: Keys::new(&settings.key_prefix, settings.mode == RedisMode::Cluster),
             timeout: settings.timeout(),
             exchange: Script::new(EXCHANGE_SCRIPT),
