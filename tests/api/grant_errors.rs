@@ -149,12 +149,7 @@ async fn unknown_and_expired_codes_are_an_invalid_grant() {
     let app = spawn_app().await;
     let expired = app.issue_code(&APP).await;
     let key = app.store.code_key(&expired);
-    let _: i64 = redis::cmd("PEXPIRE")
-        .arg(&key)
-        .arg(1)
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
+    let _: i64 = app.query(redis::cmd("PEXPIRE").arg(&key).arg(1)).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!app.code_exists(&expired).await, "the code did not expire");
 

@@ -109,13 +109,9 @@ async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     let pending = app.issue_code(&APP).await;
 
     // Every client, ours included, gets no answer for 1.5 s.
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("ALL")
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
+    let _: () = app
+        .query(redis::cmd("CLIENT").arg("PAUSE").arg(1500).arg("ALL"))
+        .await;
 
     assert_unavailable(&app, &pending).await;
     assert_eq!(status_of(&app, "/readyz").await, 503);
