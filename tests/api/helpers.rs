@@ -23,6 +23,7 @@ pub use crate::answer::Answer;
 pub use crate::fixtures::*;
 use crate::redis_server::RedisServer;
 pub use crate::topology::Topology;
+pub use sso_token::clock::unix_now;
 
 /// Process-wide fixtures: the shared redis-server, the signing key and the clients file.
 struct Shared {
@@ -374,11 +375,4 @@ pub fn verify_token(token: &str, audience: &str, issuer: &str) -> TokenData<Valu
     validation.leeway = 0;
     jsonwebtoken::decode::<Value>(token, &decoding_key(), &validation)
         .unwrap_or_else(|e| panic!("token does not verify: {e}"))
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
