@@ -179,7 +179,7 @@ impl HeldPort {
 }
 
 /// A port nobody listens on right now (and nothing keeps free: see [`HeldPort`]).
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
