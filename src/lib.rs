@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod discovery;

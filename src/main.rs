@@ -3,10 +3,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 
+use sso_token::clock::unix_now;
 use sso_token::codes::{self, NewCode};
 use sso_token::config::Settings;
 use sso_token::startup::Application;
@@ -126,9 +126,7 @@ fn main() -> ExitCode {
                 code_challenge_method: code_challenge_method
                     .or_else(|| code_challenge.as_ref().map(|_| "S256".to_owned())),
                 code_challenge,
-                issued_at: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs()),
+                issued_at: unix_now(),
                 profile: Profile {
                     name: profile.name,
                     avatar: profile.avatar,

@@ -83,6 +83,9 @@ impl Application {
             metrics: Arc::clone(&metrics),
             throttle,
         });
+        // For /readyz, which pings the store and times the ping.
+        let store_data = web::Data::new(store.clone());
+        let metrics_data = web::Data::from(Arc::clone(&metrics));
         let inspector = web::Data::new(Inspector {
             live: Arc::clone(&live),
             store,
@@ -120,6 +123,8 @@ impl Application {
                 .app_data(inspector.clone())
                 .app_data(live_data.clone())
                 .app_data(limit.clone())
+                .app_data(store_data.clone())
+                .app_data(metrics_data.clone())
                 .service(
                     web::resource(TOKEN_PATH)
                         .route(web::post().to(token::access_token))

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::exchange::Exchange;
-use crate::metrics::RedisOp;
+use crate::metrics::{Metrics, RedisOp};
+use crate::store::Store;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
@@ -11,9 +11,8 @@ pub async fn healthz() -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
-pub async fn readyz(exchange: web::Data<Exchange>) -> HttpResponse {
-    let ping = exchange.store.ping();
-    match exchange.metrics.redis(RedisOp::Ping, ping).await {
+pub async fn readyz(store: web::Data<Store>, metrics: web::Data<Metrics>) -> HttpResponse {
+    match metrics.redis(RedisOp::Ping, store.ping()).await {
         Ok(()) => HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"status":"ready"}"#),

@@ -123,9 +123,7 @@ pub fn code_record(client: &TestClient) -> NewCode {
         scope: vec!["user:basic".into()],
         code_challenge: None,
         code_challenge_method: None,
-        issued_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        issued_at: sso_token::clock::unix_now(),
         profile: Profile::default(),
     }
 }

@@ -2,8 +2,10 @@
 //! helpers to write codes, call the endpoint and check tokens. Test modules import everything
 //! from here (the fixtures and `Answer` are re-exported).
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use deadpool_redis::redis;
@@ -21,6 +23,7 @@ pub use crate::answer::Answer;
 pub use crate::fixtures::*;
 use crate::redis_server::RedisServer;
 pub use crate::topology::Topology;
+pub use sso_token::clock::unix_now;
 
 /// Process-wide fixtures: the shared redis-server, the signing key and the clients file.
 struct Shared {
@@ -32,16 +35,56 @@ struct Shared {
     dir: PathBuf,
 }
 
-/// The whole suite takes seconds; a deadlock must fail it, not hang CI.
-const WATCHDOG: Duration = Duration::from_secs(120);
+/// The last resort against a hang that no timeout of its own catches: the suite takes seconds,
+/// and each wait in it (HTTP, test-side Redis, servers starting) is bounded far below this.
+const WATCHDOG: Duration = Duration::from_secs(300);
+
+/// The tests that have an app up, by the name of their thread (libtest names it after the
+/// test), with how many: what the watchdog names when it fires.
+static RUNNING: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// Counts the current test in [`RUNNING`] while it lives (a `TestApp` holds one).
+struct Running(String);
+
+impl Running {
+    fn enter() -> Self {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("(an unnamed thread)")
+            .to_owned();
+        *running().entry(name.clone()).or_default() += 1;
+        Self(name)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = running();
+        if let Some(count) = running.get_mut(&self.0) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.0);
+            }
+        }
+    }
+}
+
+fn running() -> std::sync::MutexGuard<'static, BTreeMap<String, usize>> {
+    RUNNING.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         std::thread::spawn(|| {
             std::thread::sleep(WATCHDOG);
+            let names: Vec<String> = running().keys().cloned().collect();
             // Straight to stderr: the test harness captures `eprintln!`.
-            let message = format!("API tests still running after {WATCHDOG:?}: something hangs\n");
+            let message = format!(
+                "API tests still running after {WATCHDOG:?}: something hangs; tests with an \
+                 app up: {}\n",
+                names.join(", ")
+            );
             let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
             std::process::exit(124);
         });
@@ -96,6 +139,8 @@ pub struct TestApp {
     /// What SIGHUP would reload; `reload_with` edits `source` and reloads.
     pub live: Arc<Live>,
     pub source: Arc<Mutex<Settings>>,
+    /// Names this test to the watchdog while the app lives.
+    _running: Running,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -108,12 +153,13 @@ pub async fn spawn_app_on(topology: Topology) -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let running = Running::enter();
     let mut settings = test_settings();
     configure(&mut settings);
-    spawn_with_settings(settings)
+    spawn_with_settings(settings, running)
 }
 
-fn spawn_with_settings(settings: Settings) -> TestApp {
+fn spawn_with_settings(settings: Settings, running: Running) -> TestApp {
     let settings = settings.validate().expect("valid test settings");
     let source = Arc::new(Mutex::new(settings.clone()));
     let reads = Arc::clone(&source);
@@ -134,6 +180,7 @@ fn spawn_with_settings(settings: Settings) -> TestApp {
         http: http_client(),
         live,
         source,
+        _running: running,
     }
 }
 
@@ -149,7 +196,7 @@ pub fn http_client() -> reqwest::Client {
 impl TestApp {
     /// Another server instance on the same Redis and key prefix: a second replica.
     pub fn spawn_replica(&self) -> TestApp {
-        spawn_with_settings(self.settings.clone())
+        spawn_with_settings(self.settings.clone(), Running::enter())
     }
 
     pub fn token_url(&self) -> String {
@@ -215,45 +262,53 @@ impl TestApp {
     /// sentinels to the current master; a cluster connection that routes by key).
     pub async fn redis(&self) -> Conn {
         let settings = &self.settings.redis;
-        let connected = match settings.mode {
-            RedisMode::Standalone => match redis::Client::open(settings.url.as_str()) {
-                Ok(client) => client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .map(Conn::Node),
-                Err(e) => Err(e),
-            },
-            RedisMode::Sentinel => match redis::sentinel::SentinelClient::build(
-                settings.sentinels.clone(),
-                settings.master_name.clone(),
-                settings.node_password.as_ref().map(|password| {
-                    redis::sentinel::SentinelNodeConnectionInfo::default()
-                        .set_redis_connection_info(
-                            redis::RedisConnectionInfo::default().set_password(password.expose()),
-                        )
-                }),
-                redis::sentinel::SentinelServerType::Master,
-            ) {
-                Ok(mut client) => client.get_async_connection().await.map(Conn::Node),
-                Err(e) => Err(e),
-            },
-            RedisMode::Cluster => {
-                match redis::cluster::ClusterClient::new(settings.nodes.clone()) {
-                    Ok(client) => client.get_async_connection().await.map(Conn::Cluster),
-                    Err(e) => Err(e),
+        let connecting = async {
+            match settings.mode {
+                RedisMode::Standalone => {
+                    let client = redis::Client::open(settings.url.as_str())?;
+                    client
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map(Conn::Node)
+                }
+                RedisMode::Sentinel => {
+                    let node = settings.node_password.as_ref().map(|password| {
+                        redis::sentinel::SentinelNodeConnectionInfo::default()
+                            .set_redis_connection_info(
+                                redis::RedisConnectionInfo::default()
+                                    .set_password(password.expose()),
+                            )
+                    });
+                    let mut client = redis::sentinel::SentinelClient::build(
+                        settings.sentinels.clone(),
+                        settings.master_name.clone(),
+                        node,
+                        redis::sentinel::SentinelServerType::Master,
+                    )?;
+                    client.get_async_connection().await.map(Conn::Node)
+                }
+                RedisMode::Cluster => {
+                    let client = redis::cluster::ClusterClient::new(settings.nodes.clone())?;
+                    client.get_async_connection().await.map(Conn::Cluster)
                 }
             }
         };
-        connected.expect("a test connection to redis")
+        bounded("connect", connecting).await
+    }
+
+    /// Runs `command` on a fresh [`TestApp::redis`] connection; panics, naming the command, on
+    /// an error or when Redis does not answer within [`REDIS_CALL_TIMEOUT`].
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        let name = match command.args_iter().next() {
+            Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).into_owned(),
+            _ => "a command".to_owned(),
+        };
+        let mut conn = self.redis().await;
+        bounded(&name, command.query_async(&mut conn)).await
     }
 
     pub async fn exists(&self, key: &str) -> bool {
-        redis::cmd("EXISTS")
-            .arg(key)
-            .query_async::<u32>(&mut self.redis().await)
-            .await
-            .expect("EXISTS")
-            == 1
+        self.query::<u32>(redis::cmd("EXISTS").arg(key)).await == 1
     }
 
     pub async fn code_exists(&self, code: &str) -> bool {
@@ -263,11 +318,19 @@ impl TestApp {
     /// Keys under this app's prefix that match `pattern` (for example `token:*`).
     pub async fn keys(&self, pattern: &str) -> Vec<String> {
         let pattern = format!("{}{pattern}", self.settings.redis.key_prefix);
-        redis::cmd("KEYS")
-            .arg(pattern)
-            .query_async(&mut self.redis().await)
-            .await
-            .expect("KEYS")
+        self.query(redis::cmd("KEYS").arg(pattern)).await
+    }
+}
+
+/// Bound of each test-side Redis call, connecting included: a Redis that stops answering fails
+/// the test that waits on it, with the call named, instead of hanging the suite.
+pub const REDIS_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn bounded<T>(what: &str, call: impl Future<Output = redis::RedisResult<T>>) -> T {
+    match tokio::time::timeout(REDIS_CALL_TIMEOUT, call).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => panic!("test-side redis {what}: {e}"),
+        Err(_) => panic!("test-side redis {what}: no answer within {REDIS_CALL_TIMEOUT:?}"),
     }
 }
 
@@ -312,11 +375,4 @@ pub fn verify_token(token: &str, audience: &str, issuer: &str) -> TokenData<Valu
     validation.leeway = 0;
     jsonwebtoken::decode::<Value>(token, &decoding_key(), &validation)
         .unwrap_or_else(|e| panic!("token does not verify: {e}"))
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }

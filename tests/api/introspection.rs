@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
-use sso_token::tokens::{KeyKind, Minter, SigningKey};
+use sso_token::tokens::{KeyKind, SigningKey};
 
 use crate::helpers::{
     ALLOWED_SCOPES, APP, AUDIENCED, Answer, FOR_RESOURCE, ISSUER, OTHER, RESOURCE_API, basic_auth,
-    code_record, spawn_app, spawn_app_with, unix_now, verify_token,
+    code_record, new_key_file, spawn_app, spawn_app_with, unix_now, verify_token,
 };
 use crate::redis_server::RedisServer;
 use crate::resource::Planted;
@@ -108,15 +108,21 @@ async fn anything_but_a_live_token_of_ours_is_inactive_with_a_200() {
     let live = app.plant_token(&planted(now + 600, true)).await;
     let unrecorded = app.plant_token(&planted(now + 600, false)).await;
     let expired = app.plant_token(&planted(now - 40, true)).await;
-    let foreign_key = SigningKey::from_pem(&SigningKey::generate_pem(KeyKind::P256).unwrap());
-    let (head, _) = live.split_once('.').unwrap();
-    let payload = live.split('.').nth(1).unwrap();
-    let resigned = Minter::new(foreign_key.unwrap(), "access_token").unwrap();
-    let foreign = resigned
-        .key()
-        .sign(format!("{head}.{payload}").as_bytes())
-        .unwrap();
-    let foreign = format!("{head}.{payload}.{}", b64(&foreign));
+    let (foreign_path, foreign_kid) = new_key_file(KeyKind::P256);
+    let foreign_key = SigningKey::from_pem(&std::fs::read_to_string(&foreign_path).unwrap());
+    let foreign_key = foreign_key.unwrap();
+    let (head, rest) = live.split_once('.').unwrap();
+    let payload = rest.split('.').next().unwrap();
+    // The unknown-key path: a valid signature of an unpublished key, under that key's own kid.
+    let foreign_head =
+        json!({"typ": "access_token", "alg": foreign_key.algorithm(), "kid": foreign_kid});
+    let foreign = signed(
+        &foreign_key,
+        &b64(foreign_head.to_string().as_bytes()),
+        payload,
+    );
+    // The bad-signature path: our kid, but another key's signature.
+    let missigned = signed(&foreign_key, head, payload);
     let (body, signature) = live.rsplit_once('.').unwrap();
     let flipped = format!("{body}.{}", flip_first(signature));
 
@@ -124,13 +130,32 @@ async fn anything_but_a_live_token_of_ours_is_inactive_with_a_200() {
     for (token, why) in [
         (unrecorded.as_str(), "no jti record"),
         (expired.as_str(), "expired beyond the leeway"),
-        (foreign.as_str(), "signed by a key we do not publish"),
+        (foreign.as_str(), "an unpublished key, with its own kid"),
+        (missigned.as_str(), "our kid, signed by another key"),
         (flipped.as_str(), "damaged signature"),
         ("not-a-token", "garbage"),
         ("a.b.c", "three parts of garbage"),
     ] {
         assert_inactive(&app.introspect(&APP, token).await, why);
     }
+
+    // Control: the foreign token lacked nothing but the publication of its key.
+    app.reload_with(|s| s.token.verify_keys = vec![foreign_path.clone()])
+        .expect("reload");
+    assert!(
+        app.is_active(&APP, &foreign).await,
+        "the foreign token is refused for another reason than its key"
+    );
+    assert!(
+        !app.is_active(&APP, &missigned).await,
+        "a wrong signature verifies"
+    );
+}
+
+/// `head.payload`, signed by `key`.
+fn signed(key: &SigningKey, head: &str, payload: &str) -> String {
+    let signature = key.sign(format!("{head}.{payload}").as_bytes()).unwrap();
+    format!("{head}.{payload}.{}", b64(&signature))
 }
 
 fn b64(bytes: &[u8]) -> String {

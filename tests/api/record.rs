@@ -25,17 +25,8 @@ async fn token_record(app: &TestApp, token: &str) -> (String, Option<Value>, i64
         _ => format!("{prefix}token:{jti}"),
     };
     assert_eq!(key, expected);
-    let mut redis = app.redis().await;
-    let value: Option<String> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let value: Option<String> = app.query(redis::cmd("GET").arg(&key)).await;
+    let pttl: i64 = app.query(redis::cmd("PTTL").arg(&key)).await;
     let value = value.map(|v| serde_json::from_str(&v).expect("the token record is JSON"));
     (key, value, pttl)
 }

@@ -8,7 +8,7 @@ use deadpool_redis::redis;
 use sso_token::codes;
 
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
-use crate::redis_server::{RedisServer, free_port};
+use crate::redis_server::{HeldPort, RedisServer};
 
 const TIMEOUT_MS: u64 = 300;
 /// Well under 2 s, and more than three times the configured timeout.
@@ -65,7 +65,8 @@ async fn eventually_exchanges(app: &TestApp) {
 
 #[tokio::test]
 async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
-    let mut redis = RedisServer::start();
+    let port = HeldPort::new();
+    let mut redis = RedisServer::start_on(&port, &[]);
     let app = app_on(redis.url()).await;
     let code = app.issue_code(&APP).await;
     assert_eq!(app.exchange(&APP, &code).await.status().as_u16(), 200);
@@ -79,7 +80,7 @@ async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
     assert_eq!(status_of(&app, "/readyz").await, 503);
     assert_eq!(status_of(&app, "/healthz").await, 200);
 
-    let _restarted = RedisServer::start_on(redis.port(), &[]);
+    let _restarted = RedisServer::start_on(&port, &[]);
 
     eventually_exchanges(&app).await;
     assert_eq!(status_of(&app, "/readyz").await, 200);
@@ -87,14 +88,14 @@ async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
 
 #[tokio::test]
 async fn the_server_starts_while_redis_is_down_and_serves_once_it_is_up() {
-    let port = free_port();
-    let app = app_on(format!("redis://127.0.0.1:{port}")).await;
+    let port = HeldPort::new();
+    let app = app_on(format!("redis://127.0.0.1:{}", port.port())).await;
 
     assert_eq!(status_of(&app, "/healthz").await, 200);
     assert_eq!(status_of(&app, "/readyz").await, 503);
     assert_unavailable(&app, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV").await;
 
-    let _redis = RedisServer::start_on(port, &[]);
+    let _redis = RedisServer::start_on(&port, &[]);
 
     eventually_exchanges(&app).await;
     assert_eq!(status_of(&app, "/readyz").await, 200);
@@ -109,13 +110,9 @@ async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     let pending = app.issue_code(&APP).await;
 
     // Every client, ours included, gets no answer for 1.5 s.
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("ALL")
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
+    let _: () = app
+        .query(redis::cmd("CLIENT").arg("PAUSE").arg(1500).arg("ALL"))
+        .await;
 
     assert_unavailable(&app, &pending).await;
     assert_eq!(status_of(&app, "/readyz").await, 503);

@@ -54,8 +54,9 @@ impl RedisServer {
         panic!("could not start redis-server (set REDIS_SERVER to its path if not on PATH)");
     }
 
-    /// An instance on `port` (which a stopped instance may just have released).
-    pub fn start_on(port: u16, extra: &[&str]) -> Self {
+    /// An instance on `held`, which a stopped instance may have used before.
+    pub fn start_on(held: &HeldPort, extra: &[&str]) -> Self {
+        let port = held.port();
         for _ in 0..5 {
             if let Some(server) = Self::try_start(port, None, extra, None) {
                 return server;
@@ -153,8 +154,32 @@ impl Drop for RedisServer {
     }
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
+/// A port kept for a redis-server that comes and goes (crashes, restarts, starts late), for as
+/// long as this lives: a socket bound to it with `SO_REUSEADDR` that never listens. Linux then
+/// hands the port to no other bind to port 0 and to no outgoing connection, so no parallel test
+/// can take it; connections to it are refused, as to a stopped server; and redis-server, which
+/// binds with `SO_REUSEADDR` too, may still listen on it, so nothing is released to restart it.
+pub struct HeldPort {
+    socket: tokio::net::TcpSocket,
+}
+
+impl HeldPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket
+            .bind(([127, 0, 0, 1], 0).into())
+            .expect("a port to hold");
+        Self { socket }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("a bound socket").port()
+    }
+}
+
+/// A port nobody listens on right now (and nothing keeps free: see [`HeldPort`]).
+fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

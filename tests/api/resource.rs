@@ -115,14 +115,16 @@ impl TestApp {
                 "grant": {"client_id": planted.client.id, "redirect_uri": planted.client.redirect_uri,
                           "username": "planted", "account_id": "acct-planted", "scope": scope},
             });
-            let _: () = redis::cmd("SET")
-                .arg(self.store.token_key(&jti))
-                .arg(record.to_string())
-                .arg("EX")
-                .arg(600)
-                .query_async(&mut self.redis().await)
-                .await
-                .expect("token record written");
+            let key = self.store.token_key(&jti);
+            let _: () = self
+                .query(
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(record.to_string())
+                        .arg("EX")
+                        .arg(600),
+                )
+                .await;
         }
         token
     }

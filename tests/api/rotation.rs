@@ -1,7 +1,6 @@
 //! Key rotation and reload: the procedure of the README keeps every token valid, a broken
 //! configuration is refused while the running one stays, and a reload under load drops nothing.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use jsonwebtoken::decode_header;
@@ -148,8 +147,44 @@ async fn clients_file_changes_take_effect_on_reload() {
     assert_eq!(app.exchange(&OTHER, &code).await.status(), 200);
 }
 
+/// A reload takes effect for the very next request, in either direction, and the tokens of
+/// every signer stay live.
+#[tokio::test]
+async fn each_reload_switches_the_signer_of_the_next_exchange() {
+    let (first, first_kid) = new_key_file(KeyKind::Ed25519);
+    let (second, second_kid) = new_key_file(KeyKind::P256);
+    let both = vec![first.clone(), second.clone()];
+    let app = spawn_app_with(|s| {
+        s.token.signing_key = first.clone();
+        s.token.verify_keys = both.clone();
+    })
+    .await;
+
+    let mut tokens = vec![app.token_for(&APP).await];
+    assert_eq!(kid_of(&tokens[0]), first_kid);
+    for (signer, kid) in [
+        (&second, &second_kid),
+        (&first, &first_kid),
+        (&second, &second_kid),
+    ] {
+        app.reload_with(|s| s.token.signing_key = signer.clone())
+            .expect("reload");
+        let token = app.token_for(&APP).await;
+        assert_eq!(&kid_of(&token), kid, "the reload did not switch the signer");
+        tokens.push(token);
+    }
+
+    for token in &tokens {
+        assert!(
+            app.is_active(&APP, token).await,
+            "a token stopped verifying"
+        );
+    }
+}
+
 /// Exchanges race with reloads that swap the signer back and forth: every request succeeds and
-/// every token verifies with the published keys.
+/// every token verifies with the published keys. (Which signer each request meets depends on
+/// the timing; that a reload switches the signer is the test above.)
 #[tokio::test]
 async fn reloading_under_load_drops_no_request() {
     const EXCHANGES: usize = 60;
@@ -203,9 +238,4 @@ async fn reloading_under_load_drops_no_request() {
         assert!(app.is_active(&APP, token).await);
     }
     assert_eq!(answers.len(), EXCHANGES);
-    let used: HashSet<String> = answers
-        .iter()
-        .map(|a| kid_of(a.json["access_token"].as_str().unwrap()))
-        .collect();
-    assert_eq!(used.len(), 2, "the reloads did not overlap the exchanges");
 }

@@ -137,11 +137,7 @@ async fn with_throttling_off_failures_stay_401() {
 
 /// Calls per command since the server started, without INFO itself.
 async fn calls(app: &TestApp) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut app.redis().await)
-        .await
-        .expect("INFO");
+    let info: String = app.query(redis::cmd("INFO").arg("commandstats")).await;
     info.lines()
         .filter_map(|line| {
             let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;

@@ -11,7 +11,7 @@ use deadpool_redis::redis;
 use sso_token::config::{RedisMode, RedisSettings};
 use uuid::Uuid;
 
-use crate::redis_server::{RedisServer, free_port};
+use crate::redis_server::{HeldPort, RedisServer};
 
 /// How long a topology may take to come up before the test fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -107,16 +107,20 @@ pub fn query<T: redis::FromRedisValue>(port: u16, command: &redis::Cmd) -> Optio
 /// Three masters, no replicas, all 16384 slots assigned (`redis-cli --cluster create`).
 pub struct Cluster {
     pub nodes: Vec<RedisServer>,
+    /// The nodes' bus ports, held while they live so that no other test can take one.
+    _bus_ports: Vec<HeldPort>,
 }
 
 impl Cluster {
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
+        let bus_ports: Vec<HeldPort> = (0..3).map(|_| HeldPort::new()).collect();
+        let nodes: Vec<RedisServer> = bus_ports
+            .iter()
+            .map(|held| {
                 let dir = scratch_dir("cluster-node");
                 let dir_arg = dir.display().to_string();
                 // The bus port would otherwise be the port + 10000: a port nobody checked.
-                let bus_port = free_port().to_string();
+                let bus_port = held.port().to_string();
                 RedisServer::start_with(
                     &[
                         "--cluster-enabled",
@@ -150,7 +154,10 @@ impl Cluster {
                     .is_some_and(|info| info.contains("cluster_state:ok"))
             });
         }
-        Self { nodes }
+        Self {
+            nodes,
+            _bus_ports: bus_ports,
+        }
     }
 
     pub fn configure(&self, settings: &mut RedisSettings) {

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::ProgressBar;
+use sso_token::clock::unix_now;
 use tokio::sync::Semaphore;
 
 use crate::http::{Conn, HttpError, Target};
 use crate::plan::{Template, TokenPlan};
-use crate::tally::{MAX_LATENCY_US, Tally, unix_now};
+use crate::tally::{MAX_LATENCY_US, Tally};
 use crate::verify::Checker;
 
 /// A connection idle this long is replaced before use (servers close idle keep-alive ones).

@@ -2,11 +2,12 @@
 //! commands from `INFO commandstats`, and removing the codes a run did not use.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
 use indicatif::ProgressBar;
+use sso_token::clock::unix_now;
 use sso_token::codes;
 use sso_token::config::{RedisMode, RedisSettings};
 use sso_token::store::Store;
@@ -51,9 +52,7 @@ impl Redis {
         batch: usize,
         progress: &ProgressBar,
     ) -> anyhow::Result<Vec<String>> {
-        let issued_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let issued_at = unix_now();
         let mut codes = Vec::with_capacity(count);
         let mut pipe = redis::pipe();
         for index in 0..count {

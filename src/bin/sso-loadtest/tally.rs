@@ -2,9 +2,10 @@
 //! were accepted; and the checks that need all of it (no `jti` or code twice).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use sso_token::clock::unix_now;
 
 use crate::drive::Work;
 use crate::http::Response;
@@ -184,12 +185,6 @@ pub fn uniqueness(tally: &mut Tally, replay_every: u64) {
             ));
         }
     }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
