@@ -178,7 +178,9 @@ impl Store {
             let conn = match cached {
                 Some((made_in, conn)) if made_in == generation => conn,
                 _ => {
-                    let conn = self.connector.connect().await?;
+                    // Boxed: the Sentinel and Cluster connect futures are kilobytes, and every
+                    // in-flight request would otherwise carry their space (RSS at 1000 connections).
+                    let conn = Box::pin(self.connector.connect()).await?;
                     *lock(lane) = Some((generation, conn.clone()));
                     conn
                 }
