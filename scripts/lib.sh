@@ -24,3 +24,30 @@ ensure_tool() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
   command -v "$1" >/dev/null
 }
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing answers on, below the ephemeral range
+# (32768-) so that no outgoing connection takes it meanwhile.
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$(( 20000 + RANDOM % 12000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  echo "free_port: no free port found" >&2
+  return 1
+}
+
+# start_private_redis PORT LOG: starts a throwaway redis-server on 127.0.0.1:PORT (no
+# persistence) in the background, logging to LOG, and waits until it answers. Sets
+# private_redis_pid for the caller's clean-up.
+start_private_redis() {
+  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+    --loglevel warning >>"$2" 2>&1 &
+  private_redis_pid=$!
+  for _ in $(seq 50); do
+    [[ "$(redis-cli -p "$1" ping 2>/dev/null || true)" == PONG ]] && return 0
+    sleep 0.1
+  done
+  echo "start_private_redis: redis-server did not answer on port $1 (see $2)" >&2
+  return 1
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Compatibility check: standard OAuth client libraries, unmodified, against sso-token.
+#   - Python: authlib's OAuth2Session (code flow, state, PKCE S256, client_secret_post and
+#     client_secret_basic, introspect_token, revoke_token) and PyJWT's PyJWKClient;
+#   - Node: openid-client (RFC 8414 discovery, authorizationCodeGrant, tokenIntrospection,
+#     tokenRevocation, fetchProtectedResource) and jose (createRemoteJWKSet + jwtVerify);
+# once per signing key type: RSA (RS256), P-256 (ES256), Ed25519 (EdDSA). The libraries are
+# pinned in scripts/compat/ and installed from PyPI and npm into target/compat (a venv, a node
+# folder); a private redis-server and a debug sso-token (demo client, config/demo-clients.toml)
+# run on free loopback ports. Every step prints PASS or FAIL (scripts/compat/check_*).
+# Exits 0 when every step passes, 1 when one fails, 2 when the check could not run.
+#
+# Usage: scripts/compat.sh [options]
+#   --only python|node   run one language's checks
+#   --keys LIST          key types, comma-separated [rsa2048,p256,ed25519]
+#   --no-build           use target/debug/sso-token as it is
+#   -h, --help           this text
+#
+# Needs Python 3.11+ with venv, and Node 20+ with npm. About 10 s once the environments and
+# the debug build exist, 30 s with the installs (README, "Compatibility with client libraries").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+die() { echo "compat.sh: $*" >&2; exit 2; }
+need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
+
+only="" keys="rsa2048,p256,ed25519" build=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --only) need "$@"; only="$2"; shift ;;
+    --keys) need "$@"; keys="$2"; shift ;;
+    --no-build) build=0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+  shift
+done
+[[ -z "$only" || "$only" == python || "$only" == node ]] || die "--only is python or node"
+declare -A alg_of=([rsa2048]=RS256 [rsa3072]=RS256 [rsa4096]=RS256 [p256]=ES256 [ed25519]=EdDSA)
+IFS=, read -r -a kinds <<<"$keys"
+for kind in "${kinds[@]}"; do
+  [[ -n "${alg_of[$kind]:-}" ]] \
+    || die "unknown key type $kind (rsa2048, rsa3072, rsa4096, p256, ed25519)"
+done
+run_python=1 run_node=1
+[[ "$only" == node ]] && run_python=0
+[[ "$only" == python ]] && run_node=0
+
+source scripts/lib.sh
+ensure_redis_server
+ensure_tool curl curl
+start=$(date +%s)
+out="$root/target/compat"
+mkdir -p "$out"
+
+# The throwaway environments; reinstalled only when the pinned files change.
+if [[ $run_python == 1 ]]; then
+  command -v python3 >/dev/null || die "python3 is needed"
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "Python 3.11 or later is needed (found $(python3 --version 2>&1))"
+  venv="$out/venv"
+  if ! cmp -s scripts/compat/requirements.txt "$venv/requirements.txt"; then
+    echo "== Python environment: target/compat/venv (scripts/compat/requirements.txt)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/compat/requirements.txt \
+      || die "pip install failed"
+    cp scripts/compat/requirements.txt "$venv/requirements.txt"
+  fi
+fi
+if [[ $run_node == 1 ]]; then
+  command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed"
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  (( node_major >= 20 )) || die "Node 20 or later is needed (found $(node --version))"
+  node_dir="$out/node"
+  if ! cmp -s scripts/compat/package-lock.json "$node_dir/package-lock.json" \
+      || [[ ! -d "$node_dir/node_modules" ]]; then
+    echo "== Node environment: target/compat/node (scripts/compat/package.json, package-lock.json)"
+    rm -rf "$node_dir"
+    mkdir -p "$node_dir"
+    cp scripts/compat/package.json scripts/compat/package-lock.json "$node_dir/"
+    (cd "$node_dir" && npm ci --silent --no-audit --no-fund) || die "npm ci failed"
+  fi
+  # ES modules resolve packages next to the importing file.
+  cp scripts/compat/check_node.mjs "$node_dir/"
+fi
+
+if [[ $build == 1 ]]; then
+  echo "== building sso-token (debug)"
+  cargo build --quiet --bin sso-token
+fi
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/sso-token"
+[[ -x "$bin" ]] || die "no $bin (drop --no-build)"
+
+work="$(mktemp -d)"
+server_pid="" private_redis_pid=""
+cleanup() {
+  local status=$?
+  for pid in $server_pid $private_redis_pid; do kill "$pid" 2>/dev/null || true; done
+  for pid in $server_pid $private_redis_pid; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+redis_port=$(free_port) || die "no free port"
+: >"$out/redis.log"
+start_private_redis "$redis_port" "$out/redis.log" || die "redis-server did not start"
+
+# The server and `sso-token issue-code` (run by the checks) read the same settings.
+export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
+export SSO__CLIENTS__FILE="$root/config/demo-clients.toml"
+export SSO__SERVER__WORKERS=1
+
+failed=0
+for kind in "${kinds[@]}"; do
+  alg="${alg_of[$kind]}"
+  port=$(free_port) || die "no free port"
+  base="http://127.0.0.1:$port"
+  export SSO__TOKEN__SIGNING_KEY="$work/$kind.pem"
+  export SSO__SERVER__LISTEN="127.0.0.1:$port"
+  export SSO__DISCOVERY__BASE_URL="$base"
+  # RFC 8414 §3.3: the metadata's issuer is the URL it was discovered from (openid-client
+  # checks it); it is also the tokens' iss.
+  export SSO__TOKEN__ISSUER="$base"
+  kid=$("$bin" keygen --kind "$kind" --out "$SSO__TOKEN__SIGNING_KEY")
+  echo "== $alg ($kind key, kid ${kid:0:12}…): sso-token on $base"
+  log="$out/server-$kind.log"
+  RUST_LOG=info "$bin" serve >"$log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do
+    curl -fs --max-time 1 "$base/readyz" >/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || die "sso-token exited (see $log)"
+    sleep 0.1
+  done
+  curl -fs --max-time 1 "$base/readyz" >/dev/null || die "sso-token did not become ready (see $log)"
+
+  if [[ $run_python == 1 ]]; then
+    "$out/venv/bin/python" scripts/compat/check_python.py \
+      --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+  fi
+  if [[ $run_node == 1 ]]; then
+    node "$out/node/check_node.mjs" --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+  fi
+  kill "$server_pid"
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+done
+
+echo "== $(( $(date +%s) - start )) s; server logs in target/compat/server-*.log"
+if [[ $failed == 0 ]]; then
+  echo "compat: every step passed"
+else
+  echo "compat: FAILURES above"
+  exit 1
+fi

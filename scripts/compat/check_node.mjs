@@ -1,0 +1,221 @@
+// JS client libraries against a running sso-token, used as their documentation shows.
+//
+// Run by scripts/compat.sh (from target/compat/node, where the pinned packages are installed).
+// For each client authentication method (client_secret_post, client_secret_basic),
+// openid-client discovers the server from /.well-known/oauth-authorization-server, builds the
+// authorization URL with state and PKCE S256, and exchanges the code of the callback URL with
+// authorizationCodeGrant; jose verifies the access token with createRemoteJWKSet on the
+// metadata's jwks_uri only; openid-client introspects the token, reads user info with it
+// (fetchProtectedResource), revokes it and introspects it again. One line PASS or FAIL per
+// step; exit status 1 on any FAIL.
+//
+// The authorize service is simulated: the parameters of the library's authorization URL are
+// written into Redis with `sso-token issue-code`, and the callback carries that code and the
+// state back.
+//
+//   node check_node.mjs --base-url URL --sso-token PATH --alg RS256|ES256|EdDSA
+
+import { execFileSync } from 'node:child_process'
+import { parseArgs } from 'node:util'
+
+import * as client from 'openid-client'
+import * as jose from 'jose'
+
+const SCOPE = 'user:basic user:contract'
+
+const { values: args } = parseArgs({
+  options: {
+    'base-url': { type: 'string' },
+    'sso-token': { type: 'string' },
+    alg: { type: 'string' },
+    'client-id': { type: 'string', default: 'demo-app' },
+    'client-secret': { type: 'string', default: 'demo-secret' },
+    'redirect-uri': { type: 'string', default: 'http://localhost:3000/sso/callback' },
+  },
+})
+for (const required of ['base-url', 'sso-token', 'alg']) {
+  if (!args[required]) {
+    console.error(`check_node.mjs: --${required} is required`)
+    process.exit(2)
+  }
+}
+
+class StepFailed extends Error {}
+
+let failures = 0
+
+/** Runs `action`; prints PASS with its detail, or FAIL with the error and throws StepFailed. */
+async function step(label, name, action) {
+  let detail
+  try {
+    detail = await action()
+  } catch (error) {
+    failures += 1
+    console.log(`FAIL  ${label}: ${name}: ${describe(error)}`)
+    throw new StepFailed(name)
+  }
+  const suffix = typeof detail === 'string' && detail ? ` (${detail})` : ''
+  console.log(`PASS  ${label}: ${name}${suffix}`)
+  return detail
+}
+
+/** The error and what the library says caused it (a response body, a claim), on one line. */
+function describe(error) {
+  let cause = ''
+  try {
+    if (error?.cause !== undefined) cause = ` (cause: ${JSON.stringify(error.cause)})`
+  } catch {
+    cause = ` (cause: ${String(error.cause)})`
+  }
+  return `${error?.name}: ${error?.message}${cause}`
+}
+
+function expect(condition, message) {
+  if (!condition) throw new Error(message)
+}
+
+/** The authorize service: writes the code for the request in `authorizationUrl` and answers
+ * with the callback URL the browser would be redirected to. */
+function authorize(authorizationUrl) {
+  const query = authorizationUrl.searchParams
+  expect(query.get('response_type') === 'code', `response_type ${query.get('response_type')}`)
+  const argv = [
+    'issue-code',
+    '--client', query.get('client_id'),
+    '--redirect-uri', query.get('redirect_uri'),
+    '--code-challenge', query.get('code_challenge'),
+    '--code-challenge-method', query.get('code_challenge_method'),
+    '--name', 'Zhang San', '--email', 'zhangs@example.com',
+  ]
+  for (const scope of query.get('scope').split(' ')) argv.push('--scope', scope)
+  const code = execFileSync(args['sso-token'], argv, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim()
+  expect(code, 'issue-code printed no code')
+  const callback = new URL(query.get('redirect_uri'))
+  callback.searchParams.set('code', code)
+  callback.searchParams.set('state', query.get('state'))
+  return callback
+}
+
+/** The token with another `sub` in its payload and the original signature. */
+function forged(token) {
+  const [header, payload, signature] = token.split('.')
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString())
+  claims.sub = 'someone-else'
+  return `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`
+}
+
+async function flow(method) {
+  const label = `node ${method}`
+  const auth = method === 'client_secret_basic'
+    ? client.ClientSecretBasic(args['client-secret'])
+    : client.ClientSecretPost(args['client-secret'])
+  const config = await step(label, 'discovery (RFC 8414, issuer check)', () =>
+    client.discovery(new URL(args['base-url']), args['client-id'], undefined, auth, {
+      algorithm: 'oauth2',
+      execute: [client.allowInsecureRequests],
+    }))
+  const metadata = config.serverMetadata()
+
+  let tokens
+  await step(label, 'token exchange (authorizationCodeGrant)', async () => {
+    expect(metadata.token_endpoint_auth_methods_supported?.includes(method),
+      `${method} not in token_endpoint_auth_methods_supported`)
+    const verifier = client.randomPKCECodeVerifier()
+    const state = client.randomState()
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: args['redirect-uri'],
+      scope: SCOPE,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    })
+    tokens = await client.authorizationCodeGrant(config, authorize(url), {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+    })
+    expect(tokens.token_type === 'bearer', `token_type ${tokens.token_type}`)
+    expect(tokens.expiresIn() > 0, `expiresIn ${tokens.expiresIn()}`)
+    return `${method}, PKCE S256, state checked, scope '${tokens.scope}'`
+  })
+  const accessToken = tokens.access_token
+
+  const jwks = jose.createRemoteJWKSet(new URL(metadata.jwks_uri))
+  const verifyOptions = {
+    issuer: metadata.issuer,
+    audience: args['client-id'],
+    algorithms: [args.alg],
+  }
+  let payload
+  await step(label, 'signature and claims (jose, JWKS from the metadata only)', async () => {
+    const result = await jose.jwtVerify(accessToken, jwks, {
+      ...verifyOptions,
+      requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'jti'],
+    })
+    const { alg, kid } = result.protectedHeader
+    expect(alg === args.alg, `header alg ${alg}`)
+    payload = result.payload
+    return `createRemoteJWKSet + jwtVerify, ${alg}, kid ${kid.slice(0, 12)}…`
+  })
+  await step(label, 'a forged payload is refused', async () => {
+    try {
+      await jose.jwtVerify(forged(accessToken), jwks, verifyOptions)
+    } catch (error) {
+      if (error instanceof jose.errors.JWSSignatureVerificationFailed) return error.code
+      throw error
+    }
+    throw new Error('a token with a changed sub verified')
+  })
+
+  const introspect = (active) => async () => {
+    const body = await client.tokenIntrospection(config, accessToken, {
+      token_type_hint: 'access_token',
+    })
+    expect(body.active === active, `active ${body.active}, expected ${active}`)
+    if (active) {
+      expect(body.sub === payload.sub, `sub ${body.sub}`)
+      expect(body.client_id === args['client-id'], `client_id ${body.client_id}`)
+      expect(body.scope === SCOPE, `scope ${body.scope}`)
+    }
+    return `active: ${active}`
+  }
+  await step(label, 'introspection (tokenIntrospection)', introspect(true))
+
+  const userInfoUrl = new URL(metadata.userinfo_endpoint)
+  await step(label, 'user info (fetchProtectedResource)', async () => {
+    const response = await client.fetchProtectedResource(config, accessToken, userInfoUrl, 'GET')
+    expect(response.status === 200, `status ${response.status}`)
+    const body = await response.json()
+    expect(body.id === payload.sub, `id ${body.id}`)
+    expect(body.email === 'zhangs@example.com', `email ${body.email}`)
+    return '200'
+  })
+  await step(label, 'revocation (tokenRevocation)', () =>
+    client.tokenRevocation(config, accessToken, { token_type_hint: 'access_token' }))
+  await step(label, 'introspection after revocation', introspect(false))
+  await step(label, 'user info after revocation', async () => {
+    try {
+      await client.fetchProtectedResource(config, accessToken, userInfoUrl, 'GET')
+    } catch (error) {
+      // The library turns the 401's WWW-Authenticate challenge into an error.
+      const challenge = error instanceof client.WWWAuthenticateChallengeError
+        ? error.cause?.[0]
+        : undefined
+      expect(challenge?.scheme === 'bearer' && challenge.parameters.error === 'invalid_token',
+        `unexpected error: ${error.name}: ${error.message}`)
+      return `${error.status}, error="invalid_token"`
+    }
+    throw new Error('a revoked token was accepted')
+  })
+}
+
+for (const method of ['client_secret_post', 'client_secret_basic']) {
+  try {
+    await flow(method)
+  } catch (error) {
+    if (!(error instanceof StepFailed)) throw error
+  }
+}
+process.exit(failures ? 1 : 0)
