@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clients::Client;
+use crate::clock::unix_now;
 use crate::grant::{self, Grant};
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
@@ -171,12 +171,6 @@ fn sign(
 fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> String {
     let client_id = serde_json::Value::from(client_id);
     format!(r#"{{"jti":"{jti}","client_id":{client_id},"iat":{iat},"exp":{exp},"grant":"#)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 //! registered and enabled, and its `jti` record is still in Redis (one GET).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::unix_now;
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
@@ -221,10 +221,4 @@ fn current(snapshot: &Snapshot, claims: AccessClaims) -> Option<AccessClaims> {
         .get(&claims.client_id)
         .is_some_and(|client| client.enabled);
     (client_ok && !claims.expired(unix_now(), snapshot.token.leeway_secs)).then_some(claims)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
