@@ -8,6 +8,7 @@ use std::time::Instant;
 use actix_web::dev::{Server, Service, ServiceResponse};
 use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpMessage, HttpServer, web};
+use tokio::signal::unix::Signal;
 
 use crate::config::Settings;
 use crate::exchange::Exchange;
@@ -59,6 +60,8 @@ pub struct Application {
     server: Server,
     live: Arc<Live>,
     metrics: Option<(u16, Server)>,
+    /// Installed by `build`, so that a SIGHUP before `run_until_stopped` is a reload too.
+    hangups: Option<Signal>,
 }
 
 impl Application {
@@ -98,6 +101,8 @@ impl Application {
             .as_ref()
             .map(crate::tls::server_config)
             .transpose()?;
+        // Before the listener exists: once anyone can know we are up, SIGHUP is safe to send.
+        let hangups = live::listen_for_sighup();
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let limit = web::Data::new(BodyLimit(settings.server.body_limit));
         let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
@@ -175,6 +180,7 @@ impl Application {
             server: server.run(),
             live,
             metrics,
+            hangups,
         })
     }
 
@@ -195,12 +201,16 @@ impl Application {
     /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish; reloads clients and
     /// keys on SIGHUP meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let reloader = tokio::spawn(live::reload_on_sighup(self.live));
+        let reloader = self
+            .hangups
+            .map(|hangups| tokio::spawn(live::reload_on_sighup(self.live, hangups)));
         let stopped = match self.metrics {
             Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
             None => self.server.await,
         };
-        reloader.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         stopped
     }
 }
