@@ -59,6 +59,28 @@ async fn a_token_is_active_until_revoked_then_inactive_and_refused_by_user_info(
     assert_eq!(user_info.error(), "invalid_token");
 }
 
+/// RFC 9068 §2.2.3: with `typ` `at+jwt` the `scope` claim is one space-separated string; the
+/// endpoints that read tokens take it as they take the seed's array.
+#[tokio::test]
+async fn an_at_jwt_token_carries_scope_as_a_string_and_still_introspects_and_shows_the_user() {
+    let app = spawn_app_with(|s| s.token.typ = "at+jwt".into()).await;
+    let mut record = code_record(&APP);
+    record.scope = ALLOWED_SCOPES.map(String::from).to_vec();
+    let token = app.token_of(&APP, &record).await;
+
+    let data = verify_token(&token, APP.id, ISSUER);
+    let introspected = app.introspect(&APP, &token).await;
+    let user_info = app.user_info(&token).await;
+
+    assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(data.claims["scope"], "user:basic user:contract");
+    assert_eq!(introspected.json["active"], true, "{}", introspected.text);
+    assert_eq!(introspected.json["scope"], "user:basic user:contract");
+    assert_eq!(user_info.status, 200, "{}", user_info.text);
+    assert_eq!(user_info.json["username"], record.username.as_str());
+    assert_eq!(user_info.json["email"], json!(null));
+}
+
 #[tokio::test]
 async fn another_client_can_neither_introspect_nor_revoke_a_token_as_its_own() {
     let app = spawn_app().await;
