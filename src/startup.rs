@@ -15,7 +15,7 @@ use crate::exchange::Exchange;
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
-use crate::routes::token::BodyLimit;
+use crate::routes::http::{self, BodyLimit};
 use crate::routes::{LoggedClient, discovery, health, introspect, metrics, token, userinfo};
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
@@ -130,33 +130,17 @@ impl Application {
                 .app_data(limit.clone())
                 .app_data(store_data.clone())
                 .app_data(metrics_data.clone())
-                .service(
-                    web::resource(TOKEN_PATH)
-                        .route(web::post().to(token::access_token))
-                        .default_service(web::to(token::method_not_allowed)),
-                )
-                .service(
-                    web::resource(INTROSPECT_PATH)
-                        .route(web::post().to(introspect::introspect))
-                        .default_service(web::to(introspect::post_only)),
-                )
-                .service(
-                    web::resource(REVOKE_PATH)
-                        .route(web::post().to(introspect::revoke))
-                        .default_service(web::to(introspect::post_only)),
-                )
-                .service(
-                    web::resource(USERINFO_PATH)
-                        .route(web::get().to(userinfo::user))
-                        .default_service(web::to(userinfo::get_only)),
-                )
-                .route(JWKS_PATH, web::get().to(discovery::jwks))
-                .route(JWKS_WELL_KNOWN_PATH, web::get().to(discovery::jwks))
-                .route(METADATA_PATH, web::get().to(discovery::metadata))
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz));
+                .service(http::post(TOKEN_PATH, token::access_token))
+                .service(http::post(INTROSPECT_PATH, introspect::introspect))
+                .service(http::post(REVOKE_PATH, introspect::revoke))
+                .service(http::get(USERINFO_PATH, userinfo::user))
+                .service(http::get(JWKS_PATH, discovery::jwks))
+                .service(http::get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
+                .service(http::get(METADATA_PATH, discovery::metadata))
+                .service(http::get("/healthz", health::healthz))
+                .service(http::get("/readyz", health::readyz));
             if metrics_here {
-                app.route("/metrics", web::get().to(metrics::metrics))
+                app.service(http::get("/metrics", metrics::metrics))
             } else {
                 app
             }
@@ -224,7 +208,7 @@ fn metrics_server(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(exchange.clone())
-            .route("/metrics", web::get().to(metrics::metrics))
+            .service(http::get("/metrics", metrics::metrics))
     })
     .workers(1)
     .shutdown_timeout(1)

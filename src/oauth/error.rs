@@ -8,6 +8,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::routes::http::no_store;
+
 /// Descriptions are written for the developer of the calling client: they say what to fix and
 /// never echo a secret or a code, nor hint at how close a secret was.
 pub type Description = Cow<'static, str>;
@@ -52,6 +54,9 @@ pub enum OAuthError {
     /// The body was larger than `server.body_limit`.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A method the path does not answer: 405 with `allow` (the ones it does) in `Allow`.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
     /// Redis is down, slow or refusing: the client may retry.
     #[error("temporarily_unavailable")]
     Unavailable(#[source] crate::store::StoreError),
@@ -82,9 +87,10 @@ impl OAuthError {
     /// The RFC 6749 `error` code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::BearerRequired => {
-                "invalid_request"
-            }
+            Self::InvalidRequest(_)
+            | Self::PayloadTooLarge
+            | Self::MethodNotAllowed { .. }
+            | Self::BearerRequired => "invalid_request",
             Self::InvalidClient { .. } | Self::Throttled { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
@@ -111,6 +117,9 @@ impl OAuthError {
             Self::InvalidToken => "the access token is invalid, expired or revoked",
             Self::UnsupportedGrantType => "grant_type must be authorization_code",
             Self::PayloadTooLarge => "request body is too large",
+            Self::MethodNotAllowed { .. } => {
+                "this method is not allowed here; the Allow header lists those that are"
+            }
             Self::Throttled { .. } => {
                 "too many failed client authentications from this address or for this client; \
                  retry after the seconds in Retry-After"
@@ -135,6 +144,7 @@ impl ResponseError for OAuthError {
             }
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,10 +158,7 @@ impl ResponseError for OAuthError {
             Self::Internal(cause) => log::error!("internal error: {cause}"),
             _ => {}
         }
-        let mut response = HttpResponse::build(self.status_code());
-        response
-            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        let mut response = no_store(HttpResponse::build(self.status_code()));
         match self {
             Self::InvalidClient {
                 used_basic: true, ..
@@ -183,6 +190,9 @@ impl ResponseError for OAuthError {
                         r#"Bearer realm="sso-token", error="insufficient_scope", scope="user:basic user:contract""#,
                     ),
                 ));
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
             Self::Throttled { retry_after_secs } => {
                 let seconds = (*retry_after_secs).max(1);
@@ -238,6 +248,11 @@ mod tests {
             ),
             (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
             (OAuthError::PayloadTooLarge, 413, "invalid_request"),
+            (
+                OAuthError::MethodNotAllowed { allow: "POST" },
+                405,
+                "invalid_request",
+            ),
             (
                 OAuthError::UnsupportedTokenType,
                 400,
@@ -299,6 +314,14 @@ mod tests {
                 None => assert!(!challenge.contains("error="), "{challenge}"),
             }
         }
+    }
+
+    #[actix_web::test]
+    async fn a_wrong_method_gets_405_naming_the_allowed_ones() {
+        let (status, _, response) =
+            render(OAuthError::MethodNotAllowed { allow: "GET, HEAD" }).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers().get("allow").unwrap(), "GET, HEAD");
     }
 
     #[actix_web::test]

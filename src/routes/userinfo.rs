@@ -1,10 +1,10 @@
 //! `GET /identity/sso/oauth2/user`: the user of a Bearer token, as its scopes allow.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::LoggedClient;
-use super::token::header_str;
+use super::http::{header_str, no_store};
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, bearer};
 
@@ -18,13 +18,5 @@ pub async fn user(
         .extensions_mut()
         .insert(LoggedClient(live.claims.client_id.clone()));
     let info = live.user_info()?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
-        .json(info))
-}
-
-/// Answers any other method on the user info path.
-pub async fn get_only() -> Result<HttpResponse, OAuthError> {
-    Err(OAuthError::invalid_request("user info accepts GET only"))
+    Ok(no_store(HttpResponse::Ok()).json(info))
 }

@@ -317,7 +317,11 @@ async fn both_endpoints_authenticate_the_client_like_the_token_endpoint() {
             (400, "invalid_request")
         );
         let get = Answer::of(get).await;
-        assert_eq!(get.status, 400, "{path}");
+        assert_eq!(
+            (get.status, get.header("allow")),
+            (405, Some("POST")),
+            "{path}"
+        );
         get.assert_error_shape(path);
     }
     assert!(
