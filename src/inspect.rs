@@ -196,15 +196,16 @@ impl LiveToken {
             &grant.profile,
             &self.claims.scope,
         )
-        .ok_or_else(|| {
-            OAuthError::InsufficientScope(
-                format!(
-                    "user info needs scope {} or {}",
-                    userinfo::BASIC,
-                    userinfo::CONTRACT
-                )
-                .into(),
+        .ok_or_else(|| OAuthError::InsufficientScope {
+            // The challenge names the scope that shows the user; `user:contract` alone would do
+            // too, for its own fields, as the description says.
+            scope: userinfo::BASIC,
+            description: format!(
+                "user info needs scope {} or {}",
+                userinfo::BASIC,
+                userinfo::CONTRACT
             )
+            .into(),
         })
     }
 }
