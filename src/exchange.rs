@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clients::Client;
+use crate::clock::unix_now;
 use crate::grant::{self, Grant};
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
@@ -64,11 +64,14 @@ impl Exchange {
         let iat = unix_now();
         let exp = iat + settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
+        // The record must outlive the token by the leeway that introspection and user info
+        // allow after `exp`: without it, the token would be inactive during the leeway anyway.
+        let record_ttl = settings.expires_in + settings.leeway_secs;
         let taken = self
             .metrics
             .redis(
                 RedisOp::Exchange,
-                self.store.take_code(code, &jti, settings.expires_in, &head),
+                self.store.take_code(code, &jti, record_ttl, &head),
             )
             .await
             .map_err(OAuthError::Unavailable)?;
@@ -171,12 +174,6 @@ fn sign(
 fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> String {
     let client_id = serde_json::Value::from(client_id);
     format!(r#"{{"jti":"{jti}","client_id":{client_id},"iat":{iat},"exp":{exp},"grant":"#)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 //! registered and enabled, and its `jti` record is still in Redis (one GET).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::unix_now;
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
@@ -196,15 +196,16 @@ impl LiveToken {
             &grant.profile,
             &self.claims.scope,
         )
-        .ok_or_else(|| {
-            OAuthError::InsufficientScope(
-                format!(
-                    "user info needs scope {} or {}",
-                    userinfo::BASIC,
-                    userinfo::CONTRACT
-                )
-                .into(),
+        .ok_or_else(|| OAuthError::InsufficientScope {
+            // The challenge names the scope that shows the user; `user:contract` alone would do
+            // too, for its own fields, as the description says.
+            scope: userinfo::BASIC,
+            description: format!(
+                "user info needs scope {} or {}",
+                userinfo::BASIC,
+                userinfo::CONTRACT
             )
+            .into(),
         })
     }
 }
@@ -221,10 +222,4 @@ fn current(snapshot: &Snapshot, claims: AccessClaims) -> Option<AccessClaims> {
         .get(&claims.client_id)
         .is_some_and(|client| client.enabled);
     (client_ok && !claims.expired(unix_now(), snapshot.token.leeway_secs)).then_some(claims)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

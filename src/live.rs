@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::clients::{Registry, RegistryError};
 use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
@@ -119,17 +120,23 @@ fn fixed_sections(settings: &Settings) -> String {
     format!("{:?} {:?}", settings.server, settings.redis)
 }
 
-/// Reloads on every SIGHUP until the task is dropped. Reading files happens off the workers.
-pub async fn reload_on_sighup(live: Arc<Live>) {
-    use tokio::signal::unix::{SignalKind, signal};
-
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
+/// Starts listening for SIGHUP. Called while the server is built, before it accepts anything:
+/// from then on a SIGHUP is queued for [`reload_on_sighup`] instead of killing the process
+/// (the default action), however late the task that reloads gets to run. `None` (logged) when
+/// the signal cannot be handled; reload is then off.
+pub fn listen_for_sighup() -> Option<Signal> {
+    match signal(SignalKind::hangup()) {
+        Ok(hangups) => Some(hangups),
         Err(e) => {
             log::warn!("SIGHUP cannot be handled, reload is off: {e}");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// Reloads on every SIGHUP of `hangups` until the task is dropped. Reading files happens off
+/// the workers.
+pub async fn reload_on_sighup(live: Arc<Live>, mut hangups: Signal) {
     while hangups.recv().await.is_some() {
         log::info!("SIGHUP: reloading clients and keys");
         let live = Arc::clone(&live);

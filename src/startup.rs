@@ -8,13 +8,14 @@ use std::time::Instant;
 use actix_web::dev::{Server, Service, ServiceResponse};
 use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpMessage, HttpServer, web};
+use tokio::signal::unix::Signal;
 
 use crate::config::Settings;
 use crate::exchange::Exchange;
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
-use crate::routes::token::BodyLimit;
+use crate::routes::http::{self, BodyLimit};
 use crate::routes::{LoggedClient, discovery, health, introspect, metrics, token, userinfo};
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
@@ -59,6 +60,8 @@ pub struct Application {
     server: Server,
     live: Arc<Live>,
     metrics: Option<(u16, Server)>,
+    /// Installed by `build`, so that a SIGHUP before `run_until_stopped` is a reload too.
+    hangups: Option<Signal>,
 }
 
 impl Application {
@@ -98,6 +101,8 @@ impl Application {
             .as_ref()
             .map(crate::tls::server_config)
             .transpose()?;
+        // Before the listener exists: once anyone can know we are up, SIGHUP is safe to send.
+        let hangups = live::listen_for_sighup();
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let limit = web::Data::new(BodyLimit(settings.server.body_limit));
         let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
@@ -125,33 +130,17 @@ impl Application {
                 .app_data(limit.clone())
                 .app_data(store_data.clone())
                 .app_data(metrics_data.clone())
-                .service(
-                    web::resource(TOKEN_PATH)
-                        .route(web::post().to(token::access_token))
-                        .default_service(web::to(token::method_not_allowed)),
-                )
-                .service(
-                    web::resource(INTROSPECT_PATH)
-                        .route(web::post().to(introspect::introspect))
-                        .default_service(web::to(introspect::post_only)),
-                )
-                .service(
-                    web::resource(REVOKE_PATH)
-                        .route(web::post().to(introspect::revoke))
-                        .default_service(web::to(introspect::post_only)),
-                )
-                .service(
-                    web::resource(USERINFO_PATH)
-                        .route(web::get().to(userinfo::user))
-                        .default_service(web::to(userinfo::get_only)),
-                )
-                .route(JWKS_PATH, web::get().to(discovery::jwks))
-                .route(JWKS_WELL_KNOWN_PATH, web::get().to(discovery::jwks))
-                .route(METADATA_PATH, web::get().to(discovery::metadata))
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz));
+                .service(http::post(TOKEN_PATH, token::access_token))
+                .service(http::post(INTROSPECT_PATH, introspect::introspect))
+                .service(http::post(REVOKE_PATH, introspect::revoke))
+                .service(http::get(USERINFO_PATH, userinfo::user))
+                .service(http::get(JWKS_PATH, discovery::jwks))
+                .service(http::get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
+                .service(http::get(METADATA_PATH, discovery::metadata))
+                .service(http::get("/healthz", health::healthz))
+                .service(http::get("/readyz", health::readyz));
             if metrics_here {
-                app.route("/metrics", web::get().to(metrics::metrics))
+                app.service(http::get("/metrics", metrics::metrics))
             } else {
                 app
             }
@@ -175,6 +164,7 @@ impl Application {
             server: server.run(),
             live,
             metrics,
+            hangups,
         })
     }
 
@@ -195,12 +185,16 @@ impl Application {
     /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish; reloads clients and
     /// keys on SIGHUP meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let reloader = tokio::spawn(live::reload_on_sighup(self.live));
+        let reloader = self
+            .hangups
+            .map(|hangups| tokio::spawn(live::reload_on_sighup(self.live, hangups)));
         let stopped = match self.metrics {
             Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
             None => self.server.await,
         };
-        reloader.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         stopped
     }
 }
@@ -214,7 +208,7 @@ fn metrics_server(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(exchange.clone())
-            .route("/metrics", web::get().to(metrics::metrics))
+            .service(http::get("/metrics", metrics::metrics))
     })
     .workers(1)
     .shutdown_timeout(1)

@@ -12,46 +12,67 @@ fn is_b64token(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
-/// The token of an `Authorization` header value.
-pub fn parse(header: Option<&str>) -> Result<&str, OAuthError> {
-    let header = header.map(str::trim).unwrap_or_default();
-    let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+/// The token of the request's `Authorization` header values (all of them, as sent). None: the
+/// request carries no credentials (RFC 6750 §3.1: 401 without an error code). Anything else
+/// that is not exactly one `Bearer <b64token>` is a malformed request (`invalid_request`).
+pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, OAuthError> {
+    let Some(value) = values.next() else {
         return Err(OAuthError::BearerRequired);
+    };
+    if values.next().is_some() {
+        return Err(malformed("send one Authorization header, not several"));
+    }
+    let value = std::str::from_utf8(value)
+        .map_err(|_| malformed("the Authorization header is not text"))?
+        .trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(malformed(
+            "the Authorization scheme must be Bearer: Authorization: Bearer <token>",
+        ));
     }
     let token = token.trim();
     if is_b64token(token) {
         Ok(token)
     } else {
-        Err(OAuthError::invalid_request(
-            "the Bearer token is not a valid b64token (RFC 6750 §2.1)",
+        Err(malformed(
+            "the Bearer token is not one valid b64token (RFC 6750 §2.1)",
         ))
     }
+}
+
+fn malformed(description: &'static str) -> OAuthError {
+    OAuthError::MalformedBearer(description.into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse_one(header: &str) -> Result<&str, OAuthError> {
+        parse(std::iter::once(header.as_bytes()))
+    }
+
     #[test]
     fn the_token_of_a_bearer_header_is_taken_whatever_the_scheme_case() {
-        assert_eq!(parse(Some("Bearer a.b-c_d~")).unwrap(), "a.b-c_d~");
-        assert_eq!(parse(Some("bearer  ab==")).unwrap(), "ab==");
+        assert_eq!(parse_one("Bearer a.b-c_d~").unwrap(), "a.b-c_d~");
+        assert_eq!(parse_one("bearer  ab==").unwrap(), "ab==");
     }
 
     #[test]
-    fn no_header_or_another_scheme_asks_for_a_bearer_token() {
-        for header in [None, Some(""), Some("Basic YTpi"), Some("Bearertoken")] {
-            assert!(
-                matches!(parse(header), Err(OAuthError::BearerRequired)),
-                "{header:?}"
-            );
-        }
+    fn no_header_asks_for_a_bearer_token() {
+        assert!(matches!(
+            parse(std::iter::empty()),
+            Err(OAuthError::BearerRequired)
+        ));
     }
 
     #[test]
-    fn a_malformed_token_is_an_invalid_request() {
+    fn another_scheme_or_a_malformed_token_is_a_malformed_request() {
         for header in [
+            "",
+            "Basic YTpi",
+            "Bearertoken",
             "Bearer ",
             "Bearer a b",
             "Bearer a,b",
@@ -59,9 +80,22 @@ mod tests {
             "Bearer é",
         ] {
             assert!(
-                matches!(parse(Some(header)), Err(OAuthError::InvalidRequest(_))),
+                matches!(parse_one(header), Err(OAuthError::MalformedBearer(_))),
                 "{header}"
             );
         }
+    }
+
+    #[test]
+    fn two_headers_or_one_that_is_not_text_are_malformed_requests() {
+        let two = [b"Bearer a".as_slice(), b"Bearer b".as_slice()];
+        assert!(matches!(
+            parse(two.into_iter()),
+            Err(OAuthError::MalformedBearer(_))
+        ));
+        assert!(matches!(
+            parse(std::iter::once(b"Bearer \xff".as_slice())),
+            Err(OAuthError::MalformedBearer(_))
+        ));
     }
 }

@@ -8,6 +8,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::routes::http::no_store;
+
 /// Descriptions are written for the developer of the calling client: they say what to fix and
 /// never echo a secret or a code, nor hint at how close a secret was.
 pub type Description = Cow<'static, str>;
@@ -35,15 +37,24 @@ pub enum OAuthError {
     /// RFC 7009: a `token_type_hint` for a kind of token we do not revoke.
     #[error("unsupported_token_type")]
     UnsupportedTokenType,
-    /// RFC 6750: a resource request without a Bearer token; the challenge carries no error code.
+    /// RFC 6750 §3.1: a resource request without credentials. 401 with a bare challenge and no
+    /// body: "the resource server SHOULD NOT include an error code or other error information".
     #[error("no bearer token")]
     BearerRequired,
+    /// RFC 6750 §3.1: an `Authorization` header that is not one `Bearer <b64token>` (another
+    /// scheme, no or a malformed token, several headers): 400 `invalid_request`, challenged.
+    #[error("invalid_request: {0}")]
+    MalformedBearer(Description),
     /// RFC 6750: the Bearer token is not live (never ours, expired, revoked); why is not said.
     #[error("invalid_token")]
     InvalidToken,
-    /// RFC 6750: the token is live but its scopes allow none of what was asked.
-    #[error("insufficient_scope: {0}")]
-    InsufficientScope(Description),
+    /// RFC 6750: the token is live but its scopes allow none of what was asked; `scope` is
+    /// what would do, for the challenge's `scope` attribute.
+    #[error("insufficient_scope: {description}")]
+    InsufficientScope {
+        scope: &'static str,
+        description: Description,
+    },
     /// Too many failed client authentications from this address or for this client id
     /// (`throttle`): 429 with `Retry-After`. The RFC 6749 code is `invalid_client`, since it is
     /// client authentication that is refused; RFC 6749 has no code for rate limits.
@@ -52,6 +63,9 @@ pub enum OAuthError {
     /// The body was larger than `server.body_limit`.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A method the path does not answer: 405 with `allow` (the ones it does) in `Allow`.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
     /// Redis is down, slow or refusing: the client may retry.
     #[error("temporarily_unavailable")]
     Unavailable(#[source] crate::store::StoreError),
@@ -82,9 +96,12 @@ impl OAuthError {
     /// The RFC 6749 `error` code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::BearerRequired => {
-                "invalid_request"
-            }
+            // BearerRequired shows no code (RFC 6750 §3.1); the metrics count it here.
+            Self::InvalidRequest(_)
+            | Self::PayloadTooLarge
+            | Self::MethodNotAllowed { .. }
+            | Self::MalformedBearer(_)
+            | Self::BearerRequired => "invalid_request",
             Self::InvalidClient { .. } | Self::Throttled { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
@@ -92,7 +109,7 @@ impl OAuthError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidToken => "invalid_token",
-            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::InsufficientScope { .. } => "insufficient_scope",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
@@ -104,13 +121,17 @@ impl OAuthError {
             | Self::InvalidGrant(d)
             | Self::UnauthorizedClient(d)
             | Self::InvalidScope(d)
-            | Self::InsufficientScope(d)
+            | Self::MalformedBearer(d)
+            | Self::InsufficientScope { description: d, .. }
             | Self::InvalidClient { description: d, .. } => d,
             Self::UnsupportedTokenType => "only access tokens can be revoked here",
             Self::BearerRequired => "an access token is required: Authorization: Bearer <token>",
             Self::InvalidToken => "the access token is invalid, expired or revoked",
             Self::UnsupportedGrantType => "grant_type must be authorization_code",
             Self::PayloadTooLarge => "request body is too large",
+            Self::MethodNotAllowed { .. } => {
+                "this method is not allowed here; the Allow header lists those that are"
+            }
             Self::Throttled { .. } => {
                 "too many failed client authentications from this address or for this client; \
                  retry after the seconds in Retry-After"
@@ -133,8 +154,9 @@ impl ResponseError for OAuthError {
             Self::InvalidClient { .. } | Self::BearerRequired | Self::InvalidToken => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,10 +170,7 @@ impl ResponseError for OAuthError {
             Self::Internal(cause) => log::error!("internal error: {cause}"),
             _ => {}
         }
-        let mut response = HttpResponse::build(self.status_code());
-        response
-            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        let mut response = no_store(HttpResponse::build(self.status_code()));
         match self {
             Self::InvalidClient {
                 used_basic: true, ..
@@ -165,24 +184,19 @@ impl ResponseError for OAuthError {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Self::BearerRequired => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="sso-token""#),
-                ));
+                response.insert_header((header::WWW_AUTHENTICATE, bearer_challenge(None, None)));
+                return response.finish();
             }
-            Self::InvalidToken => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="sso-token", error="invalid_token""#),
-                ));
+            Self::MalformedBearer(_) | Self::InvalidToken => {
+                let challenge = bearer_challenge(Some(self.code()), None);
+                response.insert_header((header::WWW_AUTHENTICATE, challenge));
             }
-            Self::InsufficientScope(_) => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(
-                        r#"Bearer realm="sso-token", error="insufficient_scope", scope="user:basic user:contract""#,
-                    ),
-                ));
+            Self::InsufficientScope { scope, .. } => {
+                let challenge = bearer_challenge(Some(self.code()), Some(scope));
+                response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
             Self::Throttled { retry_after_secs } => {
                 let seconds = (*retry_after_secs).max(1);
@@ -195,6 +209,22 @@ impl ResponseError for OAuthError {
             error_description: self.description(),
         })
     }
+}
+
+/// The realm of our Bearer challenges.
+const REALM: &str = "sso-token";
+
+/// An RFC 6750 §3 challenge: `Bearer realm="…"`, then `error="…"` and `scope="…"` when given.
+/// Codes and scopes are our own constants, plain ASCII: the value is always a valid header.
+fn bearer_challenge(error: Option<&str>, scope: Option<&str>) -> HeaderValue {
+    let mut challenge = format!(r#"Bearer realm="{REALM}""#);
+    if let Some(error) = error {
+        challenge.push_str(&format!(r#", error="{error}""#));
+    }
+    if let Some(scope) = scope {
+        challenge.push_str(&format!(r#", scope="{scope}""#));
+    }
+    HeaderValue::try_from(challenge).unwrap_or(HeaderValue::from_static("Bearer"))
 }
 
 #[cfg(test)]
@@ -239,6 +269,11 @@ mod tests {
             (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
             (OAuthError::PayloadTooLarge, 413, "invalid_request"),
             (
+                OAuthError::MethodNotAllowed { allow: "POST" },
+                405,
+                "invalid_request",
+            ),
+            (
                 OAuthError::UnsupportedTokenType,
                 400,
                 "unsupported_token_type",
@@ -268,37 +303,63 @@ mod tests {
     #[actix_web::test]
     async fn bearer_errors_challenge_with_the_rfc6750_error_code() {
         let cases = [
-            (OAuthError::BearerRequired, 401, "invalid_request", None),
+            (
+                OAuthError::MalformedBearer("x".into()),
+                400,
+                "invalid_request",
+                r#"Bearer realm="sso-token", error="invalid_request""#,
+            ),
             (
                 OAuthError::InvalidToken,
                 401,
                 "invalid_token",
-                Some("invalid_token"),
+                r#"Bearer realm="sso-token", error="invalid_token""#,
             ),
             (
-                OAuthError::InsufficientScope("x".into()),
+                OAuthError::InsufficientScope {
+                    scope: "read write",
+                    description: "x".into(),
+                },
                 403,
                 "insufficient_scope",
-                Some("insufficient_scope"),
+                r#"Bearer realm="sso-token", error="insufficient_scope", scope="read write""#,
             ),
         ];
-        for (error, status, code, challenge_error) in cases {
+        for (error, status, code, challenge) in cases {
             let (got_status, body, response) = render(error).await;
             assert_eq!(
                 (got_status.as_u16(), body["error"].as_str()),
                 (status, Some(code))
             );
-            let challenge = response.headers().get("www-authenticate").unwrap();
-            let challenge = challenge.to_str().unwrap();
-            assert!(
-                challenge.starts_with("Bearer realm=\"sso-token\""),
-                "{challenge}"
+            assert_eq!(
+                response.headers().get("www-authenticate").unwrap(),
+                challenge
             );
-            match challenge_error {
-                Some(e) => assert!(challenge.contains(&format!("error=\"{e}\"")), "{challenge}"),
-                None => assert!(!challenge.contains("error="), "{challenge}"),
-            }
         }
+    }
+
+    #[actix_web::test]
+    async fn a_request_without_credentials_gets_a_bare_challenge_and_no_error_code() {
+        let response = OAuthError::BearerRequired.error_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = to_bytes(response.into_body()).await.unwrap_or_default();
+
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            headers.get("www-authenticate").unwrap(),
+            r#"Bearer realm="sso-token""#
+        );
+        assert_eq!(headers.get("cache-control").unwrap(), "no-store");
+        assert!(body.is_empty(), "{body:?}");
+    }
+
+    #[actix_web::test]
+    async fn a_wrong_method_gets_405_naming_the_allowed_ones() {
+        let (status, _, response) =
+            render(OAuthError::MethodNotAllowed { allow: "GET, HEAD" }).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers().get("allow").unwrap(), "GET, HEAD");
     }
 
     #[actix_web::test]

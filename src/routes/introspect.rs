@@ -1,12 +1,12 @@
 //! `POST /identity/sso/oauth2/introspect` (RFC 7662) and `POST /identity/sso/oauth2/revoke`
 //! (RFC 7009): a body like the token endpoint's, the same client authentication.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
 use super::LoggedClient;
-use super::token::{BodyLimit, header_str, read_body};
+use super::http::{BodyLimit, header_str, no_store, read_body};
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, TokenQuery};
 
@@ -32,13 +32,6 @@ pub async fn revoke(
     Ok(no_store(HttpResponse::Ok()).finish())
 }
 
-/// Answers any other method on these paths.
-pub async fn post_only() -> Result<HttpResponse, OAuthError> {
-    Err(OAuthError::invalid_request(
-        "this endpoint accepts POST only",
-    ))
-}
-
 fn parse(request: &HttpRequest, body: BytesMut) -> Result<TokenQuery, OAuthError> {
     let query = TokenQuery::parse(
         header_str(request, header::CONTENT_TYPE),
@@ -49,11 +42,4 @@ fn parse(request: &HttpRequest, body: BytesMut) -> Result<TokenQuery, OAuthError
         .extensions_mut()
         .insert(LoggedClient(query.client.id.clone()));
     Ok(query)
-}
-
-fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
-    builder
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
-    builder
 }

@@ -2,6 +2,7 @@
 
 pub mod discovery;
 pub mod health;
+pub mod http;
 pub mod introspect;
 pub mod metrics;
 pub mod token;

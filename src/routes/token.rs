@@ -1,18 +1,13 @@
 //! `POST /identity/sso/oauth2/access_token`.
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::web::{self, BytesMut};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::LoggedClient;
+use super::http::{BodyLimit, header_str, no_store, read_body};
 use crate::exchange::{Exchange, Issued};
 use crate::oauth::{OAuthError, TokenRequest};
-
-/// `server.body_limit`, as app data.
-#[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
 
 /// The seed document's response, field for field.
 #[derive(Serialize)]
@@ -49,49 +44,12 @@ pub async fn access_token(
 }
 
 fn render(issued: &Issued) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
-        .json(TokenResponse {
-            username: &issued.grant.username,
-            token_type: "bearer",
-            expires_in: issued.expires_in,
-            access_token: &issued.access_token,
-            scope: &issued.scope,
-            account_id: &issued.grant.account_id,
-        })
-}
-
-/// Answers any other method on the token path.
-pub async fn method_not_allowed() -> Result<HttpResponse, OAuthError> {
-    Err(OAuthError::invalid_request(
-        "the token endpoint accepts POST only",
-    ))
-}
-
-pub(super) fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
-    request.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Reads the body up to `limit` bytes; a declared or actual larger body is refused early.
-pub(super) async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<BytesMut, OAuthError> {
-    let declared =
-        header_str(request, header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(OAuthError::PayloadTooLarge);
-    }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
-        if body.len() + chunk.len() > limit {
-            return Err(OAuthError::PayloadTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    no_store(HttpResponse::Ok()).json(TokenResponse {
+        username: &issued.grant.username,
+        token_type: "bearer",
+        expires_in: issued.expires_in,
+        access_token: &issued.access_token,
+        scope: &issued.scope,
+        account_id: &issued.grant.account_id,
+    })
 }

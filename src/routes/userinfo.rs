@@ -4,7 +4,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::LoggedClient;
-use super::token::header_str;
+use super::http::no_store;
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, bearer};
 
@@ -12,19 +12,12 @@ pub async fn user(
     request: HttpRequest,
     inspector: web::Data<Inspector>,
 ) -> Result<HttpResponse, OAuthError> {
-    let token = bearer::parse(header_str(&request, header::AUTHORIZATION))?;
+    let authorization = request.headers().get_all(header::AUTHORIZATION);
+    let token = bearer::parse(authorization.map(HeaderValue::as_bytes))?;
     let live = inspector.bearer(token).await?;
     request
         .extensions_mut()
         .insert(LoggedClient(live.claims.client_id.clone()));
     let info = live.user_info()?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
-        .json(info))
-}
-
-/// Answers any other method on the user info path.
-pub async fn get_only() -> Result<HttpResponse, OAuthError> {
-    Err(OAuthError::invalid_request("user info accepts GET only"))
+    Ok(no_store(HttpResponse::Ok()).json(info))
 }

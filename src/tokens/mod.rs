@@ -13,7 +13,8 @@ pub use keys::{Algorithm, KeyError, KeyKind, PublicJwk, SigningKey};
 pub use verify::{AccessClaims, Rejected, Verifier};
 
 /// The claims of an access token: the seed's `sub aud scope iss exp jti` in the seed's order,
-/// plus RFC 9068's `iat` and `client_id`.
+/// plus RFC 9068's `iat` and `client_id`. Serialized as is, `scope` is an array (the seed's
+/// shape); [`Minter`] writes it as RFC 9068 says when its `typ` is `at+jwt`.
 #[derive(Debug, Serialize)]
 pub struct Claims<'a> {
     /// The account id (the user's primary key), as in the reference implementation.
@@ -27,11 +28,53 @@ pub struct Claims<'a> {
     pub client_id: &'a str,
 }
 
+/// The claims with `scope` as one space-separated string (RFC 9068 §2.2.3), same order.
+#[derive(Serialize)]
+struct Rfc9068Claims<'c> {
+    sub: &'c str,
+    aud: &'c str,
+    scope: SpaceSeparated<'c>,
+    iss: &'c str,
+    exp: u64,
+    iat: u64,
+    jti: &'c str,
+    client_id: &'c str,
+}
+
+/// Scopes serialized as one string joined by spaces, without building the string first.
+struct SpaceSeparated<'a>(&'a [String]);
+
+impl std::fmt::Display for SpaceSeparated<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, scope) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(scope)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for SpaceSeparated<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Whether `typ` is RFC 9068's media type (`at+jwt`, or in full `application/at+jwt`; media
+/// types are case-insensitive), whose `scope` claim is a space-separated string.
+fn is_rfc9068(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
 /// Signs access tokens with one key; the JOSE header never changes, so it is encoded once.
 #[derive(Debug)]
 pub struct Minter {
     key: SigningKey,
     encoded_header: String,
+    /// `typ` is RFC 9068's: `scope` is written as a string.
+    scope_as_string: bool,
 }
 
 #[derive(Serialize)]
@@ -42,7 +85,8 @@ struct Header<'a> {
 }
 
 impl Minter {
-    /// `typ` is the header's `typ` (the seed uses `access_token`; RFC 9068 says `at+jwt`).
+    /// `typ` is the header's `typ` (the seed uses `access_token`; RFC 9068 says `at+jwt`, and
+    /// then `scope` is a space-separated string instead of the seed's array).
     pub fn new(key: SigningKey, typ: &str) -> Result<Self, serde_json::Error> {
         let header = serde_json::to_vec(&Header {
             typ,
@@ -52,6 +96,7 @@ impl Minter {
         Ok(Self {
             encoded_header: URL_SAFE_NO_PAD.encode(header),
             key,
+            scope_as_string: is_rfc9068(typ),
         })
     }
 
@@ -61,7 +106,20 @@ impl Minter {
 
     /// Returns the compact JWS `header.payload.signature`.
     pub fn mint(&self, claims: &Claims<'_>) -> Result<String, MintError> {
-        let payload = serde_json::to_vec(claims)?;
+        let payload = if self.scope_as_string {
+            serde_json::to_vec(&Rfc9068Claims {
+                sub: claims.sub,
+                aud: claims.aud,
+                scope: SpaceSeparated(claims.scope),
+                iss: claims.iss,
+                exp: claims.exp,
+                iat: claims.iat,
+                jti: claims.jti,
+                client_id: claims.client_id,
+            })?
+        } else {
+            serde_json::to_vec(claims)?
+        };
         let mut token =
             String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 2 + 700);
         token.push_str(&self.encoded_header);

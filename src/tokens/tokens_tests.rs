@@ -75,6 +75,13 @@ impl Sample {
             "client_id": "app",
         })
     }
+
+    /// The same with `typ` `at+jwt`: `scope` is one space-separated string (RFC 9068 §2.2.3).
+    fn expected_rfc9068_payload(&self) -> Value {
+        let mut payload = self.expected_payload();
+        payload["scope"] = json!("user:basic user:email");
+        payload
+    }
 }
 
 #[test]
@@ -89,7 +96,7 @@ fn a_minted_rs256_token_verifies_with_the_published_key_and_carries_every_claim(
         &validation(jsonwebtoken::Algorithm::RS256, AUDIENCE),
     )
     .unwrap();
-    assert_eq!(data.claims, sample.expected_payload());
+    assert_eq!(data.claims, sample.expected_rfc9068_payload());
     assert_eq!(data.header.alg, jsonwebtoken::Algorithm::RS256);
     assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(data.header.kid.as_deref(), Some(minter.key().kid()));
@@ -127,7 +134,41 @@ fn tokens_of_every_key_type_verify_with_jsonwebtoken() {
             &validation(algorithm, AUDIENCE),
         )
         .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
-        assert_eq!(data.claims, sample.expected_payload(), "{kind:?}");
+        assert_eq!(data.claims, sample.expected_rfc9068_payload(), "{kind:?}");
+    }
+}
+
+#[test]
+fn scope_is_the_seeds_array_unless_typ_is_rfc9068s_then_one_string() {
+    let sample = Sample::new();
+    for typ in ["access_token", "JWT", "at+jwt-ish"] {
+        let token = minter(KeyKind::Ed25519, typ)
+            .mint(&sample.claims())
+            .unwrap();
+        assert_eq!(segment(&token, 1), sample.expected_payload(), "{typ}");
+    }
+    for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+        let token = minter(KeyKind::Ed25519, typ)
+            .mint(&sample.claims())
+            .unwrap();
+        assert_eq!(
+            segment(&token, 1),
+            sample.expected_rfc9068_payload(),
+            "{typ}"
+        );
+        // The claims keep the seed's order, scope included.
+        let payload = String::from_utf8(
+            URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            payload.starts_with(&format!(
+                r#"{{"sub":"42","aud":"{AUDIENCE}","scope":"user:basic user:email","iss""#
+            )),
+            "{payload}"
+        );
     }
 }
 

@@ -26,6 +26,9 @@ pub struct Verifier {
 pub struct AccessClaims {
     pub sub: String,
     pub aud: String,
+    /// An array (the seed's shape) or one space-separated string (RFC 9068, `typ` `at+jwt`):
+    /// a reload may change `token.typ` while tokens of the other shape are live.
+    #[serde(deserialize_with = "either_scope_shape")]
     pub scope: Vec<String>,
     pub iss: String,
     pub exp: u64,
@@ -115,6 +118,42 @@ impl AccessClaims {
     pub fn expired(&self, now: u64, leeway: u64) -> bool {
         self.exp.saturating_add(leeway) <= now
     }
+}
+
+/// The scopes of a `scope` claim in either shape.
+fn either_scope_shape<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    struct Scopes;
+
+    impl<'de> serde::de::Visitor<'de> for Scopes {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of scopes or one space-separated string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, joined: &str) -> Result<Self::Value, E> {
+            Ok(joined
+                .split(' ')
+                .filter(|scope| !scope.is_empty())
+                .map(str::to_owned)
+                .collect())
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut scopes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+            while let Some(scope) = seq.next_element()? {
+                scopes.push(scope);
+            }
+            Ok(scopes)
+        }
+    }
+
+    deserializer.deserialize_any(Scopes)
 }
 
 fn decode(part: &str) -> Result<Vec<u8>, Rejected> {

@@ -8,13 +8,16 @@ fn key(kind: KeyKind) -> SigningKey {
 }
 
 fn mint(key: SigningKey, jti: &str) -> String {
-    let scope = vec!["user:basic".to_owned()];
-    Minter::new(key, "at+jwt")
+    mint_typed(key, "at+jwt", jti, &["user:basic".to_owned()])
+}
+
+fn mint_typed(key: SigningKey, typ: &str, jti: &str, scope: &[String]) -> String {
+    Minter::new(key, typ)
         .unwrap()
         .mint(&Claims {
             sub: "acct-1",
             aud: "app",
-            scope: &scope,
+            scope,
             iss: "https://sso.example",
             exp: 2_000,
             iat: 1_000,
@@ -145,6 +148,46 @@ fn expiry_allows_the_leeway_and_no_more() {
     assert!(!claims.expired(129, 30));
     assert!(claims.expired(130, 30));
     assert!(!claims.expired(u64::MAX - 1, u64::MAX));
+}
+
+#[test]
+fn scope_reads_the_same_from_the_seeds_array_and_rfc9068s_string() {
+    let scopes = vec!["user:basic".to_owned(), "user:contract".to_owned()];
+    for typ in ["access_token", "at+jwt"] {
+        let (signer, public) = pair(KeyKind::Ed25519);
+        let token = mint_typed(signer, typ, &new_jti().unwrap(), &scopes);
+
+        let claims = verifier_of(&[&public]).verify(&token).unwrap();
+
+        assert_eq!(claims.scope, scopes, "{typ}");
+    }
+}
+
+#[test]
+fn a_scope_claim_of_another_type_is_malformed() {
+    let pem = SigningKey::generate_pem(KeyKind::Ed25519).unwrap();
+    let key = || SigningKey::from_pem(&pem).unwrap();
+    let token = mint(key(), &new_jti().unwrap());
+    let (signer, verifier) = (key(), verifier_of(&[&key()]));
+    // Signed anew, so that only the claim's type is wrong.
+    let resigned = |token: &str| {
+        let (input, _) = token.rsplit_once('.').unwrap();
+        let signature = signer.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    };
+    assert!(verifier.verify(&resigned(&token)).is_ok(), "the control");
+    for scope in [
+        json!(7),
+        json!({"a": 1}),
+        json!([1]),
+        serde_json::Value::Null,
+    ] {
+        let edited = reencode(&token, 1, |claims| claims["scope"] = scope.clone());
+
+        let verified = verifier.verify(&resigned(&edited));
+
+        assert_eq!(verified.unwrap_err(), Rejected::Malformed, "{scope}");
+    }
 }
 
 #[test]

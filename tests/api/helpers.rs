@@ -160,6 +160,17 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 fn spawn_with_settings(settings: Settings, running: Running) -> TestApp {
+    let (app, server) = build_with_settings(settings, running);
+    tokio::spawn(server.run_until_stopped());
+    app
+}
+
+/// An app built but not yet running: the test runs `Application::run_until_stopped` itself.
+pub fn build_app() -> (TestApp, Application) {
+    build_with_settings(test_settings(), Running::enter())
+}
+
+fn build_with_settings(settings: Settings, running: Running) -> (TestApp, Application) {
     let settings = settings.validate().expect("valid test settings");
     let source = Arc::new(Mutex::new(settings.clone()));
     let reads = Arc::clone(&source);
@@ -171,8 +182,7 @@ fn spawn_with_settings(settings: Settings, running: Running) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let live = app.live();
     let metrics_port = app.metrics_port();
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
+    let test_app = TestApp {
         address,
         metrics_port,
         store: Store::new(&settings.redis).expect("store"),
@@ -181,7 +191,8 @@ fn spawn_with_settings(settings: Settings, running: Running) -> TestApp {
         live,
         source,
         _running: running,
-    }
+    };
+    (test_app, app)
 }
 
 /// The HTTP client of the tests: no redirects followed, bounded in time.
@@ -375,4 +386,15 @@ pub fn verify_token(token: &str, audience: &str, issuer: &str) -> TokenData<Valu
     validation.leeway = 0;
     jsonwebtoken::decode::<Value>(token, &decoding_key(), &validation)
         .unwrap_or_else(|e| panic!("token does not verify: {e}"))
+}
+
+/// The payload of a JWT as JSON, not verified: for tests that look at its shape, or at a token
+/// that may expire before it is read.
+pub fn token_payload(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("the payload is base64url");
+    serde_json::from_slice(&bytes).expect("the payload is JSON")
 }

@@ -14,6 +14,7 @@ mod fuzz;
 mod grant_errors;
 mod helpers;
 mod introspection;
+mod methods;
 mod metrics;
 mod oauth2_client;
 mod record;

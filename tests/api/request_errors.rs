@@ -154,31 +154,6 @@ async fn malformed_requests_get_a_4xx_rfc_error_and_burn_no_code() {
 }
 
 #[tokio::test]
-async fn other_methods_on_the_token_path_get_a_4xx_rfc_error() {
-    let app = spawn_app().await;
-    for method in [
-        reqwest::Method::GET,
-        reqwest::Method::PUT,
-        reqwest::Method::DELETE,
-        reqwest::Method::PATCH,
-    ] {
-        let response = app
-            .http
-            .request(method.clone(), app.token_url())
-            .send()
-            .await;
-
-        let answer = Answer::of(response.unwrap()).await;
-        assert!(
-            (400..500).contains(&answer.status),
-            "{method}: {}",
-            answer.status
-        );
-        answer.assert_error_shape(method.as_str());
-    }
-}
-
-#[tokio::test]
 async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
     let app = spawn_app().await;
     let code = app.issue_code(&APP).await;

@@ -1,5 +1,6 @@
 //! SIGHUP on the real `sso-token` binary: a good new configuration is picked up, a broken one
-//! is refused with a log line and the running one keeps serving.
+//! is refused with a log line and the running one keeps serving. And in-process: a SIGHUP that
+//! comes before the server runs is not lost.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -13,7 +14,8 @@ use sso_token::store::Store;
 use sso_token::tokens::KeyKind;
 
 use crate::helpers::{
-    APP, Answer, code_record, http_client, json_request, new_key_file, test_dir, test_settings,
+    APP, Answer, build_app, code_record, http_client, json_request, new_key_file, test_dir,
+    test_settings,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -81,11 +83,7 @@ impl Server {
     }
 
     fn hang_up(&self) {
-        let status = Command::new("sh")
-            .args(["-c", &format!("kill -HUP {}", self.child.id())])
-            .status()
-            .expect("sh runs kill");
-        assert!(status.success());
+        hang_up(self.child.id());
     }
 
     async fn kids(&self) -> Vec<String> {
@@ -134,6 +132,9 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     settings.token.signing_key = signer;
     write_overlay(&dir, &settings, &[]);
     let server = Server::start(&dir);
+    // Right after start: a reload, not the default action of SIGHUP (the end of the process).
+    server.hang_up();
+    server.wait_for_log("configuration reloaded");
     assert_eq!(server.kids().await, std::slice::from_ref(&signer_kid));
 
     write_overlay(&dir, &settings, &[&next]);
@@ -163,4 +164,50 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
         .await
         .expect("token endpoint answered");
     assert_eq!(response.status().as_u16(), 200);
+}
+
+fn hang_up(pid: u32) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -HUP {pid}")])
+        .status()
+        .expect("sh runs kill");
+    assert!(status.success());
+}
+
+/// The SIGHUP handler is installed while the server is built, not by a task that runs later:
+/// a SIGHUP between the two (here: before `run_until_stopped` is even called) is a reload. This
+/// signals the whole test process; other apps in it reload their unchanged settings.
+#[tokio::test]
+async fn a_sighup_before_the_server_runs_is_a_reload() {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    // Our own listener, installed first: the signal can then never end the test process, and
+    // once this listener has seen it, every listener that existed when it came has seen it too.
+    let mut seen = signal(SignalKind::hangup()).expect("a SIGHUP listener");
+    let (app, server) = build_app();
+    let (next, next_kid) = new_key_file(KeyKind::P256);
+    app.source.lock().unwrap().token.verify_keys = vec![next];
+
+    hang_up(std::process::id());
+    tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("the SIGHUP arrives");
+    tokio::spawn(server.run_until_stopped());
+
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let jwks = app.jwks().await;
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k["kid"].as_str()).collect())
+            .unwrap_or_default();
+        if kids.contains(&next_kid.as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reload within {WAIT:?}: the SIGHUP was lost; kids {kids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

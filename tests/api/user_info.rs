@@ -6,7 +6,7 @@ use sso_token::startup::USERINFO_PATH;
 use sso_token::userinfo::Profile;
 
 use crate::helpers::{APP, Answer, code_record, spawn_app, unix_now};
-use crate::resource::Planted;
+use crate::resource::{Planted, Record};
 
 #[tokio::test]
 async fn user_info_shows_only_the_fields_the_scopes_allow() {
@@ -74,7 +74,7 @@ async fn a_token_with_neither_user_scope_gets_403_insufficient_scope() {
             scopes: &["openid"],
             iat: now,
             exp: now + 600,
-            recorded: true,
+            record: Record::AsIssued,
         })
         .await;
 
@@ -82,55 +82,75 @@ async fn a_token_with_neither_user_scope_gets_403_insufficient_scope() {
 
     assert_eq!(answer.status, 403, "{}", answer.text);
     assert_eq!(answer.error(), "insufficient_scope");
-    assert!(
-        answer
-            .header("www-authenticate")
-            .is_some_and(|c| c.contains(r#"error="insufficient_scope""#)),
-        "{:?}",
-        answer.headers
+    answer.assert_error_shape("insufficient scope");
+    // The scope that would do: the one that shows the user, as the service names it.
+    let challenge = format!(
+        r#"Bearer realm="sso-token", error="insufficient_scope", scope="{}""#,
+        sso_token::userinfo::BASIC
     );
+    assert_eq!(answer.header("www-authenticate"), Some(challenge.as_str()));
 }
 
 #[tokio::test]
-async fn requests_without_a_usable_bearer_token_get_rfc6750_answers() {
+async fn a_request_without_credentials_gets_401_and_a_bare_challenge_without_error_code() {
     let app = spawn_app().await;
-    let get = |auth: Option<&'static str>| {
-        let mut request = app.http.get(app.url(USERINFO_PATH));
-        if let Some(auth) = auth {
-            request = request.header("Authorization", auth);
-        }
-        async move { Answer::of(request.send().await.expect("sent")).await }
-    };
-    let cases = [
-        (
-            None,
-            401,
-            "invalid_request",
-            Some(r#"Bearer realm="sso-token""#),
-        ),
-        (
-            Some("Basic YXBwOnNlY3JldA=="),
-            401,
-            "invalid_request",
-            Some(r#"Bearer realm="sso-token""#),
-        ),
-        (Some("Bearer a b"), 400, "invalid_request", None),
-        (
-            Some("Bearer eyJhbGciOiJub25lIn0.e30."),
-            401,
-            "invalid_token",
-            Some(r#"Bearer realm="sso-token", error="invalid_token""#),
-        ),
+
+    let answer = Answer::of(app.http.get(app.url(USERINFO_PATH)).send().await.unwrap()).await;
+
+    assert_eq!(answer.status, 401, "{}", answer.text);
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="sso-token""#)
+    );
+    // RFC 6750 §3.1: no error code, nor other error information.
+    assert_eq!(answer.text, "");
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn a_malformed_authorization_header_gets_400_invalid_request_challenged() {
+    let app = spawn_app().await;
+    let cases: [(&str, &[&str]); 7] = [
+        ("another scheme", &["Basic YXBwOnNlY3JldA=="]),
+        ("no token", &["Bearer"]),
+        ("an empty token", &["Bearer "]),
+        ("two tokens", &["Bearer abc def"]),
+        ("bad characters", &["Bearer a,b"]),
+        ("not a b64token", &["Bearer ==="]),
+        ("two headers", &["Bearer abc", "Bearer def"]),
     ];
-    for (auth, status, error, challenge) in cases {
-        let answer = get(auth).await;
-        assert_eq!((answer.status, answer.error()), (status, error), "{auth:?}");
-        answer.assert_error_shape(&format!("{auth:?}"));
-        if challenge.is_some() {
-            assert_eq!(answer.header("www-authenticate"), challenge, "{auth:?}");
+    for (why, headers) in cases {
+        let mut request = app.http.get(app.url(USERINFO_PATH));
+        for header in headers {
+            request = request.header("Authorization", *header);
         }
+
+        let answer = Answer::of(request.send().await.expect("sent")).await;
+
+        assert_eq!(
+            (answer.status, answer.error()),
+            (400, "invalid_request"),
+            "{why}"
+        );
+        answer.assert_error_shape(why);
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(r#"Bearer realm="sso-token", error="invalid_request""#),
+            "{why}"
+        );
     }
-    let post = Answer::of(app.http.post(app.url(USERINFO_PATH)).send().await.unwrap()).await;
-    assert_eq!(post.status, 400);
-    post.assert_error_shape("POST");
+}
+
+#[tokio::test]
+async fn a_token_that_is_not_live_gets_401_invalid_token() {
+    let app = spawn_app().await;
+
+    let answer = app.user_info("eyJhbGciOiJub25lIn0.e30.").await;
+
+    assert_eq!((answer.status, answer.error()), (401, "invalid_token"));
+    answer.assert_error_shape("not live");
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="sso-token", error="invalid_token""#)
+    );
 }

@@ -54,7 +54,8 @@ struct Claims<'a> {
     sub: Cow<'a, str>,
     #[serde(borrow)]
     aud: Cow<'a, str>,
-    scope: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    scope: Scope<'a>,
     #[serde(borrow)]
     iss: Cow<'a, str>,
     exp: u64,
@@ -62,6 +63,27 @@ struct Claims<'a> {
     jti: String,
     #[serde(borrow)]
     client_id: Cow<'a, str>,
+}
+
+/// The `scope` claim: the seed's array, or one space-separated string when `typ` is `at+jwt`
+/// (RFC 9068 §2.2.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scope<'a> {
+    #[serde(borrow)]
+    List(Vec<Cow<'a, str>>),
+    #[serde(borrow)]
+    Joined(Cow<'a, str>),
+}
+
+impl Scope<'_> {
+    /// Whether it holds exactly `expected`, in order.
+    fn is(&self, expected: &[String]) -> bool {
+        match self {
+            Self::List(scopes) => scopes.iter().eq(expected.iter()),
+            Self::Joined(joined) => joined.split(' ').eq(expected.iter().map(String::as_str)),
+        }
+    }
 }
 
 /// A 200 that passed every inline check.
@@ -133,7 +155,7 @@ impl<'a> Checker<'a> {
             ("aud", claims.aud == e.aud),
             ("iss", claims.iss == e.issuer),
             ("client_id", claims.client_id == e.client_id),
-            ("scope", claims.scope.iter().eq(e.scopes.iter())),
+            ("scope", claims.scope.is(&e.scopes)),
             ("exp", claims.exp == claims.iat + e.expires_in),
             (
                 "iat",
@@ -273,5 +295,30 @@ impl SignatureCheck {
                 .map(|(len, handle)| handle.join().unwrap_or(len))
                 .sum()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(json: &str) -> Scope<'_> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_scope_claim_is_checked_in_either_shape() {
+        let expected = ["user:basic".to_owned(), "user:contract".to_owned()];
+        assert!(scope(r#"["user:basic","user:contract"]"#).is(&expected));
+        assert!(scope(r#""user:basic user:contract""#).is(&expected));
+        for other in [
+            r#"["user:contract","user:basic"]"#,
+            r#"["user:basic"]"#,
+            r#""user:basic""#,
+            r#""user:basic,user:contract""#,
+            r#""user:basic  user:contract""#,
+        ] {
+            assert!(!scope(other).is(&expected), "{other}");
+        }
     }
 }

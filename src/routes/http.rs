@@ -1,0 +1,84 @@
+//! What the route modules share: the methods of each resource and the 405 of any other
+//! (RFC 9110 §15.5.6, with `Allow`), the `no-store` headers of answers that carry tokens or user
+//! data (RFC 6749 §5.1), and reading headers and bounded bodies.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{self, BytesMut};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponseBuilder, Resource, Responder};
+use futures_util::StreamExt;
+
+use crate::oauth::OAuthError;
+
+/// `server.body_limit`, as app data.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A resource that answers POST only; any other method gets 405 `Allow: POST`.
+pub fn post<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(method_not_allowed("POST"))
+}
+
+/// A resource that answers GET, and HEAD as every GET resource should (RFC 9110 §9.1; the
+/// server sends the headers without the body); any other method gets 405 `Allow: GET, HEAD`.
+pub fn get<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(method_not_allowed("GET, HEAD"))
+}
+
+/// 405 with `allow` in the `Allow` header and the usual error body (`invalid_request`).
+fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        Err::<actix_web::HttpResponse, _>(OAuthError::MethodNotAllowed { allow })
+    })
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache`: for every answer that holds a token, a
+/// token's details or a user's data.
+pub fn no_store(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
+    builder
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+    builder
+}
+
+/// A header's value, if it is there and visible ASCII.
+pub fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Reads the body up to `limit` bytes; a declared or actual larger body is refused early.
+pub async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<BytesMut, OAuthError> {
+    let declared =
+        header_str(request, header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(OAuthError::PayloadTooLarge);
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(OAuthError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

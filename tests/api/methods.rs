@@ -1,0 +1,92 @@
+//! Methods: every path answers a method it does not take with 405, an `Allow` header naming the
+//! ones it does, and the RFC 6749 error body (`invalid_request`, not cached).
+
+use reqwest::Method;
+use sso_token::startup::{
+    INTROSPECT_PATH, JWKS_PATH, JWKS_WELL_KNOWN_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH,
+    USERINFO_PATH,
+};
+
+use crate::helpers::{Answer, spawn_app, spawn_app_with};
+
+const POST: &str = "POST";
+const GET: &str = "GET, HEAD";
+
+/// Every path we serve, with its `Allow`.
+const PATHS: [(&str, &str); 10] = [
+    (TOKEN_PATH, POST),
+    (INTROSPECT_PATH, POST),
+    (REVOKE_PATH, POST),
+    (USERINFO_PATH, GET),
+    (JWKS_PATH, GET),
+    (JWKS_WELL_KNOWN_PATH, GET),
+    (METADATA_PATH, GET),
+    ("/healthz", GET),
+    ("/readyz", GET),
+    ("/metrics", GET),
+];
+
+fn wrong_methods(allow: &str) -> Vec<Method> {
+    let wrong = if allow == POST {
+        [Method::GET, Method::PUT, Method::DELETE, Method::OPTIONS]
+    } else {
+        [Method::POST, Method::PUT, Method::PATCH, Method::OPTIONS]
+    };
+    wrong.to_vec()
+}
+
+fn assert_405(answer: &Answer, allow: &str, context: &str) {
+    assert_eq!(answer.status, 405, "{context}: {}", answer.text);
+    assert_eq!(answer.header("allow"), Some(allow), "{context}");
+    assert_eq!(answer.error(), "invalid_request", "{context}");
+    answer.assert_error_shape(context);
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_any_path_gets_405_with_allow_and_the_error_body() {
+    let app = spawn_app().await;
+    for (path, allow) in PATHS {
+        for method in wrong_methods(allow) {
+            let response = app.http.request(method.clone(), app.url(path)).send().await;
+
+            let answer = Answer::of(response.expect("sent")).await;
+
+            assert_405(&answer, allow, &format!("{method} {path}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn head_is_answered_wherever_get_is_and_refused_where_only_post_is() {
+    let app = spawn_app().await;
+    for (path, allow) in PATHS {
+        let response = app.http.head(app.url(path)).send().await.expect("sent");
+
+        let (status, allowed) = (response.status().as_u16(), response.headers().get("allow"));
+
+        if allow == GET {
+            // User info without a token refuses, but as GET would: HEAD is routed there.
+            let expected = if path == USERINFO_PATH { 401 } else { 200 };
+            assert_eq!(status, expected, "HEAD {path}");
+            assert!(allowed.is_none(), "HEAD {path}");
+        } else {
+            assert_eq!(status, 405, "HEAD {path}");
+            assert_eq!(
+                allowed.and_then(|a| a.to_str().ok()),
+                Some(POST),
+                "HEAD {path}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_separate_metrics_listener_answers_a_wrong_method_with_405_too() {
+    let app = spawn_app_with(|s| s.metrics.listen = "127.0.0.1:0".into()).await;
+    let port = app.metrics_port.expect("a metrics listener");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+
+    let answer = Answer::of(app.http.post(&url).send().await.expect("sent")).await;
+
+    assert_405(&answer, GET, "POST /metrics on the metrics listener");
+}
