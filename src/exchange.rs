@@ -64,14 +64,11 @@ impl Exchange {
         let iat = unix_now();
         let exp = iat + settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
-        // The record must outlive the token by the leeway that introspection and user info
-        // allow after `exp`: without it, the token would be inactive during the leeway anyway.
-        let record_ttl = settings.expires_in + settings.leeway_secs;
         let taken = self
             .metrics
             .redis(
                 RedisOp::Exchange,
-                self.store.take_code(code, &jti, record_ttl, &head),
+                self.store.take_code(code, &jti, settings.expires_in, &head),
             )
             .await
             .map_err(OAuthError::Unavailable)?;

@@ -3,8 +3,7 @@
 //!
 //! Keys, with `<prefix>` from `redis.key_prefix` (in Cluster mode with hash tags: see [`keys`]):
 //! - `<prefix>code:<code>`: the code record, written by the authorize service with its TTL.
-//! - `<prefix>token:<jti>`: the token record, TTL = `expires_in` + `leeway_secs` (the caller's
-//!   `ttl_secs`); its presence means "live".
+//! - `<prefix>token:<jti>`: the token record, TTL = `expires_in`; its presence means "live".
 //! - `<prefix>used:<code>`: the replay marker, the `jti` issued for a spent code, same TTL.
 //! - `<prefix>throttle:client:<id>`, `<prefix>throttle:addr:<ip>`: failed client
 //!   authentications in the current window, TTL = the window (see `throttle`).
@@ -203,8 +202,7 @@ impl Store {
 
     /// Takes `code` out of Redis and, when it was live, records the token `jti` with
     /// `record_head` + the code record + `}` as its value, in one round trip. `jti` comes from
-    /// [`Store::new_jti`] for this `code`; the token record and the replay marker live
-    /// `ttl_secs`.
+    /// [`Store::new_jti`] for this `code`.
     pub async fn take_code(
         &self,
         code: &str,

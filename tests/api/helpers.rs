@@ -387,14 +387,3 @@ pub fn verify_token(token: &str, audience: &str, issuer: &str) -> TokenData<Valu
     jsonwebtoken::decode::<Value>(token, &decoding_key(), &validation)
         .unwrap_or_else(|e| panic!("token does not verify: {e}"))
 }
-
-/// The payload of a JWT as JSON, not verified: for tests that look at its shape, or at a token
-/// that may expire before it is read.
-pub fn token_payload(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT has a payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("the payload is base64url");
-    serde_json::from_slice(&bytes).expect("the payload is JSON")
-}

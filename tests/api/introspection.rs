@@ -10,10 +10,10 @@ use sso_token::tokens::{KeyKind, SigningKey};
 
 use crate::helpers::{
     ALLOWED_SCOPES, APP, AUDIENCED, Answer, FOR_RESOURCE, ISSUER, OTHER, RESOURCE_API, basic_auth,
-    code_record, new_key_file, spawn_app, spawn_app_with, token_payload, unix_now, verify_token,
+    code_record, new_key_file, spawn_app, spawn_app_with, unix_now, verify_token,
 };
 use crate::redis_server::RedisServer;
-use crate::resource::{Planted, Record};
+use crate::resource::Planted;
 
 fn assert_inactive(answer: &Answer, context: &str) {
     assert_eq!(answer.status, 200, "{context}: {}", answer.text);
@@ -120,17 +120,16 @@ async fn the_client_a_token_is_meant_for_may_introspect_it_but_not_revoke_it() {
 async fn anything_but_a_live_token_of_ours_is_inactive_with_a_200() {
     let app = spawn_app().await;
     let now = unix_now();
-    let planted = |exp, record| Planted {
+    let planted = |exp, recorded| Planted {
         client: &APP,
         scopes: &["user:basic"],
         iat: now - 100,
         exp,
-        record,
+        recorded,
     };
-    let live = app.plant_token(&planted(now + 600, Record::AsIssued)).await;
-    let unrecorded = app.plant_token(&planted(now + 600, Record::Absent)).await;
-    // Its record still there: `exp` alone must refuse it.
-    let expired = app.plant_token(&planted(now - 40, Record::Lingering)).await;
+    let live = app.plant_token(&planted(now + 600, true)).await;
+    let unrecorded = app.plant_token(&planted(now + 600, false)).await;
+    let expired = app.plant_token(&planted(now - 40, true)).await;
     let (foreign_path, foreign_kid) = new_key_file(KeyKind::P256);
     let foreign_key = SigningKey::from_pem(&std::fs::read_to_string(&foreign_path).unwrap());
     let foreign_key = foreign_key.unwrap();
@@ -193,8 +192,7 @@ fn flip_first(signature: &str) -> String {
 
 #[tokio::test]
 async fn expiry_allows_the_configured_leeway_for_clock_skew() {
-    // Without leeway the record lingers (see `Record::Lingering`): `exp` alone must refuse.
-    for (leeway, record, active) in [(30, Record::AsIssued, true), (0, Record::Lingering, false)] {
+    for (leeway, active) in [(30, true), (0, false)] {
         let app = spawn_app_with(|s| s.token.leeway_secs = leeway).await;
         let now = unix_now();
         let token = app
@@ -203,41 +201,11 @@ async fn expiry_allows_the_configured_leeway_for_clock_skew() {
                 scopes: &["user:basic"],
                 iat: now - 100,
                 exp: now - 10,
-                record,
+                recorded: true,
             })
             .await;
         assert_eq!(app.is_active(&APP, &token).await, active, "leeway {leeway}");
     }
-}
-
-#[tokio::test]
-async fn an_issued_token_stays_active_past_exp_within_the_leeway() {
-    let app = spawn_app_with(|s| {
-        s.token.expires_in = 1;
-        s.token.leeway_secs = 5;
-    })
-    .await;
-    let token = app.token_for(&APP).await;
-    let exp = token_payload(&token)["exp"].as_u64().unwrap();
-
-    // One second past `exp`: polled, since a second is all it takes.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while unix_now() < exp + 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the clock does not reach exp + 1"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let introspected = app.introspect(&APP, &token).await;
-    let user_info = app.user_info(&token).await;
-
-    assert!(
-        unix_now() < exp + 5,
-        "the test was too slow to be inside the leeway"
-    );
-    assert_eq!(introspected.json["active"], true, "{}", introspected.text);
-    assert_eq!(user_info.status, 200, "{}", user_info.text);
 }
 
 #[tokio::test]

@@ -8,9 +8,7 @@ use sso_token::codes::NewCode;
 use sso_token::startup::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, USERINFO_PATH};
 use sso_token::tokens::{Claims, Minter, new_jti};
 
-use crate::helpers::{
-    Answer, ISSUER, TestApp, TestClient, basic_auth, code_record, signing_key, unix_now,
-};
+use crate::helpers::{Answer, ISSUER, TestApp, TestClient, basic_auth, code_record, signing_key};
 
 impl TestApp {
     /// Exchanges `record` (written as a fresh code) and returns the access token.
@@ -93,8 +91,8 @@ impl TestApp {
         }
     }
 
-    /// A token of `client` signed with the test key, valid from `iat` to `exp`, with its record
-    /// in Redis as `planted.record` says.
+    /// A token of `client` signed with the test key, valid from `iat` to `exp`, whose record is
+    /// written to Redis (unless `recorded` is false) the way the exchange writes it.
     pub async fn plant_token(&self, planted: &Planted<'_>) -> String {
         let jti = new_jti().expect("jti");
         let scope: Vec<String> = planted.scopes.iter().map(|s| (*s).to_owned()).collect();
@@ -111,14 +109,7 @@ impl TestApp {
                 client_id: planted.client.id,
             })
             .expect("minted");
-        // The exchange's rule: the record lives until `exp` plus the leeway.
-        let as_issued = (planted.exp + self.settings.token.leeway_secs).checked_sub(unix_now());
-        let ttl = match planted.record {
-            Record::AsIssued => as_issued.filter(|&ttl| ttl > 0),
-            Record::Lingering => Some(600),
-            Record::Absent => None,
-        };
-        if let Some(ttl) = ttl {
+        if planted.recorded {
             let record = json!({
                 "jti": jti, "client_id": planted.client.id, "iat": planted.iat, "exp": planted.exp,
                 "grant": {"client_id": planted.client.id, "redirect_uri": planted.client.redirect_uri,
@@ -131,7 +122,7 @@ impl TestApp {
                         .arg(key)
                         .arg(record.to_string())
                         .arg("EX")
-                        .arg(ttl),
+                        .arg(600),
                 )
                 .await;
         }
@@ -145,17 +136,5 @@ pub struct Planted<'a> {
     pub scopes: &'a [&'a str],
     pub iat: u64,
     pub exp: u64,
-    pub record: Record,
-}
-
-/// The token record of a planted token.
-#[derive(Clone, Copy)]
-pub enum Record {
-    /// As the exchange writes it: until `exp` plus the app's leeway, so none when that is past.
-    AsIssued,
-    /// None: revoked, or never issued here.
-    Absent,
-    /// Ten minutes, whatever `exp` says: a record written before a reload shortened the
-    /// leeway, which the token's own `exp` must still refuse.
-    Lingering,
+    pub recorded: bool,
 }

@@ -6,7 +6,7 @@ use sso_token::startup::USERINFO_PATH;
 use sso_token::userinfo::Profile;
 
 use crate::helpers::{APP, Answer, code_record, spawn_app, unix_now};
-use crate::resource::{Planted, Record};
+use crate::resource::Planted;
 
 #[tokio::test]
 async fn user_info_shows_only_the_fields_the_scopes_allow() {
@@ -74,7 +74,7 @@ async fn a_token_with_neither_user_scope_gets_403_insufficient_scope() {
             scopes: &["openid"],
             iat: now,
             exp: now + 600,
-            record: Record::AsIssued,
+            recorded: true,
         })
         .await;
 
