@@ -81,7 +81,7 @@ pub struct RedisSettings {
     /// Standalone only: `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket`.
     pub url: String,
     /// Sentinel only: the sentinels' addresses, `redis://host:port` (`rediss://` for TLS).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub sentinels: Vec<String>,
     /// Sentinel only: the name the sentinels monitor the master under.
     #[serde(default)]
@@ -95,7 +95,7 @@ pub struct RedisSettings {
     #[serde(default)]
     pub node_tls: bool,
     /// Cluster only: seed nodes, `redis://host:port` (`rediss://` for TLS, a password in the URL).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub nodes: Vec<String>,
     /// Multiplexed connections per process at most; each worker thread keeps to one.
     pub pool_size: usize,
@@ -121,7 +121,7 @@ pub struct TokenSettings {
     pub signing_key: PathBuf,
     /// Keys published and accepted for verification only: the next signer before it signs, the
     /// previous one until its tokens have expired (README, "Key rotation").
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub verify_keys: Vec<PathBuf>,
     /// Clock skew tolerated when introspection and user info check `exp`, in seconds.
     #[serde(default = "default_leeway")]
@@ -229,6 +229,7 @@ pub struct ThrottleSettings {
     /// Length of the window, seconds; it starts at its first failure.
     pub window_secs: u64,
     /// Peers whose `X-Forwarded-For` is believed: addresses or networks (`10.0.0.0/8`).
+    #[serde(deserialize_with = "list")]
     pub trusted_proxies: Vec<String>,
 }
 
@@ -243,17 +244,37 @@ impl Default for ThrottleSettings {
     }
 }
 
-/// `SSO__<SECTION>__<KEY>` variables; lists comma-separated.
+/// `SSO__<SECTION>__<KEY>` variables; lists comma-separated. Values stay strings until the
+/// setting's type reads them (no `try_parsing`): a password `0123` must not become the number 123.
 fn environment() -> config::Environment {
     config::Environment::with_prefix("SSO")
         .prefix_separator("__")
         .separator("__")
-        .try_parsing(true)
-        // SSO__REDIS__NODES=redis://a:7000,redis://b:7000
-        .list_separator(",")
-        .with_list_parse_key("redis.sentinels")
-        .with_list_parse_key("redis.nodes")
-        .with_list_parse_key("token.verify_keys")
+}
+
+/// A list setting: a TOML array, or one comma-separated string (how it arrives from the
+/// environment, e.g. `SSO__REDIS__NODES=redis://a:7000,redis://b:7000`).
+fn list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: From<String>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match List::deserialize(deserializer)? {
+        List::Many(items) => items,
+        List::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    Ok(items.into_iter().map(T::from).collect())
 }
 
 impl RedisSettings {

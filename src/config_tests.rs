@@ -169,6 +169,11 @@ fn the_mode_and_lists_can_come_from_the_environment() {
             "SSO__REDIS__NODES",
             "redis://10.0.0.1:7000,redis://10.0.0.2:7000",
         ),
+        // Looks like a number, is a string (a password would be the same): arrives as written.
+        ("SSO__REDIS__KEY_PREFIX", "0123"),
+        ("SSO__SERVER__WORKERS", "3"),
+        ("SSO__THROTTLE__ENABLED", "false"),
+        ("SSO__THROTTLE__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.1"),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
     let settings: Settings = config::Config::builder()
@@ -186,4 +191,8 @@ fn the_mode_and_lists_can_come_from_the_environment() {
         settings.redis.nodes,
         urls(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
     );
+    assert_eq!(settings.redis.key_prefix, "0123");
+    assert_eq!(settings.server.workers, 3);
+    assert!(!settings.throttle.enabled);
+    assert_eq!(settings.throttle.trusted_proxies.len(), 2);
 }
