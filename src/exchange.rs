@@ -9,7 +9,7 @@ use crate::clients::Client;
 use crate::grant::{self, Grant};
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
-use crate::oauth::{OAuthError, TokenRequest};
+use crate::oauth::{OAuthError, Sensitive, TokenRequest};
 use crate::store::{Store, Taken};
 use crate::throttle::Throttle;
 use crate::tokens::Claims;
@@ -17,7 +17,8 @@ use crate::tokens::Claims;
 /// What a successful exchange hands back to the client.
 #[derive(Debug)]
 pub struct Issued {
-    pub access_token: String,
+    /// A bearer credential: `Debug` must not print it.
+    pub access_token: Sensitive,
     pub expires_in: u64,
     pub grant: Grant,
     /// The granted scopes joined by `token.scope_separator`.
@@ -159,7 +160,7 @@ fn sign(
         .mint(&claims)
         .map_err(|e| OAuthError::Internal(Box::new(e)))?;
     Ok(Issued {
-        access_token,
+        access_token: Sensitive::new(access_token),
         expires_in: settings.expires_in,
         scope: grant.scopes.join(&settings.scope_separator),
         grant,
@@ -191,5 +192,22 @@ mod tests {
         assert_eq!(value["client_id"], "app \"x\"");
         assert_eq!(value["exp"], 20);
         assert_eq!(value["grant"]["username"], "u");
+    }
+
+    #[test]
+    fn debug_output_of_an_issued_token_hides_the_token() {
+        let issued = Issued {
+            access_token: Sensitive::new("eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl"),
+            expires_in: 1800,
+            grant: Grant {
+                username: "zhangs".into(),
+                account_id: "8cneYRM97jU0pqVpJWY".into(),
+                scopes: vec!["user:basic".into()],
+            },
+            scope: "user:basic".into(),
+        };
+        let printed = format!("{issued:?}");
+        assert!(printed.contains("zhangs"), "{printed}");
+        assert!(!printed.contains("c2lnbmF0dXJl"), "{printed}");
     }
 }

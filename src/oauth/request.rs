@@ -281,17 +281,17 @@ pub(super) fn credentials(
                     "client_secret is required, in the body or with HTTP Basic",
                 )
             })?;
-            (id.into_owned(), secret.into_owned(), false)
+            (id.into_owned(), Sensitive::new(secret), false)
         }
     };
-    if id.len() > MAX_CLIENT_ID || secret.len() > MAX_SECRET {
+    if id.len() > MAX_CLIENT_ID || secret.expose().len() > MAX_SECRET {
         return Err(OAuthError::invalid_request(
             "client_id or client_secret is too long",
         ));
     }
     Ok(ClientCredentials {
         id,
-        secret: Sensitive::new(secret),
+        secret,
         used_basic,
     })
 }

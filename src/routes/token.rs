@@ -56,7 +56,7 @@ fn render(issued: &Issued) -> HttpResponse {
             username: &issued.grant.username,
             token_type: "bearer",
             expires_in: issued.expires_in,
-            access_token: &issued.access_token,
+            access_token: issued.access_token.expose(),
             scope: &issued.scope,
             account_id: &issued.grant.account_id,
         })
