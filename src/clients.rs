@@ -170,7 +170,7 @@ impl Registry {
         credentials: &ClientCredentials,
     ) -> Result<Arc<Client>, OAuthError> {
         let presented = credentials.secret.expose();
-        let fail = || OAuthError::authentication_failed(credentials.used_basic);
+        let fail = OAuthError::authentication_failed;
         let Some(client) = self.clients.get(&credentials.id) else {
             let _ = sha256(presented).ct_eq(&[0; 32]);
             return Err(fail());

@@ -46,7 +46,7 @@ impl Exchange {
         self.throttle.admit(source).await?;
         let client = match snapshot.registry.authenticate(&request.client).await {
             Ok(client) => client,
-            Err(failure @ OAuthError::InvalidClient { .. }) => {
+            Err(failure @ OAuthError::InvalidClient(_)) => {
                 self.metrics.auth_failed();
                 let id = &request.client.id;
                 return Err(self.throttle.failed(id, source, failure).await);

@@ -321,7 +321,7 @@ mod tests {
     fn every_error_code_has_its_own_outcome() {
         let errors = [
             OAuthError::invalid_request("x"),
-            OAuthError::authentication_failed(false),
+            OAuthError::authentication_failed(),
             OAuthError::invalid_grant("x"),
             OAuthError::UnauthorizedClient("x".into()),
             OAuthError::UnsupportedGrantType,

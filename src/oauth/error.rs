@@ -18,12 +18,10 @@ pub enum OAuthError {
     #[error("invalid_request: {0}")]
     InvalidRequest(Description),
     /// Unknown client, disabled client and wrong secret all look alike from outside; only a
-    /// malformed `Authorization` header gets a description of its own.
-    #[error("invalid_client: {description}")]
-    InvalidClient {
-        used_basic: bool,
-        description: Description,
-    },
+    /// malformed `Authorization` header gets a description of its own. Always 401 with a Basic
+    /// challenge, however the client authenticated (RFC 9110 §15.5.2: a 401 carries one).
+    #[error("invalid_client: {0}")]
+    InvalidClient(Description),
     #[error("invalid_grant: {0}")]
     InvalidGrant(Description),
     #[error("unauthorized_client: {0}")]
@@ -70,13 +68,10 @@ impl OAuthError {
     }
 
     /// The one answer to a failed client authentication, whatever the reason.
-    pub fn authentication_failed(used_basic: bool) -> Self {
-        Self::InvalidClient {
-            used_basic,
-            description:
-                "client authentication failed: unknown client, disabled client or wrong secret"
-                    .into(),
-        }
+    pub fn authentication_failed() -> Self {
+        Self::InvalidClient(
+            "client authentication failed: unknown client, disabled client or wrong secret".into(),
+        )
     }
 
     /// The RFC 6749 `error` code.
@@ -85,7 +80,7 @@ impl OAuthError {
             Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::BearerRequired => {
                 "invalid_request"
             }
-            Self::InvalidClient { .. } | Self::Throttled { .. } => "invalid_client",
+            Self::InvalidClient(_) | Self::Throttled { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
@@ -105,7 +100,7 @@ impl OAuthError {
             | Self::UnauthorizedClient(d)
             | Self::InvalidScope(d)
             | Self::InsufficientScope(d)
-            | Self::InvalidClient { description: d, .. } => d,
+            | Self::InvalidClient(d) => d,
             Self::UnsupportedTokenType => "only access tokens can be revoked here",
             Self::BearerRequired => "an access token is required: Authorization: Bearer <token>",
             Self::InvalidToken => "the access token is invalid, expired or revoked",
@@ -130,7 +125,7 @@ struct ErrorBody<'a> {
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } | Self::BearerRequired | Self::InvalidToken => {
+            Self::InvalidClient(_) | Self::BearerRequired | Self::InvalidToken => {
                 StatusCode::UNAUTHORIZED
             }
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
@@ -153,9 +148,7 @@ impl ResponseError for OAuthError {
             .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
         match self {
-            Self::InvalidClient {
-                used_basic: true, ..
-            } => {
+            Self::InvalidClient(_) => {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"sso-token\", charset=\"UTF-8\""),
@@ -220,11 +213,6 @@ mod tests {
     async fn every_error_renders_the_rfc_shape_without_caching() {
         let cases = [
             (OAuthError::invalid_request("x"), 400, "invalid_request"),
-            (
-                OAuthError::authentication_failed(false),
-                401,
-                "invalid_client",
-            ),
             (OAuthError::invalid_grant("x"), 400, "invalid_grant"),
             (
                 OAuthError::UnauthorizedClient("x".into()),
@@ -302,10 +290,19 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn invalid_client_challenges_basic_only_when_basic_was_used() {
-        let (status, _, response) = render(OAuthError::authentication_failed(true)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let challenge = response.headers().get("www-authenticate").unwrap();
-        assert!(challenge.to_str().unwrap().starts_with("Basic "));
+    async fn every_invalid_client_401_challenges_basic() {
+        for error in [
+            OAuthError::authentication_failed(),
+            OAuthError::InvalidClient("Basic credentials are not valid base64".into()),
+        ] {
+            let (status, body, response) = render(error).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+            );
+            assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+            let challenge = response.headers().get("www-authenticate").unwrap();
+            assert_eq!(challenge, r#"Basic realm="sso-token", charset="UTF-8""#);
+        }
     }
 }

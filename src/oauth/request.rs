@@ -28,7 +28,7 @@ pub struct TokenRequest {
 pub struct ClientCredentials {
     pub id: String,
     pub secret: Sensitive,
-    /// Answers to a failed Basic authentication carry a `WWW-Authenticate: Basic` challenge.
+    /// Whether the credentials came in HTTP Basic (else in the body).
     pub used_basic: bool,
 }
 
@@ -254,10 +254,7 @@ pub(super) fn credentials(
             ));
         }
         Some(Err(malformed)) => {
-            return Err(OAuthError::InvalidClient {
-                used_basic: true,
-                description: malformed.0.into(),
-            });
+            return Err(OAuthError::InvalidClient(malformed.0.into()));
         }
     };
     let (id, secret, used_basic) = match basic {
