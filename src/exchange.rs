@@ -1,17 +1,17 @@
 //! The authorization-code exchange, in the order that keeps it safe: authenticate the client
-//! (a wrong secret burns no code), take the code atomically, check it, sign.
+//! (a wrong secret burns no code: the exchange takes a [`Caller`], which only
+//! `ClientAuth::authenticate` makes), take the code atomically, check it, sign.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::client_auth::Caller;
 use crate::clients::Client;
 use crate::grant::{self, Grant};
-use crate::live::{Live, Snapshot};
+use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, Sensitive, TokenRequest};
 use crate::store::{Store, Taken};
-use crate::throttle::Throttle;
 use crate::tokens::Claims;
 
 /// What a successful exchange hands back to the client.
@@ -25,34 +25,22 @@ pub struct Issued {
     pub scope: String,
 }
 
-/// Everything the exchange needs: the reloadable clients, keys and settings, and Redis.
+/// Everything the exchange needs besides the authenticated caller: Redis and the metrics.
 pub struct Exchange {
-    pub live: Arc<Live>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    pub throttle: Throttle,
 }
 
 impl Exchange {
-    /// One snapshot for the whole exchange: a reload in the middle changes nothing for it.
-    /// `source` is the address failed authentications are counted under (see `throttle`).
+    /// Runs on the snapshot the caller was authenticated against (`client_auth`): a reload in
+    /// the middle changes nothing for it.
     pub async fn exchange(
         &self,
+        caller: &Caller,
         request: &TokenRequest,
-        source: Option<IpAddr>,
     ) -> Result<Issued, OAuthError> {
-        let snapshot = self.live.load();
+        let (snapshot, client) = (caller.snapshot(), caller.client());
         let settings = &snapshot.token;
-        self.throttle.admit(source).await?;
-        let client = match snapshot.registry.authenticate(&request.client).await {
-            Ok(client) => client,
-            Err(failure @ OAuthError::InvalidClient(_)) => {
-                self.metrics.auth_failed();
-                let id = &request.client.id;
-                return Err(self.throttle.failed(id, source, failure).await);
-            }
-            Err(other) => return Err(other),
-        };
         if !client.allows_grant("authorization_code") {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the authorization_code grant".into(),
@@ -82,11 +70,11 @@ impl Exchange {
             }
             Taken::Replayed { jti: issued } => {
                 self.metrics.replay_detected();
-                return Err(self.revoke_replayed(&client, &issued).await);
+                return Err(self.revoke_replayed(client, &issued).await);
             }
         };
-        let outcome = grant::check(&record, &client, request, &settings.scope_separator)
-            .and_then(|grant| sign(&snapshot, &client, grant, &jti, iat, exp));
+        let outcome = grant::check(&record, client, request, &settings.scope_separator)
+            .and_then(|grant| sign(snapshot, client, grant, &jti, iat, exp));
         if outcome.is_ok() {
             self.metrics.token_issued();
         } else {

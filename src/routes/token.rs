@@ -2,13 +2,14 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, BytesMut};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::LoggedClient;
+use super::log_client;
+use crate::client_auth::{Caller, ClientAuth};
 use crate::exchange::{Exchange, Issued};
-use crate::oauth::{OAuthError, TokenRequest};
+use crate::oauth::{ClientCredentials, OAuthError, TokenRequest};
 
 /// `server.body_limit`, as app data.
 #[derive(Clone, Copy)]
@@ -29,6 +30,7 @@ pub async fn access_token(
     request: HttpRequest,
     payload: web::Payload,
     exchange: web::Data<Exchange>,
+    auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
     let body = read_body(&request, payload, limit.0).await?;
@@ -37,14 +39,8 @@ pub async fn access_token(
         header_str(&request, header::AUTHORIZATION),
         &body,
     )?;
-    request
-        .extensions_mut()
-        .insert(LoggedClient(token_request.client.id.clone()));
-    let source = exchange.throttle.source(
-        request.peer_addr().map(|a| a.ip()),
-        header_str(&request, header::X_FORWARDED_FOR),
-    );
-    let issued = exchange.exchange(&token_request, source).await?;
+    let caller = authenticate(&request, &auth, &token_request.client).await?;
+    let issued = exchange.exchange(&caller, &token_request).await?;
     Ok(render(&issued))
 }
 
@@ -67,6 +63,22 @@ pub async fn method_not_allowed() -> Result<HttpResponse, OAuthError> {
     Err(OAuthError::invalid_request(
         "the token endpoint accepts POST only",
     ))
+}
+
+/// Client authentication (throttled, counted) from the request's source address; the access
+/// log names the client once it has passed.
+pub(super) async fn authenticate(
+    request: &HttpRequest,
+    auth: &ClientAuth,
+    credentials: &ClientCredentials,
+) -> Result<Caller, OAuthError> {
+    let source = auth.source(
+        request.peer_addr().map(|a| a.ip()),
+        header_str(request, header::X_FORWARDED_FOR),
+    );
+    let caller = auth.authenticate(credentials, source).await?;
+    log_client(request, &caller.client().id);
+    Ok(caller)
 }
 
 pub(super) fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {

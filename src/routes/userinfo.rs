@@ -1,9 +1,9 @@
 //! `GET /identity/sso/oauth2/user`: the user of a Bearer token, as its scopes allow.
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::LoggedClient;
+use super::log_client;
 use super::token::header_str;
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, bearer};
@@ -14,9 +14,7 @@ pub async fn user(
 ) -> Result<HttpResponse, OAuthError> {
     let token = bearer::parse(header_str(&request, header::AUTHORIZATION))?;
     let live = inspector.bearer(token).await?;
-    request
-        .extensions_mut()
-        .insert(LoggedClient(live.claims.client_id.clone()));
+    log_client(&request, &live.claims.client_id);
     let info = live.user_info()?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

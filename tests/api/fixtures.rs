@@ -61,6 +61,12 @@ pub const FOR_RESOURCE: TestClient = TestClient {
     secret: "frontend-secret-Pb7Tg2Mv9Rc4Yw6Ke3Ux",
     redirect_uri: "https://frontend.example/cb",
 };
+/// Used by the log tests alone, so that they can count its lines among other tests' lines.
+pub const LOGGED: TestClient = TestClient {
+    id: "logged-app",
+    secret: "logged-secret-Rf5Nw2Kc8Jv3Xt6Hb9Ld",
+    redirect_uri: "https://logged.example/cb",
+};
 /// The default `token.issuer` (the seed's `iss`).
 pub const ISSUER: &str = "com.central-x.security";
 /// The example of RFC 7636 Appendix B.
@@ -103,6 +109,7 @@ pub fn clients_toml() -> String {
             "grant_types = [\"client_credentials\"]",
         ),
         entry(&RESOURCE_API, &[], ""),
+        entry(&LOGGED, &[], ""),
         entry(
             &FOR_RESOURCE,
             &[],

@@ -14,6 +14,8 @@ mod fuzz;
 mod grant_errors;
 mod helpers;
 mod introspection;
+mod log_capture;
+mod log_hygiene;
 mod metrics;
 mod oauth2_client;
 mod record;
