@@ -53,7 +53,8 @@ impl ClientAuth {
         self.throttle.source(peer, forwarded_for)
     }
 
-    /// `invalid_client` (401), or 429 once `source` or the client id has failed too often.
+    /// `invalid_client` (401), or 429 once `source` or the client id has failed too often, or
+    /// 503 when every Argon2 verification slot is busy.
     pub async fn authenticate(
         &self,
         credentials: &ClientCredentials,
@@ -67,6 +68,10 @@ impl ClientAuth {
             Err(failure @ OAuthError::InvalidClient(_)) => {
                 self.metrics.auth_failed();
                 Err(self.throttle.failed(&credentials.id, source, failure).await)
+            }
+            Err(OAuthError::Overloaded) => {
+                self.metrics.argon2_overloaded();
+                Err(OAuthError::Overloaded)
             }
             Err(other) => Err(other),
         }

@@ -18,7 +18,7 @@ fn creds(id: &str, secret: &str) -> ClientCredentials {
 }
 
 fn load(text: &str) -> Registry {
-    match Registry::from_toml(text) {
+    match Registry::from_toml(text, &Argon2Limit::per_cpu()) {
         Ok(registry) => registry,
         Err(LoadError::Parse(e)) => panic!("{e}"),
         Err(LoadError::Invalid { client, problem }) => panic!("{client}: {problem}"),

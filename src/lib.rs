@@ -17,6 +17,7 @@ pub mod live;
 pub mod metrics;
 pub mod oauth;
 pub mod routes;
+pub mod secret_hash;
 pub mod startup;
 pub mod store;
 pub mod throttle;

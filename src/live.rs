@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::clients::{Registry, RegistryError};
+use crate::clients::{Argon2Limit, Registry, RegistryError};
 use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
 use crate::discovery;
 use crate::tokens::{Keyring, KeyringError};
@@ -47,13 +47,15 @@ pub struct Live {
     source: SettingsSource,
     /// `[server]` and `[redis]` as started; a reload cannot change them, only warn.
     fixed: String,
+    /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
+    argon2: Argon2Limit,
 }
 
 impl Snapshot {
     /// Reads the key files and the clients file that `settings` names.
-    pub fn load(settings: &Settings) -> Result<Self, LoadError> {
+    pub fn load(settings: &Settings, argon2: &Argon2Limit) -> Result<Self, LoadError> {
         let keys = Keyring::load(&settings.token)?;
-        let registry = Registry::load(&settings.clients.file)?;
+        let registry = Registry::load(&settings.clients.file, argon2)?;
         let metadata = discovery::metadata(&settings.token, &settings.discovery, &registry)?;
         Ok(Self {
             token: settings.token.clone(),
@@ -76,9 +78,11 @@ impl Snapshot {
 impl Live {
     /// Loads the first snapshot from `settings`; `source` gives the settings of each reload.
     pub fn new(settings: &Settings, source: SettingsSource) -> Result<Self, LoadError> {
-        let snapshot = Snapshot::load(settings)?;
+        let argon2 = Argon2Limit::per_cpu();
+        let snapshot = Snapshot::load(settings, &argon2)?;
         log::info!("{}", snapshot.describe());
         Ok(Self {
+            argon2,
             current: ArcSwap::from_pointee(snapshot),
             source,
             fixed: fixed_sections(settings),
@@ -96,7 +100,7 @@ impl Live {
         let outcome = (self.source)()
             .and_then(Settings::validate)
             .map_err(LoadError::from)
-            .and_then(|settings| Ok((Snapshot::load(&settings)?, settings)));
+            .and_then(|settings| Ok((Snapshot::load(&settings, &self.argon2)?, settings)));
         match outcome {
             Ok((snapshot, settings)) => {
                 let described = snapshot.describe();

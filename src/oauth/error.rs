@@ -53,6 +53,10 @@ pub enum OAuthError {
     /// Redis is down, slow or refusing: the client may retry.
     #[error("temporarily_unavailable")]
     Unavailable(#[source] crate::store::StoreError),
+    /// Every Argon2 verification slot stayed busy (`secret_hash::Argon2Limit`): 503 with
+    /// `Retry-After`, as for Redis trouble.
+    #[error("temporarily_unavailable: client authentication overloaded")]
+    Overloaded,
     /// A bug or a broken deployment; the cause goes to the log, never to the client.
     #[error("server_error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -88,7 +92,7 @@ impl OAuthError {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
-            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Unavailable(_) | Self::Overloaded => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -111,6 +115,7 @@ impl OAuthError {
                  retry after the seconds in Retry-After"
             }
             Self::Unavailable(_) => "the token store is unavailable, retry shortly",
+            Self::Overloaded => "too many client authentications at once, retry shortly",
             Self::Internal(_) => "internal error, see the server log",
         }
     }
@@ -131,7 +136,7 @@ impl ResponseError for OAuthError {
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -154,7 +159,7 @@ impl ResponseError for OAuthError {
                     HeaderValue::from_static("Basic realm=\"sso-token\", charset=\"UTF-8\""),
                 ));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Overloaded => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Self::BearerRequired => {
@@ -287,6 +292,20 @@ mod tests {
                 None => assert!(!challenge.contains("error="), "{challenge}"),
             }
         }
+    }
+
+    #[actix_web::test]
+    async fn overloaded_client_authentication_is_a_503_to_retry() {
+        let (status, body, response) = render(OAuthError::Overloaded).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
+        );
+        assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+        assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
     }
 
     #[actix_web::test]

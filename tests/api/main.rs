@@ -2,6 +2,7 @@
 //! redis-server started by the harness (see `helpers` and `redis_server`).
 
 mod answer;
+mod argon2_limit;
 mod client_auth;
 mod cluster_outage;
 mod code_records;
