@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use crate::oauth::request::is_client_id;
 use crate::oauth::{ClientCredentials, OAuthError};
 pub use crate::secret_hash::Argon2Limit;
 use crate::secret_hash::{SecretHash, sha256};
@@ -189,8 +190,9 @@ impl Client {
     }
 
     fn from_entry(entry: ClientEntry) -> Result<Self, String> {
-        if entry.id.is_empty() || entry.id.len() > 256 {
-            return Err("id must be 1 to 256 characters".into());
+        // Ids a request could not present (`oauth::request`) would only be dead entries.
+        if !is_client_id(&entry.id) {
+            return Err("id must be 1 to 256 characters of printable ASCII (%x20-7E)".into());
         }
         if entry.redirect_uris.is_empty() {
             return Err("needs at least one redirect_uris entry".into());

@@ -60,3 +60,16 @@ fn sha256_hashing_matches_the_stored_form() {
         "sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf"
     );
 }
+
+#[test]
+fn a_client_id_outside_printable_ascii_is_refused() {
+    for id in ["app\\n", "äpp", ""] {
+        let text = DEMO.replace("id = \"app\"", &format!("id = \"{id}\""));
+        match Registry::from_toml(&text, &Argon2Limit::per_cpu()) {
+            Err(LoadError::Invalid { problem, .. }) => {
+                assert!(problem.contains("printable ASCII"), "{problem}")
+            }
+            _ => panic!("{id:?} was accepted"),
+        }
+    }
+}

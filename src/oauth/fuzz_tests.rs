@@ -209,7 +209,8 @@ fn well_formed() -> impl Strategy<Value = WellFormed> {
     let verifier = prop::option::of("[A-Za-z0-9._~-]{43,128}");
     (
         (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
-        (text(1..=40), text(1..=60), text(1..=60), text(1..=120)),
+        // A client id is VSCHAR (RFC 6749 Appendix A.1); the other values any text.
+        ("[ -~]{1,40}", text(1..=60), text(1..=60), text(1..=120)),
         verifier,
     )
         .prop_map(

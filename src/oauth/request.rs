@@ -286,11 +286,22 @@ pub(super) fn credentials(
             "client_id or client_secret is too long",
         ));
     }
+    if !is_client_id(&id) {
+        return Err(OAuthError::invalid_request(
+            "client_id must be printable ASCII (RFC 6749 VSCHAR: %x20-7E)",
+        ));
+    }
     Ok(ClientCredentials {
         id,
         secret,
         used_basic,
     })
+}
+
+/// RFC 6749 Appendix A.1: `client-id = *VSCHAR`, `VSCHAR = %x20-7E`. Refusing anything else at
+/// the parser keeps control characters (a forged log line) from travelling any further.
+pub fn is_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_CLIENT_ID && id.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.

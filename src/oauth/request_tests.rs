@@ -597,6 +597,42 @@ fn a_code_with_control_characters_is_refused() {
 }
 
 #[test]
+fn a_client_id_outside_vschar_is_refused_in_the_body_and_in_basic() {
+    let too_long = "a".repeat(257);
+    let bad_ids = [
+        "app\nFORGED log line",
+        "app\u{0}",
+        "\tapp",
+        "app\u{7f}",
+        "äpp",
+        too_long.as_str(),
+    ];
+    for id in bad_ids {
+        for format in FORMATS {
+            let in_body = with(&complete(), "client_id", id);
+            let description = invalid_request(parse(format, None, &in_body));
+            assert!(description.contains("client_id"), "{id:?}: {description}");
+            assert!(!description.contains(id), "{id:?}: {description}");
+            // RFC 6749 §2.3.1: form-urlencoded inside Basic, as a client library sends it.
+            let encoded = serde_urlencoded::to_string([("", id)]).unwrap();
+            let header = basic(&encoded[1..], SECRET);
+            let pairs = without(&complete(), &["client_id", "client_secret"]);
+            let description = invalid_request(parse(format, Some(&header), &pairs));
+            assert!(description.contains("client_id"), "{id:?}: {description}");
+        }
+    }
+    // The whole printable range is fine, space and punctuation included.
+    let printable: String = (0x20u8..=0x7e).map(char::from).collect();
+    let request = parse(
+        Format::Json,
+        None,
+        &with(&complete(), "client_id", &printable),
+    )
+    .unwrap();
+    assert_eq!(request.client.id, printable);
+}
+
+#[test]
 fn a_parsed_request_does_not_print_its_secret_code_or_verifier() {
     let request = parse(Format::Json, None, &complete()).unwrap();
     let printed = format!("{request:?}");

@@ -26,9 +26,11 @@ pub const OTHER: TestClient = TestClient {
     secret: "other-secret-Qp3Wm8Ys1Kd6Rv0Ej5Tn",
     redirect_uri: "https://other.example/callback",
 };
-/// Id and secret that must be form-urlencoded in HTTP Basic (RFC 6749 §2.3.1).
+/// Id and secret that must be form-urlencoded in HTTP Basic (RFC 6749 §2.3.1). The id is
+/// VSCHAR (printable ASCII, RFC 6749 Appendix A.1), as every client id must be; the secret
+/// need not be.
 pub const ENCODED: TestClient = TestClient {
-    id: "partner:app +1/ü",
+    id: "partner:app +1/%&=?",
     secret: "s3:cr/et+%&=ü ?#Xy7Lk2",
     redirect_uri: "https://partner.example/cb?tenant=1",
 };
