@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::oauth::request::is_client_id;
 use crate::oauth::{ClientCredentials, OAuthError};
+use crate::redact;
 pub use crate::secret_hash::Argon2Limit;
 use crate::secret_hash::{SecretHash, sha256};
 pub use crate::secret_hash::{hash_secret_argon2, hash_secret_sha256};
@@ -37,11 +38,10 @@ pub enum RegistryError {
         path: String,
         source: std::io::Error,
     },
-    #[error("clients.file `{path}`: {source}")]
-    Parse {
-        path: String,
-        source: toml::de::Error,
-    },
+    /// Only toml's message and the line and column: toml's own Display prints the offending
+    /// line, which may be a `secret = …` line.
+    #[error("clients.file `{path}`: {problem}")]
+    Parse { path: String, problem: String },
     #[error("clients.file `{path}`: client `{client}`: {problem}")]
     Invalid {
         path: String,
@@ -97,9 +97,9 @@ impl Registry {
             source,
         })?;
         Self::from_toml(&text, argon2).map_err(|e| match e {
-            LoadError::Parse(source) => RegistryError::Parse {
+            LoadError::Parse(error) => RegistryError::Parse {
                 path: shown,
-                source,
+                problem: redact::toml_error(&error, Some(&text)),
             },
             LoadError::Invalid { client, problem } => RegistryError::Invalid {
                 path: shown,

@@ -62,6 +62,35 @@ fn sha256_hashing_matches_the_stored_form() {
 }
 
 #[test]
+fn a_clients_file_that_does_not_parse_is_reported_without_its_lines() {
+    let path = std::env::temp_dir().join(format!("sso-clients-{}.toml", uuid::Uuid::new_v4()));
+    let cases = [
+        // Unterminated string: toml's own message prints the whole `secret = ...` line.
+        (DEMO.replace("sha256:cd57", "hunter2\n#"), "line 4, column"),
+        // A secret of the wrong type: serde's message quotes the value.
+        (
+            DEMO.replace(
+                "\"sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf\"",
+                "8675309",
+            ),
+            "line 4, column",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&path, &text).unwrap();
+        let shown = match Registry::load(&path, &Argon2Limit::per_cpu()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{text} loaded"),
+        };
+        assert!(shown.contains(expected), "{shown}");
+        for value in ["hunter2", "8675309", "sha256:"] {
+            assert!(!shown.contains(value), "{shown}");
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn a_client_id_outside_printable_ascii_is_refused() {
     for id in ["app\\n", "äpp", ""] {
         let text = DEMO.replace("id = \"app\"", &format!("id = \"{id}\""));

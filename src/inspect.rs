@@ -12,6 +12,7 @@ use crate::client_auth::Caller;
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
+use crate::redact;
 use crate::store::Store;
 use crate::tokens::AccessClaims;
 use crate::userinfo::{self, Profile, UserInfo};
@@ -176,8 +177,9 @@ impl Inspector {
             Ok(record) => record,
             Err(e) => {
                 log::warn!(
-                    "token record of client {} is unreadable: {e}",
-                    claims.client_id
+                    "token record of client {} is unreadable: {}",
+                    claims.client_id,
+                    redact::json_error(&e)
                 );
                 return Ok(None);
             }

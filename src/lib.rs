@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod live;
 pub mod metrics;
 pub mod oauth;
+pub mod redact;
 pub mod routes;
 pub mod secret_hash;
 pub mod startup;

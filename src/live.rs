@@ -9,7 +9,9 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::clients::{Argon2Limit, Registry, RegistryError};
-use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
+use crate::config::{
+    ConfigError, DiscoverySettings, RedisSettings, ServerSettings, Settings, TokenSettings,
+};
 use crate::discovery;
 use crate::tokens::{Keyring, KeyringError};
 
@@ -46,7 +48,7 @@ pub struct Live {
     current: ArcSwap<Snapshot>,
     source: SettingsSource,
     /// `[server]` and `[redis]` as started; a reload cannot change them, only warn.
-    fixed: String,
+    fixed: (ServerSettings, RedisSettings),
     /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
     argon2: Argon2Limit,
 }
@@ -85,7 +87,7 @@ impl Live {
             argon2,
             current: ArcSwap::from_pointee(snapshot),
             source,
-            fixed: fixed_sections(settings),
+            fixed: (settings.server.clone(), settings.redis.clone()),
         })
     }
 
@@ -106,7 +108,7 @@ impl Live {
                 let described = snapshot.describe();
                 self.current.store(Arc::new(snapshot));
                 log::info!("configuration reloaded: {described}");
-                if fixed_sections(&settings) != self.fixed {
+                if (&settings.server, &settings.redis) != (&self.fixed.0, &self.fixed.1) {
                     log::warn!("[server] and [redis] changes take effect on restart only");
                 }
                 Ok(())
@@ -117,10 +119,6 @@ impl Live {
             }
         }
     }
-}
-
-fn fixed_sections(settings: &Settings) -> String {
-    format!("{:?} {:?}", settings.server, settings.redis)
 }
 
 /// Reloads on every SIGHUP until the task is dropped. Reading files happens off the workers.

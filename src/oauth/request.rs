@@ -161,7 +161,13 @@ fn explain_json(
     fields: &[&'static str],
 ) -> Cow<'static, str> {
     if error.is_syntax() || error.is_eof() {
-        return "request body is not valid JSON".into();
+        // Where, never what: serde_json's own message may quote the value.
+        return format!(
+            "request body is not valid JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        )
+        .into();
     }
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
         return "request body must be a JSON object".into();

@@ -330,6 +330,16 @@ fn malformed_json_is_refused() {
 }
 
 #[test]
+fn malformed_json_is_located_without_quoting_it() {
+    let body = format!("{{\n  \"client_secret\": \"{SECRET}\" \"code\": \"{CODE}\"}}");
+    let description = invalid_request(parse_json_bytes(body.as_bytes()));
+    assert!(description.contains("line 2, column"), "{description}");
+    for value in [SECRET, CODE] {
+        assert!(!description.contains(value), "{description}");
+    }
+}
+
+#[test]
 fn a_form_body_that_is_not_utf8_is_refused() {
     // The only way a form body can be malformed: raw or percent-encoded bytes that are not UTF-8
     // (JSON bodies with such bytes are refused; see malformed_json_is_refused).
