@@ -18,7 +18,7 @@ fn creds(id: &str, secret: &str) -> ClientCredentials {
 }
 
 fn load(text: &str) -> Registry {
-    match Registry::from_toml(text) {
+    match Registry::from_toml(text, &Argon2Limit::per_cpu()) {
         Ok(registry) => registry,
         Err(LoadError::Parse(e)) => panic!("{e}"),
         Err(LoadError::Invalid { client, problem }) => panic!("{client}: {problem}"),
@@ -59,4 +59,46 @@ fn sha256_hashing_matches_the_stored_form() {
         hash_secret_sha256("demo-secret"),
         "sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf"
     );
+}
+
+#[test]
+fn a_clients_file_that_does_not_parse_is_reported_without_its_lines() {
+    let path = std::env::temp_dir().join(format!("sso-clients-{}.toml", uuid::Uuid::new_v4()));
+    let cases = [
+        // Unterminated string: toml's own message prints the whole `secret = ...` line.
+        (DEMO.replace("sha256:cd57", "hunter2\n#"), "line 4, column"),
+        // A secret of the wrong type: serde's message quotes the value.
+        (
+            DEMO.replace(
+                "\"sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf\"",
+                "8675309",
+            ),
+            "line 4, column",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&path, &text).unwrap();
+        let shown = match Registry::load(&path, &Argon2Limit::per_cpu()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{text} loaded"),
+        };
+        assert!(shown.contains(expected), "{shown}");
+        for value in ["hunter2", "8675309", "sha256:"] {
+            assert!(!shown.contains(value), "{shown}");
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_client_id_outside_printable_ascii_is_refused() {
+    for id in ["app\\n", "äpp", ""] {
+        let text = DEMO.replace("id = \"app\"", &format!("id = \"{id}\""));
+        match Registry::from_toml(&text, &Argon2Limit::per_cpu()) {
+            Err(LoadError::Invalid { problem, .. }) => {
+                assert!(problem.contains("printable ASCII"), "{problem}")
+            }
+            _ => panic!("{id:?} was accepted"),
+        }
+    }
 }

@@ -10,17 +10,83 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::oauth::Sensitive;
+use crate::redact;
 
 /// Why the settings could not be loaded; the message always names the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The files or the environment did not read into settings. Kept as text made by
+    /// [`describe`], not as the `config` error: that one quotes values (a password) and, for a
+    /// TOML syntax error, the whole offending line of the file.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(String),
     #[error("configuration: `{setting}` {problem}")]
     Invalid {
         setting: &'static str,
         problem: String,
     },
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(error: config::ConfigError) -> Self {
+        Self::Load(describe(&error))
+    }
+}
+
+/// `config`'s message without the values it quotes, and a TOML syntax error as its line and
+/// column and toml's message, never the line itself.
+fn describe(error: &config::ConfigError) -> String {
+    use config::ConfigError as E;
+
+    let located = |message: String, key: &Option<String>, origin: &Option<String>| {
+        let key = key.as_ref().map(|k| format!(" for key `{k}`"));
+        let origin = origin.as_ref().map(|o| format!(" in {o}"));
+        format!(
+            "{message}{}{}",
+            key.unwrap_or_default(),
+            origin.unwrap_or_default()
+        )
+    };
+    match error {
+        E::FileParse { uri, cause } => {
+            let problem = match cause.downcast_ref::<toml::de::Error>() {
+                Some(toml) => {
+                    // Only for the position; the text itself is never shown.
+                    let text = uri.as_ref().and_then(|u| std::fs::read_to_string(u).ok());
+                    redact::toml_error(toml, text.as_deref())
+                }
+                None => redact::serde_message(&cause.to_string()),
+            };
+            format!(
+                "{}: {problem}",
+                uri.as_deref().unwrap_or("a configuration file")
+            )
+        }
+        E::Type {
+            origin,
+            unexpected,
+            expected,
+            key,
+        } => {
+            let message =
+                redact::serde_message(&format!("invalid type: {unexpected}, expected {expected}"));
+            located(message, key, origin)
+        }
+        E::At { error, origin, key } => located(describe(error), key, origin),
+        E::Message(message) => config_message(message),
+        other => redact::serde_message(&other.to_string()),
+    }
+}
+
+/// `config`'s own messages that quote a value, without it; serde's otherwise.
+fn config_message(message: &str) -> String {
+    if let Some((enum_name, _)) = message.split_once(" does not have variant constructor ") {
+        return format!("{enum_name} has no such variant");
+    }
+    if let Some((variable, _)) = message.split_once(" contains non-Unicode data") {
+        return format!("{variable} contains non-Unicode data");
+    }
+    redact::serde_message(message)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,7 +102,7 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ServerSettings {
     /// `host:port`; port 0 picks a free port (tests).
     pub listen: String,
@@ -52,7 +118,7 @@ pub struct ServerSettings {
 }
 
 /// `[server.tls]`: PEM files, read once at start-up.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TlsSettings {
     /// Certificate chain, leaf first.
     pub cert: PathBuf,
@@ -277,6 +343,39 @@ where
     Ok(items.into_iter().map(T::from).collect())
 }
 
+/// Field by field, the password's text included. Only a reload compares settings (`live`), and
+/// no attacker chooses either side, so it need not be constant-time; `Sensitive` has no `==` of
+/// its own on purpose. The destructuring makes a new field a compile error here until added.
+impl PartialEq for RedisSettings {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            mode,
+            url,
+            sentinels,
+            master_name,
+            node_username,
+            node_password,
+            node_tls,
+            nodes,
+            pool_size,
+            timeout_ms,
+            key_prefix,
+        } = self;
+        let password = |p: &Option<Sensitive>| p.as_ref().map(|p| p.expose().to_owned());
+        *mode == other.mode
+            && *url == other.url
+            && *sentinels == other.sentinels
+            && *master_name == other.master_name
+            && *node_username == other.node_username
+            && password(node_password) == password(&other.node_password)
+            && *node_tls == other.node_tls
+            && *nodes == other.nodes
+            && *pool_size == other.pool_size
+            && *timeout_ms == other.timeout_ms
+            && *key_prefix == other.key_prefix
+    }
+}
+
 impl RedisSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
@@ -310,7 +409,10 @@ impl RedisSettings {
             {
                 Some(bad) => invalid(
                     setting,
-                    format!("entry `{bad}` must start with redis:// or rediss://"),
+                    format!(
+                        "entry `{}` must start with redis:// or rediss://",
+                        redact::redis_url(bad)
+                    ),
                 ),
                 None => Ok(()),
             }

@@ -196,3 +196,68 @@ fn the_mode_and_lists_can_come_from_the_environment() {
     assert!(!settings.throttle.enabled);
     assert_eq!(settings.throttle.trusted_proxies.len(), 2);
 }
+
+#[test]
+fn a_broken_file_or_value_is_reported_without_quoting_it() {
+    let dir = std::env::temp_dir().join(format!("sso-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("default.toml"),
+        include_str!("../config/default.toml"),
+    )
+    .unwrap();
+    let cases = [
+        // A syntax error: toml's own message prints this very line.
+        ("[redis]\nnode_password = \"hunter2\n", "line 2, column"),
+        ("[redis]\ntimeout_ms = \"hunter2\"\n", "redis.timeout_ms"),
+        ("[redis]\nmode = \"hunter2\"\n", "redis.mode"),
+    ];
+    for (overlay, expected) in cases {
+        std::fs::write(dir.join("broken.toml"), overlay).unwrap();
+        let shown = match Settings::load(&dir, Some("broken")) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{overlay} loaded"),
+        };
+        assert!(shown.contains(expected), "{overlay}: {shown}");
+        assert!(!shown.contains("hunter2"), "{overlay}: {shown}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_refused_redis_url_is_shown_without_its_password() {
+    let mut settings = shipped();
+    settings.redis.mode = RedisMode::Cluster;
+    settings.redis.url = String::new();
+    settings.redis.nodes = urls(&["http://admin:hunter2@10.0.0.1:7000"]);
+    let shown = settings
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(shown.contains("redis.nodes"), "{shown}");
+    assert!(shown.contains("http://admin:***@10.0.0.1:7000"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn redis_settings_compare_field_by_field_the_password_included() {
+    let settings = shipped().redis;
+    assert!(settings == settings.clone());
+    let changes: [fn(&mut RedisSettings); 3] = [
+        |r| r.node_password = Some(Sensitive::new("p")),
+        |r| r.url = "redis://other:6379".into(),
+        |r| r.timeout_ms += 1,
+    ];
+    for change in changes {
+        let mut changed = settings.clone();
+        change(&mut changed);
+        assert!(settings != changed);
+    }
+    let mut with_password = settings.clone();
+    with_password.node_password = Some(Sensitive::new("p"));
+    let mut other_password = settings.clone();
+    other_password.node_password = Some(Sensitive::new("q"));
+    assert!(with_password == with_password.clone());
+    assert!(with_password != other_password);
+}

@@ -1,57 +1,46 @@
 //! The authorization-code exchange, in the order that keeps it safe: authenticate the client
-//! (a wrong secret burns no code), take the code atomically, check it, sign.
+//! (a wrong secret burns no code: the exchange takes a [`Caller`], which only
+//! `ClientAuth::authenticate` makes), take the code atomically, check it, sign.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::client_auth::Caller;
 use crate::clients::Client;
 use crate::clock::unix_now;
 use crate::grant::{self, Grant};
-use crate::live::{Live, Snapshot};
+use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
-use crate::oauth::{OAuthError, TokenRequest};
+use crate::oauth::{OAuthError, Sensitive, TokenRequest};
 use crate::store::{Store, Taken};
-use crate::throttle::Throttle;
 use crate::tokens::Claims;
 
 /// What a successful exchange hands back to the client.
 #[derive(Debug)]
 pub struct Issued {
-    pub access_token: String,
+    /// A bearer credential: `Debug` must not print it.
+    pub access_token: Sensitive,
     pub expires_in: u64,
     pub grant: Grant,
     /// The granted scopes joined by `token.scope_separator`.
     pub scope: String,
 }
 
-/// Everything the exchange needs: the reloadable clients, keys and settings, and Redis.
+/// Everything the exchange needs besides the authenticated caller: Redis and the metrics.
 pub struct Exchange {
-    pub live: Arc<Live>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    pub throttle: Throttle,
 }
 
 impl Exchange {
-    /// One snapshot for the whole exchange: a reload in the middle changes nothing for it.
-    /// `source` is the address failed authentications are counted under (see `throttle`).
+    /// Runs on the snapshot the caller was authenticated against (`client_auth`): a reload in
+    /// the middle changes nothing for it.
     pub async fn exchange(
         &self,
+        caller: &Caller,
         request: &TokenRequest,
-        source: Option<IpAddr>,
     ) -> Result<Issued, OAuthError> {
-        let snapshot = self.live.load();
+        let (snapshot, client) = (caller.snapshot(), caller.client());
         let settings = &snapshot.token;
-        self.throttle.admit(source).await?;
-        let client = match snapshot.registry.authenticate(&request.client).await {
-            Ok(client) => client,
-            Err(failure @ OAuthError::InvalidClient { .. }) => {
-                self.metrics.auth_failed();
-                let id = &request.client.id;
-                return Err(self.throttle.failed(id, source, failure).await);
-            }
-            Err(other) => return Err(other),
-        };
         if !client.allows_grant("authorization_code") {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the authorization_code grant".into(),
@@ -81,11 +70,11 @@ impl Exchange {
             }
             Taken::Replayed { jti: issued } => {
                 self.metrics.replay_detected();
-                return Err(self.revoke_replayed(&client, &issued).await);
+                return Err(self.revoke_replayed(client, &issued).await);
             }
         };
-        let outcome = grant::check(&record, &client, request, &settings.scope_separator)
-            .and_then(|grant| sign(&snapshot, &client, grant, &jti, iat, exp));
+        let outcome = grant::check(&record, client, request, &settings.scope_separator)
+            .and_then(|grant| sign(snapshot, client, grant, &jti, iat, exp));
         if outcome.is_ok() {
             self.metrics.token_issued();
         } else {
@@ -159,7 +148,7 @@ fn sign(
         .mint(&claims)
         .map_err(|e| OAuthError::Internal(Box::new(e)))?;
     Ok(Issued {
-        access_token,
+        access_token: Sensitive::new(access_token),
         expires_in: settings.expires_in,
         scope: grant.scopes.join(&settings.scope_separator),
         grant,
@@ -185,5 +174,22 @@ mod tests {
         assert_eq!(value["client_id"], "app \"x\"");
         assert_eq!(value["exp"], 20);
         assert_eq!(value["grant"]["username"], "u");
+    }
+
+    #[test]
+    fn debug_output_of_an_issued_token_hides_the_token() {
+        let issued = Issued {
+            access_token: Sensitive::new("eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl"),
+            expires_in: 1800,
+            grant: Grant {
+                username: "zhangs".into(),
+                account_id: "8cneYRM97jU0pqVpJWY".into(),
+                scopes: vec!["user:basic".into()],
+            },
+            scope: "user:basic".into(),
+        };
+        let printed = format!("{issued:?}");
+        assert!(printed.contains("zhangs"), "{printed}");
+        assert!(!printed.contains("c2lnbmF0dXJl"), "{printed}");
     }
 }

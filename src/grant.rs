@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use crate::clients::Client;
 use crate::oauth::{OAuthError, TokenRequest, pkce};
+use crate::redact;
 
 /// What the authorize service stored under `<prefix>code:<code>`.
 #[derive(Debug, Deserialize)]
@@ -73,7 +74,9 @@ pub fn check(
     scope_separator: &str,
 ) -> Result<Grant, OAuthError> {
     let record: CodeRecord = serde_json::from_str(raw_record).map_err(|e| {
-        log::warn!("client {}: code record is malformed: {e}", client.id);
+        // Never serde's own message: it quotes the value (the user's data).
+        let problem = redact::json_error(&e);
+        log::warn!("client {}: code record is malformed: {problem}", client.id);
         OAuthError::invalid_grant("the authorization code record is malformed; sign in again")
     })?;
     if record.username.is_empty() || record.account_id.is_empty() {

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::unix_now;
+use crate::client_auth::Caller;
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
+use crate::redact;
 use crate::store::Store;
 use crate::tokens::AccessClaims;
 use crate::userinfo::{self, Profile, UserInfo};
@@ -82,13 +84,16 @@ impl Introspection {
 }
 
 impl Inspector {
-    /// RFC 7662. The caller sees the details of its own tokens and of tokens whose `aud` is its
+    /// RFC 7662, for an authenticated caller (`client_auth`). The caller sees the details of its own tokens and of tokens whose `aud` is its
     /// client id (a resource server registered as a client); any other token is inactive to it,
     /// and Redis is not asked, so its liveness is not revealed either.
-    pub async fn introspect(&self, query: &TokenQuery) -> Result<Introspection, OAuthError> {
-        let snapshot = self.live.load();
-        let caller = snapshot.registry.authenticate(&query.client).await?;
-        let Some(claims) = current_claims(&snapshot, query.token.expose()) else {
+    pub async fn introspect(
+        &self,
+        caller: &Caller,
+        query: &TokenQuery,
+    ) -> Result<Introspection, OAuthError> {
+        let (snapshot, caller) = (caller.snapshot(), caller.client());
+        let Some(claims) = current_claims(snapshot, query.token.expose()) else {
             return Ok(Introspection::INACTIVE);
         };
         if claims.client_id != caller.id && claims.aud != caller.id {
@@ -116,12 +121,11 @@ impl Inspector {
         })
     }
 
-    /// RFC 7009. A client revokes its own tokens only: another client's current token is
+    /// RFC 7009, for an authenticated caller (`client_auth`). A client revokes its own tokens only: another client's current token is
     /// refused with `unauthorized_client` (§2.1). Anything that is not a token of ours, and
     /// another client's expired token, is as good as revoked already (200).
-    pub async fn revoke(&self, query: &TokenQuery) -> Result<(), OAuthError> {
-        let snapshot = self.live.load();
-        let caller = snapshot.registry.authenticate(&query.client).await?;
+    pub async fn revoke(&self, caller: &Caller, query: &TokenQuery) -> Result<(), OAuthError> {
+        let (snapshot, caller) = (caller.snapshot(), caller.client());
         if query
             .hint
             .as_deref()
@@ -133,7 +137,7 @@ impl Inspector {
             return Ok(());
         };
         if claims.client_id != caller.id {
-            return match current(&snapshot, claims) {
+            return match current(snapshot, claims) {
                 Some(_) => Err(OAuthError::UnauthorizedClient(
                     "a client may revoke only the tokens issued to it".into(),
                 )),
@@ -173,8 +177,9 @@ impl Inspector {
             Ok(record) => record,
             Err(e) => {
                 log::warn!(
-                    "token record of client {} is unreadable: {e}",
-                    claims.client_id
+                    "token record of client {} is unreadable: {}",
+                    claims.client_id,
+                    redact::json_error(&e)
                 );
                 return Ok(None);
             }

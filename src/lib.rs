@@ -4,6 +4,7 @@
 //! authenticates the client, takes the code atomically, checks it and signs a JWT access token.
 #![forbid(unsafe_code)]
 
+pub mod client_auth;
 pub mod clients;
 pub mod clock;
 pub mod codes;
@@ -15,7 +16,9 @@ pub mod inspect;
 pub mod live;
 pub mod metrics;
 pub mod oauth;
+pub mod redact;
 pub mod routes;
+pub mod secret_hash;
 pub mod startup;
 pub mod store;
 pub mod throttle;

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, Guard};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::clients::{Registry, RegistryError};
-use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
+use crate::clients::{Argon2Limit, Registry, RegistryError};
+use crate::config::{
+    ConfigError, DiscoverySettings, RedisSettings, ServerSettings, Settings, TokenSettings,
+};
 use crate::discovery;
 use crate::tokens::{Keyring, KeyringError};
 
@@ -47,14 +49,16 @@ pub struct Live {
     current: ArcSwap<Snapshot>,
     source: SettingsSource,
     /// `[server]` and `[redis]` as started; a reload cannot change them, only warn.
-    fixed: String,
+    fixed: (ServerSettings, RedisSettings),
+    /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
+    argon2: Argon2Limit,
 }
 
 impl Snapshot {
     /// Reads the key files and the clients file that `settings` names.
-    pub fn load(settings: &Settings) -> Result<Self, LoadError> {
+    pub fn load(settings: &Settings, argon2: &Argon2Limit) -> Result<Self, LoadError> {
         let keys = Keyring::load(&settings.token)?;
-        let registry = Registry::load(&settings.clients.file)?;
+        let registry = Registry::load(&settings.clients.file, argon2)?;
         let metadata = discovery::metadata(&settings.token, &settings.discovery, &registry)?;
         Ok(Self {
             token: settings.token.clone(),
@@ -77,12 +81,14 @@ impl Snapshot {
 impl Live {
     /// Loads the first snapshot from `settings`; `source` gives the settings of each reload.
     pub fn new(settings: &Settings, source: SettingsSource) -> Result<Self, LoadError> {
-        let snapshot = Snapshot::load(settings)?;
+        let argon2 = Argon2Limit::per_cpu();
+        let snapshot = Snapshot::load(settings, &argon2)?;
         log::info!("{}", snapshot.describe());
         Ok(Self {
+            argon2,
             current: ArcSwap::from_pointee(snapshot),
             source,
-            fixed: fixed_sections(settings),
+            fixed: (settings.server.clone(), settings.redis.clone()),
         })
     }
 
@@ -97,13 +103,13 @@ impl Live {
         let outcome = (self.source)()
             .and_then(Settings::validate)
             .map_err(LoadError::from)
-            .and_then(|settings| Ok((Snapshot::load(&settings)?, settings)));
+            .and_then(|settings| Ok((Snapshot::load(&settings, &self.argon2)?, settings)));
         match outcome {
             Ok((snapshot, settings)) => {
                 let described = snapshot.describe();
                 self.current.store(Arc::new(snapshot));
                 log::info!("configuration reloaded: {described}");
-                if fixed_sections(&settings) != self.fixed {
+                if (&settings.server, &settings.redis) != (&self.fixed.0, &self.fixed.1) {
                     log::warn!("[server] and [redis] changes take effect on restart only");
                 }
                 Ok(())
@@ -114,10 +120,6 @@ impl Live {
             }
         }
     }
-}
-
-fn fixed_sections(settings: &Settings) -> String {
-    format!("{:?} {:?}", settings.server, settings.redis)
 }
 
 /// Starts listening for SIGHUP. Called while the server is built, before it accepts anything:

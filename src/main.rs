@@ -206,7 +206,7 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
 
 fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
     let pem = SigningKey::generate_pem(kind).map_err(|e| e.to_string())?;
     let key = SigningKey::from_pem(&pem).map_err(|e| e.to_string())?;
@@ -219,6 +219,10 @@ fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
     }
     let mut file = options
         .open(out)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    // `mode` applies only to a file being created: a file that --force replaces keeps its own
+    // permissions unless they are set, and the key must not land in a readable file.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("{}: {e}", out.display()))?;
     file.write_all(pem.as_bytes())
         .map_err(|e| format!("{}: {e}", out.display()))?;

@@ -132,6 +132,7 @@ pub struct Metrics {
     replays: IntCounter,
     revocations: [IntCounter; 2],
     auth_failures: IntCounter,
+    argon2_overloaded: IntCounter,
     throttled: [IntCounter; 2],
     redis_connections: IntGauge,
 }
@@ -228,6 +229,10 @@ impl Metrics {
                 "sso_client_auth_failures_total",
                 "Failed client authentications (unknown client, disabled client, wrong secret)",
             )?,
+            argon2_overloaded: counter(
+                "sso_argon2_overloaded_total",
+                "Client authentications answered 503: every Argon2 verification slot stayed busy",
+            )?,
             throttled: [
                 throttled.with_label_values(&["address"]),
                 throttled.with_label_values(&["client"]),
@@ -291,6 +296,10 @@ impl Metrics {
         self.auth_failures.inc();
     }
 
+    pub fn argon2_overloaded(&self) {
+        self.argon2_overloaded.inc();
+    }
+
     pub fn throttled(&self, by: ThrottledBy) {
         self.throttled[by as usize].inc();
     }
@@ -321,7 +330,7 @@ mod tests {
     fn every_error_code_has_its_own_outcome() {
         let errors = [
             OAuthError::invalid_request("x"),
-            OAuthError::authentication_failed(false),
+            OAuthError::authentication_failed(),
             OAuthError::invalid_grant("x"),
             OAuthError::UnauthorizedClient("x".into()),
             OAuthError::UnsupportedGrantType,
@@ -348,6 +357,7 @@ mod tests {
             r#"sso_requests_total{endpoint="token",outcome="invalid_grant"} 0"#,
             r#"sso_tokens_revoked_total{reason="request"} 0"#,
             "sso_redis_connections 3",
+            "sso_argon2_overloaded_total 0",
             r#"sso_redis_duration_seconds_bucket{operation="exchange",le="0.001"} 0"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

@@ -10,6 +10,7 @@ use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpMessage, HttpServer, web};
 use tokio::signal::unix::Signal;
 
+use crate::client_auth::ClientAuth;
 use crate::config::Settings;
 use crate::exchange::Exchange;
 use crate::inspect::Inspector;
@@ -80,11 +81,14 @@ impl Application {
         let store = Store::new(&settings.redis)?;
         let metrics = Arc::new(Metrics::new()?);
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
+        let auth = web::Data::new(ClientAuth::new(
+            Arc::clone(&live),
+            throttle,
+            Arc::clone(&metrics),
+        ));
         let exchange = web::Data::new(Exchange {
-            live: Arc::clone(&live),
             store: store.clone(),
             metrics: Arc::clone(&metrics),
-            throttle,
         });
         // For /readyz, which pings the store and times the ping.
         let store_data = web::Data::new(store.clone());
@@ -125,6 +129,7 @@ impl Application {
                     }
                 })
                 .app_data(app_exchange.clone())
+                .app_data(auth.clone())
                 .app_data(inspector.clone())
                 .app_data(live_data.clone())
                 .app_data(limit.clone())

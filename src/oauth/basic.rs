@@ -6,6 +6,8 @@ use std::borrow::Cow;
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+use super::secret::Sensitive;
+
 /// Standard alphabet; padding optional because some clients leave it out.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -13,11 +15,12 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// What an `Authorization` header carries, as far as the token endpoint cares.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Authorization {
     Basic {
         id: String,
-        secret: String,
+        /// Held as `Sensitive` from the moment it is decoded, so no `Debug` prints it.
+        secret: Sensitive,
     },
     /// A scheme other than Basic (for example Bearer): not a client authentication method here.
     OtherScheme,
@@ -49,7 +52,10 @@ pub fn parse(header: &str) -> Result<Authorization, MalformedBasic> {
             "Basic credentials need a client_id and a client_secret",
         ));
     }
-    Ok(Authorization::Basic { id, secret })
+    Ok(Authorization::Basic {
+        id,
+        secret: Sensitive::new(secret),
+    })
 }
 
 /// `application/x-www-form-urlencoded` decoding of one component (`+` is a space).
@@ -74,34 +80,50 @@ mod tests {
         format!("Basic {}", STANDARD.encode(raw))
     }
 
-    fn basic(id: &str, secret: &str) -> Authorization {
-        Authorization::Basic {
-            id: id.into(),
-            secret: secret.into(),
+    /// The id and the exposed secret of a Basic header that parses.
+    fn basic(header: &str) -> Option<(String, String)> {
+        match parse(header) {
+            Ok(Authorization::Basic { id, secret }) => Some((id, secret.expose().to_owned())),
+            _ => None,
         }
+    }
+
+    fn pair(id: &str, secret: &str) -> Option<(String, String)> {
+        Some((id.to_owned(), secret.to_owned()))
     }
 
     #[test]
     fn plain_credentials_are_split_at_the_first_colon() {
-        assert_eq!(parse(&header("app:s3cret")), Ok(basic("app", "s3cret")));
+        assert_eq!(basic(&header("app:s3cret")), pair("app", "s3cret"));
     }
 
     #[test]
     fn components_are_form_url_decoded() {
         // id "my app", secret "a:b%c+d" encoded as RFC 6749 §2.3.1 requires.
         let encoded = header("my+app:a%3Ab%25c%2Bd");
-        assert_eq!(parse(&encoded), Ok(basic("my app", "a:b%c+d")));
+        assert_eq!(basic(&encoded), pair("my app", "a:b%c+d"));
     }
 
     #[test]
     fn scheme_is_case_insensitive_and_padding_optional() {
         let unpadded = STANDARD.encode("ab:c").trim_end_matches('=').to_owned();
-        assert_eq!(parse(&format!("bAsIc {unpadded}")), Ok(basic("ab", "c")));
+        assert_eq!(basic(&format!("bAsIc {unpadded}")), pair("ab", "c"));
     }
 
     #[test]
     fn other_schemes_are_reported_as_such() {
-        assert_eq!(parse("Bearer abc"), Ok(Authorization::OtherScheme));
+        assert!(matches!(
+            parse("Bearer abc"),
+            Ok(Authorization::OtherScheme)
+        ));
+    }
+
+    #[test]
+    fn debug_output_does_not_show_the_secret() {
+        let parsed = parse(&header("app:s3cret-Hk29")).unwrap();
+        let printed = format!("{parsed:?}");
+        assert!(printed.contains("app"), "{printed}");
+        assert!(!printed.contains("s3cret-Hk29"), "{printed}");
     }
 
     #[test]

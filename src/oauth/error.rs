@@ -20,12 +20,10 @@ pub enum OAuthError {
     #[error("invalid_request: {0}")]
     InvalidRequest(Description),
     /// Unknown client, disabled client and wrong secret all look alike from outside; only a
-    /// malformed `Authorization` header gets a description of its own.
-    #[error("invalid_client: {description}")]
-    InvalidClient {
-        used_basic: bool,
-        description: Description,
-    },
+    /// malformed `Authorization` header gets a description of its own. Always 401 with a Basic
+    /// challenge, however the client authenticated (RFC 9110 §15.5.2: a 401 carries one).
+    #[error("invalid_client: {0}")]
+    InvalidClient(Description),
     #[error("invalid_grant: {0}")]
     InvalidGrant(Description),
     #[error("unauthorized_client: {0}")]
@@ -69,6 +67,10 @@ pub enum OAuthError {
     /// Redis is down, slow or refusing: the client may retry.
     #[error("temporarily_unavailable")]
     Unavailable(#[source] crate::store::StoreError),
+    /// Every Argon2 verification slot stayed busy (`secret_hash::Argon2Limit`): 503 with
+    /// `Retry-After`, as for Redis trouble.
+    #[error("temporarily_unavailable: client authentication overloaded")]
+    Overloaded,
     /// A bug or a broken deployment; the cause goes to the log, never to the client.
     #[error("server_error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -84,13 +86,10 @@ impl OAuthError {
     }
 
     /// The one answer to a failed client authentication, whatever the reason.
-    pub fn authentication_failed(used_basic: bool) -> Self {
-        Self::InvalidClient {
-            used_basic,
-            description:
-                "client authentication failed: unknown client, disabled client or wrong secret"
-                    .into(),
-        }
+    pub fn authentication_failed() -> Self {
+        Self::InvalidClient(
+            "client authentication failed: unknown client, disabled client or wrong secret".into(),
+        )
     }
 
     /// The RFC 6749 `error` code.
@@ -102,7 +101,7 @@ impl OAuthError {
             | Self::MethodNotAllowed { .. }
             | Self::MalformedBearer(_)
             | Self::BearerRequired => "invalid_request",
-            Self::InvalidClient { .. } | Self::Throttled { .. } => "invalid_client",
+            Self::InvalidClient(_) | Self::Throttled { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
@@ -110,7 +109,7 @@ impl OAuthError {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope { .. } => "insufficient_scope",
-            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Unavailable(_) | Self::Overloaded => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -123,7 +122,7 @@ impl OAuthError {
             | Self::InvalidScope(d)
             | Self::MalformedBearer(d)
             | Self::InsufficientScope { description: d, .. }
-            | Self::InvalidClient { description: d, .. } => d,
+            | Self::InvalidClient(d) => d,
             Self::UnsupportedTokenType => "only access tokens can be revoked here",
             Self::BearerRequired => "an access token is required: Authorization: Bearer <token>",
             Self::InvalidToken => "the access token is invalid, expired or revoked",
@@ -137,6 +136,7 @@ impl OAuthError {
                  retry after the seconds in Retry-After"
             }
             Self::Unavailable(_) => "the token store is unavailable, retry shortly",
+            Self::Overloaded => "too many client authentications at once, retry shortly",
             Self::Internal(_) => "internal error, see the server log",
         }
     }
@@ -151,14 +151,14 @@ struct ErrorBody<'a> {
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } | Self::BearerRequired | Self::InvalidToken => {
+            Self::InvalidClient(_) | Self::BearerRequired | Self::InvalidToken => {
                 StatusCode::UNAUTHORIZED
             }
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -172,15 +172,13 @@ impl ResponseError for OAuthError {
         }
         let mut response = no_store(HttpResponse::build(self.status_code()));
         match self {
-            Self::InvalidClient {
-                used_basic: true, ..
-            } => {
+            Self::InvalidClient(_) => {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"sso-token\", charset=\"UTF-8\""),
                 ));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Overloaded => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Self::BearerRequired => {
@@ -250,11 +248,6 @@ mod tests {
     async fn every_error_renders_the_rfc_shape_without_caching() {
         let cases = [
             (OAuthError::invalid_request("x"), 400, "invalid_request"),
-            (
-                OAuthError::authentication_failed(false),
-                401,
-                "invalid_client",
-            ),
             (OAuthError::invalid_grant("x"), 400, "invalid_grant"),
             (
                 OAuthError::UnauthorizedClient("x".into()),
@@ -363,10 +356,33 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn invalid_client_challenges_basic_only_when_basic_was_used() {
-        let (status, _, response) = render(OAuthError::authentication_failed(true)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let challenge = response.headers().get("www-authenticate").unwrap();
-        assert!(challenge.to_str().unwrap().starts_with("Basic "));
+    async fn overloaded_client_authentication_is_a_503_to_retry() {
+        let (status, body, response) = render(OAuthError::Overloaded).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
+        );
+        assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+        assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+    }
+
+    #[actix_web::test]
+    async fn every_invalid_client_401_challenges_basic() {
+        for error in [
+            OAuthError::authentication_failed(),
+            OAuthError::InvalidClient("Basic credentials are not valid base64".into()),
+        ] {
+            let (status, body, response) = render(error).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+            );
+            assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+            let challenge = response.headers().get("www-authenticate").unwrap();
+            assert_eq!(challenge, r#"Basic realm="sso-token", charset="UTF-8""#);
+        }
     }
 }

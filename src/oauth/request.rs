@@ -28,7 +28,7 @@ pub struct TokenRequest {
 pub struct ClientCredentials {
     pub id: String,
     pub secret: Sensitive,
-    /// Answers to a failed Basic authentication carry a `WWW-Authenticate: Basic` challenge.
+    /// Whether the credentials came in HTTP Basic (else in the body).
     pub used_basic: bool,
 }
 
@@ -161,7 +161,13 @@ fn explain_json(
     fields: &[&'static str],
 ) -> Cow<'static, str> {
     if error.is_syntax() || error.is_eof() {
-        return "request body is not valid JSON".into();
+        // Where, never what: serde_json's own message may quote the value.
+        return format!(
+            "request body is not valid JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        )
+        .into();
     }
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
         return "request body must be a JSON object".into();
@@ -254,10 +260,7 @@ pub(super) fn credentials(
             ));
         }
         Some(Err(malformed)) => {
-            return Err(OAuthError::InvalidClient {
-                used_basic: true,
-                description: malformed.0.into(),
-            });
+            return Err(OAuthError::InvalidClient(malformed.0.into()));
         }
     };
     let (id, secret, used_basic) = match basic {
@@ -281,19 +284,30 @@ pub(super) fn credentials(
                     "client_secret is required, in the body or with HTTP Basic",
                 )
             })?;
-            (id.into_owned(), secret.into_owned(), false)
+            (id.into_owned(), Sensitive::new(secret), false)
         }
     };
-    if id.len() > MAX_CLIENT_ID || secret.len() > MAX_SECRET {
+    if id.len() > MAX_CLIENT_ID || secret.expose().len() > MAX_SECRET {
         return Err(OAuthError::invalid_request(
             "client_id or client_secret is too long",
         ));
     }
+    if !is_client_id(&id) {
+        return Err(OAuthError::invalid_request(
+            "client_id must be printable ASCII (RFC 6749 VSCHAR: %x20-7E)",
+        ));
+    }
     Ok(ClientCredentials {
         id,
-        secret: Sensitive::new(secret),
+        secret,
         used_basic,
     })
+}
+
+/// RFC 6749 Appendix A.1: `client-id = *VSCHAR`, `VSCHAR = %x20-7E`. Refusing anything else at
+/// the parser keeps control characters (a forged log line) from travelling any further.
+pub fn is_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_CLIENT_ID && id.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.

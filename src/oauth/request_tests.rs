@@ -330,6 +330,16 @@ fn malformed_json_is_refused() {
 }
 
 #[test]
+fn malformed_json_is_located_without_quoting_it() {
+    let body = format!("{{\n  \"client_secret\": \"{SECRET}\" \"code\": \"{CODE}\"}}");
+    let description = invalid_request(parse_json_bytes(body.as_bytes()));
+    assert!(description.contains("line 2, column"), "{description}");
+    for value in [SECRET, CODE] {
+        assert!(!description.contains(value), "{description}");
+    }
+}
+
+#[test]
 fn a_form_body_that_is_not_utf8_is_refused() {
     // The only way a form body can be malformed: raw or percent-encoded bytes that are not UTF-8
     // (JSON bodies with such bytes are refused; see malformed_json_is_refused).
@@ -491,9 +501,6 @@ fn conflicting_or_unusable_authorization_headers_are_refused() {
         for (authorization, body, code) in &cases {
             let error = parse(format, Some(authorization), body).unwrap_err();
             assert_eq!(error.code(), *code, "{format:?} {authorization}: {error}");
-            if let OAuthError::InvalidClient { used_basic, .. } = error {
-                assert!(used_basic, "{format:?} {authorization}");
-            }
         }
     }
 }
@@ -597,6 +604,42 @@ fn a_code_with_control_characters_is_refused() {
             assert!(description.contains("code"), "{code:?}: {description}");
         }
     }
+}
+
+#[test]
+fn a_client_id_outside_vschar_is_refused_in_the_body_and_in_basic() {
+    let too_long = "a".repeat(257);
+    let bad_ids = [
+        "app\nFORGED log line",
+        "app\u{0}",
+        "\tapp",
+        "app\u{7f}",
+        "äpp",
+        too_long.as_str(),
+    ];
+    for id in bad_ids {
+        for format in FORMATS {
+            let in_body = with(&complete(), "client_id", id);
+            let description = invalid_request(parse(format, None, &in_body));
+            assert!(description.contains("client_id"), "{id:?}: {description}");
+            assert!(!description.contains(id), "{id:?}: {description}");
+            // RFC 6749 §2.3.1: form-urlencoded inside Basic, as a client library sends it.
+            let encoded = serde_urlencoded::to_string([("", id)]).unwrap();
+            let header = basic(&encoded[1..], SECRET);
+            let pairs = without(&complete(), &["client_id", "client_secret"]);
+            let description = invalid_request(parse(format, Some(&header), &pairs));
+            assert!(description.contains("client_id"), "{id:?}: {description}");
+        }
+    }
+    // The whole printable range is fine, space and punctuation included.
+    let printable: String = (0x20u8..=0x7e).map(char::from).collect();
+    let request = parse(
+        Format::Json,
+        None,
+        &with(&complete(), "client_id", &printable),
+    )
+    .unwrap();
+    assert_eq!(request.client.id, printable);
 }
 
 #[test]

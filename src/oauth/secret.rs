@@ -3,7 +3,10 @@
 use std::fmt;
 
 /// Holds a sensitive string; `Debug` prints `[redacted]`, and reading it takes an explicit call.
-#[derive(Clone, PartialEq, Eq)]
+/// No `PartialEq`: a derived `==` stops at the first differing byte, so comparing a presented
+/// secret with it would leak timing; compare `expose()`d values on purpose (constant-time with
+/// `subtle` where an attacker chooses one side).
+#[derive(Clone)]
 pub struct Sensitive(String);
 
 impl Sensitive {

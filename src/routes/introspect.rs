@@ -3,10 +3,11 @@
 
 use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
-use super::LoggedClient;
+use super::authenticate;
 use super::http::{BodyLimit, header_str, no_store, read_body};
+use crate::client_auth::ClientAuth;
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, TokenQuery};
 
@@ -14,10 +15,12 @@ pub async fn introspect(
     request: HttpRequest,
     payload: web::Payload,
     inspector: web::Data<Inspector>,
+    auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
     let query = parse(&request, read_body(&request, payload, limit.0).await?)?;
-    let answer = inspector.introspect(&query).await?;
+    let caller = authenticate(&request, &auth, &query.client).await?;
+    let answer = inspector.introspect(&caller, &query).await?;
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }
 
@@ -25,21 +28,19 @@ pub async fn revoke(
     request: HttpRequest,
     payload: web::Payload,
     inspector: web::Data<Inspector>,
+    auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
     let query = parse(&request, read_body(&request, payload, limit.0).await?)?;
-    inspector.revoke(&query).await?;
+    let caller = authenticate(&request, &auth, &query.client).await?;
+    inspector.revoke(&caller, &query).await?;
     Ok(no_store(HttpResponse::Ok()).finish())
 }
 
 fn parse(request: &HttpRequest, body: BytesMut) -> Result<TokenQuery, OAuthError> {
-    let query = TokenQuery::parse(
+    TokenQuery::parse(
         header_str(request, header::CONTENT_TYPE),
         header_str(request, header::AUTHORIZATION),
         &body,
-    )?;
-    request
-        .extensions_mut()
-        .insert(LoggedClient(query.client.id.clone()));
-    Ok(query)
+    )
 }

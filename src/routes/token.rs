@@ -1,11 +1,12 @@
 //! `POST /identity/sso/oauth2/access_token`.
 
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::LoggedClient;
+use super::authenticate;
 use super::http::{BodyLimit, header_str, no_store, read_body};
+use crate::client_auth::ClientAuth;
 use crate::exchange::{Exchange, Issued};
 use crate::oauth::{OAuthError, TokenRequest};
 
@@ -24,6 +25,7 @@ pub async fn access_token(
     request: HttpRequest,
     payload: web::Payload,
     exchange: web::Data<Exchange>,
+    auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
     let body = read_body(&request, payload, limit.0).await?;
@@ -32,14 +34,8 @@ pub async fn access_token(
         header_str(&request, header::AUTHORIZATION),
         &body,
     )?;
-    request
-        .extensions_mut()
-        .insert(LoggedClient(token_request.client.id.clone()));
-    let source = exchange.throttle.source(
-        request.peer_addr().map(|a| a.ip()),
-        header_str(&request, header::X_FORWARDED_FOR),
-    );
-    let issued = exchange.exchange(&token_request, source).await?;
+    let caller = authenticate(&request, &auth, &token_request.client).await?;
+    let issued = exchange.exchange(&caller, &token_request).await?;
     Ok(render(&issued))
 }
 
@@ -48,7 +44,7 @@ fn render(issued: &Issued) -> HttpResponse {
         username: &issued.grant.username,
         token_type: "bearer",
         expires_in: issued.expires_in,
-        access_token: &issued.access_token,
+        access_token: issued.access_token.expose(),
         scope: &issued.scope,
         account_id: &issued.grant.account_id,
     })

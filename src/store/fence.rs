@@ -119,9 +119,11 @@ impl Drop for Alive {
 /// Follows one sentinel's events until the fence (the store) is gone; reconnects after errors.
 async fn watch(alive: Alive, url: String) {
     let fence = &alive.0;
+    // A sentinel's URL may carry its password.
+    let shown = crate::redact::redis_url(&url);
     while fence.strong_count() > 0 {
         if let Err(e) = follow(fence, &url).await {
-            log::debug!("sentinel {url}: {e}");
+            log::debug!("sentinel {shown}: {e}");
         }
         tokio::time::sleep(WATCH_TICK).await;
     }

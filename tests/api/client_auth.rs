@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
+use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 
 use crate::helpers::{
     APP, Answer, DISABLED, ENCODED, OTHER, TestClient, basic_auth, code_record, spawn_app,
@@ -19,6 +20,7 @@ enum Via {
 }
 
 const UNKNOWN_ID: &str = "no-such-app";
+const BASIC_CHALLENGE: &str = r#"Basic realm="sso-token", charset="UTF-8""#;
 const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
 
 #[tokio::test]
@@ -70,15 +72,12 @@ async fn every_client_authentication_failure_is_the_same_invalid_client() {
             answer.text
         );
         answer.assert_error_shape(name);
-        let challenge = answer.header("www-authenticate");
-        if via == Via::Body {
-            assert_eq!(challenge, None, "{name}: a Basic challenge without Basic");
-        } else {
-            assert!(
-                challenge.is_some_and(|c| c.to_ascii_lowercase().starts_with("basic")),
-                "{name}: no Basic challenge"
-            );
-        }
+        // RFC 9110 §15.5.2: every 401 carries a challenge, Basic or body credentials alike.
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(BASIC_CHALLENGE),
+            "{name}"
+        );
         for secret in [secret, owner.secret] {
             assert!(
                 !answer.text.contains(secret),
@@ -128,4 +127,37 @@ async fn a_client_not_allowed_the_code_grant_is_an_unauthorized_client() {
         answer.text
     );
     answer.assert_error_shape("unauthorized_client");
+}
+
+#[tokio::test]
+async fn introspection_and_revocation_challenge_every_failed_client_authentication() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+    for path in [INTROSPECT_PATH, REVOKE_PATH] {
+        let in_body = app.http.post(app.url(path)).json(&json!({
+            "token": token,
+            "client_id": APP.id,
+            "client_secret": WRONG_SECRET,
+        }));
+        let in_basic = app
+            .http
+            .post(app.url(path))
+            .header("Authorization", basic_auth(UNKNOWN_ID, APP.secret))
+            .form(&[("token", token.as_str())]);
+        for (via, request) in [("body", in_body), ("Basic", in_basic)] {
+            let answer = Answer::of(request.send().await.unwrap()).await;
+
+            assert_eq!(
+                (answer.status, answer.error()),
+                (401, "invalid_client"),
+                "{path} {via}: {}",
+                answer.text
+            );
+            assert_eq!(
+                answer.header("www-authenticate"),
+                Some(BASIC_CHALLENGE),
+                "{path} {via}"
+            );
+        }
+    }
 }

@@ -26,9 +26,11 @@ pub const OTHER: TestClient = TestClient {
     secret: "other-secret-Qp3Wm8Ys1Kd6Rv0Ej5Tn",
     redirect_uri: "https://other.example/callback",
 };
-/// Id and secret that must be form-urlencoded in HTTP Basic (RFC 6749 §2.3.1).
+/// Id and secret that must be form-urlencoded in HTTP Basic (RFC 6749 §2.3.1). The id is
+/// VSCHAR (printable ASCII, RFC 6749 Appendix A.1), as every client id must be; the secret
+/// need not be.
 pub const ENCODED: TestClient = TestClient {
-    id: "partner:app +1/ü",
+    id: "partner:app +1/%&=?",
     secret: "s3:cr/et+%&=ü ?#Xy7Lk2",
     redirect_uri: "https://partner.example/cb?tenant=1",
 };
@@ -60,6 +62,12 @@ pub const FOR_RESOURCE: TestClient = TestClient {
     id: "frontend-app",
     secret: "frontend-secret-Pb7Tg2Mv9Rc4Yw6Ke3Ux",
     redirect_uri: "https://frontend.example/cb",
+};
+/// Used by the log tests alone, so that they can count its lines among other tests' lines.
+pub const LOGGED: TestClient = TestClient {
+    id: "logged-app",
+    secret: "logged-secret-Rf5Nw2Kc8Jv3Xt6Hb9Ld",
+    redirect_uri: "https://logged.example/cb",
 };
 /// The default `token.issuer` (the seed's `iss`).
 pub const ISSUER: &str = "com.central-x.security";
@@ -103,6 +111,7 @@ pub fn clients_toml() -> String {
             "grant_types = [\"client_credentials\"]",
         ),
         entry(&RESOURCE_API, &[], ""),
+        entry(&LOGGED, &[], ""),
         entry(
             &FOR_RESOURCE,
             &[],

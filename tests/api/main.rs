@@ -2,6 +2,8 @@
 //! redis-server started by the harness (see `helpers` and `redis_server`).
 
 mod answer;
+mod argon2_limit;
+mod cli;
 mod client_auth;
 mod cluster_outage;
 mod code_records;
@@ -15,6 +17,8 @@ mod grant_errors;
 mod helpers;
 mod introspection;
 mod methods;
+mod log_capture;
+mod log_hygiene;
 mod metrics;
 mod oauth2_client;
 mod record;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use deadpool_redis::redis;
 use serde_json::json;
+use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 
 use crate::helpers::{APP, Answer, TestApp, TestClient, spawn_app_with};
 use crate::redis_server::RedisServer;
@@ -35,6 +36,24 @@ async fn attempt(app: &TestApp, id: &str, secret: &str, address: &str) -> Answer
     let request = app
         .http
         .post(app.token_url())
+        .header("X-Forwarded-For", format!("192.0.2.250, {address}"))
+        .json(&body);
+    Answer::of(request.send().await.expect("request sent")).await
+}
+
+/// An introspection or revocation (`path`) of `token` for `id`/`secret`, as if from `address`.
+async fn ask(
+    app: &TestApp,
+    path: &str,
+    id: &str,
+    secret: &str,
+    token: &str,
+    address: &str,
+) -> Answer {
+    let body = json!({"token": token, "client_id": id, "client_secret": secret});
+    let request = app
+        .http
+        .post(app.url(path))
         .header("X-Forwarded-For", format!("192.0.2.250, {address}"))
         .json(&body);
     Answer::of(request.send().await.expect("request sent")).await
@@ -85,6 +104,83 @@ async fn a_client_ids_failures_are_throttled_but_its_right_secret_still_passes()
 
     assert_throttled(&next_failure, "a failure for the client past the limit");
     assert_eq!(right_secret.status, 200, "{}", right_secret.text);
+}
+
+#[tokio::test]
+async fn failures_at_introspection_and_revocation_block_an_address_everywhere() {
+    let app = app(true).await;
+    let token = app.token_for(&APP).await;
+    let address = "203.0.113.40";
+    for (i, path) in [INTROSPECT_PATH, REVOKE_PATH, INTROSPECT_PATH]
+        .into_iter()
+        .enumerate()
+    {
+        let answer = ask(&app, path, APP.id, WRONG, &token, address).await;
+        assert_eq!(answer.status, 401, "failure {i} at {path}: {}", answer.text);
+    }
+
+    for path in [INTROSPECT_PATH, REVOKE_PATH] {
+        let right_secret = ask(&app, path, APP.id, APP.secret, &token, address).await;
+        assert_throttled(&right_secret, &format!("the right secret at {path}"));
+    }
+    let exchange = attempt(&app, APP.id, APP.secret, address).await;
+    assert_throttled(&exchange, "an exchange from the address blocked by them");
+    let elsewhere = ask(
+        &app,
+        INTROSPECT_PATH,
+        APP.id,
+        APP.secret,
+        &token,
+        "203.0.113.41",
+    )
+    .await;
+    assert_eq!(
+        (elsewhere.status, &elsewhere.json["active"]),
+        (200, &json!(true)),
+        "{}",
+        elsewhere.text
+    );
+}
+
+#[tokio::test]
+async fn a_client_ids_failures_anywhere_throttle_its_failures_at_revocation() {
+    let app = app(true).await;
+    let token = app.token_for(&APP).await;
+    let first = attempt(&app, APP.id, WRONG, "198.51.100.60").await;
+    let second = ask(
+        &app,
+        INTROSPECT_PATH,
+        APP.id,
+        WRONG,
+        &token,
+        "198.51.100.61",
+    )
+    .await;
+    let third = ask(&app, REVOKE_PATH, APP.id, WRONG, &token, "198.51.100.62").await;
+    for (i, answer) in [first, second, third].iter().enumerate() {
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let next_failure = ask(&app, REVOKE_PATH, APP.id, WRONG, &token, "198.51.100.63").await;
+    let right_secret = ask(
+        &app,
+        REVOKE_PATH,
+        APP.id,
+        APP.secret,
+        &token,
+        "198.51.100.64",
+    )
+    .await;
+
+    assert_throttled(
+        &next_failure,
+        "a failure for the client past the limit, at revocation",
+    );
+    assert_eq!(right_secret.status, 200, "{}", right_secret.text);
+    assert!(
+        !app.is_active(&APP, &token).await,
+        "the revocation did not revoke"
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use sso_token::clients::Registry;
+use sso_token::clients::{Argon2Limit, Registry};
 use sso_token::codes::NewCode;
 use sso_token::config::Settings;
 use sso_token::oauth::{ClientCredentials, Sensitive, pkce};
@@ -98,7 +98,7 @@ impl TokenPlan {
         args: &RunArgs,
         targets: &[Target],
     ) -> anyhow::Result<Self> {
-        let registry = Registry::load(&settings.clients.file)?;
+        let registry = Registry::load(&settings.clients.file, &Argon2Limit::per_cpu())?;
         let client = registry.get(&args.client_id).with_context(|| {
             format!(
                 "client `{}` is not in {}",

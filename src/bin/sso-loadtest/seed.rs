@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 use sso_token::clock::unix_now;
 use sso_token::codes;
 use sso_token::config::{RedisMode, RedisSettings};
+use sso_token::redact;
 use sso_token::store::Store;
 
 use crate::plan::TokenPlan;
@@ -20,6 +21,7 @@ pub struct Redis {
     client: redis::Client,
     conn: MultiplexedConnection,
     store: Store,
+    /// `redis.url` with its password masked, for messages.
     url: String,
 }
 
@@ -31,9 +33,9 @@ impl Redis {
             settings.mode == RedisMode::Standalone,
             "redis.mode: the load tool seeds and measures a standalone Redis only"
         );
-        let url = settings.url.clone();
-        let client =
-            redis::Client::open(url.as_str()).with_context(|| format!("redis.url `{url}`"))?;
+        let url = redact::redis_url(&settings.url);
+        let client = redis::Client::open(settings.url.as_str())
+            .with_context(|| format!("redis.url `{url}`"))?;
         let conn = open(&client, &url).await?;
         Ok(Self {
             client,
@@ -121,6 +123,7 @@ impl Redis {
     }
 }
 
+/// `url` is the redacted form, for messages only.
 async fn open(client: &redis::Client, url: &str) -> anyhow::Result<MultiplexedConnection> {
     tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
         .await

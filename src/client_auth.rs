@@ -1,0 +1,79 @@
+//! Client authentication as the token, introspection and revocation endpoints all do it: a
+//! throttled source address is refused up front, the credentials are checked against the
+//! registry of one snapshot, and every failure is counted (metrics, throttle). One place, so
+//! that a client secret cannot be guessed more cheaply at one endpoint than at another.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::Guard;
+
+use crate::clients::Client;
+use crate::live::{Live, Snapshot};
+use crate::metrics::Metrics;
+use crate::oauth::{ClientCredentials, OAuthError};
+use crate::throttle::Throttle;
+
+/// Authenticates clients; shared by every endpoint that takes client credentials.
+pub struct ClientAuth {
+    live: Arc<Live>,
+    throttle: Throttle,
+    metrics: Arc<Metrics>,
+}
+
+/// An authenticated client, and the snapshot it was authenticated against: the request keeps
+/// that snapshot to its end, so a reload half-way changes nothing for it. Only
+/// [`ClientAuth::authenticate`] makes one, so what takes a `Caller` runs after authentication.
+pub struct Caller {
+    snapshot: Guard<Arc<Snapshot>>,
+    client: Arc<Client>,
+}
+
+impl Caller {
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+}
+
+impl ClientAuth {
+    pub fn new(live: Arc<Live>, throttle: Throttle, metrics: Arc<Metrics>) -> Self {
+        Self {
+            live,
+            throttle,
+            metrics,
+        }
+    }
+
+    /// The address a request's failures are counted under (see `throttle`).
+    pub fn source(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        self.throttle.source(peer, forwarded_for)
+    }
+
+    /// `invalid_client` (401), or 429 once `source` or the client id has failed too often, or
+    /// 503 when every Argon2 verification slot is busy.
+    pub async fn authenticate(
+        &self,
+        credentials: &ClientCredentials,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, OAuthError> {
+        let snapshot = self.live.load();
+        self.throttle.admit(source).await?;
+        let outcome = snapshot.registry.authenticate(credentials).await;
+        match outcome {
+            Ok(client) => Ok(Caller { snapshot, client }),
+            Err(failure @ OAuthError::InvalidClient(_)) => {
+                self.metrics.auth_failed();
+                Err(self.throttle.failed(&credentials.id, source, failure).await)
+            }
+            Err(OAuthError::Overloaded) => {
+                self.metrics.argon2_overloaded();
+                Err(OAuthError::Overloaded)
+            }
+            Err(other) => Err(other),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+use super::*;
+
+#[test]
+fn redis_urls_keep_everything_but_the_password() {
+    let cases = [
+        ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+        (
+            "redis://user:pw@host:6379/2",
+            "redis://user:***@host:6379/2",
+        ),
+        ("rediss://:pw@host:6380", "rediss://:***@host:6380"),
+        (
+            "redis://default:p@ss@10.0.0.1:7000/0",
+            "redis://default:***@10.0.0.1:7000/0",
+        ),
+        ("redis://default:p/ss@10.0.0.1:7000/0", "redis://***"),
+        ("redis://only-a-password@host", "redis://***@host"),
+        (
+            "redis://user:pw@host/0?protocol=resp3",
+            "redis://user:***@host/0?protocol=resp3",
+        ),
+        (
+            "unix:///run/redis.sock?db=1&pass=pw",
+            "unix:///run/redis.sock?db=1&pass=***",
+        ),
+        (
+            "redis+unix:///run/redis.sock?password=pw&user=u",
+            "redis+unix:///run/redis.sock?password=***&user=u",
+        ),
+        ("not a url pw", "***"),
+    ];
+    for (url, shown) in cases {
+        assert_eq!(redis_url(url), shown, "{url}");
+    }
+}
+
+#[test]
+fn a_password_never_survives_redaction() {
+    for url in [
+        "redis://u:Secret1@h",
+        "redis://:Secret1@h:1/0",
+        "redis://Secret1@h",
+        "redis://u:Sec@ret1@h",
+        "unix:///s?pass=Secret1",
+        "unix:///s?pass=Sec@ret1",
+        "redis://u:Sec/ret1@h:1",
+        "redis://u:Sec?ret1@h:1",
+        "redis://u:Sec#ret1@h:1",
+        "redis+unix:///s?db=0&password=Secret1",
+    ] {
+        let shown = redis_url(url);
+        assert!(
+            !shown.contains("Secret1") && !shown.contains("ret1"),
+            "{url}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn serde_messages_lose_the_values_they_quote() {
+    let cases = [
+        (
+            "invalid type: integer `8675309`, expected a string",
+            "invalid type: integer, expected a string",
+        ),
+        (
+            r#"invalid type: string "hunter2", expected a sequence"#,
+            "invalid type: string, expected a sequence",
+        ),
+        (
+            r#"invalid value: string "a, expected b", expected u64"#,
+            "invalid value: string, expected u64",
+        ),
+        (
+            "unknown variant `hunter2`, expected one of `standalone`, `sentinel`, `cluster`",
+            "unknown variant, expected one of `standalone`, `sentinel`, `cluster`",
+        ),
+        ("missing field `secret`", "missing field `secret`"),
+        (
+            "unknown field `secrett`, expected one of `id`, `secret`",
+            "unknown field `secrett`, expected one of `id`, `secret`",
+        ),
+        (r#"oops near "hunter2" here"#, r#"oops near "…" here"#),
+    ];
+    for (message, shown) in cases {
+        assert_eq!(serde_message(message), shown, "{message}");
+    }
+}
+
+#[test]
+fn json_errors_give_class_message_and_position_without_values() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Record {
+        username: String,
+    }
+    let cases = [
+        (
+            r#"{"username": 8675309}"#,
+            "data error: invalid type: integer, expected a string at line 1, column 20",
+        ),
+        (
+            r#"{"username": "hunter2" "#,
+            "unexpected end: EOF while parsing an object at line 1, column 23",
+        ),
+        (
+            "{\"username\": \"hunter2\" x}",
+            "syntax error: expected `,` or `}` at line 1, column 24",
+        ),
+        (
+            r#"{"name": "hunter2"}"#,
+            "data error: missing field `username` at line 1, column 19",
+        ),
+    ];
+    for (text, shown) in cases {
+        let error = serde_json::from_str::<Record>(text).unwrap_err();
+        assert_eq!(json_error(&error), shown, "{text}");
+    }
+}
+
+#[test]
+fn toml_errors_give_line_column_and_message_never_the_line() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Entry {
+        id: String,
+        secret: String,
+    }
+    let cases = [
+        // Syntax: toml's Display would print `secret = "hunter2` itself.
+        ("id = \"a\"\nsecret = \"hunter2\n", 2),
+        // Wrong type: serde's message would quote it.
+        ("id = \"a\"\nsecret = 8675309\n", 2),
+        ("id = \"a\"\n  secret = [\"hunter2\"]\n", 2),
+    ];
+    for (text, line) in cases {
+        let error = toml::from_str::<Entry>(text).unwrap_err();
+        let shown = toml_error(&error, Some(text));
+        assert!(
+            shown.starts_with(&format!("line {line}, column ")),
+            "{shown}"
+        );
+        for value in ["hunter2", "8675309"] {
+            assert!(!shown.contains(value), "{shown}");
+        }
+        assert!(!toml_error(&error, None).contains("hunter2"), "{shown}");
+    }
+}
+
+#[test]
+fn positions_are_one_based_and_count_characters() {
+    let text = "ab\ncdé\nf";
+    assert_eq!(line_and_column(text, 0), (1, 1));
+    assert_eq!(line_and_column(text, 3), (2, 1));
+    assert_eq!(line_and_column(text, 7), (2, 4));
+    assert_eq!(line_and_column(text, 8), (3, 1));
+    assert_eq!(
+        line_and_column(text, 99),
+        (3, 2),
+        "past the end: after the last character"
+    );
+    assert_eq!(line_and_column(text, 6), (2, 3), "inside é: at é");
+}

@@ -1,0 +1,171 @@
+//! Stored client secrets and their verification.
+//!
+//! Secrets are stored hashed. Client secrets are high-entropy random strings, so a single
+//! SHA-256 (`sha256:<hex>`) is enough and keeps authentication cheap; Argon2id PHC strings are
+//! accepted for operators who want them, and a successful Argon2 verification is remembered (as
+//! the SHA-256 of the secret) so that a busy client pays Argon2 once, not per request.
+
+use std::num::NonZero;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use aws_lc_rs::digest::{SHA256, digest};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::oauth::OAuthError;
+
+type Digest = [u8; 32];
+
+/// How long a verification waits for a free Argon2 slot before its request gets a 503: long
+/// enough for a burst of one client's requests to wait for the first verification (then the
+/// rest find it remembered), short enough that a flood of wrong secrets queues nothing for long.
+const ARGON2_WAIT: Duration = Duration::from_millis(100);
+
+/// Bounds the Argon2 verifications that run at once, for the whole process (every snapshot
+/// shares one). Each takes ~19 MiB and tens of milliseconds of a core: unbounded, a flood of
+/// wrong secrets for an Argon2 client would fill tokio's blocking pool (512 threads, ~10 GiB).
+/// Remembered successes need no slot.
+#[derive(Clone, Debug)]
+pub struct Argon2Limit {
+    slots: Arc<Semaphore>,
+}
+
+impl Argon2Limit {
+    /// One slot per CPU (`available_parallelism`): more would only wait for a core anyway.
+    pub fn per_cpu() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, NonZero::get))
+    }
+
+    pub fn new(slots: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum SecretHash {
+    /// `sha256:<hex>`, or a `plain:` secret hashed at load time.
+    Sha256(Digest),
+    Argon2 {
+        phc: String,
+        /// SHA-256 of the last secret that passed Argon2.
+        verified: RwLock<Option<Digest>>,
+    },
+}
+
+impl SecretHash {
+    pub(crate) fn parse(client: &str, stored: &str) -> Result<Self, String> {
+        if let Some(hex) = stored.strip_prefix("sha256:") {
+            return decode_hex(hex)
+                .map(Self::Sha256)
+                .ok_or_else(|| "sha256: secret must be 64 hex digits".into());
+        }
+        if let Some(plain) = stored.strip_prefix("plain:") {
+            log::warn!(
+                "client `{client}` has a plaintext secret; store a hash (sso-token hash-secret)"
+            );
+            return Ok(Self::Sha256(sha256(plain)));
+        }
+        if stored.starts_with("$argon2id$") {
+            PasswordHash::new(stored).map_err(|e| format!("Argon2id PHC string: {e}"))?;
+            return Ok(Self::Argon2 {
+                phc: stored.to_owned(),
+                verified: RwLock::new(None),
+            });
+        }
+        Err("secret must be `sha256:<hex>`, an `$argon2id$` PHC string or `plain:<secret>`".into())
+    }
+
+    /// Whether `presented` is the secret. `Overloaded` (503) when no Argon2 slot frees up
+    /// within [`ARGON2_WAIT`]: a request is never queued for long behind a flood.
+    pub(crate) async fn verify(
+        &self,
+        presented: &str,
+        limit: &Argon2Limit,
+    ) -> Result<bool, OAuthError> {
+        let presented_digest = sha256(presented);
+        match self {
+            Self::Sha256(expected) => Ok(presented_digest.ct_eq(expected).into()),
+            Self::Argon2 { phc, verified } => {
+                if remembered(verified, &presented_digest) {
+                    return Ok(true);
+                }
+                let waiting = Arc::clone(&limit.slots).acquire_owned();
+                let Ok(Ok(slot)) = tokio::time::timeout(ARGON2_WAIT, waiting).await else {
+                    return Err(OAuthError::Overloaded);
+                };
+                // The request ahead may have verified this very secret while this one waited.
+                if remembered(verified, &presented_digest) {
+                    return Ok(true);
+                }
+                // Argon2 takes tens of milliseconds: keep it off the async workers. The slot
+                // goes along, so it stays taken until Argon2 is done, even if the request is
+                // dropped meanwhile (a client that hangs up frees no core).
+                let (phc, secret) = (phc.clone(), presented.to_owned());
+                let ok = tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
+                    PasswordHash::new(&phc).is_ok_and(|hash| {
+                        Argon2::default()
+                            .verify_password(secret.as_bytes(), &hash)
+                            .is_ok()
+                    })
+                })
+                .await
+                .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+                if ok {
+                    *verified
+                        .write()
+                        .unwrap_or_else(|poison| poison.into_inner()) = Some(presented_digest);
+                }
+                Ok(ok)
+            }
+        }
+    }
+}
+
+/// Whether `digest` is that of the secret that last passed Argon2.
+fn remembered(verified: &RwLock<Option<Digest>>, digest: &Digest) -> bool {
+    let cached = *verified.read().unwrap_or_else(|poison| poison.into_inner());
+    cached.is_some_and(|c| bool::from(c.ct_eq(digest)))
+}
+
+pub(crate) fn sha256(text: &str) -> Digest {
+    let mut out = [0; 32];
+    out.copy_from_slice(digest(&SHA256, text.as_bytes()).as_ref());
+    out
+}
+
+fn decode_hex(hex: &str) -> Option<Digest> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// `sha256:<hex>`: the default stored form of a client secret.
+pub fn hash_secret_sha256(secret: &str) -> String {
+    let hex: String = sha256(secret).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// An Argon2id PHC string with a random salt.
+pub fn hash_secret_argon2(secret: &str) -> Result<String, argon2::password_hash::Error> {
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let salt = SaltString::encode_b64(&salt)?;
+    Ok(Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)?
+        .to_string())
+}
+
+#[cfg(test)]
+#[path = "secret_hash_tests.rs"]
+mod tests;

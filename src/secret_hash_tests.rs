@@ -1,0 +1,116 @@
+use argon2::{Algorithm, Params, Version};
+
+use super::*;
+
+const SECRET: &str = "argon2-secret-Jq4Vn8Lc2Xw6";
+
+/// An Argon2id PHC string with small parameters: these tests are about slots, not cost.
+fn cheap_argon2(secret: &str) -> SecretHash {
+    let params = Params::new(1024, 1, 1, None).unwrap();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+    let phc = argon2
+        .hash_password(secret.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    SecretHash::parse("app", &phc).unwrap()
+}
+
+#[tokio::test]
+async fn argon2_verifies_the_right_secret_only() {
+    let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
+    assert!(hash.verify(SECRET, &limit).await.unwrap());
+    assert!(!hash.verify("wrong", &limit).await.unwrap());
+    assert!(hash.verify(SECRET, &limit).await.unwrap(), "remembered");
+}
+
+#[tokio::test]
+async fn with_every_slot_taken_a_verification_is_refused_after_a_short_wait() {
+    let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
+    let _taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let outcome = hash.verify("wrong", &limit).await;
+
+    assert!(
+        matches!(outcome, Err(OAuthError::Overloaded)),
+        "{outcome:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= ARGON2_WAIT && waited < ARGON2_WAIT * 5,
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_remembered_secret_needs_no_slot() {
+    let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
+    assert!(hash.verify(SECRET, &limit).await.unwrap());
+    let _taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
+
+    assert!(hash.verify(SECRET, &limit).await.unwrap());
+    assert!(matches!(
+        hash.verify("wrong", &limit).await,
+        Err(OAuthError::Overloaded)
+    ));
+}
+
+#[tokio::test]
+async fn a_waiting_verification_finds_the_secret_remembered_meanwhile() {
+    let (hash, limit) = (Arc::new(cheap_argon2(SECRET)), Argon2Limit::new(1));
+    let taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
+    let waiting = tokio::spawn({
+        let (hash, limit) = (Arc::clone(&hash), limit.clone());
+        async move { hash.verify(SECRET, &limit).await }
+    });
+    tokio::time::sleep(ARGON2_WAIT / 4).await;
+    // As if the request holding the slot had just verified this secret.
+    if let SecretHash::Argon2 { verified, .. } = &*hash {
+        *verified.write().unwrap() = Some(sha256(SECRET));
+    }
+    drop(taken);
+
+    assert!(waiting.await.unwrap().unwrap());
+}
+
+#[tokio::test]
+async fn the_slot_stays_taken_until_argon2_is_done_even_if_the_request_is_dropped() {
+    // Costly enough (64 MiB, 4 passes) to be still running when the request is dropped.
+    let params = Params::new(65_536, 4, 1, None).unwrap();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+    let phc = argon2.hash_password(b"x", &salt).unwrap().to_string();
+    let (hash, limit) = (
+        Arc::new(SecretHash::parse("app", &phc).unwrap()),
+        Argon2Limit::new(1),
+    );
+    let abandoned = tokio::spawn({
+        let (hash, limit) = (Arc::clone(&hash), limit.clone());
+        async move { hash.verify("wrong", &limit).await }
+    });
+    // On this single-threaded runtime the task gets here only once Argon2 is under way.
+    while limit.slots.available_permits() == 1 {
+        tokio::task::yield_now().await;
+    }
+    abandoned.abort();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    assert_eq!(
+        limit.slots.available_permits(),
+        0,
+        "freed before Argon2 ended"
+    );
+    let back = tokio::time::timeout(Duration::from_secs(30), async {
+        while limit.slots.available_permits() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    back.await.expect("the slot is given back when Argon2 ends");
+}
+
+#[test]
+fn one_slot_per_cpu() {
+    let cpus = std::thread::available_parallelism().map_or(1, NonZero::get);
+    assert_eq!(Argon2Limit::per_cpu().slots.available_permits(), cpus);
+}

@@ -1,0 +1,152 @@
+//! What the log says about requests: a client id only once that client has authenticated, and
+//! never a value from a request or a record (a secret, a code, a token, a user's data).
+
+use deadpool_redis::redis;
+use serde_json::json;
+use sso_token::codes;
+use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
+use uuid::Uuid;
+
+use crate::helpers::{APP, Answer, LOGGED, TestApp, spawn_app};
+use crate::log_capture;
+
+const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
+
+/// A number no other test logs: serde's messages quote such values (`integer `…``).
+fn unique_number() -> u64 {
+    1_000_000_000_000 + (Uuid::new_v4().as_u128() % 1_000_000_000_000) as u64
+}
+
+/// Token, introspection and revocation requests with `id`/`secret` in a JSON body.
+async fn each_endpoint(app: &TestApp, id: &str, secret: &str, token: &str) -> Vec<Answer> {
+    let code = app.issue_code(&LOGGED).await;
+    let exchange = json!({
+        "client_id": id,
+        "client_secret": secret,
+        "code": code,
+        "redirect_uri": LOGGED.redirect_uri,
+    });
+    let query = json!({"token": token, "client_id": id, "client_secret": secret});
+    let mut answers = Vec::new();
+    for (url, body) in [
+        (app.token_url(), &exchange),
+        (app.url(INTROSPECT_PATH), &query),
+        (app.url(REVOKE_PATH), &query),
+    ] {
+        let response = app.http.post(url).json(body).send().await.unwrap();
+        answers.push(Answer::of(response).await);
+    }
+    answers
+}
+
+#[tokio::test]
+async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
+    let log = log_capture::mark();
+    let app = spawn_app().await;
+    let claimed = format!("claimed-{}", Uuid::new_v4().simple());
+    let token = app.token_for(&LOGGED).await;
+    for id in [claimed.as_str(), LOGGED.id] {
+        for answer in each_endpoint(&app, id, WRONG_SECRET, &token).await {
+            assert_eq!(answer.status, 401, "{id}: {}", answer.text);
+        }
+    }
+    assert!(app.is_active(&LOGGED, &token).await);
+    assert_eq!(app.user_info(&token).await.status, 200);
+    assert_eq!(app.revoke(&LOGGED, &token, None).await.status, 200);
+
+    // The token, the introspection, the user info and the revocation: 4 lines, none of the
+    // six failures.
+    let ours = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("sso_token::access") && l.ends_with("client=logged-app"))
+            .count()
+    };
+    let lines = log.lines_when(|lines| ours(lines) >= 4).await;
+    assert_eq!(ours(&lines), 4, "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains(&claimed)), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn malformed_bodies_and_records_leave_their_values_out_of_answers_and_the_log() {
+    let log = log_capture::mark();
+    let app = spawn_app().await;
+    let secret = unique_number();
+    // A body that is not JSON, and one whose secret has the wrong type, both with the secret.
+    let bodies = [
+        format!(r#"{{"client_id":"app","client_secret":"s{secret}" "code":"x"}}"#),
+        format!(r#"{{"client_id":"app","client_secret":{secret},"code":"x","redirect_uri":"y"}}"#),
+    ];
+    for body in bodies {
+        let request = app
+            .http
+            .post(app.token_url())
+            .header("Content-Type", "application/json")
+            .body(body.clone());
+        let answer = Answer::of(request.send().await.unwrap()).await;
+        assert_eq!(
+            (answer.status, answer.error()),
+            (400, "invalid_request"),
+            "{body}"
+        );
+        assert!(
+            !answer.text.contains(&secret.to_string()),
+            "{}",
+            answer.text
+        );
+    }
+    // A code record whose username is a number: serde's message would quote it.
+    let record = json!({
+        "client_id": APP.id,
+        "redirect_uri": APP.redirect_uri,
+        "username": secret,
+        "account_id": "acct-1",
+        "scope": ["user:basic"],
+    });
+    let code = codes::new_code().unwrap();
+    assert!(
+        app.store
+            .put_code(&code, &record.to_string(), 60)
+            .await
+            .unwrap()
+    );
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!((answer.status, answer.error()), (400, "invalid_grant"));
+    // A token record that no longer reads: introspection finds the token inactive and logs why.
+    let token = app.token_for(&APP).await;
+    let jti = jti_of(&token);
+    let unreadable = json!({"jti": secret, "client_id": APP.id}).to_string();
+    let key = app.store.token_key(&jti);
+    let _: () = app
+        .query(redis::cmd("SET").arg(&key).arg(&unreadable).arg("KEEPTTL"))
+        .await;
+    assert!(!app.is_active(&APP, &token).await);
+
+    let lines = log
+        .lines_when(|lines| {
+            lines.iter().any(|l| l.contains("code record is malformed"))
+                && lines.iter().any(|l| l.contains("token record of client"))
+        })
+        .await;
+    let said = |what: &str| lines.iter().find(|l| l.contains(what)).cloned();
+    for what in ["code record is malformed", "token record of client"] {
+        let line = said(what).unwrap_or_default();
+        assert!(line.contains("line 1, column"), "{line}");
+    }
+    let leaked: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(&secret.to_string()))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:#?}");
+}
+
+/// The `jti` claim of a token, read without verifying it.
+fn jti_of(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWS");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&payload).expect("JSON claims");
+    claims["jti"].as_str().expect("a jti").to_owned()
+}
