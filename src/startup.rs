@@ -150,6 +150,9 @@ impl Application {
                 app
             }
         })
+        // Answers are small and complete: send them at once, never hold a tail back (Nagle)
+        // until the client's delayed ACK.
+        .tcp_nodelay(true)
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
         server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config),
