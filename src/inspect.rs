@@ -166,8 +166,8 @@ impl Inspector {
     /// Adds the token record, if Redis still has it and it belongs to these claims.
     async fn with_record(&self, claims: AccessClaims) -> Result<Option<LiveToken>, OAuthError> {
         let raw = self
-            .store
-            .get_token(&claims.jti)
+            .metrics
+            .redis(RedisOp::GetToken, self.store.get_token(&claims.jti))
             .await
             .map_err(OAuthError::Unavailable)?;
         let Some(raw) = raw else {

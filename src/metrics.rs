@@ -86,13 +86,15 @@ pub enum RedisOp {
     Exchange,
     /// Delete a token record (revocation, clean-up).
     DeleteToken,
+    /// Read a token record (introspection, user info).
+    GetToken,
     /// Readiness PING.
     Ping,
     /// Count a failed client authentication, or read the counters.
     Throttle,
 }
 
-const REDIS_OPS: [&str; 4] = ["exchange", "delete_token", "ping", "throttle"];
+const REDIS_OPS: [&str; 5] = ["exchange", "delete_token", "get_token", "ping", "throttle"];
 
 /// Why a token was revoked.
 #[derive(Debug, Clone, Copy)]

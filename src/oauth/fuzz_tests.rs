@@ -1,12 +1,19 @@
 //! Property tests ("fuzzing") of the request parsers: [`TokenRequest::parse`] over JSON and form
-//! bodies, content types, `Authorization` headers and sizes, and [`basic::parse`].
+//! bodies, content types, `Authorization` headers and sizes, and [`basic::parse`]; the
+//! introspection and revocation bodies ([`queries`]) and the user info `Authorization`
+//! headers ([`bearer_headers`]) in the modules below, with the strategies of this one.
 //!
-//! Properties: no input panics; every rejection is an RFC 6749 error (a 4xx whose body is
-//! exactly `{"error", "error_description"}`, never echoing a secret or a code); every
+//! Properties: no input panics; every rejection is an RFC 6749 error (RFC 6750 for Bearer: a
+//! 4xx whose body is exactly `{"error", "error_description"}`, never echoing a secret, a code
+//! or a token; or RFC 6750's bare 401 when there are no credentials at all); every
 //! well-formed request is accepted with its values intact.
 //!
-//! Each test runs [`CASES`] cases (about 10⁴ in all, a few seconds in debug). For 10⁶ per test:
+//! Each test runs [`CASES`] cases (about 10⁴ in all, a few seconds in debug). For 10⁶ per test
+//! (every test here is named `fuzz_…`):
 //! `PROPTEST_CASES=1000000 cargo test --release --lib fuzz_`.
+
+mod bearer_headers;
+mod queries;
 
 use actix_web::ResponseError;
 use actix_web::body::MessageBody;
@@ -19,8 +26,8 @@ use serde_json::{Value, json};
 use super::basic::{self, Authorization};
 use super::{OAuthError, TokenRequest};
 
-/// Cases per test when `PROPTEST_CASES` is not set.
-const CASES: u32 = 2_500;
+/// Cases per test when `PROPTEST_CASES` is not set: nine tests, about 10⁴ cases in all.
+const CASES: u32 = 1_100;
 
 const FIELDS: [&str; 11] = [
     "grant_type",
@@ -54,10 +61,15 @@ fn config() -> Config {
 /// A description may not hold this many consecutive characters of a value sent.
 const QUOTE: usize = 10;
 
-/// Asserts that `error` renders as an RFC 6749 §5.2 error that quotes none of `hidden`.
-fn assert_rfc_error(error: &OAuthError, hidden: &[&str]) -> Result<(), TestCaseError> {
+/// Asserts that `error` is one of `codes` and renders as an RFC 6749 §5.2 error that quotes
+/// none of `hidden`.
+fn assert_rfc_error(
+    error: &OAuthError,
+    codes: &[&str],
+    hidden: &[&str],
+) -> Result<(), TestCaseError> {
     let code = error.code();
-    prop_assert!(PARSE_ERRORS.contains(&code), "unexpected error {error:?}");
+    prop_assert!(codes.contains(&code), "unexpected error {error:?}");
     let response = error.error_response();
     prop_assert!(response.status().is_client_error(), "{error:?}");
     let body = response.into_body().try_into_bytes();
@@ -134,54 +146,85 @@ fn authorization() -> impl Strategy<Value = Option<String>> {
     ]
 }
 
+/// The words a parser knows: the field names and the one value each endpoint looks for.
+#[derive(Debug, Clone, Copy)]
+struct Vocabulary {
+    fields: &'static [&'static str],
+    /// `authorization_code` for the token endpoint, `access_token` for the token hint.
+    word: &'static str,
+}
+
+const TOKEN_REQUEST: Vocabulary = Vocabulary {
+    fields: &FIELDS,
+    word: "authorization_code",
+};
+
 /// A field name: one the parser knows, or another.
-fn field_name() -> impl Strategy<Value = String> {
+fn field_name(words: Vocabulary) -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => prop::sample::select(FIELDS.to_vec()).prop_map(str::to_owned),
+        4 => prop::sample::select(words.fields).prop_map(str::to_owned),
         1 => text(0..=12),
     ]
 }
 
-/// A value of any size: short, over a limit (512 / 2048 bytes), control characters, …
-fn field_value() -> impl Strategy<Value = String> {
+/// A value of any size: short, over a limit (64 / 512 / 2048 / 4096 bytes), control
+/// characters, …
+fn field_value(words: Vocabulary) -> impl Strategy<Value = String> {
     prop_oneof![
         6 => text(0..=40),
         1 => text(0..=3).prop_map(|s| s.repeat(700)),
         1 => any::<String>(),
-        1 => Just("authorization_code".to_owned()),
+        1 => Just(words.word.to_owned()),
     ]
 }
 
-fn json_value() -> impl Strategy<Value = Value> {
+fn json_value(words: Vocabulary) -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| json!(f)),
-        field_value().prop_map(Value::from),
+        field_value(words).prop_map(Value::from),
     ];
-    leaf.prop_recursive(3, 16, 4, |inner| {
+    leaf.prop_recursive(3, 16, 4, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::vec((field_name(), inner), 0..4)
+            prop::collection::vec((field_name(words), inner), 0..4)
                 .prop_map(|members| Value::Object(members.into_iter().collect())),
         ]
     })
 }
 
+/// A JSON object or a form of `fields`, as `(content type, body)`; JSON keeps repeated names.
+fn encode_fields(json: bool, fields: &[(String, String)]) -> (&'static str, Vec<u8>) {
+    if json {
+        let members: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}:{}", json!(k), json!(v)))
+            .collect();
+        (
+            "application/json",
+            format!("{{{}}}", members.join(",")).into_bytes(),
+        )
+    } else {
+        let form = serde_urlencoded::to_string(fields).unwrap_or_default();
+        ("application/x-www-form-urlencoded", form.into_bytes())
+    }
+}
+
 /// Bodies: garbage, JSON with fields of any type (repeats kept), forms with raw escapes.
-fn body() -> impl Strategy<Value = Vec<u8>> {
+fn body(words: Vocabulary) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         1 => prop::collection::vec(any::<u8>(), 0..600),
-        2 => prop::collection::vec((field_name(), json_value()), 0..8).prop_map(|members| {
+        2 => prop::collection::vec((field_name(words), json_value(words)), 0..8).prop_map(|members| {
             let members: Vec<String> = members
                 .iter()
                 .map(|(k, v)| format!("{}:{v}", json!(k)))
                 .collect();
             format!("{{{}}}", members.join(",")).into_bytes()
         }),
-        1 => json_value().prop_map(|v| v.to_string().into_bytes()),
-        2 => prop::collection::vec((field_name(), field_value()), 0..8)
+        1 => json_value(words).prop_map(|v| v.to_string().into_bytes()),
+        2 => prop::collection::vec((field_name(words), field_value(words)), 0..8)
             .prop_map(|pairs| serde_urlencoded::to_string(pairs).unwrap_or_default().into_bytes()),
         1 => "([a-z_A-Z]{0,14}=?(%[0-9a-fA-F]{0,2}|[^&]){0,20}&?){0,8}".prop_map(String::into_bytes),
         1 => (1usize..3000, any::<bool>()).prop_map(|(depth, array)| {
@@ -283,28 +326,24 @@ proptest! {
     fn fuzz_any_request_is_parsed_or_refused_with_an_rfc_error(
         content_type in content_type(),
         authorization in authorization(),
-        body in body(),
+        body in body(TOKEN_REQUEST),
     ) {
         let parsed = TokenRequest::parse(content_type.as_deref(), authorization.as_deref(), &body);
         if let Err(error) = parsed {
-            assert_rfc_error(&error, &[])?;
+            assert_rfc_error(&error, &PARSE_ERRORS, &[])?;
         }
     }
 
     #[test]
     fn fuzz_a_field_of_the_wrong_type_size_or_count_is_an_rfc_error(
         json in any::<bool>(),
-        fields in prop::collection::vec((field_name(), field_value()), 0..10),
+        fields in prop::collection::vec(
+            (field_name(TOKEN_REQUEST), field_value(TOKEN_REQUEST)),
+            0..10,
+        ),
         authorization in authorization(),
     ) {
-        let (content_type, body) = if json {
-            let members: Vec<String> =
-                fields.iter().map(|(k, v)| format!("{}:{}", json!(k), json!(v))).collect();
-            ("application/json", format!("{{{}}}", members.join(",")).into_bytes())
-        } else {
-            let form = serde_urlencoded::to_string(&fields).unwrap_or_default();
-            ("application/x-www-form-urlencoded", form.into_bytes())
-        };
+        let (content_type, body) = encode_fields(json, &fields);
         match TokenRequest::parse(Some(content_type), authorization.as_deref(), &body) {
             Ok(request) => {
                 // What was accepted is what was sent.
@@ -319,9 +358,9 @@ proptest! {
                 let values: Vec<&str> = fields
                     .iter()
                     .map(|(_, v)| v.as_str())
-                    .filter(|v| *v != "authorization_code")
+                    .filter(|v| *v != TOKEN_REQUEST.word)
                     .collect();
-                assert_rfc_error(&error, &values)?;
+                assert_rfc_error(&error, &PARSE_ERRORS, &values)?;
             }
         }
     }

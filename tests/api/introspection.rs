@@ -8,9 +8,11 @@ use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 use sso_token::tokens::{KeyKind, SigningKey};
 
+use crate::each_topology;
 use crate::helpers::{
-    ALLOWED_SCOPES, APP, AUDIENCED, Answer, FOR_RESOURCE, ISSUER, OTHER, RESOURCE_API, basic_auth,
-    code_record, new_key_file, spawn_app, spawn_app_with, unix_now, verify_token,
+    ALLOWED_SCOPES, APP, AUDIENCED, Answer, FOR_RESOURCE, ISSUER, OTHER, RESOURCE_API, Topology,
+    basic_auth, code_record, new_key_file, spawn_app, spawn_app_on, spawn_app_with, unix_now,
+    verify_token,
 };
 use crate::redis_server::RedisServer;
 use crate::resource::Planted;
@@ -25,18 +27,32 @@ fn assert_inactive(answer: &Answer, context: &str) {
     );
 }
 
-#[tokio::test]
-async fn a_token_is_active_until_revoked_then_inactive_and_refused_by_user_info() {
-    let app = spawn_app().await;
+each_topology!(
+    a_token_is_active_until_its_client_revokes_it_then_inactive_and_refused_by_user_info
+);
+
+/// The round trip through every endpoint that reads or deletes the token record, on each Redis
+/// topology (in Cluster mode the `jti`, and so the record's key, carries the code's slot tag).
+async fn a_token_is_active_until_its_client_revokes_it_then_inactive_and_refused_by_user_info(
+    topology: Topology,
+) {
+    let app = spawn_app_on(topology).await;
     let mut record = code_record(&APP);
     record.scope = ALLOWED_SCOPES.map(String::from).to_vec();
     let token = app.token_of(&APP, &record).await;
     let claims = verify_token(&token, APP.id, ISSUER).claims;
+    let key = app.store.token_key(claims["jti"].as_str().expect("jti"));
 
     let active = app.introspect(&APP, &token).await;
+    let shown = app.user_info(&token).await;
+    let seen_by_other = app.introspect(&OTHER, &token).await;
+    let revoked_by_other = app.revoke(&OTHER, &token, None).await;
+    let still_active = app.introspect(&APP, &token).await;
+    let recorded = app.exists(&key).await;
     let revoked = app.revoke(&APP, &token, Some("access_token")).await;
     let after = app.introspect(&APP, &token).await;
     let user_info = app.user_info(&token).await;
+    let revoked_again = app.revoke(&APP, &token, None).await;
 
     assert_eq!(active.status, 200, "{}", active.text);
     assert_eq!(active.header("cache-control"), Some("no-store"));
@@ -49,7 +65,19 @@ async fn a_token_is_active_until_revoked_then_inactive_and_refused_by_user_info(
         "jti": claims["jti"], "token_type": "bearer",
     });
     assert_eq!(active.json, expected);
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert_eq!(shown.json["id"], record.account_id.as_str());
+    assert_inactive(&seen_by_other, "introspected by another client");
+    assert_eq!(revoked_by_other.status, 400, "{}", revoked_by_other.text);
+    assert_eq!(revoked_by_other.error(), "unauthorized_client");
+    revoked_by_other.assert_error_shape("revoked by another client");
+    assert_eq!(still_active.json, expected, "revoked by another client");
+    assert!(recorded, "no token record under {key}");
     assert_eq!((revoked.status, revoked.text.as_str()), (200, ""));
+    assert!(
+        !app.exists(&key).await,
+        "the token record outlived revocation"
+    );
     assert_inactive(&after, "after revocation");
     assert_eq!(user_info.status, 401, "{}", user_info.text);
     assert_eq!(
@@ -57,6 +85,10 @@ async fn a_token_is_active_until_revoked_then_inactive_and_refused_by_user_info(
         Some(r#"Bearer realm="sso-token", error="invalid_token""#)
     );
     assert_eq!(user_info.error(), "invalid_token");
+    assert_eq!(
+        (revoked_again.status, revoked_again.text.as_str()),
+        (200, "")
+    );
 }
 
 /// RFC 9068 §2.2.3: with `typ` `at+jwt` the `scope` claim is one space-separated string; the
@@ -79,21 +111,6 @@ async fn an_at_jwt_token_carries_scope_as_a_string_and_still_introspects_and_sho
     assert_eq!(user_info.status, 200, "{}", user_info.text);
     assert_eq!(user_info.json["username"], record.username.as_str());
     assert_eq!(user_info.json["email"], json!(null));
-}
-
-#[tokio::test]
-async fn another_client_can_neither_introspect_nor_revoke_a_token_as_its_own() {
-    let app = spawn_app().await;
-    let token = app.token_for(&APP).await;
-
-    let seen_by_other = app.introspect(&OTHER, &token).await;
-    let revoked_by_other = app.revoke(&OTHER, &token, None).await;
-
-    assert_inactive(&seen_by_other, "introspected by another client");
-    assert_eq!(revoked_by_other.status, 400, "{}", revoked_by_other.text);
-    assert_eq!(revoked_by_other.error(), "unauthorized_client");
-    revoked_by_other.assert_error_shape("revoked by another client");
-    assert!(app.is_active(&APP, &token).await, "the token was revoked");
 }
 
 #[tokio::test]

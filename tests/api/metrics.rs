@@ -97,6 +97,45 @@ async fn each_answer_is_counted_under_its_outcome_and_the_exchange_events_have_s
 }
 
 #[tokio::test]
+async fn introspection_user_info_and_revocation_time_their_token_record_operations() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+
+    assert!(app.is_active(&APP, &token).await);
+    assert_eq!(app.user_info(&token).await.status, 200);
+    assert_eq!(app.revoke(&APP, &token, None).await.status, 200);
+    assert!(!app.is_active(&APP, &token).await);
+    assert_eq!(app.user_info(&token).await.status, 401);
+
+    let text = scrape(&app, &app.address).await;
+    let requests = |endpoint: &str, outcome: &str| {
+        format!(r#"sso_requests_total{{endpoint="{endpoint}",outcome="{outcome}"}}"#)
+    };
+    for (series, expected) in [
+        // Two introspections and two user info requests: one record read each.
+        (
+            r#"sso_redis_duration_seconds_count{operation="get_token"}"#.into(),
+            4.0,
+        ),
+        (
+            r#"sso_redis_errors_total{operation="get_token"}"#.into(),
+            0.0,
+        ),
+        (
+            r#"sso_redis_duration_seconds_count{operation="delete_token"}"#.into(),
+            1.0,
+        ),
+        (r#"sso_tokens_revoked_total{reason="request"}"#.into(), 1.0),
+        (requests("introspect", "ok"), 2.0),
+        (requests("userinfo", "ok"), 1.0),
+        (requests("userinfo", "invalid_token"), 1.0),
+        (requests("revoke", "ok"), 1.0),
+    ] {
+        assert_eq!(value(&text, &series), expected, "{series}");
+    }
+}
+
+#[tokio::test]
 async fn metrics_can_have_their_own_listener_and_then_leave_the_public_one() {
     let app = spawn_app_with(|s| s.metrics.listen = "127.0.0.1:0".into()).await;
     let port = app.metrics_port.expect("a metrics listener");
