@@ -187,3 +187,22 @@ fn the_mode_and_lists_can_come_from_the_environment() {
         urls(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
     );
 }
+
+#[test]
+fn replica_acks_need_a_wait_shorter_than_the_redis_timeout() {
+    let off = check(|r| r.replica_ack_timeout_ms = 0).unwrap();
+    assert_eq!(off.redis.replica_ack(), None);
+    let on = check(|r| r.replica_acks = 1).unwrap();
+    assert_eq!(on.redis.replica_ack(), Some((1, 300)));
+    for timeout in [0, 1000, 5000] {
+        assert_eq!(
+            check(|r| {
+                r.replica_acks = 2;
+                r.replica_ack_timeout_ms = timeout;
+            })
+            .err(),
+            Some("redis.replica_ack_timeout_ms"),
+            "{timeout}"
+        );
+    }
+}
