@@ -24,3 +24,26 @@ ensure_tool() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
   command -v "$1" >/dev/null
 }
+
+# free_port: prints a TCP port on 127.0.0.1 that nobody listens on, below the kernel's ephemeral
+# range (a port an outgoing connection has just used may sit in TIME_WAIT and refuse a listener).
+free_port() {
+  local p low=32768
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  (( low > 12000 )) || low=32768
+  for _ in $(seq 100); do
+    p=$(( 10000 + RANDOM % (low - 10000) ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# wait_redis PORT [TRIES]: waits (0.1 s a try, 50 tries) until the redis on PORT answers PING.
+wait_redis() {
+  for _ in $(seq "${2:-50}"); do
+    [[ "$(redis-cli -p "$1" ping 2>/dev/null || true)" == PONG ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
