@@ -188,6 +188,7 @@ echo "== t+$(since "$t0") s: the sentinels name $second"
 sleep 8
 echo "== t+$(since "$t0") s: SIGKILL to the master $second"
 kill -KILL "${node_pid[$second]}"
+wait "${node_pid[$second]}" 2>/dev/null || true
 wait_master_not "$second"
 echo "== t+$(since "$t0") s: the sentinels name $(current_master)"
 wait "$load_pid" && load_status=0 || load_status=$?
