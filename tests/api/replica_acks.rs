@@ -289,11 +289,15 @@ async fn code_where(app: &TestApp, port: u16, on: bool) -> String {
     }
 }
 
-/// Runs `pipe` on the node at `port`, bounded in time.
+/// Runs `pipe` on the node at `port`, bounded in time (by this, not by redis-rs' 500 ms
+/// default: a WAIT or the flood may take longer on a loaded machine).
 async fn on_node<T: redis::FromRedisValue>(port: u16, pipe: redis::Pipeline) -> T {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url");
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     let call = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         pipe.query_async::<T>(&mut conn).await
     };
     match tokio::time::timeout(Duration::from_secs(10), call).await {
