@@ -12,9 +12,8 @@ use crate::config::{RedisMode, RedisSettings};
 
 /// A connection of any topology; cheap to clone (clones share the underlying connection).
 ///
-/// `WAIT` (`redis.replica_acks`) must reach the node that ran the write it waits for: it goes
-/// in one pipeline with that write (see `ack`), which a `Node` sends as it is and a `Cluster`
-/// routes, whole, to the master of the write's key.
+/// `WAIT` (`redis.replica_acks`) must reach the node that ran the write it waits for (see
+/// `ack`): a `Node` sends it as it is, a `Cluster` routes it to the master of the write's slot.
 #[derive(Clone)]
 pub enum Conn {
     Node(MultiplexedConnection),

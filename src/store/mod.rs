@@ -254,8 +254,8 @@ impl Store {
 
     /// Takes `code` out of Redis and, when it was live, records the token `jti` with
     /// `record_head` + the code record + `}` as its value, in one round trip. `jti` comes from
-    /// [`Store::new_jti`] for this `code`. With `redis.replica_acks`, the script and `WAIT` go
-    /// out as one pipeline, and a code taken with too few acknowledgements is
+    /// [`Store::new_jti`] for this `code`. With `redis.replica_acks`, a fresh take is followed
+    /// by `WAIT` on the same connection (see [`ack`]), and one with too few acknowledgements is
     /// [`StoreError::Unacknowledged`]: spent on the master, but a failover could bring it back,
     /// so no token may be handed out. Its token record is then deleted (best effort); the
     /// replay marker stays, so a replay of the code finds no live token (`invalid_grant`).
@@ -275,47 +275,32 @@ impl Store {
             self.used_key(code),
             self.token_key(jti),
         );
-        let ((kind, value), acked): ((u8, Option<String>), Option<u32>) = match self.acks {
-            None => {
-                let reply = self
-                    .with_conn(Lanes::Plain, |mut conn| async move {
-                        let mut invocation = self.exchange.prepare_invoke();
-                        invocation
-                            .key(code_key)
-                            .key(used_key)
-                            .key(token_key)
-                            .arg(jti)
-                            .arg(ttl_secs)
-                            .arg(record_head);
-                        Ok(invocation.invoke_async(&mut conn).await?)
-                    })
-                    .await?;
-                (reply, None)
-            }
-            Some(acks) => {
-                let args = |cmd: &mut redis::Cmd| {
-                    cmd.arg(3)
-                        .arg(&code_key)
-                        .arg(&used_key)
-                        .arg(&token_key)
-                        .arg(jti)
-                        .arg(ttl_secs)
-                        .arg(record_head);
-                };
-                let (reply, acked) = self
-                    .with_conn(Lanes::Waiting, |mut conn| async move {
-                        let script = &self.exchange;
-                        Ok(acks
-                            .script_and_wait(&mut conn, script, EXCHANGE_SCRIPT, args)
-                            .await?)
-                    })
-                    .await?;
-                (reply, Some(acked))
-            }
+        let lanes = match self.acks {
+            Some(_) => Lanes::Waiting,
+            None => Lanes::Plain,
         };
+        let (kind, value, acked): (u8, Option<String>, Option<u32>) = self
+            .with_conn(lanes, |mut conn| async move {
+                let mut invocation = self.exchange.prepare_invoke();
+                invocation
+                    .key(&code_key)
+                    .key(used_key)
+                    .key(token_key)
+                    .arg(jti)
+                    .arg(ttl_secs)
+                    .arg(record_head);
+                let (kind, value): (u8, Option<String>) =
+                    invocation.invoke_async(&mut conn).await?;
+                // Only a fresh take wrote anything that a failover could undo.
+                let acked = match self.acks {
+                    Some(acks) if kind == 1 => Some(acks.wait(&mut conn, &code_key).await?),
+                    _ => None,
+                };
+                Ok((kind, value, acked))
+            })
+            .await?;
         match (kind, value) {
             (1, Some(record)) => {
-                // Only a fresh take wrote anything that a failover could undo.
                 if let (Some(acks), Some(acked)) = (self.acks, acked)
                     && let Err(unacknowledged) = acks.check(acked)
                 {
@@ -356,13 +341,10 @@ impl Store {
         let key = self.token_key(jti);
         let (deleted, acked): (u32, u32) = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
-                let args = |cmd: &mut redis::Cmd| {
-                    cmd.arg(1).arg(&key);
-                };
-                let script = &self.revoke;
-                Ok(acks
-                    .script_and_wait(&mut conn, script, REVOKE_SCRIPT, args)
-                    .await?)
+                let mut invocation = self.revoke.prepare_invoke();
+                invocation.key(&key);
+                let deleted: u32 = invocation.invoke_async(&mut conn).await?;
+                Ok((deleted, acks.wait(&mut conn, &key).await?))
             })
             .await?;
         acks.check(acked)?;
