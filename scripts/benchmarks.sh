@@ -6,13 +6,17 @@
 #
 #   scripts/benchmarks.sh [OUT_DIR]     summaries go to OUT_DIR [target/bench/<date-time>]
 #   SECS=20 scripts/benchmarks.sh       seconds per measured run [20]
+#   scripts/benchmarks.sh --acks [DIR]  only "Replica acknowledgement": redis.replica_acks 0 and 1
+#                                       on a master + 1 replica, side by side (~2 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
+acks_only=0
+if [[ "${1:-}" == "--acks" ]]; then acks_only=1; shift; fi
 out="${1:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
 secs="${SECS:-20}"
 mkdir -p "$out"
@@ -25,6 +29,48 @@ cargo build --release --locked --bins
   echo "kernel: $(uname -r); $(redis-server --version | cut -d' ' -f1-3); $(rustc --version)"
   echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with local changes)')"
 } | tee "$out/machine.txt"
+
+# Replica acknowledgement: EdDSA (the cheapest signature, so WAIT's share shows), the replica
+# on CPU 1 with Redis and the generator, real-time priority like Redis. Closed loop, then open
+# loop at half the closed-loop rate without acks, the same rate for both settings.
+acks_runs() {
+  echo "uptime before: $(uptime)" | tee -a "$out/machine.txt"
+  for acks in 0 1; do
+    echo "== eddsa, master + 1 replica, redis.replica_acks = $acks: closed loop"
+    lt --alg eddsa --replica --replica-acks "$acks" -c 64 -d "$secs" --label "acks-$acks" \
+      --out "$out/acks-$acks"
+  done
+  local half=$(( $(rate_of "$out/acks-0/token.json") / 2 ))
+  for acks in 0 1; do
+    echo "== eddsa, master + 1 replica, redis.replica_acks = $acks: open loop at $half/s"
+    lt --alg eddsa --replica --replica-acks "$acks" --rate "$half" -c 512 -d "$secs" \
+      --label "acks-$acks-open" --out "$out/acks-$acks-open"
+  done
+  echo "uptime after: $(uptime)" | tee -a "$out/machine.txt"
+}
+acks_table() {
+  python3 - "$out" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+ms = lambda us: f"{us / 1000:.2f}"
+print("\n| redis.replica_acks | exchanges/s (64 conns) | p50 / p99 ms | open loop /s | open p50 / p99 ms "
+      "| Redis cmds per exchange | Redis µs/exchange | errors, violations |")
+print("|" + "---|" * 8)
+for acks in [0, 1]:
+    c = json.load(open(os.path.join(out, f"acks-{acks}", "token.json")))
+    o = json.load(open(os.path.join(out, f"acks-{acks}-open", "token.json")))
+    errors = sum(c["errors"].values()) + sum(o["errors"].values())
+    print(f"| {acks} | {c['rate_per_s']:.0f} | {ms(c['latency_us']['p50'])} / {ms(c['latency_us']['p99'])} "
+          f"| {o['rate_per_s']:.0f} | {ms(o['latency_us']['p50'])} / {ms(o['latency_us']['p99'])} "
+          f"| {c['redis']['total_per_exchange']:.2f} | {c['redis']['cpu_us_per_exchange'] or 0:.1f} "
+          f"| {errors}, {c['violations'] + o['violations']} |")
+PY
+}
+if [[ $acks_only == 1 ]]; then
+  acks_runs
+  acks_table
+  exit 0
+fi
 
 for alg in rs256 es256 eddsa; do
   echo "== $alg: sign-bench, healthz, closed loop"
@@ -42,6 +88,7 @@ for n in 1 2 4; do
   lt --alg eddsa --instances "$n" -c 128 -d "$secs" --label "eddsa-x$n" --out "$out/eddsa-x$n"
 done
 
+acks_runs
 python3 - "$out" <<'EOF'
 import json, sys, os
 out = sys.argv[1]
@@ -81,3 +128,4 @@ for n in [1, 2, 4]:
         print(f"| {n} | {r['rate_per_s']:.0f} | {ms(r['latency_us']['p99'])} | {r['redis']['cpu_cores']:.2f} "
               f"| {r['redis']['cpu_us_per_exchange']:.1f} | {cmds:.0f} |")
 EOF
+acks_table

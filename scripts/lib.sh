@@ -25,15 +25,17 @@ ensure_tool() {
   command -v "$1" >/dev/null
 }
 
-# free_port: prints a TCP port on 127.0.0.1 that nothing answers on, below the ephemeral range
-# (32768-) so that no outgoing connection takes it meanwhile.
+# free_port: prints a TCP port on 127.0.0.1 that nobody listens on, below the kernel's ephemeral
+# range (a port an outgoing connection has just used may sit in TIME_WAIT and refuse a listener).
 free_port() {
-  local p
+  local p low=32768
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  (( low > 12000 )) || low=32768
   for _ in $(seq 100); do
-    p=$(( 20000 + RANDOM % 12000 ))
+    p=$(( 10000 + RANDOM % (low - 10000) ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
-  echo "free_port: no free port found" >&2
+  echo "no free port found" >&2
   return 1
 }
 
@@ -44,10 +46,16 @@ start_private_redis() {
   redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
     --loglevel warning >>"$2" 2>&1 &
   private_redis_pid=$!
-  for _ in $(seq 50); do
+  wait_redis "$1" && return 0
+  echo "start_private_redis: redis-server did not answer on port $1 (see $2)" >&2
+  return 1
+}
+
+# wait_redis PORT [TRIES]: waits (0.1 s a try, 50 tries) until the redis on PORT answers PING.
+wait_redis() {
+  for _ in $(seq "${2:-50}"); do
     [[ "$(redis-cli -p "$1" ping 2>/dev/null || true)" == PONG ]] && return 0
     sleep 0.1
   done
-  echo "start_private_redis: redis-server did not answer on port $1 (see $2)" >&2
   return 1
 }

@@ -29,6 +29,9 @@
 #   --redis-rt            run that redis-server with real-time priority (chrt -f 1, needs root):
 #                         sharing a CPU with the generator, it then answers at once, as a Redis
 #                         on its own machine would, instead of queueing behind the generator
+#   --replica             also start a replica of it (same CPUs and priority)
+#   --replica-acks N      started servers wait for N replica acknowledgements per exchange
+#                         (redis.replica_acks; redis.replica_ack_timeout_ms from the config)
 # Signing key (started servers and the generator read the same one)
 #   --alg ALG             generate a fresh key: rs256 (RSA-2048), es256 (P-256), eddsa (Ed25519)
 #                         [rs256 when servers are started and --key is not given]
@@ -62,6 +65,7 @@
 #   scripts/loadtest.sh --start-redis --alg eddsa --healthz -c 64 -d 20
 #   scripts/loadtest.sh --start-redis --alg eddsa --rate 10000 -d 30 -c 200
 #   scripts/loadtest.sh --start-redis --instances 2 --server-cpus 0 -c 100 -d 20
+#   scripts/loadtest.sh --start-redis --replica --replica-acks 1 --alg eddsa -c 64 -d 20
 #   scripts/loadtest.sh --url http://127.0.0.1:8080 -n 5000 -- --server-pid 1234
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,7 +77,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "loadtest.sh: $*" >&2; exit 2; }
 
 urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
-start_redis=0 redis_port="" redis_cpus="" redis_rt=0 alg="" key="" out="target/loadtest" label=""
+start_redis=0 redis_port="" redis_cpus="" redis_rt=0 replica=0 replica_acks="" alg="" key="" out="target/loadtest" label=""
 profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" run_args=() extra=()
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
@@ -91,6 +95,8 @@ while [[ $# -gt 0 ]]; do
     --redis-port) need "$@"; redis_port="$2"; shift ;;
     --redis-cpus) need "$@"; redis_cpus="$2"; shift ;;
     --redis-rt) redis_rt=1 ;;
+    --replica) replica=1 ;;
+    --replica-acks) need "$@"; replica_acks="$2"; shift ;;
     --alg) need "$@"; alg="$2"; shift ;;
     --key) need "$@"; key="$2"; shift ;;
     -c|--connections|-n|--requests|-d|--duration|--rate|--replay-every)
@@ -110,6 +116,11 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+[[ $replica == 0 || $start_redis == 1 ]] || die "--replica needs --start-redis"
+if [[ -n "$replica_acks" ]]; then
+  [[ "$replica_acks" =~ ^[0-9]+$ ]] || die "--replica-acks must be a number"
+  export SSO__REDIS__REPLICA_ACKS="$replica_acks"
+fi
 if [[ $smoke == 1 ]]; then
   start_redis=1
   profile="${profile:-debug}"
@@ -148,18 +159,7 @@ spawn() { # spawn LIST LOG command...: like on_cpus, in the background; sets $sp
   pids+=("$spawned")
 }
 
-# Ports below the kernel's ephemeral range: a port that an outgoing connection has just used
-# stays in TIME_WAIT for a minute and cannot be listened on (after a test run, thousands).
-free_port() {
-  local p low=32768
-  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  (( low > 12000 )) || low=32768
-  for _ in $(seq 100); do
-    p=$(( 10000 + RANDOM % (low - 10000) ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
+source scripts/lib.sh  # free_port, wait_redis, ensure_redis_server
 
 # 1,000 connections need 1,000 descriptors on each side: raise the soft limit when allowed.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -187,7 +187,6 @@ loadtest_bin="$bin_dir/sso-loadtest"
 [[ -x "$server_bin" && -x "$loadtest_bin" ]] || die "no binaries in $bin_dir (drop --no-build)"
 
 if [[ $start_redis == 1 ]]; then
-  source scripts/lib.sh
   ensure_redis_server
   redis_port="${redis_port:-$(free_port)}"
   echo "== starting redis-server on 127.0.0.1:$redis_port$( [[ $redis_rt == 1 ]] && echo ', real-time priority')"
@@ -198,13 +197,22 @@ if [[ $start_redis == 1 ]]; then
   fi
   spawn "$redis_cpus" "$out/redis.log" "${rt[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 \
     --save "" --appendonly no --daemonize no --loglevel warning --dir "$work"
-  for _ in $(seq 50); do
-    [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" == PONG ]] && break
-    sleep 0.1
-  done
-  [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" == PONG ]] \
-    || die "redis-server did not start (see $out/redis.log)"
+  wait_redis "$redis_port" || die "redis-server did not start (see $out/redis.log)"
   export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
+  if [[ $replica == 1 ]]; then
+    replica_port=$(free_port)
+    mkdir -p "$work/replica"
+    echo "== starting its replica on 127.0.0.1:$replica_port"
+    spawn "$redis_cpus" "$out/replica.log" "${rt[@]}" redis-server --port "$replica_port" \
+      --bind 127.0.0.1 --save "" --appendonly no --daemonize no --loglevel warning \
+      --dir "$work/replica" --replicaof 127.0.0.1 "$redis_port"
+    for _ in $(seq 100); do
+      redis-cli -p "$redis_port" info replication 2>/dev/null | grep -q 'state=online' && break
+      sleep 0.1
+    done
+    redis-cli -p "$redis_port" info replication | grep -q 'state=online' \
+      || die "the replica did not come in sync (see $out/replica.log)"
+  fi
 fi
 
 if [[ -n "$alg" ]]; then

@@ -169,6 +169,19 @@ pub struct RedisSettings {
     pub timeout_ms: u64,
     /// Prefix of every key we read or write (`<prefix>code:<code>`, …).
     pub key_prefix: String,
+    /// Replicas that must acknowledge an exchange's or a revocation's writes (`WAIT`) before
+    /// the answer; 0 = off. Fewer in time: 503, and no token is handed out (README, "Replica
+    /// acknowledgement").
+    #[serde(default)]
+    pub replica_acks: u32,
+    /// How long `WAIT` waits for them, milliseconds; below `timeout_ms`, so that it is never
+    /// what times a request out.
+    #[serde(default = "default_replica_ack_timeout")]
+    pub replica_ack_timeout_ms: u64,
+}
+
+fn default_replica_ack_timeout() -> u64 {
+    300
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -465,7 +478,22 @@ impl RedisSettings {
         if self.key_prefix.contains(char::is_whitespace) {
             return invalid("redis.key_prefix", "must not contain white space".into());
         }
+        if self.replica_acks > 0 && !(1..self.timeout_ms).contains(&self.replica_ack_timeout_ms) {
+            return invalid(
+                "redis.replica_ack_timeout_ms",
+                format!(
+                    "must be at least 1 and below redis.timeout_ms ({}) when redis.replica_acks \
+                     is on",
+                    self.timeout_ms
+                ),
+            );
+        }
         Ok(())
+    }
+
+    /// `WAIT <replicas> <timeout>` after each exchange and revocation, when switched on.
+    pub fn replica_ack(&self) -> Option<(u32, u64)> {
+        (self.replica_acks > 0).then_some((self.replica_acks, self.replica_ack_timeout_ms))
     }
 
     /// The `node_*` settings are Sentinel's: elsewhere the URLs carry credentials and TLS.

@@ -261,3 +261,22 @@ fn redis_settings_compare_field_by_field_the_password_included() {
     assert!(with_password == with_password.clone());
     assert!(with_password != other_password);
 }
+
+#[test]
+fn replica_acks_need_a_wait_shorter_than_the_redis_timeout() {
+    let off = check(|r| r.replica_ack_timeout_ms = 0).unwrap();
+    assert_eq!(off.redis.replica_ack(), None);
+    let on = check(|r| r.replica_acks = 1).unwrap();
+    assert_eq!(on.redis.replica_ack(), Some((1, 300)));
+    for timeout in [0, 1000, 5000] {
+        assert_eq!(
+            check(|r| {
+                r.replica_acks = 2;
+                r.replica_ack_timeout_ms = timeout;
+            })
+            .err(),
+            Some("redis.replica_ack_timeout_ms"),
+            "{timeout}"
+        );
+    }
+}

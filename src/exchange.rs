@@ -95,10 +95,17 @@ impl Exchange {
             .await
     }
 
+    /// Deletes a token record for good: acknowledged by replicas with `redis.replica_acks`.
+    async fn revoke_token(&self, jti: &str) -> Result<bool, crate::store::StoreError> {
+        self.metrics
+            .redis(RedisOp::DeleteToken, self.store.revoke_token(jti))
+            .await
+    }
+
     /// RFC 6749 §4.1.2: a code used twice revokes the token issued for it. If the revocation
     /// cannot be written, the client gets a 503 and the marker stays for the next attempt.
     async fn revoke_replayed(&self, client: &Client, issued: &str) -> OAuthError {
-        match self.delete_token(issued).await {
+        match self.revoke_token(issued).await {
             // No record: the first exchange failed its checks (or its token expired or was
             // revoked), so there is nothing to revoke and nothing to say about one.
             Ok(false) => {

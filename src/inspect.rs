@@ -146,7 +146,7 @@ impl Inspector {
         }
         let deleted = self
             .metrics
-            .redis(RedisOp::DeleteToken, self.store.delete_token(&claims.jti))
+            .redis(RedisOp::DeleteToken, self.store.revoke_token(&claims.jti))
             .await
             .map_err(OAuthError::Unavailable)?;
         if deleted {

@@ -130,6 +130,8 @@ pub struct Metrics {
     latency: Vec<Histogram>,
     redis_latency: Vec<Histogram>,
     redis_errors: Vec<IntCounter>,
+    /// By operation; only the exchange and token deletion wait for replicas.
+    ack_failures: Vec<Option<IntCounter>>,
     tokens_issued: IntCounter,
     replays: IntCounter,
     revocations: [IntCounter; 2],
@@ -181,6 +183,12 @@ impl Metrics {
             "Redis operations that failed or timed out, by operation",
             &["operation"],
         )?;
+        let ack_failures = counter_vec(
+            "sso_replica_ack_failures_total",
+            "Writes that fewer replicas acknowledged than redis.replica_acks asks, by operation \
+             (answered 503; an exchange hands out no token)",
+            &["operation"],
+        )?;
         let revocations = counter_vec(
             "sso_tokens_revoked_total",
             "Token records deleted by revocation, by reason",
@@ -193,7 +201,8 @@ impl Metrics {
         )?;
         let redis_connections = IntGauge::new(
             "sso_redis_connections",
-            "Redis connections this process holds open (at most redis.pool_size)",
+            "Redis connections this process holds open (at most redis.pool_size, twice that with \
+             redis.replica_acks)",
         )?;
         registry.register(Box::new(redis_connections.clone()))?;
         Ok(Self {
@@ -217,6 +226,13 @@ impl Metrics {
             redis_errors: REDIS_OPS
                 .iter()
                 .map(|op| redis_errors.with_label_values(&[*op]))
+                .collect(),
+            ack_failures: REDIS_OPS
+                .iter()
+                .map(|op| {
+                    matches!(*op, "exchange" | "delete_token")
+                        .then(|| ack_failures.with_label_values(&[*op]))
+                })
                 .collect(),
             tokens_issued: counter("sso_tokens_issued_total", "Access tokens issued")?,
             replays: counter(
@@ -266,7 +282,8 @@ impl Metrics {
         self.latency[endpoint].observe(started.elapsed().as_secs_f64());
     }
 
-    /// Runs a Redis operation, observing its duration and counting its failure.
+    /// Runs a Redis operation, observing its duration and counting its failure (and apart,
+    /// a write that too few replicas acknowledged).
     pub async fn redis<T>(
         &self,
         op: RedisOp,
@@ -276,8 +293,12 @@ impl Metrics {
         let result = work.await;
         let op = op as usize;
         self.redis_latency[op].observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
+        if let Err(e) = &result {
             self.redis_errors[op].inc();
+            if let (StoreError::Unacknowledged { .. }, Some(counter)) = (e, &self.ack_failures[op])
+            {
+                counter.inc();
+            }
         }
         result
     }
@@ -348,6 +369,33 @@ mod tests {
     }
 
     #[test]
+    fn an_unacknowledged_write_is_counted_under_its_operation() {
+        use futures_util::FutureExt;
+        let metrics = Metrics::new().unwrap();
+        let unacknowledged = || async {
+            Err::<(), _>(StoreError::Unacknowledged {
+                wanted: 1,
+                acked: 0,
+                within_ms: 300,
+            })
+        };
+        for op in [RedisOp::Exchange, RedisOp::Exchange, RedisOp::DeleteToken] {
+            assert!(metrics.redis(op, unacknowledged()).now_or_never().is_some());
+        }
+        let _ = metrics
+            .redis(RedisOp::Exchange, async { Err::<(), _>(StoreError::Reply) })
+            .now_or_never();
+        let text = metrics.render(0).unwrap();
+        for line in [
+            r#"sso_replica_ack_failures_total{operation="exchange"} 2"#,
+            r#"sso_replica_ack_failures_total{operation="delete_token"} 1"#,
+            r#"sso_redis_errors_total{operation="exchange"} 3"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+
+    #[test]
     fn the_exposition_names_every_series() {
         let metrics = Metrics::new().unwrap();
         metrics.token_issued();
@@ -358,6 +406,7 @@ mod tests {
             r#"sso_throttled_requests_total{by="client"} 1"#,
             r#"sso_requests_total{endpoint="token",outcome="invalid_grant"} 0"#,
             r#"sso_tokens_revoked_total{reason="request"} 0"#,
+            r#"sso_replica_ack_failures_total{operation="exchange"} 0"#,
             "sso_redis_connections 3",
             "sso_argon2_overloaded_total 0",
             r#"sso_redis_duration_seconds_bucket{operation="exchange",le="0.001"} 0"#,

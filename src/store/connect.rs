@@ -12,10 +12,8 @@ use crate::config::{RedisMode, RedisSettings};
 
 /// A connection of any topology; cheap to clone (clones share the underlying connection).
 ///
-/// Issue 7's `WAIT` must reach the node that ran the exchange script: on `Node` that is this very
-/// connection; on `Cluster`, `ClusterConnection::route_command` with the code key's slot
-/// (`RoutingInfo::SingleNode(SpecificNode(Route::new(slot, SlotAddr::Master)))`) sends it over
-/// the same per-node connection that the script used.
+/// `WAIT` (`redis.replica_acks`) must reach the node that ran the write it waits for (see
+/// `ack`): a `Node` sends it as it is, a `Cluster` routes it to the master of the write's slot.
 #[derive(Clone)]
 pub enum Conn {
     Node(MultiplexedConnection),

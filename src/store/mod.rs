@@ -8,6 +8,7 @@
 //! - `<prefix>throttle:client:<id>`, `<prefix>throttle:addr:<ip>`: failed client
 //!   authentications in the current window, TTL = the window (see `throttle`).
 
+mod ack;
 mod connect;
 mod fence;
 pub mod keys;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands, Script};
 
+use self::ack::Acks;
 pub use self::connect::Conn;
 use self::connect::Connector;
 use self::fence::Fence;
@@ -50,6 +52,19 @@ end
 return {0, false}
 ";
 
+/// Deletes a token record for good (revocation, with `redis.replica_acks` only). When there is
+/// none, it writes and deletes it at once: no trace, but a write that the replicas must
+/// acknowledge, and they acknowledge in order, so the `WAIT` after it also covers a deletion
+/// that an earlier attempt made and that was not acknowledged then (the client retried).
+const REVOKE_SCRIPT: &str = r"#!lua
+local deleted = redis.call('DEL', KEYS[1])
+if deleted == 0 then
+  redis.call('SET', KEYS[1], '', 'PX', 1)
+  redis.call('DEL', KEYS[1])
+end
+return deleted
+";
+
 /// Counts one failure under one key: the first failure of a window starts the key's TTL. One
 /// key per script, so that every key of a call is in one hash slot (Redis Cluster); the calls
 /// for several keys travel in one pipeline. Returns the count and the milliseconds left.
@@ -77,6 +92,13 @@ pub enum StoreError {
     Config(#[from] deadpool_redis::CreatePoolError),
     #[error("unexpected reply from the exchange script")]
     Reply,
+    /// `redis.replica_acks`: the write is on the master, but a failover could still lose it.
+    #[error("{acked} of {wanted} replica(s) acknowledged the write within {within_ms} ms")]
+    Unacknowledged {
+        wanted: u32,
+        acked: u32,
+        within_ms: u64,
+    },
     #[error("encoding a record: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -104,6 +126,9 @@ pub struct Store {
     keys: Keys,
     timeout: Duration,
     exchange: Script,
+    revoke: Script,
+    /// `redis.replica_acks`: `None` when off.
+    acks: Option<Acks>,
     /// Sentinel mode only.
     fence: Option<Arc<Fence>>,
 }
@@ -116,6 +141,16 @@ pub struct Store {
 /// is the fence generation the connection was made in (always 1 outside Sentinel mode).
 type Lane = Mutex<Option<(u64, Conn)>>;
 
+/// Which lanes an operation uses. `WAIT` holds up every later command of its connection until
+/// the replicas answer (a replica round trip; `redis.replica_ack_timeout_ms` when they do not),
+/// so with `redis.replica_acks` the operations that wait (exchange, revocation) get
+/// `pool_size` lanes of their own, and reads, throttling and readiness never queue behind one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lanes {
+    Plain,
+    Waiting,
+}
+
 thread_local! {
     static LANE: usize = {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -126,16 +161,21 @@ thread_local! {
 impl Store {
     /// Builds the pool without connecting: the service starts even when Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let acks = settings.replica_ack().map(|(replicas, timeout_ms)| Acks {
+            replicas,
+            timeout_ms,
+        });
+        // At least one lane: `with_conn` picks one by modulo (validate() refuses 0 anyway, but
+        // tools build a Store from settings of their own). Twice as many with acks: `Lanes`.
+        let lanes = settings.pool_size.max(1) * if acks.is_some() { 2 } else { 1 };
         Ok(Self {
             connector: Arc::new(Connector::new(settings)?),
-            // At least one lane: `with_conn` picks one by modulo (validate() refuses 0 anyway,
-            // but tools build a Store from settings of their own).
-            lanes: (0..settings.pool_size.max(1))
-                .map(|_| Mutex::new(None))
-                .collect(),
+            lanes: (0..lanes).map(|_| Mutex::new(None)).collect(),
             keys: Keys::new(&settings.key_prefix, settings.mode == RedisMode::Cluster),
             timeout: settings.timeout(),
             exchange: Script::new(EXCHANGE_SCRIPT),
+            revoke: Script::new(REVOKE_SCRIPT),
+            acks,
             fence: (settings.mode == RedisMode::Sentinel)
                 .then(|| Fence::new(&settings.sentinels, &settings.master_name)),
         })
@@ -163,7 +203,7 @@ impl Store {
     /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
     /// included). After any failure the lane is emptied, so the next call reconnects. In
     /// Sentinel mode the failover fence may refuse the call or its result (see [`fence`]).
-    async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    async fn with_conn<T, F, Fut>(&self, lanes: Lanes, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -172,7 +212,7 @@ impl Store {
             Some(fence) => fence.enter()?,
             None => 1,
         };
-        let lane = &self.lanes[LANE.with(|i| *i) % self.lanes.len()];
+        let lane = &self.lanes[self.lane_index(lanes)];
         let work = async {
             let cached = lock(lane).clone();
             let conn = match cached {
@@ -200,9 +240,27 @@ impl Store {
         result
     }
 
+    /// This thread's lane: the first half of the lanes is `Plain`, the second (present with
+    /// acks only) `Waiting`.
+    fn lane_index(&self, lanes: Lanes) -> usize {
+        let thread = LANE.with(|i| *i);
+        match (lanes, self.acks) {
+            (Lanes::Waiting, Some(_)) => {
+                let half = self.lanes.len() / 2;
+                half + thread % half
+            }
+            (Lanes::Plain, Some(_)) => thread % (self.lanes.len() / 2),
+            (_, None) => thread % self.lanes.len(),
+        }
+    }
+
     /// Takes `code` out of Redis and, when it was live, records the token `jti` with
     /// `record_head` + the code record + `}` as its value, in one round trip. `jti` comes from
-    /// [`Store::new_jti`] for this `code`.
+    /// [`Store::new_jti`] for this `code`. With `redis.replica_acks`, a fresh take is followed
+    /// by `WAIT` on the same connection (see [`ack`]), and one with too few acknowledgements is
+    /// [`StoreError::Unacknowledged`]: spent on the master, but a failover could bring it back,
+    /// so no token may be handed out. Its token record is then deleted (best effort); the
+    /// replay marker stays, so a replay of the code finds no live token (`invalid_grant`).
     pub async fn take_code(
         &self,
         code: &str,
@@ -219,43 +277,90 @@ impl Store {
             self.used_key(code),
             self.token_key(jti),
         );
-        let (kind, value): (u8, Option<String>) = self
-            .with_conn(|mut conn| async move {
+        let lanes = match self.acks {
+            Some(_) => Lanes::Waiting,
+            None => Lanes::Plain,
+        };
+        let (kind, value, acked): (u8, Option<String>, Option<u32>) = self
+            .with_conn(lanes, |mut conn| async move {
                 let mut invocation = self.exchange.prepare_invoke();
                 invocation
-                    .key(code_key)
+                    .key(&code_key)
                     .key(used_key)
                     .key(token_key)
                     .arg(jti)
                     .arg(ttl_secs)
                     .arg(record_head);
-                Ok(invocation.invoke_async(&mut conn).await?)
+                let (kind, value): (u8, Option<String>) =
+                    invocation.invoke_async(&mut conn).await?;
+                // Only a fresh take wrote anything that a failover could undo.
+                let acked = match self.acks {
+                    Some(acks) if kind == 1 => Some(acks.wait(&mut conn, &code_key).await?),
+                    _ => None,
+                };
+                Ok((kind, value, acked))
             })
             .await?;
         match (kind, value) {
-            (1, Some(record)) => Ok(Taken::Fresh { record }),
+            (1, Some(record)) => {
+                if let (Some(acks), Some(acked)) = (self.acks, acked)
+                    && let Err(unacknowledged) = acks.check(acked)
+                {
+                    if let Err(e) = self.delete_token(jti).await {
+                        log::warn!("could not delete an unacknowledged token record: {e}");
+                    }
+                    return Err(unacknowledged);
+                }
+                Ok(Taken::Fresh { record })
+            }
             (2, Some(jti)) => Ok(Taken::Replayed { jti }),
             (0, None) => Ok(Taken::Unknown),
             _ => Err(StoreError::Reply),
         }
     }
 
-    /// Deletes a token record: revocation, or clean-up after a refused exchange. Returns whether
-    /// a record was there.
+    /// Deletes a token record that no client holds a token for: clean-up after a refused
+    /// exchange (best effort; never waits for replicas). Returns whether a record was there.
     pub async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
         let key = self.token_key(jti);
-        self.with_conn(|mut conn| async move {
+        self.with_conn(Lanes::Plain, |mut conn| async move {
             let deleted: u32 = conn.del(key).await?;
             Ok(deleted > 0)
         })
         .await
     }
 
+    /// Revokes a token: deletes its record (the revocation endpoint, a replayed code). With
+    /// `redis.replica_acks`, a deletion too few replicas acknowledged is
+    /// [`StoreError::Unacknowledged`], since a failover could bring the token back; the caller
+    /// answers 503 and the client retries (revocation is idempotent, and the retry's `WAIT`
+    /// covers the earlier deletion too: see [`REVOKE_SCRIPT`]). Returns whether a record was
+    /// there.
+    pub async fn revoke_token(&self, jti: &str) -> Result<bool, StoreError> {
+        let Some(acks) = self.acks else {
+            return self.delete_token(jti).await;
+        };
+        let key = self.token_key(jti);
+        let (deleted, acked): (u32, u32) = self
+            .with_conn(Lanes::Waiting, |mut conn| async move {
+                let mut invocation = self.revoke.prepare_invoke();
+                invocation.key(&key);
+                let deleted: u32 = invocation.invoke_async(&mut conn).await?;
+                Ok((deleted, acks.wait(&mut conn, &key).await?))
+            })
+            .await?;
+        acks.check(acked)?;
+        Ok(deleted > 0)
+    }
+
     /// Reads a token record (introspection, user info): `None` once revoked or expired.
     pub async fn get_token(&self, jti: &str) -> Result<Option<String>, StoreError> {
         let key = self.token_key(jti);
-        self.with_conn(|mut conn| async move { Ok(conn.get(key).await?) })
-            .await
+        self.with_conn(
+            Lanes::Plain,
+            |mut conn| async move { Ok(conn.get(key).await?) },
+        )
+        .await
     }
 
     /// Writes a code record the way the authorize service does (for `issue-code`, demos and
@@ -267,7 +372,7 @@ impl Store {
         ttl_secs: u64,
     ) -> Result<bool, StoreError> {
         let key = self.code_key(code);
-        self.with_conn(|mut conn| async move {
+        self.with_conn(Lanes::Plain, |mut conn| async move {
             let written: Option<String> = redis::cmd("SET")
                 .arg(key)
                 .arg(record)
@@ -294,7 +399,7 @@ impl Store {
         keys: &[String],
         window_ms: u64,
     ) -> Result<Vec<(u64, i64)>, StoreError> {
-        self.with_conn(|conn| async move {
+        self.with_conn(Lanes::Plain, |conn| async move {
             let calls = keys.iter().map(|key| {
                 let mut conn = conn.clone();
                 async move {
@@ -318,7 +423,9 @@ impl Store {
         // Both commands name the same key, so a Cluster routes the pipeline to one node.
         pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
         let (count, ttl): (Option<u64>, i64) = self
-            .with_conn(|mut conn| async move { Ok(pipe.query_async(&mut conn).await?) })
+            .with_conn(Lanes::Plain, |mut conn| async move {
+                Ok(pipe.query_async(&mut conn).await?)
+            })
             .await?;
         Ok((count.unwrap_or(0), ttl))
     }
@@ -333,7 +440,7 @@ impl Store {
 
     /// Readiness: Redis answers a PING within the timeout.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.with_conn(|mut conn| async move {
+        self.with_conn(Lanes::Plain, |mut conn| async move {
             redis::cmd("PING").query_async::<String>(&mut conn).await?;
             Ok(())
         })

@@ -24,6 +24,7 @@ mod oauth2_client;
 mod record;
 mod redis_outage;
 mod redis_server;
+mod replica_acks;
 mod request_errors;
 mod resource;
 mod rotation;

@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts redis in the background, prints its pid, waits for a line or EOF on stdin, then stops
-/// it: with SIGKILL (a crash) if the line is `crash`, else with SIGTERM. `$1` is the program,
+/// it: with SIGKILL (a crash) if the line is `crash`, else with SIGTERM, and SIGCONT in case a
+/// test froze it (a stopped process acts on SIGTERM only once continued). `$1` is the program,
 /// `$2` a directory to remove afterwards (may be empty), the rest its arguments.
 const WRAPPER: &str = r#"r="$1"; cleanup="$2"; shift 2
 "$r" "$@" >/dev/null 2>&1 &
@@ -20,6 +21,7 @@ pid=$!
 echo "$pid"
 read -r how
 if [ "$how" = crash ]; then kill -KILL "$pid" 2>/dev/null; else kill "$pid" 2>/dev/null; fi
+kill -CONT "$pid" 2>/dev/null
 wait "$pid"
 [ -n "$cleanup" ] && rm -rf "$cleanup"
 exit 0"#;
@@ -28,6 +30,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct RedisServer {
     port: u16,
+    /// redis-server's own pid (the wrapper's child).
+    pid: u32,
     child: Option<Child>,
 }
 
@@ -106,6 +110,7 @@ impl RedisServer {
         let pid: u32 = line.trim().parse().expect("a pid");
         let mut server = Self {
             port,
+            pid,
             child: Some(child),
         };
         // The port may have been taken by someone else in the meantime: only our process counts.
@@ -126,6 +131,28 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Freezes redis-server (SIGSTOP): it holds its connections but answers nothing, replicates
+    /// nothing, acknowledges nothing. Stopping or dropping the server continues it first.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen redis-server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if self.child.is_none() {
+            return;
+        }
+        let status = Command::new("kill")
+            .args([signal, &self.pid.to_string()])
+            .status()
+            .expect("kill must be available");
+        assert!(status.success(), "kill {signal} {}", self.pid);
     }
 
     /// Stops redis-server (SIGTERM) and waits until it is gone.

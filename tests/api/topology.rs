@@ -104,40 +104,43 @@ pub fn query<T: redis::FromRedisValue>(port: u16, command: &redis::Cmd) -> Optio
     command.query(&mut conn).ok()
 }
 
-/// Three masters, no replicas, all 16384 slots assigned (`redis-cli --cluster create`).
+/// Three masters, no replicas unless [`Cluster::add_replica`] adds one, all 16384 slots
+/// assigned (`redis-cli --cluster create`).
 pub struct Cluster {
     pub nodes: Vec<RedisServer>,
+    /// Replicas added later (not seeds: `configure` lists the masters).
+    pub replicas: Vec<RedisServer>,
     /// The nodes' bus ports, held while they live so that no other test can take one.
-    _bus_ports: Vec<HeldPort>,
+    bus_ports: Vec<HeldPort>,
+}
+
+/// A cluster-enabled redis-server whose bus port is `held`.
+fn cluster_node(held: &HeldPort) -> RedisServer {
+    let dir = scratch_dir("cluster-node");
+    let dir_arg = dir.display().to_string();
+    // The bus port would otherwise be the port + 10000: a port nobody checked.
+    let bus_port = held.port().to_string();
+    RedisServer::start_with(
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &bus_port,
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+            "--dir",
+            &dir_arg,
+        ],
+        Some(&dir),
+    )
 }
 
 impl Cluster {
     pub fn start() -> Self {
         let bus_ports: Vec<HeldPort> = (0..3).map(|_| HeldPort::new()).collect();
-        let nodes: Vec<RedisServer> = bus_ports
-            .iter()
-            .map(|held| {
-                let dir = scratch_dir("cluster-node");
-                let dir_arg = dir.display().to_string();
-                // The bus port would otherwise be the port + 10000: a port nobody checked.
-                let bus_port = held.port().to_string();
-                RedisServer::start_with(
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-port",
-                        &bus_port,
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "2000",
-                        "--dir",
-                        &dir_arg,
-                    ],
-                    Some(&dir),
-                )
-            })
-            .collect();
+        let nodes: Vec<RedisServer> = bus_ports.iter().map(cluster_node).collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
@@ -156,8 +159,31 @@ impl Cluster {
         }
         Self {
             nodes,
-            _bus_ports: bus_ports,
+            replicas: Vec::new(),
+            bus_ports,
         }
+    }
+
+    /// Adds a replica to master `master` (`redis-cli --cluster add-node --cluster-slave`) and
+    /// waits until it is in sync.
+    pub fn add_replica(&mut self, master: usize) {
+        let held = HeldPort::new();
+        let replica = cluster_node(&held);
+        let master_port = self.nodes[master].port();
+        let id: String = query(master_port, redis::cmd("CLUSTER").arg("MYID")).expect("MYID");
+        run_bounded(
+            Command::new(redis_cli())
+                .args(["--cluster", "add-node"])
+                .arg(format!("127.0.0.1:{}", replica.port()))
+                .arg(format!("127.0.0.1:{master_port}"))
+                .args(["--cluster-slave", "--cluster-master-id", &id]),
+        );
+        wait_until("the cluster replica is in sync", || {
+            query::<String>(master_port, redis::cmd("INFO").arg("replication"))
+                .is_some_and(|info| info.contains("state=online"))
+        });
+        self.replicas.push(replica);
+        self.bus_ports.push(held);
     }
 
     pub fn configure(&self, settings: &mut RedisSettings) {
@@ -171,8 +197,8 @@ impl Cluster {
 /// master keeps the other replica), and three sentinels with short timeouts.
 pub struct SentinelSet {
     pub sentinels: Vec<RedisServer>,
-    /// Kept for their lifetime: dropping one stops it.
-    _data_nodes: Vec<RedisServer>,
+    /// The master as started, then its two replicas; dropping one stops it.
+    pub data_nodes: Vec<RedisServer>,
 }
 
 impl SentinelSet {
@@ -206,7 +232,7 @@ impl SentinelSet {
         let [first, second] = replicas;
         Self {
             sentinels,
-            _data_nodes: vec![master, first, second],
+            data_nodes: vec![master, first, second],
         }
     }
 
@@ -219,7 +245,7 @@ impl SentinelSet {
     /// Puts `password` on every data node (and tells the sentinels), as a production set-up
     /// has one. Done once all is up: the start-up probes of the harness use no password.
     pub fn protect(&self, password: &str) {
-        for node in &self._data_nodes {
+        for node in &self.data_nodes {
             for (setting, value) in [("masterauth", password), ("requirepass", password)] {
                 let command = redis::cmd("CONFIG")
                     .arg("SET")

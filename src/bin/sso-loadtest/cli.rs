@@ -139,6 +139,11 @@ pub struct RunArgs {
     /// A name for this run in the summary.
     #[arg(long)]
     pub label: Option<String>,
+    /// After the run, present every code it sent once more (closed loop): `invalid_grant` is
+    /// expected, a token for a code that already got one is a violation. Proves single use
+    /// across a failover (scripts/failover-load.sh).
+    #[arg(long)]
+    pub recheck: bool,
     /// Exit 0 even when some requests failed (violations still fail the run).
     #[arg(long)]
     pub allow_errors: bool,

@@ -27,6 +27,8 @@ pub enum Work {
         /// Every K-th request re-sends the previous request's code (0: never).
         replay_every: u64,
         keep_tokens: bool,
+        /// Every code was sent before (`--recheck`): `invalid_grant` is the expected answer.
+        recheck: bool,
     },
     Healthz {
         templates: Vec<Template>,
@@ -195,9 +197,11 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool) -> Tally {
                 plan,
                 codes,
                 replay_every,
+                recheck,
                 ..
             } => {
                 let (index, paired) = code_of(i, *replay_every);
+                let paired = paired || *recheck;
                 let Some(code) = codes.get(index) else {
                     shared.exhausted.store(true, Relaxed);
                     break;

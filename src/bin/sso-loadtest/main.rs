@@ -112,6 +112,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         timeout: Duration::from_secs_f64(args.timeout),
     };
     let mut warm = None;
+    let mut recheck = None;
     let (outcome, cpu, token) = match args.endpoint {
         Endpoint::Healthz => {
             let templates = || targets.iter().map(Template::healthz).collect();
@@ -150,6 +151,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                     codes: Arc::new(warm_codes),
                     replay_every: 0,
                     keep_tokens: false,
+                    recheck: false,
                 };
                 let (tally, rate) = warm_up(&args, &targets, work).await?;
                 warm = Some(tally);
@@ -178,10 +180,15 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 codes: Arc::clone(&codes),
                 replay_every: args.replay_every,
                 keep_tokens: !args.no_verify_signature,
+                recheck: false,
             };
             let cpu = usage::Cpu::sample(&args.server_pids);
             let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
             let cpu = cpu.since(outcome.tally.sent);
+            if args.recheck {
+                let sent = outcome.codes_sent.min(codes.len());
+                recheck = Some(recheck_codes(&args, &targets, &plan, &codes[..sent]).await?);
+            }
             let after = redis.command_calls().await?;
             let redis_cpu = cpu_before
                 .zip(redis.cpu_seconds().await?)
@@ -200,6 +207,15 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     if let Some(warm) = warm {
         tally.absorb_warm_up(warm);
     }
+    let recheck = recheck.map(|again: tally::Tally| {
+        let summary = report::Recheck {
+            presented: again.sent,
+            refused: again.expected_rejections,
+            tokens: again.successes,
+        };
+        tally.absorb_recheck(again);
+        summary
+    });
     let mut summary_redis = None;
     let mut signatures_verified = None;
     let (mut algorithm, mut kid) = (None, None);
@@ -271,6 +287,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         cpu,
         codes_exhausted: outcome.exhausted,
         comparisons,
+        recheck,
     };
     print!("{}", summary.text());
     if let Some(path) = &args.json {
@@ -292,6 +309,32 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+/// `--recheck`: presents each of `codes` once more, closed loop, and returns what it saw.
+async fn recheck_codes(
+    args: &RunArgs,
+    targets: &[Target],
+    plan: &Arc<TokenPlan>,
+    codes: &[String],
+) -> anyhow::Result<tally::Tally> {
+    let config = Config {
+        targets: targets.to_vec(),
+        connections: args.connections,
+        requests: Some(codes.len() as u64),
+        duration: None,
+        rate: None,
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
+    let work = Work::Token {
+        plan: Arc::clone(plan),
+        codes: Arc::new(codes.to_vec()),
+        replay_every: 0,
+        keep_tokens: !args.no_verify_signature,
+        recheck: true,
+    };
+    let bar = bar(args, codes.len() as u64, "rechecking");
+    Ok(drive::drive(config, work, bar).await?.tally)
 }
 
 /// A closed-loop run of `--warmup` requests whose figures are thrown away.

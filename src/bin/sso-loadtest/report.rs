@@ -48,6 +48,18 @@ pub struct Summary {
     pub cpu: CpuUse,
     pub codes_exhausted: bool,
     pub comparisons: Vec<Comparison>,
+    /// `--recheck`: every code sent once more after the run.
+    pub recheck: Option<Recheck>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Recheck {
+    pub presented: u64,
+    /// `400 invalid_grant`: spent, as expected.
+    pub refused: u64,
+    /// Tokens for codes whose first answer was not a token (a 503, say); a second token for
+    /// one code is a violation instead.
+    pub tokens: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -270,6 +282,14 @@ impl Summary {
                 out,
                 "   replays     {} refused as expected (400 invalid_grant)",
                 self.expected_rejections
+            );
+        }
+        if let Some(r) = &self.recheck {
+            let _ = writeln!(
+                out,
+                "   recheck     {} codes presented again: {} refused (invalid_grant), {} got \
+                 their first token",
+                r.presented, r.refused, r.tokens
             );
         }
         if self.errors.is_empty() {

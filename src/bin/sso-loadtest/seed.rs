@@ -1,10 +1,13 @@
 //! The Redis side of a run: seeding codes in the contract's format (pipelined), counting
-//! commands from `INFO commandstats`, and removing the codes a run did not use.
+//! commands from `INFO commandstats`, and removing the codes a run did not use. A standalone
+//! Redis, or the master that the sentinels name (scripts/failover-load.sh): there the seeded
+//! codes wait for a replica, and commands and CPU are not counted, since the master changes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use deadpool_redis::redis::sentinel::{SentinelClient, SentinelServerType};
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
 use indicatif::ProgressBar;
 use sso_token::clock::unix_now;
@@ -18,31 +21,61 @@ use crate::plan::TokenPlan;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Redis {
-    client: redis::Client,
+    client: Source,
     conn: MultiplexedConnection,
     store: Store,
     /// `redis.url` with its password masked, for messages.
     url: String,
 }
 
+/// Where connections come from: one server, or the master the sentinels name.
+enum Source {
+    Node(redis::Client),
+    Sentinel(SentinelClient),
+}
+
 impl Redis {
-    /// Connects to the server's Redis (`redis.url`); key names come from the service's `Store`.
+    /// Connects to the server's Redis (`redis.url`, or through `redis.sentinels`); key names
+    /// come from the service's `Store`.
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        // Command counts and CPU come from one server's INFO: a standalone Redis only.
-        anyhow::ensure!(
-            settings.mode == RedisMode::Standalone,
-            "redis.mode: the load tool seeds and measures a standalone Redis only"
-        );
-        let url = redact::redis_url(&settings.url);
-        let client = redis::Client::open(settings.url.as_str())
-            .with_context(|| format!("redis.url `{url}`"))?;
-        let conn = open(&client, &url).await?;
+        let (mut client, url) = match settings.mode {
+            RedisMode::Standalone => {
+                // The redacted form, for messages only.
+                let url = redact::redis_url(&settings.url);
+                let client = redis::Client::open(settings.url.as_str())
+                    .with_context(|| format!("redis.url `{url}`"))?;
+                (Source::Node(client), url)
+            }
+            RedisMode::Sentinel => {
+                let client = SentinelClient::build(
+                    settings.sentinels.clone(),
+                    settings.master_name.clone(),
+                    None,
+                    SentinelServerType::Master,
+                )
+                .context("redis.sentinels")?;
+                (
+                    Source::Sentinel(client),
+                    format!("the master `{}`", settings.master_name),
+                )
+            }
+            // Command counts and CPU come from one server's INFO.
+            RedisMode::Cluster => {
+                anyhow::bail!("redis.mode: the load tool seeds a standalone or Sentinel Redis")
+            }
+        };
+        let conn = open(&mut client, &url).await?;
         Ok(Self {
             client,
             conn,
             store: Store::new(settings)?,
             url,
         })
+    }
+
+    /// Sentinel mode: the master may change during the run.
+    fn moving(&self) -> bool {
+        matches!(self.client, Source::Sentinel(_))
     }
 
     /// Writes `count` fresh codes, `batch` `SET <prefix>code:<code> <json> EX <ttl>` per round trip.
@@ -75,6 +108,16 @@ impl Redis {
                 progress.set_position(codes.len() as u64);
             }
         }
+        if self.moving() {
+            // A failover must not lose codes that were never exchanged: a replica has them all.
+            let acked: u32 = redis::cmd("WAIT")
+                .arg(1)
+                .arg(10_000)
+                .query_async(&mut self.conn)
+                .await
+                .with_context(|| format!("WAIT on {}", self.url))?;
+            anyhow::ensure!(acked >= 1, "no replica of {} took the codes", self.url);
+        }
         Ok(codes)
     }
 
@@ -88,7 +131,7 @@ impl Redis {
         if let Ok(value) = cmd.query_async(&mut self.conn).await {
             return Ok(value);
         }
-        self.conn = open(&self.client, &self.url).await?;
+        self.conn = open(&mut self.client, &self.url).await?;
         cmd.query_async(&mut self.conn)
             .await
             .with_context(|| format!("{what} on {}", self.url))
@@ -106,8 +149,12 @@ impl Redis {
         Ok(())
     }
 
-    /// Calls per command name since the server started (`INFO commandstats`).
+    /// Calls per command name since the server started (`INFO commandstats`); none in Sentinel
+    /// mode.
     pub async fn command_calls(&mut self) -> anyhow::Result<BTreeMap<String, u64>> {
+        if self.moving() {
+            return Ok(BTreeMap::new());
+        }
         let info: String = self
             .query(redis::cmd("INFO").arg("commandstats"), "INFO commandstats")
             .await?;
@@ -116,6 +163,9 @@ impl Redis {
 
     /// CPU seconds the Redis server has used so far, when it tells (`INFO cpu`).
     pub async fn cpu_seconds(&mut self) -> anyhow::Result<Option<f64>> {
+        if self.moving() {
+            return Ok(None);
+        }
         let info: String = self
             .query(redis::cmd("INFO").arg("cpu"), "INFO cpu")
             .await?;
@@ -124,11 +174,17 @@ impl Redis {
 }
 
 /// `url` is the redacted form, for messages only.
-async fn open(client: &redis::Client, url: &str) -> anyhow::Result<MultiplexedConnection> {
-    tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+async fn open(client: &mut Source, url: &str) -> anyhow::Result<MultiplexedConnection> {
+    let connecting = async {
+        match client {
+            Source::Node(client) => client.get_multiplexed_async_connection().await,
+            Source::Sentinel(client) => client.get_async_connection().await,
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
-        .map_err(|_| anyhow::anyhow!("redis.url `{url}`: no answer within 5 s"))?
-        .with_context(|| format!("redis.url `{url}`"))
+        .map_err(|_| anyhow::anyhow!("{url}: no answer within 5 s"))?
+        .with_context(|| url.to_owned())
 }
 
 /// `used_cpu_sys` + `used_cpu_user` of `INFO cpu`: seconds of CPU Redis has used since it started.

@@ -116,6 +116,22 @@ impl Tally {
         }
     }
 
+    /// Folds the `--recheck` pass into the run: its tokens and codes join the uniqueness
+    /// checks, its errors and violations are named as the recheck's; its latencies stay out.
+    pub fn absorb_recheck(&mut self, recheck: Tally) {
+        for (kind, count) in recheck.errors {
+            *self.errors.entry(format!("recheck {kind}")).or_default() += count;
+        }
+        let kept: u64 = recheck.violations.values().sum();
+        for (message, count) in recheck.violations {
+            self.violations_of(format!("recheck: {message}"), count);
+        }
+        self.violation_count += recheck.violation_count.saturating_sub(kept);
+        self.jtis.extend(recheck.jtis);
+        self.tokens.extend(recheck.tokens);
+        self.accepted_codes.extend(recheck.accepted_codes);
+    }
+
     /// Folds a warm-up's failures into the measured run's (its latencies and counts stay out).
     pub fn absorb_warm_up(&mut self, warm: Tally) {
         for (kind, count) in warm.errors {

@@ -1,0 +1,324 @@
+//! `redis.replica_acks`: the exchange and revocation wait for replicas (`WAIT`) before they
+//! answer, so that a failover cannot bring a spent code back for a second token.
+//!
+//! The Sentinel tests run their own master + two replicas + three sentinels and lose writes on
+//! purpose: they freeze every replica (SIGSTOP), exchange, kill the master (SIGKILL), resume the
+//! replicas and let Sentinel promote one, then present the same code again. Without the setting
+//! that hands out a second token for one code; with it, at most one token.
+//!
+//! Freezing a replica is not enough by itself to keep writes from it: the kernel still fills its
+//! socket buffers, and it would read the master's last writes from them once resumed. So after
+//! freezing, the tests write [`FLOOD`] bytes first: the replicas' socket buffers are then full,
+//! and what follows stays in the master's memory, which SIGKILL loses.
+
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use serde_json::Value;
+
+use crate::helpers::{APP, Answer, ISSUER, TestApp, code_record, spawn_app_with, verify_token};
+use crate::topology::{Cluster, SentinelSet, query, sentinel_master, wait_until};
+
+/// More than a loopback connection's socket buffers can hold on both ends (Linux's defaults let
+/// them grow to 6 + 4 MiB; some machines allow 32 + 4), and below the replica output buffer's
+/// soft limit (64 MiB), so that the master keeps its replicas.
+const FLOOD: usize = 48 << 20;
+const ACK_TIMEOUT_MS: u64 = 300;
+/// How long the failover and the service's recovery may take.
+const FAILOVER: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_replica_acks_a_failover_hands_out_a_second_token_for_one_code() {
+    let (set, app) = sentinel_app(false).await;
+    let code = replicated_code(&app, &set).await;
+    freeze_replicas(&set, &app).await;
+
+    let first = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let set = fail_over(set, &app).await;
+    let second = Answer::of(app.exchange(&APP, &code).await).await;
+
+    // The hazard is real: the promoted replica never saw the code spent.
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_ne!(jti(&first), jti(&second), "two tokens for one code");
+    drop(set);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replica_acks_a_failover_cannot_hand_out_two_tokens_for_one_code() {
+    let (set, app) = sentinel_app(true).await;
+    let revoked = replicated_code(&app, &set).await;
+    let taken = Answer::of(app.exchange(&APP, &revoked).await).await;
+    assert_eq!(
+        taken.status, 200,
+        "acknowledged by both replicas: {}",
+        taken.text
+    );
+    let token = taken.json["access_token"].as_str().unwrap().to_owned();
+    let code = replicated_code(&app, &set).await;
+    freeze_replicas(&set, &app).await;
+
+    let revocation = app.revoke(&APP, &token, None).await;
+    let started = Instant::now();
+    let first = Answer::of(app.exchange(&APP, &code).await).await;
+    let waited = started.elapsed();
+    let replay = Answer::of(app.exchange(&APP, &code).await).await;
+
+    for (answer, what) in [
+        (&revocation, "revocation"),
+        (&first, "exchange"),
+        (&replay, "replay"),
+    ] {
+        assert_eq!(answer.status, 503, "{what}: {}", answer.text);
+        assert_eq!(answer.error(), "temporarily_unavailable", "{what}");
+        answer.assert_error_shape(what);
+    }
+    assert!(
+        waited >= Duration::from_millis(ACK_TIMEOUT_MS),
+        "503 after {waited:?}, before the replicas' time was up"
+    );
+    // The master keeps no record: the revoked one is deleted, the refused one discarded.
+    assert!(app.keys("token:*").await.is_empty());
+
+    let set = fail_over(set, &app).await;
+    let again = Answer::of(app.exchange(&APP, &code).await).await;
+    let revocation = app.revoke(&APP, &token, None).await;
+
+    // The first answer was a 503: the code may succeed now, once.
+    assert_eq!(again.status, 200, "{}", again.text);
+    let tokens = [&first, &replay, &again]
+        .iter()
+        .filter(|a| a.status == 200)
+        .count();
+    assert_eq!(tokens, 1, "tokens handed out for one code");
+    // The revocation that was not acknowledged is retried: the promoted replica still had the
+    // record, and it is gone for good now.
+    assert_eq!(revocation.status, 200, "{}", revocation.text);
+    let introspection = app.introspect(&APP, &token).await;
+    assert_eq!(
+        introspection.json["active"], false,
+        "{}",
+        introspection.text
+    );
+    let metrics = scrape(&app).await;
+    for series in [
+        r#"sso_replica_ack_failures_total{operation="exchange"} 1"#,
+        r#"sso_replica_ack_failures_total{operation="delete_token"} 2"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in\n{metrics}"
+        );
+    }
+    drop(set);
+}
+
+/// In a Cluster, the script and its WAIT go to the master of the code's slot: only master 0
+/// has a replica, so a code there is acknowledged and one elsewhere is not (were WAIT sent to
+/// all masters, the lowest count, 0, would refuse both; to a random one, either at random).
+/// Then, with that replica frozen, a code taken there is refused, and its replay, once the
+/// replica is back, is `invalid_grant`: the replay marker points at no live token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_wait_goes_to_the_master_of_the_codes_slot() {
+    let cluster = tokio::task::spawn_blocking(|| {
+        let mut cluster = Cluster::start();
+        cluster.add_replica(0);
+        cluster
+    })
+    .await
+    .unwrap();
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.replica_acks = 1;
+        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
+        s.redis.timeout_ms = 1000;
+    })
+    .await;
+    let with_replica = cluster.nodes[0].port();
+    let on_master_0 = code_where(&app, with_replica, true).await;
+    let elsewhere = code_where(&app, with_replica, false).await;
+
+    let acknowledged = Answer::of(app.exchange(&APP, &on_master_0).await).await;
+    let unacknowledged = Answer::of(app.exchange(&APP, &elsewhere).await).await;
+
+    assert_eq!(acknowledged.status, 200, "{}", acknowledged.text);
+    assert_eq!(unacknowledged.status, 503, "{}", unacknowledged.text);
+    assert_eq!(unacknowledged.error(), "temporarily_unavailable");
+    let token_key = app.store.token_key(&jti(&acknowledged));
+    assert_eq!(
+        app.keys("token:*").await,
+        vec![token_key],
+        "no record of the 503"
+    );
+
+    let code = code_where(&app, with_replica, true).await;
+    cluster.replicas[0].freeze();
+    let refused = Answer::of(app.exchange(&APP, &code).await).await;
+    cluster.replicas[0].thaw();
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    // A write in the code's slot, acknowledged: the replica has caught up.
+    let probe = format!("{}probe:{{{code}}}", app.settings.redis.key_prefix);
+    let deadline = Instant::now() + FAILOVER;
+    loop {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(&probe).arg(1).ignore();
+        pipe.cmd("WAIT").arg(1).arg(100);
+        let (acked,): (u32,) = on_node(with_replica, pipe).await;
+        if acked == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster replica never caught up"
+        );
+    }
+    let replay = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(replay.status, 400, "{}", replay.text);
+    assert_eq!(replay.error(), "invalid_grant");
+    assert!(
+        app.exists(&app.store.used_key(&code)).await,
+        "the marker stays"
+    );
+    assert_eq!(
+        app.keys("token:*").await.len(),
+        1,
+        "no record of the refused take"
+    );
+}
+
+/// A Sentinel set-up of its own and an app on it; `acks`: `redis.replica_acks = 1`.
+async fn sentinel_app(acks: bool) -> (SentinelSet, TestApp) {
+    let set = tokio::task::spawn_blocking(SentinelSet::start)
+        .await
+        .unwrap();
+    let app = spawn_app_with(|s| {
+        set.configure(&mut s.redis);
+        s.redis.timeout_ms = 1000;
+        s.redis.replica_acks = u32::from(acks);
+        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
+    })
+    .await;
+    (set, app)
+}
+
+/// A fresh code, written on the master and acknowledged by both replicas.
+async fn replicated_code(app: &TestApp, set: &SentinelSet) -> String {
+    let master = set.current_master().expect("a master");
+    let code = sso_token::codes::new_code().expect("code");
+    let record = serde_json::to_string(&code_record(&APP)).expect("record");
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(app.store.code_key(&code))
+        .arg(record)
+        .arg("EX")
+        .arg(60)
+        .ignore()
+        .cmd("WAIT")
+        .arg(2)
+        .arg(2000);
+    let (acked,): (u32,) = on_node(master, pipe).await;
+    assert_eq!(acked, 2, "the code reached both replicas");
+    code
+}
+
+/// Freezes both replicas, then fills their replication links (see [`FLOOD`]).
+async fn freeze_replicas(set: &SentinelSet, app: &TestApp) {
+    let master = set.current_master().expect("a master");
+    for node in set.data_nodes.iter().filter(|n| n.port() != master) {
+        node.freeze();
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(format!("{}flood", app.settings.redis.key_prefix))
+        .arg(vec![b'x'; FLOOD])
+        .ignore()
+        .cmd("PING");
+    let (_,): (String,) = on_node(master, pipe).await;
+}
+
+/// Kills the master, resumes the replicas, and waits until every sentinel names a new master
+/// that has a replica in sync again and the app answers through it.
+async fn fail_over(mut set: SentinelSet, app: &TestApp) -> SentinelSet {
+    let old = set.current_master().expect("a master");
+    set = tokio::task::spawn_blocking(move || {
+        for node in &mut set.data_nodes {
+            if node.port() == old {
+                node.crash();
+            }
+        }
+        for node in set.data_nodes.iter().filter(|n| n.port() != old) {
+            node.thaw();
+        }
+        wait_until("every sentinel names the new master", || {
+            set.sentinels
+                .iter()
+                .all(|s| sentinel_master(s.port()).is_some_and(|m| m != old))
+        });
+        let new = set.current_master().expect("a master");
+        wait_until("the new master has a replica in sync", || {
+            query::<String>(new, redis::cmd("INFO").arg("replication"))
+                .is_some_and(|info| info.contains("state=online"))
+        });
+        set
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + FAILOVER;
+    loop {
+        let ready = app.http.get(app.url("/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return set;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app did not recover in {FAILOVER:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes fresh codes until one lands (`on`) or does not land (`!on`) on the node at `port`.
+async fn code_where(app: &TestApp, port: u16, on: bool) -> String {
+    loop {
+        let code = app.issue_code(&APP).await;
+        let key = app.store.code_key(&code);
+        let here = query::<u32>(port, redis::cmd("EXISTS").arg(&key)) == Some(1);
+        if here == on {
+            return code;
+        }
+    }
+}
+
+/// Runs `pipe` on the node at `port`, bounded in time (by this, not by redis-rs' 500 ms
+/// default: a WAIT or the flood may take longer on a loaded machine).
+async fn on_node<T: redis::FromRedisValue>(port: u16, pipe: redis::Pipeline) -> T {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url");
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let call = async {
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        pipe.query_async::<T>(&mut conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(10), call).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => panic!("redis on {port}: {e}"),
+        Err(_) => panic!("redis on {port}: no answer"),
+    }
+}
+
+fn jti(answer: &Answer) -> String {
+    let token = answer.json["access_token"].as_str().expect("a token");
+    let claims: Value = verify_token(token, APP.id, ISSUER).claims;
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    Answer::of(response).await.text
+}
