@@ -38,9 +38,8 @@ use crate::config::{RedisMode, RedisSettings};
 /// master that a Sentinel failover demoted gets an error, and reconnects to the new master,
 /// instead of reading stale data there (an unknown code, a missed replay).
 const EXCHANGE_SCRIPT: &str = r"#!lua
-local record = redis.call('GET', KEYS[1])
+local record = redis.call('GETDEL', KEYS[1])
 if record then
-  redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[3], ARGV[3] .. record .. '}', 'EX', ARGV[2])
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
   return {1, record}
