@@ -373,6 +373,8 @@ impl PartialEq for RedisSettings {
             pool_size,
             timeout_ms,
             key_prefix,
+            replica_acks,
+            replica_ack_timeout_ms,
         } = self;
         let password = |p: &Option<Sensitive>| p.as_ref().map(|p| p.expose().to_owned());
         *mode == other.mode
@@ -386,6 +388,8 @@ impl PartialEq for RedisSettings {
             && *pool_size == other.pool_size
             && *timeout_ms == other.timeout_ms
             && *key_prefix == other.key_prefix
+            && *replica_acks == other.replica_acks
+            && *replica_ack_timeout_ms == other.replica_ack_timeout_ms
     }
 }
 
