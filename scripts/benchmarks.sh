@@ -38,7 +38,7 @@ acks_runs() {
   for acks in 0 1; do
     echo "== eddsa, master + 1 replica, redis.replica_acks = $acks: closed loop"
     lt --alg eddsa --replica --replica-acks "$acks" -c 64 -d "$secs" --label "acks-$acks" \
-      --out "$out/acks-$acks"
+      --out "$out/acks-$acks" -- --codes $(( 40000 * secs ))
   done
   local half=$(( $(rate_of "$out/acks-0/token.json") / 2 ))
   for acks in 0 1; do
