@@ -65,30 +65,12 @@ ensure_redis_server
 ensure_tool jq jq
 ensure_tool curl curl
 
-if [[ $build == 1 ]]; then
-  echo "== building the $profile binaries"
-  if [[ $profile == release ]]; then cargo build --quiet --release --bins; else cargo build --quiet --bins; fi
-fi
-bin_dir="${CARGO_TARGET_DIR:-$(pwd)/target}/$profile"
-server_bin="$bin_dir/sso-token" loadtest_bin="$bin_dir/sso-loadtest"
-[[ -x "$server_bin" && -x "$loadtest_bin" ]] || die "no binaries in $bin_dir (drop --no-build)"
+find_binaries "$profile" "$build"
 
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+clean_up_on_exit
 
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 redis_port=$(free_port)
 start_redis() {

@@ -59,3 +59,35 @@ wait_redis() {
   done
   return 1
 }
+
+# find_binaries PROFILE BUILD: builds the binaries of PROFILE (release or debug) when BUILD is 1,
+# then sets server_bin and loadtest_bin, or dies (the caller's `die`) when they are missing.
+find_binaries() {
+  if [[ $2 == 1 ]]; then
+    echo "== building the $1 binaries"
+    if [[ $1 == release ]]; then cargo build --quiet --release --bins; else cargo build --quiet --bins; fi
+  fi
+  local bin_dir="${CARGO_TARGET_DIR:-$(pwd)/target}/$1"
+  server_bin="$bin_dir/sso-token" loadtest_bin="$bin_dir/sso-loadtest"
+  [[ -x "$server_bin" && -x "$loadtest_bin" ]] || die "no binaries in $bin_dir (drop --no-build)"
+}
+
+# clean_up_on_exit: a scratch directory in $work and an array pids for the caller's background
+# processes; on exit (or INT/TERM) every pid is killed and reaped and $work removed.
+clean_up_on_exit() {
+  work="$(mktemp -d)"
+  pids=()
+  trap _clean_up EXIT
+  trap 'exit 130' INT TERM
+}
+_clean_up() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+  exit "$status"
+}
+
+now() { date +%s.%N; }
+# since T: seconds from T (a `now`) to now, one decimal.
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }

@@ -71,7 +71,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The demo client (config/demo-clients.toml) unless the caller names a registry.
 export SSO__CLIENTS__FILE="${SSO__CLIENTS__FILE:-$(pwd)/config/demo-clients.toml}"
-root="$(pwd)"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "loadtest.sh: $*" >&2; exit 2; }
@@ -159,32 +158,15 @@ spawn() { # spawn LIST LOG command...: like on_cpus, in the background; sets $sp
   pids+=("$spawned")
 }
 
-source scripts/lib.sh  # free_port, wait_redis, ensure_redis_server
+source scripts/lib.sh  # free_port, wait_redis, ensure_redis_server, find_binaries, clean_up_on_exit
 
 # 1,000 connections need 1,000 descriptors on each side: raise the soft limit when allowed.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+clean_up_on_exit
 
-if [[ $build == 1 ]]; then
-  echo "== building the $profile binaries"
-  if [[ $profile == release ]]; then cargo build --quiet --release --bins; else cargo build --quiet --bins; fi
-fi
-bin_dir="${CARGO_TARGET_DIR:-$root/target}/$profile"
-server_bin="$bin_dir/sso-token"
-loadtest_bin="$bin_dir/sso-loadtest"
-[[ -x "$server_bin" && -x "$loadtest_bin" ]] || die "no binaries in $bin_dir (drop --no-build)"
+find_binaries "$profile" "$build"
 
 if [[ $start_redis == 1 ]]; then
   ensure_redis_server

@@ -35,7 +35,8 @@ struct RawQuery<'a> {
     client_secret: Option<Cow<'a, str>>,
 }
 
-const FIELDS: [&str; 7] = [
+/// Every body field name the parser knows (snake and camel case).
+pub(crate) const FIELDS: [&str; 7] = [
     "token",
     "token_type_hint",
     "tokenTypeHint",

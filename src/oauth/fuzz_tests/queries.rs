@@ -9,16 +9,7 @@ use super::{
     encode_fields, field_name, field_value, text,
 };
 use crate::oauth::TokenQuery;
-
-const FIELDS: [&str; 7] = [
-    "token",
-    "token_type_hint",
-    "tokenTypeHint",
-    "client_id",
-    "clientId",
-    "client_secret",
-    "clientSecret",
-];
+use crate::oauth::token_query::FIELDS;
 
 const QUERY: Vocabulary = Vocabulary {
     fields: &FIELDS,
