@@ -11,7 +11,7 @@ use crate::grant::{self, Grant};
 use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, Sensitive, TokenRequest};
-use crate::store::{Store, Taken};
+use crate::store::{Store, StoreError, Taken};
 use crate::tokens::Claims;
 
 /// What a successful exchange hands back to the client.
@@ -89,14 +89,14 @@ impl Exchange {
         outcome
     }
 
-    async fn delete_token(&self, jti: &str) -> Result<bool, crate::store::StoreError> {
+    async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
         self.metrics
             .redis(RedisOp::DeleteToken, self.store.delete_token(jti))
             .await
     }
 
     /// Deletes a token record for good: acknowledged by replicas with `redis.replica_acks`.
-    async fn revoke_token(&self, jti: &str) -> Result<bool, crate::store::StoreError> {
+    async fn revoke_token(&self, jti: &str) -> Result<bool, StoreError> {
         self.metrics
             .redis(RedisOp::DeleteToken, self.store.revoke_token(jti))
             .await

@@ -84,9 +84,10 @@ impl Introspection {
 }
 
 impl Inspector {
-    /// RFC 7662, for an authenticated caller (`client_auth`). The caller sees the details of its own tokens and of tokens whose `aud` is its
-    /// client id (a resource server registered as a client); any other token is inactive to it,
-    /// and Redis is not asked, so its liveness is not revealed either.
+    /// RFC 7662, for an authenticated caller (`client_auth`). The caller sees the details of its
+    /// own tokens and of tokens whose `aud` is its client id (a resource server registered as a
+    /// client); any other token is inactive to it, and Redis is not asked, so its liveness is
+    /// not revealed either.
     pub async fn introspect(
         &self,
         caller: &Caller,

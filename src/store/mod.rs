@@ -239,18 +239,16 @@ impl Store {
         result
     }
 
-    /// This thread's lane: the first half of the lanes is `Plain`, the second (present with
-    /// acks only) `Waiting`.
+    /// This thread's lane. With acks the lanes come in two halves, `Plain` then `Waiting`;
+    /// without, every operation shares them all.
     fn lane_index(&self, lanes: Lanes) -> usize {
         let thread = LANE.with(|i| *i);
-        match (lanes, self.acks) {
-            (Lanes::Waiting, Some(_)) => {
-                let half = self.lanes.len() / 2;
-                half + thread % half
-            }
-            (Lanes::Plain, Some(_)) => thread % (self.lanes.len() / 2),
-            (_, None) => thread % self.lanes.len(),
+        if self.acks.is_none() {
+            return thread % self.lanes.len();
         }
+        let half = self.lanes.len() / 2;
+        let offset = if lanes == Lanes::Waiting { half } else { 0 };
+        offset + thread % half
     }
 
     /// Takes `code` out of Redis and, when it was live, records the token `jti` with
@@ -276,12 +274,8 @@ impl Store {
             self.used_key(code),
             self.token_key(jti),
         );
-        let lanes = match self.acks {
-            Some(_) => Lanes::Waiting,
-            None => Lanes::Plain,
-        };
         let (kind, value, acked): (u8, Option<String>, Option<u32>) = self
-            .with_conn(lanes, |mut conn| async move {
+            .with_conn(Lanes::Waiting, |mut conn| async move {
                 let mut invocation = self.exchange.prepare_invoke();
                 invocation
                     .key(&code_key)
