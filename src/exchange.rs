@@ -165,8 +165,20 @@ fn sign(
 /// The start of the token record's JSON; the exchange script appends the code record and `}`,
 /// so the record holds what introspection needs without a second round trip.
 fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> String {
-    let client_id = serde_json::Value::from(client_id);
-    format!(r#"{{"jti":"{jti}","client_id":{client_id},"iat":{iat},"exp":{exp},"grant":"#)
+    use std::fmt::Write;
+    let mut head = String::with_capacity(72 + jti.len() + client_id.len());
+    head.push_str(r#"{"jti":""#);
+    head.push_str(jti);
+    head.push_str(r#"","client_id":""#);
+    // Registered client ids are VSCHAR (clients.rs): of those, JSON escapes only `"` and `\`.
+    for c in client_id.chars() {
+        if matches!(c, '"' | '\\') {
+            head.push('\\');
+        }
+        head.push(c);
+    }
+    let _ = write!(head, r#"","iat":{iat},"exp":{exp},"grant":"#);
+    head
 }
 
 #[cfg(test)]
