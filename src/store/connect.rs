@@ -2,10 +2,13 @@
 //! a plain or Sentinel-found node gives a multiplexed connection to that node, a Cluster a
 //! cluster connection that routes each command by its keys' slot and follows MOVED/ASK.
 
+use deadpool_redis::redis::AsyncConnectionConfig;
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
-use deadpool_redis::{PoolConfig, Runtime, Timeouts, cluster, sentinel};
+use deadpool_redis::{
+    ConfigError, CreatePoolError, PoolConfig, Runtime, Timeouts, cluster, sentinel,
+};
 
 use super::StoreError;
 use crate::config::{RedisMode, RedisSettings};
@@ -61,7 +64,7 @@ impl Connector {
     /// Builds the pool without connecting: the service starts even when Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
         let timeout = settings.timeout();
-        let pool = Some(PoolConfig {
+        let pool = PoolConfig {
             max_size: settings.pool_size,
             timeouts: Timeouts {
                 wait: Some(timeout),
@@ -69,13 +72,27 @@ impl Connector {
                 recycle: Some(timeout),
             },
             ..PoolConfig::default()
-        });
+        };
         let runtime = Some(Runtime::Tokio1);
         Ok(match settings.mode {
             RedisMode::Standalone => {
-                let mut config = deadpool_redis::Config::from_url(settings.url.clone());
-                config.pool = pool;
-                Self::Standalone(config.create_pool(runtime)?)
+                // `redis.timeout_ms` bounds every call in `Store::with_conn`; the redis crate's
+                // own per-command timeout (500 ms by default) would be a second timer per call
+                // and would cut a longer `redis.timeout_ms` (or WAIT) short.
+                let connection = AsyncConnectionConfig::new()
+                    .set_response_timeout(None)
+                    .set_connection_timeout(Some(timeout));
+                let manager =
+                    deadpool_redis::Manager::new_with_config(settings.url.as_str(), connection)
+                        .map_err(|e| {
+                            StoreError::Config(CreatePoolError::Config(ConfigError::Redis(e)))
+                        })?;
+                let pool = deadpool_redis::Pool::builder(manager)
+                    .config(pool)
+                    .runtime(Runtime::Tokio1)
+                    .build()
+                    .map_err(CreatePoolError::Build)?;
+                Self::Standalone(pool)
             }
             RedisMode::Sentinel => {
                 // Each new connection asks the sentinels for the current master: after a
@@ -85,7 +102,7 @@ impl Connector {
                     settings.master_name.clone(),
                     sentinel::SentinelServerType::Master,
                 );
-                config.pool = pool;
+                config.pool = Some(pool);
                 config.node_connection_info = Some(sentinel::SentinelNodeConnectionInfo {
                     tls_mode: settings.node_tls.then_some(sentinel::TlsMode::Secure),
                     redis_connection_info: Some(deadpool_redis::RedisConnectionInfo {
@@ -101,7 +118,7 @@ impl Connector {
             }
             RedisMode::Cluster => {
                 let mut config = cluster::Config::from_urls(settings.nodes.clone());
-                config.pool = pool;
+                config.pool = Some(pool);
                 Self::Cluster(config.create_pool(runtime)?)
             }
         })
