@@ -203,8 +203,10 @@ impl SigningKey {
                     .map_err(|_| KeyError::Sign)?;
                 Ok(signature)
             }
+            // ES256 (the only curve loaded): hashed here and signed as a digest; `sign` sets up
+            // an EVP digest-sign context per call. The signature is the same ECDSA.
             Pair::Ecdsa(ec) => ec
-                .sign(&self.rng, message)
+                .sign_digest(&digest(&SHA256, message))
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| KeyError::Sign),
             Pair::Ed25519(ed) => Ok(ed.sign(message).as_ref().to_vec()),
