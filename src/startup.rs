@@ -17,7 +17,9 @@ use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
 use crate::routes::http::{self, BodyLimit};
-use crate::routes::{LoggedClient, discovery, health, introspect, metrics, token, userinfo};
+use crate::routes::{
+    ACCESS_LOG_TARGET, LoggedClient, discovery, health, introspect, metrics, token, userinfo,
+};
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
 
@@ -242,9 +244,6 @@ fn listen_error(setting: &'static str, address: &str) -> impl Fn(std::io::Error)
         source,
     }
 }
-
-/// The log target of access lines: `RUST_LOG=sso_token::access=info` turns them on alone.
-const ACCESS_LOG_TARGET: &str = "sso_token::access";
 
 /// Method, path without query, status, latency and client id; never bodies, headers or queries.
 fn access_log() -> Logger {

@@ -21,11 +21,17 @@ use http::header_str;
 #[derive(Clone)]
 pub struct LoggedClient(pub String);
 
-/// Names the authenticated client in the access log line of `request`.
+/// The log target of access lines: `RUST_LOG=sso_token::access=info` turns them on alone.
+pub(crate) const ACCESS_LOG_TARGET: &str = "sso_token::access";
+
+/// Names the authenticated client in the access log line of `request`, when there is one (the
+/// copy and the extension map are per request).
 pub(crate) fn log_client(request: &HttpRequest, client_id: &str) {
-    request
-        .extensions_mut()
-        .insert(LoggedClient(client_id.to_owned()));
+    if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+        request
+            .extensions_mut()
+            .insert(LoggedClient(client_id.to_owned()));
+    }
 }
 
 /// Client authentication (throttled, counted) from the request's source address; the access

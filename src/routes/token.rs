@@ -1,25 +1,13 @@
 //! `POST /identity/sso/oauth2/access_token`.
 
-use actix_web::http::header;
+use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 
 use super::authenticate;
 use super::http::{BodyLimit, header_str, no_store, read_body};
 use crate::client_auth::ClientAuth;
 use crate::exchange::{Exchange, Issued};
 use crate::oauth::{OAuthError, TokenRequest};
-
-/// The seed document's response, field for field.
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    username: &'a str,
-    token_type: &'static str,
-    expires_in: u64,
-    access_token: &'a str,
-    scope: &'a str,
-    account_id: &'a str,
-}
 
 pub async fn access_token(
     request: HttpRequest,
@@ -36,16 +24,86 @@ pub async fn access_token(
     )?;
     let caller = authenticate(&request, &auth, &token_request.client).await?;
     let issued = exchange.exchange(&caller, &token_request).await?;
-    Ok(render(&issued))
+    render(&issued)
 }
 
-fn render(issued: &Issued) -> HttpResponse {
-    no_store(HttpResponse::Ok()).json(TokenResponse {
-        username: &issued.grant.username,
-        token_type: "bearer",
-        expires_in: issued.expires_in,
-        access_token: issued.access_token.expose(),
-        scope: &issued.scope,
-        account_id: &issued.grant.account_id,
-    })
+fn render(issued: &Issued) -> Result<HttpResponse, OAuthError> {
+    let body = response_json(issued).map_err(|e| OAuthError::Internal(Box::new(e)))?;
+    Ok(no_store(HttpResponse::Ok())
+        .insert_header(ContentType::json())
+        .body(body))
+}
+
+/// The seed document's response, field for field: `username`, `token_type`, `expires_in`,
+/// `access_token`, `scope`, `account_id`. Written field by field rather than derived: the
+/// token is most of the bytes, and a compact JWS (base64url and dots) needs no JSON escaping,
+/// so it is copied instead of scanned byte by byte.
+fn response_json(issued: &Issued) -> serde_json::Result<Vec<u8>> {
+    let (grant, token) = (&issued.grant, issued.access_token.expose());
+    debug_assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    );
+    let mut out = Vec::with_capacity(
+        128 + token.len() + grant.username.len() + issued.scope.len() + grant.account_id.len(),
+    );
+    out.extend_from_slice(br#"{"username":"#);
+    serde_json::to_writer(&mut out, &grant.username)?;
+    out.extend_from_slice(br#","token_type":"bearer","expires_in":"#);
+    serde_json::to_writer(&mut out, &issued.expires_in)?;
+    out.extend_from_slice(br#","access_token":""#);
+    out.extend_from_slice(token.as_bytes());
+    out.extend_from_slice(br#"","scope":"#);
+    serde_json::to_writer(&mut out, &issued.scope)?;
+    out.extend_from_slice(br#","account_id":"#);
+    serde_json::to_writer(&mut out, &grant.account_id)?;
+    out.push(b'}');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::Grant;
+    use crate::oauth::Sensitive;
+
+    #[test]
+    fn the_response_is_the_seed_json_with_escaped_fields() {
+        let issued = Issued {
+            access_token: Sensitive::new("eyJh.eyJz-_.c2ln"),
+            expires_in: 1800,
+            grant: Grant {
+                username: "zhang \"s\"\n".into(),
+                account_id: "8cneYRM97jU0pqVpJWY".into(),
+                scopes: vec!["user:basic".into(), "é".into()],
+            },
+            scope: "user:basic é".into(),
+        };
+        let body = response_json(&issued).unwrap();
+        let expected = serde_json::json!({
+            "username": "zhang \"s\"\n",
+            "token_type": "bearer",
+            "expires_in": 1800,
+            "access_token": "eyJh.eyJz-_.c2ln",
+            "scope": "user:basic é",
+            "account_id": "8cneYRM97jU0pqVpJWY",
+        });
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            expected
+        );
+        let keys: Vec<String> =
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+        assert_eq!(keys.len(), 6);
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .starts_with(r#"{"username":"zhang \"s\"\n","token_type""#)
+        );
+    }
 }
