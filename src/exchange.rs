@@ -187,10 +187,11 @@ mod tests {
 
     #[test]
     fn record_head_plus_a_code_record_is_one_json_object() {
-        let head = record_head("abc", "app \"x\"", 10, 20);
+        let head = record_head("abc", r#"app "x" \y"#, 10, 20);
         let record = format!(r#"{head}{{"username":"u"}}}}"#);
         let value: serde_json::Value = serde_json::from_str(&record).unwrap();
-        assert_eq!(value["client_id"], "app \"x\"");
+        assert_eq!(value["jti"], "abc");
+        assert_eq!(value["client_id"], r#"app "x" \y"#);
         assert_eq!(value["exp"], 20);
         assert_eq!(value["grant"]["username"], "u");
     }

@@ -1,5 +1,6 @@
 //! The happy paths: every accepted way of asking, and what a successful answer looks like.
 
+use deadpool_redis::redis;
 use serde_json::json;
 
 use crate::each_topology;
@@ -23,6 +24,27 @@ async fn a_code_can_be_exchanged_for_a_token_with_a_json_body(topology: Topology
     let token = answer.json["access_token"].as_str().expect("access_token");
     let claims = verify_token(token, APP.id, ISSUER).claims;
     assert_eq!(claims["sub"], record.account_id.as_str());
+}
+
+each_topology!(an_exchange_loads_its_script_again_when_redis_has_forgotten_it);
+
+/// A restarted or failed-over Redis has no scripts: the exchange (`EVALSHA`) loads its script
+/// and runs it again, and the replay marker of the code it spent still works.
+async fn an_exchange_loads_its_script_again_when_redis_has_forgotten_it(topology: Topology) {
+    let app = spawn_app_on(topology).await;
+    let first = app.issue_code(&APP).await;
+    let answer = Answer::of(app.exchange(&APP, &first).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+
+    app.query::<()>(redis::cmd("SCRIPT").arg("FLUSH")).await;
+    let second = app.issue_code(&APP).await;
+    let answer = Answer::of(app.exchange(&APP, &second).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+
+    app.query::<()>(redis::cmd("SCRIPT").arg("FLUSH")).await;
+    let replay = Answer::of(app.exchange(&APP, &second).await).await;
+    assert_eq!(replay.status, 400, "{}", replay.text);
+    assert_eq!(replay.json["error"], "invalid_grant");
 }
 
 #[tokio::test]
