@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_redis::redis::{self, AsyncCommands, Script};
+use deadpool_redis::redis::{self, AsyncCommands, Script, Value};
 
 use self::ack::Acks;
 pub use self::connect::Conn;
@@ -31,8 +31,9 @@ use crate::config::{RedisMode, RedisSettings};
 /// concurrent requests for one code, on any number of replicas, exactly one sees the record:
 /// take the code, write the token record and the replay marker; or, when the code is gone,
 /// report the `jti` that was issued for it. Its three keys share one hash slot in Cluster mode.
-/// The reply is one string, `F<record>` (fresh) or `R<jti>` (replayed), or nil: one value to
-/// parse instead of an array of two (the reply parser's cost is per value).
+/// The reply is one value, told apart by its RESP type: the code record as a bulk string (fresh),
+/// the issued `jti` as a status reply (replayed), or nil. One value parses in about half the time
+/// of an array of two (the reply parser's cost is per value), and nothing is concatenated.
 ///
 /// The `#!lua` line (Redis 7) declares a writing script, which Redis then refuses up front on a
 /// replica (READONLY) or on a master without enough replicas (NOREPLICAS, with
@@ -44,11 +45,11 @@ local record = redis.call('GETDEL', KEYS[1])
 if record then
   redis.call('SET', KEYS[3], ARGV[3] .. record .. '}', 'EX', ARGV[2])
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-  return 'F' .. record
+  return record
 end
 local issued = redis.call('GET', KEYS[2])
 if issued then
-  return 'R' .. issued
+  return redis.status_reply(issued)
 end
 return false
 ";
@@ -285,9 +286,9 @@ impl Store {
             .arg(jti)
             .arg(ttl_secs)
             .arg(record_head);
-        let (reply, acked): (Option<String>, Option<u32>) = self
+        let (reply, acked): (Value, Option<u32>) = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
-                let reply: Option<String> = match call.query_async(&mut conn).await {
+                let reply: Value = match call.query_async(&mut conn).await {
                     Err(e)
                         if e.kind()
                             == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
@@ -300,7 +301,7 @@ impl Store {
                 };
                 // Only a fresh take wrote anything that a failover could undo.
                 let acked = match self.acks {
-                    Some(acks) if reply.as_deref().is_some_and(|r| r.starts_with('F')) => {
+                    Some(acks) if matches!(reply, Value::BulkString(_)) => {
                         Some(acks.wait(&mut conn, &code_key).await?)
                     }
                     _ => None,
@@ -308,13 +309,8 @@ impl Store {
                 Ok((reply, acked))
             })
             .await?;
-        let Some(mut reply) = reply else {
-            return Ok(Taken::Unknown);
-        };
-        // The tag comes off in place: the record is not copied again.
-        let tag = (!reply.is_empty()).then(|| reply.remove(0));
-        match tag {
-            Some('F') => {
+        match reply {
+            Value::BulkString(record) => {
                 if let (Some(acks), Some(acked)) = (self.acks, acked)
                     && let Err(unacknowledged) = acks.check(acked)
                 {
@@ -323,9 +319,13 @@ impl Store {
                     }
                     return Err(unacknowledged);
                 }
-                Ok(Taken::Fresh { record: reply })
+                // A record that is not UTF-8 is malformed like one that is not JSON: empty, it
+                // fails `grant::check`, and the exchange deletes the token record written here.
+                let record = String::from_utf8(record).unwrap_or_default();
+                Ok(Taken::Fresh { record })
             }
-            Some('R') => Ok(Taken::Replayed { jti: reply }),
+            Value::SimpleString(jti) => Ok(Taken::Replayed { jti }),
+            Value::Nil => Ok(Taken::Unknown),
             _ => Err(StoreError::Reply),
         }
     }

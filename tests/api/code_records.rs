@@ -1,6 +1,7 @@
 //! The code record is the contract with the authorize service: what it may write and how each
 //! form is read.
 
+use deadpool_redis::redis;
 use serde_json::json;
 
 use crate::helpers::{
@@ -92,4 +93,27 @@ async fn the_configured_scope_separator_joins_and_splits_scopes() {
         claims.claims["scope"],
         json!(["user:basic", "user:contract"])
     );
+}
+
+#[tokio::test]
+async fn a_record_that_is_not_utf8_is_malformed_and_leaves_no_token_record() {
+    let app = spawn_app().await;
+    let code = "OC-not-utf8";
+    let mut record = serde_json::to_vec(&code_record(&APP)).unwrap();
+    record.splice(2..2, [0xff, 0xfe]);
+    app.query::<()>(
+        redis::cmd("SET")
+            .arg(app.store.code_key(code))
+            .arg(record)
+            .arg("EX")
+            .arg(60),
+    )
+    .await;
+
+    let answer = Answer::of(app.exchange(&APP, code).await).await;
+
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert_eq!(answer.json["error"], "invalid_grant");
+    assert!(!app.code_exists(code).await);
+    assert_eq!(app.keys("token:*").await, Vec::<String>::new());
 }
