@@ -277,8 +277,11 @@ impl Store {
             self.used_key(code),
             self.token_key(jti),
         );
-        let mut call = redis::cmd("EVALSHA");
-        call.arg(self.exchange.get_hash())
+        // Sized up front: nine arguments, the record head the largest.
+        let size = 80 + code_key.len() + used_key.len() + token_key.len() + record_head.len();
+        let mut call = redis::Cmd::with_capacity(9, size);
+        call.arg("EVALSHA")
+            .arg(self.exchange.get_hash())
             .arg(3)
             .arg(&code_key)
             .arg(used_key)
