@@ -61,15 +61,7 @@ done
 (( duration >= redis_down + replica_down + recovery + 12 )) || die "--duration is too short for both events"
 
 source scripts/lib.sh
-ensure_redis_server
-ensure_tool jq jq
-ensure_tool curl curl
-
-find_binaries "$profile" "$build"
-
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-clean_up_on_exit
+prepare_run "$profile" "$build"
 
 
 redis_port=$(free_port)
@@ -177,17 +169,15 @@ redis_recovery=$(recovered_after "$redis_back" "$replica_kill")
 replica_recovery=$(recovered_after "$replica_back" "$(now)")
 
 json="$out/chaos.json"
-count() { jq "[.errors | to_entries[] | select(.key | test(\"$1\")) | .value] | add // 0" "$json"; }
-violations_like() { jq "[.violation_kinds | to_entries[] | select(.key | test(\"$1\")) | .value] | add // 0" "$json"; }
 sent=$(jq .requests_sent "$json")
 ok=$(jq .successes "$json")
-unavailable=$(count '^503 temporarily_unavailable$')
-refused=$(count '^connect: ')
+unavailable=$(summed errors '^503 temporarily_unavailable$' "$json")
+refused=$(summed errors '^connect: ' "$json")
 other_5xx=$(jq '[.errors | to_entries[] | select(.key | test("^5")) | select(.key != "503 temporarily_unavailable") | .value] | add // 0' "$json")
-unanswered=$(count '^(i/o: |connection closed|timeout|malformed)')
+unanswered=$(summed errors '^(i/o: |connection closed|timeout|malformed)' "$json")
 other_errors=$(( $(jq '[.errors[]] | add // 0' "$json") - unavailable - refused - other_5xx - unanswered ))
-codes_twice=$(violations_like 'exchanged for a token more than once')
-jtis_twice=$(violations_like 'jti value')
+codes_twice=$(summed violation_kinds 'exchanged for a token more than once' "$json")
+jtis_twice=$(summed violation_kinds 'jti value' "$json")
 violations=$(jq .violations "$json")
 
 cat <<EOF

@@ -57,15 +57,7 @@ done
 (( duration >= 25 )) || die "--duration must be at least 25 s (two failovers)"
 
 source scripts/lib.sh
-ensure_redis_server
-ensure_tool jq jq
-ensure_tool curl curl
-
-find_binaries "$profile" "$build"
-
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-clean_up_on_exit
+prepare_run "$profile" "$build"
 
 master_name=sso
 
@@ -179,13 +171,11 @@ cat "$out/loadtest.txt"
 curl -fs --max-time 2 "http://127.0.0.1:$service_port/metrics" >"$out/metrics.txt" || true
 
 json="$out/failover.json"
-errors_where() { jq "[.errors | to_entries[] | select(.key | test(\"$1\")) | .value] | add // 0" "$json"; }
-violations_like() { jq "[.violation_kinds | to_entries[] | select(.key | test(\"$1\")) | .value] | add // 0" "$json"; }
 exchanged=$(jq .successes "$json")
-unavailable=$(errors_where '^503 temporarily_unavailable$')
+unavailable=$(summed errors '^503 temporarily_unavailable$' "$json")
 other=$(( $(jq '[.errors[]] | add // 0' "$json") - unavailable ))
-codes_twice=$(violations_like 'exchanged for a token more than once')
-jtis_twice=$(violations_like 'jti value')
+codes_twice=$(summed violation_kinds 'exchanged for a token more than once' "$json")
+jtis_twice=$(summed violation_kinds 'jti value' "$json")
 violations=$(jq .violations "$json")
 ack_failures=$(awk '/^sso_replica_ack_failures_total/ { printf "%s%s=%s", sep, $1, $2; sep = ", " }' \
   "$out/metrics.txt" | sed 's/sso_replica_ack_failures_total//g')

@@ -91,3 +91,22 @@ _clean_up() {
 now() { date +%s.%N; }
 # since T: seconds from T (a `now`) to now, one decimal.
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# prepare_run PROFILE BUILD: what a chaos or failover run needs before it starts: redis-server,
+# jq and curl installed, the binaries of PROFILE (built when BUILD is 1), $out created and made
+# absolute, and the clean-up trap (clean_up_on_exit).
+prepare_run() {
+  ensure_redis_server
+  ensure_tool jq jq
+  ensure_tool curl curl
+  find_binaries "$1" "$2"
+  mkdir -p "$out"
+  out="$(cd "$out" && pwd)"
+  clean_up_on_exit
+}
+
+# summed KEY PATTERN JSON: the sum of the counts under KEY (`errors`, `violation_kinds`) of a
+# load-tool JSON summary whose names match the jq regex PATTERN (0 when none).
+summed() {
+  jq "[.$1 | to_entries[] | select(.key | test(\"$2\")) | .value] | add // 0" "$3"
+}
