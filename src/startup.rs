@@ -18,7 +18,8 @@ use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
 use crate::routes::http::{self, BodyLimit};
 use crate::routes::{
-    ACCESS_LOG_TARGET, LoggedClient, discovery, health, introspect, metrics, token, userinfo,
+    ACCESS_LOG_TARGET, LoggedClient, access_log_on, discovery, health, introspect, metrics, token,
+    userinfo,
 };
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
@@ -114,7 +115,7 @@ impl Application {
         let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
         // The Logger renders part of each line up front, whatever the level: skip it when its
         // lines would be dropped anyway (RUST_LOG=warn, as in the benchmarks).
-        let logging = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info);
+        let logging = access_log_on();
         let app_exchange = exchange.clone();
         let mut server = HttpServer::new(move || {
             let recorder = Arc::clone(&app_exchange.metrics);

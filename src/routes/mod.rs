@@ -24,10 +24,15 @@ pub struct LoggedClient(pub String);
 /// The log target of access lines: `RUST_LOG=sso_token::access=info` turns them on alone.
 pub(crate) const ACCESS_LOG_TARGET: &str = "sso_token::access";
 
+/// Whether access lines are written (the logger's filter is fixed at start).
+pub(crate) fn access_log_on() -> bool {
+    log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
+}
+
 /// Names the authenticated client in the access log line of `request`, when there is one (the
 /// copy and the extension map are per request).
 pub(crate) fn log_client(request: &HttpRequest, client_id: &str) {
-    if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+    if access_log_on() {
         request
             .extensions_mut()
             .insert(LoggedClient(client_id.to_owned()));
