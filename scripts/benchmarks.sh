@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite of BENCHMARKS.md with scripts/loadtest.sh and prints its tables
-# (markdown). Takes about 13 minutes; wants a quiet 2-core machine: the server on CPU 0 with one
-# worker, the generator and a private Redis on CPU 1 (Redis with real-time priority, see
-# --redis-rt in scripts/loadtest.sh --help).
+# (markdown). Takes about 15 minutes; wants a quiet 2-core machine: the server on CPU 0 with one
+# worker, the generator and a private Redis on CPU 1, both with real-time priority (see
+# --redis-rt and --client-rt in scripts/loadtest.sh --help). Every open-loop run also drives
+# GET /healthz at the same rate: the latency this machine gives a trivial request.
 #
 #   scripts/benchmarks.sh [OUT_DIR]     summaries go to OUT_DIR [target/bench/<date-time>]
 #   SECS=20 scripts/benchmarks.sh       seconds per measured run [20]
 #   scripts/benchmarks.sh --acks [DIR]  only "Replica acknowledgement": redis.replica_acks 0 and 1
 #                                       on a master + 1 replica, side by side (~2 minutes)
 #   scripts/benchmarks.sh --repeat [DIR]  only targets 2 and 3, N times each (REPEAT=5, SECS=10):
-#                                       ES256/EdDSA vs /healthz, EdDSA open loop (~8 minutes);
+#                                       ES256/EdDSA vs /healthz, EdDSA open loop (~10 minutes);
 #                                       every run's figures, then the medians
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 acks_only=0 repeat_only=0
@@ -24,7 +25,7 @@ if [[ "${1:-}" == "--repeat" ]]; then repeat_only=1; shift; fi
 out="${1:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
 secs="${SECS:-$([[ $repeat_only == 1 ]] && echo 10 || echo 20)}"
 mkdir -p "$out"
-lt() { scripts/loadtest.sh --start-redis --redis-cpus 1 --redis-rt --no-build "$@"; }
+lt() { scripts/loadtest.sh --start-redis --redis-cpus 1 --redis-rt --client-rt --no-build "$@"; }
 rate_of() { python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rate_per_s"]))' "$1"; }
 
 cargo build --release --locked --bins
@@ -83,7 +84,8 @@ repeat_runs() {
     done
     local half=$(( $(rate_of "$out/eddsa-$i/token.json") / 2 ))
     echo "== eddsa, run $i of $n: open loop at $half/s"
-    lt --alg eddsa --rate "$half" -c 512 -d "$secs" --label "eddsa-open-$i" --out "$out/eddsa-open-$i"
+    lt --alg eddsa --healthz --rate "$half" -c 512 -d "$secs" --label "eddsa-open-$i" \
+      --out "$out/eddsa-open-$i"
   done
   echo "uptime after: $(uptime)" | tee -a "$out/machine.txt"
   python3 - "$out" "$n" <<'PY'
@@ -91,23 +93,25 @@ import json, sys, os, statistics
 out, n = sys.argv[1], int(sys.argv[2])
 load = lambda *p: json.load(open(os.path.join(out, *p)))
 print("\n| run | ES256 /s | healthz /s | ES256 % of healthz | EdDSA /s | healthz /s | EdDSA % of healthz "
-      "| EdDSA open loop /s | open p50 / p99 ms | server µs: ES256 / EdDSA / healthz | errors, violations |")
-print("|" + "---|" * 11)
-cols = {k: [] for k in ["es", "ed", "p99"]}
+      "| EdDSA open loop /s | open p50 / p99 ms | healthz at that rate p99 ms "
+      "| server µs: ES256 / EdDSA / healthz | errors, violations |")
+print("|" + "---|" * 12)
+cols = {k: [] for k in ["es", "ed", "p99", "floor"]}
 for i in range(1, n + 1):
     e, eh = load(f"es256-{i}", "token.json"), load(f"es256-{i}", "healthz.json")
     d, dh = load(f"eddsa-{i}", "token.json"), load(f"eddsa-{i}", "healthz.json")
-    o = load(f"eddsa-open-{i}", "token.json")
+    o, oh = load(f"eddsa-open-{i}", "token.json"), load(f"eddsa-open-{i}", "healthz.json")
     us = lambda r: r["cpu"]["servers"][0]["us_per_request"]
     es, ed = 100 * e["rate_per_s"] / eh["rate_per_s"], 100 * d["rate_per_s"] / dh["rate_per_s"]
     cols["es"].append(es); cols["ed"].append(ed); cols["p99"].append(o["latency_us"]["p99"] / 1000)
+    cols["floor"].append(oh["latency_us"]["p99"] / 1000)
     errors = sum(sum(r["errors"].values()) for r in (e, d, o))
     print(f"| {i} | {e['rate_per_s']:.0f} | {eh['rate_per_s']:.0f} | {es:.1f} % | {d['rate_per_s']:.0f} "
           f"| {dh['rate_per_s']:.0f} | {ed:.1f} % | {o['rate_per_s']:.0f} "
           f"| {o['latency_us']['p50'] / 1000:.2f} / {o['latency_us']['p99'] / 1000:.2f} "
-          f"| {us(e):.1f} / {us(d):.1f} / {us(eh):.1f} | {errors}, {e['violations'] + d['violations'] + o['violations']} |")
+          f"| {oh['latency_us']['p99'] / 1000:.2f} | {us(e):.1f} / {us(d):.1f} / {us(eh):.1f} | {errors}, {e['violations'] + d['violations'] + o['violations']} |")
 med = statistics.median
-print(f"| **median** | | | **{med(cols['es']):.1f} %** | | | **{med(cols['ed']):.1f} %** | | p99 **{med(cols['p99']):.2f}** | | |")
+print(f"| **median** | | | **{med(cols['es']):.1f} %** | | | **{med(cols['ed']):.1f} %** | | p99 **{med(cols['p99']):.2f}** | **{med(cols['floor']):.2f}** | | |")
 PY
 }
 if [[ $repeat_only == 1 ]]; then
@@ -125,7 +129,7 @@ for alg in rs256 es256 eddsa; do
   lt --alg "$alg" --sign-bench 5 --healthz -c 64 -d "$secs" --label "$alg" --out "$out/$alg"
   half=$(( $(rate_of "$out/$alg/token.json") / 2 ))
   echo "== $alg: open loop at half the closed-loop rate ($half/s)"
-  lt --alg "$alg" --rate "$half" -c 512 -d "$secs" --label "$alg-open" --out "$out/$alg-open"
+  lt --alg "$alg" --healthz --rate "$half" -c 512 -d "$secs" --label "$alg-open" --out "$out/$alg-open"
 done
 for alg in rs256 eddsa; do
   echo "== $alg: 1000 connections"
@@ -148,11 +152,12 @@ def load(*p):
 ms = lambda us: f"{us / 1000:.2f}"
 mib = lambda r: max((s["peak_rss_kib"] or 0) for s in r["servers"]) / 1024
 print("\n| alg | signatures/s (1 core) | exchanges/s | % of signing | healthz/s | % of healthz "
-      "| p50 / p99 ms (64 conns) | open loop /s | open p99 / p99.9 ms | server µs/exchange "
-      "| Redis calls / cmds per exchange | Redis µs/exchange | 5xx, dup jti, dup code |")
-print("|" + "---|" * 13)
+      "| p50 / p99 ms (64 conns) | open loop /s | open p99 / p99.9 ms | healthz at that rate p99 ms "
+      "| server µs/exchange | Redis calls / cmds per exchange | Redis µs/exchange | 5xx, dup jti, dup code |")
+print("|" + "---|" * 14)
 for alg in ["rs256", "es256", "eddsa"]:
-    r, s, h, o = load(alg, "token.json"), load(alg, "sign-bench.json"), load(alg, "healthz.json"), load(f"{alg}-open", "token.json")
+    r, s, h = load(alg, "token.json"), load(alg, "sign-bench.json"), load(alg, "healthz.json")
+    o, oh = load(f"{alg}-open", "token.json"), load(f"{alg}-open", "healthz.json")
     if not r:
         continue
     cpu = r["cpu"]["servers"][0]["us_per_request"]
@@ -161,7 +166,7 @@ for alg in ["rs256", "es256", "eddsa"]:
           f"| {h['rate_per_s']:.0f} | {100 * r['rate_per_s'] / h['rate_per_s']:.1f} % "
           f"| {ms(r['latency_us']['p50'])} / {ms(r['latency_us']['p99'])} "
           f"| {o['rate_per_s']:.0f} | {ms(o['latency_us']['p99'])} / {ms(o['latency_us']['p99_9'])} "
-          f"| {cpu:.1f} | {r['redis']['scripts_per_exchange']:.2f} / {r['redis']['total_per_exchange']:.2f} "
+          f"| {ms(oh['latency_us']['p99'])} | {cpu:.1f} | {r['redis']['scripts_per_exchange']:.2f} / {r['redis']['total_per_exchange']:.2f} "
           f"| {r['redis']['cpu_us_per_exchange']:.1f} | {five}, {r['violations'] + (o or r)['violations']} violations |")
 print("\n| run | connections | exchanges/s | p99 ms | peak RSS MiB (max of servers) |")
 print("|---|---|---|---|---|")

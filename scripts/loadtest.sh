@@ -20,6 +20,10 @@
 #   --workers N           worker threads of each started server [1]
 #   --server-cpus LIST    taskset CPU list of started servers (and of --sign-bench) [0]
 #   --client-cpus LIST    taskset CPU list of the generator [1]
+#   --client-rt           run the generator with real-time priority (chrt -f 1, needs root), the
+#                         same as --redis-rt gives Redis: on a CPU shared with a real-time Redis
+#                         its open-loop sends then leave on time instead of queueing behind Redis
+#                         (how late they leave is still measured, and counted in the latencies)
 #   --no-pin              no taskset at all
 #   --server-log LEVEL    RUST_LOG of started servers [warn: no access log line per request]
 # Redis
@@ -76,7 +80,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "loadtest.sh: $*" >&2; exit 2; }
 
 urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
-start_redis=0 redis_port="" redis_cpus="" redis_rt=0 replica=0 replica_acks="" alg="" key="" out="target/loadtest" label=""
+start_redis=0 redis_port="" redis_cpus="" redis_rt=0 client_rt=0 replica=0 replica_acks="" alg="" key="" out="target/loadtest" label=""
 profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" run_args=() extra=()
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
@@ -88,6 +92,7 @@ while [[ $# -gt 0 ]]; do
     --workers) need "$@"; workers="$2"; shift ;;
     --server-cpus) need "$@"; server_cpus="$2"; shift ;;
     --client-cpus) need "$@"; client_cpus="$2"; shift ;;
+    --client-rt) client_rt=1 ;;
     --no-pin) pin=0 ;;
     --server-log) need "$@"; server_log="$2"; shift ;;
     --start-redis) start_redis=1 ;;
@@ -116,6 +121,9 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $replica == 0 || $start_redis == 1 ]] || die "--replica needs --start-redis"
+if [[ $redis_rt == 1 || $client_rt == 1 ]]; then
+  command -v chrt >/dev/null || die "--redis-rt and --client-rt need chrt (util-linux)"
+fi
 if [[ -n "$replica_acks" ]]; then
   [[ "$replica_acks" =~ ^[0-9]+$ ]] || die "--replica-acks must be a number"
   export SSO__REDIS__REPLICA_ACKS="$replica_acks"
@@ -174,7 +182,6 @@ if [[ $start_redis == 1 ]]; then
   echo "== starting redis-server on 127.0.0.1:$redis_port$( [[ $redis_rt == 1 ]] && echo ', real-time priority')"
   rt=()
   if [[ $redis_rt == 1 ]]; then
-    command -v chrt >/dev/null || die "--redis-rt needs chrt (util-linux)"
     rt=(chrt -f 1)
   fi
   spawn "$redis_cpus" "$out/redis.log" "${rt[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 \
@@ -221,7 +228,9 @@ fi
 url_args=()
 for u in "${urls[@]}"; do url_args+=(--url "$u"); done
 
-generator() { on_cpus "$client_cpus" "$loadtest_bin" "$@"; }
+client_prio=()
+[[ $client_rt == 1 ]] && client_prio=(chrt -f 1)
+generator() { on_cpus "$client_cpus" "${client_prio[@]}" "$loadtest_bin" "$@"; }
 failed=0
 compare=()
 if [[ -n "$sign_bench" ]]; then
