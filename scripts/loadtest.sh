@@ -121,6 +121,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $replica == 0 || $start_redis == 1 ]] || die "--replica needs --start-redis"
+# --redis-rt and --client-rt: the same real-time priority, so neither preempts the other.
+realtime=(chrt -f 1)
 if [[ $redis_rt == 1 || $client_rt == 1 ]]; then
   command -v chrt >/dev/null || die "--redis-rt and --client-rt need chrt (util-linux)"
 fi
@@ -181,9 +183,7 @@ if [[ $start_redis == 1 ]]; then
   redis_port="${redis_port:-$(free_port)}"
   echo "== starting redis-server on 127.0.0.1:$redis_port$( [[ $redis_rt == 1 ]] && echo ', real-time priority')"
   rt=()
-  if [[ $redis_rt == 1 ]]; then
-    rt=(chrt -f 1)
-  fi
+  [[ $redis_rt == 1 ]] && rt=("${realtime[@]}")
   spawn "$redis_cpus" "$out/redis.log" "${rt[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 \
     --save "" --appendonly no --daemonize no --loglevel warning --dir "$work"
   wait_redis "$redis_port" || die "redis-server did not start (see $out/redis.log)"
@@ -229,7 +229,7 @@ url_args=()
 for u in "${urls[@]}"; do url_args+=(--url "$u"); done
 
 client_prio=()
-[[ $client_rt == 1 ]] && client_prio=(chrt -f 1)
+[[ $client_rt == 1 ]] && client_prio=("${realtime[@]}")
 generator() { on_cpus "$client_cpus" "${client_prio[@]}" "$loadtest_bin" "$@"; }
 failed=0
 compare=()
