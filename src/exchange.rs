@@ -164,20 +164,13 @@ fn sign(
 
 /// The start of the token record's JSON; the exchange script appends the code record and `}`,
 /// so the record holds what introspection needs without a second round trip.
-fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> String {
-    use std::fmt::Write;
-    let mut head = String::with_capacity(72 + jti.len() + client_id.len());
-    head.push_str(r#"{"jti":""#);
-    head.push_str(jti);
-    head.push_str(r#"","client_id":""#);
-    // Registered client ids are VSCHAR (clients.rs): of those, JSON escapes only `"` and `\`.
-    for c in client_id.chars() {
-        if matches!(c, '"' | '\\') {
-            head.push('\\');
-        }
-        head.push(c);
-    }
-    let _ = write!(head, r#"","iat":{iat},"exp":{exp},"grant":"#);
+fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut head = Vec::with_capacity(72 + jti.len() + client_id.len());
+    // Writing to a Vec cannot fail, nor can serialising a str: nothing to report.
+    let _ = write!(head, r#"{{"jti":"{jti}","client_id":"#);
+    let _ = serde_json::to_writer(&mut head, client_id);
+    let _ = write!(head, r#","iat":{iat},"exp":{exp},"grant":"#);
     head
 }
 
@@ -187,9 +180,9 @@ mod tests {
 
     #[test]
     fn record_head_plus_a_code_record_is_one_json_object() {
-        let head = record_head("abc", r#"app "x" \y"#, 10, 20);
-        let record = format!(r#"{head}{{"username":"u"}}}}"#);
-        let value: serde_json::Value = serde_json::from_str(&record).unwrap();
+        let mut record = record_head("abc", r#"app "x" \y"#, 10, 20);
+        record.extend_from_slice(br#"{"username":"u"}}"#);
+        let value: serde_json::Value = serde_json::from_slice(&record).unwrap();
         assert_eq!(value["jti"], "abc");
         assert_eq!(value["client_id"], r#"app "x" \y"#);
         assert_eq!(value["exp"], 20);

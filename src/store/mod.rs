@@ -266,7 +266,7 @@ impl Store {
         code: &str,
         jti: &str,
         ttl_secs: u64,
-        record_head: &str,
+        record_head: &[u8],
     ) -> Result<Taken, StoreError> {
         if !self.keys.admits(code) {
             // No authorize service can have written it (README, the Cluster contract).
