@@ -67,13 +67,15 @@ impl ScopeField {
 
 /// Checks, in this order: the record is well-formed, was issued to this client for this
 /// redirect URI (which is still registered), PKCE, and the scopes the client may have.
+/// `raw_record` is the bytes Redis holds: one that is not UTF-8 is malformed like one that is
+/// not JSON (serde_json checks both in the same pass).
 pub fn check(
-    raw_record: &str,
+    raw_record: &[u8],
     client: &Client,
     request: &TokenRequest,
     scope_separator: &str,
 ) -> Result<Grant, OAuthError> {
-    let record: CodeRecord = serde_json::from_str(raw_record).map_err(|e| {
+    let record: CodeRecord = serde_json::from_slice(raw_record).map_err(|e| {
         // Never serde's own message: it quotes the value (the user's data).
         let problem = redact::json_error(&e);
         log::warn!("client {}: code record is malformed: {problem}", client.id);

@@ -79,7 +79,7 @@ fn record_with(changes: Value) -> String {
 }
 
 fn check_app(raw: &str, request: &TokenRequest) -> Result<Grant, OAuthError> {
-    check(raw, client("app"), request, " ")
+    check(raw.as_bytes(), client("app"), request, " ")
 }
 
 /// The description of an `invalid_grant`, or a panic naming what came instead.
@@ -169,8 +169,13 @@ fn scopes_are_read_from_an_array_or_a_string_joined_by_the_configured_separator(
     ];
     for (separator, scope, expected) in cases {
         let raw = record_with(json!({ "scope": scope }));
-        let grant = check(&raw, client("app"), &request(REDIRECT_URI, None), separator)
-            .unwrap_or_else(|e| panic!("{separator:?} {scope}: {e}"));
+        let grant = check(
+            raw.as_bytes(),
+            client("app"),
+            &request(REDIRECT_URI, None),
+            separator,
+        )
+        .unwrap_or_else(|e| panic!("{separator:?} {scope}: {e}"));
         assert_eq!(grant.scopes, expected, "{separator:?} {scope}");
     }
 }
@@ -192,7 +197,12 @@ fn a_scope_the_client_may_not_have_is_refused_and_named() {
     ];
     for (separator, scope, denied) in cases {
         let raw = record_with(json!({ "scope": scope }));
-        match check(&raw, client("app"), &request(REDIRECT_URI, None), separator) {
+        match check(
+            raw.as_bytes(),
+            client("app"),
+            &request(REDIRECT_URI, None),
+            separator,
+        ) {
             Err(OAuthError::InvalidScope(description)) => {
                 assert!(
                     description.contains(&format!("`{denied}`")),
@@ -255,7 +265,7 @@ fn a_record_for_another_client_or_redirect_uri_is_refused() {
     for (changes, client_id, redirect_uri, expected) in cases {
         let raw = record_with(changes.clone());
         let description = invalid_grant(check(
-            &raw,
+            raw.as_bytes(),
             client(client_id),
             &request(redirect_uri, None),
             " ",

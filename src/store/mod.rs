@@ -113,7 +113,7 @@ fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Taken {
     /// The code was live and is now spent; the token record and replay marker are written.
-    Fresh { record: String },
+    Fresh { record: Vec<u8> },
     /// The code was spent before, and this token id was issued for it.
     Replayed { jti: String },
     /// No such code: never issued, expired, or spent so long ago that the marker is gone.
@@ -322,9 +322,6 @@ impl Store {
                     }
                     return Err(unacknowledged);
                 }
-                // A record that is not UTF-8 is malformed like one that is not JSON: empty, it
-                // fails `grant::check`, and the exchange deletes the token record written here.
-                let record = String::from_utf8(record).unwrap_or_default();
                 Ok(Taken::Fresh { record })
             }
             Value::SimpleString(jti) => Ok(Taken::Replayed { jti }),
