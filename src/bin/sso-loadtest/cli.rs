@@ -60,8 +60,9 @@ pub struct RunArgs {
     /// with --rate, the most requests in flight.
     #[arg(long, short = 'c', default_value_t = 50)]
     pub connections: usize,
-    /// Open loop: requests per second on a fixed timetable; latency counts from each request's
-    /// scheduled time, so queueing in the server is not hidden.
+    /// Open loop: requests per second on a fixed timetable (released every 200 µs at most);
+    /// latency counts from each request's scheduled time, so queueing in the server is not
+    /// hidden, nor is the generator's own lateness.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Stop after this many requests [default: 10000 unless --duration].
