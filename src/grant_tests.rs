@@ -82,6 +82,16 @@ fn check_app(raw: &str, request: &TokenRequest) -> Result<Grant, OAuthError> {
     check(raw.as_bytes(), client("app"), request, " ")
 }
 
+/// `app`'s record checked for its registered redirect URI with this scope separator.
+fn check_scopes(raw: &str, separator: &str) -> Result<Grant, OAuthError> {
+    check(
+        raw.as_bytes(),
+        client("app"),
+        &request(REDIRECT_URI, None),
+        separator,
+    )
+}
+
 /// The description of an `invalid_grant`, or a panic naming what came instead.
 fn invalid_grant(result: Result<Grant, OAuthError>) -> String {
     match result {
@@ -169,13 +179,8 @@ fn scopes_are_read_from_an_array_or_a_string_joined_by_the_configured_separator(
     ];
     for (separator, scope, expected) in cases {
         let raw = record_with(json!({ "scope": scope }));
-        let grant = check(
-            raw.as_bytes(),
-            client("app"),
-            &request(REDIRECT_URI, None),
-            separator,
-        )
-        .unwrap_or_else(|e| panic!("{separator:?} {scope}: {e}"));
+        let grant =
+            check_scopes(&raw, separator).unwrap_or_else(|e| panic!("{separator:?} {scope}: {e}"));
         assert_eq!(grant.scopes, expected, "{separator:?} {scope}");
     }
 }
@@ -197,12 +202,7 @@ fn a_scope_the_client_may_not_have_is_refused_and_named() {
     ];
     for (separator, scope, denied) in cases {
         let raw = record_with(json!({ "scope": scope }));
-        match check(
-            raw.as_bytes(),
-            client("app"),
-            &request(REDIRECT_URI, None),
-            separator,
-        ) {
+        match check_scopes(&raw, separator) {
             Err(OAuthError::InvalidScope(description)) => {
                 assert!(
                     description.contains(&format!("`{denied}`")),

@@ -320,11 +320,16 @@ fn pace(shared: &Shared) {
             continue;
         }
         let next_due = shared.start + Duration::from_secs_f64(released as f64 / rate);
-        let wait = next_due.saturating_duration_since(Instant::now());
-        std::thread::sleep(wait.clamp(PACE_TICK, Duration::from_millis(10)));
+        std::thread::sleep(pause(next_due.saturating_duration_since(Instant::now())));
     }
     // Wake every worker: each claims an index past the end and stops.
     permits.add_permits(shared.config.connections);
+}
+
+/// How long the pacer sleeps when the next request is due in `wait`: at least [`PACE_TICK`],
+/// at most 10 ms so that it notices a stop.
+fn pause(wait: Duration) -> Duration {
+    wait.clamp(PACE_TICK, Duration::from_millis(10))
 }
 
 #[cfg(test)]
@@ -349,5 +354,14 @@ mod tests {
         );
         assert_eq!(codes_for(8, 4), 6);
         assert_eq!(code_of(5, 0), (5, false));
+    }
+
+    #[test]
+    fn the_pacer_sleeps_at_least_one_tick_and_at_most_10_ms() {
+        // At 17,800/s the next request is due in ~56 µs: the pacer waits for a whole tick.
+        assert_eq!(pause(Duration::from_micros(56)), PACE_TICK);
+        assert_eq!(pause(Duration::ZERO), PACE_TICK);
+        assert_eq!(pause(Duration::from_millis(3)), Duration::from_millis(3));
+        assert_eq!(pause(Duration::from_secs(1)), Duration::from_millis(10));
     }
 }
