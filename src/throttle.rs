@@ -8,8 +8,9 @@
 //! - Once an address has N failures in the window, every token request from it gets 429 until
 //!   the window ends: the address is where the failures come from.
 //! - Once a client id has N failures in the window, every further *failed* authentication for it
-//!   gets 429 instead of 401, and is no longer counted; a request with the right secret still
-//!   passes. A hard lock per client id would let anyone who knows a client id (they are public:
+//!   gets 429 instead of 401 and is no longer counted against the client id (its address still
+//!   counts it: otherwise fresh addresses could go on guessing); a request with the right secret
+//!   still passes. A hard lock per client id would let anyone who knows a client id (they are public:
 //!   they appear in authorization URLs) lock that client out.
 //! - Successful requests pay nothing: no Redis round trip, no counter. What a replica learns of
 //!   a counter (from the answers to its own failures) is kept in a small local table; only for
@@ -223,42 +224,57 @@ impl Throttle {
             return failure;
         }
         let now = Instant::now();
-        if let Some(seen) = self.clients.get(client_id, now)
-            && seen.count >= self.max_failures
-        {
-            return self.throttled(ThrottledBy::Client, seen.until, now);
-        }
-        let mut keys = vec![self.store.throttle_key("client", client_id)];
-        if let Some(address) = source {
-            keys.push(self.store.throttle_key("addr", &address.to_string()));
+        // A client id past the limit is not counted further; its failures are answered 429.
+        let client_blocked = self
+            .clients
+            .get(client_id, now)
+            .filter(|seen| seen.count >= self.max_failures);
+        let mut blocked = client_blocked.map(|seen| (ThrottledBy::Client, seen.until));
+        let answer = |blocked: Option<(ThrottledBy, Instant)>| match blocked {
+            Some((by, until)) => self.throttled(by, until, now),
+            None => failure,
+        };
+        let client_key = client_blocked
+            .is_none()
+            .then(|| self.store.throttle_key("client", client_id));
+        let address_key = source.map(|a| self.store.throttle_key("addr", &a.to_string()));
+        let keys: Vec<String> = client_key.into_iter().chain(address_key).collect();
+        if keys.is_empty() {
+            return answer(blocked);
         }
         let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
         let counted = self.store.count_failure(&keys, window_ms);
-        let counts = match self.metrics.redis(RedisOp::Throttle, counted).await {
-            Ok(counts) => counts,
+        let mut counts = match self.metrics.redis(RedisOp::Throttle, counted).await {
+            Ok(counts) => counts.into_iter(),
             Err(e) => {
                 log::warn!("throttle: counting a failed authentication: {e}");
-                return failure;
+                return answer(blocked);
             }
         };
-        let mut answer = failure;
-        if let (Some(address), Some(&(count, ttl_ms))) = (source, counts.get(1)) {
-            let seen = self.learn_address(address, count, ttl_ms, now);
-            if count > self.max_failures {
-                answer = self.throttled(ThrottledBy::Address, seen.until, now);
-            }
-        }
-        if let Some(&(count, ttl_ms)) = counts.first() {
+        // The counts come back in the order of `keys`: the client id's (unless blocked) first.
+        let client_count = if client_blocked.is_none() {
+            counts.next()
+        } else {
+            None
+        };
+        if let Some((count, ttl_ms)) = client_count {
             let seen = Seen {
                 count,
                 until: now + ttl(ttl_ms, self.window),
             };
             self.clients.put(client_id.to_owned(), seen, now);
-            if count > self.max_failures && !matches!(answer, OAuthError::Throttled { .. }) {
-                answer = self.throttled(ThrottledBy::Client, seen.until, now);
+            if count > self.max_failures {
+                blocked = Some((ThrottledBy::Client, seen.until));
             }
         }
-        answer
+        if let (Some(address), Some((count, ttl_ms))) = (source, counts.next()) {
+            let seen = self.learn_address(address, count, ttl_ms, now);
+            if count > self.max_failures {
+                // Named first: the address's block covers every request from it.
+                blocked = Some((ThrottledBy::Address, seen.until));
+            }
+        }
+        answer(blocked)
     }
 
     fn learn_address(&self, address: IpAddr, count: u64, ttl_ms: i64, now: Instant) -> Seen {

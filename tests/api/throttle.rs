@@ -107,6 +107,26 @@ async fn a_client_ids_failures_are_throttled_but_its_right_secret_still_passes()
 }
 
 #[tokio::test]
+async fn an_address_guessing_at_a_throttled_client_id_is_still_counted_and_blocked() {
+    let app = app(true).await;
+    for i in 0..MAX {
+        let answer = attempt(&app, APP.id, WRONG, &format!("198.51.100.{i}")).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+    // The client id is past its limit: a fresh address's guesses get 429, and still count.
+    for i in 0..MAX {
+        let guess = attempt(&app, APP.id, WRONG, "203.0.113.66").await;
+        assert_throttled(&guess, &format!("guess {i} at the throttled client id"));
+    }
+
+    let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.66").await;
+    let elsewhere = attempt(&app, APP.id, APP.secret, "203.0.113.67").await;
+
+    assert_throttled(&right_secret, "the right secret from the address that kept guessing");
+    assert_eq!(elsewhere.status, 200, "{}", elsewhere.text);
+}
+
+#[tokio::test]
 async fn failures_at_introspection_and_revocation_block_an_address_everywhere() {
     let app = app(true).await;
     let token = app.token_for(&APP).await;
