@@ -2,6 +2,8 @@
 //! (RFC 9110 §15.5.6, with `Allow`), the `no-store` headers of answers that carry tokens or user
 //! data (RFC 6749 §5.1), and reading headers and bounded bodies.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, BytesMut};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponseBuilder, Resource, Responder};
@@ -58,6 +60,19 @@ pub fn no_store(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
 /// A header's value, if it is there and visible ASCII.
 pub fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A list header's lines joined by `, `, in order (RFC 9110 §5.3: repeated lines are one
+/// list; a proxy may append its own line after the client's), if every line is visible ASCII.
+pub fn header_list(request: &HttpRequest, name: header::HeaderName) -> Option<Cow<'_, str>> {
+    let mut lines = request.headers().get_all(name);
+    let mut list = Cow::Borrowed(lines.next()?.to_str().ok()?);
+    for line in lines {
+        let list = list.to_mut();
+        list.push_str(", ");
+        list.push_str(line.to_str().ok()?);
+    }
+    Some(list)
 }
 
 /// Reads the body up to `limit` bytes; a declared or actual larger body is refused early.

@@ -13,7 +13,7 @@ use actix_web::{HttpMessage, HttpRequest};
 
 use crate::client_auth::{Caller, ClientAuth};
 use crate::oauth::{ClientCredentials, OAuthError};
-use http::header_str;
+use http::header_list;
 
 /// The client id of an authenticated request (client credentials, or a live Bearer token), kept
 /// in the request extensions for the access log. Never a claimed id before it is checked:
@@ -48,7 +48,7 @@ pub(crate) async fn authenticate(
 ) -> Result<Caller, OAuthError> {
     let source = auth.source(
         request.peer_addr().map(|a| a.ip()),
-        header_str(request, header::X_FORWARDED_FOR),
+        header_list(request, header::X_FORWARDED_FOR).as_deref(),
     );
     let caller = auth.authenticate(credentials, source).await?;
     log_client(request, &caller.client().id);

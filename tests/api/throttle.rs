@@ -223,6 +223,40 @@ async fn forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored() {
 }
 
 #[tokio::test]
+async fn a_forwarded_for_line_the_proxy_adds_after_the_clients_own_is_read_too() {
+    let app = app(true).await;
+    // A proxy that appends its own line keeps the client's line first: whatever the client
+    // claims there, the right-most hop of all the lines is the address.
+    let from_behind_a_proxy = |claimed: String, secret: &'static str| {
+        let app = &app;
+        async move {
+            let code = app.issue_code(&APP).await;
+            let body = json!({
+                "client_id": APP.id,
+                "client_secret": secret,
+                "code": code,
+                "redirect_uri": APP.redirect_uri,
+            });
+            let request = app
+                .http
+                .post(app.token_url())
+                .header("X-Forwarded-For", claimed)
+                .header("X-Forwarded-For", "203.0.113.90")
+                .json(&body);
+            Answer::of(request.send().await.expect("request sent")).await
+        }
+    };
+    for i in 0..MAX {
+        let answer = from_behind_a_proxy(format!("198.51.100.{i}"), WRONG).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let right_secret = from_behind_a_proxy("198.51.100.200".into(), APP.secret).await;
+
+    assert_throttled(&right_secret, "a new claimed first line from the same address");
+}
+
+#[tokio::test]
 async fn replicas_share_the_counters() {
     let first = app(true).await;
     let second = first.spawn_replica();
