@@ -122,7 +122,10 @@ async fn an_address_guessing_at_a_throttled_client_id_is_still_counted_and_block
     let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.66").await;
     let elsewhere = attempt(&app, APP.id, APP.secret, "203.0.113.67").await;
 
-    assert_throttled(&right_secret, "the right secret from the address that kept guessing");
+    assert_throttled(
+        &right_secret,
+        "the right secret from the address that kept guessing",
+    );
     assert_eq!(elsewhere.status, 200, "{}", elsewhere.text);
 }
 
@@ -253,7 +256,10 @@ async fn a_forwarded_for_line_the_proxy_adds_after_the_clients_own_is_read_too()
 
     let right_secret = from_behind_a_proxy("198.51.100.200".into(), APP.secret).await;
 
-    assert_throttled(&right_secret, "a new claimed first line from the same address");
+    assert_throttled(
+        &right_secret,
+        "a new claimed first line from the same address",
+    );
 }
 
 #[tokio::test]
