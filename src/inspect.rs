@@ -17,9 +17,6 @@ use crate::store::Store;
 use crate::tokens::AccessClaims;
 use crate::userinfo::{self, Profile, UserInfo};
 
-/// The only `token_type_hint` we act on: we issue no other kind of token.
-const ACCESS_TOKEN: &str = "access_token";
-
 /// Answers questions about tokens; shares the snapshot and the store with the exchange.
 pub struct Inspector {
     pub live: Arc<Live>,
@@ -122,18 +119,13 @@ impl Inspector {
         })
     }
 
-    /// RFC 7009, for an authenticated caller (`client_auth`). A client revokes its own tokens only: another client's current token is
-    /// refused with `unauthorized_client` (§2.1). Anything that is not a token of ours, and
-    /// another client's expired token, is as good as revoked already (200).
+    /// RFC 7009, for an authenticated caller (`client_auth`). A client revokes its own tokens
+    /// only: another client's current token is refused with `unauthorized_client` (§2.1).
+    /// Anything that is not a token of ours, and another client's expired token, is as good as
+    /// revoked already (200). `token_type_hint` is ignored (§2.1 allows it): a hint that does
+    /// not find the token must widen the search to every type, and access tokens are our only one.
     pub async fn revoke(&self, caller: &Caller, query: &TokenQuery) -> Result<(), OAuthError> {
         let (snapshot, caller) = (caller.snapshot(), caller.client());
-        if query
-            .hint
-            .as_deref()
-            .is_some_and(|hint| hint != ACCESS_TOKEN)
-        {
-            return Err(OAuthError::UnsupportedTokenType);
-        }
         let Ok(claims) = snapshot.keys.verifier().verify(query.token.expose()) else {
             return Ok(());
         };

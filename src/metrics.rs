@@ -63,7 +63,7 @@ impl Endpoint {
 }
 
 /// `ok`, every RFC 6749/6750/7009 error code the service answers with, and `other` (404, …).
-const OUTCOMES: [&str; 13] = [
+const OUTCOMES: [&str; 12] = [
     "ok",
     "invalid_request",
     "invalid_client",
@@ -71,7 +71,6 @@ const OUTCOMES: [&str; 13] = [
     "unauthorized_client",
     "unsupported_grant_type",
     "invalid_scope",
-    "unsupported_token_type",
     "invalid_token",
     "insufficient_scope",
     "temporarily_unavailable",

@@ -32,9 +32,6 @@ pub enum OAuthError {
     UnsupportedGrantType,
     #[error("invalid_scope: {0}")]
     InvalidScope(Description),
-    /// RFC 7009: a `token_type_hint` for a kind of token we do not revoke.
-    #[error("unsupported_token_type")]
-    UnsupportedTokenType,
     /// RFC 6750 §3.1: a resource request without credentials. 401 with a bare challenge and no
     /// body: "the resource server SHOULD NOT include an error code or other error information".
     #[error("no bearer token")]
@@ -106,7 +103,6 @@ impl OAuthError {
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
-            Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::Unavailable(_) | Self::Overloaded => "temporarily_unavailable",
@@ -123,7 +119,6 @@ impl OAuthError {
             | Self::MalformedBearer(d)
             | Self::InsufficientScope { description: d, .. }
             | Self::InvalidClient(d) => d,
-            Self::UnsupportedTokenType => "only access tokens can be revoked here",
             Self::BearerRequired => "an access token is required: Authorization: Bearer <token>",
             Self::InvalidToken => "the access token is invalid, expired or revoked",
             Self::UnsupportedGrantType => "grant_type must be authorization_code",
@@ -265,11 +260,6 @@ mod tests {
                 OAuthError::MethodNotAllowed { allow: "POST" },
                 405,
                 "invalid_request",
-            ),
-            (
-                OAuthError::UnsupportedTokenType,
-                400,
-                "unsupported_token_type",
             ),
             (
                 OAuthError::Throttled {

@@ -19,7 +19,7 @@ const MAX_HINT: usize = 64;
 pub struct TokenQuery {
     pub client: ClientCredentials,
     pub token: Sensitive,
-    /// `token_type_hint`, when given.
+    /// `token_type_hint`, when given: checked like any parameter, not acted on (`Inspector::revoke`).
     pub hint: Option<String>,
 }
 
