@@ -12,9 +12,11 @@ fn is_b64token(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
-/// The token of the request's `Authorization` header values (all of them, as sent). None: the
-/// request carries no credentials (RFC 6750 §3.1: 401 without an error code). Anything else
-/// that is not exactly one `Bearer <b64token>` is a malformed request (`invalid_request`).
+/// The token of the request's `Authorization` header values (all of them, as sent). No header,
+/// or one of another scheme (`Basic …`), is a request without Bearer credentials (RFC 6750
+/// §3.1: "attempted using an unsupported authentication method"; 401 without an error code).
+/// Anything else that is not exactly one `Bearer <b64token>` is a malformed request
+/// (`invalid_request`).
 pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, OAuthError> {
     let Some(value) = values.next() else {
         return Err(OAuthError::BearerRequired);
@@ -26,10 +28,13 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         .map_err(|_| malformed("the Authorization header is not text"))?
         .trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if scheme.is_empty() {
         return Err(malformed(
-            "the Authorization scheme must be Bearer: Authorization: Bearer <token>",
+            "the Authorization header is empty: Authorization: Bearer <token>",
         ));
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(OAuthError::BearerRequired);
     }
     let token = token.trim();
     if is_b64token(token) {
@@ -60,19 +65,23 @@ mod tests {
     }
 
     #[test]
-    fn no_header_asks_for_a_bearer_token() {
+    fn no_header_or_another_scheme_asks_for_a_bearer_token() {
         assert!(matches!(
             parse(std::iter::empty()),
             Err(OAuthError::BearerRequired)
         ));
+        for header in ["Basic YTpi", "Bearertoken", "DPoP a.b.c", "Negotiate"] {
+            assert!(
+                matches!(parse_one(header), Err(OAuthError::BearerRequired)),
+                "{header}"
+            );
+        }
     }
 
     #[test]
-    fn another_scheme_or_a_malformed_token_is_a_malformed_request() {
+    fn an_empty_header_or_a_malformed_token_is_a_malformed_request() {
         for header in [
             "",
-            "Basic YTpi",
-            "Bearertoken",
             "Bearer ",
             "Bearer a b",
             "Bearer a,b",

@@ -36,8 +36,8 @@ pub enum OAuthError {
     /// body: "the resource server SHOULD NOT include an error code or other error information".
     #[error("no bearer token")]
     BearerRequired,
-    /// RFC 6750 §3.1: an `Authorization` header that is not one `Bearer <b64token>` (another
-    /// scheme, no or a malformed token, several headers): 400 `invalid_request`, challenged.
+    /// RFC 6750 §3.1: an `Authorization` header that is not one `Bearer <b64token>` (empty, no
+    /// or a malformed token, several headers): 400 `invalid_request`, challenged.
     #[error("invalid_request: {0}")]
     MalformedBearer(Description),
     /// RFC 6750: the Bearer token is not live (never ours, expired, revoked); why is not said.

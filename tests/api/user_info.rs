@@ -94,24 +94,35 @@ async fn a_token_with_neither_user_scope_gets_403_insufficient_scope() {
 #[tokio::test]
 async fn a_request_without_credentials_gets_401_and_a_bare_challenge_without_error_code() {
     let app = spawn_app().await;
+    // RFC 6750 §3.1: no authentication information, or another method than Bearer.
+    for (why, header) in [
+        ("no header", None),
+        ("another scheme", Some("Basic YXBwOnNlY3JldA==")),
+    ] {
+        let mut request = app.http.get(app.url(USERINFO_PATH));
+        if let Some(header) = header {
+            request = request.header("Authorization", header);
+        }
 
-    let answer = Answer::of(app.http.get(app.url(USERINFO_PATH)).send().await.unwrap()).await;
+        let answer = Answer::of(request.send().await.unwrap()).await;
 
-    assert_eq!(answer.status, 401, "{}", answer.text);
-    assert_eq!(
-        answer.header("www-authenticate"),
-        Some(r#"Bearer realm="sso-token""#)
-    );
-    // RFC 6750 §3.1: no error code, nor other error information.
-    assert_eq!(answer.text, "");
-    assert_eq!(answer.header("cache-control"), Some("no-store"));
+        assert_eq!(answer.status, 401, "{why}: {}", answer.text);
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(r#"Bearer realm="sso-token""#),
+            "{why}"
+        );
+        // No error code, nor other error information.
+        assert_eq!(answer.text, "", "{why}");
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{why}");
+    }
 }
 
 #[tokio::test]
 async fn a_malformed_authorization_header_gets_400_invalid_request_challenged() {
     let app = spawn_app().await;
     let cases: [(&str, &[&str]); 7] = [
-        ("another scheme", &["Basic YXBwOnNlY3JldA=="]),
+        ("an empty header", &[""]),
         ("no token", &["Bearer"]),
         ("an empty token", &["Bearer "]),
         ("two tokens", &["Bearer abc def"]),

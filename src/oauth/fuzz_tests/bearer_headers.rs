@@ -81,8 +81,21 @@ proptest! {
                 prop_assert!(sent.trim().ends_with(token), "{:?} from {:?}", token, sent);
             }
             Err(OAuthError::BearerRequired) => {
-                // No credentials: 401, a bare challenge, no body (RFC 6750 §3.1).
-                prop_assert!(values.is_empty());
+                // No credentials, or another method's: 401, a bare challenge, no body
+                // (RFC 6750 §3.1).
+                match values.as_slice() {
+                    [] => {}
+                    [one] => {
+                        let sent = String::from_utf8_lossy(one);
+                        let scheme = sent.trim().split(' ').next().unwrap_or_default();
+                        prop_assert!(
+                            !scheme.is_empty() && !scheme.eq_ignore_ascii_case("bearer"),
+                            "{:?}",
+                            sent
+                        );
+                    }
+                    _ => prop_assert!(false, "several headers: {:?}", values),
+                }
                 let error = OAuthError::BearerRequired;
                 let bare = challenge(&error);
                 prop_assert_eq!(bare.as_deref(), Some(r#"Bearer realm="sso-token""#));
