@@ -41,7 +41,7 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         Ok(token)
     } else {
         Err(malformed(
-            "the Bearer token is not one valid b64token (RFC 6750 §2.1)",
+            "the Bearer token is not one valid b64token (RFC 6750 section 2.1)",
         ))
     }
 }

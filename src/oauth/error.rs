@@ -140,7 +140,27 @@ impl OAuthError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
-    error_description: &'a str,
+    error_description: Cow<'a, str>,
+}
+
+/// RFC 6749 §5.2: `error_description` holds only %x20-21 / %x23-5B / %x5D-7E, printable ASCII
+/// but `"` and `\`. Our own descriptions are written so; what parsers say about a request, or
+/// a scope name from a code record, is made so here.
+fn description_text(text: &str) -> Cow<'_, str> {
+    let allowed = |c: char| matches!(c, ' '..='!' | '#'..='[' | ']'..='~');
+    if text.chars().all(allowed) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            c if allowed(c) => out.push(c),
+            '"' => out.push('\''),
+            '…' => out.push_str("..."),
+            _ => out.push('?'),
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl ResponseError for OAuthError {
@@ -199,7 +219,7 @@ impl ResponseError for OAuthError {
         }
         response.json(ErrorBody {
             error: self.code(),
-            error_description: self.description(),
+            error_description: description_text(self.description()),
         })
     }
 }
@@ -374,5 +394,16 @@ mod tests {
             let challenge = response.headers().get("www-authenticate").unwrap();
             assert_eq!(challenge, r#"Basic realm="sso-token", charset="UTF-8""#);
         }
+    }
+
+    #[actix_web::test]
+    async fn a_description_keeps_to_the_characters_rfc_6749_allows() {
+        // A scope name from a code record, a parser's quote: printable ASCII but `"` and `\`.
+        let error = OAuthError::InvalidScope("scope `é \"x\"\\\n…` is not allowed".into());
+        let (_, body, _) = render(error).await;
+        assert_eq!(
+            body["error_description"],
+            "scope `? 'x'??...` is not allowed"
+        );
     }
 }

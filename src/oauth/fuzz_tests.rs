@@ -81,6 +81,13 @@ fn assert_rfc_error(
     let description = object.get("error_description").and_then(Value::as_str);
     prop_assert!(description.is_some_and(|d| !d.is_empty()), "{}", body);
     let description = description.unwrap_or_default();
+    prop_assert!(
+        description
+            .chars()
+            .all(|c| matches!(c, ' '..='!' | '#'..='[' | ']'..='~')),
+        "error_description outside RFC 6749 section 5.2's characters: {}",
+        body
+    );
     for value in hidden {
         let starts: Vec<usize> = value.char_indices().map(|(i, _)| i).collect();
         for (i, start) in starts.iter().enumerate() {
