@@ -57,6 +57,9 @@
 # Other
 #   --out DIR             JSON summaries and server logs go here [target/loadtest]
 #   --label TEXT          name of the run in its summary
+#   --trace               also write each answered request's due time and latency (µs) to
+#                         OUT_DIR/trace-token.txt (and trace-healthz.txt): when the slow ones
+#                         happened
 #   --profile P           release or debug binaries [release; debug with --smoke]
 #   --no-build            use the binaries as they are
 #   --smoke               CI smoke test: private Redis, one debug server, a few hundred verified
@@ -81,7 +84,7 @@ die() { echo "loadtest.sh: $*" >&2; exit 2; }
 
 urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
 start_redis=0 redis_port="" redis_cpus="" redis_rt=0 client_rt=0 replica=0 replica_acks="" alg="" key="" out="target/loadtest" label=""
-profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" run_args=() extra=()
+profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" trace=0 run_args=() extra=()
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -109,6 +112,7 @@ while [[ $# -gt 0 ]]; do
     --form-basic|--pkce|--no-verify-signature) run_args+=("$1") ;;
     --sign-bench) need "$@"; sign_bench="$2"; shift ;;
     --healthz) healthz=1 ;;
+    --trace) trace=1 ;;
     --out) need "$@"; out="$2"; shift ;;
     --label) need "$@"; label="$2"; shift ;;
     --profile) need "$@"; profile="$2"; shift ;;
@@ -244,7 +248,9 @@ if [[ $smoke == 1 ]]; then
     --json "$out/smoke-json.json" "${extra[@]}" || failed=1
   echo "== smoke: form + Basic + PKCE, open loop"
   generator run "${common[@]}" -c 8 -n 100 --rate 200 --form-basic --pkce --label smoke-form \
-    --json "$out/smoke-form.json" "${extra[@]}" || failed=1
+    --json "$out/smoke-form.json" --trace "$out/smoke-form-trace.txt" "${extra[@]}" || failed=1
+  traced=$(grep -vc '^#' "$out/smoke-form-trace.txt" 2>/dev/null || true)
+  [[ "$traced" == 100 ]] || { echo "loadtest.sh: --trace kept $traced of 100 requests" >&2; failed=1; }
   echo "== smoke: GET /healthz"
   generator run "${common[@]}" --endpoint healthz -c 8 -n 200 --label smoke-healthz \
     --json "$out/smoke-healthz.json" || failed=1
@@ -252,14 +258,18 @@ if [[ $smoke == 1 ]]; then
   "$loadtest_bin" sign-bench --seconds 0.3 || failed=1
 else
   if [[ $healthz == 1 ]]; then
+    trace_args=()
+    [[ $trace == 1 ]] && trace_args=(--trace "$out/trace-healthz.txt")
     generator run "${common[@]}" --endpoint healthz "${run_args[@]}" --label healthz \
-      --json "$out/healthz.json" "${extra[@]}" || failed=1
+      --json "$out/healthz.json" "${trace_args[@]}" "${extra[@]}" || failed=1
     compare+=(--compare "$out/healthz.json")
   fi
   label_args=()
   [[ -n "$label" ]] && label_args=(--label "$label")
+  trace_args=()
+  [[ $trace == 1 ]] && trace_args=(--trace "$out/trace-token.txt")
   generator run "${common[@]}" "${run_args[@]}" "${compare[@]}" "${label_args[@]}" \
-    --json "$out/token.json" "${extra[@]}" || failed=1
+    --json "$out/token.json" "${trace_args[@]}" "${extra[@]}" || failed=1
 fi
 for pid in "${pids[@]}"; do
   kill -0 "$pid" 2>/dev/null || { echo "loadtest.sh: process $pid died during the run" >&2; failed=1; }

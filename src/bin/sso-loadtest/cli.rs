@@ -134,6 +134,11 @@ pub struct RunArgs {
     /// Also write the summary as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write every answered request of the measured run to FILE, one `due latency` pair per
+    /// line (microseconds; due time from the run's start, in due order): when the slow ones
+    /// happened, e.g. together every 100 ms or once a second.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Relate this run's rate to another summary (a run's or sign-bench's --json); repeatable.
     #[arg(long = "compare")]
     pub compare: Vec<PathBuf>,

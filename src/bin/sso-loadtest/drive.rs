@@ -45,6 +45,8 @@ pub struct Config {
     /// Open loop: requests per second.
     pub rate: Option<f64>,
     pub timeout: Duration,
+    /// Keep every answered request's due time and latency ([`Outcome::trace`]).
+    pub trace: bool,
 }
 
 pub struct Outcome {
@@ -53,6 +55,9 @@ pub struct Outcome {
     /// Codes `0..codes_sent` were sent at least once; the rest are unused.
     pub codes_sent: usize,
     pub exhausted: bool,
+    /// With [`Config::trace`]: (due time, latency) of every answered request in microseconds,
+    /// the due time counted from the run's start, in due order.
+    pub trace: Vec<(u64, u64)>,
 }
 
 struct Shared {
@@ -106,7 +111,10 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
     }
     // Each tally holds two histograms of ~200 KiB: made before the clock starts, not in the
     // first request of each connection (512 connections took 76 ms, all of it counted as lag).
-    let tallies: Vec<Tally> = pools.iter().map(|_| Tally::new()).collect();
+    let tallies: Vec<Tally> = pools
+        .iter()
+        .map(|_| Tally::new().traced(config.trace))
+        .collect();
     let paced = config.rate.is_some();
     let shared = Arc::new(Shared {
         due: paced.then(|| Semaphore::new(0)),
@@ -143,12 +151,22 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
     }
     progress.set_position(shared.done.load(Relaxed));
     progress.finish_and_clear();
+    let mut trace: Vec<(u64, u64)> = std::mem::take(&mut tally.trace)
+        .into_iter()
+        .map(|(due, latency)| (micros(due.saturating_duration_since(shared.start)), latency))
+        .collect();
+    trace.sort_unstable();
     Ok(Outcome {
         tally,
         elapsed,
         codes_sent: shared.codes_sent.load(Relaxed),
         exhausted: shared.exhausted.load(Relaxed),
+        trace,
     })
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 async fn tick(shared: Arc<Shared>, progress: ProgressBar) {

@@ -110,6 +110,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         duration,
         rate: args.rate,
         timeout: Duration::from_secs_f64(args.timeout),
+        trace: args.trace.is_some(),
     };
     let mut warm = None;
     let mut recheck = None;
@@ -203,6 +204,9 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             (outcome, cpu, Some((plan, calls, redis_cpu)))
         }
     };
+    if let Some(path) = &args.trace {
+        report::write_trace(path, &outcome.trace)?;
+    }
     let mut tally = outcome.tally;
     if let Some(warm) = warm {
         tally.absorb_warm_up(warm);
@@ -325,6 +329,7 @@ async fn recheck_codes(
         duration: None,
         rate: None,
         timeout: Duration::from_secs_f64(args.timeout),
+        trace: false,
     };
     let work = Work::Token {
         plan: Arc::clone(plan),
@@ -351,6 +356,7 @@ async fn warm_up(
         duration: None,
         rate: None,
         timeout: Duration::from_secs_f64(args.timeout),
+        trace: false,
     };
     let outcome = drive::drive(config, work, bar(args, args.warmup, "warming up")).await?;
     let rate = outcome.tally.successes as f64 / outcome.elapsed.as_secs_f64().max(1e-9);

@@ -36,6 +36,9 @@ pub struct Tally {
     pub accepted_codes: Vec<u32>,
     /// Code index of every expected rejection.
     pub rejected_codes: Vec<u32>,
+    /// Due time and latency (µs) of every answered request, when asked for ([`Self::traced`]).
+    pub trace: Vec<(Instant, u64)>,
+    tracing: bool,
 }
 
 impl Tally {
@@ -55,7 +58,15 @@ impl Tally {
             tokens: Vec::new(),
             accepted_codes: Vec::new(),
             rejected_codes: Vec::new(),
+            trace: Vec::new(),
+            tracing: false,
         }
+    }
+
+    /// Also keeps each answered request's due time and latency in [`Self::trace`].
+    pub fn traced(mut self, on: bool) -> Self {
+        self.tracing = on;
+        self
     }
 
     pub fn error(&mut self, kind: String) {
@@ -85,6 +96,9 @@ impl Tally {
         sent: u64,
     ) {
         let latency_us = (due.elapsed().as_micros() as u64).clamp(1, MAX_LATENCY_US);
+        if self.tracing {
+            self.trace.push((due, latency_us));
+        }
         if response.status != 200 {
             let kind = verify::error_kind(response);
             if paired && kind == "400 invalid_grant" {
@@ -163,6 +177,7 @@ impl Tally {
         self.tokens.extend(other.tokens);
         self.accepted_codes.extend(other.accepted_codes);
         self.rejected_codes.extend(other.rejected_codes);
+        self.trace.extend(other.trace);
     }
 }
 
