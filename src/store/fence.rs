@@ -63,11 +63,14 @@ impl Fence {
                 tokio::spawn(watch(alive, url.clone()));
             }
         }
+        // The generation first: a close between the two reads then either shows in
+        // `closed_until` (it is stored before the generation moves) or makes `held` false.
+        let generation = self.generation.load(Ordering::Acquire);
         let until = self.closed_until.load(Ordering::Acquire);
         if until != 0 && self.now_ms() < until {
             return Err(StoreError::Failover);
         }
-        Ok(self.generation.load(Ordering::Acquire))
+        Ok(generation)
     }
 
     /// Whether the fence stayed where it was since [`Fence::enter`] gave `generation`.
