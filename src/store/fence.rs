@@ -23,6 +23,9 @@ use super::StoreError;
 const LONGEST_FAILOVER: Duration = Duration::from_secs(10);
 /// How often a watcher checks that its store still exists, and waits before reconnecting.
 const WATCH_TICK: Duration = Duration::from_millis(500);
+/// How long a watcher's connection may stay silent before it is pinged: a connection that a
+/// NAT or firewall dropped, or whose sentinel died, delivers nothing and reports nothing.
+const PING_AFTER: Duration = Duration::from_secs(5);
 
 pub struct Fence {
     /// Bumped on every close and open; lanes and operations remember the one they started in.
@@ -132,15 +135,17 @@ async fn watch(alive: Alive, url: String) {
     }
 }
 
+/// Follows one sentinel until its connection ends, fails, or stays silent and does not answer a
+/// ping within [`WATCH_TICK`] × 4 (then [`watch`] connects again).
 async fn follow(fence: &Weak<Fence>, url: &str) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
-    let connecting = tokio::time::timeout(WATCH_TICK * 4, client.get_async_pubsub());
-    let mut pubsub = connecting.await.map_err(|_| timed_out())??;
-    pubsub.psubscribe("*").await?;
-    let mut messages = pubsub.on_message();
+    let (mut sink, mut messages) = bounded(client.get_async_pubsub()).await?.split();
+    bounded(sink.psubscribe("*")).await?;
+    let mut heard = Instant::now();
     loop {
         match tokio::time::timeout(WATCH_TICK, messages.next()).await {
             Ok(Some(message)) => {
+                heard = Instant::now();
                 let Some(fence) = fence.upgrade() else {
                     return Ok(());
                 };
@@ -149,9 +154,20 @@ async fn follow(fence: &Weak<Fence>, url: &str) -> redis::RedisResult<()> {
             }
             Ok(None) => return Ok(()),
             Err(_) if fence.strong_count() == 0 => return Ok(()),
+            Err(_) if heard.elapsed() >= PING_AFTER => {
+                bounded(sink.ping::<redis::Value>()).await?;
+                heard = Instant::now();
+            }
             Err(_) => {}
         }
     }
+}
+
+/// A call to a sentinel, cut off after [`WATCH_TICK`] × 4.
+async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    tokio::time::timeout(WATCH_TICK * 4, call)
+        .await
+        .map_err(|_| timed_out())?
 }
 
 fn timed_out() -> redis::RedisError {
@@ -179,5 +195,76 @@ mod tests {
             "master mymaster 127.0.0.1 6380",
         );
         assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+    }
+
+    /// A "sentinel" that answers until the subscription is made, then goes silent with the
+    /// connection open: what a connection a NAT dropped, or a dead host, looks like.
+    async fn silent_after_subscribing(listener: tokio::net::TcpListener) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut subscribed = false;
+        while let Ok(n) = socket.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            while let Some((name, used)) = command_name(&seen) {
+                seen.drain(..used);
+                if subscribed {
+                    continue;
+                }
+                let reply: &[u8] = if name.eq_ignore_ascii_case("psubscribe") {
+                    subscribed = true;
+                    b"*3\r\n$10\r\npsubscribe\r\n$1\r\n*\r\n:1\r\n"
+                } else {
+                    b"+OK\r\n"
+                };
+                if socket.write_all(reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The first word of the RESP command at the start of `bytes`, and its length in bytes.
+    fn command_name(bytes: &[u8]) -> Option<(String, usize)> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut lines = text.split_inclusive("\r\n");
+        let head = lines.next()?;
+        let count: usize = head.strip_prefix('*')?.trim_end().parse().ok()?;
+        let (mut used, mut name) = (head.len(), None);
+        for _ in 0..count {
+            let length = lines.next()?;
+            let value = lines.next()?;
+            if !value.ends_with("\r\n") {
+                return None;
+            }
+            used += length.len() + value.len();
+            name.get_or_insert_with(|| value.trim_end().to_owned());
+        }
+        Some((name?, used))
+    }
+
+    #[tokio::test]
+    async fn a_watcher_whose_sentinel_goes_silent_gives_up_its_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        tokio::spawn(silent_after_subscribing(listener));
+        let fence = Fence::new(&[], "mymaster");
+
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(
+            PING_AFTER + WATCH_TICK * 8,
+            follow(&Arc::downgrade(&fence), &url),
+        )
+        .await;
+
+        let ended = outcome.expect("the watcher still waits on a silent connection");
+        assert!(ended.is_err(), "{ended:?}");
+        assert!(started.elapsed() >= PING_AFTER, "{:?}", started.elapsed());
     }
 }
