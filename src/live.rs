@@ -106,6 +106,7 @@ impl Live {
             .and_then(|settings| Ok((Snapshot::load(&settings, &self.argon2)?, settings)));
         match outcome {
             Ok((snapshot, settings)) => {
+                warn_of_dropped_signer(&self.current.load(), &snapshot);
                 let described = snapshot.describe();
                 self.current.store(Arc::new(snapshot));
                 log::info!("configuration reloaded: {described}");
@@ -119,6 +120,24 @@ impl Live {
                 Err(e)
             }
         }
+    }
+}
+
+/// Tokens of the key that signed until now stop verifying when a reload drops it: right for a
+/// compromised key, a mistake in a rotation (README: it stays in `token.verify_keys` until its
+/// tokens expire); then introspection calls them inactive and revocation finds nothing to revoke
+/// here, while replicas not yet reloaded still accept them. Said loudly, since only the
+/// operator knows which it is.
+fn warn_of_dropped_signer(running: &Snapshot, next: &Snapshot) {
+    let signer = running.keys.minter().key().kid();
+    if !next.keys.verifier().knows(signer) {
+        log::warn!(
+            "this reload drops key {signer}, which signed tokens until now: those of the last \
+             {} s no longer verify (inactive, not revocable) wherever it is applied. Intended for \
+             a compromised key only; otherwise keep the key in token.verify_keys until they \
+             expire (README, Key rotation)",
+            running.token.expires_in + running.token.leeway_secs
+        );
     }
 }
 

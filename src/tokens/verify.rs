@@ -78,6 +78,11 @@ impl Verifier {
         self.keys.len()
     }
 
+    /// Whether signatures of the key with this `kid` are accepted.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
