@@ -26,6 +26,12 @@ async fn app(trust_loopback: bool) -> TestApp {
 
 /// An exchange of a fresh code for `id`/`secret`, as if from `address` (X-Forwarded-For).
 async fn attempt(app: &TestApp, id: &str, secret: &str, address: &str) -> Answer {
+    let forwarded = format!("192.0.2.250, {address}");
+    attempt_forwarded(app, id, secret, &[&forwarded]).await
+}
+
+/// The same with these `X-Forwarded-For` lines, in this order.
+async fn attempt_forwarded(app: &TestApp, id: &str, secret: &str, lines: &[&str]) -> Answer {
     let code = app.issue_code(&APP).await;
     let body = json!({
         "client_id": id,
@@ -33,11 +39,10 @@ async fn attempt(app: &TestApp, id: &str, secret: &str, address: &str) -> Answer
         "code": code,
         "redirect_uri": APP.redirect_uri,
     });
-    let request = app
-        .http
-        .post(app.token_url())
-        .header("X-Forwarded-For", format!("192.0.2.250, {address}"))
-        .json(&body);
+    let mut request = app.http.post(app.token_url()).json(&body);
+    for line in lines {
+        request = request.header("X-Forwarded-For", *line);
+    }
     Answer::of(request.send().await.expect("request sent")).await
 }
 
@@ -230,31 +235,15 @@ async fn a_forwarded_for_line_the_proxy_adds_after_the_clients_own_is_read_too()
     let app = app(true).await;
     // A proxy that appends its own line keeps the client's line first: whatever the client
     // claims there, the right-most hop of all the lines is the address.
-    let from_behind_a_proxy = |claimed: String, secret: &'static str| {
-        let app = &app;
-        async move {
-            let code = app.issue_code(&APP).await;
-            let body = json!({
-                "client_id": APP.id,
-                "client_secret": secret,
-                "code": code,
-                "redirect_uri": APP.redirect_uri,
-            });
-            let request = app
-                .http
-                .post(app.token_url())
-                .header("X-Forwarded-For", claimed)
-                .header("X-Forwarded-For", "203.0.113.90")
-                .json(&body);
-            Answer::of(request.send().await.expect("request sent")).await
-        }
-    };
     for i in 0..MAX {
-        let answer = from_behind_a_proxy(format!("198.51.100.{i}"), WRONG).await;
+        let claimed = format!("198.51.100.{i}");
+        let lines = [claimed.as_str(), "203.0.113.90"];
+        let answer = attempt_forwarded(&app, APP.id, WRONG, &lines).await;
         assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
     }
 
-    let right_secret = from_behind_a_proxy("198.51.100.200".into(), APP.secret).await;
+    let lines = ["198.51.100.200", "203.0.113.90"];
+    let right_secret = attempt_forwarded(&app, APP.id, APP.secret, &lines).await;
 
     assert_throttled(
         &right_secret,
