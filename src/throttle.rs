@@ -10,8 +10,8 @@
 //! - Once a client id has N failures in the window, every further *failed* authentication for it
 //!   gets 429 instead of 401 and is no longer counted against the client id (its address still
 //!   counts it: otherwise fresh addresses could go on guessing); a request with the right secret
-//!   still passes. A hard lock per client id would let anyone who knows a client id (they are public:
-//!   they appear in authorization URLs) lock that client out.
+//!   still passes. A hard lock per client id would let anyone who knows a client id (they are
+//!   public: they appear in authorization URLs) lock that client out.
 //! - Successful requests pay nothing: no Redis round trip, no counter. What a replica learns of
 //!   a counter (from the answers to its own failures) is kept in a small local table; only for
 //!   an address it has seen at N/2 failures or more does a replica read the counter before

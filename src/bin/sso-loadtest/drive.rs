@@ -137,7 +137,7 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || pace(&shared))
     });
-    let mut tally = Tally::new();
+    let mut tally = Tally::new().traced(shared.config.trace);
     for worker in workers {
         tally.merge(worker.await.context("a load worker panicked")?);
     }
@@ -153,6 +153,7 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
     progress.finish_and_clear();
     let mut trace: Vec<(u64, u64)> = std::mem::take(&mut tally.trace)
         .into_iter()
+        .flatten()
         .map(|(due, latency)| (micros(due.saturating_duration_since(shared.start)), latency))
         .collect();
     trace.sort_unstable();

@@ -37,8 +37,7 @@ pub struct Tally {
     /// Code index of every expected rejection.
     pub rejected_codes: Vec<u32>,
     /// Due time and latency (µs) of every answered request, when asked for ([`Self::traced`]).
-    pub trace: Vec<(Instant, u64)>,
-    tracing: bool,
+    pub trace: Option<Vec<(Instant, u64)>>,
 }
 
 impl Tally {
@@ -58,14 +57,13 @@ impl Tally {
             tokens: Vec::new(),
             accepted_codes: Vec::new(),
             rejected_codes: Vec::new(),
-            trace: Vec::new(),
-            tracing: false,
+            trace: None,
         }
     }
 
     /// Also keeps each answered request's due time and latency in [`Self::trace`].
     pub fn traced(mut self, on: bool) -> Self {
-        self.tracing = on;
+        self.trace = on.then(Vec::new);
         self
     }
 
@@ -96,8 +94,8 @@ impl Tally {
         sent: u64,
     ) {
         let latency_us = (due.elapsed().as_micros() as u64).clamp(1, MAX_LATENCY_US);
-        if self.tracing {
-            self.trace.push((due, latency_us));
+        if let Some(trace) = &mut self.trace {
+            trace.push((due, latency_us));
         }
         if response.status != 200 {
             let kind = verify::error_kind(response);
@@ -177,7 +175,9 @@ impl Tally {
         self.tokens.extend(other.tokens);
         self.accepted_codes.extend(other.accepted_codes);
         self.rejected_codes.extend(other.rejected_codes);
-        self.trace.extend(other.trace);
+        if let (Some(trace), Some(other)) = (&mut self.trace, other.trace) {
+            trace.extend(other);
+        }
     }
 }
 
