@@ -110,6 +110,11 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// How long a request's body may take to arrive once its head has, milliseconds. actix
+    /// bounds only the head (`client_request_timeout`); without this a client that declares a
+    /// body and never finishes it holds a connection for ever.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
     /// Serve HTTPS instead of HTTP; absent: plain HTTP (TLS ends at the load balancer).
@@ -182,6 +187,10 @@ pub struct RedisSettings {
     /// what times a request out.
     #[serde(default = "default_replica_ack_timeout")]
     pub replica_ack_timeout_ms: u64,
+}
+
+fn default_body_timeout() -> u64 {
+    5_000
 }
 
 fn default_replica_ack_timeout() -> u64 {
@@ -574,6 +583,9 @@ impl Settings {
         }
         if !(256..=1 << 20).contains(&self.server.body_limit) {
             return invalid("server.body_limit", "must be between 256 and 1048576 bytes");
+        }
+        if !(100..=60_000).contains(&self.server.body_timeout_ms) {
+            return invalid("server.body_timeout_ms", "must be between 100 and 60000");
         }
         if self.redis.pool_size == 0 {
             return invalid("redis.pool_size", "must be at least 1");

@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service, ServiceResponse};
 use actix_web::middleware::{Condition, Logger};
@@ -111,7 +111,10 @@ impl Application {
         // Before the listener exists: once anyone can know we are up, SIGHUP is safe to send.
         let hangups = live::listen_for_sighup();
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
-        let limit = web::Data::new(BodyLimit(settings.server.body_limit));
+        let limit = web::Data::new(BodyLimit {
+            bytes: settings.server.body_limit,
+            timeout: Duration::from_millis(settings.server.body_timeout_ms),
+        });
         let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
         // The Logger renders part of each line up front, whatever the level: skip it when its
         // lines would be dropped anyway (RUST_LOG=warn, as in the benchmarks).

@@ -58,6 +58,10 @@ pub enum OAuthError {
     /// The body was larger than `server.body_limit`.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body did not arrive within `server.body_timeout_ms`: 408, and the connection is
+    /// closed (what is left of the body would be read as the next request).
+    #[error("request body timed out")]
+    BodyTimeout,
     /// A method the path does not answer: 405 with `allow` (the ones it does) in `Allow`.
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
@@ -95,6 +99,7 @@ impl OAuthError {
             // BearerRequired shows no code (RFC 6750 §3.1); the metrics count it here.
             Self::InvalidRequest(_)
             | Self::PayloadTooLarge
+            | Self::BodyTimeout
             | Self::MethodNotAllowed { .. }
             | Self::MalformedBearer(_)
             | Self::BearerRequired => "invalid_request",
@@ -123,6 +128,7 @@ impl OAuthError {
             Self::InvalidToken => "the access token is invalid, expired or revoked",
             Self::UnsupportedGrantType => "grant_type must be authorization_code",
             Self::PayloadTooLarge => "request body is too large",
+            Self::BodyTimeout => "the request body did not arrive in time",
             Self::MethodNotAllowed { .. } => {
                 "this method is not allowed here; the Allow header lists those that are"
             }
@@ -171,6 +177,7 @@ impl ResponseError for OAuthError {
             }
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -207,6 +214,9 @@ impl ResponseError for OAuthError {
             Self::InsufficientScope { scope, .. } => {
                 let challenge = bearer_challenge(Some(self.code()), Some(scope));
                 response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            Self::BodyTimeout => {
+                response.force_close();
             }
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));

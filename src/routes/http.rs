@@ -3,6 +3,7 @@
 //! data (RFC 6749 §5.1), and reading headers and bounded bodies.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, BytesMut};
@@ -11,9 +12,12 @@ use futures_util::StreamExt;
 
 use crate::oauth::OAuthError;
 
-/// `server.body_limit`, as app data.
+/// `server.body_limit` and `server.body_timeout_ms`, as app data.
 #[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit {
+    pub bytes: usize,
+    pub timeout: Duration,
+}
 
 /// A resource that answers POST only; any other method gets 405 `Allow: POST`.
 pub fn post<F, Args>(path: &str, handler: F) -> Resource
@@ -75,25 +79,32 @@ pub fn header_list(request: &HttpRequest, name: header::HeaderName) -> Option<Co
     Some(list)
 }
 
-/// Reads the body up to `limit` bytes; a declared or actual larger body is refused early.
+/// Reads the body up to `limit.bytes`, within `limit.timeout`; a declared or actual larger body
+/// is refused early, a slower one gets 408 (and the connection is closed).
 pub async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    limit: BodyLimit,
 ) -> Result<BytesMut, OAuthError> {
     let declared =
         header_str(request, header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
+    if declared.is_some_and(|length| length > limit.bytes) {
         return Err(OAuthError::PayloadTooLarge);
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
-        if body.len() + chunk.len() > limit {
-            return Err(OAuthError::PayloadTooLarge);
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit.bytes));
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
+            if body.len() + chunk.len() > limit.bytes {
+                return Err(OAuthError::PayloadTooLarge);
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(())
+    };
+    tokio::time::timeout(limit.timeout, read)
+        .await
+        .map_err(|_| OAuthError::BodyTimeout)??;
     Ok(body)
 }

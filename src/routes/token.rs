@@ -16,7 +16,7 @@ pub async fn access_token(
     auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
-    let body = read_body(&request, payload, limit.0).await?;
+    let body = read_body(&request, payload, **limit).await?;
     let token_request = TokenRequest::parse(
         header_str(&request, header::CONTENT_TYPE),
         header_str(&request, header::AUTHORIZATION),

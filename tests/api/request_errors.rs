@@ -197,3 +197,37 @@ async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
     assert_eq!(body["error"], "invalid_request");
     assert!(app.code_exists(&code).await, "the code was burnt");
 }
+
+/// A body that is declared and never finished: 408 within `server.body_timeout_ms`, the
+/// connection closed, the code untouched. actix bounds only the request head; without this
+/// deadline the connection stayed open for as long as the client liked.
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408_and_the_connection_is_closed() {
+    let app = crate::helpers::spawn_app_with(|s| s.server.body_timeout_ms = 300).await;
+    let code = app.issue_code(&APP).await;
+    let body = json_with(&code, |_| {});
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        sso_token::startup::TOKEN_PATH,
+        body.len()
+    );
+    let port = app.address.rsplit(':').next().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Half the body, then nothing more.
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+
+    assert!(read.is_ok(), "the connection was still open after 5 s");
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.starts_with("HTTP/1.1 408 "), "{raw}");
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(body["error"], "invalid_request");
+    assert!(app.code_exists(&code).await, "the code was burnt");
+}
