@@ -48,6 +48,17 @@ if record then
   return record
 end
 local issued = redis.call('GET', KEYS[2])
+if issued == ARGV[1] then
+  -- This very call again (Store::with_conn repeats it when the connection dropped before the
+  -- answer came back): its record, from the token record it wrote; the marker is written
+  -- again, for a WAIT on this connection to cover.
+  local token = redis.call('GET', KEYS[3])
+  if not token then
+    return false
+  end
+  redis.call('SET', KEYS[2], issued, 'KEEPTTL')
+  return string.sub(token, #ARGV[3] + 1, -2)
+end
 if issued then
   return redis.status_reply(issued)
 end
@@ -103,6 +114,14 @@ pub enum StoreError {
     },
     #[error("encoding a record: {0}")]
     Encode(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// The connection is gone (closed by Redis or on the way), as opposed to a slow Redis or
+    /// an error reply: a new connection may well succeed at once.
+    fn is_connection_dropped(&self) -> bool {
+        matches!(self, Self::Redis(e) if e.is_connection_dropped())
+    }
 }
 
 fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
@@ -203,11 +222,17 @@ impl Store {
     }
 
     /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
-    /// included). After any failure the lane is emptied, so the next call reconnects. In
-    /// Sentinel mode the failover fence may refuse the call or its result (see [`fence`]).
+    /// included). After any failure the lane is emptied, so the next call reconnects. A cached
+    /// connection that turns out to be dropped (Redis restarted, or closed it while idle: its
+    /// `timeout`, a proxy, a NAT) is replaced and `op` runs once more within the same deadline,
+    /// so a quiet spell does not end in a 503. Every `op` is safe to repeat: reads, deletions,
+    /// the exchange script (it answers a repeat of itself with what it took: see
+    /// [`EXCHANGE_SCRIPT`]); a failure count or `put_code` whose first answer was lost counts
+    /// twice or reports the code as taken. In Sentinel mode the failover fence may refuse the
+    /// call or its result (see [`fence`]).
     async fn with_conn<T, F, Fut>(&self, lanes: Lanes, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Conn) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let generation = match &self.fence {
@@ -216,18 +241,20 @@ impl Store {
         };
         let lane = &self.lanes[self.lane_index(lanes)];
         let work = async {
-            let cached = lock(lane).clone();
-            let conn = match cached {
-                Some((made_in, conn)) if made_in == generation => conn,
-                _ => {
-                    // Boxed: the Sentinel and Cluster connect futures are kilobytes, and every
-                    // in-flight request would otherwise carry their space (RSS at 1000 connections).
-                    let conn = Box::pin(self.connector.connect()).await?;
-                    *lock(lane) = Some((generation, conn.clone()));
-                    conn
-                }
+            let cached = lock(lane)
+                .clone()
+                .filter(|(made_in, _)| *made_in == generation);
+            let (conn, cached) = match cached {
+                Some((_, conn)) => (conn, true),
+                None => (self.connect(lane, generation).await?, false),
             };
-            op(conn).await
+            match op(conn).await {
+                Err(e) if cached && e.is_connection_dropped() => {
+                    log::debug!("redis connection dropped ({e}); reconnecting");
+                    op(self.connect(lane, generation).await?).await
+                }
+                result => result,
+            }
         };
         let mut result = tokio::time::timeout(self.timeout, work)
             .await
@@ -240,6 +267,15 @@ impl Store {
             *lock(lane) = None;
         }
         result
+    }
+
+    /// A new connection, kept in `lane` for the threads that share it.
+    async fn connect(&self, lane: &Lane, generation: u64) -> Result<Conn, StoreError> {
+        // Boxed: the Sentinel and Cluster connect futures are kilobytes, and every in-flight
+        // request would otherwise carry their space (RSS at 1000 connections).
+        let conn = Box::pin(self.connector.connect()).await?;
+        *lock(lane) = Some((generation, conn.clone()));
+        Ok(conn)
     }
 
     /// This thread's lane. With acks the lanes come in two halves, `Plain` then `Waiting`;
@@ -289,6 +325,7 @@ impl Store {
             .arg(jti)
             .arg(ttl_secs)
             .arg(record_head);
+        let (call, code_key) = (&call, &code_key);
         let (reply, acked): (Value, Option<u32>) = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
                 let reply: Value = match call.query_async(&mut conn).await {
@@ -305,7 +342,7 @@ impl Store {
                 // Only a fresh take wrote anything that a failover could undo.
                 let acked = match self.acks {
                     Some(acks) if matches!(reply, Value::BulkString(_)) => {
-                        Some(acks.wait(&mut conn, &code_key).await?)
+                        Some(acks.wait(&mut conn, code_key).await?)
                     }
                     _ => None,
                 };
@@ -333,7 +370,7 @@ impl Store {
     /// Deletes a token record that no client holds a token for: clean-up after a refused
     /// exchange (best effort; never waits for replicas). Returns whether a record was there.
     pub async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
-        let key = self.token_key(jti);
+        let key = &self.token_key(jti);
         self.with_conn(Lanes::Plain, |mut conn| async move {
             let deleted: u32 = conn.del(key).await?;
             Ok(deleted > 0)
@@ -351,13 +388,13 @@ impl Store {
         let Some(acks) = self.acks else {
             return self.delete_token(jti).await;
         };
-        let key = self.token_key(jti);
+        let key = &self.token_key(jti);
         let (deleted, acked): (u32, u32) = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
                 let mut invocation = self.revoke.prepare_invoke();
-                invocation.key(&key);
+                invocation.key(key);
                 let deleted: u32 = invocation.invoke_async(&mut conn).await?;
-                Ok((deleted, acks.wait(&mut conn, &key).await?))
+                Ok((deleted, acks.wait(&mut conn, key).await?))
             })
             .await?;
         acks.check(acked)?;
@@ -366,7 +403,7 @@ impl Store {
 
     /// Reads a token record (introspection, user info): `None` once revoked or expired.
     pub async fn get_token(&self, jti: &str) -> Result<Option<String>, StoreError> {
-        let key = self.token_key(jti);
+        let key = &self.token_key(jti);
         self.with_conn(
             Lanes::Plain,
             |mut conn| async move { Ok(conn.get(key).await?) },
@@ -382,7 +419,7 @@ impl Store {
         record: &str,
         ttl_secs: u64,
     ) -> Result<bool, StoreError> {
-        let key = self.code_key(code);
+        let key = &self.code_key(code);
         self.with_conn(Lanes::Plain, |mut conn| async move {
             let written: Option<String> = redis::cmd("SET")
                 .arg(key)
@@ -433,6 +470,7 @@ impl Store {
         let mut pipe = redis::pipe();
         // Both commands name the same key, so a Cluster routes the pipeline to one node.
         pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let pipe = &pipe;
         let (count, ttl): (Option<u64>, i64) = self
             .with_conn(Lanes::Plain, |mut conn| async move {
                 Ok(pipe.query_async(&mut conn).await?)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use sso_token::codes;
+use sso_token::store::Taken;
 
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
 use crate::redis_server::{HeldPort, RedisServer};
@@ -117,4 +118,85 @@ async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     assert_unavailable(&app, &pending).await;
     assert_eq!(status_of(&app, "/readyz").await, 503);
     eventually_exchanges(&app).await;
+}
+
+/// Connections that Redis closed while the service was idle (its `timeout`, a proxy, a NAT,
+/// here `CLIENT KILL`) are replaced on the next call: no request sees a 503 for them.
+#[tokio::test]
+async fn connections_redis_closed_while_idle_cost_no_request_a_503() {
+    let redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let code = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &code).await.status().as_u16(), 200);
+    assert_eq!(status_of(&app, "/readyz").await, 200);
+
+    for round in 0..3 {
+        // Every connection but the one that asks (the test's own).
+        let _: () = app
+            .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let code = app.issue_code(&APP).await;
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+        assert_eq!(answer.status, 200, "round {round}: {}", answer.text);
+        let _: () = app
+            .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"))
+            .await;
+        assert_eq!(status_of(&app, "/readyz").await, 200, "round {round}");
+    }
+}
+
+/// A Redis restarted while the service was idle: the first request after it is served.
+#[tokio::test]
+async fn the_first_request_after_a_redis_restart_is_served() {
+    let port = HeldPort::new();
+    let mut redis = RedisServer::start_on(&port, &[]);
+    let app = app_on(redis.url()).await;
+    let code = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &code).await.status().as_u16(), 200);
+
+    redis.crash();
+    let _restarted = RedisServer::start_on(&port, &[]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    assert_eq!(status_of(&app, "/readyz").await, 200);
+    let code = app.issue_code(&APP).await;
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+/// The exchange script run twice with the same `jti` (what `Store` does when the connection
+/// dropped before the answer came back) answers the second time with what it took the first
+/// time; any other call for the code is a replay of that `jti`.
+#[tokio::test]
+async fn a_repeated_exchange_call_answers_what_it_took() {
+    let app = crate::helpers::spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let jti = app.store.new_jti(&code).expect("a jti");
+    let head = br#"{"head":1,"grant":"#;
+
+    let first = app.store.take_code(&code, &jti, 60, head).await.unwrap();
+    let again = app.store.take_code(&code, &jti, 60, head).await.unwrap();
+    let other = app.store.new_jti(&code).expect("a jti");
+    let replay = app.store.take_code(&code, &other, 60, head).await.unwrap();
+
+    let Taken::Fresh { record } = &first else {
+        panic!("the first call took nothing: {first:?}");
+    };
+    assert_eq!(&again, &first);
+    assert_eq!(replay, Taken::Replayed { jti: jti.clone() });
+    let stored: String = app
+        .query(redis::cmd("GET").arg(app.store.token_key(&jti)))
+        .await;
+    assert_eq!(
+        stored.as_bytes(),
+        [&head[..], record, b"}"].concat(),
+        "the token record"
+    );
+
+    // Once the token record is gone (a refused exchange deletes it), a repeat takes nothing.
+    app.store.delete_token(&jti).await.unwrap();
+    let after = app.store.take_code(&code, &jti, 60, head).await.unwrap();
+    assert_eq!(after, Taken::Unknown);
 }
