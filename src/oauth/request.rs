@@ -149,7 +149,10 @@ fn parse_json<'a, T: Deserialize<'a>>(
             },
         ));
     }
-    serde_json::from_slice(body)
+    // JSON is UTF-8 (RFC 8259 §8.1); serde_json checks only the strings it keeps.
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("request body is not valid JSON: not UTF-8"))?;
+    serde_json::from_str(text)
         .map_err(|e| OAuthError::invalid_request(explain_json(body, &e, fields)))
 }
 
@@ -255,8 +258,9 @@ pub(super) fn credentials(
         None => None,
         Some(Ok(Authorization::Basic { id, secret })) => Some((id, secret)),
         Some(Ok(Authorization::OtherScheme)) => {
-            return Err(OAuthError::invalid_request(
-                "the Authorization header must use the Basic scheme for client authentication",
+            return Err(OAuthError::InvalidClient(
+                "the Authorization header must use the Basic scheme for client authentication"
+                    .into(),
             ));
         }
         Some(Err(malformed)) => {
@@ -278,10 +282,17 @@ pub(super) fn credentials(
             (id, secret, true)
         }
         None => {
-            let id = required(body_id, "client_id", MAX_CLIENT_ID)?;
+            // RFC 6749 §5.2: "no client authentication included" is invalid_client.
+            let id = present(body_id).ok_or_else(|| {
+                OAuthError::InvalidClient(
+                    "client authentication is required: HTTP Basic, or client_id and \
+                     client_secret in the body"
+                        .into(),
+                )
+            })?;
             let secret = body_secret.ok_or_else(|| {
-                OAuthError::invalid_request(
-                    "client_secret is required, in the body or with HTTP Basic",
+                OAuthError::InvalidClient(
+                    "client_secret is required, in the body or with HTTP Basic".into(),
                 )
             })?;
             (id.into_owned(), Sensitive::new(secret), false)

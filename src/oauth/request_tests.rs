@@ -202,7 +202,11 @@ fn a_missing_or_empty_required_field_is_named_in_the_error() {
             let omitted = without(&complete(), &[field]);
             let empty = with(&complete(), field, "");
             for pairs in [omitted, empty] {
-                let description = invalid_request(parse(format, None, &pairs));
+                // RFC 6749 §5.2: missing client authentication is invalid_client.
+                let description = match parse(format, None, &pairs) {
+                    Err(OAuthError::InvalidClient(d)) if field.starts_with("client_") => d,
+                    other => invalid_request(other).into(),
+                };
                 assert!(
                     description.contains(field) && description.contains("required"),
                     "{format:?} {pairs:?}: {description}"
@@ -478,11 +482,11 @@ fn conflicting_or_unusable_authorization_headers_are_refused() {
             no_secret.clone(),
             "invalid_request",
         ),
-        ("Bearer some-token".into(), complete(), "invalid_request"),
+        ("Bearer some-token".into(), complete(), "invalid_client"),
         (
             "Digest username=\"app\"".into(),
             complete(),
-            "invalid_request",
+            "invalid_client",
         ),
         (
             "Basic !!!not-base64".into(),

@@ -66,6 +66,24 @@ pub fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&st
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The `Authorization` header of a client authentication, if any: one line (RFC 9110 §11.6.2:
+/// one set of credentials; with several, which one counts is for nobody to guess), of visible
+/// ASCII (anything else cannot be Basic credentials, and is not silently ignored).
+pub fn client_authorization(request: &HttpRequest) -> Result<Option<&str>, OAuthError> {
+    let mut lines = request.headers().get_all(header::AUTHORIZATION);
+    let Some(line) = lines.next() else {
+        return Ok(None);
+    };
+    if lines.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "send one Authorization header, not several",
+        ));
+    }
+    line.to_str().map(Some).map_err(|_| {
+        OAuthError::InvalidClient("the Authorization header is not visible ASCII".into())
+    })
+}
+
 /// A list header's lines joined by `, `, in order (RFC 9110 §5.3: repeated lines are one
 /// list; a proxy may append its own line after the client's), if every line is visible ASCII.
 pub fn header_list(request: &HttpRequest, name: header::HeaderName) -> Option<Cow<'_, str>> {

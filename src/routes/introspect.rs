@@ -6,7 +6,7 @@ use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::authenticate;
-use super::http::{BodyLimit, header_str, no_store, read_body};
+use super::http::{BodyLimit, client_authorization, header_str, no_store, read_body};
 use crate::client_auth::ClientAuth;
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, TokenQuery};
@@ -40,7 +40,7 @@ pub async fn revoke(
 fn parse(request: &HttpRequest, body: BytesMut) -> Result<TokenQuery, OAuthError> {
     TokenQuery::parse(
         header_str(request, header::CONTENT_TYPE),
-        header_str(request, header::AUTHORIZATION),
+        client_authorization(request)?,
         &body,
     )
 }

@@ -4,7 +4,7 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::authenticate;
-use super::http::{BodyLimit, header_str, no_store, read_body};
+use super::http::{BodyLimit, client_authorization, header_str, no_store, read_body};
 use crate::client_auth::ClientAuth;
 use crate::exchange::{Exchange, Issued};
 use crate::oauth::{OAuthError, TokenRequest};
@@ -19,7 +19,7 @@ pub async fn access_token(
     let body = read_body(&request, payload, **limit).await?;
     let token_request = TokenRequest::parse(
         header_str(&request, header::CONTENT_TYPE),
-        header_str(&request, header::AUTHORIZATION),
+        client_authorization(&request)?,
         &body,
     )?;
     let caller = authenticate(&request, &auth, &token_request.client).await?;

@@ -11,8 +11,9 @@ use crate::helpers::{APP, Answer, OTHER, basic_auth, json_request, spawn_app};
 const JSON: Option<&str> = Some("application/json");
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 const BAD_REQUEST: &[(u16, &str)] = &[(400, "invalid_request")];
-/// Missing credentials: RFC 6749 allows either reading.
-const NO_CREDENTIALS: &[(u16, &str)] = &[(400, "invalid_request"), (401, "invalid_client")];
+/// Missing or unusable credentials: RFC 6749 §5.2, "no client authentication included, or
+/// unsupported authentication method", is `invalid_client`.
+const NO_CREDENTIALS: &[(u16, &str)] = &[(401, "invalid_client")];
 /// README: a content type other than JSON or form is `invalid_request`, 400.
 const UNSUPPORTED_MEDIA: &[(u16, &str)] = BAD_REQUEST;
 /// README: a body over `server.body_limit` is `invalid_request` with 413.
@@ -55,6 +56,15 @@ fn json_with(code: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut body = json_request(&APP, code);
     edit(&mut body);
     body.to_string().into_bytes()
+}
+
+/// `body` with its `@@` replaced by `bytes`.
+fn with_bytes(body: &[u8], bytes: &[u8]) -> Vec<u8> {
+    let at = body
+        .windows(2)
+        .position(|w| w == b"@@")
+        .expect("a @@ placeholder");
+    [&body[..at], bytes, &body[at + 2..]].concat()
 }
 
 fn without(field: &'static str) -> impl FnOnce(&mut Value) {
@@ -115,6 +125,9 @@ fn cases(code: &str) -> Vec<Case> {
             .expect(NO_CREDENTIALS),
         case("Basic credentials that are not base64", FORM, form("")).auth("Basic %%%".into())
             .expect(NO_CREDENTIALS),
+        case("an Authorization header that is not ASCII", JSON, seed.clone())
+            .auth("Basic \u{ff}\u{fe}".into()).expect(NO_CREDENTIALS),
+        case("invalid UTF-8 in a field the server ignores", JSON, with_bytes(&json_with(code, set("x", json!("@@"))), b"\xff")),
         // Codes are at most 512 bytes (README): a longer one is malformed, not merely unknown.
         case("a code of 600 bytes", JSON, json_with(code, set("code", json!("C".repeat(600))))),
     ]
@@ -229,5 +242,38 @@ async fn a_body_that_never_arrives_gets_408_and_the_connection_is_closed() {
     let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
     let body: Value = serde_json::from_str(body).expect("a JSON body");
     assert_eq!(body["error"], "invalid_request");
+    assert!(app.code_exists(&code).await, "the code was burnt");
+}
+
+/// RFC 9110 §11.6.2: `Authorization` carries one set of credentials. Two lines are refused, not
+/// read as whichever comes first.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let body = json_with(&code, |body| {
+        let body = body.as_object_mut().unwrap();
+        body.remove("client_id");
+        body.remove("client_secret");
+    });
+
+    let response = app
+        .http
+        .post(app.token_url())
+        .header("Content-Type", "application/json")
+        .header("Authorization", basic_auth(APP.id, APP.secret))
+        .header("Authorization", basic_auth(OTHER.id, "wrong"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+
+    let answer = Answer::of(response).await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (400, "invalid_request"),
+        "{}",
+        answer.text
+    );
     assert!(app.code_exists(&code).await, "the code was burnt");
 }
