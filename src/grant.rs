@@ -75,9 +75,7 @@ pub fn check(
     request: &TokenRequest,
     scope_separator: &str,
 ) -> Result<Grant, OAuthError> {
-    let record: CodeRecord = serde_json::from_slice(raw_record).map_err(|e| {
-        // Never serde's own message: it quotes the value (the user's data).
-        let problem = redact::json_error(&e);
+    let record = parse(raw_record).map_err(|problem| {
         log::warn!("client {}: code record is malformed: {problem}", client.id);
         OAuthError::invalid_grant("the authorization code record is malformed; sign in again")
     })?;
@@ -117,6 +115,25 @@ pub fn check(
         account_id: record.account_id,
         scopes,
     })
+}
+
+/// The record, or what is wrong with it, in words that quote none of its values.
+fn parse(raw_record: &[u8]) -> Result<CodeRecord, String> {
+    // serde's derived struct also reads a JSON array, by position; introspection reads token
+    // records as objects only, so an array would make a token nobody can introspect.
+    if raw_record.trim_ascii_start().first() != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    // Never serde's own message: it quotes the value (the user's data).
+    let record: CodeRecord =
+        serde_json::from_slice(raw_record).map_err(|e| redact::json_error(&e))?;
+    // A method without its challenge, or an empty challenge, is a writer's mistake that would
+    // otherwise switch PKCE off for this code without anyone noticing.
+    match (&record.code_challenge, &record.code_challenge_method) {
+        (Some(challenge), _) if challenge.is_empty() => Err("empty code_challenge".into()),
+        (None, Some(_)) => Err("code_challenge_method without code_challenge".into()),
+        _ => Ok(record),
+    }
 }
 
 /// RFC 7636 §4.6, and no downgrade: a verifier for a code issued without a challenge is refused.

@@ -340,6 +340,11 @@ fn a_malformed_record_is_refused_as_an_invalid_grant() {
         record_with(json!({ "name": 7 })),
         record_with(json!({ "email": ["a@example.com"] })),
         record().to_string()[1..].to_owned(),
+        // What serde would read by position into the same struct: only an object will do.
+        json!(["app", REDIRECT_URI, "zhangs", "acct", ["user:basic"]]).to_string(),
+        // PKCE switched off by a writer's mistake.
+        record_with(json!({ "code_challenge_method": "S256" })),
+        record_with(json!({ "code_challenge": "", "code_challenge_method": "plain" })),
     ];
     for raw in malformed {
         let description = invalid_grant(check_app(&raw, &request(REDIRECT_URI, None)));

@@ -55,6 +55,8 @@ enum Command {
         /// PKCE challenge stored with the code.
         #[arg(long)]
         code_challenge: Option<String>,
+        /// PKCE method written with a challenge: S256 unless given (what clients send; a record
+        /// without a method reads as `plain`, RFC 7636 §4.3).
         #[arg(long, value_parser = ["S256", "plain"], requires = "code_challenge")]
         code_challenge_method: Option<String>,
         /// Lifetime of the code in seconds (the reference authorize service uses 60).
