@@ -96,6 +96,15 @@ pub fn source_address(
     Some(source)
 }
 
+/// An IPv6 address counts as its /64 network: a host is routinely given a whole /64 (SLAAC,
+/// privacy addresses), so one address alone would let it pick a fresh one for every guess.
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
 /// What this replica last learned of one counter.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
@@ -182,9 +191,9 @@ impl Throttle {
         })
     }
 
-    /// The address a request's failures are counted under.
+    /// The address a request's failures are counted under: an IPv6 one by its /64.
     pub fn source(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
-        source_address(peer, forwarded_for, &self.trusted)
+        source_address(peer, forwarded_for, &self.trusted).map(counted_as)
     }
 
     /// Before authentication: refuses a request from an address that is blocked, as far as

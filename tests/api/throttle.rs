@@ -96,6 +96,24 @@ async fn after_n_failures_from_an_address_every_request_from_it_gets_429() {
     assert_eq!(elsewhere.status, 200, "{}", elsewhere.text);
 }
 
+/// A host routinely holds a whole IPv6 /64: its addresses share one counter.
+#[tokio::test]
+async fn ipv6_addresses_are_counted_by_their_64() {
+    let app = app(true).await;
+    // Another client id for each, so that only the address counter can block.
+    for i in 0..MAX {
+        let address = format!("2001:db8:7:7::{}", i + 1);
+        let answer = attempt(&app, &format!("guess-{i}"), WRONG, &address).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let same_64 = attempt(&app, APP.id, APP.secret, "2001:db8:7:7:abcd::9").await;
+    let next_64 = attempt(&app, APP.id, APP.secret, "2001:db8:7:8::1").await;
+
+    assert_throttled(&same_64, "another address of the same /64");
+    assert_eq!(next_64.status, 200, "{}", next_64.text);
+}
+
 #[tokio::test]
 async fn a_client_ids_failures_are_throttled_but_its_right_secret_still_passes() {
     let app = app(true).await;
