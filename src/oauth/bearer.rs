@@ -34,6 +34,19 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         ));
     }
     if !scheme.eq_ignore_ascii_case("bearer") {
+        // `Bearer<TAB>token`: meant as Bearer credentials, but not `Bearer 1*SP b64token`.
+        let bearer_then_space = scheme
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+            && scheme
+                .as_bytes()
+                .get(6)
+                .is_some_and(u8::is_ascii_whitespace);
+        if bearer_then_space {
+            return Err(malformed(
+                "separate Bearer and the token with a space: Authorization: Bearer <token>",
+            ));
+        }
         return Err(OAuthError::BearerRequired);
     }
     let token = token.trim();
@@ -84,6 +97,7 @@ mod tests {
             "",
             "Bearer ",
             "Bearer a b",
+            "Bearer\ta.b.c",
             "Bearer a,b",
             "Bearer ===",
             "Bearer é",

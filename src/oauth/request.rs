@@ -120,10 +120,20 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(
 }
 
 fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
-    let essence = content_type
-        .and_then(|ct| ct.split(';').next())
-        .map(str::trim)
-        .unwrap_or_default();
+    let mut parts = content_type.unwrap_or_default().split(';');
+    let essence = parts.next().map(str::trim).unwrap_or_default();
+    // Both formats are UTF-8; a body declared in another charset would be misread, not parsed.
+    let charset = parts.find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"'))
+    });
+    if charset.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8")) {
+        return Err(OAuthError::invalid_request(
+            "the request body must be UTF-8 (charset=utf-8, or no charset)",
+        ));
+    }
     if essence.eq_ignore_ascii_case("application/json") {
         Ok(BodyFormat::Json)
     } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {

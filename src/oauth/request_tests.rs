@@ -780,3 +780,25 @@ fn no_error_description_contains_the_secret_or_the_code() {
         }
     }
 }
+
+#[test]
+fn a_charset_other_than_utf8_is_refused() {
+    let body = Format::Form.encode(&complete());
+    for content_type in [
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "application/x-www-form-urlencoded;charset=\"utf-8\"",
+    ] {
+        let request = TokenRequest::parse(Some(content_type), None, &body);
+        assert!(request.is_ok(), "{content_type}: {:?}", request.err());
+    }
+    for content_type in [
+        "application/x-www-form-urlencoded; charset=ISO-8859-1",
+        "application/json; charset=utf-16",
+    ] {
+        let description = invalid_request(TokenRequest::parse(Some(content_type), None, &body));
+        assert!(
+            description.contains("UTF-8"),
+            "{content_type}: {description}"
+        );
+    }
+}

@@ -109,6 +109,14 @@ pub async fn read_body(
     if declared.is_some_and(|length| length > limit.bytes) {
         return Err(OAuthError::PayloadTooLarge);
     }
+    // No content coding is decoded here: a gzip body would otherwise fail as "not valid JSON".
+    if let Some(coding) = request.headers().get(header::CONTENT_ENCODING)
+        && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(OAuthError::invalid_request(
+            "Content-Encoding is not supported: send the body unencoded",
+        ));
+    }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit.bytes));
     let read = async {
         while let Some(chunk) = payload.next().await {

@@ -277,3 +277,30 @@ async fn two_authorization_headers_are_refused() {
     );
     assert!(app.code_exists(&code).await, "the code was burnt");
 }
+
+/// No content coding is decoded: an encoded body is refused by name, not as "not valid JSON".
+#[tokio::test]
+async fn a_content_encoded_body_is_refused_by_name() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+
+    let response = app
+        .http
+        .post(app.token_url())
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(json_with(&code, |_| {}))
+        .send()
+        .await
+        .unwrap();
+
+    let answer = Answer::of(response).await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (400, "invalid_request"),
+        "{}",
+        answer.text
+    );
+    assert!(answer.text.contains("Content-Encoding"), "{}", answer.text);
+    assert!(app.code_exists(&code).await, "the code was burnt");
+}
