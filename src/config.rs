@@ -115,6 +115,13 @@ pub struct ServerSettings {
     /// body and never finishes it holds a connection for ever.
     #[serde(default = "default_body_timeout")]
     pub body_timeout_ms: u64,
+    /// Exchanges per worker that may be past taking their code at once (see
+    /// `exchange::Slots`); the others wait before they touch Redis.
+    #[serde(default = "default_exchange_slots")]
+    pub exchange_slots: usize,
+    /// How long an exchange waits for a slot before it gets a 503 (its code untouched), ms.
+    #[serde(default = "default_slot_wait")]
+    pub slot_wait_ms: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
     /// Serve HTTPS instead of HTTP; absent: plain HTTP (TLS ends at the load balancer).
@@ -191,6 +198,14 @@ pub struct RedisSettings {
 
 fn default_body_timeout() -> u64 {
     5_000
+}
+
+fn default_exchange_slots() -> usize {
+    64
+}
+
+fn default_slot_wait() -> u64 {
+    10_000
 }
 
 fn default_replica_ack_timeout() -> u64 {
@@ -586,6 +601,12 @@ impl Settings {
         }
         if !(100..=60_000).contains(&self.server.body_timeout_ms) {
             return invalid("server.body_timeout_ms", "must be between 100 and 60000");
+        }
+        if !(1..=100_000).contains(&self.server.exchange_slots) {
+            return invalid("server.exchange_slots", "must be between 1 and 100000");
+        }
+        if !(1..=600_000).contains(&self.server.slot_wait_ms) {
+            return invalid("server.slot_wait_ms", "must be between 1 and 600000");
         }
         if self.redis.pool_size == 0 {
             return invalid("redis.pool_size", "must be at least 1");

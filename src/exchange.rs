@@ -3,6 +3,9 @@
 //! `ClientAuth::authenticate` makes), take the code atomically, check it, sign.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::client_auth::Caller;
 use crate::clients::Client;
@@ -25,10 +28,40 @@ pub struct Issued {
     pub scope: String,
 }
 
-/// Everything the exchange needs besides the authenticated caller: Redis and the metrics.
+/// Everything the exchange needs besides the authenticated caller: Redis, the metrics and the
+/// slots.
 pub struct Exchange {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub slots: Slots,
+}
+
+/// Bounds how many exchanges are between taking their code and answering at once
+/// (`server.exchange_slots` per worker). A Redis reply is read when its worker gets to it: with
+/// 1,000 exchanges in flight on one worker each signing RS256 (~0.3–1 ms), a reply waited up to
+/// a second behind the others' signatures, past `redis.timeout_ms`, and the client got a 503
+/// for a code Redis had in fact spent. An exchange takes its slot before it touches Redis, so
+/// one that cannot get a slot in `server.slot_wait_ms` gets a 503 with its code untouched.
+pub struct Slots {
+    semaphore: Semaphore,
+    wait: Duration,
+}
+
+impl Slots {
+    pub fn new(count: usize, wait: Duration) -> Self {
+        Self {
+            semaphore: Semaphore::new(count.min(Semaphore::MAX_PERMITS)),
+            wait,
+        }
+    }
+
+    async fn enter(&self) -> Result<SemaphorePermit<'_>, OAuthError> {
+        match tokio::time::timeout(self.wait, self.semaphore.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Timed out (the semaphore is never closed).
+            _ => Err(OAuthError::Busy),
+        }
+    }
 }
 
 impl Exchange {
@@ -46,6 +79,7 @@ impl Exchange {
                 "this client may not use the authorization_code grant".into(),
             ));
         }
+        let _slot = self.slots.enter().await?;
         let code = request.code.expose();
         let jti = (self.store)
             .new_jti(code)

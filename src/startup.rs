@@ -12,7 +12,7 @@ use tokio::signal::unix::Signal;
 
 use crate::client_auth::ClientAuth;
 use crate::config::Settings;
-use crate::exchange::Exchange;
+use crate::exchange::{Exchange, Slots};
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
@@ -99,9 +99,18 @@ impl Application {
             throttle,
             Arc::clone(&metrics),
         ));
+        // actix starts one worker per available core when `workers` is 0.
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let exchange = web::Data::new(Exchange {
             store: store.clone(),
             metrics: Arc::clone(&metrics),
+            slots: Slots::new(
+                settings.server.exchange_slots * workers,
+                Duration::from_millis(settings.server.slot_wait_ms),
+            ),
         });
         // For /readyz, which pings the store and times the ping.
         let store_data = web::Data::new(store.clone());

@@ -68,6 +68,10 @@ pub enum OAuthError {
     /// Redis is down, slow or refusing: the client may retry.
     #[error("temporarily_unavailable")]
     Unavailable(#[source] crate::store::StoreError),
+    /// No exchange slot came free in `server.slot_wait_ms` (`exchange::Slots`): 503 with
+    /// `Retry-After`; the code was not touched.
+    #[error("temporarily_unavailable: busy")]
+    Busy,
     /// Every Argon2 verification slot stayed busy (`secret_hash::Argon2Limit`): 503 with
     /// `Retry-After`, as for Redis trouble.
     #[error("temporarily_unavailable: client authentication overloaded")]
@@ -110,7 +114,7 @@ impl OAuthError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope { .. } => "insufficient_scope",
-            Self::Unavailable(_) | Self::Overloaded => "temporarily_unavailable",
+            Self::Unavailable(_) | Self::Overloaded | Self::Busy => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -138,6 +142,7 @@ impl OAuthError {
             }
             Self::Unavailable(_) => "the token store is unavailable, retry shortly",
             Self::Overloaded => "too many client authentications at once, retry shortly",
+            Self::Busy => "the server is busy, retry shortly",
             Self::Internal(_) => "internal error, see the server log",
         }
     }
@@ -180,7 +185,7 @@ impl ResponseError for OAuthError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -200,7 +205,7 @@ impl ResponseError for OAuthError {
                     HeaderValue::from_static("Basic realm=\"sso-token\", charset=\"UTF-8\""),
                 ));
             }
-            Self::Unavailable(_) | Self::Overloaded => {
+            Self::Unavailable(_) | Self::Overloaded | Self::Busy => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Self::BearerRequired => {

@@ -200,3 +200,45 @@ async fn a_repeated_exchange_call_answers_what_it_took() {
     let after = app.store.take_code(&code, &jti, 60, head).await.unwrap();
     assert_eq!(after, Taken::Unknown);
 }
+
+/// `server.exchange_slots`: an exchange past the slots waits before it touches Redis, and one
+/// that waits longer than `server.slot_wait_ms` gets a 503 with its code untouched, while the
+/// exchange that holds the slot completes once Redis answers.
+#[tokio::test]
+async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
+    let redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = 2000;
+        s.server.workers = 1;
+        s.server.exchange_slots = 1;
+        s.server.slot_wait_ms = 200;
+    })
+    .await;
+    let (holder, waiter) = (app.issue_code(&APP).await, app.issue_code(&APP).await);
+    // Redis holds every command for 800 ms: the first exchange keeps its slot that long.
+    let _: () = app
+        .query(redis::cmd("CLIENT").arg("PAUSE").arg(800).arg("ALL"))
+        .await;
+
+    let first = app.exchange(&APP, &holder);
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let answer = Answer::of(app.exchange(&APP, &waiter).await).await;
+        (answer, started.elapsed())
+    };
+    let (first, (second, waited)) = tokio::join!(first, second);
+
+    let first = Answer::of(first).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(second.status, 503, "{}", second.text);
+    assert_eq!(second.error(), "temporarily_unavailable");
+    assert_eq!(second.header("retry-after").as_deref(), Some("1"));
+    assert!(waited < Duration::from_millis(600), "waited {waited:?}");
+    assert!(
+        app.code_exists(&waiter).await,
+        "the waiting exchange touched its code"
+    );
+    assert_eq!(app.exchange(&APP, &waiter).await.status().as_u16(), 200);
+}
