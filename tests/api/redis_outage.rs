@@ -234,7 +234,7 @@ async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
     assert_eq!(first.status, 200, "{}", first.text);
     assert_eq!(second.status, 503, "{}", second.text);
     assert_eq!(second.error(), "temporarily_unavailable");
-    assert_eq!(second.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(second.header("retry-after"), Some("1"));
     assert!(waited < Duration::from_millis(600), "waited {waited:?}");
     assert!(
         app.code_exists(&waiter).await,
