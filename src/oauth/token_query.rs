@@ -141,7 +141,10 @@ mod tests {
 
     #[test]
     fn client_credentials_are_required() {
-        let got = description(TokenQuery::parse(FORM, None, b"token=a"));
-        assert!(got.contains("client_id"), "{got}");
+        // RFC 6749 §5.2 (RFC 7662 §2.1, RFC 7009 §2.1 defer to it): invalid_client.
+        match TokenQuery::parse(FORM, None, b"token=a") {
+            Err(OAuthError::InvalidClient(got)) => assert!(got.contains("client_id"), "{got}"),
+            other => panic!("expected invalid_client, got {other:?}"),
+        }
     }
 }
