@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{APP, Answer, OTHER, basic_auth, json_request, spawn_app};
+use crate::helpers::{APP, Answer, OTHER, TestApp, basic_auth, json_request, spawn_app};
 
 const JSON: Option<&str> = Some("application/json");
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
@@ -166,6 +166,27 @@ async fn malformed_requests_get_a_4xx_rfc_error_and_burn_no_code() {
     }
 }
 
+/// Sends `request` as raw bytes on a new connection and reads until the server closes it (it
+/// may reset the connection after answering early; what it sent is kept): the status and the
+/// JSON body, or `None` if the connection was still open after 5 s.
+async fn raw_answer(app: &TestApp, request: &[u8]) -> Option<(u16, Value)> {
+    let port = app.address.rsplit(':').next().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    // A reset after the answer is an `Err` here; what was read is kept all the same.
+    let _reset = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
+        .await
+        .ok()?;
+    let raw = String::from_utf8_lossy(&raw);
+    let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok());
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body = serde_json::from_str(body).unwrap_or_else(|_| panic!("no JSON body: {raw}"));
+    Some((status.unwrap_or_else(|| panic!("no status: {raw}")), body))
+}
+
 #[tokio::test]
 async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
     let app = spawn_app().await;
@@ -187,26 +208,12 @@ async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}0\r\n\r\n",
         sso_token::startup::TOKEN_PATH
     );
-    let port = app.address.rsplit(':').next().unwrap();
-    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+
+    let (status, body) = raw_answer(&app, request.as_bytes())
         .await
-        .unwrap();
+        .expect("an answer within 5 s");
 
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    // The server may reset the connection after answering early; what it sent is kept.
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
-
-    assert!(read.is_ok(), "no answer within 5 s");
-    let raw = String::from_utf8_lossy(&raw);
-    let status: u16 = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    assert_eq!(status, 413, "{raw}");
-    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"], "invalid_request");
     assert!(app.code_exists(&code).await, "the code was burnt");
 }
@@ -219,28 +226,20 @@ async fn a_body_that_never_arrives_gets_408_and_the_connection_is_closed() {
     let app = crate::helpers::spawn_app_with(|s| s.server.body_timeout_ms = 300).await;
     let code = app.issue_code(&APP).await;
     let body = json_with(&code, |_| {});
-    let request = format!(
+    let head = format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n",
         sso_token::startup::TOKEN_PATH,
         body.len()
     );
-    let port = app.address.rsplit(':').next().unwrap();
-    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
-        .await
-        .unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
     // Half the body, then nothing more.
-    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    let request = [head.as_bytes(), &body[..body.len() / 2]].concat();
 
-    let mut raw = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+    let (status, body) = raw_answer(&app, &request)
+        .await
+        .expect("the connection was still open after 5 s");
 
-    assert!(read.is_ok(), "the connection was still open after 5 s");
-    let raw = String::from_utf8_lossy(&raw);
-    assert!(raw.starts_with("HTTP/1.1 408 "), "{raw}");
-    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(status, 408, "{body}");
     assert_eq!(body["error"], "invalid_request");
     assert!(app.code_exists(&code).await, "the code was burnt");
 }
