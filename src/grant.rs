@@ -121,6 +121,10 @@ pub fn check(
 fn parse(raw_record: &[u8]) -> Result<CodeRecord, String> {
     // serde's derived struct also reads a JSON array, by position; introspection reads token
     // records as objects only, so an array would make a token nobody can introspect.
+    if raw_record.is_empty() {
+        // What the exchange script answers for a key that held no string or over 64 KiB.
+        return Err("empty, not a string in Redis, or over 64 KiB".into());
+    }
     if raw_record.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".into());
     }

@@ -35,14 +35,26 @@ use crate::config::{RedisMode, RedisSettings};
 /// the issued `jti` as a status reply (replayed), or nil. One value parses in about half the time
 /// of an array of two (the reply parser's cost is per value), and nothing is concatenated.
 ///
+/// A code key that holds no string (`WRONGTYPE`), or a record over 64 KiB, is spent without a
+/// token record or a marker and answered as an empty record, which `grant::check` refuses as
+/// malformed: an authorize service's mistake is then an `invalid_grant` instead of a 503 for
+/// ever, and a huge record is not copied into a token record.
+///
 /// The `#!lua` line (Redis 7) declares a writing script, which Redis then refuses up front on a
 /// replica (READONLY) or on a master without enough replicas (NOREPLICAS, with
 /// `min-replicas-to-write`), even when this call would only read. So a lane still connected to a
 /// master that a Sentinel failover demoted gets an error, and reconnects to the new master,
 /// instead of reading stale data there (an unknown code, a missed replay).
 const EXCHANGE_SCRIPT: &str = r"#!lua
-local record = redis.call('GETDEL', KEYS[1])
+local record = redis.pcall('GETDEL', KEYS[1])
+if type(record) == 'table' then
+  redis.call('DEL', KEYS[1])
+  return ''
+end
 if record then
+  if #record > 65536 then
+    return ''
+  end
   redis.call('SET', KEYS[3], ARGV[3] .. record .. '}', 'EX', ARGV[2])
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
   return record
