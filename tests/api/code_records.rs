@@ -5,8 +5,8 @@ use deadpool_redis::redis;
 use serde_json::json;
 
 use crate::helpers::{
-    APP, Answer, ISSUER, RFC7636_VERIFIER, code_record, json_request, spawn_app, spawn_app_with,
-    verify_token,
+    APP, Answer, ISSUER, RFC7636_VERIFIER, TestApp, code_record, json_request, spawn_app,
+    spawn_app_with, verify_token,
 };
 
 #[tokio::test]
@@ -118,18 +118,10 @@ async fn a_record_that_is_not_utf8_is_malformed_and_leaves_no_token_record() {
     assert_eq!(app.keys("token:*").await, Vec::<String>::new());
 }
 
-/// A code key the authorize service wrote as another Redis type: spent, `invalid_grant` (not a
-/// 503 on every attempt).
-#[tokio::test]
-async fn a_code_key_that_holds_no_string_is_an_invalid_grant_and_spent() {
-    let app = spawn_app().await;
-    let code = "OC-1001-HashNotAStringAtAll00000".to_owned();
-    let key = app.store.code_key(&code);
-    let _: () = app
-        .query(redis::cmd("HSET").arg(&key).arg("client_id").arg(APP.id))
-        .await;
-
-    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+/// An exchange of `code` was refused as `invalid_grant`, spent the code and wrote nothing: no
+/// token record, no replay marker.
+async fn assert_spent_and_nothing_written(app: &TestApp, code: &str) {
+    let answer = Answer::of(app.exchange(&APP, code).await).await;
 
     assert_eq!(
         (answer.status, answer.error()),
@@ -137,42 +129,35 @@ async fn a_code_key_that_holds_no_string_is_an_invalid_grant_and_spent() {
         "{}",
         answer.text
     );
-    assert!(!app.exists(&key).await, "the code key is still there");
-    assert!(
-        app.keys("token:*").await.is_empty(),
-        "a token record was written"
-    );
+    assert!(!app.code_exists(code).await, "the code is still there");
+    for (pattern, what) in [("token:*", "a token record"), ("used:*", "a replay marker")] {
+        assert!(app.keys(pattern).await.is_empty(), "{what} was written");
+    }
+}
+
+/// A code key the authorize service wrote as another Redis type: spent, `invalid_grant` (not a
+/// 503 on every attempt).
+#[tokio::test]
+async fn a_code_key_that_holds_no_string_is_an_invalid_grant_and_spent() {
+    let app = spawn_app().await;
+    let code = "OC-1001-HashNotAStringAtAll00000";
+    let key = app.store.code_key(code);
+    let _: () = app
+        .query(redis::cmd("HSET").arg(&key).arg("client_id").arg(APP.id))
+        .await;
+
+    assert_spent_and_nothing_written(&app, code).await;
 }
 
 /// A record over 64 KiB is spent and refused, and not copied into a token record.
 #[tokio::test]
 async fn a_code_record_over_64_kib_is_an_invalid_grant_and_writes_nothing() {
     let app = spawn_app().await;
-    let code = "OC-1001-HugeRecordOver64KiB00000".to_owned();
+    let code = "OC-1001-HugeRecordOver64KiB00000";
     let mut record = serde_json::to_value(code_record(&APP)).unwrap();
     record["name"] = json!("x".repeat(70_000));
-    assert!(
-        app.store
-            .put_code(&code, &record.to_string(), 60)
-            .await
-            .unwrap()
-    );
+    let written = app.store.put_code(code, &record.to_string(), 60).await;
+    assert!(written.unwrap());
 
-    let answer = Answer::of(app.exchange(&APP, &code).await).await;
-
-    assert_eq!(
-        (answer.status, answer.error()),
-        (400, "invalid_grant"),
-        "{}",
-        answer.text
-    );
-    assert!(!app.code_exists(&code).await, "the code is still there");
-    assert!(
-        app.keys("token:*").await.is_empty(),
-        "a token record was written"
-    );
-    assert!(
-        app.keys("used:*").await.is_empty(),
-        "a replay marker was written"
-    );
+    assert_spent_and_nothing_written(&app, code).await;
 }
