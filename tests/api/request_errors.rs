@@ -187,6 +187,18 @@ async fn raw_answer(app: &TestApp, request: &[u8]) -> Option<(u16, Value)> {
     Some((status.unwrap_or_else(|| panic!("no status: {raw}")), body))
 }
 
+/// `request`, sent raw, gets `status` with `invalid_request`, the connection closed within 5 s,
+/// and `code` is not burnt.
+async fn assert_raw_refusal(app: &TestApp, request: &[u8], status: u16, code: &str) {
+    let (got, body) = raw_answer(app, request)
+        .await
+        .expect("the connection was still open after 5 s");
+
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["error"], "invalid_request");
+    assert!(app.code_exists(code).await, "the code was burnt");
+}
+
 #[tokio::test]
 async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
     let app = spawn_app().await;
@@ -209,13 +221,7 @@ async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
         sso_token::startup::TOKEN_PATH
     );
 
-    let (status, body) = raw_answer(&app, request.as_bytes())
-        .await
-        .expect("an answer within 5 s");
-
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(body["error"], "invalid_request");
-    assert!(app.code_exists(&code).await, "the code was burnt");
+    assert_raw_refusal(&app, request.as_bytes(), 413, &code).await;
 }
 
 /// A body that is declared and never finished: 408 within `server.body_timeout_ms`, the
@@ -235,13 +241,36 @@ async fn a_body_that_never_arrives_gets_408_and_the_connection_is_closed() {
     // Half the body, then nothing more.
     let request = [head.as_bytes(), &body[..body.len() / 2]].concat();
 
-    let (status, body) = raw_answer(&app, &request)
-        .await
-        .expect("the connection was still open after 5 s");
+    assert_raw_refusal(&app, &request, 408, &code).await;
+}
 
-    assert_eq!(status, 408, "{body}");
-    assert_eq!(body["error"], "invalid_request");
-    assert!(app.code_exists(&code).await, "the code was burnt");
+/// A JSON token request for `code` with these extra headers: refused as 400 `invalid_request`
+/// without burning the code. Returns the answer for what else a test checks.
+async fn assert_refused_with(
+    app: &TestApp,
+    code: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
+    let mut request = app
+        .http
+        .post(app.token_url())
+        .header("Content-Type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+
+    let answer = Answer::of(request.send().await.unwrap()).await;
+
+    assert_eq!(
+        (answer.status, answer.error()),
+        (400, "invalid_request"),
+        "{}",
+        answer.text
+    );
+    assert!(app.code_exists(code).await, "the code was burnt");
+    answer
 }
 
 /// RFC 9110 §11.6.2: `Authorization` carries one set of credentials. Two lines are refused, not
@@ -255,26 +284,18 @@ async fn two_authorization_headers_are_refused() {
         body.remove("client_id");
         body.remove("client_secret");
     });
-
-    let response = app
-        .http
-        .post(app.token_url())
-        .header("Content-Type", "application/json")
-        .header("Authorization", basic_auth(APP.id, APP.secret))
-        .header("Authorization", basic_auth(OTHER.id, "wrong"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-
-    let answer = Answer::of(response).await;
-    assert_eq!(
-        (answer.status, answer.error()),
-        (400, "invalid_request"),
-        "{}",
-        answer.text
+    let (ours, other) = (
+        basic_auth(APP.id, APP.secret),
+        basic_auth(OTHER.id, "wrong"),
     );
-    assert!(app.code_exists(&code).await, "the code was burnt");
+
+    assert_refused_with(
+        &app,
+        &code,
+        &[("Authorization", &ours), ("Authorization", &other)],
+        body,
+    )
+    .await;
 }
 
 /// No content coding is decoded: an encoded body is refused by name, not as "not valid JSON".
@@ -282,24 +303,9 @@ async fn two_authorization_headers_are_refused() {
 async fn a_content_encoded_body_is_refused_by_name() {
     let app = spawn_app().await;
     let code = app.issue_code(&APP).await;
+    let body = json_with(&code, |_| {});
 
-    let response = app
-        .http
-        .post(app.token_url())
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body(json_with(&code, |_| {}))
-        .send()
-        .await
-        .unwrap();
+    let answer = assert_refused_with(&app, &code, &[("Content-Encoding", "gzip")], body).await;
 
-    let answer = Answer::of(response).await;
-    assert_eq!(
-        (answer.status, answer.error()),
-        (400, "invalid_request"),
-        "{}",
-        answer.text
-    );
     assert!(answer.text.contains("Content-Encoding"), "{}", answer.text);
-    assert!(app.code_exists(&code).await, "the code was burnt");
 }
