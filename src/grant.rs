@@ -36,11 +36,47 @@ pub struct CodeRecord {
 }
 
 /// Scopes as an array, or as one string joined by `token.scope_separator`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum ScopeField {
     List(Vec<String>),
     Joined(String),
+}
+
+/// Read by the JSON type it meets rather than `#[serde(untagged)]`, which buffers the value
+/// and tries each variant in turn: one allocation per scope less on every exchange.
+impl<'de> Deserialize<'de> for ScopeField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ScopeField;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of strings or one string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, joined: &str) -> Result<ScopeField, E> {
+                Ok(ScopeField::Joined(joined.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, joined: String) -> Result<ScopeField, E> {
+                Ok(ScopeField::Joined(joined))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ScopeField, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(16));
+                while let Some(scope) = seq.next_element()? {
+                    list.push(scope);
+                }
+                Ok(ScopeField::List(list))
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A grant that passed every check: who the token is for and what it allows.
@@ -52,16 +88,25 @@ pub struct Grant {
 }
 
 impl ScopeField {
+    /// Trimmed, empty ones dropped; a list that is already clean is kept as it is.
     fn into_scopes(self, separator: &str) -> Vec<String> {
-        let scopes = match self {
-            Self::List(list) => list,
-            Self::Joined(joined) => joined.split(separator).map(str::to_owned).collect(),
-        };
-        scopes
-            .into_iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
+        match self {
+            Self::List(mut list) => {
+                for scope in &mut list {
+                    if scope.trim().len() != scope.len() {
+                        *scope = scope.trim().to_owned();
+                    }
+                }
+                list.retain(|scope| !scope.is_empty());
+                list
+            }
+            Self::Joined(joined) => joined
+                .split(separator)
+                .map(str::trim)
+                .filter(|scope| !scope.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
     }
 }
 

@@ -176,6 +176,11 @@ fn scopes_are_read_from_an_array_or_a_string_joined_by_the_configured_separator(
         (" ", json!("user:email"), vec!["user:email"]),
         (" ", json!(""), vec![]),
         (",", json!([]), vec![]),
+        (
+            " ",
+            json!([" user:basic", "", "user:email  ", " "]),
+            vec!["user:basic", "user:email"],
+        ),
     ];
     for (separator, scope, expected) in cases {
         let raw = record_with(json!({ "scope": scope }));
