@@ -233,6 +233,14 @@ pub struct TokenSettings {
     /// Clock skew tolerated when introspection and user info check `exp`, in seconds.
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// Oldest code (by its record's `issued_at`) exchanged, in seconds; 0: only the record's TTL.
+    #[serde(default = "default_code_max_age")]
+    pub code_max_age_secs: u64,
+}
+
+/// RFC 6749 §4.1.2 recommends 10 minutes at most.
+fn default_code_max_age() -> u64 {
+    600
 }
 
 fn default_leeway() -> u64 {
@@ -629,6 +637,9 @@ impl Settings {
         }
         if self.token.leeway_secs > 300 {
             return invalid("token.leeway_secs", "must be at most 300 seconds");
+        }
+        if self.token.code_max_age_secs > 3600 {
+            return invalid("token.code_max_age_secs", "must be at most 3600 seconds");
         }
         self.discovery.validate()?;
         Ok(self)

@@ -308,3 +308,21 @@ fn with_sentinel_a_wait_must_end_before_redis_rs_ends_the_command() {
         .is_ok()
     );
 }
+
+#[test]
+fn codes_live_ten_minutes_at_most_by_default_and_an_hour_at_most_by_choice() {
+    let settings = shipped();
+    assert_eq!(settings.token.code_max_age_secs, 600);
+    for (max_age, valid) in [(0, true), (3600, true), (3601, false)] {
+        let mut settings = shipped();
+        settings.token.code_max_age_secs = max_age;
+        match settings.validate() {
+            Ok(_) => assert!(valid, "{max_age} was accepted"),
+            Err(ConfigError::Invalid { setting, .. }) => {
+                assert!(!valid, "{max_age} was refused");
+                assert_eq!(setting, "token.code_max_age_secs");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::client_auth::Caller;
 use crate::clients::Client;
 use crate::clock::unix_now;
-use crate::grant::{self, Grant};
+use crate::grant::{self, CodeRules, Grant};
 use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, Sensitive, TokenRequest};
@@ -107,7 +107,7 @@ impl Exchange {
                 return Err(self.revoke_replayed(client, &issued).await);
             }
         };
-        let outcome = grant::check(&record, client, request, &settings.scope_separator)
+        let outcome = grant::check(&record, client, request, CodeRules::new(settings, iat))
             .and_then(|grant| sign(snapshot, client, grant, &jti, iat, exp));
         if outcome.is_ok() {
             self.metrics.token_issued();

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::clients::Client;
+use crate::config::TokenSettings;
 use crate::oauth::{OAuthError, TokenRequest, pkce};
 use crate::redact;
 
@@ -19,7 +20,8 @@ pub struct CodeRecord {
     pub code_challenge: Option<String>,
     #[serde(default)]
     pub code_challenge_method: Option<pkce::Method>,
-    /// Informational (seconds since the epoch); the record's TTL is what limits a code's life.
+    /// Seconds since the epoch. When present, a code older than `token.code_max_age_secs` is
+    /// refused even if its record is still in Redis (the record's TTL is set by the writer).
     #[serde(default)]
     pub issued_at: Option<u64>,
     /// The optional profile for user info (`userinfo::Profile`), typed here so that a record
@@ -110,15 +112,46 @@ impl ScopeField {
     }
 }
 
-/// Checks, in this order: the record is well-formed, was issued to this client for this
-/// redirect URI (which is still registered), PKCE, and the scopes the client may have.
+/// What the token settings say about codes, at the time of the exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeRules<'a> {
+    /// Splits a scope stored as one string.
+    pub scope_separator: &'a str,
+    /// A code issued longer ago than this (plus `leeway_secs`) is expired; 0: no limit but the
+    /// record's TTL.
+    pub max_age_secs: u64,
+    /// Clock skew allowed between the authorize service and us.
+    pub leeway_secs: u64,
+    /// Seconds since the epoch.
+    pub now: u64,
+}
+
+impl<'a> CodeRules<'a> {
+    pub fn new(settings: &'a TokenSettings, now: u64) -> Self {
+        Self {
+            scope_separator: &settings.scope_separator,
+            max_age_secs: settings.code_max_age_secs,
+            leeway_secs: settings.leeway_secs,
+            now,
+        }
+    }
+
+    fn expired(&self, issued_at: Option<u64>) -> bool {
+        let limit = self.max_age_secs.saturating_add(self.leeway_secs);
+        self.max_age_secs > 0 && issued_at.is_some_and(|at| self.now.saturating_sub(at) > limit)
+    }
+}
+
+/// Checks, in this order: the record is well-formed and not too old (RFC 6749 §4.1.2: codes
+/// live 10 minutes at most), was issued to this client for this redirect URI (which is still
+/// registered), PKCE, and the scopes the client may have.
 /// `raw_record` is the bytes Redis holds: one that is not UTF-8 is malformed like one that is
 /// not JSON (serde_json checks both in the same pass).
 pub fn check(
     raw_record: &[u8],
     client: &Client,
     request: &TokenRequest,
-    scope_separator: &str,
+    rules: CodeRules<'_>,
 ) -> Result<Grant, OAuthError> {
     let record = parse(raw_record).map_err(|problem| {
         log::warn!("client {}: code record is malformed: {problem}", client.id);
@@ -131,6 +164,11 @@ pub fn check(
         );
         return Err(OAuthError::invalid_grant(
             "the authorization code record is incomplete; sign in again",
+        ));
+    }
+    if rules.expired(record.issued_at) {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired; sign in again",
         ));
     }
     if record.client_id != client.id {
@@ -149,7 +187,7 @@ pub fn check(
         ));
     }
     check_pkce(&record, request)?;
-    let scopes = record.scope.into_scopes(scope_separator);
+    let scopes = record.scope.into_scopes(rules.scope_separator);
     if let Some(denied) = scopes.iter().find(|s| !client.allows_scope(s)) {
         return Err(OAuthError::InvalidScope(
             format!("scope `{denied}` is not allowed for this client").into(),

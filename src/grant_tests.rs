@@ -66,7 +66,7 @@ fn record() -> Value {
         "username": "alice",
         "account_id": "42",
         "scope": ["user:basic", "user:email"],
-        "issued_at": 1_700_000_000,
+        "issued_at": ISSUED_AT,
     })
 }
 
@@ -78,8 +78,21 @@ fn record_with(changes: Value) -> String {
     record.to_string()
 }
 
+/// The record's `issued_at`.
+const ISSUED_AT: u64 = 1_700_000_000;
+
+/// Rules with this separator, 10 minutes' code age and 30 s leeway, a minute after `ISSUED_AT`.
+fn rules(scope_separator: &str) -> CodeRules<'_> {
+    CodeRules {
+        scope_separator,
+        max_age_secs: 600,
+        leeway_secs: 30,
+        now: ISSUED_AT + 60,
+    }
+}
+
 fn check_app(raw: &str, request: &TokenRequest) -> Result<Grant, OAuthError> {
-    check(raw.as_bytes(), client("app"), request, " ")
+    check(raw.as_bytes(), client("app"), request, rules(" "))
 }
 
 /// `app`'s record checked for its registered redirect URI with this scope separator.
@@ -88,7 +101,7 @@ fn check_scopes(raw: &str, separator: &str) -> Result<Grant, OAuthError> {
         raw.as_bytes(),
         client("app"),
         &request(REDIRECT_URI, None),
-        separator,
+        rules(separator),
     )
 }
 
@@ -273,7 +286,7 @@ fn a_record_for_another_client_or_redirect_uri_is_refused() {
             raw.as_bytes(),
             client(client_id),
             &request(redirect_uri, None),
-            " ",
+            rules(" "),
         ));
         assert!(
             description.contains(expected),
@@ -371,4 +384,49 @@ fn a_record_with_an_empty_username_or_account_id_is_refused() {
             "{changes}: {description}"
         );
     }
+}
+
+#[test]
+fn a_code_older_than_the_maximum_age_is_expired_even_while_its_record_lasts() {
+    let raw = record();
+    let raw = raw.to_string();
+    let at = |now: u64, max_age_secs: u64| CodeRules {
+        now,
+        max_age_secs,
+        ..rules(" ")
+    };
+    let exchange = |rules| {
+        check(
+            raw.as_bytes(),
+            client("app"),
+            &request(REDIRECT_URI, None),
+            rules,
+        )
+    };
+    // Within 600 s plus 30 s of leeway, or issued "later" by a clock ahead of ours: granted.
+    for now in [ISSUED_AT, ISSUED_AT + 630, ISSUED_AT - 3600] {
+        assert!(
+            exchange(at(now, 600)).is_ok(),
+            "now = issued_at {:+}",
+            now as i64 - ISSUED_AT as i64
+        );
+    }
+    let description = invalid_grant(exchange(at(ISSUED_AT + 631, 600)));
+    assert!(description.contains("expired"), "{description}");
+    // 0 leaves the record's TTL as the only limit.
+    assert!(exchange(at(ISSUED_AT + 86_400, 0)).is_ok());
+    // Without issued_at only the TTL limits the code.
+    let mut undated = record();
+    undated.as_object_mut().unwrap().remove("issued_at");
+    let undated = undated.to_string();
+    let late = at(ISSUED_AT + 86_400, 600);
+    assert!(
+        check(
+            undated.as_bytes(),
+            client("app"),
+            &request(REDIRECT_URI, None),
+            late
+        )
+        .is_ok()
+    );
 }

@@ -161,3 +161,43 @@ async fn a_code_record_over_64_kib_is_an_invalid_grant_and_writes_nothing() {
 
     assert_spent_and_nothing_written(&app, code).await;
 }
+
+/// A code issued longer ago than `token.code_max_age_secs` (plus leeway) is expired although the
+/// authorize service gave its record a longer TTL; one just inside the limit is exchanged.
+#[tokio::test]
+async fn a_code_older_than_the_maximum_age_is_expired_whatever_its_ttl() {
+    let app = spawn_app_with(|s| {
+        s.token.code_max_age_secs = 120;
+        s.token.leeway_secs = 5;
+    })
+    .await;
+    let now = sso_token::clock::unix_now();
+    let mut old = code_record(&APP);
+    old.issued_at = now - 130;
+    let old_code = app.write_code(&old).await;
+    let mut recent = code_record(&APP);
+    recent.issued_at = now - 115;
+    let recent_code = app.write_code(&recent).await;
+
+    let answer = Answer::of(app.exchange(&APP, &recent_code).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+
+    let answer = Answer::of(app.exchange(&APP, &old_code).await).await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (400, "invalid_grant"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.json["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired")),
+        "{}",
+        answer.text
+    );
+    assert!(
+        !app.code_exists(&old_code).await,
+        "the old code is still there"
+    );
+}

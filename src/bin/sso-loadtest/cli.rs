@@ -112,8 +112,9 @@ pub struct RunArgs {
     /// invalid_grant.
     #[arg(long, default_value_t = 0, value_parser = replay_every)]
     pub replay_every: u64,
-    /// TTL of the seeded codes, seconds; unused codes are deleted after the run.
-    #[arg(long, default_value_t = 3600)]
+    /// TTL of the seeded codes, seconds; unused codes are deleted after the run. The server
+    /// refuses codes older than `token.code_max_age_secs` (600) whatever their TTL.
+    #[arg(long, default_value_t = 600)]
     pub code_ttl: u64,
     /// SET commands per pipelined round trip when seeding.
     #[arg(long, default_value_t = 1000)]
