@@ -227,7 +227,9 @@ pub struct TokenSettings {
     /// directory, like `clients.file`.
     pub signing_key: PathBuf,
     /// Keys published and accepted for verification only: the next signer before it signs, the
-    /// previous one until its tokens have expired (README, "Key rotation").
+    /// previous one until its tokens have expired (README, "Key rotation"). Public key files
+    /// (SPKI or PKCS#1 RSA), so that a retired private key need not stay on disk, or private
+    /// keys, of which only the public half is used.
     #[serde(default, deserialize_with = "list")]
     pub verify_keys: Vec<PathBuf>,
     /// Clock skew tolerated when introspection and user info check `exp`, in seconds.

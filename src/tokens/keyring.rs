@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Minter;
-use super::keys::{KeyError, PublicJwk, SigningKey};
+use super::keys::{KeyError, PublicJwk, SigningKey, VerifyingKey};
 use super::verify::Verifier;
 use crate::config::TokenSettings;
 
@@ -33,27 +33,30 @@ pub enum KeyringError {
         path: String,
         source: KeyError,
     },
-    #[error("key {kid}: {source}")]
-    Public { kid: String, source: KeyError },
     #[error("token.typ: {0}")]
     Header(#[from] serde_json::Error),
 }
 
 /// RFC 7517 §5: a JWK Set.
 #[derive(Serialize)]
-struct JwkSet<'a> {
-    keys: Vec<&'a PublicJwk>,
+struct JwkSet {
+    keys: Vec<PublicJwk>,
 }
 
 impl Keyring {
-    /// Reads `token.signing_key` and every `token.verify_keys` file.
+    /// Reads `token.signing_key` (a private key) and every `token.verify_keys` file (a public
+    /// key, or a private key of which only the public half is used).
     pub fn load(settings: &TokenSettings) -> Result<Self, KeyringError> {
-        let signer = read_key("token.signing_key", &settings.signing_key)?;
+        let signer = read_key(
+            "token.signing_key",
+            &settings.signing_key,
+            SigningKey::from_pem,
+        )?;
         let verify_only = settings
             .verify_keys
             .iter()
             .filter(|path| !path.as_os_str().is_empty())
-            .map(|path| read_key("token.verify_keys", path))
+            .map(|path| read_key("token.verify_keys", path, VerifyingKey::from_pem))
             .collect::<Result<Vec<_>, _>>()?;
         Self::new(signer, verify_only, &settings.typ)
     }
@@ -61,20 +64,15 @@ impl Keyring {
     /// A key listed twice (for example the new signer still in `verify_keys`) counts once.
     pub fn new(
         signer: SigningKey,
-        verify_only: Vec<SigningKey>,
+        verify_only: Vec<VerifyingKey>,
         typ: &str,
     ) -> Result<Self, KeyringError> {
         let mut verifier = Verifier::default();
         let mut published = Vec::with_capacity(1 + verify_only.len());
-        for key in std::iter::once(&signer).chain(&verify_only) {
-            let added = verifier
-                .insert(key)
-                .map_err(|source| KeyringError::Public {
-                    kid: key.kid().to_owned(),
-                    source,
-                })?;
-            if added {
-                published.push(key.public_jwk());
+        for key in std::iter::once(signer.verifying_key().clone()).chain(verify_only) {
+            let jwk = key.public_jwk().clone();
+            if verifier.insert(key) {
+                published.push(jwk);
             }
         }
         let jwks = serde_json::to_string(&JwkSet { keys: published })?;
@@ -110,16 +108,24 @@ impl Keyring {
     }
 }
 
-fn read_key(setting: &'static str, path: &Path) -> Result<SigningKey, KeyringError> {
+fn read_key<K>(
+    setting: &'static str,
+    path: &Path,
+    parse: fn(&str) -> Result<K, KeyError>,
+) -> Result<K, KeyringError> {
     let shown = path.display().to_string();
     let pem = std::fs::read_to_string(path).map_err(|source| KeyringError::File {
         setting,
         path: shown.clone(),
         source,
     })?;
-    SigningKey::from_pem(&pem).map_err(|source| KeyringError::Key {
+    parse(&pem).map_err(|source| KeyringError::Key {
         setting,
         path: shown,
         source,
     })
 }
+
+#[cfg(test)]
+#[path = "keyring_tests.rs"]
+mod tests;

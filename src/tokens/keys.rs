@@ -1,4 +1,6 @@
-//! Signing keys: parsed once from PEM at start-up, identified by their RFC 7638 thumbprint.
+//! Keys: parsed once from PEM at start-up, identified by their RFC 7638 thumbprint. A signing
+//! key is a private key; a verifying key is the public half, read from a public key file or
+//! taken from a private key, by one code path so that the kid is the same either way.
 //!
 //! Signing goes straight to aws-lc-rs with the parsed key pair: `jsonwebtoken`'s `encode()`
 //! re-parses the private key on every call, which costs more than a fifth of an RSA signature.
@@ -6,7 +8,7 @@
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::rsa::{self, KeySize};
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
     Ed25519KeyPair, KeyPair, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
@@ -18,6 +20,21 @@ use serde::Serialize;
 
 /// RSA keys shorter than this are refused (RFC 7518 §3.3 asks for at least 2048 bits).
 const MIN_RSA_BITS: usize = 2048;
+
+/// The SubjectPublicKeyInfo header that aws-lc writes before a P-256 point, whatever form the
+/// point was read in; the 64 bytes after it are x || y.
+const P256_SPKI_HEADER: [u8; 27] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+];
+
+/// The SubjectPublicKeyInfo header of an Ed25519 key (RFC 8410); the 32 bytes after it are x.
+const ED25519_SPKI_HEADER: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// aws-lc takes input of this length as a raw Ed25519 key; no SubjectPublicKeyInfo is this short.
+const RAW_ED25519_LEN: usize = 32;
 
 /// The JWS algorithms we sign with, by the key type that implies them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,12 +67,20 @@ pub enum KeyKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("not a PEM private key: {0}")]
+    #[error("not a PEM key: {0}")]
     Pem(#[from] pem::PemError),
-    #[error("unsupported PEM block `{0}`; expected PRIVATE KEY (PKCS#8) or RSA PRIVATE KEY")]
+    #[error(
+        "unsupported PEM block `{0}`; expected PRIVATE KEY (PKCS#8) or RSA PRIVATE KEY, or for a \
+         verify-only key also PUBLIC KEY or RSA PUBLIC KEY"
+    )]
     Block(String),
-    #[error("not an RSA, P-256 or Ed25519 private key the signer accepts")]
+    #[error("not an RSA, P-256 or Ed25519 key that the service accepts")]
     Rejected,
+    #[error(
+        "holds a public key; signing needs the private key (a public key belongs in \
+         token.verify_keys)"
+    )]
+    PublicOnly,
     #[error("RSA key is too short; at least {MIN_RSA_BITS} bits are required")]
     TooShort,
     #[error("signing failed")]
@@ -70,16 +95,36 @@ enum Pair {
     Ed25519(Ed25519KeyPair),
 }
 
-/// A private key ready to sign, with its public half described as a JWK.
+/// A private key ready to sign, with its public half.
 pub struct SigningKey {
     pair: Pair,
     rng: SystemRandom,
-    jwk: PublicJwk,
+    public: VerifyingKey,
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey")
+            .field("kid", &self.public.jwk.kid)
+            .field("alg", &self.public.jwk.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The public half of a key: what checks its signatures and what the JWKS publishes. Always
+/// built from a SubjectPublicKeyInfo, so a retired key configured as its public half keeps the
+/// kid its tokens carry.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    jwk: PublicJwk,
+    /// The key as aws-lc encodes it, whatever form it was read in.
+    spki: Vec<u8>,
+    parsed: ParsedPublicKey,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey")
             .field("kid", &self.jwk.kid)
             .field("alg", &self.jwk.alg)
             .finish_non_exhaustive()
@@ -109,23 +154,29 @@ pub struct PublicJwk {
 impl SigningKey {
     /// Reads a PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) PEM document.
     pub fn from_pem(text: &str) -> Result<Self, KeyError> {
-        let block = pem::parse(text)?;
+        Self::from_block(&pem::parse(text)?)
+    }
+
+    fn from_block(block: &pem::Pem) -> Result<Self, KeyError> {
         let der = block.contents();
         let pair = match block.tag() {
             "RSA PRIVATE KEY" => Pair::Rsa(RsaKeyPair::from_der(der).map_err(rsa_rejected)?),
             "PRIVATE KEY" => Self::pkcs8(der)?,
+            "PUBLIC KEY" | "RSA PUBLIC KEY" => return Err(KeyError::PublicOnly),
             other => return Err(KeyError::Block(other.to_owned())),
         };
-        if let Pair::Rsa(rsa) = &pair
-            && rsa.public_modulus_len() * 8 < MIN_RSA_BITS
-        {
-            return Err(KeyError::TooShort);
+        let spki = match &pair {
+            Pair::Rsa(rsa) => rsa.public_key().as_der(),
+            Pair::Ecdsa(ec) => ec.public_key().as_der(),
+            Pair::Ed25519(ed) => ed.public_key().as_der(),
         }
-        let jwk = public_jwk(&pair);
+        .map_err(|_| KeyError::Public)?;
+        // Short RSA keys are refused here, by the check every public key passes.
+        let public = VerifyingKey::from_spki(spki.as_ref())?;
         Ok(Self {
             pair,
             rng: SystemRandom::new(),
-            jwk,
+            public,
         })
     }
 
@@ -173,25 +224,20 @@ impl SigningKey {
     }
 
     pub fn kid(&self) -> &str {
-        &self.jwk.kid
+        self.public.kid()
     }
 
     pub fn algorithm(&self) -> Algorithm {
-        self.jwk.alg
+        self.public.algorithm()
     }
 
     pub fn public_jwk(&self) -> &PublicJwk {
-        &self.jwk
+        self.public.public_jwk()
     }
 
-    /// The public half, parsed once, for checking the signatures this key made.
-    pub fn verifying_key(&self) -> Result<ParsedPublicKey, KeyError> {
-        let parsed = match &self.pair {
-            Pair::Rsa(rsa) => ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, rsa.public_key()),
-            Pair::Ecdsa(ec) => ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, ec.public_key()),
-            Pair::Ed25519(ed) => ParsedPublicKey::new(&ED25519, ed.public_key()),
-        };
-        parsed.map_err(|_| KeyError::Public)
+    /// The public half, for checking the signatures this key made.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.public
     }
 
     /// Signs `message` (the JWS signing input) and returns the raw signature.
@@ -214,6 +260,112 @@ impl SigningKey {
     }
 }
 
+impl VerifyingKey {
+    /// Reads a public key (`PUBLIC KEY`, a SubjectPublicKeyInfo, or PKCS#1 `RSA PUBLIC KEY`),
+    /// or takes the public half of a private key in any form [`SigningKey`] reads.
+    pub fn from_pem(text: &str) -> Result<Self, KeyError> {
+        let block = pem::parse(text)?;
+        match block.tag() {
+            "PUBLIC KEY" => Self::from_spki(block.contents()),
+            "RSA PUBLIC KEY" => {
+                let rsa = rsa::PublicKey::from_der(block.contents()).map_err(rsa_rejected)?;
+                Self::from_spki(rsa.as_der().map_err(|_| KeyError::Rejected)?.as_ref())
+            }
+            _ => SigningKey::from_block(&block).map(|key| key.public),
+        }
+    }
+
+    /// The one way to a verifying key: aws-lc parses the SubjectPublicKeyInfo, and the JWK is
+    /// built from aws-lc's own encoding of it.
+    fn from_spki(der: &[u8]) -> Result<Self, KeyError> {
+        if der.len() <= RAW_ED25519_LEN {
+            return Err(KeyError::Rejected);
+        }
+        match rsa::PublicKey::from_der(der) {
+            Ok(rsa) => return Self::rsa(&rsa),
+            Err(error) if error.description_() == "TooSmall" => return Err(KeyError::TooShort),
+            Err(_) => {}
+        }
+        if let Ok(parsed) = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, der) {
+            return Self::curve(parsed, &P256_SPKI_HEADER, |point| {
+                (point.len() == 64).then(|| {
+                    let (x, y) = point.split_at(32);
+                    Members::P256 { x, y }
+                })
+            });
+        }
+        let parsed = ParsedPublicKey::new(&ED25519, der).map_err(|_| KeyError::Rejected)?;
+        Self::curve(parsed, &ED25519_SPKI_HEADER, |x| {
+            (x.len() == 32).then_some(Members::Ed25519 { x })
+        })
+    }
+
+    /// An EC or Ed25519 key: its public members follow `header` in aws-lc's encoding.
+    fn curve(
+        parsed: ParsedPublicKey,
+        header: &[u8],
+        members: impl FnOnce(&[u8]) -> Option<Members<'_>>,
+    ) -> Result<Self, KeyError> {
+        let spki = parsed.as_der().map_err(|_| KeyError::Rejected)?;
+        let jwk = spki
+            .as_ref()
+            .strip_prefix(header)
+            .and_then(members)
+            .map(public_jwk)
+            .ok_or(KeyError::Rejected)?;
+        Ok(Self {
+            jwk,
+            spki: spki.as_ref().to_vec(),
+            parsed,
+        })
+    }
+
+    fn rsa(rsa: &rsa::PublicKey) -> Result<Self, KeyError> {
+        if rsa.modulus_len() * 8 < MIN_RSA_BITS {
+            return Err(KeyError::TooShort);
+        }
+        let spki = rsa.as_der().map_err(|_| KeyError::Rejected)?;
+        let parsed = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, spki.as_ref())
+            .map_err(|_| KeyError::Rejected)?;
+        let jwk = public_jwk(Members::Rsa {
+            n: rsa.modulus().big_endian_without_leading_zero(),
+            e: rsa.exponent().big_endian_without_leading_zero(),
+        });
+        Ok(Self {
+            jwk,
+            spki: spki.as_ref().to_vec(),
+            parsed,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.jwk.kid
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.jwk.alg
+    }
+
+    pub fn public_jwk(&self) -> &PublicJwk {
+        &self.jwk
+    }
+
+    /// Whether `signature` is this key's signature of `message` (with the algorithm the key
+    /// implies).
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed.verify_sig(message, signature).is_ok()
+    }
+
+    /// The key as a `PUBLIC KEY` PEM document, the form `token.verify_keys` takes.
+    pub fn to_pem(&self) -> String {
+        let block = pem::Pem::new("PUBLIC KEY", self.spki.clone());
+        pem::encode_config(
+            &block,
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        )
+    }
+}
+
 /// aws-lc-rs refuses short RSA keys itself; say so rather than "not a key".
 fn rsa_rejected(error: aws_lc_rs::error::KeyRejected) -> KeyError {
     if error.description_() == "TooSmall" {
@@ -227,14 +379,19 @@ fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The public members of a key, as big-endian bytes.
+enum Members<'a> {
+    Rsa { n: &'a [u8], e: &'a [u8] },
+    P256 { x: &'a [u8], y: &'a [u8] },
+    Ed25519 { x: &'a [u8] },
+}
+
 /// Builds the public JWK; `kid` is the RFC 7638 thumbprint over the required members, in
 /// lexicographic order and without white space.
-fn public_jwk(pair: &Pair) -> PublicJwk {
-    let (kty, alg, crv, n, e, x, y, canonical) = match pair {
-        Pair::Rsa(rsa) => {
-            let public = rsa.public_key();
-            let n = b64(public.modulus().big_endian_without_leading_zero());
-            let e = b64(public.exponent().big_endian_without_leading_zero());
+fn public_jwk(members: Members<'_>) -> PublicJwk {
+    let (kty, alg, crv, n, e, x, y, canonical) = match members {
+        Members::Rsa { n, e } => {
+            let (n, e) = (b64(n), b64(e));
             let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
             (
                 "RSA",
@@ -247,10 +404,8 @@ fn public_jwk(pair: &Pair) -> PublicJwk {
                 canonical,
             )
         }
-        Pair::Ecdsa(ec) => {
-            // Uncompressed SEC1 point: 0x04 || x || y.
-            let point = ec.public_key().as_ref();
-            let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+        Members::P256 { x, y } => {
+            let (x, y) = (b64(x), b64(y));
             let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
             (
                 "EC",
@@ -263,8 +418,8 @@ fn public_jwk(pair: &Pair) -> PublicJwk {
                 canonical,
             )
         }
-        Pair::Ed25519(ed) => {
-            let x = b64(ed.public_key().as_ref());
+        Members::Ed25519 { x } => {
+            let x = b64(x);
             let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
             (
                 "OKP",

@@ -150,6 +150,99 @@ MgT+7qMi26f6SBg/RWOkzLRSHXVReezSZVgAL84ucV+ip4W01ofoAqg=\n\
 -----END PRIVATE KEY-----\n\
 ";
 
+/// The public halves of the keys above as OpenSSL writes them: `openssl pkey -pubout` (a
+/// SubjectPublicKeyInfo), `openssl rsa -RSAPublicKey_out` (PKCS#1) and
+/// `openssl ec -pubout -conv_form compressed`.
+const RFC7517_RSA_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA0vx7agoebGcQSuuPiLJX\n\
+ZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tS\n\
+oc/BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ/2W+5JsGY4Hc5n9yBXArwl93lqt\n\
+7/RN5w6Cf0h4QyQ5v+65YGjQR0/FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0\n\
+zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt+bFTWhAI4vMQFh6WeZu0f\n\
+M4lFd2NcRwr3XPksINHaQ+G/xBniIqbw0Ls1jF44+csFCur+kEgU8awapJzKnqDK\n\
+gwIDAQAB\n\
+-----END PUBLIC KEY-----\n\
+";
+
+const RFC7517_RSA_PKCS1_PUBLIC: &str = "\
+-----BEGIN RSA PUBLIC KEY-----\n\
+MIIBCgKCAQEA0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4\n\
+cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc/BJECPebWKRXjBZCiFV4n3oknjhMst\n\
+n64tZ/2W+5JsGY4Hc5n9yBXArwl93lqt7/RN5w6Cf0h4QyQ5v+65YGjQR0/FDW2Q\n\
+vzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbIS\n\
+D08qNLyrdkt+bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ+G/xBniIqbw\n\
+0Ls1jF44+csFCur+kEgU8awapJzKnqDKgwIDAQAB\n\
+-----END RSA PUBLIC KEY-----\n\
+";
+
+const RFC8037_ED25519_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n\
+-----END PUBLIC KEY-----\n\
+";
+
+const OPENSSL_P256_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPwhM+A+OWs3i7fUfIRca2vwcnAJH\n\
+H+XN+GQFStupZndaCb4s9/kKNI5UgpV2LsUYw+ueCmR1fH5am14WqCxyiQ==\n\
+-----END PUBLIC KEY-----\n\
+";
+
+const OPENSSL_P256_SPKI_COMPRESSED: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MDkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDIgADPwhM+A+OWs3i7fUfIRca2vwcnAJH\n\
+H+XN+GQFStupZnc=\n\
+-----END PUBLIC KEY-----\n\
+";
+
+const RSA_1024_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDrvglZpA7UuVZS3tW54Djo9Md4\n\
+1+St5o8O04BJ+DtJhXEXouko1rcoHwPH4NzmpPgqkuw+F3y2yDrsE+hBKh/J6lbA\n\
+Bon844i4HlXCw07Rc2uWsdPyayRuf6ZTza0gLkPoS96J0SngbbQj9bxTMaRYaf3Q\n\
+VZ3QfKm5zXP09Svx5wIDAQAB\n\
+-----END PUBLIC KEY-----\n\
+";
+
+const RSA_1024_PKCS1_PUBLIC: &str = "\
+-----BEGIN RSA PUBLIC KEY-----\n\
+MIGJAoGBAOu+CVmkDtS5VlLe1bngOOj0x3jX5K3mjw7TgEn4O0mFcRei6SjWtygf\n\
+A8fg3Oak+CqS7D4XfLbIOuwT6EEqH8nqVsAGifzjiLgeVcLDTtFza5ax0/JrJG5/\n\
+plPNrSAuQ+hL3onRKeBttCP1vFMxpFhp/dBVndB8qbnNc/T1K/HnAgMBAAE=\n\
+-----END RSA PUBLIC KEY-----\n\
+";
+
+const P384_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEF1y6Mftye1sFPhp4J8SX2Y8CD/y19285\n\
+ljDz3k6FPDfIU4gZcxxaxAtg+UQub4mgzS0HSFeMlTIE/u6jItun+kgYP0VjpMy0\n\
+Uh11UXns0mVYAC/OLnFfoqeFtNaH6AKo\n\
+-----END PUBLIC KEY-----\n\
+";
+
+/// Each private key above with a public form of it, and the RFC 7638 thumbprint where an RFC
+/// gives it.
+const PUBLIC_HALVES: [(&str, &str, Option<&str>); 5] = [
+    (
+        RFC7517_RSA_PKCS8,
+        RFC7517_RSA_SPKI,
+        Some(RFC7638_THUMBPRINT),
+    ),
+    (
+        RFC7517_RSA_PKCS1,
+        RFC7517_RSA_PKCS1_PUBLIC,
+        Some(RFC7638_THUMBPRINT),
+    ),
+    (
+        RFC8037_ED25519_PKCS8,
+        RFC8037_ED25519_SPKI,
+        Some(RFC8037_THUMBPRINT),
+    ),
+    (OPENSSL_P256_PKCS8, OPENSSL_P256_SPKI, None),
+    (OPENSSL_P256_PKCS8, OPENSSL_P256_SPKI_COMPRESSED, None),
+];
+
 /// Every kind `keygen` offers: the algorithm it implies, its JWK `kty`, and for RSA the modulus
 /// length in bytes.
 const KINDS: [(KeyKind, Algorithm, &str, Option<usize>); 5] = [
@@ -347,12 +440,7 @@ fn garbage_and_unsupported_pem_documents_are_refused() {
         let error = SigningKey::from_pem(&text).unwrap_err();
         assert!(matches!(error, KeyError::Rejected), "{text:?}: {error:?}");
     }
-    for tag in [
-        "EC PRIVATE KEY",
-        "PUBLIC KEY",
-        "CERTIFICATE",
-        "ENCRYPTED PRIVATE KEY",
-    ] {
+    for tag in ["EC PRIVATE KEY", "CERTIFICATE", "ENCRYPTED PRIVATE KEY"] {
         let error = SigningKey::from_pem(&block(tag, &p256_der)).unwrap_err();
         assert!(
             matches!(&error, KeyError::Block(t) if t == tag),
@@ -360,4 +448,139 @@ fn garbage_and_unsupported_pem_documents_are_refused() {
         );
         assert!(error.to_string().contains(tag), "{error}");
     }
+}
+
+fn der(pem_text: &str) -> Vec<u8> {
+    pem::parse(pem_text).unwrap().into_contents()
+}
+
+#[test]
+fn a_public_key_gets_the_kid_and_jwk_of_its_private_key() {
+    for (private, public, thumbprint) in PUBLIC_HALVES {
+        let signer = SigningKey::from_pem(private).unwrap();
+        let verifying = VerifyingKey::from_pem(public).unwrap();
+
+        assert_eq!(verifying.kid(), signer.kid(), "{public}");
+        assert_eq!(verifying.algorithm(), signer.algorithm(), "{public}");
+        assert_eq!(
+            serde_json::to_value(verifying.public_jwk()).unwrap(),
+            jwk_json(&signer),
+            "{public}"
+        );
+        if let Some(thumbprint) = thumbprint {
+            assert_eq!(verifying.kid(), thumbprint, "{public}");
+        }
+        let signature = signer.sign(MESSAGE).unwrap();
+        assert!(verifying.verifies(MESSAGE, &signature), "{public}");
+        assert!(
+            !verifying.verifies(b"another message", &signature),
+            "{public}"
+        );
+    }
+}
+
+#[test]
+fn a_private_key_read_as_a_verifying_key_gives_its_public_half() {
+    for (private, _, _) in PUBLIC_HALVES {
+        let signer = SigningKey::from_pem(private).unwrap();
+
+        let verifying = VerifyingKey::from_pem(private).unwrap();
+
+        assert_eq!(verifying.kid(), signer.kid());
+        assert_eq!(verifying.to_pem(), signer.verifying_key().to_pem());
+        assert!(
+            !verifying.to_pem().contains("PRIVATE"),
+            "{}",
+            verifying.to_pem()
+        );
+    }
+}
+
+#[test]
+fn the_public_pem_is_the_subject_public_key_info_openssl_writes() {
+    for (private, openssl) in [
+        (RFC7517_RSA_PKCS8, RFC7517_RSA_SPKI),
+        (RFC8037_ED25519_PKCS8, RFC8037_ED25519_SPKI),
+        (OPENSSL_P256_PKCS8, OPENSSL_P256_SPKI),
+    ] {
+        let written = SigningKey::from_pem(private)
+            .unwrap()
+            .verifying_key()
+            .to_pem();
+
+        assert!(
+            written.starts_with("-----BEGIN PUBLIC KEY-----\n"),
+            "{written}"
+        );
+        assert_eq!(der(&written), der(openssl), "{written}");
+    }
+    // A compressed point is written out uncompressed, as the JWK has it.
+    let compressed = VerifyingKey::from_pem(OPENSSL_P256_SPKI_COMPRESSED).unwrap();
+    assert_eq!(der(&compressed.to_pem()), der(OPENSSL_P256_SPKI));
+}
+
+#[test]
+fn a_generated_key_of_every_kind_reads_back_from_its_public_pem() {
+    for (kind, algorithm, _, _) in KINDS {
+        let signer = generate(kind);
+        let public_pem = signer.verifying_key().to_pem();
+
+        let public = VerifyingKey::from_pem(&public_pem).unwrap();
+
+        assert_eq!(public.kid(), signer.kid(), "{kind:?}");
+        assert_eq!(public.algorithm(), algorithm, "{kind:?}");
+        let signature = signer.sign(MESSAGE).unwrap();
+        assert!(public.verifies(MESSAGE, &signature), "{kind:?}");
+        assert!(!generate(kind).verifying_key().verifies(MESSAGE, &signature));
+    }
+}
+
+#[test]
+fn a_public_key_is_refused_as_a_signing_key() {
+    for (_, public, _) in PUBLIC_HALVES {
+        let error = SigningKey::from_pem(public).unwrap_err();
+
+        assert!(matches!(error, KeyError::PublicOnly), "{public}: {error:?}");
+        assert!(
+            error.to_string().contains("needs the private key"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn garbage_and_unsupported_public_keys_are_refused() {
+    let block = |tag: &str, der: &[u8]| pem::encode(&pem::Pem::new(tag, der.to_vec()));
+    let raw_ed25519 = URL_SAFE_NO_PAD.decode(RFC8037_X).unwrap();
+    let not_pem = "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n";
+    let error = VerifyingKey::from_pem(not_pem).unwrap_err();
+    assert!(matches!(error, KeyError::Pem(_)), "{error:?}");
+    let unusable = [
+        block("PUBLIC KEY", b"garbage"),
+        block("PUBLIC KEY", &[0x30; 64]),
+        // The bare key, which aws-lc would take: a PUBLIC KEY block is a SubjectPublicKeyInfo.
+        block("PUBLIC KEY", &raw_ed25519),
+        block("RSA PUBLIC KEY", b"garbage"),
+        block("RSA PUBLIC KEY", &der(OPENSSL_P256_SPKI)),
+        block("PUBLIC KEY", &der(OPENSSL_P256_PKCS8)),
+        P384_SPKI.into(),
+    ];
+    for text in unusable {
+        let error = VerifyingKey::from_pem(&text).unwrap_err();
+        assert!(matches!(error, KeyError::Rejected), "{text}: {error:?}");
+        assert!(
+            error.to_string().contains("RSA, P-256 or Ed25519"),
+            "{error}"
+        );
+    }
+    for text in [RSA_1024_SPKI, RSA_1024_PKCS1_PUBLIC] {
+        let error = VerifyingKey::from_pem(text).unwrap_err();
+        assert!(matches!(error, KeyError::TooShort), "{text}: {error:?}");
+    }
+    let error = VerifyingKey::from_pem(&block("CERTIFICATE", &der(RSA_1024_SPKI))).unwrap_err();
+    assert!(
+        matches!(&error, KeyError::Block(t) if t == "CERTIFICATE"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("PUBLIC KEY"), "{error}");
 }

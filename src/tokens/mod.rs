@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 pub use keyring::{Keyring, KeyringError};
-pub use keys::{Algorithm, KeyError, KeyKind, PublicJwk, SigningKey};
+pub use keys::{Algorithm, KeyError, KeyKind, PublicJwk, SigningKey, VerifyingKey};
 pub use verify::{AccessClaims, Rejected, Verifier};
 
 /// The claims of an access token: the seed's `sub aud scope iss exp jti` in the seed's order,

@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 
-use aws_lc_rs::signature::ParsedPublicKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use super::keys::{Algorithm, KeyError, SigningKey};
+use super::keys::VerifyingKey;
 
 /// Longer than any token we issue (an RS256 token with a 4096-bit key is about 1 KiB).
 const MAX_TOKEN: usize = 4096;
@@ -18,7 +17,7 @@ const MAX_TOKEN: usize = 4096;
 /// The public keys that may have signed a live token, by `kid`.
 #[derive(Default)]
 pub struct Verifier {
-    keys: HashMap<String, (Algorithm, ParsedPublicKey)>,
+    keys: HashMap<String, VerifyingKey>,
 }
 
 /// The claims of a token that verified: what [`super::Claims`] wrote.
@@ -64,14 +63,12 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// Accepts signatures of `key` from now on; `false` if its kid was already there.
-    pub fn insert(&mut self, key: &SigningKey) -> Result<bool, KeyError> {
+    pub fn insert(&mut self, key: VerifyingKey) -> bool {
         if self.keys.contains_key(key.kid()) {
-            return Ok(false);
+            return false;
         }
-        let public = key.verifying_key()?;
-        self.keys
-            .insert(key.kid().to_owned(), (key.algorithm(), public));
-        Ok(true)
+        self.keys.insert(key.kid().to_owned(), key);
+        true
     }
 
     pub fn len(&self) -> usize {
@@ -104,16 +101,17 @@ impl Verifier {
         if header.crit.is_some() {
             return Err(Rejected::Malformed);
         }
-        let (algorithm, key) = header
+        let key = header
             .kid
             .and_then(|kid| self.keys.get(kid))
             .ok_or(Rejected::UnknownKey)?;
-        if header.alg != algorithm.name() {
+        if header.alg != key.algorithm().name() {
             return Err(Rejected::Signature);
         }
         let signing_input = &token[..encoded_header.len() + 1 + payload.len()];
-        key.verify_sig(signing_input.as_bytes(), &decode(signature)?)
-            .map_err(|_| Rejected::Signature)?;
+        if !key.verifies(signing_input.as_bytes(), &decode(signature)?) {
+            return Err(Rejected::Signature);
+        }
         serde_json::from_slice(&decode(payload)?).map_err(|_| Rejected::Malformed)
     }
 }

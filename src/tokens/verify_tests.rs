@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::tokens::{Claims, KeyKind, Minter, new_jti};
+use crate::tokens::{Claims, KeyKind, Minter, SigningKey, new_jti};
 
 fn key(kind: KeyKind) -> SigningKey {
     SigningKey::from_pem(&SigningKey::generate_pem(kind).unwrap()).unwrap()
@@ -27,21 +27,20 @@ fn mint_typed(key: SigningKey, typ: &str, jti: &str, scope: &[String]) -> String
         .unwrap()
 }
 
-fn verifier_of(keys: &[&SigningKey]) -> Verifier {
+fn verifier_of(keys: &[&VerifyingKey]) -> Verifier {
     let mut verifier = Verifier::default();
     for key in keys {
-        assert!(verifier.insert(key).unwrap());
+        assert!(verifier.insert((*key).clone()));
     }
     verifier
 }
 
-/// The same key parsed twice: one to sign with, one to verify with.
-fn pair(kind: KeyKind) -> (SigningKey, SigningKey) {
-    let pem = SigningKey::generate_pem(kind).unwrap();
-    (
-        SigningKey::from_pem(&pem).unwrap(),
-        SigningKey::from_pem(&pem).unwrap(),
-    )
+/// A key to sign with, and its public half read from the public key file a retired key is
+/// kept as.
+fn pair(kind: KeyKind) -> (SigningKey, VerifyingKey) {
+    let signer = key(kind);
+    let public = VerifyingKey::from_pem(&signer.verifying_key().to_pem()).unwrap();
+    (signer, public)
 }
 
 fn reencode(token: &str, index: usize, edit: impl FnOnce(&mut serde_json::Value)) -> String {
@@ -55,7 +54,7 @@ fn reencode(token: &str, index: usize, edit: impl FnOnce(&mut serde_json::Value)
 
 #[test]
 fn tokens_of_every_key_kind_verify_with_their_key_among_others() {
-    let others = [key(KeyKind::Ed25519), key(KeyKind::P256)];
+    let others = [key(KeyKind::Ed25519), key(KeyKind::P256)].map(|k| k.verifying_key().clone());
     for kind in [KeyKind::Rsa2048, KeyKind::P256, KeyKind::Ed25519] {
         let (signer, public) = pair(kind);
         let jti = new_jti().unwrap();
@@ -75,7 +74,7 @@ fn tokens_of_every_key_kind_verify_with_their_key_among_others() {
 #[test]
 fn a_token_of_a_key_not_in_the_set_is_refused() {
     let token = mint(key(KeyKind::Ed25519), "x");
-    let verifier = verifier_of(&[&key(KeyKind::Ed25519)]);
+    let verifier = verifier_of(&[key(KeyKind::Ed25519).verifying_key()]);
     assert_eq!(verifier.verify(&token).unwrap_err(), Rejected::UnknownKey);
 }
 
@@ -168,7 +167,7 @@ fn a_scope_claim_of_another_type_is_malformed() {
     let pem = SigningKey::generate_pem(KeyKind::Ed25519).unwrap();
     let key = || SigningKey::from_pem(&pem).unwrap();
     let token = mint(key(), &new_jti().unwrap());
-    let (signer, verifier) = (key(), verifier_of(&[&key()]));
+    let (signer, verifier) = (key(), verifier_of(&[key().verifying_key()]));
     // Signed anew, so that only the claim's type is wrong.
     let resigned = |token: &str| {
         let (input, _) = token.rsplit_once('.').unwrap();
@@ -191,10 +190,22 @@ fn a_scope_claim_of_another_type_is_malformed() {
 }
 
 #[test]
-fn a_key_is_inserted_once() {
-    let (a, b) = pair(KeyKind::Ed25519);
+fn a_key_is_inserted_once_whether_read_as_private_or_public() {
+    let (private, public) = pair(KeyKind::Ed25519);
     let mut verifier = Verifier::default();
-    assert!(verifier.insert(&a).unwrap());
-    assert!(!verifier.insert(&b).unwrap());
-    assert_eq!(verifier.len(), 1);
+    assert!(verifier.insert(private.verifying_key().clone()));
+    assert!(!verifier.insert(public));
+    assert!(verifier.insert(key(KeyKind::Ed25519).verifying_key().clone()));
+    assert_eq!(verifier.len(), 2);
+}
+
+#[test]
+fn a_token_verifies_with_the_public_half_taken_from_the_private_key_too() {
+    for kind in [KeyKind::Rsa2048, KeyKind::P256, KeyKind::Ed25519] {
+        let signer = key(kind);
+        let verifier = verifier_of(&[signer.verifying_key()]);
+        let token = mint(signer, "x");
+
+        assert_eq!(verifier.verify(&token).unwrap().jti, "x", "{kind:?}");
+    }
 }

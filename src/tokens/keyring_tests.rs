@@ -1,0 +1,105 @@
+use std::path::PathBuf;
+
+use super::*;
+use crate::tokens::{Claims, KeyKind, Rejected};
+
+/// Key files of one test, removed when it ends.
+struct KeyDir(PathBuf);
+
+impl KeyDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("sso-token-keyring-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, pem: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+}
+
+impl Drop for KeyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The shipped `[token]` settings with these key files.
+fn settings(signing_key: PathBuf, verify_keys: Vec<PathBuf>) -> TokenSettings {
+    let shipped: crate::config::Settings =
+        toml::from_str(include_str!("../../config/default.toml")).unwrap();
+    TokenSettings {
+        signing_key,
+        verify_keys,
+        ..shipped.token
+    }
+}
+
+fn token_of(keyring: &Keyring) -> String {
+    keyring
+        .minter()
+        .mint(&Claims {
+            sub: "acct-1",
+            aud: "app",
+            scope: &["user:basic".to_owned()],
+            iss: "https://sso.example",
+            exp: 2_000,
+            iat: 1_000,
+            jti: "jti-1",
+            client_id: "app",
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_public_key_as_signing_key_is_refused_naming_the_setting_and_the_file() {
+    let dir = KeyDir::new();
+    let private = SigningKey::generate_pem(KeyKind::P256).unwrap();
+    let public = SigningKey::from_pem(&private)
+        .unwrap()
+        .verifying_key()
+        .to_pem();
+    let path = dir.write("signing.pub.pem", &public);
+
+    let error = Keyring::load(&settings(path.clone(), Vec::new())).unwrap_err();
+
+    let message = error.to_string();
+    assert!(message.starts_with("token.signing_key"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("public key"), "{message}");
+    assert!(message.contains("needs the private key"), "{message}");
+}
+
+#[test]
+fn a_retired_key_kept_as_its_public_half_is_published_and_verifies_as_before() {
+    let dir = KeyDir::new();
+    let old_pem = SigningKey::generate_pem(KeyKind::Rsa2048).unwrap();
+    let old_public = SigningKey::from_pem(&old_pem)
+        .unwrap()
+        .verifying_key()
+        .to_pem();
+    let old = dir.write("old.pem", &old_pem);
+    let old_pub = dir.write("old.pub.pem", &old_public);
+    let new = dir.write(
+        "new.pem",
+        &SigningKey::generate_pem(KeyKind::Ed25519).unwrap(),
+    );
+    let old_token = token_of(&Keyring::load(&settings(old.clone(), Vec::new())).unwrap());
+
+    let as_private = Keyring::load(&settings(new.clone(), vec![old])).unwrap();
+    let as_public = Keyring::load(&settings(new.clone(), vec![old_pub])).unwrap();
+    let retired = Keyring::load(&settings(new, Vec::new())).unwrap();
+
+    assert_eq!(as_public.jwks(), as_private.jwks());
+    assert_eq!(as_public.verifier().len(), 2);
+    assert_eq!(
+        as_public.verifier().verify(&old_token).unwrap().jti,
+        "jti-1"
+    );
+    assert_eq!(
+        retired.verifier().verify(&old_token).unwrap_err(),
+        Rejected::UnknownKey
+    );
+}
