@@ -1,4 +1,5 @@
-//! The `sso-token` command: `serve` (the default), `issue-code`, `hash-secret`, `keygen`.
+//! The `sso-token` command: `serve` (the default), `issue-code`, `hash-secret`, `keygen`,
+//! `pubkey`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use sso_token::codes::{self, NewCode};
 use sso_token::config::Settings;
 use sso_token::startup::Application;
 use sso_token::store::Store;
-use sso_token::tokens::{KeyKind, SigningKey};
+use sso_token::tokens::{KeyKind, SigningKey, VerifyingKey};
 use sso_token::userinfo::Profile;
 
 /// glibc's malloc took ~14 % of the server's CPU in an EdDSA exchange profile (perf, BENCHMARKS.md);
@@ -82,6 +83,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print the public half of a key file as a PEM public key, for token.verify_keys: a
+    /// retired signer keeps verifying its tokens without its private key on disk.
+    Pubkey {
+        /// PEM key file: a private key, or a public key to write in the standard form.
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 /// The optional profile fields of a code record (README, "The code record").
@@ -108,6 +116,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(&cli.config_dir, cli.env.as_deref()),
         Command::HashSecret { secret, argon2 } => hash_secret(secret, argon2),
         Command::Keygen { out, kind, force } => keygen(&out, kind, force),
+        Command::Pubkey { key } => pubkey(&key),
         Command::IssueCode {
             client,
             redirect_uri,
@@ -229,5 +238,12 @@ fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
     file.write_all(pem.as_bytes())
         .map_err(|e| format!("{}: {e}", out.display()))?;
     println!("{}", key.kid());
+    Ok(())
+}
+
+fn pubkey(key: &Path) -> CliResult {
+    let pem = std::fs::read_to_string(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let public = VerifyingKey::from_pem(&pem).map_err(|e| format!("{}: {e}", key.display()))?;
+    print!("{}", public.to_pem());
     Ok(())
 }

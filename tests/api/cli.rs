@@ -1,11 +1,14 @@
 //! The `sso-token` command's own promises: `hash-secret` reads stdin, `keygen` never leaves a key
-//! readable by others and overwrites only with `--force`.
+//! readable by others and overwrites only with `--force`, `pubkey` prints the public half that
+//! `token.verify_keys` takes, with the kid `keygen` printed.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 
+use rcgen::PublicKeyData;
 use sso_token::clients::hash_secret_sha256;
+use sso_token::tokens::VerifyingKey;
 use uuid::Uuid;
 
 use crate::helpers::test_dir;
@@ -60,4 +63,61 @@ fn keygen_overwrites_only_with_force_and_always_leaves_mode_0600() {
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");
+}
+
+#[test]
+fn pubkey_prints_the_subject_public_key_info_with_the_kid_keygen_printed() {
+    for kind in ["rsa2048", "p256", "ed25519"] {
+        let path = test_dir().join(format!("pubkey-{}.pem", Uuid::new_v4()));
+        let key = path.to_str().unwrap();
+        let made = sso_token(&["keygen", "--kind", kind, "--out", key], "");
+        assert!(made.status.success(), "{made:?}");
+        let kid = String::from_utf8(made.stdout).unwrap();
+
+        let printed = sso_token(&["pubkey", "--key", key], "");
+
+        assert!(printed.status.success(), "{kind}: {printed:?}");
+        let public = String::from_utf8(printed.stdout).unwrap();
+        assert!(
+            public.starts_with("-----BEGIN PUBLIC KEY-----\n"),
+            "{public}"
+        );
+        assert!(!public.contains("PRIVATE"), "{public}");
+        // The same SubjectPublicKeyInfo as rcgen, which encodes it itself, writes.
+        let private = std::fs::read_to_string(&path).unwrap();
+        let rcgen_spki = rcgen::KeyPair::from_pem(&private)
+            .unwrap()
+            .subject_public_key_info();
+        assert_eq!(
+            pem::parse(&public).unwrap().contents(),
+            rcgen_spki,
+            "{kind}"
+        );
+        assert_eq!(
+            VerifyingKey::from_pem(&public).unwrap().kid(),
+            kid.trim_end(),
+            "{kind}"
+        );
+        // A public key file goes through unchanged.
+        let public_path = test_dir().join(format!("pubkey-{}.pub.pem", Uuid::new_v4()));
+        std::fs::write(&public_path, &public).unwrap();
+        let again = sso_token(&["pubkey", "--key", public_path.to_str().unwrap()], "");
+        assert_eq!(String::from_utf8(again.stdout).unwrap(), public, "{kind}");
+    }
+}
+
+#[test]
+fn pubkey_of_a_file_that_is_not_a_key_fails_naming_the_file() {
+    let path = test_dir().join(format!("pubkey-{}.pem", Uuid::new_v4()));
+    std::fs::write(&path, "not a key").unwrap();
+    let missing = test_dir().join("no-such-key.pem");
+
+    for file in [&path, &missing] {
+        let refused = sso_token(&["pubkey", "--key", file.to_str().unwrap()], "");
+
+        assert!(!refused.status.success(), "{refused:?}");
+        assert!(refused.stdout.is_empty(), "{refused:?}");
+        let stderr = String::from_utf8(refused.stderr).unwrap();
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    }
 }
