@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -361,6 +361,21 @@ pub fn new_key_file(kind: KeyKind) -> (PathBuf, String) {
     let path = shared().dir.join(format!("{}.pem", Uuid::new_v4()));
     std::fs::write(&path, pem).expect("key file");
     (path, kid)
+}
+
+/// The public half of the key file `private`, written beside it as a `PUBLIC KEY` PEM file. The
+/// SubjectPublicKeyInfo is rcgen's, which encodes it itself: the service reads what another
+/// tool writes, not only its own `pubkey` output.
+pub fn public_key_file(private: &Path) -> PathBuf {
+    use rcgen::PublicKeyData;
+
+    let pem = std::fs::read_to_string(private).expect("private key file");
+    let spki = rcgen::KeyPair::from_pem(&pem)
+        .expect("rcgen reads the key")
+        .subject_public_key_info();
+    let path = private.with_extension("pub.pem");
+    std::fs::write(&path, pem::encode(&pem::Pem::new("PUBLIC KEY", spki))).expect("public file");
+    path
 }
 
 /// The shared signing key, parsed anew (a key is not `Clone`).

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use jsonwebtoken::decode_header;
+use sso_token::startup::Application;
 use sso_token::tokens::KeyKind;
 use tokio::task::JoinSet;
 
 use crate::helpers::{
-    APP, Answer, OTHER, TestApp, json_request, new_key_file, spawn_app_with, test_dir,
+    APP, Answer, OTHER, TestApp, json_request, new_key_file, public_key_file, spawn_app_with,
+    test_dir, test_settings,
 };
 
 /// An edit that makes a configuration unloadable.
@@ -79,9 +81,62 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
     );
 }
 
+/// Step 2 with only the old key's public half in `verify_keys`, its private key file deleted:
+/// the old key's tokens stay valid at introspection and user info until step 3 retires it.
+#[tokio::test]
+async fn after_rotation_the_old_keys_public_half_alone_keeps_its_tokens_valid() {
+    for kind in [KeyKind::Rsa2048, KeyKind::P256, KeyKind::Ed25519] {
+        let (old, old_kid) = new_key_file(kind);
+        let (new, new_kid) = new_key_file(KeyKind::Ed25519);
+        let old_public = public_key_file(&old);
+        let app = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
+        let old_token = app.token_for(&APP).await;
+        assert_eq!(kid_of(&old_token), old_kid, "{kind:?}");
+        std::fs::remove_file(&old).expect("the old private key is deleted");
+
+        app.reload_with(|s| {
+            s.token.signing_key = new.clone();
+            s.token.verify_keys = vec![old_public.clone()];
+        })
+        .expect("step 2 with the public half");
+
+        assert_eq!(
+            published_kids(&app).await,
+            [new_kid.clone(), old_kid.clone()],
+            "{kind:?}"
+        );
+        assert_eq!(kid_of(&app.token_for(&APP).await), new_kid, "{kind:?}");
+        assert!(app.is_active(&APP, &old_token).await, "{kind:?}");
+        assert_eq!(app.user_info(&old_token).await.status, 200, "{kind:?}");
+
+        app.reload_with(|s| s.token.verify_keys.clear())
+            .expect("step 3");
+        assert!(!app.is_active(&APP, &old_token).await, "{kind:?}");
+        assert_eq!(app.user_info(&old_token).await.status, 401, "{kind:?}");
+    }
+}
+
+/// The start stops on a public signing key and says which setting and file; a reload is
+/// refused the same way (below).
+#[tokio::test]
+async fn a_public_key_as_signing_key_stops_the_start_naming_the_setting_and_the_file() {
+    let (private, _) = new_key_file(KeyKind::P256);
+    let public = public_key_file(&private);
+    let mut settings = test_settings();
+    settings.token.signing_key = public.clone();
+
+    let error = Application::build(settings).err().expect("start refused");
+
+    let message = error.to_string();
+    assert!(message.starts_with("token.signing_key"), "{message}");
+    assert!(message.contains(&public.display().to_string()), "{message}");
+    assert!(message.contains("needs the private key"), "{message}");
+}
+
 #[tokio::test]
 async fn a_broken_configuration_is_refused_and_the_running_one_stays() {
     let (verify_only, _) = new_key_file(KeyKind::P256);
+    let public_only = public_key_file(&verify_only);
     let app = spawn_app_with(|s| s.token.verify_keys = vec![verify_only]).await;
     let token = app.token_for(&APP).await;
     let kids = published_kids(&app).await;
@@ -89,10 +144,14 @@ async fn a_broken_configuration_is_refused_and_the_running_one_stays() {
     std::fs::write(&broken_clients, "[[clients]]\nid = \"x\"\n").unwrap();
     let missing = test_dir().join("no-such-file.pem");
     let running = app.source.lock().unwrap().clone();
-    let breakages: [(&str, Breakage<'_>); 5] = [
+    let breakages: [(&str, Breakage<'_>); 6] = [
         (
             "missing signing key",
             Box::new(|s| s.token.signing_key = missing.clone()),
+        ),
+        (
+            "signing key that is only a public key",
+            Box::new(|s| s.token.signing_key = public_only.clone()),
         ),
         (
             "verify key that is not a key",
