@@ -66,6 +66,8 @@ pub struct Application {
     metrics: Option<(u16, Server)>,
     /// Installed by `build`, so that a SIGHUP before `run_until_stopped` is a reload too.
     hangups: Option<Signal>,
+    /// Its failover watchers start with the server (Sentinel mode).
+    store: Store,
 }
 
 impl Application {
@@ -117,7 +119,7 @@ impl Application {
         let metrics_data = web::Data::from(Arc::clone(&metrics));
         let inspector = web::Data::new(Inspector {
             live: Arc::clone(&live),
-            store,
+            store: store.clone(),
             metrics: Arc::clone(&metrics),
         });
         let live_data = web::Data::from(Arc::clone(&live));
@@ -198,6 +200,7 @@ impl Application {
             live,
             metrics,
             hangups,
+            store,
         })
     }
 
@@ -218,6 +221,7 @@ impl Application {
     /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish; reloads clients and
     /// keys on SIGHUP meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.store.watch_failovers();
         let reloader = self
             .hangups
             .map(|hangups| tokio::spawn(live::reload_on_sighup(self.live, hangups)));

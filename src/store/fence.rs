@@ -51,9 +51,9 @@ impl Fence {
         })
     }
 
-    /// The generation to run an operation in, or a 503 while a failover is under way. Starts
-    /// the watchers when none runs (first use: a Tokio runtime is running by then).
-    pub fn enter(self: &Arc<Self>) -> Result<u64, StoreError> {
+    /// Starts a watcher per sentinel unless they run; in a Tokio runtime, whose tasks they
+    /// become (they end with it, and the next call starts them again).
+    pub fn watch(self: &Arc<Self>) {
         let count = self.sentinels.len();
         if self.watchers.load(Ordering::Relaxed) == 0
             && count > 0
@@ -66,6 +66,13 @@ impl Fence {
                 tokio::spawn(watch(alive, url.clone()));
             }
         }
+    }
+
+    /// The generation to run an operation in, or a 503 while a failover is under way. Starts
+    /// the watchers if they are not running (they should be since start-up: see
+    /// [`super::Store::watch_failovers`]).
+    pub fn enter(self: &Arc<Self>) -> Result<u64, StoreError> {
+        self.watch();
         // The generation first: a close between the two reads then either shows in
         // `closed_until` (it is stored before the generation moves) or makes `held` false.
         let generation = self.generation.load(Ordering::Acquire);

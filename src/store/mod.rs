@@ -214,6 +214,16 @@ impl Store {
         })
     }
 
+    /// Sentinel mode: follows the sentinels' failover announcements from now on, in the Tokio
+    /// runtime this is called in. Started at the first operation otherwise, the watchers missed
+    /// a failover that began before it (or just before it): a code taken on the outgoing master
+    /// then came back on the new one.
+    pub fn watch_failovers(&self) {
+        if let Some(fence) = &self.fence {
+            fence.watch();
+        }
+    }
+
     pub fn code_key(&self, code: &str) -> String {
         self.keys.code(code)
     }

@@ -10,7 +10,7 @@ use deadpool_redis::redis;
 use tokio::task::JoinSet;
 
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
-use crate::topology::{MASTER_NAME, SentinelSet, query, wait_until};
+use crate::topology::{MASTER_NAME, SentinelSet, query, sentinel_master, wait_until};
 
 const STREAMS: usize = 4;
 /// Redis trouble must turn into a 503 this fast, so a failover costs few requests.
@@ -123,6 +123,76 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
             .first()
             .map(|first| last_failure.duration_since(first.at))
             .unwrap_or_default()
+    );
+}
+
+/// The fence follows the sentinels from the start, not from the first request: an exchange
+/// that is the server's first Redis operation, made while a failover is under way, is a 503.
+/// (Watchers started by that first operation subscribed after `+try-failover` and let it
+/// through to the outgoing master, where what it took could be lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
+    let set = Arc::new(
+        tokio::task::spawn_blocking(SentinelSet::start)
+            .await
+            .unwrap(),
+    );
+    let app = spawn_app_with(|s| {
+        set.configure(&mut s.redis);
+        s.redis.timeout_ms = TIMEOUT_MS;
+    })
+    .await;
+    let code = app.write_code(&code_record(&APP)).await;
+    let old_master = set.current_master().expect("a master");
+    // The watchers have long subscribed by now; the replicas have the code.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sentinels = Arc::clone(&set);
+    tokio::task::spawn_blocking(move || {
+        wait_until("SENTINEL FAILOVER is accepted", || {
+            query::<String>(
+                sentinels.sentinels[0].port(),
+                redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME),
+            )
+            .is_some()
+        });
+    })
+    .await
+    .unwrap();
+    // Sentinel sends `REPLICAOF NO ONE` 100 ms or more after `+try-failover`, and announces the
+    // new master hundreds of milliseconds later: this exchange falls between the two.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let during = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(during.status, 503, "{}", during.text);
+
+    let sentinels = Arc::clone(&set);
+    tokio::task::spawn_blocking(move || {
+        wait_until("every sentinel reports the new master", || {
+            sentinels
+                .sentinels
+                .iter()
+                .all(|s| sentinel_master(s.port()).is_some_and(|m| m != old_master))
+        });
+    })
+    .await
+    .unwrap();
+    // A new master refuses writes until a replica follows it (`min-replicas-to-write`): 503s
+    // for a while. Never a second token: the code is exchanged now, or (had an attempt been
+    // under way when a sentinel's `+switch-master` moved the fence: a 503 that may have spent
+    // it, README) refused.
+    let deadline = Instant::now() + RECOVERY;
+    let after = loop {
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+        if answer.status != 503 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        after.status == 200 || (after.status == 400 && after.error() == "invalid_grant"),
+        "the code after the failover: {} {}",
+        after.status,
+        after.text
     );
 }
 

@@ -162,6 +162,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 fn spawn_with_settings(settings: Settings, running: Running) -> TestApp {
     let (app, server) = build_with_settings(settings, running);
     tokio::spawn(server.run_until_stopped());
+    // The test's own writes (codes) are fenced in a failover from the start too, as the
+    // server's are.
+    app.store.watch_failovers();
     app
 }
 
