@@ -53,16 +53,9 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let failover_at = Instant::now();
+    start_failover(&set).await;
     let sentinels = Arc::clone(&set);
     tokio::task::spawn_blocking(move || {
-        // `INPROG`/`NOGOODSLAVE` while the sentinels settle: ask again until it is accepted.
-        wait_until("SENTINEL FAILOVER is accepted", || {
-            query::<String>(
-                sentinels.sentinels[0].port(),
-                redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME),
-            )
-            .is_some()
-        });
         wait_until("the sentinels report the new master", || {
             sentinels.current_master().is_some_and(|m| m != old_master)
         });
@@ -147,18 +140,7 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
     // The watchers have long subscribed by now; the replicas have the code.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let sentinels = Arc::clone(&set);
-    tokio::task::spawn_blocking(move || {
-        wait_until("SENTINEL FAILOVER is accepted", || {
-            query::<String>(
-                sentinels.sentinels[0].port(),
-                redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME),
-            )
-            .is_some()
-        });
-    })
-    .await
-    .unwrap();
+    start_failover(&set).await;
     // Sentinel sends `REPLICAOF NO ONE` 100 ms or more after `+try-failover`, and announces the
     // new master hundreds of milliseconds later: this exchange falls between the two.
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -194,6 +176,23 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
         after.status,
         after.text
     );
+}
+
+/// Asks the first sentinel for a failover; `INPROG`/`NOGOODSLAVE` while the sentinels settle:
+/// asks again until it is accepted.
+async fn start_failover(set: &Arc<SentinelSet>) {
+    let sentinels = Arc::clone(set);
+    tokio::task::spawn_blocking(move || {
+        wait_until("SENTINEL FAILOVER is accepted", || {
+            query::<String>(
+                sentinels.sentinels[0].port(),
+                redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME),
+            )
+            .is_some()
+        });
+    })
+    .await
+    .unwrap();
 }
 
 /// Exchanges fresh codes one after the other until `stop`.
