@@ -5,11 +5,10 @@
 //! `min-replicas-to-write` does not stop it; whatever is written there is lost, and a code
 //! taken there would come back on the new master. Sentinel announces a failover on its pub/sub
 //! channels (`+try-failover`) a few timer ticks (≥ 100 ms) before it sends `REPLICAOF NO ONE`.
-//! A watcher per sentinel closes the fence on that event and opens it once every sentinel it
-//! hears from has announced `+switch-master` (or on an abort): while closed every operation is
-//! a 503 without touching Redis; an operation that was under way when the fence moved is a 503
-//! too, whatever Redis answered; and lanes reconnect after each move, so they find the new
-//! master through the sentinels.
+//! A watcher per sentinel closes the fence on that event and opens it on `+switch-master` (or an
+//! abort): while closed every operation is a 503 without touching Redis; an operation that was
+//! under way when the fence moved is a 503 too, whatever Redis answered; and lanes reconnect
+//! after each move, so they find the new master through the sentinels.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -36,10 +35,6 @@ pub struct Fence {
     epoch: Instant,
     /// Watcher tasks alive; they die with the runtime that ran them, and are then started again.
     watchers: AtomicUsize,
-    /// Bit i: the watcher of sentinel i is subscribed now.
-    listening: AtomicU64,
-    /// Bit i: sentinel i announced the new master of the failover under way.
-    switched: AtomicU64,
     sentinels: Vec<String>,
     master_name: String,
 }
@@ -51,8 +46,6 @@ impl Fence {
             closed_until: AtomicU64::new(0),
             epoch: Instant::now(),
             watchers: AtomicUsize::new(0),
-            listening: AtomicU64::new(0),
-            switched: AtomicU64::new(0),
             sentinels: sentinels.to_vec(),
             master_name: master_name.to_owned(),
         })
@@ -68,9 +61,9 @@ impl Fence {
                 .compare_exchange(0, count, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            for (index, url) in self.sentinels.iter().enumerate() {
+            for url in &self.sentinels {
                 let alive = Alive(Arc::downgrade(self));
-                tokio::spawn(watch(alive, index, url.clone()));
+                tokio::spawn(watch(alive, url.clone()));
             }
         }
     }
@@ -110,72 +103,17 @@ impl Fence {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Moves the fence on an event about our master from sentinel `index`. It opens once every
-    /// sentinel we hear from has announced the new master: until then one of them may still
-    /// name the outgoing master, which takes writes until Sentinel demotes it, to a lane that
-    /// connects through it (a code taken there would come back on the new master).
-    fn on_event(&self, index: usize, channel: &str, payload: &str) {
+    /// Moves the fence on a Sentinel event about our master.
+    fn on_event(&self, channel: &str, payload: &str) {
         if !payload.split(' ').any(|word| word == self.master_name) {
             return;
         }
         if channel == "+try-failover" {
             log::warn!("sentinel: failover of {} started", self.master_name);
-            self.switched.store(0, Ordering::Release);
             self.close();
-        } else if channel == "+switch-master" {
-            log::warn!("sentinel: {channel} {payload}");
-            self.switched.fetch_or(bit(index), Ordering::AcqRel);
-            self.open_when_all_switched();
-        } else if channel.starts_with("-failover-abort") {
+        } else if channel == "+switch-master" || channel.starts_with("-failover-abort") {
             log::warn!("sentinel: {channel} {payload}");
             self.open();
-        }
-    }
-
-    /// Opens a closed fence if every listening sentinel has announced the new master.
-    fn open_when_all_switched(&self) {
-        let listening = self.listening.load(Ordering::Acquire);
-        let switched = self.switched.load(Ordering::Acquire);
-        if self.closed_until.load(Ordering::Acquire) != 0 && switched & listening == listening {
-            self.open();
-        }
-    }
-
-    /// Sentinel `index` is heard from, or no longer (then the others decide the opening).
-    fn listening(&self, index: usize, yes: bool) {
-        if yes {
-            self.listening.fetch_or(bit(index), Ordering::AcqRel);
-        } else {
-            self.listening.fetch_and(!bit(index), Ordering::AcqRel);
-            self.open_when_all_switched();
-        }
-    }
-}
-
-/// Sentinel `index`'s bit (the 64th and later share the last one).
-fn bit(index: usize) -> u64 {
-    1 << index.min(63)
-}
-
-/// Marks a sentinel as heard from while its subscription lasts.
-struct Listening<'a> {
-    fence: &'a Weak<Fence>,
-    index: usize,
-}
-
-impl<'a> Listening<'a> {
-    fn start(fence: &'a Weak<Fence>, index: usize) -> Self {
-        if let Some(fence) = fence.upgrade() {
-            fence.listening(index, true);
-        }
-        Self { fence, index }
-    }
-}
-
-impl Drop for Listening<'_> {
-    fn drop(&mut self) {
-        if let Some(fence) = self.fence.upgrade() {
-            fence.listening(self.index, false);
         }
     }
 }
@@ -192,12 +130,12 @@ impl Drop for Alive {
 }
 
 /// Follows one sentinel's events until the fence (the store) is gone; reconnects after errors.
-async fn watch(alive: Alive, index: usize, url: String) {
+async fn watch(alive: Alive, url: String) {
     let fence = &alive.0;
     // A sentinel's URL may carry its password.
     let shown = crate::redact::redis_url(&url);
     while fence.strong_count() > 0 {
-        if let Err(e) = follow(fence, index, &url).await {
+        if let Err(e) = follow(fence, &url).await {
             log::debug!("sentinel {shown}: {e}");
         }
         tokio::time::sleep(WATCH_TICK).await;
@@ -206,11 +144,10 @@ async fn watch(alive: Alive, index: usize, url: String) {
 
 /// Follows one sentinel until its connection ends, fails, or stays silent and does not answer a
 /// ping within [`WATCH_TICK`] × 4 (then [`watch`] connects again).
-async fn follow(fence: &Weak<Fence>, index: usize, url: &str) -> redis::RedisResult<()> {
+async fn follow(fence: &Weak<Fence>, url: &str) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let (mut sink, mut messages) = bounded(client.get_async_pubsub()).await?.split();
     bounded(sink.psubscribe("*")).await?;
-    let _heard = Listening::start(fence, index);
     let mut heard = Instant::now();
     loop {
         match tokio::time::timeout(WATCH_TICK, messages.next()).await {
@@ -220,7 +157,7 @@ async fn follow(fence: &Weak<Fence>, index: usize, url: &str) -> redis::RedisRes
                     return Ok(());
                 };
                 let payload: String = message.get_payload().unwrap_or_default();
-                fence.on_event(index, message.get_channel_name(), &payload);
+                fence.on_event(message.get_channel_name(), &payload);
             }
             Ok(None) => return Ok(()),
             Err(_) if fence.strong_count() == 0 => return Ok(()),
@@ -252,53 +189,19 @@ mod tests {
     fn only_events_about_our_master_move_the_fence() {
         let fence = Fence::new(&[], "mymaster");
         let start = fence.generation.load(Ordering::Relaxed);
-        fence.on_event(0, "+try-failover", "master other 127.0.0.1 6379");
+        fence.on_event("+try-failover", "master other 127.0.0.1 6379");
         assert!(fence.held(start));
-        fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6379");
+        fence.on_event("+try-failover", "master mymaster 127.0.0.1 6379");
         assert!(!fence.held(start));
         assert!(fence.closed_until.load(Ordering::Relaxed) > 0);
-        fence.on_event(
-            0,
-            "+switch-master",
-            "mymaster 127.0.0.1 6379 127.0.0.1 6380",
-        );
+        fence.on_event("+switch-master", "mymaster 127.0.0.1 6379 127.0.0.1 6380");
         assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
-        fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6380");
+        fence.on_event("+try-failover", "master mymaster 127.0.0.1 6380");
         fence.on_event(
-            0,
             "-failover-abort-no-good-slave",
             "master mymaster 127.0.0.1 6380",
         );
         assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
-    }
-
-    /// A sentinel that has not heard of the new master yet would still name the old one.
-    #[test]
-    fn the_fence_opens_once_every_sentinel_heard_from_has_switched() {
-        let fence = Fence::new(&[], "mymaster");
-        let closed = || fence.closed_until.load(Ordering::Relaxed) != 0;
-        for index in 0..3 {
-            fence.listening(index, true);
-        }
-        let switch = "mymaster 127.0.0.1 6379 127.0.0.1 6380";
-        fence.on_event(2, "+try-failover", "master mymaster 127.0.0.1 6379");
-        fence.on_event(0, "+switch-master", switch);
-        fence.on_event(1, "+switch-master", switch);
-        assert!(closed(), "sentinel 2 has not switched");
-        fence.on_event(2, "+switch-master", switch);
-        assert!(!closed());
-
-        // A sentinel no longer heard from does not hold the fence closed.
-        fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6380");
-        fence.on_event(0, "+switch-master", switch);
-        fence.on_event(1, "+switch-master", switch);
-        assert!(closed());
-        fence.listening(2, false);
-        assert!(!closed());
-        // A late announcement leaves an open fence (and the operations under way) alone.
-        let generation = fence.generation.load(Ordering::Relaxed);
-        fence.on_event(2, "+switch-master", switch);
-        assert!(fence.held(generation));
     }
 
     /// A "sentinel" that answers until the subscription is made, then goes silent with the
@@ -363,7 +266,7 @@ mod tests {
         let started = Instant::now();
         let outcome = tokio::time::timeout(
             PING_AFTER + WATCH_TICK * 8,
-            follow(&Arc::downgrade(&fence), 0, &url),
+            follow(&Arc::downgrade(&fence), &url),
         )
         .await;
 
