@@ -183,7 +183,7 @@ impl SigningKey {
     fn pkcs8(der: &[u8]) -> Result<Pair, KeyError> {
         match RsaKeyPair::from_pkcs8(der) {
             Ok(rsa) => return Ok(Pair::Rsa(rsa)),
-            Err(e) if e.description_() == "TooSmall" => return Err(KeyError::TooShort),
+            Err(e) if too_small(&e) => return Err(KeyError::TooShort),
             Err(_) => {}
         }
         if let Ok(ec) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der) {
@@ -283,7 +283,7 @@ impl VerifyingKey {
         }
         match rsa::PublicKey::from_der(der) {
             Ok(rsa) => return Self::rsa(&rsa),
-            Err(error) if error.description_() == "TooSmall" => return Err(KeyError::TooShort),
+            Err(error) if too_small(&error) => return Err(KeyError::TooShort),
             Err(_) => {}
         }
         if let Ok(parsed) = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, der) {
@@ -366,9 +366,14 @@ impl VerifyingKey {
     }
 }
 
+/// Whether aws-lc-rs refused an RSA key for its size.
+fn too_small(error: &aws_lc_rs::error::KeyRejected) -> bool {
+    error.description_() == "TooSmall"
+}
+
 /// aws-lc-rs refuses short RSA keys itself; say so rather than "not a key".
 fn rsa_rejected(error: aws_lc_rs::error::KeyRejected) -> KeyError {
-    if error.description_() == "TooSmall" {
+    if too_small(&error) {
         KeyError::TooShort
     } else {
         KeyError::Rejected
