@@ -2,15 +2,18 @@
 //! a plain or Sentinel-found node gives a multiplexed connection to that node, a Cluster a
 //! cluster connection that routes each command by its keys' slot and follows MOVED/ASK.
 
-use deadpool_redis::redis::AsyncConnectionConfig;
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
-use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
+use deadpool_redis::redis::{
+    self, AsyncConnectionConfig, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture,
+    Value,
+};
 use deadpool_redis::{
     ConfigError, CreatePoolError, PoolConfig, Runtime, Timeouts, cluster, sentinel,
 };
 
 use super::StoreError;
+use super::fence::Address;
 use crate::config::{RedisMode, RedisSettings};
 
 /// A connection of any topology; cheap to clone (clones share the underlying connection).
@@ -56,8 +59,42 @@ impl ConnectionLike for Conn {
 /// good: see `Lane` in the parent module.
 pub enum Connector {
     Standalone(deadpool_redis::Pool),
-    Sentinel(sentinel::Pool),
+    Sentinel(sentinel::Pool, Node),
     Cluster(cluster::Pool),
+}
+
+/// How to reach a Sentinel-managed node once its address is known: as the Sentinel pool does
+/// after its look-up (same TLS, credentials and connection settings), for a master that a
+/// failover announced (see `fence`). Not asked for its `ROLE`: a node demoted since refuses
+/// the exchange script (READONLY), and the lane reconnects.
+pub struct Node {
+    tls: bool,
+    redis: redis::RedisConnectionInfo,
+}
+
+impl Node {
+    async fn connect(&self, master: &Address) -> Result<MultiplexedConnection, StoreError> {
+        let (host, port) = (master.host.clone(), master.port);
+        let address = if self.tls {
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host, port)
+        };
+        let info = address
+            .into_connection_info()?
+            .set_redis_settings(self.redis.clone());
+        // The defaults, as the pool's: among them the 500 ms response timeout that
+        // `SENTINEL_COMMAND_LIMIT_MS` (config) counts on.
+        let config = AsyncConnectionConfig::new();
+        Ok(redis::Client::open(info)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
 }
 
 impl Connector {
@@ -103,18 +140,23 @@ impl Connector {
                     sentinel::SentinelServerType::Master,
                 );
                 config.pool = Some(pool);
+                let redis = deadpool_redis::RedisConnectionInfo {
+                    username: Some(settings.node_username.clone()).filter(|u| !u.is_empty()),
+                    password: settings
+                        .node_password
+                        .as_ref()
+                        .map(|p| p.expose().to_owned()),
+                    ..Default::default()
+                };
                 config.node_connection_info = Some(sentinel::SentinelNodeConnectionInfo {
                     tls_mode: settings.node_tls.then_some(sentinel::TlsMode::Secure),
-                    redis_connection_info: Some(deadpool_redis::RedisConnectionInfo {
-                        username: Some(settings.node_username.clone()).filter(|u| !u.is_empty()),
-                        password: settings
-                            .node_password
-                            .as_ref()
-                            .map(|p| p.expose().to_owned()),
-                        ..Default::default()
-                    }),
+                    redis_connection_info: Some(redis.clone()),
                 });
-                Self::Sentinel(config.create_pool(runtime)?)
+                let node = Node {
+                    tls: settings.node_tls,
+                    redis: redis.into(),
+                };
+                Self::Sentinel(config.create_pool(runtime)?, node)
             }
             RedisMode::Cluster => {
                 let mut config = cluster::Config::from_urls(settings.nodes.clone());
@@ -124,12 +166,17 @@ impl Connector {
         })
     }
 
-    pub async fn connect(&self) -> Result<Conn, StoreError> {
+    /// A new connection; in Sentinel mode to `master` when given, else to the master that
+    /// the sentinels name.
+    pub async fn connect(&self, master: Option<&Address>) -> Result<Conn, StoreError> {
         Ok(match self {
             Self::Standalone(pool) => {
                 Conn::Node(deadpool_redis::Connection::take(pool.get().await?))
             }
-            Self::Sentinel(pool) => Conn::Node(sentinel::Connection::take(pool.get().await?)),
+            Self::Sentinel(pool, node) => Conn::Node(match master {
+                Some(master) => node.connect(master).await?,
+                None => sentinel::Connection::take(pool.get().await?),
+            }),
             Self::Cluster(pool) => Conn::Cluster(cluster::Connection::take(pool.get().await?)),
         })
     }

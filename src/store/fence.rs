@@ -8,10 +8,18 @@
 //! A watcher per sentinel closes the fence on that event and opens it on `+switch-master` (or an
 //! abort): while closed every operation is a 503 without touching Redis; an operation that was
 //! under way when the fence moved is a 503 too, whatever Redis answered; and lanes reconnect
-//! after each move, so they find the new master through the sentinels.
+//! after each move.
+//!
+//! Sentinels announce `+switch-master` one by one: the others as soon as the leader's hello
+//! reaches them, the leader itself only at the end of the failover, once every replica is
+//! reconfigured (a second later in the tests here; up to its `failover-timeout` when replicas
+//! resync). Until then the leader's `SENTINEL MASTERS` still names the outgoing master, which
+//! still takes writes while it keeps a replica, and a lane that looked the master up through
+//! it would take codes there. So after a switch, lanes connect to the announced master
+//! directly, until every sentinel has announced it too (or [`TRUST_SWITCH`] has passed).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
@@ -21,6 +29,11 @@ use super::StoreError;
 
 /// A failover whose end we miss (a watcher down) must not stop the service for good.
 const LONGEST_FAILOVER: Duration = Duration::from_secs(10);
+/// How long lanes connect to the master a `+switch-master` named rather than look it up, at
+/// most: a sentinel that is down never announces the switch, and those that did demote the
+/// outgoing master about 8 s later (`+convert-to-slave`), after which a look-up through a
+/// lagging sentinel finds a replica there, which the look-up passes over.
+const TRUST_SWITCH: Duration = Duration::from_secs(60);
 /// How often a watcher checks that its store still exists, and waits before reconnecting.
 const WATCH_TICK: Duration = Duration::from_millis(500);
 /// How long a watcher's connection may stay silent before it is pinged: a connection that a
@@ -37,6 +50,35 @@ pub struct Fence {
     watchers: AtomicUsize,
     sentinels: Vec<String>,
     master_name: String,
+    /// The last switch announced.
+    switch: Mutex<Option<Switch>>,
+}
+
+/// A master's address as Sentinel announces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub host: String,
+    pub port: u16,
+}
+
+/// A `+switch-master`: the new master, and which sentinels (by index) have announced it so far.
+struct Switch {
+    master: Address,
+    announced_by: Vec<bool>,
+    until_ms: u64,
+}
+
+impl Switch {
+    /// Whether lanes must still connect to its master: a sentinel has not announced it yet.
+    fn pending(&self, now_ms: u64) -> bool {
+        now_ms < self.until_ms && self.announced_by.iter().any(|announced| !announced)
+    }
+
+    fn announced_by(&mut self, sentinel: usize) {
+        if let Some(announced) = self.announced_by.get_mut(sentinel) {
+            *announced = true;
+        }
+    }
 }
 
 impl Fence {
@@ -48,6 +90,7 @@ impl Fence {
             watchers: AtomicUsize::new(0),
             sentinels: sentinels.to_vec(),
             master_name: master_name.to_owned(),
+            switch: Mutex::new(None),
         })
     }
 
@@ -61,9 +104,9 @@ impl Fence {
                 .compare_exchange(0, count, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            for url in &self.sentinels {
+            for (index, url) in self.sentinels.iter().enumerate() {
                 let alive = Alive(Arc::downgrade(self));
-                tokio::spawn(watch(alive, url.clone()));
+                tokio::spawn(watch(alive, index, url.clone()));
             }
         }
     }
@@ -88,6 +131,14 @@ impl Fence {
         self.generation.load(Ordering::Acquire) == generation
     }
 
+    /// The master that new connections must go to while not every sentinel has announced the
+    /// last switch; `None`: look it up through them.
+    pub fn switched_master(&self) -> Option<Address> {
+        let switch = self.switch();
+        let switch = switch.as_ref()?;
+        switch.pending(self.now_ms()).then(|| switch.master.clone())
+    }
+
     fn close(&self) {
         let until = self.now_ms() + LONGEST_FAILOVER.as_millis() as u64;
         self.closed_until.store(until, Ordering::Release);
@@ -99,23 +150,87 @@ impl Fence {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A sentinel announced a switch from `old` to `new`. The first announcement opens the
+    /// fence and sends new connections to `new`; the others of that switch only count.
+    fn switched(&self, sentinel: usize, old: Address, new: Address) {
+        // Held across the opening, so no lane of the new generation connects before the
+        // switch is recorded.
+        let mut switch = self.switch();
+        let now_ms = self.now_ms();
+        match switch.as_mut() {
+            Some(known) if known.master == new => {
+                // Moves nothing: the fence opened at the first announcement (and if it closed
+                // since, a new failover is under way).
+                known.announced_by(sentinel);
+                return;
+            }
+            Some(known) if known.pending(now_ms) && known.master != old => {
+                // Not a switch away from the master the last one named (a late announcement
+                // of an earlier failover?): lanes look the master up.
+                *switch = None;
+                self.open();
+                return;
+            }
+            _ => {}
+        }
+        let mut record = Switch {
+            master: new,
+            announced_by: vec![false; self.sentinels.len()],
+            until_ms: now_ms + TRUST_SWITCH.as_millis() as u64,
+        };
+        record.announced_by(sentinel);
+        *switch = Some(record);
+        self.open();
+    }
+
+    fn switch(&self) -> MutexGuard<'_, Option<Switch>> {
+        self.switch
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Moves the fence on a Sentinel event about our master.
-    fn on_event(&self, channel: &str, payload: &str) {
+    /// Moves the fence on an event from the sentinel with index `sentinel` about our master.
+    fn on_event(&self, sentinel: usize, channel: &str, payload: &str) {
         if !payload.split(' ').any(|word| word == self.master_name) {
             return;
         }
         if channel == "+try-failover" {
             log::warn!("sentinel: failover of {} started", self.master_name);
             self.close();
-        } else if channel == "+switch-master" || channel.starts_with("-failover-abort") {
+        } else if channel == "+switch-master" {
+            log::warn!("sentinel: {channel} {payload}");
+            match switch_addresses(payload) {
+                Some((old, new)) => self.switched(sentinel, old, new),
+                None => {
+                    *self.switch() = None;
+                    self.open();
+                }
+            }
+        } else if channel.starts_with("-failover-abort") {
             log::warn!("sentinel: {channel} {payload}");
             self.open();
         }
     }
+}
+
+/// The old and the new master of a `+switch-master` payload:
+/// `<name> <old ip> <old port> <new ip> <new port>`.
+fn switch_addresses(payload: &str) -> Option<(Address, Address)> {
+    let words: Vec<&str> = payload.split(' ').collect();
+    let [_, old_host, old_port, new_host, new_port] = words[..] else {
+        return None;
+    };
+    let address = |host: &str, port: &str| {
+        Some(Address {
+            host: host.to_owned(),
+            port: port.parse().ok()?,
+        })
+    };
+    Some((address(old_host, old_port)?, address(new_host, new_port)?))
 }
 
 /// Counts a watcher task as alive until it ends or is dropped with its runtime.
@@ -130,12 +245,12 @@ impl Drop for Alive {
 }
 
 /// Follows one sentinel's events until the fence (the store) is gone; reconnects after errors.
-async fn watch(alive: Alive, url: String) {
+async fn watch(alive: Alive, index: usize, url: String) {
     let fence = &alive.0;
     // A sentinel's URL may carry its password.
     let shown = crate::redact::redis_url(&url);
     while fence.strong_count() > 0 {
-        if let Err(e) = follow(fence, &url).await {
+        if let Err(e) = follow(fence, index, &url).await {
             log::debug!("sentinel {shown}: {e}");
         }
         tokio::time::sleep(WATCH_TICK).await;
@@ -144,7 +259,7 @@ async fn watch(alive: Alive, url: String) {
 
 /// Follows one sentinel until its connection ends, fails, or stays silent and does not answer a
 /// ping within [`WATCH_TICK`] × 4 (then [`watch`] connects again).
-async fn follow(fence: &Weak<Fence>, url: &str) -> redis::RedisResult<()> {
+async fn follow(fence: &Weak<Fence>, index: usize, url: &str) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let (mut sink, mut messages) = bounded(client.get_async_pubsub()).await?.split();
     bounded(sink.psubscribe("*")).await?;
@@ -157,7 +272,7 @@ async fn follow(fence: &Weak<Fence>, url: &str) -> redis::RedisResult<()> {
                     return Ok(());
                 };
                 let payload: String = message.get_payload().unwrap_or_default();
-                fence.on_event(message.get_channel_name(), &payload);
+                fence.on_event(index, message.get_channel_name(), &payload);
             }
             Ok(None) => return Ok(()),
             Err(_) if fence.strong_count() == 0 => return Ok(()),
@@ -189,19 +304,114 @@ mod tests {
     fn only_events_about_our_master_move_the_fence() {
         let fence = Fence::new(&[], "mymaster");
         let start = fence.generation.load(Ordering::Relaxed);
-        fence.on_event("+try-failover", "master other 127.0.0.1 6379");
+        fence.on_event(0, "+try-failover", "master other 127.0.0.1 6379");
         assert!(fence.held(start));
-        fence.on_event("+try-failover", "master mymaster 127.0.0.1 6379");
+        fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6379");
         assert!(!fence.held(start));
         assert!(fence.closed_until.load(Ordering::Relaxed) > 0);
-        fence.on_event("+switch-master", "mymaster 127.0.0.1 6379 127.0.0.1 6380");
-        assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
-        fence.on_event("+try-failover", "master mymaster 127.0.0.1 6380");
         fence.on_event(
+            0,
+            "+switch-master",
+            "mymaster 127.0.0.1 6379 127.0.0.1 6380",
+        );
+        assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+        fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6380");
+        fence.on_event(
+            0,
             "-failover-abort-no-good-slave",
             "master mymaster 127.0.0.1 6380",
         );
         assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+    }
+
+    fn address(port: u16) -> Option<Address> {
+        Some(Address {
+            host: "10.0.0.2".into(),
+            port,
+        })
+    }
+
+    const SWITCH: &str = "mymaster 10.0.0.1 6379 10.0.0.2 6380";
+
+    /// The generation an operation would run in now, or `None` while closed (what `enter`
+    /// says, without starting watchers: no runtime here).
+    fn entered(fence: &Fence) -> Option<u64> {
+        let generation = fence.generation.load(Ordering::Acquire);
+        (fence.closed_until.load(Ordering::Acquire) == 0).then_some(generation)
+    }
+
+    #[test]
+    fn after_a_switch_lanes_go_to_the_announced_master_until_every_sentinel_announced_it() {
+        let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+        let fence = Fence::new(&sentinels, "mymaster");
+        fence.on_event(0, "+try-failover", "master mymaster 10.0.0.1 6379");
+        assert_eq!(entered(&fence), None);
+
+        fence.on_event(2, "+switch-master", SWITCH);
+        let opened = entered(&fence).unwrap();
+        assert_eq!(fence.switched_master(), address(6380));
+        // The same switch from another sentinel (or the same one again) moves nothing.
+        fence.on_event(1, "+switch-master", SWITCH);
+        fence.on_event(1, "+switch-master", SWITCH);
+        assert!(fence.held(opened));
+        assert_eq!(fence.switched_master(), address(6380));
+        // Nor does an abort (another sentinel's failed bid) on the lanes' way.
+        fence.on_event(
+            1,
+            "-failover-abort-not-elected",
+            "master mymaster 10.0.0.1 6379",
+        );
+        assert_eq!(fence.switched_master(), address(6380));
+        // The leader, last: every sentinel now names it, a look-up finds it.
+        fence.on_event(0, "+switch-master", SWITCH);
+        assert_eq!(fence.switched_master(), None);
+    }
+
+    #[test]
+    fn a_switch_is_trusted_for_a_while_only() {
+        let sentinels = ["redis://s0", "redis://s1"].map(String::from);
+        let fence = Fence::new(&sentinels, "mymaster");
+        fence.on_event(1, "+switch-master", SWITCH);
+        assert_eq!(fence.switched_master(), address(6380));
+        if let Some(switch) = fence.switch().as_mut() {
+            switch.until_ms = fence.now_ms();
+        }
+        assert_eq!(fence.switched_master(), None);
+    }
+
+    #[test]
+    fn a_new_switch_moves_lanes_on_and_one_from_elsewhere_sends_them_to_the_sentinels() {
+        let sentinels = ["redis://s0", "redis://s1"].map(String::from);
+        let fence = Fence::new(&sentinels, "mymaster");
+        fence.on_event(1, "+switch-master", SWITCH);
+        let first = entered(&fence).unwrap();
+        // A failover of the new master, before the first switch is announced everywhere.
+        fence.on_event(1, "+try-failover", "master mymaster 10.0.0.2 6380");
+        fence.on_event(1, "+switch-master", "mymaster 10.0.0.2 6380 10.0.0.2 6381");
+        let second = entered(&fence).unwrap();
+        assert_ne!(second, first);
+        assert_eq!(fence.switched_master(), address(6381));
+        // A switch away from some other master: nothing to trust it by.
+        fence.on_event(1, "+switch-master", "mymaster 10.0.0.9 6379 10.0.0.2 6382");
+        assert!(!fence.held(second), "opened all the same");
+        assert_eq!(fence.switched_master(), None);
+    }
+
+    #[test]
+    fn a_switch_payload_names_the_old_master_then_the_new_one() {
+        let old = Some(Address {
+            host: "10.0.0.1".into(),
+            port: 6379,
+        });
+        assert_eq!(switch_addresses(SWITCH), old.zip(address(6380)),);
+        assert_eq!(switch_addresses("mymaster 10.0.0.1 6379 10.0.0.2"), None);
+        assert_eq!(switch_addresses("mymaster 10.0.0.1 6379 10.0.0.2 x"), None);
+        // Unreadable: the fence opens all the same, and lanes look the master up.
+        let fence = Fence::new(&["redis://s0".to_owned()], "mymaster");
+        fence.on_event(0, "+try-failover", "master mymaster 10.0.0.1 6379");
+        fence.on_event(0, "+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 x");
+        assert!(entered(&fence).is_some());
+        assert_eq!(fence.switched_master(), None);
     }
 
     /// A "sentinel" that answers until the subscription is made, then goes silent with the
@@ -266,7 +476,7 @@ mod tests {
         let started = Instant::now();
         let outcome = tokio::time::timeout(
             PING_AFTER + WATCH_TICK * 8,
-            follow(&Arc::downgrade(&fence), &url),
+            follow(&Arc::downgrade(&fence), 0, &url),
         )
         .await;
 

@@ -170,7 +170,8 @@ pub struct Store {
 /// use and after an error. Each thread keeps to one lane, so a connection's I/O is driven on the
 /// worker that created it, and a request checks nothing out of the pool: deadpool's recycle
 /// sends UNWATCH + PING on every check-out, one more round trip per request. The pool stays the
-/// factory (URL, Sentinel look-up, cluster discovery, timeouts) for new connections. The number
+/// factory (URL, Sentinel look-up, cluster discovery, timeouts) for new connections (except
+/// right after a Sentinel failover: see [`fence`]). The number
 /// is the fence generation the connection was made in (always 1 outside Sentinel mode).
 type Lane = Mutex<Option<(u64, Conn)>>;
 
@@ -291,11 +292,20 @@ impl Store {
         result
     }
 
-    /// A new connection, kept in `lane` for the threads that share it.
+    /// A new connection, kept in `lane` for the threads that share it. Right after a Sentinel
+    /// failover, to the master it announced rather than one the sentinels name (see [`fence`]).
     async fn connect(&self, lane: &Lane, generation: u64) -> Result<Conn, StoreError> {
+        let switched = (self.fence.as_ref()).and_then(|fence| fence.switched_master());
+        if let Some(master) = &switched {
+            log::debug!(
+                "connecting to {}:{}, the new master",
+                master.host,
+                master.port
+            );
+        }
         // Boxed: the Sentinel and Cluster connect futures are kilobytes, and every in-flight
         // request would otherwise carry their space (RSS at 1000 connections).
-        let conn = Box::pin(self.connector.connect()).await?;
+        let conn = Box::pin(self.connector.connect(switched.as_ref())).await?;
         *lock(lane) = Some((generation, conn.clone()));
         Ok(conn)
     }

@@ -316,6 +316,35 @@ pub fn sentinel_master(port: u16) -> Option<u16> {
     address.get(1)?.parse().ok()
 }
 
+/// The master port in the sentinel's `SENTINEL MASTERS` on `port`: what a client's look-up
+/// reads (`GET-MASTER-ADDR-BY-NAME` names a promoted replica earlier, while a failover runs).
+pub fn sentinel_masters_entry(port: u16) -> Option<u16> {
+    let masters: Vec<std::collections::HashMap<String, String>> =
+        query(port, redis::cmd("SENTINEL").arg("MASTERS"))?;
+    let ours = masters
+        .iter()
+        .find(|master| master.get("name").is_some_and(|name| name == MASTER_NAME))?;
+    ours.get("port")?.parse().ok()
+}
+
+/// How often the instance on `port` was asked to run a script (`EVAL`, `EVALSHA`, `SCRIPT`),
+/// refused or not (`INFO commandstats`).
+pub fn script_calls(port: u16) -> u64 {
+    let info: String = query(port, redis::cmd("INFO").arg("commandstats"))
+        .unwrap_or_else(|| panic!("INFO commandstats of the instance on {port}"));
+    info.lines()
+        .filter(|line| {
+            ["cmdstat_eval:", "cmdstat_evalsha:", "cmdstat_script"]
+                .iter()
+                .any(|name| line.starts_with(name))
+        })
+        .flat_map(|line| line.split([':', ',']))
+        .filter_map(|field| field.split_once('='))
+        .filter(|(name, _)| ["calls", "rejected_calls", "failed_calls"].contains(name))
+        .filter_map(|(_, value)| value.parse::<u64>().ok())
+        .sum()
+}
+
 fn redis_cli() -> String {
     std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".into())
 }
