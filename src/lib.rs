@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod grant;
 pub mod inspect;
 pub mod live;
+pub mod log_limit;
 pub mod metrics;
 pub mod oauth;
 pub mod redact;

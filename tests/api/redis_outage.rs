@@ -9,6 +9,7 @@ use sso_token::codes;
 use sso_token::store::Taken;
 
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::log_capture;
 use crate::redis_server::{HeldPort, RedisServer};
 
 const TIMEOUT_MS: u64 = 300;
@@ -241,4 +242,31 @@ async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
         "the waiting exchange touched its code"
     );
     assert_eq!(app.exchange(&APP, &waiter).await.status().as_u16(), 200);
+}
+
+/// While Redis is down every request is a 503, and the log gets a line a second for them, not a
+/// line each (thousands a second under load, each a write under the logger's lock).
+#[tokio::test]
+async fn a_redis_outage_logs_a_line_a_second_not_one_per_request() {
+    let port = HeldPort::new();
+    let log = log_capture::mark();
+    let app = app_on(format!("redis://127.0.0.1:{}", port.port())).await;
+
+    let started = Instant::now();
+    for _ in 0..100 {
+        let answer = Answer::of(app.exchange(&APP, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV").await);
+        assert_eq!(answer.await.status, 503);
+    }
+    let elapsed = started.elapsed();
+
+    // Other tests' outages share the one-a-second budget: never more lines than seconds.
+    let lines = log
+        .lines()
+        .iter()
+        .filter(|line| line.contains("redis unavailable"))
+        .count() as u64;
+    assert!(
+        lines <= elapsed.as_secs() + 2,
+        "{lines} lines for 100 answers in {elapsed:?}"
+    );
 }

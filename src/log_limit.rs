@@ -1,0 +1,73 @@
+//! At most one log line a second for a message that can come with every request: while Redis
+//! is down, a line per 503 would write thousands of lines a second (each a write under the
+//! logger's lock, on the workers that answer) and bury everything else. The lines held back
+//! are counted, and the next line says how many; the metrics count every request anyway.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct EverySecond {
+    /// The second (of whatever clock the caller reads) of the last line let through.
+    last: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl EverySecond {
+    pub const fn new() -> Self {
+        Self {
+            last: AtomicU64::new(u64::MAX),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a line may be logged in second `now`: `Some(n)` with the number of lines held
+    /// back since the last one, or `None` (and this one is counted).
+    pub fn admit(&self, now: u64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        if last != now
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.held_back.swap(0, Ordering::Relaxed));
+        }
+        self.held_back.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+impl Default for EverySecond {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_a_second_and_the_next_one_counts_those_held_back() {
+        let limit = EverySecond::new();
+        assert_eq!(limit.admit(100), Some(0));
+        assert_eq!(limit.admit(100), None);
+        assert_eq!(limit.admit(100), None);
+        assert_eq!(limit.admit(101), Some(2));
+        assert_eq!(limit.admit(101), None);
+        // A clock that steps back is a new second too.
+        assert_eq!(limit.admit(99), Some(1));
+    }
+
+    #[test]
+    fn of_many_threads_in_one_second_one_gets_through() {
+        let limit = EverySecond::new();
+        let admitted: usize = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..1000).filter(|_| limit.admit(7).is_some()).count()))
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum()
+        });
+        assert_eq!(admitted, 1);
+        assert_eq!(limit.admit(8), Some(7999));
+    }
+}
