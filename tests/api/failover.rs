@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
+use sso_token::oauth::Sensitive;
 use tokio::task::JoinSet;
 
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
 use crate::topology::{
-    MASTER_NAME, SentinelSet, query, script_calls, sentinel_master, sentinel_masters_entry,
-    wait_until,
+    MASTER_NAME, SentinelSet, error_replies, query, script_calls, sentinel_master,
+    sentinel_masters_entry, wait_until,
 };
 
 const STREAMS: usize = 4;
@@ -190,14 +191,29 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
 /// code there in about one run of the stream test in twenty.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_a_sentinel_announces_the_new_master_no_request_reaches_the_old_one() {
+    no_request_reaches_the_old_master(None).await;
+}
+
+/// The same, with data nodes that want a password: the connections made straight to the
+/// announced master carry `redis.node_password` as the Sentinel look-up's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_straight_to_the_announced_master_carry_the_node_password() {
+    no_request_reaches_the_old_master(Some("s3cret-for-tests")).await;
+}
+
+async fn no_request_reaches_the_old_master(password: Option<&'static str>) {
     let set = Arc::new(
         tokio::task::spawn_blocking(SentinelSet::start)
             .await
             .unwrap(),
     );
+    if let Some(password) = password {
+        set.protect(password);
+    }
     let app = spawn_app_with(|s| {
         set.configure(&mut s.redis);
         s.redis.timeout_ms = TIMEOUT_MS;
+        s.redis.node_password = password.map(Sensitive::new);
     })
     .await;
     let before = Answer::of(
@@ -210,7 +226,7 @@ async fn once_a_sentinel_announces_the_new_master_no_request_reaches_the_old_one
     let others: Vec<u16> = set.sentinels[1..].iter().map(|s| s.port()).collect();
 
     start_failover(&set).await;
-    let (new_master, old_calls, new_calls) = blocking(move || {
+    let (new_master, before) = blocking(move || {
         let mut announced = None;
         wait_until("another sentinel announces the new master", || {
             announced = others
@@ -220,11 +236,8 @@ async fn once_a_sentinel_announces_the_new_master_no_request_reaches_the_old_one
             announced.is_some()
         });
         let new_master = announced.expect("a new master");
-        (
-            new_master,
-            script_calls(old_master),
-            script_calls(new_master),
-        )
+        let counts = Counts::of(old_master, new_master, password);
+        (new_master, counts)
     })
     .await;
 
@@ -245,9 +258,9 @@ async fn once_a_sentinel_announces_the_new_master_no_request_reaches_the_old_one
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let (old_after, new_after) =
-        blocking(move || (script_calls(old_master), script_calls(new_master))).await;
-    let (reached_old, reached_new) = (old_after - old_calls, new_after - new_calls);
+    let after = blocking(move || Counts::of(old_master, new_master, password)).await;
+    let reached_old = after.old_master_scripts - before.old_master_scripts;
+    let reached_new = after.new_master_scripts - before.new_master_scripts;
     assert_eq!(
         reached_old, 0,
         "{in_window} exchanges sent {reached_old} scripts to the old master"
@@ -256,6 +269,28 @@ async fn once_a_sentinel_announces_the_new_master_no_request_reaches_the_old_one
         reached_new > 0,
         "none of {in_window} exchanges reached the new master while the leader named the old one"
     );
+    // Refused for want of a password would count as reached: none may have been.
+    assert_eq!(
+        after.new_master_noauth, before.new_master_noauth,
+        "the new master refused connections for want of a password"
+    );
+}
+
+/// What the test counts on the two masters (see [`script_calls`], [`error_replies`]).
+struct Counts {
+    old_master_scripts: u64,
+    new_master_scripts: u64,
+    new_master_noauth: u64,
+}
+
+impl Counts {
+    fn of(old_master: u16, new_master: u16, password: Option<&str>) -> Self {
+        Self {
+            old_master_scripts: script_calls(old_master, password),
+            new_master_scripts: script_calls(new_master, password),
+            new_master_noauth: error_replies(new_master, password, "NOAUTH"),
+        }
+    }
 }
 
 /// Runs blocking Redis queries off the runtime that serves the app.

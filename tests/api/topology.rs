@@ -96,7 +96,17 @@ pub fn wait_until(what: &str, mut probe: impl FnMut() -> bool) {
 
 /// One command to the instance on `port`, bounded in time; `None` on any error.
 pub fn query<T: redis::FromRedisValue>(port: u16, command: &redis::Cmd) -> Option<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    query_as(port, None, command)
+}
+
+/// [`query`] to an instance that wants `password`, when given.
+pub fn query_as<T: redis::FromRedisValue>(
+    port: u16,
+    password: Option<&str>,
+    command: &redis::Cmd,
+) -> Option<T> {
+    let auth = password.map(|p| format!(":{p}@")).unwrap_or_default();
+    let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{port}")).ok()?;
     let mut conn = client
         .get_connection_with_timeout(Duration::from_millis(500))
         .ok()?;
@@ -328,9 +338,9 @@ pub fn sentinel_masters_entry(port: u16) -> Option<u16> {
 }
 
 /// How often the instance on `port` was asked to run a script (`EVAL`, `EVALSHA`, `SCRIPT`),
-/// refused or not (`INFO commandstats`).
-pub fn script_calls(port: u16) -> u64 {
-    let info: String = query(port, redis::cmd("INFO").arg("commandstats"))
+/// refused or not (`INFO commandstats`); `password`: the instance's, if it has one.
+pub fn script_calls(port: u16, password: Option<&str>) -> u64 {
+    let info: String = query_as(port, password, redis::cmd("INFO").arg("commandstats"))
         .unwrap_or_else(|| panic!("INFO commandstats of the instance on {port}"));
     info.lines()
         .filter(|line| {
@@ -343,6 +353,17 @@ pub fn script_calls(port: u16) -> u64 {
         .filter(|(name, _)| ["calls", "rejected_calls", "failed_calls"].contains(name))
         .filter_map(|(_, value)| value.parse::<u64>().ok())
         .sum()
+}
+
+/// How many `kind` error replies (`NOAUTH`, say) the instance on `port` gave (`INFO errorstats`).
+pub fn error_replies(port: u16, password: Option<&str>, kind: &str) -> u64 {
+    let info: String = query_as(port, password, redis::cmd("INFO").arg("errorstats"))
+        .unwrap_or_else(|| panic!("INFO errorstats of the instance on {port}"));
+    let prefix = format!("errorstat_{kind}:count=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn redis_cli() -> String {
