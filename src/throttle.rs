@@ -23,15 +23,17 @@
 //! - If Redis fails while counting, the answer stays 401 (the failure is not counted).
 //!
 //! The source address is the peer's, or, when the peer is one of `throttle.trusted_proxies`,
-//! the right-most `X-Forwarded-For` entry that is not a trusted proxy.
+//! the right-most `X-Forwarded-For` entry that is not a trusted proxy (none when that entry is
+//! not an address: see [`source_address`]).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::ThrottleSettings;
+use crate::log_limit::EverySecond;
 use crate::metrics::{Metrics, RedisOp, ThrottledBy};
 use crate::oauth::OAuthError;
 use crate::store::Store;
@@ -72,7 +74,10 @@ impl Network {
     }
 }
 
-/// The address failures are counted under: the peer, or what trusted proxies say it forwarded.
+/// The address failures are counted under: the peer, or what trusted proxies say it forwarded
+/// (the right-most hop that is not a trusted proxy). `None` when that hop is not an address: its
+/// failures then count against the client id only, never against the proxy (which would block
+/// everyone behind it).
 pub fn source_address(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
@@ -83,10 +88,21 @@ pub fn source_address(
     if !is_trusted(peer) {
         return Some(peer);
     }
+    let Some(forwarded_for) = forwarded_for else {
+        // The proxy's own request (a health check, say).
+        return Some(peer);
+    };
     let mut source = peer;
-    for hop in forwarded_for.unwrap_or_default().rsplit(',') {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
-            break;
+    for hop in forwarded_for.rsplit(',') {
+        let Some(ip) = hop_address(hop.trim()) else {
+            static LIMIT: EverySecond = EverySecond::new();
+            if LIMIT.admit(crate::clock::unix_now()).is_some() {
+                log::warn!(
+                    "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
+                     such requests are throttled by client id only"
+                );
+            }
+            return None;
         };
         source = ip.to_canonical();
         if !is_trusted(source) {
@@ -94,6 +110,15 @@ pub fn source_address(
         }
     }
     Some(source)
+}
+
+/// One `X-Forwarded-For` hop: an address, or one with a port as some proxies write it
+/// (`203.0.113.7:51234`, `[2001:db8::7]:443`, `[2001:db8::7]`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 /// An IPv6 address counts as its /64 network: a host is routinely given a whole /64 (SLAAC,
@@ -357,19 +382,41 @@ mod tests {
             source_address(Some(ip("10.0.0.1")), xff, &trusted),
             Some(ip("198.51.100.7"))
         );
-        // No header, or garbage in it: the last hop that could be read.
+        // No header: the proxy's own request.
         assert_eq!(
             source_address(Some(ip("10.0.0.1")), None, &trusted),
             Some(ip("10.0.0.1"))
         );
+        // Garbage where the client's address should be: no address, never the proxy's.
+        for garbage in ["1.2.3.4, junk, 10.0.0.3", "", "198.51.100.7, ", "\u{FFFD}"] {
+            assert_eq!(
+                source_address(Some(ip("10.0.0.1")), Some(garbage), &trusted),
+                None,
+                "{garbage:?}"
+            );
+        }
+        // Garbage the client sent, left of what the proxy appended, is not read.
         assert_eq!(
             source_address(
                 Some(ip("10.0.0.1")),
-                Some("1.2.3.4, junk, 10.0.0.3"),
+                Some("\u{FFFD}, 198.51.100.7"),
                 &trusted
             ),
-            Some(ip("10.0.0.3"))
+            Some(ip("198.51.100.7"))
         );
+        // Hops with a port, as some proxies write them.
+        for (hop, address) in [
+            ("198.51.100.7:51234", "198.51.100.7"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("2001:db8::7", "2001:db8::7"),
+        ] {
+            assert_eq!(
+                source_address(Some(ip("10.0.0.1")), Some(hop), &trusted),
+                Some(ip(address)),
+                "{hop}"
+            );
+        }
         assert_eq!(source_address(None, xff, &trusted), None);
     }
 

@@ -85,14 +85,15 @@ pub fn client_authorization(request: &HttpRequest) -> Result<Option<&str>, OAuth
 }
 
 /// A list header's lines joined by `, `, in order (RFC 9110 §5.3: repeated lines are one
-/// list; a proxy may append its own line after the client's), if every line is visible ASCII.
+/// list; a proxy may append its own line after the client's). Bytes that are not UTF-8 become
+/// U+FFFD: they spoil their own item, not the items a proxy appended to the same line.
 pub fn header_list(request: &HttpRequest, name: header::HeaderName) -> Option<Cow<'_, str>> {
     let mut lines = request.headers().get_all(name);
-    let mut list = Cow::Borrowed(lines.next()?.to_str().ok()?);
+    let mut list = String::from_utf8_lossy(lines.next()?.as_bytes());
     for line in lines {
         let list = list.to_mut();
         list.push_str(", ");
-        list.push_str(line.to_str().ok()?);
+        list.push_str(&String::from_utf8_lossy(line.as_bytes()));
     }
     Some(list)
 }

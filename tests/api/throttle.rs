@@ -269,6 +269,61 @@ async fn a_forwarded_for_line_the_proxy_adds_after_the_clients_own_is_read_too()
     );
 }
 
+/// A client's own `X-Forwarded-For` with bytes that are not ASCII does not hide the hop a proxy
+/// appends to the same line (nginx's `$proxy_add_x_forwarded_for`): the failures count against
+/// the client's address, not the proxy's, which would block everyone behind it.
+#[tokio::test]
+async fn a_forwarded_for_line_with_bytes_that_are_not_ascii_still_names_the_client() {
+    let app = app(true).await;
+    for i in 0..MAX {
+        let lines = ["h\u{e9}llo, 198.51.100.9"];
+        let answer = attempt_forwarded(&app, APP.id, WRONG, &lines).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let same_address = attempt_forwarded(&app, APP.id, APP.secret, &["198.51.100.9"]).await;
+    let the_proxy = attempt_forwarded(&app, APP.id, APP.secret, &[]).await;
+
+    assert_throttled(&same_address, "the client's address");
+    assert_eq!(the_proxy.status, 200, "{}", the_proxy.text);
+}
+
+/// Some proxies write hops with a port (Azure Application Gateway: `203.0.113.7:51234`); such
+/// a hop is its address, whatever the port.
+#[tokio::test]
+async fn forwarded_for_hops_with_a_port_count_as_their_address() {
+    let app = app(true).await;
+    for i in 0..MAX {
+        let lines = ["198.51.100.21:51234"];
+        let answer = attempt_forwarded(&app, APP.id, WRONG, &lines).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let another_port = attempt_forwarded(&app, APP.id, APP.secret, &["198.51.100.21:40000"]).await;
+    let v6 = attempt_forwarded(&app, APP.id, APP.secret, &["[2001:db8::21]:443"]).await;
+    let the_proxy = attempt_forwarded(&app, APP.id, APP.secret, &[]).await;
+
+    assert_throttled(&another_port, "the same address, another port");
+    assert_eq!(v6.status, 200, "{}", v6.text);
+    assert_eq!(the_proxy.status, 200, "{}", the_proxy.text);
+}
+
+/// A hop that is no address at all, where a trusted proxy names the client: its failures count
+/// against the client id only, not against the proxy's address.
+#[tokio::test]
+async fn an_unreadable_forwarded_for_hop_is_not_counted_against_the_proxy() {
+    let app = app(true).await;
+    for i in 0..=MAX {
+        let client = format!("ghost-{i}");
+        let answer = attempt_forwarded(&app, &client, WRONG, &["unknown"]).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let the_proxy = attempt_forwarded(&app, APP.id, APP.secret, &[]).await;
+
+    assert_eq!(the_proxy.status, 200, "{}", the_proxy.text);
+}
+
 #[tokio::test]
 async fn replicas_share_the_counters() {
     let first = app(true).await;
