@@ -17,7 +17,9 @@
 //!   an address it has seen at N/2 failures or more does a replica read the counter before
 //!   authenticating (one round trip), so a block that other replicas' failures completed is
 //!   enforced there too. A replica that has seen no failure of an address lets its requests
-//!   through to authentication, and answers its first failure from the shared counter.
+//!   through to authentication, and answers its first failure from the shared counter. While
+//!   its table is full (failures from more than 10,000 addresses in a window), it reads the
+//!   counter of every address it does not hold before authenticating.
 //! - Answers are exact across replicas: the N-th failure of a window gets 401, the next 429,
 //!   whichever replica sees it (Redis counts atomically).
 //! - If Redis fails while counting, the answer stays 401 (the failure is not counted).
@@ -38,7 +40,8 @@ use crate::metrics::{Metrics, RedisOp, ThrottledBy};
 use crate::oauth::OAuthError;
 use crate::store::Store;
 
-/// Entries kept per table; past it, expired ones are dropped, and new ones are not kept.
+/// Entries kept per table; past it, expired ones are dropped, and new ones are not kept (see
+/// [`Throttle::admit`] for what a full table costs).
 const MAX_TRACKED: usize = 10_000;
 
 /// A network given as `address` or `address/prefix-length`.
@@ -164,8 +167,14 @@ impl<K: std::hash::Hash + Eq> Table<K> {
         entries.get(key).copied().filter(|seen| seen.until > now)
     }
 
+    /// Keeps `seen` for `key`: always for a key it holds, for a new one if there is room once
+    /// the expired entries are gone.
     fn put(&self, key: K, seen: Seen, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = entries.get_mut(&key) {
+            *known = seen;
+            return;
+        }
         if entries.len() >= MAX_TRACKED {
             entries.retain(|_, s| s.until > now);
         }
@@ -173,6 +182,11 @@ impl<K: std::hash::Hash + Eq> Table<K> {
             entries.insert(key, seen);
         }
         self.len.store(entries.len(), Ordering::Relaxed);
+    }
+
+    /// Whether a key may have been left out for want of room: then only Redis knows its count.
+    fn is_full(&self) -> bool {
+        self.len.load(Ordering::Relaxed) >= MAX_TRACKED
     }
 }
 
@@ -222,29 +236,36 @@ impl Throttle {
     }
 
     /// Before authentication: refuses a request from an address that is blocked, as far as
-    /// this replica knows, or, near the limit, as Redis says.
+    /// this replica knows, or, near the limit, as Redis says. While the table of addresses is
+    /// full (failures from more than [`MAX_TRACKED`] addresses in a window: an attack spread
+    /// over many), an address it does not hold is looked up in Redis too.
     pub async fn admit(&self, source: Option<IpAddr>) -> Result<(), OAuthError> {
         let Some(address) = source.filter(|_| self.enabled) else {
             return Ok(());
         };
         let now = Instant::now();
-        let Some(mut seen) = self.addresses.get(&address, now) else {
-            return Ok(());
+        let known = self.addresses.get(&address, now);
+        let ask_redis = match known {
+            Some(seen) => seen.count < self.max_failures && seen.count * 2 >= self.max_failures,
+            None => self.addresses.is_full(),
         };
-        if seen.count < self.max_failures && seen.count * 2 >= self.max_failures {
+        let mut seen = known;
+        if ask_redis {
             let key = self.store.throttle_key("addr", &address.to_string());
             let read = self.store.failures(&key);
             match self.metrics.redis(RedisOp::Throttle, read).await {
                 Ok((count, ttl_ms)) => {
-                    seen = self.learn_address(address, count, ttl_ms, now);
+                    seen = Some(self.learn_address(address, count, ttl_ms, now));
                 }
                 Err(e) => log::warn!("throttle: reading a counter: {e}"),
             }
         }
-        if seen.count >= self.max_failures {
-            return Err(self.throttled(ThrottledBy::Address, seen.until, now));
+        match seen {
+            Some(seen) if seen.count >= self.max_failures => {
+                Err(self.throttled(ThrottledBy::Address, seen.until, now))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// After a failed authentication: counts it and answers `failure`, or 429 past the limit.
@@ -437,5 +458,13 @@ mod tests {
             table.put(key, live, now);
         }
         assert!(table.len.load(Ordering::Relaxed) <= MAX_TRACKED);
+        assert!(table.is_full());
+        assert!(
+            table.get(&(MAX_TRACKED as u32 + 5), now).is_none(),
+            "no room for it"
+        );
+        // A key it holds is still brought up to date.
+        table.put(1, Seen { count: 9, ..live }, now);
+        assert_eq!(table.get(&1, now).map(|s| s.count), Some(9));
     }
 }

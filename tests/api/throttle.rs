@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use deadpool_redis::redis;
+use futures_util::StreamExt;
 use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 
@@ -322,6 +323,44 @@ async fn an_unreadable_forwarded_for_hop_is_not_counted_against_the_proxy() {
     let the_proxy = attempt_forwarded(&app, APP.id, APP.secret, &[]).await;
 
     assert_eq!(the_proxy.status, 200, "{}", the_proxy.text);
+}
+
+/// Failures from more addresses than a replica keeps track of (10,000 in a window: an attack
+/// spread over many) do not switch the address block off: an address the replica could not
+/// keep is looked up in Redis before authentication.
+#[tokio::test]
+async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_address() {
+    const TRACKED: u32 = 10_000;
+    let app = app(true).await;
+    let body = json!({
+        "grant_type": "authorization_code",
+        "client_id": "ghost",
+        "client_secret": WRONG,
+        "code": "no-such-code",
+        "redirect_uri": APP.redirect_uri,
+    });
+    let fill = futures_util::stream::iter(0..TRACKED).map(|i| {
+        let request = app
+            .http
+            .post(app.token_url())
+            .header("X-Forwarded-For", format!("198.18.{}.{}", i / 256, i % 256))
+            .json(&body);
+        async move { request.send().await.map(|r| r.status().as_u16()) }
+    });
+    let statuses: Vec<_> = fill.buffer_unordered(64).collect().await;
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(401 | 429))),
+        "{:?}",
+        statuses.iter().find(|s| !matches!(s, Ok(401 | 429)))
+    );
+
+    for i in 0..MAX {
+        let answer = attempt(&app, APP.id, WRONG, "203.0.113.77").await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+    let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.77").await;
+
+    assert_throttled(&right_secret, "the right secret from the blocked address");
 }
 
 #[tokio::test]
