@@ -113,27 +113,76 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(
     body: &'a [u8],
     fields: &[&'static str],
 ) -> Result<T, OAuthError> {
-    match body_format(content_type)? {
+    let format = body_format(content_type)?;
+    if declared_charset(content_type).is_some_and(|c| !c.eq_ignore_ascii_case("utf-8")) {
+        check_ascii_in_another_charset(content_type, &format, body)?;
+    }
+    match format {
         BodyFormat::Json => parse_json(body, fields),
         BodyFormat::Form => parse_form(body, fields),
     }
 }
 
-fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
-    let mut parts = content_type.unwrap_or_default().split(';');
-    let essence = parts.next().map(str::trim).unwrap_or_default();
-    // Both formats are UTF-8; a body declared in another charset would be misread, not parsed.
-    let charset = parts.find_map(|p| {
-        let (name, value) = p.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| value.trim().trim_matches('"'))
-    });
-    if charset.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8")) {
-        return Err(OAuthError::invalid_request(
-            "the request body must be UTF-8 (charset=utf-8, or no charset)",
-        ));
+/// Charsets that agree with UTF-8 on every ASCII character. Apache HttpClient 4 declares
+/// `charset=ISO-8859-1` on every form body unless told otherwise (`UrlEncodedFormEntity`).
+const ASCII_SUPERSETS: [&str; 8] = [
+    "us-ascii",
+    "ascii",
+    "iso-8859-1",
+    "iso_8859-1",
+    "latin1",
+    "l1",
+    "windows-1252",
+    "cp1252",
+];
+
+/// Both formats are UTF-8. A body declared in an ASCII superset reads the same in UTF-8 as
+/// long as it is ASCII throughout (for a form, once percent-decoded too); anything else would
+/// be misread, so it is refused.
+fn check_ascii_in_another_charset(
+    content_type: Option<&str>,
+    format: &BodyFormat,
+    body: &[u8],
+) -> Result<(), OAuthError> {
+    let superset = declared_charset(content_type)
+        .is_some_and(|c| ASCII_SUPERSETS.iter().any(|s| c.eq_ignore_ascii_case(s)));
+    let ascii = body.is_ascii()
+        && match format {
+            BodyFormat::Json => true,
+            BodyFormat::Form => body
+                .split(|&b| b == b'&' || b == b'=')
+                .all(|component| percent_encoding::percent_decode(component).all(|b| b.is_ascii())),
+        };
+    if superset && ascii {
+        return Ok(());
     }
+    Err(OAuthError::invalid_request(
+        "the request body must be UTF-8 (charset=utf-8, or no charset; in ISO-8859-1 or \
+         US-ASCII only an ASCII body is read)",
+    ))
+}
+
+/// The `charset` parameter of a `Content-Type`, unquoted.
+fn declared_charset(content_type: Option<&str>) -> Option<&str> {
+    content_type
+        .unwrap_or_default()
+        .split(';')
+        .skip(1)
+        .find_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("charset")
+                .then(|| value.trim().trim_matches('"'))
+        })
+}
+
+fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
+    let essence = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .map(str::trim)
+        .unwrap_or_default();
     if essence.eq_ignore_ascii_case("application/json") {
         Ok(BodyFormat::Json)
     } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
