@@ -17,9 +17,10 @@
 //!   an address it has seen at N/2 failures or more does a replica read the counter before
 //!   authenticating (one round trip), so a block that other replicas' failures completed is
 //!   enforced there too. A replica that has seen no failure of an address lets its requests
-//!   through to authentication, and answers its first failure from the shared counter. While
-//!   its table is full (failures from more than 10,000 addresses in a window), it reads the
-//!   counter of every address it does not hold before authenticating.
+//!   through to authentication, and answers its first failure from the shared counter. Once
+//!   its table has had to turn an address away (failures from more than 10,000 addresses in a
+//!   window), it reads the counter of every address it does not hold before authenticating,
+//!   until that address's window ends.
 //! - Answers are exact across replicas: the N-th failure of a window gets 401, the next 429,
 //!   whichever replica sees it (Redis counts atomically).
 //! - If Redis fails while counting, the answer stays 401 (the failure is not counted).
@@ -30,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,10 +100,11 @@ pub fn source_address(
     for hop in forwarded_for.rsplit(',') {
         let Some(ip) = hop_address(hop.trim()) else {
             static LIMIT: EverySecond = EverySecond::new();
-            if LIMIT.admit(crate::clock::unix_now()).is_some() {
+            if let Some(more) = LIMIT.admit(crate::clock::unix_now()) {
                 log::warn!(
                     "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
-                     such requests are throttled by client id only"
+                     such requests are throttled by client id only ({more} more since the last \
+                     line)"
                 );
             }
             return None;
@@ -142,16 +144,34 @@ struct Seen {
 
 /// Counters learned from Redis' answers, dropped when their window ends.
 struct Table<K> {
-    entries: Mutex<HashMap<K, Seen>>,
+    entries: Mutex<Entries<K>>,
     /// Lets the common case (no failure anywhere lately) skip the lock.
     len: AtomicUsize,
+    epoch: Instant,
+    /// Milliseconds after `epoch` until which a key may be missing for want of room: the end
+    /// of the window of the last key turned away (0: none ever was).
+    turned_away_until: AtomicU64,
 }
+
+struct Entries<K> {
+    held: HashMap<K, Seen>,
+    /// When the expired entries were last swept out (a sweep reads all of them, under the lock).
+    swept: Option<Instant>,
+}
+
+/// How often a full table may be swept: in between, new keys are turned away.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl<K: std::hash::Hash + Eq> Table<K> {
     fn new() -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                held: HashMap::new(),
+                swept: None,
+            }),
             len: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            turned_away_until: AtomicU64::new(0),
         }
     }
 
@@ -164,29 +184,45 @@ impl<K: std::hash::Hash + Eq> Table<K> {
             return None;
         }
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(key).copied().filter(|seen| seen.until > now)
+        entries
+            .held
+            .get(key)
+            .copied()
+            .filter(|seen| seen.until > now)
     }
 
-    /// Keeps `seen` for `key`: always for a key it holds, for a new one if there is room once
-    /// the expired entries are gone.
+    /// Keeps `seen` for `key`: always for a key it holds, for a new one if there is room (once
+    /// the expired entries are gone); otherwise notes how long the key's window lasts.
     fn put(&self, key: K, seen: Seen, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(known) = entries.get_mut(&key) {
+        if let Some(known) = entries.held.get_mut(&key) {
             *known = seen;
             return;
         }
-        if entries.len() >= MAX_TRACKED {
-            entries.retain(|_, s| s.until > now);
+        let sweep_due = entries
+            .swept
+            .is_none_or(|swept| now.saturating_duration_since(swept) >= SWEEP_EVERY);
+        if entries.held.len() >= MAX_TRACKED && sweep_due {
+            entries.held.retain(|_, s| s.until > now);
+            entries.swept = Some(now);
         }
-        if entries.len() < MAX_TRACKED {
-            entries.insert(key, seen);
+        if entries.held.len() < MAX_TRACKED {
+            entries.held.insert(key, seen);
+        } else {
+            let until = self.millis(seen.until);
+            self.turned_away_until.fetch_max(until, Ordering::Relaxed);
         }
-        self.len.store(entries.len(), Ordering::Relaxed);
+        self.len.store(entries.held.len(), Ordering::Relaxed);
     }
 
-    /// Whether a key may have been left out for want of room: then only Redis knows its count.
-    fn is_full(&self) -> bool {
-        self.len.load(Ordering::Relaxed) >= MAX_TRACKED
+    /// Whether a key it does not hold may yet have a live count: one was turned away for want
+    /// of room, and its window has not ended. Then only Redis knows.
+    fn may_miss(&self, now: Instant) -> bool {
+        self.millis(now) < self.turned_away_until.load(Ordering::Relaxed)
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -236,9 +272,10 @@ impl Throttle {
     }
 
     /// Before authentication: refuses a request from an address that is blocked, as far as
-    /// this replica knows, or, near the limit, as Redis says. While the table of addresses is
-    /// full (failures from more than [`MAX_TRACKED`] addresses in a window: an attack spread
-    /// over many), an address it does not hold is looked up in Redis too.
+    /// this replica knows, or, near the limit, as Redis says. After its table of addresses
+    /// turned one away (failures from more than [`MAX_TRACKED`] addresses in a window: an attack
+    /// spread over many), an address it does not hold is looked up in Redis too, until that
+    /// one's window ends.
     pub async fn admit(&self, source: Option<IpAddr>) -> Result<(), OAuthError> {
         let Some(address) = source.filter(|_| self.enabled) else {
             return Ok(());
@@ -247,7 +284,7 @@ impl Throttle {
         let known = self.addresses.get(&address, now);
         let ask_redis = match known {
             Some(seen) => seen.count < self.max_failures && seen.count * 2 >= self.max_failures,
-            None => self.addresses.is_full(),
+            None => self.addresses.may_miss(now),
         };
         let mut seen = known;
         if ask_redis {
@@ -446,6 +483,7 @@ mod tests {
         let table: Table<u32> = Table::new();
         let now = Instant::now();
         assert!(table.get(&1, now).is_none());
+        assert!(!table.may_miss(now));
         let live = Seen {
             count: 3,
             until: now + Duration::from_secs(60),
@@ -458,7 +496,10 @@ mod tests {
             table.put(key, live, now);
         }
         assert!(table.len.load(Ordering::Relaxed) <= MAX_TRACKED);
-        assert!(table.is_full());
+        // Keys were turned away: for as long as their window lasts, one may be missing.
+        assert!(table.may_miss(now));
+        assert!(table.may_miss(now + Duration::from_secs(59)));
+        assert!(!table.may_miss(now + Duration::from_secs(60)));
         assert!(
             table.get(&(MAX_TRACKED as u32 + 5), now).is_none(),
             "no room for it"
