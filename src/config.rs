@@ -317,7 +317,7 @@ impl DiscoverySettings {
 }
 
 /// `GET /metrics` (Prometheus text format).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct MetricsSettings {
     /// Serve `GET /metrics` at all.
@@ -337,7 +337,7 @@ impl Default for MetricsSettings {
 }
 
 /// Throttling of failed client authentication (see `throttle` for the exact semantics).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ThrottleSettings {
     pub enabled: bool,
@@ -604,6 +604,14 @@ impl Settings {
             return invalid(
                 "throttle.window_secs",
                 "must be between 1 and 86400 seconds",
+            );
+        }
+        if let Some(bad) = (self.throttle.trusted_proxies.iter())
+            .find(|proxy| crate::throttle::Network::parse(proxy).is_none())
+        {
+            return invalid(
+                "throttle.trusted_proxies",
+                &format!("`{bad}` is not an IP address or network (address/length)"),
             );
         }
         if !(256..=1 << 20).contains(&self.server.body_limit) {

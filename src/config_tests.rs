@@ -326,3 +326,18 @@ fn codes_live_ten_minutes_at_most_by_default_and_an_hour_at_most_by_choice() {
         }
     }
 }
+
+#[test]
+fn a_trusted_proxy_that_is_no_address_or_network_is_refused_up_front() {
+    let mut settings = shipped();
+    settings.throttle.trusted_proxies = urls(&["10.0.0.0/8", "fd00::/8", "192.168.1.7"]);
+    assert!(settings.clone().validate().is_ok());
+    settings.throttle.trusted_proxies.push("lb.internal".into());
+    match settings.validate() {
+        Err(ConfigError::Invalid { setting, problem }) => {
+            assert_eq!(setting, "throttle.trusted_proxies");
+            assert!(problem.contains("lb.internal"), "{problem}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,5 +1,6 @@
 //! What SIGHUP reloads: the client registry, the keys and the `[token]` and `[discovery]`
-//! settings, as one snapshot swapped atomically. A request loads the snapshot once (one atomic
+//! settings, as one snapshot swapped atomically (`[server]`, `[redis]`, `[throttle]` and
+//! `[metrics]` need a restart, and a reload that changes them says so). A request loads the snapshot once (one atomic
 //! pointer load, no lock) and keeps it to its end, so a reload neither waits for in-flight
 //! requests nor changes one half-way. A new configuration that does not load is refused with a
 //! log line and the running one stays.
@@ -10,9 +11,7 @@ use arc_swap::{ArcSwap, Guard};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::clients::{Argon2Limit, Registry, RegistryError};
-use crate::config::{
-    ConfigError, DiscoverySettings, RedisSettings, ServerSettings, Settings, TokenSettings,
-};
+use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
 use crate::discovery;
 use crate::tokens::{Keyring, KeyringError};
 
@@ -48,8 +47,8 @@ pub type SettingsSource = Box<dyn Fn() -> Result<Settings, ConfigError> + Send +
 pub struct Live {
     current: ArcSwap<Snapshot>,
     source: SettingsSource,
-    /// `[server]` and `[redis]` as started; a reload cannot change them, only warn.
-    fixed: (ServerSettings, RedisSettings),
+    /// The settings as started, for the sections a reload cannot change (it warns instead).
+    started: Settings,
     /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
     argon2: Argon2Limit,
 }
@@ -88,7 +87,7 @@ impl Live {
             argon2,
             current: ArcSwap::from_pointee(snapshot),
             source,
-            fixed: (settings.server.clone(), settings.redis.clone()),
+            started: settings.clone(),
         })
     }
 
@@ -110,8 +109,12 @@ impl Live {
                 let described = snapshot.describe();
                 self.current.store(Arc::new(snapshot));
                 log::info!("configuration reloaded: {described}");
-                if (&settings.server, &settings.redis) != (&self.fixed.0, &self.fixed.1) {
-                    log::warn!("[server] and [redis] changes take effect on restart only");
+                let unchanged = restart_only(&self.started, &settings);
+                if !unchanged.is_empty() {
+                    log::warn!(
+                        "{} changes take effect on restart only",
+                        unchanged.join(", ")
+                    );
                 }
                 Ok(())
             }
@@ -121,6 +124,20 @@ impl Live {
             }
         }
     }
+}
+
+/// The sections that differ between the settings as started and a reload's, which a reload
+/// does not apply: they shape the listener, the Redis pool and the throttle built at start-up.
+fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
+    [
+        ("[server]", started.server != reloaded.server),
+        ("[redis]", started.redis != reloaded.redis),
+        ("[throttle]", started.throttle != reloaded.throttle),
+        ("[metrics]", started.metrics != reloaded.metrics),
+    ]
+    .into_iter()
+    .filter_map(|(section, changed)| changed.then_some(section))
+    .collect()
 }
 
 /// Tokens of the key that signed until now stop verifying when a reload drops it: right for a
@@ -163,5 +180,36 @@ pub async fn reload_on_sighup(live: Arc<Live>, mut hangups: Signal) {
         let live = Arc::clone(&live);
         // The outcome is logged by `reload`.
         let _ = tokio::task::spawn_blocking(move || live.reload()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Settings {
+        toml::from_str(include_str!("../config/default.toml")).expect("config/default.toml")
+    }
+
+    #[test]
+    fn a_reload_names_the_sections_it_cannot_apply() {
+        let started = shipped();
+        let mut reloaded = started.clone();
+        reloaded.token.expires_in += 60;
+        reloaded.discovery.base_url = "https://sso.example.com".into();
+        assert!(restart_only(&started, &reloaded).is_empty(), "reloadable");
+
+        reloaded.throttle.trusted_proxies.push("10.0.0.0/8".into());
+        reloaded.metrics.listen = "127.0.0.1:9100".into();
+        assert_eq!(
+            restart_only(&started, &reloaded),
+            ["[throttle]", "[metrics]"]
+        );
+        reloaded.server.workers += 1;
+        reloaded.redis.pool_size += 1;
+        assert_eq!(
+            restart_only(&started, &reloaded),
+            ["[server]", "[redis]", "[throttle]", "[metrics]"]
+        );
     }
 }
