@@ -15,7 +15,7 @@ use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, Sensitive, TokenRequest};
 use crate::store::{Store, StoreError, Taken};
-use crate::tokens::Claims;
+use crate::tokens::{Claims, MAX_TOKEN};
 
 /// What a successful exchange hands back to the client.
 #[derive(Debug)]
@@ -188,6 +188,18 @@ fn sign(
         .minter()
         .mint(&claims)
         .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+    if access_token.len() > MAX_TOKEN {
+        log::warn!(
+            "client {}: the access token would be {} bytes, over the {MAX_TOKEN} that \
+             introspection and user info read ({} scopes); refused",
+            client.id,
+            access_token.len(),
+            grant.scopes.len()
+        );
+        return Err(OAuthError::invalid_grant(
+            "the authorization code grants more than an access token can carry; sign in again",
+        ));
+    }
     Ok(Issued {
         access_token: Sensitive::new(access_token),
         expires_in: settings.expires_in,

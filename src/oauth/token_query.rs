@@ -9,9 +9,8 @@ use serde::Deserialize;
 use super::error::OAuthError;
 use super::request::{credentials, parse_body, present, required};
 use super::{ClientCredentials, Sensitive};
+use crate::tokens::MAX_TOKEN;
 
-/// Longer than any token we issue; the body limit bounds it anyway.
-const MAX_TOKEN: usize = 4096;
 const MAX_HINT: usize = 64;
 
 /// A client asking about, or giving up, a token.

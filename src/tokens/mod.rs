@@ -12,6 +12,11 @@ pub use keyring::{Keyring, KeyringError};
 pub use keys::{Algorithm, KeyError, KeyKind, PublicJwk, SigningKey, VerifyingKey};
 pub use verify::{AccessClaims, Rejected, Verifier};
 
+/// The longest access token this service issues, and so the longest that introspection,
+/// revocation and user info read: a larger one is refused at the exchange (a code record with
+/// hundreds of scopes, say), rather than handed out to be refused there.
+pub const MAX_TOKEN: usize = 4096;
+
 /// The claims of an access token: the seed's `sub aud scope iss exp jti` in the seed's order,
 /// plus RFC 9068's `iat` and `client_id`. Serialized as is, `scope` is an array (the seed's
 /// shape); [`Minter`] writes it as RFC 9068 says when its `typ` is `at+jwt`.

@@ -9,10 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
+use super::MAX_TOKEN;
 use super::keys::VerifyingKey;
-
-/// Longer than any token we issue (an RS256 token with a 4096-bit key is about 1 KiB).
-const MAX_TOKEN: usize = 4096;
 
 /// The public keys that may have signed a live token, by `kid`.
 #[derive(Default)]
