@@ -16,6 +16,8 @@ COPY config ./config
 USER sso
 EXPOSE 8080
 ENV RUST_LOG=info
+# Plain HTTP on 8080, as config/default.toml listens: with server.tls.* or another
+# server.listen, override it (`docker run --health-cmd`, or `healthcheck:` in compose).
 HEALTHCHECK --interval=10s --timeout=2s CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
 ENTRYPOINT ["sso-token"]
 CMD ["serve"]
