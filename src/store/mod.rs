@@ -134,6 +134,23 @@ impl StoreError {
     fn is_connection_dropped(&self) -> bool {
         matches!(self, Self::Redis(e) if e.is_connection_dropped())
     }
+
+    /// Whether the lane's connection is still good after this failure: an error reply about
+    /// the data or the node's replicas says nothing against it (a replica outage would
+    /// otherwise cost a reconnection, or a Cluster discovery, per failed call). Anything else
+    /// (I/O, a timeout, a fence move, a demoted or loading node, an unknown reply) gets a new
+    /// connection. With Sentinel, so does `NOREPLICAS`: the master may be the one a failover
+    /// is replacing (one the watchers missed), and a look-up finds its successor.
+    fn keeps_connection(&self, sentinel: bool) -> bool {
+        match self {
+            Self::Unacknowledged { .. } | Self::Encode(_) => true,
+            Self::Redis(e) => match e.code() {
+                Some("NOREPLICAS") => !sentinel,
+                code => matches!(code, Some("WRONGTYPE" | "TRYAGAIN" | "OOM" | "BUSY")),
+            },
+            _ => false,
+        }
+    }
 }
 
 fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
@@ -245,7 +262,8 @@ impl Store {
     }
 
     /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
-    /// included). After any failure the lane is emptied, so the next call reconnects. A cached
+    /// included). After a failure the lane is emptied, so the next call reconnects, unless
+    /// the connection is known to be good (see [`StoreError::keeps_connection`]). A cached
     /// connection that turns out to be dropped (Redis restarted, or closed it while idle: its
     /// `timeout`, a proxy, a NAT) is replaced and `op` runs once more within the same deadline,
     /// so a quiet spell does not end in a 503. Every `op` is safe to repeat: reads, deletions,
@@ -286,7 +304,10 @@ impl Store {
             // The node may have been demoted under us: what it said may not survive.
             result = Err(StoreError::Failover);
         }
-        if result.is_err() {
+        if result
+            .as_ref()
+            .is_err_and(|e| !e.keeps_connection(self.fence.is_some()))
+        {
             *lock(lane) = None;
         }
         result

@@ -270,3 +270,43 @@ async fn a_redis_outage_logs_a_line_a_second_not_one_per_request() {
         "{lines} lines for 100 answers in {elapsed:?}"
     );
 }
+
+/// A master that refuses writes for want of replicas (`min-replicas-to-write`) answers every
+/// exchange with an error reply, not a broken connection: the 503s come without a new
+/// connection each (with Sentinel that would be a look-up each, with Cluster a discovery).
+#[tokio::test]
+async fn error_replies_from_a_healthy_connection_do_not_cost_a_reconnection_each() {
+    let redis = RedisServer::start_with(&["--min-replicas-to-write", "1"], None);
+    let app = app_on(redis.url()).await;
+    let connections = || async {
+        let info: String = query_info(&redis, "stats").await;
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("total_connections_received")
+    };
+    assert_unavailable(&app, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV").await;
+    let before = connections().await;
+
+    for _ in 0..20 {
+        assert_unavailable(&app, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV").await;
+    }
+
+    // The probes above each open one connection of their own.
+    let opened = connections().await - before;
+    assert!(opened <= 2, "{opened} connections for 20 refused exchanges");
+}
+
+/// `INFO <section>` of `redis`, through a connection of its own.
+async fn query_info(redis: &RedisServer, section: &str) -> String {
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut conn)
+        .await
+        .expect("INFO")
+}
