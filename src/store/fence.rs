@@ -52,6 +52,10 @@ pub struct Fence {
     master_name: String,
     /// The last switch announced.
     switch: Mutex<Option<Switch>>,
+    /// Per sentinel, milliseconds since `epoch` until which a failover it started may still be
+    /// running (0: none): an abort opens the fence only when no other sentinel's is, since the
+    /// sentinels that lose the vote abort theirs while the leader's goes on.
+    attempts: Mutex<Vec<u64>>,
 }
 
 /// A master's address as Sentinel announces it.
@@ -91,6 +95,7 @@ impl Fence {
             sentinels: sentinels.to_vec(),
             master_name: master_name.to_owned(),
             switch: Mutex::new(None),
+            attempts: Mutex::new(vec![0; sentinels.len()]),
         })
     }
 
@@ -200,9 +205,14 @@ impl Fence {
         }
         if channel == "+try-failover" {
             log::warn!("sentinel: failover of {} started", self.master_name);
+            self.attempted(
+                sentinel,
+                self.now_ms() + LONGEST_FAILOVER.as_millis() as u64,
+            );
             self.close();
         } else if channel == "+switch-master" {
             log::warn!("sentinel: {channel} {payload}");
+            self.attempts().fill(0);
             match switch_addresses(payload) {
                 Some((old, new)) => self.switched(sentinel, old, new),
                 None => {
@@ -212,8 +222,26 @@ impl Fence {
             }
         } else if channel.starts_with("-failover-abort") {
             log::warn!("sentinel: {channel} {payload}");
-            self.open();
+            self.attempted(sentinel, 0);
+            let now = self.now_ms();
+            let closed = self.closed_until.load(Ordering::Acquire) != 0;
+            if closed && self.attempts().iter().all(|&until| until <= now) {
+                self.open();
+            }
         }
+    }
+
+    /// Records until when the failover that sentinel `sentinel` started may run (0: it ended).
+    fn attempted(&self, sentinel: usize, until_ms: u64) {
+        if let Some(attempt) = self.attempts().get_mut(sentinel) {
+            *attempt = until_ms;
+        }
+    }
+
+    fn attempts(&self) -> MutexGuard<'_, Vec<u64>> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -365,6 +393,52 @@ mod tests {
         // The leader, last: every sentinel now names it, a look-up finds it.
         fence.on_event(0, "+switch-master", SWITCH);
         assert_eq!(fence.switched_master(), None);
+    }
+
+    #[test]
+    fn a_lost_vote_does_not_open_the_fence_while_the_leaders_failover_runs() {
+        let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+        let fence = Fence::new(&sentinels, "mymaster");
+        // Two sentinels bid; s2 loses the vote and aborts, s1 goes on.
+        fence.on_event(1, "+try-failover", "master mymaster 10.0.0.1 6379");
+        fence.on_event(2, "+try-failover", "master mymaster 10.0.0.1 6379");
+        fence.on_event(
+            2,
+            "-failover-abort-not-elected",
+            "master mymaster 10.0.0.1 6379",
+        );
+        assert_eq!(entered(&fence), None, "s1's failover still runs");
+        // s1's own abort (no replica to promote) ends it all.
+        fence.on_event(
+            1,
+            "-failover-abort-no-good-slave",
+            "master mymaster 10.0.0.1 6379",
+        );
+        assert!(entered(&fence).is_some());
+
+        // Or the switch: it ends every bid.
+        fence.on_event(1, "+try-failover", "master mymaster 10.0.0.1 6379");
+        fence.on_event(2, "+try-failover", "master mymaster 10.0.0.1 6379");
+        fence.on_event(0, "+switch-master", SWITCH);
+        let opened = entered(&fence).unwrap();
+        fence.on_event(
+            2,
+            "-failover-abort-not-elected",
+            "master mymaster 10.0.0.1 6379",
+        );
+        assert!(
+            fence.held(opened),
+            "an abort after the switch moves nothing"
+        );
+        // A bid whose end was never heard stops counting after the longest failover.
+        fence.on_event(1, "+try-failover", "master mymaster 10.0.0.2 6380");
+        fence.attempts()[1] = fence.now_ms();
+        fence.on_event(
+            2,
+            "-failover-abort-not-elected",
+            "master mymaster 10.0.0.2 6380",
+        );
+        assert!(entered(&fence).is_some());
     }
 
     #[test]
