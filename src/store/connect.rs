@@ -4,16 +4,12 @@
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
-use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture,
-    Value,
-};
-use deadpool_redis::{
-    ConfigError, CreatePoolError, PoolConfig, Runtime, Timeouts, cluster, sentinel,
-};
+use deadpool_redis::redis::{self, AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+use deadpool_redis::{ConfigError, CreatePoolError, PoolConfig, Runtime, Timeouts, cluster};
 
 use super::StoreError;
 use super::fence::Address;
+use super::sentinel::{Node, Sentinels};
 use crate::config::{RedisMode, RedisSettings};
 
 /// A connection of any topology; cheap to clone (clones share the underlying connection).
@@ -55,46 +51,12 @@ impl ConnectionLike for Conn {
 }
 
 /// Makes new connections; a deadpool pool per topology, used only as a factory (URL parsing,
-/// Sentinel look-up, cluster discovery, connect timeouts). Connections are taken out of it for
-/// good: see `Lane` in the parent module.
+/// cluster discovery, connect timeouts; Sentinel has its own, see [`Sentinels`]). Connections
+/// are taken out of it for good: see `Lane` in the parent module.
 pub enum Connector {
     Standalone(deadpool_redis::Pool),
-    Sentinel(sentinel::Pool, Node),
+    Sentinel(Sentinels),
     Cluster(cluster::Pool),
-}
-
-/// How to reach a Sentinel-managed node once its address is known: as the Sentinel pool does
-/// after its look-up (same TLS, credentials and connection settings), for a master that a
-/// failover announced (see `fence`). Not asked for its `ROLE`: a node demoted since refuses
-/// the exchange script (READONLY), and the lane reconnects.
-pub struct Node {
-    tls: bool,
-    redis: redis::RedisConnectionInfo,
-}
-
-impl Node {
-    async fn connect(&self, master: &Address) -> Result<MultiplexedConnection, StoreError> {
-        let (host, port) = (master.host.clone(), master.port);
-        let address = if self.tls {
-            ConnectionAddr::TcpTls {
-                host,
-                port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(host, port)
-        };
-        let info = address
-            .into_connection_info()?
-            .set_redis_settings(self.redis.clone());
-        // The defaults, as the pool's: among them the 500 ms response timeout that
-        // `SENTINEL_COMMAND_LIMIT_MS` (config) counts on.
-        let config = AsyncConnectionConfig::new();
-        Ok(redis::Client::open(info)?
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
-    }
 }
 
 impl Connector {
@@ -134,29 +96,22 @@ impl Connector {
             RedisMode::Sentinel => {
                 // Each new connection asks the sentinels for the current master: after a
                 // failover, a lane that lost its connection finds the new master by itself.
-                let mut config = sentinel::Config::from_urls(
-                    settings.sentinels.clone(),
-                    settings.master_name.clone(),
-                    sentinel::SentinelServerType::Master,
-                );
-                config.pool = Some(pool);
-                let redis = deadpool_redis::RedisConnectionInfo {
-                    username: Some(settings.node_username.clone()).filter(|u| !u.is_empty()),
-                    password: settings
-                        .node_password
-                        .as_ref()
-                        .map(|p| p.expose().to_owned()),
-                    ..Default::default()
-                };
-                config.node_connection_info = Some(sentinel::SentinelNodeConnectionInfo {
-                    tls_mode: settings.node_tls.then_some(sentinel::TlsMode::Secure),
-                    redis_connection_info: Some(redis.clone()),
-                });
+                let mut redis = redis::RedisConnectionInfo::default();
+                if !settings.node_username.is_empty() {
+                    redis = redis.set_username(&settings.node_username);
+                }
+                if let Some(password) = &settings.node_password {
+                    redis = redis.set_password(password.expose());
+                }
                 let node = Node {
                     tls: settings.node_tls,
-                    redis: redis.into(),
+                    redis,
                 };
-                Self::Sentinel(config.create_pool(runtime)?, node)
+                Self::Sentinel(Sentinels::new(
+                    &settings.sentinels,
+                    &settings.master_name,
+                    node,
+                ))
             }
             RedisMode::Cluster => {
                 let mut config = cluster::Config::from_urls(settings.nodes.clone());
@@ -173,10 +128,7 @@ impl Connector {
             Self::Standalone(pool) => {
                 Conn::Node(deadpool_redis::Connection::take(pool.get().await?))
             }
-            Self::Sentinel(pool, node) => Conn::Node(match master {
-                Some(master) => node.connect(master).await?,
-                None => sentinel::Connection::take(pool.get().await?),
-            }),
+            Self::Sentinel(sentinels) => Conn::Node(sentinels.connect(master).await?),
             Self::Cluster(pool) => Conn::Cluster(cluster::Connection::take(pool.get().await?)),
         })
     }

@@ -12,6 +12,7 @@ mod ack;
 mod connect;
 mod fence;
 pub mod keys;
+mod sentinel;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,6 +118,8 @@ pub enum StoreError {
     Config(#[from] deadpool_redis::CreatePoolError),
     #[error("unexpected reply from the exchange script")]
     Reply,
+    #[error("the node the sentinels name is not a master (or none names one)")]
+    NotMaster,
     /// `redis.replica_acks`: the write is on the master, but a failover could still lose it.
     #[error("{acked} of {wanted} replica(s) acknowledged the write within {within_ms} ms")]
     Unacknowledged {

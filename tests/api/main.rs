@@ -29,6 +29,7 @@ mod request_errors;
 mod resource;
 mod rotation;
 mod sentinel_auth;
+mod sentinel_lookup;
 mod sighup;
 mod standalone_urls;
 mod throttle;
