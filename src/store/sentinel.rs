@@ -1,5 +1,6 @@
-//! The master of a Sentinel set-up: asked of every sentinel at once, the first answer taken,
-//! then reached with the data nodes' own TLS and credentials and checked to be a master.
+//! The master of a Sentinel set-up: asked of every sentinel at once, each answer reached with
+//! the data nodes' own TLS and credentials and checked to be a master (`ROLE`), the first one
+//! that is taken.
 //!
 //! The redis crate's look-up (under deadpool's Sentinel pool) took the sentinels' answers in
 //! list order, each behind a fixed 1 s connect timeout and one lock for all look-ups: with the
@@ -39,35 +40,26 @@ impl Sentinels {
     }
 
     /// A connection to `master` when given (a failover announced it: see `fence`), else to
-    /// the master the first sentinel to answer names; either way one that says it is the
-    /// master (a sentinel that has not caught up may name a replica). The caller bounds it in
-    /// time (`redis.timeout_ms`).
+    /// the master that the first sentinel to answer names; either way one that says it is the
+    /// master (a sentinel that has not caught up may name a replica: then the next answer
+    /// counts). The caller bounds it in time (`redis.timeout_ms`).
     pub async fn connect(
         &self,
         master: Option<&Address>,
     ) -> Result<MultiplexedConnection, StoreError> {
-        let address = match master {
-            Some(master) => master.clone(),
-            None => self.look_up().await?,
-        };
-        let mut conn = self.node.connect(&address).await?;
-        let role: Value = redis::cmd("ROLE").query_async(&mut conn).await?;
-        if !is_master(&role) {
-            return Err(StoreError::NotMaster);
+        if let Some(master) = master {
+            return self.node.connect_master(master).await;
         }
-        Ok(conn)
-    }
-
-    /// The master's address, from whichever sentinel answers first with one.
-    async fn look_up(&self) -> Result<Address, StoreError> {
         if self.urls.is_empty() {
             return Err(StoreError::NotMaster);
         }
-        let asks = self
-            .urls
-            .iter()
-            .map(|url| Box::pin(ask(url, &self.master_name)));
-        Ok(select_ok(asks).await?.0)
+        let tries = self.urls.iter().map(|url| {
+            Box::pin(async move {
+                let address = ask(url, &self.master_name).await?;
+                self.node.connect_master(&address).await
+            })
+        });
+        Ok(select_ok(tries).await?.0)
     }
 }
 
@@ -101,6 +93,16 @@ fn is_master(role: &Value) -> bool {
 }
 
 impl Node {
+    /// A connection to the node at `address`, once it says it is the master.
+    async fn connect_master(&self, address: &Address) -> Result<MultiplexedConnection, StoreError> {
+        let mut conn = self.connect(address).await?;
+        let role: Value = redis::cmd("ROLE").query_async(&mut conn).await?;
+        if !is_master(&role) {
+            return Err(StoreError::NotMaster);
+        }
+        Ok(conn)
+    }
+
     /// A connection to the node at `address`, with the redis crate's defaults (among them
     /// the 500 ms response timeout that `SENTINEL_COMMAND_LIMIT_MS` in config counts on).
     async fn connect(&self, address: &Address) -> Result<MultiplexedConnection, StoreError> {
