@@ -369,19 +369,29 @@ impl Store {
             self.used_key(code),
             self.token_key(jti),
         );
-        // Sized up front: nine arguments, the record head the largest.
-        let size = 80 + code_key.len() + used_key.len() + token_key.len() + record_head.len();
-        let mut call = redis::Cmd::with_capacity(9, size);
-        call.arg("EVALSHA")
-            .arg(self.exchange.get_hash())
-            .arg(3)
-            .arg(&code_key)
-            .arg(used_key)
-            .arg(token_key)
-            .arg(jti)
-            .arg(ttl_secs)
-            .arg(record_head);
-        let (call, code_key) = (&call, &code_key);
+        // `EVALSHA <hash>`, or `EVAL <script>`; sized up front: nine arguments, the record head
+        // (or the script) the largest.
+        let exchange_call = |verb: &str, script: &str| {
+            let size = 80
+                + script.len()
+                + code_key.len()
+                + used_key.len()
+                + token_key.len()
+                + record_head.len();
+            let mut call = redis::Cmd::with_capacity(9, size);
+            call.arg(verb)
+                .arg(script)
+                .arg(3)
+                .arg(&code_key)
+                .arg(&used_key)
+                .arg(&token_key)
+                .arg(jti)
+                .arg(ttl_secs)
+                .arg(record_head);
+            call
+        };
+        let call = &exchange_call("EVALSHA", self.exchange.get_hash());
+        let (exchange_call, code_key) = (&exchange_call, &code_key);
         let (reply, acked): (Value, Option<u32>) = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
                 let reply: Value = match call.query_async(&mut conn).await {
@@ -389,9 +399,11 @@ impl Store {
                         if e.kind()
                             == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                     {
-                        // A restarted or failed-over Redis has no scripts: load it, once more.
-                        self.exchange.load_async(&mut conn).await?;
-                        call.query_async(&mut conn).await?
+                        // A restarted or failed-over Redis has no scripts: send this one whole
+                        // (EVAL caches it there). Not SCRIPT LOAD: in a Cluster the redis crate
+                        // sends that to every node, replicas too, and fails if one is down.
+                        let whole = exchange_call("EVAL", EXCHANGE_SCRIPT);
+                        whole.query_async(&mut conn).await?
                     }
                     reply => reply?,
                 };

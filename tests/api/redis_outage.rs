@@ -299,14 +299,43 @@ async fn error_replies_from_a_healthy_connection_do_not_cost_a_reconnection_each
 
 /// `INFO <section>` of `redis`, through a connection of its own.
 async fn query_info(redis: &RedisServer, section: &str) -> String {
-    let client = redis::Client::open(redis.url()).expect("url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connection");
     redis::cmd("INFO")
         .arg(section)
-        .query_async(&mut conn)
+        .query_async(&mut connection(redis).await)
         .await
         .expect("INFO")
+}
+
+/// A Redis that lost its scripts (restarted, failed over, `SCRIPT FLUSH`) gets the exchange
+/// script whole, with the call (`EVAL`), instead of a `SCRIPT LOAD` first, which the redis
+/// crate would send to every node of a Cluster and fail with one of them down.
+#[tokio::test]
+async fn a_redis_without_the_script_gets_it_whole_with_the_call() {
+    let redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let code = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &code).await.status().as_u16(), 200);
+    let flushed: String = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection(&redis).await)
+        .await
+        .expect("SCRIPT FLUSH");
+    assert_eq!(flushed, "OK");
+
+    let code = app.issue_code(&APP).await;
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let stats = query_info(&redis, "commandstats").await;
+    // Twice: the first exchange found a fresh Redis without it too.
+    assert!(stats.contains("cmdstat_eval:calls=2,"), "{stats}");
+    assert!(!stats.contains("cmdstat_script|load"), "{stats}");
+}
+
+async fn connection(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis.url()).expect("url");
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection")
 }
