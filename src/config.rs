@@ -139,8 +139,9 @@ pub struct TlsSettings {
 }
 
 /// How Redis is deployed; each mode reads its own settings and refuses the others'.
-/// redis-rs' response timeout of the connections deadpool's Sentinel pool makes (its default;
-/// the pool cannot change it): no command there, `WAIT` included, outlasts it.
+/// redis-rs' response timeout of the connections to Sentinel-managed nodes (its default, kept
+/// from the days deadpool's Sentinel pool made them): no command there, `WAIT` included,
+/// outlasts it.
 pub const SENTINEL_COMMAND_LIMIT_MS: u64 = 500;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -107,11 +107,14 @@ impl Connector {
                     tls: settings.node_tls,
                     redis,
                 };
-                Self::Sentinel(Sentinels::new(
+                let sentinels = Sentinels::new(
                     &settings.sentinels,
                     &settings.master_name,
                     node,
-                ))
+                    settings.pool_size,
+                )
+                .map_err(|e| StoreError::Config(CreatePoolError::Config(ConfigError::Redis(e))))?;
+                Self::Sentinel(sentinels)
             }
             RedisMode::Cluster => {
                 let mut config = cluster::Config::from_urls(settings.nodes.clone());

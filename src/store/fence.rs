@@ -13,9 +13,9 @@
 //! Sentinels announce `+switch-master` one by one: the others as soon as the leader's hello
 //! reaches them, the leader itself only at the end of the failover, once every replica is
 //! reconfigured (a second later in the tests here; up to its `failover-timeout` when replicas
-//! resync). Until then the leader's `SENTINEL MASTERS` still names the outgoing master, which
-//! still takes writes while it keeps a replica, and a lane that looked the master up through
-//! it would take codes there. So after a switch, lanes connect to the announced master
+//! resync). Until then the leader's `SENTINEL MASTER(S)` entry still names the outgoing master,
+//! which still takes writes while it keeps a replica, and a lane that looked the master up
+//! through it would take codes there. So after a switch, lanes connect to the announced master
 //! directly, until every sentinel has announced it too (or [`TRUST_SWITCH`] has passed).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

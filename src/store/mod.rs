@@ -190,8 +190,8 @@ pub struct Store {
 /// use and after an error. Each thread keeps to one lane, so a connection's I/O is driven on the
 /// worker that created it, and a request checks nothing out of the pool: deadpool's recycle
 /// sends UNWATCH + PING on every check-out, one more round trip per request. The pool stays the
-/// factory (URL, Sentinel look-up, cluster discovery, timeouts) for new connections (except
-/// right after a Sentinel failover: see [`fence`]). The number
+/// factory (URL, cluster discovery, timeouts) for new connections; Sentinel mode has its own
+/// look-up (see `sentinel`). The number
 /// is the fence generation the connection was made in (always 1 outside Sentinel mode).
 type Lane = Mutex<Option<(u64, Conn)>>;
 

@@ -3,25 +3,30 @@
 //! that is taken.
 //!
 //! The redis crate's look-up (under deadpool's Sentinel pool) took the sentinels' answers in
-//! list order, each behind a fixed 1 s connect timeout and one lock for all look-ups: with the
-//! first listed sentinel's host down (packets dropped), every new connection waited that
-//! second and, with `redis.timeout_ms` at 1 s, every lane that lost its connection stayed a
-//! 503 until the host came back.
+//! list order: with the first listed sentinel hung or its host down (packets dropped), every
+//! new connection waited for it, past a `redis.timeout_ms` of a second or less.
+
+use std::collections::HashMap;
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisResult, Value,
+    self, AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult,
+    Value,
 };
 use futures_util::future::select_ok;
+use tokio::sync::Semaphore;
 
 use super::StoreError;
 use super::fence::Address;
 
 /// The sentinels, the name they know the master by, and how to reach a data node.
 pub struct Sentinels {
-    urls: Vec<String>,
+    sentinels: Vec<ConnectionInfo>,
     master_name: String,
     node: Node,
+    /// Look-ups at once: each opens a connection to every sentinel and to what they name, and
+    /// a reconnection storm (every request on an empty lane looks up) must not multiply them.
+    look_ups: Semaphore,
 }
 
 /// How to reach a data node once its address is known.
@@ -31,31 +36,47 @@ pub struct Node {
 }
 
 impl Sentinels {
-    pub fn new(urls: &[String], master_name: &str, node: Node) -> Self {
-        Self {
-            urls: urls.to_vec(),
+    /// Reads the sentinels' URLs (a bad one is refused here, at start-up); `at_once`: how many
+    /// look-ups may run together.
+    pub fn new(
+        urls: &[String],
+        master_name: &str,
+        node: Node,
+        at_once: usize,
+    ) -> RedisResult<Self> {
+        Ok(Self {
+            sentinels: (urls.iter())
+                .map(|url| url.as_str().into_connection_info())
+                .collect::<RedisResult<_>>()?,
             master_name: master_name.to_owned(),
             node,
-        }
+            look_ups: Semaphore::new(at_once.max(1)),
+        })
     }
 
     /// A connection to `master` when given (a failover announced it: see `fence`), else to
-    /// the master that the first sentinel to answer names; either way one that says it is the
-    /// master (a sentinel that has not caught up may name a replica: then the next answer
-    /// counts). The caller bounds it in time (`redis.timeout_ms`).
+    /// the master that the first sentinel to answer names, unless it calls that master down or
+    /// in a failover; either way one that says it is the master (a sentinel that has not caught
+    /// up may name a replica: then the next answer counts). The caller bounds it in time
+    /// (`redis.timeout_ms`).
     pub async fn connect(
         &self,
         master: Option<&Address>,
     ) -> Result<MultiplexedConnection, StoreError> {
+        let _turn = self
+            .look_ups
+            .acquire()
+            .await
+            .map_err(|_| StoreError::NotMaster)?;
         if let Some(master) = master {
             return self.node.connect_master(master).await;
         }
-        if self.urls.is_empty() {
+        if self.sentinels.is_empty() {
             return Err(StoreError::NotMaster);
         }
-        let tries = self.urls.iter().map(|url| {
+        let tries = self.sentinels.iter().map(|sentinel| {
             Box::pin(async move {
-                let address = ask(url, &self.master_name).await?;
+                let address = ask(sentinel, &self.master_name).await?;
                 self.node.connect_master(&address).await
             })
         });
@@ -63,24 +84,30 @@ impl Sentinels {
     }
 }
 
-/// One sentinel's answer to `SENTINEL GET-MASTER-ADDR-BY-NAME`.
-async fn ask(url: &str, master_name: &str) -> RedisResult<Address> {
-    let client = redis::Client::open(url)?;
+/// What one sentinel says of the master (`SENTINEL MASTER`): its address, unless it counts the
+/// master as down or in a failover (then the fence, or a later look-up, has the answer).
+async fn ask(sentinel: &ConnectionInfo, master_name: &str) -> Result<Address, StoreError> {
+    let client = redis::Client::open(sentinel.clone())?;
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
         .await?;
-    let address: Option<(String, u16)> = redis::cmd("SENTINEL")
-        .arg("GET-MASTER-ADDR-BY-NAME")
+    let master: HashMap<String, String> = redis::cmd("SENTINEL")
+        .arg("MASTER")
         .arg(master_name)
         .query_async(&mut conn)
         .await?;
-    let (host, port) = address.ok_or_else(|| {
-        redis::RedisError::from((
-            redis::ErrorKind::MasterNameNotFoundBySentinel,
-            "the sentinel does not know the master",
-        ))
-    })?;
-    Ok(Address { host, port })
+    let flags = master.get("flags").map(String::as_str).unwrap_or_default();
+    if (flags.split(',')).any(|flag| matches!(flag, "s_down" | "o_down" | "failover_in_progress")) {
+        return Err(StoreError::NotMaster);
+    }
+    let port = master.get("port").and_then(|port| port.parse().ok());
+    match (master.get("ip"), port) {
+        (Some(host), Some(port)) => Ok(Address {
+            host: host.clone(),
+            port,
+        }),
+        _ => Err(StoreError::NotMaster),
+    }
 }
 
 /// `ROLE`'s first element: `master`.
@@ -88,8 +115,11 @@ fn is_master(role: &Value) -> bool {
     let Value::Array(items) = role else {
         return false;
     };
-    matches!(items.first(), Some(Value::BulkString(name)) if name == b"master")
-        || matches!(items.first(), Some(Value::SimpleString(name)) if name == "master")
+    match items.first() {
+        Some(Value::BulkString(name)) => name == b"master",
+        Some(Value::SimpleString(name)) => name == "master",
+        _ => false,
+    }
 }
 
 impl Node {

@@ -4,10 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{APP, Answer, spawn_app_with};
-use crate::topology::SentinelSet;
+use deadpool_redis::redis;
 
-const TIMEOUT_MS: u64 = 400;
+use crate::helpers::{APP, Answer, spawn_app_with};
+use crate::topology::{SentinelSet, query};
+
+const TIMEOUT_MS: u64 = 600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_sentinel_listed_first_does_not_stall_the_look_up() {
@@ -24,8 +26,19 @@ async fn a_hung_sentinel_listed_first_does_not_stall_the_look_up() {
     })
     .await;
 
+    let master = set.current_master().expect("a master");
     for _ in 0..3 {
         let code = app.issue_code(&APP).await;
+        // Every exchange on a new connection, so each one looks the master up.
+        let killed: Option<u64> = tokio::task::spawn_blocking(move || {
+            query(
+                master,
+                redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(killed.is_some_and(|n| n > 0), "no connection to drop");
         let started = Instant::now();
         let answer = Answer::of(app.exchange(&APP, &code).await).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
