@@ -36,6 +36,18 @@ impl EverySecond {
     }
 }
 
+/// How a line that was let through mentions the lines held back before it: nothing for none.
+pub struct HeldBack(pub u64);
+
+impl std::fmt::Display for HeldBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            more => write!(f, " (and {more} more since the last line)"),
+        }
+    }
+}
+
 impl Default for EverySecond {
     fn default() -> Self {
         Self::new()
@@ -56,6 +68,8 @@ mod tests {
         assert_eq!(limit.admit(101), None);
         // A clock that steps back is a new second too.
         assert_eq!(limit.admit(99), Some(1));
+        assert_eq!(HeldBack(0).to_string(), "");
+        assert_eq!(HeldBack(2).to_string(), " (and 2 more since the last line)");
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::ThrottleSettings;
-use crate::log_limit::EverySecond;
+use crate::log_limit::{EverySecond, HeldBack};
 use crate::metrics::{Metrics, RedisOp, ThrottledBy};
 use crate::oauth::OAuthError;
 use crate::store::Store;
@@ -103,8 +103,8 @@ pub fn source_address(
             if let Some(more) = LIMIT.admit(crate::clock::unix_now()) {
                 log::warn!(
                     "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
-                     such requests are throttled by client id only ({more} more since the last \
-                     line)"
+                     such requests are throttled by client id only{}",
+                    HeldBack(more)
                 );
             }
             return None;

@@ -8,7 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::log_limit::EverySecond;
+use crate::log_limit::{EverySecond, HeldBack};
 use crate::routes::http::no_store;
 
 /// Descriptions are written for the developer of the calling client: they say what to fix and
@@ -197,14 +197,8 @@ impl ResponseError for OAuthError {
             Self::Unavailable(cause) => {
                 // One line a second: while Redis is down every request comes here.
                 static LIMIT: EverySecond = EverySecond::new();
-                match LIMIT.admit(crate::clock::unix_now()) {
-                    Some(0) => log::warn!("redis unavailable: {cause}"),
-                    Some(more) => {
-                        log::warn!(
-                            "redis unavailable: {cause} (and {more} more 503s since the last line)"
-                        )
-                    }
-                    None => {}
+                if let Some(more) = LIMIT.admit(crate::clock::unix_now()) {
+                    log::warn!("redis unavailable: {cause}{}", HeldBack(more));
                 }
             }
             Self::Internal(cause) => log::error!("internal error: {cause}"),

@@ -34,11 +34,7 @@ struct Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
-    let set = Arc::new(
-        tokio::task::spawn_blocking(SentinelSet::start)
-            .await
-            .unwrap(),
-    );
+    let set = Arc::new(blocking(SentinelSet::start).await);
     let app = Arc::new(
         spawn_app_with(|s| {
             set.configure(&mut s.redis);
@@ -59,13 +55,12 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
     let failover_at = Instant::now();
     start_failover(&set).await;
     let sentinels = Arc::clone(&set);
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         wait_until("the sentinels report the new master", || {
             sentinels.current_master().is_some_and(|m| m != old_master)
         });
     })
-    .await
-    .unwrap();
+    .await;
     tokio::time::sleep(AFTERMATH).await;
     stop.store(true, Ordering::Relaxed);
     let mut outcomes: Vec<Outcome> = streams.join_all().await.into_iter().flatten().collect();
@@ -129,11 +124,7 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
 /// through to the outgoing master, where what it took could be lost.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
-    let set = Arc::new(
-        tokio::task::spawn_blocking(SentinelSet::start)
-            .await
-            .unwrap(),
-    );
+    let set = Arc::new(blocking(SentinelSet::start).await);
     let app = spawn_app_with(|s| {
         set.configure(&mut s.redis);
         s.redis.timeout_ms = TIMEOUT_MS;
@@ -152,7 +143,7 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
     assert_eq!(during.status, 503, "{}", during.text);
 
     let sentinels = Arc::clone(&set);
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         wait_until("every sentinel reports the new master", || {
             sentinels
                 .sentinels
@@ -160,8 +151,7 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
                 .all(|s| sentinel_master(s.port()).is_some_and(|m| m != old_master))
         });
     })
-    .await
-    .unwrap();
+    .await;
     // A new master refuses writes until a replica follows it (`min-replicas-to-write`): 503s
     // for a while. Never a second token: the code is exchanged now, or (had an attempt been
     // under way when a sentinel's `+switch-master` moved the fence: a 503 that may have spent
@@ -202,11 +192,7 @@ async fn connections_straight_to_the_announced_master_carry_the_node_password() 
 }
 
 async fn no_request_reaches_the_old_master(password: Option<&'static str>) {
-    let set = Arc::new(
-        tokio::task::spawn_blocking(SentinelSet::start)
-            .await
-            .unwrap(),
-    );
+    let set = Arc::new(blocking(SentinelSet::start).await);
     if let Some(password) = password {
         set.protect(password);
     }
@@ -302,7 +288,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 /// asks again until it is accepted.
 async fn start_failover(set: &Arc<SentinelSet>) {
     let sentinels = Arc::clone(set);
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         wait_until("SENTINEL FAILOVER is accepted", || {
             query::<String>(
                 sentinels.sentinels[0].port(),
@@ -311,8 +297,7 @@ async fn start_failover(set: &Arc<SentinelSet>) {
             .is_some()
         });
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 /// Exchanges fresh codes one after the other until `stop`.
