@@ -73,15 +73,23 @@ mod tests {
     }
 
     #[test]
-    fn of_many_threads_in_one_second_one_gets_through() {
+    fn of_many_threads_in_one_second_one_gets_through_and_every_other_is_counted_once() {
         let limit = EverySecond::new();
-        let admitted: usize = std::thread::scope(|scope| {
+        let admitted: Vec<u64> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..8)
-                .map(|_| scope.spawn(|| (0..1000).filter(|_| limit.admit(7).is_some()).count()))
+                .map(|_| {
+                    scope.spawn(|| (0..1000).filter_map(|_| limit.admit(7)).collect::<Vec<_>>())
+                })
                 .collect();
-            threads.into_iter().map(|t| t.join().unwrap()).sum()
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect()
         });
-        assert_eq!(admitted, 1);
-        assert_eq!(limit.admit(8), Some(7999));
+        assert_eq!(admitted.len(), 1, "{admitted:?}");
+        // Lines held back while the first one was let through may be counted on it or on the
+        // next one: never lost, never twice.
+        let next = limit.admit(8).unwrap();
+        assert_eq!(admitted[0] + next, 7999);
     }
 }
