@@ -144,6 +144,9 @@ pub struct TlsSettings {
 /// outlasts it.
 pub const SENTINEL_COMMAND_LIMIT_MS: u64 = 500;
 
+/// The longest idle time before keepalive probes that Linux accepts (`TCP_KEEPIDLE`).
+const MAX_TCP_KEEPALIVE_SECS: u64 = 32_767;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RedisMode {
@@ -195,6 +198,10 @@ pub struct RedisSettings {
     /// what times a request out.
     #[serde(default = "default_replica_ack_timeout")]
     pub replica_ack_timeout_ms: u64,
+    /// Seconds a connection may idle before TCP keepalive probes start; 0 = off. Keeps idle
+    /// lanes' flows in NAT and load-balancer tables and finds a peer that vanished silently.
+    #[serde(default = "default_tcp_keepalive")]
+    pub tcp_keepalive_secs: u64,
 }
 
 fn default_body_timeout() -> u64 {
@@ -211,6 +218,10 @@ fn default_slot_wait() -> u64 {
 
 fn default_replica_ack_timeout() -> u64 {
     300
+}
+
+fn default_tcp_keepalive() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -414,6 +425,7 @@ impl PartialEq for RedisSettings {
             key_prefix,
             replica_acks,
             replica_ack_timeout_ms,
+            tcp_keepalive_secs,
         } = self;
         let password = |p: &Option<Sensitive>| p.as_ref().map(|p| p.expose().to_owned());
         *mode == other.mode
@@ -429,6 +441,7 @@ impl PartialEq for RedisSettings {
             && *key_prefix == other.key_prefix
             && *replica_acks == other.replica_acks
             && *replica_ack_timeout_ms == other.replica_ack_timeout_ms
+            && *tcp_keepalive_secs == other.tcp_keepalive_secs
     }
 }
 
@@ -520,6 +533,12 @@ impl RedisSettings {
         }
         if self.key_prefix.contains(char::is_whitespace) {
             return invalid("redis.key_prefix", "must not contain white space".into());
+        }
+        if self.tcp_keepalive_secs > MAX_TCP_KEEPALIVE_SECS {
+            return invalid(
+                "redis.tcp_keepalive_secs",
+                format!("must be at most {MAX_TCP_KEEPALIVE_SECS} (Linux's TCP_KEEPIDLE limit)"),
+            );
         }
         if self.replica_acks > 0 && !(1..self.timeout_ms).contains(&self.replica_ack_timeout_ms) {
             return invalid(

@@ -244,10 +244,11 @@ fn a_refused_redis_url_is_shown_without_its_password() {
 fn redis_settings_compare_field_by_field_the_password_included() {
     let settings = shipped().redis;
     assert!(settings == settings.clone());
-    let changes: [fn(&mut RedisSettings); 3] = [
+    let changes: [fn(&mut RedisSettings); 4] = [
         |r| r.node_password = Some(Sensitive::new("p")),
         |r| r.url = "redis://other:6379".into(),
         |r| r.timeout_ms += 1,
+        |r| r.tcp_keepalive_secs += 1,
     ];
     for change in changes {
         let mut changed = settings.clone();
@@ -260,6 +261,17 @@ fn redis_settings_compare_field_by_field_the_password_included() {
     other_password.node_password = Some(Sensitive::new("q"));
     assert!(with_password == with_password.clone());
     assert!(with_password != other_password);
+}
+
+#[test]
+fn tcp_keepalive_is_on_by_default_and_within_what_linux_accepts() {
+    assert_eq!(shipped().redis.tcp_keepalive_secs, 60);
+    assert!(check(|r| r.tcp_keepalive_secs = 0).is_ok());
+    assert!(check(|r| r.tcp_keepalive_secs = 32_767).is_ok());
+    assert_eq!(
+        check(|r| r.tcp_keepalive_secs = 32_768).err(),
+        Some("redis.tcp_keepalive_secs")
+    );
 }
 
 #[test]

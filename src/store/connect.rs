@@ -2,10 +2,18 @@
 //! a plain or Sentinel-found node gives a multiplexed connection to that node, a Cluster a
 //! cluster connection that routes each command by its keys' slot and follows MOVED/ASK.
 
+use std::time::Duration;
+
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
+use deadpool_redis::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
-use deadpool_redis::redis::{self, AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
-use deadpool_redis::{ConfigError, CreatePoolError, PoolConfig, Runtime, Timeouts, cluster};
+use deadpool_redis::redis::io::tcp::TcpSettings;
+use deadpool_redis::redis::io::tcp::socket2::TcpKeepalive;
+use deadpool_redis::redis::{
+    self, AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value,
+};
+use deadpool_redis::{ConfigError, CreatePoolError, PoolConfig, Runtime, Timeouts};
+use tokio::sync::Semaphore;
 
 use super::StoreError;
 use super::fence::Address;
@@ -50,14 +58,45 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Makes new connections; a deadpool pool per topology, used only as a factory (URL parsing,
-/// cluster discovery, connect timeouts; Sentinel has its own, see [`Sentinels`]). Connections
-/// are taken out of it for good: see `Lane` in the parent module.
+/// Makes new connections: a deadpool pool for a plain node, used only as a factory (URL
+/// parsing, connect timeouts; connections are taken out of it for good: see `Lane` in the parent
+/// module), our own look-up for Sentinel (see [`Sentinels`]), the redis crate's cluster client
+/// for a Cluster (deadpool's cannot be given TCP options).
 pub enum Connector {
     Standalone(deadpool_redis::Pool),
     Sentinel(Sentinels),
-    Cluster(cluster::Pool),
+    Cluster {
+        /// Boxed: it is several times the other variants' size.
+        client: Box<ClusterClient>,
+        /// Cluster discoveries at once, as deadpool's pool size bounds a plain node's.
+        connecting: Semaphore,
+    },
 }
+
+/// TCP options of every connection to Redis, sentinels' included. Keepalive probes after
+/// `keepalive_secs` idle keep a quiet lane's flow in NAT and load-balancer tables (some drop a
+/// flow idle for 4 minutes; Redis' own probes come every 300 s) and find a peer that vanished
+/// without a word, instead of a request finding it after `redis.timeout_ms`. Nagle's algorithm
+/// stays on, the crate's default: while one command of a multiplexed lane is in flight, it
+/// gathers the next requests' commands into one segment. TCP_NODELAY lowered ES256 exchanges
+/// from 18–22 % to 16 % of `/healthz` (BENCHMARKS.md, "Nagle on the Redis lanes").
+pub fn tcp_settings(keepalive_secs: u64) -> TcpSettings {
+    let settings = TcpSettings::default().set_nodelay(false);
+    if keepalive_secs == 0 {
+        return settings;
+    }
+    settings.set_keepalive(
+        TcpKeepalive::new()
+            .with_time(Duration::from_secs(keepalive_secs))
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_RETRIES),
+    )
+}
+
+/// Unanswered probes, this far apart, end a connection: a dead peer is found within
+/// `redis.tcp_keepalive_secs` + 30 s of silence.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
 
 impl Connector {
     /// Builds the pool without connecting: the service starts even when Redis is down.
@@ -72,7 +111,7 @@ impl Connector {
             },
             ..PoolConfig::default()
         };
-        let runtime = Some(Runtime::Tokio1);
+        let tcp = tcp_settings(settings.tcp_keepalive_secs);
         Ok(match settings.mode {
             RedisMode::Standalone => {
                 // `redis.timeout_ms` bounds every call in `Store::with_conn`; the redis crate's
@@ -81,11 +120,11 @@ impl Connector {
                 let connection = AsyncConnectionConfig::new()
                     .set_response_timeout(None)
                     .set_connection_timeout(Some(timeout));
-                let manager =
-                    deadpool_redis::Manager::new_with_config(settings.url.as_str(), connection)
-                        .map_err(|e| {
-                            StoreError::Config(CreatePoolError::Config(ConfigError::Redis(e)))
-                        })?;
+                let info = (settings.url.as_str().into_connection_info())
+                    .map_err(config_error)?
+                    .set_tcp_settings(tcp);
+                let manager = deadpool_redis::Manager::new_with_config(info, connection)
+                    .map_err(config_error)?;
                 let pool = deadpool_redis::Pool::builder(manager)
                     .config(pool)
                     .runtime(Runtime::Tokio1)
@@ -106,6 +145,7 @@ impl Connector {
                 let node = Node {
                     tls: settings.node_tls,
                     redis,
+                    tcp,
                 };
                 let sentinels = Sentinels::new(
                     &settings.sentinels,
@@ -113,13 +153,21 @@ impl Connector {
                     node,
                     settings.pool_size,
                 )
-                .map_err(|e| StoreError::Config(CreatePoolError::Config(ConfigError::Redis(e))))?;
+                .map_err(config_error)?;
                 Self::Sentinel(sentinels)
             }
             RedisMode::Cluster => {
-                let mut config = cluster::Config::from_urls(settings.nodes.clone());
-                config.pool = Some(pool);
-                Self::Cluster(config.create_pool(runtime)?)
+                // No response timeout of its own (`redis.timeout_ms` bounds every call), as a
+                // plain node's; the connect timeout is the pool's there.
+                let client = ClusterClientBuilder::new(settings.nodes.clone())
+                    .tcp_settings(tcp)
+                    .connection_timeout(timeout)
+                    .build()
+                    .map_err(config_error)?;
+                Self::Cluster {
+                    client: Box::new(client),
+                    connecting: Semaphore::new(settings.pool_size.max(1)),
+                }
             }
         })
     }
@@ -132,7 +180,17 @@ impl Connector {
                 Conn::Node(deadpool_redis::Connection::take(pool.get().await?))
             }
             Self::Sentinel(sentinels) => Conn::Node(sentinels.connect(master).await?),
-            Self::Cluster(pool) => Conn::Cluster(cluster::Connection::take(pool.get().await?)),
+            Self::Cluster { client, connecting } => {
+                let _turn = connecting
+                    .acquire()
+                    .await
+                    .map_err(|_| StoreError::NotMaster)?;
+                Conn::Cluster(client.get_async_connection().await?)
+            }
         })
     }
+}
+
+fn config_error(e: redis::RedisError) -> StoreError {
+    StoreError::Config(CreatePoolError::Config(ConfigError::Redis(e)))
 }

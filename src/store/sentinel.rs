@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
+use deadpool_redis::redis::io::tcp::TcpSettings;
 use deadpool_redis::redis::{
     self, AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult,
     Value,
@@ -29,10 +30,11 @@ pub struct Sentinels {
     look_ups: Semaphore,
 }
 
-/// How to reach a data node once its address is known.
+/// How to reach a data node once its address is known (and, `tcp`, a sentinel).
 pub struct Node {
     pub tls: bool,
     pub redis: redis::RedisConnectionInfo,
+    pub tcp: TcpSettings,
 }
 
 impl Sentinels {
@@ -46,7 +48,10 @@ impl Sentinels {
     ) -> RedisResult<Self> {
         Ok(Self {
             sentinels: (urls.iter())
-                .map(|url| url.as_str().into_connection_info())
+                .map(|url| {
+                    let info = url.as_str().into_connection_info()?;
+                    Ok(info.set_tcp_settings(node.tcp.clone()))
+                })
                 .collect::<RedisResult<_>>()?,
             master_name: master_name.to_owned(),
             node,
@@ -149,7 +154,8 @@ impl Node {
         };
         let info = address
             .into_connection_info()?
-            .set_redis_settings(self.redis.clone());
+            .set_redis_settings(self.redis.clone())
+            .set_tcp_settings(self.tcp.clone());
         Ok(redis::Client::open(info)?
             .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
             .await?)

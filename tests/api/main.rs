@@ -32,6 +32,7 @@ mod sentinel_auth;
 mod sentinel_lookup;
 mod sighup;
 mod standalone_urls;
+mod tcp_keepalive;
 mod throttle;
 mod tls;
 mod token;
