@@ -138,15 +138,10 @@ pub struct TlsSettings {
     pub key: PathBuf,
 }
 
-/// How Redis is deployed; each mode reads its own settings and refuses the others'.
-/// redis-rs' response timeout of the connections to Sentinel-managed nodes (its default, kept
-/// from the days deadpool's Sentinel pool made them): no command there, `WAIT` included,
-/// outlasts it.
-pub const SENTINEL_COMMAND_LIMIT_MS: u64 = 500;
-
 /// The longest idle time before keepalive probes that Linux accepts (`TCP_KEEPIDLE`).
 const MAX_TCP_KEEPALIVE_SECS: u64 = 32_767;
 
+/// How Redis is deployed; each mode reads its own settings and refuses the others'.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RedisMode {
@@ -547,19 +542,6 @@ impl RedisSettings {
                     "must be at least 1 and below redis.timeout_ms ({}) when redis.replica_acks \
                      is on",
                     self.timeout_ms
-                ),
-            );
-        }
-        if self.mode == RedisMode::Sentinel
-            && self.replica_acks > 0
-            && self.replica_ack_timeout_ms >= SENTINEL_COMMAND_LIMIT_MS
-        {
-            return invalid(
-                "redis.replica_ack_timeout_ms",
-                format!(
-                    "must be below {SENTINEL_COMMAND_LIMIT_MS} with redis.mode = \"sentinel\": \
-                     redis-rs ends a command on a Sentinel connection after that many ms, a \
-                     WAIT included"
                 ),
             );
         }

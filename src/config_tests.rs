@@ -294,31 +294,38 @@ fn replica_acks_need_a_wait_shorter_than_the_redis_timeout() {
 }
 
 #[test]
-fn with_sentinel_a_wait_must_end_before_redis_rs_ends_the_command() {
-    let sentinel_waiting = |ms: u64| {
+fn a_wait_needs_only_to_end_before_the_redis_timeout_on_every_topology() {
+    let waiting = |mode: RedisMode, ms: u64| {
         check(move |r| {
-            r.mode = RedisMode::Sentinel;
-            r.sentinels = urls(&["redis://10.0.0.1:26379"]);
-            r.master_name = "sso".into();
+            r.mode = mode;
+            match mode {
+                RedisMode::Standalone => {}
+                RedisMode::Sentinel => {
+                    r.sentinels = urls(&["redis://10.0.0.1:26379"]);
+                    r.master_name = "sso".into();
+                }
+                RedisMode::Cluster => r.nodes = urls(&["redis://10.0.0.1:7000"]),
+            }
+            if mode != RedisMode::Standalone {
+                r.url = String::new();
+            }
             r.timeout_ms = 2000;
             r.replica_acks = 1;
             r.replica_ack_timeout_ms = ms;
         })
     };
-    assert!(sentinel_waiting(499).is_ok());
-    assert_eq!(
-        sentinel_waiting(500).err(),
-        Some("redis.replica_ack_timeout_ms")
-    );
-    // Standalone connections have no such limit: redis.timeout_ms alone bounds them.
-    assert!(
-        check(|r| {
-            r.timeout_ms = 2000;
-            r.replica_acks = 1;
-            r.replica_ack_timeout_ms = 1500;
-        })
-        .is_ok()
-    );
+    for mode in [
+        RedisMode::Standalone,
+        RedisMode::Sentinel,
+        RedisMode::Cluster,
+    ] {
+        assert!(waiting(mode, 1999).is_ok(), "{mode:?}");
+        assert_eq!(
+            waiting(mode, 2000).err(),
+            Some("redis.replica_ack_timeout_ms"),
+            "{mode:?}"
+        );
+    }
 }
 
 #[test]

@@ -138,8 +138,9 @@ impl Node {
         Ok(conn)
     }
 
-    /// A connection to the node at `address`, with the redis crate's defaults (among them
-    /// the 500 ms response timeout that `SENTINEL_COMMAND_LIMIT_MS` in config counts on).
+    /// A connection to the node at `address`. No timeout of its own, connecting or per
+    /// command: `redis.timeout_ms` bounds each call (`Store::with_conn`), a `WAIT` included,
+    /// as on a plain node (the crate's default of 500 ms per command cut a longer `WAIT` off).
     async fn connect(&self, address: &Address) -> Result<MultiplexedConnection, StoreError> {
         let (host, port) = (address.host.clone(), address.port);
         let address = if self.tls {
@@ -156,8 +157,11 @@ impl Node {
             .into_connection_info()?
             .set_redis_settings(self.redis.clone())
             .set_tcp_settings(self.tcp.clone());
+        let unbounded = AsyncConnectionConfig::new()
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
         Ok(redis::Client::open(info)?
-            .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
+            .get_multiplexed_async_connection_with_config(&unbounded)
             .await?)
     }
 }

@@ -17,6 +17,7 @@ use deadpool_redis::redis;
 use serde_json::Value;
 
 use crate::helpers::{APP, Answer, ISSUER, TestApp, code_record, spawn_app_with, verify_token};
+use crate::redis_server::RedisServer;
 use crate::topology::{Cluster, SentinelSet, query, sentinel_master, wait_until};
 
 /// More than a loopback connection's socket buffers can hold on both ends (Linux's defaults let
@@ -111,6 +112,47 @@ async fn with_replica_acks_a_failover_cannot_hand_out_two_tokens_for_one_code() 
         );
     }
     drop(set);
+}
+
+/// On Sentinel-found connections, as on the others, `redis.timeout_ms` alone bounds a call: a
+/// `WAIT` longer than the redis crate's default limit of 500 ms per command runs its whole time,
+/// and what it refuses is an acknowledgement failure like any other (counted, record removed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sentinel_a_wait_longer_than_half_a_second_runs_its_whole_time() {
+    const LONG_WAIT_MS: u64 = 800;
+    let set = tokio::task::spawn_blocking(SentinelSet::start)
+        .await
+        .unwrap();
+    let app = spawn_app_with(|s| {
+        set.configure(&mut s.redis);
+        s.redis.timeout_ms = 2000;
+        s.redis.replica_acks = 1;
+        s.redis.replica_ack_timeout_ms = LONG_WAIT_MS;
+    })
+    .await;
+    let code = replicated_code(&app, &set).await;
+    let master = set.current_master().expect("a master");
+    let replicas = || set.data_nodes.iter().filter(|n| n.port() != master);
+    replicas().for_each(RedisServer::freeze);
+
+    let started = Instant::now();
+    let refused = Answer::of(app.exchange(&APP, &code).await).await;
+    let waited = started.elapsed();
+    replicas().for_each(RedisServer::thaw);
+
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.error(), "temporarily_unavailable");
+    assert!(
+        waited >= Duration::from_millis(LONG_WAIT_MS),
+        "503 after {waited:?}, before the replicas' time was up"
+    );
+    assert!(app.keys("token:*").await.is_empty(), "no record of the 503");
+    let series = r#"sso_replica_ack_failures_total{operation="exchange"} 1"#;
+    let metrics = scrape(&app).await;
+    assert!(
+        metrics.lines().any(|l| l == series),
+        "{series} in\n{metrics}"
+    );
 }
 
 /// In a Cluster, the script and its WAIT go to the master of the code's slot: only master 0
