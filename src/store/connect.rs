@@ -157,8 +157,8 @@ impl Connector {
                 Self::Sentinel(sentinels)
             }
             RedisMode::Cluster => {
-                // No response timeout of its own (`redis.timeout_ms` bounds every call), as a
-                // plain node's; the connect timeout is the pool's there.
+                // As on a plain node: no response timeout of its own (`redis.timeout_ms`
+                // bounds every call), and `redis.timeout_ms` to connect.
                 let client = ClusterClientBuilder::new(settings.nodes.clone())
                     .tcp_settings(tcp)
                     .connection_timeout(timeout)
