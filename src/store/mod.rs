@@ -189,10 +189,10 @@ pub struct Store {
 /// A multiplexed (or cluster) connection that the threads mapped to it share; empty until first
 /// use and after an error. Each thread keeps to one lane, so a connection's I/O is driven on the
 /// worker that created it, and a request checks nothing out of the pool: deadpool's recycle
-/// sends UNWATCH + PING on every check-out, one more round trip per request. The pool stays the
-/// factory (URL, cluster discovery, timeouts) for new connections; Sentinel mode has its own
-/// look-up (see `sentinel`). The number
-/// is the fence generation the connection was made in (always 1 outside Sentinel mode).
+/// sends UNWATCH + PING on every check-out, one more round trip per request. New connections
+/// come from a [`Connector`] (deadpool's pool as a factory for a plain node, our own Sentinel
+/// look-up, the crate's cluster client). The number is the fence generation the connection was
+/// made in (always 1 outside Sentinel mode).
 type Lane = Mutex<Option<(u64, Conn)>>;
 
 /// Which lanes an operation uses. `WAIT` holds up every later command of its connection until
