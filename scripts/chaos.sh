@@ -26,7 +26,7 @@
 #   -h, --help           this text
 #
 # CPU-heavy while it runs (two servers, Redis and the generator); keep runs short on shared
-# machines, e.g. scripts/chaos.sh --profile debug --rate 150 -d 20.
+# machines, e.g. scripts/chaos.sh --profile debug --rate 150 -d 22.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The demo client (config/demo-clients.toml) unless the caller names a registry.

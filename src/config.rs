@@ -1,5 +1,6 @@
-//! Settings: `config/default.toml`, then `config/<env>.toml` when present, then `SSO__…`
-//! environment variables (`SSO__REDIS__URL` sets `redis.url`; lists are comma-separated).
+//! Settings: `config/default.toml`, then `config/<env>.toml` when `SSO_ENV` names one (it must
+//! exist), then `SSO__…` environment variables (`SSO__REDIS__URL` sets `redis.url`; lists are
+//! comma-separated).
 //!
 //! Everything is checked once at start-up so that a bad value stops the process with a message
 //! naming the setting, instead of surfacing as a failed request later.
@@ -115,8 +116,8 @@ pub struct ServerSettings {
     /// body and never finishes it holds a connection for ever.
     #[serde(default = "default_body_timeout")]
     pub body_timeout_ms: u64,
-    /// Exchanges per worker that may be past taking their code at once (see
-    /// `exchange::Slots`); the others wait before they touch Redis.
+    /// Exchanges per worker that may be past taking their code at once, in one pool of
+    /// `exchange_slots` × workers (see `exchange::Slots`); the others wait before they touch Redis.
     #[serde(default = "default_exchange_slots")]
     pub exchange_slots: usize,
     /// How long an exchange waits for a slot before it gets a 503 (its code untouched), ms.
@@ -178,7 +179,8 @@ pub struct RedisSettings {
     /// Cluster only: seed nodes, `redis://host:port` (`rediss://` for TLS, a password in the URL).
     #[serde(default, deserialize_with = "list")]
     pub nodes: Vec<String>,
-    /// Multiplexed connections per process at most; each worker thread keeps to one.
+    /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; worker
+    /// thread i uses lane i modulo their number.
     pub pool_size: usize,
     /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
     pub timeout_ms: u64,
@@ -569,12 +571,13 @@ fn has_scheme(url: &str, schemes: &[&str]) -> bool {
 }
 
 impl Settings {
-    /// Loads the layered settings from `dir`; `env` names the optional overlay file.
+    /// Loads the layered settings from `dir`; `env` names an overlay file, which must exist.
     pub fn load(dir: &Path, env: Option<&str>) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from(dir.join("default.toml")).required(true));
         if let Some(env) = env.filter(|e| !e.is_empty()) {
-            builder = builder.add_source(config::File::from(dir.join(format!("{env}.toml"))));
+            let overlay = config::File::from(dir.join(format!("{env}.toml"))).required(true);
+            builder = builder.add_source(overlay);
         }
         let settings: Settings = builder
             .add_source(environment())

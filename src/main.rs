@@ -26,7 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "OAuth 2.0 token endpoint: exchanges Redis authorization codes for signed JWTs"
 )]
 struct Cli {
-    /// Folder with default.toml and the optional <env>.toml.
+    /// Folder with default.toml and, with --env / SSO_ENV, <env>.toml.
     #[arg(long, env = "SSO_CONFIG_DIR", default_value = "config", global = true)]
     config_dir: PathBuf,
     /// Overlay config/<env>.toml on top of default.toml (for example `dev`).

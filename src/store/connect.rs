@@ -73,7 +73,8 @@ pub enum Connector {
     },
 }
 
-/// TCP options of every connection to Redis, sentinels' included. Keepalive probes after
+/// TCP options of every connection to a Redis node, and of the sentinel look-ups' (the failover
+/// watchers PING their sentinels after 5 s of silence instead). Keepalive probes after
 /// `keepalive_secs` idle keep a quiet lane's flow in NAT and load-balancer tables (some drop a
 /// flow idle for 4 minutes; Redis' own probes come every 300 s) and find a peer that vanished
 /// without a word, instead of a request finding it after `redis.timeout_ms`. Nagle's algorithm

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
              could not run."
 )]
 pub struct Cli {
-    /// Folder with default.toml and the optional <env>.toml (the server's configuration).
+    /// Folder with default.toml and, with --env, <env>.toml (the server's configuration).
     #[arg(long, env = "SSO_CONFIG_DIR", default_value = "config", global = true)]
     pub config_dir: PathBuf,
     /// Overlay config/<env>.toml on top of default.toml.
