@@ -15,6 +15,12 @@
 //!
 //! `WAIT` holds up every later command of its connection until it answers, so operations that
 //! wait use lanes of their own (see `Lanes` in the parent module).
+//!
+//! A connection that breaks between the write and its `WAIT`: on a node's connection the `WAIT`
+//! fails and `Store::with_conn` runs the whole operation again on a new one (the exchange script
+//! answers its own repeat); in a Cluster the crate sends the `WAIT` again on another connection
+//! to the master, where Redis (7.0) makes it wait for everything written until then, the take
+//! included (`tests/api/replica_acks.rs` cuts one with a proxy).
 
 use deadpool_redis::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use deadpool_redis::redis::{self, RedisResult};

@@ -364,3 +364,136 @@ async fn scrape(app: &TestApp) -> String {
         .expect("scrape");
     Answer::of(response).await.text
 }
+
+/// `WAIT` counts what its own connection wrote, and on a connection that has run no command
+/// yet it counts every replica at once, a frozen one too. When the connection to the code's
+/// master breaks after the script and before its `WAIT` arrives (a proxy in front of that
+/// master cuts it on seeing the `WAIT`), the redis crate's cluster client sends the `WAIT` again
+/// on another connection to that master. With Redis 7.0 that `WAIT` still waits for the take
+/// (Redis moves a connection's write offset with each command it runs, and the client has run
+/// some on it), so the exchange is refused; a client or server that let it count the frozen
+/// replica would fail this test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_wait_sent_again_on_a_new_connection_does_not_acknowledge() {
+    let cluster = tokio::task::spawn_blocking(|| {
+        let mut cluster = Cluster::start();
+        cluster.add_replica(0);
+        cluster
+    })
+    .await
+    .unwrap();
+    let master = cluster.nodes[0].port();
+    let proxy = WaitCutter::start(master).await;
+    announce_through(&cluster, master, proxy.port).await;
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.replica_acks = 1;
+        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
+        s.redis.timeout_ms = 2000;
+    })
+    .await;
+    let first = code_where(&app, master, true).await;
+    let answer = Answer::of(app.exchange(&APP, &first).await).await;
+    assert_eq!(answer.status, 200, "through the proxy: {}", answer.text);
+
+    let code = code_where(&app, master, true).await;
+    cluster.replicas[0].freeze();
+    proxy.arm();
+    let refused = Answer::of(app.exchange(&APP, &code).await).await;
+    cluster.replicas[0].thaw();
+
+    assert!(proxy.has_cut(), "the proxy never saw the WAIT");
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.error(), "temporarily_unavailable");
+}
+
+/// Makes every node of `cluster` name the master on `port` by `proxy_port` instead
+/// (`cluster-announce-port`), so that clients reach it through the proxy.
+async fn announce_through(cluster: &Cluster, port: u16, proxy_port: u16) {
+    let set = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("cluster-announce-port")
+        .arg(proxy_port)
+        .clone();
+    let ports: Vec<u16> = cluster.nodes.iter().map(RedisServer::port).collect();
+    tokio::task::spawn_blocking(move || {
+        let done: Option<String> = query(port, &set);
+        assert_eq!(
+            done.as_deref(),
+            Some("OK"),
+            "CONFIG SET cluster-announce-port"
+        );
+        wait_until("every node names the master by the proxy's port", || {
+            ports.iter().all(|&node| {
+                query::<String>(node, redis::cmd("CLUSTER").arg("NODES"))
+                    .is_some_and(|nodes| nodes.contains(&format!(":{proxy_port}@")))
+            })
+        });
+    })
+    .await
+    .unwrap();
+}
+
+/// A TCP proxy to one node that, once armed, cuts the first connection on which a `WAIT`
+/// arrives, before passing the `WAIT` on.
+struct WaitCutter {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WaitCutter {
+    async fn start(upstream: u16) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (armed, cut) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (armed_, cut_) = (Arc::clone(&armed), Arc::clone(&cut));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (armed, cut) = (Arc::clone(&armed_), Arc::clone(&cut_));
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let upward = async {
+                        let mut buf = vec![0u8; 64 << 10];
+                        while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                            let wait = buf[..n].windows(10).any(|w| w == b"$4\r\nWAIT\r\n");
+                            if wait && armed.swap(false, Ordering::SeqCst) {
+                                cut.store(true, Ordering::SeqCst);
+                                return;
+                            }
+                            if to_server.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let downward = tokio::io::copy(&mut from_server, &mut to_client);
+                    tokio::select! {
+                        () = upward => {}
+                        _ = downward => {}
+                    }
+                });
+            }
+        });
+        Self { port, armed, cut }
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn has_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
