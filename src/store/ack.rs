@@ -18,14 +18,19 @@
 //!
 //! A connection that breaks between the write and its `WAIT`: on a node's connection the `WAIT`
 //! fails and `Store::with_conn` runs the whole operation again on a new one (the exchange script
-//! answers its own repeat); in a Cluster the crate sends the `WAIT` again on another connection
-//! to the master, where Redis (7.0) makes it wait for everything written until then, the take
-//! included (`tests/api/replica_acks.rs` cuts one with a proxy).
+//! answers its own repeat with a write of its own). In a Cluster the crate sends the `WAIT` again
+//! by itself, on a new connection to the master, which has run nothing but a `PING`: Redis 7.0
+//! moves a connection's write offset with every command, so that `WAIT` still covers the take,
+//! but later versions move it only with a write, and a `WAIT` on a connection without one counts
+//! every replica at once, a frozen one too. So in a Cluster the `WAIT` travels with a write of
+//! its own in the same slot (`Keys::ack_mark`, gone in a millisecond): a resend carries it,
+//! and replicas acknowledge in order, so acknowledging it acknowledges the take before it
+//! (`tests/api/replica_acks.rs` cuts such a connection with a proxy).
 
-use deadpool_redis::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use deadpool_redis::redis::{self, RedisResult};
+use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+use deadpool_redis::redis::{self, RedisResult, Value};
 
-use super::keys::slot;
+use super::keys::{Keys, slot};
 use super::{Conn, StoreError};
 
 /// How many replicas must acknowledge, and how long to wait for them.
@@ -38,19 +43,34 @@ pub struct Acks {
 impl Acks {
     /// Waits for the replicas of the node that holds `key`, which this connection just wrote;
     /// returns how many acknowledged.
-    pub async fn wait(self, conn: &mut Conn, key: &str) -> RedisResult<u32> {
+    pub async fn wait(self, conn: &mut Conn, key: &str, keys: &Keys) -> RedisResult<u32> {
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.replicas).arg(self.timeout_ms);
         match conn {
             Conn::Node(node) => wait.query_async(node).await,
             Conn::Cluster(cluster) => {
                 // WAIT has no key: unrouted, a cluster connection would ask every master and
-                // answer the lowest count.
+                // answer the lowest count. The mark is in `key`'s slot, so on the same master.
                 let master = Route::new(slot(key.as_bytes()), SlotAddr::Master);
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(master));
-                Ok(redis::from_redis_value(
-                    cluster.route_command(wait, routing).await?,
-                )?)
+                let mut pipe = redis::pipe();
+                pipe.cmd("SET")
+                    .arg(keys.ack_mark(key))
+                    .arg("")
+                    .arg("PX")
+                    .arg(1)
+                    .add_command(wait);
+                let replies = cluster
+                    .route_pipeline(pipe, 0, 2, SingleNodeRoutingInfo::SpecificNode(master))
+                    .await?;
+                let [mark, acked]: [Value; 2] = replies.try_into().map_err(|_| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "not two replies to SET + WAIT",
+                    ))
+                })?;
+                // Without its write, the WAIT would count replicas at once (a refused SET).
+                mark.extract_error()?;
+                Ok(redis::from_redis_value(acked)?)
             }
         }
     }

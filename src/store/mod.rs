@@ -410,7 +410,7 @@ impl Store {
                 // Only a fresh take wrote anything that a failover could undo.
                 let acked = match self.acks {
                     Some(acks) if matches!(reply, Value::BulkString(_)) => {
-                        Some(acks.wait(&mut conn, code_key).await?)
+                        Some(acks.wait(&mut conn, code_key, &self.keys).await?)
                     }
                     _ => None,
                 };
@@ -462,7 +462,7 @@ impl Store {
                 let mut invocation = self.revoke.prepare_invoke();
                 invocation.key(key);
                 let deleted: u32 = invocation.invoke_async(&mut conn).await?;
-                Ok((deleted, acks.wait(&mut conn, key).await?))
+                Ok((deleted, acks.wait(&mut conn, key, &self.keys).await?))
             })
             .await?;
         acks.check(acked)?;

@@ -365,14 +365,12 @@ async fn scrape(app: &TestApp) -> String {
     Answer::of(response).await.text
 }
 
-/// `WAIT` counts what its own connection wrote, and on a connection that has run no command
-/// yet it counts every replica at once, a frozen one too. When the connection to the code's
-/// master breaks after the script and before its `WAIT` arrives (a proxy in front of that
-/// master cuts it on seeing the `WAIT`), the redis crate's cluster client sends the `WAIT` again
-/// on another connection to that master. With Redis 7.0 that `WAIT` still waits for the take
-/// (Redis moves a connection's write offset with each command it runs, and the client has run
-/// some on it), so the exchange is refused; a client or server that let it count the frozen
-/// replica would fail this test.
+/// `WAIT` counts what its own connection wrote (from Redis 7.2 on, a connection without a write
+/// counts every replica at once, a frozen one too). When the connection to the code's master
+/// breaks after the script and before its `WAIT` arrives (a proxy in front of that master cuts
+/// it on seeing the `WAIT`), the redis crate's cluster client sends the `WAIT` again by itself,
+/// on a new connection. The `WAIT` travels with a write of its own (see `store/ack.rs`), which
+/// the resend carries too: it waits for that write, and the exchange is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_a_wait_sent_again_on_a_new_connection_does_not_acknowledge() {
     let cluster = tokio::task::spawn_blocking(|| {
