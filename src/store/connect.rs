@@ -94,6 +94,14 @@ pub fn tcp_settings(keepalive_secs: u64) -> TcpSettings {
     )
 }
 
+/// How long connecting to one node of several may take: a Cluster connection greets every
+/// node at once and waits for all, and a Sentinel look-up waits for the master it found. A node
+/// whose packets are dropped (a host gone, not yet failed over) must not use up the whole
+/// `redis.timeout_ms` of the call on every reconnection; the redis crate's own default is 1 s.
+fn node_connect_timeout(timeout: Duration) -> Duration {
+    (timeout / 2).min(Duration::from_secs(1))
+}
+
 /// Unanswered probes, this far apart, end a connection: a dead peer is found within
 /// `redis.tcp_keepalive_secs` + 30 s of silence.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -147,6 +155,7 @@ impl Connector {
                     tls: settings.node_tls,
                     redis,
                     tcp,
+                    connect_timeout: node_connect_timeout(timeout),
                 };
                 let sentinels = Sentinels::new(
                     &settings.sentinels,
@@ -158,11 +167,11 @@ impl Connector {
                 Self::Sentinel(sentinels)
             }
             RedisMode::Cluster => {
-                // As on a plain node: no response timeout of its own (`redis.timeout_ms`
-                // bounds every call), and `redis.timeout_ms` to connect.
+                // As on a plain node, no response timeout of its own: `redis.timeout_ms`
+                // bounds every call.
                 let client = ClusterClientBuilder::new(settings.nodes.clone())
                     .tcp_settings(tcp)
-                    .connection_timeout(timeout)
+                    .connection_timeout(node_connect_timeout(timeout))
                     .build()
                     .map_err(config_error)?;
                 Self::Cluster {

@@ -7,6 +7,7 @@
 //! new connection waited for it, past a `redis.timeout_ms` of a second or less.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::io::tcp::TcpSettings;
@@ -35,6 +36,7 @@ pub struct Node {
     pub tls: bool,
     pub redis: redis::RedisConnectionInfo,
     pub tcp: TcpSettings,
+    pub connect_timeout: Duration,
 }
 
 impl Sentinels {
@@ -138,9 +140,9 @@ impl Node {
         Ok(conn)
     }
 
-    /// A connection to the node at `address`. No timeout of its own, connecting or per
-    /// command: `redis.timeout_ms` bounds each call (`Store::with_conn`), a `WAIT` included,
-    /// as on a plain node (the crate's default of 500 ms per command cut a longer `WAIT` off).
+    /// A connection to the node at `address`. No timeout of its own per command:
+    /// `redis.timeout_ms` bounds each call (`Store::with_conn`), a `WAIT` included, as on a
+    /// plain node (the crate's default of 500 ms per command cut a longer `WAIT` off).
     async fn connect(&self, address: &Address) -> Result<MultiplexedConnection, StoreError> {
         let (host, port) = (address.host.clone(), address.port);
         let address = if self.tls {
@@ -157,11 +159,11 @@ impl Node {
             .into_connection_info()?
             .set_redis_settings(self.redis.clone())
             .set_tcp_settings(self.tcp.clone());
-        let unbounded = AsyncConnectionConfig::new()
-            .set_connection_timeout(None)
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
         Ok(redis::Client::open(info)?
-            .get_multiplexed_async_connection_with_config(&unbounded)
+            .get_multiplexed_async_connection_with_config(&config)
             .await?)
     }
 }
