@@ -68,8 +68,13 @@ impl Acks {
                         "not two replies to SET + WAIT",
                     ))
                 })?;
-                // Without its write, the WAIT would count replicas at once (a refused SET).
-                mark.extract_error()?;
+                // A refused mark (NOREPLICAS, OOM) leaves the WAIT no write of its own to wait
+                // for, and its count says nothing: none acknowledged, and the caller cleans up
+                // as after any shortfall.
+                if let Err(e) = mark.extract_error() {
+                    log::debug!("the write before WAIT was refused: {e}");
+                    return Ok(0);
+                }
                 Ok(redis::from_redis_value(acked)?)
             }
         }
