@@ -162,13 +162,7 @@ async fn with_sentinel_a_wait_longer_than_half_a_second_runs_its_whole_time() {
 /// replica is back, is `invalid_grant`: the replay marker points at no live token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_the_wait_goes_to_the_master_of_the_codes_slot() {
-    let cluster = tokio::task::spawn_blocking(|| {
-        let mut cluster = Cluster::start();
-        cluster.add_replica(0);
-        cluster
-    })
-    .await
-    .unwrap();
+    let cluster = cluster_with_a_replica_of_master_0().await;
     let app = spawn_app_with(|s| {
         cluster.configure(&mut s.redis);
         s.redis.replica_acks = 1;
@@ -226,6 +220,17 @@ async fn on_a_cluster_the_wait_goes_to_the_master_of_the_codes_slot() {
         1,
         "no record of the refused take"
     );
+}
+
+/// A Cluster of its own whose master 0 alone has a replica.
+async fn cluster_with_a_replica_of_master_0() -> Cluster {
+    tokio::task::spawn_blocking(|| {
+        let mut cluster = Cluster::start();
+        cluster.add_replica(0);
+        cluster
+    })
+    .await
+    .unwrap()
 }
 
 /// A Sentinel set-up of its own and an app on it; `acks`: `redis.replica_acks = 1`.
@@ -373,13 +378,7 @@ async fn scrape(app: &TestApp) -> String {
 /// the resend carries too: it waits for that write, and the exchange is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_a_wait_sent_again_on_a_new_connection_does_not_acknowledge() {
-    let cluster = tokio::task::spawn_blocking(|| {
-        let mut cluster = Cluster::start();
-        cluster.add_replica(0);
-        cluster
-    })
-    .await
-    .unwrap();
+    let cluster = cluster_with_a_replica_of_master_0().await;
     let master = cluster.nodes[0].port();
     let proxy = WaitCutter::start(master).await;
     announce_through(&cluster, master, proxy.port).await;
