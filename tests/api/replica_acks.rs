@@ -11,6 +11,8 @@
 //! freezing, the tests write [`FLOOD`] bytes first: the replicas' socket buffers are then full,
 //! and what follows stays in the master's memory, which SIGKILL loses.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
@@ -435,14 +437,12 @@ async fn announce_through(cluster: &Cluster, port: u16, proxy_port: u16) {
 /// arrives, before passing the `WAIT` on.
 struct WaitCutter {
     port: u16,
-    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    armed: Arc<AtomicBool>,
+    cut: Arc<AtomicBool>,
 }
 
 impl WaitCutter {
     async fn start(upstream: u16) -> Self {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicBool, Ordering};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -487,10 +487,10 @@ impl WaitCutter {
     }
 
     fn arm(&self) {
-        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.armed.store(true, Ordering::SeqCst);
     }
 
     fn has_cut(&self) -> bool {
-        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+        self.cut.load(Ordering::SeqCst)
     }
 }

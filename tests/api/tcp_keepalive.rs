@@ -76,10 +76,9 @@ async fn exchanged(configure: impl FnOnce(&mut sso_token::config::Settings)) -> 
 /// [`LIMIT_SECS`].
 fn assert_keepalive(ports: &[u16]) {
     let timers = keepalive_timers(ports);
-    let limit = LIMIT_SECS;
     assert!(
-        timers.iter().any(|&due| due <= limit),
-        "no connection to {ports:?} has a keepalive timer within {limit} s: {timers:?}"
+        timers.iter().any(|&due| due <= LIMIT_SECS),
+        "no connection to {ports:?} has a keepalive timer within {LIMIT_SECS} s: {timers:?}"
     );
 }
 
