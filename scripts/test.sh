@@ -13,6 +13,7 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
 fi
 
 source scripts/lib.sh
+report_free_disk
 ensure_redis_server
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
