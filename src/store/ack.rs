@@ -19,18 +19,21 @@
 //! A connection that breaks between the write and its `WAIT`: on a node's connection the `WAIT`
 //! fails and `Store::with_conn` runs the whole operation again on a new one (the exchange script
 //! answers its own repeat with a write of its own). In a Cluster the crate sends the `WAIT` again
-//! by itself, on a new connection to the master, which has run nothing but a `PING`: Redis 7.0
-//! moves a connection's write offset with every command, so that `WAIT` still covers the take,
-//! but later versions move it only with a write, and a `WAIT` on a connection without one counts
-//! every replica at once, a frozen one too. So in a Cluster the `WAIT` travels with a write of
-//! its own in the same slot (`Keys::ack_mark`, gone in a millisecond): a resend carries it,
-//! and replicas acknowledge in order, so acknowledging it acknowledges the take before it
-//! (`tests/api/replica_acks.rs` cuts such a connection with a proxy).
+//! by itself, on a new connection, which has run nothing but a `PING`: from Redis 7.2 on a
+//! `WAIT` on a connection without a write counts every replica at once, a frozen one too. And
+//! if the master failed over meanwhile, the new connection is to the promoted replica, which may
+//! never have received the write. So in a Cluster the `WAIT` travels with the operation itself,
+//! sent again ([`Repeat`]; both scripts are written to be repeated): a resend carries it, and
+//! wherever it runs, the `WAIT` waits for that node's replicas to hold the operation's outcome
+//! on that node: the take (or this very take found again), the deletion. A repeat that finds the
+//! code taken for another token, or gone, is no acknowledgement (`tests/api/replica_acks.rs`
+//! cuts such a connection with a proxy, and rewinds the take behind it).
 
+use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
-use deadpool_redis::redis::{self, RedisResult, Value};
+use deadpool_redis::redis::{self, Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
 
-use super::keys::{Keys, slot};
+use super::keys::slot;
 use super::{Conn, StoreError};
 
 /// How many replicas must acknowledge, and how long to wait for them.
@@ -40,43 +43,47 @@ pub struct Acks {
     pub timeout_ms: u64,
 }
 
+/// The operation a Cluster `WAIT` travels with, sent again (see the module's comment).
+pub struct Repeat<'a> {
+    /// `EVALSHA` of the operation's script, with its keys and arguments.
+    pub call: &'a Cmd,
+    /// The same call as `EVAL` with the whole script, for a node that has not seen it (a
+    /// promoted replica has none of its old master's scripts).
+    pub whole: &'a dyn Fn() -> Cmd,
+    /// Whether the repeat's reply shows the operation's outcome on the node that ran it.
+    pub holds: fn(&Value) -> bool,
+}
+
 impl Acks {
     /// Waits for the replicas of the node that holds `key`, which this connection just wrote;
-    /// returns how many acknowledged.
-    pub async fn wait(self, conn: &mut Conn, key: &str, keys: &Keys) -> RedisResult<u32> {
+    /// returns how many acknowledged. In a Cluster `repeat` goes first, in the same pipeline.
+    pub async fn wait(self, conn: &mut Conn, key: &str, repeat: Repeat<'_>) -> RedisResult<u32> {
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.replicas).arg(self.timeout_ms);
-        match conn {
-            Conn::Node(node) => wait.query_async(node).await,
-            Conn::Cluster(cluster) => {
-                // WAIT has no key: unrouted, a cluster connection would ask every master and
-                // answer the lowest count. The mark is in `key`'s slot, so on the same master.
-                let master = Route::new(slot(key.as_bytes()), SlotAddr::Master);
-                let mut pipe = redis::pipe();
-                pipe.cmd("SET")
-                    .arg(keys.ack_mark(key))
-                    .arg("")
-                    .arg("PX")
-                    .arg(1)
-                    .add_command(wait);
-                let replies = cluster
-                    .route_pipeline(pipe, 0, 2, SingleNodeRoutingInfo::SpecificNode(master))
-                    .await?;
-                let [mark, acked]: [Value; 2] = replies.try_into().map_err(|_| {
-                    redis::RedisError::from((
-                        redis::ErrorKind::UnexpectedReturnType,
-                        "not two replies to SET + WAIT",
-                    ))
-                })?;
-                // A refused mark (NOREPLICAS, OOM) leaves the WAIT no write of its own to wait
-                // for, and its count says nothing: none acknowledged, and the caller cleans up
-                // as after any shortfall.
-                if let Err(e) = mark.extract_error() {
-                    log::debug!("the write before WAIT was refused: {e}");
-                    return Ok(0);
-                }
-                Ok(redis::from_redis_value(acked)?)
+        let cluster = match conn {
+            Conn::Node(node) => return wait.query_async(node).await,
+            Conn::Cluster(cluster) => cluster,
+        };
+        // WAIT has no key: unrouted, a cluster connection would ask every master and answer
+        // the lowest count. The repeat has `key`, so it runs on the same master.
+        let master = || {
+            SingleNodeRoutingInfo::SpecificNode(Route::new(slot(key.as_bytes()), SlotAddr::Master))
+        };
+        let mut replies = with_wait(cluster, repeat.call, &wait, master()).await?;
+        if matches!(&replies.0, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
+        {
+            replies = with_wait(cluster, &(repeat.whole)(), &wait, master()).await?;
+        }
+        match replies {
+            (Ok(done), acked) if (repeat.holds)(&done) => Ok(redis::from_redis_value(acked)?),
+            // A refused repeat (NOREPLICAS, OOM), or one that found another outcome: the
+            // count says nothing of this operation. None acknowledged; the caller cleans up
+            // as after any shortfall.
+            (Err(e), _) => {
+                log::debug!("the operation sent again before WAIT was refused: {e}");
+                Ok(0)
             }
+            (Ok(_), _) => Ok(0),
         }
     }
 
@@ -92,4 +99,24 @@ impl Acks {
             })
         }
     }
+}
+
+/// `call` then `wait` in one pipeline to `node`: the call's reply (an error reply kept as such)
+/// and the `WAIT`'s.
+async fn with_wait(
+    cluster: &mut ClusterConnection,
+    call: &Cmd,
+    wait: &Cmd,
+    node: SingleNodeRoutingInfo,
+) -> RedisResult<(RedisResult<Value>, Value)> {
+    let mut pipe = redis::pipe();
+    pipe.add_command(call.clone()).add_command(wait.clone());
+    let replies = cluster.route_pipeline(pipe, 0, 2, node).await?;
+    let [done, acked]: [Value; 2] = replies.try_into().map_err(|_| {
+        redis::RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "not two replies to a repeat + WAIT",
+        ))
+    })?;
+    Ok((done.extract_error(), acked))
 }

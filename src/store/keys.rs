@@ -74,14 +74,6 @@ impl Keys {
         Ok(jti)
     }
 
-    /// A key in `key`'s Cluster slot for the write that travels with a `WAIT` (see `ack`):
-    /// `<prefix>ack:{<slot tag>}`, nothing of the code or the token in it.
-    pub fn ack_mark(&self, key: &str) -> String {
-        let tag = &slot_tags()[usize::from(slot(key.as_bytes()))];
-        let tag = std::str::from_utf8(tag).unwrap_or_default();
-        concat(&[&self.prefix, "ack:{", tag, "}"])
-    }
-
     /// A failure counter of the throttle: `kind` is `client` or `addr`. One key per script
     /// call, so its slot in Cluster mode is its own business.
     pub fn throttle(&self, kind: &str, id: &str) -> String {

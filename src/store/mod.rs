@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands, Script, Value};
 
-use self::ack::Acks;
+use self::ack::{Acks, Repeat};
 pub use self::connect::Conn;
 use self::connect::Connector;
 use self::fence::Fence;
@@ -407,10 +407,18 @@ impl Store {
                     }
                     reply => reply?,
                 };
-                // Only a fresh take wrote anything that a failover could undo.
+                // Only a fresh take wrote anything that a failover could undo. In a Cluster
+                // the WAIT travels with this call again, which answers the record again on a
+                // node that holds this take (or takes the code there, if the take never
+                // reached it).
                 let acked = match self.acks {
                     Some(acks) if matches!(reply, Value::BulkString(_)) => {
-                        Some(acks.wait(&mut conn, code_key, &self.keys).await?)
+                        let repeat = Repeat {
+                            call,
+                            whole: &|| exchange_call("EVAL", EXCHANGE_SCRIPT),
+                            holds: |reply| matches!(reply, Value::BulkString(_)),
+                        };
+                        Some(acks.wait(&mut conn, code_key, repeat).await?)
                     }
                     _ => None,
                 };
@@ -457,12 +465,33 @@ impl Store {
             return self.delete_token(jti).await;
         };
         let key = &self.token_key(jti);
+        let revoke_call = |verb: &str, script: &str| {
+            let mut call = redis::cmd(verb);
+            call.arg(script).arg(1).arg(key);
+            call
+        };
+        let call = &revoke_call("EVALSHA", self.revoke.get_hash());
+        let revoke_call = &revoke_call;
         let (deleted, acked): (u32, u32) = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
-                let mut invocation = self.revoke.prepare_invoke();
-                invocation.key(key);
-                let deleted: u32 = invocation.invoke_async(&mut conn).await?;
-                Ok((deleted, acks.wait(&mut conn, key, &self.keys).await?))
+                let deleted: u32 = match call.query_async(&mut conn).await {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        revoke_call("EVAL", REVOKE_SCRIPT)
+                            .query_async(&mut conn)
+                            .await?
+                    }
+                    deleted => deleted?,
+                };
+                // In a Cluster the WAIT travels with the deletion again (see `ack`).
+                let repeat = Repeat {
+                    call,
+                    whole: &|| revoke_call("EVAL", REVOKE_SCRIPT),
+                    holds: |reply| matches!(reply, Value::Int(_)),
+                };
+                Ok((deleted, acks.wait(&mut conn, key, repeat).await?))
             })
             .await?;
         acks.check(acked)?;

@@ -11,8 +11,8 @@
 //! freezing, the tests write [`FLOOD`] bytes first: the replicas' socket buffers are then full,
 //! and what follows stays in the master's memory, which SIGKILL loses.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
@@ -224,6 +224,45 @@ async fn on_a_cluster_the_wait_goes_to_the_master_of_the_codes_slot() {
     );
 }
 
+/// In a Cluster a revocation, too, waits for the replicas of its token's master: with that
+/// replica frozen it is a 503, and once the replica is back the retry deletes the record there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_revocation_waits_for_the_replica_of_the_tokens_master() {
+    let cluster = cluster_with_a_replica_of_master_0().await;
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.replica_acks = 1;
+        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
+        s.redis.timeout_ms = 1000;
+    })
+    .await;
+    let (master, replica) = (cluster.nodes[0].port(), cluster.replicas[0].port());
+    let code = code_where(&app, master, true).await;
+    let taken = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(taken.status, 200, "{}", taken.text);
+    let token = taken.json["access_token"].as_str().expect("a token");
+    let key = app.store.token_key(&jti(&taken));
+
+    cluster.replicas[0].freeze();
+    let refused = app.revoke(&APP, token, None).await;
+    cluster.replicas[0].thaw();
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.error(), "temporarily_unavailable");
+
+    let revoked = app.revoke(&APP, token, None).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let introspection = app.introspect(&APP, token).await;
+    assert_eq!(
+        introspection.json["active"], false,
+        "{}",
+        introspection.text
+    );
+    let mut read = redis::pipe();
+    read.cmd("READONLY").ignore().cmd("EXISTS").arg(&key);
+    let (on_replica,): (u32,) = on_node(replica, read).await;
+    assert_eq!(on_replica, 0, "the replica acknowledged the deletion");
+}
+
 /// A Cluster of its own whose master 0 alone has a replica.
 async fn cluster_with_a_replica_of_master_0() -> Cluster {
     tokio::task::spawn_blocking(|| {
@@ -406,6 +445,66 @@ async fn on_a_cluster_a_wait_sent_again_on_a_new_connection_does_not_acknowledge
     assert_eq!(refused.error(), "temporarily_unavailable");
 }
 
+/// After a failover the cluster client's resend of the `WAIT` reaches the promoted replica, which
+/// may never have had the take. Here the proxy rewinds the take on the master before it cuts the
+/// connection (the code back; its replay marker, token record and scripts gone), as the lost
+/// write would leave a new master. The `WAIT` travels with the exchange script again, which takes the code
+/// there: the token handed out is the one whose take the replica acknowledged, and the code stays
+/// spent. (With a bare write before the `WAIT` instead, the code could be exchanged again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_wait_sent_again_to_a_master_without_the_take_waits_for_the_take_there() {
+    let cluster = cluster_with_a_replica_of_master_0().await;
+    let master = cluster.nodes[0].port();
+    let replica = cluster.replicas[0].port();
+    let proxy = WaitCutter::start(master).await;
+    announce_through(&cluster, master, proxy.port).await;
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.replica_acks = 1;
+        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
+        s.redis.timeout_ms = 2000;
+    })
+    .await;
+    let code = code_where(&app, master, true).await;
+    let (code_key, used_key) = (app.store.code_key(&code), app.store.used_key(&code));
+    let record: String = query(master, redis::cmd("GET").arg(&code_key)).expect("the record");
+    let tokens = app.store.token_key("*");
+    proxy.arm_with(Box::new(move || {
+        let lost: Vec<String> =
+            query(master, redis::cmd("KEYS").arg(&tokens)).expect("KEYS of token records");
+        assert_eq!(lost.len(), 1, "one token record to rewind: {lost:?}");
+        let back: Option<String> = query(
+            master,
+            redis::cmd("SET")
+                .arg(&code_key)
+                .arg(&record)
+                .arg("EX")
+                .arg(60),
+        );
+        assert_eq!(back.as_deref(), Some("OK"), "the code back");
+        let gone: Option<u32> = query(master, redis::cmd("DEL").arg(&used_key).arg(&lost[0]));
+        assert_eq!(gone, Some(2), "the replay marker and the token record gone");
+        // Nor has a promoted replica its old master's scripts.
+        let flushed: Option<String> = query(master, redis::cmd("SCRIPT").arg("FLUSH"));
+        assert_eq!(flushed.as_deref(), Some("OK"), "SCRIPT FLUSH");
+    }));
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert!(proxy.has_cut(), "the proxy never saw the WAIT");
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let token = answer.json["access_token"].as_str().expect("a token");
+    let introspection = app.introspect(&APP, token).await;
+    assert_eq!(introspection.json["active"], true, "{}", introspection.text);
+    let key = app.store.token_key(&jti(&answer));
+    let mut read = redis::pipe();
+    read.cmd("READONLY").ignore().cmd("EXISTS").arg(&key);
+    let (on_replica,): (u32,) = on_node(replica, read).await;
+    assert_eq!(on_replica, 1, "the replica acknowledged this take");
+    let again = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(again.status, 400, "the code stays spent: {}", again.text);
+    assert_eq!(again.error(), "invalid_grant");
+}
+
 /// Makes every node of `cluster` name the master on `port` by `proxy_port` instead
 /// (`cluster-announce-port`), so that clients reach it through the proxy.
 async fn announce_through(cluster: &Cluster, port: u16, proxy_port: u16) {
@@ -433,12 +532,16 @@ async fn announce_through(cluster: &Cluster, port: u16, proxy_port: u16) {
     .unwrap();
 }
 
+/// What a [`WaitCutter`] does to the node before it cuts the connection.
+type Hook = Box<dyn FnOnce() + Send>;
+
 /// A TCP proxy to one node that, once armed, cuts the first connection on which a `WAIT`
 /// arrives, before passing the `WAIT` on.
 struct WaitCutter {
     port: u16,
     armed: Arc<AtomicBool>,
     cut: Arc<AtomicBool>,
+    hook: Arc<Mutex<Option<Hook>>>,
 }
 
 impl WaitCutter {
@@ -451,10 +554,12 @@ impl WaitCutter {
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
-        let (armed_, cut_) = (Arc::clone(&armed), Arc::clone(&cut));
+        let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
+        let (armed_, cut_, hook_) = (Arc::clone(&armed), Arc::clone(&cut), Arc::clone(&hook));
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (armed, cut) = (Arc::clone(&armed_), Arc::clone(&cut_));
+                let (armed, cut, hook) =
+                    (Arc::clone(&armed_), Arc::clone(&cut_), Arc::clone(&hook_));
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                     else {
@@ -467,6 +572,10 @@ impl WaitCutter {
                         while let Ok(n @ 1..) = from_client.read(&mut buf).await {
                             let wait = buf[..n].windows(10).any(|w| w == b"$4\r\nWAIT\r\n");
                             if wait && armed.swap(false, Ordering::SeqCst) {
+                                let hook = hook.lock().unwrap().take();
+                                if let Some(hook) = hook {
+                                    tokio::task::spawn_blocking(hook).await.unwrap();
+                                }
                                 cut.store(true, Ordering::SeqCst);
                                 return;
                             }
@@ -483,11 +592,22 @@ impl WaitCutter {
                 });
             }
         });
-        Self { port, armed, cut }
+        Self {
+            port,
+            armed,
+            cut,
+            hook,
+        }
     }
 
     fn arm(&self) {
         self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Arms the proxy to run `hook` (blocking, against the node itself) before the cut.
+    fn arm_with(&self, hook: Hook) {
+        *self.hook.lock().unwrap() = Some(hook);
+        self.arm();
     }
 
     fn has_cut(&self) -> bool {
