@@ -102,6 +102,14 @@ fn node_connect_timeout(timeout: Duration) -> Duration {
     (timeout / 2).min(Duration::from_secs(1))
 }
 
+/// How long the cluster client waits before it asks again after `TRYAGAIN` (a slot migrating
+/// with the keys of one call split), `CLUSTERDOWN`, `LOADING` or a node it cannot reach: a random
+/// wait from the start up to 10 ms × 2^retry, at most the end. The crate's own minimum is 1.28 s,
+/// longer than a `redis.timeout_ms` of a second, so every such reply ended as a timeout; these
+/// waits fit several tries into the call, and a slot that finishes moving, or a master that
+/// comes back, is served within it (`tests/api/resharding.rs`).
+const CLUSTER_RETRY_WAIT_MS: std::ops::Range<u64> = 10..200;
+
 /// Unanswered probes, this far apart, end a connection: a dead peer is found within
 /// `redis.tcp_keepalive_secs` + 30 s of silence.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -172,6 +180,9 @@ impl Connector {
                 let client = ClusterClientBuilder::new(settings.nodes.clone())
                     .tcp_settings(tcp)
                     .connection_timeout(node_connect_timeout(timeout))
+                    .min_retry_wait(CLUSTER_RETRY_WAIT_MS.start)
+                    .max_retry_wait(CLUSTER_RETRY_WAIT_MS.end)
+                    .retry_wait_formula(10, 2)
                     .build()
                     .map_err(config_error)?;
                 Self::Cluster {

@@ -26,6 +26,7 @@ mod redis_outage;
 mod redis_server;
 mod replica_acks;
 mod request_errors;
+mod resharding;
 mod resource;
 mod rotation;
 mod sentinel_auth;
