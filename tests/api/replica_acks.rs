@@ -16,11 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
+use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use serde_json::Value;
 
 use crate::helpers::{APP, Answer, ISSUER, TestApp, code_record, spawn_app_with, verify_token};
 use crate::redis_server::RedisServer;
-use crate::topology::{Cluster, SentinelSet, query, sentinel_master, wait_until};
+use crate::resharding::Migration;
+use crate::topology::{Cluster, SentinelSet, error_replies, query, sentinel_master, wait_until};
 
 /// More than a loopback connection's socket buffers can hold on both ends (Linux's defaults let
 /// them grow to 6 + 4 MiB; some machines allow 32 + 4), and below the replica output buffer's
@@ -261,6 +263,75 @@ async fn on_a_cluster_a_revocation_waits_for_the_replica_of_the_tokens_master() 
     read.cmd("READONLY").ignore().cmd("EXISTS").arg(&key);
     let (on_replica,): (u32,) = on_node(replica, read).await;
     assert_eq!(on_replica, 0, "the replica acknowledged the deletion");
+}
+
+/// Resharding: once a code's slot has moved, the exchange script is redirected to its new master
+/// (`MOVED`), and so is the `WAIT` that travels with it again, even from a slot map that still
+/// names the old master: the redis crate retries a pipeline whole when one of its replies
+/// redirects it (shown first on a connection whose map predates the move). Only the old master
+/// has a replica, so a `WAIT` left there would count it and hand out a token, while the new
+/// master, which holds the take, has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_wait_follows_a_take_to_the_slots_new_master() {
+    let cluster = cluster_with_a_replica_of_master_0().await;
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.replica_acks = 1;
+        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
+        s.redis.timeout_ms = 1000;
+    })
+    .await;
+    let (old, new) = (cluster.nodes[0].port(), cluster.nodes[1].port());
+    let warm = code_where(&app, old, true).await;
+    let answer = Answer::of(app.exchange(&APP, &warm).await).await;
+    assert_eq!(
+        answer.status, 200,
+        "acknowledged on the old master: {}",
+        answer.text
+    );
+
+    let code = code_where(&app, old, true).await;
+    let code_key = app.store.code_key(&code);
+    // A cluster connection of its own, whose slot map no reply has updated since the move.
+    let nodes = vec![format!("redis://127.0.0.1:{old}")];
+    let client = redis::cluster::ClusterClient::new(nodes).unwrap();
+    let mut stale = client.get_async_connection().await.unwrap();
+    let (cluster_, key) = (&cluster, code_key.as_str());
+    let slot = tokio::task::block_in_place(|| {
+        let migration = Migration::start(key, old, new);
+        migration.finish(cluster_, &[key]);
+        migration.slot()
+    });
+
+    let mut pipe = redis::pipe();
+    let probe = format!("{}probe:{{{code}}}", app.settings.redis.key_prefix);
+    pipe.cmd("SET")
+        .arg(&probe)
+        .arg(1)
+        .cmd("WAIT")
+        .arg(1)
+        .arg(100);
+    let master = Route::new(slot, SlotAddr::Master);
+    let moved_before = error_replies(old, None, "MOVED");
+    let replies = stale
+        .route_pipeline(pipe, 0, 2, SingleNodeRoutingInfo::SpecificNode(master))
+        .await
+        .unwrap();
+    assert_eq!(
+        replies[1],
+        redis::Value::Int(0),
+        "the pipeline, sent to the old master, ran whole on the new one"
+    );
+    assert!(
+        error_replies(old, None, "MOVED") > moved_before,
+        "the old master redirected it"
+    );
+    let refused = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.error(), "temporarily_unavailable");
+    let taken_on_new: Option<u32> = query(new, redis::cmd("EXISTS").arg(app.store.used_key(&code)));
+    assert_eq!(taken_on_new, Some(1), "the replay marker on the new master");
 }
 
 /// A Cluster of its own whose master 0 alone has a replica.
