@@ -29,9 +29,8 @@
 //! code taken for another token, or gone, is no acknowledgement (`tests/api/replica_acks.rs`
 //! cuts such a connection with a proxy, and rewinds the take behind it).
 
-use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
-use deadpool_redis::redis::{self, Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
+use deadpool_redis::redis::{self, Cmd, ErrorKind, RedisResult, Value};
 
 use super::keys::slot;
 use super::{Conn, StoreError};
@@ -45,13 +44,13 @@ pub struct Acks {
 
 /// The operation a Cluster `WAIT` travels with, sent again (see the module's comment).
 pub struct Repeat<'a> {
-    /// `EVALSHA` of the operation's script, with its keys and arguments.
-    pub call: &'a Cmd,
-    /// The same call as `EVAL` with the whole script, for a node that has not seen it (a
-    /// promoted replica has none of its old master's scripts).
-    pub whole: &'a dyn Fn() -> Cmd,
-    /// Whether the repeat's reply shows the operation's outcome on the node that ran it.
-    pub holds: fn(&Value) -> bool,
+    /// `EVAL` of the operation's whole script, with its keys and arguments: whole, since the
+    /// node may be a promoted replica, which has none of its old master's scripts (an
+    /// `EVALSHA` refused there with `NOSCRIPT` would still run its `WAIT`, for nothing).
+    /// Built only for a Cluster.
+    pub call: &'a dyn Fn() -> Cmd,
+    /// Whether the repeat's reply shows this operation's outcome on the node that ran it.
+    pub holds: &'a dyn Fn(&Value) -> bool,
 }
 
 impl Acks {
@@ -66,24 +65,29 @@ impl Acks {
         };
         // WAIT has no key: unrouted, a cluster connection would ask every master and answer
         // the lowest count. The repeat has `key`, so it runs on the same master.
-        let master = || {
-            SingleNodeRoutingInfo::SpecificNode(Route::new(slot(key.as_bytes()), SlotAddr::Master))
-        };
-        let mut replies = with_wait(cluster, repeat.call, &wait, master()).await?;
-        if matches!(&replies.0, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
-        {
-            replies = with_wait(cluster, &(repeat.whole)(), &wait, master()).await?;
-        }
-        match replies {
-            (Ok(done), acked) if (repeat.holds)(&done) => Ok(redis::from_redis_value(acked)?),
+        let master = Route::new(slot(key.as_bytes()), SlotAddr::Master);
+        let mut pipe = redis::pipe();
+        pipe.add_command((repeat.call)()).add_command(wait);
+        let replies = cluster
+            .route_pipeline(pipe, 0, 2, SingleNodeRoutingInfo::SpecificNode(master))
+            .await?;
+        let replies: [Value; 2] = replies.try_into().map_err(|_| {
+            redis::RedisError::from((
+                ErrorKind::UnexpectedReturnType,
+                "not two replies to a repeat + WAIT",
+            ))
+        })?;
+        let [done, acked] = replies;
+        match done.extract_error() {
+            Ok(done) if (repeat.holds)(&done) => Ok(redis::from_redis_value(acked)?),
             // A refused repeat (NOREPLICAS, OOM), or one that found another outcome: the
             // count says nothing of this operation. None acknowledged; the caller cleans up
             // as after any shortfall.
-            (Err(e), _) => {
+            Err(e) => {
                 log::debug!("the operation sent again before WAIT was refused: {e}");
                 Ok(0)
             }
-            (Ok(_), _) => Ok(0),
+            Ok(_) => Ok(0),
         }
     }
 
@@ -99,24 +103,4 @@ impl Acks {
             })
         }
     }
-}
-
-/// `call` then `wait` in one pipeline to `node`: the call's reply (an error reply kept as such)
-/// and the `WAIT`'s.
-async fn with_wait(
-    cluster: &mut ClusterConnection,
-    call: &Cmd,
-    wait: &Cmd,
-    node: SingleNodeRoutingInfo,
-) -> RedisResult<(RedisResult<Value>, Value)> {
-    let mut pipe = redis::pipe();
-    pipe.add_command(call.clone()).add_command(wait.clone());
-    let replies = cluster.route_pipeline(pipe, 0, 2, node).await?;
-    let [done, acked]: [Value; 2] = replies.try_into().map_err(|_| {
-        redis::RedisError::from((
-            ErrorKind::UnexpectedReturnType,
-            "not two replies to a repeat + WAIT",
-        ))
-    })?;
-    Ok((done.extract_error(), acked))
 }

@@ -104,11 +104,12 @@ fn node_connect_timeout(timeout: Duration) -> Duration {
 
 /// How long the cluster client waits before it asks again after `TRYAGAIN` (a slot migrating
 /// with the keys of one call split), `CLUSTERDOWN`, `LOADING` or a node it cannot reach: a random
-/// wait from the start up to 10 ms × 2^retry, at most the end. The crate's own minimum is 1.28 s,
-/// longer than a `redis.timeout_ms` of a second, so every such reply ended as a timeout; these
-/// waits fit several tries into the call, and a slot that finishes moving, or a master that
-/// comes back, is served within it (`tests/api/resharding.rs`).
-const CLUSTER_RETRY_WAIT_MS: std::ops::Range<u64> = 10..200;
+/// wait from the start up to 10 ms × 2^retry, at most the end (25, 25–40, 25–80, 25–160, then
+/// 25–200 ms). The crate's own minimum is 1.28 s, longer than a `redis.timeout_ms` of a second,
+/// so every such reply ended as a timeout; these waits fit five or more tries into a second,
+/// and a slot that finishes moving, or a master that comes back, is served within the call
+/// (`tests/api/resharding.rs`), while a call that keeps failing costs a node a few requests.
+const CLUSTER_RETRY_WAIT_MS: std::ops::Range<u64> = 25..200;
 
 /// Unanswered probes, this far apart, end a connection: a dead peer is found within
 /// `redis.tcp_keepalive_secs` + 30 s of silence.

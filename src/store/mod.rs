@@ -63,8 +63,8 @@ end
 local issued = redis.call('GET', KEYS[2])
 if issued == ARGV[1] then
   -- This very call again (Store::with_conn repeats it when the connection dropped before the
-  -- answer came back): its record, from the token record it wrote; the marker is written
-  -- again, for a WAIT on this connection to cover.
+  -- answer came back; in a Cluster the WAIT travels with it, see `ack`): its record, from the
+  -- token record it wrote; the marker is written again, for a WAIT on this connection to cover.
   local token = redis.call('GET', KEYS[3])
   if not token then
     return false
@@ -411,12 +411,12 @@ impl Store {
                 // the WAIT travels with this call again, which answers the record again on a
                 // node that holds this take (or takes the code there, if the take never
                 // reached it).
-                let acked = match self.acks {
-                    Some(acks) if matches!(reply, Value::BulkString(_)) => {
+                let acked = match (self.acks, &reply) {
+                    // An empty record is a malformed one (see the script): no token comes of it.
+                    (Some(acks), Value::BulkString(record)) if !record.is_empty() => {
                         let repeat = Repeat {
-                            call,
-                            whole: &|| exchange_call("EVAL", EXCHANGE_SCRIPT),
-                            holds: |reply| matches!(reply, Value::BulkString(_)),
+                            call: &|| exchange_call("EVAL", EXCHANGE_SCRIPT),
+                            holds: &|again| matches!(again, Value::BulkString(r) if r == record),
                         };
                         Some(acks.wait(&mut conn, code_key, repeat).await?)
                     }
@@ -487,9 +487,8 @@ impl Store {
                 };
                 // In a Cluster the WAIT travels with the deletion again (see `ack`).
                 let repeat = Repeat {
-                    call,
-                    whole: &|| revoke_call("EVAL", REVOKE_SCRIPT),
-                    holds: |reply| matches!(reply, Value::Int(_)),
+                    call: &|| revoke_call("EVAL", REVOKE_SCRIPT),
+                    holds: &|deleted| matches!(deleted, Value::Int(_)),
                 };
                 Ok((deleted, acks.wait(&mut conn, key, repeat).await?))
             })

@@ -191,6 +191,18 @@ async fn on_a_cluster_the_wait_goes_to_the_master_of_the_codes_slot() {
         "no record of the 503"
     );
 
+    // A malformed record gets no WAIT (no token comes of it): `invalid_grant` even where no
+    // replica could acknowledge.
+    let malformed = code_where(&app, with_replica, false).await;
+    let key = app.store.code_key(&malformed);
+    let () = app.query(redis::cmd("DEL").arg(&key)).await;
+    let () = app
+        .query(redis::cmd("HSET").arg(&key).arg("a").arg("b"))
+        .await;
+    let answer = Answer::of(app.exchange(&APP, &malformed).await).await;
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert_eq!(answer.error(), "invalid_grant");
+
     let code = code_where(&app, with_replica, true).await;
     cluster.replicas[0].freeze();
     let refused = Answer::of(app.exchange(&APP, &code).await).await;
@@ -262,7 +274,7 @@ async fn on_a_cluster_a_revocation_waits_for_the_replica_of_the_tokens_master() 
     let mut read = redis::pipe();
     read.cmd("READONLY").ignore().cmd("EXISTS").arg(&key);
     let (on_replica,): (u32,) = on_node(replica, read).await;
-    assert_eq!(on_replica, 0, "the replica acknowledged the deletion");
+    assert_eq!(on_replica, 0, "the deletion reached the replica");
 }
 
 /// Resharding: once a code's slot has moved, the exchange script is redirected to its new master
@@ -486,8 +498,9 @@ async fn scrape(app: &TestApp) -> String {
 /// counts every replica at once, a frozen one too). When the connection to the code's master
 /// breaks after the script and before its `WAIT` arrives (a proxy in front of that master cuts
 /// it on seeing the `WAIT`), the redis crate's cluster client sends the `WAIT` again by itself,
-/// on a new connection. The `WAIT` travels with a write of its own (see `store/ack.rs`), which
-/// the resend carries too: it waits for that write, and the exchange is refused.
+/// on a new connection. The `WAIT` travels with the exchange script sent again (see
+/// `store/ack.rs`), which the resend carries too: it waits for that script's write, and the
+/// exchange is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_a_wait_sent_again_on_a_new_connection_does_not_acknowledge() {
     let cluster = cluster_with_a_replica_of_master_0().await;
@@ -537,28 +550,9 @@ async fn on_a_cluster_a_wait_sent_again_to_a_master_without_the_take_waits_for_t
     })
     .await;
     let code = code_where(&app, master, true).await;
-    let (code_key, used_key) = (app.store.code_key(&code), app.store.used_key(&code));
-    let record: String = query(master, redis::cmd("GET").arg(&code_key)).expect("the record");
-    let tokens = app.store.token_key("*");
-    proxy.arm_with(Box::new(move || {
-        let lost: Vec<String> =
-            query(master, redis::cmd("KEYS").arg(&tokens)).expect("KEYS of token records");
-        assert_eq!(lost.len(), 1, "one token record to rewind: {lost:?}");
-        let back: Option<String> = query(
-            master,
-            redis::cmd("SET")
-                .arg(&code_key)
-                .arg(&record)
-                .arg("EX")
-                .arg(60),
-        );
-        assert_eq!(back.as_deref(), Some("OK"), "the code back");
-        let gone: Option<u32> = query(master, redis::cmd("DEL").arg(&used_key).arg(&lost[0]));
-        assert_eq!(gone, Some(2), "the replay marker and the token record gone");
-        // Nor has a promoted replica its old master's scripts.
-        let flushed: Option<String> = query(master, redis::cmd("SCRIPT").arg("FLUSH"));
-        assert_eq!(flushed.as_deref(), Some("OK"), "SCRIPT FLUSH");
-    }));
+    let record: String =
+        query(master, redis::cmd("GET").arg(app.store.code_key(&code))).expect("the record");
+    proxy.arm_with(rewind(&app, master, &code, record));
     let answer = Answer::of(app.exchange(&APP, &code).await).await;
 
     assert!(proxy.has_cut(), "the proxy never saw the WAIT");
@@ -574,6 +568,49 @@ async fn on_a_cluster_a_wait_sent_again_to_a_master_without_the_take_waits_for_t
     let again = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(again.status, 400, "the code stays spent: {}", again.text);
     assert_eq!(again.error(), "invalid_grant");
+
+    // Where the code holds another record than the one the token was made of, the repeat's
+    // take is not this one: no acknowledgement.
+    let code = code_where(&app, master, true).await;
+    let other = serde_json::to_string(&code_record(&APP)).unwrap();
+    proxy.arm_with(rewind(&app, master, &code, other));
+    let refused = Answer::of(app.exchange(&APP, &code).await).await;
+    assert!(proxy.has_cut(), "the proxy never saw the WAIT");
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.error(), "temporarily_unavailable");
+}
+
+/// What a lost write leaves on a new master, done on the master on `port`: `code` back with
+/// `record`, its replay marker and the one token record gone, and no scripts.
+fn rewind(app: &TestApp, port: u16, code: &str, record: String) -> Hook {
+    let (code_key, used_key) = (app.store.code_key(code), app.store.used_key(code));
+    let tokens = app.store.token_key("*");
+    Box::new(move || {
+        // The take's token record: its key ends with the `jti` the marker names, but for the
+        // jti's first three characters (the slot tag, in braces in the key).
+        let jti: String = query(port, redis::cmd("GET").arg(&used_key)).expect("the marker");
+        let records: Vec<String> =
+            query(port, redis::cmd("KEYS").arg(&tokens)).expect("KEYS of token records");
+        let lost: Vec<&String> = records
+            .iter()
+            .filter(|key| key.ends_with(&jti[3..]))
+            .collect();
+        assert_eq!(lost.len(), 1, "one token record to rewind: {records:?}");
+        let back: Option<String> = query(
+            port,
+            redis::cmd("SET")
+                .arg(&code_key)
+                .arg(&record)
+                .arg("EX")
+                .arg(60),
+        );
+        assert_eq!(back.as_deref(), Some("OK"), "the code back");
+        let gone: Option<u32> = query(port, redis::cmd("DEL").arg(&used_key).arg(lost[0]));
+        assert_eq!(gone, Some(2), "the replay marker and the token record gone");
+        // Nor has a promoted replica its old master's scripts.
+        let flushed: Option<String> = query(port, redis::cmd("SCRIPT").arg("FLUSH"));
+        assert_eq!(flushed.as_deref(), Some("OK"), "SCRIPT FLUSH");
+    })
 }
 
 /// Makes every node of `cluster` name the master on `port` by `proxy_port` instead

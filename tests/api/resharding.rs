@@ -1,7 +1,8 @@
 //! Resharding a Cluster: the slot of a code moves to another master while exchanges go on. Redis
-//! refuses the exchange script while the slot migrates (some of its keys do not exist yet, and a
-//! script with keys missing cannot run on a migrating slot: `ASK`, then `TRYAGAIN` on the
-//! importing master); the cluster client asks again until the slot has moved, within
+//! refuses the exchange script while the slot migrates, since its replay marker and token record
+//! do not exist yet and a script with some keys missing cannot run on a migrating slot
+//! (`TRYAGAIN` from the source while the code is there; `ASK`, then `TRYAGAIN` from the target,
+//! once it has moved). The cluster client asks again until the slot has moved, within
 //! `redis.timeout_ms`. Each test runs its own Cluster.
 
 use std::time::{Duration, Instant};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis;
 
 use crate::helpers::{APP, Answer, TestApp, spawn_app_with};
-use crate::topology::{Cluster, query};
+use crate::redis_server::RedisServer;
+use crate::topology::{Cluster, error_replies, query};
 
 const TIMEOUT_MS: u64 = 1000;
 
@@ -41,7 +43,9 @@ impl Migration {
         migration
     }
 
-    /// Moves `keys` (all of the slot that exist) to the target, and the slot with them.
+    /// Moves `keys` (all of the slot that exist) to the target, and the slot with them: the
+    /// target is told first, then the source, as `CLUSTER SETSLOT`'s documentation asks (in the
+    /// other order each would redirect the slot to the other for a moment).
     pub fn finish(&self, cluster: &Cluster, keys: &[&str]) {
         let mut migrate = redis::cmd("MIGRATE");
         migrate
@@ -56,8 +60,10 @@ impl Migration {
         }
         let moved: Option<String> = query(self.from, &migrate);
         assert_eq!(moved.as_deref(), Some("OK"), "MIGRATE {keys:?}");
-        for node in &cluster.nodes {
-            self.set(node.port(), "NODE", &self.to_id);
+        let others = cluster.nodes.iter().map(RedisServer::port);
+        let others = others.filter(|port| ![self.to, self.from].contains(port));
+        for port in [self.to, self.from].into_iter().chain(others) {
+            self.set(port, "NODE", &self.to_id);
         }
     }
 
@@ -88,6 +94,8 @@ pub async fn code_on(app: &TestApp, port: u16) -> String {
     }
 }
 
+/// A Cluster and a service in front of it that has served one exchange (connected, the client's
+/// secret checked once), so that the next one reaches Redis at once.
 async fn cluster_app() -> (Cluster, TestApp) {
     let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
     let app = spawn_app_with(|s| {
@@ -95,6 +103,9 @@ async fn cluster_app() -> (Cluster, TestApp) {
         s.redis.timeout_ms = TIMEOUT_MS;
     })
     .await;
+    let warm = app.issue_code(&APP).await;
+    let answer = Answer::of(app.exchange(&APP, &warm).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
     (cluster, app)
 }
 
@@ -109,6 +120,8 @@ async fn an_exchange_during_its_slots_migration_is_served_once_the_slot_has_move
     let code_key = app.store.code_key(&code);
     let migration = Migration::start(&code_key, from, to);
 
+    let refusals = || error_replies(from, None, "TRYAGAIN") + error_replies(to, None, "TRYAGAIN");
+    let refused_before = refusals();
     let started = Instant::now();
     let exchange = app.exchange(&APP, &code);
     let finish = async {
@@ -122,6 +135,10 @@ async fn an_exchange_during_its_slots_migration_is_served_once_the_slot_has_move
 
     assert_eq!(answer.status, 200, "after {took:?}: {}", answer.text);
     assert!(took < Duration::from_millis(TIMEOUT_MS), "{took:?}");
+    assert!(
+        refusals() > refused_before,
+        "the script was refused while the slot migrated"
+    );
     let marker: Option<u32> = query(to, redis::cmd("EXISTS").arg(app.store.used_key(&code)));
     assert_eq!(marker, Some(1), "spent on the new master");
     let replay = Answer::of(app.exchange(&APP, &code).await).await;
