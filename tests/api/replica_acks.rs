@@ -167,13 +167,7 @@ async fn with_sentinel_a_wait_longer_than_half_a_second_runs_its_whole_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_the_wait_goes_to_the_master_of_the_codes_slot() {
     let cluster = cluster_with_a_replica_of_master_0().await;
-    let app = spawn_app_with(|s| {
-        cluster.configure(&mut s.redis);
-        s.redis.replica_acks = 1;
-        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
-        s.redis.timeout_ms = 1000;
-    })
-    .await;
+    let app = acks_app(&cluster, 1000).await;
     let with_replica = cluster.nodes[0].port();
     let on_master_0 = code_where(&app, with_replica, true).await;
     let elsewhere = code_where(&app, with_replica, false).await;
@@ -243,13 +237,7 @@ async fn on_a_cluster_the_wait_goes_to_the_master_of_the_codes_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_a_revocation_waits_for_the_replica_of_the_tokens_master() {
     let cluster = cluster_with_a_replica_of_master_0().await;
-    let app = spawn_app_with(|s| {
-        cluster.configure(&mut s.redis);
-        s.redis.replica_acks = 1;
-        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
-        s.redis.timeout_ms = 1000;
-    })
-    .await;
+    let app = acks_app(&cluster, 1000).await;
     let (master, replica) = (cluster.nodes[0].port(), cluster.replicas[0].port());
     let code = code_where(&app, master, true).await;
     let taken = Answer::of(app.exchange(&APP, &code).await).await;
@@ -286,13 +274,7 @@ async fn on_a_cluster_a_revocation_waits_for_the_replica_of_the_tokens_master() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_the_wait_follows_a_take_to_the_slots_new_master() {
     let cluster = cluster_with_a_replica_of_master_0().await;
-    let app = spawn_app_with(|s| {
-        cluster.configure(&mut s.redis);
-        s.redis.replica_acks = 1;
-        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
-        s.redis.timeout_ms = 1000;
-    })
-    .await;
+    let app = acks_app(&cluster, 1000).await;
     let (old, new) = (cluster.nodes[0].port(), cluster.nodes[1].port());
     let warm = code_where(&app, old, true).await;
     let answer = Answer::of(app.exchange(&APP, &warm).await).await;
@@ -344,6 +326,18 @@ async fn on_a_cluster_the_wait_follows_a_take_to_the_slots_new_master() {
     assert_eq!(refused.error(), "temporarily_unavailable");
     let taken_on_new: Option<u32> = query(new, redis::cmd("EXISTS").arg(app.store.used_key(&code)));
     assert_eq!(taken_on_new, Some(1), "the replay marker on the new master");
+}
+
+/// A service in front of `cluster` that waits for one replica, `ACK_TIMEOUT_MS` at most, within
+/// a `redis.timeout_ms` of `timeout_ms`.
+async fn acks_app(cluster: &Cluster, timeout_ms: u64) -> TestApp {
+    spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.replica_acks = 1;
+        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
+        s.redis.timeout_ms = timeout_ms;
+    })
+    .await
 }
 
 /// A Cluster of its own whose master 0 alone has a replica.
@@ -507,13 +501,7 @@ async fn on_a_cluster_a_wait_sent_again_on_a_new_connection_does_not_acknowledge
     let master = cluster.nodes[0].port();
     let proxy = WaitCutter::start(master).await;
     announce_through(&cluster, master, proxy.port).await;
-    let app = spawn_app_with(|s| {
-        cluster.configure(&mut s.redis);
-        s.redis.replica_acks = 1;
-        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
-        s.redis.timeout_ms = 2000;
-    })
-    .await;
+    let app = acks_app(&cluster, 2000).await;
     let first = code_where(&app, master, true).await;
     let answer = Answer::of(app.exchange(&APP, &first).await).await;
     assert_eq!(answer.status, 200, "through the proxy: {}", answer.text);
@@ -542,13 +530,7 @@ async fn on_a_cluster_a_wait_sent_again_to_a_master_without_the_take_waits_for_t
     let replica = cluster.replicas[0].port();
     let proxy = WaitCutter::start(master).await;
     announce_through(&cluster, master, proxy.port).await;
-    let app = spawn_app_with(|s| {
-        cluster.configure(&mut s.redis);
-        s.redis.replica_acks = 1;
-        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
-        s.redis.timeout_ms = 2000;
-    })
-    .await;
+    let app = acks_app(&cluster, 2000).await;
     let code = code_where(&app, master, true).await;
     let record: String =
         query(master, redis::cmd("GET").arg(app.store.code_key(&code))).expect("the record");
