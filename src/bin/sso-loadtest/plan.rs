@@ -7,9 +7,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sso_token::clients::{Argon2Limit, Registry};
 use sso_token::codes::NewCode;
-use sso_token::config::Settings;
+use sso_token::config::{RedisMode, Settings};
 use sso_token::oauth::{ClientCredentials, Sensitive, pkce};
 use sso_token::startup::TOKEN_PATH;
+use sso_token::store::keys::TAG_LEN;
 use sso_token::tokens::{PublicJwk, SigningKey};
 
 use crate::RunArgs;
@@ -31,6 +32,9 @@ pub struct Expect {
     pub typ: String,
     pub alg: String,
     pub kid: String,
+    /// Characters before the `jti`'s 144 random bits: in Cluster mode the tag of the code's
+    /// slot (`Store::new_jti`), else none.
+    pub jti_tag_len: usize,
 }
 
 impl Expect {
@@ -172,6 +176,10 @@ impl TokenPlan {
             typ: settings.token.typ.clone(),
             alg: format!("{:?}", key.algorithm()),
             kid: key.kid().to_owned(),
+            jti_tag_len: match settings.redis.mode {
+                RedisMode::Cluster => TAG_LEN,
+                _ => 0,
+            },
         };
         let mut plan = Self {
             expect,

@@ -1,20 +1,23 @@
 //! The Redis side of a run: seeding codes in the contract's format (pipelined), counting
 //! commands from `INFO commandstats`, and removing the codes a run did not use. A standalone
-//! Redis, or the master that the sentinels name (scripts/failover-load.sh): there the seeded
-//! codes wait for a replica, and commands and CPU are not counted, since the master changes.
+//! Redis, the master that the sentinels name, or a Cluster (scripts/failover-load.sh): in those
+//! two the seeded codes wait for a replica, and commands and CPU are not counted, since the
+//! master changes (and a Cluster has several).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use deadpool_redis::redis;
+use deadpool_redis::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use deadpool_redis::redis::sentinel::{SentinelClient, SentinelServerType};
-use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use futures_util::future::try_join_all;
 use indicatif::ProgressBar;
 use sso_token::clock::unix_now;
 use sso_token::codes;
 use sso_token::config::{RedisMode, RedisSettings};
 use sso_token::redact;
-use sso_token::store::Store;
+use sso_token::store::{Conn, Store};
 
 use crate::plan::TokenPlan;
 
@@ -22,16 +25,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Redis {
     client: Source,
-    conn: MultiplexedConnection,
+    conn: Conn,
     store: Store,
     /// `redis.url` with its password masked, for messages.
     url: String,
 }
 
-/// Where connections come from: one server, or the master the sentinels name.
+/// Where connections come from: one server, the master the sentinels name, or a Cluster.
 enum Source {
     Node(redis::Client),
     Sentinel(SentinelClient),
+    Cluster(ClusterClient),
 }
 
 impl Redis {
@@ -59,9 +63,11 @@ impl Redis {
                     format!("the master `{}`", settings.master_name),
                 )
             }
-            // Command counts and CPU come from one server's INFO.
             RedisMode::Cluster => {
-                anyhow::bail!("redis.mode: the load tool seeds a standalone or Sentinel Redis")
+                let client = ClusterClientBuilder::new(settings.nodes.clone())
+                    .build()
+                    .context("redis.nodes")?;
+                (Source::Cluster(client), "the cluster".to_owned())
             }
         };
         let conn = open(&mut client, &url).await?;
@@ -73,9 +79,32 @@ impl Redis {
         })
     }
 
-    /// Sentinel mode: the master may change during the run.
+    /// Sentinel and Cluster modes: a master may change during the run.
     fn moving(&self) -> bool {
-        matches!(self.client, Source::Sentinel(_))
+        !matches!(self.client, Source::Node(_))
+    }
+
+    /// Runs `cmds`: in one pipeline on a node's connection; in a Cluster, where one pipeline
+    /// cannot span slots, each on its own, all at once over the connection's multiplexing.
+    async fn run_all(&mut self, cmds: &[redis::Cmd]) -> redis::RedisResult<()> {
+        match &self.conn {
+            Conn::Node(_) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone()).ignore();
+                }
+                pipe.query_async(&mut self.conn).await
+            }
+            Conn::Cluster(_) => {
+                let conn = &self.conn;
+                try_join_all(
+                    cmds.iter()
+                        .map(|cmd| async move { cmd.query_async::<()>(&mut conn.clone()).await }),
+                )
+                .await
+                .map(drop)
+            }
+        }
     }
 
     /// Writes `count` fresh codes, `batch` `SET <prefix>code:<code> <json> EX <ttl>` per round trip.
@@ -89,27 +118,28 @@ impl Redis {
     ) -> anyhow::Result<Vec<String>> {
         let issued_at = unix_now();
         let mut codes = Vec::with_capacity(count);
-        let mut pipe = redis::pipe();
+        let mut sets = Vec::with_capacity(batch.min(count));
         for index in 0..count {
             let code = codes::new_code().map_err(|_| anyhow::anyhow!("no randomness available"))?;
             let record = serde_json::to_string(&plan.record(index, issued_at))?;
-            pipe.cmd("SET")
-                .arg(self.store.code_key(&code))
+            let mut set = redis::cmd("SET");
+            set.arg(self.store.code_key(&code))
                 .arg(record)
                 .arg("EX")
-                .arg(ttl)
-                .ignore();
+                .arg(ttl);
+            sets.push(set);
             codes.push(code);
             if codes.len() % batch == 0 || codes.len() == count {
-                pipe.query_async::<()>(&mut self.conn)
+                self.run_all(&sets)
                     .await
                     .with_context(|| format!("seeding codes into {}", self.url))?;
-                pipe.clear();
+                sets.clear();
                 progress.set_position(codes.len() as u64);
             }
         }
         if self.moving() {
-            // A failover must not lose codes that were never exchanged: a replica has them all.
+            // A failover must not lose codes that were never exchanged: a replica has them all
+            // (in a Cluster, the redis crate asks every master and answers the lowest count).
             let acked: u32 = redis::cmd("WAIT")
                 .arg(1)
                 .arg(10_000)
@@ -139,6 +169,19 @@ impl Redis {
 
     /// Deletes codes a run never sent, so they do not linger until their TTL.
     pub async fn remove(&mut self, codes: &[String], batch: usize) -> anyhow::Result<()> {
+        if let Conn::Cluster(_) = self.conn {
+            // Keys of many slots: one UNLINK each.
+            for part in codes.chunks(batch.max(1)) {
+                let unlinks: Vec<redis::Cmd> = part
+                    .iter()
+                    .map(|code| redis::cmd("UNLINK").arg(self.store.code_key(code)).clone())
+                    .collect();
+                self.run_all(&unlinks)
+                    .await
+                    .with_context(|| format!("removing unused codes from {}", self.url))?;
+            }
+            return Ok(());
+        }
         for part in codes.chunks(batch.max(1)) {
             let mut unlink = redis::cmd("UNLINK");
             for code in part {
@@ -174,11 +217,15 @@ impl Redis {
 }
 
 /// `url` is the redacted form, for messages only.
-async fn open(client: &mut Source, url: &str) -> anyhow::Result<MultiplexedConnection> {
+async fn open(client: &mut Source, url: &str) -> anyhow::Result<Conn> {
     let connecting = async {
         match client {
-            Source::Node(client) => client.get_multiplexed_async_connection().await,
-            Source::Sentinel(client) => client.get_async_connection().await,
+            Source::Node(client) => client
+                .get_multiplexed_async_connection()
+                .await
+                .map(Conn::Node),
+            Source::Sentinel(client) => client.get_async_connection().await.map(Conn::Node),
+            Source::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
         }
     };
     tokio::time::timeout(CONNECT_TIMEOUT, connecting)

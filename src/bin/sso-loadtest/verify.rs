@@ -161,7 +161,7 @@ impl<'a> Checker<'a> {
                 "iat",
                 claims.iat + CLOCK_SLACK >= sent && claims.iat <= received + CLOCK_SLACK,
             ),
-            ("jti", is_jti(&claims.jti)),
+            ("jti", is_jti(&claims.jti, e.jti_tag_len)),
         ];
         if let Some((claim, _)) = checks.iter().find(|(_, ok)| !ok) {
             return Err(format!("claim `{claim}` is not the one of the code sent"));
@@ -193,9 +193,10 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// 144 random bits as URL-safe base64: 24 characters.
-fn is_jti(jti: &str) -> bool {
-    jti.len() == 24
+/// 144 random bits as URL-safe base64, 24 characters, after `tag_len` alphanumeric ones.
+fn is_jti(jti: &str, tag_len: usize) -> bool {
+    jti.len() == tag_len + 24
+        && jti.bytes().take(tag_len).all(|b| b.is_ascii_alphanumeric())
         && jti
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -301,6 +302,20 @@ impl SignatureCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_jti_is_its_slot_tag_and_24_characters() {
+        let random = "AbCdEfGhIjKlMnOpQrStUv-_";
+        assert!(is_jti(random, 0));
+        assert!(!is_jti(random, 3), "no tag");
+        assert!(is_jti(&format!("x9Z{random}"), 3));
+        assert!(
+            !is_jti(&format!("x9Z{random}"), 0),
+            "a tag where none belongs"
+        );
+        assert!(!is_jti(&format!("x-Z{random}"), 3), "a tag is alphanumeric");
+        assert!(!is_jti(&format!("x9Z{}", &random[1..]), 3));
+    }
 
     fn scope(json: &str) -> Scope<'_> {
         serde_json::from_str(json).unwrap()
