@@ -156,6 +156,23 @@ impl StoreError {
     }
 }
 
+/// Runs a script by its hash (`by_hash`, an `EVALSHA`). A restarted or failed-over Redis has no
+/// scripts: then `whole()`, the same call as `EVAL` with the script, which caches it there. Not
+/// `SCRIPT LOAD`: in a Cluster the redis crate sends that to every node, replicas too, and
+/// fails if one is down.
+async fn run_script<T: redis::FromRedisValue>(
+    conn: &mut Conn,
+    by_hash: &redis::Cmd,
+    whole: impl Fn() -> redis::Cmd,
+) -> redis::RedisResult<T> {
+    match by_hash.query_async(&mut *conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            whole().query_async(conn).await
+        }
+        done => done,
+    }
+}
+
 fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
     lane.lock().unwrap_or_else(|poison| poison.into_inner())
 }
@@ -394,19 +411,8 @@ impl Store {
         let (exchange_call, code_key) = (&exchange_call, &code_key);
         let (reply, acked): (Value, Option<u32>) = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
-                let reply: Value = match call.query_async(&mut conn).await {
-                    Err(e)
-                        if e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                    {
-                        // A restarted or failed-over Redis has no scripts: send this one whole
-                        // (EVAL caches it there). Not SCRIPT LOAD: in a Cluster the redis crate
-                        // sends that to every node, replicas too, and fails if one is down.
-                        let whole = exchange_call("EVAL", EXCHANGE_SCRIPT);
-                        whole.query_async(&mut conn).await?
-                    }
-                    reply => reply?,
-                };
+                let whole = || exchange_call("EVAL", EXCHANGE_SCRIPT);
+                let reply: Value = run_script(&mut conn, call, whole).await?;
                 // Only a fresh take wrote anything that a failover could undo. In a Cluster
                 // the WAIT travels with this call again, which answers the record again on a
                 // node that holds this take (or takes the code there, if the take never
@@ -415,7 +421,7 @@ impl Store {
                     // An empty record is a malformed one (see the script): no token comes of it.
                     (Some(acks), Value::BulkString(record)) if !record.is_empty() => {
                         let repeat = Repeat {
-                            call: &|| exchange_call("EVAL", EXCHANGE_SCRIPT),
+                            call: &whole,
                             holds: &|again| matches!(again, Value::BulkString(r) if r == record),
                         };
                         Some(acks.wait(&mut conn, code_key, repeat).await?)
@@ -474,20 +480,11 @@ impl Store {
         let revoke_call = &revoke_call;
         let (deleted, acked): (u32, u32) = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
-                let deleted: u32 = match call.query_async(&mut conn).await {
-                    Err(e)
-                        if e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                    {
-                        revoke_call("EVAL", REVOKE_SCRIPT)
-                            .query_async(&mut conn)
-                            .await?
-                    }
-                    deleted => deleted?,
-                };
+                let whole = || revoke_call("EVAL", REVOKE_SCRIPT);
+                let deleted: u32 = run_script(&mut conn, call, whole).await?;
                 // In a Cluster the WAIT travels with the deletion again (see `ack`).
                 let repeat = Repeat {
-                    call: &|| revoke_call("EVAL", REVOKE_SCRIPT),
+                    call: &whole,
                     holds: &|deleted| matches!(deleted, Value::Int(_)),
                 };
                 Ok((deleted, acks.wait(&mut conn, key, repeat).await?))
