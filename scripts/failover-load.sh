@@ -88,8 +88,18 @@ wait_replicas() {
 
 if (( cluster )); then
   nodes=()
+  # clashes PORT: an earlier node's bus took PORT, or an earlier node has PORT's bus port (the
+  # earlier nodes may not listen on them yet).
+  clashes() {
+    local taken
+    for taken in "${nodes[@]}"; do
+      (( $1 == taken || $1 == taken + 10000 || $1 + 10000 == taken )) && return 0
+    done
+    return 1
+  }
   for _ in $(seq 9); do
-    port=$(free_port)
+    port=$(free_cluster_port)
+    while clashes "$port"; do port=$(free_cluster_port); done
     start_node "$port" --cluster-enabled yes --cluster-node-timeout 1000 \
       --cluster-config-file "$work/node-$port/nodes.conf"
     nodes+=("$port")
@@ -138,8 +148,9 @@ if (( cluster )); then
     die "no node of the shard took over from $1"
   }
   first_failover() { # CLUSTER FAILOVER on a replica of the shard's master
-    local replica
+    local replica=""
     for port in "${shard[@]}"; do [[ "$(role "$port")" == slave ]] && { replica=$port; break; }; done
+    [[ -n "$replica" ]] || die "no replica in the shard of $1"
     echo "== t+$(since "$t0") s: CLUSTER FAILOVER on $replica (master $1)"
     [[ "$(redis-cli -p "$replica" cluster failover 2>/dev/null)" == OK ]] \
       || die "CLUSTER FAILOVER on $replica was refused"
@@ -239,6 +250,7 @@ wait_master_not "$first"
 second=$(current_master)
 echo "== t+$(since "$t0") s: the master is $second"
 settle "$second"
+kill -0 "$load_pid" 2>/dev/null || die "the run ended before the second failover: raise -d"
 echo "== t+$(since "$t0") s: SIGKILL to the master $second"
 kill -KILL "${node_pid[$second]}"
 wait "${node_pid[$second]}" 2>/dev/null || true

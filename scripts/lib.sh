@@ -51,6 +51,23 @@ free_port() {
   return 1
 }
 
+# free_cluster_port: as free_port, for a Redis Cluster node, whose bus listens on PORT + 10000:
+# both free, and both below the kernel's ephemeral range.
+free_cluster_port() {
+  local p low=32768
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  (( low > 22000 )) || low=32768
+  for _ in $(seq 100); do
+    p=$(( 10000 + RANDOM % (low - 20000) ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null \
+      && ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
+      echo "$p"; return 0
+    fi
+  done
+  echo "no free port pair found" >&2
+  return 1
+}
+
 # start_private_redis PORT LOG: starts a throwaway redis-server on 127.0.0.1:PORT (no
 # persistence) in the background, logging to LOG, and waits until it answers. Sets
 # private_redis_pid for the caller's clean-up.

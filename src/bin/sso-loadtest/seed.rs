@@ -64,7 +64,10 @@ impl Redis {
                 )
             }
             RedisMode::Cluster => {
+                // A node that hangs must not hang seeding (the WAIT after it waits 10 s).
                 let client = ClusterClientBuilder::new(settings.nodes.clone())
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(Duration::from_secs(15))
                     .build()
                     .context("redis.nodes")?;
                 (Source::Cluster(client), "the cluster".to_owned())

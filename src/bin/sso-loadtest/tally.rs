@@ -108,8 +108,19 @@ impl Tally {
             return;
         }
         let verdict = match (work, checker) {
-            (Work::Token { keep_tokens, .. }, Some(checker)) => checker
-                .token(response, code_index, sent, unix_now())
+            (
+                Work::Token {
+                    keep_tokens, codes, ..
+                },
+                Some(checker),
+            ) => checker
+                .token(
+                    response,
+                    code_index,
+                    codes.get(code_index).map_or("", String::as_str),
+                    sent,
+                    unix_now(),
+                )
                 .map(|accepted| {
                     self.jtis.push(accepted.jti);
                     if *keep_tokens {

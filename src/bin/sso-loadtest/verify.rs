@@ -112,6 +112,7 @@ impl<'a> Checker<'a> {
         &mut self,
         response: &Response<'_>,
         code_index: usize,
+        code: &str,
         sent: u64,
         received: u64,
     ) -> Result<Accepted, String> {
@@ -161,7 +162,7 @@ impl<'a> Checker<'a> {
                 "iat",
                 claims.iat + CLOCK_SLACK >= sent && claims.iat <= received + CLOCK_SLACK,
             ),
-            ("jti", is_jti(&claims.jti, e.jti_tag_len)),
+            ("jti", is_jti(&claims.jti, e.jti_tag(code))),
         ];
         if let Some((claim, _)) = checks.iter().find(|(_, ok)| !ok) {
             return Err(format!("claim `{claim}` is not the one of the code sent"));
@@ -193,10 +194,10 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// 144 random bits as URL-safe base64, 24 characters, after `tag_len` alphanumeric ones.
-fn is_jti(jti: &str, tag_len: usize) -> bool {
-    jti.len() == tag_len + 24
-        && jti.bytes().take(tag_len).all(|b| b.is_ascii_alphanumeric())
+/// `tag`, then 144 random bits as URL-safe base64 (24 characters).
+fn is_jti(jti: &str, tag: &[u8]) -> bool {
+    jti.len() == tag.len() + 24
+        && jti.as_bytes().starts_with(tag)
         && jti
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -304,17 +305,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cluster_jti_is_its_slot_tag_and_24_characters() {
+    fn a_cluster_jti_is_its_codes_slot_tag_and_24_characters() {
         let random = "AbCdEfGhIjKlMnOpQrStUv-_";
-        assert!(is_jti(random, 0));
-        assert!(!is_jti(random, 3), "no tag");
-        assert!(is_jti(&format!("x9Z{random}"), 3));
+        assert!(is_jti(random, b""));
+        assert!(!is_jti(random, b"x9Z"), "no tag");
+        assert!(is_jti(&format!("x9Z{random}"), b"x9Z"));
         assert!(
-            !is_jti(&format!("x9Z{random}"), 0),
+            !is_jti(&format!("x9Z{random}"), b""),
             "a tag where none belongs"
         );
-        assert!(!is_jti(&format!("x-Z{random}"), 3), "a tag is alphanumeric");
-        assert!(!is_jti(&format!("x9Z{}", &random[1..]), 3));
+        assert!(
+            !is_jti(&format!("x9Y{random}"), b"x9Z"),
+            "another slot's tag"
+        );
+        assert!(!is_jti(&format!("x9Z{}", &random[1..]), b"x9Z"));
+        assert!(
+            !is_jti(&format!("x9Z{}=", &random[1..]), b"x9Z"),
+            "not URL-safe base64"
+        );
     }
 
     fn scope(json: &str) -> Scope<'_> {
