@@ -98,8 +98,8 @@ if (( cluster )); then
     return 1
   }
   for _ in $(seq 9); do
-    port=$(free_cluster_port)
-    while clashes "$port"; do port=$(free_cluster_port); done
+    port=$(free_port paired)
+    while clashes "$port"; do port=$(free_port paired); done
     start_node "$port" --cluster-enabled yes --cluster-node-timeout 1000 \
       --cluster-config-file "$work/node-$port/nodes.conf"
     nodes+=("$port")

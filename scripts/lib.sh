@@ -37,36 +37,24 @@ ensure_tool() {
   command -v "$1" >/dev/null
 }
 
-# free_port: prints a TCP port on 127.0.0.1 that nobody listens on, below the kernel's ephemeral
-# range (a port an outgoing connection has just used may sit in TIME_WAIT and refuse a listener).
+# free_port [paired]: prints a TCP port on 127.0.0.1 that nobody listens on, below the kernel's
+# ephemeral range (a port an outgoing connection has just used may sit in TIME_WAIT and refuse a
+# listener). `paired`: for a Redis Cluster node, whose bus listens on PORT + 10000, that one too.
 free_port() {
-  local p low=32768
+  local p low=32768 span=0
+  [[ "${1:-}" == paired ]] && span=10000
   read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  (( low > 12000 )) || low=32768
+  (( low > 12000 + span )) || low=32768
   for _ in $(seq 100); do
-    p=$(( 10000 + RANDOM % (low - 10000) ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+    p=$(( 10000 + RANDOM % (low - 10000 - span) ))
+    if ! listening "$p" && { (( span == 0 )) || ! listening $((p + span)); }; then
+      echo "$p"; return 0
+    fi
   done
   echo "no free port found" >&2
   return 1
 }
-
-# free_cluster_port: as free_port, for a Redis Cluster node, whose bus listens on PORT + 10000:
-# both free, and both below the kernel's ephemeral range.
-free_cluster_port() {
-  local p low=32768
-  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  (( low > 22000 )) || low=32768
-  for _ in $(seq 100); do
-    p=$(( 10000 + RANDOM % (low - 20000) ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null \
-      && ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
-      echo "$p"; return 0
-    fi
-  done
-  echo "no free port pair found" >&2
-  return 1
-}
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_private_redis PORT LOG: starts a throwaway redis-server on 127.0.0.1:PORT (no
 # persistence) in the background, logging to LOG, and waits until it answers. Sets
