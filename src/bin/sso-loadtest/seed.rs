@@ -172,31 +172,26 @@ impl Redis {
 
     /// Deletes codes a run never sent, so they do not linger until their TTL.
     pub async fn remove(&mut self, codes: &[String], batch: usize) -> anyhow::Result<()> {
-        if let Conn::Cluster(_) = self.conn {
-            // Keys of many slots: one UNLINK each.
-            for part in codes.chunks(batch.max(1)) {
-                let unlinks: Vec<redis::Cmd> = part
-                    .iter()
-                    .map(|code| redis::cmd("UNLINK").arg(self.store.code_key(code)).clone())
+        for part in codes.chunks(batch.max(1)) {
+            let keys = part.iter().map(|code| self.store.code_key(code));
+            if let Conn::Cluster(_) = self.conn {
+                // Keys of many slots: one UNLINK each.
+                let unlinks: Vec<redis::Cmd> = keys
+                    .map(|key| redis::cmd("UNLINK").arg(key).clone())
                     .collect();
                 self.run_all(&unlinks)
                     .await
                     .with_context(|| format!("removing unused codes from {}", self.url))?;
+            } else {
+                let unlink = redis::cmd("UNLINK").arg(keys.collect::<Vec<_>>()).clone();
+                self.query::<()>(&unlink, "removing unused codes").await?;
             }
-            return Ok(());
-        }
-        for part in codes.chunks(batch.max(1)) {
-            let mut unlink = redis::cmd("UNLINK");
-            for code in part {
-                unlink.arg(self.store.code_key(code));
-            }
-            self.query::<()>(&unlink, "removing unused codes").await?;
         }
         Ok(())
     }
 
     /// Calls per command name since the server started (`INFO commandstats`); none in Sentinel
-    /// mode.
+    /// or Cluster mode.
     pub async fn command_calls(&mut self) -> anyhow::Result<BTreeMap<String, u64>> {
         if self.moving() {
             return Ok(BTreeMap::new());
