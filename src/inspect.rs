@@ -29,6 +29,7 @@ pub struct Inspector {
 pub struct TokenRecord {
     pub jti: String,
     pub client_id: String,
+    pub iat: u64,
     pub grant: RecordedGrant,
 }
 
@@ -177,7 +178,10 @@ impl Inspector {
                 return Ok(None);
             }
         };
+        // The `jti` comes from the code: a record that an exchange of the same code value wrote
+        // later (an authorize service that reused it) does not revive an older token.
         let matches = record.jti == claims.jti
+            && record.iat == claims.iat
             && record.client_id == claims.client_id
             && record.grant.account_id == claims.sub;
         Ok(matches.then_some(LiveToken { claims, record }))

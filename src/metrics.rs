@@ -81,7 +81,7 @@ const OUTCOMES: [&str; 12] = [
 /// The Redis operations that are timed.
 #[derive(Debug, Clone, Copy)]
 pub enum RedisOp {
-    /// The exchange script: take the code, write the token record and the replay marker.
+    /// The exchange script: take the code, write the token record.
     Exchange,
     /// Delete a token record (revocation, clean-up).
     DeleteToken,

@@ -1,22 +1,32 @@
-//! Key names, and the token ids that let a token record share its code's Cluster hash slot.
+//! Key names, and the token ids that name a token record after its code.
 //!
-//! Standalone and Sentinel: `<prefix>code:<code>`, `<prefix>used:<code>`, `<prefix>token:<jti>`.
+//! Standalone and Sentinel: `<prefix>code:<code>`, `<prefix>token:<jti>`. The `jti` of the token
+//! issued for a code is derived from the code (a hash), so its token record is also the code's
+//! replay marker: one key per exchange finds both the token (introspection, revocation) and the
+//! token of a spent code (a replay). Each new key with a TTL costs Redis more than the rest of the
+//! script; two per exchange (a record and a marker) took a third more of its CPU.
+//!
 //! Cluster: every key of one exchange must live in one hash slot, so that one script (one round
-//! trip) still does the whole exchange. The code is the hash tag of the code and marker keys,
-//! `<prefix>code:{<code>}` and `<prefix>used:{<code>}` (the authorize service writes the former:
-//! README, "Redis topologies"). The token record must be found from the `jti` alone, so the `jti`
-//! starts with a 3-character tag that hashes to the code's slot, and the record is
-//! `<prefix>token:{<tag>}<rest>`. The tag reveals the slot and nothing else; the rest of the
-//! `jti` keeps its 144 random bits.
+//! trip) still does the whole exchange. The code is the hash tag of its key,
+//! `<prefix>code:{<code>}` (the authorize service writes it: README, "Redis topologies"). The
+//! token record must be found from the `jti` alone, so the `jti` starts with a 3-character tag
+//! that hashes to the code's slot, and the record is `<prefix>token:{<tag>}<rest>`. The tag
+//! reveals the slot and nothing else.
 
 use std::sync::OnceLock;
 
-use crate::tokens;
+use aws_lc_rs::digest::{Context, SHA256};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Redis Cluster's slot count (CLUSTER KEYSLOT is CRC16 mod 16384).
 const SLOTS: usize = 16384;
 /// Length of a slot tag: 62³ = 238,328 strings cover all 16,384 slots (a unit test proves it).
 pub const TAG_LEN: usize = 3;
+/// Bytes of the code's hash in a `jti`.
+const JTI_BYTES: usize = 18;
+/// Separates this use of SHA-256 from any other hash of a code (PKCE hashes verifiers).
+const JTI_DOMAIN: &[u8] = b"sso-token jti\0";
 const ALPHANUMERIC: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// Builds the key names of one deployment; the only place that does.
@@ -39,17 +49,13 @@ impl Keys {
     }
 
     /// Whether `code` can exist under this layout: in Cluster mode a brace in a code would end
-    /// or empty its hash tag and split its keys over slots, so the contract excludes braces.
+    /// or empty its hash tag, so the contract excludes braces (README, "Redis topologies").
     pub fn admits(&self, code: &str) -> bool {
         !self.tagged || !code.contains(['{', '}'])
     }
 
     pub fn code(&self, code: &str) -> String {
         self.keyed("code:", code)
-    }
-
-    pub fn used(&self, code: &str) -> String {
-        self.keyed("used:", code)
     }
 
     /// The token record's key; any string gives a key (a `jti` we never issued finds nothing).
@@ -60,18 +66,25 @@ impl Keys {
         }
     }
 
-    /// A fresh `jti` for the token issued for `code`: 144 random bits, URL-safe base64; in
-    /// Cluster mode preceded by the tag of the code's slot.
-    pub fn new_jti(&self, code: &str) -> Result<String, aws_lc_rs::error::Unspecified> {
-        let random = tokens::new_jti()?;
+    /// The `jti` of the token issued for `code`: 144 bits of SHA-256 of the code, URL-safe base64
+    /// (24 characters, like the seed's); in Cluster mode preceded by the tag of the code's slot.
+    /// One code, one `jti`: whoever holds the code finds the token it was exchanged for. A `jti`
+    /// gives its code away only as far as the code's own randomness lets it be guessed, and that
+    /// code is spent: all it could still do is revoke its token, with the client's credentials.
+    pub fn jti_for(&self, code: &str) -> String {
+        let mut hash = Context::new(&SHA256);
+        hash.update(JTI_DOMAIN);
+        hash.update(code.as_bytes());
+        let hash = hash.finish();
+        let bits = &hash.as_ref()[..JTI_BYTES];
         if !self.tagged {
-            return Ok(random);
+            return URL_SAFE_NO_PAD.encode(bits);
         }
         let tag = &slot_tags()[usize::from(slot(self.code(code).as_bytes()))];
-        let mut jti = String::with_capacity(TAG_LEN + random.len());
+        let mut jti = String::with_capacity(TAG_LEN + 24);
         jti.extend(tag.iter().map(|b| char::from(*b)));
-        jti.push_str(&random);
-        Ok(jti)
+        URL_SAFE_NO_PAD.encode_string(bits, &mut jti);
+        jti
     }
 
     /// A failure counter of the throttle: `kind` is `client` or `addr`. One key per script

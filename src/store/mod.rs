@@ -1,10 +1,10 @@
-//! Redis: authorization codes, token records and replay markers, on a standalone server, a
+//! Redis: authorization codes and token records, on a standalone server, a
 //! Sentinel-managed master or a Cluster. The only module that knows key names and talks to Redis.
 //!
 //! Keys, with `<prefix>` from `redis.key_prefix` (in Cluster mode with hash tags: see [`keys`]):
 //! - `<prefix>code:<code>`: the code record, written by the authorize service with its TTL.
-//! - `<prefix>token:<jti>`: the token record, TTL = `expires_in`; its presence means "live".
-//! - `<prefix>used:<code>`: the replay marker, the `jti` issued for a spent code, same TTL.
+//! - `<prefix>token:<jti>`: the token record, TTL = `expires_in`; its presence means "live". The
+//!   `jti` comes from the code, so the record is also the code's replay marker (see [`keys`]).
 //! - `<prefix>throttle:client:<id>`, `<prefix>throttle:addr:<ip>`: failed client
 //!   authentications in the current window, TTL = the window (see `throttle`).
 
@@ -30,16 +30,25 @@ use crate::config::{RedisMode, RedisSettings};
 
 /// One atomic step for the whole state change of an exchange, so that of any number of
 /// concurrent requests for one code, on any number of replicas, exactly one sees the record:
-/// take the code, write the token record and the replay marker; or, when the code is gone,
-/// report the `jti` that was issued for it. Its three keys share one hash slot in Cluster mode.
-/// The reply is one value, told apart by its RESP type: the code record as a bulk string (fresh),
-/// the issued `jti` as a status reply (replayed), or nil. One value parses in about half the time
-/// of an array of two (the reply parser's cost is per value), and nothing is concatenated.
+/// take the code and write the token record; or, when the code is gone, report that the token
+/// issued for it is still there. The token record's key comes from the code (`Keys::jti_for`),
+/// so it is the replay marker too: one new key per exchange. Its two keys share one hash slot
+/// in Cluster mode. The reply is one value, told apart by its RESP type: the code record as a
+/// bulk string (fresh), a status reply (replayed: a token record for this code exists), or nil.
+/// One value parses in about half the time of an array of two (the reply parser's cost is per
+/// value).
+///
+/// `ARGV[2]`, the record head, holds a random call id: a token record that starts with this
+/// call's head is this very call's, repeated (`Store::with_conn` repeats a call whose
+/// connection dropped before the answer came back; in a Cluster the WAIT travels with it, see
+/// `ack`), and gets its record again; any other caller of a spent code is a replay. The record is
+/// written only if no token record exists for the code (`NX`): an authorize service that reused
+/// a code value while the first token lives gets a replay, not a second token under its `jti`.
 ///
 /// A code key that holds no string (`WRONGTYPE`), or a record over 64 KiB, is spent without a
-/// token record or a marker and answered as an empty record, which `grant::check` refuses as
-/// malformed: an authorize service's mistake is then an `invalid_grant` instead of a 503 for
-/// ever, and a huge record is not copied into a token record.
+/// token record and answered as an empty record, which `grant::check` refuses as malformed: an
+/// authorize service's mistake is then an `invalid_grant` instead of a 503 for ever, and a huge
+/// record is not copied into a token record.
 ///
 /// The `#!lua` line (Redis 7) declares a writing script, which Redis then refuses up front on a
 /// replica (READONLY) or on a master without enough replicas (NOREPLICAS, with
@@ -56,26 +65,21 @@ if record then
   if #record > 65536 then
     return ''
   end
-  redis.call('SET', KEYS[3], ARGV[3] .. record .. '}', 'EX', ARGV[2])
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-  return record
-end
-local issued = redis.call('GET', KEYS[2])
-if issued == ARGV[1] then
-  -- This very call again (Store::with_conn repeats it when the connection dropped before the
-  -- answer came back; in a Cluster the WAIT travels with it, see `ack`): its record, from the
-  -- token record it wrote; the marker is written again, for a WAIT on this connection to cover.
-  local token = redis.call('GET', KEYS[3])
-  if not token then
-    return false
+  if redis.call('SET', KEYS[2], ARGV[2] .. record .. '}', 'EX', ARGV[1], 'NX') then
+    return record
   end
-  redis.call('SET', KEYS[2], issued, 'KEEPTTL')
-  return string.sub(token, #ARGV[3] + 1, -2)
+  return redis.status_reply('replayed')
 end
-if issued then
-  return redis.status_reply(issued)
+local token = redis.call('GET', KEYS[2])
+if not token then
+  return false
 end
-return false
+if string.sub(token, 1, #ARGV[2]) == ARGV[2] then
+  -- This very call again: its record, written again for a WAIT on this connection to cover.
+  redis.call('SET', KEYS[2], token, 'KEEPTTL')
+  return string.sub(token, #ARGV[2] + 1, -2)
+end
+return redis.status_reply('replayed')
 ";
 
 /// Deletes a token record for good (revocation, with `redis.replica_acks` only). When there is
@@ -180,11 +184,12 @@ fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
 /// What the exchange script found under a code.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Taken {
-    /// The code was live and is now spent; the token record and replay marker are written.
+    /// The code was live and is now spent; its token record is written.
     Fresh { record: Vec<u8> },
-    /// The code was spent before, and this token id was issued for it.
-    Replayed { jti: String },
-    /// No such code: never issued, expired, or spent so long ago that the marker is gone.
+    /// The code was spent before, and the record of the token issued for it is still there.
+    Replayed,
+    /// No such code: never issued, expired, or spent and its token record gone (expired,
+    /// revoked, or deleted when the exchange was refused).
     Unknown,
 }
 
@@ -271,14 +276,10 @@ impl Store {
         self.keys.token(jti)
     }
 
-    pub fn used_key(&self, code: &str) -> String {
-        self.keys.used(code)
-    }
-
-    /// A fresh `jti` for the token about to be issued for `code` (in Cluster mode it carries the
-    /// code's slot, so that [`Store::take_code`] stays one script on one node).
-    pub fn new_jti(&self, code: &str) -> Result<String, aws_lc_rs::error::Unspecified> {
-        self.keys.new_jti(code)
+    /// The `jti` of the token issued for `code` (in Cluster mode it carries the code's slot, so
+    /// that [`Store::take_code`] stays one script on one node).
+    pub fn jti_for(&self, code: &str) -> String {
+        self.keys.jti_for(code)
     }
 
     /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
@@ -365,11 +366,12 @@ impl Store {
 
     /// Takes `code` out of Redis and, when it was live, records the token `jti` with
     /// `record_head` + the code record + `}` as its value, in one round trip. `jti` comes from
-    /// [`Store::new_jti`] for this `code`. With `redis.replica_acks`, a fresh take is followed
-    /// by `WAIT` on the same connection (see [`ack`]), and one with too few acknowledgements is
+    /// [`Store::jti_for`] for this `code`; `record_head` holds a call id of its own (see
+    /// [`EXCHANGE_SCRIPT`]). With `redis.replica_acks`, a fresh take is followed by `WAIT` on the
+    /// same connection (see [`ack`]), and one with too few acknowledgements is
     /// [`StoreError::Unacknowledged`]: spent on the master, but a failover could bring it back,
-    /// so no token may be handed out. Its token record is then deleted (best effort); the
-    /// replay marker stays, so a replay of the code finds no live token (`invalid_grant`).
+    /// so no token may be handed out. Its token record is then deleted (best effort), and a
+    /// replay of the code finds neither code nor token (`invalid_grant`).
     pub async fn take_code(
         &self,
         code: &str,
@@ -381,28 +383,17 @@ impl Store {
             // No authorize service can have written it (README, the Cluster contract).
             return Ok(Taken::Unknown);
         }
-        let (code_key, used_key, token_key) = (
-            self.code_key(code),
-            self.used_key(code),
-            self.token_key(jti),
-        );
-        // `EVALSHA <hash>`, or `EVAL <script>`; sized up front: nine arguments, the record head
+        let (code_key, token_key) = (self.code_key(code), self.token_key(jti));
+        // `EVALSHA <hash>`, or `EVAL <script>`; sized up front: seven arguments, the record head
         // (or the script) the largest.
         let exchange_call = |verb: &str, script: &str| {
-            let size = 80
-                + script.len()
-                + code_key.len()
-                + used_key.len()
-                + token_key.len()
-                + record_head.len();
-            let mut call = redis::Cmd::with_capacity(9, size);
+            let size = 64 + script.len() + code_key.len() + token_key.len() + record_head.len();
+            let mut call = redis::Cmd::with_capacity(7, size);
             call.arg(verb)
                 .arg(script)
-                .arg(3)
+                .arg(2)
                 .arg(&code_key)
-                .arg(&used_key)
                 .arg(&token_key)
-                .arg(jti)
                 .arg(ttl_secs)
                 .arg(record_head);
             call
@@ -443,7 +434,7 @@ impl Store {
                 }
                 Ok(Taken::Fresh { record })
             }
-            Value::SimpleString(jti) => Ok(Taken::Replayed { jti }),
+            Value::SimpleString(_) => Ok(Taken::Replayed),
             Value::Nil => Ok(Taken::Unknown),
             _ => Err(StoreError::Reply),
         }

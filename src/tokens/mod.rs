@@ -150,29 +150,30 @@ pub enum MintError {
     Sign(#[from] KeyError),
 }
 
-/// A fresh token id: 144 random bits, URL-safe base64 (24 characters, like the seed's `jti`).
-pub fn new_jti() -> Result<String, aws_lc_rs::error::Unspecified> {
-    Ok(URL_SAFE_NO_PAD.encode(JTI_POOL.with_borrow_mut(JtiPool::take)?))
+/// A fresh random id: 144 random bits, URL-safe base64 (24 characters, the length of a `jti`).
+pub fn random_id() -> Result<String, aws_lc_rs::error::Unspecified> {
+    Ok(URL_SAFE_NO_PAD.encode(ID_POOL.with_borrow_mut(IdPool::take)?))
 }
 
-const JTI_BYTES: usize = 18;
+const ID_BYTES: usize = 18;
 
-/// Random bits for token ids, drawn from aws-lc's DRBG 64 ids at a time: each `RAND_bytes`
-/// call has a fixed cost (~0.4 µs in the benchmarks, more than the rest of building an id),
-/// so one call per id was 1.3 % of an ES256 exchange. A taken id is zeroed in the pool.
-struct JtiPool {
-    ids: [[u8; JTI_BYTES]; 64],
+/// Random bits for ids (one per exchange: its call id), drawn from aws-lc's DRBG 64 ids at a
+/// time: each `RAND_bytes` call has a fixed cost (~0.4 µs in the benchmarks, more than the rest
+/// of building an id), so one call per id was 1.3 % of an ES256 exchange. A taken id is zeroed
+/// in the pool.
+struct IdPool {
+    ids: [[u8; ID_BYTES]; 64],
     next: usize,
 }
 
 thread_local! {
-    static JTI_POOL: std::cell::RefCell<JtiPool> = const {
-        std::cell::RefCell::new(JtiPool { ids: [[0; JTI_BYTES]; 64], next: 64 })
+    static ID_POOL: std::cell::RefCell<IdPool> = const {
+        std::cell::RefCell::new(IdPool { ids: [[0; ID_BYTES]; 64], next: 64 })
     };
 }
 
-impl JtiPool {
-    fn take(&mut self) -> Result<[u8; JTI_BYTES], aws_lc_rs::error::Unspecified> {
+impl IdPool {
+    fn take(&mut self) -> Result<[u8; ID_BYTES], aws_lc_rs::error::Unspecified> {
         if self.next == self.ids.len() {
             aws_lc_rs::rand::fill(self.ids.as_flattened_mut())?;
             self.next = 0;

@@ -44,7 +44,7 @@ impl Sample {
     fn new() -> Self {
         Self {
             scope: vec!["user:basic".into(), "user:email".into()],
-            jti: new_jti().unwrap(),
+            jti: random_id().unwrap(),
             iat: get_current_timestamp(),
         }
     }
@@ -197,7 +197,7 @@ fn a_tampered_token_or_another_key_or_audience_does_not_verify() {
 fn a_jti_is_24_url_safe_characters_carrying_at_least_128_bits() {
     // Many samples: one jti in standard base64 has about even odds of holding no `+` or `/`.
     for _ in 0..1_000 {
-        let jti = new_jti().unwrap();
+        let jti = random_id().unwrap();
         assert_eq!(jti.len(), 24, "{jti}");
         assert!(
             jti.bytes()
@@ -213,6 +213,6 @@ fn a_jti_is_24_url_safe_characters_carrying_at_least_128_bits() {
 
 #[test]
 fn every_jti_is_different() {
-    let jtis: HashSet<String> = (0..10_000).map(|_| new_jti().unwrap()).collect();
+    let jtis: HashSet<String> = (0..10_000).map(|_| random_id().unwrap()).collect();
     assert_eq!(jtis.len(), 10_000);
 }

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::tokens::{Claims, KeyKind, Minter, SigningKey, new_jti};
+use crate::tokens::{Claims, KeyKind, Minter, SigningKey, random_id};
 
 fn key(kind: KeyKind) -> SigningKey {
     SigningKey::from_pem(&SigningKey::generate_pem(kind).unwrap()).unwrap()
@@ -57,7 +57,7 @@ fn tokens_of_every_key_kind_verify_with_their_key_among_others() {
     let others = [key(KeyKind::Ed25519), key(KeyKind::P256)].map(|k| k.verifying_key().clone());
     for kind in [KeyKind::Rsa2048, KeyKind::P256, KeyKind::Ed25519] {
         let (signer, public) = pair(kind);
-        let jti = new_jti().unwrap();
+        let jti = random_id().unwrap();
         let token = mint(signer, &jti);
         let verifier = verifier_of(&[&others[0], &public, &others[1]]);
 
@@ -154,7 +154,7 @@ fn scope_reads_the_same_from_the_seeds_array_and_rfc9068s_string() {
     let scopes = vec!["user:basic".to_owned(), "user:contract".to_owned()];
     for typ in ["access_token", "at+jwt"] {
         let (signer, public) = pair(KeyKind::Ed25519);
-        let token = mint_typed(signer, typ, &new_jti().unwrap(), &scopes);
+        let token = mint_typed(signer, typ, &random_id().unwrap(), &scopes);
 
         let claims = verifier_of(&[&public]).verify(&token).unwrap();
 
@@ -166,7 +166,7 @@ fn scope_reads_the_same_from_the_seeds_array_and_rfc9068s_string() {
 fn a_scope_claim_of_another_type_is_malformed() {
     let pem = SigningKey::generate_pem(KeyKind::Ed25519).unwrap();
     let key = || SigningKey::from_pem(&pem).unwrap();
-    let token = mint(key(), &new_jti().unwrap());
+    let token = mint(key(), &random_id().unwrap());
     let (signer, verifier) = (key(), verifier_of(&[key().verifying_key()]));
     // Signed anew, so that only the claim's type is wrong.
     let resigned = |token: &str| {

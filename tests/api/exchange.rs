@@ -29,7 +29,7 @@ async fn a_code_can_be_exchanged_for_a_token_with_a_json_body(topology: Topology
 each_topology!(an_exchange_loads_its_script_again_when_redis_has_forgotten_it);
 
 /// A restarted or failed-over Redis has no scripts: the exchange (`EVALSHA`) loads its script
-/// and runs it again, and the replay marker of the code it spent still works.
+/// and runs it again, and a replay of the code it spent is still caught.
 async fn an_exchange_loads_its_script_again_when_redis_has_forgotten_it(topology: Topology) {
     let app = spawn_app_on(topology).await;
     let first = app.issue_code(&APP).await;
@@ -45,6 +45,9 @@ async fn an_exchange_loads_its_script_again_when_redis_has_forgotten_it(topology
     let replay = Answer::of(app.exchange(&APP, &second).await).await;
     assert_eq!(replay.status, 400, "{}", replay.text);
     assert_eq!(replay.json["error"], "invalid_grant");
+    let token = answer.json["access_token"].as_str().expect("a token");
+    let introspection = app.introspect(&APP, token).await;
+    assert_eq!(introspection.json["active"], false, "revoked by the replay");
 }
 
 #[tokio::test]

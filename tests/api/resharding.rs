@@ -1,6 +1,6 @@
 //! Resharding a Cluster: the slot of a code moves to another master while exchanges go on. Redis
-//! refuses the exchange script while the slot migrates, since its replay marker and token record
-//! do not exist yet and a script with some keys missing cannot run on a migrating slot
+//! refuses the exchange script while the slot migrates, since its token record does not exist
+//! yet and a script with some keys missing cannot run on a migrating slot
 //! (`TRYAGAIN` from the source while the code is there; `ASK`, then `TRYAGAIN` from the target,
 //! once it has moved). The cluster client asks again until the slot has moved, within
 //! `redis.timeout_ms`. Each test runs its own Cluster.
@@ -139,8 +139,9 @@ async fn an_exchange_during_its_slots_migration_is_served_once_the_slot_has_move
         refusals() > refused_before,
         "the script was refused while the slot migrated"
     );
-    let marker: Option<u32> = query(to, redis::cmd("EXISTS").arg(app.store.used_key(&code)));
-    assert_eq!(marker, Some(1), "spent on the new master");
+    let token_key = app.store.token_key(&app.store.jti_for(&code));
+    let record: Option<u32> = query(to, redis::cmd("EXISTS").arg(token_key));
+    assert_eq!(record, Some(1), "spent on the new master");
     let replay = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(replay.status, 400, "{}", replay.text);
     assert_eq!(replay.error(), "invalid_grant");

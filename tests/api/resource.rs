@@ -6,7 +6,7 @@ use deadpool_redis::redis;
 use serde_json::{Value, json};
 use sso_token::codes::NewCode;
 use sso_token::startup::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, USERINFO_PATH};
-use sso_token::tokens::{Claims, Minter, new_jti};
+use sso_token::tokens::{Claims, Minter, random_id};
 
 use crate::helpers::{Answer, ISSUER, TestApp, TestClient, basic_auth, code_record, signing_key};
 
@@ -94,7 +94,7 @@ impl TestApp {
     /// A token of `client` signed with the test key, valid from `iat` to `exp`, whose record is
     /// written to Redis (unless `recorded` is false) the way the exchange writes it.
     pub async fn plant_token(&self, planted: &Planted<'_>) -> String {
-        let jti = new_jti().expect("jti");
+        let jti = random_id().expect("jti");
         let scope: Vec<String> = planted.scopes.iter().map(|s| (*s).to_owned()).collect();
         let token = Minter::new(signing_key(), "access_token")
             .expect("minter")

@@ -10,7 +10,7 @@ use sso_token::codes::NewCode;
 use sso_token::config::{RedisMode, Settings};
 use sso_token::oauth::{ClientCredentials, Sensitive, pkce};
 use sso_token::startup::TOKEN_PATH;
-use sso_token::store::keys::{Keys, slot, slot_tags};
+use sso_token::store::keys::Keys;
 use sso_token::tokens::{PublicJwk, SigningKey};
 
 use crate::RunArgs;
@@ -32,23 +32,14 @@ pub struct Expect {
     pub typ: String,
     pub alg: String,
     pub kid: String,
-    /// Cluster mode: the key names, whose code key's slot tag every `jti` begins with
-    /// (`Store::new_jti`).
-    pub cluster_keys: Option<Keys>,
+    /// The key names of the configured topology: the `jti` of a token is its code's
+    /// (`Keys::jti_for`), so a token answered for another code is caught.
+    pub keys: Keys,
 }
 
 impl Expect {
     pub fn account_id(&self, code_index: usize) -> String {
         format!("{}-{code_index}", self.account_base)
-    }
-
-    /// What the `jti` of a token for `code` begins with: the slot tag of its code key in
-    /// Cluster mode, nothing else.
-    pub fn jti_tag(&self, code: &str) -> &'static [u8] {
-        match &self.cluster_keys {
-            Some(keys) => &slot_tags()[usize::from(slot(keys.code(code).as_bytes()))],
-            None => &[],
-        }
     }
 }
 
@@ -185,8 +176,10 @@ impl TokenPlan {
             typ: settings.token.typ.clone(),
             alg: format!("{:?}", key.algorithm()),
             kid: key.kid().to_owned(),
-            cluster_keys: (settings.redis.mode == RedisMode::Cluster)
-                .then(|| Keys::new(&settings.redis.key_prefix, true)),
+            keys: Keys::new(
+                &settings.redis.key_prefix,
+                settings.redis.mode == RedisMode::Cluster,
+            ),
         };
         let mut plan = Self {
             expect,
