@@ -4,7 +4,8 @@
 //! issued for a code is derived from the code (a hash), so its token record is also the code's
 //! replay marker: one key per exchange finds both the token (introspection, revocation) and the
 //! token of a spent code (a replay). Each new key with a TTL costs Redis more than the rest of the
-//! script; two per exchange (a record and a marker) took a third more of its CPU.
+//! script: with two per exchange (a record and a marker) Redis spent half as much CPU again
+//! (BENCHMARKS.md, "One key per exchange").
 //!
 //! Cluster: every key of one exchange must live in one hash slot, so that one script (one round
 //! trip) still does the whole exchange. The code is the hash tag of its key,
