@@ -29,7 +29,6 @@ pub struct Inspector {
 pub struct TokenRecord {
     pub jti: String,
     pub client_id: String,
-    pub iat: u64,
     pub grant: RecordedGrant,
 }
 
@@ -178,10 +177,9 @@ impl Inspector {
                 return Ok(None);
             }
         };
-        // The `jti` comes from the code: a record that an exchange of the same code value wrote
-        // later (an authorize service that reused it) does not revive an older token.
+        // The record's key comes from the code, its `jti` from the exchange: a record that a later
+        // exchange of the same code value wrote (an authorize service reused it) names another.
         let matches = record.jti == claims.jti
-            && record.iat == claims.iat
             && record.client_id == claims.client_id
             && record.grant.account_id == claims.sub;
         Ok(matches.then_some(LiveToken { claims, record }))

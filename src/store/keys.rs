@@ -1,18 +1,21 @@
 //! Key names, and the token ids that name a token record after its code.
 //!
-//! Standalone and Sentinel: `<prefix>code:<code>`, `<prefix>token:<jti>`. The `jti` of the token
-//! issued for a code is derived from the code (a hash), so its token record is also the code's
-//! replay marker: one key per exchange finds both the token (introspection, revocation) and the
-//! token of a spent code (a replay). Each new key with a TTL costs Redis more than the rest of the
-//! script: with two per exchange (a record and a marker) Redis spent half as much CPU again
-//! (BENCHMARKS.md, "One key per exchange").
+//! Standalone and Sentinel: `<prefix>code:<code>`, `<prefix>token:<record id>`. A `jti` is the
+//! record id, 72 bits of a hash of the code, then 72 random bits of its own exchange. So the
+//! token record of a code is also its replay marker: one key per exchange finds the token from
+//! its `jti` (introspection, revocation) and from the code (a replay). Each new key with a TTL
+//! costs Redis more than the rest of the script: with two per exchange (a record and a marker)
+//! Redis spent half as much CPU again (BENCHMARKS.md, "One key per exchange"). The random part
+//! keeps every `jti` unique even if an authorize service reuses a code value, and the record
+//! holds the whole `jti`, so a record that another exchange wrote under the same key never
+//! stands for this token.
 //!
 //! Cluster: every key of one exchange must live in one hash slot, so that one script (one round
 //! trip) still does the whole exchange. The code is the hash tag of its key,
 //! `<prefix>code:{<code>}` (the authorize service writes it: README, "Redis topologies"). The
 //! token record must be found from the `jti` alone, so the `jti` starts with a 3-character tag
-//! that hashes to the code's slot, and the record is `<prefix>token:{<tag>}<rest>`. The tag
-//! reveals the slot and nothing else.
+//! that hashes to the code's slot, and the record is `<prefix>token:{<tag>}<rest of the record
+//! id>`. The tag reveals the slot and nothing else.
 
 use std::sync::OnceLock;
 
@@ -20,12 +23,16 @@ use aws_lc_rs::digest::{Context, SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::tokens;
+
 /// Redis Cluster's slot count (CLUSTER KEYSLOT is CRC16 mod 16384).
 const SLOTS: usize = 16384;
 /// Length of a slot tag: 62³ = 238,328 strings cover all 16,384 slots (a unit test proves it).
 pub const TAG_LEN: usize = 3;
-/// Bytes of the code's hash in a `jti`.
-const JTI_BYTES: usize = 18;
+/// Bytes of the code's hash in a `jti` (12 characters).
+const HASH_BYTES: usize = 9;
+/// Characters of the random part at the end of a `jti` (`tokens::random_id`).
+pub const RANDOM_CHARS: usize = 12;
 /// Separates this use of SHA-256 from any other hash of a code (PKCE hashes verifiers).
 const JTI_DOMAIN: &[u8] = b"sso-token jti\0";
 const ALPHANUMERIC: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -59,33 +66,56 @@ impl Keys {
         self.keyed("code:", code)
     }
 
-    /// The token record's key; any string gives a key (a `jti` we never issued finds nothing).
+    /// The token record's key: the `jti` without its random part. Any string gives a key (a
+    /// `jti` we never issued finds nothing, or a record that names another `jti`).
     pub fn token(&self, jti: &str) -> String {
-        match (self.tagged, jti.get(..TAG_LEN), jti.get(TAG_LEN..)) {
+        let id = jti
+            .len()
+            .checked_sub(RANDOM_CHARS)
+            .and_then(|end| jti.get(..end))
+            .filter(|id| !id.is_empty())
+            .unwrap_or(jti);
+        self.record_key(id)
+    }
+
+    /// The key of the record of any token issued for `code`.
+    pub fn token_of_code(&self, code: &str) -> String {
+        self.record_key(&self.record_id(code))
+    }
+
+    fn record_key(&self, id: &str) -> String {
+        match (self.tagged, id.get(..TAG_LEN), id.get(TAG_LEN..)) {
             (true, Some(tag), Some(rest)) => concat(&[&self.prefix, "token:{", tag, "}", rest]),
-            _ => concat(&[&self.prefix, "token:", jti]),
+            _ => concat(&[&self.prefix, "token:", id]),
         }
     }
 
-    /// The `jti` of the token issued for `code`: 144 bits of SHA-256 of the code, URL-safe base64
-    /// (24 characters, like the seed's); in Cluster mode preceded by the tag of the code's slot.
-    /// One code, one `jti`: whoever holds the code finds the token it was exchanged for. A `jti`
-    /// gives its code away only as far as the code's own randomness lets it be guessed, and that
-    /// code is spent: all it could still do is revoke its token, with the client's credentials.
-    pub fn jti_for(&self, code: &str) -> String {
+    /// A fresh `jti` for the token issued for `code`: its [`Keys::record_id`], then 72 random
+    /// bits (24 characters in all, like the seed's `jti`; 27 in Cluster mode).
+    pub fn new_jti(&self, code: &str) -> Result<String, aws_lc_rs::error::Unspecified> {
+        let random = tokens::random_id()?;
+        let mut jti = self.record_id(code);
+        jti.push_str(&random);
+        Ok(jti)
+    }
+
+    /// What every `jti` issued for `code` begins with, and its token record's key ends with: 72
+    /// bits of SHA-256 of the code, URL-safe base64, after the tag of the code's slot in Cluster
+    /// mode. Whoever holds the code finds the record of the token it was exchanged for; the hash
+    /// gives the code away only as far as the code's own randomness lets it be guessed, and
+    /// that code is spent.
+    pub fn record_id(&self, code: &str) -> String {
         let mut hash = Context::new(&SHA256);
         hash.update(JTI_DOMAIN);
         hash.update(code.as_bytes());
         let hash = hash.finish();
-        let bits = &hash.as_ref()[..JTI_BYTES];
-        if !self.tagged {
-            return URL_SAFE_NO_PAD.encode(bits);
+        let mut id = String::with_capacity(TAG_LEN + 2 * RANDOM_CHARS);
+        if self.tagged {
+            let tag = &slot_tags()[usize::from(slot(self.code(code).as_bytes()))];
+            id.extend(tag.iter().map(|b| char::from(*b)));
         }
-        let tag = &slot_tags()[usize::from(slot(self.code(code).as_bytes()))];
-        let mut jti = String::with_capacity(TAG_LEN + 24);
-        jti.extend(tag.iter().map(|b| char::from(*b)));
-        URL_SAFE_NO_PAD.encode_string(bits, &mut jti);
-        jti
+        URL_SAFE_NO_PAD.encode_string(&hash.as_ref()[..HASH_BYTES], &mut id);
+        id
     }
 
     /// A failure counter of the throttle: `kind` is `client` or `addr`. One key per script

@@ -43,26 +43,37 @@ fn every_slot_has_a_tag_that_hashes_to_it() {
 fn standalone_keys_are_plain_and_jtis_untagged() {
     let keys = Keys::new("sso:", false);
     assert_eq!(keys.code("OC-1"), "sso:code:OC-1");
-    assert_eq!(keys.token("abc"), "sso:token:abc");
-    assert_eq!(keys.jti_for("OC-1").len(), 24);
+    let jti = keys.new_jti("OC-1").unwrap();
+    assert_eq!(jti.len(), 24);
+    assert_eq!(keys.token(&jti), format!("sso:token:{}", &jti[..12]));
+    assert_eq!(keys.token(&jti), keys.token_of_code("OC-1"));
 }
 
 #[test]
-fn a_jti_is_its_codes_and_no_other_codes() {
+fn a_jti_is_its_codes_hash_then_random_bits_of_its_own() {
     let (standalone, cluster) = (Keys::new("sso:", false), Keys::new("other:", true));
     let code = "OC-1001-GNen5J2oMC1mJncDvO2tvwYV";
-    let jti = standalone.jti_for(code);
-    assert_eq!(standalone.jti_for(code), jti, "one code, one jti");
-    assert_ne!(standalone.jti_for("OC-1001-GNen5J2oMC1mJncDvO2tvwYW"), jti);
-    // 144 bits of SHA-256 over a domain string and the code, not of the code alone.
+    let (jti, again) = (
+        standalone.new_jti(code).unwrap(),
+        standalone.new_jti(code).unwrap(),
+    );
+    assert_ne!(jti, again, "every exchange its own jti");
+    assert_eq!(jti[..12], again[..12], "one record key per code");
+    assert_eq!(standalone.token(&jti), standalone.token(&again));
+    let other = standalone
+        .new_jti("OC-1001-GNen5J2oMC1mJncDvO2tvwYW")
+        .unwrap();
+    assert_ne!(jti[..12], other[..12]);
+    // 72 bits of SHA-256 over a domain string and the code, not of the code alone.
     let mut input = b"sso-token jti\0".to_vec();
     input.extend_from_slice(code.as_bytes());
     let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
-    assert_eq!(jti, URL_SAFE_NO_PAD.encode(&hash.as_ref()[..18]));
+    assert_eq!(jti[..12], URL_SAFE_NO_PAD.encode(&hash.as_ref()[..9]));
     let bare = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes());
-    assert_ne!(jti, URL_SAFE_NO_PAD.encode(&bare.as_ref()[..18]));
+    assert_ne!(jti[..12], URL_SAFE_NO_PAD.encode(&bare.as_ref()[..9]));
+    assert_eq!(standalone.record_id(code), jti[..12]);
     // In a Cluster the same bits after the slot tag; the prefix changes neither.
-    assert_eq!(&cluster.jti_for(code)[TAG_LEN..], jti);
+    assert_eq!(cluster.record_id(code)[TAG_LEN..], jti[..12]);
 }
 
 #[test]
@@ -71,7 +82,7 @@ fn cluster_keys_of_one_exchange_share_the_codes_slot() {
     for code in ["OC-1001-GNen5J2oMC1mJncDvO2tvwYV", "ü-code", "a b", "x"] {
         assert!(keys.admits(code));
         let code_key = keys.code(code);
-        let jti = keys.jti_for(code);
+        let jti = keys.new_jti(code).unwrap();
         assert_eq!(jti.len(), TAG_LEN + 24);
         assert!(
             jti.bytes()
@@ -81,8 +92,9 @@ fn cluster_keys_of_one_exchange_share_the_codes_slot() {
         let token_key = keys.token(&jti);
         assert_eq!(
             token_key,
-            format!("sso:token:{{{}}}{}", &jti[..3], &jti[3..])
+            format!("sso:token:{{{}}}{}", &jti[..3], &jti[3..15])
         );
+        assert_eq!(token_key, keys.token_of_code(code));
         assert_eq!(
             slot(token_key.as_bytes()),
             slot(code_key.as_bytes()),
@@ -108,4 +120,8 @@ fn any_jti_maps_to_a_key_without_panicking() {
     assert_eq!(keys.token("ab"), "p:token:ab");
     assert_eq!(keys.token("abc"), "p:token:{abc}");
     assert_eq!(keys.token("aaé"), "p:token:aaé");
+    // The last 12 characters are the random part, not in the key.
+    assert_eq!(keys.token("abcdefghijklmnop"), "p:token:{abc}d");
+    // A cut inside a character keeps the whole string.
+    assert_eq!(keys.token("éaaaaaaaaaaa"), "p:token:{éa}aaaaaaaaaa");
 }

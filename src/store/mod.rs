@@ -30,20 +30,20 @@ use crate::config::{RedisMode, RedisSettings};
 
 /// One atomic step for the whole state change of an exchange, so that of any number of
 /// concurrent requests for one code, on any number of replicas, exactly one sees the record:
-/// take the code and write the token record; or, when the code is gone, report that the token
-/// issued for it is still there. The token record's key comes from the code (`Keys::jti_for`),
-/// so it is the replay marker too: one new key per exchange. Its two keys share one hash slot
-/// in Cluster mode. The reply is one value, told apart by its RESP type: the code record as a
-/// bulk string (fresh), a status reply (replayed: a token record for this code exists), or nil.
-/// One value parses in about half the time of an array of two (the reply parser's cost is per
-/// value).
+/// take the code and write the token record; or, when the code is gone, report the `jti` of
+/// the token issued for it. The token record's key follows from the code (see [`keys`]), so it
+/// is the replay marker too: one new key per exchange. Its two keys share one hash slot in
+/// Cluster mode. The reply is one value, told apart by its RESP type: the code record as a bulk
+/// string (fresh), the issued `jti` as a status reply (replayed), or nil. One value parses in
+/// about half the time of an array of two (the reply parser's cost is per value).
 ///
-/// `ARGV[2]`, the record head, holds a random call id: a token record that starts with this
-/// call's head is this very call's, repeated (`Store::with_conn` repeats a call whose
-/// connection dropped before the answer came back; in a Cluster the WAIT travels with it, see
-/// `ack`), and gets its record again; any other caller of a spent code is a replay. The record is
-/// written only if no token record exists for the code (`NX`): an authorize service that reused
-/// a code value while the first token lives gets a replay, not a second token under its `jti`.
+/// `ARGV[2]`, the record head, starts with this call's `jti`, whose last 72 bits are random: a
+/// token record that starts with this head is this very call's, repeated (`Store::with_conn`
+/// repeats a call whose connection dropped before the answer came back; in a Cluster the WAIT
+/// travels with it, see `ack`), and gets its record again; any other caller of a spent code is
+/// a replay. The record is written only if no token record exists for the code (`NX`): an
+/// authorize service that reused a code value while the first token lives gets a replay (and
+/// that token revoked), not a second token for one code.
 ///
 /// A code key that holds no string (`WRONGTYPE`), or a record over 64 KiB, is spent without a
 /// token record and answered as an empty record, which `grant::check` refuses as malformed: an
@@ -55,12 +55,13 @@ use crate::config::{RedisMode, RedisSettings};
 /// `min-replicas-to-write`), even when this call would only read. So a lane still connected to a
 /// master that a Sentinel failover demoted gets an error, and reconnects to the new master,
 /// instead of reading stale data there (an unknown code, a missed replay).
-const EXCHANGE_SCRIPT: &str = r"#!lua
+const EXCHANGE_SCRIPT: &str = r#"#!lua
 local record = redis.pcall('GETDEL', KEYS[1])
 if type(record) == 'table' then
   redis.call('DEL', KEYS[1])
   return ''
 end
+local token
 if record then
   if #record > 65536 then
     return ''
@@ -68,31 +69,38 @@ if record then
   if redis.call('SET', KEYS[2], ARGV[2] .. record .. '}', 'EX', ARGV[1], 'NX') then
     return record
   end
-  return redis.status_reply('replayed')
+  token = redis.call('GET', KEYS[2])
+else
+  token = redis.call('GET', KEYS[2])
+  if not token then
+    return false
+  end
+  if string.sub(token, 1, #ARGV[2]) == ARGV[2] then
+    -- This very call again: its record, written again for a WAIT on this connection to cover.
+    redis.call('SET', KEYS[2], token, 'KEEPTTL')
+    return string.sub(token, #ARGV[2] + 1, -2)
+  end
 end
-local token = redis.call('GET', KEYS[2])
-if not token then
-  return false
-end
-if string.sub(token, 1, #ARGV[2]) == ARGV[2] then
-  -- This very call again: its record, written again for a WAIT on this connection to cover.
-  redis.call('SET', KEYS[2], token, 'KEEPTTL')
-  return string.sub(token, #ARGV[2] + 1, -2)
-end
-return redis.status_reply('replayed')
-";
+return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
+"#;
 
-/// Deletes a token record for good (revocation, with `redis.replica_acks` only). When there is
-/// none, it writes and deletes it at once: no trace, but a write that the replicas must
-/// acknowledge, and they acknowledge in order, so the `WAIT` after it also covers a deletion
-/// that an earlier attempt made and that was not acknowledged then (the client retried).
-const REVOKE_SCRIPT: &str = r"#!lua
-local deleted = redis.call('DEL', KEYS[1])
-if deleted == 0 then
-  redis.call('SET', KEYS[1], '', 'PX', 1)
-  redis.call('DEL', KEYS[1])
+/// Deletes a token record if it is the one of `ARGV[1]`, the record's start (`{"jti":"<jti>"`):
+/// a record under the same key that another exchange of the same code value wrote stays
+/// (revocation, clean-up after a refused exchange). With `ARGV[2]` = 1 (`redis.replica_acks`),
+/// when there is nothing to delete it writes and deletes `KEYS[2]` at once, a key of the same
+/// slot: no trace, but a write that the replicas must acknowledge, and they acknowledge in
+/// order, so the `WAIT` after it also covers a deletion that an earlier attempt made and that
+/// was not acknowledged then (the client retried).
+const DELETE_SCRIPT: &str = r"#!lua
+local record = redis.call('GET', KEYS[1])
+if record and string.sub(record, 1, #ARGV[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
 end
-return deleted
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[2], '', 'PX', 1)
+  redis.call('DEL', KEYS[2])
+end
+return 0
 ";
 
 /// Counts one failure under one key: the first failure of a window starts the key's TTL. One
@@ -186,8 +194,8 @@ fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
 pub enum Taken {
     /// The code was live and is now spent; its token record is written.
     Fresh { record: Vec<u8> },
-    /// The code was spent before, and the record of the token issued for it is still there.
-    Replayed,
+    /// The code was spent before, and the record of the token with this `jti` is still there.
+    Replayed { jti: String },
     /// No such code: never issued, expired, or spent and its token record gone (expired,
     /// revoked, or deleted when the exchange was refused).
     Unknown,
@@ -201,7 +209,7 @@ pub struct Store {
     keys: Keys,
     timeout: Duration,
     exchange: Script,
-    revoke: Script,
+    delete: Script,
     /// `redis.replica_acks`: `None` when off.
     acks: Option<Acks>,
     /// Sentinel mode only.
@@ -250,7 +258,7 @@ impl Store {
             keys: Keys::new(&settings.key_prefix, settings.mode == RedisMode::Cluster),
             timeout: settings.timeout(),
             exchange: Script::new(EXCHANGE_SCRIPT),
-            revoke: Script::new(REVOKE_SCRIPT),
+            delete: Script::new(DELETE_SCRIPT),
             acks,
             fence: (settings.mode == RedisMode::Sentinel)
                 .then(|| Fence::new(&settings.sentinels, &settings.master_name)),
@@ -276,10 +284,16 @@ impl Store {
         self.keys.token(jti)
     }
 
-    /// The `jti` of the token issued for `code` (in Cluster mode it carries the code's slot, so
-    /// that [`Store::take_code`] stays one script on one node).
-    pub fn jti_for(&self, code: &str) -> String {
-        self.keys.jti_for(code)
+    /// A fresh `jti` for the token about to be issued for `code`: its record's key follows from
+    /// the code (in Cluster mode in the code's slot, so that [`Store::take_code`] stays one
+    /// script on one node).
+    pub fn new_jti(&self, code: &str) -> Result<String, aws_lc_rs::error::Unspecified> {
+        self.keys.new_jti(code)
+    }
+
+    /// The key of the token record of any token issued for `code`.
+    pub fn token_key_of_code(&self, code: &str) -> String {
+        self.keys.token_of_code(code)
     }
 
     /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
@@ -434,7 +448,7 @@ impl Store {
                 }
                 Ok(Taken::Fresh { record })
             }
-            Value::SimpleString(_) => Ok(Taken::Replayed),
+            Value::SimpleString(jti) => Ok(Taken::Replayed { jti }),
             Value::Nil => Ok(Taken::Unknown),
             _ => Err(StoreError::Reply),
         }
@@ -443,46 +457,64 @@ impl Store {
     /// Deletes a token record that no client holds a token for: clean-up after a refused
     /// exchange (best effort; never waits for replicas). Returns whether a record was there.
     pub async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
-        let key = &self.token_key(jti);
-        self.with_conn(Lanes::Plain, |mut conn| async move {
-            let deleted: u32 = conn.del(key).await?;
-            Ok(deleted > 0)
-        })
-        .await
+        let (deleted, _) = self.delete_record(jti, None).await?;
+        Ok(deleted)
     }
 
     /// Revokes a token: deletes its record (the revocation endpoint, a replayed code). With
     /// `redis.replica_acks`, a deletion too few replicas acknowledged is
     /// [`StoreError::Unacknowledged`], since a failover could bring the token back; the caller
     /// answers 503 and the client retries (revocation is idempotent, and the retry's `WAIT`
-    /// covers the earlier deletion too: see [`REVOKE_SCRIPT`]). Returns whether a record was
+    /// covers the earlier deletion too: see [`DELETE_SCRIPT`]). Returns whether a record was
     /// there.
     pub async fn revoke_token(&self, jti: &str) -> Result<bool, StoreError> {
-        let Some(acks) = self.acks else {
-            return self.delete_token(jti).await;
-        };
+        let (deleted, acked) = self.delete_record(jti, self.acks).await?;
+        if let (Some(acks), Some(acked)) = (self.acks, acked) {
+            acks.check(acked)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Runs [`DELETE_SCRIPT`] for `jti`'s record and, with `acks`, its `WAIT`: whether the
+    /// record was there, and how many replicas acknowledged.
+    async fn delete_record(
+        &self,
+        jti: &str,
+        acks: Option<Acks>,
+    ) -> Result<(bool, Option<u32>), StoreError> {
         let key = &self.token_key(jti);
-        let revoke_call = |verb: &str, script: &str| {
+        let (written, start) = (format!("{key}:revoking"), format!(r#"{{"jti":"{jti}""#));
+        let wait = if acks.is_some() { "1" } else { "0" };
+        let delete_call = |verb: &str, script: &str| {
             let mut call = redis::cmd(verb);
-            call.arg(script).arg(1).arg(key);
+            (call.arg(script).arg(2).arg(key).arg(&written))
+                .arg(&start)
+                .arg(wait);
             call
         };
-        let call = &revoke_call("EVALSHA", self.revoke.get_hash());
-        let revoke_call = &revoke_call;
-        let (deleted, acked): (u32, u32) = self
-            .with_conn(Lanes::Waiting, |mut conn| async move {
-                let whole = || revoke_call("EVAL", REVOKE_SCRIPT);
+        let call = &delete_call("EVALSHA", self.delete.get_hash());
+        let delete_call = &delete_call;
+        let lanes = if acks.is_some() {
+            Lanes::Waiting
+        } else {
+            Lanes::Plain
+        };
+        let (deleted, acked): (u32, Option<u32>) = self
+            .with_conn(lanes, |mut conn| async move {
+                let whole = || delete_call("EVAL", DELETE_SCRIPT);
                 let deleted: u32 = run_script(&mut conn, call, whole).await?;
+                let Some(acks) = acks else {
+                    return Ok((deleted, None));
+                };
                 // In a Cluster the WAIT travels with the deletion again (see `ack`).
                 let repeat = Repeat {
                     call: &whole,
                     holds: &|deleted| matches!(deleted, Value::Int(_)),
                 };
-                Ok((deleted, acks.wait(&mut conn, key, repeat).await?))
+                Ok((deleted, Some(acks.wait(&mut conn, key, repeat).await?)))
             })
             .await?;
-        acks.check(acked)?;
-        Ok(deleted > 0)
+        Ok((deleted > 0, acked))
     }
 
     /// Reads a token record (introspection, user info): `None` once revoked or expired.

@@ -167,69 +167,74 @@ async fn the_first_request_after_a_redis_restart_is_served() {
     assert_eq!(answer.status, 200, "{}", answer.text);
 }
 
-/// The exchange script run twice with the same record head, whose call id is this exchange's
-/// (what `Store` does when the connection dropped before the answer came back), answers the
-/// second time with what it took the first time; a call with another head is a replay.
+/// The exchange script run twice with the same `jti` (what `Store` does when the connection
+/// dropped before the answer came back) answers the second time with what it took the first
+/// time; any other call for the code, whose `jti` shares the record's key but not its random
+/// part, is a replay of the first `jti`.
 #[tokio::test]
 async fn a_repeated_exchange_call_answers_what_it_took() {
     let app = crate::helpers::spawn_app().await;
     let code = app.issue_code(&APP).await;
-    let jti = app.store.jti_for(&code);
-    let head = br#"{"call":"one","grant":"#;
+    let head = |jti: &str| format!(r#"{{"jti":"{jti}","grant":"#).into_bytes();
+    let jti = app.store.new_jti(&code).expect("a jti");
 
-    let first = app.store.take_code(&code, &jti, 60, head).await.unwrap();
-    let again = app.store.take_code(&code, &jti, 60, head).await.unwrap();
-    let other = br#"{"call":"two","grant":"#;
-    let replay = app.store.take_code(&code, &jti, 60, other).await.unwrap();
+    let first = app
+        .store
+        .take_code(&code, &jti, 60, &head(&jti))
+        .await
+        .unwrap();
+    let again = app
+        .store
+        .take_code(&code, &jti, 60, &head(&jti))
+        .await
+        .unwrap();
+    let other = app.store.new_jti(&code).expect("a jti");
+    let replay = app.store.take_code(&code, &other, 60, &head(&other)).await;
 
     let Taken::Fresh { record } = &first else {
         panic!("the first call took nothing: {first:?}");
     };
     assert_eq!(&again, &first);
-    assert_eq!(replay, Taken::Replayed);
+    assert_eq!(replay.unwrap(), Taken::Replayed { jti: jti.clone() });
     let stored: String = app
         .query(redis::cmd("GET").arg(app.store.token_key(&jti)))
         .await;
     assert_eq!(
         stored.as_bytes(),
-        [&head[..], record, b"}"].concat(),
+        [&head(&jti)[..], record, b"}"].concat(),
         "the token record"
     );
 
-    // Once the token record is gone (a refused exchange deletes it), a repeat takes nothing.
-    app.store.delete_token(&jti).await.unwrap();
-    let after = app.store.take_code(&code, &jti, 60, head).await.unwrap();
-    assert_eq!(after, Taken::Unknown);
+    // Another exchange's clean-up leaves this record; this one's removes it, and then a repeat
+    // takes nothing.
+    assert!(!app.store.delete_token(&other).await.unwrap());
+    assert!(app.store.delete_token(&jti).await.unwrap());
+    let after = app.store.take_code(&code, &jti, 60, &head(&jti)).await;
+    assert_eq!(after.unwrap(), Taken::Unknown);
 }
 
 /// An authorize service that writes a code value again while the token of its first exchange
-/// lives gets no second token under that `jti`: the exchange is a replay, the code is spent and
-/// the first token's record is left as it was.
+/// lives gets no second token for it: the script answers a replay of the first token's `jti`
+/// (which the exchange then revokes, as for any replay), spends the code, and leaves the first
+/// token's record as it was.
 #[tokio::test]
 async fn a_code_value_written_again_while_its_token_lives_is_a_replay() {
     let app = crate::helpers::spawn_app().await;
     let code = app.issue_code(&APP).await;
-    let jti = app.store.jti_for(&code);
-    let taken = (app.store)
-        .take_code(&code, &jti, 60, br#"{"call":"one","grant":"#)
-        .await
-        .unwrap();
-    assert!(matches!(taken, Taken::Fresh { .. }), "{taken:?}");
+    let head = |jti: &str| format!(r#"{{"jti":"{jti}","grant":"#).into_bytes();
+    let jti = app.store.new_jti(&code).expect("a jti");
+    let taken = app.store.take_code(&code, &jti, 60, &head(&jti)).await;
+    assert!(matches!(taken, Ok(Taken::Fresh { .. })), "{taken:?}");
     let token_key = app.store.token_key(&jti);
     let before: String = app.query(redis::cmd("GET").arg(&token_key)).await;
 
     let written = codes::write(&app.store, &code, &code_record(&APP), 60).await;
     assert_eq!(written.ok(), Some(true), "the code written again");
-    let again = (app.store)
-        .take_code(&code, &jti, 60, br#"{"call":"two","grant":"#)
-        .await
-        .unwrap();
+    let other = app.store.new_jti(&code).expect("a jti");
+    let again = app.store.take_code(&code, &other, 60, &head(&other)).await;
 
-    assert_eq!(again, Taken::Replayed);
-    assert!(
-        !app.exists(&app.store.code_key(&code)).await,
-        "the code spent"
-    );
+    assert_eq!(again.unwrap(), Taken::Replayed { jti });
+    assert!(!app.code_exists(&code).await, "the code spent");
     let after: String = app.query(redis::cmd("GET").arg(&token_key)).await;
     assert_eq!(after, before, "the first token's record untouched");
 }

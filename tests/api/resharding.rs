@@ -139,7 +139,7 @@ async fn an_exchange_during_its_slots_migration_is_served_once_the_slot_has_move
         refusals() > refused_before,
         "the script was refused while the slot migrated"
     );
-    let token_key = app.store.token_key(&app.store.jti_for(&code));
+    let token_key = app.store.token_key_of_code(&code);
     let record: Option<u32> = query(to, redis::cmd("EXISTS").arg(token_key));
     assert_eq!(record, Some(1), "spent on the new master");
     let replay = Answer::of(app.exchange(&APP, &code).await).await;

@@ -32,8 +32,8 @@ pub struct Expect {
     pub typ: String,
     pub alg: String,
     pub kid: String,
-    /// The key names of the configured topology: the `jti` of a token is its code's
-    /// (`Keys::jti_for`), so a token answered for another code is caught.
+    /// The key names of the configured topology: the `jti` of a token begins with its code's
+    /// record id (`Keys::record_id`), so a token answered for another code is caught.
     pub keys: Keys,
 }
 

@@ -11,6 +11,7 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
+use sso_token::store::keys::RANDOM_CHARS;
 use sso_token::tokens::PublicJwk;
 
 use crate::http::Response;
@@ -162,7 +163,7 @@ impl<'a> Checker<'a> {
                 "iat",
                 claims.iat + CLOCK_SLACK >= sent && claims.iat <= received + CLOCK_SLACK,
             ),
-            ("jti", claims.jti == e.keys.jti_for(code)),
+            ("jti", is_jti(&claims.jti, &e.keys.record_id(code))),
         ];
         if let Some((claim, _)) = checks.iter().find(|(_, ok)| !ok) {
             return Err(format!("claim `{claim}` is not the one of the code sent"));
@@ -192,6 +193,16 @@ impl<'a> Checker<'a> {
         self.header_ok = Some(encoded.to_owned());
         Ok(())
     }
+}
+
+/// The `jti` of a token for the code whose record id is `id` (`Keys::record_id`: the code's
+/// hash, after its slot tag in Cluster mode): `id`, then 72 random bits as URL-safe base64.
+fn is_jti(jti: &str, id: &str) -> bool {
+    jti.len() == id.len() + RANDOM_CHARS
+        && jti.starts_with(id)
+        && jti
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `GET /healthz` answers exactly this.
@@ -294,6 +305,22 @@ impl SignatureCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jti_is_its_codes_record_id_and_12_characters() {
+        let (id, random) = ("x9ZAbCdEfGhIjKl", "MnOpQrSt-_Uv");
+        assert!(is_jti(&format!("{id}{random}"), id));
+        assert!(
+            !is_jti(&format!("x9Y{}{random}", &id[3..]), id),
+            "another code's"
+        );
+        assert!(!is_jti(id, id), "no random part");
+        assert!(!is_jti(&format!("{id}{}", &random[1..]), id), "too short");
+        assert!(
+            !is_jti(&format!("{id}{}=", &random[1..]), id),
+            "not URL-safe base64"
+        );
+    }
 
     fn scope(json: &str) -> Scope<'_> {
         serde_json::from_str(json).unwrap()
