@@ -3,8 +3,9 @@
 //!
 //! Keys, with `<prefix>` from `redis.key_prefix` (in Cluster mode with hash tags: see [`keys`]):
 //! - `<prefix>code:<code>`: the code record, written by the authorize service with its TTL.
-//! - `<prefix>token:<jti>`: the token record, TTL = `expires_in`; its presence means "live". The
-//!   `jti` comes from the code, so the record is also the code's replay marker (see [`keys`]).
+//! - `<prefix>token:<record id>`: the token record, TTL = `expires_in`; its presence means
+//!   "live". The record id (a `jti` less its random part) comes from the code, so the record is
+//!   also the code's replay marker (see [`keys`]).
 //! - `<prefix>throttle:client:<id>`, `<prefix>throttle:addr:<ip>`: failed client
 //!   authentications in the current window, TTL = the window (see `throttle`).
 
@@ -380,7 +381,7 @@ impl Store {
 
     /// Takes `code` out of Redis and, when it was live, records the token `jti` with
     /// `record_head` + the code record + `}` as its value, in one round trip. `jti` comes from
-    /// [`Store::jti_for`] for this `code`; `record_head` holds a call id of its own (see
+    /// [`Store::new_jti`] for this `code`, and `record_head` starts with it (see
     /// [`EXCHANGE_SCRIPT`]). With `redis.replica_acks`, a fresh take is followed by `WAIT` on the
     /// same connection (see [`ack`]), and one with too few acknowledgements is
     /// [`StoreError::Unacknowledged`]: spent on the master, but a failover could bring it back,
