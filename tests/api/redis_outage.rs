@@ -167,6 +167,11 @@ async fn the_first_request_after_a_redis_restart_is_served() {
     assert_eq!(answer.status, 200, "{}", answer.text);
 }
 
+/// A token record's head as the exchange writes it: the scripts match its `{"jti":"<jti>"`.
+fn head(jti: &str) -> Vec<u8> {
+    format!(r#"{{"jti":"{jti}","grant":"#).into_bytes()
+}
+
 /// The exchange script run twice with the same `jti` (what `Store` does when the connection
 /// dropped before the answer came back) answers the second time with what it took the first
 /// time; any other call for the code, whose `jti` shares the record's key but not its random
@@ -175,7 +180,6 @@ async fn the_first_request_after_a_redis_restart_is_served() {
 async fn a_repeated_exchange_call_answers_what_it_took() {
     let app = crate::helpers::spawn_app().await;
     let code = app.issue_code(&APP).await;
-    let head = |jti: &str| format!(r#"{{"jti":"{jti}","grant":"#).into_bytes();
     let jti = app.store.new_jti(&code).expect("a jti");
 
     let first = app
@@ -221,7 +225,6 @@ async fn a_repeated_exchange_call_answers_what_it_took() {
 async fn a_code_value_written_again_while_its_token_lives_is_a_replay() {
     let app = crate::helpers::spawn_app().await;
     let code = app.issue_code(&APP).await;
-    let head = |jti: &str| format!(r#"{{"jti":"{jti}","grant":"#).into_bytes();
     let jti = app.store.new_jti(&code).expect("a jti");
     let taken = app.store.take_code(&code, &jti, 60, &head(&jti)).await;
     assert!(matches!(taken, Ok(Taken::Fresh { .. })), "{taken:?}");
