@@ -93,9 +93,8 @@ impl Keys {
     /// A fresh `jti` for the token issued for `code`: its [`Keys::record_id`], then 72 random
     /// bits (24 characters in all, like the seed's `jti`; 27 in Cluster mode).
     pub fn new_jti(&self, code: &str) -> Result<String, aws_lc_rs::error::Unspecified> {
-        let random = tokens::random_id()?;
         let mut jti = self.record_id(code);
-        jti.push_str(&random);
+        tokens::push_random_id(&mut jti)?;
         Ok(jti)
     }
 

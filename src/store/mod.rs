@@ -62,7 +62,6 @@ if type(record) == 'table' then
   redis.call('DEL', KEYS[1])
   return ''
 end
-local token
 if record then
   if #record > 65536 then
     return ''
@@ -70,17 +69,15 @@ if record then
   if redis.call('SET', KEYS[2], ARGV[2] .. record .. '}', 'EX', ARGV[1], 'NX') then
     return record
   end
-  token = redis.call('GET', KEYS[2])
-else
-  token = redis.call('GET', KEYS[2])
-  if not token then
-    return false
-  end
-  if string.sub(token, 1, #ARGV[2]) == ARGV[2] then
-    -- This very call again: its record, written again for a WAIT on this connection to cover.
-    redis.call('SET', KEYS[2], token, 'KEEPTTL')
-    return string.sub(token, #ARGV[2] + 1, -2)
-  end
+end
+local token = redis.call('GET', KEYS[2])
+if not token then
+  return false
+end
+if string.sub(token, 1, #ARGV[2]) == ARGV[2] then
+  -- This very call again: its record, written again for a WAIT on this connection to cover.
+  redis.call('SET', KEYS[2], token, 'KEEPTTL')
+  return string.sub(token, #ARGV[2] + 1, -2)
 end
 return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
 "#;

@@ -153,7 +153,15 @@ pub enum MintError {
 /// A fresh random id: 72 random bits, URL-safe base64 (12 characters): the part of a `jti`
 /// that is this exchange's alone (`store::keys`).
 pub fn random_id() -> Result<String, aws_lc_rs::error::Unspecified> {
-    Ok(URL_SAFE_NO_PAD.encode(ID_POOL.with_borrow_mut(IdPool::take)?))
+    let mut id = String::with_capacity(12);
+    push_random_id(&mut id)?;
+    Ok(id)
+}
+
+/// Appends a [`random_id`] to `out`, without a string of its own (one per exchange).
+pub fn push_random_id(out: &mut String) -> Result<(), aws_lc_rs::error::Unspecified> {
+    URL_SAFE_NO_PAD.encode_string(ID_POOL.with_borrow_mut(IdPool::take)?, out);
+    Ok(())
 }
 
 const ID_BYTES: usize = 9;
