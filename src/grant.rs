@@ -211,9 +211,12 @@ fn parse(raw_record: &[u8]) -> Result<CodeRecord, String> {
     if raw_record.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".into());
     }
+    // JSON is UTF-8 (RFC 8259 §8.1), and serde checks only the fields it reads: a byte of
+    // another charset in an unknown field would pass here, and Redis would then hand
+    // introspection and user info a token record that is not a string.
+    let text = std::str::from_utf8(raw_record).map_err(|_| "not UTF-8".to_string())?;
     // Never serde's own message: it quotes the value (the user's data).
-    let record: CodeRecord =
-        serde_json::from_slice(raw_record).map_err(|e| redact::json_error(&e))?;
+    let record: CodeRecord = serde_json::from_str(text).map_err(|e| redact::json_error(&e))?;
     // A method without its challenge, or an empty challenge, is a writer's mistake that would
     // otherwise switch PKCE off for this code without anyone noticing.
     match (&record.code_challenge, &record.code_challenge_method) {

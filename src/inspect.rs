@@ -34,11 +34,43 @@ pub struct TokenRecord {
 
 /// The code record inside the token record: the user, and the optional profile.
 #[derive(Debug, Deserialize)]
+#[serde(from = "GrantFields")]
 pub struct RecordedGrant {
     pub username: String,
     pub account_id: String,
-    #[serde(flatten)]
     pub profile: Profile,
+}
+
+/// Read field by field like `grant::CodeRecord`, not with `#[serde(flatten)]`: flatten buffers
+/// the record and reads the fields the exchange skipped (an unknown field holding `1e400` or a
+/// lone surrogate), so a record the exchange turned into a token could not be read here.
+#[derive(Deserialize)]
+struct GrantFields {
+    username: String,
+    account_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    avatar: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    mobile: Option<String>,
+}
+
+impl From<GrantFields> for RecordedGrant {
+    fn from(fields: GrantFields) -> Self {
+        Self {
+            username: fields.username,
+            account_id: fields.account_id,
+            profile: Profile {
+                name: fields.name,
+                avatar: fields.avatar,
+                email: fields.email,
+                mobile: fields.mobile,
+            },
+        }
+    }
 }
 
 /// A token that passed every check.

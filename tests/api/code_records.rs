@@ -118,6 +118,62 @@ async fn a_record_that_is_not_utf8_is_malformed_and_leaves_no_token_record() {
     assert_eq!(app.keys("token:*").await, Vec::<String>::new());
 }
 
+/// The record is copied into the token record, which introspection and user info read back:
+/// a byte that is not UTF-8 in a field nobody reads still makes the code malformed.
+#[tokio::test]
+async fn a_record_with_a_latin1_byte_in_an_unknown_field_is_malformed() {
+    let app = spawn_app().await;
+    let code = "OC-latin1-nickname";
+    let mut record = serde_json::to_value(code_record(&APP)).unwrap();
+    record["nickname"] = "Jos_".into();
+    let mut bytes = serde_json::to_vec(&record).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"Jos_").unwrap() + 3;
+    bytes[at] = 0xe9;
+    app.query::<()>(
+        redis::cmd("SET")
+            .arg(app.store.code_key(code))
+            .arg(bytes)
+            .arg("EX")
+            .arg(60),
+    )
+    .await;
+
+    assert_spent_without_a_token_record(&app, code).await;
+}
+
+/// Unknown fields are skipped alike by the exchange and by introspection and user info: a value
+/// there that a full JSON reader refuses (a number out of range, a lone surrogate, deep nesting)
+/// neither spoils the token nor is read.
+#[tokio::test]
+async fn odd_values_in_unknown_fields_leave_the_token_readable() {
+    let app = spawn_app().await;
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let written = code_record(&APP);
+    for (n, odd) in [r#"1e400"#, r#""\ud800""#, deep.as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        let fields = serde_json::to_string(&written).unwrap();
+        let record = format!(r#"{{"extra":{odd},{}"#, &fields[1..]);
+        let code = format!("OC-odd-{n}");
+        assert!(app.store.put_code(&code, &record, 60).await.unwrap());
+
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+        assert_eq!(answer.status, 200, "{odd}: {}", answer.text);
+        let token = answer.json["access_token"].as_str().unwrap();
+
+        let introspection = app.introspect(&APP, token).await;
+        assert_eq!(
+            introspection.json["active"], true,
+            "{odd}: {}",
+            introspection.text
+        );
+        let user = app.user_info(token).await;
+        assert_eq!(user.status, 200, "{odd}: {}", user.text);
+        assert_eq!(user.json["id"], written.account_id, "{odd}");
+    }
+}
+
 /// An exchange of `code` was refused as `invalid_grant`, spent the code and left no token
 /// record.
 async fn assert_spent_without_a_token_record(app: &TestApp, code: &str) {
