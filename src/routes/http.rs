@@ -11,12 +11,25 @@ use actix_web::{FromRequest, Handler, HttpRequest, HttpResponseBuilder, Resource
 use futures_util::StreamExt;
 
 use crate::oauth::OAuthError;
+use crate::tokens::MAX_TOKEN;
 
 /// `server.body_limit` and `server.body_timeout_ms`, as app data.
 #[derive(Clone, Copy)]
 pub struct BodyLimit {
     pub bytes: usize,
     pub timeout: Duration,
+}
+
+impl BodyLimit {
+    /// Introspection and revocation carry a token besides what every request carries: room
+    /// for the longest the exchange issues ([`MAX_TOKEN`]), so each can be introspected and
+    /// revoked whatever `server.body_limit` is.
+    pub fn with_token(self) -> Self {
+        Self {
+            bytes: self.bytes + MAX_TOKEN,
+            ..self
+        }
+    }
 }
 
 /// A resource that answers POST only; any other method gets 405 `Allow: POST`.

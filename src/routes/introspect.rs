@@ -18,7 +18,10 @@ pub async fn introspect(
     auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
-    let query = parse(&request, read_body(&request, payload, **limit).await?)?;
+    let query = parse(
+        &request,
+        read_body(&request, payload, limit.with_token()).await?,
+    )?;
     let caller = authenticate(&request, &auth, &query.client).await?;
     let answer = inspector.introspect(&caller, &query).await?;
     Ok(no_store(HttpResponse::Ok()).json(answer))
@@ -31,7 +34,10 @@ pub async fn revoke(
     auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
-    let query = parse(&request, read_body(&request, payload, **limit).await?)?;
+    let query = parse(
+        &request,
+        read_body(&request, payload, limit.with_token()).await?,
+    )?;
     let caller = authenticate(&request, &auth, &query.client).await?;
     inspector.revoke(&caller, &query).await?;
     Ok(no_store(HttpResponse::Ok()).finish())

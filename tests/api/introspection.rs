@@ -417,3 +417,37 @@ async fn the_oauth2_crate_introspects_a_token() {
     assert!(response.exp().is_some());
     assert_eq!(response.iss(), Some(ISSUER));
 }
+
+/// The exchange issues tokens of up to 4096 bytes: each can be introspected and revoked within
+/// the default `server.body_limit` (4096), which is room for the rest of a request. A longer
+/// string is no token of ours: inactive, and revoked with a 200 (RFC 7662 §2.2, RFC 7009 §2.2).
+#[tokio::test]
+async fn the_longest_tokens_are_introspected_and_revoked_and_longer_strings_are_not_ours() {
+    let app = spawn_app().await;
+    let names: Vec<String> = (0..400).map(|i| format!("scope-{i:04}")).collect();
+    let scopes: Vec<&str> = names.iter().map(String::as_str).collect();
+    let now = unix_now();
+    let planted = |n: usize, recorded| Planted {
+        client: &APP,
+        scopes: &scopes[..n],
+        iat: now - 100,
+        exp: now + 600,
+        recorded,
+    };
+    let mut n = 1;
+    while app.plant_token(&planted(n + 1, false)).await.len() <= 4096 {
+        n += 1;
+    }
+    let longest = app.plant_token(&planted(n, true)).await;
+    assert!((4000..=4096).contains(&longest.len()), "{}", longest.len());
+
+    assert!(app.is_active(&APP, &longest).await);
+    let revoked = app.revoke(&APP, &longest, Some("access_token")).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert!(!app.is_active(&APP, &longest).await);
+
+    let not_ours = format!("{longest}{}", "A".repeat(3000));
+    assert_inactive(&app.introspect(&APP, &not_ours).await, "longer");
+    let answer = app.revoke(&APP, &not_ours, None).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
