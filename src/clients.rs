@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+pub use crate::oauth::request::MAX_SECRET;
 use crate::oauth::request::is_client_id;
 use crate::oauth::{ClientCredentials, OAuthError};
 use crate::redact;

@@ -206,6 +206,12 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     if secret.is_empty() {
         return Err("the secret is empty".into());
     }
+    if secret.len() > sso_token::clients::MAX_SECRET {
+        return Err(format!(
+            "the secret is over {} bytes, the most a request may send",
+            sso_token::clients::MAX_SECRET
+        ));
+    }
     let stored = if argon2 {
         sso_token::clients::hash_secret_argon2(&secret).map_err(|e| e.to_string())?
     } else {

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::oauth::OAuthError;
+use crate::oauth::request::MAX_SECRET;
 
 type Digest = [u8; 32];
 
@@ -65,6 +66,11 @@ impl SecretHash {
                 .ok_or_else(|| "sha256: secret must be 64 hex digits".into());
         }
         if let Some(plain) = stored.strip_prefix("plain:") {
+            if plain.len() > MAX_SECRET {
+                return Err(format!(
+                    "plain: secret is over {MAX_SECRET} bytes, the most a request may send"
+                ));
+            }
             log::warn!(
                 "client `{client}` has a plaintext secret; store a hash (sso-token hash-secret)"
             );

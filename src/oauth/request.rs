@@ -10,7 +10,8 @@ use super::error::OAuthError;
 use super::secret::Sensitive;
 
 const MAX_CLIENT_ID: usize = 256;
-const MAX_SECRET: usize = 512;
+/// The longest client secret a request may send (and the registry hold).
+pub const MAX_SECRET: usize = 512;
 const MAX_CODE: usize = 512;
 const MAX_REDIRECT_URI: usize = 2048;
 
@@ -65,6 +66,7 @@ const FIELDS: [&str; 11] = [
 ];
 
 /// The body formats the endpoint accepts.
+#[derive(Clone, Copy)]
 enum BodyFormat {
     Json,
     Form,
@@ -117,7 +119,7 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(
     if let Some(charset) = declared_charset(content_type)
         && !charset.eq_ignore_ascii_case("utf-8")
     {
-        check_ascii_in_another_charset(charset, body)?;
+        check_ascii_in_another_charset(charset, body, format)?;
     }
     match format {
         BodyFormat::Json => parse_json(body, fields),
@@ -139,13 +141,21 @@ const ASCII_SUPERSETS: [&str; 8] = [
 ];
 
 /// Both formats are UTF-8. A body declared in an ASCII superset reads the same in UTF-8 as
-/// long as it is ASCII throughout, percent-decoded too (a form's `%E9`; in JSON a byte that
-/// decodes to itself is ASCII already); anything else would be misread, so it is refused.
-fn check_ascii_in_another_charset(charset: &str, body: &[u8]) -> Result<(), OAuthError> {
+/// long as it is ASCII throughout, a form's percent-decoded too (`%E9`); in JSON `%` is just a
+/// character (`"…?next=%C3%A9"` is ASCII). Anything else would be misread, so it is refused.
+fn check_ascii_in_another_charset(
+    charset: &str,
+    body: &[u8],
+    format: BodyFormat,
+) -> Result<(), OAuthError> {
     let superset = ASCII_SUPERSETS
         .iter()
         .any(|s| charset.eq_ignore_ascii_case(s));
-    if superset && percent_encoding::percent_decode(body).all(|b| b.is_ascii()) {
+    let ascii = match format {
+        BodyFormat::Json => body.is_ascii(),
+        BodyFormat::Form => percent_encoding::percent_decode(body).all(|b| b.is_ascii()),
+    };
+    if superset && ascii {
         return Ok(());
     }
     Err(OAuthError::invalid_request(
@@ -349,10 +359,13 @@ pub(super) fn credentials(
             (id.into_owned(), Sensitive::new(secret), false)
         }
     };
-    if id.len() > MAX_CLIENT_ID || secret.expose().len() > MAX_SECRET {
-        return Err(OAuthError::invalid_request(
-            "client_id or client_secret is too long",
-        ));
+    if id.len() > MAX_CLIENT_ID {
+        return Err(OAuthError::invalid_request("client_id is too long"));
+    }
+    // A wrong secret like any other (RFC 6749 §5.2; with Basic, 401 and its challenge), told
+    // before any hashing: the registry holds no secret this long.
+    if secret.expose().len() > MAX_SECRET {
+        return Err(OAuthError::authentication_failed());
     }
     if !is_client_id(&id) {
         return Err(OAuthError::invalid_request(
