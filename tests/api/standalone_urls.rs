@@ -1,5 +1,7 @@
 //! A standalone Redis behind a unix socket, under both URL spellings the README gives.
 
+use deadpool_redis::redis;
+
 use crate::helpers::{APP, Answer, ISSUER, spawn_app_with, verify_token};
 use crate::redis_server::RedisServer;
 
@@ -47,4 +49,36 @@ async fn a_rediss_url_uses_tls_and_a_failed_handshake_is_a_prompt_503() {
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert_eq!(answer.error(), "temporarily_unavailable");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// `?protocol=resp3` in the URL (the redis crate honours it): replies come in RESP3 types, and
+/// every answer must still mean what it does over RESP2 (the scripts' `false` is a null there
+/// too, as long as they leave `redis.setresp` alone).
+#[tokio::test]
+async fn a_resp3_connection_gives_the_same_answers() {
+    let app = spawn_app_with(|s| s.redis.url = format!("{}?protocol=resp3", s.redis.url)).await;
+    let code = app.issue_code(&APP).await;
+
+    let fresh = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.text);
+    let connection: String = app.query(redis::cmd("CLIENT").arg("INFO")).await;
+    assert!(connection.trim_end().ends_with(" resp=3"), "{connection}");
+    let token = fresh.json["access_token"].as_str().unwrap();
+    assert_eq!(app.introspect(&APP, token).await.json["active"], true);
+
+    let replay = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!((replay.status, replay.error()), (400, "invalid_grant"));
+    assert_eq!(app.introspect(&APP, token).await.json["active"], false);
+
+    let unknown = Answer::of(app.exchange(&APP, "OC-never-issued").await).await;
+    assert_eq!(
+        (unknown.status, unknown.error()),
+        (400, "invalid_grant"),
+        "{}",
+        unknown.text
+    );
+
+    let second = app.token_for(&APP).await;
+    assert_eq!(app.revoke(&APP, &second, None).await.status, 200);
+    assert_eq!(app.introspect(&APP, &second).await.json["active"], false);
 }
