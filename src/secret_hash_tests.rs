@@ -114,3 +114,12 @@ fn one_slot_per_cpu() {
     let cpus = std::thread::available_parallelism().map_or(1, NonZero::get);
     assert_eq!(Argon2Limit::per_cpu().slots.available_permits(), cpus);
 }
+
+#[test]
+fn a_plain_secret_no_request_could_send_is_refused() {
+    let longest = format!("plain:{}", "s".repeat(MAX_SECRET));
+    assert!(SecretHash::parse("app", &longest).is_ok());
+    let over = format!("plain:{}", "s".repeat(MAX_SECRET + 1));
+    let error = SecretHash::parse("app", &over).err().unwrap();
+    assert!(error.contains("512"), "{error}");
+}
