@@ -62,7 +62,19 @@ impl Network {
             }
         };
         let bits = if address.is_ipv4() { 32 } else { 128 };
-        (prefix <= bits).then_some(Self { address, prefix })
+        if prefix > bits {
+            return None;
+        }
+        // `::ffff:10.0.0.5` (how a dual-stack listener shows an IPv4 peer) is that IPv4
+        // address: `contains` compares peers in their canonical form, so the network must be
+        // in it too.
+        match address.to_canonical() {
+            IpAddr::V4(v4) if address.is_ipv6() && prefix >= 96 => Some(Self {
+                address: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            }),
+            _ => Some(Self { address, prefix }),
+        }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -421,6 +433,13 @@ mod tests {
                 .unwrap()
                 .contains(ip("192.168.1.7"))
         );
+        // A proxy written IPv4-mapped is its IPv4 address, and matches it in either form.
+        for mapped in ["::ffff:10.0.0.5", "::ffff:10.0.0.0/120"] {
+            let proxy = Network::parse(mapped).unwrap();
+            assert!(proxy.contains(ip("10.0.0.5")), "{mapped}");
+            assert!(proxy.contains(ip("::ffff:10.0.0.5")), "{mapped}");
+            assert!(!proxy.contains(ip("10.0.1.5")), "{mapped}");
+        }
         for bad in ["10.0.0.0/33", "fd00::/129", "proxy", "10.0.0.0/x", ""] {
             assert_eq!(Network::parse(bad), None, "{bad}");
         }
