@@ -148,10 +148,11 @@ impl RedisServer {
         if self.child.is_none() {
             return;
         }
-        let status = Command::new("kill")
-            .args([signal, &self.pid.to_string()])
+        // The shell's own `kill`: /bin/kill comes from procps, which a minimal Debian lacks.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill {signal} {}", self.pid)])
             .status()
-            .expect("kill must be available");
+            .expect("sh must be available");
         assert!(status.success(), "kill {signal} {}", self.pid);
     }
 
