@@ -1,7 +1,7 @@
 //! Builds the application from settings: keys, clients, Redis pool, routes, listener.
 //! Tests call [`Application::build`] with port 0 and read the port back.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use actix_web::{App, HttpMessage, HttpServer, web};
 use tokio::signal::unix::Signal;
 
 use crate::client_auth::ClientAuth;
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::exchange::{Exchange, Slots};
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
@@ -92,7 +92,7 @@ impl Application {
                 settings.discovery.base_url
             );
         }
-        let live = Arc::new(Live::new(&settings, source)?);
+        let live = Arc::new(Live::new(&settings, refusing_what_a_start_would(source))?);
         let store = Store::new(&settings.redis)?;
         let metrics = Arc::new(Metrics::new()?);
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
@@ -234,6 +234,33 @@ impl Application {
         }
         stopped
     }
+}
+
+/// A reload applies `[server]`, `[redis]`, `[throttle]` and `[metrics]` only at the next start
+/// (see `live`), so it checks them as that start will use them, without binding or connecting:
+/// otherwise a reload would say "reloaded" to a configuration that the next restart refuses.
+fn refusing_what_a_start_would(source: SettingsSource) -> SettingsSource {
+    Box::new(move || {
+        let settings = source()?;
+        let invalid =
+            |setting: &'static str, problem: String| ConfigError::Invalid { setting, problem };
+        Store::new(&settings.redis).map_err(|e| invalid("redis", e.to_string()))?;
+        let listeners = [
+            ("server.listen", &settings.server.listen),
+            ("metrics.listen", &settings.metrics.listen),
+        ];
+        for (setting, address) in listeners {
+            if !address.is_empty() {
+                address
+                    .to_socket_addrs()
+                    .map_err(|e| invalid(setting, format!("`{address}`: {e}")))?;
+            }
+        }
+        if let Some(tls) = &settings.server.tls {
+            crate::tls::server_config(tls).map_err(|e| invalid("server.tls", e.to_string()))?;
+        }
+        Ok(settings)
+    })
 }
 
 /// `/metrics` alone, on its own address and one worker: scrapes stay off the public port.

@@ -3,19 +3,20 @@
 //! comes before the server runs is not lost.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use sso_token::codes;
+use sso_token::config::{Settings, TlsSettings};
 use sso_token::startup::JWKS_PATH;
 use sso_token::store::Store;
 use sso_token::tokens::KeyKind;
 
 use crate::helpers::{
-    APP, Answer, build_app, code_record, http_client, json_request, new_key_file, test_dir,
-    test_settings,
+    APP, Answer, build_app, code_record, http_client, json_request, new_key_file, spawn_app,
+    test_dir, test_settings,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -210,4 +211,38 @@ async fn a_sighup_before_the_server_runs_is_a_reload() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A change to the settings, by the setting it breaks.
+type Edit = fn(&mut Settings);
+
+/// A reload applies the listener's, Redis' and TLS settings only at the next start: it refuses
+/// those that start would refuse, rather than report them reloaded.
+#[tokio::test]
+async fn a_reload_refuses_restart_only_settings_that_a_start_would_refuse() {
+    let app = spawn_app().await;
+    let edits: [(&str, Edit); 4] = [
+        ("redis", |s| s.redis.url = "redis://127.0.0.1:63790x".into()),
+        ("server.listen", |s| {
+            s.server.listen = "localhost:80800".into()
+        }),
+        ("metrics.listen", |s| {
+            s.metrics.listen = "localhost:80800".into();
+        }),
+        ("server.tls", |s| {
+            let missing = PathBuf::from("/nonexistent/sso-token-test.pem");
+            s.server.tls = Some(TlsSettings {
+                cert: missing.clone(),
+                key: missing,
+            });
+        }),
+    ];
+    let started = app.source.lock().unwrap().clone();
+    for (setting, edit) in edits {
+        let refused = app.reload_with(edit).expect_err(setting).to_string();
+        assert!(refused.contains(&format!("`{setting}`")), "{refused}");
+        *app.source.lock().unwrap() = started.clone();
+    }
+    app.reload_with(|_| {})
+        .expect("the started settings reload");
 }
