@@ -25,6 +25,9 @@ type Digest = [u8; 32];
 /// rest find it remembered), short enough that a flood of wrong secrets queues nothing for long.
 const ARGON2_WAIT: Duration = Duration::from_millis(100);
 
+/// The largest Argon2 memory cost a stored hash may ask for: 256 MiB (ours: 19 MiB).
+const ARGON2_MAX_MEMORY_KIB: u32 = 256 * 1024;
+
 /// Bounds the Argon2 verifications that run at once, for the whole process (every snapshot
 /// shares one). Each takes ~19 MiB and tens of milliseconds of a core: unbounded, a flood of
 /// wrong secrets for an Argon2 client would fill tokio's blocking pool (512 threads, ~10 GiB).
@@ -77,7 +80,19 @@ impl SecretHash {
             return Ok(Self::Sha256(sha256(plain)));
         }
         if stored.starts_with("$argon2id$") {
-            PasswordHash::new(stored).map_err(|e| format!("Argon2id PHC string: {e}"))?;
+            let hash =
+                PasswordHash::new(stored).map_err(|e| format!("Argon2id PHC string: {e}"))?;
+            // Every wrong secret pays the hash's own cost: a hash made elsewhere with a huge
+            // one (libsodium's "sensitive" is 1 GiB) would let anyone take that much memory
+            // per CPU.
+            let memory_kib = hash.params.get_decimal("m").unwrap_or(0);
+            if memory_kib > ARGON2_MAX_MEMORY_KIB {
+                return Err(format!(
+                    "Argon2id memory cost m={memory_kib} KiB is over {ARGON2_MAX_MEMORY_KIB} \
+                     (each wrong secret would take that much); hash the secret again with \
+                     sso-token hash-secret --argon2"
+                ));
+            }
             return Ok(Self::Argon2 {
                 phc: stored.to_owned(),
                 verified: RwLock::new(None),

@@ -123,3 +123,22 @@ fn a_plain_secret_no_request_could_send_is_refused() {
     let error = SecretHash::parse("app", &over).err().unwrap();
     assert!(error.contains("512"), "{error}");
 }
+
+#[test]
+fn an_argon2_hash_that_asks_for_too_much_memory_is_refused() {
+    let hash = |m_kib: u32| {
+        let params = Params::new(m_kib, 1, 1, None).unwrap();
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(SECRET.as_bytes(), &salt)
+            .unwrap()
+            .to_string()
+    };
+    // Only the PHC string is read, so a cheap hash with its `m` rewritten stands for a big one.
+    let phc = hash(64);
+    assert!(SecretHash::parse("app", &phc.replace("m=64", "m=262144")).is_ok());
+    let error = SecretHash::parse("app", &phc.replace("m=64", "m=1048576"))
+        .err()
+        .unwrap();
+    assert!(error.contains("m=1048576"), "{error}");
+}
