@@ -11,8 +11,9 @@ use crate::drive::Work;
 use crate::http::Response;
 use crate::verify::{self, Checker};
 
-/// Latencies are recorded in microseconds, up to a minute, with 3 significant digits.
-pub const MAX_LATENCY_US: u64 = 60_000_000;
+/// Latencies are recorded in microseconds with 3 significant digits; the histograms are sized
+/// for a minute and grow past it (a late open-loop request is never cut down to a minute).
+const SIZED_FOR_US: u64 = 60_000_000;
 /// Distinct violation messages kept (with their counts); past that they are only counted.
 const KEPT_VIOLATIONS: usize = 20;
 
@@ -43,10 +44,8 @@ pub struct Tally {
 impl Tally {
     pub fn new() -> Self {
         Self {
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-                .expect("constant histogram bounds are valid"),
-            lag: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-                .expect("constant histogram bounds are valid"),
+            latency: histogram(),
+            lag: histogram(),
             sent: 0,
             successes: 0,
             expected_rejections: 0,
@@ -93,7 +92,7 @@ impl Tally {
         paired: bool,
         sent: u64,
     ) {
-        let latency_us = (due.elapsed().as_micros() as u64).clamp(1, MAX_LATENCY_US);
+        let latency_us = (due.elapsed().as_micros() as u64).max(1);
         if let Some(trace) = &mut self.trace {
             trace.push((due, latency_us));
         }
@@ -133,7 +132,8 @@ impl Tally {
         match verdict {
             Ok(()) => {
                 self.successes += 1;
-                self.latency.saturating_record(latency_us);
+                // It grows to any u64 (`histogram`): nothing to fail.
+                let _ = self.latency.record(latency_us);
             }
             Err(message) => self.violation(message),
         }
@@ -168,7 +168,7 @@ impl Tally {
     }
 
     pub fn merge(&mut self, other: Tally) {
-        // Same bounds on both sides: adding cannot fail.
+        // Both grow as needed: adding cannot fail.
         let _ = self.latency.add(&other.latency);
         let _ = self.lag.add(&other.lag);
         self.sent += other.sent;
@@ -190,6 +190,14 @@ impl Tally {
             trace.extend(other);
         }
     }
+}
+
+/// An empty latency histogram that grows to take any value.
+pub fn histogram() -> Histogram<u64> {
+    let mut histogram = Histogram::new_with_bounds(1, SIZED_FOR_US, 3)
+        .expect("constant histogram bounds are valid");
+    histogram.auto(true);
+    histogram
 }
 
 /// Cross-checks over the whole run: every `jti` once, every code accepted at most once, and
@@ -241,6 +249,20 @@ mod tests {
         tally.rejected_codes = vec![7, 7];
         uniqueness(&mut tally, 10);
         assert_eq!(tally.violation_count, 3, "{:?}", tally.violations);
+    }
+
+    #[test]
+    fn latencies_past_a_minute_are_kept_as_they_are_when_tallies_merge() {
+        let (mut run, mut worker) = (Tally::new(), Tally::new());
+        worker.latency.record(5 * 60_000_000).unwrap();
+        worker.latency.record(1_000).unwrap();
+        run.merge(worker);
+        let max = run.latency.max();
+        assert!(
+            (299_000_000..=301_000_000).contains(&max),
+            "{max} µs, not 5 minutes"
+        );
+        assert_eq!(run.latency.len(), 2);
     }
 
     #[test]
