@@ -151,7 +151,8 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                     plan: Arc::clone(&plan),
                     codes: Arc::new(warm_codes),
                     replay_every: 0,
-                    keep_tokens: false,
+                    // Checked like the run's: their signatures, and their jtis among the run's.
+                    keep_tokens: !args.no_verify_signature,
                     recheck: false,
                 };
                 let (tally, rate) = warm_up(&args, &targets, work).await?;
@@ -186,14 +187,15 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             let cpu = usage::Cpu::sample(&args.server_pids);
             let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
             let cpu = cpu.since(outcome.tally.sent);
-            if args.recheck {
-                let sent = outcome.codes_sent.min(codes.len());
-                recheck = Some(recheck_codes(&args, &targets, &plan, &codes[..sent]).await?);
-            }
+            // Redis' counters before the recheck: its calls are not the run's exchanges.
             let after = redis.command_calls().await?;
             let redis_cpu = cpu_before
                 .zip(redis.cpu_seconds().await?)
                 .map(|(b, a)| (a - b).max(0.0));
+            if args.recheck {
+                let sent = outcome.codes_sent.min(codes.len());
+                recheck = Some(recheck_codes(&args, &targets, &plan, &codes[..sent]).await?);
+            }
             redis
                 .remove(
                     &codes[outcome.codes_sent.min(codes.len())..],
@@ -246,11 +248,17 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     }
     let elapsed = outcome.elapsed.as_secs_f64();
     let rate = tally.successes as f64 / elapsed.max(1e-9);
+    // A comparison that cannot be read (the other run failed before writing it) is said, and
+    // the run's own summary still printed and written.
     let comparisons = args
         .compare
         .iter()
-        .map(|path| report::compare(path, rate))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .filter_map(|path| {
+            report::compare(path, rate)
+                .map_err(|e| eprintln!("warning: no comparison with {}: {e:#}", path.display()))
+                .ok()
+        })
+        .collect::<Vec<_>>();
     let summary = Summary {
         kind: "run",
         label: args.label.clone(),

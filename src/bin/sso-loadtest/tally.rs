@@ -155,8 +155,11 @@ impl Tally {
         self.accepted_codes.extend(recheck.accepted_codes);
     }
 
-    /// Folds a warm-up's failures into the measured run's (its latencies and counts stay out).
+    /// Folds a warm-up's failures into the measured run's, and its tokens and `jti`s into the
+    /// checks over all of them (its latencies and counts stay out; its codes were its own).
     pub fn absorb_warm_up(&mut self, warm: Tally) {
+        self.jtis.extend(warm.jtis);
+        self.tokens.extend(warm.tokens);
         for (kind, count) in warm.errors {
             *self.errors.entry(format!("warm-up {kind}")).or_default() += count;
         }
