@@ -22,6 +22,8 @@ fi
 acks_only=0 repeat_only=0
 if [[ "${1:-}" == "--acks" ]]; then acks_only=1; shift; fi
 if [[ "${1:-}" == "--repeat" ]]; then repeat_only=1; shift; fi
+source scripts/lib.sh  # ensure_tool
+ensure_tool python3 python3  # the tables below
 out="${1:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
 secs="${SECS:-$([[ $repeat_only == 1 ]] && echo 10 || echo 20)}"
 mkdir -p "$out"

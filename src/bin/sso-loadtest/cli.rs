@@ -29,7 +29,7 @@ pub enum Command {
     /// Raw signatures/s of the configured signing key on one thread (`SigningKey::sign`).
     SignBench {
         /// How long to sign, in seconds.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
         seconds: f64,
         /// A name for the JSON summary.
         #[arg(long)]
@@ -166,5 +166,12 @@ fn replay_every(value: &str) -> Result<u64, String> {
     match value.parse::<u64>() {
         Ok(k) if k != 1 => Ok(k),
         _ => Err("must be 0 (off) or at least 2".into()),
+    }
+}
+
+fn positive_seconds(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+        _ => Err("must be a number of seconds above 0, at most a day".into()),
     }
 }
