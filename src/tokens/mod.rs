@@ -69,7 +69,7 @@ impl Serialize for SpaceSeparated<'_> {
 
 /// Whether `typ` is RFC 9068's media type (`at+jwt`, or in full `application/at+jwt`; media
 /// types are case-insensitive), whose `scope` claim is a space-separated string.
-fn is_rfc9068(typ: &str) -> bool {
+pub fn is_rfc9068(typ: &str) -> bool {
     typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
 }
 
