@@ -119,6 +119,27 @@ async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     assert_unavailable(&app, &pending).await;
     assert_eq!(status_of(&app, "/readyz").await, 503);
     eventually_exchanges(&app).await;
+
+    // Paused, Redis never ran the 503's script (its connection was closed first), so the same
+    // code still works: the README's "retry with the same code". Had it run, the retry would
+    // be a replay (see the next test). Either way, one token at most for the code.
+    let retry = Answer::of(app.exchange(&APP, &pending).await).await;
+    let again = Answer::of(app.exchange(&APP, &pending).await).await;
+    match retry.status {
+        200 => {}
+        400 => {
+            assert_eq!(retry.error(), "invalid_grant", "{}", retry.text);
+            let record = app.store.token_key_of_code(&pending);
+            assert!(!app.exists(&record).await, "the orphan token record stays");
+        }
+        _ => panic!("the retry after the 503: {} {}", retry.status, retry.text),
+    }
+    assert_eq!(
+        (again.status, again.error()),
+        (400, "invalid_grant"),
+        "a second token for one code: {}",
+        again.text
+    );
 }
 
 /// Connections that Redis closed while the service was idle (its `timeout`, a proxy, a NAT,
@@ -378,4 +399,43 @@ async fn connection(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("connection")
+}
+
+/// The README's worst case: Redis is blocked (not paused: it still reads the request before it
+/// sees the connection close), the exchange gets its 503, and the script runs afterwards. The
+/// code is then spent and a token record written that no client holds; presenting the code
+/// again is a replay, refused, and the record is deleted: no token ever comes of it.
+#[tokio::test]
+async fn a_script_that_runs_after_its_503_gives_no_token_and_its_retry_is_a_replay() {
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"], None);
+    let app = app_on(redis.url()).await;
+    let warm = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &warm).await.status().as_u16(), 200);
+    let pending = app.issue_code(&APP).await;
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut blocker = client.get_multiplexed_async_connection().await.unwrap();
+    let blocked = tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1.5)
+            .query_async(&mut blocker)
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_unavailable(&app, &pending).await;
+    blocked.await.unwrap();
+
+    assert!(!app.code_exists(&pending).await, "the script did not run");
+    let record = app.store.token_key_of_code(&pending);
+    assert!(app.exists(&record).await, "no token record was written");
+    let retry = Answer::of(app.exchange(&APP, &pending).await).await;
+    assert_eq!(
+        (retry.status, retry.error()),
+        (400, "invalid_grant"),
+        "{}",
+        retry.text
+    );
+    assert!(retry.text.contains("revoked"), "{}", retry.text);
+    assert!(!app.exists(&record).await, "the orphan token record stays");
 }
