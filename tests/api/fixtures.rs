@@ -69,6 +69,12 @@ pub const LOGGED: TestClient = TestClient {
     secret: "logged-secret-Rf5Nw2Kc8Jv3Xt6Hb9Ld",
     redirect_uri: "https://logged.example/cb",
 };
+/// Used by the log-hygiene test alone: the lines that name it are that test's.
+pub const HYGIENIC: TestClient = TestClient {
+    id: "hygienic-app",
+    secret: "hygienic-secret-Vn4Qs8Lw2Zp6Jd3Tb7Xe",
+    redirect_uri: "https://hygienic.example/cb",
+};
 /// The default `token.issuer` (the seed's `iss`).
 pub const ISSUER: &str = "com.central-x.security";
 /// The example of RFC 7636 Appendix B.
@@ -112,6 +118,7 @@ pub fn clients_toml() -> String {
         ),
         entry(&RESOURCE_API, &[], ""),
         entry(&LOGGED, &[], ""),
+        entry(&HYGIENIC, &[], ""),
         entry(
             &FOR_RESOURCE,
             &[],

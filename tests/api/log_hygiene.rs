@@ -7,7 +7,7 @@ use sso_token::codes;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 use uuid::Uuid;
 
-use crate::helpers::{APP, Answer, LOGGED, TestApp, spawn_app};
+use crate::helpers::{Answer, HYGIENIC, LOGGED, TestApp, spawn_app};
 use crate::log_capture;
 
 const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
@@ -97,8 +97,8 @@ async fn malformed_bodies_and_records_leave_their_values_out_of_answers_and_the_
     }
     // A code record whose username is a number: serde's message would quote it.
     let record = json!({
-        "client_id": APP.id,
-        "redirect_uri": APP.redirect_uri,
+        "client_id": HYGIENIC.id,
+        "redirect_uri": HYGIENIC.redirect_uri,
         "username": secret,
         "account_id": "acct-1",
         "scope": ["user:basic"],
@@ -110,25 +110,27 @@ async fn malformed_bodies_and_records_leave_their_values_out_of_answers_and_the_
             .await
             .unwrap()
     );
-    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+    let answer = Answer::of(app.exchange(&HYGIENIC, &code).await).await;
     assert_eq!((answer.status, answer.error()), (400, "invalid_grant"));
     // A token record that no longer reads: introspection finds the token inactive and logs why.
-    let token = app.token_for(&APP).await;
+    let token = app.token_for(&HYGIENIC).await;
     let jti = jti_of(&token);
-    let unreadable = json!({"jti": secret, "client_id": APP.id}).to_string();
+    let unreadable = json!({"jti": secret, "client_id": HYGIENIC.id}).to_string();
     let key = app.store.token_key(&jti);
     let _: () = app
         .query(redis::cmd("SET").arg(&key).arg(&unreadable).arg("KEEPTTL"))
         .await;
-    assert!(!app.is_active(&APP, &token).await);
+    assert!(!app.is_active(&HYGIENIC, &token).await);
 
+    // Other tests log the same phrases for their clients: only HYGIENIC's lines are this test's.
+    let ours = |line: &String, what: &str| line.contains(what) && line.contains(HYGIENIC.id);
     let lines = log
         .lines_when(|lines| {
-            lines.iter().any(|l| l.contains("code record is malformed"))
-                && lines.iter().any(|l| l.contains("token record of client"))
+            lines.iter().any(|l| ours(l, "code record is malformed"))
+                && lines.iter().any(|l| ours(l, "token record of client"))
         })
         .await;
-    let said = |what: &str| lines.iter().find(|l| l.contains(what)).cloned();
+    let said = |what: &str| lines.iter().find(|l| ours(l, what)).cloned();
     for what in ["code record is malformed", "token record of client"] {
         let line = said(what).unwrap_or_default();
         assert!(line.contains("line 1, column"), "{line}");
