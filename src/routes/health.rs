@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
+use crate::log_limit::{EverySecond, HeldBack};
 use crate::metrics::{Metrics, RedisOp};
 use crate::store::Store;
 
@@ -17,7 +18,12 @@ pub async fn readyz(store: web::Data<Store>, metrics: web::Data<Metrics>) -> Htt
             .content_type("application/json")
             .body(r#"{"status":"ready"}"#),
         Err(e) => {
-            log::warn!("readiness: {e}");
+            // One line a second: a load balancer probes every replica often, and more so
+            // while Redis is down.
+            static LIMIT: EverySecond = EverySecond::new();
+            if let Some(more) = LIMIT.admit(crate::clock::unix_now()) {
+                log::warn!("readiness: {e}{}", HeldBack(more));
+            }
             HttpResponse::ServiceUnavailable()
                 .content_type("application/json")
                 .body(r#"{"status":"redis unavailable"}"#)
