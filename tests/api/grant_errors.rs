@@ -90,7 +90,7 @@ async fn codes_failing_a_check_are_refused_and_spent_all_the_same() {
     let app = spawn_app().await;
     // (case, stored record, who presents it, request, error, does the owner then fail too)
     #[rustfmt::skip]
-    let cases: [(&str, EditRecord, &TestClient, EditRequest, &str, bool); 14] = [
+    let cases: [(&str, EditRecord, &TestClient, EditRequest, &str, bool); 15] = [
         ("a code issued to another client", to_other, &APP, as_is, GRANT, true),
         ("another client's code, a redirect_uri both have", to_other_on_shared_uri, &APP, shared_uri, GRANT, true),
         ("another redirect_uri", as_issued, &APP, other_uri, GRANT, true),
@@ -102,6 +102,7 @@ async fn codes_failing_a_check_are_refused_and_spent_all_the_same() {
         ("no verifier for an S256 code", s256, &APP, as_is, GRANT, true),
         ("a wrong plain verifier", plain, &APP, wrong_verifier, GRANT, true),
         ("no verifier for a plain code", plain, &APP, as_is, GRANT, true),
+        ("a verifier for a code issued without a challenge", as_issued, &APP, wrong_verifier, GRANT, true),
         ("a scope the client may not have", with_admin_scope, &APP, as_is, "invalid_scope", false),
         ("a record without account_id", without_account, &APP, as_is, GRANT, false),
         ("the owner's code presented by another client", as_issued, &OTHER, as_is, GRANT, true),
