@@ -32,7 +32,7 @@ pub const TAG_LEN: usize = 3;
 /// Bytes of the code's hash in a `jti` (12 characters).
 const HASH_BYTES: usize = 9;
 /// Characters of the random part at the end of a `jti` (`tokens::random_id`).
-pub const RANDOM_CHARS: usize = 12;
+pub const RANDOM_CHARS: usize = tokens::RANDOM_ID_CHARS;
 /// Separates this use of SHA-256 from any other hash of a code (PKCE hashes verifiers).
 const JTI_DOMAIN: &[u8] = b"sso-token jti\0";
 const ALPHANUMERIC: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
