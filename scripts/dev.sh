@@ -1,34 +1,47 @@
 #!/usr/bin/env bash
 # Runs the service for local development, ready for a real exchange:
-#   - installs redis-server if missing and starts one on 127.0.0.1:6379 if none answers there;
+#   - installs redis-server (and curl) if missing and starts one on 127.0.0.1:6379 if none
+#     answers there; that Redis keeps running after the service stops, so issued codes survive a
+#     restart (stop it with `redis-cli -p 6379 shutdown nosave`);
 #   - creates a dev signing key (target/dev/signing.pem) on first run;
 #   - builds and starts sso-token with config/dev.toml and the demo client of config/demo-clients.toml,
 #     after printing a copy-paste `issue-code` + curl pair that returns a real token.
 #
 #   scripts/dev.sh             run in the foreground (Ctrl-C stops it)
 #   PORT=9090 scripts/dev.sh   listen on another port
+#   REDIS_PORT=6380 scripts/dev.sh   use (or start) the Redis on another port
 #   scripts/dev.sh --help      this text
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
 source scripts/lib.sh
 ensure_redis_server
+ensure_tool curl curl
 
 port="${PORT:-8080}"
 redis_port="${REDIS_PORT:-6379}"
 if [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" != "PONG" ]]; then
   echo "== starting redis-server on 127.0.0.1:$redis_port (no persistence)"
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes >/dev/null
+  mkdir -p target/dev
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+    --logfile "$root/target/dev/redis.log" --pidfile "$root/target/dev/redis.pid" >/dev/null
   for _ in $(seq 50); do
     [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" == "PONG" ]] && break
     sleep 0.1
   done
+  if [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" != "PONG" ]]; then
+    echo "error: no Redis answers PING on 127.0.0.1:$redis_port (is the port taken, or does" \
+      "a Redis there want a password? try REDIS_PORT=...); its log:" >&2
+    tail -n 5 target/dev/redis.log >&2 2>/dev/null || true
+    exit 1
+  fi
+  echo "   (it keeps running after Ctrl-C; stop it with: redis-cli -p $redis_port shutdown nosave)"
 fi
 
 echo "== building sso-token"

@@ -21,7 +21,7 @@ ensure_redis_server() {
   local sudo=""
   if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
   # The Debian package starts a system instance on 6379; leave it, tests use their own ports.
   command -v redis-server >/dev/null
 }
@@ -33,7 +33,7 @@ ensure_tool() {
   local sudo=""
   if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
   command -v "$1" >/dev/null
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, unit and integration tests.
+# Runs every check and test: formatting, clippy, unit and integration tests, and the load
+# tool's smoke test.
 # Installs redis-server when it is missing (the integration tests start their own instances).
 #
 #   scripts/test.sh            everything
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
