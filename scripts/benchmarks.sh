@@ -24,6 +24,11 @@ if [[ "${1:-}" == "--acks" ]]; then acks_only=1; shift; fi
 if [[ "${1:-}" == "--repeat" ]]; then repeat_only=1; shift; fi
 source scripts/lib.sh  # ensure_tool
 ensure_tool python3 python3  # the tables below
+ensure_redis_server
+# Every run gives Redis and the generator real-time priority (chrt -f 1): say so at once when
+# this user or container may not, instead of each run failing with "redis-server did not start".
+chrt -f 1 true 2>/dev/null || { echo "benchmarks.sh: chrt -f 1 failed: the runs need real-time" \
+  "priority (root with CAP_SYS_NICE)" >&2; exit 2; }
 out="${1:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
 secs="${SECS:-$([[ $repeat_only == 1 ]] && echo 10 || echo 20)}"
 mkdir -p "$out"
@@ -41,7 +46,7 @@ cargo build --release --locked --bins
 # on CPU 1 with Redis and the generator, real-time priority like Redis. Closed loop, then open
 # loop at half the closed-loop rate with acks (the slower setting), the same rate for both.
 acks_runs() {
-  echo "uptime before: $(uptime)" | tee -a "$out/machine.txt"
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
   for acks in 0 1; do
     echo "== eddsa, master + 1 replica, redis.replica_acks = $acks: closed loop"
     lt --alg eddsa --replica --replica-acks "$acks" -c 64 -d "$secs" --label "acks-$acks" \
@@ -53,7 +58,7 @@ acks_runs() {
     lt --alg eddsa --replica --replica-acks "$acks" --rate "$half" -c 512 -d "$secs" \
       --label "acks-$acks-open" --out "$out/acks-$acks-open"
   done
-  echo "uptime after: $(uptime)" | tee -a "$out/machine.txt"
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 }
 acks_table() {
   python3 - "$out" <<'PY'
@@ -77,7 +82,7 @@ PY
 # ±15 % from one minute to the next, so each ratio is a run of its own and the median is reported.
 repeat_runs() {
   local n="${REPEAT:-5}"
-  echo "uptime before: $(uptime)" | tee -a "$out/machine.txt"
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
   for i in $(seq "$n"); do
     for alg in es256 eddsa; do
       echo "== $alg, run $i of $n: healthz, closed loop"
@@ -89,7 +94,7 @@ repeat_runs() {
     lt --alg eddsa --healthz --rate "$half" -c 512 -d "$secs" --label "eddsa-open-$i" \
       --out "$out/eddsa-open-$i"
   done
-  echo "uptime after: $(uptime)" | tee -a "$out/machine.txt"
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
   python3 - "$out" "$n" <<'PY'
 import json, sys, os, statistics
 out, n = sys.argv[1], int(sys.argv[2])

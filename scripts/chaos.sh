@@ -58,7 +58,7 @@ done
 for n in "$rate" "$duration" "$connections" "$redis_down" "$replica_down" "$recovery"; do
   [[ "$n" =~ ^[0-9]+$ && "$n" -gt 0 ]] || die "numbers must be positive integers: $n"
 done
-(( duration >= redis_down + replica_down + recovery + 12 )) || die "--duration is too short for both events"
+(( duration >= redis_down + replica_down + 2 * recovery + 7 )) || die "--duration is too short for both events"
 
 source scripts/lib.sh
 prepare_run "$profile" "$build"
@@ -145,7 +145,7 @@ sleep "$redis_down"
 start_redis
 redis_back=$(now)
 echo "== t+$(since "$t0") s: Redis is back"
-sleep 5
+sleep $((recovery + 1))
 echo "== t+$(since "$t0") s: SIGTERM to replica 1"
 kill -TERM "${replica_pids[0]}"
 wait "${replica_pids[0]}" 2>/dev/null || true
@@ -164,7 +164,7 @@ recovered_after() { # recovered_after FROM UNTIL
     '$1 > from && $1 <= until && $2 >= want { printf "%.0f", $1 - from; found = 1; exit }
      END { if (!found) print "never" }' "$out/rate.txt"
 }
-replica_kill=$(awk -v t="$redis_back" 'BEGIN { printf "%.3f", t + 5 }')
+replica_kill=$(awk -v t="$redis_back" -v r="$recovery" 'BEGIN { printf "%.3f", t + r + 1 }')
 redis_recovery=$(recovered_after "$redis_back" "$replica_kill")
 replica_recovery=$(recovered_after "$replica_back" "$(now)")
 

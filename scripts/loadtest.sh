@@ -64,7 +64,8 @@
 #   --no-build            use the binaries as they are
 #   --smoke               CI smoke test: private Redis, one debug server, a few hundred verified
 #                         exchanges (JSON with replays, form + Basic + PKCE open loop, healthz,
-#                         sign-bench); fails on any violation or error
+#                         sign-bench); fails on any violation or error. Takes no load
+#                         options of its own (-c, -n, -d, --rate, --healthz, --trace, ...)
 #   -h, --help            this text
 #
 # Examples
@@ -125,6 +126,11 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $replica == 0 || $start_redis == 1 ]] || die "--replica needs --start-redis"
+[[ $start_redis == 1 || ( -z "$redis_port" && -z "$redis_cpus" && $redis_rt == 0 ) ]] \
+  || die "--redis-port, --redis-cpus and --redis-rt apply to a started Redis: add --start-redis"
+if [[ $smoke == 1 ]] && (( ${#run_args[@]} > 0 || healthz == 1 || trace == 1 )) ; then
+  die "--smoke runs its own fixed load; drop the load options (-c, -n, -d, --rate, --healthz, ...)"
+fi
 # --redis-rt and --client-rt: the same real-time priority, so neither preempts the other.
 realtime=(chrt -f 1)
 if [[ $redis_rt == 1 || $client_rt == 1 ]]; then
