@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod redact;
 pub mod routes;
 pub mod secret_hash;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod throttle;

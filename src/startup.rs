@@ -21,6 +21,7 @@ use crate::routes::{
     ACCESS_LOG_TARGET, LoggedClient, access_log_on, discovery, health, introspect, metrics, token,
     userinfo,
 };
+use crate::shutdown::{self, StopSignals};
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
 
@@ -66,6 +67,9 @@ pub struct Application {
     metrics: Option<(u16, Server)>,
     /// Installed by `build`, so that a SIGHUP before `run_until_stopped` is a reload too.
     hangups: Option<Signal>,
+    /// Installed by `build` too: a SIGTERM that comes early is a graceful stop as well.
+    stops: Option<StopSignals>,
+    grace_secs: u64,
     /// Its failover watchers start with the server (Sentinel mode).
     store: Store,
 }
@@ -131,6 +135,7 @@ impl Application {
             .transpose()?;
         // Before the listener exists: once anyone can know we are up, SIGHUP is safe to send.
         let hangups = live::listen_for_sighup();
+        let stops = StopSignals::listen();
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let limit = web::Data::new(BodyLimit {
             bytes: settings.server.body_limit,
@@ -180,7 +185,9 @@ impl Application {
         // Answers are small and complete: send them at once, never hold a tail back (Nagle)
         // until the client's delayed ACK.
         .tcp_nodelay(true)
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // Signals are ours (see `shutdown`).
+        .disable_signals();
         server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config),
             None => server.listen(listener),
@@ -200,6 +207,8 @@ impl Application {
             live,
             metrics,
             hangups,
+            stops,
+            grace_secs: settings.server.shutdown_timeout_secs,
             store,
         })
     }
@@ -225,6 +234,12 @@ impl Application {
         let reloader = self
             .hangups
             .map(|hangups| tokio::spawn(live::reload_on_sighup(self.live, hangups)));
+        if let Some(stops) = self.stops {
+            let metrics = self.metrics.as_ref().map(|(_, metrics)| metrics.handle());
+            let stop =
+                shutdown::stop_on_signal(stops, self.server.handle(), metrics, self.grace_secs);
+            tokio::spawn(stop);
+        }
         let stopped = match self.metrics {
             Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
             None => self.server.await,
@@ -276,6 +291,7 @@ fn metrics_server(
     })
     .workers(1)
     .shutdown_timeout(1)
+    .disable_signals()
     .listen(listener)
     .map_err(listen_error("metrics.listen", address))?;
     Ok((port, server.run()))

@@ -31,6 +31,8 @@ mod resource;
 mod rotation;
 mod sentinel_auth;
 mod sentinel_lookup;
+mod server_process;
+mod shutdown;
 mod sighup;
 mod standalone_urls;
 mod tcp_keepalive;

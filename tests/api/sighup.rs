@@ -2,151 +2,41 @@
 //! is refused with a log line and the running one keeps serving. And in-process: a SIGHUP that
 //! comes before the server runs is not lost.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sso_token::codes;
 use sso_token::config::{Settings, TlsSettings};
-use sso_token::startup::JWKS_PATH;
 use sso_token::store::Store;
 use sso_token::tokens::KeyKind;
 
 use crate::helpers::{
-    APP, Answer, build_app, code_record, http_client, json_request, new_key_file, spawn_app,
-    test_dir, test_settings,
+    APP, build_app, code_record, http_client, json_request, new_key_file, spawn_app, test_settings,
 };
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// The server process; killed when the test ends, however it ends.
-struct Server {
-    child: Child,
-    log: Receiver<String>,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(config_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sso-token"))
-            .args(["--config-dir"])
-            .arg(config_dir)
-            .args(["--env", "test", "serve"])
-            .env("RUST_LOG", "info")
-            .env_remove("SSO_ENV")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sso-token starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (lines, log) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Self {
-            child,
-            log,
-            base: String::new(),
-        };
-        let line = server.wait_for_log("listening on");
-        let port = line
-            .rsplit_once("(port ")
-            .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no port in `{line}`"));
-        server.base = format!("http://127.0.0.1:{port}");
-        server
-    }
-
-    fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no log line with `{needle}` within {WAIT:?}");
-    }
-
-    fn hang_up(&self) {
-        hang_up(self.child.id());
-    }
-
-    async fn kids(&self) -> Vec<String> {
-        let response = http_client()
-            .get(format!("{}{JWKS_PATH}", self.base))
-            .send()
-            .await;
-        let answer = Answer::of(response.expect("JWKS answered")).await;
-        let keys = answer.json["keys"].as_array().cloned().unwrap_or_default();
-        keys.iter()
-            .map(|k| k["kid"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-}
-
-/// Writes `<dir>/test.toml`, the overlay SIGHUP reads again.
-fn write_overlay(dir: &Path, settings: &sso_token::config::Settings, verify: &[&Path]) {
-    let quote = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap();
-    let verify: Vec<String> = verify.iter().map(|p| quote(p)).collect();
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout_secs = 1\n\
-         [redis]\nurl = {}\nkey_prefix = {}\n\
-         [token]\nsigning_key = {}\nverify_keys = [{}]\n\
-         [clients]\nfile = {}\n",
-        serde_json::to_string(&settings.redis.url).unwrap(),
-        serde_json::to_string(&settings.redis.key_prefix).unwrap(),
-        quote(&settings.token.signing_key),
-        verify.join(", "),
-        quote(&settings.clients.file),
-    );
-    std::fs::write(dir.join("test.toml"), text).expect("overlay written");
-}
+use crate::server_process::{ServerProcess, WAIT, config_dir, send_signal, write_overlay};
 
 #[tokio::test]
 async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
-    let dir = test_dir().join(format!("config-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("default.toml"),
-        include_str!("../../config/default.toml"),
-    )
-    .unwrap();
     let mut settings = test_settings();
     let (signer, signer_kid) = new_key_file(KeyKind::Ed25519);
     let (next, next_kid) = new_key_file(KeyKind::P256);
     settings.token.signing_key = signer;
-    write_overlay(&dir, &settings, &[]);
-    let server = Server::start(&dir);
+    let dir = config_dir(&settings, &[]);
+    let server = ServerProcess::start(&dir);
     // Right after start: a reload, not the default action of SIGHUP (the end of the process).
-    server.hang_up();
+    server.signal("HUP");
     server.wait_for_log("configuration reloaded");
     assert_eq!(server.kids().await, std::slice::from_ref(&signer_kid));
 
     write_overlay(&dir, &settings, &[&next]);
-    server.hang_up();
+    server.signal("HUP");
     server.wait_for_log("configuration reloaded");
     assert_eq!(server.kids().await, [signer_kid.clone(), next_kid.clone()]);
 
     let mut broken = settings.clone();
     broken.token.signing_key = dir.join("missing.pem");
     write_overlay(&dir, &broken, &[&next]);
-    server.hang_up();
+    server.signal("HUP");
     let refusal = server.wait_for_log("reload refused");
     assert!(refusal.contains("token.signing_key"), "{refusal}");
 
@@ -167,14 +57,6 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     assert_eq!(response.status().as_u16(), 200);
 }
 
-fn hang_up(pid: u32) {
-    let status = Command::new("sh")
-        .args(["-c", &format!("kill -HUP {pid}")])
-        .status()
-        .expect("sh runs kill");
-    assert!(status.success());
-}
-
 /// The SIGHUP handler is installed while the server is built, not by a task that runs later:
 /// a SIGHUP between the two (here: before `run_until_stopped` is even called) is a reload. This
 /// signals the whole test process; other apps in it reload their unchanged settings.
@@ -189,7 +71,7 @@ async fn a_sighup_before_the_server_runs_is_a_reload() {
     let (next, next_kid) = new_key_file(KeyKind::P256);
     app.source.lock().unwrap().token.verify_keys = vec![next];
 
-    hang_up(std::process::id());
+    send_signal(std::process::id(), "HUP");
     tokio::time::timeout(WAIT, seen.recv())
         .await
         .expect("the SIGHUP arrives");

@@ -1,0 +1,157 @@
+//! The real `sso-token serve` as a child process, for what only a process shows: signals.
+//! Its configuration is the shipped `default.toml` plus an overlay (`test.toml`) written from
+//! test settings; it logs at `info` to a pipe the test reads.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use sso_token::config::Settings;
+use sso_token::startup::JWKS_PATH;
+
+use crate::helpers::{Answer, http_client, test_dir};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The server process; killed when the test ends, however it ends.
+pub struct ServerProcess {
+    child: Child,
+    log: Receiver<String>,
+    pub base: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Starts the server on a config directory made by [`config_dir`] and waits until it
+    /// listens.
+    pub fn start(config_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sso-token"))
+            .args(["--config-dir"])
+            .arg(config_dir)
+            .args(["--env", "test", "serve"])
+            .env("RUST_LOG", "info")
+            .env_remove("SSO_ENV")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sso-token starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (lines, log) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            log,
+            base: String::new(),
+        };
+        let line = server.wait_for_log("listening on");
+        let port = line
+            .rsplit_once("(port ")
+            .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no port in `{line}`"));
+        server.base = format!("http://127.0.0.1:{port}");
+        server
+    }
+
+    /// The first log line from now on that contains `needle`; panics after [`WAIT`].
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with `{needle}` within {WAIT:?}");
+    }
+
+    /// Sends the signal `name` (`HUP`, `TERM`, `INT`) to the server.
+    pub fn signal(&self, name: &str) {
+        send_signal(self.child.id(), name);
+    }
+
+    /// How the process ended, or `None` if it still runs after `within`.
+    pub fn exit_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child's status") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn kids(&self) -> Vec<String> {
+        let response = http_client()
+            .get(format!("{}{JWKS_PATH}", self.base))
+            .send()
+            .await;
+        let answer = Answer::of(response.expect("JWKS answered")).await;
+        let keys = answer.json["keys"].as_array().cloned().unwrap_or_default();
+        keys.iter()
+            .map(|k| k["kid"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// A fresh config directory: the shipped `default.toml` and an overlay from `settings`.
+pub fn config_dir(settings: &Settings, verify: &[&Path]) -> PathBuf {
+    let dir = test_dir().join(format!("config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("default.toml"),
+        include_str!("../../config/default.toml"),
+    )
+    .unwrap();
+    write_overlay(&dir, settings, verify);
+    dir
+}
+
+/// Writes `<dir>/test.toml`, the overlay SIGHUP reads again.
+pub fn write_overlay(dir: &Path, settings: &Settings, verify: &[&Path]) {
+    let quote = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap();
+    let verify: Vec<String> = verify.iter().map(|p| quote(p)).collect();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout_secs = {}\n\
+         [redis]\nurl = {}\nkey_prefix = {}\ntimeout_ms = {}\n\
+         [token]\nsigning_key = {}\nverify_keys = [{}]\n\
+         [clients]\nfile = {}\n\
+         [metrics]\nlisten = {}\n",
+        settings.server.shutdown_timeout_secs,
+        serde_json::to_string(&settings.redis.url).unwrap(),
+        serde_json::to_string(&settings.redis.key_prefix).unwrap(),
+        settings.redis.timeout_ms,
+        quote(&settings.token.signing_key),
+        verify.join(", "),
+        quote(&settings.clients.file),
+        serde_json::to_string(&settings.metrics.listen).unwrap(),
+    );
+    std::fs::write(dir.join("test.toml"), text).expect("overlay written");
+}
+
+/// Sends the signal `name` to `pid` with the shell's `kill` (no procps needed).
+pub fn send_signal(pid: u32, name: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{name} {pid}")])
+        .status()
+        .expect("sh runs kill");
+    assert!(status.success());
+}
