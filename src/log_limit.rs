@@ -48,6 +48,18 @@ impl std::fmt::Display for HeldBack {
     }
 }
 
+/// `log::warn!` at most once a second at this call site (each site has its own limit); the
+/// next line says how many were held back.
+#[macro_export]
+macro_rules! warn_every_second {
+    ($($arg:tt)+) => {{
+        static LIMIT: $crate::log_limit::EverySecond = $crate::log_limit::EverySecond::new();
+        if let Some(more) = LIMIT.admit($crate::clock::unix_now()) {
+            log::warn!("{}{}", format_args!($($arg)+), $crate::log_limit::HeldBack(more));
+        }
+    }};
+}
+
 impl Default for EverySecond {
     fn default() -> Self {
         Self::new()

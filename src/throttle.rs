@@ -36,7 +36,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::ThrottleSettings;
-use crate::log_limit::{EverySecond, HeldBack};
 use crate::metrics::{Metrics, RedisOp, ThrottledBy};
 use crate::oauth::OAuthError;
 use crate::store::Store;
@@ -111,14 +110,10 @@ pub fn source_address(
     let mut source = peer;
     for hop in forwarded_for.rsplit(',') {
         let Some(ip) = hop_address(hop.trim()) else {
-            static LIMIT: EverySecond = EverySecond::new();
-            if let Some(more) = LIMIT.admit(crate::clock::unix_now()) {
-                log::warn!(
-                    "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
-                     such requests are throttled by client id only{}",
-                    HeldBack(more)
-                );
-            }
+            crate::warn_every_second!(
+                "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
+                 such requests are throttled by client id only"
+            );
             return None;
         };
         source = ip.to_canonical();
@@ -306,7 +301,8 @@ impl Throttle {
                 Ok((count, ttl_ms)) => {
                     seen = Some(self.learn_address(address, count, ttl_ms, now));
                 }
-                Err(e) => log::warn!("throttle: reading a counter: {e}"),
+                // One line a second: with Redis down, every request near the limit comes here.
+                Err(e) => crate::warn_every_second!("throttle: reading a counter: {e}"),
             }
         }
         match seen {
@@ -351,7 +347,8 @@ impl Throttle {
         let mut counts = match self.metrics.redis(RedisOp::Throttle, counted).await {
             Ok(counts) => counts.into_iter(),
             Err(e) => {
-                log::warn!("throttle: counting a failed authentication: {e}");
+                // One line a second: with Redis down, every wrong secret comes here.
+                crate::warn_every_second!("throttle: counting a failed authentication: {e}");
                 return answer(blocked);
             }
         };

@@ -8,7 +8,6 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::log_limit::{EverySecond, HeldBack};
 use crate::routes::http::no_store;
 
 /// Descriptions are written for the developer of the calling client: they say what to fix and
@@ -196,10 +195,7 @@ impl ResponseError for OAuthError {
         match self {
             Self::Unavailable(cause) => {
                 // One line a second: while Redis is down every request comes here.
-                static LIMIT: EverySecond = EverySecond::new();
-                if let Some(more) = LIMIT.admit(crate::clock::unix_now()) {
-                    log::warn!("redis unavailable: {cause}{}", HeldBack(more));
-                }
+                crate::warn_every_second!("redis unavailable: {cause}");
             }
             Self::Internal(cause) => log::error!("internal error: {cause}"),
             _ => {}

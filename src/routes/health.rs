@@ -2,7 +2,6 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::log_limit::{EverySecond, HeldBack};
 use crate::metrics::{Metrics, RedisOp};
 use crate::store::Store;
 
@@ -20,10 +19,7 @@ pub async fn readyz(store: web::Data<Store>, metrics: web::Data<Metrics>) -> Htt
         Err(e) => {
             // One line a second: a load balancer probes every replica often, and more so
             // while Redis is down.
-            static LIMIT: EverySecond = EverySecond::new();
-            if let Some(more) = LIMIT.admit(crate::clock::unix_now()) {
-                log::warn!("readiness: {e}{}", HeldBack(more));
-            }
+            crate::warn_every_second!("readiness: {e}");
             HttpResponse::ServiceUnavailable()
                 .content_type("application/json")
                 .body(r#"{"status":"redis unavailable"}"#)

@@ -8,7 +8,7 @@ use deadpool_redis::redis;
 use sso_token::codes;
 use sso_token::store::Taken;
 
-use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::helpers::{APP, Answer, TestApp, TestClient, code_record, spawn_app_with};
 use crate::log_capture;
 use crate::redis_server::{HeldPort, RedisServer};
 
@@ -326,6 +326,43 @@ async fn a_redis_outage_logs_a_line_a_second_not_one_per_request() {
         .iter()
         .filter(|line| line.contains("redis unavailable"))
         .count() as u64;
+    assert!(
+        lines <= elapsed.as_secs() + 2,
+        "{lines} lines for 100 answers in {elapsed:?}"
+    );
+}
+
+/// The same for wrong secrets while Redis is down: each one's failure cannot be counted (the
+/// answer stays 401, as the README says), and that is logged a line a second, not a line each.
+#[tokio::test]
+async fn failures_the_throttle_cannot_count_log_a_line_a_second() {
+    let port = HeldPort::new();
+    let log = log_capture::mark();
+    let app = app_on(format!("redis://127.0.0.1:{}", port.port())).await;
+    let wrong = TestClient {
+        secret: "wrong-secret-Jd4Qx8Mv2Lc7Rn5Wz1Hk",
+        ..APP
+    };
+
+    let started = Instant::now();
+    for _ in 0..100 {
+        let answer = Answer::of(
+            app.exchange(&wrong, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV")
+                .await,
+        );
+        assert_eq!(answer.await.status, 401);
+    }
+    let elapsed = started.elapsed();
+
+    let lines = log
+        .lines()
+        .iter()
+        .filter(|line| line.contains("throttle: counting a failed authentication"))
+        .count() as u64;
+    assert!(
+        lines >= 1,
+        "the failures that were not counted were not logged"
+    );
     assert!(
         lines <= elapsed.as_secs() + 2,
         "{lines} lines for 100 answers in {elapsed:?}"
