@@ -19,7 +19,7 @@ use crate::metrics::{Endpoint, Metrics};
 use crate::routes::http::{self, BodyLimit};
 use crate::routes::{
     ACCESS_LOG_TARGET, LoggedClient, access_log_on, discovery, health, introspect, metrics, token,
-    userinfo,
+    unread_body, userinfo,
 };
 use crate::shutdown::{self, StopSignals};
 use crate::store::{Store, StoreError};
@@ -149,6 +149,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let recorder = Arc::clone(&app_exchange.metrics);
             let app = App::new()
+                .wrap_fn(unread_body::hold_chunked_body)
                 .wrap(Condition::new(logging, access_log()))
                 .wrap_fn(move |request, service| {
                     let (endpoint, started) = (Endpoint::of(request.path()), Instant::now());
@@ -286,6 +287,7 @@ fn metrics_server(
     let (listener, port) = bind("metrics.listen", address)?;
     let server = HttpServer::new(move || {
         App::new()
+            .wrap_fn(unread_body::hold_chunked_body)
             .app_data(exchange.clone())
             .service(http::get("/metrics", metrics::metrics))
     })

@@ -6,6 +6,7 @@ pub mod http;
 pub mod introspect;
 pub mod metrics;
 pub mod token;
+pub mod unread_body;
 pub mod userinfo;
 
 use actix_web::http::header;

@@ -244,6 +244,63 @@ async fn a_body_that_never_arrives_gets_408_and_the_connection_is_closed() {
     assert_raw_refusal(&app, &request, 408, &code).await;
 }
 
+/// The same for a chunked body: half of it in one chunk, then nothing. actix keeps reading a
+/// dropped chunked body to its end, with no timer, so the 408 alone left the connection open.
+#[tokio::test]
+async fn a_chunked_body_that_never_ends_gets_408_and_the_connection_is_closed() {
+    let app = crate::helpers::spawn_app_with(|s| s.server.body_timeout_ms = 300).await;
+    let code = app.issue_code(&APP).await;
+    let body = json_with(&code, |_| {});
+    let half = &body[..body.len() / 2];
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n",
+        sso_token::startup::TOKEN_PATH,
+        half.len(),
+        String::from_utf8_lossy(half)
+    );
+
+    assert_raw_refusal(&app, request.as_bytes(), 408, &code).await;
+}
+
+/// A chunked body over the limit that goes on (no last chunk, no `Connection: close`): 413,
+/// and the connection closed rather than read to an end that may never come.
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_that_goes_on_gets_413_and_the_connection_is_closed() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let chunk = "x".repeat(1000);
+    let chunks: String = (0..8).map(|_| format!("3e8\r\n{chunk}\r\n")).collect();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{chunks}",
+        sso_token::startup::TOKEN_PATH
+    );
+
+    let (status, _) = raw_answer(&app, request.as_bytes())
+        .await
+        .expect("the connection was still open after 5 s");
+    assert_eq!(status, 413);
+    assert!(app.code_exists(&code).await, "the code was burnt");
+}
+
+/// A route that reads no body (the JWKS) announced with a chunked body that never comes: the
+/// answer, then the connection closed, not held open waiting for chunks.
+#[tokio::test]
+async fn a_chunked_body_on_a_route_without_one_does_not_hold_the_connection() {
+    let app = spawn_app().await;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
+        sso_token::startup::JWKS_PATH
+    );
+
+    let (status, jwks) = raw_answer(&app, request.as_bytes())
+        .await
+        .expect("the connection was still open after 5 s");
+    assert_eq!(status, 200);
+    assert!(jwks["keys"].is_array(), "{jwks}");
+}
+
 /// A JSON token request for `code` with these extra headers: refused as 400 `invalid_request`
 /// without burning the code. Returns the answer for what else a test checks.
 async fn assert_refused_with(
