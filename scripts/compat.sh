@@ -3,7 +3,8 @@
 #   - Python: authlib's OAuth2Session (code flow, state, PKCE S256, client_secret_post and
 #     client_secret_basic, introspect_token, revoke_token) and PyJWT's PyJWKClient;
 #   - Node: openid-client (RFC 8414 discovery, authorizationCodeGrant, tokenIntrospection,
-#     tokenRevocation, fetchProtectedResource) and jose (createRemoteJWKSet + jwtVerify);
+#     tokenRevocation, fetchUserInfo, fetchProtectedResource) and jose (createRemoteJWKSet +
+#     jwtVerify);
 # once per signing key type: RSA (RS256), P-256 (ES256), Ed25519 (EdDSA). The libraries are
 # pinned in scripts/compat/ and installed from PyPI and npm into target/compat (a venv, a node
 # folder); a private redis-server and a debug sso-token (demo client, config/demo-clients.toml)

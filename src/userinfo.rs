@@ -22,9 +22,11 @@ pub struct Profile {
 }
 
 /// The answer of the user info endpoint. A field the scopes do not allow is absent; one they
-/// allow but the record lacks is `null`.
+/// allow but the record lacks is `null`. `sub` (the token's, the account id) is there for
+/// OpenID-style clients, which refuse an answer without it; `id` is the same, our own name.
 #[derive(Debug, PartialEq, Eq, Serialize)]
 pub struct UserInfo<'a> {
+    pub sub: &'a str,
     pub id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<&'a str>,
@@ -49,6 +51,7 @@ pub fn disclose<'a>(
     let (basic, contract) = (has(BASIC), has(CONTRACT));
     let when = |allowed: bool, field: &'a Option<String>| allowed.then_some(field.as_deref());
     (basic || contract).then(|| UserInfo {
+        sub: account_id,
         id: account_id,
         username: basic.then_some(username),
         name: when(basic, &profile.name),
@@ -81,11 +84,14 @@ mod tests {
 
     #[test]
     fn each_scope_shows_its_own_fields_and_null_for_unknown_values() {
-        let basic =
-            json!({"id": "8cne", "username": "zhangs", "name": "Zhang San", "avatar": null});
-        let contract = json!({"id": "8cne", "email": "zs@example.com", "mobile": "13800000000"});
+        let basic = json!({
+            "sub": "8cne", "id": "8cne", "username": "zhangs", "name": "Zhang San", "avatar": null
+        });
+        let contract = json!({
+            "sub": "8cne", "id": "8cne", "email": "zs@example.com", "mobile": "13800000000"
+        });
         let both = json!({
-            "id": "8cne", "username": "zhangs", "name": "Zhang San", "avatar": null,
+            "sub": "8cne", "id": "8cne", "username": "zhangs", "name": "Zhang San", "avatar": null,
             "email": "zs@example.com", "mobile": "13800000000"
         });
         assert_eq!(shown(&[BASIC]), basic);

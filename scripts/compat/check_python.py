@@ -187,6 +187,7 @@ def run_flow(report, args, metadata, method):
             if status == 200:
                 body = response.json()
                 expect(body.get("id") == claims["sub"], f"id {body.get('id')!r}")
+                expect(body.get("sub") == claims["sub"], f"sub {body.get('sub')!r}")
                 expect(body.get("email") == "zhangs@example.com", f"email {body.get('email')!r}")
             else:
                 challenge = response.headers.get("WWW-Authenticate", "")

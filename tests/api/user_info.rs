@@ -12,11 +12,11 @@ use crate::resource::Planted;
 async fn user_info_shows_only_the_fields_the_scopes_allow() {
     let app = spawn_app().await;
     let cases = [
-        (vec!["user:basic"], vec!["id", "username", "name", "avatar"]),
-        (vec!["user:contract"], vec!["id", "email", "mobile"]),
+        (vec!["user:basic"], vec!["sub", "id", "username", "name", "avatar"]),
+        (vec!["user:contract"], vec!["sub", "id", "email", "mobile"]),
         (
             vec!["user:contract", "user:basic"],
-            vec!["id", "username", "name", "avatar", "email", "mobile"],
+            vec!["sub", "id", "username", "name", "avatar", "email", "mobile"],
         ),
     ];
     for (scopes, fields) in cases {
@@ -35,7 +35,8 @@ async fn user_info_shows_only_the_fields_the_scopes_allow() {
         assert_eq!(answer.status, 200, "{scopes:?}: {}", answer.text);
         assert_eq!(answer.header("cache-control"), Some("no-store"));
         let every = json!({
-            "id": record.account_id, "username": record.username, "name": "Zhang San",
+            "sub": record.account_id, "id": record.account_id, "username": record.username,
+            "name": "Zhang San",
             "avatar": "https://cdn.example/zs.png", "email": "zs@example.com",
             "mobile": "13800000000",
         });
@@ -59,7 +60,8 @@ async fn profile_fields_the_record_lacks_are_null() {
 
     assert_eq!(
         answer.json,
-        json!({"id": record.account_id, "username": record.username, "name": null,
+        json!({"sub": record.account_id, "id": record.account_id,
+               "username": record.username, "name": null,
                "avatar": null, "email": "only@example.com", "mobile": null})
     );
 }
