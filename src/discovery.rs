@@ -31,6 +31,8 @@ struct Metadata<'a> {
     introspection_endpoint_auth_methods_supported: [&'static str; 2],
     revocation_endpoint_auth_methods_supported: [&'static str; 2],
     code_challenge_methods_supported: [&'static str; 2],
+    /// Left out when empty: RFC 8414 §3.2 wants claims with zero elements omitted.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     scopes_supported: BTreeSet<&'a str>,
 }
 

@@ -17,6 +17,21 @@ async fn get(app: &crate::helpers::TestApp, url: &str) -> Answer {
     Answer::of(app.http.get(url).send().await.expect("sent")).await
 }
 
+/// With no client (a fresh deployment, the shipped `config/clients.toml`) there is no scope to
+/// list, and RFC 8414 §3.2 wants an empty claim left out rather than `[]`.
+#[tokio::test]
+async fn metadata_leaves_out_scopes_supported_when_no_client_has_one() {
+    let empty = crate::helpers::test_dir().join(format!("clients-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&empty, "").unwrap();
+    let app = spawn_app_with(|s| s.clients.file = empty).await;
+
+    let answer = get(&app, &app.url(METADATA_PATH)).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(answer.json["token_endpoint"].is_string(), "{}", answer.text);
+    assert_eq!(answer.json.get("scopes_supported"), None, "{}", answer.text);
+}
+
 #[tokio::test]
 async fn metadata_fields_point_at_endpoints_that_answer() {
     let app = spawn_app().await;

@@ -12,7 +12,10 @@ use crate::resource::Planted;
 async fn user_info_shows_only_the_fields_the_scopes_allow() {
     let app = spawn_app().await;
     let cases = [
-        (vec!["user:basic"], vec!["sub", "id", "username", "name", "avatar"]),
+        (
+            vec!["user:basic"],
+            vec!["sub", "id", "username", "name", "avatar"],
+        ),
         (vec!["user:contract"], vec!["sub", "id", "email", "mobile"]),
         (
             vec!["user:contract", "user:basic"],
