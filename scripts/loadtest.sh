@@ -125,6 +125,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+# --smoke starts its own Redis.
+[[ $smoke == 1 ]] && start_redis=1
 [[ $replica == 0 || $start_redis == 1 ]] || die "--replica needs --start-redis"
 [[ $start_redis == 1 || ( -z "$redis_port" && -z "$redis_cpus" && $redis_rt == 0 ) ]] \
   || die "--redis-port, --redis-cpus and --redis-rt apply to a started Redis: add --start-redis"
@@ -141,7 +143,6 @@ if [[ -n "$replica_acks" ]]; then
   export SSO__REDIS__REPLICA_ACKS="$replica_acks"
 fi
 if [[ $smoke == 1 ]]; then
-  start_redis=1
   profile="${profile:-debug}"
   alg="${alg:-rs256}"
   warmup="${warmup:-0}"

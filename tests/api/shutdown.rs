@@ -14,13 +14,13 @@ use crate::redis_server::RedisServer;
 use crate::server_process::{ServerProcess, config_dir};
 
 /// How long Redis holds every command: the exchange is in flight when the signal comes.
-const PAUSE_MS: u64 = 1500;
+const PAUSE_MS: u64 = 4000;
 
 async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     let redis = RedisServer::start();
     let mut settings = test_settings();
     settings.redis.url = redis.url();
-    settings.redis.timeout_ms = 5000;
+    settings.redis.timeout_ms = 8000;
     settings.server.shutdown_timeout_secs = 10;
     settings.metrics.listen = metrics_listen.into();
     let mut server = ServerProcess::start(&config_dir(&settings, &[]));
@@ -44,7 +44,9 @@ async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     let url = format!("{}{TOKEN_PATH}", server.base);
     let body = json_request(&APP, &code);
     let exchange = tokio::spawn(async move { http_client().post(url).json(&body).send().await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Time for the server to take the connection and read the request: connections still
+    // queued when the signal comes are dropped, as they should be.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     server.signal(signal);
     server.wait_for_log(&format!("SIG{signal}: no new connections"));
 
