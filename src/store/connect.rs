@@ -94,12 +94,14 @@ pub fn tcp_settings(keepalive_secs: u64) -> TcpSettings {
     )
 }
 
-/// How long connecting to one node of several may take: a Cluster connection greets every
-/// node at once and waits for all, and a Sentinel look-up waits for the master it found. A node
-/// whose packets are dropped (a host gone, not yet failed over) must not use up the whole
-/// `redis.timeout_ms` of the call on every reconnection; the redis crate's own default is 1 s.
-fn node_connect_timeout(timeout: Duration) -> Duration {
-    (timeout / 2).min(Duration::from_secs(1))
+/// How long connecting to one node of several may take: a Sentinel look-up waits for the
+/// master it found, and a Cluster connection greets every seed at once and waits for all, then
+/// every master of the slot map, so two such waits in a row (hence a quarter of the timeout
+/// there). A node whose packets are dropped (a host gone or hung, not yet failed over) must
+/// not use up the whole `redis.timeout_ms` of the call on every new connection; the redis
+/// crate's own default is 1 s.
+fn node_connect_timeout(timeout: Duration, rounds: u32) -> Duration {
+    (timeout / (2 * rounds)).min(Duration::from_secs(1))
 }
 
 /// How long the cluster client waits before it asks again after `TRYAGAIN` (a slot migrating
@@ -164,7 +166,7 @@ impl Connector {
                     tls: settings.node_tls,
                     redis,
                     tcp,
-                    connect_timeout: node_connect_timeout(timeout),
+                    connect_timeout: node_connect_timeout(timeout, 1),
                 };
                 let sentinels = Sentinels::new(
                     &settings.sentinels,
@@ -180,7 +182,7 @@ impl Connector {
                 // bounds every call.
                 let client = ClusterClientBuilder::new(settings.nodes.clone())
                     .tcp_settings(tcp)
-                    .connection_timeout(node_connect_timeout(timeout))
+                    .connection_timeout(node_connect_timeout(timeout, 2))
                     .min_retry_wait(CLUSTER_RETRY_WAIT_MS.start)
                     .max_retry_wait(CLUSTER_RETRY_WAIT_MS.end)
                     .retry_wait_formula(10, 2)
@@ -192,6 +194,10 @@ impl Connector {
                 }
             }
         })
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster { .. })
     }
 
     /// A new connection; in Sentinel mode to `master` when given, else to the master that

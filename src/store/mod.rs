@@ -16,7 +16,7 @@ pub mod keys;
 mod sentinel;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -183,8 +183,10 @@ async fn run_script<T: redis::FromRedisValue>(
     }
 }
 
-fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<(u64, Conn)>> {
-    lane.lock().unwrap_or_else(|poison| poison.into_inner())
+fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<Held>> {
+    lane.held
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// What the exchange script found under a code.
@@ -219,9 +221,35 @@ pub struct Store {
 /// worker that created it, and a request checks nothing out of the pool: deadpool's recycle
 /// sends UNWATCH + PING on every check-out, one more round trip per request. New connections
 /// come from a [`Connector`] (deadpool's pool as a factory for a plain node, our own Sentinel
-/// look-up, the crate's cluster client). The number is the fence generation the connection was
-/// made in (always 1 outside Sentinel mode).
-type Lane = Mutex<Option<(u64, Conn)>>;
+/// look-up, the crate's cluster client).
+#[derive(Default)]
+struct Lane {
+    held: Mutex<Option<Held>>,
+    /// Cluster mode: a replacement connection is being built off the request path.
+    rebuilding: AtomicBool,
+}
+
+/// A lane's connection, with the fence generation it was made in (always 1 outside Sentinel
+/// mode) and a serial of its own: a request that failed on a connection empties the lane only
+/// if it still holds that one, not one that another request has made since.
+#[derive(Clone)]
+struct Held {
+    generation: u64,
+    serial: u64,
+    conn: Conn,
+}
+
+impl Held {
+    fn new(generation: u64, conn: Conn) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        Self {
+            generation,
+            serial,
+            conn,
+        }
+    }
+}
 
 /// Which lanes an operation uses. `WAIT` holds up every later command of its connection until
 /// the replicas answer (a replica round trip; `redis.replica_ack_timeout_ms` when they do not),
@@ -252,7 +280,7 @@ impl Store {
         let lanes = settings.pool_size.max(1) * if acks.is_some() { 2 } else { 1 };
         Ok(Self {
             connector: Arc::new(Connector::new(settings)?),
-            lanes: (0..lanes).map(|_| Mutex::new(None)).collect(),
+            lanes: (0..lanes).map(|_| Lane::default()).collect(),
             keys: Keys::new(&settings.key_prefix, settings.mode == RedisMode::Cluster),
             timeout: settings.timeout(),
             exchange: Script::new(EXCHANGE_SCRIPT),
@@ -313,19 +341,25 @@ impl Store {
             Some(fence) => fence.enter()?,
             None => 1,
         };
-        let lane = &self.lanes[self.lane_index(lanes)];
+        let index = self.lane_index(lanes);
+        let lane = &self.lanes[index];
+        // The serial of the connection the call ran on last, if it got one.
+        let mut used = None;
         let work = async {
             let cached = lock(lane)
                 .clone()
-                .filter(|(made_in, _)| *made_in == generation);
-            let (conn, cached) = match cached {
-                Some((_, conn)) => (conn, true),
+                .filter(|held| held.generation == generation);
+            let (held, cached) = match cached {
+                Some(held) => (held, true),
                 None => (self.connect(lane, generation).await?, false),
             };
-            match op(conn).await {
+            used = Some(held.serial);
+            match op(held.conn).await {
                 Err(e) if cached && e.is_connection_dropped() => {
                     log::debug!("redis connection dropped ({e}); reconnecting");
-                    op(self.connect(lane, generation).await?).await
+                    let again = self.connect(lane, generation).await?;
+                    used = Some(again.serial);
+                    op(again.conn).await
                 }
                 result => result,
             }
@@ -337,18 +371,59 @@ impl Store {
             // The node may have been demoted under us: what it said may not survive.
             result = Err(StoreError::Failover);
         }
-        if result
-            .as_ref()
-            .is_err_and(|e| !e.keeps_connection(self.fence.is_some()))
+        if let Err(e) = &result
+            && !e.keeps_connection(self.fence.is_some())
         {
-            *lock(lane) = None;
+            match used {
+                Some(serial)
+                    if self.connector.is_cluster() && matches!(e, StoreError::Timeout(_)) =>
+                {
+                    self.rebuild_in_background(index, generation, serial);
+                }
+                Some(serial) => {
+                    let mut held = lock(lane);
+                    if held.as_ref().is_some_and(|h| h.serial == serial) {
+                        *held = None;
+                    }
+                }
+                None => {}
+            }
         }
         result
     }
 
+    /// Cluster mode, after a timeout. The lane keeps its cluster connection: a master that
+    /// hangs costs its own slots a timeout each, while the connection serves the others'
+    /// (dropped, every request would pay a new connection's greeting of every node, the hung
+    /// one included, and time out too). Its replacement, with a fresh view of the slots (the
+    /// hung master may since have been failed over), is built here, off the request path, one
+    /// at a time per lane, and takes the lane unless another connection already has.
+    fn rebuild_in_background(&self, index: usize, generation: u64, serial: u64) {
+        if self.lanes[index].rebuilding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let lane = &store.lanes[index];
+            // Greeting the seeds and then every master are two rounds of node connections.
+            let deadline = store.timeout * 4;
+            match tokio::time::timeout(deadline, store.connector.connect(None)).await {
+                Ok(Ok(conn)) => {
+                    let mut held = lock(lane);
+                    if held.as_ref().is_none_or(|h| h.serial == serial) {
+                        *held = Some(Held::new(generation, conn));
+                    }
+                }
+                Ok(Err(e)) => log::debug!("redis cluster: a replacement connection failed: {e}"),
+                Err(_) => log::debug!("redis cluster: no replacement connection in {deadline:?}"),
+            }
+            lane.rebuilding.store(false, Ordering::Release);
+        });
+    }
+
     /// A new connection, kept in `lane` for the threads that share it. Right after a Sentinel
     /// failover, to the master it announced rather than one the sentinels name (see [`fence`]).
-    async fn connect(&self, lane: &Lane, generation: u64) -> Result<Conn, StoreError> {
+    async fn connect(&self, lane: &Lane, generation: u64) -> Result<Held, StoreError> {
         let switched = (self.fence.as_ref()).and_then(|fence| fence.switched_master());
         if let Some(master) = &switched {
             log::debug!(
@@ -360,8 +435,9 @@ impl Store {
         // Boxed: the Sentinel and Cluster connect futures are kilobytes, and every in-flight
         // request would otherwise carry their space (RSS at 1000 connections).
         let conn = Box::pin(self.connector.connect(switched.as_ref())).await?;
-        *lock(lane) = Some((generation, conn.clone()));
-        Ok(conn)
+        let held = Held::new(generation, conn);
+        *lock(lane) = Some(held.clone());
+        Ok(held)
     }
 
     /// This thread's lane. With acks the lanes come in two halves, `Plain` then `Waiting`;

@@ -56,3 +56,66 @@ async fn a_dead_master_costs_only_its_own_slots_and_those_promptly() {
     let answer = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
 }
+
+/// A master that hangs (frozen: its connections stay open and unanswered, as with a host whose
+/// packets are dropped) is worse than a dead one: a call to it times out, and must not cost the
+/// other masters' codes their exchange on the lanes it timed out on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_master_costs_only_its_own_slots() {
+    a_hung_master_costs_only_its_own_slots_on(Warm::Yes).await;
+}
+
+/// The same for a lane that makes its first connection while the master hangs: greeting the
+/// seeds and then the masters, each wait for the hung one fits the call's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_connecting_while_a_master_hangs_serves_the_other_slots() {
+    a_hung_master_costs_only_its_own_slots_on(Warm::No).await;
+}
+
+#[derive(PartialEq)]
+enum Warm {
+    Yes,
+    No,
+}
+
+async fn a_hung_master_costs_only_its_own_slots_on(warm: Warm) {
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.timeout_ms = 600;
+        s.redis.pool_size = 1;
+    })
+    .await;
+    let (hung, alive) = (cluster.nodes[0].port(), cluster.nodes[1].port());
+    let doomed = code_on(&app, hung).await;
+    assert!(app.store.put_code(&doomed, &record(), 60).await.unwrap());
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let code = code_on(&app, alive).await;
+        assert!(app.store.put_code(&code, &record(), 60).await.unwrap());
+        codes.push(code);
+    }
+
+    if warm == Warm::Yes {
+        // The server's one lane has its cluster connection before the master hangs.
+        let first = codes.pop().unwrap();
+        assert_eq!(app.exchange(&APP, &first).await.status(), 200);
+    }
+
+    cluster.nodes[0].freeze();
+    let answer = Answer::of(app.exchange(&APP, &doomed).await).await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+
+    for code in &codes {
+        let started = Instant::now();
+        let answer = Answer::of(app.exchange(&APP, code).await).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "after {:?}: {}",
+            started.elapsed(),
+            answer.text
+        );
+    }
+    cluster.nodes[0].thaw();
+}
