@@ -55,6 +55,19 @@ async fn a_dead_master_costs_only_its_own_slots_and_those_promptly() {
     assert!(written.unwrap(), "a live master still takes codes");
     let answer = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
+    // Still ready: taking every replica out of the load balancer would cost the other
+    // masters' codes too.
+    assert_eq!(readiness(&app).await, 200);
+
+    for node in &mut cluster.nodes[1..] {
+        node.crash();
+    }
+    assert_eq!(readiness(&app).await, 503, "no master answers");
+}
+
+async fn readiness(app: &TestApp) -> u16 {
+    let answer = app.http.get(app.url("/readyz")).send().await;
+    answer.expect("/readyz answered").status().as_u16()
 }
 
 /// A master that hangs (frozen: its connections stay open and unanswered, as with a host whose
@@ -106,6 +119,13 @@ async fn a_hung_master_costs_only_its_own_slots_on(warm: Warm) {
     let answer = Answer::of(app.exchange(&APP, &doomed).await).await;
     assert_eq!(answer.status, 503, "{}", answer.text);
 
+    // Ready while one master hangs, once the lane's connection has been renewed: the one that
+    // saw the timeout sends readiness' PING to every master it knows, the hung one too, and
+    // waits for all; its replacement knows the masters that answered.
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while readiness(&app).await != 200 {
+        assert!(Instant::now() < deadline, "unready while one master hangs");
+    }
     for code in &codes {
         let started = Instant::now();
         let answer = Answer::of(app.exchange(&APP, code).await).await;
