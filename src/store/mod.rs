@@ -225,6 +225,10 @@ pub struct Store {
 #[derive(Default)]
 struct Lane {
     held: Mutex<Option<Held>>,
+    /// One new connection at a time: the requests that find the lane empty together (after
+    /// an outage, all of a lane's) take the one the first of them makes, rather than each
+    /// making its own (in a Cluster a discovery of every node, with Sentinel a look-up).
+    connecting: tokio::sync::Mutex<()>,
     /// Cluster mode: a replacement connection is being built off the request path.
     rebuilding: AtomicBool,
 }
@@ -351,13 +355,13 @@ impl Store {
                 .filter(|held| held.generation == generation);
             let (held, cached) = match cached {
                 Some(held) => (held, true),
-                None => (self.connect(lane, generation).await?, false),
+                None => (self.connect(lane, generation, None).await?, false),
             };
             used = Some(held.serial);
             match op(held.conn).await {
                 Err(e) if cached && e.is_connection_dropped() => {
                     log::debug!("redis connection dropped ({e}); reconnecting");
-                    let again = self.connect(lane, generation).await?;
+                    let again = self.connect(lane, generation, Some(held.serial)).await?;
                     used = Some(again.serial);
                     op(again.conn).await
                 }
@@ -421,9 +425,23 @@ impl Store {
         });
     }
 
-    /// A new connection, kept in `lane` for the threads that share it. Right after a Sentinel
-    /// failover, to the master it announced rather than one the sentinels name (see [`fence`]).
-    async fn connect(&self, lane: &Lane, generation: u64) -> Result<Held, StoreError> {
+    /// A new connection, kept in `lane` for the threads that share it, unless the request
+    /// that connected before this one's turn left one (other than `stale`, the connection
+    /// that just dropped). Right after a Sentinel failover, to the master it announced rather
+    /// than one the sentinels name (see [`fence`]).
+    async fn connect(
+        &self,
+        lane: &Lane,
+        generation: u64,
+        stale: Option<u64>,
+    ) -> Result<Held, StoreError> {
+        let _turn = lane.connecting.lock().await;
+        let fresh = lock(lane)
+            .clone()
+            .filter(|held| held.generation == generation && Some(held.serial) != stale);
+        if let Some(held) = fresh {
+            return Ok(held);
+        }
         let switched = (self.fence.as_ref()).and_then(|fence| fence.switched_master());
         if let Some(master) = &switched {
             log::debug!(

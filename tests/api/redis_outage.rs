@@ -169,6 +169,55 @@ async fn connections_redis_closed_while_idle_cost_no_request_a_503() {
     }
 }
 
+/// Requests that lose their lane's connection together take one new connection between them,
+/// not one each (in a Cluster each would be a discovery of every node, with Sentinel a look-up).
+/// Redis is blocked while they reconnect, so that they all want a connection at once.
+#[tokio::test]
+async fn requests_that_lose_their_connection_together_make_one_new_one() {
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"], None);
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.pool_size = 1;
+    })
+    .await;
+    let warm = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &warm).await.status().as_u16(), 200);
+    let mut codes = Vec::new();
+    for _ in 0..16 {
+        codes.push(app.issue_code(&APP).await);
+    }
+    let received = || async {
+        let info = query_info(&redis, "stats").await;
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("total_connections_received")
+    };
+    let _: () = app
+        .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"))
+        .await;
+    let before = received().await;
+    let mut blocker = connection(&redis).await;
+    let blocked = tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(0.5)
+            .query_async(&mut blocker)
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let answers = futures_util::future::join_all(codes.iter().map(|c| app.exchange(&APP, c))).await;
+
+    blocked.await.unwrap();
+    for answer in answers {
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+    // The blocker's and the second reading's connections are two of them.
+    let made = received().await - before - 2;
+    assert!(made <= 2, "{made} new connections for one lane");
+}
+
 /// A Redis restarted while the service was idle: the first request after it is served.
 #[tokio::test]
 async fn the_first_request_after_a_redis_restart_is_served() {
