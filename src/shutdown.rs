@@ -60,7 +60,8 @@ pub async fn stop_on_signal(
         }
     };
     tokio::select! {
-        () = graceful => log::info!("stopped"),
+        // The process ends when the servers have stopped (`Application::run_until_stopped`).
+        () = graceful => {}
         again = signals.next() => {
             log::warn!("{again} during the grace: stopping at once");
             std::process::exit(1);
