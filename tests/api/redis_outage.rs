@@ -197,14 +197,7 @@ async fn requests_that_lose_their_connection_together_make_one_new_one() {
         .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"))
         .await;
     let before = received().await;
-    let mut blocker = connection(&redis).await;
-    let blocked = tokio::spawn(async move {
-        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(0.5)
-            .query_async(&mut blocker)
-            .await;
-    });
+    let blocked = block(&redis, 0.5).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let answers = futures_util::future::join_all(codes.iter().map(|c| app.exchange(&APP, c))).await;
@@ -358,60 +351,44 @@ async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
 /// line each (thousands a second under load, each a write under the logger's lock).
 #[tokio::test]
 async fn a_redis_outage_logs_a_line_a_second_not_one_per_request() {
-    let port = HeldPort::new();
-    let log = log_capture::mark();
-    let app = app_on(format!("redis://127.0.0.1:{}", port.port())).await;
-
-    let started = Instant::now();
-    for _ in 0..100 {
-        let answer = Answer::of(app.exchange(&APP, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV").await);
-        assert_eq!(answer.await.status, 503);
-    }
-    let elapsed = started.elapsed();
-
-    // Other tests' outages share the one-a-second budget: never more lines than seconds.
-    let lines = log
-        .lines()
-        .iter()
-        .filter(|line| line.contains("redis unavailable"))
-        .count() as u64;
-    assert!(
-        lines <= elapsed.as_secs() + 2,
-        "{lines} lines for 100 answers in {elapsed:?}"
-    );
+    assert_a_line_a_second(&APP, 503, "redis unavailable").await;
 }
 
 /// The same for wrong secrets while Redis is down: each one's failure cannot be counted (the
 /// answer stays 401, as the README says), and that is logged a line a second, not a line each.
 #[tokio::test]
 async fn failures_the_throttle_cannot_count_log_a_line_a_second() {
-    let port = HeldPort::new();
-    let log = log_capture::mark();
-    let app = app_on(format!("redis://127.0.0.1:{}", port.port())).await;
     let wrong = TestClient {
         secret: "wrong-secret-Jd4Qx8Mv2Lc7Rn5Wz1Hk",
         ..APP
     };
+    assert_a_line_a_second(&wrong, 401, "throttle: counting a failed authentication").await;
+}
+
+/// 100 exchanges as `client` with Redis gone: each answered `status`, and lines containing
+/// `needle` logged at least once and at most once a second. Other tests' outages share that
+/// budget, so never more lines than seconds.
+async fn assert_a_line_a_second(client: &TestClient, status: u16, needle: &str) {
+    let port = HeldPort::new();
+    let log = log_capture::mark();
+    let app = app_on(format!("redis://127.0.0.1:{}", port.port())).await;
 
     let started = Instant::now();
     for _ in 0..100 {
         let answer = Answer::of(
-            app.exchange(&wrong, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV")
+            app.exchange(client, "OC-1001-GNen5J2oMC1mJncDvO2tvwYV")
                 .await,
         );
-        assert_eq!(answer.await.status, 401);
+        assert_eq!(answer.await.status, status);
     }
     let elapsed = started.elapsed();
 
     let lines = log
         .lines()
         .iter()
-        .filter(|line| line.contains("throttle: counting a failed authentication"))
+        .filter(|line| line.contains(needle))
         .count() as u64;
-    assert!(
-        lines >= 1,
-        "the failures that were not counted were not logged"
-    );
+    assert!(lines >= 1, "no `{needle}` line");
     assert!(
         lines <= elapsed.as_secs() + 2,
         "{lines} lines for 100 answers in {elapsed:?}"
@@ -479,6 +456,19 @@ async fn a_redis_without_the_script_gets_it_whole_with_the_call() {
     assert!(!stats.contains("cmdstat_script|load"), "{stats}");
 }
 
+/// Blocks `redis` for `seconds` (`DEBUG SLEEP`: it reads nothing meanwhile, unlike a paused
+/// one); the task ends when Redis answers again.
+async fn block(redis: &RedisServer, seconds: f64) -> tokio::task::JoinHandle<()> {
+    let mut blocker = connection(redis).await;
+    tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(seconds)
+            .query_async(&mut blocker)
+            .await;
+    })
+}
+
 async fn connection(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(redis.url()).expect("url");
     client
@@ -499,15 +489,7 @@ async fn a_script_that_runs_after_its_503_gives_no_token_and_its_retry_is_a_repl
     assert_eq!(app.exchange(&APP, &warm).await.status().as_u16(), 200);
     let pending = app.issue_code(&APP).await;
 
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut blocker = client.get_multiplexed_async_connection().await.unwrap();
-    let blocked = tokio::spawn(async move {
-        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(1.5)
-            .query_async(&mut blocker)
-            .await;
-    });
+    let blocked = block(&redis, 1.5).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_unavailable(&app, &pending).await;
     blocked.await.unwrap();

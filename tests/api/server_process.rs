@@ -8,10 +8,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use sso_token::codes;
 use sso_token::config::Settings;
 use sso_token::startup::JWKS_PATH;
+use sso_token::store::Store;
 
-use crate::helpers::{Answer, http_client, test_dir};
+use crate::helpers::{APP, Answer, code_record, http_client, test_dir};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -110,6 +112,15 @@ impl ServerProcess {
             .map(|k| k["kid"].as_str().unwrap_or_default().to_owned())
             .collect()
     }
+}
+
+/// A fresh code for [`APP`], written to the Redis of `settings` as the authorize service would.
+pub async fn write_code(settings: &Settings) -> String {
+    let store = Store::new(&settings.redis).unwrap();
+    let code = codes::new_code().unwrap();
+    let written = codes::write(&store, &code, &code_record(&APP), 60).await;
+    assert!(written.unwrap(), "the code was new");
+    code
 }
 
 /// A fresh config directory: the shipped `default.toml` and an overlay from `settings`.

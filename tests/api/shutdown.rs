@@ -5,13 +5,11 @@
 use std::time::Duration;
 
 use deadpool_redis::redis;
-use sso_token::codes;
 use sso_token::startup::TOKEN_PATH;
-use sso_token::store::Store;
 
-use crate::helpers::{APP, Answer, code_record, http_client, json_request, test_settings};
+use crate::helpers::{APP, Answer, http_client, json_request, test_settings};
 use crate::redis_server::RedisServer;
-use crate::server_process::{ServerProcess, config_dir};
+use crate::server_process::{ServerProcess, config_dir, write_code};
 
 /// How long Redis holds every command: the exchange is in flight when the signal comes.
 const PAUSE_MS: u64 = 4000;
@@ -24,13 +22,7 @@ async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     settings.server.shutdown_timeout_secs = 10;
     settings.metrics.listen = metrics_listen.into();
     let mut server = ServerProcess::start(&config_dir(&settings, &[]));
-    let store = Store::new(&settings.redis).unwrap();
-    let code = codes::new_code().unwrap();
-    assert!(
-        codes::write(&store, &code, &code_record(&APP), 60)
-            .await
-            .unwrap()
-    );
+    let code = write_code(&settings).await;
     let client = redis::Client::open(redis.url()).unwrap();
     let mut pauser = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("CLIENT")

@@ -5,15 +5,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use sso_token::codes;
 use sso_token::config::{Settings, TlsSettings};
-use sso_token::store::Store;
 use sso_token::tokens::KeyKind;
 
 use crate::helpers::{
-    APP, build_app, code_record, http_client, json_request, new_key_file, spawn_app, test_settings,
+    APP, build_app, http_client, json_request, new_key_file, spawn_app, test_settings,
 };
-use crate::server_process::{ServerProcess, WAIT, config_dir, send_signal, write_overlay};
+use crate::server_process::{
+    ServerProcess, WAIT, config_dir, send_signal, write_code, write_overlay,
+};
 
 #[tokio::test]
 async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
@@ -41,13 +41,7 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     assert!(refusal.contains("token.signing_key"), "{refusal}");
 
     assert_eq!(server.kids().await, [signer_kid, next_kid]);
-    let store = Store::new(&settings.redis).unwrap();
-    let code = codes::new_code().unwrap();
-    assert!(
-        codes::write(&store, &code, &code_record(&APP), 60)
-            .await
-            .unwrap()
-    );
+    let code = write_code(&settings).await;
     let response = http_client()
         .post(format!("{}{}", server.base, sso_token::startup::TOKEN_PATH))
         .json(&json_request(&APP, &code))
