@@ -21,6 +21,15 @@ use serde::Serialize;
 /// RSA keys shorter than this are refused (RFC 7518 §3.3 asks for at least 2048 bits).
 const MIN_RSA_BITS: usize = 2048;
 
+/// The longest RSA modulus aws-lc-rs verifies with (`RSA_PKCS1_2048_8192_SHA256`).
+const MAX_RSA_BITS: usize = 8192;
+
+/// The length in bits of a big-endian number without leading zero bytes.
+fn modulus_bits(n: &[u8]) -> usize {
+    n.first()
+        .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize)
+}
+
 /// The SubjectPublicKeyInfo header that aws-lc writes before a P-256 point, whatever form the
 /// point was read in; the 64 bytes after it are x || y.
 const P256_SPKI_HEADER: [u8; 27] = [
@@ -321,8 +330,14 @@ impl VerifyingKey {
     }
 
     fn rsa(rsa: &rsa::PublicKey) -> Result<Self, KeyError> {
-        if rsa.modulus_len() * 8 < MIN_RSA_BITS {
+        // Bits, not bytes (`modulus_len()`): a 2044-bit modulus fills 256 bytes. Past 8192 bits
+        // aws-lc-rs verifies nothing, so such a key would be published and never verify.
+        let bits = modulus_bits(rsa.modulus().big_endian_without_leading_zero());
+        if bits < MIN_RSA_BITS {
             return Err(KeyError::TooShort);
+        }
+        if bits > MAX_RSA_BITS {
+            return Err(KeyError::Rejected);
         }
         let spki = rsa.as_der().map_err(|_| KeyError::Rejected)?;
         let parsed = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, spki.as_ref())

@@ -196,6 +196,20 @@ H+XN+GQFStupZnc=\n\
 -----END PUBLIC KEY-----\n\
 ";
 
+/// 2044 bits: 256 bytes of modulus, like a 2048-bit key, four bits short
+/// (`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2044`, then `pkey -pubout`).
+const RSA_2044_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIBITANBgkqhkiG9w0BAQEFAAOCAQ4AMIIBCQKCAQAMob/jlZ+CIh/hNRtt2Lag\n\
+tdo+gpMe0adtuJdGqW4ronZK0sOuX/xIRAXFYK2k+Zsy3uRBF6H1RSJgcsgSQr20\n\
+DKK9nOXpX5M7VsDQMznSfhh7Lyt//vsayWeyrIEMkMW+998Pc9lqJDx1FXdROyiY\n\
+qKsxkR187OqZJXcV/VFh7dkwqo0wGw6vRLAHHC0+1hZPoZqxh43VUzPEp1MYOGKF\n\
+JNh45sWYoJx4HZgUc8jf0r8T4arRv3LjzLWxjnl4tL25cwSVQs5jZR+OISO5BiP/\n\
+0hJ9VYQ34RhmPFtiE9M4GA2dN/rUzdZ9baSMvXCrY6B9hoNMd/uZuI42HN3HspFH\n\
+AgMBAAE=\n\
+-----END PUBLIC KEY-----\n\
+";
+
 const RSA_1024_SPKI: &str = "\
 -----BEGIN PUBLIC KEY-----\n\
 MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDrvglZpA7UuVZS3tW54Djo9Md4\n\
@@ -573,7 +587,7 @@ fn garbage_and_unsupported_public_keys_are_refused() {
             "{error}"
         );
     }
-    for text in [RSA_1024_SPKI, RSA_1024_PKCS1_PUBLIC] {
+    for text in [RSA_1024_SPKI, RSA_1024_PKCS1_PUBLIC, RSA_2044_SPKI] {
         let error = VerifyingKey::from_pem(text).unwrap_err();
         assert!(matches!(error, KeyError::TooShort), "{text}: {error:?}");
     }
