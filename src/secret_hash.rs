@@ -28,6 +28,10 @@ const ARGON2_WAIT: Duration = Duration::from_millis(100);
 /// The largest Argon2 memory cost a stored hash may ask for: 256 MiB (ours: 19 MiB).
 const ARGON2_MAX_MEMORY_KIB: u32 = 256 * 1024;
 
+/// The most passes (`t`) a stored Argon2id hash may ask for: each wrong secret pays them, in a
+/// blocking thread that no hung-up request frees. Ours is 2; libsodium's strongest preset is 4.
+const ARGON2_MAX_TIME_COST: u32 = 10;
+
 /// Bounds the Argon2 verifications that run at once, for the whole process (every snapshot
 /// shares one). Each takes ~19 MiB and tens of milliseconds of a core: unbounded, a flood of
 /// wrong secrets for an Argon2 client would fill tokio's blocking pool (512 threads, ~10 GiB).
@@ -90,6 +94,14 @@ impl SecretHash {
                 return Err(format!(
                     "Argon2id memory cost m={memory_kib} KiB is over {ARGON2_MAX_MEMORY_KIB} \
                      (each wrong secret would take that much); hash the secret again with \
+                     sso-token hash-secret --argon2"
+                ));
+            }
+            let passes = hash.params.get_decimal("t").unwrap_or(0);
+            if passes > ARGON2_MAX_TIME_COST {
+                return Err(format!(
+                    "Argon2id time cost t={passes} is over {ARGON2_MAX_TIME_COST} (each wrong \
+                     secret would take that many passes); hash the secret again with \
                      sso-token hash-secret --argon2"
                 ));
             }

@@ -125,7 +125,7 @@ fn a_plain_secret_no_request_could_send_is_refused() {
 }
 
 #[test]
-fn an_argon2_hash_that_asks_for_too_much_memory_is_refused() {
+fn an_argon2_hash_that_asks_for_too_much_memory_or_time_is_refused() {
     let hash = |m_kib: u32| {
         let params = Params::new(m_kib, 1, 1, None).unwrap();
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
@@ -141,4 +141,10 @@ fn an_argon2_hash_that_asks_for_too_much_memory_is_refused() {
         .err()
         .unwrap();
     assert!(error.contains("m=1048576"), "{error}");
+    // The same for the passes over that memory.
+    assert!(SecretHash::parse("app", &phc.replace("t=1", "t=10")).is_ok());
+    let error = SecretHash::parse("app", &phc.replace("t=1", "t=100000"))
+        .err()
+        .unwrap();
+    assert!(error.contains("t=100000"), "{error}");
 }
