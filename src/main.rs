@@ -221,30 +221,44 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     Ok(())
 }
 
+/// The key is always written to a file this command creates, mode 0600 from the start. With
+/// `--force` that file is then renamed over `out`: writing into the existing file would hand
+/// the new key to whoever holds it open (permissions are checked only when a file is opened),
+/// to its owner if that is someone else, and through a symlink to whatever it points at.
 fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-
     let pem = SigningKey::generate_pem(kind).map_err(|e| e.to_string())?;
     let key = SigningKey::from_pem(&pem).map_err(|e| e.to_string())?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(0o600);
+    let shown = |e: std::io::Error| format!("{}: {e}", out.display());
     if force {
-        options.create(true).truncate(true);
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let fresh = out.with_file_name(format!(".{name}.{}.new", std::process::id()));
+        let written = write_new_key_file(&fresh, &pem).and_then(|()| std::fs::rename(&fresh, out));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&fresh);
+        }
+        written.map_err(shown)?;
     } else {
-        options.create_new(true);
+        write_new_key_file(out, &pem).map_err(shown)?;
     }
-    let mut file = options
-        .open(out)
-        .map_err(|e| format!("{}: {e}", out.display()))?;
-    // `mode` applies only to a file being created: a file that --force replaces keeps its own
-    // permissions unless they are set, and the key must not land in a readable file.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("{}: {e}", out.display()))?;
-    file.write_all(pem.as_bytes())
-        .map_err(|e| format!("{}: {e}", out.display()))?;
     println!("{}", key.kid());
     Ok(())
+}
+
+/// Creates `path` (never opens an existing file or follows a symlink there), mode 0600.
+fn write_new_key_file(path: &Path, pem: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(pem.as_bytes())?;
+    file.sync_all()
 }
 
 fn pubkey(key: &Path) -> CliResult {

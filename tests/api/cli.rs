@@ -65,6 +65,47 @@ fn keygen_overwrites_only_with_force_and_always_leaves_mode_0600() {
     assert_eq!(mode, 0o600, "{mode:o}");
 }
 
+/// `--force` replaces the file, never writes into it: whoever held the old, readable file open
+/// still reads the old content, and a symlink at `--out` is replaced, not followed.
+#[test]
+fn keygen_force_replaces_the_file_instead_of_writing_into_it() {
+    use std::io::Read;
+
+    let path = test_dir().join(format!("keygen-{}.pem", Uuid::new_v4()));
+    std::fs::write(&path, "not a key").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut opened_before = std::fs::File::open(&path).unwrap();
+    let victim = test_dir().join(format!("victim-{}.txt", Uuid::new_v4()));
+    std::fs::write(&victim, "not a key either").unwrap();
+    let link = test_dir().join(format!("keygen-link-{}.pem", Uuid::new_v4()));
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+
+    for out in [&path, &link] {
+        let out = out.to_str().unwrap();
+        let forced = sso_token(
+            &["keygen", "--kind", "ed25519", "--out", out, "--force"],
+            "",
+        );
+        assert!(forced.status.success(), "{forced:?}");
+        let pem = std::fs::read_to_string(out).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    }
+
+    let mut seen = String::new();
+    opened_before.read_to_string(&mut seen).unwrap();
+    assert_eq!(seen, "not a key", "the new key reached an old reader");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "not a key either"
+    );
+    assert!(
+        !std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
 #[test]
 fn pubkey_prints_the_subject_public_key_info_with_the_kid_keygen_printed() {
     for kind in ["rsa2048", "p256", "ed25519"] {
