@@ -54,7 +54,8 @@ impl Argon2Limit {
     }
 }
 
-#[derive(Debug)]
+/// `Debug` names the kind only: a digest of the secret (or, for Argon2, of the last secret
+/// that passed) is as good as the secret to anyone who can test guesses against it.
 pub(crate) enum SecretHash {
     /// `sha256:<hex>`, or a `plain:` secret hashed at load time.
     Sha256(Digest),
@@ -63,6 +64,15 @@ pub(crate) enum SecretHash {
         /// SHA-256 of the last secret that passed Argon2.
         verified: RwLock<Option<Digest>>,
     },
+}
+
+impl std::fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sha256(_) => "SecretHash::Sha256([redacted])",
+            Self::Argon2 { .. } => "SecretHash::Argon2([redacted])",
+        })
+    }
 }
 
 impl SecretHash {

@@ -148,3 +148,17 @@ fn an_argon2_hash_that_asks_for_too_much_memory_or_time_is_refused() {
         .unwrap();
     assert!(error.contains("t=100000"), "{error}");
 }
+
+#[test]
+fn debug_output_shows_no_digest_of_the_secret() {
+    let stored = hash_secret_sha256(SECRET);
+    let shown = format!("{:?}", SecretHash::parse("app", &stored).unwrap());
+    // Debug of a byte array prints decimals: look for the first bytes either way.
+    let digest = sha256(SECRET);
+    assert!(!shown.contains(&stored[7..23]), "{shown}");
+    assert!(
+        !shown.contains(&format!("{}, {}, {}", digest[0], digest[1], digest[2])),
+        "{shown}"
+    );
+    assert!(shown.contains("Sha256"), "{shown}");
+}
