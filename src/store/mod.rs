@@ -476,8 +476,9 @@ impl Store {
     /// [`EXCHANGE_SCRIPT`]). With `redis.replica_acks`, a fresh take is followed by `WAIT` on the
     /// same connection (see [`ack`]), and one with too few acknowledgements is
     /// [`StoreError::Unacknowledged`]: spent on the master, but a failover could bring it back,
-    /// so no token may be handed out. Its token record is then deleted (best effort), and a
-    /// replay of the code finds neither code nor token (`invalid_grant`).
+    /// so no token may be handed out. Its token record is then deleted (best effort). With
+    /// acknowledgements, neither code nor token record found is final only once the replicas
+    /// hold it too: see [`Store::settle_unknown`].
     pub async fn take_code(
         &self,
         code: &str,
@@ -541,9 +542,26 @@ impl Store {
                 Ok(Taken::Fresh { record })
             }
             Value::SimpleString(jti) => Ok(Taken::Replayed { jti }),
-            Value::Nil => Ok(Taken::Unknown),
+            Value::Nil => {
+                self.settle_unknown(jti).await?;
+                Ok(Taken::Unknown)
+            }
             _ => Err(StoreError::Reply),
         }
+    }
+
+    /// With `redis.replica_acks`, before a code is answered as unknown: what this master lacks,
+    /// its replicas may still have. A replayed code's revocation, or a refused take, deleted
+    /// here what too few replicas acknowledged (that answer was a 503, and this call may be the
+    /// client's retry), and a failover would bring back the token or the code. A write in the
+    /// same slot and its `WAIT` ([`DELETE_SCRIPT`] with nothing of `jti`'s to delete) cover
+    /// those deletions, as a revocation's retry does; too few acknowledgements are a 503 again.
+    async fn settle_unknown(&self, jti: &str) -> Result<(), StoreError> {
+        let Some(acks) = self.acks else {
+            return Ok(());
+        };
+        let (_, acked) = self.delete_record(jti, Some(acks)).await?;
+        acked.map_or(Ok(()), |acked| acks.check(acked))
     }
 
     /// Deletes a token record that no client holds a token for: clean-up after a refused
