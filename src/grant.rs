@@ -140,7 +140,16 @@ impl<'a> CodeRules<'a> {
         let limit = self.max_age_secs.saturating_add(self.leeway_secs);
         self.max_age_secs > 0 && issued_at.is_some_and(|at| self.now.saturating_sub(at) > limit)
     }
+
+    /// An `issued_at` more than a day ahead of our clock is no skew: most likely milliseconds
+    /// (a Java writer's `currentTimeMillis()`), which would switch the age check off for good.
+    fn from_the_future(&self, issued_at: Option<u64>) -> bool {
+        issued_at.is_some_and(|at| at > self.now.saturating_add(MAX_CLOCK_AHEAD_SECS))
+    }
 }
+
+/// How far ahead of ours the authorize service's clock may be for a code's `issued_at`.
+const MAX_CLOCK_AHEAD_SECS: u64 = 86_400;
 
 /// Checks, in this order: the record is well-formed and not too old (RFC 6749 §4.1.2: codes
 /// live 10 minutes at most), was issued to this client for this redirect URI (which is still
@@ -164,6 +173,16 @@ pub fn check(
         );
         return Err(OAuthError::invalid_grant(
             "the authorization code record is incomplete; sign in again",
+        ));
+    }
+    if rules.from_the_future(record.issued_at) {
+        log::warn!(
+            "client {}: code record's issued_at is over a day ahead of this clock (milliseconds \
+             instead of seconds?)",
+            client.id
+        );
+        return Err(OAuthError::invalid_grant(
+            "the authorization code record is malformed; sign in again",
         ));
     }
     if rules.expired(record.issued_at) {

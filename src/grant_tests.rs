@@ -411,6 +411,10 @@ fn a_code_older_than_the_maximum_age_is_expired_even_while_its_record_lasts() {
             now as i64 - ISSUED_AT as i64
         );
     }
+    // More than a day "later" is no clock skew (milliseconds, say): never granted, since the
+    // age check could never end it.
+    assert!(exchange(at(ISSUED_AT - 86_401, 600)).is_err());
+    assert!(exchange(at(ISSUED_AT / 1000, 0)).is_err());
     let description = invalid_grant(exchange(at(ISSUED_AT + 631, 600)));
     assert!(description.contains("expired"), "{description}");
     // 0 leaves the record's TTL as the only limit.
