@@ -143,7 +143,7 @@ impl<'a> CodeRules<'a> {
 
     /// An `issued_at` more than a day ahead of our clock is no skew: most likely milliseconds
     /// (a Java writer's `currentTimeMillis()`), which would switch the age check off for good.
-    fn from_the_future(&self, issued_at: Option<u64>) -> bool {
+    fn ahead_of_any_skew(&self, issued_at: Option<u64>) -> bool {
         issued_at.is_some_and(|at| at > self.now.saturating_add(MAX_CLOCK_AHEAD_SECS))
     }
 }
@@ -175,7 +175,7 @@ pub fn check(
             "the authorization code record is incomplete; sign in again",
         ));
     }
-    if rules.from_the_future(record.issued_at) {
+    if rules.ahead_of_any_skew(record.issued_at) {
         log::warn!(
             "client {}: code record's issued_at is over a day ahead of this clock (milliseconds \
              instead of seconds?)",
