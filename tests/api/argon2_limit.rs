@@ -11,14 +11,14 @@ use crate::helpers::{Answer, TestApp, spawn_app_with, test_dir};
 const ID: &str = "argon2-app";
 const SECRET: &str = "argon2-secret-Mv3Tq8Ks1Xe6Wz4R";
 
-/// A registry with one client whose secret is an Argon2id hash costly enough (32 MiB, 12 passes:
+/// A registry with one client whose secret is an Argon2id hash costly enough (64 MiB, 6 passes:
 /// ~0.45 s here, where the default parameters take ~80 ms) that a verification outlasts the
 /// 100 ms wait for a slot several times over.
 fn argon2_clients_file() -> std::path::PathBuf {
     use argon2::password_hash::{PasswordHasher, SaltString};
     use argon2::{Algorithm, Argon2, Params, Version};
 
-    let params = Params::new(32_768, 12, 1, None).expect("Argon2 parameters");
+    let params = Params::new(65_536, 6, 1, None).expect("Argon2 parameters");
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let salt = SaltString::encode_b64(Uuid::new_v4().as_bytes()).expect("salt");
     let phc = argon2
