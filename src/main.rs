@@ -234,12 +234,15 @@ fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
             .file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default();
-        let fresh = out.with_file_name(format!(".{name}.{}.new", std::process::id()));
-        let written = write_new_key_file(&fresh, &pem).and_then(|()| std::fs::rename(&fresh, out));
-        if written.is_err() {
+        // Random: a file left by a run killed before its rename (in a container the pid is
+        // always the same) must not stand in the way.
+        let tag = sso_token::codes::new_code().map_err(|e| e.to_string())?;
+        let fresh = out.with_file_name(format!(".{name}.{}.new", &tag[tag.len() - 12..]));
+        write_new_key_file(&fresh, &pem).map_err(|e| format!("{}: {e}", fresh.display()))?;
+        if let Err(e) = std::fs::rename(&fresh, out) {
             let _ = std::fs::remove_file(&fresh);
+            return Err(shown(e));
         }
-        written.map_err(shown)?;
     } else {
         write_new_key_file(out, &pem).map_err(shown)?;
     }
@@ -247,7 +250,8 @@ fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
     Ok(())
 }
 
-/// Creates `path` (never opens an existing file or follows a symlink there), mode 0600.
+/// Creates `path` (never opens an existing file or follows a symlink there), mode 0600, and
+/// removes it again if the key cannot be written whole.
 fn write_new_key_file(path: &Path, pem: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -257,8 +261,13 @@ fn write_new_key_file(path: &Path, pem: &str) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(pem.as_bytes())?;
-    file.sync_all()
+    let written = file
+        .write_all(pem.as_bytes())
+        .and_then(|()| file.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 fn pubkey(key: &Path) -> CliResult {

@@ -200,6 +200,17 @@ impl Connector {
         matches!(self, Self::Cluster { .. })
     }
 
+    /// Cluster mode, off the request path: a new connection if a connecting turn is free now,
+    /// `None` if not (requests come first; the next timeout asks again).
+    pub async fn spare_cluster_connection(&self) -> Option<Result<Conn, StoreError>> {
+        let Self::Cluster { client, connecting } = self else {
+            return None;
+        };
+        let _turn = connecting.try_acquire().ok()?;
+        let made = client.get_async_connection().await;
+        Some(made.map(Conn::Cluster).map_err(StoreError::from))
+    }
+
     /// A new connection; in Sentinel mode to `master` when given, else to the master that
     /// the sentinels name.
     pub async fn connect(&self, master: Option<&Address>) -> Result<Conn, StoreError> {

@@ -88,7 +88,8 @@ return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
 /// when there is nothing to delete it writes and deletes `KEYS[2]` at once, a key of the same
 /// slot: no trace, but a write that the replicas must acknowledge, and they acknowledge in
 /// order, so the `WAIT` after it also covers a deletion that an earlier attempt made and that
-/// was not acknowledged then (the client retried).
+/// was not acknowledged then (the client retried). Answers 1 when it deleted the record, 0
+/// when there was none, -1 when the key holds another token's record.
 const DELETE_SCRIPT: &str = r"#!lua
 local record = redis.call('GET', KEYS[1])
 if record and string.sub(record, 1, #ARGV[1]) == ARGV[1] then
@@ -97,6 +98,9 @@ end
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[2], '', 'PX', 1)
   redis.call('DEL', KEYS[2])
+end
+if record then
+  return -1
 end
 return 0
 ";
@@ -401,7 +405,8 @@ impl Store {
     /// (dropped, every request would pay a new connection's greeting of every node, the hung
     /// one included, and time out too). Its replacement, with a fresh view of the slots (the
     /// hung master may since have been failed over), is built here, off the request path, one
-    /// at a time per lane, and takes the lane unless another connection already has.
+    /// at a time per lane and only with a connecting turn to spare, and takes the lane unless
+    /// another connection already has.
     fn rebuild_in_background(&self, index: usize, generation: u64, serial: u64) {
         if self.lanes[index].rebuilding.swap(true, Ordering::AcqRel) {
             return;
@@ -411,14 +416,18 @@ impl Store {
             let lane = &store.lanes[index];
             // Greeting the seeds and then every master are two rounds of node connections.
             let deadline = store.timeout * 4;
-            match tokio::time::timeout(deadline, store.connector.connect(None)).await {
-                Ok(Ok(conn)) => {
+            let spare = store.connector.spare_cluster_connection();
+            match tokio::time::timeout(deadline, spare).await {
+                Ok(None) => log::debug!("redis cluster: no turn free for a replacement connection"),
+                Ok(Some(Ok(conn))) => {
                     let mut held = lock(lane);
                     if held.as_ref().is_none_or(|h| h.serial == serial) {
                         *held = Some(Held::new(generation, conn));
                     }
                 }
-                Ok(Err(e)) => log::debug!("redis cluster: a replacement connection failed: {e}"),
+                Ok(Some(Err(e))) => {
+                    log::debug!("redis cluster: a replacement connection failed: {e}");
+                }
                 Err(_) => log::debug!("redis cluster: no replacement connection in {deadline:?}"),
             }
             lane.rebuilding.store(false, Ordering::Release);
@@ -560,15 +569,26 @@ impl Store {
         let Some(acks) = self.acks else {
             return Ok(());
         };
-        let (_, acked) = self.delete_record(jti, Some(acks)).await?;
+        // Another token's record where the script found none: a failover or a late write
+        // between the two calls. Not settled: a 503, and the retry finds the replay.
+        let (found, acked) = self
+            .delete_record(jti, Some(acks), |v| v == &Value::Int(0))
+            .await?;
+        if found != 0 {
+            return Err(StoreError::Unacknowledged {
+                wanted: acks.replicas,
+                acked: 0,
+                within_ms: acks.timeout_ms,
+            });
+        }
         acked.map_or(Ok(()), |acked| acks.check(acked))
     }
 
     /// Deletes a token record that no client holds a token for: clean-up after a refused
     /// exchange (best effort; never waits for replicas). Returns whether a record was there.
     pub async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
-        let (deleted, _) = self.delete_record(jti, None).await?;
-        Ok(deleted)
+        let (deleted, _) = self.delete_record(jti, None, |_| true).await?;
+        Ok(deleted == 1)
     }
 
     /// Revokes a token: deletes its record (the revocation endpoint, a replayed code). With
@@ -578,20 +598,23 @@ impl Store {
     /// covers the earlier deletion too: see [`DELETE_SCRIPT`]). Returns whether a record was
     /// there.
     pub async fn revoke_token(&self, jti: &str) -> Result<bool, StoreError> {
-        let (deleted, acked) = self.delete_record(jti, self.acks).await?;
+        let holds = |v: &Value| matches!(v, Value::Int(_));
+        let (deleted, acked) = self.delete_record(jti, self.acks, holds).await?;
         if let (Some(acks), Some(acked)) = (self.acks, acked) {
             acks.check(acked)?;
         }
-        Ok(deleted)
+        Ok(deleted == 1)
     }
 
-    /// Runs [`DELETE_SCRIPT`] for `jti`'s record and, with `acks`, its `WAIT`: whether the
-    /// record was there, and how many replicas acknowledged.
+    /// Runs [`DELETE_SCRIPT`] for `jti`'s record and, with `acks`, its `WAIT`: the script's
+    /// answer, and how many replicas acknowledged. In a Cluster, `holds` tells whether the
+    /// answer of the script sent again with the `WAIT` is the outcome being acknowledged.
     async fn delete_record(
         &self,
         jti: &str,
         acks: Option<Acks>,
-    ) -> Result<(bool, Option<u32>), StoreError> {
+        holds: fn(&Value) -> bool,
+    ) -> Result<(i64, Option<u32>), StoreError> {
         let key = &self.token_key(jti);
         let (written, start) = (format!("{key}:revoking"), format!(r#"{{"jti":"{jti}""#));
         let wait = if acks.is_some() { "1" } else { "0" };
@@ -609,22 +632,20 @@ impl Store {
         } else {
             Lanes::Plain
         };
-        let (deleted, acked): (u32, Option<u32>) = self
-            .with_conn(lanes, |mut conn| async move {
-                let whole = || delete_call("EVAL", DELETE_SCRIPT);
-                let deleted: u32 = run_script(&mut conn, call, whole).await?;
-                let Some(acks) = acks else {
-                    return Ok((deleted, None));
-                };
-                // In a Cluster the WAIT travels with the deletion again (see `ack`).
-                let repeat = Repeat {
-                    call: &whole,
-                    holds: &|deleted| matches!(deleted, Value::Int(_)),
-                };
-                Ok((deleted, Some(acks.wait(&mut conn, key, repeat).await?)))
-            })
-            .await?;
-        Ok((deleted > 0, acked))
+        self.with_conn(lanes, |mut conn| async move {
+            let whole = || delete_call("EVAL", DELETE_SCRIPT);
+            let answer: i64 = run_script(&mut conn, call, whole).await?;
+            let Some(acks) = acks else {
+                return Ok((answer, None));
+            };
+            // In a Cluster the WAIT travels with the deletion again (see `ack`).
+            let repeat = Repeat {
+                call: &whole,
+                holds: &holds,
+            };
+            Ok((answer, Some(acks.wait(&mut conn, key, repeat).await?)))
+        })
+        .await
     }
 
     /// Reads a token record (introspection, user info): `None` once revoked or expired.
