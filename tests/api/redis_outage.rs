@@ -351,7 +351,8 @@ async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
 /// line each (thousands a second under load, each a write under the logger's lock).
 #[tokio::test]
 async fn a_redis_outage_logs_a_line_a_second_not_one_per_request() {
-    assert_a_line_a_second(&APP, 503, "redis unavailable").await;
+    // Other tests' outages log the same line, under the same limit: this one may see none.
+    assert_a_line_a_second(&APP, 503, "redis unavailable", Shared::Yes).await;
 }
 
 /// The same for wrong secrets while Redis is down: each one's failure cannot be counted (the
@@ -362,13 +363,21 @@ async fn failures_the_throttle_cannot_count_log_a_line_a_second() {
         secret: "wrong-secret-Jd4Qx8Mv2Lc7Rn5Wz1Hk",
         ..APP
     };
-    assert_a_line_a_second(&wrong, 401, "throttle: counting a failed authentication").await;
+    let needle = "throttle: counting a failed authentication";
+    assert_a_line_a_second(&wrong, 401, needle, Shared::No).await;
+}
+
+/// Whether other tests log the line too (and use up its once-a-second budget).
+#[derive(PartialEq)]
+enum Shared {
+    Yes,
+    No,
 }
 
 /// 100 exchanges as `client` with Redis gone: each answered `status`, and lines containing
-/// `needle` logged at least once and at most once a second. Other tests' outages share that
-/// budget, so never more lines than seconds.
-async fn assert_a_line_a_second(client: &TestClient, status: u16, needle: &str) {
+/// `needle` logged at most once a second (and at least once unless `shared`). Other tests'
+/// outages share that budget, so never more lines than seconds.
+async fn assert_a_line_a_second(client: &TestClient, status: u16, needle: &str, shared: Shared) {
     let port = HeldPort::new();
     let log = log_capture::mark();
     let app = app_on(format!("redis://127.0.0.1:{}", port.port())).await;
@@ -388,7 +397,7 @@ async fn assert_a_line_a_second(client: &TestClient, status: u16, needle: &str) 
         .iter()
         .filter(|line| line.contains(needle))
         .count() as u64;
-    assert!(lines >= 1, "no `{needle}` line");
+    assert!(shared == Shared::Yes || lines >= 1, "no `{needle}` line");
     assert!(
         lines <= elapsed.as_secs() + 2,
         "{lines} lines for 100 answers in {elapsed:?}"
