@@ -148,6 +148,11 @@ impl<'a> CodeRules<'a> {
     }
 }
 
+/// The answer to a code record that no authorize service should have written.
+fn malformed() -> OAuthError {
+    OAuthError::invalid_grant("the authorization code record is malformed; sign in again")
+}
+
 /// How far ahead of ours the authorize service's clock may be for a code's `issued_at`.
 const MAX_CLOCK_AHEAD_SECS: u64 = 86_400;
 
@@ -164,7 +169,7 @@ pub fn check(
 ) -> Result<Grant, OAuthError> {
     let record = parse(raw_record).map_err(|problem| {
         log::warn!("client {}: code record is malformed: {problem}", client.id);
-        OAuthError::invalid_grant("the authorization code record is malformed; sign in again")
+        malformed()
     })?;
     if record.username.is_empty() || record.account_id.is_empty() {
         log::warn!(
@@ -181,9 +186,7 @@ pub fn check(
              instead of seconds?)",
             client.id
         );
-        return Err(OAuthError::invalid_grant(
-            "the authorization code record is malformed; sign in again",
-        ));
+        return Err(malformed());
     }
     if rules.expired(record.issued_at) {
         return Err(OAuthError::invalid_grant(

@@ -569,19 +569,13 @@ impl Store {
         let Some(acks) = self.acks else {
             return Ok(());
         };
-        // Another token's record where the script found none: a failover or a late write
-        // between the two calls. Not settled: a 503, and the retry finds the replay.
+        // Another token's record where the script found none (a failover or a late write
+        // between the two calls) counts as no acknowledgement: a 503, and the retry finds the
+        // replay.
         let (found, acked) = self
             .delete_record(jti, Some(acks), |v| v == &Value::Int(0))
             .await?;
-        if found != 0 {
-            return Err(StoreError::Unacknowledged {
-                wanted: acks.replicas,
-                acked: 0,
-                within_ms: acks.timeout_ms,
-            });
-        }
-        acked.map_or(Ok(()), |acked| acks.check(acked))
+        acks.check(acked.filter(|_| found == 0).unwrap_or(0))
     }
 
     /// Deletes a token record that no client holds a token for: clean-up after a refused
