@@ -129,6 +129,11 @@ pub struct RunArgs {
     /// Wait up to this many seconds for every URL's /readyz (token) or /healthz to answer 200.
     #[arg(long, default_value_t = 0.0)]
     pub wait_ready: f64,
+    /// Health-check the URLs as a load balancer does: GET each one's /readyz (token) or
+    /// /healthz every MS milliseconds, and send no request to one whose last check did not
+    /// answer 200 (when none did, requests go round-robin as without checks). 0: off.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub health_check_ms: u64,
     /// A server process to watch: peak RSS (VmHWM) and CPU time; repeat for several.
     #[arg(long = "server-pid")]
     pub server_pids: Vec<u32>,

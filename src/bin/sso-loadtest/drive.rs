@@ -1,7 +1,8 @@
 //! Drives the endpoint: C keep-alive connections, closed loop (each sends its next request when
 //! the last is answered) or open loop (request `i` is due at `start + i / rate`, whoever sends
 //! it, and its latency counts from that due time, so a slow server cannot hide its queue:
-//! no coordinated omission). Requests go round-robin over the targets.
+//! no coordinated omission). Requests go round-robin over the targets, skipping those that
+//! fail their health checks when there are checks ([`HealthCheck`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -12,7 +13,7 @@ use indicatif::ProgressBar;
 use sso_token::clock::unix_now;
 use tokio::sync::Semaphore;
 
-use crate::http::{Conn, HttpError, Target};
+use crate::http::{Conn, HttpError, Target, answers_200};
 use crate::plan::{Template, TokenPlan};
 use crate::tally::Tally;
 use crate::verify::Checker;
@@ -47,6 +48,15 @@ pub struct Config {
     pub timeout: Duration,
     /// Keep every answered request's due time and latency ([`Outcome::trace`]).
     pub trace: bool,
+    pub health_check: Option<HealthCheck>,
+}
+
+/// A load balancer's active health check: each target is probed every `every`; one whose
+/// last probe did not answer 200 gets no requests, as a balancer takes a replica out while it
+/// stops (`server.shutdown_delay_ms`) or is down.
+pub struct HealthCheck {
+    pub every: Duration,
+    pub path: &'static str,
 }
 
 pub struct Outcome {
@@ -71,6 +81,8 @@ struct Shared {
     done: AtomicU64,
     codes_sent: AtomicUsize,
     exhausted: AtomicBool,
+    /// Per target: whether its last health check passed (always, without checks).
+    healthy: Vec<AtomicBool>,
 }
 
 /// Which code request `i` sends, and whether it is one of a deliberate replay pair.
@@ -116,6 +128,7 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
         .map(|_| Tally::new().traced(config.trace))
         .collect();
     let paced = config.rate.is_some();
+    let targets = config.targets.len();
     let shared = Arc::new(Shared {
         due: paced.then(|| Semaphore::new(0)),
         config,
@@ -126,7 +139,10 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
         done: AtomicU64::new(0),
         codes_sent: AtomicUsize::new(0),
         exhausted: AtomicBool::new(false),
+        healthy: (0..targets).map(|_| AtomicBool::new(true)).collect(),
     });
+    let checker = (shared.config.health_check.as_ref())
+        .map(|_| tokio::spawn(check_health(Arc::clone(&shared))));
     let workers: Vec<_> = pools
         .into_iter()
         .zip(tallies)
@@ -144,6 +160,9 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
     let elapsed = shared.start.elapsed();
     shared.stop.store(true, Relaxed);
     ticker.abort();
+    if let Some(checker) = checker {
+        checker.abort();
+    }
     if let Some(pacer) = pacer {
         pacer
             .join()
@@ -186,6 +205,41 @@ async fn tick(shared: Arc<Shared>, progress: ProgressBar) {
 
 type Pool = Vec<Option<(Conn, Instant)>>;
 
+/// The target of request `i`: round-robin over the healthy targets (over all when none is).
+fn target_of(i: u64, healthy: &[AtomicBool]) -> usize {
+    let n = healthy.len();
+    let first = (i % n as u64) as usize;
+    (0..n)
+        .map(|k| (first + k) % n)
+        .find(|&t| healthy[t].load(Relaxed))
+        .unwrap_or(first)
+}
+
+/// Probes every target each `every`, one at a time, and records whether it answered 200.
+async fn check_health(shared: Arc<Shared>) {
+    let Some(check) = &shared.config.health_check else {
+        return;
+    };
+    let probes: Vec<Vec<u8>> = (shared.config.targets.iter())
+        .map(|target| {
+            let mut request = Vec::new();
+            Template::get(target, check.path).write("", &mut request);
+            request
+        })
+        .collect();
+    let mut interval = tokio::time::interval(check.every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        for ((target, probe), healthy) in (shared.config.targets.iter())
+            .zip(&probes)
+            .zip(&shared.healthy)
+        {
+            healthy.store(answers_200(target, probe).await, Relaxed);
+        }
+    }
+}
+
 async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally {
     let config = &shared.config;
     let mut request = Vec::with_capacity(1024);
@@ -213,7 +267,7 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally
         if deadline.is_some_and(|d| due >= d) {
             break;
         }
-        let t = (i % config.targets.len() as u64) as usize;
+        let t = target_of(i, &shared.healthy);
         let (code_index, paired) = match &shared.work {
             Work::Token {
                 plan,
@@ -373,6 +427,19 @@ mod tests {
         );
         assert_eq!(codes_for(8, 4), 6);
         assert_eq!(code_of(5, 0), (5, false));
+    }
+
+    #[test]
+    fn requests_go_round_robin_over_the_healthy_targets_or_over_all_when_none_is() {
+        let health = |flags: &[bool]| -> Vec<AtomicBool> {
+            flags.iter().map(|&f| AtomicBool::new(f)).collect()
+        };
+        let targets = |healthy: &[AtomicBool]| -> Vec<usize> {
+            (0..6).map(|i| target_of(i, healthy)).collect()
+        };
+        assert_eq!(targets(&health(&[true, true, true])), [0, 1, 2, 0, 1, 2]);
+        assert_eq!(targets(&health(&[true, false, true])), [0, 2, 2, 0, 2, 2]);
+        assert_eq!(targets(&health(&[false, false])), [0, 1, 0, 1, 0, 1]);
     }
 
     #[test]

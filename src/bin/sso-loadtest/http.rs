@@ -180,6 +180,16 @@ impl Conn {
     }
 }
 
+/// Whether `request` (a probe) gets a 200 from `target` on a new connection within a second.
+pub async fn answers_200(target: &Target, request: &[u8]) -> bool {
+    let attempt = async {
+        let mut conn = Conn::connect(target.addr).await?;
+        conn.send(request).await.map(|r| r.status)
+    };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(1), attempt).await;
+    matches!(status, Ok(Ok(200)))
+}
+
 fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);

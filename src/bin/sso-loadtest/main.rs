@@ -31,8 +31,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sso_token::config::Settings;
 
 use crate::cli::{Cli, Command, Endpoint, RunArgs};
-use crate::drive::{Config, Work};
-use crate::http::{Conn, Target};
+use crate::drive::{Config, HealthCheck, Work};
+use crate::http::{Target, answers_200};
 use crate::plan::{Template, TokenPlan};
 use crate::report::{Latency, RedisUse, Summary};
 use crate::verify::SignatureCheck;
@@ -111,6 +111,10 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         rate: args.rate,
         timeout: Duration::from_secs_f64(args.timeout),
         trace: args.trace.is_some(),
+        health_check: (args.health_check_ms > 0).then(|| HealthCheck {
+            every: Duration::from_millis(args.health_check_ms),
+            path: probe_path(args.endpoint),
+        }),
     };
     let mut warm = None;
     let mut recheck = None;
@@ -338,6 +342,7 @@ async fn recheck_codes(
         rate: None,
         timeout: Duration::from_secs_f64(args.timeout),
         trace: false,
+        health_check: None,
     };
     let work = Work::Token {
         plan: Arc::clone(plan),
@@ -365,29 +370,31 @@ async fn warm_up(
         rate: None,
         timeout: Duration::from_secs_f64(args.timeout),
         trace: false,
+        health_check: None,
     };
     let outcome = drive::drive(config, work, bar(args, args.warmup, "warming up")).await?;
     let rate = outcome.tally.successes as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
     Ok((outcome.tally, rate))
 }
 
-/// Polls each target until it answers 200 to `/readyz` (token runs need Redis) or `/healthz`.
-async fn wait_ready(targets: &[Target], endpoint: Endpoint, secs: f64) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let path = match endpoint {
+/// What tells that a target can take the run's requests: `/readyz` for exchanges (they need
+/// Redis), `/healthz` for `/healthz`.
+fn probe_path(endpoint: Endpoint) -> &'static str {
+    match endpoint {
         Endpoint::Token => "/readyz",
         Endpoint::Healthz => "/healthz",
-    };
+    }
+}
+
+/// Polls each target until its probe answers 200.
+async fn wait_ready(targets: &[Target], endpoint: Endpoint, secs: f64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let path = probe_path(endpoint);
     for target in targets {
         let mut request = Vec::new();
         Template::get(target, path).write("", &mut request);
         loop {
-            let attempt = async {
-                let mut conn = Conn::connect(target.addr).await?;
-                conn.send(&request).await.map(|r| r.status)
-            };
-            let status = tokio::time::timeout(Duration::from_secs(1), attempt).await;
-            if matches!(status, Ok(Ok(200))) {
+            if answers_200(target, &request).await {
                 break;
             }
             if Instant::now() >= deadline {
