@@ -125,6 +125,10 @@ pub struct ServerSettings {
     pub slot_wait_ms: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// After SIGTERM, how long to go on serving, unready, before closing the listener: time
+    /// for load balancers to stop sending requests here (see `shutdown`). Milliseconds.
+    #[serde(default)]
+    pub shutdown_delay_ms: u64,
     /// Serve HTTPS instead of HTTP; absent: plain HTTP (TLS ends at the load balancer).
     #[serde(default)]
     pub tls: Option<TlsSettings>,
@@ -630,6 +634,9 @@ impl Settings {
         }
         if !(1..=600_000).contains(&self.server.slot_wait_ms) {
             return invalid("server.slot_wait_ms", "must be between 1 and 600000");
+        }
+        if self.server.shutdown_delay_ms > 600_000 {
+            return invalid("server.shutdown_delay_ms", "must be at most 600000");
         }
         if self.redis.pool_size == 0 {
             return invalid("redis.pool_size", "must be at least 1");

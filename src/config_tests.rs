@@ -347,6 +347,23 @@ fn codes_live_ten_minutes_at_most_by_default_and_an_hour_at_most_by_choice() {
 }
 
 #[test]
+fn the_shutdown_delay_is_off_by_default_and_ten_minutes_at_most() {
+    assert_eq!(shipped().server.shutdown_delay_ms, 0);
+    for (delay, valid) in [(15_000, true), (600_000, true), (600_001, false)] {
+        let mut settings = shipped();
+        settings.server.shutdown_delay_ms = delay;
+        match settings.validate() {
+            Ok(_) => assert!(valid, "{delay} was accepted"),
+            Err(ConfigError::Invalid { setting, .. }) => {
+                assert!(!valid, "{delay} was refused");
+                assert_eq!(setting, "server.shutdown_delay_ms");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
 fn a_trusted_proxy_that_is_no_address_or_network_is_refused_up_front() {
     let mut settings = shipped();
     settings.throttle.trusted_proxies = urls(&["10.0.0.0/8", "fd00::/8", "192.168.1.7"]);

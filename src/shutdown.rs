@@ -1,13 +1,88 @@
-//! Stopping on SIGTERM or SIGINT: no new connections, in-flight requests get up to
-//! `server.shutdown_timeout_secs` to finish, then the metrics listener stops; a second signal
+//! Stopping on SIGTERM or SIGINT. From the signal on, `/readyz` answers 503 and every answer
+//! closes its connection ([`Draining`]). On SIGTERM the server then goes on serving for
+//! `server.shutdown_delay_ms`, time for load balancers to see it unready and send the next
+//! requests elsewhere. Then: no new connections, in-flight requests get up to
+//! `server.shutdown_timeout_secs` to finish, then the metrics listener stops. A second signal
 //! ends the process at once.
+//!
+//! The delay exists because closing is racy in HTTP/1.1: when a server closes an idle
+//! keep-alive connection (actix does so at a graceful stop) just as a client sends a request
+//! on it, that request gets no answer, and a client cannot safely resend a POST. A balancer
+//! that has stopped routing to us by then sends nothing on those connections. SIGINT is a
+//! person at a terminal: no delay.
 //!
 //! actix-server's own signal handling is off on both servers: it makes SIGINT a forced stop,
 //! and after a signal-triggered stop it stops the whole actix system, so the metrics server,
 //! idle and done first, cut the main server's grace short, dropping answers to spent codes.
 
-use actix_web::dev::ServerHandle;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// Set once a stop has begun; shared by the probe, the middleware and the signal task.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn begin(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// `wrap_fn` middleware: while draining, every answer carries `Connection: close` and ends
+/// its connection once written, so no client is left holding an idle connection that the
+/// stop would close under it.
+pub fn close_when_draining<S, B>(
+    draining: &Draining,
+    request: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let draining = draining.clone();
+    let answer = service.call(request);
+    async move {
+        let mut answer = answer.await?;
+        if draining.is_on() {
+            (answer.response_mut().head_mut()).set_connection_type(ConnectionType::Close);
+        }
+        Ok(answer)
+    }
+}
+
+/// How the server stops after a signal.
+pub struct StopPlan {
+    pub draining: Draining,
+    /// SIGTERM only: how long to keep serving, unready, before closing the listener.
+    pub delay: Duration,
+    /// For in-flight requests once the listener is closed.
+    pub grace_secs: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Terminate,
+    Interrupt,
+}
+
+impl Stop {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Terminate => "SIGTERM",
+            Self::Interrupt => "SIGINT",
+        }
+    }
+}
 
 /// The signals that stop the server, listened for from the moment it is built.
 pub struct StopSignals {
@@ -34,26 +109,38 @@ impl StopSignals {
         }
     }
 
-    async fn next(&mut self) -> &'static str {
+    async fn next(&mut self) -> Stop {
         tokio::select! {
-            Some(()) = self.terminate.recv() => "SIGTERM",
-            Some(()) = self.interrupt.recv() => "SIGINT",
+            Some(()) = self.terminate.recv() => Stop::Terminate,
+            Some(()) = self.interrupt.recv() => Stop::Interrupt,
             else => std::future::pending().await,
         }
     }
 }
 
-/// Waits for the first signal, then stops `server` gracefully and `metrics` after it. A second
-/// signal during the grace ends the process.
+/// Waits for the first signal, drains (after SIGTERM, for `plan.delay`), then stops `server`
+/// gracefully and `metrics` after it. A second signal meanwhile ends the process.
 pub async fn stop_on_signal(
     mut signals: StopSignals,
     server: ServerHandle,
     metrics: Option<ServerHandle>,
-    grace_secs: u64,
+    plan: StopPlan,
 ) {
-    let name = signals.next().await;
-    log::info!("{name}: no new connections; in-flight requests have up to {grace_secs} s");
+    let stop = signals.next().await;
+    let name = stop.name();
+    plan.draining.begin();
     let graceful = async {
+        if stop == Stop::Terminate && !plan.delay.is_zero() {
+            log::info!(
+                "{name}: unready; serving {} ms more before closing the listener",
+                plan.delay.as_millis()
+            );
+            tokio::time::sleep(plan.delay).await;
+        }
+        log::info!(
+            "{name}: no new connections; in-flight requests have up to {} s",
+            plan.grace_secs
+        );
         server.stop(true).await;
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
@@ -63,7 +150,7 @@ pub async fn stop_on_signal(
         // The process ends when the servers have stopped (`Application::run_until_stopped`).
         () = graceful => {}
         again = signals.next() => {
-            log::warn!("{again} during the grace: stopping at once");
+            log::warn!("{} while stopping: stopping at once", again.name());
             std::process::exit(1);
         }
     }

@@ -21,7 +21,7 @@ use crate::routes::{
     ACCESS_LOG_TARGET, LoggedClient, access_log_on, discovery, health, introspect, metrics, token,
     unread_body, userinfo,
 };
-use crate::shutdown::{self, StopSignals};
+use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
 
@@ -69,7 +69,7 @@ pub struct Application {
     hangups: Option<Signal>,
     /// Installed by `build` too: a SIGTERM that comes early is a graceful stop as well.
     stops: Option<StopSignals>,
-    grace_secs: u64,
+    stop_plan: StopPlan,
     /// Its failover watchers start with the server (Sentinel mode).
     store: Store,
 }
@@ -146,9 +146,16 @@ impl Application {
         // lines would be dropped anyway (RUST_LOG=warn, as in the benchmarks).
         let logging = access_log_on();
         let app_exchange = exchange.clone();
+        let draining = Draining::default();
+        let draining_data = web::Data::new(draining.clone());
+        let app_draining = draining.clone();
         let mut server = HttpServer::new(move || {
             let recorder = Arc::clone(&app_exchange.metrics);
+            let draining = app_draining.clone();
             let app = App::new()
+                .wrap_fn(move |request, service| {
+                    shutdown::close_when_draining(&draining, request, service)
+                })
                 .wrap_fn(unread_body::hold_chunked_body)
                 .wrap(Condition::new(logging, access_log()))
                 .wrap_fn(move |request, service| {
@@ -168,6 +175,7 @@ impl Application {
                 .app_data(limit.clone())
                 .app_data(store_data.clone())
                 .app_data(metrics_data.clone())
+                .app_data(draining_data.clone())
                 .service(http::post(TOKEN_PATH, token::access_token))
                 .service(http::post(INTROSPECT_PATH, introspect::introspect))
                 .service(http::post(REVOKE_PATH, introspect::revoke))
@@ -209,7 +217,11 @@ impl Application {
             metrics,
             hangups,
             stops,
-            grace_secs: settings.server.shutdown_timeout_secs,
+            stop_plan: StopPlan {
+                draining,
+                delay: Duration::from_millis(settings.server.shutdown_delay_ms),
+                grace_secs: settings.server.shutdown_timeout_secs,
+            },
             store,
         })
     }
@@ -238,7 +250,7 @@ impl Application {
         if let Some(stops) = self.stops {
             let metrics = self.metrics.as_ref().map(|(_, metrics)| metrics.handle());
             let stop =
-                shutdown::stop_on_signal(stops, self.server.handle(), metrics, self.grace_secs);
+                shutdown::stop_on_signal(stops, self.server.handle(), metrics, self.stop_plan);
             tokio::spawn(stop);
         }
         let stopped = match self.metrics {

@@ -1,8 +1,10 @@
-//! Probes for the load balancer: `/healthz` (the process answers) and `/readyz` (Redis too).
+//! Probes for the load balancer: `/healthz` (the process answers) and `/readyz` (Redis too, and
+//! not stopping).
 
 use actix_web::{HttpResponse, web};
 
 use crate::metrics::{Metrics, RedisOp};
+use crate::shutdown::Draining;
 use crate::store::Store;
 
 pub async fn healthz() -> HttpResponse {
@@ -11,7 +13,16 @@ pub async fn healthz() -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
-pub async fn readyz(store: web::Data<Store>, metrics: web::Data<Metrics>) -> HttpResponse {
+pub async fn readyz(
+    store: web::Data<Store>,
+    metrics: web::Data<Metrics>,
+    draining: web::Data<Draining>,
+) -> HttpResponse {
+    if draining.is_on() {
+        return HttpResponse::ServiceUnavailable()
+            .content_type("application/json")
+            .body(r#"{"status":"shutting down"}"#);
+    }
     match metrics.redis(RedisOp::Ping, store.ping()).await {
         Ok(()) => HttpResponse::Ok()
             .content_type("application/json")
