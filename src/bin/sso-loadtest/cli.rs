@@ -130,8 +130,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0.0)]
     pub wait_ready: f64,
     /// Health-check the URLs as a load balancer does: GET each one's /readyz (token) or
-    /// /healthz every MS milliseconds, and send no request to one whose last check did not
-    /// answer 200 (when none did, requests go round-robin as without checks). 0: off.
+    /// /healthz every MS milliseconds, all at once, and send no request to one whose last
+    /// check did not answer 200 within MS (one failed check takes a URL out, one passed check
+    /// brings it back; when none passed, requests go round-robin as without checks). 0: off.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub health_check_ms: u64,
     /// A server process to watch: peak RSS (VmHWM) and CPU time; repeat for several.

@@ -207,15 +207,20 @@ type Pool = Vec<Option<(Conn, Instant)>>;
 
 /// The target of request `i`: round-robin over the healthy targets (over all when none is).
 fn target_of(i: u64, healthy: &[AtomicBool]) -> usize {
-    let n = healthy.len();
-    let first = (i % n as u64) as usize;
-    (0..n)
-        .map(|k| (first + k) % n)
-        .find(|&t| healthy[t].load(Relaxed))
-        .unwrap_or(first)
+    let up = healthy.iter().filter(|h| h.load(Relaxed)).count();
+    if up == 0 {
+        return (i % healthy.len() as u64) as usize;
+    }
+    let nth = (i % up as u64) as usize;
+    (healthy.iter().enumerate())
+        .filter(|(_, h)| h.load(Relaxed))
+        .nth(nth)
+        .map_or(0, |(t, _)| t)
 }
 
-/// Probes every target each `every`, one at a time, and records whether it answered 200.
+/// Probes every target each `every`, all at once, and records whether each answered 200
+/// within `every` (a balancer's timeout is below its interval), so that one slow target does
+/// not hold back what is known of the others.
 async fn check_health(shared: Arc<Shared>) {
     let Some(check) = &shared.config.health_check else {
         return;
@@ -231,12 +236,13 @@ async fn check_health(shared: Arc<Shared>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        for ((target, probe), healthy) in (shared.config.targets.iter())
+        let checks = (shared.config.targets.iter())
             .zip(&probes)
             .zip(&shared.healthy)
-        {
-            healthy.store(answers_200(target, probe).await, Relaxed);
-        }
+            .map(|((target, probe), healthy)| async move {
+                healthy.store(answers_200(target, probe, check.every).await, Relaxed);
+            });
+        futures_util::future::join_all(checks).await;
     }
 }
 
@@ -438,7 +444,7 @@ mod tests {
             (0..6).map(|i| target_of(i, healthy)).collect()
         };
         assert_eq!(targets(&health(&[true, true, true])), [0, 1, 2, 0, 1, 2]);
-        assert_eq!(targets(&health(&[true, false, true])), [0, 2, 2, 0, 2, 2]);
+        assert_eq!(targets(&health(&[true, false, true])), [0, 2, 0, 2, 0, 2]);
         assert_eq!(targets(&health(&[false, false])), [0, 1, 0, 1, 0, 1]);
     }
 

@@ -180,13 +180,13 @@ impl Conn {
     }
 }
 
-/// Whether `request` (a probe) gets a 200 from `target` on a new connection within a second.
-pub async fn answers_200(target: &Target, request: &[u8]) -> bool {
+/// Whether `request` (a probe) gets a 200 from `target` on a new connection within `within`.
+pub async fn answers_200(target: &Target, request: &[u8], within: std::time::Duration) -> bool {
     let attempt = async {
         let mut conn = Conn::connect(target.addr).await?;
         conn.send(request).await.map(|r| r.status)
     };
-    let status = tokio::time::timeout(std::time::Duration::from_secs(1), attempt).await;
+    let status = tokio::time::timeout(within, attempt).await;
     matches!(status, Ok(Ok(200)))
 }
 

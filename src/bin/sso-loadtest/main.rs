@@ -394,7 +394,7 @@ async fn wait_ready(targets: &[Target], endpoint: Endpoint, secs: f64) -> anyhow
         let mut request = Vec::new();
         Template::get(target, path).write("", &mut request);
         loop {
-            if answers_200(target, &request).await {
+            if answers_200(target, &request, Duration::from_secs(1)).await {
                 break;
             }
             if Instant::now() >= deadline {
