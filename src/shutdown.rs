@@ -3,7 +3,7 @@
 //! `server.shutdown_delay_ms`, time for load balancers to see it unready and send the next
 //! requests elsewhere. Then: no new connections, in-flight requests get up to
 //! `server.shutdown_timeout_secs` to finish, then the metrics listener stops. A second signal
-//! ends the process at once.
+//! ends the delay, or, during the grace, the process.
 //!
 //! The delay exists because closing is racy in HTTP/1.1: when a server closes an idle
 //! keep-alive connection (actix does so at a graceful stop) just as a client sends a request
@@ -119,7 +119,9 @@ impl StopSignals {
 }
 
 /// Waits for the first signal, drains (after SIGTERM, for `plan.delay`), then stops `server`
-/// gracefully and `metrics` after it. A second signal meanwhile ends the process.
+/// gracefully and `metrics` after it. A second signal during the delay ends the delay (some
+/// supervisors repeat SIGTERM: that must not drop requests); one during the grace ends the
+/// process.
 pub async fn stop_on_signal(
     mut signals: StopSignals,
     server: ServerHandle,
@@ -129,14 +131,17 @@ pub async fn stop_on_signal(
     let stop = signals.next().await;
     let name = stop.name();
     plan.draining.begin();
-    let graceful = async {
-        if stop == Stop::Terminate && !plan.delay.is_zero() {
-            log::info!(
-                "{name}: unready; serving {} ms more before closing the listener",
-                plan.delay.as_millis()
-            );
-            tokio::time::sleep(plan.delay).await;
+    if stop == Stop::Terminate && !plan.delay.is_zero() {
+        log::info!(
+            "{name}: unready; serving {} ms more before closing the listener",
+            plan.delay.as_millis()
+        );
+        tokio::select! {
+            () = tokio::time::sleep(plan.delay) => {}
+            again = signals.next() => log::info!("{}: the delay ends now", again.name()),
         }
+    }
+    let graceful = async {
         log::info!(
             "{name}: no new connections; in-flight requests have up to {} s",
             plan.grace_secs
@@ -150,7 +155,7 @@ pub async fn stop_on_signal(
         // The process ends when the servers have stopped (`Application::run_until_stopped`).
         () = graceful => {}
         again = signals.next() => {
-            log::warn!("{} while stopping: stopping at once", again.name());
+            log::warn!("{} during the grace: stopping at once", again.name());
             std::process::exit(1);
         }
     }

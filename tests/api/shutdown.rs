@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
+use sso_token::config::Settings;
 use sso_token::startup::TOKEN_PATH;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::helpers::{APP, Answer, http_client, json_request, test_settings};
 use crate::redis_server::RedisServer;
@@ -51,7 +54,6 @@ async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     let answer = Answer::of(response).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(answer.json["access_token"].is_string(), "{}", answer.text);
-    assert_eq!(answer.header("connection"), Some("close"));
     let status = tokio::task::spawn_blocking(move || server.exit_within(Duration::from_secs(10)))
         .await
         .unwrap()
@@ -70,52 +72,115 @@ async fn sigint_lets_the_exchange_in_flight_finish() {
 }
 
 /// Status and `Connection` header of a GET of `path`.
-async fn probe(client: &reqwest::Client, base: &str, path: &str) -> (u16, Option<String>) {
-    let answer = Answer::of(client.get(format!("{base}{path}")).send().await.unwrap()).await;
+async fn probe(base: &str, path: &str) -> (u16, Option<String>) {
+    let answer = Answer::of(
+        http_client()
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     (
         answer.status,
         answer.header("connection").map(str::to_owned),
     )
 }
 
-async fn exchange(client: &reqwest::Client, server: &ServerProcess, code: &str) -> Answer {
-    let url = format!("{}{TOKEN_PATH}", server.base);
-    let response = client
-        .post(url)
-        .json(&json_request(&APP, code))
-        .send()
-        .await;
-    Answer::of(response.expect("an answer during the delay")).await
+/// A keep-alive connection of the test's own, so that its reuse is certain.
+struct RawConn(TcpStream);
+
+impl RawConn {
+    async fn open(base: &str) -> Self {
+        Self(
+            TcpStream::connect(base.trim_start_matches("http://"))
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// Sends one request and reads its answer: status, head (lower case) and body.
+    async fn send(&mut self, method: &str, path: &str, body: &str) -> (u16, String, String) {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.0.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                let head = head.to_ascii_lowercase();
+                let length = (head.lines())
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                if rest.len() >= length {
+                    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+                    return (status, head, rest.to_owned());
+                }
+            }
+            let n = tokio::time::timeout(Duration::from_secs(5), self.0.read(&mut buf))
+                .await
+                .expect("an answer within 5 s")
+                .expect("the connection holds");
+            assert!(n > 0, "closed before a full answer: {text}");
+            raw.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Whether the server closes the connection within 2 s.
+    async fn closed_by_server(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(2), self.0.read(&mut buf)).await;
+        matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+    }
+}
+
+/// A server with `shutdown_delay_ms` = `delay_ms` on a Redis of its own, and its settings.
+fn server_with_delay(redis: &RedisServer, delay_ms: u64) -> (ServerProcess, Settings) {
+    let mut settings = test_settings();
+    settings.redis.url = redis.url();
+    settings.server.shutdown_delay_ms = delay_ms;
+    (ServerProcess::start(&config_dir(&settings, &[])), settings)
 }
 
 #[tokio::test]
 async fn after_sigterm_the_server_serves_unready_for_the_delay_closing_each_connection() {
     const DELAY_MS: u64 = 3000;
     let redis = RedisServer::start();
-    let mut settings = test_settings();
-    settings.redis.url = redis.url();
-    settings.server.shutdown_delay_ms = DELAY_MS;
-    let mut server = ServerProcess::start(&config_dir(&settings, &[]));
-    // A client that holds a keep-alive connection from before the signal.
-    let holder = http_client();
-    assert_eq!(probe(&holder, &server.base, "/readyz").await, (200, None));
+    let (mut server, settings) = server_with_delay(&redis, DELAY_MS);
+    // A client holding a keep-alive connection from before the signal.
+    let mut held = RawConn::open(&server.base).await;
+    let (status, head, _) = held.send("GET", "/readyz", "").await;
+    assert_eq!(status, 200);
+    assert!(!head.contains("connection: close"), "{head}");
 
     server.signal("TERM");
     server.wait_for_log("SIGTERM: unready");
     let unready_at = Instant::now();
 
-    // A balancer's probe sees it unready; requests still get answers, on old connections and
-    // new ones, each answer closing its connection.
-    let (status, connection) = probe(&http_client(), &server.base, "/readyz").await;
+    // A balancer's probe sees it unready; requests still get answers, on the old connection
+    // and on new ones, and each answer ends its connection.
+    let (status, connection) = probe(&server.base, "/readyz").await;
     assert_eq!((status, connection.as_deref()), (503, Some("close")));
-    for client in [&holder, &http_client()] {
-        let answer = exchange(client, &server, &write_code(&settings).await).await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        assert_eq!(answer.header("connection"), Some("close"));
-    }
+    let body = json_request(&APP, &write_code(&settings).await).to_string();
+    let (status, head, text) = held.send("POST", TOKEN_PATH, &body).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(head.contains("connection: close"), "{head}");
     assert!(
-        unready_at.elapsed() < Duration::from_millis(DELAY_MS / 2),
-        "checks took too long"
+        held.closed_by_server().await,
+        "the old connection is closed after its answer"
+    );
+    let mut fresh = RawConn::open(&server.base).await;
+    let body = json_request(&APP, &write_code(&settings).await).to_string();
+    let (status, head, text) = fresh.send("POST", TOKEN_PATH, &body).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        unready_at.elapsed() < Duration::from_millis(DELAY_MS - 300),
+        "the checks outlasted the delay: they prove nothing"
     );
 
     server.wait_for_log("SIGTERM: no new connections");
@@ -132,12 +197,29 @@ async fn after_sigterm_the_server_serves_unready_for_the_delay_closing_each_conn
 }
 
 #[tokio::test]
+async fn a_second_sigterm_ends_the_delay_and_the_stop_stays_graceful() {
+    let redis = RedisServer::start();
+    let (mut server, _) = server_with_delay(&redis, 60_000);
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM: unready");
+
+    server.signal("TERM");
+
+    server.wait_for_log("SIGTERM: no new connections");
+    let status = tokio::task::spawn_blocking(move || server.exit_within(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .expect("the stop goes on without the rest of the delay");
+    assert!(
+        status.success(),
+        "a graceful stop, not the forced one: {status:?}"
+    );
+}
+
+#[tokio::test]
 async fn sigint_does_not_wait_for_the_delay() {
     let redis = RedisServer::start();
-    let mut settings = test_settings();
-    settings.redis.url = redis.url();
-    settings.server.shutdown_delay_ms = 60_000;
-    let mut server = ServerProcess::start(&config_dir(&settings, &[]));
+    let (mut server, _) = server_with_delay(&redis, 60_000);
 
     server.signal("INT");
 
