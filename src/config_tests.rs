@@ -328,38 +328,34 @@ fn a_wait_needs_only_to_end_before_the_redis_timeout_on_every_topology() {
     }
 }
 
+/// The shipped settings with `change` made: `None` when they are valid, else the refused setting.
+fn refusal(change: impl FnOnce(&mut Settings)) -> Option<&'static str> {
+    let mut settings = shipped();
+    change(&mut settings);
+    match settings.validate() {
+        Ok(_) => None,
+        Err(ConfigError::Invalid { setting, .. }) => Some(setting),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[test]
 fn codes_live_ten_minutes_at_most_by_default_and_an_hour_at_most_by_choice() {
-    let settings = shipped();
-    assert_eq!(settings.token.code_max_age_secs, 600);
-    for (max_age, valid) in [(0, true), (3600, true), (3601, false)] {
-        let mut settings = shipped();
-        settings.token.code_max_age_secs = max_age;
-        match settings.validate() {
-            Ok(_) => assert!(valid, "{max_age} was accepted"),
-            Err(ConfigError::Invalid { setting, .. }) => {
-                assert!(!valid, "{max_age} was refused");
-                assert_eq!(setting, "token.code_max_age_secs");
-            }
-            Err(e) => panic!("{e}"),
-        }
+    assert_eq!(shipped().token.code_max_age_secs, 600);
+    let refused = Some("token.code_max_age_secs");
+    for (max_age, expected) in [(0, None), (3600, None), (3601, refused)] {
+        let got = refusal(|s| s.token.code_max_age_secs = max_age);
+        assert_eq!(got, expected, "code_max_age_secs = {max_age}");
     }
 }
 
 #[test]
 fn the_shutdown_delay_is_off_by_default_and_ten_minutes_at_most() {
     assert_eq!(shipped().server.shutdown_delay_ms, 0);
-    for (delay, valid) in [(15_000, true), (600_000, true), (600_001, false)] {
-        let mut settings = shipped();
-        settings.server.shutdown_delay_ms = delay;
-        match settings.validate() {
-            Ok(_) => assert!(valid, "{delay} was accepted"),
-            Err(ConfigError::Invalid { setting, .. }) => {
-                assert!(!valid, "{delay} was refused");
-                assert_eq!(setting, "server.shutdown_delay_ms");
-            }
-            Err(e) => panic!("{e}"),
-        }
+    let refused = Some("server.shutdown_delay_ms");
+    for (delay, expected) in [(15_000, None), (600_000, None), (600_001, refused)] {
+        let got = refusal(|s| s.server.shutdown_delay_ms = delay);
+        assert_eq!(got, expected, "shutdown_delay_ms = {delay}");
     }
 }
 

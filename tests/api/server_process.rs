@@ -101,6 +101,15 @@ impl ServerProcess {
         }
     }
 
+    /// Waits, off the runtime's threads, for the process to end within `within`; panics with
+    /// `why` if it does not.
+    pub async fn exits_within(mut self, within: Duration, why: &'static str) -> ExitStatus {
+        tokio::task::spawn_blocking(move || self.exit_within(within))
+            .await
+            .expect("the waiting thread")
+            .unwrap_or_else(|| panic!("still running after {within:?}: {why}"))
+    }
+
     pub async fn kids(&self) -> Vec<String> {
         let response = http_client()
             .get(format!("{}{JWKS_PATH}", self.base))

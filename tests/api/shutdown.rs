@@ -25,7 +25,7 @@ async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     settings.redis.timeout_ms = 8000;
     settings.server.shutdown_timeout_secs = 10;
     settings.metrics.listen = metrics_listen.into();
-    let mut server = ServerProcess::start(&config_dir(&settings, &[]));
+    let server = ServerProcess::start(&config_dir(&settings, &[]));
     let code = write_code(&settings).await;
     let client = redis::Client::open(redis.url()).unwrap();
     let mut pauser = client.get_multiplexed_async_connection().await.unwrap();
@@ -54,10 +54,12 @@ async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     let answer = Answer::of(response).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(answer.json["access_token"].is_string(), "{}", answer.text);
-    let status = tokio::task::spawn_blocking(move || server.exit_within(Duration::from_secs(10)))
-        .await
-        .unwrap()
-        .expect("the server ends once its requests are answered");
+    let status = server
+        .exits_within(
+            Duration::from_secs(10),
+            "the server ends once its requests are answered",
+        )
+        .await;
     assert!(status.success(), "{status:?}");
 }
 
@@ -150,7 +152,7 @@ fn server_with_delay(redis: &RedisServer, delay_ms: u64) -> (ServerProcess, Sett
 async fn after_sigterm_the_server_serves_unready_for_the_delay_closing_each_connection() {
     const DELAY_MS: u64 = 3000;
     let redis = RedisServer::start();
-    let (mut server, settings) = server_with_delay(&redis, DELAY_MS);
+    let (server, settings) = server_with_delay(&redis, DELAY_MS);
     // A client holding a keep-alive connection from before the signal.
     let mut held = RawConn::open(&server.base).await;
     let (status, head, _) = held.send("GET", "/readyz", "").await;
@@ -189,27 +191,28 @@ async fn after_sigterm_the_server_serves_unready_for_the_delay_closing_each_conn
         delay >= Duration::from_millis(DELAY_MS - 300),
         "listener closed after {delay:?}"
     );
-    let status = tokio::task::spawn_blocking(move || server.exit_within(Duration::from_secs(10)))
-        .await
-        .unwrap()
-        .expect("the server ends after the delay");
+    let status = server
+        .exits_within(Duration::from_secs(10), "the server ends after the delay")
+        .await;
     assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]
 async fn a_second_sigterm_ends_the_delay_and_the_stop_stays_graceful() {
     let redis = RedisServer::start();
-    let (mut server, _) = server_with_delay(&redis, 60_000);
+    let (server, _) = server_with_delay(&redis, 60_000);
     server.signal("TERM");
     server.wait_for_log("SIGTERM: unready");
 
     server.signal("TERM");
 
     server.wait_for_log("SIGTERM: no new connections");
-    let status = tokio::task::spawn_blocking(move || server.exit_within(Duration::from_secs(5)))
-        .await
-        .unwrap()
-        .expect("the stop goes on without the rest of the delay");
+    let status = server
+        .exits_within(
+            Duration::from_secs(5),
+            "the stop goes on without the rest of the delay",
+        )
+        .await;
     assert!(
         status.success(),
         "a graceful stop, not the forced one: {status:?}"
@@ -219,13 +222,15 @@ async fn a_second_sigterm_ends_the_delay_and_the_stop_stays_graceful() {
 #[tokio::test]
 async fn sigint_does_not_wait_for_the_delay() {
     let redis = RedisServer::start();
-    let (mut server, _) = server_with_delay(&redis, 60_000);
+    let (server, _) = server_with_delay(&redis, 60_000);
 
     server.signal("INT");
 
-    let status = tokio::task::spawn_blocking(move || server.exit_within(Duration::from_secs(5)))
-        .await
-        .unwrap()
-        .expect("SIGINT stops the server without the SIGTERM delay");
+    let status = server
+        .exits_within(
+            Duration::from_secs(5),
+            "SIGINT stops the server without the SIGTERM delay",
+        )
+        .await;
     assert!(status.success(), "{status:?}");
 }
