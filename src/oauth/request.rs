@@ -359,18 +359,23 @@ pub(super) fn credentials(
             (id.into_owned(), Sensitive::new(secret), false)
         }
     };
-    if id.len() > MAX_CLIENT_ID {
-        return Err(OAuthError::invalid_request("client_id is too long"));
-    }
     // A wrong secret like any other (RFC 6749 §5.2; with Basic, 401 and its challenge), told
     // before any hashing: the registry holds no secret this long.
     if secret.expose().len() > MAX_SECRET {
         return Err(OAuthError::authentication_failed());
     }
     if !is_client_id(&id) {
-        return Err(OAuthError::invalid_request(
-            "client_id must be printable ASCII (RFC 6749 VSCHAR: %x20-7E)",
-        ));
+        // Through the Authorization header it is an attempt at authentication that failed, and
+        // RFC 6749 §5.2 wants a 401 with a challenge for those; in the body, a malformed field.
+        return Err(if used_basic {
+            OAuthError::authentication_failed()
+        } else if id.len() > MAX_CLIENT_ID {
+            OAuthError::invalid_request("client_id is too long")
+        } else {
+            OAuthError::invalid_request(
+                "client_id must be printable ASCII (RFC 6749 VSCHAR: %x20-7E)",
+            )
+        });
     }
     Ok(ClientCredentials {
         id,
