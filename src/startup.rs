@@ -179,7 +179,7 @@ impl Application {
                 .service(http::post(TOKEN_PATH, token::access_token))
                 .service(http::post(INTROSPECT_PATH, introspect::introspect))
                 .service(http::post(REVOKE_PATH, introspect::revoke))
-                .service(http::get(USERINFO_PATH, userinfo::user))
+                .service(http::get_or_post(USERINFO_PATH, userinfo::user))
                 .service(http::get(JWKS_PATH, discovery::jwks))
                 .service(http::get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
                 .service(http::get(METADATA_PATH, discovery::metadata))

@@ -1,7 +1,13 @@
-//! The access token of a resource request: `Authorization: Bearer <token>` (RFC 6750 §2.1, the
-//! only method we accept; tokens in query strings end up in logs).
+//! The access token of a resource request: `Authorization: Bearer <token>` (RFC 6750 §2.1) or,
+//! in a POST, the form body's `access_token` (§2.2; OpenID Connect clients may send user info
+//! requests that way). Never the query string (§2.3): tokens there end up in logs.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
 
 use super::error::OAuthError;
+use super::request::parse_body;
 
 /// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &str) -> bool {
@@ -59,6 +65,55 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
     }
 }
 
+#[derive(Deserialize)]
+struct FormBody<'a> {
+    #[serde(borrow, default)]
+    access_token: Option<Cow<'a, str>>,
+}
+
+/// The `access_token` of a POST body (RFC 6750 §2.2): only a form body carries one, and only
+/// once; other parameters are left alone. `None` for an empty body, another content type, or
+/// a form without the parameter.
+pub fn in_form_body(content_type: Option<&str>, body: &[u8]) -> Result<Option<String>, OAuthError> {
+    let essence = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default();
+    if body.is_empty()
+        || !essence
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    {
+        return Ok(None);
+    }
+    let form: FormBody<'_> = parse_body(content_type, body, &["access_token"])
+        .map_err(|_| malformed("the body is not a valid form with one access_token"))?;
+    match form.access_token {
+        None => Ok(None),
+        Some(token) if is_b64token(&token) => Ok(Some(token.into_owned())),
+        Some(_) => Err(malformed(
+            "access_token is not one valid b64token (RFC 6750 section 2.1)",
+        )),
+    }
+}
+
+/// The request's one token, from its `Authorization` values (see [`parse`]) and its form
+/// body's (see [`in_form_body`]): RFC 6750 §2 allows a single method per request.
+pub fn one_of<'a>(
+    header: Result<&'a str, OAuthError>,
+    body: Option<String>,
+) -> Result<Cow<'a, str>, OAuthError> {
+    match (header, body) {
+        (Ok(token), None) => Ok(Cow::Borrowed(token)),
+        (Err(OAuthError::BearerRequired), Some(token)) => Ok(Cow::Owned(token)),
+        (Ok(_), Some(_)) => Err(malformed(
+            "send the access token once: in the Authorization header or in the body",
+        )),
+        (Err(e), _) => Err(e),
+    }
+}
+
 fn malformed(description: &'static str) -> OAuthError {
     OAuthError::MalformedBearer(description.into())
 }
@@ -66,6 +121,54 @@ fn malformed(description: &'static str) -> OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    #[test]
+    fn a_form_body_carries_one_access_token_and_other_bodies_none() {
+        let token = in_form_body(FORM, b"access_token=abc.DEF-_~%2B%2F%3D&x=1").unwrap();
+        assert_eq!(token.as_deref(), Some("abc.DEF-_~+/="));
+        assert_eq!(in_form_body(FORM, b"").unwrap(), None);
+        assert_eq!(in_form_body(FORM, b"scope=openid").unwrap(), None);
+        let json = Some("application/json");
+        assert_eq!(
+            in_form_body(json, br#"{"access_token":"abc"}"#).unwrap(),
+            None
+        );
+        for refused in [&b"access_token=a&access_token=b"[..], b"access_token=a%20b"] {
+            assert!(
+                matches!(
+                    in_form_body(FORM, refused),
+                    Err(OAuthError::MalformedBearer(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_uses_one_method_for_its_token() {
+        let body = || Some("b".to_owned());
+        assert_eq!(one_of(Ok("h"), None).unwrap(), "h");
+        assert_eq!(
+            one_of(Err(OAuthError::BearerRequired), body()).unwrap(),
+            "b"
+        );
+        assert!(matches!(
+            one_of(Ok("h"), body()),
+            Err(OAuthError::MalformedBearer(_))
+        ));
+        assert!(matches!(
+            one_of(Err(OAuthError::BearerRequired), None),
+            Err(OAuthError::BearerRequired)
+        ));
+        let malformed_header = Err(malformed("x"));
+        assert!(matches!(
+            one_of(malformed_header, body()),
+            Err(OAuthError::MalformedBearer(_))
+        ));
+    }
 
     fn parse_one(header: &str) -> Result<&str, OAuthError> {
         parse(std::iter::once(header.as_bytes()))

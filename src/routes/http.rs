@@ -58,6 +58,21 @@ where
         .default_service(method_not_allowed("GET, HEAD"))
 }
 
+/// A resource that answers GET, HEAD and POST (user info, for OpenID Connect clients); any other
+/// method gets 405 `Allow: GET, HEAD, POST`.
+pub fn get_or_post<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler.clone()))
+        .route(web::post().to(handler))
+        .default_service(method_not_allowed("GET, HEAD, POST"))
+}
+
 /// 405 with `allow` in the `Allow` header and the usual error body (`invalid_request`).
 fn method_not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move || async move {

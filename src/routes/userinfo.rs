@@ -1,20 +1,32 @@
-//! `GET /identity/sso/oauth2/user`: the user of a Bearer token, as its scopes allow.
+//! `GET` or `POST /identity/sso/oauth2/user`: the user of a Bearer token, as its scopes allow.
+//! POST is there for OpenID Connect clients (Core §5.3.1), with the token in the header or in a
+//! form body (RFC 6750 §2.2).
 
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::http::no_store;
+use super::http::{BodyLimit, header_str, no_store, read_body};
 use super::log_client;
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, bearer};
 
 pub async fn user(
     request: HttpRequest,
+    payload: web::Payload,
     inspector: web::Data<Inspector>,
+    limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
     let authorization = request.headers().get_all(header::AUTHORIZATION);
-    let token = bearer::parse(authorization.map(HeaderValue::as_bytes))?;
-    let live = inspector.bearer(token).await?;
+    let in_header = bearer::parse(authorization.map(HeaderValue::as_bytes));
+    let in_body = if request.method() == Method::POST {
+        let body = read_body(&request, payload, limit.with_token()).await?;
+        bearer::in_form_body(header_str(&request, header::CONTENT_TYPE), &body)?
+    } else {
+        None
+    };
+    let token = bearer::one_of(in_header, in_body)?;
+    let live = inspector.bearer(&token).await?;
     log_client(&request, &live.claims.client_id);
     let info = live.user_info()?;
     Ok(no_store(HttpResponse::Ok()).json(info))

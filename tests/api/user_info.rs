@@ -1,5 +1,5 @@
-//! User info (`GET /identity/sso/oauth2/user`): the profile of the code record, only the
-//! fields the token's scopes allow, and RFC 6750 answers for anything else.
+//! User info (`GET` or `POST /identity/sso/oauth2/user`): the profile of the code record, only
+//! the fields the token's scopes allow, and RFC 6750 answers for anything else.
 
 use serde_json::json;
 use sso_token::startup::USERINFO_PATH;
@@ -168,5 +168,74 @@ async fn a_token_that_is_not_live_gets_401_invalid_token() {
     assert_eq!(
         answer.header("www-authenticate"),
         Some(r#"Bearer realm="sso-token", error="invalid_token""#)
+    );
+}
+
+/// OpenID Connect clients may POST (Core §5.3.1), with the token in the header or in a form body
+/// (RFC 6750 §2.2, Spring's `user-info-authentication-method: form`); the answer is GET's.
+#[tokio::test]
+async fn a_post_gets_the_same_answer_with_the_token_in_the_header_or_a_form_body() {
+    let app = spawn_app().await;
+    let token = app.token_of(&APP, &code_record(&APP)).await;
+    let by_get = app.user_info(&token).await;
+    assert_eq!(by_get.status, 200, "{}", by_get.text);
+    let url = app.url(USERINFO_PATH);
+
+    let in_header = app
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let in_form = app
+        .http
+        .post(&url)
+        .form(&[("access_token", &token)])
+        .send()
+        .await
+        .unwrap();
+
+    for (how, response) in [("header", in_header), ("form body", in_form)] {
+        let answer = Answer::of(response).await;
+        assert_eq!(answer.status, 200, "{how}: {}", answer.text);
+        assert_eq!(answer.json, by_get.json, "{how}");
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{how}");
+    }
+}
+
+#[tokio::test]
+async fn a_post_with_the_token_twice_or_none_is_refused_as_rfc_6750_says() {
+    let app = spawn_app().await;
+    let token = app.token_of(&APP, &code_record(&APP)).await;
+    let url = app.url(USERINFO_PATH);
+    let form = [("access_token", token.as_str())];
+
+    // §2: one method per request.
+    let both = app
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let both = Answer::of(both).await;
+    assert_eq!(
+        (both.status, both.error()),
+        (400, "invalid_request"),
+        "{}",
+        both.text
+    );
+    // A JSON body is not one of the methods: no token at all, a bare challenge (§3.1).
+    let json = app
+        .http
+        .post(&url)
+        .json(&serde_json::json!({"access_token": token}));
+    let json = Answer::of(json.send().await.unwrap()).await;
+    assert_eq!(json.status, 401, "{}", json.text);
+    assert_eq!(
+        json.header("www-authenticate"),
+        Some(r#"Bearer realm="sso-token""#)
     );
 }
