@@ -57,6 +57,8 @@ impl Endpoint {
             "/healthz" => Self::Healthz,
             "/readyz" => Self::Readyz,
             "/metrics" => Self::Metrics,
+            // An issuer's metadata under its path (RFC 8414 §3.1).
+            _ if path.starts_with(METADATA_PATH) => Self::Discovery,
             _ => Self::Other,
         }
     }

@@ -183,6 +183,10 @@ impl Application {
                 .service(http::get(JWKS_PATH, discovery::jwks))
                 .service(http::get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
                 .service(http::get(METADATA_PATH, discovery::metadata))
+                .service(http::get(
+                    &format!("{METADATA_PATH}/{{path:.+}}"),
+                    discovery::metadata_of_issuer_path,
+                ))
                 .service(http::get("/healthz", health::healthz))
                 .service(http::get("/readyz", health::readyz));
             if metrics_here {

@@ -1,6 +1,6 @@
 //! `GET /identity/sso/oauth2/jwks` (also `/.well-known/jwks.json`) and
-//! `GET /.well-known/oauth-authorization-server`: documents rendered at load time, cacheable
-//! for `discovery.max_age_secs`.
+//! `GET /.well-known/oauth-authorization-server` (and, for an issuer with a path, with that path
+//! after it): documents rendered at load time, cacheable for `discovery.max_age_secs`.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{HttpResponse, web};
@@ -15,6 +15,29 @@ pub async fn metadata(live: web::Data<Live>) -> HttpResponse {
     document(&live.load(), |snapshot| &snapshot.metadata)
 }
 
+/// `GET /.well-known/oauth-authorization-server/<path>`: where RFC 8414 §3.1 looks for the
+/// metadata of an issuer with a path (`https://host/identity` → `…/oauth-authorization-server/
+/// identity`); 404 for any other path.
+pub async fn metadata_of_issuer_path(
+    live: web::Data<Live>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let snapshot = live.load();
+    match issuer_path(&snapshot.token.issuer) {
+        Some(issuer) if issuer == path.trim_end_matches('/') => {
+            document(&snapshot, |snapshot| &snapshot.metadata)
+        }
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// The path of an `http(s)://` issuer without its leading and trailing slashes, when it has one.
+fn issuer_path(issuer: &str) -> Option<&str> {
+    let rest = (issuer.strip_prefix("https://")).or_else(|| issuer.strip_prefix("http://"))?;
+    let path = rest.split_once('/')?.1.trim_end_matches('/');
+    (!path.is_empty()).then_some(path)
+}
+
 fn document(snapshot: &Snapshot, body: impl Fn(&Snapshot) -> &str) -> HttpResponse {
     let max_age = u32::try_from(snapshot.discovery.max_age_secs).unwrap_or(u32::MAX);
     HttpResponse::Ok()
@@ -24,4 +47,25 @@ fn document(snapshot: &Snapshot, body: impl Fn(&Snapshot) -> &str) -> HttpRespon
         ]))
         .content_type(header::ContentType::json())
         .body(body(snapshot).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::issuer_path;
+
+    #[test]
+    fn only_a_url_issuer_with_a_path_has_one() {
+        assert_eq!(
+            issuer_path("https://sso.example/identity/"),
+            Some("identity")
+        );
+        assert_eq!(issuer_path("http://sso.example:8080/a/b"), Some("a/b"));
+        for none in [
+            "https://sso.example",
+            "https://sso.example/",
+            "com.central-x.security",
+        ] {
+            assert_eq!(issuer_path(none), None, "{none}");
+        }
+    }
 }

@@ -205,3 +205,30 @@ async fn the_jwks_document_alone_verifies_every_issued_token() {
     }
     assert_eq!(kids.len(), 3, "three signers, three kids");
 }
+
+/// RFC 8414 §3.1: an issuer with a path has its metadata at the well-known path followed by the
+/// issuer's path, where openid-client looks for it; any other path there is not found.
+#[tokio::test]
+async fn an_issuer_with_a_path_has_its_metadata_after_the_well_known_path() {
+    let issuer = "https://sso.example/identity";
+    let app = spawn_app_with(|s| {
+        s.token.issuer = issuer.into();
+        s.discovery.base_url = issuer.into();
+    })
+    .await;
+
+    let found = get(&app, &app.url(&format!("{METADATA_PATH}/identity"))).await;
+    let other = get(&app, &app.url(&format!("{METADATA_PATH}/elsewhere"))).await;
+
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.json["issuer"], issuer);
+    assert_eq!(found.json, get(&app, &app.url(METADATA_PATH)).await.json);
+    assert_eq!(other.status, 404);
+    let plain = spawn_app().await;
+    let answer = get(&plain, &plain.url(&format!("{METADATA_PATH}/identity"))).await;
+    assert_eq!(
+        answer.status, 404,
+        "the default issuer is no URL: {}",
+        answer.text
+    );
+}
