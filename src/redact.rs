@@ -92,6 +92,21 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// A Redis error (or a pool's, which may hold one) without the arguments Redis quotes back:
+/// `ERR unknown command 'EVALSHA', with args beginning with: '<sha>' '2' 'sso:code:<the code>'
+/// …` (a Sentinel's port given as `redis.url`, a renamed command) would put a live code in the
+/// log, and an unknown `HELLO 3 AUTH <user> <password>` the password.
+pub fn redis_error(error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    match text.find("with args beginning with") {
+        Some(at) => format!(
+            "{} (arguments not shown)",
+            text[..at].trim_end_matches([' ', ','])
+        ),
+        None => text,
+    }
+}
+
 /// A Redis URL with its password masked: `redis://user:***@host:6379/0`. The user part is what
 /// comes before the last `@` of the authority, as URL parsers read it; without a `:` it is
 /// masked whole, since some write the password there. `pass=` and `password=` query parameters

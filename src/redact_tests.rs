@@ -161,3 +161,15 @@ fn positions_are_one_based_and_count_characters() {
     );
     assert_eq!(line_and_column(text, 6), (2, 3), "inside é: at é");
 }
+
+#[test]
+fn redis_errors_lose_the_arguments_redis_quotes() {
+    let quoted = "ResponseError: unknown command 'HELLO', with args beginning with: '3' 'AUTH' \
+                  'app' 'pa55word' ";
+    assert_eq!(
+        redis_error(&quoted),
+        "ResponseError: unknown command 'HELLO' (arguments not shown)"
+    );
+    let plain = "ResponseError: NOSCRIPT No matching script";
+    assert_eq!(redis_error(&plain), plain);
+}

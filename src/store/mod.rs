@@ -124,11 +124,11 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("a sentinel failover is under way")]
     Failover,
-    #[error("redis connection: {0}")]
+    #[error("redis connection: {}", crate::redact::redis_error(.0))]
     Pool(#[from] deadpool_redis::PoolError),
-    #[error("redis: {0}")]
+    #[error("redis: {}", crate::redact::redis_error(.0))]
     Redis(#[from] redis::RedisError),
-    #[error("redis pool configuration: {0}")]
+    #[error("redis pool configuration: {}", crate::redact::redis_error(.0))]
     Config(#[from] deadpool_redis::CreatePoolError),
     #[error("unexpected reply from the exchange script")]
     Reply,

@@ -516,3 +516,25 @@ async fn a_script_that_runs_after_its_503_gives_no_token_and_its_retry_is_a_repl
     assert!(retry.text.contains("revoked"), "{}", retry.text);
     assert!(!app.exists(&record).await, "the orphan token record stays");
 }
+
+/// Redis quotes the first arguments of a command it does not know (`unknown command 'EVALSHA',
+/// with args beginning with: …`), and the exchange script's third one is the code's key: a
+/// `redis.url` that names a Sentinel, or a renamed command, must not put live codes in the log.
+#[tokio::test]
+async fn an_error_that_quotes_the_command_is_reported_without_its_arguments() {
+    let redis = RedisServer::start_with(&["--rename-command", "EVALSHA", ""], None);
+    let app = spawn_app_with(|s| s.redis.url = redis.url()).await;
+    let code = app.issue_code(&APP).await;
+    let jti = app.store.new_jti(&code).expect("a jti");
+
+    let refused = app.store.take_code(&code, &jti, 60, &head(&jti)).await;
+
+    let error = refused
+        .expect_err("EVALSHA is unknown to this Redis")
+        .to_string();
+    assert!(error.contains("unknown command"), "{error}");
+    assert!(error.contains("arguments not shown"), "{error}");
+    assert!(!error.contains(&code), "the code is in the error: {error}");
+    let answer = Answer::of(app.exchange(&APP, &app.issue_code(&APP).await).await).await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+}
