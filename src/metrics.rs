@@ -58,7 +58,12 @@ impl Endpoint {
             "/readyz" => Self::Readyz,
             "/metrics" => Self::Metrics,
             // An issuer's metadata under its path (RFC 8414 §3.1).
-            _ if path.starts_with(METADATA_PATH) => Self::Discovery,
+            _ if path
+                .strip_prefix(METADATA_PATH)
+                .is_some_and(|rest| rest.starts_with('/')) =>
+            {
+                Self::Discovery
+            }
             _ => Self::Other,
         }
     }

@@ -84,7 +84,10 @@ impl Acks {
             // count says nothing of this operation. None acknowledged; the caller cleans up
             // as after any shortfall.
             Err(e) => {
-                log::debug!("the operation sent again before WAIT was refused: {e}");
+                log::debug!(
+                    "the operation sent again before WAIT was refused: {}",
+                    crate::redact::redis_error(&e)
+                );
                 Ok(0)
             }
             Ok(_) => Ok(0),

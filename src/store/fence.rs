@@ -279,7 +279,7 @@ async fn watch(alive: Alive, index: usize, url: String) {
     let shown = crate::redact::redis_url(&url);
     while fence.strong_count() > 0 {
         if let Err(e) = follow(fence, index, &url).await {
-            log::debug!("sentinel {shown}: {e}");
+            log::debug!("sentinel {shown}: {}", crate::redact::redis_error(&e));
         }
         tokio::time::sleep(WATCH_TICK).await;
     }

@@ -118,7 +118,9 @@ end
 return {count, ttl}
 ";
 
-#[derive(Debug, thiserror::Error)]
+/// Its `Debug` is its `Display` (below): actix's access-log middleware prints errors with `{:?}`
+/// at debug level, and a derived `Debug` would show Redis's quotes of a command's arguments.
+#[derive(thiserror::Error)]
 pub enum StoreError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
@@ -143,6 +145,12 @@ pub enum StoreError {
     },
     #[error("encoding a record: {0}")]
     Encode(#[from] serde_json::Error),
+}
+
+impl std::fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreError({self})")
+    }
 }
 
 impl StoreError {
