@@ -28,16 +28,85 @@ async fn every_client_authentication_failure_is_the_same_invalid_client() {
     let app = spawn_app().await;
     // (case, whose code is presented, client id, secret, how)
     #[rustfmt::skip]
-    let cases: [(&str, &TestClient, &str, &str, Via); 9] = [
-        ("unknown client in the body", &APP, UNKNOWN_ID, APP.secret, Via::Body),
-        ("unknown client in Basic", &APP, UNKNOWN_ID, APP.secret, Via::Basic),
-        ("wrong secret in the body", &APP, APP.id, WRONG_SECRET, Via::Body),
-        ("wrong secret in Basic", &APP, APP.id, WRONG_SECRET, Via::Basic),
-        ("another client's secret", &APP, APP.id, OTHER.secret, Via::Body),
-        ("secret in another case", &APP, APP.id, &APP.secret.to_uppercase(), Via::Body),
-        ("disabled client in the body", &DISABLED, DISABLED.id, DISABLED.secret, Via::Body),
-        ("disabled client in Basic", &DISABLED, DISABLED.id, DISABLED.secret, Via::Basic),
-        ("Basic not form-urlencoded", &ENCODED, ENCODED.id, ENCODED.secret, Via::RawBasic),
+    let too_long = "i".repeat(257);
+    let cases: [(&str, &TestClient, &str, &str, Via); 11] = [
+        (
+            "unknown client in the body",
+            &APP,
+            UNKNOWN_ID,
+            APP.secret,
+            Via::Body,
+        ),
+        (
+            "unknown client in Basic",
+            &APP,
+            UNKNOWN_ID,
+            APP.secret,
+            Via::Basic,
+        ),
+        (
+            "wrong secret in the body",
+            &APP,
+            APP.id,
+            WRONG_SECRET,
+            Via::Body,
+        ),
+        (
+            "wrong secret in Basic",
+            &APP,
+            APP.id,
+            WRONG_SECRET,
+            Via::Basic,
+        ),
+        (
+            "another client's secret",
+            &APP,
+            APP.id,
+            OTHER.secret,
+            Via::Body,
+        ),
+        (
+            "secret in another case",
+            &APP,
+            APP.id,
+            &APP.secret.to_uppercase(),
+            Via::Body,
+        ),
+        (
+            "disabled client in the body",
+            &DISABLED,
+            DISABLED.id,
+            DISABLED.secret,
+            Via::Body,
+        ),
+        (
+            "disabled client in Basic",
+            &DISABLED,
+            DISABLED.id,
+            DISABLED.secret,
+            Via::Basic,
+        ),
+        (
+            "Basic not form-urlencoded",
+            &ENCODED,
+            ENCODED.id,
+            ENCODED.secret,
+            Via::RawBasic,
+        ),
+        (
+            "a Basic id that is no VSCHAR",
+            &APP,
+            "äpp",
+            APP.secret,
+            Via::Basic,
+        ),
+        (
+            "a Basic id over 256 bytes",
+            &APP,
+            &too_long,
+            APP.secret,
+            Via::Basic,
+        ),
     ];
     let mut descriptions = Vec::new();
     for (name, owner, id, secret, via) in cases {
