@@ -56,6 +56,7 @@ fi
 
 export SSO_ENV=dev
 export SSO__SERVER__LISTEN="127.0.0.1:$port"
+export SSO__DISCOVERY__BASE_URL="http://127.0.0.1:$port"
 export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
 redirect="http://localhost:3000/sso/callback"
 

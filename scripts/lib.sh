@@ -14,16 +14,29 @@ report_free_disk() {
 
 # Installs redis-server with apt-get when it is not on PATH (fresh Debian machines, CI).
 ensure_redis_server() {
-  if command -v redis-server >/dev/null 2>&1; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== redis-server not found: installing it with apt-get"
+    local sudo=""
+    if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    # The Debian package starts a system instance on 6379; leave it, tests use their own ports.
+    command -v redis-server >/dev/null
+  fi
+  redis_at_least_7
+}
+
+# redis_at_least_7: the exchange script declares itself with `#!lua` (flags), which Redis reads
+# from 7.0 on; an older one refuses every exchange. Says so and fails otherwise.
+redis_at_least_7() {
+  local version
+  version="$(redis-server --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p')"
+  if [[ "${version%%.*}" =~ ^[0-9]+$ ]] && (( ${version%%.*} >= 7 )); then
     return 0
   fi
-  echo "== redis-server not found: installing it with apt-get"
-  local sudo=""
-  if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  # The Debian package starts a system instance on 6379; leave it, tests use their own ports.
-  command -v redis-server >/dev/null
+  echo "redis-server ${version:-of unknown version} is too old: sso-token needs Redis 7 or later" \
+    "(Debian 12 and later have it)" >&2
+  return 1
 }
 
 # ensure_tool COMMAND PACKAGE: installs the Debian PACKAGE when COMMAND is not on PATH.
