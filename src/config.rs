@@ -75,7 +75,20 @@ fn describe(error: &config::ConfigError) -> String {
         }
         E::At { error, origin, key } => located(describe(error), key, origin),
         E::Message(message) => config_message(message),
-        other => redact::serde_message(&other.to_string()),
+        other => {
+            let message = other.to_string();
+            // A missing config file: its path is no secret, and the one clue to a mistyped
+            // SSO_ENV or a wrong working directory.
+            if message.starts_with("configuration file \"") && message.ends_with("\" not found") {
+                let here = std::env::current_dir().map(|d| d.display().to_string());
+                format!(
+                    "{message} (relative to the working directory, {})",
+                    here.unwrap_or_else(|_| "unknown".into())
+                )
+            } else {
+                redact::serde_message(&message)
+            }
+        }
     }
 }
 

@@ -225,6 +225,26 @@ fn a_broken_file_or_value_is_reported_without_quoting_it() {
 }
 
 #[test]
+fn a_missing_overlay_file_is_named() {
+    let dir = std::env::temp_dir().join(format!("sso-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("default.toml"),
+        include_str!("../config/default.toml"),
+    )
+    .unwrap();
+
+    let shown = Settings::load(&dir, Some("prdo"))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+
+    assert!(shown.contains("prdo.toml"), "{shown}");
+    assert!(shown.contains("not found"), "{shown}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_refused_redis_url_is_shown_without_its_password() {
     let mut settings = shipped();
     settings.redis.mode = RedisMode::Cluster;

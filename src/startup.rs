@@ -248,6 +248,17 @@ impl Application {
     /// keys on SIGHUP meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.store.watch_failovers();
+        // The server starts without Redis and recovers by itself; say so at once, not only at
+        // the first 503.
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.ping().await {
+                log::warn!(
+                    "Redis does not answer yet ({e}): exchanges get 503 and /readyz is 503 \
+                     until it does"
+                );
+            }
+        });
         let reloader = self
             .hangups
             .map(|hangups| tokio::spawn(live::reload_on_sighup(self.live, hangups)));

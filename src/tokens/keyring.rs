@@ -21,6 +21,16 @@ pub struct Keyring {
 /// Why the keys could not be loaded; the message names the setting and the file.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
+    /// Relative paths are read from the working directory, which the message names.
+    #[error(
+        "{setting} `{path}` does not exist (looked for `{full}`); create a key with \
+         `sso-token keygen --out {path}`, or point {setting} at one"
+    )]
+    Missing {
+        setting: &'static str,
+        path: String,
+        full: String,
+    },
     #[error("{setting} `{path}`: {source}")]
     File {
         setting: &'static str,
@@ -114,10 +124,18 @@ fn read_key<K>(
     parse: fn(&str) -> Result<K, KeyError>,
 ) -> Result<K, KeyringError> {
     let shown = path.display().to_string();
-    let pem = std::fs::read_to_string(path).map_err(|source| KeyringError::File {
-        setting,
-        path: shown.clone(),
-        source,
+    let pem = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => KeyringError::Missing {
+            setting,
+            path: shown.clone(),
+            full: std::path::absolute(path)
+                .map_or_else(|_| shown.clone(), |p| p.display().to_string()),
+        },
+        _ => KeyringError::File {
+            setting,
+            path: shown.clone(),
+            source,
+        },
     })?;
     parse(&pem).map_err(|source| KeyringError::Key {
         setting,

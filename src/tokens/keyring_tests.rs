@@ -103,3 +103,20 @@ fn a_retired_key_kept_as_its_public_half_is_published_and_verifies_as_before() {
         Rejected::UnknownKey
     );
 }
+
+#[test]
+fn a_missing_signing_key_is_named_with_where_it_was_looked_for_and_how_to_make_one() {
+    let dir = KeyDir::new();
+    let missing = dir.0.join("absent.pem");
+
+    let error = Keyring::load(&settings(missing.clone(), vec![])).unwrap_err();
+
+    let message = error.to_string();
+    assert!(matches!(error, KeyringError::Missing { .. }), "{message}");
+    assert!(message.contains("token.signing_key"), "{message}");
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("sso-token keygen --out"), "{message}");
+}
