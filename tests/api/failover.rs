@@ -137,8 +137,24 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
 
     start_failover(&set).await;
     // Sentinel sends `REPLICAOF NO ONE` 100 ms or more after `+try-failover`, and announces the
-    // new master hundreds of milliseconds later: this exchange falls between the two.
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // new master hundreds of milliseconds later: this exchange falls between the two, once the
+    // app has heard of the failover (readiness goes through the same fence, and spends nothing).
+    let heard = Instant::now();
+    while app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 503
+    {
+        assert!(
+            heard.elapsed() < Duration::from_secs(2),
+            "no failover heard of"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let during = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(during.status, 503, "{}", during.text);
 

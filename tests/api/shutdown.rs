@@ -16,7 +16,7 @@ use crate::redis_server::RedisServer;
 use crate::server_process::{ServerProcess, config_dir, write_code};
 
 /// How long Redis holds every command: the exchange is in flight when the signal comes.
-const PAUSE_MS: u64 = 4000;
+const PAUSE_MS: u64 = 6000;
 
 async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     let redis = RedisServer::start();
@@ -42,7 +42,7 @@ async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     let exchange = tokio::spawn(async move { http_client().post(url).json(&body).send().await });
     // Time for the server to take the connection and read the request: connections still
     // queued when the signal comes are dropped, as they should be.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     server.signal(signal);
     server.wait_for_log(&format!("SIG{signal}: no new connections"));
 
