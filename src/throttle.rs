@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -243,6 +243,8 @@ pub struct Throttle {
     clients: Table<String>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// Set once an untrusted peer's `X-Forwarded-For` has been warned about.
+    warned_untrusted: AtomicBool,
 }
 
 /// Why the throttle settings were refused.
@@ -270,12 +272,38 @@ impl Throttle {
             clients: Table::new(),
             store,
             metrics,
+            warned_untrusted: AtomicBool::new(false),
         })
     }
 
     /// The address a request's failures are counted under: an IPv6 one by its /64.
     pub fn source(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        if forwarded_for.is_some() {
+            self.warn_of_an_untrusted_forwarder(peer);
+        }
         source_address(peer, forwarded_for, &self.trusted).map(counted_as)
+    }
+
+    /// Once per process: a peer sends `X-Forwarded-For` but is not a trusted proxy. Behind a
+    /// load balancer left out of `throttle.trusted_proxies`, every client counts as the
+    /// balancer, and one client's wrong guesses block all of them.
+    fn warn_of_an_untrusted_forwarder(&self, peer: Option<IpAddr>) {
+        let Some(peer) = peer.map(|p| p.to_canonical()) else {
+            return;
+        };
+        if !self.enabled
+            || self.warned_untrusted.load(Ordering::Relaxed)
+            || self.trusted.iter().any(|n| n.contains(peer))
+            || self.warned_untrusted.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        log::warn!(
+            "throttle: {peer} sends X-Forwarded-For but is not in throttle.trusted_proxies, so \
+             failed client authentications through it count against {peer} itself: if it is \
+             your load balancer, one client's wrong secrets will block every client behind it; \
+             list it there (said once)"
+        );
     }
 
     /// Before authentication: refuses a request from an address that is blocked, as far as

@@ -10,6 +10,7 @@ use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 
 use crate::helpers::{APP, Answer, TestApp, TestClient, spawn_app_with};
+use crate::log_capture;
 use crate::redis_server::RedisServer;
 
 const MAX: u64 = 3;
@@ -228,6 +229,49 @@ async fn a_client_ids_failures_anywhere_throttle_its_failures_at_revocation() {
         !app.is_active(&APP, &token).await,
         "the revocation did not revoke"
     );
+}
+
+/// A load balancer left out of `trusted_proxies` makes every client count as it: said once,
+/// naming the peer; nothing is said of a trusted one.
+#[tokio::test]
+async fn a_peer_that_forwards_but_is_not_trusted_is_warned_about_once() {
+    let log = log_capture::mark();
+    // Peers of their own (the loopback network is all ours), so that the lines are this test's.
+    let (untrusted, trusted) = ("127.0.0.2", "127.0.0.3");
+    for (peer, trust) in [(untrusted, false), (trusted, true)] {
+        let app = app(trust).await;
+        let http = reqwest::Client::builder()
+            .local_address(peer.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let body = json!({
+                "client_id": APP.id,
+                "client_secret": APP.secret,
+                "code": "OC-1-unknown",
+                "redirect_uri": APP.redirect_uri,
+            });
+            let request = http.post(app.token_url()).json(&body);
+            let answer = request
+                .header("X-Forwarded-For", "198.51.100.7")
+                .send()
+                .await;
+            let answer = Answer::of(answer.unwrap()).await;
+            assert_eq!(
+                answer.error(),
+                "invalid_grant",
+                "authenticated: {}",
+                answer.text
+            );
+        }
+    }
+
+    let warned = |peer: &str| {
+        let needle = format!("{peer} sends X-Forwarded-For");
+        log.lines().iter().filter(|l| l.contains(&needle)).count()
+    };
+    assert_eq!(warned(untrusted), 1, "the untrusted peer, once");
+    assert_eq!(warned(trusted), 0, "the trusted proxy");
 }
 
 #[tokio::test]
