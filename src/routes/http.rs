@@ -52,10 +52,7 @@ where
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler))
-        .default_service(method_not_allowed("GET, HEAD"))
+    get_and_head(path, handler).default_service(method_not_allowed("GET, HEAD"))
 }
 
 /// A resource that answers GET, HEAD and POST (user info, for OpenID Connect clients); any other
@@ -66,11 +63,20 @@ where
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler.clone()))
+    get_and_head(path, handler.clone())
         .route(web::post().to(handler))
         .default_service(method_not_allowed("GET, HEAD, POST"))
+}
+
+fn get_and_head<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
 }
 
 /// 405 with `allow` in the `Allow` header and the usual error body (`invalid_request`).
