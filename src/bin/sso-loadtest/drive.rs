@@ -115,9 +115,14 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
             let conn = tokio::time::timeout(config.timeout, Conn::connect(target.addr))
                 .await
                 .map_err(|_| HttpError::Timeout)
-                .and_then(|c| c)
-                .with_context(|| format!("connecting to {}", target.url))?;
-            conns.push(Some((conn, Instant::now())));
+                .and_then(|c| c);
+            match conn {
+                Ok(conn) => conns.push(Some((conn, Instant::now()))),
+                // A balancer starts with targets down too: the health checks keep requests
+                // away from them, and a request that does go connects again.
+                Err(_) if config.health_check.is_some() => conns.push(None),
+                Err(e) => return Err(e).with_context(|| format!("connecting to {}", target.url)),
+            }
         }
         pools.push(conns);
     }
@@ -206,16 +211,20 @@ async fn tick(shared: Arc<Shared>, progress: ProgressBar) {
 type Pool = Vec<Option<(Conn, Instant)>>;
 
 /// The target of request `i`: round-robin over the healthy targets (over all when none is).
+/// The flags are read once (a bit each, for the first 64 targets), so that one flipping
+/// meanwhile cannot send the request elsewhere.
 fn target_of(i: u64, healthy: &[AtomicBool]) -> usize {
-    let up = healthy.iter().filter(|h| h.load(Relaxed)).count();
+    let up = (healthy.iter().take(64).enumerate())
+        .filter(|(_, h)| h.load(Relaxed))
+        .fold(0u64, |bits, (t, _)| bits | 1 << t);
     if up == 0 {
         return (i % healthy.len() as u64) as usize;
     }
-    let nth = (i % up as u64) as usize;
-    (healthy.iter().enumerate())
-        .filter(|(_, h)| h.load(Relaxed))
-        .nth(nth)
-        .map_or(0, |(t, _)| t)
+    let mut left = up;
+    for _ in 0..i % u64::from(up.count_ones()) {
+        left &= left - 1;
+    }
+    left.trailing_zeros() as usize
 }
 
 /// Probes every target each `every`, all at once, and records whether each answered 200
@@ -446,6 +455,7 @@ mod tests {
         assert_eq!(targets(&health(&[true, true, true])), [0, 1, 2, 0, 1, 2]);
         assert_eq!(targets(&health(&[true, false, true])), [0, 2, 0, 2, 0, 2]);
         assert_eq!(targets(&health(&[false, false])), [0, 1, 0, 1, 0, 1]);
+        assert_eq!(targets(&health(&[false, true, false])), [1; 6]);
     }
 
     #[test]

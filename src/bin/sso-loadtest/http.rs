@@ -142,6 +142,14 @@ impl Conn {
         loop {
             if head.is_none() && self.filled > 0 {
                 head = parse_head(&self.buf[..self.filled])?;
+                // An interim answer (100 Continue, 103 Early Hints) has no body and is not the
+                // answer: drop it, the real one follows on the same connection.
+                if let Some(h) = head.take_if(|h| (100..200).contains(&h.status) && h.status != 101)
+                {
+                    self.buf.copy_within(h.len..self.filled, 0);
+                    self.filled -= h.len;
+                    continue;
+                }
             }
             if let Some(h) = &head {
                 let end = h.len + h.content_length;
@@ -263,6 +271,30 @@ mod tests {
         assert_eq!(target.prefix, "/sso");
         assert_eq!(target.addr.port(), 9000);
         assert!(Target::parse("https://127.0.0.1").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_interim_answer_is_skipped_for_the_one_that_follows() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (conn, accepted) = tokio::join!(Conn::connect(addr), listener.accept());
+        let (mut conn, (mut server_side, _)) = (conn.unwrap(), accepted.unwrap());
+        let server = tokio::spawn(async move {
+            let mut request = [0u8; 64];
+            let _ = server_side.read(&mut request).await.unwrap();
+            let answers = b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+                            HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            server_side.write_all(answers).await.unwrap();
+            server_side
+        });
+
+        let response = conn
+            .send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+
+        assert_eq!((response.status, response.body), (200, &b"ok"[..]));
+        drop(server.await.unwrap());
     }
 
     #[tokio::test]

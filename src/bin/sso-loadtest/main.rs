@@ -179,6 +179,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 .await?;
             seeding.finish_and_clear();
             let codes = Arc::new(codes);
+            let run_before = redis.run_id().await?;
             let before = redis.command_calls().await?;
             let cpu_before = redis.cpu_seconds().await?;
             let work = Work::Token {
@@ -196,6 +197,9 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             let redis_cpu = cpu_before
                 .zip(redis.cpu_seconds().await?)
                 .map(|(b, a)| (a - b).max(0.0));
+            // Figures only from one Redis that ran throughout (not Sentinel or Cluster, whose
+            // master may change, nor across a restart, which resets the counters).
+            let measured = run_before.is_some() && run_before == redis.run_id().await?;
             if args.recheck {
                 let sent = outcome.codes_sent.min(codes.len());
                 recheck = Some(recheck_codes(&args, &targets, &plan, &codes[..sent]).await?);
@@ -206,8 +210,8 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                     args.seed_batch,
                 )
                 .await?;
-            let calls = seed::calls_between(&before, &after);
-            (outcome, cpu, Some((plan, calls, redis_cpu)))
+            let calls = measured.then(|| (seed::calls_between(&before, &after), redis_cpu));
+            (outcome, cpu, Some((plan, calls)))
         }
     };
     if let Some(path) = &args.trace {
@@ -229,7 +233,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     let mut summary_redis = None;
     let mut signatures_verified = None;
     let (mut algorithm, mut kid) = (None, None);
-    if let Some((plan, calls, redis_cpu)) = token {
+    if let Some((plan, calls)) = token {
         tally::uniqueness(&mut tally, args.replay_every);
         if !args.no_verify_signature {
             let check = SignatureCheck::from_jwk(&plan.jwk)?;
@@ -241,12 +245,14 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             }
             signatures_verified = Some((tally.tokens.len() - bad) as u64);
         }
-        summary_redis = Some(RedisUse::new(
-            calls,
-            redis_cpu,
-            tally.successes,
-            outcome.elapsed.as_secs_f64(),
-        ));
+        summary_redis = calls.map(|(calls, redis_cpu)| {
+            RedisUse::new(
+                calls,
+                redis_cpu,
+                tally.successes,
+                outcome.elapsed.as_secs_f64(),
+            )
+        });
         algorithm = Some(plan.expect.alg.clone());
         kid = Some(plan.expect.kid.clone());
     }

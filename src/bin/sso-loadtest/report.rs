@@ -321,6 +321,12 @@ impl Summary {
             }
             None => {}
         }
+        if self.redis.is_none() && self.endpoint == "token" {
+            let _ = writeln!(
+                out,
+                "   redis       not measured (Sentinel or Cluster, or Redis restarted during the run)"
+            );
+        }
         if let Some(redis) = &self.redis {
             let per: Vec<_> = redis
                 .per_exchange

@@ -202,6 +202,21 @@ impl Redis {
         Ok(parse_commandstats(&info))
     }
 
+    /// The server's `run_id`, which changes when it restarts (its counters start again); none
+    /// in Sentinel or Cluster mode, where the figures are not read at all.
+    pub async fn run_id(&mut self) -> anyhow::Result<Option<String>> {
+        if self.moving() {
+            return Ok(None);
+        }
+        let info: String = self
+            .query(redis::cmd("INFO").arg("server"), "INFO server")
+            .await?;
+        Ok(info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned()))
+    }
+
     /// CPU seconds the Redis server has used so far, when it tells (`INFO cpu`).
     pub async fn cpu_seconds(&mut self) -> anyhow::Result<Option<f64>> {
         if self.moving() {
