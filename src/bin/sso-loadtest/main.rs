@@ -239,7 +239,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             let check = SignatureCheck::from_jwk(&plan.jwk)?;
             let bad = check.verify_all(&tally.tokens);
             if bad > 0 {
-                tally.violation(format!(
+                tally.run_violation(format!(
                     "{bad} access token signature(s) do not verify with the configured key"
                 ));
             }

@@ -81,6 +81,13 @@ impl Tally {
         }
     }
 
+    /// A violation of the whole run ([`uniqueness`], signatures): always kept, past the limit
+    /// of kinds too, since the scripts read these by name.
+    pub fn run_violation(&mut self, message: String) {
+        self.violation_count += 1;
+        *self.violations.entry(message).or_default() += 1;
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn record_response(
         &mut self,
@@ -209,7 +216,7 @@ pub fn uniqueness(tally: &mut Tally, replay_every: u64) {
     let mut seen = HashSet::with_capacity(tally.jtis.len());
     let duplicate_jtis = tally.jtis.iter().filter(|j| !seen.insert(*j)).count();
     if duplicate_jtis > 0 {
-        tally.violation(format!(
+        tally.run_violation(format!(
             "{duplicate_jtis} jti value(s) issued more than once"
         ));
     }
@@ -219,7 +226,7 @@ pub fn uniqueness(tally: &mut Tally, replay_every: u64) {
     }
     let twice = accepted.values().filter(|n| **n > 1).count();
     if twice > 0 {
-        tally.violation(format!(
+        tally.run_violation(format!(
             "{twice} code(s) exchanged for a token more than once"
         ));
     }
@@ -233,7 +240,7 @@ pub fn uniqueness(tally: &mut Tally, replay_every: u64) {
             .filter(|(code, n)| **n >= 2 && !accepted.contains_key(code))
             .count();
         if burned > 0 {
-            tally.violation(format!(
+            tally.run_violation(format!(
                 "{burned} replayed code(s) refused to both requests: neither got a token"
             ));
         }
@@ -243,6 +250,20 @@ pub fn uniqueness(tally: &mut Tally, replay_every: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runs_own_violations_are_kept_past_the_limit_of_kinds() {
+        let mut tally = Tally::new();
+        for i in 0..KEPT_VIOLATIONS + 5 {
+            tally.violation(format!("kind {i}"));
+        }
+        tally.jtis = vec!["a".into(), "a".into()];
+
+        uniqueness(&mut tally, 0);
+
+        assert!(tally.violations.keys().any(|k| k.contains("jti value")));
+        assert_eq!(tally.violation_count, KEPT_VIOLATIONS as u64 + 6);
+    }
 
     #[test]
     fn a_repeated_jti_a_code_accepted_twice_and_a_burned_replay_are_violations() {
