@@ -86,14 +86,15 @@ die() { echo "loadtest.sh: $*" >&2; exit 2; }
 urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
 start_redis=0 redis_port="" redis_cpus="" redis_rt=0 client_rt=0 replica=0 replica_acks="" alg="" key="" out="target/loadtest" label=""
 profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" trace=0 run_args=() extra=()
+started_only=()
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --url) need "$@"; urls+=("$2"); shift ;;
-    --instances) need "$@"; instances="$2"; shift ;;
-    --port) need "$@"; port="$2"; shift ;;
-    --workers) need "$@"; workers="$2"; shift ;;
+    --instances) need "$@"; instances="$2"; started_only+=("$1"); shift ;;
+    --port) need "$@"; port="$2"; started_only+=("$1"); shift ;;
+    --workers) need "$@"; workers="$2"; started_only+=("$1"); shift ;;
     --server-cpus) need "$@"; server_cpus="$2"; shift ;;
     --client-cpus) need "$@"; client_cpus="$2"; shift ;;
     --client-rt) client_rt=1 ;;
@@ -104,7 +105,7 @@ while [[ $# -gt 0 ]]; do
     --redis-cpus) need "$@"; redis_cpus="$2"; shift ;;
     --redis-rt) redis_rt=1 ;;
     --replica) replica=1 ;;
-    --replica-acks) need "$@"; replica_acks="$2"; shift ;;
+    --replica-acks) need "$@"; replica_acks="$2"; started_only+=("$1"); shift ;;
     --alg) need "$@"; alg="$2"; shift ;;
     --key) need "$@"; key="$2"; shift ;;
     -c|--connections|-n|--requests|-d|--duration|--rate|--replay-every)
@@ -125,6 +126,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+(( ${#urls[@]} == 0 || ${#started_only[@]} == 0 )) \
+  || die "with --url, drop ${started_only[*]}: they set up the servers this script starts"
 # --smoke starts its own Redis.
 [[ $smoke == 1 ]] && start_redis=1
 [[ $replica == 0 || $start_redis == 1 ]] || die "--replica needs --start-redis"
