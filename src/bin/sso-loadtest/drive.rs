@@ -98,6 +98,15 @@ pub fn code_of(i: u64, replay_every: u64) -> (usize, bool) {
     }
 }
 
+/// Whether request `i` is the first of a replay pair whose second is past the run's count: its
+/// code is then a fresh one like any other, and a refusal of it must not pass as the pair's
+/// expected one.
+pub fn lone_first_of_pair(i: u64, replay_every: u64, requests: Option<u64>) -> bool {
+    replay_every >= 2
+        && i % replay_every == replay_every - 2
+        && requests.is_some_and(|n| i + 1 >= n)
+}
+
 /// Codes needed for `requests` requests.
 pub fn codes_for(requests: u64, replay_every: u64) -> u64 {
     if replay_every < 2 {
@@ -292,6 +301,7 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally
                 ..
             } => {
                 let (index, paired) = code_of(i, *replay_every);
+                let paired = paired && !lone_first_of_pair(i, *replay_every, config.requests);
                 let paired = paired || *recheck;
                 let Some(code) = codes.get(index) else {
                     shared.exhausted.store(true, Relaxed);
@@ -441,6 +451,12 @@ mod tests {
             ]
         );
         assert_eq!(codes_for(8, 4), 6);
+        // Of 7 requests, the 7th (index 6) opens a pair that is never closed.
+        let lone: Vec<_> = (0..7)
+            .filter(|&i| lone_first_of_pair(i, 4, Some(7)))
+            .collect();
+        assert_eq!(lone, [6]);
+        assert!(!lone_first_of_pair(6, 4, Some(8)) && !lone_first_of_pair(6, 4, None));
         assert_eq!(code_of(5, 0), (5, false));
     }
 
