@@ -89,6 +89,11 @@ impl Network {
     }
 }
 
+/// Whether `ip` is one of the trusted proxies.
+fn is_trusted(trusted: &[Network], ip: IpAddr) -> bool {
+    trusted.iter().any(|n| n.contains(ip))
+}
+
 /// The address failures are counted under: the peer, or what trusted proxies say it forwarded
 /// (the right-most hop that is not a trusted proxy). `None` when that hop is not an address: its
 /// failures then count against the client id only, never against the proxy (which would block
@@ -99,8 +104,7 @@ pub fn source_address(
     trusted: &[Network],
 ) -> Option<IpAddr> {
     let peer = peer?.to_canonical();
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(peer) {
+    if !is_trusted(trusted, peer) {
         return Some(peer);
     }
     let Some(forwarded_for) = forwarded_for else {
@@ -117,7 +121,7 @@ pub fn source_address(
             return None;
         };
         source = ip.to_canonical();
-        if !is_trusted(source) {
+        if !is_trusted(trusted, source) {
             break;
         }
     }
@@ -293,7 +297,7 @@ impl Throttle {
         };
         if !self.enabled
             || self.warned_untrusted.load(Ordering::Relaxed)
-            || self.trusted.iter().any(|n| n.contains(peer))
+            || is_trusted(&self.trusted, peer)
             || self.warned_untrusted.swap(true, Ordering::Relaxed)
         {
             return;

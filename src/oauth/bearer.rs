@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::error::OAuthError;
-use super::request::parse_body;
+use super::request::{is_form, parse_body};
 
 /// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &str) -> bool {
@@ -75,16 +75,7 @@ struct FormBody<'a> {
 /// once; other parameters are left alone. `None` for an empty body, another content type, or
 /// a form without the parameter.
 pub fn in_form_body(content_type: Option<&str>, body: &[u8]) -> Result<Option<String>, OAuthError> {
-    let essence = content_type
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default();
-    if body.is_empty()
-        || !essence
-            .trim()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    {
+    if body.is_empty() || !is_form(content_type) {
         return Ok(None);
     }
     let form: FormBody<'_> = parse_body(content_type, body, &["access_token"])

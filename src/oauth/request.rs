@@ -178,16 +178,25 @@ fn declared_charset(content_type: Option<&str>) -> Option<&str> {
         })
 }
 
-fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
-    let essence = content_type
+/// Whether `content_type` is a form's (`application/x-www-form-urlencoded`, any parameters).
+pub(super) fn is_form(content_type: Option<&str>) -> bool {
+    media_type(content_type).eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
+/// `content_type` without its parameters.
+fn media_type(content_type: Option<&str>) -> &str {
+    content_type
         .unwrap_or_default()
         .split(';')
         .next()
         .map(str::trim)
-        .unwrap_or_default();
-    if essence.eq_ignore_ascii_case("application/json") {
+        .unwrap_or_default()
+}
+
+fn body_format(content_type: Option<&str>) -> Result<BodyFormat, OAuthError> {
+    if media_type(content_type).eq_ignore_ascii_case("application/json") {
         Ok(BodyFormat::Json)
-    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    } else if is_form(content_type) {
         Ok(BodyFormat::Form)
     } else {
         Err(OAuthError::invalid_request(

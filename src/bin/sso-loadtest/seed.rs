@@ -193,39 +193,38 @@ impl Redis {
     /// Calls per command name since the server started (`INFO commandstats`); none in Sentinel
     /// or Cluster mode.
     pub async fn command_calls(&mut self) -> anyhow::Result<BTreeMap<String, u64>> {
-        if self.moving() {
-            return Ok(BTreeMap::new());
-        }
-        let info: String = self
-            .query(redis::cmd("INFO").arg("commandstats"), "INFO commandstats")
-            .await?;
-        Ok(parse_commandstats(&info))
+        let info = self.info("commandstats").await?;
+        Ok(info
+            .map(|info| parse_commandstats(&info))
+            .unwrap_or_default())
     }
 
     /// The server's `run_id`, which changes when it restarts (its counters start again); none
     /// in Sentinel or Cluster mode, where the figures are not read at all.
     pub async fn run_id(&mut self) -> anyhow::Result<Option<String>> {
-        if self.moving() {
-            return Ok(None);
-        }
-        let info: String = self
-            .query(redis::cmd("INFO").arg("server"), "INFO server")
-            .await?;
-        Ok(info
-            .lines()
-            .find_map(|line| line.strip_prefix("run_id:"))
-            .map(|id| id.trim().to_owned()))
+        let info = self.info("server").await?;
+        Ok(info.and_then(|info| {
+            (info.lines())
+                .find_map(|line| line.strip_prefix("run_id:"))
+                .map(|id| id.trim().to_owned())
+        }))
     }
 
     /// CPU seconds the Redis server has used so far, when it tells (`INFO cpu`).
     pub async fn cpu_seconds(&mut self) -> anyhow::Result<Option<f64>> {
+        let info = self.info("cpu").await?;
+        Ok(info.and_then(|info| parse_cpu_seconds(&info)))
+    }
+
+    /// One `INFO` section of the one server; none in Sentinel or Cluster mode, where the master
+    /// may change during the run.
+    async fn info(&mut self, section: &str) -> anyhow::Result<Option<String>> {
         if self.moving() {
             return Ok(None);
         }
-        let info: String = self
-            .query(redis::cmd("INFO").arg("cpu"), "INFO cpu")
-            .await?;
-        Ok(parse_cpu_seconds(&info))
+        let what = format!("INFO {section}");
+        let info = self.query(redis::cmd("INFO").arg(section), &what).await?;
+        Ok(Some(info))
     }
 }
 
