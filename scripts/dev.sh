@@ -42,11 +42,22 @@ if [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" != "PONG" ]]; the
     exit 1
   fi
   echo "   (it keeps running after Ctrl-C; stop it with: redis-cli -p $redis_port shutdown nosave)"
+else
+  # Not ours: perhaps the system's own (Debian's package starts one, with persistence).
+  version="$(redis-cli -p "$redis_port" info server 2>/dev/null | sed -n 's/^redis_version:\([0-9.]*\).*/\1/p')"
+  echo "== using the Redis already answering on 127.0.0.1:$redis_port (Redis ${version:-?})"
+  if ! [[ "${version%%.*}" =~ ^[0-9]+$ ]] || (( ${version%%.*} < 7 )); then
+    echo "error: the Redis on 127.0.0.1:$redis_port is ${version:-of unknown version}; sso-token" \
+      "needs Redis 7 or later (try REDIS_PORT=... to start a new one)" >&2
+    exit 1
+  fi
 fi
 
 echo "== building sso-token"
 cargo build --quiet --bin sso-token
-bin="$root/target/debug/sso-token"
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+bin="$target_dir/debug/sso-token"
 
 mkdir -p target/dev
 if [[ ! -f target/dev/signing.pem ]]; then
@@ -65,7 +76,7 @@ cat <<TRY
 In another terminal, issue a code as the authorize service would, then exchange it:
 
   cd $root
-  CODE=\$(SSO_ENV=dev SSO__REDIS__URL=redis://127.0.0.1:$redis_port target/debug/sso-token issue-code \\
+  CODE=\$(SSO_ENV=dev SSO__REDIS__URL=redis://127.0.0.1:$redis_port ${bin#"$root/"} issue-code \\
       --client demo-app --redirect-uri $redirect --scope user:basic)
   curl -s -X POST http://127.0.0.1:$port/identity/sso/oauth2/access_token \\
       -H 'Content-Type: application/json' \\
