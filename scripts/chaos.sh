@@ -136,11 +136,13 @@ load_pid=$!
 pids+=("$load_pid")
 
 # The run starts once codes are seeded: wait for the first successful exchanges.
+started=0
 for _ in $(seq 300); do
-  awk '$2 > 0 { found = 1 } END { exit !found }' "$out/rate.txt" 2>/dev/null && break
+  awk '$2 > 0 { found = 1 } END { exit !found }' "$out/rate.txt" 2>/dev/null && { started=1; break; }
   kill -0 "$load_pid" 2>/dev/null || die "the load tool stopped early (see $out/loadtest.txt)"
   sleep 0.1
 done
+(( started )) || die "no exchange succeeded in the first 30 s of the load (see $out/loadtest.txt)"
 t0=$(now)
 sleep 4
 echo "== t+$(since "$t0") s: stopping Redis (SHUTDOWN SAVE) for $redis_down s"

@@ -19,7 +19,7 @@
 #   -c, --connections C   most requests in flight [32]
 #   --cluster             a Redis Cluster instead of Sentinel
 #   --replica-acks N      redis.replica_acks of the service [1]; 0 runs without (the hazard)
-#   --ack-timeout-ms MS   redis.replica_ack_timeout_ms [300]
+#   --ack-timeout-ms MS   redis.replica_ack_timeout_ms, below 1000 (the run's redis.timeout_ms) [300]
 #   --profile P           release or debug binaries [release]
 #   --no-build            use the binaries as they are
 #   --out DIR             JSON summary, metrics and logs [target/failover-load]
@@ -60,9 +60,12 @@ for n in "$rate" "$duration" "$connections" "$ack_timeout"; do
 done
 [[ "$acks" =~ ^[0-9]+$ ]] || die "--replica-acks must be a number"
 (( duration >= 25 )) || die "--duration must be at least 25 s (two failovers)"
+# The service refuses an ack timeout that is not below redis.timeout_ms (1000 here, below).
+(( ack_timeout < 1000 )) || die "--ack-timeout-ms must be below 1000 (the run's redis.timeout_ms)"
 
 source scripts/lib.sh
 prepare_run "$profile" "$build"
+rm -f "$out"/node-*.log "$out"/sentinel-*.log  # a failed run's logs are then its own
 
 # Data nodes: every master with two replicas, as README "Redis topologies" advises.
 declare -A node_pid
@@ -71,7 +74,7 @@ start_node() { # start_node PORT [redis-server args]
   mkdir -p "$work/node-$port"
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
     --loglevel warning --dir "$work/node-$port" --min-replicas-to-write 1 \
-    --min-replicas-max-lag 5 --repl-diskless-sync-delay 0 "$@" >>"$out/node-$port.log" 2>&1 &
+    --min-replicas-max-lag 5 --repl-diskless-sync-delay 0 "$@" >"$out/node-$port.log" 2>&1 &
   node_pid[$port]=$!
   pids+=("$!")
   wait_redis "$port" || die "redis-server on $port did not start (see $out/node-$port.log)"
@@ -178,7 +181,7 @@ sentinel failover-timeout $master_name 3000
 sentinel parallel-syncs $master_name 1
 EOF
     redis-server "$work/sentinel-$i.conf" --sentinel --daemonize no --loglevel warning \
-      >>"$out/sentinel-$i.log" 2>&1 &
+      >"$out/sentinel-$i.log" 2>&1 &
     pids+=("$!")
     wait_redis "$port" || die "sentinel $i did not start (see $out/sentinel-$i.log)"
     sentinels+=("$port")
@@ -237,11 +240,13 @@ ok_count() {
   curl -fs --max-time 1 "http://127.0.0.1:$service_port/metrics" 2>/dev/null \
     | awk '$1 == "sso_requests_total{endpoint=\"token\",outcome=\"ok\"}" { print int($2) }'
 }
+started=0
 for _ in $(seq 600); do
-  [[ "$(ok_count)" -gt 0 ]] 2>/dev/null && break
+  [[ "$(ok_count)" -gt 0 ]] 2>/dev/null && { started=1; break; }
   kill -0 "$load_pid" 2>/dev/null || die "the load tool stopped early (see $out/loadtest.txt)"
   sleep 0.1
 done
+(( started )) || die "no exchange succeeded in the first 60 s of the load (see $out/loadtest.txt)"
 t0=$(now)
 sleep 5
 first=$(current_master)

@@ -188,6 +188,7 @@ source scripts/lib.sh  # free_port, wait_redis, ensure_redis_server, find_binari
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
+rm -f "$out"/server-*.log  # named by random port: a failed run's logs are then its own
 clean_up_on_exit
 
 find_binaries "$profile" "$build"
