@@ -161,8 +161,9 @@ impl StoreError {
     }
 
     /// Whether the lane's connection is still good after this failure: an error reply about
-    /// the data or the node's replicas says nothing against it (a replica outage would
-    /// otherwise cost a reconnection, or a Cluster discovery, per failed call). Anything else
+    /// the data, the node's replicas, its memory or disk (`MISCONF`: a failed save), or the
+    /// user's rights says nothing against it (a replica outage or a full disk would otherwise
+    /// cost a reconnection, or a Cluster discovery, per failed call). Anything else
     /// (I/O, a timeout, a fence move, a demoted or loading node, an unknown reply) gets a new
     /// connection. With Sentinel, so does `NOREPLICAS`: the master may be the one a failover
     /// is replacing (one the watchers missed), and a look-up finds its successor.
@@ -171,7 +172,10 @@ impl StoreError {
             Self::Unacknowledged { .. } | Self::Encode(_) => true,
             Self::Redis(e) => match e.code() {
                 Some("NOREPLICAS") => !sentinel,
-                code => matches!(code, Some("WRONGTYPE" | "TRYAGAIN" | "OOM" | "BUSY")),
+                code => matches!(
+                    code,
+                    Some("WRONGTYPE" | "TRYAGAIN" | "OOM" | "BUSY" | "MISCONF" | "NOPERM")
+                ),
             },
             _ => false,
         }

@@ -410,9 +410,72 @@ async fn assert_a_line_a_second(client: &TestClient, status: u16, needle: &str, 
 #[tokio::test]
 async fn error_replies_from_a_healthy_connection_do_not_cost_a_reconnection_each() {
     let redis = RedisServer::start_with(&["--min-replicas-to-write", "1"], None);
+    assert_refusals_keep_the_connection(&redis).await;
+}
+
+/// `MISCONF`: a Redis whose last save failed (a full or gone disk) refuses every write.
+#[tokio::test]
+async fn a_redis_that_cannot_save_costs_no_reconnection_per_refusal() {
+    let dir = std::env::temp_dir().join(format!("sso-misconf-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&dir).expect("a folder for the dump");
+    // `nosave`: on SIGTERM a Redis with save points saves first, and stays up when it cannot.
+    let redis = RedisServer::start_with(
+        &[
+            "--dir",
+            &dir.display().to_string(),
+            "--shutdown-on-sigterm",
+            "nosave",
+        ],
+        None,
+    );
+    let mut admin = connection(&redis).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "save", "3600 1"])
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG SET save");
+    std::fs::remove_dir_all(&dir).expect("remove the dump's folder");
+    let _: String = redis::cmd("BGSAVE")
+        .query_async(&mut admin)
+        .await
+        .expect("BGSAVE");
+    for _ in 0..100 {
+        if query_info(&redis, "persistence")
+            .await
+            .contains("rdb_last_bgsave_status:err")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = redis::cmd("SET")
+        .arg(&["k", "v"])
+        .query_async::<()>(&mut admin)
+        .await
+        .expect_err("writes refused");
+    assert_eq!(refused.code(), Some("MISCONF"), "{refused}");
+
+    assert_refusals_keep_the_connection(&redis).await;
+}
+
+/// `NOPERM`: the service's Redis user may not run the exchange script (an ACL mistake).
+#[tokio::test]
+async fn a_redis_user_without_the_permission_costs_no_reconnection_per_refusal() {
+    let redis = RedisServer::start();
+    let _: String = redis::cmd("ACL")
+        .arg(&["SETUSER", "default", "-evalsha", "-eval"])
+        .query_async(&mut connection(&redis).await)
+        .await
+        .expect("ACL SETUSER");
+    assert_refusals_keep_the_connection(&redis).await;
+}
+
+/// Exchanges against a Redis that refuses them with an error reply: each a prompt 503, and
+/// 20 of them open no new connection.
+async fn assert_refusals_keep_the_connection(redis: &RedisServer) {
     let app = app_on(redis.url()).await;
     let connections = || async {
-        let info: String = query_info(&redis, "stats").await;
+        let info: String = query_info(redis, "stats").await;
         info.lines()
             .find_map(|l| l.strip_prefix("total_connections_received:"))
             .and_then(|n| n.trim().parse::<u64>().ok())
