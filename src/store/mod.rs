@@ -89,8 +89,9 @@ return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
 /// slot: no trace, but a write that the replicas must acknowledge, and they acknowledge in
 /// order, so the `WAIT` after it also covers a deletion that an earlier attempt made and that
 /// was not acknowledged then (the client retried). Answers 1 when it deleted the record, 0
-/// when there was none, -1 when the key holds another token's record.
-const DELETE_SCRIPT: &str = r"#!lua
+/// when there was none, -1 when the key holds another token's record. `allow-oom`: a Redis
+/// full to `maxmemory` still runs it (a deletion frees memory; a revocation must not wait).
+const DELETE_SCRIPT: &str = r"#!lua flags=allow-oom
 local record = redis.call('GET', KEYS[1])
 if record and string.sub(record, 1, #ARGV[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])

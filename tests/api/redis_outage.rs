@@ -493,6 +493,29 @@ async fn assert_refusals_keep_the_connection(redis: &RedisServer) {
     assert!(opened <= 2, "{opened} connections for 20 refused exchanges");
 }
 
+/// A Redis at `maxmemory` (with `noeviction`, as README advises) refuses writes, but still
+/// lets a client revoke a token (RFC 7009): a deletion frees memory, and a compromised token
+/// must not stay live until memory is found.
+#[tokio::test]
+async fn a_full_redis_still_revokes_tokens() {
+    let redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let token = app.token_for(&APP).await;
+    let code = app.issue_code(&APP).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory", "1"])
+        .query_async(&mut connection(&redis).await)
+        .await
+        .expect("CONFIG SET maxmemory");
+    // Full indeed: the exchange's script is refused (`OOM`).
+    assert_unavailable(&app, &code).await;
+
+    let revoked = app.revoke(&APP, &token, None).await;
+
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert!(!app.is_active(&APP, &token).await, "the token is still live");
+}
+
 /// `INFO <section>` of `redis`, through a connection of its own.
 async fn query_info(redis: &RedisServer, section: &str) -> String {
     redis::cmd("INFO")
