@@ -513,7 +513,10 @@ async fn a_full_redis_still_revokes_tokens() {
     let revoked = app.revoke(&APP, &token, None).await;
 
     assert_eq!(revoked.status, 200, "{}", revoked.text);
-    assert!(!app.is_active(&APP, &token).await, "the token is still live");
+    assert!(
+        !app.is_active(&APP, &token).await,
+        "the token is still live"
+    );
 }
 
 /// `INFO <section>` of `redis`, through a connection of its own.
