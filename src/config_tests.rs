@@ -197,8 +197,8 @@ fn the_mode_and_lists_can_come_from_the_environment() {
     assert_eq!(settings.throttle.trusted_proxies.len(), 2);
 }
 
-#[test]
-fn a_broken_file_or_value_is_reported_without_quoting_it() {
+/// A new folder holding `config/default.toml`, for overlays next to it; the test removes it.
+fn folder_with_the_shipped_defaults() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sso-config-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -206,6 +206,12 @@ fn a_broken_file_or_value_is_reported_without_quoting_it() {
         include_str!("../config/default.toml"),
     )
     .unwrap();
+    dir
+}
+
+#[test]
+fn a_broken_file_or_value_is_reported_without_quoting_it() {
+    let dir = folder_with_the_shipped_defaults();
     let cases = [
         // A syntax error: toml's own message prints this very line.
         ("[redis]\nnode_password = \"hunter2\n", "line 2, column"),
@@ -226,13 +232,7 @@ fn a_broken_file_or_value_is_reported_without_quoting_it() {
 
 #[test]
 fn a_missing_overlay_file_is_named() {
-    let dir = std::env::temp_dir().join(format!("sso-config-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("default.toml"),
-        include_str!("../config/default.toml"),
-    )
-    .unwrap();
+    let dir = folder_with_the_shipped_defaults();
 
     let shown = Settings::load(&dir, Some("prdo"))
         .map(|_| ())
