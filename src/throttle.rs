@@ -327,7 +327,7 @@ impl Throttle {
         };
         let mut seen = known;
         if ask_redis {
-            let key = self.store.throttle_key("addr", &address.to_string());
+            let key = self.store.throttle_address_key(address);
             let read = self.store.failures(&key);
             match self.metrics.redis(RedisOp::Throttle, read).await {
                 Ok((count, ttl_ms)) => {
@@ -368,8 +368,8 @@ impl Throttle {
         };
         let client_key = client_blocked
             .is_none()
-            .then(|| self.store.throttle_key("client", client_id));
-        let address_key = source.map(|a| self.store.throttle_key("addr", &a.to_string()));
+            .then(|| self.store.throttle_client_key(client_id));
+        let address_key = source.map(|a| self.store.throttle_address_key(a));
         let keys: Vec<String> = client_key.into_iter().chain(address_key).collect();
         if keys.is_empty() {
             return answer(blocked);

@@ -35,6 +35,8 @@ const HASH_BYTES: usize = 9;
 pub const RANDOM_CHARS: usize = tokens::RANDOM_ID_CHARS;
 /// Separates this use of SHA-256 from any other hash of a code (PKCE hashes verifiers).
 const JTI_DOMAIN: &[u8] = b"sso-token jti\0";
+/// Separates the hash of a client id in a throttle key from the other hashes.
+const THROTTLE_DOMAIN: &[u8] = b"sso-token throttle client\0";
 const ALPHANUMERIC: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// Builds the key names of one deployment; the only place that does.
@@ -117,10 +119,24 @@ impl Keys {
         id
     }
 
-    /// A failure counter of the throttle: `kind` is `client` or `addr`. One key per script
-    /// call, so its slot in Cluster mode is its own business.
-    pub fn throttle(&self, kind: &str, id: &str) -> String {
-        concat(&[&self.prefix, "throttle:", kind, ":", id])
+    /// The throttle's failure counter of a client id, named by a hash of the id: the id comes
+    /// before authentication, so it may be anything, a secret pasted into the wrong field
+    /// among them, which would then sit in Redis' key space, its slow log and its dumps; and a
+    /// `{…}` in it would choose the key's Cluster slot.
+    pub fn throttle_client(&self, client_id: &str) -> String {
+        let mut hash = Context::new(&SHA256);
+        hash.update(THROTTLE_DOMAIN);
+        hash.update(client_id.as_bytes());
+        let mut key = concat(&[&self.prefix, "throttle:client:"]);
+        URL_SAFE_NO_PAD.encode_string(hash.finish(), &mut key);
+        key
+    }
+
+    /// The throttle's failure counter of a source address (an IPv6 one by its /64), readable
+    /// for an operator looking for who is blocked. One key per script call, so its slot in
+    /// Cluster mode is its own business.
+    pub fn throttle_address(&self, address: &str) -> String {
+        concat(&[&self.prefix, "throttle:addr:", address])
     }
 
     fn keyed(&self, kind: &str, code: &str) -> String {

@@ -125,3 +125,24 @@ fn any_jti_maps_to_a_key_without_panicking() {
     // A cut inside a character keeps the whole string.
     assert_eq!(keys.token("éaaaaaaaaaaa"), "p:token:{éa}aaaaaaaaaa");
 }
+
+#[test]
+fn throttle_keys_name_a_client_id_by_its_hash_and_an_address_as_it_is() {
+    let keys = Keys::new("sso:", true);
+    // A secret pasted into `client_id`, with braces that would pick a Cluster slot.
+    let pasted = "{s3cr3t}-Vx9q";
+    let key = keys.throttle_client(pasted);
+    assert!(key.starts_with("sso:throttle:client:"), "{key}");
+    assert!(!key.contains("s3cr3t") && !key.contains('{'), "{key}");
+    assert_eq!(key.len(), "sso:throttle:client:".len() + 43, "{key}");
+    assert_eq!(
+        key,
+        keys.throttle_client(pasted),
+        "the same id, the same counter"
+    );
+    assert_ne!(key, keys.throttle_client("{s3cr3t}-Vx9r"));
+    assert_eq!(
+        keys.throttle_address("2001:db8::"),
+        "sso:throttle:addr:2001:db8::"
+    );
+}

@@ -6,7 +6,7 @@
 //! - `<prefix>token:<record id>`: the token record, TTL = `expires_in`; its presence means
 //!   "live". The record id (a `jti` less its random part) comes from the code, so the record is
 //!   also the code's replay marker (see [`keys`]).
-//! - `<prefix>throttle:client:<id>`, `<prefix>throttle:addr:<ip>`: failed client
+//! - `<prefix>throttle:client:<hash of the id>`, `<prefix>throttle:addr:<ip>`: failed client
 //!   authentications in the current window, TTL = the window (see `throttle`).
 
 mod ack;
@@ -16,6 +16,7 @@ pub mod keys;
 mod sentinel;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -688,9 +689,14 @@ impl Store {
         .await
     }
 
-    /// The failure counter of a client id (`kind` = `client`) or an address (`addr`).
-    pub fn throttle_key(&self, kind: &str, id: &str) -> String {
-        self.keys.throttle(kind, id)
+    /// The failure counter of a client id.
+    pub fn throttle_client_key(&self, client_id: &str) -> String {
+        self.keys.throttle_client(client_id)
+    }
+
+    /// The failure counter of a source address.
+    pub fn throttle_address_key(&self, address: IpAddr) -> String {
+        self.keys.throttle_address(&address.to_string())
     }
 
     /// Adds one failure to each counter; returns each one's count and milliseconds left in its
