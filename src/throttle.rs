@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -156,8 +156,9 @@ struct Seen {
 /// Counters learned from Redis' answers, dropped when their window ends.
 struct Table<K> {
     entries: Mutex<Entries<K>>,
-    /// Lets the common case (no failure anywhere lately) skip the lock.
-    len: AtomicUsize,
+    /// Milliseconds after `epoch` until which some entry's window lasts: past it (no failure
+    /// anywhere lately, the common case) a look-up skips the lock.
+    live_until: AtomicU64,
     epoch: Instant,
     /// Milliseconds after `epoch` until which a key may be missing for want of room: the end
     /// of the window of the last key turned away (0: none ever was).
@@ -180,7 +181,7 @@ impl<K: std::hash::Hash + Eq> Table<K> {
                 held: HashMap::new(),
                 swept: None,
             }),
-            len: AtomicUsize::new(0),
+            live_until: AtomicU64::new(0),
             epoch: Instant::now(),
             turned_away_until: AtomicU64::new(0),
         }
@@ -191,7 +192,7 @@ impl<K: std::hash::Hash + Eq> Table<K> {
         K: std::borrow::Borrow<Q>,
         Q: std::hash::Hash + Eq + ?Sized,
     {
-        if self.len.load(Ordering::Relaxed) == 0 {
+        if self.idle(now) {
             return None;
         }
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,6 +207,13 @@ impl<K: std::hash::Hash + Eq> Table<K> {
     /// the expired entries are gone); otherwise notes how long the key's window lasts.
     fn put(&self, key: K, seen: Seen, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if self.idle(now) {
+            // Every window has ended: start afresh.
+            entries.held.clear();
+        }
+        // Rounded up, so that `idle` never says so of a window still open.
+        let open_until = self.millis(seen.until + Duration::from_nanos(999_999));
+        self.live_until.fetch_max(open_until, Ordering::Relaxed);
         if let Some(known) = entries.held.get_mut(&key) {
             *known = seen;
             return;
@@ -223,7 +231,11 @@ impl<K: std::hash::Hash + Eq> Table<K> {
             let until = self.millis(seen.until);
             self.turned_away_until.fetch_max(until, Ordering::Relaxed);
         }
-        self.len.store(entries.held.len(), Ordering::Relaxed);
+    }
+
+    /// Whether every window it holds has ended (or it never held one).
+    fn idle(&self, now: Instant) -> bool {
+        self.millis(now) >= self.live_until.load(Ordering::Relaxed)
     }
 
     /// Whether a key it does not hold may yet have a live count: one was turned away for want
@@ -543,7 +555,7 @@ mod tests {
         for key in 3..(MAX_TRACKED as u32 + 10) {
             table.put(key, live, now);
         }
-        assert!(table.len.load(Ordering::Relaxed) <= MAX_TRACKED);
+        assert!(table.entries.lock().unwrap().held.len() <= MAX_TRACKED);
         // Keys were turned away: for as long as their window lasts, one may be missing.
         assert!(table.may_miss(now));
         assert!(table.may_miss(now + Duration::from_secs(59)));
@@ -555,5 +567,46 @@ mod tests {
         // A key it holds is still brought up to date.
         table.put(1, Seen { count: 9, ..live }, now);
         assert_eq!(table.get(&1, now).map(|s| s.count), Some(9));
+    }
+
+    #[test]
+    fn once_every_window_has_ended_a_look_up_skips_the_lock() {
+        let table: Table<u32> = Table::new();
+        let now = Instant::now();
+        assert!(table.idle(now), "nothing held yet");
+        let seen = Seen {
+            count: 1,
+            until: now + Duration::from_secs(60),
+        };
+        table.put(1, seen, now);
+        table.put(
+            2,
+            Seen {
+                until: now + Duration::from_secs(30),
+                ..seen
+            },
+            now,
+        );
+        assert!(
+            !table.idle(now + Duration::from_secs(59)),
+            "key 1's window is open"
+        );
+        // (It may take the lock up to a millisecond longer: it counts whole ones.)
+        let later = now + Duration::from_millis(60_001);
+        assert!(
+            table.idle(later),
+            "the entries are still there, but all expired"
+        );
+        // The next failure starts afresh: the expired entries go.
+        table.put(
+            3,
+            Seen {
+                until: later + Duration::from_secs(60),
+                ..seen
+            },
+            later,
+        );
+        assert_eq!(table.entries.lock().unwrap().held.len(), 1);
+        assert!(!table.idle(later));
     }
 }
