@@ -36,6 +36,28 @@ struct Metadata<'a> {
     scopes_supported: BTreeSet<&'a str>,
 }
 
+/// Says so when clients that discover the metadata from `token.issuer` (openid-client) would
+/// refuse it: RFC 8414 §3.3 wants the metadata's `issuer` to be the URL it was looked up under,
+/// which here is `discovery.base_url`, or a path under it (served at
+/// `/.well-known/oauth-authorization-server/<path>`). Checked at start and on every reload.
+pub fn warn_of_an_undiscoverable_issuer(token: &TokenSettings, discovery: &DiscoverySettings) {
+    if !issuer_is_discoverable(&token.issuer, discovery.base()) {
+        log::warn!(
+            "token.issuer `{}` is neither discovery.base_url `{}` nor a path under it: clients \
+             that use /.well-known/oauth-authorization-server will refuse the metadata (README, \
+             \"Compatibility with client libraries\")",
+            token.issuer,
+            discovery.base()
+        );
+    }
+}
+
+fn issuer_is_discoverable(issuer: &str, base: &str) -> bool {
+    issuer
+        .strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The metadata document as JSON; `scopes_supported` is every scope some client may be granted.
 pub fn metadata(
     token: &TokenSettings,
@@ -65,4 +87,30 @@ pub fn metadata(
         code_challenge_methods_supported: ["S256", "plain"],
         scopes_supported: registry.scopes(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::issuer_is_discoverable;
+
+    #[test]
+    fn an_issuer_is_discoverable_at_the_base_url_or_a_path_under_it() {
+        let base = "https://sso.example.com";
+        for issuer in [
+            base,
+            "https://sso.example.com/",
+            "https://sso.example.com/identity",
+        ] {
+            assert!(issuer_is_discoverable(issuer, base), "{issuer}");
+        }
+        for issuer in [
+            "com.central-x.security",
+            "https://sso.example.com.evil",
+            "https://sso.example.co",
+            "http://sso.example.com",
+            "https://other.example.com/identity",
+        ] {
+            assert!(!issuer_is_discoverable(issuer, base), "{issuer}");
+        }
+    }
 }

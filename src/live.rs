@@ -83,6 +83,7 @@ impl Live {
         let argon2 = Argon2Limit::per_cpu();
         let snapshot = Snapshot::load(settings, &argon2)?;
         log::info!("{}", snapshot.describe());
+        discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
         Ok(Self {
             argon2,
             current: ArcSwap::from_pointee(snapshot),
@@ -106,6 +107,7 @@ impl Live {
         match outcome {
             Ok((snapshot, settings)) => {
                 warn_of_dropped_signer(&self.current.load(), &snapshot);
+                discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
                 let described = snapshot.describe();
                 self.current.store(Arc::new(snapshot));
                 log::info!("configuration reloaded: {described}");

@@ -86,16 +86,6 @@ impl Application {
         settings: Settings,
         source: SettingsSource,
     ) -> Result<Self, StartError> {
-        if settings.token.issuer != settings.discovery.base_url {
-            // RFC 8414 §3.3: clients that discover (openid-client) refuse such metadata.
-            log::warn!(
-                "token.issuer `{}` differs from discovery.base_url `{}`: clients that use \
-                 /.well-known/oauth-authorization-server will refuse it (README, \
-                 \"Compatibility with client libraries\")",
-                settings.token.issuer,
-                settings.discovery.base_url
-            );
-        }
         let live = Arc::new(Live::new(&settings, refusing_what_a_start_would(source))?);
         let store = Store::new(&settings.redis)?;
         let metrics = Arc::new(Metrics::new()?);
