@@ -5,7 +5,8 @@
 //! requests nor changes one half-way. A new configuration that does not load is refused with a
 //! log line and the running one stays.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -51,6 +52,9 @@ pub struct Live {
     started: Settings,
     /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
     argon2: Argon2Limit,
+    /// Keys that stopped signing, and when: their tokens stay live for `expires_in` (plus
+    /// leeway) after, so a reload that drops one sooner is warned of.
+    retired: Mutex<Vec<(String, Instant)>>,
 }
 
 impl Snapshot {
@@ -89,6 +93,7 @@ impl Live {
             current: ArcSwap::from_pointee(snapshot),
             source,
             started: settings.clone(),
+            retired: Mutex::new(Vec::new()),
         })
     }
 
@@ -106,7 +111,7 @@ impl Live {
             .and_then(|settings| Ok((Snapshot::load(&settings, &self.argon2)?, settings)));
         match outcome {
             Ok((snapshot, settings)) => {
-                warn_of_dropped_signer(&self.current.load(), &snapshot);
+                self.warn_of_dropped_signers(&self.current.load(), &snapshot);
                 discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
                 let described = snapshot.describe();
                 self.current.store(Arc::new(snapshot));
@@ -142,21 +147,46 @@ fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
     .collect()
 }
 
-/// Tokens of the key that signed until now stop verifying when a reload drops it: right for a
-/// compromised key, a mistake in a rotation (README: it stays in `token.verify_keys` until its
-/// tokens expire); then introspection calls them inactive and revocation finds nothing to revoke
-/// here, while replicas not yet reloaded still accept them. Said loudly, since only the
-/// operator knows which it is.
-fn warn_of_dropped_signer(running: &Snapshot, next: &Snapshot) {
-    let signer = running.keys.minter().key().kid();
-    if !next.keys.verifier().knows(signer) {
-        log::warn!(
-            "this reload drops key {signer}, which signed tokens until now: those of the last \
-             {} s no longer verify (inactive, not revocable) wherever it is applied. Intended for \
-             a compromised key only; otherwise keep the key in token.verify_keys until they \
-             expire (README, Key rotation)",
-            running.token.expires_in + running.token.leeway_secs
-        );
+impl Live {
+    /// Tokens of a key that signed until now, or until less than their lifetime ago, stop
+    /// verifying when a reload drops it: right for a compromised key, a mistake in a rotation
+    /// (README: it stays in `token.verify_keys` until its tokens expire); then introspection
+    /// calls them inactive and revocation finds nothing to revoke here, while replicas not yet
+    /// reloaded still accept them. Said loudly, since only the operator knows which it is.
+    fn warn_of_dropped_signers(&self, running: &Snapshot, next: &Snapshot) {
+        let now = Instant::now();
+        let lifetime = running.token.expires_in + running.token.leeway_secs;
+        let signer = running.keys.minter().key().kid();
+        let next_signer = next.keys.minter().key().kid();
+        let knows = |kid: &str| next.keys.verifier().knows(kid);
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.retain(|(kid, at)| {
+            let ago = now.saturating_duration_since(*at).as_secs();
+            let live = ago < lifetime && kid != next_signer && kid != signer;
+            if live && !knows(kid) {
+                log::warn!(
+                    "this reload drops key {kid}, which signed tokens until {ago} s ago: those \
+                     of its last {} s no longer verify (inactive, not revocable) wherever it is \
+                     applied. Intended for a compromised key only; otherwise keep the key in \
+                     token.verify_keys until they expire (README, Key rotation)",
+                    lifetime - ago
+                );
+            }
+            live && knows(kid)
+        });
+        if signer == next_signer {
+            return;
+        }
+        if knows(signer) {
+            retired.push((signer.to_owned(), now));
+        } else {
+            log::warn!(
+                "this reload drops key {signer}, which signed tokens until now: those of the last \
+                 {lifetime} s no longer verify (inactive, not revocable) wherever it is applied. \
+                 Intended for a compromised key only; otherwise keep the key in \
+                 token.verify_keys until they expire (README, Key rotation)"
+            );
+        }
     }
 }
 
