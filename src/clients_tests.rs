@@ -18,7 +18,7 @@ fn creds(id: &str, secret: &str) -> ClientCredentials {
 }
 
 fn load(text: &str) -> Registry {
-    match Registry::from_toml(text, &Argon2Limit::per_cpu()) {
+    match Registry::from_toml(text, &Argon2Limit::half_the_cpus()) {
         Ok(registry) => registry,
         Err(LoadError::Parse(e)) => panic!("{e}"),
         Err(LoadError::Invalid { client, problem }) => panic!("{client}: {problem}"),
@@ -78,7 +78,7 @@ fn a_clients_file_that_does_not_parse_is_reported_without_its_lines() {
     ];
     for (text, expected) in cases {
         std::fs::write(&path, &text).unwrap();
-        let shown = match Registry::load(&path, &Argon2Limit::per_cpu()) {
+        let shown = match Registry::load(&path, &Argon2Limit::half_the_cpus()) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("{text} loaded"),
         };
@@ -94,7 +94,7 @@ fn a_clients_file_that_does_not_parse_is_reported_without_its_lines() {
 fn a_client_id_outside_printable_ascii_is_refused() {
     for id in ["app\\n", "äpp", ""] {
         let text = DEMO.replace("id = \"app\"", &format!("id = \"{id}\""));
-        match Registry::from_toml(&text, &Argon2Limit::per_cpu()) {
+        match Registry::from_toml(&text, &Argon2Limit::half_the_cpus()) {
             Err(LoadError::Invalid { problem, .. }) => {
                 assert!(problem.contains("printable ASCII"), "{problem}")
             }

@@ -84,7 +84,7 @@ impl Snapshot {
 impl Live {
     /// Loads the first snapshot from `settings`; `source` gives the settings of each reload.
     pub fn new(settings: &Settings, source: SettingsSource) -> Result<Self, LoadError> {
-        let argon2 = Argon2Limit::per_cpu();
+        let argon2 = Argon2Limit::half_the_cpus();
         let snapshot = Snapshot::load(settings, &argon2)?;
         log::info!("{}", snapshot.describe());
         discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);

@@ -42,9 +42,10 @@ pub struct Argon2Limit {
 }
 
 impl Argon2Limit {
-    /// One slot per CPU (`available_parallelism`): more would only wait for a core anyway.
-    pub fn per_cpu() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(1, NonZero::get))
+    /// One slot per two CPUs (`available_parallelism`), at least one: a flood of wrong secrets
+    /// for an Argon2 client then leaves at least half the cores to every other request.
+    pub fn half_the_cpus() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, NonZero::get) / 2)
     }
 
     pub fn new(slots: usize) -> Self {
@@ -98,7 +99,7 @@ impl SecretHash {
                 PasswordHash::new(stored).map_err(|e| format!("Argon2id PHC string: {e}"))?;
             // Every wrong secret pays the hash's own cost: a hash made elsewhere with a huge
             // one (libsodium's "sensitive" is 1 GiB) would let anyone take that much memory
-            // per CPU.
+            // per slot.
             let memory_kib = hash.params.get_decimal("m").unwrap_or(0);
             if memory_kib > ARGON2_MAX_MEMORY_KIB {
                 return Err(format!(

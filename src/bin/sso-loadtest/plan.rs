@@ -102,7 +102,7 @@ impl TokenPlan {
         args: &RunArgs,
         targets: &[Target],
     ) -> anyhow::Result<Self> {
-        let registry = Registry::load(&settings.clients.file, &Argon2Limit::per_cpu())?;
+        let registry = Registry::load(&settings.clients.file, &Argon2Limit::half_the_cpus())?;
         let client = registry.get(&args.client_id).with_context(|| {
             format!(
                 "client `{}` is not in {}",
