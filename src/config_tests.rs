@@ -393,3 +393,18 @@ fn a_trusted_proxy_that_is_no_address_or_network_is_refused_up_front() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn debug_output_of_the_settings_shows_no_redis_password() {
+    let mut settings = shipped();
+    settings.redis.url = "redis://:pw-url@127.0.0.1:6379/0".into();
+    settings.redis.sentinels = urls(&["redis://sentinel:pw-sentinel@10.0.0.1:26379"]);
+    settings.redis.nodes = urls(&["rediss://:pw-node@10.0.0.2:6379"]);
+    settings.redis.node_password = Some(Sensitive::new("pw-data".to_owned()));
+    let shown = format!("{settings:?}");
+    assert!(!shown.contains("pw-"), "{shown}");
+    assert!(
+        shown.contains("127.0.0.1:6379") && shown.contains("10.0.0.1:26379"),
+        "{shown}"
+    );
+}
