@@ -460,45 +460,29 @@ impl PartialEq for RedisSettings {
 }
 
 /// The URLs without their passwords (`redact::redis_url`): `{settings:?}` in a log line or a
-/// panic message would print them. The destructuring makes a new field a compile error here.
+/// panic message would print them.
 impl std::fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Self {
-            mode,
-            url,
-            sentinels,
-            master_name,
-            node_username,
-            node_password,
-            node_tls,
-            nodes,
-            pool_size,
-            timeout_ms,
-            key_prefix,
-            replica_acks,
-            replica_ack_timeout_ms,
-            tcp_keepalive_secs,
-        } = self;
         let urls = |list: &[String]| {
             list.iter()
                 .map(|u| redact::redis_url(u))
                 .collect::<Vec<_>>()
         };
         f.debug_struct("RedisSettings")
-            .field("mode", mode)
-            .field("url", &redact::redis_url(url))
-            .field("sentinels", &urls(sentinels))
-            .field("master_name", master_name)
-            .field("node_username", node_username)
-            .field("node_password", node_password)
-            .field("node_tls", node_tls)
-            .field("nodes", &urls(nodes))
-            .field("pool_size", pool_size)
-            .field("timeout_ms", timeout_ms)
-            .field("key_prefix", key_prefix)
-            .field("replica_acks", replica_acks)
-            .field("replica_ack_timeout_ms", replica_ack_timeout_ms)
-            .field("tcp_keepalive_secs", tcp_keepalive_secs)
+            .field("mode", &self.mode)
+            .field("url", &redact::redis_url(&self.url))
+            .field("sentinels", &urls(&self.sentinels))
+            .field("master_name", &self.master_name)
+            .field("node_username", &self.node_username)
+            .field("node_password", &self.node_password)
+            .field("node_tls", &self.node_tls)
+            .field("nodes", &urls(&self.nodes))
+            .field("pool_size", &self.pool_size)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("key_prefix", &self.key_prefix)
+            .field("replica_acks", &self.replica_acks)
+            .field("replica_ack_timeout_ms", &self.replica_ack_timeout_ms)
+            .field("tcp_keepalive_secs", &self.tcp_keepalive_secs)
             .finish()
     }
 }
