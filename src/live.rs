@@ -6,7 +6,7 @@
 //! log line and the running one stays.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -52,8 +52,8 @@ pub struct Live {
     started: Settings,
     /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
     argon2: Argon2Limit,
-    /// Keys that stopped signing, and when: their tokens stay live for `expires_in` (plus
-    /// leeway) after, so a reload that drops one sooner is warned of.
+    /// Keys that stopped signing in this process, and until when their tokens live
+    /// (`expires_in` plus leeway after): a reload that drops one sooner is warned of.
     retired: Mutex<Vec<(String, Instant)>>,
 }
 
@@ -158,28 +158,26 @@ impl Live {
         let lifetime = running.token.expires_in + running.token.leeway_secs;
         let signer = running.keys.minter().key().kid();
         let next_signer = next.keys.minter().key().kid();
-        let knows = |kid: &str| next.keys.verifier().knows(kid);
+        let drops =
+            |kid: &str| running.keys.verifier().knows(kid) && !next.keys.verifier().knows(kid);
         let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
-        retired.retain(|(kid, at)| {
-            let ago = now.saturating_duration_since(*at).as_secs();
-            let live = ago < lifetime && kid != next_signer && kid != signer;
-            if live && !knows(kid) {
-                log::warn!(
-                    "this reload drops key {kid}, which signed tokens until {ago} s ago: those \
-                     of its last {} s no longer verify (inactive, not revocable) wherever it is \
-                     applied. Intended for a compromised key only; otherwise keep the key in \
-                     token.verify_keys until they expire (README, Key rotation)",
-                    lifetime - ago
-                );
-            }
-            live && knows(kid)
-        });
+        // A key that signs again, or signed until now, gets a fresh deadline below.
+        retired.retain(|(kid, deadline)| *deadline > now && kid != signer && kid != next_signer);
+        for (kid, deadline) in retired.iter().filter(|(kid, _)| drops(kid)) {
+            log::warn!(
+                "this reload drops key {kid}, which signed tokens less than their lifetime ago: \
+                 those of the next {} s no longer verify (inactive, not revocable) wherever it \
+                 is applied. Intended for a compromised key only; otherwise keep the key in \
+                 token.verify_keys until they expire (README, Key rotation)",
+                deadline.saturating_duration_since(now).as_secs() + 1
+            );
+        }
         if signer == next_signer {
             return;
         }
-        if knows(signer) {
-            retired.push((signer.to_owned(), now));
-        } else {
+        // Its tokens live until the deadline of the settings they were issued under.
+        retired.push((signer.to_owned(), now + Duration::from_secs(lifetime)));
+        if drops(signer) {
             log::warn!(
                 "this reload drops key {signer}, which signed tokens until now: those of the last \
                  {lifetime} s no longer verify (inactive, not revocable) wherever it is applied. \

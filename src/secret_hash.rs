@@ -43,7 +43,8 @@ pub struct Argon2Limit {
 
 impl Argon2Limit {
     /// One slot per two CPUs (`available_parallelism`), at least one: a flood of wrong secrets
-    /// for an Argon2 client then leaves at least half the cores to every other request.
+    /// for an Argon2 client then leaves at least half the cores to every other request (on a
+    /// machine with two CPUs or more).
     pub fn half_the_cpus() -> Self {
         Self::new(std::thread::available_parallelism().map_or(1, NonZero::get) / 2)
     }

@@ -333,3 +333,39 @@ async fn a_reload_that_drops_the_running_signer_warns() {
         "no warning for the key that signed until the reload before, its tokens still live"
     );
 }
+
+/// The README's step 3 once the old key's tokens have expired is no mistake: no warning.
+#[tokio::test]
+async fn dropping_a_retired_key_after_its_tokens_expired_is_not_warned_of() {
+    let log = crate::log_capture::mark();
+    let (old, old_kid) = new_key_file(KeyKind::Ed25519);
+    let (new, _) = new_key_file(KeyKind::Ed25519);
+    let short = |s: &mut sso_token::config::Settings| {
+        s.token.expires_in = 1;
+        s.token.leeway_secs = 0;
+    };
+    let app = spawn_app_with(|s| {
+        short(s);
+        s.token.signing_key = old.clone();
+    })
+    .await;
+    app.reload_with(|s| {
+        short(s);
+        s.token.signing_key = new.clone();
+        s.token.verify_keys = vec![old.clone()];
+    })
+    .expect("step 2 of the rotation");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.reload_with(|s| {
+        short(s);
+        s.token.signing_key = new.clone();
+        s.token.verify_keys.clear();
+    })
+    .expect("step 3, once the old key's tokens have expired");
+
+    let warned = log
+        .lines()
+        .iter()
+        .any(|l| l.starts_with("WARN") && l.contains(&format!("drops key {old_kid}")));
+    assert!(!warned, "step 3 in time is no mistake");
+}
