@@ -131,23 +131,7 @@ impl Live {
             }
         }
     }
-}
 
-/// The sections that differ between the settings as started and a reload's, which a reload
-/// does not apply: they shape the listener, the Redis pool and the throttle built at start-up.
-fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
-    [
-        ("[server]", started.server != reloaded.server),
-        ("[redis]", started.redis != reloaded.redis),
-        ("[throttle]", started.throttle != reloaded.throttle),
-        ("[metrics]", started.metrics != reloaded.metrics),
-    ]
-    .into_iter()
-    .filter_map(|(section, changed)| changed.then_some(section))
-    .collect()
-}
-
-impl Live {
     /// Tokens of a key that signed until now, or until less than their lifetime ago, stop
     /// verifying when a reload drops it: right for a compromised key, a mistake in a rotation
     /// (README: it stays in `token.verify_keys` until its tokens expire); then introspection
@@ -186,6 +170,20 @@ impl Live {
             );
         }
     }
+}
+
+/// The sections that differ between the settings as started and a reload's, which a reload
+/// does not apply: they shape the listener, the Redis pool and the throttle built at start-up.
+fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
+    [
+        ("[server]", started.server != reloaded.server),
+        ("[redis]", started.redis != reloaded.redis),
+        ("[throttle]", started.throttle != reloaded.throttle),
+        ("[metrics]", started.metrics != reloaded.metrics),
+    ]
+    .into_iter()
+    .filter_map(|(section, changed)| changed.then_some(section))
+    .collect()
 }
 
 /// Starts listening for SIGHUP. Called while the server is built, before it accepts anything:

@@ -19,7 +19,7 @@
 
 use std::sync::OnceLock;
 
-use aws_lc_rs::digest::{Context, SHA256};
+use aws_lc_rs::digest::{Context, Digest, SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -106,10 +106,7 @@ impl Keys {
     /// gives the code away only as far as the code's own randomness lets it be guessed, and
     /// that code is spent.
     pub fn record_id(&self, code: &str) -> String {
-        let mut hash = Context::new(&SHA256);
-        hash.update(JTI_DOMAIN);
-        hash.update(code.as_bytes());
-        let hash = hash.finish();
+        let hash = domain_hash(JTI_DOMAIN, code);
         let mut id = String::with_capacity(TAG_LEN + 2 * RANDOM_CHARS);
         if self.tagged {
             let tag = &slot_tags()[usize::from(slot(self.code(code).as_bytes()))];
@@ -124,11 +121,8 @@ impl Keys {
     /// among them, which would then sit in Redis' key space, its slow log and its dumps; and a
     /// `{…}` in it would choose the key's Cluster slot.
     pub fn throttle_client(&self, client_id: &str) -> String {
-        let mut hash = Context::new(&SHA256);
-        hash.update(THROTTLE_DOMAIN);
-        hash.update(client_id.as_bytes());
         let mut key = concat(&[&self.prefix, "throttle:client:"]);
-        URL_SAFE_NO_PAD.encode_string(hash.finish(), &mut key);
+        URL_SAFE_NO_PAD.encode_string(domain_hash(THROTTLE_DOMAIN, client_id), &mut key);
         key
     }
 
@@ -146,6 +140,14 @@ impl Keys {
             concat(&[&self.prefix, kind, code])
         }
     }
+}
+
+/// SHA-256 of `domain` then `value`: the domain keeps each use's hashes apart.
+fn domain_hash(domain: &[u8], value: &str) -> Digest {
+    let mut hash = Context::new(&SHA256);
+    hash.update(domain);
+    hash.update(value.as_bytes());
+    hash.finish()
 }
 
 /// The parts in one allocation of the exact size (`format!` guesses, then grows): three keys

@@ -1,7 +1,6 @@
-//! Argon2 under attack: at most one verification per two CPUs (at least one)
-//! runs at once; a request that finds
-//! every slot busy for long gets a prompt 503 to retry, and a client whose secret has been
-//! verified before passes without a slot.
+//! Argon2 under attack: at most one verification per two CPUs (at least one) runs at once; a
+//! request that finds every slot busy for long gets a prompt 503 to retry, and a client whose
+//! secret has been verified before passes without a slot.
 
 use futures_util::future::join_all;
 use sso_token::startup::INTROSPECT_PATH;
