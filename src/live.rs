@@ -111,7 +111,9 @@ impl Live {
             .and_then(|settings| Ok((Snapshot::load(&settings, &self.argon2)?, settings)));
         match outcome {
             Ok((snapshot, settings)) => {
-                self.warn_of_dropped_signers(&self.current.load(), &snapshot);
+                let running = self.current.load();
+                self.warn_of_dropped_signers(&running, &snapshot);
+                warn_of_a_new_algorithm(&running, &snapshot);
                 discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
                 let described = snapshot.describe();
                 self.current.store(Arc::new(snapshot));
@@ -169,6 +171,24 @@ impl Live {
                  token.verify_keys until they expire (README, Key rotation)"
             );
         }
+    }
+}
+
+/// The tokens' `alg` follows the signing key's type, so making a key of another type the signer
+/// changes what every resource server and client must accept (the seed's tokens are RS256); one
+/// pinned to the old algorithm rejects every new token. Said at once, since nothing else fails.
+fn warn_of_a_new_algorithm(running: &Snapshot, next: &Snapshot) {
+    let (signer, next_signer) = (running.keys.minter().key(), next.keys.minter().key());
+    let (was, is) = (signer.algorithm().name(), next_signer.algorithm().name());
+    if was != is {
+        log::warn!(
+            "this reload changes the tokens' alg from {was} (key {}) to {is} (key {}): resource \
+             servers and clients that accept only {was} reject every token signed from now on; \
+             rotate to a key of the same type unless all of them accept {is} (README, Key \
+             rotation)",
+            signer.kid(),
+            next_signer.kid()
+        );
     }
 }
 

@@ -332,6 +332,47 @@ async fn a_reload_that_drops_the_running_signer_warns() {
         warned(&old_kid),
         "no warning for the key that signed until the reload before, its tokens still live"
     );
+    let alg_warned = log
+        .lines()
+        .iter()
+        .any(|l| l.contains("changes the tokens' alg") && l.contains(&new_kid));
+    assert!(
+        !alg_warned,
+        "every key here is Ed25519: the alg stays EdDSA"
+    );
+}
+
+/// A rotation to a key of another type changes the tokens' `alg`, which a resource server
+/// pinned to the old one rejects: the reload says so, naming both.
+#[tokio::test]
+async fn a_reload_that_changes_the_tokens_algorithm_warns() {
+    let log = crate::log_capture::mark();
+    let (old, old_kid) = new_key_file(KeyKind::Rsa2048);
+    let (new, new_kid) = new_key_file(KeyKind::Ed25519);
+    let app = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
+    assert_eq!(
+        decode_header(&app.token_for(&APP).await).unwrap().alg,
+        jsonwebtoken::Algorithm::RS256
+    );
+
+    app.reload_with(|s| {
+        s.token.signing_key = new.clone();
+        s.token.verify_keys = vec![old.clone()];
+    })
+    .expect("step 2 of the rotation, to an Ed25519 key");
+
+    let warning = log
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("changes the tokens' alg") && l.contains(&new_kid))
+        .expect("no warning of the new alg");
+    assert!(warning.starts_with("WARN"), "{warning}");
+    let named = format!("from RS256 (key {old_kid}) to EdDSA (key {new_kid})");
+    assert!(warning.contains(&named), "{warning}");
+    assert_eq!(
+        decode_header(&app.token_for(&APP).await).unwrap().alg,
+        jsonwebtoken::Algorithm::EdDSA
+    );
 }
 
 /// The README's step 3 once the old key's tokens have expired is no mistake: no warning.
