@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use jsonwebtoken::decode_header;
+use serde_json::json;
 use sso_token::startup::Application;
 use sso_token::tokens::KeyKind;
 use tokio::task::JoinSet;
 
 use crate::helpers::{
-    APP, Answer, OTHER, TestApp, json_request, new_key_file, public_key_file, spawn_app_with,
-    test_dir, test_settings,
+    APP, Answer, FOR_RESOURCE, OTHER, RESOURCE_API, TestApp, json_request, new_key_file,
+    public_key_file, spawn_app, spawn_app_with, test_dir, test_settings,
 };
 
 /// An edit that makes a configuration unloadable.
@@ -204,6 +205,46 @@ async fn clients_file_changes_take_effect_on_reload() {
 
     let code = app.issue_code(&OTHER).await;
     assert_eq!(app.exchange(&OTHER, &code).await.status(), 200);
+}
+
+/// Disabling a client (`enabled = false`, then a reload) makes its live tokens inactive at once,
+/// for introspection by the resource they are meant for and for user info; enabling it again
+/// brings them back, since nothing was deleted.
+#[tokio::test]
+async fn disabling_a_client_makes_its_live_tokens_inactive_until_it_is_enabled_again() {
+    let full = crate::fixtures::clients_toml();
+    let marker = format!("id = \"{}\"", FOR_RESOURCE.id);
+    let disabled: String = full
+        .split_inclusive("[[clients]]")
+        .map(|block| {
+            if block.contains(&marker) {
+                block.replacen(&marker, &format!("{marker}\nenabled = false"), 1)
+            } else {
+                block.to_owned()
+            }
+        })
+        .collect();
+    assert_ne!(disabled, full, "the FOR_RESOURCE entry was not found");
+    let disabled_file = test_dir().join(format!("clients-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&disabled_file, disabled).unwrap();
+    let app = spawn_app().await;
+    let enabled_file = test_settings().clients.file;
+    let token = app.token_for(&FOR_RESOURCE).await;
+    let active = |answer: &Answer| answer.json["active"] == true;
+    assert!(active(&app.introspect(&RESOURCE_API, &token).await));
+    assert_eq!(app.user_info(&token).await.status, 200);
+
+    app.reload_with(|s| s.clients.file = disabled_file.clone())
+        .expect("reload with the client disabled");
+    let seen = app.introspect(&RESOURCE_API, &token).await;
+    assert_eq!((seen.status, &seen.json), (200, &json!({"active": false})));
+    let refused = app.user_info(&token).await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+
+    app.reload_with(|s| s.clients.file = enabled_file)
+        .expect("reload with the client enabled again");
+    assert!(active(&app.introspect(&RESOURCE_API, &token).await));
+    assert_eq!(app.user_info(&token).await.status, 200);
 }
 
 /// A reload takes effect for the very next request, in either direction, and the tokens of
