@@ -17,8 +17,41 @@ fn unique_number() -> u64 {
     1_000_000_000_000 + (Uuid::new_v4().as_u128() % 1_000_000_000_000) as u64
 }
 
-/// Token, introspection and revocation requests with `id`/`secret` in a JSON body.
-async fn each_endpoint(app: &TestApp, id: &str, secret: &str, token: &str) -> Vec<Answer> {
+/// Token, introspection and revocation requests with `id`/`secret` in a JSON body, then the
+/// same in an HTTP Basic header; the answers, and the codes the exchanges sent.
+async fn each_endpoint(
+    app: &TestApp,
+    id: &str,
+    secret: &str,
+    token: &str,
+) -> (Vec<Answer>, Vec<String>) {
+    let (mut answers, mut codes) = in_bodies(app, id, secret, token).await;
+    let code = app.issue_code(&LOGGED).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", LOGGED.redirect_uri),
+    ];
+    let query = [("token", token)];
+    for (url, form) in [
+        (app.token_url(), &exchange[..]),
+        (app.url(INTROSPECT_PATH), &query[..]),
+        (app.url(REVOKE_PATH), &query[..]),
+    ] {
+        let request = app.http.post(url).basic_auth(id, Some(secret)).form(form);
+        answers.push(Answer::of(request.send().await.unwrap()).await);
+    }
+    codes.push(code);
+    (answers, codes)
+}
+
+/// The JSON-body half of [`each_endpoint`].
+async fn in_bodies(
+    app: &TestApp,
+    id: &str,
+    secret: &str,
+    token: &str,
+) -> (Vec<Answer>, Vec<String>) {
     let code = app.issue_code(&LOGGED).await;
     let exchange = json!({
         "client_id": id,
@@ -36,7 +69,7 @@ async fn each_endpoint(app: &TestApp, id: &str, secret: &str, token: &str) -> Ve
         let response = app.http.post(url).json(body).send().await.unwrap();
         answers.push(Answer::of(response).await);
     }
-    answers
+    (answers, vec![code])
 }
 
 #[tokio::test]
@@ -45,17 +78,20 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
     let app = spawn_app().await;
     let claimed = format!("claimed-{}", Uuid::new_v4().simple());
     let token = app.token_for(&LOGGED).await;
+    let mut codes = Vec::new();
     for id in [claimed.as_str(), LOGGED.id] {
-        for answer in each_endpoint(&app, id, WRONG_SECRET, &token).await {
+        let (answers, sent) = each_endpoint(&app, id, WRONG_SECRET, &token).await;
+        for answer in answers {
             assert_eq!(answer.status, 401, "{id}: {}", answer.text);
         }
+        codes.extend(sent);
     }
     assert!(app.is_active(&LOGGED, &token).await);
     assert_eq!(app.user_info(&token).await.status, 200);
     assert_eq!(app.revoke(&LOGGED, &token, None).await.status, 200);
 
     // The token, the introspection, the user info and the revocation: 4 lines, none of the
-    // six failures.
+    // twelve failures.
     let ours = |lines: &[String]| {
         lines
             .iter()
@@ -65,6 +101,11 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
     let lines = log.lines_when(|lines| ours(lines) >= 4).await;
     assert_eq!(ours(&lines), 4, "{lines:#?}");
     assert!(!lines.iter().any(|l| l.contains(&claimed)), "{lines:#?}");
+    let secrets = [WRONG_SECRET, LOGGED.secret, token.as_str()];
+    for value in secrets.into_iter().chain(codes.iter().map(String::as_str)) {
+        let leaked: Vec<&String> = lines.iter().filter(|l| l.contains(value)).collect();
+        assert!(leaked.is_empty(), "{value} reached the log: {leaked:#?}");
+    }
 }
 
 #[tokio::test]
