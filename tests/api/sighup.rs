@@ -51,12 +51,36 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     assert_eq!(response.status().as_u16(), 200);
 }
 
+/// Set in the child process that [`a_sighup_before_the_server_runs_is_a_reload`] runs in.
+const ALONE: &str = "SSO_TEST_SIGHUP_ALONE";
+
 /// The SIGHUP handler is installed while the server is built, not by a task that runs later:
-/// a SIGHUP between the two (here: before `run_until_stopped` is even called) is a reload. This
-/// signals the whole test process; other apps in it reload their unchanged settings.
+/// a SIGHUP between the two (here: before `run_until_stopped` is even called) is a reload. The
+/// signal goes to a whole process, so the test runs in one of its own (this test binary, with
+/// only this test): in the suite's process every other app would reload too, and a reload
+/// builds a new client registry, which forgets the secrets the old one had verified (the
+/// Argon2 tests count on that memory).
 #[tokio::test]
 async fn a_sighup_before_the_server_runs_is_a_reload() {
     use tokio::signal::unix::{SignalKind, signal};
+
+    if std::env::var_os(ALONE).is_none() {
+        let name = "sighup::a_sighup_before_the_server_runs_is_a_reload";
+        let exe = std::env::current_exe().expect("the test binary");
+        let run = tokio::process::Command::new(exe)
+            .args(["--exact", name, "--test-threads=1"])
+            .env(ALONE, "1")
+            .output()
+            .await
+            .expect("the test binary runs");
+        let said = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success(), "in its own process:\n{said}");
+        assert!(
+            said.contains("1 passed"),
+            "the test did not run there:\n{said}"
+        );
+        return;
+    }
 
     // Our own listener, installed first: the signal can then never end the test process, and
     // once this listener has seen it, every listener that existed when it came has seen it too.
