@@ -13,7 +13,7 @@ use crate::oauth::request::is_client_id;
 use crate::oauth::{ClientCredentials, OAuthError};
 use crate::redact;
 pub use crate::secret_hash::Argon2Limit;
-use crate::secret_hash::{SecretHash, sha256};
+use crate::secret_hash::{Digest, SecretHash, sha256};
 pub use crate::secret_hash::{hash_secret_argon2, hash_secret_sha256};
 
 /// A registered client, as the exchange needs it.
@@ -163,7 +163,7 @@ impl Registry {
         let presented = credentials.secret.expose();
         let fail = OAuthError::authentication_failed;
         let Some(client) = self.clients.get(&credentials.id) else {
-            let _ = sha256(presented).ct_eq(&[0; 32]);
+            let _ = sha256(presented).ct_eq(&Digest::ZERO);
             return Err(fail());
         };
         let secret_ok = client.secret.verify(presented, &self.argon2).await?;

@@ -18,7 +18,27 @@ use tokio::sync::Semaphore;
 use crate::oauth::OAuthError;
 use crate::oauth::request::MAX_SECRET;
 
-type Digest = [u8; 32];
+/// The SHA-256 of a secret. It has no `PartialEq`: `==` on two of them does not compile, so the
+/// only way to compare them is [`ConstantTimeEq`].
+#[derive(Clone, Copy)]
+pub(crate) struct Digest([u8; 32]);
+
+impl ConstantTimeEq for Digest {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl Digest {
+    /// All zeros: what an unknown client's presented secret is compared with, so that it costs
+    /// the same as a known one's.
+    pub(crate) const ZERO: Self = Self([0; 32]);
+
+    /// Lower-case hex, the stored `sha256:` form.
+    fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
 
 /// How long a verification waits for a free Argon2 slot before its request gets a 503: long
 /// enough for a burst of one client's requests to wait for the first verification (then the
@@ -181,7 +201,7 @@ fn remembered(verified: &RwLock<Option<Digest>>, digest: &Digest) -> bool {
 pub(crate) fn sha256(text: &str) -> Digest {
     let mut out = [0; 32];
     out.copy_from_slice(digest(&SHA256, text.as_bytes()).as_ref());
-    out
+    Digest(out)
 }
 
 fn decode_hex(hex: &str) -> Option<Digest> {
@@ -192,13 +212,12 @@ fn decode_hex(hex: &str) -> Option<Digest> {
     for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
         *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
     }
-    Some(out)
+    Some(Digest(out))
 }
 
 /// `sha256:<hex>`: the default stored form of a client secret.
 pub fn hash_secret_sha256(secret: &str) -> String {
-    let hex: String = sha256(secret).iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", sha256(secret).hex())
 }
 
 /// An Argon2id PHC string with a random salt.
