@@ -196,8 +196,8 @@ pub struct RedisSettings {
     /// Cluster only: seed nodes, `redis://host:port` (`rediss://` for TLS, a password in the URL).
     #[serde(default, deserialize_with = "list")]
     pub nodes: Vec<String>,
-    /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; worker
-    /// thread i uses lane i modulo their number.
+    /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; each thread
+    /// (a worker) takes the next lane in turn at its first Redis call and keeps it.
     pub pool_size: usize,
     /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
     pub timeout_ms: u64,

@@ -80,6 +80,12 @@ impl Keys {
         self.record_key(id)
     }
 
+    /// A key beside `jti`'s record, in its slot, that a revocation with nothing to delete
+    /// writes and deletes at once so that `WAIT` has a write to count (see `DELETE_SCRIPT`).
+    pub fn revoking(&self, jti: &str) -> String {
+        concat(&[&self.token(jti), ":revoking"])
+    }
+
     /// The key of the record of any token issued for `code`.
     pub fn token_of_code(&self, code: &str) -> String {
         self.record_key(&self.record_id(code))

@@ -6,6 +6,8 @@
 //! - `<prefix>token:<record id>`: the token record, TTL = `expires_in`; its presence means
 //!   "live". The record id (a `jti` less its random part) comes from the code, so the record is
 //!   also the code's replay marker (see [`keys`]).
+//! - `<prefix>token:<record id>:revoking`: written and deleted at once by a revocation that
+//!   finds nothing to delete, so that its `WAIT` has a write to count (`redis.replica_acks`).
 //! - `<prefix>throttle:client:<hash of the id>`, `<prefix>throttle:addr:<ip>`: failed client
 //!   authentications in the current window, TTL = the window (see `throttle`).
 
@@ -624,7 +626,7 @@ impl Store {
         holds: fn(&Value) -> bool,
     ) -> Result<(i64, Option<u32>), StoreError> {
         let key = &self.token_key(jti);
-        let (written, start) = (format!("{key}:revoking"), format!(r#"{{"jti":"{jti}""#));
+        let (written, start) = (self.keys.revoking(jti), format!(r#"{{"jti":"{jti}""#));
         let wait = if acks.is_some() { "1" } else { "0" };
         let delete_call = |verb: &str, script: &str| {
             let mut call = redis::cmd(verb);

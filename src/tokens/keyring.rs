@@ -106,7 +106,7 @@ impl Keyring {
         &self.jwks
     }
 
-    /// For the log: `RS256 key <kid>, 2 key(s) accepted`.
+    /// For the log: `signing with RS256 key <kid>, 2 key(s) published for verification`.
     pub fn describe(&self) -> String {
         let signer = self.minter.key();
         format!(
