@@ -2,6 +2,7 @@
 //! configuration is refused while the running one stays, and a reload under load drops nothing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use jsonwebtoken::decode_header;
 use serde_json::json;
@@ -304,21 +305,31 @@ async fn reloading_under_load_drops_no_request() {
         codes.push(app.issue_code(&APP).await);
     }
 
+    // Reloads every 2 ms, at least RELOADS of them, and on until every exchange has answered.
+    let (reloads, answered) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let (started, reloading) = tokio::sync::oneshot::channel();
     let reloader = {
-        let app = Arc::clone(&app);
+        let (app, reloads, answered) = (Arc::clone(&app), reloads.clone(), answered.clone());
         tokio::task::spawn_blocking(move || {
             let mut started = Some(started);
-            for i in 0..RELOADS {
+            for i in 0.. {
+                if i >= RELOADS && answered.load(Ordering::SeqCst) {
+                    break;
+                }
                 let signer = if i % 2 == 0 { &second } else { &first };
                 app.reload_with(|s| s.token.signing_key = signer.clone())
                     .expect("reload");
+                reloads.fetch_add(1, Ordering::SeqCst);
                 started.take().map(|tx| tx.send(()));
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
         })
     };
     reloading.await.expect("the first reload");
+    let reloads_before = reloads.load(Ordering::SeqCst);
     let mut exchanges = JoinSet::new();
     for code in codes {
         let (http, url) = (app.http.clone(), app.token_url());
@@ -328,7 +339,10 @@ async fn reloading_under_load_drops_no_request() {
         });
     }
     let answers = exchanges.join_all().await;
+    let reloads_during = reloads.load(Ordering::SeqCst) - reloads_before;
+    answered.store(true, Ordering::SeqCst);
     reloader.await.expect("reloads");
+    assert!(reloads_during > 0, "no reload while the exchanges ran");
 
     let kids = published_kids(&app).await;
     for answer in &answers {
