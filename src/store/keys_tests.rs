@@ -8,7 +8,12 @@ fn slots_match_redis_cluster_keyslot() {
     assert_eq!(crc16(b"123456789"), 0x31C3);
     assert_eq!(slot(b"foo"), 12182);
     assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
-    assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+    // An empty `{}` is no hash tag: the whole key is hashed (the spec's own example), not the
+    // `bar` of the next pair of braces. 8363 is what `CLUSTER KEYSLOT foo{}{bar}` answers
+    // (redis-server 7.0, cluster mode); `bar` alone is in slot 5061.
+    assert_eq!(slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % 16384);
+    assert_eq!(slot(b"foo{}{bar}"), 8363);
+    assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
     for key in [
         "sso:code:{OC-1001-abc}",
         "foo{}{bar}",

@@ -7,7 +7,8 @@ use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 
 use crate::helpers::{
-    APP, Answer, DISABLED, ENCODED, OTHER, TestClient, basic_auth, code_record, spawn_app,
+    APP, Answer, DISABLED, ENCODED, ISSUER, OTHER, TestClient, basic_auth, code_record, spawn_app,
+    verify_token,
 };
 
 /// How the credentials travel.
@@ -168,17 +169,22 @@ async fn every_client_authentication_failure_is_the_same_invalid_client() {
 #[tokio::test]
 async fn a_wrong_secret_does_not_consume_the_code() {
     let app = spawn_app().await;
-    let code = app.issue_code(&APP).await;
+    let record = code_record(&APP);
+    let code = app.write_code(&record).await;
     let wrong = TestClient {
         secret: WRONG_SECRET,
         ..APP
     };
 
     let refused = app.exchange(&wrong, &code).await;
-    let accepted = app.exchange(&APP, &code).await;
+    let accepted = Answer::of(app.exchange(&APP, &code).await).await;
 
     assert_eq!(refused.status().as_u16(), 401);
-    assert_eq!(accepted.status().as_u16(), 200);
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+    let token = accepted.json["access_token"].as_str().expect("a token");
+    let claims = verify_token(token, APP.id, ISSUER).claims;
+    assert_eq!(claims["client_id"], APP.id);
+    assert_eq!(claims["sub"], record.account_id.as_str());
 }
 
 #[tokio::test]

@@ -50,6 +50,10 @@ async fn a_challenge_without_a_method_is_plain_as_rfc7636_says() {
     let answer = Answer::of(app.post_json(&body).await).await;
 
     assert_eq!(answer.status, 200, "{}", answer.text);
+    let token = answer.json["access_token"].as_str().expect("a token");
+    let claims = verify_token(token, APP.id, ISSUER).claims;
+    assert_eq!(claims["client_id"], APP.id);
+    assert_eq!(claims["sub"], record.account_id.as_str());
 }
 
 #[tokio::test]

@@ -2,12 +2,23 @@
 
 use deadpool_redis::redis;
 use serde_json::json;
+use sso_token::codes::NewCode;
 
 use crate::each_topology;
 use crate::helpers::{
-    ALLOWED_SCOPES, APP, Answer, ENCODED, ISSUER, RFC7636_CHALLENGE, RFC7636_VERIFIER, Topology,
-    basic_auth, code_record, json_request, spawn_app, spawn_app_on, verify_token,
+    ALLOWED_SCOPES, APP, Answer, ENCODED, ISSUER, RFC7636_CHALLENGE, RFC7636_VERIFIER, TestClient,
+    Topology, basic_auth, code_record, json_request, spawn_app, spawn_app_on, verify_token,
 };
+
+/// `answer` is a 200 whose token verifies (signature, `exp`, `iss`, `aud`), was issued to
+/// `client` and names `record`'s user.
+fn assert_token_of(answer: &Answer, client: &TestClient, record: &NewCode) {
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let token = answer.json["access_token"].as_str().expect("access_token");
+    let claims = verify_token(token, client.id, ISSUER).claims;
+    assert_eq!(claims["client_id"], client.id);
+    assert_eq!(claims["sub"], record.account_id.as_str());
+}
 
 each_topology!(a_code_can_be_exchanged_for_a_token_with_a_json_body);
 
@@ -78,7 +89,8 @@ async fn a_code_can_be_exchanged_with_a_form_body_and_http_basic_credentials() {
 #[tokio::test]
 async fn a_basic_client_may_repeat_its_own_client_id_in_the_body() {
     let app = spawn_app().await;
-    let code = app.issue_code(&ENCODED).await;
+    let record = code_record(&ENCODED);
+    let code = app.write_code(&record).await;
 
     let response = app
         .post_form_basic(
@@ -91,13 +103,14 @@ async fn a_basic_client_may_repeat_its_own_client_id_in_the_body() {
         )
         .await;
 
-    assert_eq!(response.status().as_u16(), 200);
+    assert_token_of(&Answer::of(response).await, &ENCODED, &record);
 }
 
 #[tokio::test]
 async fn credentials_in_basic_work_with_a_json_body_too() {
     let app = spawn_app().await;
-    let code = app.issue_code(&APP).await;
+    let record = code_record(&APP);
+    let code = app.write_code(&record).await;
 
     let response = app
         .http
@@ -108,7 +121,7 @@ async fn credentials_in_basic_work_with_a_json_body_too() {
         .await
         .unwrap();
 
-    assert_eq!(response.status().as_u16(), 200);
+    assert_token_of(&Answer::of(response).await, &APP, &record);
 }
 
 #[tokio::test]
@@ -135,13 +148,14 @@ async fn camel_case_json_keys_are_accepted() {
 #[tokio::test]
 async fn grant_type_may_be_omitted_and_then_means_authorization_code() {
     let app = spawn_app().await;
-    let code = app.issue_code(&APP).await;
+    let record = code_record(&APP);
+    let code = app.write_code(&record).await;
     let mut body = json_request(&APP, &code);
     body.as_object_mut().unwrap().remove("grant_type");
 
     let response = app.post_json(&body).await;
 
-    assert_eq!(response.status().as_u16(), 200);
+    assert_token_of(&Answer::of(response).await, &APP, &record);
 }
 
 #[tokio::test]

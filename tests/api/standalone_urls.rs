@@ -2,7 +2,7 @@
 
 use deadpool_redis::redis;
 
-use crate::helpers::{APP, Answer, ISSUER, spawn_app_with, verify_token};
+use crate::helpers::{APP, Answer, ISSUER, REDIS_CALL_TIMEOUT, spawn_app_with, verify_token};
 use crate::redis_server::RedisServer;
 
 #[tokio::test]
@@ -56,13 +56,13 @@ async fn a_rediss_url_uses_tls_and_a_failed_handshake_is_a_prompt_503() {
 /// too, as long as they leave `redis.setresp` alone).
 #[tokio::test]
 async fn a_resp3_connection_gives_the_same_answers() {
-    let app = spawn_app_with(|s| s.redis.url = format!("{}?protocol=resp3", s.redis.url)).await;
+    // Its own Redis: no other test's connections in its `CLIENT LIST`.
+    let redis = RedisServer::start();
+    let app = spawn_app_with(|s| s.redis.url = format!("{}?protocol=resp3", redis.url())).await;
     let code = app.issue_code(&APP).await;
 
     let fresh = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(fresh.status, 200, "{}", fresh.text);
-    let connection: String = app.query(redis::cmd("CLIENT").arg("INFO")).await;
-    assert!(connection.trim_end().ends_with(" resp=3"), "{connection}");
     let token = fresh.json["access_token"].as_str().unwrap();
     assert_eq!(app.introspect(&APP, token).await.json["active"], true);
 
@@ -81,4 +81,31 @@ async fn a_resp3_connection_gives_the_same_answers() {
     let second = app.token_for(&APP).await;
     assert_eq!(app.revoke(&APP, &second, None).await.status, 200);
     assert_eq!(app.introspect(&APP, &second).await.json["active"], false);
+
+    // The server's side: every connection but the one asking speaks RESP3, the service's lanes
+    // among them (more connections than the test's own code writer holds).
+    let mut conn = app.redis().await;
+    let mut pipe = redis::pipe();
+    pipe.cmd("CLIENT").arg("ID").cmd("CLIENT").arg("LIST");
+    let listing = pipe.query_async::<(i64, String)>(&mut conn);
+    let (own_id, list) = tokio::time::timeout(REDIS_CALL_TIMEOUT, listing)
+        .await
+        .expect("CLIENT LIST answered in time")
+        .expect("CLIENT LIST");
+    let field = |line: &str, name: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    let others: Vec<&str> = list
+        .lines()
+        .filter(|line| field(line, "id") != Some(own_id.to_string()))
+        .collect();
+    assert!(
+        others.len() > app.store.connections(),
+        "no connection of the service's: {list}"
+    );
+    for line in &others {
+        assert_eq!(field(line, "resp").as_deref(), Some("3"), "{line}");
+    }
 }

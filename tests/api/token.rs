@@ -42,17 +42,34 @@ async fn the_access_token_verifies_with_the_public_key_and_carries_every_claim()
     let expires_in = answer.json["expires_in"].as_u64().unwrap();
     assert_eq!(claims["exp"].as_u64(), Some(iat + expires_in));
     let jti = claims["jti"].as_str().expect("jti is a string");
-    assert_url_safe_with_128_bits(jti);
+    assert_documented_jti(&app, jti, &code).await;
 }
 
-fn assert_url_safe_with_128_bits(jti: &str) {
+/// README (the claims table, "The code record"): the `jti` is 72 bits of the code's hash, then
+/// 72 random bits, URL-safe base64, 24 characters; the first half names the token record,
+/// `<prefix>token:<first half>`.
+async fn assert_documented_jti(app: &TestApp, jti: &str, code: &str) {
     assert!(
         jti.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
         "jti `{jti}` is not URL-safe"
     );
-    // Base64url carries 6 bits per character.
-    assert!(jti.len() * 6 >= 128, "jti `{jti}` is shorter than 128 bits");
+    assert_eq!(jti.len(), 24, "jti `{jti}`");
+    let record_key = app.store.token_key_of_code(code);
+    let record_prefix = format!("{}token:", app.settings.redis.key_prefix);
+    let record_id = record_key
+        .strip_prefix(&record_prefix)
+        .unwrap_or_else(|| panic!("the record key {record_key} is not under {record_prefix}"));
+    // 72 bits, 6 per base64url character.
+    assert_eq!(record_id.len(), 12, "record id `{record_id}`");
+    assert!(
+        jti.starts_with(record_id),
+        "jti `{jti}` does not begin with its code's record id `{record_id}`"
+    );
+    assert!(
+        app.exists(&record_key).await,
+        "no token record {record_key}"
+    );
 }
 
 #[tokio::test]
