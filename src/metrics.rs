@@ -34,19 +34,37 @@ pub enum Endpoint {
     Other,
 }
 
-const ENDPOINTS: [&str; 9] = [
-    "token",
-    "introspect",
-    "revoke",
-    "userinfo",
-    "discovery",
-    "healthz",
-    "readyz",
-    "metrics",
-    "other",
-];
-
 impl Endpoint {
+    /// Every endpoint, each at the index `endpoint as usize` (a test checks it): the series
+    /// are kept in that order.
+    const ALL: [Self; 9] = [
+        Self::Token,
+        Self::Introspect,
+        Self::Revoke,
+        Self::UserInfo,
+        Self::Discovery,
+        Self::Healthz,
+        Self::Readyz,
+        Self::Metrics,
+        Self::Other,
+    ];
+
+    /// The `endpoint` label. A new variant fails to compile here until it has one; add it to
+    /// [`Endpoint::ALL`] too.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Introspect => "introspect",
+            Self::Revoke => "revoke",
+            Self::UserInfo => "userinfo",
+            Self::Discovery => "discovery",
+            Self::Healthz => "healthz",
+            Self::Readyz => "readyz",
+            Self::Metrics => "metrics",
+            Self::Other => "other",
+        }
+    }
+
     pub fn of(path: &str) -> Self {
         match path {
             TOKEN_PATH => Self::Token,
@@ -100,7 +118,27 @@ pub enum RedisOp {
     Throttle,
 }
 
-const REDIS_OPS: [&str; 5] = ["exchange", "delete_token", "get_token", "ping", "throttle"];
+impl RedisOp {
+    /// Every operation, each at the index `op as usize` (a test checks it).
+    const ALL: [Self; 5] = [
+        Self::Exchange,
+        Self::DeleteToken,
+        Self::GetToken,
+        Self::Ping,
+        Self::Throttle,
+    ];
+
+    /// The `operation` label; add a new variant to [`RedisOp::ALL`] too.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Exchange => "exchange",
+            Self::DeleteToken => "delete_token",
+            Self::GetToken => "get_token",
+            Self::Ping => "ping",
+            Self::Throttle => "throttle",
+        }
+    }
+}
 
 /// Why a token was revoked.
 #[derive(Debug, Clone, Copy)]
@@ -212,32 +250,32 @@ impl Metrics {
         )?;
         registry.register(Box::new(redis_connections.clone()))?;
         Ok(Self {
-            requests: ENDPOINTS
+            requests: Endpoint::ALL
                 .iter()
                 .map(|e| {
                     OUTCOMES
                         .iter()
-                        .map(|o| requests.with_label_values(&[*e, *o]))
+                        .map(|o| requests.with_label_values(&[e.label(), o]))
                         .collect()
                 })
                 .collect(),
-            latency: ENDPOINTS
+            latency: Endpoint::ALL
                 .iter()
-                .map(|e| latency.with_label_values(&[*e]))
+                .map(|e| latency.with_label_values(&[e.label()]))
                 .collect(),
-            redis_latency: REDIS_OPS
+            redis_latency: RedisOp::ALL
                 .iter()
-                .map(|op| redis_latency.with_label_values(&[*op]))
+                .map(|op| redis_latency.with_label_values(&[op.label()]))
                 .collect(),
-            redis_errors: REDIS_OPS
+            redis_errors: RedisOp::ALL
                 .iter()
-                .map(|op| redis_errors.with_label_values(&[*op]))
+                .map(|op| redis_errors.with_label_values(&[op.label()]))
                 .collect(),
-            ack_failures: REDIS_OPS
+            ack_failures: RedisOp::ALL
                 .iter()
                 .map(|op| {
-                    matches!(*op, "exchange" | "delete_token")
-                        .then(|| ack_failures.with_label_values(&[*op]))
+                    matches!(op, RedisOp::Exchange | RedisOp::DeleteToken)
+                        .then(|| ack_failures.with_label_values(&[op.label()]))
                 })
                 .collect(),
             tokens_issued: counter("sso_tokens_issued_total", "Access tokens issued")?,
@@ -354,6 +392,16 @@ fn outcome_index(code: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_endpoint_and_operation_sits_at_its_own_index() {
+        for (i, endpoint) in Endpoint::ALL.iter().enumerate() {
+            assert_eq!(*endpoint as usize, i, "{endpoint:?}");
+        }
+        for (i, op) in RedisOp::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i, "{op:?}");
+        }
+    }
 
     #[test]
     fn every_error_code_has_its_own_outcome() {
