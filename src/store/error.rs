@@ -1,0 +1,69 @@
+//! [`StoreError`], and which errors leave a lane's connection in use.
+
+use std::time::Duration;
+
+use deadpool_redis::redis;
+
+/// Its `Debug` is its `Display` (below): actix's access-log middleware prints errors with `{:?}`
+/// at debug level, and a derived `Debug` would show Redis's quotes of a command's arguments.
+#[derive(thiserror::Error)]
+pub enum StoreError {
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("a sentinel failover is under way")]
+    Failover,
+    #[error("redis connection: {}", crate::redact::redis_error(.0))]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("redis: {}", crate::redact::redis_error(.0))]
+    Redis(#[from] redis::RedisError),
+    #[error("redis pool configuration: {}", crate::redact::redis_error(.0))]
+    Config(#[from] deadpool_redis::CreatePoolError),
+    #[error("unexpected reply from the exchange script")]
+    Reply,
+    #[error("the node the sentinels name is not a master (or none names one)")]
+    NotMaster,
+    /// `redis.replica_acks`: the write is on the master, but a failover could still lose it.
+    #[error("{acked} of {wanted} replica(s) acknowledged the write within {within_ms} ms")]
+    Unacknowledged {
+        wanted: u32,
+        acked: u32,
+        within_ms: u64,
+    },
+    #[error("encoding a record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl std::fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreError({self})")
+    }
+}
+
+impl StoreError {
+    /// The connection is gone (closed by Redis or on the way), as opposed to a slow Redis or
+    /// an error reply: a new connection may well succeed at once.
+    pub(super) fn is_connection_dropped(&self) -> bool {
+        matches!(self, Self::Redis(e) if e.is_connection_dropped())
+    }
+
+    /// Whether the lane's connection is still good after this failure: an error reply about
+    /// the data, the node's replicas, its memory or disk (`MISCONF`: a failed save), or the
+    /// user's rights says nothing against it (a replica outage or a full disk would otherwise
+    /// cost a reconnection, or a Cluster discovery, per failed call). Anything else
+    /// (I/O, a timeout, a fence move, a demoted or loading node, an unknown reply) gets a new
+    /// connection. With Sentinel, so does `NOREPLICAS`: the master may be the one a failover
+    /// is replacing (one the watchers missed), and a look-up finds its successor.
+    pub(super) fn keeps_connection(&self, sentinel: bool) -> bool {
+        match self {
+            Self::Unacknowledged { .. } | Self::Encode(_) => true,
+            Self::Redis(e) => match e.code() {
+                Some("NOREPLICAS") => !sentinel,
+                code => matches!(
+                    code,
+                    Some("WRONGTYPE" | "TRYAGAIN" | "OOM" | "BUSY" | "MISCONF" | "NOPERM")
+                ),
+            },
+            _ => false,
+        }
+    }
+}

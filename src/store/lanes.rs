@@ -1,0 +1,228 @@
+//! The lanes: the connections each thread keeps to, how a call gets one (connecting,
+//! reconnecting after a drop, rebuilding a Cluster connection off the request path).
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use super::{Conn, Store, StoreError};
+
+pub(super) fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<Held>> {
+    lane.held
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// A multiplexed (or cluster) connection that the threads mapped to it share; empty until first
+/// use and after an error. Each thread keeps to one lane, so a connection's I/O is driven on the
+/// worker that created it, and a request checks nothing out of the pool: deadpool's recycle
+/// sends UNWATCH + PING on every check-out, one more round trip per request. New connections
+/// come from a [`Connector`] (deadpool's pool as a factory for a plain node, our own Sentinel
+/// look-up, the crate's cluster client).
+///
+/// [`Connector`]: super::connect::Connector
+#[derive(Default)]
+pub(super) struct Lane {
+    held: Mutex<Option<Held>>,
+    /// One new connection at a time: the requests that find the lane empty together (after
+    /// an outage, all of a lane's) take the one the first of them makes, rather than each
+    /// making its own (in a Cluster a discovery of every node, with Sentinel a look-up).
+    connecting: tokio::sync::Mutex<()>,
+    /// Cluster mode: a replacement connection is being built off the request path.
+    rebuilding: AtomicBool,
+}
+
+/// A lane's connection, with the fence generation it was made in (always 1 outside Sentinel
+/// mode) and a serial of its own: a request that failed on a connection empties the lane only
+/// if it still holds that one, not one that another request has made since.
+#[derive(Clone)]
+pub(super) struct Held {
+    generation: u64,
+    serial: u64,
+    conn: Conn,
+}
+
+impl Held {
+    fn new(generation: u64, conn: Conn) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        Self {
+            generation,
+            serial,
+            conn,
+        }
+    }
+}
+
+/// Which lanes an operation uses. `WAIT` holds up every later command of its connection until
+/// the replicas answer (a replica round trip; `redis.replica_ack_timeout_ms` when they do not),
+/// so with `redis.replica_acks` the operations that wait (exchange, revocation) get
+/// `pool_size` lanes of their own, and reads, throttling and readiness never queue behind one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lanes {
+    Plain,
+    Waiting,
+}
+
+thread_local! {
+    static LANE: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
+}
+
+impl Store {
+    /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
+    /// included). After a failure the lane is emptied, so the next call reconnects, unless
+    /// the connection is known to be good (see [`StoreError::keeps_connection`]). A cached
+    /// connection that turns out to be dropped (Redis restarted, or closed it while idle: its
+    /// `timeout`, a proxy, a NAT) is replaced and `op` runs once more within the same deadline,
+    /// so a quiet spell does not end in a 503. Every `op` is safe to repeat: reads, deletions,
+    /// the exchange script (it answers a repeat of itself with what it took: see
+    /// [`EXCHANGE_SCRIPT`]); a failure count or `put_code` whose first answer was lost counts
+    /// twice or reports the code as taken. In Sentinel mode the failover fence may refuse the
+    /// call or its result (see [`fence`]).
+    ///
+    /// [`EXCHANGE_SCRIPT`]: super::scripts::EXCHANGE_SCRIPT
+    /// [`fence`]: super::fence
+    pub(super) async fn with_conn<T, F, Fut>(&self, lanes: Lanes, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let generation = match &self.fence {
+            Some(fence) => fence.enter()?,
+            None => 1,
+        };
+        let index = self.lane_index(lanes);
+        let lane = &self.lanes[index];
+        // The serial of the connection the call ran on last, if it got one.
+        let mut used = None;
+        let work = async {
+            let cached = lock(lane)
+                .clone()
+                .filter(|held| held.generation == generation);
+            let (held, cached) = match cached {
+                Some(held) => (held, true),
+                None => (self.connect(lane, generation, None).await?, false),
+            };
+            used = Some(held.serial);
+            match op(held.conn).await {
+                Err(e) if cached && e.is_connection_dropped() => {
+                    log::debug!("redis connection dropped ({e}); reconnecting");
+                    let again = self.connect(lane, generation, Some(held.serial)).await?;
+                    used = Some(again.serial);
+                    op(again.conn).await
+                }
+                result => result,
+            }
+        };
+        let mut result = tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(self.timeout)));
+        if self.fence.as_ref().is_some_and(|f| !f.held(generation)) {
+            // The node may have been demoted under us: what it said may not survive.
+            result = Err(StoreError::Failover);
+        }
+        if let Err(e) = &result
+            && !e.keeps_connection(self.fence.is_some())
+        {
+            match used {
+                Some(serial)
+                    if self.connector.is_cluster() && matches!(e, StoreError::Timeout(_)) =>
+                {
+                    self.rebuild_in_background(index, generation, serial);
+                }
+                Some(serial) => {
+                    let mut held = lock(lane);
+                    if held.as_ref().is_some_and(|h| h.serial == serial) {
+                        *held = None;
+                    }
+                }
+                None => {}
+            }
+        }
+        result
+    }
+
+    /// Cluster mode, after a timeout. The lane keeps its cluster connection: a master that
+    /// hangs costs its own slots a timeout each, while the connection serves the others'
+    /// (dropped, every request would pay a new connection's greeting of every node, the hung
+    /// one included, and time out too). Its replacement, with a fresh view of the slots (the
+    /// hung master may since have been failed over), is built here, off the request path, one
+    /// at a time per lane and only with a connecting turn to spare, and takes the lane unless
+    /// another connection already has.
+    fn rebuild_in_background(&self, index: usize, generation: u64, serial: u64) {
+        if self.lanes[index].rebuilding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let lane = &store.lanes[index];
+            // Greeting the seeds and then every master are two rounds of node connections.
+            let deadline = store.timeout * 4;
+            let spare = store.connector.spare_cluster_connection();
+            match tokio::time::timeout(deadline, spare).await {
+                Ok(None) => log::debug!("redis cluster: no turn free for a replacement connection"),
+                Ok(Some(Ok(conn))) => {
+                    let mut held = lock(lane);
+                    if held.as_ref().is_none_or(|h| h.serial == serial) {
+                        *held = Some(Held::new(generation, conn));
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    log::debug!("redis cluster: a replacement connection failed: {e}");
+                }
+                Err(_) => log::debug!("redis cluster: no replacement connection in {deadline:?}"),
+            }
+            lane.rebuilding.store(false, Ordering::Release);
+        });
+    }
+
+    /// A new connection, kept in `lane` for the threads that share it, unless the request
+    /// that connected before this one's turn left one (other than `stale`, the connection
+    /// that just dropped). Right after a Sentinel failover, to the master it announced rather
+    /// than one the sentinels name (see [`fence`]).
+    ///
+    /// [`fence`]: super::fence
+    async fn connect(
+        &self,
+        lane: &Lane,
+        generation: u64,
+        stale: Option<u64>,
+    ) -> Result<Held, StoreError> {
+        let _turn = lane.connecting.lock().await;
+        let fresh = lock(lane)
+            .clone()
+            .filter(|held| held.generation == generation && Some(held.serial) != stale);
+        if let Some(held) = fresh {
+            return Ok(held);
+        }
+        let switched = (self.fence.as_ref()).and_then(|fence| fence.switched_master());
+        if let Some(master) = &switched {
+            log::debug!(
+                "connecting to {}:{}, the new master",
+                master.host,
+                master.port
+            );
+        }
+        // Boxed: the Sentinel and Cluster connect futures are kilobytes, and every in-flight
+        // request would otherwise carry their space (RSS at 1000 connections).
+        let conn = Box::pin(self.connector.connect(switched.as_ref())).await?;
+        let held = Held::new(generation, conn);
+        *lock(lane) = Some(held.clone());
+        Ok(held)
+    }
+
+    /// This thread's lane. With acks the lanes come in two halves, `Plain` then `Waiting`;
+    /// without, every operation shares them all.
+    fn lane_index(&self, lanes: Lanes) -> usize {
+        let thread = LANE.with(|i| *i);
+        if self.acks.is_none() {
+            return thread % self.lanes.len();
+        }
+        let half = self.lanes.len() / 2;
+        let offset = if lanes == Lanes::Waiting { half } else { 0 };
+        offset + thread % half
+    }
+}

@@ -1,0 +1,114 @@
+//! The Lua scripts the store runs, and `run_script`, which runs one by its hash.
+
+use deadpool_redis::redis;
+
+use super::Conn;
+
+/// One atomic step for the whole state change of an exchange, so that of any number of
+/// concurrent requests for one code, on any number of replicas, exactly one sees the record:
+/// take the code and write the token record; or, when the code is gone, report the `jti` of
+/// the token issued for it. The token record's key follows from the code (see [`keys`]), so it
+/// is the replay marker too: one new key per exchange. Its two keys share one hash slot in
+/// Cluster mode. The reply is one value, told apart by its RESP type: the code record as a bulk
+/// string (fresh), the issued `jti` as a status reply (replayed), or nil. One value parses in
+/// about half the time of an array of two (the reply parser's cost is per value).
+///
+/// `ARGV[2]`, the record head, starts with this call's `jti`, whose last 72 bits are random: a
+/// token record that starts with this head is this very call's, repeated (`Store::with_conn`
+/// repeats a call whose connection dropped before the answer came back; in a Cluster the WAIT
+/// travels with it, see `ack`), and gets its record again; any other caller of a spent code is
+/// a replay. The record is written only if no token record exists for the code (`NX`): an
+/// authorize service that reused a code value while the first token lives gets a replay (and
+/// that token revoked), not a second token for one code.
+///
+/// A code key that holds no string (`WRONGTYPE`), or a record over 64 KiB, is spent without a
+/// token record and answered as an empty record, which `grant::check` refuses as malformed: an
+/// authorize service's mistake is then an `invalid_grant` instead of a 503 for ever, and a huge
+/// record is not copied into a token record.
+///
+/// The `#!lua` line (Redis 7) declares a writing script, which Redis then refuses up front on a
+/// replica (READONLY) or on a master without enough replicas (NOREPLICAS, with
+/// `min-replicas-to-write`), even when this call would only read. So a lane still connected to a
+/// master that a Sentinel failover demoted gets an error, and reconnects to the new master,
+/// instead of reading stale data there (an unknown code, a missed replay).
+///
+/// [`keys`]: super::keys
+pub(super) const EXCHANGE_SCRIPT: &str = r#"#!lua
+local record = redis.pcall('GETDEL', KEYS[1])
+if type(record) == 'table' then
+  redis.call('DEL', KEYS[1])
+  return ''
+end
+if record then
+  if #record > 65536 then
+    return ''
+  end
+  if redis.call('SET', KEYS[2], ARGV[2] .. record .. '}', 'EX', ARGV[1], 'NX') then
+    return record
+  end
+end
+local token = redis.call('GET', KEYS[2])
+if not token then
+  return false
+end
+if string.sub(token, 1, #ARGV[2]) == ARGV[2] then
+  -- This very call again: its record, written again for a WAIT on this connection to cover.
+  redis.call('SET', KEYS[2], token, 'KEEPTTL')
+  return string.sub(token, #ARGV[2] + 1, -2)
+end
+return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
+"#;
+
+/// Deletes a token record if it is the one of `ARGV[1]`, the record's start (`{"jti":"<jti>"`):
+/// a record under the same key that another exchange of the same code value wrote stays
+/// (revocation, clean-up after a refused exchange). With `ARGV[2]` = 1 (`redis.replica_acks`),
+/// when there is nothing to delete it writes and deletes `KEYS[2]` at once, a key of the same
+/// slot: no trace, but a write that the replicas must acknowledge, and they acknowledge in
+/// order, so the `WAIT` after it also covers a deletion that an earlier attempt made and that
+/// was not acknowledged then (the client retried). Answers 1 when it deleted the record, 0
+/// when there was none, -1 when the key holds another token's record. `allow-oom`: a Redis
+/// full to `maxmemory` still runs it (a deletion frees memory; a revocation must not wait).
+pub(super) const DELETE_SCRIPT: &str = r"#!lua flags=allow-oom
+local record = redis.call('GET', KEYS[1])
+if record and string.sub(record, 1, #ARGV[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[2], '', 'PX', 1)
+  redis.call('DEL', KEYS[2])
+end
+if record then
+  return -1
+end
+return 0
+";
+
+/// Counts one failure under one key: the first failure of a window starts the key's TTL. One
+/// key per script, so that every key of a call is in one hash slot (Redis Cluster); the calls
+/// for several keys travel in one pipeline. Returns the count and the milliseconds left.
+pub(super) const COUNT_FAILURE_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+";
+
+/// Runs a script by its hash (`by_hash`, an `EVALSHA`). A restarted or failed-over Redis has no
+/// scripts: then `whole()`, the same call as `EVAL` with the script, which caches it there. Not
+/// `SCRIPT LOAD`: in a Cluster the redis crate sends that to every node, replicas too, and
+/// fails if one is down.
+pub(super) async fn run_script<T: redis::FromRedisValue>(
+    conn: &mut Conn,
+    by_hash: &redis::Cmd,
+    whole: impl Fn() -> redis::Cmd,
+) -> redis::RedisResult<T> {
+    match by_hash.query_async(&mut *conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            whole().query_async(conn).await
+        }
+        done => done,
+    }
+}
