@@ -1,4 +1,5 @@
 use super::*;
+use crate::oauth::Sensitive;
 
 fn shipped() -> Settings {
     toml::from_str(include_str!("../config/default.toml")).expect("config/default.toml parses")

@@ -1,0 +1,361 @@
+//! Settings: `config/default.toml`, then `config/<env>.toml` when `SSO_ENV` names one (it must
+//! exist), then `SSO__…` environment variables (`SSO__REDIS__URL` sets `redis.url`; lists are
+//! comma-separated).
+//!
+//! Everything is checked once at start-up so that a bad value stops the process with a message
+//! naming the setting, instead of surfacing as a failed request later.
+
+mod error;
+mod redis;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use self::error::ConfigError;
+pub use self::redis::{RedisMode, RedisSettings};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub redis: RedisSettings,
+    pub token: TokenSettings,
+    pub clients: ClientsSettings,
+    #[serde(default)]
+    pub discovery: DiscoverySettings,
+    pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub throttle: ThrottleSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ServerSettings {
+    /// `host:port`; port 0 picks a free port (tests).
+    pub listen: String,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long a request's body may take to arrive once its head has, milliseconds. actix
+    /// bounds only the head (`client_request_timeout`); without this a client that declares a
+    /// body and never finishes it holds a connection for ever.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
+    /// Exchanges per worker that may be past taking their code at once, in one pool of
+    /// `exchange_slots` × workers (see `exchange::Slots`); the others wait before they touch Redis.
+    #[serde(default = "default_exchange_slots")]
+    pub exchange_slots: usize,
+    /// How long an exchange waits for a slot before it gets a 503 (its code untouched), ms.
+    #[serde(default = "default_slot_wait")]
+    pub slot_wait_ms: u64,
+    /// Seconds that in-flight requests get to finish after SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// After SIGTERM, how long to go on serving, unready, before closing the listener: time
+    /// for load balancers to stop sending requests here (see `shutdown`). Milliseconds.
+    #[serde(default)]
+    pub shutdown_delay_ms: u64,
+    /// Serve HTTPS instead of HTTP; absent: plain HTTP (TLS ends at the load balancer).
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// `[server.tls]`: PEM files, read once at start-up.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TlsSettings {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key: PathBuf,
+}
+
+fn default_body_timeout() -> u64 {
+    5_000
+}
+
+fn default_exchange_slots() -> usize {
+    64
+}
+
+fn default_slot_wait() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    pub issuer: String,
+    /// Default `aud` claim; empty means "the client id". A client may override it.
+    pub audience: String,
+    /// The JWT header `typ`.
+    pub typ: String,
+    /// Lifetime of an access token, in seconds.
+    pub expires_in: u64,
+    /// Joins the granted scopes in the response's `scope` and splits string scopes in code records.
+    pub scope_separator: String,
+    /// PEM file holding the private signing key (PKCS#8 or PKCS#1); relative to the working
+    /// directory, like `clients.file`.
+    pub signing_key: PathBuf,
+    /// Keys published and accepted for verification only: the next signer before it signs, the
+    /// previous one until its tokens have expired (README, "Key rotation"). Public key files
+    /// (SPKI or PKCS#1 RSA), so that a retired private key need not stay on disk, or private
+    /// keys, of which only the public half is used.
+    #[serde(default, deserialize_with = "list")]
+    pub verify_keys: Vec<PathBuf>,
+    /// Clock skew tolerated when introspection and user info check `exp`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// Oldest code (by its record's `issued_at`) exchanged, in seconds; 0: only the record's TTL.
+    #[serde(default = "default_code_max_age")]
+    pub code_max_age_secs: u64,
+}
+
+/// RFC 6749 §4.1.2 recommends 10 minutes at most.
+fn default_code_max_age() -> u64 {
+    600
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Where clients find us: RFC 8414 metadata and the JWKS document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DiscoverySettings {
+    /// Public base URL of the service as clients reach it (the load balancer), without a
+    /// trailing slash; every endpoint URL in the metadata starts with it.
+    pub base_url: String,
+    /// The authorize service's URL; empty means `<base_url>/identity/sso/oauth2/authorize`.
+    pub authorization_endpoint: String,
+    /// `Cache-Control: max-age` of the JWKS and metadata documents, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl Default for DiscoverySettings {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:8080".into(),
+            authorization_endpoint: String::new(),
+            max_age_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientsSettings {
+    /// TOML file with the client registry.
+    pub file: PathBuf,
+}
+
+impl DiscoverySettings {
+    /// `base_url` without its trailing slash.
+    pub fn base(&self) -> &str {
+        self.base_url.trim_end_matches('/')
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: &str| ConfigError::Invalid {
+            setting,
+            problem: problem.to_owned(),
+        };
+        let is_url = |url: &str| {
+            (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(['?', '#'])
+                && !url.contains(char::is_whitespace)
+        };
+        if !is_url(&self.base_url) {
+            return Err(invalid(
+                "discovery.base_url",
+                "must be an http(s) URL without query or fragment",
+            ));
+        }
+        if !self.authorization_endpoint.is_empty() && !is_url(&self.authorization_endpoint) {
+            return Err(invalid(
+                "discovery.authorization_endpoint",
+                "must be empty or an http(s) URL without query or fragment",
+            ));
+        }
+        if self.max_age_secs > 86_400 {
+            return Err(invalid(
+                "discovery.max_age_secs",
+                "must be at most 86400 seconds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `GET /metrics` (Prometheus text format).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// `host:port` of a separate listener for `/metrics` only (then the main listener does not
+    /// serve it); empty: `/metrics` is served on `server.listen`.
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: String::new(),
+        }
+    }
+}
+
+/// Throttling of failed client authentication (see `throttle` for the exact semantics).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    /// Failures in one window after which an address, or a client id's failures, get 429.
+    pub max_failures: u64,
+    /// Length of the window, seconds; it starts at its first failure.
+    pub window_secs: u64,
+    /// Peers whose `X-Forwarded-For` is believed: addresses or networks (`10.0.0.0/8`).
+    #[serde(deserialize_with = "list")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_failures: 20,
+            window_secs: 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `SSO__<SECTION>__<KEY>` variables; lists comma-separated. Values stay strings until the
+/// setting's type reads them (no `try_parsing`): a password `0123` must not become the number 123.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("SSO")
+        .prefix_separator("__")
+        .separator("__")
+}
+
+/// A list setting: a TOML array, or one comma-separated string (how it arrives from the
+/// environment, e.g. `SSO__REDIS__NODES=redis://a:7000,redis://b:7000`).
+fn list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: From<String>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match List::deserialize(deserializer)? {
+        List::Many(items) => items,
+        List::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    Ok(items.into_iter().map(T::from).collect())
+}
+
+impl Settings {
+    /// Loads the layered settings from `dir`; `env` names an overlay file, which must exist.
+    pub fn load(dir: &Path, env: Option<&str>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")).required(true));
+        if let Some(env) = env.filter(|e| !e.is_empty()) {
+            let overlay = config::File::from(dir.join(format!("{env}.toml"))).required(true);
+            builder = builder.add_source(overlay);
+        }
+        let settings: Settings = builder
+            .add_source(environment())
+            .build()?
+            .try_deserialize()?;
+        settings.validate()
+    }
+
+    /// Rejects values that would only fail later, naming the setting.
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        let invalid = |setting, problem: &str| {
+            Err(ConfigError::Invalid {
+                setting,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err()
+            && !self.server.listen.contains(':')
+        {
+            return invalid("server.listen", "must be host:port");
+        }
+        if !self.metrics.listen.is_empty() && !self.metrics.listen.contains(':') {
+            return invalid("metrics.listen", "must be host:port, or empty");
+        }
+        if self.throttle.max_failures == 0 {
+            return invalid("throttle.max_failures", "must be at least 1");
+        }
+        if !(1..=86_400).contains(&self.throttle.window_secs) {
+            return invalid(
+                "throttle.window_secs",
+                "must be between 1 and 86400 seconds",
+            );
+        }
+        if let Some(bad) = (self.throttle.trusted_proxies.iter())
+            .find(|proxy| crate::throttle::Network::parse(proxy).is_none())
+        {
+            return invalid(
+                "throttle.trusted_proxies",
+                &format!("`{bad}` is not an IP address or network (address/length)"),
+            );
+        }
+        if !(256..=1 << 20).contains(&self.server.body_limit) {
+            return invalid("server.body_limit", "must be between 256 and 1048576 bytes");
+        }
+        if !(100..=60_000).contains(&self.server.body_timeout_ms) {
+            return invalid("server.body_timeout_ms", "must be between 100 and 60000");
+        }
+        if !(1..=100_000).contains(&self.server.exchange_slots) {
+            return invalid("server.exchange_slots", "must be between 1 and 100000");
+        }
+        if !(1..=600_000).contains(&self.server.slot_wait_ms) {
+            return invalid("server.slot_wait_ms", "must be between 1 and 600000");
+        }
+        if self.server.shutdown_delay_ms > 600_000 {
+            return invalid("server.shutdown_delay_ms", "must be at most 600000");
+        }
+        if self.redis.pool_size == 0 {
+            return invalid("redis.pool_size", "must be at least 1");
+        }
+        if !(10..=60_000).contains(&self.redis.timeout_ms) {
+            return invalid("redis.timeout_ms", "must be between 10 and 60000");
+        }
+        self.redis.validate()?;
+        if !(1..=86_400).contains(&self.token.expires_in) {
+            return invalid("token.expires_in", "must be between 1 and 86400 seconds");
+        }
+        if self.token.issuer.is_empty() {
+            return invalid("token.issuer", "must not be empty");
+        }
+        if self.token.typ.is_empty() {
+            return invalid("token.typ", "must not be empty");
+        }
+        if self.token.scope_separator.is_empty() {
+            return invalid("token.scope_separator", "must not be empty");
+        }
+        if self.token.leeway_secs > 300 {
+            return invalid("token.leeway_secs", "must be at most 300 seconds");
+        }
+        if self.token.code_max_age_secs > 3600 {
+            return invalid("token.code_max_age_secs", "must be at most 3600 seconds");
+        }
+        self.discovery.validate()?;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+#[path = "../config_tests.rs"]
+mod tests;

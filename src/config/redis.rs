@@ -1,0 +1,274 @@
+//! `[redis]`: the deployment mode and its connection settings, checked at start-up.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, list};
+use crate::oauth::Sensitive;
+use crate::redact;
+
+/// The longest idle time before keepalive probes that Linux accepts (`TCP_KEEPIDLE`).
+const MAX_TCP_KEEPALIVE_SECS: u64 = 32_767;
+
+/// How Redis is deployed; each mode reads its own settings and refuses the others'.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server (or a fixed address in front of one): `redis.url`.
+    #[default]
+    Standalone,
+    /// A master found through Redis Sentinel: `redis.sentinels` and `redis.master_name`.
+    Sentinel,
+    /// Redis Cluster: `redis.nodes` (seed nodes; the rest is discovered).
+    Cluster,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct RedisSettings {
+    /// `standalone` (default), `sentinel` or `cluster`.
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// Standalone only: `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket`.
+    pub url: String,
+    /// Sentinel only: the sentinels' addresses, `redis://host:port` (`rediss://` for TLS).
+    #[serde(default, deserialize_with = "list")]
+    pub sentinels: Vec<String>,
+    /// Sentinel only: the name the sentinels monitor the master under.
+    #[serde(default)]
+    pub master_name: String,
+    /// Sentinel only: the data nodes' user and password (the sentinels' own go in their URLs).
+    #[serde(default)]
+    pub node_username: String,
+    #[serde(default)]
+    pub node_password: Option<Sensitive>,
+    /// Sentinel only: TLS to the data nodes.
+    #[serde(default)]
+    pub node_tls: bool,
+    /// Cluster only: seed nodes, `redis://host:port` (`rediss://` for TLS, a password in the URL).
+    #[serde(default, deserialize_with = "list")]
+    pub nodes: Vec<String>,
+    /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; each thread
+    /// (a worker) takes the next lane in turn at its first Redis call and keeps it.
+    pub pool_size: usize,
+    /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
+    pub timeout_ms: u64,
+    /// Prefix of every key we read or write (`<prefix>code:<code>`, …).
+    pub key_prefix: String,
+    /// Replicas that must acknowledge an exchange's or a revocation's writes (`WAIT`) before
+    /// the answer; 0 = off. Fewer in time: 503, and no token is handed out (README, "Replica
+    /// acknowledgement").
+    #[serde(default)]
+    pub replica_acks: u32,
+    /// How long `WAIT` waits for them, milliseconds; below `timeout_ms`, so that it is never
+    /// what times a request out.
+    #[serde(default = "default_replica_ack_timeout")]
+    pub replica_ack_timeout_ms: u64,
+    /// Seconds a connection may idle before TCP keepalive probes start; 0 = off. Keeps idle
+    /// lanes' flows in NAT and load-balancer tables and finds a peer that vanished silently.
+    #[serde(default = "default_tcp_keepalive")]
+    pub tcp_keepalive_secs: u64,
+}
+
+fn default_replica_ack_timeout() -> u64 {
+    300
+}
+
+fn default_tcp_keepalive() -> u64 {
+    60
+}
+
+/// Field by field, the password's text included. Only a reload compares settings (`live`), and
+/// no attacker chooses either side, so it need not be constant-time; `Sensitive` has no `==` of
+/// its own on purpose. The destructuring makes a new field a compile error here until added.
+impl PartialEq for RedisSettings {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            mode,
+            url,
+            sentinels,
+            master_name,
+            node_username,
+            node_password,
+            node_tls,
+            nodes,
+            pool_size,
+            timeout_ms,
+            key_prefix,
+            replica_acks,
+            replica_ack_timeout_ms,
+            tcp_keepalive_secs,
+        } = self;
+        let password = |p: &Option<Sensitive>| p.as_ref().map(|p| p.expose().to_owned());
+        *mode == other.mode
+            && *url == other.url
+            && *sentinels == other.sentinels
+            && *master_name == other.master_name
+            && *node_username == other.node_username
+            && password(node_password) == password(&other.node_password)
+            && *node_tls == other.node_tls
+            && *nodes == other.nodes
+            && *pool_size == other.pool_size
+            && *timeout_ms == other.timeout_ms
+            && *key_prefix == other.key_prefix
+            && *replica_acks == other.replica_acks
+            && *replica_ack_timeout_ms == other.replica_ack_timeout_ms
+            && *tcp_keepalive_secs == other.tcp_keepalive_secs
+    }
+}
+
+/// The URLs without their passwords (`redact::redis_url`): `{settings:?}` in a log line or a
+/// panic message would print them.
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls = |list: &[String]| {
+            list.iter()
+                .map(|u| redact::redis_url(u))
+                .collect::<Vec<_>>()
+        };
+        f.debug_struct("RedisSettings")
+            .field("mode", &self.mode)
+            .field("url", &redact::redis_url(&self.url))
+            .field("sentinels", &urls(&self.sentinels))
+            .field("master_name", &self.master_name)
+            .field("node_username", &self.node_username)
+            .field("node_password", &self.node_password)
+            .field("node_tls", &self.node_tls)
+            .field("nodes", &urls(&self.nodes))
+            .field("pool_size", &self.pool_size)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("key_prefix", &self.key_prefix)
+            .field("replica_acks", &self.replica_acks)
+            .field("replica_ack_timeout_ms", &self.replica_ack_timeout_ms)
+            .field("tcp_keepalive_secs", &self.tcp_keepalive_secs)
+            .finish()
+    }
+}
+
+impl RedisSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Each mode needs its own settings and must not be given another mode's (a sentinel list
+    /// under `mode = "cluster"` is a mistake that would otherwise go unnoticed).
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: String| Err(ConfigError::Invalid { setting, problem });
+        let mode = format!("{:?}", self.mode).to_lowercase();
+        let unused = |setting, given: bool| {
+            if given {
+                invalid(
+                    setting,
+                    format!("is not used with redis.mode = \"{mode}\": remove it"),
+                )
+            } else {
+                Ok(())
+            }
+        };
+        let tcp_urls = |setting, urls: &[String], what: &str| {
+            if urls.is_empty() {
+                return invalid(
+                    setting,
+                    format!("must list {what} for redis.mode = \"{mode}\""),
+                );
+            }
+            match urls
+                .iter()
+                .find(|u| !has_scheme(u, &["redis://", "rediss://"]))
+            {
+                Some(bad) => invalid(
+                    setting,
+                    format!(
+                        "entry `{}` must start with redis:// or rediss://",
+                        redact::redis_url(bad)
+                    ),
+                ),
+                None => Ok(()),
+            }
+        };
+        match self.mode {
+            RedisMode::Standalone => {
+                if !has_scheme(
+                    &self.url,
+                    &["redis://", "rediss://", "redis+unix://", "unix://"],
+                ) {
+                    return invalid(
+                        "redis.url",
+                        "must start with redis://, rediss://, redis+unix:// or unix://".into(),
+                    );
+                }
+                unused("redis.sentinels", !self.sentinels.is_empty())?;
+                unused("redis.master_name", !self.master_name.is_empty())?;
+                self.no_node_settings(&unused)?;
+                unused("redis.nodes", !self.nodes.is_empty())?;
+            }
+            RedisMode::Sentinel => {
+                tcp_urls(
+                    "redis.sentinels",
+                    &self.sentinels,
+                    "the sentinels' addresses",
+                )?;
+                if self.master_name.is_empty() {
+                    return invalid(
+                        "redis.master_name",
+                        "must name the monitored master for redis.mode = \"sentinel\"".into(),
+                    );
+                }
+                unused("redis.nodes", !self.nodes.is_empty())?;
+            }
+            RedisMode::Cluster => {
+                tcp_urls("redis.nodes", &self.nodes, "seed nodes")?;
+                unused("redis.sentinels", !self.sentinels.is_empty())?;
+                unused("redis.master_name", !self.master_name.is_empty())?;
+                self.no_node_settings(&unused)?;
+                // Our keys carry their own hash tags (README, "Redis topologies"); a brace in
+                // the prefix would take that role and move every key into one slot.
+                if self.key_prefix.contains(['{', '}']) {
+                    return invalid(
+                        "redis.key_prefix",
+                        "must not contain { or } with redis.mode = \"cluster\"".into(),
+                    );
+                }
+            }
+        }
+        if self.key_prefix.contains(char::is_whitespace) {
+            return invalid("redis.key_prefix", "must not contain white space".into());
+        }
+        if self.tcp_keepalive_secs > MAX_TCP_KEEPALIVE_SECS {
+            return invalid(
+                "redis.tcp_keepalive_secs",
+                format!("must be at most {MAX_TCP_KEEPALIVE_SECS} (Linux's TCP_KEEPIDLE limit)"),
+            );
+        }
+        if self.replica_acks > 0 && !(1..self.timeout_ms).contains(&self.replica_ack_timeout_ms) {
+            return invalid(
+                "redis.replica_ack_timeout_ms",
+                format!(
+                    "must be at least 1 and below redis.timeout_ms ({}) when redis.replica_acks \
+                     is on",
+                    self.timeout_ms
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// `WAIT <replicas> <timeout>` after each exchange and revocation, when switched on.
+    pub fn replica_ack(&self) -> Option<(u32, u64)> {
+        (self.replica_acks > 0).then_some((self.replica_acks, self.replica_ack_timeout_ms))
+    }
+
+    /// The `node_*` settings are Sentinel's: elsewhere the URLs carry credentials and TLS.
+    fn no_node_settings(
+        &self,
+        unused: &dyn Fn(&'static str, bool) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        unused("redis.node_username", !self.node_username.is_empty())?;
+        unused("redis.node_password", self.node_password.is_some())?;
+        unused("redis.node_tls", self.node_tls)
+    }
+}
+
+fn has_scheme(url: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| url.starts_with(scheme))
+}
