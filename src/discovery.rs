@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::clients::Registry;
 use crate::config::{DiscoverySettings, TokenSettings};
-use crate::startup::{
+use crate::routes::paths::{
     AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 

@@ -14,9 +14,9 @@ use prometheus::{
 };
 
 use crate::oauth::OAuthError;
-use crate::startup::{
-    INTROSPECT_PATH, JWKS_PATH, JWKS_WELL_KNOWN_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH,
-    USERINFO_PATH,
+use crate::routes::paths::{
+    HEALTHZ_PATH, INTROSPECT_PATH, JWKS_PATH, JWKS_WELL_KNOWN_PATH, METADATA_PATH, METRICS_PATH,
+    READYZ_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 use crate::store::StoreError;
 
@@ -72,9 +72,9 @@ impl Endpoint {
             REVOKE_PATH => Self::Revoke,
             USERINFO_PATH => Self::UserInfo,
             JWKS_PATH | JWKS_WELL_KNOWN_PATH | METADATA_PATH => Self::Discovery,
-            "/healthz" => Self::Healthz,
-            "/readyz" => Self::Readyz,
-            "/metrics" => Self::Metrics,
+            HEALTHZ_PATH => Self::Healthz,
+            READYZ_PATH => Self::Readyz,
+            METRICS_PATH => Self::Metrics,
             // An issuer's metadata under its path (RFC 8414 §3.1).
             _ if path
                 .strip_prefix(METADATA_PATH)

@@ -5,9 +5,9 @@ use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, Service, ServiceResponse};
-use actix_web::middleware::{Condition, Logger};
-use actix_web::{App, HttpMessage, HttpServer, web};
+use actix_web::dev::{Server, Service};
+use actix_web::middleware::Condition;
+use actix_web::{App, HttpServer, web};
 use tokio::signal::unix::Signal;
 
 use crate::client_auth::ClientAuth;
@@ -17,24 +17,13 @@ use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
 use crate::routes::http::{self, BodyLimit};
-use crate::routes::{
-    ACCESS_LOG_TARGET, LoggedClient, access_log_on, discovery, health, introspect, metrics, token,
-    unread_body, userinfo,
-};
+use crate::routes::{access_log, access_log_on, metrics, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
 
-pub const TOKEN_PATH: &str = "/identity/sso/oauth2/access_token";
-pub const INTROSPECT_PATH: &str = "/identity/sso/oauth2/introspect";
-pub const REVOKE_PATH: &str = "/identity/sso/oauth2/revoke";
-pub const USERINFO_PATH: &str = "/identity/sso/oauth2/user";
-pub const JWKS_PATH: &str = "/identity/sso/oauth2/jwks";
-pub const JWKS_WELL_KNOWN_PATH: &str = "/.well-known/jwks.json";
-pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
-/// The authorize service's path, for the metadata when `discovery.authorization_endpoint` is
-/// not set (it is not served here).
-pub const AUTHORIZE_PATH: &str = "/identity/sso/oauth2/authorize";
+/// The paths, also under their old home here (the load tool and the tests name them so).
+pub use crate::routes::paths::*;
 
 /// Why the service could not start; each message names the setting or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +131,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let recorder = Arc::clone(&app_exchange.metrics);
             let draining = app_draining.clone();
-            let app = App::new()
+            App::new()
                 .wrap_fn(move |request, service| {
                     shutdown::close_when_draining(&draining, request, service)
                 })
@@ -166,24 +155,7 @@ impl Application {
                 .app_data(store_data.clone())
                 .app_data(metrics_data.clone())
                 .app_data(draining_data.clone())
-                .service(http::post(TOKEN_PATH, token::access_token))
-                .service(http::post(INTROSPECT_PATH, introspect::introspect))
-                .service(http::post(REVOKE_PATH, introspect::revoke))
-                .service(http::get_or_post(USERINFO_PATH, userinfo::user))
-                .service(http::get(JWKS_PATH, discovery::jwks))
-                .service(http::get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
-                .service(http::get(METADATA_PATH, discovery::metadata))
-                .service(http::get(
-                    &format!("{METADATA_PATH}/{{path:.+}}"),
-                    discovery::metadata_of_issuer_path,
-                ))
-                .service(http::get("/healthz", health::healthz))
-                .service(http::get("/readyz", health::readyz));
-            if metrics_here {
-                app.service(http::get("/metrics", metrics::metrics))
-            } else {
-                app
-            }
+                .configure(|routes| crate::routes::configure(routes, metrics_here))
         })
         // Answers are small and complete: send them at once, never hold a tail back (Nagle)
         // until the client's delayed ACK.
@@ -306,7 +278,7 @@ fn metrics_server(
         App::new()
             .wrap_fn(unread_body::hold_chunked_body)
             .app_data(exchange.clone())
-            .service(http::get("/metrics", metrics::metrics))
+            .service(http::get(METRICS_PATH, metrics::metrics))
     })
     .workers(1)
     .shutdown_timeout(1)
@@ -332,20 +304,4 @@ fn listen_error(setting: &'static str, address: &str) -> impl Fn(std::io::Error)
         address: address.clone(),
         source,
     }
-}
-
-/// Method, path without query, status, latency and client id; never bodies, headers or queries.
-fn access_log() -> Logger {
-    Logger::new(r#"%a "%{method}xi %U" %s %Dms client=%{client}xo"#)
-        .log_target(ACCESS_LOG_TARGET)
-        .custom_request_replace("method", |req| req.method().to_string())
-        .custom_response_replace("client", logged_client)
-}
-
-fn logged_client(response: &ServiceResponse) -> String {
-    response
-        .request()
-        .extensions()
-        .get::<LoggedClient>()
-        .map_or_else(|| "-".to_owned(), |c| c.0.clone())
 }

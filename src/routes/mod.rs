@@ -1,42 +1,46 @@
-//! HTTP handlers: extract, call the core, render. No protocol logic lives here.
+//! HTTP handlers: extract, call the core, render; the route table ([`configure`]), the paths
+//! and the access log.
 
+mod access_log;
 pub mod discovery;
 pub mod health;
 pub mod http;
 pub mod introspect;
 pub mod metrics;
+pub mod paths;
 pub mod token;
 pub mod unread_body;
 pub mod userinfo;
 
+use actix_web::HttpRequest;
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::web::ServiceConfig;
 
+pub(crate) use self::access_log::{access_log, access_log_on, log_client};
+use self::paths::*;
 use crate::client_auth::{Caller, ClientAuth};
 use crate::oauth::{ClientCredentials, OAuthError};
 use http::header_list;
 
-/// The client id of an authenticated request (client credentials, or a live Bearer token), kept
-/// in the request extensions for the access log. Never a claimed id before it is checked:
-/// anyone can send any text as a `client_id`, a secret pasted there included.
-#[derive(Clone)]
-pub struct LoggedClient(pub String);
-
-/// The log target of access lines: `RUST_LOG=sso_token::access=info` turns them on alone.
-pub(crate) const ACCESS_LOG_TARGET: &str = "sso_token::access";
-
-/// Whether access lines are written (the logger's filter is fixed at start).
-pub(crate) fn access_log_on() -> bool {
-    log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
-}
-
-/// Names the authenticated client in the access log line of `request`, when there is one (the
-/// copy and the extension map are per request).
-pub(crate) fn log_client(request: &HttpRequest, client_id: &str) {
-    if access_log_on() {
-        request
-            .extensions_mut()
-            .insert(LoggedClient(client_id.to_owned()));
+/// The route table: each path with its methods and handler. `/metrics` only when it is served
+/// on the main listener (`metrics.listen` empty).
+pub(crate) fn configure(routes: &mut ServiceConfig, with_metrics: bool) {
+    routes
+        .service(http::post(TOKEN_PATH, token::access_token))
+        .service(http::post(INTROSPECT_PATH, introspect::introspect))
+        .service(http::post(REVOKE_PATH, introspect::revoke))
+        .service(http::get_or_post(USERINFO_PATH, userinfo::user))
+        .service(http::get(JWKS_PATH, discovery::jwks))
+        .service(http::get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
+        .service(http::get(METADATA_PATH, discovery::metadata))
+        .service(http::get(
+            &format!("{METADATA_PATH}/{{path:.+}}"),
+            discovery::metadata_of_issuer_path,
+        ))
+        .service(http::get(HEALTHZ_PATH, health::healthz))
+        .service(http::get(READYZ_PATH, health::readyz));
+    if with_metrics {
+        routes.service(http::get(METRICS_PATH, metrics::metrics));
     }
 }
 
