@@ -81,9 +81,7 @@ impl Exchange {
         }
         let _slot = self.slots.enter().await?;
         let code = request.code.expose();
-        let jti = (self.store)
-            .new_jti(code)
-            .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+        let jti = self.store.new_jti(code).map_err(OAuthError::internal)?;
         let iat = unix_now();
         let exp = iat + settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
@@ -187,7 +185,7 @@ fn sign(
         .keys
         .minter()
         .mint(&claims)
-        .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+        .map_err(OAuthError::internal)?;
     if access_token.len() > MAX_TOKEN {
         log::warn!(
             "client {}: the access token would be {} bytes, over the {MAX_TOKEN} that \

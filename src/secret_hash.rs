@@ -180,7 +180,7 @@ impl SecretHash {
                     })
                 })
                 .await
-                .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+                .map_err(OAuthError::internal)?;
                 if ok {
                     *verified
                         .write()

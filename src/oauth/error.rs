@@ -90,6 +90,12 @@ impl OAuthError {
         Self::InvalidGrant(description.into())
     }
 
+    /// A bug or a broken deployment: `cause` goes to the log, a bare `server_error` to the
+    /// client.
+    pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(cause))
+    }
+
     /// The one answer to a failed client authentication, whatever the reason.
     pub fn authentication_failed() -> Self {
         Self::InvalidClient(

@@ -28,7 +28,7 @@ pub async fn access_token(
 }
 
 fn render(issued: &Issued) -> Result<HttpResponse, OAuthError> {
-    let body = response_json(issued).map_err(|e| OAuthError::Internal(Box::new(e)))?;
+    let body = response_json(issued).map_err(OAuthError::internal)?;
     Ok(no_store(HttpResponse::Ok())
         .insert_header(ContentType::json())
         .body(body))
