@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-pub use crate::oauth::request::MAX_SECRET;
-use crate::oauth::request::is_client_id;
+pub use crate::oauth::credentials::MAX_SECRET;
+use crate::oauth::credentials::is_client_id;
 use crate::oauth::{ClientCredentials, OAuthError};
 use crate::redact;
 pub use crate::secret_hash::Argon2Limit;

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::oauth::OAuthError;
-use crate::oauth::request::MAX_SECRET;
+use crate::oauth::credentials::MAX_SECRET;
 
 /// The SHA-256 of a secret. It has no `PartialEq`: `==` on two of them does not compile, so the
 /// only way to compare them is [`ConstantTimeEq`].

@@ -2,14 +2,17 @@
 
 pub mod basic;
 pub mod bearer;
+mod body;
+pub mod credentials;
 pub mod error;
 pub mod pkce;
 pub mod request;
 pub mod secret;
 pub mod token_query;
 
+pub use credentials::ClientCredentials;
 pub use error::OAuthError;
-pub use request::{ClientCredentials, TokenRequest};
+pub use request::TokenRequest;
 pub use secret::Sensitive;
 pub use token_query::TokenQuery;
 

@@ -6,8 +6,9 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::body::{parse_body, present, required};
+use super::credentials::credentials;
 use super::error::OAuthError;
-use super::request::{credentials, parse_body, present, required};
 use super::{ClientCredentials, Sensitive};
 
 /// A longer hint names no token type there is: ignored, as RFC 7009 §2.2 wants of an invalid

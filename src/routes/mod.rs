@@ -1,4 +1,4 @@
-//! HTTP handlers: extract, call the core, render; the route table ([`configure`]), the paths
+//! HTTP handlers: extract, call the core, render; the route table (`configure`), the paths
 //! and the access log.
 
 mod access_log;

@@ -1,0 +1,103 @@
+//! Client credentials as a request presents them: HTTP Basic or `client_id` + `client_secret`
+//! in the body, never both, checked for shape before anything is hashed.
+
+use std::borrow::Cow;
+
+use super::basic::{self, Authorization};
+use super::body::present;
+use super::error::OAuthError;
+use super::secret::Sensitive;
+
+const MAX_CLIENT_ID: usize = 256;
+/// The longest client secret a request may send (and the registry hold).
+pub const MAX_SECRET: usize = 512;
+
+/// The credentials a client presented, and how.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    pub id: String,
+    pub secret: Sensitive,
+    /// Whether the credentials came in HTTP Basic (else in the body).
+    pub used_basic: bool,
+}
+
+/// Client authentication: HTTP Basic or `client_id` + `client_secret` in the body, never both.
+pub(super) fn credentials(
+    authorization: Option<&str>,
+    body_id: Option<Cow<'_, str>>,
+    body_secret: Option<Cow<'_, str>>,
+) -> Result<ClientCredentials, OAuthError> {
+    let basic = match authorization.map(basic::parse) {
+        None => None,
+        Some(Ok(Authorization::Basic { id, secret })) => Some((id, secret)),
+        Some(Ok(Authorization::OtherScheme)) => {
+            return Err(OAuthError::InvalidClient(
+                "the Authorization header must use the Basic scheme for client authentication"
+                    .into(),
+            ));
+        }
+        Some(Err(malformed)) => {
+            return Err(OAuthError::InvalidClient(malformed.0.into()));
+        }
+    };
+    let (id, secret, used_basic) = match basic {
+        Some((id, secret)) => {
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+                ));
+            }
+            if body_id.is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the one in the Authorization header",
+                ));
+            }
+            (id, secret, true)
+        }
+        None => {
+            // RFC 6749 §5.2: "no client authentication included" is invalid_client.
+            let id = present(body_id).ok_or_else(|| {
+                OAuthError::InvalidClient(
+                    "client authentication is required: HTTP Basic, or client_id and \
+                     client_secret in the body"
+                        .into(),
+                )
+            })?;
+            let secret = body_secret.ok_or_else(|| {
+                OAuthError::InvalidClient(
+                    "client_secret is required, in the body or with HTTP Basic".into(),
+                )
+            })?;
+            (id.into_owned(), Sensitive::new(secret), false)
+        }
+    };
+    // A wrong secret like any other (RFC 6749 §5.2; with Basic, 401 and its challenge), told
+    // before any hashing: the registry holds no secret this long.
+    if secret.expose().len() > MAX_SECRET {
+        return Err(OAuthError::authentication_failed());
+    }
+    if !is_client_id(&id) {
+        // Through the Authorization header it is an attempt at authentication that failed, and
+        // RFC 6749 §5.2 wants a 401 with a challenge for those; in the body, a malformed field.
+        return Err(if used_basic {
+            OAuthError::authentication_failed()
+        } else if id.len() > MAX_CLIENT_ID {
+            OAuthError::invalid_request("client_id is too long")
+        } else {
+            OAuthError::invalid_request(
+                "client_id must be printable ASCII (RFC 6749 VSCHAR: %x20-7E)",
+            )
+        });
+    }
+    Ok(ClientCredentials {
+        id,
+        secret,
+        used_basic,
+    })
+}
+
+/// RFC 6749 Appendix A.1: `client-id = *VSCHAR`, `VSCHAR = %x20-7E`. Refusing anything else at
+/// the parser keeps control characters (a forged log line) from travelling any further.
+pub fn is_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_CLIENT_ID && id.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
