@@ -1,0 +1,247 @@
+//! Throttling of failed client authentication, per source address and per client id, shared by
+//! all replicas through Redis.
+//!
+//! Semantics, with N = `throttle.max_failures` and W = `throttle.window_secs`:
+//! - Every failed client authentication (unknown client, disabled client, wrong secret) adds one
+//!   to two counters in Redis, one round trip for both: its source address's and its client
+//!   id's. The first failure of a window starts it; it ends W seconds later (fixed window).
+//! - Once an address has N failures in the window, every token request from it gets 429 until
+//!   the window ends: the address is where the failures come from.
+//! - Once a client id has N failures in the window, every further *failed* authentication for it
+//!   gets 429 instead of 401 and is no longer counted against the client id (its address still
+//!   counts it: otherwise fresh addresses could go on guessing); a request with the right secret
+//!   still passes. A hard lock per client id would let anyone who knows a client id (they are
+//!   public: they appear in authorization URLs) lock that client out.
+//! - Successful requests pay nothing: no Redis round trip, no counter. What a replica learns of
+//!   a counter (from the answers to its own failures) is kept in a small local table; only for
+//!   an address it has seen at N/2 failures or more does a replica read the counter before
+//!   authenticating (one round trip), so a block that other replicas' failures completed is
+//!   enforced there too. A replica that has seen no failure of an address lets its requests
+//!   through to authentication, and answers its first failure from the shared counter. Once
+//!   its table has had to turn an address away (failures from more than 10,000 addresses in a
+//!   window), it reads the counter of every address it does not hold before authenticating,
+//!   until that address's window ends.
+//! - Answers are exact across replicas: the N-th failure of a window gets 401, the next 429,
+//!   whichever replica sees it (Redis counts atomically).
+//! - If Redis fails while counting, the answer stays 401 (the failure is not counted).
+//!
+//! The source address is the peer's, or, when the peer is one of `throttle.trusted_proxies`,
+//! the right-most `X-Forwarded-For` entry that is not a trusted proxy (none when that entry is
+//! not an address: see [`source_address`]). That choice is in `source.rs`, the local table of
+//! counters in `table.rs`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::ThrottleSettings;
+use crate::metrics::{Metrics, RedisOp, ThrottledBy};
+use crate::oauth::OAuthError;
+use crate::store::Store;
+
+mod source;
+mod table;
+
+pub use self::source::{Network, source_address};
+use self::source::{counted_as, is_trusted};
+use self::table::{Seen, Table};
+
+/// The throttle of one replica: settings, what it learned, and the shared counters' store.
+pub struct Throttle {
+    enabled: bool,
+    max_failures: u64,
+    window: Duration,
+    trusted: Vec<Network>,
+    addresses: Table<IpAddr>,
+    clients: Table<String>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    /// Set once an untrusted peer's `X-Forwarded-For` has been warned about.
+    warned_untrusted: AtomicBool,
+}
+
+/// Why the throttle settings were refused.
+#[derive(Debug, thiserror::Error)]
+#[error("throttle.trusted_proxies: `{0}` is not an IP address or network (address/length)")]
+pub struct BadProxy(String);
+
+impl Throttle {
+    pub fn new(
+        settings: &ThrottleSettings,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, BadProxy> {
+        let trusted = settings
+            .trusted_proxies
+            .iter()
+            .map(|p| Network::parse(p).ok_or_else(|| BadProxy(p.clone())))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            enabled: settings.enabled,
+            max_failures: settings.max_failures,
+            window: Duration::from_secs(settings.window_secs),
+            trusted,
+            addresses: Table::new(),
+            clients: Table::new(),
+            store,
+            metrics,
+            warned_untrusted: AtomicBool::new(false),
+        })
+    }
+
+    /// The address a request's failures are counted under: an IPv6 one by its /64.
+    pub fn source(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        if forwarded_for.is_some() {
+            self.warn_of_an_untrusted_forwarder(peer);
+        }
+        source_address(peer, forwarded_for, &self.trusted).map(counted_as)
+    }
+
+    /// Once per process: a peer sends `X-Forwarded-For` but is not a trusted proxy. Behind a
+    /// load balancer left out of `throttle.trusted_proxies`, every client counts as the
+    /// balancer, and one client's wrong guesses block all of them.
+    fn warn_of_an_untrusted_forwarder(&self, peer: Option<IpAddr>) {
+        let Some(peer) = peer.map(|p| p.to_canonical()) else {
+            return;
+        };
+        if !self.enabled
+            || self.warned_untrusted.load(Ordering::Relaxed)
+            || is_trusted(&self.trusted, peer)
+            || self.warned_untrusted.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        log::warn!(
+            "throttle: {peer} sends X-Forwarded-For but is not in throttle.trusted_proxies, so \
+             failed client authentications through it count against {peer} itself: if it is \
+             your load balancer, one client's wrong secrets will block every client behind it; \
+             list it there (said once)"
+        );
+    }
+
+    /// Before authentication: refuses a request from an address that is blocked, as far as
+    /// this replica knows, or, near the limit, as Redis says. After its table of addresses
+    /// turned one away (failures from more than [`MAX_TRACKED`](table::MAX_TRACKED) addresses
+    /// in a window: an attack spread over many), an address it does not hold is looked up in
+    /// Redis too, until that one's window ends.
+    pub async fn admit(&self, source: Option<IpAddr>) -> Result<(), OAuthError> {
+        let Some(address) = source.filter(|_| self.enabled) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let known = self.addresses.get(&address, now);
+        let ask_redis = match known {
+            Some(seen) => seen.count < self.max_failures && seen.count * 2 >= self.max_failures,
+            None => self.addresses.may_miss(now),
+        };
+        let mut seen = known;
+        if ask_redis {
+            let key = self.store.throttle_address_key(address);
+            let read = self.store.failures(&key);
+            match self.metrics.redis(RedisOp::Throttle, read).await {
+                Ok((count, ttl_ms)) => {
+                    seen = Some(self.learn_address(address, count, ttl_ms, now));
+                }
+                // One line a second: with Redis down, every request near the limit comes here.
+                Err(e) => crate::warn_every_second!("throttle: reading a counter: {e}"),
+            }
+        }
+        match seen {
+            Some(seen) if seen.count >= self.max_failures => {
+                Err(self.throttled(ThrottledBy::Address, seen.until, now))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// After a failed authentication: counts it and answers `failure`, or 429 past the limit.
+    pub async fn failed(
+        &self,
+        client_id: &str,
+        source: Option<IpAddr>,
+        failure: OAuthError,
+    ) -> OAuthError {
+        if !self.enabled {
+            return failure;
+        }
+        let now = Instant::now();
+        // A client id past the limit is not counted further; its failures are answered 429.
+        let client_blocked = self
+            .clients
+            .get(client_id, now)
+            .filter(|seen| seen.count >= self.max_failures);
+        let mut blocked = client_blocked.map(|seen| (ThrottledBy::Client, seen.until));
+        let answer = |blocked: Option<(ThrottledBy, Instant)>| match blocked {
+            Some((by, until)) => self.throttled(by, until, now),
+            None => failure,
+        };
+        let client_key = client_blocked
+            .is_none()
+            .then(|| self.store.throttle_client_key(client_id));
+        let address_key = source.map(|a| self.store.throttle_address_key(a));
+        let keys: Vec<String> = client_key.into_iter().chain(address_key).collect();
+        if keys.is_empty() {
+            return answer(blocked);
+        }
+        let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        let counted = self.store.count_failure(&keys, window_ms);
+        let mut counts = match self.metrics.redis(RedisOp::Throttle, counted).await {
+            Ok(counts) => counts.into_iter(),
+            Err(e) => {
+                // One line a second: with Redis down, every wrong secret comes here.
+                crate::warn_every_second!("throttle: counting a failed authentication: {e}");
+                return answer(blocked);
+            }
+        };
+        // The counts come back in the order of `keys`: the client id's (unless blocked) first.
+        let client_count = if client_blocked.is_none() {
+            counts.next()
+        } else {
+            None
+        };
+        if let Some((count, ttl_ms)) = client_count {
+            let seen = Seen {
+                count,
+                until: now + ttl(ttl_ms, self.window),
+            };
+            self.clients.put(client_id.to_owned(), seen, now);
+            if count > self.max_failures {
+                blocked = Some((ThrottledBy::Client, seen.until));
+            }
+        }
+        if let (Some(address), Some((count, ttl_ms))) = (source, counts.next()) {
+            let seen = self.learn_address(address, count, ttl_ms, now);
+            if count > self.max_failures {
+                // Named first: the address's block covers every request from it.
+                blocked = Some((ThrottledBy::Address, seen.until));
+            }
+        }
+        answer(blocked)
+    }
+
+    fn learn_address(&self, address: IpAddr, count: u64, ttl_ms: i64, now: Instant) -> Seen {
+        let seen = Seen {
+            count,
+            until: now + ttl(ttl_ms, self.window),
+        };
+        if count > 0 {
+            self.addresses.put(address, seen, now);
+        }
+        seen
+    }
+
+    fn throttled(&self, by: ThrottledBy, until: Instant, now: Instant) -> OAuthError {
+        self.metrics.throttled(by);
+        let left = until.saturating_duration_since(now);
+        OAuthError::Throttled {
+            retry_after_secs: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+        }
+    }
+}
+
+/// A key's TTL as Redis reports it; a key without one (which the script never leaves) counts as
+/// a full window.
+fn ttl(ttl_ms: i64, window: Duration) -> Duration {
+    u64::try_from(ttl_ms).map_or(window, Duration::from_millis)
+}

@@ -1,0 +1,197 @@
+//! Where a failure comes from: the peer, or the hop that trusted proxies forwarded for, an IPv6
+//! address as its /64.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// A network given as `address` or `address/prefix-length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address.parse().ok()?, prefix.parse().ok()?),
+            None => {
+                let address: IpAddr = text.parse().ok()?;
+                (address, if address.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        if prefix > bits {
+            return None;
+        }
+        // `::ffff:10.0.0.5` (how a dual-stack listener shows an IPv4 peer) is that IPv4
+        // address: `contains` compares peers in their canonical form, so the network must be
+        // in it too.
+        match address.to_canonical() {
+            IpAddr::V4(v4) if address.is_ipv6() && prefix >= 96 => Some(Self {
+                address: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            }),
+            _ => Some(Self { address, prefix }),
+        }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let (net, ip, bits) = match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                (u128::from(n.to_bits()), u128::from(i.to_bits()), 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => (n.to_bits(), i.to_bits(), 128),
+            _ => return false,
+        };
+        let shift = bits - u32::from(self.prefix);
+        shift >= bits || net >> shift == ip >> shift
+    }
+}
+
+/// Whether `ip` is one of the trusted proxies.
+pub(super) fn is_trusted(trusted: &[Network], ip: IpAddr) -> bool {
+    trusted.iter().any(|n| n.contains(ip))
+}
+
+/// The address failures are counted under: the peer, or what trusted proxies say it forwarded
+/// (the right-most hop that is not a trusted proxy). `None` when that hop is not an address: its
+/// failures then count against the client id only, never against the proxy (which would block
+/// everyone behind it).
+pub fn source_address(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[Network],
+) -> Option<IpAddr> {
+    let peer = peer?.to_canonical();
+    if !is_trusted(trusted, peer) {
+        return Some(peer);
+    }
+    let Some(forwarded_for) = forwarded_for else {
+        // The proxy's own request (a health check, say).
+        return Some(peer);
+    };
+    let mut source = peer;
+    for hop in forwarded_for.rsplit(',') {
+        let Some(ip) = hop_address(hop.trim()) else {
+            crate::warn_every_second!(
+                "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
+                 such requests are throttled by client id only"
+            );
+            return None;
+        };
+        source = ip.to_canonical();
+        if !is_trusted(trusted, source) {
+            break;
+        }
+    }
+    Some(source)
+}
+
+/// One `X-Forwarded-For` hop: an address, or one with a port as some proxies write it
+/// (`203.0.113.7:51234`, `[2001:db8::7]:443`, `[2001:db8::7]`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+}
+
+/// An IPv6 address counts as its /64 network: a host is routinely given a whole /64 (SLAAC,
+/// privacy addresses), so one address alone would let it pick a fresh one for every guess.
+pub(super) fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn nets(list: &[&str]) -> Vec<Network> {
+        list.iter().map(|n| Network::parse(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn networks_match_by_prefix_and_family() {
+        let lan = Network::parse("10.1.0.0/16").unwrap();
+        assert!(lan.contains(ip("10.1.200.3")));
+        assert!(!lan.contains(ip("10.2.0.1")));
+        assert!(lan.contains(ip("::ffff:10.1.0.9")), "IPv4-mapped IPv6");
+        assert!(Network::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Network::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+        assert!(!Network::parse("fd00::/8").unwrap().contains(ip("10.0.0.1")));
+        assert!(
+            Network::parse("192.168.1.7")
+                .unwrap()
+                .contains(ip("192.168.1.7"))
+        );
+        // A proxy written IPv4-mapped is its IPv4 address, and matches it in either form.
+        for mapped in ["::ffff:10.0.0.5", "::ffff:10.0.0.0/120"] {
+            let proxy = Network::parse(mapped).unwrap();
+            assert!(proxy.contains(ip("10.0.0.5")), "{mapped}");
+            assert!(proxy.contains(ip("::ffff:10.0.0.5")), "{mapped}");
+            assert!(!proxy.contains(ip("10.0.1.5")), "{mapped}");
+        }
+        for bad in ["10.0.0.0/33", "fd00::/129", "proxy", "10.0.0.0/x", ""] {
+            assert_eq!(Network::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let xff = Some("203.0.113.9, 198.51.100.7, 10.0.0.2");
+        // Not from a trusted proxy: the header is the client's own claim.
+        assert_eq!(
+            source_address(Some(ip("198.51.100.1")), xff, &trusted),
+            Some(ip("198.51.100.1"))
+        );
+        // From a trusted proxy: the right-most hop that is not a trusted proxy.
+        assert_eq!(
+            source_address(Some(ip("10.0.0.1")), xff, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // No header: the proxy's own request.
+        assert_eq!(
+            source_address(Some(ip("10.0.0.1")), None, &trusted),
+            Some(ip("10.0.0.1"))
+        );
+        // Garbage where the client's address should be: no address, never the proxy's.
+        for garbage in ["1.2.3.4, junk, 10.0.0.3", "", "198.51.100.7, ", "\u{FFFD}"] {
+            assert_eq!(
+                source_address(Some(ip("10.0.0.1")), Some(garbage), &trusted),
+                None,
+                "{garbage:?}"
+            );
+        }
+        // Garbage the client sent, left of what the proxy appended, is not read.
+        assert_eq!(
+            source_address(
+                Some(ip("10.0.0.1")),
+                Some("\u{FFFD}, 198.51.100.7"),
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        // Hops with a port, as some proxies write them.
+        for (hop, address) in [
+            ("198.51.100.7:51234", "198.51.100.7"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("2001:db8::7", "2001:db8::7"),
+        ] {
+            assert_eq!(
+                source_address(Some(ip("10.0.0.1")), Some(hop), &trusted),
+                Some(ip(address)),
+                "{hop}"
+            );
+        }
+        assert_eq!(source_address(None, xff, &trusted), None);
+    }
+}

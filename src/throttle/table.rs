@@ -1,0 +1,191 @@
+//! What one replica learned of the shared counters, in a bounded table whose entries go when
+//! their window ends.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Entries kept per table; past it, expired ones are dropped, and new ones are not kept (see
+/// [`Throttle::admit`] for what a full table costs).
+pub(super) const MAX_TRACKED: usize = 10_000;
+
+/// What this replica last learned of one counter.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Seen {
+    pub(super) count: u64,
+    pub(super) until: Instant,
+}
+
+/// Counters learned from Redis' answers, dropped when their window ends.
+pub(super) struct Table<K> {
+    entries: Mutex<Entries<K>>,
+    /// Milliseconds after `epoch` until which some entry's window lasts: past it (no failure
+    /// anywhere lately, the common case) a look-up skips the lock.
+    live_until: AtomicU64,
+    epoch: Instant,
+    /// Milliseconds after `epoch` until which a key may be missing for want of room: the end
+    /// of the window of the last key turned away (0: none ever was).
+    turned_away_until: AtomicU64,
+}
+
+struct Entries<K> {
+    held: HashMap<K, Seen>,
+    /// When the expired entries were last swept out (a sweep reads all of them, under the lock).
+    swept: Option<Instant>,
+}
+
+/// How often a full table may be swept: in between, new keys are turned away.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+impl<K: std::hash::Hash + Eq> Table<K> {
+    pub(super) fn new() -> Self {
+        Self {
+            entries: Mutex::new(Entries {
+                held: HashMap::new(),
+                swept: None,
+            }),
+            live_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+            turned_away_until: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn get<Q>(&self, key: &Q, now: Instant) -> Option<Seen>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        if self.idle(now) {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .held
+            .get(key)
+            .copied()
+            .filter(|seen| seen.until > now)
+    }
+
+    /// Keeps `seen` for `key`: always for a key it holds, for a new one if there is room (once
+    /// the expired entries are gone); otherwise notes how long the key's window lasts.
+    pub(super) fn put(&self, key: K, seen: Seen, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if self.idle(now) {
+            // Every window has ended: start afresh.
+            entries.held.clear();
+        }
+        // Rounded up, so that `idle` never says so of a window still open.
+        let open_until = self.millis(seen.until + Duration::from_nanos(999_999));
+        self.live_until.fetch_max(open_until, Ordering::Relaxed);
+        if let Some(known) = entries.held.get_mut(&key) {
+            *known = seen;
+            return;
+        }
+        let sweep_due = entries
+            .swept
+            .is_none_or(|swept| now.saturating_duration_since(swept) >= SWEEP_EVERY);
+        if entries.held.len() >= MAX_TRACKED && sweep_due {
+            entries.held.retain(|_, s| s.until > now);
+            entries.swept = Some(now);
+        }
+        if entries.held.len() < MAX_TRACKED {
+            entries.held.insert(key, seen);
+        } else {
+            let until = self.millis(seen.until);
+            self.turned_away_until.fetch_max(until, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether every window it holds has ended (or it never held one).
+    pub(super) fn idle(&self, now: Instant) -> bool {
+        self.millis(now) >= self.live_until.load(Ordering::Relaxed)
+    }
+
+    /// Whether a key it does not hold may yet have a live count: one was turned away for want
+    /// of room, and its window has not ended. Then only Redis knows.
+    pub(super) fn may_miss(&self, now: Instant) -> bool {
+        self.millis(now) < self.turned_away_until.load(Ordering::Relaxed)
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_forgets_what_has_expired_and_stays_bounded() {
+        let table: Table<u32> = Table::new();
+        let now = Instant::now();
+        assert!(table.get(&1, now).is_none());
+        assert!(!table.may_miss(now));
+        let live = Seen {
+            count: 3,
+            until: now + Duration::from_secs(60),
+        };
+        table.put(1, live, now);
+        table.put(2, Seen { until: now, ..live }, now);
+        assert_eq!(table.get(&1, now).map(|s| s.count), Some(3));
+        assert!(table.get(&2, now).is_none(), "its window has ended");
+        for key in 3..(MAX_TRACKED as u32 + 10) {
+            table.put(key, live, now);
+        }
+        assert!(table.entries.lock().unwrap().held.len() <= MAX_TRACKED);
+        // Keys were turned away: for as long as their window lasts, one may be missing.
+        assert!(table.may_miss(now));
+        assert!(table.may_miss(now + Duration::from_secs(59)));
+        assert!(!table.may_miss(now + Duration::from_secs(60)));
+        assert!(
+            table.get(&(MAX_TRACKED as u32 + 5), now).is_none(),
+            "no room for it"
+        );
+        // A key it holds is still brought up to date.
+        table.put(1, Seen { count: 9, ..live }, now);
+        assert_eq!(table.get(&1, now).map(|s| s.count), Some(9));
+    }
+
+    #[test]
+    fn once_every_window_has_ended_a_look_up_skips_the_lock() {
+        let table: Table<u32> = Table::new();
+        let now = Instant::now();
+        assert!(table.idle(now), "nothing held yet");
+        let seen = Seen {
+            count: 1,
+            until: now + Duration::from_secs(60),
+        };
+        table.put(1, seen, now);
+        table.put(
+            2,
+            Seen {
+                until: now + Duration::from_secs(30),
+                ..seen
+            },
+            now,
+        );
+        assert!(
+            !table.idle(now + Duration::from_secs(59)),
+            "key 1's window is open"
+        );
+        // (It may take the lock up to a millisecond longer: it counts whole ones.)
+        let later = now + Duration::from_millis(60_001);
+        assert!(
+            table.idle(later),
+            "the entries are still there, but all expired"
+        );
+        // The next failure starts afresh: the expired entries go.
+        table.put(
+            3,
+            Seen {
+                until: later + Duration::from_secs(60),
+                ..seen
+            },
+            later,
+        );
+        assert_eq!(table.entries.lock().unwrap().held.len(), 1);
+        assert!(!table.idle(later));
+    }
+}
