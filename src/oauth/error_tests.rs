@@ -1,0 +1,163 @@
+use super::*;
+use actix_web::body::to_bytes;
+
+async fn render(error: OAuthError) -> (StatusCode, serde_json::Value, HttpResponse) {
+    let response = error.error_response();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body()).await.unwrap_or_default();
+    let mut rebuilt = HttpResponse::new(status);
+    *rebuilt.headers_mut() = headers;
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or_default(),
+        rebuilt,
+    )
+}
+
+#[actix_web::test]
+async fn every_error_renders_the_rfc_shape_without_caching() {
+    let cases = [
+        (OAuthError::invalid_request("x"), 400, "invalid_request"),
+        (OAuthError::invalid_grant("x"), 400, "invalid_grant"),
+        (
+            OAuthError::UnauthorizedClient("x".into()),
+            400,
+            "unauthorized_client",
+        ),
+        (
+            OAuthError::UnsupportedGrantType,
+            400,
+            "unsupported_grant_type",
+        ),
+        (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
+        (OAuthError::PayloadTooLarge, 413, "invalid_request"),
+        (
+            OAuthError::MethodNotAllowed { allow: "POST" },
+            405,
+            "invalid_request",
+        ),
+        (
+            OAuthError::Throttled {
+                retry_after_secs: 7,
+            },
+            429,
+            "invalid_client",
+        ),
+    ];
+    for (error, status, code) in cases {
+        let (got_status, body, response) = render(error).await;
+        assert_eq!(got_status.as_u16(), status, "{code}");
+        assert_eq!(body["error"], code);
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+        assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+        assert!(response.headers().get("www-authenticate").is_none());
+    }
+}
+
+#[actix_web::test]
+async fn bearer_errors_challenge_with_the_rfc6750_error_code() {
+    let cases = [
+        (
+            OAuthError::MalformedBearer("x".into()),
+            400,
+            "invalid_request",
+            r#"Bearer realm="sso-token", error="invalid_request""#,
+        ),
+        (
+            OAuthError::InvalidToken,
+            401,
+            "invalid_token",
+            r#"Bearer realm="sso-token", error="invalid_token""#,
+        ),
+        (
+            OAuthError::InsufficientScope {
+                scope: "read write",
+                description: "x".into(),
+            },
+            403,
+            "insufficient_scope",
+            r#"Bearer realm="sso-token", error="insufficient_scope", scope="read write""#,
+        ),
+    ];
+    for (error, status, code, challenge) in cases {
+        let (got_status, body, response) = render(error).await;
+        assert_eq!(
+            (got_status.as_u16(), body["error"].as_str()),
+            (status, Some(code))
+        );
+        assert_eq!(
+            response.headers().get("www-authenticate").unwrap(),
+            challenge
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_request_without_credentials_gets_a_bare_challenge_and_no_error_code() {
+    let response = OAuthError::BearerRequired.error_response();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body()).await.unwrap_or_default();
+
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        headers.get("www-authenticate").unwrap(),
+        r#"Bearer realm="sso-token""#
+    );
+    assert_eq!(headers.get("cache-control").unwrap(), "no-store");
+    assert!(body.is_empty(), "{body:?}");
+}
+
+#[actix_web::test]
+async fn a_wrong_method_gets_405_naming_the_allowed_ones() {
+    let (status, _, response) = render(OAuthError::MethodNotAllowed { allow: "GET, HEAD" }).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers().get("allow").unwrap(), "GET, HEAD");
+}
+
+#[actix_web::test]
+async fn overloaded_client_authentication_is_a_503_to_retry() {
+    let (status, body, response) = render(OAuthError::Overloaded).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("temporarily_unavailable")
+        )
+    );
+    assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+    assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+}
+
+#[actix_web::test]
+async fn every_invalid_client_401_challenges_basic() {
+    for error in [
+        OAuthError::authentication_failed(),
+        OAuthError::InvalidClient("Basic credentials are not valid base64".into()),
+    ] {
+        let (status, body, response) = render(error).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+        );
+        assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+        let challenge = response.headers().get("www-authenticate").unwrap();
+        assert_eq!(challenge, r#"Basic realm="sso-token", charset="UTF-8""#);
+    }
+}
+
+#[actix_web::test]
+async fn a_description_keeps_to_the_characters_rfc_6749_allows() {
+    // A scope name from a code record, a parser's quote: printable ASCII but `"` and `\`.
+    let error = OAuthError::InvalidScope("scope `é \"x\"\\\n…` is not allowed".into());
+    let (_, body, _) = render(error).await;
+    assert_eq!(
+        body["error_description"],
+        "scope `? 'x'??...` is not allowed"
+    );
+}

@@ -1,0 +1,232 @@
+use super::*;
+
+#[test]
+fn only_events_about_our_master_move_the_fence() {
+    let fence = Fence::new(&[], "mymaster");
+    let start = fence.generation.load(Ordering::Relaxed);
+    fence.on_event(0, "+try-failover", "master other 127.0.0.1 6379");
+    assert!(fence.held(start));
+    fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6379");
+    assert!(!fence.held(start));
+    assert!(fence.closed_until.load(Ordering::Relaxed) > 0);
+    fence.on_event(
+        0,
+        "+switch-master",
+        "mymaster 127.0.0.1 6379 127.0.0.1 6380",
+    );
+    assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+    fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6380");
+    fence.on_event(
+        0,
+        "-failover-abort-no-good-slave",
+        "master mymaster 127.0.0.1 6380",
+    );
+    assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+}
+
+fn address(port: u16) -> Option<Address> {
+    Some(Address {
+        host: "10.0.0.2".into(),
+        port,
+    })
+}
+
+const SWITCH: &str = "mymaster 10.0.0.1 6379 10.0.0.2 6380";
+
+/// The generation an operation would run in now, or `None` while closed (what `enter`
+/// says, without starting watchers: no runtime here).
+fn entered(fence: &Fence) -> Option<u64> {
+    let generation = fence.generation.load(Ordering::Acquire);
+    (fence.closed_until.load(Ordering::Acquire) == 0).then_some(generation)
+}
+
+#[test]
+fn after_a_switch_lanes_go_to_the_announced_master_until_every_sentinel_announced_it() {
+    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    fence.on_event(0, "+try-failover", "master mymaster 10.0.0.1 6379");
+    assert_eq!(entered(&fence), None);
+
+    fence.on_event(2, "+switch-master", SWITCH);
+    let opened = entered(&fence).unwrap();
+    assert_eq!(fence.switched_master(), address(6380));
+    // The same switch from another sentinel (or the same one again) moves nothing.
+    fence.on_event(1, "+switch-master", SWITCH);
+    fence.on_event(1, "+switch-master", SWITCH);
+    assert!(fence.held(opened));
+    assert_eq!(fence.switched_master(), address(6380));
+    // Nor does an abort (another sentinel's failed bid) on the lanes' way.
+    fence.on_event(
+        1,
+        "-failover-abort-not-elected",
+        "master mymaster 10.0.0.1 6379",
+    );
+    assert_eq!(fence.switched_master(), address(6380));
+    // The leader, last: every sentinel now names it, a look-up finds it.
+    fence.on_event(0, "+switch-master", SWITCH);
+    assert_eq!(fence.switched_master(), None);
+}
+
+#[test]
+fn a_lost_vote_does_not_open_the_fence_while_the_leaders_failover_runs() {
+    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    // Two sentinels bid; s2 loses the vote and aborts, s1 goes on.
+    fence.on_event(1, "+try-failover", "master mymaster 10.0.0.1 6379");
+    fence.on_event(2, "+try-failover", "master mymaster 10.0.0.1 6379");
+    fence.on_event(
+        2,
+        "-failover-abort-not-elected",
+        "master mymaster 10.0.0.1 6379",
+    );
+    assert_eq!(entered(&fence), None, "s1's failover still runs");
+    // s1's own abort (no replica to promote) ends it all.
+    fence.on_event(
+        1,
+        "-failover-abort-no-good-slave",
+        "master mymaster 10.0.0.1 6379",
+    );
+    assert!(entered(&fence).is_some());
+
+    // Or the switch: it ends every bid.
+    fence.on_event(1, "+try-failover", "master mymaster 10.0.0.1 6379");
+    fence.on_event(2, "+try-failover", "master mymaster 10.0.0.1 6379");
+    fence.on_event(0, "+switch-master", SWITCH);
+    let opened = entered(&fence).unwrap();
+    fence.on_event(
+        2,
+        "-failover-abort-not-elected",
+        "master mymaster 10.0.0.1 6379",
+    );
+    assert!(
+        fence.held(opened),
+        "an abort after the switch moves nothing"
+    );
+    // A bid whose end was never heard stops counting after the longest failover.
+    fence.on_event(1, "+try-failover", "master mymaster 10.0.0.2 6380");
+    fence.attempts()[1] = fence.now_ms();
+    fence.on_event(
+        2,
+        "-failover-abort-not-elected",
+        "master mymaster 10.0.0.2 6380",
+    );
+    assert!(entered(&fence).is_some());
+}
+
+#[test]
+fn a_switch_is_trusted_for_a_while_only() {
+    let sentinels = ["redis://s0", "redis://s1"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    fence.on_event(1, "+switch-master", SWITCH);
+    assert_eq!(fence.switched_master(), address(6380));
+    if let Some(switch) = fence.switch().as_mut() {
+        switch.until_ms = fence.now_ms();
+    }
+    assert_eq!(fence.switched_master(), None);
+}
+
+#[test]
+fn a_new_switch_moves_lanes_on_and_one_from_elsewhere_sends_them_to_the_sentinels() {
+    let sentinels = ["redis://s0", "redis://s1"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    fence.on_event(1, "+switch-master", SWITCH);
+    let first = entered(&fence).unwrap();
+    // A failover of the new master, before the first switch is announced everywhere.
+    fence.on_event(1, "+try-failover", "master mymaster 10.0.0.2 6380");
+    fence.on_event(1, "+switch-master", "mymaster 10.0.0.2 6380 10.0.0.2 6381");
+    let second = entered(&fence).unwrap();
+    assert_ne!(second, first);
+    assert_eq!(fence.switched_master(), address(6381));
+    // A switch away from some other master: nothing to trust it by.
+    fence.on_event(1, "+switch-master", "mymaster 10.0.0.9 6379 10.0.0.2 6382");
+    assert!(!fence.held(second), "opened all the same");
+    assert_eq!(fence.switched_master(), None);
+}
+
+#[test]
+fn a_switch_payload_names_the_old_master_then_the_new_one() {
+    let old = Some(Address {
+        host: "10.0.0.1".into(),
+        port: 6379,
+    });
+    assert_eq!(switch_addresses(SWITCH), old.zip(address(6380)),);
+    assert_eq!(switch_addresses("mymaster 10.0.0.1 6379 10.0.0.2"), None);
+    assert_eq!(switch_addresses("mymaster 10.0.0.1 6379 10.0.0.2 x"), None);
+    // Unreadable: the fence opens all the same, and lanes look the master up.
+    let fence = Fence::new(&["redis://s0".to_owned()], "mymaster");
+    fence.on_event(0, "+try-failover", "master mymaster 10.0.0.1 6379");
+    fence.on_event(0, "+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 x");
+    assert!(entered(&fence).is_some());
+    assert_eq!(fence.switched_master(), None);
+}
+
+/// A "sentinel" that answers until the subscription is made, then goes silent with the
+/// connection open: what a connection a NAT dropped, or a dead host, looks like.
+async fn silent_after_subscribing(listener: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok((mut socket, _)) = listener.accept().await else {
+        return;
+    };
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut subscribed = false;
+    while let Ok(n) = socket.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        while let Some((name, used)) = command_name(&seen) {
+            seen.drain(..used);
+            if subscribed {
+                continue;
+            }
+            let reply: &[u8] = if name.eq_ignore_ascii_case("psubscribe") {
+                subscribed = true;
+                b"*3\r\n$10\r\npsubscribe\r\n$1\r\n*\r\n:1\r\n"
+            } else {
+                b"+OK\r\n"
+            };
+            if socket.write_all(reply).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The first word of the RESP command at the start of `bytes`, and its length in bytes.
+fn command_name(bytes: &[u8]) -> Option<(String, usize)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.split_inclusive("\r\n");
+    let head = lines.next()?;
+    let count: usize = head.strip_prefix('*')?.trim_end().parse().ok()?;
+    let (mut used, mut name) = (head.len(), None);
+    for _ in 0..count {
+        let length = lines.next()?;
+        let value = lines.next()?;
+        if !value.ends_with("\r\n") {
+            return None;
+        }
+        used += length.len() + value.len();
+        name.get_or_insert_with(|| value.trim_end().to_owned());
+    }
+    Some((name?, used))
+}
+
+#[tokio::test]
+async fn a_watcher_whose_sentinel_goes_silent_gives_up_its_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    tokio::spawn(silent_after_subscribing(listener));
+    let fence = Fence::new(&[], "mymaster");
+
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        PING_AFTER + WATCH_TICK * 8,
+        follow(&Arc::downgrade(&fence), 0, &url),
+    )
+    .await;
+
+    let ended = outcome.expect("the watcher still waits on a silent connection");
+    assert!(ended.is_err(), "{ended:?}");
+    assert!(started.elapsed() >= PING_AFTER, "{:?}", started.elapsed());
+}
