@@ -6,7 +6,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Minter;
-use super::keys::{KeyError, PublicJwk, SigningKey, VerifyingKey};
+use super::jwk::PublicJwk;
+use super::keys::{KeyError, SigningKey, VerifyingKey};
 use super::verify::Verifier;
 use crate::config::TokenSettings;
 

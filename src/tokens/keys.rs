@@ -14,9 +14,9 @@ use aws_lc_rs::signature::{
     Ed25519KeyPair, KeyPair, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
     RsaKeyPair,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
+
+use super::jwk::{Members, PublicJwk, public_jwk};
 
 /// RSA keys shorter than this are refused (RFC 7518 §3.3 asks for at least 2048 bits).
 const MIN_RSA_BITS: usize = 2048;
@@ -138,26 +138,6 @@ impl std::fmt::Debug for VerifyingKey {
             .field("alg", &self.jwk.alg)
             .finish_non_exhaustive()
     }
-}
-
-/// The public key as RFC 7517 publishes it; also the input of the RFC 7638 thumbprint.
-#[derive(Debug, Clone, Serialize)]
-pub struct PublicJwk {
-    pub kty: &'static str,
-    pub kid: String,
-    pub alg: Algorithm,
-    #[serde(rename = "use")]
-    pub use_: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub crv: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub n: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub e: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub x: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub y: Option<String>,
 }
 
 impl SigningKey {
@@ -392,77 +372,6 @@ fn rsa_rejected(error: aws_lc_rs::error::KeyRejected) -> KeyError {
         KeyError::TooShort
     } else {
         KeyError::Rejected
-    }
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The public members of a key, as big-endian bytes.
-enum Members<'a> {
-    Rsa { n: &'a [u8], e: &'a [u8] },
-    P256 { x: &'a [u8], y: &'a [u8] },
-    Ed25519 { x: &'a [u8] },
-}
-
-/// Builds the public JWK; `kid` is the RFC 7638 thumbprint over the required members, in
-/// lexicographic order and without white space.
-fn public_jwk(members: Members<'_>) -> PublicJwk {
-    let (kty, alg, crv, n, e, x, y, canonical) = match members {
-        Members::Rsa { n, e } => {
-            let (n, e) = (b64(n), b64(e));
-            let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-            (
-                "RSA",
-                Algorithm::RS256,
-                None,
-                Some(n),
-                Some(e),
-                None,
-                None,
-                canonical,
-            )
-        }
-        Members::P256 { x, y } => {
-            let (x, y) = (b64(x), b64(y));
-            let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-            (
-                "EC",
-                Algorithm::ES256,
-                Some("P-256"),
-                None,
-                None,
-                Some(x),
-                Some(y),
-                canonical,
-            )
-        }
-        Members::Ed25519 { x } => {
-            let x = b64(x);
-            let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-            (
-                "OKP",
-                Algorithm::EdDSA,
-                Some("Ed25519"),
-                None,
-                None,
-                Some(x),
-                None,
-                canonical,
-            )
-        }
-    };
-    PublicJwk {
-        kty,
-        kid: b64(digest(&SHA256, canonical.as_bytes()).as_ref()),
-        alg,
-        use_: "sig",
-        crv,
-        n,
-        e,
-        x,
-        y,
     }
 }
 

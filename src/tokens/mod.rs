@@ -1,5 +1,6 @@
 //! Access tokens: the JWT the seed document describes, signed with the configured key.
 
+mod jwk;
 pub mod keyring;
 pub mod keys;
 pub mod verify;
@@ -8,8 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+pub use jwk::PublicJwk;
 pub use keyring::{Keyring, KeyringError};
-pub use keys::{Algorithm, KeyError, KeyKind, PublicJwk, SigningKey, VerifyingKey};
+pub use keys::{Algorithm, KeyError, KeyKind, SigningKey, VerifyingKey};
 pub use verify::{AccessClaims, Rejected, Verifier};
 
 /// The longest access token this service issues, and so the longest that introspection,
