@@ -191,7 +191,7 @@ impl Client {
     }
 
     fn from_entry(entry: ClientEntry) -> Result<Self, String> {
-        // Ids a request could not present (`oauth::request`) would only be dead entries.
+        // Ids a request could not present (`oauth::credentials`) would only be dead entries.
         if !is_client_id(&entry.id) {
             return Err("id must be 1 to 256 characters of printable ASCII (%x20-7E)".into());
         }

@@ -1,5 +1,6 @@
 //! Parse, don't validate: the raw body and headers of a token request become a typed
-//! [`TokenRequest`] or an RFC 6749 error, here and nowhere else.
+//! [`TokenRequest`] or an RFC 6749 error, here and nowhere else (reading the body with
+//! `body`, the client's credentials with `credentials`).
 
 use std::borrow::Cow;
 

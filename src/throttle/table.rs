@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Entries kept per table; past it, expired ones are dropped, and new ones are not kept (see
-/// [`Throttle::admit`] for what a full table costs).
+/// [`Throttle::admit`](super::Throttle::admit) for what a full table costs).
 pub(super) const MAX_TRACKED: usize = 10_000;
 
 /// What this replica last learned of one counter.

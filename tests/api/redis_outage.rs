@@ -559,11 +559,10 @@ async fn a_redis_without_the_script_gets_it_whole_with_the_call() {
     assert!(!stats.contains("cmdstat_script|load"), "{stats}");
 }
 
-/// Blocks `redis` for `seconds` (`DEBUG SLEEP`: it reads nothing meanwhile, unlike a paused
-/// one); the task ends when Redis answers again.
-/// Blocks `redis` for `seconds` with `DEBUG SLEEP` (on a connection of its own), and returns
-/// once it is blocked: when a `PING` on another connection of its own gets no answer in 20 ms.
-/// The returned task ends with the block.
+/// Blocks `redis` for `seconds` with `DEBUG SLEEP` (it reads nothing meanwhile, unlike a paused
+/// one; on a connection of its own), and returns once it is blocked: when a `PING` on another
+/// connection of its own gets no answer in 100 ms (a busy machine answers one in far less, and
+/// the blocks here last 500 ms or more). The returned task ends with the block.
 async fn block(redis: &RedisServer, seconds: f64) -> tokio::task::JoinHandle<()> {
     let (mut blocker, mut probe) = (connection(redis).await, connection(redis).await);
     let blocked = tokio::spawn(async move {
@@ -577,7 +576,7 @@ async fn block(redis: &RedisServer, seconds: f64) -> tokio::task::JoinHandle<()>
     loop {
         let ping = redis::cmd("PING");
         let answer = ping.query_async::<String>(&mut probe);
-        if tokio::time::timeout(Duration::from_millis(20), answer)
+        if tokio::time::timeout(Duration::from_millis(100), answer)
             .await
             .is_err()
         {

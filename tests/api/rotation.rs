@@ -315,8 +315,12 @@ async fn reloading_under_load_drops_no_request() {
         let (app, reloads, answered) = (Arc::clone(&app), reloads.clone(), answered.clone());
         tokio::task::spawn_blocking(move || {
             let mut started = Some(started);
+            // Bounded too, so that an exchange task that panics ends the test instead of
+            // leaving this loop to reload for ever.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             for i in 0.. {
-                if i >= RELOADS && answered.load(Ordering::SeqCst) {
+                let done = i >= RELOADS && answered.load(Ordering::SeqCst);
+                if done || std::time::Instant::now() > deadline {
                     break;
                 }
                 let signer = if i % 2 == 0 { &second } else { &first };
