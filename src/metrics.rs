@@ -20,51 +20,47 @@ use crate::routes::paths::{
 };
 use crate::store::StoreError;
 
-/// What a request was for; anything else is `other`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Token,
-    Introspect,
-    Revoke,
-    UserInfo,
-    Discovery,
-    Healthz,
-    Readyz,
-    Metrics,
-    Other,
+/// An enum whose variants are a label's values, declared once: the variants, `ALL` (every
+/// variant, each at the index `variant as usize`, the order the series are kept in) and
+/// `label()` come from one list, so a new variant has its series and its label.
+macro_rules! labelled {
+    ($(#[$meta:meta])* pub enum $name:ident {
+        $($(#[$doc:meta])* $variant:ident => $label:literal,)+
+    }) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl $name {
+            const ALL: &'static [Self] = &[$(Self::$variant,)+];
+
+            fn label(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $label,)+
+                }
+            }
+        }
+    };
+}
+
+labelled! {
+    /// What a request was for; anything else is `other`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Endpoint {
+        Token => "token",
+        Introspect => "introspect",
+        Revoke => "revoke",
+        UserInfo => "userinfo",
+        Discovery => "discovery",
+        Healthz => "healthz",
+        Readyz => "readyz",
+        Metrics => "metrics",
+        Other => "other",
+    }
 }
 
 impl Endpoint {
-    /// Every endpoint, each at the index `endpoint as usize` (a test checks it): the series
-    /// are kept in that order.
-    const ALL: [Self; 9] = [
-        Self::Token,
-        Self::Introspect,
-        Self::Revoke,
-        Self::UserInfo,
-        Self::Discovery,
-        Self::Healthz,
-        Self::Readyz,
-        Self::Metrics,
-        Self::Other,
-    ];
-
-    /// The `endpoint` label. A new variant fails to compile here until it has one; add it to
-    /// [`Endpoint::ALL`] too.
-    fn label(self) -> &'static str {
-        match self {
-            Self::Token => "token",
-            Self::Introspect => "introspect",
-            Self::Revoke => "revoke",
-            Self::UserInfo => "userinfo",
-            Self::Discovery => "discovery",
-            Self::Healthz => "healthz",
-            Self::Readyz => "readyz",
-            Self::Metrics => "metrics",
-            Self::Other => "other",
-        }
-    }
-
     pub fn of(path: &str) -> Self {
         match path {
             TOKEN_PATH => Self::Token,
@@ -103,57 +99,41 @@ const OUTCOMES: [&str; 12] = [
     "other",
 ];
 
-/// The Redis operations that are timed.
-#[derive(Debug, Clone, Copy)]
-pub enum RedisOp {
-    /// The exchange script: take the code, write the token record.
-    Exchange,
-    /// Delete a token record (revocation, clean-up).
-    DeleteToken,
-    /// Read a token record (introspection, user info).
-    GetToken,
-    /// Readiness PING.
-    Ping,
-    /// Count a failed client authentication, or read the counters.
-    Throttle,
-}
-
-impl RedisOp {
-    /// Every operation, each at the index `op as usize` (a test checks it).
-    const ALL: [Self; 5] = [
-        Self::Exchange,
-        Self::DeleteToken,
-        Self::GetToken,
-        Self::Ping,
-        Self::Throttle,
-    ];
-
-    /// The `operation` label; add a new variant to [`RedisOp::ALL`] too.
-    fn label(self) -> &'static str {
-        match self {
-            Self::Exchange => "exchange",
-            Self::DeleteToken => "delete_token",
-            Self::GetToken => "get_token",
-            Self::Ping => "ping",
-            Self::Throttle => "throttle",
-        }
+labelled! {
+    /// The Redis operations that are timed.
+    #[derive(Debug, Clone, Copy)]
+    pub enum RedisOp {
+        /// The exchange script: take the code, write the token record.
+        Exchange => "exchange",
+        /// Delete a token record (revocation, clean-up).
+        DeleteToken => "delete_token",
+        /// Read a token record (introspection, user info).
+        GetToken => "get_token",
+        /// Readiness PING.
+        Ping => "ping",
+        /// Count a failed client authentication, or read the counters.
+        Throttle => "throttle",
     }
 }
 
-/// Why a token was revoked.
-#[derive(Debug, Clone, Copy)]
-pub enum Revocation {
-    /// Its authorization code was presented again (RFC 6749 §4.1.2).
-    Replay,
-    /// A revocation request (the revocation endpoint counts here).
-    Request,
+labelled! {
+    /// Why a token was revoked.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Revocation {
+        /// Its authorization code was presented again (RFC 6749 §4.1.2).
+        Replay => "replay",
+        /// A revocation request (the revocation endpoint counts here).
+        Request => "request",
+    }
 }
 
-/// What a throttled request was throttled by.
-#[derive(Debug, Clone, Copy)]
-pub enum ThrottledBy {
-    Address,
-    Client,
+labelled! {
+    /// What a throttled request was throttled by.
+    #[derive(Debug, Clone, Copy)]
+    pub enum ThrottledBy {
+        Address => "address",
+        Client => "client",
+    }
 }
 
 /// Request latency buckets, seconds: an exchange is ~0.3 ms of CPU; the Redis timeout is 1 s.
@@ -178,10 +158,10 @@ pub struct Metrics {
     ack_failures: Vec<Option<IntCounter>>,
     tokens_issued: IntCounter,
     replays: IntCounter,
-    revocations: [IntCounter; 2],
+    revocations: Vec<IntCounter>,
     auth_failures: IntCounter,
     argon2_overloaded: IntCounter,
-    throttled: [IntCounter; 2],
+    throttled: Vec<IntCounter>,
     redis_connections: IntGauge,
 }
 
@@ -283,10 +263,10 @@ impl Metrics {
                 "sso_code_replays_total",
                 "Spent authorization codes presented again",
             )?,
-            revocations: [
-                revocations.with_label_values(&["replay"]),
-                revocations.with_label_values(&["request"]),
-            ],
+            revocations: Revocation::ALL
+                .iter()
+                .map(|r| revocations.with_label_values(&[r.label()]))
+                .collect(),
             auth_failures: counter(
                 "sso_client_auth_failures_total",
                 "Failed client authentications (unknown client, disabled client, wrong secret)",
@@ -295,10 +275,10 @@ impl Metrics {
                 "sso_argon2_overloaded_total",
                 "Client authentications answered 503: every Argon2 verification slot stayed busy",
             )?,
-            throttled: [
-                throttled.with_label_values(&["address"]),
-                throttled.with_label_values(&["client"]),
-            ],
+            throttled: ThrottledBy::ALL
+                .iter()
+                .map(|by| throttled.with_label_values(&[by.label()]))
+                .collect(),
             redis_connections,
             registry,
         })
@@ -400,6 +380,12 @@ mod tests {
         }
         for (i, op) in RedisOp::ALL.iter().enumerate() {
             assert_eq!(*op as usize, i, "{op:?}");
+        }
+        for (i, reason) in Revocation::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i, "{reason:?}");
+        }
+        for (i, by) in ThrottledBy::ALL.iter().enumerate() {
+            assert_eq!(*by as usize, i, "{by:?}");
         }
     }
 
