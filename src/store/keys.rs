@@ -80,10 +80,11 @@ impl Keys {
         self.record_key(id)
     }
 
-    /// A key beside `jti`'s record, in its slot, that a revocation with nothing to delete
-    /// writes and deletes at once so that `WAIT` has a write to count (see `DELETE_SCRIPT`).
-    pub fn revoking(&self, jti: &str) -> String {
-        concat(&[&self.token(jti), ":revoking"])
+    /// A key beside a token record (`token_key`, from [`Keys::token`]), in its slot, that a
+    /// revocation with nothing to delete writes and deletes at once so that `WAIT` has a write
+    /// to count (see `DELETE_SCRIPT`).
+    pub fn revoking(&self, token_key: &str) -> String {
+        concat(&[token_key, ":revoking"])
     }
 
     /// The key of the record of any token issued for `code`.

@@ -253,7 +253,7 @@ impl Store {
         holds: fn(&Value) -> bool,
     ) -> Result<(i64, Option<u32>), StoreError> {
         let key = &self.token_key(jti);
-        let (written, start) = (self.keys.revoking(jti), format!(r#"{{"jti":"{jti}""#));
+        let (written, start) = (self.keys.revoking(key), format!(r#"{{"jti":"{jti}""#));
         let wait = if acks.is_some() { "1" } else { "0" };
         let delete_call = |verb: &str, script: &str| {
             let mut call = redis::cmd(verb);
