@@ -564,7 +564,14 @@ async fn a_redis_without_the_script_gets_it_whole_with_the_call() {
 /// connection of its own gets no answer in 100 ms (a busy machine answers one in far less, and
 /// the blocks here last 500 ms or more). The returned task ends with the block.
 async fn block(redis: &RedisServer, seconds: f64) -> tokio::task::JoinHandle<()> {
-    let (mut blocker, mut probe) = (connection(redis).await, connection(redis).await);
+    // The client's own response timeout (500 ms by default) would end the task, not the block.
+    let client = redis::Client::open(redis.url()).expect("url");
+    let patient = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut blocker = client
+        .get_multiplexed_async_connection_with_config(&patient)
+        .await
+        .expect("connection");
+    let mut probe = connection(redis).await;
     let blocked = tokio::spawn(async move {
         let _: redis::RedisResult<()> = redis::cmd("DEBUG")
             .arg("SLEEP")
