@@ -14,7 +14,7 @@ use crate::grant::{self, CodeRules, Grant};
 use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, Sensitive, TokenRequest};
-use crate::store::{Store, StoreError, Taken};
+use crate::store::{Store, StoreError, Taken, write_record_start};
 use crate::tokens::{Claims, MAX_TOKEN};
 
 /// What a successful exchange hands back to the client.
@@ -127,22 +127,27 @@ impl Exchange {
             .await
     }
 
-    /// Deletes a token record for good: acknowledged by replicas with `redis.replica_acks`.
-    async fn revoke_token(&self, jti: &str) -> Result<bool, StoreError> {
-        self.metrics
-            .redis(RedisOp::DeleteToken, self.store.revoke_token(jti))
-            .await
-    }
-
-    /// RFC 6749 §4.1.2: a code used twice revokes the token issued for it. If the revocation
-    /// cannot be written, the client gets a 503 and the record stays for the next attempt.
+    /// RFC 6749 §4.1.2: a code used twice revokes the token issued for it, when the client
+    /// that presents it again is the one the token went to. Another client could not have
+    /// exchanged the code (`grant::check`), so its replay says nothing of that token, and must
+    /// not let it revoke another client's tokens with a code it saw. If the revocation cannot
+    /// be written, the client gets a 503 and the record stays for the next attempt.
     async fn revoke_replayed(&self, client: &Client, issued: &str) -> OAuthError {
-        match self.revoke_token(issued).await {
-            // The record went between the script and here (it expired, or was revoked or
-            // cleaned up meanwhile): nothing to revoke and nothing to say about one.
+        let revoked = self
+            .metrics
+            .redis(
+                RedisOp::DeleteToken,
+                self.store.revoke_token(issued, &client.id),
+            )
+            .await;
+        match revoked {
+            // The token went to another client, or its record went between the script and here
+            // (it expired, or was revoked or cleaned up meanwhile): nothing of this client's to
+            // revoke, and nothing to say about one.
             Ok(false) => {
                 log::warn!(
-                    "client {}: spent authorization code presented again",
+                    "client {}: spent authorization code presented again; no token of this \
+                     client's revoked",
                     client.id
                 );
                 OAuthError::invalid_grant("the authorization code was already used")
@@ -212,9 +217,8 @@ fn sign(
 fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> Vec<u8> {
     use std::io::Write;
     let mut head = Vec::with_capacity(72 + jti.len() + client_id.len());
-    // Writing to a Vec cannot fail, nor can serialising a str: nothing to report.
-    let _ = write!(head, r#"{{"jti":"{jti}","client_id":"#);
-    let _ = serde_json::to_writer(&mut head, client_id);
+    write_record_start(&mut head, jti, client_id);
+    // Writing to a Vec cannot fail: nothing to report.
     let _ = write!(head, r#","iat":{iat},"exp":{exp},"grant":"#);
     head
 }

@@ -171,7 +171,10 @@ impl Inspector {
         }
         let deleted = self
             .metrics
-            .redis(RedisOp::DeleteToken, self.store.revoke_token(&claims.jti))
+            .redis(
+                RedisOp::DeleteToken,
+                self.store.revoke_token(&claims.jti, &caller.id),
+            )
             .await
             .map_err(OAuthError::Unavailable)?;
         if deleted {

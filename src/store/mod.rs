@@ -53,6 +53,17 @@ pub enum Taken {
     Unknown,
 }
 
+/// Writes how every token record starts: `{"jti":"<jti>","client_id":<the id as JSON>`. The
+/// exchange's record head begins so, and the scripts match it: by `{"jti":"<jti>"` for that
+/// token, by the whole of it for that token of that client.
+pub fn write_record_start(out: &mut Vec<u8>, jti: &str, client_id: &str) {
+    out.extend_from_slice(br#"{"jti":""#);
+    out.extend_from_slice(jti.as_bytes());
+    out.extend_from_slice(br#"","client_id":"#);
+    // Serialising a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, client_id);
+}
+
 /// The Redis side of the service. Cheap to clone (pool and lanes are shared).
 #[derive(Clone)]
 pub struct Store {
@@ -216,7 +227,7 @@ impl Store {
         // between the two calls) counts as no acknowledgement: a 503, and the retry finds the
         // replay.
         let (found, acked) = self
-            .delete_record(jti, Some(acks), |v| v == &Value::Int(0))
+            .delete_record(jti, None, Some(acks), |v| v == &Value::Int(0))
             .await?;
         acks.check(acked.filter(|_| found == 0).unwrap_or(0))
     }
@@ -224,36 +235,49 @@ impl Store {
     /// Deletes a token record that no client holds a token for: clean-up after a refused
     /// exchange (best effort; never waits for replicas). Returns whether a record was there.
     pub async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
-        let (deleted, _) = self.delete_record(jti, None, |_| true).await?;
+        let (deleted, _) = self.delete_record(jti, None, None, |_| true).await?;
         Ok(deleted == 1)
     }
 
-    /// Revokes a token: deletes its record (the revocation endpoint, a replayed code). With
+    /// Revokes `client_id`'s token `jti`: deletes its record if that client's (the revocation
+    /// endpoint, a replayed code: another client's token is left alone). With
     /// `redis.replica_acks`, a deletion too few replicas acknowledged is
     /// [`StoreError::Unacknowledged`], since a failover could bring the token back; the caller
     /// answers 503 and the client retries (revocation is idempotent, and the retry's `WAIT`
     /// covers the earlier deletion too: see [`DELETE_SCRIPT`]). Returns whether a record was
     /// there.
-    pub async fn revoke_token(&self, jti: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_token(&self, jti: &str, client_id: &str) -> Result<bool, StoreError> {
         let holds = |v: &Value| matches!(v, Value::Int(_));
-        let (deleted, acked) = self.delete_record(jti, self.acks, holds).await?;
+        let deleted = self.delete_record(jti, Some(client_id), self.acks, holds);
+        let (deleted, acked) = deleted.await?;
         if let (Some(acks), Some(acked)) = (self.acks, acked) {
             acks.check(acked)?;
         }
         Ok(deleted == 1)
     }
 
-    /// Runs [`DELETE_SCRIPT`] for `jti`'s record and, with `acks`, its `WAIT`: the script's
-    /// answer, and how many replicas acknowledged. In a Cluster, `holds` tells whether the
-    /// answer of the script sent again with the `WAIT` is the outcome being acknowledged.
+    /// Runs [`DELETE_SCRIPT`] for `jti`'s record (only if `client_id`'s, when given) and, with
+    /// `acks`, its `WAIT`: the script's answer, and how many replicas acknowledged. In a Cluster,
+    /// `holds` tells whether the answer of the script sent again with the `WAIT` is the outcome
+    /// being acknowledged.
     async fn delete_record(
         &self,
         jti: &str,
+        client_id: Option<&str>,
         acks: Option<Acks>,
         holds: fn(&Value) -> bool,
     ) -> Result<(i64, Option<u32>), StoreError> {
         let key = &self.token_key(jti);
-        let (written, start) = (self.keys.revoking(key), format!(r#"{{"jti":"{jti}""#));
+        let mut start = Vec::with_capacity(48 + jti.len());
+        match client_id {
+            Some(client_id) => write_record_start(&mut start, jti, client_id),
+            None => {
+                start.extend_from_slice(br#"{"jti":""#);
+                start.extend_from_slice(jti.as_bytes());
+                start.push(b'"');
+            }
+        }
+        let written = self.keys.revoking(key);
         let wait = if acks.is_some() { "1" } else { "0" };
         let delete_call = |verb: &str, script: &str| {
             let mut call = redis::cmd(verb);

@@ -7,8 +7,8 @@ use sso_token::config::RedisMode;
 
 use crate::each_topology;
 use crate::helpers::{
-    APP, Answer, ISSUER, TestApp, Topology, code_record, spawn_app, spawn_app_on, spawn_app_with,
-    verify_token,
+    APP, Answer, ISSUER, OTHER, TestApp, Topology, code_record, spawn_app, spawn_app_on,
+    spawn_app_with, verify_token,
 };
 
 /// The token record of `token`: its key, its JSON value and its remaining life in milliseconds.
@@ -110,6 +110,38 @@ async fn a_code_can_be_exchanged_only_once_and_a_replay_revokes_the_first_token(
     replay.assert_error_shape("replay");
     assert!(!replay.text.contains(&code), "the error echoes the code");
     assert!(!app.exists(&key).await, "the first token was not revoked");
+}
+
+#[tokio::test]
+async fn a_spent_code_presented_by_another_client_revokes_nothing() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let first = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let (key, record, _) = token_record(&app, first.json["access_token"].as_str().unwrap()).await;
+    assert!(record.is_some(), "the first token has no record");
+
+    let replay = Answer::of(app.exchange(&OTHER, &code).await).await;
+
+    assert_eq!(
+        (replay.status, replay.error()),
+        (400, "invalid_grant"),
+        "{}",
+        replay.text
+    );
+    assert!(
+        app.exists(&key).await,
+        "another client's replay revoked the token"
+    );
+    // The client the code went to still revokes its token by presenting the code again.
+    let replay = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(
+        (replay.status, replay.error()),
+        (400, "invalid_grant"),
+        "{}",
+        replay.text
+    );
+    assert!(!app.exists(&key).await, "the owner's replay left the token");
 }
 
 #[tokio::test]
