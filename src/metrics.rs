@@ -220,7 +220,8 @@ impl Metrics {
         )?;
         let throttled = counter_vec(
             "sso_throttled_requests_total",
-            "Token requests answered 429 after too many failed client authentications",
+            "Requests (token, introspection, revocation) answered 429 after too many failed client \
+             authentications",
             &["by"],
         )?;
         let redis_connections = IntGauge::new(

@@ -213,7 +213,8 @@ pub struct ThrottleSettings {
     pub max_failures: u64,
     /// Length of the window, seconds; it starts at its first failure.
     pub window_secs: u64,
-    /// Peers whose `X-Forwarded-For` is believed: addresses or networks (`10.0.0.0/8`).
+    /// Peers whose `X-Forwarded-For` is believed: addresses, or networks that hold only proxies
+    /// (`10.0.12.0/28`): a client inside a listed network could pick its counted address.
     #[serde(deserialize_with = "list")]
     pub trusted_proxies: Vec<String>,
 }

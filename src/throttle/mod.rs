@@ -5,8 +5,9 @@
 //! - Every failed client authentication (unknown client, disabled client, wrong secret) adds one
 //!   to two counters in Redis, one round trip for both: its source address's and its client
 //!   id's. The first failure of a window starts it; it ends W seconds later (fixed window).
-//! - Once an address has N failures in the window, every token request from it gets 429 until
-//!   the window ends: the address is where the failures come from.
+//! - Once an address has N failures in the window, every token, introspection and revocation
+//!   request from it gets 429 until the window ends: the address is where the failures come
+//!   from.
 //! - Once a client id has N failures in the window, every further *failed* authentication for it
 //!   gets 429 instead of 401 and is no longer counted against the client id (its address still
 //!   counts it: otherwise fresh addresses could go on guessing); a request with the right secret
