@@ -217,7 +217,7 @@ fn sign(
 fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> Vec<u8> {
     use std::io::Write;
     let mut head = Vec::with_capacity(72 + jti.len() + client_id.len());
-    write_record_start(&mut head, jti, client_id);
+    write_record_start(&mut head, jti, Some(client_id));
     // Writing to a Vec cannot fail: nothing to report.
     let _ = write!(head, r#","iat":{iat},"exp":{exp},"grant":"#);
     head

@@ -53,15 +53,18 @@ pub enum Taken {
     Unknown,
 }
 
-/// Writes how every token record starts: `{"jti":"<jti>","client_id":<the id as JSON>`. The
-/// exchange's record head begins so, and the scripts match it: by `{"jti":"<jti>"` for that
-/// token, by the whole of it for that token of that client.
-pub fn write_record_start(out: &mut Vec<u8>, jti: &str, client_id: &str) {
+/// Writes how every token record starts: `{"jti":"<jti>"`, then with a client
+/// `,"client_id":<the id as JSON>`. The exchange's record head begins so, and the scripts match
+/// it: by `jti` alone for that token, with the client for that token of that client.
+pub fn write_record_start(out: &mut Vec<u8>, jti: &str, client_id: Option<&str>) {
     out.extend_from_slice(br#"{"jti":""#);
     out.extend_from_slice(jti.as_bytes());
-    out.extend_from_slice(br#"","client_id":"#);
-    // Serialising a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(out, client_id);
+    out.push(b'"');
+    if let Some(client_id) = client_id {
+        out.extend_from_slice(br#","client_id":"#);
+        // Serialising a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, client_id);
+    }
 }
 
 /// The Redis side of the service. Cheap to clone (pool and lanes are shared).
@@ -248,8 +251,9 @@ impl Store {
     /// there.
     pub async fn revoke_token(&self, jti: &str, client_id: &str) -> Result<bool, StoreError> {
         let holds = |v: &Value| matches!(v, Value::Int(_));
-        let deleted = self.delete_record(jti, Some(client_id), self.acks, holds);
-        let (deleted, acked) = deleted.await?;
+        let (deleted, acked) = self
+            .delete_record(jti, Some(client_id), self.acks, holds)
+            .await?;
         if let (Some(acks), Some(acked)) = (self.acks, acked) {
             acks.check(acked)?;
         }
@@ -269,14 +273,7 @@ impl Store {
     ) -> Result<(i64, Option<u32>), StoreError> {
         let key = &self.token_key(jti);
         let mut start = Vec::with_capacity(48 + jti.len());
-        match client_id {
-            Some(client_id) => write_record_start(&mut start, jti, client_id),
-            None => {
-                start.extend_from_slice(br#"{"jti":""#);
-                start.extend_from_slice(jti.as_bytes());
-                start.push(b'"');
-            }
-        }
+        write_record_start(&mut start, jti, client_id);
         let written = self.keys.revoking(key);
         let wait = if acks.is_some() { "1" } else { "0" };
         let delete_call = |verb: &str, script: &str| {
