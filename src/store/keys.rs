@@ -133,6 +133,17 @@ impl Keys {
         key
     }
 
+    /// The throttle's failure counter of a client id at one source address: what lets the other
+    /// clients behind a blocked address in. The id by the same hash as in
+    /// [`Keys::throttle_client`], then `@` and the address.
+    pub fn throttle_client_at(&self, client_id: &str, address: &str) -> String {
+        let mut key = concat(&[&self.prefix, "throttle:pair:"]);
+        URL_SAFE_NO_PAD.encode_string(domain_hash(THROTTLE_DOMAIN, client_id), &mut key);
+        key.push('@');
+        key.push_str(address);
+        key
+    }
+
     /// The throttle's failure counter of a source address (an IPv6 one by its /64), readable
     /// for an operator looking for who is blocked. One key per script call, so its slot in
     /// Cluster mode is its own business.

@@ -150,4 +150,10 @@ fn throttle_keys_name_a_client_id_by_its_hash_and_an_address_as_it_is() {
         keys.throttle_address("2001:db8::"),
         "sso:throttle:addr:2001:db8::"
     );
+    let hash = &key["sso:throttle:client:".len()..];
+    assert_eq!(
+        keys.throttle_client_at(pasted, "2001:db8::"),
+        format!("sso:throttle:pair:{hash}@2001:db8::"),
+        "the pair's key: the id's hash, then the address"
+    );
 }

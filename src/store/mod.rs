@@ -8,8 +8,9 @@
 //!   also the code's replay marker (see [`keys`]).
 //! - `<prefix>token:<record id>:revoking`: written and deleted at once by a revocation that
 //!   finds nothing to delete, so that its `WAIT` has a write to count (`redis.replica_acks`).
-//! - `<prefix>throttle:client:<hash of the id>`, `<prefix>throttle:addr:<ip>`: failed client
-//!   authentications in the current window, TTL = the window (see `throttle`).
+//! - `<prefix>throttle:client:<hash of the id>`, `<prefix>throttle:addr:<ip>`,
+//!   `<prefix>throttle:pair:<hash of the id>@<ip>`: failed client authentications in the
+//!   current window, TTL = the window (see `throttle`).
 //!
 //! Besides this file (the operations, on [`Store`]), among others:
 //! - `scripts.rs`: the Lua scripts and `run_script`, which runs one by its hash.
@@ -347,6 +348,12 @@ impl Store {
     /// The failure counter of a source address.
     pub fn throttle_address_key(&self, address: IpAddr) -> String {
         self.keys.throttle_address(&address.to_string())
+    }
+
+    /// The failure counter of a client id at a source address.
+    pub fn throttle_client_at_key(&self, client_id: &str, address: IpAddr) -> String {
+        self.keys
+            .throttle_client_at(client_id, &address.to_string())
     }
 
     /// Adds one failure to each counter; returns each one's count and milliseconds left in its
