@@ -12,7 +12,7 @@ use crate::clients::Client;
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
 use crate::oauth::{ClientCredentials, OAuthError};
-use crate::throttle::Throttle;
+use crate::throttle::{Attempt, Throttle};
 
 /// Authenticates clients; shared by every endpoint that takes client credentials.
 pub struct ClientAuth {
@@ -53,21 +53,27 @@ impl ClientAuth {
         self.throttle.source(peer, forwarded_for)
     }
 
-    /// `invalid_client` (401), or 429 once `source` or the client id has failed too often, or
-    /// 503 when every Argon2 verification slot is busy.
+    /// `invalid_client` (401), or 429 once the client id has failed too often, or once `source`
+    /// has and this client id failed from it or is unknown; or 503 when every Argon2
+    /// verification slot is busy.
     pub async fn authenticate(
         &self,
         credentials: &ClientCredentials,
         source: Option<IpAddr>,
     ) -> Result<Caller, OAuthError> {
         let snapshot = self.live.load();
-        self.throttle.admit(source).await?;
+        let attempt = Attempt {
+            client_id: &credentials.id,
+            registered: snapshot.registry.get(&credentials.id).is_some(),
+            source,
+        };
+        self.throttle.admit(attempt).await?;
         let outcome = snapshot.registry.authenticate(credentials).await;
         match outcome {
             Ok(client) => Ok(Caller { snapshot, client }),
             Err(failure @ OAuthError::InvalidClient(_)) => {
                 self.metrics.auth_failed();
-                Err(self.throttle.failed(&credentials.id, source, failure).await)
+                Err(self.throttle.failed(attempt, failure).await)
             }
             Err(OAuthError::Overloaded) => {
                 self.metrics.argon2_overloaded();

@@ -3,25 +3,31 @@
 //!
 //! Semantics, with N = `throttle.max_failures` and W = `throttle.window_secs`:
 //! - Every failed client authentication (unknown client, disabled client, wrong secret) adds one
-//!   to two counters in Redis, one round trip for both: its source address's and its client
-//!   id's. The first failure of a window starts it; it ends W seconds later (fixed window).
-//! - Once an address has N failures in the window, every token, introspection and revocation
-//!   request from it gets 429 until the window ends: the address is where the failures come
-//!   from.
+//!   to three counters in Redis, one round trip for all: its source address's, its client id's,
+//!   and, for a registered client id, that id's at that address. The first failure of a window
+//!   starts it; it ends W seconds later (fixed window).
+//! - Once an address has N failures in the window, its token, introspection and revocation
+//!   requests get 429 until the window ends, for every client id that failed from it and every
+//!   unknown one: the address is where the failures come from. A registered client id that has
+//!   not failed from it is still let in (one more round trip, to ask Redis): several clients
+//!   behind one NAT or egress gateway share its address, and one with a stale secret must not
+//!   lock the others out. Its first failure there is counted as any and blocks it there too, so
+//!   the address guesses at most one secret more per registered client id.
 //! - Once a client id has N failures in the window, every further *failed* authentication for it
 //!   gets 429 instead of 401 and is no longer counted against the client id (its address still
 //!   counts it: otherwise fresh addresses could go on guessing); a request with the right secret
 //!   still passes. A hard lock per client id would let anyone who knows a client id (they are
 //!   public: they appear in authorization URLs) lock that client out.
-//! - Successful requests pay nothing: no Redis round trip, no counter. What a replica learns of
-//!   a counter (from the answers to its own failures) is kept in a small local table; only for
-//!   an address it has seen at N/2 failures or more does a replica read the counter before
-//!   authenticating (one round trip), so a block that other replicas' failures completed is
-//!   enforced there too. A replica that has seen no failure of an address lets its requests
-//!   through to authentication, and answers its first failure from the shared counter. Once
-//!   its table has had to turn an address away (failures from more than 10,000 addresses in a
-//!   window), it reads the counter of every address it does not hold before authenticating,
-//!   until that address's window ends.
+//! - Successful requests pay nothing (but for the other clients of a blocked address, above):
+//!   no Redis round trip, no counter. What a replica learns of a counter (from the answers to
+//!   its own failures) is kept in a small local table; only for an address it has seen at N/2
+//!   failures or more does a replica read the counter before authenticating (one round trip),
+//!   so a block that other replicas' failures completed is enforced there too. A replica that
+//!   has seen no failure of an address lets its requests through to authentication, and
+//!   answers its first failure from the shared counter. Once its table has had to turn an
+//!   address away (failures from more than 10,000 addresses in a window), it reads the counter
+//!   of every address it does not hold before authenticating, until that address's window
+//!   ends.
 //! - Answers are exact across replicas: the N-th failure of a window gets 401, the next 429,
 //!   whichever replica sees it (Redis counts atomically).
 //! - If Redis fails while counting, the answer stays 401 (the failure is not counted).
@@ -56,10 +62,23 @@ pub struct Throttle {
     trusted: Vec<Network>,
     addresses: Table<IpAddr>,
     clients: Table<String>,
+    /// Client ids that failed from an address, by their Redis key.
+    pairs: Table<String>,
     store: Store,
     metrics: Arc<Metrics>,
     /// Set once an untrusted peer's `X-Forwarded-For` has been warned about.
     warned_untrusted: AtomicBool,
+}
+
+/// One client authentication, as the throttle sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The client id presented, whatever it is.
+    pub client_id: &'a str,
+    /// Whether the registry knows that id.
+    pub registered: bool,
+    /// The address its failures count against (see [`Throttle::source`]).
+    pub source: Option<IpAddr>,
 }
 
 /// Why the throttle settings were refused.
@@ -85,6 +104,7 @@ impl Throttle {
             trusted,
             addresses: Table::new(),
             clients: Table::new(),
+            pairs: Table::new(),
             store,
             metrics,
             warned_untrusted: AtomicBool::new(false),
@@ -100,8 +120,8 @@ impl Throttle {
     }
 
     /// Once per process: a peer sends `X-Forwarded-For` but is not a trusted proxy. Behind a
-    /// load balancer left out of `throttle.trusted_proxies`, every client counts as the
-    /// balancer, and one client's wrong guesses block all of them.
+    /// load balancer left out of `throttle.trusted_proxies`, every caller counts as the
+    /// balancer, and anyone's wrong guesses block a client id for all of them.
     fn warn_of_an_untrusted_forwarder(&self, peer: Option<IpAddr>) {
         let Some(peer) = peer.map(|p| p.to_canonical()) else {
             return;
@@ -116,18 +136,19 @@ impl Throttle {
         log::warn!(
             "throttle: {peer} sends X-Forwarded-For but is not in throttle.trusted_proxies, so \
              failed client authentications through it count against {peer} itself: if it is \
-             your load balancer, one client's wrong secrets will block every client behind it; \
-             list it there (said once)"
+             your load balancer, anyone's wrong secrets will block a client id for every caller \
+             behind it; list it there (said once)"
         );
     }
 
     /// Before authentication: refuses a request from an address that is blocked, as far as
-    /// this replica knows, or, near the limit, as Redis says. After its table of addresses
-    /// turned one away (failures from more than [`MAX_TRACKED`](table::MAX_TRACKED) addresses
-    /// in a window: an attack spread over many), an address it does not hold is looked up in
-    /// Redis too, until that one's window ends.
-    pub async fn admit(&self, source: Option<IpAddr>) -> Result<(), OAuthError> {
-        let Some(address) = source.filter(|_| self.enabled) else {
+    /// this replica knows, or, near the limit, as Redis says, unless it comes for a registered
+    /// client id that has not failed from that address in the window (see [`Self::failed_at`]).
+    /// After its table of addresses turned one away (failures from more than
+    /// [`MAX_TRACKED`](table::MAX_TRACKED) addresses in a window: an attack spread over many),
+    /// an address it does not hold is looked up in Redis too, until that one's window ends.
+    pub async fn admit(&self, attempt: Attempt<'_>) -> Result<(), OAuthError> {
+        let Some(address) = attempt.source.filter(|_| self.enabled) else {
             return Ok(());
         };
         let now = Instant::now();
@@ -148,24 +169,46 @@ impl Throttle {
                 Err(e) => crate::warn_every_second!("throttle: reading a counter: {e}"),
             }
         }
-        match seen {
-            Some(seen) if seen.count >= self.max_failures => {
-                Err(self.throttled(ThrottledBy::Address, seen.until, now))
+        let Some(seen) = seen.filter(|seen| seen.count >= self.max_failures) else {
+            return Ok(());
+        };
+        if attempt.registered && !self.failed_at(attempt.client_id, address, now).await {
+            return Ok(());
+        }
+        Err(self.throttled(ThrottledBy::Address, seen.until, now))
+    }
+
+    /// Whether `client_id` failed from the blocked `address` in its window, as this replica
+    /// learned or else as Redis says (Redis unable to say: yes, the block holds). Another
+    /// client behind the same address (a NAT, an egress gateway) is still let in: its first
+    /// failure there is counted like any and blocks it there too. So an address guesses at most
+    /// one secret more per registered client id a window, and an unknown id none.
+    async fn failed_at(&self, client_id: &str, address: IpAddr, now: Instant) -> bool {
+        let key = self.store.throttle_client_at_key(client_id, address);
+        if self.pairs.get(&key, now).is_some() {
+            return true;
+        }
+        let read = self.store.failures(&key);
+        match self.metrics.redis(RedisOp::Throttle, read).await {
+            Ok((count, ttl_ms)) => {
+                self.learn_pair(key, count, ttl_ms, now);
+                count > 0
             }
-            _ => Ok(()),
+            Err(e) => {
+                crate::warn_every_second!("throttle: reading a counter: {e}");
+                true
+            }
         }
     }
 
     /// After a failed authentication: counts it and answers `failure`, or 429 past the limit.
-    pub async fn failed(
-        &self,
-        client_id: &str,
-        source: Option<IpAddr>,
-        failure: OAuthError,
-    ) -> OAuthError {
+    pub async fn failed(&self, attempt: Attempt<'_>, failure: OAuthError) -> OAuthError {
         if !self.enabled {
             return failure;
         }
+        let Attempt {
+            client_id, source, ..
+        } = attempt;
         let now = Instant::now();
         // A client id past the limit is not counted further; its failures are answered 429.
         let client_blocked = self
@@ -181,7 +224,16 @@ impl Throttle {
             .is_none()
             .then(|| self.store.throttle_client_key(client_id));
         let address_key = source.map(|a| self.store.throttle_address_key(a));
-        let keys: Vec<String> = client_key.into_iter().chain(address_key).collect();
+        // Only a registered id is let past an address's block (`admit`), so only its failures
+        // there need remembering.
+        let pair_key = source
+            .filter(|_| attempt.registered)
+            .map(|a| self.store.throttle_client_at_key(client_id, a));
+        let keys: Vec<String> = client_key
+            .into_iter()
+            .chain(address_key)
+            .chain(pair_key.clone())
+            .collect();
         if keys.is_empty() {
             return answer(blocked);
         }
@@ -218,6 +270,9 @@ impl Throttle {
                 blocked = Some((ThrottledBy::Address, seen.until));
             }
         }
+        if let (Some(key), Some((count, ttl_ms))) = (pair_key, counts.next()) {
+            self.learn_pair(key, count, ttl_ms, now);
+        }
         answer(blocked)
     }
 
@@ -230,6 +285,13 @@ impl Throttle {
             self.addresses.put(address, seen, now);
         }
         seen
+    }
+
+    fn learn_pair(&self, key: String, count: u64, ttl_ms: i64, now: Instant) {
+        if count > 0 {
+            let until = now + ttl(ttl_ms, self.window);
+            self.pairs.put(key, Seen { count, until }, now);
+        }
     }
 
     fn throttled(&self, by: ThrottledBy, until: Instant, now: Instant) -> OAuthError {

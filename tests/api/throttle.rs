@@ -1,6 +1,7 @@
-//! Throttling of failed client authentication: per source address (every request, once
-//! blocked) and per client id (its failures only), shared by replicas through Redis, switchable
-//! off; successful requests never touch the counters.
+//! Throttling of failed client authentication: per source address (once blocked, every request
+//! for a client id that failed from it or is unknown) and per client id (its failures only),
+//! shared by replicas through Redis, switchable off; successful requests never touch the
+//! counters.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 
-use crate::helpers::{APP, Answer, TestApp, TestClient, spawn_app_with};
+use crate::helpers::{APP, Answer, OTHER, TestApp, TestClient, spawn_app_with};
 use crate::log_capture;
 use crate::redis_server::RedisServer;
 
@@ -82,7 +83,7 @@ fn assert_throttled(answer: &Answer, context: &str) {
 }
 
 #[tokio::test]
-async fn after_n_failures_from_an_address_every_request_from_it_gets_429() {
+async fn after_n_failures_from_an_address_the_client_that_failed_gets_429_there() {
     let app = app(true).await;
     for i in 0..MAX {
         let answer = attempt(&app, APP.id, WRONG, "203.0.113.7").await;
@@ -102,18 +103,58 @@ async fn after_n_failures_from_an_address_every_request_from_it_gets_429() {
 #[tokio::test]
 async fn ipv6_addresses_are_counted_by_their_64() {
     let app = app(true).await;
-    // Another client id for each, so that only the address counter can block.
+    // A fresh address of the /64 for each.
     for i in 0..MAX {
         let address = format!("2001:db8:7:7::{}", i + 1);
-        let answer = attempt(&app, &format!("guess-{i}"), WRONG, &address).await;
+        let answer = attempt(&app, APP.id, WRONG, &address).await;
         assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
     }
 
     let same_64 = attempt(&app, APP.id, APP.secret, "2001:db8:7:7:abcd::9").await;
+    let unknown_id = attempt(&app, "guess", WRONG, "2001:db8:7:7:abcd::10").await;
     let next_64 = attempt(&app, APP.id, APP.secret, "2001:db8:7:8::1").await;
 
     assert_throttled(&same_64, "another address of the same /64");
+    assert_throttled(&unknown_id, "an unknown client id from the same /64");
     assert_eq!(next_64.status, 200, "{}", next_64.text);
+}
+
+/// Clients behind one NAT or egress gateway share its address: one with a stale secret blocks
+/// itself and unknown ids there, not the others, until one of those fails there too.
+#[tokio::test]
+async fn a_blocked_address_still_lets_in_a_registered_client_that_has_not_failed_from_it() {
+    let app = app(true).await;
+    let address = "203.0.113.9";
+    for i in 0..MAX {
+        let answer = attempt(&app, OTHER.id, WRONG, address).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let stale_client = attempt(&app, OTHER.id, OTHER.secret, address).await;
+    let unknown_id = attempt(&app, "ghost", WRONG, address).await;
+    let neighbour = attempt(&app, APP.id, APP.secret, address).await;
+    let token = neighbour.json["access_token"].as_str().unwrap_or_default();
+    let introspected = ask(&app, INTROSPECT_PATH, APP.id, APP.secret, token, address).await;
+    let neighbours_failure = attempt(&app, APP.id, WRONG, address).await;
+    let neighbour_after_it = attempt(&app, APP.id, APP.secret, address).await;
+
+    assert_throttled(&stale_client, "the client that failed, right secret");
+    assert_throttled(&unknown_id, "an unknown client id");
+    assert_eq!(neighbour.status, 200, "{}", neighbour.text);
+    assert_eq!(
+        (introspected.status, &introspected.json["active"]),
+        (200, &json!(true)),
+        "{}",
+        introspected.text
+    );
+    assert_throttled(
+        &neighbours_failure,
+        "the other client's first failure there",
+    );
+    assert_throttled(
+        &neighbour_after_it,
+        "the other client, once it failed there",
+    );
 }
 
 #[tokio::test]
@@ -278,13 +319,7 @@ async fn a_peer_that_forwards_but_is_not_trusted_is_warned_about_once() {
 async fn forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored() {
     let app = app(false).await;
     for i in 0..MAX {
-        let answer = attempt(
-            &app,
-            &format!("ghost-{i}"),
-            WRONG,
-            &format!("198.51.100.{i}"),
-        )
-        .await;
+        let answer = attempt(&app, APP.id, WRONG, &format!("198.51.100.{i}")).await;
         assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
     }
 
@@ -431,6 +466,65 @@ async fn replicas_share_the_counters() {
     let answer = attempt(&second, APP.id, APP.secret, "203.0.113.20").await;
 
     assert_throttled(&answer, "the right secret on the other replica");
+}
+
+/// With Redis unable to say whether a client failed from a blocked address, the block holds:
+/// let in, a guess would show right or wrong by its answer (a 503 or a 401).
+#[tokio::test]
+async fn a_blocked_address_stays_blocked_for_everyone_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.throttle.max_failures = MAX;
+        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let address = "203.0.113.22";
+    for i in 0..MAX {
+        let answer = attempt(&app, OTHER.id, WRONG, address).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+    let code = app.issue_code(&APP).await;
+
+    redis.stop();
+    let body = json!({
+        "client_id": APP.id,
+        "client_secret": WRONG,
+        "code": code,
+        "redirect_uri": APP.redirect_uri,
+    });
+    let request = app.http.post(app.token_url()).json(&body);
+    let guess = request
+        .header("X-Forwarded-For", address)
+        .send()
+        .await
+        .expect("request sent");
+
+    assert_throttled(&Answer::of(guess).await, "a guess with Redis down");
+}
+
+/// Which clients failed from a blocked address is shared too: a failure on one replica blocks
+/// that client there on the other, which had let it in before.
+#[tokio::test]
+async fn replicas_share_which_clients_failed_from_a_blocked_address() {
+    let first = app(true).await;
+    let second = first.spawn_replica();
+    let address = "203.0.113.21";
+    for i in 0..MAX {
+        let answer = attempt(&first, OTHER.id, WRONG, address).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+    let before = attempt(&first, APP.id, APP.secret, address).await;
+    assert_eq!(before.status, 200, "{}", before.text);
+
+    let failure = attempt(&second, APP.id, WRONG, address).await;
+    let after = attempt(&first, APP.id, APP.secret, address).await;
+
+    assert_throttled(
+        &failure,
+        "the other client's failure, on the second replica",
+    );
+    assert_throttled(&after, "the other client on the first replica, since");
 }
 
 #[tokio::test]
