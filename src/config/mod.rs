@@ -209,8 +209,8 @@ impl Default for MetricsSettings {
 #[serde(default)]
 pub struct ThrottleSettings {
     pub enabled: bool,
-    /// Failures in one window after which an address (for the client ids that failed from it),
-    /// or a client id's failures, get 429.
+    /// Failures in one window after which an address (for the client ids that failed from it,
+    /// and unknown ones), or a client id's failures, get 429.
     pub max_failures: u64,
     /// Length of the window, seconds; it starts at its first failure.
     pub window_secs: u64,

@@ -356,28 +356,18 @@ impl Store {
             .throttle_client_at(client_id, &address.to_string())
     }
 
-    /// Adds one failure to each counter; returns each one's count and milliseconds left in its
-    /// window. The calls go out together on the multiplexed connection (one round trip on a
-    /// single node); in Cluster mode each is routed to its own key's node.
-    pub async fn count_failure(
-        &self,
-        keys: &[String],
-        window_ms: u64,
-    ) -> Result<Vec<(u64, i64)>, StoreError> {
-        self.with_conn(Lanes::Plain, |conn| async move {
-            let calls = keys.iter().map(|key| {
-                let mut conn = conn.clone();
-                async move {
-                    redis::cmd("EVAL")
-                        .arg(COUNT_FAILURE_SCRIPT)
-                        .arg(1)
-                        .arg(key)
-                        .arg(window_ms)
-                        .query_async::<(u64, i64)>(&mut conn)
-                        .await
-                }
-            });
-            Ok(futures_util::future::try_join_all(calls).await?)
+    /// Adds one failure to a counter; returns its count and the milliseconds left in its
+    /// window. Calls made at once go out together on the multiplexed connection (one round
+    /// trip on a single node); in Cluster mode each is routed to its own key's node.
+    pub async fn count_failure(&self, key: &str, window_ms: u64) -> Result<(u64, i64), StoreError> {
+        self.with_conn(Lanes::Plain, |mut conn| async move {
+            Ok(redis::cmd("EVAL")
+                .arg(COUNT_FAILURE_SCRIPT)
+                .arg(1)
+                .arg(key)
+                .arg(window_ms)
+                .query_async(&mut conn)
+                .await?)
         })
         .await
     }

@@ -12,7 +12,10 @@
 //!   not failed from it is still let in (one more round trip, to ask Redis): several clients
 //!   behind one NAT or egress gateway share its address, and one with a stale secret must not
 //!   lock the others out. Its first failure there is counted as any and blocks it there too, so
-//!   the address guesses at most one secret more per registered client id.
+//!   the address guesses one secret more per registered client id (and as many as it has
+//!   requests in flight for that id when that failure lands). Unknown ids are refused without
+//!   a check, registered ones checked: the time that takes tells them apart, but client ids
+//!   are public anyway (below).
 //! - Once a client id has N failures in the window, every further *failed* authentication for it
 //!   gets 429 instead of 401 and is no longer counted against the client id (its address still
 //!   counts it: otherwise fresh addresses could go on guessing); a request with the right secret
@@ -30,7 +33,9 @@
 //!   ends.
 //! - Answers are exact across replicas: the N-th failure of a window gets 401, the next 429,
 //!   whichever replica sees it (Redis counts atomically).
-//! - If Redis fails while counting, the answer stays 401 (the failure is not counted).
+//! - If Redis fails while counting, the answer stays 401 (the failure is not counted). If it
+//!   cannot say whether a client id failed from a blocked address, the answer is 503, before
+//!   authentication: nothing was checked, so nothing is given away.
 //!
 //! The source address is the peer's, or, when the peer is one of `throttle.trusted_proxies`,
 //! the right-most `X-Forwarded-For` entry that is not a trusted proxy (none when that entry is
@@ -45,7 +50,7 @@ use std::time::{Duration, Instant};
 use crate::config::ThrottleSettings;
 use crate::metrics::{Metrics, RedisOp, ThrottledBy};
 use crate::oauth::OAuthError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 mod source;
 mod table;
@@ -162,9 +167,7 @@ impl Throttle {
             let key = self.store.throttle_address_key(address);
             let read = self.store.failures(&key);
             match self.metrics.redis(RedisOp::Throttle, read).await {
-                Ok((count, ttl_ms)) => {
-                    seen = Some(self.learn_address(address, count, ttl_ms, now));
-                }
+                Ok(count) => seen = Some(self.learn_address(address, count, now)),
                 // One line a second: with Redis down, every request near the limit comes here.
                 Err(e) => crate::warn_every_second!("throttle: reading a counter: {e}"),
             }
@@ -172,33 +175,36 @@ impl Throttle {
         let Some(seen) = seen.filter(|seen| seen.count >= self.max_failures) else {
             return Ok(());
         };
-        if attempt.registered && !self.failed_at(attempt.client_id, address, now).await {
-            return Ok(());
+        if !attempt.registered {
+            return Err(self.throttled(ThrottledBy::Address, seen.until, now));
         }
-        Err(self.throttled(ThrottledBy::Address, seen.until, now))
+        // Redis unable to say: 503, before authentication. Let in, a guess would show right or
+        // wrong by its answer; refused with 429, a neighbour would wait out the whole window.
+        match self.failed_at(attempt.client_id, address, now).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(self.throttled(ThrottledBy::Address, seen.until, now)),
+            Err(e) => Err(OAuthError::Unavailable(e)),
+        }
     }
 
     /// Whether `client_id` failed from the blocked `address` in its window, as this replica
-    /// learned or else as Redis says (Redis unable to say: yes, the block holds). Another
-    /// client behind the same address (a NAT, an egress gateway) is still let in: its first
-    /// failure there is counted like any and blocks it there too. So an address guesses at most
-    /// one secret more per registered client id a window, and an unknown id none.
-    async fn failed_at(&self, client_id: &str, address: IpAddr, now: Instant) -> bool {
+    /// learned or else as Redis says. Another client behind the same address (a NAT, an egress
+    /// gateway) is still let in: its first failure there is counted like any and blocks it
+    /// there too (see the module's doc for what that lets an address guess).
+    async fn failed_at(
+        &self,
+        client_id: &str,
+        address: IpAddr,
+        now: Instant,
+    ) -> Result<bool, StoreError> {
         let key = self.store.throttle_client_at_key(client_id, address);
         if self.pairs.get(&key, now).is_some() {
-            return true;
+            return Ok(true);
         }
         let read = self.store.failures(&key);
-        match self.metrics.redis(RedisOp::Throttle, read).await {
-            Ok((count, ttl_ms)) => {
-                self.learn_pair(key, count, ttl_ms, now);
-                count > 0
-            }
-            Err(e) => {
-                crate::warn_every_second!("throttle: reading a counter: {e}");
-                true
-            }
-        }
+        let count = self.metrics.redis(RedisOp::Throttle, read).await?;
+        self.learn_pair(key, count, now);
+        Ok(count.0 > 0)
     }
 
     /// After a failed authentication: counts it and answers `failure`, or 429 past the limit.
@@ -229,54 +235,58 @@ impl Throttle {
         let pair_key = source
             .filter(|_| attempt.registered)
             .map(|a| self.store.throttle_client_at_key(client_id, a));
-        let keys: Vec<String> = client_key
-            .into_iter()
-            .chain(address_key)
-            .chain(pair_key.clone())
-            .collect();
-        if keys.is_empty() {
-            return answer(blocked);
-        }
-        let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
-        let counted = self.store.count_failure(&keys, window_ms);
-        let mut counts = match self.metrics.redis(RedisOp::Throttle, counted).await {
-            Ok(counts) => counts.into_iter(),
-            Err(e) => {
-                // One line a second: with Redis down, every wrong secret comes here.
-                crate::warn_every_second!("throttle: counting a failed authentication: {e}");
-                return answer(blocked);
-            }
-        };
-        // The counts come back in the order of `keys`: the client id's (unless blocked) first.
-        let client_count = if client_blocked.is_none() {
-            counts.next()
-        } else {
-            None
-        };
-        if let Some((count, ttl_ms)) = client_count {
-            let seen = Seen {
-                count,
-                until: now + ttl(ttl_ms, self.window),
-            };
-            self.clients.put(client_id.to_owned(), seen, now);
-            if count > self.max_failures {
+        // At once (one round trip on a single node), and each on its own: in a Cluster with
+        // one node down, the counters on the others still count and block.
+        let (client_count, address_count, pair_count) = futures_util::future::join3(
+            self.count(client_key.as_deref()),
+            self.count(address_key.as_deref()),
+            self.count(pair_key.as_deref()),
+        )
+        .await;
+        if let Some(count) = client_count {
+            let seen = self.learn_client(client_id, count, now);
+            if seen.count > self.max_failures {
                 blocked = Some((ThrottledBy::Client, seen.until));
             }
         }
-        if let (Some(address), Some((count, ttl_ms))) = (source, counts.next()) {
-            let seen = self.learn_address(address, count, ttl_ms, now);
-            if count > self.max_failures {
+        if let (Some(address), Some(count)) = (source, address_count) {
+            let seen = self.learn_address(address, count, now);
+            if seen.count > self.max_failures {
                 // Named first: the address's block covers every request from it.
                 blocked = Some((ThrottledBy::Address, seen.until));
             }
         }
-        if let (Some(key), Some((count, ttl_ms))) = (pair_key, counts.next()) {
-            self.learn_pair(key, count, ttl_ms, now);
+        if let (Some(key), Some(count)) = (pair_key, pair_count) {
+            self.learn_pair(key, count, now);
         }
         answer(blocked)
     }
 
-    fn learn_address(&self, address: IpAddr, count: u64, ttl_ms: i64, now: Instant) -> Seen {
+    /// Adds one failure to the counter `key`, if any: its count and the milliseconds left in
+    /// its window, or `None` when Redis did not answer (the failure is not counted).
+    async fn count(&self, key: Option<&str>) -> Option<(u64, i64)> {
+        let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        let counted = self.store.count_failure(key?, window_ms);
+        match self.metrics.redis(RedisOp::Throttle, counted).await {
+            Ok(count) => Some(count),
+            Err(e) => {
+                // One line a second: with Redis down, every wrong secret comes here.
+                crate::warn_every_second!("throttle: counting a failed authentication: {e}");
+                None
+            }
+        }
+    }
+
+    fn learn_client(&self, client_id: &str, (count, ttl_ms): (u64, i64), now: Instant) -> Seen {
+        let seen = Seen {
+            count,
+            until: now + ttl(ttl_ms, self.window),
+        };
+        self.clients.put(client_id.to_owned(), seen, now);
+        seen
+    }
+
+    fn learn_address(&self, address: IpAddr, (count, ttl_ms): (u64, i64), now: Instant) -> Seen {
         let seen = Seen {
             count,
             until: now + ttl(ttl_ms, self.window),
@@ -287,7 +297,7 @@ impl Throttle {
         seen
     }
 
-    fn learn_pair(&self, key: String, count: u64, ttl_ms: i64, now: Instant) {
+    fn learn_pair(&self, key: String, (count, ttl_ms): (u64, i64), now: Instant) {
         if count > 0 {
             let until = now + ttl(ttl_ms, self.window);
             self.pairs.put(key, Seen { count, until }, now);

@@ -7,6 +7,7 @@ use deadpool_redis::redis;
 
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
 use crate::topology::{Cluster, query};
+use serde_json::json;
 
 const TIMEOUT_MS: u64 = 300;
 
@@ -138,4 +139,66 @@ async fn a_hung_master_costs_only_its_own_slots_on(warm: Warm) {
         );
     }
     cluster.nodes[0].thaw();
+}
+
+/// Whether the node at `port` serves `key`'s slot (answers instead of `MOVED`).
+fn serves(port: u16, key: &str) -> bool {
+    query::<u32>(port, redis::cmd("EXISTS").arg(key)).is_some()
+}
+
+/// With the master of a client id's throttle counter dead, its failures still count against
+/// their address, whose counter lives elsewhere, and block it: a dead node does not switch the
+/// throttle off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_master_leaves_the_other_throttle_counters_counting() {
+    const MAX: u64 = 3;
+    let mut cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.timeout_ms = TIMEOUT_MS;
+        s.throttle.max_failures = MAX;
+        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port()).collect();
+    let client_key = app.store.throttle_client_key(APP.id);
+    let dead = ports.iter().position(|p| serves(*p, &client_key)).unwrap();
+    // An address whose own counter and pair counter live on other masters.
+    let address = (1..=254)
+        .map(|i| format!("198.51.100.{i}"))
+        .find(|a| {
+            let ip = a.parse().unwrap();
+            let keys = [
+                app.store.throttle_address_key(ip),
+                app.store.throttle_client_at_key(APP.id, ip),
+            ];
+            keys.iter().all(|k| !serves(ports[dead], k))
+        })
+        .unwrap();
+
+    cluster.nodes[dead].crash();
+
+    let attempt = |secret: &'static str| {
+        let body = json!({
+            "client_id": APP.id,
+            "client_secret": secret,
+            "code": "OC-1-unknown",
+            "redirect_uri": APP.redirect_uri,
+        });
+        let request = app.http.post(app.token_url()).json(&body);
+        let request = request.header("X-Forwarded-For", address.as_str());
+        async move { Answer::of(request.send().await.expect("request sent")).await }
+    };
+    for i in 0..MAX {
+        let answer = attempt("wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb").await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+    let right_secret = attempt(APP.secret).await;
+
+    assert_eq!(
+        (right_secret.status, right_secret.error()),
+        (429, "invalid_client"),
+        "the client that failed, from the blocked address: {}",
+        right_secret.text
+    );
 }
