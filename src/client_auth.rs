@@ -73,7 +73,9 @@ impl ClientAuth {
             Ok(client) => Ok(Caller { snapshot, client }),
             Err(failure @ OAuthError::InvalidClient(_)) => {
                 self.metrics.auth_failed();
-                Err(self.throttle.failed(attempt, failure).await)
+                // Boxed: a rare path whose future (three Redis calls) would otherwise be part
+                // of every request's.
+                Err(Box::pin(self.throttle.failed(attempt, failure)).await)
             }
             Err(OAuthError::Overloaded) => {
                 self.metrics.argon2_overloaded();

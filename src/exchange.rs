@@ -102,7 +102,9 @@ impl Exchange {
             }
             Taken::Replayed { jti: issued } => {
                 self.metrics.replay_detected();
-                return Err(self.revoke_replayed(client, &issued).await);
+                // Boxed, as the clean-up below: rare paths, whose futures would otherwise be
+                // part of every exchange's.
+                return Err(Box::pin(self.revoke_replayed(client, &issued)).await);
             }
         };
         let outcome = grant::check(&record, client, request, CodeRules::new(settings, iat))
@@ -111,7 +113,7 @@ impl Exchange {
             self.metrics.token_issued();
         } else {
             // The code stays spent (it may be compromised); the token record must not outlive it.
-            if let Err(e) = self.delete_token(&jti).await {
+            if let Err(e) = Box::pin(self.delete_token(&jti)).await {
                 log::warn!(
                     "client {}: could not delete an unused token record: {e}",
                     client.id

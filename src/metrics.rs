@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use actix_web::dev::ServiceResponse;
+use futures_util::FutureExt;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -308,24 +309,33 @@ impl Metrics {
     }
 
     /// Runs a Redis operation, observing its duration and counting its failure (and apart,
-    /// a write that too few replicas acknowledged).
-    pub async fn redis<T>(
-        &self,
+    /// a write that too few replicas acknowledged). The clock starts here: await it at once.
+    ///
+    /// A combinator, not an `async fn`: an `async fn` that awaits a future it was given holds
+    /// it twice (as its argument and as what it awaits), which doubled the exchange's Redis
+    /// call to 6.7 KB of every request's future.
+    pub fn redis<'a, T, F>(
+        &'a self,
         op: RedisOp,
-        work: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + 'a
+    where
+        F: Future<Output = Result<T, StoreError>> + 'a,
+    {
         let started = Instant::now();
-        let result = work.await;
+        work.inspect(move |result| self.observe_redis(op, started, result))
+    }
+
+    fn observe_redis<T>(&self, op: RedisOp, started: Instant, result: &Result<T, StoreError>) {
         let op = op as usize;
         self.redis_latency[op].observe(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
+        if let Err(e) = result {
             self.redis_errors[op].inc();
             if let (StoreError::Unacknowledged { .. }, Some(counter)) = (e, &self.ack_failures[op])
             {
                 counter.inc();
             }
         }
-        result
     }
 
     pub fn token_issued(&self) {

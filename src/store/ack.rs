@@ -29,6 +29,9 @@
 //! code taken for another token, or gone, is no acknowledgement (`tests/api/replica_acks.rs`
 //! cuts such a connection with a proxy, and rewinds the take behind it).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use deadpool_redis::redis::{self, Cmd, ErrorKind, RedisResult, Value};
 
@@ -56,7 +59,24 @@ pub struct Repeat<'a> {
 impl Acks {
     /// Waits for the replicas of the node that holds `key`, which this connection just wrote;
     /// returns how many acknowledged. In a Cluster `repeat` goes first, in the same pipeline.
-    pub async fn wait(self, conn: &mut Conn, key: &str, repeat: Repeat<'_>) -> RedisResult<u32> {
+    ///
+    /// Boxed: the future is ~1.7 KB, and unboxed it would be part of every exchange's future
+    /// (which is moved, and so copied, a few times per request) with acknowledgements off too.
+    pub fn wait<'a>(
+        self,
+        conn: &'a mut Conn,
+        key: &'a str,
+        repeat: Repeat<'a>,
+    ) -> Pin<Box<dyn Future<Output = RedisResult<u32>> + 'a>> {
+        Box::pin(self.wait_unboxed(conn, key, repeat))
+    }
+
+    async fn wait_unboxed(
+        self,
+        conn: &mut Conn,
+        key: &str,
+        repeat: Repeat<'_>,
+    ) -> RedisResult<u32> {
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.replicas).arg(self.timeout_ms);
         let cluster = match conn {

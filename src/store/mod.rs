@@ -201,7 +201,9 @@ impl Store {
                 if let (Some(acks), Some(acked)) = (self.acks, acked)
                     && let Err(unacknowledged) = acks.check(acked)
                 {
-                    if let Err(e) = self.delete_token(jti).await {
+                    // The rare paths are boxed, here and below: unboxed, their futures would be
+                    // part of every exchange's, which is moved (copied) a few times a request.
+                    if let Err(e) = Box::pin(self.delete_token(jti)).await {
                         log::warn!("could not delete an unacknowledged token record: {e}");
                     }
                     return Err(unacknowledged);
@@ -210,7 +212,7 @@ impl Store {
             }
             Value::SimpleString(jti) => Ok(Taken::Replayed { jti }),
             Value::Nil => {
-                self.settle_unknown(jti).await?;
+                Box::pin(self.settle_unknown(jti)).await?;
                 Ok(Taken::Unknown)
             }
             _ => Err(StoreError::Reply),

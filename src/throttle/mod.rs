@@ -165,8 +165,12 @@ impl Throttle {
         let mut seen = known;
         if ask_redis {
             let key = self.store.throttle_address_key(address);
-            let read = self.store.failures(&key);
-            match self.metrics.redis(RedisOp::Throttle, read).await {
+            // Boxed, like `failed_at`'s: rare, and unboxed part of every request's future.
+            let read = Box::pin(
+                self.metrics
+                    .redis(RedisOp::Throttle, self.store.failures(&key)),
+            );
+            match read.await {
                 Ok(count) => seen = Some(self.learn_address(address, count, now)),
                 // One line a second: with Redis down, every request near the limit comes here.
                 Err(e) => crate::warn_every_second!("throttle: reading a counter: {e}"),
@@ -180,7 +184,7 @@ impl Throttle {
         }
         // Redis unable to say: 503, before authentication. Let in, a guess would show right or
         // wrong by its answer; refused with 429, a neighbour would wait out the whole window.
-        match self.failed_at(attempt.client_id, address, now).await {
+        match Box::pin(self.failed_at(attempt.client_id, address, now)).await {
             Ok(false) => Ok(()),
             Ok(true) => Err(self.throttled(ThrottledBy::Address, seen.until, now)),
             Err(e) => Err(OAuthError::Unavailable(e)),
