@@ -5,9 +5,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 
-use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::helpers::{APP, Answer, TestApp, TestClient, code_record, spawn_app_with};
 use crate::topology::{Cluster, query};
-use serde_json::json;
 
 const TIMEOUT_MS: u64 = 300;
 
@@ -178,22 +177,15 @@ async fn a_dead_master_leaves_the_other_throttle_counters_counting() {
 
     cluster.nodes[dead].crash();
 
-    let attempt = |secret: &'static str| {
-        let body = json!({
-            "client_id": APP.id,
-            "client_secret": secret,
-            "code": "OC-1-unknown",
-            "redirect_uri": APP.redirect_uri,
-        });
-        let request = app.http.post(app.token_url()).json(&body);
-        let request = request.header("X-Forwarded-For", address.as_str());
-        async move { Answer::of(request.send().await.expect("request sent")).await }
+    let wrong = TestClient {
+        secret: "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb",
+        ..APP
     };
     for i in 0..MAX {
-        let answer = attempt("wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb").await;
+        let answer = app.exchange_from(&wrong, "OC-1-unknown", &address).await;
         assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
     }
-    let right_secret = attempt(APP.secret).await;
+    let right_secret = app.exchange_from(&APP, "OC-1-unknown", &address).await;
 
     assert_eq!(
         (right_secret.status, right_secret.error()),

@@ -273,6 +273,15 @@ impl TestApp {
         self.post_json(&json_request(client, code)).await
     }
 
+    /// The same as if from `address`, named in `X-Forwarded-For` (believed by an app that
+    /// lists the loopback network in `throttle.trusted_proxies`).
+    pub async fn exchange_from(&self, client: &TestClient, code: &str, address: &str) -> Answer {
+        let request = self.http.post(self.token_url());
+        let request = request.header("X-Forwarded-For", address);
+        let answer = request.json(&json_request(client, code)).send().await;
+        Answer::of(answer.expect("request sent")).await
+    }
+
     /// A connection of the test's own to the app's Redis, whatever its topology (through the
     /// sentinels to the current master; a cluster connection that routes by key).
     pub async fn redis(&self) -> Conn {

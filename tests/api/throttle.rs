@@ -491,20 +491,14 @@ async fn while_redis_is_down_a_blocked_address_answers_its_other_clients_503() {
     }
 
     redis.stop();
-    let send = |client: &TestClient, secret: &str| {
-        let body = json!({
-            "client_id": client.id,
-            "client_secret": secret,
-            "code": "OC-1-unknown",
-            "redirect_uri": client.redirect_uri,
-        });
-        let request = app.http.post(app.token_url()).json(&body);
-        let request = request.header("X-Forwarded-For", address);
-        async move { Answer::of(request.send().await.expect("request sent")).await }
+    let code = "OC-1-unknown";
+    let wrong = TestClient {
+        secret: WRONG,
+        ..APP
     };
-    let guess = send(&APP, WRONG).await;
-    let right_secret = send(&APP, APP.secret).await;
-    let stale_client = send(&OTHER, OTHER.secret).await;
+    let guess = app.exchange_from(&wrong, code, address).await;
+    let right_secret = app.exchange_from(&APP, code, address).await;
+    let stale_client = app.exchange_from(&OTHER, code, address).await;
 
     for (answer, context) in [(&guess, "a guess"), (&right_secret, "the right secret")] {
         assert_eq!(
