@@ -64,7 +64,7 @@ impl ClientAuth {
         let snapshot = self.live.load();
         let attempt = Attempt {
             client_id: &credentials.id,
-            registered: snapshot.registry.get(&credentials.id).is_some(),
+            registry: &snapshot.registry,
             source,
         };
         self.throttle.admit(attempt).await?;

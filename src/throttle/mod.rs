@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::clients::Registry;
 use crate::config::ThrottleSettings;
 use crate::metrics::{Metrics, RedisOp, ThrottledBy};
 use crate::oauth::OAuthError;
@@ -80,10 +81,17 @@ pub struct Throttle {
 pub struct Attempt<'a> {
     /// The client id presented, whatever it is.
     pub client_id: &'a str,
-    /// Whether the registry knows that id.
-    pub registered: bool,
+    /// The registry it is checked against: asked whether it knows the id only on the rare
+    /// paths (a blocked address, a failure), not on every request.
+    pub registry: &'a Registry,
     /// The address its failures count against (see [`Throttle::source`]).
     pub source: Option<IpAddr>,
+}
+
+impl Attempt<'_> {
+    fn registered(&self) -> bool {
+        self.registry.get(self.client_id).is_some()
+    }
 }
 
 /// Why the throttle settings were refused.
@@ -179,7 +187,7 @@ impl Throttle {
         let Some(seen) = seen.filter(|seen| seen.count >= self.max_failures) else {
             return Ok(());
         };
-        if !attempt.registered {
+        if !attempt.registered() {
             return Err(self.throttled(ThrottledBy::Address, seen.until, now));
         }
         // Redis unable to say: 503, before authentication. Let in, a guess would show right or
@@ -237,7 +245,7 @@ impl Throttle {
         // Only a registered id is let past an address's block (`admit`), so only its failures
         // there need remembering.
         let pair_key = source
-            .filter(|_| attempt.registered)
+            .filter(|_| attempt.registered())
             .map(|a| self.store.throttle_client_at_key(client_id, a));
         // At once (one round trip on a single node), and each on its own: in a Cluster with
         // one node down, the counters on the others still count and block.
