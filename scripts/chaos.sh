@@ -33,12 +33,9 @@
 # machines, e.g. scripts/chaos.sh --profile debug --rate 150 -d 22.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh  # usage, die, need (options), and the helpers used below
 # The demo client (config/demo-clients.toml) unless the caller names a registry.
 export SSO__CLIENTS__FILE="${SSO__CLIENTS__FILE:-$(pwd)/config/demo-clients.toml}"
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "chaos.sh: $*" >&2; exit 2; }
-need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 
 rate=200 duration=24 connections=32 redis_down=3 replica_down=2 recovery=5
 profile=release build=1 out=target/chaos
@@ -64,9 +61,7 @@ for n in "$rate" "$duration" "$connections" "$redis_down" "$replica_down" "$reco
 done
 (( duration >= redis_down + replica_down + 2 * recovery + 7 )) || die "--duration is too short for both events"
 
-source scripts/lib.sh
 prepare_run "$profile" "$build"
-
 
 redis_port=$(free_port)
 start_redis() {

@@ -21,11 +21,8 @@
 # the debug build exist, 30 s with the installs (README, "Compatibility with client libraries").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh  # usage, die, need (options), and the helpers used below
 root="$(pwd)"
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "compat.sh: $*" >&2; exit 2; }
-need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 
 only="" keys="rsa2048,p256,ed25519" build=1
 while [[ $# -gt 0 ]]; do
@@ -49,7 +46,6 @@ run_python=1 run_node=1
 [[ "$only" == node ]] && run_python=0
 [[ "$only" == python ]] && run_node=0
 
-source scripts/lib.sh
 ensure_redis_server
 ensure_tool curl curl
 start=$(date +%s)

@@ -29,12 +29,9 @@
 # generator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh  # usage, die, need (options), and the helpers used below
 # The demo client (config/demo-clients.toml) unless the caller names a registry.
 export SSO__CLIENTS__FILE="${SSO__CLIENTS__FILE:-$(pwd)/config/demo-clients.toml}"
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "failover-load.sh: $*" >&2; exit 2; }
-need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 
 rate=300 duration=30 connections=32 acks=1 ack_timeout=300 profile=release build=1 cluster=0
 out=target/failover-load
@@ -63,7 +60,6 @@ done
 # The service refuses an ack timeout that is not below redis.timeout_ms (1000 here, below).
 (( ack_timeout < 1000 )) || die "--ack-timeout-ms must be below 1000 (the run's redis.timeout_ms)"
 
-source scripts/lib.sh
 prepare_run "$profile" "$build"
 rm -f "$out"/node-*.log "$out"/sentinel-*.log  # a failed run's logs are then its own
 

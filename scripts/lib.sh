@@ -1,5 +1,11 @@
 # Shared helpers for the scripts in this folder; meant to be sourced.
 
+# Option parsing: `usage` prints the script's header comment (line 2 up to `set -euo`), `die`
+# names the script and exits 2, `need` checks that an option was given a value.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+die() { echo "${0##*/}: $*" >&2; exit 2; }
+need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
+
 # Prints the free space where the build writes, and warns when it is short: a build
 # and test run needs about 4 GiB, and a full disk shows up as an obscure rustc error.
 report_free_disk() {

@@ -77,17 +77,14 @@
 #   scripts/loadtest.sh --url http://127.0.0.1:8080 -n 5000 -- --server-pid 1234
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh  # usage, die, need (options), and the helpers used below
 # The demo client (config/demo-clients.toml) unless the caller names a registry.
 export SSO__CLIENTS__FILE="${SSO__CLIENTS__FILE:-$(pwd)/config/demo-clients.toml}"
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "loadtest.sh: $*" >&2; exit 2; }
 
 urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
 start_redis=0 redis_port="" redis_cpus="" redis_rt=0 client_rt=0 replica=0 replica_acks="" alg="" key="" out="target/loadtest" label=""
 profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" trace=0 run_args=() extra=()
 started_only=()
-need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -181,8 +178,6 @@ spawn() { # spawn LIST LOG command...: like on_cpus, in the background; sets $sp
   spawned=$!
   pids+=("$spawned")
 }
-
-source scripts/lib.sh  # free_port, wait_redis, ensure_redis_server, find_binaries, clean_up_on_exit
 
 # 1,000 connections need 1,000 descriptors on each side: raise the soft limit when allowed.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -23,11 +23,8 @@
 # scripts/node-oidc/ and installed from npm into target/node-oidc. Not part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh  # usage, die, need (options), and the helpers used below
 root="$(pwd)"
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "node-oidc.sh: $*" >&2; exit 2; }
-need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 
 alg=RS256 conns=64 secs=10 rate=0 codes=60000 node=node
 while [[ $# -gt 0 ]]; do
