@@ -289,30 +289,34 @@ impl Throttle {
         }
     }
 
-    fn learn_client(&self, client_id: &str, (count, ttl_ms): (u64, i64), now: Instant) -> Seen {
-        let seen = Seen {
-            count,
-            until: now + ttl(ttl_ms, self.window),
-        };
+    fn learn_client(&self, client_id: &str, counter: (u64, i64), now: Instant) -> Seen {
+        let seen = self.seen(counter, now);
         self.clients.put(client_id.to_owned(), seen, now);
         seen
     }
 
-    fn learn_address(&self, address: IpAddr, (count, ttl_ms): (u64, i64), now: Instant) -> Seen {
-        let seen = Seen {
-            count,
-            until: now + ttl(ttl_ms, self.window),
-        };
-        if count > 0 {
+    fn learn_address(&self, address: IpAddr, counter: (u64, i64), now: Instant) -> Seen {
+        let seen = self.seen(counter, now);
+        if seen.count > 0 {
             self.addresses.put(address, seen, now);
         }
         seen
     }
 
-    fn learn_pair(&self, key: String, (count, ttl_ms): (u64, i64), now: Instant) {
-        if count > 0 {
-            let until = now + ttl(ttl_ms, self.window);
-            self.pairs.put(key, Seen { count, until }, now);
+    fn learn_pair(&self, key: String, counter: (u64, i64), now: Instant) {
+        let seen = self.seen(counter, now);
+        if seen.count > 0 {
+            self.pairs.put(key, seen, now);
+        }
+    }
+
+    /// A counter as Redis reports it (count, milliseconds left): a key without a TTL, which
+    /// the script never leaves, counts as a full window.
+    fn seen(&self, (count, ttl_ms): (u64, i64), now: Instant) -> Seen {
+        let left = u64::try_from(ttl_ms).map_or(self.window, Duration::from_millis);
+        Seen {
+            count,
+            until: now + left,
         }
     }
 
@@ -323,10 +327,4 @@ impl Throttle {
             retry_after_secs: left.as_secs() + u64::from(left.subsec_nanos() > 0),
         }
     }
-}
-
-/// A key's TTL as Redis reports it; a key without one (which the script never leaves) counts as
-/// a full window.
-fn ttl(ttl_ms: i64, window: Duration) -> Duration {
-    u64::try_from(ttl_ms).map_or(window, Duration::from_millis)
 }
