@@ -15,14 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/lib.sh  # usage, ensure_tool, ensure_redis_server
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  usage
   exit 0
 fi
 acks_only=0 repeat_only=0
 if [[ "${1:-}" == "--acks" ]]; then acks_only=1; shift; fi
 if [[ "${1:-}" == "--repeat" ]]; then repeat_only=1; shift; fi
-source scripts/lib.sh  # ensure_tool
 ensure_tool python3 python3  # the tables below
 ensure_redis_server
 # Every run gives Redis and the generator real-time priority (chrt -f 1): say so at once when
