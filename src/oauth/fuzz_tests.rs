@@ -24,24 +24,11 @@ use proptest::test_runner::Config;
 use serde_json::{Value, json};
 
 use super::basic::{self, Authorization};
+use super::request::FIELDS;
 use super::{OAuthError, TokenRequest};
 
 /// Cases per test when `PROPTEST_CASES` is not set: nine tests, about 10⁴ cases in all.
 const CASES: u32 = 1_100;
-
-const FIELDS: [&str; 11] = [
-    "grant_type",
-    "grantType",
-    "client_id",
-    "clientId",
-    "client_secret",
-    "clientSecret",
-    "code",
-    "redirect_uri",
-    "redirectUri",
-    "code_verifier",
-    "codeVerifier",
-];
 
 /// The codes a parse may end in: the rest (invalid_grant, …) need the registry or Redis.
 const PARSE_ERRORS: [&str; 3] = [

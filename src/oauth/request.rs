@@ -41,7 +41,8 @@ struct RawParams<'a> {
     code_verifier: Option<Cow<'a, str>>,
 }
 
-const FIELDS: [&str; 11] = [
+/// Every body field name the parser knows (snake and camel case).
+pub(crate) const FIELDS: [&str; 11] = [
     "grant_type",
     "grantType",
     "client_id",
