@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::authenticate;
 use super::http::{BodyLimit, client_authorization, header_str, no_store, read_body};
-use crate::client_auth::ClientAuth;
+use crate::client_auth::{Caller, ClientAuth};
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, TokenQuery};
 
@@ -18,11 +18,7 @@ pub async fn introspect(
     auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
-    let query = parse(
-        &request,
-        read_body(&request, payload, limit.with_token()).await?,
-    )?;
-    let caller = authenticate(&request, &auth, &query.client).await?;
+    let (caller, query) = authenticated(&request, payload, &auth, &limit).await?;
     let answer = inspector.introspect(&caller, &query).await?;
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }
@@ -34,13 +30,24 @@ pub async fn revoke(
     auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
-    let query = parse(
-        &request,
-        read_body(&request, payload, limit.with_token()).await?,
-    )?;
-    let caller = authenticate(&request, &auth, &query.client).await?;
+    let (caller, query) = authenticated(&request, payload, &auth, &limit).await?;
     inspector.revoke(&caller, &query).await?;
     Ok(no_store(HttpResponse::Ok()).finish())
+}
+
+/// Both endpoints' start: the body parsed, then the client that sent it authenticated.
+async fn authenticated(
+    request: &HttpRequest,
+    payload: web::Payload,
+    auth: &ClientAuth,
+    limit: &BodyLimit,
+) -> Result<(Caller, TokenQuery), OAuthError> {
+    let query = parse(
+        request,
+        read_body(request, payload, limit.with_token()).await?,
+    )?;
+    let caller = authenticate(request, auth, &query.client).await?;
+    Ok((caller, query))
 }
 
 fn parse(request: &HttpRequest, body: BytesMut) -> Result<TokenQuery, OAuthError> {
