@@ -55,10 +55,8 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-[[ "$profile" == release || "$profile" == debug ]] || die "--profile is release or debug"
-for n in "$rate" "$duration" "$connections" "$redis_down" "$replica_down" "$recovery"; do
-  [[ "$n" =~ ^[0-9]+$ && "$n" -gt 0 ]] || die "numbers must be positive integers: $n"
-done
+valid_profile "$profile"
+positive "$rate" "$duration" "$connections" "$redis_down" "$replica_down" "$recovery"
 (( duration >= redis_down + replica_down + 2 * recovery + 7 )) || die "--duration is too short for both events"
 
 prepare_run "$profile" "$build"

@@ -51,10 +51,8 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-[[ "$profile" == release || "$profile" == debug ]] || die "--profile is release or debug"
-for n in "$rate" "$duration" "$connections" "$ack_timeout"; do
-  [[ "$n" =~ ^[0-9]+$ && "$n" -gt 0 ]] || die "numbers must be positive integers: $n"
-done
+valid_profile "$profile"
+positive "$rate" "$duration" "$connections" "$ack_timeout"
 [[ "$acks" =~ ^[0-9]+$ ]] || die "--replica-acks must be a number"
 (( duration >= 25 )) || die "--duration must be at least 25 s (two failovers)"
 # The service refuses an ack timeout that is not below redis.timeout_ms (1000 here, below).

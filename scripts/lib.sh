@@ -1,10 +1,16 @@
 # Shared helpers for the scripts in this folder; meant to be sourced.
 
 # Option parsing: `usage` prints the script's header comment (line 2 up to `set -euo`), `die`
-# names the script and exits 2, `need` checks that an option was given a value.
+# names the script and exits 2, `need` checks that an option was given a value, `valid_profile`
+# and `positive` check the values every load script takes.
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "${0##*/}: $*" >&2; exit 2; }
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
+valid_profile() { [[ "$1" == release || "$1" == debug ]] || die "--profile is release or debug"; }
+positive() { # positive VALUE...
+  local n
+  for n in "$@"; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "numbers must be positive integers: $n"; done
+}
 
 # Prints the free space where the build writes, and warns when it is short: a build
 # and test run needs about 4 GiB, and a full disk shows up as an obscure rustc error.

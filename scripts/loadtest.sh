@@ -150,7 +150,7 @@ if [[ $smoke == 1 ]]; then
 fi
 profile="${profile:-release}"
 warmup="${warmup:-1000}"
-[[ "$profile" == release || "$profile" == debug ]] || die "--profile is release or debug"
+valid_profile "$profile"
 [[ "$instances" =~ ^[1-9][0-9]*$ ]] || die "--instances must be a positive number"
 start_servers=0
 [[ ${#urls[@]} -eq 0 ]] && start_servers=1
