@@ -23,7 +23,7 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(
 ) -> Result<T, OAuthError> {
     let format = body_format(content_type)?;
     if let Some(charset) = declared_charset(content_type)
-        && !charset.eq_ignore_ascii_case("utf-8")
+        && !UTF8_LABELS.iter().any(|l| charset.eq_ignore_ascii_case(l))
     {
         check_ascii_in_another_charset(charset, body, format)?;
     }
@@ -32,6 +32,17 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(
         BodyFormat::Form => parse_form(body, fields),
     }
 }
+
+/// The names of UTF-8 in the WHATWG Encoding Standard, which browsers and HTTP libraries
+/// follow: `charset=utf8` is UTF-8, not a charset to refuse.
+const UTF8_LABELS: [&str; 6] = [
+    "utf-8",
+    "utf8",
+    "unicode-1-1-utf-8",
+    "unicode11utf8",
+    "unicode20utf8",
+    "x-unicode20utf8",
+];
 
 /// Charsets that agree with UTF-8 on every ASCII character. Apache HttpClient 4 declares
 /// `charset=ISO-8859-1` on every form body unless told otherwise (`UrlEncodedFormEntity`).

@@ -773,6 +773,23 @@ fn no_error_description_contains_the_secret_or_the_code() {
 }
 
 #[test]
+fn every_name_of_utf_8_reads_a_body_as_utf_8() {
+    let redirect_uri = "https://app.example/cb?next=caf\u{e9}";
+    let mut pairs = complete();
+    pairs.retain(|(name, _)| *name != "redirect_uri");
+    pairs.push(("redirect_uri", redirect_uri));
+    for format in FORMATS {
+        let body = format.encode(&pairs);
+        for charset in ["utf8", "UTF8", "Unicode-1-1-UTF-8", "x-unicode20utf8"] {
+            let content_type = format!("{}; charset={charset}", format.content_type());
+            let request = TokenRequest::parse(Some(&content_type), None, &body);
+            let request = request.unwrap_or_else(|e| panic!("{content_type}: {e:?}"));
+            assert_eq!(request.redirect_uri, redirect_uri, "{content_type}");
+        }
+    }
+}
+
+#[test]
 fn another_charset_is_read_only_for_an_ascii_body() {
     for format in [Format::Form, Format::Json] {
         let body = format.encode(&complete());
