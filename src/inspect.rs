@@ -153,8 +153,8 @@ impl Inspector {
 
     /// RFC 7009, for an authenticated caller (`client_auth`). A client revokes its own tokens
     /// only: another client's current token is refused with `unauthorized_client` (§2.1).
-    /// Anything that is not a token of ours, and another client's expired token, is as good as
-    /// revoked already (200). `token_type_hint` is ignored (§2.1 allows it): a hint that does
+    /// Anything that is not a token of ours, and any expired token, is as good as revoked
+    /// already (200). `token_type_hint` is ignored (§2.1 allows it): a hint that does
     /// not find the token must widen the search to every type, and access tokens are our only one.
     pub async fn revoke(&self, caller: &Caller, query: &TokenQuery) -> Result<(), OAuthError> {
         let (snapshot, caller) = (caller.snapshot(), caller.client());
@@ -168,6 +168,10 @@ impl Inspector {
                 )),
                 None => Ok(()),
             };
+        }
+        if claims.expired(unix_now(), snapshot.token.leeway_secs) {
+            // Its record expired with it: nothing is left to delete, so no Redis is needed.
+            return Ok(());
         }
         let deleted = self
             .metrics

@@ -406,6 +406,38 @@ async fn redis_trouble_is_a_prompt_503_not_an_inactive_token() {
     assert_eq!(after.status, 200, "once Redis is back: {}", after.text);
 }
 
+/// An expired token is as good as revoked (RFC 7009 §2.2: 200) and its record expired with it,
+/// so revoking it asks nothing of Redis and a Redis outage does not make it a 503.
+#[tokio::test]
+async fn revoking_an_expired_token_of_ones_own_needs_no_redis() {
+    let redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = 300;
+    })
+    .await;
+    let now = unix_now();
+    let expired = app
+        .plant_token(&Planted {
+            client: &APP,
+            scopes: &["user:basic"],
+            iat: now - 100,
+            exp: now - 40,
+            recorded: true,
+        })
+        .await;
+    let live = app.token_for(&APP).await;
+
+    redis.freeze();
+    let expired_answer = app.revoke(&APP, &expired, None).await;
+    let live_answer = app.revoke(&APP, &live, None).await;
+    redis.thaw();
+
+    assert_eq!(expired_answer.status, 200, "{}", expired_answer.text);
+    // Control: revoking a live token does need Redis.
+    assert_eq!(live_answer.status, 503, "{}", live_answer.text);
+}
+
 /// The introspection response as the `oauth2` crate reads it (RFC 7662 types).
 #[tokio::test]
 async fn the_oauth2_crate_introspects_a_token() {
