@@ -112,6 +112,7 @@ impl Live {
         match outcome {
             Ok((snapshot, settings)) => {
                 let running = self.current.load();
+                snapshot.registry.inherit_verified(&running.registry);
                 self.warn_of_dropped_signers(&running, &snapshot);
                 warn_of_a_new_algorithm(&running, &snapshot);
                 discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);

@@ -145,6 +145,30 @@ impl SecretHash {
         Err("secret must be `sha256:<hex>`, an `$argon2id$` PHC string or `plain:<secret>`".into())
     }
 
+    /// Takes over what `older` remembers when both are the same Argon2 hash: a reload that
+    /// leaves a client's secret alone does not send its next request back to an Argon2 slot.
+    pub(crate) fn inherit(&self, older: &SecretHash) {
+        if let (
+            Self::Argon2 { phc, verified },
+            Self::Argon2 {
+                phc: older_phc,
+                verified: older_verified,
+            },
+        ) = (self, older)
+            && phc == older_phc
+        {
+            let remembered = *older_verified
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let mut mine = verified
+                .write()
+                .unwrap_or_else(|poison| poison.into_inner());
+            if mine.is_none() {
+                *mine = remembered;
+            }
+        }
+    }
+
     /// Whether `presented` is the secret. `Overloaded` (503) when no Argon2 slot frees up
     /// within [`ARGON2_WAIT`]: a request is never queued for long behind a flood.
     pub(crate) async fn verify(

@@ -57,6 +57,30 @@ async fn a_remembered_secret_needs_no_slot() {
 }
 
 #[tokio::test]
+async fn the_same_hash_loaded_again_inherits_the_remembered_secret_another_does_not() {
+    let phc = |hash: &SecretHash| match hash {
+        SecretHash::Argon2 { phc, .. } => phc.clone(),
+        SecretHash::Sha256(_) => unreachable!("an Argon2 hash"),
+    };
+    let (older, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
+    assert!(older.verify(SECRET, &limit).await.unwrap());
+    let same = SecretHash::parse("app", &phc(&older)).unwrap();
+    let other = cheap_argon2("another-secret-Rk2Wd7");
+    same.inherit(&older);
+    other.inherit(&older);
+    let _taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
+
+    assert!(same.verify(SECRET, &limit).await.unwrap(), "inherited");
+    assert!(
+        matches!(
+            other.verify(SECRET, &limit).await,
+            Err(OAuthError::Overloaded)
+        ),
+        "a changed hash remembers nothing"
+    );
+}
+
+#[tokio::test]
 async fn a_waiting_verification_finds_the_secret_remembered_meanwhile() {
     let (hash, limit) = (Arc::new(cheap_argon2(SECRET)), Argon2Limit::new(1));
     let taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();

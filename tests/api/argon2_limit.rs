@@ -65,16 +65,38 @@ async fn a_flood_of_wrong_secrets_gets_prompt_503s_and_a_remembered_secret_still
         s.throttle.enabled = false;
     })
     .await;
-    // One slot per two CPUs, at least one (`Argon2Limit::half_the_cpus`).
-    let slots = (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1);
     // Pays Argon2 once; from now on this secret is remembered.
     assert_eq!(introspect(&app, SECRET).await.status, 200);
 
-    let wrong = (0..slots + 3).map(|i| {
-        let app = &app;
-        async move { introspect(app, &format!("wrong-{i}")).await }
-    });
-    let right = (0..3).map(|_| introspect(&app, SECRET));
+    assert_remembered_through_a_flood(&app).await;
+    assert_eq!(overloaded_total(&app).await, 3);
+}
+
+/// A reload that leaves the client's hash alone keeps its remembered secret: after a SIGHUP the
+/// client does not queue for a slot again behind a flood.
+#[tokio::test]
+async fn a_reload_keeps_the_remembered_secret_of_an_unchanged_hash() {
+    let file = argon2_clients_file();
+    let app = spawn_app_with(|s| {
+        s.clients.file = file;
+        s.throttle.enabled = false;
+    })
+    .await;
+    assert_eq!(introspect(&app, SECRET).await.status, 200);
+
+    app.reload_with(|_| {}).expect("reload");
+
+    assert_remembered_through_a_flood(&app).await;
+}
+
+/// Sends `slots + 3` wrong secrets and three right ones at once: every slot takes one wrong
+/// secret, the other wrong ones get prompt 503s, and the right secret, remembered, passes
+/// without a slot (were it not, it would take a slot or a 503 and the counts would be off).
+async fn assert_remembered_through_a_flood(app: &TestApp) {
+    // One slot per two CPUs, at least one (`Argon2Limit::half_the_cpus`).
+    let slots = (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1);
+    let wrong = (0..slots + 3).map(|i| async move { introspect(app, &format!("wrong-{i}")).await });
+    let right = (0..3).map(|_| introspect(app, SECRET));
     let (wrong, right) = tokio::join!(join_all(wrong), join_all(right));
 
     for answer in &right {
@@ -90,5 +112,4 @@ async fn a_flood_of_wrong_secrets_gets_prompt_503s_and_a_remembered_secret_still
     // Every slot took one wrong secret; the others waited for a slot in vain.
     let statuses: Vec<u16> = wrong.iter().map(|a| a.status).collect();
     assert_eq!((failed, refused.len()), (slots, 3), "{statuses:?}");
-    assert_eq!(overloaded_total(&app).await, 3);
 }
