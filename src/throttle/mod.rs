@@ -33,8 +33,10 @@
 //!   ends.
 //! - Answers are exact across replicas: the N-th failure of a window gets 401, the next 429,
 //!   whichever replica sees it (Redis counts atomically).
-//! - If Redis fails while counting, the answer stays 401 (the failure is not counted). If it
-//!   cannot say whether a client id failed from a blocked address, the answer is 503, before
+//! - If Redis fails while counting, the failure is counted in the replica's own table instead
+//!   (as one more on what it last learned), so each replica still blocks after N failures in a
+//!   window while Redis is down; Redis' next answer replaces that count. If Redis cannot say
+//!   whether a client id failed from a blocked address, the answer is 503, before
 //!   authentication: nothing was checked, so nothing is given away.
 //!
 //! The source address is the peer's, or, when the peer is one of `throttle.trusted_proxies`,
@@ -255,27 +257,33 @@ impl Throttle {
             self.count(pair_key.as_deref()),
         )
         .await;
-        if let Some(count) = client_count {
+        // What Redis could not count is counted on this replica's own table instead.
+        if client_key.is_some() {
+            let count =
+                client_count.unwrap_or_else(|| self.counted_here(&self.clients, client_id, now));
             let seen = self.learn_client(client_id, count, now);
             if seen.count > self.max_failures {
                 blocked = Some((ThrottledBy::Client, seen.until));
             }
         }
-        if let (Some(address), Some(count)) = (source, address_count) {
+        if let Some(address) = source {
+            let count =
+                address_count.unwrap_or_else(|| self.counted_here(&self.addresses, &address, now));
             let seen = self.learn_address(address, count, now);
             if seen.count > self.max_failures {
                 // Named first: the address's block covers every request from it.
                 blocked = Some((ThrottledBy::Address, seen.until));
             }
         }
-        if let (Some(key), Some(count)) = (pair_key, pair_count) {
+        if let Some(key) = pair_key {
+            let count = pair_count.unwrap_or_else(|| self.counted_here(&self.pairs, &key, now));
             self.learn_pair(key, count, now);
         }
         answer(blocked)
     }
 
     /// Adds one failure to the counter `key`, if any: its count and the milliseconds left in
-    /// its window, or `None` when Redis did not answer (the failure is not counted).
+    /// its window, or `None` when there is no key or Redis did not answer.
     async fn count(&self, key: Option<&str>) -> Option<(u64, i64)> {
         let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
         let counted = self.store.count_failure(key?, window_ms);
@@ -287,6 +295,21 @@ impl Throttle {
                 None
             }
         }
+    }
+
+    /// A failure Redis could not count, counted on what this replica knows of `key`: one more
+    /// in the window it holds, or the first of a new one. So while Redis is down each replica
+    /// still blocks after N failures, instead of answering every guess.
+    fn counted_here<K, Q>(&self, table: &Table<K>, key: &Q, now: Instant) -> (u64, i64)
+    where
+        K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let (count, until) = table
+            .get(key, now)
+            .map_or((1, now + self.window), |seen| (seen.count + 1, seen.until));
+        let left_ms = until.saturating_duration_since(now).as_millis();
+        (count, i64::try_from(left_ms).unwrap_or(i64::MAX))
     }
 
     fn learn_client(&self, client_id: &str, counter: (u64, i64), now: Instant) -> Seen {

@@ -512,6 +512,47 @@ async fn while_redis_is_down_a_blocked_address_answers_its_other_clients_503() {
     assert_throttled(&stale_client, "the client that failed there");
 }
 
+/// While Redis is down each replica counts failures itself: an address still gets 429 after N
+/// failures, and so does the client id that failed, instead of an answer to every guess.
+#[tokio::test]
+async fn while_redis_is_down_a_replica_counts_failures_itself_and_still_blocks() {
+    let mut redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.throttle.max_failures = MAX;
+        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    redis.stop();
+    let (address, code) = ("203.0.113.23", "OC-1-unknown");
+    let wrong = TestClient {
+        secret: WRONG,
+        ..APP
+    };
+    let other_wrong = TestClient {
+        secret: WRONG,
+        ..OTHER
+    };
+    for i in 0..MAX {
+        let answer = app.exchange_from(&wrong, code, address).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let next_guess = app.exchange_from(&wrong, code, address).await;
+    let right_secret = app.exchange_from(&APP, code, address).await;
+    let elsewhere = app.exchange_from(&wrong, code, "203.0.113.24").await;
+    let other_client = app.exchange_from(&other_wrong, code, "203.0.113.24").await;
+
+    assert_throttled(&next_guess, "the guess past the limit");
+    assert_throttled(&right_secret, "the right secret from the blocked address");
+    assert_throttled(
+        &elsewhere,
+        "the blocked client id's guess from another address",
+    );
+    // Control: the blocks are the address's and that client id's, not everyone's.
+    assert_eq!(other_client.status, 401, "{}", other_client.text);
+}
+
 /// Which clients failed from a blocked address is shared too: a failure on one replica blocks
 /// that client there on the other, which had let it in before.
 #[tokio::test]
