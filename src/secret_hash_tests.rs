@@ -82,17 +82,24 @@ async fn the_same_hash_loaded_again_inherits_the_remembered_secret_another_does_
 
 #[tokio::test]
 async fn a_waiting_verification_finds_the_secret_remembered_meanwhile() {
+    // Argon2 would refuse this secret (the hash is of another): only the look in the memory
+    // after the wait can let it pass.
+    const REMEMBERED_ONLY: &str = "remembered-only-Hx5Tb9";
     let (hash, limit) = (Arc::new(cheap_argon2(SECRET)), Argon2Limit::new(1));
     let taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
     let waiting = tokio::spawn({
         let (hash, limit) = (Arc::clone(&hash), limit.clone());
-        async move { hash.verify(SECRET, &limit).await }
+        async move { hash.verify(REMEMBERED_ONLY, &limit).await }
     });
+    // One thread: while this sleeps, the task runs until it waits for the slot, having found
+    // nothing remembered before it.
     tokio::time::sleep(ARGON2_WAIT / 4).await;
+    assert!(!waiting.is_finished(), "it waits for the slot");
+    let SecretHash::Argon2 { verified, .. } = &*hash else {
+        unreachable!("an Argon2 hash")
+    };
     // As if the request holding the slot had just verified this secret.
-    if let SecretHash::Argon2 { verified, .. } = &*hash {
-        *verified.write().unwrap() = Some(sha256(SECRET));
-    }
+    *verified.write().unwrap() = Some(sha256(REMEMBERED_ONLY));
     drop(taken);
 
     assert!(waiting.await.unwrap().unwrap());
