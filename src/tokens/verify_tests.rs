@@ -94,14 +94,74 @@ fn a_changed_payload_or_signature_is_refused() {
     assert_eq!(verifier.verify(&damaged).unwrap_err(), Rejected::Signature);
 }
 
+/// `token` with its header's `alg` set to `alg` and signed again, for real, by `sign`.
+fn resigned(token: &str, alg: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let changed = reencode(token, 0, |header| header["alg"] = json!(alg));
+    let input = changed.rsplit_once('.').unwrap().0;
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sign(input.as_bytes())))
+}
+
 #[test]
 fn the_algorithm_follows_the_key_not_the_header() {
-    let (signer, public) = pair(KeyKind::Rsa2048);
+    use aws_lc_rs::signature::{
+        RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair,
+    };
+    use aws_lc_rs::{hmac, rand::SystemRandom};
+
+    let private_pem = SigningKey::generate_pem(KeyKind::Rsa2048).unwrap();
+    let signer = SigningKey::from_pem(&private_pem).unwrap();
+    let public_pem = signer.verifying_key().to_pem();
+    let public_der = pem::parse(&public_pem).unwrap().contents().to_vec();
+    let verifier = verifier_of(&[&VerifyingKey::from_pem(&public_pem).unwrap()]);
     let token = mint(signer, "x");
-    let verifier = verifier_of(&[&public]);
-    for alg in ["none", "HS256", "RS384", "PS256", "ES256"] {
-        let changed = reencode(&token, 0, |header| header["alg"] = json!(alg));
-        assert!(verifier.verify(&changed).is_err(), "alg {alg} was accepted");
+    // The same RSA key, under whatever padding and digest the header names.
+    let rsa = RsaKeyPair::from_pkcs8(pem::parse(&private_pem).unwrap().contents()).unwrap();
+    let rsa = &rsa;
+    let rsa_signs = |encoding: &'static dyn RsaEncoding| {
+        move |input: &[u8]| {
+            let mut signature = vec![0; rsa.public_modulus_len()];
+            rsa.sign(encoding, &SystemRandom::new(), input, &mut signature)
+                .unwrap();
+            signature
+        }
+    };
+    // The classic confusion: the public key's own bytes as an HMAC secret.
+    let hmac_signs = |secret: Vec<u8>| {
+        move |input: &[u8]| {
+            let key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
+            hmac::sign(&key, input).as_ref().to_vec()
+        }
+    };
+    let p256 = key(KeyKind::P256);
+
+    // Control: signed again the same way under RS256, it verifies; so each refusal below is
+    // the algorithm's, not the re-signing's.
+    let control = resigned(&token, "RS256", rsa_signs(&RSA_PKCS1_SHA256));
+    assert!(verifier.verify(&control).is_ok());
+    for (alg, forged) in [
+        (
+            "HS256 (PEM)",
+            resigned(&token, "HS256", hmac_signs(public_pem.clone().into_bytes())),
+        ),
+        (
+            "HS256 (DER)",
+            resigned(&token, "HS256", hmac_signs(public_der)),
+        ),
+        (
+            "RS384",
+            resigned(&token, "RS384", rsa_signs(&RSA_PKCS1_SHA384)),
+        ),
+        (
+            "PS256",
+            resigned(&token, "PS256", rsa_signs(&RSA_PSS_SHA256)),
+        ),
+        (
+            "ES256",
+            resigned(&token, "ES256", |input| p256.sign(input).unwrap()),
+        ),
+        ("none", resigned(&token, "none", |_| Vec::new())),
+    ] {
+        assert!(verifier.verify(&forged).is_err(), "alg {alg} was accepted");
     }
     let unsigned = format!("{}.", token.rsplit_once('.').unwrap().0);
     assert!(verifier.verify(&unsigned).is_err());
