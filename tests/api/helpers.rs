@@ -12,7 +12,7 @@ use deadpool_redis::redis;
 use jsonwebtoken::{Algorithm, DecodingKey, TokenData, Validation};
 use serde_json::Value;
 use sso_token::codes::{self, NewCode};
-use sso_token::config::{RedisMode, Settings};
+use sso_token::config::{RedisMode, RedisSettings, Settings};
 use sso_token::live::{Live, LoadError};
 use sso_token::startup::{Application, TOKEN_PATH};
 use sso_token::store::{Conn, Store};
@@ -186,10 +186,16 @@ fn build_with_settings(settings: Settings, running: Running) -> (TestApp, Applic
     let address = format!("http://127.0.0.1:{}", app.port());
     let live = app.live();
     let metrics_port = app.metrics_port();
+    // The server's settings but no keepalive: the test's own connections must not pass for
+    // the server's in `tcp_keepalive.rs`, which looks for keepalive timers.
+    let own_redis = RedisSettings {
+        tcp_keepalive_secs: 0,
+        ..settings.redis.clone()
+    };
     let test_app = TestApp {
         address,
         metrics_port,
-        store: Store::new(&settings.redis).expect("store"),
+        store: Store::new(&own_redis).expect("store"),
         settings,
         http: http_client(),
         live,

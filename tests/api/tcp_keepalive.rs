@@ -2,7 +2,8 @@
 //! topology, so that a quiet lane keeps its flow in NAT tables and a vanished peer is found.
 //! Read from the kernel's socket table (`/proc/net/tcp`), where a socket with keepalive on has
 //! its keepalive timer pending; each test starts its own Redis, so that every client-side
-//! socket to its ports is this test's.
+//! socket to its ports is this test's, and the test's own connections (code writes) have
+//! keepalive off, so that a timer found is the server's.
 
 use crate::helpers::{APP, TestApp, spawn_app_with};
 use crate::redis_server::RedisServer;
