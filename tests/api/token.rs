@@ -101,6 +101,16 @@ async fn a_token_with_a_tampered_payload_or_signature_does_not_verify() {
         !signature_verifies(&bad_signature),
         "a damaged signature verified"
     );
+    // And the service itself refuses both where a token is presented to it.
+    assert!(app.is_active(&APP, &token).await, "the untouched token");
+    for (tampered, what) in [
+        (&forged, "forged payload"),
+        (&bad_signature, "bad signature"),
+    ] {
+        assert!(!app.is_active(&APP, tampered).await, "{what}: active");
+        let answer = app.user_info(tampered).await;
+        assert_eq!(answer.status, 401, "{what}: {}", answer.text);
+    }
 }
 
 fn signature_verifies(token: &str) -> bool {
