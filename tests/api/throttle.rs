@@ -4,11 +4,14 @@
 //! counters.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use deadpool_redis::redis;
 use futures_util::StreamExt;
 use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
 
 use crate::helpers::{APP, Answer, OTHER, TestApp, TestClient, spawn_app_with};
 use crate::log_capture;
@@ -469,6 +472,48 @@ async fn replicas_share_the_counters() {
     let answer = attempt(&second, APP.id, APP.secret, "203.0.113.20").await;
 
     assert_throttled(&answer, "the right secret on the other replica");
+}
+
+/// Wrong secrets racing on two replicas: Redis counts atomically, so however they interleave
+/// no more than N of them get a 401 (an answer to the guess), the rest get 429, and the block
+/// then holds on both replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_failures_on_two_replicas_get_no_more_than_n_answers() {
+    const RACERS: usize = 4 * MAX as usize;
+    let first = app(true).await;
+    let second = first.spawn_replica();
+    let address = "203.0.113.30";
+    let start = Arc::new(Barrier::new(RACERS));
+    let mut racers = JoinSet::new();
+    for i in 0..RACERS {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let body = json!({"token": "t", "client_id": APP.id, "client_secret": WRONG});
+        let request = app
+            .http
+            .post(app.url(INTROSPECT_PATH))
+            .header("X-Forwarded-For", format!("192.0.2.250, {address}"))
+            .json(&body);
+        let start = Arc::clone(&start);
+        racers.spawn(async move {
+            start.wait().await;
+            Answer::of(request.send().await.expect("request sent")).await
+        });
+    }
+    let answers = racers.join_all().await;
+
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    let answered = statuses.iter().filter(|&&s| s == 401).count();
+    assert!(
+        (1..=MAX as usize).contains(&answered),
+        "{answered} guesses answered 401: {statuses:?}"
+    );
+    for answer in answers.iter().filter(|a| a.status != 401) {
+        assert_throttled(answer, "a failure past the limit");
+    }
+    for replica in [&first, &second] {
+        let right = ask(replica, INTROSPECT_PATH, APP.id, APP.secret, "t", address).await;
+        assert_throttled(&right, "the right secret from the blocked address");
+    }
 }
 
 /// With Redis unable to say whether a client failed from a blocked address, that client gets
