@@ -125,7 +125,12 @@ async fn an_exchange_during_its_slots_migration_is_served_once_the_slot_has_move
     let started = Instant::now();
     let exchange = app.exchange(&APP, &code);
     let finish = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The slot moves on once Redis has refused the script (or after 600 ms, which the
+        // assertion on refusals below then reports), not after a guessed delay.
+        let deadline = Instant::now() + Duration::from_millis(600);
+        while Instant::now() < deadline && tokio::task::block_in_place(refusals) == refused_before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let (cluster, migration, key) = (&cluster, &migration, code_key.as_str());
         tokio::task::block_in_place(|| migration.finish(cluster, &[key]));
     };
