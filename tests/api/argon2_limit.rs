@@ -33,6 +33,16 @@ fn argon2_clients_file() -> std::path::PathBuf {
     path
 }
 
+/// An app whose only client is the Argon2 one, without throttling (the floods would trip it).
+async fn argon2_app() -> TestApp {
+    let file = argon2_clients_file();
+    spawn_app_with(|s| {
+        s.clients.file = file;
+        s.throttle.enabled = false;
+    })
+    .await
+}
+
 async fn introspect(app: &TestApp, secret: &str) -> Answer {
     let request = app.http.post(app.url(INTROSPECT_PATH)).form(&[
         ("token", "t"),
@@ -59,12 +69,7 @@ async fn overloaded_total(app: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn a_flood_of_wrong_secrets_gets_prompt_503s_and_a_remembered_secret_still_passes() {
-    let file = argon2_clients_file();
-    let app = spawn_app_with(|s| {
-        s.clients.file = file;
-        s.throttle.enabled = false;
-    })
-    .await;
+    let app = argon2_app().await;
     // Pays Argon2 once; from now on this secret is remembered.
     assert_eq!(introspect(&app, SECRET).await.status, 200);
 
@@ -76,12 +81,7 @@ async fn a_flood_of_wrong_secrets_gets_prompt_503s_and_a_remembered_secret_still
 /// client does not queue for a slot again behind a flood.
 #[tokio::test]
 async fn a_reload_keeps_the_remembered_secret_of_an_unchanged_hash() {
-    let file = argon2_clients_file();
-    let app = spawn_app_with(|s| {
-        s.clients.file = file;
-        s.throttle.enabled = false;
-    })
-    .await;
+    let app = argon2_app().await;
     assert_eq!(introspect(&app, SECRET).await.status, 200);
 
     app.reload_with(|_| {}).expect("reload");

@@ -30,6 +30,16 @@ async fn app(trust_loopback: bool) -> TestApp {
     .await
 }
 
+/// The same on a Redis of the test's own, for the tests that stop it.
+async fn app_on(redis: &RedisServer) -> TestApp {
+    spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.throttle.max_failures = MAX;
+        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await
+}
+
 /// An exchange of a fresh code for `id`/`secret`, as if from `address` (X-Forwarded-For).
 async fn attempt(app: &TestApp, id: &str, secret: &str, address: &str) -> Answer {
     let forwarded = format!("192.0.2.250, {address}");
@@ -523,12 +533,7 @@ async fn racing_failures_on_two_replicas_get_no_more_than_n_answers() {
 #[tokio::test]
 async fn while_redis_is_down_a_blocked_address_answers_its_other_clients_503() {
     let mut redis = RedisServer::start();
-    let app = spawn_app_with(|s| {
-        s.redis.url = redis.url();
-        s.throttle.max_failures = MAX;
-        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
-    })
-    .await;
+    let app = app_on(&redis).await;
     let address = "203.0.113.22";
     for i in 0..MAX {
         let answer = attempt(&app, OTHER.id, WRONG, address).await;
@@ -562,12 +567,7 @@ async fn while_redis_is_down_a_blocked_address_answers_its_other_clients_503() {
 #[tokio::test]
 async fn while_redis_is_down_a_replica_counts_failures_itself_and_still_blocks() {
     let mut redis = RedisServer::start();
-    let app = spawn_app_with(|s| {
-        s.redis.url = redis.url();
-        s.throttle.max_failures = MAX;
-        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
-    })
-    .await;
+    let app = app_on(&redis).await;
     redis.stop();
     let (address, code) = ("203.0.113.23", "OC-1-unknown");
     let wrong = TestClient {
