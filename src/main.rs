@@ -46,15 +46,20 @@ enum Command {
         client: String,
         #[arg(long)]
         redirect_uri: String,
-        #[arg(long, default_value = "zhangs")]
+        #[arg(long, default_value = "zhangs", allow_hyphen_values = true)]
         username: String,
-        #[arg(long, default_value = "8cneYRM97jU0pqVpJWY")]
+        #[arg(
+            long,
+            default_value = "8cneYRM97jU0pqVpJWY",
+            allow_hyphen_values = true
+        )]
         account_id: String,
         /// Granted scope; repeat the flag for several.
         #[arg(long = "scope", default_value = "user:basic")]
         scopes: Vec<String>,
-        /// PKCE challenge stored with the code.
-        #[arg(long)]
+        /// PKCE challenge stored with the code. It may begin with `-` (base64url: one S256
+        /// challenge in 64 does).
+        #[arg(long, allow_hyphen_values = true)]
         code_challenge: Option<String>,
         /// PKCE method written with a challenge: S256 unless given (what clients send; a record
         /// without a method reads as `plain`, RFC 7636 §4.3).

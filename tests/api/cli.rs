@@ -1,6 +1,7 @@
 //! The `sso-token` command's own promises: `hash-secret` reads stdin, `keygen` never leaves a key
 //! readable by others and overwrites only with `--force`, `pubkey` prints the public half that
-//! `token.verify_keys` takes, with the kid `keygen` printed.
+//! `token.verify_keys` takes, with the kid `keygen` printed, `issue-code` writes what it is
+//! given.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -11,7 +12,12 @@ use sso_token::clients::hash_secret_sha256;
 use sso_token::tokens::VerifyingKey;
 use uuid::Uuid;
 
-use crate::helpers::test_dir;
+use deadpool_redis::redis;
+use sso_token::store::Store;
+
+use crate::helpers::{APP, test_dir, test_settings};
+use crate::redis_server::RedisServer;
+use crate::server_process::config_dir;
 
 fn sso_token(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sso-token"))
@@ -161,4 +167,52 @@ fn pubkey_of_a_file_that_is_not_a_key_fails_naming_the_file() {
         let stderr = String::from_utf8(refused.stderr).unwrap();
         assert!(stderr.contains(&file.display().to_string()), "{stderr}");
     }
+}
+
+/// Base64url values may begin with `-` (an S256 challenge does once in 64): `issue-code` takes
+/// them as values, not as options, and writes them as given.
+#[tokio::test]
+async fn issue_code_takes_values_that_begin_with_a_hyphen() {
+    let redis = RedisServer::start();
+    let mut settings = test_settings();
+    settings.redis.url = redis.url();
+    let dir = config_dir(&settings, &[]);
+    let challenge = "-SmIcveQnfvOrH8WiXiQrrFc9uCg4Vcq83hElmYvM3k";
+    let dir_arg = dir.display().to_string();
+    let args = [
+        "--config-dir",
+        &dir_arg,
+        "--env",
+        "test",
+        "issue-code",
+        "--client",
+        APP.id,
+        "--redirect-uri",
+        APP.redirect_uri,
+        "--account-id",
+        "-acct-7",
+        "--code-challenge",
+        challenge,
+    ];
+
+    let output = sso_token(&args, "");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let code = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let store = Store::new(&settings.redis).unwrap();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let record: String = redis::cmd("GET")
+        .arg(store.code_key(&code))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["code_challenge"], challenge);
+    assert_eq!(record["code_challenge_method"], "S256");
+    assert_eq!(record["account_id"], "-acct-7");
 }
