@@ -35,7 +35,8 @@
 //!   whichever replica sees it (Redis counts atomically).
 //! - If Redis fails while counting, the failure is counted in the replica's own table instead
 //!   (as one more on what it last learned), so each replica still blocks after N failures in a
-//!   window while Redis is down; Redis' next answer replaces that count. If Redis cannot say
+//!   window while Redis is down (but for addresses its full table turns away, below); a local
+//!   count lasts its window at most. If Redis cannot say
 //!   whether a client id failed from a blocked address, the answer is 503, before
 //!   authentication: nothing was checked, so nothing is given away.
 //!
@@ -259,25 +260,31 @@ impl Throttle {
         .await;
         // What Redis could not count is counted on this replica's own table instead.
         if client_key.is_some() {
-            let count =
-                client_count.unwrap_or_else(|| self.counted_here(&self.clients, client_id, now));
-            let seen = self.learn_client(client_id, count, now);
+            let seen = match client_count {
+                Some(count) => self.learn_client(client_id, count, now),
+                None => self.clients.add_one(client_id.to_owned(), self.window, now),
+            };
             if seen.count > self.max_failures {
                 blocked = Some((ThrottledBy::Client, seen.until));
             }
         }
         if let Some(address) = source {
-            let count =
-                address_count.unwrap_or_else(|| self.counted_here(&self.addresses, &address, now));
-            let seen = self.learn_address(address, count, now);
+            let seen = match address_count {
+                Some(count) => self.learn_address(address, count, now),
+                None => self.addresses.add_one(address, self.window, now),
+            };
             if seen.count > self.max_failures {
                 // Named first: the address's block covers every request from it.
                 blocked = Some((ThrottledBy::Address, seen.until));
             }
         }
         if let Some(key) = pair_key {
-            let count = pair_count.unwrap_or_else(|| self.counted_here(&self.pairs, &key, now));
-            self.learn_pair(key, count, now);
+            match pair_count {
+                Some(count) => self.learn_pair(key, count, now),
+                None => {
+                    self.pairs.add_one(key, self.window, now);
+                }
+            }
         }
         answer(blocked)
     }
@@ -295,21 +302,6 @@ impl Throttle {
                 None
             }
         }
-    }
-
-    /// A failure Redis could not count, counted on what this replica knows of `key`: one more
-    /// in the window it holds, or the first of a new one. So while Redis is down each replica
-    /// still blocks after N failures, instead of answering every guess.
-    fn counted_here<K, Q>(&self, table: &Table<K>, key: &Q, now: Instant) -> (u64, i64)
-    where
-        K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        let (count, until) = table
-            .get(key, now)
-            .map_or((1, now + self.window), |seen| (seen.count + 1, seen.until));
-        let left_ms = until.saturating_duration_since(now).as_millis();
-        (count, i64::try_from(left_ms).unwrap_or(i64::MAX))
     }
 
     fn learn_client(&self, client_id: &str, counter: (u64, i64), now: Instant) -> Seen {

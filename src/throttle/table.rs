@@ -38,6 +38,10 @@ struct Entries<K> {
 /// How often a full table may be swept: in between, new keys are turned away.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// Two reports of one counter whose windows end this close together are of the same window
+/// (each is "now + milliseconds left", read at a slightly different moment).
+const SAME_WINDOW: Duration = Duration::from_secs(1);
+
 impl<K: std::hash::Hash + Eq> Table<K> {
     pub(super) fn new() -> Self {
         Self {
@@ -67,19 +71,62 @@ impl<K: std::hash::Hash + Eq> Table<K> {
             .filter(|seen| seen.until > now)
     }
 
-    /// Keeps `seen` for `key`: always for a key it holds, for a new one if there is room (once
+    /// Keeps `seen` for `key`: always for a key it holds (but a lower count of the same window:
+    /// answers to concurrent requests arrive in any order), for a new one if there is room (once
     /// the expired entries are gone); otherwise notes how long the key's window lasts.
     pub(super) fn put(&self, key: K, seen: Seen, now: Instant) {
+        let mut entries = self.lock(now);
+        self.keep(&mut entries, key, seen, now, |known| {
+            known.until <= now
+                || seen.count >= known.count
+                || seen.until > known.until + SAME_WINDOW
+        });
+    }
+
+    /// One more failure for `key`, counted here (Redis could not): on top of the count it holds
+    /// in a window still open, or the first of a new `window`. One lock for the read and the
+    /// write, so that concurrent failures each count.
+    pub(super) fn add_one(&self, key: K, window: Duration, now: Instant) -> Seen {
+        let mut entries = self.lock(now);
+        let seen = match entries.held.get(&key).filter(|known| known.until > now) {
+            Some(known) => Seen {
+                count: known.count + 1,
+                until: known.until,
+            },
+            None => Seen {
+                count: 1,
+                until: now + window,
+            },
+        };
+        self.keep(&mut entries, key, seen, now, |_| true);
+        seen
+    }
+
+    fn lock(&self, now: Instant) -> std::sync::MutexGuard<'_, Entries<K>> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if self.idle(now) {
             // Every window has ended: start afresh.
             entries.held.clear();
         }
+        entries
+    }
+
+    /// Stores `seen` for `key` under the lock: over a held entry when `replaces` says so.
+    fn keep(
+        &self,
+        entries: &mut Entries<K>,
+        key: K,
+        seen: Seen,
+        now: Instant,
+        replaces: impl FnOnce(&Seen) -> bool,
+    ) {
         // Rounded up, so that `idle` never says so of a window still open.
         let open_until = self.millis(seen.until + Duration::from_nanos(999_999));
         self.live_until.fetch_max(open_until, Ordering::Relaxed);
         if let Some(known) = entries.held.get_mut(&key) {
-            *known = seen;
+            if replaces(known) {
+                *known = seen;
+            }
             return;
         }
         let sweep_due = entries
@@ -146,6 +193,40 @@ mod tests {
         // A key it holds is still brought up to date.
         table.put(1, Seen { count: 9, ..live }, now);
         assert_eq!(table.get(&1, now).map(|s| s.count), Some(9));
+    }
+
+    #[test]
+    fn a_lower_count_of_the_same_window_does_not_replace_a_higher_one() {
+        let table: Table<u32> = Table::new();
+        let now = Instant::now();
+        let until = now + Duration::from_secs(60);
+        table.put(1, Seen { count: 5, until }, now);
+        // An answer to an earlier request, handled later: same window, lower count.
+        let late = Seen {
+            count: 2,
+            until: until - Duration::from_millis(3),
+        };
+        table.put(1, late, now);
+        assert_eq!(table.get(&1, now).map(|s| s.count), Some(5));
+        // A new window (it ends later) starts from its own count.
+        let next = Seen {
+            count: 1,
+            until: until + Duration::from_secs(30),
+        };
+        table.put(1, next, now);
+        assert_eq!(table.get(&1, now).map(|s| s.count), Some(1));
+    }
+
+    #[test]
+    fn counting_here_adds_one_in_the_open_window_or_starts_one() {
+        let table: Table<u32> = Table::new();
+        let (now, window) = (Instant::now(), Duration::from_secs(60));
+        assert_eq!(table.add_one(1, window, now).count, 1);
+        let second = table.add_one(1, window, now + Duration::from_secs(10));
+        assert_eq!((second.count, second.until), (2, now + window));
+        let after = now + window + Duration::from_secs(1);
+        let fresh = table.add_one(1, window, after);
+        assert_eq!((fresh.count, fresh.until), (1, after + window));
     }
 
     #[test]
