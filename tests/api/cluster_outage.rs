@@ -193,4 +193,11 @@ async fn a_dead_master_leaves_the_other_throttle_counters_counting() {
         "the client that failed, from the blocked address: {}",
         right_secret.text
     );
+    // Counted in Redis, on a master still up, not only in the replica's own table (which
+    // counts what Redis cannot).
+    let address_key = app.store.throttle_address_key(address.parse().unwrap());
+    let holder = ports.iter().find(|p| serves(**p, &address_key)).copied();
+    let holder = holder.expect("a live master serves the address's counter");
+    let counted: Option<u64> = query(holder, redis::cmd("GET").arg(&address_key));
+    assert_eq!(counted, Some(MAX));
 }
