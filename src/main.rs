@@ -57,9 +57,10 @@ enum Command {
         /// Granted scope; repeat the flag for several.
         #[arg(long = "scope", default_value = "user:basic")]
         scopes: Vec<String>,
-        /// PKCE challenge stored with the code. It may begin with `-` (base64url: one S256
-        /// challenge in 64 does).
-        #[arg(long, allow_hyphen_values = true)]
+        /// PKCE challenge stored with the code: 43–128 of `A-Z a-z 0-9 - . _ ~` (RFC 7636
+        /// §4.2). It may begin with `-` (one S256 challenge in 64 does); the check keeps a
+        /// forgotten value from swallowing the next option.
+        #[arg(long, allow_hyphen_values = true, value_parser = pkce_challenge)]
         code_challenge: Option<String>,
         /// PKCE method written with a challenge: S256 unless given (what clients send; a record
         /// without a method reads as `plain`, RFC 7636 §4.3).
@@ -163,6 +164,16 @@ fn main() -> ExitCode {
 }
 
 type CliResult = Result<(), String>;
+
+/// `--code-challenge`'s check: RFC 7636's alphabet and lengths.
+fn pkce_challenge(value: &str) -> Result<String, String> {
+    let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    if (43..=128).contains(&value.len()) && value.chars().all(unreserved) {
+        Ok(value.to_owned())
+    } else {
+        Err("a PKCE challenge is 43 to 128 of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.2)".into())
+    }
+}
 
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
     let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;

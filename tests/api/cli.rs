@@ -169,10 +169,10 @@ fn pubkey_of_a_file_that_is_not_a_key_fails_naming_the_file() {
     }
 }
 
-/// Base64url values may begin with `-` (an S256 challenge does once in 64): `issue-code` takes
-/// them as values, not as options, and writes them as given.
+/// A PKCE challenge may begin with `-` (an S256 one does once in 64): `issue-code` takes it as
+/// a value, not as an option, and writes it as given.
 #[tokio::test]
-async fn issue_code_takes_values_that_begin_with_a_hyphen() {
+async fn issue_code_takes_a_challenge_that_begins_with_a_hyphen() {
     let redis = RedisServer::start();
     let mut settings = test_settings();
     settings.redis.url = redis.url();
@@ -189,8 +189,6 @@ async fn issue_code_takes_values_that_begin_with_a_hyphen() {
         APP.id,
         "--redirect-uri",
         APP.redirect_uri,
-        "--account-id",
-        "-acct-7",
         "--code-challenge",
         challenge,
     ];
@@ -214,5 +212,13 @@ async fn issue_code_takes_values_that_begin_with_a_hyphen() {
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["code_challenge"], challenge);
     assert_eq!(record["code_challenge_method"], "S256");
-    assert_eq!(record["account_id"], "-acct-7");
+
+    // A forgotten value is not taken for one: the next option is no challenge.
+    let mut forgotten = args[..args.len() - 1].to_vec();
+    forgotten.extend(["--code-challenge-method", "plain"]);
+    let output = sso_token(&forgotten, "");
+    assert!(
+        !output.status.success(),
+        "a challenge of `--code-challenge-method`"
+    );
 }
