@@ -182,7 +182,7 @@ impl Throttle {
                     .redis(RedisOp::Throttle, self.store.failures(&key)),
             );
             match read.await {
-                Ok(count) => seen = Some(self.learn_address(address, count, now)),
+                Ok(count) => seen = Some(self.learn(&self.addresses, address, Some(count), now)),
                 // One line a second: with Redis down, every request near the limit comes here.
                 Err(e) => crate::warn_every_second!("throttle: reading a counter: {e}"),
             }
@@ -218,7 +218,7 @@ impl Throttle {
         }
         let read = self.store.failures(&key);
         let count = self.metrics.redis(RedisOp::Throttle, read).await?;
-        self.learn_pair(key, count, now);
+        self.learn(&self.pairs, key, Some(count), now);
         Ok(count.0 > 0)
     }
 
@@ -258,33 +258,21 @@ impl Throttle {
             self.count(pair_key.as_deref()),
         )
         .await;
-        // What Redis could not count is counted on this replica's own table instead.
         if client_key.is_some() {
-            let seen = match client_count {
-                Some(count) => self.learn_client(client_id, count, now),
-                None => self.clients.add_one(client_id.to_owned(), self.window, now),
-            };
+            let seen = self.learn(&self.clients, client_id.to_owned(), client_count, now);
             if seen.count > self.max_failures {
                 blocked = Some((ThrottledBy::Client, seen.until));
             }
         }
         if let Some(address) = source {
-            let seen = match address_count {
-                Some(count) => self.learn_address(address, count, now),
-                None => self.addresses.add_one(address, self.window, now),
-            };
+            let seen = self.learn(&self.addresses, address, address_count, now);
             if seen.count > self.max_failures {
                 // Named first: the address's block covers every request from it.
                 blocked = Some((ThrottledBy::Address, seen.until));
             }
         }
         if let Some(key) = pair_key {
-            match pair_count {
-                Some(count) => self.learn_pair(key, count, now),
-                None => {
-                    self.pairs.add_one(key, self.window, now);
-                }
-            }
+            self.learn(&self.pairs, key, pair_count, now);
         }
         answer(blocked)
     }
@@ -304,25 +292,24 @@ impl Throttle {
         }
     }
 
-    fn learn_client(&self, client_id: &str, counter: (u64, i64), now: Instant) -> Seen {
-        let seen = self.seen(counter, now);
-        self.clients.put(client_id.to_owned(), seen, now);
-        seen
-    }
-
-    fn learn_address(&self, address: IpAddr, counter: (u64, i64), now: Instant) -> Seen {
-        let seen = self.seen(counter, now);
-        if seen.count > 0 {
-            self.addresses.put(address, seen, now);
-        }
-        seen
-    }
-
-    fn learn_pair(&self, key: String, counter: (u64, i64), now: Instant) {
+    /// What one counter's answer teaches this replica about `key`: Redis' count, kept in
+    /// `table` once there is one; or, when Redis did not answer (`None`), one more failure
+    /// counted in `table` itself.
+    fn learn<K: std::hash::Hash + Eq>(
+        &self,
+        table: &Table<K>,
+        key: K,
+        counter: Option<(u64, i64)>,
+        now: Instant,
+    ) -> Seen {
+        let Some(counter) = counter else {
+            return table.add_one(key, self.window, now);
+        };
         let seen = self.seen(counter, now);
         if seen.count > 0 {
-            self.pairs.put(key, seen, now);
+            table.put(key, seen, now);
         }
+        seen
     }
 
     /// A counter as Redis reports it (count, milliseconds left): a key without a TTL, which
