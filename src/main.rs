@@ -46,13 +46,9 @@ enum Command {
         client: String,
         #[arg(long)]
         redirect_uri: String,
-        #[arg(long, default_value = "zhangs", allow_hyphen_values = true)]
+        #[arg(long, default_value = "zhangs")]
         username: String,
-        #[arg(
-            long,
-            default_value = "8cneYRM97jU0pqVpJWY",
-            allow_hyphen_values = true
-        )]
+        #[arg(long, default_value = "8cneYRM97jU0pqVpJWY")]
         account_id: String,
         /// Granted scope; repeat the flag for several.
         #[arg(long = "scope", default_value = "user:basic")]
