@@ -409,3 +409,30 @@ fn debug_output_of_the_settings_shows_no_redis_password() {
         "{shown}"
     );
 }
+
+/// The settings of `overlay` on top of the shipped defaults, and of `variables`; the error's text.
+fn load_error(overlay: &str, variables: &[(&str, &str)]) -> String {
+    let variables = variables.iter().map(|&(k, v)| (k.to_owned(), v.to_owned()));
+    config::Config::builder()
+        .add_source(config::File::from_str(
+            include_str!("../config/default.toml"),
+            config::FileFormat::Toml,
+        ))
+        .add_source(config::File::from_str(overlay, config::FileFormat::Toml))
+        .add_source(environment().source(Some(variables.collect())))
+        .build()
+        .and_then(config::Config::try_deserialize::<Settings>)
+        .map_err(ConfigError::from)
+        .and_then(Settings::validate)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+        .err()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_missing_setting_is_named() {
+    let shown = load_error("[server.tls]\ncert = \"c\"\n", &[]);
+    assert!(shown.contains("missing"), "{shown}");
+    assert!(shown.contains("`server.tls.key`"), "{shown}");
+}

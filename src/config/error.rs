@@ -63,6 +63,9 @@ fn describe(error: &config::ConfigError) -> String {
             located(message, key, origin)
         }
         E::At { error, origin, key } => located(describe(error), key, origin),
+        // The path of one of our own fields, no value: shown in full (the generic arm below
+        // would take it for a quoted value).
+        E::NotFound(key) => format!("missing configuration field `{key}`"),
         E::Message(message) => config_message(message),
         other => {
             let message = other.to_string();
