@@ -431,6 +431,36 @@ fn load_error(overlay: &str, variables: &[(&str, &str)]) -> String {
 }
 
 #[test]
+fn a_misspelt_setting_stops_the_start_and_is_named() {
+    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+        (
+            "",
+            &[("SSO__SERVER__TLS_CERT", "/etc/cert.pem")],
+            "tls_cert",
+        ),
+        ("", &[("SSO__REDIS__REPLICA_ACK", "1")], "replica_ack"),
+        ("[redis]\ntimeout = 200\n", &[], "timeout"),
+        (
+            "[server.tls]\ncert = \"c\"\nkey = \"k\"\nkey_file = \"k\"\n",
+            &[],
+            "key_file",
+        ),
+        ("[tokens]\nexpires_in = 60\n", &[], "tokens"),
+    ];
+    for (overlay, variables, name) in cases {
+        let shown = load_error(overlay, variables);
+        assert!(
+            shown.contains("unknown field"),
+            "{overlay}{variables:?}: {shown:?}"
+        );
+        assert!(
+            shown.contains(&format!("`{name}`")),
+            "{overlay}{variables:?}: {shown}"
+        );
+    }
+}
+
+#[test]
 fn a_missing_setting_is_named() {
     let shown = load_error("[server.tls]\ncert = \"c\"\n", &[]);
     assert!(shown.contains("missing"), "{shown}");

@@ -3,7 +3,8 @@
 //! comma-separated).
 //!
 //! Everything is checked once at start-up so that a bad value stops the process with a message
-//! naming the setting, instead of surfacing as a failed request later.
+//! naming the setting, instead of surfacing as a failed request later. An unknown key does too
+//! (`deny_unknown_fields`): a misspelt `SSO__SERVER__TLS_CERT` must not start a plain-HTTP server.
 
 mod error;
 mod redis;
@@ -16,6 +17,7 @@ pub use self::error::ConfigError;
 pub use self::redis::{RedisMode, RedisSettings};
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
     pub redis: RedisSettings,
@@ -29,6 +31,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// `host:port`; port 0 picks a free port (tests).
     pub listen: String,
@@ -61,6 +64,7 @@ pub struct ServerSettings {
 
 /// `[server.tls]`: PEM files, read once at start-up.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     /// Certificate chain, leaf first.
     pub cert: PathBuf,
@@ -81,6 +85,7 @@ fn default_slot_wait() -> u64 {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     pub issuer: String,
     /// Default `aud` claim; empty means "the client id". A client may override it.
@@ -119,7 +124,7 @@ fn default_leeway() -> u64 {
 
 /// Where clients find us: RFC 8414 metadata and the JWKS document.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DiscoverySettings {
     /// Public base URL of the service as clients reach it (the load balancer), without a
     /// trailing slash; every endpoint URL in the metadata starts with it.
@@ -141,6 +146,7 @@ impl Default for DiscoverySettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClientsSettings {
     /// TOML file with the client registry.
     pub file: PathBuf,
@@ -186,7 +192,7 @@ impl DiscoverySettings {
 
 /// `GET /metrics` (Prometheus text format).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
     /// Serve `GET /metrics` at all.
     pub enabled: bool,
@@ -206,7 +212,7 @@ impl Default for MetricsSettings {
 
 /// Throttling of failed client authentication (see `throttle` for the exact semantics).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ThrottleSettings {
     pub enabled: bool,
     /// Failures in one window after which an address (for the client ids that failed from it,

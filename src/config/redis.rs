@@ -25,6 +25,7 @@ pub enum RedisMode {
 }
 
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     /// `standalone` (default), `sentinel` or `cluster`.
     #[serde(default)]
