@@ -237,9 +237,17 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
 /// `--force` that file is then renamed over `out`: writing into the existing file would hand
 /// the new key to whoever holds it open (permissions are checked only when a file is opened),
 /// to its owner if that is someone else, and through a symlink to whatever it points at.
+/// Missing directories on the way are created, mode 0700: `keys/` is not in a checkout.
 fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
+    use std::os::unix::fs::DirBuilderExt;
+
     let pem = SigningKey::generate_pem(kind).map_err(|e| e.to_string())?;
     let key = SigningKey::from_pem(&pem).map_err(|e| e.to_string())?;
+    if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        (std::fs::DirBuilder::new().recursive(true).mode(0o700))
+            .create(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let shown = |e: std::io::Error| format!("{}: {e}", out.display());
     if force {
         let name = out

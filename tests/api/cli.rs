@@ -71,6 +71,34 @@ fn keygen_overwrites_only_with_force_and_always_leaves_mode_0600() {
     assert_eq!(mode, 0o600, "{mode:o}");
 }
 
+/// `keys/` is not in a checkout: the hint of a missing key (`keygen --out keys/signing.pem`)
+/// must work as given, and the directory it makes must be as private as the key.
+#[test]
+fn keygen_creates_missing_directories_readable_by_the_owner_only() {
+    let top = test_dir().join(format!("keygen-dir-{}", Uuid::new_v4()));
+    let path = top.join("keys").join("signing.pem");
+
+    let made = sso_token(
+        &[
+            "keygen",
+            "--kind",
+            "ed25519",
+            "--out",
+            path.to_str().unwrap(),
+        ],
+        "",
+    );
+
+    assert!(made.status.success(), "{made:?}");
+    let pem = std::fs::read_to_string(&path).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    for dir in [&top, &top.join("keys")] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}: {mode:o}", dir.display());
+    }
+    std::fs::remove_dir_all(&top).unwrap();
+}
+
 /// `--force` replaces the file, never writes into it: whoever held the old, readable file open
 /// still reads the old content, and a symlink at `--out` is replaced, not followed.
 #[test]
