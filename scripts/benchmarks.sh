@@ -29,7 +29,7 @@ ensure_redis_server
 # this user or container may not, instead of each run failing with "redis-server did not start".
 chrt -f 1 true 2>/dev/null || { echo "benchmarks.sh: chrt -f 1 failed: the runs need real-time" \
   "priority (root with CAP_SYS_NICE)" >&2; exit 2; }
-out="${1:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
+out="$(if [[ $# -gt 0 ]]; then from_caller "$1"; else echo "target/bench/$(date -u +%Y%m%dT%H%M%SZ)"; fi)"
 secs="${SECS:-$([[ $repeat_only == 1 ]] && echo 10 || echo 20)}"
 mkdir -p "$out"
 lt() { scripts/loadtest.sh --start-redis --redis-cpus 1 --redis-rt --client-rt --no-build "$@"; }

@@ -50,7 +50,7 @@ while [[ $# -gt 0 ]]; do
     --recovery) need "$@"; recovery="$2"; shift ;;
     --profile) need "$@"; profile="$2"; shift ;;
     --no-build) build=0 ;;
-    --out) need "$@"; out="$2"; shift ;;
+    --out) need "$@"; out="$(from_caller "$2")"; shift ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
   shift

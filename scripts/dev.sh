@@ -20,6 +20,7 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   usage
   exit 0
 fi
+[[ $# -eq 0 ]] || die "unknown argument $1 (see --help)"
 
 ensure_redis_server
 ensure_tool curl curl

@@ -46,7 +46,7 @@ while [[ $# -gt 0 ]]; do
     --ack-timeout-ms) need "$@"; ack_timeout="$2"; shift ;;
     --profile) need "$@"; profile="$2"; shift ;;
     --no-build) build=0 ;;
-    --out) need "$@"; out="$2"; shift ;;
+    --out) need "$@"; out="$(from_caller "$2")"; shift ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
   shift

@@ -1,9 +1,15 @@
 # Shared helpers for the scripts in this folder; meant to be sourced.
 
+# Every script first moves to the repository root, then sources this file: from there a script
+# reads itself as scripts/<name>, and OLDPWD, caught here, is where the user ran it.
+caller_dir="${OLDPWD:-$PWD}"
+
 # Option parsing: `usage` prints the script's header comment (line 2 up to `set -euo`), `die`
-# names the script and exits 2, `need` checks that an option was given a value, `valid_profile`
-# and `positive` check the values every load script takes.
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+# names the script and exits 2, `need` checks that an option was given a value, `from_caller`
+# makes a path the user gave absolute against where they ran the script, `valid_profile` and
+# `positive` check the values every load script takes.
+usage() { sed -n '2,/^set -euo/p' "scripts/${0##*/}" | sed '$d' | sed 's/^# \{0,1\}//'; }
+from_caller() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$caller_dir/$1"; fi; }
 die() { echo "${0##*/}: $*" >&2; exit 2; }
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 valid_profile() { [[ "$1" == release || "$1" == debug ]] || die "--profile is release or debug"; }

@@ -104,7 +104,7 @@ while [[ $# -gt 0 ]]; do
     --replica) replica=1 ;;
     --replica-acks) need "$@"; replica_acks="$2"; started_only+=("$1"); shift ;;
     --alg) need "$@"; alg="$2"; shift ;;
-    --key) need "$@"; key="$2"; shift ;;
+    --key) need "$@"; key="$(from_caller "$2")"; shift ;;
     -c|--connections|-n|--requests|-d|--duration|--rate|--replay-every)
       need "$@"; run_args+=("$1" "$2"); shift ;;
     --warmup) need "$@"; warmup="$2"; shift ;;
@@ -112,7 +112,7 @@ while [[ $# -gt 0 ]]; do
     --sign-bench) need "$@"; sign_bench="$2"; shift ;;
     --healthz) healthz=1 ;;
     --trace) trace=1 ;;
-    --out) need "$@"; out="$2"; shift ;;
+    --out) need "$@"; out="$(from_caller "$2")"; shift ;;
     --label) need "$@"; label="$2"; shift ;;
     --profile) need "$@"; profile="$2"; shift ;;
     --no-build) build=0 ;;

@@ -35,7 +35,7 @@ while [[ $# -gt 0 ]]; do
     -d) need "$@"; secs="$2"; shift ;;
     --rate) need "$@"; rate="$2"; shift ;;
     --codes) need "$@"; codes="$2"; shift ;;
-    --node) need "$@"; node="$2"; shift ;;
+    --node) need "$@"; node="$2"; [[ "$node" != */* ]] || node="$(from_caller "$node")"; shift ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
   shift

@@ -13,6 +13,7 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   usage
   exit 0
 fi
+[[ $# -eq 0 ]] || die "unknown argument $1 (see --help)"
 
 report_free_disk
 ensure_redis_server
