@@ -92,4 +92,10 @@ The same exchange as a standard OAuth client sends it (form body, HTTP Basic):
 
 TRY
 echo "== starting sso-token on 127.0.0.1:$port"
+if [[ -z "${SSO__TOKEN__ISSUER:-}" ]]; then
+  with_url="SSO__TOKEN__ISSUER=http://127.0.0.1:$port"
+  [[ "$port" == 8080 ]] || with_url="PORT=$port $with_url"
+  echo "   (its tokens keep the seed's issuer, com.central-x.security, which is no URL: the warning" \
+    "below is expected; for OAuth libraries that discover the server, run $with_url scripts/dev.sh)"
+fi
 exec "$bin" serve
