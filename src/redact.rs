@@ -29,8 +29,17 @@ pub fn serde_message(message: &str) -> String {
     without_double_quoted(message)
 }
 
-/// Replaces every `"…"` with `"…"` (a quoted string is a value); backticks stay (names).
+/// Replaces every `"…"` with `"…"` (a quoted string is a value); backticks stay (names), and
+/// so does a quote that is one (toml's ``expected `"` ``).
 fn without_double_quoted(message: &str) -> String {
+    const NAMED_QUOTE: &str = "`\"`";
+    if message.contains(NAMED_QUOTE) {
+        let parts: Vec<String> = message
+            .split(NAMED_QUOTE)
+            .map(without_double_quoted)
+            .collect();
+        return parts.join(NAMED_QUOTE);
+    }
     let mut out = String::with_capacity(message.len());
     let mut parts = message.split('"');
     out.push_str(parts.next().unwrap_or(""));

@@ -173,3 +173,24 @@ fn redis_errors_lose_the_arguments_redis_quotes() {
     let plain = "ResponseError: NOSCRIPT No matching script";
     assert_eq!(redis_error(&plain), plain);
 }
+
+#[test]
+fn a_quote_named_in_backticks_is_kept() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Entry {
+        secret: String,
+    }
+    let text = "secret = \"hunter2\n";
+    let error = toml::from_str::<Entry>(text).unwrap_err();
+
+    let shown = toml_error(&error, Some(text));
+
+    assert!(shown.ends_with("expected `\"`"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    // Around it, quoted values still go.
+    assert_eq!(
+        serde_message("expected `\"` after \"hunter2\", not `\"`"),
+        "expected `\"` after \"…\", not `\"`"
+    );
+}
