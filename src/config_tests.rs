@@ -432,31 +432,24 @@ fn load_error(overlay: &str, variables: &[(&str, &str)]) -> String {
 
 #[test]
 fn a_misspelt_setting_stops_the_start_and_is_named() {
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
-        (
-            "",
-            &[("SSO__SERVER__TLS_CERT", "/etc/cert.pem")],
-            "tls_cert",
-        ),
-        ("", &[("SSO__REDIS__REPLICA_ACK", "1")], "replica_ack"),
-        ("[redis]\ntimeout = 200\n", &[], "timeout"),
+    let in_the_environment = [
+        ("SSO__SERVER__TLS_CERT", "tls_cert"),
+        ("SSO__REDIS__REPLICA_ACK", "replica_ack"),
+    ];
+    let in_a_file = [
+        ("[redis]\ntimeout = 200\n", "timeout"),
         (
             "[server.tls]\ncert = \"c\"\nkey = \"k\"\nkey_file = \"k\"\n",
-            &[],
             "key_file",
         ),
-        ("[tokens]\nexpires_in = 60\n", &[], "tokens"),
+        ("[tokens]\nexpires_in = 60\n", "tokens"),
     ];
-    for (overlay, variables, name) in cases {
-        let shown = load_error(overlay, variables);
-        assert!(
-            shown.contains("unknown field"),
-            "{overlay}{variables:?}: {shown:?}"
-        );
-        assert!(
-            shown.contains(&format!("`{name}`")),
-            "{overlay}{variables:?}: {shown}"
-        );
+    let shown = (in_the_environment.iter())
+        .map(|&(variable, name)| (load_error("", &[(variable, "1")]), name))
+        .chain((in_a_file.iter()).map(|&(overlay, name)| (load_error(overlay, &[]), name)));
+    for (shown, name) in shown {
+        assert!(shown.contains("unknown field"), "{name}: {shown:?}");
+        assert!(shown.contains(&format!("`{name}`")), "{name}: {shown}");
     }
 }
 
