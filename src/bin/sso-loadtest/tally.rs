@@ -81,11 +81,13 @@ impl Tally {
         }
     }
 
-    /// A violation of the whole run ([`uniqueness`], signatures): always kept, past the limit
-    /// of kinds too, since the scripts read these by name.
-    pub fn run_violation(&mut self, message: String) {
-        self.violation_count += 1;
-        *self.violations.entry(message).or_default() += 1;
+    /// `count` violations of the whole run ([`uniqueness`], signatures), under a fixed name:
+    /// always kept, past the limit of kinds too, since the scripts read these by name.
+    pub fn run_violations(&mut self, message: &str, count: u64) {
+        if count > 0 {
+            self.violation_count += count;
+            *self.violations.entry(message.to_owned()).or_default() += count;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -215,21 +217,13 @@ pub fn histogram() -> Histogram<u64> {
 pub fn uniqueness(tally: &mut Tally, replay_every: u64) {
     let mut seen = HashSet::with_capacity(tally.jtis.len());
     let duplicate_jtis = tally.jtis.iter().filter(|j| !seen.insert(*j)).count();
-    if duplicate_jtis > 0 {
-        tally.run_violation(format!(
-            "{duplicate_jtis} jti value(s) issued more than once"
-        ));
-    }
+    tally.run_violations("jti value(s) issued more than once", duplicate_jtis as u64);
     let mut accepted: HashMap<u32, u32> = HashMap::with_capacity(tally.accepted_codes.len());
     for code in &tally.accepted_codes {
         *accepted.entry(*code).or_default() += 1;
     }
     let twice = accepted.values().filter(|n| **n > 1).count();
-    if twice > 0 {
-        tally.run_violation(format!(
-            "{twice} code(s) exchanged for a token more than once"
-        ));
-    }
+    tally.run_violations("code(s) exchanged for a token more than once", twice as u64);
     if replay_every >= 2 {
         let mut rejected: HashMap<u32, u32> = HashMap::new();
         for code in &tally.rejected_codes {
@@ -239,11 +233,10 @@ pub fn uniqueness(tally: &mut Tally, replay_every: u64) {
             .iter()
             .filter(|(code, n)| **n >= 2 && !accepted.contains_key(code))
             .count();
-        if burned > 0 {
-            tally.run_violation(format!(
-                "{burned} replayed code(s) refused to both requests: neither got a token"
-            ));
-        }
+        tally.run_violations(
+            "replayed code(s) refused to both requests: neither got a token",
+            burned as u64,
+        );
     }
 }
 
@@ -273,6 +266,24 @@ mod tests {
         tally.rejected_codes = vec![7, 7];
         uniqueness(&mut tally, 10);
         assert_eq!(tally.violation_count, 3, "{:?}", tally.violations);
+    }
+
+    /// The scripts print these counts by name (chaos.sh, failover-load.sh): each kind holds
+    /// how many there were, not 1.
+    #[test]
+    fn each_run_violation_counts_every_case() {
+        let mut tally = Tally::new();
+        tally.jtis = ["a", "b", "a", "c", "b", "d", "d"]
+            .map(String::from)
+            .to_vec();
+        tally.accepted_codes = vec![1, 1, 2, 3, 3, 4, 4, 5];
+        uniqueness(&mut tally, 0);
+        assert_eq!(tally.violations["jti value(s) issued more than once"], 3);
+        assert_eq!(
+            tally.violations["code(s) exchanged for a token more than once"],
+            3
+        );
+        assert_eq!(tally.violation_count, 6);
     }
 
     #[test]
