@@ -62,6 +62,8 @@ pub struct HealthCheck {
 pub struct Outcome {
     pub tally: Tally,
     pub elapsed: Duration,
+    /// CPU time of the open loop's pacer thread, which has ended: /proc no longer lists it.
+    pub pacer_cpu_ns: u64,
     /// Codes `0..codes_sent` were sent at least once; the rest are unused.
     pub codes_sent: usize,
     pub exhausted: bool,
@@ -165,7 +167,10 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
     let ticker = tokio::spawn(tick(Arc::clone(&shared), progress.clone()));
     let pacer = paced.then(|| {
         let shared = Arc::clone(&shared);
-        std::thread::spawn(move || pace(&shared))
+        std::thread::spawn(move || {
+            pace(&shared);
+            crate::usage::this_thread_cpu_ns()
+        })
     });
     let mut tally = Tally::new().traced(shared.config.trace);
     for worker in workers {
@@ -177,11 +182,10 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
     if let Some(checker) = checker {
         checker.abort();
     }
-    if let Some(pacer) = pacer {
-        pacer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
-    }
+    let pacer_cpu_ns = match pacer {
+        Some(pacer) => (pacer.join()).map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?,
+        None => 0,
+    };
     progress.set_position(shared.done.load(Relaxed));
     progress.finish_and_clear();
     let mut trace: Vec<(u64, u64)> = std::mem::take(&mut tally.trace)
@@ -193,6 +197,7 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
     Ok(Outcome {
         tally,
         elapsed,
+        pacer_cpu_ns,
         codes_sent: shared.codes_sent.load(Relaxed),
         exhausted: shared.exhausted.load(Relaxed),
         trace,

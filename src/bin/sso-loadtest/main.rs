@@ -132,7 +132,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 templates: templates(),
             };
             let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
-            let cpu = cpu.since(outcome.tally.sent);
+            let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);
             (outcome, cpu, None)
         }
         Endpoint::Token => {
@@ -191,7 +191,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             };
             let cpu = usage::Cpu::sample(&args.server_pids);
             let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
-            let cpu = cpu.since(outcome.tally.sent);
+            let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);
             // Redis' counters before the recheck: its calls are not the run's exchanges.
             let after = redis.command_calls().await?;
             let redis_cpu = cpu_before

@@ -1,6 +1,8 @@
 //! CPU time of the generator and of the watched servers over the drive, from
 //! `/proc/<pid>/task/*/schedstat` (nanoseconds on CPU, summed over threads): what one request
-//! costs each side, and proof that the generator is the cheaper one.
+//! costs each side, and proof that the generator is the cheaper one. Only live threads are
+//! listed there: a generator thread that ends within the drive (the open loop's pacer) hands
+//! in its own time ([`this_thread_cpu_ns`]).
 
 use std::time::Instant;
 
@@ -41,8 +43,9 @@ impl Cpu {
         }
     }
 
-    /// CPU used since [`Cpu::sample`], and per request for `requests` requests.
-    pub fn since(&self, requests: u64) -> CpuUse {
+    /// CPU used since [`Cpu::sample`], and per request for `requests` requests; `ended_ns`:
+    /// the time of the generator's threads that ended since.
+    pub fn since(&self, requests: u64, ended_ns: u64) -> CpuUse {
         let wall = self.start.elapsed().as_secs_f64().max(1e-9);
         let used = |pid: Option<u32>, before: Option<u64>, now: Option<u64>| {
             let ns = now.zip(before).map_or(0, |(n, b)| n.saturating_sub(b));
@@ -59,7 +62,7 @@ impl Cpu {
             }
         };
         CpuUse {
-            generator: used(None, self.generator, cpu_ns("self")),
+            generator: used(None, self.generator, cpu_ns("self").map(|ns| ns + ended_ns)),
             servers: self
                 .servers
                 .iter()
@@ -72,16 +75,44 @@ impl Cpu {
 /// Nanoseconds on CPU of every live thread of the process; `None` when /proc cannot tell.
 fn cpu_ns(pid: &str) -> Option<u64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0u64;
-    for task in tasks.flatten() {
-        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue;
-        };
-        total += text
-            .split_whitespace()
-            .next()
-            .and_then(|ns| ns.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
+    let total = (tasks.flatten())
+        .filter_map(|task| schedstat_ns(&task.path().join("schedstat")))
+        .sum();
     Some(total)
+}
+
+/// Nanoseconds on CPU of the calling thread so far; 0 when /proc cannot tell.
+pub fn this_thread_cpu_ns() -> u64 {
+    schedstat_ns(std::path::Path::new("/proc/thread-self/schedstat")).unwrap_or(0)
+}
+
+/// The first field of a `schedstat` file: time on CPU, nanoseconds.
+fn schedstat_ns(path: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread that worked and ended within the drive still counts, once handed in.
+    #[test]
+    fn an_ended_threads_time_counts_when_handed_in() {
+        let cpu = Cpu::sample(&[]);
+        let spent = std::thread::spawn(|| {
+            let start = std::time::Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < std::time::Duration::from_millis(50) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            this_thread_cpu_ns()
+        })
+        .join()
+        .unwrap();
+
+        assert!(spent >= 30_000_000, "{spent} ns");
+        let counted = cpu.since(1, spent).generator.cpu_s;
+        assert!(counted >= spent as f64 / 1e9, "{counted} s");
+    }
 }
