@@ -172,11 +172,16 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
             crate::usage::this_thread_cpu_ns()
         })
     });
-    let mut tally = Tally::new().traced(shared.config.trace);
+    let mut finished = Vec::with_capacity(workers.len());
     for worker in workers {
-        tally.merge(worker.await.context("a load worker panicked")?);
+        finished.push(worker.await.context("a load worker panicked")?);
     }
+    // When the last worker ended, before the merging (two histograms a connection).
     let elapsed = shared.start.elapsed();
+    let mut tally = Tally::new().traced(shared.config.trace);
+    for worker in finished {
+        tally.merge(worker);
+    }
     shared.stop.store(true, Relaxed);
     ticker.abort();
     if let Some(checker) = checker {
