@@ -109,6 +109,13 @@ pub fn lone_first_of_pair(i: u64, replay_every: u64, requests: Option<u64>) -> b
         && requests.is_some_and(|n| i + 1 >= n)
 }
 
+/// Whether request `i` closes a replay pair: it is sent even past `--duration`'s deadline, so
+/// that the pair's first request, perhaps already sent, never goes alone with its refusal
+/// taken for the pair's expected one.
+pub fn second_of_pair(i: u64, replay_every: u64) -> bool {
+    replay_every >= 2 && i % replay_every == replay_every - 1
+}
+
 /// Codes needed for `requests` requests.
 pub fn codes_for(requests: u64, replay_every: u64) -> u64 {
     if replay_every < 2 {
@@ -283,6 +290,10 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally
     };
     let deadline = config.duration.map(|d| shared.start + d);
     let interval = config.rate.map(|rate| 1e9 / rate);
+    let replay_every = match &shared.work {
+        Work::Token { replay_every, .. } => *replay_every,
+        Work::Healthz { .. } => 0,
+    };
     loop {
         if let Some(permits) = &shared.due {
             match permits.acquire().await {
@@ -298,7 +309,7 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally
             Some(ns) => shared.start + Duration::from_nanos((i as f64 * ns) as u64),
             None => Instant::now(),
         };
-        if deadline.is_some_and(|d| due >= d) {
+        if deadline.is_some_and(|d| due >= d) && !second_of_pair(i, replay_every) {
             break;
         }
         let t = target_of(i, &shared.healthy);
@@ -306,12 +317,11 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally
             Work::Token {
                 plan,
                 codes,
-                replay_every,
                 recheck,
                 ..
             } => {
-                let (index, paired) = code_of(i, *replay_every);
-                let paired = paired && !lone_first_of_pair(i, *replay_every, config.requests);
+                let (index, paired) = code_of(i, replay_every);
+                let paired = paired && !lone_first_of_pair(i, replay_every, config.requests);
                 let paired = paired || *recheck;
                 let Some(code) = codes.get(index) else {
                     shared.exhausted.store(true, Relaxed);
@@ -467,6 +477,10 @@ mod tests {
             .collect();
         assert_eq!(lone, [6]);
         assert!(!lone_first_of_pair(6, 4, Some(8)) && !lone_first_of_pair(6, 4, None));
+        // Past a deadline, only the pairs' second requests still go.
+        let closing: Vec<_> = (0..8).filter(|&i| second_of_pair(i, 4)).collect();
+        assert_eq!(closing, [3, 7]);
+        assert!(!(0..8).any(|i| second_of_pair(i, 0) || second_of_pair(i, 1)));
         assert_eq!(code_of(5, 0), (5, false));
     }
 
