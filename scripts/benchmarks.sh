@@ -160,7 +160,7 @@ ms = lambda us: f"{us / 1000:.2f}"
 mib = lambda r: max((s["peak_rss_kib"] or 0) for s in r["servers"]) / 1024
 print("\n| alg | signatures/s (1 core) | exchanges/s | % of signing | healthz/s | % of healthz "
       "| p50 / p99 ms (64 conns) | open loop /s | open p99 / p99.9 ms | healthz at that rate p99 ms "
-      "| server µs/exchange | Redis calls / cmds per exchange | Redis µs/exchange | 5xx, dup jti, dup code |")
+      "| server µs/exchange | Redis calls / cmds per exchange | Redis µs/exchange | 5xx, violations (dup jti or code, bad answer) |")
 print("|" + "---|" * 14)
 for alg in ["rs256", "es256", "eddsa"]:
     r, s, h = load(alg, "token.json"), load(alg, "sign-bench.json"), load(alg, "healthz.json")
