@@ -109,9 +109,9 @@ pub fn lone_first_of_pair(i: u64, replay_every: u64, requests: Option<u64>) -> b
         && requests.is_some_and(|n| i + 1 >= n)
 }
 
-/// Whether request `i` closes a replay pair: it is sent even past `--duration`'s deadline, so
-/// that the pair's first request, perhaps already sent, never goes alone with its refusal
-/// taken for the pair's expected one.
+/// Whether request `i` closes a replay pair: it is still sent when the one before it, the
+/// pair's first, was claimed before `--duration`'s deadline, so that the first never goes
+/// alone with its refusal taken for the pair's expected one.
 pub fn second_of_pair(i: u64, replay_every: u64) -> bool {
     replay_every >= 2 && i % replay_every == replay_every - 1
 }
@@ -301,17 +301,23 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally
                 Err(_) => break,
             }
         }
-        let i = shared.next.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        let due_of = |i: u64| match interval {
+            Some(ns) => shared.start + Duration::from_nanos((i as f64 * ns) as u64),
+            None => now,
+        };
+        // Past the deadline only a pair's second is taken, and only right after its first:
+        // decided as the index is claimed, so that a claimed request is a sent one and a
+        // pair is never cut in two, nor its second sent without its first.
+        let claimed = shared.next.fetch_update(Relaxed, Relaxed, |i| {
+            let past = deadline.is_some_and(|d| due_of(i) >= d);
+            (!past || second_of_pair(i, replay_every)).then_some(i + 1)
+        });
+        let Ok(i) = claimed else { break };
         if config.requests.is_some_and(|n| i >= n) {
             break;
         }
-        let due = match interval {
-            Some(ns) => shared.start + Duration::from_nanos((i as f64 * ns) as u64),
-            None => Instant::now(),
-        };
-        if deadline.is_some_and(|d| due >= d) && !second_of_pair(i, replay_every) {
-            break;
-        }
+        let due = due_of(i);
         let t = target_of(i, &shared.healthy);
         let (code_index, paired) = match &shared.work {
             Work::Token {
