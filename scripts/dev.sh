@@ -94,8 +94,9 @@ TRY
 echo "== starting sso-token on 127.0.0.1:$port"
 if [[ -z "${SSO__TOKEN__ISSUER:-}" ]]; then
   with_url="SSO__TOKEN__ISSUER=http://127.0.0.1:$port"
+  [[ "$redis_port" == 6379 ]] || with_url="REDIS_PORT=$redis_port $with_url"
   [[ "$port" == 8080 ]] || with_url="PORT=$port $with_url"
-  echo "   (its tokens keep the seed's issuer, com.central-x.security, which is no URL: the warning" \
+  echo "   (its tokens keep the seed's issuer, com.central-x.security, not this server's URL: the warning" \
     "below is expected; for OAuth libraries that discover the server, run $with_url scripts/dev.sh)"
 fi
 exec "$bin" serve
