@@ -175,18 +175,8 @@ fn the_mode_and_lists_can_come_from_the_environment() {
         ("SSO__SERVER__WORKERS", "3"),
         ("SSO__THROTTLE__ENABLED", "false"),
         ("SSO__THROTTLE__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.1"),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()));
-    let settings: Settings = config::Config::builder()
-        .add_source(config::File::from_str(
-            include_str!("../config/default.toml"),
-            config::FileFormat::Toml,
-        ))
-        .add_source(environment().source(Some(variables.into_iter().collect())))
-        .build()
-        .and_then(config::Config::try_deserialize)
-        .expect("settings load");
-    let settings = settings.validate().expect("valid");
+    ];
+    let settings = load_from("", &variables).expect("valid settings");
     assert_eq!(settings.redis.mode, RedisMode::Cluster);
     assert_eq!(
         settings.redis.nodes,
@@ -410,8 +400,9 @@ fn debug_output_of_the_settings_shows_no_redis_password() {
     );
 }
 
-/// The settings of `overlay` on top of the shipped defaults, and of `variables`; the error's text.
-fn load_error(overlay: &str, variables: &[(&str, &str)]) -> String {
+/// The shipped defaults, then `overlay` (TOML), then `variables` as the environment: what
+/// [`Settings::load`] reads, from strings.
+fn load_from(overlay: &str, variables: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let variables = variables.iter().map(|&(k, v)| (k.to_owned(), v.to_owned()));
     config::Config::builder()
         .add_source(config::File::from_str(
@@ -424,9 +415,13 @@ fn load_error(overlay: &str, variables: &[(&str, &str)]) -> String {
         .and_then(config::Config::try_deserialize::<Settings>)
         .map_err(ConfigError::from)
         .and_then(Settings::validate)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+}
+
+/// Why [`load_from`] refused, or "" when it did not.
+fn load_error(overlay: &str, variables: &[(&str, &str)]) -> String {
+    load_from(overlay, variables)
         .err()
+        .map(|e| e.to_string())
         .unwrap_or_default()
 }
 
