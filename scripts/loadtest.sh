@@ -6,6 +6,8 @@
 # Exits non-zero on any violation or unexpected error.
 #
 # Usage: scripts/loadtest.sh [options] [-- more `sso-loadtest run` options]
+#   (their paths, after --trace, --compare or --config-dir, are read against the directory you
+#   run it from, as --out and --key are; the summaries' JSON goes to --out)
 #
 # By default it builds the release binaries, generates a fresh RSA-2048 key, starts one server
 # pinned to CPU 0 with one worker (SSO__SERVER__WORKERS=1), runs the generator on CPU 1 against
@@ -81,6 +83,24 @@ source scripts/lib.sh  # usage, die, need (options), and the helpers used below
 # The demo client (config/demo-clients.toml) unless the caller names a registry.
 export SSO__CLIENTS__FILE="${SSO__CLIENTS__FILE:-$(pwd)/config/demo-clients.toml}"
 
+# Prints its arguments NUL-separated, the paths among them (the values of `sso-loadtest run`'s
+# path options) made absolute against the caller's directory: the generator runs from the
+# repository root.
+caller_paths() {
+  local arg path_next=0
+  for arg in "$@"; do
+    if ((path_next)); then
+      arg="$(from_caller "$arg")" path_next=0
+    else
+      case "$arg" in
+        --trace|--compare|--config-dir) path_next=1 ;;
+        --trace=*|--compare=*|--config-dir=*) arg="${arg%%=*}=$(from_caller "${arg#*=}")" ;;
+      esac
+    fi
+    printf '%s\0' "$arg"
+  done
+}
+
 urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
 start_redis=0 redis_port="" redis_cpus="" redis_rt=0 client_rt=0 replica=0 replica_acks="" alg="" key="" out="target/loadtest" label=""
 profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" trace=0 run_args=() extra=()
@@ -117,7 +137,7 @@ while [[ $# -gt 0 ]]; do
     --profile) need "$@"; profile="$2"; shift ;;
     --no-build) build=0 ;;
     --smoke) smoke=1 ;;
-    --) shift; extra=("$@"); break ;;
+    --) shift; mapfile -d '' -t extra < <(caller_paths "$@"); break ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
   shift
