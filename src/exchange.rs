@@ -3,9 +3,10 @@
 //! `ClientAuth::authenticate` makes), take the code atomically, check it, sign.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::client_auth::Caller;
 use crate::clients::Client;
@@ -42,9 +43,16 @@ pub struct Exchange {
 /// a second behind the others' signatures, past `redis.timeout_ms`, and the client got a 503
 /// for a code Redis had in fact spent. An exchange takes its slot before it touches Redis, so
 /// one that cannot get a slot in `server.slot_wait_ms` gets a 503 with its code untouched.
+///
+/// While Redis fails (the last exchange's call failed), an exchange that finds every slot
+/// taken gets its 503 at once, and a failure sends those already waiting away too: the slots
+/// are then held by calls waiting out `redis.timeout_ms`, and queueing behind them would turn
+/// an outage into waits of `slot_wait_ms` (10 s) instead of a prompt 503.
 pub struct Slots {
     semaphore: Semaphore,
     wait: Duration,
+    redis_failing: AtomicBool,
+    redis_failed: Notify,
 }
 
 impl Slots {
@@ -52,14 +60,42 @@ impl Slots {
         Self {
             semaphore: Semaphore::new(count.min(Semaphore::MAX_PERMITS)),
             wait,
+            redis_failing: AtomicBool::new(false),
+            redis_failed: Notify::new(),
         }
     }
 
     async fn enter(&self) -> Result<SemaphorePermit<'_>, OAuthError> {
-        match tokio::time::timeout(self.wait, self.semaphore.acquire()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            // Timed out (the semaphore is never closed).
-            _ => Err(OAuthError::Busy),
+        if let Ok(permit) = self.semaphore.try_acquire() {
+            return Ok(permit);
+        }
+        // Created before the flag is read, so a failure from now on wakes it.
+        let failed = self.redis_failed.notified();
+        if self.redis_failing.load(Ordering::Relaxed) {
+            return Err(OAuthError::Busy);
+        }
+        tokio::select! {
+            waited = tokio::time::timeout(self.wait, self.semaphore.acquire()) => match waited {
+                // A slot freed by a call that failed goes to the next in line, not to Redis.
+                Ok(Ok(_)) if self.redis_failing.load(Ordering::Relaxed) => Err(OAuthError::Busy),
+                Ok(Ok(permit)) => Ok(permit),
+                // Timed out (the semaphore is never closed).
+                _ => Err(OAuthError::Busy),
+            },
+            () = failed => Err(OAuthError::Busy),
+        }
+    }
+
+    /// Records how the exchange's Redis call went (see [`Slots`]).
+    fn redis_answered(&self, ok: bool) {
+        if ok {
+            // Read first: a store on every exchange would bounce the line between workers.
+            if self.redis_failing.load(Ordering::Relaxed) {
+                self.redis_failing.store(false, Ordering::Relaxed);
+            }
+        } else {
+            self.redis_failing.store(true, Ordering::Relaxed);
+            self.redis_failed.notify_waiters();
         }
     }
 }
@@ -91,9 +127,9 @@ impl Exchange {
                 RedisOp::Exchange,
                 self.store.take_code(code, &jti, settings.expires_in, &head),
             )
-            .await
-            .map_err(OAuthError::Unavailable)?;
-        let record = match taken {
+            .await;
+        self.slots.redis_answered(taken.is_ok());
+        let record = match taken.map_err(OAuthError::Unavailable)? {
             Taken::Fresh { record } => record,
             Taken::Unknown => {
                 return Err(OAuthError::invalid_grant(

@@ -352,6 +352,63 @@ async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
     assert_eq!(app.exchange(&APP, &waiter).await.status().as_u16(), 200);
 }
 
+/// While Redis does not answer, the slots are held by calls waiting out `redis.timeout_ms`:
+/// the exchanges queued behind them get their 503 once the first call fails, not one
+/// `redis.timeout_ms` after another (2 slots and 12 exchanges here: 1.8 s), and keep their
+/// codes.
+#[tokio::test]
+async fn exchanges_queued_for_a_slot_get_a_prompt_503_while_redis_hangs() {
+    const EXCHANGES: usize = 12;
+    let redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = TIMEOUT_MS;
+        s.server.exchange_slots = 2;
+    })
+    .await;
+    let warm = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &warm).await.status().as_u16(), 200);
+    let mut codes = Vec::new();
+    for _ in 0..EXCHANGES {
+        codes.push(app.issue_code(&APP).await);
+    }
+    // Longer than the six rounds of timeouts the queue would otherwise take.
+    let _: () = app
+        .query(redis::cmd("CLIENT").arg("PAUSE").arg(2500).arg("ALL"))
+        .await;
+
+    let started = Instant::now();
+    let answers = futures_util::future::join_all(codes.iter().map(|code| {
+        let app = &app;
+        async move {
+            (
+                Answer::of(app.exchange(&APP, code).await).await,
+                started.elapsed(),
+            )
+        }
+    }))
+    .await;
+
+    let mut queued = Vec::new();
+    for ((answer, elapsed), code) in answers.iter().zip(&codes) {
+        assert_eq!(answer.status, 503, "{}", answer.text);
+        assert_eq!(answer.error(), "temporarily_unavailable");
+        assert!(elapsed < &PROMPT, "an answer took {elapsed:?}");
+        if answer.text.contains("busy") {
+            queued.push(code);
+        }
+    }
+    assert!(
+        queued.len() >= EXCHANGES - 2,
+        "{} of {EXCHANGES} waited for a slot",
+        queued.len()
+    );
+    eventually_exchanges(&app).await;
+    for code in queued {
+        assert_eq!(app.exchange(&APP, code).await.status().as_u16(), 200);
+    }
+}
+
 /// While Redis is down every request is a 503, and the log gets a line a second for them, not a
 /// line each (thousands a second under load, each a write under the logger's lock).
 #[tokio::test]
