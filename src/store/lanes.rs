@@ -74,10 +74,11 @@ thread_local! {
 impl Store {
     /// Runs `op` on this thread's lane, bounded by `redis.timeout_ms` end to end (connecting
     /// included). After a failure the lane is emptied, so the next call reconnects, unless
-    /// the connection is known to be good (see [`StoreError::keeps_connection`]). A cached
-    /// connection that turns out to be dropped (Redis restarted, or closed it while idle: its
-    /// `timeout`, a proxy, a NAT) is replaced and `op` runs once more within the same deadline,
-    /// so a quiet spell does not end in a 503. Every `op` is safe to repeat: reads, deletions,
+    /// the connection is known to be good (see [`StoreError::keeps_connection`]). A connection
+    /// that turns out to be dropped (Redis restarted, or closed it while idle: its `timeout`, a
+    /// proxy, a NAT; or it was cut after Redis ran `op`, a new connection as much as an old one)
+    /// is replaced and `op` runs once more within the same deadline, so a quiet spell does not
+    /// end in a 503, nor a cut answer in a spent code. Every `op` is safe to repeat: reads, deletions,
     /// the exchange script (it answers a repeat of itself with what it took: see
     /// [`EXCHANGE_SCRIPT`]); a failure count or `put_code` whose first answer was lost counts
     /// twice or reports the code as taken. In Sentinel mode the failover fence may refuse the
@@ -102,13 +103,13 @@ impl Store {
             let cached = lock(lane)
                 .clone()
                 .filter(|held| held.generation == generation);
-            let (held, cached) = match cached {
-                Some(held) => (held, true),
-                None => (self.connect(lane, generation, None).await?, false),
+            let held = match cached {
+                Some(held) => held,
+                None => self.connect(lane, generation, None).await?,
             };
             used = Some(held.serial);
             match op(held.conn).await {
-                Err(e) if cached && e.is_connection_dropped() => {
+                Err(e) if e.is_connection_dropped() => {
                     log::debug!("redis connection dropped ({e}); reconnecting");
                     let again = self.connect(lane, generation, Some(held.serial)).await?;
                     used = Some(again.serial);

@@ -8,6 +8,7 @@ mod client_auth;
 mod cluster_outage;
 mod code_records;
 mod concurrency;
+mod cutter;
 mod discovery;
 mod exchange;
 mod failover;

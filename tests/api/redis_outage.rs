@@ -8,6 +8,7 @@ use deadpool_redis::redis;
 use sso_token::codes;
 use sso_token::store::Taken;
 
+use crate::cutter::{Cut, Cutter};
 use crate::helpers::{APP, Answer, TestApp, TestClient, code_record, spawn_app_with};
 use crate::log_capture;
 use crate::redis_server::{HeldPort, RedisServer};
@@ -303,6 +304,41 @@ async fn a_code_value_written_again_while_its_token_lives_is_a_replay() {
     assert!(!app.code_exists(&code).await, "the code spent");
     let after: String = app.query(redis::cmd("GET").arg(&token_key)).await;
     assert_eq!(after, before, "the first token's record untouched");
+}
+
+/// README, "When Redis fails in the middle of an exchange": a connection cut after the script
+/// ran is replaced and the call sent once more, which the script answers with what it took.
+/// So too on a connection the lane had only just made (here after a timeout emptied it), not
+/// only on one it held from an earlier call.
+#[tokio::test]
+async fn a_new_connection_cut_after_the_script_ran_still_completes_the_exchange() {
+    let redis = RedisServer::start();
+    let cutter = Cutter::start(redis.port(), b"$7\r\nEVALSHA\r\n", Cut::AfterRunning).await;
+    let app = app_on(cutter.url()).await;
+    // Loads the script and gives the worker's lane a connection.
+    let warm = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &warm).await.status().as_u16(), 200);
+    // A timeout empties the lane: the next call makes a new connection.
+    let lost = app.issue_code(&APP).await;
+    let _: () = app
+        .query(
+            redis::cmd("CLIENT")
+                .arg("PAUSE")
+                .arg(2 * TIMEOUT_MS)
+                .arg("ALL"),
+        )
+        .await;
+    assert_unavailable(&app, &lost).await;
+    // Answered once the pause is over.
+    let _: () = app.query(&redis::cmd("PING")).await;
+    let code = app.issue_code(&APP).await;
+
+    cutter.arm();
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert!(cutter.has_cut(), "the proxy never saw the script");
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(!app.code_exists(&code).await, "the code is not spent");
 }
 
 /// `server.exchange_slots`: an exchange past the slots waits before it touches Redis, and one

@@ -11,18 +11,20 @@
 //! freezing, the tests write [`FLOOD`] bytes first: the replicas' socket buffers are then full,
 //! and what follows stays in the master's memory, which SIGKILL loses.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use serde_json::Value;
 
+use crate::cutter::{Cut, Cutter, Hook};
 use crate::helpers::{APP, Answer, ISSUER, TestApp, code_record, spawn_app_with, verify_token};
 use crate::redis_server::RedisServer;
 use crate::resharding::Migration;
 use crate::topology::{Cluster, SentinelSet, error_replies, query, sentinel_master, wait_until};
+
+/// The name of `WAIT` as RESP sends it, which the proxy below watches for.
+const WAIT: &[u8] = b"$4\r\nWAIT\r\n";
 
 /// More than a loopback connection's socket buffers can hold on both ends (Linux's defaults let
 /// them grow to 6 + 4 MiB; some machines allow 32 + 4), and below the replica output buffer's
@@ -545,7 +547,7 @@ async fn scrape(app: &TestApp) -> String {
 async fn on_a_cluster_a_wait_sent_again_on_a_new_connection_does_not_acknowledge() {
     let cluster = cluster_with_a_replica_of_master_0().await;
     let master = cluster.nodes[0].port();
-    let proxy = WaitCutter::start(master).await;
+    let proxy = Cutter::start(master, WAIT, Cut::Before).await;
     announce_through(&cluster, master, proxy.port).await;
     let app = acks_app(&cluster, 2000).await;
     let first = code_where(&app, master, true).await;
@@ -574,7 +576,7 @@ async fn on_a_cluster_a_wait_sent_again_to_a_master_without_the_take_waits_for_t
     let cluster = cluster_with_a_replica_of_master_0().await;
     let master = cluster.nodes[0].port();
     let replica = cluster.replicas[0].port();
-    let proxy = WaitCutter::start(master).await;
+    let proxy = Cutter::start(master, WAIT, Cut::Before).await;
     announce_through(&cluster, master, proxy.port).await;
     let app = acks_app(&cluster, 2000).await;
     let code = code_where(&app, master, true).await;
@@ -656,87 +658,4 @@ async fn announce_through(cluster: &Cluster, port: u16, proxy_port: u16) {
     })
     .await
     .unwrap();
-}
-
-/// What a [`WaitCutter`] does to the node before it cuts the connection.
-type Hook = Box<dyn FnOnce() + Send>;
-
-/// A TCP proxy to one node that, once armed, cuts the first connection on which a `WAIT`
-/// arrives, before passing the `WAIT` on.
-struct WaitCutter {
-    port: u16,
-    armed: Arc<AtomicBool>,
-    cut: Arc<AtomicBool>,
-    hook: Arc<Mutex<Option<Hook>>>,
-}
-
-impl WaitCutter {
-    async fn start(upstream: u16) -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (armed, cut) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
-        let (armed_, cut_, hook_) = (Arc::clone(&armed), Arc::clone(&cut), Arc::clone(&hook));
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (armed, cut, hook) =
-                    (Arc::clone(&armed_), Arc::clone(&cut_), Arc::clone(&hook_));
-                tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                    else {
-                        return;
-                    };
-                    let (mut from_client, mut to_client) = client.into_split();
-                    let (mut from_server, mut to_server) = server.into_split();
-                    let upward = async {
-                        let mut buf = vec![0u8; 64 << 10];
-                        while let Ok(n @ 1..) = from_client.read(&mut buf).await {
-                            let wait = buf[..n].windows(10).any(|w| w == b"$4\r\nWAIT\r\n");
-                            if wait && armed.swap(false, Ordering::SeqCst) {
-                                let hook = hook.lock().unwrap().take();
-                                if let Some(hook) = hook {
-                                    tokio::task::spawn_blocking(hook).await.unwrap();
-                                }
-                                cut.store(true, Ordering::SeqCst);
-                                return;
-                            }
-                            if to_server.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    };
-                    let downward = tokio::io::copy(&mut from_server, &mut to_client);
-                    tokio::select! {
-                        () = upward => {}
-                        _ = downward => {}
-                    }
-                });
-            }
-        });
-        Self {
-            port,
-            armed,
-            cut,
-            hook,
-        }
-    }
-
-    fn arm(&self) {
-        self.armed.store(true, Ordering::SeqCst);
-    }
-
-    /// Arms the proxy to run `hook` (blocking, against the node itself) before the cut.
-    fn arm_with(&self, hook: Hook) {
-        *self.hook.lock().unwrap() = Some(hook);
-        self.arm();
-    }
-
-    fn has_cut(&self) -> bool {
-        self.cut.load(Ordering::SeqCst)
-    }
 }
