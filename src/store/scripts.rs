@@ -24,7 +24,10 @@ use super::Conn;
 /// A code key that holds no string (`WRONGTYPE`), or a record over 64 KiB, is spent without a
 /// token record and answered as an empty record, which `grant::check` refuses as malformed: an
 /// authorize service's mistake is then an `invalid_grant` instead of a 503 for ever, and a huge
-/// record is not copied into a token record.
+/// record is not copied into a token record. So is a code whose token-record key holds no
+/// string (a foreign writer under the key prefix), where the script would otherwise stop with
+/// `WRONGTYPE` after taking the code, which Lua cannot undo: a 503 that says "retry" for a code
+/// already spent. An unknown code with such a key is unknown.
 ///
 /// The `#!lua` line (Redis 7) declares a writing script, which Redis then refuses up front on a
 /// replica (READONLY) or on a master without enough replicas (NOREPLICAS, with
@@ -47,7 +50,11 @@ if record then
     return record
   end
 end
-local token = redis.call('GET', KEYS[2])
+local token = redis.pcall('GET', KEYS[2])
+if type(token) == 'table' then
+  -- Not a token record of ours: a taken code is answered as a malformed one.
+  return record and '' or false
+end
 if not token then
   return false
 end

@@ -192,6 +192,36 @@ async fn a_code_key_that_holds_no_string_is_an_invalid_grant_and_spent() {
     assert_spent_without_a_token_record(&app, code).await;
 }
 
+/// A token-record key that holds no string (another writer under the key prefix): the code is
+/// spent and refused as `invalid_grant`, not answered with a 503 that says "retry" for a code
+/// already gone; once spent, the code is unknown, not a 503 on every attempt.
+#[tokio::test]
+async fn a_token_key_that_holds_no_string_is_an_invalid_grant_not_a_503() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let key = app.store.token_key_of_code(&code);
+    let _: () = app
+        .query(redis::cmd("HSET").arg(&key).arg("a").arg("b"))
+        .await;
+
+    let first = Answer::of(app.exchange(&APP, &code).await).await;
+    let again = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(
+        (first.status, first.error()),
+        (400, "invalid_grant"),
+        "{}",
+        first.text
+    );
+    assert!(!app.code_exists(&code).await, "the code is still there");
+    assert_eq!(
+        (again.status, again.error()),
+        (400, "invalid_grant"),
+        "{}",
+        again.text
+    );
+}
+
 /// A record over 64 KiB is spent and refused, and not copied into a token record.
 #[tokio::test]
 async fn a_code_record_over_64_kib_is_an_invalid_grant_and_writes_nothing() {
