@@ -89,6 +89,15 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        if workers > settings.redis.pool_size {
+            // Each thread keeps the lane it first took: beyond the lanes, a worker's Redis
+            // replies are read by another worker, which may be busy signing.
+            log::warn!(
+                "{workers} workers share {} Redis connections (redis.pool_size): set \
+                 redis.pool_size to at least {workers}",
+                settings.redis.pool_size
+            );
+        }
         let exchange = web::Data::new(Exchange {
             store: store.clone(),
             metrics: Arc::clone(&metrics),

@@ -109,3 +109,33 @@ async fn a_resp3_connection_gives_the_same_answers() {
         assert_eq!(field(line, "resp").as_deref(), Some("3"), "{line}");
     }
 }
+
+/// Each worker keeps the Redis lane it first took: more workers than lanes make some read
+/// each other's replies, which the start says (with the defaults, one worker per core, on a
+/// machine of more than 8 cores).
+#[tokio::test]
+async fn more_workers_than_redis_connections_are_warned_of() {
+    let log = crate::log_capture::mark();
+    let warning = |lines: &[String]| {
+        lines
+            .iter()
+            .any(|l| l.starts_with("WARN") && l.contains("3 workers share 2 Redis connections"))
+    };
+    let _enough = spawn_app_with(|s| {
+        s.server.workers = 2;
+        s.redis.pool_size = 2;
+    })
+    .await;
+    assert!(
+        !warning(&log.lines()),
+        "2 workers on 2 lanes need no warning"
+    );
+
+    let _app = spawn_app_with(|s| {
+        s.server.workers = 3;
+        s.redis.pool_size = 2;
+    })
+    .await;
+
+    assert!(warning(&log.lines()), "no warning for 3 workers on 2 lanes");
+}
