@@ -78,8 +78,8 @@ impl Store {
     /// that turns out to be dropped (Redis restarted, or closed it while idle: its `timeout`, a
     /// proxy, a NAT; or it was cut after Redis ran `op`, a new connection as much as an old one)
     /// is replaced and `op` runs once more within the same deadline, so a quiet spell does not
-    /// end in a 503, nor a cut answer in a spent code. Every `op` is safe to repeat: reads, deletions,
-    /// the exchange script (it answers a repeat of itself with what it took: see
+    /// end in a 503, nor a cut answer in a spent code. Every `op` is safe to repeat: reads,
+    /// deletions, the exchange script (it answers a repeat of itself with what it took: see
     /// [`EXCHANGE_SCRIPT`]); a failure count or `put_code` whose first answer was lost counts
     /// twice or reports the code as taken. In Sentinel mode the failover fence may refuse the
     /// call or its result (see [`fence`]).
