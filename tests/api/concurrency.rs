@@ -2,7 +2,12 @@
 //! one gets a token.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use sso_token::startup::TOKEN_PATH;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -13,20 +18,73 @@ use crate::helpers::{
 
 const RACERS: usize = 50;
 
-/// Sends `RACERS` exchanges of `code` at once, spread over `apps`.
+/// Sends `RACERS` exchanges of `code` at once, spread over `apps`. Each racer opens its
+/// connection and sends all of its request but the last byte before the start, then that byte:
+/// the barrier releases 50 one-byte writes, not 50 TCP handshakes and requests, which the
+/// client and the accept loop spread out enough for a non-atomic take to pass now and then.
 async fn race(apps: &[&TestApp], code: &str) -> Vec<Answer> {
     let start = Arc::new(Barrier::new(RACERS));
     let mut racers = JoinSet::new();
     for i in 0..RACERS {
-        let app = apps[i % apps.len()];
-        let (http, url, body) = (app.http.clone(), app.token_url(), json_request(&APP, code));
+        let address = apps[i % apps.len()].address.replace("http://", "");
+        let body = json_request(&APP, code).to_string();
+        let request = format!(
+            "POST {TOKEN_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
         let start = Arc::clone(&start);
         racers.spawn(async move {
+            let mut stream = TcpStream::connect(address).await.expect("connected");
+            // The last byte goes at once, not held back for the ACK of the rest (Nagle).
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            let (most, last) = request.as_bytes().split_at(request.len() - 1);
+            stream
+                .write_all(most)
+                .await
+                .expect("all but the last byte sent");
             start.wait().await;
-            Answer::of(http.post(url).json(&body).send().await.expect("sent")).await
+            stream.write_all(last).await.expect("the last byte sent");
+            let mut raw = Vec::new();
+            let read = tokio::time::timeout(ANSWER_TIMEOUT, stream.read_to_end(&mut raw)).await;
+            read.expect("an answer in time").expect("the answer read");
+            answer_of(&raw)
         });
     }
     racers.join_all().await
+}
+
+/// Bound of each racer's wait for its answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A whole HTTP/1.1 answer (`Connection: close`, so read to its end) taken apart.
+fn answer_of(raw: &[u8]) -> Answer {
+    let raw = String::from_utf8_lossy(raw);
+    let (head, text) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of the head: {raw}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {raw}"));
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("not a header: {line}"));
+        let name = HeaderName::from_bytes(name.trim().as_bytes()).expect("a header name");
+        headers.append(
+            name,
+            HeaderValue::from_str(value.trim()).expect("a header value"),
+        );
+    }
+    Answer {
+        status,
+        headers,
+        text: text.to_owned(),
+        json: serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+    }
 }
 
 /// Exactly one winner whose token verifies; every other racer gets `invalid_grant`; and since the
