@@ -7,7 +7,7 @@ use sso_token::codes;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 use uuid::Uuid;
 
-use crate::helpers::{Answer, HYGIENIC, LOGGED, TestApp, spawn_app};
+use crate::helpers::{Answer, HYGIENIC, LOGGED, TestApp, json_request, spawn_app};
 use crate::log_capture;
 
 const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
@@ -77,8 +77,16 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
     let log = log_capture::mark();
     let app = spawn_app().await;
     let claimed = format!("claimed-{}", Uuid::new_v4().simple());
-    let token = app.token_for(&LOGGED).await;
-    let mut codes = Vec::new();
+    // The one exchange that passes authentication: its code is read by the exchange, the store
+    // and the grant check, and is live until the take.
+    let code = app.issue_code(&LOGGED).await;
+    let exchanged = Answer::of(app.exchange(&LOGGED, &code).await).await;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+    let token = exchanged.json["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    let mut codes = vec![code.clone()];
     for id in [claimed.as_str(), LOGGED.id] {
         let (answers, sent) = each_endpoint(&app, id, WRONG_SECRET, &token).await;
         for answer in answers {
@@ -88,18 +96,32 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
     }
     assert!(app.is_active(&LOGGED, &token).await);
     assert_eq!(app.user_info(&token).await.status, 200);
+    // The other paths that read a code after authentication: a replay (which revokes the
+    // token), and a grant refused for a redirect_uri that is not the code's.
+    let replay = Answer::of(app.exchange(&LOGGED, &code).await).await;
+    assert_eq!((replay.status, replay.error()), (400, "invalid_grant"));
+    assert!(
+        !app.is_active(&LOGGED, &token).await,
+        "revoked by the replay"
+    );
     assert_eq!(app.revoke(&LOGGED, &token, None).await.status, 200);
+    let misdirected = app.issue_code(&LOGGED).await;
+    let mut body = json_request(&LOGGED, &misdirected);
+    body["redirect_uri"] = "https://logged.example/elsewhere".into();
+    let refused = Answer::of(app.post_json(&body).await).await;
+    assert_eq!((refused.status, refused.error()), (400, "invalid_grant"));
+    codes.push(misdirected);
 
-    // The token, the introspection, the user info and the revocation: 4 lines, none of the
-    // twelve failures.
+    // The exchange, two introspections, the user info, the replay, the revocation and the
+    // refused grant: 7 lines, none of the twelve failures.
     let ours = |lines: &[String]| {
         lines
             .iter()
             .filter(|l| l.contains("sso_token::access") && l.ends_with("client=logged-app"))
             .count()
     };
-    let lines = log.lines_when(|lines| ours(lines) >= 4).await;
-    assert_eq!(ours(&lines), 4, "{lines:#?}");
+    let lines = log.lines_when(|lines| ours(lines) >= 7).await;
+    assert_eq!(ours(&lines), 7, "{lines:#?}");
     assert!(!lines.iter().any(|l| l.contains(&claimed)), "{lines:#?}");
     let secrets = [WRONG_SECRET, LOGGED.secret, token.as_str()];
     for value in secrets.into_iter().chain(codes.iter().map(String::as_str)) {
