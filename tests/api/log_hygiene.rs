@@ -7,7 +7,7 @@ use sso_token::codes;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 use uuid::Uuid;
 
-use crate::helpers::{Answer, HYGIENIC, LOGGED, TestApp, json_request, spawn_app};
+use crate::helpers::{Answer, HYGIENIC, LOGGED, TestApp, basic_auth, json_request, spawn_app};
 use crate::log_capture;
 
 const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
@@ -18,14 +18,16 @@ fn unique_number() -> u64 {
 }
 
 /// Token, introspection and revocation requests with `id`/`secret` in a JSON body, then the
-/// same in an HTTP Basic header; the answers, and the codes the exchanges sent.
+/// same in an HTTP Basic header; the answers, and what was sent that must stay out of the log:
+/// the codes of the exchanges and the Basic credentials as they travel (base64 of `id:secret`,
+/// in which the secret itself does not appear).
 async fn each_endpoint(
     app: &TestApp,
     id: &str,
     secret: &str,
     token: &str,
 ) -> (Vec<Answer>, Vec<String>) {
-    let (mut answers, mut codes) = in_bodies(app, id, secret, token).await;
+    let (mut answers, mut sent) = in_bodies(app, id, secret, token).await;
     let code = app.issue_code(&LOGGED).await;
     let exchange = [
         ("grant_type", "authorization_code"),
@@ -33,16 +35,27 @@ async fn each_endpoint(
         ("redirect_uri", LOGGED.redirect_uri),
     ];
     let query = [("token", token)];
+    let basic = basic_auth(id, secret);
     for (url, form) in [
         (app.token_url(), &exchange[..]),
         (app.url(INTROSPECT_PATH), &query[..]),
         (app.url(REVOKE_PATH), &query[..]),
     ] {
-        let request = app.http.post(url).basic_auth(id, Some(secret)).form(form);
-        answers.push(Answer::of(request.send().await.unwrap()).await);
+        let request = app.http.post(url).header("Authorization", &basic);
+        answers.push(Answer::of(request.form(form).send().await.unwrap()).await);
     }
-    codes.push(code);
-    (answers, codes)
+    sent.push(code);
+    sent.push(basic_credentials(id, secret));
+    (answers, sent)
+}
+
+/// What an `Authorization: Basic` header carries for `id` and `secret`: the base64 part.
+fn basic_credentials(id: &str, secret: &str) -> String {
+    let header = basic_auth(id, secret);
+    header
+        .strip_prefix("Basic ")
+        .expect("a Basic header")
+        .to_owned()
 }
 
 /// The JSON-body half of [`each_endpoint`].
@@ -86,13 +99,13 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
         .as_str()
         .expect("an access token")
         .to_owned();
-    let mut codes = vec![code.clone()];
+    let mut sent = vec![code.clone()];
     for id in [claimed.as_str(), LOGGED.id] {
-        let (answers, sent) = each_endpoint(&app, id, WRONG_SECRET, &token).await;
+        let (answers, values) = each_endpoint(&app, id, WRONG_SECRET, &token).await;
         for answer in answers {
             assert_eq!(answer.status, 401, "{id}: {}", answer.text);
         }
-        codes.extend(sent);
+        sent.extend(values);
     }
     assert!(app.is_active(&LOGGED, &token).await);
     assert_eq!(app.user_info(&token).await.status, 200);
@@ -110,7 +123,7 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
     body["redirect_uri"] = "https://logged.example/elsewhere".into();
     let refused = Answer::of(app.post_json(&body).await).await;
     assert_eq!((refused.status, refused.error()), (400, "invalid_grant"));
-    codes.push(misdirected);
+    sent.push(misdirected);
 
     // The exchange, two introspections, the user info, the replay, the revocation and the
     // refused grant: 7 lines, none of the twelve failures.
@@ -123,8 +136,10 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
     let lines = log.lines_when(|lines| ours(lines) >= 7).await;
     assert_eq!(ours(&lines), 7, "{lines:#?}");
     assert!(!lines.iter().any(|l| l.contains(&claimed)), "{lines:#?}");
+    // The introspections and the revocation authenticate LOGGED in Basic.
+    sent.push(basic_credentials(LOGGED.id, LOGGED.secret));
     let secrets = [WRONG_SECRET, LOGGED.secret, token.as_str()];
-    for value in secrets.into_iter().chain(codes.iter().map(String::as_str)) {
+    for value in secrets.into_iter().chain(sent.iter().map(String::as_str)) {
         let leaked: Vec<&String> = lines.iter().filter(|l| l.contains(value)).collect();
         assert!(leaked.is_empty(), "{value} reached the log: {leaked:#?}");
     }
