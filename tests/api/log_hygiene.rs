@@ -4,7 +4,7 @@
 use deadpool_redis::redis;
 use serde_json::json;
 use sso_token::codes;
-use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
+use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH, USERINFO_PATH};
 use uuid::Uuid;
 
 use crate::helpers::{Answer, HYGIENIC, LOGGED, TestApp, basic_auth, json_request, spawn_app};
@@ -107,6 +107,21 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
         }
         sent.extend(values);
     }
+    // Values in a query string, where clients put them by mistake (README: the access log has
+    // the path without its query): credentials and a live code for the token endpoint, the
+    // token for user info.
+    let in_query = app.issue_code(&LOGGED).await;
+    let url = format!(
+        "{}?client_id={}&client_secret={WRONG_SECRET}&code={in_query}",
+        app.token_url(),
+        LOGGED.id
+    );
+    let answer = Answer::of(app.http.post(url).json(&json!({})).send().await.unwrap()).await;
+    assert_eq!(answer.status, 401, "{}", answer.text);
+    let url = format!("{}?access_token={token}", app.url(USERINFO_PATH));
+    let answer = Answer::of(app.http.get(url).send().await.unwrap()).await;
+    assert_eq!(answer.status, 401, "{}", answer.text);
+    sent.push(in_query);
     assert!(app.is_active(&LOGGED, &token).await);
     assert_eq!(app.user_info(&token).await.status, 200);
     // The other paths that read a code after authentication: a replay (which revokes the
