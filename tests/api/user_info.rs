@@ -239,3 +239,29 @@ async fn a_post_with_the_token_twice_or_none_is_refused_as_rfc_6750_says() {
         Some(r#"Bearer realm="sso-token""#)
     );
 }
+
+/// README: the token is never read from the query string (RFC 6750 §2.3 allows it, but a URL
+/// ends up in logs and histories): a live token there is no token at all, by GET or POST.
+#[tokio::test]
+async fn a_token_in_the_query_string_is_not_read() {
+    let app = spawn_app().await;
+    let token = app.token_of(&APP, &code_record(&APP)).await;
+    let url = format!("{}?access_token={token}", app.url(USERINFO_PATH));
+
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let request = app.http.request(method.clone(), &url);
+
+        let answer = Answer::of(request.send().await.unwrap()).await;
+
+        assert_eq!(answer.status, 401, "{method}: {}", answer.text);
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(r#"Bearer realm="sso-token""#),
+            "{method}"
+        );
+        assert_eq!(answer.text, "", "{method}");
+    }
+    // The same token where it belongs is live: the query alone was refused.
+    let answer = app.user_info(&token).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
