@@ -140,12 +140,39 @@ async fn the_header_has_the_seed_typ_rs256_and_the_rfc7638_thumbprint_as_kid() {
     assert_eq!(header["kid"], thumbprint.as_str());
 }
 
+/// The second half of a `jti` is drawn afresh for every token: two tokens of one code value
+/// (written again by the authorize service once the first token is gone) share the first half,
+/// their code's record id, and not the second. (Tokens of two codes would differ by their
+/// codes' hashes alone, whatever the second half.)
 #[tokio::test]
 async fn every_token_has_its_own_jti() {
     let app = spawn_app().await;
-    let (a, b) = (token_for(&app, &APP).await, token_for(&app, &APP).await);
-    let jti = |t: &str| verify_token(t, APP.id, ISSUER).claims["jti"].clone();
-    assert_ne!(jti(&a), jti(&b));
+    let record = code_record(&APP);
+    let code = app.write_code(&record).await;
+    let first = token_of_code(&app, &code).await;
+    let revoked = app.revoke(&APP, &first, None).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let written = sso_token::codes::write(&app.store, &code, &record, 60).await;
+    assert_eq!(written.ok(), Some(true), "the code written again");
+    let second = token_of_code(&app, &code).await;
+
+    let jti = |t: &str| {
+        let claims = verify_token(t, APP.id, ISSUER).claims;
+        claims["jti"].as_str().expect("jti is a string").to_owned()
+    };
+    let (first, second) = (jti(&first), jti(&second));
+    // 72 bits each, 12 base64url characters (README, the claims table).
+    let ((first_id, first_random), (second_id, second_random)) =
+        (first.split_at(12), second.split_at(12));
+    assert_eq!(first_id, second_id, "one code, one record id");
+    assert_ne!(first_random, second_random, "{first} and {second}");
+}
+
+/// Exchanges `code` for `APP` and returns the access token.
+async fn token_of_code(app: &TestApp, code: &str) -> String {
+    let answer = Answer::of(app.exchange(&APP, code).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
