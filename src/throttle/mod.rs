@@ -61,6 +61,8 @@ mod table;
 
 pub use self::source::{Network, source_address};
 use self::source::{counted_as, is_trusted};
+#[doc(hidden)]
+pub use self::table::MAX_TRACKED;
 use self::table::{Seen, Table};
 
 /// The throttle of one replica: settings, what it learned, and the shared counters' store.

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Entries kept per table; past it, expired ones are dropped, and new ones are not kept (see
-/// [`Throttle::admit`](super::Throttle::admit) for what a full table costs).
-pub(super) const MAX_TRACKED: usize = 10_000;
+/// [`Throttle::admit`](super::Throttle::admit) for what a full table costs). Public for the API
+/// test that fills a table, and only for it.
+pub const MAX_TRACKED: usize = 10_000;
 
 /// What this replica last learned of one counter.
 #[derive(Debug, Clone, Copy)]

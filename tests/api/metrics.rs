@@ -6,14 +6,14 @@ use serde_json::json;
 use crate::helpers::{APP, Answer, TestApp, TestClient, spawn_app, spawn_app_with};
 
 /// The value of the series `name` (with its labels, as printed) in a Prometheus exposition.
-fn value(exposition: &str, series: &str) -> f64 {
+pub fn value(exposition: &str, series: &str) -> f64 {
     exposition
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no series {series} in\n{exposition}"))
 }
 
-async fn scrape(app: &TestApp, address: &str) -> String {
+pub async fn scrape(app: &TestApp, address: &str) -> String {
     let answer = Answer::of(
         app.http
             .get(format!("{address}/metrics"))

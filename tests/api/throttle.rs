@@ -4,18 +4,20 @@
 //! counters.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use deadpool_redis::redis;
 use futures_util::StreamExt;
 use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
+use sso_token::throttle::MAX_TRACKED;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::helpers::{APP, Answer, OTHER, TestApp, TestClient, spawn_app_with};
-use crate::log_capture;
 use crate::redis_server::RedisServer;
+use crate::{log_capture, metrics};
 
 const MAX: u64 = 3;
 const WRONG: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
@@ -420,12 +422,14 @@ async fn an_unreadable_forwarded_for_hop_is_not_counted_against_the_proxy() {
     assert_eq!(the_proxy.status, 200, "{}", the_proxy.text);
 }
 
-/// Failures from more addresses than a replica keeps track of (10,000 in a window: an attack
-/// spread over many) do not switch the address block off: an address the replica could not
-/// keep is looked up in Redis before authentication.
+/// Failures from more addresses than a replica keeps track of ([`MAX_TRACKED`] in a window: an
+/// attack spread over many) do not switch the address block off: an address the replica could
+/// not keep is looked up in Redis before authentication.
 #[tokio::test]
 async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_address() {
-    const TRACKED: u32 = 10_000;
+    // Addresses of 198.18.0.0/15 (RFC 2544), one failure each: exactly enough to fill the table.
+    let tracked = u32::try_from(MAX_TRACKED).expect("MAX_TRACKED fits in u32");
+    assert!(tracked <= 1 << 17, "more than 198.18.0.0/15 holds");
     // A window that outlasts the fill however slow the machine: expired entries would make room.
     let app = spawn_app_with(|s| {
         s.throttle.max_failures = MAX;
@@ -440,11 +444,12 @@ async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_addre
         "code": "no-such-code",
         "redirect_uri": APP.redirect_uri,
     });
-    let fill = futures_util::stream::iter(0..TRACKED).map(|i| {
+    let first = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+    let fill = futures_util::stream::iter(0..tracked).map(|i| {
         let request = app
             .http
             .post(app.token_url())
-            .header("X-Forwarded-For", format!("198.18.{}.{}", i / 256, i % 256))
+            .header("X-Forwarded-For", Ipv4Addr::from(first + i).to_string())
             .json(&body);
         async move { request.send().await.map(|r| r.status().as_u16()) }
     });
@@ -459,7 +464,9 @@ async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_addre
         let answer = attempt(&app, APP.id, WRONG, "203.0.113.77").await;
         assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
     }
+    let reads_before = throttle_redis_calls(&app).await;
     let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.77").await;
+    let reads = throttle_redis_calls(&app).await - reads_before;
 
     assert_eq!(
         (right_secret.status, right_secret.error()),
@@ -467,6 +474,22 @@ async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_addre
         "the right secret from the blocked address: {}",
         right_secret.text
     );
+    // The block came from Redis, not from the table: one read, the address's counter (the
+    // client id's failure there is one the replica holds). A table with room for the address
+    // would have answered alone.
+    assert_eq!(
+        reads, 1.0,
+        "throttle reads in Redis for the blocked request"
+    );
+}
+
+/// How many throttle operations `app` made in Redis (its `/metrics`).
+async fn throttle_redis_calls(app: &TestApp) -> f64 {
+    let exposition = metrics::scrape(app, &app.address).await;
+    metrics::value(
+        &exposition,
+        r#"sso_redis_duration_seconds_count{operation="throttle"}"#,
+    )
 }
 
 #[tokio::test]
