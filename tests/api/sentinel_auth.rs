@@ -4,17 +4,19 @@
 use sso_token::oauth::Sensitive;
 
 use crate::helpers::{APP, Answer, ISSUER, spawn_app_with, verify_token};
-use crate::topology::SentinelSet;
+use crate::topology::{SentinelSet, error_replies};
+
+const PASSWORD: &str = "s3cret-for-tests";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_nodes_with_a_password_are_reached_with_redis_node_password() {
     let set = tokio::task::spawn_blocking(SentinelSet::start)
         .await
         .unwrap();
-    set.protect("s3cret-for-tests");
+    set.protect(PASSWORD);
     let app = spawn_app_with(|s| {
         set.configure(&mut s.redis);
-        s.redis.node_password = Some(Sensitive::new("s3cret-for-tests"));
+        s.redis.node_password = Some(Sensitive::new(PASSWORD));
     })
     .await;
     let code = app.issue_code(&APP).await;
@@ -28,6 +30,11 @@ async fn data_nodes_with_a_password_are_reached_with_redis_node_password() {
         ISSUER,
     );
 
+    // The master refused the app without the password for want of it (NOAUTH), not for any
+    // other trouble that would answer 503 as well.
+    let master = set.current_master().expect("a master");
+    let noauth = move || error_replies(master, Some(PASSWORD), "NOAUTH");
+    let refused_before = tokio::task::spawn_blocking(noauth).await.unwrap();
     let without = spawn_app_with(|s| {
         set.configure(&mut s.redis);
         s.redis.timeout_ms = 500;
@@ -37,4 +44,13 @@ async fn data_nodes_with_a_password_are_reached_with_redis_node_password() {
     let answer = Answer::of(without.exchange(&APP, &code).await).await;
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert_eq!(answer.error(), "temporarily_unavailable");
+    let refused = tokio::task::spawn_blocking(noauth).await.unwrap() - refused_before;
+    assert!(
+        refused > 0,
+        "the master never refused the app for want of a password"
+    );
+    assert!(
+        app.code_exists(&code).await,
+        "the refused exchange spent the code"
+    );
 }
