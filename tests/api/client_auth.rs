@@ -7,8 +7,8 @@ use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 
 use crate::helpers::{
-    APP, Answer, DISABLED, ENCODED, ISSUER, OTHER, TestClient, basic_auth, code_record, spawn_app,
-    verify_token,
+    APP, Answer, BASIC_CHALLENGE, DISABLED, ENCODED, ISSUER, OTHER, TestClient, basic_auth,
+    code_record, spawn_app, verify_token,
 };
 
 /// How the credentials travel.
@@ -21,7 +21,6 @@ enum Via {
 }
 
 const UNKNOWN_ID: &str = "no-such-app";
-const BASIC_CHALLENGE: &str = r#"Basic realm="sso-token", charset="UTF-8""#;
 const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
 
 #[tokio::test]

@@ -155,6 +155,10 @@ pub fn json_request(client: &TestClient, code: &str) -> Value {
     })
 }
 
+/// README: every `invalid_client` answer challenges with this (RFC 9110 §15.5.2), whether the
+/// credentials came in Basic or in the body.
+pub const BASIC_CHALLENGE: &str = r#"Basic realm="sso-token", charset="UTF-8""#;
+
 /// RFC 6749 §2.3.1: each part form-urlencoded, then `id:secret` in base64.
 pub fn basic_auth(id: &str, secret: &str) -> String {
     let encode = |s: &str| serde_urlencoded::to_string([("", s)]).unwrap()[1..].to_owned();

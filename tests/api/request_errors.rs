@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{APP, Answer, OTHER, TestApp, basic_auth, json_request, spawn_app};
+use crate::helpers::{
+    APP, Answer, BASIC_CHALLENGE, OTHER, TestApp, basic_auth, json_request, spawn_app,
+};
 
 const JSON: Option<&str> = Some("application/json");
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
@@ -157,6 +159,14 @@ async fn malformed_requests_get_a_4xx_rfc_error_and_burn_no_code() {
             case.expected
         );
         answer.assert_error_shape(name);
+        // README: every 401 challenges, wherever the credentials were (or were not).
+        if answer.status == 401 {
+            assert_eq!(
+                answer.header("www-authenticate"),
+                Some(BASIC_CHALLENGE),
+                "{name}"
+            );
+        }
         assert!(
             !answer.text.contains(APP.secret),
             "{name}: the secret is echoed"
