@@ -91,3 +91,84 @@ async fn the_separate_metrics_listener_answers_a_wrong_method_with_405_too() {
 
     assert_405(&answer, GET, "POST /metrics on the metrics listener");
 }
+
+/// README ("Methods"): HEAD gets the same answer as GET, without its body. Sent raw, each on a
+/// connection the server closes after answering (reqwest reads no body of a HEAD answer, so it
+/// would not show one): nothing follows HEAD's head, and where GET's body is the same from one
+/// request to the next, HEAD announces its length.
+#[tokio::test]
+async fn head_gets_the_answer_of_get_without_its_body() {
+    let app = spawn_app().await;
+    let varying = ["/metrics", "/readyz"];
+    for (path, _) in PATHS.into_iter().filter(|(_, allow)| *allow != POST) {
+        let get = raw_answer(&app, "GET", path).await;
+        let head = raw_answer(&app, "HEAD", path).await;
+
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        assert_eq!(head.body, "", "HEAD {path}: a body");
+        if !varying.contains(&path) {
+            let get_length = get.body.len().to_string();
+            let length = get.header("content-length");
+            assert_eq!(length, Some(get_length.as_str()), "GET {path}");
+            assert_eq!(head.header("content-length"), length, "HEAD {path}");
+        }
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "HEAD {path}"
+        );
+    }
+}
+
+/// An answer read off the wire: status line's code, header lines, and what followed them.
+struct RawAnswer {
+    status: u16,
+    head: Vec<(String, String)>,
+    body: String,
+}
+
+impl RawAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `method path` with `Connection: close`, on a connection of its own, read to its end.
+async fn raw_answer(app: &crate::helpers::TestApp, method: &str, path: &str) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let address = app.address.replace("http://", "");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connected");
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut raw = Vec::new();
+    let reading = stream.read_to_end(&mut raw);
+    tokio::time::timeout(std::time::Duration::from_secs(5), reading)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: the connection stayed open"))
+        .expect("read");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {path}: no end of the head in {raw}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status in {raw}"));
+    let head = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    RawAnswer {
+        status,
+        head,
+        body: body.to_owned(),
+    }
+}
