@@ -7,8 +7,10 @@ use sso_token::codes::NewCode;
 use crate::each_topology;
 use crate::helpers::{
     ALLOWED_SCOPES, APP, Answer, ENCODED, ISSUER, RFC7636_CHALLENGE, RFC7636_VERIFIER, TestClient,
-    Topology, basic_auth, code_record, json_request, spawn_app, spawn_app_on, verify_token,
+    Topology, basic_auth, code_record, json_request, spawn_app, spawn_app_on, spawn_app_with,
+    verify_token,
 };
+use crate::topology::{OwnRedis, query};
 
 /// `answer` is a 200 whose token verifies (signature, `exp`, `iss`, `aud`), was issued to
 /// `client` and names `record`'s user.
@@ -39,26 +41,73 @@ async fn a_code_can_be_exchanged_for_a_token_with_a_json_body(topology: Topology
 
 each_topology!(an_exchange_loads_its_script_again_when_redis_has_forgotten_it);
 
-/// A restarted or failed-over Redis has no scripts: the exchange (`EVALSHA`) loads its script
-/// and runs it again, and a replay of the code it spent is still caught.
+/// A restarted or failed-over Redis has no scripts: the exchange (`EVALSHA`) sends its script
+/// whole (`EVAL`) and runs it, and a replay of the code it spent is still caught. On instances
+/// of the test's own: `SCRIPT FLUSH` empties a whole instance's cache, which on the shared ones
+/// would reach every parallel test, and let any parallel exchange load the script back before
+/// this one's (then nothing here would have exercised the fallback).
 async fn an_exchange_loads_its_script_again_when_redis_has_forgotten_it(topology: Topology) {
-    let app = spawn_app_on(topology).await;
+    let redis = OwnRedis::start(topology).await;
+    let app = spawn_app_with(|s| redis.configure(&mut s.redis)).await;
+    let ports = redis.data_ports();
     let first = app.issue_code(&APP).await;
     let answer = Answer::of(app.exchange(&APP, &first).await).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
 
-    app.query::<()>(redis::cmd("SCRIPT").arg("FLUSH")).await;
+    forget_scripts(&ports).await;
+    let before = evals(&ports).await;
     let second = app.issue_code(&APP).await;
     let answer = Answer::of(app.exchange(&APP, &second).await).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        evals(&ports).await - before,
+        1,
+        "the script sent whole, once"
+    );
 
-    app.query::<()>(redis::cmd("SCRIPT").arg("FLUSH")).await;
+    forget_scripts(&ports).await;
+    let before = evals(&ports).await;
     let replay = Answer::of(app.exchange(&APP, &second).await).await;
     assert_eq!(replay.status, 400, "{}", replay.text);
     assert_eq!(replay.json["error"], "invalid_grant");
+    assert!(
+        evals(&ports).await > before,
+        "the replay's script was not sent whole"
+    );
     let token = answer.json["access_token"].as_str().expect("a token");
     let introspection = app.introspect(&APP, token).await;
     assert_eq!(introspection.json["active"], false, "revoked by the replay");
+}
+
+/// Empties the script cache of the instances on `ports`, as a restart or a failover does.
+async fn forget_scripts(ports: &[u16]) {
+    let ports = ports.to_vec();
+    let flushing = tokio::task::spawn_blocking(move || {
+        for port in ports {
+            let done: Option<String> = query(port, redis::cmd("SCRIPT").arg("FLUSH"));
+            assert_eq!(done.as_deref(), Some("OK"), "SCRIPT FLUSH on {port}");
+        }
+    });
+    flushing.await.expect("SCRIPT FLUSH");
+}
+
+/// How many `EVAL`s (a script sent whole) the instances on `ports` ran (`INFO commandstats`).
+async fn evals(ports: &[u16]) -> u64 {
+    let ports = ports.to_vec();
+    let counting = tokio::task::spawn_blocking(move || {
+        ports
+            .into_iter()
+            .map(|port| {
+                let info: String = query(port, redis::cmd("INFO").arg("commandstats"))
+                    .unwrap_or_else(|| panic!("INFO commandstats on {port}"));
+                info.lines()
+                    .find_map(|line| line.strip_prefix("cmdstat_eval:calls="))
+                    .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    });
+    counting.await.expect("INFO commandstats")
 }
 
 #[tokio::test]

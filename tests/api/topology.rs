@@ -35,6 +35,43 @@ impl Topology {
     }
 }
 
+/// Instances of one test's own, of a topology: for a test that changes what is not under its
+/// key prefix (the script cache, the configuration), which the shared instances must not see.
+pub enum OwnRedis {
+    Standalone(RedisServer),
+    Sentinel(SentinelSet),
+    Cluster(Cluster),
+}
+
+impl OwnRedis {
+    pub async fn start(topology: Topology) -> Self {
+        let starting = tokio::task::spawn_blocking(move || match topology {
+            Topology::Standalone => Self::Standalone(RedisServer::start()),
+            Topology::Sentinel => Self::Sentinel(SentinelSet::start()),
+            Topology::Cluster => Self::Cluster(Cluster::start()),
+        });
+        starting.await.expect("the instances started")
+    }
+
+    pub fn configure(&self, settings: &mut RedisSettings) {
+        match self {
+            Self::Standalone(redis) => settings.url = redis.url(),
+            Self::Sentinel(set) => set.configure(settings),
+            Self::Cluster(cluster) => cluster.configure(settings),
+        }
+    }
+
+    /// The ports of the instances that hold data (not the sentinels).
+    pub fn data_ports(&self) -> Vec<u16> {
+        let nodes = match self {
+            Self::Standalone(redis) => std::slice::from_ref(redis),
+            Self::Sentinel(set) => &set.data_nodes[..],
+            Self::Cluster(cluster) => &cluster.nodes[..],
+        };
+        nodes.iter().map(RedisServer::port).collect()
+    }
+}
+
 /// For each `async fn <name>(Topology)`, a module `<name>` with the tests `on_standalone`,
 /// `on_sentinel` and `on_cluster`: one body, run against every topology.
 #[macro_export]
