@@ -132,8 +132,26 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
     .await;
     let code = app.write_code(&code_record(&APP)).await;
     let old_master = set.current_master().expect("a master");
-    // The watchers have long subscribed by now; the replicas have the code.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Before anything else: every sentinel has the watchers of both stores (the server's and
+    // the test's own, each psubscribed to all its events), started with the app, not by a
+    // request; and both replicas have the code, so that the failover cannot lose it.
+    let (watched, key) = (Arc::clone(&set), app.store.code_key(&code));
+    blocking(move || {
+        wait_until("every sentinel has both stores' watchers", || {
+            watched
+                .sentinels
+                .iter()
+                .all(|sentinel| pattern_subscribers(sentinel.port()) >= 2)
+        });
+        wait_until("both replicas have the code", || {
+            watched
+                .data_nodes
+                .iter()
+                .filter(|node| node.port() != old_master)
+                .all(|node| query::<u32>(node.port(), redis::cmd("EXISTS").arg(&key)) == Some(1))
+        });
+    })
+    .await;
 
     start_failover(&set).await;
     // Sentinel sends `REPLICAOF NO ONE` 100 ms or more after `+try-failover`, and announces the
@@ -180,12 +198,32 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // A lost code would be "invalid, expired or already used": the replicas had it.
+    let spent = after.status == 400
+        && after.error() == "invalid_grant"
+        && after.json["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("the authorization code was already used"));
     assert!(
-        after.status == 200 || (after.status == 400 && after.error() == "invalid_grant"),
+        after.status == 200 || spent,
         "the code after the failover: {} {}",
         after.status,
         after.text
     );
+}
+
+/// How many clients of the sentinel on `port` are subscribed to a pattern (`CLIENT LIST`).
+fn pattern_subscribers(port: u16) -> usize {
+    query::<String>(port, redis::cmd("CLIENT").arg("LIST")).map_or(0, |clients| {
+        clients
+            .lines()
+            .filter(|client| {
+                client
+                    .split(' ')
+                    .any(|field| field.strip_prefix("psub=").is_some_and(|n| n != "0"))
+            })
+            .count()
+    })
 }
 
 /// Sentinels announce a switch one by one: the others as soon as the leader's hello reaches
