@@ -24,6 +24,38 @@ impl Answer {
         }
     }
 
+    /// A whole HTTP/1.1 answer as read off a connection the server closed after it.
+    pub fn of_raw(raw: &[u8]) -> Self {
+        use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+        let raw = String::from_utf8_lossy(raw);
+        let (head, text) = raw
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no end of the head: {raw}"));
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("no status: {raw}"));
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            let (name, value) = line
+                .split_once(':')
+                .unwrap_or_else(|| panic!("not a header: {line}"));
+            let name = HeaderName::from_bytes(name.trim().as_bytes()).expect("a header name");
+            headers.append(
+                name,
+                HeaderValue::from_str(value.trim()).expect("a header value"),
+            );
+        }
+        Self {
+            status,
+            headers,
+            text: text.to_owned(),
+            json: serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

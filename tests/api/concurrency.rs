@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sso_token::startup::TOKEN_PATH;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -48,7 +47,7 @@ async fn race(apps: &[&TestApp], code: &str) -> Vec<Answer> {
             let mut raw = Vec::new();
             let read = tokio::time::timeout(ANSWER_TIMEOUT, stream.read_to_end(&mut raw)).await;
             read.expect("an answer in time").expect("the answer read");
-            answer_of(&raw)
+            Answer::of_raw(&raw)
         });
     }
     racers.join_all().await
@@ -56,36 +55,6 @@ async fn race(apps: &[&TestApp], code: &str) -> Vec<Answer> {
 
 /// Bound of each racer's wait for its answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A whole HTTP/1.1 answer (`Connection: close`, so read to its end) taken apart.
-fn answer_of(raw: &[u8]) -> Answer {
-    let raw = String::from_utf8_lossy(raw);
-    let (head, text) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of the head: {raw}"));
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1)?.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {raw}"));
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .unwrap_or_else(|| panic!("not a header: {line}"));
-        let name = HeaderName::from_bytes(name.trim().as_bytes()).expect("a header name");
-        headers.append(
-            name,
-            HeaderValue::from_str(value.trim()).expect("a header value"),
-        );
-    }
-    Answer {
-        status,
-        headers,
-        text: text.to_owned(),
-        json: serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
-    }
-}
 
 /// Exactly one winner whose token verifies; every other racer gets `invalid_grant`; and since the
 /// code came back after it was spent, the winner's token is revoked (RFC 6749 §4.1.2).

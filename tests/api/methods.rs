@@ -105,9 +105,9 @@ async fn head_gets_the_answer_of_get_without_its_body() {
         let head = raw_answer(&app, "HEAD", path).await;
 
         assert_eq!(head.status, get.status, "HEAD {path}");
-        assert_eq!(head.body, "", "HEAD {path}: a body");
+        assert_eq!(head.text, "", "HEAD {path}: a body");
         if !varying.contains(&path) {
-            let get_length = get.body.len().to_string();
+            let get_length = get.text.len().to_string();
             let length = get.header("content-length");
             assert_eq!(length, Some(get_length.as_str()), "GET {path}");
             assert_eq!(head.header("content-length"), length, "HEAD {path}");
@@ -120,24 +120,8 @@ async fn head_gets_the_answer_of_get_without_its_body() {
     }
 }
 
-/// An answer read off the wire: status line's code, header lines, and what followed them.
-struct RawAnswer {
-    status: u16,
-    head: Vec<(String, String)>,
-    body: String,
-}
-
-impl RawAnswer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// `method path` with `Connection: close`, on a connection of its own, read to its end.
-async fn raw_answer(app: &crate::helpers::TestApp, method: &str, path: &str) -> RawAnswer {
+async fn raw_answer(app: &crate::helpers::TestApp, method: &str, path: &str) -> Answer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let address = app.address.replace("http://", "");
@@ -153,22 +137,5 @@ async fn raw_answer(app: &crate::helpers::TestApp, method: &str, path: &str) -> 
         .await
         .unwrap_or_else(|_| panic!("{method} {path}: the connection stayed open"))
         .expect("read");
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("{method} {path}: no end of the head in {raw}"));
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1)?.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: no status in {raw}"));
-    let head = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
-        .collect();
-    RawAnswer {
-        status,
-        head,
-        body: body.to_owned(),
-    }
+    Answer::of_raw(&raw)
 }
