@@ -111,14 +111,7 @@ async fn a_request_without_credentials_gets_401_and_a_bare_challenge_without_err
 
         let answer = Answer::of(request.send().await.unwrap()).await;
 
-        assert_eq!(answer.status, 401, "{why}: {}", answer.text);
-        assert_eq!(
-            answer.header("www-authenticate"),
-            Some(r#"Bearer realm="sso-token""#),
-            "{why}"
-        );
-        // No error code, nor other error information.
-        assert_eq!(answer.text, "", "{why}");
+        assert_bare_challenge(&answer, why);
         assert_eq!(answer.header("cache-control"), Some("no-store"), "{why}");
     }
 }
@@ -253,15 +246,21 @@ async fn a_token_in_the_query_string_is_not_read() {
 
         let answer = Answer::of(request.send().await.unwrap()).await;
 
-        assert_eq!(answer.status, 401, "{method}: {}", answer.text);
-        assert_eq!(
-            answer.header("www-authenticate"),
-            Some(r#"Bearer realm="sso-token""#),
-            "{method}"
-        );
-        assert_eq!(answer.text, "", "{method}");
+        assert_bare_challenge(&answer, method.as_str());
     }
     // The same token where it belongs is live: the query alone was refused.
     let answer = app.user_info(&token).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+/// RFC 6750 §3.1: a request without a token gets 401 and the bare challenge, without an error
+/// code nor other error information.
+fn assert_bare_challenge(answer: &Answer, context: &str) {
+    assert_eq!(answer.status, 401, "{context}: {}", answer.text);
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="sso-token""#),
+        "{context}"
+    );
+    assert_eq!(answer.text, "", "{context}");
 }
