@@ -34,7 +34,7 @@ pub struct Issued {
 pub struct Exchange {
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    pub slots: Slots,
+    pub slots: Arc<Slots>,
 }
 
 /// Bounds how many exchanges are between taking their code and answering at once
@@ -47,12 +47,16 @@ pub struct Exchange {
 /// While Redis fails (the last exchange's call failed), an exchange that finds every slot
 /// taken gets its 503 at once, and a failure sends those already waiting away too: the slots
 /// are then held by calls waiting out `redis.timeout_ms`, and queueing behind them would turn
-/// an outage into waits of `slot_wait_ms` (10 s) instead of a prompt 503.
+/// an outage into waits of `slot_wait_ms` (10 s) instead of a prompt 503. So too once a stop's
+/// grace has begun ([`Slots::stop_queueing`]): an exchange that got its slot late in the grace
+/// could have its code spent and its answer cut off when the grace ends.
 pub struct Slots {
     semaphore: Semaphore,
     wait: Duration,
     redis_failing: AtomicBool,
-    redis_failed: Notify,
+    stopping: AtomicBool,
+    /// Wakes the exchanges waiting for a slot when either flag is set.
+    give_up: Notify,
 }
 
 impl Slots {
@@ -61,28 +65,39 @@ impl Slots {
             semaphore: Semaphore::new(count.min(Semaphore::MAX_PERMITS)),
             wait,
             redis_failing: AtomicBool::new(false),
-            redis_failed: Notify::new(),
+            stopping: AtomicBool::new(false),
+            give_up: Notify::new(),
         }
+    }
+
+    /// From the start of a stop's grace on, no exchange waits for a slot (see [`Slots`]).
+    pub fn stop_queueing(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.give_up.notify_waiters();
+    }
+
+    fn queue_closed(&self) -> bool {
+        self.redis_failing.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed)
     }
 
     async fn enter(&self) -> Result<SemaphorePermit<'_>, OAuthError> {
         if let Ok(permit) = self.semaphore.try_acquire() {
             return Ok(permit);
         }
-        // Created before the flag is read, so a failure from now on wakes it.
-        let failed = self.redis_failed.notified();
-        if self.redis_failing.load(Ordering::Relaxed) {
+        // Created before the flags are read, so setting one from now on wakes it.
+        let give_up = self.give_up.notified();
+        if self.queue_closed() {
             return Err(OAuthError::Busy);
         }
         tokio::select! {
             waited = tokio::time::timeout(self.wait, self.semaphore.acquire()) => match waited {
                 // A slot freed by a call that failed goes to the next in line, not to Redis.
-                Ok(Ok(_)) if self.redis_failing.load(Ordering::Relaxed) => Err(OAuthError::Busy),
+                Ok(Ok(_)) if self.queue_closed() => Err(OAuthError::Busy),
                 Ok(Ok(permit)) => Ok(permit),
                 // Timed out (the semaphore is never closed).
                 _ => Err(OAuthError::Busy),
             },
-            () = failed => Err(OAuthError::Busy),
+            () = give_up => Err(OAuthError::Busy),
         }
     }
 
@@ -95,7 +110,7 @@ impl Slots {
             }
         } else {
             self.redis_failing.store(true, Ordering::Relaxed);
-            self.redis_failed.notify_waiters();
+            self.give_up.notify_waiters();
         }
     }
 }

@@ -2,8 +2,9 @@
 //! closes its connection ([`Draining`]). On SIGTERM the server then goes on serving for
 //! `server.shutdown_delay_ms`, time for load balancers to see it unready and send the next
 //! requests elsewhere. Then: no new connections, in-flight requests get up to
-//! `server.shutdown_timeout_secs` to finish, then the metrics listener stops. A second signal
-//! ends the delay, or, during the grace, the process.
+//! `server.shutdown_timeout_secs` to finish (exchanges still waiting for a slot get a 503:
+//! [`Slots::stop_queueing`]), then the metrics listener stops. A second signal ends the
+//! delay, or, during the grace, the process.
 //!
 //! The delay exists because closing is racy in HTTP/1.1: when a server closes an idle
 //! keep-alive connection (actix does so at a graceful stop) just as a client sends a request
@@ -23,6 +24,8 @@ use std::time::Duration;
 use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::exchange::Slots;
 
 /// Set once a stop has begun; shared by the probe, the middleware and the signal task.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +66,8 @@ where
 /// How the server stops after a signal.
 pub struct StopPlan {
     pub draining: Draining,
+    /// Told when the grace begins: from then on no exchange queues for a slot.
+    pub slots: Arc<Slots>,
     /// SIGTERM only: how long to keep serving, unready, before closing the listener.
     pub delay: Duration,
     /// For in-flight requests once the listener is closed.
@@ -146,6 +151,7 @@ pub async fn stop_on_signal(
             "{name}: no new connections; in-flight requests have up to {} s",
             plan.grace_secs
         );
+        plan.slots.stop_queueing();
         server.stop(true).await;
         if let Some(metrics) = metrics {
             metrics.stop(true).await;

@@ -98,13 +98,14 @@ impl Application {
                 settings.redis.pool_size
             );
         }
+        let slots = Arc::new(Slots::new(
+            settings.server.exchange_slots * workers,
+            Duration::from_millis(settings.server.slot_wait_ms),
+        ));
         let exchange = web::Data::new(Exchange {
             store: store.clone(),
             metrics: Arc::clone(&metrics),
-            slots: Slots::new(
-                settings.server.exchange_slots * workers,
-                Duration::from_millis(settings.server.slot_wait_ms),
-            ),
+            slots: Arc::clone(&slots),
         });
         // For /readyz, which pings the store and times the ping.
         let store_data = web::Data::new(store.clone());
@@ -194,6 +195,7 @@ impl Application {
             stops,
             stop_plan: StopPlan {
                 draining,
+                slots,
                 delay: Duration::from_millis(settings.server.shutdown_delay_ms),
                 grace_secs: settings.server.shutdown_timeout_secs,
             },

@@ -151,13 +151,14 @@ pub fn write_overlay(dir: &Path, settings: &Settings, verify: &[&Path]) {
     let verify: Vec<String> = verify.iter().map(|p| quote(p)).collect();
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout_secs = {}\n\
-         shutdown_delay_ms = {}\n\
+         shutdown_delay_ms = {}\nexchange_slots = {}\n\
          [redis]\nurl = {}\nkey_prefix = {}\ntimeout_ms = {}\n\
          [token]\nsigning_key = {}\nverify_keys = [{}]\n\
          [clients]\nfile = {}\n\
          [metrics]\nlisten = {}\n",
         settings.server.shutdown_timeout_secs,
         settings.server.shutdown_delay_ms,
+        settings.server.exchange_slots,
         serde_json::to_string(&settings.redis.url).unwrap(),
         serde_json::to_string(&settings.redis.key_prefix).unwrap(),
         settings.redis.timeout_ms,

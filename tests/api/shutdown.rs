@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis;
 use sso_token::config::Settings;
 use sso_token::startup::TOKEN_PATH;
+use sso_token::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -71,6 +72,63 @@ async fn sigterm_lets_the_exchange_in_flight_finish_with_a_metrics_listener() {
 #[tokio::test]
 async fn sigint_lets_the_exchange_in_flight_finish() {
     an_exchange_in_flight_survives("INT", "").await;
+}
+
+/// Once the grace begins, an exchange still waiting for a slot gets a 503 with its code
+/// untouched: one that took its slot late in the grace could have its code spent and its
+/// answer cut off when the grace ends. The exchange that holds the slot finishes.
+#[tokio::test]
+async fn an_exchange_waiting_for_a_slot_when_the_grace_begins_gets_a_503() {
+    let redis = RedisServer::start();
+    let mut settings = test_settings();
+    settings.redis.url = redis.url();
+    settings.redis.timeout_ms = 8000;
+    settings.server.shutdown_timeout_secs = 10;
+    settings.server.exchange_slots = 1;
+    let server = ServerProcess::start(&config_dir(&settings, &[]));
+    let (holder, waiter) = (write_code(&settings).await, write_code(&settings).await);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(PAUSE_MS)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let exchange = |code: String| {
+        let url = format!("{}{TOKEN_PATH}", server.base);
+        let body = json_request(&APP, &code);
+        tokio::spawn(async move { http_client().post(url).json(&body).send().await })
+    };
+
+    let holding = exchange(holder);
+    // Time for each request to be read, the first to take the slot, the second to wait.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let waiting = exchange(waiter.clone());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    server.signal("INT");
+    server.wait_for_log("SIGINT: no new connections");
+
+    let refused = Answer::of(waiting.await.unwrap().expect("an answer")).await;
+    let served = Answer::of(holding.await.unwrap().expect("an answer")).await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.error(), "temporarily_unavailable");
+    assert_eq!(served.status, 200, "{}", served.text);
+    let code_key = Store::new(&settings.redis).unwrap().code_key(&waiter);
+    let left: bool = redis::cmd("EXISTS")
+        .arg(&code_key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(left, "the refused exchange spent its code");
+    let status = server
+        .exits_within(
+            Duration::from_secs(10),
+            "the server ends once both are answered",
+        )
+        .await;
+    assert!(status.success(), "{status:?}");
 }
 
 /// Status and `Connection` header of a GET of `path`.
