@@ -19,24 +19,36 @@ use crate::server_process::{ServerProcess, config_dir, write_code};
 /// How long Redis holds every command: the exchange is in flight when the signal comes.
 const PAUSE_MS: u64 = 6000;
 
-async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
-    let redis = RedisServer::start();
+/// Settings against `redis` whose Redis timeout outlasts the pause, and whose grace both.
+fn outlasting_the_pause(redis: &RedisServer) -> Settings {
     let mut settings = test_settings();
     settings.redis.url = redis.url();
     settings.redis.timeout_ms = 8000;
     settings.server.shutdown_timeout_secs = 10;
-    settings.metrics.listen = metrics_listen.into();
-    let server = ServerProcess::start(&config_dir(&settings, &[]));
-    let code = write_code(&settings).await;
+    settings
+}
+
+/// Makes `redis` hold every command for `PAUSE_MS`; the connection that asked stays usable.
+async fn pause(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(redis.url()).unwrap();
-    let mut pauser = client.get_multiplexed_async_connection().await.unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(PAUSE_MS)
         .arg("ALL")
-        .query_async(&mut pauser)
+        .query_async(&mut admin)
         .await
         .unwrap();
+    admin
+}
+
+async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
+    let redis = RedisServer::start();
+    let mut settings = outlasting_the_pause(&redis);
+    settings.metrics.listen = metrics_listen.into();
+    let server = ServerProcess::start(&config_dir(&settings, &[]));
+    let code = write_code(&settings).await;
+    pause(&redis).await;
 
     let url = format!("{}{TOKEN_PATH}", server.base);
     let body = json_request(&APP, &code);
@@ -80,22 +92,11 @@ async fn sigint_lets_the_exchange_in_flight_finish() {
 #[tokio::test]
 async fn an_exchange_waiting_for_a_slot_when_the_grace_begins_gets_a_503() {
     let redis = RedisServer::start();
-    let mut settings = test_settings();
-    settings.redis.url = redis.url();
-    settings.redis.timeout_ms = 8000;
-    settings.server.shutdown_timeout_secs = 10;
+    let mut settings = outlasting_the_pause(&redis);
     settings.server.exchange_slots = 1;
     let server = ServerProcess::start(&config_dir(&settings, &[]));
     let (holder, waiter) = (write_code(&settings).await, write_code(&settings).await);
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(PAUSE_MS)
-        .arg("ALL")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let mut admin = pause(&redis).await;
     let exchange = |code: String| {
         let url = format!("{}{TOKEN_PATH}", server.base);
         let body = json_request(&APP, &code);
