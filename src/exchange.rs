@@ -3,10 +3,6 @@
 //! `ClientAuth::authenticate` makes), take the code atomically, check it, sign.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::client_auth::Caller;
 use crate::clients::Client;
@@ -15,6 +11,7 @@ use crate::grant::{self, CodeRules, Grant};
 use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, Sensitive, TokenRequest};
+use crate::slots::Slots;
 use crate::store::{Store, StoreError, Taken, write_record_start};
 use crate::tokens::{Claims, MAX_TOKEN};
 
@@ -37,84 +34,6 @@ pub struct Exchange {
     pub slots: Arc<Slots>,
 }
 
-/// Bounds how many exchanges are between taking their code and answering at once
-/// (`server.exchange_slots` per worker). A Redis reply is read when its worker gets to it: with
-/// 1,000 exchanges in flight on one worker each signing RS256 (~0.3–1 ms), a reply waited up to
-/// a second behind the others' signatures, past `redis.timeout_ms`, and the client got a 503
-/// for a code Redis had in fact spent. An exchange takes its slot before it touches Redis, so
-/// one that cannot get a slot in `server.slot_wait_ms` gets a 503 with its code untouched.
-///
-/// While Redis fails (the last exchange's call failed), an exchange that finds every slot
-/// taken gets its 503 at once, and a failure sends those already waiting away too: the slots
-/// are then held by calls waiting out `redis.timeout_ms`, and queueing behind them would turn
-/// an outage into waits of `slot_wait_ms` (10 s) instead of a prompt 503. So too once a stop's
-/// grace has begun ([`Slots::stop_queueing`]): an exchange that got its slot late in the grace
-/// could have its code spent and its answer cut off when the grace ends.
-pub struct Slots {
-    semaphore: Semaphore,
-    wait: Duration,
-    redis_failing: AtomicBool,
-    stopping: AtomicBool,
-    /// Wakes the exchanges waiting for a slot when either flag is set.
-    give_up: Notify,
-}
-
-impl Slots {
-    pub fn new(count: usize, wait: Duration) -> Self {
-        Self {
-            semaphore: Semaphore::new(count.min(Semaphore::MAX_PERMITS)),
-            wait,
-            redis_failing: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
-            give_up: Notify::new(),
-        }
-    }
-
-    /// From the start of a stop's grace on, no exchange waits for a slot (see [`Slots`]).
-    pub fn stop_queueing(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        self.give_up.notify_waiters();
-    }
-
-    fn queue_closed(&self) -> bool {
-        self.redis_failing.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed)
-    }
-
-    async fn enter(&self) -> Result<SemaphorePermit<'_>, OAuthError> {
-        if let Ok(permit) = self.semaphore.try_acquire() {
-            return Ok(permit);
-        }
-        // Created before the flags are read, so setting one from now on wakes it.
-        let give_up = self.give_up.notified();
-        if self.queue_closed() {
-            return Err(OAuthError::Busy);
-        }
-        tokio::select! {
-            waited = tokio::time::timeout(self.wait, self.semaphore.acquire()) => match waited {
-                // A slot freed by a call that failed goes to the next in line, not to Redis.
-                Ok(Ok(_)) if self.queue_closed() => Err(OAuthError::Busy),
-                Ok(Ok(permit)) => Ok(permit),
-                // Timed out (the semaphore is never closed).
-                _ => Err(OAuthError::Busy),
-            },
-            () = give_up => Err(OAuthError::Busy),
-        }
-    }
-
-    /// Records how the exchange's Redis call went (see [`Slots`]).
-    fn redis_answered(&self, ok: bool) {
-        if ok {
-            // Read first: a store on every exchange would bounce the line between workers.
-            if self.redis_failing.load(Ordering::Relaxed) {
-                self.redis_failing.store(false, Ordering::Relaxed);
-            }
-        } else {
-            self.redis_failing.store(true, Ordering::Relaxed);
-            self.give_up.notify_waiters();
-        }
-    }
-}
-
 impl Exchange {
     /// Runs on the snapshot the caller was authenticated against (`client_auth`): a reload in
     /// the middle changes nothing for it.
@@ -130,8 +49,8 @@ impl Exchange {
                 "this client may not use the authorization_code grant".into(),
             ));
         }
-        let _slot = self.slots.enter().await?;
         let code = request.code.expose();
+        let mut slot = self.slots.enter(self.store.cluster_slot(code)).await?;
         let jti = self.store.new_jti(code).map_err(OAuthError::internal)?;
         let iat = unix_now();
         let exp = iat + settings.expires_in;
@@ -143,7 +62,7 @@ impl Exchange {
                 self.store.take_code(code, &jti, settings.expires_in, &head),
             )
             .await;
-        self.slots.redis_answered(taken.is_ok());
+        slot.redis_answered(taken.is_ok());
         let record = match taken.map_err(OAuthError::Unavailable)? {
             Taken::Fresh { record } => record,
             Taken::Unknown => {

@@ -21,6 +21,7 @@ pub mod redact;
 pub mod routes;
 pub mod secret_hash;
 pub mod shutdown;
+pub mod slots;
 pub mod startup;
 pub mod store;
 pub mod throttle;

@@ -25,7 +25,7 @@ use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::exchange::Slots;
+use crate::slots::Slots;
 
 /// Set once a stop has begun; shared by the probe, the middleware and the signal task.
 #[derive(Debug, Clone, Default)]

@@ -12,13 +12,14 @@ use tokio::signal::unix::Signal;
 
 use crate::client_auth::ClientAuth;
 use crate::config::{ConfigError, Settings};
-use crate::exchange::{Exchange, Slots};
+use crate::exchange::Exchange;
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
 use crate::routes::http::{self, BodyLimit};
 use crate::routes::{access_log, access_log_on, metrics, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
+use crate::slots::Slots;
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
 
@@ -101,6 +102,7 @@ impl Application {
         let slots = Arc::new(Slots::new(
             settings.server.exchange_slots * workers,
             Duration::from_millis(settings.server.slot_wait_ms),
+            store.is_cluster(),
         ));
         let exchange = web::Data::new(Exchange {
             store: store.clone(),

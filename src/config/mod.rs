@@ -45,7 +45,7 @@ pub struct ServerSettings {
     #[serde(default = "default_body_timeout")]
     pub body_timeout_ms: u64,
     /// Exchanges per worker that may be past taking their code at once, in one pool of
-    /// `exchange_slots` × workers (see `exchange::Slots`); the others wait before they touch Redis.
+    /// `exchange_slots` × workers (see `slots::Slots`); the others wait before they touch Redis.
     #[serde(default = "default_exchange_slots")]
     pub exchange_slots: usize,
     /// How long an exchange waits for a slot before it gets a 503 (its code untouched), ms.

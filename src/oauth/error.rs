@@ -68,7 +68,8 @@ pub enum OAuthError {
     /// Redis is down, slow or refusing: the client may retry.
     #[error("temporarily_unavailable")]
     Unavailable(#[source] crate::store::StoreError),
-    /// No exchange slot came free in `server.slot_wait_ms` (`exchange::Slots`): 503 with
+    /// No exchange slot came free in `server.slot_wait_ms`, or Redis fails for the code's part
+    /// of the key space and another exchange is trying it (`slots::Slots`): 503 with
     /// `Retry-After`; the code was not touched.
     #[error("temporarily_unavailable: busy")]
     Busy,

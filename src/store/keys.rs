@@ -64,6 +64,16 @@ impl Keys {
         !self.tagged || !code.contains(['{', '}'])
     }
 
+    /// Whether keys carry Cluster hash tags.
+    pub fn tagged(&self) -> bool {
+        self.tagged
+    }
+
+    /// The Cluster hash slot of `code`'s key; `None` outside Cluster mode.
+    pub fn slot_of_code(&self, code: &str) -> Option<u16> {
+        self.tagged.then(|| slot(self.code(code).as_bytes()))
+    }
+
     pub fn code(&self, code: &str) -> String {
         self.keyed("code:", code)
     }

@@ -132,6 +132,16 @@ impl Store {
         self.keys.new_jti(code)
     }
 
+    /// The Cluster hash slot of `code`'s key, which names the master that holds it; `None`
+    /// outside Cluster mode.
+    pub fn cluster_slot(&self, code: &str) -> Option<u16> {
+        self.keys.slot_of_code(code)
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.keys.tagged()
+    }
+
     /// The key of the token record of any token issued for `code`.
     pub fn token_key_of_code(&self, code: &str) -> String {
         self.keys.token_of_code(code)

@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
+use futures_util::future::join_all;
+use sso_token::slots::SHARDS;
 
 use crate::helpers::{APP, Answer, TestApp, TestClient, code_record, spawn_app_with};
 use crate::topology::{Cluster, query};
@@ -138,6 +140,115 @@ async fn a_hung_master_costs_only_its_own_slots_on(warm: Warm) {
         );
     }
     cluster.nodes[0].thaw();
+}
+
+/// A hung master's calls hold their exchange slots for `redis.timeout_ms` each. Left alone they
+/// took every slot, and the codes of the masters that answer were refused (or waited) behind
+/// them. Once a call fails, the codes of its part of the key space send one exchange at a time
+/// to Redis and are otherwise refused at once, untouched; the others' get the slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_master_leaves_the_exchange_slots_to_the_others() {
+    const SLOTS: usize = 4;
+    const EACH: usize = 12;
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.timeout_ms = 600;
+        s.server.workers = 1;
+        s.server.exchange_slots = SLOTS;
+        s.server.slot_wait_ms = 5000;
+    })
+    .await;
+    let (hung, alive) = (cluster.nodes[0].port(), cluster.nodes[1].port());
+    // Codes of one shard of the hung master's, so that its first failed call marks them all.
+    let first = code_on(&app, hung).await;
+    let shard_of = |code: &str| usize::from(app.store.cluster_slot(code).unwrap()) * SHARDS / 16384;
+    let mut doomed = vec![first.clone()];
+    while doomed.len() < SLOTS + EACH {
+        let code = sso_token::codes::new_code().unwrap();
+        if shard_of(&code) == shard_of(&first) && serves(hung, &app.store.code_key(&code)) {
+            doomed.push(code);
+        }
+    }
+    let mut live = Vec::new();
+    while live.len() < EACH + 1 {
+        // Not in a shard the hung master shares (where its range ends).
+        let code = code_on(&app, alive).await;
+        if shard_of(&code) != shard_of(&first) {
+            live.push(code);
+        }
+    }
+    for code in doomed.iter().chain(&live) {
+        assert!(app.store.put_code(code, &record(), 60).await.unwrap());
+    }
+    cluster.nodes[0].freeze();
+
+    // The hung master's calls fill the slots, and fail after the timeout.
+    let (filling, later) = doomed.split_at(SLOTS);
+    let filled = join_all(filling.iter().map(|code| timed(&app, code))).await;
+    assert!(
+        filled.iter().all(|(status, _)| *status == 503),
+        "{filled:?}"
+    );
+    // The lane whose calls timed out reads the slots afresh, greeting the hung master too:
+    // the others' exchanges wait for that once (tests above).
+    let settling = live.pop().unwrap();
+    assert_eq!(app.exchange(&APP, &settling).await.status(), 200);
+
+    let (refused, served) = tokio::join!(
+        join_all(later.iter().map(|code| timed(&app, code))),
+        join_all(live.iter().map(|code| timed(&app, code))),
+    );
+    assert!(
+        served
+            .iter()
+            .all(|&(status, took)| status == 200 && took < PROMPT),
+        "the live master's codes: {served:?}"
+    );
+    assert!(
+        refused.iter().all(|&(status, _)| status == 503),
+        "the hung master's codes: {refused:?}"
+    );
+    let waited = refused.iter().filter(|(_, took)| *took >= PROMPT).count();
+    assert!(
+        waited <= 1,
+        "one exchange at a time waits on the hung master: {refused:?}"
+    );
+
+    cluster.nodes[0].thaw();
+    // Those refused at once never reached Redis: their codes are whole. (The one that waited
+    // may have been run by the master once it thawed.)
+    let untouched: Vec<_> = later
+        .iter()
+        .zip(&refused)
+        .filter(|(_, (_, took))| *took < PROMPT)
+        .map(|(code, _)| code)
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for code in untouched {
+        loop {
+            let status = app.exchange(&APP, code).await.status().as_u16();
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 503, "before the shard is known to answer again");
+            assert!(
+                Instant::now() < deadline,
+                "the thawed master's codes stay refused"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Well under `redis.timeout_ms` (600 ms in the test above).
+const PROMPT: Duration = Duration::from_millis(400);
+
+/// An exchange's status and how long its answer took.
+async fn timed(app: &TestApp, code: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let status = app.exchange(&APP, code).await.status().as_u16();
+    (status, started.elapsed())
 }
 
 /// Whether the node at `port` serves `key`'s slot (answers instead of `MOVED`).

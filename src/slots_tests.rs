@@ -1,0 +1,121 @@
+use std::time::Duration;
+
+use super::*;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn slots(count: usize) -> Slots {
+    Slots::new(count, LONG, true)
+}
+
+/// The first Cluster hash slot of `shard`.
+fn of(shard: usize) -> Option<u16> {
+    Some(u16::try_from(shard * 16384 / SHARDS).unwrap())
+}
+
+/// Marks `shard` failing the way an exchange does: a slot whose Redis call failed.
+async fn fail(slots: &Slots, shard: usize) {
+    let mut slot = slots.enter(of(shard)).await.unwrap();
+    slot.redis_answered(false);
+}
+
+fn busy<T>(entered: Result<T, OAuthError>) -> bool {
+    matches!(entered, Err(OAuthError::Busy))
+}
+
+#[test]
+fn shards_cover_the_cluster_slots_in_order() {
+    let slots = slots(1);
+    let width = u16::try_from(16384 / SHARDS).unwrap();
+    assert_eq!(slots.shard(Some(0)), 0);
+    assert_eq!(slots.shard(Some(width - 1)), 0);
+    assert_eq!(slots.shard(Some(width)), 1);
+    assert_eq!(slots.shard(Some(16383)), SHARDS - 1);
+    assert_eq!(Slots::new(1, LONG, false).shard(Some(16383)), 0);
+}
+
+#[tokio::test]
+async fn a_failing_shard_lets_one_exchange_at_a_time_try_redis() {
+    let slots = slots(8);
+    fail(&slots, 3).await;
+
+    let probe = slots.enter(of(3)).await.expect("the first one tries");
+    assert!(
+        busy(slots.enter(of(3)).await),
+        "a second one while the first tries"
+    );
+    // No shard has a probe of its own: one call at a time waits on a failing Redis.
+    fail(&slots, 9).await;
+    assert!(busy(slots.enter(of(9)).await));
+    assert!(slots.enter(of(4)).await.is_ok(), "the other shards go on");
+
+    drop(probe);
+    let mut next = slots.enter(of(3)).await.expect("the probe is free again");
+    next.redis_answered(true);
+    drop(next);
+    let (a, b) = (slots.enter(of(3)).await, slots.enter(of(3)).await);
+    assert!(a.is_ok() && b.is_ok(), "a success ends the failing");
+}
+
+#[tokio::test]
+async fn a_probe_gives_its_turn_back_once_redis_answered() {
+    let slots = slots(8);
+    fail(&slots, 0).await;
+    let mut probe = slots.enter(of(0)).await.unwrap();
+    probe.redis_answered(false);
+
+    let next = slots.enter(of(0)).await;
+    assert!(
+        next.is_ok(),
+        "the next exchange tries while the first one signs"
+    );
+    drop(probe);
+}
+
+#[tokio::test]
+async fn outside_cluster_every_code_is_in_the_one_shard() {
+    let slots = Slots::new(8, LONG, false);
+    fail(&slots, 0).await;
+    let _probe = slots.enter(None).await.unwrap();
+    assert!(busy(slots.enter(None).await));
+    assert!(busy(slots.enter(of(17)).await), "any slot is the one shard");
+}
+
+#[tokio::test]
+async fn waiting_for_a_slot_ends_when_the_shard_starts_failing_and_only_then() {
+    let slots = slots(1);
+    let mut holder = slots.enter(of(5)).await.unwrap();
+    let mut same = Box::pin(slots.enter(of(5)));
+    let mut other = Box::pin(slots.enter(of(6)));
+    for waiter in [&mut same, &mut other] {
+        let waited = tokio::time::timeout(Duration::from_millis(20), waiter.as_mut()).await;
+        assert!(waited.is_err(), "no slot is free: it waits");
+    }
+
+    holder.redis_answered(false);
+    assert!(busy(same.await), "its shard fails: no use waiting");
+    let still = tokio::time::timeout(Duration::from_millis(20), other.as_mut()).await;
+    assert!(still.is_err(), "another shard's exchange keeps waiting");
+    drop(holder);
+    assert!(other.await.is_ok(), "and gets the slot");
+}
+
+#[tokio::test]
+async fn a_stop_sends_every_waiting_exchange_away() {
+    let slots = slots(1);
+    let _holder = slots.enter(of(1)).await.unwrap();
+    let waiter = slots.enter(of(2));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        slots.stop_queueing();
+    };
+    let (entered, ()) = tokio::join!(waiter, stop);
+    assert!(busy(entered));
+}
+
+#[tokio::test]
+async fn a_slot_that_does_not_come_free_in_time_is_a_busy() {
+    let slots = Slots::new(1, Duration::from_millis(50), false);
+    let _holder = slots.enter(None).await.unwrap();
+    assert!(busy(slots.enter(None).await));
+}
