@@ -50,6 +50,11 @@ impl Exchange {
             ));
         }
         let code = request.code.expose();
+        if !self.store.admits(code) {
+            // No authorize service can have written it (README, the Cluster contract). Refused
+            // before the slots: only an answer from Redis may tell them that its shard answers.
+            return Err(unknown_code());
+        }
         let mut slot = self.slots.enter(self.store.cluster_slot(code)).await?;
         let jti = self.store.new_jti(code).map_err(OAuthError::internal)?;
         let iat = unix_now();
@@ -65,11 +70,7 @@ impl Exchange {
         slot.redis_answered(taken.is_ok());
         let record = match taken.map_err(OAuthError::Unavailable)? {
             Taken::Fresh { record } => record,
-            Taken::Unknown => {
-                return Err(OAuthError::invalid_grant(
-                    "the authorization code is invalid, expired or already used",
-                ));
-            }
+            Taken::Unknown => return Err(unknown_code()),
             Taken::Replayed { jti: issued } => {
                 self.metrics.replay_detected();
                 // Boxed, as the clean-up below: rare paths, whose futures would otherwise be
@@ -137,6 +138,10 @@ impl Exchange {
             Err(e) => OAuthError::Unavailable(e),
         }
     }
+}
+
+fn unknown_code() -> OAuthError {
+    OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
 }
 
 fn sign(

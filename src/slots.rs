@@ -12,12 +12,15 @@
 //! `slot_wait_ms` (10 s); in a Cluster, one hung master's calls would take the slots of the
 //! codes on the masters that still answer. So the key space is cut into [`SHARDS`] shards by
 //! Cluster hash slot (one shard outside Cluster), and once an exchange's Redis call fails, its
-//! shard is *failing* until a call for it succeeds. While it fails, one exchange at a time
-//! tries Redis for the failing shards (the probe) and the others get a 503 at once, code
-//! untouched; those already waiting for a slot are sent away too. The other shards' exchanges
-//! go on as before. So too for every shard once a stop's grace has begun
-//! ([`Slots::stop_queueing`]): an exchange that got its slot late in the grace could have its
-//! code spent and its answer cut off when the grace ends.
+//! shard is *failing* until a call for it succeeds. While it fails, one exchange at a time tries
+//! Redis for it (the shard's probe), and its others get a 503 at once, code untouched; those
+//! already waiting for a slot are sent away too. The other shards' exchanges go on as before,
+//! and a hung master, once its shards are known, holds one slot per shard. The price: after a
+//! one-off failure, the shard's exchanges that come while its probe is out get a 503 even with
+//! slots free. A Redis that failed a call is likely to fail the next, and a prompt 503 beats a
+//! wait of `redis.timeout_ms`. Once a stop's grace has begun ([`Slots::stop_queueing`]), no
+//! exchange waits for a slot: one that got its slot late in the grace could have its code spent
+//! and its answer cut off when the grace ends.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -37,33 +40,46 @@ pub const SHARDS: usize = 32;
 pub struct Slots {
     semaphore: Semaphore,
     wait: Duration,
-    /// Whether the last Redis call of an exchange of this shard failed; one entry outside Cluster.
-    failing: Box<[AtomicBool]>,
-    /// Held by the one exchange that tries Redis for a failing shard.
-    probe: AtomicBool,
+    /// One outside Cluster.
+    shards: Box<[Shard]>,
     stopping: AtomicBool,
     /// Wakes the exchanges waiting for a slot when a shard starts failing or a stop begins.
     give_up: Notify,
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Whether the last answer to an exchange's call for this shard was an error.
+    failing: AtomicBool,
+    /// Held by the one exchange that tries Redis for this shard while it fails.
+    probe: AtomicBool,
 }
 
 /// An exchange's slot, taken by [`Slots::enter`]; frees it when dropped.
 pub struct Slot<'a> {
     _permit: SemaphorePermit<'a>,
     probe: Probe<'a>,
-    shard: usize,
+    give_up: &'a Notify,
 }
 
-/// The probe, when this exchange holds it; gives it back when dropped, whatever happened.
+/// The exchange's shard, and whether it holds the shard's probe; gives the probe back when
+/// dropped, whatever happened.
 struct Probe<'a> {
-    slots: &'a Slots,
+    shard: &'a Shard,
     held: bool,
+}
+
+impl Probe<'_> {
+    fn give_back(&mut self) {
+        if std::mem::take(&mut self.held) {
+            self.shard.probe.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Probe<'_> {
     fn drop(&mut self) {
-        if self.held {
-            self.slots.probe.store(false, Ordering::Release);
-        }
+        self.give_back();
     }
 }
 
@@ -74,17 +90,20 @@ impl Slots {
         Self {
             semaphore: Semaphore::new(count.min(Semaphore::MAX_PERMITS)),
             wait,
-            failing: (0..shards).map(|_| AtomicBool::new(false)).collect(),
-            probe: AtomicBool::new(false),
+            shards: (0..shards).map(|_| Shard::default()).collect(),
             stopping: AtomicBool::new(false),
             give_up: Notify::new(),
         }
     }
 
     /// The shard of a Cluster hash slot (0..16384); the only shard outside Cluster.
-    fn shard(&self, slot: Option<u16>) -> usize {
-        let shard = slot.map_or(0, |slot| usize::from(slot) * SHARDS / 16384);
-        shard.min(self.failing.len() - 1)
+    fn shard(&self, slot: Option<u16>) -> &Shard {
+        &self.shards[self.shard_index(slot)]
+    }
+
+    fn shard_index(&self, slot: Option<u16>) -> usize {
+        let index = slot.map_or(0, |slot| usize::from(slot) * SHARDS / 16384);
+        index.min(self.shards.len() - 1)
     }
 
     /// From the start of a stop's grace on, no exchange waits for a slot (see the module).
@@ -97,34 +116,34 @@ impl Slots {
     /// Cluster), or says [`OAuthError::Busy`] (see the module).
     pub async fn enter(&self, slot: Option<u16>) -> Result<Slot<'_>, OAuthError> {
         let shard = self.shard(slot);
-        let mut probe = Probe {
-            slots: self,
-            held: false,
-        };
-        if self.is_failing(shard) {
+        let mut probe = Probe { shard, held: false };
+        if shard.failing.load(Ordering::Relaxed) {
             let free =
-                self.probe
-                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed);
+                shard
+                    .probe
+                    .compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed);
             if free.is_err() {
                 return Err(OAuthError::Busy);
             }
             probe.held = true;
         }
-        let permit = self.permit(shard, probe.held).await?;
+        let permit = self.permit(&probe).await?;
         Ok(Slot {
             _permit: permit,
             probe,
-            shard,
+            give_up: &self.give_up,
         })
     }
 
-    async fn permit(&self, shard: usize, probing: bool) -> Result<SemaphorePermit<'_>, OAuthError> {
+    async fn permit(&self, probe: &Probe<'_>) -> Result<SemaphorePermit<'_>, OAuthError> {
         if let Ok(permit) = self.semaphore.try_acquire() {
             return Ok(permit);
         }
         // The probe waits its turn like any exchange; only a stop sends it away.
-        let closed =
-            || self.stopping.load(Ordering::Relaxed) || (!probing && self.is_failing(shard));
+        let closed = || {
+            self.stopping.load(Ordering::Relaxed)
+                || (!probe.held && probe.shard.failing.load(Ordering::Relaxed))
+        };
         // Kept across wake-ups, so the exchange keeps its place in the queue.
         let acquire = tokio::time::timeout_at(Instant::now() + self.wait, self.semaphore.acquire());
         tokio::pin!(acquire);
@@ -135,6 +154,9 @@ impl Slots {
                 return Err(OAuthError::Busy);
             }
             tokio::select! {
+                // A slot first: when one came free as the shard started failing, the arm below
+                // must see both.
+                biased;
                 waited = &mut acquire => return match waited {
                     // A slot freed by a call that failed goes to the next in line, not to Redis.
                     Ok(Ok(_)) if closed() => Err(OAuthError::Busy),
@@ -147,30 +169,24 @@ impl Slots {
             }
         }
     }
-
-    fn is_failing(&self, shard: usize) -> bool {
-        self.failing[shard].load(Ordering::Relaxed)
-    }
 }
 
 impl Slot<'_> {
-    /// Records how the exchange's Redis call went (see the module). A probe gives its turn back
-    /// here: what remains of its exchange does not touch Redis.
+    /// Records how the exchange's Redis call went: call it only with an answer that came from
+    /// Redis (see the module). A probe gives its turn back here: what remains of its exchange
+    /// does not touch Redis.
     pub fn redis_answered(&mut self, ok: bool) {
-        let slots = self.probe.slots;
-        let failing = &slots.failing[self.shard];
+        let failing = &self.probe.shard.failing;
         if ok {
             // Read first: a store on every exchange would bounce the line between workers.
             if failing.load(Ordering::Relaxed) {
                 failing.store(false, Ordering::Relaxed);
             }
-        } else {
-            failing.store(true, Ordering::Relaxed);
-            slots.give_up.notify_waiters();
+        } else if !failing.swap(true, Ordering::Relaxed) {
+            // Only when it starts failing: those waiting then have been told already.
+            self.give_up.notify_waiters();
         }
-        if std::mem::take(&mut self.probe.held) {
-            slots.probe.store(false, Ordering::Release);
-        }
+        self.probe.give_back();
     }
 }
 

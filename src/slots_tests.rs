@@ -27,11 +27,11 @@ fn busy<T>(entered: Result<T, OAuthError>) -> bool {
 fn shards_cover_the_cluster_slots_in_order() {
     let slots = slots(1);
     let width = u16::try_from(16384 / SHARDS).unwrap();
-    assert_eq!(slots.shard(Some(0)), 0);
-    assert_eq!(slots.shard(Some(width - 1)), 0);
-    assert_eq!(slots.shard(Some(width)), 1);
-    assert_eq!(slots.shard(Some(16383)), SHARDS - 1);
-    assert_eq!(Slots::new(1, LONG, false).shard(Some(16383)), 0);
+    assert_eq!(slots.shard_index(Some(0)), 0);
+    assert_eq!(slots.shard_index(Some(width - 1)), 0);
+    assert_eq!(slots.shard_index(Some(width)), 1);
+    assert_eq!(slots.shard_index(Some(16383)), SHARDS - 1);
+    assert_eq!(Slots::new(1, LONG, false).shard_index(Some(16383)), 0);
 }
 
 #[tokio::test]
@@ -44,10 +44,11 @@ async fn a_failing_shard_lets_one_exchange_at_a_time_try_redis() {
         busy(slots.enter(of(3)).await),
         "a second one while the first tries"
     );
-    // No shard has a probe of its own: one call at a time waits on a failing Redis.
-    fail(&slots, 9).await;
-    assert!(busy(slots.enter(of(9)).await));
     assert!(slots.enter(of(4)).await.is_ok(), "the other shards go on");
+    fail(&slots, 9).await;
+    let other = slots.enter(of(9)).await;
+    assert!(other.is_ok(), "each failing shard has its probe");
+    drop(other);
 
     drop(probe);
     let mut next = slots.enter(of(3)).await.expect("the probe is free again");
@@ -55,6 +56,59 @@ async fn a_failing_shard_lets_one_exchange_at_a_time_try_redis() {
     drop(next);
     let (a, b) = (slots.enter(of(3)).await, slots.enter(of(3)).await);
     assert!(a.is_ok() && b.is_ok(), "a success ends the failing");
+}
+
+/// A probe that finds no free slot waits for one; an exchange that gives up its wait, probe
+/// or not, gives its probe back.
+#[tokio::test]
+async fn a_probe_waits_for_a_slot_and_a_cancelled_one_frees_the_shard() {
+    let slots = slots(1);
+    fail(&slots, 3).await;
+    let holder = slots.enter(of(4)).await.unwrap();
+
+    let mut probe = Box::pin(slots.enter(of(3)));
+    let waited = tokio::time::timeout(Duration::from_millis(20), probe.as_mut()).await;
+    assert!(
+        waited.is_err(),
+        "its shard fails, and it waits all the same"
+    );
+    assert!(busy(slots.enter(of(3)).await), "it is the shard's probe");
+    drop(probe);
+
+    let mut next = Box::pin(slots.enter(of(3)));
+    let waited = tokio::time::timeout(Duration::from_millis(20), next.as_mut()).await;
+    assert!(waited.is_err(), "the next one is the probe now, and waits");
+    drop(holder);
+    assert!(next.await.is_ok());
+}
+
+#[tokio::test]
+async fn a_slot_freed_as_its_shard_starts_failing_goes_to_no_waiter_of_that_shard() {
+    let slots = slots(1);
+    let mut holder = slots.enter(of(5)).await.unwrap();
+    let mut waiter = Box::pin(slots.enter(of(5)));
+    let waited = tokio::time::timeout(Duration::from_millis(20), waiter.as_mut()).await;
+    assert!(waited.is_err());
+
+    // Both before the waiter runs again: it sees a free slot and a failing shard at once.
+    holder.redis_answered(false);
+    drop(holder);
+    assert!(busy(waiter.await));
+    assert_eq!(slots.semaphore.available_permits(), 1, "the slot went back");
+}
+
+#[tokio::test]
+async fn a_stop_sends_a_waiting_probe_away_too() {
+    let slots = slots(1);
+    fail(&slots, 3).await;
+    let _holder = slots.enter(of(4)).await.unwrap();
+    let probe = slots.enter(of(3));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        slots.stop_queueing();
+    };
+    let (entered, ()) = tokio::join!(probe, stop);
+    assert!(busy(entered));
 }
 
 #[tokio::test]

@@ -138,6 +138,11 @@ impl Store {
         self.keys.slot_of_code(code)
     }
 
+    /// Whether `code` can exist in this deployment's key layout (see [`Store::take_code`]).
+    pub fn admits(&self, code: &str) -> bool {
+        self.keys.admits(code)
+    }
+
     pub fn is_cluster(&self) -> bool {
         self.keys.tagged()
     }
