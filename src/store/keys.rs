@@ -125,8 +125,8 @@ impl Keys {
     pub fn record_id(&self, code: &str) -> String {
         let hash = domain_hash(JTI_DOMAIN, code);
         let mut id = String::with_capacity(TAG_LEN + 2 * RANDOM_CHARS);
-        if self.tagged {
-            let tag = &slot_tags()[usize::from(slot(self.code(code).as_bytes()))];
+        if let Some(slot) = self.slot_of_code(code) {
+            let tag = &slot_tags()[usize::from(slot)];
             id.extend(tag.iter().map(|b| char::from(*b)));
         }
         URL_SAFE_NO_PAD.encode_string(&hash.as_ref()[..HASH_BYTES], &mut id);
