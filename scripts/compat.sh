@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compatibility check: standard OAuth client libraries, unmodified, against sso-token.
 #   - Python: authlib's OAuth2Session (code flow, state, PKCE S256, client_secret_post and
-#     client_secret_basic, introspect_token, revoke_token) and PyJWT's PyJWKClient;
+#     client_secret_basic, introspect_token, revoke_token), PyJWT's PyJWKClient, and
+#     requests-oauthlib's OAuth2Session (client_secret_basic, PKCE S256, its scope check);
 #   - Node: openid-client (RFC 8414 discovery, authorizationCodeGrant, tokenIntrospection,
 #     tokenRevocation, fetchUserInfo, fetchProtectedResource) and jose (createRemoteJWKSet +
 #     jwtVerify);

@@ -361,6 +361,26 @@ fn codes_live_ten_minutes_at_most_by_default_and_an_hour_at_most_by_choice() {
 }
 
 #[test]
+fn scopes_are_answered_space_separated_and_read_from_records_comma_separated_by_default() {
+    let token = shipped().token;
+    assert_eq!(
+        (
+            token.scope_separator.as_str(),
+            token.record_scope_separator.as_str()
+        ),
+        (" ", ",")
+    );
+    assert_eq!(
+        refusal(|s| s.token.scope_separator.clear()),
+        Some("token.scope_separator")
+    );
+    assert_eq!(
+        refusal(|s| s.token.record_scope_separator.clear()),
+        Some("token.record_scope_separator")
+    );
+}
+
+#[test]
 fn the_shutdown_delay_is_off_by_default_and_ten_minutes_at_most() {
     assert_eq!(shipped().server.shutdown_delay_ms, 0);
     let refused = Some("server.shutdown_delay_ms");

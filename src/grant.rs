@@ -37,7 +37,7 @@ pub struct CodeRecord {
     pub mobile: Option<String>,
 }
 
-/// Scopes as an array, or as one string joined by `token.scope_separator`.
+/// Scopes as an array, or as one string joined by `token.record_scope_separator`.
 #[derive(Debug)]
 pub enum ScopeField {
     List(Vec<String>),
@@ -129,7 +129,7 @@ pub struct CodeRules<'a> {
 impl<'a> CodeRules<'a> {
     pub fn new(settings: &'a TokenSettings, now: u64) -> Self {
         Self {
-            scope_separator: &settings.scope_separator,
+            scope_separator: &settings.record_scope_separator,
             max_age_secs: settings.code_max_age_secs,
             leeway_secs: settings.leeway_secs,
             now,

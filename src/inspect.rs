@@ -94,8 +94,7 @@ pub struct Details {
     pub username: String,
     pub account_id: String,
     pub client_id: String,
-    /// Space-separated, as RFC 7662 §2.2 says (the token endpoint's `scope` uses
-    /// `token.scope_separator`, as the seed does).
+    /// Space-separated, as RFC 7662 §2.2 says.
     pub scope: String,
     pub exp: u64,
     pub iat: u64,

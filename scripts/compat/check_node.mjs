@@ -139,6 +139,7 @@ async function flow(method) {
     })
     expect(tokens.token_type === 'bearer', `token_type ${tokens.token_type}`)
     expect(tokens.expiresIn() > 0, `expiresIn ${tokens.expiresIn()}`)
+    expect(tokens.scope?.split(' ').join(' ') === SCOPE, `scope '${tokens.scope}'`)
     return `${method}, PKCE S256, state checked, scope '${tokens.scope}'`
   })
   const accessToken = tokens.access_token

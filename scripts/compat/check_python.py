@@ -5,7 +5,10 @@ client_secret_basic), authlib's OAuth2Session drives the authorization code flow
 does: authorization URL with state and PKCE S256, the callback URL, the token request (form
 body). PyJWT's PyJWKClient then verifies the access token knowing nothing but the `jwks_uri` of
 the RFC 8414 metadata; authlib introspects the token, reads user info with it, revokes it, and
-introspects it again. One line PASS or FAIL per step; exit status 1 on any FAIL.
+introspects it again. requests-oauthlib's OAuth2Session then exchanges a code its own way
+(client_secret_basic without form-encoding, PKCE S256) and checks, as it does by default, that
+the granted `scope` is the one it asked for. One line PASS or FAIL per step; exit status 1 on
+any FAIL.
 
 The authorize service is simulated: the parameters of the library's authorization URL are
 written into Redis with `sso-token issue-code`, and the callback carries that code and the
@@ -15,6 +18,7 @@ state back.
 import argparse
 import base64
 import json
+import os
 import subprocess
 import sys
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -23,6 +27,7 @@ import jwt
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
+from requests_oauthlib import OAuth2Session as RequestsOAuth2Session
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 SCOPE = "user:basic user:contract"
@@ -123,6 +128,7 @@ def run_flow(report, args, metadata, method):
         token_type = token.get("token_type", "")
         expect(token_type.lower() == "bearer", f"token_type {token_type!r}")
         expect(isinstance(token.get("expires_in"), int) and token["expires_in"] > 0, "expires_in")
+        expect(token.get("scope", "").split() == SCOPE.split(), f"scope {token.get('scope')!r}")
         return f"authlib {method}, PKCE S256, scope {token.get('scope')!r}"
 
     report.step("token exchange (OAuth2Session.fetch_token)", exchange)
@@ -213,6 +219,35 @@ def run_flow(report, args, metadata, method):
     report.step("user info after revocation", user_info(401))
 
 
+def requests_oauthlib_flow(args, metadata):
+    """requests-oauthlib: Basic credentials as `requests` sends them, and oauthlib's check that
+    the scope granted is the scope asked for (a changed scope raises `Warning`)."""
+    report = Report("python requests-oauthlib")
+    # Loopback over plain HTTP: oauthlib refuses anything but https without this.
+    os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    session = RequestsOAuth2Session(
+        args.client_id, redirect_uri=args.redirect_uri, scope=SCOPE.split(), pkce="S256"
+    )
+
+    def exchange():
+        url, _state = session.authorization_url(metadata["authorization_endpoint"])
+        callback = authorize(args.sso_token, url)
+        token = session.fetch_token(
+            metadata["token_endpoint"],
+            authorization_response=callback,
+            client_secret=args.client_secret,
+            timeout=TIMEOUT,
+        )
+        expect(token.get("scope") == SCOPE.split(), f"scope {token.get('scope')!r}")
+        return f"client_secret_basic, PKCE S256, scope {token['scope']!r}"
+
+    try:
+        report.step("token exchange (OAuth2Session.fetch_token)", exchange)
+    except StepFailed:
+        pass
+    return report.failures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-url", required=True, help="where the metadata is served")
@@ -236,6 +271,7 @@ def main():
     failures = 0
     for method in ("client_secret_post", "client_secret_basic"):
         failures += flow(args, metadata, method)
+    failures += requests_oauthlib_flow(args, metadata)
     return 1 if failures else 0
 
 

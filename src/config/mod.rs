@@ -94,8 +94,11 @@ pub struct TokenSettings {
     pub typ: String,
     /// Lifetime of an access token, in seconds.
     pub expires_in: u64,
-    /// Joins the granted scopes in the response's `scope` and splits string scopes in code records.
+    /// Joins the granted scopes in the token response's `scope`: a space, as RFC 6749 §3.3 says
+    /// and client libraries split it.
     pub scope_separator: String,
+    /// Splits a code record's scope when the authorize service stores it as one string.
+    pub record_scope_separator: String,
     /// PEM file holding the private signing key (PKCS#8 or PKCS#1); relative to the working
     /// directory, like `clients.file`.
     pub signing_key: PathBuf,
@@ -352,6 +355,9 @@ impl Settings {
         }
         if self.token.scope_separator.is_empty() {
             return invalid("token.scope_separator", "must not be empty");
+        }
+        if self.token.record_scope_separator.is_empty() {
+            return invalid("token.record_scope_separator", "must not be empty");
         }
         if self.token.leeway_secs > 300 {
             return invalid("token.leeway_secs", "must be at most 300 seconds");

@@ -10,7 +10,7 @@ use crate::helpers::{
 };
 
 #[tokio::test]
-async fn a_scope_stored_as_one_joined_string_is_granted_as_a_list() {
+async fn a_scope_stored_as_one_comma_joined_string_is_granted_as_a_list_answered_with_spaces() {
     let app = spawn_app().await;
     let record = json!({
         "client_id": APP.id,
@@ -20,7 +20,7 @@ async fn a_scope_stored_as_one_joined_string_is_granted_as_a_list() {
         "scope": "user:basic,user:contract",
     });
 
-    assert_joined_scope_granted(&app, &record, "user:basic,user:contract").await;
+    assert_joined_scope_granted(&app, &record, "user:basic user:contract").await;
 }
 
 #[tokio::test]
@@ -61,16 +61,21 @@ async fn any_sane_string_is_a_code() {
 }
 
 #[tokio::test]
-async fn the_configured_scope_separator_joins_and_splits_scopes() {
-    let app = spawn_app_with(|s| s.token.scope_separator = " ".into()).await;
+async fn the_configured_separators_split_the_record_and_join_the_answer() {
+    let app = spawn_app_with(|s| {
+        s.token.scope_separator = ",".into();
+        s.token.record_scope_separator = " ".into();
+    })
+    .await;
     let mut record = serde_json::to_value(code_record(&APP)).unwrap();
     record["scope"] = "user:basic user:contract".into();
 
-    assert_joined_scope_granted(&app, &record, "user:basic user:contract").await;
+    assert_joined_scope_granted(&app, &record, "user:basic,user:contract").await;
 }
 
 /// Exchanges a code for `record`, whose scope is `user:basic` and `user:contract` joined as the
-/// server's separator says: the answer echoes `joined`, the token carries the list.
+/// server's record separator says: the answer joins them as `joined`, the token carries the
+/// list.
 async fn assert_joined_scope_granted(app: &TestApp, record: &serde_json::Value, joined: &str) {
     let code = "OC-1001-GNen5J2oMC1mJncDvO2tvwYV";
     let written = app.store.put_code(code, &record.to_string(), 60).await;

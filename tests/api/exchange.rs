@@ -236,7 +236,7 @@ async fn the_response_has_exactly_the_seed_fields_and_is_not_cacheable() {
     assert_eq!(fields, expected);
     assert_eq!(answer.json["token_type"], "bearer");
     assert_eq!(answer.json["expires_in"], 1800);
-    assert_eq!(answer.json["scope"], "user:basic,user:contract");
+    assert_eq!(answer.json["scope"], "user:basic user:contract");
     assert_eq!(answer.json["username"], record.username.as_str());
     assert_eq!(answer.json["account_id"], record.account_id.as_str());
     assert!(

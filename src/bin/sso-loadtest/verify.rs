@@ -418,7 +418,7 @@ mod tests {
             username: "zhangs".into(),
             account_base: "acct".into(),
             scopes: vec!["user:basic".into(), "user:contract".into()],
-            scope_joined: "user:basic,user:contract".into(),
+            scope_joined: "user:basic user:contract".into(),
             expires_in: 1800,
             issuer: "https://sso.example".into(),
             aud: "app".into(),
