@@ -224,6 +224,18 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
             sso_token::clients::MAX_SECRET
         ));
     }
+    if !secret
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        // RFC 6749 §2.3.1 form-encodes Basic credentials, and we decode them; clients that
+        // skip the encoding (authlib, requests-oauthlib) then send a different secret.
+        eprintln!(
+            "warning: the secret has characters other than A-Z a-z 0-9 - . _ ~; clients that \
+             put it into client_secret_basic without form-encoding it (authlib, \
+             requests-oauthlib) will fail to authenticate"
+        );
+    }
     let stored = if argon2 {
         sso_token::clients::hash_secret_argon2(&secret).map_err(|e| e.to_string())?
     } else {

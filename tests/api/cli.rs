@@ -50,6 +50,24 @@ fn hash_secret_reads_the_secret_from_stdin_without_an_argument() {
 }
 
 #[test]
+fn hash_secret_warns_of_a_secret_that_basic_credentials_must_form_encode() {
+    let warned = |secret: &str| {
+        let output = sso_token(&["hash-secret", secret], "");
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim_end(),
+            hash_secret_sha256(secret)
+        );
+        String::from_utf8_lossy(&output.stderr).contains("warning")
+    };
+
+    assert!(!warned("Url-Safe_0.9~z"));
+    for secret in ["has+plus", "per%25cent", "a:colon", "spa ce", "ünï"] {
+        assert!(warned(secret), "{secret}");
+    }
+}
+
+#[test]
 fn keygen_overwrites_only_with_force_and_always_leaves_mode_0600() {
     let path = test_dir().join(format!("keygen-{}.pem", Uuid::new_v4()));
     std::fs::write(&path, "not a key").unwrap();
