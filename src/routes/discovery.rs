@@ -38,6 +38,9 @@ fn issuer_path(issuer: &str) -> Option<&str> {
     (!path.is_empty()).then_some(path)
 }
 
+/// Public and the same for everyone, so readable from any origin: a browser app (jose's
+/// `createRemoteJWKSet`, oidc-client-ts) fetches them cross-origin. The token endpoint stays
+/// without CORS: its clients are confidential, servers, not browsers.
 fn document(snapshot: &Snapshot, body: impl Fn(&Snapshot) -> &str) -> HttpResponse {
     let max_age = u32::try_from(snapshot.discovery.max_age_secs).unwrap_or(u32::MAX);
     HttpResponse::Ok()
@@ -45,6 +48,7 @@ fn document(snapshot: &Snapshot, body: impl Fn(&Snapshot) -> &str) -> HttpRespon
             CacheDirective::Public,
             CacheDirective::MaxAge(max_age),
         ]))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .content_type(header::ContentType::json())
         .body(body(snapshot).to_owned())
 }

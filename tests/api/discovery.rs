@@ -141,6 +141,25 @@ async fn the_authorization_endpoint_and_max_age_come_from_config() {
 }
 
 #[tokio::test]
+async fn browsers_may_read_the_public_documents_from_any_origin_but_not_the_token_endpoint() {
+    let app = spawn_app().await;
+    let public = [METADATA_PATH, JWKS_PATH, JWKS_WELL_KNOWN_PATH];
+
+    for path in public {
+        let answer = get(&app, &app.url(path)).await;
+        assert_eq!(answer.status, 200, "{path}");
+        assert_eq!(
+            answer.header("access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+    }
+    let token = Answer::of(app.exchange(&APP, "OC-no-such-code").await).await;
+    assert_eq!(token.status, 400);
+    assert_eq!(token.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test]
 async fn both_jwks_paths_publish_the_signer_and_every_verify_key() {
     let (verify_only, verify_kid) = new_key_file(KeyKind::Ed25519);
     let app = spawn_app_with(|s| s.token.verify_keys = vec![verify_only]).await;
