@@ -199,7 +199,7 @@ impl Fence {
     }
 
     /// Moves the fence on an event from the sentinel with index `sentinel` about our master.
-    fn on_event(&self, sentinel: usize, channel: &str, payload: &str) {
+    pub(super) fn on_event(&self, sentinel: usize, channel: &str, payload: &str) {
         if !payload.split(' ').any(|word| word == self.master_name) {
             return;
         }
@@ -326,4 +326,4 @@ fn timed_out() -> redis::RedisError {
 
 #[cfg(test)]
 #[path = "fence_tests.rs"]
-mod tests;
+pub(super) mod tests;

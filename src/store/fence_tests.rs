@@ -194,7 +194,7 @@ async fn silent_after_subscribing(listener: tokio::net::TcpListener) {
 }
 
 /// The first word of the RESP command at the start of `bytes`, and its length in bytes.
-fn command_name(bytes: &[u8]) -> Option<(String, usize)> {
+pub(in crate::store) fn command_name(bytes: &[u8]) -> Option<(String, usize)> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut lines = text.split_inclusive("\r\n");
     let head = lines.next()?;

@@ -82,7 +82,7 @@ impl Store {
     /// deletions, the exchange script (it answers a repeat of itself with what it took: see
     /// [`EXCHANGE_SCRIPT`]); a failure count or `put_code` whose first answer was lost counts
     /// twice or reports the code as taken. In Sentinel mode the failover fence may refuse the
-    /// call or its result (see [`fence`]).
+    /// call, its repeat or its result (see [`fence`]).
     ///
     /// [`EXCHANGE_SCRIPT`]: super::scripts::EXCHANGE_SCRIPT
     /// [`fence`]: super::fence
@@ -110,6 +110,7 @@ impl Store {
             used = Some(held.serial);
             match op(held.conn).await {
                 Err(e) if e.is_connection_dropped() => {
+                    self.fence_still_holds(generation)?;
                     log::debug!("redis connection dropped ({e}); reconnecting");
                     let again = self.connect(lane, generation, Some(held.serial)).await?;
                     used = Some(again.serial);
@@ -144,6 +145,16 @@ impl Store {
             }
         }
         result
+    }
+
+    /// Before a dropped call is sent again: a failover that began (or ended) since the call
+    /// entered the fence makes it a 503 without touching Redis. Sent again, it would run on
+    /// the master a look-up finds mid-failover, or on that of an earlier switch still pending.
+    fn fence_still_holds(&self, generation: u64) -> Result<(), StoreError> {
+        match &self.fence {
+            Some(fence) if fence.enter()? != generation => Err(StoreError::Failover),
+            _ => Ok(()),
+        }
     }
 
     /// Cluster mode, after a timeout. The lane keeps its cluster connection: a master that
@@ -227,3 +238,7 @@ impl Store {
         offset + thread % half
     }
 }
+
+#[cfg(test)]
+#[path = "lanes_tests.rs"]
+mod tests;

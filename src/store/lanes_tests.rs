@@ -1,0 +1,120 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use deadpool_redis::redis;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::super::fence::Fence;
+use super::super::fence::tests::command_name;
+use super::*;
+use crate::config::RedisSettings;
+
+/// A data node that says it is the master (`ROLE`) and `OK` to anything else, and counts the
+/// connections made to it. The calls below never send it a command of their own.
+async fn node(listener: TcpListener, connections: Arc<AtomicUsize>) {
+    while let Ok((mut socket, _)) = listener.accept().await {
+        connections.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let (mut seen, mut buf) = (Vec::new(), [0u8; 4096]);
+            while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                seen.extend_from_slice(&buf[..n]);
+                while let Some((name, used)) = command_name(&seen) {
+                    seen.drain(..used);
+                    let reply: &[u8] = if name.eq_ignore_ascii_case("role") {
+                        b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"
+                    } else {
+                        b"+OK\r\n"
+                    };
+                    if socket.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A Sentinel-mode store whose lanes go to [`node`]: the first of two sentinels (neither
+/// reachable) announced it as the new master, the second has not yet.
+async fn store_on_a_switched_master() -> (Store, Arc<Fence>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(node(listener, Arc::clone(&connections)));
+    let settings: RedisSettings = toml::from_str(
+        r#"
+        mode = "sentinel"
+        url = "redis://unused"
+        sentinels = ["redis://127.0.0.1:1", "redis://127.0.0.1:2"]
+        master_name = "mymaster"
+        pool_size = 1
+        timeout_ms = 2000
+        key_prefix = "test:"
+        "#,
+    )
+    .unwrap();
+    let store = Store::new(&settings).unwrap();
+    let fence = Arc::clone(store.fence.as_ref().unwrap());
+    let switch = format!("mymaster 10.0.0.1 6379 127.0.0.1 {port}");
+    fence.on_event(0, "+switch-master", &switch);
+    assert!(fence.switched_master().is_some());
+    (store, fence, connections)
+}
+
+/// What a connection that Redis (or something on the way) reset gives.
+fn dropped() -> StoreError {
+    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    StoreError::Redis(redis::RedisError::from(reset))
+}
+
+/// Runs a call whose first attempt sees `events` (sentinel 0's) and then a dropped connection;
+/// returns its result and how many times it was sent.
+async fn dropped_call(
+    store: &Store,
+    fence: &Fence,
+    events: &[&str],
+) -> (Result<(), StoreError>, usize) {
+    let sent = AtomicUsize::new(0);
+    let result = store
+        .with_conn(Lanes::Plain, |_conn| {
+            let first = sent.fetch_add(1, Ordering::SeqCst) == 0;
+            if first {
+                for event in events {
+                    fence.on_event(0, event, "master mymaster 10.0.0.2 6380");
+                }
+            }
+            async move { if first { Err(dropped()) } else { Ok(()) } }
+        })
+        .await;
+    (result, sent.load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn a_dropped_call_is_sent_again_on_a_new_connection() {
+    let (store, fence, connections) = store_on_a_switched_master().await;
+    let (result, sent) = dropped_call(&store, &fence, &[]).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(sent, 2);
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_dropped_call_is_not_sent_again_once_a_failover_began() {
+    let (store, fence, connections) = store_on_a_switched_master().await;
+    let (result, sent) = dropped_call(&store, &fence, &["+try-failover"]).await;
+    assert!(matches!(result, Err(StoreError::Failover)), "{result:?}");
+    assert_eq!(sent, 1, "sent again while the fence was closed");
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "reconnected");
+}
+
+#[tokio::test]
+async fn a_dropped_call_is_not_sent_again_across_a_failover_that_ended() {
+    let (store, fence, connections) = store_on_a_switched_master().await;
+    let events = ["+try-failover", "-failover-abort-no-good-slave"];
+    let (result, sent) = dropped_call(&store, &fence, &events).await;
+    assert!(fence.enter().is_ok(), "the fence is open again");
+    assert!(matches!(result, Err(StoreError::Failover)), "{result:?}");
+    assert_eq!(sent, 1, "sent again in another generation");
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "reconnected");
+}
