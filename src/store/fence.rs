@@ -156,7 +156,8 @@ impl Fence {
     }
 
     /// A sentinel announced a switch from `old` to `new`. The first announcement opens the
-    /// fence and sends new connections to `new`; the others of that switch only count.
+    /// fence, ends every bid and sends new connections to `new`; the others of that switch only
+    /// count (a late one must not forget the bids of a failover begun since).
     fn switched(&self, sentinel: usize, old: Address, new: Address) {
         // Held across the opening, so no lane of the new generation connects before the
         // switch is recorded.
@@ -173,11 +174,13 @@ impl Fence {
                 // Not a switch away from the master the last one named (a late announcement
                 // of an earlier failover?): lanes look the master up.
                 *switch = None;
+                self.attempts().fill(0);
                 self.open();
                 return;
             }
             _ => {}
         }
+        self.attempts().fill(0);
         let mut record = Switch {
             master: new,
             announced_by: vec![false; self.sentinels.len()],
@@ -212,11 +215,11 @@ impl Fence {
             self.close();
         } else if channel == "+switch-master" {
             log::warn!("sentinel: {channel} {payload}");
-            self.attempts().fill(0);
             match switch_addresses(payload) {
                 Some((old, new)) => self.switched(sentinel, old, new),
                 None => {
                     *self.switch() = None;
+                    self.attempts().fill(0);
                     self.open();
                 }
             }

@@ -114,6 +114,43 @@ fn a_lost_vote_does_not_open_the_fence_while_the_leaders_failover_runs() {
 }
 
 #[test]
+fn a_late_announcement_of_the_last_switch_keeps_a_new_failovers_bids() {
+    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    fence.on_event(0, "+switch-master", SWITCH);
+    // A failover of the new master: s0 and s1 bid, before s2 announced the first switch.
+    fence.on_event(0, "+try-failover", "master mymaster 10.0.0.2 6380");
+    fence.on_event(1, "+try-failover", "master mymaster 10.0.0.2 6380");
+    fence.on_event(2, "+switch-master", SWITCH);
+    assert_eq!(entered(&fence), None, "a late announcement opens nothing");
+    // s1 loses the vote; s0's failover goes on.
+    fence.on_event(
+        1,
+        "-failover-abort-not-elected",
+        "master mymaster 10.0.0.2 6380",
+    );
+    assert_eq!(entered(&fence), None, "s0's failover still runs");
+}
+
+/// Why a switch away from a master other than the pinned one is not pinned: it may be the late
+/// announcement of an earlier failover, whose new master is the one being replaced now.
+#[test]
+fn a_late_announcement_of_an_earlier_switch_does_not_pin_lanes_to_its_master() {
+    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    // 10.0.0.2:6379 → 10.0.0.1:6379 long ago; now 10.0.0.1:6379 → 10.0.0.2:6380.
+    fence.on_event(0, "+switch-master", SWITCH);
+    fence.on_event(1, "+switch-master", "mymaster 10.0.0.2 6379 10.0.0.1 6379");
+    assert_ne!(
+        fence.switched_master(),
+        Some(Address {
+            host: "10.0.0.1".into(),
+            port: 6379,
+        })
+    );
+}
+
+#[test]
 fn a_switch_is_trusted_for_a_while_only() {
     let sentinels = ["redis://s0", "redis://s1"].map(String::from);
     let fence = Fence::new(&sentinels, "mymaster");
