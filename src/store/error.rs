@@ -51,11 +51,13 @@ impl StoreError {
     /// user's rights says nothing against it (a replica outage or a full disk would otherwise
     /// cost a reconnection, or a Cluster discovery, per failed call). Anything else
     /// (I/O, a timeout, a fence move, a demoted or loading node, an unknown reply) gets a new
-    /// connection. With Sentinel, so does `NOREPLICAS`: the master may be the one a failover
-    /// is replacing (one the watchers missed), and a look-up finds its successor.
+    /// connection. With Sentinel, so do `NOREPLICAS` and a `WAIT` that no replica acknowledged:
+    /// the master may be the one a failover is replacing (one the watchers missed: its replicas
+    /// follow the new master), and a look-up finds its successor.
     pub(super) fn keeps_connection(&self, sentinel: bool) -> bool {
         match self {
-            Self::Unacknowledged { .. } | Self::Encode(_) => true,
+            Self::Unacknowledged { acked, .. } => !sentinel || *acked > 0,
+            Self::Encode(_) => true,
             Self::Redis(e) => match e.code() {
                 Some("NOREPLICAS") => !sentinel,
                 code => matches!(
@@ -64,6 +66,45 @@ impl StoreError {
                 ),
             },
             _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noreplicas() -> StoreError {
+        let reply = b"-NOREPLICAS Not enough good replicas to write.\r\n";
+        let value = redis::parse_redis_value(reply).expect("a RESP error reply");
+        StoreError::Redis(value.extract_error().expect_err("an error reply"))
+    }
+
+    fn unacknowledged(acked: u32) -> StoreError {
+        StoreError::Unacknowledged {
+            wanted: 2,
+            acked,
+            within_ms: 300,
+        }
+    }
+
+    #[test]
+    fn with_sentinel_a_wait_no_replica_acknowledged_drops_the_connection_as_noreplicas_does() {
+        let cases = [
+            (noreplicas(), false, true),
+            (noreplicas(), true, false),
+            (unacknowledged(0), false, true),
+            (unacknowledged(0), true, false),
+            // Some replica follows this master: not one a failover replaced.
+            (unacknowledged(1), true, true),
+            (unacknowledged(1), false, true),
+        ];
+        for (error, sentinel, keeps) in cases {
+            assert_eq!(
+                error.keeps_connection(sentinel),
+                keeps,
+                "{error} (sentinel: {sentinel})"
+            );
         }
     }
 }

@@ -189,7 +189,9 @@ impl Store {
         };
         let call = &exchange_call("EVALSHA", self.exchange.get_hash());
         let (exchange_call, code_key) = (&exchange_call, &code_key);
-        let (reply, acked): (Value, Option<u32>) = self
+        // The acknowledgements are checked inside the call, so that a shortfall is judged with
+        // the lane's connection (see `StoreError::keeps_connection`).
+        let taken = self
             .with_conn(Lanes::Waiting, |mut conn| async move {
                 let whole = || exchange_call("EVAL", EXCHANGE_SCRIPT);
                 let reply: Value = run_script(&mut conn, call, whole).await?;
@@ -197,34 +199,33 @@ impl Store {
                 // the WAIT travels with this call again, which answers the record again on a
                 // node that holds this take (or takes the code there, if the take never
                 // reached it).
-                let acked = match (self.acks, &reply) {
+                match (self.acks, &reply) {
                     // An empty record is a malformed one (see the script): no token comes of it.
                     (Some(acks), Value::BulkString(record)) if !record.is_empty() => {
                         let repeat = Repeat {
                             call: &whole,
                             holds: &|again| matches!(again, Value::BulkString(r) if r == record),
                         };
-                        Some(acks.wait(&mut conn, code_key, repeat).await?)
+                        acks.check(acks.wait(&mut conn, code_key, repeat).await?)?;
                     }
-                    _ => None,
-                };
-                Ok((reply, acked))
-            })
-            .await?;
-        match reply {
-            Value::BulkString(record) => {
-                if let (Some(acks), Some(acked)) = (self.acks, acked)
-                    && let Err(unacknowledged) = acks.check(acked)
-                {
-                    // The rare paths are boxed, here and below: unboxed, their futures would be
-                    // part of every exchange's, which is moved (copied) a few times a request.
-                    if let Err(e) = Box::pin(self.delete_token(jti)).await {
-                        log::warn!("could not delete an unacknowledged token record: {e}");
-                    }
-                    return Err(unacknowledged);
+                    _ => {}
                 }
-                Ok(Taken::Fresh { record })
+                Ok(reply)
+            })
+            .await;
+        let reply = match taken {
+            Err(unacknowledged @ StoreError::Unacknowledged { .. }) => {
+                // The rare paths are boxed, here and below: unboxed, their futures would be
+                // part of every exchange's, which is moved (copied) a few times a request.
+                if let Err(e) = Box::pin(self.delete_token(jti)).await {
+                    log::warn!("could not delete an unacknowledged token record: {e}");
+                }
+                return Err(unacknowledged);
             }
+            taken => taken?,
+        };
+        match reply {
+            Value::BulkString(record) => Ok(Taken::Fresh { record }),
             Value::SimpleString(jti) => Ok(Taken::Replayed { jti }),
             Value::Nil => {
                 Box::pin(self.settle_unknown(jti)).await?;
@@ -247,16 +248,19 @@ impl Store {
         // Another token's record where the script found none (a failover or a late write
         // between the two calls) counts as no acknowledgement: a 503, and the retry finds the
         // replay.
-        let (found, acked) = self
-            .delete_record(jti, None, Some(acks), |v| v == &Value::Int(0))
-            .await?;
-        acks.check(acked.filter(|_| found == 0).unwrap_or(0))
+        let holds = |v: &Value| v == &Value::Int(0);
+        let counted = |found, acked| if found == 0 { acked } else { 0 };
+        self.delete_record(jti, None, Some(acks), holds, counted)
+            .await
+            .map(drop)
     }
 
     /// Deletes a token record that no client holds a token for: clean-up after a refused
     /// exchange (best effort; never waits for replicas). Returns whether a record was there.
     pub async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
-        let (deleted, _) = self.delete_record(jti, None, None, |_| true).await?;
+        let deleted = self
+            .delete_record(jti, None, None, |_| true, |_, acked| acked)
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -269,26 +273,26 @@ impl Store {
     /// there.
     pub async fn revoke_token(&self, jti: &str, client_id: &str) -> Result<bool, StoreError> {
         let holds = |v: &Value| matches!(v, Value::Int(_));
-        let (deleted, acked) = self
-            .delete_record(jti, Some(client_id), self.acks, holds)
+        let deleted = self
+            .delete_record(jti, Some(client_id), self.acks, holds, |_, acked| acked)
             .await?;
-        if let (Some(acks), Some(acked)) = (self.acks, acked) {
-            acks.check(acked)?;
-        }
         Ok(deleted == 1)
     }
 
     /// Runs [`DELETE_SCRIPT`] for `jti`'s record (only if `client_id`'s, when given) and, with
-    /// `acks`, its `WAIT`: the script's answer, and how many replicas acknowledged. In a Cluster,
-    /// `holds` tells whether the answer of the script sent again with the `WAIT` is the outcome
-    /// being acknowledged.
+    /// `acks`, its `WAIT`: the script's answer, or [`StoreError::Unacknowledged`] when the
+    /// acknowledgements that `counted` admits for that answer fall short (checked within the
+    /// call, with its connection: see `StoreError::keeps_connection`). In a Cluster, `holds`
+    /// tells whether the answer of the script sent again with the `WAIT` is the outcome being
+    /// acknowledged.
     async fn delete_record(
         &self,
         jti: &str,
         client_id: Option<&str>,
         acks: Option<Acks>,
         holds: fn(&Value) -> bool,
-    ) -> Result<(i64, Option<u32>), StoreError> {
+        counted: fn(i64, u32) -> u32,
+    ) -> Result<i64, StoreError> {
         let key = &self.token_key(jti);
         let mut start = Vec::with_capacity(48 + jti.len());
         write_record_start(&mut start, jti, client_id);
@@ -312,14 +316,16 @@ impl Store {
             let whole = || delete_call("EVAL", DELETE_SCRIPT);
             let answer: i64 = run_script(&mut conn, call, whole).await?;
             let Some(acks) = acks else {
-                return Ok((answer, None));
+                return Ok(answer);
             };
             // In a Cluster the WAIT travels with the deletion again (see `ack`).
             let repeat = Repeat {
                 call: &whole,
                 holds: &holds,
             };
-            Ok((answer, Some(acks.wait(&mut conn, key, repeat).await?)))
+            let acked = acks.wait(&mut conn, key, repeat).await?;
+            acks.check(counted(answer, acked))?;
+            Ok(answer)
         })
         .await
     }

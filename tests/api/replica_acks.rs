@@ -204,6 +204,43 @@ async fn with_sentinel_a_wait_longer_than_half_a_second_runs_its_whole_time() {
     );
 }
 
+/// With Sentinel, a `WAIT` that no replica acknowledged ends the lane's connection, as
+/// `NOREPLICAS` does: the master may be one a failover is replacing (its replicas follow the new
+/// one), and the next exchange finds the master through the sentinels again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sentinel_a_wait_no_replica_acknowledged_ends_the_connection() {
+    let (set, app) = sentinel_app(true).await;
+    let code = replicated_code(&app, &set).await;
+    let master = set.current_master().expect("a master");
+    let replicas = || set.data_nodes.iter().filter(|n| n.port() != master);
+    replicas().for_each(RedisServer::freeze);
+    let refused = Answer::of(app.exchange(&APP, &code).await).await;
+    replicas().for_each(RedisServer::thaw);
+    assert_eq!(refused.status, 503, "{}", refused.text);
+
+    let code = replicated_code(&app, &set).await;
+    let before = connections_received(master).await;
+    let taken = Answer::of(app.exchange(&APP, &code).await).await;
+    let after = connections_received(master).await;
+    assert_eq!(taken.status, 200, "{}", taken.text);
+    // Each count includes the connection that asks for it.
+    assert!(
+        after - before > 1,
+        "the exchange after the refusal reused the connection that no replica acknowledged"
+    );
+}
+
+/// Connections the node at `port` has accepted since it started (`INFO stats`).
+async fn connections_received(port: u16) -> u64 {
+    let mut pipe = redis::pipe();
+    pipe.cmd("INFO").arg("stats");
+    let (info,): (String,) = on_node(port, pipe).await;
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_connections_received")
+}
+
 /// In a Cluster, the script and its WAIT go to the master of the code's slot: only master 0
 /// has a replica, so a code there is acknowledged and one elsewhere is not (were WAIT sent to
 /// all masters, the lowest count, 0, would refuse both; to a random one, either at random).
