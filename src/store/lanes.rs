@@ -54,6 +54,20 @@ impl Held {
     }
 }
 
+/// A lane's replacement under way: clears its `rebuilding` flag when the task ends, or is dropped
+/// unfinished (or unstarted) with its runtime; left set, the lane would never be rebuilt again.
+struct Rebuilding {
+    store: Store,
+    index: usize,
+}
+
+impl Drop for Rebuilding {
+    fn drop(&mut self) {
+        let lane = &self.store.lanes[self.index];
+        lane.rebuilding.store(false, Ordering::Release);
+    }
+}
+
 /// Which lanes an operation uses. `WAIT` holds up every later command of its connection until
 /// the replicas answer (a replica round trip; `redis.replica_ack_timeout_ms` when they do not),
 /// so with `redis.replica_acks` the operations that wait (exchange, revocation) get
@@ -168,8 +182,13 @@ impl Store {
         if self.lanes[index].rebuilding.swap(true, Ordering::AcqRel) {
             return;
         }
-        let store = self.clone();
+        // Made before the task, so that it is dropped with the task even if that never runs.
+        let rebuilding = Rebuilding {
+            store: self.clone(),
+            index,
+        };
         tokio::spawn(async move {
+            let store = &rebuilding.store;
             let lane = &store.lanes[index];
             // Greeting the seeds and then every master are two rounds of node connections.
             let deadline = store.timeout * 4;
@@ -187,7 +206,6 @@ impl Store {
                 }
                 Err(_) => log::debug!("redis cluster: no replacement connection in {deadline:?}"),
             }
-            lane.rebuilding.store(false, Ordering::Release);
         });
     }
 

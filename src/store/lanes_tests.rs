@@ -118,3 +118,55 @@ async fn a_dropped_call_is_not_sent_again_across_a_failover_that_ended() {
     assert_eq!(sent, 1, "sent again in another generation");
     assert_eq!(connections.load(Ordering::SeqCst), 1, "reconnected");
 }
+
+/// A Cluster-mode store; nothing listens on its seed.
+fn cluster_store() -> Store {
+    let settings: RedisSettings = toml::from_str(
+        r#"
+        mode = "cluster"
+        url = "redis://unused"
+        nodes = ["redis://127.0.0.1:1"]
+        pool_size = 1
+        timeout_ms = 200
+        key_prefix = "test:"
+        "#,
+    )
+    .unwrap();
+    Store::new(&settings).unwrap()
+}
+
+fn rebuilding(store: &Store) -> bool {
+    store.lanes[0].rebuilding.load(Ordering::Acquire)
+}
+
+#[test]
+fn a_lane_whose_rebuild_was_dropped_with_its_runtime_can_be_rebuilt_again() {
+    let store = cluster_store();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    first.block_on(async { store.rebuild_in_background(0, 1, 0) });
+    assert!(rebuilding(&store), "the task has not run yet");
+    drop(first);
+    assert!(
+        !rebuilding(&store),
+        "dropped with its runtime, the task left the flag set"
+    );
+
+    // And a rebuild that runs to its end clears it too.
+    runtime().block_on(async {
+        store.rebuild_in_background(0, 1, 0);
+        let done = async {
+            while rebuilding(&store) {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), done)
+            .await
+            .expect("the rebuild ended");
+    });
+}
