@@ -213,7 +213,7 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
 }
 
 /// How many clients of the sentinel on `port` are subscribed to a pattern (`CLIENT LIST`).
-fn pattern_subscribers(port: u16) -> usize {
+pub fn pattern_subscribers(port: u16) -> usize {
     query::<String>(port, redis::cmd("CLIENT").arg("LIST")).map_or(0, |clients| {
         clients
             .lines()
@@ -334,7 +334,7 @@ impl Counts {
 }
 
 /// Runs blocking Redis queries off the runtime that serves the app.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work).await.unwrap()
 }
 

@@ -12,6 +12,7 @@ mod cutter;
 mod discovery;
 mod exchange;
 mod failover;
+mod failover_cut;
 mod fixtures;
 mod fuzz;
 mod grant_errors;

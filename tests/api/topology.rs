@@ -254,8 +254,15 @@ pub struct SentinelSet {
 
 impl SentinelSet {
     pub fn start() -> Self {
+        Self::start_behind(|port| port)
+    }
+
+    /// The same, with the master reached (by its replicas, the sentinels and so the service)
+    /// through the port `front` returns for the master's port: a proxy in front of it.
+    pub fn start_behind(front: impl FnOnce(u16) -> u16) -> Self {
         let master = data_node(&[]);
-        let master_port = master.port().to_string();
+        let front_port = front(master.port());
+        let master_port = front_port.to_string();
         let replica_of = ["--replicaof", "127.0.0.1", master_port.as_str()];
         let replicas = [data_node(&replica_of), data_node(&replica_of)];
         wait_until("both replicas are in sync", || {
@@ -266,13 +273,13 @@ impl SentinelSet {
             .map(|_| {
                 let dir = scratch_dir("sentinel");
                 let config = dir.join("sentinel.conf");
-                std::fs::write(&config, sentinel_conf(master.port())).expect("sentinel.conf");
+                std::fs::write(&config, sentinel_conf(front_port)).expect("sentinel.conf");
                 RedisServer::start_config(Some(&config), &["--sentinel"], Some(&dir))
             })
             .collect::<Vec<_>>();
         for sentinel in &sentinels {
             wait_until("every sentinel knows the master and the replica", || {
-                sentinel_master(sentinel.port()) == Some(master.port())
+                sentinel_master(sentinel.port()) == Some(front_port)
                     && query::<Vec<redis::Value>>(
                         sentinel.port(),
                         redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER_NAME),

@@ -1,0 +1,121 @@
+//! A lane's connection cut while a Sentinel failover begins: the call is not sent again.
+//!
+//! `Store::with_conn` sends a call once more on a new connection when the first turns out to be
+//! dropped. Once a failover has begun since the call entered the fence, that repeat would reach
+//! the outgoing master (found through a sentinel that is not leading the failover) and spend
+//! the code there, where a failover may lose it; the fence promises that while it is closed no
+//! operation touches Redis.
+
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+
+use crate::cutter::{Cut, Cutter};
+use crate::failover::{blocking, pattern_subscribers};
+use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::topology::{MASTER_NAME, SentinelSet, query, sentinel_master, wait_until};
+
+/// The name of `EVALSHA` as RESP sends it: the exchange script's call.
+const EVALSHA: &[u8] = b"$7\r\nEVALSHA\r\n";
+/// How long the failover and the service's recovery may take.
+const RECOVERY: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
+    let runtime = tokio::runtime::Handle::current();
+    let (set, cutter) = blocking(move || {
+        let mut cutter = None;
+        let set = SentinelSet::start_behind(|master| {
+            let proxy = runtime.block_on(Cutter::start(master, EVALSHA, Cut::Before));
+            let port = proxy.port;
+            cutter = Some(proxy);
+            port
+        });
+        (set, cutter.expect("a proxy"))
+    })
+    .await;
+    let app = spawn_app_with(|s| {
+        set.configure(&mut s.redis);
+        s.redis.timeout_ms = 1000;
+    })
+    .await;
+    let code = app.write_code(&code_record(&APP)).await;
+    let set = settled(set, &app, &code).await;
+
+    // The exchange script's call reaches the proxy; before cutting it, the proxy starts a
+    // failover and waits until the service has closed its fence.
+    let (sentinel, ready) = (set.sentinels[0].port(), app.url("/readyz"));
+    let (http, runtime) = (app.http.clone(), tokio::runtime::Handle::current());
+    cutter.arm_with(Box::new(move || {
+        wait_until("SENTINEL FAILOVER is accepted", || {
+            query::<String>(
+                sentinel,
+                redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME),
+            )
+            .is_some()
+        });
+        runtime.block_on(fence_closed(&http, &ready));
+    }));
+    let cut = Answer::of(app.exchange(&APP, &code).await).await;
+    assert!(cutter.has_cut(), "the call was not cut");
+    assert_eq!(cut.status, 503, "{}", cut.text);
+    let old_master = set.data_nodes[0].port();
+    let key = app.store.code_key(&code);
+    let left = blocking(move || query::<u32>(old_master, redis::cmd("EXISTS").arg(key))).await;
+    assert_eq!(
+        left,
+        Some(1),
+        "sent again mid-failover, the call spent the code"
+    );
+
+    // Once the new master serves, the code is exchanged there.
+    let deadline = Instant::now() + RECOVERY;
+    let after = loop {
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+        if answer.status != 503 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(after.status, 200, "{}", after.text);
+}
+
+/// Waits until every sentinel has the service's watchers and both replicas have `code`.
+async fn settled(set: SentinelSet, app: &TestApp, code: &str) -> SentinelSet {
+    let key = app.store.code_key(code);
+    blocking(move || {
+        wait_until("every sentinel has both stores' watchers", || {
+            (set.sentinels.iter()).all(|sentinel| pattern_subscribers(sentinel.port()) >= 2)
+        });
+        wait_until("both replicas have the code", || {
+            set.data_nodes[1..]
+                .iter()
+                .all(|node| query::<u32>(node.port(), redis::cmd("EXISTS").arg(&key)) == Some(1))
+        });
+        wait_until("every sentinel names the master behind the proxy", || {
+            let front = sentinel_master(set.sentinels[0].port());
+            (set.sentinels.iter()).all(|sentinel| sentinel_master(sentinel.port()) == front)
+        });
+        set
+    })
+    .await
+}
+
+/// Returns once `/readyz` is a prompt 503: the fence is closed (while it is open, readiness'
+/// PING waits behind the held call on the lane's connection).
+async fn fence_closed(http: &reqwest::Client, ready: &str) {
+    let started = Instant::now();
+    loop {
+        let asked = http.get(ready).timeout(Duration::from_millis(100)).send();
+        if let Ok(response) = asked.await
+            && response.status() == 503
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the service did not hear of the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
