@@ -381,6 +381,16 @@ fn scopes_are_answered_space_separated_and_read_from_records_comma_separated_by_
 }
 
 #[test]
+fn argon2_slots_default_to_half_the_cpus_and_are_64_at_most() {
+    assert_eq!(shipped().clients.argon2_slots, 0);
+    let refused = Some("clients.argon2_slots");
+    for (slots, expected) in [(1, None), (64, None), (65, refused)] {
+        let got = refusal(|s| s.clients.argon2_slots = slots);
+        assert_eq!(got, expected, "argon2_slots = {slots}");
+    }
+}
+
+#[test]
 fn the_shutdown_delay_is_off_by_default_and_ten_minutes_at_most() {
     assert_eq!(shipped().server.shutdown_delay_ms, 0);
     let refused = Some("server.shutdown_delay_ms");

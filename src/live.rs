@@ -84,7 +84,7 @@ impl Snapshot {
 impl Live {
     /// Loads the first snapshot from `settings`; `source` gives the settings of each reload.
     pub fn new(settings: &Settings, source: SettingsSource) -> Result<Self, LoadError> {
-        let argon2 = Argon2Limit::half_the_cpus();
+        let argon2 = Argon2Limit::configured(settings.clients.argon2_slots);
         let snapshot = Snapshot::load(settings, &argon2)?;
         log::info!("{}", snapshot.describe());
         discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
@@ -194,13 +194,18 @@ fn warn_of_a_new_algorithm(running: &Snapshot, next: &Snapshot) {
 }
 
 /// The sections that differ between the settings as started and a reload's, which a reload
-/// does not apply: they shape the listener, the Redis pool and the throttle built at start-up.
+/// does not apply: they shape the listener, the Redis pool, the throttle and the Argon2 slots
+/// built at start-up.
 fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
     [
         ("[server]", started.server != reloaded.server),
         ("[redis]", started.redis != reloaded.redis),
         ("[throttle]", started.throttle != reloaded.throttle),
         ("[metrics]", started.metrics != reloaded.metrics),
+        (
+            "clients.argon2_slots",
+            started.clients.argon2_slots != reloaded.clients.argon2_slots,
+        ),
     ]
     .into_iter()
     .filter_map(|(section, changed)| changed.then_some(section))

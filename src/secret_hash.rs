@@ -69,6 +69,14 @@ impl Argon2Limit {
         Self::new(std::thread::available_parallelism().map_or(1, NonZero::get) / 2)
     }
 
+    /// `clients.argon2_slots`: that many slots, or with 0 [`Self::half_the_cpus`].
+    pub fn configured(slots: usize) -> Self {
+        match slots {
+            0 => Self::half_the_cpus(),
+            slots => Self::new(slots),
+        }
+    }
+
     pub fn new(slots: usize) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(slots.max(1))),

@@ -148,11 +148,18 @@ impl Default for DiscoverySettings {
     }
 }
 
+/// The most Argon2 slots `clients.argon2_slots` may ask for: each verification may take up to
+/// 256 MiB (the most a stored hash may ask for), so more would risk the process's memory.
+const MAX_ARGON2_SLOTS: usize = 64;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientsSettings {
     /// TOML file with the client registry.
     pub file: PathBuf,
+    /// Argon2 verifications that may run at once; 0: one per two CPUs (at least one).
+    #[serde(default)]
+    pub argon2_slots: usize,
 }
 
 impl DiscoverySettings {
@@ -320,6 +327,12 @@ impl Settings {
             return invalid(
                 "throttle.trusted_proxies",
                 &format!("`{bad}` is not an IP address or network (address/length)"),
+            );
+        }
+        if self.clients.argon2_slots > MAX_ARGON2_SLOTS {
+            return invalid(
+                "clients.argon2_slots",
+                "must be at most 64 (0: half the CPUs)",
             );
         }
         if !(256..=1 << 20).contains(&self.server.body_limit) {
