@@ -54,8 +54,8 @@ impl ClientAuth {
     }
 
     /// `invalid_client` (401), or 429 once the client id has failed too often, or once `source`
-    /// has and this client id failed from it or is unknown; or 503 when every Argon2
-    /// verification slot is busy.
+    /// has and this client id failed from it or is unknown; or 503 when its client id's Argon2
+    /// turn or every Argon2 slot stays busy (`secret_hash::Argon2Limit`).
     pub async fn authenticate(
         &self,
         credentials: &ClientCredentials,

@@ -176,7 +176,10 @@ impl Registry {
             let _ = sha256(presented).ct_eq(&Digest::ZERO);
             return Err(fail());
         };
-        let secret_ok = client.secret.verify(presented, &self.argon2).await?;
+        let secret_ok = client
+            .secret
+            .verify(&client.id, presented, &self.argon2)
+            .await?;
         if secret_ok && client.enabled {
             Ok(Arc::clone(client))
         } else {

@@ -275,7 +275,7 @@ impl Metrics {
             )?,
             argon2_overloaded: counter(
                 "sso_argon2_overloaded_total",
-                "Client authentications answered 503: every Argon2 verification slot stayed busy",
+                "Client authentications answered 503: their client id's Argon2 verification, or every Argon2 slot, stayed busy",
             )?,
             throttled: ThrottledBy::ALL
                 .iter()

@@ -5,15 +5,16 @@
 //! accepted for operators who want them, and a successful Argon2 verification is remembered (as
 //! the SHA-256 of the secret) so that a busy client pays Argon2 once, not per request.
 
+use std::collections::HashMap;
 use std::num::NonZero;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use aws_lc_rs::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use crate::oauth::OAuthError;
 use crate::oauth::credentials::MAX_SECRET;
@@ -55,16 +56,24 @@ const ARGON2_MAX_TIME_COST: u32 = 10;
 /// Bounds the Argon2 verifications that run at once, for the whole process (every snapshot
 /// shares one). Each takes ~19 MiB and tens of milliseconds of a core: unbounded, a flood of
 /// wrong secrets for an Argon2 client would fill tokio's blocking pool (512 threads, ~10 GiB).
-/// Remembered successes need no slot.
+/// A client id takes one slot at most: client ids are public, and a flood for one must leave
+/// the other slots to the other clients. Remembered successes need no slot.
 #[derive(Clone, Debug)]
 pub struct Argon2Limit {
     slots: Arc<Semaphore>,
+    /// One turn per client id with a verification running or waiting; idle ones are dropped.
+    turns: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+/// What a verification holds while Argon2 runs: its client id's turn and a slot of the pool.
+struct Turn {
+    _client: OwnedSemaphorePermit,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Argon2Limit {
-    /// One slot per two CPUs (`available_parallelism`), at least one: a flood of wrong secrets
-    /// for an Argon2 client then leaves at least half the cores to every other request (on a
-    /// machine with two CPUs or more).
+    /// One slot per two CPUs (`available_parallelism`), at least one: Argon2 floods then leave
+    /// at least half the cores to every other request (on a machine with two CPUs or more).
     pub fn half_the_cpus() -> Self {
         Self::new(std::thread::available_parallelism().map_or(1, NonZero::get) / 2)
     }
@@ -80,7 +89,36 @@ impl Argon2Limit {
     pub fn new(slots: usize) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(slots.max(1))),
+            turns: Arc::default(),
         }
+    }
+
+    /// `client_id`'s turn, then a slot: a flood for one id queues on its own turn, not ahead
+    /// of the other ids in the pool's queue.
+    async fn take(&self, client_id: &str) -> Result<Turn, AcquireError> {
+        let client = self.turn_of(client_id).acquire_owned().await?;
+        let slot = Arc::clone(&self.slots).acquire_owned().await?;
+        Ok(Turn {
+            _client: client,
+            _slot: slot,
+        })
+    }
+
+    /// The one-permit semaphore of `client_id`. Those that no verification holds or waits for
+    /// are dropped first (an idle one is as good as a new one), so the map holds only the ids
+    /// in use, not every id ever flooded.
+    fn turn_of(&self, client_id: &str) -> Arc<Semaphore> {
+        let mut turns = self
+            .turns
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(turn) = turns.get(client_id) {
+            return Arc::clone(turn);
+        }
+        turns.retain(|_, turn| Arc::strong_count(turn) > 1);
+        let turn = Arc::new(Semaphore::new(1));
+        turns.insert(client_id.to_owned(), Arc::clone(&turn));
+        turn
     }
 }
 
@@ -177,10 +215,12 @@ impl SecretHash {
         }
     }
 
-    /// Whether `presented` is the secret. `Overloaded` (503) when no Argon2 slot frees up
-    /// within [`ARGON2_WAIT`]: a request is never queued for long behind a flood.
+    /// Whether `presented` is `client_id`'s secret. `Overloaded` (503) unless the client id's
+    /// turn and an Argon2 slot both free up within [`ARGON2_WAIT`]: a request is never queued
+    /// for long behind a flood.
     pub(crate) async fn verify(
         &self,
+        client_id: &str,
         presented: &str,
         limit: &Argon2Limit,
     ) -> Result<bool, OAuthError> {
@@ -191,20 +231,20 @@ impl SecretHash {
                 if remembered(verified, &presented_digest) {
                     return Ok(true);
                 }
-                let waiting = Arc::clone(&limit.slots).acquire_owned();
-                let Ok(Ok(slot)) = tokio::time::timeout(ARGON2_WAIT, waiting).await else {
+                let waiting = limit.take(client_id);
+                let Ok(Ok(turn)) = tokio::time::timeout(ARGON2_WAIT, waiting).await else {
                     return Err(OAuthError::Overloaded);
                 };
                 // The request ahead may have verified this very secret while this one waited.
                 if remembered(verified, &presented_digest) {
                     return Ok(true);
                 }
-                // Argon2 takes tens of milliseconds: keep it off the async workers. The slot
+                // Argon2 takes tens of milliseconds: keep it off the async workers. The turn
                 // goes along, so it stays taken until Argon2 is done, even if the request is
                 // dropped meanwhile (a client that hangs up frees no core).
                 let (phc, secret) = (phc.clone(), presented.to_owned());
                 let ok = tokio::task::spawn_blocking(move || {
-                    let _slot = slot;
+                    let _turn = turn;
                     PasswordHash::new(&phc).is_ok_and(|hash| {
                         Argon2::default()
                             .verify_password(secret.as_bytes(), &hash)

@@ -19,9 +19,12 @@ fn cheap_argon2(secret: &str) -> SecretHash {
 #[tokio::test]
 async fn argon2_verifies_the_right_secret_only() {
     let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
-    assert!(hash.verify(SECRET, &limit).await.unwrap());
-    assert!(!hash.verify("wrong", &limit).await.unwrap());
-    assert!(hash.verify(SECRET, &limit).await.unwrap(), "remembered");
+    assert!(hash.verify("app", SECRET, &limit).await.unwrap());
+    assert!(!hash.verify("app", "wrong", &limit).await.unwrap());
+    assert!(
+        hash.verify("app", SECRET, &limit).await.unwrap(),
+        "remembered"
+    );
 }
 
 #[tokio::test]
@@ -30,7 +33,7 @@ async fn with_every_slot_taken_a_verification_is_refused_after_a_short_wait() {
     let _taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
 
     let started = std::time::Instant::now();
-    let outcome = hash.verify("wrong", &limit).await;
+    let outcome = hash.verify("app", "wrong", &limit).await;
 
     assert!(
         matches!(outcome, Err(OAuthError::Overloaded)),
@@ -46,12 +49,12 @@ async fn with_every_slot_taken_a_verification_is_refused_after_a_short_wait() {
 #[tokio::test]
 async fn a_remembered_secret_needs_no_slot() {
     let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
-    assert!(hash.verify(SECRET, &limit).await.unwrap());
+    assert!(hash.verify("app", SECRET, &limit).await.unwrap());
     let _taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
 
-    assert!(hash.verify(SECRET, &limit).await.unwrap());
+    assert!(hash.verify("app", SECRET, &limit).await.unwrap());
     assert!(matches!(
-        hash.verify("wrong", &limit).await,
+        hash.verify("app", "wrong", &limit).await,
         Err(OAuthError::Overloaded)
     ));
 }
@@ -63,17 +66,20 @@ async fn the_same_hash_loaded_again_inherits_the_remembered_secret_another_does_
         SecretHash::Sha256(_) => unreachable!("an Argon2 hash"),
     };
     let (older, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
-    assert!(older.verify(SECRET, &limit).await.unwrap());
+    assert!(older.verify("app", SECRET, &limit).await.unwrap());
     let same = SecretHash::parse("app", &phc(&older)).unwrap();
     let other = cheap_argon2("another-secret-Rk2Wd7");
     same.inherit(&older);
     other.inherit(&older);
     let _taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
 
-    assert!(same.verify(SECRET, &limit).await.unwrap(), "inherited");
+    assert!(
+        same.verify("app", SECRET, &limit).await.unwrap(),
+        "inherited"
+    );
     assert!(
         matches!(
-            other.verify(SECRET, &limit).await,
+            other.verify("app", SECRET, &limit).await,
             Err(OAuthError::Overloaded)
         ),
         "a changed hash remembers nothing"
@@ -89,7 +95,7 @@ async fn a_waiting_verification_finds_the_secret_remembered_meanwhile() {
     let taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
     let waiting = tokio::spawn({
         let (hash, limit) = (Arc::clone(&hash), limit.clone());
-        async move { hash.verify(REMEMBERED_ONLY, &limit).await }
+        async move { hash.verify("app", REMEMBERED_ONLY, &limit).await }
     });
     // One thread: while this sleeps, the task runs until it waits for the slot, having found
     // nothing remembered before it.
@@ -118,7 +124,7 @@ async fn the_slot_stays_taken_until_argon2_is_done_even_if_the_request_is_droppe
     );
     let abandoned = tokio::spawn({
         let (hash, limit) = (Arc::clone(&hash), limit.clone());
-        async move { hash.verify("wrong", &limit).await }
+        async move { hash.verify("app", "wrong", &limit).await }
     });
     // On this single-threaded runtime the task gets here only once Argon2 is under way.
     while limit.slots.available_permits() == 1 {
@@ -138,6 +144,31 @@ async fn the_slot_stays_taken_until_argon2_is_done_even_if_the_request_is_droppe
         }
     });
     back.await.expect("the slot is given back when Argon2 ends");
+}
+
+#[tokio::test]
+async fn a_client_id_takes_one_slot_at_most_and_others_take_the_rest() {
+    let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(2));
+    let _flooded = limit.turn_of("flooded").acquire_owned().await.unwrap();
+
+    assert!(matches!(
+        hash.verify("flooded", "wrong", &limit).await,
+        Err(OAuthError::Overloaded)
+    ));
+    assert_eq!(limit.slots.available_permits(), 2, "its turn, not a slot");
+    assert!(hash.verify("other", SECRET, &limit).await.unwrap());
+}
+
+#[tokio::test]
+async fn only_the_turns_in_use_are_kept() {
+    let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
+    for id in ["a", "b", "c"] {
+        assert!(!hash.verify(id, "wrong", &limit).await.unwrap());
+    }
+    let held = limit.turn_of("d");
+    let kept: Vec<String> = limit.turns.lock().unwrap().keys().cloned().collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    drop(held);
 }
 
 #[test]

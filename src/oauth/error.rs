@@ -73,8 +73,8 @@ pub enum OAuthError {
     /// `Retry-After`; the code was not touched.
     #[error("temporarily_unavailable: busy")]
     Busy,
-    /// Every Argon2 verification slot stayed busy (`secret_hash::Argon2Limit`): 503 with
-    /// `Retry-After`, as for Redis trouble.
+    /// The client id's Argon2 turn or every Argon2 slot stayed busy
+    /// (`secret_hash::Argon2Limit`): 503 with `Retry-After`, as for Redis trouble.
     #[error("temporarily_unavailable: client authentication overloaded")]
     Overloaded,
     /// A bug or a broken deployment; the cause goes to the log, never to the client.
