@@ -42,8 +42,8 @@
 //!
 //! The source address is the peer's, or, when the peer is one of `throttle.trusted_proxies`,
 //! the right-most `X-Forwarded-For` entry that is not a trusted proxy (none when that entry is
-//! not an address: see [`source_address`]). That choice is in `source.rs`, the local table of
-//! counters in `table.rs`.
+//! not an address, or the proxy sent no `X-Forwarded-For`: see [`source_address`]). That
+//! choice is in `source.rs`, the local table of counters in `table.rs`.
 
 use std::net::IpAddr;
 use std::sync::Arc;

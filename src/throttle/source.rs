@@ -54,9 +54,9 @@ pub(super) fn is_trusted(trusted: &[Network], ip: IpAddr) -> bool {
 }
 
 /// The address failures are counted under: the peer, or what trusted proxies say it forwarded
-/// (the right-most hop that is not a trusted proxy). `None` when that hop is not an address: its
-/// failures then count against the client id only, never against the proxy (which would block
-/// everyone behind it).
+/// (the right-most hop that is not a trusted proxy). `None` when a trusted proxy names no
+/// address (no `X-Forwarded-For`, or a hop that is not one): its failures then count against the
+/// client id only, never against the proxy (which would block everyone behind it).
 pub fn source_address(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
@@ -67,8 +67,13 @@ pub fn source_address(
         return Some(peer);
     }
     let Some(forwarded_for) = forwarded_for else {
-        // The proxy's own request (a health check, say).
-        return Some(peer);
+        // The proxy's own request, or one from a proxy that names no client: counted against
+        // the proxy, N failures would block every caller behind it.
+        crate::warn_every_second!(
+            "throttle: a request from a trusted proxy without X-Forwarded-For; such requests \
+             are throttled by client id only"
+        );
+        return None;
     };
     let mut source = peer;
     for hop in forwarded_for.rsplit(',') {
@@ -157,10 +162,11 @@ mod tests {
             source_address(Some(ip("10.0.0.1")), xff, &trusted),
             Some(ip("198.51.100.7"))
         );
-        // No header: the proxy's own request.
+        // No header: no address, never the proxy's (whose block would cover all behind it).
+        assert_eq!(source_address(Some(ip("10.0.0.1")), None, &trusted), None);
         assert_eq!(
-            source_address(Some(ip("10.0.0.1")), None, &trusted),
-            Some(ip("10.0.0.1"))
+            source_address(Some(ip("198.51.100.1")), None, &trusted),
+            Some(ip("198.51.100.1"))
         );
         // Garbage where the client's address should be: no address, never the proxy's.
         for garbage in ["1.2.3.4, junk, 10.0.0.3", "", "198.51.100.7, ", "\u{FFFD}"] {

@@ -422,6 +422,26 @@ async fn an_unreadable_forwarded_for_hop_is_not_counted_against_the_proxy() {
     assert_eq!(the_proxy.status, 200, "{}", the_proxy.text);
 }
 
+/// A trusted proxy's request without `X-Forwarded-For` (one that sets none, or its own) names
+/// no client: its failures count against the client id only, never against the proxy's address,
+/// whose block would cover every caller behind it (and the client id there).
+#[tokio::test]
+async fn a_trusted_proxys_request_without_forwarded_for_is_not_counted_against_it() {
+    let app = app(true).await;
+    for i in 0..MAX {
+        let answer = attempt_forwarded(&app, APP.id, WRONG, &[]).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+    let past_the_limit = attempt_forwarded(&app, APP.id, WRONG, &[]).await;
+
+    let right_secret = attempt_forwarded(&app, APP.id, APP.secret, &[]).await;
+    let unknown = attempt_forwarded(&app, "ghost", WRONG, &[]).await;
+
+    assert_throttled(&past_the_limit, "the client id's failure past the limit");
+    assert_eq!(right_secret.status, 200, "{}", right_secret.text);
+    assert_eq!(unknown.status, 401, "an unknown id: {}", unknown.text);
+}
+
 /// Failures from more addresses than a replica keeps track of ([`MAX_TRACKED`] in a window: an
 /// attack spread over many) do not switch the address block off: an address the replica could
 /// not keep is looked up in Redis before authentication.
