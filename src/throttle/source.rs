@@ -1,7 +1,7 @@
 //! Where a failure comes from: the peer, or the hop that trusted proxies forwarded for, an IPv6
-//! address as its /64.
+//! address as its /64 (but a NAT64 one as its IPv4 address).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// A network given as `address` or `address/prefix-length`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,12 +102,26 @@ fn hop_address(hop: &str) -> Option<IpAddr> {
 }
 
 /// An IPv6 address counts as its /64 network: a host is routinely given a whole /64 (SLAAC,
-/// privacy addresses), so one address alone would let it pick a fresh one for every guess.
+/// privacy addresses), so one address alone would let it pick a fresh one for every guess. An
+/// IPv4 client behind a NAT64 or SIIT translator counts as its IPv4 address: as a /64, every
+/// IPv4 client of the translator would share one counter, and one could block them all.
 pub(super) fn counted_as(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
+        IpAddr::V6(v6) => match translated_ipv4(v6) {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
+        },
         v4 => v4,
     }
+}
+
+/// The IPv4 address inside an address of RFC 6052's well-known prefix `64:ff9b::/96`, as
+/// `to_canonical` finds the one inside `::ffff:0:0/96`. Network-specific prefixes cannot be
+/// told from native IPv6 and count as /64s.
+fn translated_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    const WELL_KNOWN_PREFIX: [u8; 12] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0];
+    let [prefix @ .., a, b, c, d] = v6.octets();
+    (prefix == WELL_KNOWN_PREFIX).then_some(Ipv4Addr::new(a, b, c, d))
 }
 
 #[cfg(test)]
@@ -146,6 +160,17 @@ mod tests {
         for bad in ["10.0.0.0/33", "fd00::/129", "proxy", "10.0.0.0/x", ""] {
             assert_eq!(Network::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv6_counts_as_its_64_but_nat64_as_the_ipv4_address_inside() {
+        assert_eq!(counted_as(ip("2001:db8:1:2:a::1")), ip("2001:db8:1:2::"));
+        assert_eq!(counted_as(ip("203.0.113.7")), ip("203.0.113.7"));
+        // RFC 6052's well-known prefix: each IPv4 client behind the translator on its own.
+        assert_eq!(counted_as(ip("64:ff9b::198.51.100.7")), ip("198.51.100.7"));
+        assert_eq!(counted_as(ip("64:ff9b::c633:6408")), ip("198.51.100.8"));
+        // Outside the /96 (64:ff9b:1::/48 is RFC 8215's local-use prefix): a /64 as any.
+        assert_eq!(counted_as(ip("64:ff9b:1::c633:6407")), ip("64:ff9b:1::"));
     }
 
     #[test]
