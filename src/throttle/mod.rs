@@ -27,10 +27,11 @@
 //!   failures or more does a replica read the counter before authenticating (one round trip),
 //!   so a block that other replicas' failures completed is enforced there too. A replica that
 //!   has seen no failure of an address lets its requests through to authentication, and
-//!   answers its first failure from the shared counter. Once its table has had to turn an
-//!   address away (failures from more than 10,000 addresses in a window), it reads the counter
-//!   of every address it does not hold before authenticating, until that address's window
-//!   ends.
+//!   answers its first failure from the shared counter. A full table (failures from more than
+//!   10,000 addresses in a window) makes room for an address at N/2 or more by dropping those
+//!   below, which it would not read anyway; once it has had to turn away one at N/2 or more
+//!   (10,000 such addresses), it reads the counter of every address it does not hold before
+//!   authenticating, until that address's window ends.
 //! - Answers are exact across replicas: the N-th failure of a window gets 401, the next 429,
 //!   whichever replica sees it (Redis counts atomically).
 //! - If Redis fails while counting, the failure is counted in the replica's own table instead
@@ -120,7 +121,9 @@ impl Throttle {
             max_failures: settings.max_failures,
             window: Duration::from_secs(settings.window_secs),
             trusted,
-            addresses: Table::new(),
+            // An address below half the limit is not read before authentication (`admit`),
+            // held or not: it need not crowd out one that is.
+            addresses: Table::with_floor(settings.max_failures.div_ceil(2)),
             clients: Table::new(),
             pairs: Table::new(),
             store,
@@ -162,9 +165,10 @@ impl Throttle {
     /// Before authentication: refuses a request from an address that is blocked, as far as
     /// this replica knows, or, near the limit, as Redis says, unless it comes for a registered
     /// client id that has not failed from that address in the window (see [`Self::failed_at`]).
-    /// After its table of addresses turned one away (failures from more than
-    /// [`MAX_TRACKED`](table::MAX_TRACKED) addresses in a window: an attack spread over many),
-    /// an address it does not hold is looked up in Redis too, until that one's window ends.
+    /// After its table of addresses turned one at N/2 or more away (that many failures from
+    /// more than [`MAX_TRACKED`](table::MAX_TRACKED) addresses in a window: an attack spread over
+    /// many), an address it does not hold is looked up in Redis too, until that one's window
+    /// ends.
     pub async fn admit(&self, attempt: Attempt<'_>) -> Result<(), OAuthError> {
         let Some(address) = attempt.source.filter(|_| self.enabled) else {
             return Ok(());

@@ -26,8 +26,11 @@ pub(super) struct Table<K> {
     live_until: AtomicU64,
     epoch: Instant,
     /// Milliseconds after `epoch` until which a key may be missing for want of room: the end
-    /// of the window of the last key turned away (0: none ever was).
+    /// of the window of the last key turned away at `floor` or more (0: none ever was).
     turned_away_until: AtomicU64,
+    /// The count from which a key is worth its place: below it, a key is kept only while there
+    /// is room, given up for one at `floor` or more, and turned away without a note.
+    floor: u64,
 }
 
 struct Entries<K> {
@@ -44,7 +47,15 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const SAME_WINDOW: Duration = Duration::from_secs(1);
 
 impl<K: std::hash::Hash + Eq> Table<K> {
+    /// A table in which every key is worth its place.
     pub(super) fn new() -> Self {
+        Self::with_floor(0)
+    }
+
+    /// A table that keeps keys below `floor` only while there is room: for addresses, those
+    /// below half the limit, whose counter `admit` reads no more when held than when missing.
+    /// Failures spread thin over many addresses then leave the others' requests unread.
+    pub(super) fn with_floor(floor: u64) -> Self {
         Self {
             entries: Mutex::new(Entries {
                 held: HashMap::new(),
@@ -53,6 +64,7 @@ impl<K: std::hash::Hash + Eq> Table<K> {
             live_until: AtomicU64::new(0),
             epoch: Instant::now(),
             turned_away_until: AtomicU64::new(0),
+            floor,
         }
     }
 
@@ -137,9 +149,16 @@ impl<K: std::hash::Hash + Eq> Table<K> {
             entries.held.retain(|_, s| s.until > now);
             entries.swept = Some(now);
         }
+        let worth_noting = seen.count >= self.floor;
+        if entries.held.len() >= MAX_TRACKED && worth_noting && self.floor > 1 {
+            // Room at the cost of keys below the floor (every count is at least one): a full
+            // pass under the lock, as the sweep's, paid only by a key at the floor that finds
+            // the table full; filling it with such keys takes `floor` failures each.
+            entries.held.retain(|_, s| s.count >= self.floor);
+        }
         if entries.held.len() < MAX_TRACKED {
             entries.held.insert(key, seen);
-        } else {
+        } else if worth_noting {
             let until = self.millis(seen.until);
             self.turned_away_until.fetch_max(until, Ordering::Relaxed);
         }
@@ -194,6 +213,31 @@ mod tests {
         // A key it holds is still brought up to date.
         table.put(1, Seen { count: 9, ..live }, now);
         assert_eq!(table.get(&1, now).map(|s| s.count), Some(9));
+    }
+
+    #[test]
+    fn keys_below_the_floor_make_room_and_are_turned_away_unnoted() {
+        let table: Table<u32> = Table::with_floor(2);
+        let now = Instant::now();
+        let low = Seen {
+            count: 1,
+            until: now + Duration::from_secs(60),
+        };
+        for key in 0..(MAX_TRACKED as u32 + 10) {
+            table.put(key, low, now);
+        }
+        assert!(
+            !table.may_miss(now),
+            "only keys below the floor were turned away"
+        );
+
+        let high = Seen { count: 2, ..low };
+        table.put(u32::MAX, high, now);
+        assert_eq!(table.get(&u32::MAX, now).map(|s| s.count), Some(2));
+        for key in 0..(MAX_TRACKED as u32 + 10) {
+            table.put(key, high, now);
+        }
+        assert!(table.may_miss(now), "a key at the floor was turned away");
     }
 
     #[test]

@@ -442,21 +442,22 @@ async fn a_trusted_proxys_request_without_forwarded_for_is_not_counted_against_i
     assert_eq!(unknown.status, 401, "an unknown id: {}", unknown.text);
 }
 
-/// Failures from more addresses than a replica keeps track of ([`MAX_TRACKED`] in a window: an
-/// attack spread over many) do not switch the address block off: an address the replica could
-/// not keep is looked up in Redis before authentication.
-#[tokio::test]
-async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_address() {
-    // Addresses of 198.18.0.0/15 (RFC 2544), one failure each: exactly enough to fill the table.
-    let tracked = u32::try_from(MAX_TRACKED).expect("MAX_TRACKED fits in u32");
-    assert!(tracked <= 1 << 17, "more than 198.18.0.0/15 holds");
-    // A window that outlasts the fill however slow the machine: expired entries would make room.
-    let app = spawn_app_with(|s| {
-        s.throttle.max_failures = MAX;
+/// An app whose address table a test fills: with a window that outlasts the fill however slow
+/// the machine (expired entries would make room).
+async fn app_to_fill(max_failures: u64) -> TestApp {
+    spawn_app_with(|s| {
+        s.throttle.max_failures = max_failures;
         s.throttle.window_secs = 3600;
         s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
     })
-    .await;
+    .await
+}
+
+/// One failure (of an unknown client id) from each of `count` addresses of 198.18.0.0/15
+/// (RFC 2544).
+async fn fail_once_from_each_of(app: &TestApp, count: usize) {
+    let count = u32::try_from(count).expect("count fits in u32");
+    assert!(count <= 1 << 17, "more than 198.18.0.0/15 holds");
     let body = json!({
         "grant_type": "authorization_code",
         "client_id": "ghost",
@@ -465,7 +466,7 @@ async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_addre
         "redirect_uri": APP.redirect_uri,
     });
     let first = u32::from(Ipv4Addr::new(198, 18, 0, 0));
-    let fill = futures_util::stream::iter(0..tracked).map(|i| {
+    let fill = futures_util::stream::iter(0..count).map(|i| {
         let request = app
             .http
             .post(app.token_url())
@@ -479,11 +480,20 @@ async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_addre
         "{:?}",
         statuses.iter().find(|s| !matches!(s, Ok(401 | 429)))
     );
+}
 
-    for i in 0..MAX {
-        let answer = attempt(&app, APP.id, WRONG, "203.0.113.77").await;
-        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
-    }
+/// Failures from more addresses than a replica keeps track of ([`MAX_TRACKED`] in a window: an
+/// attack spread over many), each at the limit so that none makes room for another, do not
+/// switch the address block off: an address the replica could not keep is looked up in Redis
+/// before authentication.
+#[tokio::test]
+async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_address() {
+    // A limit of one: every address of the fill is blocked, none below half the limit.
+    let app = app_to_fill(1).await;
+    fail_once_from_each_of(&app, MAX_TRACKED).await;
+
+    let answer = attempt(&app, APP.id, WRONG, "203.0.113.77").await;
+    assert_eq!(answer.status, 401, "{}", answer.text);
     let reads_before = throttle_redis_calls(&app).await;
     let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.77").await;
     let reads = throttle_redis_calls(&app).await - reads_before;
@@ -501,6 +511,37 @@ async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_addre
         reads, 1.0,
         "throttle reads in Redis for the blocked request"
     );
+}
+
+/// Failures spread thin over more addresses than a replica keeps track of, below half the limit
+/// each, cost nobody a Redis read: a replica reads no counter for such an address even when it
+/// holds it. And an address that reaches half the limit still finds room in the full table (in
+/// place of those), so its block is answered without a read too.
+#[tokio::test]
+async fn addresses_far_below_the_limit_crowding_the_table_cost_other_addresses_no_read() {
+    let app = app_to_fill(MAX).await;
+    fail_once_from_each_of(&app, MAX_TRACKED + 1).await;
+
+    let reads_before = throttle_redis_calls(&app).await;
+    let fresh = attempt(&app, APP.id, APP.secret, "203.0.113.78").await;
+    let reads = throttle_redis_calls(&app).await - reads_before;
+    assert_eq!(fresh.status, 200, "{}", fresh.text);
+    assert_eq!(reads, 0.0, "throttle reads for a fresh address's success");
+
+    for i in 0..MAX {
+        let answer = attempt(&app, APP.id, WRONG, "203.0.113.77").await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+    let reads_before = throttle_redis_calls(&app).await;
+    let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.77").await;
+    let reads = throttle_redis_calls(&app).await - reads_before;
+    assert_eq!(
+        (right_secret.status, right_secret.error()),
+        (429, "invalid_client"),
+        "the right secret from the blocked address: {}",
+        right_secret.text
+    );
+    assert_eq!(reads, 0.0, "throttle reads for the blocked address: held");
 }
 
 /// How many throttle operations `app` made in Redis (its `/metrics`).
