@@ -190,14 +190,7 @@ async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
     // for a while. Never a second token: the code is exchanged now, or (had an attempt been
     // under way when a sentinel's `+switch-master` moved the fence: a 503 that may have spent
     // it, README) refused.
-    let deadline = Instant::now() + RECOVERY;
-    let after = loop {
-        let answer = Answer::of(app.exchange(&APP, &code).await).await;
-        if answer.status != 503 || Instant::now() > deadline {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let after = exchange_once_served(&app, &code, RECOVERY).await;
     // A lost code would be "invalid, expired or already used": the replicas had it.
     let spent = after.status == 400
         && after.error() == "invalid_grant"
@@ -330,6 +323,19 @@ impl Counts {
             new_master_scripts: script_calls(new_master, password),
             new_master_noauth: error_replies(new_master, password, "NOAUTH"),
         }
+    }
+}
+
+/// `code` exchanged again every 100 ms while the answer is a 503, for `within` at most: the
+/// first other answer, or the last 503.
+pub async fn exchange_once_served(app: &TestApp, code: &str, within: Duration) -> Answer {
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = Answer::of(app.exchange(&APP, code).await).await;
+        if answer.status != 503 || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis;
 
 use crate::cutter::{Cut, Cutter};
-use crate::failover::{blocking, pattern_subscribers};
+use crate::failover::{blocking, exchange_once_served, pattern_subscribers};
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
 use crate::topology::{MASTER_NAME, SentinelSet, query, sentinel_master, wait_until};
 
@@ -69,14 +69,7 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     );
 
     // Once the new master serves, the code is exchanged there.
-    let deadline = Instant::now() + RECOVERY;
-    let after = loop {
-        let answer = Answer::of(app.exchange(&APP, &code).await).await;
-        if answer.status != 503 || Instant::now() > deadline {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let after = exchange_once_served(&app, &code, RECOVERY).await;
     assert_eq!(after.status, 200, "{}", after.text);
 }
 

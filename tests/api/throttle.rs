@@ -48,6 +48,18 @@ async fn attempt(app: &TestApp, id: &str, secret: &str, address: &str) -> Answer
     attempt_forwarded(app, id, secret, &[&forwarded]).await
 }
 
+/// [`attempt`], with the throttle's Redis calls it made.
+async fn attempt_counting_reads(
+    app: &TestApp,
+    id: &str,
+    secret: &str,
+    address: &str,
+) -> (Answer, f64) {
+    let before = throttle_redis_calls(app).await;
+    let answer = attempt(app, id, secret, address).await;
+    (answer, throttle_redis_calls(app).await - before)
+}
+
 /// The same with these `X-Forwarded-For` lines, in this order.
 async fn attempt_forwarded(app: &TestApp, id: &str, secret: &str, lines: &[&str]) -> Answer {
     let code = app.issue_code(&APP).await;
@@ -494,9 +506,8 @@ async fn failures_from_more_addresses_than_a_replica_tracks_still_block_an_addre
 
     let answer = attempt(&app, APP.id, WRONG, "203.0.113.77").await;
     assert_eq!(answer.status, 401, "{}", answer.text);
-    let reads_before = throttle_redis_calls(&app).await;
-    let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.77").await;
-    let reads = throttle_redis_calls(&app).await - reads_before;
+    let (right_secret, reads) =
+        attempt_counting_reads(&app, APP.id, APP.secret, "203.0.113.77").await;
 
     assert_eq!(
         (right_secret.status, right_secret.error()),
@@ -522,9 +533,7 @@ async fn addresses_far_below_the_limit_crowding_the_table_cost_other_addresses_n
     let app = app_to_fill(MAX).await;
     fail_once_from_each_of(&app, MAX_TRACKED + 1).await;
 
-    let reads_before = throttle_redis_calls(&app).await;
-    let fresh = attempt(&app, APP.id, APP.secret, "203.0.113.78").await;
-    let reads = throttle_redis_calls(&app).await - reads_before;
+    let (fresh, reads) = attempt_counting_reads(&app, APP.id, APP.secret, "203.0.113.78").await;
     assert_eq!(fresh.status, 200, "{}", fresh.text);
     assert_eq!(reads, 0.0, "throttle reads for a fresh address's success");
 
@@ -532,9 +541,8 @@ async fn addresses_far_below_the_limit_crowding_the_table_cost_other_addresses_n
         let answer = attempt(&app, APP.id, WRONG, "203.0.113.77").await;
         assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
     }
-    let reads_before = throttle_redis_calls(&app).await;
-    let right_secret = attempt(&app, APP.id, APP.secret, "203.0.113.77").await;
-    let reads = throttle_redis_calls(&app).await - reads_before;
+    let (right_secret, reads) =
+        attempt_counting_reads(&app, APP.id, APP.secret, "203.0.113.77").await;
     assert_eq!(
         (right_secret.status, right_secret.error()),
         (429, "invalid_client"),
