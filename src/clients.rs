@@ -164,8 +164,10 @@ impl Registry {
     }
 
     /// Checks the presented credentials. Unknown client, disabled client and wrong secret give
-    /// the same error, and an unknown id still costs a hash comparison. `Overloaded` when an
-    /// Argon2 verification found no free slot in time.
+    /// the same error, and an unknown id still costs a SHA-256 comparison, as much as a
+    /// `sha256:` client's (an Argon2 client's takes milliseconds: its timing shows, and client
+    /// ids are public anyway). `Overloaded` when an Argon2 verification found neither its
+    /// client id's turn nor a slot free in time.
     pub async fn authenticate(
         &self,
         credentials: &ClientCredentials,
