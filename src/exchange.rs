@@ -55,8 +55,12 @@ impl Exchange {
             // before the slots: only an answer from Redis may tell them that its shard answers.
             return Err(unknown_code());
         }
-        let mut slot = self.slots.enter(self.store.cluster_slot(code)).await?;
-        let jti = self.store.new_jti(code).map_err(OAuthError::internal)?;
+        let cluster_slot = self.store.cluster_slot(code);
+        let mut slot = self.slots.enter(cluster_slot).await?;
+        let jti = self
+            .store
+            .new_jti_in(code, cluster_slot)
+            .map_err(OAuthError::internal)?;
         let iat = unix_now();
         let exp = iat + settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);

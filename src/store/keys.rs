@@ -112,7 +112,16 @@ impl Keys {
     /// A fresh `jti` for the token issued for `code`: its [`Keys::record_id`], then 72 random
     /// bits (24 characters in all, like the seed's `jti`; 27 in Cluster mode).
     pub fn new_jti(&self, code: &str) -> Result<String, aws_lc_rs::error::Unspecified> {
-        let mut jti = self.record_id(code);
+        self.new_jti_in(code, self.slot_of_code(code))
+    }
+
+    /// [`Keys::new_jti`] with the code's [`Keys::slot_of_code`] already known.
+    pub fn new_jti_in(
+        &self,
+        code: &str,
+        slot: Option<u16>,
+    ) -> Result<String, aws_lc_rs::error::Unspecified> {
+        let mut jti = self.record_id_in(code, slot);
         tokens::push_random_id(&mut jti)?;
         Ok(jti)
     }
@@ -123,9 +132,14 @@ impl Keys {
     /// gives the code away only as far as the code's own randomness lets it be guessed, and
     /// that code is spent.
     pub fn record_id(&self, code: &str) -> String {
+        self.record_id_in(code, self.slot_of_code(code))
+    }
+
+    /// [`Keys::record_id`], `slot` being `code`'s [`Keys::slot_of_code`].
+    fn record_id_in(&self, code: &str, slot: Option<u16>) -> String {
         let hash = domain_hash(JTI_DOMAIN, code);
         let mut id = String::with_capacity(TAG_LEN + 2 * RANDOM_CHARS);
-        if let Some(slot) = self.slot_of_code(code) {
+        if let Some(slot) = slot {
             let tag = &slot_tags()[usize::from(slot)];
             id.extend(tag.iter().map(|b| char::from(*b)));
         }

@@ -132,6 +132,16 @@ impl Store {
         self.keys.new_jti(code)
     }
 
+    /// [`Store::new_jti`] with the code's [`Store::cluster_slot`] already at hand: an exchange
+    /// computes it once, for its shard of the exchange slots and for its `jti`.
+    pub fn new_jti_in(
+        &self,
+        code: &str,
+        slot: Option<u16>,
+    ) -> Result<String, aws_lc_rs::error::Unspecified> {
+        self.keys.new_jti_in(code, slot)
+    }
+
     /// The Cluster hash slot of `code`'s key, which names the master that holds it; `None`
     /// outside Cluster mode.
     pub fn cluster_slot(&self, code: &str) -> Option<u16> {
