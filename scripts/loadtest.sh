@@ -187,6 +187,17 @@ if [[ $pin == 1 ]] && { ! command -v taskset >/dev/null 2>&1 || [[ "$(nproc)" -l
   echo "== no taskset or a single CPU: running unpinned"
   pin=0
 fi
+# A container or a CPU manager may allow other CPUs than 0 and 1 (the defaults): taskset would
+# refuse them, and the run would fail after the build.
+if [[ $pin == 1 ]]; then
+  for cpus in "$server_cpus" "$client_cpus" "$redis_cpus"; do
+    [[ -z "$cpus" ]] || taskset -c "$cpus" true 2>/dev/null && continue
+    echo "== CPUs $cpus are not all allowed here ($(taskset -pc $$ | sed 's/.*: //')): running unpinned"
+    pin=0
+    break
+  done
+fi
+pinned_to() { if [[ $pin == 1 && -n "$1" ]]; then echo "$1"; else echo any; fi; }
 on_cpus() { # on_cpus LIST command...: pinned when pinning is on and LIST is not empty
   local cpus="$1"; shift
   if [[ $pin == 1 && -n "$cpus" ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
@@ -247,7 +258,7 @@ pid_args=()
 if [[ $start_servers == 1 ]]; then
   for i in $(seq 0 $(( instances - 1 ))); do
     if [[ -n "$port" ]]; then p=$(( port + i )); else p="$(free_port)"; fi
-    echo "== starting sso-token on 127.0.0.1:$p (workers $workers, CPUs ${server_cpus:-any})"
+    echo "== starting sso-token on 127.0.0.1:$p (workers $workers, CPUs $(pinned_to "$server_cpus"))"
     spawn "$server_cpus" "$out/server-$p.log" env SSO__SERVER__LISTEN="127.0.0.1:$p" \
       SSO__SERVER__WORKERS="$workers" SSO__SERVER__SHUTDOWN_TIMEOUT_SECS=1 \
       RUST_LOG="$server_log" "$server_bin" serve
