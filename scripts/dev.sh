@@ -27,6 +27,10 @@ ensure_tool curl curl
 
 port="${PORT:-8080}"
 redis_port="${REDIS_PORT:-6379}"
+# Said now, not as a bind error after the build and the printed curls.
+if listening "$port"; then
+  die "port $port on 127.0.0.1 is taken (another sso-token? try PORT=...)"
+fi
 if [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" != "PONG" ]]; then
   echo "== starting redis-server on 127.0.0.1:$redis_port (no persistence)"
   mkdir -p target/dev
