@@ -21,7 +21,7 @@ use crate::routes::{access_log, access_log_on, metrics, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
 use crate::store::{Store, StoreError};
-use crate::throttle::Throttle;
+use crate::throttle::{Network, Throttle};
 
 /// The paths, also under their old home here (the load tool and the tests name them so).
 pub use crate::routes::paths::*;
@@ -80,6 +80,7 @@ impl Application {
         let store = Store::new(&settings.redis)?;
         let metrics = Arc::new(Metrics::new()?);
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
+        let proxies: Arc<[Network]> = throttle.trusted_proxies().into();
         let auth = web::Data::new(ClientAuth::new(
             Arc::clone(&live),
             throttle,
@@ -148,7 +149,7 @@ impl Application {
                     shutdown::close_when_draining(&draining, request, service)
                 })
                 .wrap_fn(unread_body::hold_chunked_body)
-                .wrap(Condition::new(logging, access_log()))
+                .wrap(Condition::new(logging, access_log(Arc::clone(&proxies))))
                 .wrap_fn(move |request, service| {
                     let (endpoint, started) = (Endpoint::of(request.path()), Instant::now());
                     let recorder = Arc::clone(&recorder);

@@ -1,9 +1,15 @@
-//! The access log: one line per request with method, path, status, latency and the client id
-//! once that client has authenticated; never bodies, headers or queries.
+//! The access log: one line per request with its source, method, path, status, latency and the
+//! client id once that client has authenticated; never bodies, headers or queries.
 
-use actix_web::dev::ServiceResponse;
+use std::sync::Arc;
+
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::middleware::Logger;
 use actix_web::{HttpMessage, HttpRequest};
+
+use super::http::header_list;
+use crate::throttle::{Network, source_address};
 
 /// The client id of an authenticated request (client credentials, or a live Bearer token), kept
 /// in the request extensions for the access log. Never a claimed id before it is checked:
@@ -29,12 +35,29 @@ pub(crate) fn log_client(request: &HttpRequest, client_id: &str) {
     }
 }
 
-/// Method, path without query, status, latency and client id; never bodies, headers or queries.
-pub(crate) fn access_log() -> Logger {
-    Logger::new(r#"%a "%{method}xi %U" %s %Dms client=%{client}xo"#)
+/// Source, method, path without query, status, latency and client id; never bodies, headers
+/// or queries. `proxies` are `throttle.trusted_proxies`.
+pub(crate) fn access_log(proxies: Arc<[Network]>) -> Logger {
+    Logger::new(r#"%{source}xi "%{method}xi %U" %s %Dms client=%{client}xo"#)
         .log_target(ACCESS_LOG_TARGET)
+        .custom_request_replace("source", move |req| source(req, &proxies))
         .custom_request_replace("method", |req| req.method().to_string())
         .custom_response_replace("client", logged_client)
+}
+
+/// The address the throttle counts a request under, before it groups IPv6 by /64 (the peer,
+/// or the client a trusted proxy forwarded for), and the proxy after `via`: behind a balancer
+/// the peer alone is the balancer on every line, and a burst of 429s names no one.
+fn source(request: &ServiceRequest, proxies: &[Network]) -> String {
+    let Some(peer) = request.peer_addr().map(|a| a.ip()) else {
+        return "-".to_owned();
+    };
+    let forwarded_for = header_list(request.request(), header::X_FORWARDED_FOR);
+    match source_address(Some(peer), forwarded_for.as_deref(), proxies) {
+        Some(source) if source == peer.to_canonical() => source.to_string(),
+        Some(source) => format!("{source} via {peer}"),
+        None => format!("- via {peer}"),
+    }
 }
 
 fn logged_client(response: &ServiceResponse) -> String {

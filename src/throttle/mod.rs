@@ -132,6 +132,11 @@ impl Throttle {
         })
     }
 
+    /// `throttle.trusted_proxies`, for the access log's source address.
+    pub fn trusted_proxies(&self) -> &[Network] {
+        &self.trusted
+    }
+
     /// The address a request's failures are counted under: an IPv6 one by its /64.
     pub fn source(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
         if forwarded_for.is_some() {

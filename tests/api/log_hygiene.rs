@@ -7,7 +7,9 @@ use sso_token::codes;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH, USERINFO_PATH};
 use uuid::Uuid;
 
-use crate::helpers::{Answer, HYGIENIC, LOGGED, TestApp, basic_auth, json_request, spawn_app};
+use crate::helpers::{
+    Answer, HYGIENIC, LOGGED, TestApp, basic_auth, json_request, spawn_app, spawn_app_with,
+};
 use crate::log_capture;
 
 const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
@@ -244,4 +246,43 @@ fn jti_of(token: &str) -> String {
         .expect("base64url");
     let claims: serde_json::Value = serde_json::from_slice(&payload).expect("JSON claims");
     claims["jti"].as_str().expect("a jti").to_owned()
+}
+
+#[tokio::test]
+async fn the_access_log_names_the_client_a_trusted_proxy_forwarded_for_and_the_proxy() {
+    let log = log_capture::mark();
+    let app = spawn_app_with(|s| s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()]).await;
+    // Paths no other test asks for, so that these lines are this test's (404s: logged too).
+    let path = |n: u8| format!("/not-here-{}-{n}", Uuid::new_v4().simple());
+    let (forwarded, bare) = (path(1), path(2));
+    let client = format!("203.0.113.{}", unique_number() % 250 + 1);
+    let sent = app
+        .http
+        .get(app.url(&forwarded))
+        .header("X-Forwarded-For", format!("198.51.100.7, {client}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 404);
+    let sent = app.http.get(app.url(&bare)).send().await.unwrap();
+    assert_eq!(sent.status(), 404);
+
+    let line_of = |lines: &[String], path: &str| {
+        let quoted = format!("\"GET {path}\"");
+        lines.iter().find(|l| l.contains(&quoted)).cloned()
+    };
+    let lines = log
+        .lines_when(|lines| line_of(lines, &forwarded).is_some() && line_of(lines, &bare).is_some())
+        .await;
+    let (forwarded, bare) = (line_of(&lines, &forwarded), line_of(&lines, &bare));
+    let forwarded = forwarded.expect("the forwarded request's access line");
+    let bare = bare.expect("the other request's access line");
+    // The right-most hop that is not a trusted proxy, then the proxy (the test's loopback peer).
+    assert!(
+        forwarded.contains(&format!(" {client} via 127.0.0.1 \"GET ")),
+        "{forwarded}"
+    );
+    assert!(!forwarded.contains("198.51.100.7"), "{forwarded}");
+    // A trusted proxy's request that names no client.
+    assert!(bare.contains(" - via 127.0.0.1 \"GET "), "{bare}");
 }
