@@ -16,6 +16,7 @@ use crate::exchange::Exchange;
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
+use crate::routes::health::Readiness;
 use crate::routes::http::{self, BodyLimit};
 use crate::routes::{access_log, access_log_on, metrics, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
@@ -111,7 +112,7 @@ impl Application {
             slots: Arc::clone(&slots),
         });
         // For /readyz, which pings the store and times the ping.
-        let store_data = web::Data::new(store.clone());
+        let readiness = web::Data::new(Readiness::new(store.clone()));
         let metrics_data = web::Data::from(Arc::clone(&metrics));
         let inspector = web::Data::new(Inspector {
             live: Arc::clone(&live),
@@ -165,7 +166,7 @@ impl Application {
                 .app_data(inspector.clone())
                 .app_data(live_data.clone())
                 .app_data(limit.clone())
-                .app_data(store_data.clone())
+                .app_data(readiness.clone())
                 .app_data(metrics_data.clone())
                 .app_data(draining_data.clone())
                 .configure(|routes| crate::routes::configure(routes, metrics_here))

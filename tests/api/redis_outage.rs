@@ -11,6 +11,7 @@ use sso_token::store::Taken;
 use crate::cutter::{Cut, Cutter};
 use crate::helpers::{APP, Answer, TestApp, TestClient, code_record, spawn_app_with};
 use crate::log_capture;
+use crate::metrics;
 use crate::redis_server::{HeldPort, RedisServer};
 
 const TIMEOUT_MS: u64 = 300;
@@ -760,4 +761,32 @@ async fn an_error_that_quotes_the_command_is_reported_without_its_arguments() {
     }
     let answer = Answer::of(app.exchange(&APP, &app.issue_code(&APP).await).await).await;
     assert_eq!(answer.status, 503, "{}", answer.text);
+}
+
+/// `/readyz` is public and unthrottled: probes that come together share Redis `PING`s rather
+/// than each sending one on the lanes the exchanges use. Redis is blocked while they come, so
+/// that they all wait on it together.
+#[tokio::test]
+async fn readiness_probes_that_come_together_share_their_pings() {
+    const PROBES: usize = 40;
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"], None);
+    let app = app_on(redis.url()).await;
+    assert_eq!(status_of(&app, "/readyz").await, 200);
+    let series = r#"sso_redis_duration_seconds_count{operation="ping"}"#;
+    let pings = || async { metrics::value(&metrics::scrape(&app, &app.address).await, series) };
+    let before = pings().await;
+    let blocked = block(&redis, 0.5).await;
+
+    let probes = (0..PROBES).map(|_| status_of(&app, "/readyz"));
+    let statuses = futures_util::future::join_all(probes).await;
+
+    blocked.await.unwrap();
+    assert!(
+        statuses.iter().all(|s| [200, 503].contains(s)),
+        "{statuses:?}"
+    );
+    // The one out when Redis stopped answering, and the one sent for those that came meanwhile.
+    let sent = pings().await - before;
+    assert!(sent <= 4.0, "{sent} PINGs for {PROBES} probes");
+    assert_eq!(status_of(&app, "/readyz").await, 200);
 }
