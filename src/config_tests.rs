@@ -401,6 +401,24 @@ fn the_shutdown_delay_is_off_by_default_and_ten_minutes_at_most() {
 }
 
 #[test]
+fn keep_alive_outlasts_the_common_balancers_by_default_and_is_an_hour_at_most() {
+    assert_eq!(shipped().server.keep_alive_secs, 75);
+    let without: Settings = toml::from_str(
+        &include_str!("../config/default.toml").replace("keep_alive_secs = 75\n", ""),
+    )
+    .expect("parses without the key");
+    assert_eq!(
+        without.server.keep_alive_secs, 75,
+        "a file without it gets the same"
+    );
+    let refused = Some("server.keep_alive_secs");
+    for (secs, expected) in [(0, None), (1, None), (3600, None), (3601, refused)] {
+        let got = refusal(|s| s.server.keep_alive_secs = secs);
+        assert_eq!(got, expected, "keep_alive_secs = {secs}");
+    }
+}
+
+#[test]
 fn a_trusted_proxy_that_is_no_address_or_network_is_refused_up_front() {
     let mut settings = shipped();
     settings.throttle.trusted_proxies = urls(&["10.0.0.0/8", "fd00::/8", "192.168.1.7"]);

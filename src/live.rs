@@ -266,4 +266,13 @@ mod tests {
             ["[server]", "[redis]", "[throttle]", "[metrics]"]
         );
     }
+
+    /// The listener's keep-alive is set when it is built, like every `[server]` setting.
+    #[test]
+    fn a_reload_that_changes_the_keep_alive_says_it_needs_a_restart() {
+        let started = shipped();
+        let mut reloaded = started.clone();
+        reloaded.server.keep_alive_secs = 120;
+        assert_eq!(restart_only(&started, &reloaded), ["[server]"]);
+    }
 }

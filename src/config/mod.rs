@@ -44,6 +44,12 @@ pub struct ServerSettings {
     /// body and never finishes it holds a connection for ever.
     #[serde(default = "default_body_timeout")]
     pub body_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open, seconds; 0: none does (each answer
+    /// closes its connection). Above the load balancer's idle timeout, so that the balancer,
+    /// never the server, closes an idle connection: a server closing it just as the balancer
+    /// sends a request on it costs that request its answer.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u64,
     /// Exchanges per worker that may be past taking their code at once, in one pool of
     /// `exchange_slots` × workers (see `slots::Slots`); the others wait before they touch Redis.
     #[serde(default = "default_exchange_slots")]
@@ -74,6 +80,11 @@ pub struct TlsSettings {
 
 fn default_body_timeout() -> u64 {
     5_000
+}
+
+/// Above the 60 s idle timeout of nginx's upstream keep-alive and of AWS ALB.
+fn default_keep_alive() -> u64 {
+    75
 }
 
 fn default_exchange_slots() -> usize {
@@ -340,6 +351,9 @@ impl Settings {
         }
         if !(100..=60_000).contains(&self.server.body_timeout_ms) {
             return invalid("server.body_timeout_ms", "must be between 100 and 60000");
+        }
+        if self.server.keep_alive_secs > 3600 {
+            return invalid("server.keep_alive_secs", "must be at most 3600 (0: off)");
         }
         if !(1..=100_000).contains(&self.server.exchange_slots) {
             return invalid("server.exchange_slots", "must be between 1 and 100000");
