@@ -23,6 +23,7 @@ mod log_hygiene;
 mod methods;
 mod metrics;
 mod oauth2_client;
+mod raw_conn;
 mod record;
 mod redis_outage;
 mod redis_server;

@@ -9,10 +9,9 @@ use deadpool_redis::redis;
 use sso_token::config::Settings;
 use sso_token::startup::TOKEN_PATH;
 use sso_token::store::Store;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::helpers::{APP, Answer, http_client, json_request, test_settings};
+use crate::raw_conn::RawConn;
 use crate::redis_server::RedisServer;
 use crate::server_process::{ServerProcess, config_dir, write_code};
 
@@ -146,57 +145,6 @@ async fn probe(base: &str, path: &str) -> (u16, Option<String>) {
         answer.status,
         answer.header("connection").map(str::to_owned),
     )
-}
-
-/// A keep-alive connection of the test's own, so that its reuse is certain.
-struct RawConn(TcpStream);
-
-impl RawConn {
-    async fn open(base: &str) -> Self {
-        Self(
-            TcpStream::connect(base.trim_start_matches("http://"))
-                .await
-                .unwrap(),
-        )
-    }
-
-    /// Sends one request and reads its answer: status, head (lower case) and body.
-    async fn send(&mut self, method: &str, path: &str, body: &str) -> (u16, String, String) {
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.0.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let text = String::from_utf8_lossy(&raw).into_owned();
-            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
-                let head = head.to_ascii_lowercase();
-                let length = (head.lines())
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
-                if rest.len() >= length {
-                    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-                    return (status, head, rest.to_owned());
-                }
-            }
-            let n = tokio::time::timeout(Duration::from_secs(5), self.0.read(&mut buf))
-                .await
-                .expect("an answer within 5 s")
-                .expect("the connection holds");
-            assert!(n > 0, "closed before a full answer: {text}");
-            raw.extend_from_slice(&buf[..n]);
-        }
-    }
-
-    /// Whether the server closes the connection within 2 s.
-    async fn closed_by_server(&mut self) -> bool {
-        let mut buf = [0u8; 64];
-        let read = tokio::time::timeout(Duration::from_secs(2), self.0.read(&mut buf)).await;
-        matches!(read, Ok(Ok(0)) | Ok(Err(_)))
-    }
 }
 
 /// A server with `shutdown_delay_ms` = `delay_ms` on a Redis of its own, and its settings.
