@@ -174,6 +174,9 @@ impl Application {
         // Answers are small and complete: send them at once, never hold a tail back (Nagle)
         // until the client's delayed ACK.
         .tcp_nodelay(true)
+        // Idle connections outlive the balancer's (0: `KeepAlive::Disabled`). A graceful stop
+        // does not wait for them: actix closes the idle ones at once (see `shutdown`).
+        .keep_alive(Duration::from_secs(settings.server.keep_alive_secs))
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         // Signals are ours (see `shutdown`).
         .disable_signals();

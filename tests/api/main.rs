@@ -18,6 +18,7 @@ mod fuzz;
 mod grant_errors;
 mod helpers;
 mod introspection;
+mod keep_alive;
 mod log_capture;
 mod log_hygiene;
 mod methods;

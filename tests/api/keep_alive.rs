@@ -1,0 +1,64 @@
+//! `server.keep_alive_secs`: how long the server keeps an idle connection open. It must outlast
+//! the load balancer's idle timeout (60 s for nginx and AWS ALB), so that the balancer closes an
+//! idle connection, never the server just as a request arrives on it. Both directions, on a
+//! connection of the test's own: closed once idle past the setting, still serving when idle
+//! past actix's own default (5 s) but within the setting, and 0 closing after each answer.
+
+use std::time::Duration;
+
+use sso_token::startup::{HEALTHZ_PATH, TOKEN_PATH};
+
+use crate::helpers::{APP, TestApp, json_request, spawn_app_with};
+use crate::raw_conn::RawConn;
+
+/// An app with `server.keep_alive_secs` = `secs`, and a connection to it that has had one
+/// answer and kept the connection.
+async fn idle_connection(secs: u64) -> (TestApp, RawConn) {
+    let app = spawn_app_with(|s| s.server.keep_alive_secs = secs).await;
+    let mut conn = RawConn::open(&app.address).await;
+    let (status, head, _) = conn.send("GET", HEALTHZ_PATH, "").await;
+    assert_eq!(status, 200);
+    assert!(!head.contains("connection: close"), "{head}");
+    (app, conn)
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_once_past_keep_alive_secs() {
+    let (_app, mut conn) = idle_connection(1).await;
+
+    let closed = conn.closed_within(Duration::from_secs(5)).await;
+
+    // actix's clock for the timer ticks every 500 ms or so.
+    let after = closed.expect("closed by the server within 5 s of idling");
+    assert!(
+        (Duration::from_millis(500)..Duration::from_secs(3)).contains(&after),
+        "closed after {after:?}, keep_alive_secs = 1"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_idle_past_actix_default_still_takes_an_exchange() {
+    let (app, mut conn) = idle_connection(8).await;
+    let code = app.issue_code(&APP).await;
+
+    // Past actix's default of 5 s, which would have closed it.
+    let closed = conn.closed_within(Duration::from_secs(6)).await;
+
+    assert_eq!(closed, None, "closed while keep_alive_secs = 8");
+    let body = json_request(&APP, &code).to_string();
+    let (status, head, text) = conn.send("POST", TOKEN_PATH, &body).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!head.contains("connection: close"), "{head}");
+}
+
+#[tokio::test]
+async fn keep_alive_0_closes_each_connection_after_its_answer() {
+    let app = spawn_app_with(|s| s.server.keep_alive_secs = 0).await;
+    let mut conn = RawConn::open(&app.address).await;
+
+    let (status, head, _) = conn.send("GET", HEALTHZ_PATH, "").await;
+
+    assert_eq!(status, 200);
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(conn.closed_by_server().await, "still open after its answer");
+}
