@@ -241,3 +241,32 @@ async fn sigint_does_not_wait_for_the_delay() {
         .await;
     assert!(status.success(), "{status:?}");
 }
+
+/// The shipped keep-alive (`server.keep_alive_secs`, 75 s) outlasts the grace, yet a stop does
+/// not wait for a connection that is only idle: actix closes the idle keep-alive connections as
+/// the graceful stop begins, and the stop ends as soon as no request is in flight.
+#[tokio::test]
+async fn a_stop_closes_idle_keep_alive_connections_without_waiting_for_them() {
+    let mut settings = test_settings();
+    settings.server.shutdown_timeout_secs = 30;
+    let server = ServerProcess::start(&config_dir(&settings, &[]));
+    let mut idle = RawConn::open(&server.base).await;
+    let (status, head, _) = idle.send("GET", "/healthz", "").await;
+    assert_eq!(status, 200);
+    assert!(!head.contains("connection: close"), "{head}");
+
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM: no new connections");
+
+    assert!(
+        idle.closed_by_server().await,
+        "the idle connection is left open"
+    );
+    let status = server
+        .exits_within(
+            Duration::from_secs(5),
+            "the stop waits for an idle connection (keep-alive 75 s, grace 30 s)",
+        )
+        .await;
+    assert!(status.success(), "{status:?}");
+}
