@@ -100,10 +100,14 @@ mod tests {
     #[test]
     fn an_ended_threads_time_counts_when_handed_in() {
         let cpu = Cpu::sample(&[]);
+        // Spins until it has had 30 ms of CPU, not for a wall-clock time: on a loaded machine
+        // 50 ms of wall clock held less. The wall-clock cap ends a clock that never advances.
         let spent = std::thread::spawn(|| {
             let start = std::time::Instant::now();
             let mut x = 0u64;
-            while start.elapsed() < std::time::Duration::from_millis(50) {
+            while this_thread_cpu_ns() < 30_000_000
+                && start.elapsed() < std::time::Duration::from_secs(10)
+            {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
             this_thread_cpu_ns()
