@@ -1,17 +1,20 @@
 //! Prometheus metrics. Every series is created once at start-up and kept as a handle, so that
 //! recording on the request path is a few atomic additions: no lookup, lock or allocation.
+//! The configuration's series (its signing key, when it was applied) change at start and on a
+//! reload, off the request path, under a lock that a scrape takes too.
 //!
 //! Request outcomes are read in one place, [`Metrics::record`], from the [`OAuthError`] that an
 //! answer was rendered from, so the `outcome` label is always the RFC 6749 error code (or `ok`).
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use actix_web::dev::ServiceResponse;
 use futures_util::FutureExt;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::oauth::OAuthError;
@@ -20,6 +23,7 @@ use crate::routes::paths::{
     READYZ_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 use crate::store::StoreError;
+use crate::tokens::Keyring;
 
 /// An enum whose variants are a label's values, declared once: the variants, `ALL` (every
 /// variant, each at the index `variant as usize`, the order the series are kept in) and
@@ -137,6 +141,17 @@ labelled! {
     }
 }
 
+labelled! {
+    /// What became of a reload (SIGHUP), as `live` decides it.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Reload {
+        /// Loaded and swapped in (sections that need a restart are warned of, not applied).
+        Applied => "applied",
+        /// Did not load: the running configuration stays, and a start would refuse it too.
+        Refused => "refused",
+    }
+}
+
 /// Request latency buckets, seconds: an exchange is ~0.3 ms of CPU; the Redis timeout is 1 s.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -164,6 +179,15 @@ pub struct Metrics {
     argon2_overloaded: IntCounter,
     throttled: Vec<IntCounter>,
     redis_connections: IntGauge,
+    reloads: Vec<IntCounter>,
+    /// The configuration in force: when it was applied, the key that signs (one series, its
+    /// labels swapped on a change of signer) and how many keys verify.
+    config_applied: IntGauge,
+    signing_key: IntGaugeVec,
+    verification_keys: IntGauge,
+    /// Held while those change and while a scrape gathers: a scrape sees one signing key,
+    /// never none or two, and the series of one configuration.
+    config_swap: Mutex<()>,
 }
 
 impl Metrics {
@@ -231,6 +255,25 @@ impl Metrics {
              redis.replica_acks)",
         )?;
         registry.register(Box::new(redis_connections.clone()))?;
+        let gauge = |name: &str, help: &str| {
+            let gauge = IntGauge::new(name, help)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok::<_, prometheus::Error>(gauge)
+        };
+        let reloads = counter_vec(
+            "sso_config_reloads_total",
+            "Configuration reloads (SIGHUP), by result: applied, or refused (the running \
+             configuration stays, and the next start refuses the same files)",
+            &["result"],
+        )?;
+        let signing_key = IntGaugeVec::new(
+            Opts::new(
+                "sso_signing_key_info",
+                "The key that signs tokens now: its kid (as in the JWKS) and alg; always 1",
+            ),
+            &["kid", "alg"],
+        )?;
+        registry.register(Box::new(signing_key.clone()))?;
         Ok(Self {
             requests: Endpoint::ALL
                 .iter()
@@ -282,6 +325,21 @@ impl Metrics {
                 .map(|by| throttled.with_label_values(&[by.label()]))
                 .collect(),
             redis_connections,
+            reloads: Reload::ALL
+                .iter()
+                .map(|r| reloads.with_label_values(&[r.label()]))
+                .collect(),
+            config_applied: gauge(
+                "sso_config_last_applied_timestamp_seconds",
+                "When the configuration in force was applied (start or reload), Unix seconds",
+            )?,
+            signing_key,
+            verification_keys: gauge(
+                "sso_verification_keys",
+                "Keys whose tokens verify (published in the JWKS): the signer and \
+                 token.verify_keys",
+            )?,
+            config_swap: Mutex::new(()),
             registry,
         })
     }
@@ -362,13 +420,52 @@ impl Metrics {
         self.throttled[by as usize].inc();
     }
 
+    /// The first configuration is in force: its keys, and the time.
+    pub fn config_started(&self, keys: &Keyring) {
+        let _swap = self.lock_config();
+        self.config_in_force(keys);
+    }
+
+    /// A reload swapped in `keys` (and the rest of its configuration).
+    pub fn reload_applied(&self, keys: &Keyring) {
+        let _swap = self.lock_config();
+        self.config_in_force(keys);
+        self.reloads[Reload::Applied as usize].inc();
+    }
+
+    /// A reload did not load; the running configuration stays.
+    pub fn reload_refused(&self) {
+        self.reloads[Reload::Refused as usize].inc();
+    }
+
+    /// Under `config_swap`: the signer's series replaces the last one.
+    fn config_in_force(&self, keys: &Keyring) {
+        let signer = keys.minter().key();
+        self.signing_key.reset();
+        self.signing_key
+            .with_label_values(&[signer.kid(), signer.algorithm().name()])
+            .set(1);
+        self.verification_keys
+            .set(i64::try_from(keys.verifier().len()).unwrap_or(i64::MAX));
+        self.config_applied
+            .set(i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX));
+    }
+
+    fn lock_config(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.config_swap.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The Prometheus text exposition of every metric, with `connections` as the current
     /// number of open Redis connections.
     pub fn render(&self, connections: usize) -> Result<String, prometheus::Error> {
         self.redis_connections
             .set(i64::try_from(connections).unwrap_or(i64::MAX));
+        let families = {
+            let _swap = self.lock_config();
+            self.registry.gather()
+        };
         let mut text = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
+        TextEncoder::new().encode(&families, &mut text)?;
         String::from_utf8(text).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 }
@@ -397,6 +494,9 @@ mod tests {
         }
         for (i, by) in ThrottledBy::ALL.iter().enumerate() {
             assert_eq!(*by as usize, i, "{by:?}");
+        }
+        for (i, result) in Reload::ALL.iter().enumerate() {
+            assert_eq!(*result as usize, i, "{result:?}");
         }
     }
 
@@ -460,7 +560,72 @@ mod tests {
             r#"sso_replica_ack_failures_total{operation="exchange"} 0"#,
             "sso_redis_connections 3",
             "sso_argon2_overloaded_total 0",
+            r#"sso_config_reloads_total{result="refused"} 0"#,
             r#"sso_redis_duration_seconds_bucket{operation="exchange",le="0.001"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+
+    /// A keyring that signs with a new key of `kind` and also verifies `verify_only` more.
+    fn keyring(kind: crate::tokens::KeyKind, verify_only: usize) -> Keyring {
+        use crate::tokens::SigningKey;
+        let key = |kind| SigningKey::from_pem(&SigningKey::generate_pem(kind).unwrap()).unwrap();
+        let others = (0..verify_only)
+            .map(|_| key(crate::tokens::KeyKind::Ed25519).verifying_key().clone())
+            .collect();
+        Keyring::new(key(kind), others, "JWT").unwrap()
+    }
+
+    /// The lines of `name`'s series in the exposition (its HELP and TYPE lines left out).
+    fn series<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+            .collect()
+    }
+
+    #[test]
+    fn a_reload_that_changes_the_signer_replaces_its_series() {
+        use crate::tokens::KeyKind;
+        let metrics = Metrics::new().unwrap();
+        let text = metrics.render(0).unwrap();
+        assert!(series(&text, "sso_signing_key_info").is_empty(), "{text}");
+
+        let first = keyring(KeyKind::P256, 0);
+        metrics.config_started(&first);
+        let text = metrics.render(0).unwrap();
+        let first_kid = first.minter().key().kid();
+        assert_eq!(
+            series(&text, "sso_signing_key_info"),
+            [format!(
+                r#"sso_signing_key_info{{alg="ES256",kid="{first_kid}"}} 1"#
+            )]
+        );
+        let started = series(&text, "sso_config_last_applied_timestamp_seconds");
+        assert_eq!(started.len(), 1, "{text}");
+        let stamp: u64 = started[0].rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(stamp.abs_diff(crate::clock::unix_now()) <= 1, "{stamp}");
+        assert!(
+            text.lines().any(|l| l == "sso_verification_keys 1"),
+            "{text}"
+        );
+
+        let next = keyring(KeyKind::Ed25519, 1);
+        metrics.reload_refused();
+        metrics.reload_applied(&next);
+        let text = metrics.render(0).unwrap();
+        let next_kid = next.minter().key().kid();
+        assert_eq!(
+            series(&text, "sso_signing_key_info"),
+            [format!(
+                r#"sso_signing_key_info{{alg="EdDSA",kid="{next_kid}"}} 1"#
+            )],
+            "the old signer's series stays"
+        );
+        for line in [
+            r#"sso_config_reloads_total{result="applied"} 1"#,
+            r#"sso_config_reloads_total{result="refused"} 1"#,
+            "sso_verification_keys 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
