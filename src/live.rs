@@ -3,7 +3,8 @@
 //! `[metrics]` need a restart, and a reload that changes them says so). A request loads the snapshot once (one atomic
 //! pointer load, no lock) and keeps it to its end, so a reload neither waits for in-flight
 //! requests nor changes one half-way. A new configuration that does not load is refused with a
-//! log line and the running one stays.
+//! log line and the running one stays. Either outcome is counted in the metrics, which name the
+//! key that signs now.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::clients::{Argon2Limit, Registry, RegistryError};
 use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
 use crate::discovery;
+use crate::metrics::Metrics;
 use crate::tokens::{Keyring, KeyringError};
 
 /// Everything a request needs that a reload may change.
@@ -55,6 +57,8 @@ pub struct Live {
     /// Keys that stopped signing in this process, and until when their tokens live
     /// (`expires_in` plus leeway after): a reload that drops one sooner is warned of.
     retired: Mutex<Vec<(String, Instant)>>,
+    /// Told of each outcome, after the swap: when they name a signer, it signs.
+    metrics: Arc<Metrics>,
 }
 
 impl Snapshot {
@@ -83,17 +87,23 @@ impl Snapshot {
 
 impl Live {
     /// Loads the first snapshot from `settings`; `source` gives the settings of each reload.
-    pub fn new(settings: &Settings, source: SettingsSource) -> Result<Self, LoadError> {
+    pub fn new(
+        settings: &Settings,
+        source: SettingsSource,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, LoadError> {
         let argon2 = Argon2Limit::configured(settings.clients.argon2_slots);
         let snapshot = Snapshot::load(settings, &argon2)?;
         log::info!("{}", snapshot.describe());
         discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
+        metrics.config_started(&snapshot.keys);
         Ok(Self {
             argon2,
             current: ArcSwap::from_pointee(snapshot),
             source,
             started: settings.clone(),
             retired: Mutex::new(Vec::new()),
+            metrics,
         })
     }
 
@@ -103,7 +113,8 @@ impl Live {
     }
 
     /// Loads the settings and files again and swaps them in, or keeps the running snapshot and
-    /// says why.
+    /// says why. Reloads come one at a time ([`reload_on_sighup`] awaits each), so the metrics
+    /// name the snapshot stored last.
     pub fn reload(&self) -> Result<(), LoadError> {
         let outcome = (self.source)()
             .and_then(Settings::validate)
@@ -117,7 +128,9 @@ impl Live {
                 warn_of_a_new_algorithm(&running, &snapshot);
                 discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
                 let described = snapshot.describe();
-                self.current.store(Arc::new(snapshot));
+                let snapshot = Arc::new(snapshot);
+                self.current.store(Arc::clone(&snapshot));
+                self.metrics.reload_applied(&snapshot.keys);
                 log::info!("configuration reloaded: {described}");
                 let unchanged = restart_only(&self.started, &settings);
                 if !unchanged.is_empty() {
@@ -129,6 +142,7 @@ impl Live {
                 Ok(())
             }
             Err(e) => {
+                self.metrics.reload_refused();
                 log::error!("configuration reload refused, the running one stays: {e}");
                 Err(e)
             }

@@ -77,9 +77,13 @@ impl Application {
         settings: Settings,
         source: SettingsSource,
     ) -> Result<Self, StartError> {
-        let live = Arc::new(Live::new(&settings, refusing_what_a_start_would(source))?);
-        let store = Store::new(&settings.redis)?;
         let metrics = Arc::new(Metrics::new()?);
+        let live = Arc::new(Live::new(
+            &settings,
+            refusing_what_a_start_would(source),
+            Arc::clone(&metrics),
+        )?);
+        let store = Store::new(&settings.redis)?;
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
         let proxies: Arc<[Network]> = throttle.trusted_proxies().into();
         let auth = web::Data::new(ClientAuth::new(
