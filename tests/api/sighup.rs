@@ -1,6 +1,6 @@
 //! SIGHUP on the real `sso-token` binary: a good new configuration is picked up, a broken one
-//! is refused with a log line and the running one keeps serving. And in-process: a SIGHUP that
-//! comes before the server runs is not lost.
+//! is refused with a log line and the running one keeps serving, and the metrics say which and
+//! name the signer. And in-process: a SIGHUP that comes before the server runs is not lost.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,8 +9,9 @@ use sso_token::config::{Settings, TlsSettings};
 use sso_token::tokens::KeyKind;
 
 use crate::helpers::{
-    APP, build_app, http_client, json_request, new_key_file, spawn_app, test_settings,
+    APP, Answer, build_app, http_client, json_request, new_key_file, spawn_app, test_settings,
 };
+use crate::metrics::value;
 use crate::server_process::{
     ServerProcess, WAIT, config_dir, send_signal, write_code, write_overlay,
 };
@@ -40,7 +41,7 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     let refusal = server.wait_for_log("reload refused");
     assert!(refusal.contains("token.signing_key"), "{refusal}");
 
-    assert_eq!(server.kids().await, [signer_kid, next_kid]);
+    assert_eq!(server.kids().await, [signer_kid.clone(), next_kid.clone()]);
     let code = write_code(&settings).await;
     let response = http_client()
         .post(format!("{}{}", server.base, sso_token::startup::TOKEN_PATH))
@@ -49,6 +50,70 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
         .await
         .expect("token endpoint answered");
     assert_eq!(response.status().as_u16(), 200);
+
+    // The metrics tell the refusal apart, and still name the signer of the start.
+    let before = scrape(&server).await;
+    assert_eq!(value(&before, &reloads("applied")), 2.0);
+    assert_eq!(value(&before, &reloads("refused")), 1.0);
+    assert_eq!(value(&before, "sso_verification_keys"), 2.0);
+    assert_eq!(
+        signing_key_series(&before),
+        [signing_key_info(&server, &signer_kid).await]
+    );
+
+    // Step 2 of the rotation: the next key signs. Its series replaces the old signer's.
+    let mut rotated = settings.clone();
+    rotated.token.signing_key = next.clone();
+    let signer = settings.token.signing_key.clone();
+    write_overlay(&dir, &rotated, &[&signer]);
+    server.signal("HUP");
+    server.wait_for_log("configuration reloaded");
+    let after = scrape(&server).await;
+    assert_eq!(value(&after, &reloads("applied")), 3.0);
+    assert_eq!(value(&after, &reloads("refused")), 1.0);
+    assert_eq!(
+        signing_key_series(&after),
+        [signing_key_info(&server, &next_kid).await]
+    );
+    let applied = "sso_config_last_applied_timestamp_seconds";
+    assert!(value(&after, applied) >= value(&before, applied));
+}
+
+fn reloads(result: &str) -> String {
+    format!(r#"sso_config_reloads_total{{result="{result}"}}"#)
+}
+
+async fn scrape(server: &ServerProcess) -> String {
+    let response = http_client()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await;
+    let answer = Answer::of(response.expect("metrics answered")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.text
+}
+
+/// Every `sso_signing_key_info` line of an exposition.
+fn signing_key_series(exposition: &str) -> Vec<&str> {
+    exposition
+        .lines()
+        .filter(|line| line.starts_with("sso_signing_key_info{"))
+        .collect()
+}
+
+/// The `sso_signing_key_info` line of the key `kid`, its `alg` as the server's JWKS has it.
+async fn signing_key_info(server: &ServerProcess, kid: &str) -> String {
+    let response = http_client()
+        .get(format!("{}{}", server.base, sso_token::startup::JWKS_PATH))
+        .send()
+        .await;
+    let jwks = Answer::of(response.expect("JWKS answered")).await.json;
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+        .unwrap_or_else(|| panic!("{kid} is not published: {jwks}"));
+    let alg = key["alg"].as_str().expect("alg");
+    format!(r#"sso_signing_key_info{{alg="{alg}",kid="{kid}"}} 1"#)
 }
 
 /// Set in the child process that [`a_sighup_before_the_server_runs_is_a_reload`] runs in.
