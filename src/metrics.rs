@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use actix_web::dev::ServiceResponse;
 use futures_util::FutureExt;
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -190,25 +191,30 @@ pub struct Metrics {
     config_swap: Mutex<()>,
 }
 
+/// `metric`, registered in `registry` (which keeps a handle to the same series).
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let vec = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(vec.clone()))?;
-            Ok::<_, prometheus::Error>(vec)
+            registered(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels)?,
+            )
         };
         let histogram_vec = |name: &str, help: &str, label: &str, buckets: &[f64]| {
             let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-            let vec = prometheus::HistogramVec::new(opts, &[label])?;
-            registry.register(Box::new(vec.clone()))?;
-            Ok::<_, prometheus::Error>(vec)
+            registered(&registry, prometheus::HistogramVec::new(opts, &[label])?)
         };
-        let counter = |name: &str, help: &str| {
-            let counter = IntCounter::new(name, help)?;
-            registry.register(Box::new(counter.clone()))?;
-            Ok::<_, prometheus::Error>(counter)
-        };
+        let counter = |name: &str, help: &str| registered(&registry, IntCounter::new(name, help)?);
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help)?);
 
         let requests = counter_vec(
             "sso_requests_total",
@@ -249,31 +255,27 @@ impl Metrics {
              authentications",
             &["by"],
         )?;
-        let redis_connections = IntGauge::new(
+        let redis_connections = gauge(
             "sso_redis_connections",
             "Redis connections this process holds open (at most redis.pool_size, twice that with \
              redis.replica_acks)",
         )?;
-        registry.register(Box::new(redis_connections.clone()))?;
-        let gauge = |name: &str, help: &str| {
-            let gauge = IntGauge::new(name, help)?;
-            registry.register(Box::new(gauge.clone()))?;
-            Ok::<_, prometheus::Error>(gauge)
-        };
         let reloads = counter_vec(
             "sso_config_reloads_total",
             "Configuration reloads (SIGHUP), by result: applied, or refused (the running \
              configuration stays, and the next start refuses the same files)",
             &["result"],
         )?;
-        let signing_key = IntGaugeVec::new(
-            Opts::new(
-                "sso_signing_key_info",
-                "The key that signs tokens now: its kid (as in the JWKS) and alg; always 1",
-            ),
-            &["kid", "alg"],
+        let signing_key = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "sso_signing_key_info",
+                    "The key that signs tokens now: its kid (as in the JWKS) and alg; always 1",
+                ),
+                &["kid", "alg"],
+            )?,
         )?;
-        registry.register(Box::new(signing_key.clone()))?;
         Ok(Self {
             requests: Endpoint::ALL
                 .iter()
