@@ -7,6 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// How long a [`Cut::AfterRunning`] cut waits for Redis's answer before it cuts all the same
+/// (then [`Cutter::ran`] says no).
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// What a [`Cutter`] does to the node before it cuts the connection.
 pub type Hook = Box<dyn FnOnce() + Send>;
@@ -24,6 +29,7 @@ pub struct Cutter {
     pub port: u16,
     armed: Arc<AtomicBool>,
     cut: Arc<AtomicBool>,
+    ran: Arc<AtomicBool>,
     hook: Arc<Mutex<Option<Hook>>>,
 }
 
@@ -34,6 +40,7 @@ struct Trigger {
     at: Cut,
     armed: Arc<AtomicBool>,
     cut: Arc<AtomicBool>,
+    ran: Arc<AtomicBool>,
     hook: Arc<Mutex<Option<Hook>>>,
 }
 
@@ -47,12 +54,14 @@ impl Cutter {
             at,
             armed: Arc::default(),
             cut: Arc::default(),
+            ran: Arc::default(),
             hook: Arc::default(),
         };
         let cutter = Self {
             port,
             armed: Arc::clone(&trigger.armed),
             cut: Arc::clone(&trigger.cut),
+            ran: Arc::clone(&trigger.ran),
             hook: Arc::clone(&trigger.hook),
         };
         tokio::spawn(async move {
@@ -80,6 +89,12 @@ impl Cutter {
     pub fn has_cut(&self) -> bool {
         self.cut.load(Ordering::SeqCst)
     }
+
+    /// [`Cut::AfterRunning`]: Redis answered the command before the cut (the answer dropped),
+    /// so it ran; without this the cut may fall before Redis runs it, a [`Cut::Before`].
+    pub fn ran(&self) -> bool {
+        self.ran.load(Ordering::SeqCst)
+    }
 }
 
 async fn proxy(client: tokio::net::TcpStream, upstream: u16, trigger: Trigger) {
@@ -90,6 +105,8 @@ async fn proxy(client: tokio::net::TcpStream, upstream: u16, trigger: Trigger) {
     let (mut from_server, mut to_server) = server.into_split();
     // Set once the command that ends the connection is on its way: nothing more goes back.
     let silenced = AtomicBool::new(false);
+    // Redis's answer to it came (and was dropped).
+    let answered = Notify::new();
     let upward = async {
         let mut buf = vec![0u8; 64 << 10];
         while let Ok(n @ 1..) = from_client.read(&mut buf).await {
@@ -105,8 +122,8 @@ async fn proxy(client: tokio::net::TcpStream, upstream: u16, trigger: Trigger) {
                 if let Cut::AfterRunning = trigger.at {
                     silenced.store(true, Ordering::SeqCst);
                     if to_server.write_all(&buf[..n]).await.is_ok() {
-                        // Ample time for Redis to run it; its answer is dropped below.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // Cut once Redis has answered (it ran the command), not before.
+                        let _ = tokio::time::timeout(ANSWER_WAIT, answered.notified()).await;
                     }
                 }
                 return;
@@ -120,6 +137,8 @@ async fn proxy(client: tokio::net::TcpStream, upstream: u16, trigger: Trigger) {
         let mut buf = vec![0u8; 64 << 10];
         while let Ok(n @ 1..) = from_server.read(&mut buf).await {
             if silenced.load(Ordering::SeqCst) {
+                trigger.ran.store(true, Ordering::SeqCst);
+                answered.notify_one();
                 continue;
             }
             if to_client.write_all(&buf[..n]).await.is_err() {

@@ -13,6 +13,7 @@ use crate::helpers::{APP, Answer, TestApp, TestClient, code_record, spawn_app_wi
 use crate::log_capture;
 use crate::metrics;
 use crate::redis_server::{HeldPort, RedisServer};
+use crate::topology::script_calls;
 
 const TIMEOUT_MS: u64 = 300;
 /// Well under 2 s, and more than three times the configured timeout.
@@ -323,16 +324,22 @@ async fn a_new_connection_cut_after_the_script_ran_still_completes_the_exchange(
         )
         .await;
     assert_unavailable(&app, &lost).await;
-    // Answered once the pause is over.
+    // Answered once the pause is over: by then Redis has run or dropped the timed-out call.
     let _: () = app.query(&redis::cmd("PING")).await;
     let code = app.issue_code(&APP).await;
+    let scripts_before = script_calls(redis.port(), None);
 
     cutter.arm();
     let answer = Answer::of(app.exchange(&APP, &code).await).await;
 
     assert!(cutter.has_cut(), "the proxy never saw the script");
+    assert!(cutter.ran(), "the cut fell before Redis answered");
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(!app.code_exists(&code).await, "the code is not spent");
+    let scripts = script_calls(redis.port(), None) - scripts_before;
+    assert_eq!(scripts, 2, "script calls: the cut one and its repeat");
+    let exposition = metrics::scrape(&app, &app.address).await;
+    assert_eq!(metrics::value(&exposition, "sso_code_replays_total"), 0.0);
 }
 
 /// `server.exchange_slots`: an exchange past the slots waits before it touches Redis, and one
