@@ -218,12 +218,13 @@ async fn the_first_request_after_a_redis_restart_is_served() {
 
     redis.crash();
     let _restarted = RedisServer::start_on(&port, &[]);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-
-    assert_eq!(status_of(&app, "/readyz").await, 200);
+    // Written by the test's own connection: the exchange is the server's first request.
     let code = app.issue_code(&APP).await;
+
     let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
     assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(status_of(&app, "/readyz").await, 200);
 }
 
 /// A token record's head as the exchange writes it: the scripts match its `{"jti":"<jti>"`.
@@ -473,6 +474,8 @@ async fn failures_the_throttle_cannot_count_log_a_line_a_second() {
 async fn assert_a_line_a_second(client: &TestClient, status: u16, needle: &str) {
     const SPAN: Duration = Duration::from_millis(2_200);
     let port = HeldPort::new();
+    // Before the mark: the lines counted from there fall within the seconds counted from here.
+    let started = Instant::now();
     let log = log_capture::mark();
     let app = spawn_app_with(|s| {
         s.redis.url = format!("redis://127.0.0.1:{}", port.port());
@@ -482,7 +485,6 @@ async fn assert_a_line_a_second(client: &TestClient, status: u16, needle: &str) 
     })
     .await;
 
-    let started = Instant::now();
     let mut sent = 0;
     while sent < 100 || started.elapsed() < SPAN {
         if sent >= 100 {
