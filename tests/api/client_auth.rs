@@ -8,7 +8,7 @@ use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 
 use crate::helpers::{
     APP, Answer, BASIC_CHALLENGE, DISABLED, ENCODED, ISSUER, OTHER, TestClient, basic_auth,
-    code_record, spawn_app, verify_token,
+    clients_toml, code_record, spawn_app, test_dir, verify_token,
 };
 
 /// How the credentials travel.
@@ -186,6 +186,8 @@ async fn a_wrong_secret_does_not_consume_the_code() {
     assert_eq!(claims["sub"], record.account_id.as_str());
 }
 
+/// Refused before the code is touched: it stays, and once the client is allowed the grant
+/// (a reload), it is exchanged.
 #[tokio::test]
 async fn a_client_not_allowed_the_code_grant_is_an_unauthorized_client() {
     let app = spawn_app().await;
@@ -201,6 +203,20 @@ async fn a_client_not_allowed_the_code_grant_is_an_unauthorized_client() {
         answer.text
     );
     answer.assert_error_shape("unauthorized_client");
+    assert!(app.code_exists(&code).await, "the refusal burnt the code");
+
+    let (only, both) = (
+        r#"grant_types = ["client_credentials"]"#,
+        r#"grant_types = ["client_credentials", "authorization_code"]"#,
+    );
+    let clients = clients_toml();
+    assert!(clients.contains(only), "the fixture changed: {clients}");
+    let file = test_dir().join(format!("clients-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, clients.replace(only, both)).expect("clients file");
+    app.reload_with(|s| s.clients.file = file)
+        .expect("the reload");
+    let allowed = Answer::of(app.exchange(client, &code).await).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text);
 }
 
 #[tokio::test]
