@@ -87,6 +87,7 @@ fn cases(code: &str) -> Vec<Case> {
     };
     let basic = || basic_auth(APP.id, APP.secret);
     let pad = "x".repeat(5000);
+    let verifier = |v: &str| json_with(code, set("code_verifier", json!(v)));
     vec![
         case("grant_type password", JSON, json_with(code, set("grant_type", json!("password"))))
             .expect(&[(400, "unsupported_grant_type")]),
@@ -132,6 +133,12 @@ fn cases(code: &str) -> Vec<Case> {
         case("invalid UTF-8 in a field the server ignores", JSON, with_bytes(&json_with(code, set("x", json!("@@"))), b"\xff")),
         // Codes are at most 512 bytes (README): a longer one is malformed, not merely unknown.
         case("a code of 600 bytes", JSON, json_with(code, set("code", json!("C".repeat(600))))),
+        // RFC 7636 §4.1: a code_verifier is 43 to 128 of A-Z a-z 0-9 - . _ ~. Malformed, it is
+        // refused before the code is taken (this code has no challenge: taken, it would burn).
+        case("a code_verifier of 42", JSON, verifier(&"v".repeat(42))),
+        case("a code_verifier of 129", JSON, verifier(&"v".repeat(129))),
+        case("a code_verifier with +", JSON, verifier(&format!("{}+", "v".repeat(42)))),
+        case("a code_verifier with %", JSON, verifier(&format!("{}%", "v".repeat(42)))),
     ]
 }
 
