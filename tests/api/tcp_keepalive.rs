@@ -6,6 +6,7 @@
 //! keepalive off, so that a timer found is the server's.
 
 use crate::helpers::{APP, TestApp, spawn_app_with};
+use crate::metrics;
 use crate::redis_server::RedisServer;
 use crate::topology::{Cluster, SentinelSet};
 
@@ -30,12 +31,18 @@ async fn a_standalone_connection_has_keepalive_and_none_when_it_is_off() {
     drop(app);
 
     let other = RedisServer::start();
-    let _app = exchanged(|s| {
+    let app = exchanged(|s| {
         s.redis.url = other.url();
         s.redis.tcp_keepalive_secs = 0;
     })
     .await;
-    let timers = keepalive_timers(&[other.port()]);
+    // Not vacuous: the server holds a connection (the test's own ones are in the table too).
+    let exposition = metrics::scrape(&app, &app.address).await;
+    let held = metrics::value(&exposition, "sso_redis_connections");
+    assert!(held >= 1.0, "the server holds {held} Redis connections");
+    let sockets = client_sockets(&[other.port()]);
+    assert!(!sockets.is_empty(), "no connection to {}", other.port());
+    let timers: Vec<f64> = sockets.into_iter().flatten().collect();
     assert!(timers.is_empty(), "keepalive is off, yet: {timers:?}");
 }
 
@@ -84,9 +91,15 @@ fn assert_keepalive(ports: &[u16]) {
 }
 
 /// Seconds until the keepalive timer fires, of every established socket on this machine whose
-/// remote port is one of `ports` and that has one pending (`tr` 2 in `/proc/net/tcp{,6}`;
-/// `tm->when` in clock ticks, 100 a second).
+/// remote port is one of `ports` and that has one pending.
 fn keepalive_timers(ports: &[u16]) -> Vec<f64> {
+    client_sockets(ports).into_iter().flatten().collect()
+}
+
+/// Every established socket on this machine whose remote port is one of `ports`: seconds until
+/// its keepalive timer fires, if one is pending (`tr` 2 in `/proc/net/tcp{,6}`; `tm->when` in
+/// clock ticks, 100 a second).
+fn client_sockets(ports: &[u16]) -> Vec<Option<f64>> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())
@@ -98,8 +111,8 @@ fn keepalive_timers(ports: &[u16]) -> Vec<f64> {
             let established = *fields.get(3)? == "01";
             let (timer, due) = fields.get(5)?.split_once(':')?;
             let due = u64::from_str_radix(due, 16).ok()?;
-            (established && timer == "02" && ports.contains(&remote_port))
-                .then_some(due as f64 / 100.0)
+            (established && ports.contains(&remote_port))
+                .then_some((timer == "02").then_some(due as f64 / 100.0))
         })
         .collect()
 }
