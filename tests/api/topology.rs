@@ -103,9 +103,11 @@ fn shared_cluster() -> &'static Cluster {
     CLUSTER.get_or_init(Cluster::start)
 }
 
+/// Fails over on no test's demand, so its sentinels wait out a long stall of a busy machine
+/// (the tests that fail over start sets of their own).
 fn shared_sentinel() -> &'static SentinelSet {
     static SENTINEL: OnceLock<SentinelSet> = OnceLock::new();
-    SENTINEL.get_or_init(SentinelSet::start)
+    SENTINEL.get_or_init(|| SentinelSet::start_set(|port| port, SHARED_DOWN_AFTER_MS))
 }
 
 /// A directory under the target's temp dir, removed by the wrapper of the process using it.
@@ -260,6 +262,11 @@ impl SentinelSet {
     /// The same, with the master reached (by its replicas, the sentinels and so the service)
     /// through the port `front` returns for the master's port: a proxy in front of it.
     pub fn start_behind(front: impl FnOnce(u16) -> u16) -> Self {
+        Self::start_set(front, DOWN_AFTER_MS)
+    }
+
+    /// `down_after_ms`: how long the sentinels wait for a silent master before failing over.
+    fn start_set(front: impl FnOnce(u16) -> u16, down_after_ms: u64) -> Self {
         let master = data_node(&[]);
         let front_port = front(master.port());
         let master_port = front_port.to_string();
@@ -273,7 +280,8 @@ impl SentinelSet {
             .map(|_| {
                 let dir = scratch_dir("sentinel");
                 let config = dir.join("sentinel.conf");
-                std::fs::write(&config, sentinel_conf(front_port)).expect("sentinel.conf");
+                let conf = sentinel_conf(front_port, down_after_ms);
+                std::fs::write(&config, conf).expect("sentinel.conf");
                 RedisServer::start_config(Some(&config), &["--sentinel"], Some(&dir))
             })
             .collect::<Vec<_>>();
@@ -354,10 +362,15 @@ const MASTER_FLAGS: [&str; 6] = [
     "0",
 ];
 
-fn sentinel_conf(master_port: u16) -> String {
+/// A test's own set fails over soon after it stops its master.
+const DOWN_AFTER_MS: u64 = 1000;
+/// The shared set's: a stall of a busy 2-core machine must not fail it over.
+const SHARED_DOWN_AFTER_MS: u64 = 5000;
+
+fn sentinel_conf(master_port: u16, down_after_ms: u64) -> String {
     format!(
         "sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
-         sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+         sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
          sentinel failover-timeout {MASTER_NAME} 3000\n\
          sentinel parallel-syncs {MASTER_NAME} 1\n"
     )
