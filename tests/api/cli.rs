@@ -17,10 +17,10 @@ use sso_token::store::Store;
 
 use crate::helpers::{APP, test_dir, test_settings};
 use crate::redis_server::RedisServer;
-use crate::server_process::config_dir;
+use crate::server_process::{config_dir, without_sso_env};
 
 fn sso_token(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sso-token"))
+    let mut child = without_sso_env(&mut Command::new(env!("CARGO_BIN_EXE_sso-token")))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

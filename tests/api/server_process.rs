@@ -35,12 +35,11 @@ impl ServerProcess {
     /// Starts the server on a config directory made by [`config_dir`] and waits until it
     /// listens.
     pub fn start(config_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sso-token"))
+        let mut child = without_sso_env(&mut Command::new(env!("CARGO_BIN_EXE_sso-token")))
             .args(["--config-dir"])
             .arg(config_dir)
             .args(["--env", "test", "serve"])
             .env("RUST_LOG", "info")
-            .env_remove("SSO_ENV")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -177,4 +176,16 @@ pub fn send_signal(pid: u32, name: &str) {
         .status()
         .expect("sh runs kill");
     assert!(status.success());
+}
+
+/// `command` without the environment's `SSO_…` variables (any case, as the configuration reads
+/// `SSO__…`): a developer's or CI's `SSO__REDIS__URL` or `SSO_ENV` must not override the test's.
+pub fn without_sso_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let bytes = name.as_encoded_bytes();
+        if bytes.len() >= 4 && bytes[..4].eq_ignore_ascii_case(b"SSO_") {
+            command.env_remove(name);
+        }
+    }
+    command
 }
