@@ -17,6 +17,20 @@ use crate::helpers::{APP, Answer, code_record, http_client, test_dir};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Runs `$1 $2…` in place of the shell (same pid: signals and the exit status are the
+/// server's), leaving behind a watcher that waits for EOF on the shell's stdin, a pipe held by
+/// the test process, and then kills the server. So a test process that ends without dropping
+/// its [`ServerProcess`] (the watchdog's `exit`, a CI timeout's SIGKILL) leaves no server
+/// behind. The watcher kills only the process it was started for (same pid and start time: a
+/// server that ended and was reaped may see its pid reused).
+const WRAPPER: &str = r#"exec 3<&0
+(
+  read -r stat </proc/$$/stat; set -- $stat; started=${22}
+  read -r _ <&3
+  read -r stat </proc/$$/stat && set -- $stat && [ "${22}" = "$started" ] && kill -KILL $$
+) </dev/null >/dev/null 2>&1 &
+exec "$@" </dev/null 3<&-"#;
+
 /// The server process; killed when the test ends, however it ends.
 pub struct ServerProcess {
     child: Child,
@@ -35,12 +49,13 @@ impl ServerProcess {
     /// Starts the server on a config directory made by [`config_dir`] and waits until it
     /// listens.
     pub fn start(config_dir: &Path) -> Self {
-        let mut child = without_sso_env(&mut Command::new(env!("CARGO_BIN_EXE_sso-token")))
+        let mut child = without_sso_env(&mut Command::new("sh"))
+            .args(["-c", WRAPPER, "sh", env!("CARGO_BIN_EXE_sso-token")])
             .args(["--config-dir"])
             .arg(config_dir)
             .args(["--env", "test", "serve"])
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
