@@ -21,12 +21,24 @@ impl RawConn {
 
     /// Sends one request and reads its answer: status, head (lower case) and body.
     pub async fn send(&mut self, method: &str, path: &str, body: &str) -> (u16, String, String) {
+        self.write(method, path, body).await;
+        self.answer(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Sends one request without reading its answer.
+    pub async fn write(&mut self, method: &str, path: &str, body: &str) {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.0.write_all(request.as_bytes()).await.unwrap();
+    }
+
+    /// Reads one answer, each read bounded by `within`: status, head (lower case) and body.
+    pub async fn answer(&mut self, within: Duration) -> Result<(u16, String, String), String> {
         let mut raw = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -38,16 +50,50 @@ impl RawConn {
                     .map_or(0, |n| n.trim().parse::<usize>().unwrap());
                 if rest.len() >= length {
                     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-                    return (status, head, rest.to_owned());
+                    return Ok((status, head, rest.to_owned()));
                 }
             }
-            let n = tokio::time::timeout(Duration::from_secs(5), self.0.read(&mut buf))
-                .await
-                .expect("an answer within 5 s")
-                .expect("the connection holds");
-            assert!(n > 0, "closed before a full answer: {text}");
-            raw.extend_from_slice(&buf[..n]);
+            let read = tokio::time::timeout(within, self.0.read(&mut buf)).await;
+            match read {
+                Ok(Ok(n @ 1..)) => raw.extend_from_slice(&buf[..n]),
+                Ok(Ok(0)) => return Err(format!("closed before a full answer: {text}")),
+                Ok(Err(e)) => return Err(format!("the connection broke: {e}; read: {text}")),
+                Err(_) => return Err(format!("no answer within {within:?}; read: {text}")),
+            }
         }
+    }
+
+    /// (our port, the server's port)
+    fn ports(&self) -> (u16, u16) {
+        let ours = self.0.local_addr().unwrap().port();
+        (ours, self.0.peer_addr().unwrap().port())
+    }
+
+    /// Waits until the server has read all that was written (a connection still in the
+    /// listen queue is unread): the kernel acknowledged our bytes, and its end has no unread
+    /// bytes left.
+    pub async fn read_by_server(&self) {
+        let (ours, theirs) = self.ports();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let sent = queues(ours, theirs).is_some_and(|(unacked, _)| unacked == 0);
+            let read = queues(theirs, ours).is_some_and(|(_, unread)| unread == 0);
+            if sent && read {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not read the request"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether no byte of an answer has arrived, and the server has not closed the connection
+    /// (for a connection the test has not read from yet).
+    pub fn unanswered(&self) -> bool {
+        let (ours, theirs) = self.ports();
+        queues(ours, theirs).is_some_and(|(_, unread)| unread == 0)
     }
 
     /// Whether the server closes the connection within 2 s.
@@ -63,4 +109,23 @@ impl RawConn {
         let read = tokio::time::timeout(within, self.0.read(&mut buf)).await;
         matches!(read, Ok(Ok(0)) | Ok(Err(_))).then(|| started.elapsed())
     }
+}
+
+/// The send queue (bytes not yet acknowledged) and receive queue (bytes not yet read) of the
+/// established connection on 127.0.0.1 from port `local` to port `remote`, from the kernel's
+/// socket table; `None` if there is none (not yet, or no longer, established).
+fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port = |address: &str| u16::from_str_radix(address.rsplit(':').next()?, 16).ok();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let ends = (port(fields.get(1)?)?, port(fields.get(2)?)?);
+        let established = *fields.get(3)? == "01";
+        let (send, receive) = fields.get(4)?.split_once(':')?;
+        let queues = (
+            u64::from_str_radix(send, 16).ok()?,
+            u64::from_str_radix(receive, 16).ok()?,
+        );
+        (ends == (local, remote) && established).then_some(queues)
+    })
 }

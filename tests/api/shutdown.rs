@@ -17,6 +17,8 @@ use crate::server_process::{ServerProcess, config_dir, write_code};
 
 /// How long Redis holds every command: the exchange is in flight when the signal comes.
 const PAUSE_MS: u64 = 6000;
+/// Bound of each read of an answer that comes once the pause is over.
+const ANSWER_WAIT: Duration = Duration::from_secs(15);
 
 /// Settings against `redis` whose Redis timeout outlasts the pause, and whose grace both.
 fn outlasting_the_pause(redis: &RedisServer) -> Settings {
@@ -49,23 +51,28 @@ async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     let code = write_code(&settings).await;
     pause(&redis).await;
 
-    let url = format!("{}{TOKEN_PATH}", server.base);
-    let body = json_request(&APP, &code);
-    let exchange = tokio::spawn(async move { http_client().post(url).json(&body).send().await });
-    // Time for the server to take the connection and read the request: connections still
-    // queued when the signal comes are dropped, as they should be.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut exchange = RawConn::open(&server.base).await;
+    exchange
+        .write("POST", TOKEN_PATH, &json_request(&APP, &code).to_string())
+        .await;
+    // In flight once the server has read it: connections still queued when the signal comes
+    // are dropped, as they should be.
+    exchange.read_by_server().await;
     server.signal(signal);
     server.wait_for_log(&format!("SIG{signal}: no new connections"));
+    assert!(
+        exchange.unanswered(),
+        "answered or closed before the grace began"
+    );
 
-    let response = exchange.await.unwrap().unwrap_or_else(|e| {
+    let (status, _, text) = exchange.answer(ANSWER_WAIT).await.unwrap_or_else(|e| {
         panic!(
             "SIG{signal} dropped the exchange in flight (metrics.listen {metrics_listen:?}): {e}"
         )
     });
-    let answer = Answer::of(response).await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    assert!(answer.json["access_token"].is_string(), "{}", answer.text);
+    assert_eq!(status, 200, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).expect("a JSON body");
+    assert!(answer["access_token"].is_string(), "{text}");
     let status = server
         .exits_within(
             Duration::from_secs(10),
@@ -94,27 +101,47 @@ async fn an_exchange_waiting_for_a_slot_when_the_grace_begins_gets_a_503() {
     let mut settings = outlasting_the_pause(&redis);
     settings.server.exchange_slots = 1;
     let server = ServerProcess::start(&config_dir(&settings, &[]));
-    let (holder, waiter) = (write_code(&settings).await, write_code(&settings).await);
+    let codes = [write_code(&settings).await, write_code(&settings).await];
     let mut admin = pause(&redis).await;
-    let exchange = |code: String| {
-        let url = format!("{}{TOKEN_PATH}", server.base);
-        let body = json_request(&APP, &code);
-        tokio::spawn(async move { http_client().post(url).json(&body).send().await })
-    };
+    let mut exchanges = Vec::new();
+    for code in codes {
+        let mut exchange = RawConn::open(&server.base).await;
+        exchange
+            .write("POST", TOKEN_PATH, &json_request(&APP, &code).to_string())
+            .await;
+        exchanges.push((code, exchange));
+    }
 
-    let holding = exchange(holder);
-    // Time for each request to be read, the first to take the slot, the second to wait.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let waiting = exchange(waiter.clone());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Both read: one holds the slot, its call held by the paused Redis; the other waits for
+    // the slot (`slot_wait_ms`, 10 s, outlasts the pause), or is on its way to it.
+    for (_, exchange) in &exchanges {
+        exchange.read_by_server().await;
+    }
+    let unanswered = exchanges.iter().all(|(_, exchange)| exchange.unanswered());
+    assert!(unanswered, "an exchange was answered before the signal");
     server.signal("INT");
     server.wait_for_log("SIGINT: no new connections");
 
-    let refused = Answer::of(waiting.await.unwrap().expect("an answer")).await;
-    let served = Answer::of(holding.await.unwrap().expect("an answer")).await;
-    assert_eq!(refused.status, 503, "{}", refused.text);
-    assert_eq!(refused.error(), "temporarily_unavailable");
-    assert_eq!(served.status, 200, "{}", served.text);
+    let in_flight: Vec<bool> = exchanges.iter().map(|(_, e)| e.unanswered()).collect();
+    let mut answers = Vec::new();
+    for ((code, mut exchange), in_flight) in exchanges.into_iter().zip(in_flight) {
+        let (status, _, text) = exchange.answer(ANSWER_WAIT).await.expect("an answer");
+        answers.push((code, status, text, in_flight));
+    }
+    // The one that took the slot is served; either may have reached it first.
+    answers.sort_by_key(|(_, status, _, _)| std::cmp::Reverse(*status == 200));
+    let [
+        (_, served, served_text, in_flight),
+        (waiter, refused, refused_text, _),
+    ] = <[_; 2]>::try_from(answers).expect("two answers");
+    assert_eq!(served, 200, "{served_text}");
+    assert!(
+        in_flight,
+        "the served exchange was answered before the grace began"
+    );
+    assert_eq!(refused, 503, "{refused_text}");
+    let refused: serde_json::Value = serde_json::from_str(&refused_text).expect("a JSON body");
+    assert_eq!(refused["error"], "temporarily_unavailable");
     let code_key = Store::new(&settings.redis).unwrap().code_key(&waiter);
     let left: bool = redis::cmd("EXISTS")
         .arg(&code_key)
