@@ -17,21 +17,37 @@ use crate::helpers::{
 
 const RACERS: usize = 50;
 
-/// Sends `RACERS` exchanges of `code` at once, spread over `apps`. Each racer opens its
-/// connection and sends all of its request but the last byte before the start, then that byte:
-/// the barrier releases 50 one-byte writes, not 50 TCP handshakes and requests, which the
-/// client and the accept loop spread out enough for a non-atomic take to pass now and then.
+/// Sends `RACERS` exchanges of `code` at once, spread over `apps` (see [`race_raw`]).
 async fn race(apps: &[&TestApp], code: &str) -> Vec<Answer> {
-    let start = Arc::new(Barrier::new(RACERS));
-    let mut racers = JoinSet::new();
-    for i in 0..RACERS {
+    let body = json_request(&APP, code).to_string();
+    let racers = (0..RACERS).map(|i| {
         let address = apps[i % apps.len()].address.replace("http://", "");
-        let body = json_request(&APP, code).to_string();
-        let request = format!(
-            "POST {TOKEN_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
+        (address, raw_post(TOKEN_PATH, &[], &body))
+    });
+    race_raw(racers.collect()).await
+}
+
+/// An HTTP/1.1 POST of the JSON `body` to `path` with `headers`, closing its connection.
+pub fn raw_post(path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         {headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Sends each raw request to its address (`host:port`) at once. Each racer opens its
+/// connection and sends all of its request but the last byte before the start, then that byte:
+/// the barrier releases one-byte writes, not TCP handshakes and requests, which the client and
+/// the accept loop spread out enough for a non-atomic step to pass now and then.
+pub async fn race_raw(requests: Vec<(String, String)>) -> Vec<Answer> {
+    let start = Arc::new(Barrier::new(requests.len()));
+    let mut racers = JoinSet::new();
+    for (address, request) in requests {
         let start = Arc::clone(&start);
         racers.spawn(async move {
             let mut stream = TcpStream::connect(address).await.expect("connected");

@@ -5,16 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
 use deadpool_redis::redis;
 use futures_util::StreamExt;
 use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 use sso_token::throttle::MAX_TRACKED;
-use tokio::sync::Barrier;
-use tokio::task::JoinSet;
 
+use crate::concurrency::{race_raw, raw_post};
 use crate::helpers::{APP, Answer, OTHER, TestApp, TestClient, spawn_app_with};
 use crate::redis_server::RedisServer;
 use crate::{log_capture, metrics};
@@ -581,23 +579,14 @@ async fn racing_failures_on_two_replicas_get_no_more_than_n_answers() {
     let first = app(true).await;
     let second = first.spawn_replica();
     let address = "203.0.113.30";
-    let start = Arc::new(Barrier::new(RACERS));
-    let mut racers = JoinSet::new();
-    for i in 0..RACERS {
+    let body = json!({"token": "t", "client_id": APP.id, "client_secret": WRONG}).to_string();
+    let forwarded = format!("192.0.2.250, {address}");
+    let request = raw_post(INTROSPECT_PATH, &[("X-Forwarded-For", &forwarded)], &body);
+    let racers = (0..RACERS).map(|i| {
         let app = if i % 2 == 0 { &first } else { &second };
-        let body = json!({"token": "t", "client_id": APP.id, "client_secret": WRONG});
-        let request = app
-            .http
-            .post(app.url(INTROSPECT_PATH))
-            .header("X-Forwarded-For", format!("192.0.2.250, {address}"))
-            .json(&body);
-        let start = Arc::clone(&start);
-        racers.spawn(async move {
-            start.wait().await;
-            Answer::of(request.send().await.expect("request sent")).await
-        });
-    }
-    let answers = racers.join_all().await;
+        (app.address.replace("http://", ""), request.clone())
+    });
+    let answers = race_raw(racers.collect()).await;
 
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     let answered = statuses.iter().filter(|&&s| s == 401).count();
