@@ -2,8 +2,8 @@
 //! service finds the new master by itself within seconds, and no code is exchanged twice.
 //! The test runs its own Sentinel set-up, which it fails over.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
@@ -21,8 +21,11 @@ const STREAMS: usize = 4;
 const TIMEOUT_MS: u64 = 300;
 /// The service must be back to 200s this soon after the failover was asked for.
 const RECOVERY: Duration = Duration::from_secs(10);
-/// How long the streams go on after the sentinels report the new master.
+/// How long the streams go on at least after the sentinels report the new master, and at most
+/// past [`RECOVERY`] for the exchanges that must succeed after the last 503.
 const AFTERMATH: Duration = Duration::from_secs(2);
+/// Exchanges that must succeed after the last 503.
+const HEALED: usize = 20;
 
 /// One exchange of the stream: its code, when it was answered and with what status.
 struct Outcome {
@@ -45,10 +48,11 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
     );
     let old_master = set.current_master().expect("a master");
     let stop = Arc::new(AtomicBool::new(false));
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
     let mut streams = JoinSet::new();
     for _ in 0..STREAMS {
-        let (app, stop) = (Arc::clone(&app), Arc::clone(&stop));
-        streams.spawn(async move { stream(&app, &stop).await });
+        let (app, stop, outcomes) = (Arc::clone(&app), Arc::clone(&stop), Arc::clone(&outcomes));
+        streams.spawn(async move { stream(&app, &stop, &outcomes).await });
     }
 
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -61,10 +65,22 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
         });
     })
     .await;
-    tokio::time::sleep(AFTERMATH).await;
+    // At least AFTERMATH more; then until HEALED exchanges succeeded after the last 503,
+    // however late it came (a slow machine stretches the 503s), or until AFTERMATH past
+    // RECOVERY (503s that late fail below).
+    let settled = Instant::now() + AFTERMATH;
+    let deadline = (failover_at + RECOVERY).max(settled) + AFTERMATH;
+    loop {
+        let now = Instant::now();
+        let healed = healed_since_last_503(&outcomes.lock().unwrap());
+        if now >= deadline || (now >= settled && healed >= HEALED) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop.store(true, Ordering::Relaxed);
-    let mut outcomes: Vec<Outcome> = streams.join_all().await.into_iter().flatten().collect();
-    outcomes.sort_by_key(|o| o.at);
+    streams.join_all().await;
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
 
     let unexpected: Vec<String> = outcomes
         .iter()
@@ -79,12 +95,9 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
         "503s went on for {:?} after the failover",
         last_failure.duration_since(failover_at)
     );
-    let healed = outcomes
-        .iter()
-        .filter(|o| o.at > last_failure && o.status == 200)
-        .count();
+    let healed = healed_since_last_503(&outcomes);
     assert!(
-        healed >= 20,
+        healed >= HEALED,
         "only {healed} exchanges succeeded after the last 503"
     );
     assert_ne!(set.current_master(), Some(old_master));
@@ -360,9 +373,18 @@ async fn start_failover(set: &Arc<SentinelSet>) {
     .await;
 }
 
-/// Exchanges fresh codes one after the other until `stop`.
-async fn stream(app: &TestApp, stop: &AtomicBool) -> Vec<Outcome> {
-    let mut outcomes = Vec::new();
+/// How many of `outcomes` (in the order answered) are 200s after the last 503.
+fn healed_since_last_503(outcomes: &[Outcome]) -> usize {
+    let after = outcomes
+        .iter()
+        .rposition(|o| o.status == 503)
+        .map_or(0, |i| i + 1);
+    outcomes[after..].iter().filter(|o| o.status == 200).count()
+}
+
+/// Exchanges fresh codes one after the other until `stop`, adding each outcome to `outcomes`
+/// (timed under its lock: the list stays in the order answered).
+async fn stream(app: &TestApp, stop: &AtomicBool, outcomes: &Mutex<Vec<Outcome>>) {
     let mut writer = None;
     while !stop.load(Ordering::Relaxed) {
         let Some(code) = write_code(app, &mut writer).await else {
@@ -374,6 +396,7 @@ async fn stream(app: &TestApp, stop: &AtomicBool) -> Vec<Outcome> {
             // A client backs off (the answer says `Retry-After: 1`; the test keeps it short).
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let mut outcomes = outcomes.lock().unwrap();
         outcomes.push(Outcome {
             code,
             at: Instant::now(),
@@ -381,7 +404,6 @@ async fn stream(app: &TestApp, stop: &AtomicBool) -> Vec<Outcome> {
             text: answer.text,
         });
     }
-    outcomes
 }
 
 /// Writes a code as a careful authorize service does in a Sentinel set-up: on the master, and
