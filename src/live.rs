@@ -228,16 +228,9 @@ fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
 
 /// Starts listening for SIGHUP. Called while the server is built, before it accepts anything:
 /// from then on a SIGHUP is queued for [`reload_on_sighup`] instead of killing the process
-/// (the default action), however late the task that reloads gets to run. `None` (logged) when
-/// the signal cannot be handled; reload is then off.
-pub fn listen_for_sighup() -> Option<Signal> {
-    match signal(SignalKind::hangup()) {
-        Ok(hangups) => Some(hangups),
-        Err(e) => {
-            log::warn!("SIGHUP cannot be handled, reload is off: {e}");
-            None
-        }
-    }
+/// (the default action), however late the task that reloads gets to run.
+pub fn listen_for_sighup() -> std::io::Result<Signal> {
+    signal(SignalKind::hangup())
 }
 
 /// Reloads on every SIGHUP of `hangups` until the task is dropped. Reading files happens off

@@ -96,22 +96,14 @@ pub struct StopSignals {
 }
 
 impl StopSignals {
-    /// `None` (logged) when they cannot be handled: each then keeps its default action, the
-    /// end of the process.
-    pub fn listen() -> Option<Self> {
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(terminate), Ok(interrupt)) => Some(Self {
-                terminate,
-                interrupt,
-            }),
-            (Err(e), _) | (_, Err(e)) => {
-                log::warn!("SIGTERM and SIGINT cannot be handled; either ends the process: {e}");
-                None
-            }
-        }
+    /// An error when either cannot be handled, and the start fails: a handler installed for one
+    /// stays installed even unused, and would swallow that signal (the process, as a
+    /// container's PID 1, then ignores SIGTERM).
+    pub fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
     }
 
     async fn next(&mut self) -> Stop {

@@ -48,6 +48,9 @@ pub enum StartError {
     Throttle(#[from] crate::throttle::BadProxy),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// SIGTERM, SIGINT or SIGHUP cannot be handled (see `shutdown::StopSignals::listen`).
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
 }
 
 /// A bound, not yet running, server (and its metrics listener, when it has its own).
@@ -57,9 +60,9 @@ pub struct Application {
     live: Arc<Live>,
     metrics: Option<(u16, Server)>,
     /// Installed by `build`, so that a SIGHUP before `run_until_stopped` is a reload too.
-    hangups: Option<Signal>,
+    hangups: Signal,
     /// Installed by `build` too: a SIGTERM that comes early is a graceful stop as well.
-    stops: Option<StopSignals>,
+    stops: StopSignals,
     stop_plan: StopPlan,
     /// Its failover watchers start with the server (Sentinel mode).
     store: Store,
@@ -131,8 +134,8 @@ impl Application {
             .map(crate::tls::server_config)
             .transpose()?;
         // Before the listener exists: once anyone can know we are up, SIGHUP is safe to send.
-        let hangups = live::listen_for_sighup();
-        let stops = StopSignals::listen();
+        let hangups = live::listen_for_sighup().map_err(StartError::Signals)?;
+        let stops = StopSignals::listen().map_err(StartError::Signals)?;
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let limit = web::Data::new(BodyLimit {
             bytes: settings.server.body_limit,
@@ -243,22 +246,16 @@ impl Application {
                 );
             }
         });
-        let reloader = self
-            .hangups
-            .map(|hangups| tokio::spawn(live::reload_on_sighup(self.live, hangups)));
-        if let Some(stops) = self.stops {
-            let metrics = self.metrics.as_ref().map(|(_, metrics)| metrics.handle());
-            let stop =
-                shutdown::stop_on_signal(stops, self.server.handle(), metrics, self.stop_plan);
-            tokio::spawn(stop);
-        }
+        let reloader = tokio::spawn(live::reload_on_sighup(self.live, self.hangups));
+        let metrics = self.metrics.as_ref().map(|(_, metrics)| metrics.handle());
+        let stop =
+            shutdown::stop_on_signal(self.stops, self.server.handle(), metrics, self.stop_plan);
+        tokio::spawn(stop);
         let stopped = match self.metrics {
             Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
             None => self.server.await,
         };
-        if let Some(reloader) = reloader {
-            reloader.abort();
-        }
+        reloader.abort();
         stopped
     }
 }
