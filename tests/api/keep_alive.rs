@@ -15,10 +15,7 @@ use crate::raw_conn::RawConn;
 /// answer and kept the connection.
 async fn idle_connection(secs: u64) -> (TestApp, RawConn) {
     let app = spawn_app_with(|s| s.server.keep_alive_secs = secs).await;
-    let mut conn = RawConn::open(&app.address).await;
-    let (status, head, _) = conn.send("GET", HEALTHZ_PATH, "").await;
-    assert_eq!(status, 200);
-    assert!(!head.contains("connection: close"), "{head}");
+    let conn = RawConn::kept_open(&app.address, HEALTHZ_PATH).await;
     (app, conn)
 }
 

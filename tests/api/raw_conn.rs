@@ -19,6 +19,15 @@ impl RawConn {
         )
     }
 
+    /// Connects to `base` and has `GET path` answered 200 on a connection the server keeps.
+    pub async fn kept_open(base: &str, path: &str) -> Self {
+        let mut conn = Self::open(base).await;
+        let (status, head, _) = conn.send("GET", path, "").await;
+        assert_eq!(status, 200);
+        assert!(!head.contains("connection: close"), "{head}");
+        conn
+    }
+
     /// Sends one request and reads its answer: status, head (lower case) and body.
     pub async fn send(&mut self, method: &str, path: &str, body: &str) -> (u16, String, String) {
         self.write(method, path, body).await;

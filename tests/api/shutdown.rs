@@ -188,10 +188,7 @@ async fn after_sigterm_the_server_serves_unready_for_the_delay_closing_each_conn
     let redis = RedisServer::start();
     let (server, settings) = server_with_delay(&redis, DELAY_MS);
     // A client holding a keep-alive connection from before the signal.
-    let mut held = RawConn::open(&server.base).await;
-    let (status, head, _) = held.send("GET", "/readyz", "").await;
-    assert_eq!(status, 200);
-    assert!(!head.contains("connection: close"), "{head}");
+    let mut held = RawConn::kept_open(&server.base, "/readyz").await;
 
     server.signal("TERM");
     server.wait_for_log("SIGTERM: unready");
@@ -277,10 +274,7 @@ async fn a_stop_closes_idle_keep_alive_connections_without_waiting_for_them() {
     let mut settings = test_settings();
     settings.server.shutdown_timeout_secs = 30;
     let server = ServerProcess::start(&config_dir(&settings, &[]));
-    let mut idle = RawConn::open(&server.base).await;
-    let (status, head, _) = idle.send("GET", "/healthz", "").await;
-    assert_eq!(status, 200);
-    assert!(!head.contains("connection: close"), "{head}");
+    let mut idle = RawConn::kept_open(&server.base, "/healthz").await;
 
     server.signal("TERM");
     server.wait_for_log("SIGTERM: no new connections");
