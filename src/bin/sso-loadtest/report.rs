@@ -373,9 +373,28 @@ impl Summary {
             )
         };
         let _ = writeln!(out, "   cpu         generator {}", cpu(&self.cpu.generator));
-        for server in &self.cpu.servers {
+        let servers = &self.cpu.servers;
+        if let [server] = servers.as_slice() {
             let pid = server.pid.unwrap_or_default();
             let _ = writeln!(out, "   cpu         server pid {pid} {}", cpu(server));
+        } else if !servers.is_empty() {
+            // Each served a share of the requests: only their sum is a cost per request.
+            for server in servers {
+                let pid = server.pid.unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "   cpu         server pid {pid} {:.2} s = {:.2} cores",
+                    server.cpu_s, server.cores
+                );
+            }
+            let sum = |f: fn(&ProcessCpu) -> f64| servers.iter().map(f).sum::<f64>();
+            let _ = writeln!(
+                out,
+                "   cpu         servers together {:.2} s = {:.2} cores, {:.1} µs per request",
+                sum(|p| p.cpu_s),
+                sum(|p| p.cores),
+                sum(|p| p.us_per_request)
+            );
         }
         for c in &self.comparisons {
             let _ = writeln!(

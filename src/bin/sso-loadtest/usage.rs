@@ -28,6 +28,8 @@ pub struct ProcessCpu {
     pub cpu_s: f64,
     /// CPU seconds per wall-clock second: 1.0 is one core kept busy.
     pub cores: f64,
+    /// This process's CPU over every request of the drive: with several servers behind the
+    /// URLs, each served only its share, so only their sum is a cost per request.
     pub us_per_request: f64,
 }
 
