@@ -53,10 +53,11 @@ fn source(request: &ServiceRequest, proxies: &[Network]) -> String {
         return "-".to_owned();
     };
     let forwarded_for = header_list(request.request(), header::X_FORWARDED_FOR);
+    let peer = peer.to_canonical();
     match source_address(Some(peer), forwarded_for.as_deref(), proxies) {
-        Some(source) if source == peer.to_canonical() => source.to_string(),
-        Some(source) => format!("{source} via {peer}"),
-        None => format!("- via {peer}"),
+        Ok(source) if source == peer => source.to_string(),
+        Ok(source) => format!("{source} via {peer}"),
+        Err(_) => format!("- via {peer}"),
     }
 }
 

@@ -60,7 +60,7 @@ use crate::store::{Store, StoreError};
 mod source;
 mod table;
 
-pub use self::source::{Network, source_address};
+pub use self::source::{Network, Unnamed, source_address};
 use self::source::{counted_as, is_trusted};
 #[doc(hidden)]
 pub use self::table::MAX_TRACKED;
@@ -142,7 +142,15 @@ impl Throttle {
         if forwarded_for.is_some() {
             self.warn_of_an_untrusted_forwarder(peer);
         }
-        source_address(peer, forwarded_for, &self.trusted).map(counted_as)
+        match source_address(peer, forwarded_for, &self.trusted) {
+            Ok(source) => Some(counted_as(source)),
+            Err(unnamed) => {
+                if self.enabled {
+                    unnamed.warn();
+                }
+                None
+            }
+        }
     }
 
     /// Once per process: a peer sends `X-Forwarded-For` but is not a trusted proxy. Behind a

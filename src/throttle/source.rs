@@ -53,43 +53,61 @@ pub(super) fn is_trusted(trusted: &[Network], ip: IpAddr) -> bool {
     trusted.iter().any(|n| n.contains(ip))
 }
 
+/// Why a request has no source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unnamed {
+    /// The connection has no peer address (not a TCP one).
+    NoPeer,
+    /// A trusted proxy sent no `X-Forwarded-For`: its own request (a health check), or one
+    /// from a proxy that names no client.
+    NoForwardedFor,
+    /// A hop behind a trusted proxy is not an address.
+    NotAnAddress,
+}
+
+impl Unnamed {
+    /// Said where failures are counted (`Throttle::source`), at most once a second each: the
+    /// access log asks for every request, a balancer's health checks included.
+    pub(super) fn warn(self) {
+        match self {
+            Self::NoPeer => {}
+            Self::NoForwardedFor => crate::warn_every_second!(
+                "throttle: a request from a trusted proxy without X-Forwarded-For; such requests \
+                 are throttled by client id only"
+            ),
+            Self::NotAnAddress => crate::warn_every_second!(
+                "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
+                 such requests are throttled by client id only"
+            ),
+        }
+    }
+}
+
 /// The address failures are counted under: the peer, or what trusted proxies say it forwarded
-/// (the right-most hop that is not a trusted proxy). `None` when a trusted proxy names no
-/// address (no `X-Forwarded-For`, or a hop that is not one): its failures then count against the
-/// client id only, never against the proxy (which would block everyone behind it).
+/// (the right-most hop that is not a trusted proxy). None ([`Unnamed`]) when a trusted proxy
+/// names no address: its failures then count against the client id only, never against the
+/// proxy (which would block everyone behind it). Says nothing itself: see [`Unnamed::warn`].
 pub fn source_address(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
     trusted: &[Network],
-) -> Option<IpAddr> {
-    let peer = peer?.to_canonical();
+) -> Result<IpAddr, Unnamed> {
+    let peer = peer.ok_or(Unnamed::NoPeer)?.to_canonical();
     if !is_trusted(trusted, peer) {
-        return Some(peer);
+        return Ok(peer);
     }
-    let Some(forwarded_for) = forwarded_for else {
-        // The proxy's own request, or one from a proxy that names no client: counted against
-        // the proxy, N failures would block every caller behind it.
-        crate::warn_every_second!(
-            "throttle: a request from a trusted proxy without X-Forwarded-For; such requests \
-             are throttled by client id only"
-        );
-        return None;
-    };
+    // Counted against the proxy, N failures would block every caller behind it.
+    let forwarded_for = forwarded_for.ok_or(Unnamed::NoForwardedFor)?;
     let mut source = peer;
     for hop in forwarded_for.rsplit(',') {
-        let Some(ip) = hop_address(hop.trim()) else {
-            crate::warn_every_second!(
-                "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
-                 such requests are throttled by client id only"
-            );
-            return None;
-        };
-        source = ip.to_canonical();
+        source = hop_address(hop.trim())
+            .ok_or(Unnamed::NotAnAddress)?
+            .to_canonical();
         if !is_trusted(trusted, source) {
             break;
         }
     }
-    Some(source)
+    Ok(source)
 }
 
 /// One `X-Forwarded-For` hop: an address, or one with a port as some proxies write it
@@ -180,24 +198,27 @@ mod tests {
         // Not from a trusted proxy: the header is the client's own claim.
         assert_eq!(
             source_address(Some(ip("198.51.100.1")), xff, &trusted),
-            Some(ip("198.51.100.1"))
+            Ok(ip("198.51.100.1"))
         );
         // From a trusted proxy: the right-most hop that is not a trusted proxy.
         assert_eq!(
             source_address(Some(ip("10.0.0.1")), xff, &trusted),
-            Some(ip("198.51.100.7"))
+            Ok(ip("198.51.100.7"))
         );
         // No header: no address, never the proxy's (whose block would cover all behind it).
-        assert_eq!(source_address(Some(ip("10.0.0.1")), None, &trusted), None);
+        assert_eq!(
+            source_address(Some(ip("10.0.0.1")), None, &trusted),
+            Err(Unnamed::NoForwardedFor)
+        );
         assert_eq!(
             source_address(Some(ip("198.51.100.1")), None, &trusted),
-            Some(ip("198.51.100.1"))
+            Ok(ip("198.51.100.1"))
         );
         // Garbage where the client's address should be: no address, never the proxy's.
         for garbage in ["1.2.3.4, junk, 10.0.0.3", "", "198.51.100.7, ", "\u{FFFD}"] {
             assert_eq!(
                 source_address(Some(ip("10.0.0.1")), Some(garbage), &trusted),
-                None,
+                Err(Unnamed::NotAnAddress),
                 "{garbage:?}"
             );
         }
@@ -208,7 +229,7 @@ mod tests {
                 Some("\u{FFFD}, 198.51.100.7"),
                 &trusted
             ),
-            Some(ip("198.51.100.7"))
+            Ok(ip("198.51.100.7"))
         );
         // Hops with a port, as some proxies write them.
         for (hop, address) in [
@@ -219,10 +240,10 @@ mod tests {
         ] {
             assert_eq!(
                 source_address(Some(ip("10.0.0.1")), Some(hop), &trusted),
-                Some(ip(address)),
+                Ok(ip(address)),
                 "{hop}"
             );
         }
-        assert_eq!(source_address(None, xff, &trusted), None);
+        assert_eq!(source_address(None, xff, &trusted), Err(Unnamed::NoPeer));
     }
 }
