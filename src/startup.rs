@@ -119,7 +119,11 @@ impl Application {
             slots: Arc::clone(&slots),
         });
         // For /readyz, which pings the store and times the ping.
-        let readiness = web::Data::new(Readiness::new(store.clone()));
+        let readiness = web::Data::new(Readiness::new(
+            store.clone(),
+            Arc::clone(&metrics),
+            settings.redis.timeout(),
+        ));
         let metrics_data = web::Data::from(Arc::clone(&metrics));
         let inspector = web::Data::new(Inspector {
             live: Arc::clone(&live),

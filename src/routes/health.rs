@@ -1,9 +1,11 @@
 //! Probes for the load balancer: `/healthz` (the process answers) and `/readyz` (Redis too, and
 //! not stopping).
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
+use tokio::sync::watch;
 
 use crate::metrics::{Metrics, RedisOp};
 use crate::shutdown::Draining;
@@ -17,56 +19,76 @@ pub async fn healthz() -> HttpResponse {
 
 /// Whether Redis answers, asked by one `PING` at a time: `/readyz` is public and unthrottled,
 /// and a flood of it would otherwise be a flood of `PING`s on the lanes that exchanges use.
-/// Probes that arrive while a `PING` is out wait for it and take the answer of the next one
-/// (every answer comes from a `PING` sent after the probe arrived).
+/// A probe takes the answer of the `PING` out when it came, which comes (or times out) after
+/// it came, or sends one; either way it waits at most `redis.timeout_ms`. The `PING` runs in
+/// a task of its own, so that a probe whose caller hangs up does not cancel it for the others.
 pub struct Readiness {
     store: Store,
-    /// When the last `PING` was sent, and whether it was answered.
-    last: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    metrics: Arc<Metrics>,
+    timeout: Duration,
+    /// The last `PING`'s answer: `None` while it is out.
+    last: Mutex<Option<watch::Receiver<Option<bool>>>>,
 }
 
 impl Readiness {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, metrics: Arc<Metrics>, timeout: Duration) -> Self {
         Self {
             store,
-            last: tokio::sync::Mutex::new(None),
+            metrics,
+            timeout,
+            last: Mutex::new(None),
         }
     }
 
-    async fn redis_answers(&self, metrics: &Metrics) -> bool {
-        let arrived = Instant::now();
-        let mut last = self.last.lock().await;
-        if let Some((sent, answered)) = *last
-            && sent >= arrived
-        {
-            return answered;
+    async fn redis_answers(&self) -> bool {
+        let mut answer = self.ping_out_or_sent();
+        match tokio::time::timeout(self.timeout, answer.wait_for(Option::is_some)).await {
+            Ok(Ok(answered)) => *answered == Some(true),
+            // Timed out, or the task ended without an answer.
+            _ => false,
         }
-        let sent = Instant::now();
-        let answered = match metrics.redis(RedisOp::Ping, self.store.ping()).await {
-            Ok(()) => true,
-            Err(e) => {
-                // One line a second: a load balancer probes every replica often, and more so
-                // while Redis is down.
-                crate::warn_every_second!("readiness: {e}");
-                false
-            }
-        };
-        *last = Some((sent, answered));
+    }
+
+    /// The answer of the `PING` that is out, or of a new one.
+    fn ping_out_or_sent(&self) -> watch::Receiver<Option<bool>> {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        // Out: not answered, and its task still there to answer.
+        if let Some(out) = last.as_ref()
+            && out.borrow().is_none()
+            && out.has_changed().is_ok()
+        {
+            return out.clone();
+        }
+        let (answer, answered) = watch::channel(None);
+        let (store, metrics) = (self.store.clone(), Arc::clone(&self.metrics));
+        tokio::spawn(async move {
+            let ok = match metrics.redis(RedisOp::Ping, store.ping()).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // One line a second: a load balancer probes every replica often, and more
+                    // so while Redis is down.
+                    crate::warn_every_second!("readiness: {e}");
+                    false
+                }
+            };
+            answer.send_replace(Some(ok));
+        });
+        *last = Some(answered.clone());
         answered
     }
 }
 
 pub async fn readyz(
     readiness: web::Data<Readiness>,
-    metrics: web::Data<Metrics>,
     draining: web::Data<Draining>,
 ) -> HttpResponse {
+    // Asked again after the wait: a stop that began meanwhile decides, not the PING.
+    let ready = !draining.is_on() && readiness.redis_answers().await;
     if draining.is_on() {
-        return HttpResponse::ServiceUnavailable()
+        HttpResponse::ServiceUnavailable()
             .content_type("application/json")
-            .body(r#"{"status":"shutting down"}"#);
-    }
-    if readiness.redis_answers(&metrics).await {
+            .body(r#"{"status":"shutting down"}"#)
+    } else if ready {
         HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"status":"ready"}"#)

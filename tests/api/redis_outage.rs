@@ -790,12 +790,42 @@ async fn readiness_probes_that_come_together_share_their_pings() {
     let statuses = futures_util::future::join_all(probes).await;
 
     blocked.await.unwrap();
-    assert!(
-        statuses.iter().all(|s| [200, 503].contains(s)),
-        "{statuses:?}"
-    );
-    // The one out when Redis stopped answering, and the one sent for those that came meanwhile.
+    // The first PING out timed out: the probes that shared it say so.
+    assert!(statuses.contains(&503), "{statuses:?}");
+    // That one, and a next one for probes that came after it timed out.
     let sent = pings().await - before;
-    assert!(sent <= 4.0, "{sent} PINGs for {PROBES} probes");
+    assert!(
+        (1.0..=4.0).contains(&sent),
+        "{sent} PINGs for {PROBES} probes"
+    );
+    assert_eq!(status_of(&app, "/readyz").await, 200);
+}
+
+/// A probe that comes while a PING is out takes that PING's answer: it waits no longer than
+/// `redis.timeout_ms`, not for the first PING and then for one of its own.
+#[tokio::test]
+async fn a_readiness_probe_behind_a_ping_out_waits_at_most_the_timeout() {
+    const TIMEOUT: Duration = Duration::from_millis(1000);
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"], None);
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = TIMEOUT.as_millis() as u64;
+    })
+    .await;
+    assert_eq!(status_of(&app, "/readyz").await, 200);
+    let blocked = block(&redis, 3.0).await;
+
+    let first = status_of(&app, "/readyz");
+    let (first, second) = tokio::join!(first, async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let started = Instant::now();
+        (status_of(&app, "/readyz").await, started.elapsed())
+    });
+
+    assert_eq!(first, 503);
+    let (status, waited) = second;
+    assert_eq!(status, 503);
+    assert!(waited < TIMEOUT, "the second probe waited {waited:?}");
+    blocked.await.unwrap();
     assert_eq!(status_of(&app, "/readyz").await, 200);
 }

@@ -228,6 +228,27 @@ async fn after_sigterm_the_server_serves_unready_for_the_delay_closing_each_conn
     assert!(status.success(), "{status:?}");
 }
 
+/// A probe that was waiting for Redis' answer when SIGTERM came answers 503: the stop decides,
+/// not the PING that Redis answered afterwards.
+#[tokio::test]
+async fn a_readiness_probe_waiting_on_redis_when_sigterm_comes_answers_unready() {
+    let redis = RedisServer::start();
+    let mut settings = outlasting_the_pause(&redis);
+    settings.server.shutdown_delay_ms = 1000;
+    let server = ServerProcess::start(&config_dir(&settings, &[]));
+    pause(&redis).await;
+    let mut probe = RawConn::open(&server.base).await;
+    probe.write("GET", "/readyz", "").await;
+    probe.read_by_server().await;
+
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM: unready");
+
+    let (status, _, text) = probe.answer(ANSWER_WAIT).await.expect("the probe's answer");
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("shutting down"), "{text}");
+}
+
 #[tokio::test]
 async fn a_second_sigterm_ends_the_delay_and_the_stop_stays_graceful() {
     let redis = RedisServer::start();
