@@ -262,8 +262,8 @@ impl Metrics {
         )?;
         let reloads = counter_vec(
             "sso_config_reloads_total",
-            "Configuration reloads (SIGHUP), by result: applied, or refused (the running \
-             configuration stays, and the next start refuses the same files)",
+            "Configuration reloads (SIGHUP), by result: applied, or refused (the files did \
+             not load, the log says why; the running configuration stays)",
             &["result"],
         )?;
         let signing_key = registered(
