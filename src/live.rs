@@ -6,7 +6,7 @@
 //! log line and the running one stays. Either outcome is counted in the metrics, which name the
 //! key that signs now.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
@@ -59,6 +59,9 @@ pub struct Live {
     retired: Mutex<Vec<(String, Instant)>>,
     /// Told of each outcome, after the swap: when they name a signer, it signs.
     metrics: Arc<Metrics>,
+    /// Held through a reload: two at once could store one snapshot and leave the metrics
+    /// naming the other, or lose what one inherited from the running registry.
+    reloading: Mutex<()>,
 }
 
 impl Snapshot {
@@ -104,6 +107,7 @@ impl Live {
             started: settings.clone(),
             retired: Mutex::new(Vec::new()),
             metrics,
+            reloading: Mutex::new(()),
         })
     }
 
@@ -113,9 +117,12 @@ impl Live {
     }
 
     /// Loads the settings and files again and swaps them in, or keeps the running snapshot and
-    /// says why. Reloads come one at a time ([`reload_on_sighup`] awaits each), so the metrics
-    /// name the snapshot stored last.
+    /// says why. One at a time, so that the metrics name the snapshot stored last.
     pub fn reload(&self) -> Result<(), LoadError> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let outcome = (self.source)()
             .and_then(Settings::validate)
             .map_err(LoadError::from)
