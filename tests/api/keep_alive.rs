@@ -25,23 +25,26 @@ async fn an_idle_connection_is_closed_once_past_keep_alive_secs() {
 
     let closed = conn.closed_within(Duration::from_secs(5)).await;
 
-    // actix's clock for the timer ticks every 500 ms or so.
+    // actix's clock for the timer ticks every 500 ms or so, and lags on a busy machine: the
+    // bounds only tell the setting's second from actix's default of 5.
     let after = closed.expect("closed by the server within 5 s of idling");
     assert!(
-        (Duration::from_millis(500)..Duration::from_secs(3)).contains(&after),
+        after < Duration::from_secs(3),
         "closed after {after:?}, keep_alive_secs = 1"
     );
 }
 
 #[tokio::test]
 async fn a_connection_idle_past_actix_default_still_takes_an_exchange() {
-    let (app, mut conn) = idle_connection(8).await;
+    let app = spawn_app_with(|s| s.server.keep_alive_secs = 15).await;
+    // Issued first: its time would count as idle time of the connection.
     let code = app.issue_code(&APP).await;
+    let mut conn = RawConn::kept_open(&app.address, HEALTHZ_PATH).await;
 
     // Past actix's default of 5 s, which would have closed it.
     let closed = conn.closed_within(Duration::from_secs(6)).await;
 
-    assert_eq!(closed, None, "closed while keep_alive_secs = 8");
+    assert_eq!(closed, None, "closed while keep_alive_secs = 15");
     let body = json_request(&APP, &code).to_string();
     let (status, head, text) = conn.send("POST", TOKEN_PATH, &body).await;
     assert_eq!(status, 200, "{text}");

@@ -61,7 +61,13 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
         [signing_key_info(&server, &signer_kid).await]
     );
 
-    // Step 2 of the rotation: the next key signs. Its series replaces the old signer's.
+    // Step 2 of the rotation: the next key signs. Its series replaces the old signer's. Sent
+    // in a later second than the last reload, so that a stamp left as it was shows.
+    let applied = "sso_config_last_applied_timestamp_seconds";
+    let stamped = value(&before, applied);
+    while sso_token::clock::unix_now() as f64 <= stamped {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut rotated = settings.clone();
     rotated.token.signing_key = next.clone();
     let signer = settings.token.signing_key.clone();
@@ -75,8 +81,7 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
         signing_key_series(&after),
         [signing_key_info(&server, &next_kid).await]
     );
-    let applied = "sso_config_last_applied_timestamp_seconds";
-    assert!(value(&after, applied) >= value(&before, applied));
+    assert!(value(&after, applied) > stamped);
 }
 
 fn reloads(result: &str) -> String {
