@@ -784,7 +784,8 @@ async fn readiness_probes_that_come_together_share_their_pings() {
     let series = r#"sso_redis_duration_seconds_count{operation="ping"}"#;
     let pings = || async { metrics::value(&metrics::scrape(&app, &app.address).await, series) };
     let before = pings().await;
-    let blocked = block(&redis, 0.5).await;
+    // Long enough that the first PING times out (300 ms) on a busy machine too.
+    let blocked = block(&redis, 1.0).await;
 
     let probes = (0..PROBES).map(|_| status_of(&app, "/readyz"));
     let statuses = futures_util::future::join_all(probes).await;
