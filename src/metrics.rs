@@ -148,7 +148,7 @@ labelled! {
     pub enum Reload {
         /// Loaded and swapped in (sections that need a restart are warned of, not applied).
         Applied => "applied",
-        /// Did not load: the running configuration stays, and a start would refuse it too.
+        /// Did not load (the log says why): the running configuration stays.
         Refused => "refused",
     }
 }
@@ -586,6 +586,14 @@ mod tests {
             .collect()
     }
 
+    /// The one `sso_signing_key_info` line expected for `keys`' signer, whose alg is `alg`.
+    fn signer_line(alg: &str, keys: &Keyring) -> [String; 1] {
+        let kid = keys.minter().key().kid();
+        [format!(
+            r#"sso_signing_key_info{{alg="{alg}",kid="{kid}"}} 1"#
+        )]
+    }
+
     #[test]
     fn a_reload_that_changes_the_signer_replaces_its_series() {
         use crate::tokens::KeyKind;
@@ -596,12 +604,9 @@ mod tests {
         let first = keyring(KeyKind::P256, 0);
         metrics.config_started(&first);
         let text = metrics.render(0).unwrap();
-        let first_kid = first.minter().key().kid();
         assert_eq!(
             series(&text, "sso_signing_key_info"),
-            [format!(
-                r#"sso_signing_key_info{{alg="ES256",kid="{first_kid}"}} 1"#
-            )]
+            signer_line("ES256", &first)
         );
         let started = series(&text, "sso_config_last_applied_timestamp_seconds");
         assert_eq!(started.len(), 1, "{text}");
@@ -616,12 +621,9 @@ mod tests {
         metrics.reload_refused();
         metrics.reload_applied(&next);
         let text = metrics.render(0).unwrap();
-        let next_kid = next.minter().key().kid();
         assert_eq!(
             series(&text, "sso_signing_key_info"),
-            [format!(
-                r#"sso_signing_key_info{{alg="EdDSA",kid="{next_kid}"}} 1"#
-            )],
+            signer_line("EdDSA", &next),
             "the old signer's series stays"
         );
         for line in [

@@ -115,13 +115,14 @@ impl ServerProcess {
         }
     }
 
-    /// Waits, off the runtime's threads, for the process to end within `within`; panics with
-    /// `why` if it does not.
-    pub async fn exits_within(mut self, within: Duration, why: &'static str) -> ExitStatus {
-        tokio::task::spawn_blocking(move || self.exit_within(within))
+    /// Waits, off the runtime's threads, for the process to end within `within` with status 0
+    /// (a graceful stop; a forced one fails); panics with `why` if it does not.
+    pub async fn ends_cleanly_within(mut self, within: Duration, why: &'static str) {
+        let status = tokio::task::spawn_blocking(move || self.exit_within(within))
             .await
             .expect("the waiting thread")
-            .unwrap_or_else(|| panic!("still running after {within:?}: {why}"))
+            .unwrap_or_else(|| panic!("still running after {within:?}: {why}"));
+        assert!(status.success(), "{why}: not a graceful stop: {status:?}");
     }
 
     pub async fn kids(&self) -> Vec<String> {
