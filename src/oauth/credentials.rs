@@ -71,11 +71,6 @@ pub(super) fn credentials(
             (id.into_owned(), Sensitive::new(secret), false)
         }
     };
-    // A wrong secret like any other (RFC 6749 §5.2; with Basic, 401 and its challenge), told
-    // before any hashing: the registry holds no secret this long.
-    if secret.expose().len() > MAX_SECRET {
-        return Err(OAuthError::authentication_failed());
-    }
     if !is_client_id(&id) {
         // Through the Authorization header it is an attempt at authentication that failed, and
         // RFC 6749 §5.2 wants a 401 with a challenge for those; in the body, a malformed field.
@@ -88,6 +83,12 @@ pub(super) fn credentials(
                 "client_id must be printable ASCII (RFC 6749 VSCHAR: %x20-7E)",
             )
         });
+    }
+    // A wrong secret like any other (RFC 6749 §5.2; with Basic, 401 and its challenge), told
+    // before any hashing: the registry holds no secret this long. After the id, so that a
+    // malformed body `client_id` is named as such whatever came with it.
+    if secret.expose().len() > MAX_SECRET {
+        return Err(OAuthError::authentication_failed());
     }
     Ok(ClientCredentials {
         id,

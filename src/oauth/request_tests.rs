@@ -3,6 +3,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+use crate::oauth::credentials::MAX_SECRET;
+
 const CLIENT_ID: &str = "app";
 const SECRET: &str = "Secret-Value-7f3a";
 const CODE: &str = "Code-Value-91bd";
@@ -616,6 +618,11 @@ fn a_client_id_outside_vschar_is_malformed_in_the_body_and_a_failed_authenticati
             let description = invalid_request(parse(format, None, &in_body));
             assert!(description.contains("client_id"), "{id:?}: {description}");
             assert!(!description.contains(id), "{id:?}: {description}");
+            // Named as malformed whatever secret comes with it, one too long for any client too.
+            let long_secret = "s".repeat(MAX_SECRET + 1);
+            let with_long_secret = with(&in_body, "client_secret", &long_secret);
+            let description = invalid_request(parse(format, None, &with_long_secret));
+            assert!(description.contains("client_id"), "{id:?}: {description}");
             // RFC 6749 §2.3.1: form-urlencoded inside Basic, as a client library sends it.
             let encoded = serde_urlencoded::to_string([("", id)]).unwrap();
             let header = basic(&encoded[1..], SECRET);
