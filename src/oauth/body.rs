@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use encoding_rs::{Encoding, UTF_8};
 use serde::Deserialize;
 
 use super::error::OAuthError;
@@ -22,10 +23,8 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(
     fields: &[&'static str],
 ) -> Result<T, OAuthError> {
     let format = body_format(content_type)?;
-    if let Some(charset) = declared_charset(content_type)
-        && !UTF8_LABELS.iter().any(|l| charset.eq_ignore_ascii_case(l))
-    {
-        check_ascii_in_another_charset(charset, body, format)?;
+    if let Some(charset) = declared_charset(content_type) {
+        check_charset(charset, body, format)?;
     }
     match format {
         BodyFormat::Json => parse_json(body, fields),
@@ -33,51 +32,28 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(
     }
 }
 
-/// The names of UTF-8 in the WHATWG Encoding Standard, which browsers and HTTP libraries
-/// follow: `charset=utf8` is UTF-8, not a charset to refuse.
-const UTF8_LABELS: [&str; 6] = [
-    "utf-8",
-    "utf8",
-    "unicode-1-1-utf-8",
-    "unicode11utf8",
-    "unicode20utf8",
-    "x-unicode20utf8",
-];
-
-/// Charsets that agree with UTF-8 on every ASCII character. Apache HttpClient 4 declares
-/// `charset=ISO-8859-1` on every form body unless told otherwise (`UrlEncodedFormEntity`).
-const ASCII_SUPERSETS: [&str; 8] = [
-    "us-ascii",
-    "ascii",
-    "iso-8859-1",
-    "iso_8859-1",
-    "latin1",
-    "l1",
-    "windows-1252",
-    "cp1252",
-];
-
-/// Both formats are UTF-8. A body declared in an ASCII superset reads the same in UTF-8 as
-/// long as it is ASCII throughout, a form's percent-decoded too (`%E9`); in JSON `%` is just a
-/// character (`"…?next=%C3%A9"` is ASCII). Anything else would be misread, so it is refused.
-fn check_ascii_in_another_charset(
-    charset: &str,
-    body: &[u8],
-    format: BodyFormat,
-) -> Result<(), OAuthError> {
-    let superset = ASCII_SUPERSETS
-        .iter()
-        .any(|s| charset.eq_ignore_ascii_case(s));
-    let ascii = match format {
-        BodyFormat::Json => body.is_ascii(),
-        BodyFormat::Form => percent_encoding::percent_decode(body).all(|b| b.is_ascii()),
+/// Both formats are UTF-8; a `charset` is looked up among the labels of the WHATWG Encoding
+/// Standard, which browsers and HTTP libraries follow (`utf8` is UTF-8). A body declared in
+/// another ASCII-compatible charset reads the same in UTF-8 as long as it is ASCII
+/// throughout, a form's percent-decoded too (`%E9`); in JSON `%` is just a character
+/// (`"…?next=%C3%A9"` is ASCII). Apache HttpClient 4 declares `ISO-8859-1` on every form
+/// (`UrlEncodedFormEntity`), and Java clients in China often `GBK`. Anything else (UTF-16, an
+/// unknown label, a non-ASCII body) would be misread, so it is refused.
+fn check_charset(charset: &str, body: &[u8], format: BodyFormat) -> Result<(), OAuthError> {
+    let readable = match Encoding::for_label(charset.as_bytes()) {
+        Some(encoding) if encoding == UTF_8 => true,
+        Some(encoding) if encoding.is_ascii_compatible() => match format {
+            BodyFormat::Json => body.is_ascii(),
+            BodyFormat::Form => percent_encoding::percent_decode(body).all(|b| b.is_ascii()),
+        },
+        _ => false,
     };
-    if superset && ascii {
+    if readable {
         return Ok(());
     }
     Err(OAuthError::invalid_request(
-        "the request body must be UTF-8 (charset=utf-8, or no charset; in an ASCII superset \
-         such as ISO-8859-1, only an ASCII body is read)",
+        "the request body must be UTF-8 (charset=utf-8, or no charset; in an ASCII-compatible \
+         charset such as ISO-8859-1 or GBK, only an ASCII body is read)",
     ))
 }
 
@@ -126,6 +102,9 @@ fn parse_json<'a, T: Deserialize<'a>>(
     body: &'a [u8],
     fields: &[&'static str],
 ) -> Result<T, OAuthError> {
+    // RFC 8259 §8.1: a parser may ignore a byte order mark, and some writers still add one
+    // (.NET Framework's `Encoding.UTF8`).
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     // serde's derived struct also reads a JSON array, by position: only an object will do.
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(OAuthError::invalid_request(
@@ -179,6 +158,15 @@ fn parse_form<'a, T: Deserialize<'a>>(
     if !is_utf8_form(body) {
         return Err(OAuthError::invalid_request(
             "request body is not valid application/x-www-form-urlencoded UTF-8",
+        ));
+    }
+    // Read as a form, a JSON object is one unknown field, and the request would fail later for
+    // want of its fields (401 for the client's credentials), far from the mistake. Java's
+    // `HttpURLConnection` sends every body as a form unless told otherwise.
+    if body.trim_ascii_start().starts_with(b"{") {
+        return Err(OAuthError::invalid_request(
+            "request body is JSON but Content-Type is application/x-www-form-urlencoded: send \
+             Content-Type: application/json",
         ));
     }
     serde_urlencoded::from_bytes(body).map_err(|e| {

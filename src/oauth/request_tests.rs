@@ -801,25 +801,43 @@ fn another_charset_is_read_only_for_an_ascii_body() {
     for format in [Format::Form, Format::Json] {
         let body = format.encode(&complete());
         let essence = format.content_type();
-        // UTF-8, or an ASCII superset with an ASCII body (Apache HttpClient 4's forms).
+        // UTF-8, or an ASCII-compatible charset with an ASCII body (Apache HttpClient 4's
+        // forms, Java clients' GBK).
         for charset in [
             "UTF-8",
             "\"utf-8\"",
             "ISO-8859-1",
             "us-ascii",
             "windows-1252",
+            "GBK",
+            "gb18030",
+            "GB2312",
+            "Big5",
+            "Shift_JIS",
+            "EUC-KR",
+            "ISO-8859-15",
         ] {
             let content_type = format!("{essence}; charset={charset}");
             let request = TokenRequest::parse(Some(&content_type), None, &body);
             assert!(request.is_ok(), "{content_type}: {:?}", request.err());
         }
-        // Any other charset would be misread.
-        let content_type = format!("{essence}; charset=utf-16");
-        let description = invalid_request(TokenRequest::parse(Some(&content_type), None, &body));
-        assert!(
-            description.contains("UTF-8"),
-            "{content_type}: {description}"
-        );
+        // Charsets that read ASCII bytes as something else, and names of no charset.
+        for charset in [
+            "utf-16",
+            "UTF-16LE",
+            "iso-2022-jp",
+            "hz-gb-2312",
+            "utf-7",
+            "x-foo",
+        ] {
+            let content_type = format!("{essence}; charset={charset}");
+            let description =
+                invalid_request(TokenRequest::parse(Some(&content_type), None, &body));
+            assert!(
+                description.contains("UTF-8"),
+                "{content_type}: {description}"
+            );
+        }
     }
     // Not ASCII in ISO-8859-1: raw, or percent-encoded in a form (é is %E9 there, %C3%A9 in
     // UTF-8: either way it would be read as something else).
@@ -839,6 +857,9 @@ fn another_charset_is_read_only_for_an_ascii_body() {
     ];
     for (essence, body) in bodies {
         let content_type = format!("{essence}; charset=ISO-8859-1");
+        let in_gbk = format!("{essence}; charset=GBK");
+        let description = invalid_request(TokenRequest::parse(Some(&in_gbk), None, &body));
+        assert!(description.contains("UTF-8"), "{in_gbk}: {description}");
         let description = invalid_request(TokenRequest::parse(Some(&content_type), None, &body));
         assert!(
             description.contains("UTF-8"),
@@ -855,4 +876,30 @@ fn another_charset_is_read_only_for_an_ascii_body() {
         request.map(|r| r.redirect_uri).ok().as_deref(),
         Some("https://app.example/cb?next=%C3%A9")
     );
+}
+
+#[test]
+fn a_json_body_may_start_with_a_byte_order_mark() {
+    let mut body = b"\xEF\xBB\xBF".to_vec();
+    body.extend(Format::Json.encode(&complete()));
+    let request = TokenRequest::parse(Some("application/json"), None, &body);
+    assert!(request.is_ok(), "{:?}", request.err());
+    // Only at the start.
+    let mut inside = Format::Json.encode(&complete());
+    inside.splice(1..1, *b"\xEF\xBB\xBF");
+    let description = invalid_request(TokenRequest::parse(Some("application/json"), None, &inside));
+    assert!(description.contains("JSON"), "{description}");
+}
+
+#[test]
+fn a_json_body_sent_as_a_form_is_told_to_be_json() {
+    let json = Format::Json.encode(&complete());
+    for body in [json.clone(), [b" \n".as_slice(), &json].concat()] {
+        let description = invalid_request(TokenRequest::parse(
+            Some("application/x-www-form-urlencoded"),
+            None,
+            &body,
+        ));
+        assert!(description.contains("application/json"), "{description}");
+    }
 }

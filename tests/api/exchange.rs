@@ -289,6 +289,9 @@ async fn content_type_parameters_and_case_and_unknown_fields_are_accepted() {
         "application/x-www-form-urlencoded; charset=UTF-8",
         // Apache HttpClient 4's default for a form (`UrlEncodedFormEntity`): ASCII, so the same.
         "application/x-www-form-urlencoded; charset=ISO-8859-1",
+        // And what Java clients in China often declare: the same for an ASCII body.
+        "application/json; charset=GBK",
+        "application/x-www-form-urlencoded; charset=GB18030",
     ] {
         let code = app.issue_code(&APP).await;
         let mut body = json_request(&APP, &code);
