@@ -1,7 +1,8 @@
 //! The code record (the contract with the authorize service) and the checks that decide whether
 //! a spent code grants a token to the client that presented it.
 
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 
 use crate::clients::Client;
 use crate::config::TokenSettings;
@@ -22,7 +23,7 @@ pub struct CodeRecord {
     pub code_challenge_method: Option<pkce::Method>,
     /// Seconds since the epoch. When present, a code older than `token.code_max_age_secs` is
     /// refused even if its record is still in Redis (the record's TTL is set by the writer).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub issued_at: Option<u64>,
     /// The optional profile for user info (`userinfo::Profile`), typed here so that a record
     /// user info could not read never becomes a token. Not `#[serde(flatten)]`: that would
@@ -35,6 +36,24 @@ pub struct CodeRecord {
     pub email: Option<String>,
     #[serde(default)]
     pub mobile: Option<String>,
+}
+
+/// Any JSON number of seconds, its fraction dropped: JavaScript's `Date.now() / 1000`, Python's
+/// `time.time()` and Jackson's `1.7E9` are seconds too. A negative or non-number one is malformed.
+fn whole_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let seconds = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            // Saturates past u64::MAX, which the clock check then refuses.
+            .map(|f| f.floor() as u64)
+    });
+    seconds
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("issued_at must be a non-negative number of seconds"))
 }
 
 /// Scopes as an array, or as one string joined by `token.record_scope_separator`.

@@ -355,6 +355,8 @@ fn a_malformed_record_is_refused_as_an_invalid_grant() {
         record_with(json!({ "account_id": 42 })),
         record_with(json!({ "code_challenge": VERIFIER, "code_challenge_method": "s256" })),
         record_with(json!({ "issued_at": "yesterday" })),
+        record_with(json!({ "issued_at": -1 })),
+        record_with(json!({ "issued_at": -0.5 })),
         record_with(json!({ "name": 7 })),
         record_with(json!({ "email": ["a@example.com"] })),
         record().to_string()[1..].to_owned(),
@@ -368,6 +370,29 @@ fn a_malformed_record_is_refused_as_an_invalid_grant() {
         let description = invalid_grant(check_app(&raw, &request(REDIRECT_URI, None)));
         assert!(description.contains("malformed"), "{raw}: {description}");
     }
+}
+
+#[test]
+fn an_issued_at_with_a_fraction_or_an_exponent_counts_its_whole_seconds() {
+    let expired = |issued_at: Value| {
+        let raw = record_with(json!({ "issued_at": issued_at }));
+        let at_limit = CodeRules {
+            now: ISSUED_AT + 630,
+            ..rules(" ")
+        };
+        check(
+            raw.as_bytes(),
+            client("app"),
+            &request(REDIRECT_URI, None),
+            at_limit,
+        )
+        .is_err()
+    };
+    // 630 s after ISSUED_AT is the last second of 600 s plus 30 s of leeway.
+    assert!(!expired(json!(ISSUED_AT as f64 + 0.75)));
+    assert!(!expired(json!(1.7e9)));
+    assert!(expired(json!(ISSUED_AT as f64 - 0.25)));
+    assert!(expired(json!(ISSUED_AT - 1)));
 }
 
 #[test]
