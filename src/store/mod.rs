@@ -50,7 +50,9 @@ pub enum Taken {
     /// The code was spent before, and the record of the token with this `jti` is still there.
     Replayed { jti: String },
     /// No such code: never issued, expired, or spent and its token record gone (expired,
-    /// revoked, or deleted when the exchange was refused).
+    /// revoked, or deleted when the exchange was refused); or a string that is no token record
+    /// of this code under its token-record key (another writer's), the code spent if it was
+    /// there.
     Unknown,
 }
 
@@ -236,7 +238,20 @@ impl Store {
         };
         match reply {
             Value::BulkString(record) => Ok(Taken::Fresh { record }),
-            Value::SimpleString(jti) => Ok(Taken::Replayed { jti }),
+            Value::SimpleString(jti) if self.token_key(&jti) == token_key => {
+                Ok(Taken::Replayed { jti })
+            }
+            // A string under the code's token-record key that names no `jti` of this code:
+            // another writer's, no token of this code, nothing to revoke. Revoking it would
+            // touch another key, in a Cluster one of another slot (`CROSSSLOT`, a 503 for
+            // ever); the code, if this call took it, is spent like a malformed one.
+            Value::SimpleString(_) => {
+                log::warn!(
+                    "a token-record key holds a string this service did not write (another \
+                     writer under the key prefix?); the code is answered as unknown"
+                );
+                Ok(Taken::Unknown)
+            }
             Value::Nil => {
                 Box::pin(self.settle_unknown(jti)).await?;
                 Ok(Taken::Unknown)

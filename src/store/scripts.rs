@@ -27,7 +27,8 @@ use super::Conn;
 /// record is not copied into a token record. So is a code whose token-record key holds no
 /// string (a foreign writer under the key prefix), where the script would otherwise stop with
 /// `WRONGTYPE` after taking the code, which Lua cannot undo: a 503 that says "retry" for a code
-/// already spent. An unknown code with such a key is unknown.
+/// already spent. An unknown code with such a key is unknown. A string there that names no
+/// `jti` of this code is another writer's too: `Store::take_code` tells it from a replay.
 ///
 /// The `#!lua` line (Redis 7) declares a writing script, which Redis then refuses up front on a
 /// replica (READONLY) or on a master without enough replicas (NOREPLICAS, with

@@ -4,10 +4,12 @@
 use deadpool_redis::redis;
 use serde_json::json;
 
+use crate::each_topology;
 use crate::helpers::{
     APP, Answer, ISSUER, RFC7636_VERIFIER, TestApp, code_record, json_request, spawn_app,
-    spawn_app_with, verify_token,
+    spawn_app_on, spawn_app_with, verify_token,
 };
+use crate::topology::Topology;
 
 #[tokio::test]
 async fn a_scope_stored_as_one_comma_joined_string_is_granted_as_a_list_answered_with_spaces() {
@@ -225,6 +227,53 @@ async fn a_token_key_that_holds_no_string_is_an_invalid_grant_not_a_503() {
         "{}",
         again.text
     );
+}
+
+each_topology!(a_token_key_holding_another_writers_string_is_an_invalid_grant_not_a_503);
+
+/// A token-record key that holds a string we did not write (another writer under the key
+/// prefix): no token of this code to revoke, so the code is spent and refused as
+/// `invalid_grant`, and the string is left alone. Read as a replay, its "jti" named a key in
+/// another hash slot, and in a Cluster the revocation's `CROSSSLOT` was a 503 that said "retry"
+/// for a code already spent, on every attempt.
+async fn a_token_key_holding_another_writers_string_is_an_invalid_grant_not_a_503(
+    topology: Topology,
+) {
+    let app = spawn_app_on(topology).await;
+    let foreign_values = [
+        "not a token record",
+        r#"{"jti":"","client_id":"demo-app"}"#,
+        r#"{"jti":"abc","client_id":"demo-app"}"#,
+    ];
+    for foreign in foreign_values {
+        let code = app.issue_code(&APP).await;
+        let key = app.store.token_key_of_code(&code);
+        let _: () = app
+            .query(redis::cmd("SET").arg(&key).arg(foreign).arg("EX").arg(60))
+            .await;
+
+        let first = Answer::of(app.exchange(&APP, &code).await).await;
+        let again = Answer::of(app.exchange(&APP, &code).await).await;
+
+        for answer in [&first, &again] {
+            assert_eq!(
+                (answer.status, answer.error()),
+                (400, "invalid_grant"),
+                "{foreign}: {}",
+                answer.text
+            );
+        }
+        assert!(
+            !app.code_exists(&code).await,
+            "{foreign}: the code is still there"
+        );
+        let kept: Option<String> = app.query(redis::cmd("GET").arg(&key)).await;
+        assert_eq!(
+            kept.as_deref(),
+            Some(foreign),
+            "the other writer's string changed"
+        );
+    }
 }
 
 /// A record over 64 KiB is spent and refused, and not copied into a token record.
