@@ -252,6 +252,33 @@ fn a_refused_redis_url_is_shown_without_its_password() {
 }
 
 #[test]
+fn a_redis_url_that_does_not_parse_is_refused_at_load_naming_its_setting() {
+    // A password with a character a URL reserves, and a port out of range.
+    let bad = [
+        "redis://:hunter/2@10.0.0.1:6379",
+        "redis://:hunter#2@10.0.0.1:6379",
+        "redis://10.0.0.1:99999",
+    ];
+    for url in bad {
+        let mut settings = shipped();
+        settings.redis.url = url.into();
+        let shown = settings.validate().err().map(|e| e.to_string());
+        let shown = shown.unwrap_or_default();
+        assert!(shown.contains("redis.url"), "{url}: {shown}");
+        assert!(shown.contains("percent-encode"), "{url}: {shown}");
+        assert!(!shown.contains("hunter"), "{url}: {shown}");
+        let cluster = check(|r| {
+            r.mode = RedisMode::Cluster;
+            r.url = String::new();
+            r.nodes = urls(&["redis://10.0.0.2:7000", url]);
+        });
+        assert_eq!(cluster.err(), Some("redis.nodes"), "{url}");
+    }
+    // Percent-encoded, the same password is fine.
+    assert!(check(|r| r.url = "redis://:hunter%2F2@10.0.0.1:6379".into()).is_ok());
+}
+
+#[test]
 fn redis_settings_compare_field_by_field_the_password_included() {
     let settings = shipped().redis;
     assert!(settings == settings.clone());

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use deadpool_redis::redis::IntoConnectionInfo;
 use serde::Deserialize;
 
 use super::{ConfigError, list};
@@ -184,7 +185,7 @@ impl RedisSettings {
                         redact::redis_url(bad)
                     ),
                 ),
-                None => Ok(()),
+                None => urls.iter().try_for_each(|url| parses(setting, url)),
             }
         };
         match self.mode {
@@ -198,6 +199,7 @@ impl RedisSettings {
                         "must start with redis://, rediss://, redis+unix:// or unix://".into(),
                     );
                 }
+                parses("redis.url", &self.url)?;
                 unused("redis.sentinels", !self.sentinels.is_empty())?;
                 unused("redis.master_name", !self.master_name.is_empty())?;
                 self.no_node_settings(&unused)?;
@@ -267,6 +269,23 @@ impl RedisSettings {
         unused("redis.node_username", !self.node_username.is_empty())?;
         unused("redis.node_password", self.node_password.is_some())?;
         unused("redis.node_tls", self.node_tls)
+    }
+}
+
+/// The redis crate's own verdict on a URL, told at load with the setting named, instead of
+/// "Redis URL did not parse" from the first connection. Passwords from secret managers often
+/// hold characters a URL reserves.
+fn parses(setting: &'static str, url: &str) -> Result<(), ConfigError> {
+    match url.into_connection_info() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ConfigError::Invalid {
+            setting,
+            problem: format!(
+                "`{}` is no valid Redis URL: percent-encode / ? # @ % in the password (`%2F` \
+                 for /), and give a port of 1-65535",
+                redact::redis_url(url)
+            ),
+        }),
     }
 }
 
