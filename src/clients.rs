@@ -140,6 +140,11 @@ impl Registry {
         self.clients.is_empty()
     }
 
+    /// Whether any client may ask for tokens at all.
+    pub fn has_enabled(&self) -> bool {
+        self.clients.values().any(|c| c.enabled)
+    }
+
     /// Every scope some enabled client may be granted (for the metadata document).
     pub fn scopes(&self) -> BTreeSet<&str> {
         self.clients

@@ -6,6 +6,7 @@
 //! log line and the running one stays. Either outcome is counted in the metrics, which name the
 //! key that signs now.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,19 @@ impl Snapshot {
         })
     }
 
+    /// Settings that load but leave the service unable to serve, said at every start and
+    /// reload: a forgotten registry mount answers every client 401 while `/readyz` says 200.
+    fn warn_of_mistakes(&self, clients_file: &Path) {
+        discovery::warn_of_an_undiscoverable_issuer(&self.token, &self.discovery);
+        if !self.registry.has_enabled() {
+            log::warn!(
+                "clients.file `{}` registers no enabled client: every token request is refused \
+                 (invalid_client) until one is registered and the service reloaded (SIGHUP)",
+                clients_file.display()
+            );
+        }
+    }
+
     fn describe(&self) -> String {
         format!(
             "{}; {} client(s) registered",
@@ -98,7 +112,7 @@ impl Live {
         let argon2 = Argon2Limit::configured(settings.clients.argon2_slots);
         let snapshot = Snapshot::load(settings, &argon2)?;
         log::info!("{}", snapshot.describe());
-        discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
+        snapshot.warn_of_mistakes(&settings.clients.file);
         metrics.config_started(&snapshot.keys);
         Ok(Self {
             argon2,
@@ -133,7 +147,7 @@ impl Live {
                 snapshot.registry.inherit_verified(&running.registry);
                 self.warn_of_dropped_signers(&running, &snapshot);
                 warn_of_a_new_algorithm(&running, &snapshot);
-                discovery::warn_of_an_undiscoverable_issuer(&snapshot.token, &snapshot.discovery);
+                snapshot.warn_of_mistakes(&settings.clients.file);
                 let described = snapshot.describe();
                 let snapshot = Arc::new(snapshot);
                 self.current.store(Arc::clone(&snapshot));

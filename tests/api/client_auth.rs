@@ -251,3 +251,45 @@ async fn introspection_and_revocation_challenge_every_failed_client_authenticati
         }
     }
 }
+
+/// A registry with no enabled client (a forgotten mount of the clients file) answers every
+/// client 401 while `/readyz` says 200: the start and every reload warn of it, naming the file.
+#[tokio::test]
+async fn a_registry_without_an_enabled_client_is_warned_of_at_start_and_on_reload() {
+    let log = crate::log_capture::mark();
+    let file = |name: &str, text: &str| {
+        let path = test_dir().join(format!("clients-{name}-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, text).expect("clients file");
+        path
+    };
+    let fixture = clients_toml();
+    let disabled_entry = fixture
+        .split("[[clients]]")
+        .find(|entry| entry.contains(&format!("id = \"{}\"", DISABLED.id)))
+        .expect("the disabled client in the fixture");
+    assert!(
+        disabled_entry.contains("enabled = false"),
+        "{disabled_entry}"
+    );
+    let (empty, full) = (file("empty", ""), file("full", &fixture));
+    let disabled_only = file("disabled", &format!("[[clients]]{disabled_entry}"));
+    let warned = |path: &std::path::Path| {
+        log.lines().iter().any(|l| {
+            l.starts_with("WARN")
+                && l.contains("registers no enabled client")
+                && l.contains(&path.display().to_string())
+        })
+    };
+
+    let app = crate::helpers::spawn_app_with(|s| s.clients.file = empty.clone()).await;
+    assert!(warned(&empty), "no warning at start");
+    app.reload_with(|s| s.clients.file = full.clone())
+        .expect("the reload to the fixture");
+    assert!(
+        !warned(&full),
+        "a registry with enabled clients was warned of"
+    );
+    app.reload_with(|s| s.clients.file = disabled_only.clone())
+        .expect("the reload to a disabled client alone");
+    assert!(warned(&disabled_only), "no warning on reload");
+}
