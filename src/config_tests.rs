@@ -279,6 +279,26 @@ fn a_redis_url_that_does_not_parse_is_refused_at_load_naming_its_setting() {
 }
 
 #[test]
+fn the_redis_target_names_each_address_without_its_password() {
+    let mut redis = shipped().redis;
+    redis.url = "rediss://sso:hunter2@redis.internal:6380/1".into();
+    assert_eq!(redis.target(), "rediss://sso:***@redis.internal:6380/1");
+    redis.mode = RedisMode::Sentinel;
+    redis.master_name = "sso-master".into();
+    redis.sentinels = urls(&["redis://:hunter2@10.0.0.1:26379", "redis://10.0.0.2:26379"]);
+    assert_eq!(
+        redis.target(),
+        "master `sso-master` of sentinels redis://:***@10.0.0.1:26379, redis://10.0.0.2:26379"
+    );
+    redis.mode = RedisMode::Cluster;
+    redis.nodes = urls(&["redis://:hunter2@10.0.1.1:7000"]);
+    assert_eq!(
+        redis.target(),
+        "cluster of seed nodes redis://:***@10.0.1.1:7000"
+    );
+}
+
+#[test]
 fn redis_settings_compare_field_by_field_the_password_included() {
     let settings = shipped().redis;
     assert!(settings == settings.clone());

@@ -66,6 +66,8 @@ pub struct Application {
     stop_plan: StopPlan,
     /// Its failover watchers start with the server (Sentinel mode).
     store: Store,
+    /// `RedisSettings::target`, for the warning when Redis does not answer at start.
+    redis_target: String,
 }
 
 impl Application {
@@ -87,6 +89,13 @@ impl Application {
             Arc::clone(&metrics),
         )?);
         let store = Store::new(&settings.redis)?;
+        let redis_target = settings.redis.target();
+        log::info!(
+            "Redis: {redis_target}; {} connections, timeout {} ms, key prefix `{}`",
+            settings.redis.pool_size,
+            settings.redis.timeout_ms,
+            settings.redis.key_prefix
+        );
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
         let proxies: Arc<[Network]> = throttle.trusted_proxies().into();
         let auth = web::Data::new(ClientAuth::new(
@@ -218,6 +227,7 @@ impl Application {
                 grace_secs: settings.server.shutdown_timeout_secs,
             },
             store,
+            redis_target,
         })
     }
 
@@ -241,12 +251,12 @@ impl Application {
         self.store.watch_failovers();
         // The server starts without Redis and recovers by itself; say so at once, not only at
         // the first 503.
-        let store = self.store.clone();
+        let (store, target) = (self.store.clone(), self.redis_target);
         tokio::spawn(async move {
             if let Err(e) = store.ping().await {
                 log::warn!(
-                    "Redis does not answer yet ({e}): exchanges get 503 and /readyz is 503 \
-                     until it does"
+                    "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \
+                     until it does; if this lasts, check redis.* (address, password, TLS, mode)"
                 );
             }
         });

@@ -256,6 +256,26 @@ impl RedisSettings {
         Ok(())
     }
 
+    /// Which Redis this replica uses, passwords hidden: for the start's log line and its
+    /// warnings, so that among many copies the one with a wrong address can be found.
+    pub fn target(&self) -> String {
+        let list = |urls: &[String]| {
+            urls.iter()
+                .map(|url| redact::redis_url(url))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self.mode {
+            RedisMode::Standalone => redact::redis_url(&self.url),
+            RedisMode::Sentinel => format!(
+                "master `{}` of sentinels {}",
+                self.master_name,
+                list(&self.sentinels)
+            ),
+            RedisMode::Cluster => format!("cluster of seed nodes {}", list(&self.nodes)),
+        }
+    }
+
     /// `WAIT <replicas> <timeout>` after each exchange and revocation, when switched on.
     pub fn replica_ack(&self) -> Option<(u32, u64)> {
         (self.replica_acks > 0).then_some((self.replica_acks, self.replica_ack_timeout_ms))

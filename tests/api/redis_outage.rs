@@ -106,6 +106,37 @@ async fn the_server_starts_while_redis_is_down_and_serves_once_it_is_up() {
     assert_eq!(status_of(&app, "/readyz").await, 200);
 }
 
+/// Among many replicas, the one with a wrong Redis address must be found from its log: the
+/// start names the Redis it uses, its password hidden, and so does the warning when that Redis
+/// does not answer.
+#[tokio::test]
+async fn the_start_names_its_redis_and_warns_when_it_does_not_answer() {
+    let log = log_capture::mark();
+    let port = HeldPort::new();
+    let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let _app = app_on(format!("redis://:{password}@127.0.0.1:{}/0", port.port())).await;
+    let shown = format!("redis://:***@127.0.0.1:{}/0", port.port());
+    let named = |level: &str, text: &str| {
+        log.lines()
+            .iter()
+            .any(|l| l.starts_with(level) && l.contains(text))
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !named("WARN", &format!("Redis {shown} does not answer")) {
+        assert!(
+            Instant::now() < deadline,
+            "no warning naming {shown} within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(named("INFO", &format!("Redis: {shown};")), "no start line");
+    assert!(
+        !log.lines().iter().any(|l| l.contains(&password)),
+        "the password reached the log"
+    );
+}
+
 #[tokio::test]
 async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     let redis = RedisServer::start();
