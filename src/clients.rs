@@ -94,7 +94,9 @@ impl Registry {
     pub fn load(path: &Path, argon2: &Argon2Limit) -> Result<Self, RegistryError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
-            path: shown.clone(),
+            // Relative paths are read from the working directory: say which file was meant.
+            path: std::path::absolute(path)
+                .map_or_else(|_| shown.clone(), |p| p.display().to_string()),
             source,
         })?;
         Self::from_toml(&text, argon2).map_err(|e| match e {

@@ -102,3 +102,18 @@ fn a_client_id_outside_printable_ascii_is_refused() {
         }
     }
 }
+
+#[test]
+fn a_missing_clients_file_is_named_with_where_it_was_looked_for() {
+    let relative = format!("no-such-dir-{}/clients.toml", uuid::Uuid::new_v4());
+
+    let error = Registry::load(Path::new(&relative), &Argon2Limit::configured(1)).unwrap_err();
+
+    let message = error.to_string();
+    let absolute = std::env::current_dir().unwrap().join(&relative);
+    assert!(message.starts_with("clients.file"), "{message}");
+    assert!(
+        message.contains(&absolute.display().to_string()),
+        "{message}"
+    );
+}

@@ -236,6 +236,38 @@ fn a_missing_overlay_file_is_named() {
 }
 
 #[test]
+fn a_mistyped_redis_mode_is_answered_with_the_modes_there_are() {
+    let dir = folder_with_the_shipped_defaults();
+    std::fs::write(dir.join("typo.toml"), "[redis]\nmode = \"sentinal\"\n").unwrap();
+
+    let shown = Settings::load(&dir, Some("typo"))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+
+    assert!(shown.contains("redis.mode"), "{shown}");
+    assert!(
+        shown.contains("`standalone`, `sentinel` or `cluster`"),
+        "{shown}"
+    );
+    // Each value named there is one the setting reads.
+    for mode in ["standalone", "sentinel", "cluster"] {
+        std::fs::write(
+            dir.join("typo.toml"),
+            format!("[redis]\nmode = \"{mode}\"\n"),
+        )
+        .unwrap();
+        // (Sentinel and Cluster then want settings of their own: read, not yet complete.)
+        let shown = Settings::load(&dir, Some("typo"))
+            .err()
+            .map(|e| e.to_string());
+        let shown = shown.unwrap_or_default();
+        assert!(!shown.contains("no such variant"), "{mode}: {shown}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_refused_redis_url_is_shown_without_its_password() {
     let mut settings = shipped();
     settings.redis.mode = RedisMode::Cluster;

@@ -84,10 +84,20 @@ fn describe(error: &config::ConfigError) -> String {
     }
 }
 
+/// What each enum of the settings accepts, for the message about a value it does not: the
+/// value itself is dropped from `config`'s message, so this is the one clue to the typo.
+const ENUM_VALUES: [(&str, &str); 1] =
+    [("enum RedisMode", "`standalone`, `sentinel` or `cluster`")];
+
 /// `config`'s own messages that quote a value, without it; serde's otherwise.
 fn config_message(message: &str) -> String {
     if let Some((enum_name, _)) = message.split_once(" does not have variant constructor ") {
-        return format!("{enum_name} has no such variant");
+        let accepted = ENUM_VALUES
+            .iter()
+            .find(|(name, _)| *name == enum_name)
+            .map(|(_, values)| format!(" (use {values})"))
+            .unwrap_or_default();
+        return format!("{enum_name} has no such variant{accepted}");
     }
     if let Some((variable, _)) = message.split_once(" contains non-Unicode data") {
         return format!("{variable} contains non-Unicode data");

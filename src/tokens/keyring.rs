@@ -23,14 +23,12 @@ pub struct Keyring {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
     /// Relative paths are read from the working directory, which the message names.
-    #[error(
-        "{setting} `{path}` does not exist (looked for `{full}`); create a key with \
-         `sso-token keygen --out {path}`, or point {setting} at one"
-    )]
+    #[error("{setting} `{path}` does not exist (looked for `{full}`); {hint}")]
     Missing {
         setting: &'static str,
         path: String,
         full: String,
+        hint: String,
     },
     #[error("{setting} `{path}`: {source}")]
     File {
@@ -131,6 +129,18 @@ fn read_key<K>(
             path: shown.clone(),
             full: std::path::absolute(path)
                 .map_or_else(|_| shown.clone(), |p| p.display().to_string()),
+            // A new key pair verifies no token already issued: a verify key is the public half
+            // of a key that signed.
+            hint: if setting == "token.verify_keys" {
+                format!(
+                    "write the public key of the key that signed with `sso-token pubkey \
+                     --key <its private key> > {shown}`, or remove it from {setting}"
+                )
+            } else {
+                format!(
+                    "create a key with `sso-token keygen --out {shown}`, or point {setting} at one"
+                )
+            },
         },
         _ => KeyringError::File {
             setting,

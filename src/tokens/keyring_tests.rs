@@ -120,3 +120,26 @@ fn a_missing_signing_key_is_named_with_where_it_was_looked_for_and_how_to_make_o
     );
     assert!(message.contains("sso-token keygen --out"), "{message}");
 }
+
+#[test]
+fn a_missing_verify_key_points_at_the_public_half_of_the_key_that_signed() {
+    let dir = KeyDir::new();
+    let signing = dir.write(
+        "signing.pem",
+        &SigningKey::generate_pem(KeyKind::Ed25519).unwrap(),
+    );
+    let missing = dir.0.join("retired.pub.pem");
+
+    let error = Keyring::load(&settings(signing, vec![missing.clone()])).unwrap_err();
+
+    let message = error.to_string();
+    assert!(matches!(error, KeyringError::Missing { .. }), "{message}");
+    assert!(message.contains("token.verify_keys"), "{message}");
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
+    // A new key pair would verify none of the tokens already issued.
+    assert!(message.contains("sso-token pubkey --key"), "{message}");
+    assert!(!message.contains("keygen"), "{message}");
+}
