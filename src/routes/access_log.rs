@@ -9,6 +9,7 @@ use actix_web::middleware::Logger;
 use actix_web::{HttpMessage, HttpRequest};
 
 use super::http::header_list;
+use super::paths::{HEALTHZ_PATH, READYZ_PATH};
 use crate::throttle::{Network, source_address};
 
 /// The client id of an authenticated request (client credentials, or a live Bearer token), kept
@@ -36,9 +37,13 @@ pub(crate) fn log_client(request: &HttpRequest, client_id: &str) {
 }
 
 /// Source, method, path without query, status, latency and client id; never bodies, headers
-/// or queries. `proxies` are `throttle.trusted_proxies`.
+/// or queries. `proxies` are `throttle.trusted_proxies`. Not the health probes: a balancer and
+/// an orchestrator ask every few seconds, per replica, and their lines would bury the rest
+/// (a Redis outage, which turns `/readyz` to 503, is logged as such).
 pub(crate) fn access_log(proxies: Arc<[Network]>) -> Logger {
     Logger::new(r#"%{source}xi "%{method}xi %U" %s %Dms client=%{client}xo"#)
+        .exclude(HEALTHZ_PATH)
+        .exclude(READYZ_PATH)
         .log_target(ACCESS_LOG_TARGET)
         .custom_request_replace("source", move |req| source(req, &proxies))
         .custom_request_replace("method", |req| req.method().to_string())

@@ -286,3 +286,35 @@ async fn the_access_log_names_the_client_a_trusted_proxy_forwarded_for_and_the_p
     // A trusted proxy's request that names no client.
     assert!(bare.contains(" - via 127.0.0.1 \"GET "), "{bare}");
 }
+
+/// The health probes come every few seconds from each balancer and orchestrator, per replica:
+/// they stay out of the access log, which still has every other request.
+#[tokio::test]
+async fn the_access_log_leaves_out_the_health_probes() {
+    let log = log_capture::mark();
+    let app = spawn_app().await;
+    let other = format!("/not-here-{}", Uuid::new_v4().simple());
+    for path in ["/healthz", "/readyz"] {
+        let answered = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(answered.status(), 200, "{path}");
+    }
+    // Sent last: once its line is in, the probes' would be too.
+    let answered = app.http.get(app.url(&other)).send().await.unwrap();
+    assert_eq!(answered.status(), 404);
+
+    let lines = log
+        .lines_when(|lines| {
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("\"GET {other}\"")))
+        })
+        .await;
+    // No test's probe may be logged, so any probe line at all is a failure.
+    for path in ["/healthz", "/readyz"] {
+        let quoted = format!("\"GET {path}\"");
+        assert!(
+            !lines.iter().any(|l| l.contains(&quoted)),
+            "{path} was logged"
+        );
+    }
+}
