@@ -73,6 +73,20 @@ impl ClientAuth {
             Ok(client) => Ok(Caller { snapshot, client }),
             Err(failure @ OAuthError::InvalidClient(_)) => {
                 self.metrics.auth_failed();
+                // Which client failed, for the operator it calls: only a registered id is
+                // named (a claimed one is any text, a pasted secret included). An unknown id
+                // writes a line too, so that the time of an answer tells no one which ids are
+                // registered.
+                match snapshot.registry.get(&credentials.id) {
+                    Some(client) => {
+                        client.log_refusal("authentication failed (wrong secret, or disabled)");
+                    }
+                    None => {
+                        crate::info_every_second!(
+                            "authentication failed for an unregistered client id"
+                        );
+                    }
+                }
                 // Boxed: a rare path whose future (three Redis calls) would otherwise be part
                 // of every request's.
                 Err(Box::pin(self.throttle.failed(attempt, failure)).await)

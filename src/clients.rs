@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use crate::clock::unix_now;
+use crate::log_limit::{EverySecond, HeldBack};
 pub use crate::oauth::credentials::MAX_SECRET;
 use crate::oauth::credentials::is_client_id;
 use crate::oauth::{ClientCredentials, OAuthError};
@@ -29,6 +31,9 @@ pub struct Client {
     /// Overrides `token.audience` for this client's tokens.
     pub audience: Option<String>,
     secret: SecretHash,
+    /// Its lines of why it was refused, one a second: a client may retry in a loop, and one
+    /// client's loop must not hold back another's lines.
+    refusals: EverySecond,
 }
 
 /// Why the clients file was refused; the message names the file and the client.
@@ -244,7 +249,16 @@ impl Client {
             grant_types: entry.grant_types,
             enabled: entry.enabled,
             audience: entry.audience.filter(|a| !a.is_empty()),
+            refusals: EverySecond::new(),
         })
+    }
+
+    /// Says why this client was refused, for the operator it calls (the access log has only
+    /// the status): at most a line a second, saying how many were held back.
+    pub fn log_refusal(&self, why: impl std::fmt::Display) {
+        if let Some(more) = self.refusals.admit(unix_now()) {
+            log::info!("client {}: {why}{}", self.id, HeldBack(more));
+        }
     }
 
     pub fn has_redirect_uri(&self, uri: &str) -> bool {

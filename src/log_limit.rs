@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[derive(Debug)]
 pub struct EverySecond {
     /// The second (of whatever clock the caller reads) of the last line let through.
     last: AtomicU64,
@@ -56,6 +57,17 @@ macro_rules! warn_every_second {
         static LIMIT: $crate::log_limit::EverySecond = $crate::log_limit::EverySecond::new();
         if let Some(more) = LIMIT.admit($crate::clock::unix_now()) {
             log::warn!("{}{}", format_args!($($arg)+), $crate::log_limit::HeldBack(more));
+        }
+    }};
+}
+
+/// `log::info!` at most once a second at this call site, as [`warn_every_second!`].
+#[macro_export]
+macro_rules! info_every_second {
+    ($($arg:tt)+) => {{
+        static LIMIT: $crate::log_limit::EverySecond = $crate::log_limit::EverySecond::new();
+        if let Some(more) = LIMIT.admit($crate::clock::unix_now()) {
+            log::info!("{}{}", format_args!($($arg)+), $crate::log_limit::HeldBack(more));
         }
     }};
 }

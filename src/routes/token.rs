@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::authenticate;
 use super::http::{BodyLimit, client_authorization, header_str, no_store, read_body};
 use crate::client_auth::ClientAuth;
+use crate::clients::Client;
 use crate::exchange::{Exchange, Issued};
 use crate::oauth::{OAuthError, TokenRequest};
 
@@ -23,8 +24,25 @@ pub async fn access_token(
         &body,
     )?;
     let caller = authenticate(&request, &auth, &token_request.client).await?;
-    let issued = exchange.exchange(&caller, &token_request).await?;
+    let issued = exchange
+        .exchange(&caller, &token_request)
+        .await
+        .inspect_err(|refused| log_refusal(caller.client(), refused))?;
     render(&issued)
+}
+
+/// Why an authenticated client's code was refused (a redirect URI that does not match, a PKCE
+/// verifier, a code of another client's), for the operator it calls: the access log has only
+/// the status. The descriptions quote no code, secret or token.
+fn log_refusal(client: &Client, refused: &OAuthError) {
+    if matches!(
+        refused,
+        OAuthError::InvalidGrant(_)
+            | OAuthError::InvalidScope(_)
+            | OAuthError::UnauthorizedClient(_)
+    ) {
+        client.log_refusal(format_args!("token request refused, {refused}"));
+    }
 }
 
 fn render(issued: &Issued) -> Result<HttpResponse, OAuthError> {

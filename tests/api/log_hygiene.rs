@@ -8,7 +8,8 @@ use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH, USERINFO_PATH};
 use uuid::Uuid;
 
 use crate::helpers::{
-    Answer, HYGIENIC, LOGGED, TestApp, basic_auth, json_request, spawn_app, spawn_app_with,
+    APP, Answer, HYGIENIC, LOGGED, TestApp, TestClient, basic_auth, clients_toml, json_request,
+    spawn_app, spawn_app_with, test_dir,
 };
 use crate::log_capture;
 
@@ -317,4 +318,62 @@ async fn the_access_log_leaves_out_the_health_probes() {
             "{path} was logged"
         );
     }
+}
+
+/// Why a client was refused reaches the log under its id, where the access log has only the
+/// status: a wrong secret of a registered id, and a code refused to the client that
+/// authenticated (here its redirect URI), with the reason. Never the code.
+#[tokio::test]
+async fn refusals_are_logged_under_the_registered_client_with_the_reason() {
+    let log = log_capture::mark();
+    // A client of this test's own (APP's entry under another id), so that its lines are this
+    // test's and no other test's line of the same second holds them back.
+    let id: &'static str =
+        Box::leak(format!("refused-{}", Uuid::new_v4().simple()).into_boxed_str());
+    let client = TestClient { id, ..APP };
+    let fixture = clients_toml();
+    let app_entry = fixture
+        .split("[[clients]]")
+        .find(|entry| entry.contains(&format!("id = \"{}\"\n", APP.id)))
+        .expect("APP in the fixture");
+    let own_entry = app_entry.replace(&format!("id = \"{}\"", APP.id), &format!("id = \"{id}\""));
+    let file = test_dir().join(format!("clients-{id}.toml"));
+    std::fs::write(&file, format!("{fixture}[[clients]]{own_entry}")).expect("clients file");
+    let app = spawn_app_with(|s| s.clients.file = file).await;
+    let has = |lines: &[String], text: &str| lines.iter().any(|l| l.contains(text));
+
+    let code = app.issue_code(&client).await;
+    let wrong_secret = TestClient {
+        secret: WRONG_SECRET,
+        ..client
+    };
+    assert_eq!(app.exchange(&wrong_secret, &code).await.status(), 401);
+    let failed = format!("client {id}: authentication failed");
+    log.lines_when(|lines| has(lines, &failed)).await;
+
+    // One line a second per client: the next one in a later second.
+    let second = sso_token::clock::unix_now();
+    while sso_token::clock::unix_now() == second {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let elsewhere = TestClient {
+        redirect_uri: "https://elsewhere.example/cb",
+        ..client
+    };
+    let answer = Answer::of(app.exchange(&elsewhere, &code).await).await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (400, "invalid_grant"),
+        "{}",
+        answer.text
+    );
+    let refused = format!("client {id}: token request refused, invalid_grant: ");
+    let lines = log.lines_when(|lines| has(lines, &refused)).await;
+    let line = lines
+        .iter()
+        .find(|l| l.contains(&refused))
+        .expect("the refusal");
+    assert!(line.starts_with("INFO"), "{line}");
+    assert!(line.contains("redirect_uri"), "{line}");
+    assert!(!has(&lines, &code), "the code reached the log");
 }
