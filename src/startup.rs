@@ -21,7 +21,7 @@ use crate::routes::http::{self, BodyLimit};
 use crate::routes::{access_log, access_log_on, metrics, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
-use crate::store::{Store, StoreError};
+use crate::store::{Fitness, Store, StoreError};
 use crate::throttle::{Network, Throttle};
 
 /// The paths, also under their old home here (the load tool and the tests name them so).
@@ -258,6 +258,14 @@ impl Application {
                     "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \
                      until it does; if this lasts, check redis.* (address, password, TLS, mode)"
                 );
+            } else {
+                match store.fitness().await {
+                    Ok(Fitness::Runs { version }) => {
+                        log::info!("Redis {target}: version {version}")
+                    }
+                    Ok(Fitness::Cannot(problem)) => log::error!("Redis {target}: {problem}"),
+                    Err(_) => {}
+                }
             }
         });
         let reloader = tokio::spawn(live::reload_on_sighup(self.live, self.hangups));

@@ -42,6 +42,16 @@ use self::lanes::{Lane, Lanes, lock};
 use self::scripts::{COUNT_FAILURE_SCRIPT, DELETE_SCRIPT, EXCHANGE_SCRIPT, run_script};
 use crate::config::{RedisMode, RedisSettings};
 
+/// Whether a Redis can run the exchange (`Store::fitness`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fitness {
+    Runs {
+        version: String,
+    },
+    /// Why every exchange would fail there.
+    Cannot(&'static str),
+}
+
 /// What the exchange script found under a code.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Taken {
@@ -449,5 +459,34 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// Whether this Redis can run the exchange at all, for the start to say so: it needs Redis
+    /// 7 (the script's `#!lua` flags, `GETDEL`) and a user that may run scripts. A PING, and so
+    /// readiness, passes either way.
+    pub async fn fitness(&self) -> Result<Fitness, StoreError> {
+        let asked = self
+            .with_conn(Lanes::Plain, |mut conn| async move {
+                // `redis.REDIS_VERSION` exists from Redis 7.0 on: nil before.
+                let version: Option<String> = redis::cmd("EVAL")
+                    .arg("return redis.REDIS_VERSION")
+                    .arg(0)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(version)
+            })
+            .await;
+        match asked {
+            Ok(Some(version)) => Ok(Fitness::Runs { version }),
+            Ok(None) => Ok(Fitness::Cannot(
+                "it is older than 7.0, which the exchange script needs (`#!lua` flags, GETDEL): \
+                 every exchange fails",
+            )),
+            Err(StoreError::Redis(e)) if e.code() == Some("NOPERM") => Ok(Fitness::Cannot(
+                "its user may not run scripts (EVAL, EVALSHA): every exchange fails; grant \
+                 +@scripting, or at least +eval +evalsha +script|load",
+            )),
+            Err(other) => Err(other),
+        }
     }
 }

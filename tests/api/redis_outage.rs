@@ -137,6 +137,61 @@ async fn the_start_names_its_redis_and_warns_when_it_does_not_answer() {
     );
 }
 
+/// A Redis that answers PING but cannot run the exchange (here a user without scripting; a
+/// Redis older than 7.0 is the other case) passes readiness, so the start says it plainly:
+/// otherwise each exchange's 503 is the only clue. A user that may run scripts hears nothing.
+#[tokio::test]
+async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
+    let log = log_capture::mark();
+    let redis = RedisServer::start();
+    let acl = |user: &str, rules: &[&str]| {
+        let mut command = redis::cmd("ACL");
+        command
+            .arg("SETUSER")
+            .arg(user)
+            .arg("on")
+            .arg(">pw")
+            .arg("~*");
+        for rule in rules {
+            command.arg(*rule);
+        }
+        let set: Option<String> = crate::topology::query(redis.port(), &command);
+        assert_eq!(set.as_deref(), Some("OK"), "{user}");
+    };
+    acl("noscripts", &["+@all", "-@scripting"]);
+    acl("scripts", &["+@all"]);
+    let target = |user: &str| format!("Redis redis://{user}:***@127.0.0.1:{}", redis.port());
+    let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}", redis.port());
+    let error_for = |lines: &[String], user: &str| {
+        let named = target(user);
+        lines
+            .iter()
+            .find(|l| l.starts_with("ERROR") && l.contains(&named))
+            .cloned()
+    };
+
+    let _refused = app_on(url("noscripts")).await;
+    let _allowed = app_on(url("scripts")).await;
+
+    let version_of = |lines: &[String], user: &str| {
+        let named = format!("{}: version ", target(user));
+        lines
+            .iter()
+            .any(|l| l.starts_with("INFO") && l.contains(&named))
+    };
+    // Both checks are done once the one that may run scripts has said its version.
+    let lines = log
+        .lines_when(|lines| error_for(lines, "noscripts").is_some() && version_of(lines, "scripts"))
+        .await;
+    let line = error_for(&lines, "noscripts").unwrap_or_default();
+    assert!(line.contains("may not run scripts"), "{line}");
+    assert_eq!(error_for(&lines, "scripts"), None);
+    assert!(
+        !version_of(&lines, "noscripts"),
+        "a version for the user without scripts"
+    );
+}
+
 #[tokio::test]
 async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     let redis = RedisServer::start();
