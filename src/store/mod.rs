@@ -465,28 +465,45 @@ impl Store {
     /// 7 (the script's `#!lua` flags, `GETDEL`) and a user that may run scripts. A PING, and so
     /// readiness, passes either way.
     pub async fn fitness(&self) -> Result<Fitness, StoreError> {
-        let asked = self
-            .with_conn(Lanes::Plain, |mut conn| async move {
-                // `redis.REDIS_VERSION` exists from Redis 7.0 on: nil before.
-                let version: Option<String> = redis::cmd("EVAL")
-                    .arg("return redis.REDIS_VERSION")
-                    .arg(0)
-                    .query_async(&mut conn)
-                    .await?;
-                Ok(version)
-            })
-            .await;
+        let is_noperm =
+            |e: &StoreError| matches!(e, StoreError::Redis(e) if e.code() == Some("NOPERM"));
+        // `EVAL_RO` and `redis.REDIS_VERSION` exist from Redis 7.0 on. `EVAL_RO` first: the
+        // exchange's own calls are then the only `EVAL`s Redis counts; `EVAL` only for a user
+        // allowed that but not `EVAL_RO`.
+        let mut asked = self.version_by("EVAL_RO").await;
+        if asked.as_ref().is_err_and(is_noperm) {
+            asked = self.version_by("EVAL").await;
+        }
         match asked {
             Ok(Some(version)) => Ok(Fitness::Runs { version }),
-            Ok(None) => Ok(Fitness::Cannot(
-                "it is older than 7.0, which the exchange script needs (`#!lua` flags, GETDEL): \
-                 every exchange fails",
-            )),
-            Err(StoreError::Redis(e)) if e.code() == Some("NOPERM") => Ok(Fitness::Cannot(
-                "its user may not run scripts (EVAL, EVALSHA): every exchange fails; grant \
-                 +@scripting, or at least +eval +evalsha +script|load",
+            Ok(None) => Ok(Fitness::Cannot(OLDER_THAN_7)),
+            Err(StoreError::Redis(e))
+                if e.detail().is_some_and(|d| d.contains("unknown command")) =>
+            {
+                Ok(Fitness::Cannot(OLDER_THAN_7))
+            }
+            Err(e) if is_noperm(&e) => Ok(Fitness::Cannot(
+                "its user may not run scripts: every exchange fails; grant +@scripting, or at \
+                 least +evalsha +eval",
             )),
             Err(other) => Err(other),
         }
     }
+
+    /// `redis.REDIS_VERSION` through `eval` (`EVAL` or `EVAL_RO`): nil before Redis 7.0.
+    async fn version_by(&self, eval: &'static str) -> Result<Option<String>, StoreError> {
+        self.with_conn(Lanes::Plain, |mut conn| async move {
+            let version: Option<String> = redis::cmd(eval)
+                .arg("return redis.REDIS_VERSION")
+                .arg(0)
+                .query_async(&mut conn)
+                .await?;
+            Ok(version)
+        })
+        .await
+    }
 }
+
+/// Why a Redis before 7.0 cannot serve (`Store::fitness`).
+const OLDER_THAN_7: &str = "it is older than 7.0, which the exchange script needs (`#!lua` \
+                            flags, GETDEL): every exchange fails";

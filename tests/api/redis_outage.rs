@@ -160,6 +160,8 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     };
     acl("noscripts", &["+@all", "-@scripting"]);
     acl("scripts", &["+@all"]);
+    // What the exchange itself needs, without EVAL_RO, which the check tries first.
+    acl("evalonly", &["+@all", "-@scripting", "+eval", "+evalsha"]);
     let target = |user: &str| format!("Redis redis://{user}:***@127.0.0.1:{}", redis.port());
     let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}", redis.port());
     let error_for = |lines: &[String], user: &str| {
@@ -172,6 +174,7 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
 
     let _refused = app_on(url("noscripts")).await;
     let _allowed = app_on(url("scripts")).await;
+    let _eval_only = app_on(url("evalonly")).await;
 
     let version_of = |lines: &[String], user: &str| {
         let named = format!("{}: version ", target(user));
@@ -181,11 +184,16 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     };
     // Both checks are done once the one that may run scripts has said its version.
     let lines = log
-        .lines_when(|lines| error_for(lines, "noscripts").is_some() && version_of(lines, "scripts"))
+        .lines_when(|lines| {
+            error_for(lines, "noscripts").is_some()
+                && version_of(lines, "scripts")
+                && version_of(lines, "evalonly")
+        })
         .await;
     let line = error_for(&lines, "noscripts").unwrap_or_default();
     assert!(line.contains("may not run scripts"), "{line}");
     assert_eq!(error_for(&lines, "scripts"), None);
+    assert_eq!(error_for(&lines, "evalonly"), None);
     assert!(
         !version_of(&lines, "noscripts"),
         "a version for the user without scripts"
