@@ -6,12 +6,17 @@ use std::collections::HashSet;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use serde_json::{Value, json};
-use sso_token::startup::{AUTHORIZE_PATH, JWKS_PATH, JWKS_WELL_KNOWN_PATH, METADATA_PATH};
 use sso_token::tokens::KeyKind;
 
 use crate::helpers::{
     APP, Answer, ISSUER, OTHER, basic_auth, json_request, new_key_file, spawn_app, spawn_app_with,
 };
+
+// The paths as README lists them ("Around the token"), not the crate's constants: a path the
+// code moved must fail here, not be followed.
+const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+const JWKS_PATH: &str = "/identity/sso/oauth2/jwks";
+const JWKS_WELL_KNOWN_PATH: &str = "/.well-known/jwks.json";
 
 async fn get(app: &crate::helpers::TestApp, url: &str) -> Answer {
     Answer::of(app.http.get(url).send().await.expect("sent")).await
@@ -45,7 +50,25 @@ async fn metadata_fields_point_at_endpoints_that_answer() {
     assert_eq!(answer.header("cache-control"), Some("public, max-age=300"));
     let meta = &answer.json;
     assert_eq!(meta["issuer"], ISSUER);
-    assert_eq!(meta["authorization_endpoint"], app.url(AUTHORIZE_PATH));
+    // README: each URL is the base URL (its trailing slash not doubled) and the endpoint's path
+    // as README lists it; the authorize service's by default (`discovery.authorization_endpoint`).
+    for (field, path) in [
+        ("authorization_endpoint", "/identity/sso/oauth2/authorize"),
+        ("token_endpoint", "/identity/sso/oauth2/access_token"),
+        ("introspection_endpoint", "/identity/sso/oauth2/introspect"),
+        ("revocation_endpoint", "/identity/sso/oauth2/revoke"),
+        ("userinfo_endpoint", "/identity/sso/oauth2/user"),
+    ] {
+        assert_eq!(meta[field], format!("{}{path}", app.address), "{field}");
+    }
+    // Either of the two JWKS paths README lists: it does not say which one the metadata names.
+    let jwks_uri = meta["jwks_uri"].as_str().expect("jwks_uri");
+    assert!(
+        [JWKS_PATH, JWKS_WELL_KNOWN_PATH]
+            .iter()
+            .any(|path| jwks_uri == format!("{}{path}", app.address)),
+        "jwks_uri = {jwks_uri}"
+    );
     for (field, expected) in [
         ("grant_types_supported", json!(["authorization_code"])),
         ("response_types_supported", json!(["code"])),
