@@ -33,11 +33,14 @@ async fn token_record(app: &TestApp, token: &str) -> (String, Option<Value>, i64
     (key, value, pttl)
 }
 
+/// README: the token record lives exactly `expires_in`. Read some time after the exchange set
+/// it: up to 10 s earlier on a busy machine, never more, and never padded (by the 30 s
+/// `token.leeway_secs`, say). Still tells 900 s from 1800 s.
 fn assert_ttl_is(pttl: i64, expires_in: u64) {
     let expires_ms = i64::try_from(expires_in).unwrap() * 1000;
     assert!(
-        (expires_ms - 1000..=expires_ms).contains(&pttl),
-        "token record TTL is {pttl} ms, expected {expires_ms} ms (1 s slack)"
+        (expires_ms - 10_000..=expires_ms).contains(&pttl),
+        "token record TTL is {pttl} ms, expected {expires_ms} ms (10 s slack below)"
     );
 }
 
@@ -46,6 +49,8 @@ each_topology!(
     a_code_can_be_exchanged_only_once_and_a_replay_revokes_the_first_token,
 );
 
+/// README ("The code record"): the token record's TTL is `expires_in`, the default 1800 s and a
+/// configured 900 s alike, on every topology.
 async fn the_token_record_lives_exactly_as_long_as_the_token(topology: Topology) {
     for expires_in in [None, Some(900)] {
         let app = spawn_app_with(|s| {
