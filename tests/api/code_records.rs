@@ -9,7 +9,7 @@ use crate::helpers::{
     APP, Answer, ISSUER, RFC7636_VERIFIER, TestApp, code_record, json_request, spawn_app,
     spawn_app_on, spawn_app_with, verify_token,
 };
-use crate::topology::Topology;
+use crate::topology::{OwnRedis, Topology, script_calls};
 
 #[tokio::test]
 async fn a_scope_stored_as_one_comma_joined_string_is_granted_as_a_list_answered_with_spaces() {
@@ -60,6 +60,61 @@ async fn any_sane_string_is_a_code() {
         assert_eq!(answer.status, 200, "code {code:?}: {}", answer.text);
         assert!(!app.code_exists(code).await);
     }
+}
+
+/// README ("The Cluster key contract"): in Cluster mode a code with `{` or `}` would end or
+/// empty its key's hash tag, so it is answered `invalid_grant` without asking Redis. A record
+/// sits under the key a code's braces would name (`<prefix>code:{<code>}`), so that a script
+/// sent for it would find one; none may be sent (no script call on any master, which the
+/// test's own Cluster alone sees: the shared one runs other tests' scripts) and the record is
+/// left where it is. Control: a code without braces runs the script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_with_a_brace_is_refused_in_cluster_mode_without_asking_redis() {
+    let redis = OwnRedis::start(Topology::Cluster).await;
+    let app = spawn_app_with(|s| redis.configure(&mut s.redis)).await;
+    let ports = redis.data_ports();
+    let record = serde_json::to_string(&code_record(&APP)).unwrap();
+    let prefix = &app.settings.redis.key_prefix;
+
+    for code in ["OC-1}x", "OC-{a"] {
+        let key = format!("{prefix}code:{{{code}}}");
+        let _: () = app
+            .query(redis::cmd("SET").arg(&key).arg(&record).arg("EX").arg(60))
+            .await;
+        let before = scripts_run(&ports).await;
+
+        let answer = Answer::of(app.exchange(&APP, code).await).await;
+
+        assert_eq!(
+            (answer.status, answer.error()),
+            (400, "invalid_grant"),
+            "code {code:?}: {}",
+            answer.text
+        );
+        assert_eq!(
+            scripts_run(&ports).await,
+            before,
+            "code {code:?}: Redis was asked"
+        );
+        assert!(app.exists(&key).await, "code {code:?}: its key was spent");
+    }
+
+    let before = scripts_run(&ports).await;
+    let control = app.issue_code(&APP).await;
+    let answer = Answer::of(app.exchange(&APP, &control).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(
+        scripts_run(&ports).await > before,
+        "the control exchange ran no script: the count sees nothing"
+    );
+}
+
+/// The script calls of every instance on `ports` ([`script_calls`]).
+async fn scripts_run(ports: &[u16]) -> u64 {
+    let ports = ports.to_vec();
+    let counting =
+        tokio::task::spawn_blocking(move || ports.iter().map(|&p| script_calls(p, None)).sum());
+    counting.await.expect("INFO commandstats")
 }
 
 #[tokio::test]
