@@ -37,6 +37,61 @@ async fn metadata_leaves_out_scopes_supported_when_no_client_has_one() {
     assert_eq!(answer.json.get("scopes_supported"), None, "{}", answer.text);
 }
 
+/// README: `scopes_supported` is every scope of an enabled client. A disabled client's scope
+/// that no enabled client has is left out; a scope it shares with an enabled one stays.
+/// Control: enabled by a reload, the same client's scope is listed, so what left it out was
+/// its being disabled.
+#[tokio::test]
+async fn metadata_lists_the_scopes_of_enabled_clients_only() {
+    let file = |legacy_enabled: bool| {
+        let path =
+            crate::helpers::test_dir().join(format!("clients-{}.toml", uuid::Uuid::new_v4()));
+        let secret = sso_token::clients::hash_secret_sha256("scopes-secret-Lk3Vb8Qw1Nz6Tp4Hs9Dm");
+        let entry = |id: &str, scopes: &str, enabled: bool| {
+            format!(
+                "[[clients]]\nid = \"{id}\"\nsecret = \"{secret}\"\n\
+                 redirect_uris = [\"https://{id}.example/cb\"]\nscopes = {scopes}\n\
+                 enabled = {enabled}\n"
+            )
+        };
+        let registry = [
+            entry("current-app", r#"["user:basic", "orders:read"]"#, true),
+            entry(
+                "legacy-app",
+                r#"["user:basic", "legacy:x"]"#,
+                legacy_enabled,
+            ),
+        ];
+        std::fs::write(&path, registry.concat()).expect("clients file");
+        path
+    };
+    let scopes = |meta: &Answer| -> HashSet<String> {
+        let listed = meta.json["scopes_supported"].as_array();
+        let listed = listed.unwrap_or_else(|| panic!("no scopes_supported: {}", meta.text));
+        listed
+            .iter()
+            .map(|s| s.as_str().expect("a scope string").to_owned())
+            .collect()
+    };
+    let disabled = file(false);
+    let app = spawn_app_with(|s| s.clients.file = disabled).await;
+
+    let answer = get(&app, &app.url(METADATA_PATH)).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let expected: HashSet<String> = ["user:basic", "orders:read"].map(String::from).into();
+    assert_eq!(scopes(&answer), expected, "{}", answer.text);
+
+    app.reload_with(|s| s.clients.file = file(true))
+        .expect("reload");
+    let enabled = get(&app, &app.url(METADATA_PATH)).await;
+    assert!(
+        scopes(&enabled).contains("legacy:x"),
+        "an enabled client's scope is not listed: {}",
+        enabled.text
+    );
+}
+
 #[tokio::test]
 async fn metadata_fields_point_at_endpoints_that_answer() {
     let app = spawn_app().await;
