@@ -13,7 +13,7 @@ use deadpool_redis::redis;
 use crate::cutter::{Cut, Cutter};
 use crate::failover::{blocking, exchange_once_served, pattern_subscribers};
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
-use crate::topology::{MASTER_NAME, SentinelSet, query, sentinel_master, wait_until};
+use crate::topology::{MASTER_NAME, SentinelSet, query, script_calls, sentinel_master, wait_until};
 
 /// The name of `EVALSHA` as RESP sends it: the exchange script's call.
 const EVALSHA: &[u8] = b"$7\r\nEVALSHA\r\n";
@@ -41,6 +41,8 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     .await;
     let code = app.write_code(&code_record(&APP)).await;
     let set = settled(set, &app, &code).await;
+    let old_master = set.data_nodes[0].port();
+    let scripts_before = blocking(move || script_calls(old_master, None)).await;
 
     // The exchange script's call reaches the proxy; before cutting it, the proxy starts a
     // failover and waits until the service has closed its fence.
@@ -59,7 +61,14 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     let cut = Answer::of(app.exchange(&APP, &code).await).await;
     assert!(cutter.has_cut(), "the call was not cut");
     assert_eq!(cut.status, 503, "{}", cut.text);
-    let old_master = set.data_nodes[0].port();
+    // The cut call never reached Redis (`Cut::Before`): any script the old master ran since is
+    // the call sent again. The code's key alone would not tell: a resync may bring it back.
+    let scripts_after = blocking(move || script_calls(old_master, None)).await;
+    assert_eq!(
+        scripts_after - scripts_before,
+        0,
+        "sent again mid-failover, the call reached the old master"
+    );
     let key = app.store.code_key(&code);
     let left = blocking(move || query::<u32>(old_master, redis::cmd("EXISTS").arg(key))).await;
     assert_eq!(
