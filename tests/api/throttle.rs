@@ -306,6 +306,77 @@ async fn a_client_ids_failures_anywhere_throttle_its_failures_at_revocation() {
     );
 }
 
+/// README ("Throttling"): counters count in a fixed window that the first failure starts, and
+/// the 429 lasts until the window ends, its `Retry-After` the seconds left. So the counter's
+/// key expires with the window, the right secret then passes again, and the next wrong one is
+/// the first failure of a new window (401, not 429). A window of 3 s, not 1 or 2: the four
+/// failures must all land in it however slowly a busy machine sends them.
+#[tokio::test]
+async fn an_address_block_ends_with_its_window_and_the_next_failure_starts_a_new_one() {
+    const WINDOW_SECS: u64 = 3;
+    let app = spawn_app_with(|s| {
+        s.throttle.max_failures = MAX;
+        s.throttle.window_secs = WINDOW_SECS;
+        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let address = "203.0.113.101";
+    // README: `<prefix>throttle:addr:<ip>`.
+    let counter = format!("{}throttle:addr:{address}", app.settings.redis.key_prefix);
+    let wrong = TestClient {
+        secret: WRONG,
+        ..APP
+    };
+    // Refused before any code is read: no fresh code needed, and nothing slows the failures.
+    let unknown_code = "OC-1-never-issued";
+    for i in 0..MAX {
+        let answer = app.exchange_from(&wrong, unknown_code, address).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let blocked = app.exchange_from(&wrong, unknown_code, address).await;
+    let pttl: i64 = app.query(redis::cmd("PTTL").arg(&counter)).await;
+
+    assert_refused_429(&blocked, "the failure past the limit");
+    let retry_after: u64 = blocked
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in seconds: {:?}", blocked.headers));
+    assert!(
+        (1..=WINDOW_SECS).contains(&retry_after),
+        "Retry-After {retry_after} in a {WINDOW_SECS} s window"
+    );
+    let window_ms = i64::try_from(WINDOW_SECS * 1000).unwrap();
+    assert!(
+        pttl > 0 && pttl <= window_ms,
+        "the address counter's PTTL is {pttl} ms in a {window_ms} ms window"
+    );
+
+    // Once the window is over, the right secret passes (one code: a 429 leaves it untouched).
+    let code = app.issue_code(&APP).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let passed = loop {
+        let answer = app.exchange_from(&APP, &code, address).await;
+        if answer.status != 429 {
+            break answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still 429 10 s into a {WINDOW_SECS} s window: {}",
+            answer.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(passed.status, 200, "after the window: {}", passed.text);
+
+    let next_failure = app.exchange_from(&wrong, unknown_code, address).await;
+    assert_eq!(
+        next_failure.status, 401,
+        "the first failure of a new window: {}",
+        next_failure.text
+    );
+}
+
 /// A load balancer left out of `trusted_proxies` makes every client count as it: said once,
 /// naming the peer; nothing is said of a trusted one.
 #[tokio::test]
