@@ -13,7 +13,7 @@ use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 use sso_token::throttle::MAX_TRACKED;
 
 use crate::concurrency::{race_raw, raw_post};
-use crate::helpers::{APP, Answer, OTHER, TestApp, TestClient, spawn_app_with};
+use crate::helpers::{APP, Answer, BASIC_CHALLENGE, OTHER, TestApp, TestClient, spawn_app_with};
 use crate::redis_server::RedisServer;
 use crate::{log_capture, metrics};
 
@@ -374,6 +374,70 @@ async fn an_address_block_ends_with_its_window_and_the_next_failure_starts_a_new
         next_failure.status, 401,
         "the first failure of a new window: {}",
         next_failure.text
+    );
+}
+
+/// README ("Throttling"): credentials that no secret could make right (no secret, a Basic
+/// header that does not decode, a secret over 512 bytes) are answered 401 as the request is
+/// read, before the throttle: neither counted nor blocked. Far more of them than the limit from
+/// one address are each a 401 with the Basic challenge, and leave no counter in Redis. Control:
+/// one wrong secret from there is counted.
+#[tokio::test]
+async fn credentials_that_cannot_succeed_are_neither_counted_nor_throttled() {
+    let app = app(true).await;
+    let address = "203.0.113.102";
+    let code = "OC-1-never-issued";
+    let too_long = "s".repeat(513);
+    let no_secret = json!({
+        "client_id": APP.id,
+        "code": code,
+        "redirect_uri": APP.redirect_uri,
+    });
+    let long_secret = json!({
+        "client_id": APP.id,
+        "client_secret": too_long,
+        "code": code,
+        "redirect_uri": APP.redirect_uri,
+    });
+    let form = [("code", code), ("redirect_uri", APP.redirect_uri)];
+    let forwarded = format!("192.0.2.250, {address}");
+    for i in 0..(MAX + 2) {
+        let post = || {
+            app.http
+                .post(app.token_url())
+                .header("X-Forwarded-For", &forwarded)
+        };
+        for (what, request) in [
+            ("no client_secret", post().json(&no_secret)),
+            ("a secret over 512 bytes", post().json(&long_secret)),
+            (
+                "Basic that does not decode",
+                post().header("Authorization", "Basic %%%").form(&form),
+            ),
+        ] {
+            let answer = Answer::of(request.send().await.expect("request sent")).await;
+
+            assert_eq!(
+                (answer.status, answer.error()),
+                (401, "invalid_client"),
+                "{what}, request {i}: {}",
+                answer.text
+            );
+            assert_eq!(
+                answer.header("www-authenticate"),
+                Some(BASIC_CHALLENGE),
+                "{what}, request {i}"
+            );
+        }
+    }
+    let counters = app.keys("throttle:*").await;
+    assert!(counters.is_empty(), "counted: {counters:?}");
+
+    let wrong = attempt(&app, APP.id, WRONG, address).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    assert!(
+        !app.keys("throttle:*").await.is_empty(),
+        "a wrong secret left no counter: the check above sees nothing"
     );
 }
 
