@@ -10,9 +10,9 @@ use sso_token::tokens::{KeyKind, SigningKey};
 
 use crate::each_topology;
 use crate::helpers::{
-    ALLOWED_SCOPES, APP, AUDIENCED, Answer, FOR_RESOURCE, ISSUER, OTHER, RESOURCE_API, Topology,
-    basic_auth, code_record, new_key_file, spawn_app, spawn_app_on, spawn_app_with, unix_now,
-    verify_token,
+    ALLOWED_SCOPES, APP, AUDIENCED, Answer, DISABLED, FOR_RESOURCE, ISSUER, OTHER, RESOURCE_API,
+    TestApp, TestClient, Topology, basic_auth, code_record, new_key_file, spawn_app, spawn_app_on,
+    spawn_app_with, unix_now, verify_token,
 };
 use crate::redis_server::RedisServer;
 use crate::resource::Planted;
@@ -244,6 +244,131 @@ async fn revocation_answers_200_for_unknown_or_already_revoked_tokens() {
         app.keys("token:*").await.is_empty(),
         "a token record is left"
     );
+}
+
+/// How many Redis operations `app` made (its `/metrics`: every `operation` of
+/// `sso_redis_duration_seconds`).
+async fn redis_operations(app: &TestApp) -> f64 {
+    let exposition = crate::metrics::scrape(app, &app.address).await;
+    exposition
+        .lines()
+        .filter(|line| line.starts_with("sso_redis_duration_seconds_count{"))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// The token record key of `token`, from its `jti`, read without verifying anything (expired
+/// tokens too).
+fn record_key(app: &TestApp, token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWS payload");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&payload).expect("JSON claims");
+    app.store.token_key(claims["jti"].as_str().expect("jti"))
+}
+
+/// README ("Revocation", RFC 7009 §2.1): another client's live token is refused with 400
+/// `unauthorized_client`, and Redis is not asked whether it still is, so once its own client
+/// has revoked it, the other client gets the very same answer: no answer tells another client
+/// whether a token is revoked.
+#[tokio::test]
+async fn another_clients_revocation_gets_the_same_answer_for_a_revoked_token_as_for_a_live_one() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+    let key = record_key(&app, &token);
+
+    let before = redis_operations(&app).await;
+    let live = app.revoke(&OTHER, &token, None).await;
+    assert_eq!(
+        redis_operations(&app).await,
+        before,
+        "Redis asked for a live token"
+    );
+    assert_eq!(
+        (live.status, live.error()),
+        (400, "unauthorized_client"),
+        "{}",
+        live.text
+    );
+    live.assert_error_shape("another client's live token");
+    assert!(app.exists(&key).await, "another client revoked the token");
+    let own = app.revoke(&APP, &token, None).await;
+    assert_eq!((own.status, own.text.as_str()), (200, ""));
+    assert!(!app.exists(&key).await, "its own client did not revoke it");
+
+    let before = redis_operations(&app).await;
+    let revoked = app.revoke(&OTHER, &token, None).await;
+
+    assert_eq!(
+        redis_operations(&app).await,
+        before,
+        "Redis asked for a revoked token"
+    );
+    assert_eq!(
+        (revoked.status, &revoked.json),
+        (live.status, &live.json),
+        "revoked: {}; live: {}",
+        revoked.text,
+        live.text
+    );
+}
+
+/// A client no longer in the registry: its tokens verify, but are no longer current.
+const REMOVED: TestClient = TestClient {
+    id: "removed-app",
+    secret: "removed-secret-Jw5Gk2Rn8Yc1Pb6Xv3Hs",
+    redirect_uri: "https://removed.example/cb",
+};
+
+/// README ("Revocation"): what another client gets for tokens that are not current. An expired
+/// token is 200 like any other, without asking Redis (its record expired with it); a removed
+/// or disabled client's unexpired token is 200, nothing deleted. Here each record is still in
+/// Redis (planted with a longer life than the token), and stays.
+#[tokio::test]
+async fn another_clients_revocation_of_a_token_no_longer_current_is_200_and_deletes_nothing() {
+    let app = spawn_app().await;
+    let now = unix_now();
+    let planted = |client, exp| Planted {
+        client,
+        scopes: &["user:basic"],
+        iat: now - 100,
+        exp,
+        recorded: true,
+    };
+    let expired = app.plant_token(&planted(&APP, now - 40)).await;
+    let disabled = app.plant_token(&planted(&DISABLED, now + 600)).await;
+    let removed = app.plant_token(&planted(&REMOVED, now + 600)).await;
+
+    let before = redis_operations(&app).await;
+    let expired_answer = app.revoke(&OTHER, &expired, None).await;
+    assert_eq!(
+        redis_operations(&app).await,
+        before,
+        "Redis asked for an expired token"
+    );
+    let answers = [
+        ("an expired token", &expired, expired_answer),
+        (
+            "a disabled client's token",
+            &disabled,
+            app.revoke(&OTHER, &disabled, None).await,
+        ),
+        (
+            "a removed client's token",
+            &removed,
+            app.revoke(&OTHER, &removed, None).await,
+        ),
+    ];
+
+    for (what, token, answer) in answers {
+        assert_eq!((answer.status, answer.text.as_str()), (200, ""), "{what}");
+        assert!(
+            app.exists(&record_key(&app, token)).await,
+            "{what}: its record was deleted"
+        );
+    }
 }
 
 /// An authorize service that writes a spent code value again lets it be exchanged again once the
