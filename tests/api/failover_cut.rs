@@ -115,36 +115,29 @@ async fn settled(set: SentinelSet, app: &TestApp, code: &str) -> SentinelSet {
 /// Returns once `/readyz` is a prompt 503: the fence is closed (while it is open, readiness'
 /// PING waits behind the held call on the lane's connection).
 async fn fence_closed(http: &reqwest::Client, ready: &str) {
-    let started = Instant::now();
-    loop {
-        let asked = http.get(ready).timeout(Duration::from_millis(100)).send();
-        if let Ok(response) = asked.await
-            && response.status() == 503
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "the service did not hear of the failover"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    readiness_turns(http, ready, 503, Duration::from_secs(2)).await;
 }
 
 /// Returns once `/readyz` is 200: Redis answers and no failover is under way.
 async fn fence_open(http: &reqwest::Client, ready: &str) {
+    readiness_turns(http, ready, 200, RECOVERY).await;
+}
+
+/// Asks `/readyz` every few milliseconds, each time for at most 100 ms, until it answers
+/// `status`; fails after `within`.
+async fn readiness_turns(http: &reqwest::Client, ready: &str, status: u16, within: Duration) {
     let started = Instant::now();
     loop {
-        let asked = http.get(ready).timeout(Duration::from_secs(2)).send();
+        let asked = http.get(ready).timeout(Duration::from_millis(100)).send();
         if let Ok(response) = asked.await
-            && response.status() == 200
+            && response.status() == status
         {
             return;
         }
         assert!(
-            started.elapsed() < RECOVERY,
-            "the service was not ready within {RECOVERY:?}"
+            started.elapsed() < within,
+            "/readyz did not answer {status} within {within:?}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
