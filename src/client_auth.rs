@@ -78,9 +78,7 @@ impl ClientAuth {
                 // writes a line too, so that the time of an answer tells no one which ids are
                 // registered.
                 match snapshot.registry.get(&credentials.id) {
-                    Some(client) => {
-                        client.log_refusal("authentication failed (wrong secret, or disabled)");
-                    }
+                    Some(client) => client.log_auth_failure(),
                     None => {
                         crate::info_every_second!(
                             "authentication failed for an unregistered client id"

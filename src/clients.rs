@@ -31,9 +31,10 @@ pub struct Client {
     /// Overrides `token.audience` for this client's tokens.
     pub audience: Option<String>,
     secret: SecretHash,
-    /// Its lines of why it was refused, one a second: a client may retry in a loop, and one
-    /// client's loop must not hold back another's lines.
-    refusals: EverySecond,
+    /// Its lines of why it was refused, one a second of each kind: a client may retry in a
+    /// loop, and one client's loop, or one kind of refusal, must not hold back another's lines.
+    auth_failures: EverySecond,
+    token_refusals: EverySecond,
 }
 
 /// Why the clients file was refused; the message names the file and the client.
@@ -249,15 +250,31 @@ impl Client {
             grant_types: entry.grant_types,
             enabled: entry.enabled,
             audience: entry.audience.filter(|a| !a.is_empty()),
-            refusals: EverySecond::new(),
+            auth_failures: EverySecond::new(),
+            token_refusals: EverySecond::new(),
         })
     }
 
-    /// Says why this client was refused, for the operator it calls (the access log has only
-    /// the status): at most a line a second, saying how many were held back.
-    pub fn log_refusal(&self, why: impl std::fmt::Display) {
-        if let Some(more) = self.refusals.admit(unix_now()) {
-            log::info!("client {}: {why}{}", self.id, HeldBack(more));
+    /// Says that this client failed to authenticate, for the operator it calls (the access log
+    /// has only the status): at most a line a second, saying how many were held back.
+    pub fn log_auth_failure(&self) {
+        if let Some(more) = self.auth_failures.admit(unix_now()) {
+            log::info!(
+                "client {}: authentication failed (wrong secret, or disabled){}",
+                self.id,
+                HeldBack(more)
+            );
+        }
+    }
+
+    /// Says why this client's token request was refused, as [`Client::log_auth_failure`].
+    pub fn log_token_refusal(&self, why: impl std::fmt::Display) {
+        if let Some(more) = self.token_refusals.admit(unix_now()) {
+            log::info!(
+                "client {}: token request refused, {why}{}",
+                self.id,
+                HeldBack(more)
+            );
         }
     }
 

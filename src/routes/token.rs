@@ -41,7 +41,7 @@ fn log_refusal(client: &Client, refused: &OAuthError) {
             | OAuthError::InvalidScope(_)
             | OAuthError::UnauthorizedClient(_)
     ) {
-        client.log_refusal(format_args!("token request refused, {refused}"));
+        client.log_token_refusal(refused);
     }
 }
 
