@@ -49,27 +49,32 @@ impl std::fmt::Display for HeldBack {
     }
 }
 
-/// `log::warn!` at most once a second at this call site (each site has its own limit); the
-/// next line says how many were held back.
+/// A `log` line at `level` at most once a second at this call site (each site has its own
+/// limit); the next line says how many were held back.
 #[macro_export]
-macro_rules! warn_every_second {
-    ($($arg:tt)+) => {{
+macro_rules! every_second {
+    ($level:expr, $($arg:tt)+) => {{
         static LIMIT: $crate::log_limit::EverySecond = $crate::log_limit::EverySecond::new();
         if let Some(more) = LIMIT.admit($crate::clock::unix_now()) {
-            log::warn!("{}{}", format_args!($($arg)+), $crate::log_limit::HeldBack(more));
+            log::log!($level, "{}{}", format_args!($($arg)+), $crate::log_limit::HeldBack(more));
         }
     }};
 }
 
-/// `log::info!` at most once a second at this call site, as [`warn_every_second!`].
+/// `log::warn!` at most once a second at this call site ([`every_second!`]).
+#[macro_export]
+macro_rules! warn_every_second {
+    ($($arg:tt)+) => {
+        $crate::every_second!(log::Level::Warn, $($arg)+)
+    };
+}
+
+/// `log::info!` at most once a second at this call site ([`every_second!`]).
 #[macro_export]
 macro_rules! info_every_second {
-    ($($arg:tt)+) => {{
-        static LIMIT: $crate::log_limit::EverySecond = $crate::log_limit::EverySecond::new();
-        if let Some(more) = LIMIT.admit($crate::clock::unix_now()) {
-            log::info!("{}{}", format_args!($($arg)+), $crate::log_limit::HeldBack(more));
-        }
-    }};
+    ($($arg:tt)+) => {
+        $crate::every_second!(log::Level::Info, $($arg)+)
+    };
 }
 
 impl Default for EverySecond {
