@@ -9,6 +9,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::clock::unix_now;
+use crate::config::absolute;
 use crate::log_limit::{EverySecond, HeldBack};
 pub use crate::oauth::credentials::MAX_SECRET;
 use crate::oauth::credentials::is_client_id;
@@ -100,9 +101,7 @@ impl Registry {
     pub fn load(path: &Path, argon2: &Argon2Limit) -> Result<Self, RegistryError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
-            // Relative paths are read from the working directory: say which file was meant.
-            path: std::path::absolute(path)
-                .map_or_else(|_| shown.clone(), |p| p.display().to_string()),
+            path: absolute(path),
             source,
         })?;
         Self::from_toml(&text, argon2).map_err(|e| match e {
@@ -258,23 +257,23 @@ impl Client {
     /// Says that this client failed to authenticate, for the operator it calls (the access log
     /// has only the status): at most a line a second, saying how many were held back.
     pub fn log_auth_failure(&self) {
-        if let Some(more) = self.auth_failures.admit(unix_now()) {
-            log::info!(
-                "client {}: authentication failed (wrong secret, or disabled){}",
-                self.id,
-                HeldBack(more)
-            );
-        }
+        self.log_limited(
+            &self.auth_failures,
+            format_args!("authentication failed (wrong secret, or disabled)"),
+        );
     }
 
     /// Says why this client's token request was refused, as [`Client::log_auth_failure`].
     pub fn log_token_refusal(&self, why: impl std::fmt::Display) {
-        if let Some(more) = self.token_refusals.admit(unix_now()) {
-            log::info!(
-                "client {}: token request refused, {why}{}",
-                self.id,
-                HeldBack(more)
-            );
+        self.log_limited(
+            &self.token_refusals,
+            format_args!("token request refused, {why}"),
+        );
+    }
+
+    fn log_limited(&self, limit: &EverySecond, what: std::fmt::Arguments<'_>) {
+        if let Some(more) = limit.admit(unix_now()) {
+            log::info!("client {}: {what}{}", self.id, HeldBack(more));
         }
     }
 

@@ -397,6 +397,13 @@ impl Settings {
     }
 }
 
+/// A file path as the process reads it, for messages about a file that is missing: relative
+/// paths are read from the working directory, which the message should not leave to a guess.
+pub fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+}
+
 #[cfg(test)]
 #[path = "../config_tests.rs"]
 mod tests;

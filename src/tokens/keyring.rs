@@ -9,7 +9,7 @@ use super::Minter;
 use super::jwk::PublicJwk;
 use super::keys::{KeyError, SigningKey, VerifyingKey};
 use super::verify::Verifier;
-use crate::config::TokenSettings;
+use crate::config::{TokenSettings, absolute};
 
 /// Signs with one key, accepts signatures of every key it publishes.
 #[derive(Debug)]
@@ -56,16 +56,12 @@ impl Keyring {
     /// Reads `token.signing_key` (a private key) and every `token.verify_keys` file (a public
     /// key, or a private key of which only the public half is used).
     pub fn load(settings: &TokenSettings) -> Result<Self, KeyringError> {
-        let signer = read_key(
-            "token.signing_key",
-            &settings.signing_key,
-            SigningKey::from_pem,
-        )?;
+        let signer = read_key(&SIGNING_KEY, &settings.signing_key, SigningKey::from_pem)?;
         let verify_only = settings
             .verify_keys
             .iter()
             .filter(|path| !path.as_os_str().is_empty())
-            .map(|path| read_key("token.verify_keys", path, VerifyingKey::from_pem))
+            .map(|path| read_key(&VERIFY_KEY, path, VerifyingKey::from_pem))
             .collect::<Result<Vec<_>, _>>()?;
         Self::new(signer, verify_only, &settings.typ)
     }
@@ -117,30 +113,46 @@ impl Keyring {
     }
 }
 
+/// A setting that names key files, and what to do when one is missing.
+struct KeySetting {
+    name: &'static str,
+    /// The remedy for a missing file at the path given.
+    remedy: fn(&str) -> String,
+}
+
+const SIGNING_KEY: KeySetting = KeySetting {
+    name: "token.signing_key",
+    remedy: |path| {
+        format!(
+            "create a key with `sso-token keygen --out {path}`, or point token.signing_key at one"
+        )
+    },
+};
+
+/// A new key pair verifies no token already issued: a verify key is the public half of a key
+/// that signed.
+const VERIFY_KEY: KeySetting = KeySetting {
+    name: "token.verify_keys",
+    remedy: |path| {
+        format!(
+            "write the public key of the key that signed with `sso-token pubkey --key <its \
+             private key> > {path}`, or remove it from token.verify_keys"
+        )
+    },
+};
+
 fn read_key<K>(
-    setting: &'static str,
+    key: &KeySetting,
     path: &Path,
     parse: fn(&str) -> Result<K, KeyError>,
 ) -> Result<K, KeyringError> {
-    let shown = path.display().to_string();
+    let (setting, shown) = (key.name, path.display().to_string());
     let pem = std::fs::read_to_string(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => KeyringError::Missing {
             setting,
             path: shown.clone(),
-            full: std::path::absolute(path)
-                .map_or_else(|_| shown.clone(), |p| p.display().to_string()),
-            // A new key pair verifies no token already issued: a verify key is the public half
-            // of a key that signed.
-            hint: if setting == "token.verify_keys" {
-                format!(
-                    "write the public key of the key that signed with `sso-token pubkey \
-                     --key <its private key> > {shown}`, or remove it from {setting}"
-                )
-            } else {
-                format!(
-                    "create a key with `sso-token keygen --out {shown}`, or point {setting} at one"
-                )
-            },
+            full: absolute(path),
+            hint: (key.remedy)(&shown),
         },
         _ => KeyringError::File {
             setting,

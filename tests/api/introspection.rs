@@ -257,6 +257,23 @@ async fn redis_operations(app: &TestApp) -> f64 {
         .sum()
 }
 
+/// `client`'s revocation of `token`, which must ask Redis nothing (`what` names the case).
+async fn revoke_asking_no_redis(
+    app: &TestApp,
+    client: &TestClient,
+    token: &str,
+    what: &str,
+) -> Answer {
+    let before = redis_operations(app).await;
+    let answer = app.revoke(client, token, None).await;
+    assert_eq!(
+        redis_operations(app).await,
+        before,
+        "Redis asked for {what}"
+    );
+    answer
+}
+
 /// The token record key of `token`, from its `jti`, read without verifying anything (expired
 /// tokens too).
 fn record_key(app: &TestApp, token: &str) -> String {
@@ -279,13 +296,7 @@ async fn another_clients_revocation_gets_the_same_answer_for_a_revoked_token_as_
     let token = app.token_for(&APP).await;
     let key = record_key(&app, &token);
 
-    let before = redis_operations(&app).await;
-    let live = app.revoke(&OTHER, &token, None).await;
-    assert_eq!(
-        redis_operations(&app).await,
-        before,
-        "Redis asked for a live token"
-    );
+    let live = revoke_asking_no_redis(&app, &OTHER, &token, "a live token").await;
     assert_eq!(
         (live.status, live.error()),
         (400, "unauthorized_client"),
@@ -298,14 +309,8 @@ async fn another_clients_revocation_gets_the_same_answer_for_a_revoked_token_as_
     assert_eq!((own.status, own.text.as_str()), (200, ""));
     assert!(!app.exists(&key).await, "its own client did not revoke it");
 
-    let before = redis_operations(&app).await;
-    let revoked = app.revoke(&OTHER, &token, None).await;
+    let revoked = revoke_asking_no_redis(&app, &OTHER, &token, "a revoked token").await;
 
-    assert_eq!(
-        redis_operations(&app).await,
-        before,
-        "Redis asked for a revoked token"
-    );
     assert_eq!(
         (revoked.status, &revoked.json),
         (live.status, &live.json),
@@ -341,13 +346,7 @@ async fn another_clients_revocation_of_a_token_no_longer_current_is_200_and_dele
     let disabled = app.plant_token(&planted(&DISABLED, now + 600)).await;
     let removed = app.plant_token(&planted(&REMOVED, now + 600)).await;
 
-    let before = redis_operations(&app).await;
-    let expired_answer = app.revoke(&OTHER, &expired, None).await;
-    assert_eq!(
-        redis_operations(&app).await,
-        before,
-        "Redis asked for an expired token"
-    );
+    let expired_answer = revoke_asking_no_redis(&app, &OTHER, &expired, "an expired token").await;
     let answers = [
         ("an expired token", &expired, expired_answer),
         (
