@@ -15,6 +15,26 @@ fn check(change: impl FnOnce(&mut RedisSettings)) -> Result<Settings, &'static s
     })
 }
 
+#[test]
+fn pool_size_zero_is_a_lane_per_worker_and_at_least_eight() {
+    let lanes = |workers: usize, pool_size: usize| {
+        let mut settings = shipped();
+        settings.server.workers = workers;
+        settings.redis.pool_size = pool_size;
+        settings.validate().expect("valid settings").redis.pool_size
+    };
+    assert_eq!(
+        shipped().redis.pool_size,
+        0,
+        "the shipped default follows the workers"
+    );
+    assert_eq!(lanes(3, 0), 8);
+    assert_eq!(lanes(12, 0), 12);
+    assert_eq!(lanes(12, 4), 4, "a pool_size that is set is kept");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(lanes(0, 0), cores.max(8));
+}
+
 fn urls(list: &[&str]) -> Vec<String> {
     list.iter().map(|u| (*u).to_owned()).collect()
 }

@@ -103,11 +103,7 @@ impl Application {
             throttle,
             Arc::clone(&metrics),
         ));
-        // actix starts one worker per available core when `workers` is 0.
-        let workers = match settings.server.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let workers = settings.server.worker_threads();
         if workers > settings.redis.pool_size {
             // Each thread keeps the lane it first took: beyond the lanes, a worker's Redis
             // replies are read by another worker, which may be busy signing.
@@ -205,9 +201,8 @@ impl Application {
             None => server.listen(listener),
         }
         .map_err(listen_error("server.listen", &settings.server.listen))?;
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
+        // The count the lanes (`redis.pool_size` 0) and exchange slots were sized for.
+        server = server.workers(settings.server.worker_threads());
         let metrics = if settings.metrics.enabled && !metrics_here {
             Some(metrics_server(&settings.metrics.listen, exchange)?)
         } else {

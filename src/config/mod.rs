@@ -68,6 +68,16 @@ pub struct ServerSettings {
     pub tls: Option<TlsSettings>,
 }
 
+impl ServerSettings {
+    /// The worker threads actix starts: `workers`, or one per available core when it is 0.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 /// `[server.tls]`: PEM files, read once at start-up.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,6 +172,8 @@ impl Default for DiscoverySettings {
 /// The most Argon2 slots `clients.argon2_slots` may ask for: each verification may take up to
 /// 256 MiB (the most a stored hash may ask for), so more would risk the process's memory.
 const MAX_ARGON2_SLOTS: usize = 64;
+/// `redis.pool_size` 0 gives one lane per worker thread, and at least this many.
+const MIN_AUTO_LANES: usize = 8;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,8 +319,9 @@ impl Settings {
         settings.validate()
     }
 
-    /// Rejects values that would only fail later, naming the setting.
-    pub fn validate(self) -> Result<Self, ConfigError> {
+    /// Rejects values that would only fail later, naming the setting, and fills in
+    /// `redis.pool_size` 0 (the default) from the worker count.
+    pub fn validate(mut self) -> Result<Self, ConfigError> {
         let invalid = |setting, problem: &str| {
             Err(ConfigError::Invalid {
                 setting,
@@ -365,7 +378,9 @@ impl Settings {
             return invalid("server.shutdown_delay_ms", "must be at most 600000");
         }
         if self.redis.pool_size == 0 {
-            return invalid("redis.pool_size", "must be at least 1");
+            // A lane per worker: a worker beyond the lanes has its Redis replies read by the
+            // worker whose lane it shares, which may be busy signing.
+            self.redis.pool_size = self.server.worker_threads().max(MIN_AUTO_LANES);
         }
         if !(10..=60_000).contains(&self.redis.timeout_ms) {
             return invalid("redis.timeout_ms", "must be between 10 and 60000");

@@ -51,7 +51,8 @@ pub struct RedisSettings {
     #[serde(default, deserialize_with = "list")]
     pub nodes: Vec<String>,
     /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; each thread
-    /// (a worker) takes the next lane in turn at its first Redis call and keeps it.
+    /// (a worker) takes the next lane in turn at its first Redis call and keeps it. 0 in the
+    /// file: one per worker thread and at least 8, filled in by `Settings::validate`.
     pub pool_size: usize,
     /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
     pub timeout_ms: u64,

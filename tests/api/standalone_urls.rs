@@ -150,3 +150,26 @@ async fn more_workers_than_redis_connections_are_warned_of() {
         "no warning for 6 workers on 5 lanes: {one_more:?}"
     );
 }
+
+/// README ("Connections"): `redis.pool_size` 0, the shipped default, is one lane per worker
+/// thread (at least 8), so that no worker has its replies read by another. 9 workers: a count
+/// no other test uses, so that the lines looked for are this test's.
+#[tokio::test]
+async fn the_default_pool_size_gives_every_worker_a_lane() {
+    let log = crate::log_capture::mark();
+    let _app = spawn_app_with(|s| {
+        s.server.workers = 9;
+        s.redis.pool_size = 0;
+    })
+    .await;
+
+    let lines = log.lines();
+    assert!(
+        lines.iter().any(|l| l.contains("; 9 connections, timeout")),
+        "the start does not name 9 connections: {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("9 workers share")),
+        "9 workers on the default lanes were warned of: {lines:?}"
+    );
+}
