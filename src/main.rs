@@ -179,7 +179,11 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
     actix_web::rt::System::new().block_on(async move {
         let listen = settings.server.listen.clone();
         let app = Application::build_reloadable(settings, source).map_err(|e| e.to_string())?;
-        log::info!("listening on {listen} (port {})", app.port());
+        log::info!(
+            "sso-token {} listening on {listen} (port {})",
+            env!("CARGO_PKG_VERSION"),
+            app.port()
+        );
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }

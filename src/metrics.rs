@@ -266,6 +266,19 @@ impl Metrics {
              not load, the log says why; the running configuration stays)",
             &["result"],
         )?;
+        // Which release each replica runs, for a rolling deploy; registered once, never changes.
+        registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "sso_build_info",
+                    "The sso-token release this process runs; always 1",
+                ),
+                &["version"],
+            )?,
+        )?
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
         let signing_key = registered(
             &registry,
             IntGaugeVec::new(
@@ -561,6 +574,11 @@ mod tests {
             r#"sso_tokens_revoked_total{reason="request"} 0"#,
             r#"sso_replica_ack_failures_total{operation="exchange"} 0"#,
             "sso_redis_connections 3",
+            concat!(
+                r#"sso_build_info{version=""#,
+                env!("CARGO_PKG_VERSION"),
+                r#""} 1"#
+            ),
             "sso_argon2_overloaded_total 0",
             r#"sso_config_reloads_total{result="refused"} 0"#,
             r#"sso_redis_duration_seconds_bucket{operation="exchange",le="0.001"} 0"#,

@@ -75,6 +75,9 @@ impl ServerProcess {
             base: String::new(),
         };
         let line = server.wait_for_log("listening on");
+        // The release, for telling replicas apart in a rolling deploy.
+        let release = concat!("sso-token ", env!("CARGO_PKG_VERSION"), " listening on");
+        assert!(line.contains(release), "`{line}` does not name the release");
         let port = line
             .rsplit_once("(port ")
             .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<u16>().ok())
