@@ -62,6 +62,12 @@
 #   --trace               also write each answered request's due time and latency (µs) to
 #                         OUT_DIR/trace-token.txt (and trace-healthz.txt): when the slow ones
 #                         happened
+#   --perf-stat           count what the started servers ask of the kernel per request, warm-up
+#                         included: system calls (sendto, recvfrom, writev, epoll_wait), the
+#                         inter-processor interrupts they send (wake-ups of another CPU), their
+#                         context switches, and the machine's TCP segments sent (loopback: both
+#                         directions, Redis's too). Needs perf (linux-perf) and root; printed
+#                         after each run, kept in OUT_DIR/perf-token.csv (and perf-healthz.csv)
 #   --profile P           release or debug binaries [release; debug with --smoke]
 #   --no-build            use the binaries as they are
 #   --smoke               CI smoke test: private Redis, one debug server, a few hundred verified
@@ -103,7 +109,7 @@ caller_paths() {
 
 urls=() instances=1 port="" workers=1 server_cpus=0 client_cpus=1 pin=1 server_log=warn
 start_redis=0 redis_port="" redis_cpus="" redis_rt=0 client_rt=0 replica=0 replica_acks="" alg="" key="" out="target/loadtest" label=""
-profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" trace=0 run_args=() extra=()
+profile="" build=1 smoke=0 sign_bench="" healthz=0 warmup="" trace=0 perf_stat=0 run_args=() extra=()
 started_only=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -132,6 +138,7 @@ while [[ $# -gt 0 ]]; do
     --sign-bench) need "$@"; sign_bench="$2"; shift ;;
     --healthz) healthz=1 ;;
     --trace) trace=1 ;;
+    --perf-stat) perf_stat=1 ;;
     --out) need "$@"; out="$(from_caller "$2")"; shift ;;
     --label) need "$@"; label="$2"; shift ;;
     --profile) need "$@"; profile="$2"; shift ;;
@@ -150,8 +157,14 @@ done
 [[ $replica == 0 || $start_redis == 1 ]] || die "--replica needs --start-redis"
 [[ $start_redis == 1 || ( -z "$redis_port" && -z "$redis_cpus" && $redis_rt == 0 ) ]] \
   || die "--redis-port, --redis-cpus and --redis-rt apply to a started Redis: add --start-redis"
-if [[ $smoke == 1 ]] && (( ${#run_args[@]} > 0 || healthz == 1 || trace == 1 )) ; then
+if [[ $smoke == 1 ]] && (( ${#run_args[@]} > 0 || healthz == 1 || trace == 1 || perf_stat == 1 )) ; then
   die "--smoke runs its own fixed load; drop the load options (-c, -n, -d, --rate, --healthz, ...)"
+fi
+if [[ $perf_stat == 1 ]]; then
+  (( ${#urls[@]} == 0 )) || die "--perf-stat counts the servers this script starts: drop --url"
+  command -v perf >/dev/null || die "--perf-stat needs perf (apt-get install linux-perf)"
+  command -v nstat >/dev/null || die "--perf-stat needs nstat (apt-get install iproute2)"
+  ensure_tool jq jq
 fi
 # --redis-rt and --client-rt: the same real-time priority, so neither preempts the other.
 realtime=(chrt -f 1)
@@ -254,7 +267,7 @@ if [[ -n "$key" ]]; then
   export SSO__TOKEN__SIGNING_KEY="$(cd "$(dirname "$key")" && pwd)/$(basename "$key")"
 fi
 
-pid_args=()
+pid_args=() server_pids=()
 if [[ $start_servers == 1 ]]; then
   for i in $(seq 0 $(( instances - 1 ))); do
     if [[ -n "$port" ]]; then p=$(( port + i )); else p="$(free_port)"; fi
@@ -263,6 +276,7 @@ if [[ $start_servers == 1 ]]; then
       SSO__SERVER__WORKERS="$workers" SSO__SERVER__SHUTDOWN_TIMEOUT_SECS=1 \
       RUST_LOG="$server_log" "$server_bin" serve
     pid_args+=(--server-pid "$spawned")
+    server_pids+=("$spawned")
     urls+=("http://127.0.0.1:$p")
   done
 fi
@@ -272,6 +286,37 @@ for u in "${urls[@]}"; do url_args+=(--url "$u"); done
 client_prio=()
 [[ $client_rt == 1 ]] && client_prio=("${realtime[@]}")
 generator() { on_cpus "$client_cpus" "${client_prio[@]}" "$loadtest_bin" "$@"; }
+# --perf-stat: perf_start NAME before a run, perf_stop NAME JSON after it prints the counts per
+# request of that run's summary (its requests and warm-up), from OUT_DIR/perf-NAME.csv.
+perf_events="syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_writev"
+perf_events+=",syscalls:sys_enter_epoll_wait,ipi:ipi_send_cpu,context-switches"
+tcp_segments() { nstat -az TcpOutSegs | awk '$1 == "TcpOutSegs" { print $2 }'; }
+perf_start() {
+  [[ $perf_stat == 1 ]] || return 0
+  segments_before=$(tcp_segments)
+  perf stat -x, -e "$perf_events" -p "$(IFS=,; echo "${server_pids[*]}")" -o "$out/perf-$1.csv" &
+  perf_pid=$!
+  sleep 0.5  # attached before the first request, so that every request is counted
+}
+perf_stop() {
+  [[ $perf_stat == 1 ]] || return 0
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+  local requests segments
+  if ! grep -q '^[0-9]' "$out/perf-$1.csv" 2>/dev/null; then
+    echo "loadtest.sh: perf stat counted nothing (root? perf_event_paranoid?): $out/perf-$1.csv" >&2
+    failed=1
+    return 0
+  fi
+  requests=$(jq '.requests_sent + .warmup_requests' "$2" 2>/dev/null) || return 0  # a failed run
+  segments=$(( $(tcp_segments) - segments_before ))
+  echo "== perf-stat [$1]: per request, the started servers ($requests requests)"
+  awk -F, -v n="$requests" '$1 ~ /^[0-9]+$/ && n > 0 {
+    sub(/^(syscalls:sys_enter_|ipi:)/, "", $3); printf "   %-22s %8.3f\n", $3, $1 / n }' "$out/perf-$1.csv"
+  awk -v s="$segments" -v n="$requests" \
+    'BEGIN { if (n > 0) printf "   %-22s %8.3f   (the whole machine)\n", "TCP segments sent", s / n }'
+}
+
 failed=0
 compare=()
 if [[ -n "$sign_bench" ]]; then
@@ -297,16 +342,20 @@ else
   if [[ $healthz == 1 ]]; then
     trace_args=()
     [[ $trace == 1 ]] && trace_args=(--trace "$out/trace-healthz.txt")
+    perf_start healthz
     generator run "${common[@]}" --endpoint healthz "${run_args[@]}" --label healthz \
       --json "$out/healthz.json" "${trace_args[@]}" "${extra[@]}" || failed=1
+    perf_stop healthz "$out/healthz.json"
     compare+=(--compare "$out/healthz.json")
   fi
   label_args=()
   [[ -n "$label" ]] && label_args=(--label "$label")
   trace_args=()
   [[ $trace == 1 ]] && trace_args=(--trace "$out/trace-token.txt")
+  perf_start token
   generator run "${common[@]}" "${run_args[@]}" "${compare[@]}" "${label_args[@]}" \
     --json "$out/token.json" "${trace_args[@]}" "${extra[@]}" || failed=1
+  perf_stop token "$out/token.json"
 fi
 for pid in "${pids[@]}"; do
   kill -0 "$pid" 2>/dev/null || { echo "loadtest.sh: process $pid died during the run" >&2; failed=1; }
