@@ -123,7 +123,8 @@ impl Connector {
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
         let timeout = settings.timeout();
         let pool = PoolConfig {
-            max_size: settings.pool_size,
+            // As `Store::new`'s lanes: settings that skipped validate() may say 0.
+            max_size: settings.pool_size.max(1),
             timeouts: Timeouts {
                 wait: Some(timeout),
                 create: Some(timeout),

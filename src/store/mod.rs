@@ -102,8 +102,8 @@ impl Store {
             replicas,
             timeout_ms,
         });
-        // At least one lane: `with_conn` picks one by modulo (validate() refuses 0 anyway, but
-        // tools build a Store from settings of their own). Twice as many with acks: `Lanes`.
+        // At least one lane: `with_conn` picks one by modulo (validate() fills in a pool_size
+        // of 0, but tools build a Store from settings of their own). Twice as many with acks.
         let lanes = settings.pool_size.max(1) * if acks.is_some() { 2 } else { 1 };
         Ok(Self {
             connector: Arc::new(Connector::new(settings)?),

@@ -111,9 +111,9 @@ async fn a_resp3_connection_gives_the_same_answers() {
 }
 
 /// Each worker keeps the Redis lane it first took: more workers than lanes make some read
-/// each other's replies, which the start says (with the defaults, one worker per core, on a
-/// machine of more than 8 cores). README ("Connections"): "the start warns when the workers
-/// outnumber the lanes", so as many workers as lanes is no warning. A pool size no other test
+/// each other's replies, which the start says when a `redis.pool_size` that is set is below
+/// the workers. README ("Connections"): "the start warns when a set `pool_size` has fewer
+/// lanes than workers", so as many workers as lanes is no warning. A pool size no other test
 /// uses, so that the lines looked for are this test's.
 #[tokio::test]
 async fn more_workers_than_redis_connections_are_warned_of() {
