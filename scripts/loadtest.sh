@@ -293,6 +293,7 @@ perf_events+=",syscalls:sys_enter_epoll_wait,ipi:ipi_send_cpu,context-switches"
 tcp_segments() { nstat -az TcpOutSegs | awk '$1 == "TcpOutSegs" { print $2 }'; }
 perf_start() {
   [[ $perf_stat == 1 ]] || return 0
+  rm -f "$out/perf-$1.csv" "$out/$1.json"  # a failed count or run must not read an earlier one's
   segments_before=$(tcp_segments)
   perf stat -x, -e "$perf_events" -p "$(IFS=,; echo "${server_pids[*]}")" -o "$out/perf-$1.csv" &
   perf_pid=$!
