@@ -18,6 +18,7 @@ use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotA
 use serde_json::Value;
 
 use crate::cutter::{Cut, Cutter, Hook};
+use crate::failover::exchange_once_served;
 use crate::helpers::{APP, Answer, ISSUER, TestApp, code_record, spawn_app_with, verify_token};
 use crate::redis_server::RedisServer;
 use crate::resharding::Migration;
@@ -43,7 +44,7 @@ async fn without_replica_acks_a_failover_hands_out_a_second_token_for_one_code()
     let first = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(first.status, 200, "{}", first.text);
     let set = fail_over(set, &app).await;
-    let second = Answer::of(app.exchange(&APP, &code).await).await;
+    let second = after_failover(&app, &code).await;
 
     // The hazard is real: the promoted replica never saw the code spent.
     assert_eq!(second.status, 200, "{}", second.text);
@@ -90,7 +91,7 @@ async fn with_replica_acks_a_failover_cannot_hand_out_two_tokens_for_one_code() 
     assert!(app.keys("token:*").await.is_empty());
 
     let set = fail_over(set, &app).await;
-    let again = Answer::of(app.exchange(&APP, &code).await).await;
+    let again = after_failover(&app, &code).await;
     let revocation = app.revoke(&APP, &token, None).await;
 
     // The first answer was a 503 and the replay refused: the code succeeds now, once.
@@ -147,7 +148,7 @@ async fn with_replica_acks_a_replay_is_final_only_once_its_revocation_is_acknowl
     let set = fail_over(set, &app).await;
     // The promoted replica still had the token record: the code is a replay there too, and
     // this time the revocation holds.
-    let again = Answer::of(app.exchange(&APP, &code).await).await;
+    let again = after_failover(&app, &code).await;
     assert_eq!(
         (again.status, again.error()),
         (400, "invalid_grant"),
@@ -525,6 +526,14 @@ async fn fail_over(mut set: SentinelSet, app: &TestApp) -> SentinelSet {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `code` presented after the failover: a 503 (`temporarily_unavailable`, "retry shortly") is
+/// retried as a client would, for [`FAILOVER`] at most. `/readyz` at 200 does not promise that
+/// the very next call is served while the sentinels settle: one CI run of 2026-12-05 met a 503
+/// there (nine runs here, two CPUs busy, did not). The claims are about tokens, not promptness.
+async fn after_failover(app: &TestApp, code: &str) -> Answer {
+    exchange_once_served(app, code, FAILOVER).await
 }
 
 /// Writes fresh codes until one lands (`on`) or does not land (`!on`) on the node at `port`.
