@@ -21,7 +21,12 @@ fn pool_size_zero_is_a_lane_per_worker_and_at_least_eight() {
         let mut settings = shipped();
         settings.server.workers = workers;
         settings.redis.pool_size = pool_size;
-        settings.validate().expect("valid settings").redis.pool_size
+        let redis = settings.validate().expect("valid settings").redis;
+        assert_eq!(
+            redis.pool_size, pool_size,
+            "the setting stays as the files say"
+        );
+        redis.lanes
     };
     assert_eq!(
         shipped().redis.pool_size,

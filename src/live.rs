@@ -295,6 +295,18 @@ mod tests {
         );
     }
 
+    /// `redis.pool_size` 0 follows the CPUs, which may change under a running process (a
+    /// container resized): the files did not change, so a reload has nothing to say of it.
+    #[test]
+    fn lanes_that_follow_the_cpus_are_no_setting_a_reload_could_not_apply() {
+        let started = shipped().validate().expect("valid settings");
+        let mut reloaded = started.clone();
+        reloaded.redis.lanes += 4;
+        assert!(restart_only(&started, &reloaded).is_empty());
+        reloaded.redis.pool_size = 12;
+        assert_eq!(restart_only(&started, &reloaded), ["[redis]"]);
+    }
+
     /// The listener's keep-alive is set when it is built, like every `[server]` setting.
     #[test]
     fn a_reload_that_changes_the_keep_alive_says_it_needs_a_restart() {

@@ -92,7 +92,7 @@ impl Application {
         let redis_target = settings.redis.target();
         log::info!(
             "Redis: {redis_target}; {} connections, timeout {} ms, key prefix `{}`",
-            settings.redis.pool_size,
+            settings.redis.lanes,
             settings.redis.timeout_ms,
             settings.redis.key_prefix
         );
@@ -104,13 +104,13 @@ impl Application {
             Arc::clone(&metrics),
         ));
         let workers = settings.server.worker_threads();
-        if workers > settings.redis.pool_size {
+        if workers > settings.redis.lanes {
             // Each thread keeps the lane it first took: beyond the lanes, a worker's Redis
             // replies are read by another worker, which may be busy signing.
             log::warn!(
                 "{workers} workers share {} Redis connections (redis.pool_size): set \
                  redis.pool_size to at least {workers}",
-                settings.redis.pool_size
+                settings.redis.lanes
             );
         }
         let slots = Arc::new(Slots::new(

@@ -320,7 +320,7 @@ impl Settings {
     }
 
     /// Rejects values that would only fail later, naming the setting, and fills in
-    /// `redis.pool_size` 0 (the default) from the worker count.
+    /// `redis.lanes` from `redis.pool_size` and the worker count.
     pub fn validate(mut self) -> Result<Self, ConfigError> {
         let invalid = |setting, problem: &str| {
             Err(ConfigError::Invalid {
@@ -377,11 +377,12 @@ impl Settings {
         if self.server.shutdown_delay_ms > 600_000 {
             return invalid("server.shutdown_delay_ms", "must be at most 600000");
         }
-        if self.redis.pool_size == 0 {
+        self.redis.lanes = match self.redis.pool_size {
             // A lane per worker: a worker beyond the lanes has its Redis replies read by the
             // worker whose lane it shares, which may be busy signing.
-            self.redis.pool_size = self.server.worker_threads().max(MIN_AUTO_LANES);
-        }
+            0 => self.server.worker_threads().max(MIN_AUTO_LANES),
+            set => set,
+        };
         if !(10..=60_000).contains(&self.redis.timeout_ms) {
             return invalid("redis.timeout_ms", "must be between 10 and 60000");
         }

@@ -51,9 +51,14 @@ pub struct RedisSettings {
     #[serde(default, deserialize_with = "list")]
     pub nodes: Vec<String>,
     /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; each thread
-    /// (a worker) takes the next lane in turn at its first Redis call and keeps it. 0 in the
-    /// file: one per worker thread and at least 8, filled in by `Settings::validate`.
+    /// (a worker) takes the next lane in turn at its first Redis call and keeps it. 0: one per
+    /// worker thread and at least 8 (see `lanes`).
     pub pool_size: usize,
+    /// The lanes `pool_size` comes to, filled in by `Settings::validate` (0 before it): the
+    /// pool is built with these. Not read from the files, and not compared by a reload, which
+    /// compares what the files say: the CPUs changing under `pool_size` 0 is no new setting.
+    #[serde(skip)]
+    pub lanes: usize,
     /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
     pub timeout_ms: u64,
     /// Prefix of every key we read or write (`<prefix>code:<code>`, …).
@@ -96,6 +101,7 @@ impl PartialEq for RedisSettings {
             node_tls,
             nodes,
             pool_size,
+            lanes: _,
             timeout_ms,
             key_prefix,
             replica_acks,
@@ -139,6 +145,7 @@ impl std::fmt::Debug for RedisSettings {
             .field("node_tls", &self.node_tls)
             .field("nodes", &urls(&self.nodes))
             .field("pool_size", &self.pool_size)
+            .field("lanes", &self.lanes)
             .field("timeout_ms", &self.timeout_ms)
             .field("key_prefix", &self.key_prefix)
             .field("replica_acks", &self.replica_acks)
