@@ -156,6 +156,12 @@ impl std::fmt::Debug for RedisSettings {
 }
 
 impl RedisSettings {
+    /// The lanes to build: `lanes`, and at least one, since tools build a store from settings
+    /// that skipped `Settings::validate` (where `lanes` is still 0).
+    pub fn lanes_in_force(&self) -> usize {
+        self.lanes.max(1)
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }

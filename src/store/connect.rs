@@ -123,8 +123,7 @@ impl Connector {
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
         let timeout = settings.timeout();
         let pool = PoolConfig {
-            // As `Store::new`'s lanes: settings that skipped validate() say 0.
-            max_size: settings.lanes.max(1),
+            max_size: settings.lanes_in_force(),
             timeouts: Timeouts {
                 wait: Some(timeout),
                 create: Some(timeout),
@@ -173,7 +172,7 @@ impl Connector {
                     &settings.sentinels,
                     &settings.master_name,
                     node,
-                    settings.lanes.max(1),
+                    settings.lanes_in_force(),
                 )
                 .map_err(config_error)?;
                 Self::Sentinel(sentinels)
@@ -191,7 +190,7 @@ impl Connector {
                     .map_err(config_error)?;
                 Self::Cluster {
                     client: Box::new(client),
-                    connecting: Semaphore::new(settings.lanes.max(1)),
+                    connecting: Semaphore::new(settings.lanes_in_force()),
                 }
             }
         })

@@ -102,9 +102,8 @@ impl Store {
             replicas,
             timeout_ms,
         });
-        // At least one lane: `with_conn` picks one by modulo (validate() fills in `lanes`, but
-        // tools build a Store from settings of their own). Twice as many with acks: `Lanes`.
-        let lanes = settings.lanes.max(1) * if acks.is_some() { 2 } else { 1 };
+        // At least one lane (`with_conn` picks one by modulo); twice as many with acks: `Lanes`.
+        let lanes = settings.lanes_in_force() * if acks.is_some() { 2 } else { 1 };
         Ok(Self {
             connector: Arc::new(Connector::new(settings)?),
             lanes: (0..lanes).map(|_| Lane::default()).collect(),
