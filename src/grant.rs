@@ -231,7 +231,7 @@ pub fn check(
     let scopes = record.scope.into_scopes(rules.scope_separator);
     if let Some(denied) = scopes.iter().find(|s| !client.allows_scope(s)) {
         return Err(OAuthError::InvalidScope(
-            format!("scope `{denied}` is not allowed for this client").into(),
+            format!("scope `{}` is not allowed for this client", quoted(denied)).into(),
         ));
     }
     Ok(Grant {
@@ -239,6 +239,19 @@ pub fn check(
         account_id: record.account_id,
         scopes,
     })
+}
+
+/// The most of a record's scope a description quotes.
+const MAX_QUOTED_SCOPE: usize = 64;
+
+/// A scope from the record as a description (and the log line that names the refusal) may
+/// quote it: escaped, so that a newline in it cannot start a forged log line, and cut short.
+fn quoted(scope: &str) -> String {
+    let mut quoted: String = scope.chars().take(MAX_QUOTED_SCOPE).collect();
+    if quoted.len() < scope.len() {
+        quoted.push('…');
+    }
+    quoted.escape_debug().to_string()
 }
 
 /// The record, or what is wrong with it, in words that quote none of its values.

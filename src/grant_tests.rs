@@ -233,6 +233,30 @@ fn a_scope_the_client_may_not_have_is_refused_and_named() {
 }
 
 #[test]
+fn a_refused_scope_is_quoted_escaped_and_cut_short() {
+    let long = "a".repeat(5000);
+    // (stored scope, what the description quotes)
+    let cases = [
+        ("x\nERROR forged", "x\\nERROR forged".to_owned()),
+        ("x\u{1b}[31m\"", "x\\u{1b}[31m\\\"".to_owned()),
+        (long.as_str(), format!("{}…", "a".repeat(64))),
+    ];
+    for (scope, shown) in cases {
+        let raw = record_with(json!({ "scope": [scope] }));
+        match check_scopes(&raw, " ") {
+            Err(OAuthError::InvalidScope(description)) => {
+                assert_eq!(
+                    description.to_string(),
+                    format!("scope `{shown}` is not allowed for this client")
+                );
+                assert!(!description.contains(char::is_control), "{description}");
+            }
+            other => panic!("{scope:?}: expected invalid_scope, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn a_record_for_another_client_or_redirect_uri_is_refused() {
     // (record changes, client, request redirect_uri, what the description must say)
     let cases = [

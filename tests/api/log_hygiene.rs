@@ -8,8 +8,8 @@ use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH, USERINFO_PATH};
 use uuid::Uuid;
 
 use crate::helpers::{
-    APP, Answer, HYGIENIC, LOGGED, TestApp, TestClient, basic_auth, clients_toml, json_request,
-    spawn_app, spawn_app_with, test_dir,
+    APP, Answer, HYGIENIC, LOGGED, TestApp, TestClient, basic_auth, clients_toml, code_record,
+    json_request, spawn_app, spawn_app_with, test_dir,
 };
 use crate::log_capture;
 
@@ -326,20 +326,8 @@ async fn the_access_log_leaves_out_the_health_probes() {
 #[tokio::test]
 async fn refusals_are_logged_under_the_registered_client_with_the_reason() {
     let log = log_capture::mark();
-    // A client of this test's own (APP's entry under another id), so that its lines are this
-    // test's and no other test's line of the same second holds them back.
-    let id: &'static str =
-        Box::leak(format!("refused-{}", Uuid::new_v4().simple()).into_boxed_str());
-    let client = TestClient { id, ..APP };
-    let fixture = clients_toml();
-    let app_entry = fixture
-        .split("[[clients]]")
-        .find(|entry| entry.contains(&format!("id = \"{}\"\n", APP.id)))
-        .expect("APP in the fixture");
-    let own_entry = app_entry.replace(&format!("id = \"{}\"", APP.id), &format!("id = \"{id}\""));
-    let file = test_dir().join(format!("clients-{id}.toml"));
-    std::fs::write(&file, format!("{fixture}[[clients]]{own_entry}")).expect("clients file");
-    let app = spawn_app_with(|s| s.clients.file = file).await;
+    let (app, client) = with_own_client("refused").await;
+    let id = client.id;
     let has = |lines: &[String], text: &str| lines.iter().any(|l| l.contains(text));
 
     let code = app.issue_code(&client).await;
@@ -372,4 +360,55 @@ async fn refusals_are_logged_under_the_registered_client_with_the_reason() {
     assert!(line.starts_with("INFO"), "{line}");
     assert!(line.contains("redirect_uri"), "{line}");
     assert!(!has(&lines, &code), "the code reached the log");
+}
+
+/// An app whose registry has, besides the fixture's clients, one of this test's own (APP's
+/// entry under a fresh id starting with `prefix`), so that its lines are this test's and no
+/// other test's line of the same second holds them back.
+async fn with_own_client(prefix: &str) -> (TestApp, TestClient) {
+    let id: &'static str =
+        Box::leak(format!("{prefix}-{}", Uuid::new_v4().simple()).into_boxed_str());
+    let fixture = clients_toml();
+    let app_entry = fixture
+        .split("[[clients]]")
+        .find(|entry| entry.contains(&format!("id = \"{}\"\n", APP.id)))
+        .expect("APP in the fixture");
+    let own_entry = app_entry.replace(&format!("id = \"{}\"", APP.id), &format!("id = \"{id}\""));
+    let file = test_dir().join(format!("clients-{id}.toml"));
+    std::fs::write(&file, format!("{fixture}[[clients]]{own_entry}")).expect("clients file");
+    let app = spawn_app_with(|s| s.clients.file = file).await;
+    (app, TestClient { id, ..APP })
+}
+
+/// A scope in a code record is the authorize service's to write, and may come from the user's
+/// authorization request: the refusal's log line quotes it escaped, so that a newline in it
+/// cannot start a forged line.
+#[tokio::test]
+async fn a_refused_scope_cannot_forge_a_log_line() {
+    let log = log_capture::mark();
+    let (app, client) = with_own_client("scoped").await;
+    let forged = format!("FORGED-{}", Uuid::new_v4().simple());
+    let mut record = code_record(&client);
+    record.scope = vec!["user:basic".into(), format!("x\n{forged} ERROR redis down")];
+    let code = app.write_code(&record).await;
+    let answer = Answer::of(app.exchange(&client, &code).await).await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (400, "invalid_scope"),
+        "{}",
+        answer.text
+    );
+    let refused = format!(
+        "client {}: token request refused, invalid_scope: ",
+        client.id
+    );
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&refused)))
+        .await;
+    let line = lines
+        .iter()
+        .find(|l| l.contains(&refused))
+        .expect("the refusal");
+    assert!(line.contains(&format!("x\\n{forged}")), "{line}");
+    assert!(!line.contains(char::is_control), "{line:?}");
 }
