@@ -229,6 +229,13 @@ pub fn check(
     }
     check_pkce(&record, request)?;
     let scopes = record.scope.into_scopes(rules.scope_separator);
+    // RFC 6749 §3.3: a token's scope is at least one scope token; the request names none, so
+    // there is no default to fall back on.
+    if scopes.is_empty() {
+        return Err(OAuthError::InvalidScope(
+            "the authorization code carries no scope; sign in again".into(),
+        ));
+    }
     if let Some(denied) = scopes.iter().find(|s| !client.allows_scope(s)) {
         return Err(OAuthError::InvalidScope(
             format!("scope `{}` is not allowed for this client", quoted(denied)).into(),

@@ -187,8 +187,6 @@ fn scopes_are_read_from_an_array_or_a_string_joined_by_the_configured_separator(
             vec!["user:basic", "user:email"],
         ),
         (" ", json!("user:email"), vec!["user:email"]),
-        (" ", json!(""), vec![]),
-        (",", json!([]), vec![]),
         (
             " ",
             json!([" user:basic", "", "user:email  ", " "]),
@@ -226,6 +224,24 @@ fn a_scope_the_client_may_not_have_is_refused_and_named() {
                     description.contains(&format!("`{denied}`")),
                     "{scope}: {description}"
                 );
+            }
+            other => panic!("{separator:?} {scope}: expected invalid_scope, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_record_with_no_scope_is_refused() {
+    for (separator, scope) in [
+        (" ", json!("")),
+        (",", json!([])),
+        (",", json!(",, ")),
+        (" ", json!([" ", ""])),
+    ] {
+        let raw = record_with(json!({ "scope": scope }));
+        match check_scopes(&raw, separator) {
+            Err(OAuthError::InvalidScope(description)) => {
+                assert!(description.contains("no scope"), "{scope}: {description}");
             }
             other => panic!("{separator:?} {scope}: expected invalid_scope, got {other:?}"),
         }
