@@ -36,6 +36,7 @@ pub struct Client {
     /// loop, and one client's loop, or one kind of refusal, must not hold back another's lines.
     auth_failures: EverySecond,
     token_refusals: EverySecond,
+    foreign_replays: EverySecond,
 }
 
 /// Why the clients file was refused; the message names the file and the client.
@@ -251,6 +252,7 @@ impl Client {
             audience: entry.audience.filter(|a| !a.is_empty()),
             auth_failures: EverySecond::new(),
             token_refusals: EverySecond::new(),
+            foreign_replays: EverySecond::new(),
         })
     }
 
@@ -271,9 +273,30 @@ impl Client {
         );
     }
 
+    /// Warns that this client presented a spent code of a token not its own (or gone), as
+    /// [`Client::log_auth_failure`]: the client may repeat that at the endpoint's rate.
+    pub fn log_foreign_replay(&self) {
+        self.log_limited_at(
+            log::Level::Warn,
+            &self.foreign_replays,
+            format_args!(
+                "spent authorization code presented again; no token of this client's revoked"
+            ),
+        );
+    }
+
     fn log_limited(&self, limit: &EverySecond, what: std::fmt::Arguments<'_>) {
+        self.log_limited_at(log::Level::Info, limit, what);
+    }
+
+    fn log_limited_at(
+        &self,
+        level: log::Level,
+        limit: &EverySecond,
+        what: std::fmt::Arguments<'_>,
+    ) {
         if let Some(more) = limit.admit(unix_now()) {
-            log::info!("client {}: {what}{}", self.id, HeldBack(more));
+            log::log!(level, "client {}: {what}{}", self.id, HeldBack(more));
         }
     }
 

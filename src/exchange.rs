@@ -122,11 +122,7 @@ impl Exchange {
             // (it expired, or was revoked or cleaned up meanwhile): nothing of this client's to
             // revoke, and nothing to say about one.
             Ok(false) => {
-                log::warn!(
-                    "client {}: spent authorization code presented again; no token of this \
-                     client's revoked",
-                    client.id
-                );
+                client.log_foreign_replay();
                 OAuthError::invalid_grant("the authorization code was already used")
             }
             Ok(true) => {

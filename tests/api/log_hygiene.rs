@@ -412,3 +412,41 @@ async fn a_refused_scope_cannot_forge_a_log_line() {
     assert!(line.contains(&format!("x\\n{forged}")), "{line}");
     assert!(!line.contains(char::is_control), "{line:?}");
 }
+
+/// A registered client that presents another client's spent code, in a loop, revokes nothing
+/// (the token is not its own) and is told so in the log at most once a second.
+#[tokio::test]
+async fn another_clients_spent_code_presented_in_a_loop_is_one_warning_a_second() {
+    let log = log_capture::mark();
+    let (app, intruder) = with_own_client("intruder").await;
+    let code = app.issue_code(&APP).await;
+    let exchanged = Answer::of(app.exchange(&APP, &code).await).await;
+    let token = exchanged.json["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let started = std::time::Instant::now();
+    const TRIES: usize = 30;
+    for _ in 0..TRIES {
+        let answer = Answer::of(app.exchange(&intruder, &code).await).await;
+        assert_eq!((answer.status, answer.error()), (400, "invalid_grant"));
+    }
+    let seconds = started.elapsed().as_secs() as usize + 1;
+    let warned = format!(
+        "client {}: spent authorization code presented again",
+        intruder.id
+    );
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&warned)))
+        .await;
+    let warnings = lines.iter().filter(|l| l.contains(&warned)).count();
+    // One per second boundary crossed at most, and a line in the same second as the first.
+    assert!(
+        warnings <= seconds + 1 && warnings < TRIES,
+        "{warnings} warnings in {seconds} s"
+    );
+    assert!(
+        app.is_active(&APP, &token).await,
+        "another client's replay revoked the token"
+    );
+}
