@@ -183,6 +183,13 @@ impl SecretHash {
                      sso-token hash-secret --argon2"
                 ));
             }
+            // A hash cut short or with parameters Argon2 refuses would verify no secret at all:
+            // its client would get 401 for ever, with nothing to say why.
+            if hash.salt.is_none() || hash.hash.is_none() {
+                return Err("Argon2id PHC string lacks its salt or its hash (cut short?)".into());
+            }
+            argon2::Params::try_from(&hash)
+                .map_err(|e| format!("Argon2id PHC string has invalid parameters: {e}"))?;
             return Ok(Self::Argon2 {
                 phc: stored.to_owned(),
                 verified: RwLock::new(None),

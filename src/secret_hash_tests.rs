@@ -214,6 +214,32 @@ fn an_argon2_hash_that_asks_for_too_much_memory_or_time_is_refused() {
 }
 
 #[test]
+fn an_argon2_hash_that_could_verify_no_secret_is_refused() {
+    let params = Params::new(64, 1, 1, None).unwrap();
+    let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+    let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(SECRET.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    assert!(SecretHash::parse("app", &phc).is_ok());
+    let without_hash = &phc[..phc.rfind('$').unwrap()];
+    // (PHC string, what the refusal says)
+    let cases = [
+        (without_hash.to_owned(), "lacks its salt or its hash"),
+        (phc.replace("t=1", "t=0"), "invalid parameters"),
+        (phc.replace("m=64", "m=4"), "invalid parameters"),
+        (phc.replace("p=1", "p=0"), "invalid parameters"),
+    ];
+    for (stored, said) in cases {
+        let error = SecretHash::parse("app", &stored).err();
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains(said)),
+            "{stored}: {error:?}"
+        );
+    }
+}
+
+#[test]
 fn debug_output_shows_no_digest_of_the_secret() {
     let stored = hash_secret_sha256(SECRET);
     let shown = format!("{:?}", SecretHash::parse("app", &stored).unwrap());
