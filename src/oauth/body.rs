@@ -102,9 +102,7 @@ fn parse_json<'a, T: Deserialize<'a>>(
     body: &'a [u8],
     fields: &[&'static str],
 ) -> Result<T, OAuthError> {
-    // RFC 8259 §8.1: a parser may ignore a byte order mark, and some writers still add one
-    // (.NET Framework's `Encoding.UTF8`).
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = without_bom(body);
     // serde's derived struct also reads a JSON array, by position: only an object will do.
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(OAuthError::invalid_request(
@@ -151,6 +149,12 @@ fn explain_json(
         .unwrap_or_else(|| "request body has a field of the wrong type".into())
 }
 
+/// RFC 8259 §8.1: a parser may ignore a byte order mark, and some writers still add one
+/// (.NET Framework's `Encoding.UTF8`).
+fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 fn parse_form<'a, T: Deserialize<'a>>(
     body: &'a [u8],
     fields: &[&'static str],
@@ -163,7 +167,7 @@ fn parse_form<'a, T: Deserialize<'a>>(
     // Read as a form, a JSON object is one unknown field, and the request would fail later for
     // want of its fields (401 for the client's credentials), far from the mistake. Java's
     // `HttpURLConnection` sends every body as a form unless told otherwise.
-    if body.trim_ascii_start().starts_with(b"{") {
+    if without_bom(body).trim_ascii_start().starts_with(b"{") {
         return Err(OAuthError::invalid_request(
             "request body is JSON but Content-Type is application/x-www-form-urlencoded: send \
              Content-Type: application/json",

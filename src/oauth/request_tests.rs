@@ -623,6 +623,10 @@ fn a_client_id_outside_vschar_is_malformed_in_the_body_and_a_failed_authenticati
             let with_long_secret = with(&in_body, "client_secret", &long_secret);
             let description = invalid_request(parse(format, None, &with_long_secret));
             assert!(description.contains("client_id"), "{id:?}: {description}");
+            // Or with none.
+            let no_secret = without(&in_body, &["client_secret"]);
+            let description = invalid_request(parse(format, None, &no_secret));
+            assert!(description.contains("client_id"), "{id:?}: {description}");
             // RFC 6749 §2.3.1: form-urlencoded inside Basic, as a client library sends it.
             let encoded = serde_urlencoded::to_string([("", id)]).unwrap();
             let header = basic(&encoded[1..], SECRET);
@@ -894,7 +898,8 @@ fn a_json_body_may_start_with_a_byte_order_mark() {
 #[test]
 fn a_json_body_sent_as_a_form_is_told_to_be_json() {
     let json = Format::Json.encode(&complete());
-    for body in [json.clone(), [b" \n".as_slice(), &json].concat()] {
+    let with_bom = [b"\xEF\xBB\xBF".as_slice(), &json].concat();
+    for body in [json.clone(), [b" \n".as_slice(), &json].concat(), with_bom] {
         let description = invalid_request(TokenRequest::parse(
             Some("application/x-www-form-urlencoded"),
             None,
