@@ -52,6 +52,11 @@ pub(super) fn credentials(
                     "client_id in the body differs from the one in the Authorization header",
                 ));
             }
+            // RFC 6749 §5.2 wants a 401 with a challenge for a failed attempt at
+            // authentication, which a malformed id in the header is.
+            if !is_client_id(&id) {
+                return Err(OAuthError::authentication_failed());
+            }
             (id, secret, true)
         }
         None => {
@@ -63,6 +68,14 @@ pub(super) fn credentials(
                         .into(),
                 )
             })?;
+            // In the body, a malformed field, whatever came with it.
+            if !is_client_id(&id) {
+                return Err(OAuthError::invalid_request(if id.len() > MAX_CLIENT_ID {
+                    "client_id is too long"
+                } else {
+                    "client_id must be printable ASCII (RFC 6749 VSCHAR: %x20-7E)"
+                }));
+            }
             let secret = body_secret.ok_or_else(|| {
                 OAuthError::InvalidClient(
                     "client_secret is required, in the body or with HTTP Basic".into(),
@@ -71,22 +84,8 @@ pub(super) fn credentials(
             (id.into_owned(), Sensitive::new(secret), false)
         }
     };
-    if !is_client_id(&id) {
-        // Through the Authorization header it is an attempt at authentication that failed, and
-        // RFC 6749 §5.2 wants a 401 with a challenge for those; in the body, a malformed field.
-        return Err(if used_basic {
-            OAuthError::authentication_failed()
-        } else if id.len() > MAX_CLIENT_ID {
-            OAuthError::invalid_request("client_id is too long")
-        } else {
-            OAuthError::invalid_request(
-                "client_id must be printable ASCII (RFC 6749 VSCHAR: %x20-7E)",
-            )
-        });
-    }
     // A wrong secret like any other (RFC 6749 §5.2; with Basic, 401 and its challenge), told
-    // before any hashing: the registry holds no secret this long. After the id, so that a
-    // malformed body `client_id` is named as such whatever came with it.
+    // before any hashing: the registry holds no secret this long.
     if secret.expose().len() > MAX_SECRET {
         return Err(OAuthError::authentication_failed());
     }
