@@ -149,7 +149,7 @@ pub fn redis_url(url: &str) -> String {
         let pairs: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
+                Some((key, _)) if is_password_key(key) => format!("{key}=***"),
                 _ => pair.to_owned(),
             })
             .collect();
@@ -157,6 +157,12 @@ pub fn redis_url(url: &str) -> String {
         shown.push_str(&pairs.join("&"));
     }
     shown
+}
+
+/// The redis crate reads the unix-socket parameters percent-decoded: `pa%73s` is `pass` to it.
+fn is_password_key(key: &str) -> bool {
+    let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+    key == "pass" || key == "password"
 }
 
 #[cfg(test)]
