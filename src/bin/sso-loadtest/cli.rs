@@ -57,7 +57,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "token")]
     pub endpoint: Endpoint,
     /// Connections: each sends its next request when the last is answered (closed loop), or,
-    /// with --rate, the most requests in flight.
+    /// with --rate, the most requests in flight: a request due while all are busy waits for
+    /// one (counted, and warned of, in the summary).
     #[arg(long, short = 'c', default_value_t = 50)]
     pub connections: usize,
     /// Open loop: requests per second on a fixed timetable (released every 200 µs at most);

@@ -67,9 +67,21 @@ pub struct Outcome {
     /// Codes `0..codes_sent` were sent at least once; the rest are unused.
     pub codes_sent: usize,
     pub exhausted: bool,
+    /// Open loop: how the connections kept up with the timetable ([`pace`]).
+    pub saturation: Saturation,
     /// With [`Config::trace`]: (due time, latency) of every answered request in microseconds,
     /// the due time counted from the run's start, in due order.
     pub trace: Vec<(u64, u64)>,
+}
+
+/// Open loop: requests that came due while every connection was busy with an earlier one.
+/// They waited for a connection to come free, so the load was not open while they did (the
+/// server saw at most C requests at once), and that wait is in their send lag and latency.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Saturation {
+    pub requests: u64,
+    /// The most requests that were due and waiting for a connection at once.
+    pub most_waiting: u64,
 }
 
 struct Shared {
@@ -83,6 +95,9 @@ struct Shared {
     done: AtomicU64,
     codes_sent: AtomicUsize,
     exhausted: AtomicBool,
+    /// Filled in by the pacer ([`Saturation`]).
+    saturated: AtomicU64,
+    most_waiting: AtomicU64,
     /// Per target: whether its last health check passed (always, without checks).
     healthy: Vec<AtomicBool>,
 }
@@ -162,6 +177,8 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
         done: AtomicU64::new(0),
         codes_sent: AtomicUsize::new(0),
         exhausted: AtomicBool::new(false),
+        saturated: AtomicU64::new(0),
+        most_waiting: AtomicU64::new(0),
         healthy: (0..targets).map(|_| AtomicBool::new(true)).collect(),
     });
     let checker = (shared.config.health_check.as_ref())
@@ -212,6 +229,10 @@ pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow:
         pacer_cpu_ns,
         codes_sent: shared.codes_sent.load(Relaxed),
         exhausted: shared.exhausted.load(Relaxed),
+        saturation: Saturation {
+            requests: shared.saturated.load(Relaxed),
+            most_waiting: shared.most_waiting.load(Relaxed),
+        },
         trace,
     })
 }
@@ -439,8 +460,16 @@ fn pace(shared: &Shared) {
         // Requests 0..=floor(elapsed × rate) are due.
         let due_now = ((elapsed * rate) as u64 + 1).min(total);
         if due_now > released {
-            permits.add_permits((due_now - released) as usize);
+            let new = due_now - released;
+            permits.add_permits(new as usize);
             released = due_now;
+            // A permit goes at once to a worker waiting for one; those left over found every
+            // connection busy (some may have been for a moment only, between two requests).
+            let waiting = permits.available_permits() as u64;
+            if waiting > 0 {
+                shared.saturated.fetch_add(new.min(waiting), Relaxed);
+                shared.most_waiting.fetch_max(waiting, Relaxed);
+            }
             continue;
         }
         let next_due = shared.start + Duration::from_secs_f64(released as f64 / rate);

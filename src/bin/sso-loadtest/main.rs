@@ -294,6 +294,8 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         rate_per_s: rate,
         latency_us: Latency::of(&tally.latency),
         send_lag_us: args.rate.map(|_| Latency::of(&tally.lag)),
+        saturated_requests: args.rate.map(|_| outcome.saturation.requests),
+        most_waiting_for_a_connection: args.rate.map(|_| outcome.saturation.most_waiting),
         expected_rejections: tally.expected_rejections,
         errors: tally.errors.clone(),
         violations: tally.violation_count,

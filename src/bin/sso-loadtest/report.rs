@@ -32,9 +32,15 @@ pub struct Summary {
     pub elapsed_s: f64,
     /// Successful requests per second: the headline number.
     pub rate_per_s: f64,
+    /// Of the verified answers only: the errors (with `--allow-errors`) are not in it.
     pub latency_us: Latency,
-    /// Open loop: how late requests left against their due time (included in `latency_us`).
+    /// Open loop: how late requests left against their due time (included in `latency_us`):
+    /// the generator's own lateness, and any wait for a free connection (below).
     pub send_lag_us: Option<Latency>,
+    /// Open loop: requests that came due with every connection busy, and the most of them
+    /// waiting at once. Meanwhile the load was closed-loop: raise `connections`.
+    pub saturated_requests: Option<u64>,
+    pub most_waiting_for_a_connection: Option<u64>,
     pub expected_rejections: u64,
     pub errors: BTreeMap<String, u64>,
     pub violations: u64,
@@ -265,7 +271,7 @@ impl Summary {
         let ms = |us: u64| us as f64 / 1000.0;
         let _ = writeln!(
             out,
-            "   latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3}{})",
+            "   latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3}{}{})",
             ms(l.p50),
             ms(l.p90),
             ms(l.p99),
@@ -276,15 +282,32 @@ impl Summary {
                 ", from each request's scheduled time"
             } else {
                 ""
+            },
+            // With --allow-errors: a timed-out or refused request has no place in it.
+            if self.errors.is_empty() {
+                ""
+            } else {
+                "; the verified answers only, not the errors below"
             }
         );
         if let Some(lag) = &self.send_lag_us {
             let _ = writeln!(
                 out,
-                "   send lag ms p50 {:.3}  p99 {:.3}  max {:.3}  (generator's lateness, inside the latency)",
+                "   send lag ms p50 {:.3}  p99 {:.3}  max {:.3}  (due time to sending: the generator's \
+                 lateness and any wait for a free connection, inside the latency)",
                 ms(lag.p50),
                 ms(lag.p99),
                 ms(lag.max)
+            );
+        }
+        if let Some(saturated) = self.saturated_requests.filter(|&n| n > 0) {
+            let _ = writeln!(
+                out,
+                "   WARNING     {saturated} requests ({:.2} %) came due with all {} connections busy \
+                 (up to {} waiting at once): the load was closed-loop meanwhile; raise -c",
+                100.0 * saturated as f64 / self.requests_sent.max(1) as f64,
+                self.connections,
+                self.most_waiting_for_a_connection.unwrap_or(0)
             );
         }
         if self.expected_rejections > 0 {

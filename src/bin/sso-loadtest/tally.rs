@@ -21,7 +21,7 @@ const KEPT_VIOLATIONS: usize = 20;
 pub struct Tally {
     pub latency: Histogram<u64>,
     /// Open loop: how late each request left against its due time (the generator's own lag,
-    /// already inside `latency`).
+    /// and any wait for a free connection; already inside `latency`).
     pub lag: Histogram<u64>,
     pub sent: u64,
     pub successes: u64,
