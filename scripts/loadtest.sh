@@ -228,6 +228,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 rm -f "$out"/server-*.log  # named by random port: a failed run's logs are then its own
+# This run's summaries and traces replace any earlier run's: a run that fails before writing
+# its own must not leave an old one to compare against (a ratio) or to count (the smoke trace).
+rm -f "$out"/{sign-bench,healthz,token,smoke-json,smoke-form,smoke-healthz}.json \
+  "$out"/{smoke-form-trace,trace-healthz,trace-token}.txt "$out"/perf-*.csv
 clean_up_on_exit
 
 find_binaries "$profile" "$build"
@@ -293,7 +297,6 @@ perf_events+=",syscalls:sys_enter_epoll_wait,ipi:ipi_send_cpu,context-switches"
 tcp_segments() { nstat -az TcpOutSegs | awk '$1 == "TcpOutSegs" { print $2 }'; }
 perf_start() {
   [[ $perf_stat == 1 ]] || return 0
-  rm -f "$out/perf-$1.csv" "$out/$1.json"  # a failed count or run must not read an earlier one's
   segments_before=$(tcp_segments)
   perf stat -x, -e "$perf_events" -p "$(IFS=,; echo "${server_pids[*]}")" -o "$out/perf-$1.csv" &
   perf_pid=$!
