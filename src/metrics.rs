@@ -153,13 +153,17 @@ labelled! {
     }
 }
 
-/// Request latency buckets, seconds: an exchange is ~0.3 ms of CPU; the Redis timeout is 1 s.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+/// Request latency buckets, seconds: an exchange is ~0.3 ms of CPU; the top ones show requests
+/// held by Redis timeouts (1 s by default, up to 60) or waiting for an exchange slot (10 s).
+const LATENCY_BUCKETS: [f64; 18] = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0,
 ];
-/// Redis round trips on loopback or a LAN take 0.1 to a few ms.
-const REDIS_BUCKETS: [f64; 13] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+/// Redis round trips on loopback or a LAN take 0.1 to a few ms; the top buckets reach the
+/// longest `redis.timeout_ms`, so that a p99 near any timeout shows as such.
+const REDIS_BUCKETS: [f64; 19] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// The service's metrics, registered in their own registry (one per application, so that
@@ -513,6 +517,13 @@ mod tests {
         for (i, result) in Reload::ALL.iter().enumerate() {
             assert_eq!(*result as usize, i, "{result:?}");
         }
+    }
+
+    #[test]
+    fn the_redis_buckets_reach_the_longest_redis_timeout() {
+        let longest = crate::config::MAX_REDIS_TIMEOUT_MS as f64 / 1000.0;
+        assert!(REDIS_BUCKETS.last().is_some_and(|&top| top >= longest));
+        assert!(REDIS_BUCKETS.is_sorted() && LATENCY_BUCKETS.is_sorted());
     }
 
     #[test]

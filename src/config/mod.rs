@@ -270,6 +270,9 @@ impl Default for ThrottleSettings {
     }
 }
 
+/// The longest `redis.timeout_ms`: the Redis metrics' buckets reach it.
+pub const MAX_REDIS_TIMEOUT_MS: u64 = 60_000;
+
 /// `SSO__<SECTION>__<KEY>` variables; lists comma-separated. Values stay strings until the
 /// setting's type reads them (no `try_parsing`): a password `0123` must not become the number 123.
 fn environment() -> config::Environment {
@@ -383,7 +386,7 @@ impl Settings {
             0 => self.server.worker_threads().max(MIN_AUTO_LANES),
             set => set,
         };
-        if !(10..=60_000).contains(&self.redis.timeout_ms) {
+        if !(10..=MAX_REDIS_TIMEOUT_MS).contains(&self.redis.timeout_ms) {
             return invalid("redis.timeout_ms", "must be between 10 and 60000");
         }
         self.redis.validate()?;
