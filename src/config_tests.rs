@@ -16,7 +16,7 @@ fn check(change: impl FnOnce(&mut RedisSettings)) -> Result<Settings, &'static s
 }
 
 #[test]
-fn pool_size_zero_is_a_lane_per_worker_and_at_least_eight() {
+fn pool_size_zero_is_a_lane_per_worker_and_the_main_thread_and_at_least_eight() {
     let lanes = |workers: usize, pool_size: usize| {
         let mut settings = shipped();
         settings.server.workers = workers;
@@ -34,10 +34,11 @@ fn pool_size_zero_is_a_lane_per_worker_and_at_least_eight() {
         "the shipped default follows the workers"
     );
     assert_eq!(lanes(3, 0), 8);
-    assert_eq!(lanes(12, 0), 12);
+    assert_eq!(lanes(7, 0), 8);
+    assert_eq!(lanes(12, 0), 13);
     assert_eq!(lanes(12, 4), 4, "a pool_size that is set is kept");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert_eq!(lanes(0, 0), cores.max(8));
+    assert_eq!(lanes(0, 0), (cores + 1).max(8));
 }
 
 fn urls(list: &[&str]) -> Vec<String> {

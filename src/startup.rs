@@ -92,7 +92,7 @@ impl Application {
         let redis_target = settings.redis.target();
         log::info!(
             "Redis: {redis_target}; {} connections, timeout {} ms, key prefix `{}`",
-            settings.redis.lanes,
+            store.lane_count(),
             settings.redis.timeout_ms,
             settings.redis.key_prefix
         );

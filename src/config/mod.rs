@@ -382,8 +382,10 @@ impl Settings {
         }
         self.redis.lanes = match self.redis.pool_size {
             // A lane per worker: a worker beyond the lanes has its Redis replies read by the
-            // worker whose lane it shares, which may be busy signing.
-            0 => self.server.worker_threads().max(MIN_AUTO_LANES),
+            // worker whose lane it shares, which may be busy signing. And one for the main
+            // thread, which takes a lane too (the start's checks, the Sentinel failover watch),
+            // and first: the worker sharing its lane would have its replies read there.
+            0 => (self.server.worker_threads() + 1).max(MIN_AUTO_LANES),
             set => set,
         };
         if !(10..=MAX_REDIS_TIMEOUT_MS).contains(&self.redis.timeout_ms) {

@@ -51,8 +51,8 @@ pub struct RedisSettings {
     #[serde(default, deserialize_with = "list")]
     pub nodes: Vec<String>,
     /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; each thread
-    /// (a worker) takes the next lane in turn at its first Redis call and keeps it. 0: one per
-    /// worker thread and at least 8 (see `lanes`).
+    /// (a worker, and the main thread) takes the next lane in turn at its first Redis call and
+    /// keeps it. 0: one per worker thread and one for the main thread, at least 8 (see `lanes`).
     pub pool_size: usize,
     /// The lanes `pool_size` comes to, filled in by `Settings::validate` (0 before it): the
     /// pool is built with these. Not read from the files, and not compared by a reload, which

@@ -443,6 +443,12 @@ impl Store {
         Ok((count.unwrap_or(0), ttl))
     }
 
+    /// The lanes: connections at most (each a connection to every master in Cluster mode),
+    /// twice `redis.pool_size`'s count with `redis.replica_acks`.
+    pub fn lane_count(&self) -> usize {
+        self.lanes.len()
+    }
+
     /// Redis connections held open now (the `sso_redis_connections` gauge).
     pub fn connections(&self) -> usize {
         self.lanes

@@ -152,8 +152,9 @@ async fn more_workers_than_redis_connections_are_warned_of() {
 }
 
 /// README ("Connections"): `redis.pool_size` 0, the shipped default, is one lane per worker
-/// thread (at least 8), so that no worker has its replies read by another. 9 workers: a count
-/// no other test uses, so that the lines looked for are this test's.
+/// thread and one for the main thread (at least 8), so that no worker has its replies read by
+/// another thread. 9 workers: a count no other test uses, so that the lines looked for are
+/// this test's.
 #[tokio::test]
 async fn the_default_pool_size_gives_every_worker_a_lane() {
     let log = crate::log_capture::mark();
@@ -165,11 +166,35 @@ async fn the_default_pool_size_gives_every_worker_a_lane() {
 
     let lines = log.lines();
     assert!(
-        lines.iter().any(|l| l.contains("; 9 connections, timeout")),
-        "the start does not name 9 connections: {lines:?}"
+        lines
+            .iter()
+            .any(|l| l.contains("; 10 connections, timeout")),
+        "the start does not name 10 connections: {lines:?}"
     );
     assert!(
         !lines.iter().any(|l| l.contains("9 workers share")),
         "9 workers on the default lanes were warned of: {lines:?}"
+    );
+}
+
+/// With `redis.replica_acks` the lanes come in two halves (`Lanes`), and the start names every
+/// connection, so that a fleet's count against Redis's `maxclients` is right. 11 workers: a
+/// count no other test uses.
+#[tokio::test]
+async fn with_replica_acks_the_start_names_both_halves_of_the_lanes() {
+    let log = crate::log_capture::mark();
+    let _app = spawn_app_with(|s| {
+        s.server.workers = 11;
+        s.redis.pool_size = 0;
+        s.redis.replica_acks = 1;
+    })
+    .await;
+
+    let lines = log.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("; 24 connections, timeout")),
+        "the start does not name 2 × 12 connections: {lines:?}"
     );
 }
