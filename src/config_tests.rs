@@ -41,6 +41,25 @@ fn pool_size_zero_is_a_lane_per_worker_and_the_main_thread_and_at_least_eight() 
     assert_eq!(lanes(0, 0), (cores + 1).max(8));
 }
 
+#[test]
+fn a_setting_in_the_environment_with_a_misspelt_prefix_is_named() {
+    let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let read = names(&[
+        "SSO__SERVER__LISTEN",
+        "sso__redis__url",
+        "SSO_ENV",
+        "SSO_CONFIG_DIR",
+    ]);
+    assert_eq!(
+        misspelt_prefix(read.into_iter().chain(names(&["PATH"]))),
+        None
+    );
+    for misspelt in ["SSO_SERVER__TLS__CERT", "sso_redis__url", "SSOREDIS__URL"] {
+        let found = misspelt_prefix(names(&["SSO__SERVER__LISTEN", misspelt]).into_iter());
+        assert_eq!(found.as_deref(), Some(misspelt));
+    }
+}
+
 fn urls(list: &[&str]) -> Vec<String> {
     list.iter().map(|u| (*u).to_owned()).collect()
 }

@@ -270,6 +270,16 @@ impl Default for ThrottleSettings {
     }
 }
 
+/// A variable meant as a setting whose prefix is misspelt (`SSO_SERVER__TLS__CERT`): the
+/// environment source skips it unread, so `deny_unknown_fields` never sees it, and a server
+/// would start without the TLS it was given. Any case, as the source reads the names.
+fn misspelt_prefix(names: impl Iterator<Item = String>) -> Option<String> {
+    names.into_iter().find(|name| {
+        let lower = name.to_ascii_lowercase();
+        lower.starts_with("sso") && lower.contains("__") && !lower.starts_with("sso__")
+    })
+}
+
 /// The longest `redis.timeout_ms`: the Redis metrics' buckets reach it.
 pub const MAX_REDIS_TIMEOUT_MS: u64 = 60_000;
 
@@ -309,6 +319,13 @@ where
 impl Settings {
     /// Loads the layered settings from `dir`; `env` names an overlay file, which must exist.
     pub fn load(dir: &Path, env: Option<&str>) -> Result<Self, ConfigError> {
+        let names = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+        if let Some(name) = misspelt_prefix(names) {
+            return Err(ConfigError::Load(format!(
+                "environment variable `{name}` is not read: a setting is SSO__<SECTION>__<KEY>, \
+                 with two underscores after SSO"
+            )));
+        }
         let mut builder = config::Config::builder()
             .add_source(config::File::from(dir.join("default.toml")).required(true));
         if let Some(env) = env.filter(|e| !e.is_empty()) {

@@ -268,3 +268,36 @@ async fn issue_code_takes_a_challenge_that_begins_with_a_hyphen() {
         "a challenge of `--code-challenge-method`"
     );
 }
+
+/// README ("Configuration"): a misspelt setting stops the start. A misspelt prefix
+/// (`SSO_SERVER__…`, one underscore) is never read as a setting at all: it stops the start
+/// too, naming the variable, instead of a server without the TLS it was given.
+#[test]
+fn a_setting_with_a_misspelt_prefix_stops_the_start() {
+    let mut child = without_sso_env(&mut Command::new(env!("CARGO_BIN_EXE_sso-token")))
+        .args(["serve", "--config-dir", "config"])
+        // Were it read, a free port: a server that starts must not meet another's.
+        .env("SSO__SERVER__LISTEN", "127.0.0.1:0")
+        .env("SSO_SERVER__TLS__CERT", "/etc/ssl/sso.pem")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sso-token runs");
+    // A server that starts anyway runs until stopped: give it 10 s, then fail.
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("waited").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the server started with a misspelt setting in its environment");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("sso-token ended");
+    assert!(!output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("`SSO_SERVER__TLS__CERT` is not read"),
+        "{said}"
+    );
+}
