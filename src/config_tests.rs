@@ -475,6 +475,17 @@ fn refusal(change: impl FnOnce(&mut Settings)) -> Option<&'static str> {
 }
 
 #[test]
+fn workers_and_lanes_stop_at_1024() {
+    assert_eq!(refusal(|s| s.server.workers = 1024), None);
+    assert_eq!(refusal(|s| s.server.workers = 1025), Some("server.workers"));
+    assert_eq!(refusal(|s| s.redis.pool_size = 1024), None);
+    assert_eq!(
+        refusal(|s| s.redis.pool_size = 100_000_000),
+        Some("redis.pool_size")
+    );
+}
+
+#[test]
 fn codes_live_ten_minutes_at_most_by_default_and_an_hour_at_most_by_choice() {
     assert_eq!(shipped().token.code_max_age_secs, 600);
     let refused = Some("token.code_max_age_secs");

@@ -280,6 +280,9 @@ fn misspelt_prefix(names: impl Iterator<Item = String>) -> Option<String> {
     })
 }
 
+/// The most `server.workers` and `redis.pool_size` may be.
+const MAX_THREADS_OR_LANES: usize = 1024;
+
 /// The longest `redis.timeout_ms`: the Redis metrics' buckets reach it.
 pub const MAX_REDIS_TIMEOUT_MS: u64 = 60_000;
 
@@ -396,6 +399,17 @@ impl Settings {
         }
         if self.server.shutdown_delay_ms > 600_000 {
             return invalid("server.shutdown_delay_ms", "must be at most 600000");
+        }
+        // Past these a typo would take all memory (a lane each, built at start) or panic,
+        // rather than stop the start with the setting's name.
+        if self.server.workers > MAX_THREADS_OR_LANES {
+            return invalid("server.workers", "must be at most 1024 (0: one per core)");
+        }
+        if self.redis.pool_size > MAX_THREADS_OR_LANES {
+            return invalid(
+                "redis.pool_size",
+                "must be at most 1024 (0: one per worker)",
+            );
         }
         self.redis.lanes = match self.redis.pool_size {
             // A lane per worker: a worker beyond the lanes has its Redis replies read by the
