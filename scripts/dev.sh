@@ -22,6 +22,7 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
 fi
 [[ $# -eq 0 ]] || die "unknown argument $1 (see --help)"
 
+ensure_build_tools
 ensure_redis_server
 ensure_tool curl curl
 

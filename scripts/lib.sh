@@ -68,6 +68,22 @@ ensure_tool() {
   command -v "$1" >/dev/null
 }
 
+# ensure_build_tools [COMPONENT...]: a C compiler (aws-lc and mimalloc build C), installed with
+# apt-get when missing, and the named rustup components (rustfmt, clippy) when a minimal
+# toolchain lacks them: said at once rather than as a linker or cargo error minutes in.
+ensure_build_tools() {
+  ensure_tool cc build-essential
+  command -v rustup >/dev/null 2>&1 || return 0  # a toolchain not from rustup: as it comes
+  local installed component
+  installed="$(rustup component list --installed)"
+  for component in "$@"; do
+    if ! grep -q "^$component-" <<<"$installed"; then
+      echo "== rustup component $component not installed: adding it"
+      rustup component add "$component"
+    fi
+  done
+}
+
 # free_port [paired]: prints a TCP port on 127.0.0.1 that nobody listens on, below the kernel's
 # ephemeral range (a port an outgoing connection has just used may sit in TIME_WAIT and refuse a
 # listener). `paired`: for a Redis Cluster node, whose bus listens on PORT + 10000, that one too.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, unit and integration tests, and the load
 # tool's smoke test.
-# Installs redis-server when it is missing (the integration tests start their own instances).
+# Installs what is missing: redis-server (the integration tests start their own instances), a C
+# compiler, and the toolchain's rustfmt and clippy.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --help     this text
@@ -16,6 +17,7 @@ fi
 [[ $# -eq 0 ]] || die "unknown argument $1 (see --help)"
 
 report_free_disk
+ensure_build_tools rustfmt clippy
 ensure_redis_server
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
