@@ -408,7 +408,7 @@ impl Settings {
         if self.redis.pool_size > MAX_THREADS_OR_LANES {
             return invalid(
                 "redis.pool_size",
-                "must be at most 1024 (0: one per worker)",
+                "must be at most 1024 (0: one per worker and the main thread)",
             );
         }
         self.redis.lanes = match self.redis.pool_size {
