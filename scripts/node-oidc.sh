@@ -42,6 +42,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$alg" =~ ^(RS256|ES256|EdDSA)$ ]] || die "--alg is RS256, ES256 or EdDSA"
 command -v "$node" >/dev/null && command -v npm >/dev/null || die "node and npm are needed"
+ensure_tool python3 python3  # the summary below
 
 dir="$root/target/node-oidc"
 if ! cmp -s scripts/node-oidc/package-lock.json "$dir/package-lock.json" \
@@ -55,7 +56,7 @@ fi
 # ES modules resolve packages next to the importing file.
 cp scripts/node-oidc/server.mjs scripts/node-oidc/client.mjs "$dir/"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 server_pid=""
 trap '[[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true' EXIT
 ALG=$alg CODES=$codes PORT=$port CODES_FILE="$dir/codes.txt" \
