@@ -98,8 +98,8 @@ The same exchange as a standard OAuth client sends it (form body, HTTP Basic):
 Then, with a token (issue a new code first): ask whether it is live, read the user's profile
 with it, revoke it, and fetch the keys that verify it:
 
-  TOKEN=\$(curl -s -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/access_token \
-      -d grant_type=authorization_code -d "code=\$CODE" --data-urlencode redirect_uri=$redirect \
+  TOKEN=\$(curl -s -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/access_token \\
+      -d grant_type=authorization_code -d "code=\$CODE" --data-urlencode redirect_uri=$redirect \\
       | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
   curl -s -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/introspect -d "token=\$TOKEN"
   curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$port/identity/sso/oauth2/user
