@@ -119,7 +119,13 @@ impl Store {
                 .filter(|held| held.generation == generation);
             let held = match cached {
                 Some(held) => held,
-                None => self.connect(lane, generation, None).await?,
+                None => {
+                    let held = self.connect(lane, generation, None).await?;
+                    // A failover may have begun while it connected (a look-up, a turn behind
+                    // another's): not sent then, as a repeat is not.
+                    self.fence_still_holds(generation)?;
+                    held
+                }
             };
             used = Some(held.serial);
             match op(held.conn).await {

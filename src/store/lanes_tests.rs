@@ -1,5 +1,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use deadpool_redis::redis;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,9 +11,10 @@ use super::super::fence::tests::command_name;
 use super::*;
 use crate::config::RedisSettings;
 
-/// A data node that says it is the master (`ROLE`) and `OK` to anything else, and counts the
-/// connections made to it. The calls below never send it a command of their own.
-async fn node(listener: TcpListener, connections: Arc<AtomicUsize>) {
+/// A data node that says it is the master (`ROLE`, after `role_delay`) and `OK` to anything
+/// else, and counts the connections made to it. The calls below never send it a command of
+/// their own.
+async fn node(listener: TcpListener, connections: Arc<AtomicUsize>, role_delay: Duration) {
     while let Ok((mut socket, _)) = listener.accept().await {
         connections.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
@@ -22,6 +24,7 @@ async fn node(listener: TcpListener, connections: Arc<AtomicUsize>) {
                 while let Some((name, used)) = command_name(&seen) {
                     seen.drain(..used);
                     let reply: &[u8] = if name.eq_ignore_ascii_case("role") {
+                        tokio::time::sleep(role_delay).await;
                         b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"
                     } else {
                         b"+OK\r\n"
@@ -38,10 +41,17 @@ async fn node(listener: TcpListener, connections: Arc<AtomicUsize>) {
 /// A Sentinel-mode store whose lanes go to [`node`]: the first of two sentinels (neither
 /// reachable) announced it as the new master, the second has not yet.
 async fn store_on_a_switched_master() -> (Store, Arc<Fence>, Arc<AtomicUsize>) {
+    store_on_a_slow_switched_master(Duration::ZERO).await
+}
+
+/// The same, its node answering `ROLE` only after `role_delay`.
+async fn store_on_a_slow_switched_master(
+    role_delay: Duration,
+) -> (Store, Arc<Fence>, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(node(listener, Arc::clone(&connections)));
+    tokio::spawn(node(listener, Arc::clone(&connections), role_delay));
     let settings: RedisSettings = toml::from_str(
         r#"
         mode = "sentinel"
@@ -117,6 +127,29 @@ async fn a_dropped_call_is_not_sent_again_across_a_failover_that_ended() {
     assert!(matches!(result, Err(StoreError::Failover)), "{result:?}");
     assert_eq!(sent, 1, "sent again in another generation");
     assert_eq!(connections.load(Ordering::SeqCst), 1, "reconnected");
+}
+
+#[tokio::test]
+async fn a_call_is_not_sent_once_a_failover_began_while_it_connected() {
+    let (store, fence, connections) =
+        store_on_a_slow_switched_master(Duration::from_millis(300)).await;
+    let sent = AtomicUsize::new(0);
+    let call = store.with_conn(Lanes::Plain, |_conn| {
+        sent.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    let failover = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fence.on_event(0, "+try-failover", "master mymaster 10.0.0.2 6380");
+    };
+    let (result, ()) = tokio::join!(call, failover);
+    assert!(matches!(result, Err(StoreError::Failover)), "{result:?}");
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        0,
+        "sent after the fence closed"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
 }
 
 /// A Cluster-mode store; nothing listens on its seed.
