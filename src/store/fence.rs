@@ -203,7 +203,7 @@ impl Fence {
 
     /// Moves the fence on an event from the sentinel with index `sentinel` about our master.
     pub(super) fn on_event(&self, sentinel: usize, channel: &str, payload: &str) {
-        if !payload.split(' ').any(|word| word == self.master_name) {
+        if !self.about_our_master(channel, payload) {
             return;
         }
         if channel == "+try-failover" {
@@ -232,6 +232,24 @@ impl Fence {
                 self.open();
             }
         }
+    }
+
+    /// Whether an event names our master where Sentinel puts a master's name: first in
+    /// `+switch-master <name> <old ip> <old port> <new ip> <new port>`, second in the others'
+    /// instance details `master <name> <ip> <port>`. Not any word: sentinels watching other
+    /// groups too would otherwise close our fence on their failovers when our name is `master`,
+    /// or one of their addresses.
+    fn about_our_master(&self, channel: &str, payload: &str) -> bool {
+        let mut words = payload.split(' ');
+        let name = if channel == "+switch-master" {
+            words.next()
+        } else {
+            words
+                .next()
+                .filter(|&kind| kind == "master")
+                .and(words.next())
+        };
+        name == Some(self.master_name.as_str())
     }
 
     /// Records until when the failover that sentinel `sentinel` started may run (0: it ended).

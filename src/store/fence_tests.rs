@@ -24,6 +24,27 @@ fn only_events_about_our_master_move_the_fence() {
     assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
 }
 
+#[test]
+fn another_groups_events_move_nothing_whatever_our_master_is_called() {
+    // Our name is a word of their payloads: `master`, an address, a port.
+    for name in ["master", "10.0.0.9", "6379"] {
+        let fence = Fence::new(&[], name);
+        let start = fence.generation.load(Ordering::Relaxed);
+        fence.on_event(0, "+try-failover", "master other 10.0.0.9 6379");
+        fence.on_event(
+            0,
+            "-failover-abort-no-good-slave",
+            "master other 10.0.0.9 6379",
+        );
+        fence.on_event(0, "+switch-master", "other 10.0.0.9 6379 10.0.0.8 6379");
+        assert!(fence.held(start), "{name}: moved by another group's events");
+        assert!(fence.switched_master().is_none(), "{name}");
+        // Its own still do.
+        fence.on_event(0, "+try-failover", &format!("master {name} 10.0.0.7 6379"));
+        assert!(!fence.held(start), "{name}: not closed by its own failover");
+    }
+}
+
 fn address(port: u16) -> Option<Address> {
     Some(Address {
         host: "10.0.0.2".into(),
