@@ -206,10 +206,7 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
 async fn with_replica_acks_the_start_says_when_its_redis_user_may_not_send_wait() {
     let log = log_capture::mark();
     let redis = RedisServer::start();
-    for (user, rules) in [
-        ("nowait", ["+@all", "-wait"]),
-        ("waits", ["+@all", "+wait"]),
-    ] {
+    for (user, rules) in [("nowait", ["+@all", "-wait"]), ("waits", ["+@all", "+wait"])] {
         let command = redis::cmd("ACL")
             .arg(&["SETUSER", user, "on", ">pw", "~*"])
             .arg(&rules)
