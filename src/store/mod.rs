@@ -467,16 +467,11 @@ impl Store {
     }
 
     /// Whether this Redis can run the exchange at all, for the start to say so: it needs Redis
-    /// 7 (the script's `#!lua` flags, `GETDEL`), a user that may run scripts, and with
-    /// `redis.replica_acks` one that may send `WAIT` (refused after the take, it would spend
-    /// every code on a 503). A PING, and so readiness, passes either way.
+    /// 7 (the script's `#!lua` flags, `GETDEL`) and a user that may run scripts. A PING, and so
+    /// readiness, passes either way.
     pub async fn fitness(&self) -> Result<Fitness, StoreError> {
         let is_noperm =
             |e: &StoreError| matches!(e, StoreError::Redis(e) if e.code() == Some("NOPERM"));
-        let is_unknown_command = |e: &StoreError| {
-            matches!(e, StoreError::Redis(e)
-                if e.detail().is_some_and(|d| d.contains("unknown command")))
-        };
         // `EVAL_RO` and `redis.REDIS_VERSION` exist from Redis 7.0 on. `EVAL_RO` first: the
         // exchange's own calls are then the only `EVAL`s Redis counts; `EVAL` only for a user
         // allowed that but not `EVAL_RO`.
@@ -485,39 +480,19 @@ impl Store {
             asked = self.version_by("EVAL").await;
         }
         match asked {
-            Ok(Some(version)) if self.acks.is_some() => match self.wait_for_none().await {
-                Ok(()) => Ok(Fitness::Runs { version }),
-                Err(e) if is_noperm(&e) || is_unknown_command(&e) => Ok(Fitness::Cannot(
-                    "it refuses WAIT, which redis.replica_acks sends after every exchange: \
-                     every exchange would spend its code and fail; grant +wait (or set \
-                     redis.replica_acks = 0)",
-                )),
-                // Anything else (a timeout) is not what this asks: the version stands.
-                Err(_) => Ok(Fitness::Runs { version }),
-            },
             Ok(Some(version)) => Ok(Fitness::Runs { version }),
             Ok(None) => Ok(Fitness::Cannot(OLDER_THAN_7)),
-            Err(e) if is_unknown_command(&e) => Ok(Fitness::Cannot(OLDER_THAN_7)),
+            Err(StoreError::Redis(e))
+                if e.detail().is_some_and(|d| d.contains("unknown command")) =>
+            {
+                Ok(Fitness::Cannot(OLDER_THAN_7))
+            }
             Err(e) if is_noperm(&e) => Ok(Fitness::Cannot(
                 "its user may not run scripts: every exchange fails; grant +@scripting, or at \
                  least +evalsha +eval",
             )),
             Err(other) => Err(other),
         }
-    }
-
-    /// `WAIT 0 0` on a lane that waits: answered at once (no replica to wait for) where `WAIT`
-    /// is allowed.
-    async fn wait_for_none(&self) -> Result<(), StoreError> {
-        self.with_conn(Lanes::Waiting, |mut conn| async move {
-            let _: i64 = redis::cmd("WAIT")
-                .arg(0)
-                .arg(0)
-                .query_async(&mut conn)
-                .await?;
-            Ok(())
-        })
-        .await
     }
 
     /// `redis.REDIS_VERSION` through `eval` (`EVAL` or `EVAL_RO`): nil before Redis 7.0.

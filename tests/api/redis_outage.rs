@@ -200,50 +200,6 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     );
 }
 
-/// With `redis.replica_acks` every exchange sends `WAIT` after it took its code: a user that
-/// may run scripts but not `WAIT` would spend every code on a 503, so the start says so too.
-#[tokio::test]
-async fn with_replica_acks_the_start_says_when_its_redis_user_may_not_send_wait() {
-    let log = log_capture::mark();
-    let redis = RedisServer::start();
-    for (user, rules) in [("nowait", ["+@all", "-wait"]), ("waits", ["+@all", "+wait"])] {
-        let command = redis::cmd("ACL")
-            .arg(&["SETUSER", user, "on", ">pw", "~*"])
-            .arg(&rules)
-            .clone();
-        let set: Option<String> = crate::topology::query(redis.port(), &command);
-        assert_eq!(set.as_deref(), Some("OK"), "{user}");
-    }
-    let target = |user: &str| format!("Redis redis://{user}:***@127.0.0.1:{}", redis.port());
-    let app_as = |user: &str| {
-        let url = format!("redis://{user}:pw@127.0.0.1:{}", redis.port());
-        spawn_app_with(move |s| {
-            s.redis.url = url;
-            s.redis.replica_acks = 1;
-            s.redis.replica_ack_timeout_ms = 100;
-        })
-    };
-    let _refused = app_as("nowait").await;
-    let _allowed = app_as("waits").await;
-
-    let said = |lines: &[String], level: &str, user: &str| {
-        let named = target(user);
-        lines
-            .iter()
-            .find(|l| l.starts_with(level) && l.contains(&named))
-            .cloned()
-    };
-    let lines = log
-        .lines_when(|lines| {
-            said(lines, "ERROR", "nowait").is_some()
-                && said(lines, "INFO", "waits").is_some_and(|l| l.contains(": version "))
-        })
-        .await;
-    let refused = said(&lines, "ERROR", "nowait").unwrap_or_default();
-    assert!(refused.contains("refuses WAIT"), "{refused}");
-    assert_eq!(said(&lines, "ERROR", "waits"), None);
-}
-
 #[tokio::test]
 async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     let redis = RedisServer::start();
