@@ -262,7 +262,8 @@ impl Metrics {
         let redis_connections = gauge(
             "sso_redis_connections",
             "Redis connections this process holds open (at most redis.pool_size, or with 0 one \
-             per worker and at least 8; twice that with redis.replica_acks)",
+             per worker and one for the main thread, at least 8; twice that with \
+             redis.replica_acks)",
         )?;
         let reloads = counter_vec(
             "sso_config_reloads_total",

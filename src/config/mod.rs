@@ -273,8 +273,8 @@ impl Default for ThrottleSettings {
 /// A variable meant as a setting whose prefix is misspelt (`SSO_SERVER__TLS__CERT`): the
 /// environment source skips it unread, so `deny_unknown_fields` never sees it, and a server
 /// would start without the TLS it was given. Any case, as the source reads the names.
-fn misspelt_prefix(names: impl Iterator<Item = String>) -> Option<String> {
-    names.into_iter().find(|name| {
+fn misspelt_prefix(mut names: impl Iterator<Item = String>) -> Option<String> {
+    names.find(|name| {
         let lower = name.to_ascii_lowercase();
         lower.starts_with("sso") && lower.contains("__") && !lower.starts_with("sso__")
     })
