@@ -3,8 +3,9 @@
 //! `server.shutdown_delay_ms`, time for load balancers to see it unready and send the next
 //! requests elsewhere. Then: no new connections, in-flight requests get up to
 //! `server.shutdown_timeout_secs` to finish (exchanges still waiting for a slot get a 503:
-//! [`Slots::stop_queueing`]), then the metrics listener stops. A second signal ends the
-//! delay, or, during the grace, the process.
+//! [`Slots::stop_queueing`]), then the metrics listener stops. After SIGTERM, a second SIGTERM
+//! ends the delay, or, with none left, is let pass (supervisors repeat it); any other signal
+//! during the grace ends the process.
 //!
 //! The delay exists because closing is racy in HTTP/1.1: when a server closes an idle
 //! keep-alive connection (actix does so at a graceful stop) just as a client sends a request
@@ -116,9 +117,9 @@ impl StopSignals {
 }
 
 /// Waits for the first signal, drains (after SIGTERM, for `plan.delay`), then stops `server`
-/// gracefully and `metrics` after it. A second signal during the delay ends the delay (some
-/// supervisors repeat SIGTERM: that must not drop requests); one during the grace ends the
-/// process.
+/// gracefully and `metrics` after it. Some supervisors repeat SIGTERM, and that must not drop
+/// requests: after a SIGTERM, the next one ends the delay, or, with no delay left, is let pass.
+/// Any other signal during the grace ends the process.
 pub async fn stop_on_signal(
     mut signals: StopSignals,
     server: ServerHandle,
@@ -128,6 +129,8 @@ pub async fn stop_on_signal(
     let stop = signals.next().await;
     let name = stop.name();
     plan.draining.begin();
+    // Whether a repeated SIGTERM is still to be let pass.
+    let mut spare_repeat = stop == Stop::Terminate;
     if stop == Stop::Terminate && !plan.delay.is_zero() {
         log::info!(
             "{name}: unready; serving {} ms more before closing the listener",
@@ -135,7 +138,10 @@ pub async fn stop_on_signal(
         );
         tokio::select! {
             () = tokio::time::sleep(plan.delay) => {}
-            again = signals.next() => log::info!("{}: the delay ends now", again.name()),
+            again = signals.next() => {
+                log::info!("{}: the delay ends now", again.name());
+                spare_repeat = false;
+            }
         }
     }
     let graceful = async {
@@ -149,12 +155,19 @@ pub async fn stop_on_signal(
             metrics.stop(true).await;
         }
     };
-    tokio::select! {
-        // The process ends when the servers have stopped (`Application::run_until_stopped`).
-        () = graceful => {}
-        again = signals.next() => {
-            log::warn!("{} during the grace: stopping at once", again.name());
-            std::process::exit(1);
+    let mut graceful = std::pin::pin!(graceful);
+    loop {
+        tokio::select! {
+            // The process ends when the servers have stopped (`Application::run_until_stopped`).
+            () = &mut graceful => return,
+            again = signals.next() => {
+                if again == Stop::Terminate && std::mem::take(&mut spare_repeat) {
+                    log::info!("SIGTERM again: the grace goes on (another signal ends it)");
+                    continue;
+                }
+                log::warn!("{} during the grace: stopping at once", again.name());
+                std::process::exit(1);
+            }
         }
     }
 }

@@ -43,13 +43,14 @@ async fn pause(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
     admin
 }
 
-async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
-    let redis = RedisServer::start();
-    let mut settings = outlasting_the_pause(&redis);
-    settings.metrics.listen = metrics_listen.into();
-    let server = ServerProcess::start(&config_dir(&settings, &[]));
-    let code = write_code(&settings).await;
-    pause(&redis).await;
+/// A server with `settings` whose Redis (`redis`, paused here) holds the exchange it has read.
+async fn an_exchange_held_by_redis(
+    redis: &RedisServer,
+    settings: &Settings,
+) -> (ServerProcess, RawConn) {
+    let server = ServerProcess::start(&config_dir(settings, &[]));
+    let code = write_code(settings).await;
+    pause(redis).await;
 
     let mut exchange = RawConn::open(&server.base).await;
     exchange
@@ -58,6 +59,14 @@ async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
     // In flight once the server has read it: connections still queued when the signal comes
     // are dropped, as they should be.
     exchange.read_by_server().await;
+    (server, exchange)
+}
+
+async fn an_exchange_in_flight_survives(signal: &str, metrics_listen: &str) {
+    let redis = RedisServer::start();
+    let mut settings = outlasting_the_pause(&redis);
+    settings.metrics.listen = metrics_listen.into();
+    let (server, mut exchange) = an_exchange_held_by_redis(&redis, &settings).await;
     server.signal(signal);
     server.wait_for_log(&format!("SIG{signal}: no new connections"));
     assert!(
@@ -89,6 +98,55 @@ async fn sigterm_lets_the_exchange_in_flight_finish_with_a_metrics_listener() {
 #[tokio::test]
 async fn sigint_lets_the_exchange_in_flight_finish() {
     an_exchange_in_flight_survives("INT", "").await;
+}
+
+/// Without `shutdown_delay_ms` the first SIGTERM starts the grace at once, and a supervisor
+/// that sends it again must not cut the exchange in flight (its code is spent): the repeat is
+/// let pass.
+#[tokio::test]
+async fn a_repeated_sigterm_during_the_grace_lets_the_exchange_in_flight_finish() {
+    let redis = RedisServer::start();
+    let settings = outlasting_the_pause(&redis);
+    let (server, mut exchange) = an_exchange_held_by_redis(&redis, &settings).await;
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM: no new connections");
+
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM again: the grace goes on");
+
+    assert!(exchange.unanswered(), "answered before Redis' pause ended");
+    let (status, _, text) = exchange
+        .answer(ANSWER_WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("the repeated SIGTERM dropped the exchange in flight: {e}"));
+    assert_eq!(status, 200, "{text}");
+    server
+        .ends_cleanly_within(
+            Duration::from_secs(10),
+            "the server ends once its requests are answered",
+        )
+        .await;
+}
+
+/// Past the repeat that is let pass, a signal ends the process without waiting for the
+/// exchange Redis holds.
+#[tokio::test]
+async fn a_third_signal_during_the_grace_ends_the_process() {
+    let redis = RedisServer::start();
+    let settings = outlasting_the_pause(&redis);
+    let (mut server, _exchange) = an_exchange_held_by_redis(&redis, &settings).await;
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM: no new connections");
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM again: the grace goes on");
+
+    server.signal("TERM");
+
+    let status = tokio::task::spawn_blocking(move || server.exit_within(Duration::from_secs(4)))
+        .await
+        .unwrap()
+        .expect("still running 4 s after the third SIGTERM (Redis holds the exchange 6 s)");
+    assert_eq!(status.code(), Some(1), "{status:?}");
 }
 
 /// Once the grace begins, an exchange still waiting for a slot gets a 503 with its code
