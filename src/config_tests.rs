@@ -536,6 +536,16 @@ fn the_shutdown_delay_is_off_by_default_and_ten_minutes_at_most() {
 }
 
 #[test]
+fn the_grace_is_a_second_at_least_and_an_hour_at_most() {
+    assert_eq!(shipped().server.shutdown_timeout_secs, 30);
+    let refused = Some("server.shutdown_timeout_secs");
+    for (grace, expected) in [(0, refused), (1, None), (3600, None), (3601, refused)] {
+        let got = refusal(|s| s.server.shutdown_timeout_secs = grace);
+        assert_eq!(got, expected, "shutdown_timeout_secs = {grace}");
+    }
+}
+
+#[test]
 fn keep_alive_outlasts_the_common_balancers_by_default_and_is_an_hour_at_most() {
     assert_eq!(shipped().server.keep_alive_secs, 75);
     let without: Settings = toml::from_str(

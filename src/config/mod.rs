@@ -397,6 +397,10 @@ impl Settings {
         if !(1..=600_000).contains(&self.server.slot_wait_ms) {
             return invalid("server.slot_wait_ms", "must be between 1 and 600000");
         }
+        // 0 would cut every exchange in flight at a stop, codes spent and answers lost.
+        if !(1..=3600).contains(&self.server.shutdown_timeout_secs) {
+            return invalid("server.shutdown_timeout_secs", "must be between 1 and 3600");
+        }
         if self.server.shutdown_delay_ms > 600_000 {
             return invalid("server.shutdown_delay_ms", "must be at most 600000");
         }
