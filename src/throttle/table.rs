@@ -35,8 +35,15 @@ pub(super) struct Table<K> {
 
 struct Entries<K> {
     held: HashMap<K, Seen>,
+    /// How many of `held` count less than the floor: with none, a key at the floor that finds
+    /// the table full is turned away without reading every entry for room (once the table is
+    /// full of keys at the floor, each new one from a spread-out attack would).
+    below_floor: usize,
     /// When the expired entries were last swept out (a sweep reads all of them, under the lock).
     swept: Option<Instant>,
+    /// Passes that gave up keys below the floor for one at it.
+    #[cfg(test)]
+    floor_passes: usize,
 }
 
 /// How often a full table may be swept: in between, new keys are turned away.
@@ -59,7 +66,10 @@ impl<K: std::hash::Hash + Eq> Table<K> {
         Self {
             entries: Mutex::new(Entries {
                 held: HashMap::new(),
+                below_floor: 0,
                 swept: None,
+                #[cfg(test)]
+                floor_passes: 0,
             }),
             live_until: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -120,6 +130,7 @@ impl<K: std::hash::Hash + Eq> Table<K> {
         if self.idle(now) {
             // Every window has ended: start afresh.
             entries.held.clear();
+            entries.below_floor = 0;
         }
         entries
     }
@@ -136,9 +147,16 @@ impl<K: std::hash::Hash + Eq> Table<K> {
         // Rounded up, so that `idle` never says so of a window still open.
         let open_until = self.millis(seen.until + Duration::from_nanos(999_999));
         self.live_until.fetch_max(open_until, Ordering::Relaxed);
+        let floor = self.floor;
         if let Some(known) = entries.held.get_mut(&key) {
             if replaces(known) {
+                let was_below = known.count < floor;
                 *known = seen;
+                match (was_below, seen.count < floor) {
+                    (true, false) => entries.below_floor -= 1,
+                    (false, true) => entries.below_floor += 1,
+                    _ => {}
+                }
             }
             return;
         }
@@ -146,17 +164,29 @@ impl<K: std::hash::Hash + Eq> Table<K> {
             .swept
             .is_none_or(|swept| now.saturating_duration_since(swept) >= SWEEP_EVERY);
         if entries.held.len() >= MAX_TRACKED && sweep_due {
-            entries.held.retain(|_, s| s.until > now);
+            let mut below = 0;
+            entries.held.retain(|_, s| {
+                let live = s.until > now;
+                below += usize::from(live && s.count < floor);
+                live
+            });
+            entries.below_floor = below;
             entries.swept = Some(now);
         }
-        let worth_noting = seen.count >= self.floor;
-        if entries.held.len() >= MAX_TRACKED && worth_noting && self.floor > 1 {
-            // Room at the cost of keys below the floor (every count is at least one): a full
-            // pass under the lock, as the sweep's, paid only by a key at the floor that finds
-            // the table full; filling it with such keys takes `floor` failures each.
-            entries.held.retain(|_, s| s.count >= self.floor);
+        let worth_noting = seen.count >= floor;
+        if entries.held.len() >= MAX_TRACKED && worth_noting && entries.below_floor > 0 {
+            // Room at the cost of keys below the floor: a full pass under the lock, as the
+            // sweep's, paid only by a key at the floor that finds the table full while some
+            // key below it is there to give up its place.
+            entries.held.retain(|_, s| s.count >= floor);
+            entries.below_floor = 0;
+            #[cfg(test)]
+            {
+                entries.floor_passes += 1;
+            }
         }
         if entries.held.len() < MAX_TRACKED {
+            entries.below_floor += usize::from(seen.count < floor);
             entries.held.insert(key, seen);
         } else if worth_noting {
             let until = self.millis(seen.until);
@@ -238,6 +268,46 @@ mod tests {
             table.put(key, high, now);
         }
         assert!(table.may_miss(now), "a key at the floor was turned away");
+    }
+
+    /// Once the table is full of keys at the floor, a new one is turned away without a pass
+    /// over all of them: an attack spread over many addresses would otherwise pay one per
+    /// request, under the lock every request takes.
+    #[test]
+    fn a_table_full_of_keys_at_the_floor_turns_a_new_one_away_without_a_pass() {
+        let table: Table<u32> = Table::with_floor(2);
+        let now = Instant::now();
+        let until = now + Duration::from_secs(60);
+        let (low, high) = (Seen { count: 1, until }, Seen { count: 2, until });
+        let passes = || table.entries.lock().unwrap().floor_passes;
+        let below = || table.entries.lock().unwrap().below_floor;
+        // Keys below the floor, two of them raised to it, then the table filled at the floor.
+        for key in 0..10 {
+            table.put(key, low, now);
+        }
+        table.put(3, high, now);
+        table.add_one(4, Duration::from_secs(60), now);
+        assert_eq!(below(), 8);
+        for key in 10..(MAX_TRACKED as u32) {
+            table.put(key, high, now);
+        }
+        assert_eq!(passes(), 0, "the table was not full yet");
+
+        // The first key at the floor that finds it full makes room once...
+        table.put(u32::MAX, high, now);
+        assert_eq!(passes(), 1);
+        assert_eq!(table.get(&u32::MAX, now).map(|s| s.count), Some(2));
+        // ...then the table holds nothing to give up, and no key pays for a pass.
+        for key in 0..1_000 {
+            table.put(MAX_TRACKED as u32 + key, high, now);
+        }
+        assert_eq!(
+            passes(),
+            1,
+            "passes over a table with nothing below the floor"
+        );
+        assert!(table.may_miss(now), "keys at the floor were turned away");
+        assert_eq!(below(), 0);
     }
 
     #[test]
