@@ -3,9 +3,11 @@
 //!
 //! Semantics, with N = `throttle.max_failures` and W = `throttle.window_secs`:
 //! - Every failed client authentication (unknown client, disabled client, wrong secret) adds one
-//!   to three counters in Redis, one round trip for all: its source address's, its client id's,
-//!   and, for a registered client id, that id's at that address. The first failure of a window
-//!   starts it; it ends W seconds later (fixed window).
+//!   to three counters in Redis, one round trip for all: its source address's and, for a
+//!   registered client id, that id's and that id's at that address. An unknown id has no secret
+//!   to guess, and a counter per made-up id would let an attacker fill Redis and the local
+//!   table with them. The first failure of a window starts it; it ends W seconds later (fixed
+//!   window).
 //! - Once an address has N failures in the window, its token, introspection and revocation
 //!   requests get 429 until the window ends, for every client id that failed from it and every
 //!   unknown one: the address is where the failures come from. A registered client id that has
@@ -260,14 +262,14 @@ impl Throttle {
             Some((by, until)) => self.throttled(by, until, now),
             None => failure,
         };
-        let client_key = client_blocked
-            .is_none()
+        // Only a registered id has a secret to guess, and only it is let past an address's
+        // block (`admit`): only its failures are counted by id, and at the address.
+        let registered = attempt.registered();
+        let client_key = (registered && client_blocked.is_none())
             .then(|| self.store.throttle_client_key(client_id));
         let address_key = source.map(|a| self.store.throttle_address_key(a));
-        // Only a registered id is let past an address's block (`admit`), so only its failures
-        // there need remembering.
         let pair_key = source
-            .filter(|_| attempt.registered())
+            .filter(|_| registered)
             .map(|a| self.store.throttle_client_at_key(client_id, a));
         // At once (one round trip on a single node), and each on its own: in a Cluster with
         // one node down, the counters on the others still count and block.

@@ -593,6 +593,28 @@ async fn a_trusted_proxys_request_without_forwarded_for_is_not_counted_against_i
     assert_eq!(unknown.status, 401, "an unknown id: {}", unknown.text);
 }
 
+/// An unknown client id has no secret to guess: its failures count against their address
+/// only, and made-up ids leave no counter each in Redis.
+#[tokio::test]
+async fn made_up_client_ids_leave_no_counter_of_their_own() {
+    let app = app(true).await;
+    for i in 0..MAX {
+        let answer = attempt(&app, &format!("ghost-{i}"), WRONG, "203.0.113.61").await;
+        assert_eq!(answer.status, 401, "{}", answer.text);
+    }
+    let wrong_secret = attempt(&app, APP.id, WRONG, "203.0.113.62").await;
+    assert_eq!(wrong_secret.status, 401, "{}", wrong_secret.text);
+
+    let blocked = attempt(&app, "ghost-next", WRONG, "203.0.113.61").await;
+    assert_throttled(&blocked, "the address of the made-up ids");
+    assert_eq!(
+        app.keys("throttle:client:*").await,
+        [app.store.throttle_client_key(APP.id)],
+        "counters by client id"
+    );
+    assert_eq!(app.keys("throttle:addr:*").await.len(), 2);
+}
+
 /// An app whose address table a test fills: with a window that outlasts the fill however slow
 /// the machine (expired entries would make room).
 async fn app_to_fill(max_failures: u64) -> TestApp {
