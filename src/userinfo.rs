@@ -21,8 +21,9 @@ pub struct Profile {
     pub mobile: Option<String>,
 }
 
-/// The answer of the user info endpoint. A field the scopes do not allow is absent; one they
-/// allow but the record lacks is `null`. `sub` (the token's, the account id) is there for
+/// The answer of the user info endpoint. A field the scopes do not allow is absent, and so is
+/// one they allow but the record lacks (OpenID Connect Core §5.3.2: not `null`, on which
+/// clients that map a field to a user attribute fail). `sub` (the token's, the account id) is there for
 /// OpenID-style clients, which refuse an answer without it; `id` is the same, our own name.
 #[derive(Debug, PartialEq, Eq, Serialize)]
 pub struct UserInfo<'a> {
@@ -31,13 +32,13 @@ pub struct UserInfo<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<Option<&'a str>>,
+    pub name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub avatar: Option<Option<&'a str>>,
+    pub avatar: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<Option<&'a str>>,
+    pub email: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mobile: Option<Option<&'a str>>,
+    pub mobile: Option<&'a str>,
 }
 
 /// The fields `scopes` allow, or `None` when they allow none of them.
@@ -49,7 +50,7 @@ pub fn disclose<'a>(
 ) -> Option<UserInfo<'a>> {
     let has = |scope: &str| scopes.iter().any(|s| s == scope);
     let (basic, contract) = (has(BASIC), has(CONTRACT));
-    let when = |allowed: bool, field: &'a Option<String>| allowed.then_some(field.as_deref());
+    let when = |allowed: bool, field: &'a Option<String>| field.as_deref().filter(|_| allowed);
     (basic || contract).then(|| UserInfo {
         sub: account_id,
         id: account_id,
@@ -83,15 +84,15 @@ mod tests {
     }
 
     #[test]
-    fn each_scope_shows_its_own_fields_and_null_for_unknown_values() {
+    fn each_scope_shows_its_own_fields_and_leaves_out_unknown_values() {
         let basic = json!({
-            "sub": "8cne", "id": "8cne", "username": "zhangs", "name": "Zhang San", "avatar": null
+            "sub": "8cne", "id": "8cne", "username": "zhangs", "name": "Zhang San"
         });
         let contract = json!({
             "sub": "8cne", "id": "8cne", "email": "zs@example.com", "mobile": "13800000000"
         });
         let both = json!({
-            "sub": "8cne", "id": "8cne", "username": "zhangs", "name": "Zhang San", "avatar": null,
+            "sub": "8cne", "id": "8cne", "username": "zhangs", "name": "Zhang San",
             "email": "zs@example.com", "mobile": "13800000000"
         });
         assert_eq!(shown(&[BASIC]), basic);
