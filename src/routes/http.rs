@@ -1,5 +1,5 @@
 //! What the route modules share: the methods of each resource and the 405 of any other
-//! (RFC 9110 §15.5.6, with `Allow`), the `no-store` headers of answers that carry tokens or user
+//! (RFC 9110 §15.5.6, with `Allow`), the CORS preflight of the public documents, the `no-store` headers of answers that carry tokens or user
 //! data (RFC 6749 §5.1), and reading headers and bounded bodies.
 
 use std::borrow::Cow;
@@ -54,6 +54,42 @@ where
 {
     get_and_head(path, handler).default_service(method_not_allowed("GET, HEAD"))
 }
+
+/// [`get`] for the public documents (JWKS, metadata), which browser apps read cross-origin: it
+/// also answers the CORS preflight (`OPTIONS`) a browser sends first when the fetch carries a
+/// header of its own (an `Authorization` an interceptor adds to every request), which would
+/// otherwise get a 405 and block the fetch.
+pub fn public_get<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    get_and_head(path, handler)
+        .route(web::method(actix_web::http::Method::OPTIONS).to(preflight))
+        .default_service(method_not_allowed("GET, HEAD, OPTIONS"))
+}
+
+/// 204 allowing any origin to GET with the headers it asks for: the documents are public, and
+/// no credentials are involved (`*` allows none).
+async fn preflight(request: HttpRequest) -> actix_web::HttpResponse {
+    let mut answer = actix_web::HttpResponse::NoContent();
+    answer
+        .insert_header((header::ALLOW, "GET, HEAD, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE));
+    if let Some(asked) = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+    {
+        answer.insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone()));
+    }
+    answer.finish()
+}
+
+/// Seconds a browser may keep a preflight's answer (Chromium keeps it 2 hours at most).
+const PREFLIGHT_MAX_AGE: &str = "7200";
 
 /// A resource that answers GET, HEAD and POST (user info, for OpenID Connect clients); any other
 /// method gets 405 `Allow: GET, HEAD, POST`.

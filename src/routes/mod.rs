@@ -30,10 +30,10 @@ pub(crate) fn configure(routes: &mut ServiceConfig, with_metrics: bool) {
         .service(http::post(INTROSPECT_PATH, introspect::introspect))
         .service(http::post(REVOKE_PATH, introspect::revoke))
         .service(http::get_or_post(USERINFO_PATH, userinfo::user))
-        .service(http::get(JWKS_PATH, discovery::jwks))
-        .service(http::get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
-        .service(http::get(METADATA_PATH, discovery::metadata))
-        .service(http::get(
+        .service(http::public_get(JWKS_PATH, discovery::jwks))
+        .service(http::public_get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
+        .service(http::public_get(METADATA_PATH, discovery::metadata))
+        .service(http::public_get(
             &format!("{METADATA_PATH}/{{path:.+}}"),
             discovery::metadata_of_issuer_path,
         ))

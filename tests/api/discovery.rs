@@ -17,6 +17,7 @@ use crate::helpers::{
 const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 const JWKS_PATH: &str = "/identity/sso/oauth2/jwks";
 const JWKS_WELL_KNOWN_PATH: &str = "/.well-known/jwks.json";
+const TOKEN_PATH: &str = "/identity/sso/oauth2/access_token";
 
 async fn get(app: &crate::helpers::TestApp, url: &str) -> Answer {
     Answer::of(app.http.get(url).send().await.expect("sent")).await
@@ -234,6 +235,44 @@ async fn browsers_may_read_the_public_documents_from_any_origin_but_not_the_toke
     }
     let token = Answer::of(app.exchange(&APP, "OC-no-such-code").await).await;
     assert_eq!(token.status, 400);
+    assert_eq!(token.header("access-control-allow-origin"), None);
+}
+
+/// A fetch that carries a header of its own (an `Authorization` that an interceptor adds to
+/// every request) is preceded by a preflight, whose refusal would block it; the token endpoint
+/// still refuses one.
+#[tokio::test]
+async fn a_browsers_preflight_for_the_public_documents_is_allowed_but_not_for_the_token() {
+    let app = spawn_app().await;
+    let preflight = |path: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("Origin", "https://app.example")
+            .header("Access-Control-Request-Method", "GET")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,x-requested-with",
+            )
+            .send()
+    };
+    for path in [METADATA_PATH, JWKS_PATH, JWKS_WELL_KNOWN_PATH] {
+        let answer = Answer::of(preflight(path).await.expect("sent")).await;
+        assert_eq!(answer.status, 204, "{path}: {}", answer.text);
+        assert_eq!(
+            answer.header("access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+        let methods = answer.header("access-control-allow-methods").unwrap_or("");
+        assert!(methods.split(", ").any(|m| m == "GET"), "{path}: {methods}");
+        assert_eq!(
+            answer.header("access-control-allow-headers"),
+            Some("authorization,x-requested-with"),
+            "{path}"
+        );
+    }
+    let token = Answer::of(preflight(TOKEN_PATH).await.expect("sent")).await;
+    assert_eq!(token.status, 405, "{}", token.text);
     assert_eq!(token.header("access-control-allow-origin"), None);
 }
 

@@ -8,6 +8,8 @@ use crate::helpers::{Answer, spawn_app, spawn_app_with};
 const POST: &str = "POST";
 const GET: &str = "GET, HEAD";
 const GET_OR_POST: &str = "GET, HEAD, POST";
+/// The public documents, which answer a browser's CORS preflight too.
+const PUBLIC: &str = "GET, HEAD, OPTIONS";
 
 /// The user info path, which HEAD without a token answers as GET does: 401.
 const USER_INFO: &str = "/identity/sso/oauth2/user";
@@ -20,9 +22,9 @@ const PATHS: [(&str, &str); 10] = [
     ("/identity/sso/oauth2/introspect", POST),
     ("/identity/sso/oauth2/revoke", POST),
     (USER_INFO, GET_OR_POST),
-    ("/identity/sso/oauth2/jwks", GET),
-    ("/.well-known/jwks.json", GET),
-    ("/.well-known/oauth-authorization-server", GET),
+    ("/identity/sso/oauth2/jwks", PUBLIC),
+    ("/.well-known/jwks.json", PUBLIC),
+    ("/.well-known/oauth-authorization-server", PUBLIC),
     ("/healthz", GET),
     ("/readyz", GET),
     ("/metrics", GET),
@@ -32,6 +34,7 @@ fn wrong_methods(allow: &str) -> Vec<Method> {
     let wrong = match allow {
         POST => [Method::GET, Method::PUT, Method::DELETE, Method::OPTIONS],
         GET => [Method::POST, Method::PUT, Method::PATCH, Method::OPTIONS],
+        PUBLIC => [Method::POST, Method::PUT, Method::PATCH, Method::DELETE],
         _ => [Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS],
     };
     wrong.to_vec()
