@@ -37,7 +37,7 @@ struct Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
-    let set = Arc::new(blocking(SentinelSet::start).await);
+    let set = Arc::new(blocking(SentinelSet::start_to_fail_over).await);
     let app = Arc::new(
         spawn_app_with(|s| {
             set.configure(&mut s.redis);
@@ -137,7 +137,7 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
 /// through to the outgoing master, where what it took could be lost.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
-    let set = Arc::new(blocking(SentinelSet::start).await);
+    let set = Arc::new(blocking(SentinelSet::start_to_fail_over).await);
     let app = spawn_app_with(|s| {
         set.configure(&mut s.redis);
         s.redis.timeout_ms = TIMEOUT_MS;
@@ -252,7 +252,7 @@ async fn connections_straight_to_the_announced_master_carry_the_node_password() 
 }
 
 async fn no_request_reaches_the_old_master(password: Option<&'static str>) {
-    let set = Arc::new(blocking(SentinelSet::start).await);
+    let set = Arc::new(blocking(SentinelSet::start_to_fail_over).await);
     if let Some(password) = password {
         set.protect(password);
     }

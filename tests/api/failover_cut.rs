@@ -36,7 +36,9 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     .await;
     let app = spawn_app_with(|s| {
         set.configure(&mut s.redis);
-        s.redis.timeout_ms = 1000;
+        // Long enough to outlast the proxy's hook, which holds the call while the failover
+        // begins (the fence may take up to 2 s to close): the call must be cut, not time out.
+        s.redis.timeout_ms = 5000;
     })
     .await;
     let code = app.write_code(&code_record(&APP)).await;

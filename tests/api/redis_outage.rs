@@ -16,8 +16,9 @@ use crate::redis_server::{HeldPort, RedisServer};
 use crate::topology::script_calls;
 
 const TIMEOUT_MS: u64 = 300;
-/// Well under 2 s, and more than three times the configured timeout.
-const PROMPT: Duration = Duration::from_secs(1);
+/// Well under the 2.5 s of the longest block an exchange waits out below, and five times the
+/// configured timeout.
+const PROMPT: Duration = Duration::from_millis(1500);
 
 async fn app_on(redis_url: String) -> TestApp {
     spawn_app_with(|s| {
@@ -825,7 +826,7 @@ async fn a_script_that_runs_after_its_503_gives_no_token_and_its_retry_is_a_repl
     assert_eq!(app.exchange(&APP, &warm).await.status().as_u16(), 200);
     let pending = app.issue_code(&APP).await;
 
-    let blocked = block(&redis, 1.5).await;
+    let blocked = block(&redis, 2.5).await;
     assert_unavailable(&app, &pending).await;
     blocked.await.unwrap();
 
@@ -900,7 +901,7 @@ async fn readiness_probes_that_come_together_share_their_pings() {
 /// `redis.timeout_ms`, not for the first PING and then for one of its own.
 #[tokio::test]
 async fn a_readiness_probe_behind_a_ping_out_waits_at_most_the_timeout() {
-    const TIMEOUT: Duration = Duration::from_millis(1000);
+    const TIMEOUT: Duration = Duration::from_millis(2000);
     let redis = RedisServer::start_with(&["--enable-debug-command", "yes"], None);
     let app = spawn_app_with(|s| {
         s.redis.url = redis.url();
@@ -908,11 +909,13 @@ async fn a_readiness_probe_behind_a_ping_out_waits_at_most_the_timeout() {
     })
     .await;
     assert_eq!(status_of(&app, "/readyz").await, 200);
-    let blocked = block(&redis, 3.0).await;
+    let blocked = block(&redis, 4.0).await;
 
+    // The second probe comes halfway through the first's PING: it should wait ~1 s, 1 s short
+    // of the timeout, and a PING of its own would take that whole timeout.
     let first = status_of(&app, "/readyz");
     let (first, second) = tokio::join!(first, async {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(TIMEOUT / 2).await;
         let started = Instant::now();
         (status_of(&app, "/readyz").await, started.elapsed())
     });

@@ -439,7 +439,7 @@ async fn cluster_with_a_replica_of_master_0() -> Cluster {
 
 /// A Sentinel set-up of its own and an app on it; `acks`: `redis.replica_acks = 1`.
 async fn sentinel_app(acks: bool) -> (SentinelSet, TestApp) {
-    let set = tokio::task::spawn_blocking(SentinelSet::start)
+    let set = tokio::task::spawn_blocking(SentinelSet::start_to_fail_over)
         .await
         .unwrap();
     let app = spawn_app_with(|s| {

@@ -107,7 +107,7 @@ fn shared_cluster() -> &'static Cluster {
 /// (the tests that fail over start sets of their own).
 fn shared_sentinel() -> &'static SentinelSet {
     static SENTINEL: OnceLock<SentinelSet> = OnceLock::new();
-    SENTINEL.get_or_init(|| SentinelSet::start_set(|port| port, SHARED_DOWN_AFTER_MS))
+    SENTINEL.get_or_init(|| SentinelSet::start_set(|port| port, STEADY_DOWN_AFTER_MS))
 }
 
 /// A directory under the target's temp dir, removed by the wrapper of the process using it.
@@ -255,7 +255,14 @@ pub struct SentinelSet {
 }
 
 impl SentinelSet {
+    /// A set of its own that a test does not fail over: a stall of the busy machine must not
+    /// fail it over either.
     pub fn start() -> Self {
+        Self::start_set(|port| port, STEADY_DOWN_AFTER_MS)
+    }
+
+    /// A set of its own that fails over soon after its master goes silent.
+    pub fn start_to_fail_over() -> Self {
         Self::start_behind(|port| port)
     }
 
@@ -364,8 +371,9 @@ const MASTER_FLAGS: [&str; 6] = [
 
 /// A test's own set fails over soon after it stops its master.
 const DOWN_AFTER_MS: u64 = 1000;
-/// The shared set's: a stall of a busy 2-core machine must not fail it over.
-const SHARED_DOWN_AFTER_MS: u64 = 5000;
+/// The shared set's, and that of a set a test does not fail over: a stall of a busy 2-core
+/// machine must not fail it over.
+const STEADY_DOWN_AFTER_MS: u64 = 5000;
 
 fn sentinel_conf(master_port: u16, down_after_ms: u64) -> String {
     format!(
