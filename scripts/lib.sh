@@ -30,14 +30,26 @@ report_free_disk() {
   fi
 }
 
+# apt_install PACKAGE...: apt-get update and install, waiting up to 10 minutes for the package
+# lock (a fresh cloud machine runs apt-daily or unattended-upgrades at boot) and retrying an
+# update that fails (a mirror mid-sync).
+apt_install() {
+  local sudo="" lock=(-o DPkg::Lock::Timeout=600) try
+  if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
+  for try in 1 2 3; do
+    $sudo apt-get "${lock[@]}" update -qq && break
+    ((try < 3)) || return 1
+    echo "== apt-get update failed; again in 10 s" >&2
+    sleep 10
+  done
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -qq "$@" >/dev/null
+}
+
 # Installs redis-server with apt-get when it is not on PATH (fresh Debian machines, CI).
 ensure_redis_server() {
   if ! command -v redis-server >/dev/null 2>&1; then
     echo "== redis-server not found: installing it with apt-get"
-    local sudo=""
-    if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    apt_install redis-server
     # The Debian package starts a system instance on 6379; leave it, tests use their own ports.
     command -v redis-server >/dev/null
   fi
@@ -61,10 +73,7 @@ redis_at_least_7() {
 ensure_tool() {
   command -v "$1" >/dev/null 2>&1 && return 0
   echo "== $1 not found: installing $2 with apt-get"
-  local sudo=""
-  if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  apt_install "$2"
   command -v "$1" >/dev/null
 }
 
