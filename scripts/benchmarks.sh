@@ -2,8 +2,9 @@
 # Runs the whole benchmark suite of BENCHMARKS.md with scripts/loadtest.sh and prints its tables
 # (markdown). Takes about 15 minutes; wants a quiet 2-core machine: the server on CPU 0 with one
 # worker, the generator and a private Redis on CPU 1, both with real-time priority (see
-# --redis-rt and --client-rt in scripts/loadtest.sh --help). Every open-loop run also drives
-# GET /healthz at the same rate: the latency this machine gives a trivial request.
+# --redis-rt and --client-rt in scripts/loadtest.sh --help). Every open-loop run but those of
+# --acks also drives GET /healthz at the same rate: the latency this machine gives a trivial
+# request.
 #
 #   scripts/benchmarks.sh [OUT_DIR]     summaries go to OUT_DIR [target/bench/<date-time>]
 #   SECS=20 scripts/benchmarks.sh       seconds per measured run [20]

@@ -95,7 +95,7 @@ start_replica() { # start_replica INDEX
     curl -fs --max-time 1 "http://127.0.0.1:${ports[$i]}/readyz" >/dev/null && return 0
     sleep 0.1
   done
-  die "replica $i did not become ready (see $out/replica-$i.log)"
+  die "replica $((i + 1)) did not become ready (see $out/replica-$i.log)"
 }
 for i in 0 1; do : >"$out/replica-$i.log"; start_replica "$i"; done
 echo "== replicas on ports ${ports[*]}, Redis on $redis_port"

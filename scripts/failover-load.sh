@@ -10,7 +10,7 @@
 # token now. Prints and checks:
 #   - exchanges (200s), 503 temporarily_unavailable, other non-200 answers (must be 0);
 #   - codes exchanged twice and jti issued twice, over the run and the recheck (must be 0);
-#   - sso_replica_ack_failures_total of the service.
+#   - sso_replica_ack_failures_total of the service (printed, not checked).
 # Exits 0 when every check passes, 1 otherwise, 2 when it could not run.
 #
 # Usage: scripts/failover-load.sh [options]

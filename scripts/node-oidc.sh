@@ -3,8 +3,8 @@
 # sso-token, for BENCHMARKS.md's same-machine comparison ("Against node-oidc-provider"):
 # the server on CPU 0 (one process, its in-process store; the codes and their grants are made
 # before it listens), the client on CPU 1; one code per request, form body with
-# client_secret_post, a JWT access token (RFC 9068) signed with --alg; 1,000 warm-up requests
-# are not counted. Closed loop over -c connections, or open loop at --rate with latency from
+# client_secret_post, a JWT access token (RFC 9068) signed with --alg; ~1,000 warm-up requests
+# (whole rounds over the connections) are not counted. Closed loop over -c connections, or open loop at --rate with latency from
 # each request's due time (as `sso-loadtest --rate`). Prints one JSON line: the client's
 # figures (non-200 answers and socket errors by kind), the server's CPU µs per exchange
 # (warm-up included) and its peak RSS.
@@ -82,7 +82,7 @@ out, alg, before, after, hz, peak_kib, node_version = sys.argv[1:]
 d = json.loads(out)
 d["alg"] = alg
 d["node"] = node_version
-d["server_us_per_exchange"] = round((int(after) - int(before)) * 1e6 / int(hz) / (d["ok"] + 1000), 1)
+d["server_us_per_exchange"] = round((int(after) - int(before)) * 1e6 / int(hz) / (d["ok"] + d["warmup"]), 1)
 d["server_peak_rss_mib"] = round(int(peak_kib) / 1024, 1)
 print(json.dumps(d))
 PY

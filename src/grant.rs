@@ -266,8 +266,13 @@ fn parse(raw_record: &[u8]) -> Result<CodeRecord, String> {
     // serde's derived struct also reads a JSON array, by position; introspection reads token
     // records as objects only, so an array would make a token nobody can introspect.
     if raw_record.is_empty() {
-        // What the exchange script answers for a key that held no string or over 64 KiB.
-        return Err("empty, not a string in Redis, or over 64 KiB".into());
+        // What the exchange script answers for a code key that held no string or over 64 KiB,
+        // and for a code whose token-record key holds no string (another writer's).
+        return Err(
+            "empty, not a string in Redis, over 64 KiB, or its token-record key holds \
+             another Redis type"
+                .into(),
+        );
     }
     if raw_record.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".into());

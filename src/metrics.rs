@@ -4,7 +4,8 @@
 //! reload, off the request path, under a lock that a scrape takes too.
 //!
 //! Request outcomes are read in one place, [`Metrics::record`], from the [`OAuthError`] that an
-//! answer was rendered from, so the `outcome` label is always the RFC 6749 error code (or `ok`).
+//! answer was rendered from, so the `outcome` label is always the error code of the answer (RFC
+//! 6749, or RFC 6750's at user info), `ok`, or `other` for a code outside that list.
 
 use std::future::Future;
 use std::sync::Mutex;

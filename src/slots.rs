@@ -173,8 +173,9 @@ impl Slots {
 
 impl Slot<'_> {
     /// Records how the exchange's Redis call went: call it only with an answer that came from
-    /// Redis (see the module). A probe gives its turn back here: what remains of its exchange
-    /// does not touch Redis.
+    /// Redis (see the module). A probe gives its turn back here. The exchange's rare later calls
+    /// (revoking a replayed code's token, deleting the record of a refused grant) are left out
+    /// of the shard's health on purpose: its answer to the exchange script has told it.
     pub fn redis_answered(&mut self, ok: bool) {
         let failing = &self.probe.shard.failing;
         if ok {

@@ -31,7 +31,8 @@ pub struct RedisSettings {
     /// `standalone` (default), `sentinel` or `cluster`.
     #[serde(default)]
     pub mode: RedisMode,
-    /// Standalone only: `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket`.
+    /// Standalone only: `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket` (or
+    /// `unix://`).
     pub url: String,
     /// Sentinel only: the sentinels' addresses, `redis://host:port` (`rediss://` for TLS).
     #[serde(default, deserialize_with = "list")]

@@ -19,8 +19,9 @@ pub type Description = Cow<'static, str>;
 pub enum OAuthError {
     #[error("invalid_request: {0}")]
     InvalidRequest(Description),
-    /// Unknown client, disabled client and wrong secret all look alike from outside; only a
-    /// malformed `Authorization` header gets a description of its own. Always 401 with a Basic
+    /// Unknown client, disabled client and wrong secret all look alike from outside (one
+    /// description); credentials that cannot be right as sent (none, no secret, another scheme,
+    /// a malformed `Authorization` header) say what is wrong with them. Always 401 with a Basic
     /// challenge, however the client authenticated (RFC 9110 §15.5.2: a 401 carries one).
     #[error("invalid_client: {0}")]
     InvalidClient(Description),

@@ -19,9 +19,10 @@ pub async fn healthz() -> HttpResponse {
 
 /// Whether Redis answers, asked by one `PING` at a time: `/readyz` is public and unthrottled,
 /// and a flood of it would otherwise be a flood of `PING`s on the lanes that exchanges use.
-/// A probe takes the answer of the `PING` out when it came, which comes (or times out) after
-/// it came, or sends one; either way it waits at most `redis.timeout_ms`. The `PING` runs in
-/// a task of its own, so that a probe whose caller hangs up does not cancel it for the others.
+/// A probe that comes while a `PING` is out takes that one's answer (or its timeout); one
+/// that finds none out sends one. Either way it waits at most `redis.timeout_ms`. The `PING`
+/// runs in a task of its own, so that a probe whose caller hangs up does not cancel it for the
+/// others.
 pub struct Readiness {
     store: Store,
     metrics: Arc<Metrics>,

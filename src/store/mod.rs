@@ -6,8 +6,9 @@
 //! - `<prefix>token:<record id>`: the token record, TTL = `expires_in`; its presence means
 //!   "live". The record id (a `jti` less its random part) comes from the code, so the record is
 //!   also the code's replay marker (see [`keys`]).
-//! - `<prefix>token:<record id>:revoking`: written and deleted at once by a revocation that
-//!   finds nothing to delete, so that its `WAIT` has a write to count (`redis.replica_acks`).
+//! - `<prefix>token:<record id>:revoking`: written and deleted at once by a revocation, or an
+//!   exchange that found an unknown code (`settle_unknown`), that has nothing to delete, so
+//!   that its `WAIT` has a write to count (`redis.replica_acks`).
 //! - `<prefix>throttle:client:<hash of the id>`, `<prefix>throttle:addr:<ip>`,
 //!   `<prefix>throttle:pair:<hash of the id>@<ip>`: failed client authentications in the
 //!   current window, TTL = the window (see `throttle`).
