@@ -88,6 +88,13 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
         .map(|o| format!("{} {}", o.status, o.text))
         .collect();
     assert!(unexpected.is_empty(), "not 200 or 503: {unexpected:?}");
+    // Mid-stream indeed: the streams were being served when the failover was asked for.
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.status == 200 && o.at < failover_at),
+        "no exchange was served before the failover: the streams never ran across it"
+    );
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == 503).collect();
     let last_failure = failed.last().map_or(failover_at, |o| o.at);
     assert!(
