@@ -163,8 +163,7 @@ type CliResult = Result<(), String>;
 
 /// `--code-challenge`'s check: RFC 7636's alphabet and lengths.
 fn pkce_challenge(value: &str) -> Result<String, String> {
-    let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
-    if (43..=128).contains(&value.len()) && value.chars().all(unreserved) {
+    if sso_token::oauth::pkce::well_formed(value) {
         Ok(value.to_owned())
     } else {
         Err("a PKCE challenge is 43 to 128 of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.2)".into())

@@ -92,13 +92,8 @@ impl TokenRequest {
     }
 }
 
-/// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 fn check_verifier(verifier: &str) -> Result<(), OAuthError> {
-    let well_formed = (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    if well_formed {
+    if super::pkce::well_formed(verifier) {
         Ok(())
     } else {
         Err(OAuthError::invalid_request(
