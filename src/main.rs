@@ -112,7 +112,7 @@ struct ProfileArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config_dir, cli.env.as_deref()),
@@ -160,6 +160,17 @@ fn main() -> ExitCode {
 }
 
 type CliResult = Result<(), String>;
+
+/// `RUST_LOG`, `info` without it. actix answers a request it cannot parse with a 400 before
+/// any route, and logs an ERROR line for each (`stream error: request parse error`): anyone
+/// could flood the log with them. That module is off unless `RUST_LOG` names it.
+fn init_logging() {
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Info)
+        .filter_module("actix_http::h1::dispatcher", log::LevelFilter::Off)
+        .parse_env(env_logger::Env::default())
+        .init();
+}
 
 /// `--code-challenge`'s check: RFC 7636's alphabet and lengths.
 fn pkce_challenge(value: &str) -> Result<String, String> {

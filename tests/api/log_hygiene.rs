@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 use crate::helpers::{
     APP, Answer, HYGIENIC, LOGGED, TestApp, TestClient, basic_auth, clients_toml, code_record,
-    json_request, spawn_app, spawn_app_with, test_dir,
+    json_request, spawn_app, spawn_app_with, test_dir, test_settings,
 };
 use crate::log_capture;
+use crate::server_process::{ServerProcess, config_dir};
 
 const WRONG_SECRET: &str = "wrong-secret-Ux9Kd2Mv7Qa4Lp1Ze6Rb";
 
@@ -449,4 +450,34 @@ async fn another_clients_spent_code_presented_in_a_loop_is_one_warning_a_second(
         app.is_active(&APP, &token).await,
         "another client's replay revoked the token"
     );
+}
+
+/// A request actix cannot parse is answered 400 before any route; actix logged an ERROR line
+/// for each, so anyone could flood the log. The real binary, whose logger main sets up.
+#[tokio::test]
+async fn requests_that_are_not_http_do_not_flood_the_log() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = ServerProcess::start(&config_dir(&test_settings(), &[]));
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for garbage in [&b"GARBAGE\r\n\r\n"[..], b"GET /healthz HTTP/1.1\r\n\r\n"].repeat(10) {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(garbage).await.unwrap();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        tokio::time::timeout(std::time::Duration::from_secs(5), read)
+            .await
+            .expect("answered and closed")
+            .unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 400"), "{answer:?}");
+    }
+
+    server.signal("TERM");
+    let lines = server.log_until("SIGTERM: no new connections");
+
+    let flood: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("stream error"))
+        .collect();
+    assert!(flood.is_empty(), "{flood:#?}");
 }

@@ -99,6 +99,26 @@ impl ServerProcess {
         panic!("no log line with `{needle}` within {WAIT:?}");
     }
 
+    /// Every log line from now on up to the first that contains `needle`, that one included;
+    /// panics after [`WAIT`].
+    pub fn log_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut lines = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    lines.push(line);
+                    if found {
+                        return lines;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with `{needle}` within {WAIT:?}: {lines:#?}");
+    }
+
     /// Sends the signal `name` (`HUP`, `TERM`, `INT`) to the server.
     pub fn signal(&self, name: &str) {
         send_signal(self.child.id(), name);
