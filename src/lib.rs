@@ -17,6 +17,7 @@ pub mod live;
 pub mod log_limit;
 pub mod metrics;
 pub mod oauth;
+pub mod open_files;
 pub mod redact;
 pub mod routes;
 pub mod secret_hash;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use sso_token::clock::unix_now;
 use sso_token::codes::{self, NewCode};
 use sso_token::config::Settings;
+use sso_token::open_files;
 use sso_token::startup::Application;
 use sso_token::store::Store;
 use sso_token::tokens::{KeyKind, SigningKey, VerifyingKey};
@@ -183,6 +184,7 @@ fn pkce_challenge(value: &str) -> Result<String, String> {
 
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
     let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+    raise_open_files();
     // SIGHUP reads the config files and the environment again, as at start.
     let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
     let source = Box::new(move || Settings::load(&dir, env.as_deref()));
@@ -196,6 +198,30 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
         );
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+/// See `open_files`: raised, and said how far.
+fn raise_open_files() {
+    let shown = |limit: Option<u64>| limit.map_or("unlimited".to_owned(), |n| n.to_string());
+    match open_files::raise_to_hard() {
+        Ok((before, now)) => {
+            let raised = if before == now {
+                String::new()
+            } else {
+                format!(" (raised from {})", shown(before))
+            };
+            if now.is_some_and(|n| n < open_files::LOW) {
+                log::warn!(
+                    "open files: at most {}{raised}, and each connection takes one: raise the \
+                     hard limit (systemd LimitNOFILE, docker run --ulimit nofile)",
+                    shown(now)
+                );
+            } else {
+                log::info!("open files: at most {}{raised}", shown(now));
+            }
+        }
+        Err(e) => log::warn!("open files: the soft limit could not be raised: {e}"),
+    }
 }
 
 fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) -> CliResult {

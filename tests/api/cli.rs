@@ -17,7 +17,7 @@ use sso_token::store::Store;
 
 use crate::helpers::{APP, test_dir, test_settings};
 use crate::redis_server::RedisServer;
-use crate::server_process::{config_dir, without_sso_env};
+use crate::server_process::{ServerProcess, config_dir, without_sso_env};
 
 fn sso_token(args: &[&str], stdin: &str) -> Output {
     let mut child = without_sso_env(&mut Command::new(env!("CARGO_BIN_EXE_sso-token")))
@@ -300,4 +300,38 @@ fn a_setting_with_a_misspelt_prefix_stops_the_start() {
         said.contains("`SSO_SERVER__TLS__CERT` is not read"),
         "{said}"
     );
+}
+
+/// A soft limit of open files below the hard one (1024 under systemd and in many containers)
+/// is raised at start: every connection takes a descriptor.
+#[test]
+fn serve_raises_the_open_files_soft_limit_to_the_hard_one() {
+    let hard = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .expect("sh runs");
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_owned();
+    assert!(
+        hard.parse::<u64>().is_ok_and(|n| n > 256),
+        "hard limit {hard}"
+    );
+
+    let server = ServerProcess::start_after(&config_dir(&test_settings(), &[]), "ulimit -Sn 256; ");
+
+    let said = server
+        .start_log
+        .iter()
+        .find(|l| l.contains("open files"))
+        .unwrap_or_else(|| panic!("no open-files line in {:#?}", server.start_log));
+    assert!(
+        said.contains(&format!("at most {hard} (raised from 256)")),
+        "{said}"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open-files line");
+    let soft = files.split_whitespace().nth(3);
+    assert_eq!(soft, Some(hard.as_str()), "{files}");
 }

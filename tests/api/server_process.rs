@@ -36,6 +36,8 @@ pub struct ServerProcess {
     child: Child,
     log: Receiver<String>,
     pub base: String,
+    /// The log lines up to the one that says it listens, that one included.
+    pub start_log: Vec<String>,
 }
 
 impl Drop for ServerProcess {
@@ -49,8 +51,14 @@ impl ServerProcess {
     /// Starts the server on a config directory made by [`config_dir`] and waits until it
     /// listens.
     pub fn start(config_dir: &Path) -> Self {
+        Self::start_after(config_dir, "")
+    }
+
+    /// [`Self::start`], the shell running `prelude` (such as `ulimit -Sn 256;`) first.
+    pub fn start_after(config_dir: &Path, prelude: &str) -> Self {
+        let script = format!("{prelude}{WRAPPER}");
         let mut child = without_sso_env(&mut Command::new("sh"))
-            .args(["-c", WRAPPER, "sh", env!("CARGO_BIN_EXE_sso-token")])
+            .args(["-c", &script, "sh", env!("CARGO_BIN_EXE_sso-token")])
             .args(["--config-dir"])
             .arg(config_dir)
             .args(["--env", "test", "serve"])
@@ -73,8 +81,10 @@ impl ServerProcess {
             child,
             log,
             base: String::new(),
+            start_log: Vec::new(),
         };
-        let line = server.wait_for_log("listening on");
+        server.start_log = server.log_until("listening on");
+        let line = server.start_log.last().expect("the listening line").clone();
         // The release, for telling replicas apart in a rolling deploy.
         let release = concat!("sso-token ", env!("CARGO_PKG_VERSION"), " listening on");
         assert!(line.contains(release), "`{line}` does not name the release");
@@ -117,6 +127,11 @@ impl ServerProcess {
             }
         }
         panic!("no log line with `{needle}` within {WAIT:?}: {lines:#?}");
+    }
+
+    /// The server's process id (the wrapper shell execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends the signal `name` (`HUP`, `TERM`, `INT`) to the server.
