@@ -1,6 +1,6 @@
 //! `GET /identity/sso/oauth2/jwks` (also `/.well-known/jwks.json`) and
 //! `GET /.well-known/oauth-authorization-server` (and, for an issuer with a path, with that path
-//! after it): documents rendered at load time, cacheable for `discovery.max_age_secs`.
+//! after it; for one without, with a slash after it, as Spring asks): documents rendered at load time, cacheable for `discovery.max_age_secs`.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{HttpResponse, web};
@@ -28,6 +28,18 @@ pub async fn metadata_of_issuer_path(
             document(&snapshot, |snapshot| &snapshot.metadata)
         }
         _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// `GET /.well-known/oauth-authorization-server/`: where Spring Security's `issuer-uri` looks
+/// for the metadata of an issuer written with a trailing slash (`https://host/`): RFC 8414
+/// §3.1 removes that slash before inserting the well-known path, Spring does not. The metadata
+/// of an issuer without a path; 404 for one with a path, whose metadata is under that path.
+pub async fn metadata_with_a_slash(live: web::Data<Live>) -> HttpResponse {
+    let snapshot = live.load();
+    match issuer_path(&snapshot.token.issuer) {
+        None => document(&snapshot, |snapshot| &snapshot.metadata),
+        Some(_) => HttpResponse::NotFound().finish(),
     }
 }
 

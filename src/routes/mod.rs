@@ -34,6 +34,10 @@ pub(crate) fn configure(routes: &mut ServiceConfig, with_metrics: bool) {
         .service(http::public_get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
         .service(http::public_get(METADATA_PATH, discovery::metadata))
         .service(http::public_get(
+            &format!("{METADATA_PATH}/"),
+            discovery::metadata_with_a_slash,
+        ))
+        .service(http::public_get(
             &format!("{METADATA_PATH}/{{path:.+}}"),
             discovery::metadata_of_issuer_path,
         ))

@@ -367,4 +367,24 @@ async fn an_issuer_with_a_path_has_its_metadata_after_the_well_known_path() {
         "the default issuer is no URL: {}",
         answer.text
     );
+    let with_a_slash = get(&app, &app.url(&format!("{METADATA_PATH}/"))).await;
+    assert_eq!(with_a_slash.status, 404, "its metadata is under its path");
+}
+
+/// Spring Security's `issuer-uri` does not remove an issuer's trailing slash (RFC 8414 §3.1
+/// does) before inserting the well-known path: `https://host/` looks at `…-server/`.
+#[tokio::test]
+async fn an_issuer_with_a_trailing_slash_also_finds_its_metadata_where_spring_looks() {
+    let issuer = "https://sso.example/";
+    let app = spawn_app_with(|s| {
+        s.token.issuer = issuer.into();
+        s.discovery.base_url = "https://sso.example".into();
+    })
+    .await;
+
+    let spring = get(&app, &app.url(&format!("{METADATA_PATH}/"))).await;
+
+    assert_eq!(spring.status, 200, "{}", spring.text);
+    assert_eq!(spring.json["issuer"], issuer);
+    assert_eq!(spring.json, get(&app, &app.url(METADATA_PATH)).await.json);
 }
