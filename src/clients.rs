@@ -176,6 +176,17 @@ impl Registry {
         self.clients.get(id)
     }
 
+    /// The ids that many client libraries send wrong in HTTP Basic credentials: they put the id
+    /// in the header without the form-encoding of RFC 6749 §2.3.1 (authlib, requests-oauthlib,
+    /// Ruby's oauth2, ScribeJava), which this service undoes, so a `+` or `%` in it arrives
+    /// changed, and a `:` splits it. Any character outside `A-Z a-z 0-9 - . _ ~`.
+    pub fn ids_basic_may_garble(&self) -> impl Iterator<Item = &str> {
+        self.clients.keys().map(String::as_str).filter(|id| {
+            !id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        })
+    }
+
     /// Checks the presented credentials. Unknown client, disabled client and wrong secret give
     /// the same error, and an unknown id still costs a SHA-256 comparison, as much as a
     /// `sha256:` client's (an Argon2 client's takes milliseconds: its timing shows, and client

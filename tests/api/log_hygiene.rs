@@ -481,3 +481,20 @@ async fn requests_that_are_not_http_do_not_flood_the_log() {
         .collect();
     assert!(flood.is_empty(), "{flood:#?}");
 }
+
+/// A client id that libraries sending unencoded Basic credentials would garble is named at
+/// start (and at every reload); plain ids are not.
+#[tokio::test]
+async fn a_client_id_that_basic_credentials_would_garble_is_warned_about() {
+    let mark = log_capture::mark();
+    let (_plain, plain) = with_own_client("plain").await;
+    let (_app, garbled) = with_own_client("has+plus").await;
+
+    let lines = mark
+        .lines_when(|lines| lines.iter().any(|l| l.contains(garbled.id)))
+        .await;
+
+    let warned = lines.iter().find(|l| l.contains(garbled.id)).unwrap();
+    assert!(warned.contains("A-Z a-z 0-9 - . _ ~"), "{warned}");
+    assert!(!lines.iter().any(|l| l.contains(plain.id)), "{lines:#?}");
+}
