@@ -1,6 +1,7 @@
 //! `GET /identity/sso/oauth2/jwks` (also `/.well-known/jwks.json`) and
 //! `GET /.well-known/oauth-authorization-server` (and, for an issuer with a path, with that path
-//! after it; for one without, with a slash after it, as Spring asks): documents rendered at load time, cacheable for `discovery.max_age_secs`.
+//! after it; for one without, with a slash after it, as Spring asks): documents rendered at
+//! load time, cacheable for `discovery.max_age_secs`.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{HttpResponse, web};

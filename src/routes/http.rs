@@ -1,6 +1,7 @@
 //! What the route modules share: the methods of each resource and the 405 of any other
-//! (RFC 9110 §15.5.6, with `Allow`), the CORS preflight of the public documents, the `no-store` headers of answers that carry tokens or user
-//! data (RFC 6749 §5.1), and reading headers and bounded bodies.
+//! (RFC 9110 §15.5.6, with `Allow`), the CORS preflight of the public documents, the
+//! `no-store` headers of answers that carry tokens or user data (RFC 6749 §5.1), and reading
+//! headers and bounded bodies.
 
 use std::borrow::Cow;
 use std::time::Duration;

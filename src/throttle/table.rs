@@ -153,7 +153,7 @@ impl<K: std::hash::Hash + Eq> Table<K> {
                 let was_below = known.count < floor;
                 *known = seen;
                 match (was_below, seen.count < floor) {
-                    (true, false) => entries.below_floor -= 1,
+                    (true, false) => entries.below_floor = entries.below_floor.saturating_sub(1),
                     (false, true) => entries.below_floor += 1,
                     _ => {}
                 }
