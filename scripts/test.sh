@@ -19,6 +19,7 @@ fi
 report_free_disk
 ensure_build_tools rustfmt clippy
 ensure_redis_server
+ensure_tool ss iproute2  # a test reads the listener's backlog
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== cargo fmt --check"

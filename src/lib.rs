@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod exchange;
 pub mod grant;
 pub mod inspect;
+pub mod listen;
 pub mod live;
 pub mod log_limit;
 pub mod metrics;

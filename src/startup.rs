@@ -325,7 +325,7 @@ fn metrics_server(
 }
 
 fn bind(setting: &'static str, address: &str) -> Result<(TcpListener, u16), StartError> {
-    let listener = TcpListener::bind(address).map_err(listen_error(setting, address))?;
+    let listener = crate::listen::bind(address).map_err(listen_error(setting, address))?;
     let port = listener
         .local_addr()
         .map_err(listen_error(setting, address))?

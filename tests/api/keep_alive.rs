@@ -2,7 +2,8 @@
 //! the load balancer's idle timeout (60 s for nginx and AWS ALB), so that the balancer closes an
 //! idle connection, never the server just as a request arrives on it. Both directions, on a
 //! connection of the test's own: closed once idle past the setting, still serving when idle
-//! past actix's own default (5 s) but within the setting, and 0 closing after each answer.
+//! past actix's own default (5 s) but within the setting, and 0 closing after each answer. And
+//! the listener's backlog, which a burst of new connections needs.
 
 use std::time::Duration;
 
@@ -61,4 +62,32 @@ async fn keep_alive_0_closes_each_connection_after_its_answer() {
     assert_eq!(status, 200);
     assert!(head.contains("connection: close"), "{head}");
     assert!(conn.closed_by_server().await, "still open after its answer");
+}
+
+/// The listener queues as many connections as actix itself asks for (2048, capped by
+/// `net.core.somaxconn`), not the 128 of `TcpListener::bind`: a burst of new connections (a
+/// balancer reconnecting, a thousand clients at once) is not dropped to be retried a second
+/// later. `ss` shows a listening socket's backlog as its Send-Q.
+#[tokio::test]
+async fn the_listener_queues_a_burst_of_new_connections() {
+    let app = crate::helpers::spawn_app().await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(somaxconn > 128, "somaxconn {somaxconn} hides the backlog");
+
+    let listening = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let line = String::from_utf8_lossy(&listening.stdout).into_owned();
+
+    let backlog = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse::<u32>().ok());
+    assert_eq!(backlog, Some(somaxconn.min(2048)), "{line}");
 }
