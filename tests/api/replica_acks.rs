@@ -28,9 +28,31 @@ use crate::topology::{Cluster, SentinelSet, error_replies, query, sentinel_maste
 const WAIT: &[u8] = b"$4\r\nWAIT\r\n";
 
 /// More than a loopback connection's socket buffers can hold on both ends (Linux's defaults let
-/// them grow to 6 + 4 MiB; some machines allow 32 + 4), and below the replica output buffer's
-/// soft limit (64 MiB), so that the master keeps its replicas.
+/// them grow to 6 + 4 MiB; some machines allow 32 + 4: see [`flood_size`]), and below the
+/// replica output buffer's soft limit (64 MiB), so that the master keeps its replicas.
 const FLOOD: usize = 48 << 20;
+
+/// [`FLOOD`], checked against this machine's largest socket buffers: on one that lets them
+/// grow past it, the frozen replicas would still take the master's last writes, and the tests
+/// would fail as if the service had handed out a second token.
+fn flood_size() -> usize {
+    let largest = |file: &str| {
+        let values = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{file}")).unwrap();
+        values
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let buffers = largest("tcp_rmem") + largest("tcp_wmem");
+    assert!(
+        buffers + (8 << 20) <= FLOOD,
+        "this machine's socket buffers grow to {buffers} bytes: a {FLOOD}-byte flood no longer \
+         fills a replica's link, and a bigger one would pass the replica output buffer's limit"
+    );
+    FLOOD
+}
 const ACK_TIMEOUT_MS: u64 = 300;
 /// How long the failover and the service's recovery may take.
 const FAILOVER: Duration = Duration::from_secs(20);
@@ -495,7 +517,7 @@ async fn freeze_replicas(set: &SentinelSet, app: &TestApp) {
     let mut pipe = redis::pipe();
     pipe.cmd("SET")
         .arg(format!("{}flood", app.settings.redis.key_prefix))
-        .arg(vec![b'x'; FLOOD])
+        .arg(vec![b'x'; flood_size()])
         .ignore()
         .cmd("PING");
     let (_,): (String,) = on_node(master, pipe).await;
