@@ -546,6 +546,21 @@ fn the_grace_is_a_second_at_least_and_an_hour_at_most() {
 }
 
 #[test]
+fn connections_per_worker_default_to_actix_own_and_are_bounded() {
+    assert_eq!(shipped().server.max_connections, 25_600);
+    let refused = Some("server.max_connections");
+    for (count, expected) in [
+        (0, refused),
+        (1, None),
+        (1_000_000, None),
+        (1_000_001, refused),
+    ] {
+        let got = refusal(|s| s.server.max_connections = count);
+        assert_eq!(got, expected, "max_connections = {count}");
+    }
+}
+
+#[test]
 fn keep_alive_outlasts_the_common_balancers_by_default_and_is_an_hour_at_most() {
     assert_eq!(shipped().server.keep_alive_secs, 75);
     let without: Settings = toml::from_str(

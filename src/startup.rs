@@ -193,6 +193,7 @@ impl Application {
         // Idle connections outlive the balancer's (0: `KeepAlive::Disabled`). A graceful stop
         // does not wait for them: actix closes the idle ones at once (see `shutdown`).
         .keep_alive(Duration::from_secs(settings.server.keep_alive_secs))
+        .max_connections(settings.server.max_connections)
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         // Signals are ours (see `shutdown`).
         .disable_signals();

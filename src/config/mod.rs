@@ -50,6 +50,11 @@ pub struct ServerSettings {
     /// sends a request on it costs that request its answer.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_secs: u64,
+    /// Connections each worker serves at once; past it the listener stops accepting until one
+    /// closes (new ones wait in the backlog). Bounds what idle or slow clients can hold:
+    /// descriptors, and memory (a connection's buffers can grow to 128 KiB).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Exchanges per worker that may be past taking their code at once, in one pool of
     /// `exchange_slots` × workers (see `slots::Slots`); the others wait before they touch Redis.
     #[serde(default = "default_exchange_slots")]
@@ -99,6 +104,11 @@ fn default_keep_alive() -> u64 {
 
 fn default_exchange_slots() -> usize {
     64
+}
+
+/// actix's own default.
+fn default_max_connections() -> usize {
+    25_600
 }
 
 fn default_slot_wait() -> u64 {
@@ -390,6 +400,9 @@ impl Settings {
         }
         if self.server.keep_alive_secs > 3600 {
             return invalid("server.keep_alive_secs", "must be at most 3600 (0: off)");
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return invalid("server.max_connections", "must be between 1 and 1000000");
         }
         if !(1..=100_000).contains(&self.server.exchange_slots) {
             return invalid("server.exchange_slots", "must be between 1 and 100000");

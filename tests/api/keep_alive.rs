@@ -91,3 +91,28 @@ async fn the_listener_queues_a_burst_of_new_connections() {
         .and_then(|q| q.parse::<u32>().ok());
     assert_eq!(backlog, Some(somaxconn.min(2048)), "{line}");
 }
+
+/// `server.max_connections`: a worker that serves that many connections accepts no more until
+/// one closes; the next waits in the backlog and is served then.
+#[tokio::test]
+async fn past_max_connections_a_new_connection_waits_until_one_closes() {
+    let app = spawn_app_with(|s| {
+        s.server.workers = 1;
+        s.server.max_connections = 2;
+    })
+    .await;
+    let first = RawConn::kept_open(&app.address, HEALTHZ_PATH).await;
+    let _second = RawConn::kept_open(&app.address, HEALTHZ_PATH).await;
+
+    let mut third = RawConn::open(&app.address).await;
+    third.write("GET", HEALTHZ_PATH, "").await;
+    let early = third.answer(Duration::from_millis(700)).await;
+    assert!(early.is_err(), "served past max_connections: {early:?}");
+
+    drop(first);
+    let (status, _, text) = third
+        .answer(Duration::from_secs(5))
+        .await
+        .expect("served once a connection closed");
+    assert_eq!(status, 200, "{text}");
+}
