@@ -181,10 +181,10 @@ impl Registry {
     /// Ruby's oauth2, ScribeJava), which this service undoes, so a `+` or `%` in it arrives
     /// changed, and a `:` splits it. Any character outside `A-Z a-z 0-9 - . _ ~`.
     pub fn ids_basic_may_garble(&self) -> impl Iterator<Item = &str> {
-        self.clients.keys().map(String::as_str).filter(|id| {
-            !id.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-        })
+        self.clients
+            .keys()
+            .map(String::as_str)
+            .filter(|id| !id.bytes().all(crate::oauth::is_unreserved))
     }
 
     /// Checks the presented credentials. Unknown client, disabled client and wrong secret give

@@ -264,10 +264,7 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
             sso_token::clients::MAX_SECRET
         ));
     }
-    if !secret
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-    {
+    if !secret.bytes().all(sso_token::oauth::is_unreserved) {
         // RFC 6749 §2.3.1 form-encodes Basic credentials, and we decode them; clients that
         // skip the encoding (authlib, requests-oauthlib) then send a different secret.
         eprintln!(

@@ -16,5 +16,11 @@ pub use request::TokenRequest;
 pub use secret::Sensitive;
 pub use token_query::TokenQuery;
 
+/// RFC 3986 §2.3's unreserved characters, `A-Z a-z 0-9 - . _ ~`: those of a PKCE verifier, and
+/// the only ones that Basic credentials sent without RFC 6749's form-encoding keep intact.
+pub fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)
+}
+
 #[cfg(test)]
 mod fuzz_tests;

@@ -19,10 +19,7 @@ pub enum Method {
 /// RFC 7636 §4.1 and §4.2: a verifier, and so a `plain` challenge, is 43 to 128 characters of
 /// `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`; an S256 challenge is 43 of them.
 pub fn well_formed(value: &str) -> bool {
-    (43..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&value.len()) && value.bytes().all(super::is_unreserved)
 }
 
 /// The S256 challenge of a verifier: `BASE64URL(SHA256(verifier))` without padding.
