@@ -103,7 +103,7 @@ with it, revoke it, and fetch the keys that verify it:
       | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
   curl -s -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/introspect -d "token=\$TOKEN"
   curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$port/identity/sso/oauth2/user
-  curl -s -w '%{http_code}\\n' -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/revoke -d "token=\$TOKEN"
+  curl -s -w ' %{http_code}\\n' -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/revoke -d "token=\$TOKEN"
   curl -s http://127.0.0.1:$port/identity/sso/oauth2/jwks
 
 TRY

@@ -32,8 +32,15 @@ pub async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let (caller, query) = authenticated(&request, payload, &auth, &limit).await?;
     inspector.revoke(&caller, &query).await?;
-    Ok(no_store(HttpResponse::Ok()).finish())
+    Ok(no_store(HttpResponse::Ok())
+        .content_type(header::ContentType::json())
+        .body(REVOKED))
 }
+
+/// RFC 7009 §2.2 tells clients to ignore the body of a 200. An empty JSON object rather than no
+/// body, because some libraries read every answer as JSON and fail on an empty or untyped one
+/// (simple-oauth2's strict mode, fetch-based clients calling `response.json()`).
+const REVOKED: &str = "{}";
 
 /// Both endpoints' start: the body parsed, then the client that sent it authenticated.
 async fn authenticated(

@@ -73,7 +73,9 @@ async fn a_token_is_active_until_its_client_revokes_it_then_inactive_and_refused
     revoked_by_other.assert_error_shape("revoked by another client");
     assert_eq!(still_active.json, expected, "revoked by another client");
     assert!(recorded, "no token record under {key}");
-    assert_eq!((revoked.status, revoked.text.as_str()), (200, ""));
+    assert_eq!((revoked.status, revoked.text.as_str()), (200, "{}"));
+    assert_eq!(revoked.header("content-type"), Some("application/json"));
+    assert_eq!(revoked.header("cache-control"), Some("no-store"));
     assert!(
         !app.exists(&key).await,
         "the token record outlived revocation"
@@ -87,7 +89,7 @@ async fn a_token_is_active_until_its_client_revokes_it_then_inactive_and_refused
     assert_eq!(user_info.error(), "invalid_token");
     assert_eq!(
         (revoked_again.status, revoked_again.text.as_str()),
-        (200, "")
+        (200, "{}")
     );
 }
 
@@ -306,7 +308,7 @@ async fn another_clients_revocation_gets_the_same_answer_for_a_revoked_token_as_
     live.assert_error_shape("another client's live token");
     assert!(app.exists(&key).await, "another client revoked the token");
     let own = app.revoke(&APP, &token, None).await;
-    assert_eq!((own.status, own.text.as_str()), (200, ""));
+    assert_eq!((own.status, own.text.as_str()), (200, "{}"));
     assert!(!app.exists(&key).await, "its own client did not revoke it");
 
     let revoked = revoke_asking_no_redis(&app, &OTHER, &token, "a revoked token").await;
@@ -362,7 +364,7 @@ async fn another_clients_revocation_of_a_token_no_longer_current_is_200_and_dele
     ];
 
     for (what, token, answer) in answers {
-        assert_eq!((answer.status, answer.text.as_str()), (200, ""), "{what}");
+        assert_eq!((answer.status, answer.text.as_str()), (200, "{}"), "{what}");
         assert!(
             app.exists(&record_key(&app, token)).await,
             "{what}: its record was deleted"
