@@ -4,8 +4,8 @@
 #     client_secret_basic, introspect_token, revoke_token), PyJWT's PyJWKClient, and
 #     requests-oauthlib's OAuth2Session (client_secret_basic, PKCE S256, its scope check);
 #   - Node: openid-client (RFC 8414 discovery, authorizationCodeGrant, tokenIntrospection,
-#     tokenRevocation, fetchUserInfo, fetchProtectedResource) and jose (createRemoteJWKSet +
-#     jwtVerify);
+#     tokenRevocation, fetchUserInfo, fetchProtectedResource), jose (createRemoteJWKSet +
+#     jwtVerify) and simple-oauth2 (getToken, revoke in strict JSON mode);
 # once per signing key type: RSA (RS256), P-256 (ES256), Ed25519 (EdDSA). The libraries are
 # pinned in scripts/compat/ and installed from PyPI and npm into target/compat (a venv, a node
 # folder); a private redis-server and a debug sso-token (demo client, config/demo-clients.toml)

@@ -7,8 +7,9 @@
 // authorizationCodeGrant; jose verifies the access token with createRemoteJWKSet on the
 // metadata's jwks_uri only; openid-client introspects the token, reads user info with it
 // (fetchUserInfo, which checks `sub`), revokes it, introspects it again and reads user info
-// (fetchProtectedResource: the 401's challenge). One line PASS or FAIL per
-// step; exit status 1 on any FAIL.
+// (fetchProtectedResource: the 401's challenge). simple-oauth2 then gets a token and revokes
+// it, in strict JSON mode, with the credentials in the header and in the body. One line PASS or
+// FAIL per step; exit status 1 on any FAIL.
 //
 // The authorize service is simulated: the parameters of the library's authorization URL are
 // written into Redis with `sso-token issue-code`, and the callback carries that code and the
@@ -21,6 +22,7 @@ import { parseArgs } from 'node:util'
 
 import * as client from 'openid-client'
 import * as jose from 'jose'
+import { AuthorizationCode } from 'simple-oauth2'
 
 const SCOPE = 'user:basic user:contract'
 
@@ -212,9 +214,66 @@ async function flow(method) {
   })
 }
 
-for (const method of ['client_secret_post', 'client_secret_basic']) {
+/** simple-oauth2 reads every answer as JSON, the revocation's included: its strict mode
+ * refuses an answer that is not typed as JSON. The token comes from its `getToken` (PKCE S256),
+ * is revoked with `revoke`, and openid-client then finds it inactive. */
+async function simpleOauth2Flow(authorizationMethod) {
+  const label = `node simple-oauth2 ${authorizationMethod}`
+  const auth = client.ClientSecretBasic(args['client-secret'])
+  const config = await client.discovery(new URL(args['base-url']), args['client-id'], undefined,
+    auth, { algorithm: 'oauth2', execute: [client.allowInsecureRequests] })
+  const metadata = config.serverMetadata()
+  const at = (url) => ({ host: new URL(url).origin, path: new URL(url).pathname })
+  const token = at(metadata.token_endpoint)
+  const authorizeAt = at(metadata.authorization_endpoint)
+  const oauth2 = new AuthorizationCode({
+    client: { id: args['client-id'], secret: args['client-secret'] },
+    auth: {
+      tokenHost: token.host,
+      tokenPath: token.path,
+      revokePath: at(metadata.revocation_endpoint).path,
+      authorizeHost: authorizeAt.host,
+      authorizePath: authorizeAt.path,
+    },
+    options: { authorizationMethod },
+    http: { json: 'strict' },
+  })
+  let accessToken
+  await step(label, 'token exchange (getToken)', async () => {
+    const verifier = client.randomPKCECodeVerifier()
+    const url = new URL(oauth2.authorizeURL({
+      redirect_uri: args['redirect-uri'],
+      scope: SCOPE,
+      state: client.randomState(),
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    }))
+    const code = authorize(url).searchParams.get('code')
+    accessToken = await oauth2.getToken({
+      code,
+      redirect_uri: args['redirect-uri'],
+      code_verifier: verifier,
+    })
+    expect(accessToken.token.token_type === 'bearer', `token_type ${accessToken.token.token_type}`)
+    return `${authorizationMethod}, PKCE S256`
+  })
+  await step(label, 'revocation (revoke, strict JSON)', () => accessToken.revoke('access_token'))
+  await step(label, 'introspection after revocation (openid-client)', async () => {
+    const body = await client.tokenIntrospection(config, accessToken.token.access_token)
+    expect(body.active === false, `active ${body.active}`)
+    return 'active: false'
+  })
+}
+
+const flows = [
+  () => flow('client_secret_post'),
+  () => flow('client_secret_basic'),
+  () => simpleOauth2Flow('header'),
+  () => simpleOauth2Flow('body'),
+]
+for (const run of flows) {
   try {
-    await flow(method)
+    await run()
   } catch (error) {
     if (!(error instanceof StepFailed)) throw error
   }
