@@ -73,10 +73,20 @@ struct FormBody<'a> {
 
 /// The `access_token` of a POST body (RFC 6750 §2.2): only a form body carries one, and only
 /// once; other parameters are left alone. `None` for an empty body, another content type, or
-/// a form without the parameter.
-pub fn in_form_body(content_type: Option<&str>, body: &[u8]) -> Result<Option<String>, OAuthError> {
+/// a form without the parameter. An `encoded` form (a `Content-Encoding`) is refused: no
+/// coding is decoded.
+pub fn in_form_body(
+    content_type: Option<&str>,
+    encoded: bool,
+    body: &[u8],
+) -> Result<Option<String>, OAuthError> {
     if body.is_empty() || !is_form(content_type) {
         return Ok(None);
+    }
+    if encoded {
+        return Err(malformed(
+            "Content-Encoding is not supported: send the form unencoded",
+        ));
     }
     let form: FormBody<'_> = parse_body(content_type, body, &["access_token"])
         .map_err(|_| malformed("the body is not a valid form with one access_token"))?;
@@ -105,6 +115,15 @@ pub fn one_of<'a>(
     }
 }
 
+/// A refusal of a resource request as RFC 6750 §3 has it: an `invalid_request` (a body that
+/// could not be read) carries the Bearer challenge. Other errors are unchanged.
+pub fn challenged(error: OAuthError) -> OAuthError {
+    match error {
+        OAuthError::InvalidRequest(description) => OAuthError::MalformedBearer(description),
+        other => other,
+    }
+}
+
 fn malformed(description: &'static str) -> OAuthError {
     OAuthError::MalformedBearer(description.into())
 }
@@ -117,19 +136,25 @@ mod tests {
 
     #[test]
     fn a_form_body_carries_one_access_token_and_other_bodies_none() {
-        let token = in_form_body(FORM, b"access_token=abc.DEF-_~%2B%2F%3D&x=1").unwrap();
+        let token = in_form_body(FORM, false, b"access_token=abc.DEF-_~%2B%2F%3D&x=1").unwrap();
         assert_eq!(token.as_deref(), Some("abc.DEF-_~+/="));
-        assert_eq!(in_form_body(FORM, b"").unwrap(), None);
-        assert_eq!(in_form_body(FORM, b"scope=openid").unwrap(), None);
+        assert_eq!(in_form_body(FORM, false, b"").unwrap(), None);
+        assert_eq!(in_form_body(FORM, false, b"scope=openid").unwrap(), None);
         let json = Some("application/json");
         assert_eq!(
-            in_form_body(json, br#"{"access_token":"abc"}"#).unwrap(),
+            in_form_body(json, false, br#"{"access_token":"abc"}"#).unwrap(),
             None
         );
+        // Another body is ignored whatever its coding; an encoded form is not read.
+        assert_eq!(in_form_body(json, true, b"\x1f\x8b").unwrap(), None);
+        assert!(matches!(
+            in_form_body(FORM, true, b"access_token=abc"),
+            Err(OAuthError::MalformedBearer(_))
+        ));
         for refused in [&b"access_token=a&access_token=b"[..], b"access_token=a%20b"] {
             assert!(
                 matches!(
-                    in_form_body(FORM, refused),
+                    in_form_body(FORM, false, refused),
                     Err(OAuthError::MalformedBearer(_))
                 ),
                 "{}",

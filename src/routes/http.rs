@@ -170,8 +170,32 @@ pub fn header_list(request: &HttpRequest, name: header::HeaderName) -> Option<Co
 }
 
 /// Reads the body up to `limit.bytes`, within `limit.timeout`; a declared or actual larger body
-/// is refused early, a slower one gets 408 (and the connection is closed).
+/// is refused early, a slower one gets 408 (and the connection is closed). An encoded body is
+/// refused: no content coding is decoded here, and a gzip body would otherwise fail as "not
+/// valid JSON".
 pub async fn read_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: BodyLimit,
+) -> Result<BytesMut, OAuthError> {
+    if is_encoded(request) {
+        return Err(OAuthError::invalid_request(
+            "Content-Encoding is not supported: send the body unencoded",
+        ));
+    }
+    read_any_body(request, payload, limit).await
+}
+
+/// Whether the body has a content coding other than `identity`.
+pub fn is_encoded(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"))
+}
+
+/// [`read_body`] whatever the body's coding, for a caller that may ignore the body.
+pub async fn read_any_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limit: BodyLimit,
@@ -180,14 +204,6 @@ pub async fn read_body(
         header_str(request, header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit.bytes) {
         return Err(OAuthError::PayloadTooLarge);
-    }
-    // No content coding is decoded here: a gzip body would otherwise fail as "not valid JSON".
-    if let Some(coding) = request.headers().get(header::CONTENT_ENCODING)
-        && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
-    {
-        return Err(OAuthError::invalid_request(
-            "Content-Encoding is not supported: send the body unencoded",
-        ));
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit.bytes));
     let read = async {

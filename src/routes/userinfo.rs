@@ -6,7 +6,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::http::{BodyLimit, header_str, no_store, read_body};
+use super::http::{BodyLimit, header_str, is_encoded, no_store, read_any_body};
 use super::log_client;
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, bearer};
@@ -20,8 +20,12 @@ pub async fn user(
     let authorization = request.headers().get_all(header::AUTHORIZATION);
     let in_header = bearer::parse(authorization.map(HeaderValue::as_bytes));
     let in_body = if request.method() == Method::POST {
-        let body = read_body(&request, payload, limit.with_token()).await?;
-        bearer::in_form_body(header_str(&request, header::CONTENT_TYPE), &body)?
+        // A body that is not a form is ignored, so its coding does not matter.
+        let body = read_any_body(&request, payload, limit.with_token())
+            .await
+            .map_err(bearer::challenged)?;
+        let content_type = header_str(&request, header::CONTENT_TYPE);
+        bearer::in_form_body(content_type, is_encoded(&request), &body)?
     } else {
         None
     };

@@ -233,6 +233,46 @@ async fn a_post_with_the_token_twice_or_none_is_refused_as_rfc_6750_says() {
     );
 }
 
+/// README: only a form body is read for a token, so another body's `Content-Encoding` does not
+/// matter; an encoded form is not decoded, and its refusal, like every `invalid_request` of a
+/// resource request, carries the Bearer challenge (RFC 6750 §3).
+#[tokio::test]
+async fn an_encoded_body_is_ignored_unless_it_is_a_form_which_is_refused_challenged() {
+    let app = spawn_app().await;
+    let record = code_record(&APP);
+    let token = app.token_of(&APP, &record).await;
+    let post = |content_type: &'static str, body: &'static [u8]| {
+        app.http
+            .post(app.url(USER_INFO))
+            .bearer_auth(&token)
+            .header("Content-Type", content_type)
+            .header("Content-Encoding", "gzip")
+            .body(body)
+            .send()
+    };
+
+    let json = Answer::of(post("application/json", b"\x1f\x8b\x08\x00").await.unwrap()).await;
+    let form = Answer::of(
+        post("application/x-www-form-urlencoded", b"\x1f\x8b\x08\x00")
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(json.status, 200, "{}", json.text);
+    assert_eq!(json.json["id"], record.account_id.as_str());
+    assert_eq!(
+        (form.status, form.error()),
+        (400, "invalid_request"),
+        "{}",
+        form.text
+    );
+    assert_eq!(
+        form.header("www-authenticate"),
+        Some(r#"Bearer realm="sso-token", error="invalid_request""#)
+    );
+}
+
 /// README: the token is never read from the query string (RFC 6750 §2.3 allows it, but a URL
 /// ends up in logs and histories): a live token there is no token at all, by GET or POST.
 #[tokio::test]
