@@ -52,8 +52,9 @@ pub enum OAuthError {
         description: Description,
     },
     /// Too many failed client authentications from this address or for this client id
-    /// (`throttle`): 429 with `Retry-After`. The RFC 6749 code is `invalid_client`, since it is
-    /// client authentication that is refused; RFC 6749 has no code for rate limits.
+    /// (`throttle`): 429 with `Retry-After` and the Basic challenge. The RFC 6749 code is
+    /// `invalid_client`, since it is client authentication that is refused; RFC 6749 has no code
+    /// for rate limits.
     #[error("invalid_client: throttled for {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
     /// The body was larger than `server.body_limit`.
@@ -211,10 +212,7 @@ impl ResponseError for OAuthError {
         let mut response = no_store(HttpResponse::build(self.status_code()));
         match self {
             Self::InvalidClient(_) => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"sso-token\", charset=\"UTF-8\""),
-                ));
+                response.insert_header((header::WWW_AUTHENTICATE, basic_challenge()));
             }
             Self::Unavailable(_) | Self::Overloaded | Self::Busy => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
@@ -240,6 +238,9 @@ impl ResponseError for OAuthError {
             Self::Throttled { retry_after_secs } => {
                 let seconds = (*retry_after_secs).max(1);
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+                // Still an `invalid_client` (RFC 6749 §5.2): a client that sent Basic
+                // credentials is told how to authenticate, as with the 401.
+                response.insert_header((header::WWW_AUTHENTICATE, basic_challenge()));
             }
             _ => {}
         }
@@ -252,6 +253,11 @@ impl ResponseError for OAuthError {
 
 /// The realm of our Bearer challenges.
 const REALM: &str = "sso-token";
+
+/// The challenge of a refused client authentication (RFC 7617, with RFC 6749 §2.3.1's UTF-8).
+fn basic_challenge() -> HeaderValue {
+    HeaderValue::from_static("Basic realm=\"sso-token\", charset=\"UTF-8\"")
+}
 
 /// An RFC 6750 §3 challenge: `Bearer realm="…"`, then `error="…"` and `scope="…"` when given.
 /// Codes and scopes are our own constants, plain ASCII: the value is always a valid header.

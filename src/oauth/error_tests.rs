@@ -37,13 +37,6 @@ async fn every_error_renders_the_rfc_shape_without_caching() {
             405,
             "invalid_request",
         ),
-        (
-            OAuthError::Throttled {
-                retry_after_secs: 7,
-            },
-            429,
-            "invalid_client",
-        ),
     ];
     for (error, status, code) in cases {
         let (got_status, body, response) = render(error).await;
@@ -57,6 +50,27 @@ async fn every_error_renders_the_rfc_shape_without_caching() {
         assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
         assert!(response.headers().get("www-authenticate").is_none());
     }
+}
+
+/// Throttled client authentication is still `invalid_client`: the Basic challenge of the 401,
+/// with the seconds to wait.
+#[actix_web::test]
+async fn a_throttled_client_gets_429_with_retry_after_and_the_basic_challenge() {
+    let (status, body, response) = render(OAuthError::Throttled {
+        retry_after_secs: 7,
+    })
+    .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (429, Some("invalid_client"))
+    );
+    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("retry-after"), Some("7"));
+    assert_eq!(
+        header("www-authenticate"),
+        Some(r#"Basic realm="sso-token", charset="UTF-8""#)
+    );
+    assert_eq!(header("cache-control"), Some("no-store"));
 }
 
 #[actix_web::test]

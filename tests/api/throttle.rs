@@ -103,13 +103,18 @@ fn assert_throttled(answer: &Answer, context: &str) {
     assert!((1..=60).contains(&retry_after), "{context}: {retry_after}");
 }
 
-/// A 429 `invalid_client`, in any window.
+/// A 429 `invalid_client`, in any window, with the 401's Basic challenge (RFC 6749 §5.2).
 fn assert_refused_429(answer: &Answer, context: &str) {
     assert_eq!(
         (answer.status, answer.error()),
         (429, "invalid_client"),
         "{context}: {}",
         answer.text
+    );
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Basic realm="sso-token", charset="UTF-8""#),
+        "{context}"
     );
 }
 
