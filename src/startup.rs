@@ -85,7 +85,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new()?);
         let live = Arc::new(Live::new(
             &settings,
-            refusing_what_a_start_would(source),
+            refusing_what_a_start_would(&settings, source),
             Arc::clone(&metrics),
         )?);
         let store = Store::new(&settings.redis)?;
@@ -281,7 +281,13 @@ impl Application {
 /// A reload applies `[server]`, `[redis]`, `[throttle]` and `[metrics]` only at the next start
 /// (see `live`), so it checks them as that start will use them, without binding or connecting:
 /// otherwise a reload would say "reloaded" to a configuration that the next restart refuses.
-fn refusing_what_a_start_would(source: SettingsSource) -> SettingsSource {
+/// A listen address the running server already bound is not resolved again: a name server's
+/// passing failure is no reason to refuse a reload that does not change it.
+fn refusing_what_a_start_would(running: &Settings, source: SettingsSource) -> SettingsSource {
+    let bound = [
+        running.server.listen.clone(),
+        running.metrics.listen.clone(),
+    ];
     Box::new(move || {
         let settings = source()?;
         let invalid =
@@ -291,8 +297,8 @@ fn refusing_what_a_start_would(source: SettingsSource) -> SettingsSource {
             ("server.listen", &settings.server.listen),
             ("metrics.listen", &settings.metrics.listen),
         ];
-        for (setting, address) in listeners {
-            if !address.is_empty() {
+        for ((setting, address), bound) in listeners.into_iter().zip(&bound) {
+            if !address.is_empty() && address != bound {
                 address
                     .to_socket_addrs()
                     .map_err(|e| invalid(setting, format!("`{address}`: {e}")))?;
@@ -342,3 +348,7 @@ fn listen_error(setting: &'static str, address: &str) -> impl Fn(std::io::Error)
         source,
     }
 }
+
+#[cfg(test)]
+#[path = "startup_tests.rs"]
+mod tests;
