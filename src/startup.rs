@@ -18,7 +18,7 @@ use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{Endpoint, Metrics};
 use crate::routes::health::Readiness;
 use crate::routes::http::{self, BodyLimit};
-use crate::routes::{access_log, access_log_on, metrics, unread_body};
+use crate::routes::{access_log, access_log_on, after_close, metrics, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
 use crate::store::{Fitness, Store, StoreError};
@@ -162,6 +162,7 @@ impl Application {
             let recorder = Arc::clone(&app_exchange.metrics);
             let draining = app_draining.clone();
             App::new()
+                .wrap_fn(after_close::refuse_after_close)
                 .wrap_fn(move |request, service| {
                     shutdown::close_when_draining(&draining, request, service)
                 })
@@ -187,6 +188,7 @@ impl Application {
                 .app_data(draining_data.clone())
                 .configure(|routes| crate::routes::configure(routes, metrics_here))
         })
+        .on_connect(after_close::mark_connection)
         // Answers are small and complete: send them at once, never hold a tail back (Nagle)
         // until the client's delayed ACK.
         .tcp_nodelay(true)

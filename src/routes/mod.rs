@@ -2,6 +2,7 @@
 //! and the access log.
 
 mod access_log;
+pub mod after_close;
 pub mod discovery;
 pub mod health;
 pub mod http;

@@ -3,9 +3,13 @@
 //! idle connection, never the server just as a request arrives on it. Both directions, on a
 //! connection of the test's own: closed once idle past the setting, still serving when idle
 //! past actix's own default (5 s) but within the setting, and 0 closing after each answer. And
-//! the listener's backlog, which a burst of new connections needs.
+//! the listener's backlog, which a burst of new connections needs, and no request served after
+//! one that asked to close its connection.
 
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use sso_token::startup::{HEALTHZ_PATH, TOKEN_PATH};
 
@@ -50,6 +54,46 @@ async fn a_connection_idle_past_actix_default_still_takes_an_exchange() {
     let (status, head, text) = conn.send("POST", TOKEN_PATH, &body).await;
     assert_eq!(status, 200, "{text}");
     assert!(!head.contains("connection: close"), "{head}");
+}
+
+/// RFC 9112 §9.6: a request pipelined behind one that asked to close the connection is not
+/// served, by HTTP/1.1's `Connection: close` or HTTP/1.0's default: the client reads no answer
+/// after the one it closes on, so an exchange there would spend its code for nothing. The
+/// code stays, and the connection closes.
+#[tokio::test]
+async fn a_request_pipelined_after_one_that_asked_to_close_is_not_served() {
+    let app = spawn_app_with(|_| {}).await;
+    for first in [
+        "GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\n\r\n",
+    ] {
+        let code = app.issue_code(&APP).await;
+        let body = json_request(&APP, &code).to_string();
+        let exchange = format!(
+            "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let address = app.address.trim_start_matches("http://");
+        let mut conn = TcpStream::connect(address).await.unwrap();
+        conn.write_all(format!("{first}{exchange}").as_bytes())
+            .await
+            .unwrap();
+
+        let mut read = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut read)).await;
+
+        let read = String::from_utf8_lossy(&read);
+        assert!(closed.is_ok(), "{first:?}: still open after: {read}");
+        let status_line = read.lines().next().unwrap_or_default();
+        assert!(status_line.ends_with(" 200 OK"), "{first:?}: {read}");
+        assert!(!read.contains("access_token"), "{first:?}: served: {read}");
+        assert!(
+            app.code_exists(&code).await,
+            "{first:?}: the code was spent"
+        );
+    }
 }
 
 #[tokio::test]
