@@ -30,6 +30,14 @@ use super::Conn;
 /// already spent. An unknown code with such a key is unknown. A string there that names no
 /// `jti` of this code is another writer's too: `Store::take_code` tells it from a replay.
 ///
+/// A Redis user that may not run a command of the script (an ACL) gets its `NOPERM` (a 503)
+/// with nothing changed, never an answer as if the key held another type: `SET` is checked
+/// before the code is taken (`redis.acl_check_cmd`, Redis 7), since a write refused after it
+/// would leave the code taken without a token record, which Lua cannot undo; a refused
+/// `GETDEL` changes nothing. (A refused `GET` of the token record after the code was taken,
+/// for a code value the authorize service reused, is not checked for: that `GET` is rare and
+/// the check would cost every exchange.)
+///
 /// The `#!lua` line (Redis 7) declares a writing script, which Redis then refuses up front on a
 /// replica (READONLY) or on a master without enough replicas (NOREPLICAS, with
 /// `min-replicas-to-write`), even when this call would only read. So a lane still connected to a
@@ -38,8 +46,20 @@ use super::Conn;
 ///
 /// [`keys`]: super::keys
 pub(super) const EXCHANGE_SCRIPT: &str = r#"#!lua
+if not redis.acl_check_cmd('SET', KEYS[2], '') then
+  return redis.error_reply('NOPERM this user may not SET token records')
+end
+local function foreign(reply)
+  if type(reply) ~= 'table' then
+    return false
+  end
+  if string.sub(reply.err, 1, 9) ~= 'WRONGTYPE' then
+    error(reply)
+  end
+  return true
+end
 local record = redis.pcall('GETDEL', KEYS[1])
-if type(record) == 'table' then
+if foreign(record) then
   redis.call('DEL', KEYS[1])
   return ''
 end
@@ -52,7 +72,7 @@ if record then
   end
 end
 local token = redis.pcall('GET', KEYS[2])
-if type(token) == 'table' then
+if foreign(token) then
   -- Not a token record of ours: a taken code is answered as a malformed one.
   return record and '' or false
 end

@@ -672,6 +672,40 @@ async fn a_redis_user_without_the_permission_costs_no_reconnection_per_refusal()
     assert_refusals_keep_the_connection(&redis).await;
 }
 
+/// An ACL that refuses a command of the exchange script (a Redis user tightened while the
+/// service runs) costs a 503 with the code untouched, not the code taken for nothing: a
+/// refused `SET` of the token record is checked for before the code is taken, and a refused
+/// `GETDEL` is not mistaken for a code key of another type (answered `invalid_grant`, the code
+/// deleted). Once the user may again, the same code is exchanged.
+#[tokio::test]
+async fn a_redis_user_refused_a_command_of_the_exchange_leaves_the_code_untouched() {
+    let redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let mut admin = connection(&redis).await;
+    for refused in ["-set", "-getdel"] {
+        let code = app.issue_code(&APP).await;
+        let _: String = redis::cmd("ACL")
+            .arg(&["SETUSER", "default", refused])
+            .query_async(&mut admin)
+            .await
+            .expect("ACL SETUSER");
+
+        assert_unavailable(&app, &code).await;
+
+        let _: String = redis::cmd("ACL")
+            .arg(&["SETUSER", "default", "+@all"])
+            .query_async(&mut admin)
+            .await
+            .expect("ACL SETUSER");
+        assert!(
+            app.code_exists(&code).await,
+            "{refused}: the code was taken"
+        );
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+        assert_eq!(answer.status, 200, "{refused}: {}", answer.text);
+    }
+}
+
 /// Exchanges against a Redis that refuses them with an error reply: each a prompt 503, and
 /// 20 of them open no new connection.
 async fn assert_refusals_keep_the_connection(redis: &RedisServer) {
