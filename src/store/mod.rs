@@ -368,10 +368,14 @@ impl Store {
     /// Reads a token record (introspection, user info): `None` once revoked or expired.
     pub async fn get_token(&self, jti: &str) -> Result<Option<String>, StoreError> {
         let key = &self.token_key(jti);
-        self.with_conn(
-            Lanes::Plain,
-            |mut conn| async move { Ok(conn.get(key).await?) },
-        )
+        self.with_conn(Lanes::Plain, |mut conn| async move {
+            match conn.get(key).await {
+                // Another writer's key under the prefix: no record of ours, as the exchange
+                // script takes it, not a 503 for as long as that key lives.
+                Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
+                read => Ok(read?),
+            }
+        })
         .await
     }
 

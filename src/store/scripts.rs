@@ -95,10 +95,17 @@ return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
 /// slot: no trace, but a write that the replicas must acknowledge, and they acknowledge in
 /// order, so the `WAIT` after it also covers a deletion that an earlier attempt made and that
 /// was not acknowledged then (the client retried). Answers 1 when it deleted the record, 0
-/// when there was none, -1 when the key holds another token's (or client's) record. `allow-oom`: a Redis
+/// when there was none, -1 when the key holds another token's (or client's) record, or a value
+/// of another type (a foreign writer under the key prefix). `allow-oom`: a Redis
 /// full to `maxmemory` still runs it (a deletion frees memory; a revocation must not wait).
 pub(super) const DELETE_SCRIPT: &str = r"#!lua flags=allow-oom
-local record = redis.call('GET', KEYS[1])
+local record = redis.pcall('GET', KEYS[1])
+if type(record) == 'table' then
+  if string.sub(record.err, 1, 9) ~= 'WRONGTYPE' then
+    error(record)
+  end
+  record = '(another type)'
+end
 if record and string.sub(record, 1, #ARGV[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end

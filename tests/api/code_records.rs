@@ -284,6 +284,41 @@ async fn a_token_key_that_holds_no_string_is_an_invalid_grant_not_a_503() {
     );
 }
 
+/// A live token whose record key another writer replaced with another Redis type: no live token
+/// (introspection inactive, user info 401, revocation 200 with the key left alone), not a 503
+/// on every call for as long as that key lives.
+#[tokio::test]
+async fn a_token_record_key_of_another_type_is_no_live_token_not_a_503() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+    let claims = verify_token(&token, APP.id, ISSUER).claims;
+    let key = app.store.token_key(claims["jti"].as_str().expect("jti"));
+    let _: () = app.query(redis::cmd("DEL").arg(&key)).await;
+    let _: () = app
+        .query(redis::cmd("HSET").arg(&key).arg("a").arg("b"))
+        .await;
+
+    let introspected = app.introspect(&APP, &token).await;
+    let shown = app.user_info(&token).await;
+    let revoked = app.revoke(&APP, &token, None).await;
+
+    assert_eq!(
+        (introspected.status, &introspected.json),
+        (200, &json!({"active": false})),
+        "{}",
+        introspected.text
+    );
+    assert_eq!(
+        (shown.status, shown.error()),
+        (401, "invalid_token"),
+        "{}",
+        shown.text
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let kind: String = app.query(redis::cmd("TYPE").arg(&key)).await;
+    assert_eq!(kind, "hash", "the other writer's key changed");
+}
+
 each_topology!(a_token_key_holding_another_writers_string_is_an_invalid_grant_not_a_503);
 
 /// A token-record key that holds a string we did not write (another writer under the key
