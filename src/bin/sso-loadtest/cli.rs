@@ -110,7 +110,9 @@ pub struct RunArgs {
     pub form_basic: bool,
     /// Every K-th request (K ≥ 2) re-sends the code of the request before it, usually while
     /// that one is in flight: exactly one of the two must get a token, the other 400
-    /// invalid_grant.
+    /// invalid_grant. (Not while Redis connections are being cut: the replay may revoke the
+    /// first one's token before its call, repeated on a new connection, answers; both are then
+    /// refused, which this run counts as a violation.)
     #[arg(long, default_value_t = 0, value_parser = replay_every)]
     pub replay_every: u64,
     /// TTL of the seeded codes, seconds; unused codes are deleted after the run. The server
