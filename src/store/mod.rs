@@ -40,7 +40,9 @@ pub use self::error::StoreError;
 use self::fence::Fence;
 use self::keys::Keys;
 use self::lanes::{Lane, Lanes, lock};
-use self::scripts::{COUNT_FAILURE_SCRIPT, DELETE_SCRIPT, EXCHANGE_SCRIPT, run_script};
+use self::scripts::{
+    COUNT_FAILURE_SCRIPT, DELETE_SCRIPT, EXCHANGE_SCRIPT, PERMISSIONS_SCRIPT, run_script,
+};
 use crate::config::{RedisMode, RedisSettings};
 
 /// Whether a Redis can run the exchange (`Store::fitness`).
@@ -48,6 +50,12 @@ use crate::config::{RedisMode, RedisSettings};
 pub enum Fitness {
     Runs {
         version: String,
+    },
+    /// The service's Redis user may not run these commands on its keys (an ACL): each one
+    /// refused is a 503 for what needs it.
+    Refused {
+        version: String,
+        commands: Vec<String>,
     },
     /// Why every exchange would fail there.
     Cannot(&'static str),
@@ -472,8 +480,9 @@ impl Store {
     }
 
     /// Whether this Redis can run the exchange at all, for the start to say so: it needs Redis
-    /// 7 (the script's `#!lua` flags, `GETDEL`) and a user that may run scripts. A PING, and so
-    /// readiness, passes either way.
+    /// 7 (the script's `#!lua` flags, `GETDEL`), a user that may run scripts, and the commands
+    /// of [`PERMISSIONS_SCRIPT`] on the service's keys. A PING, and so readiness, passes
+    /// whatever the answer.
     pub async fn fitness(&self) -> Result<Fitness, StoreError> {
         let is_noperm =
             |e: &StoreError| matches!(e, StoreError::Redis(e) if e.code() == Some("NOPERM"));
@@ -485,8 +494,18 @@ impl Store {
             asked = self.version_by("EVAL").await;
         }
         match asked {
-            Ok(Some(version)) => Ok(Fitness::Runs { version }),
-            Ok(None) => Ok(Fitness::Cannot(OLDER_THAN_7)),
+            Ok(Some(mut reply)) if !reply.is_empty() => {
+                let version = reply.remove(0);
+                if reply.is_empty() {
+                    Ok(Fitness::Runs { version })
+                } else {
+                    Ok(Fitness::Refused {
+                        version,
+                        commands: reply,
+                    })
+                }
+            }
+            Ok(_) => Ok(Fitness::Cannot(OLDER_THAN_7)),
             Err(StoreError::Redis(e))
                 if e.detail().is_some_and(|d| d.contains("unknown command")) =>
             {
@@ -500,15 +519,22 @@ impl Store {
         }
     }
 
-    /// `redis.REDIS_VERSION` through `eval` (`EVAL` or `EVAL_RO`): nil before Redis 7.0.
-    async fn version_by(&self, eval: &'static str) -> Result<Option<String>, StoreError> {
+    /// [`PERMISSIONS_SCRIPT`] through `eval` (`EVAL` or `EVAL_RO`): the version, then the
+    /// commands refused; nil before Redis 7.0.
+    async fn version_by(&self, eval: &'static str) -> Result<Option<Vec<String>>, StoreError> {
+        let sample = "fitness";
+        let mut command = redis::cmd(eval);
+        command
+            .arg(PERMISSIONS_SCRIPT)
+            .arg(0)
+            .arg(self.exchange.get_hash())
+            .arg(self.code_key(sample))
+            .arg(self.token_key_of_code(sample))
+            .arg(self.throttle_address_key(IpAddr::from([127, 0, 0, 1])))
+            .arg(if self.acks.is_some() { "1" } else { "0" });
+        let command = &command;
         self.with_conn(Lanes::Plain, |mut conn| async move {
-            let version: Option<String> = redis::cmd(eval)
-                .arg("return redis.REDIS_VERSION")
-                .arg(0)
-                .query_async(&mut conn)
-                .await?;
-            Ok(version)
+            Ok(command.query_async(&mut conn).await?)
         })
         .await
     }

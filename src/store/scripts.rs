@@ -119,6 +119,35 @@ end
 return 0
 ";
 
+/// The version, then each command the service runs that its Redis user may not (an ACL), for
+/// the start to name them: `ARGV` holds the exchange script's hash, a code key, a token-record
+/// key and a throttle key under the service's prefix, and `1` when `redis.replica_acks` needs
+/// `WAIT`. Nil before Redis 7.0, which has neither `REDIS_VERSION` nor `acl_check_cmd`. Checks
+/// only: nothing runs.
+pub(super) const PERMISSIONS_SCRIPT: &str = r"
+if not redis.REDIS_VERSION then
+  return nil
+end
+local refused = {}
+local function check(...)
+  if not redis.acl_check_cmd(...) then
+    refused[#refused + 1] = (...)
+  end
+end
+check('EVALSHA', ARGV[1], '0')
+check('GETDEL', ARGV[2])
+check('SET', ARGV[3], '')
+check('GET', ARGV[3])
+check('DEL', ARGV[3])
+check('INCR', ARGV[4])
+check('PEXPIRE', ARGV[4], '1')
+check('PTTL', ARGV[4])
+if ARGV[5] == '1' then
+  check('WAIT', '1', '0')
+end
+return {redis.REDIS_VERSION, unpack(refused)}
+";
+
 /// Counts one failure under one key: the first failure of a window starts the key's TTL. One
 /// key per script, so that every key of a call is in one hash slot (Redis Cluster); the calls
 /// for several keys travel in one pipeline. Returns the count and the milliseconds left.

@@ -138,9 +138,10 @@ async fn the_start_names_its_redis_and_warns_when_it_does_not_answer() {
     );
 }
 
-/// A Redis that answers PING but cannot run the exchange (here a user without scripting; a
-/// Redis older than 7.0 is the other case) passes readiness, so the start says it plainly:
-/// otherwise each exchange's 503 is the only clue. A user that may run scripts hears nothing.
+/// A Redis that answers PING but cannot run the exchange (here a user without scripting, or
+/// without `SET` or `DEL`; a Redis older than 7.0 is the other case) passes readiness, so the
+/// start says it plainly, naming what is refused: otherwise each exchange's 503 is the only
+/// clue. A user that may run all it needs hears nothing.
 #[tokio::test]
 async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     let log = log_capture::mark();
@@ -163,6 +164,8 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     acl("scripts", &["+@all"]);
     // What the exchange itself needs, without EVAL_RO, which the check tries first.
     acl("evalonly", &["+@all", "-@scripting", "+eval", "+evalsha"]);
+    acl("noset", &["+@all", "-set"]);
+    acl("nodel", &["+@all", "-del", "-pttl"]);
     let target = |user: &str| format!("Redis redis://{user}:***@127.0.0.1:{}", redis.port());
     let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}", redis.port());
     let error_for = |lines: &[String], user: &str| {
@@ -176,6 +179,8 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     let _refused = app_on(url("noscripts")).await;
     let _allowed = app_on(url("scripts")).await;
     let _eval_only = app_on(url("evalonly")).await;
+    let _no_set = app_on(url("noset")).await;
+    let _no_del = app_on(url("nodel")).await;
 
     let version_of = |lines: &[String], user: &str| {
         let named = format!("{}: version ", target(user));
@@ -189,8 +194,17 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
             error_for(lines, "noscripts").is_some()
                 && version_of(lines, "scripts")
                 && version_of(lines, "evalonly")
+                && error_for(lines, "noset").is_some()
+                && error_for(lines, "nodel").is_some()
         })
         .await;
+    let refused = |user: &str| {
+        let line = error_for(&lines, user).unwrap_or_default();
+        let (_, named) = line.split_once("may not run ").unwrap_or_default();
+        named.split(" on ").next().unwrap_or_default().to_owned()
+    };
+    assert_eq!(refused("noset"), "SET");
+    assert_eq!(refused("nodel"), "DEL, PTTL");
     let line = error_for(&lines, "noscripts").unwrap_or_default();
     assert!(line.contains("may not run scripts"), "{line}");
     assert_eq!(error_for(&lines, "scripts"), None);
