@@ -158,13 +158,16 @@ impl Application {
         let draining = Draining::default();
         let draining_data = web::Data::new(draining.clone());
         let app_draining = draining.clone();
+        let keep_alive_off = settings.server.keep_alive_secs == 0;
         let mut server = HttpServer::new(move || {
             let recorder = Arc::clone(&app_exchange.metrics);
             let draining = app_draining.clone();
             App::new()
-                .wrap_fn(after_close::refuse_after_close)
                 .wrap_fn(move |request, service| {
                     shutdown::close_when_draining(&draining, request, service)
+                })
+                .wrap_fn(move |request, service| {
+                    after_close::refuse_after_close(keep_alive_off, request, service)
                 })
                 .wrap_fn(unread_body::hold_chunked_body)
                 .wrap(Condition::new(logging, access_log(Arc::clone(&proxies))))

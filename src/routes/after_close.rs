@@ -1,13 +1,16 @@
 //! RFC 9112 §9.6: once a request asks to close its connection (`Connection: close`, or HTTP/1.0
-//! without keep-alive), the server must serve no further request on it. actix-http serves the
-//! requests a client pipelined behind that one all the same, and keeps the connection open. The
-//! client reads no answer after the one it closes on, so an exchange served there would spend
-//! its code for nothing. Each connection carries a mark: the request that asks to close sets
-//! it, and a request that finds it set is refused unserved, and its connection closed.
+//! without keep-alive), or an answer says the server closes it (a stop's drain, 408, or
+//! `server.keep_alive_secs` = 0), no further request may be served on it. actix-http serves the
+//! requests a client pipelined behind that one all the same. The client reads no answer after
+//! the one that closes, so an exchange served there would spend its code for nothing. Each
+//! connection carries a mark: the request or answer that closes sets it, and a request that
+//! finds it set is refused unserved (its code untouched, for a retry on a new connection), and
+//! its connection closed.
 
 use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
+use std::rc::Rc;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Extensions, Service, ServiceRequest, ServiceResponse};
@@ -15,39 +18,53 @@ use actix_web::http::ConnectionType;
 
 use crate::oauth::OAuthError;
 
-/// Set once a request on the connection asked to close it.
-struct CloseAsked(Cell<bool>);
+/// Set once a request or an answer on the connection closed it. Shared with the answer's
+/// future, which outlives the request's borrow of the connection's data.
+struct CloseAsked(Rc<Cell<bool>>);
 
 /// `HttpServer::on_connect`: every connection starts unmarked.
 pub fn mark_connection(_: &dyn Any, data: &mut Extensions) {
-    data.insert(CloseAsked(Cell::new(false)));
+    data.insert(CloseAsked(Rc::default()));
 }
 
-/// `wrap_fn` middleware: serves a request unless one before it on its connection asked to close.
+/// `wrap_fn` middleware: serves a request unless one before it on its connection closed it.
+/// `always_close`: keep-alive is off (`server.keep_alive_secs` = 0), so every answer closes.
+/// Outside the middlewares that set `Connection: close` on an answer, to see it.
 pub fn refuse_after_close<S, B>(
+    always_close: bool,
     request: ServiceRequest,
     service: &S,
 ) -> impl Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>> + use<S, B>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
-    let mark = request.conn_data::<CloseAsked>();
-    let served = if mark.is_some_and(|asked| asked.0.get()) {
+    let mark = request
+        .conn_data::<CloseAsked>()
+        .map(|mark| Rc::clone(&mark.0));
+    let served = if mark.as_ref().is_some_and(|closed| closed.get()) {
         Err(request)
     } else {
-        if let Some(asked) = mark
-            && request.head().connection_type() == ConnectionType::Close
+        if let Some(closed) = &mark
+            && (always_close || request.head().connection_type() == ConnectionType::Close)
         {
-            asked.0.set(true);
+            closed.set(true);
         }
         Ok(service.call(request))
     };
     async move {
         match served {
-            Ok(call) => call.await.map(ServiceResponse::map_into_left_body),
+            Ok(call) => {
+                let answer = call.await?;
+                if let Some(closed) = mark
+                    && answer.response().head().connection_type() == ConnectionType::Close
+                {
+                    closed.set(true);
+                }
+                Ok(answer.map_into_left_body())
+            }
             Err(request) => {
                 let refused = OAuthError::invalid_request(
-                    "a request sent after one that asked to close the connection is not served",
+                    "a request sent after the connection was closed (Connection: close) is not served",
                 );
                 let mut answer = request.error_response(refused);
                 (answer.response_mut().head_mut()).set_connection_type(ConnectionType::Close);

@@ -89,11 +89,42 @@ async fn a_request_pipelined_after_one_that_asked_to_close_is_not_served() {
         let status_line = read.lines().next().unwrap_or_default();
         assert!(status_line.ends_with(" 200 OK"), "{first:?}: {read}");
         assert!(!read.contains("access_token"), "{first:?}: served: {read}");
+        // The second answer is the refusal, and it closes the connection.
+        let second = (read.match_indices("HTTP/1.").nth(1)).map_or("", |(at, _)| &read[at..]);
+        assert!(second.starts_with("HTTP/1.1 400 "), "{first:?}: {read}");
+        assert!(second.contains("invalid_request"), "{first:?}: {read}");
+        assert!(second.contains("connection: close"), "{first:?}: {read}");
         assert!(
             app.code_exists(&code).await,
             "{first:?}: the code was spent"
         );
     }
+}
+
+/// With `server.keep_alive_secs` = 0 every answer closes its connection, so a request pipelined
+/// behind any one is not served either.
+#[tokio::test]
+async fn with_keep_alive_0_a_pipelined_request_is_not_served() {
+    let app = spawn_app_with(|s| s.server.keep_alive_secs = 0).await;
+    let code = app.issue_code(&APP).await;
+    let body = json_request(&APP, &code).to_string();
+    let pipelined = format!(
+        "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\nPOST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let address = app.address.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(address).await.unwrap();
+    conn.write_all(pipelined.as_bytes()).await.unwrap();
+
+    let mut read = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut read)).await;
+
+    let read = String::from_utf8_lossy(&read);
+    assert!(closed.is_ok(), "still open after: {read}");
+    assert!(read.starts_with("HTTP/1.1 200"), "{read}");
+    assert!(!read.contains("access_token"), "served: {read}");
+    assert!(app.code_exists(&code).await, "the code was spent");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use deadpool_redis::redis;
 use sso_token::config::Settings;
 use sso_token::startup::TOKEN_PATH;
 use sso_token::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{APP, Answer, http_client, json_request, test_settings};
 use crate::raw_conn::RawConn;
@@ -281,6 +282,49 @@ async fn after_sigterm_the_server_serves_unready_for_the_delay_closing_each_conn
     server
         .ends_cleanly_within(Duration::from_secs(10), "the server ends after the delay")
         .await;
+}
+
+/// During the delay every answer closes its connection, and a request the client pipelined
+/// behind one is not served (RFC 9112 §9.6): its code stays for a retry on a new connection,
+/// instead of being spent on an answer the client never reads.
+#[tokio::test]
+async fn during_the_delay_a_request_pipelined_behind_a_closing_answer_is_not_served() {
+    let redis = RedisServer::start();
+    let (server, settings) = server_with_delay(&redis, 3000);
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM: unready");
+    let code = write_code(&settings).await;
+    let body = json_request(&APP, &code).to_string();
+    let pipelined = format!(
+        "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\nPOST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let address = server.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
+    conn.write_all(pipelined.as_bytes()).await.unwrap();
+
+    let mut read = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), conn.read_to_end(&mut read)).await;
+
+    let read = String::from_utf8_lossy(&read);
+    assert!(closed.is_ok(), "still open: {read}");
+    let head = read.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{read}");
+    assert!(head.contains("connection: close"), "{read}");
+    assert!(!read.contains("access_token"), "served: {read}");
+    let code_key = Store::new(&settings.redis).unwrap().code_key(&code);
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let left: bool = redis::cmd("EXISTS")
+        .arg(&code_key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(left, "the pipelined exchange spent its code");
 }
 
 /// A probe that was waiting for Redis' answer when SIGTERM came answers 503: the stop decides,
