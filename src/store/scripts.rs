@@ -73,8 +73,12 @@ if record then
 end
 local token = redis.pcall('GET', KEYS[2])
 if foreign(token) then
-  -- Not a token record of ours: a taken code is answered as a malformed one.
-  return record and '' or false
+  -- Not a token record of ours: a taken code is answered as a malformed one, an unknown code
+  -- as another writer's string (no replica acknowledgement to wait for: nothing was written).
+  if record then
+    return ''
+  end
+  return redis.status_reply('')
 end
 if not token then
   return false

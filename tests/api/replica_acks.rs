@@ -200,6 +200,44 @@ async fn with_replica_acks_a_replay_is_final_only_once_its_revocation_is_acknowl
     drop(set);
 }
 
+/// A token-record key of another Redis type (a foreign writer under the key prefix) behind an
+/// unknown code: the code is unknown, with acknowledgements as without them. Settling the
+/// unknown code's deletion found that key not ours, counted no acknowledgement, and answered
+/// 503 on every attempt for as long as the key lived.
+#[tokio::test]
+async fn with_replica_acks_a_foreign_token_key_behind_a_spent_code_is_no_503() {
+    let master = RedisServer::start();
+    let master_port = master.port().to_string();
+    let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master_port], None);
+    wait_until("the replica is in sync", || {
+        query::<String>(master.port(), redis::cmd("INFO").arg("replication"))
+            .is_some_and(|info| info.contains("state=online"))
+    });
+    let app = spawn_app_with(|s| {
+        s.redis.url = master.url();
+        s.redis.replica_acks = 1;
+        s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
+    })
+    .await;
+    let code = app.issue_code(&APP).await;
+    let key = app.store.token_key_of_code(&code);
+    let _: () = app
+        .query(redis::cmd("HSET").arg(&key).arg("a").arg("b"))
+        .await;
+
+    let first = Answer::of(app.exchange(&APP, &code).await).await;
+    let again = Answer::of(app.exchange(&APP, &code).await).await;
+
+    for (answer, what) in [(&first, "taken"), (&again, "spent")] {
+        assert_eq!(
+            (answer.status, answer.error()),
+            (400, "invalid_grant"),
+            "{what}: {}",
+            answer.text
+        );
+    }
+}
+
 /// On Sentinel-found connections, as on the others, `redis.timeout_ms` alone bounds a call: a
 /// `WAIT` longer than the redis crate's default limit of 500 ms per command runs its whole time,
 /// and what it refuses is an acknowledgement failure like any other (counted, record removed).
