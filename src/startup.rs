@@ -296,9 +296,14 @@ impl Application {
 /// A listen address the running server already bound is not resolved again: a name server's
 /// passing failure is no reason to refuse a reload that does not change it.
 fn refusing_what_a_start_would(running: &Settings, source: SettingsSource) -> SettingsSource {
+    let metrics_bound = running.metrics.enabled && !running.metrics.listen.is_empty();
     let bound = [
         running.server.listen.clone(),
-        running.metrics.listen.clone(),
+        (if metrics_bound {
+            running.metrics.listen.clone()
+        } else {
+            String::new()
+        }),
     ];
     Box::new(move || {
         let settings = source()?;

@@ -37,4 +37,13 @@ fn a_reload_resolves_only_the_listen_addresses_it_changes() {
         let refused = reload().expect_err(setting).to_string();
         assert!(refused.contains(setting), "{refused}");
     }
+
+    // A metrics listener the start did not bind (metrics off) is not one the server has.
+    let mut metrics_off = listening("127.0.0.1:8080", unresolvable);
+    metrics_off.metrics.enabled = false;
+    let mut metrics_on = metrics_off.clone();
+    metrics_on.metrics.enabled = true;
+    let reload = refusing_what_a_start_would(&metrics_off, source(metrics_on));
+    let refused = reload().expect_err("metrics turned on").to_string();
+    assert!(refused.contains("metrics.listen"), "{refused}");
 }
