@@ -64,6 +64,11 @@ async fn a_throttled_client_gets_429_with_retry_after_and_the_basic_challenge() 
         (status.as_u16(), body["error"].as_str()),
         (429, Some("invalid_client"))
     );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
     let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
     assert_eq!(header("retry-after"), Some("7"));
     assert_eq!(
