@@ -259,7 +259,11 @@ async fn a_code_key_that_holds_no_string_is_an_invalid_grant_and_spent() {
 /// already gone; once spent, the code is unknown, not a 503 on every attempt.
 #[tokio::test]
 async fn a_token_key_that_holds_no_string_is_an_invalid_grant_not_a_503() {
-    let app = spawn_app().await;
+    assert_a_foreign_token_key_spends_its_code(&spawn_app().await).await;
+}
+
+/// The test above on `app` (`replica_acks` runs it with acknowledgements).
+pub async fn assert_a_foreign_token_key_spends_its_code(app: &TestApp) {
     let code = app.issue_code(&APP).await;
     let key = app.store.token_key_of_code(&code);
     let _: () = app

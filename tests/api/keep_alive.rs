@@ -8,13 +8,10 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use sso_token::startup::{HEALTHZ_PATH, TOKEN_PATH};
 
 use crate::helpers::{APP, TestApp, json_request, spawn_app_with};
-use crate::raw_conn::RawConn;
+use crate::raw_conn::{RawConn, pipelined_exchange};
 
 /// An app with `server.keep_alive_secs` = `secs`, and a connection to it that has had one
 /// answer and kept the connection.
@@ -69,23 +66,11 @@ async fn a_request_pipelined_after_one_that_asked_to_close_is_not_served() {
     ] {
         let code = app.issue_code(&APP).await;
         let body = json_request(&APP, &code).to_string();
-        let exchange = format!(
-            "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let address = app.address.trim_start_matches("http://");
-        let mut conn = TcpStream::connect(address).await.unwrap();
-        conn.write_all(format!("{first}{exchange}").as_bytes())
+
+        let read = pipelined_exchange(&app.address, first, &body, Duration::from_secs(5))
             .await
-            .unwrap();
+            .unwrap_or_else(|read| panic!("{first:?}: still open after: {read}"));
 
-        let mut read = Vec::new();
-        let closed =
-            tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut read)).await;
-
-        let read = String::from_utf8_lossy(&read);
-        assert!(closed.is_ok(), "{first:?}: still open after: {read}");
         let status_line = read.lines().next().unwrap_or_default();
         assert!(status_line.ends_with(" 200 OK"), "{first:?}: {read}");
         assert!(!read.contains("access_token"), "{first:?}: served: {read}");
@@ -108,20 +93,12 @@ async fn with_keep_alive_0_a_pipelined_request_is_not_served() {
     let app = spawn_app_with(|s| s.server.keep_alive_secs = 0).await;
     let code = app.issue_code(&APP).await;
     let body = json_request(&APP, &code).to_string();
-    let pipelined = format!(
-        "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\nPOST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let address = app.address.trim_start_matches("http://");
-    let mut conn = TcpStream::connect(address).await.unwrap();
-    conn.write_all(pipelined.as_bytes()).await.unwrap();
 
-    let mut read = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut read)).await;
+    let first = "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+    let read = pipelined_exchange(&app.address, first, &body, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|read| panic!("still open after: {read}"));
 
-    let read = String::from_utf8_lossy(&read);
-    assert!(closed.is_ok(), "still open after: {read}");
     assert!(read.starts_with("HTTP/1.1 200"), "{read}");
     assert!(!read.contains("access_token"), "served: {read}");
     assert!(app.code_exists(&code).await, "the code was spent");

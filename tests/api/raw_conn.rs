@@ -4,10 +4,40 @@
 
 use std::time::{Duration, Instant};
 
+use sso_token::startup::TOKEN_PATH;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub struct RawConn(TcpStream);
+
+/// A client that pipelines: `first` (a whole request) and a token exchange of `body` in one
+/// write on a new connection to `base`, then reads until the server closes it. What was read,
+/// or `Err` with it when the connection is still open after `within`.
+pub async fn pipelined_exchange(
+    base: &str,
+    first: &str,
+    body: &str,
+    within: Duration,
+) -> Result<String, String> {
+    let exchange = format!(
+        "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut conn = TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    conn.write_all(format!("{first}{exchange}").as_bytes())
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    let closed = tokio::time::timeout(within, conn.read_to_end(&mut read)).await;
+    let read = String::from_utf8_lossy(&read).into_owned();
+    match closed {
+        Ok(_) => Ok(read),
+        Err(_) => Err(read),
+    }
+}
 
 impl RawConn {
     /// Connects to `base` (`http://host:port`).

@@ -17,6 +17,7 @@ use deadpool_redis::redis;
 use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use serde_json::Value;
 
+use crate::code_records::assert_a_foreign_token_key_spends_its_code;
 use crate::cutter::{Cut, Cutter, Hook};
 use crate::failover::exchange_once_served;
 use crate::helpers::{APP, Answer, ISSUER, TestApp, code_record, spawn_app_with, verify_token};
@@ -219,23 +220,7 @@ async fn with_replica_acks_a_foreign_token_key_behind_a_spent_code_is_no_503() {
         s.redis.replica_ack_timeout_ms = ACK_TIMEOUT_MS;
     })
     .await;
-    let code = app.issue_code(&APP).await;
-    let key = app.store.token_key_of_code(&code);
-    let _: () = app
-        .query(redis::cmd("HSET").arg(&key).arg("a").arg("b"))
-        .await;
-
-    let first = Answer::of(app.exchange(&APP, &code).await).await;
-    let again = Answer::of(app.exchange(&APP, &code).await).await;
-
-    for (answer, what) in [(&first, "taken"), (&again, "spent")] {
-        assert_eq!(
-            (answer.status, answer.error()),
-            (400, "invalid_grant"),
-            "{what}: {}",
-            answer.text
-        );
-    }
+    assert_a_foreign_token_key_spends_its_code(&app).await;
 }
 
 /// On Sentinel-found connections, as on the others, `redis.timeout_ms` alone bounds a call: a

@@ -9,10 +9,9 @@ use deadpool_redis::redis;
 use sso_token::config::Settings;
 use sso_token::startup::TOKEN_PATH;
 use sso_token::store::Store;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{APP, Answer, http_client, json_request, test_settings};
-use crate::raw_conn::RawConn;
+use crate::raw_conn::{RawConn, pipelined_exchange};
 use crate::redis_server::RedisServer;
 use crate::server_process::{ServerProcess, config_dir, write_code};
 
@@ -295,20 +294,12 @@ async fn during_the_delay_a_request_pipelined_behind_a_closing_answer_is_not_ser
     server.wait_for_log("SIGTERM: unready");
     let code = write_code(&settings).await;
     let body = json_request(&APP, &code).to_string();
-    let pipelined = format!(
-        "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\nPOST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let address = server.base.trim_start_matches("http://");
-    let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
-    conn.write_all(pipelined.as_bytes()).await.unwrap();
 
-    let mut read = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(2), conn.read_to_end(&mut read)).await;
+    let first = "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+    let read = pipelined_exchange(&server.base, first, &body, Duration::from_secs(2))
+        .await
+        .unwrap_or_else(|read| panic!("still open: {read}"));
 
-    let read = String::from_utf8_lossy(&read);
-    assert!(closed.is_ok(), "still open: {read}");
     let head = read.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{read}");
     assert!(head.contains("connection: close"), "{read}");
