@@ -4,6 +4,24 @@ use deadpool_redis::redis;
 
 use super::Conn;
 
+/// Lua for the scripts that read our keys with `redis.pcall`: `foreign(reply)` is true for a
+/// key of another Redis type (`WRONGTYPE`: a foreign writer under the key prefix), false for a
+/// value, and raises any other refusal (an ACL's `NOPERM`), which ends the script as its error.
+macro_rules! foreign {
+    () => {
+        "local function foreign(reply)
+  if type(reply) ~= 'table' then
+    return false
+  end
+  if string.sub(reply.err, 1, 9) ~= 'WRONGTYPE' then
+    error(reply)
+  end
+  return true
+end
+"
+    };
+}
+
 /// One atomic step for the whole state change of an exchange, so that of any number of
 /// concurrent requests for one code, on any number of replicas, exactly one sees the record:
 /// take the code and write the token record; or, when the code is gone, report the `jti` of
@@ -45,18 +63,11 @@ use super::Conn;
 /// instead of reading stale data there (an unknown code, a missed replay).
 ///
 /// [`keys`]: super::keys
-pub(super) const EXCHANGE_SCRIPT: &str = r#"#!lua
-if not redis.acl_check_cmd('SET', KEYS[2], '') then
+pub(super) const EXCHANGE_SCRIPT: &str = concat!(
+    "#!lua\n",
+    foreign!(),
+    r#"if not redis.acl_check_cmd('SET', KEYS[2], '') then
   return redis.error_reply('NOPERM this user may not SET token records')
-end
-local function foreign(reply)
-  if type(reply) ~= 'table' then
-    return false
-  end
-  if string.sub(reply.err, 1, 9) ~= 'WRONGTYPE' then
-    error(reply)
-  end
-  return true
 end
 local record = redis.pcall('GETDEL', KEYS[1])
 if foreign(record) then
@@ -89,7 +100,8 @@ if string.sub(token, 1, #ARGV[2]) == ARGV[2] then
   return string.sub(token, #ARGV[2] + 1, -2)
 end
 return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
-"#;
+"#
+);
 
 /// Deletes a token record if it is the one of `ARGV[1]`, the record's start (`{"jti":"<jti>"`,
 /// and for a revocation its client too: `write_record_start`): a record under the same key that
@@ -102,12 +114,11 @@ return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
 /// when there was none, -1 when the key holds another token's (or client's) record, or a value
 /// of another type (a foreign writer under the key prefix). `allow-oom`: a Redis
 /// full to `maxmemory` still runs it (a deletion frees memory; a revocation must not wait).
-pub(super) const DELETE_SCRIPT: &str = r"#!lua flags=allow-oom
-local record = redis.pcall('GET', KEYS[1])
-if type(record) == 'table' then
-  if string.sub(record.err, 1, 9) ~= 'WRONGTYPE' then
-    error(record)
-  end
+pub(super) const DELETE_SCRIPT: &str = concat!(
+    "#!lua flags=allow-oom\n",
+    foreign!(),
+    r"local record = redis.pcall('GET', KEYS[1])
+if foreign(record) then
   record = '(another type)'
 end
 if record and string.sub(record, 1, #ARGV[1]) == ARGV[1] then
@@ -121,7 +132,8 @@ if record then
   return -1
 end
 return 0
-";
+"
+);
 
 /// The version, then each command the service runs that its Redis user may not (an ACL), for
 /// the start to name them: `ARGV` holds the exchange script's hash, a code key, a token-record
