@@ -266,9 +266,10 @@ impl Application {
                     }
                     Ok(Fitness::Refused { version, commands }) => log::error!(
                         "Redis {target}: version {version}, but its user may not run {} on the \
-                         service's keys: what needs them gets 503 (exchanges EVALSHA, GETDEL, \
-                         SET, GET; revocations and replays DEL; the throttle INCR, PEXPIRE, PTTL; \
-                         redis.replica_acks WAIT); grant them (ACL SETUSER)",
+                         service's keys: what needs them gets 503 (exchanges EVALSHA, and EVAL \
+                         where Redis lacks the script, GETDEL, SET, GET; revocations and replays \
+                         DEL; the throttle EVAL, INCR, PEXPIRE, PTTL; redis.replica_acks WAIT); \
+                         grant them (ACL SETUSER)",
                         commands.join(", ")
                     ),
                     Ok(Fitness::Cannot(problem)) => log::error!("Redis {target}: {problem}"),

@@ -151,6 +151,7 @@ local function check(...)
   end
 end
 check('EVALSHA', ARGV[1], '0')
+check('EVAL', ARGV[1], '0')
 check('GETDEL', ARGV[2])
 check('SET', ARGV[3], '')
 check('GET', ARGV[3])

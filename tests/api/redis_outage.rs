@@ -139,9 +139,9 @@ async fn the_start_names_its_redis_and_warns_when_it_does_not_answer() {
 }
 
 /// A Redis that answers PING but cannot run the exchange (here a user without scripting, or
-/// without `SET` or `DEL`; a Redis older than 7.0 is the other case) passes readiness, so the
-/// start says it plainly, naming what is refused: otherwise each exchange's 503 is the only
-/// clue. A user that may run all it needs hears nothing.
+/// without `SET`, `DEL` or `EVAL`; a Redis older than 7.0 is the other case) passes readiness,
+/// so the start says it plainly, naming what is refused: otherwise each exchange's 503 is the
+/// only clue. A user that may run all it needs hears nothing.
 #[tokio::test]
 async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     let log = log_capture::mark();
@@ -166,6 +166,8 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     acl("evalonly", &["+@all", "-@scripting", "+eval", "+evalsha"]);
     acl("noset", &["+@all", "-set"]);
     acl("nodel", &["+@all", "-del", "-pttl"]);
+    // EVALSHA alone is not enough: a Redis without the script cached, and the throttle, run EVAL.
+    acl("noeval", &["+@all", "-eval"]);
     let target = |user: &str| format!("Redis redis://{user}:***@127.0.0.1:{}", redis.port());
     let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}", redis.port());
     let error_for = |lines: &[String], user: &str| {
@@ -181,6 +183,7 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     let _eval_only = app_on(url("evalonly")).await;
     let _no_set = app_on(url("noset")).await;
     let _no_del = app_on(url("nodel")).await;
+    let _no_eval = app_on(url("noeval")).await;
 
     let version_of = |lines: &[String], user: &str| {
         let named = format!("{}: version ", target(user));
@@ -196,6 +199,7 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
                 && version_of(lines, "evalonly")
                 && error_for(lines, "noset").is_some()
                 && error_for(lines, "nodel").is_some()
+                && error_for(lines, "noeval").is_some()
         })
         .await;
     let refused = |user: &str| {
@@ -205,6 +209,7 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     };
     assert_eq!(refused("noset"), "SET");
     assert_eq!(refused("nodel"), "DEL, PTTL");
+    assert_eq!(refused("noeval"), "EVAL");
     let line = error_for(&lines, "noscripts").unwrap_or_default();
     assert!(line.contains("may not run scripts"), "{line}");
     assert_eq!(error_for(&lines, "scripts"), None);
