@@ -23,7 +23,7 @@
 #   -c, --connections C  most requests in flight [32]
 #   --redis-down SECS    how long Redis stays down [3]
 #   --replica-down SECS  how long replica 1 stays down after it exited [2]
-#   --recovery SECS      allowed time back to full rate after each restart [5]
+#   --recovery SECS      allowed time back to 90 % of the rate after each restart [5]
 #   --profile P          release or debug binaries [release]
 #   --no-build           use the binaries as they are
 #   --out DIR            JSON summary, rate samples and logs [target/chaos]

@@ -30,7 +30,7 @@ struct Cli {
     /// Folder with default.toml and, with --env / SSO_ENV, <env>.toml.
     #[arg(long, env = "SSO_CONFIG_DIR", default_value = "config", global = true)]
     config_dir: PathBuf,
-    /// Overlay config/<env>.toml on top of default.toml (for example `dev`).
+    /// Overlay <config-dir>/<env>.toml on top of <config-dir>/default.toml (for example `dev`).
     #[arg(long, env = "SSO_ENV", global = true)]
     env: Option<String>,
     #[command(subcommand)]

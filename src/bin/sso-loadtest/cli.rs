@@ -15,7 +15,7 @@ pub struct Cli {
     /// Folder with default.toml and, with --env, <env>.toml (the server's configuration).
     #[arg(long, env = "SSO_CONFIG_DIR", default_value = "config", global = true)]
     pub config_dir: PathBuf,
-    /// Overlay config/<env>.toml on top of default.toml.
+    /// Overlay <config-dir>/<env>.toml on top of <config-dir>/default.toml.
     #[arg(long, env = "SSO_ENV", global = true)]
     pub env: Option<String>,
     #[command(subcommand)]
