@@ -6,6 +6,13 @@
 //! connection carries a mark: the request or answer that closes sets it, and a request that
 //! finds it set is refused unserved (its code untouched, for a retry on a new connection), and
 //! its connection closed.
+//!
+//! An answer given before the request's body was read to its end closes the connection too
+//! (actix itself does so when the body's bytes have not all arrived): where the next request
+//! starts is then the body's business, not the server's. Handlers say they read it all with
+//! [`read_to_end`]. And a request with `Upgrade: websocket` is refused unserved: actix takes
+//! everything after its head as its body, whatever `Content-Length` says, and this server
+//! upgrades nothing.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -13,14 +20,43 @@ use std::future::Future;
 use std::rc::Rc;
 
 use actix_web::body::EitherBody;
-use actix_web::dev::{Extensions, Service, ServiceRequest, ServiceResponse};
-use actix_web::http::ConnectionType;
+use actix_web::dev::{Extensions, RequestHead, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::{ConnectionType, header};
+use actix_web::{HttpMessage, HttpRequest};
 
 use crate::oauth::OAuthError;
 
 /// Set once a request or an answer on the connection closed it. Shared with the answer's
 /// future, which outlives the request's borrow of the connection's data.
 struct CloseAsked(Rc<Cell<bool>>);
+
+/// Left in a request's extensions by [`read_to_end`].
+struct BodyRead;
+
+/// Says that the handler read the request's body to its end: its answer may keep the connection.
+pub fn read_to_end(request: &HttpRequest) {
+    request.extensions_mut().insert(BodyRead);
+}
+
+/// Whether the request comes with a body (which a handler may leave unread).
+fn has_body(head: &RequestHead) -> bool {
+    let headers = &head.headers;
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+/// Whether actix frames the request's body to the connection's end (`Upgrade: websocket`,
+/// unless chunked).
+fn framed_to_the_end(head: &RequestHead) -> bool {
+    let headers = &head.headers;
+    headers.get_all(header::UPGRADE).any(|upgrade| {
+        upgrade
+            .to_str()
+            .is_ok_and(|value| value.trim().eq_ignore_ascii_case("websocket"))
+    }) && !headers.contains_key(header::TRANSFER_ENCODING)
+}
 
 /// `HttpServer::on_connect`: every connection starts unmarked.
 pub fn mark_connection(_: &dyn Any, data: &mut Extensions) {
@@ -41,8 +77,14 @@ where
     let mark = request
         .conn_data::<CloseAsked>()
         .map(|mark| Rc::clone(&mark.0));
+    let has_body = has_body(request.head());
     let served = if mark.as_ref().is_some_and(|closed| closed.get()) {
-        Err(request)
+        Err((
+            request,
+            "a request sent after the connection was closed (Connection: close) is not served",
+        ))
+    } else if framed_to_the_end(request.head()) {
+        Err((request, "Upgrade: websocket is not supported here"))
     } else {
         if let Some(closed) = &mark
             && (always_close || request.head().connection_type() == ConnectionType::Close)
@@ -54,7 +96,10 @@ where
     async move {
         match served {
             Ok(call) => {
-                let answer = call.await?;
+                let mut answer = call.await?;
+                if has_body && !answer.request().extensions().contains::<BodyRead>() {
+                    (answer.response_mut().head_mut()).set_connection_type(ConnectionType::Close);
+                }
                 if let Some(closed) = mark
                     && answer.response().head().connection_type() == ConnectionType::Close
                 {
@@ -62,11 +107,11 @@ where
                 }
                 Ok(answer.map_into_left_body())
             }
-            Err(request) => {
-                let refused = OAuthError::invalid_request(
-                    "a request sent after the connection was closed (Connection: close) is not served",
-                );
-                let mut answer = request.error_response(refused);
+            Err((request, why)) => {
+                if let Some(closed) = mark {
+                    closed.set(true);
+                }
+                let mut answer = request.error_response(OAuthError::invalid_request(why));
                 (answer.response_mut().head_mut()).set_connection_type(ConnectionType::Close);
                 Ok(answer.map_into_right_body())
             }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use sso_token::startup::{HEALTHZ_PATH, TOKEN_PATH};
+use sso_token::startup::{HEALTHZ_PATH, TOKEN_PATH, USERINFO_PATH};
 
 use crate::helpers::{APP, TestApp, json_request, spawn_app_with};
 use crate::raw_conn::{RawConn, pipelined_exchange};
@@ -84,6 +84,97 @@ async fn a_request_pipelined_after_one_that_asked_to_close_is_not_served() {
             "{first:?}: the code was spent"
         );
     }
+}
+
+/// An answer given without reading the request's whole body closes the connection (actix
+/// cannot tell where the next request starts), so nothing pipelined behind it is served either:
+/// a route that reads no body, one that refuses the method, a body over `server.body_limit`,
+/// an encoded one.
+#[tokio::test]
+async fn a_request_pipelined_behind_an_unread_body_is_not_served() {
+    let app = spawn_app_with(|_| {}).await;
+    let over_limit = "a".repeat(5000);
+    for (first, status) in [
+        (
+            format!("GET {USERINFO_PATH} HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc"),
+            401,
+        ),
+        (
+            format!("GET {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc"),
+            405,
+        ),
+        (
+            format!("GET {HEALTHZ_PATH} HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc"),
+            200,
+        ),
+        (
+            format!(
+                "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                 Content-Length: 5000\r\n\r\n{over_limit}"
+            ),
+            413,
+        ),
+        (
+            format!(
+                "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                 Content-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc"
+            ),
+            400,
+        ),
+    ] {
+        let code = app.issue_code(&APP).await;
+        let body = json_request(&APP, &code).to_string();
+        let shown = &first[..first.find('\r').unwrap_or(0)];
+
+        let read = pipelined_exchange(&app.address, &first, &body, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|read| panic!("{shown}: still open after: {read}"));
+
+        let status_line = read.lines().next().unwrap_or_default();
+        assert!(
+            status_line.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{shown}: {read}"
+        );
+        let head = read.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(head.contains("connection: close"), "{shown}: {read}");
+        assert!(!read.contains("access_token"), "{shown}: served: {read}");
+        assert!(app.code_exists(&code).await, "{shown}: the code was spent");
+    }
+}
+
+/// actix takes everything after the head of an `Upgrade: websocket` request as its body,
+/// whatever `Content-Length` says, and this server upgrades nothing: such a request is refused
+/// at once, unserved, and so is what follows it, both codes left for a retry.
+#[tokio::test]
+async fn an_upgrade_request_is_refused_and_nothing_behind_it_is_served() {
+    let app = spawn_app_with(|_| {}).await;
+    let (code, behind) = (app.issue_code(&APP).await, app.issue_code(&APP).await);
+    let upgraded = json_request(&APP, &code).to_string();
+    let first = format!(
+        "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Connection: upgrade\r\nUpgrade: websocket\r\nContent-Length: {}\r\n\r\n{upgraded}",
+        upgraded.len()
+    );
+    let body = json_request(&APP, &behind).to_string();
+
+    let read = pipelined_exchange(&app.address, &first, &body, Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|read| panic!("still open after: {read}"));
+
+    assert!(read.starts_with("HTTP/1.1 400 "), "{read}");
+    assert!(
+        read.contains("Upgrade: websocket is not supported"),
+        "{read}"
+    );
+    assert!(!read.contains("access_token"), "served: {read}");
+    assert!(
+        app.code_exists(&code).await,
+        "the upgrade request's code was spent"
+    );
+    assert!(
+        app.code_exists(&behind).await,
+        "the code behind it was spent"
+    );
 }
 
 /// With `server.keep_alive_secs` = 0 every answer closes its connection, so a request pipelined
