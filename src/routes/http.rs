@@ -137,6 +137,20 @@ pub fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&st
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The body's `Content-Type`, if it is there and visible ASCII. Two lines are refused: which
+/// one a proxy in front reads is anybody's guess, and it must not see one format where the
+/// server parses another.
+pub fn content_type(request: &HttpRequest) -> Result<Option<&str>, OAuthError> {
+    let mut lines = request.headers().get_all(header::CONTENT_TYPE);
+    let first = lines.next();
+    if lines.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "send one Content-Type header, not several",
+        ));
+    }
+    Ok(first.and_then(|line| line.to_str().ok()))
+}
+
 /// The `Authorization` header of a client authentication, if any: one line (RFC 9110 §11.6.2:
 /// one set of credentials; with several, which one counts is for nobody to guess), of visible
 /// ASCII (anything else cannot be Basic credentials, and is not silently ignored).
@@ -186,12 +200,15 @@ pub async fn read_body(
     read_any_body(request, payload, limit).await
 }
 
-/// Whether the body has a content coding other than `identity`.
+/// Whether the body has a content coding other than `identity`, on any `Content-Encoding` line
+/// (RFC 9110 §5.3: repeated lines are one list, `identity` then `gzip` is gzip).
 pub fn is_encoded(request: &HttpRequest) -> bool {
     request
         .headers()
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"))
+        .get_all(header::CONTENT_ENCODING)
+        .flat_map(|line| line.as_bytes().split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"))
 }
 
 /// [`read_body`] whatever the body's coding, for a caller that may ignore the body.

@@ -6,7 +6,7 @@ use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::authenticate;
-use super::http::{BodyLimit, client_authorization, header_str, no_store, read_body};
+use super::http::{BodyLimit, client_authorization, content_type, no_store, read_body};
 use crate::client_auth::{Caller, ClientAuth};
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, TokenQuery};
@@ -59,7 +59,7 @@ async fn authenticated(
 
 fn parse(request: &HttpRequest, body: BytesMut) -> Result<TokenQuery, OAuthError> {
     TokenQuery::parse(
-        header_str(request, header::CONTENT_TYPE),
+        content_type(request)?,
         client_authorization(request)?,
         &body,
     )

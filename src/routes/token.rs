@@ -1,10 +1,10 @@
 //! `POST /identity/sso/oauth2/access_token`.
 
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::authenticate;
-use super::http::{BodyLimit, client_authorization, header_str, no_store, read_body};
+use super::http::{BodyLimit, client_authorization, content_type, no_store, read_body};
 use crate::client_auth::ClientAuth;
 use crate::clients::Client;
 use crate::exchange::{Exchange, Issued};
@@ -19,7 +19,7 @@ pub async fn access_token(
 ) -> Result<HttpResponse, OAuthError> {
     let body = read_body(&request, payload, **limit).await?;
     let token_request = TokenRequest::parse(
-        header_str(&request, header::CONTENT_TYPE),
+        content_type(&request)?,
         client_authorization(&request)?,
         &body,
     )?;

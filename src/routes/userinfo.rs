@@ -6,7 +6,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::http::{BodyLimit, header_str, is_encoded, no_store, read_any_body};
+use super::http::{BodyLimit, content_type, is_encoded, no_store, read_any_body};
 use super::log_client;
 use crate::inspect::Inspector;
 use crate::oauth::{OAuthError, bearer};
@@ -24,8 +24,8 @@ pub async fn user(
         let body = read_any_body(&request, payload, limit.with_token())
             .await
             .map_err(bearer::challenged)?;
-        let content_type = header_str(&request, header::CONTENT_TYPE);
-        bearer::in_form_body(content_type, is_encoded(&request), &body)?
+        let form_type = content_type(&request).map_err(bearer::challenged)?;
+        bearer::in_form_body(form_type, is_encoded(&request), &body)?
     } else {
         None
     };

@@ -384,3 +384,34 @@ async fn a_content_encoded_body_is_refused_by_name() {
 
     assert!(answer.text.contains("Content-Encoding"), "{}", answer.text);
 }
+
+/// RFC 9110 §5.3: two `Content-Encoding` lines are one list; `identity` on the first does not
+/// hide a `gzip` on the second.
+#[tokio::test]
+async fn a_content_coding_on_a_second_line_is_refused_too() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let body = json_with(&code, |_| {});
+    let lines = [
+        ("Content-Encoding", "identity"),
+        ("Content-Encoding", "gzip"),
+    ];
+
+    let answer = assert_refused_with(&app, &code, &lines, body).await;
+
+    assert!(answer.text.contains("Content-Encoding"), "{}", answer.text);
+}
+
+/// Two `Content-Type` lines are refused, not read as whichever comes first: a proxy in front
+/// may read the other, and see another format than the one parsed here.
+#[tokio::test]
+async fn two_content_type_headers_are_refused() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let body = json_with(&code, |_| {});
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+
+    let answer = assert_refused_with(&app, &code, &form, body).await;
+
+    assert!(answer.text.contains("Content-Type"), "{}", answer.text);
+}

@@ -273,6 +273,33 @@ async fn an_encoded_body_is_ignored_unless_it_is_a_form_which_is_refused_challen
     );
 }
 
+/// Two `Content-Type` lines on a POST leave it unknown whether the body is a form that holds
+/// the token: refused, with the Bearer challenge.
+#[tokio::test]
+async fn a_post_with_two_content_types_is_refused_challenged() {
+    let app = spawn_app().await;
+    let token = app.token_of(&APP, &code_record(&APP)).await;
+    let request = app
+        .http
+        .post(app.url(USER_INFO))
+        .header("Content-Type", "application/json")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("access_token={token}"));
+
+    let answer = Answer::of(request.send().await.unwrap()).await;
+
+    assert_eq!(
+        (answer.status, answer.error()),
+        (400, "invalid_request"),
+        "{}",
+        answer.text
+    );
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="sso-token", error="invalid_request""#)
+    );
+}
+
 /// README: the token is never read from the query string (RFC 6750 §2.3 allows it, but a URL
 /// ends up in logs and histories): a live token there is no token at all, by GET or POST.
 #[tokio::test]
