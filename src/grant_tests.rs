@@ -319,6 +319,25 @@ fn a_record_for_another_client_or_redirect_uri_is_refused() {
             REDIRECT_URI,
             "not registered",
         ),
+        // Registered means equal, not sharing a start with a registered one, either way.
+        (
+            json!({ "redirect_uri": "https://app.example/cb/../x" }),
+            "app",
+            "https://app.example/cb/../x",
+            "not registered",
+        ),
+        (
+            json!({ "redirect_uri": "https://app.example/cb.evil.example" }),
+            "app",
+            "https://app.example/cb.evil.example",
+            "not registered",
+        ),
+        (
+            json!({ "redirect_uri": "https://app.example/c" }),
+            "app",
+            "https://app.example/c",
+            "not registered",
+        ),
     ];
     for (changes, client_id, redirect_uri, expected) in cases {
         let raw = record_with(changes.clone());

@@ -68,6 +68,24 @@ mod tests {
         assert!(!verify(Method::Plain, VERIFIER, CHALLENGE));
     }
 
+    /// Every character counts, not a prefix: a long `plain` challenge against a verifier that
+    /// differs only past its 43rd character, is cut there, or goes one further.
+    #[test]
+    fn plain_compares_the_whole_of_a_long_challenge() {
+        let challenge = format!("{VERIFIER}{VERIFIER}");
+        let late_difference = format!("{VERIFIER}{}", VERIFIER.replace('d', "e"));
+        let longer = format!("{challenge}a");
+        assert!(verify(Method::Plain, &challenge, &challenge));
+        for verifier in [
+            late_difference.as_str(),
+            VERIFIER,
+            &challenge[..43],
+            &longer,
+        ] {
+            assert!(!verify(Method::Plain, &challenge, verifier), "{verifier}");
+        }
+    }
+
     #[test]
     fn methods_parse_with_their_rfc_names() {
         let s256: Method = serde_json::from_str("\"S256\"").unwrap();
