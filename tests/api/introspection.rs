@@ -288,6 +288,28 @@ fn record_key(app: &TestApp, token: &str) -> String {
     app.store.token_key(claims["jti"].as_str().expect("jti"))
 }
 
+/// README ("Introspection"): another client's token is `{"active": false}` whatever the reason,
+/// decided before Redis is asked: the answer cannot tell, by its content or its time, whether
+/// the token is still live.
+#[tokio::test]
+async fn another_clients_token_is_inactive_without_asking_redis() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+
+    let before = redis_operations(&app).await;
+    let seen = app.introspect(&OTHER, &token).await;
+    let after = redis_operations(&app).await;
+
+    assert_inactive(&seen, "introspected by another client");
+    assert_eq!(after, before, "Redis asked for another client's token");
+    // The same count sees the caller's own introspection ask Redis.
+    assert_eq!(app.introspect(&APP, &token).await.json["active"], true);
+    assert!(
+        redis_operations(&app).await > after,
+        "the count missed a read"
+    );
+}
+
 /// README ("Revocation", RFC 7009 §2.1): another client's live token is refused with 400
 /// `unauthorized_client`, and Redis is not asked whether it still is, so once its own client
 /// has revoked it, the other client gets the very same answer: no answer tells another client
