@@ -12,34 +12,16 @@ use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use aws_lc_rs::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use crate::oauth::OAuthError;
 use crate::oauth::credentials::MAX_SECRET;
 
-/// The SHA-256 of a secret. It has no `PartialEq`: `==` on two of them does not compile, so the
-/// only way to compare them is [`ConstantTimeEq`].
-#[derive(Clone, Copy)]
-pub(crate) struct Digest([u8; 32]);
+mod digest;
 
-impl ConstantTimeEq for Digest {
-    fn ct_eq(&self, other: &Self) -> subtle::Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
-
-impl Digest {
-    /// All zeros: what an unknown client's presented secret is compared with, so that it costs
-    /// the same as a known one's.
-    pub(crate) const ZERO: Self = Self([0; 32]);
-
-    /// Lower-case hex, the stored `sha256:` form.
-    fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
+use self::digest::decode_hex;
+pub(crate) use self::digest::{Digest, sha256};
 
 /// How long a verification waits for a free Argon2 slot before its request gets a 503: long
 /// enough for a burst of one client's requests to wait for the first verification (then the
@@ -275,23 +257,6 @@ impl SecretHash {
 fn remembered(verified: &RwLock<Option<Digest>>, digest: &Digest) -> bool {
     let cached = *verified.read().unwrap_or_else(|poison| poison.into_inner());
     cached.is_some_and(|c| bool::from(c.ct_eq(digest)))
-}
-
-pub(crate) fn sha256(text: &str) -> Digest {
-    let mut out = [0; 32];
-    out.copy_from_slice(digest(&SHA256, text.as_bytes()).as_ref());
-    Digest(out)
-}
-
-fn decode_hex(hex: &str) -> Option<Digest> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(Digest(out))
 }
 
 /// `sha256:<hex>`: the default stored form of a client secret.
