@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use futures_util::StreamExt;
@@ -382,6 +383,119 @@ async fn an_address_block_ends_with_its_window_and_the_next_failure_starts_a_new
     );
 }
 
+/// README ("Throttling"): the window is fixed, started by the first failure: later failures
+/// in it do not push its end back (a sliding window would let a slow guesser keep a block up, or
+/// a counter alive, for ever). Failures at 0 s, 0 s and 2 s of a 4 s window: the third (the
+/// N-th, 401) leaves each counter with the time left since the first failure, not a fresh
+/// window; the 429 after it says as much in `Retry-After`; the block is over 4 s after the
+/// first failure, before a window started by the third could end; and the failure after that
+/// is the first of a new window, not the fifth of an old one. Each bound is measured on the
+/// test's clock from the first failure's answer: a slow machine loosens it, and a sliding
+/// window misses it by the 2 s between the first and the third failure.
+#[tokio::test]
+async fn a_failure_late_in_the_window_does_not_extend_it() {
+    const WINDOW: Duration = Duration::from_secs(4);
+    const LATER: Duration = Duration::from_secs(2);
+    // Redis' clock against the test's, and PTTL's whole milliseconds.
+    const SLACK: Duration = Duration::from_millis(200);
+    let app = spawn_app_with(|s| {
+        s.throttle.max_failures = MAX;
+        s.throttle.window_secs = WINDOW.as_secs();
+        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let address = "203.0.113.103";
+    let counter = format!("{}throttle:addr:{address}", app.settings.redis.key_prefix);
+    let wrong = TestClient {
+        secret: WRONG,
+        ..APP
+    };
+    let unknown_code = "OC-1-never-issued";
+
+    let first = app.exchange_from(&wrong, unknown_code, address).await;
+    // The window started before this: it ends by `first_answered + WINDOW`.
+    let first_answered = Instant::now();
+    let second = app.exchange_from(&wrong, unknown_code, address).await;
+    tokio::time::sleep(LATER).await;
+    // A window that the third failure started would end after `third_sent + WINDOW`.
+    let third_sent = Instant::now();
+    let third = app.exchange_from(&wrong, unknown_code, address).await;
+    for (i, answer) in [first, second, third].iter().enumerate() {
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    }
+
+    let read_from = Instant::now();
+    let counters = app.keys("throttle:*").await;
+    assert_eq!(counters.len(), 3, "address, client id, pair: {counters:?}");
+    let most_left = WINDOW.saturating_sub(read_from - first_answered) + SLACK;
+    for key in &counters {
+        let count: u64 = app.query(redis::cmd("GET").arg(key)).await;
+        let pttl: i64 = app.query(redis::cmd("PTTL").arg(key)).await;
+        assert_eq!(
+            count, MAX,
+            "{key}: the three failures were not counted in one window (a machine too slow \
+             for this test?)"
+        );
+        let left = u64::try_from(pttl).map(Duration::from_millis);
+        assert!(
+            left.is_ok_and(|left| left <= most_left),
+            "{key}: PTTL {pttl} ms after the third failure, {:?} after the first: the window \
+             runs from the last failure, not the first ({most_left:?} at most)",
+            read_from - first_answered
+        );
+    }
+
+    let fourth_sent = Instant::now();
+    let blocked = app.exchange_from(&wrong, unknown_code, address).await;
+    assert_refused_429(&blocked, "the failure past the limit");
+    let retry_after: u64 = blocked
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in seconds: {:?}", blocked.headers));
+    let most_left = WINDOW.saturating_sub(fourth_sent - first_answered);
+    let most_secs = most_left.as_secs() + u64::from(most_left.subsec_nanos() > 0);
+    assert!(
+        (1..=most_secs).contains(&retry_after),
+        "Retry-After {retry_after} s, {:?} after the first failure of a {WINDOW:?} window",
+        fourth_sent - first_answered
+    );
+
+    // The right secret passes once the window that the first failure started is over, well
+    // before one that the third started could be: halfway between the two ends (one code: a
+    // 429 leaves it untouched).
+    let code = app.issue_code(&APP).await;
+    let too_late = first_answered + WINDOW + (third_sent - first_answered) / 2;
+    loop {
+        let sent = Instant::now();
+        let answer = app.exchange_from(&APP, &code, address).await;
+        if answer.status != 429 {
+            assert_eq!(answer.status, 200, "after the window: {}", answer.text);
+            break;
+        }
+        assert!(
+            sent < too_late,
+            "still 429 {:?} after the first failure of a {WINDOW:?} window, {:?} after the \
+             third: the window runs from the last failure",
+            sent - first_answered,
+            sent - third_sent
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Past the first failure's window in Redis too (by more than its clock could differ).
+    tokio::time::sleep_until((first_answered + WINDOW + SLACK).into()).await;
+    assert!(
+        !app.exists(&counter).await,
+        "the address counter outlives the window its first failure started"
+    );
+    let next_failure = app.exchange_from(&wrong, unknown_code, address).await;
+    assert_eq!(
+        next_failure.status, 401,
+        "the first failure of a new window: {}",
+        next_failure.text
+    );
+}
+
 /// README ("Throttling"): credentials that no secret could make right (no secret, a Basic
 /// header that does not decode, a secret over 512 bytes) are answered 401 as the request is
 /// read, before the throttle: neither counted nor blocked. Far more of them than the limit from
@@ -732,11 +846,56 @@ async fn replicas_share_the_counters() {
     assert_throttled(&answer, "the right secret on the other replica");
 }
 
+/// README ("Throttling"): a replica reads the shared counter before authenticating for an
+/// address it has seen at half the limit or more, so that a block other replicas' failures
+/// completed holds there too; below half, it reads nothing. A limit of 6, where half the limit
+/// (3) and one short of it (5) differ: the first replica sees 2 failures (a success then costs
+/// no read), then a third; the second replica adds the 3 that complete the block; the right
+/// secret of the client that failed there, sent to the first, gets 429 after one read.
+#[tokio::test]
+async fn a_replica_that_saw_half_the_limit_from_an_address_enforces_the_block_others_complete() {
+    const LIMIT: u64 = 6;
+    let first = spawn_app_with(|s| {
+        s.throttle.max_failures = LIMIT;
+        s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let second = first.spawn_replica();
+    let address = "203.0.113.26";
+    let fail = |replica, i| async move {
+        let answer = attempt(replica, APP.id, WRONG, address).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
+    };
+    for i in 0..LIMIT / 2 - 1 {
+        fail(&first, i).await;
+    }
+    let (below_half, reads) = attempt_counting_reads(&first, APP.id, APP.secret, address).await;
+    assert_eq!(below_half.status, 200, "{}", below_half.text);
+    assert_eq!(reads, 0.0, "throttle reads below half the limit");
+    fail(&first, LIMIT / 2 - 1).await;
+    for i in LIMIT / 2..LIMIT {
+        fail(&second, i).await;
+    }
+
+    let (right_secret, reads) = attempt_counting_reads(&first, APP.id, APP.secret, address).await;
+
+    assert_throttled(
+        &right_secret,
+        "the right secret on the replica that saw half the failures",
+    );
+    // The address's counter; that the client failed there, the replica knows itself.
+    assert_eq!(reads, 1.0, "throttle reads at half the limit");
+}
+
 /// Wrong secrets racing on two replicas: Redis counts atomically, so however they interleave
-/// no more than N of them get a 401 (an answer to the guess), the rest get 429, and the block
-/// then holds on both replicas.
+/// exactly N of them get a 401 (an answer to the guess), the rest get 429 (README: the N-th
+/// failure gets 401, the next one 429, across replicas), and the block then holds on both
+/// replicas. Not fewer than N: a replica refuses a request before counting it only once Redis
+/// has told it of N failures, and a failure's counters (address, client id) go to Redis
+/// together on the replica's connection, so the client id's count never runs ahead of the
+/// address's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_failures_on_two_replicas_get_no_more_than_n_answers() {
+async fn racing_failures_on_two_replicas_get_exactly_n_answers() {
     const RACERS: usize = 4 * MAX as usize;
     let first = app(true).await;
     let second = first.spawn_replica();
@@ -752,10 +911,7 @@ async fn racing_failures_on_two_replicas_get_no_more_than_n_answers() {
 
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     let answered = statuses.iter().filter(|&&s| s == 401).count();
-    assert!(
-        (1..=MAX as usize).contains(&answered),
-        "{answered} guesses answered 401: {statuses:?}"
-    );
+    assert_eq!(answered, MAX as usize, "guesses answered 401: {statuses:?}");
     for answer in answers.iter().filter(|a| a.status != 401) {
         assert_throttled(answer, "a failure past the limit");
     }
