@@ -7,12 +7,12 @@
 //! finds it set is refused unserved (its code untouched, for a retry on a new connection), and
 //! its connection closed.
 //!
-//! An answer given before the request's body was read to its end closes the connection too
-//! (actix itself does so when the body's bytes have not all arrived): where the next request
-//! starts is then the body's business, not the server's. Handlers say they read it all with
-//! [`read_to_end`]. And a request with `Upgrade: websocket` is refused unserved: actix takes
-//! everything after its head as its body, whatever `Content-Length` says, and this server
-//! upgrades nothing.
+//! An answer given before the request's body was read to its end closes the connection too.
+//! actix closes it or not by timing (whether the body's bytes had all arrived when the answer
+//! went out), so a request pipelined behind was served or not by chance; now never. Handlers
+//! say they read the whole body with [`mark_body_read`]. And a request with
+//! `Upgrade: websocket` is refused unserved: actix takes everything after its head as its body,
+//! whatever `Content-Length` says, and this server upgrades nothing.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -30,21 +30,27 @@ use crate::oauth::OAuthError;
 /// future, which outlives the request's borrow of the connection's data.
 struct CloseAsked(Rc<Cell<bool>>);
 
-/// Left in a request's extensions by [`read_to_end`].
+/// Left in a request's extensions by [`mark_body_read`].
 struct BodyRead;
 
 /// Says that the handler read the request's body to its end: its answer may keep the connection.
-pub fn read_to_end(request: &HttpRequest) {
+/// A handler that reads a body any other way closes its connection with every answer.
+pub fn mark_body_read(request: &HttpRequest) {
     request.extensions_mut().insert(BodyRead);
 }
 
-/// Whether the request comes with a body (which a handler may leave unread).
+/// Whether the request comes with a body (which a handler may leave unread): chunked (even an
+/// empty one), or a `Content-Length` that is not zero (as actix reads it: trimmed, a number).
 fn has_body(head: &RequestHead) -> bool {
     let headers = &head.headers;
     headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|length| length.as_bytes() != b"0")
+        || headers.get(header::CONTENT_LENGTH).is_some_and(|length| {
+            length
+                .to_str()
+                .ok()
+                .and_then(|length| length.trim().parse::<u64>().ok())
+                != Some(0)
+        })
 }
 
 /// Whether actix frames the request's body to the connection's end (`Upgrade: websocket`,
@@ -63,7 +69,8 @@ pub fn mark_connection(_: &dyn Any, data: &mut Extensions) {
     data.insert(CloseAsked(Rc::default()));
 }
 
-/// `wrap_fn` middleware: serves a request unless one before it on its connection closed it.
+/// `wrap_fn` middleware: serves a request unless one before it on its connection closed it, or
+/// it asks for a websocket; closes the connection after an answer that left its body unread.
 /// `always_close`: keep-alive is off (`server.keep_alive_secs` = 0), so every answer closes.
 /// Outside the middlewares that set `Connection: close` on an answer, to see it.
 pub fn refuse_after_close<S, B>(

@@ -237,6 +237,6 @@ pub async fn read_any_body(
     tokio::time::timeout(limit.timeout, read)
         .await
         .map_err(|_| OAuthError::BodyTimeout)??;
-    super::after_close::read_to_end(request);
+    super::after_close::mark_body_read(request);
     Ok(body)
 }

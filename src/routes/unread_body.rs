@@ -5,7 +5,7 @@
 //! connection instead (after `Connection: close`): the answer's body holds it until then.
 //!
 //! Only chunked requests pay for this (a shared handle on the body); a `Content-Length` body
-//! left unread already ends its connection.
+//! left unread already ends its connection (`after_close`).
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use sso_token::startup::{HEALTHZ_PATH, TOKEN_PATH, USERINFO_PATH};
+use sso_token::startup::{HEALTHZ_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH};
 
 use crate::helpers::{APP, TestApp, json_request, spawn_app_with};
 use crate::raw_conn::{RawConn, pipelined_exchange};
@@ -140,6 +140,50 @@ async fn a_request_pipelined_behind_an_unread_body_is_not_served() {
         assert!(!read.contains("access_token"), "{shown}: served: {read}");
         assert!(app.code_exists(&code).await, "{shown}: the code was spent");
     }
+}
+
+/// The other side of the rule above: every route that reads a body reads it whole and says so,
+/// and its answers keep the connection, refusals included; so do bodiless requests, whatever
+/// way `Content-Length` spells zero. A handler that read its body some other way would close
+/// every connection, and fail here.
+#[tokio::test]
+async fn answers_that_read_their_whole_body_keep_the_connection() {
+    let app = spawn_app_with(|_| {}).await;
+    let code = app.issue_code(&APP).await;
+    let token = app.token_for(&APP).await;
+    let with_token = serde_json::json!({
+        "token": token, "client_id": APP.id, "client_secret": APP.secret,
+    })
+    .to_string();
+    let mut conn = RawConn::open(&app.address).await;
+
+    for (path, body, status) in [
+        (TOKEN_PATH, json_request(&APP, &code).to_string(), 200),
+        (TOKEN_PATH, "{}".to_owned(), 401),
+        (INTROSPECT_PATH, with_token.clone(), 200),
+        (REVOKE_PATH, with_token, 200),
+        // A JSON body is read, and ignored: no token, the bare challenge.
+        (USERINFO_PATH, "{}".to_owned(), 401),
+    ] {
+        let (answered, head, text) = conn.send("POST", path, &body).await;
+        assert_eq!(answered, status, "{path}: {text}");
+        assert!(!head.contains("connection: close"), "{path}: {head}");
+    }
+    for zero in ["0", "00", " 0"] {
+        let request =
+            format!("GET {HEALTHZ_PATH} HTTP/1.1\r\nHost: test\r\nContent-Length: {zero}\r\n\r\n");
+        let (answered, head, _) = conn.send_raw(&request).await;
+        assert_eq!(answered, 200, "Content-Length: {zero:?}");
+        assert!(!head.contains("connection: close"), "{zero:?}: {head}");
+    }
+    // No body: two Content-Type lines leave nothing in doubt at user info.
+    let bodiless = format!(
+        "POST {USERINFO_PATH} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (answered, head, text) = conn.send_raw(&bodiless).await;
+    assert_eq!(answered, 401, "{text}");
+    assert!(head.contains("invalid_token"), "revoked above: {head}");
 }
 
 /// actix takes everything after the head of an `Upgrade: websocket` request as its body,

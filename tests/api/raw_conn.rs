@@ -66,6 +66,14 @@ impl RawConn {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Sends `request` (whole, as bytes on the wire) and reads its answer.
+    pub async fn send_raw(&mut self, request: &str) -> (u16, String, String) {
+        self.0.write_all(request.as_bytes()).await.unwrap();
+        self.answer(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Sends one request without reading its answer.
     pub async fn write(&mut self, method: &str, path: &str, body: &str) {
         let request = format!(
