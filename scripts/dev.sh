@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the service for local development, ready for a real exchange:
-#   - installs redis-server, curl and a C compiler if missing and starts one on 127.0.0.1:6379 if none
-#     answers there; that Redis keeps running after the service stops, so issued codes survive a
-#     restart (stop it with `redis-cli -p 6379 shutdown nosave`);
+#   - installs redis-server, curl and a C compiler if missing; starts a Redis on 127.0.0.1:6379
+#     if none answers there; that Redis keeps running after the service stops, so issued codes
+#     survive a restart (stop it with `redis-cli -p 6379 shutdown nosave`);
 #   - creates a dev signing key (target/dev/signing.pem) on first run;
 #   - builds and starts sso-token with config/dev.toml and the demo client of config/demo-clients.toml,
 #     after printing a copy-paste `issue-code` + curl pair that returns a real token.

@@ -79,7 +79,7 @@ mod tests {
         for verifier in [
             late_difference.as_str(),
             VERIFIER,
-            &challenge[..43],
+            &challenge[..64],
             &longer,
         ] {
             assert!(!verify(Method::Plain, &challenge, verifier), "{verifier}");

@@ -1,5 +1,6 @@
 //! [`Digest`], in a module of its own so that its bytes are out of reach of the code that
-//! compares digests: the only comparison there is, anywhere, is [`ConstantTimeEq`].
+//! compares digests: outside this module two digests compare by [`ConstantTimeEq`] only (their
+//! hex, which `secret_hash` writes into a stored hash, is for storing, not comparing).
 
 use aws_lc_rs::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;

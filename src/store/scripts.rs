@@ -167,7 +167,8 @@ return {redis.REDIS_VERSION, unpack(refused)}
 
 /// Counts one failure under one key: the first failure of a window starts the key's TTL. One
 /// key per script, so that every key of a call is in one hash slot (Redis Cluster); the calls
-/// for several keys travel in one pipeline. Returns the count and the milliseconds left.
+/// for several keys are sent at once (on a single node they leave together on the thread's
+/// connection and run back to back). Returns the count and the milliseconds left.
 pub(super) const COUNT_FAILURE_SCRIPT: &str = r"
 local count = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
