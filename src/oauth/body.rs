@@ -150,7 +150,8 @@ fn explain_json(
 }
 
 /// RFC 8259 §8.1: a parser may ignore a byte order mark, and some writers still add one
-/// (.NET Framework's `Encoding.UTF8`).
+/// (.NET Framework's `Encoding.UTF8`), to a form as well: read as part of the first name, it
+/// would hide that field and fail the request far from the mistake.
 fn without_bom(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
@@ -173,7 +174,7 @@ fn parse_form<'a, T: Deserialize<'a>>(
              Content-Type: application/json",
         ));
     }
-    serde_urlencoded::from_bytes(body).map_err(|e| {
+    serde_urlencoded::from_bytes(without_bom(body)).map_err(|e| {
         OAuthError::invalid_request(duplicate_field(&e, fields).unwrap_or_else(|| {
             "request body is not valid application/x-www-form-urlencoded".into()
         }))

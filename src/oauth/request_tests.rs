@@ -895,6 +895,22 @@ fn a_json_body_may_start_with_a_byte_order_mark() {
     assert!(description.contains("JSON"), "{description}");
 }
 
+/// The same for a form: its first field (here `code`, which has no default) is read, not hidden
+/// behind the mark.
+#[test]
+fn a_form_body_may_start_with_a_byte_order_mark() {
+    let mut pairs = complete();
+    pairs.sort_by_key(|(name, _)| *name != "code");
+    let form = Format::Form.encode(&pairs);
+    let plain = TokenRequest::parse(Some("application/x-www-form-urlencoded"), None, &form);
+    let body = [b"\xEF\xBB\xBF".as_slice(), &form].concat();
+
+    let marked = TokenRequest::parse(Some("application/x-www-form-urlencoded"), None, &body);
+
+    assert!(marked.is_ok(), "{:?}", marked.err());
+    assert_eq!(format!("{marked:?}"), format!("{plain:?}"));
+}
+
 #[test]
 fn a_json_body_sent_as_a_form_is_told_to_be_json() {
     let json = Format::Json.encode(&complete());
