@@ -25,12 +25,11 @@ pub async fn user(
             .await
             .map_err(bearer::challenged)?;
         // Two Content-Type lines leave it unknown whether a body is a form; no body, no question.
-        if body.is_empty() {
-            None
-        } else {
-            let form_type = content_type(&request).map_err(bearer::challenged)?;
-            bearer::in_form_body(form_type, is_encoded(&request), &body)?
-        }
+        let form_type = match body.is_empty() {
+            true => None,
+            false => content_type(&request).map_err(bearer::challenged)?,
+        };
+        bearer::in_form_body(form_type, is_encoded(&request), &body)?
     } else {
         None
     };
