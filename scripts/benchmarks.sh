@@ -13,6 +13,8 @@
 #   scripts/benchmarks.sh --repeat [DIR]  only targets 2 and 3, N times each (REPEAT=5, SECS=10):
 #                                       ES256/EdDSA vs /healthz, EdDSA open loop (~10 minutes);
 #                                       every run's figures, then the medians
+#   scripts/benchmarks.sh --tables DIR  runs nothing: prints the tables of the suite whose
+#                                       summaries are in DIR again, with the targets' verdicts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,14 +23,18 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   usage
   exit 0
 fi
-acks_only=0 repeat_only=0
+acks_only=0 repeat_only=0 tables_only=0
 if [[ "${1:-}" == "--acks" ]]; then acks_only=1; shift; fi
 if [[ "${1:-}" == "--repeat" ]]; then repeat_only=1; shift; fi
+if [[ "${1:-}" == "--tables" ]]; then
+  [[ $# -eq 2 && -d "$2" ]] || { echo "benchmarks.sh: --tables needs the OUT_DIR of a suite" >&2; exit 2; }
+  tables_only=1; shift
+fi
 ensure_tool python3 python3  # the tables below
-ensure_redis_server
+[[ $tables_only == 1 ]] || ensure_redis_server
 # Every run gives Redis and the generator real-time priority (chrt -f 1): say so at once when
 # this user or container may not, instead of each run failing with "redis-server did not start".
-chrt -f 1 true 2>/dev/null || { echo "benchmarks.sh: chrt -f 1 failed: the runs need real-time" \
+[[ $tables_only == 1 ]] || chrt -f 1 true 2>/dev/null || { echo "benchmarks.sh: chrt -f 1 failed: the runs need real-time" \
   "priority (root with CAP_SYS_NICE)" >&2; exit 2; }
 out="$(if [[ $# -gt 0 ]]; then from_caller "$1"; else echo "target/bench/$(date -u +%Y%m%dT%H%M%SZ)"; fi)"
 secs="${SECS:-$([[ $repeat_only == 1 ]] && echo 10 || echo 20)}"
@@ -36,8 +42,8 @@ mkdir -p "$out"
 lt() { scripts/loadtest.sh --start-redis --redis-cpus 1 --redis-rt --client-rt --no-build "$@"; }
 rate_of() { python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rate_per_s"]))' "$1"; }
 
-cargo build --release --locked --bins
-{
+[[ $tables_only == 1 ]] || cargo build --release --locked --bins
+[[ $tables_only == 1 ]] || {
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "kernel: $(uname -r); $(redis-server --version | cut -d' ' -f1-3); $(rustc --version)"
   echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with local changes)')"
@@ -138,41 +144,51 @@ print(f"| **median** | | | **{med(cols['es']):.1f} %** | | | **{med(cols['ed']):
 PY
   run_notes
 }
-if [[ $repeat_only == 1 ]]; then
-  repeat_runs
-  exit 0
-fi
-if [[ $acks_only == 1 ]]; then
-  acks_runs
-  acks_table
-  exit 0
-fi
-
-# ES256 and EdDSA run faster than twice their cold warm-up, which sizes the seeded codes by
-# default: seed for 40,000 exchanges/s, or the run ends early when they run out.
-codes_for() { codes=(); if [[ $1 != rs256 ]]; then codes=(-- --codes $(( 40000 * secs ))); fi; }
-for alg in rs256 es256 eddsa; do
-  echo "== $alg: sign-bench, healthz, closed loop"
-  codes_for "$alg"
-  lt --alg "$alg" --sign-bench 5 --healthz -c 64 -d "$secs" --label "$alg" --out "$out/$alg" \
-    "${codes[@]}"
-  half=$(( $(rate_of "$out/$alg/token.json") / 2 ))
-  echo "== $alg: open loop at half the closed-loop rate ($half/s)"
-  lt --alg "$alg" --healthz --rate "$half" -c 512 -d "$secs" --label "$alg-open" --out "$out/$alg-open"
-done
-for alg in rs256 eddsa; do
-  echo "== $alg: 1000 connections"
-  codes_for "$alg"
-  lt --alg "$alg" -c 1000 -d "$secs" --label "$alg-c1000" --out "$out/$alg-c1000" "${codes[@]}"
-done
-for n in 1 2 4; do
-  echo "== eddsa: $n instance(s) against one Redis"
-  # Several servers warm up slower than they run: seed for 40,000 exchanges/s.
-  lt --alg eddsa --instances "$n" -c 128 -d "$secs" --label "eddsa-x$n" --out "$out/eddsa-x$n" \
-    -- --codes $(( 40000 * secs ))
-done
-
-acks_runs
+# The load-test issue's targets, each against this suite's run (BENCHMARKS.md, "Targets").
+targets_table() {
+  python3 - "$out" <<'PY'
+import glob, json, os, sys
+out = sys.argv[1]
+def load(*p):
+    path = os.path.join(out, *p)
+    return json.load(open(path)) if os.path.exists(path) else None
+rows = []
+def row(target, figure, met):
+    rows.append(f"| {target} | {figure} | {'**met**' if met else 'not met'} |")
+r, s = load("rs256", "token.json"), load("rs256", "sign-bench.json")
+if r and s:
+    pct = 100 * r["rate_per_s"] / s["rate_per_s"]
+    row("1: RS256 exchanges/s ≥ 85 % of the key's signing rate", f"{pct:.1f} %", pct >= 85)
+for alg in ["es256", "eddsa"]:
+    r, h = load(alg, "token.json"), load(alg, "healthz.json")
+    if r and h:
+        pct = 100 * r["rate_per_s"] / h["rate_per_s"]
+        row(f"2: {r['algorithm']} exchanges/s ≥ 25 % of /healthz's", f"{pct:.1f} %", pct >= 25)
+for alg, bound in [("rs256", 10), ("eddsa", 2)]:
+    o = load(f"{alg}-open", "token.json")
+    if o:
+        p99 = o["latency_us"]["p99"] / 1000
+        row(f"3: {o['algorithm']} open-loop p99 at half capacity ≤ {bound} ms", f"{p99:.2f} ms", p99 <= bound)
+big = [r for r in (load(n, "token.json") for n in ["rs256-c1000", "eddsa-c1000"]) if r]
+if big:
+    rss = max((sv["peak_rss_kib"] or 0) for r in big for sv in r["servers"]) / 1024
+    row("4: peak RSS with 1,000 connections ≤ 64 MiB", f"{rss:.1f} MiB", 0 < rss <= 64)
+runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, "*", "token.json")))]
+if runs:
+    # Replica acknowledgement pipelines WAIT behind the script: still one round trip.
+    trips = max(r["redis"]["scripts_per_exchange"] for r in runs)
+    row("5: Redis round trips per exchange ≤ 2 (every run)", f"{trips:.2f}", trips <= 2)
+    five = sum(n for r in runs for k, n in r["errors"].items() if k.startswith("5"))
+    bad = sum(r["violations"] for r in runs)
+    row("6: no 5xx, no jti or code twice, every answer verified (every run)",
+        f"{five} 5xx, {bad} violations", five == 0 and bad == 0)
+print("\n| target | this run | |")
+print("|---|---|---|")
+print("\n".join(rows))
+PY
+}
+# Every table of the suite, from the summaries in OUT_DIR.
+suite_tables() {
 python3 - "$out" <<'EOF'
 import json, sys, os
 out = sys.argv[1]
@@ -213,5 +229,47 @@ for n in [1, 2, 4]:
         print(f"| {n} | {r['rate_per_s']:.0f} | {ms(r['latency_us']['p99'])} | {r['redis']['cpu_cores']:.2f} "
               f"| {r['redis']['cpu_us_per_exchange']:.1f} | {cmds:.0f} |")
 EOF
-acks_table
-run_notes
+  acks_table
+  targets_table
+  run_notes
+}
+if [[ $tables_only == 1 ]]; then
+  suite_tables
+  exit 0
+fi
+if [[ $repeat_only == 1 ]]; then
+  repeat_runs
+  exit 0
+fi
+if [[ $acks_only == 1 ]]; then
+  acks_runs
+  acks_table
+  exit 0
+fi
+
+# ES256 and EdDSA run faster than twice their cold warm-up, which sizes the seeded codes by
+# default: seed for 40,000 exchanges/s, or the run ends early when they run out.
+codes_for() { codes=(); if [[ $1 != rs256 ]]; then codes=(-- --codes $(( 40000 * secs ))); fi; }
+for alg in rs256 es256 eddsa; do
+  echo "== $alg: sign-bench, healthz, closed loop"
+  codes_for "$alg"
+  lt --alg "$alg" --sign-bench 5 --healthz -c 64 -d "$secs" --label "$alg" --out "$out/$alg" \
+    "${codes[@]}"
+  half=$(( $(rate_of "$out/$alg/token.json") / 2 ))
+  echo "== $alg: open loop at half the closed-loop rate ($half/s)"
+  lt --alg "$alg" --healthz --rate "$half" -c 512 -d "$secs" --label "$alg-open" --out "$out/$alg-open"
+done
+for alg in rs256 eddsa; do
+  echo "== $alg: 1000 connections"
+  codes_for "$alg"
+  lt --alg "$alg" -c 1000 -d "$secs" --label "$alg-c1000" --out "$out/$alg-c1000" "${codes[@]}"
+done
+for n in 1 2 4; do
+  echo "== eddsa: $n instance(s) against one Redis"
+  # Several servers warm up slower than they run: seed for 40,000 exchanges/s.
+  lt --alg eddsa --instances "$n" -c 128 -d "$secs" --label "eddsa-x$n" --out "$out/eddsa-x$n" \
+    -- --codes $(( 40000 * secs ))
+done
+
+acks_runs
+suite_tables
