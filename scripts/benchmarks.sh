@@ -13,8 +13,9 @@
 #   scripts/benchmarks.sh --repeat [DIR]  only targets 2 and 3, N times each (REPEAT=5, SECS=10):
 #                                       ES256/EdDSA vs /healthz, EdDSA open loop (~10 minutes);
 #                                       every run's figures, then the medians
-#   scripts/benchmarks.sh --tables DIR  runs nothing: prints the tables of the suite whose
-#                                       summaries are in DIR again, with the targets' verdicts
+#   scripts/benchmarks.sh --tables DIR  runs nothing: prints the tables of the suite (or the
+#                                       --repeat) whose summaries are in DIR again, with the
+#                                       targets' verdicts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -117,9 +118,16 @@ repeat_runs() {
       --out "$out/eddsa-open-$i"
   done
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
-  python3 - "$out" "$n" <<'PY'
+  repeat_tables
+}
+# The runs of a --repeat in OUT_DIR, each, then their medians against targets 2 and 3.
+repeat_tables() {
+  python3 - "$out" <<'PY'
 import json, sys, os, statistics
-out, n = sys.argv[1], int(sys.argv[2])
+out = sys.argv[1]
+n = 0
+while os.path.exists(os.path.join(out, f"eddsa-open-{n + 1}", "token.json")):
+    n += 1
 load = lambda *p: json.load(open(os.path.join(out, *p)))
 print("\n| run | ES256 /s | healthz /s | ES256 % of healthz | EdDSA /s | healthz /s | EdDSA % of healthz "
       "| EdDSA open loop /s | open p50 / p99 ms | healthz at that rate p99 ms "
@@ -141,6 +149,12 @@ for i in range(1, n + 1):
           f"| {oh['latency_us']['p99'] / 1000:.2f} | {us(e):.1f} / {us(d):.1f} / {us(eh):.1f} | {errors}, {e['violations'] + d['violations'] + o['violations']} |")
 med = statistics.median
 print(f"| **median** | | | **{med(cols['es']):.1f} %** | | | **{med(cols['ed']):.1f} %** | | p99 **{med(cols['p99']):.2f}** | **{med(cols['floor']):.2f}** | | |")
+verdict = lambda met: "**met**" if met else "not met"
+print("\n| target | median of the runs | |")
+print("|---|---|---|")
+print(f"| 2: ES256 exchanges/s ≥ 25 % of /healthz's | {med(cols['es']):.1f} % | {verdict(med(cols['es']) >= 25)} |")
+print(f"| 2: EdDSA exchanges/s ≥ 25 % of /healthz's | {med(cols['ed']):.1f} % | {verdict(med(cols['ed']) >= 25)} |")
+print(f"| 3: EdDSA open-loop p99 at half capacity ≤ 2 ms | {med(cols['p99']):.2f} ms | {verdict(med(cols['p99']) <= 2)} |")
 PY
   run_notes
 }
@@ -234,7 +248,7 @@ EOF
   run_notes
 }
 if [[ $tables_only == 1 ]]; then
-  suite_tables
+  if [[ -e "$out/eddsa-open-1/token.json" ]]; then repeat_tables; else suite_tables; fi
   exit 0
 fi
 if [[ $repeat_only == 1 ]]; then
