@@ -211,7 +211,7 @@ PY
 }
 # Every table of the suite, from the summaries in OUT_DIR.
 suite_tables() {
-python3 - "$out" <<'EOF'
+  python3 - "$out" <<'EOF'
 import json, sys, os
 out = sys.argv[1]
 def load(*p):
