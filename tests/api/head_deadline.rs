@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use sso_token::startup::{HEALTHZ_PATH, TOKEN_PATH};
+use tokio::io::AsyncWriteExt;
 
 use crate::helpers::spawn_app_with;
 use crate::raw_conn::RawConn;
@@ -100,4 +101,28 @@ async fn a_kept_connection_serves_requests_after_silence_and_a_slow_head() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (status, _, _) = conn.send("GET", HEALTHZ_PATH, "").await;
     assert_eq!(status, 200);
+}
+
+/// A client that pipelines requests and never reads the answers: once the answers fill the
+/// connection's buffers the server can write no more, and it closes the connection
+/// `keep_alive_secs` + 5 s after the last answer it produced, instead of holding it for ever.
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_closed() {
+    let app = spawn_app_with(|s| s.server.keep_alive_secs = 1).await;
+    let stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (_unread, mut writer) = stream.into_split();
+    let requests = format!("GET {HEALTHZ_PATH} HTTP/1.1\r\nHost: test\r\n\r\n").repeat(100);
+
+    let flood = async {
+        loop {
+            if let Err(e) = writer.write_all(requests.as_bytes()).await {
+                return e;
+            }
+        }
+    };
+    let broken = tokio::time::timeout(Duration::from_secs(20), flood).await;
+
+    assert!(broken.is_ok(), "still open after 20 s");
 }
