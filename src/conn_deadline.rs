@@ -69,8 +69,8 @@ impl State {
 pub struct Guarded<T> {
     inner: T,
     state: Rc<State>,
-    /// Wakes the connection's task at the deadline when it waits on the stream; reset only
-    /// when the deadline it is set for changes.
+    /// Wakes the connection's task by the deadline when it waits on the stream (see
+    /// `pending`).
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
     expired: bool,
@@ -100,23 +100,35 @@ impl<T> Guarded<T> {
         ConnDeadline(Rc::clone(&self.state))
     }
 
-    /// The stream would block: wait for the deadline too, when one is armed.
+    /// The stream would block: wait for the deadline too, when one is armed. The timer is
+    /// never set later than the deadline, and is moved only when the deadline comes before it
+    /// or when it fires early: a busy connection's answers and heads, which move the deadline
+    /// with every request, cost a timer operation every few seconds, not one per request.
     fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         let Some(deadline) = self.state.deadline.get() else {
             return Poll::Pending;
         };
-        if self.sleep_at != Some(deadline) {
-            self.sleep.as_mut().reset(deadline);
-            self.sleep_at = Some(deadline);
+        if self.sleep_at.is_none_or(|at| deadline < at) {
+            self.set_sleep(deadline);
         }
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                self.expired = true;
-                log::debug!("closing a connection whose next request did not arrive in time");
-                Poll::Ready(Err(timed_out()))
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            if Instant::now() < deadline {
+                // It was set for an earlier deadline, since moved.
+                self.set_sleep(deadline);
+                if self.sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
             }
-            Poll::Pending => Poll::Pending,
+            self.expired = true;
+            log::debug!("closing a connection whose next request did not arrive in time");
+            return Poll::Ready(Err(timed_out()));
         }
+        Poll::Pending
+    }
+
+    fn set_sleep(&mut self, at: Instant) {
+        self.sleep.as_mut().reset(at);
+        self.sleep_at = Some(at);
     }
 }
 
