@@ -27,15 +27,7 @@ fn self_signed() -> (TlsSettings, CertificateDer<'static>) {
 
 /// Sends one HTTP/1.1 request over TLS, trusting only `trusted`; returns the raw response.
 async fn https(port: u16, trusted: CertificateDer<'static>, request: &str) -> String {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(trusted).expect("trust anchor");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector_trusting(trusted);
     let exchange = async {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         let name = ServerName::try_from("localhost").expect("server name");
@@ -49,6 +41,19 @@ async fn https(port: u16, trusted: CertificateDer<'static>, request: &str) -> St
         .await
         .expect("HTTPS answered in time")
         .expect("HTTPS exchange")
+}
+
+/// A TLS client that trusts only `trusted`.
+fn connector_trusting(trusted: CertificateDer<'static>) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted).expect("trust anchor");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 fn port_of(app: &TestApp) -> u16 {
@@ -119,15 +124,7 @@ async fn a_missing_or_wrong_tls_file_stops_the_start_naming_the_setting() {
 async fn over_tls_a_partial_head_after_an_answer_is_closed_after_5_s() {
     let (tls, cert) = self_signed();
     let app = spawn_app_with(|s| s.server.tls = Some(tls)).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).expect("trust anchor");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector_trusting(cert);
     let tcp = TcpStream::connect(("127.0.0.1", port_of(&app)))
         .await
         .unwrap();
