@@ -16,7 +16,6 @@ mod failover_cut;
 mod fixtures;
 mod fuzz;
 mod grant_errors;
-mod head_deadline;
 mod helpers;
 mod introspection;
 mod keep_alive;
