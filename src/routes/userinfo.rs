@@ -25,9 +25,10 @@ pub async fn user(
             .await
             .map_err(bearer::challenged)?;
         // Two Content-Type lines leave it unknown whether a body is a form; no body, no question.
-        let form_type = match body.is_empty() {
-            true => None,
-            false => content_type(&request).map_err(bearer::challenged)?,
+        let form_type = if body.is_empty() {
+            None
+        } else {
+            content_type(&request).map_err(bearer::challenged)?
         };
         bearer::in_form_body(form_type, is_encoded(&request), &body)?
     } else {
