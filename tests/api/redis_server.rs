@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 /// Starts redis in the background, prints its pid, waits for a line or EOF on stdin, then stops
 /// it: with SIGKILL (a crash) if the line is `crash`, else with SIGTERM, and SIGCONT in case a
 /// test froze it (a stopped process acts on SIGTERM only once continued). `$1` is the program,
-/// `$2` a directory to remove afterwards (may be empty), the rest its arguments.
-const WRAPPER: &str = r#"r="$1"; cleanup="$2"; shift 2
+/// `$2` a directory to remove afterwards (may be empty), `$3` its dump file, removed too (a
+/// replica's full sync writes one even without persistence), the rest its arguments.
+const WRAPPER: &str = r#"r="$1"; cleanup="$2"; dump="$3"; shift 3
 "$r" "$@" >/dev/null 2>&1 &
 pid=$!
 echo "$pid"
@@ -24,6 +25,7 @@ if [ "$how" = crash ]; then kill -KILL "$pid" 2>/dev/null; else kill "$pid" 2>/d
 kill -CONT "$pid" 2>/dev/null
 wait "$pid"
 [ -n "$cleanup" ] && rm -rf "$cleanup"
+rm -f "$dump"
 exit 0"#;
 
 const START_TIMEOUT: Duration = Duration::from_secs(3);
@@ -80,22 +82,21 @@ impl RedisServer {
         let cleanup = cleanup.map(|p| p.display().to_string()).unwrap_or_default();
         let port_arg = port.to_string();
         let dir = std::env::temp_dir();
+        // Not the default dump.rdb: a file another redis-server left in the shared temp folder
+        // (a replica's full sync writes one) would be loaded at start (BusyLoading).
+        let dump_name = format!("sso-test-{port}-{}.rdb", std::process::id());
+        let dump = dir.join(&dump_name).display().to_string();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(WRAPPER)
             .arg("sh")
-            .args([program.as_str(), cleanup.as_str()])
+            .args([program.as_str(), cleanup.as_str(), dump.as_str()])
             .args(config)
             .args(["--port", &port_arg, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--loglevel", "warning", "--dir"])
             .arg(&dir)
-            // Not the default dump.rdb: a file another redis-server left in the shared temp
-            // folder (a replica's full sync writes one) would be loaded at start (BusyLoading).
-            .args([
-                "--dbfilename",
-                &format!("sso-test-{port}-{}.rdb", std::process::id()),
-            ])
+            .args(["--dbfilename", &dump_name])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
