@@ -34,6 +34,8 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
         (set, cutter.expect("a proxy"))
     })
     .await;
+    // Before the app is built: on a failure, the service's account of it is printed.
+    let log = crate::log_capture::mark();
     let app = spawn_app_with(|s| {
         set.configure(&mut s.redis);
         // Long enough to outlast the proxy's hook, which holds the call while the failover
@@ -67,9 +69,11 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     let cut = Answer::of(app.exchange(&APP, &code).await).await;
     assert!(
         cutter.has_cut(),
-        "the call was not cut; answered {} {}",
+        "the call was not cut; answered {} {}; Redis and sentinel lines logged meanwhile \
+         (any test's):\n{}",
         cut.status,
-        cut.text
+        cut.text,
+        redis_lines(&log)
     );
     assert_eq!(cut.status, 503, "{}", cut.text);
     // The cut call never reached Redis (`Cut::Before`): any script the old master ran since is
@@ -91,6 +95,18 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     // Once the new master serves, the code is exchanged there.
     let after = exchange_once_served(&app, &code, RECOVERY).await;
     assert_eq!(after.status, 200, "{}", after.text);
+}
+
+/// The lines logged since `mark` about Redis or the sentinels (by this test or another).
+fn redis_lines(mark: &crate::log_capture::Mark) -> String {
+    let lines = mark.lines();
+    let about = |line: &&String| line.contains("redis") || line.contains("sentinel");
+    lines
+        .iter()
+        .filter(about)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Waits until every sentinel has the service's watchers and both replicas have `code`.

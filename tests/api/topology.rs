@@ -263,13 +263,15 @@ impl SentinelSet {
 
     /// A set of its own that fails over soon after its master goes silent.
     pub fn start_to_fail_over() -> Self {
-        Self::start_behind(|port| port)
+        Self::start_set(|port| port, DOWN_AFTER_MS)
     }
 
-    /// The same, with the master reached (by its replicas, the sentinels and so the service)
-    /// through the port `front` returns for the master's port: a proxy in front of it.
+    /// A set of its own whose master is reached (by its replicas, the sentinels and so the
+    /// service) through the port `front` returns for the master's port: a proxy in front of
+    /// it. The test fails it over with `SENTINEL FAILOVER`; a stall of the busy machine must
+    /// not start a failover before that (its fence would refuse the call the proxy waits for).
     pub fn start_behind(front: impl FnOnce(u16) -> u16) -> Self {
-        Self::start_set(front, DOWN_AFTER_MS)
+        Self::start_set(front, STEADY_DOWN_AFTER_MS)
     }
 
     /// `down_after_ms`: how long the sentinels wait for a silent master before failing over.
