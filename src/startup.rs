@@ -12,6 +12,7 @@ use tokio::signal::unix::Signal;
 
 use crate::client_auth::ClientAuth;
 use crate::config::{ConfigError, Settings};
+use crate::conn_deadline;
 use crate::exchange::Exchange;
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
@@ -159,7 +160,18 @@ impl Application {
         let draining_data = web::Data::new(draining.clone());
         let app_draining = draining.clone();
         let keep_alive_off = settings.server.keep_alive_secs == 0;
-        let mut server = HttpServer::new(move || {
+        let keep_alive = Duration::from_secs(settings.server.keep_alive_secs);
+        let options = crate::http_server::Options {
+            // Idle connections outlive the balancer's (0: `KeepAlive::Disabled`). A graceful
+            // stop does not wait for them: actix closes the idle ones at once (see `shutdown`).
+            keep_alive,
+            // The count the lanes (`redis.pool_size` 0) and exchange slots were sized for.
+            workers: settings.server.worker_threads(),
+            max_connections: settings.server.max_connections,
+            shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
+            on_connect: after_close::mark_connection,
+        };
+        let app = move || {
             let recorder = Arc::clone(&app_exchange.metrics);
             let draining = app_draining.clone();
             App::new()
@@ -190,25 +202,11 @@ impl Application {
                 .app_data(metrics_data.clone())
                 .app_data(draining_data.clone())
                 .configure(|routes| crate::routes::configure(routes, metrics_here))
-        })
-        .on_connect(after_close::mark_connection)
-        // Answers are small and complete: send them at once, never hold a tail back (Nagle)
-        // until the client's delayed ACK.
-        .tcp_nodelay(true)
-        // Idle connections outlive the balancer's (0: `KeepAlive::Disabled`). A graceful stop
-        // does not wait for them: actix closes the idle ones at once (see `shutdown`).
-        .keep_alive(Duration::from_secs(settings.server.keep_alive_secs))
-        .max_connections(settings.server.max_connections)
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        // Signals are ours (see `shutdown`).
-        .disable_signals();
-        server = match tls {
-            Some(config) => server.listen_rustls_0_23(listener, config),
-            None => server.listen(listener),
-        }
-        .map_err(listen_error("server.listen", &settings.server.listen))?;
-        // The count the lanes (`redis.pool_size` 0) and exchange slots were sized for.
-        server = server.workers(settings.server.worker_threads());
+                // Outermost: it sees every request start and every answer.
+                .wrap_fn(conn_deadline::track)
+        };
+        let server = crate::http_server::serve(listener, tls, options, app)
+            .map_err(listen_error("server.listen", &settings.server.listen))?;
         let metrics = if settings.metrics.enabled && !metrics_here {
             Some(metrics_server(&settings.metrics.listen, exchange)?)
         } else {
@@ -216,7 +214,7 @@ impl Application {
         };
         Ok(Self {
             port,
-            server: server.run(),
+            server,
             live,
             metrics,
             hangups,

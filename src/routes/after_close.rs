@@ -64,7 +64,7 @@ fn framed_to_the_end(head: &RequestHead) -> bool {
     }) && !headers.contains_key(header::TRANSFER_ENCODING)
 }
 
-/// `HttpServer::on_connect`: every connection starts unmarked.
+/// `on_connect` (see `http_server`): every connection starts unmarked.
 pub fn mark_connection(_: &dyn Any, data: &mut Extensions) {
     data.insert(CloseAsked(Rc::default()));
 }

@@ -16,6 +16,7 @@ mod failover_cut;
 mod fixtures;
 mod fuzz;
 mod grant_errors;
+mod head_deadline;
 mod helpers;
 mod introspection;
 mod keep_alive;

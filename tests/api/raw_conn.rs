@@ -74,6 +74,11 @@ impl RawConn {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Writes `bytes` as they are (part of a request, say).
+    pub async fn write_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes).await
+    }
+
     /// Sends one request without reading its answer.
     pub async fn write(&mut self, method: &str, path: &str, body: &str) {
         let request = format!(

@@ -27,15 +27,7 @@ fn self_signed() -> (TlsSettings, CertificateDer<'static>) {
 
 /// Sends one HTTP/1.1 request over TLS, trusting only `trusted`; returns the raw response.
 async fn https(port: u16, trusted: CertificateDer<'static>, request: &str) -> String {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(trusted).expect("trust anchor");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector_trusting(trusted);
     let exchange = async {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         let name = ServerName::try_from("localhost").expect("server name");
@@ -49,6 +41,19 @@ async fn https(port: u16, trusted: CertificateDer<'static>, request: &str) -> St
         .await
         .expect("HTTPS answered in time")
         .expect("HTTPS exchange")
+}
+
+/// A TLS client that trusts only `trusted`.
+fn connector_trusting(trusted: CertificateDer<'static>) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted).expect("trust anchor");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 fn port_of(app: &TestApp) -> u16 {
@@ -111,4 +116,48 @@ async fn a_missing_or_wrong_tls_file_stops_the_start_naming_the_setting() {
 
         assert!(error.to_string().starts_with(setting), "{error}");
     }
+}
+
+/// Over TLS too, the start of a second request head and nothing more closes the connection
+/// 5 s after it (see `head_deadline`).
+#[tokio::test]
+async fn over_tls_a_partial_head_after_an_answer_is_closed_after_5_s() {
+    let (tls, cert) = self_signed();
+    let app = spawn_app_with(|s| s.server.tls = Some(tls)).await;
+    let connector = connector_trusting(cert);
+    let tcp = TcpStream::connect(("127.0.0.1", port_of(&app)))
+        .await
+        .unwrap();
+    let name = ServerName::try_from("localhost").expect("server name");
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert!(n > 0, "closed before its answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The small body comes with the head, or just after it.
+    let _ = tokio::time::timeout(Duration::from_millis(300), tls.read(&mut buf)).await;
+
+    tls.write_all(format!("POST {TOKEN_PATH} HTTP/1.1\r\nHost: x\r\n").as_bytes())
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+
+    let early = tokio::time::timeout(Duration::from_secs(3), tls.read(&mut buf)).await;
+    assert!(early.is_err(), "closed before the head's 5 s: {early:?}");
+    let closed = tokio::time::timeout(Duration::from_secs(6), tls.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "still open 9 s after a partial head: {closed:?}"
+    );
 }

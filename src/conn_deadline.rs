@@ -1,0 +1,236 @@
+//! A deadline for the head of every request on a connection, not only the first. actix-http
+//! times out the head of a connection's first request (5 s) and closes a connection idle past
+//! `keep_alive`, but once a byte of a later request has arrived it waits for the rest for ever:
+//! a client that sends the start of a second head and nothing more holds its connection (and a
+//! slot of `server.max_connections`) until it closes it.
+//!
+//! Each accepted stream is wrapped in [`Guarded`] (see `http_server`), whose state the
+//! [`track`] middleware shares through the connection's data:
+//! - an answer arms the deadline: the next request must start within `keep_alive` + 5 s (a
+//!   partial head pipelined behind the last request, or a client that never reads its answers);
+//!   an idle connection is closed by actix at `keep_alive` before that;
+//! - a byte read while no request is in flight brings it to 5 s from then at the latest (a
+//!   partial head after an idle spell gets what a first request gets), and the bytes after it
+//!   do not move it;
+//! - a request's start disarms it: its body has `server.body_timeout_ms`.
+//!
+//! Past the deadline, reads and writes fail (`TimedOut`) and actix drops the connection.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::dev::{Extensions, Service, ServiceRequest, ServiceResponse};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// What actix gives a first request's head (`client_request_timeout`, actix-web's default),
+/// and here any head that starts on an idle connection.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection's state, shared by its stream and its requests (one worker thread).
+#[derive(Debug)]
+struct State {
+    in_flight: Cell<bool>,
+    deadline: Cell<Option<Instant>>,
+    /// `keep_alive` + [`HEAD_TIMEOUT`].
+    after_answer: Duration,
+}
+
+/// The connection's state, as its requests see it (`conn_data`).
+#[derive(Debug, Clone)]
+pub struct ConnDeadline(Rc<State>);
+
+impl State {
+    fn started(&self) {
+        self.in_flight.set(true);
+        self.deadline.set(None);
+    }
+
+    fn answered(&self) {
+        self.in_flight.set(false);
+        self.deadline.set(Some(Instant::now() + self.after_answer));
+    }
+
+    fn bytes_read(&self) {
+        if !self.in_flight.get() {
+            let head = Instant::now() + HEAD_TIMEOUT;
+            let deadline = self.deadline.get().map_or(head, |armed| armed.min(head));
+            self.deadline.set(Some(deadline));
+        }
+    }
+}
+
+/// A connection's stream (TCP, or TLS over it), failing once its deadline has passed.
+pub struct Guarded<T> {
+    inner: T,
+    state: Rc<State>,
+    /// Wakes the connection's task by the deadline when it waits on the stream (see
+    /// `pending`).
+    sleep: Pin<Box<Sleep>>,
+    sleep_at: Option<Instant>,
+    expired: bool,
+}
+
+impl<T> Guarded<T> {
+    /// Must be called within the worker's runtime (the timer).
+    pub fn new(inner: T, keep_alive: Duration) -> Self {
+        let state = Rc::new(State {
+            in_flight: Cell::new(false),
+            deadline: Cell::new(None),
+            after_answer: keep_alive + HEAD_TIMEOUT,
+        });
+        // Never polled before a deadline is armed, and reset to it then.
+        let sleep = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
+        Self {
+            inner,
+            state,
+            sleep,
+            sleep_at: None,
+            expired: false,
+        }
+    }
+
+    /// For the connection's data (`on_connect_ext`).
+    pub fn conn_deadline(&self) -> ConnDeadline {
+        ConnDeadline(Rc::clone(&self.state))
+    }
+
+    /// The stream would block: wait for the deadline too, when one is armed. The timer is
+    /// never set later than the deadline, and is moved only when the deadline comes before it
+    /// or when it fires early: a busy connection's answers and heads, which move the deadline
+    /// with every request, cost a timer operation every few seconds, not one per request.
+    fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        let Some(deadline) = self.state.deadline.get() else {
+            return Poll::Pending;
+        };
+        if self.sleep_at.is_none_or(|at| deadline < at) {
+            self.set_sleep(deadline);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            if Instant::now() < deadline {
+                // It was set for an earlier deadline, since moved.
+                self.set_sleep(deadline);
+                if self.sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+            self.expired = true;
+            log::debug!("closing a connection whose next request did not arrive in time");
+            return Poll::Ready(Err(timed_out()));
+        }
+        Poll::Pending
+    }
+
+    fn set_sleep(&mut self, at: Instant) {
+        self.sleep.as_mut().reset(at);
+        self.sleep_at = Some(at);
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the next request's head did not arrive in time",
+    )
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(Err(timed_out()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending => this.pending(cx),
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.state.bytes_read();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(Err(timed_out()));
+        }
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => this.pending(cx),
+            ready => ready,
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(Err(timed_out()));
+        }
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.pending(cx),
+            ready => ready,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// `on_connect_ext`: the requests of the connection see its state.
+pub fn share<T>(io: &Guarded<T>, data: &mut Extensions) {
+    data.insert(io.conn_deadline());
+}
+
+/// `wrap_fn` middleware, the outermost: a request in flight has no head deadline; its answer
+/// arms the next one's.
+pub fn track<S, B>(
+    request: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let conn = request.conn_data::<ConnDeadline>().cloned();
+    if let Some(conn) = &conn {
+        conn.0.started();
+    }
+    let answer = service.call(request);
+    async move {
+        let answer = answer.await;
+        if let Some(conn) = conn {
+            conn.0.answered();
+        }
+        answer
+    }
+}
