@@ -206,15 +206,26 @@ impl Fence {
         if !self.about_our_master(channel, payload) {
             return;
         }
+        // Which sentinel said it: with several groups (or test sets) in one log, the line is
+        // otherwise ambiguous. Its URL may carry a password.
+        let from = || {
+            (self.sentinels.get(sentinel)).map_or_else(String::new, |url| {
+                format!(" {}", crate::redact::redis_url(url))
+            })
+        };
         if channel == "+try-failover" {
-            log::warn!("sentinel: failover of {} started", self.master_name);
+            log::warn!(
+                "sentinel{}: failover of {} started",
+                from(),
+                self.master_name
+            );
             self.attempted(
                 sentinel,
                 self.now_ms() + LONGEST_FAILOVER.as_millis() as u64,
             );
             self.close();
         } else if channel == "+switch-master" {
-            log::warn!("sentinel: {channel} {payload}");
+            log::warn!("sentinel{}: {channel} {payload}", from());
             match switch_addresses(payload) {
                 Some((old, new)) => self.switched(sentinel, old, new),
                 None => {
@@ -224,7 +235,7 @@ impl Fence {
                 }
             }
         } else if channel.starts_with("-failover-abort") {
-            log::warn!("sentinel: {channel} {payload}");
+            log::warn!("sentinel{}: {channel} {payload}", from());
             self.attempted(sentinel, 0);
             let now = self.now_ms();
             let closed = self.closed_until.load(Ordering::Acquire) != 0;

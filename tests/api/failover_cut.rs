@@ -51,6 +51,11 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     // would refuse the exchange before it reached the proxy (seen once in 30 runs on a busy
     // machine as "the call was not cut").
     fence_open(&app.http, &app.url("/readyz")).await;
+    let sentinel_ports: Vec<u16> = set.sentinels.iter().map(|s| s.port()).collect();
+    log::info!(
+        "failover-cut test: sentinels {sentinel_ports:?} ready, master behind proxy {}",
+        cutter.port
+    );
 
     // The exchange script's call reaches the proxy; before cutting it, the proxy starts a
     // failover and waits until the service has closed its fence.
