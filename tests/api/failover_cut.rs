@@ -20,8 +20,28 @@ const EVALSHA: &[u8] = b"$7\r\nEVALSHA\r\n";
 /// How long the failover and the service's recovery may take.
 const RECOVERY: Duration = Duration::from_secs(20);
 
+/// How many sets the test starts, at most, before one gets its call to the proxy.
+const ATTEMPTS: u32 = 3;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
+    for attempt in 1..=ATTEMPTS {
+        match cut_during_a_failover().await {
+            Ok(()) => return,
+            Err(miss) if attempt < ATTEMPTS => {
+                eprintln!("attempt {attempt}: {miss}\n(again, with a new set)");
+            }
+            Err(miss) => panic!("{ATTEMPTS} attempts: {miss}"),
+        }
+    }
+}
+
+/// One set, one exchange whose call the proxy cuts as a failover begins; panics on anything
+/// the service does wrong. `Err`: the service refused the call before it reached the proxy,
+/// a 503 with nothing touched, so the case this test is about did not arise (its fence was
+/// closed: a sentinel event the set-up caused, on a busy machine; `Err` carries the Redis and
+/// sentinel lines logged meanwhile, to tell which).
+async fn cut_during_a_failover() -> Result<(), String> {
     let runtime = tokio::runtime::Handle::current();
     let (set, cutter) = blocking(move || {
         let mut cutter = None;
@@ -48,8 +68,7 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     let old_master = set.data_nodes[0].port();
     let scripts_before = blocking(move || script_calls(old_master, None)).await;
     // Ready, so its fence is open: a sentinel event of the set-up that closed it for a while
-    // would refuse the exchange before it reached the proxy (seen once in 30 runs on a busy
-    // machine as "the call was not cut").
+    // would refuse the exchange before it reached the proxy.
     fence_open(&app.http, &app.url("/readyz")).await;
     let sentinel_ports: Vec<u16> = set.sentinels.iter().map(|s| s.port()).collect();
     log::info!(
@@ -72,15 +91,17 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
         runtime.block_on(fence_closed(&http, &ready));
     }));
     let cut = Answer::of(app.exchange(&APP, &code).await).await;
-    assert!(
-        cutter.has_cut(),
-        "the call was not cut; answered {} {}; Redis and sentinel lines logged meanwhile \
-         (any test's):\n{}",
-        cut.status,
-        cut.text,
-        redis_lines(&log)
-    );
     assert_eq!(cut.status, 503, "{}", cut.text);
+    if !cutter.has_cut() {
+        let scripts = blocking(move || script_calls(old_master, None)).await;
+        assert_eq!(scripts, scripts_before, "refused, yet a script ran");
+        return Err(format!(
+            "the call was refused before it reached the proxy: {}; Redis and sentinel lines \
+             logged meanwhile (any test's):\n{}",
+            cut.text,
+            redis_lines(&log)
+        ));
+    }
     // The cut call never reached Redis (`Cut::Before`): any script the old master ran since is
     // the call sent again. The code's key alone would not tell: a resync may bring it back.
     let scripts_after = blocking(move || script_calls(old_master, None)).await;
@@ -100,6 +121,7 @@ async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     // Once the new master serves, the code is exchanged there.
     let after = exchange_once_served(&app, &code, RECOVERY).await;
     assert_eq!(after.status, 200, "{}", after.text);
+    Ok(())
 }
 
 /// The lines logged since `mark` about Redis or the sentinels (by this test or another).
