@@ -90,6 +90,11 @@ impl Cutter {
         self.cut.load(Ordering::SeqCst)
     }
 
+    /// Armed, and the command has not arrived yet.
+    pub fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::SeqCst)
+    }
+
     /// [`Cut::AfterRunning`]: Redis answered the command before the cut (the answer dropped),
     /// so it ran; without this the cut may fall before Redis runs it, a [`Cut::Before`].
     pub fn ran(&self) -> bool {
