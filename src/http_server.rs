@@ -85,10 +85,7 @@ where
                 })
                 .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-                .h1_allow_half_closed(true)
-                // Answers are small and complete: send them at once, never hold a tail back
-                // (Nagle) until the client's delayed ACK. Set below, on the TCP stream.
-                .tcp_nodelay(true);
+                .h1_allow_half_closed(true);
             if !$secure {
                 http = http.local_addr(local);
             }
@@ -99,6 +96,9 @@ where
         None => builder.listen(name, listener, move || {
             let (http, app) = http!(false);
             fn_service(move |io: TcpStream| async move {
+                // Answers are small and complete: send them at once, never hold a tail back
+                // (Nagle) until the client's delayed ACK. (The builder's `tcp_nodelay` acts
+                // only in its own `tcp()` and `rustls()` pipelines, not in this one.)
                 let _ = io.set_nodelay(true);
                 let peer = io.peer_addr().ok();
                 Ok::<_, DispatchError>((Guarded::new(io, keep_alive), Protocol::Http1, peer))
@@ -118,7 +118,7 @@ where
                 .map_err(|_| ())
                 .and_then(move |io: TlsStream<TcpStream>| async move {
                     let tcp = io.get_ref().0;
-                    let _ = tcp.set_nodelay(true);
+                    let _ = tcp.set_nodelay(true); // as for plain TCP
                     let peer = tcp.peer_addr().ok();
                     Ok::<_, ()>((Guarded::new(io, keep_alive), Protocol::Http1, peer))
                 })
