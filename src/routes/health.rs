@@ -42,6 +42,12 @@ impl Readiness {
     }
 
     async fn redis_answers(&self) -> bool {
+        // Every operation is refused during a Sentinel failover: say so at once, rather than
+        // take the answer of a `PING` sent before it began, which may wait behind a call the
+        // outgoing master holds for up to the whole timeout.
+        if self.store.failover_under_way() {
+            return false;
+        }
         let mut answer = self.ping_out_or_sent();
         match tokio::time::timeout(self.timeout, answer.wait_for(Option::is_some)).await {
             Ok(Ok(answered)) => *answered == Some(true),

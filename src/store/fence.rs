@@ -124,11 +124,16 @@ impl Fence {
         // The generation first: a close between the two reads then either shows in
         // `closed_until` (it is stored before the generation moves) or makes `held` false.
         let generation = self.generation.load(Ordering::Acquire);
-        let until = self.closed_until.load(Ordering::Acquire);
-        if until != 0 && self.now_ms() < until {
+        if self.is_closed() {
             return Err(StoreError::Failover);
         }
         Ok(generation)
+    }
+
+    /// Whether a failover is under way: every operation is refused until it ends.
+    pub fn is_closed(&self) -> bool {
+        let until = self.closed_until.load(Ordering::Acquire);
+        until != 0 && self.now_ms() < until
     }
 
     /// Whether the fence stayed where it was since [`Fence::enter`] gave `generation`.

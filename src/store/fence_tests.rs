@@ -6,22 +6,27 @@ fn only_events_about_our_master_move_the_fence() {
     let start = fence.generation.load(Ordering::Relaxed);
     fence.on_event(0, "+try-failover", "master other 127.0.0.1 6379");
     assert!(fence.held(start));
+    assert!(!fence.is_closed());
     fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6379");
     assert!(!fence.held(start));
     assert!(fence.closed_until.load(Ordering::Relaxed) > 0);
+    assert!(fence.is_closed());
     fence.on_event(
         0,
         "+switch-master",
         "mymaster 127.0.0.1 6379 127.0.0.1 6380",
     );
     assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+    assert!(!fence.is_closed());
     fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6380");
+    assert!(fence.is_closed());
     fence.on_event(
         0,
         "-failover-abort-no-good-slave",
         "master mymaster 127.0.0.1 6380",
     );
     assert_eq!(fence.closed_until.load(Ordering::Relaxed), 0);
+    assert!(!fence.is_closed());
 }
 
 #[test]

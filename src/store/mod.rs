@@ -136,6 +136,11 @@ impl Store {
         }
     }
 
+    /// Sentinel mode: whether a failover is under way, so that every operation is refused.
+    pub fn failover_under_way(&self) -> bool {
+        self.fence.as_ref().is_some_and(|fence| fence.is_closed())
+    }
+
     pub fn code_key(&self, code: &str) -> String {
         self.keys.code(code)
     }

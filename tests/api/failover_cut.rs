@@ -77,10 +77,18 @@ async fn cut_during_a_failover() -> Result<(), String> {
     );
 
     // The exchange script's call reaches the proxy; before cutting it, the proxy starts a
-    // failover and waits until the service has closed its fence.
+    // failover and waits until the service has closed its fence. A readiness probe first, whose
+    // `PING` (one worker, so the same lane) waits behind the held call: once the fence closes,
+    // the next probes must say so at once, not wait for that `PING`'s answer.
     let (sentinel, ready) = (set.sentinels[0].port(), app.url("/readyz"));
     let (http, runtime) = (app.http.clone(), tokio::runtime::Handle::current());
     cutter.arm_with(Box::new(move || {
+        let probe = http.get(&ready).timeout(Duration::from_millis(100)).send();
+        let held = runtime.block_on(probe);
+        assert!(
+            held.is_err(),
+            "/readyz answered while the lane's connection was held: {held:?}"
+        );
         wait_until("SENTINEL FAILOVER is accepted", || {
             query::<String>(
                 sentinel,
@@ -164,8 +172,9 @@ async fn settled(set: SentinelSet, app: &TestApp, code: &str) -> SentinelSet {
 }
 
 /// Returns once `/readyz` is a prompt 503: the fence is closed (while it is open, readiness'
-/// PING waits behind the held call on the lane's connection). Within 5 s of the failover's
-/// start: the sentinels' announcement took over 2 s once on a loaded 2-core machine.
+/// PING waits behind the held call on the lane's connection, and so does every probe that
+/// takes that PING's answer). Within 5 s of the failover's start: the sentinels' announcement
+/// took over 2 s once on a loaded 2-core machine; the held PING times out after 5 s.
 async fn fence_closed(http: &reqwest::Client, ready: &str) {
     readiness_turns(http, ready, 503, Duration::from_secs(5)).await;
 }
