@@ -104,11 +104,8 @@ where
                 Ok::<_, DispatchError>((Guarded::new(io, keep_alive), Protocol::Http1, peer))
             })
             .and_then(
-                http.on_connect_ext(move |io: &Guarded<TcpStream>, data: &mut Extensions| {
-                    conn_deadline::share(io, data);
-                    on_connect(io, data);
-                })
-                .finish(map_config(app, |_| AppConfig::default())),
+                http.on_connect_ext(connect_hook::<TcpStream>(on_connect))
+                    .finish(map_config(app, |_| AppConfig::default())),
             )
         }),
         Some(config) => builder.listen(name, listener, move || {
@@ -123,16 +120,21 @@ where
                     Ok::<_, ()>((Guarded::new(io, keep_alive), Protocol::Http1, peer))
                 })
                 .and_then(
-                    http.on_connect_ext(
-                        move |io: &Guarded<TlsStream<TcpStream>>, data: &mut Extensions| {
-                            conn_deadline::share(io, data);
-                            on_connect(io, data);
-                        },
-                    )
-                    .finish(map_config(app, |_| AppConfig::default()))
-                    .map_err(|_| ()),
+                    http.on_connect_ext(connect_hook::<TlsStream<TcpStream>>(on_connect))
+                        .finish(map_config(app, |_| AppConfig::default()))
+                        .map_err(|_| ()),
                 )
         }),
     }?;
     Ok(builder.run())
+}
+
+/// `on_connect_ext` for a guarded stream, plain or TLS: the deadline's state, then `on_connect`.
+fn connect_hook<T: 'static>(
+    on_connect: fn(&dyn std::any::Any, &mut Extensions),
+) -> impl Fn(&Guarded<T>, &mut Extensions) + 'static {
+    move |io, data| {
+        conn_deadline::share(io, data);
+        on_connect(io, data);
+    }
 }
