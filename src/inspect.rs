@@ -122,7 +122,7 @@ impl Inspector {
         query: &TokenQuery,
     ) -> Result<Introspection, OAuthError> {
         let (snapshot, caller) = (caller.snapshot(), caller.client());
-        let Some(claims) = current_claims(snapshot, query.token.expose()) else {
+        let Some(claims) = current_claims(snapshot, query.token()?.expose()) else {
             return Ok(Introspection::INACTIVE);
         };
         if claims.client_id != caller.id && claims.aud != caller.id {
@@ -157,7 +157,7 @@ impl Inspector {
     /// not find the token must widen the search to every type, and access tokens are our only one.
     pub async fn revoke(&self, caller: &Caller, query: &TokenQuery) -> Result<(), OAuthError> {
         let (snapshot, caller) = (caller.snapshot(), caller.client());
-        let Ok(claims) = snapshot.keys.verifier().verify(query.token.expose()) else {
+        let Ok(claims) = snapshot.keys.verifier().verify(query.token()?.expose()) else {
             return Ok(());
         };
         if claims.client_id != caller.id {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::body::{parse_body, present, required};
+use super::body::{parse_body, present};
 use super::credentials::credentials;
 use super::error::OAuthError;
 use super::{ClientCredentials, Sensitive};
@@ -16,10 +16,14 @@ use super::{ClientCredentials, Sensitive};
 const MAX_HINT: usize = 64;
 
 /// A client asking about, or giving up, a token.
+///
+/// The token is looked for only once the client is authenticated ([`TokenQuery::token`]): a
+/// caller whose credentials are wrong gets 401 `invalid_client` whatever its body lacks
+/// (RFC 7662 §2.3), and its failure is counted against the throttle like any other.
 #[derive(Debug)]
 pub struct TokenQuery {
     pub client: ClientCredentials,
-    pub token: Sensitive,
+    token: Option<Sensitive>,
     /// `token_type_hint`, when given and at most [`MAX_HINT`] bytes; not acted on
     /// (`Inspector::revoke`).
     pub hint: Option<String>,
@@ -61,15 +65,21 @@ impl TokenQuery {
             present(raw.client_id),
             present(raw.client_secret),
         )?;
-        // Any length the body limit lets through: a token longer than any we issue is simply
-        // not ours, `{"active":false}` and 200 (RFC 7662 §2.2, RFC 7009 §2.2), not an error.
-        let token = required(raw.token, "token", usize::MAX)?;
         let hint = present(raw.token_type_hint).filter(|hint| hint.len() <= MAX_HINT);
         Ok(Self {
             client,
-            token: Sensitive::new(token),
+            token: present(raw.token).map(Sensitive::new),
             hint: hint.map(Cow::into_owned),
         })
+    }
+
+    /// The token asked about, of any length the body limit lets through: a token longer than
+    /// any we issue is simply not ours, `{"active":false}` and 200 (RFC 7662 §2.2, RFC 7009
+    /// §2.2), not an error. Ask once the client is authenticated.
+    pub fn token(&self) -> Result<&Sensitive, OAuthError> {
+        self.token
+            .as_ref()
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))
     }
 }
 
@@ -96,7 +106,7 @@ mod tests {
         let from_form = TokenQuery::parse(FORM, None, form).unwrap();
         let from_json = TokenQuery::parse(JSON, None, json.to_string().as_bytes()).unwrap();
         for query in [&from_form, &from_json] {
-            assert_eq!(query.token.expose(), "abc.def.ghi");
+            assert_eq!(query.token().unwrap().expose(), "abc.def.ghi");
             assert_eq!(query.client.id, "app");
             assert!(!query.client.used_basic);
         }
@@ -109,7 +119,7 @@ mod tests {
         let long = "x".repeat(MAX_HINT + 1);
         let body = format!("token=t&client_id=app&client_secret=s&token_type_hint={long}");
         let query = TokenQuery::parse(FORM, None, body.as_bytes()).unwrap();
-        assert_eq!((query.token.expose(), query.hint), ("t", None));
+        assert_eq!((query.token().unwrap().expose(), &query.hint), ("t", &None));
     }
 
     #[test]
@@ -123,14 +133,24 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_repeated_or_mistyped_field_is_an_invalid_request_naming_it() {
-        let cases: [(Option<&str>, &[u8], &str); 5] = [
-            (FORM, b"client_id=app&client_secret=s", "token is required"),
-            (
-                FORM,
-                b"token=&client_id=app&client_secret=s",
-                "token is required",
-            ),
+    fn a_missing_token_is_an_invalid_request_once_asked_for() {
+        // Parsed, so that its client is authenticated first (RFC 7662 §2.3).
+        for body in [
+            &b"client_id=app&client_secret=s"[..],
+            b"token=&client_id=app&client_secret=s",
+        ] {
+            let query = TokenQuery::parse(FORM, None, body).unwrap();
+            assert_eq!(query.client.id, "app");
+            match query.token() {
+                Err(OAuthError::InvalidRequest(got)) => assert_eq!(got, "token is required"),
+                other => panic!("expected invalid_request, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_or_mistyped_field_is_an_invalid_request_naming_it() {
+        let cases: [(Option<&str>, &[u8], &str); 3] = [
             (
                 FORM,
                 b"token=a&token=b&client_id=app&client_secret=s",

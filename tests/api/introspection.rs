@@ -475,6 +475,15 @@ async fn both_endpoints_authenticate_the_client_like_the_token_endpoint() {
             .send()
             .await
             .unwrap();
+        // RFC 7662 §2.3: wrong credentials are a 401 whatever the body lacks.
+        let wrong_secret_without_token = app
+            .http
+            .post(app.url(path))
+            .header("Authorization", basic_auth(APP.id, "wrong"))
+            .form(&[("token_type_hint", "access_token")])
+            .send()
+            .await
+            .unwrap();
         let get = app.http.get(app.url(path)).send().await.unwrap();
 
         let wrong_secret = Answer::of(wrong_secret).await;
@@ -488,6 +497,15 @@ async fn both_endpoints_authenticate_the_client_like_the_token_endpoint() {
         assert_eq!(
             (without_token.status, without_token.error()),
             (400, "invalid_request")
+        );
+        let wrong_secret_without_token = Answer::of(wrong_secret_without_token).await;
+        assert_eq!(
+            (
+                wrong_secret_without_token.status,
+                wrong_secret_without_token.error()
+            ),
+            (401, "invalid_client"),
+            "{path}"
         );
         let get = Answer::of(get).await;
         assert_eq!(
