@@ -1,6 +1,8 @@
 //! The code record (the contract with the authorize service) and the checks that decide whether
 //! a spent code grants a token to the client that presented it.
 
+use std::collections::HashSet;
+
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
@@ -109,9 +111,9 @@ pub struct Grant {
 }
 
 impl ScopeField {
-    /// Trimmed, empty ones dropped; a list that is already clean is kept as it is.
+    /// Trimmed, empty ones and repeats dropped; a list that is already clean is kept as it is.
     fn into_scopes(self, separator: &str) -> Vec<String> {
-        match self {
+        let scopes = match self {
             Self::List(mut list) => {
                 for scope in &mut list {
                     if scope.trim().len() != scope.len() {
@@ -127,8 +129,25 @@ impl ScopeField {
                 .filter(|scope| !scope.is_empty())
                 .map(str::to_owned)
                 .collect(),
-        }
+        };
+        without_repeats(scopes)
     }
+}
+
+/// The first of equal scopes only: a scope is a set (RFC 6749 §3.3), and a client that compares
+/// the granted scope with the one it asked for, word by word, would see `a a` as a change.
+fn without_repeats(scopes: Vec<String>) -> Vec<String> {
+    if scopes.len() < 2 {
+        return scopes;
+    }
+    let mut seen = HashSet::with_capacity(scopes.len());
+    let first: Vec<bool> = scopes.iter().map(|s| seen.insert(s.as_str())).collect();
+    if !first.contains(&false) {
+        return scopes;
+    }
+    (scopes.into_iter().zip(first))
+        .filter_map(|(scope, first)| first.then_some(scope))
+        .collect()
 }
 
 /// What the token settings say about codes, at the time of the exchange.

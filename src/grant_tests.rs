@@ -192,6 +192,17 @@ fn scopes_are_read_from_an_array_or_a_string_joined_by_the_configured_separator(
             json!([" user:basic", "", "user:email  ", " "]),
             vec!["user:basic", "user:email"],
         ),
+        // A repeat is dropped, the first of each kept in its place.
+        (
+            " ",
+            json!("user:email user:basic user:email"),
+            vec!["user:email", "user:basic"],
+        ),
+        (
+            " ",
+            json!(["user:basic", " user:basic", "user:email", "user:basic"]),
+            vec!["user:basic", "user:email"],
+        ),
     ];
     for (separator, scope, expected) in cases {
         let raw = record_with(json!({ "scope": scope }));
