@@ -33,9 +33,20 @@ pub struct MalformedBasic(pub &'static str);
 
 /// Parses an `Authorization` header value.
 pub fn parse(header: &str) -> Result<Authorization, MalformedBasic> {
-    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let header = header.trim();
+    if header.is_empty() {
+        return Err(MalformedBasic("the Authorization header is empty"));
+    }
+    let scheme_end = header.find(|c: char| c.is_ascii_whitespace());
+    let (scheme, rest) = header.split_at(scheme_end.unwrap_or(header.len()));
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(Authorization::OtherScheme);
+    }
+    // RFC 9110 §11.4: the scheme and the credentials are separated by spaces, nothing else.
+    if !rest.is_empty() && !rest.starts_with(' ') {
+        return Err(MalformedBasic(
+            "Basic and the credentials must be separated by a space",
+        ));
     }
     let decoded = LENIENT
         .decode(rest.trim())
@@ -108,6 +119,18 @@ mod tests {
     fn scheme_is_case_insensitive_and_padding_optional() {
         let unpadded = STANDARD.encode("ab:c").trim_end_matches('=').to_owned();
         assert_eq!(basic(&format!("bAsIc {unpadded}")), pair("ab", "c"));
+    }
+
+    #[test]
+    fn an_empty_header_or_one_without_a_space_after_basic_is_malformed() {
+        let credentials = STANDARD.encode("app:s3cret");
+        for header in ["", "  ", &format!("Basic\t{credentials}")] {
+            assert!(parse(header).is_err(), "{header:?}");
+        }
+        assert_eq!(
+            basic(&format!("Basic  {credentials}")),
+            pair("app", "s3cret")
+        );
     }
 
     #[test]
