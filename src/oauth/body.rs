@@ -2,9 +2,11 @@
 //! most once, and errors that name a field but never quote a value (it may be a secret).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use encoding_rs::{Encoding, UTF_8};
 use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
 use super::error::OAuthError;
 
@@ -128,25 +130,80 @@ fn explain_json(
     fields: &[&'static str],
 ) -> Cow<'static, str> {
     if error.is_syntax() || error.is_eof() {
-        // Where, never what: serde_json's own message may quote the value.
-        return format!(
-            "request body is not valid JSON (line {}, column {})",
-            error.line(),
-            error.column()
-        )
-        .into();
+        return not_json(error);
     }
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
-        return "request body must be a JSON object".into();
+    // An object (`parse_json` saw its `{`), read again to the end: the error stopped the first
+    // read, and the rest may not be JSON at all.
+    let map: HashMap<String, Shape> = match serde_json::from_slice(body) {
+        Ok(map) => map,
+        Err(later) => return not_json(&later),
     };
     if let Some(field) = fields
         .iter()
-        .find(|f| map.get(**f).is_some_and(|v| !v.is_string() && !v.is_null()))
+        .find(|f| map.get(**f).is_some_and(|v| *v == Shape::Other))
     {
         return format!("`{field}` must be a string").into();
     }
     duplicate_field(error, fields)
         .unwrap_or_else(|| "request body has a field of the wrong type".into())
+}
+
+/// Where, never what: serde_json's own message may quote the value.
+fn not_json(error: &serde_json::Error) -> Cow<'static, str> {
+    format!(
+        "request body is not valid JSON (line {}, column {})",
+        error.line(),
+        error.column()
+    )
+    .into()
+}
+
+/// A JSON value as far as a field's type goes. Arrays and objects are skipped whole
+/// (serde_json's `IgnoredAny` has no depth limit), where a `serde_json::Value` stops at 128
+/// levels and would call a valid body with a deep value invalid.
+#[derive(PartialEq, Eq)]
+enum Shape {
+    StringOrNull,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Shape;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape::StringOrNull)
+            }
+            fn visit_unit<E>(self) -> Result<Shape, E> {
+                Ok(Shape::StringOrNull)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Shape::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Shape::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// RFC 8259 §8.1: a parser may ignore a byte order mark, and some writers still add one

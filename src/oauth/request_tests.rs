@@ -312,6 +312,18 @@ fn malformed_json_is_refused() {
 }
 
 #[test]
+fn a_field_of_the_wrong_type_is_named_whatever_else_the_object_holds() {
+    // A value nested deeper than a `serde_json::Value` reads (128 levels), and a number.
+    let deep = format!("{}{}", "[".repeat(1_500), "]".repeat(1_500));
+    let body = format!(r#"{{"extra": {deep}, "code": 1}}"#);
+    let description = invalid_request(parse_json_bytes(body.as_bytes()));
+    assert_eq!(description, "`code` must be a string");
+    // The wrong type comes first, broken JSON after it: the body is not JSON at all.
+    let description = invalid_request(parse_json_bytes(br#"{"code": 1, "state": "#));
+    assert!(description.contains("not valid JSON"), "{description}");
+}
+
+#[test]
 fn malformed_json_is_located_without_quoting_it() {
     let body = format!("{{\n  \"client_secret\": \"{SECRET}\" \"code\": \"{CODE}\"}}");
     let description = invalid_request(parse_json_bytes(body.as_bytes()));
