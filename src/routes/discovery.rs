@@ -3,9 +3,12 @@
 //! after it; for one without, with a slash after it, as Spring asks): documents rendered at
 //! load time, cacheable for `discovery.max_age_secs`.
 
+use actix_web::guard::GuardContext;
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{HttpResponse, web};
+use percent_encoding::percent_decode_str;
 
+use super::paths::METADATA_PATH;
 use crate::live::{Live, Snapshot};
 
 pub async fn jwks(live: web::Data<Live>) -> HttpResponse {
@@ -16,32 +19,33 @@ pub async fn metadata(live: web::Data<Live>) -> HttpResponse {
     document(&live.load(), |snapshot| &snapshot.metadata)
 }
 
-/// `GET /.well-known/oauth-authorization-server/<path>`: where RFC 8414 §3.1 looks for the
+/// Guard of `/.well-known/oauth-authorization-server/<path>`: where RFC 8414 §3.1 looks for the
 /// metadata of an issuer with a path (`https://host/identity` → `…/oauth-authorization-server/
-/// identity`); 404 for any other path.
-pub async fn metadata_of_issuer_path(
-    live: web::Data<Live>,
-    path: web::Path<String>,
-) -> HttpResponse {
+/// identity`). Any other path there is no resource: 404 whatever the method, not a CORS
+/// preflight's 204 or a 405 that says it exists. A guard, since a reload may change the issuer.
+pub fn names_the_issuer_path(request: &GuardContext<'_>) -> bool {
+    let Some(live) = request.app_data::<web::Data<Live>>() else {
+        return false;
+    };
+    let asked = percent_decode_str(request.head().uri.path()).decode_utf8_lossy();
+    let asked = asked
+        .strip_prefix(METADATA_PATH)
+        .and_then(|p| p.strip_prefix('/'));
     let snapshot = live.load();
-    match issuer_path(&snapshot.token.issuer) {
-        Some(issuer) if issuer == path.trim_end_matches('/') => {
-            document(&snapshot, |snapshot| &snapshot.metadata)
-        }
-        _ => HttpResponse::NotFound().finish(),
+    match (issuer_path(&snapshot.token.issuer), asked) {
+        (Some(issuer), Some(asked)) => issuer == asked.trim_end_matches('/'),
+        _ => false,
     }
 }
 
-/// `GET /.well-known/oauth-authorization-server/`: where Spring Security's `issuer-uri` looks
-/// for the metadata of an issuer written with a trailing slash (`https://host/`): RFC 8414
-/// §3.1 removes that slash before inserting the well-known path, Spring does not. The metadata
-/// of an issuer without a path; 404 for one with a path, whose metadata is under that path.
-pub async fn metadata_with_a_slash(live: web::Data<Live>) -> HttpResponse {
-    let snapshot = live.load();
-    match issuer_path(&snapshot.token.issuer) {
-        None => document(&snapshot, |snapshot| &snapshot.metadata),
-        Some(_) => HttpResponse::NotFound().finish(),
-    }
+/// Guard of `/.well-known/oauth-authorization-server/`: where Spring Security's `issuer-uri`
+/// looks for the metadata of an issuer written with a trailing slash (`https://host/`): RFC 8414
+/// §3.1 removes that slash before inserting the well-known path, Spring does not. Only an issuer
+/// without a path has its metadata there; one with a path has it under that path.
+pub fn issuer_has_no_path(request: &GuardContext<'_>) -> bool {
+    request
+        .app_data::<web::Data<Live>>()
+        .is_some_and(|live| issuer_path(&live.load().token.issuer).is_none())
 }
 
 /// The path of an `http(s)://` issuer without its leading and trailing slashes, when it has one.

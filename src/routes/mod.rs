@@ -13,9 +13,9 @@ pub mod token;
 pub mod unread_body;
 pub mod userinfo;
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
 use actix_web::web::ServiceConfig;
+use actix_web::{HttpRequest, guard};
 
 pub(crate) use self::access_log::{access_log, access_log_on, log_client};
 use self::paths::*;
@@ -34,14 +34,14 @@ pub(crate) fn configure(routes: &mut ServiceConfig, with_metrics: bool) {
         .service(http::public_get(JWKS_PATH, discovery::jwks))
         .service(http::public_get(JWKS_WELL_KNOWN_PATH, discovery::jwks))
         .service(http::public_get(METADATA_PATH, discovery::metadata))
-        .service(http::public_get(
-            &format!("{METADATA_PATH}/"),
-            discovery::metadata_with_a_slash,
-        ))
-        .service(http::public_get(
-            &format!("{METADATA_PATH}/{{path:.+}}"),
-            discovery::metadata_of_issuer_path,
-        ))
+        .service(
+            http::public_get(&format!("{METADATA_PATH}/"), discovery::metadata)
+                .guard(guard::fn_guard(discovery::issuer_has_no_path)),
+        )
+        .service(
+            http::public_get(&format!("{METADATA_PATH}/{{path:.+}}"), discovery::metadata)
+                .guard(guard::fn_guard(discovery::names_the_issuer_path)),
+        )
         .service(http::get(HEALTHZ_PATH, health::healthz))
         .service(http::get(READYZ_PATH, health::readyz));
     if with_metrics {

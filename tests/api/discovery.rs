@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use reqwest::Method;
 use serde_json::{Value, json};
 use sso_token::tokens::KeyKind;
 
@@ -369,6 +370,25 @@ async fn an_issuer_with_a_path_has_its_metadata_after_the_well_known_path() {
     );
     let with_a_slash = get(&app, &app.url(&format!("{METADATA_PATH}/"))).await;
     assert_eq!(with_a_slash.status, 404, "its metadata is under its path");
+    let encoded = get(&app, &app.url(&format!("{METADATA_PATH}/%69dentity/"))).await;
+    assert_eq!(encoded.status, 200, "{}", encoded.text);
+
+    // A path that is not the issuer's is no resource, whatever the method: no CORS preflight
+    // that lets a browser ask for it, no 405 that says it exists.
+    let status = |method: Method, path: String| {
+        let request = app.http.request(method, app.url(&path)).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    for path in [
+        format!("{METADATA_PATH}/elsewhere"),
+        format!("{METADATA_PATH}/"),
+    ] {
+        assert_eq!(status(Method::OPTIONS, path.clone()).await, 404, "{path}");
+        assert_eq!(status(Method::POST, path.clone()).await, 404, "{path}");
+    }
+    let path = format!("{METADATA_PATH}/identity");
+    assert_eq!(status(Method::OPTIONS, path.clone()).await, 204);
+    assert_eq!(status(Method::POST, path).await, 405);
 }
 
 /// Spring Security's `issuer-uri` does not remove an issuer's trailing slash (RFC 8414 §3.1
