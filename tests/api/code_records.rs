@@ -424,14 +424,14 @@ async fn a_code_older_than_the_maximum_age_is_expired_whatever_its_ttl() {
 }
 
 /// A record whose grant would not fit in a token that introspection and user info read (here
-/// 400 scopes): `invalid_grant`, and its token record is gone, instead of a 200 with a token the
-/// service itself then calls inactive.
+/// an account id, the token's `sub`, of 4,000 bytes): `invalid_grant`, and its token record is
+/// gone, instead of a 200 with a token the service itself then calls inactive.
 #[tokio::test]
 async fn a_grant_too_large_for_a_token_is_an_invalid_grant_and_leaves_no_token_record() {
     let app = spawn_app().await;
-    let code = "OC-1001-FourHundredScopes0000000";
+    let code = "OC-1001-FourThousandByteSubject0";
     let mut record = serde_json::to_value(code_record(&APP)).unwrap();
-    record["scope"] = json!(vec!["user:basic"; 400]);
+    record["account_id"] = json!("a".repeat(4000));
     let written = app.store.put_code(code, &record.to_string(), 60).await;
     assert!(written.unwrap());
 
