@@ -2,8 +2,8 @@
 //! reconnecting after a drop, rebuilding a Cluster connection off the request path).
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::{Conn, Store, StoreError};
 
@@ -26,8 +26,9 @@ pub(super) struct Lane {
     held: Mutex<Option<Held>>,
     /// One new connection at a time: the requests that find the lane empty together (after
     /// an outage, all of a lane's) take the one the first of them makes, rather than each
-    /// making its own (in a Cluster a discovery of every node, with Sentinel a look-up).
-    connecting: tokio::sync::Mutex<()>,
+    /// making its own (in a Cluster a discovery of every node, with Sentinel a look-up). Held
+    /// by the task that makes it ([`Store::connect`]), not by a request.
+    connecting: Arc<tokio::sync::Mutex<()>>,
     /// Cluster mode: a replacement connection is being built off the request path.
     rebuilding: AtomicBool,
 }
@@ -120,7 +121,7 @@ impl Store {
             let held = match cached {
                 Some(held) => held,
                 None => {
-                    let held = self.connect(lane, generation, None).await?;
+                    let held = self.connect(index, generation, None).await?;
                     // A failover may have begun while it connected (a look-up, a turn behind
                     // another's): not sent then, as a repeat is not.
                     self.fence_still_holds(generation)?;
@@ -132,7 +133,7 @@ impl Store {
                 Err(e) if e.is_connection_dropped() => {
                     self.fence_still_holds(generation)?;
                     log::debug!("redis connection dropped ({e}); reconnecting");
-                    let again = self.connect(lane, generation, Some(held.serial)).await?;
+                    let again = self.connect(index, generation, Some(held.serial)).await?;
                     used = Some(again.serial);
                     op(again.conn).await
                 }
@@ -215,19 +216,27 @@ impl Store {
         });
     }
 
-    /// A new connection, kept in `lane` for the threads that share it, unless the request
-    /// that connected before this one's turn left one (other than `stale`, the connection
-    /// that just dropped). Right after a Sentinel failover, to the master it announced rather
-    /// than one the sentinels name (see [`fence`]).
+    /// A new connection, kept in lane `index` for the threads that share it, unless the
+    /// request that connected before this one's turn left one (other than `stale`, the
+    /// connection that just dropped). Right after a Sentinel failover, to the master it
+    /// announced rather than one the sentinels name (see [`fence`]).
+    ///
+    /// Made by a task of its own, bounded by a whole `redis.timeout_ms` from its start, which
+    /// the request only waits for. Made by the request, it was cut off at the request's
+    /// deadline: after a hang, the requests queued for the lane's turn each had only what was
+    /// left of theirs, less than a connection takes (a network round trip, TLS, a look-up), so
+    /// none was ever finished while requests kept coming, though Redis answered again. A
+    /// connection now outlives the request that asked for it and serves the next.
     ///
     /// [`fence`]: super::fence
     async fn connect(
         &self,
-        lane: &Lane,
+        index: usize,
         generation: u64,
         stale: Option<u64>,
     ) -> Result<Held, StoreError> {
-        let _turn = lane.connecting.lock().await;
+        let lane = &self.lanes[index];
+        let turn = Arc::clone(&lane.connecting).lock_owned().await;
         let fresh = lock(lane)
             .clone()
             .filter(|held| held.generation == generation && Some(held.serial) != stale);
@@ -242,12 +251,21 @@ impl Store {
                 master.port
             );
         }
-        // Boxed: the Sentinel and Cluster connect futures are kilobytes, and every in-flight
-        // request would otherwise carry their space (RSS at 1000 connections).
-        let conn = Box::pin(self.connector.connect(switched.as_ref())).await?;
-        let held = Held::new(generation, conn);
-        *lock(lane) = Some(held.clone());
-        Ok(held)
+        let store = self.clone();
+        let making = tokio::spawn(async move {
+            let _turn = turn;
+            let connecting = store.connector.connect(switched.as_ref());
+            let conn = tokio::time::timeout(store.timeout, connecting)
+                .await
+                .unwrap_or(Err(StoreError::Timeout(store.timeout)))?;
+            let held = Held::new(generation, conn);
+            *lock(&store.lanes[index]) = Some(held.clone());
+            Ok(held)
+        });
+        // Not finished: the runtime is shutting down (or the connector panicked).
+        making
+            .await
+            .unwrap_or(Err(StoreError::Timeout(self.timeout)))
     }
 
     /// This thread's lane. With acks the lanes come in two halves, `Plain` then `Waiting`;

@@ -39,6 +39,7 @@ mod sentinel_lookup;
 mod server_process;
 mod shutdown;
 mod sighup;
+mod slow_link;
 mod standalone_urls;
 mod tcp_keepalive;
 mod throttle;

@@ -2,10 +2,13 @@
 //! timeout: the answer is a 503 JSON error, and service resumes by itself when Redis is back.
 //! Each test runs its own redis-server, which it stops.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use sso_token::codes;
+use sso_token::startup::USERINFO_PATH;
 use sso_token::store::Taken;
 
 use crate::cutter::{Cut, Cutter};
@@ -13,6 +16,7 @@ use crate::helpers::{APP, Answer, TestApp, TestClient, code_record, spawn_app_wi
 use crate::log_capture;
 use crate::metrics;
 use crate::redis_server::{HeldPort, RedisServer};
+use crate::slow_link::SlowLink;
 use crate::topology::script_calls;
 
 const TIMEOUT_MS: u64 = 300;
@@ -319,6 +323,72 @@ async fn requests_that_lose_their_connection_together_make_one_new_one() {
     // The blocker's, its probe's and the second reading's connections are three of them.
     let made = received().await - before - 3;
     assert!(made <= 2, "{made} new connections for one lane");
+}
+
+/// A hang of several `redis.timeout_ms` under steady requests, over a link where a new
+/// connection takes longer than the gap between two requests: service resumes once Redis
+/// answers. (When the request that made a connection also bounded it in time, the requests
+/// queued for the lane's turn each had only what was left of their own timeout, less than a
+/// connection takes: none was finished while requests kept coming, and every one was a 503
+/// after Redis answered again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_resumes_after_a_hang_though_connecting_takes_longer_than_the_gap_between_requests()
+{
+    const GAP: Duration = Duration::from_millis(10);
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"], None);
+    let link = SlowLink::start(redis.port(), GAP * 6).await;
+    let app = spawn_app_with(|s| {
+        s.redis.url = link.url();
+        s.redis.timeout_ms = TIMEOUT_MS;
+        s.redis.pool_size = 1;
+    })
+    .await;
+    let token = app.token_for(&APP).await;
+    assert_eq!(app.user_info(&token).await.status, 200);
+
+    // A user-info request every GAP, each on its own, until told to stop: when it was sent,
+    // and its status (0: no answer).
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (http, url, stopped) = (app.http.clone(), app.url(USERINFO_PATH), stop.clone());
+    let load = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        let mut tick = tokio::time::interval(GAP);
+        while !stopped.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let (at, request) = (started.elapsed(), http.get(&url).bearer_auth(&token).send());
+            sent.push(tokio::spawn(async move {
+                (at, request.await.map_or(0, |r| r.status().as_u16()))
+            }));
+        }
+        futures_util::future::join_all(sent).await
+    });
+    tokio::time::sleep(GAP * 20).await;
+    let hang = Duration::from_millis(TIMEOUT_MS * 5);
+    block(&redis, hang.as_secs_f64()).await.await.unwrap();
+    let answering = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = load.await.unwrap();
+
+    // A connection begun in the hang gives up within TIMEOUT_MS; the next takes GAP * 6.
+    let settled = answering + Duration::from_millis(TIMEOUT_MS) + GAP * 20;
+    let after: Vec<(Duration, u16)> = (answers.into_iter())
+        .map(|answer| answer.unwrap())
+        .filter(|(at, _)| *at > settled)
+        .collect();
+    assert!(after.len() >= 40, "only {} requests sent", after.len());
+    let refused: Vec<u16> = (after.iter().map(|(_, status)| *status))
+        .filter(|status| *status != 200)
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{} of {} requests sent {:?} after Redis answered again were refused (the first: {:?})",
+        refused.len(),
+        after.len(),
+        settled - answering,
+        &refused[..refused.len().min(5)]
+    );
 }
 
 /// A Redis restarted while the service was idle: the first request after it is served.
