@@ -450,8 +450,11 @@ impl Store {
     /// A failure counter and the milliseconds left in its window (0 and -2 when there is none).
     pub async fn failures(&self, key: &str) -> Result<(u64, i64), StoreError> {
         let mut pipe = redis::pipe();
-        // Both commands name the same key, so a Cluster routes the pipeline to one node.
-        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        // Both commands name the same key, so a Cluster routes the pipeline to one node. In
+        // one transaction: read apart, a counter that expired between them (or expired and was
+        // started again by another replica) came back as its count with a whole new window,
+        // and a blocked source stayed blocked a window longer than Redis kept it.
+        pipe.atomic().cmd("GET").arg(key).cmd("PTTL").arg(key);
         let pipe = &pipe;
         let (count, ttl): (Option<u64>, i64) = self
             .with_conn(Lanes::Plain, |mut conn| async move {
