@@ -7,6 +7,7 @@
 //! key that signs now.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,9 @@ pub struct Live {
     /// Keys that stopped signing in this process, and until when their tokens live
     /// (`expires_in` plus leeway after): a reload that drops one sooner is warned of.
     retired: Mutex<Vec<(String, Instant)>>,
+    /// The longest token lifetime (`expires_in` plus leeway) in force since the current signer
+    /// began to sign: a reload that shortens it leaves the tokens issued before living longer.
+    signer_lifetime: AtomicU64,
     /// Told of each outcome, after the swap: when they name a signer, it signs.
     metrics: Arc<Metrics>,
     /// Held through a reload: two at once could store one snapshot and leave the metrics
@@ -78,6 +82,11 @@ impl Snapshot {
             keys,
             metadata,
         })
+    }
+
+    /// Seconds a token issued now may be accepted: `expires_in` plus leeway.
+    fn token_lifetime(&self) -> u64 {
+        self.token.expires_in + self.token.leeway_secs
     }
 
     /// Settings that load but leave the service unable to serve, said at every start and
@@ -122,12 +131,14 @@ impl Live {
         log::info!("{}", snapshot.describe());
         snapshot.warn_of_mistakes(&settings.clients.file);
         metrics.config_started(&snapshot.keys);
+        let lifetime = snapshot.token_lifetime();
         Ok(Self {
             argon2,
             current: ArcSwap::from_pointee(snapshot),
             source,
             started: settings.clone(),
             retired: Mutex::new(Vec::new()),
+            signer_lifetime: AtomicU64::new(lifetime),
             metrics,
             reloading: Mutex::new(()),
         })
@@ -185,7 +196,6 @@ impl Live {
     /// reloaded still accept them. Said loudly, since only the operator knows which it is.
     fn warn_of_dropped_signers(&self, running: &Snapshot, next: &Snapshot) {
         let now = Instant::now();
-        let lifetime = running.token.expires_in + running.token.leeway_secs;
         let signer = running.keys.minter().key().kid();
         let next_signer = next.keys.minter().key().kid();
         let drops =
@@ -203,9 +213,13 @@ impl Live {
             );
         }
         if signer == next_signer {
+            (self.signer_lifetime).fetch_max(next.token_lifetime(), Ordering::Relaxed);
             return;
         }
-        // Its tokens live until the deadline of the settings they were issued under.
+        // Its tokens live until the deadline of the longest-lived settings they were issued
+        // under.
+        let lifetime = (self.signer_lifetime).swap(next.token_lifetime(), Ordering::Relaxed);
+        let lifetime = lifetime.max(running.token_lifetime());
         retired.push((signer.to_owned(), now + Duration::from_secs(lifetime)));
         if drops(signer) {
             log::warn!(

@@ -434,6 +434,47 @@ async fn a_reload_that_changes_the_tokens_algorithm_warns() {
     );
 }
 
+/// A key's tokens live as long as the longest lifetime in force while it signed: shortening
+/// `expires_in` leaves the tokens issued before with theirs, so dropping the key once the
+/// short lifetime has passed is still warned of.
+#[tokio::test]
+async fn dropping_a_key_whose_tokens_outlive_a_shortened_lifetime_is_warned_of() {
+    let log = crate::log_capture::mark();
+    let (old, old_kid) = new_key_file(KeyKind::Ed25519);
+    let (new, _) = new_key_file(KeyKind::Ed25519);
+    let app = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
+    let token = app.token_for(&APP).await;
+    let short = |s: &mut sso_token::config::Settings| {
+        s.token.expires_in = 1;
+        s.token.leeway_secs = 0;
+    };
+    app.reload_with(|s| {
+        short(s);
+        s.token.signing_key = old.clone();
+    })
+    .expect("a shorter lifetime");
+    app.reload_with(|s| {
+        short(s);
+        s.token.signing_key = new.clone();
+        s.token.verify_keys = vec![old.clone()];
+    })
+    .expect("step 2 of the rotation");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert!(app.is_active(&APP, &token).await, "issued for 1800 s");
+    app.reload_with(|s| {
+        short(s);
+        s.token.signing_key = new.clone();
+        s.token.verify_keys.clear();
+    })
+    .expect("step 3, too early for the tokens issued before the shorter lifetime");
+
+    let warned = log
+        .lines()
+        .iter()
+        .any(|l| l.starts_with("WARN") && l.contains(&format!("drops key {old_kid}")));
+    assert!(warned, "its 1800 s tokens still live");
+}
+
 /// The README's step 3 once the old key's tokens have expired is no mistake: no warning.
 #[tokio::test]
 async fn dropping_a_retired_key_after_its_tokens_expired_is_not_warned_of() {
