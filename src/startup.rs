@@ -309,9 +309,14 @@ fn refusing_what_a_start_would(running: &Settings, source: SettingsSource) -> Se
         let invalid =
             |setting: &'static str, problem: String| ConfigError::Invalid { setting, problem };
         Store::new(&settings.redis).map_err(|e| invalid("redis", e.to_string()))?;
+        // A start with metrics off binds no metrics listener, whatever `metrics.listen` says.
+        let metrics_listen = match settings.metrics.enabled {
+            true => settings.metrics.listen.as_str(),
+            false => "",
+        };
         let listeners = [
-            ("server.listen", &settings.server.listen),
-            ("metrics.listen", &settings.metrics.listen),
+            ("server.listen", settings.server.listen.as_str()),
+            ("metrics.listen", metrics_listen),
         ];
         for ((setting, address), bound) in listeners.into_iter().zip(&bound) {
             if !address.is_empty() && address != bound {

@@ -215,4 +215,10 @@ async fn a_reload_refuses_restart_only_settings_that_a_start_would_refuse() {
     }
     app.reload_with(|_| {})
         .expect("the started settings reload");
+    // With metrics off, a start binds no metrics listener: its address is not looked up.
+    app.reload_with(|s| {
+        s.metrics.enabled = false;
+        s.metrics.listen = "metrics.invalid:9100".into();
+    })
+    .expect("metrics off: `metrics.listen` unused");
 }
