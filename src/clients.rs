@@ -188,17 +188,19 @@ impl Registry {
     }
 
     /// Checks the presented credentials. Unknown client, disabled client and wrong secret give
-    /// the same error, and an unknown id still costs a SHA-256 comparison, as much as a
-    /// `sha256:` client's (an Argon2 client's takes milliseconds: its timing shows, and client
-    /// ids are public anyway). `Overloaded` when an Argon2 verification found neither its
-    /// client id's turn nor a slot free in time.
+    /// the same error, and an unknown or disabled id still costs a SHA-256 comparison, as much
+    /// as a `sha256:` client's (an Argon2 client's takes milliseconds: its timing shows, and
+    /// client ids are public anyway). A disabled Argon2 client's secret is not verified: a
+    /// flood for it takes no Argon2 slot. `Overloaded` when an Argon2 verification found
+    /// neither its client id's turn nor a slot free in time.
     pub async fn authenticate(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<Arc<Client>, OAuthError> {
         let presented = credentials.secret.expose();
         let fail = OAuthError::authentication_failed;
-        let Some(client) = self.clients.get(&credentials.id) else {
+        let enabled = self.clients.get(&credentials.id).filter(|c| c.enabled);
+        let Some(client) = enabled else {
             let _ = sha256(presented).ct_eq(&Digest::ZERO);
             return Err(fail());
         };
@@ -206,7 +208,7 @@ impl Registry {
             .secret
             .verify(&client.id, presented, &self.argon2)
             .await?;
-        if secret_ok && client.enabled {
+        if secret_ok {
             Ok(Arc::clone(client))
         } else {
             Err(fail())

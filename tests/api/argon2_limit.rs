@@ -101,6 +101,33 @@ async fn a_flood_of_wrong_secrets_gets_prompt_503s_and_a_remembered_secret_still
     assert_eq!(overloaded_total(&app).await, SLOTS as u64 + 2);
 }
 
+/// A disabled Argon2 client is refused as an unknown one is, without Argon2: a flood of
+/// secrets for it takes no slot, so none waits for one in vain (503).
+#[tokio::test]
+async fn a_disabled_argon2_clients_secrets_are_refused_without_a_slot() {
+    let file = argon2_clients_file(&[(ID, SECRET)]);
+    let mut text = std::fs::read_to_string(&file).expect("clients file");
+    text.push_str("enabled = false\n");
+    std::fs::write(&file, text).expect("clients file");
+    let app = spawn_app_with(|s| {
+        s.clients.file = file;
+        s.clients.argon2_slots = SLOTS;
+        s.throttle.enabled = false;
+    })
+    .await;
+    let app = &app;
+
+    let secrets = (0..SLOTS + 3)
+        .map(|i| format!("wrong-{i}"))
+        .chain([SECRET.into()]);
+    let answers =
+        join_all(secrets.map(|secret| async move { introspect(app, &secret).await })).await;
+
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(overloaded_total(app).await, 0);
+}
+
 /// A reload that leaves the client's hash alone keeps its remembered secret: after a SIGHUP the
 /// client does not queue for a slot again behind a flood.
 #[tokio::test]
