@@ -86,6 +86,22 @@ fn enabled_by_default() -> bool {
     true
 }
 
+/// The grant types of IANA's OAuth registry (RFC 6749, 7522, 7523, 8628, 8693, OpenID CIBA,
+/// UMA 2.0); this service serves `authorization_code`.
+const KNOWN_GRANT_TYPES: [&str; 11] = [
+    "authorization_code",
+    "implicit",
+    "password",
+    "client_credentials",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    "urn:ietf:params:oauth:grant-type:saml2-bearer",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+    "urn:openid:params:grant-type:ciba",
+    "urn:ietf:params:oauth:grant-type:uma-ticket",
+];
+
 fn default_grant_types() -> Vec<String> {
     vec!["authorization_code".to_owned()]
 }
@@ -151,6 +167,18 @@ impl Registry {
     /// Whether any client may ask for tokens at all.
     pub fn has_enabled(&self) -> bool {
         self.clients.values().any(|c| c.enabled)
+    }
+
+    /// Each client's `grant_types` entries that name no grant type OAuth defines (IANA's
+    /// registry): a typo such as `authorisation_code` leaves a client refused
+    /// (`unauthorized_client`) with nothing else to say why. Other services' grant types
+    /// (`refresh_token`, `client_credentials`) are fine in a registry shared with them.
+    pub fn unknown_grant_types(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.clients.values().flat_map(|client| {
+            (client.grant_types.iter())
+                .filter(|g| !KNOWN_GRANT_TYPES.contains(&g.as_str()))
+                .map(|g| (client.id.as_str(), g.as_str()))
+        })
     }
 
     /// Every scope some enabled client may be granted (for the metadata document).
@@ -239,13 +267,15 @@ impl Client {
         if entry.redirect_uris.is_empty() {
             return Err("needs at least one redirect_uris entry".into());
         }
+        // White space is no part of a URI (RFC 3986 Appendix C), and a request's URI, compared
+        // exactly, would never match one with it.
         if let Some(uri) = entry
             .redirect_uris
             .iter()
-            .find(|u| !u.contains(':') || u.contains('#'))
+            .find(|u| !u.contains(':') || u.contains('#') || u.contains(char::is_whitespace))
         {
             return Err(format!(
-                "redirect URI `{uri}` must be absolute and without a fragment"
+                "redirect URI `{uri}` must be absolute, without a fragment or white space"
             ));
         }
         if entry

@@ -104,6 +104,36 @@ fn a_client_id_outside_printable_ascii_is_refused() {
 }
 
 #[test]
+fn grant_types_oauth_does_not_define_are_named() {
+    let text = DEMO.replace(
+        "scopes",
+        "grant_types = [\"authorisation_code\", \"refresh_token\", \"client_credentials\"]\nscopes",
+    );
+    let registry = load(&text);
+    let unknown: Vec<_> = registry.unknown_grant_types().collect();
+    assert_eq!(unknown, [("app", "authorisation_code")]);
+    assert_eq!(load(DEMO).unknown_grant_types().count(), 0);
+}
+
+#[test]
+fn a_redirect_uri_no_request_could_match_is_refused() {
+    for uri in [
+        " https://app.example/cb",
+        "https://app.example/c b",
+        "app-cb",
+        "https://a/cb#x",
+    ] {
+        let text = DEMO.replace("https://app.example/cb", uri);
+        match Registry::from_toml(&text, &Argon2Limit::half_the_cpus()) {
+            Err(LoadError::Invalid { problem, .. }) => {
+                assert!(problem.contains("redirect URI"), "{problem}")
+            }
+            _ => panic!("{uri:?} was accepted"),
+        }
+    }
+}
+
+#[test]
 fn a_missing_clients_file_is_named_with_where_it_was_looked_for() {
     let relative = format!("no-such-dir-{}/clients.toml", uuid::Uuid::new_v4());
 

@@ -100,6 +100,13 @@ impl Snapshot {
                 clients_file.display()
             );
         }
+        for (id, grant_type) in self.registry.unknown_grant_types() {
+            log::warn!(
+                "client {id}: grant type {grant_type:?} is none that OAuth defines (a typo of \
+                 authorization_code?); without authorization_code its token requests are \
+                 refused (unauthorized_client)"
+            );
+        }
         for id in self.registry.ids_basic_may_garble() {
             log::warn!(
                 "client {id}: its id has characters outside A-Z a-z 0-9 - . _ ~, which client \

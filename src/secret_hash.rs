@@ -127,12 +127,20 @@ impl std::fmt::Debug for SecretHash {
 
 impl SecretHash {
     pub(crate) fn parse(client: &str, stored: &str) -> Result<Self, String> {
+        // A request's empty secret counts as none (RFC 6749 §3.2): such a client would get
+        // 401 for ever, with nothing to say why.
+        let empty = || "the secret is empty, which no request can present".to_owned();
         if let Some(hex) = stored.strip_prefix("sha256:") {
-            return decode_hex(hex)
-                .map(Self::Sha256)
-                .ok_or_else(|| "sha256: secret must be 64 hex digits".into());
+            let digest = decode_hex(hex).ok_or("sha256: secret must be 64 hex digits")?;
+            return match bool::from(digest.ct_eq(&sha256(""))) {
+                true => Err(empty()),
+                false => Ok(Self::Sha256(digest)),
+            };
         }
         if let Some(plain) = stored.strip_prefix("plain:") {
+            if plain.is_empty() {
+                return Err(empty());
+            }
             if plain.len() > MAX_SECRET {
                 return Err(format!(
                     "plain: secret is over {MAX_SECRET} bytes, the most a request may send"

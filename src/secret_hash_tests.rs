@@ -186,6 +186,11 @@ fn a_plain_secret_no_request_could_send_is_refused() {
     let over = format!("plain:{}", "s".repeat(MAX_SECRET + 1));
     let error = SecretHash::parse("app", &over).err().unwrap();
     assert!(error.contains("512"), "{error}");
+    // An empty secret is no secret at all (RFC 6749 §3.2), stored plain or hashed.
+    for empty in ["plain:".to_owned(), hash_secret_sha256("")] {
+        let error = SecretHash::parse("app", &empty).err().unwrap();
+        assert!(error.contains("empty"), "{empty}: {error}");
+    }
 }
 
 #[test]
