@@ -83,6 +83,8 @@ pub enum KeyError {
          verify-only key also PUBLIC KEY or RSA PUBLIC KEY"
     )]
     Block(String),
+    #[error("holds {0} PEM blocks; a key file holds one key (give each its own file)")]
+    SeveralBlocks(usize),
     #[error("not an RSA, P-256 or Ed25519 key that the service accepts")]
     Rejected,
     #[error(
@@ -96,6 +98,18 @@ pub enum KeyError {
     Sign,
     #[error("the public half of the key could not be prepared for verification")]
     Public,
+}
+
+/// The one PEM block of a key file. `pem::parse` reads the first of several and leaves the
+/// others unread: a bundle of public keys in `token.verify_keys` would publish one of them,
+/// and the tokens of the others would be inactive here without a word.
+fn one_block(text: &str) -> Result<pem::Pem, KeyError> {
+    let mut blocks = pem::parse_many(text)?;
+    match blocks.len() {
+        0 => Ok(pem::parse(text)?),
+        1 => Ok(blocks.remove(0)),
+        several => Err(KeyError::SeveralBlocks(several)),
+    }
 }
 
 enum Pair {
@@ -143,7 +157,7 @@ impl std::fmt::Debug for VerifyingKey {
 impl SigningKey {
     /// Reads a PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) PEM document.
     pub fn from_pem(text: &str) -> Result<Self, KeyError> {
-        Self::from_block(&pem::parse(text)?)
+        Self::from_block(&one_block(text)?)
     }
 
     fn from_block(block: &pem::Pem) -> Result<Self, KeyError> {
@@ -253,7 +267,7 @@ impl VerifyingKey {
     /// Reads a public key (`PUBLIC KEY`, a SubjectPublicKeyInfo, or PKCS#1 `RSA PUBLIC KEY`),
     /// or takes the public half of a private key in any form [`SigningKey`] reads.
     pub fn from_pem(text: &str) -> Result<Self, KeyError> {
-        let block = pem::parse(text)?;
+        let block = one_block(text)?;
         match block.tag() {
             "PUBLIC KEY" => Self::from_spki(block.contents()),
             "RSA PUBLIC KEY" => {

@@ -464,6 +464,19 @@ fn garbage_and_unsupported_pem_documents_are_refused() {
     }
 }
 
+#[test]
+fn a_file_of_several_pem_blocks_is_refused_not_read_as_its_first() {
+    let (_, first, _) = PUBLIC_HALVES[0];
+    let (_, second, _) = PUBLIC_HALVES[1];
+    let bundle = format!("{first}{second}");
+    let error = VerifyingKey::from_pem(&bundle).unwrap_err();
+    assert!(matches!(error, KeyError::SeveralBlocks(2)), "{error:?}");
+    let (private, _, _) = PUBLIC_HALVES[0];
+    let error = SigningKey::from_pem(&format!("{OPENSSL_P256_PKCS8}{private}")).unwrap_err();
+    assert!(matches!(error, KeyError::SeveralBlocks(2)), "{error:?}");
+    assert!(error.to_string().contains("2 PEM blocks"), "{error}");
+}
+
 fn der(pem_text: &str) -> Vec<u8> {
     pem::parse(pem_text).unwrap().into_contents()
 }
