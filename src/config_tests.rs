@@ -486,6 +486,28 @@ fn workers_and_lanes_stop_at_1024() {
 }
 
 #[test]
+fn discovery_urls_need_a_host() {
+    let refused = Some("discovery.base_url");
+    for (url, expected) in [
+        ("https://sso.example", None),
+        ("http://127.0.0.1:8080/", None),
+        ("https://", refused),
+        ("https:///identity", refused),
+        ("sso.example", refused),
+    ] {
+        assert_eq!(
+            refusal(|s| s.discovery.base_url = url.into()),
+            expected,
+            "{url}"
+        );
+    }
+    assert_eq!(
+        refusal(|s| s.discovery.authorization_endpoint = "http://".into()),
+        Some("discovery.authorization_endpoint")
+    );
+}
+
+#[test]
 fn codes_live_ten_minutes_at_most_by_default_and_an_hour_at_most_by_choice() {
     assert_eq!(shipped().token.code_max_age_secs, 600);
     let refused = Some("token.code_max_age_secs");

@@ -206,21 +206,23 @@ impl DiscoverySettings {
             setting,
             problem: problem.to_owned(),
         };
+        // With a host: `https://` alone would publish `https:/identity/...` as every endpoint.
         let is_url = |url: &str| {
-            (url.starts_with("https://") || url.starts_with("http://"))
+            let rest = (url.strip_prefix("https://")).or_else(|| url.strip_prefix("http://"));
+            rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
                 && !url.contains(['?', '#'])
                 && !url.contains(char::is_whitespace)
         };
         if !is_url(&self.base_url) {
             return Err(invalid(
                 "discovery.base_url",
-                "must be an http(s) URL without query or fragment",
+                "must be an http(s) URL with a host, without query or fragment",
             ));
         }
         if !self.authorization_endpoint.is_empty() && !is_url(&self.authorization_endpoint) {
             return Err(invalid(
                 "discovery.authorization_endpoint",
-                "must be empty or an http(s) URL without query or fragment",
+                "must be empty or an http(s) URL with a host, without query or fragment",
             ));
         }
         if self.max_age_secs > 86_400 {
