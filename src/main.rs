@@ -52,7 +52,7 @@ enum Command {
         #[arg(long, default_value = "8cneYRM97jU0pqVpJWY")]
         account_id: String,
         /// Granted scope; repeat the flag for several.
-        #[arg(long = "scope", default_value = "user:basic")]
+        #[arg(long = "scope", default_value = "user:basic", value_parser = scope)]
         scopes: Vec<String>,
         /// PKCE challenge stored with the code: 43–128 of `A-Z a-z 0-9 - . _ ~` (RFC 7636
         /// §4.2). It may begin with `-` (one S256 challenge in 64 does); the check keeps a
@@ -63,8 +63,9 @@ enum Command {
         /// without a method reads as `plain`, RFC 7636 §4.3).
         #[arg(long, value_parser = ["S256", "plain"], requires = "code_challenge")]
         code_challenge_method: Option<String>,
-        /// Lifetime of the code in seconds (the reference authorize service uses 60).
-        #[arg(long, default_value_t = 60)]
+        /// Lifetime of the code in seconds, 1 to 86400 (the reference authorize service uses
+        /// 60).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         ttl: u64,
         #[command(flatten)]
         profile: Box<ProfileArgs>,
@@ -174,6 +175,15 @@ fn init_logging() {
 }
 
 /// `--code-challenge`'s check: RFC 7636's alphabet and lengths.
+/// A scope the exchange would grant: an empty one, or one with white space, would make a
+/// code that can only end in `invalid_scope` (RFC 6749 §3.3).
+fn scope(value: &str) -> Result<String, String> {
+    match value.is_empty() || value.contains(char::is_whitespace) {
+        true => Err("a scope is a non-empty word without white space (RFC 6749 §3.3)".into()),
+        false => Ok(value.to_owned()),
+    }
+}
+
 fn pkce_challenge(value: &str) -> Result<String, String> {
     if sso_token::oauth::pkce::well_formed(value) {
         Ok(value.to_owned())

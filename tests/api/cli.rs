@@ -215,6 +215,31 @@ fn pubkey_of_a_file_that_is_not_a_key_fails_naming_the_file() {
     }
 }
 
+/// `issue-code` refuses, before it connects, what would make a code Redis refuses (a TTL of 0,
+/// or past what `EX` takes) or one that can only be refused (an empty scope).
+#[test]
+fn issue_code_refuses_a_ttl_or_scope_no_code_could_have() {
+    let base = [
+        "issue-code",
+        "--client",
+        "app",
+        "--redirect-uri",
+        "https://a/cb",
+    ];
+    for (flag, value) in [
+        ("--ttl", "0"),
+        ("--ttl", "18446744073709551615"),
+        ("--scope", ""),
+        ("--scope", "user:basic user:contract"),
+    ] {
+        let output = sso_token(&[&base[..], &[flag, value]].concat(), "");
+
+        assert!(!output.status.success(), "{flag} {value:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag), "{flag} {value:?}: {stderr}");
+    }
+}
+
 /// A PKCE challenge may begin with `-` (an S256 one does once in 64): `issue-code` takes it as
 /// a value, not as an option, and writes it as given.
 #[tokio::test]
