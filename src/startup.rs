@@ -304,8 +304,22 @@ fn refusing_what_a_start_would(running: &Settings, source: SettingsSource) -> Se
             String::new()
         }),
     ];
+    let tls_at_start = (running.server.tls.clone()).map(|tls| {
+        let digest = crate::tls::files_digest(&tls);
+        (tls, digest)
+    });
     Box::new(move || {
         let settings = source()?;
+        if let Some((tls, digest)) = &tls_at_start
+            && crate::tls::files_digest(tls) != *digest
+        {
+            // A renewed certificate (certbot's deploy hook sends SIGHUP) is not served.
+            log::warn!(
+                "server.tls: the certificate or key file changed since the start, but the \
+                 listener serves the ones it read then: restart to serve the new ones (README, \
+                 TLS)"
+            );
+        }
         let invalid =
             |setting: &'static str, problem: String| ConfigError::Invalid { setting, problem };
         Store::new(&settings.redis).map_err(|e| invalid("redis", e.to_string()))?;

@@ -38,6 +38,16 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
+/// A digest of the certificate and key files as they are now (`None` when one cannot be read):
+/// a reload compares it with the start's, since the listener serves what it read at start.
+pub fn files_digest(settings: &TlsSettings) -> Option<Vec<u8>> {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for path in [&settings.cert, &settings.key] {
+        context.update(&std::fs::read(path).ok()?);
+    }
+    Some(context.finish().as_ref().to_vec())
+}
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let error = |problem: String| TlsError::Cert {
         path: path.display().to_string(),

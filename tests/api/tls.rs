@@ -118,6 +118,32 @@ async fn a_missing_or_wrong_tls_file_stops_the_start_naming_the_setting() {
     }
 }
 
+/// The listener serves the certificate it read at start: a reload after the files changed (a
+/// renewal's deploy hook sends SIGHUP) says that a restart is needed, where it said "reloaded".
+#[tokio::test]
+async fn a_reload_after_the_certificate_files_changed_says_a_restart_serves_them() {
+    let log = crate::log_capture::mark();
+    let (tls, _) = self_signed();
+    let app = spawn_app_with(|s| s.server.tls = Some(tls.clone())).await;
+    let warned = || {
+        (log.lines().iter())
+            .any(|l| l.starts_with("WARN") && l.contains("server.tls: the certificate"))
+    };
+    app.reload_with(|_| {}).expect("a reload");
+    assert!(!warned(), "nothing changed");
+
+    let (renewed, _) = self_signed();
+    for (from, to) in [(&renewed.cert, &tls.cert), (&renewed.key, &tls.key)] {
+        std::fs::copy(from, to).expect("renewed file");
+    }
+    app.reload_with(|_| {}).expect("a reload");
+
+    assert!(
+        warned(),
+        "a renewed certificate that is not served went unsaid"
+    );
+}
+
 /// Over TLS too, the start of a second request head and nothing more closes the connection
 /// 5 s after it (see `head_deadline`).
 #[tokio::test]
