@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
 use actix_web::middleware::Condition;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use tokio::signal::unix::Signal;
 
 use crate::client_auth::ClientAuth;
@@ -208,7 +208,11 @@ impl Application {
         let server = crate::http_server::serve(listener, tls, options, app)
             .map_err(listen_error("server.listen", &settings.server.listen))?;
         let metrics = if settings.metrics.enabled && !metrics_here {
-            Some(metrics_server(&settings.metrics.listen, exchange)?)
+            Some(metrics_server(
+                &settings.metrics.listen,
+                keep_alive,
+                exchange,
+            )?)
         } else {
             None
         };
@@ -346,25 +350,38 @@ fn refusing_what_a_start_would(running: &Settings, source: SettingsSource) -> Se
     })
 }
 
-/// `/metrics` alone, on its own address and one worker: scrapes stay off the public port.
+/// `/metrics` alone, on its own address and one worker: scrapes stay off the public port. The
+/// same server as the public one, head deadline included, with room for a few scrapers only:
+/// with actix's defaults (25,600 connections, no deadline after a first answer) a peer that
+/// half-sent requests there held its connections for ever, and enough of them took every file
+/// descriptor of the process, the public listener's too.
 fn metrics_server(
     address: &str,
+    keep_alive: Duration,
     exchange: web::Data<Exchange>,
 ) -> Result<(u16, Server), StartError> {
     let (listener, port) = bind("metrics.listen", address)?;
-    let server = HttpServer::new(move || {
+    let options = crate::http_server::Options {
+        keep_alive,
+        workers: 1,
+        max_connections: METRICS_CONNECTIONS,
+        shutdown_timeout_secs: 1,
+        on_connect: |_, _| {},
+    };
+    let app = move || {
         App::new()
             .wrap_fn(unread_body::hold_chunked_body)
             .app_data(exchange.clone())
             .service(http::get(METRICS_PATH, metrics::metrics))
-    })
-    .workers(1)
-    .shutdown_timeout(1)
-    .disable_signals()
-    .listen(listener)
-    .map_err(listen_error("metrics.listen", address))?;
-    Ok((port, server.run()))
+            .wrap_fn(conn_deadline::track)
+    };
+    let server = crate::http_server::serve(listener, None, options, app)
+        .map_err(listen_error("metrics.listen", address))?;
+    Ok((port, server))
 }
+
+/// Connections the metrics listener serves at once; more wait in the listen backlog.
+const METRICS_CONNECTIONS: usize = 64;
 
 fn bind(setting: &'static str, address: &str) -> Result<(TcpListener, u16), StartError> {
     let listener = crate::listen::bind(address).map_err(listen_error(setting, address))?;

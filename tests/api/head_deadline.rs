@@ -29,6 +29,23 @@ async fn a_partial_head_after_an_answer_is_closed_after_5_s() {
     assert!(closed.is_some(), "still open 9 s after a partial head");
 }
 
+/// The metrics listener times heads too: a peer there half-sending requests once held its
+/// connections for ever, and enough of them every file descriptor of the process.
+#[tokio::test]
+async fn a_partial_head_on_the_metrics_listener_is_closed_after_5_s() {
+    let app = spawn_app_with(|s| s.metrics.listen = "127.0.0.1:0".into()).await;
+    let port = app.metrics_port.expect("a metrics listener");
+    let metrics = format!("http://127.0.0.1:{port}");
+    let mut conn = RawConn::kept_open(&metrics, "/metrics").await;
+
+    conn.write_bytes(b"GET /met").await.unwrap();
+
+    let early = conn.closed_within(Duration::from_secs(3)).await;
+    assert_eq!(early, None, "closed before the head's 5 s");
+    let closed = conn.closed_within(Duration::from_secs(6)).await;
+    assert!(closed.is_some(), "still open 9 s after a partial head");
+}
+
 /// The timer starts at the head's first byte, and the bytes after it do not restart it.
 #[tokio::test]
 async fn a_head_sent_a_byte_a_second_is_closed_5_s_after_its_first_byte() {
