@@ -184,7 +184,10 @@ impl Application {
                 .wrap_fn(unread_body::hold_chunked_body)
                 .wrap(Condition::new(logging, access_log(Arc::clone(&proxies))))
                 .wrap_fn(move |request, service| {
-                    let (endpoint, started) = (Endpoint::of(request.path()), Instant::now());
+                    // The path as routed (percent-decoded), not as sent: `access_toke%6e` is
+                    // the token endpoint, and its answers count under it.
+                    let path = request.match_info().as_str();
+                    let (endpoint, started) = (Endpoint::of(path), Instant::now());
                     let recorder = Arc::clone(&recorder);
                     let answer = service.call(request);
                     async move {

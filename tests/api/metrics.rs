@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{APP, Answer, TestApp, TestClient, spawn_app, spawn_app_with};
+use crate::helpers::{APP, Answer, TestApp, TestClient, json_request, spawn_app, spawn_app_with};
 
 /// The value of the series `name` (with its labels, as printed) in a Prometheus exposition.
 pub fn value(exposition: &str, series: &str) -> f64 {
@@ -133,6 +133,31 @@ async fn introspection_user_info_and_revocation_time_their_token_record_operatio
     ] {
         assert_eq!(value(&text, &series), expected, "{series}");
     }
+}
+
+/// A path is routed percent-decoded, and counted as routed: the token endpoint's failures sent
+/// to `access_toke%6e` count under `endpoint="token"`, where the alerts look.
+#[tokio::test]
+async fn an_encoded_path_is_counted_under_the_endpoint_it_reaches() {
+    let app = spawn_app().await;
+    let encoded = app.token_url().replace("access_token", "access_toke%6e");
+    let answer = app
+        .http
+        .post(encoded)
+        .json(&json_request(
+            &TestClient {
+                secret: "wrong",
+                ..APP
+            },
+            "OC-1-unknown",
+        ))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status().as_u16(), 401);
+
+    let text = scrape(&app, &app.address).await;
+    assert_eq!(value(&text, &token("invalid_client")), 1.0);
 }
 
 #[tokio::test]
