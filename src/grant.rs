@@ -136,8 +136,18 @@ impl ScopeField {
 
 /// The first of equal scopes only: a scope is a set (RFC 6749 §3.3), and a client that compares
 /// the granted scope with the one it asked for, word by word, would see `a a` as a change.
-fn without_repeats(scopes: Vec<String>) -> Vec<String> {
-    if scopes.len() < 2 {
+fn without_repeats(mut scopes: Vec<String>) -> Vec<String> {
+    // A few scopes are the rule: compared with those kept so far, in place, with no set to
+    // allocate on every exchange.
+    if scopes.len() <= 16 {
+        let mut kept = 0;
+        for i in 0..scopes.len() {
+            if !scopes[..kept].contains(&scopes[i]) {
+                scopes.swap(kept, i);
+                kept += 1;
+            }
+        }
+        scopes.truncate(kept);
         return scopes;
     }
     let mut seen = HashSet::with_capacity(scopes.len());

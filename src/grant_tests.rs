@@ -213,6 +213,19 @@ fn scopes_are_read_from_an_array_or_a_string_joined_by_the_configured_separator(
 }
 
 #[test]
+fn repeats_are_dropped_from_few_scopes_and_from_many_alike() {
+    for count in [3, 16, 17, 100] {
+        // user:basic, user:email, user:basic, user:email, ...
+        let scope: Vec<&str> = (0..count)
+            .map(|i| ["user:basic", "user:email"][i % 2])
+            .collect();
+        let raw = record_with(json!({ "scope": scope }));
+        let grant = check_scopes(&raw, ",").unwrap();
+        assert_eq!(grant.scopes, ["user:basic", "user:email"], "{count}");
+    }
+}
+
+#[test]
 fn a_scope_the_client_may_not_have_is_refused_and_named() {
     // (separator, stored scope, the scope to be named)
     let cases = [
