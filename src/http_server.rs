@@ -108,23 +108,30 @@ where
                     .finish(map_config(app, |_| AppConfig::default())),
             )
         }),
-        Some(config) => builder.listen(name, listener, move || {
-            let (http, app) = http!(true);
-            // actix-tls' default handshake timeout (3 s), as `HttpServer`'s.
-            Acceptor::new(config.clone())
-                .map_err(|_| ())
-                .and_then(move |io: TlsStream<TcpStream>| async move {
-                    let tcp = io.get_ref().0;
-                    let _ = tcp.set_nodelay(true); // as for plain TCP
-                    let peer = tcp.peer_addr().ok();
-                    Ok::<_, ()>((Guarded::new(io, keep_alive), Protocol::Http1, peer))
-                })
-                .and_then(
-                    http.on_connect_ext(connect_hook::<TlsStream<TcpStream>>(on_connect))
-                        .finish(map_config(app, |_| AppConfig::default()))
-                        .map_err(|_| ()),
-                )
-        }),
+        Some(config) => {
+            // actix-tls lets a worker have 256 handshakes under way and accepts nothing more
+            // meanwhile: 256 connections that never send a ClientHello (each held for the 3 s
+            // handshake timeout) made every TLS client wait, whatever `max_connections` said.
+            // Handshakes share their worker's one thread, so more at once cost memory, not CPU.
+            actix_tls::accept::max_concurrent_tls_connect(options.max_connections);
+            builder.listen(name, listener, move || {
+                let (http, app) = http!(true);
+                // actix-tls' default handshake timeout (3 s), as `HttpServer`'s.
+                Acceptor::new(config.clone())
+                    .map_err(|_| ())
+                    .and_then(move |io: TlsStream<TcpStream>| async move {
+                        let tcp = io.get_ref().0;
+                        let _ = tcp.set_nodelay(true); // as for plain TCP
+                        let peer = tcp.peer_addr().ok();
+                        Ok::<_, ()>((Guarded::new(io, keep_alive), Protocol::Http1, peer))
+                    })
+                    .and_then(
+                        http.on_connect_ext(connect_hook::<TlsStream<TcpStream>>(on_connect))
+                            .finish(map_config(app, |_| AppConfig::default()))
+                            .map_err(|_| ()),
+                    )
+            })
+        }
     }?;
     Ok(builder.run())
 }

@@ -118,6 +118,36 @@ async fn a_missing_or_wrong_tls_file_stops_the_start_naming_the_setting() {
     }
 }
 
+/// Connections that never begin their handshake take no TLS client's turn: actix-tls's 256
+/// handshakes under way per worker once made every client wait for their 3 s timeout.
+#[tokio::test]
+async fn silent_connections_do_not_hold_up_a_tls_handshake() {
+    let (tls, cert) = self_signed();
+    let app = spawn_app_with(|s| s.server.tls = Some(tls)).await;
+    let port = port_of(&app);
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(
+            TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let response = https(port, cert, request).await;
+
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the handshake waited {took:?}"
+    );
+    drop(silent);
+}
+
 /// The listener serves the certificate it read at start: a reload after the files changed (a
 /// renewal's deploy hook sends SIGHUP) says that a restart is needed, where it said "reloaded".
 #[tokio::test]
