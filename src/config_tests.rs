@@ -569,10 +569,10 @@ fn the_grace_is_a_second_at_least_and_an_hour_at_most() {
 
 #[test]
 fn connections_per_worker_default_to_actix_own_and_are_bounded() {
-    assert_eq!(shipped().server.max_connections, 25_600);
+    assert_eq!(shipped().server.max_connections, 0);
     let refused = Some("server.max_connections");
     for (count, expected) in [
-        (0, refused),
+        (0, None),
         (1, None),
         (1_000_000, None),
         (1_000_001, refused),
@@ -580,6 +580,32 @@ fn connections_per_worker_default_to_actix_own_and_are_bounded() {
         let got = refusal(|s| s.server.max_connections = count);
         assert_eq!(got, expected, "max_connections = {count}");
     }
+}
+
+#[test]
+fn connections_per_worker_by_default_fit_the_open_files_limit() {
+    let mut server = shipped().server;
+    server.workers = 2;
+    // (open-files limit, connections a worker serves)
+    for (limit, per_worker) in [
+        (None, 25_600),
+        (Some(1_048_576), 25_600),
+        (Some(20_000), (20_000 - 512) / 2),
+        (Some(1_024), 256),
+        (Some(100), 64),
+    ] {
+        assert_eq!(
+            server.connections_per_worker(limit),
+            per_worker,
+            "{limit:?}"
+        );
+    }
+    server.max_connections = 40_000;
+    assert_eq!(
+        server.connections_per_worker(Some(20_000)),
+        40_000,
+        "as set"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use sso_token::clock::unix_now;
 use sso_token::codes::{self, NewCode};
-use sso_token::config::Settings;
+use sso_token::config::{RESERVED_OPEN_FILES, ServerSettings, Settings};
 use sso_token::open_files;
 use sso_token::startup::Application;
 use sso_token::store::Store;
@@ -194,7 +194,7 @@ fn pkce_challenge(value: &str) -> Result<String, String> {
 
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
     let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
-    raise_open_files();
+    raise_open_files(&settings.server);
     // SIGHUP reads the config files and the environment again, as at start.
     let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
     let source = Box::new(move || Settings::load(&dir, env.as_deref()));
@@ -211,7 +211,7 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
 }
 
 /// See `open_files`: raised, and said how far.
-fn raise_open_files() {
+fn raise_open_files(server: &ServerSettings) {
     let shown = |limit: Option<u64>| limit.map_or("unlimited".to_owned(), |n| n.to_string());
     match open_files::raise_to_hard() {
         Ok((before, now)) => {
@@ -220,14 +220,30 @@ fn raise_open_files() {
             } else {
                 format!(" (raised from {})", shown(before))
             };
+            let (workers, per_worker) =
+                (server.worker_threads(), server.connections_per_worker(now));
+            let connections = workers.saturating_mul(per_worker);
             if now.is_some_and(|n| n < open_files::LOW) {
                 log::warn!(
                     "open files: at most {}{raised}, and each connection takes one: raise the \
                      hard limit (systemd LimitNOFILE, docker run --ulimit nofile)",
                     shown(now)
                 );
+            } else if now
+                .is_some_and(|n| connections as u64 > n.saturating_sub(RESERVED_OPEN_FILES))
+            {
+                log::warn!(
+                    "open files: at most {}{raised}, but server.max_connections lets {workers} \
+                     worker(s) hold {connections} connections: once clients hold every \
+                     descriptor, Redis cannot be reconnected; lower it, or set 0 to fit",
+                    shown(now)
+                );
             } else {
-                log::info!("open files: at most {}{raised}", shown(now));
+                log::info!(
+                    "open files: at most {}{raised}; connections: at most {per_worker} a \
+                     worker",
+                    shown(now)
+                );
             }
         }
         Err(e) => log::warn!("open files: the soft limit could not be raised: {e}"),

@@ -23,3 +23,8 @@ pub fn raise_to_hard() -> std::io::Result<(Option<u64>, Option<u64>)> {
     }
     Ok((limit.current, getrlimit(Resource::Nofile).current))
 }
+
+/// The soft limit now (`None`: unlimited).
+pub fn soft_limit() -> Option<u64> {
+    getrlimit(Resource::Nofile).current
+}

@@ -167,7 +167,8 @@ impl Application {
             keep_alive,
             // The count the lanes (`redis.pool_size` 0) and exchange slots were sized for.
             workers: settings.server.worker_threads(),
-            max_connections: settings.server.max_connections,
+            max_connections: (settings.server)
+                .connections_per_worker(crate::open_files::soft_limit()),
             shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
             on_connect: after_close::mark_connection,
         };

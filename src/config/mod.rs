@@ -52,8 +52,9 @@ pub struct ServerSettings {
     pub keep_alive_secs: u64,
     /// Connections each worker serves at once; past it the listener stops accepting until one
     /// closes (new ones wait in the backlog). Bounds what idle or slow clients can hold:
-    /// descriptors, and memory (a connection's buffers can grow to 128 KiB).
-    #[serde(default = "default_max_connections")]
+    /// descriptors, and memory (a connection's buffers can grow to 128 KiB). 0: see
+    /// [`ServerSettings::connections_per_worker`].
+    #[serde(default)]
     pub max_connections: usize,
     /// Exchanges per worker that may be past taking their code at once, in one pool of
     /// `exchange_slots` × workers (see `slots::Slots`); the others wait before they touch Redis.
@@ -81,6 +82,25 @@ impl ServerSettings {
             n => n,
         }
     }
+
+    /// `max_connections`, or with 0 actix's 25,600, fewer where the workers' connections
+    /// together would pass the open-files limit (`open_files`, `None`: unlimited) less
+    /// [`RESERVED_OPEN_FILES`]: clients that took every descriptor would leave none for a
+    /// Redis lane to reconnect, nor for the listener, which then stops accepting for half a
+    /// second at a time. At least 64.
+    pub fn connections_per_worker(&self, open_files: Option<u64>) -> usize {
+        if self.max_connections != 0 {
+            return self.max_connections;
+        }
+        let Some(limit) = open_files else {
+            return ACTIX_MAX_CONNECTIONS;
+        };
+        let workers = u64::try_from(self.worker_threads()).unwrap_or(u64::MAX);
+        let fits = limit.saturating_sub(RESERVED_OPEN_FILES) / workers.max(1);
+        usize::try_from(fits).map_or(ACTIX_MAX_CONNECTIONS, |fits| {
+            fits.clamp(64, ACTIX_MAX_CONNECTIONS)
+        })
+    }
 }
 
 /// `[server.tls]`: PEM files, read once at start-up.
@@ -106,10 +126,12 @@ fn default_exchange_slots() -> usize {
     64
 }
 
-/// actix's own default.
-fn default_max_connections() -> usize {
-    25_600
-}
+/// actix's own default, the most `server.max_connections = 0` gives a worker.
+const ACTIX_MAX_CONNECTIONS: usize = 25_600;
+
+/// Descriptors kept for what is not a client's connection: Redis lanes, the metrics listener,
+/// the sentinels' watchers, key and config files on a reload.
+pub const RESERVED_OPEN_FILES: u64 = 512;
 
 fn default_slot_wait() -> u64 {
     10_000
@@ -403,8 +425,8 @@ impl Settings {
         if self.server.keep_alive_secs > 3600 {
             return invalid("server.keep_alive_secs", "must be at most 3600 (0: off)");
         }
-        if !(1..=1_000_000).contains(&self.server.max_connections) {
-            return invalid("server.max_connections", "must be between 1 and 1000000");
+        if self.server.max_connections > 1_000_000 {
+            return invalid("server.max_connections", "must be between 0 and 1000000");
         }
         if !(1..=100_000).contains(&self.server.exchange_slots) {
             return invalid("server.exchange_slots", "must be between 1 and 100000");
