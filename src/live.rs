@@ -173,6 +173,7 @@ impl Live {
                 snapshot.registry.inherit_verified(&running.registry);
                 self.warn_of_dropped_signers(&running, &snapshot);
                 warn_of_a_new_algorithm(&running, &snapshot);
+                warn_of_an_unpublished_signer(&running, &snapshot);
                 snapshot.warn_of_mistakes(&settings.clients.file);
                 let described = snapshot.describe();
                 let snapshot = Arc::new(snapshot);
@@ -253,6 +254,26 @@ fn warn_of_a_new_algorithm(running: &Snapshot, next: &Snapshot) {
              rotation)",
             signer.kid(),
             next_signer.kid()
+        );
+    }
+}
+
+/// A new signer that the running JWKS did not list: resource servers whose cached JWKS (kept
+/// up to `discovery.max_age_secs`) lacks its `kid` reject its tokens until they fetch it again.
+/// The README's rotation publishes a key as verify-only first; said at once, since only the
+/// resource servers fail.
+fn warn_of_an_unpublished_signer(running: &Snapshot, next: &Snapshot) {
+    let next_signer = next.keys.minter().key().kid();
+    if next_signer != running.keys.minter().key().kid()
+        && !running.keys.verifier().knows(next_signer)
+    {
+        log::warn!(
+            "this reload makes key {next_signer} the signer, which this replica did not publish \
+             before: resource servers whose cached JWKS (up to discovery.max_age_secs, {} s) \
+             lacks it reject its tokens until they fetch it again. Unless that is intended (a \
+             compromised signer), publish a new key in token.verify_keys on every replica \
+             first and wait (README, Key rotation)",
+            running.discovery.max_age_secs
         );
     }
 }

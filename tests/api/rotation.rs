@@ -401,6 +401,42 @@ async fn a_reload_that_drops_the_running_signer_warns() {
     );
 }
 
+/// A signer that the running JWKS did not list is warned of (resource servers with a cached
+/// JWKS reject its tokens); one published as verify-only first, as the README's rotation has
+/// it, is not.
+#[tokio::test]
+async fn a_reload_to_a_signer_never_published_warns() {
+    let log = crate::log_capture::mark();
+    let (old, _) = new_key_file(KeyKind::Ed25519);
+    let (published, published_kid) = new_key_file(KeyKind::Ed25519);
+    let (sudden, sudden_kid) = new_key_file(KeyKind::Ed25519);
+    let app = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
+    let warned = |kid: &str| {
+        log.lines()
+            .iter()
+            .any(|l| l.starts_with("WARN") && l.contains(&format!("makes key {kid} the signer")))
+    };
+
+    app.reload_with(|s| s.token.verify_keys = vec![published.clone()])
+        .expect("step 1");
+    app.reload_with(|s| {
+        s.token.signing_key = published.clone();
+        s.token.verify_keys = vec![old.clone()];
+    })
+    .expect("step 2");
+    assert!(!warned(&published_kid), "published first: no mistake");
+    app.reload_with(|s| {
+        s.token.signing_key = sudden.clone();
+        s.token.verify_keys = vec![old.clone(), published.clone()];
+    })
+    .expect("a signer never published");
+
+    assert!(
+        warned(&sudden_kid),
+        "no warning for a signer never published"
+    );
+}
+
 /// A rotation to a key of another type changes the tokens' `alg`, which a resource server
 /// pinned to the old one rejects: the reload says so, naming both.
 #[tokio::test]
