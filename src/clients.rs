@@ -169,6 +169,11 @@ impl Registry {
         self.clients.values().any(|c| c.enabled)
     }
 
+    /// The clients that may ask for tokens.
+    pub fn enabled(&self) -> impl Iterator<Item = &Client> {
+        self.clients.values().map(Arc::as_ref).filter(|c| c.enabled)
+    }
+
     /// Each client's `grant_types` entries that name no grant type OAuth defines (IANA's
     /// registry): a typo such as `authorisation_code` leaves a client refused
     /// (`unauthorized_client`) with nothing else to say why. Other services' grant types

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, Guard};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::clients::Client;
 use crate::clients::{Argon2Limit, Registry, RegistryError};
+use crate::clock::unix_now;
 use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
 use crate::discovery;
 use crate::metrics::Metrics;
-use crate::tokens::{Keyring, KeyringError};
+use crate::tokens::{Claims, Keyring, KeyringError, MAX_TOKEN, MintError};
 
 /// Everything a request needs that a reload may change.
 #[derive(Debug)]
@@ -42,6 +44,57 @@ pub enum LoadError {
     Clients(#[from] RegistryError),
     #[error("rendering the metadata document: {0}")]
     Metadata(#[from] serde_json::Error),
+    #[error(
+        "client {client}: its shortest token would be {bytes} bytes, over the {MAX_TOKEN} that \
+         introspection and user info read, and every exchange would be refused with its code \
+         spent: shorten token.issuer, token.typ or the client's audience"
+    )]
+    TokenTooLong { client: String, bytes: usize },
+    #[error("minting a sample token: {0}")]
+    Mint(#[from] MintError),
+}
+
+/// Refuses settings under which no token of some enabled client fits in [`MAX_TOKEN`] (an issuer
+/// or audience of kilobytes): the exchange checks each token it mints and refuses one too long,
+/// after its code is spent. The shortest token a client can get (a one-letter `sub`, its
+/// shortest scope) is minted once, for the client whose own fields are the longest.
+fn a_token_fits(
+    token: &TokenSettings,
+    keys: &Keyring,
+    registry: &Registry,
+) -> Result<(), LoadError> {
+    let shortest_scope = |client: &Client| {
+        (client.scopes.iter())
+            .min_by_key(|s| s.len())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let own = |client: &Client| {
+        client.id.len() + client.audience_or(&token.audience).len() + shortest_scope(client).len()
+    };
+    let Some(client) = registry.enabled().max_by_key(|c| own(c)) else {
+        return Ok(());
+    };
+    let scope = [shortest_scope(client)];
+    let now = unix_now();
+    let claims = Claims {
+        sub: "a",
+        aud: client.audience_or(&token.audience),
+        scope: &scope,
+        iss: &token.issuer,
+        exp: now + token.expires_in,
+        iat: now,
+        jti: "AAAAAAAAAAAAAAAAAAAAAAAA",
+        client_id: &client.id,
+    };
+    let bytes = keys.minter().mint(&claims)?.len();
+    match bytes > MAX_TOKEN {
+        true => Err(LoadError::TokenTooLong {
+            client: client.id.clone(),
+            bytes,
+        }),
+        false => Ok(()),
+    }
 }
 
 /// Where a reload reads the settings from: the config files and environment in production,
@@ -74,6 +127,7 @@ impl Snapshot {
     pub fn load(settings: &Settings, argon2: &Argon2Limit) -> Result<Self, LoadError> {
         let keys = Keyring::load(&settings.token)?;
         let registry = Registry::load(&settings.clients.file, argon2)?;
+        a_token_fits(&settings.token, &keys, &registry)?;
         let metadata = discovery::metadata(&settings.token, &settings.discovery, &registry)?;
         Ok(Self {
             token: settings.token.clone(),

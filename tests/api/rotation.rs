@@ -146,7 +146,7 @@ async fn a_broken_configuration_is_refused_and_the_running_one_stays() {
     std::fs::write(&broken_clients, "[[clients]]\nid = \"x\"\n").unwrap();
     let missing = test_dir().join("no-such-file.pem");
     let running = app.source.lock().unwrap().clone();
-    let breakages: [(&str, Breakage<'_>); 6] = [
+    let breakages: [(&str, Breakage<'_>); 7] = [
         (
             "missing signing key",
             Box::new(|s| s.token.signing_key = missing.clone()),
@@ -168,6 +168,11 @@ async fn a_broken_configuration_is_refused_and_the_running_one_stays() {
             Box::new(|s| s.clients.file = broken_clients.clone()),
         ),
         ("invalid setting", Box::new(|s| s.token.expires_in = 0)),
+        // Every exchange would be refused with its code spent.
+        (
+            "an issuer no token fits beside",
+            Box::new(|s| s.token.issuer = format!("https://sso.example/{}", "i".repeat(4_000))),
+        ),
     ];
 
     for (what, breakage) in &breakages {
