@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, Guard};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::clients::Client;
-use crate::clients::{Argon2Limit, Registry, RegistryError};
+use crate::clients::{Argon2Limit, Client, Registry, RegistryError};
 use crate::clock::unix_now;
 use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
 use crate::discovery;
@@ -52,49 +51,6 @@ pub enum LoadError {
     TokenTooLong { client: String, bytes: usize },
     #[error("minting a sample token: {0}")]
     Mint(#[from] MintError),
-}
-
-/// Refuses settings under which no token of some enabled client fits in [`MAX_TOKEN`] (an issuer
-/// or audience of kilobytes): the exchange checks each token it mints and refuses one too long,
-/// after its code is spent. The shortest token a client can get (a one-letter `sub`, its
-/// shortest scope) is minted once, for the client whose own fields are the longest.
-fn a_token_fits(
-    token: &TokenSettings,
-    keys: &Keyring,
-    registry: &Registry,
-) -> Result<(), LoadError> {
-    let shortest_scope = |client: &Client| {
-        (client.scopes.iter())
-            .min_by_key(|s| s.len())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let own = |client: &Client| {
-        client.id.len() + client.audience_or(&token.audience).len() + shortest_scope(client).len()
-    };
-    let Some(client) = registry.enabled().max_by_key(|c| own(c)) else {
-        return Ok(());
-    };
-    let scope = [shortest_scope(client)];
-    let now = unix_now();
-    let claims = Claims {
-        sub: "a",
-        aud: client.audience_or(&token.audience),
-        scope: &scope,
-        iss: &token.issuer,
-        exp: now + token.expires_in,
-        iat: now,
-        jti: "AAAAAAAAAAAAAAAAAAAAAAAA",
-        client_id: &client.id,
-    };
-    let bytes = keys.minter().mint(&claims)?.len();
-    match bytes > MAX_TOKEN {
-        true => Err(LoadError::TokenTooLong {
-            client: client.id.clone(),
-            bytes,
-        }),
-        false => Ok(()),
-    }
 }
 
 /// Where a reload reads the settings from: the config files and environment in production,
@@ -177,6 +133,49 @@ impl Snapshot {
             self.keys.describe(),
             self.registry.len()
         )
+    }
+}
+
+/// Refuses settings under which no token of some enabled client fits in [`MAX_TOKEN`] (an issuer
+/// or audience of kilobytes): the exchange checks each token it mints and refuses one too long,
+/// after its code is spent. The shortest token a client can get (a one-letter `sub`, its
+/// shortest scope) is minted once, for the client whose own fields are the longest.
+fn a_token_fits(
+    token: &TokenSettings,
+    keys: &Keyring,
+    registry: &Registry,
+) -> Result<(), LoadError> {
+    let shortest_scope = |client: &Client| {
+        (client.scopes.iter())
+            .min_by_key(|s| s.len())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let own = |client: &Client| {
+        client.id.len() + client.audience_or(&token.audience).len() + shortest_scope(client).len()
+    };
+    let Some(client) = registry.enabled().max_by_key(|c| own(c)) else {
+        return Ok(());
+    };
+    let scope = [shortest_scope(client)];
+    let now = unix_now();
+    let claims = Claims {
+        sub: "a",
+        aud: client.audience_or(&token.audience),
+        scope: &scope,
+        iss: &token.issuer,
+        exp: now + token.expires_in,
+        iat: now,
+        jti: "AAAAAAAAAAAAAAAAAAAAAAAA",
+        client_id: &client.id,
+    };
+    let bytes = keys.minter().mint(&claims)?.len();
+    match bytes > MAX_TOKEN {
+        true => Err(LoadError::TokenTooLong {
+            client: client.id.clone(),
+            bytes,
+        }),
+        false => Ok(()),
     }
 }
 
