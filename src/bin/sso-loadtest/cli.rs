@@ -76,8 +76,10 @@ pub struct RunArgs {
     /// up); their answers are checked too, but they are not in the figures.
     #[arg(long, default_value_t = 0)]
     pub warmup: u64,
-    /// Codes to seed for a closed-loop --duration run [default: twice the warm-up's rate, or
-    /// 50000 per second without a warm-up].
+    /// Codes to seed [default: what --requests (or --rate × --duration) needs; for a
+    /// closed-loop --duration run twice the warm-up's rate, or 50000 per second without a
+    /// warm-up]. Fewer than a counted run needs is refused; a run that uses them all before
+    /// its time is up fails (exit 1), having measured less than it was asked to.
     #[arg(long)]
     pub codes: Option<u64>,
     /// Client to exchange codes for (an id of the clients file).

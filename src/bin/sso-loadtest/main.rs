@@ -164,6 +164,13 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 warm_rate = Some(rate);
             }
             let count = match (requests, args.codes) {
+                (Some(n), Some(codes)) if codes < drive::codes_for(n, args.replay_every) => {
+                    bail!(
+                        "--codes {codes} is fewer than the {} codes this run of {n} requests \
+                         needs",
+                        drive::codes_for(n, args.replay_every)
+                    );
+                }
                 (_, Some(codes)) => codes,
                 (Some(n), None) => drive::codes_for(n, args.replay_every),
                 (None, None) => {
@@ -328,6 +335,10 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         1
     } else if tally.successes == 0 {
         eprintln!("sso-loadtest: FAILED: no request succeeded");
+        1
+    } else if outcome.exhausted {
+        // Less was measured than was asked for: the figures are of a shorter (colder) run.
+        eprintln!("sso-loadtest: FAILED: the seeded codes ran out before the run was done");
         1
     } else {
         0
