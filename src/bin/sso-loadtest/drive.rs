@@ -380,8 +380,10 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally
             )
         })
         .await;
-        if let Err(error) = close {
-            tally.error(error.to_string());
+        match close {
+            Err(error @ HttpError::UnreadSuccess(_)) => tally.violation(error.to_string()),
+            Err(error) => tally.error(error.to_string()),
+            Ok(()) => {}
         }
         shared.done.fetch_add(1, Relaxed);
     }

@@ -68,6 +68,10 @@ pub enum HttpError {
     Closed,
     #[error("malformed response: {0}")]
     Malformed(&'static str),
+    /// A 2xx that could not be read whole (its framing, its size, cut short): what it carried
+    /// (a token, its code spent) went unchecked, which counts as a violation, not an error.
+    #[error("a success answer that could not be read: {0}")]
+    UnreadSuccess(&'static str),
     #[error("timeout")]
     Timeout,
 }
@@ -134,6 +138,11 @@ impl Conn {
             self.filled -= self.consumed;
             self.consumed = 0;
         }
+        // One request at a time: bytes already here answer nothing this tool asked, and read
+        // as the next answer they would make up its status and latency.
+        if self.filled > 0 {
+            return Err(HttpError::Malformed("bytes after the previous answer"));
+        }
         self.stream
             .write_all(request)
             .await
@@ -154,7 +163,7 @@ impl Conn {
             if let Some(h) = &head {
                 let end = h.len + h.content_length;
                 if end > MAX_RESPONSE {
-                    return Err(HttpError::Malformed("response larger than 1 MiB"));
+                    return Err(framing(h.status, "response larger than 1 MiB"));
                 }
                 if self.filled >= end {
                     self.consumed = end;
@@ -181,7 +190,10 @@ impl Conn {
                 .await
                 .map_err(|e| HttpError::Io(e.kind()))?;
             if n == 0 {
-                return Err(HttpError::Closed);
+                return Err(match &head {
+                    Some(h) => framing(h.status, "connection closed inside the body"),
+                    None => HttpError::Closed,
+                });
             }
             self.filled += n;
         }
@@ -196,6 +208,14 @@ pub async fn answers_200(target: &Target, request: &[u8], within: std::time::Dur
     };
     let status = tokio::time::timeout(within, attempt).await;
     matches!(status, Ok(Ok(200)))
+}
+
+/// A response of `status` that cannot be read for `why`: for a 2xx a violation.
+fn framing(status: u16, why: &'static str) -> HttpError {
+    match status {
+        200..=299 => HttpError::UnreadSuccess(why),
+        _ => HttpError::Malformed(why),
+    }
 }
 
 fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HttpError> {
@@ -223,10 +243,10 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HttpError> {
             head.content_length = std::str::from_utf8(header.value)
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
-                .ok_or(HttpError::Malformed("bad Content-Length"))?;
+                .ok_or(framing(status, "bad Content-Length"))?;
             has_length = true;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(HttpError::Malformed("chunked bodies are not supported"));
+            return Err(framing(status, "chunked bodies are not supported"));
         } else if name.eq_ignore_ascii_case("cache-control") {
             head.no_store = contains_token(header.value, b"no-store");
         } else if name.eq_ignore_ascii_case("connection") {
@@ -234,7 +254,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HttpError> {
         }
     }
     if !has_length && !matches!(status, 100..=199 | 204 | 304) {
-        return Err(HttpError::Malformed("no Content-Length"));
+        return Err(framing(status, "no Content-Length"));
     }
     Ok(Some(head))
 }
@@ -259,9 +279,41 @@ mod tests {
     }
 
     #[test]
-    fn chunked_responses_are_refused() {
+    fn chunked_responses_are_refused_a_success_as_unread() {
         let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
-        assert!(parse_head(raw).is_err());
+        assert!(matches!(parse_head(raw), Err(HttpError::UnreadSuccess(_))));
+        let raw = b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert!(matches!(parse_head(raw), Err(HttpError::Malformed(_))));
+    }
+
+    /// A server that answers one request twice: the second answer is no answer to the next
+    /// request, which would otherwise take it and its latency of nothing.
+    #[tokio::test]
+    async fn bytes_after_an_answer_are_not_taken_for_the_next() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (conn, accepted) = tokio::join!(Conn::connect(addr), listener.accept());
+        let (mut conn, (mut server_side, _)) = (conn.unwrap(), accepted.unwrap());
+        let server = tokio::spawn(async move {
+            let mut request = [0u8; 64];
+            let _ = server_side.read(&mut request).await.unwrap();
+            let twice = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok\
+                          HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            server_side.write_all(twice).await.unwrap();
+            server_side
+        });
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(conn.send(request).await.unwrap().status, 200);
+        let server_side = server.await.unwrap();
+
+        let next = conn.send(request).await;
+
+        assert!(
+            matches!(next, Err(HttpError::Malformed(_))),
+            "{:?}",
+            next.err()
+        );
+        drop(server_side);
     }
 
     #[test]
