@@ -140,7 +140,9 @@ pub struct RunArgs {
     /// brings it back; when none passed, requests go round-robin as without checks). 0: off.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub health_check_ms: u64,
-    /// A server process to watch: peak RSS (VmHWM) and CPU time; repeat for several.
+    /// A server process to watch (the server itself, not a wrapper): its peak RSS during the
+    /// measured run (VmHWM, reset at its start where the kernel lets us) and CPU time; repeat
+    /// for several.
     #[arg(long = "server-pid")]
     pub server_pids: Vec<u32>,
     /// Also write the summary as JSON.

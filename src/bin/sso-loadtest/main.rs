@@ -21,6 +21,7 @@ mod usage;
 mod verify;
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,6 +76,12 @@ fn run(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         bail!("--timeout must be a positive number of seconds");
     }
+    // A pid /proc does not know would read as no CPU and no memory at all.
+    if let Some(pid) =
+        (args.server_pids.iter()).find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    {
+        bail!("--server-pid {pid}: no such process");
+    }
     let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -127,6 +134,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 };
                 warm = Some(warm_up(&args, &targets, work).await?.0);
             }
+            usage::reset_peak_rss(&args.server_pids);
             let cpu = usage::Cpu::sample(&args.server_pids);
             let work = Work::Healthz {
                 templates: templates(),
@@ -196,6 +204,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 keep_tokens: !args.no_verify_signature,
                 recheck: false,
             };
+            usage::reset_peak_rss(&args.server_pids);
             let cpu = usage::Cpu::sample(&args.server_pids);
             let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
             let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);

@@ -33,6 +33,16 @@ pub struct ProcessCpu {
     pub us_per_request: f64,
 }
 
+/// Resets each server's peak RSS (VmHWM) to its RSS now, so that the peak read after the run is
+/// this run's, not that of an earlier one on the same process (a `--healthz` run before, a
+/// warm-up of more connections). Where the kernel refuses (another user's process), the peak
+/// stays the process's since it started.
+pub fn reset_peak_rss(server_pids: &[u32]) {
+    for pid in server_pids {
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
+}
+
 impl Cpu {
     pub fn sample(server_pids: &[u32]) -> Self {
         Self {
