@@ -18,7 +18,7 @@
 //! through it would take codes there. So after a switch, lanes connect to the announced master
 //! directly, until every sentinel has announced it too (or [`TRUST_SWITCH`] has passed).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,12 @@ pub struct Fence {
     /// running (0: none): an abort opens the fence only when no other sentinel's is, since the
     /// sentinels that lose the vote abort theirs while the leader's goes on.
     attempts: Mutex<Vec<u64>>,
+    /// Per sentinel, whether its watcher has asked it once whether a failover is under way
+    /// (or could not reach it). Until every one has, the fence is closed: a failover begun
+    /// before the watchers subscribed announced itself to no one, and a look-up through a
+    /// sentinel that is not leading it still names the outgoing master.
+    checked: Vec<AtomicBool>,
+    unchecked: AtomicUsize,
 }
 
 /// A master's address as Sentinel announces it.
@@ -96,6 +102,8 @@ impl Fence {
             master_name: master_name.to_owned(),
             switch: Mutex::new(None),
             attempts: Mutex::new(vec![0; sentinels.len()]),
+            checked: sentinels.iter().map(|_| AtomicBool::new(false)).collect(),
+            unchecked: AtomicUsize::new(sentinels.len()),
         })
     }
 
@@ -130,10 +138,36 @@ impl Fence {
         Ok(generation)
     }
 
-    /// Whether a failover is under way: every operation is refused until it ends.
+    /// Whether a failover is under way, or may be for all we know yet (a sentinel not asked
+    /// since the start): every operation is refused until it ends.
     pub fn is_closed(&self) -> bool {
         let until = self.closed_until.load(Ordering::Acquire);
-        until != 0 && self.now_ms() < until
+        (until != 0 && self.now_ms() < until) || self.unchecked.load(Ordering::Acquire) > 0
+    }
+
+    /// Sentinel `sentinel` was asked whether a failover is under way, or could not be reached.
+    fn checked(&self, sentinel: usize) {
+        if (self.checked.get(sentinel)).is_some_and(|c| !c.swap(true, Ordering::AcqRel)) {
+            self.unchecked.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Sentinel `sentinel`, asked on (re)connecting, leads a failover whose `+try-failover` its
+    /// watcher did not hear (it subscribed later, or was reconnecting): as if it had.
+    fn failover_found(&self, sentinel: usize) {
+        log::warn!(
+            "sentinel{}: a failover of {} is under way (found on connecting)",
+            (self.sentinels.get(sentinel)).map_or_else(String::new, |url| format!(
+                " {}",
+                crate::redact::redis_url(url)
+            )),
+            self.master_name
+        );
+        self.attempted(
+            sentinel,
+            self.now_ms() + LONGEST_FAILOVER.as_millis() as u64,
+        );
+        self.close();
     }
 
     /// Whether the fence stayed where it was since [`Fence::enter`] gave `generation`.
@@ -318,6 +352,10 @@ async fn watch(alive: Alive, index: usize, url: String) {
         if let Err(e) = follow(fence, index, &url).await {
             log::debug!("sentinel {shown}: {}", crate::redact::redis_error(&e));
         }
+        // Not reached, or no longer: nothing more to learn from it at start.
+        if let Some(fence) = fence.upgrade() {
+            fence.checked(index);
+        }
         tokio::time::sleep(WATCH_TICK).await;
     }
 }
@@ -328,6 +366,26 @@ async fn follow(fence: &Weak<Fence>, index: usize, url: &str) -> redis::RedisRes
     let client = redis::Client::open(url)?;
     let (mut sink, mut messages) = bounded(client.get_async_pubsub()).await?.split();
     bounded(sink.psubscribe("*")).await?;
+    // Subscribed: from now on an event is heard. One that came before (the service started,
+    // or this watcher reconnected, while the sentinel led a failover) is asked for.
+    let Some(master_name) = fence.upgrade().map(|f| f.master_name.clone()) else {
+        return Ok(());
+    };
+    let in_progress = bounded(failover_in_progress(&client, &master_name)).await;
+    let Some(strong) = fence.upgrade() else {
+        return Ok(());
+    };
+    match in_progress {
+        Ok(true) => strong.failover_found(index),
+        Ok(false) => {}
+        Err(e) => log::debug!(
+            "sentinel {}: SENTINEL MASTER: {}",
+            crate::redact::redis_url(url),
+            crate::redact::redis_error(&e)
+        ),
+    }
+    strong.checked(index);
+    drop(strong);
     let mut heard = Instant::now();
     loop {
         match tokio::time::timeout(WATCH_TICK, messages.next()).await {
@@ -348,6 +406,21 @@ async fn follow(fence: &Weak<Fence>, index: usize, url: &str) -> redis::RedisRes
             Err(_) => {}
         }
     }
+}
+
+/// Whether the sentinel leads a failover of `master_name` now: only the leader flags it.
+async fn failover_in_progress(
+    client: &redis::Client,
+    master_name: &str,
+) -> redis::RedisResult<bool> {
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let master: std::collections::HashMap<String, String> = redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg(master_name)
+        .query_async(&mut conn)
+        .await?;
+    let flags = master.get("flags").map(String::as_str).unwrap_or_default();
+    Ok(flags.split(',').any(|flag| flag == "failover_in_progress"))
 }
 
 /// A call to a sentinel, cut off after [`WATCH_TICK`] × 4.

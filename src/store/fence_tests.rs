@@ -293,3 +293,27 @@ async fn a_watcher_whose_sentinel_goes_silent_gives_up_its_connection() {
     assert!(ended.is_err(), "{ended:?}");
     assert!(started.elapsed() >= PING_AFTER, "{:?}", started.elapsed());
 }
+
+#[test]
+fn the_fence_is_closed_until_every_sentinel_was_asked_and_a_failover_found_closes_it() {
+    let sentinels = [
+        "redis://127.0.0.1:1".to_owned(),
+        "redis://127.0.0.1:2".to_owned(),
+    ];
+    let fence = Fence::new(&sentinels, "mymaster");
+    assert!(fence.is_closed(), "nobody asked yet");
+    fence.checked(0);
+    fence.checked(0);
+    assert!(fence.is_closed(), "one sentinel of two asked");
+    fence.checked(1);
+    assert!(!fence.is_closed());
+
+    // Sentinel 1, asked on reconnecting, leads a failover whose start its watcher missed.
+    let generation = fence.generation.load(Ordering::Acquire);
+    fence.failover_found(1);
+    assert!(fence.is_closed());
+    assert!(!fence.held(generation));
+    let switch = "mymaster 127.0.0.1 6379 127.0.0.1 6380";
+    fence.on_event(0, "+switch-master", switch);
+    assert!(!fence.is_closed(), "the switch ends it");
+}

@@ -134,6 +134,8 @@ impl Store {
                     self.fence_still_holds(generation)?;
                     log::debug!("redis connection dropped ({e}); reconnecting");
                     let again = self.connect(index, generation, Some(held.serial)).await?;
+                    // As after a first connection: a failover begun while it connected.
+                    self.fence_still_holds(generation)?;
                     used = Some(again.serial);
                     op(again.conn).await
                 }

@@ -141,6 +141,54 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
     );
 }
 
+/// A watcher that is reconnecting when its sentinel starts a failover misses the only
+/// `+try-failover` of it (the others announce nothing until the switch): on reconnecting it
+/// asks the sentinel, and the fence closes all the same. (Before, it stayed open through the
+/// failover, and exchanges took codes on the outgoing master: 674 codes exchanged twice in a
+/// review's run.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_begun_while_a_watcher_reconnects_closes_the_fence() {
+    let set = Arc::new(blocking(SentinelSet::start_to_fail_over).await);
+    let app = spawn_app_with(|s| {
+        set.configure(&mut s.redis);
+        s.redis.timeout_ms = TIMEOUT_MS;
+    })
+    .await;
+    let leader = set.sentinels[0].port();
+    blocking(move || {
+        wait_until("the watchers of both stores", || {
+            pattern_subscribers(leader) >= 2
+        });
+    })
+    .await;
+    assert_eq!(status(&app, "/readyz").await, 200);
+
+    // The leader's watchers are cut, and it starts the failover before they are back.
+    let _: Option<u32> = query(
+        leader,
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"),
+    );
+    start_failover(&set).await;
+
+    let started = Instant::now();
+    while status(&app, "/readyz").await != 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the fence stayed open through a failover its watcher missed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn status(app: &TestApp, path: &str) -> u16 {
+    let asked = app
+        .http
+        .get(app.url(path))
+        .timeout(Duration::from_secs(2))
+        .send();
+    asked.await.map_or(0, |r| r.status().as_u16())
+}
+
 /// The fence follows the sentinels from the start, not from the first request: an exchange
 /// that is the server's first Redis operation, made while a failover is under way, is a 503.
 /// (Watchers started by that first operation subscribed after `+try-failover` and let it

@@ -157,7 +157,25 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let running = Running::enter();
     let mut settings = test_settings();
     configure(&mut settings);
-    spawn_with_settings(settings, running)
+    let app = spawn_with_settings(settings, running);
+    if app.settings.redis.mode == RedisMode::Sentinel {
+        sentinels_asked(&app).await;
+    }
+    app
+}
+
+/// Sentinel mode: waits (5 s at most) until the server and the test's own store have asked
+/// every sentinel whether a failover is under way; their fences are closed until then.
+async fn sentinels_asked(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        let ready = app.http.get(app.url("/readyz")).send().await;
+        let server_open = ready.is_ok_and(|r| r.status() == 200);
+        if server_open && !app.store.failover_under_way() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn spawn_with_settings(settings: Settings, running: Running) -> TestApp {
