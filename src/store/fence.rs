@@ -146,7 +146,7 @@ impl Fence {
     }
 
     /// Sentinel `sentinel` was asked whether a failover is under way, or could not be reached.
-    fn checked(&self, sentinel: usize) {
+    pub(super) fn checked(&self, sentinel: usize) {
         if (self.checked.get(sentinel)).is_some_and(|c| !c.swap(true, Ordering::AcqRel)) {
             self.unchecked.fetch_sub(1, Ordering::AcqRel);
         }
