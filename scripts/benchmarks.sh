@@ -184,7 +184,11 @@ for alg in ["es256", "eddsa"]:
     r, h = load(alg, "token.json"), load(alg, "healthz.json")
     if r and h:
         pct = r1(100 * r["rate_per_s"] / h["rate_per_s"])
-        row(f"2: {r['algorithm']} exchanges/s ≥ 25 % of /healthz's", f"{pct:.1f} %", pct >= 25)
+        # A /healthz rate that the generator, not the server, set would flatter the ratio.
+        busy = min((sv["cores"] for sv in h["cpu"]["servers"]), default=1.0)
+        figure = f"{pct:.1f} %" + ("" if busy >= 0.90 else
+                                   f" (its /healthz run kept the server {busy:.2f} cores busy: not server-bound)")
+        row(f"2: {r['algorithm']} exchanges/s ≥ 25 % of /healthz's", figure, pct >= 25 and busy >= 0.90)
 for alg, bound in [("rs256", 10), ("eddsa", 2)]:
     o = load(f"{alg}-open", "token.json")
     if o:
