@@ -138,6 +138,8 @@ pub struct RunArgs {
     /// /healthz every MS milliseconds, all at once, and send no request to one whose last
     /// check did not answer 200 within MS (one failed check takes a URL out, one passed check
     /// brings it back; when none passed, requests go round-robin as without checks). 0: off.
+    /// Each /readyz sends Redis a PING, which the Redis figures then count (`ping` per
+    /// exchange): leave the checks out of a run whose Redis cost is measured.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub health_check_ms: u64,
     /// A server process to watch (the server itself, not a wrapper): its peak RSS during the
