@@ -286,22 +286,33 @@ mod tests {
         assert!(matches!(parse_head(raw), Err(HttpError::Malformed(_))));
     }
 
+    /// A connection to a server that reads one request and writes `answers` (all at once);
+    /// the server's task gives its side of the connection back.
+    async fn answering(
+        answers: &'static [u8],
+    ) -> (Conn, tokio::task::JoinHandle<tokio::net::TcpStream>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (conn, accepted) = tokio::join!(Conn::connect(addr), listener.accept());
+        let (conn, (mut server_side, _)) = (conn.unwrap(), accepted.unwrap());
+        let server = tokio::spawn(async move {
+            let mut request = [0u8; 64];
+            let _ = server_side.read(&mut request).await.unwrap();
+            server_side.write_all(answers).await.unwrap();
+            server_side
+        });
+        (conn, server)
+    }
+
     /// A server that answers one request twice: the second answer is no answer to the next
     /// request, which would otherwise take it and its latency of nothing.
     #[tokio::test]
     async fn bytes_after_an_answer_are_not_taken_for_the_next() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (conn, accepted) = tokio::join!(Conn::connect(addr), listener.accept());
-        let (mut conn, (mut server_side, _)) = (conn.unwrap(), accepted.unwrap());
-        let server = tokio::spawn(async move {
-            let mut request = [0u8; 64];
-            let _ = server_side.read(&mut request).await.unwrap();
-            let twice = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok\
-                          HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-            server_side.write_all(twice).await.unwrap();
-            server_side
-        });
+        let (mut conn, server) = answering(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok\
+              HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        )
+        .await;
         let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(conn.send(request).await.unwrap().status, 200);
         let server_side = server.await.unwrap();
@@ -327,18 +338,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_interim_answer_is_skipped_for_the_one_that_follows() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (conn, accepted) = tokio::join!(Conn::connect(addr), listener.accept());
-        let (mut conn, (mut server_side, _)) = (conn.unwrap(), accepted.unwrap());
-        let server = tokio::spawn(async move {
-            let mut request = [0u8; 64];
-            let _ = server_side.read(&mut request).await.unwrap();
-            let answers = b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
-                            HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-            server_side.write_all(answers).await.unwrap();
-            server_side
-        });
+        let (mut conn, server) = answering(
+            b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+              HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        )
+        .await;
 
         let response = conn
             .send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
