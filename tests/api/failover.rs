@@ -10,7 +10,7 @@ use deadpool_redis::redis;
 use sso_token::oauth::Sensitive;
 use tokio::task::JoinSet;
 
-use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_at_once_with, spawn_app_with};
 use crate::topology::{
     MASTER_NAME, SentinelSet, error_replies, query, script_calls, sentinel_master,
     sentinel_masters_entry, wait_until,
@@ -178,6 +178,40 @@ async fn a_failover_begun_while_a_watcher_reconnects_closes_the_fence() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A replica started while a failover is under way (a rolling deploy, a restart) subscribed
+/// after the `+try-failover` that only the leader announced: it asks every sentinel before it
+/// serves, and answers 503 until the switch, running no exchange on the outgoing master.
+/// (Before, it ran them there, through a look-up via a sentinel not leading the failover: a
+/// review's run exchanged 589 codes twice.) An unknown code shows where the script ran as well
+/// as a real one would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_during_a_failover_runs_nothing_on_the_outgoing_master() {
+    let set = Arc::new(blocking(SentinelSet::start_to_fail_over).await);
+    let old_master = set.current_master().expect("a master");
+    let before = blocking(move || script_calls(old_master, None)).await;
+
+    start_failover(&set).await;
+    let app = spawn_app_at_once_with(|s| {
+        set.configure(&mut s.redis);
+        s.redis.timeout_ms = TIMEOUT_MS;
+    });
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    while started.elapsed() < Duration::from_secs(3) {
+        let answer = app.exchange(&APP, "OC-1-NoSuchCodeDuringAFailover").await;
+        statuses.push(answer.status().as_u16());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let after = blocking(move || script_calls(old_master, None)).await;
+    assert_eq!(after - before, 0, "exchanges ran on the outgoing master");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 400 | 503)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&503), "never fenced: {statuses:?}");
 }
 
 async fn status(app: &TestApp, path: &str) -> u16 {

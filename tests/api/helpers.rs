@@ -164,6 +164,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     app
 }
 
+/// [`spawn_app_with`] without waiting for the sentinels: for a test of what the server does
+/// in its first moments.
+pub fn spawn_app_at_once_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let running = Running::enter();
+    let mut settings = test_settings();
+    configure(&mut settings);
+    spawn_with_settings(settings, running)
+}
+
 /// Sentinel mode: waits (5 s at most) until the server and the test's own store have asked
 /// every sentinel whether a failover is under way; their fences are closed until then.
 async fn sentinels_asked(app: &TestApp) {
