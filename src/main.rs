@@ -174,9 +174,8 @@ fn init_logging() {
         .init();
 }
 
-/// `--code-challenge`'s check: RFC 7636's alphabet and lengths.
-/// A scope the exchange would grant: an empty one, or one with white space, would make a
-/// code that can only end in `invalid_scope` (RFC 6749 §3.3).
+/// `--scope`'s check: a scope the exchange would grant; an empty one, or one with white
+/// space, would make a code that can only end in `invalid_scope` (RFC 6749 §3.3).
 fn scope(value: &str) -> Result<String, String> {
     match value.is_empty() || value.contains(char::is_whitespace) {
         true => Err("a scope is a non-empty word without white space (RFC 6749 §3.3)".into()),
@@ -184,6 +183,7 @@ fn scope(value: &str) -> Result<String, String> {
     }
 }
 
+/// `--code-challenge`'s check: RFC 7636's alphabet and lengths.
 fn pkce_challenge(value: &str) -> Result<String, String> {
     if sso_token::oauth::pkce::well_formed(value) {
         Ok(value.to_owned())

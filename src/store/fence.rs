@@ -26,6 +26,7 @@ use deadpool_redis::redis;
 use futures_util::StreamExt;
 
 use super::StoreError;
+use super::sentinel::{flagged, master_entry};
 
 /// A failover whose end we miss (a watcher down) must not stop the service for good.
 const LONGEST_FAILOVER: Duration = Duration::from_secs(10);
@@ -152,15 +153,13 @@ impl Fence {
         }
     }
 
-    /// Sentinel `sentinel`, asked on (re)connecting, leads a failover whose `+try-failover` its
-    /// watcher did not hear (it subscribed later, or was reconnecting): as if it had.
-    fn failover_found(&self, sentinel: usize) {
+    /// Sentinel `sentinel` leads a failover: heard as `+try-failover`, or found on
+    /// (re)connecting when its watcher did not hear that (it subscribed later, or was
+    /// reconnecting). `how` says which, for the log.
+    fn failover_begun(&self, sentinel: usize, how: &str) {
         log::warn!(
-            "sentinel{}: a failover of {} is under way (found on connecting)",
-            (self.sentinels.get(sentinel)).map_or_else(String::new, |url| format!(
-                " {}",
-                crate::redact::redis_url(url)
-            )),
+            "sentinel{}: failover of {} {how}",
+            self.named(sentinel),
             self.master_name
         );
         self.attempted(
@@ -168,6 +167,14 @@ impl Fence {
             self.now_ms() + LONGEST_FAILOVER.as_millis() as u64,
         );
         self.close();
+    }
+
+    /// ` <url>` of sentinel `sentinel`, password hidden, to say which one spoke: with several
+    /// groups (or test sets) in one log, a line is otherwise ambiguous.
+    fn named(&self, sentinel: usize) -> String {
+        (self.sentinels.get(sentinel)).map_or_else(String::new, |url| {
+            format!(" {}", crate::redact::redis_url(url))
+        })
     }
 
     /// Whether the fence stayed where it was since [`Fence::enter`] gave `generation`.
@@ -245,26 +252,10 @@ impl Fence {
         if !self.about_our_master(channel, payload) {
             return;
         }
-        // Which sentinel said it: with several groups (or test sets) in one log, the line is
-        // otherwise ambiguous. Its URL may carry a password.
-        let from = || {
-            (self.sentinels.get(sentinel)).map_or_else(String::new, |url| {
-                format!(" {}", crate::redact::redis_url(url))
-            })
-        };
         if channel == "+try-failover" {
-            log::warn!(
-                "sentinel{}: failover of {} started",
-                from(),
-                self.master_name
-            );
-            self.attempted(
-                sentinel,
-                self.now_ms() + LONGEST_FAILOVER.as_millis() as u64,
-            );
-            self.close();
+            self.failover_begun(sentinel, "started");
         } else if channel == "+switch-master" {
-            log::warn!("sentinel{}: {channel} {payload}", from());
+            log::warn!("sentinel{}: {channel} {payload}", self.named(sentinel));
             match switch_addresses(payload) {
                 Some((old, new)) => self.switched(sentinel, old, new),
                 None => {
@@ -274,7 +265,7 @@ impl Fence {
                 }
             }
         } else if channel.starts_with("-failover-abort") {
-            log::warn!("sentinel{}: {channel} {payload}", from());
+            log::warn!("sentinel{}: {channel} {payload}", self.named(sentinel));
             self.attempted(sentinel, 0);
             let now = self.now_ms();
             let closed = self.closed_until.load(Ordering::Acquire) != 0;
@@ -376,7 +367,7 @@ async fn follow(fence: &Weak<Fence>, index: usize, url: &str) -> redis::RedisRes
         return Ok(());
     };
     match in_progress {
-        Ok(true) => strong.failover_found(index),
+        Ok(true) => strong.failover_begun(index, "under way (found on connecting)"),
         Ok(false) => {}
         Err(e) => log::debug!(
             "sentinel {}: SENTINEL MASTER: {}",
@@ -414,13 +405,8 @@ async fn failover_in_progress(
     master_name: &str,
 ) -> redis::RedisResult<bool> {
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let master: std::collections::HashMap<String, String> = redis::cmd("SENTINEL")
-        .arg("MASTER")
-        .arg(master_name)
-        .query_async(&mut conn)
-        .await?;
-    let flags = master.get("flags").map(String::as_str).unwrap_or_default();
-    Ok(flags.split(',').any(|flag| flag == "failover_in_progress"))
+    let master = master_entry(&mut conn, master_name).await?;
+    Ok(flagged(&master, "failover_in_progress"))
 }
 
 /// A call to a sentinel, cut off after [`WATCH_TICK`] × 4.

@@ -310,7 +310,7 @@ fn the_fence_is_closed_until_every_sentinel_was_asked_and_a_failover_found_close
 
     // Sentinel 1, asked on reconnecting, leads a failover whose start its watcher missed.
     let generation = fence.generation.load(Ordering::Acquire);
-    fence.failover_found(1);
+    fence.failover_begun(1, "under way (found on connecting)");
     assert!(fence.is_closed());
     assert!(!fence.held(generation));
     let switch = "mymaster 127.0.0.1 6379 127.0.0.1 6380";

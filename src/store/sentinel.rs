@@ -98,13 +98,11 @@ async fn ask(sentinel: &ConnectionInfo, master_name: &str) -> Result<Address, St
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
         .await?;
-    let master: HashMap<String, String> = redis::cmd("SENTINEL")
-        .arg("MASTER")
-        .arg(master_name)
-        .query_async(&mut conn)
-        .await?;
-    let flags = master.get("flags").map(String::as_str).unwrap_or_default();
-    if (flags.split(',')).any(|flag| matches!(flag, "s_down" | "o_down" | "failover_in_progress")) {
+    let master = master_entry(&mut conn, master_name).await?;
+    if ["s_down", "o_down", "failover_in_progress"]
+        .iter()
+        .any(|flag| flagged(&master, flag))
+    {
         return Err(StoreError::NotMaster);
     }
     let port = master.get("port").and_then(|port| port.parse().ok());
@@ -115,6 +113,24 @@ async fn ask(sentinel: &ConnectionInfo, master_name: &str) -> Result<Address, St
         }),
         _ => Err(StoreError::NotMaster),
     }
+}
+
+/// A sentinel's `SENTINEL MASTER <name>` entry, field by field.
+pub(super) async fn master_entry(
+    sentinel: &mut MultiplexedConnection,
+    master_name: &str,
+) -> redis::RedisResult<HashMap<String, String>> {
+    redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg(master_name)
+        .query_async(sentinel)
+        .await
+}
+
+/// Whether a [`master_entry`] carries `flag` among its `flags`.
+pub(super) fn flagged(entry: &HashMap<String, String>, flag: &str) -> bool {
+    let flags = entry.get("flags").map(String::as_str).unwrap_or_default();
+    flags.split(',').any(|f| f == flag)
 }
 
 /// `ROLE`'s first element: `master`.
