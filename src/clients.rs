@@ -166,7 +166,7 @@ impl Registry {
 
     /// Whether any client may ask for tokens at all.
     pub fn has_enabled(&self) -> bool {
-        self.clients.values().any(|c| c.enabled)
+        self.enabled().next().is_some()
     }
 
     /// The clients that may ask for tokens.
@@ -188,9 +188,7 @@ impl Registry {
 
     /// Every scope some enabled client may be granted (for the metadata document).
     pub fn scopes(&self) -> BTreeSet<&str> {
-        self.clients
-            .values()
-            .filter(|c| c.enabled)
+        (self.enabled())
             .flat_map(|c| c.scopes.iter().map(String::as_str))
             .collect()
     }
