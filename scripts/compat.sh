@@ -6,20 +6,28 @@
 #   - Node: openid-client (RFC 8414 discovery, authorizationCodeGrant, tokenIntrospection,
 #     tokenRevocation, fetchUserInfo, fetchProtectedResource), jose (createRemoteJWKSet +
 #     jwtVerify) and simple-oauth2 (getToken, revoke in strict JSON mode);
-# once per signing key type: RSA (RS256), P-256 (ES256), Ed25519 (EdDSA). The libraries are
-# pinned in scripts/compat/ and installed from PyPI and npm into target/compat (a venv, a node
-# folder); a private redis-server and a debug sso-token (demo client, config/demo-clients.toml)
-# run on free loopback ports. Every step prints PASS or FAIL (scripts/compat/check_*).
+#   - Go: golang.org/x/oauth2's Config (Exchange with PKCE S256 in its three AuthStyles,
+#     RetrieveError, Client for user info);
+#   - Java: Google's google-oauth-client (AuthorizationCodeFlow with PKCE, BasicAuthentication
+#     and ClientParametersAuthentication, TokenResponseException, Credential for user info);
+# once per signing key type: RSA (RS256), P-256 (ES256), Ed25519 (EdDSA). The Python and Node
+# libraries are pinned in scripts/compat/ and installed from PyPI and npm into target/compat (a
+# venv, a node folder); Go's and Java's are Debian's packages (golang-golang-x-oauth2-dev 0.3,
+# libgoogle-oauth-client-java 1.34), installed with apt-get when missing, with golang-go and
+# default-jdk-headless. A private redis-server and a debug sso-token (demo client,
+# config/demo-clients.toml) run on free loopback ports. Every step prints PASS or FAIL
+# (scripts/compat/check_*, CheckJava.java).
 # Exits 0 when every step passes, 1 when one fails, 2 when the check could not run.
 #
 # Usage: scripts/compat.sh [options]
-#   --only python|node   run one language's checks
+#   --only LANGUAGES     python, node, go, java: the languages to check, comma-separated [all]
 #   --keys LIST          key types, comma-separated [rsa2048,p256,ed25519]
 #   --no-build           use target/debug/sso-token as it is
 #   -h, --help           this text
 #
-# Needs Python 3.11+ with venv, and Node 20+ with npm. About 10 s once the environments and
-# the debug build exist, 30 s with the installs (README, "Compatibility with client libraries").
+# Needs Python 3.11+ with venv, and Node 20+ with npm. About 20 s once the environments and
+# the debug build exist, a minute or two with the installs (README, "Compatibility with client
+# libraries").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # usage, die, need (options), and the helpers used below
@@ -36,16 +44,21 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-[[ -z "$only" || "$only" == python || "$only" == node ]] || die "--only is python or node"
+declare -A run=([python]=1 [node]=1 [go]=1 [java]=1)
+if [[ -n "$only" ]]; then
+  run=([python]=0 [node]=0 [go]=0 [java]=0)
+  IFS=, read -r -a languages <<<"$only"
+  for language in "${languages[@]}"; do
+    [[ -n "${run[$language]:-}" ]] || die "unknown language $language (python, node, go, java)"
+    run[$language]=1
+  done
+fi
 declare -A alg_of=([rsa2048]=RS256 [rsa3072]=RS256 [rsa4096]=RS256 [p256]=ES256 [ed25519]=EdDSA)
 IFS=, read -r -a kinds <<<"$keys"
 for kind in "${kinds[@]}"; do
   [[ -n "${alg_of[$kind]:-}" ]] \
     || die "unknown key type $kind (rsa2048, rsa3072, rsa4096, p256, ed25519)"
 done
-run_python=1 run_node=1
-[[ "$only" == node ]] && run_python=0
-[[ "$only" == python ]] && run_node=0
 
 ensure_redis_server
 ensure_tool curl curl
@@ -54,7 +67,7 @@ out="$root/target/compat"
 mkdir -p "$out"
 
 # The throwaway environments; reinstalled only when the pinned files change.
-if [[ $run_python == 1 ]]; then
+if [[ ${run[python]} == 1 ]]; then
   command -v python3 >/dev/null || die "python3 is needed"
   python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "Python 3.11 or later is needed (found $(python3 --version 2>&1))"
@@ -68,7 +81,7 @@ if [[ $run_python == 1 ]]; then
     cp scripts/compat/requirements.txt "$venv/requirements.txt"
   fi
 fi
-if [[ $run_node == 1 ]]; then
+if [[ ${run[node]} == 1 ]]; then
   command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed"
   node_major=$(node -p 'process.versions.node.split(".")[0]')
   (( node_major >= 20 )) || die "Node 20 or later is needed (found $(node --version))"
@@ -83,6 +96,22 @@ if [[ $run_node == 1 ]]; then
   fi
   # ES modules resolve packages next to the importing file.
   cp scripts/compat/check_node.mjs "$node_dir/"
+fi
+if [[ ${run[go]} == 1 ]]; then
+  ensure_tool go golang-go
+  [[ -d /usr/share/gocode/src/golang.org/x/oauth2 ]] || apt_install golang-golang-x-oauth2-dev
+  echo "== Go check: target/compat/check_go (Debian's golang.org/x/oauth2, GOPATH mode)"
+  GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$out/go-cache" \
+    go build -o "$out/check_go" scripts/compat/check_go.go || die "go build failed"
+fi
+if [[ ${run[java]} == 1 ]]; then
+  ensure_tool javac default-jdk-headless
+  [[ -f /usr/share/java/google-oauth-client.jar ]] || apt_install libgoogle-oauth-client-java
+  java_jars=""
+  for jar in google-oauth-client google-http-client google-http-client-gson gson guava \
+      opencensus-api opencensus-contrib-http-util grpc-context; do
+    java_jars+="${java_jars:+:}/usr/share/java/$jar.jar"
+  done
 fi
 
 if [[ $build == 1 ]]; then
@@ -136,12 +165,19 @@ for kind in "${kinds[@]}"; do
   done
   curl -fs --max-time 1 "$base/readyz" >/dev/null || die "sso-token did not become ready (see $log)"
 
-  if [[ $run_python == 1 ]]; then
+  if [[ ${run[python]} == 1 ]]; then
     "$out/venv/bin/python" scripts/compat/check_python.py \
       --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
   fi
-  if [[ $run_node == 1 ]]; then
+  if [[ ${run[node]} == 1 ]]; then
     node "$out/node/check_node.mjs" --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+  fi
+  if [[ ${run[go]} == 1 ]]; then
+    "$out/check_go" --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+  fi
+  if [[ ${run[java]} == 1 ]]; then
+    java -cp "$java_jars" scripts/compat/CheckJava.java \
+      --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
   fi
   kill "$server_pid"
   wait "$server_pid" 2>/dev/null || true
