@@ -1,7 +1,7 @@
 //! Key names, and the token ids that name a token record after its code.
 //!
 //! Standalone and Sentinel: `<prefix>code:<code>`, `<prefix>token:<record id>`. A `jti` is the
-//! record id, 72 bits of a hash of the code, then 72 random bits of its own exchange. So the
+//! record id, 72 bits of a hash of the code, then 144 random bits of its own exchange. So the
 //! token record of a code is also its replay marker: one key per exchange finds the token from
 //! its `jti` (introspection, revocation) and from the code (a replay). Each new key with a TTL
 //! costs Redis more than the rest of the script: with two per exchange (a record and a marker)
@@ -29,8 +29,10 @@ use crate::tokens;
 const SLOTS: usize = 16384;
 /// Length of a slot tag: 62³ = 238,328 strings cover all 16,384 slots (a unit test proves it).
 pub const TAG_LEN: usize = 3;
-/// Bytes of the code's hash in a `jti` (12 characters).
+/// Bytes of the code's hash in a `jti`.
 const HASH_BYTES: usize = 9;
+/// Characters of the code's hash in a `jti`: base64 of [`HASH_BYTES`] (9 bytes make 12).
+const HASH_CHARS: usize = HASH_BYTES * 4 / 3;
 /// Characters of the random part at the end of a `jti` (`tokens::random_id`).
 pub const RANDOM_CHARS: usize = tokens::RANDOM_ID_CHARS;
 /// Separates this use of SHA-256 from any other hash of a code (PKCE hashes verifiers).
@@ -78,16 +80,13 @@ impl Keys {
         self.keyed("code:", code)
     }
 
-    /// The token record's key: the `jti` without its random part. Any string gives a key (a
-    /// `jti` we never issued finds nothing, or a record that names another `jti`).
+    /// The token record's key: named by the `jti`'s record id, its first characters (the
+    /// random part's length may change between builds: the `jti`s of one with 12 random
+    /// characters still find their records). Any string gives a key (a `jti` we never issued
+    /// finds nothing, or a record that names another `jti`).
     pub fn token(&self, jti: &str) -> String {
-        let id = jti
-            .len()
-            .checked_sub(RANDOM_CHARS)
-            .and_then(|end| jti.get(..end))
-            .filter(|id| !id.is_empty())
-            .unwrap_or(jti);
-        self.record_key(id)
+        let id_len = HASH_CHARS + if self.tagged { TAG_LEN } else { 0 };
+        self.record_key(jti.get(..id_len).unwrap_or(jti))
     }
 
     /// A key beside a token record (`token_key`, from [`Keys::token`]), in its slot, that a
@@ -109,8 +108,8 @@ impl Keys {
         }
     }
 
-    /// A fresh `jti` for the token issued for `code`: its [`Keys::record_id`], then 72 random
-    /// bits (24 characters in all, like the seed's `jti`; 27 in Cluster mode).
+    /// A fresh `jti` for the token issued for `code`: its [`Keys::record_id`], then 144 random
+    /// bits (36 characters in all, 39 in Cluster mode).
     pub fn new_jti(&self, code: &str) -> Result<String, aws_lc_rs::error::Unspecified> {
         self.new_jti_in(code, self.slot_of_code(code))
     }
@@ -138,7 +137,7 @@ impl Keys {
     /// [`Keys::record_id`], `slot` being `code`'s [`Keys::slot_of_code`].
     fn record_id_in(&self, code: &str, slot: Option<u16>) -> String {
         let hash = domain_hash(JTI_DOMAIN, code);
-        let mut id = String::with_capacity(TAG_LEN + 2 * RANDOM_CHARS);
+        let mut id = String::with_capacity(TAG_LEN + HASH_CHARS + RANDOM_CHARS);
         if let Some(slot) = slot {
             let tag = &slot_tags()[usize::from(slot)];
             id.extend(tag.iter().map(|b| char::from(*b)));

@@ -49,7 +49,7 @@ fn standalone_keys_are_plain_and_jtis_untagged() {
     let keys = Keys::new("sso:", false);
     assert_eq!(keys.code("OC-1"), "sso:code:OC-1");
     let jti = keys.new_jti("OC-1").unwrap();
-    assert_eq!(jti.len(), 24);
+    assert_eq!(jti.len(), 36);
     assert_eq!(keys.token(&jti), format!("sso:token:{}", &jti[..12]));
     assert_eq!(keys.token(&jti), keys.token_of_code("OC-1"));
 }
@@ -88,7 +88,7 @@ fn cluster_keys_of_one_exchange_share_the_codes_slot() {
         assert!(keys.admits(code));
         let code_key = keys.code(code);
         let jti = keys.new_jti(code).unwrap();
-        assert_eq!(jti.len(), TAG_LEN + 24);
+        assert_eq!(jti.len(), TAG_LEN + 36);
         assert!(
             jti.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
@@ -125,10 +125,29 @@ fn any_jti_maps_to_a_key_without_panicking() {
     assert_eq!(keys.token("ab"), "p:token:ab");
     assert_eq!(keys.token("abc"), "p:token:{abc}");
     assert_eq!(keys.token("aaé"), "p:token:aaé");
-    // The last 12 characters are the random part, not in the key.
-    assert_eq!(keys.token("abcdefghijklmnop"), "p:token:{abc}d");
+    // The tag and 12 characters of the code's hash name the record; the rest is random.
+    assert_eq!(
+        keys.token("abcdefghijklmnopqrstuvwxyz0123456789ABC"),
+        "p:token:{abc}defghijklmno"
+    );
     // A cut inside a character keeps the whole string.
-    assert_eq!(keys.token("éaaaaaaaaaaa"), "p:token:{éa}aaaaaaaaaa");
+    assert_eq!(keys.token("aaaaaaaaaaaaaaé"), "p:token:{aaa}aaaaaaaaaaaé");
+}
+
+#[test]
+fn a_jti_with_the_older_12_character_random_part_finds_the_same_record() {
+    for tagged in [false, true] {
+        let keys = Keys::new("p:", tagged);
+        let jti = keys.new_jti("OC-1001-GNen5J2oMC1mJncDvO2tvwYV").unwrap();
+        let id_len = jti.len() - RANDOM_CHARS;
+        assert_eq!(RANDOM_CHARS, 24, "144 random bits");
+        let older = format!("{}{}", &jti[..id_len], &jti[id_len..id_len + 12]);
+        assert_eq!(keys.token(&older), keys.token(&jti), "{older} and {jti}");
+        assert_eq!(
+            keys.token(&jti),
+            keys.token_of_code("OC-1001-GNen5J2oMC1mJncDvO2tvwYV")
+        );
+    }
 }
 
 #[test]

@@ -31,7 +31,7 @@ end
 /// string (fresh), the issued `jti` as a status reply (replayed), or nil. One value parses in
 /// about half the time of an array of two (the reply parser's cost is per value).
 ///
-/// `ARGV[2]`, the record head, starts with this call's `jti`, whose last 72 bits are random: a
+/// `ARGV[2]`, the record head, starts with this call's `jti`, whose last 144 bits are random: a
 /// token record that starts with this head is this very call's, repeated (`Store::with_conn`
 /// repeats a call whose connection dropped before the answer came back; in a Cluster the WAIT
 /// travels with it, see `ack`), and gets its record again; any other caller of a spent code is

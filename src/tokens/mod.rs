@@ -152,8 +152,9 @@ pub enum MintError {
     Sign(#[from] KeyError),
 }
 
-/// A fresh random id: 72 random bits, URL-safe base64 (12 characters): the part of a `jti`
-/// that is this exchange's alone (`store::keys`).
+/// A fresh random id: 144 random bits, URL-safe base64 (24 characters): the part of a `jti`
+/// that is this exchange's alone (`store::keys`); at least 128, as the token issue asks of a
+/// `jti`.
 pub fn random_id() -> Result<String, aws_lc_rs::error::Unspecified> {
     let mut id = String::with_capacity(RANDOM_ID_CHARS);
     push_random_id(&mut id)?;
@@ -166,8 +167,8 @@ pub fn push_random_id(out: &mut String) -> Result<(), aws_lc_rs::error::Unspecif
     Ok(())
 }
 
-const ID_BYTES: usize = 9;
-/// Characters of a [`random_id`]: base64 of [`ID_BYTES`], no padding (9 bytes make 12).
+const ID_BYTES: usize = 18;
+/// Characters of a [`random_id`]: base64 of [`ID_BYTES`], no padding (18 bytes make 24).
 pub const RANDOM_ID_CHARS: usize = ID_BYTES * 4 / 3;
 
 /// Random bits for ids (one per exchange), drawn from aws-lc's DRBG 64 ids at a

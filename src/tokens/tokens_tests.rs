@@ -194,17 +194,17 @@ fn a_tampered_token_or_another_key_or_audience_does_not_verify() {
 }
 
 #[test]
-fn a_random_id_is_12_url_safe_characters_carrying_72_bits() {
+fn a_random_id_is_24_url_safe_characters_carrying_144_bits() {
     // Many samples: one id in standard base64 has even odds or better of holding no `+` or `/`.
     for _ in 0..1_000 {
         let id = random_id().unwrap();
-        assert_eq!(id.len(), 12, "{id}");
+        assert_eq!(id.len(), 24, "{id}");
         assert!(
             id.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "{id}"
         );
-        assert_eq!(URL_SAFE_NO_PAD.decode(&id).unwrap().len() * 8, 72, "{id}");
+        assert_eq!(URL_SAFE_NO_PAD.decode(&id).unwrap().len() * 8, 144, "{id}");
     }
 }
 

@@ -19,9 +19,9 @@ async fn token_record(app: &TestApp, token: &str) -> (String, Option<Value>, i64
         .to_owned();
     let key = app.store.token_key(&jti);
     let prefix = &app.settings.redis.key_prefix;
-    // The jti less its 12 random characters, after a 3-character tag of the code's slot in a
+    // The jti less its 24 random characters, after a 3-character tag of the code's slot in a
     // Cluster (README, "The code record", "Redis topologies").
-    let id = &jti[..jti.len() - 12];
+    let id = &jti[..jti.len() - 24];
     let expected = match app.settings.redis.mode {
         RedisMode::Cluster => format!("{prefix}token:{{{}}}{}", &id[..3], &id[3..]),
         _ => format!("{prefix}token:{id}"),

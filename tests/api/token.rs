@@ -46,15 +46,15 @@ async fn the_access_token_verifies_with_the_public_key_and_carries_every_claim()
 }
 
 /// README (the claims table, "The code record"): the `jti` is 72 bits of the code's hash, then
-/// 72 random bits, URL-safe base64, 24 characters; the first half names the token record,
-/// `<prefix>token:<first half>`.
+/// 144 random bits (the token issue asks for at least 128), URL-safe base64, 36 characters; the
+/// hash names the token record, `<prefix>token:<hash>`.
 async fn assert_documented_jti(app: &TestApp, jti: &str, code: &str) {
     assert!(
         jti.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
         "jti `{jti}` is not URL-safe"
     );
-    assert_eq!(jti.len(), 24, "jti `{jti}`");
+    assert_eq!(jti.len(), 36, "jti `{jti}`");
     let record_key = app.store.token_key_of_code(code);
     let record_prefix = format!("{}token:", app.settings.redis.key_prefix);
     let record_id = record_key
@@ -161,7 +161,7 @@ async fn every_token_has_its_own_jti() {
         claims["jti"].as_str().expect("jti is a string").to_owned()
     };
     let (first, second) = (jti(&first), jti(&second));
-    // 72 bits each, 12 base64url characters (README, the claims table).
+    // 72 bits of hash, 12 base64url characters, then the random part (README, the claims table).
     let ((first_id, first_random), (second_id, second_random)) =
         (first.split_at(12), second.split_at(12));
     assert_eq!(first_id, second_id, "one code, one record id");

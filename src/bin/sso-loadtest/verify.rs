@@ -199,7 +199,7 @@ impl<'a> Checker<'a> {
 }
 
 /// The `jti` of a token for the code whose record id is `id` (`Keys::record_id`: the code's
-/// hash, after its slot tag in Cluster mode): `id`, then 72 random bits as URL-safe base64.
+/// hash, after its slot tag in Cluster mode): `id`, then 144 random bits as URL-safe base64.
 fn is_jti(jti: &str, id: &str) -> bool {
     jti.len() == id.len() + RANDOM_CHARS
         && jti.starts_with(id)
@@ -313,8 +313,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_jti_is_its_codes_record_id_and_12_characters() {
-        let (id, random) = ("x9ZAbCdEfGhIjKl", "MnOpQrSt-_Uv");
+    fn a_jti_is_its_codes_record_id_and_24_random_characters() {
+        let (id, random) = ("x9ZAbCdEfGhIjKl", "MnOpQrSt-_Uv0123456789ab");
         assert!(is_jti(&format!("{id}{random}"), id));
         assert!(
             !is_jti(&format!("x9Y{}{random}", &id[3..]), id),
