@@ -75,8 +75,8 @@ impl ClientAuth {
                 self.metrics.auth_failed();
                 // Which client failed, for the operator it calls: only a registered id is
                 // named (a claimed one is any text, a pasted secret included). An unknown id
-                // writes a line too, so that the time of an answer tells no one which ids are
-                // registered.
+                // writes a line too, and the throttle counts its failure with as many Redis
+                // calls, so that the time of an answer tells no one which ids are registered.
                 match snapshot.registry.get(&credentials.id) {
                     Some(client) => client.log_auth_failure(),
                     None => {

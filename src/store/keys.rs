@@ -167,6 +167,13 @@ impl Keys {
         key
     }
 
+    /// The counter that an unknown client id's failures add to in place of the two of a
+    /// registered id (by id, and by id at an address), and that nothing reads: the same calls
+    /// then take the same time, and a made-up id leaves no key of its own.
+    pub fn throttle_decoy(&self) -> String {
+        concat(&[&self.prefix, "throttle:decoy"])
+    }
+
     /// The throttle's failure counter of a source address (an IPv6 one by its /64), readable
     /// for an operator looking for who is blocked. One key per script call, so its slot in
     /// Cluster mode is its own business.

@@ -11,7 +11,8 @@
 //!   that its `WAIT` has a write to count (`redis.replica_acks`).
 //! - `<prefix>throttle:client:<hash of the id>`, `<prefix>throttle:addr:<ip>`,
 //!   `<prefix>throttle:pair:<hash of the id>@<ip>`: failed client authentications in the
-//!   current window, TTL = the window (see `throttle`).
+//!   current window, TTL = the window (see `throttle`); `<prefix>throttle:decoy`, what an
+//!   unknown id's failures count on instead, never read.
 //!
 //! Besides this file (the operations, on [`Store`]), among others:
 //! - `scripts.rs`: the Lua scripts and `run_script`, which runs one by its hash.
@@ -416,6 +417,11 @@ impl Store {
     }
 
     /// The failure counter of a client id.
+    /// See [`Keys::throttle_decoy`].
+    pub fn throttle_decoy_key(&self) -> String {
+        self.keys.throttle_decoy()
+    }
+
     pub fn throttle_client_key(&self, client_id: &str) -> String {
         self.keys.throttle_client(client_id)
     }

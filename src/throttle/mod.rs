@@ -6,8 +6,10 @@
 //!   to three counters in Redis, one round trip for all: its source address's and, for a
 //!   registered client id, that id's and that id's at that address. An unknown id has no secret
 //!   to guess, and a counter per made-up id would let an attacker fill Redis and the local
-//!   table with them. The first failure of a window starts it; it ends W seconds later (fixed
-//!   window).
+//!   table with them: its failure adds twice to one decoy counter instead, which nothing reads,
+//!   so that it costs the same calls as a registered id's and its answer takes as long (an
+//!   attacker timing failed answers learns no registered ids). The first failure of a window
+//!   starts it; it ends W seconds later (fixed window).
 //! - Once an address has N failures in the window, its token, introspection and revocation
 //!   requests get 429 until the window ends, for every client id that failed from it and every
 //!   unknown one: the address is where the failures come from. A registered client id that has
@@ -263,14 +265,22 @@ impl Throttle {
             None => failure,
         };
         // Only a registered id has a secret to guess, and only it is let past an address's
-        // block (`admit`): only its failures are counted by id, and at the address.
+        // block (`admit`): only its failures are counted by id, and at the address. An unknown
+        // id's go to the decoy counter instead, as many calls (see the module's doc).
         let registered = attempt.registered();
-        let client_key = (registered && client_blocked.is_none())
-            .then(|| self.store.throttle_client_key(client_id));
+        let client_key = if registered {
+            (client_blocked.is_none()).then(|| self.store.throttle_client_key(client_id))
+        } else {
+            Some(self.store.throttle_decoy_key())
+        };
         let address_key = source.map(|a| self.store.throttle_address_key(a));
-        let pair_key = source
-            .filter(|_| registered)
-            .map(|a| self.store.throttle_client_at_key(client_id, a));
+        let pair_key = source.map(|a| {
+            if registered {
+                self.store.throttle_client_at_key(client_id, a)
+            } else {
+                self.store.throttle_decoy_key()
+            }
+        });
         // At once (one round trip on a single node), and each on its own: in a Cluster with
         // one node down, the counters on the others still count and block.
         let (client_count, address_count, pair_count) = futures_util::future::join3(
@@ -279,7 +289,7 @@ impl Throttle {
             self.count(pair_key.as_deref()),
         )
         .await;
-        if client_key.is_some() {
+        if client_key.is_some() && registered {
             let seen = self.learn(&self.clients, client_id.to_owned(), client_count, now);
             if seen.count > self.max_failures {
                 blocked = Some((ThrottledBy::Client, seen.until));
@@ -292,7 +302,7 @@ impl Throttle {
                 blocked = Some((ThrottledBy::Address, seen.until));
             }
         }
-        if let Some(key) = pair_key {
+        if let Some(key) = pair_key.filter(|_| registered) {
             self.learn(&self.pairs, key, pair_count, now);
         }
         answer(blocked)

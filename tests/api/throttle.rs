@@ -735,6 +735,29 @@ async fn made_up_client_ids_leave_no_counter_of_their_own() {
     assert_eq!(app.keys("throttle:addr:*").await.len(), 2);
 }
 
+/// A failed answer costs an unknown id the same Redis calls as a registered one (its two on a
+/// decoy counter that nothing reads), so the time it takes tells no one which ids are
+/// registered.
+#[tokio::test]
+async fn an_unknown_ids_failure_makes_as_many_redis_calls_as_a_registered_ids() {
+    let app = app(true).await;
+    let (registered, registered_calls) =
+        attempt_counting_reads(&app, APP.id, WRONG, "203.0.113.91").await;
+    let (unknown, unknown_calls) =
+        attempt_counting_reads(&app, "ghost-timed", WRONG, "203.0.113.92").await;
+    assert_eq!(registered.status, 401, "{}", registered.text);
+    assert_eq!(unknown.status, 401, "{}", unknown.text);
+    assert_eq!(
+        registered_calls, 3.0,
+        "by id, by address, by id at the address"
+    );
+    assert_eq!(unknown_calls, registered_calls, "an unknown id's failure");
+    let decoy: Option<u64> = app
+        .query(redis::cmd("GET").arg(app.store.throttle_decoy_key()))
+        .await;
+    assert_eq!(decoy, Some(2), "the decoy counted both calls");
+}
+
 /// An app whose address table a test fills: with a window that outlasts the fill however slow
 /// the machine (expired entries would make room).
 async fn app_to_fill(max_failures: u64) -> TestApp {
