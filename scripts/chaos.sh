@@ -19,7 +19,8 @@
 #
 # Usage: scripts/chaos.sh [options]
 #   --rate R             requests/s, open loop [200]
-#   -d, --duration SECS  length of the loaded run [24]
+#   -d, --duration SECS  length of the loaded run, at least redis-down + replica-down +
+#                        2 × recovery + 7 (22 at the defaults) [24]
 #   -c, --connections C  most requests in flight [32]
 #   --redis-down SECS    how long Redis stays down [3]
 #   --replica-down SECS  how long replica 1 stays down after it exited [2]

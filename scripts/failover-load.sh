@@ -15,7 +15,7 @@
 #
 # Usage: scripts/failover-load.sh [options]
 #   --rate R              requests/s, open loop [300]
-#   -d, --duration SECS   length of the loaded run [30]
+#   -d, --duration SECS   length of the loaded run, at least 25 (two failovers) [30]
 #   -c, --connections C   most requests in flight [32]
 #   --cluster             a Redis Cluster instead of Sentinel
 #   --replica-acks N      redis.replica_acks of the service [1]; 0 runs without (the hazard)
