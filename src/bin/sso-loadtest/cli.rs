@@ -77,7 +77,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     pub warmup: u64,
     /// Codes to seed [default: what --requests (or --rate × --duration) needs; for a
-    /// closed-loop --duration run twice the warm-up's rate, or 50000 per second without a
+    /// closed-loop --duration run four times the warm-up's rate, or 50000 per second without a
     /// warm-up]. Fewer than a counted run needs is refused; a run that uses them all before
     /// its time is up fails (exit 1), having measured less than it was asked to.
     #[arg(long)]
