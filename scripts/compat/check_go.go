@@ -210,14 +210,7 @@ func flow(a args, metadata map[string]any, style oauth2.AuthStyle, name string) 
 
 	r.step("a replayed code is a RetrieveError with invalid_grant", func() (string, error) {
 		_, err := conf.Exchange(ctx, code)
-		var retrieve *oauth2.RetrieveError
-		if !errors.As(err, &retrieve) {
-			return "", fmt.Errorf("not a RetrieveError: %v", err)
-		}
-		if retrieve.Response.StatusCode != 400 || !hasError(retrieve.Body, "invalid_grant") {
-			return "", fmt.Errorf("%d %s", retrieve.Response.StatusCode, retrieve.Body)
-		}
-		return "400 invalid_grant", nil
+		return refused(err, 400, "invalid_grant")
 	})
 
 	r.step("the replay revoked the code's token: user info is 401", userInfo(401))
@@ -229,24 +222,26 @@ func flow(a args, metadata map[string]any, style oauth2.AuthStyle, name string) 
 			return "", err
 		}
 		_, err = wrong.Exchange(ctx, code, oauth2.SetAuthURLParam("code_verifier", verifier))
-		var retrieve *oauth2.RetrieveError
-		if !errors.As(err, &retrieve) {
-			return "", fmt.Errorf("not a RetrieveError: %v", err)
-		}
-		if retrieve.Response.StatusCode != 401 || !hasError(retrieve.Body, "invalid_client") {
-			return "", fmt.Errorf("%d %s", retrieve.Response.StatusCode, retrieve.Body)
-		}
-		return "401 invalid_client", nil
+		return refused(err, 401, "invalid_client")
 	})
 	return r.failures
 }
 
-// hasError says whether body is an RFC 6749 §5.2 error response with that code.
-func hasError(body []byte, code string) bool {
-	var e struct {
+// refused checks that err is the library's *oauth2.RetrieveError for an RFC 6749 §5.2 error
+// response with that status and error code.
+func refused(err error, status int, code string) (string, error) {
+	var retrieve *oauth2.RetrieveError
+	if !errors.As(err, &retrieve) {
+		return "", fmt.Errorf("not a RetrieveError: %v", err)
+	}
+	var body struct {
 		Error string `json:"error"`
 	}
-	return json.Unmarshal(body, &e) == nil && e.Error == code
+	if retrieve.Response.StatusCode != status || json.Unmarshal(retrieve.Body, &body) != nil ||
+		body.Error != code {
+		return "", fmt.Errorf("%d %s", retrieve.Response.StatusCode, retrieve.Body)
+	}
+	return fmt.Sprintf("%d %s", status, code), nil
 }
 
 func main() {
