@@ -123,7 +123,7 @@ async fn the_same_race_across_two_replicas_sharing_redis_gets_exactly_one_token(
         topology.configure(&mut s.redis);
     })
     .await;
-    let second = first.spawn_replica();
+    let second = first.spawn_replica().await;
     assert_ne!(first.address, second.address);
     let code = first.issue_code(&APP).await;
 

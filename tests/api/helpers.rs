@@ -157,6 +157,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let running = Running::enter();
     let mut settings = test_settings();
     configure(&mut settings);
+    spawn_ready(settings, running).await
+}
+
+/// Starts a server and, in Sentinel mode, waits until its fence is open.
+async fn spawn_ready(settings: Settings, running: Running) -> TestApp {
     let app = spawn_with_settings(settings, running);
     if app.settings.redis.mode == RedisMode::Sentinel {
         sentinels_asked(&app).await;
@@ -242,9 +247,11 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl TestApp {
-    /// Another server instance on the same Redis and key prefix: a second replica.
-    pub fn spawn_replica(&self) -> TestApp {
-        spawn_with_settings(self.settings.clone(), Running::enter())
+    /// Another server instance on the same Redis and key prefix: a second replica, ready as
+    /// [`spawn_app_with`]'s are (in Sentinel mode, its fence open: a race begun before that
+    /// got 503s from it on a slow machine).
+    pub async fn spawn_replica(&self) -> TestApp {
+        spawn_ready(self.settings.clone(), Running::enter()).await
     }
 
     pub fn token_url(&self) -> String {

@@ -37,7 +37,7 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
     let (old, old_kid) = new_key_file(KeyKind::Rsa2048);
     let (new, new_kid) = new_key_file(KeyKind::Ed25519);
     let a = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
-    let b = a.spawn_replica();
+    let b = a.spawn_replica().await;
     let old_token = a.token_for(&APP).await;
     assert_eq!(kid_of(&old_token), old_kid);
 

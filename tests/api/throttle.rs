@@ -858,7 +858,7 @@ async fn throttle_redis_calls(app: &TestApp) -> f64 {
 #[tokio::test]
 async fn replicas_share_the_counters() {
     let first = app(true).await;
-    let second = first.spawn_replica();
+    let second = first.spawn_replica().await;
     for (i, replica) in [&first, &second, &first].into_iter().enumerate() {
         let answer = attempt(replica, APP.id, WRONG, "203.0.113.20").await;
         assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
@@ -884,7 +884,7 @@ async fn a_replica_that_saw_half_the_limit_from_an_address_enforces_the_block_ot
         s.throttle.trusted_proxies = vec!["127.0.0.0/8".into()];
     })
     .await;
-    let second = first.spawn_replica();
+    let second = first.spawn_replica().await;
     let address = "203.0.113.26";
     let fail = |replica, i| async move {
         let answer = attempt(replica, APP.id, WRONG, address).await;
@@ -922,7 +922,7 @@ async fn a_replica_that_saw_half_the_limit_from_an_address_enforces_the_block_ot
 async fn racing_failures_on_two_replicas_get_exactly_n_answers() {
     const RACERS: usize = 4 * MAX as usize;
     let first = app(true).await;
-    let second = first.spawn_replica();
+    let second = first.spawn_replica().await;
     let address = "203.0.113.30";
     let body = json!({"token": "t", "client_id": APP.id, "client_secret": WRONG}).to_string();
     let forwarded = format!("192.0.2.250, {address}");
@@ -1022,7 +1022,7 @@ async fn while_redis_is_down_a_replica_counts_failures_itself_and_still_blocks()
 #[tokio::test]
 async fn replicas_share_which_clients_failed_from_a_blocked_address() {
     let first = app(true).await;
-    let second = first.spawn_replica();
+    let second = first.spawn_replica().await;
     let address = "203.0.113.21";
     for i in 0..MAX {
         let answer = attempt(&first, OTHER.id, WRONG, address).await;
