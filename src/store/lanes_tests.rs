@@ -155,6 +155,46 @@ async fn a_call_is_not_sent_once_a_failover_began_while_it_connected() {
     assert_eq!(connections.load(Ordering::SeqCst), 1);
 }
 
+/// A call that Redis answered, during which `events` (sentinel 0's: channel, payload) came:
+/// its result.
+async fn answered_call(
+    store: &Store,
+    fence: &Fence,
+    events: &[(&str, &str)],
+) -> Result<(), StoreError> {
+    store
+        .with_conn(Lanes::Plain, |_conn| {
+            for (channel, payload) in events {
+                fence.on_event(0, channel, payload);
+            }
+            async { Ok(()) }
+        })
+        .await
+}
+
+#[tokio::test]
+async fn an_answer_is_a_503_when_a_failover_began_or_ended_during_its_call() {
+    // The node may have been demoted while it answered: what it said may not survive.
+    let begun = ("+try-failover", "master mymaster 10.0.0.2 6380");
+    let aborted = (
+        "-failover-abort-no-good-slave",
+        "master mymaster 10.0.0.2 6380",
+    );
+    let switched = ("+switch-master", "mymaster 10.0.0.2 6380 10.0.0.3 6381");
+    let failovers: [&[(&str, &str)]; 3] = [&[begun], &[begun, aborted], &[switched]];
+    for events in failovers {
+        let (store, fence, _) = store_on_a_switched_master().await;
+        let result = answered_call(&store, &fence, events).await;
+        assert!(
+            matches!(result, Err(StoreError::Failover)),
+            "{events:?}: {result:?}"
+        );
+    }
+    let (store, fence, _) = store_on_a_switched_master().await;
+    let calm = answered_call(&store, &fence, &[]).await;
+    assert!(calm.is_ok(), "no event: {calm:?}");
+}
+
 /// A Cluster-mode store; nothing listens on its seed.
 fn cluster_store() -> Store {
     let settings: RedisSettings = toml::from_str(
