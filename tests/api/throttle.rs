@@ -134,6 +134,9 @@ async fn after_n_failures_from_an_address_the_client_that_failed_gets_429_there(
     assert_throttled(&next_failure, "the failure past the limit");
     assert_throttled(&right_secret, "the right secret from the blocked address");
     assert_eq!(elsewhere.status, 200, "{}", elsewhere.text);
+    // The seconds left of the 60 s window that the first failure began moments ago.
+    let retry_after: u64 = next_failure.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_after >= 50, "Retry-After {retry_after}");
 }
 
 /// A host routinely holds a whole IPv6 /64: its addresses share one counter.
