@@ -738,6 +738,31 @@ async fn made_up_client_ids_leave_no_counter_of_their_own() {
     assert_eq!(app.keys("throttle:addr:*").await.len(), 2);
 }
 
+/// From a blocked address an unknown id is refused before authentication: nothing checked,
+/// nothing counted (README, "Throttling").
+#[tokio::test]
+async fn a_blocked_address_refuses_an_unknown_id_without_checking_it() {
+    let app = app(true).await;
+    for _ in 0..MAX {
+        attempt(&app, APP.id, WRONG, "203.0.113.95").await;
+    }
+    let address_key = app
+        .store
+        .throttle_address_key("203.0.113.95".parse().unwrap());
+    let counted = || async {
+        let count: Option<u64> = app.query(redis::cmd("GET").arg(&address_key)).await;
+        let exposition = metrics::scrape(&app, &app.address).await;
+        let failures = metrics::value(&exposition, "sso_client_auth_failures_total");
+        (count, failures)
+    };
+    let before = counted().await;
+    assert_eq!(before.0, Some(MAX), "the address's failures");
+
+    let unknown = attempt(&app, "ghost-blocked", WRONG, "203.0.113.95").await;
+    assert_throttled(&unknown, "an unknown id from the blocked address");
+    assert_eq!(counted().await, before, "counted or checked");
+}
+
 /// A failed answer costs an unknown id the same Redis calls as a registered one (its two on a
 /// decoy counter that nothing reads), so the time it takes tells no one which ids are
 /// registered.
