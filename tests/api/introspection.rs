@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use deadpool_redis::redis;
 use serde_json::json;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
 use sso_token::tokens::{KeyKind, SigningKey};
@@ -670,4 +671,35 @@ async fn the_longest_tokens_are_introspected_and_revoked_and_longer_strings_are_
     assert_inactive(&app.introspect(&APP, &not_ours).await, "longer");
     let answer = app.revoke(&APP, &not_ours, None).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+/// A token record names the client and the account of its token: one rewritten under the same
+/// `jti` to name others (by another writer) leaves the token inactive, and user info 401.
+#[tokio::test]
+async fn a_record_naming_another_client_or_account_leaves_its_token_inactive() {
+    let app = spawn_app().await;
+    let rewrites: [(&str, fn(&mut serde_json::Value)); 2] = [
+        ("client_id", |record| record["client_id"] = OTHER.id.into()),
+        ("account_id", |record| {
+            record["grant"]["account_id"] = "acct-someone-else".into()
+        }),
+    ];
+    for (field, rewrite) in rewrites {
+        let token = app.token_for(&APP).await;
+        assert!(app.is_active(&APP, &token).await, "{field}: live before");
+        let key = record_key(&app, &token);
+        let raw: String = app.query(redis::cmd("GET").arg(&key)).await;
+        let mut record: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        rewrite(&mut record);
+        let _: () = app
+            .query(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(record.to_string())
+                    .arg("KEEPTTL"),
+            )
+            .await;
+        assert!(!app.is_active(&APP, &token).await, "{field} rewritten");
+        assert_eq!(app.user_info(&token).await.status, 401, "{field} rewritten");
+    }
 }
