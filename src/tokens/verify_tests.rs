@@ -158,6 +158,16 @@ fn the_algorithm_follows_the_key_not_the_header() {
     ] {
         assert!(verifier.verify(&forged).is_err(), "alg {alg} was accepted");
     }
+    // Only the header renamed, the key's own RS256 signature kept: the header must name the
+    // key's algorithm, whatever the signature says.
+    for alg in ["RS384", "PS256", "HS256", "none", "rs256"] {
+        let renamed = resigned(&token, alg, rsa_signs(&RSA_PKCS1_SHA256));
+        assert_eq!(
+            verifier.verify(&renamed).err(),
+            Some(Rejected::Signature),
+            "{alg}"
+        );
+    }
     let unsigned = format!("{}.", token.rsplit_once('.').unwrap().0);
     assert!(verifier.verify(&unsigned).is_err());
 }
