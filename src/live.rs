@@ -16,9 +16,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::clients::{Argon2Limit, Client, Registry, RegistryError};
 use crate::clock::unix_now;
-use crate::config::{ConfigError, DiscoverySettings, Settings, TokenSettings};
+use crate::config::{ConfigError, DiscoverySettings, RedisMode, Settings, TokenSettings};
 use crate::discovery;
 use crate::metrics::Metrics;
+use crate::store::keys::jti_len;
 use crate::tokens::{Claims, Keyring, KeyringError, MAX_TOKEN, MintError};
 
 /// Everything a request needs that a reload may change.
@@ -83,7 +84,8 @@ impl Snapshot {
     pub fn load(settings: &Settings, argon2: &Argon2Limit) -> Result<Self, LoadError> {
         let keys = Keyring::load(&settings.token)?;
         let registry = Registry::load(&settings.clients.file, argon2)?;
-        a_token_fits(&settings.token, &keys, &registry)?;
+        let tagged = settings.redis.mode == RedisMode::Cluster;
+        a_token_fits(&settings.token, tagged, &keys, &registry)?;
         let metadata = discovery::metadata(&settings.token, &settings.discovery, &registry)?;
         Ok(Self {
             token: settings.token.clone(),
@@ -139,9 +141,11 @@ impl Snapshot {
 /// Refuses settings under which no token of some enabled client fits in [`MAX_TOKEN`] (an issuer
 /// or audience of kilobytes): the exchange checks each token it mints and refuses one too long,
 /// after its code is spent. The shortest token a client can get (a one-letter `sub`, its
-/// shortest scope) is minted once, for the client whose own fields are the longest.
+/// shortest scope) is minted once, for the client whose own fields are the longest, with a
+/// `jti` as long as a real one (`tagged`: Cluster mode's).
 fn a_token_fits(
     token: &TokenSettings,
+    tagged: bool,
     keys: &Keyring,
     registry: &Registry,
 ) -> Result<(), LoadError> {
@@ -159,6 +163,7 @@ fn a_token_fits(
     };
     let scope = [shortest_scope(client)];
     let now = unix_now();
+    let jti = "A".repeat(jti_len(tagged));
     let claims = Claims {
         sub: "a",
         aud: client.audience_or(&token.audience),
@@ -166,7 +171,7 @@ fn a_token_fits(
         iss: &token.issuer,
         exp: now + token.expires_in,
         iat: now,
-        jti: "AAAAAAAAAAAAAAAAAAAAAAAA",
+        jti: &jti,
         client_id: &client.id,
     };
     let bytes = keys.minter().mint(&claims)?.len();

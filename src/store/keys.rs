@@ -35,6 +35,12 @@ const HASH_BYTES: usize = 9;
 const HASH_CHARS: usize = HASH_BYTES * 4 / 3;
 /// Characters of the random part at the end of a `jti` (`tokens::random_id`).
 pub const RANDOM_CHARS: usize = tokens::RANDOM_ID_CHARS;
+
+/// Characters of every `jti` this build issues, in Cluster mode (`tagged`) or not: what a
+/// sample token must carry to be as long as a real one.
+pub const fn jti_len(tagged: bool) -> usize {
+    (if tagged { TAG_LEN } else { 0 }) + HASH_CHARS + RANDOM_CHARS
+}
 /// Separates this use of SHA-256 from any other hash of a code (PKCE hashes verifiers).
 const JTI_DOMAIN: &[u8] = b"sso-token jti\0";
 /// Separates the hash of a client id in a throttle key from the other hashes.

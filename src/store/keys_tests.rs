@@ -135,6 +135,16 @@ fn any_jti_maps_to_a_key_without_panicking() {
 }
 
 #[test]
+fn jti_len_is_the_length_of_every_jti_issued() {
+    for tagged in [false, true] {
+        let keys = Keys::new("p:", tagged);
+        for code in ["OC-1", "OC-1001-GNen5J2oMC1mJncDvO2tvwYV", "ü"] {
+            assert_eq!(keys.new_jti(code).unwrap().len(), jti_len(tagged), "{code}");
+        }
+    }
+}
+
+#[test]
 fn a_jti_with_the_older_12_character_random_part_finds_the_same_record() {
     for tagged in [false, true] {
         let keys = Keys::new("p:", tagged);

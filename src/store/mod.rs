@@ -416,12 +416,12 @@ impl Store {
         .await
     }
 
-    /// The failure counter of a client id.
     /// See [`Keys::throttle_decoy`].
     pub fn throttle_decoy_key(&self) -> String {
         self.keys.throttle_decoy()
     }
 
+    /// The failure counter of a client id.
     pub fn throttle_client_key(&self, client_id: &str) -> String {
         self.keys.throttle_client(client_id)
     }

@@ -148,7 +148,7 @@ fn example_claims<'a>(settings: &'a Settings, scope: &'a [String]) -> Claims<'a>
         iss: &settings.token.issuer,
         exp: 1_700_001_800,
         iat: 1_700_000_000,
-        jti: "q1Vx2cQ0bJYp3n8Zk7RtWm4L",
+        jti: "q1Vx2cQ0bJYp3n8Zk7RtWm4Lq1Vx2cQ0bJYp",
         client_id: "demo-app",
     }
 }
