@@ -140,10 +140,10 @@ async fn the_header_has_the_seed_typ_rs256_and_the_rfc7638_thumbprint_as_kid() {
     assert_eq!(header["kid"], thumbprint.as_str());
 }
 
-/// The second half of a `jti` is drawn afresh for every token: two tokens of one code value
-/// (written again by the authorize service once the first token is gone) share the first half,
-/// their code's record id, and not the second. (Tokens of two codes would differ by their
-/// codes' hashes alone, whatever the second half.)
+/// The random part of a `jti` is drawn afresh for every token: two tokens of one code value
+/// (written again by the authorize service once the first token is gone) share the first 12
+/// characters, their code's record id, and not the rest. (Tokens of two codes would differ by
+/// their codes' hashes alone, whatever the random part.)
 #[tokio::test]
 async fn every_token_has_its_own_jti() {
     let app = spawn_app().await;
