@@ -188,7 +188,7 @@ impl Registry {
 
     /// Every scope some enabled client may be granted (for the metadata document).
     pub fn scopes(&self) -> BTreeSet<&str> {
-        (self.enabled())
+        self.enabled()
             .flat_map(|c| c.scopes.iter().map(String::as_str))
             .collect()
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
+use sso_token::config::Settings;
 use sso_token::oauth::Sensitive;
 use tokio::task::JoinSet;
 
@@ -40,8 +41,7 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
     let set = Arc::new(blocking(SentinelSet::start_to_fail_over).await);
     let app = Arc::new(
         spawn_app_with(|s| {
-            set.configure(&mut s.redis);
-            s.redis.timeout_ms = TIMEOUT_MS;
+            on_set(&set, s);
             s.server.workers = 2;
         })
         .await,
@@ -149,11 +149,7 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_begun_while_a_watcher_reconnects_closes_the_fence() {
     let set = Arc::new(blocking(SentinelSet::start_to_fail_over).await);
-    let app = spawn_app_with(|s| {
-        set.configure(&mut s.redis);
-        s.redis.timeout_ms = TIMEOUT_MS;
-    })
-    .await;
+    let app = spawn_app_with(|s| on_set(&set, s)).await;
     let leader = set.sentinels[0].port();
     blocking(move || {
         wait_until("the watchers of both stores", || {
@@ -193,10 +189,7 @@ async fn a_replica_started_during_a_failover_runs_nothing_on_the_outgoing_master
     let before = blocking(move || script_calls(old_master, None)).await;
 
     start_failover(&set).await;
-    let app = spawn_app_at_once_with(|s| {
-        set.configure(&mut s.redis);
-        s.redis.timeout_ms = TIMEOUT_MS;
-    });
+    let app = spawn_app_at_once_with(|s| on_set(&set, s));
     let started = Instant::now();
     let mut statuses = Vec::new();
     while started.elapsed() < Duration::from_secs(3) {
@@ -230,11 +223,7 @@ async fn status(app: &TestApp, path: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_before_the_first_request_is_fenced_all_the_same() {
     let set = Arc::new(blocking(SentinelSet::start_to_fail_over).await);
-    let app = spawn_app_with(|s| {
-        set.configure(&mut s.redis);
-        s.redis.timeout_ms = TIMEOUT_MS;
-    })
-    .await;
+    let app = spawn_app_with(|s| on_set(&set, s)).await;
     let code = app.write_code(&code_record(&APP)).await;
     let old_master = set.current_master().expect("a master");
     // Before anything else: every sentinel has the watchers of both stores (the server's and
@@ -349,8 +338,7 @@ async fn no_request_reaches_the_old_master(password: Option<&'static str>) {
         set.protect(password);
     }
     let app = spawn_app_with(|s| {
-        set.configure(&mut s.redis);
-        s.redis.timeout_ms = TIMEOUT_MS;
+        on_set(&set, s);
         s.redis.node_password = password.map(Sensitive::new);
     })
     .await;
@@ -451,6 +439,12 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
 
 /// Asks the first sentinel for a failover; `INPROG`/`NOGOODSLAVE` while the sentinels settle:
 /// asks again until it is accepted.
+/// Settings for a server on `set`, with this file's Redis timeout.
+fn on_set(set: &SentinelSet, s: &mut Settings) {
+    set.configure(&mut s.redis);
+    s.redis.timeout_ms = TIMEOUT_MS;
+}
+
 async fn start_failover(set: &Arc<SentinelSet>) {
     let sentinels = Arc::clone(set);
     blocking(move || {

@@ -380,11 +380,7 @@ async fn a_reload_that_drops_the_running_signer_warns() {
         s.token.verify_keys = vec![old.clone()];
     })
     .expect("step 2 of the rotation");
-    let warned = |kid: &str| {
-        log.lines()
-            .iter()
-            .any(|l| l.starts_with("WARN") && l.contains(&format!("drops key {kid}")))
-    };
+    let warned = |kid: &str| warned_of_dropping(&log, kid);
     assert!(!warned(&old_kid), "step 2 kept the old key verify-only");
     app.reload_with(|s| {
         s.token.signing_key = other.clone();
@@ -417,11 +413,7 @@ async fn a_reload_to_a_signer_never_published_warns() {
     let (published, published_kid) = new_key_file(KeyKind::Ed25519);
     let (sudden, sudden_kid) = new_key_file(KeyKind::Ed25519);
     let app = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
-    let warned = |kid: &str| {
-        log.lines()
-            .iter()
-            .any(|l| l.starts_with("WARN") && l.contains(&format!("makes key {kid} the signer")))
-    };
+    let warned = |kid: &str| warned(&log, &format!("makes key {kid} the signer"));
 
     app.reload_with(|s| s.token.verify_keys = vec![published.clone()])
         .expect("step 1");
@@ -502,7 +494,12 @@ async fn rotate_in_short_steps(app: &TestApp, old: &Path, new: &Path) {
 
 /// Whether a reload since `log` warned that it drops key `kid`.
 fn warned_of_dropping(log: &crate::log_capture::Mark, kid: &str) -> bool {
-    (log.lines().iter()).any(|l| l.starts_with("WARN") && l.contains(&format!("drops key {kid}")))
+    warned(log, &format!("drops key {kid}"))
+}
+
+/// Whether a warning since `log` says `what`.
+fn warned(log: &crate::log_capture::Mark, what: &str) -> bool {
+    (log.lines().iter()).any(|l| l.starts_with("WARN") && l.contains(what))
 }
 
 /// A key's tokens live as long as the longest lifetime in force while it signed: shortening
