@@ -12,7 +12,12 @@
 //! went out), so a request pipelined behind was served or not by chance; now never. Handlers
 //! say they read the whole body with [`mark_body_read`]. And a request with
 //! `Upgrade: websocket` is refused unserved: actix takes everything after its head as its body,
-//! whatever `Content-Length` says, and this server upgrades nothing.
+//! whatever `Content-Length` says, and this server upgrades nothing. Any other request that asks
+//! to upgrade its connection (`Connection: upgrade`, as curl `--http2` and Java's `HttpClient`
+//! send for h2c on `http://`) is served over HTTP/1.1 (RFC 9110 §7.8 lets a server ignore
+//! `Upgrade`) and closes its connection: actix would echo `Connection: upgrade` and then close
+//! the connection or not depending on whether the next request had already arrived, so a
+//! client that reused it could find it gone under a request sent.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -70,7 +75,8 @@ pub fn mark_connection(_: &dyn Any, data: &mut Extensions) {
 }
 
 /// `wrap_fn` middleware: serves a request unless one before it on its connection closed it, or
-/// it asks for a websocket; closes the connection after an answer that left its body unread.
+/// it asks for a websocket; closes the connection after an answer that left its body unread,
+/// or to a request that asked to upgrade the connection.
 /// `always_close`: keep-alive is off (`server.keep_alive_secs` = 0), so every answer closes.
 /// Outside the middlewares that set `Connection: close` on an answer, to see it.
 pub fn refuse_after_close<S, B>(
@@ -85,6 +91,7 @@ where
         .conn_data::<CloseAsked>()
         .map(|mark| Rc::clone(&mark.0));
     let has_body = has_body(request.head());
+    let asked = request.head().connection_type();
     let served = if mark.as_ref().is_some_and(|closed| closed.get()) {
         Err((
             request,
@@ -94,7 +101,7 @@ where
         Err((request, "Upgrade: websocket is not supported here"))
     } else {
         if let Some(closed) = &mark
-            && (always_close || request.head().connection_type() == ConnectionType::Close)
+            && (always_close || asked != ConnectionType::KeepAlive)
         {
             closed.set(true);
         }
@@ -104,7 +111,9 @@ where
         match served {
             Ok(call) => {
                 let mut answer = call.await?;
-                if has_body && !answer.request().extensions().contains::<BodyRead>() {
+                if asked == ConnectionType::Upgrade
+                    || has_body && !answer.request().extensions().contains::<BodyRead>()
+                {
                     (answer.response_mut().head_mut()).set_connection_type(ConnectionType::Close);
                 }
                 if let Some(closed) = mark

@@ -221,6 +221,42 @@ async fn an_upgrade_request_is_refused_and_nothing_behind_it_is_served() {
     );
 }
 
+/// A request that asks to upgrade its connection to anything else (h2c, as curl `--http2` and
+/// Java's `HttpClient` ask on `http://`) is served over HTTP/1.1, and its answer closes the
+/// connection, saying so: actix echoed `Connection: upgrade` and then closed the connection, or
+/// not, depending on whether the next request had already arrived. Nothing pipelined behind it
+/// is served, its code left for a retry.
+#[tokio::test]
+async fn a_request_asking_for_h2c_is_served_and_closes_its_connection() {
+    let app = spawn_app_with(|_| {}).await;
+    let (code, behind) = (app.issue_code(&APP).await, app.issue_code(&APP).await);
+    let upgraded = json_request(&APP, &code).to_string();
+    let first = format!(
+        "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\
+         Content-Length: {}\r\n\r\n{upgraded}",
+        upgraded.len()
+    );
+    let body = json_request(&APP, &behind).to_string();
+
+    let read = pipelined_exchange(&app.address, &first, &body, Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|read| panic!("still open after: {read}"));
+
+    let head = read.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{read}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(read.matches("access_token").count(), 1, "{read}");
+    assert!(
+        !app.code_exists(&code).await,
+        "the upgrade request was not served"
+    );
+    assert!(
+        app.code_exists(&behind).await,
+        "the code behind it was spent"
+    );
+}
+
 /// With `server.keep_alive_secs` = 0 every answer closes its connection, so a request pipelined
 /// behind any one is not served either.
 #[tokio::test]
