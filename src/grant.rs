@@ -292,8 +292,6 @@ fn quoted(scope: &str) -> String {
 
 /// The record, or what is wrong with it, in words that quote none of its values.
 fn parse(raw_record: &[u8]) -> Result<CodeRecord, String> {
-    // serde's derived struct also reads a JSON array, by position; introspection reads token
-    // records as objects only, so an array would make a token nobody can introspect.
     if raw_record.is_empty() {
         // What the exchange script answers for a code key that held no string or over 64 KiB,
         // and for a code whose token-record key holds no string (another writer's).
@@ -303,6 +301,8 @@ fn parse(raw_record: &[u8]) -> Result<CodeRecord, String> {
                 .into(),
         );
     }
+    // serde's derived struct also reads a JSON array, by position; introspection reads token
+    // records as objects only, so an array would make a token nobody can introspect.
     if raw_record.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".into());
     }

@@ -161,7 +161,8 @@ pub struct TokenSettings {
     /// keys, of which only the public half is used.
     #[serde(default, deserialize_with = "list")]
     pub verify_keys: Vec<PathBuf>,
-    /// Clock skew tolerated when introspection and user info check `exp`, in seconds.
+    /// Clock skew tolerated, in seconds: past `exp` at introspection, user info and revocation,
+    /// past `code_max_age_secs` at the exchange, and in how long a retired key must stay.
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
     /// Oldest code (by its record's `issued_at`) exchanged, in seconds; 0: only the record's TTL.

@@ -67,7 +67,7 @@ pub enum Unnamed {
 
 impl Unnamed {
     /// Said where failures are counted (`Throttle::source`), at most once a second each: the
-    /// access log asks for every request, a balancer's health checks included.
+    /// access log asks for nearly every request (all but `/healthz` and `/readyz`).
     pub(super) fn warn(self) {
         match self {
             Self::NoPeer => {}

@@ -42,8 +42,9 @@ pub enum KeyringError {
         path: String,
         source: KeyError,
     },
-    #[error("token.typ: {0}")]
-    Header(#[from] serde_json::Error),
+    /// Serialising the JWS header or the JWK Set, which hold only strings: not expected.
+    #[error("rendering the token header or the JWK Set: {0}")]
+    Render(#[from] serde_json::Error),
 }
 
 /// RFC 7517 §5: a JWK Set.
