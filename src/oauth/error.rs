@@ -251,18 +251,23 @@ impl ResponseError for OAuthError {
     }
 }
 
-/// The realm of our Bearer challenges.
-const REALM: &str = "sso-token";
+/// The realm of our challenges, Basic and Bearer: a macro, so that the Basic one stays a
+/// `&'static str` (`concat!`).
+macro_rules! realm {
+    () => {
+        "sso-token"
+    };
+}
 
 /// The challenge of a refused client authentication (RFC 7617, with RFC 6749 §2.3.1's UTF-8).
 fn basic_challenge() -> HeaderValue {
-    HeaderValue::from_static("Basic realm=\"sso-token\", charset=\"UTF-8\"")
+    HeaderValue::from_static(concat!("Basic realm=\"", realm!(), "\", charset=\"UTF-8\""))
 }
 
 /// An RFC 6750 §3 challenge: `Bearer realm="…"`, then `error="…"` and `scope="…"` when given.
 /// Codes and scopes are our own constants, plain ASCII: the value is always a valid header.
 fn bearer_challenge(error: Option<&str>, scope: Option<&str>) -> HeaderValue {
-    let mut challenge = format!(r#"Bearer realm="{REALM}""#);
+    let mut challenge = format!(r#"Bearer realm="{}""#, realm!());
     if let Some(error) = error {
         challenge.push_str(&format!(r#", error="{error}""#));
     }
