@@ -140,10 +140,6 @@ proptest! {
                     // None sent, or only empty ones: asked for once the client is authenticated.
                     Err(error) => prop_assert!(matches!(error, OAuthError::InvalidRequest(_))),
                 }
-                prop_assert!(query
-                    .hint
-                    .as_deref()
-                    .is_none_or(|hint| sent(&["token_type_hint", "tokenTypeHint"], hint)));
                 prop_assert!(query.client.used_basic || sent(&["client_id", "clientId"], &query.client.id));
             }
             Err(error) => {
@@ -168,6 +164,5 @@ proptest! {
         prop_assert_eq!(parsed.client.secret.expose(), query.secret.as_str());
         prop_assert_eq!(parsed.client.used_basic, query.basic);
         prop_assert_eq!(parsed.token().map(|t| t.expose()).ok(), Some(query.token.as_str()));
-        prop_assert_eq!(parsed.hint, query.hint);
     }
 }
