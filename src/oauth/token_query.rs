@@ -112,6 +112,15 @@ mod tests {
             let query = TokenQuery::parse(FORM, None, body.as_bytes()).unwrap();
             assert_eq!(query.token().unwrap().expose(), "t", "{hint}");
         }
+        let number =
+            json!({"token": "t", "token_type_hint": 1, "client_id": "app", "client_secret": "s"});
+        let twice = "token=t&client_id=app&client_secret=s&token_type_hint=a&token_type_hint=b";
+        for refused in [
+            TokenQuery::parse(JSON, None, number.to_string().as_bytes()),
+            TokenQuery::parse(FORM, None, twice.as_bytes()),
+        ] {
+            assert!(description(refused).contains("token_type_hint"));
+        }
     }
 
     #[test]
