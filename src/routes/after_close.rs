@@ -26,7 +26,7 @@ use std::rc::Rc;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Extensions, RequestHead, Service, ServiceRequest, ServiceResponse};
-use actix_web::http::{ConnectionType, header};
+use actix_web::http::{ConnectionType, Version, header};
 use actix_web::{HttpMessage, HttpRequest};
 
 use crate::oauth::OAuthError;
@@ -111,13 +111,18 @@ where
         match served {
             Ok(call) => {
                 let mut answer = call.await?;
-                if asked == ConnectionType::Upgrade
-                    || has_body && !answer.request().extensions().contains::<BodyRead>()
-                {
-                    (answer.response_mut().head_mut()).set_connection_type(ConnectionType::Close);
+                let unread = has_body && !answer.request().extensions().contains::<BodyRead>();
+                let head = answer.response_mut().head_mut();
+                // actix-http keeps answer heads in a pool of each thread's and resets their
+                // flags but not their version, which its codec writes over at sending. Left as
+                // the last answer's HTTP/1.0, it made `connection_type()` read Close, and this
+                // connection's next request was refused though nothing had closed it.
+                head.version = Version::HTTP_11;
+                if asked == ConnectionType::Upgrade || unread {
+                    head.set_connection_type(ConnectionType::Close);
                 }
                 if let Some(closed) = mark
-                    && answer.response().head().connection_type() == ConnectionType::Close
+                    && head.connection_type() == ConnectionType::Close
                 {
                     closed.set(true);
                 }

@@ -86,6 +86,32 @@ async fn a_request_pipelined_after_one_that_asked_to_close_is_not_served() {
     }
 }
 
+/// actix-http keeps answer heads in a pool of each worker's and does not reset their HTTP
+/// version: after the answer to an HTTP/1.0 request, the next answer built on that head read as
+/// closing its connection, and the second request of another, kept-alive connection was refused
+/// as sent after a close. Neither form of HTTP/1.0 leaves anything behind for the next one.
+#[tokio::test]
+async fn an_http_1_0_request_leaves_the_next_connection_kept_alive() {
+    let app = spawn_app_with(|_| {}).await;
+    for old in [
+        "GET /healthz HTTP/1.0\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    ] {
+        let (status, _, _) = RawConn::open(&app.address).await.send_raw(old).await;
+        assert_eq!(status, 200, "{old:?}");
+
+        let mut next = RawConn::open(&app.address).await;
+        for round in 0..3 {
+            let code = app.issue_code(&APP).await;
+            let (status, head, text) = next
+                .send("POST", TOKEN_PATH, &json_request(&APP, &code).to_string())
+                .await;
+            assert_eq!(status, 200, "{old:?}, exchange {round}: {text}");
+            assert!(!head.contains("connection: close"), "{old:?}: {head}");
+        }
+    }
+}
+
 /// An answer given without reading the request's whole body closes the connection (actix
 /// cannot tell where the next request starts), so nothing pipelined behind it is served either:
 /// a route that reads no body, one that refuses the method, a body over `server.body_limit`,
