@@ -312,10 +312,19 @@ fn parse(raw_record: &[u8]) -> Result<CodeRecord, String> {
     let text = std::str::from_utf8(raw_record).map_err(|_| "not UTF-8".to_string())?;
     // Never serde's own message: it quotes the value (the user's data).
     let record: CodeRecord = serde_json::from_str(text).map_err(|e| redact::json_error(&e))?;
-    // A method without its challenge, or an empty challenge, is a writer's mistake that would
-    // otherwise switch PKCE off for this code without anyone noticing.
-    match (&record.code_challenge, &record.code_challenge_method) {
-        (Some(challenge), _) if challenge.is_empty() => Err("empty code_challenge".into()),
+    // A method without its challenge is a writer's mistake that would otherwise switch PKCE
+    // off for this code without anyone noticing; a challenge no verifier can meet (empty,
+    // padded, standard base64) one that would blame the client for it.
+    match (&record.code_challenge, record.code_challenge_method) {
+        (Some(challenge), method)
+            if !pkce::challenge_well_formed(method.unwrap_or_default(), challenge) =>
+        {
+            Err(
+                "code_challenge is no RFC 7636 challenge (S256: 43 characters of base64url; \
+                 plain: 43 to 128 unreserved characters)"
+                    .into(),
+            )
+        }
         (None, Some(_)) => Err("code_challenge_method without code_challenge".into()),
         _ => Ok(record),
     }

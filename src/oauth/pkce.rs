@@ -22,6 +22,19 @@ pub fn well_formed(value: &str) -> bool {
     (43..=128).contains(&value.len()) && value.bytes().all(super::is_unreserved)
 }
 
+/// Whether a stored challenge is one some verifier could meet: a `plain` one is a verifier
+/// itself, an S256 one 43 characters of base64url (RFC 7636 §4.2). Any other is a writer's
+/// mistake that no client can get past.
+pub fn challenge_well_formed(method: Method, challenge: &str) -> bool {
+    match method {
+        Method::Plain => well_formed(challenge),
+        Method::S256 => {
+            challenge.len() == 43
+                && (challenge.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+    }
+}
+
 /// The S256 challenge of a verifier: `BASE64URL(SHA256(verifier))` without padding.
 pub fn s256_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
@@ -83,6 +96,32 @@ mod tests {
             &longer,
         ] {
             assert!(!verify(Method::Plain, &challenge, verifier), "{verifier}");
+        }
+    }
+
+    #[test]
+    fn only_a_challenge_some_verifier_meets_is_well_formed() {
+        assert!(challenge_well_formed(Method::S256, CHALLENGE));
+        assert!(challenge_well_formed(Method::Plain, VERIFIER));
+        assert!(challenge_well_formed(Method::Plain, &"~".repeat(128)));
+        let padded = format!("{CHALLENGE}=");
+        let standard = CHALLENGE.replace('-', "+");
+        for s256 in [
+            "",
+            &CHALLENGE[1..],
+            &padded,
+            &standard,
+            &CHALLENGE.replace('E', "."),
+        ] {
+            assert!(!challenge_well_formed(Method::S256, s256), "{s256}");
+        }
+        for plain in [
+            "",
+            &VERIFIER[1..],
+            &"a".repeat(129),
+            &VERIFIER.replace('d', " "),
+        ] {
+            assert!(!challenge_well_formed(Method::Plain, plain), "{plain}");
         }
     }
 
