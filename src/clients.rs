@@ -102,6 +102,26 @@ const KNOWN_GRANT_TYPES: [&str; 11] = [
     "urn:ietf:params:oauth:grant-type:uma-ticket",
 ];
 
+/// An absolute URI with a scheme (RFC 3986 §4.3; a native app's `com.example.app:/cb` too),
+/// and a host after `//` for http and https; no fragment (RFC 6749 §3.1.2). White space and
+/// control characters are no part of a URI (RFC 3986 Appendix C): a request's URI, compared
+/// exactly, would never match one with them.
+fn is_redirect_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let web = ["http", "https"]
+        .iter()
+        .any(|w| scheme.eq_ignore_ascii_case(w));
+    !scheme.is_empty()
+        && !uri.contains('#')
+        && !uri.contains(|c: char| c.is_whitespace() || c.is_control())
+        && (!web
+            || rest
+                .strip_prefix("//")
+                .is_some_and(|r| !r.is_empty() && !r.starts_with(['/', '?'])))
+}
+
 fn default_grant_types() -> Vec<String> {
     vec!["authorization_code".to_owned()]
 }
@@ -183,6 +203,23 @@ impl Registry {
             (client.grant_types.iter())
                 .filter(|g| !KNOWN_GRANT_TYPES.contains(&g.as_str()))
                 .map(|g| (client.id.as_str(), g.as_str()))
+        })
+    }
+
+    /// Enabled clients for which no token request can succeed here, and why: no grant type at
+    /// all, or the code grant without a scope to grant (every code would be `invalid_scope`).
+    /// Loaded all the same: a registry shared with other services may hold clients that are
+    /// not for this one, and `enabled = false` says so.
+    pub fn dead_ends(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        self.enabled().filter_map(|client| {
+            let why = if client.grant_types.is_empty() {
+                "grant_types is empty: its token requests are refused (unauthorized_client)"
+            } else if client.allows_grant("authorization_code") && client.scopes.is_empty() {
+                "it has no scopes: every code it exchanges is refused (invalid_scope)"
+            } else {
+                return None;
+            };
+            Some((client.id.as_str(), why))
         })
     }
 
@@ -270,15 +307,11 @@ impl Client {
         if entry.redirect_uris.is_empty() {
             return Err("needs at least one redirect_uris entry".into());
         }
-        // White space is no part of a URI (RFC 3986 Appendix C), and a request's URI, compared
-        // exactly, would never match one with it.
-        if let Some(uri) = entry
-            .redirect_uris
-            .iter()
-            .find(|u| !u.contains(':') || u.contains('#') || u.contains(char::is_whitespace))
-        {
+        if let Some(uri) = entry.redirect_uris.iter().find(|u| !is_redirect_uri(u)) {
             return Err(format!(
-                "redirect URI `{uri}` must be absolute, without a fragment or white space"
+                "redirect URI `{}` must be absolute (with a host if http or https), without a \
+                 fragment, white space or control characters",
+                uri.escape_debug()
             ));
         }
         if entry

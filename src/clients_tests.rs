@@ -122,6 +122,12 @@ fn a_redirect_uri_no_request_could_match_is_refused() {
         "https://app.example/c b",
         "app-cb",
         "https://a/cb#x",
+        "http://",
+        "https:///cb",
+        "https:app.example/cb",
+        ":/cb",
+        // A TOML escape: a raw control character is no TOML.
+        "https://app.example/cb\\u0001",
     ] {
         let text = DEMO.replace("https://app.example/cb", uri);
         match Registry::from_toml(&text, &Argon2Limit::half_the_cpus()) {
@@ -130,6 +136,49 @@ fn a_redirect_uri_no_request_could_match_is_refused() {
             }
             _ => panic!("{uri:?} was accepted"),
         }
+    }
+}
+
+#[test]
+fn a_native_apps_redirect_uri_is_accepted() {
+    for uri in [
+        "com.example.app:/oauth2redirect",
+        "http://127.0.0.1:49152/cb",
+        "HTTPS://App.example",
+    ] {
+        load(&DEMO.replace("https://app.example/cb", uri));
+    }
+}
+
+#[test]
+fn clients_no_token_request_can_succeed_for_are_named() {
+    let no_scopes = DEMO.replace("scopes = [\"user:basic\"]", "");
+    let no_grants = DEMO.replace("scopes", "grant_types = []\nscopes");
+    let others = DEMO.replace(
+        "scopes = [\"user:basic\"]",
+        "grant_types = [\"client_credentials\"]",
+    );
+    let disabled = format!("{no_scopes}enabled = false\n");
+
+    let named = |text: &str| {
+        load(text)
+            .dead_ends()
+            .map(|(id, why)| format!("{id}: {why}"))
+            .collect::<Vec<_>>()
+    };
+
+    assert!(
+        named(&no_scopes)[0].contains("invalid_scope"),
+        "{:?}",
+        named(&no_scopes)
+    );
+    assert!(
+        named(&no_grants)[0].contains("unauthorized_client"),
+        "{:?}",
+        named(&no_grants)
+    );
+    for fine in [DEMO, others.as_str(), disabled.as_str()] {
+        assert!(named(fine).is_empty(), "{fine}");
     }
 }
 

@@ -119,6 +119,9 @@ impl Snapshot {
                  refused (unauthorized_client)"
             );
         }
+        for (id, why) in self.registry.dead_ends() {
+            log::warn!("client {id}: {why}");
+        }
         for id in self.registry.ids_basic_may_garble() {
             log::warn!(
                 "client {id}: its id has characters outside A-Z a-z 0-9 - . _ ~, which client \
