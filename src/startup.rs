@@ -266,7 +266,19 @@ impl Application {
                      until it does; if this lasts, check redis.* (address, password, TLS, mode)"
                 );
             } else {
-                match store.fitness().await {
+                // Both asked before either is said: once the version is logged, so is a
+                // shortfall of replicas.
+                let (fitness, replicas_short) =
+                    (store.fitness().await, store.replicas_short().await);
+                if let Some((connected, asked)) = replicas_short {
+                    log::error!(
+                        "Redis {target}: redis.replica_acks is {asked}, but the master has \
+                         {connected} replica(s) connected: until {asked} are, every exchange \
+                         spends its code and answers 503 (lower redis.replica_acks, or 0 \
+                         without replicas)"
+                    );
+                }
+                match fitness {
                     Ok(Fitness::Runs { version }) => {
                         log::info!("Redis {target}: version {version}")
                     }

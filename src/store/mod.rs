@@ -533,6 +533,31 @@ impl Store {
         }
     }
 
+    /// With `redis.replica_acks`, outside a Cluster: the replicas the master has now and the
+    /// number asked for, when that is fewer, for the start to say so. Until enough connect,
+    /// every exchange spends its code on the master and answers 503, while `/readyz` (a PING)
+    /// passes. `None` also when `ROLE` is refused or not a master's answer: then nothing is
+    /// known.
+    pub async fn replicas_short(&self) -> Option<(usize, u32)> {
+        let acks = self.acks.filter(|_| !self.keys.tagged())?;
+        let role: Value = (self.with_conn(Lanes::Plain, |mut conn| async move {
+            Ok(redis::cmd("ROLE").query_async(&mut conn).await?)
+        }))
+        .await
+        .ok()?;
+        // A master's: `master`, its replication offset, then one entry per replica.
+        let Value::Array(role) = role else {
+            return None;
+        };
+        let connected = match role.as_slice() {
+            [Value::BulkString(name), _, Value::Array(replicas), ..] if name == b"master" => {
+                replicas.len()
+            }
+            _ => return None,
+        };
+        (connected < acks.replicas as usize).then_some((connected, acks.replicas))
+    }
+
     /// [`PERMISSIONS_SCRIPT`] through `eval` (`EVAL` or `EVAL_RO`): the version, then the
     /// commands refused; nil before Redis 7.0.
     async fn version_by(&self, eval: &'static str) -> Result<Option<Vec<String>>, StoreError> {

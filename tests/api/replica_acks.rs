@@ -21,6 +21,7 @@ use crate::code_records::assert_a_foreign_token_key_spends_its_code;
 use crate::cutter::{Cut, Cutter, Hook};
 use crate::failover::exchange_once_served;
 use crate::helpers::{APP, Answer, ISSUER, TestApp, code_record, spawn_app_with, verify_token};
+use crate::log_capture;
 use crate::redis_server::RedisServer;
 use crate::resharding::Migration;
 use crate::topology::{Cluster, SentinelSet, error_replies, query, sentinel_master, wait_until};
@@ -221,6 +222,59 @@ async fn with_replica_acks_a_foreign_token_key_behind_a_spent_code_is_no_503() {
     })
     .await;
     assert_a_foreign_token_key_spends_its_code(&app).await;
+}
+
+/// `redis.replica_acks` above the replicas the master has: every exchange spends its code and
+/// answers 503 while readiness (a PING) passes, so the start says so, naming the setting. With
+/// the replica connected it says nothing.
+#[tokio::test]
+async fn the_start_says_when_the_master_has_fewer_replicas_than_replica_acks() {
+    let master = RedisServer::start();
+    let named = format!("127.0.0.1:{}", master.port());
+    let with_acks = || {
+        spawn_app_with(|s| {
+            s.redis.url = master.url();
+            s.redis.replica_acks = 1;
+        })
+    };
+    let short = |lines: &[String]| {
+        lines.iter().any(|l| {
+            l.starts_with("ERROR")
+                && l.contains(&named)
+                && l.contains("redis.replica_acks is 1, but the master has 0 replica(s)")
+        })
+    };
+
+    let log = log_capture::mark();
+    let _alone = with_acks().await;
+    assert!(
+        short(&started(&log, &named).await),
+        "no error for a master without replicas"
+    );
+
+    let master_port = master.port().to_string();
+    let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master_port], None);
+    wait_until("the replica is in sync", || {
+        query::<String>(master.port(), redis::cmd("INFO").arg("replication"))
+            .is_some_and(|info| info.contains("state=online"))
+    });
+    let log = log_capture::mark();
+    let _replicated = with_acks().await;
+    assert!(
+        !short(&started(&log, &named).await),
+        "an error with the replica connected"
+    );
+}
+
+/// The log since `log`, once the start has named the version of the Redis at `named`; it
+/// logs a shortfall of replicas, if any, before that.
+async fn started(log: &log_capture::Mark, named: &str) -> Vec<String> {
+    log.lines_when(|lines| {
+        lines
+            .iter()
+            .any(|l| l.starts_with("INFO") && l.contains(named) && l.contains(": version"))
+    })
+    .await
 }
 
 /// On Sentinel-found connections, as on the others, `redis.timeout_ms` alone bounds a call: a
