@@ -79,8 +79,8 @@ pub enum KeyError {
     #[error("not a PEM key: {0}")]
     Pem(#[from] pem::PemError),
     #[error(
-        "unsupported PEM block `{0}`; expected PRIVATE KEY (PKCS#8) or RSA PRIVATE KEY, or for a \
-         verify-only key also PUBLIC KEY or RSA PUBLIC KEY"
+        "unsupported PEM block `{0}`; expected PRIVATE KEY (PKCS#8), RSA PRIVATE KEY or EC \
+         PRIVATE KEY, or for a verify-only key also PUBLIC KEY or RSA PUBLIC KEY"
     )]
     Block(String),
     #[error("holds {0} PEM blocks; a key file holds one key (give each its own file)")]
@@ -103,8 +103,11 @@ pub enum KeyError {
 /// The one PEM block of a key file. `pem::parse` reads the first of several and leaves the
 /// others unread: a bundle of public keys in `token.verify_keys` would publish one of them,
 /// and the tokens of the others would be inactive here without a word.
+/// `EC PARAMETERS`, which `openssl ecparam -genkey` writes before the key, only names the curve
+/// that the key names again: left out.
 fn one_block(text: &str) -> Result<pem::Pem, KeyError> {
     let mut blocks = pem::parse_many(text)?;
+    blocks.retain(|block| block.tag() != "EC PARAMETERS");
     match blocks.len() {
         0 => Ok(pem::parse(text)?),
         1 => Ok(blocks.remove(0)),
@@ -155,7 +158,8 @@ impl std::fmt::Debug for VerifyingKey {
 }
 
 impl SigningKey {
-    /// Reads a PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) PEM document.
+    /// Reads a PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`)
+    /// PEM document.
     pub fn from_pem(text: &str) -> Result<Self, KeyError> {
         Self::from_block(&one_block(text)?)
     }
@@ -165,6 +169,11 @@ impl SigningKey {
         let pair = match block.tag() {
             "RSA PRIVATE KEY" => Pair::Rsa(RsaKeyPair::from_der(der).map_err(rsa_rejected)?),
             "PRIVATE KEY" => Self::pkcs8(der)?,
+            // SEC1 (RFC 5915), what `openssl ecparam -genkey` writes.
+            "EC PRIVATE KEY" => Pair::Ecdsa(
+                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|_| KeyError::Rejected)?,
+            ),
             "PUBLIC KEY" | "RSA PUBLIC KEY" => return Err(KeyError::PublicOnly),
             other => return Err(KeyError::Block(other.to_owned())),
         };

@@ -101,6 +101,29 @@ Tro6f1IrukKD0GHiaL5XCTCVt16hRANCAAQ/CEz4D45azeLt9R8hFxra/BycAkcf\n\
 -----END PRIVATE KEY-----\n\
 ";
 
+/// [`OPENSSL_P256_PKCS8`] as SEC1, with the parameters block that `openssl ecparam -genkey`
+/// writes before it (`openssl ec -param_out`).
+const OPENSSL_P256_SEC1: &str = "\
+-----BEGIN EC PARAMETERS-----\n\
+BggqhkjOPQMBBw==\n\
+-----END EC PARAMETERS-----\n\
+-----BEGIN EC PRIVATE KEY-----\n\
+MHcCAQEEIGXhOL2dVV/T7Ox49k66On9SK7pCg9Bh4mi+VwkwlbdeoAoGCCqGSM49\n\
+AwEHoUQDQgAEPwhM+A+OWs3i7fUfIRca2vwcnAJHH+XN+GQFStupZndaCb4s9/kK\n\
+NI5UgpV2LsUYw+ueCmR1fH5am14WqCxyiQ==\n\
+-----END EC PRIVATE KEY-----\n\
+";
+
+/// A throwaway P-384 key as SEC1 (`openssl ecparam -name secp384r1 -genkey -noout`).
+const OPENSSL_P384_SEC1: &str = "\
+-----BEGIN EC PRIVATE KEY-----\n\
+MIGkAgEBBDDnx5yshzMJvCIi1v4Fz29em9Ehf9a/WqDYAA0gB4eJ7TLymQKDFWla\n\
+bJ0QKSsPD7ugBwYFK4EEACKhZANiAATxD8rmGIP8QbMt12C7XDs4wMZ7qv//HCIg\n\
+kYdL9j4nejR+THKkaQG8grMZlz/I7PfzCEsW1xdCjVlfAsfzzCymZ0+c9acodqK/\n\
+xaY+noujykoj7EU+X3NERTidVgErLD4=\n\
+-----END EC PRIVATE KEY-----\n\
+";
+
 /// A throwaway 1024-bit RSA key (`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024`).
 const RSA_1024_PKCS8: &str = "\
 -----BEGIN PRIVATE KEY-----\n\
@@ -413,6 +436,19 @@ fn a_p256_key_written_by_openssl_is_accepted() {
     assert!(jwk_verifies(&key, MESSAGE, &signature));
 }
 
+/// What `openssl ecparam -genkey` writes: SEC1 after a block naming the curve again.
+#[test]
+fn a_sec1_p256_key_is_read_as_the_same_key_as_its_pkcs8_form() {
+    let sec1 = SigningKey::from_pem(OPENSSL_P256_SEC1).unwrap();
+    let pkcs8 = SigningKey::from_pem(OPENSSL_P256_PKCS8).unwrap();
+    assert_eq!(sec1.kid(), pkcs8.kid());
+    assert_eq!(sec1.algorithm(), Algorithm::ES256);
+    let signature = sec1.sign(MESSAGE).unwrap();
+    assert!(jwk_verifies(&pkcs8, MESSAGE, &signature));
+    let public = VerifyingKey::from_pem(OPENSSL_P256_SEC1).unwrap();
+    assert_eq!(public.kid(), pkcs8.kid());
+}
+
 #[test]
 fn rsa_keys_under_2048_bits_are_refused() {
     for pem in [RSA_1024_PKCS8, RSA_1024_PKCS1] {
@@ -448,13 +484,15 @@ fn garbage_and_unsupported_pem_documents_are_refused() {
         block("PRIVATE KEY", b"garbage"),
         block("RSA PRIVATE KEY", b"garbage"),
         block("RSA PRIVATE KEY", &p256_der),
+        block("EC PRIVATE KEY", b"garbage"),
         P384_PKCS8.into(),
+        OPENSSL_P384_SEC1.into(),
     ];
     for text in unusable {
         let error = SigningKey::from_pem(&text).unwrap_err();
         assert!(matches!(error, KeyError::Rejected), "{text:?}: {error:?}");
     }
-    for tag in ["EC PRIVATE KEY", "CERTIFICATE", "ENCRYPTED PRIVATE KEY"] {
+    for tag in ["CERTIFICATE", "ENCRYPTED PRIVATE KEY"] {
         let error = SigningKey::from_pem(&block(tag, &p256_der)).unwrap_err();
         assert!(
             matches!(&error, KeyError::Block(t) if t == tag),
