@@ -152,8 +152,8 @@ pub struct TokenSettings {
     pub scope_separator: String,
     /// Splits a code record's scope when the authorize service stores it as one string.
     pub record_scope_separator: String,
-    /// PEM file holding the private signing key (PKCS#8, PKCS#1 RSA or SEC1 P-256); relative to the working
-    /// directory, like `clients.file`.
+    /// PEM file holding the private signing key (PKCS#8, PKCS#1 RSA or SEC1 P-256); relative
+    /// to the working directory, like `clients.file`.
     pub signing_key: PathBuf,
     /// Keys published and accepted for verification only: the next signer before it signs, the
     /// previous one until its tokens have expired (README, "Key rotation"). Public key files
