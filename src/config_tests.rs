@@ -710,3 +710,41 @@ fn a_missing_setting_is_named() {
     assert!(shown.contains("missing"), "{shown}");
     assert!(shown.contains("`server.tls.key`"), "{shown}");
 }
+
+#[test]
+fn likely_mistakes_load_with_a_doubt_naming_the_setting() {
+    assert!(shipped().doubts().is_empty(), "{:?}", shipped().doubts());
+    let doubted = |change: fn(&mut Settings), named: &str| {
+        let mut settings = shipped();
+        change(&mut settings);
+        let doubts = settings.validate().unwrap().doubts();
+        assert!(
+            doubts.len() == 1 && doubts[0].contains(named),
+            "{named}: {doubts:?}"
+        );
+    };
+    doubted(
+        |s| {
+            s.metrics.enabled = false;
+            s.metrics.listen = "127.0.0.1:9100".into();
+        },
+        "metrics.listen",
+    );
+    doubted(
+        |s| s.server.shutdown_timeout_secs = 3,
+        "server.shutdown_timeout_secs",
+    );
+    doubted(
+        |s| s.throttle.trusted_proxies = vec!["10.0.0.0/8".into(), "::/0".into()],
+        "throttle.trusted_proxies",
+    );
+    doubted(
+        |s| s.throttle.trusted_proxies = vec!["0.0.0.0/0".into()],
+        "throttle.trusted_proxies",
+    );
+    // The edges that are fine: four timeouts exactly, and a wide network that is not all.
+    let mut fine = shipped();
+    fine.server.shutdown_timeout_secs = 4;
+    fine.throttle.trusted_proxies = vec!["0.0.0.0/1".into(), "10.0.0.0/8".into()];
+    assert!(fine.validate().unwrap().doubts().is_empty());
+}

@@ -104,6 +104,9 @@ impl Application {
             throttle,
             Arc::clone(&metrics),
         ));
+        for doubt in settings.doubts() {
+            log::warn!("{doubt}");
+        }
         let workers = settings.server.worker_threads();
         if workers > settings.redis.lanes {
             // Each thread keeps the lane it first took: beyond the lanes, a worker's Redis

@@ -489,6 +489,42 @@ impl Settings {
         self.discovery.validate()?;
         Ok(self)
     }
+
+    /// Settings that load but are likely a mistake, each said in words that name them; the
+    /// start logs them as warnings.
+    pub fn doubts(&self) -> Vec<String> {
+        let mut doubts = Vec::new();
+        if !self.metrics.enabled && !self.metrics.listen.is_empty() {
+            doubts.push(format!(
+                "metrics.listen is `{}` but metrics.enabled is false: no metrics listener is \
+                 started",
+                self.metrics.listen
+            ));
+        }
+        // An exchange whose code is taken late in the grace still needs its answer: four
+        // Redis calls at worst (README, "Operations").
+        let worst_exchange_ms = 4 * self.redis.timeout_ms;
+        if self.server.shutdown_timeout_secs * 1000 < worst_exchange_ms {
+            doubts.push(format!(
+                "server.shutdown_timeout_secs ({} s) is below four redis.timeout_ms ({} ms): \
+                 an exchange under way when a stop's grace ends may have spent its code \
+                 without its answer",
+                self.server.shutdown_timeout_secs, worst_exchange_ms
+            ));
+        }
+        let everyone = (self.throttle.trusted_proxies.iter())
+            .filter_map(|proxy| crate::throttle::Network::parse(proxy))
+            .any(|network| network.is_everything());
+        if everyone {
+            doubts.push(
+                "throttle.trusted_proxies trusts every address (a /0): any client can pick the \
+                 address its failures count under with X-Forwarded-For; list only the \
+                 balancers' addresses"
+                    .into(),
+            );
+        }
+        doubts
+    }
 }
 
 /// A file path as the process reads it, for messages about a file that is missing: relative

@@ -35,6 +35,11 @@ impl Network {
         }
     }
 
+    /// Whether this is a whole address family (`0.0.0.0/0`, `::/0`).
+    pub fn is_everything(&self) -> bool {
+        self.prefix == 0
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let (net, ip, bits) = match (self.address, ip.to_canonical()) {
             (IpAddr::V4(n), IpAddr::V4(i)) => {
