@@ -27,7 +27,13 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
     let certs = read_certs(&settings.cert)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| TlsError::Key {
         path: settings.key.display().to_string(),
-        problem: e.to_string(),
+        problem: match e {
+            // rustls-pki-types says "no items found".
+            rustls::pki_types::pem::Error::NoItemsFound => {
+                "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block in the file".into()
+            }
+            other => other.to_string(),
+        },
     })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)

@@ -76,7 +76,10 @@ pub enum KeyKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("not a PEM key: {0}")]
+    #[error(
+        "not a PEM key (a -----BEGIN …----- block; is the file empty, DER or of another \
+         format?): {0}"
+    )]
     Pem(#[from] pem::PemError),
     #[error(
         "unsupported PEM block `{0}`; expected PRIVATE KEY (PKCS#8), RSA PRIVATE KEY or EC \
