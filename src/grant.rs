@@ -219,7 +219,8 @@ pub fn check(
         log::warn!("client {}: code record is malformed: {problem}", client.id);
         malformed()
     })?;
-    if record.username.is_empty() || record.account_id.is_empty() {
+    // Blank is as good as empty: a `sub` of spaces names nobody.
+    if record.username.trim().is_empty() || record.account_id.trim().is_empty() {
         log::warn!(
             "client {}: code record lacks username or account_id",
             client.id

@@ -492,6 +492,8 @@ fn a_record_with_an_empty_username_or_account_id_is_refused() {
         json!({ "username": "" }),
         json!({ "account_id": "" }),
         json!({ "username": "", "account_id": "" }),
+        json!({ "username": "   " }),
+        json!({ "account_id": "\t\n " }),
     ] {
         let raw = record_with(changes.clone());
         let description = invalid_grant(check_app(&raw, &request(REDIRECT_URI, None)));
