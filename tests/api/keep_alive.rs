@@ -218,18 +218,9 @@ async fn answers_that_read_their_whole_body_keep_the_connection() {
 #[tokio::test]
 async fn an_upgrade_request_is_refused_and_nothing_behind_it_is_served() {
     let app = spawn_app_with(|_| {}).await;
-    let (code, behind) = (app.issue_code(&APP).await, app.issue_code(&APP).await);
-    let upgraded = json_request(&APP, &code).to_string();
-    let first = format!(
-        "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-         Connection: upgrade\r\nUpgrade: websocket\r\nContent-Length: {}\r\n\r\n{upgraded}",
-        upgraded.len()
-    );
-    let body = json_request(&APP, &behind).to_string();
 
-    let read = pipelined_exchange(&app.address, &first, &body, Duration::from_secs(3))
-        .await
-        .unwrap_or_else(|read| panic!("still open after: {read}"));
+    let (read, code, behind) =
+        exchange_asking_to_upgrade(&app, "Connection: upgrade\r\nUpgrade: websocket").await;
 
     assert!(read.starts_with("HTTP/1.1 400 "), "{read}");
     assert!(
@@ -247,6 +238,24 @@ async fn an_upgrade_request_is_refused_and_nothing_behind_it_is_served() {
     );
 }
 
+/// An exchange whose head carries `upgrade` (header lines, no CRLF at the end) and a second
+/// exchange pipelined behind it on a new connection: what was read until the server closed it,
+/// the first exchange's code and the second's.
+async fn exchange_asking_to_upgrade(app: &TestApp, upgrade: &str) -> (String, String, String) {
+    let (code, behind) = (app.issue_code(&APP).await, app.issue_code(&APP).await);
+    let upgraded = json_request(&APP, &code).to_string();
+    let first = format!(
+        "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         {upgrade}\r\nContent-Length: {}\r\n\r\n{upgraded}",
+        upgraded.len()
+    );
+    let body = json_request(&APP, &behind).to_string();
+    let read = pipelined_exchange(&app.address, &first, &body, Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|read| panic!("{upgrade}: still open after: {read}"));
+    (read, code, behind)
+}
+
 /// A request that asks to upgrade its connection to anything else (h2c, as curl `--http2` and
 /// Java's `HttpClient` ask on `http://`) is served over HTTP/1.1, and its answer closes the
 /// connection, saying so: actix echoed `Connection: upgrade` and then closed the connection, or
@@ -255,19 +264,13 @@ async fn an_upgrade_request_is_refused_and_nothing_behind_it_is_served() {
 #[tokio::test]
 async fn a_request_asking_for_h2c_is_served_and_closes_its_connection() {
     let app = spawn_app_with(|_| {}).await;
-    let (code, behind) = (app.issue_code(&APP).await, app.issue_code(&APP).await);
-    let upgraded = json_request(&APP, &code).to_string();
-    let first = format!(
-        "POST {TOKEN_PATH} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-         Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\
-         Content-Length: {}\r\n\r\n{upgraded}",
-        upgraded.len()
-    );
-    let body = json_request(&APP, &behind).to_string();
 
-    let read = pipelined_exchange(&app.address, &first, &body, Duration::from_secs(3))
-        .await
-        .unwrap_or_else(|read| panic!("still open after: {read}"));
+    let (read, code, behind) = exchange_asking_to_upgrade(
+        &app,
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+         HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA",
+    )
+    .await;
 
     let head = read.split("\r\n\r\n").next().unwrap_or_default();
     assert!(head.starts_with("HTTP/1.1 200 "), "{read}");
