@@ -49,12 +49,21 @@ fn a_setting_in_the_environment_with_a_misspelt_prefix_is_named() {
         "sso__redis__url",
         "SSO_ENV",
         "SSO_CONFIG_DIR",
+        "SSO_LOGIN_URL",
+        "SSO_SERVERLESS",
     ]);
     assert_eq!(
         misspelt_prefix(read.into_iter().chain(names(&["PATH"]))),
         None
     );
-    for misspelt in ["SSO_SERVER__TLS__CERT", "sso_redis__url", "SSOREDIS__URL"] {
+    for misspelt in [
+        "SSO_SERVER__TLS__CERT",
+        "sso_redis__url",
+        "SSOREDIS__URL",
+        "SSO_REDIS_URL",
+        "sso_token_signing_key",
+        "SSO_METRICS_ENABLED",
+    ] {
         let found = misspelt_prefix(names(&["SSO__SERVER__LISTEN", misspelt]).into_iter());
         assert_eq!(found.as_deref(), Some(misspelt));
     }
@@ -747,4 +756,30 @@ fn likely_mistakes_load_with_a_doubt_naming_the_setting() {
     fine.server.shutdown_timeout_secs = 4;
     fine.throttle.trusted_proxies = vec!["0.0.0.0/1".into(), "10.0.0.0/8".into()];
     assert!(fine.validate().unwrap().doubts().is_empty());
+}
+
+#[test]
+fn the_reloadable_settings_the_environment_sets_are_named() {
+    let names = [
+        "SSO__TOKEN__SIGNING_KEY",
+        "sso__clients__file",
+        "SSO__DISCOVERY__BASE_URL",
+        "SSO__REDIS__URL",
+        "SSO__SERVER__TLS__CERT",
+        "SSO_ENV",
+        "PATH",
+    ];
+    let found = reloadable_in(names.iter().map(|n| (*n).to_owned()));
+    let found: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("SSO__TOKEN__SIGNING_KEY", "token.signing_key"),
+            ("sso__clients__file", "clients.file"),
+            ("SSO__DISCOVERY__BASE_URL", "discovery.base_url"),
+        ]
+    );
 }

@@ -305,14 +305,62 @@ impl Default for ThrottleSettings {
     }
 }
 
-/// A variable meant as a setting whose prefix is misspelt (`SSO_SERVER__TLS__CERT`): the
-/// environment source skips it unread, so `deny_unknown_fields` never sees it, and a server
-/// would start without the TLS it was given. Any case, as the source reads the names.
+/// A variable meant as a setting whose prefix is misspelt (`SSO_SERVER__TLS__CERT`), or
+/// written with single underscores throughout (`SSO_REDIS_URL`): the environment source skips
+/// it unread, so `deny_unknown_fields` never sees it, and a server would start without the TLS
+/// or the Redis it was given. Any case, as the source reads the names. Other `SSO_` names
+/// (`SSO_ENV`, another program's) are left alone unless they start with a section's name.
 fn misspelt_prefix(mut names: impl Iterator<Item = String>) -> Option<String> {
+    const SECTIONS: [&str; 7] = [
+        "server",
+        "redis",
+        "token",
+        "clients",
+        "throttle",
+        "metrics",
+        "discovery",
+    ];
     names.find(|name| {
         let lower = name.to_ascii_lowercase();
-        lower.starts_with("sso") && lower.contains("__") && !lower.starts_with("sso__")
+        let Some(rest) = lower
+            .strip_prefix("sso")
+            .filter(|_| !lower.starts_with("sso__"))
+        else {
+            return false;
+        };
+        let section_first = |section: &str| {
+            rest.strip_prefix('_')
+                .and_then(|r| r.strip_prefix(section))
+                .is_some_and(|r| r.starts_with('_'))
+        };
+        rest.contains("__") || SECTIONS.iter().any(|s| section_first(s))
     })
+}
+
+/// The settings a reload applies that this process's environment sets, as `(variable,
+/// setting)`: the environment wins over the files at every reload, and a running process's
+/// environment does not change, so editing such a setting in a file does nothing until the
+/// variable goes (a key rotation's new `token.signing_key`, say).
+pub fn reloadable_from_environment() -> Vec<(String, String)> {
+    let names = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+    reloadable_in(names)
+}
+
+fn reloadable_in(names: impl Iterator<Item = String>) -> Vec<(String, String)> {
+    names
+        .filter_map(|name| {
+            let lower = name.to_ascii_lowercase();
+            let (section, key) = lower.strip_prefix("sso__")?.split_once("__")?;
+            ["token", "discovery", "clients"]
+                .contains(&section)
+                .then(|| {
+                    (
+                        name.clone(),
+                        format!("{section}.{}", key.replace("__", ".")),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The most `server.workers` and `redis.pool_size` may be.
