@@ -241,6 +241,12 @@ impl Live {
                 self.current.store(Arc::clone(&snapshot));
                 self.metrics.reload_applied(&snapshot.keys);
                 log::info!("configuration reloaded: {described}");
+                for (variable, setting) in crate::config::reloadable_from_environment() {
+                    log::warn!(
+                        "{setting} comes from the environment ({variable}), which a reload \
+                         cannot change: a new value in the files takes effect only without it"
+                    );
+                }
                 let unchanged = restart_only(&self.started, &settings);
                 if !unchanged.is_empty() {
                     log::warn!(
