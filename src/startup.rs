@@ -297,6 +297,7 @@ impl Application {
                     Err(_) => {}
                 }
             }
+            store.close_this_threads_lane();
         });
         let reloader = tokio::spawn(live::reload_on_sighup(self.live, self.hangups));
         let metrics = self.metrics.as_ref().map(|(_, metrics)| metrics.handle());

@@ -96,6 +96,35 @@ async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
     assert_eq!(status_of(&app, "/readyz").await, 200);
 }
 
+/// `sso_redis_connections` at 0 while traffic flows is the alert for a Redis out of reach: once
+/// Redis is gone and requests have tried it, it reads 0. The start's checks ran on a thread that
+/// serves no request, and their connection, which nothing used or checked again, kept the gauge
+/// at 1 through the outage.
+#[tokio::test]
+async fn once_requests_have_found_redis_gone_no_connection_is_counted() {
+    let log = log_capture::mark();
+    let mut redis = RedisServer::start();
+    let named = format!("127.0.0.1:{}", redis.port());
+    let app = app_on(redis.url()).await;
+    log.lines_when(|lines| (lines.iter()).any(|l| l.contains(&named) && l.contains(": version")))
+        .await;
+    let code = app.issue_code(&APP).await;
+    assert_eq!(app.exchange(&APP, &code).await.status().as_u16(), 200);
+    let held = || async {
+        let exposition = metrics::scrape(&app, &app.address).await;
+        metrics::value(&exposition, "sso_redis_connections")
+    };
+    assert!(held().await >= 1.0, "no connection while Redis serves");
+    let pending = app.issue_code(&APP).await;
+
+    redis.crash();
+    for _ in 0..3 {
+        assert_unavailable(&app, &pending).await;
+    }
+
+    assert_eq!(held().await, 0.0);
+}
+
 #[tokio::test]
 async fn the_server_starts_while_redis_is_down_and_serves_once_it_is_up() {
     let port = HeldPort::new();
