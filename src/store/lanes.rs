@@ -149,6 +149,7 @@ impl Store {
             // The node may have been demoted under us: what it said may not survive.
             result = Err(StoreError::Failover);
         }
+        self.note_outage(&result);
         if let Err(e) = &result
             && !e.keeps_connection(self.fence.is_some())
         {
@@ -278,6 +279,31 @@ impl Store {
     /// connection that serves requests had gone.
     pub fn close_this_threads_lane(&self) {
         *lock(&self.lanes[self.lane_index(Lanes::Plain)]) = None;
+    }
+
+    /// Counts a call that failed for want of Redis (one that ends its connection: refused,
+    /// timed out, cut), and says so once a call succeeds after such failures.
+    fn note_outage<T>(&self, result: &Result<T, StoreError>) {
+        let Some(outage) = &self.outage else {
+            return;
+        };
+        match result {
+            Err(e) if !e.keeps_connection(self.fence.is_some()) => {
+                outage.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {}
+            Ok(_) => {
+                if outage.failed.load(Ordering::Relaxed) > 0 {
+                    let failed = outage.failed.swap(0, Ordering::Relaxed);
+                    if failed > 0 {
+                        crate::info_every_second!(
+                            "Redis {} answers again, after {failed} failed call(s)",
+                            outage.target
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn lane_index(&self, lanes: Lanes) -> usize {

@@ -103,6 +103,16 @@ pub struct Store {
     acks: Option<Acks>,
     /// Sentinel mode only.
     fence: Option<Arc<Fence>>,
+    /// Outside a Cluster: calls failed since the last that succeeded (see `lanes`).
+    outage: Option<Arc<Outage>>,
+}
+
+/// A single master's outage, for the line that says it is over: the failure lines are held to
+/// one a second, and without it the log never said when Redis answered again.
+struct Outage {
+    /// The target as the start named it (password hidden).
+    target: String,
+    failed: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -124,6 +134,13 @@ impl Store {
             acks,
             fence: (settings.mode == RedisMode::Sentinel)
                 .then(|| Fence::new(&settings.sentinels, &settings.master_name)),
+            // In a Cluster one master's calls fail while the others' succeed: no one outage.
+            outage: (settings.mode != RedisMode::Cluster).then(|| {
+                Arc::new(Outage {
+                    target: settings.target(),
+                    failed: 0.into(),
+                })
+            }),
         })
     }
 

@@ -73,8 +73,11 @@ async fn eventually_exchanges(app: &TestApp) {
     panic!("service did not resume within 5 s; last answer: {last}");
 }
 
+/// A stopped Redis is a prompt 503, a restarted one serves again, and the log says when it does
+/// (the failure lines are held to one a second: the last of them says nothing of the end).
 #[tokio::test]
 async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
+    let log = log_capture::mark();
     let port = HeldPort::new();
     let mut redis = RedisServer::start_on(&port, &[]);
     let app = app_on(redis.url()).await;
@@ -94,6 +97,9 @@ async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
 
     eventually_exchanges(&app).await;
     assert_eq!(status_of(&app, "/readyz").await, 200);
+    let again = format!("Redis {} answers again, after ", redis.url());
+    log.lines_when(|lines| (lines.iter()).any(|l| l.starts_with("INFO") && l.contains(&again)))
+        .await;
 }
 
 /// `sso_redis_connections` at 0 while traffic flows is the alert for a Redis out of reach: once
