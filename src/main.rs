@@ -273,13 +273,7 @@ fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) 
 fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     let secret = match secret {
         Some(secret) => secret,
-        None => {
-            let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .map_err(|e| e.to_string())?;
-            input.trim_end_matches(['\r', '\n']).to_owned()
-        }
+        None => read_secret().map_err(|e| e.to_string())?,
     };
     if secret.is_empty() {
         return Err("the secret is empty".into());
@@ -306,6 +300,29 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     };
     println!("{stored}");
     Ok(())
+}
+
+/// The secret from stdin, trailing line breaks dropped. Typed at a terminal: after a prompt on
+/// stderr, one line, with the terminal's echo off, so that the screen does not show it.
+fn read_secret() -> std::io::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, isatty, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let mut input = String::new();
+    if !isatty(&stdin) {
+        stdin.lock().read_to_string(&mut input)?;
+        return Ok(input.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    eprint!("client secret (not shown): ");
+    let shown = tcgetattr(&stdin)?;
+    let mut hidden = shown.clone();
+    hidden.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &hidden)?;
+    let read = stdin.read_line(&mut input);
+    let restored = tcsetattr(&stdin, OptionalActions::Now, &shown);
+    eprintln!();
+    read?;
+    restored?;
+    Ok(input.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// The key is always written to a file this command creates, mode 0600 from the start. With

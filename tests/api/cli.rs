@@ -49,6 +49,50 @@ fn hash_secret_reads_the_secret_from_stdin_without_an_argument() {
     }
 }
 
+/// Typed at a terminal (here `script`'s pseudo-terminal): a prompt, and the secret is not
+/// echoed to the screen; the hash is the same as from a pipe.
+#[test]
+fn hash_secret_at_a_terminal_prompts_and_does_not_echo_the_secret() {
+    use std::io::Read;
+    let secret = "typed-secret-Hk3Vn8Qp";
+    let command = format!("{} hash-secret", env!("CARGO_BIN_EXE_sso-token"));
+    let mut child = without_sso_env(&mut Command::new("script"))
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    // Without a prompt nothing comes: end the wait, and so the test, after 10 s.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        let _ = Command::new("kill").arg(&pid).status();
+    });
+    let mut screen = child.stdout.take().expect("stdout");
+    let mut shown = Vec::new();
+    // Typed only once the prompt is up: the terminal echoes what comes before.
+    while !String::from_utf8_lossy(&shown).contains("(not shown): ") {
+        let mut byte = [0; 1];
+        assert_eq!(
+            screen.read(&mut byte).expect("read"),
+            1,
+            "no prompt: {shown:?}"
+        );
+        shown.push(byte[0]);
+    }
+    let mut typing = child.stdin.take().expect("stdin");
+    typing
+        .write_all(format!("{secret}\n").as_bytes())
+        .expect("typed");
+    screen.read_to_end(&mut shown).expect("read");
+    drop(typing);
+    assert!(child.wait().expect("script ends").success());
+
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains(&hash_secret_sha256(secret)), "{shown}");
+    assert!(!shown.contains(secret), "the secret was echoed: {shown}");
+}
+
 #[test]
 fn hash_secret_warns_of_a_secret_that_basic_credentials_must_form_encode() {
     let warned = |secret: &str| {
