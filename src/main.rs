@@ -356,7 +356,13 @@ fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
             return Err(shown(e));
         }
     } else {
-        write_new_key_file(out, &pem).map_err(shown)?;
+        write_new_key_file(out, &pem).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!(
+                "{}: a file is already there; keygen never overwrites one unless given --force",
+                out.display()
+            ),
+            _ => shown(e),
+        })?;
     }
     println!("{}", key.kid());
     Ok(())

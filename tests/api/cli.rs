@@ -121,6 +121,8 @@ fn keygen_overwrites_only_with_force_and_always_leaves_mode_0600() {
     let refused = sso_token(&["keygen", "--kind", "ed25519", "--out", out], "");
     assert!(!refused.status.success(), "{refused:?}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--force"), "{said}");
 
     let forced = sso_token(
         &["keygen", "--kind", "ed25519", "--out", out, "--force"],
