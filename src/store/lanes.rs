@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Conn, Store, StoreError};
+use crate::clock::unix_now;
 
 pub(super) fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<Held>> {
     lane.held
@@ -293,10 +294,21 @@ impl Store {
             }
             Err(_) => {}
             Ok(_) => {
-                if outage.failed.load(Ordering::Relaxed) > 0 {
+                if outage.failed.load(Ordering::Relaxed) == 0 {
+                    return;
+                }
+                // This store's own limit, not the call site's: each store has its outages.
+                let (now, said_at) = (unix_now(), outage.said_at.load(Ordering::Relaxed));
+                let turn = (outage.said_at).compare_exchange(
+                    said_at,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                if said_at != now && turn.is_ok() {
                     let failed = outage.failed.swap(0, Ordering::Relaxed);
                     if failed > 0 {
-                        crate::info_every_second!(
+                        log::info!(
                             "Redis {} answers again, after {failed} failed call(s)",
                             outage.target
                         );

@@ -113,6 +113,9 @@ struct Outage {
     /// The target as the start named it (password hidden).
     target: String,
     failed: std::sync::atomic::AtomicU64,
+    /// The Unix second of the last such line: one a second at most (a flapping Redis), the
+    /// failures in between counted into the next.
+    said_at: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -139,6 +142,7 @@ impl Store {
                 Arc::new(Outage {
                     target: settings.target(),
                     failed: 0.into(),
+                    said_at: 0.into(),
                 })
             }),
         })
