@@ -312,11 +312,12 @@ fn read_secret() -> std::io::Result<String> {
         stdin.lock().read_to_string(&mut input)?;
         return Ok(input.trim_end_matches(['\r', '\n']).to_owned());
     }
-    eprint!("client secret (not shown): ");
     let shown = tcgetattr(&stdin)?;
     let mut hidden = shown.clone();
     hidden.local_modes.remove(LocalModes::ECHO);
     tcsetattr(&stdin, OptionalActions::Now, &hidden)?;
+    // Only now: what is typed once the prompt is up is not echoed.
+    eprint!("client secret (not shown): ");
     let read = stdin.read_line(&mut input);
     let restored = tcsetattr(&stdin, OptionalActions::Now, &shown);
     eprintln!();
