@@ -711,6 +711,23 @@ fn a_misspelt_setting_stops_the_start_and_is_named() {
         assert!(shown.contains("unknown field"), "{name}: {shown:?}");
         assert!(shown.contains(&format!("`{name}`")), "{name}: {shown}");
     }
+    // serde says nothing of where the key came from: both spellings are named.
+    let shown = load_error("", &[("SSO__SERVER__TLS_CERT", "1")]);
+    assert!(
+        shown.contains("under `[server]` in a file, or SSO__SERVER__TLS_CERT"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches(" in a file").count(), 1, "{shown}");
+    let shown = load_error(
+        "[server.tls]\ncert = \"c\"\nkey = \"k\"\nkey_file = \"k\"\n",
+        &[],
+    );
+    assert!(shown.contains("or SSO__SERVER__TLS__KEY_FILE"), "{shown}");
+    let shown = load_error("[tokens]\nexpires_in = 60\n", &[]);
+    assert!(
+        shown.contains("`[tokens]` in a file, or an SSO__TOKENS__"),
+        "{shown}"
+    );
 }
 
 #[test]

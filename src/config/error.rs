@@ -62,11 +62,22 @@ fn describe(error: &config::ConfigError) -> String {
                 redact::serde_message(&format!("invalid type: {unexpected}, expected {expected}"));
             located(message, key, origin)
         }
-        E::At { error, origin, key } => located(describe(error), key, origin),
+        E::At { error, origin, key } => match (origin, unknown_field(error), error.as_ref()) {
+            (None, Some(field), E::Message(message)) => format!(
+                "{}{}",
+                located(config_message(message), key, origin),
+                spelt_as(key.as_deref(), field)
+            ),
+            _ => located(describe(error), key, origin),
+        },
         // The path of one of our own fields, no value: shown in full (the generic arm below
         // would take it for a quoted value).
         E::NotFound(key) => format!("missing configuration field `{key}`"),
-        E::Message(message) => config_message(message),
+        E::Message(message) => match unknown_field(error) {
+            // A section of its own: the top level's unknown field.
+            Some(field) => format!("{}{}", config_message(message), spelt_as(None, field)),
+            None => config_message(message),
+        },
         other => {
             let message = other.to_string();
             // A missing config file: its path is no secret, and the one clue to a mistyped
@@ -81,6 +92,34 @@ fn describe(error: &config::ConfigError) -> String {
                 redact::serde_message(&message)
             }
         }
+    }
+}
+
+/// The name in serde's "unknown field `name`, expected …", our own field names' alphabet only.
+fn unknown_field(error: &config::ConfigError) -> Option<&str> {
+    let config::ConfigError::Message(message) = error else {
+        return None;
+    };
+    let name = message.strip_prefix("unknown field `")?.split('`').next()?;
+    (name.bytes())
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        .then_some(name)
+}
+
+/// Where an unknown key may have come from, which serde does not say: a file's table and key,
+/// or the environment variable that would set it.
+fn spelt_as(table: Option<&str>, field: &str) -> String {
+    let variable = |path: &str| path.replace('.', "__").to_ascii_uppercase();
+    match table {
+        Some(table) => format!(
+            " (`{field}` under `[{table}]` in a file, or SSO__{}__{})",
+            variable(table),
+            variable(field)
+        ),
+        None => format!(
+            " (`[{field}]` in a file, or an SSO__{}__… variable)",
+            variable(field)
+        ),
     }
 }
 
