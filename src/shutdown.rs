@@ -19,9 +19,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
@@ -65,31 +64,6 @@ where
     }
 }
 
-/// When the grace began, for the line that says it ran out: actix ends a stop that outlasts
-/// the grace by closing what is still open, silently, and the process ends as soon as the
-/// server has stopped, before the stop's own task could say anything more.
-#[derive(Debug, Clone, Default)]
-pub struct GraceBegan(Arc<OnceLock<Instant>>);
-
-impl GraceBegan {
-    fn now(&self) {
-        let _ = self.0.set(Instant::now());
-    }
-
-    /// Once the server has stopped: a warning if its grace of `grace_secs` ran out.
-    pub fn warn_if_it_ran_out(&self, grace_secs: u64) {
-        if let Some(began) = self.0.get()
-            && began.elapsed() >= Duration::from_secs(grace_secs)
-        {
-            log::warn!(
-                "the grace of {grace_secs} s ran out with requests under way, whose connections \
-                 were closed unanswered (an exchange among them may have spent its code): \
-                 raise server.shutdown_timeout_secs"
-            );
-        }
-    }
-}
-
 /// How the server stops after a signal.
 pub struct StopPlan {
     pub draining: Draining,
@@ -99,7 +73,6 @@ pub struct StopPlan {
     pub delay: Duration,
     /// For in-flight requests once the listener is closed.
     pub grace_secs: u64,
-    pub grace_began: GraceBegan,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -177,7 +150,6 @@ pub async fn stop_on_signal(
             plan.grace_secs
         );
         plan.slots.stop_queueing();
-        plan.grace_began.now();
         server.stop(true).await;
         if let Some(metrics) = metrics {
             metrics.stop(true).await;

@@ -20,7 +20,7 @@ use crate::metrics::{Endpoint, Metrics};
 use crate::routes::health::Readiness;
 use crate::routes::http::{self, BodyLimit};
 use crate::routes::{access_log, access_log_on, after_close, metrics, unread_body};
-use crate::shutdown::{self, Draining, GraceBegan, StopPlan, StopSignals};
+use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
 use crate::store::{Fitness, Store, StoreError};
 use crate::throttle::{Network, Throttle};
@@ -235,7 +235,6 @@ impl Application {
                 slots,
                 delay: Duration::from_millis(settings.server.shutdown_delay_ms),
                 grace_secs: settings.server.shutdown_timeout_secs,
-                grace_began: GraceBegan::default(),
             },
             store,
             redis_target,
@@ -302,10 +301,6 @@ impl Application {
         });
         let reloader = tokio::spawn(live::reload_on_sighup(self.live, self.hangups));
         let metrics = self.metrics.as_ref().map(|(_, metrics)| metrics.handle());
-        let grace = (
-            self.stop_plan.grace_began.clone(),
-            self.stop_plan.grace_secs,
-        );
         let stop =
             shutdown::stop_on_signal(self.stops, self.server.handle(), metrics, self.stop_plan);
         tokio::spawn(stop);
@@ -313,7 +308,6 @@ impl Application {
             Some((_, metrics)) => tokio::try_join!(self.server, metrics).map(|_| ()),
             None => self.server.await,
         };
-        grace.0.warn_if_it_ran_out(grace.1);
         reloader.abort();
         stopped
     }

@@ -95,24 +95,6 @@ async fn sigterm_lets_the_exchange_in_flight_finish_with_a_metrics_listener() {
     an_exchange_in_flight_survives("TERM", "127.0.0.1:0").await;
 }
 
-/// A grace shorter than an exchange in flight: actix closes its connection when the grace
-/// ends, and the log says so (it said nothing, and the process ended as after a clean stop).
-#[tokio::test]
-async fn a_grace_that_runs_out_under_an_exchange_is_logged() {
-    let redis = RedisServer::start();
-    let mut settings = outlasting_the_pause(&redis);
-    settings.server.shutdown_timeout_secs = 1;
-    let (server, mut exchange) = an_exchange_held_by_redis(&redis, &settings).await;
-
-    server.signal("TERM");
-
-    server.wait_for_log("the grace of 1 s ran out with requests under way");
-    assert!(
-        exchange.answer(ANSWER_WAIT).await.is_err(),
-        "the exchange was answered"
-    );
-}
-
 #[tokio::test]
 async fn sigint_lets_the_exchange_in_flight_finish() {
     an_exchange_in_flight_survives("INT", "").await;
