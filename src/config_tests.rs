@@ -51,6 +51,15 @@ fn a_setting_in_the_environment_with_a_misspelt_prefix_is_named() {
         "SSO_CONFIG_DIR",
         "SSO_LOGIN_URL",
         "SSO_SERVERLESS",
+        // Kubernetes service links and Docker links of services named sso-redis, sso-token.
+        "SSO_REDIS_SERVICE_HOST",
+        "SSO_REDIS_SERVICE_PORT",
+        "SSO_REDIS_PORT",
+        "SSO_REDIS_PORT_6379_TCP_ADDR",
+        "SSO_TOKEN_SERVICE_HOST",
+        "SSO_TOKEN_PORT_8080_TCP",
+        "SSO_REDIS_NAME",
+        "SSO_REDIS_ENV_REDIS_VERSION",
     ]);
     assert_eq!(
         misspelt_prefix(read.into_iter().chain(names(&["PATH"]))),
@@ -63,6 +72,7 @@ fn a_setting_in_the_environment_with_a_misspelt_prefix_is_named() {
         "SSO_REDIS_URL",
         "sso_token_signing_key",
         "SSO_METRICS_ENABLED",
+        "SSO_SERVER_TLS_CERT",
     ] {
         let found = misspelt_prefix(names(&["SSO__SERVER__LISTEN", misspelt]).into_iter());
         assert_eq!(found.as_deref(), Some(misspelt));
@@ -799,4 +809,19 @@ fn the_reloadable_settings_the_environment_sets_are_named() {
             ("SSO__DISCOVERY__BASE_URL", "discovery.base_url"),
         ]
     );
+}
+
+/// The list [`misspelt_prefix`] reads, against what each section's fields are.
+#[test]
+fn the_settings_by_section_are_every_field_of_each_section() {
+    for (section, keys) in SETTINGS {
+        let shown = load_error(&format!("[{section}]\nzz_probe = 1\n"), &[]);
+        let expected = shown
+            .split_once("expected ")
+            .and_then(|(_, rest)| rest.split_once(" for key"))
+            .map(|(list, _)| list)
+            .unwrap_or_else(|| panic!("{section}: {shown}"));
+        let fields: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        assert_eq!(fields, keys, "{section}");
+    }
 }

@@ -305,21 +305,79 @@ impl Default for ThrottleSettings {
     }
 }
 
+/// Every setting by section, for the variables written with single underscores that
+/// [`misspelt_prefix`] refuses (a test checks the list against the settings' own fields).
+const SETTINGS: [(&str, &[&str]); 7] = [
+    (
+        "server",
+        &[
+            "listen",
+            "workers",
+            "body_limit",
+            "body_timeout_ms",
+            "keep_alive_secs",
+            "max_connections",
+            "exchange_slots",
+            "slot_wait_ms",
+            "shutdown_timeout_secs",
+            "shutdown_delay_ms",
+            "tls",
+        ],
+    ),
+    (
+        "redis",
+        &[
+            "mode",
+            "url",
+            "sentinels",
+            "master_name",
+            "node_username",
+            "node_password",
+            "node_tls",
+            "nodes",
+            "pool_size",
+            "timeout_ms",
+            "key_prefix",
+            "replica_acks",
+            "replica_ack_timeout_ms",
+            "tcp_keepalive_secs",
+        ],
+    ),
+    (
+        "token",
+        &[
+            "issuer",
+            "audience",
+            "typ",
+            "expires_in",
+            "scope_separator",
+            "record_scope_separator",
+            "signing_key",
+            "verify_keys",
+            "leeway_secs",
+            "code_max_age_secs",
+        ],
+    ),
+    ("clients", &["file", "argon2_slots"]),
+    (
+        "throttle",
+        &["enabled", "max_failures", "window_secs", "trusted_proxies"],
+    ),
+    ("metrics", &["enabled", "listen"]),
+    (
+        "discovery",
+        &["base_url", "authorization_endpoint", "max_age_secs"],
+    ),
+];
+
 /// A variable meant as a setting whose prefix is misspelt (`SSO_SERVER__TLS__CERT`), or
 /// written with single underscores throughout (`SSO_REDIS_URL`): the environment source skips
 /// it unread, so `deny_unknown_fields` never sees it, and a server would start without the TLS
-/// or the Redis it was given. Any case, as the source reads the names. Other `SSO_` names
-/// (`SSO_ENV`, another program's) are left alone unless they start with a section's name.
+/// or the Redis it was given. Any case, as the source reads the names. Other `SSO_` names are
+/// left alone: `SSO_ENV`, another program's, and those Kubernetes and Docker derive from a
+/// service named `sso-redis` or `sso-token` (`SSO_REDIS_SERVICE_HOST`, `SSO_TOKEN_PORT`):
+/// single underscores count only before one of the section's own settings.
 fn misspelt_prefix(mut names: impl Iterator<Item = String>) -> Option<String> {
-    const SECTIONS: [&str; 7] = [
-        "server",
-        "redis",
-        "token",
-        "clients",
-        "throttle",
-        "metrics",
-        "discovery",
-    ];
     names.find(|name| {
         let lower = name.to_ascii_lowercase();
         let Some(rest) = lower
@@ -328,12 +386,17 @@ fn misspelt_prefix(mut names: impl Iterator<Item = String>) -> Option<String> {
         else {
             return false;
         };
-        let section_first = |section: &str| {
-            rest.strip_prefix('_')
-                .and_then(|r| r.strip_prefix(section))
-                .is_some_and(|r| r.starts_with('_'))
+        let a_setting = |(section, keys): &(&str, &[&str])| {
+            let Some(key) = rest.strip_prefix('_').and_then(|r| r.strip_prefix(section)) else {
+                return false;
+            };
+            let key = key.strip_prefix('_').unwrap_or("");
+            keys.iter().any(|k| {
+                key.strip_prefix(k)
+                    .is_some_and(|after| after.is_empty() || after.starts_with('_'))
+            })
         };
-        rest.contains("__") || SECTIONS.iter().any(|s| section_first(s))
+        rest.contains("__") || SETTINGS.iter().any(a_setting)
     })
 }
 
