@@ -272,8 +272,6 @@ impl Store {
             .unwrap_or(Err(StoreError::Timeout(self.timeout)))
     }
 
-    /// This thread's lane. With acks the lanes come in two halves, `Plain` then `Waiting`;
-    /// without, every operation shares them all.
     /// Closes the connection of the calling thread's lane. For the start's checks, which run
     /// on a thread that serves no request: left open, that connection, which nothing used or
     /// checked again, kept `sso_redis_connections` at 1 through an outage in which every
@@ -318,6 +316,8 @@ impl Store {
         }
     }
 
+    /// This thread's lane. With acks the lanes come in two halves, `Plain` then `Waiting`;
+    /// without, every operation shares them all.
     fn lane_index(&self, lanes: Lanes) -> usize {
         let thread = LANE.with(|i| *i);
         if self.acks.is_none() {

@@ -246,3 +246,28 @@ fn a_lane_whose_rebuild_was_dropped_with_its_runtime_can_be_rebuilt_again() {
             .expect("the rebuild ended");
     });
 }
+
+/// The start's checks close the lane they used (`Application::run_until_stopped`): a connection
+/// nothing uses again is not counted in `sso_redis_connections`, which must read 0 in an outage.
+#[tokio::test]
+async fn closing_this_threads_lane_leaves_no_connection_counted() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(node(listener, Arc::default(), Duration::ZERO));
+    let settings: RedisSettings = toml::from_str(&format!(
+        r#"
+        url = "redis://127.0.0.1:{port}"
+        pool_size = 2
+        timeout_ms = 2000
+        key_prefix = "test:"
+        "#
+    ))
+    .unwrap();
+    let store = Store::new(&settings).unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(store.connections(), 1);
+
+    store.close_this_threads_lane();
+
+    assert_eq!(store.connections(), 0);
+}
