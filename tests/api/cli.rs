@@ -62,11 +62,16 @@ fn hash_secret_at_a_terminal_prompts_and_does_not_echo_the_secret() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("script (util-linux) runs");
-    // Without a prompt nothing comes: end the wait, and so the test, after 10 s.
+    // Without a prompt nothing comes: end the wait, and so the test, after 10 s (unless the
+    // child has ended: its pid may since belong to another test's process).
     let pid = child.id().to_string();
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watched = std::sync::Arc::clone(&ended);
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(10));
-        let _ = Command::new("kill").arg(&pid).status();
+        if !watched.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = Command::new("kill").arg(&pid).status();
+        }
     });
     let mut screen = child.stdout.take().expect("stdout");
     let mut shown = Vec::new();
@@ -86,7 +91,9 @@ fn hash_secret_at_a_terminal_prompts_and_does_not_echo_the_secret() {
         .expect("typed");
     screen.read_to_end(&mut shown).expect("read");
     drop(typing);
-    assert!(child.wait().expect("script ends").success());
+    let status = child.wait().expect("script ends");
+    ended.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(status.success());
 
     let shown = String::from_utf8_lossy(&shown);
     assert!(shown.contains(&hash_secret_sha256(secret)), "{shown}");
