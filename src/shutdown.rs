@@ -19,7 +19,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
@@ -30,15 +30,68 @@ use crate::slots::Slots;
 
 /// Set once a stop has begun; shared by the probe, the middleware and the signal task.
 #[derive(Debug, Clone, Default)]
-pub struct Draining(Arc<AtomicBool>);
+pub struct Draining(Arc<DrainState>);
+
+#[derive(Debug, Default)]
+struct DrainState {
+    on: AtomicBool,
+    /// Requests between their start and their answer. When the grace runs out actix closes
+    /// what is still open, silently, and the process may end before it drops their futures.
+    in_flight: AtomicU64,
+    /// Requests whose answer was dropped unfinished since the stop began (the grace ran out,
+    /// or their client left).
+    unanswered: AtomicU64,
+}
 
 impl Draining {
     pub fn begin(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.on.store(true, Ordering::Relaxed);
     }
 
     pub fn is_on(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.on.load(Ordering::Relaxed)
+    }
+
+    /// Once the server has stopped: a warning if requests were left unanswered.
+    pub fn warn_of_the_unanswered(&self, grace_secs: u64) {
+        let unanswered =
+            self.0.unanswered.load(Ordering::Relaxed) + self.0.in_flight.load(Ordering::Relaxed);
+        if unanswered > 0 {
+            log::warn!(
+                "{unanswered} request(s) under way were closed unanswered during the stop: the \
+                 grace of {grace_secs} s ran out (or their clients left); an exchange among them \
+                 may have spent its code (server.shutdown_timeout_secs)"
+            );
+        }
+    }
+}
+
+/// Held across a request's answer in [`close_when_draining`], counted in flight until then:
+/// dropped before its answer (the answer's future dropped unfinished) during a stop, it counts
+/// the request unanswered.
+struct Answering(Option<Draining>);
+
+impl Answering {
+    fn new(draining: &Draining) -> Self {
+        draining.0.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Some(draining.clone()))
+    }
+
+    /// The answer is there: no longer in flight.
+    fn answered(&mut self) -> Option<Draining> {
+        let draining = self.0.take()?;
+        draining.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        Some(draining)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if let Some(draining) = self.answered()
+            && draining.is_on()
+        {
+            draining.0.unanswered.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -53,11 +106,13 @@ pub fn close_when_draining<S, B>(
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
-    let draining = draining.clone();
+    let mut answering = Answering::new(draining);
     let answer = service.call(request);
     async move {
-        let mut answer = answer.await?;
-        if draining.is_on() {
+        let answered = answer.await;
+        let draining = answering.answered();
+        let mut answer = answered?;
+        if draining.is_some_and(|d| d.is_on()) {
             (answer.response_mut().head_mut()).set_connection_type(ConnectionType::Close);
         }
         Ok(answer)

@@ -129,6 +129,16 @@ impl ServerProcess {
         panic!("no log line with `{needle}` within {WAIT:?}: {lines:#?}");
     }
 
+    /// Every log line from now on until the process has ended, which it must within `within`.
+    pub fn log_to_the_end(&mut self, within: Duration) -> Vec<String> {
+        assert!(
+            self.exit_within(within).is_some(),
+            "running after {within:?}"
+        );
+        // The process is gone: the reader thread sends what is left, then hangs up.
+        std::iter::from_fn(|| self.log.recv_timeout(Duration::from_secs(2)).ok()).collect()
+    }
+
     /// The server's process id (the wrapper shell execs it).
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -95,6 +95,45 @@ async fn sigterm_lets_the_exchange_in_flight_finish_with_a_metrics_listener() {
     an_exchange_in_flight_survives("TERM", "127.0.0.1:0").await;
 }
 
+/// A grace shorter than an exchange in flight: actix closes its connection when the grace ends,
+/// silently, and the process ended as after a clean stop. The log says so now.
+#[tokio::test]
+async fn a_grace_that_runs_out_under_an_exchange_is_logged() {
+    let redis = RedisServer::start();
+    let mut settings = outlasting_the_pause(&redis);
+    settings.server.shutdown_timeout_secs = 1;
+    let (server, mut exchange) = an_exchange_held_by_redis(&redis, &settings).await;
+
+    server.signal("TERM");
+
+    server.wait_for_log("1 request(s) under way were closed unanswered during the stop");
+    assert!(
+        exchange.answer(ANSWER_WAIT).await.is_err(),
+        "the exchange was answered"
+    );
+}
+
+/// And a stop that answers everything in its grace says nothing of the kind.
+#[tokio::test]
+async fn a_stop_that_answers_everything_says_nothing_unanswered() {
+    let redis = RedisServer::start();
+    let settings = outlasting_the_pause(&redis);
+    let (mut server, mut exchange) = an_exchange_held_by_redis(&redis, &settings).await;
+
+    server.signal("TERM");
+
+    let (status, _, text) = exchange.answer(ANSWER_WAIT).await.expect("an answer");
+    assert_eq!(status, 200, "{text}");
+    let log = tokio::task::spawn_blocking(move || server.log_to_the_end(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(
+        log.iter().any(|l| l.contains("no new connections")),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("unanswered")), "{log:#?}");
+}
+
 #[tokio::test]
 async fn sigint_lets_the_exchange_in_flight_finish() {
     an_exchange_in_flight_survives("INT", "").await;
