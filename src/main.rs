@@ -308,21 +308,21 @@ fn read_secret() -> std::io::Result<String> {
     use rustix::termios::{LocalModes, OptionalActions, isatty, tcgetattr, tcsetattr};
     let stdin = std::io::stdin();
     let mut input = String::new();
-    if !isatty(&stdin) {
+    if isatty(&stdin) {
+        let shown = tcgetattr(&stdin)?;
+        let mut hidden = shown.clone();
+        hidden.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &hidden)?;
+        // Only now: what is typed once the prompt is up is not echoed.
+        eprint!("client secret (not shown): ");
+        let read = stdin.read_line(&mut input);
+        let restored = tcsetattr(&stdin, OptionalActions::Now, &shown);
+        eprintln!();
+        read?;
+        restored?;
+    } else {
         stdin.lock().read_to_string(&mut input)?;
-        return Ok(input.trim_end_matches(['\r', '\n']).to_owned());
     }
-    let shown = tcgetattr(&stdin)?;
-    let mut hidden = shown.clone();
-    hidden.local_modes.remove(LocalModes::ECHO);
-    tcsetattr(&stdin, OptionalActions::Now, &hidden)?;
-    // Only now: what is typed once the prompt is up is not echoed.
-    eprint!("client secret (not shown): ");
-    let read = stdin.read_line(&mut input);
-    let restored = tcsetattr(&stdin, OptionalActions::Now, &shown);
-    eprintln!();
-    read?;
-    restored?;
     Ok(input.trim_end_matches(['\r', '\n']).to_owned())
 }
 

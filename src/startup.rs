@@ -301,7 +301,7 @@ impl Application {
         });
         let reloader = tokio::spawn(live::reload_on_sighup(self.live, self.hangups));
         let metrics = self.metrics.as_ref().map(|(_, metrics)| metrics.handle());
-        let draining = (self.stop_plan.draining.clone(), self.stop_plan.grace_secs);
+        let (draining, grace_secs) = (self.stop_plan.draining.clone(), self.stop_plan.grace_secs);
         let stop =
             shutdown::stop_on_signal(self.stops, self.server.handle(), metrics, self.stop_plan);
         tokio::spawn(stop);
@@ -310,7 +310,7 @@ impl Application {
             None => self.server.await,
         };
         // Here, not in the stop's task: the process ends as soon as the servers have stopped.
-        draining.0.warn_of_the_unanswered(draining.1);
+        draining.warn_of_the_unanswered(grace_secs);
         reloader.abort();
         stopped
     }

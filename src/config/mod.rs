@@ -386,14 +386,14 @@ fn misspelt_prefix(mut names: impl Iterator<Item = String>) -> Option<String> {
         else {
             return false;
         };
+        // `_<section>_<key>`, the key perhaps followed by more (`_tls_cert`).
         let a_setting = |(section, keys): &(&str, &[&str])| {
-            let Some(key) = rest.strip_prefix('_').and_then(|r| r.strip_prefix(section)) else {
-                return false;
-            };
-            let key = key.strip_prefix('_').unwrap_or("");
-            keys.iter().any(|k| {
-                key.strip_prefix(k)
-                    .is_some_and(|after| after.is_empty() || after.starts_with('_'))
+            let key = rest.strip_prefix('_').and_then(|r| r.strip_prefix(section));
+            key.and_then(|r| r.strip_prefix('_')).is_some_and(|key| {
+                keys.iter().any(|k| {
+                    key.strip_prefix(k)
+                        .is_some_and(|after| after.is_empty() || after.starts_with('_'))
+                })
             })
         };
         rest.contains("__") || SETTINGS.iter().any(a_setting)
