@@ -304,26 +304,75 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
 
 /// The secret from stdin, trailing line breaks dropped. Typed at a terminal: after a prompt on
 /// stderr, one line, with the terminal's echo off, so that the screen does not show it.
+///
+/// Ctrl-C and Ctrl-\ end the line there rather than the process: killed by a signal, the
+/// process could not turn the echo back on, and the shell would go on without it.
 fn read_secret() -> std::io::Result<String> {
-    use rustix::termios::{LocalModes, OptionalActions, isatty, tcgetattr, tcsetattr};
+    use rustix::termios::{
+        LocalModes, OptionalActions, SpecialCodeIndex as Code, isatty, tcgetattr, tcsetattr,
+    };
     let stdin = std::io::stdin();
     let mut input = String::new();
     if isatty(&stdin) {
         let shown = tcgetattr(&stdin)?;
         let mut hidden = shown.clone();
-        hidden.local_modes.remove(LocalModes::ECHO);
+        hidden
+            .local_modes
+            .remove(LocalModes::ECHO | LocalModes::ISIG);
+        let (interrupt, quit) = (
+            shown.special_codes[Code::VINTR],
+            shown.special_codes[Code::VQUIT],
+        );
+        // 0 is a control character turned off, not one to wait for.
+        let stops = [b'\n', interrupt, quit].map(|b| (b != 0).then_some(b));
+        hidden.special_codes[Code::VEOL] = interrupt;
+        hidden.special_codes[Code::VEOL2] = quit;
         tcsetattr(&stdin, OptionalActions::Now, &hidden)?;
         // Only now: what is typed once the prompt is up is not echoed.
         eprint!("client secret (not shown): ");
-        let read = stdin.read_line(&mut input);
+        let mut line = Vec::new();
+        let read = read_line_until(&mut stdin.lock(), &stops, &mut line);
         let restored = tcsetattr(&stdin, OptionalActions::Now, &shown);
         eprintln!();
         read?;
         restored?;
+        if line
+            .last()
+            .is_some_and(|&b| b != b'\n' && stops.contains(&Some(b)))
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted",
+            ));
+        }
+        input = String::from_utf8(line).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "the secret is not UTF-8")
+        })?;
     } else {
         stdin.lock().read_to_string(&mut input)?;
     }
     Ok(input.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Bytes up to and with the first of `stops`, or to the end of input.
+fn read_line_until(
+    from: &mut impl std::io::BufRead,
+    stops: &[Option<u8>],
+    line: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    loop {
+        let buffered = from.fill_buf()?;
+        if buffered.is_empty() {
+            return Ok(());
+        }
+        let end = buffered.iter().position(|b| stops.contains(&Some(*b)));
+        let taken = end.map_or(buffered.len(), |at| at + 1);
+        line.extend_from_slice(&buffered[..taken]);
+        from.consume(taken);
+        if end.is_some() {
+            return Ok(());
+        }
+    }
 }
 
 /// The key is always written to a file this command creates, mode 0600 from the start. With

@@ -51,13 +51,12 @@ fn hash_secret_reads_the_secret_from_stdin_without_an_argument() {
 
 /// Typed at a terminal (here `script`'s pseudo-terminal): a prompt, and the secret is not
 /// echoed to the screen; the hash is the same as from a pipe.
-#[test]
-fn hash_secret_at_a_terminal_prompts_and_does_not_echo_the_secret() {
+/// `command` run by `sh` at a terminal (`script`'s), `typed` sent once `hash-secret`'s prompt is
+/// up (the terminal echoes what comes before); what the terminal showed, and whether it ended well.
+fn at_a_terminal(command: &str, typed: &[u8]) -> (bool, String) {
     use std::io::Read;
-    let secret = "typed-secret-Hk3Vn8Qp";
-    let command = format!("{} hash-secret", env!("CARGO_BIN_EXE_sso-token"));
     let mut child = without_sso_env(&mut Command::new("script"))
-        .args(["-qec", &command, "/dev/null"])
+        .args(["-qec", command, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -75,7 +74,6 @@ fn hash_secret_at_a_terminal_prompts_and_does_not_echo_the_secret() {
     });
     let mut screen = child.stdout.take().expect("stdout");
     let mut shown = Vec::new();
-    // Typed only once the prompt is up: the terminal echoes what comes before.
     while !String::from_utf8_lossy(&shown).contains("(not shown): ") {
         let mut byte = [0; 1];
         assert_eq!(
@@ -86,18 +84,46 @@ fn hash_secret_at_a_terminal_prompts_and_does_not_echo_the_secret() {
         shown.push(byte[0]);
     }
     let mut typing = child.stdin.take().expect("stdin");
-    typing
-        .write_all(format!("{secret}\n").as_bytes())
-        .expect("typed");
+    typing.write_all(typed).expect("typed");
     screen.read_to_end(&mut shown).expect("read");
     drop(typing);
     let status = child.wait().expect("script ends");
     ended.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(status.success());
+    (
+        status.success(),
+        String::from_utf8_lossy(&shown).into_owned(),
+    )
+}
 
-    let shown = String::from_utf8_lossy(&shown);
+#[test]
+fn hash_secret_at_a_terminal_prompts_and_does_not_echo_the_secret() {
+    let secret = "typed-secret-Hk3Vn8Qp";
+    let command = format!("{} hash-secret", env!("CARGO_BIN_EXE_sso-token"));
+    let (success, shown) = at_a_terminal(&command, format!("{secret}\n").as_bytes());
+    assert!(success, "{shown}");
     assert!(shown.contains(&hash_secret_sha256(secret)), "{shown}");
     assert!(!shown.contains(secret), "the secret was echoed: {shown}");
+}
+
+/// Killed by SIGINT, the command could not turn the terminal's echo back on: a shell that does
+/// not restore it (this `sh`) would go on blind.
+#[test]
+fn hash_secret_interrupted_at_its_prompt_gives_the_terminal_its_echo_back() {
+    let command = format!(
+        "{} hash-secret; echo status=$?; stty -a",
+        env!("CARGO_BIN_EXE_sso-token")
+    );
+    for interrupt in [b"half-typed\x03", b"half-typed\x1c"] {
+        let (_, shown) = at_a_terminal(&format!("sh -c '{command}'"), interrupt);
+        assert!(shown.contains("sso-token: interrupted"), "{shown}");
+        assert!(shown.contains("status=1"), "{shown}");
+        let modes: Vec<&str> = shown.split_whitespace().collect();
+        assert!(modes.contains(&"echo"), "echo left off: {shown}");
+        assert!(
+            !shown.contains(&hash_secret_sha256("half-typed")),
+            "{shown}"
+        );
+    }
 }
 
 #[test]
