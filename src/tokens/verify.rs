@@ -49,8 +49,14 @@ pub enum Rejected {
 struct Header<'a> {
     alg: &'a str,
     kid: Option<&'a str>,
-    /// Extensions we would have to understand (RFC 7515 §4.1.11); we never set any.
-    crit: Option<serde::de::IgnoredAny>,
+    /// Extensions we would have to understand (RFC 7515 §4.1.11); we never set any. Present
+    /// whatever its value: `null` is no more a header without `crit` than `[]` is.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(value).map(|_| true)
 }
 
 impl std::fmt::Debug for Verifier {
@@ -96,7 +102,7 @@ impl Verifier {
         let header_json = decode(encoded_header)?;
         let header: Header<'_> =
             serde_json::from_slice(&header_json).map_err(|_| Rejected::Malformed)?;
-        if header.crit.is_some() {
+        if header.crit {
             return Err(Rejected::Malformed);
         }
         let key = header

@@ -177,7 +177,6 @@ fn malformed_tokens_are_refused_without_panicking() {
     let (signer, public) = pair(KeyKind::Ed25519);
     let token = mint(signer, "x");
     let verifier = verifier_of(&[&public]);
-    let with_crit = reencode(&token, 0, |header| header["crit"] = json!(["exp"]));
     let without_kid = reencode(&token, 0, |header| {
         header.as_object_mut().unwrap().remove("kid");
     });
@@ -188,10 +187,30 @@ fn malformed_tokens_are_refused_without_panicking() {
         "!!!.???.***".into(),
         "e30.e30.".into(),
         format!("{token}{}", "A".repeat(MAX_TOKEN)),
-        with_crit,
         without_kid,
     ] {
         assert!(verifier.verify(&bad).is_err(), "{bad}");
+    }
+}
+
+/// Signed anew by the key itself, so that only the header's `crit` can refuse them.
+#[test]
+fn a_header_with_crit_is_refused_whatever_its_value() {
+    let pem = SigningKey::generate_pem(KeyKind::Ed25519).unwrap();
+    let signer = SigningKey::from_pem(&pem).unwrap();
+    let verifier = verifier_of(&[signer.verifying_key()]);
+    let token = mint(SigningKey::from_pem(&pem).unwrap(), "x");
+    let signed = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let edited = reencode(&token, 0, edit);
+        let input = edited.rsplit_once('.').unwrap().0;
+        let signature = URL_SAFE_NO_PAD.encode(signer.sign(input.as_bytes()).unwrap());
+        format!("{input}.{signature}")
+    };
+    let unchanged = signed(&|_| {});
+    assert!(verifier.verify(&unchanged).is_ok());
+    for crit in [json!(["exp"]), json!([]), json!(null), json!("b64")] {
+        let with_crit = signed(&|header| header["crit"] = crit.clone());
+        assert!(verifier.verify(&with_crit).is_err(), "{crit}");
     }
 }
 
