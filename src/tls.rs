@@ -8,9 +8,10 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::TlsSettings;
+use crate::config::{TlsSettings, absolute};
 
-/// Why the TLS configuration was refused; the message names the setting and the file.
+/// Why the TLS configuration was refused; the message names the setting and the file, by its
+/// full path: a relative one is read from the working directory, which the reader may not know.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("server.tls.cert `{path}`: {problem}")]
@@ -26,7 +27,7 @@ pub enum TlsError {
 pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
     let certs = read_certs(&settings.cert)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| TlsError::Key {
-        path: settings.key.display().to_string(),
+        path: absolute(&settings.key),
         problem: match e {
             // rustls-pki-types says "no items found".
             rustls::pki_types::pem::Error::NoItemsFound => {
@@ -56,7 +57,7 @@ pub fn files_digest(settings: &TlsSettings) -> Option<Vec<u8>> {
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let error = |problem: String| TlsError::Cert {
-        path: path.display().to_string(),
+        path: absolute(path),
         problem,
     };
     let certs = CertificateDer::pem_file_iter(path)
@@ -68,3 +69,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     }
     Ok(certs)
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
