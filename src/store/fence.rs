@@ -335,13 +335,29 @@ impl Drop for Alive {
 }
 
 /// Follows one sentinel's events until the fence (the store) is gone; reconnects after errors.
+/// Losing a sentinel is said once (only the leader of a failover announces its start, so one
+/// it leads goes unseen meanwhile), and so is following it again.
 async fn watch(alive: Alive, index: usize, url: String) {
     let fence = &alive.0;
     // A sentinel's URL may carry its password.
     let shown = crate::redact::redis_url(&url);
+    let mut lost = false;
     while fence.strong_count() > 0 {
-        if let Err(e) = follow(fence, index, &url).await {
-            log::debug!("sentinel {shown}: {}", crate::redact::redis_error(&e));
+        let ended = follow(fence, index, &url, &shown, &mut lost).await;
+        if fence.strong_count() == 0 {
+            break;
+        }
+        let why = match &ended {
+            Ok(()) => "its connection closed".to_owned(),
+            Err(e) => crate::redact::redis_error(e),
+        };
+        if std::mem::replace(&mut lost, true) {
+            log::debug!("sentinel {shown}: {why}");
+        } else {
+            log::warn!(
+                "sentinel {shown}: not followed ({why}); a failover it leads goes unseen until \
+                 it is reached again"
+            );
         }
         // Not reached, or no longer: nothing more to learn from it at start.
         if let Some(fence) = fence.upgrade() {
@@ -353,10 +369,19 @@ async fn watch(alive: Alive, index: usize, url: String) {
 
 /// Follows one sentinel until its connection ends, fails, or stays silent and does not answer a
 /// ping within [`WATCH_TICK`] × 4 (then [`watch`] connects again).
-async fn follow(fence: &Weak<Fence>, index: usize, url: &str) -> redis::RedisResult<()> {
+async fn follow(
+    fence: &Weak<Fence>,
+    index: usize,
+    url: &str,
+    shown: &str,
+    lost: &mut bool,
+) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let (mut sink, mut messages) = bounded(client.get_async_pubsub()).await?.split();
     bounded(sink.psubscribe("*")).await?;
+    if std::mem::take(lost) {
+        log::info!("sentinel {shown}: followed again");
+    }
     // Subscribed: from now on an event is heard. One that came before (the service started,
     // or this watcher reconnected, while the sentinel led a failover) is asked for.
     let Some(master_name) = fence.upgrade().map(|f| f.master_name.clone()) else {

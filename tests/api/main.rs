@@ -36,6 +36,7 @@ mod resource;
 mod rotation;
 mod sentinel_auth;
 mod sentinel_lookup;
+mod sentinel_watch;
 mod server_process;
 mod shutdown;
 mod sighup;
