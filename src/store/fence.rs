@@ -343,7 +343,7 @@ async fn watch(alive: Alive, index: usize, url: String) {
     let shown = crate::redact::redis_url(&url);
     let mut lost = false;
     while fence.strong_count() > 0 {
-        let ended = follow(fence, index, &url, &shown, &mut lost).await;
+        let ended = follow(fence, index, &url, &mut lost).await;
         if fence.strong_count() == 0 {
             break;
         }
@@ -368,19 +368,18 @@ async fn watch(alive: Alive, index: usize, url: String) {
 }
 
 /// Follows one sentinel until its connection ends, fails, or stays silent and does not answer a
-/// ping within [`WATCH_TICK`] × 4 (then [`watch`] connects again).
+/// ping within [`WATCH_TICK`] × 4 (then [`watch`] connects again). `lost`: it was, until now.
 async fn follow(
     fence: &Weak<Fence>,
     index: usize,
     url: &str,
-    shown: &str,
     lost: &mut bool,
 ) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let (mut sink, mut messages) = bounded(client.get_async_pubsub()).await?.split();
     bounded(sink.psubscribe("*")).await?;
     if std::mem::take(lost) {
-        log::info!("sentinel {shown}: followed again");
+        log::info!("sentinel {}: followed again", crate::redact::redis_url(url));
     }
     // Subscribed: from now on an event is heard. One that came before (the service started,
     // or this watcher reconnected, while the sentinel led a failover) is asked for.

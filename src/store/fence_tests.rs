@@ -285,7 +285,7 @@ async fn a_watcher_whose_sentinel_goes_silent_gives_up_its_connection() {
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         PING_AFTER + WATCH_TICK * 8,
-        follow(&Arc::downgrade(&fence), 0, &url, &url, &mut false),
+        follow(&Arc::downgrade(&fence), 0, &url, &mut false),
     )
     .await;
 
