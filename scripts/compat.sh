@@ -10,17 +10,20 @@
 #     RetrieveError, Client for user info);
 #   - Java: Google's google-oauth-client (AuthorizationCodeFlow with PKCE, BasicAuthentication
 #     and ClientParametersAuthentication, TokenResponseException, Credential for user info);
+#   - Ruby: the oauth2 gem's OAuth2::Client (auth_code.authorize_url and get_token with PKCE S256,
+#     auth_scheme :basic_auth and :request_body, OAuth2::Error, AccessToken#get for user info);
 # once per signing key type: RSA (RS256), P-256 (ES256), Ed25519 (EdDSA). The Python and Node
 # libraries are pinned in scripts/compat/ and installed from PyPI and npm into target/compat (a
-# venv, a node folder); Go's and Java's are Debian's packages (golang-golang-x-oauth2-dev 0.3,
-# libgoogle-oauth-client-java 1.34), installed with apt-get when missing, with golang-go and
-# default-jdk-headless. A private redis-server and a debug sso-token (demo client,
-# config/demo-clients.toml) run on free loopback ports. Every step prints PASS or FAIL
-# (scripts/compat/check_*, CheckJava.java).
+# venv, a node folder); Go's, Java's and Ruby's are Debian's packages (golang-golang-x-oauth2-dev
+# 0.3, libgoogle-oauth-client-java 1.34, ruby-oauth2 1.4.4), installed with apt-get when missing,
+# with golang-go and default-jdk-headless (ruby-oauth2 brings ruby). A private redis-server and
+# a debug sso-token (demo client, config/demo-clients.toml) run on free loopback ports. Every
+# step prints PASS or FAIL (scripts/compat/check_*, CheckJava.java).
 # Exits 0 when every step passes, 1 when one fails, 2 when the check could not run.
 #
 # Usage: scripts/compat.sh [options]
-#   --only LANGUAGES     python, node, go, java: the languages to check, comma-separated [all]
+#   --only LANGUAGES     python, node, go, java, ruby: the languages to check, comma-separated
+#                        [all]
 #   --keys LIST          key types, comma-separated [rsa2048,p256,ed25519]
 #   --no-build           use target/debug/sso-token as it is
 #   -h, --help           this text
@@ -44,12 +47,13 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-declare -A run=([python]=1 [node]=1 [go]=1 [java]=1)
+declare -A run=([python]=1 [node]=1 [go]=1 [java]=1 [ruby]=1)
 if [[ -n "$only" ]]; then
-  run=([python]=0 [node]=0 [go]=0 [java]=0)
+  run=([python]=0 [node]=0 [go]=0 [java]=0 [ruby]=0)
   IFS=, read -r -a languages <<<"$only"
   for language in "${languages[@]}"; do
-    [[ -n "${run[$language]:-}" ]] || die "unknown language $language (python, node, go, java)"
+    [[ -n "${run[$language]:-}" ]] \
+      || die "unknown language $language (python, node, go, java, ruby)"
     run[$language]=1
   done
 fi
@@ -112,6 +116,11 @@ if [[ ${run[java]} == 1 ]]; then
       opencensus-api opencensus-contrib-http-util grpc-context; do
     java_jars+="${java_jars:+:}/usr/share/java/$jar.jar"
   done
+fi
+if [[ ${run[ruby]} == 1 ]]; then
+  # Debian's ruby-oauth2 brings ruby, Faraday and the rest; nothing comes from rubygems.org.
+  ensure_tool ruby ruby-oauth2
+  [[ -f /usr/lib/ruby/vendor_ruby/oauth2.rb ]] || apt_install ruby-oauth2
 fi
 
 if [[ $build == 1 ]]; then
@@ -178,6 +187,9 @@ for kind in "${kinds[@]}"; do
   if [[ ${run[java]} == 1 ]]; then
     java -cp "$java_jars" scripts/compat/CheckJava.java \
       --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+  fi
+  if [[ ${run[ruby]} == 1 ]]; then
+    ruby scripts/compat/check_ruby.rb --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
   fi
   kill "$server_pid"
   wait "$server_pid" 2>/dev/null || true
