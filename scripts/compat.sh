@@ -151,7 +151,12 @@ export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
 export SSO__CLIENTS__FILE="$root/config/demo-clients.toml"
 export SSO__SERVER__WORKERS=1
 
+# checked CHECK ARGS...: runs a check; its PASS and FAIL lines are also kept in $work/steps, to be
+# counted at the end.
+checked() { "$@" | tee -a "$work/steps"; }
+
 failed=0
+: >"$work/steps"
 for kind in "${kinds[@]}"; do
   alg="${alg_of[$kind]}"
   port=$(free_port) || die "no free port"
@@ -175,21 +180,23 @@ for kind in "${kinds[@]}"; do
   curl -fs --max-time 1 "$base/readyz" >/dev/null || die "sso-token did not become ready (see $log)"
 
   if [[ ${run[python]} == 1 ]]; then
-    "$out/venv/bin/python" scripts/compat/check_python.py \
+    checked "$out/venv/bin/python" scripts/compat/check_python.py \
       --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
   fi
   if [[ ${run[node]} == 1 ]]; then
-    node "$out/node/check_node.mjs" --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+    checked node "$out/node/check_node.mjs" \
+      --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
   fi
   if [[ ${run[go]} == 1 ]]; then
-    "$out/check_go" --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+    checked "$out/check_go" --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
   fi
   if [[ ${run[java]} == 1 ]]; then
-    java -cp "$java_jars" scripts/compat/CheckJava.java \
+    checked java -cp "$java_jars" scripts/compat/CheckJava.java \
       --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
   fi
   if [[ ${run[ruby]} == 1 ]]; then
-    ruby scripts/compat/check_ruby.rb --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+    checked ruby scripts/compat/check_ruby.rb \
+      --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
   fi
   kill "$server_pid"
   wait "$server_pid" 2>/dev/null || true
@@ -197,9 +204,11 @@ for kind in "${kinds[@]}"; do
 done
 
 echo "== $(( $(date +%s) - start )) s; server logs in target/compat/server-*.log"
+passed=$(grep -c '^PASS' "$work/steps" || true)
+failures=$(grep -c '^FAIL' "$work/steps" || true)
 if [[ $failed == 0 ]]; then
-  echo "compat: every step passed"
+  echo "compat: every step passed ($passed steps)"
 else
-  echo "compat: FAILURES above"
+  echo "compat: FAILURES above ($passed steps passed, $failures failed)"
   exit 1
 fi
