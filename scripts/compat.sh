@@ -167,6 +167,11 @@ for kind in "${kinds[@]}"; do
   # RFC 8414 §3.3: the metadata's issuer is the URL it was discovered from (openid-client
   # checks it); it is also the tokens' iss.
   export SSO__TOKEN__ISSUER="$base"
+  # Each key type's server starts afresh in Redis as well: its own key prefix, so the failed
+  # authentications of the wrong-secret steps (seven a key type) are not counted against the
+  # next ones. Shared, the run's 21st failure within throttle.window_secs (60 s) would exceed
+  # max_failures (20) and block 127.0.0.1 for demo-app: 429, the right secret too.
+  export SSO__REDIS__KEY_PREFIX="compat:$kind:"
   kid=$("$bin" keygen --kind "$kind" --out "$SSO__TOKEN__SIGNING_KEY")
   echo "== $alg ($kind key, kid ${kid:0:12}…): sso-token on $base"
   log="$out/server-$kind.log"
