@@ -24,7 +24,9 @@ use crate::helpers::{APP, Answer, ISSUER, TestApp, code_record, spawn_app_with, 
 use crate::log_capture;
 use crate::redis_server::RedisServer;
 use crate::resharding::Migration;
-use crate::topology::{Cluster, SentinelSet, error_replies, query, sentinel_master, wait_until};
+use crate::topology::{
+    Cluster, SentinelSet, error_replies, query, replicas_acknowledge, sentinel_master, wait_until,
+};
 
 /// The name of `WAIT` as RESP sends it, which the proxy below watches for.
 const WAIT: &[u8] = b"$4\r\nWAIT\r\n";
@@ -202,6 +204,41 @@ async fn with_replica_acks_a_replay_is_final_only_once_its_revocation_is_acknowl
     drop(set);
 }
 
+/// A revocation that too few replicas acknowledged is a 503, and so is its retry: the record is
+/// gone from the master by then, and the retry's deletion finds nothing to delete, so it
+/// writes (and deletes) a key of its own for `WAIT` to count. Without that write, Redis 7.2+
+/// counts every connected replica at once for a connection that wrote nothing, and the retry
+/// was a 200 for a revocation the replicas never saw (Redis 7.0 waits for them either way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replica_acks_a_revocations_retry_is_a_503_until_replicas_acknowledge() {
+    let (set, app) = sentinel_app(true).await;
+    let code = replicated_code(&app, &set).await;
+    let taken = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(taken.status, 200, "{}", taken.text);
+    let token = taken.json["access_token"].as_str().unwrap().to_owned();
+    freeze_replicas(&set, &app).await;
+
+    let revocation = app.revoke(&APP, &token, None).await;
+    let retry = app.revoke(&APP, &token, None).await;
+
+    for (answer, what) in [(&revocation, "revocation"), (&retry, "its retry")] {
+        assert_eq!(answer.status, 503, "{what}: {}", answer.text);
+    }
+    let master = set.current_master().expect("a master");
+    for node in set.data_nodes.iter().filter(|n| n.port() != master) {
+        node.thaw();
+    }
+    let settled = tokio::task::spawn_blocking(move || {
+        wait_until("the replicas have caught up", || {
+            replicas_acknowledge(master, 2)
+        })
+    });
+    settled.await.unwrap();
+    let again = app.revoke(&APP, &token, None).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    drop(set);
+}
+
 /// A token-record key of another Redis type (a foreign writer under the key prefix) behind an
 /// unknown code: the code is unknown, with acknowledgements as without them. Settling the
 /// unknown code's deletion found that key not ours, counted no acknowledgement, and answered
@@ -212,8 +249,7 @@ async fn with_replica_acks_a_foreign_token_key_behind_a_spent_code_is_no_503() {
     let master_port = master.port().to_string();
     let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master_port], None);
     wait_until("the replica is in sync", || {
-        query::<String>(master.port(), redis::cmd("INFO").arg("replication"))
-            .is_some_and(|info| info.contains("state=online"))
+        replicas_acknowledge(master.port(), 1)
     });
     let app = spawn_app_with(|s| {
         s.redis.url = master.url();
@@ -255,8 +291,7 @@ async fn the_start_says_when_the_master_has_fewer_replicas_than_replica_acks() {
     let master_port = master.port().to_string();
     let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master_port], None);
     wait_until("the replica is in sync", || {
-        query::<String>(master.port(), redis::cmd("INFO").arg("replication"))
-            .is_some_and(|info| info.contains("state=online"))
+        replicas_acknowledge(master.port(), 1)
     });
     let log = log_capture::mark();
     let _replicated = with_acks().await;
@@ -620,8 +655,7 @@ async fn fail_over(mut set: SentinelSet, app: &TestApp) -> SentinelSet {
         });
         let new = set.current_master().expect("a master");
         wait_until("the new master has a replica in sync", || {
-            query::<String>(new, redis::cmd("INFO").arg("replication"))
-                .is_some_and(|info| info.contains("state=online"))
+            replicas_acknowledge(new, 1)
         });
         set
     })
