@@ -108,6 +108,13 @@ mod tests {
         assert_eq!(basic(&header("app:s3cret")), pair("app", "s3cret"));
     }
 
+    /// Clients that do not form-encode (authlib, requests-oauthlib, Ruby's oauth2 gem) send a
+    /// secret's `:` as it is: the first colon ends the id, which cannot hold one.
+    #[test]
+    fn an_unencoded_colon_stays_in_the_secret() {
+        assert_eq!(basic(&header("app:s3:cr:et")), pair("app", "s3:cr:et"));
+    }
+
     #[test]
     fn components_are_form_url_decoded() {
         // id "my app", secret "a:b%c+d" encoded as RFC 6749 §2.3.1 requires.

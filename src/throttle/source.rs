@@ -180,6 +180,10 @@ mod tests {
             assert!(proxy.contains(ip("::ffff:10.0.0.5")), "{mapped}");
             assert!(!proxy.contains(ip("10.0.1.5")), "{mapped}");
         }
+        // Shorter than the mapped range's /96: an IPv6 network, which no IPv4 peer is in.
+        let wider = Network::parse("::ffff:0:0/95").unwrap();
+        assert!(!wider.contains(ip("10.0.0.5")));
+        assert!(wider.contains(ip("::fffe:1:2")));
         for bad in ["10.0.0.0/33", "fd00::/129", "proxy", "10.0.0.0/x", ""] {
             assert_eq!(Network::parse(bad), None, "{bad}");
         }
