@@ -673,6 +673,67 @@ async fn the_longest_tokens_are_introspected_and_revoked_and_longer_strings_are_
     assert_eq!(answer.status, 200, "{}", answer.text);
 }
 
+/// Unpadded base64 of `bytes` bytes: how long a token's part grows.
+fn base64_len(bytes: usize) -> usize {
+    (4 * bytes).div_ceil(3)
+}
+
+/// The edge itself: a token of exactly `MAX_TOKEN` bytes (4096) is issued, active and revoked;
+/// the shortest one past it is refused at the exchange (`invalid_grant`, the code spent). The
+/// account id (the `sub` claim) sets the length; unpadded base64 skips one length in four, so
+/// the header's `typ` is changed when 4096 is one of those.
+#[tokio::test]
+async fn a_token_of_exactly_4096_bytes_is_issued_and_one_longer_is_refused() {
+    const MAX: usize = 4096;
+    for typ in ["access_token", "at+jwt", "JWT"] {
+        let app = spawn_app_with(|s| s.token.typ = typ.into()).await;
+        let exchange = |account: usize| {
+            let app = &app;
+            async move {
+                let mut record = code_record(&APP);
+                record.account_id = "a".repeat(account);
+                let code = app.write_code(&record).await;
+                Answer::of(app.exchange(&APP, &code).await).await
+            }
+        };
+        // One token, and what its payload's length makes of others: each byte of account id
+        // is one byte of payload.
+        let probe = exchange(2000).await;
+        assert_eq!(probe.status, 200, "{}", probe.text);
+        let token = probe.json["access_token"].as_str().unwrap().to_owned();
+        let payload = token.split('.').nth(1).unwrap();
+        let payload_bytes = payload.len() * 3 / 4;
+        assert_eq!(base64_len(payload_bytes), payload.len());
+        let length = |account: usize| {
+            token.len() - payload.len() + base64_len(payload_bytes + account - 2000)
+        };
+        let Some(exact) = (2000..4000).find(|&a| length(a) == MAX) else {
+            continue;
+        };
+        let over = (exact..4000).find(|&a| length(a) > MAX).unwrap();
+
+        let issued = exchange(exact).await;
+        assert_eq!(issued.status, 200, "{}", issued.text);
+        let longest = issued.json["access_token"].as_str().unwrap();
+        assert_eq!(longest.len(), MAX);
+        assert!(app.is_active(&APP, longest).await);
+        let revoked = app.revoke(&APP, longest, None).await;
+        assert_eq!(revoked.status, 200, "{}", revoked.text);
+        assert!(!app.is_active(&APP, longest).await);
+
+        let refused = exchange(over).await;
+        assert_eq!(
+            (refused.status, refused.error()),
+            (400, "invalid_grant"),
+            "a {}-byte token: {}",
+            length(over),
+            refused.text
+        );
+        return;
+    }
+    panic!("no typ made a token of exactly {MAX} bytes");
+}
+
 /// A token record names the client and the account of its token: one rewritten under the same
 /// `jti` to name others (by another writer) leaves the token inactive, and user info 401.
 #[tokio::test]
