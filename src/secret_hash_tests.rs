@@ -127,9 +127,12 @@ async fn the_slot_stays_taken_until_argon2_is_done_even_if_the_request_is_droppe
         async move { hash.verify("app", "wrong", &limit).await }
     });
     // On this single-threaded runtime the task gets here only once Argon2 is under way.
-    while limit.slots.available_permits() == 1 {
-        tokio::task::yield_now().await;
-    }
+    let taken = tokio::time::timeout(Duration::from_secs(30), async {
+        while limit.slots.available_permits() == 1 {
+            tokio::task::yield_now().await;
+        }
+    });
+    taken.await.expect("the verification takes the slot");
     abandoned.abort();
     tokio::time::sleep(Duration::from_millis(5)).await;
 
