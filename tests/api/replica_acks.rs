@@ -172,11 +172,7 @@ async fn revoke_once_served(app: &TestApp, token: &str) -> Answer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_replica_acks_a_replay_is_final_only_once_its_revocation_is_acknowledged() {
     let (set, app) = sentinel_app(true).await;
-    let code = replicated_code(&app, &set).await;
-    let first = Answer::of(app.exchange(&APP, &code).await).await;
-    assert_eq!(first.status, 200, "{}", first.text);
-    let token = first.json["access_token"].as_str().unwrap().to_owned();
-    freeze_replicas(&set, &app).await;
+    let (code, token) = exchanged_then_frozen(&set, &app).await;
 
     let replay = Answer::of(app.exchange(&APP, &code).await).await;
     let retry = Answer::of(app.exchange(&APP, &code).await).await;
@@ -212,11 +208,7 @@ async fn with_replica_acks_a_replay_is_final_only_once_its_revocation_is_acknowl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_replica_acks_a_revocations_retry_is_a_503_until_replicas_acknowledge() {
     let (set, app) = sentinel_app(true).await;
-    let code = replicated_code(&app, &set).await;
-    let taken = Answer::of(app.exchange(&APP, &code).await).await;
-    assert_eq!(taken.status, 200, "{}", taken.text);
-    let token = taken.json["access_token"].as_str().unwrap().to_owned();
-    freeze_replicas(&set, &app).await;
+    let (_, token) = exchanged_then_frozen(&set, &app).await;
 
     let revocation = app.revoke(&APP, &token, None).await;
     let retry = app.revoke(&APP, &token, None).await;
@@ -618,6 +610,16 @@ async fn replicated_code(app: &TestApp, set: &SentinelSet) -> String {
     let (acked,): (u32,) = on_node(master, pipe).await;
     assert_eq!(acked, 2, "the code reached both replicas");
     code
+}
+
+/// A code every replica has, exchanged (its token), and then the replicas frozen.
+async fn exchanged_then_frozen(set: &SentinelSet, app: &TestApp) -> (String, String) {
+    let code = replicated_code(app, set).await;
+    let first = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let token = first.json["access_token"].as_str().unwrap().to_owned();
+    freeze_replicas(set, app).await;
+    (code, token)
 }
 
 /// Freezes both replicas, then fills their replication links (see [`FLOOD`]).
