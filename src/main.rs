@@ -348,6 +348,16 @@ fn read_secret() -> std::io::Result<String> {
         input = String::from_utf8(line).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, "the secret is not UTF-8")
         })?;
+        // With ISIG off, Ctrl-Z (and any other control key) lands in the line unseen.
+        if input
+            .trim_end_matches(['\r', '\n'])
+            .contains(char::is_control)
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the typed secret holds a control character (Ctrl-Z?); type it again",
+            ));
+        }
     } else {
         stdin.lock().read_to_string(&mut input)?;
     }

@@ -126,6 +126,20 @@ fn hash_secret_interrupted_at_its_prompt_gives_the_terminal_its_echo_back() {
     }
 }
 
+/// Signals off at the prompt, Ctrl-Z does not suspend: it would land in the secret unseen, and
+/// the hash printed would be of a secret no client sends.
+#[test]
+fn hash_secret_at_a_terminal_refuses_a_typed_control_character() {
+    let command = format!("{} hash-secret", env!("CARGO_BIN_EXE_sso-token"));
+    let (success, shown) = at_a_terminal(&command, b"se\x1acret\n");
+    assert!(!success, "{shown}");
+    assert!(shown.contains("control character"), "{shown}");
+    assert!(
+        !shown.contains(&hash_secret_sha256("se\u{1a}cret")),
+        "{shown}"
+    );
+}
+
 #[test]
 fn hash_secret_warns_of_a_secret_that_basic_credentials_must_form_encode() {
     let warned = |secret: &str| {
