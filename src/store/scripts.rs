@@ -139,10 +139,15 @@ return 0
 /// the start to name them: `ARGV` holds the exchange script's hash, a code key, a token-record
 /// key and a throttle key under the service's prefix, and `1` when `redis.replica_acks` needs
 /// `WAIT`. Nil before Redis 7.0, which has neither `REDIS_VERSION` nor `acl_check_cmd`. Checks
-/// only: nothing runs.
+/// only: nothing runs. Valkey's `REDIS_VERSION` is the Redis it is compatible with (7.2.4 for
+/// Valkey 8 and 9): its own version is named instead.
 pub(super) const PERMISSIONS_SCRIPT: &str = r"
 if not redis.REDIS_VERSION then
   return nil
+end
+local version = redis.REDIS_VERSION
+if redis.SERVER_NAME == 'valkey' and redis.VALKEY_VERSION then
+  version = 'Valkey ' .. redis.VALKEY_VERSION
 end
 local refused = {}
 local function check(...)
@@ -162,7 +167,7 @@ check('PTTL', ARGV[4])
 if ARGV[5] == '1' then
   check('WAIT', '1', '0')
 end
-return {redis.REDIS_VERSION, unpack(refused)}
+return {version, unpack(refused)}
 ";
 
 /// Counts one failure under one key: the first failure of a window starts the key's TTL. One

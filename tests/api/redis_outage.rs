@@ -102,6 +102,35 @@ async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
         .await;
 }
 
+/// The start names the server's own version, as `INFO server` gives it: Valkey's scripts say
+/// they are Redis 7.2.4 (what it is compatible with), which the line repeated on Valkey 8 and 9.
+#[tokio::test]
+async fn the_start_names_the_servers_own_version() {
+    let log = log_capture::mark();
+    let redis = RedisServer::start();
+    let info: String = crate::topology::query(redis.port(), redis::cmd("INFO").arg("server"))
+        .expect("INFO server");
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    let expected = match field("valkey_version:") {
+        Some(valkey) => format!("version Valkey {valkey}"),
+        None => format!(
+            "version {}",
+            field("redis_version:").expect("redis_version")
+        ),
+    };
+    let named = format!("Redis {}: version ", redis.url());
+    let _app = app_on(redis.url()).await;
+    let lines = log
+        .lines_when(|lines| (lines.iter()).any(|l| l.contains(&named)))
+        .await;
+    let line = lines.iter().find(|l| l.contains(&named)).unwrap();
+    assert!(line.ends_with(&expected), "{line} (expected {expected})");
+}
+
 /// `sso_redis_connections` at 0 while traffic flows is the alert for a Redis out of reach: once
 /// Redis is gone and requests have tried it, it reads 0. The start's checks ran on a thread that
 /// serves no request, and their connection, which nothing used or checked again, kept the gauge
