@@ -133,7 +133,6 @@ impl Application {
             Arc::clone(&metrics),
             settings.redis.timeout(),
         ));
-        let metrics_data = web::Data::from(Arc::clone(&metrics));
         let inspector = web::Data::new(Inspector {
             live: Arc::clone(&live),
             store: store.clone(),
@@ -169,7 +168,7 @@ impl Application {
             // stop does not wait for them: actix closes the idle ones at once (see `shutdown`).
             keep_alive,
             // The count the lanes (`redis.pool_size` 0) and exchange slots were sized for.
-            workers: settings.server.worker_threads(),
+            workers,
             max_connections: (settings.server)
                 .connections_per_worker(crate::open_files::soft_limit()),
             shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
@@ -206,7 +205,6 @@ impl Application {
                 .app_data(live_data.clone())
                 .app_data(limit.clone())
                 .app_data(readiness.clone())
-                .app_data(metrics_data.clone())
                 .app_data(draining_data.clone())
                 .configure(|routes| crate::routes::configure(routes, metrics_here))
                 // Outermost: it sees every request start and every answer.
