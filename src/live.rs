@@ -1,10 +1,10 @@
 //! What SIGHUP reloads: the client registry, the keys and the `[token]` and `[discovery]`
-//! settings, as one snapshot swapped atomically (`[server]`, `[redis]`, `[throttle]` and
-//! `[metrics]` need a restart, and a reload that changes them says so). A request loads the snapshot once (one atomic
-//! pointer load, no lock) and keeps it to its end, so a reload neither waits for in-flight
-//! requests nor changes one half-way. A new configuration that does not load is refused with a
-//! log line and the running one stays. Either outcome is counted in the metrics, which name the
-//! key that signs now.
+//! settings, as one snapshot swapped atomically (`[server]`, `[redis]`, `[throttle]`,
+//! `[metrics]` and `clients.argon2_slots` need a restart, and a reload that changes them says
+//! so: [`restart_only`]). A request loads the snapshot once (one atomic pointer load, no lock)
+//! and keeps it to its end, so a reload neither waits for in-flight requests nor changes one
+//! half-way. A new configuration that does not load is refused with a log line and the running
+//! one stays. Either outcome is counted in the metrics, which name the key that signs now.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -247,11 +247,11 @@ impl Live {
                          cannot change: a new value in the files takes effect only without it"
                     );
                 }
-                let unchanged = restart_only(&self.started, &settings);
-                if !unchanged.is_empty() {
+                let not_applied = restart_only(&self.started, &settings);
+                if !not_applied.is_empty() {
                     log::warn!(
                         "{} changes take effect on restart only",
-                        unchanged.join(", ")
+                        not_applied.join(", ")
                     );
                 }
                 Ok(())
