@@ -40,10 +40,10 @@
 //!   whichever replica sees it (Redis counts atomically).
 //! - If Redis fails while counting, the failure is counted in the replica's own table instead
 //!   (as one more on what it last learned), so each replica still blocks after N failures in a
-//!   window while Redis is down (but for addresses its full table turns away, below); a local
-//!   count lasts its window at most. If Redis cannot say
-//!   whether a client id failed from a blocked address, the answer is 503, before
-//!   authentication: nothing was checked, so nothing is given away.
+//!   window while Redis is down (but for addresses its full table turns away, above); a local
+//!   count lasts its window at most. If Redis cannot say whether a client id failed from a
+//!   blocked address, the answer is 503, before authentication: nothing was checked, so nothing
+//!   is given away.
 //!
 //! The source address is the peer's, or, when the peer is one of `throttle.trusted_proxies`,
 //! the right-most `X-Forwarded-For` entry that is not a trusted proxy (none when that entry is
