@@ -16,8 +16,9 @@ use sso_token::store::Store;
 use sso_token::tokens::{KeyKind, SigningKey, VerifyingKey};
 use sso_token::userinfo::Profile;
 
-/// glibc's malloc took ~14 % of the server's CPU in an EdDSA exchange profile (perf, BENCHMARKS.md);
-/// mimalloc's thread-local free lists make the many small per-request allocations cheap.
+/// glibc's malloc took ~14 % of the server's CPU in an EdDSA exchange profile (perf,
+/// BENCHMARKS.md); mimalloc's thread-local free lists make the many small per-request
+/// allocations cheap.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

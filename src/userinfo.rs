@@ -23,8 +23,9 @@ pub struct Profile {
 
 /// The answer of the user info endpoint. A field the scopes do not allow is absent, and so is
 /// one they allow but the record lacks (OpenID Connect Core §5.3.2: not `null`, on which
-/// clients that map a field to a user attribute fail). `sub` (the token's, the account id) is there for
-/// OpenID-style clients, which refuse an answer without it; `id` is the same, our own name.
+/// clients that map a field to a user attribute fail). `sub` (the token's, the account id) is
+/// there for OpenID-style clients, which refuse an answer without it; `id` is the same, our own
+/// name.
 #[derive(Debug, PartialEq, Eq, Serialize)]
 pub struct UserInfo<'a> {
     pub sub: &'a str,

@@ -106,14 +106,15 @@ return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
 /// Deletes a token record if it is the one of `ARGV[1]`, the record's start (`{"jti":"<jti>"`,
 /// and for a revocation its client too: `write_record_start`): a record under the same key that
 /// another exchange of the same code value wrote stays (revocation, clean-up after a refused
-/// exchange), and so does a token of another client than the revoking one. With `ARGV[2]` = 1 (`redis.replica_acks`),
-/// when there is nothing to delete it writes and deletes `KEYS[2]` at once, a key of the same
-/// slot: no trace, but a write that the replicas must acknowledge, and they acknowledge in
-/// order, so the `WAIT` after it also covers a deletion that an earlier attempt made and that
-/// was not acknowledged then (the client retried). Answers 1 when it deleted the record, 0
-/// when there was none, -1 when the key holds another token's (or client's) record, or a value
-/// of another type (a foreign writer under the key prefix). `allow-oom`: a Redis
-/// full to `maxmemory` still runs it (a deletion frees memory; a revocation must not wait).
+/// exchange), and so does a token of another client than the revoking one. With `ARGV[2]` = 1
+/// (`redis.replica_acks`), when there is nothing to delete it writes and deletes `KEYS[2]` at
+/// once, a key of the same slot: no trace, but a write that the replicas must acknowledge, and
+/// they acknowledge in order, so the `WAIT` after it also covers a deletion that an earlier
+/// attempt made and that was not acknowledged then (the client retried). Answers 1 when it
+/// deleted the record, 0 when there was none, -1 when the key holds another token's (or
+/// client's) record, or a value of another type (a foreign writer under the key prefix).
+/// `allow-oom`: a Redis full to `maxmemory` still runs it (a deletion frees memory; a
+/// revocation must not wait).
 pub(super) const DELETE_SCRIPT: &str = concat!(
     "#!lua flags=allow-oom\n",
     foreign!(),
