@@ -257,46 +257,7 @@ impl Application {
     /// keys on SIGHUP meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.store.watch_failovers();
-        // The server starts without Redis and recovers by itself; say so at once, not only at
-        // the first 503.
-        let (store, target) = (self.store.clone(), self.redis_target);
-        tokio::spawn(async move {
-            if let Err(e) = store.ping().await {
-                log::warn!(
-                    "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \
-                     until it does; if this lasts, check redis.* (address, password, TLS, mode)"
-                );
-            } else {
-                // Both asked before either is said: once the version is logged, so is a
-                // shortfall of replicas.
-                let (fitness, replicas_short) =
-                    (store.fitness().await, store.replicas_short().await);
-                if let Some((connected, asked)) = replicas_short {
-                    log::error!(
-                        "Redis {target}: redis.replica_acks is {asked}, but the master has \
-                         {connected} replica(s) connected: until {asked} are, every exchange \
-                         spends its code and answers 503 (lower redis.replica_acks, or 0 \
-                         without replicas)"
-                    );
-                }
-                match fitness {
-                    Ok(Fitness::Runs { version }) => {
-                        log::info!("Redis {target}: version {version}")
-                    }
-                    Ok(Fitness::Refused { version, commands }) => log::error!(
-                        "Redis {target}: version {version}, but its user may not run {} on the \
-                         service's keys: what needs them gets 503 (exchanges EVALSHA, and EVAL \
-                         where Redis lacks the script, GETDEL, SET, GET; revocations and replays \
-                         DEL; the throttle EVAL, INCR, PEXPIRE, PTTL; redis.replica_acks WAIT); \
-                         grant them (ACL SETUSER)",
-                        commands.join(", ")
-                    ),
-                    Ok(Fitness::Cannot(problem)) => log::error!("Redis {target}: {problem}"),
-                    Err(_) => {}
-                }
-            }
-            store.close_this_threads_lane();
-        });
+        tokio::spawn(report_redis_at_start(self.store.clone(), self.redis_target));
         let reloader = tokio::spawn(live::reload_on_sighup(self.live, self.hangups));
         let metrics = self.metrics.as_ref().map(|(_, metrics)| metrics.handle());
         let (draining, grace_secs) = (self.stop_plan.draining.clone(), self.stop_plan.grace_secs);
@@ -312,6 +273,47 @@ impl Application {
         reloader.abort();
         stopped
     }
+}
+
+/// The server starts without Redis and recovers by itself; says so at once, not only at the
+/// first 503. Otherwise names the Redis it found (its version) and what would make exchanges
+/// fail there: too few replicas for `redis.replica_acks`, commands its user may not run, a
+/// version before 7.0.
+async fn report_redis_at_start(store: Store, target: String) {
+    if let Err(e) = store.ping().await {
+        log::warn!(
+            "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \
+             until it does; if this lasts, check redis.* (address, password, TLS, mode)"
+        );
+    } else {
+        // Both asked before either is said: once the version is logged, so is a shortfall of
+        // replicas.
+        let (fitness, replicas_short) = (store.fitness().await, store.replicas_short().await);
+        if let Some((connected, asked)) = replicas_short {
+            log::error!(
+                "Redis {target}: redis.replica_acks is {asked}, but the master has \
+                 {connected} replica(s) connected: until {asked} are, every exchange \
+                 spends its code and answers 503 (lower redis.replica_acks, or 0 \
+                 without replicas)"
+            );
+        }
+        match fitness {
+            Ok(Fitness::Runs { version }) => {
+                log::info!("Redis {target}: version {version}")
+            }
+            Ok(Fitness::Refused { version, commands }) => log::error!(
+                "Redis {target}: version {version}, but its user may not run {} on the \
+                 service's keys: what needs them gets 503 (exchanges EVALSHA, and EVAL \
+                 where Redis lacks the script, GETDEL, SET, GET; revocations and replays \
+                 DEL; the throttle EVAL, INCR, PEXPIRE, PTTL; redis.replica_acks WAIT); \
+                 grant them (ACL SETUSER)",
+                commands.join(", ")
+            ),
+            Ok(Fitness::Cannot(problem)) => log::error!("Redis {target}: {problem}"),
+            Err(_) => {}
+        }
+    }
+    store.close_this_threads_lane();
 }
 
 /// A reload applies `[server]`, `[redis]`, `[throttle]` and `[metrics]` only at the next start
