@@ -10,8 +10,7 @@ use std::num::NonZero;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use subtle::ConstantTimeEq;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
@@ -276,9 +275,8 @@ pub fn hash_secret_sha256(secret: &str) -> String {
 pub fn hash_secret_argon2(secret: &str) -> Result<String, argon2::password_hash::Error> {
     let mut salt = [0u8; 16];
     aws_lc_rs::rand::fill(&mut salt).map_err(|_| argon2::password_hash::Error::Crypto)?;
-    let salt = SaltString::encode_b64(&salt)?;
     Ok(Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)?
+        .hash_password_with_salt(secret.as_bytes(), &salt)?
         .to_string())
 }
 

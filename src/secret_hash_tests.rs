@@ -8,9 +8,9 @@ const SECRET: &str = "argon2-secret-Jq4Vn8Lc2Xw6";
 fn cheap_argon2(secret: &str) -> SecretHash {
     let params = Params::new(1024, 1, 1, None).unwrap();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+    let salt = b"sixteen byte slt";
     let phc = argon2
-        .hash_password(secret.as_bytes(), &salt)
+        .hash_password_with_salt(secret.as_bytes(), salt)
         .unwrap()
         .to_string();
     SecretHash::parse("app", &phc).unwrap()
@@ -116,8 +116,11 @@ async fn the_slot_stays_taken_until_argon2_is_done_even_if_the_request_is_droppe
     // Costly enough (64 MiB, 4 passes) to be still running when the request is dropped.
     let params = Params::new(65_536, 4, 1, None).unwrap();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
-    let phc = argon2.hash_password(b"x", &salt).unwrap().to_string();
+    let salt = b"sixteen byte slt";
+    let phc = argon2
+        .hash_password_with_salt(b"x", salt)
+        .unwrap()
+        .to_string();
     let (hash, limit) = (
         Arc::new(SecretHash::parse("app", &phc).unwrap()),
         Argon2Limit::new(1),
@@ -200,9 +203,9 @@ fn a_plain_secret_no_request_could_send_is_refused() {
 fn an_argon2_hash_that_asks_for_too_much_memory_or_time_is_refused() {
     let hash = |m_kib: u32| {
         let params = Params::new(m_kib, 1, 1, None).unwrap();
-        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let salt = b"0123456789abcdef";
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password(SECRET.as_bytes(), &salt)
+            .hash_password_with_salt(SECRET.as_bytes(), salt)
             .unwrap()
             .to_string()
     };
@@ -224,9 +227,9 @@ fn an_argon2_hash_that_asks_for_too_much_memory_or_time_is_refused() {
 #[test]
 fn an_argon2_hash_that_could_verify_no_secret_is_refused() {
     let params = Params::new(64, 1, 1, None).unwrap();
-    let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+    let salt = b"0123456789abcdef";
     let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(SECRET.as_bytes(), &salt)
+        .hash_password_with_salt(SECRET.as_bytes(), salt)
         .unwrap()
         .to_string();
     assert!(SecretHash::parse("app", &phc).is_ok());
@@ -259,4 +262,34 @@ fn debug_output_shows_no_digest_of_the_secret() {
         "{shown}"
     );
     assert!(shown.contains("Sha256"), "{shown}");
+}
+
+/// Made by the reference implementation (Debian's `argon2` 20190702): `echo -n 'correct horse
+/// battery staple' | argon2 'sixteen byte slt' -id -t 2 -k 19456 -p 1 -l 32 -e`. Hashes made
+/// elsewhere must keep verifying across releases of the argon2 crate, and `hash-secret --argon2`
+/// must make what other implementations verify.
+const REFERENCE_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2l4dGVlbiBieXRlIHNsdA$\
+                             k81ovk8fkH1PorA/36zCkEKia28tQyMQYijfaS5RQy4";
+
+#[tokio::test]
+async fn a_hash_made_by_the_reference_implementation_verifies_its_secret_only() {
+    let (hash, limit) = (
+        SecretHash::parse("app", REFERENCE_PHC).unwrap(),
+        Argon2Limit::new(1),
+    );
+    assert!(!hash.verify("app", "correct horse", &limit).await.unwrap());
+    assert!(
+        hash.verify("app", "correct horse battery staple", &limit)
+            .await
+            .unwrap()
+    );
+}
+
+#[test]
+fn hash_secret_parameters_give_the_reference_implementation_string_for_the_same_salt() {
+    let phc = Argon2::default()
+        .hash_password_with_salt(b"correct horse battery staple", b"sixteen byte slt")
+        .unwrap()
+        .to_string();
+    assert_eq!(phc, REFERENCE_PHC);
 }

@@ -24,16 +24,15 @@ const SLOTS: usize = 2;
 /// here, where the default parameters take ~80 ms) that a verification outlasts the 100 ms
 /// wait for a slot several times over.
 fn argon2_clients_file(clients: &[(&str, &str)]) -> std::path::PathBuf {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    use argon2::{Algorithm, Argon2, Params, Version};
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 
     let params = Params::new(65_536, 6, 1, None).expect("Argon2 parameters");
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let mut entries = String::new();
     for (id, secret) in clients {
-        let salt = SaltString::encode_b64(Uuid::new_v4().as_bytes()).expect("salt");
+        let salt = Uuid::new_v4();
         let phc = argon2
-            .hash_password(secret.as_bytes(), &salt)
+            .hash_password_with_salt(secret.as_bytes(), salt.as_bytes())
             .expect("Argon2 hash")
             .to_string();
         entries.push_str(&format!(
