@@ -245,9 +245,9 @@ impl Registry {
     }
 
     /// The ids that many client libraries send wrong in HTTP Basic credentials: they put the id
-    /// in the header without the form-encoding of RFC 6749 §2.3.1 (authlib, requests-oauthlib,
-    /// Ruby's oauth2, ScribeJava), which this service undoes, so a `+` or `%` in it arrives
-    /// changed, and a `:` splits it. Any character outside `A-Z a-z 0-9 - . _ ~`.
+    /// in the header without the form-encoding of RFC 6749 §2.3.1
+    /// ([`crate::oauth::BASIC_WITHOUT_ENCODING`]), which this service undoes, so a `+` or `%` in
+    /// it arrives changed, and a `:` splits it. Any character outside `A-Z a-z 0-9 - . _ ~`.
     pub fn ids_basic_may_garble(&self) -> impl Iterator<Item = &str> {
         self.clients
             .keys()

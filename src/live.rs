@@ -125,9 +125,10 @@ impl Snapshot {
         for id in self.registry.ids_basic_may_garble() {
             log::warn!(
                 "client {id}: its id has characters outside A-Z a-z 0-9 - . _ ~, which client \
-                 libraries that skip the form-encoding of Basic credentials (authlib, \
-                 requests-oauthlib, Ruby oauth2, ScribeJava) send changed: such a client must \
-                 send its credentials in the body, or get a plainer id (README, Compatibility)"
+                 libraries that skip the form-encoding of Basic credentials ({}) send \
+                 changed: such a client must send its credentials in the body, or get a \
+                 plainer id (README, Compatibility)",
+                crate::oauth::BASIC_WITHOUT_ENCODING
             );
         }
     }

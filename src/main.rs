@@ -287,11 +287,12 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     }
     if !secret.bytes().all(sso_token::oauth::is_unreserved) {
         // RFC 6749 §2.3.1 form-encodes Basic credentials, and we decode them; clients that
-        // skip the encoding (authlib, requests-oauthlib, Ruby's oauth2) then send another secret.
+        // skip the encoding then send another secret.
         eprintln!(
             "warning: the secret has characters other than A-Z a-z 0-9 - . _ ~; clients that \
-             put it into client_secret_basic without form-encoding it (authlib, \
-             requests-oauthlib, Ruby's oauth2 gem) will fail to authenticate"
+             put it into client_secret_basic without form-encoding it ({}) will fail to \
+             authenticate",
+            sso_token::oauth::BASIC_WITHOUT_ENCODING
         );
     }
     let stored = if argon2 {

@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(basic(&header("app:s3cret")), pair("app", "s3cret"));
     }
 
-    /// Clients that do not form-encode (authlib, requests-oauthlib, Ruby's oauth2 gem) send a
+    /// Clients that do not form-encode (`oauth::BASIC_WITHOUT_ENCODING`) send a
     /// secret's `:` as it is: the first colon ends the id, which cannot hold one.
     #[test]
     fn an_unencoded_colon_stays_in_the_secret() {

@@ -22,5 +22,11 @@ pub fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)
 }
 
+/// The client libraries known to put the id and secret into Basic credentials without that
+/// form-encoding (README, "Compatibility with client libraries"): named by every warning about
+/// ids and secrets outside [`is_unreserved`].
+pub const BASIC_WITHOUT_ENCODING: &str =
+    "authlib, requests-oauthlib, Ruby's oauth2 gem, ScribeJava, python-social-auth";
+
 #[cfg(test)]
 mod fuzz_tests;
