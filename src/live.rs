@@ -376,7 +376,7 @@ pub fn listen_for_sighup() -> std::io::Result<Signal> {
 /// the workers.
 pub async fn reload_on_sighup(live: Arc<Live>, mut hangups: Signal) {
     while hangups.recv().await.is_some() {
-        log::info!("SIGHUP: reloading clients and keys");
+        log::info!("SIGHUP: reloading the configuration (clients, keys, [token], [discovery])");
         let live = Arc::clone(&live);
         // The outcome is logged by `reload`.
         let _ = tokio::task::spawn_blocking(move || live.reload()).await;
