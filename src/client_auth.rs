@@ -78,7 +78,7 @@ impl ClientAuth {
                 // writes a line too, and the throttle counts its failure with as many Redis
                 // calls, so that the time of an answer tells no one which ids are registered.
                 match snapshot.registry.get(&credentials.id) {
-                    Some(client) => client.log_auth_failure(),
+                    Some(client) => client.log_auth_failure(credentials.used_basic),
                     None => {
                         crate::info_every_second!(
                             "authentication failed for an unregistered client id"

@@ -337,10 +337,17 @@ impl Client {
 
     /// Says that this client failed to authenticate, for the operator it calls (the access log
     /// has only the status): at most a line a second, saying how many were held back.
-    pub fn log_auth_failure(&self) {
+    pub fn log_auth_failure(&self, used_basic: bool) {
+        let why = match (self.enabled, used_basic) {
+            (false, _) => "the client is disabled",
+            // Libraries that skip Basic's form-encoding garble secrets outside A-Z a-z 0-9
+            // - . _ ~ there (README, "Compatibility"): worth knowing which way it came.
+            (true, true) => "wrong secret, sent in Basic credentials",
+            (true, false) => "wrong secret, sent in the body",
+        };
         self.log_limited(
             &self.auth_failures,
-            format_args!("authentication failed (wrong secret, or disabled)"),
+            format_args!("authentication failed: {why}"),
         );
     }
 

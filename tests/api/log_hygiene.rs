@@ -389,6 +389,11 @@ async fn refusals_are_logged_under_the_registered_client_with_the_reason() {
 /// entry under a fresh id starting with `prefix`), so that its lines are this test's and no
 /// other test's line of the same second holds them back.
 async fn with_own_client(prefix: &str) -> (TestApp, TestClient) {
+    with_own_client_where(prefix, "").await
+}
+
+/// The same with `lines` added to the client's entry.
+async fn with_own_client_where(prefix: &str, lines: &str) -> (TestApp, TestClient) {
     let id: &'static str =
         Box::leak(format!("{prefix}-{}", Uuid::new_v4().simple()).into_boxed_str());
     let fixture = clients_toml();
@@ -398,9 +403,63 @@ async fn with_own_client(prefix: &str) -> (TestApp, TestClient) {
         .expect("APP in the fixture");
     let own_entry = app_entry.replace(&format!("id = \"{}\"", APP.id), &format!("id = \"{id}\""));
     let file = test_dir().join(format!("clients-{id}.toml"));
-    std::fs::write(&file, format!("{fixture}[[clients]]{own_entry}")).expect("clients file");
+    let entry = format!("{fixture}[[clients]]{own_entry}\n{lines}\n");
+    std::fs::write(&file, entry).expect("clients file");
     let app = spawn_app_with(|s| s.clients.file = file).await;
     (app, TestClient { id, ..APP })
+}
+
+/// A failed authentication's line says whether the client is disabled or its secret wrong, and
+/// then whether the secret came in Basic credentials (which some libraries garble: README,
+/// "Compatibility") or in the body. One client each: a client's failures log a line a second.
+#[tokio::test]
+async fn a_failed_authentication_says_if_the_client_is_disabled_or_how_the_secret_came() {
+    let log = log_capture::mark();
+    let (body_app, in_body) = with_own_client("wrong-in-body").await;
+    let (basic_app, in_basic) = with_own_client("wrong-in-basic").await;
+    let (disabled_app, disabled) = with_own_client_where("disabled", "enabled = false").await;
+    let wrong = |client: &TestClient| TestClient {
+        secret: WRONG_SECRET,
+        ..*client
+    };
+
+    let code = body_app.issue_code(&in_body).await;
+    assert_eq!(
+        body_app.exchange(&wrong(&in_body), &code).await.status(),
+        401
+    );
+    let code = basic_app.issue_code(&in_basic).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", in_basic.redirect_uri),
+    ];
+    let answer = basic_app.post_form_basic(&wrong(&in_basic), &form).await;
+    assert_eq!(answer.status(), 401);
+    let code = disabled_app.issue_code(&disabled).await;
+    assert_eq!(disabled_app.exchange(&disabled, &code).await.status(), 401);
+
+    let expected = [
+        format!(
+            "client {}: authentication failed: wrong secret, sent in the body",
+            in_body.id
+        ),
+        format!(
+            "client {}: authentication failed: wrong secret, sent in Basic credentials",
+            in_basic.id
+        ),
+        format!(
+            "client {}: authentication failed: the client is disabled",
+            disabled.id
+        ),
+    ];
+    let has = |lines: &[String], text: &str| lines.iter().any(|l| l.contains(text));
+    let lines = log
+        .lines_when(|lines| expected.iter().all(|e| has(lines, e)))
+        .await;
+    for line in expected {
+        assert!(has(&lines, &line), "{line}: {lines:#?}");
+    }
 }
 
 /// A scope in a code record is the authorize service's to write, and may come from the user's
