@@ -8,7 +8,7 @@
 #   - sends it SIGHUP every --reload-secs (configuration reload);
 #   - sends --failures failed client authentications a minute (a wrong secret for demo-app, or
 #     an unknown client id), each from another address (X-Forwarded-For; the server trusts
-#     127.0.0.1 as a proxy), so that throttle counters are made, in Redis and in the server's
+#     127.0.0.2 as a proxy), so that throttle counters are made, in Redis and in the server's
 #     tables, and expire;
 #   - samples every --sample-secs: the server's VmRSS, VmHWM and threads (/proc/PID/status),
 #     its open descriptors (/proc/PID/fd), Redis used_memory, DBSIZE, keys without a TTL
