@@ -92,11 +92,8 @@ start_replica() { # start_replica INDEX
     >>"$out/replica-$i.log" 2>&1 &
   replica_pids[$i]=$!
   pids+=("$!")
-  for _ in $(seq 100); do
-    curl -fs --max-time 1 "http://127.0.0.1:${ports[$i]}/readyz" >/dev/null && return 0
-    sleep 0.1
-  done
-  die "replica $((i + 1)) did not become ready (see $out/replica-$i.log)"
+  wait_ready "http://127.0.0.1:${ports[$i]}" "${replica_pids[$i]}" \
+    || die "replica $((i + 1)) exited or did not become ready (see $out/replica-$i.log)"
 }
 for i in 0 1; do : >"$out/replica-$i.log"; start_replica "$i"; done
 echo "== replicas on ports ${ports[*]}, Redis on $redis_port"

@@ -177,12 +177,7 @@ for kind in "${kinds[@]}"; do
   log="$out/server-$kind.log"
   RUST_LOG=info "$bin" serve >"$log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 100); do
-    curl -fs --max-time 1 "$base/readyz" >/dev/null && break
-    kill -0 "$server_pid" 2>/dev/null || die "sso-token exited (see $log)"
-    sleep 0.1
-  done
-  curl -fs --max-time 1 "$base/readyz" >/dev/null || die "sso-token did not become ready (see $log)"
+  wait_ready "$base" "$server_pid" || die "sso-token exited or did not become ready (see $log)"
 
   if [[ ${run[python]} == 1 ]]; then
     checked "$out/venv/bin/python" scripts/compat/check_python.py \

@@ -133,6 +133,17 @@ wait_redis() {
   return 1
 }
 
+# wait_ready URL PID: waits (0.1 s a try, 100 tries) until URL/readyz answers 200; returns 1
+# at once when the process PID has exited, or after the last try.
+wait_ready() {
+  for _ in $(seq 100); do
+    curl -fs --max-time 1 "$1/readyz" >/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
 # find_binaries PROFILE BUILD: builds the binaries of PROFILE (release or debug) when BUILD is 1,
 # then sets server_bin and loadtest_bin, or dies (the caller's `die`) when they are missing.
 find_binaries() {

@@ -158,12 +158,8 @@ if [[ $pin == 1 ]]; then pin_server=(taskset -c "$server_cpus"); else pin_server
   "$server_bin" serve >"$out/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
-for _ in $(seq 100); do
-  curl -fs --max-time 1 "$url/readyz" >/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || die "the server exited at its start (see $out/server.log)"
-  sleep 0.1
-done
-curl -fs --max-time 1 "$url/readyz" >/dev/null || die "the server did not become ready (see $out/server.log)"
+wait_ready "$url" "$server_pid" \
+  || die "the server exited at its start or did not become ready (see $out/server.log)"
 echo "== server pid $server_pid on $url (CPUs $([[ $pin == 1 ]] && echo "$server_cpus" || echo any)), Redis on $redis_port"
 echo "== soak: $duration min, runs of $run_secs s at $rate/s ($alg, -c $connections, replay every" \
   "$replay_every), token TTL $token_ttl s, SIGHUP every $reload_secs s, $failures failed" \
