@@ -234,3 +234,7 @@ where
         answer
     }
 }
+
+#[cfg(test)]
+#[path = "conn_deadline_tests.rs"]
+mod tests;

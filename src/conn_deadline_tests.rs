@@ -1,0 +1,148 @@
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+use super::*;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(60);
+
+/// The server's end of a new connection, and the client's.
+fn connection() -> (Guarded<DuplexStream>, DuplexStream) {
+    let (server, client) = duplex(1024);
+    (Guarded::new(server, KEEP_ALIVE), client)
+}
+
+/// Has the server read what the client sent.
+async fn read(server: &mut Guarded<DuplexStream>) {
+    let mut buf = [0; 64];
+    assert!(server.read(&mut buf).await.unwrap() > 0);
+}
+
+fn deadline(server: &Guarded<DuplexStream>) -> Option<Instant> {
+    server.state.deadline.get()
+}
+
+/// Whether `at` is `after` past a moment between `before` and now.
+fn after(at: Instant, before: Instant, after: Duration) -> bool {
+    at >= before + after && at <= Instant::now() + after
+}
+
+/// Whether the server's next read fails as past its deadline within `within` (nothing comes).
+async fn times_out(server: &mut Guarded<DuplexStream>, within: Duration) -> bool {
+    let mut buf = [0; 8];
+    match tokio::time::timeout(within, server.read(&mut buf)).await {
+        Ok(read) => read.is_err_and(|e| e.kind() == io::ErrorKind::TimedOut),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn a_head_on_an_idle_connection_has_5_s_from_its_first_byte_and_its_later_bytes_do_not_move_it()
+ {
+    let (mut server, mut client) = connection();
+    assert_eq!(deadline(&server), None, "nothing armed before a byte");
+
+    let before = Instant::now();
+    client.write_all(b"POST /tok").await.unwrap();
+    read(&mut server).await;
+    let first = deadline(&server).expect("armed by the first byte");
+    assert!(after(first, before, HEAD_TIMEOUT));
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    client.write_all(b"en HTTP/1.1\r\n").await.unwrap();
+    read(&mut server).await;
+    assert_eq!(deadline(&server), Some(first), "a later byte moved it");
+}
+
+#[tokio::test]
+async fn an_answer_gives_the_next_head_keep_alive_and_5_s_and_its_first_byte_brings_that_to_5_s() {
+    let (mut server, mut client) = connection();
+    let conn = server.conn_deadline();
+    conn.0.started();
+
+    let before = Instant::now();
+    conn.0.answered();
+    let armed = deadline(&server).expect("armed by the answer");
+    assert!(after(armed, before, KEEP_ALIVE + HEAD_TIMEOUT));
+
+    let before = Instant::now();
+    client.write_all(b"GET").await.unwrap();
+    read(&mut server).await;
+    let head = deadline(&server).unwrap();
+    assert!(after(head, before, HEAD_TIMEOUT), "the head's 5 s, sooner");
+}
+
+/// Its body has `server.body_timeout_ms`, however long that is.
+#[tokio::test]
+async fn a_request_in_flight_has_no_head_deadline_as_its_body_comes() {
+    let (mut server, mut client) = connection();
+    client.write_all(b"POST /token HTTP/1.1\r\n").await.unwrap();
+    read(&mut server).await;
+    assert!(deadline(&server).is_some());
+
+    server.conn_deadline().0.started();
+    assert_eq!(deadline(&server), None, "its start disarms it");
+    client.write_all(b"{\"grant_type\":").await.unwrap();
+    read(&mut server).await;
+    assert_eq!(deadline(&server), None, "a byte of its body armed it");
+}
+
+#[tokio::test]
+async fn past_its_deadline_a_waiting_stream_fails_timed_out_and_stays_failed() {
+    let (mut server, _client) = connection();
+    let deadline = Instant::now() + Duration::from_millis(50);
+    server.state.deadline.set(Some(deadline));
+
+    // Well before the timer's first setting (5 s).
+    assert!(times_out(&mut server, Duration::from_secs(2)).await);
+    assert!(Instant::now() >= deadline, "before the deadline");
+    let written = server.write(b"HTTP/1.1 200 OK\r\n").await;
+    assert!(written.is_err_and(|e| e.kind() == io::ErrorKind::TimedOut));
+    assert!(times_out(&mut server, Duration::from_millis(10)).await);
+}
+
+#[tokio::test]
+async fn a_deadline_moved_later_after_the_timer_was_set_is_kept() {
+    let (mut server, _client) = connection();
+    server
+        .state
+        .deadline
+        .set(Some(Instant::now() + Duration::from_millis(50)));
+    assert!(!times_out(&mut server, Duration::from_millis(10)).await);
+
+    let later = Instant::now() + Duration::from_millis(300);
+    server.state.deadline.set(Some(later));
+    assert!(times_out(&mut server, Duration::from_secs(2)).await);
+    assert!(
+        Instant::now() >= later,
+        "cut by the timer set for the earlier deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_moved_earlier_after_the_timer_was_set_is_not_missed() {
+    let (mut server, _client) = connection();
+    server
+        .state
+        .deadline
+        .set(Some(Instant::now() + Duration::from_secs(10)));
+    assert!(!times_out(&mut server, Duration::from_millis(10)).await);
+
+    server
+        .state
+        .deadline
+        .set(Some(Instant::now() + Duration::from_millis(50)));
+    assert!(
+        times_out(&mut server, Duration::from_secs(2)).await,
+        "waited for the timer set for the later deadline"
+    );
+}
+
+#[tokio::test]
+async fn the_connections_requests_share_its_state() {
+    let (server, _client) = connection();
+    let mut data = Extensions::new();
+    share(&server, &mut data);
+    data.get::<ConnDeadline>().expect("shared").0.answered();
+    assert!(deadline(&server).is_some());
+}
