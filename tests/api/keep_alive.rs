@@ -168,6 +168,30 @@ async fn a_request_pipelined_behind_an_unread_body_is_not_served() {
     }
 }
 
+/// A chunked body counts as a body, even one whose last chunk came with its head: actix drains
+/// it and would keep the connection, and the exchange pipelined behind it would be served or
+/// not depending on whether its bytes had arrived with the body's.
+#[tokio::test]
+async fn a_request_pipelined_behind_a_whole_chunked_body_left_unread_is_not_served() {
+    let app = spawn_app_with(|_| {}).await;
+    let code = app.issue_code(&APP).await;
+    let body = json_request(&APP, &code).to_string();
+    let first = format!(
+        "GET {HEALTHZ_PATH} HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n\
+         3\r\nabc\r\n0\r\n\r\n"
+    );
+
+    let read = pipelined_exchange(&app.address, &first, &body, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|read| panic!("still open after: {read}"));
+
+    assert!(read.starts_with("HTTP/1.1 200 "), "{read}");
+    let head = read.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(head.contains("connection: close"), "{read}");
+    assert!(!read.contains("access_token"), "served: {read}");
+    assert!(app.code_exists(&code).await, "the code was spent");
+}
+
 /// The other side of the rule above: every route that reads a body reads it whole and says so,
 /// and its answers keep the connection, refusals included; so do bodiless requests, whatever
 /// way `Content-Length` spells zero. A handler that read its body some other way would close
