@@ -150,7 +150,12 @@ async fn a_stop_sends_every_waiting_exchange_away_a_probe_too() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         slots.stop_queueing();
     };
-    let (waited, probed, ()) = tokio::join!(waiter, probe, stop);
+    let stopped = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::join!(waiter, probe, stop)
+    });
+    let (waited, probed, ()) = stopped
+        .await
+        .expect("sent away by the stop, not at the end of their wait");
     assert!(busy(waited));
     assert!(busy(probed));
 }
