@@ -93,3 +93,7 @@ impl<B: MessageBody + Unpin> MessageBody for Holding<B> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "unread_body_tests.rs"]
+mod tests;
