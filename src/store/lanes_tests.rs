@@ -271,3 +271,76 @@ async fn closing_this_threads_lane_leaves_no_connection_counted() {
 
     assert_eq!(store.connections(), 0);
 }
+
+/// The lane of every thread that calls, for each kind of operation: each thread's in its own
+/// thread, as requests call.
+fn lanes_of_threads(store: &Store, threads: usize) -> Vec<(usize, usize)> {
+    (0..threads)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (
+                    store.lane_index(Lanes::Plain),
+                    store.lane_index(Lanes::Waiting),
+                )
+            })
+            .join()
+            .unwrap()
+        })
+        .collect()
+}
+
+/// With `redis.replica_acks` the operations that `WAIT` have lanes of their own: a read never
+/// queues behind a `WAIT` on its connection. Threads spread over the lanes of each half.
+#[test]
+fn with_replica_acks_operations_that_wait_never_share_a_lane_with_the_others() {
+    let mut settings: RedisSettings = toml::from_str(
+        r#"
+        url = "redis://127.0.0.1:1"
+        pool_size = 3
+        timeout_ms = 200
+        replica_acks = 1
+        key_prefix = "test:"
+        "#,
+    )
+    .unwrap();
+    settings.lanes = 3;
+    let store = Store::new(&settings).unwrap();
+    assert_eq!(store.lanes.len(), 6);
+
+    let lanes = lanes_of_threads(&store, 12);
+    let plain: std::collections::BTreeSet<usize> = lanes.iter().map(|l| l.0).collect();
+    let waiting: std::collections::BTreeSet<usize> = lanes.iter().map(|l| l.1).collect();
+    assert!(
+        plain.iter().chain(&waiting).all(|&lane| lane < 6),
+        "{lanes:?}"
+    );
+    assert!(plain.is_disjoint(&waiting), "{lanes:?}");
+    assert!(plain.len() > 1 && waiting.len() > 1, "{lanes:?}");
+}
+
+#[test]
+fn without_replica_acks_threads_spread_over_every_lane() {
+    let mut settings: RedisSettings = toml::from_str(
+        r#"
+        url = "redis://127.0.0.1:1"
+        pool_size = 3
+        timeout_ms = 200
+        key_prefix = "test:"
+        "#,
+    )
+    .unwrap();
+    // As the configuration's validation sets it from `pool_size`.
+    settings.lanes = 3;
+    let store = Store::new(&settings).unwrap();
+    assert_eq!(store.lanes.len(), 3);
+
+    let lanes = lanes_of_threads(&store, 12);
+    assert!(
+        lanes.iter().all(|&(plain, waiting)| plain == waiting),
+        "{lanes:?}"
+    );
+    let used: std::collections::BTreeSet<usize> = lanes.iter().map(|l| l.0).collect();
+    assert!(used.iter().all(|&lane| lane < 3), "{lanes:?}");
+    assert!(used.len() > 1, "{lanes:?}");
+}
