@@ -317,3 +317,50 @@ fn the_fence_is_closed_until_every_sentinel_was_asked_and_a_failover_found_close
     fence.on_event(0, "+switch-master", switch);
     assert!(!fence.is_closed(), "the switch ends it");
 }
+
+/// A failover whose end no watcher hears (the `+switch-master` lost with a watcher's connection)
+/// stops the service for [`LONGEST_FAILOVER`], not for good.
+#[test]
+fn a_failover_whose_end_is_missed_opens_the_fence_once_its_longest_time_has_passed() {
+    let fence = Fence::new(&[], "mymaster");
+    fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6379");
+    assert!(fence.is_closed());
+
+    // As if LONGEST_FAILOVER had passed: closed until a moment gone by.
+    std::thread::sleep(Duration::from_millis(5));
+    fence.closed_until.store(1, Ordering::Release);
+    assert!(
+        !fence.is_closed(),
+        "closed for good by a failover never seen to end"
+    );
+}
+
+/// Operations start the watchers if they do not run (see `Fence::enter`), and they must not
+/// start more each time: a watcher per sentinel, not a watcher per call.
+#[tokio::test]
+async fn operations_start_one_watcher_per_sentinel_however_many_enter() {
+    let sentinels = [
+        "redis://127.0.0.1:1".to_owned(),
+        "redis://127.0.0.1:2".to_owned(),
+    ];
+    let fence = Fence::new(&sentinels, "mymaster");
+    for _ in 0..3 {
+        assert!(
+            fence.enter().is_err(),
+            "closed until every sentinel was asked"
+        );
+    }
+    assert_eq!(fence.watchers.load(Ordering::Acquire), 2);
+
+    // Neither sentinel can be reached: the watchers say so, and the fence opens.
+    let opened = async {
+        while fence.is_closed() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), opened)
+        .await
+        .expect("the watchers never marked their sentinels checked");
+    assert!(fence.enter().is_ok());
+    assert_eq!(fence.watchers.load(Ordering::Acquire), 2);
+}
