@@ -226,3 +226,7 @@ pub async fn stop_on_signal(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "shutdown_tests.rs"]
+mod tests;
