@@ -326,9 +326,10 @@ fn a_failover_whose_end_is_missed_opens_the_fence_once_its_longest_time_has_pass
     fence.on_event(0, "+try-failover", "master mymaster 127.0.0.1 6379");
     assert!(fence.is_closed());
 
-    // As if LONGEST_FAILOVER had passed: closed until a moment gone by.
+    // As if LONGEST_FAILOVER had passed: closed until a moment gone by, on the fence's clock.
+    let closed_at = fence.now_ms();
     std::thread::sleep(Duration::from_millis(5));
-    fence.closed_until.store(1, Ordering::Release);
+    fence.closed_until.store(closed_at + 2, Ordering::Release);
     assert!(
         !fence.is_closed(),
         "closed for good by a failover never seen to end"
@@ -363,4 +364,53 @@ async fn operations_start_one_watcher_per_sentinel_however_many_enter() {
         .expect("the watchers never marked their sentinels checked");
     assert!(fence.enter().is_ok());
     assert_eq!(fence.watchers.load(Ordering::Acquire), 2);
+}
+
+/// Watchers are tasks of the runtime that started them and end with it (the start's checks
+/// run in one of their own): the next operation, in another runtime, starts them again.
+#[test]
+fn watchers_ended_with_their_runtime_are_started_again_by_the_next_operation() {
+    let sentinels = ["redis://127.0.0.1:1".to_owned()];
+    let fence = Fence::new(&sentinels, "mymaster");
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let watchers = || fence.watchers.load(Ordering::Acquire);
+
+    let first = runtime();
+    first.block_on(async { fence.enter().err() });
+    assert_eq!(watchers(), 1);
+    drop(first);
+    assert_eq!(watchers(), 0, "counted alive after their runtime ended");
+
+    runtime().block_on(async {
+        let _ = fence.enter();
+        assert_eq!(watchers(), 1, "not started again");
+    });
+}
+
+/// A watcher ends with its store, silent sentinel or not: a store dropped leaves no task behind
+/// pinging its sentinel for ever.
+#[tokio::test]
+async fn a_watcher_ends_soon_after_its_store_is_gone() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    tokio::spawn(silent_after_subscribing(listener));
+    let fence = Fence::new(&[], "mymaster");
+    let weak = Arc::downgrade(&fence);
+
+    // Gone once the watcher follows the sentinel (its `SENTINEL MASTER` times out first).
+    let gone = async move {
+        tokio::time::sleep(WATCH_TICK * 6).await;
+        drop(fence);
+    };
+    let mut lost = false;
+    let watching = tokio::time::timeout(WATCH_TICK * 10, follow(&weak, 0, &url, &mut lost));
+    let (ended, ()) = tokio::join!(watching, gone);
+
+    let ended = ended.expect("still following its sentinel after the store was gone");
+    assert!(ended.is_ok(), "{ended:?}");
 }
