@@ -344,3 +344,33 @@ fn without_replica_acks_threads_spread_over_every_lane() {
     assert!(used.iter().all(|&lane| lane < 3), "{lanes:?}");
     assert!(used.len() > 1, "{lanes:?}");
 }
+
+/// A connection belongs to the fence generation it was made in: once the fence has moved, even
+/// with the master unchanged (an aborted failover), the next call connects anew, never on the
+/// connection made before, which may lead to a demoted master.
+#[tokio::test]
+async fn after_the_fence_moved_a_call_connects_anew_and_never_reuses_the_connection_made_before() {
+    let (store, fence, connections) = store_on_a_switched_master().await;
+    let call = || store.with_conn(Lanes::Plain, |_conn| async { Ok(()) });
+    call().await.unwrap();
+    call().await.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "the lane's connection is kept"
+    );
+
+    fence.on_event(0, "+try-failover", "master mymaster 10.0.0.2 6380");
+    fence.on_event(
+        0,
+        "-failover-abort-no-good-slave",
+        "master mymaster 10.0.0.2 6380",
+    );
+    assert!(fence.enter().is_ok());
+    call().await.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "ran on the connection made before the fence moved"
+    );
+}
