@@ -281,12 +281,15 @@ kill -0 "$server_pid" 2>/dev/null || alive=0
 # The table, one row per table_minutes: the last sample's RSS, HWM and /metrics lines, the
 # most descriptors and threads, the median Redis memory and DBSIZE, the worst p99 and the
 # errors of the runs that ended in it.
-echo "== per $table_minutes minutes (runs: p99 worst of those ended in the span; errors summed)"
-awk -F, -v span=$(( table_minutes * 60 )) -v runs="$out/runs.csv" '
+# median(a, n): the median of a[1..n] (sorted in place), 0 when n is 0; for the awk programs
+# of the table and the verdict.
+awk_median='
   function median(a, n,   i, j, t) {
     for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
     return n ? a[int((n + 1) / 2)] : 0
-  }
+  }'
+echo "== per $table_minutes minutes (runs: p99 worst of those ended in the span; errors summed)"
+awk -F, -v span=$(( table_minutes * 60 )) -v runs="$out/runs.csv" "$awk_median"'
   BEGIN {
     while ((getline line < runs) > 0) {
       split(line, f, ",")
@@ -321,14 +324,13 @@ check() { # check OK TEXT: prints the line, marks the run failed when OK is not 
   if [[ $1 == 1 ]]; then echo "   ok    $2"; else echo "   FAIL  $2"; failed=1; fi
 }
 thirds() { # thirds COLUMN STAT: STAT (median, max, last) of the middle and of the last third
-  awk -F, -v c="$1" -v stat="$2" '
+  awk -F, -v c="$1" -v stat="$2" "$awk_median"'
     NR > 1 && $c != "" { v[++n] = $c }
-    function pick(from, to,   i, j, t, k, a) {
+    function pick(from, to,   i, t, k, a) {
       k = 0; for (i = from; i <= to; i++) a[++k] = v[i]
       if (stat == "last") return a[k]
       if (stat == "max") { t = a[1]; for (i = 2; i <= k; i++) if (a[i] > t) t = a[i]; return t }
-      for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-      return a[int((k + 1) / 2)]
+      return median(a, k)
     }
     END {
       if (n < 6) { print "0 0"; exit }
