@@ -37,6 +37,7 @@ pub struct Client {
     auth_failures: EverySecond,
     token_refusals: EverySecond,
     foreign_replays: EverySecond,
+    revoking_replays: EverySecond,
 }
 
 /// Why the clients file was refused; the message names the file and the client.
@@ -332,6 +333,7 @@ impl Client {
             auth_failures: EverySecond::new(),
             token_refusals: EverySecond::new(),
             foreign_replays: EverySecond::new(),
+            revoking_replays: EverySecond::new(),
         })
     }
 
@@ -368,6 +370,18 @@ impl Client {
             format_args!(
                 "spent authorization code presented again; no token of this client's revoked"
             ),
+        );
+    }
+
+    /// Warns that this client presented a spent code of its own, whose token is now revoked,
+    /// as [`Client::log_auth_failure`]: each replay revokes another token, so a client that
+    /// retries every exchange (a bug worth the operator's eye, or a stolen code in use) would
+    /// otherwise write a line per token it was issued.
+    pub fn log_revoking_replay(&self) {
+        self.log_limited_at(
+            log::Level::Warn,
+            &self.revoking_replays,
+            format_args!("authorization code replayed; its token is revoked"),
         );
     }
 

@@ -127,10 +127,7 @@ impl Exchange {
             }
             Ok(true) => {
                 self.metrics.token_revoked(Revocation::Replay);
-                log::warn!(
-                    "client {}: authorization code replayed; its token is revoked",
-                    client.id
-                );
+                client.log_revoking_replay();
                 OAuthError::invalid_grant(
                     "the authorization code was already used; the token issued for it is revoked",
                 )

@@ -533,6 +533,50 @@ async fn another_clients_spent_code_presented_in_a_loop_is_one_warning_a_second(
     );
 }
 
+/// A client that presents each of its spent codes again revokes each token, and is warned of
+/// at most once a second: a client retrying every exchange would otherwise write a line per
+/// token it was issued. Every token is revoked all the same.
+#[tokio::test]
+async fn its_own_codes_replayed_in_a_loop_are_one_warning_a_second() {
+    let log = log_capture::mark();
+    let (app, client) = with_own_client("replayer").await;
+    let started = std::time::Instant::now();
+    const TRIES: usize = 30;
+    let mut tokens = Vec::with_capacity(TRIES);
+    for _ in 0..TRIES {
+        let code = app.issue_code(&client).await;
+        let exchanged = Answer::of(app.exchange(&client, &code).await).await;
+        assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+        tokens.push(
+            exchanged.json["access_token"]
+                .as_str()
+                .expect("a token")
+                .to_owned(),
+        );
+        let replayed = Answer::of(app.exchange(&client, &code).await).await;
+        assert_eq!((replayed.status, replayed.error()), (400, "invalid_grant"));
+    }
+    let seconds = started.elapsed().as_secs() as usize + 1;
+    let warned = format!(
+        "client {}: authorization code replayed; its token is revoked",
+        client.id
+    );
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&warned)))
+        .await;
+    let warnings = lines.iter().filter(|l| l.contains(&warned)).count();
+    assert!(
+        warnings <= seconds + 1 && warnings < TRIES,
+        "{warnings} warnings in {seconds} s"
+    );
+    for token in &tokens {
+        assert!(
+            !app.is_active(&client, token).await,
+            "a replayed code's token is active"
+        );
+    }
+}
+
 /// A request actix cannot parse is answered 400 before any route; actix logged an ERROR line
 /// for each, so anyone could flood the log. The real binary, whose logger main sets up.
 #[tokio::test]
