@@ -660,6 +660,30 @@ fn a_client_id_outside_vschar_is_malformed_in_the_body_and_a_failed_authenticati
     assert_eq!(request.client.id, printable);
 }
 
+/// In the body, a malformed client_id is said to be too long only past 256 bytes: one of 256
+/// bytes with a control character in it is outside VSCHAR, not too long.
+#[test]
+fn a_malformed_client_id_in_the_body_is_too_long_only_past_256_bytes() {
+    // (client_id, what the description must say, what it must not)
+    let cases = [
+        ("a".repeat(257), "too long", "printable"),
+        (format!("{}\n", "a".repeat(256)), "too long", "printable"),
+        (format!("{}\n", "a".repeat(255)), "printable", "too long"),
+        ("app\n".to_owned(), "printable", "too long"),
+    ];
+    for format in FORMATS {
+        for (id, said, unsaid) in &cases {
+            let in_body = with(&complete(), "client_id", id);
+            let description = invalid_request(parse(format, None, &in_body));
+            assert!(
+                description.contains(said) && !description.contains(unsaid),
+                "{format:?} {} bytes: {description}",
+                id.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn a_parsed_request_does_not_print_its_secret_code_or_verifier() {
     let request = parse(Format::Json, None, &complete()).unwrap();
