@@ -293,3 +293,18 @@ fn a_token_verifies_with_the_public_half_taken_from_the_private_key_too() {
         assert_eq!(verifier.verify(&token).unwrap().jti, "x", "{kind:?}");
     }
 }
+
+#[test]
+fn a_verifier_knows_the_kids_of_its_keys_and_no_others() {
+    let (_, public) = pair(KeyKind::Ed25519);
+    let other = key(KeyKind::Ed25519);
+    let mut verifier = Verifier::default();
+    assert!(verifier.is_empty());
+    assert!(!verifier.knows(public.kid()));
+
+    assert!(verifier.insert(public.clone()));
+
+    assert!(!verifier.is_empty());
+    assert!(verifier.knows(public.kid()));
+    assert!(!verifier.knows(other.verifying_key().kid()));
+}
