@@ -308,3 +308,44 @@ fn a_verifier_knows_the_kids_of_its_keys_and_no_others() {
     assert!(verifier.knows(public.kid()));
     assert!(!verifier.knows(other.verifying_key().kid()));
 }
+
+/// `token` with a padding claim (and, as unpadded base64 skips one length in four, a padding
+/// header field) making it `length` bytes long, signed again by `signer`.
+fn of_length(token: &str, signer: &SigningKey, length: usize) -> String {
+    let signature_len = token.rsplit_once('.').unwrap().1.len();
+    for head_pad in 0..4 {
+        let head = reencode(token, 0, |header| {
+            header["pad"] = json!("h".repeat(head_pad))
+        });
+        for pad in 0..length {
+            let input = reencode(&head, 1, |claims| claims["pad"] = json!("p".repeat(pad)));
+            let input = input.rsplit_once('.').unwrap().0;
+            let len = input.len() + 1 + signature_len;
+            if len == length {
+                let signature = URL_SAFE_NO_PAD.encode(signer.sign(input.as_bytes()).unwrap());
+                return format!("{input}.{signature}");
+            }
+            if len > length {
+                break;
+            }
+        }
+    }
+    panic!("no padding made a token of {length} bytes");
+}
+
+/// A token of exactly `MAX_TOKEN` bytes verifies; one byte longer is refused before it is read,
+/// though our own key signed it.
+#[test]
+fn a_token_of_max_token_bytes_verifies_and_a_longer_one_is_refused_however_signed() {
+    let pem = SigningKey::generate_pem(KeyKind::Ed25519).unwrap();
+    let signer = SigningKey::from_pem(&pem).unwrap();
+    let verifier = verifier_of(&[signer.verifying_key()]);
+    let token = mint(SigningKey::from_pem(&pem).unwrap(), "x");
+    let longest = of_length(&token, &signer, MAX_TOKEN);
+    let longer = of_length(&token, &signer, MAX_TOKEN + 1);
+
+    assert_eq!(longest.len(), MAX_TOKEN);
+    assert_eq!(verifier.verify(&longest).unwrap().jti, "x");
+    assert_eq!(longer.len(), MAX_TOKEN + 1);
+    assert_eq!(verifier.verify(&longer).unwrap_err(), Rejected::Malformed);
+}
