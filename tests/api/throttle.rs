@@ -341,12 +341,15 @@ async fn an_address_block_ends_with_its_window_and_the_next_failure_starts_a_new
     };
     // Refused before any code is read: no fresh code needed, and nothing slows the failures.
     let unknown_code = "OC-1-never-issued";
+    // The window starts after this: it ends no sooner than `first_sent + WINDOW_SECS`.
+    let first_sent = Instant::now();
     for i in 0..MAX {
         let answer = app.exchange_from(&wrong, unknown_code, address).await;
         assert_eq!(answer.status, 401, "failure {i}: {}", answer.text);
     }
 
     let blocked = app.exchange_from(&wrong, unknown_code, address).await;
+    let blocked_answered = Instant::now();
     let pttl: i64 = app.query(redis::cmd("PTTL").arg(&counter)).await;
 
     assert_refused_429(&blocked, "the failure past the limit");
@@ -357,6 +360,16 @@ async fn an_address_block_ends_with_its_window_and_the_next_failure_starts_a_new
     assert!(
         (1..=WINDOW_SECS).contains(&retry_after),
         "Retry-After {retry_after} in a {WINDOW_SECS} s window"
+    );
+    // Rounded up, never down: a client that waits as told must not find the window still open.
+    // At least what was left when the 429 was answered (Redis' clock against the test's, and
+    // PTTL's whole milliseconds, are the slack); a slow machine loosens the bound.
+    let least_left = Duration::from_secs(WINDOW_SECS)
+        .saturating_sub(blocked_answered - first_sent)
+        .saturating_sub(Duration::from_millis(200));
+    assert!(
+        Duration::from_secs(retry_after) >= least_left,
+        "Retry-After {retry_after} s with at least {least_left:?} of the window left"
     );
     let window_ms = i64::try_from(WINDOW_SECS * 1000).unwrap();
     assert!(
