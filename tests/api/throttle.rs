@@ -623,6 +623,42 @@ async fn a_peer_that_forwards_but_is_not_trusted_is_warned_about_once() {
     assert_eq!(warned(trusted), 0, "the trusted proxy");
 }
 
+/// With throttling off nothing is counted: nothing is said of a peer that forwards but is not a
+/// trusted proxy (the line would warn of counts against it that are not kept).
+#[tokio::test]
+async fn with_throttling_off_a_peer_that_forwards_is_not_warned_about() {
+    let log = log_capture::mark();
+    // A peer of its own (the loopback network is all ours), so that the lines are this test's.
+    let peer = "127.0.0.4";
+    let app = spawn_app_with(|s| s.throttle.enabled = false).await;
+    let http = reqwest::Client::builder()
+        .local_address(peer.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let body = json!({
+        "client_id": APP.id,
+        "client_secret": APP.secret,
+        "code": "OC-1-unknown",
+        "redirect_uri": APP.redirect_uri,
+    });
+    let request = http.post(app.token_url()).json(&body);
+    let answer = request
+        .header("X-Forwarded-For", "198.51.100.7")
+        .send()
+        .await;
+    let answer = Answer::of(answer.unwrap()).await;
+
+    assert_eq!(
+        answer.error(),
+        "invalid_grant",
+        "authenticated: {}",
+        answer.text
+    );
+    let needle = format!("{peer} sends X-Forwarded-For");
+    let warned = log.lines().iter().filter(|l| l.contains(&needle)).count();
+    assert_eq!(warned, 0, "warned with throttling off");
+}
+
 #[tokio::test]
 async fn forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored() {
     let app = app(false).await;
