@@ -768,6 +768,33 @@ async fn a_trusted_proxys_request_without_forwarded_for_is_not_counted_against_i
     assert_eq!(unknown.status, 401, "an unknown id: {}", unknown.text);
 }
 
+/// A trusted proxy's request that names no client (no `X-Forwarded-For`, or a hop that is no
+/// address) is said in the log, as only the client id then throttles it. At most once a second
+/// at each call site, shared with the other tests: asked again until each line shows.
+#[tokio::test]
+async fn a_trusted_proxys_request_naming_no_client_is_warned_about() {
+    let log = log_capture::mark();
+    let app = app(true).await;
+    let said = |line: &str| log.lines().iter().any(|l| l.contains(line));
+    let (no_header, no_address) = (
+        "a request from a trusted proxy without X-Forwarded-For",
+        "an X-Forwarded-For hop behind a trusted proxy is not an address",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(said(no_header) && said(no_address)) {
+        assert!(
+            Instant::now() < deadline,
+            "not said in 5 s: {:?}",
+            [no_header, no_address].map(|line| (line, said(line)))
+        );
+        for lines in [&[][..], &["unknown"]] {
+            let answer = attempt_forwarded(&app, APP.id, APP.secret, lines).await;
+            assert_eq!(answer.status, 200, "{lines:?}: {}", answer.text);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// An unknown client id has no secret to guess: its failures count against their address
 /// only, and made-up ids leave no counter each in Redis.
 #[tokio::test]
