@@ -332,6 +332,28 @@ mod tests {
         assert_eq!(table.get(&1, now).map(|s| s.count), Some(1));
     }
 
+    /// Windows that end `SAME_WINDOW` apart, no more, are still one window: a lower count of it
+    /// does not replace a higher one; a moment later, it is a new window's.
+    #[test]
+    fn reports_ending_same_window_apart_are_of_one_window() {
+        let table: Table<u32> = Table::new();
+        let now = Instant::now();
+        let until = now + Duration::from_secs(60);
+        table.put(1, Seen { count: 5, until }, now);
+        let edge = Seen {
+            count: 2,
+            until: until + SAME_WINDOW,
+        };
+        table.put(1, edge, now);
+        assert_eq!(table.get(&1, now).map(|s| s.count), Some(5));
+        let beyond = Seen {
+            until: edge.until + Duration::from_millis(1),
+            ..edge
+        };
+        table.put(1, beyond, now);
+        assert_eq!(table.get(&1, now).map(|s| s.count), Some(2));
+    }
+
     #[test]
     fn counting_here_adds_one_in_the_open_window_or_starts_one() {
         let table: Table<u32> = Table::new();
@@ -342,6 +364,11 @@ mod tests {
         let after = now + window + Duration::from_secs(1);
         let fresh = table.add_one(1, window, after);
         assert_eq!((fresh.count, fresh.until), (1, after + window));
+        // The window is over at its very end, as for `get`: the next failure starts a new one.
+        let end = after + window;
+        assert!(table.get(&1, end).is_none());
+        let next = table.add_one(1, window, end);
+        assert_eq!((next.count, next.until), (1, end + window));
     }
 
     #[test]
