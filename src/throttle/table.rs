@@ -371,6 +371,62 @@ mod tests {
         assert_eq!((next.count, next.until), (1, end + window));
     }
 
+    /// A full table sweeps out the entries whose window has ended (at its very end, as for
+    /// `get`) and keeps a new key in their place, and sweeps again once `SWEEP_EVERY` has passed.
+    #[test]
+    fn a_full_table_makes_room_by_sweeping_out_ended_windows_again_and_again() {
+        let table: Table<u32> = Table::new();
+        let now = Instant::now();
+        let held = |key: u32, at: Instant| table.get(&key, at).is_some();
+        let long = Seen {
+            count: 1,
+            until: now + Duration::from_secs(3600),
+        };
+        // One key keeps the table from going idle; the others' windows end at `end`.
+        table.put(u32::MAX, long, now);
+        let fill = |first: u32, at: Instant, end: Instant| {
+            for key in first..first + MAX_TRACKED as u32 - 1 {
+                table.put(
+                    key,
+                    Seen {
+                        count: 1,
+                        until: end,
+                    },
+                    at,
+                );
+            }
+        };
+        let end = now + Duration::from_secs(10);
+        fill(0, now, end);
+        assert_eq!(table.entries.lock().unwrap().held.len(), MAX_TRACKED);
+
+        table.put(MAX_TRACKED as u32, long, end);
+        assert!(
+            held(MAX_TRACKED as u32, end),
+            "no room made at the windows' end"
+        );
+
+        // Full again, of windows that end later; the sweep is due again after `SWEEP_EVERY`.
+        let later = end + SWEEP_EVERY;
+        fill(1_000_000, end, later);
+        assert_eq!(table.entries.lock().unwrap().held.len(), MAX_TRACKED);
+        table.put(MAX_TRACKED as u32 + 1, long, later);
+        assert!(held(MAX_TRACKED as u32 + 1, later), "no second sweep");
+    }
+
+    /// `idle` rounds a window's end up to its millisecond: never idle while a window is open.
+    #[test]
+    fn a_table_is_not_idle_in_the_last_millisecond_of_a_window() {
+        let table: Table<u32> = Table::new();
+        let until = table.epoch + Duration::from_micros(10_500);
+        let seen = Seen { count: 1, until };
+        table.put(1, seen, table.epoch);
+        let at = until - Duration::from_micros(300);
+        assert!(!table.idle(at));
+        assert_eq!(table.get(&1, at).map(|s| s.count), Some(1));
+        assert!(table.idle(until + Duration::from_millis(1)));
+    }
+
     #[test]
     fn once_every_window_has_ended_a_look_up_skips_the_lock() {
         let table: Table<u32> = Table::new();
