@@ -310,6 +310,42 @@ mod tests {
         assert_eq!(below(), 0);
     }
 
+    /// A held key whose new window starts below the floor can again give up its place: a key at
+    /// the floor that finds the table full takes it.
+    #[test]
+    fn a_key_fallen_below_the_floor_makes_room_in_a_full_table() {
+        let table: Table<u32> = Table::with_floor(2);
+        let now = Instant::now();
+        let until = now + Duration::from_secs(60);
+        let high = Seen { count: 2, until };
+        for key in 0..MAX_TRACKED as u32 {
+            table.put(key, high, now);
+        }
+        // The first key to find it full has it swept (nothing ends yet) and is turned away: no
+        // sweep is due again before `SWEEP_EVERY`, to count the keys below the floor afresh.
+        table.put(MAX_TRACKED as u32, high, now);
+        assert!(table.get(&(MAX_TRACKED as u32), now).is_none());
+        let passes = || table.entries.lock().unwrap().floor_passes;
+        assert_eq!(
+            passes(),
+            0,
+            "a pass over a table with nothing below the floor"
+        );
+        // Key 0's counter began a new window (it ends later), with one failure so far.
+        let fallen = Seen {
+            count: 1,
+            until: until + Duration::from_secs(30),
+        };
+        table.put(0, fallen, now);
+        assert_eq!(table.get(&0, now).map(|s| s.count), Some(1));
+
+        table.put(u32::MAX, high, now);
+
+        assert_eq!(table.get(&u32::MAX, now).map(|s| s.count), Some(2));
+        assert!(table.get(&0, now).is_none(), "key 0 gave up its place");
+        assert_eq!(passes(), 1);
+    }
+
     #[test]
     fn a_lower_count_of_the_same_window_does_not_replace_a_higher_one() {
         let table: Table<u32> = Table::new();
