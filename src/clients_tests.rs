@@ -196,3 +196,40 @@ fn a_missing_clients_file_is_named_with_where_it_was_looked_for() {
         "{message}"
     );
 }
+
+#[test]
+fn only_ids_outside_the_unreserved_characters_are_said_to_be_garbled_by_basic() {
+    let text = format!(
+        "{DEMO}{}{}",
+        DEMO.replace("\"app\"", "\"has+plus\""),
+        DEMO.replace("\"app\"", "\"A-Z.a_z~09\"")
+    );
+    let registry = load(&text);
+    let garbled: Vec<&str> = registry.ids_basic_may_garble().collect();
+    assert_eq!(garbled, ["has+plus"]);
+}
+
+#[test]
+fn a_tokens_audience_is_the_clients_own_else_the_default_else_the_client_id() {
+    let own = DEMO.replace("scopes", "audience = \"own-api\"\nscopes");
+    let own = load(&own);
+    let demo = load(DEMO);
+    let (own, demo) = (own.get("app").unwrap(), demo.get("app").unwrap());
+    assert_eq!(own.audience_or("default-api"), "own-api");
+    assert_eq!(own.audience_or(""), "own-api");
+    assert_eq!(demo.audience_or("default-api"), "default-api");
+    assert_eq!(demo.audience_or(""), "app");
+}
+
+#[test]
+fn an_empty_scope_or_one_with_white_space_is_refused() {
+    for scope in ["", "user basic", "user:basic\\t"] {
+        let text = DEMO.replace("\"user:basic\"", &format!("\"user:basic\", \"{scope}\""));
+        match Registry::from_toml(&text, &Argon2Limit::half_the_cpus()) {
+            Err(LoadError::Invalid { problem, .. }) => {
+                assert!(problem.contains("scopes"), "{scope:?}: {problem}")
+            }
+            _ => panic!("{scope:?} was accepted"),
+        }
+    }
+}
