@@ -51,6 +51,8 @@ pub async fn write(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -62,5 +64,17 @@ mod tests {
         assert_eq!(parts[0], "OC");
         assert!(parts[1].len() == 4 && parts[1].bytes().all(|c| c.is_ascii_digit()));
         assert!(parts[2].len() == 24 && parts[2].bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    /// The serial is any of 1000 to 9999 and the tail any alphanumeric: over 500 codes, the
+    /// serials start with every digit 1 to 9, and the tails hold every one of the 62
+    /// characters (the chance that a fair draw misses one is below 1e-24).
+    #[test]
+    fn codes_draw_from_every_serial_digit_and_every_alphanumeric() {
+        let codes: Vec<String> = (0..500).map(|_| new_code().unwrap()).collect();
+        let leading: BTreeSet<u8> = codes.iter().map(|c| c.as_bytes()[3]).collect();
+        let tails: BTreeSet<u8> = codes.iter().flat_map(|c| c.bytes().skip(8)).collect();
+        assert_eq!(leading, (b'1'..=b'9').collect());
+        assert_eq!(tails, ALPHANUMERIC.iter().copied().collect());
     }
 }
