@@ -165,6 +165,21 @@ async fn a_client_id_takes_one_slot_at_most_and_others_take_the_rest() {
     assert!(hash.verify("other", SECRET, &limit).await.unwrap());
 }
 
+/// Another id's verification drops only the idle turns: a turn that a verification holds is
+/// kept, so its id still waits for it instead of getting a second slot.
+#[tokio::test]
+async fn a_turn_in_use_outlives_other_ids_coming_and_going() {
+    let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(2));
+    let _flooded = limit.turn_of("flooded").acquire_owned().await.unwrap();
+
+    assert!(hash.verify("other", SECRET, &limit).await.unwrap());
+
+    assert!(matches!(
+        hash.verify("flooded", "wrong", &limit).await,
+        Err(OAuthError::Overloaded)
+    ));
+}
+
 #[tokio::test]
 async fn only_the_turns_in_use_are_kept() {
     let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
