@@ -308,3 +308,17 @@ fn hash_secret_parameters_give_the_reference_implementation_string_for_the_same_
         .to_string();
     assert_eq!(phc, REFERENCE_PHC);
 }
+
+/// `hash-secret --argon2`'s string: a PHC string with a fresh salt each time, that verifies
+/// the secret it was made of and no other.
+#[tokio::test]
+async fn an_argon2_hash_made_here_has_its_own_salt_and_verifies_its_secret_only() {
+    let (phc, again) = (
+        hash_secret_argon2(SECRET).unwrap(),
+        hash_secret_argon2(SECRET).unwrap(),
+    );
+    assert_ne!(phc, again, "the same salt twice");
+    let (hash, limit) = (SecretHash::parse("app", &phc).unwrap(), Argon2Limit::new(1));
+    assert!(!hash.verify("app", "wrong", &limit).await.unwrap());
+    assert!(hash.verify("app", SECRET, &limit).await.unwrap());
+}
