@@ -186,3 +186,43 @@ fn throttle_keys_name_a_client_id_by_its_hash_and_an_address_as_it_is() {
         "the pair's key: the id's hash, then the address"
     );
 }
+
+#[test]
+fn keys_say_whether_they_carry_cluster_hash_tags() {
+    assert!(Keys::new("sso:", true).tagged());
+    assert!(!Keys::new("sso:", false).tagged());
+}
+
+#[test]
+fn the_revoking_key_sits_beside_the_token_record_in_its_slot() {
+    for tagged in [false, true] {
+        let keys = Keys::new("sso:", tagged);
+        let token_key = keys.token_of_code("OC-1001-GNen5J2oMC1mJncDvO2tvwYV");
+        let revoking = keys.revoking(&token_key);
+        assert!(
+            revoking.starts_with(&token_key) && revoking != token_key,
+            "{revoking}"
+        );
+        // In a Cluster, where the one script that deletes the record writes it too.
+        if tagged {
+            assert_eq!(
+                slot(revoking.as_bytes()),
+                slot(token_key.as_bytes()),
+                "{revoking}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_throttle_decoy_is_a_key_of_the_deployment_apart_from_every_clients() {
+    let keys = Keys::new("sso:", true);
+    let decoy = keys.throttle_decoy();
+    assert!(decoy.starts_with("sso:throttle:"), "{decoy}");
+    assert_eq!(decoy, Keys::new("sso:", true).throttle_decoy());
+    assert_ne!(decoy, Keys::new("other:", true).throttle_decoy());
+    for id in ["", "decoy", "app"] {
+        assert_ne!(decoy, keys.throttle_client(id), "{id}");
+        assert_ne!(decoy, keys.throttle_client_at(id, "127.0.0.1"), "{id}");
+    }
+}
