@@ -233,6 +233,66 @@ AgMBAAE=\n\
 -----END PUBLIC KEY-----\n\
 ";
 
+/// The longest RSA key the service takes: 8192 bits, the most aws-lc-rs verifies with
+/// (`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:8192`, then `pkey -pubout`).
+const RSA_8192_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIEIjANBgkqhkiG9w0BAQEFAAOCBA8AMIIECgKCBAEAy1Nyp5ogCLMFsBinY9tk\n\
+UUKecy/ZnpirHEBFwpyenBp1gwfhHUHvYf2Bui/6BxKS4Rl2WB+nPF4gq7W9ZeOP\n\
+GkS1Y9bDPLKPE1kD/WKZFoRIB7EBbX0kuCJxbLjWRLmLvBy7foVAYlO4yKbpJ/VI\n\
+SjQUjtHd3eu1Ac0zkhE2zQ/KAHJCvFC29tFjZrAoSYLsdkcFZGx6LvAAePHzfn3q\n\
+3HIqBCdTgdk356Y6TkE3IU5xFAKhGBArU5AehgRhqwCfMyulWs3Wpgc/39Qu9xqP\n\
+CdlEOEwtEyiy0EGSpRm8sKXOMeAYH7XTIJ3aeawBc/R+smsui5l8FgnCk/DmINzV\n\
+MQYnQInGA8IZtf6V1cQT2eFziExFPGRGLfMXZPmm+oocmNt2wbVdMgtrKyDxhWFh\n\
+cYq9BOgnWKwwts2UbcObpPrpob7ziPhMGYjgrUhsdJ419su4G+B1O/XLJbXbkTAP\n\
+4T90bQSJRjMzNvJ3Na3+yslOVlnIsULRxe+dlLu7sjmAk7493P2oJcA9CBgAHDlC\n\
+IXJ1BYU0LZoFmsGY6iltAqy3afYqg8uCGW3q/iYlv80bcyGZkKdU/liuF/IWYeSL\n\
+Fn5t8UXbRpuKhOCg6Ub/hBn8zH8dCfF4TUOmcRPmvst8NXmVLFRKF8vYuawGSP1S\n\
+u6MrYkCGeiPonakyrwW+11qvHpBbmRLwmV5Wrhda+jW/vAJ5SYTGq8xJ1qzJpE14\n\
+8rCcZ/tssoijOgeYs+y7F3Wq2zeN/hOTN/LRgc3OTszR4pGG58hpTHQLqorqgxx3\n\
+uaMM36pQBLKbTWA8W1TSXokBOWtOPAYPEFxDdeiJRpO8A9jCv0mtdIF4FkKzjE0o\n\
+VDbWCjpx0cl3Q924SooZTdAcjBsXgERt+PNvczOh7cnAhEEj024L/nt3KYD+Ta4G\n\
+JCxjsPzU6VKOw0Rf0T+qN4nunFYBTYgBcAhNhy3q82yrK2geav+WY4LdfkvOiJeA\n\
+Kh5T7ZrH9+VPHN9n2O0/oC3yZH0ceRCydXq4oyzHYOY/ds6Ym0zuAG2tITJycSBG\n\
+o2zUG8qGnHNyae2sECc3fgxSoC5HhZEujCkZ6tNHuOXnSw2ECcp4PXCll0lzAIW7\n\
+ZE5OIU0KJIj77PklRiwtvtoYmSpD23Vh1yt94xK0ZPRKPDECniJhCc5rIqm7HnYZ\n\
+A8Xe8GAA9o+GKMw3NpgWeBU1k9UXYt3RPD5MnKlIrY2ZMzYQxapvTJTYM9fyrHym\n\
+dsND+MFle9juDeVgs4GKcYt+B7UrgrJEWcCOdqMaE1LVGnZQnyJjMiQl+aAQTWds\n\
+Fgxb1WHhimvCyYcW5fzoJSR2V5XyIACN25/sdojKGpeIHrwW6Ki8cbPM4OpbRuhM\n\
+xwIDAQAB\n\
+-----END PUBLIC KEY-----\n\
+";
+
+/// 8200 bits: a key aws-lc reads, but whose signatures it verifies with no algorithm we use
+/// (`rsa_keygen_bits:8200`, then `pkey -pubout`).
+const RSA_8200_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIEIzANBgkqhkiG9w0BAQEFAAOCBBAAMIIECwKCBAIAvrHPl2C6nxGWTB01zFZi\n\
+e8YCeoL2I00QTDRuxrgUkrY8ADvqA+Q3MrLn2sJrnRHPZ2SvG1kmrMm4jC5Pm3Oh\n\
+jksUDpznYxufhffuAXYzULt/ULcB/fxIjAUTML7pnUsiXAbA9xYY2WUNanxhUd91\n\
+xUtfkD9mfS2hXJPPw3eivalI0cdt7W+5abZmNd6ZkZiqV4z94sRPVr19+Ydwo9rQ\n\
+8nflWF3n8y6/8dsV8La/BcLwVMdNVLwAgt7HHq3//6X9pGRVP2iqVGwHegw7eLDG\n\
+a4au7IDnkUBdIJXgI1+j5V4j3ZC1f313fSyXC6BcntdV6CMcLj/CglDH0T20V9HC\n\
+hUBZxvAuZX7CdfsZ01B8QbKDpnf6gi8F9qbOXuJ0F1NxrIZeJscHUyXRGQ5kOlBS\n\
+evdi3FK8bSWQUFDiMjrayBCi+9ezW8AjGe+H7GRyxSEDytlxfC3PLeqwUw2WjBft\n\
+IKogz+hFHfp9UeS16yzBfg8h4eRAMITB66fxYcMmcu9utVSxfr8tdHpZzMmSCRwj\n\
+cE8awWVV8yWdySHCNvCvMRQPCo466shuZSLurWl/MdmIyhdO7FVEzSCeiHPKuGuI\n\
+bWohxw5Uobpui6ko7foVJxesMky/xqfPUVnjpBdKC+M5jLu3007RWK9QOEvBTlBh\n\
+nrK4jKDHmIBEf7pl44wq5iKL0/009uwshfhe9dRb3C7Jz3lkCFfC/mV9eyFm5Ecr\n\
+uDNe+92pL6/szIJvw5LROX4hAJ8RyUzIJ0EuKlMxVz3Bcw6VXWJj1VkUVmoc2ZJB\n\
+EiDK2vb1VZXhklbRO+MSeBthO8u2z0d7cCosbSJLn3zURHMsBohFEsy6suOFnpxi\n\
+ibROzp7zirIoiuvom2hCQo89SzrfAF1Uvf8ZZYlPMsOFc9guw84qhpM9AramWXB7\n\
+Lfunfz3Rk8y2Hzowe0WgzVRKXJP8oNkEgPw11O58yTEDp2y1G/YB4difbCYCLQsv\n\
+uvuHVv/qvkMCrtruwFHU+lptjMxyDsgyMCi6l8iGdGFf6eEIw6Eq+pL5IF7Mkq8M\n\
+V3NurlvmNWdgLTSZIeJB2v78xejqS4oTzkOKDUm2th1e/XYDgMAGPyct7Lfub2vb\n\
+6KVdbpWRHCV8Rq0nJYAYH1iLNGHOplGYxMSM7OsvI5T8kJhxBdcchscdInw9P71r\n\
+9VKM9ZO5WCnIwOTYt3s36PuWtjQ0fs6ph9XBVvlvs0pz45H3wifaz0mmzBGK0KCO\n\
+unZRoZ4e7ra1f0eXOcu/F4uurzOMbmGB8mqV/Qd0H1+aokUgQX1X+40zZ6MZpeDH\n\
+YW/9urce7/NqOBiOA5ahuxNq5LBs7TJ0LRA2bnGtECEJF2difj7WnRTzkbtKeho7\n\
+c3kCAwEAAQ==\n\
+-----END PUBLIC KEY-----\n\
+";
+
 const RSA_1024_SPKI: &str = "\
 -----BEGIN PUBLIC KEY-----\n\
 MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDrvglZpA7UuVZS3tW54Djo9Md4\n\
@@ -648,4 +708,28 @@ fn garbage_and_unsupported_public_keys_are_refused() {
         "{error:?}"
     );
     assert!(error.to_string().contains("PUBLIC KEY"), "{error}");
+}
+
+#[test]
+fn rsa_keys_of_up_to_8192_bits_are_taken_and_longer_ones_refused() {
+    let longest = VerifyingKey::from_pem(RSA_8192_SPKI).unwrap();
+    assert_eq!(longest.algorithm(), Algorithm::RS256);
+    let jwk = serde_json::to_value(longest.public_jwk()).unwrap();
+    assert_eq!(b64_len(&jwk["n"]), MAX_RSA_BITS / 8);
+    // aws-lc reads the longer key, but would verify none of its signatures: refused rather
+    // than published.
+    let error = VerifyingKey::from_pem(RSA_8200_SPKI).unwrap_err();
+    assert!(matches!(error, KeyError::Rejected), "{error:?}");
+}
+
+#[test]
+fn a_key_shows_in_debug_output_as_its_kid_and_algorithm() {
+    let signer = SigningKey::from_pem(RFC7517_RSA_PKCS8).unwrap();
+    for shown in [
+        format!("{signer:?}"),
+        format!("{:?}", signer.verifying_key()),
+    ] {
+        assert!(shown.contains(RFC7638_THUMBPRINT), "{shown}");
+        assert!(shown.contains("RS256"), "{shown}");
+    }
 }
