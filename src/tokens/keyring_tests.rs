@@ -143,3 +143,49 @@ fn a_missing_verify_key_points_at_the_public_half_of_the_key_that_signed() {
     assert!(message.contains("sso-token pubkey --key"), "{message}");
     assert!(!message.contains("keygen"), "{message}");
 }
+
+/// A keyring that signs with a new P-256 key, listed again among the verify keys, and keeps a
+/// retired Ed25519 key: the signer, the retired key's public half, and the keyring.
+fn signer_and_retired(dir: &KeyDir) -> (SigningKey, VerifyingKey, Keyring) {
+    let signer_pem = SigningKey::generate_pem(KeyKind::P256).unwrap();
+    let retired_pem = SigningKey::generate_pem(KeyKind::Ed25519).unwrap();
+    let signing = dir.write("signing.pem", &signer_pem);
+    let retired = dir.write("retired.pem", &retired_pem);
+    let keyring = Keyring::load(&settings(signing.clone(), vec![retired, signing])).unwrap();
+    (
+        SigningKey::from_pem(&signer_pem).unwrap(),
+        VerifyingKey::from_pem(&retired_pem).unwrap(),
+        keyring,
+    )
+}
+
+#[test]
+fn the_jwks_publishes_the_signer_and_each_verify_key_once() {
+    let dir = KeyDir::new();
+    let (signer, retired, keyring) = signer_and_retired(&dir);
+
+    let jwks: serde_json::Value = serde_json::from_str(keyring.jwks()).unwrap();
+
+    let published = jwks["keys"].as_array().unwrap();
+    assert_eq!(
+        published,
+        &[
+            serde_json::to_value(signer.public_jwk()).unwrap(),
+            serde_json::to_value(retired.public_jwk()).unwrap(),
+        ]
+    );
+}
+
+#[test]
+fn the_description_names_the_signer_and_counts_each_published_key_once() {
+    let dir = KeyDir::new();
+    let (signer, _, keyring) = signer_and_retired(&dir);
+
+    let described = keyring.describe();
+
+    assert!(
+        described.starts_with(&format!("signing with ES256 key {}, ", signer.kid())),
+        "{described}"
+    );
+    assert!(described.contains(", 2 key(s) published"), "{described}");
+}
