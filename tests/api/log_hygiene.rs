@@ -513,20 +513,11 @@ async fn another_clients_spent_code_presented_in_a_loop_is_one_warning_a_second(
         let answer = Answer::of(app.exchange(&intruder, &code).await).await;
         assert_eq!((answer.status, answer.error()), (400, "invalid_grant"));
     }
-    let seconds = started.elapsed().as_secs() as usize + 1;
     let warned = format!(
         "client {}: spent authorization code presented again",
         intruder.id
     );
-    let lines = log
-        .lines_when(|lines| lines.iter().any(|l| l.contains(&warned)))
-        .await;
-    let warnings = lines.iter().filter(|l| l.contains(&warned)).count();
-    // One per second boundary crossed at most, and a line in the same second as the first.
-    assert!(
-        warnings <= seconds + 1 && warnings < TRIES,
-        "{warnings} warnings in {seconds} s"
-    );
+    assert_at_most_once_a_second(&log, &warned, started, TRIES).await;
     assert!(
         app.is_active(&APP, &token).await,
         "another client's replay revoked the token"
@@ -556,25 +547,36 @@ async fn its_own_codes_replayed_in_a_loop_are_one_warning_a_second() {
         let replayed = Answer::of(app.exchange(&client, &code).await).await;
         assert_eq!((replayed.status, replayed.error()), (400, "invalid_grant"));
     }
-    let seconds = started.elapsed().as_secs() as usize + 1;
     let warned = format!(
         "client {}: authorization code replayed; its token is revoked",
         client.id
     );
-    let lines = log
-        .lines_when(|lines| lines.iter().any(|l| l.contains(&warned)))
-        .await;
-    let warnings = lines.iter().filter(|l| l.contains(&warned)).count();
-    assert!(
-        warnings <= seconds + 1 && warnings < TRIES,
-        "{warnings} warnings in {seconds} s"
-    );
+    assert_at_most_once_a_second(&log, &warned, started, TRIES).await;
     for token in &tokens {
         assert!(
             !app.is_active(&client, token).await,
             "a replayed code's token is active"
         );
     }
+}
+
+/// `warned` is in the log, and at most once a second since `started`, for `tries` occasions.
+async fn assert_at_most_once_a_second(
+    log: &log_capture::Mark,
+    warned: &str,
+    started: std::time::Instant,
+    tries: usize,
+) {
+    let seconds = started.elapsed().as_secs() as usize + 1;
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(warned)))
+        .await;
+    let warnings = lines.iter().filter(|l| l.contains(warned)).count();
+    // One per second boundary crossed at most, and a line in the same second as the first.
+    assert!(
+        warnings <= seconds + 1 && warnings < tries,
+        "{warnings} warnings in {seconds} s"
+    );
 }
 
 /// A request actix cannot parse is answered 400 before any route; actix logged an ERROR line

@@ -589,38 +589,21 @@ async fn a_peer_that_forwards_but_is_not_trusted_is_warned_about_once() {
     let (untrusted, trusted) = ("127.0.0.2", "127.0.0.3");
     for (peer, trust) in [(untrusted, false), (trusted, true)] {
         let app = app(trust).await;
-        let http = reqwest::Client::builder()
-            .local_address(peer.parse::<std::net::IpAddr>().unwrap())
-            .build()
-            .unwrap();
         for _ in 0..2 {
-            let body = json!({
-                "client_id": APP.id,
-                "client_secret": APP.secret,
-                "code": "OC-1-unknown",
-                "redirect_uri": APP.redirect_uri,
-            });
-            let request = http.post(app.token_url()).json(&body);
-            let answer = request
-                .header("X-Forwarded-For", "198.51.100.7")
-                .send()
-                .await;
-            let answer = Answer::of(answer.unwrap()).await;
-            assert_eq!(
-                answer.error(),
-                "invalid_grant",
-                "authenticated: {}",
-                answer.text
-            );
+            authenticate_forwarding_from(&app, peer).await;
         }
     }
 
-    let warned = |peer: &str| {
-        let needle = format!("{peer} sends X-Forwarded-For");
-        log.lines().iter().filter(|l| l.contains(&needle)).count()
-    };
-    assert_eq!(warned(untrusted), 1, "the untrusted peer, once");
-    assert_eq!(warned(trusted), 0, "the trusted proxy");
+    assert_eq!(
+        warnings_of_forwarding(&log, untrusted),
+        1,
+        "the untrusted peer, once"
+    );
+    assert_eq!(
+        warnings_of_forwarding(&log, trusted),
+        0,
+        "the trusted proxy"
+    );
 }
 
 /// With throttling off nothing is counted: nothing is said of a peer that forwards but is not a
@@ -631,6 +614,18 @@ async fn with_throttling_off_a_peer_that_forwards_is_not_warned_about() {
     // A peer of its own (the loopback network is all ours), so that the lines are this test's.
     let peer = "127.0.0.4";
     let app = spawn_app_with(|s| s.throttle.enabled = false).await;
+    authenticate_forwarding_from(&app, peer).await;
+
+    assert_eq!(
+        warnings_of_forwarding(&log, peer),
+        0,
+        "warned with throttling off"
+    );
+}
+
+/// An exchange of an unknown code by a registered client, sent from the loopback address
+/// `peer` with an `X-Forwarded-For`; it must authenticate (`invalid_grant`).
+async fn authenticate_forwarding_from(app: &TestApp, peer: &str) {
     let http = reqwest::Client::builder()
         .local_address(peer.parse::<std::net::IpAddr>().unwrap())
         .build()
@@ -647,16 +642,18 @@ async fn with_throttling_off_a_peer_that_forwards_is_not_warned_about() {
         .send()
         .await;
     let answer = Answer::of(answer.unwrap()).await;
-
     assert_eq!(
         answer.error(),
         "invalid_grant",
         "authenticated: {}",
         answer.text
     );
+}
+
+/// The log's warnings that `peer` sends `X-Forwarded-For` without being trusted.
+fn warnings_of_forwarding(log: &log_capture::Mark, peer: &str) -> usize {
     let needle = format!("{peer} sends X-Forwarded-For");
-    let warned = log.lines().iter().filter(|l| l.contains(&needle)).count();
-    assert_eq!(warned, 0, "warned with throttling off");
+    log.lines().iter().filter(|l| l.contains(&needle)).count()
 }
 
 #[tokio::test]
