@@ -290,22 +290,28 @@ fn lanes_of_threads(store: &Store, threads: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// With `redis.replica_acks` the operations that `WAIT` have lanes of their own: a read never
-/// queues behind a `WAIT` on its connection. Threads spread over the lanes of each half.
-#[test]
-fn with_replica_acks_operations_that_wait_never_share_a_lane_with_the_others() {
-    let mut settings: RedisSettings = toml::from_str(
+/// A store of `pool_size = 3` (its connections unreachable) with `replica_acks`.
+fn three_lanes(replica_acks: u32) -> Store {
+    let mut settings: RedisSettings = toml::from_str(&format!(
         r#"
         url = "redis://127.0.0.1:1"
         pool_size = 3
         timeout_ms = 200
-        replica_acks = 1
+        replica_acks = {replica_acks}
         key_prefix = "test:"
         "#,
-    )
+    ))
     .unwrap();
+    // As the configuration's validation sets it from `pool_size`.
     settings.lanes = 3;
-    let store = Store::new(&settings).unwrap();
+    Store::new(&settings).unwrap()
+}
+
+/// With `redis.replica_acks` the operations that `WAIT` have lanes of their own: a read never
+/// queues behind a `WAIT` on its connection. Threads spread over the lanes of each half.
+#[test]
+fn with_replica_acks_operations_that_wait_never_share_a_lane_with_the_others() {
+    let store = three_lanes(1);
     assert_eq!(store.lanes.len(), 6);
 
     let lanes = lanes_of_threads(&store, 12);
@@ -321,18 +327,7 @@ fn with_replica_acks_operations_that_wait_never_share_a_lane_with_the_others() {
 
 #[test]
 fn without_replica_acks_threads_spread_over_every_lane() {
-    let mut settings: RedisSettings = toml::from_str(
-        r#"
-        url = "redis://127.0.0.1:1"
-        pool_size = 3
-        timeout_ms = 200
-        key_prefix = "test:"
-        "#,
-    )
-    .unwrap();
-    // As the configuration's validation sets it from `pool_size`.
-    settings.lanes = 3;
-    let store = Store::new(&settings).unwrap();
+    let store = three_lanes(0);
     assert_eq!(store.lanes.len(), 3);
 
     let lanes = lanes_of_threads(&store, 12);

@@ -536,14 +536,7 @@ async fn its_own_codes_replayed_in_a_loop_are_one_warning_a_second() {
     let mut tokens = Vec::with_capacity(TRIES);
     for _ in 0..TRIES {
         let code = app.issue_code(&client).await;
-        let exchanged = Answer::of(app.exchange(&client, &code).await).await;
-        assert_eq!(exchanged.status, 200, "{}", exchanged.text);
-        tokens.push(
-            exchanged.json["access_token"]
-                .as_str()
-                .expect("a token")
-                .to_owned(),
-        );
+        tokens.push(app.token_from(&client, &code).await);
         let replayed = Answer::of(app.exchange(&client, &code).await).await;
         assert_eq!((replayed.status, replayed.error()), (400, "invalid_grant"));
     }

@@ -14,7 +14,12 @@ impl TestApp {
     /// Exchanges `record` (written as a fresh code) and returns the access token.
     pub async fn token_of(&self, client: &TestClient, record: &NewCode) -> String {
         let code = self.write_code(record).await;
-        let answer = Answer::of(self.exchange(client, &code).await).await;
+        self.token_from(client, &code).await
+    }
+
+    /// Exchanges `code`, which must succeed, and returns the access token.
+    pub async fn token_from(&self, client: &TestClient, code: &str) -> String {
+        let answer = Answer::of(self.exchange(client, code).await).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
         answer.json["access_token"]
             .as_str()
