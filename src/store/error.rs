@@ -71,13 +71,17 @@ impl StoreError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn noreplicas() -> StoreError {
-        let reply = b"-NOREPLICAS Not enough good replicas to write.\r\n";
+    /// An error reply from a connection that stays good, as Redis gives it.
+    pub(in crate::store) fn refused(reply: &[u8]) -> StoreError {
         let value = redis::parse_redis_value(reply).expect("a RESP error reply");
         StoreError::Redis(value.extract_error().expect_err("an error reply"))
+    }
+
+    fn noreplicas() -> StoreError {
+        refused(b"-NOREPLICAS Not enough good replicas to write.\r\n")
     }
 
     fn unacknowledged(acked: u32) -> StoreError {

@@ -287,30 +287,15 @@ impl Store {
             return;
         };
         match result {
-            Err(e) if !e.keeps_connection(self.fence.is_some()) => {
-                outage.failed.fetch_add(1, Ordering::Relaxed);
-            }
+            Err(e) if !e.keeps_connection(self.fence.is_some()) => outage.failed(),
             Err(_) => {}
             Ok(_) => {
-                if outage.failed.load(Ordering::Relaxed) == 0 {
-                    return;
-                }
                 // This store's own limit, not the call site's: each store has its outages.
-                let (now, said_at) = (unix_now(), outage.said_at.load(Ordering::Relaxed));
-                let turn = (outage.said_at).compare_exchange(
-                    said_at,
-                    now,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-                if said_at != now && turn.is_ok() {
-                    let failed = outage.failed.swap(0, Ordering::Relaxed);
-                    if failed > 0 {
-                        log::info!(
-                            "Redis {} answers again, after {failed} failed call(s)",
-                            outage.target
-                        );
-                    }
+                if let Some(failed) = outage.recovered(unix_now()) {
+                    log::info!(
+                        "Redis {} answers again, after {failed} failed call(s)",
+                        outage.target
+                    );
                 }
             }
         }

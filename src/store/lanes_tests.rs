@@ -1,3 +1,4 @@
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -6,6 +7,7 @@ use deadpool_redis::redis;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use super::super::error::tests::refused;
 use super::super::fence::Fence;
 use super::super::fence::tests::command_name;
 use super::*;
@@ -368,4 +370,58 @@ async fn after_the_fence_moved_a_call_connects_anew_and_never_reuses_the_connect
         2,
         "ran on the connection made before the fence moved"
     );
+}
+
+/// A standalone store; nothing listens at its URL.
+fn standalone_store() -> Store {
+    let settings: RedisSettings = toml::from_str(
+        r#"
+        url = "redis://127.0.0.1:1"
+        pool_size = 1
+        timeout_ms = 200
+        key_prefix = "test:"
+        "#,
+    )
+    .unwrap();
+    Store::new(&settings).unwrap()
+}
+
+/// Only calls that failed for want of Redis make an outage whose end is logged: an error
+/// reply (a full Redis, a key of another type) is Redis answering, and a call that succeeds
+/// after it is no recovery to announce.
+#[test]
+fn only_failures_that_end_the_connection_make_an_outage() {
+    let store = standalone_store();
+    let outage = store.outage.as_deref().expect("outside a Cluster");
+    let now = 1_000;
+
+    store.note_outage::<()>(&Err(refused(b"-OOM command not allowed\r\n")));
+    store.note_outage::<()>(&Err(refused(b"-WRONGTYPE Operation against a key\r\n")));
+    assert_eq!(outage.recovered(now), None, "error replies counted");
+
+    store.note_outage::<()>(&Err(dropped()));
+    store.note_outage::<()>(&Err(StoreError::Timeout(Duration::from_millis(200))));
+    assert_eq!(outage.recovered(now), NonZeroU64::new(2));
+    assert_eq!(outage.recovered(now + 1), None, "reported twice");
+}
+
+/// A flapping Redis: one "answers again" line a second at most, the failures of a recovery
+/// held back counted into the next line; successes with nothing to report hold nothing back.
+#[test]
+fn recoveries_are_reported_once_a_second_with_the_failures_held_back() {
+    let store = standalone_store();
+    let outage = store.outage.as_deref().expect("outside a Cluster");
+
+    assert_eq!(outage.recovered(7), None, "nothing failed");
+    outage.failed();
+    assert_eq!(
+        outage.recovered(7),
+        NonZeroU64::new(1),
+        "held back by a success"
+    );
+    outage.failed();
+    outage.failed();
+    assert_eq!(outage.recovered(7), None, "a second line in one second");
+    assert_eq!(outage.recovered(8), NonZeroU64::new(2));
+    assert_eq!(outage.recovered(8), None, "nothing failed since");
 }

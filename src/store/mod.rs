@@ -29,7 +29,9 @@ mod scripts;
 mod sentinel;
 
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands, Script, Value};
@@ -45,6 +47,7 @@ use self::scripts::{
     COUNT_FAILURE_SCRIPT, DELETE_SCRIPT, EXCHANGE_SCRIPT, PERMISSIONS_SCRIPT, run_script,
 };
 use crate::config::{RedisMode, RedisSettings};
+use crate::log_limit::EverySecond;
 
 /// Whether a Redis can run the exchange (`Store::fitness`).
 #[derive(Debug, PartialEq, Eq)]
@@ -112,10 +115,37 @@ pub struct Store {
 struct Outage {
     /// The target as the start named it (password hidden).
     target: String,
-    failed: std::sync::atomic::AtomicU64,
-    /// The Unix second of the last such line: one a second at most (a flapping Redis), the
-    /// failures in between counted into the next.
-    said_at: std::sync::atomic::AtomicU64,
+    failed: AtomicU64,
+    /// One such line a second at most (a flapping Redis), the failures in between counted
+    /// into the next.
+    said: EverySecond,
+}
+
+impl Outage {
+    fn new(target: String) -> Self {
+        Self {
+            target,
+            failed: AtomicU64::new(0),
+            said: EverySecond::new(),
+        }
+    }
+
+    /// A call failed for want of Redis.
+    fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call succeeded in second `now`: the failed calls to report, if any and if no line
+    /// was let through this second. Calls that succeed with nothing to report leave the
+    /// limit alone, or they would hold back a recovery in the same second.
+    fn recovered(&self, now: u64) -> Option<NonZeroU64> {
+        if self.failed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.said.admit(now)?;
+        // Another thread may have reported them since the load.
+        NonZeroU64::new(self.failed.swap(0, Ordering::Relaxed))
+    }
 }
 
 impl Store {
@@ -138,13 +168,8 @@ impl Store {
             fence: (settings.mode == RedisMode::Sentinel)
                 .then(|| Fence::new(&settings.sentinels, &settings.master_name)),
             // In a Cluster one master's calls fail while the others' succeed: no one outage.
-            outage: (settings.mode != RedisMode::Cluster).then(|| {
-                Arc::new(Outage {
-                    target: settings.target(),
-                    failed: 0.into(),
-                    said_at: 0.into(),
-                })
-            }),
+            outage: (settings.mode != RedisMode::Cluster)
+                .then(|| Arc::new(Outage::new(settings.target()))),
         })
     }
 
