@@ -183,3 +183,64 @@ impl Node {
             .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `SENTINEL MASTER` entry whose `flags` are `flags`.
+    fn entry(flags: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("name".to_owned(), "mymaster".to_owned()),
+            ("flags".to_owned(), flags.to_owned()),
+        ])
+    }
+
+    /// A master is down or failing over only by a whole flag of its comma-separated `flags`:
+    /// `ask` skips such a master and the fence reads `failover_in_progress` from it, so a flag
+    /// missing from the list, or only a part of another, must not count.
+    #[test]
+    fn a_flag_counts_only_when_it_is_one_of_the_entrys_flags() {
+        let cases = [
+            ("master", "s_down", false),
+            ("master,s_down", "s_down", true),
+            ("master,o_down,s_down", "o_down", true),
+            ("master,failover_in_progress", "failover_in_progress", true),
+            ("master,failover_in_progress", "failover", false),
+            ("master,disconnected", "s_down", false),
+        ];
+        for (flags, flag, expected) in cases {
+            assert_eq!(flagged(&entry(flags), flag), expected, "{flag} in {flags}");
+        }
+        assert!(
+            !flagged(&HashMap::new(), "s_down"),
+            "an entry without flags"
+        );
+    }
+
+    /// `ROLE` as a master, a replica and a sentinel answer it, the role a bulk or a simple
+    /// string: only the first is a master, so a look-up never settles on a replica that a
+    /// sentinel that has not caught up still names.
+    #[test]
+    fn only_a_role_reply_that_starts_with_master_is_a_master() {
+        let cases: [(&[u8], bool); 7] = [
+            (b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n", true),
+            (b"*3\r\n+master\r\n:0\r\n*0\r\n", true),
+            (
+                b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n",
+                false,
+            ),
+            (
+                b"*5\r\n+slave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n",
+                false,
+            ),
+            (b"*2\r\n$8\r\nsentinel\r\n*1\r\n$8\r\nmymaster\r\n", false),
+            (b"*0\r\n", false),
+            (b"$6\r\nmaster\r\n", false),
+        ];
+        for (reply, expected) in cases {
+            let role = redis::parse_redis_value(reply).expect("a RESP reply");
+            assert_eq!(is_master(&role), expected, "{role:?}");
+        }
+    }
+}
