@@ -127,3 +127,34 @@ impl Acks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `redis.replica_acks` is a minimum: as many replicas as asked for, or more, acknowledge;
+    /// one fewer is a shortfall that names what was wanted, what came and the wait.
+    #[test]
+    fn fewer_acknowledgements_than_asked_for_are_an_error_as_many_or_more_are_not() {
+        let acks = Acks {
+            replicas: 2,
+            timeout_ms: 300,
+        };
+        assert!(acks.check(2).is_ok());
+        assert!(acks.check(3).is_ok());
+        for acked in [0, 1] {
+            let shortfall = acks.check(acked);
+            assert!(
+                matches!(
+                    shortfall,
+                    Err(StoreError::Unacknowledged {
+                        wanted: 2,
+                        acked: a,
+                        within_ms: 300,
+                    }) if a == acked
+                ),
+                "{acked}: {shortfall:?}"
+            );
+        }
+    }
+}
