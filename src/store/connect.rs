@@ -233,3 +233,20 @@ impl Connector {
 fn config_error(e: redis::RedisError) -> StoreError {
     StoreError::Config(CreatePoolError::Config(ConfigError::Redis(e)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node connection takes at most half of `redis.timeout_ms` where the look-up waits for
+    /// one (Sentinel), a quarter where two come in a row (Cluster), and never more than the
+    /// redis crate's own second: a node whose packets are dropped must leave the call time.
+    #[test]
+    fn a_node_connection_gets_half_the_timeout_a_quarter_in_two_rounds_and_at_most_a_second() {
+        let ms = Duration::from_millis;
+        assert_eq!(node_connect_timeout(ms(600), 1), ms(300));
+        assert_eq!(node_connect_timeout(ms(600), 2), ms(150));
+        assert_eq!(node_connect_timeout(ms(3000), 1), ms(1000));
+        assert_eq!(node_connect_timeout(ms(6000), 2), ms(1000));
+    }
+}
