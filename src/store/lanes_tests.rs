@@ -249,23 +249,29 @@ fn a_lane_whose_rebuild_was_dropped_with_its_runtime_can_be_rebuilt_again() {
     });
 }
 
-/// The start's checks close the lane they used (`Application::run_until_stopped`): a connection
-/// nothing uses again is not counted in `sso_redis_connections`, which must read 0 in an outage.
-#[tokio::test]
-async fn closing_this_threads_lane_leaves_no_connection_counted() {
+/// A standalone store whose one lane goes to [`node`], with the count of its connections.
+async fn store_on_a_node(timeout_ms: u64) -> (Store, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(node(listener, Arc::default(), Duration::ZERO));
+    let connections = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(node(listener, Arc::clone(&connections), Duration::ZERO));
     let settings: RedisSettings = toml::from_str(&format!(
         r#"
         url = "redis://127.0.0.1:{port}"
         pool_size = 2
-        timeout_ms = 2000
+        timeout_ms = {timeout_ms}
         key_prefix = "test:"
         "#
     ))
     .unwrap();
-    let store = Store::new(&settings).unwrap();
+    (Store::new(&settings).unwrap(), connections)
+}
+
+/// The start's checks close the lane they used (`Application::run_until_stopped`): a connection
+/// nothing uses again is not counted in `sso_redis_connections`, which must read 0 in an outage.
+#[tokio::test]
+async fn closing_this_threads_lane_leaves_no_connection_counted() {
+    let (store, _) = store_on_a_node(2000).await;
     store.ping().await.unwrap();
     assert_eq!(store.connections(), 1);
 
@@ -424,4 +430,47 @@ fn recoveries_are_reported_once_a_second_with_the_failures_held_back() {
     assert_eq!(outage.recovered(7), None, "a second line in one second");
     assert_eq!(outage.recovered(8), NonZeroU64::new(2));
     assert_eq!(outage.recovered(8), None, "nothing failed since");
+}
+
+/// After a failed call the lane keeps its connection only if the failure says nothing against
+/// it (an error reply such as `OOM`); an unknown reply, or no answer in time (outside a
+/// Cluster), empties it and the next call connects anew. None of these is sent again: only a
+/// dropped connection is.
+#[tokio::test]
+async fn a_failed_call_is_not_sent_again_and_empties_the_lane_unless_its_connection_is_good() {
+    let (store, connections) = store_on_a_node(200).await;
+    // The error the call fails with; none: it never answers.
+    type Failure = Option<fn() -> StoreError>;
+    let failures: [(&str, Failure, usize); 3] = [
+        (
+            "an error reply",
+            Some(|| refused(b"-OOM command not allowed\r\n")),
+            1,
+        ),
+        ("an unknown reply", Some(|| StoreError::Reply), 2),
+        ("no answer in time", None, 3),
+    ];
+    for (failure, error, made) in failures {
+        let sent = AtomicUsize::new(0);
+        let result: Result<(), _> = store
+            .with_conn(Lanes::Plain, |_conn| {
+                sent.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match error {
+                        Some(error) => Err(error()),
+                        // `with_conn` gives up at `redis.timeout_ms`.
+                        None => std::future::pending().await,
+                    }
+                }
+            })
+            .await;
+        assert!(result.is_err(), "{failure}: {result:?}");
+        assert_eq!(sent.load(Ordering::SeqCst), 1, "{failure}: sent again");
+        store.ping().await.unwrap();
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            made,
+            "{failure}: connections made so far"
+        );
+    }
 }
