@@ -859,6 +859,40 @@ async fn a_redis_user_refused_a_command_of_the_exchange_leaves_the_code_untouche
     }
 }
 
+/// A token record that Redis refuses to read (an ACL that takes `GET` from the service's user,
+/// tightened while it runs) is Redis trouble: a 503 for introspection and user info, not a
+/// token called inactive (a resource server would log its user out). Only a key of another
+/// type (`WRONGTYPE`: another writer's) reads as no record. Once the user may read again, the
+/// same token is active.
+#[tokio::test]
+async fn a_token_record_redis_refuses_to_read_is_a_503_not_an_inactive_token() {
+    let redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let token = app.token_for(&APP).await;
+    let mut admin = connection(&redis).await;
+    let acl = |rule: &'static str| redis::cmd("ACL").arg(&["SETUSER", "default", rule]).clone();
+
+    let _: String = acl("-get")
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let introspected = app.introspect(&APP, &token).await;
+    let shown = app.user_info(&token).await;
+    let _: String = acl("+@all")
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+
+    for (what, answer) in [("introspection", &introspected), ("user info", &shown)] {
+        assert_eq!(answer.status, 503, "{what}: {}", answer.text);
+        assert_eq!(answer.error(), "temporarily_unavailable", "{what}");
+    }
+    assert!(
+        app.is_active(&APP, &token).await,
+        "the token once the user may read again"
+    );
+}
+
 /// Exchanges against a Redis that refuses them with an error reply: each a prompt 503, and
 /// 20 of them open no new connection.
 async fn assert_refusals_keep_the_connection(redis: &RedisServer) {
