@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis;
 use sso_token::codes;
 use sso_token::startup::USERINFO_PATH;
-use sso_token::store::Taken;
+use sso_token::store::{Taken, write_record_start};
 
 use crate::cutter::{Cut, Cutter};
 use crate::helpers::{APP, Answer, TestApp, TestClient, code_record, spawn_app_with};
@@ -548,6 +548,34 @@ async fn a_code_value_written_again_while_its_token_lives_is_a_replay() {
     assert!(!app.code_exists(&code).await, "the code spent");
     let after: String = app.query(redis::cmd("GET").arg(&token_key)).await;
     assert_eq!(after, before, "the first token's record untouched");
+}
+
+/// `Store::take_code` takes a record head of any length: the head carries the client id, which
+/// nothing bounds, and the call is sized from the head, the keys and the script's hash together.
+/// A head longer than all the rest of the call (here 1 KiB: a client id of some 150 bytes makes
+/// one) is written whole, and its token record is the head, the code record and `}`.
+#[tokio::test]
+async fn a_record_head_longer_than_the_rest_of_the_call_is_written_whole() {
+    let app = crate::helpers::spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let jti = app.store.new_jti(&code).expect("a jti");
+    let mut long = Vec::new();
+    write_record_start(&mut long, &jti, Some(&"c".repeat(1024)));
+    long.extend_from_slice(br#","grant":"#);
+
+    let taken = app.store.take_code(&code, &jti, 60, &long).await;
+
+    let Ok(Taken::Fresh { record }) = taken else {
+        panic!("the code was not taken: {taken:?}");
+    };
+    let stored: Vec<u8> = app
+        .query(redis::cmd("GET").arg(app.store.token_key(&jti)))
+        .await;
+    assert_eq!(
+        stored,
+        [&long[..], &record, b"}"].concat(),
+        "the token record"
+    );
 }
 
 /// README, "When Redis fails in the middle of an exchange": a connection cut after the script
