@@ -9,6 +9,7 @@ use crate::helpers::{
     APP, Answer, ISSUER, RFC7636_VERIFIER, TestApp, code_record, json_request, spawn_app,
     spawn_app_on, spawn_app_with, verify_token,
 };
+use crate::metrics;
 use crate::topology::{OwnRedis, Topology, script_calls};
 
 #[tokio::test]
@@ -106,6 +107,37 @@ async fn a_code_with_a_brace_is_refused_in_cluster_mode_without_asking_redis() {
     assert!(
         scripts_run(&ports).await > before,
         "the control exchange ran no script: the count sees nothing"
+    );
+}
+
+/// In Cluster mode a code with a brace is refused before the exchange slots and the store (see
+/// the test above): `/metrics` times no Redis exchange for it, one that never reached Redis
+/// (and whose answer would have told a failing shard's slots that Redis answers). Control: a
+/// code without braces is one.
+#[tokio::test]
+async fn a_code_with_a_brace_in_cluster_mode_is_no_redis_exchange() {
+    let app = spawn_app_on(Topology::Cluster).await;
+    let series = r#"sso_redis_duration_seconds_count{operation="exchange"}"#;
+    let exchanges = || async { metrics::value(&metrics::scrape(&app, &app.address).await, series) };
+    let before = exchanges().await;
+
+    for code in ["OC-1}x", "OC-{a"] {
+        let answer = Answer::of(app.exchange(&APP, code).await).await;
+
+        assert_eq!(answer.status, 400, "code {code:?}: {}", answer.text);
+        assert_eq!(
+            exchanges().await,
+            before,
+            "code {code:?}: timed as a Redis exchange"
+        );
+    }
+    let control = app.issue_code(&APP).await;
+    let answer = Answer::of(app.exchange(&APP, &control).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        exchanges().await,
+        before + 1.0,
+        "the control exchange was not timed"
     );
 }
 
