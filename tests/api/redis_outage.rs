@@ -288,6 +288,33 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     );
 }
 
+/// A Redis that does not know `EVAL_RO` (Redis 7.0 brought it, with the exchange script's
+/// `#!lua` flags and `GETDEL`) answers the start's check "unknown command", and the start says
+/// that every exchange fails there because it is older than 7.0. A Redis 7 with `EVAL_RO`
+/// renamed away stands in for an older one, which answers alike.
+#[tokio::test]
+async fn the_start_says_when_its_redis_is_older_than_7() {
+    let log = log_capture::mark();
+    let redis = RedisServer::start_with(&["--rename-command", "EVAL_RO", ""], None);
+    let named = format!("Redis {}", redis.url());
+    let _app = app_on(redis.url()).await;
+
+    let lines = log
+        .lines_when(|lines| {
+            lines
+                .iter()
+                .any(|l| l.starts_with("ERROR") && l.contains(&named))
+        })
+        .await;
+
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("ERROR") && l.contains(&named))
+        .cloned()
+        .unwrap_or_default();
+    assert!(line.contains("older than 7.0"), "{line}");
+}
+
 #[tokio::test]
 async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     let redis = RedisServer::start();
