@@ -516,6 +516,47 @@ async fn a_failure_late_in_the_window_does_not_extend_it() {
     );
 }
 
+/// README ("Throttling"): the 429's `Retry-After` is the seconds left of the window, rounded
+/// up, and not a second more. A counter Redis holds without a TTL (an operator's `SET`, a
+/// restored dump: the script never leaves one) is given a whole window by the failure that
+/// finds it, and that failure's 429 says exactly the window: 60, not 61 (rounding up a whole
+/// number of seconds) nor 0. The next request from the blocked address, moments later, has a
+/// fraction of a second less left: still 60, rounded up, not 59 (rounded down) nor 58.
+#[tokio::test]
+async fn retry_after_is_the_window_left_rounded_up_and_not_a_second_more() {
+    const WINDOW_SECS: u64 = 60;
+    let app = app(true).await;
+    let address = "203.0.113.102";
+    let counter = app.store.throttle_address_key(address.parse().unwrap());
+    let _: () = app.query(redis::cmd("SET").arg(&counter).arg(MAX)).await;
+
+    let sent = Instant::now();
+    let failure = attempt(&app, APP.id, WRONG, address).await;
+    let right_secret = attempt(&app, APP.id, APP.secret, address).await;
+    let answered = Instant::now();
+
+    assert_refused_429(&failure, "the failure past the limit");
+    assert_eq!(
+        failure.header("retry-after"),
+        Some("60"),
+        "the failure that gave the counter its window"
+    );
+    assert_refused_429(&right_secret, "the right secret from the blocked address");
+    let retry_after: u64 = right_secret
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in seconds: {:?}", right_secret.headers));
+    // At least the window left when it was answered, rounded up: 60 within a second of the
+    // first request (a slow machine loosens the bound).
+    let least = Duration::from_secs(WINDOW_SECS).saturating_sub(answered - sent);
+    let least_secs = least.as_secs() + u64::from(least.subsec_nanos() > 0);
+    assert!(
+        (least_secs..=WINDOW_SECS).contains(&retry_after),
+        "Retry-After {retry_after} s, {:?} after the counter's window began",
+        answered - sent
+    );
+}
+
 /// README ("Throttling"): credentials that no secret could make right (no secret, a Basic
 /// header that does not decode, a secret over 512 bytes) are answered 401 as the request is
 /// read, before the throttle: neither counted nor blocked. Far more of them than the limit from
