@@ -199,7 +199,7 @@ async fn an_answer_is_a_503_when_a_failover_began_or_ended_during_its_call() {
 
 /// A Cluster-mode store; nothing listens on its seed.
 fn cluster_store() -> Store {
-    let settings: RedisSettings = toml::from_str(
+    store_of(
         r#"
         mode = "cluster"
         url = "redis://unused"
@@ -209,7 +209,11 @@ fn cluster_store() -> Store {
         key_prefix = "test:"
         "#,
     )
-    .unwrap();
+}
+
+/// A store of the `[redis]` settings in `toml`.
+fn store_of(toml: &str) -> Store {
+    let settings: RedisSettings = toml::from_str(toml).unwrap();
     Store::new(&settings).unwrap()
 }
 
@@ -255,16 +259,15 @@ async fn store_on_a_node(timeout_ms: u64) -> (Store, Arc<AtomicUsize>) {
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
     tokio::spawn(node(listener, Arc::clone(&connections), Duration::ZERO));
-    let settings: RedisSettings = toml::from_str(&format!(
+    let store = store_of(&format!(
         r#"
         url = "redis://127.0.0.1:{port}"
         pool_size = 2
         timeout_ms = {timeout_ms}
         key_prefix = "test:"
         "#
-    ))
-    .unwrap();
-    (Store::new(&settings).unwrap(), connections)
+    ));
+    (store, connections)
 }
 
 /// The start's checks close the lane they used (`Application::run_until_stopped`): a connection
@@ -380,7 +383,7 @@ async fn after_the_fence_moved_a_call_connects_anew_and_never_reuses_the_connect
 
 /// A standalone store; nothing listens at its URL.
 fn standalone_store() -> Store {
-    let settings: RedisSettings = toml::from_str(
+    store_of(
         r#"
         url = "redis://127.0.0.1:1"
         pool_size = 1
@@ -388,8 +391,6 @@ fn standalone_store() -> Store {
         key_prefix = "test:"
         "#,
     )
-    .unwrap();
-    Store::new(&settings).unwrap()
 }
 
 /// Only calls that failed for want of Redis make an outage whose end is logged: an error
