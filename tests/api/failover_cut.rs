@@ -23,6 +23,9 @@ const RECOVERY: Duration = Duration::from_secs(20);
 /// How many sets the test starts, at most, before one gets its call to the proxy.
 const ATTEMPTS: u32 = 3;
 
+/// Pins that a call cut once a failover has begun is not sent again, and that readiness asks
+/// the fence first (`Store::failover_under_way`): with a `PING` held behind that call, a
+/// probe is a prompt 503, not one that waits out the `PING`'s timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_cut_as_a_failover_begins_is_not_sent_again() {
     for attempt in 1..=ATTEMPTS {
@@ -60,7 +63,10 @@ async fn cut_during_a_failover() -> Result<(), String> {
         set.configure(&mut s.redis);
         // Long enough to outlast the proxy's hook, which holds the call while the failover
         // begins (the fence may take up to 2 s to close): the call must be cut, not time out.
-        s.redis.timeout_ms = 5000;
+        // And twice the 5 s `fence_closed` allows: the readiness `PING` held behind the call
+        // times out no sooner, so a readiness that waited for it rather than asking the fence
+        // (`Store::failover_under_way -> false`) says 503 too late, not just in time.
+        s.redis.timeout_ms = 10_000;
     })
     .await;
     let code = app.write_code(&code_record(&APP)).await;
@@ -112,8 +118,8 @@ async fn cut_during_a_failover() -> Result<(), String> {
     }
     assert!(
         cutter.has_cut(),
-        "the call reached the proxy but was answered before the cut (redis.timeout_ms too \
-         short for the hook?): {}",
+        "the call reached the proxy but was not cut: answered before the cut (redis.timeout_ms \
+         too short for the hook?), or the hook failed (its panic is printed above): {}",
         cut.text
     );
     // The cut call never reached Redis (`Cut::Before`): any script the old master ran since is
@@ -174,7 +180,8 @@ async fn settled(set: SentinelSet, app: &TestApp, code: &str) -> SentinelSet {
 /// Returns once `/readyz` is a prompt 503: the fence is closed (while it is open, readiness'
 /// PING waits behind the held call on the lane's connection, and so does every probe that
 /// takes that PING's answer). Within 5 s of the failover's start: the sentinels' announcement
-/// took over 2 s once on a loaded 2-core machine; the held PING times out after 5 s.
+/// took over 2 s once on a loaded 2-core machine; the held PING times out after 10 s
+/// (`redis.timeout_ms`), so only a readiness that asks the fence first answers in time.
 async fn fence_closed(http: &reqwest::Client, ready: &str) {
     readiness_turns(http, ready, 503, Duration::from_secs(5)).await;
 }
