@@ -25,6 +25,14 @@ fn load(text: &str) -> Registry {
     }
 }
 
+/// The problem a registry of `text` is refused for; panics, naming `what`, when it loads.
+fn refusal(text: &str, what: impl std::fmt::Debug) -> String {
+    match Registry::from_toml(text, &Argon2Limit::half_the_cpus()) {
+        Err(LoadError::Invalid { problem, .. }) => problem,
+        _ => panic!("{what:?} was accepted"),
+    }
+}
+
 #[actix_web::test]
 async fn the_right_secret_authenticates() {
     let registry = load(DEMO);
@@ -94,12 +102,8 @@ fn a_clients_file_that_does_not_parse_is_reported_without_its_lines() {
 fn a_client_id_outside_printable_ascii_is_refused() {
     for id in ["app\\n", "äpp", ""] {
         let text = DEMO.replace("id = \"app\"", &format!("id = \"{id}\""));
-        match Registry::from_toml(&text, &Argon2Limit::half_the_cpus()) {
-            Err(LoadError::Invalid { problem, .. }) => {
-                assert!(problem.contains("printable ASCII"), "{problem}")
-            }
-            _ => panic!("{id:?} was accepted"),
-        }
+        let problem = refusal(&text, id);
+        assert!(problem.contains("printable ASCII"), "{problem}");
     }
 }
 
@@ -130,12 +134,8 @@ fn a_redirect_uri_no_request_could_match_is_refused() {
         "https://app.example/cb\\u0001",
     ] {
         let text = DEMO.replace("https://app.example/cb", uri);
-        match Registry::from_toml(&text, &Argon2Limit::half_the_cpus()) {
-            Err(LoadError::Invalid { problem, .. }) => {
-                assert!(problem.contains("redirect URI"), "{problem}")
-            }
-            _ => panic!("{uri:?} was accepted"),
-        }
+        let problem = refusal(&text, uri);
+        assert!(problem.contains("redirect URI"), "{problem}");
     }
 }
 
@@ -225,11 +225,7 @@ fn a_tokens_audience_is_the_clients_own_else_the_default_else_the_client_id() {
 fn an_empty_scope_or_one_with_white_space_is_refused() {
     for scope in ["", "user basic", "user:basic\\t"] {
         let text = DEMO.replace("\"user:basic\"", &format!("\"user:basic\", \"{scope}\""));
-        match Registry::from_toml(&text, &Argon2Limit::half_the_cpus()) {
-            Err(LoadError::Invalid { problem, .. }) => {
-                assert!(problem.contains("scopes"), "{scope:?}: {problem}")
-            }
-            _ => panic!("{scope:?} was accepted"),
-        }
+        let problem = refusal(&text, scope);
+        assert!(problem.contains("scopes"), "{scope:?}: {problem}");
     }
 }
