@@ -287,7 +287,7 @@ impl Store {
             return;
         };
         match result {
-            Err(e) if !e.keeps_connection(self.fence.is_some()) => outage.failed(),
+            Err(e) if !e.keeps_connection(self.fence.is_some()) => outage.call_failed(),
             Err(_) => {}
             Ok(_) => {
                 // This store's own limit, not the call site's: each store has its outages.

@@ -420,14 +420,14 @@ fn recoveries_are_reported_once_a_second_with_the_failures_held_back() {
     let outage = store.outage.as_deref().expect("outside a Cluster");
 
     assert_eq!(outage.recovered(7), None, "nothing failed");
-    outage.failed();
+    outage.call_failed();
     assert_eq!(
         outage.recovered(7),
         NonZeroU64::new(1),
         "held back by a success"
     );
-    outage.failed();
-    outage.failed();
+    outage.call_failed();
+    outage.call_failed();
     assert_eq!(outage.recovered(7), None, "a second line in one second");
     assert_eq!(outage.recovered(8), NonZeroU64::new(2));
     assert_eq!(outage.recovered(8), None, "nothing failed since");

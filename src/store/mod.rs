@@ -131,7 +131,7 @@ impl Outage {
     }
 
     /// A call failed for want of Redis.
-    fn failed(&self) {
+    fn call_failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
