@@ -278,7 +278,7 @@ impl Application {
 /// The server starts without Redis and recovers by itself; says so at once, not only at the
 /// first 503. Otherwise names the Redis it found (its version) and what would make exchanges
 /// fail there: too few replicas for `redis.replica_acks`, commands its user may not run, a
-/// version before 7.0.
+/// version before 7.0, or that it could not tell.
 async fn report_redis_at_start(store: Store, target: String) {
     if let Err(e) = store.ping().await {
         log::warn!(
@@ -310,7 +310,12 @@ async fn report_redis_at_start(store: Store, target: String) {
                 commands.join(", ")
             ),
             Ok(Fitness::Cannot(problem)) => log::error!("Redis {target}: {problem}"),
-            Err(_) => {}
+            // It answered PING, so not an outage: e.g. a command the exchange needs renamed
+            // away (`rename-command`), which the check's `acl_check_cmd` refuses to name.
+            Err(e) => log::warn!(
+                "Redis {target}: could not check that it can run the exchange ({e}); if \
+                 exchanges get 503, check its rename-command and ACL settings"
+            ),
         }
     }
     store.close_this_threads_lane();

@@ -315,6 +315,30 @@ async fn the_start_says_when_its_redis_is_older_than_7() {
     assert!(line.contains("older than 7.0"), "{line}");
 }
 
+/// A Redis 7 with a command the exchange needs renamed away (`rename-command GETDEL ""`)
+/// answers PING, and the start's check fails with an error that is neither a refused
+/// permission nor an unknown `EVAL_RO`: the start says it could not tell, with Redis' reason,
+/// rather than blaming the user's script rights; the exchange gets a 503.
+#[tokio::test]
+async fn the_start_says_when_it_cannot_check_its_redis() {
+    let log = log_capture::mark();
+    let redis = RedisServer::start_with(&["--rename-command", "GETDEL", ""], None);
+    let named = format!("Redis {}", redis.url());
+    let app = app_on(redis.url()).await;
+
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&named)))
+        .await;
+
+    let said: Vec<_> = lines.iter().filter(|l| l.contains(&named)).collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("WARN"), "{}", said[0]);
+    assert!(said[0].contains("could not check"), "{}", said[0]);
+    assert!(said[0].contains("acl_check_cmd"), "{}", said[0]);
+    let code = app.issue_code(&APP).await;
+    assert_unavailable(&app, &code).await;
+}
+
 #[tokio::test]
 async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
     let redis = RedisServer::start();
