@@ -180,3 +180,29 @@ async fn a_description_keeps_to_the_characters_rfc_6749_allows() {
         "scope `? 'x'??...` is not allowed"
     );
 }
+
+/// A bug or a broken deployment is a 500 `server_error`: its cause is for the log, not the
+/// client.
+#[actix_web::test]
+async fn an_internal_error_is_a_500_server_error_that_keeps_its_cause_out_of_the_answer() {
+    let cause = std::io::Error::other("Cause-Value-5e2c");
+    let (status, body, response) = render(OAuthError::internal(cause)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"))
+    );
+    assert!(!body.to_string().contains("Cause-Value"), "{body}");
+    assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+}
+
+/// A body that did not arrive in time is a 408 that closes its connection: what is left of the
+/// body would be read as the next request.
+#[actix_web::test]
+async fn a_body_timeout_is_a_408_that_closes_the_connection() {
+    let response = OAuthError::BodyTimeout.error_response();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(
+        response.head().connection_type(),
+        actix_web::http::ConnectionType::Close
+    );
+}
