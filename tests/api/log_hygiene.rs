@@ -1,9 +1,11 @@
 //! What the log says about requests: a client id only once that client has authenticated, and
 //! never a value from a request or a record (a secret, a code, a token, a user's data).
 
+use actix_web::ResponseError;
 use deadpool_redis::redis;
 use serde_json::json;
 use sso_token::codes;
+use sso_token::oauth::OAuthError;
 use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH, USERINFO_PATH};
 use uuid::Uuid;
 
@@ -617,4 +619,25 @@ async fn a_client_id_that_basic_credentials_would_garble_is_warned_about() {
     let warned = lines.iter().find(|l| l.contains(garbled.id)).unwrap();
     assert!(warned.contains("A-Z a-z 0-9 - . _ ~"), "{warned}");
     assert!(!lines.iter().any(|l| l.contains(plain.id)), "{lines:#?}");
+}
+
+/// A bug or a broken deployment (`OAuthError::Internal`: a random source or a key that fails,
+/// nothing a request can cause) is answered with a bare `server_error`; its cause is told in
+/// the log alone, as an error.
+#[tokio::test]
+async fn an_internal_errors_cause_is_logged_as_an_error() {
+    let log = log_capture::mark();
+    let cause = format!("cause-{}", unique_number());
+
+    let response = OAuthError::internal(std::io::Error::other(cause.clone())).error_response();
+
+    assert_eq!(response.status().as_u16(), 500);
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&cause)))
+        .await;
+    let line = lines.iter().find(|l| l.contains(&cause)).unwrap();
+    assert!(
+        line.starts_with("ERROR ") && line.ends_with(&format!("internal error: {cause}")),
+        "{line}"
+    );
 }
