@@ -419,3 +419,82 @@ async fn two_content_type_headers_are_refused() {
 
     assert!(answer.text.contains("Content-Type"), "{}", answer.text);
 }
+
+/// `server.body_limit` is the most a body may hold: a request of exactly that many bytes is read
+/// and exchanged, one a byte longer is 413 and burns no code.
+#[tokio::test]
+async fn a_body_of_exactly_the_limit_is_read_and_one_a_byte_longer_is_413() {
+    const LIMIT: usize = 1024;
+    let app = crate::helpers::spawn_app_with(|s| s.server.body_limit = LIMIT).await;
+    let code = app.issue_code(&APP).await;
+    let bare = json_with(&code, set("pad", json!(""))).len();
+    let padded = |length: usize| json_with(&code, set("pad", json!("x".repeat(length - bare))));
+    let post = |body: Vec<u8>| {
+        app.http
+            .post(app.token_url())
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let over = Answer::of(post(padded(LIMIT + 1)).await.unwrap()).await;
+    assert_eq!(
+        (over.status, over.error()),
+        (413, "invalid_request"),
+        "{}",
+        over.text
+    );
+    assert!(app.code_exists(&code).await, "the code was burnt");
+    let at_limit = Answer::of(post(padded(LIMIT)).await.unwrap()).await;
+    assert_eq!(at_limit.status, 200, "{}", at_limit.text);
+}
+
+/// A body declared longer than `server.body_limit` is refused on its `Content-Length`, before any
+/// of it is read: 413 and the connection closed, not a wait for a body that would be refused
+/// anyway (here it never comes whole, and `server.body_timeout_ms` is longer than the test
+/// waits).
+#[tokio::test]
+async fn a_body_declared_over_the_limit_is_refused_before_it_arrives() {
+    let app = crate::helpers::spawn_app_with(|s| s.server.body_timeout_ms = 30_000).await;
+    let code = app.issue_code(&APP).await;
+    let body = json_with(&code, |_| {});
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: 4097\r\n\r\n",
+        sso_token::startup::TOKEN_PATH
+    );
+    let request = [head.as_bytes(), &body].concat();
+
+    assert_raw_refusal(&app, &request, 413, &code).await;
+}
+
+/// A chunked body within the limit is read whole however many chunks it comes in, and
+/// exchanged.
+#[tokio::test]
+async fn a_chunked_valid_request_within_the_limit_is_exchanged() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let body = json_with(&code, |_| {});
+    let chunked: String = body
+        .chunks(100)
+        .map(|chunk| {
+            format!(
+                "{:x}\r\n{}\r\n",
+                chunk.len(),
+                String::from_utf8_lossy(chunk)
+            )
+        })
+        .collect();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}0\r\n\r\n",
+        sso_token::startup::TOKEN_PATH
+    );
+
+    let (status, answer) = raw_answer(&app, request.as_bytes())
+        .await
+        .expect("the connection was still open after 5 s");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["access_token"].is_string(), "{answer}");
+    assert!(!app.code_exists(&code).await, "the code was not spent");
+}
