@@ -498,3 +498,25 @@ async fn a_chunked_valid_request_within_the_limit_is_exchanged() {
     assert!(answer["access_token"].is_string(), "{answer}");
     assert!(!app.code_exists(&code).await, "the code was not spent");
 }
+
+/// `identity` is no content coding (RFC 9110 §8.4.1): a body declared so, alone or with an
+/// empty list item, is read like one without the header.
+#[tokio::test]
+async fn a_body_declared_identity_is_read_as_it_is() {
+    let app = spawn_app().await;
+    for coding in ["identity", "IDENTITY, ", ", identity"] {
+        let code = app.issue_code(&APP).await;
+        let answer = Answer::of(
+            app.http
+                .post(app.token_url())
+                .header("Content-Type", "application/json")
+                .header("Content-Encoding", coding)
+                .body(json_with(&code, |_| {}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{coding}: {}", answer.text);
+    }
+}
