@@ -763,3 +763,36 @@ async fn a_record_naming_another_client_or_account_leaves_its_token_inactive() {
         assert_eq!(app.user_info(&token).await.status, 401, "{field} rewritten");
     }
 }
+
+/// Introspection and revocation read `server.body_limit` plus room for the longest token
+/// (`MAX_TOKEN`), and not a byte more: a body of exactly that is read (a string that long is no
+/// token of ours: inactive, and revoked with a 200), one a byte longer is 413.
+#[tokio::test]
+async fn introspection_and_revocation_read_the_limit_and_a_token_and_not_a_byte_more() {
+    const LIMIT: usize = 1024;
+    let app = spawn_app_with(|s| s.server.body_limit = LIMIT).await;
+    let most = LIMIT + sso_token::tokens::MAX_TOKEN;
+    for path in [INTROSPECT_PATH, REVOKE_PATH] {
+        let send = |length: usize| {
+            let token = "A".repeat(length - "token=".len());
+            app.http
+                .post(app.url(path))
+                .header("Authorization", basic_auth(APP.id, APP.secret))
+                .form(&[("token", token)])
+                .send()
+        };
+
+        let at_most = Answer::of(send(most).await.unwrap()).await;
+        assert_eq!(at_most.status, 200, "{path}: {}", at_most.text);
+        if path == INTROSPECT_PATH {
+            assert_inactive(&at_most, path);
+        }
+        let over = Answer::of(send(most + 1).await.unwrap()).await;
+        assert_eq!(
+            (over.status, over.error()),
+            (413, "invalid_request"),
+            "{path}: {}",
+            over.text
+        );
+    }
+}
