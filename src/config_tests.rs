@@ -527,6 +527,36 @@ fn discovery_urls_need_a_host() {
 }
 
 #[test]
+fn the_leeway_is_five_minutes_at_most_and_the_documents_max_age_a_day() {
+    let leeway = Some("token.leeway_secs");
+    for (secs, expected) in [(0, None), (300, None), (301, leeway)] {
+        let got = refusal(|s| s.token.leeway_secs = secs);
+        assert_eq!(got, expected, "leeway_secs = {secs}");
+    }
+    let max_age = Some("discovery.max_age_secs");
+    for (secs, expected) in [(0, None), (86_400, None), (86_401, max_age)] {
+        let got = refusal(|s| s.discovery.max_age_secs = secs);
+        assert_eq!(got, expected, "max_age_secs = {secs}");
+    }
+}
+
+/// A host name is resolved when the listener binds; an address without a port is refused.
+#[test]
+fn the_listen_address_is_host_and_port() {
+    let refused = Some("server.listen");
+    for (listen, expected) in [
+        ("0.0.0.0:8080", None),
+        ("[::1]:8080", None),
+        ("localhost:8080", None),
+        ("8080", refused),
+        ("localhost", refused),
+    ] {
+        let got = refusal(|s| s.server.listen = listen.into());
+        assert_eq!(got, expected, "{listen}");
+    }
+}
+
+#[test]
 fn codes_live_ten_minutes_at_most_by_default_and_an_hour_at_most_by_choice() {
     assert_eq!(shipped().token.code_max_age_secs, 600);
     let refused = Some("token.code_max_age_secs");
@@ -782,6 +812,8 @@ fn likely_mistakes_load_with_a_doubt_naming_the_setting() {
     let mut fine = shipped();
     fine.server.shutdown_timeout_secs = 4;
     fine.throttle.trusted_proxies = vec!["0.0.0.0/1".into(), "10.0.0.0/8".into()];
+    // A metrics listener of its own is what `metrics.listen` is for.
+    fine.metrics.listen = "127.0.0.1:9100".into();
     assert!(fine.validate().unwrap().doubts().is_empty());
 }
 
@@ -824,4 +856,43 @@ fn the_settings_by_section_are_every_field_of_each_section() {
         let fields: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         assert_eq!(fields, keys, "{section}");
     }
+}
+
+/// Every setting `config/default.toml` ships is either required (leaving it out names it) or
+/// has a default in the code that is the shipped value: the file is where an operator reads
+/// what a setting left out means.
+#[test]
+fn a_setting_left_out_of_the_files_is_required_or_takes_the_shipped_value() {
+    let text = include_str!("../config/default.toml");
+    let shipped = format!("{:?}", shipped());
+    let (mut section, mut defaulted, mut required) = (String::new(), 0, 0);
+    for (at, line) in text.lines().enumerate() {
+        if let Some(name) = line.strip_prefix('[') {
+            section = name.trim_end_matches(']').to_owned();
+            continue;
+        }
+        let Some((key, _)) = line.split_once(" = ").filter(|_| !line.starts_with('#')) else {
+            continue;
+        };
+        let without: String = (text.lines().enumerate())
+            .filter(|&(i, _)| i != at)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        match toml::from_str::<Settings>(&without) {
+            Ok(settings) => {
+                assert_eq!(format!("{settings:?}"), shipped, "{section}.{key} left out");
+                defaulted += 1;
+            }
+            Err(e) => {
+                let shown = e.to_string();
+                assert!(
+                    shown.contains(&format!("missing field `{key}`")),
+                    "{section}.{key}: {shown}"
+                );
+                required += 1;
+            }
+        }
+    }
+    // Both kinds are there: the loop read the file's settings.
+    assert!(defaulted >= 10 && required >= 10, "{defaulted} {required}");
 }
