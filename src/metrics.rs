@@ -665,4 +665,125 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
     }
+
+    #[test]
+    fn each_path_is_counted_under_its_endpoint() {
+        for (path, endpoint) in [
+            (TOKEN_PATH, Endpoint::Token),
+            (INTROSPECT_PATH, Endpoint::Introspect),
+            (REVOKE_PATH, Endpoint::Revoke),
+            (USERINFO_PATH, Endpoint::UserInfo),
+            (JWKS_PATH, Endpoint::Discovery),
+            (JWKS_WELL_KNOWN_PATH, Endpoint::Discovery),
+            (METADATA_PATH, Endpoint::Discovery),
+            (HEALTHZ_PATH, Endpoint::Healthz),
+            (READYZ_PATH, Endpoint::Readyz),
+            (METRICS_PATH, Endpoint::Metrics),
+            // An issuer's metadata under its path, and Spring's trailing slash.
+            (
+                "/.well-known/oauth-authorization-server/identity",
+                Endpoint::Discovery,
+            ),
+            (
+                "/.well-known/oauth-authorization-server/",
+                Endpoint::Discovery,
+            ),
+            // Not under the metadata path: only its name starts the same.
+            (
+                "/.well-known/oauth-authorization-serverless",
+                Endpoint::Other,
+            ),
+            ("/identity/sso/oauth2/authorize", Endpoint::Other),
+            ("/", Endpoint::Other),
+        ] {
+            assert_eq!(Endpoint::of(path), endpoint, "{path}");
+        }
+    }
+
+    /// Counts `answer` under the token endpoint, and the `outcome` series that it went to.
+    fn counted(answer: actix_web::HttpResponse) -> Vec<String> {
+        let metrics = Metrics::new().unwrap();
+        // Not `to_srv_response`, which rebuilds the answer without its error.
+        let request = actix_web::test::TestRequest::default().to_http_request();
+        let response = ServiceResponse::new(request, answer);
+        metrics.record(Endpoint::Token, Instant::now(), &Ok(response));
+        counted_in(&metrics)
+    }
+
+    /// The token endpoint's request series that are not 0, and its latency count.
+    fn counted_in(metrics: &Metrics) -> Vec<String> {
+        let text = metrics.render(0).unwrap();
+        let mut lines: Vec<String> = series(&text, "sso_requests_total")
+            .into_iter()
+            .chain(series(&text, "sso_request_duration_seconds_count"))
+            .filter(|l| !l.ends_with(" 0"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    fn token_outcome(outcome: &str) -> Vec<String> {
+        vec![
+            r#"sso_request_duration_seconds_count{endpoint="token"} 1"#.to_owned(),
+            format!(r#"sso_requests_total{{endpoint="token",outcome="{outcome}"}} 1"#),
+        ]
+    }
+
+    /// An answer rendered from an `OAuthError` counts under its code; any other under its status:
+    /// a success is `ok`, a 503 (`/readyz`, a drain) `temporarily_unavailable`, the rest `other`.
+    #[test]
+    fn an_answer_counts_under_its_error_code_or_else_its_status() {
+        use actix_web::HttpResponse;
+        use actix_web::http::StatusCode;
+        for (answer, outcome) in [
+            (
+                HttpResponse::from_error(OAuthError::invalid_grant("x")),
+                "invalid_grant",
+            ),
+            (
+                HttpResponse::from_error(OAuthError::Unavailable(StoreError::Reply)),
+                "temporarily_unavailable",
+            ),
+            (HttpResponse::Ok().finish(), "ok"),
+            (HttpResponse::NoContent().finish(), "ok"),
+            (
+                HttpResponse::ServiceUnavailable().finish(),
+                "temporarily_unavailable",
+            ),
+            (HttpResponse::NotFound().finish(), "other"),
+            (HttpResponse::new(StatusCode::BAD_GATEWAY), "other"),
+        ] {
+            let status = answer.status();
+            assert_eq!(counted(answer), token_outcome(outcome), "{status}");
+        }
+    }
+
+    /// A middleware's error, which actix renders after the count: its own code, or `other`.
+    #[test]
+    fn an_error_in_place_of_an_answer_counts_under_its_code() {
+        for (error, outcome) in [
+            (
+                actix_web::Error::from(OAuthError::invalid_request("x")),
+                "invalid_request",
+            ),
+            (
+                actix_web::error::ErrorServiceUnavailable("x"),
+                "temporarily_unavailable",
+            ),
+            (actix_web::error::ErrorNotFound("x"), "other"),
+        ] {
+            let metrics = Metrics::new().unwrap();
+            let answer: Result<ServiceResponse, _> = Err(error);
+            metrics.record(Endpoint::Token, Instant::now(), &answer);
+            assert_eq!(counted_in(&metrics), token_outcome(outcome), "{outcome}");
+        }
+    }
+
+    #[test]
+    fn a_code_outside_the_list_is_other() {
+        assert_eq!(outcome_index("ok"), 0);
+        assert_eq!(outcome_index("no_such_code"), OUTCOMES.len() - 1);
+        assert_eq!(OUTCOMES[OUTCOMES.len() - 1], "other");
+    }
 }
