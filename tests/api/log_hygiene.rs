@@ -293,6 +293,33 @@ async fn the_access_log_names_the_client_a_trusted_proxy_forwarded_for_and_the_p
     assert!(bare.contains(" - via 127.0.0.1 \"GET "), "{bare}");
 }
 
+/// Without a trusted proxy a line names the peer alone, not the peer "via" itself, and an
+/// `X-Forwarded-For` that peer sent names no one.
+#[tokio::test]
+async fn the_access_log_names_a_peer_that_is_no_trusted_proxy_alone() {
+    let log = log_capture::mark();
+    let app = spawn_app().await;
+    let path = format!("/not-here-{}", Uuid::new_v4().simple());
+    let sent = app
+        .http
+        .get(app.url(&path))
+        .header("X-Forwarded-For", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 404);
+
+    let quoted = format!("\"GET {path}\"");
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&quoted)))
+        .await;
+    let line = lines.iter().find(|l| l.contains(&quoted)).unwrap();
+    assert!(
+        line.contains(&format!(": 127.0.0.1 {quoted} 404 ")),
+        "{line}"
+    );
+}
+
 /// The health probes come every few seconds from each balancer and orchestrator, per replica:
 /// they stay out of the access log, which still has every other request.
 #[tokio::test]
