@@ -91,3 +91,27 @@ fn logged_client(response: &ServiceResponse) -> String {
         .get::<LoggedClient>()
         .map_or_else(|| "-".to_owned(), |c| c.0.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_LOGGED_PATH, logged_path};
+
+    /// A path is ASCII once parsed, but the cut stays at a character's edge for any text: a
+    /// two-byte character across the limit is left out whole, never split or kept past it.
+    #[test]
+    fn a_long_path_is_cut_at_a_characters_edge() {
+        let short = "/a".repeat(MAX_LOGGED_PATH / 2);
+        assert_eq!(logged_path(&short), short);
+        let ascii = "/a".repeat(MAX_LOGGED_PATH);
+        assert_eq!(
+            logged_path(&ascii),
+            format!("{}…", &ascii[..MAX_LOGGED_PATH])
+        );
+        // `é` is two bytes: the 128th starts at byte 255 and ends past the limit.
+        let accented = format!("/{}", "é".repeat(MAX_LOGGED_PATH));
+        assert_eq!(
+            logged_path(&accented),
+            format!("/{}…", "é".repeat(MAX_LOGGED_PATH / 2 - 1))
+        );
+    }
+}
