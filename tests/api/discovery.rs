@@ -8,10 +8,12 @@ use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sso_token::tokens::KeyKind;
+use uuid::Uuid;
 
 use crate::helpers::{
     APP, Answer, ISSUER, OTHER, basic_auth, json_request, new_key_file, spawn_app, spawn_app_with,
 };
+use crate::log_capture;
 
 // The paths as README lists them ("Around the token"), not the crate's constants: a path the
 // code moved must fail here, not be followed.
@@ -407,4 +409,33 @@ async fn an_issuer_with_a_trailing_slash_also_finds_its_metadata_where_spring_lo
     assert_eq!(spring.status, 200, "{}", spring.text);
     assert_eq!(spring.json["issuer"], issuer);
     assert_eq!(spring.json, get(&app, &app.url(METADATA_PATH)).await.json);
+}
+
+/// An issuer that is neither `discovery.base_url` nor a path under it is warned of at start:
+/// openid-client, which looks the metadata up under the issuer, would refuse it. One under the
+/// base URL is not. Hosts no other test uses, so that the lines are this test's.
+#[tokio::test]
+async fn an_issuer_outside_the_base_url_is_warned_of_at_start() {
+    let log = log_capture::mark();
+    let host = |what: &str| format!("https://{what}-{}.example", Uuid::new_v4().simple());
+    let (under, outside) = (host("under"), host("outside"));
+    let _discoverable = spawn_app_with(|s| {
+        s.token.issuer = format!("{under}/identity");
+        s.discovery.base_url = under.clone();
+    })
+    .await;
+    let _undiscoverable = spawn_app_with(|s| {
+        s.token.issuer = format!("{outside}/identity");
+        s.discovery.base_url = host("base");
+    })
+    .await;
+
+    // Started second: once its warning is in, the first app's would be too.
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&outside)))
+        .await;
+    let warned = lines.iter().find(|l| l.contains(&outside)).unwrap();
+    assert!(warned.starts_with("WARN"), "{warned}");
+    assert!(warned.contains("is neither discovery.base_url"), "{warned}");
+    assert!(!lines.iter().any(|l| l.contains(&under)), "{lines:#?}");
 }
