@@ -84,6 +84,35 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     assert!(value(&after, applied) > stamped);
 }
 
+/// The environment wins over the files at every reload, and a running process's environment
+/// does not change: each reload names the reloadable settings it sets (only those: a
+/// restart-only one is not reloaded from anywhere).
+#[tokio::test]
+async fn a_reload_names_the_reloadable_settings_the_environment_sets() {
+    let dir = config_dir(&test_settings(), &[]);
+    let server = ServerProcess::start_after(
+        &dir,
+        "export SSO__DISCOVERY__MAX_AGE_SECS=120 SSO__SERVER__KEEP_ALIVE_SECS=60; ",
+    );
+    server.signal("HUP");
+    server.wait_for_log("configuration reloaded");
+    // Up to the next reload: every line the first one said after `configuration reloaded`.
+    server.signal("HUP");
+    let lines = server.log_until("configuration reloaded");
+
+    let named: Vec<&String> = (lines.iter())
+        .filter(|l| l.contains("comes from the environment"))
+        .collect();
+    assert_eq!(named.len(), 1, "{lines:#?}");
+    assert!(
+        named[0].contains(
+            "discovery.max_age_secs comes from the environment (SSO__DISCOVERY__MAX_AGE_SECS)"
+        ),
+        "{}",
+        named[0]
+    );
+}
+
 fn reloads(result: &str) -> String {
     format!(r#"sso_config_reloads_total{{result="{result}"}}"#)
 }
