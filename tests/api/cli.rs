@@ -158,6 +158,25 @@ fn hash_secret_warns_of_a_secret_that_basic_credentials_must_form_encode() {
     }
 }
 
+/// A secret no request could send (over `MAX_SECRET` bytes) is refused, not hashed into a
+/// registry entry that never matches; one of exactly that length is hashed.
+#[test]
+fn hash_secret_takes_a_secret_as_long_as_a_request_may_send_and_no_longer() {
+    let longest = "s".repeat(sso_token::clients::MAX_SECRET);
+    let output = sso_token(&["hash-secret", &longest], "");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim_end(),
+        hash_secret_sha256(&longest)
+    );
+
+    let output = sso_token(&["hash-secret", &format!("{longest}s")], "");
+    assert!(!output.status.success(), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("over 512 bytes"), "{said}");
+}
+
 #[test]
 fn keygen_overwrites_only_with_force_and_always_leaves_mode_0600() {
     let path = test_dir().join(format!("keygen-{}.pem", Uuid::new_v4()));
@@ -452,4 +471,37 @@ fn serve_raises_the_open_files_soft_limit_to_the_hard_one() {
         .expect("the open-files line");
     let soft = files.split_whitespace().nth(3);
     assert_eq!(soft, Some(hard.as_str()), "{files}");
+}
+
+/// The open-files line at start: a hard limit under 4,096 is warned of; from 4,096 on, the
+/// warning is for `server.max_connections` set past what the limit leaves after the 512
+/// descriptors kept for Redis and the rest, and otherwise the line is information.
+#[test]
+fn serve_warns_of_an_open_files_limit_too_low_for_its_connections() {
+    let open_files_line = |limit: u64, max_connections: usize| {
+        // The test overlay does not write server.max_connections; the environment sets it.
+        let prelude =
+            format!("ulimit -n {limit}; export SSO__SERVER__MAX_CONNECTIONS={max_connections}; ");
+        let server = ServerProcess::start_after(&config_dir(&test_settings(), &[]), &prelude);
+        (server.start_log.iter())
+            .find(|l| l.contains("open files"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no open-files line in {:#?}", server.start_log))
+    };
+    let low = "each connection takes one";
+    let too_many = "but server.max_connections lets";
+
+    let said = open_files_line(4095, 0);
+    assert!(said.contains(" WARN ") && said.contains(low), "{said}");
+    let said = open_files_line(4096, 0);
+    assert!(
+        said.contains(" INFO ") && said.contains("at most 4096;"),
+        "{said}"
+    );
+    // One worker (the test settings'): 4,096 less 512 is 3,584 connections.
+    let said = open_files_line(4096, 3584);
+    assert!(said.contains(" INFO "), "{said}");
+    let said = open_files_line(4096, 3585);
+    assert!(said.contains(" WARN ") && said.contains(too_many), "{said}");
+    assert!(said.contains("1 worker(s) hold 3585 connections"), "{said}");
 }
