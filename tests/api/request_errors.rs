@@ -221,14 +221,9 @@ async fn assert_raw_refusal(app: &TestApp, request: &[u8], status: u16, code: &s
     assert!(app.code_exists(code).await, "the code was burnt");
 }
 
-#[tokio::test]
-async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
-    let app = spawn_app().await;
-    let code = app.issue_code(&APP).await;
-    // Without Content-Length the limit can only be enforced while reading.
-    let body = json_with(&code, set("pad", json!("x".repeat(6000))));
-    let chunked: String = body
-        .chunks(1000)
+/// A JSON exchange request whose `body` is sent in chunks of `size` bytes, then the last chunk.
+fn chunked_exchange(body: &[u8], size: usize) -> String {
+    let chunked: String = (body.chunks(size))
         .map(|chunk| {
             format!(
                 "{:x}\r\n{}\r\n",
@@ -237,11 +232,20 @@ async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
             )
         })
         .collect();
-    let request = format!(
+    format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}0\r\n\r\n",
         sso_token::startup::TOKEN_PATH
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_chunked_valid_request_over_the_limit_is_refused_and_burns_no_code() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    // Without Content-Length the limit can only be enforced while reading.
+    let body = json_with(&code, set("pad", json!("x".repeat(6000))));
+    let request = chunked_exchange(&body, 1000);
 
     assert_raw_refusal(&app, request.as_bytes(), 413, &code).await;
 }
@@ -475,21 +479,7 @@ async fn a_chunked_valid_request_within_the_limit_is_exchanged() {
     let app = spawn_app().await;
     let code = app.issue_code(&APP).await;
     let body = json_with(&code, |_| {});
-    let chunked: String = body
-        .chunks(100)
-        .map(|chunk| {
-            format!(
-                "{:x}\r\n{}\r\n",
-                chunk.len(),
-                String::from_utf8_lossy(chunk)
-            )
-        })
-        .collect();
-    let request = format!(
-        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}0\r\n\r\n",
-        sso_token::startup::TOKEN_PATH
-    );
+    let request = chunked_exchange(&body, 100);
 
     let (status, answer) = raw_answer(&app, request.as_bytes())
         .await
