@@ -11,9 +11,9 @@ use sso_token::tokens::{KeyKind, SigningKey};
 
 use crate::each_topology;
 use crate::helpers::{
-    ALLOWED_SCOPES, APP, AUDIENCED, Answer, DISABLED, FOR_RESOURCE, ISSUER, OTHER, RESOURCE_API,
-    TestApp, TestClient, Topology, basic_auth, code_record, new_key_file, spawn_app, spawn_app_on,
-    spawn_app_with, unix_now, verify_token,
+    ALLOWED_SCOPES, APP, AUDIENCED, Answer, DISABLED, ENCODED, FOR_RESOURCE, ISSUER, OTHER,
+    RESOURCE_API, TestApp, TestClient, Topology, basic_auth, code_record, new_key_file, spawn_app,
+    spawn_app_on, spawn_app_with, unix_now, verify_token,
 };
 use crate::redis_server::RedisServer;
 use crate::resource::Planted;
@@ -729,6 +729,59 @@ async fn a_token_of_exactly_4096_bytes_is_issued_and_one_longer_is_refused() {
             length(over),
             refused.text
         );
+        return;
+    }
+    panic!("no typ made a token of exactly {MAX} bytes");
+}
+
+/// The start and each reload refuse an issuer under which some enabled client's shortest token
+/// (a one-letter account id, its shortest scope) would pass 4096 bytes, and take the longest
+/// under which it is exactly 4096: that token is issued. ENCODED's id, also its audience, is
+/// the longest of the test clients, so its tokens are the longest. Each byte of issuer is one
+/// byte of payload; the header's `typ` is changed when 4096 is a length unpadded base64 skips.
+#[tokio::test]
+async fn an_issuer_is_refused_only_once_the_shortest_token_would_pass_4096_bytes() {
+    const MAX: usize = 4096;
+    for typ in ["access_token", "at+jwt", "JWT"] {
+        let app = spawn_app_with(|s| s.token.typ = typ.into()).await;
+        let shortest = || {
+            let app = &app;
+            async move {
+                let mut record = code_record(&ENCODED);
+                record.account_id = "a".into();
+                let code = app.write_code(&record).await;
+                Answer::of(app.exchange(&ENCODED, &code).await).await
+            }
+        };
+        let probe = shortest().await;
+        assert_eq!(probe.status, 200, "{}", probe.text);
+        let token = probe.json["access_token"].as_str().unwrap().to_owned();
+        let payload = token.split('.').nth(1).unwrap();
+        let payload_bytes = payload.len() * 3 / 4;
+        assert_eq!(base64_len(payload_bytes), payload.len());
+        let length = |more: usize| token.len() - payload.len() + base64_len(payload_bytes + more);
+        let Some(exact) = (0..4000).find(|&more| length(more) == MAX) else {
+            continue;
+        };
+        let issuer = |more: usize| format!("{ISSUER}{}", "i".repeat(more));
+
+        let refused = app
+            .reload_with(|s| s.token.issuer = issuer(exact + 1))
+            .expect_err("a token past 4096 bytes")
+            .to_string();
+        let said = format!(
+            "client {}: its shortest token would be {} bytes",
+            ENCODED.id,
+            length(exact + 1)
+        );
+        assert!(refused.starts_with(&said), "{refused}");
+        app.reload_with(|s| s.token.issuer = issuer(exact))
+            .expect("a token of exactly 4096 bytes");
+
+        let issued = shortest().await;
+        assert_eq!(issued.status, 200, "{}", issued.text);
+        let longest = issued.json["access_token"].as_str().unwrap();
+        assert_eq!(longest.len(), MAX);
         return;
     }
     panic!("no typ made a token of exactly {MAX} bytes");
