@@ -546,3 +546,49 @@ async fn dropping_a_retired_key_after_its_tokens_expired_is_not_warned_of() {
         "step 3 in time is no mistake"
     );
 }
+
+/// Of the enabled clients, the one whose id, audience and shortest scope are the longest has
+/// the longest shortest token: a start or reload under which it passes `MAX_TOKEN` is refused
+/// naming it, even when the others' ids or audiences alone are longer.
+#[tokio::test]
+async fn an_issuer_no_token_fits_beside_is_refused_naming_the_client_of_the_longest() {
+    let app = spawn_app().await;
+    let quote = |s: &str| serde_json::to_string(s).unwrap();
+    let client = |id: &str, audience: &str, scope: &str| {
+        format!(
+            "[[clients]]\nid = {}\nsecret = {}\nredirect_uris = [\"https://{id}.example/cb\"]\n\
+             scopes = [{}, {}]\naudience = {}\n",
+            quote(id),
+            quote(&sso_token::clients::hash_secret_sha256(
+                "a-long-enough-secret-Xq7Lp2"
+            )),
+            quote(scope),
+            quote(&format!("{scope}-and-more")),
+            quote(audience),
+        )
+    };
+    // Id, audience and shortest scope: 1 + 100 + 1 (the longest token), 20 + 20 + 1 (the
+    // longest id, and id times audience), 1 + 10 + 20 (the longest scope, and audience times
+    // scope).
+    let registry = [
+        client("w", &"x".repeat(100), "s"),
+        client(&"p".repeat(20), &"p".repeat(20), "s"),
+        client("q", &"y".repeat(10), &"z".repeat(20)),
+    ]
+    .concat();
+    let file = test_dir().join(format!("longest-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, registry).unwrap();
+
+    let refused = app
+        .reload_with(|s| {
+            s.clients.file = file.clone();
+            s.token.issuer = format!("https://sso.example/{}", "i".repeat(4_000));
+        })
+        .expect_err("an issuer no token fits beside")
+        .to_string();
+
+    assert!(
+        refused.starts_with("client w: its shortest token would be "),
+        "{refused}"
+    );
+}
