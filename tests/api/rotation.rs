@@ -547,6 +547,28 @@ async fn dropping_a_retired_key_after_its_tokens_expired_is_not_warned_of() {
     );
 }
 
+/// The warning of a dropped signer says how long its tokens live on: `expires_in` plus the
+/// leeway.
+#[tokio::test]
+async fn the_warning_of_a_dropped_signer_says_how_long_its_tokens_live() {
+    let log = crate::log_capture::mark();
+    let (old, old_kid) = new_key_file(KeyKind::Ed25519);
+    let (new, _) = new_key_file(KeyKind::Ed25519);
+    let app = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
+    let token = &app.settings.token;
+    assert!(token.leeway_secs > 1, "a leeway that the lifetime shows");
+    let lifetime = token.expires_in + token.leeway_secs;
+
+    app.reload_with(|s| s.token.signing_key = new.clone())
+        .expect("a reload that drops the signer");
+
+    let said = format!(
+        "drops key {old_kid}, which signed tokens until now: those of the last {lifetime} s no \
+         longer verify"
+    );
+    assert!(warned(&log, &said), "{said}: {:#?}", log.lines());
+}
+
 /// Of the enabled clients, the one whose id, audience and shortest scope are the longest has
 /// the longest shortest token: a start or reload under which it passes `MAX_TOKEN` is refused
 /// naming it, even when the others' ids or audiences alone are longer.
