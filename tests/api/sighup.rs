@@ -251,3 +251,32 @@ async fn a_reload_refuses_restart_only_settings_that_a_start_would_refuse() {
     })
     .expect("metrics off: `metrics.listen` unused");
 }
+
+/// A reload applies what it can and names the sections it changed that wait for a restart; one
+/// that changes none of them says nothing of a restart. Its log line names the signer and the
+/// clients now in force, as the start's does.
+#[tokio::test]
+async fn a_reload_names_what_it_applied_and_the_sections_that_wait_for_a_restart() {
+    let mut settings = test_settings();
+    let (signer, signer_kid) = new_key_file(KeyKind::Ed25519);
+    settings.token.signing_key = signer;
+    let dir = config_dir(&settings, &[]);
+    let server = ServerProcess::start(&dir);
+    server.signal("HUP");
+    let reloaded = server.wait_for_log("configuration reloaded");
+    let signing = format!("signing with EdDSA key {signer_kid}");
+    assert!(reloaded.contains(&signing), "{reloaded}");
+    assert!(reloaded.contains("client(s) registered"), "{reloaded}");
+
+    let mut more_slots = settings.clone();
+    more_slots.server.exchange_slots += 1;
+    write_overlay(&dir, &more_slots, &[]);
+    server.signal("HUP");
+    // The first such line since the start: the reload before changed nothing to say.
+    let said = server.wait_for_log("take effect on restart only");
+    assert!(said.contains("WARN"), "{said}");
+    assert!(
+        said.contains("[server] changes take effect on restart only"),
+        "{said}"
+    );
+}
