@@ -717,6 +717,62 @@ async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
     assert_eq!(app.exchange(&APP, &waiter).await.status().as_u16(), 200);
 }
 
+/// The slots are `server.exchange_slots` per worker, in one pool: with 2 workers and 1 slot
+/// each, two exchanges held up by Redis both hold one, and a third, sent later, waits out
+/// `server.slot_wait_ms` and gets a 503 with its code untouched.
+#[tokio::test]
+async fn each_worker_adds_its_exchange_slots_to_the_pool() {
+    let redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = 5000;
+        s.server.workers = 2;
+        s.server.exchange_slots = 1;
+        s.server.slot_wait_ms = 200;
+    })
+    .await;
+    let codes = [
+        app.issue_code(&APP).await,
+        app.issue_code(&APP).await,
+        app.issue_code(&APP).await,
+    ];
+    // Redis holds every command for 2 s: the first two exchanges keep their slots that long.
+    let _: () = app
+        .query(redis::cmd("CLIENT").arg("PAUSE").arg(2000).arg("ALL"))
+        .await;
+
+    let timed = |code: &str, delay: u64| {
+        let app = &app;
+        let code = code.to_owned();
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let answer = Answer::of(app.exchange(&APP, &code).await).await;
+            (code, answer)
+        }
+    };
+    let (a, b, c) = tokio::join!(
+        timed(&codes[0], 0),
+        timed(&codes[1], 0),
+        timed(&codes[2], 600)
+    );
+
+    let said: Vec<_> = [&a, &b, &c]
+        .iter()
+        .map(|(_, answer)| format!("{} {}", answer.status, answer.text))
+        .collect();
+    let (served, refused): (Vec<_>, Vec<_>) = [a, b, c]
+        .into_iter()
+        .partition(|(_, answer)| answer.status == 200);
+    assert_eq!((served.len(), refused.len()), (2, 1), "{said:#?}");
+    let (waiter, answer) = &refused[0];
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(answer.error(), "temporarily_unavailable");
+    assert!(
+        app.code_exists(waiter).await,
+        "the waiting exchange touched its code"
+    );
+}
+
 /// While Redis does not answer, the slots are held by calls waiting out `redis.timeout_ms`:
 /// the exchanges queued behind them get their 503 once the first call fails, not one
 /// `redis.timeout_ms` after another (2 slots and 12 exchanges here: 1.8 s), and keep their
