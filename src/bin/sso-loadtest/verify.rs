@@ -490,6 +490,29 @@ mod tests {
         let check_ours = SignatureCheck::from_jwk(ours.public_jwk()).unwrap();
         let (_, good) = check(&expect, &pem, &|_| {});
         assert!(check_ours.verify(&good));
-        assert_eq!(check_ours.verify_all(&[good, token]), 1);
+        assert_eq!(check_ours.verify_all(&[good.clone(), token]), 1);
+        assert_eq!(
+            check_ours.verify_all(&[good.clone(), good.clone(), good]),
+            0
+        );
+        assert_eq!(check_ours.verify_all(&[]), 0);
+    }
+
+    #[test]
+    fn healthz_answers_exactly_ok_and_a_refusal_is_named_by_status_and_error() {
+        let response = |status, body: &'static [u8]| Response {
+            status,
+            body,
+            no_store: false,
+            close: false,
+        };
+        assert!(healthz(&response(200, br#"{"status":"ok"}"#)).is_ok());
+        assert!(healthz(&response(200, br#"{"status":"down"}"#)).is_err());
+        let refused = br#"{"error":"invalid_grant","error_description":"used"}"#;
+        assert_eq!(error_kind(&response(400, refused)), "400 invalid_grant");
+        assert_eq!(
+            error_kind(&response(502, b"<html>")),
+            "502 (no RFC 6749 error body)"
+        );
     }
 }
