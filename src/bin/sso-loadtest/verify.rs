@@ -361,6 +361,16 @@ mod tests {
     /// in the seed's six-field answer, checked as the answer to code 7 of `expect`; and the
     /// token.
     fn check(expect: &Expect, pem: &str, edit: &Edit) -> (Result<Accepted, String>, String) {
+        check_as(expect, expect, pem, edit)
+    }
+
+    /// [`check`], the token minted (header `typ`, claims) for `minted` and checked for `expect`.
+    fn check_as(
+        minted: &Expect,
+        expect: &Expect,
+        pem: &str,
+        edit: &Edit,
+    ) -> (Result<Accepted, String>, String) {
         let now = sso_token::clock::unix_now();
         let code = "OC-7";
         let mut claims = serde_json::json!({
@@ -379,7 +389,7 @@ mod tests {
             text("client_id"),
         );
         let key = SigningKey::from_pem(pem).unwrap();
-        let token = Minter::new(key, &expect.typ)
+        let token = Minter::new(key, &minted.typ)
             .unwrap()
             .mint(&Claims {
                 sub: &sub,
@@ -496,6 +506,24 @@ mod tests {
             0
         );
         assert_eq!(check_ours.verify_all(&[]), 0);
+    }
+
+    /// Each of the header's `typ`, `alg` and `kid` is checked on its own: a token whose `typ`
+    /// alone is not the configured one is refused by its header.
+    #[test]
+    fn a_token_of_another_typ_fails_the_header() {
+        let pem = new_pem();
+        let expect = expect_for(&pem);
+        let minted = Expect {
+            typ: "at+jwt".into(),
+            ..expect.clone()
+        };
+        let (verdict, _) = check_as(&minted, &expect, &pem, &|_| {});
+        let violation = verdict.err().expect("a token of another typ passed");
+        assert!(
+            violation.contains("JOSE header {typ at+jwt,"),
+            "{violation}"
+        );
     }
 
     #[test]
