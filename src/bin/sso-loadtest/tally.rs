@@ -300,13 +300,68 @@ mod tests {
         assert_eq!(run.latency.len(), 2);
     }
 
+    /// A worker's tally, with two errors of one kind, one violation, a success, a rejection,
+    /// a `jti` and its code.
+    fn worker_tally() -> Tally {
+        let mut tally = Tally::new();
+        tally.sent = 5;
+        tally.successes = 1;
+        tally.expected_rejections = 1;
+        tally.error("503 temporarily_unavailable".into());
+        tally.error("503 temporarily_unavailable".into());
+        tally.violation("claim `sub` is not the one of the code sent".into());
+        tally.jtis = vec!["j1".into()];
+        tally.accepted_codes = vec![1];
+        tally.rejected_codes = vec![2];
+        tally
+    }
+
+    /// Workers' tallies add up; a warm-up's and a recheck's failures join the run's under
+    /// their own names, and their `jti`s join the uniqueness checks.
+    #[test]
+    fn tallies_fold_by_adding_and_naming_where_each_failure_came_from() {
+        let mut run = worker_tally();
+        run.merge(worker_tally());
+        assert_eq!(
+            (run.sent, run.successes, run.expected_rejections),
+            (10, 2, 2)
+        );
+        assert_eq!(run.errors["503 temporarily_unavailable"], 4);
+        assert_eq!(run.violation_count, 2);
+        assert_eq!(run.violations.values().sum::<u64>(), 2);
+        assert_eq!(run.jtis.len(), 2);
+        assert_eq!((run.accepted_codes.len(), run.rejected_codes.len()), (2, 2));
+
+        run.absorb_warm_up(worker_tally());
+        run.absorb_recheck(worker_tally());
+        assert_eq!(run.errors["warm-up 503 temporarily_unavailable"], 2);
+        assert_eq!(run.errors["recheck 503 temporarily_unavailable"], 2);
+        assert_eq!(run.violation_count, 4);
+        assert_eq!(
+            run.violations["warm-up: claim `sub` is not the one of the code sent"],
+            1
+        );
+        assert_eq!(run.jtis.len(), 4);
+        // The same jti four times (three repeats), code 1 accepted three times (the warm-up's
+        // codes are its own): both are violations of the run.
+        uniqueness(&mut run, 0);
+        assert_eq!(run.violations["jti value(s) issued more than once"], 3);
+        assert_eq!(
+            run.violations["code(s) exchanged for a token more than once"],
+            1
+        );
+        assert_eq!(run.violation_count, 8);
+    }
+
     #[test]
     fn a_clean_run_has_no_violation() {
         let mut tally = Tally::new();
         tally.jtis = vec!["a".into(), "b".into()];
         tally.accepted_codes = vec![1, 2];
-        tally.rejected_codes = vec![2];
+        // Code 3's pair: one refused, the other answered with an error (counted as such).
+        tally.rejected_codes = vec![2, 3];
         uniqueness(&mut tally, 10);
         assert_eq!(tally.violation_count, 0);
+        assert!(tally.violations.is_empty(), "{:?}", tally.violations);
     }
 }
