@@ -32,6 +32,13 @@ async fn app_on(redis_url: String) -> TestApp {
     .await
 }
 
+/// Redis holds every client's commands, ours included, for `ms` (`CLIENT PAUSE … ALL`).
+async fn pause_redis(app: &TestApp, ms: u64) {
+    let _: () = app
+        .query(redis::cmd("CLIENT").arg("PAUSE").arg(ms).arg("ALL"))
+        .await;
+}
+
 /// An exchange while Redis is unusable: a prompt 503 `temporarily_unavailable`.
 async fn assert_unavailable(app: &TestApp, code: &str) {
     let started = Instant::now();
@@ -349,9 +356,7 @@ async fn a_redis_that_stops_answering_gets_a_503_within_the_timeout() {
 
     // Every client, ours included, gets no answer for 4 s: room for the 503 and the /readyz
     // check below on a busy machine.
-    let _: () = app
-        .query(redis::cmd("CLIENT").arg("PAUSE").arg(4000).arg("ALL"))
-        .await;
+    pause_redis(&app, 4000).await;
 
     assert_unavailable(&app, &pending).await;
     assert_eq!(status_of(&app, "/readyz").await, 503);
@@ -643,14 +648,7 @@ async fn a_new_connection_cut_after_the_script_ran_still_completes_the_exchange(
     assert_eq!(app.exchange(&APP, &warm).await.status().as_u16(), 200);
     // A timeout empties the lane: the next call makes a new connection.
     let lost = app.issue_code(&APP).await;
-    let _: () = app
-        .query(
-            redis::cmd("CLIENT")
-                .arg("PAUSE")
-                .arg(2 * TIMEOUT_MS)
-                .arg("ALL"),
-        )
-        .await;
+    pause_redis(&app, 2 * TIMEOUT_MS).await;
     assert_unavailable(&app, &lost).await;
     // Answered once the pause is over: by then Redis has run or dropped the timed-out call.
     let _: () = app.query(&redis::cmd("PING")).await;
@@ -670,25 +668,29 @@ async fn a_new_connection_cut_after_the_script_ran_still_completes_the_exchange(
     assert_eq!(metrics::value(&exposition, "sso_code_replays_total"), 0.0);
 }
 
+/// An app of `workers` workers with one exchange slot each, a wait for a slot of 200 ms, and
+/// Redis calls that may take 5 s.
+async fn one_slot_per_worker(redis: &RedisServer, workers: usize) -> TestApp {
+    spawn_app_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = 5000;
+        s.server.workers = workers;
+        s.server.exchange_slots = 1;
+        s.server.slot_wait_ms = 200;
+    })
+    .await
+}
+
 /// `server.exchange_slots`: an exchange past the slots waits before it touches Redis, and one
 /// that waits longer than `server.slot_wait_ms` gets a 503 with its code untouched, while the
 /// exchange that holds the slot completes once Redis answers.
 #[tokio::test]
 async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
     let redis = RedisServer::start();
-    let app = spawn_app_with(|s| {
-        s.redis.url = redis.url();
-        s.redis.timeout_ms = 5000;
-        s.server.workers = 1;
-        s.server.exchange_slots = 1;
-        s.server.slot_wait_ms = 200;
-    })
-    .await;
+    let app = one_slot_per_worker(&redis, 1).await;
     let (holder, waiter) = (app.issue_code(&APP).await, app.issue_code(&APP).await);
     // Redis holds every command for 2 s: the first exchange keeps its slot that long.
-    let _: () = app
-        .query(redis::cmd("CLIENT").arg("PAUSE").arg(2000).arg("ALL"))
-        .await;
+    pause_redis(&app, 2000).await;
 
     // The second is sent later, so it is most likely the one that waits; whichever it is,
     // the test holds (a busy machine may deliver them in either order).
@@ -723,23 +725,14 @@ async fn an_exchange_that_finds_no_free_slot_gets_a_503_and_keeps_its_code() {
 #[tokio::test]
 async fn each_worker_adds_its_exchange_slots_to_the_pool() {
     let redis = RedisServer::start();
-    let app = spawn_app_with(|s| {
-        s.redis.url = redis.url();
-        s.redis.timeout_ms = 5000;
-        s.server.workers = 2;
-        s.server.exchange_slots = 1;
-        s.server.slot_wait_ms = 200;
-    })
-    .await;
+    let app = one_slot_per_worker(&redis, 2).await;
     let codes = [
         app.issue_code(&APP).await,
         app.issue_code(&APP).await,
         app.issue_code(&APP).await,
     ];
     // Redis holds every command for 2 s: the first two exchanges keep their slots that long.
-    let _: () = app
-        .query(redis::cmd("CLIENT").arg("PAUSE").arg(2000).arg("ALL"))
-        .await;
+    pause_redis(&app, 2000).await;
 
     let timed = |code: &str, delay: u64| {
         let app = &app;
@@ -794,9 +787,7 @@ async fn exchanges_queued_for_a_slot_get_a_prompt_503_while_redis_hangs() {
         codes.push(app.issue_code(&APP).await);
     }
     // Longer than the six rounds of timeouts the queue would otherwise take.
-    let _: () = app
-        .query(redis::cmd("CLIENT").arg("PAUSE").arg(2500).arg("ALL"))
-        .await;
+    pause_redis(&app, 2500).await;
 
     let started = Instant::now();
     let answers = futures_util::future::join_all(codes.iter().map(|code| {
