@@ -556,3 +556,179 @@ fn a_code_older_than_the_maximum_age_is_expired_even_while_its_record_lasts() {
         .is_ok()
     );
 }
+
+/// Property tests ("fuzzing") of the code record, which another service writes: whatever Redis
+/// holds for a code, the exchange ends in a grant or in an RFC 6749 refusal (`invalid_grant`,
+/// or `invalid_scope`, which names the refused scope, escaped and cut short), never a panic;
+/// neither an `invalid_grant` nor the log line about a malformed record quotes the record's
+/// values, and no log line carries a control character. Named `fuzz_…` like the request parsers' (`oauth::fuzz_tests`), whose helpers they
+/// use: `PROPTEST_CASES=1000000 cargo test --release --lib fuzz_`.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oauth::fuzz_tests::{QUOTE, assert_rfc_error, config, text};
+
+    /// The record's fields, and one it does not know.
+    const FIELDS: [&str; 13] = [
+        "client_id",
+        "redirect_uri",
+        "username",
+        "account_id",
+        "scope",
+        "code_challenge",
+        "code_challenge_method",
+        "issued_at",
+        "name",
+        "avatar",
+        "email",
+        "mobile",
+        "tenant",
+    ];
+
+    /// Any small JSON value: the types a writer may put in a field by mistake.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            // Mapped, not filtered: JSON has no NaN nor infinity.
+            any::<f64>().prop_map(|f| Value::from(if f.is_finite() { f } else { 0.5 })),
+            text(0..=24).prop_map(Value::from),
+            control_text().prop_map(Value::from),
+            Just(Value::from(S256_CHALLENGE)),
+            Just(Value::from("user:basic")),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,12}", inner, 0..3)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Text with control characters, which a log line must not carry as they are.
+    fn control_text() -> impl Strategy<Value = String> {
+        let char = prop_oneof![
+            proptest::char::range('\0', '\u{1f}'),
+            proptest::char::range('a', 'z')
+        ];
+        prop::collection::vec(char, 1..12).prop_map(String::from_iter)
+    }
+
+    /// A `scope` field: scopes `app` may have and others, as a list or joined by `,`, or any
+    /// JSON.
+    fn any_scope() -> impl Strategy<Value = Value> {
+        let scope = prop_oneof![
+            Just("user:basic".to_owned()),
+            Just("user:email".to_owned()),
+            text(0..=16),
+            control_text(),
+        ];
+        prop_oneof![
+            prop::collection::vec(scope.clone(), 0..4).prop_map(Value::from),
+            prop::collection::vec(scope, 0..4).prop_map(|scopes| Value::from(scopes.join(","))),
+            any_json(),
+        ]
+    }
+
+    /// `app`'s well-formed record with its scope, and up to four fields, replaced by any
+    /// JSON or left out.
+    fn any_record() -> impl Strategy<Value = Value> {
+        let change = (
+            prop::sample::select(&FIELDS[..]),
+            prop::option::of(any_json()),
+        );
+        let changes = prop::collection::vec(change, 0..=4);
+        (prop::option::of(any_scope()), changes).prop_map(|(scope, changes)| {
+            let mut record = record();
+            if let Some(scope) = scope {
+                record["scope"] = scope;
+            }
+            for (field, value) in changes {
+                match value {
+                    Some(value) => record[field] = value,
+                    None => {
+                        record.as_object_mut().map(|fields| fields.remove(field));
+                    }
+                }
+            }
+            record
+        })
+    }
+
+    /// Every string value in `value` of at least [`QUOTE`] characters.
+    fn long_strings(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::String(text) if text.chars().count() >= QUOTE => found.push(text.clone()),
+            Value::Array(items) => items.iter().for_each(|item| long_strings(item, found)),
+            // Not the keys: the contract's field names, which a message may name.
+            Value::Object(fields) => fields.values().for_each(|item| long_strings(item, found)),
+            _ => {}
+        }
+    }
+
+    /// Whether `text` holds [`QUOTE`] consecutive characters of one of `values`.
+    fn quotes_any(text: &str, values: &[String]) -> bool {
+        values.iter().any(|value| {
+            let chars: Vec<char> = value.chars().collect();
+            chars
+                .windows(QUOTE)
+                .any(|window| text.contains(&String::from_iter(window)))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_any_code_record_gives_a_grant_or_an_rfc_refusal_that_quotes_none_of_it(
+            record in any_record(),
+            // 0: the record's JSON as is; 1: cut short; 2: one byte changed (not UTF-8 too).
+            damage in 0..3u8,
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            verifier in prop::option::of(prop::sample::select(vec![VERIFIER, OTHER_VERIFIER])),
+        ) {
+            let mut raw = record.to_string().into_bytes();
+            match damage {
+                1 => raw.truncate(at.index(raw.len() + 1)),
+                2 => {
+                    let i = at.index(raw.len());
+                    raw[i] = byte;
+                }
+                _ => {}
+            }
+            let mut values = Vec::new();
+            long_strings(&record, &mut values);
+            if let Err(problem) = parse(&raw) {
+                // The log line's words ("code record is malformed: {problem}").
+                prop_assert!(!quotes_any(&problem, &values), "the log line quotes a value: {problem}");
+                prop_assert!(!problem.contains(char::is_control), "{problem:?}");
+            }
+            let app = client("app");
+            match check(&raw, app, &request(REDIRECT_URI, verifier), rules(",")) {
+                Ok(grant) => {
+                    prop_assert!(!grant.username.trim().is_empty());
+                    prop_assert!(!grant.account_id.trim().is_empty());
+                    prop_assert!(!grant.scopes.is_empty());
+                    prop_assert!(grant.scopes.iter().all(|scope| app.allows_scope(scope)));
+                }
+                Err(error) => {
+                    let hidden: Vec<&str> = values.iter().map(String::as_str).collect();
+                    match error {
+                        OAuthError::InvalidGrant(_) => {
+                            assert_rfc_error(&error, &["invalid_grant"], &hidden)?;
+                        }
+                        _ => assert_rfc_error(&error, &["invalid_scope"], &[])?,
+                    }
+                    // What the log line about the refusal says (`log_token_refusal`).
+                    let logged = error.to_string();
+                    prop_assert!(!logged.contains(char::is_control), "{logged:?}");
+                }
+            }
+        }
+    }
+}

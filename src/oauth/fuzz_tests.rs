@@ -27,7 +27,8 @@ use super::basic::{self, Authorization};
 use super::request::FIELDS;
 use super::{OAuthError, TokenRequest};
 
-/// Cases per test when `PROPTEST_CASES` is not set: nine tests, about 10⁴ cases in all.
+/// Cases per test when `PROPTEST_CASES` is not set: nine tests here and the code record's one
+/// (`grant`), about 10⁴ cases in all.
 const CASES: u32 = 1_100;
 
 /// The codes a parse may end in: the rest (invalid_grant, …) need the registry or Redis.
@@ -37,7 +38,7 @@ const PARSE_ERRORS: [&str; 3] = [
     "unsupported_grant_type",
 ];
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     let mut config = Config::default();
     if std::env::var_os("PROPTEST_CASES").is_none() {
         config.cases = CASES;
@@ -46,11 +47,11 @@ fn config() -> Config {
 }
 
 /// A description may not hold this many consecutive characters of a value sent.
-const QUOTE: usize = 10;
+pub(crate) const QUOTE: usize = 10;
 
 /// Asserts that `error` is one of `codes` and renders as an RFC 6749 §5.2 error that quotes
 /// none of `hidden`.
-fn assert_rfc_error(
+pub(crate) fn assert_rfc_error(
     error: &OAuthError,
     codes: &[&str],
     hidden: &[&str],
@@ -105,7 +106,7 @@ fn basic_header(id: &str, secret: &str) -> String {
 
 /// Text without control characters, mostly ASCII (where the delimiters are), some of it any
 /// other Unicode; cheaper to generate than a `\PC` regex.
-fn text(length: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
+pub(crate) fn text(length: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
     let char = prop_oneof![
         6 => proptest::char::range(' ', '~'),
         // Mapped, not filtered: a filter's rejections abort a 10⁶-case run.

@@ -29,4 +29,4 @@ pub const BASIC_WITHOUT_ENCODING: &str =
     "authlib, requests-oauthlib, Ruby's oauth2 gem, ScribeJava, python-social-auth";
 
 #[cfg(test)]
-mod fuzz_tests;
+pub(crate) mod fuzz_tests;
