@@ -349,3 +349,87 @@ fn a_token_of_max_token_bytes_verifies_and_a_longer_one_is_refused_however_signe
     assert_eq!(longer.len(), MAX_TOKEN + 1);
     assert_eq!(verifier.verify(&longer).unwrap_err(), Rejected::Malformed);
 }
+
+/// Property tests ("fuzzing") of verification, whose input is any string a client sends to
+/// introspection or user info: a real token of each key kind with one character changed (to a
+/// base64url one, a delimiter or any other), cut short, or with characters inserted is never
+/// accepted, nor does any string panic. One token has exactly one spelling: a signature whose
+/// last character differs only in bits base64url leaves unused would be a second token with
+/// the same `jti`, and is refused too. `PROPTEST_CASES=1000000 cargo test --release --lib fuzz_`
+/// runs 10⁶ cases.
+mod fuzz {
+    use std::sync::LazyLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oauth::fuzz_tests::{config, text};
+
+    /// A token of each key kind and the verifier of its key.
+    static TOKENS: LazyLock<Vec<(String, Verifier)>> = LazyLock::new(|| {
+        [KeyKind::Rsa2048, KeyKind::P256, KeyKind::Ed25519]
+            .into_iter()
+            .map(|kind| {
+                let (signer, public) = pair(kind);
+                (mint(signer, "fuzzed"), verifier_of(&[&public]))
+            })
+            .collect()
+    });
+
+    /// A character a damaged token may hold instead.
+    fn any_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            6 => prop::sample::select(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                    .map(char::from)
+                    .to_vec()
+            ),
+            1 => prop::sample::select(vec!['.', '=', '+', '/', ' ']),
+            1 => any::<char>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_a_damaged_token_is_never_accepted(
+            which in 0..3usize,
+            // 0: a character replaced; 1: cut short; 2: characters inserted; 3: the last
+            // character of a part replaced, where base64url has unused bits.
+            damage in 0..4u8,
+            at in any::<prop::sample::Index>(),
+            with in any_char(),
+            inserted in text(1..=8),
+        ) {
+            let (token, verifier) = &TOKENS[which];
+            prop_assert!(verifier.verify(token).is_ok());
+            let mut chars: Vec<char> = token.chars().collect();
+            let i = at.index(chars.len());
+            match damage {
+                0 => chars[i] = with,
+                1 => chars.truncate(i),
+                2 => {
+                    chars.splice(i..i, inserted.chars());
+                }
+                _ => {
+                    let ends: Vec<usize> = (0..chars.len())
+                        .filter(|&j| chars.get(j + 1).is_none_or(|&next| next == '.'))
+                        .collect();
+                    chars[ends[at.index(ends.len())]] = with;
+                }
+            }
+            let damaged = String::from_iter(chars);
+            if damaged != *token {
+                prop_assert!(verifier.verify(&damaged).is_err(), "accepted: {damaged}");
+            }
+        }
+
+        #[test]
+        fn fuzz_any_string_is_refused_without_panicking(token in text(0..=300)) {
+            for (_, verifier) in TOKENS.iter() {
+                prop_assert!(verifier.verify(&token).is_err());
+            }
+        }
+    }
+}
