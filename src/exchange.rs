@@ -188,7 +188,7 @@ fn sign(
 /// The start of the token record's JSON; the exchange script appends the code record and `}`,
 /// so the record holds what introspection needs without a second round trip. It starts with
 /// `{"jti":"<jti>"`, which the scripts match (see `store`).
-fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> Vec<u8> {
+pub(crate) fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> Vec<u8> {
     use std::io::Write;
     let mut head = Vec::with_capacity(72 + jti.len() + client_id.len());
     write_record_start(&mut head, jti, Some(client_id));

@@ -567,6 +567,7 @@ mod fuzz {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::inspect::TokenRecord;
     use crate::oauth::fuzz_tests::{QUOTE, assert_rfc_error, config, text};
 
     /// The record's fields, and one it does not know.
@@ -686,8 +687,13 @@ mod fuzz {
         #[test]
         fn fuzz_any_code_record_gives_a_grant_or_an_rfc_refusal_that_quotes_none_of_it(
             record in any_record(),
-            // 0: the record's JSON as is; 1: cut short; 2: one byte changed (not UTF-8 too).
-            damage in 0..3u8,
+            // 0: the record's JSON as is; 1: cut short; 2: one byte changed (not UTF-8 too);
+            // 3: an unknown field first, of JSON that `Value` cannot hold.
+            damage in 0..4u8,
+            odd in prop::sample::select(vec![
+                "1e400", "-1e400", "1e-400", "123456789012345678901234567890",
+                r#""\ud800""#, r#""\udc00x""#, r#""\u0000""#, r#"[1e400,{"a":"\ud800"}]"#,
+            ]),
             at in any::<prop::sample::Index>(),
             byte in any::<u8>(),
             verifier in prop::option::of(prop::sample::select(vec![VERIFIER, OTHER_VERIFIER])),
@@ -698,6 +704,10 @@ mod fuzz {
                 2 => {
                     let i = at.index(raw.len());
                     raw[i] = byte;
+                }
+                3 => {
+                    let field = format!(r#""odd":{odd},"#);
+                    raw.splice(1..1, field.into_bytes());
                 }
                 _ => {}
             }
@@ -715,6 +725,23 @@ mod fuzz {
                     prop_assert!(!grant.account_id.trim().is_empty());
                     prop_assert!(!grant.scopes.is_empty());
                     prop_assert!(grant.scopes.iter().all(|scope| app.allows_scope(scope)));
+                    // The token record the exchange script writes (its head, the code record,
+                    // `}`) reads back as the same grant: introspection and user info find the
+                    // token live.
+                    let mut stored = crate::exchange::record_head("jti-1", &app.id, 1, 2);
+                    stored.extend_from_slice(&raw);
+                    stored.push(b'}');
+                    let read = std::str::from_utf8(&stored)
+                        .ok()
+                        .and_then(|text| serde_json::from_str::<TokenRecord>(text).ok());
+                    let Some(read) = read else {
+                        let stored = String::from_utf8_lossy(&stored);
+                        return Err(TestCaseError::fail(format!("unreadable: {stored}")));
+                    };
+                    prop_assert_eq!(read.jti, "jti-1");
+                    prop_assert_eq!(read.client_id, app.id.as_str());
+                    prop_assert_eq!(read.grant.username, grant.username);
+                    prop_assert_eq!(read.grant.account_id, grant.account_id);
                 }
                 Err(error) => {
                     let hidden: Vec<&str> = values.iter().map(String::as_str).collect();
