@@ -255,4 +255,105 @@ mod tests {
         }
         assert_eq!(source_address(None, xff, &trusted), Err(Unnamed::NoPeer));
     }
+
+    /// Property tests ("fuzzing"): `X-Forwarded-For` is the caller's to write, all but the hops
+    /// the trusted proxies append. `PROPTEST_CASES=1000000 cargo test --release --lib fuzz_`.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::oauth::fuzz_tests::{config, text};
+
+        const TRUSTED: [&str; 2] = ["10.0.0.0/8", "fd00::/8"];
+
+        /// An address outside [`TRUSTED`], in either family, as a hop may write it.
+        fn client() -> impl Strategy<Value = (IpAddr, String)> {
+            prop_oneof![
+                any::<u32>()
+                    .prop_map(|bits| Ipv4Addr::from_bits(bits | 0x8000_0000))
+                    .prop_flat_map(|v4| {
+                        let texts = vec![v4.to_string(), format!("{v4}:51234")];
+                        (Just(IpAddr::V4(v4)), prop::sample::select(texts))
+                    }),
+                any::<u128>()
+                    .prop_map(|bits| Ipv6Addr::from_bits((bits >> 3) | (0b001 << 125)))
+                    .prop_flat_map(|v6| {
+                        let texts = vec![v6.to_string(), format!("[{v6}]:443"), format!("[{v6}]")];
+                        (Just(IpAddr::V6(v6)), prop::sample::select(texts))
+                    }),
+            ]
+        }
+
+        /// A trusted proxy's address.
+        fn proxy() -> impl Strategy<Value = IpAddr> {
+            prop_oneof![
+                any::<u32>()
+                    .prop_map(|bits| IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | (bits >> 8)))),
+                any::<u128>()
+                    .prop_map(|bits| IpAddr::V6(Ipv6Addr::from_bits((0xfd << 120) | (bits >> 8)))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn fuzz_the_hops_left_of_what_trusted_proxies_appended_are_never_read(
+                written in text(0..=60),
+                (client, as_written) in client(),
+                hops in prop::collection::vec(proxy(), 0..3),
+                peer in proxy(),
+                stranger in client(),
+            ) {
+                let trusted = nets(&TRUSTED);
+                // The first proxy appends the address it saw, the others theirs.
+                let mut header = format!("{written},{as_written}");
+                for hop in &hops {
+                    header.push_str(&format!(", {hop}"));
+                }
+                prop_assert_eq!(source_address(Some(peer), Some(&header), &trusted), Ok(client));
+                // From a peer that is no trusted proxy, the header is not read at all.
+                prop_assert_eq!(
+                    source_address(Some(stranger.0), Some(&header), &trusted),
+                    Ok(stranger.0.to_canonical())
+                );
+            }
+
+            #[test]
+            fn fuzz_a_network_holds_the_addresses_that_share_its_prefix(
+                a in any::<u32>(),
+                b in any::<u32>(),
+                prefix in 0..=32u8,
+            ) {
+                let (a, b) = (Ipv4Addr::from_bits(a), Ipv4Addr::from_bits(b));
+                let shared = u32::from(prefix) <= (a.to_bits() ^ b.to_bits()).leading_zeros();
+                for network in [format!("{a}/{prefix}"), format!("::ffff:{a}/{}", u16::from(prefix) + 96)] {
+                    let Some(network) = Network::parse(&network) else {
+                        return Err(TestCaseError::fail(format!("{network} does not parse")));
+                    };
+                    prop_assert!(network.contains(IpAddr::V4(a)));
+                    prop_assert_eq!(network.contains(IpAddr::V4(b)), shared);
+                    prop_assert_eq!(network.contains(IpAddr::V6(b.to_ipv6_mapped())), shared);
+                }
+            }
+
+            #[test]
+            fn fuzz_an_ipv6_network_holds_the_addresses_that_share_its_prefix(
+                a in any::<u128>(),
+                b in any::<u128>(),
+                prefix in 0..=128u8,
+            ) {
+                // Not in `::ffff:0:0/96`, which holds IPv4 addresses (the test above).
+                let (a, b) = (Ipv6Addr::from_bits(a | 1 << 127), Ipv6Addr::from_bits(b));
+                let shared = u32::from(prefix) <= (a.to_bits() ^ b.to_bits()).leading_zeros();
+                let Some(network) = Network::parse(&format!("{a}/{prefix}")) else {
+                    return Err(TestCaseError::fail(format!("{a}/{prefix} does not parse")));
+                };
+                prop_assert!(network.contains(IpAddr::V6(a)));
+                // An IPv6 network holds no IPv4 address, not even `::/0`.
+                let expected = shared && !b.to_canonical().is_ipv4();
+                prop_assert_eq!(network.contains(IpAddr::V6(b)), expected);
+            }
+        }
+    }
 }
