@@ -448,13 +448,18 @@ fn a_malformed_record_is_refused_as_an_invalid_grant() {
         // PKCE switched off by a writer's mistake.
         record_with(json!({ "code_challenge_method": "S256" })),
         record_with(json!({ "code_challenge": "", "code_challenge_method": "plain" })),
-        // A challenge no verifier meets: padded, standard base64, too short for plain.
+        // A challenge no verifier meets: padded, standard base64, a last character that sets
+        // bits base64url leaves unused (no digest's encoding), too short for plain.
         record_with(json!({
             "code_challenge": format!("{}=", pkce::s256_challenge(VERIFIER)),
             "code_challenge_method": "S256",
         })),
         record_with(json!({
             "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM",
+            "code_challenge_method": "S256",
+        })),
+        record_with(json!({
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c-",
             "code_challenge_method": "S256",
         })),
         record_with(json!({ "code_challenge": "short" })),

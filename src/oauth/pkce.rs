@@ -23,14 +23,18 @@ pub fn well_formed(value: &str) -> bool {
 }
 
 /// Whether a stored challenge is one some verifier could meet: a `plain` one is a verifier
-/// itself, an S256 one 43 characters of base64url (RFC 7636 §4.2). Any other is a writer's
-/// mistake that no client can get past.
+/// itself, an S256 one the base64url of a SHA-256 digest (RFC 7636 §4.2): 43 characters, the
+/// last of which leaves the two bits base64url does not use at zero (`…-` is no digest's, only
+/// `…w` or `…0`, say). Any other is a writer's mistake that no client can get past.
 pub fn challenge_well_formed(method: Method, challenge: &str) -> bool {
     match method {
         Method::Plain => well_formed(challenge),
+        // The engine refuses padding, `+` and `/`, and unused bits that are set.
         Method::S256 => {
             challenge.len() == 43
-                && (challenge.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && URL_SAFE_NO_PAD
+                    .decode(challenge)
+                    .is_ok_and(|digest| digest.len() == 32)
         }
     }
 }
@@ -112,6 +116,8 @@ mod tests {
             &padded,
             &standard,
             &CHALLENGE.replace('E', "."),
+            // No digest's encoding ends so: `M` leaves the unused bits at zero, `N` sets one.
+            &CHALLENGE.replace("-cM", "-cN"),
         ] {
             assert!(!challenge_well_formed(Method::S256, s256), "{s256}");
         }
@@ -122,6 +128,45 @@ mod tests {
             &VERIFIER.replace('d', " "),
         ] {
             assert!(!challenge_well_formed(Method::Plain, plain), "{plain}");
+        }
+    }
+
+    /// Property tests ("fuzzing"): an S256 challenge is well-formed exactly when some verifier
+    /// could meet it, and only its verifier meets it.
+    /// `PROPTEST_CASES=1000000 cargo test --release --lib fuzz_`.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::oauth::fuzz_tests::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn fuzz_an_s256_challenge_is_well_formed_when_a_verifier_can_meet_it(
+                challenge in "[A-Za-z0-9_-]{42,44}",
+            ) {
+                // Some verifier meets it when it is the encoding of a SHA-256 digest: 32 bytes,
+                // whose 43rd character leaves two bits that base64url does not use at zero.
+                let meetable = URL_SAFE_NO_PAD
+                    .decode(&challenge)
+                    .is_ok_and(|digest| URL_SAFE_NO_PAD.encode(&digest) == challenge && digest.len() == 32);
+                prop_assert_eq!(challenge_well_formed(Method::S256, &challenge), meetable);
+            }
+
+            #[test]
+            fn fuzz_only_its_verifier_meets_an_s256_challenge(
+                verifier in "[A-Za-z0-9._~-]{43,128}",
+                other in "[A-Za-z0-9._~-]{43,128}",
+            ) {
+                let challenge = s256_challenge(&verifier);
+                prop_assert!(challenge_well_formed(Method::S256, &challenge));
+                prop_assert!(verify(Method::S256, &challenge, &verifier));
+                prop_assert_eq!(verify(Method::S256, &challenge, &other), other == verifier);
+                prop_assert!(verify(Method::Plain, &verifier, &verifier));
+                prop_assert_eq!(verify(Method::Plain, &verifier, &other), other == verifier);
+            }
         }
     }
 
