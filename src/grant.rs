@@ -321,8 +321,8 @@ fn parse(raw_record: &[u8]) -> Result<CodeRecord, String> {
             if !pkce::challenge_well_formed(method.unwrap_or_default(), challenge) =>
         {
             Err(
-                "code_challenge is no RFC 7636 challenge (S256: 43 characters of base64url; \
-                 plain: 43 to 128 unreserved characters)"
+                "code_challenge is no RFC 7636 challenge (S256: a SHA-256 digest in base64url, \
+                 43 characters; plain: 43 to 128 unreserved characters)"
                     .into(),
             )
         }
