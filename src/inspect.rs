@@ -13,15 +13,18 @@ use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
 use crate::redact;
+use crate::slots::Slots;
 use crate::store::Store;
 use crate::tokens::AccessClaims;
 use crate::userinfo::{self, Profile, UserInfo};
 
-/// Answers questions about tokens; shares the snapshot and the store with the exchange.
+/// Answers questions about tokens; shares the snapshot, the store and, for which Redis calls
+/// may go while Redis fails, the slots with the exchange.
 pub struct Inspector {
     pub live: Arc<Live>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub slots: Arc<Slots>,
 }
 
 /// The part of the token record (see `exchange::record_head`) that these endpoints read.
@@ -172,14 +175,18 @@ impl Inspector {
             // Its record expired with it: nothing is left to delete, so no Redis is needed.
             return Ok(());
         }
+        let mut turn = self
+            .slots
+            .call(self.store.token_cluster_slot(&claims.jti))?;
         let deleted = self
             .metrics
             .redis(
                 RedisOp::DeleteToken,
                 self.store.revoke_token(&claims.jti, &caller.id),
             )
-            .await
-            .map_err(OAuthError::Unavailable)?;
+            .await;
+        turn.redis_answered(deleted.is_ok());
+        let deleted = deleted.map_err(OAuthError::Unavailable)?;
         if deleted {
             self.metrics.token_revoked(Revocation::Request);
         }
@@ -196,11 +203,15 @@ impl Inspector {
 
     /// Adds the token record, if Redis still has it and it belongs to these claims.
     async fn with_record(&self, claims: AccessClaims) -> Result<Option<LiveToken>, OAuthError> {
+        let mut turn = self
+            .slots
+            .call(self.store.token_cluster_slot(&claims.jti))?;
         let raw = self
             .metrics
             .redis(RedisOp::GetToken, self.store.get_token(&claims.jti))
-            .await
-            .map_err(OAuthError::Unavailable)?;
+            .await;
+        turn.redis_answered(raw.is_ok());
+        let raw = raw.map_err(OAuthError::Unavailable)?;
         let Some(raw) = raw else {
             return Ok(None);
         };

@@ -1,5 +1,5 @@
 //! Exchange slots: how many exchanges are between taking their code and answering at once
-//! (`server.exchange_slots` per worker), and which of them may go to Redis while it fails.
+//! (`server.exchange_slots` per worker), and which Redis calls may go to Redis while it fails.
 //!
 //! A Redis reply is read when its worker gets to it: with 1,000 exchanges in flight on one
 //! worker each signing RS256 (~0.3–1 ms), a reply waited up to a second behind the others'
@@ -18,7 +18,11 @@
 //! and a hung master, once its shards are known, holds one slot per shard. The price: after a
 //! one-off failure, the shard's exchanges that come while its probe is out get a 503 even with
 //! slots free. A Redis that failed a call is likely to fail the next, and a prompt 503 beats a
-//! wait of `redis.timeout_ms`. Once a stop's grace has begun ([`Slots::stop_queueing`]), no
+//! wait of `redis.timeout_ms`. Introspection, revocation and user info take no slot (they have
+//! no signature to queue behind), but their calls for a token record go by its shard the same
+//! way ([`Slots::call`]): while it fails, one call at a time, exchange or not, tries Redis, and
+//! the others get a 503 at once rather than a wait of `redis.timeout_ms` each, which a resource
+//! server asking on every request of its own would pile up. Once a stop's grace has begun ([`Slots::stop_queueing`]), no
 //! exchange waits for a slot: one that got its slot late in the grace could have its code spent
 //! and its answer cut off when the grace ends.
 
@@ -55,9 +59,11 @@ struct Shard {
     probe: AtomicBool,
 }
 
-/// An exchange's slot, taken by [`Slots::enter`]; frees it when dropped.
+/// An exchange's slot, taken by [`Slots::enter`], or another endpoint's turn at Redis
+/// ([`Slots::call`]); frees the slot and the shard's probe when dropped.
 pub struct Slot<'a> {
-    _permit: SemaphorePermit<'a>,
+    /// `None` for [`Slots::call`].
+    _permit: Option<SemaphorePermit<'a>>,
     probe: Probe<'a>,
     give_up: &'a Notify,
 }
@@ -115,6 +121,28 @@ impl Slots {
     /// Takes a slot for an exchange whose code is in the Cluster hash `slot` (`None` outside
     /// Cluster), or says [`OAuthError::Busy`] (see the module).
     pub async fn enter(&self, slot: Option<u16>) -> Result<Slot<'_>, OAuthError> {
+        let probe = self.probe(slot)?;
+        let permit = self.permit(&probe).await?;
+        Ok(Slot {
+            _permit: Some(permit),
+            probe,
+            give_up: &self.give_up,
+        })
+    }
+
+    /// A Redis call of introspection, revocation or user info for a key in the Cluster hash
+    /// `slot` (`None` outside Cluster): no slot to wait for, but [`OAuthError::Busy`] at once
+    /// while the shard fails and another call tries Redis for it (see the module).
+    pub fn call(&self, slot: Option<u16>) -> Result<Slot<'_>, OAuthError> {
+        Ok(Slot {
+            _permit: None,
+            probe: self.probe(slot)?,
+            give_up: &self.give_up,
+        })
+    }
+
+    /// The shard of `slot`, holding its probe if it fails; `Busy` if another holds it.
+    fn probe(&self, slot: Option<u16>) -> Result<Probe<'_>, OAuthError> {
         let shard = self.shard(slot);
         let mut probe = Probe { shard, held: false };
         if shard.failing.load(Ordering::Relaxed) {
@@ -127,12 +155,7 @@ impl Slots {
             }
             probe.held = true;
         }
-        let permit = self.permit(&probe).await?;
-        Ok(Slot {
-            _permit: permit,
-            probe,
-            give_up: &self.give_up,
-        })
+        Ok(probe)
     }
 
     async fn permit(&self, probe: &Probe<'_>) -> Result<SemaphorePermit<'_>, OAuthError> {
@@ -172,8 +195,8 @@ impl Slots {
 }
 
 impl Slot<'_> {
-    /// Records how the exchange's Redis call went: call it only with an answer that came from
-    /// Redis (see the module). A probe gives its turn back here. The exchange's rare later calls
+    /// Records how the Redis call went: call it only with an answer that came from Redis (see
+    /// the module). A probe gives its turn back here. The exchange's rare later calls
     /// (revoking a replayed code's token, deleting the record of a refused grant) are left out
     /// of the shard's health on purpose: its answer to the exchange script has told it.
     pub fn redis_answered(&mut self, ok: bool) {

@@ -166,3 +166,45 @@ async fn a_slot_that_does_not_come_free_in_time_is_a_busy() {
     let _holder = slots.enter(None).await.unwrap();
     assert!(busy(slots.enter(None).await));
 }
+
+/// Introspection, revocation and user info take no slot: with every slot taken, their calls
+/// still go to Redis.
+#[tokio::test]
+async fn a_call_of_another_endpoint_takes_no_slot() {
+    let slots = slots(1);
+    let _holder = slots.enter(of(4)).await.unwrap();
+    let call = slots.call(of(4));
+    assert!(call.is_ok(), "every slot taken, the call goes on");
+    assert_eq!(slots.semaphore.available_permits(), 0, "and took none");
+}
+
+/// Calls of other endpoints and exchanges share a shard's health and its probe: a failed call
+/// sends the shard's exchanges waiting for a slot away and makes the next one the probe; while
+/// a probe is out, exchange or call, the shard's calls are refused at once, other shards' not;
+/// a call that succeeds ends the failing for all.
+#[tokio::test]
+async fn calls_and_exchanges_share_a_shards_failing_and_its_probe() {
+    let slots = slots(1);
+    let holder = slots.enter(of(7)).await.unwrap();
+    let mut waiting = Box::pin(slots.enter(of(5)));
+    let waited = tokio::time::timeout(Duration::from_millis(20), waiting.as_mut()).await;
+    assert!(waited.is_err(), "no slot is free: it waits");
+
+    slots.call(of(5)).unwrap().redis_answered(false);
+    assert!(busy(waiting.await), "a call's failure sends it away");
+    let mut probe = slots.call(of(5)).expect("the next call is the probe");
+    assert!(busy(slots.call(of(5))), "a second call while it tries");
+    assert!(slots.call(of(6)).is_ok(), "another shard's call goes on");
+    probe.redis_answered(true);
+    drop(probe);
+    let (a, b) = (slots.call(of(5)), slots.call(of(5)));
+    assert!(a.is_ok() && b.is_ok(), "a call's success ends the failing");
+    drop((a, b, holder));
+
+    fail(&slots, 9).await;
+    let exchange = slots
+        .call(of(9))
+        .expect("an exchange failed: a call may try");
+    assert!(busy(slots.call(of(9))), "but only one");
+    drop(exchange);
+}

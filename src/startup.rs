@@ -137,6 +137,7 @@ impl Application {
             live: Arc::clone(&live),
             store: store.clone(),
             metrics: Arc::clone(&metrics),
+            slots: Arc::clone(&slots),
         });
         let live_data = web::Data::from(Arc::clone(&live));
         let tls = settings

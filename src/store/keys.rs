@@ -82,6 +82,12 @@ impl Keys {
         self.tagged.then(|| slot(self.code(code).as_bytes()))
     }
 
+    /// The Cluster hash slot of the record of a token `jti`: its code's, by the tag the `jti`
+    /// begins with.
+    pub fn slot_of_token(&self, jti: &str) -> Option<u16> {
+        self.tagged.then(|| slot(self.token(jti).as_bytes()))
+    }
+
     pub fn code(&self, code: &str) -> String {
         self.keyed("code:", code)
     }

@@ -105,6 +105,12 @@ fn cluster_keys_of_one_exchange_share_the_codes_slot() {
             slot(code_key.as_bytes()),
             "{code}"
         );
+        assert_eq!(keys.slot_of_token(&jti), keys.slot_of_code(code), "{code}");
+        assert_eq!(
+            Keys::new("sso:", false).slot_of_token(&jti),
+            None,
+            "no slots outside Cluster"
+        );
     }
     assert_eq!(keys.code("OC-1"), "sso:code:{OC-1}");
 }

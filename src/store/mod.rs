@@ -220,6 +220,12 @@ impl Store {
         self.keys.slot_of_code(code)
     }
 
+    /// The Cluster hash slot of the token record of `jti` (its code's); `None` outside Cluster
+    /// mode.
+    pub fn token_cluster_slot(&self, jti: &str) -> Option<u16> {
+        self.keys.slot_of_token(jti)
+    }
+
     /// Whether `code` can exist in this deployment's key layout (see [`Store::take_code`]).
     pub fn admits(&self, code: &str) -> bool {
         self.keys.admits(code)

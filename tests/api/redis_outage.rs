@@ -821,6 +821,77 @@ async fn exchanges_queued_for_a_slot_get_a_prompt_503_while_redis_hangs() {
     }
 }
 
+/// README ("Redis topologies"): while Redis hangs, introspection, user info and revocation do
+/// not wait out `redis.timeout_ms` each (a resource server asking on every request of its own
+/// would pile them up). Once a call has failed, one at a time tries Redis, and those that come
+/// meanwhile get a 503 at once without touching Redis: the revocation among them revokes
+/// nothing, and the token is active again once Redis answers.
+#[tokio::test]
+async fn token_questions_while_redis_hangs_send_one_at_a_time_and_refuse_the_rest_at_once() {
+    const EACH: usize = 4;
+    let redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let token = app.token_for(&APP).await;
+    // Longer than the two calls that wait out the timeout below, and the rest.
+    pause_redis(&app, 2000).await;
+
+    let first = app.introspect(&APP, &token).await;
+    assert_eq!(first.status, 503, "{}", first.text);
+    assert!(first.text.contains(STORE_DOWN), "{}", first.text);
+    let probe = app.user_info(&token);
+    let others = async {
+        // Sent while the probe waits on Redis (300 ms).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let answers = futures_util::future::join_all((0..3 * EACH).map(|i| {
+            let app = &app;
+            let token = &token;
+            async move {
+                match i % 3 {
+                    0 => ("introspection", app.introspect(&APP, token).await),
+                    1 => ("user info", app.user_info(token).await),
+                    _ => ("revocation", app.revoke(&APP, token, None).await),
+                }
+            }
+        }))
+        .await;
+        (answers, started.elapsed())
+    };
+    let (probed, (answers, elapsed)) = tokio::join!(probe, others);
+
+    assert_eq!(probed.status, 503, "{}", probed.text);
+    assert!(
+        probed.text.contains(STORE_DOWN),
+        "the probe: {}",
+        probed.text
+    );
+    for (what, answer) in &answers {
+        assert_eq!(answer.status, 503, "{what}: {}", answer.text);
+        assert_eq!(answer.error(), "temporarily_unavailable", "{what}");
+        assert_eq!(answer.header("retry-after"), Some("1"), "{what}");
+        assert!(answer.text.contains(BUSY), "{what}: {}", answer.text);
+    }
+    assert!(
+        elapsed < Duration::from_millis(TIMEOUT_MS),
+        "the refused took {elapsed:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = app.introspect(&APP, &token).await;
+        if answer.status == 200 {
+            assert_eq!(answer.json["active"], true, "{}", answer.text);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {}", answer.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The descriptions of a 503 for a Redis call that failed, and for one refused while another
+/// tries Redis.
+const STORE_DOWN: &str = "the token store is unavailable";
+const BUSY: &str = "the server is busy";
+
 /// While Redis is down every request is a 503, and the log gets a line a second for them, not a
 /// line each (thousands a second under load, each a write under the logger's lock).
 #[tokio::test]
