@@ -13,7 +13,8 @@ use crate::config::absolute;
 use crate::log_limit::{EverySecond, HeldBack};
 pub use crate::oauth::credentials::MAX_SECRET;
 use crate::oauth::credentials::is_client_id;
-use crate::oauth::{ClientCredentials, OAuthError};
+use crate::oauth::request::MAX_REDIRECT_URI;
+use crate::oauth::{ClientCredentials, OAuthError, is_scope_token};
 use crate::redact;
 pub use crate::secret_hash::Argon2Limit;
 use crate::secret_hash::{Digest, SecretHash, sha256};
@@ -315,12 +316,20 @@ impl Client {
                 uri.escape_debug()
             ));
         }
-        if entry
-            .scopes
-            .iter()
-            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
-        {
-            return Err("scopes must be non-empty and without white space".into());
+        if let Some(uri) = (entry.redirect_uris.iter()).find(|u| u.len() > MAX_REDIRECT_URI) {
+            return Err(format!(
+                "redirect URI `{}…` is longer than {MAX_REDIRECT_URI} bytes, the most a token \
+                 request may send",
+                uri.chars().take(40).collect::<String>().escape_debug()
+            ));
+        }
+        // Scopes go into tokens, introspection and the metadata as they are written here.
+        if let Some(scope) = entry.scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(format!(
+                "scope `{}` must be RFC 6749 §3.3's scope-token: printable ASCII without space, \
+                 `\"` or `\\`",
+                scope.escape_debug()
+            ));
         }
         Ok(Self {
             secret: SecretHash::parse(&entry.id, &entry.secret)?,

@@ -139,6 +139,19 @@ fn a_redirect_uri_no_request_could_match_is_refused() {
     }
 }
 
+/// A token request's `redirect_uri` may be 2048 bytes (`MAX_REDIRECT_URI`): a client registered
+/// with a longer one could never exchange a code.
+#[test]
+fn a_redirect_uri_longer_than_a_request_may_send_is_refused() {
+    let uri = |len: usize| format!("https://app.example/cb?x={}", "a".repeat(len - 25));
+    assert_eq!(uri(MAX_REDIRECT_URI).len(), MAX_REDIRECT_URI);
+    load(&DEMO.replace("https://app.example/cb", &uri(MAX_REDIRECT_URI)));
+    let long = uri(MAX_REDIRECT_URI + 1);
+    let problem = refusal(&DEMO.replace("https://app.example/cb", &long), "2049 bytes");
+    assert!(problem.contains("longer than 2048 bytes"), "{problem}");
+    assert!(problem.len() < 200, "quotes the start only: {problem}");
+}
+
 #[test]
 fn a_native_apps_redirect_uri_is_accepted() {
     for uri in [
@@ -221,11 +234,32 @@ fn a_tokens_audience_is_the_clients_own_else_the_default_else_the_client_id() {
     assert_eq!(demo.audience_or(""), "app");
 }
 
+/// RFC 6749 §3.3: a scope-token is `%x21 / %x23-5B / %x5D-7E`, and goes as written into
+/// tokens, introspection and the metadata. (TOML escapes below: `\\` is `\`, `\"` is `"`.)
 #[test]
-fn an_empty_scope_or_one_with_white_space_is_refused() {
-    for scope in ["", "user basic", "user:basic\\t"] {
+fn a_scope_outside_rfc_6749s_scope_token_is_refused() {
+    for scope in [
+        "",
+        "user basic",
+        "user:basic\\t",
+        "r\\\\d",
+        "q\\\"",
+        "\\u007f",
+        "用户",
+        "é",
+    ] {
         let text = DEMO.replace("\"user:basic\"", &format!("\"user:basic\", \"{scope}\""));
         let problem = refusal(&text, scope);
-        assert!(problem.contains("scopes"), "{scope:?}: {problem}");
+        assert!(problem.contains("scope-token"), "{scope:?}: {problem}");
     }
+    let edges = "!#[]~:/.-_*";
+    let registry = load(&DEMO.replace("\"user:basic\"", &format!("\"user:basic\", \"{edges}\"")));
+    assert!(
+        registry
+            .get("app")
+            .unwrap()
+            .scopes
+            .iter()
+            .any(|s| s == edges)
+    );
 }

@@ -22,6 +22,15 @@ pub fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)
 }
 
+/// RFC 6749 §3.3's `scope-token`: one or more printable ASCII characters but space, `"` and `\`
+/// (`%x21 / %x23-5B / %x5D-7E`).
+pub fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
 /// The client libraries known to put the id and secret into Basic credentials without that
 /// form-encoding (README, "Compatibility with client libraries"): named by every warning about
 /// ids and secrets outside [`is_unreserved`].

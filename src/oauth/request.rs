@@ -12,7 +12,9 @@ use super::error::OAuthError;
 use super::secret::Sensitive;
 
 const MAX_CODE: usize = 512;
-const MAX_REDIRECT_URI: usize = 2048;
+/// The longest `redirect_uri` a token request may send; a client's registered ones are held to
+/// it at load, or the client could never exchange a code.
+pub const MAX_REDIRECT_URI: usize = 2048;
 
 /// A well-formed authorization-code token request.
 #[derive(Debug)]
