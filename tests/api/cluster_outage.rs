@@ -243,6 +243,78 @@ async fn a_hung_master_leaves_the_exchange_slots_to_the_others() {
     }
 }
 
+/// Introspection and user info go by the same shards: while a master hangs, the tokens whose
+/// records it holds are asked about one at a time, the others refused at once, and the tokens
+/// of the other masters are answered as before. (A token's record sits in its code's slot.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_master_leaves_introspection_to_the_others() {
+    const EACH: usize = 6;
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let app = spawn_app_with(|s| {
+        cluster.configure(&mut s.redis);
+        s.redis.timeout_ms = HUNG_TIMEOUT_MS;
+    })
+    .await;
+    let (hung, alive) = (cluster.nodes[0].port(), cluster.nodes[1].port());
+    let first = code_on(&app, hung).await;
+    let shard_of = |code: &str| usize::from(app.store.cluster_slot(code).unwrap()) * SHARDS / 16384;
+    let (mut doomed, mut live) = (vec![first.clone()], Vec::new());
+    while doomed.len() < EACH + 1 {
+        let code = sso_token::codes::new_code().unwrap();
+        if shard_of(&code) == shard_of(&first) && serves(hung, &app.store.code_key(&code)) {
+            doomed.push(code);
+        }
+    }
+    while live.len() < EACH {
+        let code = code_on(&app, alive).await;
+        if shard_of(&code) != shard_of(&first) {
+            live.push(code);
+        }
+    }
+    let mut tokens = Vec::new();
+    for code in doomed.iter().chain(&live) {
+        assert!(app.store.put_code(code, &record(), 60).await.unwrap());
+        tokens.push(app.token_from(&APP, code).await);
+    }
+    let (doomed, live) = tokens.split_at(EACH + 1);
+    cluster.nodes[0].freeze();
+
+    let first = timed_introspection(&app, &doomed[0]).await;
+    assert_eq!(first.0, 503, "the hung master's first token: {first:?}");
+    let (refused, served) = tokio::join!(
+        join_all(
+            doomed[1..]
+                .iter()
+                .map(|token| timed_introspection(&app, token))
+        ),
+        join_all(live.iter().map(|token| timed_introspection(&app, token))),
+    );
+    assert!(
+        served
+            .iter()
+            .all(|&(status, active, took)| status == 200 && active && took < PROMPT),
+        "the live master's tokens: {served:?}"
+    );
+    assert!(
+        refused.iter().all(|&(status, ..)| status == 503),
+        "the hung master's tokens: {refused:?}"
+    );
+    let waited = refused.iter().filter(|(.., took)| *took >= PROMPT).count();
+    assert!(
+        waited <= 1,
+        "one call at a time waits on the hung master: {refused:?}"
+    );
+    cluster.nodes[0].thaw();
+}
+
+/// Introspection's status, whether it said active, and how long its answer took.
+async fn timed_introspection(app: &TestApp, token: &str) -> (u16, bool, Duration) {
+    let started = Instant::now();
+    let answer = app.introspect(&APP, token).await;
+    let active = answer.json["active"] == true;
+    (answer.status, active, started.elapsed())
+}
+
 const HUNG_TIMEOUT_MS: u64 = 1800;
 /// Well under `HUNG_TIMEOUT_MS`, well over an answer on a busy machine.
 const PROMPT: Duration = Duration::from_millis(900);
