@@ -260,6 +260,7 @@ fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) 
     runtime.block_on(async {
         let store = Store::new(&settings.redis).map_err(|e| e.to_string())?;
         let code = codes::new_code().map_err(|_| "no randomness available".to_owned())?;
+        store.failovers_checked().await;
         match codes::write(&store, &code, record, ttl).await {
             Ok(true) => {
                 println!("{code}");

@@ -281,6 +281,7 @@ impl Application {
 /// fail there: too few replicas for `redis.replica_acks`, commands its user may not run, a
 /// version before 7.0, or that it could not tell.
 async fn report_redis_at_start(store: Store, target: String) {
+    store.failovers_checked().await;
     if let Err(e) = store.ping().await {
         log::warn!(
             "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \

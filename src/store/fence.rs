@@ -40,6 +40,9 @@ const WATCH_TICK: Duration = Duration::from_millis(500);
 /// How long a watcher's connection may stay silent before it is pinged: a connection that a
 /// NAT or firewall dropped, or whose sentinel died, delivers nothing and reports nothing.
 const PING_AFTER: Duration = Duration::from_secs(5);
+/// The longest a watcher's first check takes: connecting, subscribing and asking its sentinel,
+/// each cut off after [`WATCH_TICK`] × 4.
+const FIRST_CHECK: Duration = Duration::from_secs(6);
 
 pub struct Fence {
     /// Bumped on every close and open; lanes and operations remember the one they started in.
@@ -63,6 +66,8 @@ pub struct Fence {
     /// sentinel that is not leading it still names the outgoing master.
     checked: Vec<AtomicBool>,
     unchecked: AtomicUsize,
+    /// Told when the last sentinel is checked.
+    all_checked: tokio::sync::Notify,
 }
 
 /// A master's address as Sentinel announces it.
@@ -105,6 +110,7 @@ impl Fence {
             attempts: Mutex::new(vec![0; sentinels.len()]),
             checked: sentinels.iter().map(|_| AtomicBool::new(false)).collect(),
             unchecked: AtomicUsize::new(sentinels.len()),
+            all_checked: tokio::sync::Notify::new(),
         })
     }
 
@@ -148,8 +154,27 @@ impl Fence {
 
     /// Sentinel `sentinel` was asked whether a failover is under way, or could not be reached.
     pub(super) fn checked(&self, sentinel: usize) {
-        if (self.checked.get(sentinel)).is_some_and(|c| !c.swap(true, Ordering::AcqRel)) {
-            self.unchecked.fetch_sub(1, Ordering::AcqRel);
+        if (self.checked.get(sentinel)).is_some_and(|c| !c.swap(true, Ordering::AcqRel))
+            && self.unchecked.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            self.all_checked.notify_waiters();
+        }
+    }
+
+    /// Starts the watchers and waits until each has checked its sentinel, at most
+    /// [`FIRST_CHECK`]: a command line, or the start's report, run at once would otherwise
+    /// find the fence closed only because the watchers have just begun.
+    pub async fn first_checked(self: &Arc<Self>) {
+        self.watch();
+        let deadline = tokio::time::Instant::now() + FIRST_CHECK;
+        loop {
+            // Created before the count is read, so the last check from now on wakes it.
+            let told = self.all_checked.notified();
+            if self.unchecked.load(Ordering::Acquire) == 0
+                || tokio::time::timeout_at(deadline, told).await.is_err()
+            {
+                return;
+            }
         }
     }
 

@@ -183,6 +183,15 @@ impl Store {
         }
     }
 
+    /// Sentinel mode: starts the failover watchers and waits (a few seconds at most) until each
+    /// has asked its sentinel whether a failover is under way; until then every operation is
+    /// refused. For what runs right after the start: a command line, the start's report.
+    pub async fn failovers_checked(&self) {
+        if let Some(fence) = &self.fence {
+            fence.first_checked().await;
+        }
+    }
+
     /// Sentinel mode: whether a failover is under way, so that every operation is refused.
     pub fn failover_under_way(&self) -> bool {
         self.fence.as_ref().is_some_and(|fence| fence.is_closed())

@@ -18,6 +18,7 @@ use sso_token::store::Store;
 use crate::helpers::{APP, test_dir, test_settings};
 use crate::redis_server::RedisServer;
 use crate::server_process::{ServerProcess, config_dir, without_sso_env};
+use crate::topology::{SentinelSet, query};
 
 fn sso_token(args: &[&str], stdin: &str) -> Output {
     let mut child = without_sso_env(&mut Command::new(env!("CARGO_BIN_EXE_sso-token")))
@@ -350,6 +351,51 @@ fn issue_code_refuses_a_ttl_or_scope_no_code_could_have() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(flag), "{flag} {value:?}: {stderr}");
     }
+}
+
+/// In Sentinel mode `issue-code` waits for the failover watchers' first look at their
+/// sentinels before it writes (until then the fence refuses every call): it always failed
+/// there with "a sentinel failover is under way". The code lands on the master they name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_code_writes_to_the_master_the_sentinels_name() {
+    let set = tokio::task::spawn_blocking(SentinelSet::start)
+        .await
+        .unwrap();
+    let mut settings = test_settings();
+    set.configure(&mut settings.redis);
+    let dir = config_dir(&settings, &[]);
+    let overlay = dir.join("test.toml");
+    let sentinels = serde_json::to_string(&settings.redis.sentinels).unwrap();
+    let text = std::fs::read_to_string(&overlay).unwrap().replace(
+        "[redis]\n",
+        &format!(
+            "[redis]\nmode = \"sentinel\"\nsentinels = {sentinels}\nmaster_name = {:?}\n",
+            settings.redis.master_name
+        ),
+    );
+    std::fs::write(&overlay, text).unwrap();
+    let dir_arg = dir.display().to_string();
+    let args = [
+        "--config-dir",
+        &dir_arg,
+        "--env",
+        "test",
+        "issue-code",
+        "--client",
+        APP.id,
+        "--redirect-uri",
+        APP.redirect_uri,
+    ];
+
+    let output = sso_token(&args, "");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let code = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let key = Store::new(&settings.redis).unwrap().code_key(&code);
+    let master = set.data_nodes[0].port();
+    let exists = query::<u32>(master, redis::cmd("EXISTS").arg(&key));
+    assert_eq!(exists, Some(1), "the code on the master");
 }
 
 /// A PKCE challenge may begin with `-` (an S256 one does once in 64): `issue-code` takes it as

@@ -60,3 +60,26 @@ async fn a_sentinel_lost_and_followed_again_is_said_once_each() {
         }
     }
 }
+
+/// The start's report waits for the watchers' first look at their sentinels (until then the
+/// fence refuses every call): it names the master's version, and does not warn that a healthy
+/// master does not answer. Before, every Sentinel start warned so, and skipped the checks of
+/// version, permissions and replicas that follow the PING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_names_the_sentinel_masters_version_without_a_false_warning() {
+    let set = tokio::task::spawn_blocking(SentinelSet::start)
+        .await
+        .unwrap();
+    let log = crate::log_capture::mark();
+    let _app = spawn_app_with(|s| set.configure(&mut s.redis)).await;
+    let port = set.sentinels[0].port();
+
+    let named = |lines: &[String]| said(lines, "INFO", port, ": version ");
+    wait_for(&log, "the master's version", |lines| named(lines) == 1).await;
+    let lines = log.lines();
+    assert_eq!(
+        said(&lines, "WARN", port, "does not answer"),
+        0,
+        "{lines:#?}"
+    );
+}
