@@ -444,11 +444,12 @@ impl Store {
     pub async fn get_token(&self, jti: &str) -> Result<Option<String>, StoreError> {
         let key = &self.token_key(jti);
         self.with_conn(Lanes::Plain, |mut conn| async move {
-            match conn.get(key).await {
-                // Another writer's key under the prefix: no record of ours, as the exchange
-                // script takes it, not a 503 for as long as that key lives.
+            match conn.get::<_, Option<Vec<u8>>>(key).await {
+                // Another writer's key under the prefix, or bytes no record of ours holds (the
+                // records are JSON): no record, as the exchange script takes it, not a 503 for
+                // as long as that key lives.
                 Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
-                read => Ok(read?),
+                read => Ok(read?.and_then(|bytes| String::from_utf8(bytes).ok())),
             }
         })
         .await

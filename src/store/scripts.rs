@@ -46,7 +46,9 @@ end
 /// string (a foreign writer under the key prefix), where the script would otherwise stop with
 /// `WRONGTYPE` after taking the code, which Lua cannot undo: a 503 that says "retry" for a code
 /// already spent. An unknown code with such a key is unknown. A string there that names no
-/// `jti` of this code is another writer's too: `Store::take_code` tells it from a replay.
+/// `jti` of this code is another writer's too: `Store::take_code` tells it from a replay. Only
+/// a `jti`'s characters are quoted back (a status reply must be UTF-8 to the redis crate:
+/// another writer's bytes there were a reply error, a 503 for a code already spent).
 ///
 /// A Redis user that may not run a command of the script (an ACL) gets its `NOPERM` (a 503)
 /// with nothing changed, never an answer as if the key held another type: `SET` is checked
@@ -99,7 +101,7 @@ if string.sub(token, 1, #ARGV[2]) == ARGV[2] then
   redis.call('SET', KEYS[2], token, 'KEEPTTL')
   return string.sub(token, #ARGV[2] + 1, -2)
 end
-return redis.status_reply(string.match(token, '^{"jti":"([^"]*)"') or '')
+return redis.status_reply(string.match(token, '^{"jti":"([%w_%-]*)"') or '')
 "#
 );
 

@@ -320,19 +320,36 @@ pub async fn assert_a_foreign_token_key_spends_its_code(app: &TestApp) {
     );
 }
 
-/// A live token whose record key another writer replaced with another Redis type: no live token
-/// (introspection inactive, user info 401, revocation 200 with the key left alone), not a 503
-/// on every call for as long as that key lives.
+/// A live token whose record key another writer replaced with another Redis type, or with bytes
+/// that are not UTF-8 (no JSON record of ours): no live token (introspection inactive, user
+/// info 401, revocation 200 with the key left alone), not a 503 on every call for as long as
+/// that key lives.
 #[tokio::test]
-async fn a_token_record_key_of_another_type_is_no_live_token_not_a_503() {
+async fn a_token_record_key_another_writer_took_is_no_live_token_not_a_503() {
     let app = spawn_app().await;
+    let writes: [(&str, &str, &[&[u8]]); 2] = [
+        ("hash", "HSET", &[b"a", b"b"]),
+        ("string", "SET", &[b"\xff\xfe{\"jti\""]),
+    ];
+    for (kind, command, args) in writes {
+        let key = assert_a_foreign_record_is_no_live_token(&app, command, args).await;
+        let found: String = app.query(redis::cmd("TYPE").arg(&key)).await;
+        assert_eq!(found, kind, "the other writer's key changed");
+    }
+}
+
+/// Takes a live token's record key with `command` `key` `args`, then asks about the token
+/// every way; returns the key.
+async fn assert_a_foreign_record_is_no_live_token(
+    app: &TestApp,
+    command: &str,
+    args: &[&[u8]],
+) -> String {
     let token = app.token_for(&APP).await;
     let claims = verify_token(&token, APP.id, ISSUER).claims;
     let key = app.store.token_key(claims["jti"].as_str().expect("jti"));
     let _: () = app.query(redis::cmd("DEL").arg(&key)).await;
-    let _: () = app
-        .query(redis::cmd("HSET").arg(&key).arg("a").arg("b"))
-        .await;
+    let _: () = app.query(redis::cmd(command).arg(&key).arg(args)).await;
 
     let introspected = app.introspect(&APP, &token).await;
     let shown = app.user_info(&token).await;
@@ -351,8 +368,7 @@ async fn a_token_record_key_of_another_type_is_no_live_token_not_a_503() {
         shown.text
     );
     assert_eq!(revoked.status, 200, "{}", revoked.text);
-    let kind: String = app.query(redis::cmd("TYPE").arg(&key)).await;
-    assert_eq!(kind, "hash", "the other writer's key changed");
+    key
 }
 
 each_topology!(a_token_key_holding_another_writers_string_is_an_invalid_grant_not_a_503);
@@ -361,21 +377,24 @@ each_topology!(a_token_key_holding_another_writers_string_is_an_invalid_grant_no
 /// prefix): no token of this code to revoke, so the code is spent and refused as
 /// `invalid_grant`, and the string is left alone. Read as a replay, its "jti" named a key in
 /// another hash slot, and in a Cluster the revocation's `CROSSSLOT` was a 503 that said "retry"
-/// for a code already spent, on every attempt.
+/// for a code already spent, on every attempt; and bytes that are not UTF-8 where a `jti`
+/// would be made the script's reply one the redis crate refuses: a 503 too.
 async fn a_token_key_holding_another_writers_string_is_an_invalid_grant_not_a_503(
     topology: Topology,
 ) {
     let app = spawn_app_on(topology).await;
-    let foreign_values = [
-        "not a token record",
-        r#"{"jti":"","client_id":"demo-app"}"#,
-        r#"{"jti":"abc","client_id":"demo-app"}"#,
+    let foreign_values: [&[u8]; 4] = [
+        b"not a token record",
+        br#"{"jti":"","client_id":"demo-app"}"#,
+        br#"{"jti":"abc","client_id":"demo-app"}"#,
+        b"{\"jti\":\"\xff\xfe-foreign\"}",
     ];
-    for foreign in foreign_values {
+    for bytes in foreign_values {
+        let foreign = String::from_utf8_lossy(bytes);
         let code = app.issue_code(&APP).await;
         let key = app.store.token_key_of_code(&code);
         let _: () = app
-            .query(redis::cmd("SET").arg(&key).arg(foreign).arg("EX").arg(60))
+            .query(redis::cmd("SET").arg(&key).arg(bytes).arg("EX").arg(60))
             .await;
 
         let first = Answer::of(app.exchange(&APP, &code).await).await;
@@ -393,10 +412,10 @@ async fn a_token_key_holding_another_writers_string_is_an_invalid_grant_not_a_50
             !app.code_exists(&code).await,
             "{foreign}: the code is still there"
         );
-        let kept: Option<String> = app.query(redis::cmd("GET").arg(&key)).await;
+        let kept: Option<Vec<u8>> = app.query(redis::cmd("GET").arg(&key)).await;
         assert_eq!(
             kept.as_deref(),
-            Some(foreign),
+            Some(bytes),
             "the other writer's string changed"
         );
     }
