@@ -90,6 +90,12 @@ impl Switch {
         now_ms < self.until_ms && self.announced_by.iter().any(|announced| !announced)
     }
 
+    fn announced(&self, sentinel: usize) -> bool {
+        self.announced_by
+            .get(sentinel)
+            .is_some_and(|announced| *announced)
+    }
+
     fn announced_by(&mut self, sentinel: usize) {
         if let Some(announced) = self.announced_by.get_mut(sentinel) {
             *announced = true;
@@ -234,8 +240,12 @@ impl Fence {
         // switch is recorded.
         let mut switch = self.switch();
         let now_ms = self.now_ms();
+        // A sentinel announces a switch once: the same one again during a failover is a new
+        // switch to the same master, the one back from it having gone unheard (its watchers
+        // were reconnecting), and must open the fence.
+        let failing_over = self.closed_until.load(Ordering::Acquire) != 0;
         match switch.as_mut() {
-            Some(known) if known.master == new => {
+            Some(known) if known.master == new && !(failing_over && known.announced(sentinel)) => {
                 // Moves nothing: the fence opened at the first announcement (and if it closed
                 // since, a new failover is under way).
                 known.announced_by(sentinel);

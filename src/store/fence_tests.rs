@@ -414,3 +414,22 @@ async fn a_watcher_ends_soon_after_its_store_is_gone() {
     let ended = ended.expect("still following its sentinel after the store was gone");
     assert!(ended.is_ok(), "{ended:?}");
 }
+
+/// A switch back to the previous master that no watcher heard (all reconnecting), then a new
+/// failover to the master of the last switch heard: its announcements name the recorded
+/// master again, from sentinels that announced it already, and must open the fence rather
+/// than leave every operation a 503 until `LONGEST_FAILOVER` has passed.
+#[test]
+fn a_switch_to_the_recorded_master_after_one_unheard_opens_the_fence() {
+    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    for sentinel in 0..3 {
+        fence.on_event(sentinel, "+switch-master", SWITCH);
+    }
+    // The switch back (10.0.0.2:6380 to 10.0.0.1:6379) went unheard; now a new failover.
+    fence.on_event(1, "+try-failover", "master mymaster 10.0.0.1 6379");
+    assert_eq!(entered(&fence), None);
+    fence.on_event(1, "+switch-master", SWITCH);
+    assert!(entered(&fence).is_some(), "the switch opens the fence");
+    assert_eq!(fence.switched_master(), address(6380));
+}
