@@ -60,6 +60,8 @@ impl StoreError {
             Self::Encode(_) => true,
             Self::Redis(e) => match e.code() {
                 Some("NOREPLICAS") => !sentinel,
+                // Redis 7.0's `NOPERM` for a command a script may not run (7.2 says `NOPERM`).
+                Some("ERR") => (e.detail()).is_some_and(|d| d.contains("can't run this command")),
                 code => matches!(
                     code,
                     Some("WRONGTYPE" | "TRYAGAIN" | "OOM" | "BUSY" | "MISCONF" | "NOPERM")
@@ -90,6 +92,20 @@ pub(super) mod tests {
             acked,
             within_ms: 300,
         }
+    }
+
+    /// Redis 7.0 refuses a script's command that the user may not run with an `ERR`; other
+    /// `ERR`s still get a new connection.
+    #[test]
+    fn a_scripts_command_the_user_may_not_run_keeps_the_connection_on_redis_7_0() {
+        let refusal = refused(
+            b"-ERR The user executing the script can't run this command or subcommand \
+              script: 29b1, on @user_script:1.\r\n",
+        );
+        assert!(refusal.keeps_connection(false), "{refusal}");
+        assert!(refusal.keeps_connection(true), "{refusal}");
+        let other = refused(b"-ERR unknown command 'GETDEL'\r\n");
+        assert!(!other.keeps_connection(false), "{other}");
     }
 
     #[test]
