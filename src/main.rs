@@ -73,6 +73,11 @@ enum Command {
     },
     /// Print the stored form of a client secret (read from stdin when not given).
     HashSecret {
+        /// The secret (better on stdin: out of the shell history and `ps`); it may begin with
+        /// `-`.
+        // One base64url secret in 64 begins with `-`: clap refused it as an unknown option,
+        // quoting it. A misspelt option (`--argon`) must not be hashed as the secret, though.
+        #[arg(allow_hyphen_values = true, value_parser = not_an_option)]
         secret: Option<String>,
         /// Argon2id PHC string instead of the default sha256:<hex>.
         #[arg(long)]
@@ -190,6 +195,18 @@ fn pkce_challenge(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("a PKCE challenge is 43 to 128 of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.2)".into())
+    }
+}
+
+/// A value that is no misspelt long option: `--` and lower-case letters, digits and `-`.
+fn not_an_option(value: &str) -> Result<String, String> {
+    let option_like = value.strip_prefix("--").is_some_and(|name| {
+        (name.bytes()).all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    if option_like {
+        Err("no such option; a secret of this shape goes on stdin".into())
+    } else {
+        Ok(value.to_owned())
     }
 }
 

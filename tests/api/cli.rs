@@ -50,6 +50,23 @@ fn hash_secret_reads_the_secret_from_stdin_without_an_argument() {
     }
 }
 
+/// One base64url secret in 64 begins with `-`: given as the argument it is hashed, not refused
+/// as an unknown option (whose error quoted it). A misspelt option is not hashed as a secret.
+#[test]
+fn hash_secret_takes_a_secret_that_begins_with_a_hyphen_but_no_misspelt_option() {
+    for secret in ["-Xq3sLp9Za2Wm7Rt4", "--Xq3sLp9Za2Wm7Rt4"] {
+        let output = sso_token(&["hash-secret", secret], "");
+        assert!(output.status.success(), "{secret}: {output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim_end(),
+            hash_secret_sha256(secret)
+        );
+    }
+    let misspelt = sso_token(&["hash-secret", "--argon"], "");
+    assert_eq!(misspelt.status.code(), Some(2), "{misspelt:?}");
+    assert!(misspelt.stdout.is_empty(), "{misspelt:?}");
+}
+
 /// Typed at a terminal (here `script`'s pseudo-terminal): a prompt, and the secret is not
 /// echoed to the screen; the hash is the same as from a pipe.
 /// `command` run by `sh` at a terminal (`script`'s), `typed` sent once `hash-secret`'s prompt is
