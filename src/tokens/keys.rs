@@ -235,7 +235,7 @@ impl SigningKey {
                 .as_ref()
                 .to_vec(),
         };
-        Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der)))
+        Ok(lf_pem(&pem::Pem::new("PRIVATE KEY", der)))
     }
 
     pub fn kid(&self) -> &str {
@@ -379,12 +379,16 @@ impl VerifyingKey {
 
     /// The key as a `PUBLIC KEY` PEM document, the form `token.verify_keys` takes.
     pub fn to_pem(&self) -> String {
-        let block = pem::Pem::new("PUBLIC KEY", self.spki.clone());
-        pem::encode_config(
-            &block,
-            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-        )
+        lf_pem(&pem::Pem::new("PUBLIC KEY", self.spki.clone()))
     }
+}
+
+/// PEM with Unix line ends, as `openssl` writes it (the `pem` crate's default is CRLF).
+fn lf_pem(block: &pem::Pem) -> String {
+    pem::encode_config(
+        block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 /// Whether aws-lc-rs refused an RSA key for its size.

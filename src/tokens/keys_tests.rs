@@ -354,7 +354,11 @@ const MESSAGE: &[u8] = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiI0MiJ9";
 
 fn generate(kind: KeyKind) -> SigningKey {
     let pem = SigningKey::generate_pem(kind).unwrap();
-    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{kind:?}");
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{kind:?}");
+    assert!(
+        !pem.contains('\r'),
+        "{kind:?}: line ends as openssl writes them"
+    );
     SigningKey::from_pem(&pem).unwrap()
 }
 
