@@ -207,7 +207,19 @@ fn only_sentinel_takes_data_node_credentials() {
             Some("redis.node_password")
         );
         assert_eq!(with(|r| r.node_tls = true), Some("redis.node_tls"));
+        // An empty password is none, as an empty user is (a template's empty variable).
+        assert_eq!(with(|r| r.node_password = Some(Sensitive::new(""))), None);
     }
+    let sentinel = check(|r| {
+        r.mode = RedisMode::Sentinel;
+        r.sentinels = urls(&["redis://s:26379"]);
+        r.master_name = "m".into();
+        r.node_password = Some(Sensitive::new(""));
+    });
+    assert!(
+        sentinel.unwrap().redis.node_password.is_none(),
+        "no AUTH sent"
+    );
 }
 
 #[test]
@@ -822,6 +834,7 @@ fn the_reloadable_settings_the_environment_sets_are_named() {
     let names = [
         "SSO__TOKEN__SIGNING_KEY",
         "sso__clients__file",
+        "SSO__CLIENTS__ARGON2_SLOTS",
         "SSO__DISCOVERY__BASE_URL",
         "SSO__REDIS__URL",
         "SSO__SERVER__TLS__CERT",

@@ -414,14 +414,11 @@ fn reloadable_in(names: impl Iterator<Item = String>) -> Vec<(String, String)> {
         .filter_map(|name| {
             let lower = name.to_ascii_lowercase();
             let (section, key) = lower.strip_prefix("sso__")?.split_once("__")?;
-            ["token", "discovery", "clients"]
-                .contains(&section)
-                .then(|| {
-                    (
-                        name.clone(),
-                        format!("{section}.{}", key.replace("__", ".")),
-                    )
-                })
+            let setting = format!("{section}.{}", key.replace("__", "."));
+            // `clients.argon2_slots` needs a restart wherever it comes from (`live`).
+            (["token", "discovery", "clients"].contains(&section)
+                && setting != "clients.argon2_slots")
+                .then(|| (name.clone(), setting))
         })
         .collect()
 }
@@ -497,6 +494,11 @@ impl Settings {
                 problem: problem.to_owned(),
             })
         };
+        // An empty password is none, as an empty `node_username` is: deployment templates
+        // set variables they have no value for (`SSO__REDIS__NODE_PASSWORD=`).
+        if (self.redis.node_password.as_ref()).is_some_and(|p| p.expose().is_empty()) {
+            self.redis.node_password = None;
+        }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err()
             && !self.server.listen.contains(':')
         {
