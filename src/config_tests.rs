@@ -222,6 +222,47 @@ fn only_sentinel_takes_data_node_credentials() {
     );
 }
 
+/// An empty path (`SSO__TOKEN__SIGNING_KEY=`) is refused naming the setting, not reported as
+/// a file not found at ``.
+#[test]
+fn an_empty_path_is_refused_naming_its_setting() {
+    let refused = |change: &dyn Fn(&mut Settings)| {
+        let mut settings = shipped();
+        change(&mut settings);
+        match settings.validate() {
+            Err(ConfigError::Invalid { setting, .. }) => Some(setting),
+            _ => None,
+        }
+    };
+    let tls = |cert: &str, key: &str| {
+        Some(TlsSettings {
+            cert: cert.into(),
+            key: key.into(),
+        })
+    };
+    assert_eq!(
+        refused(&|s| s.token.signing_key = PathBuf::new()),
+        Some("token.signing_key")
+    );
+    assert_eq!(
+        refused(&|s| s.clients.file = PathBuf::new()),
+        Some("clients.file")
+    );
+    assert_eq!(
+        refused(&|s| s.token.verify_keys = vec!["a.pem".into(), PathBuf::new()]),
+        Some("token.verify_keys")
+    );
+    assert_eq!(
+        refused(&|s| s.server.tls = tls("", "k.pem")),
+        Some("server.tls.cert")
+    );
+    assert_eq!(
+        refused(&|s| s.server.tls = tls("c.pem", "")),
+        Some("server.tls.key")
+    );
+    assert_eq!(refused(&|s| s.server.tls = tls("c.pem", "k.pem")), None);
+}
+
 #[test]
 fn standalone_refuses_the_settings_of_the_other_modes() {
     assert_eq!(

@@ -507,6 +507,28 @@ impl Settings {
         if !self.metrics.listen.is_empty() && !self.metrics.listen.contains(':') {
             return invalid("metrics.listen", "must be host:port, or empty");
         }
+        // Said here: an empty path would be reported as a file not found at ``.
+        let tls = self.server.tls.as_ref();
+        let paths = [
+            ("token.signing_key", Some(&self.token.signing_key)),
+            ("clients.file", Some(&self.clients.file)),
+            ("server.tls.cert", tls.map(|tls| &tls.cert)),
+            ("server.tls.key", tls.map(|tls| &tls.key)),
+        ];
+        if let Some((setting, _)) = paths
+            .iter()
+            .find(|(_, path)| path.is_some_and(|p| p.as_os_str().is_empty()))
+        {
+            return invalid(setting, "must be a file's path, not empty");
+        }
+        if self
+            .token
+            .verify_keys
+            .iter()
+            .any(|p| p.as_os_str().is_empty())
+        {
+            return invalid("token.verify_keys", "must list files' paths, none empty");
+        }
         if self.throttle.max_failures == 0 {
             return invalid("throttle.max_failures", "must be at least 1");
         }
