@@ -250,10 +250,22 @@ fn raise_open_files(server: &ServerSettings) {
             } else if now
                 .is_some_and(|n| connections as u64 > n.saturating_sub(RESERVED_OPEN_FILES))
             {
+                // With 0 the fit is floored at 64 a worker: too many workers for the limit.
+                let (why, remedy) = if server.max_connections == 0 {
+                    (
+                        "server.max_connections 0 gives each worker 64 at the least".to_owned(),
+                        "lower server.workers, or raise the limit",
+                    )
+                } else {
+                    (
+                        format!("server.max_connections is {}", server.max_connections),
+                        "lower it, or set 0 to fit",
+                    )
+                };
                 log::warn!(
-                    "open files: at most {}{raised}, but server.max_connections lets {workers} \
-                     worker(s) hold {connections} connections: once clients hold every \
-                     descriptor, Redis cannot be reconnected; lower it, or set 0 to fit",
+                    "open files: at most {}{raised}, but {why}: {workers} worker(s) may hold \
+                     {connections} connections, and once clients hold every descriptor, Redis \
+                     cannot be reconnected; {remedy}",
                     shown(now)
                 );
             } else {
