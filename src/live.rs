@@ -16,7 +16,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::clients::{Argon2Limit, Client, Registry, RegistryError};
 use crate::clock::unix_now;
-use crate::config::{ConfigError, DiscoverySettings, RedisMode, Settings, TokenSettings};
+use crate::config::{
+    ConfigError, DiscoverySettings, RedisMode, RedisSettings, Settings, TokenSettings,
+};
 use crate::discovery;
 use crate::metrics::Metrics;
 use crate::store::keys::jti_len;
@@ -80,11 +82,17 @@ pub struct Live {
 }
 
 impl Snapshot {
-    /// Reads the key files and the clients file that `settings` names.
-    pub fn load(settings: &Settings, argon2: &Argon2Limit) -> Result<Self, LoadError> {
+    /// Reads the key files and the clients file that `settings` names. `redis`: the Redis
+    /// settings the process started with (a reload does not change them), whose mode sizes a
+    /// token's `jti`.
+    pub fn load(
+        settings: &Settings,
+        redis: &RedisSettings,
+        argon2: &Argon2Limit,
+    ) -> Result<Self, LoadError> {
         let keys = Keyring::load(&settings.token)?;
         let registry = Registry::load(&settings.clients.file, argon2)?;
-        let tagged = settings.redis.mode == RedisMode::Cluster;
+        let tagged = redis.mode == RedisMode::Cluster;
         a_token_fits(&settings.token, tagged, &keys, &registry)?;
         let metadata = discovery::metadata(&settings.token, &settings.discovery, &registry)?;
         Ok(Self {
@@ -196,7 +204,7 @@ impl Live {
         metrics: Arc<Metrics>,
     ) -> Result<Self, LoadError> {
         let argon2 = Argon2Limit::configured(settings.clients.argon2_slots);
-        let snapshot = Snapshot::load(settings, &argon2)?;
+        let snapshot = Snapshot::load(settings, &settings.redis, &argon2)?;
         log::info!("{}", snapshot.describe());
         snapshot.warn_of_mistakes(&settings.clients.file);
         metrics.config_started(&snapshot.keys);
@@ -228,7 +236,10 @@ impl Live {
         let outcome = (self.source)()
             .and_then(Settings::validate)
             .map_err(LoadError::from)
-            .and_then(|settings| Ok((Snapshot::load(&settings, &self.argon2)?, settings)));
+            .and_then(|settings| {
+                let snapshot = Snapshot::load(&settings, &self.started.redis, &self.argon2)?;
+                Ok((snapshot, settings))
+            });
         match outcome {
             Ok((snapshot, settings)) => {
                 let running = self.current.load();

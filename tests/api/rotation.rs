@@ -569,6 +569,41 @@ async fn the_warning_of_a_dropped_signer_says_how_long_its_tokens_live() {
     assert!(warned(&log, &said), "{said}: {:#?}", log.lines());
 }
 
+/// A reload checks that a token fits with the `jti` of the Redis mode the process runs in, not
+/// of a `redis.mode` the reloaded files name (a restart-only setting): Cluster `jti`s are three
+/// characters longer. With the longest issuer a standalone token fits beside, a reload whose
+/// files say Cluster is still applied.
+#[tokio::test]
+async fn a_reload_sizes_tokens_by_the_redis_mode_it_runs_in() {
+    let app = spawn_app().await;
+    let issuer = |len: usize| format!("https://sso.example/{}", "i".repeat(len));
+    let fits = |len: usize, cluster: bool| {
+        app.reload_with(|s| {
+            s.token.issuer = issuer(len);
+            if cluster {
+                s.redis.mode = sso_token::config::RedisMode::Cluster;
+                s.redis.nodes = vec![s.redis.url.clone()];
+            }
+        })
+        .is_ok()
+    };
+    // The longest issuer whose standalone token fits.
+    let (mut fitting, mut too_long) = (0, 20_000);
+    assert!(fits(fitting, false) && !fits(too_long, false));
+    while too_long - fitting > 1 {
+        let middle = (fitting + too_long) / 2;
+        if fits(middle, false) {
+            fitting = middle;
+        } else {
+            too_long = middle;
+        }
+    }
+    assert!(
+        fits(fitting, true),
+        "refused for a Cluster jti the process does not use"
+    );
+}
+
 /// Of the enabled clients, the one whose id, audience and shortest scope are the longest has
 /// the longest shortest token: a start or reload under which it passes `MAX_TOKEN` is refused
 /// naming it, even when the others' ids or audiences alone are longer.
