@@ -538,13 +538,16 @@ fn serve_raises_the_open_files_soft_limit_to_the_hard_one() {
 
 /// The open-files line at start: a hard limit under 4,096 is warned of; from 4,096 on, the
 /// warning is for `server.max_connections` set past what the limit leaves after the 512
-/// descriptors kept for Redis and the rest, and otherwise the line is information.
+/// descriptors kept for Redis and the rest (or, with 0, for more workers than 64 connections
+/// each leave room for), and otherwise the line is information.
 #[test]
 fn serve_warns_of_an_open_files_limit_too_low_for_its_connections() {
-    let open_files_line = |limit: u64, max_connections: usize| {
-        // The test overlay does not write server.max_connections; the environment sets it.
-        let prelude =
-            format!("ulimit -n {limit}; export SSO__SERVER__MAX_CONNECTIONS={max_connections}; ");
+    let open_files_line = |limit: u64, max_connections: usize, workers: usize| {
+        // The test overlay does not write these settings; the environment sets them.
+        let prelude = format!(
+            "ulimit -n {limit}; export SSO__SERVER__MAX_CONNECTIONS={max_connections} \
+             SSO__SERVER__WORKERS={workers}; "
+        );
         let server = ServerProcess::start_after(&config_dir(&test_settings(), &[]), &prelude);
         (server.start_log.iter())
             .find(|l| l.contains("open files"))
@@ -552,19 +555,36 @@ fn serve_warns_of_an_open_files_limit_too_low_for_its_connections() {
             .unwrap_or_else(|| panic!("no open-files line in {:#?}", server.start_log))
     };
     let low = "each connection takes one";
-    let too_many = "but server.max_connections lets";
+    let too_many = "but server.max_connections is 3585";
 
-    let said = open_files_line(4095, 0);
+    let said = open_files_line(4095, 0, 1);
     assert!(said.contains(" WARN ") && said.contains(low), "{said}");
-    let said = open_files_line(4096, 0);
+    let said = open_files_line(4096, 0, 1);
     assert!(
         said.contains(" INFO ") && said.contains("at most 4096;"),
         "{said}"
     );
     // One worker (the test settings'): 4,096 less 512 is 3,584 connections.
-    let said = open_files_line(4096, 3584);
+    let said = open_files_line(4096, 3584, 1);
     assert!(said.contains(" INFO "), "{said}");
-    let said = open_files_line(4096, 3585);
+    let said = open_files_line(4096, 3585, 1);
     assert!(said.contains(" WARN ") && said.contains(too_many), "{said}");
-    assert!(said.contains("1 worker(s) hold 3585 connections"), "{said}");
+    assert!(
+        said.contains("1 worker(s) may hold 3585 connections"),
+        "{said}"
+    );
+    assert!(said.contains("lower it, or set 0 to fit"), "{said}");
+    // 0 fits 56 workers at 64 connections each in 4,096 less 512; 57 do not.
+    let said = open_files_line(4096, 0, 56);
+    assert!(said.contains(" INFO "), "{said}");
+    let said = open_files_line(4096, 0, 57);
+    assert!(
+        said.contains(" WARN ") && said.contains("0 gives each worker 64 at the least"),
+        "{said}"
+    );
+    assert!(
+        said.contains("57 worker(s) may hold 3648 connections"),
+        "{said}"
+    );
+    assert!(said.contains("lower server.workers"), "{said}");
 }
