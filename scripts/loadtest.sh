@@ -122,14 +122,14 @@ while [[ $# -gt 0 ]]; do
     --client-cpus) need "$@"; client_cpus="$2"; shift ;;
     --client-rt) client_rt=1 ;;
     --no-pin) pin=0 ;;
-    --server-log) need "$@"; server_log="$2"; shift ;;
-    --start-redis) start_redis=1 ;;
+    --server-log) need "$@"; server_log="$2"; started_only+=("$1"); shift ;;
+    --start-redis) start_redis=1; started_only+=("$1") ;;
     --redis-port) need "$@"; redis_port="$2"; shift ;;
     --redis-cpus) need "$@"; redis_cpus="$2"; shift ;;
     --redis-rt) redis_rt=1 ;;
-    --replica) replica=1 ;;
+    --replica) replica=1; started_only+=("$1") ;;
     --replica-acks) need "$@"; replica_acks="$2"; started_only+=("$1"); shift ;;
-    --alg) need "$@"; alg="$2"; shift ;;
+    --alg) need "$@"; alg="$2"; started_only+=("$1"); shift ;;
     --key) need "$@"; key="$(from_caller "$2")"; shift ;;
     -c|--connections|-n|--requests|-d|--duration|--rate|--replay-every)
       need "$@"; run_args+=("$1" "$2"); shift ;;
@@ -239,12 +239,15 @@ find_binaries "$profile" "$build"
 if [[ $start_redis == 1 ]]; then
   ensure_redis_server
   redis_port="${redis_port:-$(free_port)}"
+  # Else the run would seed and measure whatever answers there.
+  ! listening "$redis_port" || die "--redis-port $redis_port is in use"
   echo "== starting redis-server on 127.0.0.1:$redis_port$( [[ $redis_rt == 1 ]] && echo ', real-time priority')"
   rt=()
   [[ $redis_rt == 1 ]] && rt=("${realtime[@]}")
   spawn "$redis_cpus" "$out/redis.log" "${rt[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 \
     --save "" --appendonly no --daemonize no --loglevel warning --dir "$work"
-  wait_redis "$redis_port" || die "redis-server did not start (see $out/redis.log)"
+  { wait_redis "$redis_port" && kill -0 "$spawned" 2>/dev/null; } \
+    || die "redis-server did not start (see $out/redis.log)"
   export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
   if [[ $replica == 1 ]]; then
     replica_port=$(free_port)
@@ -275,6 +278,7 @@ pid_args=() server_pids=()
 if [[ $start_servers == 1 ]]; then
   for i in $(seq 0 $(( instances - 1 ))); do
     if [[ -n "$port" ]]; then p=$(( port + i )); else p="$(free_port)"; fi
+    ! listening "$p" || die "port $p is in use: the run would drive whatever serves there"
     echo "== starting sso-token on 127.0.0.1:$p (workers $workers, CPUs $(pinned_to "$server_cpus"))"
     spawn "$server_cpus" "$out/server-$p.log" env SSO__SERVER__LISTEN="127.0.0.1:$p" \
       SSO__SERVER__WORKERS="$workers" SSO__SERVER__SHUTDOWN_TIMEOUT_SECS=1 \
@@ -332,6 +336,9 @@ if [[ $smoke == 1 ]]; then
   echo "== smoke: JSON exchanges, closed loop, with deliberate replays"
   generator run "${common[@]}" -c 8 -n 300 --replay-every 10 --label smoke-json \
     --json "$out/smoke-json.json" "${extra[@]}" || failed=1
+  # The replays were sent, and each refused: a generator that stopped sending them passes else.
+  grep -q '"expected_rejections": 30,' "$out/smoke-json.json" 2>/dev/null \
+    || { echo "loadtest.sh: the smoke's 30 replays were not all sent and refused" >&2; failed=1; }
   echo "== smoke: form + Basic + PKCE, open loop"
   generator run "${common[@]}" -c 8 -n 100 --rate 200 --form-basic --pkce --label smoke-form \
     --json "$out/smoke-form.json" --trace "$out/smoke-form-trace.txt" "${extra[@]}" || failed=1
