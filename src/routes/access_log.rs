@@ -46,8 +46,10 @@ pub(crate) fn access_log(proxies: Arc<[Network]>) -> Logger {
         .exclude(READYZ_PATH)
         .log_target(ACCESS_LOG_TARGET)
         .custom_request_replace("source", move |req| source(req, &proxies))
-        .custom_request_replace("method", |req| req.method().to_string())
-        .custom_request_replace("path", |req| logged_path(req.path()))
+        .custom_request_replace("method", |req| {
+            cut(req.method().as_str(), MAX_LOGGED_METHOD)
+        })
+        .custom_request_replace("path", |req| cut(req.path(), MAX_LOGGED_PATH))
         .custom_response_replace("client", logged_client)
 }
 
@@ -70,18 +72,20 @@ fn source(request: &ServiceRequest, proxies: &[Network]) -> String {
 /// The most of a path a line shows: a path may be 64 KiB, and a line that long is split by log
 /// pipelines (Docker's json-file at 16 KiB) and costs its size in every store it reaches.
 const MAX_LOGGED_PATH: usize = 256;
+/// The most of a method: any token is one to the HTTP parser, up to the head's 128 KiB.
+const MAX_LOGGED_METHOD: usize = 16;
 
-/// The path without its query, cut to [`MAX_LOGGED_PATH`] bytes (at a character's edge) with
-/// `…` after what was cut. Printable ASCII only: the HTTP parser refuses anything else.
-fn logged_path(path: &str) -> String {
-    if path.len() <= MAX_LOGGED_PATH {
-        return path.to_owned();
+/// `text` (a path without its query, or a method) cut to `max` bytes (at a character's edge)
+/// with `…` after what was cut. Printable ASCII only: the HTTP parser refuses anything else.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
     }
-    let mut end = MAX_LOGGED_PATH;
-    while !path.is_char_boundary(end) {
+    let mut end = max;
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &path[..end])
+    format!("{}…", &text[..end])
 }
 
 fn logged_client(response: &ServiceResponse) -> String {
@@ -94,7 +98,11 @@ fn logged_client(response: &ServiceResponse) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_LOGGED_PATH, logged_path};
+    use super::{MAX_LOGGED_PATH, cut};
+
+    fn logged_path(path: &str) -> String {
+        cut(path, MAX_LOGGED_PATH)
+    }
 
     /// A path is ASCII once parsed, but the cut stays at a character's edge for any text: a
     /// two-byte character across the limit is left out whole, never split or kept past it.

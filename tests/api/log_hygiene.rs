@@ -372,6 +372,26 @@ async fn the_access_log_cuts_a_long_path() {
     assert!(line.contains(&format!("\"GET {start}…\"")), "{shown}");
 }
 
+/// So is a method: any token is one to the parser, up to the head's 128 KiB.
+#[tokio::test]
+async fn the_access_log_cuts_a_long_method() {
+    let log = log_capture::mark();
+    let app = spawn_app().await;
+    let path = format!("/method-{}", Uuid::new_v4().simple());
+    let method = reqwest::Method::from_bytes("M".repeat(50_000).as_bytes()).unwrap();
+    let answered = app.http.request(method, app.url(&path)).send().await;
+    assert_eq!(answered.unwrap().status(), 404);
+
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&path)))
+        .await;
+    let line = lines.iter().find(|l| l.contains(&path)).unwrap();
+    let shown = &line[..line.len().min(400)];
+    assert!(line.len() < 512, "{} bytes: {shown}…", line.len());
+    let cut = format!("\"{}… {path}\"", "M".repeat(16));
+    assert!(line.contains(&cut), "{shown}");
+}
+
 /// Why a client was refused reaches the log under its id, where the access log has only the
 /// status: a wrong secret of a registered id, and a code refused to the client that
 /// authenticated (here its redirect URI), with the reason. Never the code.
