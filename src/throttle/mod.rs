@@ -219,30 +219,34 @@ impl Throttle {
         // Redis unable to say: 503, before authentication. Let in, a guess would show right or
         // wrong by its answer; refused with 429, a neighbour would wait out the whole window.
         match Box::pin(self.failed_at(attempt.client_id, address, now)).await {
-            Ok(false) => Ok(()),
-            Ok(true) => Err(self.throttled(ThrottledBy::Address, seen.until, now)),
+            Ok(None) => Ok(()),
+            // It is let in again when either window ends: the pair's may have begun earlier.
+            Ok(Some(until)) => {
+                Err(self.throttled(ThrottledBy::Address, seen.until.min(until), now))
+            }
             Err(e) => Err(OAuthError::Unavailable(e)),
         }
     }
 
-    /// Whether `client_id` failed from the blocked `address` in its window, as this replica
-    /// learned or else as Redis says. Another client behind the same address (a NAT, an egress
-    /// gateway) is still let in: its first failure there is counted like any and blocks it
-    /// there too (see the module's doc for what that lets an address guess).
+    /// Until when `client_id`'s failure from the blocked `address` counts, if it failed there
+    /// in a window, as this replica learned or else as Redis says. Another client behind the
+    /// same address (a NAT, an egress gateway) is still let in: its first failure there is
+    /// counted like any and blocks it there too (see the module's doc for what that lets an
+    /// address guess).
     async fn failed_at(
         &self,
         client_id: &str,
         address: IpAddr,
         now: Instant,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Instant>, StoreError> {
         let key = self.store.throttle_client_at_key(client_id, address);
-        if self.pairs.get(&key, now).is_some() {
-            return Ok(true);
+        if let Some(seen) = self.pairs.get(&key, now) {
+            return Ok(Some(seen.until));
         }
         let read = self.store.failures(&key);
         let count = self.metrics.redis(RedisOp::Throttle, read).await?;
-        self.learn(&self.pairs, key, Some(count), now);
-        Ok(count.0 > 0)
+        let seen = self.learn(&self.pairs, key, Some(count), now);
+        Ok((seen.count > 0).then_some(seen.until))
     }
 
     /// After a failed authentication: counts it and answers `failure`, or 429 past the limit.

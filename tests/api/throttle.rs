@@ -557,6 +557,34 @@ async fn retry_after_is_the_window_left_rounded_up_and_not_a_second_more() {
     );
 }
 
+/// A registered client that failed from a blocked address is let in again when either window
+/// ends, its own failure's there or the address's: its `Retry-After` is the earlier. Its
+/// failure may have begun before the address's window (the address then blocked afresh): the
+/// address's alone said 60 s where 5 were left.
+#[tokio::test]
+async fn retry_after_for_a_client_that_failed_at_a_blocked_address_is_the_earlier_window() {
+    let app = app(true).await;
+    let address = "203.0.113.104";
+    let ip = address.parse().unwrap();
+    let counters = [
+        (app.store.throttle_address_key(ip), MAX, 60_000),
+        (app.store.throttle_client_at_key(APP.id, ip), 1, 5_000),
+    ];
+    for (key, count, ms) in counters {
+        let _: () = app
+            .query(redis::cmd("SET").arg(key).arg(count).arg("PX").arg(ms))
+            .await;
+    }
+    // The replica learns of the block from a failure there.
+    let learned = attempt(&app, "ghost-window", WRONG, address).await;
+    assert_refused_429(&learned, "an unknown id at the blocked address");
+
+    let right_secret = attempt(&app, APP.id, APP.secret, address).await;
+
+    assert_refused_429(&right_secret, "the client that failed there");
+    assert_eq!(right_secret.header("retry-after"), Some("5"));
+}
+
 /// A counter and the window it has left are read together (`Store::failures`, one MULTI): read
 /// apart, a counter that expired between the two reads came back as its count with no TTL,
 /// which the throttle takes for a whole new window (a block a window longer than Redis kept
