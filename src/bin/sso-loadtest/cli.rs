@@ -50,7 +50,8 @@ pub enum Endpoint {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Base URL of a server (http only); repeat for several: requests go round-robin.
+    /// Base URL of a server (http only); repeat for several, up to 64: requests go round-robin,
+    /// each of the `--connections` holding a connection to every one.
     #[arg(long = "url", default_value = "http://127.0.0.1:8080")]
     pub urls: Vec<String>,
     /// What to drive.

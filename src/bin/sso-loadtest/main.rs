@@ -63,6 +63,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// The longest duration, timeout or wait the options take, in seconds: a year.
+const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+
 fn run(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     if args.connections == 0 || args.threads == 0 || args.seed_batch == 0 {
         bail!("--connections, --threads and --seed-batch must be at least 1");
@@ -70,11 +73,19 @@ fn run(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("--rate must be a positive number");
     }
-    if args.duration.is_some_and(|d| !(d > 0.0 && d.is_finite())) || args.requests == Some(0) {
-        bail!("--duration and --requests must be positive");
+    // Seconds a `Duration` holds (a year is plenty): `1e20` would panic converting.
+    let seconds = |s: f64| s > 0.0 && s <= MAX_SECONDS;
+    if args.duration.is_some_and(|d| !seconds(d)) || args.requests == Some(0) {
+        bail!("--duration and --requests must be positive (a duration at most {MAX_SECONDS} s)");
     }
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
+    if !seconds(args.timeout) || !(args.wait_ready == 0.0 || seconds(args.wait_ready)) {
+        bail!(
+            "--timeout and --wait-ready must be positive numbers of seconds, at most {MAX_SECONDS}"
+        );
+    }
+    // The round robin's mask of healthy targets has 64 bits.
+    if args.urls.len() > 64 {
+        bail!("--url: at most 64 targets");
     }
     // A pid /proc does not know would read as no CPU and no memory at all.
     if let Some(pid) =
