@@ -63,6 +63,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Each `--server-pid`'s memory now, its peak since the run began included.
+fn servers_now(pids: &[u32]) -> Vec<report::ServerMemory> {
+    pids.iter().map(|pid| report::server_memory(*pid)).collect()
+}
+
 /// The longest duration, timeout or wait the options take, in seconds: a year.
 const MAX_SECONDS: f64 = 365.0 * 86_400.0;
 
@@ -136,7 +141,8 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     };
     let mut warm = None;
     let mut recheck = None;
-    let (outcome, cpu, token) = match args.endpoint {
+    // The servers' memory is read as the measured run ends: a recheck after it is no part of it.
+    let (outcome, cpu, servers, token) = match args.endpoint {
         Endpoint::Healthz => {
             let templates = || targets.iter().map(Template::healthz).collect();
             if args.warmup > 0 {
@@ -152,7 +158,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             };
             let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
             let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);
-            (outcome, cpu, None)
+            (outcome, cpu, servers_now(&args.server_pids), None)
         }
         Endpoint::Token => {
             let plan = Arc::new(TokenPlan::new(&settings, &args, &targets).await?);
@@ -220,6 +226,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             let cpu = usage::Cpu::sample(&args.server_pids);
             let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
             let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);
+            let servers = servers_now(&args.server_pids);
             // Redis' counters before the recheck: its calls are not the run's exchanges.
             let after = redis.command_calls().await?;
             let redis_cpu = cpu_before
@@ -239,7 +246,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 )
                 .await?;
             let calls = measured.then(|| (seed::calls_between(&before, &after), redis_cpu));
-            (outcome, cpu, Some((plan, calls)))
+            (outcome, cpu, servers, Some((plan, calls)))
         }
     };
     if let Some(path) = &args.trace {
@@ -272,6 +279,8 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             );
             signatures_verified = Some((tally.tokens.len() - bad) as u64);
         }
+        // Per exchange: nothing to say of none (it read as 0 commands each).
+        let calls = calls.filter(|_| tally.successes > 0);
         summary_redis = calls.map(|(calls, redis_cpu)| {
             RedisUse::new(
                 calls,
@@ -330,11 +339,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         violation_kinds: tally.violations.clone(),
         signatures_verified,
         redis: summary_redis,
-        servers: args
-            .server_pids
-            .iter()
-            .map(|pid| report::server_memory(*pid))
-            .collect(),
+        servers,
         cpu,
         codes_exhausted: outcome.exhausted,
         comparisons,

@@ -347,7 +347,8 @@ impl Summary {
         if self.redis.is_none() && self.endpoint == "token" {
             let _ = writeln!(
                 out,
-                "   redis       not measured (Sentinel or Cluster, or Redis restarted during the run)"
+                "   redis       not measured (Sentinel or Cluster, Redis restarted during the run, \
+                 or no exchange succeeded)"
             );
         }
         if let Some(redis) = &self.redis {
