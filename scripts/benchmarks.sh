@@ -203,12 +203,17 @@ if big:
     rss = r1(max((sv["peak_rss_kib"] or 0) for r in big for sv in r["servers"]) / 1024)
     row("4: peak RSS with 1,000 connections ≤ 64 MiB", f"{rss:.1f} MiB", 0 < rss <= 64)
 runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, "*", "token.json")))]
+# Error kinds read "503 …", or "warm-up 503 …" and "recheck 503 …".
+def is_5xx(kind):
+    return any(len(w) == 3 and w.isdigit() and w[0] == "5" for w in kind.split()[:2])
 if runs:
+    measured = [r for r in runs if r["redis"]]
     # With redis.replica_acks, WAIT follows the script's answer: a second round trip.
-    trips = r2(max(r["redis"]["scripts_per_exchange"] + r["redis"]["per_exchange"].get("wait", 0)
-                   for r in runs))
-    row("5: Redis round trips per exchange ≤ 2 (every run, replica acks too)", f"{trips:.2f}", trips <= 2)
-    five = sum(n for r in runs for k, n in r["errors"].items() if k.startswith("5"))
+    trips = r2(max((r["redis"]["scripts_per_exchange"] + r["redis"]["per_exchange"].get("wait", 0)
+                    for r in measured), default=float("nan")))
+    row("5: Redis round trips per exchange ≤ 2 (every run, replica acks too)",
+        f"{trips:.2f} ({len(measured)} of {len(runs)} runs measured)", trips <= 2 and measured == runs)
+    five = sum(n for r in runs for k, n in r["errors"].items() if is_5xx(k))
     bad = sum(r["violations"] for r in runs)
     row("6: no 5xx, no jti or code twice, every answer verified (every run)",
         f"{five} 5xx, {bad} violations", five == 0 and bad == 0)
@@ -237,13 +242,17 @@ for alg in ["rs256", "es256", "eddsa"]:
     if not r:
         continue
     cpu = r["cpu"]["servers"][0]["us_per_request"]
-    five = sum(n for k, n in r["errors"].items() if k.startswith("5")) + sum(n for k, n in (o or {"errors": {}})["errors"].items() if k.startswith("5"))
+    rd = r["redis"]  # None when not measured (no exchange succeeded, a restarted Redis)
+    calls = f"{rd['scripts_per_exchange']:.2f} / {rd['total_per_exchange']:.2f}" if rd else "not measured"
+    redis_us = f"{rd['cpu_us_per_exchange']:.1f}" if rd and rd["cpu_us_per_exchange"] is not None else "-"
+    five = sum(n for run in (r, o or {"errors": {}}) for k, n in run["errors"].items()
+               if any(len(w) == 3 and w.isdigit() and w[0] == "5" for w in k.split()[:2]))
     print(f"| {r['algorithm']} | {s['rate_per_s']:.0f} | {r['rate_per_s']:.0f} | {100 * r['rate_per_s'] / s['rate_per_s']:.1f} % "
           f"| {h['rate_per_s']:.0f} | {100 * r['rate_per_s'] / h['rate_per_s']:.1f} % "
           f"| {ms(r['latency_us']['p50'])} / {ms(r['latency_us']['p99'])} "
           f"| {o['rate_per_s']:.0f} | {ms(o['latency_us']['p99'])} / {ms(o['latency_us']['p99_9'])} "
-          f"| {ms(oh['latency_us']['p99'])} | {cpu:.1f} | {r['redis']['scripts_per_exchange']:.2f} / {r['redis']['total_per_exchange']:.2f} "
-          f"| {r['redis']['cpu_us_per_exchange']:.1f} | {five}, {r['violations'] + (o or r)['violations']} violations |")
+          f"| {ms(oh['latency_us']['p99'])} | {cpu:.1f} | {calls} | {redis_us} "
+          f"| {five}, {r['violations'] + (o or r)['violations']} violations |")
 print("\n| run | connections | exchanges/s | p99 ms | peak RSS MiB (max of servers) |")
 print("|---|---|---|---|---|")
 for name in ["rs256-c1000", "eddsa-c1000"]:
