@@ -12,10 +12,13 @@
 # By default it builds the release binaries, generates a fresh RSA-2048 key, starts one server
 # pinned to CPU 0 with one worker (SSO__SERVER__WORKERS=1), runs the generator on CPU 1 against
 # the Redis of the configuration (config/, SSO_ENV, SSO__REDIS__URL), and stops what it started.
+# Redis' figures count every client of that Redis, other users' commands too: --start-redis
+# gives the run a Redis of its own.
 #
 # Servers
-#   --url URL             test a running server instead of starting one; repeat for several
-#                         (requests go round-robin). Its key and clients must be the config's.
+#   --url URL             test a running server instead of starting one; repeat for several, up
+#                         to 64 (requests go round-robin; each of the -c connections holds one
+#                         to every server). Its key and clients must be the config's.
 #   --instances N         servers to start, all against one Redis [1]
 #   --port PORT           port of the first started server, the others on the next ports
 #                         [free ports below the ephemeral range]
