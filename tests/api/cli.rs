@@ -370,6 +370,21 @@ fn issue_code_refuses_a_ttl_or_scope_no_code_could_have() {
     }
 }
 
+/// `issue-code` for the test client, with the config of `config_dir`'s `test` overlay.
+fn issue_code_for_app(config_dir: &str) -> [&str; 9] {
+    [
+        "--config-dir",
+        config_dir,
+        "--env",
+        "test",
+        "issue-code",
+        "--client",
+        APP.id,
+        "--redirect-uri",
+        APP.redirect_uri,
+    ]
+}
+
 /// In Sentinel mode `issue-code` waits for the failover watchers' first look at their
 /// sentinels before it writes (until then the fence refuses every call): it always failed
 /// there with "a sentinel failover is under way". The code lands on the master they name.
@@ -392,19 +407,8 @@ async fn issue_code_writes_to_the_master_the_sentinels_name() {
     );
     std::fs::write(&overlay, text).unwrap();
     let dir_arg = dir.display().to_string();
-    let args = [
-        "--config-dir",
-        &dir_arg,
-        "--env",
-        "test",
-        "issue-code",
-        "--client",
-        APP.id,
-        "--redirect-uri",
-        APP.redirect_uri,
-    ];
 
-    let output = sso_token(&args, "");
+    let output = sso_token(&issue_code_for_app(&dir_arg), "");
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -425,19 +429,8 @@ async fn issue_code_takes_a_challenge_that_begins_with_a_hyphen() {
     let dir = config_dir(&settings, &[]);
     let challenge = "-SmIcveQnfvOrH8WiXiQrrFc9uCg4Vcq83hElmYvM3k";
     let dir_arg = dir.display().to_string();
-    let args = [
-        "--config-dir",
-        &dir_arg,
-        "--env",
-        "test",
-        "issue-code",
-        "--client",
-        APP.id,
-        "--redirect-uri",
-        APP.redirect_uri,
-        "--code-challenge",
-        challenge,
-    ];
+    let mut args = issue_code_for_app(&dir_arg).to_vec();
+    args.extend(["--code-challenge", challenge]);
 
     let output = sso_token(&args, "");
 
