@@ -99,6 +99,13 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
         .collect();
     assert!(unexpected.is_empty(), "not 200 or 503: {unexpected:?}");
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == 503).collect();
+    // The fence closes for the failover (its `+try-failover` to `+switch-master`, 100 ms and
+    // more) while four streams keep sending: none refused means it never closed, and the
+    // checks below would pass on luck.
+    assert!(
+        failed.iter().any(|o| o.at >= failover_at),
+        "no 503 during the failover: the fence never closed"
+    );
     let last_failure = failed.last().map_or(failover_at, |o| o.at);
     assert!(
         last_failure.duration_since(failover_at) < RECOVERY,

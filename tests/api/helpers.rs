@@ -179,17 +179,24 @@ pub fn spawn_app_at_once_with(configure: impl FnOnce(&mut Settings)) -> TestApp 
 }
 
 /// Sentinel mode: waits (5 s at most) until the server and the test's own store have asked
-/// every sentinel whether a failover is under way; their fences are closed until then.
+/// every sentinel whether a failover is under way; their fences are closed until then. Fails
+/// the test past that: a test that expects 503s would otherwise pass on a set-up never done.
 async fn sentinels_asked(app: &TestApp) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut last = None;
     while tokio::time::Instant::now() < deadline {
         let ready = app.http.get(app.url("/readyz")).send().await;
-        let server_open = ready.is_ok_and(|r| r.status() == 200);
-        if server_open && !app.store.failover_under_way() {
+        last = ready.as_ref().ok().map(reqwest::Response::status);
+        if last == Some(reqwest::StatusCode::OK) && !app.store.failover_under_way() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    panic!(
+        "Sentinel set-up: 5 s after the start /readyz says {last:?}, the test's store a \
+         failover under way: {}",
+        app.store.failover_under_way()
+    );
 }
 
 fn spawn_with_settings(settings: Settings, running: Running) -> TestApp {

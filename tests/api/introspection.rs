@@ -116,6 +116,41 @@ async fn an_at_jwt_token_carries_scope_as_a_string_and_still_introspects_and_sho
     assert_eq!(user_info.json.get("email"), None, "the record has no email");
 }
 
+/// README ("Leeway"): a reload that changes `token.typ` leaves the live tokens of the other
+/// shape live: a seed-shaped token (scope an array) and an `at+jwt` one (a string) both still
+/// introspect with their scopes and show their user, whichever shape the reload turned to.
+#[tokio::test]
+async fn a_reload_that_changes_the_typ_leaves_the_other_shapes_tokens_live() {
+    let app = spawn_app().await;
+    let mut record = code_record(&APP);
+    record.scope = ALLOWED_SCOPES.map(String::from).to_vec();
+    let seed_shaped = app.token_of(&APP, &record).await;
+    app.reload_with(|s| s.token.typ = "at+jwt".into())
+        .expect("reload");
+    let at_jwt = app.token_of(&APP, &record).await;
+    assert!(verify_token(&at_jwt, APP.id, ISSUER).claims["scope"].is_string());
+    assert!(verify_token(&seed_shaped, APP.id, ISSUER).claims["scope"].is_array());
+
+    for typ in ["at+jwt", "access_token"] {
+        app.reload_with(|s| s.token.typ = typ.into())
+            .expect("reload");
+        for token in [&seed_shaped, &at_jwt] {
+            let introspected = app.introspect(&APP, token).await;
+            let user_info = app.user_info(token).await;
+            assert_eq!(
+                introspected.json["active"], true,
+                "{typ}: {}",
+                introspected.text
+            );
+            assert_eq!(
+                introspected.json["scope"], "user:basic user:contract",
+                "{typ}"
+            );
+            assert_eq!(user_info.status, 200, "{typ}: {}", user_info.text);
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_client_a_token_is_meant_for_may_introspect_it_but_not_revoke_it() {
     let app = spawn_app().await;
