@@ -33,7 +33,11 @@ pub fn names_the_issuer_path(request: &GuardContext<'_>) -> bool {
         .and_then(|p| p.strip_prefix('/'));
     let snapshot = live.load();
     match (issuer_path(&snapshot.token.issuer), asked) {
-        (Some(issuer), Some(asked)) => issuer == asked.trim_end_matches('/'),
+        // Both decoded: a client inserts the issuer's path as written (`a%20b`), and the
+        // server decodes what it asks for.
+        (Some(issuer), Some(asked)) => {
+            percent_decode_str(issuer).decode_utf8_lossy() == asked.trim_end_matches('/')
+        }
         _ => false,
     }
 }

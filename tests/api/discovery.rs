@@ -374,6 +374,17 @@ async fn an_issuer_with_a_path_has_its_metadata_after_the_well_known_path() {
     assert_eq!(with_a_slash.status, 404, "its metadata is under its path");
     let encoded = get(&app, &app.url(&format!("{METADATA_PATH}/%69dentity/"))).await;
     assert_eq!(encoded.status, 200, "{}", encoded.text);
+    // An issuer whose path holds an escape, asked for as written (oauth4webapi does).
+    let escaped = "https://sso.example/a%20b";
+    let app_escaped = spawn_app_with(|s| {
+        s.token.issuer = escaped.into();
+        s.discovery.base_url = escaped.into();
+    })
+    .await;
+    let as_written = app_escaped.url(&format!("{METADATA_PATH}/a%20b"));
+    let found_escaped = get(&app_escaped, &as_written).await;
+    assert_eq!(found_escaped.status, 200, "{}", found_escaped.text);
+    assert_eq!(found_escaped.json["issuer"], escaped);
 
     // A path that is not the issuer's is no resource, whatever the method: no CORS preflight
     // that lets a browser ask for it, no 405 that says it exists.
