@@ -36,7 +36,7 @@ async fn times_out(server: &mut Guarded<DuplexStream>, within: Duration) -> bool
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_head_on_an_idle_connection_has_5_s_from_its_first_byte_and_its_later_bytes_do_not_move_it()
  {
     let (mut server, mut client) = connection();
@@ -54,7 +54,7 @@ async fn a_head_on_an_idle_connection_has_5_s_from_its_first_byte_and_its_later_
     assert_eq!(deadline(&server), Some(first), "a later byte moved it");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_answer_gives_the_next_head_keep_alive_and_5_s_and_its_first_byte_brings_that_to_5_s() {
     let (mut server, mut client) = connection();
     let conn = server.conn_deadline();
@@ -73,7 +73,7 @@ async fn an_answer_gives_the_next_head_keep_alive_and_5_s_and_its_first_byte_bri
 }
 
 /// Its body has `server.body_timeout_ms`, however long that is.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_request_in_flight_has_no_head_deadline_as_its_body_comes() {
     let (mut server, mut client) = connection();
     client.write_all(b"POST /token HTTP/1.1\r\n").await.unwrap();
@@ -87,7 +87,7 @@ async fn a_request_in_flight_has_no_head_deadline_as_its_body_comes() {
     assert_eq!(deadline(&server), None, "a byte of its body armed it");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn past_its_deadline_a_waiting_stream_fails_timed_out_and_stays_failed() {
     let (mut server, _client) = connection();
     let deadline = Instant::now() + Duration::from_millis(50);
@@ -101,7 +101,7 @@ async fn past_its_deadline_a_waiting_stream_fails_timed_out_and_stays_failed() {
     assert!(times_out(&mut server, Duration::from_millis(10)).await);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deadline_moved_later_after_the_timer_was_set_is_kept() {
     let (mut server, _client) = connection();
     server
@@ -119,7 +119,7 @@ async fn a_deadline_moved_later_after_the_timer_was_set_is_kept() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deadline_moved_earlier_after_the_timer_was_set_is_not_missed() {
     let (mut server, _client) = connection();
     server
@@ -138,7 +138,7 @@ async fn a_deadline_moved_earlier_after_the_timer_was_set_is_not_missed() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_connections_requests_share_its_state() {
     let (server, _client) = connection();
     let mut data = Extensions::new();

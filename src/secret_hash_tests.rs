@@ -27,12 +27,13 @@ async fn argon2_verifies_the_right_secret_only() {
     );
 }
 
-#[tokio::test]
+/// On paused time (as the one below): a loaded machine must not stretch the wait past a bound.
+#[tokio::test(start_paused = true)]
 async fn with_every_slot_taken_a_verification_is_refused_after_a_short_wait() {
     let (hash, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
     let _taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
 
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let outcome = hash.verify("app", "wrong", &limit).await;
 
     assert!(
@@ -41,7 +42,7 @@ async fn with_every_slot_taken_a_verification_is_refused_after_a_short_wait() {
     );
     let waited = started.elapsed();
     assert!(
-        waited >= ARGON2_WAIT && waited < ARGON2_WAIT * 5,
+        waited >= ARGON2_WAIT && waited < ARGON2_WAIT * 2,
         "{waited:?}"
     );
 }
@@ -86,7 +87,7 @@ async fn the_same_hash_loaded_again_inherits_the_remembered_secret_another_does_
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_waiting_verification_finds_the_secret_remembered_meanwhile() {
     // Argon2 would refuse this secret (the hash is of another): only the look in the memory
     // after the wait can let it pass.
