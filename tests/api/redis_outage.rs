@@ -1061,6 +1061,41 @@ async fn a_redis_user_refused_a_command_of_the_exchange_leaves_the_code_untouche
     }
 }
 
+/// README ("The exchange, and what is guaranteed"): if revoking a replayed code's token fails,
+/// the answer is 503 and the record stays, so the next attempt revokes it. Here an ACL takes
+/// `DEL` (which only the revocation's script runs on this path) from the service's user.
+#[tokio::test]
+async fn a_replay_whose_revocation_fails_is_a_503_and_the_next_attempt_revokes() {
+    let redis = RedisServer::start();
+    let app = app_on(redis.url()).await;
+    let code = app.issue_code(&APP).await;
+    let token = app.token_from(&APP, &code).await;
+    let record = app.store.token_key_of_code(&code);
+    let mut admin = connection(&redis).await;
+    let acl = |rule: &'static str| redis::cmd("ACL").arg(&["SETUSER", "default", rule]).clone();
+
+    let _: String = acl("-del").query_async(&mut admin).await.expect("ACL");
+    let refused = Answer::of(app.exchange(&APP, &code).await).await;
+    let _: String = acl("+@all").query_async(&mut admin).await.expect("ACL");
+
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.error(), "temporarily_unavailable");
+    assert!(
+        app.exists(&record).await,
+        "the record went without its revocation"
+    );
+    assert!(app.is_active(&APP, &token).await, "the token until then");
+    let again = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(
+        (again.status, again.error()),
+        (400, "invalid_grant"),
+        "{}",
+        again.text
+    );
+    assert!(!app.exists(&record).await, "the next attempt revoked it");
+    assert!(!app.is_active(&APP, &token).await);
+}
+
 /// A token record that Redis refuses to read (an ACL that takes `GET` from the service's user,
 /// tightened while it runs) is Redis trouble: a 503 for introspection and user info, not a
 /// token called inactive (a resource server would log its user out). Only a key of another
