@@ -48,6 +48,7 @@ if [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" != "PONG" ]]; the
     exit 1
   fi
   echo "   (it keeps running after Ctrl-C; stop it with: redis-cli -p $redis_port shutdown nosave)"
+  started_redis=1
 else
   # Not ours: perhaps the system's own (Debian's package starts one, with persistence).
   version="$(redis-cli -p "$redis_port" info server 2>/dev/null | sed -n 's/^redis_version:\([0-9.]*\).*/\1/p')"
@@ -76,28 +77,31 @@ export SSO__SERVER__LISTEN="127.0.0.1:$port"
 export SSO__DISCOVERY__BASE_URL="http://127.0.0.1:$port"
 export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
 redirect="http://localhost:3000/sso/callback"
+# Printed before each exchange: a code is single use, and a second use revokes its token.
+issue="CODE=\$(SSO_ENV=dev SSO__REDIS__URL=redis://127.0.0.1:$redis_port ${bin#"$root/"} issue-code \\
+      --client demo-app --redirect-uri $redirect --scope user:basic)"
 
 cat <<TRY
 
 In another terminal, issue a code as the authorize service would, then exchange it:
 
   cd $root
-  CODE=\$(SSO_ENV=dev SSO__REDIS__URL=redis://127.0.0.1:$redis_port ${bin#"$root/"} issue-code \\
-      --client demo-app --redirect-uri $redirect --scope user:basic)
+  $issue
   curl -s -X POST http://127.0.0.1:$port/identity/sso/oauth2/access_token \\
       -H 'Content-Type: application/json' \\
       -d '{"grant_type":"authorization_code","client_id":"demo-app","client_secret":"demo-secret","code":"'"\$CODE"'","redirect_uri":"$redirect"}'
 
-The same exchange as a standard OAuth client sends it (form body, HTTP Basic):
+The same exchange as a standard OAuth client sends it (form body, HTTP Basic), with a new code
+(a code is single use: a second use is refused, and revokes the token issued for it):
 
+  $issue
   curl -s -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/access_token \\
       -d grant_type=authorization_code -d "code=\$CODE" --data-urlencode redirect_uri=$redirect
 
-(A code is single use: issue a new one for each exchange; the second use of a code revokes its token.)
+Then, with a token from a new code: ask whether it is live, read the user's profile with it,
+revoke it, and fetch the keys that verify it:
 
-Then, with a token (issue a new code first): ask whether it is live, read the user's profile
-with it, revoke it, and fetch the keys that verify it:
-
+  $issue
   TOKEN=\$(curl -s -u demo-app:demo-secret http://127.0.0.1:$port/identity/sso/oauth2/access_token \\
       -d grant_type=authorization_code -d "code=\$CODE" --data-urlencode redirect_uri=$redirect \\
       | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
@@ -107,7 +111,9 @@ with it, revoke it, and fetch the keys that verify it:
   curl -s http://127.0.0.1:$port/identity/sso/oauth2/jwks
 
 TRY
-echo "== starting sso-token on 127.0.0.1:$port"
+echo "== starting sso-token on 127.0.0.1:$port (Ctrl-C stops it)"
+[[ -z "${started_redis:-}" ]] \
+  || echo "   (the Redis started above keeps running: redis-cli -p $redis_port shutdown nosave)"
 if [[ -z "${SSO__TOKEN__ISSUER:-}" ]]; then
   with_url="SSO__TOKEN__ISSUER=http://127.0.0.1:$port"
   [[ "$redis_port" == 6379 ]] || with_url="REDIS_PORT=$redis_port $with_url"
