@@ -8,7 +8,9 @@
 //! [`track`] middleware shares through the connection's data:
 //! - an answer arms the deadline: the next request must start within `keep_alive` + 5 s (a
 //!   partial head pipelined behind the last request, or a client that never reads its answers);
-//!   an idle connection is closed by actix at `keep_alive` before that;
+//!   an idle connection is closed by actix at `keep_alive` before that (or up to 5 s later: the
+//!   timer of the last head's deadline may wake the idle connection once, and actix restarts
+//!   its idle timer on every wake; moving the timer at each answer would cost every request);
 //! - a byte read while no request is in flight brings it to 5 s from then at the latest (a
 //!   partial head after an idle spell gets what a first request gets), and the bytes after it
 //!   do not move it;
