@@ -18,6 +18,11 @@ pub enum TlsError {
     Cert { path: String, problem: String },
     #[error("server.tls.key `{path}`: {problem}")]
     Key { path: String, problem: String },
+    #[error(
+        "server.tls.key `{key}` is not the key of the first certificate of server.tls.cert \
+         `{cert}` (the server's own certificate must come first, then its chain)"
+    )]
+    Mismatch { cert: String, key: String },
     #[error("server.tls: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -30,6 +35,11 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
         path: absolute(&settings.key),
         problem: match e {
             // rustls-pki-types says "no items found".
+            rustls::pki_types::pem::Error::NoItemsFound if encrypted(&settings.key) => {
+                "an ENCRYPTED PRIVATE KEY, which is not read: decrypt it (`openssl pkey -in \
+                 FILE -out PLAIN`) and keep the file readable to this service only"
+                    .into()
+            }
             rustls::pki_types::pem::Error::NoItemsFound => {
                 "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block in the file".into()
             }
@@ -40,7 +50,14 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_single_cert(certs, key)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => TlsError::Mismatch {
+                cert: absolute(&settings.cert),
+                key: absolute(&settings.key),
+            },
+            other => TlsError::Config(other),
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -53,6 +70,11 @@ pub fn files_digest(settings: &TlsSettings) -> Option<Vec<u8>> {
         context.update(&std::fs::read(path).ok()?);
     }
     Some(context.finish().as_ref().to_vec())
+}
+
+/// Whether the key file holds a key encrypted under a password (`openssl genpkey -aes256`).
+fn encrypted(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|pem| pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY"))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
