@@ -42,8 +42,7 @@ fn a_key_of_another_certificate_is_refused_naming_both_files() {
         cert: cert.clone(),
         key: key.clone(),
     })
-    .err()
-    .expect("another pair's key was taken");
+    .expect_err("another pair's key was taken");
 
     let message = refused.to_string();
     assert!(matches!(refused, TlsError::Mismatch { .. }), "{message}");
@@ -77,8 +76,7 @@ fn an_encrypted_key_is_said_to_be_one() {
         cert: cert.clone(),
         key: key.clone(),
     })
-    .err()
-    .expect("an encrypted key was taken");
+    .expect_err("an encrypted key was taken");
 
     assert!(
         refused.to_string().contains("ENCRYPTED PRIVATE KEY"),
