@@ -71,7 +71,7 @@ impl Exchange {
                 self.store.take_code(code, &jti, settings.expires_in, &head),
             )
             .await;
-        slot.redis_answered(taken.is_ok());
+        slot.redis_answered(taken.as_ref().map(|_| ()));
         let record = match taken.map_err(OAuthError::Unavailable)? {
             Taken::Fresh { record } => record,
             Taken::Unknown => return Err(unknown_code()),

@@ -14,7 +14,7 @@ use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
 use crate::redact;
 use crate::slots::Slots;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::tokens::AccessClaims;
 use crate::userinfo::{self, Profile, UserInfo};
 
@@ -175,18 +175,10 @@ impl Inspector {
             // Its record expired with it: nothing is left to delete, so no Redis is needed.
             return Ok(());
         }
-        let mut turn = self
-            .slots
-            .call(self.store.token_cluster_slot(&claims.jti))?;
+        let revoke = self.store.revoke_token(&claims.jti, &caller.id);
         let deleted = self
-            .metrics
-            .redis(
-                RedisOp::DeleteToken,
-                self.store.revoke_token(&claims.jti, &caller.id),
-            )
-            .await;
-        turn.redis_answered(deleted.is_ok());
-        let deleted = deleted.map_err(OAuthError::Unavailable)?;
+            .on_record(&claims.jti, RedisOp::DeleteToken, revoke)
+            .await?;
         if deleted {
             self.metrics.token_revoked(Revocation::Request);
         }
@@ -201,17 +193,24 @@ impl Inspector {
             .ok_or(OAuthError::InvalidToken)
     }
 
+    /// `call` on the record of `jti`, in the shard's turn while Redis does not answer for it
+    /// ([`Slots::call`]); a failure is a 503.
+    async fn on_record<T>(
+        &self,
+        jti: &str,
+        op: RedisOp,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, OAuthError> {
+        let mut turn = self.slots.call(self.store.token_cluster_slot(jti))?;
+        let answer = self.metrics.redis(op, call).await;
+        turn.redis_answered(answer.as_ref().map(|_| ()));
+        answer.map_err(OAuthError::Unavailable)
+    }
+
     /// Adds the token record, if Redis still has it and it belongs to these claims.
     async fn with_record(&self, claims: AccessClaims) -> Result<Option<LiveToken>, OAuthError> {
-        let mut turn = self
-            .slots
-            .call(self.store.token_cluster_slot(&claims.jti))?;
-        let raw = self
-            .metrics
-            .redis(RedisOp::GetToken, self.store.get_token(&claims.jti))
-            .await;
-        turn.redis_answered(raw.is_ok());
-        let raw = raw.map_err(OAuthError::Unavailable)?;
+        let read = self.store.get_token(&claims.jti);
+        let raw = self.on_record(&claims.jti, RedisOp::GetToken, read).await?;
         let Some(raw) = raw else {
             return Ok(None);
         };

@@ -18,13 +18,19 @@
 //! and a hung master, once its shards are known, holds one slot per shard. The price: after a
 //! one-off failure, the shard's exchanges that come while its probe is out get a 503 even with
 //! slots free. A Redis that failed a call is likely to fail the next, and a prompt 503 beats a
-//! wait of `redis.timeout_ms`. Introspection, revocation and user info take no slot (they have
-//! no signature to queue behind), but their calls for a token record go by its shard the same
-//! way ([`Slots::call`]): while it fails, one call at a time, exchange or not, tries Redis, and
-//! the others get a 503 at once rather than a wait of `redis.timeout_ms` each, which a resource
-//! server asking on every request of its own would pile up. Once a stop's grace has begun ([`Slots::stop_queueing`]), no
-//! exchange waits for a slot: one that got its slot late in the grace could have its code spent
-//! and its answer cut off when the grace ends.
+//! wait of `redis.timeout_ms`.
+//!
+//! Introspection, revocation and user info take no slot (they have no signature to queue
+//! behind), but their calls for a token record go by its shard ([`Slots::call`]): while Redis
+//! does not answer for it (a timeout, no connection: the last call of any endpoint found so),
+//! one of their calls at a time tries it, beside the exchanges' probe, and the others get a 503
+//! at once rather than a wait of `redis.timeout_ms` each, which a resource server asking on
+//! every request of its own would pile up. An error Redis answers promptly (a full Redis's
+//! `OOM`, a `WAIT` short of replicas) holds back exchanges only: reads still work there.
+//!
+//! Once a stop's grace has begun ([`Slots::stop_queueing`]), no exchange waits for a slot: one
+//! that got its slot late in the grace could have its code spent and its answer cut off when
+//! the grace ends.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -33,6 +39,7 @@ use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use crate::oauth::OAuthError;
+use crate::store::StoreError;
 
 /// Shards of the Cluster key space, 512 hash slots each. A master's slot range need not end on
 /// a shard's edge: the codes of a master that shares a shard with a failing one are refused
@@ -53,32 +60,41 @@ pub struct Slots {
 
 #[derive(Default)]
 struct Shard {
-    /// Whether the last answer to an exchange's call for this shard was an error.
+    /// Whether the last answer to an exchange's call for this shard was an error, or the last
+    /// call of any endpoint found Redis not answering.
     failing: AtomicBool,
+    /// Whether the last call for this shard, of any endpoint, found Redis not answering
+    /// (`StoreError::is_unanswered`): what the other endpoints go by. An error Redis answers
+    /// promptly (a full Redis's `OOM`, a `WAIT` short of replicas) refuses exchanges, not reads.
+    unanswered: AtomicBool,
     /// Held by the one exchange that tries Redis for this shard while it fails.
     probe: AtomicBool,
+    /// Held by the one call of another endpoint that tries it while Redis does not answer:
+    /// apart from the exchanges' probe, which may wait for a slot before it calls.
+    call_probe: AtomicBool,
 }
 
 /// An exchange's slot, taken by [`Slots::enter`], or another endpoint's turn at Redis
 /// ([`Slots::call`]); frees the slot and the shard's probe when dropped.
 pub struct Slot<'a> {
     /// `None` for [`Slots::call`].
-    _permit: Option<SemaphorePermit<'a>>,
+    permit: Option<SemaphorePermit<'a>>,
     probe: Probe<'a>,
     give_up: &'a Notify,
 }
 
-/// The exchange's shard, and whether it holds the shard's probe; gives the probe back when
-/// dropped, whatever happened.
+/// The call's shard, and whether it holds its probe (the exchanges' or the other endpoints');
+/// gives the probe back when dropped, whatever happened.
 struct Probe<'a> {
     shard: &'a Shard,
+    turn: &'a AtomicBool,
     held: bool,
 }
 
 impl Probe<'_> {
     fn give_back(&mut self) {
         if std::mem::take(&mut self.held) {
-            self.shard.probe.store(false, Ordering::Relaxed);
+            self.turn.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -121,10 +137,11 @@ impl Slots {
     /// Takes a slot for an exchange whose code is in the Cluster hash `slot` (`None` outside
     /// Cluster), or says [`OAuthError::Busy`] (see the module).
     pub async fn enter(&self, slot: Option<u16>) -> Result<Slot<'_>, OAuthError> {
-        let probe = self.probe(slot)?;
+        let shard = self.shard(slot);
+        let probe = probe(shard, &shard.failing, &shard.probe)?;
         let permit = self.permit(&probe).await?;
         Ok(Slot {
-            _permit: Some(permit),
+            permit: Some(permit),
             probe,
             give_up: &self.give_up,
         })
@@ -132,30 +149,15 @@ impl Slots {
 
     /// A Redis call of introspection, revocation or user info for a key in the Cluster hash
     /// `slot` (`None` outside Cluster): no slot to wait for, but [`OAuthError::Busy`] at once
-    /// while the shard fails and another call tries Redis for it (see the module).
+    /// while Redis does not answer for the shard and another such call tries it (see the
+    /// module).
     pub fn call(&self, slot: Option<u16>) -> Result<Slot<'_>, OAuthError> {
+        let shard = self.shard(slot);
         Ok(Slot {
-            _permit: None,
-            probe: self.probe(slot)?,
+            permit: None,
+            probe: probe(shard, &shard.unanswered, &shard.call_probe)?,
             give_up: &self.give_up,
         })
-    }
-
-    /// The shard of `slot`, holding its probe if it fails; `Busy` if another holds it.
-    fn probe(&self, slot: Option<u16>) -> Result<Probe<'_>, OAuthError> {
-        let shard = self.shard(slot);
-        let mut probe = Probe { shard, held: false };
-        if shard.failing.load(Ordering::Relaxed) {
-            let free =
-                shard
-                    .probe
-                    .compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed);
-            if free.is_err() {
-                return Err(OAuthError::Busy);
-            }
-            probe.held = true;
-        }
-        Ok(probe)
     }
 
     async fn permit(&self, probe: &Probe<'_>) -> Result<SemaphorePermit<'_>, OAuthError> {
@@ -195,23 +197,57 @@ impl Slots {
 }
 
 impl Slot<'_> {
-    /// Records how the Redis call went: call it only with an answer that came from Redis (see
-    /// the module). A probe gives its turn back here. The exchange's rare later calls
-    /// (revoking a replayed code's token, deleting the record of a refused grant) are left out
-    /// of the shard's health on purpose: its answer to the exchange script has told it.
-    pub fn redis_answered(&mut self, ok: bool) {
-        let failing = &self.probe.shard.failing;
-        if ok {
-            // Read first: a store on every exchange would bounce the line between workers.
-            if failing.load(Ordering::Relaxed) {
-                failing.store(false, Ordering::Relaxed);
-            }
-        } else if !failing.swap(true, Ordering::Relaxed) {
-            // Only when it starts failing: those waiting then have been told already.
+    /// Records how the Redis call went (see the module). A probe gives its turn back here. The
+    /// exchange's rare later calls (revoking a replayed code's token, deleting the record of a
+    /// refused grant) are left out of the shard's health on purpose: its answer to the exchange
+    /// script has told it.
+    pub fn redis_answered(&mut self, outcome: Result<(), &StoreError>) {
+        let shard = self.probe.shard;
+        let unanswered = outcome.is_err_and(StoreError::is_unanswered);
+        set(&shard.unanswered, unanswered);
+        // Another endpoint's prompt refusal tells nothing of the exchange: left as it was.
+        let exchange = self.permit.is_some();
+        let failing = match outcome {
+            Ok(()) => Some(false),
+            Err(_) if exchange || unanswered => Some(true),
+            Err(_) => None,
+        };
+        // Only when it starts failing: those waiting then have been told already.
+        if failing.is_some_and(|failing| set(&shard.failing, failing)) {
             self.give_up.notify_waiters();
         }
         self.probe.give_back();
     }
+}
+
+/// `shard`'s probe `turn`, held when `failing` says it fails; `Busy` if another holds it.
+fn probe<'a>(
+    shard: &'a Shard,
+    failing: &AtomicBool,
+    turn: &'a AtomicBool,
+) -> Result<Probe<'a>, OAuthError> {
+    let mut probe = Probe {
+        shard,
+        turn,
+        held: false,
+    };
+    if failing.load(Ordering::Relaxed) {
+        let free = turn.compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed);
+        if free.is_err() {
+            return Err(OAuthError::Busy);
+        }
+        probe.held = true;
+    }
+    Ok(probe)
+}
+
+/// Sets `flag` to `value`; whether it was false and now is true. Read first: a store on every
+/// exchange would bounce the line between workers.
+fn set(flag: &AtomicBool, value: bool) -> bool {
+    if flag.load(Ordering::Relaxed) == value {
+        return false;
+    }
+    !flag.swap(value, Ordering::Relaxed) && value
 }
 
 #[cfg(test)]

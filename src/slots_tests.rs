@@ -16,7 +16,12 @@ fn of(shard: usize) -> Option<u16> {
 /// Marks `shard` failing the way an exchange does: a slot whose Redis call failed.
 async fn fail(slots: &Slots, shard: usize) {
     let mut slot = slots.enter(of(shard)).await.unwrap();
-    slot.redis_answered(false);
+    slot.redis_answered(Err(&unanswered()));
+}
+
+/// A call Redis did not answer in time.
+fn unanswered() -> StoreError {
+    StoreError::Timeout(Duration::from_millis(1000))
 }
 
 fn busy<T>(entered: Result<T, OAuthError>) -> bool {
@@ -52,7 +57,7 @@ async fn a_failing_shard_lets_one_exchange_at_a_time_try_redis() {
 
     drop(probe);
     let mut next = slots.enter(of(3)).await.expect("the probe is free again");
-    next.redis_answered(true);
+    next.redis_answered(Ok(()));
     drop(next);
     let (a, b) = (slots.enter(of(3)).await, slots.enter(of(3)).await);
     assert!(a.is_ok() && b.is_ok(), "a success ends the failing");
@@ -91,7 +96,7 @@ async fn a_slot_freed_as_its_shard_starts_failing_goes_to_no_waiter_of_that_shar
     assert!(waited.is_err());
 
     // Both before the waiter runs again: it sees a free slot and a failing shard at once.
-    holder.redis_answered(false);
+    holder.redis_answered(Err(&unanswered()));
     drop(holder);
     assert!(busy(waiter.await));
     assert_eq!(slots.semaphore.available_permits(), 1, "the slot went back");
@@ -102,7 +107,7 @@ async fn a_probe_gives_its_turn_back_once_redis_answered() {
     let slots = slots(8);
     fail(&slots, 0).await;
     let mut probe = slots.enter(of(0)).await.unwrap();
-    probe.redis_answered(false);
+    probe.redis_answered(Err(&unanswered()));
 
     let next = slots.enter(of(0)).await;
     assert!(
@@ -132,7 +137,7 @@ async fn waiting_for_a_slot_ends_when_the_shard_starts_failing_and_only_then() {
         assert!(waited.is_err(), "no slot is free: it waits");
     }
 
-    holder.redis_answered(false);
+    holder.redis_answered(Err(&unanswered()));
     assert!(busy(same.await), "its shard fails: no use waiting");
     let still = tokio::time::timeout(Duration::from_millis(20), other.as_mut()).await;
     assert!(still.is_err(), "another shard's exchange keeps waiting");
@@ -190,12 +195,15 @@ async fn calls_and_exchanges_share_a_shards_failing_and_its_probe() {
     let waited = tokio::time::timeout(Duration::from_millis(20), waiting.as_mut()).await;
     assert!(waited.is_err(), "no slot is free: it waits");
 
-    slots.call(of(5)).unwrap().redis_answered(false);
+    slots
+        .call(of(5))
+        .unwrap()
+        .redis_answered(Err(&unanswered()));
     assert!(busy(waiting.await), "a call's failure sends it away");
     let mut probe = slots.call(of(5)).expect("the next call is the probe");
     assert!(busy(slots.call(of(5))), "a second call while it tries");
     assert!(slots.call(of(6)).is_ok(), "another shard's call goes on");
-    probe.redis_answered(true);
+    probe.redis_answered(Ok(()));
     drop(probe);
     let (a, b) = (slots.call(of(5)), slots.call(of(5)));
     assert!(a.is_ok() && b.is_ok(), "a call's success ends the failing");
@@ -207,4 +215,57 @@ async fn calls_and_exchanges_share_a_shards_failing_and_its_probe() {
         .expect("an exchange failed: a call may try");
     assert!(busy(slots.call(of(9))), "but only one");
     drop(exchange);
+}
+
+/// An error Redis answers promptly (a full Redis's `OOM`, a `WAIT` short of replicas) refuses
+/// exchanges, so theirs go one at a time; reads still work, so other endpoints' calls go on.
+/// Such an error of another endpoint's leaves the exchanges as they were.
+#[tokio::test]
+async fn an_error_redis_answers_with_holds_back_exchanges_not_other_calls() {
+    let slots = slots(8);
+    let mut slot = slots.enter(of(2)).await.unwrap();
+    slot.redis_answered(Err(&StoreError::Reply));
+    drop(slot);
+
+    let probe = slots.enter(of(2)).await.expect("one exchange tries");
+    assert!(
+        busy(slots.enter(of(2)).await),
+        "a second one while it tries"
+    );
+    let (a, b) = (slots.call(of(2)), slots.call(of(2)));
+    assert!(a.is_ok() && b.is_ok(), "other endpoints' calls go on");
+    drop((a, b, probe));
+
+    let healthy = slots_with_a_refused_call();
+    let (a, b) = (healthy.enter(of(2)).await, healthy.enter(of(2)).await);
+    assert!(
+        a.is_ok() && b.is_ok(),
+        "a call's prompt refusal holds back no exchange"
+    );
+}
+
+fn slots_with_a_refused_call() -> Slots {
+    let slots = slots(8);
+    slots
+        .call(of(2))
+        .unwrap()
+        .redis_answered(Err(&StoreError::Reply));
+    slots
+}
+
+/// An exchange that waits for a slot as the shard's probe holds back no other endpoint's
+/// call: theirs is a turn of its own.
+#[tokio::test]
+async fn an_exchange_probe_waiting_for_a_slot_holds_back_no_other_call() {
+    let slots = slots(1);
+    fail(&slots, 3).await;
+    let holder = slots.enter(of(4)).await.unwrap();
+    let mut probe = Box::pin(slots.enter(of(3)));
+    let waited = tokio::time::timeout(Duration::from_millis(20), probe.as_mut()).await;
+    assert!(waited.is_err(), "the exchange probe waits for a slot");
+
+    let call = slots.call(of(3));
+    assert!(call.is_ok(), "a call tries Redis meanwhile");
+    assert!(busy(slots.call(of(3))), "one at a time");
+    drop((call, holder));
 }

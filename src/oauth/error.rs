@@ -70,9 +70,9 @@ pub enum OAuthError {
     /// Redis is down, slow or refusing: the client may retry.
     #[error("temporarily_unavailable")]
     Unavailable(#[source] crate::store::StoreError),
-    /// No exchange slot came free in `server.slot_wait_ms`, or Redis fails for the code's part
-    /// of the key space and another exchange is trying it (`slots::Slots`): 503 with
-    /// `Retry-After`; the code was not touched.
+    /// No exchange slot came free in `server.slot_wait_ms`, or Redis fails for the code's (or
+    /// the token record's) part of the key space and another call is trying it
+    /// (`slots::Slots`): 503 with `Retry-After`; Redis was not asked, nothing was touched.
     #[error("temporarily_unavailable: busy")]
     Busy,
     /// The client id's Argon2 turn or every Argon2 slot stayed busy

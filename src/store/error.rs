@@ -46,6 +46,22 @@ impl StoreError {
         matches!(self, Self::Redis(e) if e.is_connection_dropped())
     }
 
+    /// Redis did not answer: a timeout, no connection, a connection lost or refused; not an
+    /// error it answered with (`OOM`, `NOPERM`, a `WAIT` short of replicas), which leaves its
+    /// reads working (`slots`).
+    pub fn is_unanswered(&self) -> bool {
+        match self {
+            Self::Timeout(_) | Self::Pool(_) => true,
+            Self::Redis(e) => {
+                e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_io_error()
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the lane's connection is still good after this failure: an error reply about
     /// the data, the node's replicas, its memory or disk (`MISCONF`: a failed save), or the
     /// user's rights says nothing against it (a replica outage or a full disk would otherwise

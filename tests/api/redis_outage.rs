@@ -1169,6 +1169,13 @@ async fn a_full_redis_still_revokes_tokens_and_keeps_the_codes_it_refused() {
         .expect("CONFIG SET maxmemory");
     // Full indeed: the exchange's script is refused (`OOM`).
     assert_unavailable(&app, &code).await;
+    // A prompt refusal: introspection reads on, every one of 20 at once (none of them held
+    // back as if Redis did not answer).
+    let seen = futures_util::future::join_all((0..20).map(|_| app.introspect(&APP, &token))).await;
+    for answer in &seen {
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert_eq!(answer.json["active"], true, "{}", answer.text);
+    }
 
     let revoked = app.revoke(&APP, &token, None).await;
 
