@@ -41,8 +41,8 @@ const WATCH_TICK: Duration = Duration::from_millis(500);
 /// NAT or firewall dropped, or whose sentinel died, delivers nothing and reports nothing.
 const PING_AFTER: Duration = Duration::from_secs(5);
 /// The longest a watcher's first check takes: connecting, subscribing and asking its sentinel,
-/// each cut off after [`WATCH_TICK`] × 4.
-const FIRST_CHECK: Duration = Duration::from_secs(6);
+/// each cut off after [`WATCH_TICK`] × 4, and a tick more for the task to start.
+const FIRST_CHECK: Duration = Duration::from_millis(6_500);
 
 pub struct Fence {
     /// Bumped on every close and open; lanes and operations remember the one they started in.
@@ -251,7 +251,9 @@ impl Fence {
                 known.announced_by(sentinel);
                 return;
             }
-            Some(known) if known.pending(now_ms) && known.master != old => {
+            // (A repeated announcement, during a failover, of the recorded master is a new
+            // switch to it: recorded below, not dropped here.)
+            Some(known) if known.pending(now_ms) && known.master != old && known.master != new => {
                 // Not a switch away from the master the last one named (a late announcement
                 // of an earlier failover?): lanes look the master up.
                 *switch = None;

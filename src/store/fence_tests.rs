@@ -433,3 +433,18 @@ fn a_switch_to_the_recorded_master_after_one_unheard_opens_the_fence() {
     assert!(entered(&fence).is_some(), "the switch opens the fence");
     assert_eq!(fence.switched_master(), address(6380));
 }
+
+/// The same while the recorded switch is still pending (not every sentinel announced it): the
+/// repeated announcement is recorded as a new switch to that master, and lanes keep going to
+/// it rather than looking it up through a sentinel that may still name the outgoing one.
+#[test]
+fn a_switch_to_the_pending_recorded_master_after_one_unheard_keeps_lanes_on_it() {
+    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    fence.on_event(0, "+switch-master", SWITCH);
+    fence.on_event(1, "+switch-master", SWITCH);
+    fence.on_event(1, "+try-failover", "master mymaster 10.0.0.1 6379");
+    fence.on_event(1, "+switch-master", SWITCH);
+    assert!(entered(&fence).is_some(), "the switch opens the fence");
+    assert_eq!(fence.switched_master(), address(6380));
+}
