@@ -198,9 +198,10 @@ fn pkce_challenge(value: &str) -> Result<String, String> {
     }
 }
 
-/// A value that is no misspelt long option: `--` and lower-case letters, digits and `-`.
+/// A value that is no misspelt option: `-` or `--` and lower-case letters, digits and `-`
+/// (`-argon2`, `--argon`); a random secret beginning with `-` has capitals too, all but surely.
 fn not_an_option(value: &str) -> Result<String, String> {
-    let option_like = value.strip_prefix("--").is_some_and(|name| {
+    let option_like = value.strip_prefix('-').is_some_and(|name| {
         (name.bytes()).all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     });
     if option_like {

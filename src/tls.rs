@@ -52,10 +52,12 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => TlsError::Mismatch {
-                cert: absolute(&settings.cert),
-                key: absolute(&settings.key),
-            },
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                TlsError::Mismatch {
+                    cert: absolute(&settings.cert),
+                    key: absolute(&settings.key),
+                }
+            }
             other => TlsError::Config(other),
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -449,7 +449,7 @@ impl Store {
                 // records are JSON): no record, as the exchange script takes it, not a 503 for
                 // as long as that key lives.
                 Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
-                read => Ok(read?.and_then(|bytes| String::from_utf8(bytes).ok())),
+                read => Ok(read?.and_then(utf8_record)),
             }
         })
         .await
@@ -644,3 +644,16 @@ impl Store {
 /// Why a Redis before 7.0 cannot serve (`Store::fitness`).
 const OLDER_THAN_7: &str = "it is older than 7.0, which the exchange script needs (`#!lua` \
                             flags, GETDEL): every exchange fails";
+
+/// A token record's bytes as text; bytes that are not UTF-8 are no record of ours (they are
+/// JSON), said once a second.
+fn utf8_record(bytes: Vec<u8>) -> Option<String> {
+    let text = String::from_utf8(bytes).ok();
+    if text.is_none() {
+        crate::warn_every_second!(
+            "a token record holds bytes that are not UTF-8 (another writer under the key \
+             prefix?): read as no record"
+        );
+    }
+    text
+}

@@ -62,9 +62,11 @@ fn hash_secret_takes_a_secret_that_begins_with_a_hyphen_but_no_misspelt_option()
             hash_secret_sha256(secret)
         );
     }
-    let misspelt = sso_token(&["hash-secret", "--argon"], "");
-    assert_eq!(misspelt.status.code(), Some(2), "{misspelt:?}");
-    assert!(misspelt.stdout.is_empty(), "{misspelt:?}");
+    for misspelt in ["--argon", "-argon2", "-x"] {
+        let output = sso_token(&["hash-secret", misspelt], "");
+        assert_eq!(output.status.code(), Some(2), "{misspelt}: {output:?}");
+        assert!(output.stdout.is_empty(), "{misspelt}: {output:?}");
+    }
 }
 
 /// Typed at a terminal (here `script`'s pseudo-terminal): a prompt, and the secret is not

@@ -590,31 +590,32 @@ async fn retry_after_for_a_client_that_failed_at_a_blocked_address_is_the_earlie
 /// which the throttle takes for a whole new window (a block a window longer than Redis kept
 /// it), or as no count with a window left. Counters set to expire within milliseconds are
 /// read over and over until they are gone; every read is a count with its window or nothing.
-/// Without the MULTI a half read (`(3, -2)`) came within 40–110 expiries in three runs of 400.
+/// Without the MULTI a half read (`(3, -2)`) came within 7–114 expiries in three runs of 400.
 #[tokio::test]
 async fn a_counter_read_as_it_expires_is_read_whole_or_not_at_all() {
     let app = app(true).await;
     let counter = app
         .store
         .throttle_address_key("203.0.113.103".parse().unwrap());
-    let (mut reads, mut rounds) = (0_u32, 0_u32);
+    let (mut live, mut rounds) = (0_u32, 0_u32);
     let started = Instant::now();
     while rounds < 400 && started.elapsed() < Duration::from_secs(20) {
         let _: () = app
-            .query(redis::cmd("SET").arg(&counter).arg(MAX).arg("PX").arg(3))
+            .query(redis::cmd("SET").arg(&counter).arg(MAX).arg("PX").arg(5))
             .await;
         loop {
-            reads += 1;
             match app.store.failures(&counter).await.expect("counter read") {
                 (0, -2) => break,
-                (MAX, left) if (0..=3).contains(&left) => {}
-                half => panic!("read {reads}, round {rounds}: {half:?}"),
+                (MAX, left) if (0..=5).contains(&left) => live += 1,
+                half => panic!("round {rounds}, {live} live reads: {half:?}"),
             }
         }
         rounds += 1;
     }
     assert!(rounds >= 100, "only {rounds} expiries in 20 s");
-    assert!(reads >= 2 * rounds, "{reads} reads for {rounds} expiries");
+    // Reads that found it alive, so that they straddle its expiry (a slow machine may find it
+    // gone at a round's first read now and then).
+    assert!(live >= rounds / 2, "{live} live reads in {rounds} rounds");
 }
 
 /// README ("Throttling"): credentials that no secret could make right (no secret, a Basic

@@ -75,8 +75,12 @@ fn run(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
     if args.connections == 0 || args.threads == 0 || args.seed_batch == 0 {
         bail!("--connections, --threads and --seed-batch must be at least 1");
     }
-    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        bail!("--rate must be a positive number");
+    // A request a day at the least: the pacer's gap between two (1 / rate) must be a `Duration`.
+    if args
+        .rate
+        .is_some_and(|r| !(r >= 1.0 / 86_400.0 && r.is_finite()))
+    {
+        bail!("--rate must be a positive number, at least one request a day (1.2e-5)");
     }
     // Seconds a `Duration` holds (a year is plenty): `1e20` would panic converting.
     let seconds = |s: f64| s > 0.0 && s <= MAX_SECONDS;
