@@ -8,9 +8,8 @@
 //! [`track`] middleware shares through the connection's data:
 //! - an answer arms the deadline: the next request must start within `keep_alive` + 5 s (a
 //!   partial head pipelined behind the last request, or a client that never reads its answers);
-//!   an idle connection is closed by actix at `keep_alive` before that (or up to 5 s later: the
-//!   timer of the last head's deadline may wake the idle connection once, and actix restarts
-//!   its idle timer on every wake; moving the timer at each answer would cost every request);
+//!   an idle connection is closed by actix at `keep_alive` before that, or here at the same
+//!   time when the deadline's timer woke it in between (see `pending`);
 //! - a byte read while no request is in flight brings it to 5 s from then at the latest (a
 //!   partial head after an idle spell gets what a first request gets), and the bytes after it
 //!   do not move it;
@@ -39,8 +38,9 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 struct State {
     in_flight: Cell<bool>,
     deadline: Cell<Option<Instant>>,
-    /// `keep_alive` + [`HEAD_TIMEOUT`].
-    after_answer: Duration,
+    /// `keep_alive` from the last answer, while no byte has come since.
+    idle_end: Cell<Option<Instant>>,
+    keep_alive: Duration,
 }
 
 /// The connection's state, as its requests see it (`conn_data`).
@@ -51,15 +51,20 @@ impl State {
     fn started(&self) {
         self.in_flight.set(true);
         self.deadline.set(None);
+        self.idle_end.set(None);
     }
 
     fn answered(&self) {
         self.in_flight.set(false);
-        self.deadline.set(Some(Instant::now() + self.after_answer));
+        let now = Instant::now();
+        self.deadline
+            .set(Some(now + self.keep_alive + HEAD_TIMEOUT));
+        self.idle_end.set(Some(now + self.keep_alive));
     }
 
     fn bytes_read(&self) {
         if !self.in_flight.get() {
+            self.idle_end.set(None);
             let head = Instant::now() + HEAD_TIMEOUT;
             let deadline = self.deadline.get().map_or(head, |armed| armed.min(head));
             self.deadline.set(Some(deadline));
@@ -75,7 +80,17 @@ pub struct Guarded<T> {
     /// `pending`).
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
-    expired: bool,
+    ended: Option<End>,
+}
+
+/// Why a stream ended before its peer closed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Idle for `keep_alive` since an answer: reads see the end of the stream, and actix
+    /// closes the connection as when a client hangs up.
+    Idle,
+    /// Past the deadline: reads and writes fail.
+    Late,
 }
 
 impl<T> Guarded<T> {
@@ -84,7 +99,8 @@ impl<T> Guarded<T> {
         let state = Rc::new(State {
             in_flight: Cell::new(false),
             deadline: Cell::new(None),
-            after_answer: keep_alive + HEAD_TIMEOUT,
+            idle_end: Cell::new(None),
+            keep_alive,
         });
         // Never polled before a deadline is armed, and reset to it then.
         let sleep = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
@@ -93,7 +109,7 @@ impl<T> Guarded<T> {
             state,
             sleep,
             sleep_at: None,
-            expired: false,
+            ended: None,
         }
     }
 
@@ -106,26 +122,37 @@ impl<T> Guarded<T> {
     /// never set later than the deadline, and is moved only when the deadline comes before it
     /// or when it fires early: a busy connection's answers and heads, which move the deadline
     /// with every request, cost a timer operation every few seconds, not one per request.
-    fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+    ///
+    /// A timer that fires early on an idle connection (left at the last head's 5 s, say)
+    /// wakes it, and actix restarts its idle timer at every wake: the connection then ends
+    /// here, at `keep_alive` from its answer, which actix would have kept no more.
+    fn pending(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         let Some(deadline) = self.state.deadline.get() else {
             return Poll::Pending;
         };
         if self.sleep_at.is_none_or(|at| deadline < at) {
             self.set_sleep(deadline);
         }
-        if self.sleep.as_mut().poll(cx).is_ready() {
-            if Instant::now() < deadline {
-                // It was set for an earlier deadline, since moved.
-                self.set_sleep(deadline);
-                if self.sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-            }
-            self.expired = true;
-            log::debug!("closing a connection whose next request did not arrive in time");
-            return Poll::Ready(Err(timed_out()));
+        if self.sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
         }
-        Poll::Pending
+        let idle_end = self.state.idle_end.get();
+        let end = idle_end.map_or(deadline, |idle| idle.min(deadline));
+        if Instant::now() < end {
+            // It was set for an earlier deadline, since moved.
+            self.set_sleep(end);
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        let ended = if idle_end.is_some() {
+            End::Idle
+        } else {
+            log::debug!("closing a connection whose next request did not arrive in time");
+            End::Late
+        };
+        self.ended = Some(ended);
+        Poll::Ready(ended)
     }
 
     fn set_sleep(&mut self, at: Instant) {
@@ -148,12 +175,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.expired {
-            return Poll::Ready(Err(timed_out()));
+        match this.ended {
+            Some(End::Idle) => return Poll::Ready(Ok(())),
+            Some(End::Late) => return Poll::Ready(Err(timed_out())),
+            None => {}
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Pending => this.pending(cx),
+            Poll::Pending => match this.pending(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(End::Idle) => Poll::Ready(Ok(())),
+                Poll::Ready(End::Late) => Poll::Ready(Err(timed_out())),
+            },
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.state.bytes_read();
@@ -172,11 +205,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.expired {
+        if this.ended.is_some() {
             return Poll::Ready(Err(timed_out()));
         }
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => this.pending(cx),
+            Poll::Pending => this.pending(cx).map(|_| Err(timed_out())),
             ready => ready,
         }
     }
@@ -187,11 +220,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.expired {
+        if this.ended.is_some() {
             return Poll::Ready(Err(timed_out()));
         }
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => this.pending(cx),
+            Poll::Pending => this.pending(cx).map(|_| Err(timed_out())),
             ready => ready,
         }
     }

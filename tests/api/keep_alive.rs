@@ -36,6 +36,33 @@ async fn an_idle_connection_is_closed_once_past_keep_alive_secs() {
     );
 }
 
+/// The head deadline's timer (5 s from a head's first byte) must not wake an idle connection:
+/// actix restarts its idle timer at every wake, which closed such a connection up to 5 s late.
+/// A head sent in two parts arms that timer; the answer comes within a second of it, and the
+/// connection must close `keep_alive_secs` after the answer, not 5 s after the head.
+#[tokio::test]
+async fn a_slow_head_does_not_keep_its_connection_open_past_keep_alive_secs() {
+    let app = spawn_app_with(|s| s.server.keep_alive_secs = 6).await;
+    let mut conn = RawConn::open(&app.address).await;
+    let request = format!("GET {HEALTHZ_PATH} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let (start, end) = request.split_at(10);
+    conn.write_bytes(start.as_bytes()).await.unwrap();
+    conn.read_by_server().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.write_bytes(end.as_bytes()).await.unwrap();
+    let (status, _, _) = conn.answer(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(status, 200);
+
+    let closed = conn.closed_within(Duration::from_secs(15)).await;
+
+    let after = closed.expect("closed by the server within 15 s of idling");
+    // 6 s and actix's clock (ticks of 500 ms, late on a busy machine); 5 s late before.
+    assert!(
+        after > Duration::from_secs(5) && after < Duration::from_millis(8500),
+        "closed {after:?} after the answer, keep_alive_secs = 6"
+    );
+}
+
 #[tokio::test]
 async fn a_connection_idle_past_actix_default_still_takes_an_exchange() {
     let app = spawn_app_with(|s| s.server.keep_alive_secs = 15).await;

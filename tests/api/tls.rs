@@ -217,3 +217,48 @@ async fn over_tls_a_partial_head_after_an_answer_is_closed_after_5_s() {
         "still open 9 s after a partial head: {closed:?}"
     );
 }
+
+/// Over TLS, an idle connection whose head came slowly is closed `keep_alive_secs` after its
+/// answer (see `keep_alive`), and cleanly: a close_notify ends the stream (rustls reports an
+/// end without one as an error).
+#[tokio::test]
+async fn over_tls_an_idle_connection_is_closed_at_keep_alive_with_close_notify() {
+    let (tls, cert) = self_signed();
+    let app = spawn_app_with(|s| {
+        s.server.tls = Some(tls);
+        s.server.keep_alive_secs = 6;
+    })
+    .await;
+    let connector = connector_trusting(cert);
+    let tcp = TcpStream::connect(("127.0.0.1", port_of(&app)))
+        .await
+        .unwrap();
+    let name = ServerName::try_from("localhost").expect("server name");
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    // Two records: the head's 5 s timer is armed while the server waits for the second.
+    tls.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tls.write_all(b"Host: localhost\r\n\r\n").await.unwrap();
+    tls.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).ends_with(r#"{"status":"ok"}"#) {
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert!(n > 0, "closed before its answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answered = std::time::Instant::now();
+
+    let closed = tokio::time::timeout(Duration::from_secs(15), tls.read(&mut buf)).await;
+
+    let after = answered.elapsed();
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?} after {after:?}");
+    assert!(
+        after > Duration::from_secs(5) && after < Duration::from_millis(8500),
+        "closed {after:?} after the answer, keep_alive_secs = 6"
+    );
+}
