@@ -29,11 +29,11 @@ const AFTERMATH: Duration = Duration::from_secs(2);
 const HEALED: usize = 20;
 
 /// One exchange of the stream: its code, when it was answered and with what status.
-struct Outcome {
-    code: String,
-    at: Instant,
-    status: u16,
-    text: String,
+pub struct Outcome {
+    pub code: String,
+    pub at: Instant,
+    pub status: u16,
+    pub text: String,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

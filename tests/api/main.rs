@@ -5,6 +5,7 @@ mod answer;
 mod argon2_limit;
 mod cli;
 mod client_auth;
+mod cluster_failover;
 mod cluster_outage;
 mod code_records;
 mod concurrency;
