@@ -6,7 +6,7 @@
 //! half-way. A new configuration that does not load is refused with a log line and the running
 //! one stays. Either outcome is counted in the metrics, which name the key that signs now.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -54,6 +54,12 @@ pub enum LoadError {
     TokenTooLong { client: String, bytes: usize },
     #[error("minting a sample token: {0}")]
     Mint(#[from] MintError),
+    #[error(
+        "clients.file `{0}` registers no enabled client: every client would be refused, and \
+         every live token with it (a file truncated or half-written, a mount gone?). To turn \
+         every client away on purpose, restart with it"
+    )]
+    NoClientLeft(PathBuf),
 }
 
 /// Where a reload reads the settings from: the config files and environment in production,
@@ -238,6 +244,11 @@ impl Live {
             .map_err(LoadError::from)
             .and_then(|settings| {
                 let snapshot = Snapshot::load(&settings, &self.started.redis, &self.argon2)?;
+                // A start without a client only warns (nothing is lost that ran); a reload
+                // would take every replica's clients and tokens away at once.
+                if !snapshot.registry.has_enabled() && self.current.load().registry.has_enabled() {
+                    return Err(LoadError::NoClientLeft(settings.clients.file));
+                }
                 Ok((snapshot, settings))
             });
         match outcome {

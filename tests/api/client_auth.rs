@@ -253,7 +253,9 @@ async fn introspection_and_revocation_challenge_every_failed_client_authenticati
 }
 
 /// A registry with no enabled client (a forgotten mount of the clients file) answers every
-/// client 401 while `/readyz` says 200: the start and every reload warn of it, naming the file.
+/// client 401 while `/readyz` says 200: the start and a reload warn of it, naming the file.
+/// A reload that would leave no enabled client where some ran (a truncated file) is refused:
+/// it would take every client away, and every live token with it.
 #[tokio::test]
 async fn a_registry_without_an_enabled_client_is_warned_of_at_start_and_on_reload() {
     let log = crate::log_capture::mark();
@@ -283,13 +285,33 @@ async fn a_registry_without_an_enabled_client_is_warned_of_at_start_and_on_reloa
 
     let app = crate::helpers::spawn_app_with(|s| s.clients.file = empty.clone()).await;
     assert!(warned(&empty), "no warning at start");
+    app.reload_with(|s| s.clients.file = disabled_only.clone())
+        .expect("a reload to no client from no client");
+    assert!(warned(&disabled_only), "no warning on reload");
     app.reload_with(|s| s.clients.file = full.clone())
         .expect("the reload to the fixture");
     assert!(
         !warned(&full),
         "a registry with enabled clients was warned of"
     );
-    app.reload_with(|s| s.clients.file = disabled_only.clone())
-        .expect("the reload to a disabled client alone");
-    assert!(warned(&disabled_only), "no warning on reload");
+    let token = app.token_for(&APP).await;
+
+    for nothing_left in [&empty, &disabled_only] {
+        let refused = app.reload_with(|s| s.clients.file = nothing_left.clone());
+        let error = refused
+            .expect_err("a reload that leaves no enabled client")
+            .to_string();
+        assert!(error.contains("registers no enabled client"), "{error}");
+        assert!(
+            error.contains(&nothing_left.display().to_string()),
+            "{error}"
+        );
+    }
+
+    // The running registry stays: its clients and their tokens.
+    let answer = app.introspect(&APP, &token).await;
+    assert_eq!(answer.json["active"], true, "{}", answer.text);
+    let code = app.issue_code(&APP).await;
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
 }
