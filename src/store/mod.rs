@@ -68,7 +68,10 @@ pub enum Fitness {
 /// What the exchange script found under a code.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Taken {
-    /// The code was live and is now spent; its token record is written.
+    /// The code was live and is now spent; its token record is written. An empty `record` is
+    /// the script's answer for a code that held nothing usable (over 64 KiB, another Redis
+    /// type, or its token-record key another writer's): spent, no record written, and
+    /// refused as malformed by `grant::check` like any record it cannot read.
     Fresh { record: Vec<u8> },
     /// The code was spent before, and the record of the token with this `jti` is still there.
     Replayed { jti: String },
@@ -366,7 +369,8 @@ impl Store {
     }
 
     /// Deletes a token record that no client holds a token for: clean-up after a refused
-    /// exchange (best effort; never waits for replicas). Returns whether a record was there.
+    /// exchange (best effort; never waits for replicas). Returns whether it deleted this
+    /// token's record (not: none there, or another token's under its key, which stays).
     pub async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
         let deleted = self
             .delete_record(jti, None, None, |_| true, |_, acked| acked)
@@ -379,8 +383,8 @@ impl Store {
     /// `redis.replica_acks`, a deletion too few replicas acknowledged is
     /// [`StoreError::Unacknowledged`], since a failover could bring the token back; the caller
     /// answers 503 and the client retries (revocation is idempotent, and the retry's `WAIT`
-    /// covers the earlier deletion too: see [`DELETE_SCRIPT`]). Returns whether a record was
-    /// there.
+    /// covers the earlier deletion too: see [`DELETE_SCRIPT`]). Returns whether it deleted
+    /// this token's record (not: none there, or another token's or client's, which stays).
     pub async fn revoke_token(&self, jti: &str, client_id: &str) -> Result<bool, StoreError> {
         let holds = |v: &Value| matches!(v, Value::Int(_));
         let deleted = self
