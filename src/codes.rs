@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::clients::Registry;
 use crate::store::{Store, StoreError};
 use crate::userinfo::Profile;
 
@@ -49,6 +50,43 @@ pub async fn write(
     store.put_code(code, &json, ttl_secs).await
 }
 
+/// Why an exchange of `record` would be refused by `registry` (`issue-code` warns of each: a
+/// typo in a smoke test would otherwise show only later, as the exchange's refusal).
+pub fn doubts(record: &NewCode, registry: &Registry) -> Vec<String> {
+    let id = &record.client_id;
+    let Some(client) = registry.get(id) else {
+        return vec![format!(
+            "client {id:?} is not registered: its exchange is refused (invalid_client)"
+        )];
+    };
+    let mut doubts = Vec::new();
+    if !client.enabled {
+        doubts.push(format!(
+            "client {id} is disabled: its exchange is refused (invalid_client)"
+        ));
+    }
+    if !client.allows_grant("authorization_code") {
+        doubts.push(format!(
+            "client {id} may not use authorization_code: the exchange is refused \
+             (unauthorized_client)"
+        ));
+    }
+    if !client.has_redirect_uri(&record.redirect_uri) {
+        doubts.push(format!(
+            "redirect URI {:?} is not registered for client {id}: the exchange is refused \
+             (invalid_grant)",
+            record.redirect_uri
+        ));
+    }
+    for scope in record.scope.iter().filter(|s| !client.allows_scope(s)) {
+        doubts.push(format!(
+            "scope {scope:?} is not one of client {id}'s: the exchange is refused \
+             (invalid_scope)"
+        ));
+    }
+    doubts
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -76,5 +114,56 @@ mod tests {
         let tails: BTreeSet<u8> = codes.iter().flat_map(|c| c.bytes().skip(8)).collect();
         assert_eq!(leading, (b'1'..=b'9').collect());
         assert_eq!(tails, ALPHANUMERIC.iter().copied().collect());
+    }
+
+    #[test]
+    fn doubts_name_what_an_exchange_of_the_record_would_refuse() {
+        let file = std::env::temp_dir().join(format!("doubts-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &file,
+            r#"
+            [[clients]]
+            id = "app"
+            secret = "plain:s3cret"
+            redirect_uris = ["https://app.example/cb"]
+            scopes = ["user:basic"]
+            [[clients]]
+            id = "off"
+            secret = "plain:s3cret"
+            redirect_uris = ["https://off.example/cb"]
+            scopes = ["user:basic"]
+            enabled = false
+            "#,
+        )
+        .expect("clients file");
+        let registry = Registry::load(&file, &crate::clients::Argon2Limit::new(1));
+        let _ = std::fs::remove_file(&file);
+        let registry = registry.expect("registry");
+        let record = |client: &str, uri: &str, scopes: &[&str]| NewCode {
+            client_id: client.into(),
+            redirect_uri: uri.into(),
+            username: "u".into(),
+            account_id: "a".into(),
+            scope: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            code_challenge: None,
+            code_challenge_method: None,
+            issued_at: 0,
+            profile: Profile::default(),
+        };
+
+        let fine = record("app", "https://app.example/cb", &["user:basic"]);
+        assert_eq!(doubts(&fine, &registry), Vec::<String>::new());
+        let unknown = doubts(&record("nosuch", "https://app.example/cb", &[]), &registry);
+        assert!(
+            unknown.len() == 1 && unknown[0].contains("invalid_client"),
+            "{unknown:?}"
+        );
+        let wrong = record("app", "https://wrong/cb", &["user:basic", "admin"]);
+        let wrong = doubts(&wrong, &registry);
+        assert!(wrong.len() == 2, "{wrong:?}");
+        assert!(wrong[0].contains("https://wrong/cb") && wrong[0].contains("invalid_grant"));
+        assert!(wrong[1].contains("\"admin\"") && wrong[1].contains("invalid_scope"));
+        let off = doubts(&record("off", "https://off.example/cb", &[]), &registry);
+        assert!(off.len() == 1 && off[0].contains("disabled"), "{off:?}");
     }
 }

@@ -43,13 +43,18 @@ enum Command {
     /// Run the token endpoint (the default).
     Serve,
     /// Write an authorization code into Redis as the authorize service would, and print it.
+    /// It warns (and still writes it) when clients.file says the exchange would be refused.
     IssueCode {
+        /// The client id the code is issued to.
         #[arg(long)]
         client: String,
+        /// The redirect URI of the authorization request; the exchange must send the same.
         #[arg(long)]
         redirect_uri: String,
+        /// The signed-in user's name (the answer's `username`).
         #[arg(long, default_value = "zhangs")]
         username: String,
+        /// The user's account id (the token's `sub`).
         #[arg(long, default_value = "8cneYRM97jU0pqVpJWY")]
         account_id: String,
         /// Granted scope; repeat the flag for several.
@@ -85,8 +90,10 @@ enum Command {
     },
     /// Write a new private signing key as PEM (mode 0600) and print its kid.
     Keygen {
+        /// Where to write the key (refused if it exists, unless --force).
         #[arg(long)]
         out: PathBuf,
+        /// The key type, which sets the tokens' `alg`: RS256 (rsa*), ES256 (p256), EdDSA (ed25519).
         #[arg(long, value_enum, default_value = "rsa2048")]
         kind: KeyKind,
         /// Replace an existing file.
@@ -292,6 +299,16 @@ fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) 
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    // Warnings only: the code may be meant for another deployment's registry.
+    let argon2 = sso_token::clients::Argon2Limit::new(1);
+    match sso_token::clients::Registry::load(&settings.clients.file, &argon2) {
+        Ok(registry) => {
+            for doubt in codes::doubts(record, &registry) {
+                eprintln!("warning: {doubt}");
+            }
+        }
+        Err(e) => eprintln!("warning: the client could not be checked: {e}"),
+    }
     runtime.block_on(async {
         let store = Store::new(&settings.redis).map_err(|e| e.to_string())?;
         let code = codes::new_code().map_err(|_| "no randomness available".to_owned())?;
