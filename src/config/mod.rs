@@ -16,22 +16,22 @@ use serde::Deserialize;
 pub use self::error::ConfigError;
 pub use self::redis::{RedisMode, RedisSettings};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Every setting has a default, the value `config/default.toml` ships (a test holds them
+/// equal): an operator's own `default.toml` needs only what it changes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
     pub redis: RedisSettings,
     pub token: TokenSettings,
     pub clients: ClientsSettings,
-    #[serde(default)]
     pub discovery: DiscoverySettings,
     pub metrics: MetricsSettings,
-    #[serde(default)]
     pub throttle: ThrottleSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// `host:port`; port 0 picks a free port (tests).
     pub listen: String,
@@ -42,36 +42,48 @@ pub struct ServerSettings {
     /// How long a request's body may take to arrive once its head has, milliseconds. actix
     /// bounds only the head (`client_request_timeout`); without this a client that declares a
     /// body and never finishes it holds a connection for ever.
-    #[serde(default = "default_body_timeout")]
     pub body_timeout_ms: u64,
     /// How long an idle keep-alive connection stays open, seconds; 0: none does (each answer
     /// closes its connection). Above the load balancer's idle timeout, so that the balancer,
     /// never the server, closes an idle connection: a server closing it just as the balancer
     /// sends a request on it costs that request its answer.
-    #[serde(default = "default_keep_alive")]
     pub keep_alive_secs: u64,
     /// Connections each worker serves at once; past it the listener stops accepting until one
     /// closes (new ones wait in the backlog). Bounds what idle or slow clients can hold:
     /// descriptors, and memory (a connection's buffers can grow to 128 KiB). 0: see
     /// [`ServerSettings::connections_per_worker`].
-    #[serde(default)]
     pub max_connections: usize,
     /// Exchanges per worker that may be past taking their code at once, in one pool of
     /// `exchange_slots` × workers (see `slots::Slots`); the others wait before they touch Redis.
-    #[serde(default = "default_exchange_slots")]
     pub exchange_slots: usize,
     /// How long an exchange waits for a slot before it gets a 503 (its code untouched), ms.
-    #[serde(default = "default_slot_wait")]
     pub slot_wait_ms: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
     /// After SIGTERM, how long to go on serving, unready, before closing the listener: time
     /// for load balancers to stop sending requests here (see `shutdown`). Milliseconds.
-    #[serde(default)]
     pub shutdown_delay_ms: u64,
     /// Serve HTTPS instead of HTTP; absent: plain HTTP (TLS ends at the load balancer).
-    #[serde(default)]
     pub tls: Option<TlsSettings>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            workers: 0,
+            body_limit: 4096,
+            body_timeout_ms: 5_000,
+            // Above the 60 s idle timeout of nginx's upstream keep-alive and of AWS ALB.
+            keep_alive_secs: 75,
+            max_connections: 0,
+            exchange_slots: 64,
+            slot_wait_ms: 10_000,
+            shutdown_timeout_secs: 30,
+            shutdown_delay_ms: 0,
+            tls: None,
+        }
+    }
 }
 
 impl ServerSettings {
@@ -113,19 +125,6 @@ pub struct TlsSettings {
     pub key: PathBuf,
 }
 
-fn default_body_timeout() -> u64 {
-    5_000
-}
-
-/// Above the 60 s idle timeout of nginx's upstream keep-alive and of AWS ALB.
-fn default_keep_alive() -> u64 {
-    75
-}
-
-fn default_exchange_slots() -> usize {
-    64
-}
-
 /// actix's own default, the most `server.max_connections = 0` gives a worker.
 const ACTIX_MAX_CONNECTIONS: usize = 25_600;
 
@@ -133,12 +132,8 @@ const ACTIX_MAX_CONNECTIONS: usize = 25_600;
 /// the sentinels' watchers, key and config files on a reload.
 pub const RESERVED_OPEN_FILES: u64 = 512;
 
-fn default_slot_wait() -> u64 {
-    10_000
-}
-
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {
     pub issuer: String,
     /// Default `aud` claim; empty means "the client id". A client may override it.
@@ -159,24 +154,31 @@ pub struct TokenSettings {
     /// previous one until its tokens have expired (README, "Key rotation"). Public key files
     /// (SPKI or PKCS#1 RSA), so that a retired private key need not stay on disk, or private
     /// keys, of which only the public half is used.
-    #[serde(default, deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub verify_keys: Vec<PathBuf>,
     /// Clock skew tolerated, in seconds: past `exp` at introspection, user info and revocation,
     /// past `code_max_age_secs` at the exchange, and in how long a retired key must stay.
-    #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
     /// Oldest code (by its record's `issued_at`) exchanged, in seconds; 0: only the record's TTL.
-    #[serde(default = "default_code_max_age")]
     pub code_max_age_secs: u64,
 }
 
-/// RFC 6749 §4.1.2 recommends 10 minutes at most.
-fn default_code_max_age() -> u64 {
-    600
-}
-
-fn default_leeway() -> u64 {
-    30
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "com.central-x.security".into(),
+            audience: String::new(),
+            typ: "access_token".into(),
+            expires_in: 1800,
+            scope_separator: " ".into(),
+            record_scope_separator: ",".into(),
+            signing_key: "keys/signing.pem".into(),
+            verify_keys: Vec::new(),
+            leeway_secs: 30,
+            // RFC 6749 §4.1.2 recommends 10 minutes at most.
+            code_max_age_secs: 600,
+        }
+    }
 }
 
 /// Where clients find us: RFC 8414 metadata and the JWKS document.
@@ -209,13 +211,21 @@ const MAX_ARGON2_SLOTS: usize = 64;
 const MIN_AUTO_LANES: usize = 8;
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClientsSettings {
     /// TOML file with the client registry.
     pub file: PathBuf,
     /// Argon2 verifications that may run at once; 0: one per two CPUs (at least one).
-    #[serde(default)]
     pub argon2_slots: usize,
+}
+
+impl Default for ClientsSettings {
+    fn default() -> Self {
+        Self {
+            file: "config/clients.toml".into(),
+            argon2_slots: 0,
+        }
+    }
 }
 
 impl DiscoverySettings {

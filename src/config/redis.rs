@@ -26,30 +26,25 @@ pub enum RedisMode {
 }
 
 #[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// `standalone` (default), `sentinel` or `cluster`.
-    #[serde(default)]
     pub mode: RedisMode,
     /// Standalone only: `redis://`, `rediss://` (TLS) or `redis+unix:///path/to/socket` (or
     /// `unix://`).
     pub url: String,
     /// Sentinel only: the sentinels' addresses, `redis://host:port` (`rediss://` for TLS).
-    #[serde(default, deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub sentinels: Vec<String>,
     /// Sentinel only: the name the sentinels monitor the master under.
-    #[serde(default)]
     pub master_name: String,
     /// Sentinel only: the data nodes' user and password (the sentinels' own go in their URLs).
-    #[serde(default)]
     pub node_username: String,
-    #[serde(default)]
     pub node_password: Option<Sensitive>,
     /// Sentinel only: TLS to the data nodes.
-    #[serde(default)]
     pub node_tls: bool,
     /// Cluster only: seed nodes, `redis://host:port` (`rediss://` for TLS, a password in the URL).
-    #[serde(default, deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub nodes: Vec<String>,
     /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; each thread
     /// (a worker, and the main thread) takes the next lane in turn at its first Redis call and
@@ -67,24 +62,35 @@ pub struct RedisSettings {
     /// Replicas that must acknowledge an exchange's or a revocation's writes (`WAIT`) before
     /// the answer; 0 = off. Fewer in time: 503, and no token is handed out (README, "Replica
     /// acknowledgement").
-    #[serde(default)]
     pub replica_acks: u32,
     /// How long `WAIT` waits for them, milliseconds; below `timeout_ms`, so that it is never
     /// what times a request out.
-    #[serde(default = "default_replica_ack_timeout")]
     pub replica_ack_timeout_ms: u64,
     /// Seconds a connection may idle before TCP keepalive probes start; 0 = off. Keeps idle
     /// lanes' flows in NAT and load-balancer tables and finds a peer that vanished silently.
-    #[serde(default = "default_tcp_keepalive")]
     pub tcp_keepalive_secs: u64,
 }
 
-fn default_replica_ack_timeout() -> u64 {
-    300
-}
-
-fn default_tcp_keepalive() -> u64 {
-    60
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            mode: RedisMode::Standalone,
+            url: "redis://127.0.0.1:6379".into(),
+            sentinels: Vec::new(),
+            master_name: String::new(),
+            node_username: String::new(),
+            node_password: None,
+            node_tls: false,
+            nodes: Vec::new(),
+            pool_size: 0,
+            lanes: 0,
+            timeout_ms: 1000,
+            key_prefix: "sso:".into(),
+            replica_acks: 0,
+            replica_ack_timeout_ms: 300,
+            tcp_keepalive_secs: 60,
+        }
+    }
 }
 
 /// Field by field, the password's text included. Only a reload compares settings (`live`), and
