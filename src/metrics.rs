@@ -8,10 +8,10 @@
 //! 6749, or RFC 6750's at user info), `ok`, or `other` for a code outside that list.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use actix_web::dev::ServiceResponse;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use futures_util::FutureExt;
 use prometheus::core::Collector;
 use prometheus::{
@@ -488,6 +488,30 @@ impl Metrics {
         let mut text = Vec::new();
         TextEncoder::new().encode(&families, &mut text)?;
         String::from_utf8(text).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+/// `wrap_fn` middleware: counts and times each answer ([`Metrics::record`]). Outside every
+/// other but `conn_deadline::track`, so that the answers they give (a request refused after a
+/// close) count too, and the time is the request's whole.
+pub fn record<S, B>(
+    metrics: &Arc<Metrics>,
+    request: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    // The path as routed (percent-decoded), not as sent: `access_toke%6e` is the token
+    // endpoint, and its answers count under it.
+    let path = request.match_info().as_str();
+    let (endpoint, started) = (Endpoint::of(path), Instant::now());
+    let metrics = Arc::clone(metrics);
+    let answer = service.call(request);
+    async move {
+        let answer = answer.await;
+        metrics.record(endpoint, started, &answer);
+        answer
     }
 }
 

@@ -3,23 +3,23 @@
 
 use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::Server;
 use actix_web::middleware::Condition;
 use actix_web::{App, web};
 use tokio::signal::unix::Signal;
 
 use crate::client_auth::ClientAuth;
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, ServerSettings, Settings};
 use crate::conn_deadline;
 use crate::exchange::Exchange;
 use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
-use crate::metrics::{Endpoint, Metrics};
+use crate::metrics::{self, Metrics};
 use crate::routes::health::Readiness;
 use crate::routes::http::{self, BodyLimit};
-use crate::routes::{access_log, access_log_on, after_close, metrics, unread_body};
+use crate::routes::{access_log, access_log_on, after_close, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
 use crate::store::{Fitness, Store, StoreError};
@@ -98,48 +98,54 @@ impl Application {
             settings.redis.key_prefix
         );
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
-        let proxies: Arc<[Network]> = throttle.trusted_proxies().into();
-        let auth = web::Data::new(ClientAuth::new(
-            Arc::clone(&live),
-            throttle,
-            Arc::clone(&metrics),
-        ));
-        for doubt in settings.doubts() {
-            log::warn!("{doubt}");
-        }
         let workers = settings.server.worker_threads();
-        if workers > settings.redis.lanes {
-            // Each thread keeps the lane it first took: beyond the lanes, a worker's Redis
-            // replies are read by another worker, which may be busy signing.
-            log::warn!(
-                "{workers} workers share {} Redis connections (redis.pool_size): set \
-                 redis.pool_size to at least {workers}",
-                settings.redis.lanes
-            );
-        }
+        log_start_warnings(&settings, workers);
         let slots = Arc::new(Slots::new(
             settings.server.exchange_slots * workers,
             Duration::from_millis(settings.server.slot_wait_ms),
             store.is_cluster(),
         ));
-        let exchange = web::Data::new(Exchange {
-            store: store.clone(),
-            metrics: Arc::clone(&metrics),
-            slots: Arc::clone(&slots),
-        });
-        // For /readyz, which pings the store and times the ping.
-        let readiness = web::Data::new(Readiness::new(
-            store.clone(),
-            Arc::clone(&metrics),
-            settings.redis.timeout(),
-        ));
-        let inspector = web::Data::new(Inspector {
-            live: Arc::clone(&live),
-            store: store.clone(),
-            metrics: Arc::clone(&metrics),
-            slots: Arc::clone(&slots),
-        });
-        let live_data = web::Data::from(Arc::clone(&live));
+        let draining = Draining::default();
+        let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
+        let app = PublicApp {
+            proxies: throttle.trusted_proxies().into(),
+            auth: web::Data::new(ClientAuth::new(
+                Arc::clone(&live),
+                throttle,
+                Arc::clone(&metrics),
+            )),
+            exchange: web::Data::new(Exchange {
+                store: store.clone(),
+                metrics: Arc::clone(&metrics),
+                slots: Arc::clone(&slots),
+            }),
+            // For /readyz, which pings the store and times the ping.
+            readiness: web::Data::new(Readiness::new(
+                store.clone(),
+                Arc::clone(&metrics),
+                settings.redis.timeout(),
+            )),
+            inspector: web::Data::new(Inspector {
+                live: Arc::clone(&live),
+                store: store.clone(),
+                metrics: Arc::clone(&metrics),
+                slots: Arc::clone(&slots),
+            }),
+            live: web::Data::from(Arc::clone(&live)),
+            limit: web::Data::new(BodyLimit {
+                bytes: settings.server.body_limit,
+                timeout: Duration::from_millis(settings.server.body_timeout_ms),
+            }),
+            draining: draining.clone(),
+            draining_data: web::Data::new(draining.clone()),
+            metrics: web::Data::from(Arc::clone(&metrics)),
+            store: web::Data::new(store.clone()),
+            // The Logger renders part of each line up front, whatever the level: skip it when
+            // its lines would be dropped anyway (RUST_LOG=warn, as in the benchmarks).
+            logging: access_log_on(),
+            keep_alive_off: settings.server.keep_alive_secs == 0,
+            metrics_here,
+        };
         let tls = settings
             .server
             .tls
@@ -150,74 +156,16 @@ impl Application {
         let hangups = live::listen_for_sighup().map_err(StartError::Signals)?;
         let stops = StopSignals::listen().map_err(StartError::Signals)?;
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
-        let limit = web::Data::new(BodyLimit {
-            bytes: settings.server.body_limit,
-            timeout: Duration::from_millis(settings.server.body_timeout_ms),
-        });
-        let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
-        // The Logger renders part of each line up front, whatever the level: skip it when its
-        // lines would be dropped anyway (RUST_LOG=warn, as in the benchmarks).
-        let logging = access_log_on();
-        let app_exchange = exchange.clone();
-        let draining = Draining::default();
-        let draining_data = web::Data::new(draining.clone());
-        let app_draining = draining.clone();
-        let keep_alive_off = settings.server.keep_alive_secs == 0;
-        let keep_alive = Duration::from_secs(settings.server.keep_alive_secs);
-        let options = crate::http_server::Options {
-            // Idle connections outlive the balancer's (0: `KeepAlive::Disabled`). A graceful
-            // stop does not wait for them: actix closes the idle ones at once (see `shutdown`).
-            keep_alive,
-            // The count the lanes (`redis.pool_size` 0) and exchange slots were sized for.
-            workers,
-            max_connections: (settings.server)
-                .connections_per_worker(crate::open_files::soft_limit()),
-            shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
-            on_connect: after_close::mark_connection,
-        };
-        let app = move || {
-            let recorder = Arc::clone(&app_exchange.metrics);
-            let draining = app_draining.clone();
-            App::new()
-                .wrap_fn(move |request, service| {
-                    shutdown::close_when_draining(&draining, request, service)
-                })
-                .wrap_fn(move |request, service| {
-                    after_close::refuse_after_close(keep_alive_off, request, service)
-                })
-                .wrap_fn(unread_body::hold_chunked_body)
-                .wrap(Condition::new(logging, access_log(Arc::clone(&proxies))))
-                .wrap_fn(move |request, service| {
-                    // The path as routed (percent-decoded), not as sent: `access_toke%6e` is
-                    // the token endpoint, and its answers count under it.
-                    let path = request.match_info().as_str();
-                    let (endpoint, started) = (Endpoint::of(path), Instant::now());
-                    let recorder = Arc::clone(&recorder);
-                    let answer = service.call(request);
-                    async move {
-                        let answer = answer.await;
-                        recorder.record(endpoint, started, &answer);
-                        answer
-                    }
-                })
-                .app_data(app_exchange.clone())
-                .app_data(auth.clone())
-                .app_data(inspector.clone())
-                .app_data(live_data.clone())
-                .app_data(limit.clone())
-                .app_data(readiness.clone())
-                .app_data(draining_data.clone())
-                .configure(|routes| crate::routes::configure(routes, metrics_here))
-                // Outermost: it sees every request start and every answer.
-                .wrap_fn(conn_deadline::track)
-        };
-        let server = crate::http_server::serve(listener, tls, options, app)
+        let options = public_options(&settings.server, workers);
+        let keep_alive = options.keep_alive;
+        let server = public_server(listener, tls, options, app)
             .map_err(listen_error("server.listen", &settings.server.listen))?;
         let metrics = if settings.metrics.enabled && !metrics_here {
             Some(metrics_server(
                 &settings.metrics.listen,
                 keep_alive,
-                exchange,
+                metrics,
+                store.clone(),
             )?)
         } else {
             None
@@ -274,6 +222,98 @@ impl Application {
         reloader.abort();
         stopped
     }
+}
+
+/// Settings that start but may not do what was meant: said once at start, not refused.
+fn log_start_warnings(settings: &Settings, workers: usize) {
+    for doubt in settings.doubts() {
+        log::warn!("{doubt}");
+    }
+    if workers > settings.redis.lanes {
+        // Each thread keeps the lane it first took: beyond the lanes, a worker's Redis
+        // replies are read by another worker, which may be busy signing.
+        log::warn!(
+            "{workers} workers share {} Redis connections (redis.pool_size): set \
+             redis.pool_size to at least {workers}",
+            settings.redis.lanes
+        );
+    }
+}
+
+/// What every worker's public app is made of: the handlers' data, shared by all workers, and
+/// what the middleware needs.
+struct PublicApp {
+    exchange: web::Data<Exchange>,
+    auth: web::Data<ClientAuth>,
+    inspector: web::Data<Inspector>,
+    live: web::Data<Live>,
+    limit: web::Data<BodyLimit>,
+    readiness: web::Data<Readiness>,
+    /// For the middleware; `draining_data`, the same, for `/readyz`.
+    draining: Draining,
+    draining_data: web::Data<Draining>,
+    /// For `/metrics` (when served here); `metrics` is the recorder's too.
+    metrics: web::Data<Metrics>,
+    store: web::Data<Store>,
+    proxies: Arc<[Network]>,
+    logging: bool,
+    keep_alive_off: bool,
+    metrics_here: bool,
+}
+
+/// The public listener's; the metrics listener takes its keep-alive.
+fn public_options(server: &ServerSettings, workers: usize) -> crate::http_server::Options {
+    crate::http_server::Options {
+        // Idle connections outlive the balancer's (0: `KeepAlive::Disabled`). A graceful
+        // stop does not wait for them: actix closes the idle ones at once (see `shutdown`).
+        keep_alive: Duration::from_secs(server.keep_alive_secs),
+        // The count the lanes (`redis.pool_size` 0) and exchange slots were sized for.
+        workers,
+        max_connections: server.connections_per_worker(crate::open_files::soft_limit()),
+        shutdown_timeout_secs: server.shutdown_timeout_secs,
+        on_connect: after_close::mark_connection,
+    }
+}
+
+/// The public listener's server. Its middleware, last wrapped outermost: a request passes
+/// `conn_deadline::track`, `metrics::record`, the access log, `hold_chunked_body`,
+/// `refuse_after_close` and `close_when_draining` on its way in.
+fn public_server(
+    listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    options: crate::http_server::Options,
+    app: PublicApp,
+) -> std::io::Result<Server> {
+    let factory = move || {
+        let recorder = Arc::clone(&app.metrics);
+        let draining = app.draining.clone();
+        App::new()
+            .wrap_fn(move |request, service| {
+                shutdown::close_when_draining(&draining, request, service)
+            })
+            .wrap_fn(move |request, service| {
+                after_close::refuse_after_close(app.keep_alive_off, request, service)
+            })
+            .wrap_fn(unread_body::hold_chunked_body)
+            .wrap(Condition::new(
+                app.logging,
+                access_log(Arc::clone(&app.proxies)),
+            ))
+            .wrap_fn(move |request, service| metrics::record(&recorder, request, service))
+            .app_data(app.exchange.clone())
+            .app_data(app.auth.clone())
+            .app_data(app.inspector.clone())
+            .app_data(app.live.clone())
+            .app_data(app.limit.clone())
+            .app_data(app.readiness.clone())
+            .app_data(app.draining_data.clone())
+            .app_data(app.metrics.clone())
+            .app_data(app.store.clone())
+            .configure(|routes| crate::routes::configure(routes, app.metrics_here))
+            // Outermost: it sees every request start and every answer.
+            .wrap_fn(conn_deadline::track)
+    };
+    crate::http_server::serve(listener, tls, options, factory)
 }
 
 /// The server starts without Redis and recovers by itself; says so at once, not only at the
@@ -388,7 +428,8 @@ fn refusing_what_a_start_would(running: &Settings, source: SettingsSource) -> Se
 fn metrics_server(
     address: &str,
     keep_alive: Duration,
-    exchange: web::Data<Exchange>,
+    metrics: Arc<Metrics>,
+    store: Store,
 ) -> Result<(u16, Server), StartError> {
     let (listener, port) = bind("metrics.listen", address)?;
     let options = crate::http_server::Options {
@@ -398,11 +439,13 @@ fn metrics_server(
         shutdown_timeout_secs: 1,
         on_connect: |_, _| {},
     };
+    let (metrics, store) = (web::Data::from(metrics), web::Data::new(store));
     let app = move || {
         App::new()
             .wrap_fn(unread_body::hold_chunked_body)
-            .app_data(exchange.clone())
-            .service(http::get(METRICS_PATH, metrics::metrics))
+            .app_data(metrics.clone())
+            .app_data(store.clone())
+            .service(http::get(METRICS_PATH, crate::routes::metrics::metrics))
             .wrap_fn(conn_deadline::track)
     };
     let server = crate::http_server::serve(listener, None, options, app)

@@ -2,10 +2,13 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::exchange::Exchange;
+use crate::metrics::Metrics;
+use crate::store::Store;
 
-pub async fn metrics(exchange: web::Data<Exchange>) -> HttpResponse {
-    match exchange.metrics.render(exchange.store.connections()) {
+/// `store` only for its count of open connections: the metrics listener serves this without
+/// the token exchange.
+pub async fn metrics(metrics: web::Data<Metrics>, store: web::Data<Store>) -> HttpResponse {
+    match metrics.render(store.connections()) {
         Ok(text) => HttpResponse::Ok()
             .content_type(prometheus::TEXT_FORMAT)
             .body(text),
