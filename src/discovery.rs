@@ -39,7 +39,8 @@ struct Metadata<'a> {
 /// Says so when clients that discover the metadata from `token.issuer` (openid-client) would
 /// refuse it: RFC 8414 §3.3 wants the metadata's `issuer` to be the URL it was looked up under,
 /// which here is `discovery.base_url`, or a path under it (served at
-/// `/.well-known/oauth-authorization-server/<path>`). Checked at start and on every reload.
+/// `/.well-known/oauth-authorization-server/<path>`). Checked at start and on a reload that
+/// changes either.
 pub fn warn_of_an_undiscoverable_issuer(token: &TokenSettings, discovery: &DiscoverySettings) {
     if !issuer_is_discoverable(&token.issuer, discovery.base()) {
         log::warn!(

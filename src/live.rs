@@ -117,8 +117,17 @@ impl Snapshot {
 
     /// Settings that load but leave the service unable to serve, said at every start and
     /// reload: a forgotten registry mount answers every client 401 while `/readyz` says 200.
-    fn warn_of_mistakes(&self, clients_file: &Path) {
-        discovery::warn_of_an_undiscoverable_issuer(&self.token, &self.discovery);
+    /// An issuer that discovery clients refuse is said at start and when a reload changes it
+    /// (the seed's own issuer is such a one: said at every reload, it would teach operators
+    /// to skip warnings).
+    fn warn_of_mistakes(&self, clients_file: &Path, running: Option<&Snapshot>) {
+        let issuer_changed = running.is_none_or(|running| {
+            running.token.issuer != self.token.issuer
+                || running.discovery.base_url != self.discovery.base_url
+        });
+        if issuer_changed {
+            discovery::warn_of_an_undiscoverable_issuer(&self.token, &self.discovery);
+        }
         if !self.registry.has_enabled() {
             log::warn!(
                 "clients.file `{}` registers no enabled client: every token request is refused \
@@ -212,7 +221,7 @@ impl Live {
         let argon2 = Argon2Limit::configured(settings.clients.argon2_slots);
         let snapshot = Snapshot::load(settings, &settings.redis, &argon2)?;
         log::info!("{}", snapshot.describe());
-        snapshot.warn_of_mistakes(&settings.clients.file);
+        snapshot.warn_of_mistakes(&settings.clients.file, None);
         metrics.config_started(&snapshot.keys);
         let lifetime = snapshot.token_lifetime();
         Ok(Self {
@@ -258,7 +267,7 @@ impl Live {
                 self.warn_of_dropped_signers(&running, &snapshot);
                 warn_of_a_new_algorithm(&running, &snapshot);
                 warn_of_an_unpublished_signer(&running, &snapshot);
-                snapshot.warn_of_mistakes(&settings.clients.file);
+                snapshot.warn_of_mistakes(&settings.clients.file, Some(&running));
                 let described = snapshot.describe();
                 let snapshot = Arc::new(snapshot);
                 self.current.store(Arc::clone(&snapshot));

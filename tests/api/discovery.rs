@@ -424,9 +424,11 @@ async fn an_issuer_with_a_trailing_slash_also_finds_its_metadata_where_spring_lo
 
 /// An issuer that is neither `discovery.base_url` nor a path under it is warned of at start:
 /// openid-client, which looks the metadata up under the issuer, would refuse it. One under the
-/// base URL is not. Hosts no other test uses, so that the lines are this test's.
+/// base URL is not. A reload warns again only when it changes the issuer or the base URL (the
+/// seed's issuer is such a one: warned at every reload, the line would be noise). Hosts no
+/// other test uses, so that the lines are this test's.
 #[tokio::test]
-async fn an_issuer_outside_the_base_url_is_warned_of_at_start() {
+async fn an_issuer_outside_the_base_url_is_warned_of_at_start_and_when_changed() {
     let log = log_capture::mark();
     let host = |what: &str| format!("https://{what}-{}.example", Uuid::new_v4().simple());
     let (under, outside) = (host("under"), host("outside"));
@@ -435,9 +437,10 @@ async fn an_issuer_outside_the_base_url_is_warned_of_at_start() {
         s.discovery.base_url = under.clone();
     })
     .await;
-    let _undiscoverable = spawn_app_with(|s| {
+    let base = host("base");
+    let undiscoverable = spawn_app_with(|s| {
         s.token.issuer = format!("{outside}/identity");
-        s.discovery.base_url = host("base");
+        s.discovery.base_url = base.clone();
     })
     .await;
 
@@ -449,4 +452,28 @@ async fn an_issuer_outside_the_base_url_is_warned_of_at_start() {
     assert!(warned.starts_with("WARN"), "{warned}");
     assert!(warned.contains("is neither discovery.base_url"), "{warned}");
     assert!(!lines.iter().any(|l| l.contains(&under)), "{lines:#?}");
+
+    let warnings = |issuer: &str| {
+        let lines = log.lines();
+        let about = |l: &&String| l.contains("is neither discovery.base_url") && l.contains(issuer);
+        lines.iter().filter(about).count()
+    };
+    let same = |s: &mut sso_token::config::Settings| {
+        s.token.issuer = format!("{outside}/identity");
+        s.discovery.base_url = base.clone();
+    };
+    undiscoverable.reload_with(same).expect("reload");
+    assert_eq!(
+        warnings(&outside),
+        1,
+        "warned again by a reload that changed nothing"
+    );
+    let moved = format!("{outside}/moved");
+    undiscoverable
+        .reload_with(|s| {
+            same(s);
+            s.token.issuer = moved.clone();
+        })
+        .expect("reload");
+    assert_eq!(warnings(&moved), 1, "a changed issuer not warned of");
 }
