@@ -225,6 +225,7 @@ fn not_an_option(value: &str) -> Result<String, String> {
 
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
     let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+    log::info!("{}", configuration_sources(config_dir, env));
     raise_open_files(&settings.server);
     // SIGHUP reads the config files and the environment again, as at start.
     let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
@@ -237,8 +238,30 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
             env!("CARGO_PKG_VERSION"),
             app.port()
         );
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+        app.run_until_stopped().await.map_err(|e| e.to_string())?;
+        // A clean stop says so: without it the log of a stop reads like the log of a crash.
+        log::info!("sso-token stopped");
+        Ok(())
     })
+}
+
+/// Which files were read and which `SSO__` variables override them (names only: values may be
+/// passwords), for an operator who wonders why a setting is what it is.
+fn configuration_sources(config_dir: &Path, env: Option<&str>) -> String {
+    let mut files = vec![config_dir.join("default.toml").display().to_string()];
+    if let Some(env) = env.filter(|e| !e.is_empty()) {
+        files.push(config_dir.join(format!("{env}.toml")).display().to_string());
+    }
+    let mut variables: Vec<String> = std::env::vars_os()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("SSO__"))
+        .collect();
+    variables.sort();
+    let environment = match variables.is_empty() {
+        true => "no SSO__ variable".to_owned(),
+        false => format!("overridden by {}", variables.join(", ")),
+    };
+    format!("configuration: {}; {environment}", files.join(" then "))
 }
 
 /// See `open_files`: raised, and said how far.
