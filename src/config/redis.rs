@@ -323,7 +323,8 @@ fn parses(setting: &'static str, url: &str) -> Result<(), ConfigError> {
             setting,
             problem: format!(
                 "`{}` is no valid Redis URL: percent-encode / ? # @ % in the password (`%2F` \
-                 for /), and give a port of 1-65535",
+                 for /), give a port of 1-65535, and after the host a database number or \
+                 nothing (`/0`)",
                 redact::redis_url(url)
             ),
         }),

@@ -30,7 +30,8 @@ pub enum KeyringError {
         full: String,
         hint: String,
     },
-    #[error("{setting} `{path}`: {source}")]
+    /// The full path, as for a missing file; a file it may not read says whose it must be.
+    #[error("{setting} `{path}`: {source}{}", readable_hint(source))]
     File {
         setting: &'static str,
         path: String,
@@ -142,6 +143,15 @@ const VERIFY_KEY: KeySetting = KeySetting {
     },
 };
 
+fn readable_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            " (the user the service runs as must be able to read it, and every folder above it)"
+        }
+        _ => "",
+    }
+}
+
 fn read_key<K>(
     key: &KeySetting,
     path: &Path,
@@ -157,7 +167,7 @@ fn read_key<K>(
         },
         _ => KeyringError::File {
             setting,
-            path: shown.clone(),
+            path: absolute(path),
             source,
         },
     })?;

@@ -76,9 +76,10 @@ pub enum KeyKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The pem crate's own words (`malformedframing`) tell an operator nothing more.
     #[error(
         "not a PEM key (a -----BEGIN …----- block; is the file empty, DER or of another \
-         format?): {0}"
+         format?)"
     )]
     Pem(#[from] pem::PemError),
     #[error(
