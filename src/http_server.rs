@@ -111,7 +111,8 @@ where
         Some(config) => {
             // actix-tls lets a worker have 256 handshakes under way and accepts nothing more
             // meanwhile: 256 connections that never send a ClientHello (each held for the 3 s
-            // handshake timeout) made every TLS client wait, whatever `max_connections` said.
+            // handshake timeout) would make every TLS client wait, whatever `max_connections`
+            // says.
             // Handshakes share their worker's one thread, so more at once cost memory, not CPU.
             actix_tls::accept::max_concurrent_tls_connect(options.max_connections);
             builder.listen(name, listener, move || {

@@ -80,8 +80,8 @@ enum Command {
     HashSecret {
         /// The secret (better on stdin: out of the shell history and `ps`); it may begin with
         /// `-`.
-        // One base64url secret in 64 begins with `-`: clap refused it as an unknown option,
-        // quoting it. A misspelt option (`--argon`) must not be hashed as the secret, though.
+        // One base64url secret in 64 begins with `-`, which clap would refuse as an unknown
+        // option, quoting it. A misspelt option (`--argon`) must not be hashed as the secret.
         #[arg(allow_hyphen_values = true, value_parser = not_an_option)]
         secret: Option<String>,
         /// Argon2id PHC string instead of the default sha256:<hex>.

@@ -391,8 +391,8 @@ impl Metrics {
     /// a write that too few replicas acknowledged). The clock starts here: await it at once.
     ///
     /// A combinator, not an `async fn`: an `async fn` that awaits a future it was given holds
-    /// it twice (as its argument and as what it awaits), which doubled the exchange's Redis
-    /// call to 6.7 KB of every request's future.
+    /// it twice (as its argument and as what it awaits), which would double the exchange's
+    /// Redis call in every request's future (6.7 KB measured).
     pub fn redis<'a, T, F>(
         &'a self,
         op: RedisOp,

@@ -177,9 +177,9 @@ impl Store {
     }
 
     /// Sentinel mode: follows the sentinels' failover announcements from now on, in the Tokio
-    /// runtime this is called in. Started at the first operation otherwise, the watchers missed
-    /// a failover that began before it (or just before it): a code taken on the outgoing master
-    /// then came back on the new one.
+    /// runtime this is called in. Call it before serving: watchers started at the first
+    /// operation would miss a failover that began before it (or just before it), and a code
+    /// taken on the outgoing master could come back on the new one.
     pub fn watch_failovers(&self) {
         if let Some(fence) = &self.fence {
             fence.watch();
@@ -523,9 +523,9 @@ impl Store {
     pub async fn failures(&self, key: &str) -> Result<(u64, i64), StoreError> {
         let mut pipe = redis::pipe();
         // Both commands name the same key, so a Cluster routes the pipeline to one node. In
-        // one transaction: read apart, a counter that expired between them (or expired and was
-        // started again by another replica) came back as its count with a whole new window,
-        // and a blocked source stayed blocked a window longer than Redis kept it.
+        // one transaction: read apart, a counter that expires between them (or expires and is
+        // started again by another replica) would read as its count with a whole new window,
+        // keeping a blocked source blocked a window longer than Redis keeps it.
         pipe.atomic().cmd("GET").arg(key).cmd("PTTL").arg(key);
         let pipe = &pipe;
         let (count, ttl): (Option<u64>, i64) = self

@@ -48,7 +48,7 @@ end
 /// already spent. An unknown code with such a key is unknown. A string there that names no
 /// `jti` of this code is another writer's too: `Store::take_code` tells it from a replay. Only
 /// a `jti`'s characters are quoted back (a status reply must be UTF-8 to the redis crate:
-/// another writer's bytes there were a reply error, a 503 for a code already spent).
+/// another writer's bytes there would be a reply error, a 503 for a code already spent).
 ///
 /// A Redis user that may not run a command of the script (an ACL) gets its `NOPERM` (a 503)
 /// with nothing changed, never an answer as if the key held another type: `SET` is checked
