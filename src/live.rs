@@ -280,6 +280,7 @@ impl Live {
                     );
                 }
                 let not_applied = restart_only(&self.started, &settings);
+                self.metrics.restart_pending(not_applied.len());
                 if !not_applied.is_empty() {
                     log::warn!(
                         "{} changes take effect on restart only",

@@ -191,6 +191,8 @@ pub struct Metrics {
     config_applied: IntGauge,
     signing_key: IntGaugeVec,
     verification_keys: IntGauge,
+    /// Settings changed in the files that only a restart applies (0 at start).
+    restart_pending: IntGauge,
     /// Held while those change and while a scrape gathers: a scrape sees one signing key,
     /// never none or two, and the series of one configuration.
     config_swap: Mutex<()>,
@@ -360,6 +362,11 @@ impl Metrics {
                 "Keys whose tokens verify (published in the JWKS): the signer and \
                  token.verify_keys",
             )?,
+            restart_pending: gauge(
+                "sso_config_restart_pending",
+                "Sections (or settings) that the last reload found changed in the files but \
+                 that take effect on restart only; 0 after a start",
+            )?,
             config_swap: Mutex::new(()),
             registry,
         })
@@ -452,6 +459,12 @@ impl Metrics {
         let _swap = self.lock_config();
         self.config_in_force(keys);
         self.reloads[Reload::Applied as usize].inc();
+    }
+
+    /// How many restart-only settings the last applied reload found changed.
+    pub fn restart_pending(&self, changed: usize) {
+        self.restart_pending
+            .set(i64::try_from(changed).unwrap_or(i64::MAX));
     }
 
     /// A reload did not load; the running configuration stays.

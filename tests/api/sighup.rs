@@ -267,6 +267,12 @@ async fn a_reload_names_what_it_applied_and_the_sections_that_wait_for_a_restart
     let signing = format!("signing with EdDSA key {signer_kid}");
     assert!(reloaded.contains(&signing), "{reloaded}");
     assert!(reloaded.contains("client(s) registered"), "{reloaded}");
+    let pending = |text: &str| {
+        (text.lines())
+            .find_map(|l| l.strip_prefix("sso_config_restart_pending "))
+            .map(str::to_owned)
+    };
+    assert_eq!(pending(&scrape(&server).await).as_deref(), Some("0"));
 
     let mut more_slots = settings.clone();
     more_slots.server.exchange_slots += 1;
@@ -279,4 +285,6 @@ async fn a_reload_names_what_it_applied_and_the_sections_that_wait_for_a_restart
         said.contains("[server] changes take effect on restart only"),
         "{said}"
     );
+    // And the metrics say it for as long as it holds: an alert, where a log line scrolls away.
+    assert_eq!(pending(&scrape(&server).await).as_deref(), Some("1"));
 }
