@@ -757,7 +757,9 @@ fn keep_alive_outlasts_the_common_balancers_by_default_and_is_an_hour_at_most() 
 fn a_trusted_proxy_that_is_no_address_or_network_is_refused_up_front() {
     let mut settings = shipped();
     settings.throttle.trusted_proxies = urls(&["10.0.0.0/8", "fd00::/8", "192.168.1.7"]);
-    assert!(settings.clone().validate().is_ok());
+    let valid = settings.clone().validate().expect("valid proxies");
+    let parsed = ["10.0.0.0/8", "fd00::/8", "192.168.1.7"].map(|n| Network::parse(n).unwrap());
+    assert_eq!(valid.throttle.proxies, parsed, "parsed once, by `validate`");
     settings.throttle.trusted_proxies.push("lb.internal".into());
     match settings.validate() {
         Err(ConfigError::Invalid { setting, problem }) => {
@@ -766,6 +768,35 @@ fn a_trusted_proxy_that_is_no_address_or_network_is_refused_up_front() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The bounds the messages state are the ones checked.
+#[test]
+fn a_bound_is_stated_as_checked() {
+    let problem = |change: fn(&mut Settings)| {
+        let mut settings = shipped();
+        change(&mut settings);
+        match settings.validate() {
+            Err(ConfigError::Invalid { problem, .. }) => problem,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        problem(|s| s.clients.argon2_slots = 65),
+        "must be at most 64 (0: half the CPUs)"
+    );
+    assert_eq!(
+        problem(|s| s.server.workers = 1025),
+        "must be at most 1024 (0: one per core)"
+    );
+    assert_eq!(
+        problem(|s| s.redis.pool_size = 1025),
+        "must be at most 1024 (0: one per worker and the main thread)"
+    );
+    assert_eq!(
+        problem(|s| s.redis.timeout_ms = 60_001),
+        "must be between 10 and 60000"
+    );
 }
 
 #[test]

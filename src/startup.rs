@@ -45,8 +45,6 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-    #[error(transparent)]
-    Throttle(#[from] crate::throttle::BadProxy),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     /// SIGTERM, SIGINT or SIGHUP cannot be handled (see `shutdown::StopSignals::listen`).
@@ -97,7 +95,7 @@ impl Application {
             settings.redis.timeout_ms,
             settings.redis.key_prefix
         );
-        let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics))?;
+        let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics));
         let workers = settings.server.worker_threads();
         log_start_warnings(&settings, workers);
         let slots = Arc::new(Slots::new(

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::throttle::Network;
+
 pub use self::error::ConfigError;
 pub use self::redis::{RedisMode, RedisSettings};
 
@@ -302,6 +304,11 @@ pub struct ThrottleSettings {
     /// (`10.0.12.0/28`): a client inside a listed network could pick its counted address.
     #[serde(deserialize_with = "list")]
     pub trusted_proxies: Vec<String>,
+    /// `trusted_proxies` parsed, filled in by `Settings::validate` (empty before it), which
+    /// refuses an entry that is no address or network: what the throttle and the access log
+    /// match peers against. Not read from the files.
+    #[serde(skip)]
+    pub proxies: Vec<Network>,
 }
 
 impl Default for ThrottleSettings {
@@ -311,6 +318,7 @@ impl Default for ThrottleSettings {
             max_failures: 20,
             window_secs: 60,
             trusted_proxies: Vec::new(),
+            proxies: Vec::new(),
         }
     }
 }
@@ -548,18 +556,22 @@ impl Settings {
                 "must be between 1 and 86400 seconds",
             );
         }
-        if let Some(bad) = (self.throttle.trusted_proxies.iter())
-            .find(|proxy| crate::throttle::Network::parse(proxy).is_none())
-        {
-            return invalid(
-                "throttle.trusted_proxies",
-                &format!("`{bad}` is not an IP address or network (address/length)"),
-            );
-        }
+        let proxies = (self.throttle.trusted_proxies.iter())
+            .map(|proxy| Network::parse(proxy).ok_or(proxy))
+            .collect::<Result<_, _>>();
+        self.throttle.proxies = match proxies {
+            Ok(proxies) => proxies,
+            Err(bad) => {
+                return invalid(
+                    "throttle.trusted_proxies",
+                    &format!("`{bad}` is not an IP address or network (address/length)"),
+                );
+            }
+        };
         if self.clients.argon2_slots > MAX_ARGON2_SLOTS {
             return invalid(
                 "clients.argon2_slots",
-                "must be at most 64 (0: half the CPUs)",
+                &format!("must be at most {MAX_ARGON2_SLOTS} (0: half the CPUs)"),
             );
         }
         if !(256..=1 << 20).contains(&self.server.body_limit) {
@@ -590,12 +602,18 @@ impl Settings {
         // Past these a typo would take all memory (a lane each, built at start) or panic,
         // rather than stop the start with the setting's name.
         if self.server.workers > MAX_THREADS_OR_LANES {
-            return invalid("server.workers", "must be at most 1024 (0: one per core)");
+            return invalid(
+                "server.workers",
+                &format!("must be at most {MAX_THREADS_OR_LANES} (0: one per core)"),
+            );
         }
         if self.redis.pool_size > MAX_THREADS_OR_LANES {
             return invalid(
                 "redis.pool_size",
-                "must be at most 1024 (0: one per worker and the main thread)",
+                &format!(
+                    "must be at most {MAX_THREADS_OR_LANES} (0: one per worker and the main \
+                     thread)"
+                ),
             );
         }
         self.redis.lanes = match self.redis.pool_size {
@@ -607,7 +625,10 @@ impl Settings {
             set => set,
         };
         if !(10..=MAX_REDIS_TIMEOUT_MS).contains(&self.redis.timeout_ms) {
-            return invalid("redis.timeout_ms", "must be between 10 and 60000");
+            return invalid(
+                "redis.timeout_ms",
+                &format!("must be between 10 and {MAX_REDIS_TIMEOUT_MS}"),
+            );
         }
         self.redis.validate()?;
         if !(1..=86_400).contains(&self.token.expires_in) {
@@ -636,7 +657,7 @@ impl Settings {
     }
 
     /// Settings that load but are likely a mistake, each said in words that name them; the
-    /// start logs them as warnings.
+    /// start logs them as warnings. Of validated settings (it reads `throttle.proxies`).
     pub fn doubts(&self) -> Vec<String> {
         let mut doubts = Vec::new();
         if !self.metrics.enabled && !self.metrics.listen.is_empty() {
@@ -657,10 +678,7 @@ impl Settings {
                 self.server.shutdown_timeout_secs, worst_exchange_ms
             ));
         }
-        let everyone = (self.throttle.trusted_proxies.iter())
-            .filter_map(|proxy| crate::throttle::Network::parse(proxy))
-            .any(|network| network.is_everything());
-        if everyone {
+        if self.throttle.proxies.iter().any(Network::is_everything) {
             doubts.push(
                 "throttle.trusted_proxies trusts every address (a /0): any client can pick the \
                  address its failures count under with X-Forwarded-For; list only the \

@@ -104,27 +104,14 @@ impl Attempt<'_> {
     }
 }
 
-/// Why the throttle settings were refused.
-#[derive(Debug, thiserror::Error)]
-#[error("throttle.trusted_proxies: `{0}` is not an IP address or network (address/length)")]
-pub struct BadProxy(String);
-
 impl Throttle {
-    pub fn new(
-        settings: &ThrottleSettings,
-        store: Store,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, BadProxy> {
-        let trusted = settings
-            .trusted_proxies
-            .iter()
-            .map(|p| Network::parse(p).ok_or_else(|| BadProxy(p.clone())))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
+    /// From validated settings: their `proxies` are `trusted_proxies` parsed.
+    pub fn new(settings: &ThrottleSettings, store: Store, metrics: Arc<Metrics>) -> Self {
+        Self {
             enabled: settings.enabled,
             max_failures: settings.max_failures,
             window: Duration::from_secs(settings.window_secs),
-            trusted,
+            trusted: settings.proxies.clone(),
             // An address below half the limit is not read before authentication (`admit`),
             // held or not: it need not crowd out one that is.
             addresses: Table::with_floor(settings.max_failures.div_ceil(2)),
@@ -133,7 +120,7 @@ impl Throttle {
             store,
             metrics,
             warned_untrusted: AtomicBool::new(false),
-        })
+        }
     }
 
     /// `throttle.trusted_proxies`, for the access log's source address.
