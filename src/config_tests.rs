@@ -427,11 +427,13 @@ fn a_refused_redis_url_is_shown_without_its_password() {
 
 #[test]
 fn a_redis_url_that_does_not_parse_is_refused_at_load_naming_its_setting() {
-    // A password with a character a URL reserves, and a port out of range.
+    // A password with a character a URL reserves, a port out of range, a database that is no
+    // number (the message names all three).
     let bad = [
         "redis://:hunter/2@10.0.0.1:6379",
         "redis://:hunter#2@10.0.0.1:6379",
         "redis://10.0.0.1:99999",
+        "redis://:hunter2@10.0.0.1:6379/notanumber",
     ];
     for url in bad {
         let mut settings = shipped();
@@ -440,6 +442,7 @@ fn a_redis_url_that_does_not_parse_is_refused_at_load_naming_its_setting() {
         let shown = shown.unwrap_or_default();
         assert!(shown.contains("redis.url"), "{url}: {shown}");
         assert!(shown.contains("percent-encode"), "{url}: {shown}");
+        assert!(shown.contains("database number"), "{url}: {shown}");
         assert!(!shown.contains("hunter"), "{url}: {shown}");
         let cluster = check(|r| {
             r.mode = RedisMode::Cluster;
