@@ -321,10 +321,17 @@ fn public_server(
 async fn report_redis_at_start(store: Store, target: String) {
     store.failovers_checked().await;
     if let Err(e) = store.ping().await {
-        log::warn!(
-            "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \
-             until it does; if this lasts, check redis.* (address, password, TLS, mode)"
-        );
+        if e.is_refused_credentials() {
+            log::error!(
+                "Redis {target} refuses the service's credentials ({e}): exchanges get 503 and \
+                 /readyz is 503 until redis.* gives a user and password it accepts"
+            );
+        } else {
+            log::warn!(
+                "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \
+                 until it does; if this lasts, check redis.* (address, password, TLS, mode)"
+            );
+        }
     } else {
         // Both asked before either is said: once the version is logged, so is a shortfall of
         // replicas.

@@ -62,6 +62,22 @@ impl StoreError {
         }
     }
 
+    /// Redis refused the user or password (`AUTH` failed, or `NOAUTH`: none given where one is
+    /// needed): no retry mends that, unlike Redis not answering.
+    pub fn is_refused_credentials(&self) -> bool {
+        // NOAUTH refusing the `SELECT` of a database in the URL reaches us as a plain
+        // response error: Redis's words for it are what is left to tell.
+        let refused = |e: &redis::RedisError| {
+            e.kind() == redis::ErrorKind::AuthenticationFailed
+                || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+                || e.to_string().contains("Authentication required")
+        };
+        match self {
+            Self::Redis(e) | Self::Pool(deadpool_redis::PoolError::Backend(e)) => refused(e),
+            _ => false,
+        }
+    }
+
     /// Whether the lane's connection is still good after this failure: an error reply about
     /// the data, the node's replicas, its memory or disk (`MISCONF`: a failed save), or the
     /// user's rights says nothing against it (a replica outage or a full disk would otherwise

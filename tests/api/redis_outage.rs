@@ -213,6 +213,42 @@ async fn the_start_names_its_redis_and_warns_when_it_does_not_answer() {
     );
 }
 
+/// A Redis that refuses the service's password (or wants one it was not given) is no Redis
+/// that does not answer: no wait mends it, and the start says so as an error, its password
+/// hidden.
+#[tokio::test]
+async fn the_start_says_when_its_redis_refuses_the_credentials() {
+    let log = log_capture::mark();
+    let redis = RedisServer::start();
+    let config_set = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("right-password")
+        .clone();
+    let set: Option<String> = crate::topology::query(redis.port(), &config_set);
+    assert_eq!(set.as_deref(), Some("OK"));
+    let wrong = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let urls = [
+        format!("redis://:{wrong}@127.0.0.1:{}/0", redis.port()),
+        format!("redis://127.0.0.1:{}/1", redis.port()),
+    ];
+    for url in urls {
+        let shown = sso_token::redact::redis_url(&url);
+        let _app = app_on(url).await;
+        let said = log
+            .lines_when(|lines| lines.iter().any(|l| l.contains(&format!("Redis {shown} "))))
+            .await;
+        let line = said.iter().find(|l| l.contains(&format!("Redis {shown} ")));
+        let line = line.expect("a line naming the Redis");
+        assert!(line.starts_with("ERROR"), "{line}");
+        assert!(line.contains("refuses the service's credentials"), "{line}");
+    }
+    assert!(
+        !log.lines().iter().any(|l| l.contains(&wrong)),
+        "the password reached the log"
+    );
+}
+
 /// A Redis that answers PING but cannot run the exchange (here a user without scripting, or
 /// without `SET`, `DEL` or `EVAL`; a Redis older than 7.0 is the other case) passes readiness,
 /// so the start says it plainly, naming what is refused: otherwise each exchange's 503 is the
