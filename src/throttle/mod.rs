@@ -285,12 +285,32 @@ impl Throttle {
             if seen.count > self.max_failures {
                 blocked = Some((ThrottledBy::Client, seen.until));
             }
+            if self.begins_a_block(&seen) {
+                log::warn!(
+                    "throttle: client {client_id} failed {} client authentications within {} \
+                     s: its failures get 429 for the next {} s (its right secret still \
+                     passes)",
+                    self.max_failures,
+                    self.window.as_secs(),
+                    secs_left(seen.until, now)
+                );
+            }
         }
         if let Some(address) = source {
             let seen = self.learn(&self.addresses, address, address_count, now);
             if seen.count > self.max_failures {
                 // Named first: the address's block covers every request from it.
                 blocked = Some((ThrottledBy::Address, seen.until));
+            }
+            if self.begins_a_block(&seen) {
+                log::warn!(
+                    "throttle: address {address} failed {} client authentications within {} \
+                     s: blocked for the next {} s (429 for every client id that failed from \
+                     it, and unknown ones)",
+                    self.max_failures,
+                    self.window.as_secs(),
+                    secs_left(seen.until, now)
+                );
             }
         }
         if let Some(key) = pair_key.filter(|_| registered) {
@@ -344,11 +364,24 @@ impl Throttle {
         }
     }
 
+    /// The failure that completes a block: the limit's, answered 401 itself, after which the
+    /// address's requests (a client id's failures) get 429. Redis counts atomically, so one
+    /// replica sees it (while Redis is down, each that counts it itself): a block is logged
+    /// once, not once per refused request.
+    fn begins_a_block(&self, seen: &Seen) -> bool {
+        seen.count == self.max_failures
+    }
+
     fn throttled(&self, by: ThrottledBy, until: Instant, now: Instant) -> OAuthError {
         self.metrics.throttled(by);
-        let left = until.saturating_duration_since(now);
         OAuthError::Throttled {
-            retry_after_secs: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+            retry_after_secs: secs_left(until, now),
         }
     }
+}
+
+/// Whole seconds from `now` to `until`, rounded up.
+fn secs_left(until: Instant, now: Instant) -> u64 {
+    let left = until.saturating_duration_since(now);
+    left.as_secs() + u64::from(left.subsec_nanos() > 0)
 }

@@ -142,6 +142,42 @@ async fn after_n_failures_from_an_address_the_client_that_failed_gets_429_there(
     assert!(retry_after >= 50, "Retry-After {retry_after}");
 }
 
+/// The start of a block is a security event, logged once (the failure that completes it),
+/// naming the address, not once per refused request.
+#[tokio::test]
+async fn an_address_block_is_logged_once_when_it_begins() {
+    let log = log_capture::mark();
+    let app = app(true).await;
+    // An address no other test uses: the log is shared.
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let address = format!("10.{}.{}.{}", bytes[0], bytes[1], bytes[2]);
+    let lines = || {
+        let about = |l: &&String| l.contains(&format!("address {address} failed"));
+        log.lines()
+            .iter()
+            .filter(about)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    for _ in 1..MAX {
+        attempt(&app, APP.id, WRONG, &address).await;
+    }
+    assert_eq!(lines(), Vec::<String>::new(), "logged before the block");
+    // The limit's own failure completes the block.
+    let last = attempt(&app, APP.id, WRONG, &address).await;
+    assert_eq!(last.status, 401, "{}", last.text);
+
+    for _ in 0..3 {
+        let refused = attempt(&app, APP.id, WRONG, &address).await;
+        assert_throttled(&refused, "past the limit");
+    }
+
+    let said = lines();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(said[0].starts_with("WARN"), "{}", said[0]);
+    assert!(said[0].contains("blocked for the next"), "{}", said[0]);
+}
+
 /// A host routinely holds a whole IPv6 /64: its addresses share one counter.
 #[tokio::test]
 async fn ipv6_addresses_are_counted_by_their_64() {
