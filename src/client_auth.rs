@@ -1,7 +1,8 @@
 //! Client authentication as the token, introspection and revocation endpoints all do it: a
 //! throttled source address is refused up front, the credentials are checked against the
-//! registry of one snapshot, and every failure is counted (metrics, throttle). One place, so
-//! that a client secret cannot be guessed more cheaply at one endpoint than at another.
+//! registry of one snapshot (`Registry::verify_secret`), and every failure is counted (metrics,
+//! throttle). One place, so that a client secret cannot be guessed more cheaply at one endpoint
+//! than at another.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -68,7 +69,7 @@ impl ClientAuth {
             source,
         };
         self.throttle.admit(attempt).await?;
-        let outcome = snapshot.registry.authenticate(credentials).await;
+        let outcome = snapshot.registry.verify_secret(credentials).await;
         match outcome {
             Ok(client) => Ok(Caller { snapshot, client }),
             Err(failure @ OAuthError::InvalidClient(_)) => {

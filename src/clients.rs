@@ -1,5 +1,7 @@
-//! The client registry, loaded from a TOML file, and client authentication against it. The
-//! stored secrets and their verification are `secret_hash`'s.
+//! The client registry: the clients loaded from a TOML file, what each may do, and the check of
+//! a presented secret against its entry ([`Registry::verify_secret`]). Client authentication as
+//! the endpoints do it (throttle, metrics, one snapshot) is `client_auth`'s; the stored secrets
+//! and their verification are `secret_hash`'s.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -257,13 +259,15 @@ impl Registry {
             .filter(|id| !id.bytes().all(crate::oauth::is_unreserved))
     }
 
-    /// Checks the presented credentials. Unknown client, disabled client and wrong secret give
-    /// the same error, and an unknown or disabled id still costs a SHA-256 comparison, as much
-    /// as a `sha256:` client's (an Argon2 client's takes milliseconds: its timing shows, and
-    /// client ids are public anyway). A disabled Argon2 client's secret is not verified: a
-    /// flood for it takes no Argon2 slot. `Overloaded` when an Argon2 verification found
-    /// neither its client id's turn nor a slot free in time.
-    pub async fn authenticate(
+    /// Checks the presented secret against the client's entry, nothing more: the endpoints
+    /// authenticate through `ClientAuth::authenticate`, which throttles and counts around this.
+    /// Unknown client, disabled client and wrong secret give the same error, and an unknown or
+    /// disabled id still costs a SHA-256 comparison, as much as a `sha256:` client's (an Argon2
+    /// client's takes milliseconds: its timing shows, and client ids are public anyway). A
+    /// disabled Argon2 client's secret is not verified: a flood for it takes no Argon2 slot.
+    /// `Overloaded` when an Argon2 verification found neither its client id's turn nor a slot
+    /// free in time.
+    pub async fn verify_secret(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<Arc<Client>, OAuthError> {

@@ -37,7 +37,7 @@ fn refusal(text: &str, what: impl std::fmt::Debug) -> String {
 async fn the_right_secret_authenticates() {
     let registry = load(DEMO);
     let client = registry
-        .authenticate(&creds("app", "demo-secret"))
+        .verify_secret(&creds("app", "demo-secret"))
         .await
         .unwrap();
     assert_eq!(client.id, "app");
@@ -53,7 +53,7 @@ async fn wrong_secret_unknown_and_disabled_clients_fail_alike() {
     ];
     let mut descriptions = Vec::new();
     for (registry, credentials) in cases {
-        let error = registry.authenticate(&credentials).await.unwrap_err();
+        let error = registry.verify_secret(&credentials).await.unwrap_err();
         assert_eq!(error.code(), "invalid_client");
         descriptions.push(error.to_string());
     }

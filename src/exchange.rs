@@ -55,11 +55,11 @@ impl Exchange {
             // before the slots: only an answer from Redis may tell them that its shard answers.
             return Err(unknown_code());
         }
-        let cluster_slot = self.store.cluster_slot(code);
-        let mut slot = self.slots.enter(cluster_slot).await?;
+        let hash_slot = self.store.cluster_slot(code);
+        let mut slot = self.slots.enter(hash_slot).await?;
         let jti = self
             .store
-            .new_jti_in(code, cluster_slot)
+            .new_jti_in(code, hash_slot)
             .map_err(OAuthError::internal)?;
         let iat = unix_now();
         let exp = iat + settings.expires_in;

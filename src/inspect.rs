@@ -193,8 +193,8 @@ impl Inspector {
             .ok_or(OAuthError::InvalidToken)
     }
 
-    /// `call` on the record of `jti`, in the shard's turn while Redis does not answer for it
-    /// ([`Slots::call`]); a failure is a 503.
+    /// `call` on the record of `jti`, with a turn at its shard ([`Slots::call`]): while Redis
+    /// does not answer for the shard, one such call at a time tries it; a failure is a 503.
     async fn on_record<T>(
         &self,
         jti: &str,

@@ -1,5 +1,13 @@
-//! Exchange slots: how many exchanges are between taking their code and answering at once
-//! (`server.exchange_slots` per worker), and which Redis calls may go to Redis while it fails.
+//! Two gates in front of Redis, per worker:
+//! - exchange slots ([`Slots::enter`] gives a [`Slot`]): how many exchanges are between taking
+//!   their code and answering at once (`server.exchange_slots`);
+//! - a per-shard fail-fast gate, much like a circuit breaker, for the Redis calls of every
+//!   endpoint: while Redis fails for a shard of the key space, one call at a time tries it and
+//!   the others get a 503 at once. Exchanges pass it with their slot; introspection, revocation
+//!   and user info take no slot, only a [`Turn`] ([`Slots::call`]).
+//!
+//! A bare "slot" here is an exchange slot; a Redis Cluster hash slot (0..16384), which picks the
+//! shard, is always a `hash_slot`.
 //!
 //! A Redis reply is read when its worker gets to it: with 1,000 exchanges in flight on one
 //! worker each signing RS256 (~0.3–1 ms), a reply waited up to a second behind the others'
@@ -21,12 +29,13 @@
 //! wait of `redis.timeout_ms`.
 //!
 //! Introspection, revocation and user info take no slot (they have no signature to queue
-//! behind), but their calls for a token record go by its shard ([`Slots::call`]): while Redis
-//! does not answer for it (a timeout, no connection: the last call of any endpoint found so),
-//! one of their calls at a time tries it, beside the exchanges' probe, and the others get a 503
-//! at once rather than a wait of `redis.timeout_ms` each, which a resource server asking on
-//! every request of its own would pile up. An error Redis answers promptly (a full Redis's
-//! `OOM`, a `WAIT` short of replicas) holds back exchanges only: reads still work there.
+//! behind), but their calls for a token record take a turn at its shard ([`Slots::call`]):
+//! while Redis does not answer for it (a timeout, no connection: the last call of any endpoint
+//! found so), one of their calls at a time tries it, beside the exchanges' probe, and the
+//! others get a 503 at once rather than a wait of `redis.timeout_ms` each, which a resource
+//! server asking on every request of its own would pile up. An error Redis answers promptly (a
+//! full Redis's `OOM`, a `WAIT` short of replicas) holds back exchanges only: reads still work
+//! there.
 //!
 //! Once a stop's grace has begun ([`Slots::stop_queueing`]), no exchange waits for a slot: one
 //! that got its slot late in the grace could have its code spent and its answer cut off when
@@ -48,6 +57,10 @@ use crate::store::StoreError;
 /// slots.
 pub const SHARDS: usize = 32;
 
+/// The hash slots of a Redis Cluster (`store::keys` has the same number, private there).
+const HASH_SLOTS: usize = 16384;
+
+/// One worker's exchange slots, and its shards' health (see the module).
 pub struct Slots {
     semaphore: Semaphore,
     wait: Duration,
@@ -74,11 +87,18 @@ struct Shard {
     call_probe: AtomicBool,
 }
 
-/// An exchange's slot, taken by [`Slots::enter`], or another endpoint's turn at Redis
-/// ([`Slots::call`]); frees the slot and the shard's probe when dropped.
+/// An exchange's slot, taken by [`Slots::enter`]: its place among the exchanges in flight, and
+/// its turn at its shard; frees both when dropped.
 pub struct Slot<'a> {
-    /// `None` for [`Slots::call`].
-    permit: Option<SemaphorePermit<'a>>,
+    /// Held only to be dropped: that frees the slot.
+    _permit: SemaphorePermit<'a>,
+    turn: Turn<'a>,
+}
+
+/// A Redis call's turn at its shard (the fail-fast gate, see the module): the shard's probe,
+/// held when the shard fails. Another endpoint's stands alone ([`Slots::call`]); an exchange's
+/// is part of its [`Slot`]. Gives the probe back when dropped.
+pub struct Turn<'a> {
     probe: Probe<'a>,
     give_up: &'a Notify,
 }
@@ -87,14 +107,15 @@ pub struct Slot<'a> {
 /// gives the probe back when dropped, whatever happened.
 struct Probe<'a> {
     shard: &'a Shard,
-    turn: &'a AtomicBool,
+    /// The shard's `probe` or `call_probe`.
+    flag: &'a AtomicBool,
     held: bool,
 }
 
 impl Probe<'_> {
     fn give_back(&mut self) {
         if std::mem::take(&mut self.held) {
-            self.turn.store(false, Ordering::Relaxed);
+            self.flag.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -106,7 +127,7 @@ impl Drop for Probe<'_> {
 }
 
 impl Slots {
-    /// `cluster`: whether exchanges name their code's hash slot ([`Slots::enter`]).
+    /// `cluster`: whether calls name their key's hash slot ([`Slots::enter`], [`Slots::call`]).
     pub fn new(count: usize, wait: Duration, cluster: bool) -> Self {
         let shards = if cluster { SHARDS } else { 1 };
         Self {
@@ -119,12 +140,12 @@ impl Slots {
     }
 
     /// The shard of a Cluster hash slot (0..16384); the only shard outside Cluster.
-    fn shard(&self, slot: Option<u16>) -> &Shard {
-        &self.shards[self.shard_index(slot)]
+    fn shard(&self, hash_slot: Option<u16>) -> &Shard {
+        &self.shards[self.shard_index(hash_slot)]
     }
 
-    fn shard_index(&self, slot: Option<u16>) -> usize {
-        let index = slot.map_or(0, |slot| usize::from(slot) * SHARDS / 16384);
+    fn shard_index(&self, hash_slot: Option<u16>) -> usize {
+        let index = hash_slot.map_or(0, |hash_slot| usize::from(hash_slot) * SHARDS / HASH_SLOTS);
         index.min(self.shards.len() - 1)
     }
 
@@ -134,27 +155,28 @@ impl Slots {
         self.give_up.notify_waiters();
     }
 
-    /// Takes a slot for an exchange whose code is in the Cluster hash `slot` (`None` outside
-    /// Cluster), or says [`OAuthError::Busy`] (see the module).
-    pub async fn enter(&self, slot: Option<u16>) -> Result<Slot<'_>, OAuthError> {
-        let shard = self.shard(slot);
+    /// Takes an exchange slot for an exchange whose code is in the Cluster `hash_slot` (`None`
+    /// outside Cluster), or says [`OAuthError::Busy`] (see the module).
+    pub async fn enter(&self, hash_slot: Option<u16>) -> Result<Slot<'_>, OAuthError> {
+        let shard = self.shard(hash_slot);
         let probe = probe(shard, &shard.failing, &shard.probe)?;
         let permit = self.permit(&probe).await?;
         Ok(Slot {
-            permit: Some(permit),
-            probe,
-            give_up: &self.give_up,
+            _permit: permit,
+            turn: Turn {
+                probe,
+                give_up: &self.give_up,
+            },
         })
     }
 
-    /// A Redis call of introspection, revocation or user info for a key in the Cluster hash
-    /// `slot` (`None` outside Cluster): no slot to wait for, but [`OAuthError::Busy`] at once
-    /// while Redis does not answer for the shard and another such call tries it (see the
-    /// module).
-    pub fn call(&self, slot: Option<u16>) -> Result<Slot<'_>, OAuthError> {
-        let shard = self.shard(slot);
-        Ok(Slot {
-            permit: None,
+    /// A turn at Redis for a call of introspection, revocation or user info for a key in the
+    /// Cluster `hash_slot` (`None` outside Cluster): no slot to wait for, but
+    /// [`OAuthError::Busy`] at once while Redis does not answer for the shard and another such
+    /// call tries it (see the module).
+    pub fn call(&self, hash_slot: Option<u16>) -> Result<Turn<'_>, OAuthError> {
+        let shard = self.shard(hash_slot);
+        Ok(Turn {
             probe: probe(shard, &shard.unanswered, &shard.call_probe)?,
             give_up: &self.give_up,
         })
@@ -197,16 +219,29 @@ impl Slots {
 }
 
 impl Slot<'_> {
-    /// Records how the Redis call went (see the module). A probe gives its turn back here. The
-    /// exchange's rare later calls (revoking a replayed code's token, deleting the record of a
-    /// refused grant) are left out of the shard's health on purpose: its answer to the exchange
-    /// script has told it.
+    /// Records how the exchange's Redis call went (see the module). A probe is given back here.
+    /// The exchange's rare later calls (revoking a replayed code's token, deleting the record of
+    /// a refused grant) are left out of the shard's health on purpose: its answer to the
+    /// exchange script has told it.
+    #[inline]
     pub fn redis_answered(&mut self, outcome: Result<(), &StoreError>) {
+        self.turn.record(outcome, true);
+    }
+}
+
+impl Turn<'_> {
+    /// Records how the call went (see the module). A probe is given back here.
+    #[inline]
+    pub fn redis_answered(&mut self, outcome: Result<(), &StoreError>) {
+        self.record(outcome, false);
+    }
+
+    /// `exchange`: whether the call was an exchange's (its [`Slot`]'s).
+    fn record(&mut self, outcome: Result<(), &StoreError>, exchange: bool) {
         let shard = self.probe.shard;
         let unanswered = outcome.is_err_and(StoreError::is_unanswered);
         set(&shard.unanswered, unanswered);
         // Another endpoint's prompt refusal tells nothing of the exchange: left as it was.
-        let exchange = self.permit.is_some();
         let failing = match outcome {
             Ok(()) => Some(false),
             Err(_) if exchange || unanswered => Some(true),
@@ -220,19 +255,19 @@ impl Slot<'_> {
     }
 }
 
-/// `shard`'s probe `turn`, held when `failing` says it fails; `Busy` if another holds it.
+/// `shard`'s probe `flag`, held when `failing` says it fails; `Busy` if another holds it.
 fn probe<'a>(
     shard: &'a Shard,
     failing: &AtomicBool,
-    turn: &'a AtomicBool,
+    flag: &'a AtomicBool,
 ) -> Result<Probe<'a>, OAuthError> {
     let mut probe = Probe {
         shard,
-        turn,
+        flag,
         held: false,
     };
     if failing.load(Ordering::Relaxed) {
-        let free = turn.compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed);
+        let free = flag.compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed);
         if free.is_err() {
             return Err(OAuthError::Busy);
         }

@@ -10,7 +10,7 @@ fn slots(count: usize) -> Slots {
 
 /// The first Cluster hash slot of `shard`.
 fn of(shard: usize) -> Option<u16> {
-    Some(u16::try_from(shard * 16384 / SHARDS).unwrap())
+    Some(u16::try_from(shard * HASH_SLOTS / SHARDS).unwrap())
 }
 
 /// Marks `shard` failing the way an exchange does: a slot whose Redis call failed.
@@ -31,7 +31,7 @@ fn busy<T>(entered: Result<T, OAuthError>) -> bool {
 #[test]
 fn shards_cover_the_cluster_slots_in_order() {
     let slots = slots(1);
-    let width = u16::try_from(16384 / SHARDS).unwrap();
+    let width = u16::try_from(HASH_SLOTS / SHARDS).unwrap();
     assert_eq!(slots.shard_index(Some(0)), 0);
     assert_eq!(slots.shard_index(Some(width - 1)), 0);
     assert_eq!(slots.shard_index(Some(width)), 1);

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::authenticate;
+use super::authenticate_request;
 use super::http::{BodyLimit, client_authorization, content_type, no_store, read_body};
 use crate::client_auth::{Caller, ClientAuth};
 use crate::inspect::Inspector;
@@ -53,7 +53,7 @@ async fn authenticated(
         request,
         read_body(request, payload, limit.with_token()).await?,
     )?;
-    let caller = authenticate(request, auth, &query.client).await?;
+    let caller = authenticate_request(request, auth, &query.client).await?;
     Ok((caller, query))
 }
 

@@ -49,9 +49,9 @@ pub(crate) fn configure(routes: &mut ServiceConfig, with_metrics: bool) {
     }
 }
 
-/// Client authentication (throttled, counted) from the request's source address; the access
-/// log names the client once it has passed.
-pub(crate) async fn authenticate(
+/// [`ClientAuth::authenticate`] with the request's source address; the access log names the
+/// client once it has passed.
+pub(crate) async fn authenticate_request(
     request: &HttpRequest,
     auth: &ClientAuth,
     credentials: &ClientCredentials,

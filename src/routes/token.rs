@@ -3,7 +3,7 @@
 use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::authenticate;
+use super::authenticate_request;
 use super::http::{BodyLimit, client_authorization, content_type, no_store, read_body};
 use crate::client_auth::ClientAuth;
 use crate::clients::Client;
@@ -23,7 +23,7 @@ pub async fn access_token(
         client_authorization(&request)?,
         &body,
     )?;
-    let caller = authenticate(&request, &auth, &token_request.client).await?;
+    let caller = authenticate_request(&request, &auth, &token_request.client).await?;
     let issued = exchange
         .exchange(&caller, &token_request)
         .await

@@ -115,7 +115,7 @@ impl TokenPlan {
             secret: Sensitive::new(args.client_secret.clone()),
             used_basic: false,
         };
-        if registry.authenticate(&credentials).await.is_err() {
+        if registry.verify_secret(&credentials).await.is_err() {
             bail!(
                 "--client-secret does not match the entry of `{}` in {} (or the client is \
                  disabled)",
