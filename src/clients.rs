@@ -390,11 +390,13 @@ impl Client {
     /// as [`Client::log_auth_failure`]: each replay revokes another token, so a client that
     /// retries every exchange (a bug worth the operator's eye, or a stolen code in use) would
     /// otherwise write a line per token it was issued.
-    pub fn log_revoking_replay(&self) {
+    /// `jti` names the token (the first of the second's replays): for the operator's look-up
+    /// of whose it was (introspection, the access log's time); a `jti` is no credential.
+    pub fn log_revoking_replay(&self, jti: &str) {
         self.log_limited_at(
             log::Level::Warn,
             &self.revoking_replays,
-            format_args!("authorization code replayed; its token is revoked"),
+            format_args!("authorization code replayed; its token is revoked (jti {jti})"),
         );
     }
 

@@ -127,7 +127,7 @@ impl Exchange {
             }
             Ok(true) => {
                 self.metrics.token_revoked(Revocation::Replay);
-                client.log_revoking_replay();
+                client.log_revoking_replay(issued);
                 OAuthError::invalid_grant(
                     "the authorization code was already used; the token issued for it is revoked",
                 )

@@ -594,6 +594,19 @@ async fn its_own_codes_replayed_in_a_loop_are_one_warning_a_second() {
         client.id
     );
     assert_at_most_once_a_second(&log, &warned, started, TRIES).await;
+    // Each line names a token it revoked, by its `jti`.
+    let jtis: Vec<String> = (tokens.iter())
+        .map(|t| {
+            crate::helpers::verify_token(t, client.id, crate::helpers::ISSUER).claims["jti"]
+                .to_string()
+        })
+        .collect();
+    let lines = log.lines();
+    let named = (lines.iter()).filter(|l| l.contains(&warned)).all(|l| {
+        jtis.iter()
+            .any(|jti| l.contains(&format!("(jti {})", jti.trim_matches('"'))))
+    });
+    assert!(named, "a replay line without its token's jti");
     for token in &tokens {
         assert!(
             !app.is_active(&client, token).await,
