@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use sso_token::clock::unix_now;
 use sso_token::codes::{self, NewCode};
-use sso_token::config::{RESERVED_OPEN_FILES, ServerSettings, Settings};
+use sso_token::config::Settings;
 use sso_token::open_files;
 use sso_token::startup::Application;
 use sso_token::store::Store;
@@ -226,7 +226,7 @@ fn not_an_option(value: &str) -> Result<String, String> {
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
     let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
     log::info!("{}", configuration_sources(config_dir, env));
-    raise_open_files(&settings.server);
+    open_files::raise_and_report(&settings.server);
     // SIGHUP reads the config files and the environment again, as at start.
     let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
     let source = Box::new(move || Settings::load(&dir, env.as_deref()));
@@ -262,58 +262,6 @@ fn configuration_sources(config_dir: &Path, env: Option<&str>) -> String {
         false => format!("overridden by {}", variables.join(", ")),
     };
     format!("configuration: {}; {environment}", files.join(" then "))
-}
-
-/// See `open_files`: raised, and said how far.
-fn raise_open_files(server: &ServerSettings) {
-    let shown = |limit: Option<u64>| limit.map_or("unlimited".to_owned(), |n| n.to_string());
-    match open_files::raise_to_hard() {
-        Ok((before, now)) => {
-            let raised = if before == now {
-                String::new()
-            } else {
-                format!(" (raised from {})", shown(before))
-            };
-            let (workers, per_worker) =
-                (server.worker_threads(), server.connections_per_worker(now));
-            let connections = workers.saturating_mul(per_worker);
-            if now.is_some_and(|n| n < open_files::LOW) {
-                log::warn!(
-                    "open files: at most {}{raised}, and each connection takes one: raise the \
-                     hard limit (systemd LimitNOFILE, docker run --ulimit nofile)",
-                    shown(now)
-                );
-            } else if now
-                .is_some_and(|n| connections as u64 > n.saturating_sub(RESERVED_OPEN_FILES))
-            {
-                // With 0 the fit is floored at 64 a worker: too many workers for the limit.
-                let (why, remedy) = if server.max_connections == 0 {
-                    (
-                        "server.max_connections 0 gives each worker 64 at the least".to_owned(),
-                        "lower server.workers, or raise the limit",
-                    )
-                } else {
-                    (
-                        format!("server.max_connections is {}", server.max_connections),
-                        "lower it, or set 0 to fit",
-                    )
-                };
-                log::warn!(
-                    "open files: at most {}{raised}, but {why}: {workers} worker(s) may hold \
-                     {connections} connections, and once clients hold every descriptor, Redis \
-                     cannot be reconnected; {remedy}",
-                    shown(now)
-                );
-            } else {
-                log::info!(
-                    "open files: at most {}{raised}; connections: at most {per_worker} a \
-                     worker",
-                    shown(now)
-                );
-            }
-        }
-        Err(e) => log::warn!("open files: the soft limit could not be raised: {e}"),
-    }
 }
 
 fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) -> CliResult {

@@ -101,7 +101,7 @@ impl ServerSettings {
     /// together would pass the open-files limit (`open_files`, `None`: unlimited) less
     /// [`RESERVED_OPEN_FILES`]: clients that took every descriptor would leave none for a
     /// Redis lane to reconnect, nor for the listener, which then stops accepting for half a
-    /// second at a time. At least 64.
+    /// second at a time. At least [`MIN_CONNECTIONS_PER_WORKER`].
     pub fn connections_per_worker(&self, open_files: Option<u64>) -> usize {
         if self.max_connections != 0 {
             return self.max_connections;
@@ -112,7 +112,7 @@ impl ServerSettings {
         let workers = u64::try_from(self.worker_threads()).unwrap_or(u64::MAX);
         let fits = limit.saturating_sub(RESERVED_OPEN_FILES) / workers.max(1);
         usize::try_from(fits).map_or(ACTIX_MAX_CONNECTIONS, |fits| {
-            fits.clamp(64, ACTIX_MAX_CONNECTIONS)
+            fits.clamp(MIN_CONNECTIONS_PER_WORKER, ACTIX_MAX_CONNECTIONS)
         })
     }
 }
@@ -129,6 +129,10 @@ pub struct TlsSettings {
 
 /// actix's own default, the most `server.max_connections = 0` gives a worker.
 const ACTIX_MAX_CONNECTIONS: usize = 25_600;
+
+/// The fewest connections `server.max_connections` 0 gives a worker, whatever the open-files
+/// limit: a worker that could hold fewer would be of little use (the start warns instead).
+pub const MIN_CONNECTIONS_PER_WORKER: usize = 64;
 
 /// Descriptors kept for what is not a client's connection: Redis lanes, the metrics listener,
 /// the sentinels' watchers, key and config files on a reload.
