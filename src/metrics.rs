@@ -5,7 +5,8 @@
 //!
 //! Request outcomes are read in one place, [`Metrics::record`], from the [`OAuthError`] that an
 //! answer was rendered from, so the `outcome` label is always the error code of the answer (RFC
-//! 6749, or RFC 6750's at user info), `ok`, or `other` for a code outside that list.
+//! 6749's, or RFC 6750's at user info: [`ErrorCode`], one series each), `ok`, or `other` for an
+//! answer that is neither (a 404, …).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use prometheus::{
 };
 
 use crate::oauth::OAuthError;
+use crate::oauth::error::ErrorCode;
 use crate::routes::paths::{
     HEALTHZ_PATH, INTROSPECT_PATH, JWKS_PATH, JWKS_WELL_KNOWN_PATH, METADATA_PATH, METRICS_PATH,
     READYZ_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
@@ -90,21 +92,27 @@ impl Endpoint {
     }
 }
 
-/// `ok`, every RFC 6749/6750/7009 error code the service answers with, and `other` (404, …).
-const OUTCOMES: [&str; 12] = [
-    "ok",
-    "invalid_request",
-    "invalid_client",
-    "invalid_grant",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-    "invalid_token",
-    "insufficient_scope",
-    "temporarily_unavailable",
-    "server_error",
-    "other",
-];
+/// The `outcome` label's values: `ok`, every error code the service answers with (each
+/// [`ErrorCode`] at [`outcome_of`]`(code)`), and `other` (404, …).
+const OUTCOMES: [&str; ErrorCode::ALL.len() + 2] = {
+    let mut outcomes = ["ok"; ErrorCode::ALL.len() + 2];
+    let mut i = 0;
+    while i < ErrorCode::ALL.len() {
+        outcomes[outcome_of(ErrorCode::ALL[i])] = ErrorCode::ALL[i].as_str();
+        i += 1;
+    }
+    outcomes[OTHER] = "other";
+    outcomes
+};
+/// The index of `ok` in [`OUTCOMES`].
+const OK: usize = 0;
+/// The index of `other` in [`OUTCOMES`].
+const OTHER: usize = ErrorCode::ALL.len() + 1;
+
+/// The index of `code` in [`OUTCOMES`]: no lookup, on every answer.
+const fn outcome_of(code: ErrorCode) -> usize {
+    code as usize + 1
+}
 
 labelled! {
     /// The Redis operations that are timed.
@@ -225,7 +233,8 @@ impl Metrics {
 
         let requests = counter_vec(
             "sso_requests_total",
-            "HTTP requests by endpoint and outcome (ok or the RFC 6749 error code)",
+            "HTTP requests by endpoint and outcome (ok, the RFC 6749 or RFC 6750 error code, or \
+             other)",
             &["endpoint", "outcome"],
         )?;
         let latency = histogram_vec(
@@ -384,10 +393,10 @@ impl Metrics {
             Err(error) => (error.as_response_error().status_code(), Some(error)),
         };
         let outcome = match error.and_then(|e| e.as_error::<OAuthError>()) {
-            Some(oauth) => outcome_index(oauth.code()),
-            None if status.is_success() => 0,
-            None if status.as_u16() == 503 => outcome_index("temporarily_unavailable"),
-            None => OUTCOMES.len() - 1,
+            Some(oauth) => outcome_of(oauth.error_code()),
+            None if status.is_success() => OK,
+            None if status.as_u16() == 503 => outcome_of(ErrorCode::TemporarilyUnavailable),
+            None => OTHER,
         };
         let endpoint = endpoint as usize;
         self.requests[endpoint][outcome].inc();
@@ -528,13 +537,6 @@ where
     }
 }
 
-fn outcome_index(code: &str) -> usize {
-    OUTCOMES
-        .iter()
-        .position(|o| *o == code)
-        .unwrap_or(OUTCOMES.len() - 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +558,9 @@ mod tests {
         for (i, result) in Reload::ALL.iter().enumerate() {
             assert_eq!(*result as usize, i, "{result:?}");
         }
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "{code:?}");
+        }
     }
 
     #[test]
@@ -565,23 +570,58 @@ mod tests {
         assert!(REDIS_BUCKETS.is_sorted() && LATENCY_BUCKETS.is_sorted());
     }
 
+    /// One error of each variant, from lines `pattern => sample`: the patterns make a match
+    /// with no other arm, so a new variant does not compile until it has its line, and each
+    /// sample is checked to match its pattern.
+    macro_rules! one_of_each {
+        ($($pattern:pat => $sample:expr,)+) => {{
+            let _exhaustive = |error: &OAuthError| match error {
+                $($pattern => (),)+
+            };
+            vec![$({
+                let sample = $sample;
+                assert!(matches!(sample, $pattern), "{sample:?} is no {}", stringify!($pattern));
+                sample
+            },)+]
+        }};
+    }
+
     #[test]
-    fn every_error_code_has_its_own_outcome() {
-        let errors = [
-            OAuthError::invalid_request("x"),
-            OAuthError::authentication_failed(),
-            OAuthError::invalid_grant("x"),
-            OAuthError::UnauthorizedClient("x".into()),
-            OAuthError::UnsupportedGrantType,
-            OAuthError::InvalidScope("x".into()),
-            OAuthError::Unavailable(StoreError::Reply),
-            OAuthError::Internal("x".into()),
-        ];
-        let mut seen: Vec<usize> = errors.iter().map(|e| outcome_index(e.code())).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), errors.len());
-        assert!(!seen.contains(&0) && !seen.contains(&(OUTCOMES.len() - 1)));
+    fn every_error_counts_under_its_own_code() {
+        use OAuthError::*;
+        let errors = one_of_each! {
+            InvalidRequest(_) => OAuthError::invalid_request("x"),
+            InvalidClient(_) => OAuthError::authentication_failed(),
+            InvalidGrant(_) => OAuthError::invalid_grant("x"),
+            UnauthorizedClient(_) => UnauthorizedClient("x".into()),
+            UnsupportedGrantType => UnsupportedGrantType,
+            InvalidScope(_) => InvalidScope("x".into()),
+            BearerRequired => BearerRequired,
+            MalformedBearer(_) => MalformedBearer("x".into()),
+            InvalidToken => InvalidToken,
+            InsufficientScope { .. } => InsufficientScope { scope: "x", description: "x".into() },
+            Throttled { .. } => Throttled { retry_after_secs: 1 },
+            PayloadTooLarge => PayloadTooLarge,
+            BodyTimeout => BodyTimeout,
+            MethodNotAllowed { .. } => MethodNotAllowed { allow: "GET" },
+            Unavailable(_) => Unavailable(StoreError::Reply),
+            Busy => Busy,
+            Overloaded => Overloaded,
+            Internal(_) => Internal("x".into()),
+        };
+        for error in &errors {
+            let outcome = outcome_of(error.error_code());
+            assert_eq!(OUTCOMES[outcome], error.code(), "{error:?}");
+            assert!(outcome != OK && outcome != OTHER, "{error:?}");
+        }
+        // Each code is answered with, and has a series of its own.
+        for code in ErrorCode::ALL {
+            assert!(errors.iter().any(|e| e.error_code() == *code), "{code:?}");
+        }
+        let mut labels = OUTCOMES.to_vec();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), OUTCOMES.len(), "{OUTCOMES:?}");
     }
 
     #[test]
@@ -818,9 +858,8 @@ mod tests {
     }
 
     #[test]
-    fn a_code_outside_the_list_is_other() {
-        assert_eq!(outcome_index("ok"), 0);
-        assert_eq!(outcome_index("no_such_code"), OUTCOMES.len() - 1);
-        assert_eq!(OUTCOMES[OUTCOMES.len() - 1], "other");
+    fn ok_comes_first_and_other_last() {
+        assert_eq!((OUTCOMES[OK], OUTCOMES[OTHER]), ("ok", "other"));
+        assert_eq!(OTHER, OUTCOMES.len() - 1);
     }
 }

@@ -14,6 +14,44 @@ use crate::routes::http::no_store;
 /// never echo a secret or a code, nor hint at how close a secret was.
 pub type Description = Cow<'static, str>;
 
+/// Declares [`ErrorCode`] from one list of `Variant => "code"`: the variants, `ALL` (each at
+/// the index `code as usize`) and `as_str()`, so that a new code is in `ALL` too.
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal,)+) => {
+        /// An `error` code that the service answers with: RFC 6749's (§5.2), and RFC 6750's
+        /// (§3.1) at the resource endpoint. The metrics keep a series for each.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, each at the index `code as usize`.
+            pub const ALL: &[Self] = &[$(Self::$variant,)+];
+
+            /// The code as sent in `error` (and in a Bearer challenge's `error`).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidRequest => "invalid_request",
+    InvalidClient => "invalid_client",
+    InvalidGrant => "invalid_grant",
+    UnauthorizedClient => "unauthorized_client",
+    UnsupportedGrantType => "unsupported_grant_type",
+    InvalidScope => "invalid_scope",
+    InvalidToken => "invalid_token",
+    InsufficientScope => "insufficient_scope",
+    TemporarilyUnavailable => "temporarily_unavailable",
+    ServerError => "server_error",
+}
+
 /// Every way a request can fail, named after the RFC error codes.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
@@ -106,8 +144,13 @@ impl OAuthError {
         )
     }
 
-    /// The RFC 6749 `error` code.
+    /// The `error` code: RFC 6749's, or RFC 6750's for a Bearer token.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    /// The `error` code as an [`ErrorCode`]; [`code`](Self::code) is its string.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
             // BearerRequired shows no code (RFC 6750 §3.1); the metrics count it here.
             Self::InvalidRequest(_)
@@ -115,16 +158,18 @@ impl OAuthError {
             | Self::BodyTimeout
             | Self::MethodNotAllowed { .. }
             | Self::MalformedBearer(_)
-            | Self::BearerRequired => "invalid_request",
-            Self::InvalidClient(_) | Self::Throttled { .. } => "invalid_client",
-            Self::InvalidGrant(_) => "invalid_grant",
-            Self::UnauthorizedClient(_) => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope(_) => "invalid_scope",
-            Self::InvalidToken => "invalid_token",
-            Self::InsufficientScope { .. } => "insufficient_scope",
-            Self::Unavailable(_) | Self::Overloaded | Self::Busy => "temporarily_unavailable",
-            Self::Internal(_) => "server_error",
+            | Self::BearerRequired => ErrorCode::InvalidRequest,
+            Self::InvalidClient(_) | Self::Throttled { .. } => ErrorCode::InvalidClient,
+            Self::InvalidGrant(_) => ErrorCode::InvalidGrant,
+            Self::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
+            Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+            Self::InvalidScope(_) => ErrorCode::InvalidScope,
+            Self::InvalidToken => ErrorCode::InvalidToken,
+            Self::InsufficientScope { .. } => ErrorCode::InsufficientScope,
+            Self::Unavailable(_) | Self::Overloaded | Self::Busy => {
+                ErrorCode::TemporarilyUnavailable
+            }
+            Self::Internal(_) => ErrorCode::ServerError,
         }
     }
 
