@@ -1,11 +1,14 @@
 //! What SIGHUP reloads: the client registry, the keys and the `[token]` and `[discovery]`
 //! settings, as one snapshot swapped atomically (`[server]`, `[redis]`, `[throttle]`,
 //! `[metrics]` and `clients.argon2_slots` need a restart, and a reload that changes them says
-//! so: [`restart_only`]). A request loads the snapshot once (one atomic pointer load, no lock)
-//! and keeps it to its end, so a reload neither waits for in-flight requests nor changes one
-//! half-way. A new configuration that does not load is refused with a log line and the running
-//! one stays. Either outcome is counted in the metrics, which name the key that signs now.
+//! so: [`restart_only`], and is refused where that restart would fail:
+//! [`refuse_what_a_restart_would_refuse`]). A request loads the snapshot once (one atomic
+//! pointer load, no lock) and keeps it to its end, so a reload neither waits for in-flight
+//! requests nor changes one half-way. A new configuration that does not load is refused with a
+//! log line and the running one stays. Either outcome is counted in the metrics, which name the
+//! key that signs now.
 
+use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,6 +24,7 @@ use crate::config::{
 };
 use crate::discovery;
 use crate::metrics::Metrics;
+use crate::store::Store;
 use crate::store::keys::jti_len;
 use crate::tokens::{Claims, Keyring, KeyringError, MAX_TOKEN, MintError};
 
@@ -72,6 +76,8 @@ pub struct Live {
     source: SettingsSource,
     /// The settings as started, for the sections a reload cannot change (it warns instead).
     started: Settings,
+    /// The digest of `server.tls`'s files as started: the listener serves those until a restart.
+    tls_digest: Option<Vec<u8>>,
     /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
     argon2: Argon2Limit,
     /// Keys that stopped signing in this process, and until when their tokens live
@@ -229,6 +235,7 @@ impl Live {
             current: ArcSwap::from_pointee(snapshot),
             source,
             started: settings.clone(),
+            tls_digest: (settings.server.tls.as_ref()).and_then(crate::tls::files_digest),
             retired: Mutex::new(Vec::new()),
             signer_lifetime: AtomicU64::new(lifetime),
             metrics,
@@ -249,6 +256,11 @@ impl Live {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let outcome = (self.source)()
+            .and_then(|settings| {
+                let tls_digest = self.tls_digest.as_deref();
+                refuse_what_a_restart_would_refuse(&self.started, tls_digest, &settings)?;
+                Ok(settings)
+            })
             .and_then(Settings::validate)
             .map_err(LoadError::from)
             .and_then(|settings| {
@@ -397,6 +409,61 @@ fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
     .collect()
 }
 
+/// A reload applies the [`restart_only`] sections only at the next start, so it checks them as
+/// that start will, without binding or connecting: otherwise a reload would say "reloaded" to a
+/// configuration that the next restart refuses. A listen address the running server already
+/// bound is not resolved again: a name server's passing failure is no reason to refuse a reload
+/// that does not change it. `tls_digest`: [`crate::tls::files_digest`] at start.
+pub(crate) fn refuse_what_a_restart_would_refuse(
+    started: &Settings,
+    tls_digest: Option<&[u8]>,
+    reloaded: &Settings,
+) -> Result<(), ConfigError> {
+    if let Some(tls) = &started.server.tls
+        && crate::tls::files_digest(tls).as_deref() != tls_digest
+    {
+        // A renewed certificate (certbot's deploy hook sends SIGHUP) is not served.
+        log::warn!(
+            "server.tls: the certificate or key file changed since the start, but the \
+             listener serves the ones it read then: restart to serve the new ones (README, \
+             TLS)"
+        );
+    }
+    let invalid =
+        |setting: &'static str, problem: String| ConfigError::Invalid { setting, problem };
+    Store::new(&reloaded.redis).map_err(|e| invalid("redis", e.to_string()))?;
+    // A start with metrics off binds no metrics listener, whatever `metrics.listen` says.
+    fn metrics_listen(settings: &Settings) -> &str {
+        match settings.metrics.enabled {
+            true => &settings.metrics.listen,
+            false => "",
+        }
+    }
+    let listeners = [
+        (
+            "server.listen",
+            reloaded.server.listen.as_str(),
+            started.server.listen.as_str(),
+        ),
+        (
+            "metrics.listen",
+            metrics_listen(reloaded),
+            metrics_listen(started),
+        ),
+    ];
+    for (setting, address, bound) in listeners {
+        if !address.is_empty() && address != bound {
+            address
+                .to_socket_addrs()
+                .map_err(|e| invalid(setting, format!("`{address}`: {e}")))?;
+        }
+    }
+    if let Some(tls) = &reloaded.server.tls {
+        crate::tls::server_config(tls).map_err(|e| invalid("server.tls", e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Starts listening for SIGHUP. Called while the server is built, before it accepts anything:
 /// from then on a SIGHUP is queued for [`reload_on_sighup`] instead of killing the process
 /// (the default action), however late the task that reloads gets to run.
@@ -464,5 +531,48 @@ mod tests {
         let mut reloaded = started.clone();
         reloaded.server.keep_alive_secs = 120;
         assert_eq!(restart_only(&started, &reloaded), ["[server]"]);
+    }
+
+    /// The shipped defaults with these listen addresses.
+    fn listening(server: &str, metrics: &str) -> Settings {
+        let mut settings = shipped();
+        settings.server.listen = server.into();
+        settings.metrics.listen = metrics.into();
+        settings
+    }
+
+    /// An address that does not resolve now stands for a name server's passing failure (a
+    /// port out of range fails without asking one): the reload that keeps it is not refused
+    /// for it, the one that changes an address to it is.
+    #[test]
+    fn a_reload_resolves_only_the_listen_addresses_it_changes() {
+        let unresolvable = "localhost:80800";
+        let running = listening(unresolvable, unresolvable);
+        let refusal = |started: &Settings, reloaded: &Settings| {
+            refuse_what_a_restart_would_refuse(started, None, reloaded)
+        };
+
+        assert!(
+            refusal(&running, &running).is_ok(),
+            "the running addresses were resolved again"
+        );
+
+        let started = listening("127.0.0.1:8080", "");
+        let edits = [
+            ("server.listen", listening(unresolvable, "")),
+            ("metrics.listen", listening("127.0.0.1:8080", unresolvable)),
+        ];
+        for (setting, edited) in edits {
+            let refused = refusal(&started, &edited).expect_err(setting).to_string();
+            assert!(refused.contains(setting), "{refused}");
+        }
+
+        // A metrics listener the start did not bind (metrics off) is not one the server has.
+        let mut metrics_off = listening("127.0.0.1:8080", unresolvable);
+        metrics_off.metrics.enabled = false;
+        let mut metrics_on = metrics_off.clone();
+        metrics_on.metrics.enabled = true;
+        let refused = refusal(&metrics_off, &metrics_on).expect_err("metrics turned on");
+        assert!(refused.to_string().contains("metrics.listen"), "{refused}");
     }
 }

@@ -1,7 +1,7 @@
 //! Builds the application from settings: keys, clients, Redis pool, routes, listener.
 //! Tests call [`Application::build`] with port 0 and read the port back.
 
-use std::net::{TcpListener, ToSocketAddrs};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use actix_web::{App, web};
 use tokio::signal::unix::Signal;
 
 use crate::client_auth::ClientAuth;
-use crate::config::{ConfigError, ServerSettings, Settings};
+use crate::config::{ServerSettings, Settings};
 use crate::conn_deadline;
 use crate::exchange::Exchange;
 use crate::inspect::Inspector;
@@ -82,11 +82,7 @@ impl Application {
         source: SettingsSource,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new()?);
-        let live = Arc::new(Live::new(
-            &settings,
-            refusing_what_a_start_would(&settings, source),
-            Arc::clone(&metrics),
-        )?);
+        let live = Arc::new(Live::new(&settings, source, Arc::clone(&metrics))?);
         let store = Store::new(&settings.redis)?;
         let redis_target = settings.redis.target();
         log::info!(
@@ -368,63 +364,6 @@ async fn report_redis_at_start(store: Store, target: String) {
     store.close_this_threads_lane();
 }
 
-/// A reload applies `[server]`, `[redis]`, `[throttle]` and `[metrics]` only at the next start
-/// (see `live`), so it checks them as that start will use them, without binding or connecting:
-/// otherwise a reload would say "reloaded" to a configuration that the next restart refuses.
-/// A listen address the running server already bound is not resolved again: a name server's
-/// passing failure is no reason to refuse a reload that does not change it.
-fn refusing_what_a_start_would(running: &Settings, source: SettingsSource) -> SettingsSource {
-    let metrics_bound = running.metrics.enabled && !running.metrics.listen.is_empty();
-    let bound = [
-        running.server.listen.clone(),
-        (if metrics_bound {
-            running.metrics.listen.clone()
-        } else {
-            String::new()
-        }),
-    ];
-    let tls_at_start = (running.server.tls.clone()).map(|tls| {
-        let digest = crate::tls::files_digest(&tls);
-        (tls, digest)
-    });
-    Box::new(move || {
-        let settings = source()?;
-        if let Some((tls, digest)) = &tls_at_start
-            && crate::tls::files_digest(tls) != *digest
-        {
-            // A renewed certificate (certbot's deploy hook sends SIGHUP) is not served.
-            log::warn!(
-                "server.tls: the certificate or key file changed since the start, but the \
-                 listener serves the ones it read then: restart to serve the new ones (README, \
-                 TLS)"
-            );
-        }
-        let invalid =
-            |setting: &'static str, problem: String| ConfigError::Invalid { setting, problem };
-        Store::new(&settings.redis).map_err(|e| invalid("redis", e.to_string()))?;
-        // A start with metrics off binds no metrics listener, whatever `metrics.listen` says.
-        let metrics_listen = match settings.metrics.enabled {
-            true => settings.metrics.listen.as_str(),
-            false => "",
-        };
-        let listeners = [
-            ("server.listen", settings.server.listen.as_str()),
-            ("metrics.listen", metrics_listen),
-        ];
-        for ((setting, address), bound) in listeners.into_iter().zip(&bound) {
-            if !address.is_empty() && address != bound {
-                address
-                    .to_socket_addrs()
-                    .map_err(|e| invalid(setting, format!("`{address}`: {e}")))?;
-            }
-        }
-        if let Some(tls) = &settings.server.tls {
-            crate::tls::server_config(tls).map_err(|e| invalid("server.tls", e.to_string()))?;
-        }
-        Ok(settings)
-    })
-}
-
 /// `/metrics` alone, on its own address and one worker: scrapes stay off the public port. The
 /// same server as the public one, head deadline included, with room for a few scrapers only:
 /// with actix's defaults (25,600 connections, no deadline after a first answer) a peer that
@@ -478,7 +417,3 @@ fn listen_error(setting: &'static str, address: &str) -> impl Fn(std::io::Error)
         source,
     }
 }
-
-#[cfg(test)]
-#[path = "startup_tests.rs"]
-mod tests;
