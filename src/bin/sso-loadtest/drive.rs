@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::http::{Conn, HttpError, Target, answers_200};
 use crate::plan::{Template, TokenPlan};
-use crate::tally::Tally;
+use crate::tally::{Answer, Tally};
 use crate::verify::Checker;
 
 /// A connection idle this long is replaced before use (servers close idle keep-alive ones).
@@ -369,15 +369,14 @@ async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally
             let _ = tally.lag.record(lag.max(1)); // grows: nothing to fail
         }
         let close = send_one(&shared, &mut conns[t], t, &request, |response, sent| {
-            tally.record_response(
-                &shared.work,
-                checker.as_mut(),
+            let answer = Answer {
                 response,
                 due,
                 code_index,
                 paired,
                 sent,
-            )
+            };
+            tally.record_response(&shared.work, checker.as_mut(), &answer)
         })
         .await;
         match close {

@@ -35,7 +35,9 @@ use crate::cli::{Cli, Command, Endpoint, RunArgs};
 use crate::drive::{Config, HealthCheck, Work};
 use crate::http::{Target, answers_200};
 use crate::plan::{Template, TokenPlan};
-use crate::report::{Latency, RedisUse, Summary};
+use crate::report::{Latency, RedisUse, ServerMemory, Summary};
+use crate::tally::Tally;
+use crate::usage::CpuUse;
 use crate::verify::SignatureCheck;
 
 /// Codes seeded per second of a closed-loop `--duration` run without a warm-up to measure the
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
 }
 
 /// Each `--server-pid`'s memory now, its peak since the run began included.
-fn servers_now(pids: &[u32]) -> Vec<report::ServerMemory> {
+fn servers_now(pids: &[u32]) -> Vec<ServerMemory> {
     pids.iter().map(|pid| report::server_memory(*pid)).collect()
 }
 
@@ -143,124 +145,205 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
             path: probe_path(args.endpoint),
         }),
     };
-    let mut warm = None;
-    let mut recheck = None;
-    // The servers' memory is read as the measured run ends: a recheck after it is no part of it.
-    let (outcome, cpu, servers, token) = match args.endpoint {
-        Endpoint::Healthz => {
-            let templates = || targets.iter().map(Template::healthz).collect();
-            if args.warmup > 0 {
-                let work = Work::Healthz {
-                    templates: templates(),
-                };
-                warm = Some(warm_up(&args, &targets, work).await?.0);
-            }
-            usage::reset_peak_rss(&args.server_pids);
-            let cpu = usage::Cpu::sample(&args.server_pids);
-            let work = Work::Healthz {
-                templates: templates(),
-            };
-            let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
-            let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);
-            (outcome, cpu, servers_now(&args.server_pids), None)
-        }
-        Endpoint::Token => {
-            let plan = Arc::new(TokenPlan::new(&settings, &args, &targets).await?);
-            let mut redis = seed::Redis::connect(&settings.redis).await?;
-            let mut warm_rate = None;
-            if args.warmup > 0 {
-                let seeding = bar(&args, args.warmup, "seeding warm-up");
-                let warm_codes = redis
-                    .seed(
-                        &plan,
-                        args.warmup as usize,
-                        args.code_ttl,
-                        args.seed_batch,
-                        &seeding,
-                    )
-                    .await?;
-                seeding.finish_and_clear();
-                let work = Work::Token {
-                    plan: Arc::clone(&plan),
-                    codes: Arc::new(warm_codes),
-                    replay_every: 0,
-                    // Checked like the run's: their signatures, and their jtis among the run's.
-                    keep_tokens: !args.no_verify_signature,
-                    recheck: false,
-                };
-                let (tally, rate) = warm_up(&args, &targets, work).await?;
-                warm = Some(tally);
-                warm_rate = Some(rate);
-            }
-            let count = match (requests, args.codes) {
-                (Some(n), Some(codes)) if codes < drive::codes_for(n, args.replay_every) => {
-                    bail!(
-                        "--codes {codes} is fewer than the {} codes this run of {n} requests \
-                         needs",
-                        drive::codes_for(n, args.replay_every)
-                    );
-                }
-                (_, Some(codes)) => codes,
-                (Some(n), None) => drive::codes_for(n, args.replay_every),
-                (None, None) => {
-                    // Four times the warm-up's pace, or a generous guess without one: the
-                    // warm-up runs cold (EdDSA on one core: 15,100/s warming up, then 35,264/s).
-                    let per_second = warm_rate.map_or(CODES_PER_SECOND, |r| (4.0 * r).max(5_000.0));
-                    (per_second * args.duration.unwrap_or(1.0)).ceil() as u64
-                }
-            };
-            let count = usize::try_from(count).context("--codes is too large")?;
-            let seeding = bar(&args, count as u64, "seeding codes");
-            let codes = redis
-                .seed(&plan, count, args.code_ttl, args.seed_batch, &seeding)
-                .await?;
-            seeding.finish_and_clear();
-            let codes = Arc::new(codes);
-            let run_before = redis.run_id().await?;
-            let before = redis.command_calls().await?;
-            let cpu_before = redis.cpu_seconds().await?;
-            let work = Work::Token {
-                plan: Arc::clone(&plan),
-                codes: Arc::clone(&codes),
-                replay_every: args.replay_every,
-                keep_tokens: !args.no_verify_signature,
-                recheck: false,
-            };
-            usage::reset_peak_rss(&args.server_pids);
-            let cpu = usage::Cpu::sample(&args.server_pids);
-            let outcome = drive::drive(config, work, run_bar(&args, requests, duration)).await?;
-            let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);
-            let servers = servers_now(&args.server_pids);
-            // Redis' counters before the recheck: its calls are not the run's exchanges.
-            let after = redis.command_calls().await?;
-            let redis_cpu = cpu_before
-                .zip(redis.cpu_seconds().await?)
-                .map(|(b, a)| (a - b).max(0.0));
-            // Figures only from one Redis that ran throughout (not Sentinel or Cluster, whose
-            // master may change, nor across a restart, which resets the counters).
-            let measured = run_before.is_some() && run_before == redis.run_id().await?;
-            if args.recheck {
-                let sent = outcome.codes_sent.min(codes.len());
-                recheck = Some(recheck_codes(&args, &targets, &plan, &codes[..sent]).await?);
-            }
-            redis
-                .remove(
-                    &codes[outcome.codes_sent.min(codes.len())..],
-                    args.seed_batch,
-                )
-                .await?;
-            let calls = measured.then(|| (seed::calls_between(&before, &after), redis_cpu));
-            (outcome, cpu, servers, Some((plan, calls)))
-        }
+    let run = match args.endpoint {
+        Endpoint::Healthz => run_healthz(&args, &targets, config).await?,
+        Endpoint::Token => run_token(&settings, &args, &targets, config).await?,
     };
     if let Some(path) = &args.trace {
-        report::write_trace(path, &outcome.trace)?;
+        report::write_trace(path, &run.outcome.trace)?;
     }
-    let mut tally = outcome.tally;
-    if let Some(warm) = warm {
-        tally.absorb_warm_up(warm);
+    let summary = summarize(&args, run)?;
+    print!("{}", summary.text());
+    if let Some(path) = &args.json {
+        summary.write_json(path)?;
     }
-    let recheck = recheck.map(|again: tally::Tally| {
+    Ok(exit_status(&args, &summary))
+}
+
+/// What a run leaves to check and sum up.
+struct Run {
+    outcome: drive::Outcome,
+    cpu: CpuUse,
+    servers: Vec<ServerMemory>,
+    /// Its failures, tokens and `jti`s join the run's checks.
+    warm: Option<Tally>,
+    token: Option<TokenRun>,
+}
+
+/// What only a run of exchanges has.
+struct TokenRun {
+    /// The key to verify the tokens with.
+    plan: Arc<TokenPlan>,
+    /// `None` when it could not be measured.
+    redis: Option<seed::Used>,
+    recheck: Option<Tally>,
+}
+
+async fn run_healthz(args: &RunArgs, targets: &[Target], config: Config) -> anyhow::Result<Run> {
+    let templates = || targets.iter().map(Template::healthz).collect();
+    let mut warm = None;
+    if args.warmup > 0 {
+        let work = Work::Healthz {
+            templates: templates(),
+        };
+        warm = Some(warm_up(args, targets, work).await?.0);
+    }
+    let work = Work::Healthz {
+        templates: templates(),
+    };
+    let (outcome, cpu, servers) = measure(args, config, work).await?;
+    Ok(Run {
+        outcome,
+        cpu,
+        servers,
+        warm,
+        token: None,
+    })
+}
+
+/// Seeds the codes (the warm-up's first), drives the run, reads Redis' figures, rechecks, and
+/// removes the codes it did not send.
+async fn run_token(
+    settings: &Settings,
+    args: &RunArgs,
+    targets: &[Target],
+    config: Config,
+) -> anyhow::Result<Run> {
+    let plan = Arc::new(TokenPlan::new(settings, args, targets).await?);
+    let mut redis = seed::Redis::connect(&settings.redis).await?;
+    let warm = if args.warmup > 0 {
+        Some(warm_up_exchanges(args, targets, &plan, &mut redis).await?)
+    } else {
+        None
+    };
+    let count = codes_to_seed(args, config.requests, warm.as_ref().map(|(_, rate)| *rate))?;
+    let seeding = bar(args, count as u64, "seeding codes");
+    let codes = redis
+        .seed(&plan, count, args.code_ttl, args.seed_batch, &seeding)
+        .await?;
+    seeding.finish_and_clear();
+    let codes = Arc::new(codes);
+    let counters = redis.counters().await?;
+    let work = Work::Token {
+        plan: Arc::clone(&plan),
+        codes: Arc::clone(&codes),
+        replay_every: args.replay_every,
+        keep_tokens: !args.no_verify_signature,
+        recheck: false,
+    };
+    let (outcome, cpu, servers) = measure(args, config, work).await?;
+    // Redis' counters before the recheck: its calls are not the run's exchanges.
+    let used = redis.used_since(counters).await?;
+    let sent = outcome.codes_sent.min(codes.len());
+    let recheck = if args.recheck {
+        Some(recheck_codes(args, targets, &plan, &codes[..sent]).await?)
+    } else {
+        None
+    };
+    redis.remove(&codes[sent..], args.seed_batch).await?;
+    Ok(Run {
+        outcome,
+        cpu,
+        servers,
+        warm: warm.map(|(tally, _)| tally),
+        token: Some(TokenRun {
+            plan,
+            redis: used,
+            recheck,
+        }),
+    })
+}
+
+/// The warm-up of a run of exchanges, on `--warmup` codes of its own.
+/// Returns its tally and its rate (successful requests per second).
+async fn warm_up_exchanges(
+    args: &RunArgs,
+    targets: &[Target],
+    plan: &Arc<TokenPlan>,
+    redis: &mut seed::Redis,
+) -> anyhow::Result<(Tally, f64)> {
+    let seeding = bar(args, args.warmup, "seeding warm-up");
+    let warm_codes = redis
+        .seed(
+            plan,
+            args.warmup as usize,
+            args.code_ttl,
+            args.seed_batch,
+            &seeding,
+        )
+        .await?;
+    seeding.finish_and_clear();
+    let work = Work::Token {
+        plan: Arc::clone(plan),
+        codes: Arc::new(warm_codes),
+        replay_every: 0,
+        // Checked like the run's: their signatures, and their jtis among the run's.
+        keep_tokens: !args.no_verify_signature,
+        recheck: false,
+    };
+    warm_up(args, targets, work).await
+}
+
+/// How many codes to seed for the measured run: `--codes`, or what its requests need, or
+/// (a `--duration` run) a guess from the warm-up's pace.
+fn codes_to_seed(
+    args: &RunArgs,
+    requests: Option<u64>,
+    warm_rate: Option<f64>,
+) -> anyhow::Result<usize> {
+    let count = match (requests, args.codes) {
+        (Some(n), Some(codes)) if codes < drive::codes_for(n, args.replay_every) => {
+            bail!(
+                "--codes {codes} is fewer than the {} codes this run of {n} requests needs",
+                drive::codes_for(n, args.replay_every)
+            );
+        }
+        (_, Some(codes)) => codes,
+        (Some(n), None) => drive::codes_for(n, args.replay_every),
+        (None, None) => {
+            // Four times the warm-up's pace, or a generous guess without one: the
+            // warm-up runs cold (EdDSA on one core: 15,100/s warming up, then 35,264/s).
+            let per_second = warm_rate.map_or(CODES_PER_SECOND, |r| (4.0 * r).max(5_000.0));
+            (per_second * args.duration.unwrap_or(1.0)).ceil() as u64
+        }
+    };
+    usize::try_from(count).context("--codes is too large")
+}
+
+/// The measured run. The servers' CPU and peak RSS count from its start and are read as it
+/// ends: a recheck after it is no part of them.
+async fn measure(
+    args: &RunArgs,
+    config: Config,
+    work: Work,
+) -> anyhow::Result<(drive::Outcome, CpuUse, Vec<ServerMemory>)> {
+    usage::reset_peak_rss(&args.server_pids);
+    let cpu = usage::Cpu::sample(&args.server_pids);
+    let bar = run_bar(args, config.requests, config.duration);
+    let outcome = drive::drive(config, work, bar).await?;
+    let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);
+    Ok((outcome, cpu, servers_now(&args.server_pids)))
+}
+
+/// What the checks over a run of exchanges found.
+#[derive(Default)]
+struct Exchanges {
+    recheck: Option<report::Recheck>,
+    signatures_verified: Option<u64>,
+    redis: Option<RedisUse>,
+    algorithm: Option<String>,
+    kid: Option<String>,
+}
+
+/// Folds `--recheck` into the tally, then checks all of it: no `jti` or code twice, and every
+/// signature verifies.
+fn check_exchanges(
+    args: &RunArgs,
+    tally: &mut Tally,
+    token: TokenRun,
+    elapsed: f64,
+) -> anyhow::Result<Exchanges> {
+    let recheck = token.recheck.map(|again| {
         let summary = report::Recheck {
             presented: again.sent,
             refused: again.expected_rejections,
@@ -269,34 +352,41 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         tally.absorb_recheck(again);
         summary
     });
-    let mut summary_redis = None;
+    tally::uniqueness(tally, args.replay_every);
     let mut signatures_verified = None;
-    let (mut algorithm, mut kid) = (None, None);
-    if let Some((plan, calls)) = token {
-        tally::uniqueness(&mut tally, args.replay_every);
-        if !args.no_verify_signature {
-            let check = SignatureCheck::from_jwk(&plan.jwk)?;
-            let bad = check.verify_all(&tally.tokens);
-            tally.run_violations(
-                "access token signature(s) do not verify with the configured key",
-                bad as u64,
-            );
-            signatures_verified = Some((tally.tokens.len() - bad) as u64);
-        }
-        // Per exchange: nothing to say of none (it read as 0 commands each).
-        let calls = calls.filter(|_| tally.successes > 0);
-        summary_redis = calls.map(|(calls, redis_cpu)| {
-            RedisUse::new(
-                calls,
-                redis_cpu,
-                tally.successes,
-                outcome.elapsed.as_secs_f64(),
-            )
-        });
-        algorithm = Some(plan.expect.alg.clone());
-        kid = Some(plan.expect.kid.clone());
+    if !args.no_verify_signature {
+        let check = SignatureCheck::from_jwk(&token.plan.jwk)?;
+        let bad = check.verify_all(&tally.tokens);
+        tally.run_violations(
+            "access token signature(s) do not verify with the configured key",
+            bad as u64,
+        );
+        signatures_verified = Some((tally.tokens.len() - bad) as u64);
+    }
+    // Per exchange: nothing to say of none (it read as 0 commands each).
+    let used = token.redis.filter(|_| tally.successes > 0);
+    let redis =
+        used.map(|used| RedisUse::new(used.calls, used.cpu_seconds, tally.successes, elapsed));
+    Ok(Exchanges {
+        recheck,
+        signatures_verified,
+        redis,
+        algorithm: Some(token.plan.expect.alg.clone()),
+        kid: Some(token.plan.expect.kid.clone()),
+    })
+}
+
+fn summarize(args: &RunArgs, run: Run) -> anyhow::Result<Summary> {
+    let outcome = run.outcome;
+    let mut tally = outcome.tally;
+    if let Some(warm) = run.warm {
+        tally.absorb_warm_up(warm);
     }
     let elapsed = outcome.elapsed.as_secs_f64();
+    let exchanges = match run.token {
+        Some(token) => check_exchanges(args, &mut tally, token, elapsed)?,
+        None => Exchanges::default(),
+    };
     let rate = tally.successes as f64 / elapsed.max(1e-9);
     // A comparison that cannot be read (the other run failed before writing it) is said, and
     // the run's own summary still printed and written.
@@ -309,7 +399,7 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
                 .ok()
         })
         .collect::<Vec<_>>();
-    let summary = Summary {
+    Ok(Summary {
         kind: "run",
         label: args.label.clone(),
         endpoint: match args.endpoint {
@@ -326,8 +416,8 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         target_rate_per_s: args.rate,
         form_basic: args.form_basic,
         pkce: args.pkce,
-        algorithm,
-        kid,
+        algorithm: exchanges.algorithm,
+        kid: exchanges.kid,
         warmup_requests: args.warmup,
         requests_sent: tally.sent,
         successes: tally.successes,
@@ -338,41 +428,38 @@ async fn run_async(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
         saturated_requests: args.rate.map(|_| outcome.saturation.requests),
         most_waiting_for_a_connection: args.rate.map(|_| outcome.saturation.most_waiting),
         expected_rejections: tally.expected_rejections,
-        errors: tally.errors.clone(),
+        errors: tally.errors,
         violations: tally.violation_count,
-        violation_kinds: tally.violations.clone(),
-        signatures_verified,
-        redis: summary_redis,
-        servers,
-        cpu,
+        violation_kinds: tally.violations,
+        signatures_verified: exchanges.signatures_verified,
+        redis: exchanges.redis,
+        servers: run.servers,
+        cpu: run.cpu,
         codes_exhausted: outcome.exhausted,
         comparisons,
-        recheck,
-    };
-    print!("{}", summary.text());
-    if let Some(path) = &args.json {
-        summary.write_json(path)?;
-    }
-    let errors: u64 = tally.errors.values().sum();
-    Ok(if tally.violation_count > 0 {
-        eprintln!(
-            "sso-loadtest: FAILED: {} violation(s)",
-            tally.violation_count
-        );
+        recheck: exchanges.recheck,
+    })
+}
+
+/// 1 when the run failed, saying why on stderr; 0 when it passed.
+fn exit_status(args: &RunArgs, summary: &Summary) -> u8 {
+    let errors: u64 = summary.errors.values().sum();
+    if summary.violations > 0 {
+        eprintln!("sso-loadtest: FAILED: {} violation(s)", summary.violations);
         1
     } else if errors > 0 && !args.allow_errors {
         eprintln!("sso-loadtest: FAILED: {errors} request(s) did not get the expected answer");
         1
-    } else if tally.successes == 0 {
+    } else if summary.successes == 0 {
         eprintln!("sso-loadtest: FAILED: no request succeeded");
         1
-    } else if outcome.exhausted {
+    } else if summary.codes_exhausted {
         // Less was measured than was asked for: the figures are of a shorter (colder) run.
         eprintln!("sso-loadtest: FAILED: the seeded codes ran out before the run was done");
         1
     } else {
         0
-    })
+    }
 }
 
 /// `--recheck`: presents each of `codes` once more, closed loop, and returns what it saw.
@@ -381,7 +468,7 @@ async fn recheck_codes(
     targets: &[Target],
     plan: &Arc<TokenPlan>,
     codes: &[String],
-) -> anyhow::Result<tally::Tally> {
+) -> anyhow::Result<Tally> {
     let config = Config {
         targets: targets.to_vec(),
         connections: args.connections,
@@ -405,11 +492,7 @@ async fn recheck_codes(
 
 /// A closed-loop run of `--warmup` requests whose figures are thrown away.
 /// Returns its tally and its rate (successful requests per second).
-async fn warm_up(
-    args: &RunArgs,
-    targets: &[Target],
-    work: Work,
-) -> anyhow::Result<(tally::Tally, f64)> {
+async fn warm_up(args: &RunArgs, targets: &[Target], work: Work) -> anyhow::Result<(Tally, f64)> {
     let config = Config {
         targets: targets.to_vec(),
         connections: args.connections,

@@ -228,6 +228,18 @@ impl Summary {
 
     pub fn text(&self) -> String {
         let mut out = String::new();
+        self.write_heading(&mut out);
+        self.write_latency(&mut out);
+        self.write_answers(&mut out);
+        self.write_redis(&mut out);
+        self.write_servers(&mut out);
+        self.write_cpu(&mut out);
+        self.write_verdict(&mut out);
+        out
+    }
+
+    /// What was driven, how, against what, and how much of it succeeded.
+    fn write_heading(&self, out: &mut String) {
         let label = self
             .label
             .as_deref()
@@ -267,8 +279,11 @@ impl Summary {
             self.requests_sent, self.successes, self.elapsed_s
         );
         let _ = writeln!(out, "   throughput  {:.1} successful/s", self.rate_per_s);
+    }
+
+    /// Latency, and in open loop how late requests left and whether the connections kept up.
+    fn write_latency(&self, out: &mut String) {
         let l = &self.latency_us;
-        let ms = |us: u64| us as f64 / 1000.0;
         let _ = writeln!(
             out,
             "   latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3}{}{})",
@@ -310,6 +325,11 @@ impl Summary {
                 self.most_waiting_for_a_connection.unwrap_or(0)
             );
         }
+    }
+
+    /// The answers other than verified successes: refused replays, the recheck, errors; and the
+    /// signatures verified.
+    fn write_answers(&self, out: &mut String) {
         if self.expected_rejections > 0 {
             let _ = writeln!(
                 out,
@@ -344,44 +364,52 @@ impl Summary {
             }
             None => {}
         }
-        if self.redis.is_none() && self.endpoint == "token" {
-            let _ = writeln!(
-                out,
-                "   redis       not measured (Sentinel or Cluster, Redis restarted during the run, \
-                 or no exchange succeeded)"
-            );
-        }
-        if let Some(redis) = &self.redis {
-            let per: Vec<_> = redis
-                .per_exchange
-                .iter()
-                .map(|(name, n)| format!("{name} {n:.2}"))
-                .collect();
-            let _ = writeln!(
-                out,
-                "   redis       {:.2} commands per successful exchange ({}); {:.2} script calls",
-                redis.total_per_exchange,
-                if per.is_empty() {
-                    "none".to_owned()
-                } else {
-                    per.join(", ")
-                },
-                redis.scripts_per_exchange
-            );
-            if let (Some(us), Some(cores)) = (redis.cpu_us_per_exchange, redis.cpu_cores) {
+    }
+
+    fn write_redis(&self, out: &mut String) {
+        let Some(redis) = &self.redis else {
+            if self.endpoint == "token" {
                 let _ = writeln!(
                     out,
-                    "   redis cpu   {cores:.2} cores, {us:.1} µs per successful exchange"
+                    "   redis       not measured (Sentinel or Cluster, Redis restarted during the \
+                     run, or no exchange succeeded)"
                 );
             }
+            return;
+        };
+        let per: Vec<_> = redis
+            .per_exchange
+            .iter()
+            .map(|(name, n)| format!("{name} {n:.2}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "   redis       {:.2} commands per successful exchange ({}); {:.2} script calls",
+            redis.total_per_exchange,
+            if per.is_empty() {
+                "none".to_owned()
+            } else {
+                per.join(", ")
+            },
+            redis.scripts_per_exchange
+        );
+        if let (Some(us), Some(cores)) = (redis.cpu_us_per_exchange, redis.cpu_cores) {
+            let _ = writeln!(
+                out,
+                "   redis cpu   {cores:.2} cores, {us:.1} µs per successful exchange"
+            );
         }
+    }
+
+    /// Each `--server-pid`'s memory.
+    fn write_servers(&self, out: &mut String) {
+        let mib = |k: Option<u64>| {
+            k.map_or_else(
+                || "?".to_owned(),
+                |k| format!("{:.1} MiB", k as f64 / 1024.0),
+            )
+        };
         for server in &self.servers {
-            let mib = |k: Option<u64>| {
-                k.map_or_else(
-                    || "?".to_owned(),
-                    |k| format!("{:.1} MiB", k as f64 / 1024.0),
-                )
-            };
             let _ = writeln!(
                 out,
                 "   server      pid {}: peak RSS {}, now {}",
@@ -390,6 +418,9 @@ impl Summary {
                 mib(server.rss_kib)
             );
         }
+    }
+
+    fn write_cpu(&self, out: &mut String) {
         let cpu = |p: &ProcessCpu| {
             format!(
                 "{:.2} s = {:.2} cores, {:.1} µs per request",
@@ -420,6 +451,10 @@ impl Summary {
                 sum(|p| p.us_per_request)
             );
         }
+    }
+
+    /// The comparisons, whether the codes ran out, and the violations.
+    fn write_verdict(&self, out: &mut String) {
         for c in &self.comparisons {
             let _ = writeln!(
                 out,
@@ -443,6 +478,10 @@ impl Summary {
         } else {
             let _ = writeln!(out, "   violations  none");
         }
-        out
     }
+}
+
+/// Microseconds as milliseconds.
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
 }

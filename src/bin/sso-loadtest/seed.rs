@@ -216,6 +216,31 @@ impl Redis {
         Ok(info.and_then(|info| parse_cpu_seconds(&info)))
     }
 
+    /// The counters as a run starts, for [`Self::used_since`].
+    pub async fn counters(&mut self) -> anyhow::Result<Counters> {
+        Ok(Counters {
+            run_id: self.run_id().await?,
+            calls: self.command_calls().await?,
+            cpu_seconds: self.cpu_seconds().await?,
+        })
+    }
+
+    /// What Redis did since `start`; `None` unless one Redis ran throughout.
+    pub async fn used_since(&mut self, start: Counters) -> anyhow::Result<Option<Used>> {
+        let after = self.command_calls().await?;
+        let cpu_seconds = start
+            .cpu_seconds
+            .zip(self.cpu_seconds().await?)
+            .map(|(b, a)| (a - b).max(0.0));
+        // Figures only from one Redis that ran throughout (not Sentinel or Cluster, whose
+        // master may change, nor across a restart, which resets the counters).
+        let measured = start.run_id.is_some() && start.run_id == self.run_id().await?;
+        Ok(measured.then(|| Used {
+            calls: calls_between(&start.calls, &after),
+            cpu_seconds,
+        }))
+    }
+
     /// One `INFO` section of the one server; none in Sentinel or Cluster mode, where the master
     /// may change during the run.
     async fn info(&mut self, section: &str) -> anyhow::Result<Option<String>> {
@@ -226,6 +251,21 @@ impl Redis {
         let info = self.query(redis::cmd("INFO").arg(section), &what).await?;
         Ok(Some(info))
     }
+}
+
+/// Redis' counters at one moment ([`Redis::counters`]).
+pub struct Counters {
+    run_id: Option<String>,
+    calls: BTreeMap<String, u64>,
+    cpu_seconds: Option<f64>,
+}
+
+/// What Redis did over a run ([`Redis::used_since`]).
+pub struct Used {
+    /// Calls by command name, without the `INFO` calls that read them.
+    pub calls: BTreeMap<String, u64>,
+    /// Redis' own CPU time, when it tells.
+    pub cpu_seconds: Option<f64>,
 }
 
 /// `url` is the redacted form, for messages only.
@@ -272,7 +312,7 @@ fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
 }
 
 /// What changed between two snapshots, without the `INFO` calls the snapshots made.
-pub fn calls_between(
+fn calls_between(
     before: &BTreeMap<String, u64>,
     after: &BTreeMap<String, u64>,
 ) -> BTreeMap<String, u64> {

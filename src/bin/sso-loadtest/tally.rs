@@ -41,6 +41,19 @@ pub struct Tally {
     pub trace: Option<Vec<(Instant, u64)>>,
 }
 
+/// One answered request, as [`Tally::record_response`] checks it.
+pub struct Answer<'a, 'r> {
+    pub response: &'a Response<'r>,
+    /// Latency counts from here: the due time in open loop, not the (later) sending.
+    pub due: Instant,
+    /// The code it presented (0 for `/healthz`).
+    pub code_index: usize,
+    /// One of a deliberate replay pair, or a recheck: `400 invalid_grant` is expected.
+    pub paired: bool,
+    /// Unix second it was sent: the token's `iat` is checked against it.
+    pub sent: u64,
+}
+
 impl Tally {
     pub fn new() -> Self {
         Self {
@@ -90,17 +103,19 @@ impl Tally {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn record_response(
         &mut self,
         work: &Work,
         checker: Option<&mut Checker<'_>>,
-        response: &Response<'_>,
-        due: Instant,
-        code_index: usize,
-        paired: bool,
-        sent: u64,
+        answer: &Answer<'_, '_>,
     ) {
+        let Answer {
+            response,
+            due,
+            code_index,
+            paired,
+            sent,
+        } = *answer;
         let latency_us = (due.elapsed().as_micros() as u64).max(1);
         if let Some(trace) = &mut self.trace {
             trace.push((due, latency_us));
