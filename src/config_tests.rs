@@ -331,14 +331,15 @@ fn the_defaults_are_what_config_default_toml_ships() {
 
     let from_nothing = loaded("");
     let one_setting = loaded("[token]\nexpires_in = 1800\n");
-    let shipped = loaded(include_str!("../config/default.toml"));
+    let from_the_file = loaded(include_str!("../config/default.toml"));
 
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(from_nothing, shipped);
-    assert_eq!(one_setting, shipped);
+    assert_eq!(from_nothing, from_the_file);
+    assert_eq!(one_setting, from_the_file);
+    // The file as parsed, not as loaded: a load takes in any SSO__ variable the test runs under.
     assert_eq!(
         format!("{:?}", Settings::default().validate().unwrap()),
-        shipped
+        format!("{:?}", shipped().validate().unwrap())
     );
 }
 
@@ -974,7 +975,7 @@ fn the_settings_by_section_are_every_field_of_each_section() {
 /// Every setting `config/default.toml` ships has a default in the code that is the shipped
 /// value: the file is where an operator reads what a setting left out means.
 #[test]
-fn a_setting_left_out_of_the_files_is_required_or_takes_the_shipped_value() {
+fn a_setting_left_out_of_the_files_takes_the_shipped_value() {
     let text = include_str!("../config/default.toml");
     let shipped = format!("{:?}", shipped());
     let (mut section, mut defaulted, mut required) = (String::new(), 0, 0);

@@ -254,7 +254,8 @@ fn configuration_sources(config_dir: &Path, env: Option<&str>) -> String {
     }
     let mut variables: Vec<String> = std::env::vars_os()
         .map(|(name, _)| name.to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("SSO__"))
+        // config-rs reads the prefix in any case (`sso__redis__url` too).
+        .filter(|name| name.to_ascii_lowercase().starts_with("sso__"))
         .collect();
     variables.sort();
     let environment = match variables.is_empty() {

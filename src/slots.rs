@@ -1,4 +1,4 @@
-//! Two gates in front of Redis, per worker:
+//! Two gates in front of Redis, one pool for all workers:
 //! - exchange slots ([`Slots::enter`] gives a [`Slot`]): how many exchanges are between taking
 //!   their code and answering at once (`server.exchange_slots`);
 //! - a per-shard fail-fast gate, much like a circuit breaker, for the Redis calls of every
@@ -60,7 +60,7 @@ pub const SHARDS: usize = 32;
 /// The hash slots of a Redis Cluster (`store::keys` has the same number, private there).
 const HASH_SLOTS: usize = 16384;
 
-/// One worker's exchange slots, and its shards' health (see the module).
+/// The exchange slots of all workers, and the shards' health (see the module).
 pub struct Slots {
     semaphore: Semaphore,
     wait: Duration,

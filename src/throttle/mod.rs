@@ -107,6 +107,11 @@ impl Attempt<'_> {
 impl Throttle {
     /// From validated settings: their `proxies` are `trusted_proxies` parsed.
     pub fn new(settings: &ThrottleSettings, store: Store, metrics: Arc<Metrics>) -> Self {
+        debug_assert_eq!(
+            settings.proxies.len(),
+            settings.trusted_proxies.len(),
+            "throttle settings not validated"
+        );
         Self {
             enabled: settings.enabled,
             max_failures: settings.max_failures,
@@ -281,11 +286,12 @@ impl Throttle {
         )
         .await;
         if client_key.is_some() && registered {
+            let counted = client_count.is_some();
             let seen = self.learn(&self.clients, client_id.to_owned(), client_count, now);
             if seen.count > self.max_failures {
                 blocked = Some((ThrottledBy::Client, seen.until));
             }
-            if self.begins_a_block(&seen) {
+            if counted && self.begins_a_block(&seen) {
                 log::warn!(
                     "throttle: client {client_id} failed {} client authentications within {} \
                      s: its failures get 429 for the next {} s (its right secret still \
@@ -297,12 +303,13 @@ impl Throttle {
             }
         }
         if let Some(address) = source {
+            let counted = address_count.is_some();
             let seen = self.learn(&self.addresses, address, address_count, now);
             if seen.count > self.max_failures {
                 // Named first: the address's block covers every request from it.
                 blocked = Some((ThrottledBy::Address, seen.until));
             }
-            if self.begins_a_block(&seen) {
+            if counted && self.begins_a_block(&seen) {
                 log::warn!(
                     "throttle: address {address} failed {} client authentications within {} \
                      s: blocked for the next {} s (429 for every client id that failed from \
@@ -365,9 +372,9 @@ impl Throttle {
     }
 
     /// The failure that completes a block: the limit's, answered 401 itself, after which the
-    /// address's requests (a client id's failures) get 429. Redis counts atomically, so one
-    /// replica sees it (while Redis is down, each that counts it itself): a block is logged
-    /// once, not once per refused request.
+    /// address's requests (a client id's failures) get 429. Asked only of a count Redis made:
+    /// Redis counts atomically, so one replica sees it, and a block is logged once (a count a
+    /// replica kept itself while Redis failed could reach the limit again in Redis).
     fn begins_a_block(&self, seen: &Seen) -> bool {
         seen.count == self.max_failures
     }
