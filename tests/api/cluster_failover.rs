@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis;
 use tokio::task::JoinSet;
 
-use crate::failover::{Outcome, blocking};
+use crate::failover::{Outcome, blocking, exchange_and_record};
 use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
 use crate::topology::{Cluster, query, script_calls, wait_until};
 
@@ -263,16 +263,6 @@ async fn stream(
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
-        let answer = Answer::of(app.exchange(&APP, &code).await).await;
-        if answer.status == 503 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let mut outcomes = outcomes.lock().unwrap();
-        outcomes.push(Outcome {
-            code,
-            at: Instant::now(),
-            status: answer.status,
-            text: answer.text,
-        });
+        exchange_and_record(app, code, outcomes).await;
     }
 }

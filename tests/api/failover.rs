@@ -484,19 +484,25 @@ async fn stream(app: &TestApp, stop: &AtomicBool, outcomes: &Mutex<Vec<Outcome>>
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
-        let answer = Answer::of(app.exchange(&APP, &code).await).await;
-        if answer.status == 503 {
-            // A client backs off (the answer says `Retry-After: 1`; the test keeps it short).
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let mut outcomes = outcomes.lock().unwrap();
-        outcomes.push(Outcome {
-            code,
-            at: Instant::now(),
-            status: answer.status,
-            text: answer.text,
-        });
+        exchange_and_record(app, code, outcomes).await;
     }
+}
+
+/// Exchanges `code` and adds the outcome to `outcomes` (timed under its lock: the list stays
+/// in the order answered); after a 503, backs off as a client does (the answer says
+/// `Retry-After: 1`; the tests keep it short).
+pub async fn exchange_and_record(app: &TestApp, code: String, outcomes: &Mutex<Vec<Outcome>>) {
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+    if answer.status == 503 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut outcomes = outcomes.lock().unwrap();
+    outcomes.push(Outcome {
+        code,
+        at: Instant::now(),
+        status: answer.status,
+        text: answer.text,
+    });
 }
 
 /// Writes a code as a careful authorize service does in a Sentinel set-up: on the master, and

@@ -43,6 +43,21 @@ async fn https(port: u16, trusted: CertificateDer<'static>, request: &str) -> St
         .expect("HTTPS exchange")
 }
 
+/// A TLS connection to `app`, trusting only `trusted`.
+async fn connect(
+    app: &TestApp,
+    trusted: CertificateDer<'static>,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(("127.0.0.1", port_of(app)))
+        .await
+        .unwrap();
+    let name = ServerName::try_from("localhost").expect("server name");
+    connector_trusting(trusted)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
 /// A TLS client that trusts only `trusted`.
 fn connector_trusting(trusted: CertificateDer<'static>) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
@@ -180,12 +195,7 @@ async fn a_reload_after_the_certificate_files_changed_says_a_restart_serves_them
 async fn over_tls_a_partial_head_after_an_answer_is_closed_after_5_s() {
     let (tls, cert) = self_signed();
     let app = spawn_app_with(|s| s.server.tls = Some(tls)).await;
-    let connector = connector_trusting(cert);
-    let tcp = TcpStream::connect(("127.0.0.1", port_of(&app)))
-        .await
-        .unwrap();
-    let name = ServerName::try_from("localhost").expect("server name");
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut tls = connect(&app, cert).await;
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
@@ -229,12 +239,7 @@ async fn over_tls_an_idle_connection_is_closed_at_keep_alive_with_close_notify()
         s.server.keep_alive_secs = 6;
     })
     .await;
-    let connector = connector_trusting(cert);
-    let tcp = TcpStream::connect(("127.0.0.1", port_of(&app)))
-        .await
-        .unwrap();
-    let name = ServerName::try_from("localhost").expect("server name");
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut tls = connect(&app, cert).await;
     // Two records: the head's 5 s timer is armed while the server waits for the second.
     tls.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
     tls.flush().await.unwrap();
