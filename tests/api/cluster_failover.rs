@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis;
 use tokio::task::JoinSet;
 
-use crate::failover::{Outcome, blocking, exchange_and_record};
-use crate::helpers::{APP, Answer, TestApp, code_record, spawn_app_with};
+use crate::failover::{Outcome, assert_no_code_twice, blocking, exchange_and_record};
+use crate::helpers::{APP, TestApp, code_record, spawn_app_with};
 use crate::topology::{Cluster, query, script_calls, wait_until};
 
 /// Streams in all; the first [`ON_SHARD`] exchange only codes of the failing-over master (all
@@ -179,21 +179,7 @@ async fn failover_mid_stream(failover: Failover) {
         "{scripts} script calls on the new master"
     );
 
-    // No code twice: each code comes back once more. A code that got its token must be
-    // refused; one that got a 503 may get its first token now.
-    let mut twice = 0;
-    for outcome in &outcomes {
-        let again = Answer::of(app.exchange(&APP, &outcome.code).await).await;
-
-        assert!(
-            again.status == 200 || (again.status == 400 && again.error() == "invalid_grant"),
-            "second attempt: {} {}",
-            again.status,
-            again.text
-        );
-        twice += usize::from(outcome.status == 200 && again.status == 200);
-    }
-    assert_eq!(twice, 0, "codes exchanged twice");
+    assert_no_code_twice(&app, &outcomes).await;
     eprintln!(
         "cluster failover ({failover:?}): {} exchanges, {failed} answered 503",
         outcomes.len()

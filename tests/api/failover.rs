@@ -119,24 +119,8 @@ async fn a_sentinel_failover_mid_stream_costs_only_503s_and_heals_by_itself() {
     );
     assert_ne!(set.current_master(), Some(old_master));
 
-    // No code twice: each code comes back once more, now that the new master is settled. A code
-    // that got its token must be refused; one that got a 503 may get its first token now.
-    let mut tokens_per_code = Vec::new();
-    for outcome in &outcomes {
-        let again = Answer::of(app.exchange(&APP, &outcome.code).await).await;
-        assert!(
-            again.status == 200 || (again.status == 400 && again.error() == "invalid_grant"),
-            "second attempt: {} {}",
-            again.status,
-            again.text
-        );
-        tokens_per_code.push(u8::from(outcome.status == 200) + u8::from(again.status == 200));
-    }
-    assert!(
-        tokens_per_code.iter().all(|&n| n <= 1),
-        "{} code(s) were exchanged twice",
-        tokens_per_code.iter().filter(|&&n| n > 1).count()
-    );
+    // Now that the new master is settled.
+    assert_no_code_twice(&app, &outcomes).await;
     eprintln!(
         "failover: {} exchanges, {} answered 503 over {:?}",
         outcomes.len(),
@@ -486,6 +470,23 @@ async fn stream(app: &TestApp, stop: &AtomicBool, outcomes: &Mutex<Vec<Outcome>>
         };
         exchange_and_record(app, code, outcomes).await;
     }
+}
+
+/// No code twice: each code of `outcomes` comes back once more. A code that got its token must
+/// be refused; one that got a 503 may get its first token now.
+pub async fn assert_no_code_twice(app: &TestApp, outcomes: &[Outcome]) {
+    let mut twice = 0;
+    for outcome in outcomes {
+        let again = Answer::of(app.exchange(&APP, &outcome.code).await).await;
+        assert!(
+            again.status == 200 || (again.status == 400 && again.error() == "invalid_grant"),
+            "second attempt: {} {}",
+            again.status,
+            again.text
+        );
+        twice += usize::from(outcome.status == 200 && again.status == 200);
+    }
+    assert_eq!(twice, 0, "code(s) exchanged twice");
 }
 
 /// Exchanges `code` and adds the outcome to `outcomes` (timed under its lock: the list stays

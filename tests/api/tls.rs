@@ -58,6 +58,24 @@ async fn connect(
         .unwrap()
 }
 
+/// Reads from `tls` until what was read is `done`, each read within 5 s; returns it.
+async fn read_until(
+    tls: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let mut read = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !done(&String::from_utf8_lossy(&read)) {
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert!(n > 0, "closed before its answer");
+        read.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&read).into_owned()
+}
+
 /// A TLS client that trusts only `trusted`.
 fn connector_trusting(trusted: CertificateDer<'static>) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
@@ -199,17 +217,8 @@ async fn over_tls_a_partial_head_after_an_answer_is_closed_after_5_s() {
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
-    let mut answer = Vec::new();
+    let answer = read_until(&mut tls, |read| read.contains("\r\n\r\n")).await;
     let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
-            .await
-            .expect("answered in time")
-            .unwrap();
-        assert!(n > 0, "closed before its answer");
-        answer.extend_from_slice(&buf[..n]);
-    }
-    let answer = String::from_utf8_lossy(&answer).into_owned();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // The small body comes with the head, or just after it.
     let _ = tokio::time::timeout(Duration::from_millis(300), tls.read(&mut buf)).await;
@@ -246,16 +255,8 @@ async fn over_tls_an_idle_connection_is_closed_at_keep_alive_with_close_notify()
     tokio::time::sleep(Duration::from_millis(300)).await;
     tls.write_all(b"Host: localhost\r\n\r\n").await.unwrap();
     tls.flush().await.unwrap();
-    let mut answer = Vec::new();
+    read_until(&mut tls, |read| read.ends_with(r#"{"status":"ok"}"#)).await;
     let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&answer).ends_with(r#"{"status":"ok"}"#) {
-        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
-            .await
-            .expect("answered in time")
-            .unwrap();
-        assert!(n > 0, "closed before its answer");
-        answer.extend_from_slice(&buf[..n]);
-    }
     let answered = std::time::Instant::now();
 
     let closed = tokio::time::timeout(Duration::from_secs(15), tls.read(&mut buf)).await;
