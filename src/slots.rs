@@ -49,6 +49,7 @@ use tokio::time::Instant;
 
 use crate::oauth::OAuthError;
 use crate::store::StoreError;
+use crate::store::keys::SLOTS as HASH_SLOTS;
 
 /// Shards of the Cluster key space, 512 hash slots each. A master's slot range need not end on
 /// a shard's edge: the codes of a master that shares a shard with a failing one are refused
@@ -56,9 +57,6 @@ use crate::store::StoreError;
 /// longer to learn: each is marked by a failed call of its own, and until then its calls take
 /// slots.
 pub const SHARDS: usize = 32;
-
-/// The hash slots of a Redis Cluster (`store::keys` has the same number, private there).
-const HASH_SLOTS: usize = 16384;
 
 /// The exchange slots of all workers, and the shards' health (see the module).
 pub struct Slots {

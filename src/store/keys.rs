@@ -26,7 +26,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::tokens;
 
 /// Redis Cluster's slot count (CLUSTER KEYSLOT is CRC16 mod 16384).
-const SLOTS: usize = 16384;
+pub const SLOTS: usize = 16384;
 /// Length of a slot tag: 62³ = 238,328 strings cover all 16,384 slots (a unit test proves it).
 pub const TAG_LEN: usize = 3;
 /// Bytes of the code's hash in a `jti`.
