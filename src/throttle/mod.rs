@@ -292,13 +292,12 @@ impl Throttle {
                 blocked = Some((ThrottledBy::Client, seen.until));
             }
             if counted && self.begins_a_block(&seen) {
-                log::warn!(
-                    "throttle: client {client_id} failed {} client authentications within {} \
-                     s: its failures get 429 for the next {} s (its right secret still \
-                     passes)",
-                    self.max_failures,
-                    self.window.as_secs(),
-                    secs_left(seen.until, now)
+                self.log_block(
+                    format_args!("client {client_id}"),
+                    "its failures get 429",
+                    "its right secret still passes",
+                    &seen,
+                    now,
                 );
             }
         }
@@ -310,13 +309,12 @@ impl Throttle {
                 blocked = Some((ThrottledBy::Address, seen.until));
             }
             if counted && self.begins_a_block(&seen) {
-                log::warn!(
-                    "throttle: address {address} failed {} client authentications within {} \
-                     s: blocked for the next {} s (429 for every client id that failed from \
-                     it, and unknown ones)",
-                    self.max_failures,
-                    self.window.as_secs(),
-                    secs_left(seen.until, now)
+                self.log_block(
+                    format_args!("address {address}"),
+                    "blocked",
+                    "429 for every client id that failed from it, and unknown ones",
+                    &seen,
+                    now,
                 );
             }
         }
@@ -377,6 +375,24 @@ impl Throttle {
     /// replica kept itself while Redis failed could reach the limit again in Redis).
     fn begins_a_block(&self, seen: &Seen) -> bool {
         seen.count == self.max_failures
+    }
+
+    /// The warning for a block that `seen` begins: `who` failed, and `what` follows.
+    fn log_block(
+        &self,
+        who: std::fmt::Arguments<'_>,
+        what: &str,
+        note: &str,
+        seen: &Seen,
+        now: Instant,
+    ) {
+        log::warn!(
+            "throttle: {who} failed {} client authentications within {} s: {what} for the next \
+             {} s ({note})",
+            self.max_failures,
+            self.window.as_secs(),
+            secs_left(seen.until, now)
+        );
     }
 
     fn throttled(&self, by: ThrottledBy, until: Instant, now: Instant) -> OAuthError {
