@@ -414,7 +414,7 @@ fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
 /// configuration that the next restart refuses. A listen address the running server already
 /// bound is not resolved again: a name server's passing failure is no reason to refuse a reload
 /// that does not change it. `tls_digest`: [`crate::tls::files_digest`] at start.
-pub(crate) fn refuse_what_a_restart_would_refuse(
+fn refuse_what_a_restart_would_refuse(
     started: &Settings,
     tls_digest: Option<&[u8]>,
     reloaded: &Settings,
