@@ -13,14 +13,11 @@ use subtle::ConstantTimeEq;
 use crate::clock::unix_now;
 use crate::config::absolute;
 use crate::log_limit::{EverySecond, HeldBack};
-pub use crate::oauth::credentials::MAX_SECRET;
 use crate::oauth::credentials::is_client_id;
 use crate::oauth::request::MAX_REDIRECT_URI;
 use crate::oauth::{ClientCredentials, OAuthError, is_scope_token};
 use crate::redact;
-pub use crate::secret_hash::Argon2Limit;
-use crate::secret_hash::{Digest, SecretHash, sha256};
-pub use crate::secret_hash::{hash_secret_argon2, hash_secret_sha256};
+use crate::secret_hash::{Argon2Limit, Digest, SecretHash, sha256};
 
 /// A registered client, as the exchange needs it.
 #[derive(Debug)]

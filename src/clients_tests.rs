@@ -1,5 +1,6 @@
 use super::*;
 use crate::oauth::Sensitive;
+use crate::secret_hash::hash_secret_sha256;
 
 const DEMO: &str = r#"
 [[clients]]

@@ -136,7 +136,7 @@ mod tests {
             "#,
         )
         .expect("clients file");
-        let registry = Registry::load(&file, &crate::clients::Argon2Limit::new(1));
+        let registry = Registry::load(&file, &crate::secret_hash::Argon2Limit::new(1));
         let _ = std::fs::remove_file(&file);
         let registry = registry.expect("registry");
         let record = |client: &str, uri: &str, scopes: &[&str]| NewCode {

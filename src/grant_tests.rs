@@ -36,7 +36,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         uuid::Uuid::new_v4()
     ));
     std::fs::write(&path, CLIENTS).unwrap();
-    let registry = Registry::load(&path, &crate::clients::Argon2Limit::half_the_cpus());
+    let registry = Registry::load(&path, &crate::secret_hash::Argon2Limit::half_the_cpus());
     let _ = std::fs::remove_file(&path);
     registry.unwrap()
 });

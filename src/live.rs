@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, Guard};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::clients::{Argon2Limit, Client, Registry, RegistryError};
+use crate::clients::{Client, Registry, RegistryError};
 use crate::clock::unix_now;
 use crate::config::{
     ConfigError, DiscoverySettings, RedisMode, RedisSettings, Settings, TokenSettings,
 };
 use crate::discovery;
 use crate::metrics::Metrics;
+use crate::secret_hash::Argon2Limit;
 use crate::store::Store;
 use crate::store::keys::jti_len;
 use crate::tokens::{Claims, Keyring, KeyringError, MAX_TOKEN, MintError};

@@ -272,7 +272,7 @@ fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) 
         .build()
         .map_err(|e| e.to_string())?;
     // Warnings only: the code may be meant for another deployment's registry.
-    let argon2 = sso_token::clients::Argon2Limit::new(1);
+    let argon2 = sso_token::secret_hash::Argon2Limit::new(1);
     match sso_token::clients::Registry::load(&settings.clients.file, &argon2) {
         Ok(registry) => {
             for doubt in codes::doubts(record, &registry) {
@@ -304,10 +304,10 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     if secret.is_empty() {
         return Err("the secret is empty".into());
     }
-    if secret.len() > sso_token::clients::MAX_SECRET {
+    if secret.len() > sso_token::oauth::credentials::MAX_SECRET {
         return Err(format!(
             "the secret is over {} bytes, the most a request may send",
-            sso_token::clients::MAX_SECRET
+            sso_token::oauth::credentials::MAX_SECRET
         ));
     }
     if !secret.bytes().all(sso_token::oauth::is_unreserved) {
@@ -321,9 +321,9 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
         );
     }
     let stored = if argon2 {
-        sso_token::clients::hash_secret_argon2(&secret).map_err(|e| e.to_string())?
+        sso_token::secret_hash::hash_secret_argon2(&secret).map_err(|e| e.to_string())?
     } else {
-        sso_token::clients::hash_secret_sha256(&secret)
+        sso_token::secret_hash::hash_secret_sha256(&secret)
     };
     println!("{stored}");
     Ok(())

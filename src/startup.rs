@@ -19,14 +19,12 @@ use crate::live::{self, Live, LoadError, SettingsSource};
 use crate::metrics::{self, Metrics};
 use crate::routes::health::Readiness;
 use crate::routes::http::{self, BodyLimit};
+use crate::routes::paths::METRICS_PATH;
 use crate::routes::{access_log, access_log_on, after_close, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
 use crate::store::{Fitness, Store, StoreError};
 use crate::throttle::{Network, Throttle};
-
-/// The paths, also under their old home here (the load tool and the tests name them so).
-pub use crate::routes::paths::*;
 
 /// Why the service could not start; each message names the setting or file at fault.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use sso_token::startup::INTROSPECT_PATH;
+use sso_token::routes::paths::INTROSPECT_PATH;
 use uuid::Uuid;
 
 use crate::helpers::{Answer, TestApp, spawn_app_with, test_dir};

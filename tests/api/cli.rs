@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 
 use rcgen::PublicKeyData;
-use sso_token::clients::hash_secret_sha256;
+use sso_token::secret_hash::hash_secret_sha256;
 use sso_token::tokens::VerifyingKey;
 use uuid::Uuid;
 
@@ -182,7 +182,7 @@ fn hash_secret_warns_of_a_secret_that_basic_credentials_must_form_encode() {
 /// registry entry that never matches; one of exactly that length is hashed.
 #[test]
 fn hash_secret_takes_a_secret_as_long_as_a_request_may_send_and_no_longer() {
-    let longest = "s".repeat(sso_token::clients::MAX_SECRET);
+    let longest = "s".repeat(sso_token::oauth::credentials::MAX_SECRET);
     let output = sso_token(&["hash-secret", &longest], "");
     assert!(output.status.success(), "{output:?}");
     assert_eq!(

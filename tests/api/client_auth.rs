@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
-use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
+use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH};
 
 use crate::helpers::{
     APP, Answer, BASIC_CHALLENGE, DISABLED, ENCODED, ISSUER, OTHER, TestClient, basic_auth,

@@ -50,7 +50,8 @@ async fn metadata_lists_the_scopes_of_enabled_clients_only() {
     let file = |legacy_enabled: bool| {
         let path =
             crate::helpers::test_dir().join(format!("clients-{}.toml", uuid::Uuid::new_v4()));
-        let secret = sso_token::clients::hash_secret_sha256("scopes-secret-Lk3Vb8Qw1Nz6Tp4Hs9Dm");
+        let secret =
+            sso_token::secret_hash::hash_secret_sha256("scopes-secret-Lk3Vb8Qw1Nz6Tp4Hs9Dm");
         let entry = |id: &str, scopes: &str, enabled: bool| {
             format!(
                 "[[clients]]\nid = \"{id}\"\nsecret = \"{secret}\"\n\

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use sso_token::startup::{HEALTHZ_PATH, TOKEN_PATH};
+use sso_token::routes::paths::{HEALTHZ_PATH, TOKEN_PATH};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::spawn_app_with;

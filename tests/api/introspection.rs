@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use serde_json::json;
-use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
+use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH};
 use sso_token::tokens::{KeyKind, SigningKey};
 
 use crate::each_topology;

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use sso_token::startup::{HEALTHZ_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH};
+use sso_token::routes::paths::{
+    HEALTHZ_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+};
 
 use crate::helpers::{APP, TestApp, json_request, spawn_app_with};
 use crate::raw_conn::{RawConn, pipelined_exchange};

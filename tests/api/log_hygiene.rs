@@ -6,7 +6,7 @@ use deadpool_redis::redis;
 use serde_json::json;
 use sso_token::codes;
 use sso_token::oauth::OAuthError;
-use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH, USERINFO_PATH};
+use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH, USERINFO_PATH};
 use uuid::Uuid;
 
 use crate::helpers::{

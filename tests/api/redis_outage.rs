@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use sso_token::codes;
-use sso_token::startup::USERINFO_PATH;
+use sso_token::routes::paths::USERINFO_PATH;
 use sso_token::store::{Taken, write_record_start};
 
 use crate::cutter::{Cut, Cutter};

@@ -235,7 +235,7 @@ fn chunked_exchange(body: &[u8], size: usize) -> String {
     format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}0\r\n\r\n",
-        sso_token::startup::TOKEN_PATH
+        sso_token::routes::paths::TOKEN_PATH
     )
 }
 
@@ -261,7 +261,7 @@ async fn a_body_that_never_arrives_gets_408_and_the_connection_is_closed() {
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n",
-        sso_token::startup::TOKEN_PATH,
+        sso_token::routes::paths::TOKEN_PATH,
         body.len()
     );
     // Half the body, then nothing more.
@@ -281,7 +281,7 @@ async fn a_chunked_body_that_never_ends_gets_408_and_the_connection_is_closed() 
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n",
-        sso_token::startup::TOKEN_PATH,
+        sso_token::routes::paths::TOKEN_PATH,
         half.len(),
         String::from_utf8_lossy(half)
     );
@@ -300,7 +300,7 @@ async fn a_chunked_body_over_the_limit_that_goes_on_gets_413_and_the_connection_
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\n\r\n{chunks}",
-        sso_token::startup::TOKEN_PATH
+        sso_token::routes::paths::TOKEN_PATH
     );
 
     let (status, _) = raw_answer(&app, request.as_bytes())
@@ -317,7 +317,7 @@ async fn a_chunked_body_on_a_route_without_one_does_not_hold_the_connection() {
     let app = spawn_app().await;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
-        sso_token::startup::JWKS_PATH
+        sso_token::routes::paths::JWKS_PATH
     );
 
     let (status, jwks) = raw_answer(&app, request.as_bytes())
@@ -465,7 +465,7 @@ async fn a_body_declared_over_the_limit_is_refused_before_it_arrives() {
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: 4097\r\n\r\n",
-        sso_token::startup::TOKEN_PATH
+        sso_token::routes::paths::TOKEN_PATH
     );
     let request = [head.as_bytes(), &body].concat();
 

@@ -5,7 +5,7 @@
 use deadpool_redis::redis;
 use serde_json::{Value, json};
 use sso_token::codes::NewCode;
-use sso_token::startup::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, USERINFO_PATH};
+use sso_token::routes::paths::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, USERINFO_PATH};
 use sso_token::tokens::{Claims, Minter, random_id};
 
 use crate::helpers::{Answer, ISSUER, TestApp, TestClient, basic_auth, code_record, signing_key};

@@ -616,7 +616,7 @@ async fn an_issuer_no_token_fits_beside_is_refused_naming_the_client_of_the_long
             "[[clients]]\nid = {}\nsecret = {}\nredirect_uris = [\"https://{id}.example/cb\"]\n\
              scopes = [{}, {}]\naudience = {}\n",
             quote(id),
-            quote(&sso_token::clients::hash_secret_sha256(
+            quote(&sso_token::secret_hash::hash_secret_sha256(
                 "a-long-enough-secret-Xq7Lp2"
             )),
             quote(scope),

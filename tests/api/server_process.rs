@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sso_token::codes;
 use sso_token::config::Settings;
-use sso_token::startup::JWKS_PATH;
+use sso_token::routes::paths::JWKS_PATH;
 use sso_token::store::Store;
 
 use crate::helpers::{APP, Answer, code_record, http_client, test_dir};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use sso_token::config::Settings;
-use sso_token::startup::TOKEN_PATH;
+use sso_token::routes::paths::TOKEN_PATH;
 use sso_token::store::Store;
 
 use crate::helpers::{APP, Answer, http_client, json_request, test_settings};

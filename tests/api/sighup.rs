@@ -44,7 +44,11 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     assert_eq!(server.kids().await, [signer_kid.clone(), next_kid.clone()]);
     let code = write_code(&settings).await;
     let response = http_client()
-        .post(format!("{}{}", server.base, sso_token::startup::TOKEN_PATH))
+        .post(format!(
+            "{}{}",
+            server.base,
+            sso_token::routes::paths::TOKEN_PATH
+        ))
         .json(&json_request(&APP, &code))
         .send()
         .await
@@ -138,7 +142,11 @@ fn signing_key_series(exposition: &str) -> Vec<&str> {
 /// The `sso_signing_key_info` line of the key `kid`, its `alg` as the server's JWKS has it.
 async fn signing_key_info(server: &ServerProcess, kid: &str) -> String {
     let response = http_client()
-        .get(format!("{}{}", server.base, sso_token::startup::JWKS_PATH))
+        .get(format!(
+            "{}{}",
+            server.base,
+            sso_token::routes::paths::JWKS_PATH
+        ))
         .send()
         .await;
     let jwks = Answer::of(response.expect("JWKS answered")).await.json;

@@ -11,7 +11,7 @@ use deadpool_redis::redis;
 use futures_util::StreamExt;
 use reqwest::header::HeaderValue;
 use serde_json::json;
-use sso_token::startup::{INTROSPECT_PATH, REVOKE_PATH};
+use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH};
 use sso_token::throttle::MAX_TRACKED;
 
 use crate::concurrency::{race_raw, raw_post};

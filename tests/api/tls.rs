@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use sso_token::config::TlsSettings;
-use sso_token::startup::{Application, TOKEN_PATH};
+use sso_token::routes::paths::TOKEN_PATH;
+use sso_token::startup::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uuid::Uuid;

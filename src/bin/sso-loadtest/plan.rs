@@ -5,11 +5,12 @@
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use sso_token::clients::{Argon2Limit, Registry};
+use sso_token::clients::Registry;
 use sso_token::codes::NewCode;
 use sso_token::config::{RedisMode, Settings};
 use sso_token::oauth::{ClientCredentials, Sensitive, pkce};
-use sso_token::startup::TOKEN_PATH;
+use sso_token::routes::paths::TOKEN_PATH;
+use sso_token::secret_hash::Argon2Limit;
 use sso_token::store::keys::Keys;
 use sso_token::tokens::{PublicJwk, SigningKey};
 
