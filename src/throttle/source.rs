@@ -65,9 +65,9 @@ pub enum Unnamed {
     NoPeer,
     /// A trusted proxy sent no `X-Forwarded-For`: its own request (a health check), or one
     /// from a proxy that names no client.
-    NoForwardedFor,
-    /// A hop behind a trusted proxy is not an address.
-    NotAnAddress,
+    NoForwardedFor { proxy: IpAddr },
+    /// A hop behind a trusted proxy (`proxy`, the hop right of it) is not an address.
+    NotAnAddress { proxy: IpAddr },
 }
 
 impl Unnamed {
@@ -76,13 +76,13 @@ impl Unnamed {
     pub(super) fn warn(self) {
         match self {
             Self::NoPeer => {}
-            Self::NoForwardedFor => crate::warn_every_second!(
-                "throttle: a request from a trusted proxy without X-Forwarded-For; such requests \
-                 are throttled by client id only"
-            ),
-            Self::NotAnAddress => crate::warn_every_second!(
-                "throttle: an X-Forwarded-For hop behind a trusted proxy is not an address; \
+            Self::NoForwardedFor { proxy } => crate::warn_every_second!(
+                "throttle: a request from a trusted proxy ({proxy}) without X-Forwarded-For; \
                  such requests are throttled by client id only"
+            ),
+            Self::NotAnAddress { proxy } => crate::warn_every_second!(
+                "throttle: an X-Forwarded-For hop behind a trusted proxy ({proxy}) is not an \
+                 address; such requests are throttled by client id only"
             ),
         }
     }
@@ -102,11 +102,12 @@ pub fn source_address(
         return Ok(peer);
     }
     // Counted against the proxy, N failures would block every caller behind it.
-    let forwarded_for = forwarded_for.ok_or(Unnamed::NoForwardedFor)?;
+    let forwarded_for = forwarded_for.ok_or(Unnamed::NoForwardedFor { proxy: peer })?;
     let mut source = peer;
     for hop in forwarded_for.rsplit(',') {
+        let proxy = source;
         source = hop_address(hop.trim())
-            .ok_or(Unnamed::NotAnAddress)?
+            .ok_or(Unnamed::NotAnAddress { proxy })?
             .to_canonical();
         if !is_trusted(trusted, source) {
             break;
@@ -217,7 +218,9 @@ mod tests {
         // No header: no address, never the proxy's (whose block would cover all behind it).
         assert_eq!(
             source_address(Some(ip("10.0.0.1")), None, &trusted),
-            Err(Unnamed::NoForwardedFor)
+            Err(Unnamed::NoForwardedFor {
+                proxy: ip("10.0.0.1")
+            })
         );
         assert_eq!(
             source_address(Some(ip("198.51.100.1")), None, &trusted),
@@ -227,7 +230,13 @@ mod tests {
         for garbage in ["1.2.3.4, junk, 10.0.0.3", "", "198.51.100.7, ", "\u{FFFD}"] {
             assert_eq!(
                 source_address(Some(ip("10.0.0.1")), Some(garbage), &trusted),
-                Err(Unnamed::NotAnAddress),
+                Err(Unnamed::NotAnAddress {
+                    proxy: ip(if garbage.contains("10.0.0.3") {
+                        "10.0.0.3"
+                    } else {
+                        "10.0.0.1"
+                    })
+                }),
                 "{garbage:?}"
             );
         }

@@ -904,23 +904,31 @@ async fn a_trusted_proxys_request_without_forwarded_for_is_not_counted_against_i
 }
 
 /// A trusted proxy's request that names no client (no `X-Forwarded-For`, or a hop that is no
-/// address) is said in the log, as only the client id then throttles it. At most once a second
-/// at each call site, shared with the other tests: asked again until each line shows.
+/// address) is said in the log, naming the proxy, as only the client id then throttles it.
+/// The requests come from a loopback address of this test's own, so that the lines it waits
+/// for are its app's, not another test's; at most once a second at each call site, shared with
+/// the other tests: asked again until each line shows.
 #[tokio::test]
 async fn a_trusted_proxys_request_naming_no_client_is_warned_about() {
     let log = log_capture::mark();
-    let app = app(true).await;
+    let mut app = app(true).await;
+    let proxy = "127.77.0.9";
+    app.http = reqwest::Client::builder()
+        .local_address(proxy.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client");
     let said = |line: &str| log.lines().iter().any(|l| l.contains(line));
     let (no_header, no_address) = (
-        "a request from a trusted proxy without X-Forwarded-For",
-        "an X-Forwarded-For hop behind a trusted proxy is not an address",
+        format!("a request from a trusted proxy ({proxy}) without X-Forwarded-For"),
+        format!("an X-Forwarded-For hop behind a trusted proxy ({proxy}) is not an address"),
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !(said(no_header) && said(no_address)) {
+    while !(said(&no_header) && said(&no_address)) {
         assert!(
             Instant::now() < deadline,
             "not said in 5 s: {:?}",
-            [no_header, no_address].map(|line| (line, said(line)))
+            [&no_header, &no_address].map(|line| (line, said(line)))
         );
         for lines in [&[][..], &["unknown"]] {
             let answer = attempt_forwarded(&app, APP.id, APP.secret, lines).await;
