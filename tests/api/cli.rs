@@ -69,8 +69,6 @@ fn hash_secret_takes_a_secret_that_begins_with_a_hyphen_but_no_misspelt_option()
     }
 }
 
-/// Typed at a terminal (here `script`'s pseudo-terminal): a prompt, and the secret is not
-/// echoed to the screen; the hash is the same as from a pipe.
 /// `command` run by `sh` at a terminal (`script`'s), `typed` sent once `hash-secret`'s prompt is
 /// up (the terminal echoes what comes before); what the terminal showed, and whether it ended well.
 fn at_a_terminal(command: &str, typed: &[u8]) -> (bool, String) {
@@ -89,7 +87,11 @@ fn at_a_terminal(command: &str, typed: &[u8]) -> (bool, String) {
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(10));
         if !watched.load(std::sync::atomic::Ordering::SeqCst) {
-            let _ = Command::new("kill").arg(&pid).status();
+            // Through `sh`'s own `kill`: a minimal Debian may have no `/bin/kill`. Its result
+            // is not looked at: the child may have ended meanwhile, and the read fails anyway.
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill {pid}")])
+                .status();
         }
     });
     let mut screen = child.stdout.take().expect("stdout");
@@ -115,6 +117,8 @@ fn at_a_terminal(command: &str, typed: &[u8]) -> (bool, String) {
     )
 }
 
+/// Typed at a terminal (here `script`'s pseudo-terminal): a prompt, and the secret is not
+/// echoed to the screen; the hash is the same as from a pipe.
 #[test]
 fn hash_secret_at_a_terminal_prompts_and_does_not_echo_the_secret() {
     let secret = "typed-secret-Hk3Vn8Qp";

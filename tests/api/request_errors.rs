@@ -1,7 +1,7 @@
 //! Requests the endpoint cannot make sense of: a 4xx with the RFC 6749 error body, never a 5xx,
 //! never an echo of the secret or the code, and no code burnt.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
@@ -267,7 +267,19 @@ async fn a_body_that_never_arrives_gets_408_and_the_connection_is_closed() {
     // Half the body, then nothing more.
     let request = [head.as_bytes(), &body[..body.len() / 2]].concat();
 
+    let started = Instant::now();
     assert_raw_refusal(&app, &request, 408, &code).await;
+    assert_within_the_body_timeout(started);
+}
+
+/// The 408 came from the 300 ms `server.body_timeout_ms` the test set, not from a longer
+/// timer (the default is 5 s, as long as `raw_answer` waits).
+fn assert_within_the_body_timeout(started: Instant) {
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2000),
+        "answered after {took:?}"
+    );
 }
 
 /// The same for a chunked body: half of it in one chunk, then nothing. actix keeps reading a
@@ -286,7 +298,9 @@ async fn a_chunked_body_that_never_ends_gets_408_and_the_connection_is_closed() 
         String::from_utf8_lossy(half)
     );
 
+    let started = Instant::now();
     assert_raw_refusal(&app, request.as_bytes(), 408, &code).await;
+    assert_within_the_body_timeout(started);
 }
 
 /// A chunked body over the limit that goes on (no last chunk, no `Connection: close`): 413,
@@ -295,8 +309,18 @@ async fn a_chunked_body_that_never_ends_gets_408_and_the_connection_is_closed() 
 async fn a_chunked_body_over_the_limit_that_goes_on_gets_413_and_the_connection_is_closed() {
     let app = spawn_app().await;
     let code = app.issue_code(&APP).await;
-    let chunk = "x".repeat(1000);
-    let chunks: String = (0..8).map(|_| format!("3e8\r\n{chunk}\r\n")).collect();
+    // A valid request (the code first) padded past the limit, in chunks, without the last one.
+    let body = json_with(&code, set("pad", json!("x".repeat(8000))));
+    let chunks: String = body
+        .chunks(1000)
+        .map(|chunk| {
+            format!(
+                "{:x}\r\n{}\r\n",
+                chunk.len(),
+                String::from_utf8_lossy(chunk)
+            )
+        })
+        .collect();
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\n\r\n{chunks}",

@@ -218,11 +218,9 @@ async fn over_tls_a_partial_head_after_an_answer_is_closed_after_5_s() {
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
-    let answer = read_until(&mut tls, |read| read.contains("\r\n\r\n")).await;
+    let answer = read_until(&mut tls, |read| read.ends_with(r#"{"status":"ok"}"#)).await;
     let mut buf = [0u8; 1024];
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    // The small body comes with the head, or just after it.
-    let _ = tokio::time::timeout(Duration::from_millis(300), tls.read(&mut buf)).await;
 
     tls.write_all(format!("POST {TOKEN_PATH} HTTP/1.1\r\nHost: x\r\n").as_bytes())
         .await

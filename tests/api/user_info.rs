@@ -150,18 +150,34 @@ async fn a_malformed_authorization_header_gets_400_invalid_request_challenged() 
     }
 }
 
+/// A token that is not live, whether it never was (unsigned) or was revoked: 401
+/// `invalid_token`, challenged with that error (RFC 6750 §3.1).
 #[tokio::test]
 async fn a_token_that_is_not_live_gets_401_invalid_token() {
     let app = spawn_app().await;
+    let revoked = app.token_of(&APP, &code_record(&APP)).await;
+    let revocation = app.revoke(&APP, &revoked, None).await;
+    assert_eq!(revocation.status, 200, "{}", revocation.text);
 
-    let answer = app.user_info("eyJhbGciOiJub25lIn0.e30.").await;
+    for (why, token) in [
+        ("unsigned", "eyJhbGciOiJub25lIn0.e30."),
+        ("revoked", revoked.as_str()),
+    ] {
+        let answer = app.user_info(token).await;
 
-    assert_eq!((answer.status, answer.error()), (401, "invalid_token"));
-    answer.assert_error_shape("not live");
-    assert_eq!(
-        answer.header("www-authenticate"),
-        Some(r#"Bearer realm="sso-token", error="invalid_token""#)
-    );
+        assert_eq!(
+            (answer.status, answer.error()),
+            (401, "invalid_token"),
+            "{why}: {}",
+            answer.text
+        );
+        answer.assert_error_shape(why);
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(r#"Bearer realm="sso-token", error="invalid_token""#),
+            "{why}"
+        );
+    }
 }
 
 /// OpenID Connect clients may POST (Core §5.3.1), with the token in the header or in a form body
