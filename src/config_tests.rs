@@ -477,29 +477,6 @@ fn the_redis_target_names_each_address_without_its_password() {
 }
 
 #[test]
-fn redis_settings_compare_field_by_field_the_password_included() {
-    let settings = shipped().redis;
-    assert!(settings == settings.clone());
-    let changes: [fn(&mut RedisSettings); 4] = [
-        |r| r.node_password = Some(Sensitive::new("p")),
-        |r| r.url = "redis://other:6379".into(),
-        |r| r.timeout_ms += 1,
-        |r| r.tcp_keepalive_secs += 1,
-    ];
-    for change in changes {
-        let mut changed = settings.clone();
-        change(&mut changed);
-        assert!(settings != changed);
-    }
-    let mut with_password = settings.clone();
-    with_password.node_password = Some(Sensitive::new("p"));
-    let mut other_password = settings.clone();
-    other_password.node_password = Some(Sensitive::new("q"));
-    assert!(with_password == with_password.clone());
-    assert!(with_password != other_password);
-}
-
-#[test]
 fn tcp_keepalive_is_on_by_default_and_within_what_linux_accepts() {
     assert_eq!(shipped().redis.tcp_keepalive_secs, 60);
     assert!(check(|r| r.tcp_keepalive_secs = 0).is_ok());

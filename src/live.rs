@@ -20,7 +20,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::clients::{Client, Registry, RegistryError};
 use crate::clock::unix_now;
 use crate::config::{
-    ConfigError, DiscoverySettings, RedisMode, RedisSettings, Settings, TokenSettings,
+    ConfigError, DiscoverySettings, MetricsSettings, RedisMode, RedisSettings, ServerSettings,
+    Settings, ThrottleSettings, TokenSettings,
 };
 use crate::discovery;
 use crate::metrics::Metrics;
@@ -28,6 +29,21 @@ use crate::secret_hash::Argon2Limit;
 use crate::store::Store;
 use crate::store::keys::jti_len;
 use crate::tokens::{Claims, Keyring, KeyringError, MAX_TOKEN, MintError};
+
+/// Pushes onto `$changed` the name of each listed field of section `$section` that differs
+/// between `$a` and `$b`. The destructuring names every field of `$Type` (those compared, then
+/// those `not` compared): a new field is a compile error here until it is placed.
+macro_rules! differing {
+    ($changed:ident, $section:literal, $Type:ident, $a:expr, $b:expr;
+     [$($field:ident),* $(,)?] $(not [$($skip:ident),*])?) => {{
+        let $Type { $($field: _,)* $($($skip: _,)*)? } = &$a;
+        $(
+            if $a.$field != $b.$field {
+                $changed.push(concat!($section, ".", stringify!($field)));
+            }
+        )*
+    }};
+}
 
 /// Everything a request needs that a reload may change.
 #[derive(Debug)]
@@ -296,7 +312,7 @@ impl Live {
                 self.metrics.restart_pending(not_applied.len());
                 if !not_applied.is_empty() {
                     log::warn!(
-                        "{} changes take effect on restart only",
+                        "changes to {} take effect on restart only",
                         not_applied.join(", ")
                     );
                 }
@@ -391,23 +407,40 @@ fn warn_of_an_unpublished_signer(running: &Snapshot, next: &Snapshot) {
     }
 }
 
-/// The sections that differ between the settings as started and a reload's, which a reload
-/// does not apply: they shape the listener, the Redis pool, the throttle and the Argon2 slots
-/// built at start-up.
+/// The settings that differ between the settings as started and a reload's, by name
+/// (`server.keep_alive_secs`), which a reload does not apply: they shape the listener, the
+/// Redis pool, the throttle, the metrics listener and the Argon2 slots built at start-up.
 fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
-    [
-        ("[server]", started.server != reloaded.server),
-        ("[redis]", started.redis != reloaded.redis),
-        ("[throttle]", started.throttle != reloaded.throttle),
-        ("[metrics]", started.metrics != reloaded.metrics),
-        (
-            "clients.argon2_slots",
-            started.clients.argon2_slots != reloaded.clients.argon2_slots,
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(section, changed)| changed.then_some(section))
-    .collect()
+    let mut changed = Vec::new();
+    let (a, b) = (started, reloaded);
+    differing!(changed, "server", ServerSettings, a.server, b.server; [
+        listen, workers, body_limit, body_timeout_ms, keep_alive_secs, max_connections,
+        exchange_slots, slot_wait_ms, shutdown_timeout_secs, shutdown_delay_ms, tls,
+    ]);
+    // `lanes` follows `pool_size` and the CPUs, which may change under a running process (a
+    // container resized) while the files did not.
+    differing!(changed, "redis", RedisSettings, a.redis, b.redis; [
+        mode, url, sentinels, master_name, node_username, node_tls, nodes, pool_size,
+        timeout_ms, key_prefix, replica_acks, replica_ack_timeout_ms, tcp_keepalive_secs,
+    ] not [lanes, node_password]);
+    let password = |s: &Settings| {
+        s.redis
+            .node_password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+    };
+    if password(a) != password(b) {
+        changed.push("redis.node_password");
+    }
+    // `proxies` is `trusted_proxies` parsed.
+    differing!(changed, "throttle", ThrottleSettings, a.throttle, b.throttle; [
+        enabled, max_failures, window_secs, trusted_proxies,
+    ] not [proxies]);
+    differing!(changed, "metrics", MetricsSettings, a.metrics, b.metrics; [enabled, listen]);
+    if a.clients.argon2_slots != b.clients.argon2_slots {
+        changed.push("clients.argon2_slots");
+    }
+    changed
 }
 
 /// A reload applies the [`restart_only`] sections only at the next start, so it checks them as
@@ -492,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reload_names_the_sections_it_cannot_apply() {
+    fn a_reload_names_the_settings_it_cannot_apply() {
         let started = shipped();
         let mut reloaded = started.clone();
         reloaded.token.expires_in += 60;
@@ -503,14 +536,34 @@ mod tests {
         reloaded.metrics.listen = "127.0.0.1:9100".into();
         assert_eq!(
             restart_only(&started, &reloaded),
-            ["[throttle]", "[metrics]"]
+            ["throttle.trusted_proxies", "metrics.listen"]
         );
         reloaded.server.workers += 1;
         reloaded.redis.pool_size += 1;
+        reloaded.redis.node_password = Some(crate::oauth::Sensitive::new("changed"));
+        reloaded.clients.argon2_slots = 3;
         assert_eq!(
             restart_only(&started, &reloaded),
-            ["[server]", "[redis]", "[throttle]", "[metrics]"]
+            [
+                "server.workers",
+                "redis.pool_size",
+                "redis.node_password",
+                "throttle.trusted_proxies",
+                "metrics.listen",
+                "clients.argon2_slots"
+            ]
         );
+    }
+
+    /// A password is compared by its text, which its `Debug` (and so the settings') hides.
+    #[test]
+    fn a_reload_that_changes_only_the_redis_password_says_so() {
+        let mut started = shipped();
+        started.redis.node_password = Some(crate::oauth::Sensitive::new("p"));
+        let mut reloaded = started.clone();
+        assert!(restart_only(&started, &reloaded).is_empty());
+        reloaded.redis.node_password = Some(crate::oauth::Sensitive::new("q"));
+        assert_eq!(restart_only(&started, &reloaded), ["redis.node_password"]);
     }
 
     /// `redis.pool_size` 0 follows the CPUs, which may change under a running process (a
@@ -522,7 +575,7 @@ mod tests {
         reloaded.redis.lanes += 4;
         assert!(restart_only(&started, &reloaded).is_empty());
         reloaded.redis.pool_size = 12;
-        assert_eq!(restart_only(&started, &reloaded), ["[redis]"]);
+        assert_eq!(restart_only(&started, &reloaded), ["redis.pool_size"]);
     }
 
     /// The listener's keep-alive is set when it is built, like every `[server]` setting.
@@ -531,7 +584,10 @@ mod tests {
         let started = shipped();
         let mut reloaded = started.clone();
         reloaded.server.keep_alive_secs = 120;
-        assert_eq!(restart_only(&started, &reloaded), ["[server]"]);
+        assert_eq!(
+            restart_only(&started, &reloaded),
+            ["server.keep_alive_secs"]
+        );
     }
 
     /// The shipped defaults with these listen addresses.

@@ -373,8 +373,8 @@ impl Metrics {
             )?,
             restart_pending: gauge(
                 "sso_config_restart_pending",
-                "Sections (or settings) that the last reload found changed in the files but \
-                 that take effect on restart only; 0 after a start",
+                "Settings that the last reload found changed in the files but that take \
+                 effect on restart only; 0 after a start",
             )?,
             config_swap: Mutex::new(()),
             registry,

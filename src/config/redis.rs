@@ -93,46 +93,6 @@ impl Default for RedisSettings {
     }
 }
 
-/// Field by field, the password's text included. Only a reload compares settings (`live`), and
-/// no attacker chooses either side, so it need not be constant-time; `Sensitive` has no `==` of
-/// its own on purpose. The destructuring makes a new field a compile error here until added.
-impl PartialEq for RedisSettings {
-    fn eq(&self, other: &Self) -> bool {
-        let Self {
-            mode,
-            url,
-            sentinels,
-            master_name,
-            node_username,
-            node_password,
-            node_tls,
-            nodes,
-            pool_size,
-            lanes: _,
-            timeout_ms,
-            key_prefix,
-            replica_acks,
-            replica_ack_timeout_ms,
-            tcp_keepalive_secs,
-        } = self;
-        let password = |p: &Option<Sensitive>| p.as_ref().map(|p| p.expose().to_owned());
-        *mode == other.mode
-            && *url == other.url
-            && *sentinels == other.sentinels
-            && *master_name == other.master_name
-            && *node_username == other.node_username
-            && password(node_password) == password(&other.node_password)
-            && *node_tls == other.node_tls
-            && *nodes == other.nodes
-            && *pool_size == other.pool_size
-            && *timeout_ms == other.timeout_ms
-            && *key_prefix == other.key_prefix
-            && *replica_acks == other.replica_acks
-            && *replica_ack_timeout_ms == other.replica_ack_timeout_ms
-            && *tcp_keepalive_secs == other.tcp_keepalive_secs
-    }
-}
-
 /// The URLs without their passwords (`redact::redis_url`): `{settings:?}` in a log line or a
 /// panic message would print them.
 impl std::fmt::Debug for RedisSettings {

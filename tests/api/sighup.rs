@@ -260,11 +260,11 @@ async fn a_reload_refuses_restart_only_settings_that_a_start_would_refuse() {
     .expect("metrics off: `metrics.listen` unused");
 }
 
-/// A reload applies what it can and names the sections it changed that wait for a restart; one
+/// A reload applies what it can and names the settings it changed that wait for a restart; one
 /// that changes none of them says nothing of a restart. Its log line names the signer and the
 /// clients now in force, as the start's does.
 #[tokio::test]
-async fn a_reload_names_what_it_applied_and_the_sections_that_wait_for_a_restart() {
+async fn a_reload_names_what_it_applied_and_the_settings_that_wait_for_a_restart() {
     let mut settings = test_settings();
     let (signer, signer_kid) = new_key_file(KeyKind::Ed25519);
     settings.token.signing_key = signer;
@@ -290,7 +290,7 @@ async fn a_reload_names_what_it_applied_and_the_sections_that_wait_for_a_restart
     let said = server.wait_for_log("take effect on restart only");
     assert!(said.contains("WARN"), "{said}");
     assert!(
-        said.contains("[server] changes take effect on restart only"),
+        said.contains("changes to server.exchange_slots take effect on restart only"),
         "{said}"
     );
     // And the metrics say it for as long as it holds: an alert, where a log line scrolls away.
