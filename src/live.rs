@@ -423,6 +423,8 @@ fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
         mode, url, sentinels, master_name, node_username, node_tls, nodes, pool_size,
         timeout_ms, key_prefix, replica_acks, replica_ack_timeout_ms, tcp_keepalive_secs,
     ] not [lanes, node_password]);
+    // `Sensitive` has no `==` of its own, on purpose; here no attacker picks either side, so
+    // the texts need no constant-time compare.
     let password = |s: &Settings| {
         s.redis
             .node_password
