@@ -223,7 +223,17 @@ async fn assert_raw_refusal(app: &TestApp, request: &[u8], status: u16, code: &s
 
 /// A JSON exchange request whose `body` is sent in chunks of `size` bytes, then the last chunk.
 fn chunked_exchange(body: &[u8], size: usize) -> String {
-    let chunked: String = (body.chunks(size))
+    let chunked = chunks(body, size);
+    format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}0\r\n\r\n",
+        sso_token::routes::paths::TOKEN_PATH
+    )
+}
+
+/// `body` as chunks of `size` bytes, without the last (empty) chunk.
+fn chunks(body: &[u8], size: usize) -> String {
+    (body.chunks(size))
         .map(|chunk| {
             format!(
                 "{:x}\r\n{}\r\n",
@@ -231,12 +241,7 @@ fn chunked_exchange(body: &[u8], size: usize) -> String {
                 String::from_utf8_lossy(chunk)
             )
         })
-        .collect();
-    format!(
-        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}0\r\n\r\n",
-        sso_token::routes::paths::TOKEN_PATH
-    )
+        .collect()
 }
 
 #[tokio::test]
@@ -311,20 +316,11 @@ async fn a_chunked_body_over_the_limit_that_goes_on_gets_413_and_the_connection_
     let code = app.issue_code(&APP).await;
     // A valid request (the code first) padded past the limit, in chunks, without the last one.
     let body = json_with(&code, set("pad", json!("x".repeat(8000))));
-    let chunks: String = body
-        .chunks(1000)
-        .map(|chunk| {
-            format!(
-                "{:x}\r\n{}\r\n",
-                chunk.len(),
-                String::from_utf8_lossy(chunk)
-            )
-        })
-        .collect();
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Transfer-Encoding: chunked\r\n\r\n{chunks}",
-        sso_token::routes::paths::TOKEN_PATH
+         Transfer-Encoding: chunked\r\n\r\n{}",
+        sso_token::routes::paths::TOKEN_PATH,
+        chunks(&body, 1000)
     );
 
     let (status, _) = raw_answer(&app, request.as_bytes())
