@@ -28,7 +28,7 @@
 #   --no-build           use target/debug/sso-token as it is
 #   -h, --help           this text
 #
-# Needs Python 3.11+ with venv, and Node 20+ with npm. About 20 s once the environments and
+# Needs Python 3.11+ with venv, and Node 20+ with npm. About 10–20 s once the environments and
 # the debug build exist, a minute or two with the installs (README, "Compatibility with client
 # libraries").
 set -euo pipefail
