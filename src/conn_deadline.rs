@@ -16,7 +16,8 @@
 //!   do not move it;
 //! - a request's start disarms it: its body has `server.body_timeout_ms`.
 //!
-//! Past the deadline, reads and writes fail (`TimedOut`) and actix drops the connection.
+//! Past the deadline, reads, writes, flushes and shutdowns fail (`TimedOut`) and actix drops
+//! the connection.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -110,7 +111,10 @@ impl<T> Guarded<T> {
         self.follow_deadline();
         if self.sleep.as_mut().poll(cx).is_ready() {
             self.expired = true;
-            log::debug!("closing a connection whose next request did not arrive in time");
+            log::debug!(
+                "closing a connection past its deadline: its next request's head did not \
+                 arrive, or it did not read its answers"
+            );
             return Poll::Ready(Err(timed_out()));
         }
         Poll::Pending
@@ -122,7 +126,8 @@ impl<T> Guarded<T> {
     /// restarts its idle timer at every wake: such a connection closed up to 5 s past
     /// `keep_alive`. Moving a pending timer later, as each answer does, is an atomic
     /// compare-and-swap in tokio (its wheel files the entry again when the old time comes,
-    /// without waking the task): ~20 ns.
+    /// without waking the task): ~20 ns. Moving it earlier, as a head's first bytes do, files
+    /// it again under the timer driver's lock (uncontended: one worker thread).
     fn follow_deadline(&mut self) {
         if let Some(deadline) = self.state.deadline.get()
             && self.sleep_at != Some(deadline)
@@ -136,7 +141,7 @@ impl<T> Guarded<T> {
 fn timed_out() -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
-        "the next request's head did not arrive in time",
+        "past the connection's deadline: no request head, or answers not read",
     )
 }
 
@@ -201,12 +206,31 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         self.inner.is_write_vectored()
     }
 
+    /// Flushing waits on the deadline too: over TLS, answers a client does not read can sit in
+    /// rustls's buffer (up to 64 KiB) after every `poll_write` succeeded, and actix then waits
+    /// only here (its own timers go on being pushed back), so without it the connection was
+    /// held for ever.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(Err(timed_out()));
+        }
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => this.pending(cx),
+            ready => ready,
+        }
     }
 
+    /// The same for a shutdown (TLS writes its close_notify, then flushes).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(Err(timed_out()));
+        }
+        match Pin::new(&mut this.inner).poll_shutdown(cx) {
+            Poll::Pending => this.pending(cx),
+            ready => ready,
+        }
     }
 }
 

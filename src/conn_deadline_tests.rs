@@ -146,3 +146,64 @@ async fn the_connections_requests_share_its_state() {
     data.get::<ConnDeadline>().expect("shared").0.answered();
     assert!(deadline(&server).is_some());
 }
+
+/// A stream that takes every write but whose flush and shutdown never end: TLS, with answers a
+/// client does not read waiting in rustls's buffer (every `poll_write` succeeded).
+struct NeverFlushed;
+
+impl AsyncRead for NeverFlushed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for NeverFlushed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+}
+
+/// After an answer, a flush that never ends fails at the deadline (`keep_alive` + 5 s), and so
+/// does a shutdown: actix waits only there once its buffer is written, so the connection was
+/// held for ever.
+#[tokio::test(start_paused = true)]
+async fn a_flush_or_shutdown_that_never_ends_fails_at_the_deadline() {
+    for shutdown in [false, true] {
+        let mut server = Guarded::new(NeverFlushed, KEEP_ALIVE);
+        let conn = server.conn_deadline();
+        conn.0.started();
+        conn.0.answered();
+        server.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        let before = Instant::now();
+
+        let limit = KEEP_ALIVE + HEAD_TIMEOUT + Duration::from_secs(1);
+        let ended = if shutdown {
+            tokio::time::timeout(limit, server.shutdown()).await
+        } else {
+            tokio::time::timeout(limit, server.flush()).await
+        };
+
+        let failed = ended.expect("still waiting past the deadline");
+        assert!(
+            failed.is_err_and(|e| e.kind() == io::ErrorKind::TimedOut),
+            "shutdown: {shutdown}"
+        );
+        assert!(Instant::now() >= before + KEEP_ALIVE + HEAD_TIMEOUT);
+    }
+}
