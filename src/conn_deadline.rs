@@ -169,6 +169,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
     }
 }
 
+impl<T: AsyncWrite + Unpin> Guarded<T> {
+    /// `poll` on the inner stream, failing past the deadline and waiting on it while blocked.
+    fn poll_guarded<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if self.expired {
+            return Poll::Ready(Err(timed_out()));
+        }
+        match poll(Pin::new(&mut self.inner), cx) {
+            Poll::Pending => self.pending(cx),
+            ready => ready,
+        }
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -176,14 +193,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.expired {
-            return Poll::Ready(Err(timed_out()));
-        }
         this.follow_deadline();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => this.pending(cx),
-            ready => ready,
-        }
+        this.poll_guarded(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -192,14 +203,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.expired {
-            return Poll::Ready(Err(timed_out()));
-        }
         this.follow_deadline();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => this.pending(cx),
-            ready => ready,
-        }
+        this.poll_guarded(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -211,26 +216,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     /// only here (its own timers go on being pushed back), so without it the connection was
     /// held for ever.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.expired {
-            return Poll::Ready(Err(timed_out()));
-        }
-        match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Pending => this.pending(cx),
-            ready => ready,
-        }
+        (self.get_mut()).poll_guarded(cx, |inner, cx| inner.poll_flush(cx))
     }
 
     /// The same for a shutdown (TLS writes its close_notify, then flushes).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.expired {
-            return Poll::Ready(Err(timed_out()));
-        }
-        match Pin::new(&mut this.inner).poll_shutdown(cx) {
-            Poll::Pending => this.pending(cx),
-            ready => ready,
-        }
+        (self.get_mut()).poll_guarded(cx, |inner, cx| inner.poll_shutdown(cx))
     }
 }
 
