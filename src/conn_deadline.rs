@@ -216,12 +216,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     /// only here (its own timers go on being pushed back), so without it the connection was
     /// held for ever.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        (self.get_mut()).poll_guarded(cx, |inner, cx| inner.poll_flush(cx))
+        self.get_mut()
+            .poll_guarded(cx, |inner, cx| inner.poll_flush(cx))
     }
 
     /// The same for a shutdown (TLS writes its close_notify, then flushes).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        (self.get_mut()).poll_guarded(cx, |inner, cx| inner.poll_shutdown(cx))
+        self.get_mut()
+            .poll_guarded(cx, |inner, cx| inner.poll_shutdown(cx))
     }
 }
 

@@ -425,12 +425,9 @@ fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
     ] not [lanes, node_password]);
     // `Sensitive` has no `==` of its own, on purpose; here no attacker picks either side, so
     // the texts need no constant-time compare.
-    let password = |s: &Settings| {
-        s.redis
-            .node_password
-            .as_ref()
-            .map(|p| p.expose().to_owned())
-    };
+    fn password(s: &Settings) -> Option<&str> {
+        s.redis.node_password.as_ref().map(|p| p.expose())
+    }
     if password(a) != password(b) {
         changed.push("redis.node_password");
     }
@@ -445,7 +442,7 @@ fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'static str> {
     changed
 }
 
-/// A reload applies the [`restart_only`] sections only at the next start, so it checks them as
+/// A reload applies the [`restart_only`] settings only at the next start, so it checks them as
 /// that start will, without binding or connecting: otherwise a reload would say "reloaded" to a
 /// configuration that the next restart refuses. A listen address the running server already
 /// bound is not resolved again: a name server's passing failure is no reason to refuse a reload
