@@ -216,6 +216,28 @@ fn a_plain_secret_no_request_could_send_is_refused() {
 }
 
 #[test]
+fn a_sha256_hash_is_64_hex_digits_and_nothing_else() {
+    let stored = hash_secret_sha256("s3cret");
+    let hex = stored.strip_prefix("sha256:").unwrap();
+    let verifies = |stored: &str| {
+        SecretHash::parse("app", stored).map(
+            |hash| matches!(hash, SecretHash::Sha256(d) if bool::from(d.ct_eq(&sha256("s3cret")))),
+        )
+    };
+    assert_eq!(verifies(&stored), Ok(true));
+    assert_eq!(
+        verifies(&format!("sha256:{}", hex.to_uppercase())),
+        Ok(true)
+    );
+    // `+f` parses as a number, `f+` does not: neither is a pair of hex digits.
+    for bad in ["+f", "-f", " f", "fg", "é"] {
+        let broken = format!("sha256:{bad}{}", &hex[bad.len()..]);
+        let error = SecretHash::parse("app", &broken).err().unwrap();
+        assert!(error.contains("64 hex digits"), "{broken}: {error}");
+    }
+}
+
+#[test]
 fn an_argon2_hash_that_asks_for_too_much_memory_or_time_is_refused() {
     let hash = |m_kib: u32| {
         let params = Params::new(m_kib, 1, 1, None).unwrap();

@@ -46,8 +46,16 @@ pub(super) fn decode_hex(hex: &str) -> Option<Digest> {
         return None;
     }
     let mut out = [0; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Some(Digest(out))
+}
+
+/// One hex digit's value. Not `u8::from_str_radix` on the pair: it takes a leading `+`, so
+/// `+f` would pass for a hex pair.
+fn nibble(digit: u8) -> Option<u8> {
+    char::from(digit)
+        .to_digit(16)
+        .and_then(|value| u8::try_from(value).ok())
 }
