@@ -332,8 +332,9 @@ impl Store {
             // A string under the code's token-record key that names no `jti` of this code:
             // another writer's, no token of this code, nothing to revoke. Revoking it would
             // touch another key, in a Cluster one of another slot (`CROSSSLOT`, a 503 for
-            // ever); the code, if this call took it, is spent like a malformed one.
-            Value::SimpleString(_) => {
+            // ever); the code, if this call took it, is spent like a malformed one. `OK` is
+            // such a string too (no `jti` of ours), which the redis crate reads as `Okay`.
+            Value::SimpleString(_) | Value::Okay => {
                 log::warn!(
                     "a token-record key holds a string this service did not write (another \
                      writer under the key prefix?); the code is answered as unknown"

@@ -378,15 +378,18 @@ each_topology!(a_token_key_holding_another_writers_string_is_an_invalid_grant_no
 /// `invalid_grant`, and the string is left alone. Read as a replay, its "jti" named a key in
 /// another hash slot, and in a Cluster the revocation's `CROSSSLOT` was a 503 that said "retry"
 /// for a code already spent, on every attempt; and bytes that are not UTF-8 where a `jti`
-/// would be made the script's reply one the redis crate refuses: a 503 too.
+/// would be made the script's reply one the redis crate refuses: a 503 too, as was a "jti" of
+/// `OK`, whose status reply the crate reads as another kind of value.
 async fn a_token_key_holding_another_writers_string_is_an_invalid_grant_not_a_503(
     topology: Topology,
 ) {
     let app = spawn_app_on(topology).await;
-    let foreign_values: [&[u8]; 4] = [
+    let foreign_values: [&[u8]; 5] = [
         b"not a token record",
         br#"{"jti":"","client_id":"demo-app"}"#,
         br#"{"jti":"abc","client_id":"demo-app"}"#,
+        // Quoted back as the status reply `+OK`, which the redis crate reads as `Value::Okay`.
+        br#"{"jti":"OK","client_id":"demo-app"}"#,
         b"{\"jti\":\"\xff\xfe-foreign\"}",
     ];
     for bytes in foreign_values {
