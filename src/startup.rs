@@ -345,9 +345,9 @@ async fn report_redis_at_start(store: Store, target: String) {
             Ok(Fitness::Refused { version, commands }) => log::error!(
                 "Redis {target}: version {version}, but its user may not run {} on the \
                  service's keys: what needs them gets 503 (exchanges EVALSHA, and EVAL \
-                 where Redis lacks the script, GETDEL, SET, GET; revocations and replays \
-                 DEL; the throttle EVAL, INCR, PEXPIRE, PTTL; redis.replica_acks WAIT); \
-                 grant them (ACL SETUSER)",
+                 where Redis lacks the script, GETDEL, SET, GET; revocations, replays and \
+                 codes of another Redis type DEL; the throttle EVAL, INCR, PEXPIRE, PTTL; \
+                 redis.replica_acks WAIT); grant them (ACL SETUSER)",
                 commands.join(", ")
             ),
             Ok(Fitness::Cannot(problem)) => log::error!("Redis {target}: {problem}"),

@@ -138,8 +138,9 @@ return 0
 "
 );
 
-/// The version, then each command the service runs that its Redis user may not (an ACL), for
-/// the start to name them: `ARGV` holds the exchange script's hash, a code key, a token-record
+/// The version, then each command the service runs that its Redis user may not (an ACL), once
+/// however many keys it is refused on, for the start to name them (`DEL` of a code key: the
+/// exchange spends a code of another Redis type with it): `ARGV` holds the exchange script's hash, a code key, a token-record
 /// key and a throttle key under the service's prefix, and `1` when `redis.replica_acks` needs
 /// `WAIT`. Nil before Redis 7.0, which has neither `REDIS_VERSION` nor `acl_check_cmd`. Checks
 /// only: nothing runs. Valkey's `REDIS_VERSION` is the Redis it is compatible with (7.2.4 for
@@ -152,15 +153,18 @@ local version = redis.REDIS_VERSION
 if redis.SERVER_NAME == 'valkey' and redis.VALKEY_VERSION then
   version = 'Valkey ' .. redis.VALKEY_VERSION
 end
-local refused = {}
+local refused, named = {}, {}
 local function check(...)
-  if not redis.acl_check_cmd(...) then
-    refused[#refused + 1] = (...)
+  local command = (...)
+  if not named[command] and not redis.acl_check_cmd(...) then
+    named[command] = true
+    refused[#refused + 1] = command
   end
 end
 check('EVALSHA', ARGV[1], '0')
 check('EVAL', ARGV[1], '0')
 check('GETDEL', ARGV[2])
+check('DEL', ARGV[2])
 check('SET', ARGV[3], '')
 check('GET', ARGV[3])
 check('DEL', ARGV[3])

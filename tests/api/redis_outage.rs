@@ -277,6 +277,9 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     acl("evalonly", &["+@all", "-@scripting", "+eval", "+evalsha"]);
     acl("noset", &["+@all", "-set"]);
     acl("nodel", &["+@all", "-del", "-pttl"]);
+    // DEL on token records only (a selector): the exchange also deletes a code key of another
+    // Redis type.
+    acl("nodelcode", &["+@all", "-del", "(+del ~*token:*)"]);
     // EVALSHA alone is not enough: a Redis without the script cached, and the throttle, run EVAL.
     acl("noeval", &["+@all", "-eval"]);
     let target = |user: &str| format!("Redis redis://{user}:***@127.0.0.1:{}", redis.port());
@@ -294,6 +297,7 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     let _eval_only = app_on(url("evalonly")).await;
     let _no_set = app_on(url("noset")).await;
     let _no_del = app_on(url("nodel")).await;
+    let _no_del_code = app_on(url("nodelcode")).await;
     let _no_eval = app_on(url("noeval")).await;
 
     let version_of = |lines: &[String], user: &str| {
@@ -310,6 +314,7 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
                 && version_of(lines, "evalonly")
                 && error_for(lines, "noset").is_some()
                 && error_for(lines, "nodel").is_some()
+                && error_for(lines, "nodelcode").is_some()
                 && error_for(lines, "noeval").is_some()
         })
         .await;
@@ -320,6 +325,7 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     };
     assert_eq!(refused("noset"), "SET");
     assert_eq!(refused("nodel"), "DEL, PTTL");
+    assert_eq!(refused("nodelcode"), "DEL");
     assert_eq!(refused("noeval"), "EVAL");
     let line = error_for(&lines, "noscripts").unwrap_or_default();
     assert!(line.contains("may not run scripts"), "{line}");
