@@ -154,8 +154,13 @@ impl Fence {
     /// Whether a failover is under way, or may be for all we know yet (a sentinel not asked
     /// since the start): every operation is refused until it ends.
     pub fn is_closed(&self) -> bool {
+        self.failover_under_way() || self.unchecked.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether a failover closed the fence and has not ended (nor outlasted its longest time).
+    fn failover_under_way(&self) -> bool {
         let until = self.closed_until.load(Ordering::Acquire);
-        (until != 0 && self.now_ms() < until) || self.unchecked.load(Ordering::Acquire) > 0
+        until != 0 && self.now_ms() < until
     }
 
     /// Sentinel `sentinel` was asked whether a failover is under way, or could not be reached.
@@ -255,10 +260,16 @@ impl Fence {
             // switch to it: recorded below, not dropped here.)
             Some(known) if known.pending(now_ms) && known.master != old && known.master != new => {
                 // Not a switch away from the master the last one named (a late announcement
-                // of an earlier failover?): lanes look the master up.
+                // of an earlier failover?): lanes look the master up. Not while a failover of
+                // the recorded master runs: it may be that one's new master, announced by a
+                // sentinel that missed the last switch, and a look-up through the leader would
+                // still find the outgoing master, which takes writes. Its own announcement (or
+                // its longest time) opens the fence.
                 *switch = None;
-                self.attempts().fill(0);
-                self.open();
+                if !self.failover_under_way() {
+                    self.attempts().fill(0);
+                    self.open();
+                }
                 return;
             }
             _ => {}

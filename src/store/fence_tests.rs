@@ -176,6 +176,27 @@ fn a_late_announcement_of_an_earlier_switch_does_not_pin_lanes_to_its_master() {
     );
 }
 
+/// A sentinel that missed the last switch (A to B) announces the one of a failover of B under
+/// way as a switch from A: the fence stays closed, until the switch from B is announced, rather
+/// than send lanes to look the master up while the leader still names B.
+#[test]
+fn a_switch_from_elsewhere_during_a_failover_keeps_the_fence_closed() {
+    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+    let fence = Fence::new(&sentinels, "mymaster");
+    fence.on_event(0, "+switch-master", SWITCH);
+    fence.on_event(0, "+try-failover", "master mymaster 10.0.0.2 6380");
+    fence.on_event(2, "+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 6381");
+    assert_eq!(entered(&fence), None, "opened during the failover");
+    assert_eq!(
+        fence.switched_master(),
+        None,
+        "lanes pinned to the outgoing master"
+    );
+    fence.on_event(1, "+switch-master", "mymaster 10.0.0.2 6380 10.0.0.2 6381");
+    assert!(entered(&fence).is_some());
+    assert_eq!(fence.switched_master(), address(6381));
+}
+
 #[test]
 fn a_switch_is_trusted_for_a_while_only() {
     let sentinels = ["redis://s0", "redis://s1"].map(String::from);
