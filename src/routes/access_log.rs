@@ -76,16 +76,26 @@ const MAX_LOGGED_PATH: usize = 256;
 const MAX_LOGGED_METHOD: usize = 16;
 
 /// `text` (a path without its query, or a method) cut to `max` bytes (at a character's edge)
-/// with `…` after what was cut. Printable ASCII only: the HTTP parser refuses anything else.
+/// with `…` after what was cut. Printable ASCII only: the HTTP parser refuses anything else,
+/// but takes `"` in a path, which would end the line's quoted field and let the rest of the
+/// path pass for fields of its own: `"` and `\` are percent-encoded.
 fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
+    let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &text[..end])
+    let mut out = String::with_capacity(end + 3);
+    for c in text[..end].chars() {
+        match c {
+            '"' => out.push_str("%22"),
+            '\\' => out.push_str("%5C"),
+            c => out.push(c),
+        }
+    }
+    if end < text.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn logged_client(response: &ServiceResponse) -> String {
@@ -120,6 +130,22 @@ mod tests {
         assert_eq!(
             logged_path(&accented),
             format!("/{}…", "é".repeat(MAX_LOGGED_PATH / 2 - 1))
+        );
+    }
+
+    /// The HTTP parser takes `"` in a path: unescaped, it would close the line's quoted field
+    /// and what follows would read as fields of the line (a status, a client).
+    #[test]
+    fn a_quote_or_backslash_in_a_path_cannot_end_its_field() {
+        assert_eq!(
+            logged_path(r#"/x"%20200%20client=admin\"#),
+            "/x%22%20200%20client=admin%5C"
+        );
+        // Cut before escaping: the limit is the path's bytes, not the line's.
+        let quotes = "\"".repeat(MAX_LOGGED_PATH + 1);
+        assert_eq!(
+            logged_path(&quotes),
+            format!("{}…", "%22".repeat(MAX_LOGGED_PATH))
         );
     }
 }
