@@ -43,7 +43,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
             rustls::pki_types::pem::Error::NoItemsFound => {
                 "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block in the file".into()
             }
-            other => other.to_string(),
+            other => pem_problem(&other),
         },
     })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -85,13 +85,31 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         problem,
     };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| error(e.to_string()))?
+        .map_err(|e| error(pem_problem(&e)))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(|e| error(pem_problem(&e)))?;
     if certs.is_empty() {
         return Err(error("no CERTIFICATE in the file".into()));
     }
     Ok(certs)
+}
+
+/// What is wrong with a PEM file, in words of our own: the parser's messages quote the line
+/// it stopped at, byte by byte, and a key flattened onto one line (its line breaks written as
+/// `\n`, as when copied out of JSON or an environment variable) is that line: the whole key
+/// would reach the terminal and the log. (A certificate file may hold a key too.)
+fn pem_problem(error: &rustls::pki_types::pem::Error) -> String {
+    const ONE_LINE: &str = " (the whole file on one line, its line breaks written as \\n?)";
+    use rustls::pki_types::pem::Error;
+    match error {
+        Error::Io(e) => format!("cannot be read: {e}"),
+        Error::MissingSectionEnd { .. } => format!("a PEM block without its END line{ONE_LINE}"),
+        Error::IllegalSectionStart { .. } => format!("a malformed PEM BEGIN line{ONE_LINE}"),
+        Error::Base64Decode(_) => "a PEM block that is not base64 inside".into(),
+        Error::SectionTooLarge => "a PEM block over 256 MB".into(),
+        Error::NoItemsFound => "no PEM block of the kind sought".into(),
+        _ => "not a PEM file that can be read".into(),
+    }
 }
 
 #[cfg(test)]

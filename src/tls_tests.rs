@@ -86,3 +86,47 @@ fn an_encrypted_key_is_said_to_be_one() {
         std::fs::remove_file(path).unwrap();
     }
 }
+
+/// A key flattened onto one line (its line breaks written as `\n`, as when copied out of JSON
+/// or an environment variable) is refused without a byte of it in the message: the PEM
+/// parser's own message quotes the line it stopped at, which was the whole key, and the start
+/// prints it and a reload logs it. Nor a certificate file that holds such a key.
+#[test]
+fn a_malformed_pem_file_is_refused_without_quoting_it() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let key_pem = certified.signing_key.serialize_pem();
+    // With and without the last line break flattened too, which the parser reads differently.
+    let flat = key_pem.replace('\n', "\\n");
+    let flat_trimmed = key_pem.trim_end().replace('\n', "\\n");
+    let cert = write_temp("flat-cert-ok", &certified.cert.pem());
+    let flat_key = write_temp("flat-key", &flat);
+    let flat_trimmed_key = write_temp("flat-trimmed-key", &flat_trimmed);
+    let flat_in_cert = write_temp("flat-in-cert", &format!("{flat}\n{}", certified.cert.pem()));
+    let good_key = write_temp("flat-key-ok", &key_pem);
+
+    for (cert, key) in [
+        (&cert, &flat_key),
+        (&cert, &flat_trimmed_key),
+        (&flat_in_cert, &good_key),
+    ] {
+        let refused = server_config(&TlsSettings {
+            cert: cert.clone(),
+            key: key.clone(),
+        })
+        .expect_err("a flattened PEM file was taken")
+        .to_string();
+        assert!(refused.contains("one line"), "{refused}");
+        // Neither the text nor the bytes (the parser printed them as numbers) of a key line.
+        let body = key_pem.lines().nth(1).unwrap();
+        let bytes = format!("{:?}", &body.as_bytes()[..8]);
+        let bytes = bytes.trim_end_matches(']');
+        assert!(
+            !refused.contains(body) && !refused.contains(bytes),
+            "{refused}"
+        );
+        assert!(!refused.contains("45, 45, 45, 45, 45"), "{refused}");
+    }
+    for path in [cert, flat_key, flat_trimmed_key, flat_in_cert, good_key] {
+        std::fs::remove_file(path).unwrap();
+    }
+}
