@@ -986,3 +986,42 @@ fn a_setting_left_out_of_the_files_takes_the_shipped_value() {
     // None is required, and the loop read the file's settings.
     assert!(required == 0 && defaulted >= 30, "{defaulted} {required}");
 }
+
+/// A metrics listener on the server's own port fails its bind at start (and a reload that
+/// asked for it said "on restart only"): refused up front, naming the setting.
+#[test]
+fn metrics_on_the_servers_own_port_is_refused() {
+    let refused = |server: &str, metrics: &str, enabled: bool| {
+        let mut settings = shipped();
+        settings.server.listen = server.into();
+        settings.metrics.listen = metrics.into();
+        settings.metrics.enabled = enabled;
+        match settings.validate() {
+            Err(ConfigError::Invalid { setting, .. }) => Some(setting),
+            Err(ConfigError::Load(e)) => panic!("{e}"),
+            Ok(_) => None,
+        }
+    };
+    for (server, metrics) in [
+        ("127.0.0.1:8080", "127.0.0.1:8080"),
+        ("0.0.0.0:8080", "127.0.0.1:8080"),
+        ("127.0.0.1:8080", "[::]:8080"),
+        ("app.internal:8080", "app.internal:8080"),
+    ] {
+        assert_eq!(
+            refused(server, metrics, true),
+            Some("metrics.listen"),
+            "{server} {metrics}"
+        );
+        assert_eq!(refused(server, metrics, false), None, "metrics off");
+    }
+    for (server, metrics) in [
+        ("127.0.0.1:8080", "127.0.0.1:9100"),
+        ("127.0.0.1:8080", "127.0.0.2:8080"),
+        ("127.0.0.1:8080", "[::1]:8080"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+        ("127.0.0.1:8080", ""),
+    ] {
+        assert_eq!(refused(server, metrics, true), None, "{server} {metrics}");
+    }
+}

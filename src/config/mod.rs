@@ -529,6 +529,13 @@ impl Settings {
         if !self.metrics.listen.is_empty() && !self.metrics.listen.contains(':') {
             return invalid("metrics.listen", "must be host:port, or empty");
         }
+        if self.metrics.enabled && same_port(&self.server.listen, &self.metrics.listen) {
+            return invalid(
+                "metrics.listen",
+                "takes server.listen's address and port: the metrics listener needs a port of \
+                 its own",
+            );
+        }
         // Said here: an empty path would be reported as a file not found at ``.
         let tls = self.server.tls.as_ref();
         let paths = [
@@ -699,6 +706,23 @@ impl Settings {
 pub fn absolute(path: &Path) -> String {
     std::path::absolute(path)
         .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+}
+
+/// Whether two listen addresses would take one port: the same text, or addresses with the same
+/// port whose IPs are equal or one of them every address (`0.0.0.0`, `::`). Host names are not
+/// resolved here: only their text is compared, and a bind of the two tells the rest.
+fn same_port(one: &str, other: &str) -> bool {
+    use std::net::SocketAddr;
+    match (one.parse::<SocketAddr>(), other.parse::<SocketAddr>()) {
+        (Ok(one), Ok(other)) => {
+            one.port() == other.port()
+                && one.port() != 0
+                && (one.ip() == other.ip()
+                    || one.ip().is_unspecified()
+                    || other.ip().is_unspecified())
+        }
+        _ => one == other,
+    }
 }
 
 #[cfg(test)]
