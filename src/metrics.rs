@@ -346,7 +346,9 @@ impl Metrics {
                 .collect(),
             auth_failures: counter(
                 "sso_client_auth_failures_total",
-                "Failed client authentications (unknown client, disabled client, wrong secret)",
+                "Failed client authentications (unknown client, disabled client, wrong secret); \
+                 credentials too malformed to look up are in sso_requests_total \
+                 {outcome=\"invalid_client\"} only",
             )?,
             argon2_overloaded: counter(
                 "sso_argon2_overloaded_total",
