@@ -127,11 +127,10 @@ fn hop_address(hop: &str) -> Option<IpAddr> {
 
 /// An IPv6 address counts as its /64 network: a host is routinely given a whole /64 (SLAAC,
 /// privacy addresses), so one address alone would let it pick a fresh one for every guess. An
-/// IPv4 client behind a NAT64 or SIIT translator counts as its IPv4 address: as a /64, every
-/// IPv4 client of the translator would share one counter, and one could block them all.
+/// address that carries an IPv4 client's (see [`embedded_ipv4`]) counts as that IPv4 address.
 pub(super) fn counted_as(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => match translated_ipv4(v6) {
+        IpAddr::V6(v6) => match embedded_ipv4(v6) {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
         },
@@ -139,13 +138,21 @@ pub(super) fn counted_as(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The IPv4 address inside an address of RFC 6052's well-known prefix `64:ff9b::/96`, as
-/// `to_canonical` finds the one inside `::ffff:0:0/96`. Network-specific prefixes cannot be
-/// told from native IPv6 and count as /64s.
-fn translated_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
-    const WELL_KNOWN_PREFIX: [u8; 12] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0];
-    let [prefix @ .., a, b, c, d] = v6.octets();
-    (prefix == WELL_KNOWN_PREFIX).then_some(Ipv4Addr::new(a, b, c, d))
+/// The IPv4 client inside an IPv6 address that carries one, as `to_canonical` finds the one
+/// inside `::ffff:0:0/96`:
+/// - RFC 6052's well-known NAT64 prefix `64:ff9b::/96` (a NAT64 or SIIT translator): as a /64,
+///   every IPv4 client of the translator would share one counter, and one could block them all.
+///   Network-specific prefixes cannot be told from native IPv6 and count as /64s.
+/// - 6to4, `2002::/16` (RFC 3056): an IPv4 host's own /48, 65,536 /64s to guess from.
+/// - Teredo, `2001::/32` (RFC 4380): the client's IPv4 address, inverted, in the last 32 bits;
+///   the /64 holds the relay's address and a port the client picks.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    match v6.octets() {
+        [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d]
+        | [0x20, 0x02, a, b, c, d, ..] => Some(Ipv4Addr::new(a, b, c, d)),
+        [0x20, 0x01, 0, 0, .., a, b, c, d] => Some(Ipv4Addr::new(!a, !b, !c, !d)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -191,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_counts_as_its_64_but_nat64_as_the_ipv4_address_inside() {
+    fn ipv6_counts_as_its_64_but_nat64_6to4_and_teredo_as_the_ipv4_address_inside() {
         assert_eq!(counted_as(ip("2001:db8:1:2:a::1")), ip("2001:db8:1:2::"));
         assert_eq!(counted_as(ip("203.0.113.7")), ip("203.0.113.7"));
         // RFC 6052's well-known prefix: each IPv4 client behind the translator on its own.
@@ -199,6 +206,24 @@ mod tests {
         assert_eq!(counted_as(ip("64:ff9b::c633:6408")), ip("198.51.100.8"));
         // Outside the /96 (64:ff9b:1::/48 is RFC 8215's local-use prefix): a /64 as any.
         assert_eq!(counted_as(ip("64:ff9b:1::c633:6407")), ip("64:ff9b:1::"));
+        // 6to4: the /48 of 203.0.113.7, whichever of its /64s.
+        assert_eq!(counted_as(ip("2002:cb00:7107:1::1")), ip("203.0.113.7"));
+        assert_eq!(counted_as(ip("2002:cb00:7107:ffff::9")), ip("203.0.113.7"));
+        // Teredo: 203.0.113.7 inverted in the last 32 bits, whatever relay and port.
+        assert_eq!(
+            counted_as(ip("2001:0:4136:e378:8000:63bf:34ff:8ef8")),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            counted_as(ip("2001:0:c633:6401:0:1234:34ff:8ef8")),
+            ip("203.0.113.7")
+        );
+        // Neighbours of those prefixes are native IPv6.
+        assert_eq!(counted_as(ip("2001:1::1")), ip("2001:1::"));
+        assert_eq!(
+            counted_as(ip("2003:cb00:7107:1::1")),
+            ip("2003:cb00:7107:1::")
+        );
     }
 
     #[test]
