@@ -606,6 +606,7 @@ mod tests {
             PayloadTooLarge => PayloadTooLarge,
             BodyTimeout => BodyTimeout,
             MethodNotAllowed { .. } => MethodNotAllowed { allow: "GET" },
+            NotFound => NotFound,
             Unavailable(_) => Unavailable(StoreError::Reply),
             Busy => Busy,
             Overloaded => Overloaded,

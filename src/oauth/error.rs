@@ -105,6 +105,10 @@ pub enum OAuthError {
     /// A method the path does not answer: 405 with `allow` (the ones it does) in `Allow`.
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
+    /// A path the service does not serve: 404, with a body that says where the endpoints are
+    /// (a client configured with a wrong path, or a trailing slash, learns it from the answer).
+    #[error("not found")]
+    NotFound,
     /// Redis is down, slow or refusing: the client may retry.
     #[error("temporarily_unavailable")]
     Unavailable(#[source] crate::store::StoreError),
@@ -157,6 +161,7 @@ impl OAuthError {
             | Self::PayloadTooLarge
             | Self::BodyTimeout
             | Self::MethodNotAllowed { .. }
+            | Self::NotFound
             | Self::MalformedBearer(_)
             | Self::BearerRequired => ErrorCode::InvalidRequest,
             Self::InvalidClient(_) | Self::Throttled { .. } => ErrorCode::InvalidClient,
@@ -189,6 +194,10 @@ impl OAuthError {
             Self::BodyTimeout => "the request body did not arrive in time",
             Self::MethodNotAllowed { .. } => {
                 "this method is not allowed here; the Allow header lists those that are"
+            }
+            Self::NotFound => {
+                "no such endpoint; the token endpoint is POST /identity/sso/oauth2/access_token, \
+                 and /.well-known/oauth-authorization-server lists the others"
             }
             Self::Throttled { .. } => {
                 "too many failed client authentications from this address or for this client; \
@@ -238,6 +247,7 @@ impl ResponseError for OAuthError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound => StatusCode::NOT_FOUND,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Overloaded | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -37,7 +37,17 @@ async fn every_error_renders_the_rfc_shape_without_caching() {
             405,
             "invalid_request",
         ),
+        (OAuthError::NotFound, 404, "invalid_request"),
     ];
+    // The 404 names the paths as they are.
+    let (_, body, _) = render(OAuthError::NotFound).await;
+    let described = body["error_description"].as_str().unwrap_or_default();
+    for path in [
+        crate::routes::paths::TOKEN_PATH,
+        crate::routes::paths::METADATA_PATH,
+    ] {
+        assert!(described.contains(path), "{described}");
+    }
     for (error, status, code) in cases {
         let (got_status, body, response) = render(error).await;
         assert_eq!(got_status.as_u16(), status, "{code}");

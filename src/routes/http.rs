@@ -123,6 +123,12 @@ fn method_not_allowed(allow: &'static str) -> actix_web::Route {
     })
 }
 
+/// 404 with the usual error body, which says where the endpoints are: any path not in the route
+/// table.
+pub fn not_found() -> actix_web::Route {
+    web::to(|| async { Err::<actix_web::HttpResponse, _>(OAuthError::NotFound) })
+}
+
 /// `Cache-Control: no-store` and `Pragma: no-cache`: for every answer that holds a token, a
 /// token's details or a user's data.
 pub fn no_store(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {

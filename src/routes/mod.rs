@@ -43,7 +43,8 @@ pub(crate) fn configure(routes: &mut ServiceConfig, with_metrics: bool) {
                 .guard(guard::fn_guard(discovery::names_the_issuer_path)),
         )
         .service(http::get(HEALTHZ_PATH, health::healthz))
-        .service(http::get(READYZ_PATH, health::readyz));
+        .service(http::get(READYZ_PATH, health::readyz))
+        .default_service(http::not_found());
     if with_metrics {
         routes.service(http::get(METRICS_PATH, metrics::metrics));
     }

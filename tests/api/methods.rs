@@ -143,3 +143,37 @@ async fn raw_answer(app: &crate::helpers::TestApp, method: &str, path: &str) -> 
         .expect("read");
     Answer::of_raw(&raw)
 }
+
+/// A path we do not serve (a client configured with a trailing slash, a typo, another server's
+/// token path) gets 404 with the error body, which names the token endpoint and the metadata
+/// that lists the others; whatever the method.
+#[tokio::test]
+async fn a_path_we_do_not_serve_gets_404_with_the_error_body_naming_the_token_endpoint() {
+    let app = spawn_app().await;
+    let unknown = [
+        "/identity/sso/oauth2/access_token/",
+        "/identity/sso/oauth2/token",
+        "/oauth/token",
+        "/",
+    ];
+    for path in unknown {
+        for method in [Method::POST, Method::GET, Method::PUT] {
+            let context = format!("{method} {path}");
+            let response = app.http.request(method, app.url(path)).send().await;
+
+            let answer = Answer::of(response.expect("sent")).await;
+
+            assert_eq!(answer.status, 404, "{context}: {}", answer.text);
+            assert_eq!(answer.error(), "invalid_request", "{context}");
+            answer.assert_error_shape(&context);
+            let described = answer.json["error_description"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                described.contains("POST /identity/sso/oauth2/access_token")
+                    && described.contains("/.well-known/oauth-authorization-server"),
+                "{context}: {described}"
+            );
+        }
+    }
+}
