@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::clients::Registry;
+use crate::oauth::pkce;
 use crate::store::{Store, StoreError};
 use crate::userinfo::Profile;
 
@@ -83,6 +84,17 @@ pub fn doubts(record: &NewCode, registry: &Registry) -> Vec<String> {
             "scope {scope:?} is not one of client {id}'s: the exchange is refused \
              (invalid_scope)"
         ));
+    }
+    if let Some(challenge) = &record.code_challenge
+        && record.code_challenge_method.as_deref() == Some("S256")
+        && !pkce::challenge_well_formed(pkce::Method::S256, challenge)
+    {
+        doubts.push(
+            "an S256 code challenge is the 43-character base64url of a SHA-256 digest \
+             (RFC 7636 §4.2), which this is not: the record is malformed and the exchange \
+             refused (invalid_grant); for a plain challenge, say --code-challenge-method plain"
+                .into(),
+        );
     }
     doubts
 }
@@ -165,5 +177,27 @@ mod tests {
         assert!(wrong[1].contains("\"admin\"") && wrong[1].contains("invalid_scope"));
         let off = doubts(&record("off", "https://off.example/cb", &[]), &registry);
         assert!(off.len() == 1 && off[0].contains("disabled"), "{off:?}");
+        // A verifier where an S256 challenge belongs (RFC 7636's appendix B pair).
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        let pkce = |challenge: &str, method: &str| NewCode {
+            code_challenge: Some(challenge.into()),
+            code_challenge_method: Some(method.into()),
+            ..record("app", "https://app.example/cb", &["user:basic"])
+        };
+        for fine in [pkce(challenge, "S256"), pkce(verifier, "plain")] {
+            assert_eq!(doubts(&fine, &registry), Vec::<String>::new());
+        }
+        let long = format!("{verifier}abc");
+        for wrong in [
+            pkce(&long, "S256"),
+            pkce(&format!("{}-", &challenge[..42]), "S256"),
+        ] {
+            let doubted = doubts(&wrong, &registry);
+            assert!(
+                doubted.len() == 1 && doubted[0].contains("S256"),
+                "{doubted:?}"
+            );
+        }
     }
 }
