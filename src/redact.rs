@@ -5,8 +5,16 @@
 
 /// serde's message without the value it may quote: `invalid type: integer `123`, expected a
 /// string` becomes `invalid type: integer, expected a string`; names of fields (`missing field
-/// `id``) stay, they come from our types or are keys, not values.
+/// `id``) stay, they come from our types or are keys, not values. An unknown field is a key
+/// the file or body has, which may be anything (a secret written where its key belongs): named
+/// only when it is a word of our fields' alphabet.
 pub fn serde_message(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((name, after)) = rest.split_once('`')
+        && !is_field_name(name)
+    {
+        return format!("unknown field{after}");
+    }
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(rest) = message.strip_prefix(prefix) {
             // `<what was found>, expected <what we wanted>`; only the first part holds a value,
@@ -27,6 +35,11 @@ pub fn serde_message(message: &str) -> String {
         };
     }
     without_double_quoted(message)
+}
+
+/// Letters, digits and `_`, 1 to 64 of them: what our settings and fields are named with.
+fn is_field_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Replaces every `"…"` with `"…"` (a quoted string is a value); backticks stay (names), and
@@ -120,13 +133,14 @@ pub fn redis_error(error: &dyn std::fmt::Display) -> String {
 /// comes before the last `@` of the authority, as URL parsers read it; without a `:` it is
 /// masked whole, since some write the password there. `pass=` and `password=` query parameters
 /// (the unix-socket forms) are masked too. A URL with an `@` past its authority (a `/`, `?` or
-/// `#` in a password) is not what it seems: nothing of it after the scheme is shown.
+/// `#` in a password) is not what it seems: nothing of it after the scheme is shown; nor of one
+/// with a control character, which URL parsers drop (`pa<TAB>ss=` is `pass=` to the redis crate).
 pub fn redis_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".to_owned();
     };
     let (authority, after) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    if after.contains('@') {
+    if after.contains('@') || url.contains(char::is_control) {
         return format!("{scheme}://***");
     }
     let mut shown = format!("{scheme}://");
