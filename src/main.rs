@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use sso_token::clock::unix_now;
 use sso_token::codes::{self, NewCode};
@@ -81,8 +81,9 @@ enum Command {
         /// The secret (better on stdin: out of the shell history and `ps`); it may begin with
         /// `-`.
         // One base64url secret in 64 begins with `-`, which clap would refuse as an unknown
-        // option, quoting it. A misspelt option (`--argon`) must not be hashed as the secret.
-        #[arg(allow_hyphen_values = true, value_parser = not_an_option)]
+        // option, quoting it. A misspelt option (`--argon`) must not be hashed as the secret:
+        // refused after parsing (`option_like`), since clap's refusal of a value quotes it.
+        #[arg(allow_hyphen_values = true)]
         secret: Option<String>,
         /// Argon2id PHC string instead of the default sha256:<hex>.
         #[arg(long)]
@@ -131,7 +132,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config_dir, cli.env.as_deref()),
-        Command::HashSecret { secret, argon2 } => hash_secret(secret, argon2),
+        Command::HashSecret { secret, argon2 } => {
+            if secret.as_deref().is_some_and(option_like) {
+                // Exits as clap's own usage errors do (status 2), without quoting the value.
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::InvalidValue,
+                        "hash-secret has no such option (a secret of this shape goes on stdin)",
+                    )
+                    .exit();
+            }
+            hash_secret(secret, argon2)
+        }
         Command::Keygen { out, kind, force } => keygen(&out, kind, force),
         Command::Pubkey { key } => pubkey(&key),
         Command::IssueCode {
@@ -210,17 +222,12 @@ fn pkce_challenge(value: &str) -> Result<String, String> {
     }
 }
 
-/// A value that is no misspelt option: `-` or `--` and lower-case letters, digits and `-`
+/// A misspelt option, not a secret: `-` or `--` and lower-case letters, digits and `-`
 /// (`-argon2`, `--argon`); a random secret beginning with `-` has capitals too, all but surely.
-fn not_an_option(value: &str) -> Result<String, String> {
-    let option_like = value.strip_prefix('-').is_some_and(|name| {
+fn option_like(value: &str) -> bool {
+    value.strip_prefix('-').is_some_and(|name| {
         (name.bytes()).all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    });
-    if option_like {
-        Err("no such option; a secret of this shape goes on stdin".into())
-    } else {
-        Ok(value.to_owned())
-    }
+    })
 }
 
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
