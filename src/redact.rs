@@ -11,7 +11,7 @@
 pub fn serde_message(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((name, after)) = rest.split_once('`')
-        && !is_field_name(name)
+        && !((1..=64).contains(&name.len()) && is_field_name(name))
     {
         return format!("unknown field{after}");
     }
@@ -37,9 +37,10 @@ pub fn serde_message(message: &str) -> String {
     without_double_quoted(message)
 }
 
-/// Letters, digits and `_`, 1 to 64 of them: what our settings and fields are named with.
-fn is_field_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+/// Letters, digits and `_`: the alphabet our settings and fields are named with. A name of
+/// another is a key someone wrote, which may be a value in the wrong place.
+pub(crate) fn is_field_name(name: &str) -> bool {
+    name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Replaces every `"…"` with `"…"` (a quoted string is a value); backticks stay (names), and

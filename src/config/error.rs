@@ -101,9 +101,7 @@ fn unknown_field(error: &config::ConfigError) -> Option<&str> {
         return None;
     };
     let name = message.strip_prefix("unknown field `")?.split('`').next()?;
-    (name.bytes())
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        .then_some(name)
+    redact::is_field_name(name).then_some(name)
 }
 
 /// Where an unknown key may have come from, which serde does not say: a file's table and key,

@@ -140,9 +140,9 @@ return 0
 
 /// The version, then each command the service runs that its Redis user may not (an ACL), once
 /// however many keys it is refused on, for the start to name them (`DEL` of a code key: the
-/// exchange spends a code of another Redis type with it): `ARGV` holds the exchange script's hash, a code key, a token-record
-/// key and a throttle key under the service's prefix, and `1` when `redis.replica_acks` needs
-/// `WAIT`. Nil before Redis 7.0, which has neither `REDIS_VERSION` nor `acl_check_cmd`. Checks
+/// exchange spends a code of another Redis type with it): `ARGV` holds the exchange script's
+/// hash, a code key, a token-record key and a throttle key under the service's prefix, and `1`
+/// when `redis.replica_acks` needs `WAIT`. Nil before Redis 7.0, which has neither `REDIS_VERSION` nor `acl_check_cmd`. Checks
 /// only: nothing runs. Valkey's `REDIS_VERSION` is the Redis it is compatible with (7.2.4 for
 /// Valkey 8 and 9): its own version is named instead.
 pub(super) const PERMISSIONS_SCRIPT: &str = r"
