@@ -42,8 +42,9 @@ const WATCH_TICK: Duration = Duration::from_millis(500);
 const PING_AFTER: Duration = Duration::from_secs(5);
 /// The longest a watcher's first check takes: connecting, subscribing and asking its sentinel,
 /// each cut off after [`WATCH_TICK`] × 4, and a tick more for the task to start.
-const FIRST_CHECK: Duration = Duration::from_millis(6_500);
+const FIRST_CHECK: Duration = WATCH_TICK.saturating_mul(3 * 4 + 1);
 
+/// Whether operations may run: closed while a failover is, or may be, under way.
 pub struct Fence {
     /// Bumped on every close and open; lanes and operations remember the one they started in.
     generation: AtomicU64,
@@ -90,13 +91,13 @@ impl Switch {
         now_ms < self.until_ms && self.announced_by.iter().any(|announced| !announced)
     }
 
-    fn announced(&self, sentinel: usize) -> bool {
+    fn has_announced(&self, sentinel: usize) -> bool {
         self.announced_by
             .get(sentinel)
             .is_some_and(|announced| *announced)
     }
 
-    fn announced_by(&mut self, sentinel: usize) {
+    fn mark_announced(&mut self, sentinel: usize) {
         if let Some(announced) = self.announced_by.get_mut(sentinel) {
             *announced = true;
         }
@@ -164,7 +165,7 @@ impl Fence {
     }
 
     /// Sentinel `sentinel` was asked whether a failover is under way, or could not be reached.
-    pub(super) fn checked(&self, sentinel: usize) {
+    pub(super) fn mark_checked(&self, sentinel: usize) {
         if (self.checked.get(sentinel)).is_some_and(|c| !c.swap(true, Ordering::AcqRel))
             && self.unchecked.fetch_sub(1, Ordering::AcqRel) == 1
         {
@@ -250,10 +251,12 @@ impl Fence {
         // were reconnecting), and must open the fence.
         let failing_over = self.closed_until.load(Ordering::Acquire) != 0;
         match switch.as_mut() {
-            Some(known) if known.master == new && !(failing_over && known.announced(sentinel)) => {
+            Some(known)
+                if known.master == new && !(failing_over && known.has_announced(sentinel)) =>
+            {
                 // Moves nothing: the fence opened at the first announcement (and if it closed
                 // since, a new failover is under way).
-                known.announced_by(sentinel);
+                known.mark_announced(sentinel);
                 return;
             }
             // (A repeated announcement, during a failover, of the recorded master is a new
@@ -280,7 +283,7 @@ impl Fence {
             announced_by: vec![false; self.sentinels.len()],
             until_ms: now_ms + TRUST_SWITCH.as_millis() as u64,
         };
-        record.announced_by(sentinel);
+        record.mark_announced(sentinel);
         *switch = Some(record);
         self.open();
     }
@@ -409,7 +412,7 @@ async fn watch(alive: Alive, index: usize, url: String) {
         }
         // Not reached, or no longer: nothing more to learn from it at start.
         if let Some(fence) = fence.upgrade() {
-            fence.checked(index);
+            fence.mark_checked(index);
         }
         tokio::time::sleep(WATCH_TICK).await;
     }
@@ -447,7 +450,7 @@ async fn follow(
             crate::redact::redis_error(&e)
         ),
     }
-    strong.checked(index);
+    strong.mark_checked(index);
     drop(strong);
     let mut heard = Instant::now();
     loop {

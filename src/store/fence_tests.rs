@@ -323,10 +323,10 @@ fn the_fence_is_closed_until_every_sentinel_was_asked_and_a_failover_found_close
     ];
     let fence = Fence::new(&sentinels, "mymaster");
     assert!(fence.is_closed(), "nobody asked yet");
-    fence.checked(0);
-    fence.checked(0);
+    fence.mark_checked(0);
+    fence.mark_checked(0);
     assert!(fence.is_closed(), "one sentinel of two asked");
-    fence.checked(1);
+    fence.mark_checked(1);
     assert!(!fence.is_closed());
 
     // Sentinel 1, asked on reconnecting, leads a failover whose start its watcher missed.

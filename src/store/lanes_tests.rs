@@ -69,8 +69,8 @@ async fn store_on_a_slow_switched_master(
     let store = Store::new(&settings).unwrap();
     let fence = Arc::clone(store.fence.as_ref().unwrap());
     // As the watchers do once they asked their sentinel (or found it unreachable).
-    fence.checked(0);
-    fence.checked(1);
+    fence.mark_checked(0);
+    fence.mark_checked(1);
     let switch = format!("mymaster 10.0.0.1 6379 127.0.0.1 {port}");
     fence.on_event(0, "+switch-master", &switch);
     assert!(fence.switched_master().is_some());

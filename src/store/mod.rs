@@ -14,10 +14,15 @@
 //!   current window, TTL = the window (see `throttle`); `<prefix>throttle:decoy`, what an
 //!   unknown id's failures count on instead, never read.
 //!
-//! Besides this file (the operations, on [`Store`]), among others:
+//! Besides this file (the operations, on [`Store`]):
 //! - `scripts.rs`: the Lua scripts and `run_script`, which runs one by its hash.
 //! - `error.rs`: [`StoreError`], and which errors leave a lane's connection in use.
 //! - `lanes.rs`: the lanes, the connections each thread keeps to, and how a call gets one.
+//! - `connect.rs`: making a connection, for each topology.
+//! - `keys.rs`: key names, record ids and `jti`s, Cluster slots.
+//! - `ack.rs`: `WAIT` after a write (`redis.replica_acks`).
+//! - `sentinel.rs`: asking sentinels for the master; `fence.rs`: holding operations back
+//!   while a failover is under way.
 
 mod ack;
 mod connect;
@@ -96,7 +101,7 @@ pub fn write_record_start(out: &mut Vec<u8>, jti: &str, client_id: Option<&str>)
     }
 }
 
-/// The Redis side of the service. Cheap to clone (pool and lanes are shared).
+/// The Redis side of the service. Cheap to clone (the connector and the lanes are shared).
 #[derive(Clone)]
 pub struct Store {
     connector: Arc<Connector>,
@@ -152,7 +157,8 @@ impl Outage {
 }
 
 impl Store {
-    /// Builds the pool without connecting: the service starts even when Redis is down.
+    /// Builds the connector and the lanes without connecting: the service starts even when
+    /// Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
         let acks = settings.replica_ack().map(|(replicas, timeout_ms)| Acks {
             replicas,
