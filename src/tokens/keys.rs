@@ -100,6 +100,8 @@ pub enum KeyError {
     TooShort,
     #[error("signing failed")]
     Sign,
+    #[error("the key could not be generated")]
+    Generate,
     #[error("the public half of the key could not be prepared for verification")]
     Public,
 }
@@ -219,20 +221,20 @@ impl SigningKey {
                     KeyKind::Rsa3072 => KeySize::Rsa3072,
                     _ => KeySize::Rsa4096,
                 };
-                let pair = RsaKeyPair::generate(size).map_err(|_| KeyError::Rejected)?;
+                let pair = RsaKeyPair::generate(size).map_err(|_| KeyError::Generate)?;
                 pair.as_der()
-                    .map_err(|_| KeyError::Rejected)?
+                    .map_err(|_| KeyError::Generate)?
                     .as_ref()
                     .to_vec()
             }
             KeyKind::P256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
                 .and_then(|p| p.to_pkcs8v1())
-                .map_err(|_| KeyError::Rejected)?
+                .map_err(|_| KeyError::Generate)?
                 .as_ref()
                 .to_vec(),
             KeyKind::Ed25519 => Ed25519KeyPair::generate()
                 .and_then(|p| p.to_pkcs8v1())
-                .map_err(|_| KeyError::Rejected)?
+                .map_err(|_| KeyError::Generate)?
                 .as_ref()
                 .to_vec(),
         };
