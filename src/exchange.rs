@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::client_auth::Caller;
 use crate::clients::Client;
 use crate::clock::unix_now;
+use crate::config::TokenSettings;
 use crate::grant::{self, CodeRules, Grant};
 use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
@@ -83,7 +84,7 @@ impl Exchange {
             }
         };
         let outcome = grant::check(&record, client, request, CodeRules::new(settings, iat))
-            .and_then(|grant| sign(snapshot, client, grant, &jti, iat, exp));
+            .and_then(|grant| sign(snapshot, client, grant, &jti, iat));
         if outcome.is_ok() {
             self.metrics.token_issued();
         } else {
@@ -147,19 +148,9 @@ fn sign(
     grant: Grant,
     jti: &str,
     iat: u64,
-    exp: u64,
 ) -> Result<Issued, OAuthError> {
     let settings = &snapshot.token;
-    let claims = Claims {
-        sub: &grant.account_id,
-        aud: client.audience_or(&settings.audience),
-        scope: &grant.scopes,
-        iss: &settings.issuer,
-        exp,
-        iat,
-        jti,
-        client_id: &client.id,
-    };
+    let claims = claims_for(settings, client, &grant.account_id, &grant.scopes, jti, iat);
     let access_token = snapshot
         .keys
         .minter()
@@ -183,6 +174,28 @@ fn sign(
         scope: grant.scopes.join(&settings.scope_separator),
         grant,
     })
+}
+
+/// The claims of a token issued to `client` at `iat`: the one place their shape is decided,
+/// shared with the check at load that the longest client's token fits ([`MAX_TOKEN`]).
+pub(crate) fn claims_for<'a>(
+    settings: &'a TokenSettings,
+    client: &'a Client,
+    sub: &'a str,
+    scope: &'a [String],
+    jti: &'a str,
+    iat: u64,
+) -> Claims<'a> {
+    Claims {
+        sub,
+        aud: client.audience_or(&settings.audience),
+        scope,
+        iss: &settings.issuer,
+        exp: iat + settings.expires_in,
+        iat,
+        jti,
+        client_id: &client.id,
+    }
 }
 
 /// The start of the token record's JSON; the exchange script appends the code record and `}`,

@@ -24,11 +24,12 @@ use crate::config::{
     Settings, ThrottleSettings, TokenSettings,
 };
 use crate::discovery;
+use crate::exchange::claims_for;
 use crate::metrics::Metrics;
 use crate::secret_hash::Argon2Limit;
 use crate::store::Store;
 use crate::store::keys::jti_len;
-use crate::tokens::{Claims, Keyring, KeyringError, MAX_TOKEN, MintError};
+use crate::tokens::{Keyring, KeyringError, MAX_TOKEN, MintError};
 
 /// Pushes onto `$changed` the name of each listed field of section `$section` that differs
 /// between `$a` and `$b`. The destructuring names every field of `$Type` (those compared, then
@@ -212,18 +213,8 @@ fn a_token_fits(
         return Ok(());
     };
     let scope = [shortest_scope(client)];
-    let now = unix_now();
     let jti = "A".repeat(jti_len(tagged));
-    let claims = Claims {
-        sub: "a",
-        aud: client.audience_or(&token.audience),
-        scope: &scope,
-        iss: &token.issuer,
-        exp: now + token.expires_in,
-        iat: now,
-        jti: &jti,
-        client_id: &client.id,
-    };
+    let claims = claims_for(token, client, "a", &scope, &jti, unix_now());
     let bytes = keys.minter().mint(&claims)?.len();
     match bytes > MAX_TOKEN {
         true => Err(LoadError::TokenTooLong {
