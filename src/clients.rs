@@ -15,7 +15,7 @@ use crate::config::absolute;
 use crate::log_limit::{EverySecond, HeldBack};
 use crate::oauth::credentials::is_client_id;
 use crate::oauth::request::MAX_REDIRECT_URI;
-use crate::oauth::{ClientCredentials, OAuthError, is_scope_token};
+use crate::oauth::{AUTHORIZATION_CODE, ClientCredentials, OAuthError, is_scope_token};
 use crate::redact;
 use crate::secret_hash::{Argon2Limit, Digest, SecretHash, sha256};
 
@@ -90,7 +90,7 @@ fn enabled_by_default() -> bool {
 /// The grant types of IANA's OAuth registry (RFC 6749, 7522, 7523, 8628, 8693, OpenID CIBA,
 /// UMA 2.0); this service serves `authorization_code`.
 const KNOWN_GRANT_TYPES: [&str; 11] = [
-    "authorization_code",
+    AUTHORIZATION_CODE,
     "implicit",
     "password",
     "client_credentials",
@@ -124,7 +124,7 @@ fn is_redirect_uri(uri: &str) -> bool {
 }
 
 fn default_grant_types() -> Vec<String> {
-    vec!["authorization_code".to_owned()]
+    vec![AUTHORIZATION_CODE.to_owned()]
 }
 
 /// Every registered client by id.
@@ -143,11 +143,11 @@ impl Registry {
             source,
         })?;
         Self::from_toml(&text, argon2).map_err(|e| match e {
-            LoadError::Parse(error) => RegistryError::Parse {
+            FileError::Parse(error) => RegistryError::Parse {
                 path: shown,
                 problem: redact::toml_error(&error, Some(&text)),
             },
-            LoadError::Invalid { client, problem } => RegistryError::Invalid {
+            FileError::Invalid { client, problem } => RegistryError::Invalid {
                 path: shown,
                 client,
                 problem,
@@ -155,17 +155,17 @@ impl Registry {
         })
     }
 
-    fn from_toml(text: &str, argon2: &Argon2Limit) -> Result<Self, LoadError> {
-        let file: ClientsFile = toml::from_str(text).map_err(LoadError::Parse)?;
+    fn from_toml(text: &str, argon2: &Argon2Limit) -> Result<Self, FileError> {
+        let file: ClientsFile = toml::from_str(text).map_err(FileError::Parse)?;
         let mut clients = HashMap::with_capacity(file.clients.len());
         for entry in file.clients {
             let id = entry.id.clone();
-            let client = Client::from_entry(entry).map_err(|problem| LoadError::Invalid {
+            let client = Client::from_entry(entry).map_err(|problem| FileError::Invalid {
                 client: id.clone(),
                 problem,
             })?;
             if clients.insert(id.clone(), Arc::new(client)).is_some() {
-                return Err(LoadError::Invalid {
+                return Err(FileError::Invalid {
                     client: id,
                     problem: "is registered twice".into(),
                 });
@@ -215,7 +215,7 @@ impl Registry {
         self.enabled().filter_map(|client| {
             let why = if client.grant_types.is_empty() {
                 "grant_types is empty: its token requests are refused (unauthorized_client)"
-            } else if client.allows_grant("authorization_code") && client.scopes.is_empty() {
+            } else if client.may_exchange_codes() && client.scopes.is_empty() {
                 "it has no scopes: every code it exchanges is refused (invalid_scope)"
             } else {
                 return None;
@@ -287,7 +287,8 @@ impl Registry {
     }
 }
 
-enum LoadError {
+/// Why a clients file was refused, before `Registry::load` names the file.
+enum FileError {
     Parse(toml::de::Error),
     Invalid { client: String, problem: String },
 }
@@ -420,8 +421,9 @@ impl Client {
         self.scopes.iter().any(|s| s == scope)
     }
 
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
+    /// Whether the client's `grant_types` name the grant this service serves.
+    pub fn may_exchange_codes(&self) -> bool {
+        self.grant_types.iter().any(|g| g == AUTHORIZATION_CODE)
     }
 }
 

@@ -21,15 +21,15 @@ fn creds(id: &str, secret: &str) -> ClientCredentials {
 fn load(text: &str) -> Registry {
     match Registry::from_toml(text, &Argon2Limit::half_the_cpus()) {
         Ok(registry) => registry,
-        Err(LoadError::Parse(e)) => panic!("{e}"),
-        Err(LoadError::Invalid { client, problem }) => panic!("{client}: {problem}"),
+        Err(FileError::Parse(e)) => panic!("{e}"),
+        Err(FileError::Invalid { client, problem }) => panic!("{client}: {problem}"),
     }
 }
 
 /// The problem a registry of `text` is refused for; panics, naming `what`, when it loads.
 fn refusal(text: &str, what: impl std::fmt::Debug) -> String {
     match Registry::from_toml(text, &Argon2Limit::half_the_cpus()) {
-        Err(LoadError::Invalid { problem, .. }) => problem,
+        Err(FileError::Invalid { problem, .. }) => problem,
         _ => panic!("{what:?} was accepted"),
     }
 }

@@ -66,7 +66,7 @@ pub fn doubts(record: &NewCode, registry: &Registry) -> Vec<String> {
             "client {id} is disabled: its exchange is refused (invalid_client)"
         ));
     }
-    if !client.allows_grant("authorization_code") {
+    if !client.may_exchange_codes() {
         doubts.push(format!(
             "client {id} may not use authorization_code: the exchange is refused \
              (unauthorized_client)"

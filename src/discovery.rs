@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::clients::Registry;
 use crate::config::{DiscoverySettings, TokenSettings};
+use crate::oauth::AUTHORIZATION_CODE;
 use crate::routes::paths::{
     AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
@@ -80,7 +81,7 @@ pub fn metadata(
         introspection_endpoint: url(INTROSPECT_PATH),
         revocation_endpoint: url(REVOKE_PATH),
         userinfo_endpoint: url(USERINFO_PATH),
-        grant_types_supported: ["authorization_code"],
+        grant_types_supported: [AUTHORIZATION_CODE],
         response_types_supported: ["code"],
         token_endpoint_auth_methods_supported: AUTH_METHODS,
         introspection_endpoint_auth_methods_supported: AUTH_METHODS,

@@ -45,7 +45,7 @@ impl Exchange {
     ) -> Result<Issued, OAuthError> {
         let (snapshot, client) = (caller.snapshot(), caller.client());
         let settings = &snapshot.token;
-        if !client.allows_grant("authorization_code") {
+        if !client.may_exchange_codes() {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the authorization_code grant".into(),
             ));

@@ -16,6 +16,9 @@ pub use request::TokenRequest;
 pub use secret::Sensitive;
 pub use token_query::TokenQuery;
 
+/// The one grant type this service serves (RFC 6749 §4.1.3).
+pub const AUTHORIZATION_CODE: &str = "authorization_code";
+
 /// RFC 3986 §2.3's unreserved characters, `A-Z a-z 0-9 - . _ ~`: those of a PKCE verifier, and
 /// the only ones that Basic credentials sent without RFC 6749's form-encoding keep intact.
 pub fn is_unreserved(byte: u8) -> bool {

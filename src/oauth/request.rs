@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::AUTHORIZATION_CODE;
 use super::body::{parse_body, present, required};
 use super::credentials::{ClientCredentials, credentials};
 use super::error::OAuthError;
@@ -67,7 +68,7 @@ impl TokenRequest {
     ) -> Result<Self, OAuthError> {
         let params: RawParams<'_> = parse_body(content_type, body, &FIELDS)?;
         let grant_type = present(params.grant_type);
-        if grant_type.is_some_and(|g| g != "authorization_code") {
+        if grant_type.is_some_and(|g| g != AUTHORIZATION_CODE) {
             return Err(OAuthError::UnsupportedGrantType);
         }
         let client = credentials(

@@ -124,7 +124,7 @@ impl TokenPlan {
                 settings.clients.file.display()
             );
         }
-        if !client.allows_grant("authorization_code") {
+        if !client.may_exchange_codes() {
             bail!(
                 "client `{}` may not use the authorization_code grant",
                 client.id
