@@ -453,26 +453,19 @@ fn refuse_what_a_restart_would_refuse(
              TLS)"
         );
     }
-    let invalid =
-        |setting: &'static str, problem: String| ConfigError::Invalid { setting, problem };
+    let invalid = |setting, problem: String| ConfigError::invalid(setting, problem);
     Store::new(&reloaded.redis).map_err(|e| invalid("redis", e.to_string()))?;
-    // A start with metrics off binds no metrics listener, whatever `metrics.listen` says.
-    fn metrics_listen(settings: &Settings) -> &str {
-        match settings.metrics.enabled {
-            true => &settings.metrics.listen,
-            false => "",
-        }
-    }
     let listeners = [
         (
             "server.listen",
             reloaded.server.listen.as_str(),
             started.server.listen.as_str(),
         ),
+        // A start with metrics off binds no metrics listener, whatever `metrics.listen` says.
         (
             "metrics.listen",
-            metrics_listen(reloaded),
-            metrics_listen(started),
+            reloaded.metrics.own_listener().unwrap_or(""),
+            started.metrics.own_listener().unwrap_or(""),
         ),
     ];
     for (setting, address, bound) in listeners {

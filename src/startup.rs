@@ -98,7 +98,7 @@ impl Application {
             store.is_cluster(),
         ));
         let draining = Draining::default();
-        let metrics_here = settings.metrics.enabled && settings.metrics.listen.is_empty();
+        let metrics_here = settings.metrics.enabled && settings.metrics.own_listener().is_none();
         let app = PublicApp {
             proxies: throttle.trusted_proxies().into(),
             auth: web::Data::new(ClientAuth::new(
@@ -152,15 +152,9 @@ impl Application {
         let keep_alive = options.keep_alive;
         let server = public_server(listener, tls, options, app)
             .map_err(listen_error("server.listen", &settings.server.listen))?;
-        let metrics = if settings.metrics.enabled && !metrics_here {
-            Some(metrics_server(
-                &settings.metrics.listen,
-                keep_alive,
-                metrics,
-                store.clone(),
-            )?)
-        } else {
-            None
+        let metrics = match settings.metrics.own_listener() {
+            Some(address) => Some(metrics_server(address, keep_alive, metrics, store.clone())?),
+            None => None,
         };
         Ok(Self {
             port,

@@ -17,6 +17,17 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// `setting` holds a value the service cannot use; `problem` says why, and never quotes a
+    /// secret.
+    pub(crate) fn invalid(setting: &'static str, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            setting,
+            problem: problem.into(),
+        }
+    }
+}
+
 impl From<config::ConfigError> for ConfigError {
     fn from(error: config::ConfigError) -> Self {
         Self::Load(describe(&error))

@@ -89,6 +89,44 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem| Err(ConfigError::invalid(setting, problem));
+        if !(256..=1 << 20).contains(&self.body_limit) {
+            return invalid("server.body_limit", "must be between 256 and 1048576 bytes");
+        }
+        if !(100..=60_000).contains(&self.body_timeout_ms) {
+            return invalid("server.body_timeout_ms", "must be between 100 and 60000");
+        }
+        if self.keep_alive_secs > 3600 {
+            return invalid("server.keep_alive_secs", "must be at most 3600 (0: off)");
+        }
+        if self.max_connections > 1_000_000 {
+            return invalid("server.max_connections", "must be between 0 and 1000000");
+        }
+        if !(1..=100_000).contains(&self.exchange_slots) {
+            return invalid("server.exchange_slots", "must be between 1 and 100000");
+        }
+        if !(1..=600_000).contains(&self.slot_wait_ms) {
+            return invalid("server.slot_wait_ms", "must be between 1 and 600000");
+        }
+        // 0 would cut every exchange in flight at a stop, codes spent and answers lost.
+        if !(1..=3600).contains(&self.shutdown_timeout_secs) {
+            return invalid("server.shutdown_timeout_secs", "must be between 1 and 3600");
+        }
+        if self.shutdown_delay_ms > 600_000 {
+            return invalid("server.shutdown_delay_ms", "must be at most 600000");
+        }
+        // Past this a typo would take all memory or panic, rather than stop the start with
+        // the setting's name.
+        if self.workers > MAX_THREADS_OR_LANES {
+            return Err(ConfigError::invalid(
+                "server.workers",
+                format!("must be at most {MAX_THREADS_OR_LANES} (0: one per core)"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The worker threads actix starts: `workers`, or one per available core when it is 0.
     pub fn worker_threads(&self) -> usize {
         match self.workers {
@@ -169,6 +207,31 @@ pub struct TokenSettings {
     pub code_max_age_secs: u64,
 }
 
+impl TokenSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem| Err(ConfigError::invalid(setting, problem));
+        if !(1..=86_400).contains(&self.expires_in) {
+            return invalid("token.expires_in", "must be between 1 and 86400 seconds");
+        }
+        let words = [
+            ("token.issuer", &self.issuer),
+            ("token.typ", &self.typ),
+            ("token.scope_separator", &self.scope_separator),
+            ("token.record_scope_separator", &self.record_scope_separator),
+        ];
+        if let Some((setting, _)) = words.iter().find(|(_, word)| word.is_empty()) {
+            return invalid(setting, "must not be empty");
+        }
+        if self.leeway_secs > 300 {
+            return invalid("token.leeway_secs", "must be at most 300 seconds");
+        }
+        if self.code_max_age_secs > 3600 {
+            return invalid("token.code_max_age_secs", "must be at most 3600 seconds");
+        }
+        Ok(())
+    }
+}
+
 impl Default for TokenSettings {
     fn default() -> Self {
         Self {
@@ -210,12 +273,6 @@ impl Default for DiscoverySettings {
     }
 }
 
-/// The most Argon2 slots `clients.argon2_slots` may ask for: each verification may take up to
-/// 256 MiB (the most a stored hash may ask for), so more would risk the process's memory.
-const MAX_ARGON2_SLOTS: usize = 64;
-/// `redis.pool_size` 0 gives one lane per worker thread, and at least this many.
-const MIN_AUTO_LANES: usize = 8;
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientsSettings {
@@ -223,6 +280,22 @@ pub struct ClientsSettings {
     pub file: PathBuf,
     /// Argon2 verifications that may run at once; 0: one per two CPUs (at least one).
     pub argon2_slots: usize,
+}
+
+/// The most Argon2 slots `clients.argon2_slots` may ask for: each verification may take up to
+/// 256 MiB (the most a stored hash may ask for), so more would risk the process's memory.
+const MAX_ARGON2_SLOTS: usize = 64;
+
+impl ClientsSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.argon2_slots > MAX_ARGON2_SLOTS {
+            return Err(ConfigError::invalid(
+                "clients.argon2_slots",
+                format!("must be at most {MAX_ARGON2_SLOTS} (0: half the CPUs)"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ClientsSettings {
@@ -241,10 +314,6 @@ impl DiscoverySettings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |setting, problem: &str| ConfigError::Invalid {
-            setting,
-            problem: problem.to_owned(),
-        };
         // With a host: `https://` alone would publish `https:/identity/...` as every endpoint.
         let is_url = |url: &str| {
             let rest = (url.strip_prefix("https://")).or_else(|| url.strip_prefix("http://"));
@@ -253,19 +322,19 @@ impl DiscoverySettings {
                 && !url.contains(char::is_whitespace)
         };
         if !is_url(&self.base_url) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "discovery.base_url",
                 "must be an http(s) URL with a host, without query or fragment",
             ));
         }
         if !self.authorization_endpoint.is_empty() && !is_url(&self.authorization_endpoint) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "discovery.authorization_endpoint",
                 "must be empty or an http(s) URL with a host, without query or fragment",
             ));
         }
         if self.max_age_secs > 86_400 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "discovery.max_age_secs",
                 "must be at most 86400 seconds",
             ));
@@ -283,6 +352,14 @@ pub struct MetricsSettings {
     /// `host:port` of a separate listener for `/metrics` only (then the main listener does not
     /// serve it); empty: `/metrics` is served on `server.listen`.
     pub listen: String,
+}
+
+impl MetricsSettings {
+    /// The address of the metrics' own listener: none when metrics are off, or served on
+    /// `server.listen`.
+    pub fn own_listener(&self) -> Option<&str> {
+        (self.enabled && !self.listen.is_empty()).then_some(self.listen.as_str())
+    }
 }
 
 impl Default for MetricsSettings {
@@ -313,6 +390,34 @@ pub struct ThrottleSettings {
     /// match peers against. Not read from the files.
     #[serde(skip)]
     pub proxies: Vec<Network>,
+}
+
+impl ThrottleSettings {
+    /// Checks the settings; returns `trusted_proxies` parsed (for `proxies`).
+    fn validate(&self) -> Result<Vec<Network>, ConfigError> {
+        if self.max_failures == 0 {
+            return Err(ConfigError::invalid(
+                "throttle.max_failures",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=86_400).contains(&self.window_secs) {
+            return Err(ConfigError::invalid(
+                "throttle.window_secs",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        (self.trusted_proxies.iter())
+            .map(|proxy| {
+                Network::parse(proxy).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "throttle.trusted_proxies",
+                        format!("`{proxy}` is not an IP address or network (address/length)"),
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 impl Default for ThrottleSettings {
@@ -507,36 +612,51 @@ impl Settings {
         settings.validate()
     }
 
-    /// Rejects values that would only fail later, naming the setting, and fills in
-    /// `redis.lanes` from `redis.pool_size` and the worker count.
+    /// Rejects values that would only fail later, naming the setting. Also normalises what it
+    /// checks: an empty `redis.node_password` becomes none, `throttle.proxies` is parsed from
+    /// `throttle.trusted_proxies`, and `redis.lanes` follows `redis.pool_size` and the worker
+    /// count.
     pub fn validate(mut self) -> Result<Self, ConfigError> {
-        let invalid = |setting, problem: &str| {
-            Err(ConfigError::Invalid {
-                setting,
-                problem: problem.to_owned(),
-            })
-        };
         // An empty password is none, as an empty `node_username` is: deployment templates
         // set variables they have no value for (`SSO__REDIS__NODE_PASSWORD=`).
         if (self.redis.node_password.as_ref()).is_some_and(|p| p.expose().is_empty()) {
             self.redis.node_password = None;
         }
+        self.check_listeners()?;
+        self.check_paths()?;
+        self.throttle.proxies = self.throttle.validate()?;
+        self.clients.validate()?;
+        self.server.validate()?;
+        self.redis.validate(self.server.worker_threads())?;
+        self.token.validate()?;
+        self.discovery.validate()?;
+        Ok(self)
+    }
+
+    fn check_listeners(&self) -> Result<(), ConfigError> {
         if self.server.listen.parse::<std::net::SocketAddr>().is_err()
             && !self.server.listen.contains(':')
         {
-            return invalid("server.listen", "must be host:port");
+            return Err(ConfigError::invalid("server.listen", "must be host:port"));
         }
         if !self.metrics.listen.is_empty() && !self.metrics.listen.contains(':') {
-            return invalid("metrics.listen", "must be host:port, or empty");
+            return Err(ConfigError::invalid(
+                "metrics.listen",
+                "must be host:port, or empty",
+            ));
         }
         if self.metrics.enabled && same_port(&self.server.listen, &self.metrics.listen) {
-            return invalid(
+            return Err(ConfigError::invalid(
                 "metrics.listen",
                 "takes server.listen's address and port: the metrics listener needs a port of \
                  its own",
-            );
+            ));
         }
-        // Said here: an empty path would be reported as a file not found at ``.
+        Ok(())
+    }
+
+    /// Said here: an empty path would be reported as a file not found at ``.
+    fn check_paths(&self) -> Result<(), ConfigError> {
         let tls = self.server.tls.as_ref();
         let paths = [
             ("token.signing_key", Some(&self.token.signing_key)),
@@ -548,7 +668,10 @@ impl Settings {
             .iter()
             .find(|(_, path)| path.is_some_and(|p| p.as_os_str().is_empty()))
         {
-            return invalid(setting, "must be a file's path, not empty");
+            return Err(ConfigError::invalid(
+                setting,
+                "must be a file's path, not empty",
+            ));
         }
         if self
             .token
@@ -556,115 +679,12 @@ impl Settings {
             .iter()
             .any(|p| p.as_os_str().is_empty())
         {
-            return invalid("token.verify_keys", "must list files' paths, none empty");
+            return Err(ConfigError::invalid(
+                "token.verify_keys",
+                "must list files' paths, none empty",
+            ));
         }
-        if self.throttle.max_failures == 0 {
-            return invalid("throttle.max_failures", "must be at least 1");
-        }
-        if !(1..=86_400).contains(&self.throttle.window_secs) {
-            return invalid(
-                "throttle.window_secs",
-                "must be between 1 and 86400 seconds",
-            );
-        }
-        let proxies = (self.throttle.trusted_proxies.iter())
-            .map(|proxy| Network::parse(proxy).ok_or(proxy))
-            .collect::<Result<_, _>>();
-        self.throttle.proxies = match proxies {
-            Ok(proxies) => proxies,
-            Err(bad) => {
-                return invalid(
-                    "throttle.trusted_proxies",
-                    &format!("`{bad}` is not an IP address or network (address/length)"),
-                );
-            }
-        };
-        if self.clients.argon2_slots > MAX_ARGON2_SLOTS {
-            return invalid(
-                "clients.argon2_slots",
-                &format!("must be at most {MAX_ARGON2_SLOTS} (0: half the CPUs)"),
-            );
-        }
-        if !(256..=1 << 20).contains(&self.server.body_limit) {
-            return invalid("server.body_limit", "must be between 256 and 1048576 bytes");
-        }
-        if !(100..=60_000).contains(&self.server.body_timeout_ms) {
-            return invalid("server.body_timeout_ms", "must be between 100 and 60000");
-        }
-        if self.server.keep_alive_secs > 3600 {
-            return invalid("server.keep_alive_secs", "must be at most 3600 (0: off)");
-        }
-        if self.server.max_connections > 1_000_000 {
-            return invalid("server.max_connections", "must be between 0 and 1000000");
-        }
-        if !(1..=100_000).contains(&self.server.exchange_slots) {
-            return invalid("server.exchange_slots", "must be between 1 and 100000");
-        }
-        if !(1..=600_000).contains(&self.server.slot_wait_ms) {
-            return invalid("server.slot_wait_ms", "must be between 1 and 600000");
-        }
-        // 0 would cut every exchange in flight at a stop, codes spent and answers lost.
-        if !(1..=3600).contains(&self.server.shutdown_timeout_secs) {
-            return invalid("server.shutdown_timeout_secs", "must be between 1 and 3600");
-        }
-        if self.server.shutdown_delay_ms > 600_000 {
-            return invalid("server.shutdown_delay_ms", "must be at most 600000");
-        }
-        // Past these a typo would take all memory (a lane each, built at start) or panic,
-        // rather than stop the start with the setting's name.
-        if self.server.workers > MAX_THREADS_OR_LANES {
-            return invalid(
-                "server.workers",
-                &format!("must be at most {MAX_THREADS_OR_LANES} (0: one per core)"),
-            );
-        }
-        if self.redis.pool_size > MAX_THREADS_OR_LANES {
-            return invalid(
-                "redis.pool_size",
-                &format!(
-                    "must be at most {MAX_THREADS_OR_LANES} (0: one per worker and the main \
-                     thread)"
-                ),
-            );
-        }
-        self.redis.lanes = match self.redis.pool_size {
-            // A lane per worker: a worker beyond the lanes has its Redis replies read by the
-            // worker whose lane it shares, which may be busy signing. And one for the main
-            // thread, which takes a lane too (the start's checks, the Sentinel failover watch),
-            // and first: the worker sharing its lane would have its replies read there.
-            0 => (self.server.worker_threads() + 1).max(MIN_AUTO_LANES),
-            set => set,
-        };
-        if !(10..=MAX_REDIS_TIMEOUT_MS).contains(&self.redis.timeout_ms) {
-            return invalid(
-                "redis.timeout_ms",
-                &format!("must be between 10 and {MAX_REDIS_TIMEOUT_MS}"),
-            );
-        }
-        self.redis.validate()?;
-        if !(1..=86_400).contains(&self.token.expires_in) {
-            return invalid("token.expires_in", "must be between 1 and 86400 seconds");
-        }
-        if self.token.issuer.is_empty() {
-            return invalid("token.issuer", "must not be empty");
-        }
-        if self.token.typ.is_empty() {
-            return invalid("token.typ", "must not be empty");
-        }
-        if self.token.scope_separator.is_empty() {
-            return invalid("token.scope_separator", "must not be empty");
-        }
-        if self.token.record_scope_separator.is_empty() {
-            return invalid("token.record_scope_separator", "must not be empty");
-        }
-        if self.token.leeway_secs > 300 {
-            return invalid("token.leeway_secs", "must be at most 300 seconds");
-        }
-        if self.token.code_max_age_secs > 3600 {
-            return invalid("token.code_max_age_secs", "must be at most 3600 seconds");
-        }
-        self.discovery.validate()?;
-        Ok(self)
+        Ok(())
     }
 
     /// Settings that load but are likely a mistake, each said in words that name them; the

@@ -5,7 +5,7 @@ use std::time::Duration;
 use deadpool_redis::redis::IntoConnectionInfo;
 use serde::Deserialize;
 
-use super::{ConfigError, list};
+use super::{ConfigError, MAX_REDIS_TIMEOUT_MS, MAX_THREADS_OR_LANES, list};
 use crate::oauth::Sensitive;
 use crate::redact;
 
@@ -122,6 +122,9 @@ impl std::fmt::Debug for RedisSettings {
     }
 }
 
+/// `redis.pool_size` 0 gives one lane per worker thread, and at least this many.
+const MIN_AUTO_LANES: usize = 8;
+
 impl RedisSettings {
     /// The lanes to build: `lanes`, and at least one, since tools build a store from settings
     /// that skipped `Settings::validate` (where `lanes` is still 0).
@@ -133,10 +136,40 @@ impl RedisSettings {
         Duration::from_millis(self.timeout_ms)
     }
 
+    /// Checks the pool and the timeout, and fills in `lanes` for `workers` worker threads;
+    /// then [`Self::check_mode`].
+    pub(super) fn validate(&mut self, workers: usize) -> Result<(), ConfigError> {
+        // Past this a typo would take all memory (a lane each, built at start).
+        if self.pool_size > MAX_THREADS_OR_LANES {
+            return Err(ConfigError::invalid(
+                "redis.pool_size",
+                format!(
+                    "must be at most {MAX_THREADS_OR_LANES} (0: one per worker and the main \
+                     thread)"
+                ),
+            ));
+        }
+        self.lanes = match self.pool_size {
+            // A lane per worker: a worker beyond the lanes has its Redis replies read by the
+            // worker whose lane it shares, which may be busy signing. And one for the main
+            // thread, which takes a lane too (the start's checks, the Sentinel failover watch),
+            // and first: the worker sharing its lane would have its replies read there.
+            0 => (workers + 1).max(MIN_AUTO_LANES),
+            set => set,
+        };
+        if !(10..=MAX_REDIS_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return Err(ConfigError::invalid(
+                "redis.timeout_ms",
+                format!("must be between 10 and {MAX_REDIS_TIMEOUT_MS}"),
+            ));
+        }
+        self.check_mode()
+    }
+
     /// Each mode needs its own settings and must not be given another mode's (a sentinel list
     /// under `mode = "cluster"` is a mistake that would otherwise go unnoticed).
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |setting, problem: String| Err(ConfigError::Invalid { setting, problem });
+    fn check_mode(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: String| Err(ConfigError::invalid(setting, problem));
         let mode = format!("{:?}", self.mode).to_lowercase();
         let unused = |setting, given: bool| {
             if given {
@@ -279,15 +312,15 @@ impl RedisSettings {
 fn parses(setting: &'static str, url: &str) -> Result<(), ConfigError> {
     match url.into_connection_info() {
         Ok(_) => Ok(()),
-        Err(_) => Err(ConfigError::Invalid {
+        Err(_) => Err(ConfigError::invalid(
             setting,
-            problem: format!(
+            format!(
                 "`{}` is no valid Redis URL: percent-encode / ? # @ % in the password (`%2F` \
                  for /), give a port of 1-65535, and after the host a database number or \
                  nothing (`/0`)",
                 redact::redis_url(url)
             ),
-        }),
+        )),
     }
 }
 
