@@ -13,7 +13,7 @@ use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, Sensitive, TokenRequest};
 use crate::slots::Slots;
-use crate::store::{Store, StoreError, Taken, write_record_start};
+use crate::store::{Store, StoreError, Taken, record_head};
 use crate::tokens::{Claims, MAX_TOKEN};
 
 /// What a successful exchange hands back to the client.
@@ -198,36 +198,9 @@ pub(crate) fn claims_for<'a>(
     }
 }
 
-/// The start of the token record's JSON; the exchange script appends the code record and `}`,
-/// so the record holds what introspection needs without a second round trip. It starts with
-/// `{"jti":"<jti>"`, which the scripts match (see `store`).
-pub(crate) fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> Vec<u8> {
-    use std::io::Write;
-    let mut head = Vec::with_capacity(72 + jti.len() + client_id.len());
-    write_record_start(&mut head, jti, Some(client_id));
-    // Writing to a Vec cannot fail: nothing to report.
-    let _ = write!(head, r#","iat":{iat},"exp":{exp},"grant":"#);
-    head
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_head_plus_a_code_record_is_one_json_object() {
-        let mut record = record_head("abc", r#"app "x" \y"#, 10, 20);
-        record.extend_from_slice(br#"{"username":"u"}}"#);
-        let value: serde_json::Value = serde_json::from_slice(&record).unwrap();
-        assert_eq!(value["jti"], "abc");
-        assert!(
-            record.starts_with(br#"{"jti":"abc""#),
-            "the scripts match this start"
-        );
-        assert_eq!(value["client_id"], r#"app "x" \y"#);
-        assert_eq!(value["exp"], 20);
-        assert_eq!(value["grant"]["username"], "u");
-    }
 
     #[test]
     fn debug_output_of_an_issued_token_hides_the_token() {

@@ -724,7 +724,7 @@ mod fuzz {
                     // The token record the exchange script writes (its head, the code record,
                     // `}`) reads back as the same grant: introspection and user info find the
                     // token live.
-                    let mut stored = crate::exchange::record_head("jti-1", &app.id, 1, 2);
+                    let mut stored = crate::store::record_head("jti-1", &app.id, 1, 2);
                     stored.extend_from_slice(&raw);
                     stored.push(b'}');
                     let read = std::str::from_utf8(&stored)

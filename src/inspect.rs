@@ -27,7 +27,7 @@ pub struct Inspector {
     pub slots: Arc<Slots>,
 }
 
-/// The part of the token record (see `exchange::record_head`) that these endpoints read.
+/// The part of the token record (see `store::record_head`) that these endpoints read.
 #[derive(Debug, Deserialize)]
 pub struct TokenRecord {
     pub jti: String,

@@ -20,6 +20,7 @@
 //! - `lanes.rs`: the lanes, the connections each thread keeps to, and how a call gets one.
 //! - `connect.rs`: making a connection, for each topology.
 //! - `keys.rs`: key names, record ids and `jti`s, Cluster slots.
+//! - `record.rs`: how a token record starts, which the scripts match.
 //! - `ack.rs`: `WAIT` after a write (`redis.replica_acks`).
 //! - `sentinel.rs`: asking sentinels for the master; `fence.rs`: holding operations back
 //!   while a failover is under way.
@@ -30,6 +31,7 @@ mod error;
 mod fence;
 pub mod keys;
 mod lanes;
+mod record;
 mod scripts;
 mod sentinel;
 
@@ -48,6 +50,8 @@ pub use self::error::StoreError;
 use self::fence::Fence;
 use self::keys::Keys;
 use self::lanes::{Lane, Lanes, lock};
+use self::record::utf8_record;
+pub use self::record::{record_head, write_record_start};
 use self::scripts::{
     COUNT_FAILURE_SCRIPT, DELETE_SCRIPT, EXCHANGE_SCRIPT, PERMISSIONS_SCRIPT, run_script,
 };
@@ -85,20 +89,6 @@ pub enum Taken {
     /// of this code under its token-record key (another writer's), the code spent if it was
     /// there.
     Unknown,
-}
-
-/// Writes how every token record starts: `{"jti":"<jti>"`, then with a client
-/// `,"client_id":<the id as JSON>`. The exchange's record head begins so, and the scripts match
-/// it: by `jti` alone for that token, with the client for that token of that client.
-pub fn write_record_start(out: &mut Vec<u8>, jti: &str, client_id: Option<&str>) {
-    out.extend_from_slice(br#"{"jti":""#);
-    out.extend_from_slice(jti.as_bytes());
-    out.push(b'"');
-    if let Some(client_id) = client_id {
-        out.extend_from_slice(br#","client_id":"#);
-        // Serialising a str into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, client_id);
-    }
 }
 
 /// The Redis side of the service. Cheap to clone (the connector and the lanes are shared).
@@ -655,16 +645,3 @@ impl Store {
 /// Why a Redis before 7.0 cannot serve (`Store::fitness`).
 const OLDER_THAN_7: &str = "it is older than 7.0, which the exchange script needs (`#!lua` \
                             flags, GETDEL): every exchange fails";
-
-/// A token record's bytes as text; bytes that are not UTF-8 are no record of ours (they are
-/// JSON), said once a second.
-fn utf8_record(bytes: Vec<u8>) -> Option<String> {
-    let text = String::from_utf8(bytes).ok();
-    if text.is_none() {
-        crate::warn_every_second!(
-            "a token record holds bytes that are not UTF-8 (another writer under the key \
-             prefix?): read as no record"
-        );
-    }
-    text
-}
