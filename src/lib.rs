@@ -24,6 +24,7 @@ pub mod open_files;
 pub mod redact;
 pub mod routes;
 pub mod secret_hash;
+pub mod secret_prompt;
 pub mod shutdown;
 pub mod slots;
 pub mod startup;

@@ -1,7 +1,6 @@
 //! The `sso-token` command: `serve` (the default), `issue-code`, `hash-secret`, `keygen`,
 //! `pubkey`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -232,7 +231,7 @@ fn option_like(value: &str) -> bool {
 
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
     let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
-    log::info!("{}", configuration_sources(config_dir, env));
+    log::info!("{}", Settings::describe_sources(config_dir, env));
     open_files::raise_and_report(&settings.server);
     // SIGHUP reads the config files and the environment again, as at start.
     let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
@@ -250,26 +249,6 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
         log::info!("sso-token stopped");
         Ok(())
     })
-}
-
-/// Which files were read and which `SSO__` variables override them (names only: values may be
-/// passwords), for an operator who wonders why a setting is what it is.
-fn configuration_sources(config_dir: &Path, env: Option<&str>) -> String {
-    let mut files = vec![config_dir.join("default.toml").display().to_string()];
-    if let Some(env) = env.filter(|e| !e.is_empty()) {
-        files.push(config_dir.join(format!("{env}.toml")).display().to_string());
-    }
-    let mut variables: Vec<String> = std::env::vars_os()
-        .map(|(name, _)| name.to_string_lossy().into_owned())
-        // config-rs reads the prefix in any case (`sso__redis__url` too).
-        .filter(|name| name.to_ascii_lowercase().starts_with("sso__"))
-        .collect();
-    variables.sort();
-    let environment = match variables.is_empty() {
-        true => "no SSO__ variable".to_owned(),
-        false => format!("overridden by {}", variables.join(", ")),
-    };
-    format!("configuration: {}; {environment}", files.join(" then "))
 }
 
 fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) -> CliResult {
@@ -306,7 +285,7 @@ fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) 
 fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     let secret = match secret {
         Some(secret) => secret,
-        None => read_secret().map_err(|e| e.to_string())?,
+        None => sso_token::secret_prompt::read_secret().map_err(|e| e.to_string())?,
     };
     if secret.is_empty() {
         return Err("the secret is empty".into());
@@ -334,95 +313,6 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     };
     println!("{stored}");
     Ok(())
-}
-
-/// The secret from stdin, trailing line breaks dropped: one line typed at a terminal
-/// ([`read_typed`]), else all of stdin.
-fn read_secret() -> std::io::Result<String> {
-    let stdin = std::io::stdin();
-    let input = if rustix::termios::isatty(&stdin) {
-        read_typed(&stdin)?
-    } else {
-        let mut input = String::new();
-        stdin.lock().read_to_string(&mut input)?;
-        input
-    };
-    Ok(input.trim_end_matches(['\r', '\n']).to_owned())
-}
-
-/// One line typed after a prompt on stderr, with the terminal's echo off, so that the screen
-/// does not show it. Ctrl-C and Ctrl-\ end the line there rather than the process: killed by a
-/// signal, the process could not turn the echo back on, and the shell would go on without it.
-fn read_typed(stdin: &std::io::Stdin) -> std::io::Result<String> {
-    use rustix::termios::{LocalModes, OptionalActions, SpecialCodeIndex as Code};
-    use rustix::termios::{tcgetattr, tcsetattr};
-    let refused = |kind, message| Err(std::io::Error::new(kind, message));
-    let shown = tcgetattr(stdin)?;
-    let mut hidden = shown.clone();
-    hidden
-        .local_modes
-        .remove(LocalModes::ECHO | LocalModes::ISIG);
-    let (interrupt, quit) = (
-        shown.special_codes[Code::VINTR],
-        shown.special_codes[Code::VQUIT],
-    );
-    hidden.special_codes[Code::VEOL] = interrupt;
-    hidden.special_codes[Code::VEOL2] = quit;
-    // 0 is a control character turned off, not one to wait for.
-    let ends: Vec<u8> = [b'\n', interrupt, quit]
-        .into_iter()
-        .filter(|&b| b != 0)
-        .collect();
-    tcsetattr(stdin, OptionalActions::Now, &hidden)?;
-    // Only now: what is typed once the prompt is up is not echoed.
-    eprint!("client secret (not shown): ");
-    let mut line = Vec::new();
-    let read = read_line_until(&mut stdin.lock(), &ends, &mut line);
-    let restored = tcsetattr(stdin, OptionalActions::Now, &shown);
-    eprintln!();
-    read?;
-    restored?;
-    if line
-        .last()
-        .is_some_and(|&b| b != b'\n' && ends.contains(&b))
-    {
-        return refused(std::io::ErrorKind::Interrupted, "interrupted");
-    }
-    let Ok(typed) = String::from_utf8(line) else {
-        return refused(std::io::ErrorKind::InvalidData, "the secret is not UTF-8");
-    };
-    // With ISIG off, Ctrl-Z (and any other control key) lands in the line unseen.
-    if typed
-        .trim_end_matches(['\r', '\n'])
-        .contains(char::is_control)
-    {
-        return refused(
-            std::io::ErrorKind::InvalidData,
-            "the typed secret holds a control character (Ctrl-Z?); type it again",
-        );
-    }
-    Ok(typed)
-}
-
-/// Bytes up to and with the first of `ends`, or to the end of input.
-fn read_line_until(
-    from: &mut impl std::io::BufRead,
-    ends: &[u8],
-    line: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    loop {
-        let buffered = from.fill_buf()?;
-        if buffered.is_empty() {
-            return Ok(());
-        }
-        let end = buffered.iter().position(|b| ends.contains(b));
-        let taken = end.map_or(buffered.len(), |at| at + 1);
-        line.extend_from_slice(&buffered[..taken]);
-        from.consume(taken);
-        if end.is_some() {
-            return Ok(());
-        }
-    }
 }
 
 /// The key is always written to a file this command creates, mode 0600 from the start. With

@@ -589,7 +589,36 @@ where
     Ok(items.into_iter().map(T::from).collect())
 }
 
+/// The files [`Settings::load`] reads, in order: `default.toml`, then `<env>.toml` (an empty
+/// `env` is none).
+fn layer_files(dir: &Path, env: Option<&str>) -> Vec<PathBuf> {
+    let mut files = vec![dir.join("default.toml")];
+    if let Some(env) = env.filter(|e| !e.is_empty()) {
+        files.push(dir.join(format!("{env}.toml")));
+    }
+    files
+}
+
 impl Settings {
+    /// Which files [`Settings::load`] reads and which `SSO__` variables override them (names
+    /// only: values may be passwords), for an operator who wonders why a setting is what it is.
+    pub fn describe_sources(dir: &Path, env: Option<&str>) -> String {
+        let files: Vec<String> = (layer_files(dir, env).iter())
+            .map(|file| file.display().to_string())
+            .collect();
+        let mut variables: Vec<String> = std::env::vars_os()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            // config-rs reads the prefix in any case (`sso__redis__url` too).
+            .filter(|name| name.to_ascii_lowercase().starts_with("sso__"))
+            .collect();
+        variables.sort();
+        let environment = match variables.is_empty() {
+            true => "no SSO__ variable".to_owned(),
+            false => format!("overridden by {}", variables.join(", ")),
+        };
+        format!("configuration: {}; {environment}", files.join(" then "))
+    }
+
     /// Loads the layered settings from `dir`; `env` names an overlay file, which must exist.
     pub fn load(dir: &Path, env: Option<&str>) -> Result<Self, ConfigError> {
         let names = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
@@ -599,11 +628,9 @@ impl Settings {
                  with two underscores after SSO"
             )));
         }
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from(dir.join("default.toml")).required(true));
-        if let Some(env) = env.filter(|e| !e.is_empty()) {
-            let overlay = config::File::from(dir.join(format!("{env}.toml"))).required(true);
-            builder = builder.add_source(overlay);
+        let mut builder = config::Config::builder();
+        for file in layer_files(dir, env) {
+            builder = builder.add_source(config::File::from(file).required(true));
         }
         let settings: Settings = builder
             .add_source(environment())
