@@ -133,11 +133,17 @@ fn main() -> ExitCode {
         Command::Serve => serve(&cli.config_dir, cli.env.as_deref()),
         Command::HashSecret { secret, argon2 } => {
             if secret.as_deref().is_some_and(option_like) {
-                // Exits as clap's own usage errors do (status 2), without quoting the value.
-                Cli::command()
+                // Exits as clap's own usage errors do (status 2), without quoting the value,
+                // under hash-secret's own usage line.
+                let mut cli = Cli::command();
+                cli.build();
+                let mut hash_secret = cli.find_subcommand("hash-secret").cloned();
+                (hash_secret.as_mut().unwrap_or(&mut cli))
                     .error(
                         clap::error::ErrorKind::InvalidValue,
-                        "hash-secret has no such option (a secret of this shape goes on stdin)",
+                        "hash-secret has no such option, and does not take an argument that \
+                         looks like one as a secret (a misspelt option would be hashed): give \
+                         such a secret on stdin",
                     )
                     .exit();
             }
