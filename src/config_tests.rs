@@ -869,7 +869,8 @@ fn a_missing_setting_is_named() {
 
 #[test]
 fn likely_mistakes_load_with_a_doubt_naming_the_setting() {
-    assert!(shipped().doubts().is_empty(), "{:?}", shipped().doubts());
+    let shipped_doubts = shipped().validate().unwrap().doubts();
+    assert!(shipped_doubts.is_empty(), "{shipped_doubts:?}");
     let doubted = |change: fn(&mut Settings), named: &str| {
         let mut settings = shipped();
         change(&mut settings);
@@ -898,12 +899,21 @@ fn likely_mistakes_load_with_a_doubt_naming_the_setting() {
         |s| s.throttle.trusted_proxies = vec!["0.0.0.0/0".into()],
         "throttle.trusted_proxies",
     );
+    doubted(
+        |s| {
+            s.server.workers = 3;
+            s.redis.pool_size = 2;
+        },
+        "set redis.pool_size to at least 3",
+    );
     // The edges that are fine: four timeouts exactly, and a wide network that is not all.
     let mut fine = shipped();
     fine.server.shutdown_timeout_secs = 4;
     fine.throttle.trusted_proxies = vec!["0.0.0.0/1".into(), "10.0.0.0/8".into()];
     // A metrics listener of its own is what `metrics.listen` is for.
     fine.metrics.listen = "127.0.0.1:9100".into();
+    // As many lanes as workers.
+    (fine.server.workers, fine.redis.pool_size) = (3, 3);
     assert!(fine.validate().unwrap().doubts().is_empty());
 }
 

@@ -91,7 +91,10 @@ impl Application {
         );
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics));
         let workers = settings.server.worker_threads();
-        log_start_warnings(&settings, workers);
+        // Settings that start but may not do what was meant: said once, not refused.
+        for doubt in settings.doubts() {
+            log::warn!("{doubt}");
+        }
         let slots = Arc::new(Slots::new(
             settings.server.exchange_slots * workers,
             Duration::from_millis(settings.server.slot_wait_ms),
@@ -207,22 +210,6 @@ impl Application {
         draining.warn_of_the_unanswered(grace_secs);
         reloader.abort();
         stopped
-    }
-}
-
-/// Settings that start but may not do what was meant: said once at start, not refused.
-fn log_start_warnings(settings: &Settings, workers: usize) {
-    for doubt in settings.doubts() {
-        log::warn!("{doubt}");
-    }
-    if workers > settings.redis.lanes {
-        // Each thread keeps the lane it first took: beyond the lanes, a worker's Redis
-        // replies are read by another worker, which may be busy signing.
-        log::warn!(
-            "{workers} workers share {} Redis connections (redis.pool_size): set \
-             redis.pool_size to at least {workers}",
-            settings.redis.lanes
-        );
     }
 }
 

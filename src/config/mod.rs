@@ -744,6 +744,16 @@ impl Settings {
                     .into(),
             );
         }
+        // Each thread keeps the lane it first took: beyond the lanes, a worker's Redis
+        // replies are read by another worker, which may be busy signing.
+        let workers = self.server.worker_threads();
+        if workers > self.redis.lanes {
+            doubts.push(format!(
+                "{workers} workers share {} Redis connections (redis.pool_size): set \
+                 redis.pool_size to at least {workers}",
+                self.redis.lanes
+            ));
+        }
         doubts
     }
 }
