@@ -248,50 +248,9 @@ impl Live {
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let outcome = (self.source)()
-            .and_then(|settings| {
-                let tls_digest = self.tls_digest.as_deref();
-                refuse_what_a_restart_would_refuse(&self.started, tls_digest, &settings)?;
-                Ok(settings)
-            })
-            .and_then(Settings::validate)
-            .map_err(LoadError::from)
-            .and_then(|settings| {
-                let snapshot = Snapshot::load(&settings, &self.started.redis, &self.argon2)?;
-                // A start without a client only warns (nothing is lost that ran); a reload
-                // would take every replica's clients and tokens away at once.
-                if !snapshot.registry.has_enabled() && self.current.load().registry.has_enabled() {
-                    return Err(LoadError::NoClientLeft(settings.clients.file));
-                }
-                Ok((snapshot, settings))
-            });
-        match outcome {
+        match self.next_snapshot() {
             Ok((snapshot, settings)) => {
-                let running = self.current.load();
-                snapshot.registry.inherit_verified(&running.registry);
-                self.warn_of_dropped_signers(&running, &snapshot);
-                warn_of_a_new_algorithm(&running, &snapshot);
-                warn_of_an_unpublished_signer(&running, &snapshot);
-                snapshot.warn_of_mistakes(&settings.clients.file, Some(&running));
-                let described = snapshot.describe();
-                let snapshot = Arc::new(snapshot);
-                self.current.store(Arc::clone(&snapshot));
-                self.metrics.reload_applied(&snapshot.keys);
-                log::info!("configuration reloaded: {described}");
-                for (variable, setting) in crate::config::reloadable_from_environment() {
-                    log::warn!(
-                        "{setting} comes from the environment ({variable}), which a reload \
-                         cannot change: a new value in the files takes effect only without it"
-                    );
-                }
-                let not_applied = restart_only(&self.started, &settings);
-                self.metrics.restart_pending(not_applied.len());
-                if !not_applied.is_empty() {
-                    log::warn!(
-                        "changes to {} take effect on restart only",
-                        not_applied.join(", ")
-                    );
-                }
+                self.apply(snapshot, &settings);
                 Ok(())
             }
             Err(e) => {
@@ -299,6 +258,52 @@ impl Live {
                 log::error!("configuration reload refused, the running one stays: {e}");
                 Err(e)
             }
+        }
+    }
+
+    /// The settings of `source`, checked as the next start would check them, and the snapshot
+    /// they make.
+    fn next_snapshot(&self) -> Result<(Snapshot, Settings), LoadError> {
+        let settings = (self.source)().and_then(|settings| {
+            let tls_digest = self.tls_digest.as_deref();
+            refuse_what_a_restart_would_refuse(&self.started, tls_digest, &settings)?;
+            settings.validate()
+        })?;
+        let snapshot = Snapshot::load(&settings, &self.started.redis, &self.argon2)?;
+        // A start without a client only warns (nothing is lost that ran); a reload would take
+        // every replica's clients and tokens away at once.
+        if !snapshot.registry.has_enabled() && self.current.load().registry.has_enabled() {
+            return Err(LoadError::NoClientLeft(settings.clients.file));
+        }
+        Ok((snapshot, settings))
+    }
+
+    /// Swaps `snapshot` in, and says what the operator should know of the change.
+    fn apply(&self, snapshot: Snapshot, settings: &Settings) {
+        let running = self.current.load();
+        snapshot.registry.inherit_verified(&running.registry);
+        self.warn_of_dropped_signers(&running, &snapshot);
+        warn_of_a_new_algorithm(&running, &snapshot);
+        warn_of_an_unpublished_signer(&running, &snapshot);
+        snapshot.warn_of_mistakes(&settings.clients.file, Some(&running));
+        let described = snapshot.describe();
+        let snapshot = Arc::new(snapshot);
+        self.current.store(Arc::clone(&snapshot));
+        self.metrics.reload_applied(&snapshot.keys);
+        log::info!("configuration reloaded: {described}");
+        for (variable, setting) in crate::config::reloadable_from_environment() {
+            log::warn!(
+                "{setting} comes from the environment ({variable}), which a reload cannot \
+                 change: a new value in the files takes effect only without it"
+            );
+        }
+        let not_applied = restart_only(&self.started, settings);
+        self.metrics.restart_pending(not_applied.len());
+        if !not_applied.is_empty() {
+            log::warn!(
+                "changes to {} take effect on restart only",
+                not_applied.join(", ")
+            );
         }
     }
 
