@@ -320,6 +320,16 @@ impl Store {
             }
             taken => taken?,
         };
+        self.read_take(reply, jti, &token_key).await
+    }
+
+    /// What the exchange script's reply says of the code (see [`Taken`]).
+    async fn read_take(
+        &self,
+        reply: Value,
+        jti: &str,
+        token_key: &str,
+    ) -> Result<Taken, StoreError> {
         match reply {
             Value::BulkString(record) => Ok(Taken::Fresh { record }),
             Value::SimpleString(jti) if self.token_key(&jti) == token_key => {
