@@ -249,7 +249,7 @@ fn public_options(server: &ServerSettings, workers: usize) -> crate::http_server
 }
 
 /// The public listener's server. Its middleware, last wrapped outermost: a request passes
-/// `conn_deadline::track`, `metrics::record`, the access log, `hold_chunked_body`,
+/// `conn_deadline::track`, `metrics::count_answers`, the access log, `hold_chunked_body`,
 /// `refuse_after_close` and `close_when_draining` on its way in.
 fn public_server(
     listener: TcpListener,
@@ -272,7 +272,7 @@ fn public_server(
                 app.logging,
                 access_log(Arc::clone(&app.proxies)),
             ))
-            .wrap_fn(move |request, service| metrics::record(&recorder, request, service))
+            .wrap_fn(move |request, service| metrics::count_answers(&recorder, request, service))
             .app_data(app.exchange.clone())
             .app_data(app.auth.clone())
             .app_data(app.inspector.clone())
