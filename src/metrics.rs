@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use futures_util::FutureExt;
-use prometheus::core::Collector;
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -48,6 +48,11 @@ macro_rules! labelled {
                 match self {
                     $(Self::$variant => $label,)+
                 }
+            }
+
+            /// One series of `vec` per value, in `ALL`'s order (indexed by `value as usize`).
+            fn series<P: MetricVecBuilder>(vec: &MetricVec<P>) -> Vec<P::M> {
+                Self::ALL.iter().map(|v| vec.with_label_values(&[v.label()])).collect()
             }
         }
     };
@@ -316,18 +321,9 @@ impl Metrics {
                         .collect()
                 })
                 .collect(),
-            latency: Endpoint::ALL
-                .iter()
-                .map(|e| latency.with_label_values(&[e.label()]))
-                .collect(),
-            redis_latency: RedisOp::ALL
-                .iter()
-                .map(|op| redis_latency.with_label_values(&[op.label()]))
-                .collect(),
-            redis_errors: RedisOp::ALL
-                .iter()
-                .map(|op| redis_errors.with_label_values(&[op.label()]))
-                .collect(),
+            latency: Endpoint::series(&latency),
+            redis_latency: RedisOp::series(&redis_latency),
+            redis_errors: RedisOp::series(&redis_errors),
             ack_failures: RedisOp::ALL
                 .iter()
                 .map(|op| {
@@ -340,10 +336,7 @@ impl Metrics {
                 "sso_code_replays_total",
                 "Spent authorization codes presented again",
             )?,
-            revocations: Revocation::ALL
-                .iter()
-                .map(|r| revocations.with_label_values(&[r.label()]))
-                .collect(),
+            revocations: Revocation::series(&revocations),
             auth_failures: counter(
                 "sso_client_auth_failures_total",
                 "Failed client authentications (unknown client, disabled client, wrong secret); \
@@ -354,15 +347,9 @@ impl Metrics {
                 "sso_argon2_overloaded_total",
                 "Client authentications answered 503: their client id's Argon2 verification, or every Argon2 slot, stayed busy",
             )?,
-            throttled: ThrottledBy::ALL
-                .iter()
-                .map(|by| throttled.with_label_values(&[by.label()]))
-                .collect(),
+            throttled: ThrottledBy::series(&throttled),
             redis_connections,
-            reloads: Reload::ALL
-                .iter()
-                .map(|r| reloads.with_label_values(&[r.label()]))
-                .collect(),
+            reloads: Reload::series(&reloads),
             config_applied: gauge(
                 "sso_config_last_applied_timestamp_seconds",
                 "When the configuration in force was applied (start or reload), Unix seconds",
