@@ -18,18 +18,23 @@
 //!
 //! Past the deadline, reads, writes, flushes and shutdowns fail (`TimedOut`) and actix drops
 //! the connection.
+//!
+//! The stream also hands actix no more request heads than [`crate::read_ahead`] allows ahead of the
+//! requests [`track`] has seen start: actix would decode every pipelined request it has read.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use actix_web::dev::{Extensions, Service, ServiceRequest, ServiceResponse};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use crate::read_ahead::HeadCount;
 
 /// What actix gives a first request's head (`client_request_timeout`, actix-web's default),
 /// and here any head that starts on an idle connection.
@@ -42,6 +47,10 @@ struct State {
     deadline: Cell<Option<Instant>>,
     /// `keep_alive` + [`HEAD_TIMEOUT`].
     after_answer: Duration,
+    /// Requests started on the connection.
+    started: Cell<u64>,
+    /// The connection's task, while its stream holds back heads until a request starts.
+    held_back: RefCell<Option<Waker>>,
 }
 
 /// The connection's state, as its requests see it (`conn_data`).
@@ -52,6 +61,10 @@ impl State {
     fn started(&self) {
         self.in_flight.set(true);
         self.deadline.set(None);
+        self.started.set(self.started.get() + 1);
+        if let Some(task) = self.held_back.take() {
+            task.wake();
+        }
     }
 
     fn answered(&self) {
@@ -72,6 +85,10 @@ impl State {
 pub struct Guarded<T> {
     inner: T,
     state: Rc<State>,
+    heads: HeadCount,
+    /// Bytes read from `inner` and not yet handed on ([`crate::read_ahead`]): at most one
+    /// read's.
+    held: Vec<u8>,
     /// Wakes the connection's task by the deadline when it waits on the stream (see
     /// `pending`).
     sleep: Pin<Box<Sleep>>,
@@ -86,12 +103,16 @@ impl<T> Guarded<T> {
             in_flight: Cell::new(false),
             deadline: Cell::new(None),
             after_answer: keep_alive + HEAD_TIMEOUT,
+            started: Cell::new(0),
+            held_back: RefCell::new(None),
         });
         // Never polled before a deadline is armed, and reset to it then.
         let sleep = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
         Self {
             inner,
             state,
+            heads: HeadCount::default(),
+            held: Vec::new(),
             sleep,
             sleep_at: None,
             expired: false,
@@ -155,17 +176,47 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         if this.expired {
             return Poll::Ready(Err(timed_out()));
         }
+        let started = this.state.started.get();
+        if !this.held.is_empty() {
+            let offered = this.held.len().min(buf.remaining());
+            let allowed = this.heads.allow(&this.held[..offered], started);
+            if allowed == 0 {
+                return this.hold_back(cx);
+            }
+            buf.put_slice(&this.held[..allowed]);
+            this.held.drain(..allowed);
+            this.state.bytes_read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Pending => this.pending(cx),
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    this.state.bytes_read();
+                let read = &buf.filled()[before..];
+                if read.is_empty() {
+                    return Poll::Ready(Ok(()));
                 }
+                let allowed = this.heads.allow(read, started);
+                if allowed < read.len() {
+                    this.held.extend_from_slice(&read[allowed..]);
+                    buf.set_filled(before + allowed);
+                }
+                if allowed == 0 {
+                    return this.hold_back(cx);
+                }
+                this.state.bytes_read();
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
+    }
+}
+
+impl<T> Guarded<T> {
+    /// Nothing may be handed on before another request starts, which wakes the task.
+    fn hold_back(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.state.held_back.replace(Some(cx.waker().clone()));
+        self.pending(cx)
     }
 }
 

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
@@ -205,5 +207,73 @@ async fn a_flush_or_shutdown_that_never_ends_fails_at_the_deadline() {
             "shutdown: {shutdown}"
         );
         assert!(Instant::now() >= before + KEEP_ALIVE + HEAD_TIMEOUT);
+    }
+}
+
+/// Pipelined heads beyond `read_ahead`'s bound are held until a request starts, which wakes
+/// the reader; what they hold back is handed on whole, in order.
+#[tokio::test(start_paused = true)]
+async fn pipelined_heads_past_the_bound_wait_for_a_request_to_start() {
+    let (server, mut client) = duplex(64 * 1024);
+    let mut server = Guarded::new(server, KEEP_ALIVE);
+    let conn = server.conn_deadline();
+    let head = b"GET / HTTP/1.1\r\n\r\n";
+    let burst = head.repeat(40);
+    client.write_all(&burst).await.unwrap();
+
+    let mut handed = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let read = tokio::time::timeout(Duration::from_millis(10), server.read(&mut buf)).await;
+        match read {
+            Ok(n) => handed.extend_from_slice(&buf[..n.unwrap()]),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        handed.len(),
+        17 * head.len() - 1,
+        "16 heads and the 17th less its end"
+    );
+
+    // A request starts (actix took one head): the held-back read wakes and one more head comes.
+    let woken = Arc::new(Woken::default());
+    let waker = Waker::from(Arc::clone(&woken));
+    let mut cx = Context::from_waker(&waker);
+    let mut read = ReadBuf::new(&mut buf);
+    assert!(
+        Pin::new(&mut server)
+            .poll_read(&mut cx, &mut read)
+            .is_pending()
+    );
+    assert!(!woken.0.load(Ordering::SeqCst));
+    conn.0.started();
+    assert!(
+        woken.0.load(Ordering::SeqCst),
+        "a start wakes the held-back reader"
+    );
+    assert!(matches!(
+        Pin::new(&mut server).poll_read(&mut cx, &mut read),
+        Poll::Ready(Ok(()))
+    ));
+    handed.extend_from_slice(read.filled());
+    assert_eq!(handed.len(), 18 * head.len() - 1);
+
+    for _ in 0..40 {
+        conn.0.started();
+    }
+    while handed.len() < burst.len() {
+        let n = server.read(&mut buf).await.unwrap();
+        handed.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(handed, burst, "every byte, in order");
+}
+
+#[derive(Default)]
+struct Woken(AtomicBool);
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }

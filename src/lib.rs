@@ -21,6 +21,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod oauth;
 pub mod open_files;
+pub mod read_ahead;
 pub mod redact;
 pub mod routes;
 pub mod secret_hash;

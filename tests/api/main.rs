@@ -26,6 +26,7 @@ mod log_hygiene;
 mod methods;
 mod metrics;
 mod oauth2_client;
+mod pipelining;
 mod raw_conn;
 mod record;
 mod redis_outage;
