@@ -65,6 +65,7 @@ impl Exchange {
         let iat = unix_now();
         let exp = iat + settings.expires_in;
         let head = record_head(&jti, &client.id, iat, exp);
+        let mut unanswered = Unanswered::armed(self, &jti, &client.id);
         let taken = self
             .metrics
             .redis(
@@ -72,6 +73,7 @@ impl Exchange {
                 self.store.take_code(code, &jti, settings.expires_in, &head),
             )
             .await;
+        unanswered.armed = false;
         slot.redis_answered(taken.as_ref().map(|_| ()));
         let record = match taken.map_err(OAuthError::Unavailable)? {
             Taken::Fresh { record } => record,
@@ -134,6 +136,57 @@ impl Exchange {
                 )
             }
             Err(e) => OAuthError::Unavailable(e),
+        }
+    }
+}
+
+/// Armed while Redis takes the code. A client that closes its connection then (a reset) has
+/// its request's future dropped at that wait: the code is spent (the script was sent) and no
+/// token is made. Its token record would make the client's retry with the code read as a
+/// replay, the alert of a stolen code, and revoke a token nobody holds; so it is deleted, on
+/// the worker's own lane, after the script (best effort: with `redis.replica_acks` the
+/// deletion goes by another connection, and may come first).
+struct Unanswered<'a> {
+    exchange: &'a Exchange,
+    jti: &'a str,
+    client_id: &'a str,
+    armed: bool,
+}
+
+impl<'a> Unanswered<'a> {
+    fn armed(exchange: &'a Exchange, jti: &'a str, client_id: &'a str) -> Self {
+        Self {
+            exchange,
+            jti,
+            client_id,
+            armed: true,
+        }
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.exchange.metrics.exchange_abandoned();
+        crate::info_every_second!(
+            "client {}: the connection closed while its code was being taken: the code is \
+             spent, no token was delivered, and its token record is deleted",
+            self.client_id
+        );
+        let (store, metrics) = (self.exchange.store.clone(), &self.exchange.metrics);
+        let (metrics, jti) = (Arc::clone(metrics), self.jti.to_owned());
+        let delete = async move {
+            let deleted = metrics.redis(RedisOp::DeleteToken, store.delete_token(&jti));
+            if let Err(e) = deleted.await {
+                log::warn!("could not delete the token record of an abandoned exchange: {e}");
+            }
+        };
+        // On this worker's runtime (one thread: its lane, behind the script). A runtime that
+        // is shutting down drops the task unrun.
+        if let Ok(worker) = tokio::runtime::Handle::try_current() {
+            drop(worker.spawn(delete));
         }
     }
 }

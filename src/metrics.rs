@@ -193,6 +193,7 @@ pub struct Metrics {
     ack_failures: Vec<Option<IntCounter>>,
     tokens_issued: IntCounter,
     replays: IntCounter,
+    abandoned: IntCounter,
     revocations: Vec<IntCounter>,
     auth_failures: IntCounter,
     argon2_overloaded: IntCounter,
@@ -336,6 +337,11 @@ impl Metrics {
                 "sso_code_replays_total",
                 "Spent authorization codes presented again",
             )?,
+            abandoned: counter(
+                "sso_exchanges_abandoned_total",
+                "Exchanges whose client closed its connection while Redis took the code: the \
+                 code is spent, no token was delivered, and its token record is deleted",
+            )?,
             revocations: Revocation::series(&revocations),
             auth_failures: counter(
                 "sso_client_auth_failures_total",
@@ -428,6 +434,10 @@ impl Metrics {
 
     pub fn replay_detected(&self) {
         self.replays.inc();
+    }
+
+    pub fn exchange_abandoned(&self) {
+        self.abandoned.inc();
     }
 
     pub fn token_revoked(&self, reason: Revocation) {

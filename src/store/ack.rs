@@ -51,9 +51,9 @@ pub struct Repeat<'a> {
     /// node may be a promoted replica, which has none of its old master's scripts (an
     /// `EVALSHA` refused there with `NOSCRIPT` would still run its `WAIT`, for nothing).
     /// Built only for a Cluster.
-    pub call: &'a dyn Fn() -> Cmd,
+    pub call: &'a (dyn Fn() -> Cmd + Sync),
     /// Whether the repeat's reply shows this operation's outcome on the node that ran it.
-    pub holds: &'a dyn Fn(&Value) -> bool,
+    pub holds: &'a (dyn Fn(&Value) -> bool + Sync),
 }
 
 impl Acks {
@@ -67,7 +67,7 @@ impl Acks {
         conn: &'a mut Conn,
         key: &'a str,
         repeat: Repeat<'a>,
-    ) -> Pin<Box<dyn Future<Output = RedisResult<u32>> + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = RedisResult<u32>> + Send + 'a>> {
         Box::pin(self.wait_unboxed(conn, key, repeat))
     }
 

@@ -1,6 +1,7 @@
 //! The integration tests: the real HTTP server, in-process on port 0, against a real
 //! redis-server started by the harness (see `helpers` and `redis_server`).
 
+mod abandoned;
 mod answer;
 mod argon2_limit;
 mod cli;

@@ -80,6 +80,11 @@ impl RawConn {
     }
 
     /// Sends one request without reading its answer.
+    /// Closes the connection with a reset (`SO_LINGER` 0), as a client that gives up does.
+    pub fn reset(self) {
+        self.0.set_zero_linger().unwrap();
+    }
+
     pub async fn write(&mut self, method: &str, path: &str, body: &str) {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\

@@ -1,0 +1,96 @@
+//! A client that resets its connection while Redis takes its code: the code is spent and no
+//! token is made, so the token record the script wrote is deleted; the client's retry then
+//! reads as an unknown code, not as a replay (the alert of a stolen code, which would revoke a
+//! token nobody holds).
+
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use sso_token::routes::paths::TOKEN_PATH;
+
+use crate::helpers::{APP, Answer, code_record, json_request, spawn_app};
+use crate::metrics::{scrape, value};
+use crate::raw_conn::RawConn;
+
+/// Whether some connection to Redis waits on a command the pause holds (`flags=b`).
+async fn a_command_is_held(admin: &mut redis::aio::MultiplexedConnection) -> bool {
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(admin)
+        .await
+        .unwrap();
+    clients.lines().any(|l| {
+        l.split(' ')
+            .any(|f| f.strip_prefix("flags=").is_some_and(|f| f.contains('b')))
+    })
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_while_its_code_is_taken_leaves_no_token_record() {
+    let app = spawn_app().await;
+    // The worker's lane is connected, as in a running service (a connection made for this
+    // exchange would be closed with it, and Redis would drop the script it holds).
+    let warm = app.write_code(&code_record(&APP)).await;
+    assert_eq!(app.exchange(&APP, &warm).await.status(), 200);
+    let code = app.write_code(&code_record(&APP)).await;
+    let record = app.store.token_key_of_code(&code);
+    let client = redis::Client::open(app.settings.redis.url.as_str()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    // Writes wait (the exchange script among them); reads such as CLIENT LIST do not.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(5000)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let mut conn = RawConn::open(&app.address).await;
+    conn.write("POST", TOKEN_PATH, &json_request(&APP, &code).to_string())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while !a_command_is_held(&mut admin).await {
+        assert!(
+            Instant::now() < deadline,
+            "the exchange never reached Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    conn.reset();
+    // The server has seen the reset (and dropped the exchange) before the script runs.
+    let abandoned = |metrics: &str| value(metrics, "sso_exchanges_abandoned_total");
+    while abandoned(&scrape(&app, &app.address).await) < 1.0 {
+        assert!(Instant::now() < deadline, "the reset was not seen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    // The script runs, then the deletion queued behind it on the same connection.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while app.exists(&record).await || app.code_exists(&code).await {
+        assert!(
+            Instant::now() < deadline,
+            "token record {}, code {}",
+            app.exists(&record).await,
+            app.code_exists(&code).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = scrape(&app, &app.address).await;
+    assert_eq!(abandoned(&metrics), 1.0);
+
+    let retry = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(retry.status, 400, "{}", retry.text);
+    assert_eq!(retry.json["error"], "invalid_grant");
+    assert!(
+        !retry.text.contains("revoked"),
+        "a retry read as a replay: {}",
+        retry.text
+    );
+    let metrics = scrape(&app, &app.address).await;
+    assert_eq!(value(&metrics, "sso_code_replays_total"), 0.0);
+}
