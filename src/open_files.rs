@@ -50,13 +50,17 @@ pub fn raise_and_report(server: &ServerSettings) {
     };
     let (workers, per_worker) = (server.worker_threads(), server.connections_per_worker(now));
     let connections = workers.saturating_mul(per_worker);
-    if now.is_some_and(|n| n < LOW) {
+    let low = now.is_some_and(|n| n < LOW);
+    let overfull = now.is_some_and(|n| connections as u64 > n.saturating_sub(RESERVED_OPEN_FILES));
+    if low {
         log::warn!(
             "open files: at most {}{raised}, and each connection takes one: raise the hard \
              limit (systemd LimitNOFILE, docker run --ulimit nofile)",
             shown(now)
         );
-    } else if now.is_some_and(|n| connections as u64 > n.saturating_sub(RESERVED_OPEN_FILES)) {
+    }
+    // Said when the limit is low too: the fix differs (the setting, not only the limit).
+    if overfull {
         // With 0 the fit has a floor per worker: too many workers for the limit.
         let (why, remedy) = match server.max_connections {
             0 => (
@@ -77,7 +81,8 @@ pub fn raise_and_report(server: &ServerSettings) {
              reconnected; {remedy}",
             shown(now)
         );
-    } else {
+    }
+    if !low && !overfull {
         log::info!(
             "open files: at most {}{raised}; connections: at most {per_worker} a worker",
             shown(now)

@@ -541,10 +541,10 @@ fn serve_raises_the_open_files_soft_limit_to_the_hard_one() {
     assert_eq!(soft, Some(hard.as_str()), "{files}");
 }
 
-/// The open-files line at start: a hard limit under 4,096 is warned of; from 4,096 on, the
-/// warning is for `server.max_connections` set past what the limit leaves after the 512
-/// descriptors kept for Redis and the rest (or, with 0, for more workers than 64 connections
-/// each leave room for), and otherwise the line is information.
+/// The open-files line at start: a hard limit under 4,096 is warned of; so is
+/// `server.max_connections` set past what the limit leaves after the 512 descriptors kept for
+/// Redis and the rest (or, with 0, more workers than 64 connections each leave room for), at
+/// any limit; otherwise the line is information.
 #[test]
 fn serve_warns_of_an_open_files_limit_too_low_for_its_connections() {
     let open_files_line = |limit: u64, max_connections: usize, workers: usize| {
@@ -592,4 +592,17 @@ fn serve_warns_of_an_open_files_limit_too_low_for_its_connections() {
         "{said}"
     );
     assert!(said.contains("lower server.workers"), "{said}");
+
+    // A low limit that the connections set overrun too: both are said.
+    let prelude = "ulimit -n 1024; export SSO__SERVER__MAX_CONNECTIONS=1000 \
+                   SSO__SERVER__WORKERS=1; ";
+    let server = ServerProcess::start_after(&config_dir(&test_settings(), &[]), prelude);
+    let said: Vec<&String> = (server.start_log.iter())
+        .filter(|l| l.contains("open files"))
+        .collect();
+    assert!(said.iter().any(|l| l.contains(low)), "{said:#?}");
+    assert!(
+        (said.iter()).any(|l| l.contains("but server.max_connections is 1000")),
+        "{said:#?}"
+    );
 }
