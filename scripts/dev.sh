@@ -33,9 +33,10 @@ if listening "$port"; then
   die "port $port on 127.0.0.1 is taken (another sso-token? try PORT=...)"
 fi
 if [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" != "PONG" ]]; then
-  echo "== starting redis-server on 127.0.0.1:$redis_port (no persistence)"
+  echo "== starting redis-server on 127.0.0.1:$redis_port (appendonly, in target/dev)"
   mkdir -p target/dev
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly yes \
+    --dir "$root/target/dev" --daemonize yes \
     --logfile "$root/target/dev/redis.log" --pidfile "$root/target/dev/redis.pid" >/dev/null
   for _ in $(seq 50); do
     [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" == "PONG" ]] && break

@@ -23,7 +23,7 @@ use crate::routes::paths::METRICS_PATH;
 use crate::routes::{access_log, access_log_on, after_close, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
-use crate::store::{Fitness, Store, StoreError};
+use crate::store::{Doubt, Fitness, Store, StoreError};
 use crate::throttle::{Network, Throttle};
 
 /// Why the service could not start; each message names the setting or file at fault.
@@ -339,8 +339,38 @@ async fn report_redis_at_start(store: Store, target: String) {
                  exchanges get 503, check its rename-command and ACL settings"
             ),
         }
+        report_durability(&store, &target).await;
     }
     store.close_this_threads_lane();
+}
+
+/// Says which of the Redis settings that the guarantees need it lacks (`store::durability`):
+/// nothing else would tell until codes are lost or come back.
+async fn report_durability(store: &Store, target: &str) {
+    let doubts = match store.durability().await {
+        Ok(doubts) => doubts,
+        // A user refused `INFO` (managed Redis, a tight ACL): nothing is known.
+        Err(e) => {
+            log::debug!("Redis {target}: its settings could not be read with INFO: {e}");
+            return;
+        }
+    };
+    for doubt in doubts {
+        match doubt {
+            Doubt::Evicts { policy } => log::warn!(
+                "Redis {target}: maxmemory-policy is {policy} with maxmemory set: short of \
+                 memory it evicts codes (a user's fresh code answered invalid_grant) and live \
+                 token records (their tokens turn inactive, and a replay of their code goes \
+                 unseen); set maxmemory-policy noeviction, under which a full Redis refuses \
+                 exchanges with 503 and spends no code"
+            ),
+            Doubt::NoAppendOnly => log::warn!(
+                "Redis {target}: appendonly is off: after a crash it restarts from its last \
+                 snapshot, and a code spent since then can be exchanged again, a second token \
+                 for one code; set appendonly yes (or redis.replica_acks, with replicas)"
+            ),
+        }
+    }
 }
 
 /// `/metrics` alone, on its own address and one worker: scrapes stay off the public port. The

@@ -22,11 +22,13 @@
 //! - `keys.rs`: key names, record ids and `jti`s, Cluster slots.
 //! - `record.rs`: how a token record starts, which the scripts match.
 //! - `ack.rs`: `WAIT` after a write (`redis.replica_acks`).
+//! - `durability.rs`: the Redis settings the guarantees need, read at start.
 //! - `sentinel.rs`: asking sentinels for the master; `fence.rs`: holding operations back
 //!   while a failover is under way.
 
 mod ack;
 mod connect;
+mod durability;
 mod error;
 mod fence;
 pub mod keys;
@@ -46,6 +48,7 @@ use deadpool_redis::redis::{self, AsyncCommands, Script, Value};
 use self::ack::{Acks, Repeat};
 pub use self::connect::Conn;
 use self::connect::Connector;
+pub use self::durability::Doubt;
 pub use self::error::StoreError;
 use self::fence::Fence;
 use self::keys::Keys;

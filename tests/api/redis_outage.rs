@@ -138,6 +138,31 @@ async fn the_start_names_the_servers_own_version() {
     assert!(line.ends_with(&expected), "{line} (expected {expected})");
 }
 
+/// The start says which settings the guarantees need that Redis lacks, as `INFO` gives them:
+/// an evicting `maxmemory-policy` under a `maxmemory`, and `appendonly` off (the harness's).
+#[tokio::test]
+async fn the_start_warns_of_a_redis_that_evicts_or_does_not_append() {
+    let log = log_capture::mark();
+    let redis = RedisServer::start_with(
+        &["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"],
+        None,
+    );
+    let named = format!("Redis {}: ", redis.url());
+    let _app = app_on(redis.url()).await;
+    let warned = |lines: &[String], what: &str| {
+        (lines.iter()).any(|l| l.starts_with("WARN") && l.contains(&named) && l.contains(what))
+    };
+    let evicts = "maxmemory-policy is volatile-lru with maxmemory set";
+    let appends = "appendonly is off";
+    let lines = log
+        .lines_when(|lines| warned(lines, evicts) && warned(lines, appends))
+        .await;
+    assert!(
+        warned(&lines, "set maxmemory-policy noeviction"),
+        "{lines:#?}"
+    );
+}
+
 /// `sso_redis_connections` at 0 while traffic flows is the alert for a Redis out of reach: once
 /// Redis is gone and requests have tried it, it reads 0. The start's checks ran on a thread that
 /// serves no request, and their connection, which nothing used or checked again, kept the gauge
