@@ -78,6 +78,11 @@ impl StoreError {
         }
     }
 
+    /// An error reply of Redis's own (`-READONLY …`): Redis answered.
+    pub(super) fn is_error_reply(&self) -> bool {
+        matches!(self, Self::Redis(e) if e.code().is_some())
+    }
+
     /// Whether the lane's connection is still good after this failure: an error reply about
     /// the data, the node's replicas, its memory or disk (`MISCONF`: a failed save), or the
     /// user's rights says nothing against it (a replica outage or a full disk would otherwise

@@ -280,14 +280,19 @@ impl Store {
         *lock(&self.lanes[self.lane_index(Lanes::Plain)]) = None;
     }
 
-    /// Counts a call that failed for want of Redis (one that ends its connection: refused,
-    /// timed out, cut), and says so once a call succeeds after such failures.
+    /// Counts a call that failed for want of Redis (refused, timed out, cut), and says so once
+    /// a call succeeds after such failures. An error reply is Redis answering, even one that
+    /// ends its connection (`READONLY`, `LOADING`: a demoted or loading node, which a new
+    /// connection may find replaced); counted, a read-only Redis had every exchange's failure
+    /// and each `/readyz` PING after it logged as an outage that ended.
     fn note_outage<T>(&self, result: &Result<T, StoreError>) {
         let Some(outage) = &self.outage else {
             return;
         };
         match result {
-            Err(e) if !e.keeps_connection(self.fence.is_some()) => outage.call_failed(),
+            Err(e) if !e.keeps_connection(self.fence.is_some()) && !e.is_error_reply() => {
+                outage.call_failed()
+            }
             Err(_) => {}
             Ok(_) => {
                 // This store's own limit, not the call site's: each store has its outages.

@@ -394,16 +394,20 @@ fn standalone_store() -> Store {
 }
 
 /// Only calls that failed for want of Redis make an outage whose end is logged: an error
-/// reply (a full Redis, a key of another type) is Redis answering, and a call that succeeds
-/// after it is no recovery to announce.
+/// reply (a full Redis, a key of another type, a read-only replica) is Redis answering, and a
+/// call that succeeds after it is no recovery to announce.
 #[test]
-fn only_failures_that_end_the_connection_make_an_outage() {
+fn only_failures_that_found_no_redis_make_an_outage() {
     let store = standalone_store();
     let outage = store.outage.as_deref().expect("outside a Cluster");
     let now = 1_000;
 
     store.note_outage::<()>(&Err(refused(b"-OOM command not allowed\r\n")));
     store.note_outage::<()>(&Err(refused(b"-WRONGTYPE Operation against a key\r\n")));
+    // Ends its connection (a demoted node), but Redis answered all the same.
+    store.note_outage::<()>(&Err(refused(
+        b"-READONLY You can't write against a read only replica.\r\n",
+    )));
     assert_eq!(outage.recovered(now), None, "error replies counted");
 
     store.note_outage::<()>(&Err(dropped()));
