@@ -118,9 +118,15 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 /// A Redis error (or a pool's, which may hold one) without the arguments Redis quotes back:
 /// `ERR unknown command 'EVALSHA', with args beginning with: '<sha>' '2' 'sso:code:<the code>'
 /// …` (a Sentinel's port given as `redis.url`, a renamed command) would put a live code in the
-/// log, and an unknown `HELLO 3 AUTH <user> <password>` the password.
+/// log, and an unknown `HELLO 3 AUTH <user> <password>` the password. On one line: the redis
+/// crate's parse errors (something else answering on the port) run over several, which split
+/// a log line.
 pub fn redis_error(error: &dyn std::fmt::Display) -> String {
     let text = error.to_string();
+    let text = match text.contains(['\n', '\r']) {
+        true => text.split_whitespace().collect::<Vec<_>>().join(" "),
+        false => text,
+    };
     match text.find("with args beginning with") {
         Some(at) => format!(
             "{} (arguments not shown)",

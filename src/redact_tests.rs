@@ -176,6 +176,15 @@ fn positions_are_one_based_and_count_characters() {
 }
 
 #[test]
+fn redis_errors_are_one_line() {
+    let parse = "Incompatible type - Parse error at 1\n    Unexpected `84`\n    Unexpected `72`";
+    assert_eq!(
+        redis_error(&parse),
+        "Incompatible type - Parse error at 1 Unexpected `84` Unexpected `72`"
+    );
+}
+
+#[test]
 fn redis_errors_lose_the_arguments_redis_quotes() {
     let quoted = "ResponseError: unknown command 'HELLO', with args beginning with: '3' 'AUTH' \
                   'app' 'pa55word' ";
