@@ -192,10 +192,13 @@ async fn once_requests_have_found_redis_gone_no_connection_is_counted() {
     assert_eq!(held().await, 0.0);
 }
 
+/// ... and runs the start's checks of that Redis once it answers (its version named).
 #[tokio::test]
 async fn the_server_starts_while_redis_is_down_and_serves_once_it_is_up() {
+    let log = log_capture::mark();
     let port = HeldPort::new();
-    let app = app_on(format!("redis://127.0.0.1:{}", port.port())).await;
+    let url = format!("redis://127.0.0.1:{}", port.port());
+    let app = app_on(url.clone()).await;
 
     assert_eq!(status_of(&app, "/healthz").await, 200);
     assert_eq!(status_of(&app, "/readyz").await, 503);
@@ -205,6 +208,9 @@ async fn the_server_starts_while_redis_is_down_and_serves_once_it_is_up() {
 
     eventually_exchanges(&app).await;
     assert_eq!(status_of(&app, "/readyz").await, 200);
+    let named = format!("Redis {url}: version ");
+    log.lines_when(|lines| (lines.iter()).any(|l| l.starts_with("INFO") && l.contains(&named)))
+        .await;
 }
 
 /// Among many replicas, the one with a wrong Redis address must be found from its log: the
