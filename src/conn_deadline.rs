@@ -49,6 +49,8 @@ struct State {
     after_answer: Duration,
     /// Requests started on the connection.
     started: Cell<u64>,
+    /// The last write or flush of an answer could not complete: the client is not reading.
+    answers_waiting: Cell<bool>,
     /// The connection's task, while its stream holds back heads until a request starts.
     held_back: RefCell<Option<Waker>>,
 }
@@ -62,6 +64,17 @@ impl State {
         self.in_flight.set(true);
         self.deadline.set(None);
         self.started.set(self.started.get() + 1);
+        self.wake_held_back();
+    }
+
+    /// Whether an answer could not be written (`Pending`); once one can, heads flow again.
+    fn answers_wait(&self, waiting: bool) {
+        if self.answers_waiting.replace(waiting) && !waiting {
+            self.wake_held_back();
+        }
+    }
+
+    fn wake_held_back(&self) {
         if let Some(task) = self.held_back.take() {
             task.wake();
         }
@@ -89,6 +102,8 @@ pub struct Guarded<T> {
     /// Bytes read from `inner` and not yet handed on ([`crate::read_ahead`]): at most one
     /// read's.
     held: Vec<u8>,
+    /// The last read answered `Pending`: actix has since decoded all it was handed.
+    drained: bool,
     /// Wakes the connection's task by the deadline when it waits on the stream (see
     /// `pending`).
     sleep: Pin<Box<Sleep>>,
@@ -104,6 +119,7 @@ impl<T> Guarded<T> {
             deadline: Cell::new(None),
             after_answer: keep_alive + HEAD_TIMEOUT,
             started: Cell::new(0),
+            answers_waiting: Cell::new(false),
             held_back: RefCell::new(None),
         });
         // Never polled before a deadline is armed, and reset to it then.
@@ -113,6 +129,7 @@ impl<T> Guarded<T> {
             state,
             heads: HeadCount::default(),
             held: Vec::new(),
+            drained: false,
             sleep,
             sleep_at: None,
             expired: false,
@@ -176,27 +193,38 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         if this.expired {
             return Poll::Ready(Err(timed_out()));
         }
-        let started = this.state.started.get();
+        let state = &this.state;
+        let (started, waiting) = (state.started.get(), state.answers_waiting.get());
+        if this.drained && !state.in_flight.get() && !waiting {
+            // Idle: actix decoded what it was handed before this read, and has started every
+            // head of it (it starts the next queued one as soon as an answer is written).
+            this.heads.forgive(started);
+        }
+        let limit = this.heads.limit(started, waiting);
         if !this.held.is_empty() {
             let offered = this.held.len().min(buf.remaining());
-            let allowed = this.heads.allow(&this.held[..offered], started);
+            let allowed = this.heads.allow(&this.held[..offered], limit);
             if allowed == 0 {
                 return this.hold_back(cx);
             }
             buf.put_slice(&this.held[..allowed]);
             this.held.drain(..allowed);
             this.state.bytes_read();
+            this.drained = false;
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Pending => this.pending(cx),
+            Poll::Pending => {
+                this.drained = true;
+                this.pending(cx)
+            }
             Poll::Ready(Ok(())) => {
                 let read = &buf.filled()[before..];
                 if read.is_empty() {
                     return Poll::Ready(Ok(()));
                 }
-                let allowed = this.heads.allow(read, started);
+                let allowed = this.heads.allow(read, limit);
                 if allowed < read.len() {
                     this.held.extend_from_slice(&read[allowed..]);
                     buf.set_filled(before + allowed);
@@ -205,6 +233,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                     return this.hold_back(cx);
                 }
                 this.state.bytes_read();
+                this.drained = false;
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -216,12 +245,14 @@ impl<T> Guarded<T> {
     /// Nothing may be handed on before another request starts, which wakes the task.
     fn hold_back(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.state.held_back.replace(Some(cx.waker().clone()));
+        self.drained = true;
         self.pending(cx)
     }
 }
 
 impl<T: AsyncWrite + Unpin> Guarded<T> {
     /// `poll` on the inner stream, failing past the deadline and waiting on it while blocked.
+    /// A write or flush that blocks means answers wait to be written ([`crate::read_ahead`]).
     fn poll_guarded<R>(
         &mut self,
         cx: &mut Context<'_>,
@@ -231,8 +262,14 @@ impl<T: AsyncWrite + Unpin> Guarded<T> {
             return Poll::Ready(Err(timed_out()));
         }
         match poll(Pin::new(&mut self.inner), cx) {
-            Poll::Pending => self.pending(cx),
-            ready => ready,
+            Poll::Pending => {
+                self.state.answers_wait(true);
+                self.pending(cx)
+            }
+            ready => {
+                self.state.answers_wait(false);
+                ready
+            }
         }
     }
 }
