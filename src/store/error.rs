@@ -78,9 +78,11 @@ impl StoreError {
         }
     }
 
-    /// An error reply of Redis's own (`-READONLY …`): Redis answered.
-    pub(super) fn is_error_reply(&self) -> bool {
-        matches!(self, Self::Redis(e) if e.code().is_some())
+    /// A node that answers but cannot serve writes now: demoted (`READONLY`), loading its
+    /// data (`LOADING`), or a replica cut from its master (`MASTERDOWN`). Redis answered; a new
+    /// connection may find it replaced.
+    pub(super) fn is_node_unable(&self) -> bool {
+        matches!(self, Self::Redis(e) if matches!(e.code(), Some("READONLY" | "LOADING" | "MASTERDOWN")))
     }
 
     /// Whether the lane's connection is still good after this failure: an error reply about

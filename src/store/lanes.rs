@@ -281,16 +281,17 @@ impl Store {
     }
 
     /// Counts a call that failed for want of Redis (refused, timed out, cut), and says so once
-    /// a call succeeds after such failures. An error reply is Redis answering, even one that
-    /// ends its connection (`READONLY`, `LOADING`: a demoted or loading node, which a new
-    /// connection may find replaced); counted, a read-only Redis had every exchange's failure
-    /// and each `/readyz` PING after it logged as an outage that ended.
+    /// a call succeeds after such failures. A node that answers it cannot serve now (a demoted
+    /// or loading one) is Redis answering, though its connection is replaced: counted, a
+    /// read-only Redis had every exchange's failure and each `/readyz` PING after it logged as
+    /// an outage that ended. Other error replies that end a connection (`max number of
+    /// clients reached`, a proxy whose backend is gone) count.
     fn note_outage<T>(&self, result: &Result<T, StoreError>) {
         let Some(outage) = &self.outage else {
             return;
         };
         match result {
-            Err(e) if !e.keeps_connection(self.fence.is_some()) && !e.is_error_reply() => {
+            Err(e) if !e.keeps_connection(self.fence.is_some()) && !e.is_node_unable() => {
                 outage.call_failed()
             }
             Err(_) => {}

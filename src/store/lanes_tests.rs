@@ -404,15 +404,20 @@ fn only_failures_that_found_no_redis_make_an_outage() {
 
     store.note_outage::<()>(&Err(refused(b"-OOM command not allowed\r\n")));
     store.note_outage::<()>(&Err(refused(b"-WRONGTYPE Operation against a key\r\n")));
-    // Ends its connection (a demoted node), but Redis answered all the same.
+    // End their connection (a demoted or loading node), but Redis answered all the same.
     store.note_outage::<()>(&Err(refused(
         b"-READONLY You can't write against a read only replica.\r\n",
     )));
+    store.note_outage::<()>(&Err(refused(
+        b"-LOADING Redis is loading the dataset in memory\r\n",
+    )));
     assert_eq!(outage.recovered(now), None, "error replies counted");
 
+    // A Redis at maxclients answers so, and is out of reach all the same.
+    store.note_outage::<()>(&Err(refused(b"-ERR max number of clients reached\r\n")));
     store.note_outage::<()>(&Err(dropped()));
     store.note_outage::<()>(&Err(StoreError::Timeout(Duration::from_millis(200))));
-    assert_eq!(outage.recovered(now), NonZeroU64::new(2));
+    assert_eq!(outage.recovered(now), NonZeroU64::new(3));
     assert_eq!(outage.recovered(now + 1), None, "reported twice");
 }
 
