@@ -141,11 +141,11 @@ impl Exchange {
 }
 
 /// Armed while Redis takes the code. A client that closes its connection then (a reset) has
-/// its request's future dropped at that wait: the code is spent (the script was sent) and no
-/// token is made. Its token record would make the client's retry with the code read as a
-/// replay, the alert of a stolen code, and revoke a token nobody holds; so it is deleted, on
-/// the worker's own lane, after the script (best effort: with `redis.replica_acks` the
-/// deletion goes by another connection, and may come first).
+/// its request's future dropped at that wait: the code may be spent (if the script went out)
+/// and no token is made. A token record the script wrote would make the client's retry with
+/// the code read as a replay, the alert of a stolen code, and revoke a token nobody holds; so
+/// it is deleted, on the lane of the take (after it, on the same connection), and the deletion
+/// counted and said.
 struct Unanswered<'a> {
     exchange: &'a Exchange,
     jti: &'a str,
@@ -169,22 +169,30 @@ impl Drop for Unanswered<'_> {
         if !self.armed {
             return;
         }
-        self.exchange.metrics.exchange_abandoned();
-        crate::info_every_second!(
-            "client {}: the connection closed while its code was being taken: the code is \
-             spent, no token was delivered, and its token record is deleted",
-            self.client_id
-        );
         let (store, metrics) = (self.exchange.store.clone(), &self.exchange.metrics);
-        let (metrics, jti) = (Arc::clone(metrics), self.jti.to_owned());
+        let metrics = Arc::clone(metrics);
+        let (jti, client_id) = (self.jti.to_owned(), self.client_id.to_owned());
         let delete = async move {
-            let deleted = metrics.redis(RedisOp::DeleteToken, store.delete_token(&jti));
-            if let Err(e) = deleted.await {
-                log::warn!("could not delete the token record of an abandoned exchange: {e}");
+            let deleted = metrics.redis(RedisOp::DeleteToken, store.delete_token_after_take(&jti));
+            match deleted.await {
+                Ok(true) => {
+                    metrics.exchange_abandoned();
+                    crate::info_every_second!(
+                        "client {client_id}: the connection closed while its code was being \
+                         taken: the code is spent, no token was delivered, and the token \
+                         record is deleted"
+                    );
+                }
+                // The take never ran: nothing spent, nothing to say.
+                Ok(false) => {}
+                Err(e) => crate::warn_every_second!(
+                    "client {client_id}: could not delete the token record of an exchange its \
+                     client left: {e}"
+                ),
             }
         };
-        // On this worker's runtime (one thread: its lane, behind the script). A runtime that
-        // is shutting down drops the task unrun.
+        // On this worker's runtime (one thread: its lane). A runtime that is shutting down
+        // drops the task unrun.
         if let Ok(worker) = tokio::runtime::Handle::try_current() {
             drop(worker.spawn(delete));
         }

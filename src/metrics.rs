@@ -340,7 +340,7 @@ impl Metrics {
             abandoned: counter(
                 "sso_exchanges_abandoned_total",
                 "Exchanges whose client closed its connection while Redis took the code: the \
-                 code is spent, no token was delivered, and its token record is deleted",
+                 code is spent, no token was delivered, and the token record was deleted",
             )?,
             revocations: Revocation::series(&revocations),
             auth_failures: counter(

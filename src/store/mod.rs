@@ -388,6 +388,15 @@ impl Store {
         Ok(deleted == 1)
     }
 
+    /// [`Store::delete_token`] on the lane [`Store::take_code`] uses, so that it runs after a
+    /// take this thread sent: for an exchange dropped while its take was under way.
+    pub async fn delete_token_after_take(&self, jti: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .delete_record_on(Lanes::Waiting, jti, None, None, |_| true, |_, acked| acked)
+            .await?;
+        Ok(deleted == 1)
+    }
+
     /// Revokes `client_id`'s token `jti`: deletes its record if that client's (the revocation
     /// endpoint, a replayed code: another client's token is left alone). With
     /// `redis.replica_acks`, a deletion too few replicas acknowledged is
@@ -417,6 +426,24 @@ impl Store {
         holds: fn(&Value) -> bool,
         counted: fn(i64, u32) -> u32,
     ) -> Result<i64, StoreError> {
+        let lanes = match acks {
+            Some(_) => Lanes::Waiting,
+            None => Lanes::Plain,
+        };
+        self.delete_record_on(lanes, jti, client_id, acks, holds, counted)
+            .await
+    }
+
+    /// [`Store::delete_record`] on `lanes`.
+    async fn delete_record_on(
+        &self,
+        lanes: Lanes,
+        jti: &str,
+        client_id: Option<&str>,
+        acks: Option<Acks>,
+        holds: fn(&Value) -> bool,
+        counted: fn(i64, u32) -> u32,
+    ) -> Result<i64, StoreError> {
         let key = &self.token_key(jti);
         let mut start = Vec::with_capacity(48 + jti.len());
         write_record_start(&mut start, jti, client_id);
@@ -431,11 +458,6 @@ impl Store {
         };
         let call = &delete_call("EVALSHA", self.delete.get_hash());
         let delete_call = &delete_call;
-        let lanes = if acks.is_some() {
-            Lanes::Waiting
-        } else {
-            Lanes::Plain
-        };
         self.with_conn(lanes, |mut conn| async move {
             let whole = || delete_call("EVAL", DELETE_SCRIPT);
             let answer: i64 = run_script(&mut conn, call, whole).await?;

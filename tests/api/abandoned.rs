@@ -12,16 +12,20 @@ use crate::helpers::{APP, Answer, code_record, json_request, spawn_app};
 use crate::metrics::{scrape, value};
 use crate::raw_conn::RawConn;
 
-/// Whether some connection to Redis waits on a command the pause holds (`flags=b`).
-async fn a_command_is_held(admin: &mut redis::aio::MultiplexedConnection) -> bool {
+/// The connection to Redis that waits on a command the pause holds (`flags=b`), if any: how
+/// many bytes of later commands it has sent behind it (`qbuf`).
+async fn held_connection(admin: &mut redis::aio::MultiplexedConnection) -> Option<u64> {
     let clients: String = redis::cmd("CLIENT")
         .arg("LIST")
         .query_async(admin)
         .await
         .unwrap();
-    clients.lines().any(|l| {
-        l.split(' ')
-            .any(|f| f.strip_prefix("flags=").is_some_and(|f| f.contains('b')))
+    let field = |line: &str, name: &str| {
+        (line.split(' ')).find_map(|f| f.strip_prefix(name).map(str::to_owned))
+    };
+    clients.lines().find_map(|line| {
+        let held = field(line, "flags=")?.contains('b');
+        held.then(|| field(line, "qbuf=")?.parse().ok())?
     })
 }
 
@@ -49,7 +53,7 @@ async fn a_client_that_leaves_while_its_code_is_taken_leaves_no_token_record() {
     conn.write("POST", TOKEN_PATH, &json_request(&APP, &code).to_string())
         .await;
     let deadline = Instant::now() + Duration::from_secs(4);
-    while !a_command_is_held(&mut admin).await {
+    while held_connection(&mut admin).await.is_none() {
         assert!(
             Instant::now() < deadline,
             "the exchange never reached Redis"
@@ -57,10 +61,12 @@ async fn a_client_that_leaves_while_its_code_is_taken_leaves_no_token_record() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     conn.reset();
-    // The server has seen the reset (and dropped the exchange) before the script runs.
-    let abandoned = |metrics: &str| value(metrics, "sso_exchanges_abandoned_total");
-    while abandoned(&scrape(&app, &app.address).await) < 1.0 {
-        assert!(Instant::now() < deadline, "the reset was not seen");
+    // The server has seen the reset and sent the deletion behind the held script.
+    while held_connection(&mut admin).await.unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no deletion came behind the script"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _: () = redis::cmd("CLIENT")
@@ -80,8 +86,11 @@ async fn a_client_that_leaves_while_its_code_is_taken_leaves_no_token_record() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = scrape(&app, &app.address).await;
-    assert_eq!(abandoned(&metrics), 1.0);
+    let abandoned = |metrics: &str| value(metrics, "sso_exchanges_abandoned_total");
+    while abandoned(&scrape(&app, &app.address).await) < 1.0 {
+        assert!(Instant::now() < deadline, "the deletion was not counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let retry = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(retry.status, 400, "{}", retry.text);
