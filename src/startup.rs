@@ -373,8 +373,10 @@ async fn report_durability(store: &Store, target: &str) {
             ),
             Doubt::NoAppendOnly => log::warn!(
                 "Redis {target}: appendonly is off: after a crash it restarts from its last \
-                 snapshot, and a code spent since then can be exchanged again, a second token \
-                 for one code; set appendonly yes (or redis.replica_acks, with replicas)"
+                 snapshot, if any, where a code spent since can be exchanged again (a second \
+                 token for one code) and later tokens are gone; set appendonly yes (replicas \
+                 with redis.replica_acks do not replace it: a master restarted before a \
+                 failover resyncs them to what it lost)"
             ),
         }
     }

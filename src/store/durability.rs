@@ -19,9 +19,8 @@ pub enum Doubt {
 }
 
 impl Store {
-    /// The [`Doubt`]s of every node that answers `INFO` (in a Cluster, each node), each once.
-    /// Without acknowledged replicas only: with `redis.replica_acks` the replicas hold what
-    /// the master would lose.
+    /// The [`Doubt`]s of every node that answers `INFO` (in a Cluster, each master: the redis
+    /// crate sends it to the masters), each once.
     pub async fn durability(&self) -> Result<Vec<Doubt>, StoreError> {
         let info: Value = self
             .with_conn(Lanes::Plain, |mut conn| async move {
@@ -34,7 +33,7 @@ impl Store {
             .await?;
         let mut doubts = Vec::new();
         for text in texts(&info) {
-            for doubt in doubts_of(&text, self.acks.is_some()) {
+            for doubt in doubts_of(&text) {
                 if !doubts.contains(&doubt) {
                     doubts.push(doubt);
                 }
@@ -54,7 +53,9 @@ fn texts(reply: &Value) -> Vec<String> {
     }
 }
 
-fn doubts_of(info: &str, acknowledged: bool) -> Vec<Doubt> {
+/// Replica acknowledgement does not make `appendonly` optional: a master restarted before a
+/// failover (systemd, a container's restart policy) resyncs its replicas to what it lost.
+fn doubts_of(info: &str) -> Vec<Doubt> {
     let field = |name: &str| {
         info.lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
@@ -68,7 +69,7 @@ fn doubts_of(info: &str, acknowledged: bool) -> Vec<Doubt> {
         }),
         _ => {}
     }
-    if !acknowledged && field("aof_enabled") == Some("0") {
+    if field("aof_enabled") == Some("0") {
         doubts.push(Doubt::NoAppendOnly);
     }
     doubts
@@ -83,23 +84,22 @@ mod tests {
 
     #[test]
     fn an_evicting_policy_counts_only_with_a_memory_limit() {
-        assert_eq!(doubts_of(INFO, false), []);
+        assert_eq!(doubts_of(INFO), []);
         let limited = INFO.replace("maxmemory:0", "maxmemory:1048576");
         assert_eq!(
-            doubts_of(&limited, false),
+            doubts_of(&limited),
             [Doubt::Evicts {
                 policy: "allkeys-lru".into()
             }]
         );
         let kept = limited.replace("allkeys-lru", "noeviction");
-        assert_eq!(doubts_of(&kept, false), []);
+        assert_eq!(doubts_of(&kept), []);
     }
 
     #[test]
-    fn append_only_off_counts_without_replica_acknowledgement() {
+    fn append_only_off_counts() {
         let off = INFO.replace("aof_enabled:1", "aof_enabled:0");
-        assert_eq!(doubts_of(&off, false), [Doubt::NoAppendOnly]);
-        assert_eq!(doubts_of(&off, true), []);
+        assert_eq!(doubts_of(&off), [Doubt::NoAppendOnly]);
     }
 
     #[test]
