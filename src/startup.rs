@@ -316,6 +316,9 @@ async fn report_redis_at_start(store: Store, target: String) {
         said = true;
         tokio::time::sleep(RECHECK_REDIS).await;
     }
+    // First: the fitness check fails with an error reply on an unfit Redis, which counts as
+    // a failed call, and a call that succeeds after it would say Redis answers again.
+    report_durability(&store, &target).await;
     // Both asked before either is said: once the version is logged, so is a shortfall of
     // replicas.
     let (fitness, replicas_short) = (store.fitness().await, store.replicas_short().await);
@@ -347,7 +350,6 @@ async fn report_redis_at_start(store: Store, target: String) {
              exchanges get 503, check its rename-command and ACL settings"
         ),
     }
-    report_durability(&store, &target).await;
     store.close_this_threads_lane();
 }
 
