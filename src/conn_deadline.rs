@@ -83,6 +83,8 @@ impl State {
     fn answered(&self) {
         self.in_flight.set(false);
         self.deadline.set(Some(Instant::now() + self.after_answer));
+        // Idle now, unless actix starts a queued head: a read held back since may be forgiven.
+        self.wake_held_back();
     }
 
     fn bytes_read(&self) {

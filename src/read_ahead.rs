@@ -12,28 +12,78 @@
 //! a request starts or the answers go out; bytes that end no head (a body, the start of a
 //! head) pass.
 //!
-//! A head ends with a blank line: `\r\n\r\n`, or `\n\n` (which httparse also takes). Counting
-//! blank lines counts each head once, and some bytes that end none: a chunked body's end, a
-//! body's own blank lines, an empty line between requests. That excess is forgiven whenever the
-//! connection is idle (no request in flight, no answer waiting: actix has then started every
-//! head it was handed), so it never outlasts the requests it came with; within one pipelined
-//! burst, a body with more than [`MAX_HEADS_AHEAD`] blank lines waits for its body timeout,
-//! which no JSON or form body of this service's requests has.
+//! A head ends with a blank line: `\r\n\r\n`, or `\n\n` (which httparse also takes), after a
+//! line that is neither blank (an empty line between requests, which the parser skips) nor a
+//! last chunk (`0\r\n`: a chunked body's end). So each head is counted once, and only a body's
+//! own blank lines count beyond them; that excess is forgiven whenever the connection is idle
+//! (no request in flight, no answer waiting: actix has then started every head it was handed),
+//! so it never outlasts the requests it came with. Within one pipelined burst, a body with more
+//! than [`MAX_HEADS_AHEAD`] blank lines waits for its body timeout, which no JSON or form body
+//! of this service's requests has.
 
 /// The most request heads handed to actix that it has not started to serve: actix's own bound
-/// for requests queued behind the one being served.
+/// for requests queued behind the one being served. (Forgiving assumes every answer body is
+/// whole when produced, as here: a streaming or compressed body would leave requests queued
+/// with none in flight.)
 pub const MAX_HEADS_AHEAD: u64 = 16;
 
-/// The blank lines in the bytes handed on so far, and the two bytes before the next.
-#[derive(Debug, Default)]
+/// What a line has been so far (without its line feed): only what tells a head's end apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    Empty,
+    Cr,
+    /// `0`s: a last chunk's size, so far.
+    Zeros,
+    /// `0`s then `\r`, or `0`s then `;` and an extension: a last chunk's line.
+    LastChunk,
+    Other,
+}
+
+impl Line {
+    fn then(self, bytes: &[u8]) -> Line {
+        let mut line = self;
+        for &byte in bytes {
+            line = match (line, byte) {
+                (Line::Other, _) => return Line::Other,
+                (Line::Empty, b'\r') => Line::Cr,
+                (Line::Empty | Line::Zeros, b'0') => Line::Zeros,
+                (Line::Zeros, b'\r' | b';') => Line::LastChunk,
+                (Line::LastChunk, _) => Line::LastChunk,
+                _ => Line::Other,
+            };
+        }
+        line
+    }
+
+    fn blank(self) -> bool {
+        matches!(self, Line::Empty | Line::Cr)
+    }
+}
+
+/// The head ends in the bytes handed on so far, and where the line being handed on stands.
+#[derive(Debug)]
 pub struct HeadCount {
     ends: u64,
-    /// The last two bytes handed on, the latest last (0 before any).
-    last: [u8; 2],
+    /// The line being handed on, up to the last byte handed on.
+    line: Line,
+    /// The last whole line: a blank line after a blank one (an empty line between requests,
+    /// which the parser skips) or after a last chunk (a chunked body's end) ends no head.
+    previous: Line,
+}
+
+impl Default for HeadCount {
+    fn default() -> Self {
+        // As if after a blank line: empty lines before the first request end nothing.
+        Self {
+            ends: 0,
+            line: Line::Empty,
+            previous: Line::Empty,
+        }
+    }
 }
 
 impl HeadCount {
-    /// The most blank lines that may have been handed on once `started` requests have started
+    /// The most head ends that may have been handed on once `started` requests have started
     /// (none more while answers wait to be written).
     pub fn limit(&self, started: u64, answers_waiting: bool) -> u64 {
         match answers_waiting {
@@ -42,40 +92,37 @@ impl HeadCount {
         }
     }
 
-    /// The connection is idle and every head handed on has started: blank lines counted beyond
-    /// them ended none.
+    /// The connection is idle and every head handed on has started: ends counted beyond them
+    /// (a body's own blank lines) ended none.
     pub fn forgive(&mut self, started: u64) {
         self.ends = self.ends.min(started);
     }
 
     /// How many bytes of `bytes` may be handed on under `limit` (see [`Self::limit`]): all of
-    /// them, or those before the line feed that would end one head too many. Counts the blank
-    /// lines in what it allows.
+    /// them, or those before the line feed that would end one head too many. Counts the head
+    /// ends in what it allows: blank lines, but not one after a blank line or a last chunk.
     pub fn allow(&mut self, bytes: &[u8], limit: u64) -> usize {
+        let mut from = 0;
         for at in memchr::memchr_iter(b'\n', bytes) {
-            let before = |back: usize| match at.checked_sub(back) {
-                Some(i) => bytes[i],
-                None => self.last[2 + at - back],
-            };
-            let blank = before(1) == b'\n' || (before(1) == b'\r' && before(2) == b'\n');
-            if blank {
+            let line = self.line.then(&bytes[from..at]);
+            let ends_head =
+                line.blank() && !self.previous.blank() && self.previous != Line::LastChunk;
+            if ends_head {
                 if self.ends >= limit {
-                    self.remember_end_of(&bytes[..at]);
+                    self.line = line;
                     return at;
                 }
                 self.ends += 1;
             }
+            self.previous = match line {
+                Line::Zeros => Line::LastChunk,
+                line => line,
+            };
+            self.line = Line::Empty;
+            from = at + 1;
         }
-        self.remember_end_of(bytes);
+        self.line = self.line.then(&bytes[from..]);
         bytes.len()
-    }
-
-    fn remember_end_of(&mut self, handed: &[u8]) {
-        match handed {
-            [.., a, b] => self.last = [*a, *b],
-            [b] => self.last = [self.last[1], *b],
-            [] => {}
-        }
     }
 }
 
@@ -148,9 +195,9 @@ mod tests {
     #[test]
     fn what_ended_no_head_is_forgiven_and_answers_waiting_stop_new_heads() {
         let mut count = HeadCount::default();
-        // One request with a chunked body: its end is a blank line too.
-        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-        assert_eq!(count.allow(chunked, MAX_HEADS_AHEAD), chunked.len());
+        // A body with a blank line of its own.
+        let request = b"POST / HTTP/1.1\r\nContent-Length: 6\r\n\r\n{\r\n\r\n}";
+        assert_eq!(count.allow(request, MAX_HEADS_AHEAD), request.len());
         assert_eq!(count.ends, 2);
         count.forgive(1);
         assert_eq!(
@@ -160,5 +207,32 @@ mod tests {
         assert_eq!(count.limit(1, false), 1 + MAX_HEADS_AHEAD);
         assert_eq!(count.limit(1, true), 1, "no new head while answers wait");
         assert_eq!(count.allow(TINY, count.limit(1, true)), TINY.len() - 1);
+    }
+
+    #[test]
+    fn a_chunked_bodys_end_and_empty_lines_between_requests_end_no_head() {
+        let mut count = HeadCount::default();
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        let extension = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n000;a=b\r\n\r\n";
+        let spaced = b"\r\nGET / HTTP/1.1\r\n\r\n\r\n\n";
+        for bytes in [&chunked[..], extension, spaced] {
+            // Split anywhere, the same.
+            for split in 0..bytes.len() {
+                let mut count = HeadCount::default();
+                let (a, b) = bytes.split_at(split);
+                count.allow(a, MAX_HEADS_AHEAD);
+                count.allow(b, MAX_HEADS_AHEAD);
+                assert_eq!(
+                    count.ends,
+                    1,
+                    "{:?} split at {split}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        }
+        for _ in 0..40 {
+            assert_eq!(count.allow(chunked, 40 + MAX_HEADS_AHEAD), chunked.len());
+        }
+        assert_eq!(count.ends, 40);
     }
 }
