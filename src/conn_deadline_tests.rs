@@ -210,6 +210,14 @@ async fn a_flush_or_shutdown_that_never_ends_fails_at_the_deadline() {
     }
 }
 
+/// A connection whose buffer holds a whole pipelined burst, and its shared state.
+fn roomy_connection() -> (Guarded<DuplexStream>, DuplexStream, ConnDeadline) {
+    let (server, client) = duplex(64 * 1024);
+    let server = Guarded::new(server, KEEP_ALIVE);
+    let conn = server.conn_deadline();
+    (server, client, conn)
+}
+
 /// Reads what the server's stream hands on until it holds back (or has nothing): actix's read
 /// loop, which ends at the first `Pending` (and decodes what it read before it reads again).
 fn read_until_held(server: &mut Guarded<DuplexStream>) -> Vec<u8> {
@@ -245,9 +253,7 @@ fn poll_read_once(server: &mut Guarded<DuplexStream>, woken: &Arc<Woken>) -> Pol
 /// answer before is written.)
 #[tokio::test(start_paused = true)]
 async fn pipelined_heads_past_the_bound_wait_for_a_request_to_start() {
-    let (server, mut client) = duplex(64 * 1024);
-    let mut server = Guarded::new(server, KEEP_ALIVE);
-    let conn = server.conn_deadline();
+    let (mut server, mut client, conn) = roomy_connection();
     let head = b"GET / HTTP/1.1\r\n\r\n";
     let burst = head.repeat(40);
     client.write_all(&burst).await.unwrap();
@@ -303,9 +309,7 @@ async fn pipelined_heads_past_the_bound_wait_for_a_request_to_start() {
 /// the blank line that ends each body is no head's end, so the 17th and later heads pass.
 #[tokio::test(start_paused = true)]
 async fn blank_lines_that_end_no_head_are_forgiven_between_requests() {
-    let (server, mut client) = duplex(64 * 1024);
-    let mut server = Guarded::new(server, KEEP_ALIVE);
-    let conn = server.conn_deadline();
+    let (mut server, mut client, conn) = roomy_connection();
     let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
     for i in 0..40 {
         client.write_all(request).await.unwrap();
@@ -321,9 +325,7 @@ async fn blank_lines_that_end_no_head_are_forgiven_between_requests() {
 /// wakes the held-back reader.
 #[tokio::test(start_paused = true)]
 async fn an_answer_with_nothing_queued_wakes_a_held_back_reader() {
-    let (server, mut client) = duplex(64 * 1024);
-    let mut server = Guarded::new(server, KEEP_ALIVE);
-    let conn = server.conn_deadline();
+    let (mut server, mut client, conn) = roomy_connection();
     let body = b"x\r\n\r\n".repeat(16);
     let head = format!("POST /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len());
     let request = [head.as_bytes(), &body].concat();
