@@ -57,6 +57,12 @@ fn address(port: u16) -> Option<Address> {
     })
 }
 
+/// A fence for `mymaster` watched by three sentinels (`s0`, `s1`, `s2`: indices 0 to 2).
+fn three_sentinels() -> Arc<Fence> {
+    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
+    Fence::new(&sentinels, "mymaster")
+}
+
 const SWITCH: &str = "mymaster 10.0.0.1 6379 10.0.0.2 6380";
 
 /// The generation an operation would run in now, or `None` while closed (what `enter`
@@ -68,8 +74,7 @@ fn entered(fence: &Fence) -> Option<u64> {
 
 #[test]
 fn after_a_switch_lanes_go_to_the_announced_master_until_every_sentinel_announced_it() {
-    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
-    let fence = Fence::new(&sentinels, "mymaster");
+    let fence = three_sentinels();
     fence.on_event(0, "+try-failover", "master mymaster 10.0.0.1 6379");
     assert_eq!(entered(&fence), None);
 
@@ -95,8 +100,7 @@ fn after_a_switch_lanes_go_to_the_announced_master_until_every_sentinel_announce
 
 #[test]
 fn a_lost_vote_does_not_open_the_fence_while_the_leaders_failover_runs() {
-    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
-    let fence = Fence::new(&sentinels, "mymaster");
+    let fence = three_sentinels();
     // Two sentinels bid; s2 loses the vote and aborts, s1 goes on.
     fence.on_event(1, "+try-failover", "master mymaster 10.0.0.1 6379");
     fence.on_event(2, "+try-failover", "master mymaster 10.0.0.1 6379");
@@ -141,8 +145,7 @@ fn a_lost_vote_does_not_open_the_fence_while_the_leaders_failover_runs() {
 
 #[test]
 fn a_late_announcement_of_the_last_switch_keeps_a_new_failovers_bids() {
-    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
-    let fence = Fence::new(&sentinels, "mymaster");
+    let fence = three_sentinels();
     fence.on_event(0, "+switch-master", SWITCH);
     // A failover of the new master: s0 and s1 bid, before s2 announced the first switch.
     fence.on_event(0, "+try-failover", "master mymaster 10.0.0.2 6380");
@@ -162,8 +165,7 @@ fn a_late_announcement_of_the_last_switch_keeps_a_new_failovers_bids() {
 /// announcement of an earlier failover, whose new master is the one being replaced now.
 #[test]
 fn a_late_announcement_of_an_earlier_switch_does_not_pin_lanes_to_its_master() {
-    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
-    let fence = Fence::new(&sentinels, "mymaster");
+    let fence = three_sentinels();
     // 10.0.0.2:6379 → 10.0.0.1:6379 long ago; now 10.0.0.1:6379 → 10.0.0.2:6380.
     fence.on_event(0, "+switch-master", SWITCH);
     fence.on_event(1, "+switch-master", "mymaster 10.0.0.2 6379 10.0.0.1 6379");
@@ -181,8 +183,7 @@ fn a_late_announcement_of_an_earlier_switch_does_not_pin_lanes_to_its_master() {
 /// than send lanes to look the master up while the leader still names B.
 #[test]
 fn a_switch_from_elsewhere_during_a_failover_keeps_the_fence_closed() {
-    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
-    let fence = Fence::new(&sentinels, "mymaster");
+    let fence = three_sentinels();
     fence.on_event(0, "+switch-master", SWITCH);
     fence.on_event(0, "+try-failover", "master mymaster 10.0.0.2 6380");
     fence.on_event(2, "+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 6381");
@@ -442,8 +443,7 @@ async fn a_watcher_ends_soon_after_its_store_is_gone() {
 /// than leave every operation a 503 until `LONGEST_FAILOVER` has passed.
 #[test]
 fn a_switch_to_the_recorded_master_after_one_unheard_opens_the_fence() {
-    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
-    let fence = Fence::new(&sentinels, "mymaster");
+    let fence = three_sentinels();
     for sentinel in 0..3 {
         fence.on_event(sentinel, "+switch-master", SWITCH);
     }
@@ -460,8 +460,7 @@ fn a_switch_to_the_recorded_master_after_one_unheard_opens_the_fence() {
 /// it rather than looking it up through a sentinel that may still name the outgoing one.
 #[test]
 fn a_switch_to_the_pending_recorded_master_after_one_unheard_keeps_lanes_on_it() {
-    let sentinels = ["redis://s0", "redis://s1", "redis://s2"].map(String::from);
-    let fence = Fence::new(&sentinels, "mymaster");
+    let fence = three_sentinels();
     fence.on_event(0, "+switch-master", SWITCH);
     fence.on_event(1, "+switch-master", SWITCH);
     fence.on_event(1, "+try-failover", "master mymaster 10.0.0.1 6379");
