@@ -12,7 +12,7 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("a sentinel failover is under way")]
     Failover,
-    #[error("redis connection: {}", crate::redact::redis_error(.0))]
+    #[error("redis connection: {}{}", crate::redact::redis_error(.0), reset_hint(.0))]
     Pool(#[from] deadpool_redis::PoolError),
     #[error("redis: {}", crate::redact::redis_error(.0))]
     Redis(#[from] redis::RedisError),
@@ -36,6 +36,37 @@ pub enum StoreError {
 impl std::fmt::Debug for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "StoreError({self})")
+    }
+}
+
+/// What a new connection that Redis closes at once most often is: at `maxclients` Redis
+/// writes its refusal and closes, and the redis crate's first commands, sent before the refusal
+/// was read, turn the close into a reset (or a broken pipe) that loses Redis's words.
+fn reset_hint(error: &deadpool_redis::PoolError) -> &'static str {
+    let deadpool_redis::PoolError::Backend(error) = error else {
+        return "";
+    };
+    let closed = std::error::Error::source(error)
+        .and_then(|source| {
+            // The redis crate keeps an I/O error in an `Arc`, and gives that as the source.
+            type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+            source.downcast_ref::<std::io::Error>().or_else(|| {
+                source
+                    .downcast_ref::<Shared>()
+                    .and_then(|shared| shared.downcast_ref::<std::io::Error>())
+            })
+        })
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            )
+        });
+    match closed {
+        true => {
+            " (Redis closed the new connection at once, as it does at maxclients: see its INFO clients)"
+        }
+        false => "",
     }
 }
 
@@ -119,6 +150,26 @@ pub(super) mod tests {
     pub(in crate::store) fn refused(reply: &[u8]) -> StoreError {
         let value = redis::parse_redis_value(reply).expect("a RESP error reply");
         StoreError::Redis(value.extract_error().expect_err("an error reply"))
+    }
+
+    /// A Redis at maxclients closes a new connection at once (see `reset_hint`): the log says
+    /// what that may be, and not for a connection in use or another failure.
+    #[test]
+    fn a_new_connection_closed_at_once_names_maxclients() {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionRefused, ConnectionReset, UnexpectedEof};
+        let io = |kind| redis::RedisError::from(std::io::Error::from(kind));
+        let connecting = |kind| StoreError::Pool(deadpool_redis::PoolError::Backend(io(kind)));
+        for error in [connecting(ConnectionReset), connecting(BrokenPipe)] {
+            assert!(error.to_string().contains("maxclients"), "{error}");
+        }
+        for error in [
+            connecting(ConnectionRefused),
+            connecting(UnexpectedEof),
+            StoreError::Redis(io(ConnectionReset)),
+            refused(b"-ERR max number of clients reached\r\n"),
+        ] {
+            assert!(!error.to_string().contains("maxclients"), "{error}");
+        }
     }
 
     fn noreplicas() -> StoreError {
