@@ -1,7 +1,7 @@
-//! A client that resets its connection while Redis takes its code: the code is spent and no
-//! token is made, so the token record the script wrote is deleted; the client's retry then
-//! reads as an unknown code, not as a replay (the alert of a stolen code, which would revoke a
-//! token nobody holds).
+//! A client that leaves while Redis takes its code, by a reset or by closing (a FIN: its own
+//! timeout): the code is spent and no token is made, so the token record the script wrote is
+//! deleted; the client's retry then reads as an unknown code, not as a replay (the alert of a
+//! stolen code, which would revoke a token nobody holds).
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,16 @@ async fn held_connection(admin: &mut redis::aio::MultiplexedConnection) -> Optio
 }
 
 #[tokio::test]
-async fn a_client_that_leaves_while_its_code_is_taken_leaves_no_token_record() {
+async fn a_client_that_resets_while_its_code_is_taken_leaves_no_token_record() {
+    leaves_while_its_code_is_taken(RawConn::reset).await;
+}
+
+#[tokio::test]
+async fn a_client_that_closes_while_its_code_is_taken_leaves_no_token_record() {
+    leaves_while_its_code_is_taken(RawConn::close).await;
+}
+
+async fn leaves_while_its_code_is_taken(leave: fn(RawConn)) {
     let app = spawn_app().await;
     // The worker's lane is connected, as in a running service (a connection made for this
     // exchange would be closed with it, and Redis would drop the script it holds).
@@ -60,8 +69,8 @@ async fn a_client_that_leaves_while_its_code_is_taken_leaves_no_token_record() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    conn.reset();
-    // The server has seen the reset and sent the deletion behind the held script.
+    leave(conn);
+    // The server has seen the client leave and sent the deletion behind the held script.
     while held_connection(&mut admin).await.unwrap_or(0) == 0 {
         assert!(
             Instant::now() < deadline,

@@ -85,6 +85,12 @@ impl RawConn {
         self.0.set_zero_linger().unwrap();
     }
 
+    /// Closes the connection as a client that gives up does (its own timeout): a FIN, and
+    /// nothing more to read.
+    pub fn close(self) {
+        drop(self);
+    }
+
     pub async fn write(&mut self, method: &str, path: &str, body: &str) {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
