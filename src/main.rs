@@ -236,15 +236,20 @@ fn option_like(value: &str) -> bool {
 }
 
 fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
-    let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
-    log::info!("{}", Settings::describe_sources(config_dir, env));
-    open_files::raise_and_report(&settings.server);
-    // SIGHUP reads the config files and the environment again, as at start.
-    let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
-    let source = Box::new(move || Settings::load(&dir, env.as_deref()));
     actix_web::rt::System::new().block_on(async move {
+        // First: a SIGHUP from here on (a deployment that sends one as it starts the process) is
+        // a reload once the server runs, not the end of the process, SIGHUP's default action.
+        let hangups = sso_token::live::listen_for_sighup()
+            .map_err(|e| format!("listening for SIGHUP: {e}"))?;
+        let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+        log::info!("{}", Settings::describe_sources(config_dir, env));
+        open_files::raise_and_report(&settings.server);
+        // SIGHUP reads the config files and the environment again, as at start.
+        let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
+        let source = Box::new(move || Settings::load(&dir, env.as_deref()));
         let listen = settings.server.listen.clone();
-        let app = Application::build_reloadable(settings, source).map_err(|e| e.to_string())?;
+        let app =
+            Application::build_reloadable(settings, source, hangups).map_err(|e| e.to_string())?;
         log::info!(
             "sso-token {} listening on {listen} (port {})",
             env!("CARGO_PKG_VERSION"),

@@ -71,13 +71,17 @@ impl Application {
     /// A reload reads the same files again (the paths in `settings`).
     pub fn build(settings: Settings) -> Result<Self, StartError> {
         let again = settings.clone();
-        Self::build_reloadable(settings, Box::new(move || Ok(again.clone())))
+        let hangups = live::listen_for_sighup().map_err(StartError::Signals)?;
+        Self::build_reloadable(settings, Box::new(move || Ok(again.clone())), hangups)
     }
 
-    /// A reload (SIGHUP, [`Live::reload`]) takes its settings from `source`.
+    /// A reload (SIGHUP, [`Live::reload`]) takes its settings from `source`; `hangups` is
+    /// [`live::listen_for_sighup`], called as early as the caller can: from then on a SIGHUP is
+    /// a reload, not the end of the process.
     pub fn build_reloadable(
         settings: Settings,
         source: SettingsSource,
+        hangups: Signal,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new()?);
         let live = Arc::new(Live::new(&settings, source, Arc::clone(&metrics))?);
@@ -147,8 +151,6 @@ impl Application {
             .as_ref()
             .map(crate::tls::server_config)
             .transpose()?;
-        // Before the listener exists: once anyone can know we are up, SIGHUP is safe to send.
-        let hangups = live::listen_for_sighup().map_err(StartError::Signals)?;
         let stops = StopSignals::listen().map_err(StartError::Signals)?;
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let options = public_options(&settings.server, workers);

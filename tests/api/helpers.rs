@@ -221,6 +221,7 @@ fn build_with_settings(settings: Settings, running: Running) -> (TestApp, Applic
     let app = Application::build_reloadable(
         settings.clone(),
         Box::new(move || Ok(reads.lock().expect("settings lock").clone())),
+        sso_token::live::listen_for_sighup().expect("a SIGHUP listener"),
     )
     .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -56,6 +56,13 @@ impl ServerProcess {
 
     /// [`Self::start`], the shell running `prelude` (such as `ulimit -Sn 256;`) first.
     pub fn start_after(config_dir: &Path, prelude: &str) -> Self {
+        let mut server = Self::spawn(config_dir, prelude);
+        server.await_listening();
+        server
+    }
+
+    /// The process, started as [`Self::start_after`] starts it, not waited for.
+    pub fn spawn(config_dir: &Path, prelude: &str) -> Self {
         let script = format!("{prelude}{WRAPPER}");
         let mut child = without_sso_env(&mut Command::new("sh"))
             .args(["-c", &script, "sh", env!("CARGO_BIN_EXE_sso-token")])
@@ -77,14 +84,18 @@ impl ServerProcess {
                 }
             }
         });
-        let mut server = Self {
+        Self {
             child,
             log,
             base: String::new(),
             start_log: Vec::new(),
-        };
-        server.start_log = server.log_until("listening on");
-        let line = server.start_log.last().expect("the listening line").clone();
+        }
+    }
+
+    /// Reads the log until the server listens, and takes its port from that line.
+    pub fn await_listening(&mut self) {
+        self.start_log = self.log_until("listening on");
+        let line = self.start_log.last().expect("the listening line").clone();
         // The release, for telling replicas apart in a rolling deploy.
         let release = concat!("sso-token ", env!("CARGO_PKG_VERSION"), " listening on");
         assert!(line.contains(release), "`{line}` does not name the release");
@@ -92,8 +103,7 @@ impl ServerProcess {
             .rsplit_once("(port ")
             .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<u16>().ok())
             .unwrap_or_else(|| panic!("no port in `{line}`"));
-        server.base = format!("http://127.0.0.1:{port}");
-        server
+        self.base = format!("http://127.0.0.1:{port}");
     }
 
     /// The first log line from now on that contains `needle`; panics after [`WAIT`].

@@ -1,6 +1,7 @@
 //! SIGHUP on the real `sso-token` binary: a good new configuration is picked up, a broken one
 //! is refused with a log line and the running one keeps serving, and the metrics say which and
-//! name the signer. And in-process: a SIGHUP that comes before the server runs is not lost.
+//! name the signer; a SIGHUP while the process still reads its configuration is a reload too.
+//! And in-process: a SIGHUP that comes before the server runs is not lost.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,12 +10,66 @@ use sso_token::config::{Settings, TlsSettings};
 use sso_token::tokens::KeyKind;
 
 use crate::helpers::{
-    APP, Answer, build_app, http_client, json_request, new_key_file, spawn_app, test_settings,
+    APP, Answer, build_app, http_client, json_request, new_key_file, spawn_app, test_dir,
+    test_settings,
 };
 use crate::metrics::value;
 use crate::server_process::{
     ServerProcess, WAIT, config_dir, send_signal, write_code, write_overlay,
 };
+
+/// Whether process `pid` is the server (the wrapper shell has exec'd it) and catches SIGHUP
+/// (`SigCgt` in /proc: bit 0 is signal 1).
+fn catches_sighup(pid: u32) -> bool {
+    let is_server = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim_end() == "sso-token");
+    let caught = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        });
+    is_server && caught.is_some_and(|mask| mask & 1 == 1)
+}
+
+/// A deployment may send SIGHUP as it starts the process (a config map updated meanwhile):
+/// it is a reload once the server runs, not the end of the process (SIGHUP's default action).
+/// The handler comes before the configuration is read: here the clients file is a FIFO, so the
+/// start waits in reading it until the test writes it, and must catch SIGHUP meanwhile.
+#[tokio::test]
+async fn a_sighup_while_the_process_reads_its_configuration_is_a_reload() {
+    let mut settings = test_settings();
+    let clients = std::fs::read_to_string(&settings.clients.file).expect("the clients file");
+    let fifo = test_dir().join(format!("clients-{}.toml", uuid::Uuid::new_v4()));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    settings.clients.file = fifo.clone();
+    let dir = config_dir(&settings, &[]);
+    let mut server = ServerProcess::spawn(&dir, "");
+
+    let deadline = Instant::now() + WAIT;
+    while !catches_sighup(server.pid()) {
+        assert!(
+            Instant::now() < deadline,
+            "no SIGHUP handler while the configuration is read"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.signal("HUP");
+    // Opening the FIFO to write waits for its reader: the start, then the reload.
+    std::fs::write(&fifo, &clients).expect("the clients file for the start");
+    server.await_listening();
+    server.wait_for_log("SIGHUP: reloading");
+    std::fs::write(&fifo, &clients).expect("the clients file for the reload");
+    server.wait_for_log("configuration reloaded");
+    assert!(
+        server.exit_within(Duration::ZERO).is_none(),
+        "the server ended"
+    );
+}
 
 #[tokio::test]
 async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
