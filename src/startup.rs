@@ -84,7 +84,19 @@ impl Application {
         hangups: Signal,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new()?);
-        let live = Arc::new(Live::new(&settings, source, Arc::clone(&metrics))?);
+        let (tls, certificate) = match &settings.server.tls {
+            Some(files) => {
+                let (config, certificate) = crate::tls::server_config(files)?;
+                (Some(config), Some(certificate))
+            }
+            None => (None, None),
+        };
+        let live = Arc::new(Live::new(
+            &settings,
+            source,
+            Arc::clone(&metrics),
+            certificate,
+        )?);
         let store = Store::new(&settings.redis)?;
         let redis_target = settings.redis.target();
         log::info!(
@@ -145,12 +157,6 @@ impl Application {
             keep_alive_off: settings.server.keep_alive_secs == 0,
             metrics_here,
         };
-        let tls = settings
-            .server
-            .tls
-            .as_ref()
-            .map(crate::tls::server_config)
-            .transpose()?;
         let stops = StopSignals::listen().map_err(StartError::Signals)?;
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let options = public_options(&settings.server, workers);

@@ -1,12 +1,15 @@
 //! Optional TLS on the listener (`server.tls`), for deployments without a TLS-terminating load
 //! balancer: rustls with the aws-lc-rs provider, certificate chain and key from PEM files.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwap;
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use crate::config::{TlsSettings, absolute};
 
@@ -27,15 +30,94 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
+/// The certificate and key the listener serves. A reload reads their files again
+/// ([`Certificate::read_again`]), so a renewal (certbot's deploy hook sends SIGHUP) is served
+/// without a restart: handshakes from then on get the new pair, connections made before keep
+/// the one they began with.
+pub struct Certificate {
+    files: TlsSettings,
+    served: ArcSwap<CertifiedKey>,
+    /// Of the files' bytes the served pair was read from.
+    digest: Mutex<Vec<u8>>,
+}
+
+/// A pair read from changed files and checked, for [`Certificate::serve`].
+pub struct Renewal {
+    pair: CertifiedKey,
+    digest: Vec<u8>,
+}
+
 /// Reads the certificate chain (leaf first) and the private key (PKCS#8, PKCS#1 or SEC1) and
-/// builds a server configuration with rustls' safe defaults (TLS 1.2 and 1.3).
-pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
-    let certs = read_certs(&settings.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| TlsError::Key {
-        path: absolute(&settings.key),
-        problem: match e {
+/// builds a server configuration with rustls' safe defaults (TLS 1.2 and 1.3), which serves
+/// the returned [`Certificate`].
+pub fn server_config(files: &TlsSettings) -> Result<(ServerConfig, Arc<Certificate>), TlsError> {
+    let (pair, digest) = read_pair(files)?;
+    let certificate = Arc::new(Certificate {
+        files: files.clone(),
+        served: ArcSwap::from_pointee(pair),
+        digest: Mutex::new(digest),
+    });
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(certificate.clone());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((config, certificate))
+}
+
+impl Certificate {
+    /// The files as they are now, checked as at start, when they differ from those served;
+    /// `None` when they do not.
+    pub fn read_again(&self) -> Result<Option<Renewal>, TlsError> {
+        let (pair, digest) = read_pair(&self.files)?;
+        let same = *self.digest.lock().unwrap_or_else(PoisonError::into_inner) == digest;
+        Ok((!same).then_some(Renewal { pair, digest }))
+    }
+
+    /// Serves `renewal` to the handshakes from now on.
+    pub fn serve(&self, renewal: Renewal) {
+        let mut digest = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
+        self.served.store(Arc::new(renewal.pair));
+        *digest = renewal.digest;
+    }
+}
+
+impl ResolvesServerCert for Certificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.served.load_full())
+    }
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("cert", &self.files.cert)
+            .field("key", &self.files.key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn provider() -> CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+/// The pair of `files`, and a digest of the bytes it was read from (each file read once).
+fn read_pair(files: &TlsSettings) -> Result<(CertifiedKey, Vec<u8>), TlsError> {
+    let cert_error = |problem: String| TlsError::Cert {
+        path: absolute(&files.cert),
+        problem,
+    };
+    let key_error = |problem: String| TlsError::Key {
+        path: absolute(&files.key),
+        problem,
+    };
+    let cert_pem = std::fs::read(&files.cert).map_err(|e| cert_error(cannot_read(&e)))?;
+    let key_pem = std::fs::read(&files.key).map_err(|e| key_error(cannot_read(&e)))?;
+    let certs = read_certs(&cert_pem).map_err(cert_error)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        key_error(match e {
             // rustls-pki-types says "no items found".
-            rustls::pki_types::pem::Error::NoItemsFound if encrypted(&settings.key) => {
+            rustls::pki_types::pem::Error::NoItemsFound if encrypted(&key_pem) => {
                 "an ENCRYPTED PRIVATE KEY, which is not read: decrypt it (`openssl pkey -in \
                  FILE -out PLAIN`) and keep the file readable to this service only"
                     .into()
@@ -44,52 +126,41 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
                 "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block in the file".into()
             }
             other => pem_problem(&other),
-        },
+        })
     })?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                TlsError::Mismatch {
-                    cert: absolute(&settings.cert),
-                    key: absolute(&settings.key),
-                }
+    let pair = CertifiedKey::from_der(certs, key, &provider()).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            TlsError::Mismatch {
+                cert: absolute(&files.cert),
+                key: absolute(&files.key),
             }
-            other => TlsError::Config(other),
-        })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+        }
+        other => TlsError::Config(other),
+    })?;
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(&cert_pem);
+    context.update(&key_pem);
+    Ok((pair, context.finish().as_ref().to_vec()))
 }
 
-/// A digest of the certificate and key files as they are now (`None` when one cannot be read):
-/// a reload compares it with the start's, since the listener serves what it read at start.
-pub fn files_digest(settings: &TlsSettings) -> Option<Vec<u8>> {
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for path in [&settings.cert, &settings.key] {
-        context.update(&std::fs::read(path).ok()?);
-    }
-    Some(context.finish().as_ref().to_vec())
+fn cannot_read(error: &std::io::Error) -> String {
+    format!("cannot be read: {error}")
 }
 
 /// Whether the key file holds a key encrypted under a password (`openssl genpkey -aes256`).
-fn encrypted(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|pem| pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY"))
+fn encrypted(pem: &[u8]) -> bool {
+    pem.windows(ENCRYPTED.len())
+        .any(|window| window == ENCRYPTED)
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let error = |problem: String| TlsError::Cert {
-        path: absolute(path),
-        problem,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| error(pem_problem(&e)))?
+const ENCRYPTED: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY";
+
+fn read_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(pem_problem(&e)))?;
+        .map_err(|e| pem_problem(&e))?;
     if certs.is_empty() {
-        return Err(error("no CERTIFICATE in the file".into()));
+        return Err("no CERTIFICATE in the file".into());
     }
     Ok(certs)
 }

@@ -25,6 +25,7 @@ use crate::exchange::claims_for;
 use crate::metrics::Metrics;
 use crate::secret_hash::Argon2Limit;
 use crate::store::keys::jti_len;
+use crate::tls::{Certificate, Renewal};
 use crate::tokens::{Keyring, KeyringError, MAX_TOKEN, MintError};
 
 mod restart;
@@ -73,14 +74,21 @@ pub enum LoadError {
 /// whatever a test wants in tests.
 pub type SettingsSource = Box<dyn Fn() -> Result<Settings, ConfigError> + Send + Sync>;
 
+/// What a reload swaps in.
+struct Next {
+    snapshot: Snapshot,
+    settings: Settings,
+    renewal: Option<Renewal>,
+}
+
 /// The current snapshot and how to make the next one.
 pub struct Live {
     current: ArcSwap<Snapshot>,
     source: SettingsSource,
     /// The settings as started, for the sections a reload cannot change (it warns instead).
     started: Settings,
-    /// The digest of `server.tls`'s files as started: the listener serves those until a restart.
-    tls_digest: Option<Vec<u8>>,
+    /// What the listener serves with `server.tls`: a reload reads its files again.
+    certificate: Option<Arc<Certificate>>,
     /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
     argon2: Argon2Limit,
     /// Keys that stopped signing in this process, and until when their tokens live
@@ -212,10 +220,12 @@ fn a_token_fits(
 
 impl Live {
     /// Loads the first snapshot from `settings`; `source` gives the settings of each reload.
+    /// `certificate`: the listener's, when it has `server.tls`.
     pub fn new(
         settings: &Settings,
         source: SettingsSource,
         metrics: Arc<Metrics>,
+        certificate: Option<Arc<Certificate>>,
     ) -> Result<Self, LoadError> {
         let argon2 = Argon2Limit::configured(settings.clients.argon2_slots);
         let snapshot = Snapshot::load(settings, &settings.redis, &argon2)?;
@@ -228,7 +238,7 @@ impl Live {
             current: ArcSwap::from_pointee(snapshot),
             source,
             started: settings.clone(),
-            tls_digest: (settings.server.tls.as_ref()).and_then(crate::tls::files_digest),
+            certificate,
             retired: Mutex::new(Vec::new()),
             signer_lifetime: AtomicU64::new(lifetime),
             metrics,
@@ -249,8 +259,8 @@ impl Live {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match self.next_snapshot() {
-            Ok((snapshot, settings)) => {
-                self.apply(snapshot, &settings);
+            Ok(next) => {
+                self.apply(next);
                 Ok(())
             }
             Err(e) => {
@@ -261,25 +271,43 @@ impl Live {
         }
     }
 
-    /// The settings of `source`, checked as the next start would check them, and the snapshot
-    /// they make.
-    fn next_snapshot(&self) -> Result<(Snapshot, Settings), LoadError> {
+    /// The settings of `source`, checked as the next start would check them, the snapshot
+    /// they make, and the listener's certificate if its files changed.
+    fn next_snapshot(&self) -> Result<Next, LoadError> {
         let settings = (self.source)().and_then(|settings| {
-            let tls_digest = self.tls_digest.as_deref();
-            refuse_what_a_restart_would_refuse(&self.started, tls_digest, &settings)?;
+            refuse_what_a_restart_would_refuse(&self.started, &settings)?;
             settings.validate()
         })?;
+        // The listener's files, read again while `server.tls` names the same ones (a renewal);
+        // other files wait for a restart (`restart_only`).
+        let renewal = match &self.certificate {
+            Some(certificate) if settings.server.tls == self.started.server.tls => certificate
+                .read_again()
+                .map_err(|e| ConfigError::invalid("server.tls", e.to_string()))?,
+            _ => None,
+        };
         let snapshot = Snapshot::load(&settings, &self.started.redis, &self.argon2)?;
         // A start without a client only warns (nothing is lost that ran); a reload would take
         // every replica's clients and tokens away at once.
         if !snapshot.registry.has_enabled() && self.current.load().registry.has_enabled() {
             return Err(LoadError::NoClientLeft(settings.clients.file));
         }
-        Ok((snapshot, settings))
+        Ok(Next {
+            snapshot,
+            settings,
+            renewal,
+        })
     }
 
-    /// Swaps `snapshot` in, and says what the operator should know of the change.
-    fn apply(&self, snapshot: Snapshot, settings: &Settings) {
+    /// Swaps the next snapshot (and certificate) in, and says what the operator should know
+    /// of the change.
+    fn apply(&self, next: Next) {
+        let Next {
+            snapshot,
+            settings,
+            renewal,
+        } = next;
+        let settings = &settings;
         let running = self.current.load();
         snapshot.registry.inherit_verified(&running.registry);
         self.warn_of_dropped_signers(&running, &snapshot);
@@ -291,6 +319,13 @@ impl Live {
         self.current.store(Arc::clone(&snapshot));
         self.metrics.reload_applied(&snapshot.keys);
         log::info!("configuration reloaded: {described}");
+        if let (Some(certificate), Some(renewal)) = (&self.certificate, renewal) {
+            certificate.serve(renewal);
+            log::info!(
+                "server.tls: the certificate or key file changed, and the new pair is served: \
+                 to new connections (those made before keep theirs)"
+            );
+        }
         for (variable, setting) in crate::config::reloadable_from_environment() {
             log::warn!(
                 "{setting} comes from the environment ({variable}), which a reload cannot \

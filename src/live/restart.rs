@@ -63,22 +63,12 @@ pub(super) fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'sta
 /// that start will, without binding or connecting: otherwise a reload would say "reloaded" to a
 /// configuration that the next restart refuses. A listen address the running server already
 /// bound is not resolved again: a name server's passing failure is no reason to refuse a reload
-/// that does not change it. `tls_digest`: [`crate::tls::files_digest`] at start.
+/// that does not change it. The files of an unchanged `server.tls` are the listener's, which
+/// the reload reads itself (`Certificate::read_again`).
 pub(super) fn refuse_what_a_restart_would_refuse(
     started: &Settings,
-    tls_digest: Option<&[u8]>,
     reloaded: &Settings,
 ) -> Result<(), ConfigError> {
-    if let Some(tls) = &started.server.tls
-        && crate::tls::files_digest(tls).as_deref() != tls_digest
-    {
-        // A renewed certificate (certbot's deploy hook sends SIGHUP) is not served.
-        log::warn!(
-            "server.tls: the certificate or key file changed since the start, but the \
-             listener serves the ones it read then: restart to serve the new ones (README, \
-             TLS)"
-        );
-    }
     let invalid = |setting, problem: String| ConfigError::invalid(setting, problem);
     Store::new(&reloaded.redis).map_err(|e| invalid("redis", e.to_string()))?;
     let listeners = [
@@ -101,7 +91,9 @@ pub(super) fn refuse_what_a_restart_would_refuse(
                 .map_err(|e| invalid(setting, format!("`{address}`: {e}")))?;
         }
     }
-    if let Some(tls) = &reloaded.server.tls {
+    if let Some(tls) = &reloaded.server.tls
+        && reloaded.server.tls != started.server.tls
+    {
         crate::tls::server_config(tls).map_err(|e| invalid("server.tls", e.to_string()))?;
     }
     Ok(())
@@ -197,7 +189,7 @@ mod tests {
         let unresolvable = "localhost:80800";
         let running = listening(unresolvable, unresolvable);
         let refusal = |started: &Settings, reloaded: &Settings| {
-            refuse_what_a_restart_would_refuse(started, None, reloaded)
+            refuse_what_a_restart_would_refuse(started, reloaded)
         };
 
         assert!(

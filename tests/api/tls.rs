@@ -182,30 +182,53 @@ async fn silent_connections_do_not_hold_up_a_tls_handshake() {
     drop(silent);
 }
 
-/// The listener serves the certificate it read at start: a reload after the files changed (a
-/// renewal's deploy hook sends SIGHUP) says that a restart is needed, where it said "reloaded".
+/// A renewed certificate (a renewal's deploy hook sends SIGHUP) is served after a reload, to
+/// new connections, without a restart; a connection made before goes on. A renewal whose key
+/// is another pair's is refused, and the pair served stays.
 #[tokio::test]
-async fn a_reload_after_the_certificate_files_changed_says_a_restart_serves_them() {
+async fn a_reload_after_the_certificate_files_changed_serves_the_new_pair() {
     let log = crate::log_capture::mark();
-    let (tls, _) = self_signed();
+    let (tls, first) = self_signed();
     let app = spawn_app_with(|s| s.server.tls = Some(tls.clone())).await;
-    let warned = || {
-        (log.lines().iter())
-            .any(|l| l.starts_with("WARN") && l.contains("server.tls: the certificate"))
-    };
+    let port = port_of(&app);
+    let health = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let healthy = |read: &str| read.contains(r#"{"status":"ok"}"#);
+    let mut before = connect(&app, first.clone()).await;
     app.reload_with(|_| {}).expect("a reload");
-    assert!(!warned(), "nothing changed");
 
-    let (renewed, _) = self_signed();
+    let (renewed, second) = self_signed();
     for (from, to) in [(&renewed.cert, &tls.cert), (&renewed.key, &tls.key)] {
         std::fs::copy(from, to).expect("renewed file");
     }
     app.reload_with(|_| {}).expect("a reload");
 
+    let close = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let response = https(port, second.clone(), close).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = ServerName::try_from("localhost").expect("server name");
+    let old = connector_trusting(first).connect(name, tcp).await;
+    assert!(old.is_err(), "the certificate of the start is still served");
+    before.write_all(health.as_bytes()).await.unwrap();
+    read_until(&mut before, healthy).await;
+    let lines = log.lines();
     assert!(
-        warned(),
-        "a renewed certificate that is not served went unsaid"
+        (lines.iter()).any(|l| l.contains("server.tls: the certificate or key file changed")),
+        "the renewal went unsaid: {lines:#?}"
     );
+    assert!(
+        !(lines.iter()).any(|l| l.contains("restart only") && l.contains("server.tls")),
+        "a restart was asked for: {lines:#?}"
+    );
+
+    let (other, _) = self_signed();
+    std::fs::copy(&other.key, &tls.key).expect("another pair's key");
+    let refused = app
+        .reload_with(|_| {})
+        .expect_err("another pair's key taken");
+    assert!(refused.to_string().contains("server.tls.key"), "{refused}");
+    let response = https(port, second, close).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
 
 /// Over TLS too, the start of a second request head and nothing more closes the connection
