@@ -245,6 +245,39 @@ impl Registry {
         self.clients.get(id)
     }
 
+    /// The clients added, removed, disabled, enabled or otherwise changed since `older` (the
+    /// registry this one replaces), by id, sorted, each kind on its own; empty when none.
+    pub fn changes_since<'a>(&'a self, older: &'a Registry) -> Vec<(&'static str, Vec<&'a str>)> {
+        let (mut added, mut disabled, mut enabled, mut changed) = (vec![], vec![], vec![], vec![]);
+        for (id, client) in &self.clients {
+            match older.clients.get(id) {
+                None => added.push(id.as_str()),
+                Some(old) if old.enabled && !client.enabled => disabled.push(id.as_str()),
+                Some(old) if !old.enabled && client.enabled => enabled.push(id.as_str()),
+                Some(old) if !client.same_entry(old) => changed.push(id.as_str()),
+                Some(_) => {}
+            }
+        }
+        let removed = (older.clients.keys())
+            .filter(|id| !self.clients.contains_key(*id))
+            .map(String::as_str)
+            .collect();
+        [
+            ("added", added),
+            ("removed", removed),
+            ("disabled", disabled),
+            ("enabled", enabled),
+            ("changed", changed),
+        ]
+        .into_iter()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(kind, mut ids)| {
+            ids.sort_unstable();
+            (kind, ids)
+        })
+        .collect()
+    }
+
     /// The ids that many client libraries send wrong in HTTP Basic credentials: they put the id
     /// in the header without the form-encoding of RFC 6749 §2.3.1
     /// ([`crate::oauth::BASIC_WITHOUT_ENCODING`]), which this service undoes, so a `+` or `%` in
@@ -419,6 +452,15 @@ impl Client {
 
     pub fn allows_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Whether `older` is this client's entry, unchanged but for `enabled`.
+    fn same_entry(&self, older: &Client) -> bool {
+        self.redirect_uris == older.redirect_uris
+            && self.scopes == older.scopes
+            && self.grant_types == older.grant_types
+            && self.audience == older.audience
+            && self.secret.same_stored(&older.secret)
     }
 
     /// Whether the client's `grant_types` name the grant this service serves.

@@ -264,3 +264,49 @@ fn a_scope_outside_rfc_6749s_scope_token_is_refused() {
             .any(|s| s == edges)
     );
 }
+
+/// A reload's log line names the clients it added, removed, disabled, enabled or changed.
+#[test]
+fn a_registry_names_the_clients_changed_since_the_one_it_replaces() {
+    let entry = |id: &str, secret: &str, scope: &str, enabled: bool| {
+        format!(
+            "[[clients]]\nid = \"{id}\"\nsecret = \"plain:{secret}\"\n\
+             redirect_uris = [\"https://{id}.example/cb\"]\nscopes = [\"{scope}\"]\n\
+             enabled = {enabled}\n"
+        )
+    };
+    let older = load(
+        &[
+            entry("kept", "s1", "a", true),
+            entry("gone", "s1", "a", true),
+            entry("off", "s1", "a", true),
+            entry("on", "s1", "a", false),
+            entry("rekeyed", "s1", "a", true),
+            entry("rescoped", "s1", "a", true),
+        ]
+        .concat(),
+    );
+    let newer = load(
+        &[
+            entry("kept", "s1", "a", true),
+            entry("new", "s1", "a", true),
+            entry("off", "s1", "a", false),
+            entry("on", "s1", "a", true),
+            entry("rekeyed", "s2", "a", true),
+            entry("rescoped", "s1", "b", true),
+        ]
+        .concat(),
+    );
+
+    assert_eq!(
+        newer.changes_since(&older),
+        [
+            ("added", vec!["new"]),
+            ("removed", vec!["gone"]),
+            ("disabled", vec!["off"]),
+            ("enabled", vec!["on"]),
+            ("changed", vec!["rekeyed", "rescoped"]),
+        ]
+    );
+    assert!(newer.changes_since(&newer).is_empty(), "nothing changed");
+}

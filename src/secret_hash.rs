@@ -187,6 +187,16 @@ impl SecretHash {
         Err("secret must be `sha256:<hex>`, an `$argon2id$` PHC string or `plain:<secret>`".into())
     }
 
+    /// Whether `other` stores the same hash (a reload's account of what it changed); a
+    /// SHA-256 digest compares in constant time, as every compare of one does.
+    pub(crate) fn same_stored(&self, other: &SecretHash) -> bool {
+        match (self, other) {
+            (Self::Sha256(a), Self::Sha256(b)) => a.ct_eq(b).into(),
+            (Self::Argon2 { phc: a, .. }, Self::Argon2 { phc: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
     /// Takes over what `older` remembers when both are the same Argon2 hash: a reload that
     /// leaves a client's secret alone does not send its next request back to an Argon2 slot.
     pub(crate) fn inherit(&self, older: &SecretHash) {

@@ -28,6 +28,7 @@ use crate::store::keys::jti_len;
 use crate::tls::{Certificate, Renewal};
 use crate::tokens::{Keyring, KeyringError, MAX_TOKEN, MintError};
 
+mod changes;
 mod restart;
 
 use self::restart::{refuse_what_a_restart_would_refuse, restart_only};
@@ -314,7 +315,11 @@ impl Live {
         warn_of_a_new_algorithm(&running, &snapshot);
         warn_of_an_unpublished_signer(&running, &snapshot);
         snapshot.warn_of_mistakes(&settings.clients.file, Some(&running));
-        let described = snapshot.describe();
+        let described = format!(
+            "{}; {}",
+            snapshot.describe(),
+            changes::described(&running, &snapshot)
+        );
         let snapshot = Arc::new(snapshot);
         self.current.store(Arc::clone(&snapshot));
         self.metrics.reload_applied(&snapshot.keys);

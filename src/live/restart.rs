@@ -23,6 +23,7 @@ macro_rules! differing {
         )*
     }};
 }
+pub(super) use differing;
 
 /// The settings that differ between the settings as started and a reload's, by name
 /// (`server.keep_alive_secs`), which a reload does not apply: they shape the listener, the

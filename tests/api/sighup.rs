@@ -323,6 +323,9 @@ async fn a_reload_names_what_it_applied_and_the_settings_that_wait_for_a_restart
     let mut settings = test_settings();
     let (signer, signer_kid) = new_key_file(KeyKind::Ed25519);
     settings.token.signing_key = signer;
+    let clients = test_dir().join(format!("clients-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::copy(&settings.clients.file, &clients).expect("a copy of the clients file");
+    settings.clients.file = clients.clone();
     let dir = config_dir(&settings, &[]);
     let server = ServerProcess::start(&dir);
     server.signal("HUP");
@@ -330,6 +333,7 @@ async fn a_reload_names_what_it_applied_and_the_settings_that_wait_for_a_restart
     let signing = format!("signing with EdDSA key {signer_kid}");
     assert!(reloaded.contains(&signing), "{reloaded}");
     assert!(reloaded.contains("client(s) registered"), "{reloaded}");
+    assert!(reloaded.contains("nothing changed"), "{reloaded}");
     let pending = |text: &str| {
         (text.lines())
             .find_map(|l| l.strip_prefix("sso_config_restart_pending "))
@@ -340,7 +344,19 @@ async fn a_reload_names_what_it_applied_and_the_settings_that_wait_for_a_restart
     let mut more_slots = settings.clone();
     more_slots.server.exchange_slots += 1;
     write_overlay(&dir, &more_slots, &[]);
+    let mut file = std::fs::read_to_string(&clients).expect("the clients file");
+    file.push_str(
+        "\n[[clients]]\nid = \"added-by-reload\"\nsecret = \"sha256:\
+         cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf\"\n\
+         redirect_uris = [\"https://added.example/cb\"]\nscopes = [\"user:basic\"]\n",
+    );
+    std::fs::write(&clients, file).expect("a client added");
     server.signal("HUP");
+    let reloaded = server.wait_for_log("configuration reloaded");
+    assert!(
+        reloaded.contains("clients added: added-by-reload"),
+        "{reloaded}"
+    );
     // The first such line since the start: the reload before changed nothing to say.
     let said = server.wait_for_log("take effect on restart only");
     assert!(said.contains("WARN"), "{said}");
@@ -350,4 +366,26 @@ async fn a_reload_names_what_it_applied_and_the_settings_that_wait_for_a_restart
     );
     // And the metrics say it for as long as it holds: an alert, where a log line scrolls away.
     assert_eq!(pending(&scrape(&server).await).as_deref(), Some("1"));
+}
+
+/// A reload's line names the reloadable settings it changed: in-process, the line is told
+/// from other tests' by the signer's kid, which is this test's own.
+#[tokio::test]
+async fn a_reload_names_the_settings_it_changed() {
+    let log = crate::log_capture::mark();
+    let (signer, kid) = new_key_file(KeyKind::P256);
+    let app = crate::helpers::spawn_app_with(|s| s.token.signing_key = signer).await;
+    app.reload_with(|s| {
+        s.token.expires_in += 60;
+        s.discovery.max_age_secs += 1;
+    })
+    .expect("a reload");
+    let lines = log.lines();
+    let line = (lines.iter())
+        .find(|l| l.contains("configuration reloaded") && l.contains(&kid))
+        .unwrap_or_else(|| panic!("no reload line: {lines:#?}"));
+    assert!(
+        line.contains("settings changed: token.expires_in, discovery.max_age_secs"),
+        "{line}"
+    );
 }
