@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis;
 use sso_token::routes::paths::TOKEN_PATH;
 
-use crate::helpers::{APP, Answer, code_record, json_request, spawn_app};
+use crate::helpers::{APP, Answer, code_record, json_request, spawn_app_with};
 use crate::metrics::{scrape, value};
 use crate::raw_conn::RawConn;
+use crate::redis_server::RedisServer;
 
 /// The connection to Redis that waits on a command the pause holds (`flags=b`), if any: how
 /// many bytes of later commands it has sent behind it (`qbuf`).
@@ -40,7 +41,9 @@ async fn a_client_that_closes_while_its_code_is_taken_leaves_no_token_record() {
 }
 
 async fn leaves_while_its_code_is_taken(leave: fn(RawConn)) {
-    let app = spawn_app().await;
+    // A Redis of its own: `CLIENT PAUSE` holds every client's writes, other tests' too.
+    let redis = RedisServer::start();
+    let app = spawn_app_with(|s| s.redis.url = redis.url()).await;
     // The worker's lane is connected, as in a running service (a connection made for this
     // exchange would be closed with it, and Redis would drop the script it holds).
     let warm = app.write_code(&code_record(&APP)).await;
