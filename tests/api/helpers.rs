@@ -335,12 +335,18 @@ impl TestApp {
     /// sentinels to the current master; a cluster connection that routes by key).
     pub async fn redis(&self) -> Conn {
         let settings = &self.settings.redis;
+        // The redis crate cuts each call at 500 ms and a connection at 1 s by default: a call
+        // that straddles a test's CLIENT PAUSE on a busy machine failed so. [`REDIS_CALL_TIMEOUT`]
+        // alone bounds them.
+        let patient = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(None);
         let connecting = async {
             match settings.mode {
                 RedisMode::Standalone => {
                     let client = redis::Client::open(settings.url.as_str())?;
                     client
-                        .get_multiplexed_async_connection()
+                        .get_multiplexed_async_connection_with_config(&patient)
                         .await
                         .map(Conn::Node)
                 }
@@ -358,10 +364,13 @@ impl TestApp {
                         node,
                         redis::sentinel::SentinelServerType::Master,
                     )?;
-                    client.get_async_connection().await.map(Conn::Node)
+                    (client.get_async_connection_with_config(&patient).await).map(Conn::Node)
                 }
                 RedisMode::Cluster => {
-                    let client = redis::cluster::ClusterClient::new(settings.nodes.clone())?;
+                    let client = redis::cluster::ClusterClient::builder(settings.nodes.clone())
+                        .connection_timeout(REDIS_CALL_TIMEOUT)
+                        .response_timeout(REDIS_CALL_TIMEOUT)
+                        .build()?;
                     client.get_async_connection().await.map(Conn::Cluster)
                 }
             }

@@ -176,7 +176,9 @@ async fn silent_connections_do_not_hold_up_a_tls_handshake() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let took = started.elapsed();
     assert!(
-        took < Duration::from_secs(1),
+        // The fault made it wait actix-tls's 3 s handshake timeout; a busy debug build
+        // needs well under 2 s.
+        took < Duration::from_secs(2),
         "the handshake waited {took:?}"
     );
     drop(silent);
