@@ -798,14 +798,15 @@ fn debug_output_of_the_settings_shows_no_redis_password() {
 /// The shipped defaults, then `overlay` (TOML), then `variables` as the environment: what
 /// [`Settings::load`] reads, from strings.
 fn load_from(overlay: &str, variables: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-    let variables = variables.iter().map(|&(k, v)| (k.to_owned(), v.to_owned()));
+    let variables = variables.iter().map(|&(k, v)| (k.into(), v.into()));
+    let (variables, _) = sso_variables(variables)?;
     config::Config::builder()
         .add_source(config::File::from_str(
             include_str!("../config/default.toml"),
             config::FileFormat::Toml,
         ))
         .add_source(config::File::from_str(overlay, config::FileFormat::Toml))
-        .add_source(environment().source(Some(variables.collect())))
+        .add_source(environment().source(Some(variables)))
         .build()
         .and_then(config::Config::try_deserialize::<Settings>)
         .map_err(ConfigError::from)
@@ -1034,4 +1035,29 @@ fn metrics_on_the_servers_own_port_is_refused() {
     ] {
         assert_eq!(refused(server, metrics, true), None, "{server} {metrics}");
     }
+}
+
+/// A value written with `echo` into a secret ends with a line break: dropped, and said.
+#[test]
+fn the_line_break_ending_a_variable_is_dropped_and_named() {
+    let variables = [
+        ("SSO__REDIS__URL", "redis://10.0.0.5:6379\n"),
+        ("SSO__TOKEN__SIGNING_KEY", "keys/signing.pem\r\n"),
+        ("SSO__TOKEN__ISSUER", "https://sso.example"),
+    ];
+    let settings = load_from("", &variables).expect("valid settings");
+    assert_eq!(settings.redis.url, "redis://10.0.0.5:6379");
+    assert_eq!(
+        settings.token.signing_key,
+        PathBuf::from("keys/signing.pem")
+    );
+
+    let os = variables.iter().map(|&(k, v)| (k.into(), v.into()));
+    let (_, cut) = sso_variables(os).expect("UTF-8 variables");
+    assert_eq!(cut, ["SSO__REDIS__URL", "SSO__TOKEN__SIGNING_KEY"]);
+    // Only the end: a line break inside a value is the value's (and refused where it is wrong).
+    let inside = [("SSO__TOKEN__ISSUER".into(), "a\nb".into())].into_iter();
+    let (kept, cut) = sso_variables(inside).expect("UTF-8 variables");
+    assert_eq!(kept["SSO__TOKEN__ISSUER"], "a\nb");
+    assert!(cut.is_empty());
 }

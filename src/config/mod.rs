@@ -9,6 +9,7 @@
 mod error;
 mod redis;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -558,6 +559,36 @@ pub const MAX_REDIS_TIMEOUT_MS: u64 = 60_000;
 
 /// `SSO__<SECTION>__<KEY>` variables; lists comma-separated. Values stay strings until the
 /// setting's type reads them (no `try_parsing`): a password `0123` must not become the number 123.
+/// The `SSO__` variables of `vars` (the process's), each without the line break its value may
+/// end with, and the names of those it was cut from. A value written with `echo`, not
+/// `echo -n`, into a Kubernetes secret or an env file ends with one, which no setting means: a
+/// Redis URL read with it was shown as `redis://***` (a control character), a path with it
+/// split its error message over lines. A value that is not UTF-8 is refused, naming the
+/// variable, as the config crate refuses it.
+fn sso_variables(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> Result<(config::Map<String, String>, Vec<String>), ConfigError> {
+    let (mut variables, mut cut) = (config::Map::new(), Vec::new());
+    for (name, value) in vars {
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        if !name.to_ascii_lowercase().starts_with("sso__") {
+            continue;
+        }
+        let value = value.into_string().map_err(|_| {
+            ConfigError::Load(format!("environment variable `{name}` is not UTF-8"))
+        })?;
+        let kept = value.trim_end_matches(['\r', '\n']);
+        if kept.len() != value.len() {
+            cut.push(name.clone());
+        }
+        variables.insert(name, kept.to_owned());
+    }
+    cut.sort_unstable();
+    Ok((variables, cut))
+}
+
 fn environment() -> config::Environment {
     config::Environment::with_prefix("SSO")
         .prefix_separator("__")
@@ -632,8 +663,15 @@ impl Settings {
         for file in layer_files(dir, env) {
             builder = builder.add_source(config::File::from(file).required(true));
         }
+        let (variables, cut) = sso_variables(std::env::vars_os())?;
+        for name in cut {
+            log::warn!(
+                "{name} ends with a line break, which is dropped (a value written with `echo`, \
+                 not `echo -n`?)"
+            );
+        }
         let settings: Settings = builder
-            .add_source(environment())
+            .add_source(environment().source(Some(variables)))
             .build()?
             .try_deserialize()?;
         settings.validate()
