@@ -800,17 +800,15 @@ fn debug_output_of_the_settings_shows_no_redis_password() {
 fn load_from(overlay: &str, variables: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let variables = variables.iter().map(|&(k, v)| (k.into(), v.into()));
     let (variables, _) = sso_variables(variables)?;
-    config::Config::builder()
-        .add_source(config::File::from_str(
-            include_str!("../config/default.toml"),
-            config::FileFormat::Toml,
-        ))
-        .add_source(config::File::from_str(overlay, config::FileFormat::Toml))
-        .add_source(environment().source(Some(variables)))
-        .build()
-        .and_then(config::Config::try_deserialize::<Settings>)
-        .map_err(ConfigError::from)
-        .and_then(Settings::validate)
+    settings_of(
+        config::Config::builder()
+            .add_source(config::File::from_str(
+                include_str!("../config/default.toml"),
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from_str(overlay, config::FileFormat::Toml))
+            .add_source(environment().source(Some(variables))),
+    )
 }
 
 /// Why [`load_from`] refused, or "" when it did not.
@@ -1060,4 +1058,24 @@ fn the_line_break_ending_a_variable_is_dropped_and_named() {
     let (kept, cut) = sso_variables(inside).expect("UTF-8 variables");
     assert_eq!(kept["SSO__TOKEN__ISSUER"], "a\nb");
     assert!(cut.is_empty());
+}
+
+/// A fraction is refused, not rounded (`workers = 0.4` would be 0: one worker per core); a
+/// whole number written with a point is the number.
+#[test]
+fn a_fraction_is_refused_where_a_whole_number_is_read() {
+    for (overlay, setting) in [
+        ("[server]\nworkers = 0.4\n", "server.workers"),
+        ("[redis]\ntimeout_ms = 10.4\n", "redis.timeout_ms"),
+        ("[token]\nexpires_in = 1800.5\n", "token.expires_in"),
+    ] {
+        let refused = load_error(overlay, &[]);
+        assert!(
+            refused.contains(&format!("`{setting}`")),
+            "{overlay}: {refused}"
+        );
+        assert!(refused.contains("whole number"), "{overlay}: {refused}");
+    }
+    let whole = load_from("[redis]\ntimeout_ms = 1.5e3\n", &[]).expect("1500");
+    assert_eq!(whole.redis.timeout_ms, 1500);
 }

@@ -589,6 +589,42 @@ fn sso_variables(
     Ok((variables, cut))
 }
 
+/// The settings the layers of `builder` make, checked.
+fn settings_of(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+) -> Result<Settings, ConfigError> {
+    let merged = builder.build()?;
+    refuse_fractions(&merged)?;
+    merged.try_deserialize::<Settings>()?.validate()
+}
+
+/// Refuses a number with a fraction anywhere (`workers = 1.6`): every setting is a whole
+/// number or text, and the config crate would round it silently (`workers = 0.4` to 0, which
+/// means one worker per core).
+fn refuse_fractions(merged: &config::Config) -> Result<(), ConfigError> {
+    fn fraction(path: String, value: &config::Value) -> Option<(String, f64)> {
+        match &value.kind {
+            config::ValueKind::Float(number) if number.fract() != 0.0 => Some((path, *number)),
+            config::ValueKind::Table(table) => {
+                (table.iter()).find_map(|(key, value)| fraction(format!("{path}.{key}"), value))
+            }
+            config::ValueKind::Array(items) => (items.iter().enumerate())
+                .find_map(|(i, value)| fraction(format!("{path}[{i}]"), value)),
+            _ => None,
+        }
+    }
+    let root: config::Map<String, config::Value> = merged.clone().try_deserialize()?;
+    match root
+        .iter()
+        .find_map(|(key, value)| fraction(key.clone(), value))
+    {
+        Some((setting, number)) => Err(ConfigError::Load(format!(
+            "`{setting}` is {number}: a whole number is expected (a fraction is not rounded)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn environment() -> config::Environment {
     config::Environment::with_prefix("SSO")
         .prefix_separator("__")
@@ -670,11 +706,7 @@ impl Settings {
                  not `echo -n`?)"
             );
         }
-        let settings: Settings = builder
-            .add_source(environment().source(Some(variables)))
-            .build()?
-            .try_deserialize()?;
-        settings.validate()
+        settings_of(builder.add_source(environment().source(Some(variables))))
     }
 
     /// Rejects values that would only fail later, naming the setting. Also normalises what it
