@@ -31,6 +31,21 @@ pub struct Settings {
     pub discovery: DiscoverySettings,
     pub metrics: MetricsSettings,
     pub throttle: ThrottleSettings,
+    /// The reloadable settings the environment sets ([`Settings::load`]), not a file's section.
+    #[serde(skip)]
+    pub overridden: Vec<Overridden>,
+}
+
+/// A setting a reload applies that an `SSO__` variable sets, and the value the files give it:
+/// the environment wins at every reload, and a running process's environment does not change,
+/// so a new value in the files does nothing until the variable goes (a key rotation's new
+/// `token.signing_key`, say). A reload says so when the files' value changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overridden {
+    pub variable: String,
+    pub setting: String,
+    /// `None`: no file sets it.
+    pub in_files: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -528,15 +543,7 @@ fn misspelt_prefix(mut names: impl Iterator<Item = String>) -> Option<String> {
     })
 }
 
-/// The settings a reload applies that this process's environment sets, as `(variable,
-/// setting)`: the environment wins over the files at every reload, and a running process's
-/// environment does not change, so editing such a setting in a file does nothing until the
-/// variable goes (a key rotation's new `token.signing_key`, say).
-pub fn reloadable_from_environment() -> Vec<(String, String)> {
-    let names = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
-    reloadable_in(names)
-}
-
+/// The settings a reload applies among the variables `names`, as `(variable, setting)`.
 fn reloadable_in(names: impl Iterator<Item = String>) -> Vec<(String, String)> {
     names
         .filter_map(|name| {
@@ -706,7 +713,18 @@ impl Settings {
                  not `echo -n`?)"
             );
         }
-        settings_of(builder.add_source(environment().source(Some(variables))))
+        let files = builder.clone().build()?;
+        let overridden = reloadable_in(variables.keys().cloned())
+            .into_iter()
+            .map(|(variable, setting)| Overridden {
+                in_files: (files.get::<config::Value>(&setting).ok()).map(|v| v.to_string()),
+                variable,
+                setting,
+            })
+            .collect();
+        let mut settings = settings_of(builder.add_source(environment().source(Some(variables))))?;
+        settings.overridden = overridden;
+        Ok(settings)
     }
 
     /// Rejects values that would only fail later, naming the setting. Also normalises what it

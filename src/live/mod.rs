@@ -18,7 +18,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::clients::{Client, Registry, RegistryError};
 use crate::clock::unix_now;
 use crate::config::{
-    ConfigError, DiscoverySettings, RedisMode, RedisSettings, Settings, TokenSettings,
+    ConfigError, DiscoverySettings, Overridden, RedisMode, RedisSettings, Settings, TokenSettings,
 };
 use crate::discovery;
 use crate::exchange::claims_for;
@@ -90,6 +90,8 @@ pub struct Live {
     started: Settings,
     /// What the listener serves with `server.tls`: a reload reads its files again.
     certificate: Option<Arc<Certificate>>,
+    /// The reloadable settings the environment sets, as the last load found the files.
+    overridden: Mutex<Vec<Overridden>>,
     /// One bound on Argon2 verifications for every snapshot, so a reload does not reset it.
     argon2: Argon2Limit,
     /// Keys that stopped signing in this process, and until when their tokens live
@@ -240,6 +242,7 @@ impl Live {
             source,
             started: settings.clone(),
             certificate,
+            overridden: Mutex::new(settings.overridden.clone()),
             retired: Mutex::new(Vec::new()),
             signer_lifetime: AtomicU64::new(lifetime),
             metrics,
@@ -331,12 +334,7 @@ impl Live {
                  to new connections (those made before keep theirs)"
             );
         }
-        for (variable, setting) in crate::config::reloadable_from_environment() {
-            log::warn!(
-                "{setting} comes from the environment ({variable}), which a reload cannot \
-                 change: a new value in the files takes effect only without it"
-            );
-        }
+        self.warn_of_files_the_environment_overrides(settings);
         let not_applied = restart_only(&self.started, settings);
         self.metrics.restart_pending(not_applied.len());
         if !not_applied.is_empty() {
@@ -345,6 +343,28 @@ impl Live {
                 not_applied.join(", ")
             );
         }
+    }
+
+    /// A setting changed in the files that an `SSO__` variable sets: the change does nothing.
+    /// Said when the files' value changed since the last load, not at every reload (a
+    /// deployment may set one in the environment for good: docker-compose's base URL).
+    fn warn_of_files_the_environment_overrides(&self, settings: &Settings) {
+        let mut known = self
+            .overridden
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for now in &settings.overridden {
+            let before = known.iter().find(|o| o.variable == now.variable);
+            if before.is_none_or(|before| before.in_files != now.in_files) {
+                log::warn!(
+                    "{} changed in the files, but it comes from the environment ({}), which a \
+                     reload cannot change: the files' value takes effect only without it",
+                    now.setting,
+                    now.variable
+                );
+            }
+        }
+        known.clone_from(&settings.overridden);
     }
 
     /// Tokens of a key that signed until now, or until less than their lifetime ago, stop

@@ -144,8 +144,9 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
 }
 
 /// The environment wins over the files at every reload, and a running process's environment
-/// does not change: each reload names the reloadable settings it sets (only those: a
-/// restart-only one is not reloaded from anywhere).
+/// does not change: a reload names the reloadable settings it sets whose value in the files
+/// changed (only those: a restart-only one is not reloaded from anywhere, and a variable set
+/// for good with the files left alone is nothing to warn of at every reload).
 #[tokio::test]
 async fn a_reload_names_the_reloadable_settings_the_environment_sets() {
     let dir = config_dir(&test_settings(), &[]);
@@ -153,22 +154,36 @@ async fn a_reload_names_the_reloadable_settings_the_environment_sets() {
         &dir,
         "export SSO__DISCOVERY__MAX_AGE_SECS=120 SSO__SERVER__KEEP_ALIVE_SECS=60; ",
     );
+    let named = |lines: &[String]| -> Vec<String> {
+        (lines.iter())
+            .filter(|l| l.contains("comes from the environment"))
+            .cloned()
+            .collect()
+    };
     server.signal("HUP");
     server.wait_for_log("configuration reloaded");
-    // Up to the next reload: every line the first one said after `configuration reloaded`.
+    // The files unchanged: nothing to say (a deployment may set a variable for good).
+    let overlay = dir.join("test.toml");
+    let mut files = std::fs::read_to_string(&overlay).expect("the overlay");
+    files.push_str("[discovery]\nmax_age_secs = 301\n");
+    std::fs::write(&overlay, files).expect("the overlay edited");
+    server.signal("HUP");
+    // Up to the next reload: every line the one before said after `configuration reloaded`.
+    let lines = server.log_until("configuration reloaded");
+    assert_eq!(named(&lines), Vec::<String>::new(), "{lines:#?}");
+
+    // The files changed it: the change does nothing, and that is said.
     server.signal("HUP");
     let lines = server.log_until("configuration reloaded");
-
-    let named: Vec<&String> = (lines.iter())
-        .filter(|l| l.contains("comes from the environment"))
-        .collect();
-    assert_eq!(named.len(), 1, "{lines:#?}");
+    let said = named(&lines);
+    assert_eq!(said.len(), 1, "{lines:#?}");
     assert!(
-        named[0].contains(
-            "discovery.max_age_secs comes from the environment (SSO__DISCOVERY__MAX_AGE_SECS)"
+        said[0].contains(
+            "discovery.max_age_secs changed in the files, but it comes from the environment \
+             (SSO__DISCOVERY__MAX_AGE_SECS)"
         ),
         "{}",
-        named[0]
+        said[0]
     );
 }
 
