@@ -2,7 +2,7 @@
 //! `listen_rustls_0_23` build theirs (actix-server, actix-http's HTTP/1 service, actix-tls'
 //! rustls acceptor), with one difference: each connection's stream is wrapped in
 //! [`Guarded`](crate::conn_deadline::Guarded) before actix-http reads it, which `HttpServer`
-//! has no hook for (see `conn_deadline`); and a client's FIN is not a half-close (below).
+//! has no hook for (see `conn_deadline`).
 
 use std::fmt;
 use std::net::TcpListener;
@@ -85,12 +85,10 @@ where
                 })
                 .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-                // A FIN while a request is under way is the client leaving (its own timeout),
-                // as nginx takes it (499): its request is dropped, and an exchange it leaves
-                // while its code is taken deletes its token record (`exchange::Unanswered`).
-                // actix's default, a half-close, answered into the closed socket, and the
-                // client's retry read as a replay.
-                .h1_allow_half_closed(false);
+                // A FIN may be a half-close after which the client reads its answer (`nc`):
+                // answered. The exchange tells a client that leaves apart itself
+                // (`conn_deadline::unless_the_client_leaves`).
+                .h1_allow_half_closed(true);
             if !$secure {
                 http = http.local_addr(local);
             }

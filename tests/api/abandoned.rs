@@ -1,7 +1,8 @@
 //! A client that leaves while Redis takes its code, by a reset or by closing (a FIN: its own
 //! timeout): the code is spent and no token is made, so the token record the script wrote is
 //! deleted; the client's retry then reads as an unknown code, not as a replay (the alert of a
-//! stolen code, which would revoke a token nobody holds).
+//! stolen code, which would revoke a token nobody holds). And a client that half-closes after
+//! its request (`nc`) is still answered.
 
 use std::time::{Duration, Instant};
 
@@ -114,4 +115,22 @@ async fn leaves_while_its_code_is_taken(leave: fn(RawConn)) {
     );
     let metrics = scrape(&app, &app.address).await;
     assert_eq!(value(&metrics, "sso_code_replays_total"), 0.0);
+}
+
+/// `nc` (and busybox's, Alpine's default) closes its sending side once its input ends, then
+/// reads the answer: a readiness probe scripted so is answered, though its FIN comes while the
+/// answer waits on Redis, and so is every request of such a client that does not take a code.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_is_answered() {
+    let app = spawn_app_with(|_| {}).await;
+    for path in ["/readyz", "/healthz", "/.well-known/jwks.json"] {
+        for _ in 0..20 {
+            let mut conn = RawConn::open(&app.address).await;
+            conn.write("GET", path, "").await;
+            conn.half_close().await;
+            let answer = conn.answer(Duration::from_secs(5)).await;
+            let (status, _, body) = answer.unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(status, 200, "{path}: {body}");
+        }
+    }
 }

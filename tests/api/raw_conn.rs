@@ -91,6 +91,11 @@ impl RawConn {
         drop(self);
     }
 
+    /// Closes the sending side only, as `nc` does once its input ends: a FIN, then it reads.
+    pub async fn half_close(&mut self) {
+        self.0.shutdown().await.unwrap();
+    }
+
     pub async fn write(&mut self, method: &str, path: &str, body: &str) {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
