@@ -250,12 +250,18 @@ impl Registry {
     pub fn changes_since<'a>(&'a self, older: &'a Registry) -> Vec<(&'static str, Vec<&'a str>)> {
         let (mut added, mut disabled, mut enabled, mut changed) = (vec![], vec![], vec![], vec![]);
         for (id, client) in &self.clients {
-            match older.clients.get(id) {
-                None => added.push(id.as_str()),
-                Some(old) if old.enabled && !client.enabled => disabled.push(id.as_str()),
-                Some(old) if !old.enabled && client.enabled => enabled.push(id.as_str()),
-                Some(old) if !client.same_entry(old) => changed.push(id.as_str()),
-                Some(_) => {}
+            let Some(old) = older.clients.get(id) else {
+                added.push(id.as_str());
+                continue;
+            };
+            match (old.enabled, client.enabled) {
+                (true, false) => disabled.push(id.as_str()),
+                (false, true) => enabled.push(id.as_str()),
+                _ => {}
+            }
+            // Also when it was enabled or disabled: a re-enabled client with wider scopes.
+            if !client.same_entry(old) {
+                changed.push(id.as_str());
             }
         }
         let removed = (older.clients.keys())

@@ -283,6 +283,7 @@ fn a_registry_names_the_clients_changed_since_the_one_it_replaces() {
             entry("on", "s1", "a", false),
             entry("rekeyed", "s1", "a", true),
             entry("rescoped", "s1", "a", true),
+            entry("back", "s1", "a", false),
         ]
         .concat(),
     );
@@ -294,6 +295,7 @@ fn a_registry_names_the_clients_changed_since_the_one_it_replaces() {
             entry("on", "s1", "a", true),
             entry("rekeyed", "s2", "a", true),
             entry("rescoped", "s1", "b", true),
+            entry("back", "s1", "b", true),
         ]
         .concat(),
     );
@@ -304,8 +306,9 @@ fn a_registry_names_the_clients_changed_since_the_one_it_replaces() {
             ("added", vec!["new"]),
             ("removed", vec!["gone"]),
             ("disabled", vec!["off"]),
-            ("enabled", vec!["on"]),
-            ("changed", vec!["rekeyed", "rescoped"]),
+            ("enabled", vec!["back", "on"]),
+            // Enabled again with wider scopes: both are said.
+            ("changed", vec!["back", "rekeyed", "rescoped"]),
         ]
     );
     assert!(newer.changes_since(&newer).is_empty(), "nothing changed");

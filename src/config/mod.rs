@@ -171,7 +171,7 @@ impl ServerSettings {
     }
 }
 
-/// `[server.tls]`: PEM files, read once at start-up.
+/// `[server.tls]`: PEM files, read at start and again by each reload (a renewal).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {

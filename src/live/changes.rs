@@ -9,10 +9,20 @@ use super::restart::differing;
 /// At most this many client ids of one kind are named; the rest are counted.
 const NAMED: usize = 10;
 
-/// `settings changed: token.expires_in; clients disabled: app-b`, or `nothing changed`. Keys
-/// are said by the line's description of the signer and by their own warnings.
-pub(super) fn described(running: &Snapshot, next: &Snapshot) -> String {
+/// `settings changed: token.expires_in; clients disabled: app-b`, or `nothing changed`.
+/// `renewed`: the listener's certificate files changed, and the new pair is served.
+pub(super) fn described(running: &Snapshot, next: &Snapshot, renewed: bool) -> String {
     let mut said = Vec::new();
+    let kid = |snapshot: &Snapshot| snapshot.keys.minter().key().kid().to_owned();
+    if kid(running) != kid(next) {
+        said.push("the signing key changed".to_owned());
+    }
+    if running.keys.jwks() != next.keys.jwks() {
+        said.push("the published keys changed".to_owned());
+    }
+    if renewed {
+        said.push("the TLS certificate changed".to_owned());
+    }
     let mut changed = Vec::new();
     let (a, b) = (running, next);
     differing!(changed, "token", TokenSettings, a.token, b.token; [

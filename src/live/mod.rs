@@ -321,7 +321,7 @@ impl Live {
         let described = format!(
             "{}; {}",
             snapshot.describe(),
-            changes::described(&running, &snapshot)
+            changes::described(&running, &snapshot, renewal.is_some())
         );
         let snapshot = Arc::new(snapshot);
         self.current.store(Arc::clone(&snapshot));
