@@ -32,6 +32,20 @@ fn catches_sighup(pid: u32) -> bool {
     is_server && caught.is_some_and(|mask| mask & 1 == 1)
 }
 
+/// Writes `text` into the FIFO at `path` once a reader opens it, which must be within [`WAIT`]:
+/// a server that ended (SIGHUP's default action) never does, and the write would wait for ever.
+fn write_fifo(path: &std::path::Path, text: &str, reader: &str) {
+    let (path, text) = (path.to_owned(), text.to_owned());
+    let (written, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = written.send(std::fs::write(path, text));
+    });
+    match done.recv_timeout(WAIT) {
+        Ok(result) => result.unwrap_or_else(|e| panic!("the clients file for {reader}: {e}")),
+        Err(_) => panic!("{reader} did not read the clients file within {WAIT:?}"),
+    }
+}
+
 /// A deployment may send SIGHUP as it starts the process (a config map updated meanwhile):
 /// it is a reload once the server runs, not the end of the process (SIGHUP's default action).
 /// The handler comes before the configuration is read: here the clients file is a FIFO, so the
@@ -60,10 +74,10 @@ async fn a_sighup_while_the_process_reads_its_configuration_is_a_reload() {
     }
     server.signal("HUP");
     // Opening the FIFO to write waits for its reader: the start, then the reload.
-    std::fs::write(&fifo, &clients).expect("the clients file for the start");
+    write_fifo(&fifo, &clients, "the start");
     server.await_listening();
     server.wait_for_log("SIGHUP: reloading");
-    std::fs::write(&fifo, &clients).expect("the clients file for the reload");
+    write_fifo(&fifo, &clients, "the reload");
     server.wait_for_log("configuration reloaded");
     assert!(
         server.exit_within(Duration::ZERO).is_none(),
