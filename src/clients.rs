@@ -32,6 +32,8 @@ pub struct Client {
     /// Overrides `token.audience` for this client's tokens.
     pub audience: Option<String>,
     secret: SecretHash,
+    /// Stored as `plain:` in the file (hashed at load): said when the registry is applied.
+    plaintext_secret: bool,
     /// Its lines of why it was refused, one a second of each kind: a client may retry in a
     /// loop, and one client's loop, or one kind of refusal, must not hold back another's lines.
     auth_failures: EverySecond,
@@ -224,6 +226,13 @@ impl Registry {
         })
     }
 
+    /// The clients whose secret the file holds in plain text (`plain:`).
+    pub fn plaintext_secrets(&self) -> impl Iterator<Item = &str> {
+        (self.clients.values())
+            .filter(|client| client.plaintext_secret)
+            .map(|client| client.id.as_str())
+    }
+
     /// Every scope some enabled client may be granted (for the metadata document).
     pub fn scopes(&self) -> BTreeSet<&str> {
         self.enabled()
@@ -373,7 +382,8 @@ impl Client {
             ));
         }
         Ok(Self {
-            secret: SecretHash::parse(&entry.id, &entry.secret)?,
+            secret: SecretHash::parse(&entry.secret)?,
+            plaintext_secret: entry.secret.starts_with("plain:"),
             id: entry.id,
             redirect_uris: entry.redirect_uris,
             scopes: entry.scopes,

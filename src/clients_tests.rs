@@ -313,3 +313,17 @@ fn a_registry_names_the_clients_changed_since_the_one_it_replaces() {
     );
     assert!(newer.changes_since(&newer).is_empty(), "nothing changed");
 }
+
+/// Which clients keep their secret in plain text: said when the registry is applied, not as
+/// the file is read (a refused reload applies none of it).
+#[test]
+fn the_clients_with_a_plaintext_secret_are_named() {
+    let text = format!(
+        "{DEMO}\n[[clients]]\nid = \"plain-app\"\nsecret = \"plain:s3cret\"\nredirect_uris = [\"https://p.example/cb\"]\n"
+    );
+    let registry = load(&text);
+    assert_eq!(
+        registry.plaintext_secrets().collect::<Vec<_>>(),
+        ["plain-app"]
+    );
+}

@@ -125,7 +125,7 @@ impl std::fmt::Debug for SecretHash {
 }
 
 impl SecretHash {
-    pub(crate) fn parse(client: &str, stored: &str) -> Result<Self, String> {
+    pub(crate) fn parse(stored: &str) -> Result<Self, String> {
         // A request's empty secret counts as none (RFC 6749 §3.2): such a client would get
         // 401 for ever, with nothing to say why.
         let empty = || "the secret is empty, which no request can present".to_owned();
@@ -145,9 +145,6 @@ impl SecretHash {
                     "plain: secret is over {MAX_SECRET} bytes, the most a request may send"
                 ));
             }
-            log::warn!(
-                "client `{client}` has a plaintext secret; store a hash (sso-token hash-secret)"
-            );
             return Ok(Self::Sha256(sha256(plain)));
         }
         if stored.starts_with("$argon2id$") {

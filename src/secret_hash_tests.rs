@@ -13,7 +13,7 @@ fn cheap_argon2(secret: &str) -> SecretHash {
         .hash_password_with_salt(secret.as_bytes(), salt)
         .unwrap()
         .to_string();
-    SecretHash::parse("app", &phc).unwrap()
+    SecretHash::parse(&phc).unwrap()
 }
 
 #[tokio::test]
@@ -68,7 +68,7 @@ async fn the_same_hash_loaded_again_inherits_the_remembered_secret_another_does_
     };
     let (older, limit) = (cheap_argon2(SECRET), Argon2Limit::new(1));
     assert!(older.verify("app", SECRET, &limit).await.unwrap());
-    let same = SecretHash::parse("app", &phc(&older)).unwrap();
+    let same = SecretHash::parse(&phc(&older)).unwrap();
     let other = cheap_argon2("another-secret-Rk2Wd7");
     same.inherit(&older);
     other.inherit(&older);
@@ -123,7 +123,7 @@ async fn the_slot_stays_taken_until_argon2_is_done_even_if_the_request_is_droppe
         .unwrap()
         .to_string();
     let (hash, limit) = (
-        Arc::new(SecretHash::parse("app", &phc).unwrap()),
+        Arc::new(SecretHash::parse(&phc).unwrap()),
         Argon2Limit::new(1),
     );
     let abandoned = tokio::spawn({
@@ -204,13 +204,13 @@ fn one_slot_per_two_cpus_and_at_least_one() {
 #[test]
 fn a_plain_secret_no_request_could_send_is_refused() {
     let longest = format!("plain:{}", "s".repeat(MAX_SECRET));
-    assert!(SecretHash::parse("app", &longest).is_ok());
+    assert!(SecretHash::parse(&longest).is_ok());
     let over = format!("plain:{}", "s".repeat(MAX_SECRET + 1));
-    let error = SecretHash::parse("app", &over).err().unwrap();
+    let error = SecretHash::parse(&over).err().unwrap();
     assert!(error.contains("512"), "{error}");
     // An empty secret is no secret at all (RFC 6749 §3.2), stored plain or hashed.
     for empty in ["plain:".to_owned(), hash_secret_sha256("")] {
-        let error = SecretHash::parse("app", &empty).err().unwrap();
+        let error = SecretHash::parse(&empty).err().unwrap();
         assert!(error.contains("empty"), "{empty}: {error}");
     }
 }
@@ -220,7 +220,7 @@ fn a_sha256_hash_is_64_hex_digits_and_nothing_else() {
     let stored = hash_secret_sha256("s3cret");
     let hex = stored.strip_prefix("sha256:").unwrap();
     let verifies = |stored: &str| {
-        SecretHash::parse("app", stored).map(
+        SecretHash::parse(stored).map(
             |hash| matches!(hash, SecretHash::Sha256(d) if bool::from(d.ct_eq(&sha256("s3cret")))),
         )
     };
@@ -232,7 +232,7 @@ fn a_sha256_hash_is_64_hex_digits_and_nothing_else() {
     // `+f` parses as a number, `f+` does not: neither is a pair of hex digits.
     for bad in ["+f", "-f", " f", "fg", "é"] {
         let broken = format!("sha256:{bad}{}", &hex[bad.len()..]);
-        let error = SecretHash::parse("app", &broken).err().unwrap();
+        let error = SecretHash::parse(&broken).err().unwrap();
         assert!(error.contains("64 hex digits"), "{broken}: {error}");
     }
 }
@@ -249,14 +249,14 @@ fn an_argon2_hash_that_asks_for_too_much_memory_or_time_is_refused() {
     };
     // Only the PHC string is read, so a cheap hash with its `m` rewritten stands for a big one.
     let phc = hash(64);
-    assert!(SecretHash::parse("app", &phc.replace("m=64", "m=262144")).is_ok());
-    let error = SecretHash::parse("app", &phc.replace("m=64", "m=1048576"))
+    assert!(SecretHash::parse(&phc.replace("m=64", "m=262144")).is_ok());
+    let error = SecretHash::parse(&phc.replace("m=64", "m=1048576"))
         .err()
         .unwrap();
     assert!(error.contains("m=1048576"), "{error}");
     // The same for the passes over that memory.
-    assert!(SecretHash::parse("app", &phc.replace("t=1", "t=10")).is_ok());
-    let error = SecretHash::parse("app", &phc.replace("t=1", "t=100000"))
+    assert!(SecretHash::parse(&phc.replace("t=1", "t=10")).is_ok());
+    let error = SecretHash::parse(&phc.replace("t=1", "t=100000"))
         .err()
         .unwrap();
     assert!(error.contains("t=100000"), "{error}");
@@ -270,7 +270,7 @@ fn an_argon2_hash_that_could_verify_no_secret_is_refused() {
         .hash_password_with_salt(SECRET.as_bytes(), salt)
         .unwrap()
         .to_string();
-    assert!(SecretHash::parse("app", &phc).is_ok());
+    assert!(SecretHash::parse(&phc).is_ok());
     let without_hash = &phc[..phc.rfind('$').unwrap()];
     // (PHC string, what the refusal says)
     let cases = [
@@ -280,7 +280,7 @@ fn an_argon2_hash_that_could_verify_no_secret_is_refused() {
         (phc.replace("p=1", "p=0"), "invalid parameters"),
     ];
     for (stored, said) in cases {
-        let error = SecretHash::parse("app", &stored).err();
+        let error = SecretHash::parse(&stored).err();
         assert!(
             error.as_deref().is_some_and(|e| e.contains(said)),
             "{stored}: {error:?}"
@@ -291,7 +291,7 @@ fn an_argon2_hash_that_could_verify_no_secret_is_refused() {
 #[test]
 fn debug_output_shows_no_digest_of_the_secret() {
     let stored = hash_secret_sha256(SECRET);
-    let shown = format!("{:?}", SecretHash::parse("app", &stored).unwrap());
+    let shown = format!("{:?}", SecretHash::parse(&stored).unwrap());
     // Debug of a byte array prints decimals: look for the first bytes either way.
     let digest = sha256(SECRET).bytes();
     assert!(!shown.contains(&stored[7..23]), "{shown}");
@@ -312,7 +312,7 @@ const REFERENCE_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2l4dGVlbiBieXRlIHNs
 #[tokio::test]
 async fn a_hash_made_by_the_reference_implementation_verifies_its_secret_only() {
     let (hash, limit) = (
-        SecretHash::parse("app", REFERENCE_PHC).unwrap(),
+        SecretHash::parse(REFERENCE_PHC).unwrap(),
         Argon2Limit::new(1),
     );
     assert!(!hash.verify("app", "correct horse", &limit).await.unwrap());
@@ -341,7 +341,7 @@ async fn an_argon2_hash_made_here_has_its_own_salt_and_verifies_its_secret_only(
         hash_secret_argon2(SECRET).unwrap(),
     );
     assert_ne!(phc, again, "the same salt twice");
-    let (hash, limit) = (SecretHash::parse("app", &phc).unwrap(), Argon2Limit::new(1));
+    let (hash, limit) = (SecretHash::parse(&phc).unwrap(), Argon2Limit::new(1));
     assert!(!hash.verify("app", "wrong", &limit).await.unwrap());
     assert!(hash.verify("app", SECRET, &limit).await.unwrap());
 }

@@ -165,6 +165,12 @@ impl Snapshot {
         for (id, why) in self.registry.dead_ends() {
             log::warn!("client {id}: {why}");
         }
+        // Here, not as the file is read: a reload that is refused applies none of it.
+        for id in self.registry.plaintext_secrets() {
+            log::warn!(
+                "client `{id}` has a plaintext secret; store a hash (sso-token hash-secret)"
+            );
+        }
         for id in self.registry.ids_basic_may_garble() {
             log::warn!(
                 "client {id}: its id has characters outside A-Z a-z 0-9 - . _ ~, which client \
