@@ -228,7 +228,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
             this.drained = false;
             return Poll::Ready(Ok(()));
         }
-        let before = buf.filled().len();
+        let (before, room) = (buf.filled().len(), buf.remaining() > 0);
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Pending => {
                 this.drained = true;
@@ -237,7 +237,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
             Poll::Ready(Ok(())) => {
                 let read = &buf.filled()[before..];
                 if read.is_empty() {
-                    this.state.client_closed();
+                    // End of stream, unless there was no room to read into.
+                    if room {
+                        this.state.client_closed();
+                    }
                     return Poll::Ready(Ok(()));
                 }
                 let allowed = this.heads.allow(read, limit);
