@@ -19,14 +19,14 @@ positive() { # positive VALUE...
 }
 
 # Prints the free space where the build writes, and warns when it is short: a build
-# and test run needs about 4 GiB, and a full disk shows up as an obscure rustc error.
+# and test run fills about 5.5 GiB of target/, and a full disk shows up as an obscure rustc error.
 report_free_disk() {
   local target="${CARGO_TARGET_DIR:-target}" free_kib
   mkdir -p "$target"
   free_kib=$(df -Pk "$target" | awk 'NR == 2 { print $4 }')
   echo "== free disk for $target: $((free_kib / 1024)) MiB"
-  if ((free_kib < 4 * 1024 * 1024)); then
-    echo "warning: less than 4 GiB free; the build may fail with 'No space left on device'" >&2
+  if ((free_kib < 6 * 1024 * 1024)); then
+    echo "warning: less than 6 GiB free; the build may fail with 'No space left on device'" >&2
   fi
 }
 
