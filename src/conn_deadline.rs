@@ -53,10 +53,6 @@ struct State {
     answers_waiting: Cell<bool>,
     /// The connection's task, while its stream holds back heads until a request starts.
     held_back: RefCell<Option<Waker>>,
-    /// The client closed its sending side (a FIN, or TLS's close_notify: end of stream read).
-    closed: Cell<bool>,
-    /// The request waiting for that ([`unless_the_client_leaves`]).
-    close_waiter: RefCell<Option<Waker>>,
 }
 
 /// The connection's state, as its requests see it (`conn_data`).
@@ -89,13 +85,6 @@ impl State {
         self.deadline.set(Some(Instant::now() + self.after_answer));
         // Idle now, unless actix starts a queued head: a read held back since may be forgiven.
         self.wake_held_back();
-    }
-
-    fn client_closed(&self) {
-        self.closed.set(true);
-        if let Some(request) = self.close_waiter.take() {
-            request.wake();
-        }
     }
 
     fn bytes_read(&self) {
@@ -134,8 +123,6 @@ impl<T> Guarded<T> {
             started: Cell::new(0),
             answers_waiting: Cell::new(false),
             held_back: RefCell::new(None),
-            closed: Cell::new(false),
-            close_waiter: RefCell::new(None),
         });
         // Never polled before a deadline is armed, and reset to it then.
         let sleep = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
@@ -228,7 +215,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
             this.drained = false;
             return Poll::Ready(Ok(()));
         }
-        let (before, room) = (buf.filled().len(), buf.remaining() > 0);
+        let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Pending => {
                 this.drained = true;
@@ -237,10 +224,6 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
             Poll::Ready(Ok(())) => {
                 let read = &buf.filled()[before..];
                 if read.is_empty() {
-                    // End of stream, unless there was no room to read into.
-                    if room {
-                        this.state.client_closed();
-                    }
                     return Poll::Ready(Ok(()));
                 }
                 let allowed = this.heads.allow(read, limit);
@@ -332,34 +315,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         self.get_mut()
             .poll_guarded(cx, |inner, cx| inner.poll_shutdown(cx))
     }
-}
-
-/// `work` (a request's), unless the client closes its sending side meanwhile: then `work` is
-/// dropped where it waits, and `None` returned. A client that gives up (its own timeout) closes
-/// so, with a FIN; so does one that half-closes after its request and reads the answer (the
-/// HTTP/1.1 clients of OAuth libraries do not, `nc` does), which actix serves
-/// (`h1_allow_half_closed`): one whose FIN came before `work` began is not waited for, and
-/// `work` runs to its end. Without the connection's state (`conn`), `work` runs to its end.
-pub async fn unless_the_client_leaves<F: Future>(
-    conn: Option<&ConnDeadline>,
-    work: F,
-) -> Option<F::Output> {
-    let watched = conn.filter(|conn| !conn.0.closed.get()).map(|conn| &conn.0);
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(done) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(done));
-        }
-        match watched {
-            Some(state) if state.closed.get() => Poll::Ready(None),
-            Some(state) => {
-                state.close_waiter.replace(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-            None => Poll::Pending,
-        }
-    })
-    .await
 }
 
 /// `on_connect_ext`: the requests of the connection see its state.

@@ -365,37 +365,3 @@ impl std::task::Wake for Woken {
         self.0.store(true, Ordering::SeqCst);
     }
 }
-
-/// The client's end of stream wakes a request waiting in [`unless_the_client_leaves`], which
-/// drops its work; a read with no room is no end of stream; one that came before the work began
-/// (a half-close after the request) is not waited for.
-#[tokio::test(start_paused = true)]
-async fn the_clients_end_of_stream_ends_the_work_that_waits_for_it_unless_it_came_first() {
-    let (mut server, mut client) = connection();
-    let conn = server.conn_deadline();
-    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-    read(&mut server).await;
-    let mut no_room = ReadBuf::new(&mut []);
-    let polled =
-        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut server).poll_read(cx, &mut no_room)));
-    assert!(!matches!(polled.await, Poll::Ready(Err(_))));
-    assert!(!conn.0.closed.get(), "a read with no room ended the stream");
-
-    let waiting = unless_the_client_leaves(Some(&conn), std::future::pending::<()>());
-    let reader = async {
-        client.shutdown().await.unwrap();
-        let mut rest = [0; 8];
-        assert_eq!(server.read(&mut rest).await.unwrap(), 0);
-    };
-    let (left, ()) = tokio::join!(waiting, reader);
-    assert_eq!(left, None, "the work went on after the client left");
-
-    // Closed before: the work runs to its end.
-    let done = unless_the_client_leaves(Some(&conn), async { 7 }).await;
-    assert_eq!(done, Some(7));
-    let slow = async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        8
-    };
-    assert_eq!(unless_the_client_leaves(Some(&conn), slow).await, Some(8));
-}

@@ -140,12 +140,12 @@ impl Exchange {
     }
 }
 
-/// Armed while Redis takes the code. A client that closes its connection then (a reset, or a
-/// FIN: see `http_server`) has its request's future dropped at that wait: the code may be spent
-/// (if the script went out) and no token is made. A token record the script wrote would make
-/// the client's retry with the code read as a replay, the alert of a stolen code, and revoke a
-/// token nobody holds; so it is deleted, on the lane of the take (after it, on the same
-/// connection), and the deletion counted and said.
+/// Armed while Redis takes the code. A client that closes its connection then (a reset) has
+/// its request's future dropped at that wait: the code may be spent (if the script went out)
+/// and no token is made. A token record the script wrote would make the client's retry with
+/// the code read as a replay, the alert of a stolen code, and revoke a token nobody holds; so
+/// it is deleted, on the lane of the take (after it, on the same connection), and the deletion
+/// counted and said.
 struct Unanswered<'a> {
     exchange: &'a Exchange,
     jti: &'a str,

@@ -86,8 +86,8 @@ where
                 .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
                 // A FIN may be a half-close after which the client reads its answer (`nc`):
-                // answered. The exchange tells a client that leaves apart itself
-                // (`conn_deadline::unless_the_client_leaves`).
+                // answered. It may also be a client that gave up (its own timeout): the two
+                // look the same until the answer is written (README, "The exchange").
                 .h1_allow_half_closed(true);
             if !$secure {
                 http = http.local_addr(local);

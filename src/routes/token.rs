@@ -7,7 +7,6 @@ use super::authenticate_request;
 use super::http::{BodyLimit, client_authorization, content_type, no_store, read_body};
 use crate::client_auth::ClientAuth;
 use crate::clients::Client;
-use crate::conn_deadline::{ConnDeadline, unless_the_client_leaves};
 use crate::exchange::{Exchange, Issued};
 use crate::oauth::{OAuthError, TokenRequest};
 
@@ -25,16 +24,9 @@ pub async fn access_token(
         &body,
     )?;
     let caller = authenticate_request(&request, &auth, &token_request.client).await?;
-    // A client that closes while Redis takes its code has left (its own timeout): the exchange
-    // is dropped there, which deletes the token record the take wrote (`exchange`), so its
-    // retry reads as an unknown code, not as a replay.
-    let conn = request.conn_data::<ConnDeadline>();
-    let exchanged = exchange.exchange(&caller, &token_request);
-    let issued = unless_the_client_leaves(conn, exchanged)
+    let issued = exchange
+        .exchange(&caller, &token_request)
         .await
-        .ok_or_else(|| {
-            OAuthError::invalid_request("the connection closed while the code was being taken")
-        })?
         .inspect_err(|refused| log_refusal(caller.client(), refused))?;
     render(&issued)
 }

@@ -85,12 +85,6 @@ impl RawConn {
         self.0.set_zero_linger().unwrap();
     }
 
-    /// Closes the connection as a client that gives up does (its own timeout): a FIN, and
-    /// nothing more to read.
-    pub fn close(self) {
-        drop(self);
-    }
-
     /// Closes the sending side only, as `nc` does once its input ends: a FIN, then it reads.
     pub async fn half_close(&mut self) {
         self.0.shutdown().await.unwrap();
