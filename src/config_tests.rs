@@ -1058,6 +1058,10 @@ fn the_line_break_ending_a_variable_is_dropped_and_named() {
     let (kept, cut) = sso_variables(inside).expect("UTF-8 variables");
     assert_eq!(kept["SSO__TOKEN__ISSUER"], "a\nb");
     assert!(cut.is_empty());
+    // A value that is only a line break is meant: a separator.
+    let separator = [("SSO__TOKEN__RECORD_SCOPE_SEPARATOR", "\r\n")];
+    let settings = load_from("", &separator).expect("a line break as the separator");
+    assert_eq!(settings.token.record_scope_separator, "\r\n");
 }
 
 /// A fraction is refused, not rounded (`workers = 0.4` would be 0: one worker per core); a

@@ -570,8 +570,8 @@ pub const MAX_REDIS_TIMEOUT_MS: u64 = 60_000;
 /// end with, and the names of those it was cut from. A value written with `echo`, not
 /// `echo -n`, into a Kubernetes secret or an env file ends with one, which no setting means: a
 /// Redis URL read with it was shown as `redis://***` (a control character), a path with it
-/// split its error message over lines. A value that is not UTF-8 is refused, naming the
-/// variable, as the config crate refuses it.
+/// split its error message over lines. A value that is only line breaks is kept (a separator).
+/// A value that is not UTF-8 is refused, naming the variable, as the config crate refuses it.
 fn sso_variables(
     vars: impl Iterator<Item = (OsString, OsString)>,
 ) -> Result<(config::Map<String, String>, Vec<String>), ConfigError> {
@@ -586,7 +586,11 @@ fn sso_variables(
         let value = value.into_string().map_err(|_| {
             ConfigError::Load(format!("environment variable `{name}` is not UTF-8"))
         })?;
-        let kept = value.trim_end_matches(['\r', '\n']);
+        // A value that is only a line break is meant (`token.record_scope_separator`).
+        let kept = match value.trim_end_matches(['\r', '\n']) {
+            "" => value.as_str(),
+            kept => kept,
+        };
         if kept.len() != value.len() {
             cut.push(name.clone());
         }
