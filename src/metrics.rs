@@ -224,6 +224,12 @@ fn registered<M: Collector + Clone + 'static>(
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        // The standard `process_*` series (resident memory, open and most file descriptors,
+        // CPU seconds, threads, start time), read from /proc at each scrape: what operators
+        // alert on first, as for Hydra's and Keycloak's.
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             registered(
                 &registry,

@@ -176,3 +176,24 @@ async fn metrics_can_have_their_own_listener_and_then_leave_the_public_one() {
     assert!(text.contains("sso_requests_total"));
     assert_eq!(public.status().as_u16(), 404);
 }
+
+/// The standard process series operators alert on: memory, file descriptors, CPU, start time.
+#[tokio::test]
+async fn the_process_series_are_exposed() {
+    let app = spawn_app().await;
+    let exposition = scrape(&app, &app.address).await;
+    let series = |name: &str| value(&exposition, name);
+    assert!(
+        series("process_resident_memory_bytes") > 1e6,
+        "{exposition}"
+    );
+    let open = series("process_open_fds");
+    assert!(
+        open >= 3.0 && open <= series("process_max_fds"),
+        "{exposition}"
+    );
+    // Whole seconds (the prometheus crate's counter): present, if 0 this early.
+    assert!(series("process_cpu_seconds_total") >= 0.0, "{exposition}");
+    assert!(series("process_threads") >= 2.0, "{exposition}");
+    assert!(series("process_start_time_seconds") > 1.7e9, "{exposition}");
+}
