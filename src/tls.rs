@@ -1,7 +1,7 @@
 //! Optional TLS on the listener (`server.tls`), for deployments without a TLS-terminating load
 //! balancer: rustls with the aws-lc-rs provider, certificate chain and key from PEM files.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
@@ -36,14 +36,13 @@ pub enum TlsError {
 /// the one they began with.
 pub struct Certificate {
     files: TlsSettings,
-    served: ArcSwap<CertifiedKey>,
-    /// Of the files' bytes the served pair was read from.
-    digest: Mutex<Vec<u8>>,
+    served: ArcSwap<Renewal>,
 }
 
-/// A pair read from changed files and checked, for [`Certificate::serve`].
+/// A pair read from the files and checked, with the digest of the bytes it was read from: the
+/// one served, or one for [`Certificate::serve`].
 pub struct Renewal {
-    pair: CertifiedKey,
+    pair: Arc<CertifiedKey>,
     digest: Vec<u8>,
 }
 
@@ -51,11 +50,9 @@ pub struct Renewal {
 /// builds a server configuration with rustls' safe defaults (TLS 1.2 and 1.3), which serves
 /// the returned [`Certificate`].
 pub fn server_config(files: &TlsSettings) -> Result<(ServerConfig, Arc<Certificate>), TlsError> {
-    let (pair, digest) = read_pair(files)?;
     let certificate = Arc::new(Certificate {
         files: files.clone(),
-        served: ArcSwap::from_pointee(pair),
-        digest: Mutex::new(digest),
+        served: ArcSwap::from_pointee(read_pair(files)?),
     });
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()?
@@ -69,22 +66,19 @@ impl Certificate {
     /// The files as they are now, checked as at start, when they differ from those served;
     /// `None` when they do not.
     pub fn read_again(&self) -> Result<Option<Renewal>, TlsError> {
-        let (pair, digest) = read_pair(&self.files)?;
-        let same = *self.digest.lock().unwrap_or_else(PoisonError::into_inner) == digest;
-        Ok((!same).then_some(Renewal { pair, digest }))
+        let now = read_pair(&self.files)?;
+        Ok((now.digest != self.served.load().digest).then_some(now))
     }
 
     /// Serves `renewal` to the handshakes from now on.
     pub fn serve(&self, renewal: Renewal) {
-        let mut digest = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
-        self.served.store(Arc::new(renewal.pair));
-        *digest = renewal.digest;
+        self.served.store(Arc::new(renewal));
     }
 }
 
 impl ResolvesServerCert for Certificate {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.served.load_full())
+        Some(Arc::clone(&self.served.load().pair))
     }
 }
 
@@ -102,7 +96,7 @@ fn provider() -> CryptoProvider {
 }
 
 /// The pair of `files`, and a digest of the bytes it was read from (each file read once).
-fn read_pair(files: &TlsSettings) -> Result<(CertifiedKey, Vec<u8>), TlsError> {
+fn read_pair(files: &TlsSettings) -> Result<Renewal, TlsError> {
     let cert_error = |problem: String| TlsError::Cert {
         path: absolute(&files.cert),
         problem,
@@ -140,7 +134,10 @@ fn read_pair(files: &TlsSettings) -> Result<(CertifiedKey, Vec<u8>), TlsError> {
     let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     context.update(&cert_pem);
     context.update(&key_pem);
-    Ok((pair, context.finish().as_ref().to_vec()))
+    Ok(Renewal {
+        pair: Arc::new(pair),
+        digest: context.finish().as_ref().to_vec(),
+    })
 }
 
 fn cannot_read(error: &std::io::Error) -> String {
