@@ -717,7 +717,9 @@ impl Settings {
                  not `echo -n`?)"
             );
         }
-        let files = builder.clone().build()?;
+        // The files read once: their merge is the first layer of the settings, and says what
+        // they give a setting the environment overrides.
+        let files = builder.build()?;
         let overridden = reloadable_in(variables.keys().cloned())
             .into_iter()
             .map(|(variable, setting)| Overridden {
@@ -726,7 +728,10 @@ impl Settings {
                 setting,
             })
             .collect();
-        let mut settings = settings_of(builder.add_source(environment().source(Some(variables))))?;
+        let layers = config::Config::builder()
+            .add_source(files)
+            .add_source(environment().source(Some(variables)));
+        let mut settings = settings_of(layers)?;
         settings.overridden = overridden;
         Ok(settings)
     }
