@@ -1083,3 +1083,56 @@ fn a_fraction_is_refused_where_a_whole_number_is_read() {
     let whole = load_from("[redis]\ntimeout_ms = 1.5e3\n", &[]).expect("1500");
     assert_eq!(whole.redis.timeout_ms, 1500);
 }
+
+/// The config crate reads `true`, `"yes"` and `"on"` as 1 where a number is read; a whole
+/// number's setting takes digits only, from a file or from the environment.
+#[test]
+fn a_word_or_a_boolean_is_refused_where_a_whole_number_is_read() {
+    for (overlay, variables, setting, found) in [
+        (
+            "[throttle]\nmax_failures = true\n",
+            &[][..],
+            "throttle.max_failures",
+            "true",
+        ),
+        (
+            "",
+            &[("SSO__SERVER__WORKERS", "yes")][..],
+            "server.workers",
+            "only digits",
+        ),
+        (
+            "",
+            &[("SSO__REDIS__TIMEOUT_MS", "on")][..],
+            "redis.timeout_ms",
+            "only digits",
+        ),
+        (
+            "",
+            &[("SSO__TOKEN__EXPIRES_IN", " 600")][..],
+            "token.expires_in",
+            "only digits",
+        ),
+        (
+            "[redis]\nreplica_acks = -1\n",
+            &[][..],
+            "redis.replica_acks",
+            "-1",
+        ),
+        (
+            "[redis]\nreplica_acks = 5000000000\n",
+            &[][..],
+            "redis.replica_acks",
+            "5000000000",
+        ),
+    ] {
+        let refused = load_error(overlay, variables);
+        assert!(
+            refused.contains(&format!("`{setting}`")),
+            "{setting}: {refused}"
+        );
+        assert!(refused.contains(found), "{setting}: {refused}");
+    }
+    let digits = load_from("", &[("SSO__TOKEN__EXPIRES_IN", "600")]).expect("600");
+    assert_eq!(digits.token.expires_in, 600);
+}

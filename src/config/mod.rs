@@ -8,6 +8,7 @@
 
 mod error;
 mod redis;
+mod whole;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::throttle::Network;
 
 pub use self::error::ConfigError;
 pub use self::redis::{RedisMode, RedisSettings};
+use self::whole::whole;
 
 /// Every setting has a default, the value `config/default.toml` ships (a test holds them
 /// equal): an operator's own `default.toml` needs only what it changes.
@@ -54,32 +56,41 @@ pub struct ServerSettings {
     /// `host:port`; port 0 picks a free port (tests).
     pub listen: String,
     /// Worker threads; 0 means one per core.
+    #[serde(deserialize_with = "whole")]
     pub workers: usize,
     /// Largest request body accepted, in bytes.
+    #[serde(deserialize_with = "whole")]
     pub body_limit: usize,
     /// How long a request's body may take to arrive once its head has, milliseconds. actix
     /// bounds only the head (`client_request_timeout`); without this a client that declares a
     /// body and never finishes it holds a connection for ever.
+    #[serde(deserialize_with = "whole")]
     pub body_timeout_ms: u64,
     /// How long an idle keep-alive connection stays open, seconds; 0: none does (each answer
     /// closes its connection). Above the load balancer's idle timeout, so that the balancer,
     /// never the server, closes an idle connection: a server closing it just as the balancer
     /// sends a request on it costs that request its answer.
+    #[serde(deserialize_with = "whole")]
     pub keep_alive_secs: u64,
     /// Connections each worker serves at once; past it the listener stops accepting until one
     /// closes (new ones wait in the backlog). Bounds what idle or slow clients can hold:
     /// descriptors, and memory (a connection's buffers can grow to 128 KiB). 0: see
     /// [`ServerSettings::connections_per_worker`].
+    #[serde(deserialize_with = "whole")]
     pub max_connections: usize,
     /// Exchanges per worker that may be past taking their code at once, in one pool of
     /// `exchange_slots` × workers (see `slots::Slots`); the others wait before they touch Redis.
+    #[serde(deserialize_with = "whole")]
     pub exchange_slots: usize,
     /// How long an exchange waits for a slot before it gets a 503 (its code untouched), ms.
+    #[serde(deserialize_with = "whole")]
     pub slot_wait_ms: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM.
+    #[serde(deserialize_with = "whole")]
     pub shutdown_timeout_secs: u64,
     /// After SIGTERM, how long to go on serving, unready, before closing the listener: time
     /// for load balancers to stop sending requests here (see `shutdown`). Milliseconds.
+    #[serde(deserialize_with = "whole")]
     pub shutdown_delay_ms: u64,
     /// Serve HTTPS instead of HTTP; absent: plain HTTP (TLS ends at the load balancer).
     pub tls: Option<TlsSettings>,
@@ -201,6 +212,7 @@ pub struct TokenSettings {
     /// The JWT header `typ`.
     pub typ: String,
     /// Lifetime of an access token, in seconds.
+    #[serde(deserialize_with = "whole")]
     pub expires_in: u64,
     /// Joins the granted scopes in the token response's `scope`: a space, as RFC 6749 §3.3 says
     /// and client libraries split it.
@@ -218,8 +230,10 @@ pub struct TokenSettings {
     pub verify_keys: Vec<PathBuf>,
     /// Clock skew tolerated, in seconds: past `exp` at introspection, user info and revocation,
     /// past `code_max_age_secs` at the exchange, and in how long a retired key must stay.
+    #[serde(deserialize_with = "whole")]
     pub leeway_secs: u64,
     /// Oldest code (by its record's `issued_at`) exchanged, in seconds; 0: only the record's TTL.
+    #[serde(deserialize_with = "whole")]
     pub code_max_age_secs: u64,
 }
 
@@ -276,6 +290,7 @@ pub struct DiscoverySettings {
     /// The authorize service's URL; empty means `<base_url>/identity/sso/oauth2/authorize`.
     pub authorization_endpoint: String,
     /// `Cache-Control: max-age` of the JWKS and metadata documents, in seconds.
+    #[serde(deserialize_with = "whole")]
     pub max_age_secs: u64,
 }
 
@@ -295,6 +310,7 @@ pub struct ClientsSettings {
     /// TOML file with the client registry.
     pub file: PathBuf,
     /// Argon2 verifications that may run at once; 0: one per two CPUs (at least one).
+    #[serde(deserialize_with = "whole")]
     pub argon2_slots: usize,
 }
 
@@ -394,8 +410,10 @@ pub struct ThrottleSettings {
     pub enabled: bool,
     /// Failures in one window after which an address (for the client ids that failed from it,
     /// and unknown ones), or a client id's failures, get 429.
+    #[serde(deserialize_with = "whole")]
     pub max_failures: u64,
     /// Length of the window, seconds; it starts at its first failure.
+    #[serde(deserialize_with = "whole")]
     pub window_secs: u64,
     /// Peers whose `X-Forwarded-For` is believed: addresses, or networks that hold only proxies
     /// (`10.0.12.0/28`): a client inside a listed network could pick its counted address.
@@ -604,36 +622,7 @@ fn sso_variables(
 fn settings_of(
     builder: config::ConfigBuilder<config::builder::DefaultState>,
 ) -> Result<Settings, ConfigError> {
-    let merged = builder.build()?;
-    refuse_fractions(&merged)?;
-    merged.try_deserialize::<Settings>()?.validate()
-}
-
-/// Refuses a number with a fraction anywhere (`workers = 1.6`): every setting is a whole
-/// number or text, and the config crate would round it silently (`workers = 0.4` to 0, which
-/// means one worker per core).
-fn refuse_fractions(merged: &config::Config) -> Result<(), ConfigError> {
-    fn fraction(path: String, value: &config::Value) -> Option<(String, f64)> {
-        match &value.kind {
-            config::ValueKind::Float(number) if number.fract() != 0.0 => Some((path, *number)),
-            config::ValueKind::Table(table) => {
-                (table.iter()).find_map(|(key, value)| fraction(format!("{path}.{key}"), value))
-            }
-            config::ValueKind::Array(items) => (items.iter().enumerate())
-                .find_map(|(i, value)| fraction(format!("{path}[{i}]"), value)),
-            _ => None,
-        }
-    }
-    let root: config::Map<String, config::Value> = merged.clone().try_deserialize()?;
-    match root
-        .iter()
-        .find_map(|(key, value)| fraction(key.clone(), value))
-    {
-        Some((setting, number)) => Err(ConfigError::Load(format!(
-            "`{setting}` is {number}: a whole number is expected (a fraction is not rounded)"
-        ))),
-        None => Ok(()),
-    }
+    builder.build()?.try_deserialize::<Settings>()?.validate()
 }
 
 fn environment() -> config::Environment {

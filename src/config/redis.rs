@@ -5,7 +5,7 @@ use std::time::Duration;
 use deadpool_redis::redis::IntoConnectionInfo;
 use serde::Deserialize;
 
-use super::{ConfigError, MAX_REDIS_TIMEOUT_MS, MAX_THREADS_OR_LANES, list};
+use super::{ConfigError, MAX_REDIS_TIMEOUT_MS, MAX_THREADS_OR_LANES, list, whole};
 use crate::oauth::Sensitive;
 use crate::redact;
 
@@ -49,6 +49,7 @@ pub struct RedisSettings {
     /// Multiplexed connections (lanes) per process, twice that with `replica_acks`; each thread
     /// (a worker, and the main thread) takes the next lane in turn at its first Redis call and
     /// keeps it. 0: one per worker thread and one for the main thread, at least 8 (see `lanes`).
+    #[serde(deserialize_with = "whole")]
     pub pool_size: usize,
     /// The lanes `pool_size` comes to, filled in by `Settings::validate` (0 before it): the
     /// pool is built with these. Not read from the files, and not compared by a reload, which
@@ -56,18 +57,22 @@ pub struct RedisSettings {
     #[serde(skip)]
     pub lanes: usize,
     /// Upper bound for any Redis operation, connection included: past it the request gets a 503.
+    #[serde(deserialize_with = "whole")]
     pub timeout_ms: u64,
     /// Prefix of every key we read or write (`<prefix>code:<code>`, …).
     pub key_prefix: String,
     /// Replicas that must acknowledge an exchange's or a revocation's writes (`WAIT`) before
     /// the answer; 0 = off. Fewer in time: 503, and no token is handed out (README, "Replica
     /// acknowledgement").
+    #[serde(deserialize_with = "whole")]
     pub replica_acks: u32,
     /// How long `WAIT` waits for them, milliseconds; below `timeout_ms`, so that it is never
     /// what times a request out.
+    #[serde(deserialize_with = "whole")]
     pub replica_ack_timeout_ms: u64,
     /// Seconds a connection may idle before TCP keepalive probes start; 0 = off. Keeps idle
     /// lanes' flows in NAT and load-balancer tables and finds a peer that vanished silently.
+    #[serde(deserialize_with = "whole")]
     pub tcp_keepalive_secs: u64,
 }
 
