@@ -1,3 +1,4 @@
+use super::env::SETTINGS;
 use super::*;
 use crate::oauth::Sensitive;
 
