@@ -1137,3 +1137,27 @@ fn a_word_or_a_boolean_is_refused_where_a_whole_number_is_read() {
     let digits = load_from("", &[("SSO__TOKEN__EXPIRES_IN", "600")]).expect("600");
     assert_eq!(digits.token.expires_in, 600);
 }
+
+/// The environment source reads names in any case: of `SSO__REDIS__URL` and
+/// `sso__redis__url` with different values, which one won was chance. Refused, naming both
+/// (not their values: they may hold passwords); with the same value, nothing is in doubt.
+#[test]
+fn two_variables_differing_only_in_case_must_agree() {
+    let twins = [
+        ("SSO__REDIS__URL", "redis://one:6379"),
+        ("sso__redis__url", "redis://two:6379"),
+    ];
+    let refused = load_error("", &twins);
+    assert!(refused.contains("`SSO__REDIS__URL`"), "{refused}");
+    assert!(refused.contains("`sso__redis__url`"), "{refused}");
+    assert!(
+        !refused.contains("one:6379") && !refused.contains("two:6379"),
+        "{refused}"
+    );
+    let agreeing = [
+        ("SSO__REDIS__URL", "redis://one:6379"),
+        ("Sso__Redis__Url", "redis://one:6379"),
+    ];
+    let settings = load_from("", &agreeing).expect("the same value twice");
+    assert_eq!(settings.redis.url, "redis://one:6379");
+}

@@ -121,6 +121,8 @@ pub(super) fn reloadable_in(names: impl Iterator<Item = String>) -> Vec<(String,
 /// Redis URL read with it was shown as `redis://***` (a control character), a path with it
 /// split its error message over lines. A value that is only line breaks is kept (a separator).
 /// A value that is not UTF-8 is refused, naming the variable, as the config crate refuses it.
+/// So are two variables that differ only in case (`SSO__REDIS__URL`, `sso__redis__url`) with
+/// different values: the source reads names in any case, and which one won would be chance.
 pub(super) fn sso_variables(
     vars: impl Iterator<Item = (OsString, OsString)>,
 ) -> Result<(config::Map<String, String>, Vec<String>), ConfigError> {
@@ -142,6 +144,15 @@ pub(super) fn sso_variables(
         };
         if kept.len() != value.len() {
             cut.push(name.clone());
+        }
+        let twin = (variables.iter())
+            .find(|(other, _): &(&String, &String)| other.eq_ignore_ascii_case(&name));
+        if let Some((twin, _)) = twin.filter(|(_, other)| other.as_str() != kept) {
+            let (first, second) = (twin.min(&name), twin.max(&name));
+            return Err(ConfigError::Load(format!(
+                "environment variables `{first}` and `{second}` set the same setting with \
+                 different values: unset one"
+            )));
         }
         variables.insert(name, kept.to_owned());
     }
