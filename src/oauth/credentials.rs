@@ -22,20 +22,17 @@ pub struct ClientCredentials {
 }
 
 /// Client authentication: HTTP Basic or `client_id` + `client_secret` in the body, never both.
+/// An `Authorization` header of another scheme is not client authentication (RFC 6749 §2.3
+/// knows Basic only) and is passed over, as Keycloak and Hydra do: a gateway may add its own
+/// `Bearer` or a browser its `Negotiate` to a request whose credentials are in the body.
 pub(super) fn credentials(
     authorization: Option<&str>,
     body_id: Option<Cow<'_, str>>,
     body_secret: Option<Cow<'_, str>>,
 ) -> Result<ClientCredentials, OAuthError> {
     let basic = match authorization.map(basic::parse) {
-        None => None,
+        None | Some(Ok(Authorization::OtherScheme)) => None,
         Some(Ok(Authorization::Basic { id, secret })) => Some((id, secret)),
-        Some(Ok(Authorization::OtherScheme)) => {
-            return Err(OAuthError::InvalidClient(
-                "the Authorization header must use the Basic scheme for client authentication"
-                    .into(),
-            ));
-        }
         Some(Err(malformed)) => {
             return Err(OAuthError::InvalidClient(malformed.0.into()));
         }
@@ -62,11 +59,15 @@ pub(super) fn credentials(
         None => {
             // RFC 6749 §5.2: "no client authentication included" is invalid_client.
             let id = present(body_id).ok_or_else(|| {
-                OAuthError::InvalidClient(
-                    "client authentication is required: HTTP Basic, or client_id and \
-                     client_secret in the body"
+                OAuthError::InvalidClient(match authorization.is_some() {
+                    true => "client authentication is required: HTTP Basic (the Authorization \
+                             header has another scheme), or client_id and client_secret in \
+                             the body"
                         .into(),
-                )
+                    false => "client authentication is required: HTTP Basic, or client_id and \
+                              client_secret in the body"
+                        .into(),
+                })
             })?;
             // In the body, a malformed field, whatever came with it.
             if !is_client_id(&id) {

@@ -451,6 +451,29 @@ fn basic_credentials_with_the_same_client_id_in_the_body_are_accepted() {
     }
 }
 
+/// A gateway's `Bearer` or a browser's `Negotiate` is not client authentication: the body's
+/// credentials are used, as Keycloak and Hydra do (RFC 6749 §2.3 forbids two methods, and
+/// another scheme is none).
+#[test]
+fn an_authorization_header_of_another_scheme_leaves_the_body_credentials() {
+    for format in FORMATS {
+        for header in [
+            "Bearer some-token",
+            "Negotiate YII=",
+            "Digest username=\"x\"",
+        ] {
+            let request = parse(format, Some(header), &complete()).expect(header);
+            assert_eq!(request.client.id, CLIENT_ID, "{format:?} {header}");
+            assert_eq!(
+                request.client.secret.expose(),
+                SECRET,
+                "{format:?} {header}"
+            );
+            assert!(!request.client.used_basic, "{format:?} {header}");
+        }
+    }
+}
+
 #[test]
 fn conflicting_or_unusable_authorization_headers_are_refused() {
     let no_secret = without(&complete(), &["client_secret"]);
@@ -472,10 +495,15 @@ fn conflicting_or_unusable_authorization_headers_are_refused() {
             no_secret.clone(),
             "invalid_request",
         ),
-        ("Bearer some-token".into(), complete(), "invalid_client"),
+        // Another scheme is no client authentication: none then, without body credentials.
+        (
+            "Bearer some-token".into(),
+            no_credentials.clone(),
+            "invalid_client",
+        ),
         (
             "Digest username=\"app\"".into(),
-            complete(),
+            no_credentials.clone(),
             "invalid_client",
         ),
         (
@@ -752,7 +780,7 @@ fn bad_requests() -> Vec<RawRequest> {
                 basic("someone-else", SECRET),
                 without(&pairs, &["client_secret"]),
             ),
-            (format!("Bearer {SECRET}"), pairs.clone()),
+            (format!("Bearer {SECRET}"), no_credentials.clone()),
             (
                 format!("Basic {}", STANDARD.encode(SECRET)),
                 no_credentials.clone(),

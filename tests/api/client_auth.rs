@@ -8,7 +8,7 @@ use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH};
 
 use crate::helpers::{
     APP, Answer, BASIC_CHALLENGE, DISABLED, ENCODED, ISSUER, OTHER, TestClient, basic_auth,
-    clients_toml, code_record, spawn_app, test_dir, verify_token,
+    clients_toml, code_record, json_request, spawn_app, test_dir, verify_token,
 };
 
 /// How the credentials travel.
@@ -184,6 +184,39 @@ async fn a_wrong_secret_does_not_consume_the_code() {
     let claims = verify_token(token, APP.id, ISSUER).claims;
     assert_eq!(claims["client_id"], APP.id);
     assert_eq!(claims["sub"], record.account_id.as_str());
+}
+
+/// A gateway's own `Authorization: Bearer …` (or a browser's `Negotiate`) is not client
+/// authentication: the credentials in the body are used, at the token endpoint and at
+/// introspection, as Keycloak and Hydra do.
+#[tokio::test]
+async fn an_authorization_header_of_another_scheme_does_not_hide_the_body_credentials() {
+    let app = spawn_app().await;
+    let code = app.write_code(&code_record(&APP)).await;
+
+    let exchanged = (app.http.post(app.token_url()))
+        .header("Authorization", "Bearer gateway-token")
+        .json(&json_request(&APP, &code))
+        .send()
+        .await
+        .unwrap();
+    let exchanged = Answer::of(exchanged).await;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+    let token = exchanged.json["access_token"].as_str().expect("a token");
+
+    let introspected = (app.http.post(app.url(INTROSPECT_PATH)))
+        .header("Authorization", "Negotiate YIIBhwYGKwYBBQUCoIIB")
+        .form(&[
+            ("token", token),
+            ("client_id", APP.id),
+            ("client_secret", APP.secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let introspected = Answer::of(introspected).await;
+    assert_eq!(introspected.status, 200, "{}", introspected.text);
+    assert_eq!(introspected.json["active"], true, "{}", introspected.text);
 }
 
 /// Refused before the code is touched: it stays, and once the client is allowed the grant
