@@ -12,7 +12,7 @@ use sso_token::config::Settings;
 use sso_token::open_files;
 use sso_token::startup::Application;
 use sso_token::store::Store;
-use sso_token::tokens::{KeyKind, SigningKey, VerifyingKey};
+use sso_token::tokens::{KeyKind, VerifyingKey};
 use sso_token::userinfo::Profile;
 
 /// glibc's malloc took ~14 % of the server's CPU in an EdDSA exchange profile (perf,
@@ -209,12 +209,16 @@ fn init_logging() {
         .init();
 }
 
-/// `--scope`'s check: a scope the exchange would grant; an empty one, or one with white
-/// space, would make a code that can only end in `invalid_scope` (RFC 6749 §3.3).
+/// `--scope`'s check: a scope the exchange would grant; another would make a code that can
+/// only end in `invalid_scope`.
 fn scope(value: &str) -> Result<String, String> {
-    match value.is_empty() || value.contains(char::is_whitespace) {
-        true => Err("a scope is a non-empty word without white space (RFC 6749 §3.3)".into()),
-        false => Ok(value.to_owned()),
+    match sso_token::oauth::is_scope_token(value) {
+        true => Ok(value.to_owned()),
+        false => Err(
+            "a scope is one or more printable ASCII characters but space, `\"` and \
+                      `\\` (RFC 6749 §3.3)"
+                .into(),
+        ),
     }
 }
 
@@ -298,15 +302,7 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
         Some(secret) => secret,
         None => sso_token::secret_prompt::read_secret().map_err(|e| e.to_string())?,
     };
-    if secret.is_empty() {
-        return Err("the secret is empty".into());
-    }
-    if secret.len() > sso_token::oauth::credentials::MAX_SECRET {
-        return Err(format!(
-            "the secret is over {} bytes, the most a request may send",
-            sso_token::oauth::credentials::MAX_SECRET
-        ));
-    }
+    sso_token::secret_hash::presentable(&secret)?;
     if !secret.bytes().all(sso_token::oauth::is_unreserved) {
         // RFC 6749 §2.3.1 form-encodes Basic credentials, and we decode them; clients that
         // skip the encoding then send another secret.
@@ -326,67 +322,10 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
     Ok(())
 }
 
-/// The key is always written to a file this command creates, mode 0600 from the start. With
-/// `--force` that file is then renamed over `out`: writing into the existing file would hand
-/// the new key to whoever holds it open (permissions are checked only when a file is opened),
-/// to its owner if that is someone else, and through a symlink to whatever it points at.
-/// Missing directories on the way are created, mode 0700: `keys/` is not in a checkout.
 fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
-    use std::os::unix::fs::DirBuilderExt;
-
-    let pem = SigningKey::generate_pem(kind).map_err(|e| e.to_string())?;
-    let key = SigningKey::from_pem(&pem).map_err(|e| e.to_string())?;
-    if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        (std::fs::DirBuilder::new().recursive(true).mode(0o700))
-            .create(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let shown = |e: std::io::Error| format!("{}: {e}", out.display());
-    if force {
-        let name = out
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        // Random: a file left by a run killed before its rename (in a container the pid is
-        // always the same) must not stand in the way.
-        let tag = sso_token::codes::new_code().map_err(|e| e.to_string())?;
-        let fresh = out.with_file_name(format!(".{name}.{}.new", &tag[tag.len() - 12..]));
-        write_new_key_file(&fresh, &pem).map_err(|e| format!("{}: {e}", fresh.display()))?;
-        if let Err(e) = std::fs::rename(&fresh, out) {
-            let _ = std::fs::remove_file(&fresh);
-            return Err(shown(e));
-        }
-    } else {
-        write_new_key_file(out, &pem).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => format!(
-                "{}: a file is already there; keygen never overwrites one unless given --force",
-                out.display()
-            ),
-            _ => shown(e),
-        })?;
-    }
-    println!("{}", key.kid());
+    let kid = sso_token::tokens::write_key_file(out, kind, force).map_err(|e| e.to_string())?;
+    println!("{kid}");
     Ok(())
-}
-
-/// Creates `path` (never opens an existing file or follows a symlink there), mode 0600, and
-/// removes it again if the key cannot be written whole.
-fn write_new_key_file(path: &Path, pem: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    let written = file
-        .write_all(pem.as_bytes())
-        .and_then(|()| file.sync_all());
-    if written.is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    written
 }
 
 fn pubkey(key: &Path) -> CliResult {

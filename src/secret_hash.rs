@@ -103,6 +103,18 @@ impl Argon2Limit {
     }
 }
 
+/// Refuses a secret no request can present: an empty one counts as none (RFC 6749 §3.2), and
+/// a request's secret is at most [`MAX_SECRET`] bytes. For `plain:` entries and `hash-secret`.
+pub fn presentable(secret: &str) -> Result<(), String> {
+    match secret.len() {
+        0 => Err("the secret is empty, which no request can present".into()),
+        n if n > MAX_SECRET => Err(format!(
+            "the secret is over {MAX_SECRET} bytes, the most a request may send"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `Debug` names the kind only: a digest of the secret (or, for Argon2, of the last secret
 /// that passed) is as good as the secret to anyone who can test guesses against it.
 pub(crate) enum SecretHash {
@@ -137,14 +149,7 @@ impl SecretHash {
             };
         }
         if let Some(plain) = stored.strip_prefix("plain:") {
-            if plain.is_empty() {
-                return Err(empty());
-            }
-            if plain.len() > MAX_SECRET {
-                return Err(format!(
-                    "plain: secret is over {MAX_SECRET} bytes, the most a request may send"
-                ));
-            }
+            presentable(plain).map_err(|e| format!("plain: {e}"))?;
             return Ok(Self::Sha256(sha256(plain)));
         }
         if stored.starts_with("$argon2id$") {

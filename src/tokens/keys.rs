@@ -8,7 +8,7 @@
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{self, KeySize};
+use aws_lc_rs::rsa;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
     Ed25519KeyPair, KeyPair, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
@@ -62,16 +62,6 @@ impl Algorithm {
             Self::EdDSA => "EdDSA",
         }
     }
-}
-
-/// What `keygen` can create.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum KeyKind {
-    Rsa2048,
-    Rsa3072,
-    Rsa4096,
-    P256,
-    Ed25519,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,35 +200,6 @@ impl SigningKey {
         Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
             .map(Pair::Ed25519)
             .map_err(|_| KeyError::Rejected)
-    }
-
-    /// Creates a new key and returns it as a PKCS#8 PEM document.
-    pub fn generate_pem(kind: KeyKind) -> Result<String, KeyError> {
-        let der = match kind {
-            KeyKind::Rsa2048 | KeyKind::Rsa3072 | KeyKind::Rsa4096 => {
-                let size = match kind {
-                    KeyKind::Rsa2048 => KeySize::Rsa2048,
-                    KeyKind::Rsa3072 => KeySize::Rsa3072,
-                    _ => KeySize::Rsa4096,
-                };
-                let pair = RsaKeyPair::generate(size).map_err(|_| KeyError::Generate)?;
-                pair.as_der()
-                    .map_err(|_| KeyError::Generate)?
-                    .as_ref()
-                    .to_vec()
-            }
-            KeyKind::P256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-                .and_then(|p| p.to_pkcs8v1())
-                .map_err(|_| KeyError::Generate)?
-                .as_ref()
-                .to_vec(),
-            KeyKind::Ed25519 => Ed25519KeyPair::generate()
-                .and_then(|p| p.to_pkcs8v1())
-                .map_err(|_| KeyError::Generate)?
-                .as_ref()
-                .to_vec(),
-        };
-        Ok(lf_pem(&pem::Pem::new("PRIVATE KEY", der)))
     }
 
     pub fn kid(&self) -> &str {
@@ -387,7 +348,7 @@ impl VerifyingKey {
 }
 
 /// PEM with Unix line ends, as `openssl` writes it (the `pem` crate's default is CRLF).
-fn lf_pem(block: &pem::Pem) -> String {
+pub(super) fn lf_pem(block: &pem::Pem) -> String {
     pem::encode_config(
         block,
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),

@@ -8,6 +8,7 @@ use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use serde_json::Value;
 
 use super::*;
+use crate::tokens::KeyKind;
 
 /// RFC 7638 §3.1: the thumbprint of the RFC 7517 example RSA key, and that key's `n`.
 const RFC7638_THUMBPRINT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";

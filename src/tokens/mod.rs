@@ -1,6 +1,7 @@
 //! Access tokens: the JWT the seed document describes, signed with the configured key.
 
 mod jwk;
+pub mod keygen;
 pub mod keyring;
 pub mod keys;
 pub mod verify;
@@ -10,8 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 pub use jwk::PublicJwk;
+pub use keygen::{KeyFileError, KeyKind, write_key_file};
 pub use keyring::{Keyring, KeyringError};
-pub use keys::{Algorithm, KeyError, KeyKind, SigningKey, VerifyingKey};
+pub use keys::{Algorithm, KeyError, SigningKey, VerifyingKey};
 pub use verify::{AccessClaims, Rejected, Verifier};
 
 /// The longest access token this service issues, and so the longest that introspection,

@@ -358,7 +358,8 @@ fn pubkey_of_a_file_that_is_not_a_key_fails_naming_the_file() {
 }
 
 /// `issue-code` refuses, before it connects, what would make a code Redis refuses (a TTL of 0,
-/// or past what `EX` takes) or one that can only be refused (an empty scope).
+/// or past what `EX` takes) or one that can only be refused (a scope that is no RFC 6749 §3.3
+/// scope-token, which no client's `scopes` may hold).
 #[test]
 fn issue_code_refuses_a_ttl_or_scope_no_code_could_have() {
     let base = [
@@ -373,6 +374,8 @@ fn issue_code_refuses_a_ttl_or_scope_no_code_could_have() {
         ("--ttl", "18446744073709551615"),
         ("--scope", ""),
         ("--scope", "user:basic user:contract"),
+        ("--scope", "user:\"basic\""),
+        ("--scope", "usér"),
     ] {
         let output = sso_token(&[&base[..], &[flag, value]].concat(), "");
 
