@@ -205,6 +205,10 @@ fn init_logging() {
         // the same at most once a second. `RUST_LOG` naming the module shows them.
         .filter_module("actix_http::h1::dispatcher", log::LevelFilter::Off)
         .filter_module("redis::cluster_handling", log::LevelFilter::Off)
+        // actix-server's own start and stop lines, one per worker at a stop ("shutting down
+        // idle worker", 16 of them with 16 workers), say again what ours say once; its
+        // warnings and errors (an accept that fails) stay.
+        .filter_module("actix_server", log::LevelFilter::Warn)
         .parse_env(env_logger::Env::default())
         .init();
 }
@@ -251,11 +255,14 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
         // SIGHUP reads the config files and the environment again, as at start.
         let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
         let source = Box::new(move || Settings::load(&dir, env.as_deref()));
-        let listen = settings.server.listen.clone();
+        let (listen, workers) = (
+            settings.server.listen.clone(),
+            settings.server.worker_threads(),
+        );
         let app =
             Application::build_reloadable(settings, source, hangups).map_err(|e| e.to_string())?;
         log::info!(
-            "sso-token {} listening on {listen} (port {})",
+            "sso-token {} listening on {listen} with {workers} worker(s) (port {})",
             env!("CARGO_PKG_VERSION"),
             app.port()
         );
