@@ -2,11 +2,13 @@
 //! reconnecting after a drop, rebuilding a Cluster connection off the request path).
 
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Conn, Store, StoreError};
 use crate::clock::unix_now;
+use crate::log_limit::EverySecond;
 
 pub(super) fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<Held>> {
     lane.held
@@ -78,6 +80,44 @@ impl Drop for Rebuilding {
 pub(super) enum Lanes {
     Plain,
     Waiting,
+}
+
+/// A single master's outage, for the line that says it is over: the failure lines are held to
+/// one a second, and without it the log never said when Redis answered again.
+pub(super) struct Outage {
+    /// The target as the start named it (password hidden).
+    target: String,
+    failed: AtomicU64,
+    /// One such line a second at most (a flapping Redis), the failures in between counted
+    /// into the next.
+    said: EverySecond,
+}
+
+impl Outage {
+    pub(super) fn new(target: String) -> Self {
+        Self {
+            target,
+            failed: AtomicU64::new(0),
+            said: EverySecond::new(),
+        }
+    }
+
+    /// A call failed for want of Redis.
+    fn call_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call succeeded in second `now`: the failed calls to report, if any and if no line
+    /// was let through this second. Calls that succeed with nothing to report leave the
+    /// limit alone, or they would hold back a recovery in the same second.
+    fn recovered(&self, now: u64) -> Option<NonZeroU64> {
+        if self.failed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.said.admit(now)?;
+        // Another thread may have reported them since the load.
+        NonZeroU64::new(self.failed.swap(0, Ordering::Relaxed))
+    }
 }
 
 thread_local! {
