@@ -1,3 +1,4 @@
+use super::watch::{PING_AFTER, WATCH_TICK, follow};
 use super::*;
 
 #[test]
