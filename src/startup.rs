@@ -1,6 +1,8 @@
 //! Builds the application from settings: keys, clients, Redis pool, routes, listener.
 //! Tests call [`Application::build`] with port 0 and read the port back.
 
+mod redis_report;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use actix_web::middleware::Condition;
 use actix_web::{App, web};
 use tokio::signal::unix::Signal;
 
+use self::redis_report::report_redis_at_start;
 use crate::client_auth::ClientAuth;
 use crate::config::{ServerSettings, Settings};
 use crate::conn_deadline;
@@ -23,7 +26,7 @@ use crate::routes::paths::METRICS_PATH;
 use crate::routes::{access_log, access_log_on, after_close, unread_body};
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
-use crate::store::{Doubt, Fitness, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::throttle::{Network, Throttle};
 
 /// Why the service could not start; each message names the setting or file at fault.
@@ -295,101 +298,6 @@ fn public_server(
             .wrap_fn(conn_deadline::track)
     };
     crate::http_server::serve(listener, tls, options, factory)
-}
-
-/// How often the start's checks try a Redis that did not answer.
-const RECHECK_REDIS: Duration = Duration::from_secs(2);
-
-/// The server starts without Redis and recovers by itself; says so at once, not only at the
-/// first 503. Once Redis answers (at start, or later) names it (its version) and what would
-/// make exchanges fail there: too few replicas for `redis.replica_acks`, commands its user may
-/// not run, a version before 7.0, or that it could not tell; and the settings the guarantees
-/// need that it lacks.
-async fn report_redis_at_start(store: Store, target: String) {
-    store.failovers_checked().await;
-    // A Redis down at start is checked once it answers: it may be unfit all the same.
-    let mut said = false;
-    while let Err(e) = store.ping().await {
-        if !said && e.is_refused_credentials() {
-            log::error!(
-                "Redis {target} refuses the service's credentials ({e}): exchanges get 503 and \
-                 /readyz is 503 until redis.* gives a user and password it accepts"
-            );
-        } else if !said {
-            log::warn!(
-                "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \
-                 until it does; if this lasts, check redis.* (address, password, TLS, mode)"
-            );
-        }
-        said = true;
-        tokio::time::sleep(RECHECK_REDIS).await;
-    }
-    // First: the fitness check fails with an error reply on an unfit Redis, which counts as
-    // a failed call, and a call that succeeds after it would say Redis answers again.
-    report_durability(&store, &target).await;
-    // Both asked before either is said: once the version is logged, so is a shortfall of
-    // replicas.
-    let (fitness, replicas_short) = (store.fitness().await, store.replicas_short().await);
-    if let Some((connected, asked)) = replicas_short {
-        log::error!(
-            "Redis {target}: redis.replica_acks is {asked}, but the master has \
-             {connected} replica(s) connected: until {asked} are, every exchange \
-             spends its code and answers 503 (lower redis.replica_acks, or 0 \
-             without replicas)"
-        );
-    }
-    match fitness {
-        Ok(Fitness::Runs { version }) => {
-            log::info!("Redis {target}: version {version}")
-        }
-        Ok(Fitness::Refused { version, commands }) => log::error!(
-            "Redis {target}: version {version}, but its user may not run {} on the \
-             service's keys: what needs them gets 503 (exchanges EVALSHA, and EVAL \
-             where Redis lacks the script, GETDEL, SET, GET; revocations, replays and \
-             codes of another Redis type DEL; the throttle EVAL, INCR, PEXPIRE, PTTL; \
-             redis.replica_acks WAIT); grant them (ACL SETUSER)",
-            commands.join(", ")
-        ),
-        Ok(Fitness::Cannot(problem)) => log::error!("Redis {target}: {problem}"),
-        // It answered PING, so not an outage: e.g. a command the exchange needs renamed
-        // away (`rename-command`), which the check's `acl_check_cmd` refuses to name.
-        Err(e) => log::warn!(
-            "Redis {target}: could not check that it can run the exchange ({e}); if \
-             exchanges get 503, check its rename-command and ACL settings"
-        ),
-    }
-    store.close_this_threads_lane();
-}
-
-/// Says which of the Redis settings that the guarantees need it lacks (`store::durability`):
-/// nothing else would tell until codes are lost or come back.
-async fn report_durability(store: &Store, target: &str) {
-    let doubts = match store.durability().await {
-        Ok(doubts) => doubts,
-        // A user refused `INFO` (managed Redis, a tight ACL): nothing is known.
-        Err(e) => {
-            log::debug!("Redis {target}: its settings could not be read with INFO: {e}");
-            return;
-        }
-    };
-    for doubt in doubts {
-        match doubt {
-            Doubt::Evicts { policy } => log::warn!(
-                "Redis {target}: maxmemory-policy is {policy} with maxmemory set: short of \
-                 memory it evicts codes (a user's fresh code answered invalid_grant) and live \
-                 token records (their tokens turn inactive, and a replay of their code goes \
-                 unseen); set maxmemory-policy noeviction, under which a full Redis refuses \
-                 exchanges with 503 and spends no code"
-            ),
-            Doubt::NoAppendOnly => log::warn!(
-                "Redis {target}: appendonly is off: after a crash it restarts from its last \
-                 snapshot, if any, where a code spent since can be exchanged again (a second \
-                 token for one code) and later tokens are gone; set appendonly yes (replicas \
-                 with redis.replica_acks do not replace it: a master restarted before a \
-                 failover resyncs them to what it lost)"
-            ),
-        }
-    }
 }
 
 /// `/metrics` alone, on its own address and one worker: scrapes stay off the public port. The
