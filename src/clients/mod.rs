@@ -4,20 +4,19 @@
 //! and their verification are `secret_hash`'s.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::clock::unix_now;
-use crate::config::absolute;
 use crate::log_limit::{EverySecond, HeldBack};
-use crate::oauth::credentials::is_client_id;
-use crate::oauth::request::MAX_REDIRECT_URI;
-use crate::oauth::{AUTHORIZATION_CODE, ClientCredentials, OAuthError, is_scope_token};
-use crate::redact;
+use crate::oauth::{AUTHORIZATION_CODE, ClientCredentials, OAuthError};
 use crate::secret_hash::{Argon2Limit, Digest, SecretHash, sha256};
+
+mod doubts;
+mod file;
+
+pub use self::file::RegistryError;
 
 /// A registered client, as the exchange needs it.
 #[derive(Debug)]
@@ -42,93 +41,6 @@ pub struct Client {
     revoking_replays: EverySecond,
 }
 
-/// Why the clients file was refused; the message names the file and the client.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("clients.file `{path}`: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    /// Only toml's message and the line and column: toml's own Display prints the offending
-    /// line, which may be a `secret = …` line.
-    #[error("clients.file `{path}`: {problem}")]
-    Parse { path: String, problem: String },
-    #[error("clients.file `{path}`: client `{client}`: {problem}")]
-    Invalid {
-        path: String,
-        client: String,
-        problem: String,
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientsFile {
-    #[serde(default)]
-    clients: Vec<ClientEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientEntry {
-    id: String,
-    secret: String,
-    redirect_uris: Vec<String>,
-    #[serde(default)]
-    scopes: Vec<String>,
-    #[serde(default = "default_grant_types")]
-    grant_types: Vec<String>,
-    #[serde(default = "enabled_by_default")]
-    enabled: bool,
-    #[serde(default)]
-    audience: Option<String>,
-}
-
-fn enabled_by_default() -> bool {
-    true
-}
-
-/// The grant types of IANA's OAuth registry (RFC 6749, 7522, 7523, 8628, 8693, OpenID CIBA,
-/// UMA 2.0); this service serves `authorization_code`.
-const KNOWN_GRANT_TYPES: [&str; 11] = [
-    AUTHORIZATION_CODE,
-    "implicit",
-    "password",
-    "client_credentials",
-    "refresh_token",
-    "urn:ietf:params:oauth:grant-type:device_code",
-    "urn:ietf:params:oauth:grant-type:jwt-bearer",
-    "urn:ietf:params:oauth:grant-type:saml2-bearer",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
-    "urn:openid:params:grant-type:ciba",
-    "urn:ietf:params:oauth:grant-type:uma-ticket",
-];
-
-/// An absolute URI with a scheme (RFC 3986 §4.3; a native app's `com.example.app:/cb` too),
-/// and a host after `//` for http and https; no fragment (RFC 6749 §3.1.2). White space and
-/// control characters are no part of a URI (RFC 3986 Appendix C): a request's URI, compared
-/// exactly, would never match one with them.
-fn is_redirect_uri(uri: &str) -> bool {
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return false;
-    };
-    let web = ["http", "https"]
-        .iter()
-        .any(|w| scheme.eq_ignore_ascii_case(w));
-    !scheme.is_empty()
-        && !uri.contains('#')
-        && !uri.contains(|c: char| c.is_whitespace() || c.is_control())
-        && (!web
-            || rest
-                .strip_prefix("//")
-                .is_some_and(|r| !r.is_empty() && !r.starts_with(['/', '?'])))
-}
-
-fn default_grant_types() -> Vec<String> {
-    vec![AUTHORIZATION_CODE.to_owned()]
-}
-
 /// Every registered client by id.
 #[derive(Debug)]
 pub struct Registry {
@@ -138,47 +50,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn load(path: &Path, argon2: &Argon2Limit) -> Result<Self, RegistryError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
-            path: absolute(path),
-            source,
-        })?;
-        Self::from_toml(&text, argon2).map_err(|e| match e {
-            FileError::Parse(error) => RegistryError::Parse {
-                path: shown,
-                problem: redact::toml_error(&error, Some(&text)),
-            },
-            FileError::Invalid { client, problem } => RegistryError::Invalid {
-                path: shown,
-                client,
-                problem,
-            },
-        })
-    }
-
-    fn from_toml(text: &str, argon2: &Argon2Limit) -> Result<Self, FileError> {
-        let file: ClientsFile = toml::from_str(text).map_err(FileError::Parse)?;
-        let mut clients = HashMap::with_capacity(file.clients.len());
-        for entry in file.clients {
-            let id = entry.id.clone();
-            let client = Client::from_entry(entry).map_err(|problem| FileError::Invalid {
-                client: id.clone(),
-                problem,
-            })?;
-            if clients.insert(id.clone(), Arc::new(client)).is_some() {
-                return Err(FileError::Invalid {
-                    client: id,
-                    problem: "is registered twice".into(),
-                });
-            }
-        }
-        Ok(Self {
-            clients,
-            argon2: argon2.clone(),
-        })
-    }
-
     pub fn len(&self) -> usize {
         self.clients.len()
     }
@@ -195,42 +66,6 @@ impl Registry {
     /// The clients that may ask for tokens.
     pub fn enabled(&self) -> impl Iterator<Item = &Client> {
         self.clients.values().map(Arc::as_ref).filter(|c| c.enabled)
-    }
-
-    /// Each client's `grant_types` entries that name no grant type OAuth defines (IANA's
-    /// registry): a typo such as `authorisation_code` leaves a client refused
-    /// (`unauthorized_client`) with nothing else to say why. Other services' grant types
-    /// (`refresh_token`, `client_credentials`) are fine in a registry shared with them.
-    pub fn unknown_grant_types(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.clients.values().flat_map(|client| {
-            (client.grant_types.iter())
-                .filter(|g| !KNOWN_GRANT_TYPES.contains(&g.as_str()))
-                .map(|g| (client.id.as_str(), g.as_str()))
-        })
-    }
-
-    /// Enabled clients for which no token request can succeed here, and why: no grant type at
-    /// all, or the code grant without a scope to grant (every code would be `invalid_scope`).
-    /// Loaded all the same: a registry shared with other services may hold clients that are
-    /// not for this one, and `enabled = false` says so.
-    pub fn dead_ends(&self) -> impl Iterator<Item = (&str, &'static str)> {
-        self.enabled().filter_map(|client| {
-            let why = if client.grant_types.is_empty() {
-                "grant_types is empty: its token requests are refused (unauthorized_client)"
-            } else if client.may_exchange_codes() && client.scopes.is_empty() {
-                "it has no scopes: every code it exchanges is refused (invalid_scope)"
-            } else {
-                return None;
-            };
-            Some((client.id.as_str(), why))
-        })
-    }
-
-    /// The clients whose secret the file holds in plain text (`plain:`).
-    pub fn plaintext_secrets(&self) -> impl Iterator<Item = &str> {
-        (self.clients.values())
-            .filter(|client| client.plaintext_secret)
-            .map(|client| client.id.as_str())
     }
 
     /// Every scope some enabled client may be granted (for the metadata document).
@@ -293,17 +128,6 @@ impl Registry {
         .collect()
     }
 
-    /// The ids that many client libraries send wrong in HTTP Basic credentials: they put the id
-    /// in the header without the form-encoding of RFC 6749 §2.3.1
-    /// ([`crate::oauth::BASIC_WITHOUT_ENCODING`]), which this service undoes, so a `+` or `%` in
-    /// it arrives changed, and a `:` splits it. Any character outside `A-Z a-z 0-9 - . _ ~`.
-    pub fn ids_basic_may_garble(&self) -> impl Iterator<Item = &str> {
-        self.clients
-            .keys()
-            .map(String::as_str)
-            .filter(|id| !id.bytes().all(crate::oauth::is_unreserved))
-    }
-
     /// Checks the presented secret against the client's entry, nothing more: the endpoints
     /// authenticate through `ClientAuth::authenticate`, which throttles and counts around this.
     /// Unknown client, disabled client and wrong secret give the same error, and an unknown or
@@ -335,12 +159,6 @@ impl Registry {
     }
 }
 
-/// Why a clients file was refused, before `Registry::load` names the file.
-enum FileError {
-    Parse(toml::de::Error),
-    Invalid { client: String, problem: String },
-}
-
 impl Client {
     /// The `aud` of this client's tokens: its own override, else the configured default,
     /// else the client id (as the reference implementation does).
@@ -349,52 +167,6 @@ impl Client {
             .as_deref()
             .or(Some(default).filter(|a| !a.is_empty()))
             .unwrap_or(&self.id)
-    }
-
-    fn from_entry(entry: ClientEntry) -> Result<Self, String> {
-        // Ids a request could not present (`oauth::credentials`) would only be dead entries.
-        if !is_client_id(&entry.id) {
-            return Err("id must be 1 to 256 characters of printable ASCII (%x20-7E)".into());
-        }
-        if entry.redirect_uris.is_empty() {
-            return Err("needs at least one redirect_uris entry".into());
-        }
-        if let Some(uri) = entry.redirect_uris.iter().find(|u| !is_redirect_uri(u)) {
-            return Err(format!(
-                "redirect URI `{}` must be absolute (with a host if http or https), without a \
-                 fragment, white space or control characters",
-                uri.escape_debug()
-            ));
-        }
-        if let Some(uri) = (entry.redirect_uris.iter()).find(|u| u.len() > MAX_REDIRECT_URI) {
-            return Err(format!(
-                "redirect URI `{}…` is longer than {MAX_REDIRECT_URI} bytes, the most a token \
-                 request may send",
-                uri.chars().take(40).collect::<String>().escape_debug()
-            ));
-        }
-        // Scopes go into tokens, introspection and the metadata as they are written here.
-        if let Some(scope) = entry.scopes.iter().find(|s| !is_scope_token(s)) {
-            return Err(format!(
-                "scope `{}` must be RFC 6749 §3.3's scope-token: printable ASCII without space, \
-                 `\"` or `\\`",
-                scope.escape_debug()
-            ));
-        }
-        Ok(Self {
-            secret: SecretHash::parse(&entry.secret)?,
-            plaintext_secret: entry.secret.starts_with("plain:"),
-            id: entry.id,
-            redirect_uris: entry.redirect_uris,
-            scopes: entry.scopes,
-            grant_types: entry.grant_types,
-            enabled: entry.enabled,
-            audience: entry.audience.filter(|a| !a.is_empty()),
-            auth_failures: EverySecond::new(),
-            token_refusals: EverySecond::new(),
-            foreign_replays: EverySecond::new(),
-            revoking_replays: EverySecond::new(),
-        })
     }
 
     /// Says that this client failed to authenticate, for the operator it calls (the access log

@@ -1,5 +1,9 @@
+use std::path::Path;
+
+use super::file::FileError;
 use super::*;
 use crate::oauth::Sensitive;
+use crate::oauth::request::MAX_REDIRECT_URI;
 use crate::secret_hash::hash_secret_sha256;
 
 const DEMO: &str = r#"

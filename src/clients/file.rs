@@ -1,0 +1,185 @@
+//! The clients file: its format, the checks of each entry, and the errors that name the file
+//! and the client at fault.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::{Client, Registry};
+use crate::config::absolute;
+use crate::log_limit::EverySecond;
+use crate::oauth::credentials::is_client_id;
+use crate::oauth::request::MAX_REDIRECT_URI;
+use crate::oauth::{AUTHORIZATION_CODE, is_scope_token};
+use crate::redact;
+use crate::secret_hash::{Argon2Limit, SecretHash};
+
+/// Why the clients file was refused; the message names the file and the client.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("clients.file `{path}`: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Only toml's message and the line and column: toml's own Display prints the offending
+    /// line, which may be a `secret = …` line.
+    #[error("clients.file `{path}`: {problem}")]
+    Parse { path: String, problem: String },
+    #[error("clients.file `{path}`: client `{client}`: {problem}")]
+    Invalid {
+        path: String,
+        client: String,
+        problem: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientsFile {
+    #[serde(default)]
+    clients: Vec<ClientEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientEntry {
+    id: String,
+    secret: String,
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default = "default_grant_types")]
+    grant_types: Vec<String>,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    #[serde(default)]
+    audience: Option<String>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// An absolute URI with a scheme (RFC 3986 §4.3; a native app's `com.example.app:/cb` too),
+/// and a host after `//` for http and https; no fragment (RFC 6749 §3.1.2). White space and
+/// control characters are no part of a URI (RFC 3986 Appendix C): a request's URI, compared
+/// exactly, would never match one with them.
+fn is_redirect_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let web = ["http", "https"]
+        .iter()
+        .any(|w| scheme.eq_ignore_ascii_case(w));
+    !scheme.is_empty()
+        && !uri.contains('#')
+        && !uri.contains(|c: char| c.is_whitespace() || c.is_control())
+        && (!web
+            || rest
+                .strip_prefix("//")
+                .is_some_and(|r| !r.is_empty() && !r.starts_with(['/', '?'])))
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec![AUTHORIZATION_CODE.to_owned()]
+}
+
+impl Registry {
+    pub fn load(path: &Path, argon2: &Argon2Limit) -> Result<Self, RegistryError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            path: absolute(path),
+            source,
+        })?;
+        Self::from_toml(&text, argon2).map_err(|e| match e {
+            FileError::Parse(error) => RegistryError::Parse {
+                path: shown,
+                problem: redact::toml_error(&error, Some(&text)),
+            },
+            FileError::Invalid { client, problem } => RegistryError::Invalid {
+                path: shown,
+                client,
+                problem,
+            },
+        })
+    }
+
+    pub(super) fn from_toml(text: &str, argon2: &Argon2Limit) -> Result<Self, FileError> {
+        let file: ClientsFile = toml::from_str(text).map_err(FileError::Parse)?;
+        let mut clients = HashMap::with_capacity(file.clients.len());
+        for entry in file.clients {
+            let id = entry.id.clone();
+            let client = Client::from_entry(entry).map_err(|problem| FileError::Invalid {
+                client: id.clone(),
+                problem,
+            })?;
+            if clients.insert(id.clone(), Arc::new(client)).is_some() {
+                return Err(FileError::Invalid {
+                    client: id,
+                    problem: "is registered twice".into(),
+                });
+            }
+        }
+        Ok(Self {
+            clients,
+            argon2: argon2.clone(),
+        })
+    }
+}
+
+/// Why a clients file was refused, before `Registry::load` names the file.
+pub(super) enum FileError {
+    Parse(toml::de::Error),
+    Invalid { client: String, problem: String },
+}
+
+impl Client {
+    fn from_entry(entry: ClientEntry) -> Result<Self, String> {
+        // Ids a request could not present (`oauth::credentials`) would only be dead entries.
+        if !is_client_id(&entry.id) {
+            return Err("id must be 1 to 256 characters of printable ASCII (%x20-7E)".into());
+        }
+        if entry.redirect_uris.is_empty() {
+            return Err("needs at least one redirect_uris entry".into());
+        }
+        if let Some(uri) = entry.redirect_uris.iter().find(|u| !is_redirect_uri(u)) {
+            return Err(format!(
+                "redirect URI `{}` must be absolute (with a host if http or https), without a \
+                 fragment, white space or control characters",
+                uri.escape_debug()
+            ));
+        }
+        if let Some(uri) = (entry.redirect_uris.iter()).find(|u| u.len() > MAX_REDIRECT_URI) {
+            return Err(format!(
+                "redirect URI `{}…` is longer than {MAX_REDIRECT_URI} bytes, the most a token \
+                 request may send",
+                uri.chars().take(40).collect::<String>().escape_debug()
+            ));
+        }
+        // Scopes go into tokens, introspection and the metadata as they are written here.
+        if let Some(scope) = entry.scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(format!(
+                "scope `{}` must be RFC 6749 §3.3's scope-token: printable ASCII without space, \
+                 `\"` or `\\`",
+                scope.escape_debug()
+            ));
+        }
+        Ok(Self {
+            secret: SecretHash::parse(&entry.secret)?,
+            plaintext_secret: entry.secret.starts_with("plain:"),
+            id: entry.id,
+            redirect_uris: entry.redirect_uris,
+            scopes: entry.scopes,
+            grant_types: entry.grant_types,
+            enabled: entry.enabled,
+            audience: entry.audience.filter(|a| !a.is_empty()),
+            auth_failures: EverySecond::new(),
+            token_refusals: EverySecond::new(),
+            foreign_replays: EverySecond::new(),
+            revoking_replays: EverySecond::new(),
+        })
+    }
+}
