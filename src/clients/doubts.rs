@@ -21,6 +21,37 @@ const KNOWN_GRANT_TYPES: [&str; 11] = [
 ];
 
 impl Registry {
+    /// Entries that load but are likely a mistake, each said in words that name the client;
+    /// `live` logs them as warnings when the registry is applied (as `Settings::doubts`).
+    pub fn doubts(&self) -> Vec<String> {
+        let mut doubts = Vec::new();
+        for (id, grant_type) in self.unknown_grant_types() {
+            doubts.push(format!(
+                "client {id}: grant type {grant_type:?} is none that OAuth defines (a typo of \
+                 authorization_code?); without authorization_code its token requests are \
+                 refused (unauthorized_client)"
+            ));
+        }
+        for (id, why) in self.dead_ends() {
+            doubts.push(format!("client {id}: {why}"));
+        }
+        for id in self.plaintext_secrets() {
+            doubts.push(format!(
+                "client `{id}` has a plaintext secret; store a hash (sso-token hash-secret)"
+            ));
+        }
+        for id in self.ids_basic_may_garble() {
+            doubts.push(format!(
+                "client {id}: its id has characters outside A-Z a-z 0-9 - . _ ~, which client \
+                 libraries that skip the form-encoding of Basic credentials ({}) send \
+                 changed: such a client must send its credentials in the body, or get a \
+                 plainer id (README, Compatibility)",
+                crate::oauth::BASIC_WITHOUT_ENCODING
+            ));
+        }
+        doubts
+    }
+
     /// Each client's `grant_types` entries that name no grant type OAuth defines (IANA's
     /// registry): a typo such as `authorisation_code` leaves a client refused
     /// (`unauthorized_client`) with nothing else to say why. Other services' grant types

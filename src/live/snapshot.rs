@@ -100,30 +100,9 @@ impl Snapshot {
                 clients_file.display()
             );
         }
-        for (id, grant_type) in self.registry.unknown_grant_types() {
-            log::warn!(
-                "client {id}: grant type {grant_type:?} is none that OAuth defines (a typo of \
-                 authorization_code?); without authorization_code its token requests are \
-                 refused (unauthorized_client)"
-            );
-        }
-        for (id, why) in self.registry.dead_ends() {
-            log::warn!("client {id}: {why}");
-        }
         // Here, not as the file is read: a reload that is refused applies none of it.
-        for id in self.registry.plaintext_secrets() {
-            log::warn!(
-                "client `{id}` has a plaintext secret; store a hash (sso-token hash-secret)"
-            );
-        }
-        for id in self.registry.ids_basic_may_garble() {
-            log::warn!(
-                "client {id}: its id has characters outside A-Z a-z 0-9 - . _ ~, which client \
-                 libraries that skip the form-encoding of Basic credentials ({}) send \
-                 changed: such a client must send its credentials in the body, or get a \
-                 plainer id (README, Compatibility)",
-                crate::oauth::BASIC_WITHOUT_ENCODING
-            );
+        for doubt in self.registry.doubts() {
+            log::warn!("{doubt}");
         }
     }
 
