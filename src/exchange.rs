@@ -75,7 +75,7 @@ impl Exchange {
             .await;
         unanswered.armed = false;
         slot.redis_answered(taken.as_ref().map(|_| ()));
-        let record = match taken.map_err(OAuthError::Unavailable)? {
+        let record = match taken.map_err(|e| OAuthError::Unavailable(RedisOp::Exchange, e))? {
             Taken::Fresh { record } => record,
             Taken::Unknown => return Err(unknown_code()),
             Taken::Replayed { jti: issued } => {
@@ -135,7 +135,7 @@ impl Exchange {
                     "the authorization code was already used; the token issued for it is revoked",
                 )
             }
-            Err(e) => OAuthError::Unavailable(e),
+            Err(e) => OAuthError::Unavailable(RedisOp::DeleteToken, e),
         }
     }
 }

@@ -204,7 +204,7 @@ impl Inspector {
         let mut turn = self.slots.call(self.store.token_cluster_slot(jti))?;
         let answer = self.metrics.redis(op, call).await;
         turn.redis_answered(answer.as_ref().map(|_| ()));
-        answer.map_err(OAuthError::Unavailable)
+        answer.map_err(|e| OAuthError::Unavailable(op, e))
     }
 
     /// Adds the token record, if Redis still has it and it belongs to these claims.

@@ -24,7 +24,7 @@ macro_rules! labelled {
         impl $name {
             pub(super) const ALL: &'static [Self] = &[$(Self::$variant,)+];
 
-            pub(super) fn label(self) -> &'static str {
+            pub fn label(self) -> &'static str {
                 match self {
                     $(Self::$variant => $label,)+
                 }

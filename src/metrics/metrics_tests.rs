@@ -72,7 +72,7 @@ fn every_error_counts_under_its_own_code() {
         BodyTimeout => BodyTimeout,
         MethodNotAllowed { .. } => MethodNotAllowed { allow: "GET" },
         NotFound => NotFound,
-        Unavailable(_) => Unavailable(StoreError::Reply),
+        Unavailable(..) => Unavailable(RedisOp::Exchange, StoreError::Reply),
         Busy => Busy,
         Overloaded => Overloaded,
         Internal(_) => Internal("x".into()),
@@ -287,7 +287,10 @@ fn an_answer_counts_under_its_error_code_or_else_its_status() {
             "invalid_grant",
         ),
         (
-            HttpResponse::from_error(OAuthError::Unavailable(StoreError::Reply)),
+            HttpResponse::from_error(OAuthError::Unavailable(
+                RedisOp::Exchange,
+                StoreError::Reply,
+            )),
             "temporarily_unavailable",
         ),
         (HttpResponse::Ok().finish(), "ok"),

@@ -109,9 +109,11 @@ pub enum OAuthError {
     /// (a client configured with a wrong path, or a trailing slash, learns it from the answer).
     #[error("not found")]
     NotFound,
-    /// Redis is down, slow or refusing: the client may retry.
+    /// Redis is down, slow or refusing: the client may retry. The operation is named in the
+    /// log line as in `sso_redis_errors_total{op}`: a take of a code failing is not a
+    /// throttle counter failing.
     #[error("temporarily_unavailable")]
-    Unavailable(#[source] crate::store::StoreError),
+    Unavailable(crate::metrics::RedisOp, #[source] crate::store::StoreError),
     /// No exchange slot came free in `server.slot_wait_ms`, or Redis fails for the code's (or
     /// the token record's) part of the key space and another call is trying it
     /// (`slots::Slots`): 503 with `Retry-After`; Redis was not asked, nothing was touched.
@@ -171,7 +173,7 @@ impl OAuthError {
             Self::InvalidScope(_) => ErrorCode::InvalidScope,
             Self::InvalidToken => ErrorCode::InvalidToken,
             Self::InsufficientScope { .. } => ErrorCode::InsufficientScope,
-            Self::Unavailable(_) | Self::Overloaded | Self::Busy => {
+            Self::Unavailable(..) | Self::Overloaded | Self::Busy => {
                 ErrorCode::TemporarilyUnavailable
             }
             Self::Internal(_) => ErrorCode::ServerError,
@@ -203,7 +205,7 @@ impl OAuthError {
                 "too many failed client authentications from this address or for this client; \
                  retry after the seconds in Retry-After"
             }
-            Self::Unavailable(_) => "the token store is unavailable, retry shortly",
+            Self::Unavailable(..) => "the token store is unavailable, retry shortly",
             Self::Overloaded => "too many client authentications at once, retry shortly",
             Self::Busy => "the server is busy, retry shortly",
             Self::Internal(_) => "internal error, see the server log",
@@ -249,7 +251,9 @@ impl ResponseError for OAuthError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Overloaded | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(..) | Self::Overloaded | Self::Busy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -257,9 +261,9 @@ impl ResponseError for OAuthError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Unavailable(cause) => {
+            Self::Unavailable(op, cause) => {
                 // One line a second: while Redis is down every request comes here.
-                crate::warn_every_second!("redis unavailable: {cause}");
+                crate::warn_every_second!("redis unavailable ({}): {cause}", op.label());
             }
             Self::Internal(cause) => log::error!("internal error: {cause}"),
             _ => {}
@@ -269,7 +273,7 @@ impl ResponseError for OAuthError {
             Self::InvalidClient(_) => {
                 response.insert_header((header::WWW_AUTHENTICATE, basic_challenge()));
             }
-            Self::Unavailable(_) | Self::Overloaded | Self::Busy => {
+            Self::Unavailable(..) | Self::Overloaded | Self::Busy => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Self::BearerRequired => {

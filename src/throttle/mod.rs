@@ -216,7 +216,7 @@ impl Throttle {
             Ok(Some(until)) => {
                 Err(self.throttled(ThrottledBy::Address, seen.until.min(until), now))
             }
-            Err(e) => Err(OAuthError::Unavailable(e)),
+            Err(e) => Err(OAuthError::Unavailable(RedisOp::Throttle, e)),
         }
     }
 

@@ -972,7 +972,7 @@ const BUSY: &str = "the server is busy";
 /// line each (thousands a second under load, each a write under the logger's lock).
 #[tokio::test]
 async fn a_redis_outage_logs_a_line_a_second_not_one_per_request() {
-    assert_a_line_a_second(&APP, 503, "redis unavailable").await;
+    assert_a_line_a_second(&APP, 503, "redis unavailable (exchange)").await;
 }
 
 /// The same for wrong secrets while Redis is down: no failure can be counted in Redis (the
