@@ -1,7 +1,8 @@
 //! The command line: `run` and `sign-bench`, and every option of a run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -176,6 +177,49 @@ pub struct RunArgs {
     /// Runtime threads of the generator; 1 runs everything on the calling thread.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+}
+
+/// The longest duration, timeout or wait the options take, in seconds: a year.
+const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+
+impl RunArgs {
+    /// What clap cannot check alone: ranges, and limits set by `Duration` and the round robin.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.connections == 0 || self.threads == 0 || self.seed_batch == 0 {
+            bail!("--connections, --threads and --seed-batch must be at least 1");
+        }
+        // A request a day at the least: the pacer's gap between two (1 / rate) must be a
+        // `Duration`.
+        if self
+            .rate
+            .is_some_and(|r| !(r >= 1.0 / 86_400.0 && r.is_finite()))
+        {
+            bail!("--rate must be a positive number, at least one request a day (1.2e-5)");
+        }
+        // Seconds a `Duration` holds (a year is plenty): `1e20` would panic converting.
+        let seconds = |s: f64| s > 0.0 && s <= MAX_SECONDS;
+        if self.duration.is_some_and(|d| !seconds(d)) || self.requests == Some(0) {
+            bail!(
+                "--duration and --requests must be positive (a duration at most {MAX_SECONDS} s)"
+            );
+        }
+        if !seconds(self.timeout) || !(self.wait_ready == 0.0 || seconds(self.wait_ready)) {
+            bail!(
+                "--timeout and --wait-ready must be positive numbers of seconds, at most {MAX_SECONDS}"
+            );
+        }
+        // The round robin's mask of healthy targets has 64 bits.
+        if self.urls.len() > 64 {
+            bail!("--url: at most 64 targets");
+        }
+        // A pid /proc does not know would read as no CPU and no memory at all.
+        if let Some(pid) =
+            (self.server_pids.iter()).find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        {
+            bail!("--server-pid {pid}: no such process");
+        }
+        Ok(())
+    }
 }
 
 fn replay_every(value: &str) -> Result<u64, String> {

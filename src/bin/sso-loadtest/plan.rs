@@ -14,7 +14,7 @@ use sso_token::secret_hash::Argon2Limit;
 use sso_token::store::keys::Keys;
 use sso_token::tokens::{PublicJwk, SigningKey};
 
-use crate::RunArgs;
+use crate::cli::RunArgs;
 use crate::http::Target;
 
 /// The values every successful exchange must carry.
