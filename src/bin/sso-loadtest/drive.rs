@@ -51,6 +51,28 @@ pub struct Config {
     pub health_check: Option<HealthCheck>,
 }
 
+impl Config {
+    /// `requests` requests closed loop, no trace, no health checks: a warm-up or a recheck, whose
+    /// figures are not the run's.
+    pub fn closed_loop(
+        targets: &[Target],
+        connections: usize,
+        requests: u64,
+        timeout: Duration,
+    ) -> Self {
+        Config {
+            targets: targets.to_vec(),
+            connections,
+            requests: Some(requests),
+            duration: None,
+            rate: None,
+            timeout,
+            trace: false,
+            health_check: None,
+        }
+    }
+}
+
 /// A load balancer's active health check: each target is probed every `every`; one whose
 /// last probe did not answer 200 gets no requests, as a balancer takes a replica out while it
 /// stops (`server.shutdown_delay_ms`) or is down.

@@ -258,16 +258,12 @@ async fn recheck_codes(
     plan: &Arc<TokenPlan>,
     codes: &[String],
 ) -> anyhow::Result<Tally> {
-    let config = Config {
-        targets: targets.to_vec(),
-        connections: args.connections,
-        requests: Some(codes.len() as u64),
-        duration: None,
-        rate: None,
-        timeout: Duration::from_secs_f64(args.timeout),
-        trace: false,
-        health_check: None,
-    };
+    let config = Config::closed_loop(
+        targets,
+        args.connections,
+        codes.len() as u64,
+        Duration::from_secs_f64(args.timeout),
+    );
     let work = Work::Token {
         plan: Arc::clone(plan),
         codes: Arc::new(codes.to_vec()),
@@ -282,16 +278,12 @@ async fn recheck_codes(
 /// A closed-loop run of `--warmup` requests whose figures are thrown away.
 /// Returns its tally and its rate (successful requests per second).
 async fn warm_up(args: &RunArgs, targets: &[Target], work: Work) -> anyhow::Result<(Tally, f64)> {
-    let config = Config {
-        targets: targets.to_vec(),
-        connections: args.connections,
-        requests: Some(args.warmup),
-        duration: None,
-        rate: None,
-        timeout: Duration::from_secs_f64(args.timeout),
-        trace: false,
-        health_check: None,
-    };
+    let config = Config::closed_loop(
+        targets,
+        args.connections,
+        args.warmup,
+        Duration::from_secs_f64(args.timeout),
+    );
     let outcome = drive::drive(config, work, bar(args, args.warmup, "warming up")).await?;
     let rate = outcome.tally.successes as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
     Ok((outcome.tally, rate))
