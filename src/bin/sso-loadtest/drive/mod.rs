@@ -4,6 +4,10 @@
 //! no coordinated omission). Requests go round-robin over the targets, skipping those that
 //! fail their health checks when there are checks ([`HealthCheck`]).
 
+mod health;
+mod pace;
+mod schedule;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -13,14 +17,22 @@ use indicatif::ProgressBar;
 use sso_token::clock::unix_now;
 use tokio::sync::Semaphore;
 
-use crate::http::{Conn, HttpError, Target, answers_200};
+use crate::http::{Conn, HttpError, Target};
 use crate::plan::{Template, TokenPlan};
 use crate::tally::{Answer, Tally};
 use crate::verify::Checker;
+use health::{check_health, target_of};
+use pace::pace;
+use schedule::{code_of, lone_first_of_pair, second_of_pair};
+
+pub use health::HealthCheck;
+pub use schedule::codes_for;
 
 /// A connection idle this long is replaced before use (servers close idle keep-alive ones).
 const MAX_IDLE: Duration = Duration::from_secs(2);
 
+/// What the requests are, and so how their answers are checked: token exchanges of seeded
+/// codes, or `GET /healthz`. One loop drives both, so the two costs compare like for like.
 pub enum Work {
     Token {
         plan: Arc<TokenPlan>,
@@ -36,6 +48,9 @@ pub enum Work {
     },
 }
 
+/// How to drive, whatever the [`Work`]: targets, connections, when to stop, open or closed
+/// loop. Apart from the work, so that the measured run, its warm-up and a recheck share one
+/// driver.
 pub struct Config {
     pub targets: Vec<Target>,
     pub connections: usize,
@@ -73,14 +88,8 @@ impl Config {
     }
 }
 
-/// A load balancer's active health check: each target is probed every `every`; one whose
-/// last probe did not answer 200 gets no requests, as a balancer takes a replica out while it
-/// stops (`server.shutdown_delay_ms`) or is down.
-pub struct HealthCheck {
-    pub every: Duration,
-    pub path: &'static str,
-}
-
+/// What a run saw, for the summary: the merged tally and what only the driver knows (its
+/// length, the codes it used, the pacer's CPU, how the connections kept up).
 pub struct Outcome {
     pub tally: Tally,
     pub elapsed: Duration,
@@ -89,7 +98,7 @@ pub struct Outcome {
     /// Codes `0..codes_sent` were sent at least once; the rest are unused.
     pub codes_sent: usize,
     pub exhausted: bool,
-    /// Open loop: how the connections kept up with the timetable ([`pace`]).
+    /// Open loop: how the connections kept up with the timetable ([`pace()`]).
     pub saturation: Saturation,
     /// With [`Config::trace`]: (due time, latency) of every answered request in microseconds,
     /// the due time counted from the run's start, in due order.
@@ -110,7 +119,7 @@ struct Shared {
     config: Config,
     work: Work,
     start: Instant,
-    /// Open loop: one permit per request that has come due (see [`pace`]).
+    /// Open loop: one permit per request that has come due (see [`pace()`]).
     due: Option<Semaphore>,
     stop: AtomicBool,
     next: AtomicU64,
@@ -124,44 +133,8 @@ struct Shared {
     healthy: Vec<AtomicBool>,
 }
 
-/// Which code request `i` sends, and whether it is one of a deliberate replay pair.
-pub fn code_of(i: u64, replay_every: u64) -> (usize, bool) {
-    if replay_every < 2 {
-        return (i as usize, false);
-    }
-    let base = (i - i / replay_every) as usize;
-    match i % replay_every {
-        r if r == replay_every - 1 => (base - 1, true),
-        r if r == replay_every - 2 => (base, true),
-        _ => (base, false),
-    }
-}
-
-/// Whether request `i` is the first of a replay pair whose second is past the run's count: its
-/// code is then a fresh one like any other, and a refusal of it must not pass as the pair's
-/// expected one.
-pub fn lone_first_of_pair(i: u64, replay_every: u64, requests: Option<u64>) -> bool {
-    replay_every >= 2
-        && i % replay_every == replay_every - 2
-        && requests.is_some_and(|n| i + 1 >= n)
-}
-
-/// Whether request `i` closes a replay pair: it is still sent when the one before it, the
-/// pair's first, was claimed before `--duration`'s deadline, so that the first never goes
-/// alone with its refusal taken for the pair's expected one.
-pub fn second_of_pair(i: u64, replay_every: u64) -> bool {
-    replay_every >= 2 && i % replay_every == replay_every - 1
-}
-
-/// Codes needed for `requests` requests.
-pub fn codes_for(requests: u64, replay_every: u64) -> u64 {
-    if replay_every < 2 {
-        requests
-    } else {
-        requests - requests / replay_every
-    }
-}
-
+/// Runs `work` as `config` says and returns what it saw. The connections are opened before the
+/// clock starts, so connecting is no part of the figures.
 pub async fn drive(config: Config, work: Work, progress: ProgressBar) -> anyhow::Result<Outcome> {
     let mut pools = Vec::with_capacity(config.connections);
     for _ in 0..config.connections {
@@ -278,51 +251,6 @@ async fn tick(shared: Arc<Shared>, progress: ProgressBar) {
 }
 
 type Pool = Vec<Option<(Conn, Instant)>>;
-
-/// The target of request `i`: round-robin over the healthy targets (over all when none is).
-/// The flags are read once (a bit each, for the first 64 targets), so that one flipping
-/// meanwhile cannot send the request elsewhere.
-fn target_of(i: u64, healthy: &[AtomicBool]) -> usize {
-    let up = (healthy.iter().take(64).enumerate())
-        .filter(|(_, h)| h.load(Relaxed))
-        .fold(0u64, |bits, (t, _)| bits | 1 << t);
-    if up == 0 {
-        return (i % healthy.len() as u64) as usize;
-    }
-    let mut left = up;
-    for _ in 0..i % u64::from(up.count_ones()) {
-        left &= left - 1;
-    }
-    left.trailing_zeros() as usize
-}
-
-/// Probes every target each `every`, all at once, and records whether each answered 200
-/// within `every` (a balancer's timeout is below its interval), so that one slow target does
-/// not hold back what is known of the others.
-async fn check_health(shared: Arc<Shared>) {
-    let Some(check) = &shared.config.health_check else {
-        return;
-    };
-    let probes: Vec<Vec<u8>> = (shared.config.targets.iter())
-        .map(|target| {
-            let mut request = Vec::new();
-            Template::get(target, check.path).write("", &mut request);
-            request
-        })
-        .collect();
-    let mut interval = tokio::time::interval(check.every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let checks = (shared.config.targets.iter())
-            .zip(&probes)
-            .zip(&shared.healthy)
-            .map(|((target, probe), healthy)| async move {
-                healthy.store(answers_200(target, probe, check.every).await, Relaxed);
-            });
-        futures_util::future::join_all(checks).await;
-    }
-}
 
 async fn worker(shared: Arc<Shared>, mut conns: Pool, mut tally: Tally) -> Tally {
     let config = &shared.config;
@@ -457,111 +385,5 @@ async fn send_one(
             *slot = None;
             Err(e)
         }
-    }
-}
-
-/// Open loop: the pacer wakes at most this often. Waking for every request cost the generator's
-/// CPU (shared with Redis in the benchmarks) ~13 µs a request in this VM: at 17,800/s it sat at
-/// 95 % busy and the kernel's real-time throttling stopped it ~20 ms every second. Requests that
-/// come due between two wake-ups leave together, up to this much late; that lateness counts in
-/// their latencies like any other.
-const PACE_TICK: Duration = Duration::from_micros(200);
-
-/// Open loop: releases one permit when each request comes due (`start + i / rate`), from a
-/// thread of its own, so that due times do not depend on the runtime's millisecond timer and
-/// waiting costs no CPU. It sleeps at least [`PACE_TICK`], and `std::thread::sleep` overshoots
-/// by tens of microseconds; whatever the requests leave late is counted in the latencies (they
-/// start at the due time), never hidden.
-fn pace(shared: &Shared) {
-    let (Some(permits), Some(rate)) = (&shared.due, shared.config.rate) else {
-        return;
-    };
-    let total = shared.config.requests.unwrap_or(u64::MAX);
-    let mut released = 0u64;
-    while released < total && !shared.stop.load(Relaxed) {
-        let elapsed = shared.start.elapsed().as_secs_f64();
-        // Requests 0..=floor(elapsed × rate) are due.
-        let due_now = ((elapsed * rate) as u64 + 1).min(total);
-        if due_now > released {
-            let new = due_now - released;
-            permits.add_permits(new as usize);
-            released = due_now;
-            // A permit goes at once to a worker waiting for one; those left over found every
-            // connection busy (some may have been for a moment only, between two requests).
-            let waiting = permits.available_permits() as u64;
-            if waiting > 0 {
-                shared.saturated.fetch_add(new.min(waiting), Relaxed);
-                shared.most_waiting.fetch_max(waiting, Relaxed);
-            }
-            continue;
-        }
-        let next_due = shared.start + Duration::from_secs_f64(released as f64 / rate);
-        std::thread::sleep(pause(next_due.saturating_duration_since(Instant::now())));
-    }
-    // Wake every worker: each claims an index past the end and stops.
-    permits.add_permits(shared.config.connections);
-}
-
-/// How long the pacer sleeps when the next request is due in `wait`: at least [`PACE_TICK`],
-/// at most 10 ms so that it notices a stop.
-fn pause(wait: Duration) -> Duration {
-    wait.clamp(PACE_TICK, Duration::from_millis(10))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_kth_request_replays_the_code_before_it() {
-        let codes: Vec<_> = (0..8).map(|i| code_of(i, 4)).collect();
-        assert_eq!(
-            codes,
-            [
-                (0, false),
-                (1, false),
-                (2, true),
-                (2, true),
-                (3, false),
-                (4, false),
-                (5, true),
-                (5, true)
-            ]
-        );
-        assert_eq!(codes_for(8, 4), 6);
-        // Of 7 requests, the 7th (index 6) opens a pair that is never closed.
-        let lone: Vec<_> = (0..7)
-            .filter(|&i| lone_first_of_pair(i, 4, Some(7)))
-            .collect();
-        assert_eq!(lone, [6]);
-        assert!(!lone_first_of_pair(6, 4, Some(8)) && !lone_first_of_pair(6, 4, None));
-        // Past a deadline, only the pairs' second requests still go.
-        let closing: Vec<_> = (0..8).filter(|&i| second_of_pair(i, 4)).collect();
-        assert_eq!(closing, [3, 7]);
-        assert!(!(0..8).any(|i| second_of_pair(i, 0) || second_of_pair(i, 1)));
-        assert_eq!(code_of(5, 0), (5, false));
-    }
-
-    #[test]
-    fn requests_go_round_robin_over_the_healthy_targets_or_over_all_when_none_is() {
-        let health = |flags: &[bool]| -> Vec<AtomicBool> {
-            flags.iter().map(|&f| AtomicBool::new(f)).collect()
-        };
-        let targets = |healthy: &[AtomicBool]| -> Vec<usize> {
-            (0..6).map(|i| target_of(i, healthy)).collect()
-        };
-        assert_eq!(targets(&health(&[true, true, true])), [0, 1, 2, 0, 1, 2]);
-        assert_eq!(targets(&health(&[true, false, true])), [0, 2, 0, 2, 0, 2]);
-        assert_eq!(targets(&health(&[false, false])), [0, 1, 0, 1, 0, 1]);
-        assert_eq!(targets(&health(&[false, true, false])), [1; 6]);
-    }
-
-    #[test]
-    fn the_pacer_sleeps_at_least_one_tick_and_at_most_10_ms() {
-        // At 17,800/s the next request is due in ~56 µs: the pacer waits for a whole tick.
-        assert_eq!(pause(Duration::from_micros(56)), PACE_TICK);
-        assert_eq!(pause(Duration::ZERO), PACE_TICK);
-        assert_eq!(pause(Duration::from_millis(3)), Duration::from_millis(3));
-        assert_eq!(pause(Duration::from_secs(1)), Duration::from_millis(10));
     }
 }
