@@ -231,6 +231,7 @@ pub fn error_kind(response: &Response<'_>) -> String {
 }
 
 /// Verifies JWS signatures with the public half of the configured key.
+/// Not the server's verifier (`sso_token::tokens`): a bug there must not pass its own check.
 pub enum SignatureCheck {
     Rsa { n: Vec<u8>, e: Vec<u8> },
     Ecdsa(Vec<u8>),
