@@ -62,7 +62,7 @@ impl ClientAuth {
         credentials: &ClientCredentials,
         source: Option<IpAddr>,
     ) -> Result<Caller, OAuthError> {
-        let snapshot = self.live.load();
+        let snapshot = self.live.snapshot();
         let attempt = Attempt {
             client_id: &credentials.id,
             registry: &snapshot.registry,

@@ -68,7 +68,7 @@ impl Exchange {
         let mut unanswered = Unanswered::armed(self, &jti, &client.id);
         let taken = self
             .metrics
-            .redis(
+            .time_redis(
                 RedisOp::Exchange,
                 self.store.take_code(code, &jti, settings.expires_in, &head),
             )
@@ -103,7 +103,7 @@ impl Exchange {
 
     async fn delete_token(&self, jti: &str) -> Result<bool, StoreError> {
         self.metrics
-            .redis(RedisOp::DeleteToken, self.store.delete_token(jti))
+            .time_redis(RedisOp::DeleteToken, self.store.delete_token(jti))
             .await
     }
 
@@ -115,7 +115,7 @@ impl Exchange {
     async fn revoke_replayed(&self, client: &Client, issued: &str) -> OAuthError {
         let revoked = self
             .metrics
-            .redis(
+            .time_redis(
                 RedisOp::DeleteToken,
                 self.store.revoke_token(issued, &client.id),
             )
@@ -173,7 +173,8 @@ impl Drop for Unanswered<'_> {
         let metrics = Arc::clone(metrics);
         let (jti, client_id) = (self.jti.to_owned(), self.client_id.to_owned());
         let delete = async move {
-            let deleted = metrics.redis(RedisOp::DeleteToken, store.delete_token_after_take(&jti));
+            let deleted =
+                metrics.time_redis(RedisOp::DeleteToken, store.delete_token_after_take(&jti));
             match deleted.await {
                 Ok(true) => {
                     metrics.exchange_abandoned();

@@ -187,7 +187,8 @@ impl Inspector {
 
     /// The live token of a resource request (user info), or `invalid_token`.
     pub async fn bearer(&self, token: &str) -> Result<LiveToken, OAuthError> {
-        let claims = current_claims(&self.live.load(), token).ok_or(OAuthError::InvalidToken)?;
+        let claims =
+            current_claims(&self.live.snapshot(), token).ok_or(OAuthError::InvalidToken)?;
         self.with_record(claims)
             .await?
             .ok_or(OAuthError::InvalidToken)
@@ -202,7 +203,7 @@ impl Inspector {
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
         let mut turn = self.slots.call(self.store.token_cluster_slot(jti))?;
-        let answer = self.metrics.redis(op, call).await;
+        let answer = self.metrics.time_redis(op, call).await;
         turn.redis_answered(answer.as_ref().map(|_| ()));
         answer.map_err(|e| OAuthError::Unavailable(op, e))
     }

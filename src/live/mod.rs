@@ -94,7 +94,7 @@ impl Live {
     }
 
     /// The snapshot in force; keep it for the whole request.
-    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+    pub fn snapshot(&self) -> Guard<Arc<Snapshot>> {
         self.current.load()
     }
 

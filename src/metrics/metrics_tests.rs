@@ -104,10 +104,15 @@ fn an_unacknowledged_write_is_counted_under_its_operation() {
         })
     };
     for op in [RedisOp::Exchange, RedisOp::Exchange, RedisOp::DeleteToken] {
-        assert!(metrics.redis(op, unacknowledged()).now_or_never().is_some());
+        assert!(
+            metrics
+                .time_redis(op, unacknowledged())
+                .now_or_never()
+                .is_some()
+        );
     }
     let _ = metrics
-        .redis(RedisOp::Exchange, async { Err::<(), _>(StoreError::Reply) })
+        .time_redis(RedisOp::Exchange, async { Err::<(), _>(StoreError::Reply) })
         .now_or_never();
     let text = metrics.render(0).unwrap();
     for line in [

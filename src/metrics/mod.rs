@@ -88,7 +88,7 @@ impl Metrics {
     /// A combinator, not an `async fn`: an `async fn` that awaits a future it was given holds
     /// it twice (as its argument and as what it awaits), which would double the exchange's
     /// Redis call in every request's future (6.7 KB measured).
-    pub fn redis<'a, T, F>(
+    pub fn time_redis<'a, T, F>(
         &'a self,
         op: RedisOp,
         work: F,

@@ -12,11 +12,11 @@ use super::paths::METADATA_PATH;
 use crate::live::{Live, Snapshot};
 
 pub async fn jwks(live: web::Data<Live>) -> HttpResponse {
-    document(&live.load(), |snapshot| snapshot.keys.jwks())
+    document(&live.snapshot(), |snapshot| snapshot.keys.jwks())
 }
 
 pub async fn metadata(live: web::Data<Live>) -> HttpResponse {
-    document(&live.load(), |snapshot| &snapshot.metadata)
+    document(&live.snapshot(), |snapshot| &snapshot.metadata)
 }
 
 /// Guard of `/.well-known/oauth-authorization-server/<path>`: where RFC 8414 §3.1 looks for the
@@ -31,7 +31,7 @@ pub fn names_the_issuer_path(request: &GuardContext<'_>) -> bool {
     let asked = asked
         .strip_prefix(METADATA_PATH)
         .and_then(|p| p.strip_prefix('/'));
-    let snapshot = live.load();
+    let snapshot = live.snapshot();
     match (issuer_path(&snapshot.token.issuer), asked) {
         // Both decoded: a client inserts the issuer's path as written (`a%20b`), and the
         // server decodes what it asks for.
@@ -49,7 +49,7 @@ pub fn names_the_issuer_path(request: &GuardContext<'_>) -> bool {
 pub fn issuer_has_no_path(request: &GuardContext<'_>) -> bool {
     request
         .app_data::<web::Data<Live>>()
-        .is_some_and(|live| issuer_path(&live.load().token.issuer).is_none())
+        .is_some_and(|live| issuer_path(&live.snapshot().token.issuer).is_none())
 }
 
 /// The path of an `http(s)://` issuer without its leading and trailing slashes, when it has one.

@@ -69,7 +69,7 @@ impl Readiness {
         let (answer, answered) = watch::channel(None);
         let (store, metrics) = (self.store.clone(), Arc::clone(&self.metrics));
         tokio::spawn(async move {
-            let ok = match metrics.redis(RedisOp::Ping, store.ping()).await {
+            let ok = match metrics.time_redis(RedisOp::Ping, store.ping()).await {
                 Ok(()) => true,
                 Err(e) => {
                     // One line a second: a load balancer probes every replica often, and more

@@ -194,7 +194,7 @@ impl Throttle {
             // Boxed, like `failed_at`'s: rare, and unboxed part of every request's future.
             let read = Box::pin(
                 self.metrics
-                    .redis(RedisOp::Throttle, self.store.failures(&key)),
+                    .time_redis(RedisOp::Throttle, self.store.failures(&key)),
             );
             match read.await {
                 Ok(count) => seen = Some(self.learn(&self.addresses, address, Some(count), now)),
@@ -236,7 +236,7 @@ impl Throttle {
             return Ok(Some(seen.until));
         }
         let read = self.store.failures(&key);
-        let count = self.metrics.redis(RedisOp::Throttle, read).await?;
+        let count = self.metrics.time_redis(RedisOp::Throttle, read).await?;
         let seen = self.learn(&self.pairs, key, Some(count), now);
         Ok((seen.count > 0).then_some(seen.until))
     }
@@ -329,7 +329,7 @@ impl Throttle {
     async fn count(&self, key: Option<&str>) -> Option<(u64, i64)> {
         let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
         let counted = self.store.count_failure(key?, window_ms);
-        match self.metrics.redis(RedisOp::Throttle, counted).await {
+        match self.metrics.time_redis(RedisOp::Throttle, counted).await {
             Ok(count) => Some(count),
             Err(e) => {
                 // One line a second: with Redis down, every wrong secret comes here.
