@@ -1,5 +1,5 @@
-//! The `sso-token` command: `serve` (the default), `issue-code`, `hash-secret`, `keygen`,
-//! `pubkey`.
+//! The `sso-token` command: `serve` (the default), `check-config`, `issue-code`,
+//! `hash-secret`, `keygen`, `pubkey`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +41,10 @@ struct Cli {
 enum Command {
     /// Run the token endpoint (the default).
     Serve,
+    /// Check the configuration as a start would (settings, TLS files, keys, clients file) and
+    /// print its summary, with the start's warnings; binds no port and does not contact Redis.
+    /// Exits 1, naming the setting or file, where a start would refuse.
+    CheckConfig,
     /// Write an authorization code into Redis as the authorize service would, and print it.
     /// It warns (and still writes it) when clients.file says the exchange would be refused.
     IssueCode {
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config_dir, cli.env.as_deref()),
+        Command::CheckConfig => check_config(&cli.config_dir, cli.env.as_deref()),
         Command::HashSecret { secret, argon2 } => {
             if secret.as_deref().is_some_and(option_like) {
                 // Exits as clap's own usage errors do (status 2), without quoting the value,
@@ -271,6 +276,14 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
         log::info!("sso-token stopped");
         Ok(())
     })
+}
+
+fn check_config(config_dir: &Path, env: Option<&str>) -> CliResult {
+    let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+    log::info!("{}", Settings::describe_sources(config_dir, env));
+    let summary = sso_token::startup::check(&settings).map_err(|e| e.to_string())?;
+    println!("configuration valid: {summary} (no port bound, Redis not contacted)");
+    Ok(())
 }
 
 fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) -> CliResult {

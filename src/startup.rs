@@ -53,6 +53,26 @@ pub enum StartError {
     Signals(std::io::Error),
 }
 
+/// Settings that start but may not do what was meant: said once, not refused.
+fn warn_of_doubts(settings: &Settings) {
+    for doubt in settings.doubts() {
+        log::warn!("{doubt}");
+    }
+}
+
+/// `sso-token check-config`: what [`Application::build`] reads and refuses (the TLS pair, the
+/// keys, the clients file) and warns of, without binding a port or asking Redis; returns the
+/// start's summary. The settings themselves were checked as they loaded.
+pub fn check(settings: &Settings) -> Result<String, StartError> {
+    if let Some(files) = &settings.server.tls {
+        crate::tls::server_config(files)?;
+    }
+    // Builds the connector only: Redis is asked at the first call.
+    Store::new(&settings.redis)?;
+    warn_of_doubts(settings);
+    Ok(live::check(settings)?)
+}
+
 /// A bound, not yet running, server (and its metrics listener, when it has its own).
 pub struct Application {
     port: u16,
@@ -110,10 +130,7 @@ impl Application {
         );
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics));
         let workers = settings.server.worker_threads();
-        // Settings that start but may not do what was meant: said once, not refused.
-        for doubt in settings.doubts() {
-            log::warn!("{doubt}");
-        }
+        warn_of_doubts(&settings);
         let slots = Arc::new(Slots::new(
             settings.server.exchange_slots * workers,
             Duration::from_millis(settings.server.slot_wait_ms),

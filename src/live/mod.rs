@@ -74,9 +74,7 @@ impl Live {
         certificate: Option<Arc<Certificate>>,
     ) -> Result<Self, LoadError> {
         let argon2 = Argon2Limit::configured(settings.clients.argon2_slots);
-        let snapshot = Snapshot::load(settings, &settings.redis, &argon2)?;
-        log::info!("{}", snapshot.describe());
-        snapshot.warn_of_mistakes(&settings.clients.file, None);
+        let snapshot = first_snapshot(settings, &argon2)?;
         metrics.config_started(&snapshot.keys);
         let lifetime = snapshot.token_lifetime();
         Ok(Self {
@@ -227,4 +225,19 @@ pub async fn reload_on_sighup(live: Arc<Live>, mut hangups: Signal) {
         // The outcome is logged by `reload`.
         let _ = tokio::task::spawn_blocking(move || live.reload()).await;
     }
+}
+
+/// The snapshot a start serves, its summary logged and its mistakes warned of.
+fn first_snapshot(settings: &Settings, argon2: &Argon2Limit) -> Result<Snapshot, LoadError> {
+    let snapshot = Snapshot::load(settings, &settings.redis, argon2)?;
+    log::info!("{}", snapshot.describe());
+    snapshot.warn_of_mistakes(&settings.clients.file, None);
+    Ok(snapshot)
+}
+
+/// What a start loads besides the settings (keys, clients file), loaded, checked and warned
+/// of as a start does, for `sso-token check-config`; returns the start's summary.
+pub fn check(settings: &Settings) -> Result<String, LoadError> {
+    let argon2 = Argon2Limit::configured(settings.clients.argon2_slots);
+    Ok(first_snapshot(settings, &argon2)?.describe())
 }

@@ -1,15 +1,16 @@
 //! The `sso-token` command's own promises: `hash-secret` reads stdin, `keygen` never leaves a key
 //! readable by others and overwrites only with `--force`, `pubkey` prints the public half that
 //! `token.verify_keys` takes, with the kid `keygen` printed, `issue-code` writes what it is
-//! given.
+//! given, `check-config` refuses what a start would.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 
 use rcgen::PublicKeyData;
+use sso_token::config::Settings;
 use sso_token::secret_hash::hash_secret_sha256;
-use sso_token::tokens::VerifyingKey;
+use sso_token::tokens::{SigningKey, VerifyingKey};
 use uuid::Uuid;
 
 use deadpool_redis::redis;
@@ -608,4 +609,85 @@ fn serve_warns_of_an_open_files_limit_too_low_for_its_connections() {
         (said.iter()).any(|l| l.contains("but server.max_connections is 1000")),
         "{said:#?}"
     );
+}
+
+/// `check-config` reads what a start reads, keys and clients file included, and prints the
+/// start's summary (the signer's kid), without a port or Redis: this one points at a port
+/// where nothing listens, and a start would not get past its first exchange.
+#[test]
+fn check_config_accepts_what_a_start_takes_without_contacting_redis() {
+    let mut settings = test_settings();
+    settings.redis.url = "redis://127.0.0.1:1".into();
+    let dir = config_dir(&settings, &[]);
+    let pem = std::fs::read_to_string(&settings.token.signing_key).expect("the test key");
+    let kid = SigningKey::from_pem(&pem).expect("a key").kid().to_owned();
+
+    let output = sso_token(
+        &[
+            "--config-dir",
+            &dir.display().to_string(),
+            "--env",
+            "test",
+            "check-config",
+        ],
+        "",
+    );
+
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.starts_with("configuration valid: "), "{said}");
+    assert!(said.contains(&kid), "{said}");
+}
+
+/// And it refuses, exit status 1 and the setting or file named, what a start refuses: a
+/// signing key that is not there, a clients file that does not parse, a TLS pair that is not.
+#[test]
+fn check_config_refuses_what_a_start_refuses_naming_it() {
+    let broken_clients = test_dir().join(format!("clients-{}.toml", Uuid::new_v4()));
+    std::fs::write(&broken_clients, "[[client]]\nid = \n").unwrap();
+    let missing = test_dir().join(format!("missing-{}.pem", Uuid::new_v4()));
+    type Edit<'a> = Box<dyn Fn(&mut Settings) + 'a>;
+    let cases: [(&str, Edit, &str); 3] = [
+        (
+            "no signing key",
+            Box::new(|s| s.token.signing_key = missing.clone()),
+            "token.signing_key",
+        ),
+        (
+            "a broken clients file",
+            Box::new(|s| s.clients.file = broken_clients.clone()),
+            "clients",
+        ),
+        ("no TLS files", Box::new(|_| {}), "server.tls"),
+    ];
+    for (case, edit, named) in cases {
+        let mut settings = test_settings();
+        edit(&mut settings);
+        let dir = config_dir(&settings, &[]);
+        if case == "no TLS files" {
+            let overlay = dir.join("test.toml");
+            let mut text = std::fs::read_to_string(&overlay).unwrap();
+            text.push_str(&format!(
+                "[server.tls]\ncert = {0:?}\nkey = {0:?}\n",
+                missing.display().to_string()
+            ));
+            std::fs::write(&overlay, text).unwrap();
+        }
+
+        let output = sso_token(
+            &[
+                "--config-dir",
+                &dir.display().to_string(),
+                "--env",
+                "test",
+                "check-config",
+            ],
+            "",
+        );
+
+        assert_eq!(output.status.code(), Some(1), "{case}: {output:?}");
+        assert!(output.stdout.is_empty(), "{case}: {output:?}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains(named), "{case}: {said}");
+    }
 }
