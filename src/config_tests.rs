@@ -1126,6 +1126,32 @@ fn a_word_or_a_boolean_is_refused_where_a_whole_number_is_read() {
             "redis.replica_acks",
             "5000000000",
         ),
+        // 2^64 is one past the largest u64, which `as` would have made it.
+        (
+            "[redis]\ntimeout_ms = 18446744073709551616.0\n",
+            &[][..],
+            "redis.timeout_ms",
+            "too large",
+        ),
+        (
+            "[redis]\ntimeout_ms = 1e20\n",
+            &[][..],
+            "redis.timeout_ms",
+            "too large",
+        ),
+        (
+            "[redis]\ntimeout_ms = -3.0\n",
+            &[][..],
+            "redis.timeout_ms",
+            "negative",
+        ),
+        // Digits from the environment are text: not quoted, even too large.
+        (
+            "",
+            &[("SSO__REDIS__REPLICA_ACKS", "5000000000")][..],
+            "redis.replica_acks",
+            "the number is too large",
+        ),
     ] {
         let refused = load_error(overlay, variables);
         assert!(
@@ -1160,4 +1186,11 @@ fn two_variables_differing_only_in_case_must_agree() {
     ];
     let settings = load_from("", &agreeing).expect("the same value twice");
     assert_eq!(settings.redis.url, "redis://one:6379");
+    // A `.` in a name (Kubernetes allows one) makes the same key as `__`.
+    let dotted = [
+        ("SSO__REDIS__URL", "redis://one:6379"),
+        ("SSO__REDIS.URL", "redis://two:6379"),
+    ];
+    let refused = load_error("", &dotted);
+    assert!(refused.contains("`SSO__REDIS.URL`"), "{refused}");
 }

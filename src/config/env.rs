@@ -145,8 +145,11 @@ pub(super) fn sso_variables(
         if kept.len() != value.len() {
             cut.push(name.clone());
         }
-        let twin = (variables.iter())
-            .find(|(other, _): &(&String, &String)| other.eq_ignore_ascii_case(&name));
+        // The key the source makes of a name: lower case, `__` a dot (a `.` in a name, which
+        // Kubernetes allows, is one too).
+        let key = |name: &str| name.to_ascii_lowercase().replace("__", ".");
+        let twin =
+            (variables.iter()).find(|(other, _): &(&String, &String)| key(other) == key(&name));
         if let Some((twin, _)) = twin.filter(|(_, other)| other.as_str() != kept) {
             let (first, second) = (twin.min(&name), twin.max(&name));
             return Err(ConfigError::Load(format!(

@@ -48,17 +48,24 @@ impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
 
     /// `1.5e3` is 1500; `0.4` is refused, not rounded.
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<T, E> {
-        match number.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&number) {
-            true => fit(number as u64),
-            false => Err(refuse(number, " (a fraction is not rounded)")),
+        if number.fract() != 0.0 || !number.is_finite() {
+            return Err(refuse(number, " (a fraction is not rounded)"));
         }
+        if number < 0.0 {
+            return Err(refuse(number, " (it is negative)"));
+        }
+        // `u64::MAX as f64` is 2^64, one past the largest u64.
+        if number >= u64::MAX as f64 {
+            return Err(E::custom(format_args!("{number} is too large")));
+        }
+        fit(number as u64)
     }
 
     /// Digits only: `"yes"` is not 1, and `" 3"` is a mistake worth seeing.
     fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
         let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
         match digits.then(|| text.parse::<u64>()) {
-            Some(Ok(number)) => fit(number),
+            Some(Ok(number)) => fit(number).map_err(|_: E| E::custom("the number is too large")),
             Some(Err(_)) => Err(E::custom("the number is too large")),
             None => Err(refuse("text", " (only digits are read)")),
         }

@@ -22,9 +22,9 @@ macro_rules! labelled {
         }
 
         impl $name {
-            pub(super) const ALL: &'static [Self] = &[$(Self::$variant,)+];
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant,)+];
 
-            pub fn label(self) -> &'static str {
+            pub(crate) fn label(self) -> &'static str {
                 match self {
                     $(Self::$variant => $label,)+
                 }

@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::metrics::RedisOp;
 use crate::routes::http::no_store;
 
 /// Descriptions are written for the developer of the calling client: they say what to fix and
@@ -113,7 +114,7 @@ pub enum OAuthError {
     /// log line as in `sso_redis_errors_total{op}`: a take of a code failing is not a
     /// throttle counter failing.
     #[error("temporarily_unavailable")]
-    Unavailable(crate::metrics::RedisOp, #[source] crate::store::StoreError),
+    Unavailable(RedisOp, #[source] crate::store::StoreError),
     /// No exchange slot came free in `server.slot_wait_ms`, or Redis fails for the code's (or
     /// the token record's) part of the key space and another call is trying it
     /// (`slots::Slots`): 503 with `Retry-After`; Redis was not asked, nothing was touched.
@@ -262,8 +263,18 @@ impl ResponseError for OAuthError {
     fn error_response(&self) -> HttpResponse {
         match self {
             Self::Unavailable(op, cause) => {
-                // One line a second: while Redis is down every request comes here.
-                crate::warn_every_second!("redis unavailable ({}): {cause}", op.label());
+                // One line a second for each operation: while Redis is down every request
+                // comes here, and one operation's lines must not hide another's.
+                use crate::log_limit::{EverySecond, HeldBack};
+                const OPS: usize = RedisOp::ALL.len();
+                static LIMITS: [EverySecond; OPS] = [const { EverySecond::new() }; OPS];
+                if let Some(more) = LIMITS[*op as usize].admit(crate::clock::unix_now()) {
+                    log::warn!(
+                        "redis unavailable ({}): {cause}{}",
+                        op.label(),
+                        HeldBack(more)
+                    );
+                }
             }
             Self::Internal(cause) => log::error!("internal error: {cause}"),
             _ => {}

@@ -99,6 +99,11 @@ impl ServerProcess {
         // The release, for telling replicas apart in a rolling deploy.
         let release = concat!("sso-token ", env!("CARGO_PKG_VERSION"), " listening on");
         assert!(line.contains(release), "`{line}` does not name the release");
+        // And the workers, since actix-server's own lines are off.
+        assert!(
+            line.contains(" worker(s) "),
+            "`{line}` does not count the workers"
+        );
         let port = line
             .rsplit_once("(port ")
             .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<u16>().ok())
