@@ -5,15 +5,18 @@
 //! the server it measures: no header map, no body channel, no per-request allocation. The
 //! response body is lent out of the connection's read buffer.
 
+mod head;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use head::{framing, parse_head};
+
 /// Largest response head plus body we accept; a token response is about 1 KiB.
 const MAX_RESPONSE: usize = 1 << 20;
-const MAX_HEADERS: usize = 32;
 
 /// A server to send requests to: `http://host[:port][/prefix]`.
 #[derive(Debug, Clone)]
@@ -84,14 +87,6 @@ pub struct Response<'a> {
     pub no_store: bool,
     /// The server asked to close the connection after this response.
     pub close: bool,
-}
-
-struct Head {
-    len: usize,
-    status: u16,
-    content_length: usize,
-    no_store: bool,
-    close: bool,
 }
 
 pub struct Conn {
@@ -210,81 +205,9 @@ pub async fn answers_200(target: &Target, request: &[u8], within: std::time::Dur
     matches!(status, Ok(Ok(200)))
 }
 
-/// A response of `status` that cannot be read for `why`: for a 2xx a violation.
-fn framing(status: u16, why: &'static str) -> HttpError {
-    match status {
-        200..=299 => HttpError::UnreadSuccess(why),
-        _ => HttpError::Malformed(why),
-    }
-}
-
-fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(HttpError::Malformed("unparsable status line or headers")),
-    };
-    let status = response
-        .code
-        .ok_or(HttpError::Malformed("no status code"))?;
-    let mut head = Head {
-        len,
-        status,
-        content_length: 0,
-        no_store: false,
-        close: response.version == Some(0),
-    };
-    let mut has_length = false;
-    for header in response.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            head.content_length = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or(framing(status, "bad Content-Length"))?;
-            has_length = true;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(framing(status, "chunked bodies are not supported"));
-        } else if name.eq_ignore_ascii_case("cache-control") {
-            head.no_store = contains_token(header.value, b"no-store");
-        } else if name.eq_ignore_ascii_case("connection") {
-            head.close = contains_token(header.value, b"close");
-        }
-    }
-    if !has_length && !matches!(status, 100..=199 | 204 | 304) {
-        return Err(framing(status, "no Content-Length"));
-    }
-    Ok(Some(head))
-}
-
-fn contains_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_complete_head_is_parsed_and_a_partial_one_waits() {
-        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncache-control: no-store\r\n\r\n{}";
-        let head = parse_head(raw).unwrap().unwrap();
-        assert_eq!((head.status, head.content_length), (200, 2));
-        assert!(head.no_store && !head.close);
-        assert!(parse_head(&raw[..20]).unwrap().is_none());
-    }
-
-    #[test]
-    fn chunked_responses_are_refused_a_success_as_unread() {
-        let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
-        assert!(matches!(parse_head(raw), Err(HttpError::UnreadSuccess(_))));
-        let raw = b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n";
-        assert!(matches!(parse_head(raw), Err(HttpError::Malformed(_))));
-    }
 
     /// A connection to a server that reads one request and writes `answers` (all at once);
     /// the server's task gives its side of the connection back.
