@@ -181,7 +181,6 @@ pub fn server_memory(pid: u32) -> ServerMemory {
     }
 }
 
-/// Reads another run's or a sign-bench's JSON and relates this rate to it.
 /// `--trace`: one `due latency` line per answered request (see `drive::Outcome::trace`).
 pub fn write_trace(path: &Path, trace: &[(u64, u64)]) -> anyhow::Result<()> {
     let mut text = String::with_capacity(16 * trace.len() + 32);
@@ -192,6 +191,7 @@ pub fn write_trace(path: &Path, trace: &[(u64, u64)]) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("--trace {}", path.display()))
 }
 
+/// Reads another run's or a sign-bench's JSON and relates this rate to it.
 pub fn compare(path: &Path, rate: f64) -> anyhow::Result<Comparison> {
     #[derive(Deserialize)]
     struct Other {
