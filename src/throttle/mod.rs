@@ -48,24 +48,27 @@
 //! The source address is the peer's, or, when the peer is one of `throttle.trusted_proxies`,
 //! the right-most `X-Forwarded-For` entry that is not a trusted proxy (none when that entry is
 //! not an address, or the proxy sent no `X-Forwarded-For`: see [`source_address`]). That
-//! choice is in `source.rs`, the local table of counters in `table.rs`.
+//! choice is in `source.rs`, the local table of counters in `table.rs`; the check before
+//! authentication in `admit.rs`, the count after a failure in `failures.rs`, the 429 in
+//! `refusal.rs`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::clients::Registry;
 use crate::config::ThrottleSettings;
-use crate::metrics::{Metrics, RedisOp, ThrottledBy};
-use crate::oauth::OAuthError;
-use crate::store::{Store, StoreError};
+use crate::metrics::Metrics;
+use crate::store::Store;
 
+mod admit;
+mod failures;
+mod refusal;
 mod source;
 mod table;
 
 pub use self::source::{Network, Unnamed, source_address};
-use self::source::{counted_as, is_trusted};
 #[doc(hidden)]
 pub use self::table::MAX_TRACKED;
 use self::table::{Seen, Table};
@@ -133,212 +136,6 @@ impl Throttle {
         &self.trusted
     }
 
-    /// The address a request's failures are counted under: an IPv6 one by its /64.
-    pub fn source(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
-        if forwarded_for.is_some() {
-            self.warn_of_an_untrusted_forwarder(peer);
-        }
-        match source_address(peer, forwarded_for, &self.trusted) {
-            Ok(source) => Some(counted_as(source)),
-            Err(unnamed) => {
-                if self.enabled {
-                    unnamed.warn();
-                }
-                None
-            }
-        }
-    }
-
-    /// Once per process: a peer sends `X-Forwarded-For` but is not a trusted proxy. Behind a
-    /// load balancer left out of `throttle.trusted_proxies`, every caller counts as the
-    /// balancer, and anyone's wrong guesses block a client id for all of them.
-    fn warn_of_an_untrusted_forwarder(&self, peer: Option<IpAddr>) {
-        let Some(peer) = peer.map(|p| p.to_canonical()) else {
-            return;
-        };
-        if !self.enabled
-            || self.warned_untrusted.load(Ordering::Relaxed)
-            || is_trusted(&self.trusted, peer)
-            || self.warned_untrusted.swap(true, Ordering::Relaxed)
-        {
-            return;
-        }
-        log::warn!(
-            "throttle: {peer} sends X-Forwarded-For but is not in throttle.trusted_proxies, so \
-             failed client authentications through it count against {peer} itself: if it is \
-             your load balancer, anyone's wrong secrets will block a client id for every caller \
-             behind it; list it there (said once)"
-        );
-    }
-
-    /// Before authentication: refuses a request from an address that is blocked, as far as
-    /// this replica knows, or, near the limit, as Redis says, unless it comes for a registered
-    /// client id that has not failed from that address in the window (see [`Self::failed_at`]).
-    /// After its table of addresses turned one at N/2 or more away (that many failures from
-    /// more than [`MAX_TRACKED`](table::MAX_TRACKED) addresses in a window: an attack spread over
-    /// many), an address it does not hold is looked up in Redis too, until that one's window
-    /// ends.
-    pub async fn admit(&self, attempt: Attempt<'_>) -> Result<(), OAuthError> {
-        let Some(address) = attempt.source.filter(|_| self.enabled) else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let known = self.addresses.get(&address, now);
-        let ask_redis = match known {
-            Some(seen) => seen.count < self.max_failures && seen.count * 2 >= self.max_failures,
-            None => self.addresses.may_miss(now),
-        };
-        let mut seen = known;
-        if ask_redis {
-            let key = self.store.throttle_address_key(address);
-            // Boxed, like `failed_at`'s: rare, and unboxed part of every request's future.
-            let read = Box::pin(
-                self.metrics
-                    .time_redis(RedisOp::Throttle, self.store.failures(&key)),
-            );
-            match read.await {
-                Ok(count) => seen = Some(self.learn(&self.addresses, address, Some(count), now)),
-                // One line a second: with Redis down, every request near the limit comes here.
-                Err(e) => crate::warn_every_second!("throttle: reading a counter: {e}"),
-            }
-        }
-        let Some(seen) = seen.filter(|seen| seen.count >= self.max_failures) else {
-            return Ok(());
-        };
-        if !attempt.registered() {
-            return Err(self.throttled(ThrottledBy::Address, seen.until, now));
-        }
-        // Redis unable to say: 503, before authentication. Let in, a guess would show right or
-        // wrong by its answer; refused with 429, a neighbour would wait out the whole window.
-        match Box::pin(self.failed_at(attempt.client_id, address, now)).await {
-            Ok(None) => Ok(()),
-            // It is let in again when either window ends: the pair's may have begun earlier.
-            Ok(Some(until)) => {
-                Err(self.throttled(ThrottledBy::Address, seen.until.min(until), now))
-            }
-            Err(e) => Err(OAuthError::Unavailable(RedisOp::Throttle, e)),
-        }
-    }
-
-    /// Until when `client_id`'s failure from the blocked `address` counts, if it failed there
-    /// in a window, as this replica learned or else as Redis says. Another client behind the
-    /// same address (a NAT, an egress gateway) is still let in: its first failure there is
-    /// counted like any and blocks it there too (see the module's doc for what that lets an
-    /// address guess).
-    async fn failed_at(
-        &self,
-        client_id: &str,
-        address: IpAddr,
-        now: Instant,
-    ) -> Result<Option<Instant>, StoreError> {
-        let key = self.store.throttle_client_at_key(client_id, address);
-        if let Some(seen) = self.pairs.get(&key, now) {
-            return Ok(Some(seen.until));
-        }
-        let read = self.store.failures(&key);
-        let count = self.metrics.time_redis(RedisOp::Throttle, read).await?;
-        let seen = self.learn(&self.pairs, key, Some(count), now);
-        Ok((seen.count > 0).then_some(seen.until))
-    }
-
-    /// After a failed authentication: counts it and answers `failure`, or 429 past the limit.
-    pub async fn failed(&self, attempt: Attempt<'_>, failure: OAuthError) -> OAuthError {
-        if !self.enabled {
-            return failure;
-        }
-        let Attempt {
-            client_id, source, ..
-        } = attempt;
-        let now = Instant::now();
-        // A client id past the limit is not counted further; its failures are answered 429.
-        let client_blocked = self
-            .clients
-            .get(client_id, now)
-            .filter(|seen| seen.count >= self.max_failures);
-        let mut blocked = client_blocked.map(|seen| (ThrottledBy::Client, seen.until));
-        let answer = |blocked: Option<(ThrottledBy, Instant)>| match blocked {
-            Some((by, until)) => self.throttled(by, until, now),
-            None => failure,
-        };
-        // Only a registered id has a secret to guess, and only it is let past an address's
-        // block (`admit`): only its failures are counted by id, and at the address. An unknown
-        // id's go to the decoy counter instead, as many calls (see the module's doc).
-        let registered = attempt.registered();
-        let client_key = if registered {
-            (client_blocked.is_none()).then(|| self.store.throttle_client_key(client_id))
-        } else {
-            Some(self.store.throttle_decoy_key())
-        };
-        let address_key = source.map(|a| self.store.throttle_address_key(a));
-        let pair_key = source.map(|a| {
-            if registered {
-                self.store.throttle_client_at_key(client_id, a)
-            } else {
-                self.store.throttle_decoy_key()
-            }
-        });
-        // At once (one round trip on a single node), and each on its own: in a Cluster with
-        // one node down, the counters on the others still count and block.
-        let (client_count, address_count, pair_count) = futures_util::future::join3(
-            self.count(client_key.as_deref()),
-            self.count(address_key.as_deref()),
-            self.count(pair_key.as_deref()),
-        )
-        .await;
-        if client_key.is_some() && registered {
-            let counted = client_count.is_some();
-            let seen = self.learn(&self.clients, client_id.to_owned(), client_count, now);
-            if seen.count > self.max_failures {
-                blocked = Some((ThrottledBy::Client, seen.until));
-            }
-            if counted && self.begins_a_block(&seen) {
-                self.log_block(
-                    format_args!("client {client_id}"),
-                    "its failures get 429",
-                    "its right secret still passes",
-                    &seen,
-                    now,
-                );
-            }
-        }
-        if let Some(address) = source {
-            let counted = address_count.is_some();
-            let seen = self.learn(&self.addresses, address, address_count, now);
-            if seen.count > self.max_failures {
-                // Named first: the address's block covers every request from it.
-                blocked = Some((ThrottledBy::Address, seen.until));
-            }
-            if counted && self.begins_a_block(&seen) {
-                self.log_block(
-                    format_args!("address {address}"),
-                    "blocked",
-                    "429 for every client id that failed from it, and unknown ones",
-                    &seen,
-                    now,
-                );
-            }
-        }
-        if let Some(key) = pair_key.filter(|_| registered) {
-            self.learn(&self.pairs, key, pair_count, now);
-        }
-        answer(blocked)
-    }
-
-    /// Adds one failure to the counter `key`, if any: its count and the milliseconds left in
-    /// its window, or `None` when there is no key or Redis did not answer.
-    async fn count(&self, key: Option<&str>) -> Option<(u64, i64)> {
-        let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
-        let counted = self.store.count_failure(key?, window_ms);
-        match self.metrics.time_redis(RedisOp::Throttle, counted).await {
-            Ok(count) => Some(count),
-            Err(e) => {
-                // One line a second: with Redis down, every wrong secret comes here.
-                crate::warn_every_second!("throttle: counting a failed authentication: {e}");
-                None
-            }
-        }
-    }
-
     /// What one counter's answer teaches this replica about `key`: Redis' count, kept in
     /// `table` once there is one; or, when Redis did not answer (`None`), one more failure
     /// counted in `table` itself.
@@ -368,43 +165,4 @@ impl Throttle {
             until: now + left,
         }
     }
-
-    /// The failure that completes a block: the limit's, answered 401 itself, after which the
-    /// address's requests (a client id's failures) get 429. Asked only of a count Redis made:
-    /// Redis counts atomically, so one replica sees it, and a block is logged once (a count a
-    /// replica kept itself while Redis failed could reach the limit again in Redis).
-    fn begins_a_block(&self, seen: &Seen) -> bool {
-        seen.count == self.max_failures
-    }
-
-    /// The warning for a block that `seen` begins: `who` failed, and `what` follows.
-    fn log_block(
-        &self,
-        who: std::fmt::Arguments<'_>,
-        what: &str,
-        note: &str,
-        seen: &Seen,
-        now: Instant,
-    ) {
-        log::warn!(
-            "throttle: {who} failed {} client authentications within {} s: {what} for the next \
-             {} s ({note})",
-            self.max_failures,
-            self.window.as_secs(),
-            secs_left(seen.until, now)
-        );
-    }
-
-    fn throttled(&self, by: ThrottledBy, until: Instant, now: Instant) -> OAuthError {
-        self.metrics.throttled(by);
-        OAuthError::Throttled {
-            retry_after_secs: secs_left(until, now),
-        }
-    }
-}
-
-/// Whole seconds from `now` to `until`, rounded up.
-fn secs_left(until: Instant, now: Instant) -> u64 {
-    let left = until.saturating_duration_since(now);
-    left.as_secs() + u64::from(left.subsec_nanos() > 0)
 }

@@ -2,6 +2,9 @@
 //! address as its /64 (but a NAT64 one as its IPv4 address).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+
+use super::Throttle;
 
 /// A network given as `address` or `address/prefix-length`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,46 @@ impl Unnamed {
                  address; such requests are throttled by client id only"
             ),
         }
+    }
+}
+
+impl Throttle {
+    /// The address a request's failures are counted under: an IPv6 one by its /64.
+    pub fn source(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        if forwarded_for.is_some() {
+            self.warn_of_an_untrusted_forwarder(peer);
+        }
+        match source_address(peer, forwarded_for, &self.trusted) {
+            Ok(source) => Some(counted_as(source)),
+            Err(unnamed) => {
+                if self.enabled {
+                    unnamed.warn();
+                }
+                None
+            }
+        }
+    }
+
+    /// Once per process: a peer sends `X-Forwarded-For` but is not a trusted proxy. Behind a
+    /// load balancer left out of `throttle.trusted_proxies`, every caller counts as the
+    /// balancer, and anyone's wrong guesses block a client id for all of them.
+    fn warn_of_an_untrusted_forwarder(&self, peer: Option<IpAddr>) {
+        let Some(peer) = peer.map(|p| p.to_canonical()) else {
+            return;
+        };
+        if !self.enabled
+            || self.warned_untrusted.load(Ordering::Relaxed)
+            || is_trusted(&self.trusted, peer)
+            || self.warned_untrusted.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        log::warn!(
+            "throttle: {peer} sends X-Forwarded-For but is not in throttle.trusted_proxies, so \
+             failed client authentications through it count against {peer} itself: if it is \
+             your load balancer, anyone's wrong secrets will block a client id for every caller \
+             behind it; list it there (said once)"
+        );
     }
 }
 
