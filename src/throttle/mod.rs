@@ -63,12 +63,15 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 mod admit;
+mod counted_as;
 mod failures;
+mod network;
 mod refusal;
 mod source;
 mod table;
 
-pub use self::source::{Network, Unnamed, source_address};
+pub use self::network::Network;
+pub use self::source::{Unnamed, source_address};
 #[doc(hidden)]
 pub use self::table::MAX_TRACKED;
 use self::table::{Seen, Table};
