@@ -7,6 +7,7 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use serde_json::Value;
 
+use super::public::MAX_RSA_BITS;
 use super::*;
 use crate::tokens::KeyKind;
 
