@@ -611,6 +611,12 @@ fn serve_warns_of_an_open_files_limit_too_low_for_its_connections() {
     );
 }
 
+/// `check-config` with the `test` overlay of `dir`.
+fn check_config(dir: &std::path::Path) -> Output {
+    let dir = dir.display().to_string();
+    sso_token(&["--config-dir", &dir, "--env", "test", "check-config"], "")
+}
+
 /// `check-config` reads what a start reads, keys and clients file included, and prints the
 /// start's summary (the signer's kid), without a port or Redis: this one points at a port
 /// where nothing listens, and a start would not get past its first exchange.
@@ -622,16 +628,7 @@ fn check_config_accepts_what_a_start_takes_without_contacting_redis() {
     let pem = std::fs::read_to_string(&settings.token.signing_key).expect("the test key");
     let kid = SigningKey::from_pem(&pem).expect("a key").kid().to_owned();
 
-    let output = sso_token(
-        &[
-            "--config-dir",
-            &dir.display().to_string(),
-            "--env",
-            "test",
-            "check-config",
-        ],
-        "",
-    );
+    let output = check_config(&dir);
 
     assert!(output.status.success(), "{output:?}");
     let said = String::from_utf8_lossy(&output.stdout);
@@ -674,16 +671,7 @@ fn check_config_refuses_what_a_start_refuses_naming_it() {
             std::fs::write(&overlay, text).unwrap();
         }
 
-        let output = sso_token(
-            &[
-                "--config-dir",
-                &dir.display().to_string(),
-                "--env",
-                "test",
-                "check-config",
-            ],
-            "",
-        );
+        let output = check_config(&dir);
 
         assert_eq!(output.status.code(), Some(1), "{case}: {output:?}");
         assert!(output.stdout.is_empty(), "{case}: {output:?}");
