@@ -1468,3 +1468,37 @@ async fn a_readiness_probe_behind_a_ping_out_waits_at_most_the_timeout() {
     blocked.await.unwrap();
     assert_eq!(status_of(&app, "/readyz").await, 200);
 }
+
+/// Each Redis operation gets its own line a second: with one limit for all, the most frequent
+/// (here the exchange, every few milliseconds) took every second's line, and introspection
+/// failing too (once every half second) was never said.
+#[tokio::test]
+async fn each_redis_operation_gets_its_own_line_a_second() {
+    let mut redis = RedisServer::start();
+    let log = log_capture::mark();
+    let app = app_on(redis.url()).await;
+    let token = app.token_for(&APP).await;
+    redis.stop();
+
+    let started = Instant::now();
+    let mut introspections = 0;
+    while started.elapsed() < Duration::from_millis(2500) {
+        let exchange = app.exchange(&APP, "OC-1001-Hq8Zt3Lw6Np2Rx5Vm9Kc4Jd7").await;
+        assert_eq!(exchange.status(), 503);
+        if started.elapsed() >= Duration::from_millis(500) * introspections {
+            let introspected = app.introspect(&APP, &token).await;
+            assert_eq!(introspected.status, 503, "{}", introspected.text);
+            introspections += 1;
+        }
+    }
+
+    let lines = log.lines();
+    for op in ["exchange", "get_token"] {
+        let needle = format!("redis unavailable ({op})");
+        assert!(
+            lines.iter().any(|line| line.contains(&needle)),
+            "no `{needle}` line in {:?}",
+            started.elapsed()
+        );
+    }
+}
