@@ -5,13 +5,11 @@ use std::path::{Path, PathBuf};
 
 use crate::clients::{Client, Registry, RegistryError};
 use crate::clock::unix_now;
-use crate::config::{
-    ConfigError, DiscoverySettings, RedisMode, RedisSettings, Settings, TokenSettings,
-};
+use crate::config::{ConfigError, DiscoverySettings, RedisSettings, Settings, TokenSettings};
 use crate::discovery;
 use crate::exchange::claims_for;
 use crate::secret_hash::Argon2Limit;
-use crate::store::keys::jti_len;
+use crate::store::keys::{self, jti_len};
 use crate::tokens::{Keyring, KeyringError, MAX_TOKEN, MintError};
 
 /// Everything a request needs that a reload may change.
@@ -63,7 +61,7 @@ impl Snapshot {
     ) -> Result<Self, LoadError> {
         let keys = Keyring::load(&settings.token)?;
         let registry = Registry::load(&settings.clients.file, argon2)?;
-        let tagged = redis.mode == RedisMode::Cluster;
+        let tagged = keys::tagged(redis);
         a_token_fits(&settings.token, tagged, &keys, &registry)?;
         let metadata = discovery::metadata(&settings.token, &settings.discovery, &registry)?;
         Ok(Self {

@@ -23,6 +23,7 @@ use aws_lc_rs::digest::{Context, Digest, SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::config::{RedisMode, RedisSettings};
 use crate::tokens;
 
 /// Redis Cluster's slot count (CLUSTER KEYSLOT is CRC16 mod 16384).
@@ -55,7 +56,18 @@ pub struct Keys {
     tagged: bool,
 }
 
+/// Whether the keys of `settings` are tagged: in a Cluster a code's key and its token record
+/// must hash to one slot, for the exchange's one script call (README, "The Cluster key contract").
+pub fn tagged(settings: &RedisSettings) -> bool {
+    settings.mode == RedisMode::Cluster
+}
+
 impl Keys {
+    /// The keys of the deployment `settings` describe.
+    pub fn of(settings: &RedisSettings) -> Self {
+        Self::new(&settings.key_prefix, tagged(settings))
+    }
+
     pub fn new(prefix: &str, tagged: bool) -> Self {
         if tagged {
             slot_tags();

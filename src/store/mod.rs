@@ -94,7 +94,7 @@ impl Store {
         Ok(Self {
             connector: Arc::new(Connector::new(settings)?),
             lanes: (0..lanes).map(|_| Lane::default()).collect(),
-            keys: Keys::new(&settings.key_prefix, settings.mode == RedisMode::Cluster),
+            keys: Keys::of(settings),
             timeout: settings.timeout(),
             exchange: Script::new(EXCHANGE_SCRIPT),
             delete: Script::new(DELETE_SCRIPT),

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sso_token::clients::Registry;
 use sso_token::codes::NewCode;
-use sso_token::config::{RedisMode, Settings};
+use sso_token::config::Settings;
 use sso_token::oauth::{ClientCredentials, Sensitive, pkce};
 use sso_token::routes::paths::TOKEN_PATH;
 use sso_token::secret_hash::Argon2Limit;
@@ -177,10 +177,7 @@ impl TokenPlan {
             typ: settings.token.typ.clone(),
             alg: format!("{:?}", key.algorithm()),
             kid: key.kid().to_owned(),
-            keys: Keys::new(
-                &settings.redis.key_prefix,
-                settings.redis.mode == RedisMode::Cluster,
-            ),
+            keys: Keys::of(&settings.redis),
         };
         let mut plan = Self {
             expect,
