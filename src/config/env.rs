@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use super::ConfigError;
+use super::{ConfigError, RELOADED_SECTIONS, RESTART_ONLY_IN_RELOADED};
 
 /// Every setting by section, for the variables written with single underscores that
 /// [`misspelt_prefix`] refuses (a test checks the list against the settings' own fields).
@@ -107,9 +107,7 @@ pub(super) fn reloadable_in(names: impl Iterator<Item = String>) -> Vec<(String,
             let lower = name.to_ascii_lowercase();
             let (section, key) = lower.strip_prefix("sso__")?.split_once("__")?;
             let setting = format!("{section}.{}", key.replace("__", "."));
-            // `clients.argon2_slots` needs a restart wherever it comes from (`live`).
-            (["token", "discovery", "clients"].contains(&section)
-                && setting != "clients.argon2_slots")
+            (RELOADED_SECTIONS.contains(&section) && setting != RESTART_ONLY_IN_RELOADED)
                 .then(|| (name.clone(), setting))
         })
         .collect()

@@ -64,6 +64,14 @@ pub struct Overridden {
 /// The most `server.workers` and `redis.pool_size` may be.
 const MAX_THREADS_OR_LANES: usize = 1024;
 
+/// The sections a reload (SIGHUP) applies, but for [`RESTART_ONLY_IN_RELOADED`]; a change to
+/// any other setting waits for a restart (`live::restart` lists those one by one).
+pub const RELOADED_SECTIONS: [&str; 3] = ["token", "discovery", "clients"];
+
+/// The one setting of [`RELOADED_SECTIONS`] that needs a restart: the Argon2 slots are made
+/// once, at start.
+pub const RESTART_ONLY_IN_RELOADED: &str = "clients.argon2_slots";
+
 /// The longest `redis.timeout_ms`: the Redis metrics' buckets reach it.
 pub const MAX_REDIS_TIMEOUT_MS: u64 = 60_000;
 

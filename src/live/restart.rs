@@ -5,7 +5,8 @@
 use std::net::ToSocketAddrs;
 
 use crate::config::{
-    ConfigError, MetricsSettings, RedisSettings, ServerSettings, Settings, ThrottleSettings,
+    ConfigError, MetricsSettings, RESTART_ONLY_IN_RELOADED, RedisSettings, ServerSettings,
+    Settings, ThrottleSettings,
 };
 use crate::store::Store;
 
@@ -55,7 +56,7 @@ pub(super) fn restart_only(started: &Settings, reloaded: &Settings) -> Vec<&'sta
     ] not [proxies]);
     differing!(changed, "metrics", MetricsSettings, a.metrics, b.metrics; [enabled, listen]);
     if a.clients.argon2_slots != b.clients.argon2_slots {
-        changed.push("clients.argon2_slots");
+        changed.push(RESTART_ONLY_IN_RELOADED);
     }
     changed
 }
