@@ -1,6 +1,7 @@
 //! The `SSO__<SECTION>__<KEY>` variables: which are read, how their values are cleaned, and
 //! the misspelt ones refused rather than silently skipped.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 
 use super::{ConfigError, RELOADED_SECTIONS, RESTART_ONLY_IN_RELOADED};
@@ -100,13 +101,22 @@ pub(super) fn misspelt_prefix(mut names: impl Iterator<Item = String>) -> Option
     })
 }
 
+/// The setting an `SSO__` variable sets, as the config source reads its name: in lower case,
+/// each `__` a dot, and a `.` in the name (Kubernetes allows one) a dot too: `redis.url`.
+fn setting_of(name: &str) -> Option<String> {
+    Some(
+        name.to_ascii_lowercase()
+            .strip_prefix("sso__")?
+            .replace("__", "."),
+    )
+}
+
 /// The settings a reload applies among the variables `names`, as `(variable, setting)`.
 pub(super) fn reloadable_in(names: impl Iterator<Item = String>) -> Vec<(String, String)> {
     names
         .filter_map(|name| {
-            let lower = name.to_ascii_lowercase();
-            let (section, key) = lower.strip_prefix("sso__")?.split_once("__")?;
-            let setting = format!("{section}.{}", key.replace("__", "."));
+            let setting = setting_of(&name)?;
+            let (section, _) = setting.split_once('.')?;
             (RELOADED_SECTIONS.contains(&section) && setting != RESTART_ONLY_IN_RELOADED)
                 .then(|| (name.clone(), setting))
         })
@@ -125,6 +135,8 @@ pub(super) fn sso_variables(
     vars: impl Iterator<Item = (OsString, OsString)>,
 ) -> Result<(config::Map<String, String>, Vec<String>), ConfigError> {
     let (mut variables, mut cut) = (config::Map::new(), Vec::new());
+    // Each setting set so far, and the variable that set it.
+    let mut setters: HashMap<String, String> = HashMap::new();
     for (name, value) in vars {
         let Ok(name) = name.into_string() else {
             continue;
@@ -143,18 +155,17 @@ pub(super) fn sso_variables(
         if kept.len() != value.len() {
             cut.push(name.clone());
         }
-        // The key the source makes of a name: lower case, `__` a dot (a `.` in a name, which
-        // Kubernetes allows, is one too).
-        let key = |name: &str| name.to_ascii_lowercase().replace("__", ".");
-        let twin =
-            (variables.iter()).find(|(other, _): &(&String, &String)| key(other) == key(&name));
-        if let Some((twin, _)) = twin.filter(|(_, other)| other.as_str() != kept) {
+        let setting = setting_of(&name).unwrap_or_default();
+        let twin = (setters.get(&setting))
+            .filter(|twin| variables.get(*twin).map(String::as_str) != Some(kept));
+        if let Some(twin) = twin {
             let (first, second) = (twin.min(&name), twin.max(&name));
             return Err(ConfigError::Load(format!(
                 "environment variables `{first}` and `{second}` set the same setting with \
                  different values: unset one"
             )));
         }
+        setters.insert(setting, name.clone());
         variables.insert(name, kept.to_owned());
     }
     cut.sort_unstable();
