@@ -59,15 +59,18 @@ pub(super) fn credentials(
         None => {
             // RFC 6749 §5.2: "no client authentication included" is invalid_client.
             let id = present(body_id).ok_or_else(|| {
-                OAuthError::InvalidClient(match authorization.is_some() {
-                    true => "client authentication is required: HTTP Basic (the Authorization \
-                             header has another scheme), or client_id and client_secret in \
-                             the body"
-                        .into(),
-                    false => "client authentication is required: HTTP Basic, or client_id and \
-                              client_secret in the body"
-                        .into(),
-                })
+                // Here a header is one of another scheme: Basic was taken above.
+                let other_scheme = match authorization {
+                    Some(_) => " (the Authorization header has another scheme)",
+                    None => "",
+                };
+                OAuthError::InvalidClient(
+                    format!(
+                        "client authentication is required: HTTP Basic{other_scheme}, or \
+                         client_id and client_secret in the body"
+                    )
+                    .into(),
+                )
             })?;
             // In the body, a malformed field, whatever came with it.
             if !is_client_id(&id) {
