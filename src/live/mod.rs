@@ -14,7 +14,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::config::{ConfigError, Overridden, Settings};
+use crate::config::{ConfigError, Overridden, RELOADED_SECTIONS, Settings};
 use crate::metrics::Metrics;
 use crate::secret_hash::Argon2Limit;
 use crate::tls::{Certificate, Renewal};
@@ -220,7 +220,10 @@ pub fn listen_for_sighup() -> std::io::Result<Signal> {
 /// the workers.
 pub async fn reload_on_sighup(live: Arc<Live>, mut hangups: Signal) {
     while hangups.recv().await.is_some() {
-        log::info!("SIGHUP: reloading the configuration (clients, keys, [token], [discovery])");
+        log::info!(
+            "SIGHUP: reloading the configuration (keys, the clients file, [{}])",
+            RELOADED_SECTIONS.join("], [")
+        );
         let live = Arc::clone(&live);
         // The outcome is logged by `reload`.
         let _ = tokio::task::spawn_blocking(move || live.reload()).await;

@@ -76,7 +76,10 @@ async fn a_sighup_while_the_process_reads_its_configuration_is_a_reload() {
     // Opening the FIFO to write waits for its reader: the start, then the reload.
     write_fifo(&fifo, &clients, "the start");
     server.await_listening();
-    server.wait_for_log("SIGHUP: reloading");
+    server.wait_for_log(
+        "SIGHUP: reloading the configuration (keys, the clients file, [token], [discovery], \
+         [clients])",
+    );
     write_fifo(&fifo, &clients, "the reload");
     server.wait_for_log("configuration reloaded");
     assert!(
