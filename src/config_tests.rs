@@ -647,6 +647,30 @@ fn scopes_are_answered_space_separated_and_read_from_records_comma_separated_by_
 }
 
 #[test]
+fn base_scopes_are_user_basic_by_default_a_list_from_the_environment_and_scope_tokens() {
+    assert_eq!(shipped().token.base_scopes, ["user:basic"]);
+    let from = |value: &str| {
+        load_from("", &[("SSO__TOKEN__BASE_SCOPES", value)])
+            .map(|s| s.token.base_scopes)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        from("user:basic, openid").unwrap(),
+        ["user:basic", "openid"]
+    );
+    assert_eq!(from("").unwrap(), Vec::<String>::new());
+    let none = load_from("[token]\nbase_scopes = []\n", &[]).unwrap();
+    assert!(none.token.base_scopes.is_empty());
+    for bad in ["user basic", "say\"hi\"", "back\\slash", "caf\u{e9}"] {
+        assert_eq!(
+            refusal(|s| s.token.base_scopes = vec![bad.into()]),
+            Some("token.base_scopes"),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
 fn argon2_slots_default_to_half_the_cpus_and_are_64_at_most() {
     assert_eq!(shipped().clients.argon2_slots, 0);
     let refused = Some("clients.argon2_slots");

@@ -23,6 +23,9 @@ pub struct Grant {
 pub struct CodeRules<'a> {
     /// Splits a scope stored as one string.
     pub scope_separator: &'a str,
+    /// Added to the record's scopes where the client is registered for them
+    /// (`token.base_scopes`).
+    pub base_scopes: &'a [String],
     /// A code issued longer ago than this (plus `leeway_secs`) is expired; 0: no limit but the
     /// record's TTL.
     pub max_age_secs: u64,
@@ -36,6 +39,7 @@ impl<'a> CodeRules<'a> {
     pub fn new(settings: &'a TokenSettings, now: u64) -> Self {
         Self {
             scope_separator: &settings.record_scope_separator,
+            base_scopes: &settings.base_scopes,
             max_age_secs: settings.code_max_age_secs,
             leeway_secs: settings.leeway_secs,
             now,
@@ -64,7 +68,7 @@ const MAX_CLOCK_AHEAD_SECS: u64 = 86_400;
 
 /// Checks, in this order: the record is well-formed and not too old (RFC 6749 §4.1.2: codes
 /// live 10 minutes at most), was issued to this client for this redirect URI (which is still
-/// registered), PKCE, and the scopes the client may have.
+/// registered), PKCE, and the scopes the client may have; then adds the base scopes it may have.
 /// `raw_record` is the bytes Redis holds: one that is not UTF-8 is malformed like one that is
 /// not JSON (serde_json checks both in the same pass).
 pub fn check(
@@ -116,7 +120,7 @@ pub fn check(
         ));
     }
     check_pkce(&record, request)?;
-    let scopes = record.scope.into_scopes(rules.scope_separator);
+    let mut scopes = record.scope.into_scopes(rules.scope_separator);
     // RFC 6749 §3.3: a token's scope is at least one scope token; the request names none, so
     // there is no default to fall back on.
     if scopes.is_empty() {
@@ -129,11 +133,24 @@ pub fn check(
             format!("scope `{}` is not allowed for this client", quoted(denied)).into(),
         ));
     }
+    // None is added to an empty record, which the writer got wrong.
+    add_base_scopes(&mut scopes, rules.base_scopes, client);
     Ok(Grant {
         username: record.username,
         account_id: record.account_id,
         scopes,
     })
+}
+
+/// Adds to a grant's `scopes` the base scopes (`token.base_scopes`) that `client` is registered
+/// for and that they lack, after them: the record's own keep their order. Public for the load
+/// tool, which expects what the exchange grants.
+pub fn add_base_scopes(scopes: &mut Vec<String>, base_scopes: &[String], client: &Client) {
+    for base in base_scopes {
+        if client.allows_scope(base) && !scopes.contains(base) {
+            scopes.push(base.clone());
+        }
+    }
 }
 
 /// The most of a record's scope a description quotes.

@@ -85,6 +85,7 @@ const ISSUED_AT: u64 = 1_700_000_000;
 fn rules(scope_separator: &str) -> CodeRules<'_> {
     CodeRules {
         scope_separator,
+        base_scopes: &[],
         max_age_secs: 600,
         leeway_secs: 30,
         now: ISSUED_AT + 60,
@@ -753,4 +754,41 @@ mod fuzz {
             }
         }
     }
+}
+
+#[test]
+fn base_scopes_follow_the_records_own_where_the_client_is_registered_for_them() {
+    // `app` is registered for user:basic and user:email, not admin.
+    let base = ["user:basic".to_owned(), "admin".to_owned()];
+    let with_base = CodeRules {
+        base_scopes: &base,
+        ..rules(" ")
+    };
+    let scopes = |scope: Value| {
+        let raw = record_with(json!({ "scope": scope }));
+        check(
+            raw.as_bytes(),
+            client("app"),
+            &request(REDIRECT_URI, None),
+            with_base,
+        )
+        .map(|grant| grant.scopes)
+    };
+    assert_eq!(
+        scopes(json!(["user:email"])).unwrap(),
+        ["user:email", "user:basic"]
+    );
+    assert_eq!(
+        scopes(json!("user:email user:basic")).unwrap(),
+        ["user:email", "user:basic"]
+    );
+    assert_eq!(
+        scopes(json!(["user:basic", "user:email"])).unwrap(),
+        ["user:basic", "user:email"]
+    );
+    // An empty record is the writer's mistake: no base scope makes up for it.
+    assert!(matches!(
+        scopes(json!([])),
+        Err(OAuthError::InvalidScope(_))
+    ));
 }

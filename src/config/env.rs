@@ -53,6 +53,7 @@ pub(super) const SETTINGS: [(&str, &[&str]); 7] = [
             "expires_in",
             "scope_separator",
             "record_scope_separator",
+            "base_scopes",
             "signing_key",
             "verify_keys",
             "leeway_secs",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{ConfigError, list, whole};
+use crate::oauth::is_scope_token;
 
 /// `[token]`: the access tokens minted, and the keys that sign and verify them.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +25,11 @@ pub struct TokenSettings {
     pub scope_separator: String,
     /// Splits a code record's scope when the authorize service stores it as one string.
     pub record_scope_separator: String,
+    /// Scopes added to every grant of a client registered for them: the reference
+    /// implementation adds `user:basic` to every token (its consent screen shows it as
+    /// required), so a code record that names only `user:contract` still shows the user.
+    #[serde(deserialize_with = "list")]
+    pub base_scopes: Vec<String>,
     /// PEM file holding the private signing key (PKCS#8, PKCS#1 RSA or SEC1 P-256); relative
     /// to the working directory, like `clients.file`.
     pub signing_key: PathBuf,
@@ -57,6 +63,16 @@ impl TokenSettings {
         if let Some((setting, _)) = words.iter().find(|(_, word)| word.is_empty()) {
             return invalid(setting, "must not be empty");
         }
+        if let Some(scope) = self.base_scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(ConfigError::invalid(
+                "token.base_scopes",
+                format!(
+                    "`{}` is not a scope token (RFC 6749 §3.3: printable ASCII but space, `\"` \
+                     and `\\`)",
+                    scope.escape_debug()
+                ),
+            ));
+        }
         if self.leeway_secs > 300 {
             return invalid("token.leeway_secs", "must be at most 300 seconds");
         }
@@ -76,6 +92,7 @@ impl Default for TokenSettings {
             expires_in: 1800,
             scope_separator: " ".into(),
             record_scope_separator: ",".into(),
+            base_scopes: vec!["user:basic".into()],
             signing_key: "keys/signing.pem".into(),
             verify_keys: Vec::new(),
             leeway_secs: 30,

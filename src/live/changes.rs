@@ -26,7 +26,7 @@ pub(super) fn described(running: &Snapshot, next: &Snapshot, renewed: bool) -> S
     let mut changed = Vec::new();
     let (a, b) = (running, next);
     differing!(changed, "token", TokenSettings, a.token, b.token; [
-        issuer, audience, typ, expires_in, scope_separator, record_scope_separator,
+        issuer, audience, typ, expires_in, scope_separator, record_scope_separator, base_scopes,
         signing_key, verify_keys, leeway_secs, code_max_age_secs,
     ]);
     differing!(changed, "discovery", DiscoverySettings, a.discovery, b.discovery; [

@@ -162,6 +162,51 @@ async fn the_configured_separators_split_the_record_and_join_the_answer() {
     assert_joined_scope_granted(&app, &record, "user:basic,user:contract").await;
 }
 
+/// The reference implementation adds `user:basic` to every token, and so does the shipped
+/// `token.base_scopes`: a record that names only `user:contract` grants both, in the answer,
+/// the token, introspection and user info. With `base_scopes = []`, the record's alone.
+#[tokio::test]
+async fn a_record_without_the_base_scope_is_granted_it_unless_base_scopes_is_empty() {
+    for (base_scopes, granted) in [
+        (None, vec!["user:contract", "user:basic"]),
+        (Some(vec![]), vec!["user:contract"]),
+    ] {
+        let app = spawn_app_with(|s| {
+            if let Some(base_scopes) = base_scopes.clone() {
+                s.token.base_scopes = base_scopes;
+            }
+        })
+        .await;
+        let mut record = code_record(&APP);
+        record.scope = vec!["user:contract".into()];
+        let code = app.write_code(&record).await;
+
+        let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+        assert_eq!(answer.status, 200, "{base_scopes:?}: {}", answer.text);
+        assert_eq!(answer.json["scope"], granted.join(" "), "{base_scopes:?}");
+        let token = answer.json["access_token"].as_str().unwrap();
+        let claims = verify_token(token, APP.id, ISSUER).claims;
+        assert_eq!(claims["scope"], json!(granted), "{base_scopes:?}");
+        let introspected = app.introspect(&APP, token).await;
+        assert_eq!(
+            introspected.json["scope"],
+            granted.join(" "),
+            "{base_scopes:?}"
+        );
+        let user = app.user_info(token).await;
+        assert_eq!(user.status, 200, "{base_scopes:?}: {}", user.text);
+        assert_eq!(
+            user.json.get("username").and_then(|u| u.as_str()),
+            granted
+                .contains(&"user:basic")
+                .then_some(record.username.as_str()),
+            "{base_scopes:?}: {}",
+            user.text
+        );
+    }
+}
+
 /// Exchanges a code for `record`, whose scope is `user:basic` and `user:contract` joined as the
 /// server's record separator says: the answer joins them as `joined`, the token carries the
 /// list.

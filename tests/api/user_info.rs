@@ -4,7 +4,7 @@
 use serde_json::json;
 use sso_token::userinfo::Profile;
 
-use crate::helpers::{APP, Answer, code_record, spawn_app, unix_now};
+use crate::helpers::{APP, Answer, code_record, spawn_app, spawn_app_with, unix_now};
 use crate::resource::Planted;
 
 /// The path as README lists it, not the crate's constant: a path the code moved must fail here.
@@ -12,7 +12,8 @@ const USER_INFO: &str = "/identity/sso/oauth2/user";
 
 #[tokio::test]
 async fn user_info_shows_only_the_fields_the_scopes_allow() {
-    let app = spawn_app().await;
+    // Each case's scopes alone: the shipped base scope would add `user:basic` to the second.
+    let app = spawn_app_with(|s| s.token.base_scopes.clear()).await;
     let cases = [
         (
             vec!["user:basic"],
