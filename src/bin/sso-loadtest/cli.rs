@@ -97,7 +97,8 @@ pub struct RunArgs {
     /// Redirect URI of the codes [default: the client's first registered one].
     #[arg(long)]
     pub redirect_uri: Option<String>,
-    /// Scope granted with each code; repeat for several [default: the client's first scope].
+    /// Scope each code record names; repeat for several [default: the client's first scope].
+    /// Tokens carry `token.base_scopes` too, where the client is registered for them.
     #[arg(long = "scope")]
     pub scopes: Vec<String>,
     /// `username` of the code records.

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sso_token::clients::Registry;
 use sso_token::codes::NewCode;
 use sso_token::config::Settings;
+use sso_token::grant;
 use sso_token::oauth::{ClientCredentials, Sensitive, pkce};
 use sso_token::routes::paths::TOKEN_PATH;
 use sso_token::secret_hash::Argon2Limit;
@@ -25,6 +26,7 @@ pub struct Expect {
     /// Code `i` is seeded with `account_id = "<account_base>-<i>"`: a token that comes back for
     /// the wrong code is caught.
     pub account_base: String,
+    /// Granted: the record's scopes, then the base scopes the client is registered for.
     pub scopes: Vec<String>,
     pub scope_joined: String,
     pub expires_in: u64,
@@ -47,6 +49,8 @@ impl Expect {
 /// The token exchange: client, key and records.
 pub struct TokenPlan {
     pub expect: Expect,
+    /// The scopes each code record names (`--scope`); `expect.scopes` adds the base scopes.
+    pub record_scopes: Vec<String>,
     pub jwk: PublicJwk,
     pub redirect_uri: String,
     /// PKCE: the verifier sent with every request; its S256 challenge is stored with each code.
@@ -144,14 +148,16 @@ impl TokenPlan {
                 client.id
             );
         }
-        let scopes = if args.scopes.is_empty() {
+        let record_scopes: Vec<String> = if args.scopes.is_empty() {
             client.scopes.iter().take(1).cloned().collect()
         } else {
             args.scopes.clone()
         };
-        if let Some(denied) = scopes.iter().find(|s| !client.allows_scope(s)) {
+        if let Some(denied) = record_scopes.iter().find(|s| !client.allows_scope(s)) {
             bail!("scope `{denied}` is not allowed for `{}`", client.id);
         }
+        let mut scopes = record_scopes.clone();
+        grant::add_base_scopes(&mut scopes, &settings.token.base_scopes, client);
         let key_path = &settings.token.signing_key;
         let pem = std::fs::read_to_string(key_path)
             .with_context(|| format!("token.signing_key `{}`", key_path.display()))?;
@@ -181,6 +187,7 @@ impl TokenPlan {
         };
         let mut plan = Self {
             expect,
+            record_scopes,
             jwk: key.public_jwk().clone(),
             redirect_uri,
             verifier,
@@ -200,7 +207,7 @@ impl TokenPlan {
             redirect_uri: self.redirect_uri.clone(),
             username: self.expect.username.clone(),
             account_id: self.expect.account_id(index),
-            scope: self.expect.scopes.clone(),
+            scope: self.record_scopes.clone(),
             code_challenge: self.verifier.as_deref().map(pkce::s256_challenge),
             code_challenge_method: self.verifier.as_ref().map(|_| "S256".to_owned()),
             issued_at,
