@@ -1,26 +1,26 @@
 //! A run of `sso-loadtest run`: waits for the targets, warms up, seeds codes, drives the
 //! measured run and hands what it saw to [`crate::summary`].
 
+mod measure;
+mod token;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use sso_token::config::Settings;
 
 use crate::cli::{Endpoint, RunArgs};
 use crate::drive::{self, Config, HealthCheck, Work};
 use crate::http::{Target, answers_200};
 use crate::plan::{Template, TokenPlan};
-use crate::progress::{bar, run_bar};
 use crate::report::{self, ServerMemory};
 use crate::seed;
 use crate::summary::{exit_status, summarize};
 use crate::tally::Tally;
-use crate::usage::{self, CpuUse};
-
-/// Codes seeded per second of a closed-loop `--duration` run without a warm-up to measure the
-/// pace, unless `--codes` says otherwise.
-const CODES_PER_SECOND: f64 = 50_000.0;
+use crate::usage::CpuUse;
+use measure::{measure, warm_up};
+use token::run_token;
 
 /// Checks the options, then runs on a runtime of `--threads` threads (1: the calling one).
 pub fn run(settings: Settings, args: RunArgs) -> anyhow::Result<u8> {
@@ -120,173 +120,6 @@ async fn run_healthz(args: &RunArgs, targets: &[Target], config: Config) -> anyh
         warm,
         token: None,
     })
-}
-
-/// Seeds the codes (the warm-up's first), drives the run, reads Redis' figures, rechecks, and
-/// removes the codes it did not send.
-async fn run_token(
-    settings: &Settings,
-    args: &RunArgs,
-    targets: &[Target],
-    config: Config,
-) -> anyhow::Result<Run> {
-    let plan = Arc::new(TokenPlan::new(settings, args, targets).await?);
-    let mut redis = seed::Redis::connect(&settings.redis).await?;
-    let warm = if args.warmup > 0 {
-        Some(warm_up_exchanges(args, targets, &plan, &mut redis).await?)
-    } else {
-        None
-    };
-    let count = codes_to_seed(args, config.requests, warm.as_ref().map(|(_, rate)| *rate))?;
-    let seeding = bar(args, count as u64, "seeding codes");
-    let codes = redis
-        .seed(&plan, count, args.code_ttl, args.seed_batch, &seeding)
-        .await?;
-    seeding.finish_and_clear();
-    let codes = Arc::new(codes);
-    let counters = redis.counters().await?;
-    let work = Work::Token {
-        plan: Arc::clone(&plan),
-        codes: Arc::clone(&codes),
-        replay_every: args.replay_every,
-        keep_tokens: !args.no_verify_signature,
-        recheck: false,
-    };
-    let (outcome, cpu, servers) = measure(args, config, work).await?;
-    // Redis' counters before the recheck: its calls are not the run's exchanges.
-    let used = redis.used_since(counters).await?;
-    let sent = outcome.codes_sent.min(codes.len());
-    let recheck = if args.recheck {
-        Some(recheck_codes(args, targets, &plan, &codes[..sent]).await?)
-    } else {
-        None
-    };
-    redis.remove(&codes[sent..], args.seed_batch).await?;
-    Ok(Run {
-        outcome,
-        cpu,
-        servers,
-        warm: warm.map(|(tally, _)| tally),
-        token: Some(TokenRun {
-            plan,
-            redis: used,
-            recheck,
-        }),
-    })
-}
-
-/// The warm-up of a run of exchanges, on `--warmup` codes of its own.
-/// Returns its tally and its rate (successful requests per second).
-async fn warm_up_exchanges(
-    args: &RunArgs,
-    targets: &[Target],
-    plan: &Arc<TokenPlan>,
-    redis: &mut seed::Redis,
-) -> anyhow::Result<(Tally, f64)> {
-    let seeding = bar(args, args.warmup, "seeding warm-up");
-    let warm_codes = redis
-        .seed(
-            plan,
-            args.warmup as usize,
-            args.code_ttl,
-            args.seed_batch,
-            &seeding,
-        )
-        .await?;
-    seeding.finish_and_clear();
-    let work = Work::Token {
-        plan: Arc::clone(plan),
-        codes: Arc::new(warm_codes),
-        replay_every: 0,
-        // Checked like the run's: their signatures, and their jtis among the run's.
-        keep_tokens: !args.no_verify_signature,
-        recheck: false,
-    };
-    warm_up(args, targets, work).await
-}
-
-/// How many codes to seed for the measured run: `--codes`, or what its requests need, or
-/// (a `--duration` run) a guess from the warm-up's pace.
-fn codes_to_seed(
-    args: &RunArgs,
-    requests: Option<u64>,
-    warm_rate: Option<f64>,
-) -> anyhow::Result<usize> {
-    let count = match (requests, args.codes) {
-        (Some(n), Some(codes)) if codes < drive::codes_for(n, args.replay_every) => {
-            bail!(
-                "--codes {codes} is fewer than the {} codes this run of {n} requests needs",
-                drive::codes_for(n, args.replay_every)
-            );
-        }
-        (_, Some(codes)) => codes,
-        (Some(n), None) => drive::codes_for(n, args.replay_every),
-        (None, None) => {
-            // Four times the warm-up's pace, or a generous guess without one: the
-            // warm-up runs cold (EdDSA on one core: 15,100/s warming up, then 35,264/s).
-            let per_second = warm_rate.map_or(CODES_PER_SECOND, |r| (4.0 * r).max(5_000.0));
-            (per_second * args.duration.unwrap_or(1.0)).ceil() as u64
-        }
-    };
-    usize::try_from(count).context("--codes is too large")
-}
-
-/// The measured run. The servers' CPU and peak RSS count from its start and are read as it
-/// ends: a recheck after it is no part of them.
-async fn measure(
-    args: &RunArgs,
-    config: Config,
-    work: Work,
-) -> anyhow::Result<(drive::Outcome, CpuUse, Vec<ServerMemory>)> {
-    usage::reset_peak_rss(&args.server_pids);
-    let cpu = usage::Cpu::sample(&args.server_pids);
-    let bar = run_bar(args, config.requests, config.duration);
-    let outcome = drive::drive(config, work, bar).await?;
-    let cpu = cpu.since(outcome.tally.sent, outcome.pacer_cpu_ns);
-    Ok((outcome, cpu, servers_now(&args.server_pids)))
-}
-
-/// Each `--server-pid`'s memory now, its peak since the run began included.
-fn servers_now(pids: &[u32]) -> Vec<ServerMemory> {
-    pids.iter().map(|pid| report::server_memory(*pid)).collect()
-}
-
-/// `--recheck`: presents each of `codes` once more, closed loop, and returns what it saw.
-async fn recheck_codes(
-    args: &RunArgs,
-    targets: &[Target],
-    plan: &Arc<TokenPlan>,
-    codes: &[String],
-) -> anyhow::Result<Tally> {
-    let config = Config::closed_loop(
-        targets,
-        args.connections,
-        codes.len() as u64,
-        Duration::from_secs_f64(args.timeout),
-    );
-    let work = Work::Token {
-        plan: Arc::clone(plan),
-        codes: Arc::new(codes.to_vec()),
-        replay_every: 0,
-        keep_tokens: !args.no_verify_signature,
-        recheck: true,
-    };
-    let bar = bar(args, codes.len() as u64, "rechecking");
-    Ok(drive::drive(config, work, bar).await?.tally)
-}
-
-/// A closed-loop run of `--warmup` requests whose figures are thrown away.
-/// Returns its tally and its rate (successful requests per second).
-async fn warm_up(args: &RunArgs, targets: &[Target], work: Work) -> anyhow::Result<(Tally, f64)> {
-    let config = Config::closed_loop(
-        targets,
-        args.connections,
-        args.warmup,
-        Duration::from_secs_f64(args.timeout),
-    );
-    let outcome = drive::drive(config, work, bar(args, args.warmup, "warming up")).await?;
-    let rate = outcome.tally.successes as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
-    Ok((outcome.tally, rate))
 }
 
 /// What tells that a target can take the run's requests: `/readyz` for exchanges (they need
