@@ -189,6 +189,31 @@ pub fn header_list(request: &HttpRequest, name: header::HeaderName) -> Option<Co
     Some(list)
 }
 
+/// Refuses a request whose URL query names one of the body's `fields`. They are read from the
+/// body only (RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI";
+/// §3.2, RFC 7009 §2.1 and RFC 7662 §2.1: the parameters go in the body). Without this, a
+/// client that put them there (as the reference implementation's servlet read them) was told
+/// that they were missing, or that its Content-Type was wrong, with no word of where they
+/// went. The description names the parameter, never its value. A query of other names is
+/// left alone: RFC 6749 §3.2 lets the endpoint's URL have one.
+pub fn refuse_fields_in_query(request: &HttpRequest, fields: &[&str]) -> Result<(), OAuthError> {
+    let query = request.query_string();
+    if query.is_empty() {
+        return Ok(());
+    }
+    let named = query
+        .split('&')
+        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+        .find(|name| fields.contains(name));
+    match named {
+        None => Ok(()),
+        Some(name) => Err(OAuthError::invalid_request(format!(
+            "`{name}` is in the URL's query, where parameters are not read: send every \
+             parameter in the request body (RFC 6749 §2.3.1, §3.2)"
+        ))),
+    }
+}
+
 /// Reads the body up to `limit.bytes`, within `limit.timeout`; a declared or actual larger body
 /// is refused early, a slower one gets 408 (and the connection is closed). An encoded body is
 /// refused: no content coding is decoded here, and a gzip body would otherwise fail as "not

@@ -6,10 +6,12 @@ use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::authenticate_request;
-use super::http::{BodyLimit, client_authorization, content_type, no_store, read_body};
+use super::http::{
+    BodyLimit, client_authorization, content_type, no_store, read_body, refuse_fields_in_query,
+};
 use crate::client_auth::{Caller, ClientAuth};
 use crate::inspect::Inspector;
-use crate::oauth::{OAuthError, TokenQuery};
+use crate::oauth::{OAuthError, TokenQuery, token_query};
 
 pub async fn introspect(
     request: HttpRequest,
@@ -49,10 +51,9 @@ async fn authenticated(
     auth: &ClientAuth,
     limit: &BodyLimit,
 ) -> Result<(Caller, TokenQuery), OAuthError> {
-    let query = parse(
-        request,
-        read_body(request, payload, limit.with_token()).await?,
-    )?;
+    let body = read_body(request, payload, limit.with_token()).await?;
+    refuse_fields_in_query(request, &token_query::FIELDS)?;
+    let query = parse(request, body)?;
     let caller = authenticate_request(request, auth, &query.client).await?;
     Ok((caller, query))
 }

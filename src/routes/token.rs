@@ -4,11 +4,13 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::authenticate_request;
-use super::http::{BodyLimit, client_authorization, content_type, no_store, read_body};
+use super::http::{
+    BodyLimit, client_authorization, content_type, no_store, read_body, refuse_fields_in_query,
+};
 use crate::client_auth::ClientAuth;
 use crate::clients::Client;
 use crate::exchange::{Exchange, Issued};
-use crate::oauth::{OAuthError, TokenRequest};
+use crate::oauth::{OAuthError, TokenRequest, request};
 
 pub async fn access_token(
     request: HttpRequest,
@@ -18,6 +20,7 @@ pub async fn access_token(
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
     let body = read_body(&request, payload, **limit).await?;
+    refuse_fields_in_query(&request, &request::FIELDS)?;
     let token_request = TokenRequest::parse(
         content_type(&request)?,
         client_authorization(&request)?,

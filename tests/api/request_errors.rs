@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
+use sso_token::routes::paths::INTROSPECT_PATH;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
@@ -529,4 +530,72 @@ async fn a_body_declared_identity_is_read_as_it_is() {
         .await;
         assert_eq!(answer.status, 200, "{coding}: {}", answer.text);
     }
+}
+
+/// Parameters are read from the body only (RFC 6749 §2.3.1: credentials "MUST NOT be included
+/// in the request URI"). A client that sends them in the URL's query, as the reference
+/// implementation's servlet read them, is told so by name, never by value, and spends no code;
+/// a query of other names is left alone (RFC 6749 §3.2).
+#[tokio::test]
+async fn parameters_in_the_query_are_refused_by_name_and_spend_no_code() {
+    let app = spawn_app().await;
+    let code = app.issue_code(&APP).await;
+    let query = [
+        ("grant_type", "authorization_code"),
+        ("client_id", APP.id),
+        ("client_secret", APP.secret),
+        ("code", code.as_str()),
+        ("redirect_uri", APP.redirect_uri),
+    ];
+    let in_the_query = app
+        .http
+        .post(app.token_url())
+        .query(&query)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("request sent");
+    let refused = Answer::of(in_the_query).await;
+
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.error(), "invalid_request");
+    let description = refused.json["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("`grant_type` is in the URL's query"),
+        "{description}"
+    );
+    assert!(!refused.text.contains(APP.secret), "{}", refused.text);
+    assert!(!refused.text.contains(&code), "{}", refused.text);
+    assert!(app.code_exists(&code).await, "the code was spent");
+
+    let elsewhere = app
+        .http
+        .post(app.token_url())
+        .query(&[("tenant", "central")])
+        .json(&json_request(&APP, &code))
+        .send()
+        .await
+        .expect("request sent");
+    let answer = Answer::of(elsewhere).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+
+    let token = answer.json["access_token"].as_str().unwrap();
+    let introspection = app
+        .http
+        .post(app.url(INTROSPECT_PATH))
+        .query(&[("token", token)])
+        .header("Authorization", basic_auth(APP.id, APP.secret))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .expect("introspection sent");
+    let refused = Answer::of(introspection).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.error(), "invalid_request");
+    assert!(
+        refused.text.contains("`token` is in the URL's query"),
+        "{}",
+        refused.text
+    );
+    assert!(!refused.text.contains(token), "{}", refused.text);
 }
