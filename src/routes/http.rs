@@ -194,8 +194,8 @@ pub fn header_list(request: &HttpRequest, name: header::HeaderName) -> Option<Co
 /// §3.2, RFC 7009 §2.1 and RFC 7662 §2.1: the parameters go in the body). Without this, a
 /// client that put them there (as the reference implementation's servlet read them) was told
 /// that they were missing, or that its Content-Type was wrong, with no word of where they
-/// went. The description names the parameter, never its value. A query of other names is
-/// left alone: RFC 6749 §3.2 lets the endpoint's URL have one.
+/// went. The description (printable ASCII, as every one) names the parameter, never its
+/// value. A query of other names is left alone: RFC 6749 §3.2 lets the endpoint's URL have one.
 pub fn refuse_fields_in_query(request: &HttpRequest, fields: &[&str]) -> Result<(), OAuthError> {
     let query = request.query_string();
     if query.is_empty() {
@@ -209,7 +209,7 @@ pub fn refuse_fields_in_query(request: &HttpRequest, fields: &[&str]) -> Result<
         None => Ok(()),
         Some(name) => Err(OAuthError::invalid_request(format!(
             "`{name}` is in the URL's query, where parameters are not read: send every \
-             parameter in the request body (RFC 6749 §2.3.1, §3.2)"
+             parameter in the request body (RFC 6749 sections 2.3.1 and 3.2)"
         ))),
     }
 }

@@ -114,8 +114,8 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
         sent.extend(values);
     }
     // Values in a query string, where clients put them by mistake (README: the access log has
-    // the path without its query): credentials and a live code for the token endpoint, the
-    // token for user info.
+    // the path without its query; the token endpoint refuses them by name): credentials and a
+    // live code for the token endpoint, the token for user info.
     let in_query = app.issue_code(&LOGGED).await;
     let url = format!(
         "{}?client_id={}&client_secret={WRONG_SECRET}&code={in_query}",
@@ -123,7 +123,8 @@ async fn the_access_log_names_a_client_only_once_it_has_authenticated() {
         LOGGED.id
     );
     let answer = Answer::of(app.http.post(url).json(&json!({})).send().await.unwrap()).await;
-    assert_eq!(answer.status, 401, "{}", answer.text);
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert_eq!(answer.error(), "invalid_request");
     let url = format!("{}?access_token={token}", app.url(USERINFO_PATH));
     let answer = Answer::of(app.http.get(url).send().await.unwrap()).await;
     assert_eq!(answer.status, 401, "{}", answer.text);
