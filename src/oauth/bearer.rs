@@ -18,6 +18,20 @@ fn is_b64token(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
+/// A compact JWS alone (`header.payload.signature`, base64url), which the reference
+/// implementation's user info took as the whole `Authorization` value, without the `Bearer`
+/// scheme: its clients keep working. No scheme is shaped like this.
+fn is_compact_jws(value: &str) -> bool {
+    let segment = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let mut parts = value.split('.');
+    (0..3).all(|_| parts.next().is_some_and(segment)) && parts.next().is_none()
+}
+
 /// The token of the request's `Authorization` header values (all of them, as sent). No header,
 /// or one of another scheme (`Basic …`), is a request without Bearer credentials (RFC 6750
 /// §3.1: "attempted using an unsupported authentication method"; 401 without an error code).
@@ -38,6 +52,9 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         return Err(malformed(
             "the Authorization header is empty: Authorization: Bearer <token>",
         ));
+    }
+    if token.is_empty() && is_compact_jws(scheme) {
+        return Ok(scheme);
     }
     if !scheme.eq_ignore_ascii_case("bearer") {
         // `Bearer<TAB>token`: meant as Bearer credentials, but not `Bearer 1*SP b64token`.
@@ -194,6 +211,18 @@ mod tests {
     fn the_token_of_a_bearer_header_is_taken_whatever_the_scheme_case() {
         assert_eq!(parse_one("Bearer a.b-c_d~").unwrap(), "a.b-c_d~");
         assert_eq!(parse_one("bearer  ab==").unwrap(), "ab==");
+    }
+
+    #[test]
+    fn a_compact_jws_alone_is_taken_as_the_reference_took_it_and_nothing_else_without_a_scheme() {
+        assert_eq!(parse_one("eyJh.eyJz.c2ln").unwrap(), "eyJh.eyJz.c2ln");
+        assert_eq!(parse_one(" a-b.c_d.e ").unwrap(), "a-b.c_d.e");
+        for header in ["a.b", "a.b.c.d", "a..c", "a.b.c=", "a+b.c.d", "ab/c.d.e"] {
+            assert!(
+                matches!(parse_one(header), Err(OAuthError::BearerRequired)),
+                "{header}"
+            );
+        }
     }
 
     #[test]

@@ -344,3 +344,32 @@ fn assert_bare_challenge(answer: &Answer, context: &str) {
     );
     assert_eq!(answer.text, "", "{context}");
 }
+
+/// The reference implementation's user info took the whole `Authorization` value as the token
+/// when it had no `Bearer` scheme: a compact JWS alone is taken so here too, and answers as
+/// with the scheme. Anything else without a scheme still asks for Bearer credentials.
+#[tokio::test]
+async fn a_token_without_the_bearer_scheme_is_taken_as_the_reference_took_it() {
+    let app = spawn_app().await;
+    let token = app.token_for(&APP).await;
+    let with_scheme = app.user_info(&token).await;
+    let ask = |authorization: String| {
+        let request = app
+            .http
+            .get(app.url(USER_INFO))
+            .header("Authorization", authorization);
+        async move { Answer::of(request.send().await.expect("user info sent")).await }
+    };
+
+    let bare = ask(token.clone()).await;
+
+    assert_eq!(bare.status, 200, "{}", bare.text);
+    assert_eq!(bare.json, with_scheme.json);
+    let (header, _) = token.split_once('.').unwrap();
+    let not_a_jws = ask(header.to_owned()).await;
+    assert_eq!(not_a_jws.status, 401, "{}", not_a_jws.text);
+    assert_eq!(
+        not_a_jws.header("www-authenticate"),
+        Some(r#"Bearer realm="sso-token""#)
+    );
+}
