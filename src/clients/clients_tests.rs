@@ -168,6 +168,51 @@ fn a_native_apps_redirect_uri_is_accepted() {
     }
 }
 
+/// An entry ending in `*` registers every redirect URI that begins with what comes before it,
+/// as long as that fixes the host; any other entry is matched exactly, a `*` inside it too.
+#[test]
+fn a_prefix_entry_registers_the_uris_under_it_and_must_fix_the_host() {
+    let registry = load(&DEMO.replace(
+        r#"["https://app.example/cb"]"#,
+        r#"["https://app.example/cb", "https://app.example/app/*", "com.example.app:/*", "https://app.example/a*b"]"#,
+    ));
+    let client = registry.get("app").unwrap();
+    for registered in [
+        "https://app.example/cb",
+        "https://app.example/app/",
+        "https://app.example/app/orders?id=5",
+        "com.example.app:/oauth2redirect",
+        "https://app.example/a*b",
+    ] {
+        assert!(client.has_redirect_uri(registered), "{registered}");
+    }
+    for unregistered in [
+        "https://app.example/cb/",
+        "https://app.example/app",
+        "https://app.example/other",
+        "https://app.example.evil.com/app/",
+        "http://app.example/app/x",
+        "https://app.example/a-b",
+        "com.example.other:/cb",
+    ] {
+        assert!(!client.has_redirect_uri(unregistered), "{unregistered}");
+    }
+    for pattern in [
+        "*",
+        "https://*",
+        "https://app.example*",
+        "https:///cb/*",
+        "https://app.example?x=*",
+        "com.example.app:*",
+        "https://app.example/cb#*",
+        "https://app.example/c b/*",
+    ] {
+        let text = DEMO.replace("https://app.example/cb", pattern);
+        let problem = refusal(&text, pattern);
+        assert!(problem.contains("redirect URI"), "{pattern}: {problem}");
+    }
+}
+
 #[test]
 fn clients_no_token_request_can_succeed_for_are_named() {
     let no_scopes = DEMO.replace("scopes = [\"user:basic\"]", "");

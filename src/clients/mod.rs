@@ -234,8 +234,16 @@ impl Client {
         }
     }
 
+    /// Whether `uri` is registered: equal to an entry, or beginning with a prefix entry's part
+    /// before its trailing `*` (as Keycloak's wildcard, for an authorize service that matches
+    /// prefixes, as the reference implementation's did).
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
-        self.redirect_uris.iter().any(|u| u == uri)
+        self.redirect_uris
+            .iter()
+            .any(|registered| match registered.strip_suffix('*') {
+                Some(prefix) => uri.starts_with(prefix),
+                None => registered == uri,
+            })
     }
 
     pub fn allows_scope(&self, scope: &str) -> bool {

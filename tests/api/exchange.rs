@@ -316,3 +316,39 @@ async fn content_type_parameters_and_case_and_unknown_fields_are_accepted() {
         assert_eq!(answer.status, 200, "{content_type}: {}", answer.text);
     }
 }
+
+/// A registry entry ending in `*` registers every redirect URI under it (README, "Client
+/// registry"), for an authorize service that matches prefixes: a code issued for one of them
+/// is exchanged, one issued for a URI beside it is `invalid_grant` as any unregistered one.
+#[tokio::test]
+async fn a_redirect_uri_under_a_prefix_entry_is_registered() {
+    let exact = format!("[{}", serde_json::to_string(APP.redirect_uri).unwrap());
+    let clients = crate::fixtures::clients_toml().replacen(
+        &format!("{exact},"),
+        &format!("{exact},\"https://app.example/pages/*\","),
+        1,
+    );
+    assert!(clients.contains("/pages/*"), "{clients}");
+    let file = crate::helpers::test_dir().join(format!("prefix-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, clients).unwrap();
+    let app = spawn_app_with(|s| s.clients.file = file).await;
+    let exchanged = |redirect_uri: &'static str| {
+        let app = &app;
+        async move {
+            let mut record = code_record(&APP);
+            record.redirect_uri = redirect_uri.into();
+            let code = app.write_code(&record).await;
+            let mut body = json_request(&APP, &code);
+            body["redirect_uri"] = redirect_uri.into();
+            Answer::of(app.post_json(&body).await).await
+        }
+    };
+
+    let under = exchanged("https://app.example/pages/orders?id=5").await;
+    let beside = exchanged("https://app.example/pages").await;
+
+    assert_eq!(under.status, 200, "{}", under.text);
+    assert_eq!(beside.status, 400, "{}", beside.text);
+    assert_eq!(beside.error(), "invalid_grant");
+    assert!(beside.text.contains("not registered"), "{}", beside.text);
+}
