@@ -102,6 +102,19 @@ impl Snapshot {
         for doubt in self.registry.doubts() {
             log::warn!("{doubt}");
         }
+        // A base scope that no enabled client may have is added to no grant: a typo, most
+        // likely, which nothing else would show (without an enabled client, said above).
+        if self.registry.has_enabled() {
+            let unregistered = (self.token.base_scopes.iter())
+                .filter(|base| !self.registry.enabled().any(|c| c.allows_scope(base)));
+            for base in unregistered {
+                log::warn!(
+                    "token.base_scopes: `{}` is a scope of no enabled client, so no grant \
+                     carries it (a typo? `[]` says none is meant)",
+                    base.escape_debug()
+                );
+            }
+        }
     }
 
     pub(super) fn describe(&self) -> String {

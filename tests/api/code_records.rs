@@ -207,6 +207,33 @@ async fn a_record_without_the_base_scope_is_granted_it_unless_base_scopes_is_emp
     }
 }
 
+/// A base scope that no enabled client may have is added to no grant: the start says so,
+/// naming it, and grants go on with the record's scopes alone.
+#[tokio::test]
+async fn a_base_scope_of_no_client_is_warned_of_and_granted_to_none() {
+    let log = crate::log_capture::mark();
+    let typo = format!("user:base-{}", uuid::Uuid::new_v4().simple());
+    let app =
+        spawn_app_with(|s| s.token.base_scopes = vec![typo.clone(), "user:basic".into()]).await;
+    let warned = log
+        .lines()
+        .iter()
+        .any(|l| l.starts_with("WARN") && l.contains("token.base_scopes") && l.contains(&typo));
+    assert!(warned, "no warning naming {typo}");
+    assert!(
+        !(log.lines().iter()).any(|l| l.contains("token.base_scopes: `user:basic`")),
+        "a base scope the clients have was warned of"
+    );
+    let mut record = code_record(&APP);
+    record.scope = vec!["user:contract".into()];
+    let code = app.write_code(&record).await;
+
+    let answer = Answer::of(app.exchange(&APP, &code).await).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json["scope"], "user:contract user:basic");
+}
+
 /// Exchanges a code for `record`, whose scope is `user:basic` and `user:contract` joined as the
 /// server's record separator says: the answer joins them as `joined`, the token carries the
 /// list.
