@@ -168,8 +168,9 @@ fn a_native_apps_redirect_uri_is_accepted() {
     }
 }
 
-/// An entry ending in `*` registers every redirect URI that begins with what comes before it,
-/// as long as that fixes the host; any other entry is matched exactly, a `*` inside it too.
+/// An entry ending in `*` registers every redirect URI that begins with what comes before it
+/// (and that without its last `/`), as long as that fixes the host and the URI's path does not
+/// climb out of it; any other entry is matched exactly, a `*` inside it too.
 #[test]
 fn a_prefix_entry_registers_the_uris_under_it_and_must_fix_the_host() {
     let registry = load(&DEMO.replace(
@@ -180,7 +181,9 @@ fn a_prefix_entry_registers_the_uris_under_it_and_must_fix_the_host() {
     for registered in [
         "https://app.example/cb",
         "https://app.example/app/",
+        "https://app.example/app",
         "https://app.example/app/orders?id=5",
+        "https://app.example/app/a.b/..x?next=../..",
         "com.example.app:/oauth2redirect",
         "https://app.example/a*b",
     ] {
@@ -188,8 +191,18 @@ fn a_prefix_entry_registers_the_uris_under_it_and_must_fix_the_host() {
     }
     for unregistered in [
         "https://app.example/cb/",
-        "https://app.example/app",
         "https://app.example/other",
+        "https://app.example/app/../admin",
+        "https://app.example/app/..;/admin",
+        "https://app.example/app/./x",
+        "https://app.example/app/%2e%2e/admin",
+        "https://app.example/app/%2E./admin",
+        "https://app.example/app/..%2fadmin",
+        "https://app.example/app/\\..\\evil",
+        "https://app.example/app/#frag",
+        "https://app.example/app/ x",
+        "https://app.example/app/x\r\n",
+        "com.example.app:/../x",
         "https://app.example.evil.com/app/",
         "http://app.example/app/x",
         "https://app.example/a-b",
@@ -209,7 +222,10 @@ fn a_prefix_entry_registers_the_uris_under_it_and_must_fix_the_host() {
     ] {
         let text = DEMO.replace("https://app.example/cb", pattern);
         let problem = refusal(&text, pattern);
-        assert!(problem.contains("redirect URI"), "{pattern}: {problem}");
+        assert!(
+            problem.contains("redirect URI prefix"),
+            "{pattern}: {problem}"
+        );
     }
 }
 

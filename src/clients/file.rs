@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{Client, Registry};
+use super::{Client, Registry, redirect};
 use crate::config::absolute;
 use crate::log_limit::EverySecond;
 use crate::oauth::credentials::is_client_id;
@@ -61,45 +61,6 @@ struct ClientEntry {
 
 fn enabled_by_default() -> bool {
     true
-}
-
-/// An absolute URI with a scheme (RFC 3986 §4.3; a native app's `com.example.app:/cb` too),
-/// and a host after `//` for http and https; no fragment (RFC 6749 §3.1.2). White space and
-/// control characters are no part of a URI (RFC 3986 Appendix C): a request's URI, compared
-/// exactly, would never match one with them.
-fn is_redirect_uri(uri: &str) -> bool {
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return false;
-    };
-    let web = ["http", "https"]
-        .iter()
-        .any(|w| scheme.eq_ignore_ascii_case(w));
-    !scheme.is_empty()
-        && !uri.contains('#')
-        && !uri.contains(|c: char| c.is_whitespace() || c.is_control())
-        && (!web
-            || rest
-                .strip_prefix("//")
-                .is_some_and(|r| !r.is_empty() && !r.starts_with(['/', '?'])))
-}
-
-/// A prefix entry (`https://app.example/cb/*`): what comes before its trailing `*` is a
-/// redirect URI that fixes the host (a path after it, so that `https://app.example*` cannot
-/// stand for `https://app.example.evil.com`), or for another scheme has something after its
-/// `:`. `None` for an entry without the trailing `*`.
-fn is_redirect_prefix(entry: &str) -> Option<bool> {
-    let prefix = entry.strip_suffix('*')?;
-    let Some((scheme, rest)) = prefix.split_once(':') else {
-        return Some(false);
-    };
-    let web = ["http", "https"]
-        .iter()
-        .any(|w| scheme.eq_ignore_ascii_case(w));
-    let fixed = match rest.strip_prefix("//") {
-        Some(authority_on) if web => authority_on.find('/').is_some_and(|at| at > 0),
-        _ => !web && !rest.is_empty(),
-    };
-    Some(is_redirect_uri(prefix) && fixed)
 }
 
 fn default_grant_types() -> Vec<String> {
@@ -164,23 +125,12 @@ impl Client {
         if entry.redirect_uris.is_empty() {
             return Err("needs at least one redirect_uris entry".into());
         }
-        if let Some(uri) =
-            (entry.redirect_uris.iter()).find(|u| is_redirect_prefix(u) == Some(false))
+        if let Some(problem) = entry
+            .redirect_uris
+            .iter()
+            .find_map(|u| redirect::refusal(u))
         {
-            return Err(format!(
-                "redirect URI prefix `{}` must fix the host: an absolute URI before the `*`, \
-                 with a path after the host if http or https (`https://app.example/cb/*`)",
-                uri.escape_debug()
-            ));
-        }
-        let exact = |u: &&String| is_redirect_prefix(u).is_none();
-        if let Some(uri) = (entry.redirect_uris.iter().filter(exact)).find(|u| !is_redirect_uri(u))
-        {
-            return Err(format!(
-                "redirect URI `{}` must be absolute (with a host if http or https), without a \
-                 fragment, white space or control characters",
-                uri.escape_debug()
-            ));
+            return Err(problem);
         }
         if let Some(uri) = (entry.redirect_uris.iter()).find(|u| u.len() > MAX_REDIRECT_URI) {
             return Err(format!(

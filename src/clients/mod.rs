@@ -15,6 +15,7 @@ use crate::secret_hash::{Argon2Limit, Digest, SecretHash, sha256};
 
 mod doubts;
 mod file;
+mod redirect;
 
 pub use self::file::RegistryError;
 
@@ -22,7 +23,7 @@ pub use self::file::RegistryError;
 #[derive(Debug)]
 pub struct Client {
     pub id: String,
-    /// Exact-match list (RFC 6749 §3.1.2.3 with no pattern matching).
+    /// URIs matched exactly (RFC 6749 §3.1.2.3), or prefixes ending in `*` (see `redirect`).
     pub redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
     /// Grant types the client may use; `authorization_code` unless the file says otherwise.
@@ -234,16 +235,9 @@ impl Client {
         }
     }
 
-    /// Whether `uri` is registered: equal to an entry, or beginning with a prefix entry's part
-    /// before its trailing `*` (as Keycloak's wildcard, for an authorize service that matches
-    /// prefixes, as the reference implementation's did).
+    /// Whether `uri` is registered: equal to an entry, or under a prefix entry (`redirect`).
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
-        self.redirect_uris
-            .iter()
-            .any(|registered| match registered.strip_suffix('*') {
-                Some(prefix) => uri.starts_with(prefix),
-                None => registered == uri,
-            })
+        (self.redirect_uris.iter()).any(|entry| redirect::registers(entry, uri))
     }
 
     pub fn allows_scope(&self, scope: &str) -> bool {

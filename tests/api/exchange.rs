@@ -319,7 +319,8 @@ async fn content_type_parameters_and_case_and_unknown_fields_are_accepted() {
 
 /// A registry entry ending in `*` registers every redirect URI under it (README, "Client
 /// registry"), for an authorize service that matches prefixes: a code issued for one of them
-/// is exchanged, one issued for a URI beside it is `invalid_grant` as any unregistered one.
+/// is exchanged, one issued for a URI beside it, or one whose path climbs out of it, is
+/// `invalid_grant` as any unregistered one.
 #[tokio::test]
 async fn a_redirect_uri_under_a_prefix_entry_is_registered() {
     let exact = format!("[{}", serde_json::to_string(APP.redirect_uri).unwrap());
@@ -344,11 +345,21 @@ async fn a_redirect_uri_under_a_prefix_entry_is_registered() {
         }
     };
 
-    let under = exchanged("https://app.example/pages/orders?id=5").await;
-    let beside = exchanged("https://app.example/pages").await;
-
-    assert_eq!(under.status, 200, "{}", under.text);
-    assert_eq!(beside.status, 400, "{}", beside.text);
-    assert_eq!(beside.error(), "invalid_grant");
-    assert!(beside.text.contains("not registered"), "{}", beside.text);
+    for under in [
+        "https://app.example/pages/orders?id=5",
+        "https://app.example/pages",
+    ] {
+        let answer = exchanged(under).await;
+        assert_eq!(answer.status, 200, "{under}: {}", answer.text);
+    }
+    for beside in [
+        "https://app.example/pagesx",
+        "https://app.example/pages/../admin",
+        "https://app.example/pages/..;/admin",
+    ] {
+        let answer = exchanged(beside).await;
+        assert_eq!(answer.status, 400, "{beside}: {}", answer.text);
+        assert_eq!(answer.error(), "invalid_grant");
+        assert!(answer.text.contains("not registered"), "{}", answer.text);
+    }
 }
