@@ -41,8 +41,8 @@ pub(super) fn refusal(entry: &str) -> Option<String> {
 /// that begins with it, and the prefix itself without its last `/` (`…/cb/*` takes `…/cb`), as
 /// Keycloak's wildcard does; only a URI that could be registered on its own, and whose path
 /// does not climb out of the prefix: no `.` or `..` segment (`;` parameters aside), no `\`,
-/// and no encoded `.`, `/` or `\`, which browsers and servers may resolve (Keycloak's
-/// CVE-2026-3872 was `/cb/..;/admin`).
+/// and none of [`ENCODED`], which browsers and servers may resolve (Keycloak's CVE-2026-3872
+/// was `/cb/..;/admin`).
 pub(super) fn registers(entry: &str, uri: &str) -> bool {
     match entry.strip_suffix('*') {
         None => entry == uri,
@@ -73,6 +73,12 @@ fn is_redirect_uri(uri: &str) -> bool {
                 .is_some_and(|r| !r.is_empty() && !r.starts_with(['/', '?'])))
 }
 
+/// Encoded characters that a server which decodes twice, or splits at a decoded `;`, may read
+/// as a path step (Keycloak's #48978): `.`, `/`, `\`, `;`, `%` itself and control characters.
+const ENCODED: [&str; 9] = [
+    "%2e", "%2f", "%5c", "%3b", "%25", "%00", "%09", "%0a", "%0d",
+];
+
 /// Whether the path of `uri` (a redirect URI) could lead out of where it seems to be.
 fn climbs(uri: &str) -> bool {
     let before_query = uri.split('?').next().unwrap_or(uri);
@@ -83,9 +89,7 @@ fn climbs(uri: &str) -> bool {
     };
     let lower = path.to_ascii_lowercase();
     path.contains('\\')
-        || ["%2e", "%2f", "%5c"]
-            .iter()
-            .any(|coded| lower.contains(coded))
+        || ENCODED.iter().any(|coded| lower.contains(coded))
         || path
             .split('/')
             .map(|segment| segment.split(';').next().unwrap_or(segment))
