@@ -8,6 +8,7 @@ use crate::clock::unix_now;
 use crate::config::{ConfigError, DiscoverySettings, RedisSettings, Settings, TokenSettings};
 use crate::discovery;
 use crate::exchange::claims_for;
+use crate::grant;
 use crate::secret_hash::Argon2Limit;
 use crate::store::keys::{self, jti_len};
 use crate::tokens::{Keyring, KeyringError, MAX_TOKEN, MintError};
@@ -37,7 +38,7 @@ pub enum LoadError {
     #[error(
         "client {client}: its shortest token would be {bytes} bytes, over the {MAX_TOKEN} that \
          introspection and user info read, and every exchange would be refused with its code \
-         spent: shorten token.issuer, token.typ or the client's audience"
+         spent: shorten token.issuer, token.typ, token.base_scopes or the client's audience"
     )]
     TokenTooLong { client: String, bytes: usize },
     #[error("minting a sample token: {0}")]
@@ -129,7 +130,7 @@ impl Snapshot {
 /// Refuses settings under which no token of some enabled client fits in [`MAX_TOKEN`] (an issuer
 /// or audience of kilobytes): the exchange checks each token it mints and refuses one too long,
 /// after its code is spent. The shortest token a client can get (a one-letter `sub`, its
-/// shortest scope) is minted once, for the client whose own fields are the longest, with a
+/// fewest scopes) is minted once, for the client whose own fields are the longest, with a
 /// `jti` as long as a real one (`tagged`: Cluster mode's).
 fn a_token_fits(
     token: &TokenSettings,
@@ -137,19 +138,24 @@ fn a_token_fits(
     keys: &Keyring,
     registry: &Registry,
 ) -> Result<(), LoadError> {
-    let shortest_scope = |client: &Client| {
-        (client.scopes.iter())
-            .min_by_key(|s| s.len())
-            .cloned()
-            .unwrap_or_default()
+    // The fewest scopes a grant of the client carries: the base scopes it may have (a record
+    // naming one of them gets the others added), else its shortest scope.
+    let fewest_scopes = |client: &Client| {
+        let mut scopes = Vec::new();
+        grant::add_base_scopes(&mut scopes, &token.base_scopes, client);
+        if scopes.is_empty() {
+            scopes.extend(client.scopes.iter().min_by_key(|s| s.len()).cloned());
+        }
+        scopes
     };
     let own = |client: &Client| {
-        client.id.len() + client.audience_or(&token.audience).len() + shortest_scope(client).len()
+        let scopes: usize = fewest_scopes(client).iter().map(|s| s.len() + 3).sum();
+        client.id.len() + client.audience_or(&token.audience).len() + scopes
     };
     let Some(client) = registry.enabled().max_by_key(|c| own(c)) else {
         return Ok(());
     };
-    let scope = [shortest_scope(client)];
+    let scope = fewest_scopes(client);
     let jti = "A".repeat(jti_len(tagged));
     let claims = claims_for(token, client, "a", &scope, &jti, unix_now());
     let bytes = keys.minter().mint(&claims)?.len();

@@ -649,3 +649,49 @@ async fn an_issuer_no_token_fits_beside_is_refused_naming_the_client_of_the_long
         "{refused}"
     );
 }
+
+/// A grant carries the base scopes its client may have (`token.base_scopes`), so the shortest
+/// token is sized with them: with the longest issuer a token of the client's shortest scope
+/// fits beside, a long base scope of the client's is refused at reload, naming it.
+#[tokio::test]
+async fn the_shortest_token_is_sized_with_the_base_scopes() {
+    let app = spawn_app().await;
+    let long_scope = format!("base:{}", "b".repeat(600));
+    let registry = format!(
+        "[[clients]]\nid = \"based\"\nsecret = {}\nredirect_uris = [\"https://based.example/cb\"]\n\
+         scopes = [\"s\", \"{long_scope}\"]\n",
+        serde_json::to_string(&sso_token::secret_hash::hash_secret_sha256(
+            "a-long-enough-secret-Xq7Lp2"
+        ))
+        .unwrap(),
+    );
+    let file = test_dir().join(format!("based-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, registry).unwrap();
+    let fits = |len: usize, base_scopes: Vec<String>| {
+        app.reload_with(|s| {
+            s.clients.file = file.clone();
+            s.token.issuer = format!("https://sso.example/{}", "i".repeat(len));
+            s.token.base_scopes = base_scopes;
+        })
+    };
+    let (mut fitting, mut too_long) = (0, 20_000);
+    assert!(fits(fitting, vec![]).is_ok() && fits(too_long, vec![]).is_err());
+    while too_long - fitting > 1 {
+        let middle = (fitting + too_long) / 2;
+        if fits(middle, vec![]).is_ok() {
+            fitting = middle;
+        } else {
+            too_long = middle;
+        }
+    }
+
+    let refused = fits(fitting, vec![long_scope.clone()])
+        .expect_err("a base scope no token fits beside")
+        .to_string();
+
+    assert!(
+        refused.starts_with("client based: its shortest token would be "),
+        "{refused}"
+    );
+    assert!(refused.contains("token.base_scopes"), "{refused}");
+}
