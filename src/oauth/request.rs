@@ -45,7 +45,7 @@ struct RawParams<'a> {
 }
 
 /// Every body field name the parser knows (snake and camel case).
-pub const FIELDS: [&str; 11] = [
+pub(crate) const FIELDS: [&str; 11] = [
     "grant_type",
     "grantType",
     "client_id",

@@ -37,7 +37,7 @@ struct RawQuery<'a> {
 }
 
 /// Every body field name the parser knows (snake and camel case).
-pub const FIELDS: [&str; 7] = [
+pub(crate) const FIELDS: [&str; 7] = [
     "token",
     "token_type_hint",
     "tokenTypeHint",

@@ -10,6 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, BytesMut};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponseBuilder, Resource, Responder};
 use futures_util::StreamExt;
+use percent_encoding::percent_decode_str;
 
 use crate::oauth::OAuthError;
 use crate::tokens::MAX_TOKEN;
@@ -201,10 +202,14 @@ pub fn refuse_fields_in_query(request: &HttpRequest, fields: &[&str]) -> Result<
     if query.is_empty() {
         return Ok(());
     }
-    let named = query
-        .split('&')
-        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
-        .find(|name| fields.contains(name));
+    // Each name decoded as a form's (`+` a space, then percent-decoding), as the body's are:
+    // `client%5Fid` is `client_id` there too. The description quotes the field, not the name.
+    let named = query.split('&').find_map(|pair| {
+        let raw = pair.split_once('=').map_or(pair, |(name, _)| name);
+        let spaced = raw.replace('+', " ");
+        let name = percent_decode_str(&spaced).decode_utf8_lossy();
+        fields.iter().find(|field| **field == name)
+    });
     match named {
         None => Ok(()),
         Some(name) => Err(OAuthError::invalid_request(format!(

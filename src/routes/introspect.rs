@@ -11,7 +11,8 @@ use super::http::{
 };
 use crate::client_auth::{Caller, ClientAuth};
 use crate::inspect::Inspector;
-use crate::oauth::{OAuthError, TokenQuery, token_query};
+use crate::oauth::token_query::FIELDS as QUERY_FIELDS;
+use crate::oauth::{OAuthError, TokenQuery};
 
 pub async fn introspect(
     request: HttpRequest,
@@ -52,7 +53,7 @@ async fn authenticated(
     limit: &BodyLimit,
 ) -> Result<(Caller, TokenQuery), OAuthError> {
     let body = read_body(request, payload, limit.with_token()).await?;
-    refuse_fields_in_query(request, &token_query::FIELDS)?;
+    refuse_fields_in_query(request, &QUERY_FIELDS)?;
     let query = parse(request, body)?;
     let caller = authenticate_request(request, auth, &query.client).await?;
     Ok((caller, query))

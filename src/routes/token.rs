@@ -10,7 +10,8 @@ use super::http::{
 use crate::client_auth::ClientAuth;
 use crate::clients::Client;
 use crate::exchange::{Exchange, Issued};
-use crate::oauth::{OAuthError, TokenRequest, request};
+use crate::oauth::request::FIELDS as TOKEN_FIELDS;
+use crate::oauth::{OAuthError, TokenRequest};
 
 pub async fn access_token(
     request: HttpRequest,
@@ -20,7 +21,7 @@ pub async fn access_token(
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
     let body = read_body(&request, payload, **limit).await?;
-    refuse_fields_in_query(&request, &request::FIELDS)?;
+    refuse_fields_in_query(&request, &TOKEN_FIELDS)?;
     let token_request = TokenRequest::parse(
         content_type(&request)?,
         client_authorization(&request)?,

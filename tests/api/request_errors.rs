@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
-use sso_token::routes::paths::INTROSPECT_PATH;
+use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
@@ -534,39 +534,36 @@ async fn a_body_declared_identity_is_read_as_it_is() {
 
 /// Parameters are read from the body only (RFC 6749 §2.3.1: credentials "MUST NOT be included
 /// in the request URI"). A client that sends them in the URL's query, as the reference
-/// implementation's servlet read them, is told so by name, never by value, and spends no code;
-/// a query of other names is left alone (RFC 6749 §3.2).
+/// implementation's servlet read them, is told so by name (a name decoded as a form's), never by
+/// value, even with a body that would be exchanged: the code is not spent. A query of other
+/// names is left alone (RFC 6749 §3.2).
 #[tokio::test]
 async fn parameters_in_the_query_are_refused_by_name_and_spend_no_code() {
     let app = spawn_app().await;
     let code = app.issue_code(&APP).await;
-    let query = [
-        ("grant_type", "authorization_code"),
-        ("client_id", APP.id),
-        ("client_secret", APP.secret),
-        ("code", code.as_str()),
-        ("redirect_uri", APP.redirect_uri),
-    ];
-    let in_the_query = app
-        .http
-        .post(app.token_url())
-        .query(&query)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .expect("request sent");
-    let refused = Answer::of(in_the_query).await;
+    for (query, field) in [
+        (format!("client_secret={}", APP.secret), "client_secret"),
+        (format!("%63ode={code}"), "code"),
+        ("client%5Fid=app".to_owned(), "client_id"),
+    ] {
+        let in_the_query = app
+            .http
+            .post(format!("{}?{query}", app.token_url()))
+            .json(&json_request(&APP, &code))
+            .send()
+            .await
+            .expect("request sent");
+        let refused = Answer::of(in_the_query).await;
 
-    assert_eq!(refused.status, 400, "{}", refused.text);
-    assert_eq!(refused.error(), "invalid_request");
-    let description = refused.json["error_description"].as_str().unwrap();
-    assert!(
-        description.contains("`grant_type` is in the URL's query"),
-        "{description}"
-    );
-    assert!(!refused.text.contains(APP.secret), "{}", refused.text);
-    assert!(!refused.text.contains(&code), "{}", refused.text);
-    assert!(app.code_exists(&code).await, "the code was spent");
+        assert_eq!(refused.status, 400, "{query}: {}", refused.text);
+        assert_eq!(refused.error(), "invalid_request");
+        let description = refused.json["error_description"].as_str().unwrap();
+        let named = format!("`{field}` is in the URL's query");
+        assert!(description.contains(&named), "{description}");
+        assert!(!refused.text.contains(APP.secret), "{}", refused.text);
+        assert!(!refused.text.contains(&code), "{}", refused.text);
+        assert!(app.code_exists(&code).await, "{query}: the code was spent");
+    }
 
     let elsewhere = app
         .http
@@ -598,4 +595,25 @@ async fn parameters_in_the_query_are_refused_by_name_and_spend_no_code() {
         refused.text
     );
     assert!(!refused.text.contains(token), "{}", refused.text);
+
+    // A revocation whose body is complete is refused too, and revokes nothing.
+    let revocation = app
+        .http
+        .post(format!(
+            "{}?token_type_hint=access_token",
+            app.url(REVOKE_PATH)
+        ))
+        .header("Authorization", basic_auth(APP.id, APP.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("revocation sent");
+    let refused = Answer::of(revocation).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.text.contains("`token_type_hint`"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(app.introspect(&APP, token).await.json["active"], true);
 }
