@@ -1,6 +1,8 @@
 //! The access token of a resource request: `Authorization: Bearer <token>` (RFC 6750 §2.1) or,
 //! in a POST, the form body's `access_token` (§2.2; OpenID Connect clients may send user info
-//! requests that way). Never the query string (§2.3): tokens there end up in logs.
+//! requests that way). Never the query string (§2.3): tokens there end up in logs. As the
+//! reference implementation's user info did, a compact JWS alone in `Authorization`, without
+//! the scheme, is taken too, unless the body has a token.
 
 use std::borrow::Cow;
 
@@ -32,12 +34,30 @@ fn is_compact_jws(value: &str) -> bool {
     (0..3).all(|_| parts.next().is_some_and(segment)) && parts.next().is_none()
 }
 
+/// The token of an `Authorization` header, and how it came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InHeader<'a> {
+    /// `Bearer <token>` (RFC 6750 §2.1).
+    Bearer(&'a str),
+    /// A compact JWS with no scheme, as the reference took it: passed over, as another
+    /// scheme's credentials are, when the body has a token.
+    Bare(&'a str),
+}
+
+impl<'a> InHeader<'a> {
+    pub fn token(self) -> &'a str {
+        match self {
+            Self::Bearer(token) | Self::Bare(token) => token,
+        }
+    }
+}
+
 /// The token of the request's `Authorization` header values (all of them, as sent). No header,
 /// or one of another scheme (`Basic …`), is a request without Bearer credentials (RFC 6750
 /// §3.1: "attempted using an unsupported authentication method"; 401 without an error code).
 /// Anything else that is not exactly one `Bearer <b64token>` is a malformed request
 /// (`invalid_request`).
-pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, OAuthError> {
+pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<InHeader<'a>, OAuthError> {
     let Some(value) = values.next() else {
         return Err(OAuthError::BearerRequired);
     };
@@ -54,7 +74,7 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         ));
     }
     if token.is_empty() && is_compact_jws(scheme) {
-        return Ok(scheme);
+        return Ok(InHeader::Bare(scheme));
     }
     if !scheme.eq_ignore_ascii_case("bearer") {
         // `Bearer<TAB>token`: meant as Bearer credentials, but not `Bearer 1*SP b64token`.
@@ -74,7 +94,7 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
     }
     let token = token.trim();
     if is_b64token(token) {
-        Ok(token)
+        Ok(InHeader::Bearer(token))
     } else {
         Err(malformed(
             "the Bearer token is not one valid b64token (RFC 6750 section 2.1)",
@@ -117,15 +137,18 @@ pub fn in_form_body(
 }
 
 /// The request's one token, from its `Authorization` values (see [`parse`]) and its form
-/// body's (see [`in_form_body`]): RFC 6750 §2 allows a single method per request.
+/// body's (see [`in_form_body`]): RFC 6750 §2 allows a single method per request. A header
+/// without the Bearer scheme gives way to the body's token.
 pub fn one_of<'a>(
-    header: Result<&'a str, OAuthError>,
+    header: Result<InHeader<'a>, OAuthError>,
     body: Option<String>,
 ) -> Result<Cow<'a, str>, OAuthError> {
     match (header, body) {
-        (Ok(token), None) => Ok(Cow::Borrowed(token)),
-        (Err(OAuthError::BearerRequired), Some(token)) => Ok(Cow::Owned(token)),
-        (Ok(_), Some(_)) => Err(malformed(
+        (Ok(header), None) => Ok(Cow::Borrowed(header.token())),
+        (Ok(InHeader::Bare(_)) | Err(OAuthError::BearerRequired), Some(token)) => {
+            Ok(Cow::Owned(token))
+        }
+        (Ok(InHeader::Bearer(_)), Some(_)) => Err(malformed(
             "send the access token once: in the Authorization header or in the body",
         )),
         (Err(e), _) => Err(e),
@@ -183,13 +206,15 @@ mod tests {
     #[test]
     fn a_request_uses_one_method_for_its_token() {
         let body = || Some("b".to_owned());
-        assert_eq!(one_of(Ok("h"), None).unwrap(), "h");
+        assert_eq!(one_of(Ok(InHeader::Bearer("h")), None).unwrap(), "h");
+        assert_eq!(one_of(Ok(InHeader::Bare("h")), None).unwrap(), "h");
+        assert_eq!(one_of(Ok(InHeader::Bare("h")), body()).unwrap(), "b");
         assert_eq!(
             one_of(Err(OAuthError::BearerRequired), body()).unwrap(),
             "b"
         );
         assert!(matches!(
-            one_of(Ok("h"), body()),
+            one_of(Ok(InHeader::Bearer("h")), body()),
             Err(OAuthError::MalformedBearer(_))
         ));
         assert!(matches!(
@@ -203,20 +228,29 @@ mod tests {
         ));
     }
 
-    fn parse_one(header: &str) -> Result<&str, OAuthError> {
+    fn parse_one(header: &str) -> Result<InHeader<'_>, OAuthError> {
         parse(std::iter::once(header.as_bytes()))
     }
 
     #[test]
     fn the_token_of_a_bearer_header_is_taken_whatever_the_scheme_case() {
-        assert_eq!(parse_one("Bearer a.b-c_d~").unwrap(), "a.b-c_d~");
-        assert_eq!(parse_one("bearer  ab==").unwrap(), "ab==");
+        assert_eq!(
+            parse_one("Bearer a.b-c_d~").unwrap(),
+            InHeader::Bearer("a.b-c_d~")
+        );
+        assert_eq!(parse_one("bearer  ab==").unwrap(), InHeader::Bearer("ab=="));
     }
 
     #[test]
     fn a_compact_jws_alone_is_taken_as_the_reference_took_it_and_nothing_else_without_a_scheme() {
-        assert_eq!(parse_one("eyJh.eyJz.c2ln").unwrap(), "eyJh.eyJz.c2ln");
-        assert_eq!(parse_one(" a-b.c_d.e ").unwrap(), "a-b.c_d.e");
+        assert_eq!(
+            parse_one("eyJh.eyJz.c2ln").unwrap(),
+            InHeader::Bare("eyJh.eyJz.c2ln")
+        );
+        assert_eq!(
+            parse_one(" a-b.c_d.e ").unwrap(),
+            InHeader::Bare("a-b.c_d.e")
+        );
         for header in ["a.b", "a.b.c.d", "a..c", "a.b.c=", "a+b.c.d", "ab/c.d.e"] {
             assert!(
                 matches!(parse_one(header), Err(OAuthError::BearerRequired)),

@@ -1,12 +1,14 @@
 //! [`bearer::parse`], the `Authorization` header(s) of a user info request (RFC 6750 §2.1): none
-//! is a bare 401 challenge; exactly one `Bearer <b64token>` gives that token, intact; anything
-//! else is a 400 `invalid_request` challenge that quotes nothing of what was sent.
+//! is a bare 401 challenge; exactly one `Bearer <b64token>` gives that token, intact, and so
+//! does a compact JWS alone (as the reference implementation took it); anything else is a 400
+//! `invalid_request` challenge that quotes nothing of what was sent.
 
 use actix_web::ResponseError;
 use actix_web::body::MessageBody;
 use proptest::prelude::*;
 
 use super::{assert_rfc_error, config, text};
+use crate::oauth::bearer::InHeader;
 use crate::oauth::{OAuthError, bearer};
 
 /// One header value: bytes that are not text, any text, near misses of the Bearer syntax
@@ -18,6 +20,9 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
         3 => "(Bearer|bearer|BEARER|Basic|Token|Bearer:)?[ \t]{0,2}[A-Za-z0-9._~+/=, \"-]{0,80}"
             .prop_map(String::into_bytes),
         1 => well_formed().prop_map(|(header, _)| header.into_bytes()),
+        // A compact JWS alone, or near it (a segment empty, a fourth one, padding).
+        1 => "[ ]?[A-Za-z0-9_-]{0,12}\\.[A-Za-z0-9_=-]{1,12}\\.[A-Za-z0-9_.-]{0,12}[ ]?"
+            .prop_map(String::into_bytes),
     ]
 }
 
@@ -74,11 +79,25 @@ proptest! {
         values in prop::collection::vec(header_value(), 0..=3),
     ) {
         match bearer::parse(values.iter().map(Vec::as_slice)) {
-            Ok(token) => {
+            Ok(header) => {
                 prop_assert_eq!(values.len(), 1);
+                let token = header.token();
                 prop_assert!(is_b64token(token), "{:?}", token);
                 let sent = String::from_utf8_lossy(&values[0]);
-                prop_assert!(sent.trim().ends_with(token), "{:?} from {:?}", token, sent);
+                match header {
+                    // The scheme, then the token.
+                    InHeader::Bearer(_) => {
+                        let scheme = sent.trim().split(' ').next().unwrap_or_default();
+                        prop_assert!(scheme.eq_ignore_ascii_case("bearer"), "{:?}", sent);
+                        prop_assert!(sent.trim().ends_with(token), "{:?} from {:?}", token, sent);
+                    }
+                    // The whole value: three base64url segments.
+                    InHeader::Bare(_) => {
+                        prop_assert_eq!(sent.trim(), token);
+                        prop_assert_eq!(token.split('.').count(), 3);
+                        prop_assert!(!token.contains(['+', '/', '=', '~']), "{:?}", token);
+                    }
+                }
             }
             Err(OAuthError::BearerRequired) => {
                 // No credentials, or another method's: 401, a bare challenge, no body
@@ -126,7 +145,8 @@ proptest! {
         other in header_value(),
     ) {
         let parsed = bearer::parse(std::iter::once(header.as_bytes()));
-        prop_assert_eq!(parsed.map_err(|e| TestCaseError::fail(format!("{e}")))?, token.as_str());
+        let parsed = parsed.map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert_eq!(parsed, InHeader::Bearer(token.as_str()));
         let two = [header.as_bytes(), other.as_slice()];
         let refused = matches!(bearer::parse(two.into_iter()), Err(OAuthError::MalformedBearer(_)));
         prop_assert!(refused, "two Authorization headers were accepted");
