@@ -143,10 +143,10 @@ async fn failover_mid_stream(failover: Failover) {
     // RECOVERY is over (the check below then fails). Counted here, not after the streams
     // stop: a 503 in their tail (a WAIT that timed out on a loaded machine, with the
     // service healed) would otherwise undo a recovery that was on time.
-    let healed = loop {
+    let (healed, healed_at) = loop {
         let healed = healed_on_shard(&outcomes.lock().unwrap(), switched_at, &on_shard);
         if healed >= HEALED || failover_at.elapsed() > recovery {
-            break healed;
+            break (healed, Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -183,8 +183,14 @@ async fn failover_mid_stream(failover: Failover) {
     );
 
     assert_no_code_twice(&app, &outcomes).await;
+    // Said, not asserted: the streams' tail is a few requests, each of which may meet a WAIT
+    // that times out on a loaded machine.
+    let after_healing = (outcomes.iter())
+        .filter(|o| o.status == 503 && o.at > healed_at)
+        .count();
     eprintln!(
-        "cluster failover ({failover:?}): {} exchanges, {failed} answered 503",
+        "cluster failover ({failover:?}): {} exchanges, {failed} answered 503, {after_healing} \
+         of them after the recovery was counted",
         outcomes.len()
     );
 }
