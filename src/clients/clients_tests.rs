@@ -135,6 +135,10 @@ fn a_redirect_uri_no_request_could_match_is_refused() {
         "https:///cb",
         "https:app.example/cb",
         ":/cb",
+        "javascript:alert(1)",
+        "JavaScript:/x",
+        "data:text/html,x",
+        "file:///etc/passwd",
         // A TOML escape: a raw control character is no TOML.
         "https://app.example/cb\\u0001",
     ] {
@@ -184,6 +188,8 @@ fn a_prefix_entry_registers_the_uris_under_it_and_must_fix_the_host() {
         "https://app.example/app",
         "https://app.example/app/orders?id=5",
         "https://app.example/app/a.b/..x?next=../..",
+        "https://app.example/app/x?next=%2Fhome&y=%2e%2e",
+        "https://app.example/app/caf%C3%A9",
         "com.example.app:/oauth2redirect",
         "https://app.example/a*b",
     ] {
@@ -206,6 +212,12 @@ fn a_prefix_entry_registers_the_uris_under_it_and_must_fix_the_host() {
         "https://app.example/app/ x",
         "https://app.example/app/x\r\n",
         "com.example.app:/../x",
+        "com.example.app://evil.example/x",
+        "https://app.example/app/%2%65%2%65/admin",
+        "https://app.example/app/%%32%65%%32%65/admin",
+        "https://app.example/app/%u002e%u002e/admin",
+        "https://app.example/app/%c0%ae%c0%ae/admin",
+        "https://app.example/app/%E9",
         "https://app.example.evil.com/app/",
         "http://app.example/app/x",
         "https://app.example/a-b",
@@ -222,6 +234,11 @@ fn a_prefix_entry_registers_the_uris_under_it_and_must_fix_the_host() {
         "com.example.app:*",
         "https://app.example/cb#*",
         "https://app.example/c b/*",
+        "https://@/cb/*",
+        "https://:8080/cb/*",
+        "myapp://*",
+        "javascript:/*",
+        "https://app.example\\\\@evil.example/cb/*",
     ] {
         let text = DEMO.replace("https://app.example/cb", pattern);
         let problem = refusal(&text, pattern);
