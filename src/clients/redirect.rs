@@ -15,16 +15,14 @@ pub(super) fn refusal(entry: &str) -> Option<String> {
         return (!is_redirect_uri(entry)).then(|| {
             format!(
                 "redirect URI `{shown}` must be absolute (with a host if http or https), \
-                 without a fragment, white space, control characters or `\\`, and not of a \
-                 javascript, data, vbscript or file scheme"
+                 {WITHOUT}"
             )
         });
     };
     if !is_redirect_uri(prefix) {
         return Some(format!(
             "redirect URI prefix `{shown}` must be an absolute URI before its `*` (with a host \
-             if http or https), without a fragment, white space, control characters or `\\`, \
-             and not of a javascript, data, vbscript or file scheme"
+             if http or https), {WITHOUT}"
         ));
     }
     let rest = after_scheme(prefix);
@@ -63,6 +61,10 @@ fn is_web(scheme: &str) -> bool {
         .iter()
         .any(|web| scheme.eq_ignore_ascii_case(web))
 }
+
+/// What [`is_redirect_uri`] refuses besides a missing scheme or host, for both refusals.
+const WITHOUT: &str = "without a fragment, white space, control characters or `\\`, and not of \
+                       a javascript, data, vbscript or file scheme";
 
 /// Schemes whose URI the user agent runs or reads rather than sends the code to.
 const UNSAFE_SCHEMES: [&str; 4] = ["javascript", "data", "vbscript", "file"];
