@@ -412,3 +412,29 @@ fn the_clients_with_a_plaintext_secret_are_named() {
         ["plain-app"]
     );
 }
+
+/// A prefix whose `*` continues a path segment takes more than it seems to: named, with the
+/// entries meant more often; one after a `/` or in the query is not.
+#[test]
+fn a_prefix_that_ends_inside_a_path_segment_is_named() {
+    let text = DEMO.replace(
+        r#"["https://app.example/cb"]"#,
+        r#"["https://app.example/cb*", "https://app.example/in/*", "https://app.example/q?*", "https://app.example/q?next=*", "https://app.example/exact"]"#,
+    );
+    let registry = load(&text);
+
+    assert_eq!(
+        registry.prefixes_mid_segment().collect::<Vec<_>>(),
+        [("app", "https://app.example/cb*")]
+    );
+    let doubts = registry.doubts();
+    assert!(
+        doubts
+            .iter()
+            .any(|d| d.contains("`https://app.example/cb*`")
+                && d.contains("`https://app.example/cb/*`")
+                && d.contains("`https://app.example/cb?*`")),
+        "{doubts:?}"
+    );
+    assert!(load(DEMO).doubts().is_empty(), "{:?}", load(DEMO).doubts());
+}

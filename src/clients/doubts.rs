@@ -1,5 +1,6 @@
 //! What a registry that loads may still get wrong: clients that can never get a token, grant
-//! types OAuth does not define, plaintext secrets, ids that some libraries garble.
+//! types OAuth does not define, redirect prefixes wider than they look, plaintext secrets, ids
+//! that some libraries garble.
 
 use super::Registry;
 use crate::oauth::AUTHORIZATION_CODE;
@@ -34,6 +35,15 @@ impl Registry {
         }
         for (id, why) in self.dead_ends() {
             doubts.push(format!("client {id}: {why}"));
+        }
+        for (id, entry) in self.prefixes_mid_segment() {
+            let shown = entry.escape_debug();
+            let base = entry.trim_end_matches('*').escape_debug();
+            doubts.push(format!(
+                "client {id}: redirect URI prefix `{shown}` ends inside a path segment, so it \
+                 also takes `{base}x` and `{base}-other/…`; `{base}/*` takes the paths below \
+                 it, `{base}?*` its queries"
+            ));
         }
         for id in self.plaintext_secrets() {
             doubts.push(format!(
@@ -78,6 +88,17 @@ impl Registry {
                 return None;
             };
             Some((client.id.as_str(), why))
+        })
+    }
+
+    /// Each client's prefix entries whose `*` continues the last path segment
+    /// (`redirect::ends_mid_segment`): meant as `…/cb/*` or `…/cb?*` far more often than as
+    /// every path that begins with the same letters.
+    pub fn prefixes_mid_segment(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.clients.values().flat_map(|client| {
+            (client.redirect_uris.iter())
+                .filter(|entry| super::redirect::ends_mid_segment(entry))
+                .map(|entry| (client.id.as_str(), entry.as_str()))
         })
     }
 

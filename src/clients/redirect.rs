@@ -56,6 +56,15 @@ pub(super) fn registers(entry: &str, uri: &str) -> bool {
     }
 }
 
+/// Whether a loaded `entry` is a prefix whose `*` continues its last path segment
+/// (`…/cb*`, which also takes `…/cbx` and `…/cb-other/…`), rather than following a `/` or
+/// standing in the query. Loaded all the same (Keycloak's wildcard works so); warned of.
+pub(super) fn ends_mid_segment(entry: &str) -> bool {
+    entry
+        .strip_suffix('*')
+        .is_some_and(|prefix| !prefix.ends_with('/') && !prefix.contains('?'))
+}
+
 fn is_web(scheme: &str) -> bool {
     ["http", "https"]
         .iter()
