@@ -54,9 +54,11 @@ impl ClientAuth {
         self.throttle.source(peer, forwarded_for)
     }
 
-    /// `invalid_client` (401), or 429 once the client id has failed too often, or once `source`
-    /// has and this client id failed from it or is unknown; or 503 when its client id's Argon2
-    /// turn or every Argon2 slot stays busy (`secret_hash::Argon2Limit`).
+    /// The caller, or: `invalid_client` (401) for a failed authentication; 429 for a failed one
+    /// once the client id has failed too often (a right secret still passes), and for any once
+    /// `source` has and this client id failed from it or is unknown (see `throttle`); 503 when
+    /// the throttle cannot ask Redis, or its client id's Argon2 turn or every Argon2 slot stays
+    /// busy (`secret_hash::Argon2Limit`).
     pub async fn authenticate(
         &self,
         credentials: &ClientCredentials,

@@ -3,7 +3,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch. A clock set before 1970 reads 0 rather than panicking on a
-/// request path: every token then looks expired, which is the safe side.
+/// request path. No token then looks expired (`exp` is after 0), but Redis still ends each
+/// token record at its TTL, and introspection and user info need the record. A code's
+/// `issued_at`, where it has one, reads as far in the future, and its exchange is refused.
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

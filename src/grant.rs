@@ -70,7 +70,8 @@ const MAX_CLOCK_AHEAD_SECS: u64 = 86_400;
 /// live 10 minutes at most), was issued to this client for this redirect URI (which is still
 /// registered), PKCE, and the scopes the client may have; then adds the base scopes it may have.
 /// `raw_record` is the bytes Redis holds: one that is not UTF-8 is malformed like one that is
-/// not JSON (serde_json checks both in the same pass).
+/// not JSON (`record::parse` checks UTF-8 first: serde would pass bad bytes in the fields it
+/// skips).
 pub fn check(
     raw_record: &[u8],
     client: &Client,

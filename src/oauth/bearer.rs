@@ -55,8 +55,9 @@ impl<'a> InHeader<'a> {
 /// The token of the request's `Authorization` header values (all of them, as sent). No header,
 /// or one of another scheme (`Basic …`), is a request without Bearer credentials (RFC 6750
 /// §3.1: "attempted using an unsupported authentication method"; 401 without an error code).
-/// Anything else that is not exactly one `Bearer <b64token>` is a malformed request
-/// (`invalid_request`).
+/// A header that is a compact JWS alone, without a scheme, is [`InHeader::Bare`] (the reference
+/// implementation's clients send it so; see `is_compact_jws`). Anything else that is not exactly
+/// one `Bearer <b64token>` is a malformed request (`invalid_request`).
 pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<InHeader<'a>, OAuthError> {
     let Some(value) = values.next() else {
         return Err(OAuthError::BearerRequired);
