@@ -438,3 +438,29 @@ fn a_prefix_that_ends_inside_a_path_segment_is_named() {
     );
     assert!(load(DEMO).doubts().is_empty(), "{:?}", load(DEMO).doubts());
 }
+
+/// A resource server registers to introspect the tokens meant for it (`aud`): no grant types,
+/// so no redirect URIs either, and no warning. The code grant still needs one.
+#[test]
+fn only_a_client_that_exchanges_codes_needs_a_redirect_uri() {
+    let resource_server =
+        "[[clients]]\nid = \"api\"\nsecret = \"plain:s3cret\"\ngrant_types = []\n";
+    let registry = load(resource_server);
+    assert!(registry.get("api").is_some());
+    assert!(
+        registry.dead_ends().next().is_none(),
+        "{:?}",
+        registry.dead_ends().collect::<Vec<_>>()
+    );
+
+    for code_grant in [
+        "[[clients]]\nid = \"app\"\nsecret = \"plain:s3cret\"\n",
+        "[[clients]]\nid = \"app\"\nsecret = \"plain:s3cret\"\nredirect_uris = []\n",
+    ] {
+        let problem = refusal(code_grant, code_grant);
+        assert!(problem.contains("redirect_uris"), "{problem}");
+    }
+    // With redirect URIs but no grant type, it is more likely a mistake than a resource server.
+    let no_grants = DEMO.replace("scopes", "grant_types = []\nscopes");
+    assert_eq!(load(&no_grants).dead_ends().count(), 1);
+}

@@ -77,10 +77,13 @@ impl Registry {
     /// Enabled clients for which no token request can succeed here, and why: no grant type at
     /// all, or the code grant without a scope to grant (every code would be `invalid_scope`).
     /// Loaded all the same: a registry shared with other services may hold clients that are
-    /// not for this one, and `enabled = false` says so.
+    /// not for this one, and `enabled = false` says so. A client with neither grant types nor
+    /// redirect URIs is a resource server that only introspects: meant, not warned of.
     pub fn dead_ends(&self) -> impl Iterator<Item = (&str, &'static str)> {
         self.enabled().filter_map(|client| {
-            let why = if client.grant_types.is_empty() {
+            let why = if client.grant_types.is_empty() && client.redirect_uris.is_empty() {
+                return None;
+            } else if client.grant_types.is_empty() {
                 "grant_types is empty: its token requests are refused (unauthorized_client)"
             } else if client.may_exchange_codes() && client.scopes.is_empty() {
                 "it has no scopes: every code it exchanges is refused (invalid_scope)"

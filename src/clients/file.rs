@@ -48,6 +48,8 @@ struct ClientsFile {
 struct ClientEntry {
     id: String,
     secret: String,
+    /// Needed only for the code grant: a resource server that only introspects has none.
+    #[serde(default)]
     redirect_uris: Vec<String>,
     #[serde(default)]
     scopes: Vec<String>,
@@ -122,8 +124,14 @@ impl Client {
         if !is_client_id(&entry.id) {
             return Err("id must be 1 to 256 characters of printable ASCII (%x20-7E)".into());
         }
-        if entry.redirect_uris.is_empty() {
-            return Err("needs at least one redirect_uris entry".into());
+        let exchanges_codes = entry.grant_types.iter().any(|g| g == AUTHORIZATION_CODE);
+        if entry.redirect_uris.is_empty() && exchanges_codes {
+            return Err(
+                "needs at least one redirect_uris entry for authorization_code (its grant_types, \
+                 or their default); a client that only introspects or revokes has \
+                 grant_types = [] and may have none"
+                    .into(),
+            );
         }
         if let Some(problem) = entry
             .redirect_uris

@@ -51,7 +51,8 @@ pub const NO_CODE_GRANT: TestClient = TestClient {
     secret: "machine-secret-Ge2Lp7Ns4Ah9Kx3Vt6Mq",
     redirect_uri: "https://machine.example/cb",
 };
-/// A resource server registered as a client, to introspect the tokens meant for it.
+/// A resource server registered as a client, to introspect the tokens meant for it: no grant
+/// types, so the registry holds no redirect URI or scope for it (`redirect_uri` is unused).
 pub const RESOURCE_API: TestClient = TestClient {
     id: "resource-api",
     secret: "resource-secret-Wc5Hs8Ld2Jx7Nv4Qa1Zk",
@@ -116,7 +117,11 @@ pub fn clients_toml() -> String {
             &[],
             "grant_types = [\"client_credentials\"]",
         ),
-        entry(&RESOURCE_API, &[], ""),
+        format!(
+            "[[clients]]\nid = {}\nsecret = {}\ngrant_types = []\n",
+            quote(RESOURCE_API.id),
+            quote(&hash_secret_sha256(RESOURCE_API.secret)),
+        ),
         entry(&LOGGED, &[], ""),
         entry(&HYGIENIC, &[], ""),
         entry(
