@@ -19,6 +19,7 @@ pub mod listen;
 pub mod live;
 pub mod log_limit;
 pub mod metrics;
+pub mod middleware;
 pub mod oauth;
 pub mod open_files;
 pub mod read_ahead;

@@ -273,6 +273,6 @@ pub async fn read_any_body(
     tokio::time::timeout(limit.timeout, read)
         .await
         .map_err(|_| OAuthError::BodyTimeout)??;
-    super::after_close::mark_body_read(request);
+    crate::middleware::after_close::mark_body_read(request);
     Ok(body)
 }

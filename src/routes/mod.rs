@@ -1,8 +1,6 @@
 //! HTTP handlers: extract, call the core, render; the route table (`configure`), the paths
 //! and the access log.
 
-mod access_log;
-pub mod after_close;
 pub mod discovery;
 pub mod health;
 pub mod http;
@@ -10,16 +8,15 @@ pub mod introspect;
 pub mod metrics;
 pub mod paths;
 pub mod token;
-pub mod unread_body;
 pub mod userinfo;
 
 use actix_web::http::header;
 use actix_web::web::ServiceConfig;
 use actix_web::{HttpRequest, guard};
 
-pub(crate) use self::access_log::{access_log, access_log_on, log_client};
 use self::paths::*;
 use crate::client_auth::{Caller, ClientAuth};
+use crate::middleware::log_client;
 use crate::oauth::{ClientCredentials, OAuthError};
 use http::header_list;
 

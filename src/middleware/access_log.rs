@@ -8,8 +8,8 @@ use actix_web::http::header;
 use actix_web::middleware::Logger;
 use actix_web::{HttpMessage, HttpRequest};
 
-use super::http::header_list;
-use super::paths::{HEALTHZ_PATH, READYZ_PATH};
+use crate::routes::http::header_list;
+use crate::routes::paths::{HEALTHZ_PATH, READYZ_PATH};
 use crate::throttle::{Network, source_address};
 
 /// The client id of an authenticated request (client credentials, or a live Bearer token), kept
