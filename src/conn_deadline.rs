@@ -102,8 +102,8 @@ pub fn share<T>(io: &Guarded<T>, data: &mut Extensions) {
     data.insert(io.conn_deadline());
 }
 
-/// `wrap_fn` middleware, the outermost: a request in flight has no head deadline; its answer
-/// arms the next one's.
+/// `wrap_fn` middleware, the outermost (the order: [`crate::middleware`]): a request in flight
+/// has no head deadline; its answer arms the next one's.
 pub fn track<S, B>(
     request: ServiceRequest,
     service: &S,

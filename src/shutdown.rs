@@ -97,7 +97,7 @@ impl Drop for Answering {
 
 /// `wrap_fn` middleware: while draining, every answer carries `Connection: close` and ends
 /// its connection once written, so no client is left holding an idle connection that the
-/// stop would close under it.
+/// stop would close under it. Its place among the others: [`crate::middleware`].
 pub fn close_when_draining<S, B>(
     draining: &Draining,
     request: ServiceRequest,

@@ -276,9 +276,8 @@ fn public_options(server: &ServerSettings, workers: usize) -> crate::http_server
     }
 }
 
-/// The public listener's server. Its middleware, last wrapped outermost: a request passes
-/// `conn_deadline::track`, `metrics::count_answers`, the access log, `hold_chunked_body`,
-/// `refuse_after_close` and `close_when_draining` on its way in.
+/// The public listener's server. Its middleware is wrapped last outermost, in the order
+/// [`crate::middleware`] lists and explains.
 fn public_server(
     listener: TcpListener,
     tls: Option<rustls::ServerConfig>,

@@ -198,7 +198,7 @@ impl Metrics {
 
 /// `wrap_fn` middleware: counts and times each answer ([`Metrics::record`]). Outside every
 /// other but `conn_deadline::track`, so that the answers they give (a request refused after a
-/// close) count too, and the time is the request's whole.
+/// close) count too, and the time is the request's whole (the order: [`crate::middleware`]).
 pub fn count_answers<S, B>(
     metrics: &Arc<Metrics>,
     request: ServiceRequest,

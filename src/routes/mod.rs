@@ -1,5 +1,6 @@
 //! HTTP handlers: extract, call the core, render; the route table (`configure`), the paths
-//! and the access log.
+//! and each path's methods and bodies (`http`). The middleware around them is in
+//! [`crate::middleware`].
 
 pub mod discovery;
 pub mod health;
