@@ -14,7 +14,7 @@ use tokio::signal::unix::Signal;
 
 use self::redis_report::report_redis_at_start;
 use crate::client_auth::ClientAuth;
-use crate::config::{ServerSettings, Settings};
+use crate::config::{RedisSettings, ServerSettings, Settings};
 use crate::conn_deadline;
 use crate::exchange::Exchange;
 use crate::inspect::Inspector;
@@ -28,6 +28,7 @@ use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
 use crate::store::{Store, StoreError};
 use crate::throttle::{Network, Throttle};
+use crate::tls::Certificate;
 
 /// Why the service could not start; each message names the setting or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -60,13 +61,38 @@ fn warn_of_doubts(settings: &Settings) {
     }
 }
 
+/// The public listener's rustls configuration, and the certificate it serves (which a reload
+/// reads again): both read from `server.tls`, neither without it.
+fn read_tls(
+    server: &ServerSettings,
+) -> Result<(Option<rustls::ServerConfig>, Option<Arc<Certificate>>), StartError> {
+    let read = server
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
+    Ok(read.unzip())
+}
+
+/// The Redis connector (Redis is asked at the first call), said in the log, and its target
+/// (`RedisSettings::target`) for the warning when Redis does not answer at start.
+fn open_store(redis: &RedisSettings) -> Result<(Store, String), StartError> {
+    let store = Store::new(redis)?;
+    let target = redis.target();
+    log::info!(
+        "Redis: {target}; {} connections, timeout {} ms, key prefix `{}`",
+        store.lane_count(),
+        redis.timeout_ms,
+        redis.key_prefix
+    );
+    Ok((store, target))
+}
+
 /// `sso-token check-config`: what [`Application::build`] reads and refuses (the TLS pair, the
 /// keys, the clients file) and warns of, without binding a port or asking Redis; returns the
 /// start's summary. The settings themselves were checked as they loaded.
 pub fn check(settings: &Settings) -> Result<String, StartError> {
-    if let Some(files) = &settings.server.tls {
-        crate::tls::server_config(files)?;
-    }
+    read_tls(&settings.server)?;
     // Builds the connector only: Redis is asked at the first call.
     Store::new(&settings.redis)?;
     warn_of_doubts(settings);
@@ -107,27 +133,14 @@ impl Application {
         hangups: Signal,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new()?);
-        let (tls, certificate) = match &settings.server.tls {
-            Some(files) => {
-                let (config, certificate) = crate::tls::server_config(files)?;
-                (Some(config), Some(certificate))
-            }
-            None => (None, None),
-        };
+        let (tls, certificate) = read_tls(&settings.server)?;
         let live = Arc::new(Live::new(
             &settings,
             source,
             Arc::clone(&metrics),
             certificate,
         )?);
-        let store = Store::new(&settings.redis)?;
-        let redis_target = settings.redis.target();
-        log::info!(
-            "Redis: {redis_target}; {} connections, timeout {} ms, key prefix `{}`",
-            store.lane_count(),
-            settings.redis.timeout_ms,
-            settings.redis.key_prefix
-        );
+        let (store, redis_target) = open_store(&settings.redis)?;
         let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics));
         let workers = settings.server.worker_threads();
         warn_of_doubts(&settings);
