@@ -1,6 +1,8 @@
-//! Builds the application from settings: keys, clients, Redis pool, routes, listener.
+//! Builds the application from settings: keys, clients, Redis pool, listeners, servers (the
+//! public one's app in `public_app.rs`).
 //! Tests call [`Application::build`] with port 0 and read the port back.
 
+mod public_app;
 mod redis_report;
 
 use std::net::TcpListener;
@@ -8,26 +10,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Condition;
 use actix_web::{App, web};
 use tokio::signal::unix::Signal;
 
+use self::public_app::{PublicApp, public_server};
 use self::redis_report::report_redis_at_start;
-use crate::client_auth::ClientAuth;
 use crate::config::{RedisSettings, ServerSettings, Settings};
 use crate::conn_deadline;
-use crate::exchange::Exchange;
-use crate::inspect::Inspector;
 use crate::live::{self, Live, LoadError, SettingsSource};
-use crate::metrics::{self, Metrics};
-use crate::middleware::{access_log, access_log_on, after_close, unread_body};
-use crate::routes::health::Readiness;
-use crate::routes::http::{self, BodyLimit};
+use crate::metrics::Metrics;
+use crate::middleware::{after_close, unread_body};
+use crate::routes::http;
 use crate::routes::paths::METRICS_PATH;
 use crate::shutdown::{self, Draining, StopPlan, StopSignals};
 use crate::slots::Slots;
 use crate::store::{Store, StoreError};
-use crate::throttle::{Network, Throttle};
 use crate::tls::Certificate;
 
 /// Why the service could not start; each message names the setting or file at fault.
@@ -141,7 +138,6 @@ impl Application {
             certificate,
         )?);
         let (store, redis_target) = open_store(&settings.redis)?;
-        let throttle = Throttle::new(&settings.throttle, store.clone(), Arc::clone(&metrics));
         let workers = settings.server.worker_threads();
         warn_of_doubts(&settings);
         let slots = Arc::new(Slots::new(
@@ -150,46 +146,7 @@ impl Application {
             store.is_cluster(),
         ));
         let draining = Draining::default();
-        let metrics_here = settings.metrics.enabled && settings.metrics.own_listener().is_none();
-        let app = PublicApp {
-            proxies: throttle.trusted_proxies().into(),
-            auth: web::Data::new(ClientAuth::new(
-                Arc::clone(&live),
-                throttle,
-                Arc::clone(&metrics),
-            )),
-            exchange: web::Data::new(Exchange {
-                store: store.clone(),
-                metrics: Arc::clone(&metrics),
-                slots: Arc::clone(&slots),
-            }),
-            // For /readyz, which pings the store and times the ping.
-            readiness: web::Data::new(Readiness::new(
-                store.clone(),
-                Arc::clone(&metrics),
-                settings.redis.timeout(),
-            )),
-            inspector: web::Data::new(Inspector {
-                live: Arc::clone(&live),
-                store: store.clone(),
-                metrics: Arc::clone(&metrics),
-                slots: Arc::clone(&slots),
-            }),
-            live: web::Data::from(Arc::clone(&live)),
-            limit: web::Data::new(BodyLimit {
-                bytes: settings.server.body_limit,
-                timeout: Duration::from_millis(settings.server.body_timeout_ms),
-            }),
-            draining: draining.clone(),
-            draining_data: web::Data::new(draining.clone()),
-            metrics: web::Data::from(Arc::clone(&metrics)),
-            store: web::Data::new(store.clone()),
-            // The Logger renders part of each line up front, whatever the level: skip it when
-            // its lines would be dropped anyway (RUST_LOG=warn, as in the benchmarks).
-            logging: access_log_on(),
-            keep_alive_off: settings.server.keep_alive_secs == 0,
-            metrics_here,
-        };
+        let app = PublicApp::new(&settings, &live, &store, &metrics, &slots, &draining);
         let stops = StopSignals::listen().map_err(StartError::Signals)?;
         let (listener, port) = bind("server.listen", &settings.server.listen)?;
         let options = public_options(&settings.server, workers);
@@ -254,27 +211,6 @@ impl Application {
     }
 }
 
-/// What every worker's public app is made of: the handlers' data, shared by all workers, and
-/// what the middleware needs.
-struct PublicApp {
-    exchange: web::Data<Exchange>,
-    auth: web::Data<ClientAuth>,
-    inspector: web::Data<Inspector>,
-    live: web::Data<Live>,
-    limit: web::Data<BodyLimit>,
-    readiness: web::Data<Readiness>,
-    /// For the middleware; `draining_data`, the same, for `/readyz`.
-    draining: Draining,
-    draining_data: web::Data<Draining>,
-    /// For `/metrics` (when served here); `metrics` is the recorder's too.
-    metrics: web::Data<Metrics>,
-    store: web::Data<Store>,
-    proxies: Arc<[Network]>,
-    logging: bool,
-    keep_alive_off: bool,
-    metrics_here: bool,
-}
-
 /// The public listener's; the metrics listener takes its keep-alive.
 fn public_options(server: &ServerSettings, workers: usize) -> crate::http_server::Options {
     crate::http_server::Options {
@@ -287,46 +223,6 @@ fn public_options(server: &ServerSettings, workers: usize) -> crate::http_server
         shutdown_timeout_secs: server.shutdown_timeout_secs,
         on_connect: after_close::mark_connection,
     }
-}
-
-/// The public listener's server. Its middleware is wrapped last outermost, in the order
-/// [`crate::middleware`] lists and explains.
-fn public_server(
-    listener: TcpListener,
-    tls: Option<rustls::ServerConfig>,
-    options: crate::http_server::Options,
-    app: PublicApp,
-) -> std::io::Result<Server> {
-    let factory = move || {
-        let recorder = Arc::clone(&app.metrics);
-        let draining = app.draining.clone();
-        App::new()
-            .wrap_fn(move |request, service| {
-                shutdown::close_when_draining(&draining, request, service)
-            })
-            .wrap_fn(move |request, service| {
-                after_close::refuse_after_close(app.keep_alive_off, request, service)
-            })
-            .wrap_fn(unread_body::hold_chunked_body)
-            .wrap(Condition::new(
-                app.logging,
-                access_log(Arc::clone(&app.proxies)),
-            ))
-            .wrap_fn(move |request, service| metrics::count_answers(&recorder, request, service))
-            .app_data(app.exchange.clone())
-            .app_data(app.auth.clone())
-            .app_data(app.inspector.clone())
-            .app_data(app.live.clone())
-            .app_data(app.limit.clone())
-            .app_data(app.readiness.clone())
-            .app_data(app.draining_data.clone())
-            .app_data(app.metrics.clone())
-            .app_data(app.store.clone())
-            .configure(|routes| crate::routes::configure(routes, app.metrics_here))
-            // Outermost: it sees every request start and every answer.
-            .wrap_fn(conn_deadline::track)
-    };
-    crate::http_server::serve(listener, tls, options, factory)
 }
 
 /// `/metrics` alone, on its own address and one worker: scrapes stay off the public port. The

@@ -1,8 +1,8 @@
 //! The public app's middleware, all six in their order; this list is the one place that gives
 //! it. Three live here; three live with the concern they serve ([`crate::conn_deadline`],
-//! [`crate::metrics`], [`crate::shutdown`]). `startup::public_server` wraps them, the last
-//! wrapped outermost: a request passes them in this order on its way in, and its answer in the
-//! reverse order on its way out.
+//! [`crate::metrics`], [`crate::shutdown`]). `public_server` (in `startup/public_app.rs`) wraps
+//! them, the last wrapped outermost: a request passes them in this order on its way in, and its
+//! answer in the reverse order on its way out.
 //!
 //! 1. [`crate::conn_deadline::track`]: a request's start disarms its connection's head deadline,
 //!    its answer arms the next request's. Outermost, to see every request start and every
