@@ -13,8 +13,8 @@ use std::time::Duration;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use subtle::ConstantTimeEq;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinError;
 
-use crate::oauth::OAuthError;
 use crate::oauth::credentials::MAX_SECRET;
 
 mod digest;
@@ -101,6 +101,18 @@ impl Argon2Limit {
         turns.insert(client_id.to_owned(), Arc::clone(&turn));
         turn
     }
+}
+
+/// Why [`SecretHash::verify`] could not say whether a secret is right. What each means for the
+/// request (its HTTP answer) is the client registry's to say, not this module's.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VerifyError {
+    /// The client id's Argon2 turn or every Argon2 slot stayed busy for [`ARGON2_WAIT`].
+    #[error("client authentication overloaded")]
+    Busy,
+    /// The blocking task that ran Argon2 panicked or was cancelled.
+    #[error(transparent)]
+    Argon2Task(JoinError),
 }
 
 /// Refuses a secret no request can present: an empty one counts as none (RFC 6749 §3.2), and
@@ -223,15 +235,15 @@ impl SecretHash {
         }
     }
 
-    /// Whether `presented` is `client_id`'s secret. `Overloaded` (503) unless the client id's
-    /// turn and an Argon2 slot both free up within [`ARGON2_WAIT`]: a request is never queued
-    /// for long behind a flood.
+    /// Whether `presented` is `client_id`'s secret. [`VerifyError::Busy`] unless the client
+    /// id's turn and an Argon2 slot both free up within [`ARGON2_WAIT`]: a request is never
+    /// queued for long behind a flood.
     pub(crate) async fn verify(
         &self,
         client_id: &str,
         presented: &str,
         limit: &Argon2Limit,
-    ) -> Result<bool, OAuthError> {
+    ) -> Result<bool, VerifyError> {
         let presented_digest = sha256(presented);
         match self {
             Self::Sha256(expected) => Ok(presented_digest.ct_eq(expected).into()),
@@ -241,7 +253,7 @@ impl SecretHash {
                 }
                 let waiting = limit.take(client_id);
                 let Ok(Ok(turn)) = tokio::time::timeout(ARGON2_WAIT, waiting).await else {
-                    return Err(OAuthError::Overloaded);
+                    return Err(VerifyError::Busy);
                 };
                 // The request ahead may have verified this very secret while this one waited.
                 if remembered(verified, &presented_digest) {
@@ -260,7 +272,7 @@ impl SecretHash {
                     })
                 })
                 .await
-                .map_err(OAuthError::internal)?;
+                .map_err(VerifyError::Argon2Task)?;
                 if ok {
                     *verified
                         .write()

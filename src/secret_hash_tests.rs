@@ -36,10 +36,7 @@ async fn with_every_slot_taken_a_verification_is_refused_after_a_short_wait() {
     let started = tokio::time::Instant::now();
     let outcome = hash.verify("app", "wrong", &limit).await;
 
-    assert!(
-        matches!(outcome, Err(OAuthError::Overloaded)),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Err(VerifyError::Busy)), "{outcome:?}");
     let waited = started.elapsed();
     assert!(
         waited >= ARGON2_WAIT && waited < ARGON2_WAIT * 2,
@@ -56,7 +53,7 @@ async fn a_remembered_secret_needs_no_slot() {
     assert!(hash.verify("app", SECRET, &limit).await.unwrap());
     assert!(matches!(
         hash.verify("app", "wrong", &limit).await,
-        Err(OAuthError::Overloaded)
+        Err(VerifyError::Busy)
     ));
 }
 
@@ -81,7 +78,7 @@ async fn the_same_hash_loaded_again_inherits_the_remembered_secret_another_does_
     assert!(
         matches!(
             other.verify("app", SECRET, &limit).await,
-            Err(OAuthError::Overloaded)
+            Err(VerifyError::Busy)
         ),
         "a changed hash remembers nothing"
     );
@@ -160,7 +157,7 @@ async fn a_client_id_takes_one_slot_at_most_and_others_take_the_rest() {
 
     assert!(matches!(
         hash.verify("flooded", "wrong", &limit).await,
-        Err(OAuthError::Overloaded)
+        Err(VerifyError::Busy)
     ));
     assert_eq!(limit.slots.available_permits(), 2, "its turn, not a slot");
     assert!(hash.verify("other", SECRET, &limit).await.unwrap());
@@ -177,7 +174,7 @@ async fn a_turn_in_use_outlives_other_ids_coming_and_going() {
 
     assert!(matches!(
         hash.verify("flooded", "wrong", &limit).await,
-        Err(OAuthError::Overloaded)
+        Err(VerifyError::Busy)
     ));
 }
 

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::clock::unix_now;
 use crate::log_limit::{EverySecond, HeldBack};
 use crate::oauth::{AUTHORIZATION_CODE, ClientCredentials, OAuthError};
-use crate::secret_hash::{Argon2Limit, Digest, SecretHash, sha256};
+use crate::secret_hash::{Argon2Limit, Digest, SecretHash, VerifyError, sha256};
 
 mod doubts;
 mod file;
@@ -136,7 +136,8 @@ impl Registry {
     /// client's takes milliseconds: its timing shows, and client ids are public anyway). A
     /// disabled Argon2 client's secret is not verified: a flood for it takes no Argon2 slot.
     /// `Overloaded` when an Argon2 verification found neither its client id's turn nor a slot
-    /// free in time.
+    /// free in time, `Internal` when its blocking task failed: the one place where
+    /// `secret_hash::VerifyError` becomes an HTTP answer.
     pub async fn verify_secret(
         &self,
         credentials: &ClientCredentials,
@@ -151,7 +152,11 @@ impl Registry {
         let secret_ok = client
             .secret
             .verify(&client.id, presented, &self.argon2)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                VerifyError::Busy => OAuthError::Overloaded,
+                VerifyError::Argon2Task(cause) => OAuthError::internal(cause),
+            })?;
         if secret_ok {
             Ok(Arc::clone(client))
         } else {
