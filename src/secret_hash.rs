@@ -47,7 +47,8 @@ pub struct Argon2Limit {
 }
 
 /// What a verification holds while Argon2 runs: its client id's turn and a slot of the pool.
-struct Turn {
+/// Both are given back when it is dropped.
+struct Argon2Permit {
     _client: OwnedSemaphorePermit,
     _slot: OwnedSemaphorePermit,
 }
@@ -76,10 +77,10 @@ impl Argon2Limit {
 
     /// `client_id`'s turn, then a slot: a flood for one id queues on its own turn, not ahead
     /// of the other ids in the pool's queue.
-    async fn take(&self, client_id: &str) -> Result<Turn, AcquireError> {
+    async fn take(&self, client_id: &str) -> Result<Argon2Permit, AcquireError> {
         let client = self.turn_of(client_id).acquire_owned().await?;
         let slot = Arc::clone(&self.slots).acquire_owned().await?;
-        Ok(Turn {
+        Ok(Argon2Permit {
             _client: client,
             _slot: slot,
         })
@@ -252,19 +253,19 @@ impl SecretHash {
                     return Ok(true);
                 }
                 let waiting = limit.take(client_id);
-                let Ok(Ok(turn)) = tokio::time::timeout(ARGON2_WAIT, waiting).await else {
+                let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_WAIT, waiting).await else {
                     return Err(VerifyError::Busy);
                 };
                 // The request ahead may have verified this very secret while this one waited.
                 if remembered(verified, &presented_digest) {
                     return Ok(true);
                 }
-                // Argon2 takes tens of milliseconds: keep it off the async workers. The turn
+                // Argon2 takes tens of milliseconds: keep it off the async workers. The permit
                 // goes along, so it stays taken until Argon2 is done, even if the request is
                 // dropped meanwhile (a client that hangs up frees no core).
                 let (phc, secret) = (phc.clone(), presented.to_owned());
                 let ok = tokio::task::spawn_blocking(move || {
-                    let _turn = turn;
+                    let _permit = permit;
                     PasswordHash::new(&phc).is_ok_and(|hash| {
                         Argon2::default()
                             .verify_password(secret.as_bytes(), &hash)
