@@ -142,7 +142,7 @@ impl RedisSettings {
     }
 
     /// Checks the pool and the timeout, and fills in `lanes` for `workers` worker threads;
-    /// then [`Self::check_mode`].
+    /// then [`Self::check_mode`] and [`Self::check_common`].
     pub(super) fn validate(&mut self, workers: usize) -> Result<(), ConfigError> {
         // Past this a typo would take all memory (a lane each, built at start).
         if self.pool_size > MAX_THREADS_OR_LANES {
@@ -168,7 +168,8 @@ impl RedisSettings {
                 format!("must be between 10 and {MAX_REDIS_TIMEOUT_MS}"),
             ));
         }
-        self.check_mode()
+        self.check_mode()?;
+        self.check_common()
     }
 
     /// Each mode needs its own settings and must not be given another mode's (a sentinel list
@@ -253,6 +254,14 @@ impl RedisSettings {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The settings every mode shares: the key prefix's characters, the TCP keepalive and the
+    /// replica-ack wait. Run after [`Self::check_mode`]: a file with problems of both kinds is
+    /// told of the mode's first.
+    fn check_common(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: String| Err(ConfigError::invalid(setting, problem));
         if self.key_prefix.contains(char::is_whitespace) {
             return invalid("redis.key_prefix", "must not contain white space".into());
         }
