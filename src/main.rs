@@ -47,38 +47,7 @@ enum Command {
     CheckConfig,
     /// Write an authorization code into Redis as the authorize service would, and print it.
     /// It warns (and still writes it) when clients.file says the exchange would be refused.
-    IssueCode {
-        /// The client id the code is issued to.
-        #[arg(long)]
-        client: String,
-        /// The redirect URI of the authorization request; the exchange must send the same.
-        #[arg(long)]
-        redirect_uri: String,
-        /// The signed-in user's name (the answer's `username`).
-        #[arg(long, default_value = "zhangs")]
-        username: String,
-        /// The user's account id (the token's `sub`).
-        #[arg(long, default_value = "8cneYRM97jU0pqVpJWY")]
-        account_id: String,
-        /// Granted scope; repeat the flag for several.
-        #[arg(long = "scope", default_value = "user:basic", value_parser = scope)]
-        scopes: Vec<String>,
-        /// PKCE challenge stored with the code: 43–128 of `A-Z a-z 0-9 - . _ ~` (RFC 7636
-        /// §4.2). It may begin with `-` (one S256 challenge in 64 does); the check keeps a
-        /// forgotten value from swallowing the next option.
-        #[arg(long, allow_hyphen_values = true, value_parser = pkce_challenge)]
-        code_challenge: Option<String>,
-        /// PKCE method written with a challenge: S256 unless given (what clients send; a record
-        /// without a method reads as `plain`, RFC 7636 §4.3).
-        #[arg(long, value_parser = ["S256", "plain"], requires = "code_challenge")]
-        code_challenge_method: Option<String>,
-        /// Lifetime of the code in seconds, 1 to 86400 (the reference authorize service uses
-        /// 60).
-        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-        ttl: u64,
-        #[command(flatten)]
-        profile: Box<ProfileArgs>,
-    },
+    IssueCode(Box<IssueCodeArgs>),
     /// Print the stored form of a client secret (read from stdin when not given).
     HashSecret {
         /// The secret (better on stdin: out of the shell history and `ps`); it may begin with
@@ -113,6 +82,65 @@ enum Command {
     },
 }
 
+/// `issue-code`'s arguments: the code record's fields, and the code's lifetime.
+#[derive(clap::Args)]
+struct IssueCodeArgs {
+    /// The client id the code is issued to.
+    #[arg(long)]
+    client: String,
+    /// The redirect URI of the authorization request; the exchange must send the same.
+    #[arg(long)]
+    redirect_uri: String,
+    /// The signed-in user's name (the answer's `username`).
+    #[arg(long, default_value = "zhangs")]
+    username: String,
+    /// The user's account id (the token's `sub`).
+    #[arg(long, default_value = "8cneYRM97jU0pqVpJWY")]
+    account_id: String,
+    /// Granted scope; repeat the flag for several.
+    #[arg(long = "scope", default_value = "user:basic", value_parser = scope)]
+    scopes: Vec<String>,
+    /// PKCE challenge stored with the code: 43–128 of `A-Z a-z 0-9 - . _ ~` (RFC 7636
+    /// §4.2). It may begin with `-` (one S256 challenge in 64 does); the check keeps a
+    /// forgotten value from swallowing the next option.
+    #[arg(long, allow_hyphen_values = true, value_parser = pkce_challenge)]
+    code_challenge: Option<String>,
+    /// PKCE method written with a challenge: S256 unless given (what clients send; a record
+    /// without a method reads as `plain`, RFC 7636 §4.3).
+    #[arg(long, value_parser = ["S256", "plain"], requires = "code_challenge")]
+    code_challenge_method: Option<String>,
+    /// Lifetime of the code in seconds, 1 to 86400 (the reference authorize service uses
+    /// 60).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    ttl: u64,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
+impl IssueCodeArgs {
+    /// The record to write, issued now; a challenge without a method gets S256.
+    fn record(self) -> NewCode {
+        NewCode {
+            client_id: self.client,
+            redirect_uri: self.redirect_uri,
+            username: self.username,
+            account_id: self.account_id,
+            scope: self.scopes,
+            code_challenge_method: self
+                .code_challenge_method
+                .or_else(|| self.code_challenge.as_ref().map(|_| "S256".to_owned())),
+            code_challenge: self.code_challenge,
+            issued_at: unix_now(),
+            profile: Profile {
+                name: self.profile.name,
+                avatar: self.profile.avatar,
+                email: self.profile.email,
+                mobile: self.profile.mobile,
+            },
+        }
+    }
+}
+
 /// The optional profile fields of a code record (README, "The code record").
 #[derive(clap::Args)]
 struct ProfileArgs {
@@ -133,59 +161,14 @@ struct ProfileArgs {
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
+    let (config_dir, env) = (&cli.config_dir, cli.env.as_deref());
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&cli.config_dir, cli.env.as_deref()),
-        Command::CheckConfig => check_config(&cli.config_dir, cli.env.as_deref()),
-        Command::HashSecret { secret, argon2 } => {
-            if secret.as_deref().is_some_and(option_like) {
-                // Exits as clap's own usage errors do (status 2), without quoting the value,
-                // under hash-secret's own usage line.
-                let mut cli = Cli::command();
-                cli.build();
-                let mut hash_secret = cli.find_subcommand("hash-secret").cloned();
-                (hash_secret.as_mut().unwrap_or(&mut cli))
-                    .error(
-                        clap::error::ErrorKind::InvalidValue,
-                        "hash-secret has no such option, and does not take an argument that \
-                         looks like one as a secret (a misspelt option would be hashed): give \
-                         such a secret on stdin",
-                    )
-                    .exit();
-            }
-            hash_secret(secret, argon2)
-        }
+        Command::Serve => serve(config_dir, env),
+        Command::CheckConfig => check_config(config_dir, env),
+        Command::IssueCode(args) => issue_code(config_dir, env, *args),
+        Command::HashSecret { secret, argon2 } => hash_secret(secret, argon2),
         Command::Keygen { out, kind, force } => keygen(&out, kind, force),
         Command::Pubkey { key } => pubkey(&key),
-        Command::IssueCode {
-            client,
-            redirect_uri,
-            username,
-            account_id,
-            scopes,
-            code_challenge,
-            code_challenge_method,
-            ttl,
-            profile,
-        } => {
-            let record = NewCode {
-                client_id: client,
-                redirect_uri,
-                username,
-                account_id,
-                scope: scopes,
-                code_challenge_method: code_challenge_method
-                    .or_else(|| code_challenge.as_ref().map(|_| "S256".to_owned())),
-                code_challenge,
-                issued_at: unix_now(),
-                profile: Profile {
-                    name: profile.name,
-                    avatar: profile.avatar,
-                    email: profile.email,
-                    mobile: profile.mobile,
-                },
-            };
-            issue_code(&cli.config_dir, cli.env.as_deref(), &record, ttl)
-        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -196,7 +179,9 @@ fn main() -> ExitCode {
     }
 }
 
-type CliResult = Result<(), String>;
+/// A command's failure, printed as `sso-token: <its Display>` with exit status 1: any error
+/// type, or a message (`String` and `&str` convert), goes up with `?`.
+type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 /// `RUST_LOG`, `info` without it. actix answers a request it cannot parse with a 400 before
 /// any route, and logs an ERROR line for each (`stream error: request parse error`): anyone
@@ -254,7 +239,7 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
         // a reload once the server runs, not the end of the process, SIGHUP's default action.
         let hangups = sso_token::live::listen_for_sighup()
             .map_err(|e| format!("listening for SIGHUP: {e}"))?;
-        let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+        let settings = Settings::load(config_dir, env)?;
         log::info!("{}", Settings::describe_sources(config_dir, env));
         open_files::raise_and_report(&settings.server);
         // SIGHUP reads the config files and the environment again, as at start.
@@ -264,14 +249,13 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
             settings.server.listen.clone(),
             settings.server.worker_threads(),
         );
-        let app =
-            Application::build_reloadable(settings, source, hangups).map_err(|e| e.to_string())?;
+        let app = Application::build_reloadable(settings, source, hangups)?;
         log::info!(
             "sso-token {} listening on {listen} with {workers} worker(s) (port {})",
             env!("CARGO_PKG_VERSION"),
             app.port()
         );
-        app.run_until_stopped().await.map_err(|e| e.to_string())?;
+        app.run_until_stopped().await?;
         // A clean stop says so: without it the log of a stop reads like the log of a crash.
         log::info!("sso-token stopped");
         Ok(())
@@ -279,48 +263,64 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
 }
 
 fn check_config(config_dir: &Path, env: Option<&str>) -> CliResult {
-    let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+    let settings = Settings::load(config_dir, env)?;
     log::info!("{}", Settings::describe_sources(config_dir, env));
-    let summary = sso_token::startup::check(&settings).map_err(|e| e.to_string())?;
+    let summary = sso_token::startup::check(&settings)?;
     println!("configuration valid: {summary} (no port bound, Redis not contacted)");
     Ok(())
 }
 
-fn issue_code(config_dir: &Path, env: Option<&str>, record: &NewCode, ttl: u64) -> CliResult {
-    let settings = Settings::load(config_dir, env).map_err(|e| e.to_string())?;
+fn issue_code(config_dir: &Path, env: Option<&str>, args: IssueCodeArgs) -> CliResult {
+    let ttl = args.ttl;
+    let record = args.record();
+    let settings = Settings::load(config_dir, env)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     // Warnings only: the code may be meant for another deployment's registry.
     let argon2 = sso_token::secret_hash::Argon2Limit::new(1);
     match sso_token::clients::Registry::load(&settings.clients.file, &argon2) {
         Ok(registry) => {
-            for doubt in codes::doubts(record, &registry) {
+            for doubt in codes::doubts(&record, &registry) {
                 eprintln!("warning: {doubt}");
             }
         }
         Err(e) => eprintln!("warning: the client could not be checked: {e}"),
     }
     runtime.block_on(async {
-        let store = Store::new(&settings.redis).map_err(|e| e.to_string())?;
-        let code = codes::new_code().map_err(|_| "no randomness available".to_owned())?;
+        let store = Store::new(&settings.redis)?;
+        let code = codes::new_code().map_err(|_| "no randomness available")?;
         store.failovers_checked().await;
-        match codes::write(&store, &code, record, ttl).await {
-            Ok(true) => {
-                println!("{code}");
-                Ok(())
-            }
-            Ok(false) => Err("that code is already live".to_owned()),
-            Err(e) => Err(format!("writing the code to redis: {e}")),
+        let written = codes::write(&store, &code, &record, ttl)
+            .await
+            .map_err(|e| format!("writing the code to redis: {e}"))?;
+        if !written {
+            return Err("that code is already live".into());
         }
+        println!("{code}");
+        Ok(())
     })
 }
 
 fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
+    if secret.as_deref().is_some_and(option_like) {
+        // Exits as clap's own usage errors do (status 2), without quoting the value, under
+        // hash-secret's own usage line.
+        let mut cli = Cli::command();
+        cli.build();
+        let mut hash_secret = cli.find_subcommand("hash-secret").cloned();
+        (hash_secret.as_mut().unwrap_or(&mut cli))
+            .error(
+                clap::error::ErrorKind::InvalidValue,
+                "hash-secret has no such option, and does not take an argument that looks \
+                 like one as a secret (a misspelt option would be hashed): give such a secret \
+                 on stdin",
+            )
+            .exit();
+    }
     let secret = match secret {
         Some(secret) => secret,
-        None => sso_token::secret_prompt::read_secret().map_err(|e| e.to_string())?,
+        None => sso_token::secret_prompt::read_secret()?,
     };
     sso_token::secret_hash::presentable(&secret)?;
     if !secret.bytes().all(sso_token::oauth::is_unreserved) {
@@ -334,7 +334,7 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
         );
     }
     let stored = if argon2 {
-        sso_token::secret_hash::hash_secret_argon2(&secret).map_err(|e| e.to_string())?
+        sso_token::secret_hash::hash_secret_argon2(&secret)?
     } else {
         sso_token::secret_hash::hash_secret_sha256(&secret)
     };
@@ -343,7 +343,7 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
 }
 
 fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
-    let kid = sso_token::tokens::write_key_file(out, kind, force).map_err(|e| e.to_string())?;
+    let kid = sso_token::tokens::write_key_file(out, kind, force)?;
     println!("{kid}");
     Ok(())
 }
