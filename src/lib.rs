@@ -7,7 +7,6 @@
 pub mod client_auth;
 pub mod clients;
 pub mod clock;
-pub mod codes;
 pub mod config;
 pub mod conn_deadline;
 pub mod discovery;
@@ -15,6 +14,7 @@ pub mod exchange;
 pub mod grant;
 pub mod http_server;
 pub mod inspect;
+pub mod issue_code;
 pub mod listen;
 pub mod live;
 pub mod log_limit;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use sso_token::clock::unix_now;
-use sso_token::codes::{self, NewCode};
 use sso_token::config::Settings;
+use sso_token::issue_code::{self, NewCode};
 use sso_token::open_files;
 use sso_token::startup::Application;
 use sso_token::store::Store;
@@ -281,7 +281,7 @@ fn issue_code(config_dir: &Path, env: Option<&str>, args: IssueCodeArgs) -> CliR
     let argon2 = sso_token::secret_hash::Argon2Limit::new(1);
     match sso_token::clients::Registry::load(&settings.clients.file, &argon2) {
         Ok(registry) => {
-            for doubt in codes::doubts(&record, &registry) {
+            for doubt in issue_code::doubts(&record, &registry) {
                 eprintln!("warning: {doubt}");
             }
         }
@@ -289,9 +289,9 @@ fn issue_code(config_dir: &Path, env: Option<&str>, args: IssueCodeArgs) -> CliR
     }
     runtime.block_on(async {
         let store = Store::new(&settings.redis)?;
-        let code = codes::new_code().map_err(|_| "no randomness available")?;
+        let code = issue_code::new_code().map_err(|_| "no randomness available")?;
         store.failovers_checked().await;
-        let written = codes::write(&store, &code, &record, ttl)
+        let written = issue_code::write(&store, &code, &record, ttl)
             .await
             .map_err(|e| format!("writing the code to redis: {e}"))?;
         if !written {

@@ -98,7 +98,7 @@ pub fn write_key_file(out: &Path, kind: KeyKind, force: bool) -> Result<String, 
             .unwrap_or_default();
         // Random: a file left by a run killed before its rename (in a container the pid is
         // always the same) must not stand in the way.
-        let tag = crate::codes::new_code().map_err(|_| KeyFileError::Random)?;
+        let tag = crate::issue_code::new_code().map_err(|_| KeyFileError::Random)?;
         let fresh = out.with_file_name(format!(".{name}.{}.new", &tag[tag.len() - 12..]));
         write_new_file(&fresh, &pem).map_err(io(&fresh))?;
         if let Err(e) = std::fs::rename(&fresh, out) {

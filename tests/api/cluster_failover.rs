@@ -244,7 +244,7 @@ async fn stream(
     let record = serde_json::to_string(&code_record(&APP)).expect("record");
     while !stop.load(Ordering::Relaxed) {
         let code = loop {
-            let code = sso_token::codes::new_code().expect("code");
+            let code = sso_token::issue_code::new_code().expect("code");
             if wanted(&code) {
                 break code;
             }

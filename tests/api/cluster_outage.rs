@@ -19,7 +19,7 @@ fn record() -> String {
 /// A fresh code whose key lives on the node at `port` (which answers it instead of `MOVED`).
 async fn code_on(app: &TestApp, port: u16) -> String {
     loop {
-        let code = sso_token::codes::new_code().unwrap();
+        let code = sso_token::issue_code::new_code().unwrap();
         let key = app.store.code_key(&code);
         if query::<u32>(port, redis::cmd("EXISTS").arg(&key)).is_some() {
             return code;
@@ -167,7 +167,7 @@ async fn a_hung_master_leaves_the_exchange_slots_to_the_others() {
     let shard_of = |code: &str| usize::from(app.store.cluster_slot(code).unwrap()) * SHARDS / 16384;
     let mut doomed = vec![first.clone()];
     while doomed.len() < SLOTS + EACH {
-        let code = sso_token::codes::new_code().unwrap();
+        let code = sso_token::issue_code::new_code().unwrap();
         if shard_of(&code) == shard_of(&first) && serves(hung, &app.store.code_key(&code)) {
             doomed.push(code);
         }
@@ -260,7 +260,7 @@ async fn a_hung_master_leaves_introspection_to_the_others() {
     let shard_of = |code: &str| usize::from(app.store.cluster_slot(code).unwrap()) * SHARDS / 16384;
     let (mut doomed, mut live) = (vec![first.clone()], Vec::new());
     while doomed.len() < EACH + 1 {
-        let code = sso_token::codes::new_code().unwrap();
+        let code = sso_token::issue_code::new_code().unwrap();
         if shard_of(&code) == shard_of(&first) && serves(hung, &app.store.code_key(&code)) {
             doomed.push(code);
         }

@@ -2,7 +2,7 @@
 
 use deadpool_redis::redis;
 use serde_json::json;
-use sso_token::codes::NewCode;
+use sso_token::issue_code::NewCode;
 
 use crate::each_topology;
 use crate::helpers::{

@@ -535,7 +535,7 @@ async fn write_code(
             .ok();
     }
     let conn = writer.as_mut()?;
-    let code = sso_token::codes::new_code().expect("code");
+    let code = sso_token::issue_code::new_code().expect("code");
     let record = serde_json::to_string(&code_record(&APP)).expect("record");
     let mut pipeline = redis::pipe();
     pipeline

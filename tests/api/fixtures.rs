@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use sso_token::codes::NewCode;
+use sso_token::issue_code::NewCode;
 use sso_token::secret_hash::hash_secret_sha256;
 use sso_token::userinfo::Profile;
 use uuid::Uuid;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use serde_json::Value;
-use sso_token::codes::NewCode;
+use sso_token::issue_code::NewCode;
 
 use crate::helpers::{
     APP, APP_SECOND_REDIRECT, Answer, OTHER, RFC7636_CHALLENGE, RFC7636_VERIFIER, SHARED_REDIRECT,
@@ -156,7 +156,7 @@ async fn codes_failing_a_check_are_refused_and_spent_all_the_same() {
 async fn unknown_and_expired_codes_are_an_invalid_grant() {
     let app = spawn_app().await;
     // Written as the authorize service writes a code, with a TTL of 1 ms, then waited out.
-    let expired = sso_token::codes::new_code().expect("code");
+    let expired = sso_token::issue_code::new_code().expect("code");
     let record = serde_json::to_string(&code_record(&APP)).expect("record");
     let key = app.store.code_key(&expired);
     let _: () = app

@@ -11,8 +11,8 @@ use std::time::Duration;
 use deadpool_redis::redis;
 use jsonwebtoken::{Algorithm, DecodingKey, TokenData, Validation};
 use serde_json::Value;
-use sso_token::codes::{self, NewCode};
 use sso_token::config::{RedisMode, RedisSettings, Settings};
+use sso_token::issue_code::{self, NewCode};
 use sso_token::live::{Live, LoadError};
 use sso_token::routes::paths::TOKEN_PATH;
 use sso_token::startup::Application;
@@ -279,8 +279,8 @@ impl TestApp {
 
     /// Writes `record` under a fresh code, as the authorize service would; returns the code.
     pub async fn write_code(&self, record: &NewCode) -> String {
-        let code = codes::new_code().expect("code");
-        let written = codes::write(&self.store, &code, record, 60).await;
+        let code = issue_code::new_code().expect("code");
+        let written = issue_code::write(&self.store, &code, record, 60).await;
         assert!(
             written.expect("code written to redis"),
             "code already existed"

@@ -448,7 +448,7 @@ async fn a_code_value_written_again_neither_revives_nor_revokes_through_its_firs
     let revoked = app.revoke(&APP, &first, None).await;
     assert_eq!(revoked.status, 200, "{}", revoked.text);
 
-    let written = sso_token::codes::write(&app.store, &code, &record, 60).await;
+    let written = sso_token::issue_code::write(&app.store, &code, &record, 60).await;
     assert_eq!(written.ok(), Some(true), "the code written again");
     let second = Answer::of(app.exchange(&APP, &code).await).await;
 

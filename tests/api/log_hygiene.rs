@@ -4,7 +4,7 @@
 use actix_web::ResponseError;
 use deadpool_redis::redis;
 use serde_json::json;
-use sso_token::codes;
+use sso_token::issue_code;
 use sso_token::oauth::OAuthError;
 use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH, USERINFO_PATH};
 use uuid::Uuid;
@@ -203,7 +203,7 @@ async fn malformed_bodies_and_records_leave_their_values_out_of_answers_and_the_
         "account_id": "acct-1",
         "scope": ["user:basic"],
     });
-    let code = codes::new_code().unwrap();
+    let code = issue_code::new_code().unwrap();
     assert!(
         app.store
             .put_code(&code, &record.to_string(), 60)

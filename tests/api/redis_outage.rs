@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
-use sso_token::codes;
+use sso_token::issue_code;
 use sso_token::routes::paths::USERINFO_PATH;
 use sso_token::store::{Taken, write_record_start};
 
@@ -67,8 +67,8 @@ async fn eventually_exchanges(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut last = String::from("no code could be written");
     while Instant::now() < deadline {
-        let code = codes::new_code().unwrap();
-        if let Ok(true) = codes::write(&app.store, &code, &code_record(&APP), 60).await {
+        let code = issue_code::new_code().unwrap();
+        if let Ok(true) = issue_code::write(&app.store, &code, &code_record(&APP), 60).await {
             let answer = Answer::of(app.exchange(&APP, &code).await).await;
             if answer.status == 200 {
                 return;
@@ -667,7 +667,7 @@ async fn a_code_value_written_again_while_its_token_lives_is_a_replay() {
     let token_key = app.store.token_key(&jti);
     let before: String = app.query(redis::cmd("GET").arg(&token_key)).await;
 
-    let written = codes::write(&app.store, &code, &code_record(&APP), 60).await;
+    let written = issue_code::write(&app.store, &code, &code_record(&APP), 60).await;
     assert_eq!(written.ok(), Some(true), "the code written again");
     let other = app.store.new_jti(&code).expect("a jti");
     let again = app.store.take_code(&code, &other, 60, &head(&other)).await;

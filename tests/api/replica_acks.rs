@@ -601,7 +601,7 @@ async fn sentinel_app(acks: bool) -> (SentinelSet, TestApp) {
 /// A fresh code, written on the master and acknowledged by both replicas.
 async fn replicated_code(app: &TestApp, set: &SentinelSet) -> String {
     let master = set.current_master().expect("a master");
-    let code = sso_token::codes::new_code().expect("code");
+    let code = sso_token::issue_code::new_code().expect("code");
     let record = serde_json::to_string(&code_record(&APP)).expect("record");
     let mut pipe = redis::pipe();
     pipe.cmd("SET")

@@ -4,7 +4,7 @@
 
 use deadpool_redis::redis;
 use serde_json::{Value, json};
-use sso_token::codes::NewCode;
+use sso_token::issue_code::NewCode;
 use sso_token::routes::paths::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, USERINFO_PATH};
 use sso_token::tokens::{Claims, Minter, random_id};
 

@@ -8,8 +8,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use sso_token::codes;
 use sso_token::config::Settings;
+use sso_token::issue_code;
 use sso_token::routes::paths::JWKS_PATH;
 use sso_token::store::Store;
 
@@ -204,8 +204,8 @@ impl ServerProcess {
 /// A fresh code for [`APP`], written to the Redis of `settings` as the authorize service would.
 pub async fn write_code(settings: &Settings) -> String {
     let store = Store::new(&settings.redis).unwrap();
-    let code = codes::new_code().unwrap();
-    let written = codes::write(&store, &code, &code_record(&APP), 60).await;
+    let code = issue_code::new_code().unwrap();
+    let written = issue_code::write(&store, &code, &code_record(&APP), 60).await;
     assert!(written.unwrap(), "the code was new");
     code
 }

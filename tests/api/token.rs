@@ -152,7 +152,7 @@ async fn every_token_has_its_own_jti() {
     let first = token_of_code(&app, &code).await;
     let revoked = app.revoke(&APP, &first, None).await;
     assert_eq!(revoked.status, 200, "{}", revoked.text);
-    let written = sso_token::codes::write(&app.store, &code, &record, 60).await;
+    let written = sso_token::issue_code::write(&app.store, &code, &record, 60).await;
     assert_eq!(written.ok(), Some(true), "the code written again");
     let second = token_of_code(&app, &code).await;
 

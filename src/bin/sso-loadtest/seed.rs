@@ -15,7 +15,7 @@ use deadpool_redis::redis;
 use futures_util::future::try_join_all;
 use indicatif::ProgressBar;
 use sso_token::clock::unix_now;
-use sso_token::codes;
+use sso_token::issue_code;
 use sso_token::store::{Conn, Store};
 
 use crate::plan::TokenPlan;
@@ -66,7 +66,8 @@ impl Redis {
         let mut codes = Vec::with_capacity(count);
         let mut sets = Vec::with_capacity(batch.min(count));
         for index in 0..count {
-            let code = codes::new_code().map_err(|_| anyhow::anyhow!("no randomness available"))?;
+            let code =
+                issue_code::new_code().map_err(|_| anyhow::anyhow!("no randomness available"))?;
             let record = serde_json::to_string(&plan.record(index, issued_at))?;
             let mut set = redis::cmd("SET");
             set.arg(self.store.code_key(&code))
