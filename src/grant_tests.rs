@@ -573,8 +573,8 @@ mod fuzz {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::inspect::TokenRecord;
     use crate::oauth::fuzz_tests::{QUOTE, assert_rfc_error, config, quotes_any, text};
+    use crate::store::TokenRecord;
 
     /// The record's fields, and one it does not know.
     const FIELDS: [&str; 13] = [

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::client_auth::Caller;
 use crate::clock::unix_now;
@@ -14,9 +14,9 @@ use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
 use crate::redact;
 use crate::slots::Slots;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TokenRecord};
 use crate::tokens::AccessClaims;
-use crate::userinfo::{self, Profile, UserInfo};
+use crate::userinfo::{self, UserInfo};
 
 /// Answers questions about tokens; shares the snapshot, the store and, for which Redis calls
 /// may go while Redis fails, the slots with the exchange.
@@ -25,55 +25,6 @@ pub struct Inspector {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub slots: Arc<Slots>,
-}
-
-/// The part of the token record (see `store::record_head`) that these endpoints read.
-#[derive(Debug, Deserialize)]
-pub struct TokenRecord {
-    pub jti: String,
-    pub client_id: String,
-    pub grant: RecordedGrant,
-}
-
-/// The code record inside the token record: the user, and the optional profile.
-#[derive(Debug, Deserialize)]
-#[serde(from = "GrantFields")]
-pub struct RecordedGrant {
-    pub username: String,
-    pub account_id: String,
-    pub profile: Profile,
-}
-
-/// Read field by field like `grant::CodeRecord`, not with `#[serde(flatten)]`: flatten buffers
-/// the record and reads the fields the exchange skipped (an unknown field holding `1e400` or a
-/// lone surrogate), so a record the exchange turned into a token could not be read here.
-#[derive(Deserialize)]
-struct GrantFields {
-    username: String,
-    account_id: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    avatar: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    mobile: Option<String>,
-}
-
-impl From<GrantFields> for RecordedGrant {
-    fn from(fields: GrantFields) -> Self {
-        Self {
-            username: fields.username,
-            account_id: fields.account_id,
-            profile: Profile {
-                name: fields.name,
-                avatar: fields.avatar,
-                email: fields.email,
-                mobile: fields.mobile,
-            },
-        }
-    }
 }
 
 /// A token that passed every check.

@@ -24,7 +24,8 @@
 //!   outage a single master's failed calls make, for the line that says it is over.
 //! - `connect.rs`: making a connection, for each topology.
 //! - `keys.rs`: key names, record ids and `jti`s, Cluster slots.
-//! - `record.rs`: how a token record starts, which the scripts match.
+//! - `record.rs`: the token record's format: how it starts, which the scripts match, and
+//!   [`TokenRecord`], what introspection and user info read of it.
 //! - `ack.rs`: `WAIT` after a write (`redis.replica_acks`).
 //! - `durability.rs`: the Redis settings the guarantees need, read at start.
 //! - `sentinel.rs`: asking sentinels for the master; `fence.rs`: holding operations back
@@ -60,7 +61,7 @@ use self::fence::Fence;
 pub use self::fitness::Fitness;
 use self::keys::Keys;
 use self::lanes::{Lane, Lanes, Outage, lock};
-pub use self::record::{record_head, write_record_start};
+pub use self::record::{RecordedGrant, TokenRecord, record_head, write_record_start};
 use self::scripts::{DELETE_SCRIPT, EXCHANGE_SCRIPT};
 use crate::config::{RedisMode, RedisSettings};
 

@@ -1,6 +1,10 @@
-//! The token record's bytes: JSON that starts `{"jti":"<jti>"` (and for a revocation's match
-//! `,"client_id":…`), which the Lua scripts match, then what the exchange adds: `iat`, `exp`
-//! and the code record as `grant` (read back by `inspect::TokenRecord`).
+//! The token record's format, written and read: JSON that starts `{"jti":"<jti>"` (and for a
+//! revocation's match `,"client_id":…`), which the Lua scripts match, then what the exchange
+//! adds: `iat`, `exp` and the code record as `grant`; read back as a [`TokenRecord`].
+
+use serde::Deserialize;
+
+use crate::userinfo::Profile;
 
 /// Writes how every token record starts: `{"jti":"<jti>"`, then with a client
 /// `,"client_id":<the id as JSON>`. The exchange's record head begins so, and the scripts match
@@ -26,6 +30,55 @@ pub fn record_head(jti: &str, client_id: &str, iat: u64, exp: u64) -> Vec<u8> {
     // Writing to a Vec cannot fail: nothing to report.
     let _ = write!(head, r#","iat":{iat},"exp":{exp},"grant":"#);
     head
+}
+
+/// The part of the token record (see [`record_head`]) that introspection and user info read.
+#[derive(Debug, Deserialize)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub client_id: String,
+    pub grant: RecordedGrant,
+}
+
+/// The code record inside the token record: the user, and the optional profile.
+#[derive(Debug, Deserialize)]
+#[serde(from = "GrantFields")]
+pub struct RecordedGrant {
+    pub username: String,
+    pub account_id: String,
+    pub profile: Profile,
+}
+
+/// Read field by field like `grant::CodeRecord`, not with `#[serde(flatten)]`: flatten buffers
+/// the record and reads the fields the exchange skipped (an unknown field holding `1e400` or a
+/// lone surrogate), so a record the exchange turned into a token could not be read here.
+#[derive(Deserialize)]
+struct GrantFields {
+    username: String,
+    account_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    avatar: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    mobile: Option<String>,
+}
+
+impl From<GrantFields> for RecordedGrant {
+    fn from(fields: GrantFields) -> Self {
+        Self {
+            username: fields.username,
+            account_id: fields.account_id,
+            profile: Profile {
+                name: fields.name,
+                avatar: fields.avatar,
+                email: fields.email,
+                mobile: fields.mobile,
+            },
+        }
+    }
 }
 
 /// A token record's bytes as text; bytes that are not UTF-8 are no record of ours (they are
