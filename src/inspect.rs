@@ -12,7 +12,6 @@ use crate::clock::unix_now;
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RedisOp, Revocation};
 use crate::oauth::{OAuthError, TokenQuery};
-use crate::redact;
 use crate::slots::Slots;
 use crate::store::{Store, StoreError, TokenRecord};
 use crate::tokens::AccessClaims;
@@ -159,20 +158,17 @@ impl Inspector {
         answer.map_err(|e| OAuthError::Unavailable(op, e))
     }
 
-    /// Adds the token record, if Redis still has it and it belongs to these claims.
+    /// Adds the token record, if Redis still has it and it belongs to these claims; an unreadable
+    /// record is logged and counts as none.
     async fn with_record(&self, claims: AccessClaims) -> Result<Option<LiveToken>, OAuthError> {
         let read = self.store.get_token(&claims.jti);
-        let raw = self.on_record(&claims.jti, RedisOp::GetToken, read).await?;
-        let Some(raw) = raw else {
-            return Ok(None);
-        };
-        let record = match serde_json::from_str::<TokenRecord>(&raw) {
-            Ok(record) => record,
-            Err(e) => {
+        let record = match self.on_record(&claims.jti, RedisOp::GetToken, read).await? {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(None),
+            Err(unreadable) => {
                 log::warn!(
-                    "token record of client {} is unreadable: {}",
-                    claims.client_id,
-                    redact::json_error(&e)
+                    "token record of client {} is unreadable: {unreadable}",
+                    claims.client_id
                 );
                 return Ok(None);
             }

@@ -61,7 +61,9 @@ use self::fence::Fence;
 pub use self::fitness::Fitness;
 use self::keys::Keys;
 use self::lanes::{Lane, Lanes, Outage, lock};
-pub use self::record::{RecordedGrant, TokenRecord, record_head, write_record_start};
+pub use self::record::{
+    RecordedGrant, TokenRecord, UnreadableRecord, record_head, write_record_start,
+};
 use self::scripts::{DELETE_SCRIPT, EXCHANGE_SCRIPT};
 use crate::config::{RedisMode, RedisSettings};
 

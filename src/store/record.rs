@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::redact;
 use crate::userinfo::Profile;
 
 /// Writes how every token record starts: `{"jti":"<jti>"`, then with a client
@@ -39,6 +40,19 @@ pub struct TokenRecord {
     pub client_id: String,
     pub grant: RecordedGrant,
 }
+
+impl TokenRecord {
+    /// Reads a token record's text; one that is not a record of ours is an [`UnreadableRecord`].
+    pub fn parse(text: &str) -> Result<Self, UnreadableRecord> {
+        serde_json::from_str(text).map_err(|e| UnreadableRecord(redact::json_error(&e)))
+    }
+}
+
+/// A token record Redis holds but that does not read as one: serde's reason, without the
+/// record's values (`redact::json_error`), so that it can be logged.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UnreadableRecord(String);
 
 /// The code record inside the token record: the user, and the optional profile.
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,6 @@
-//! Token records: reading one, and deleting one (after a refused exchange, or revoked), with
-//! the deletion script and its `WAIT`. Apart from codes: these act on a record already written.
+//! Token records: reading one (parsed as `record.rs` says), and deleting one (after a refused
+//! exchange, or revoked), with the deletion script and its `WAIT`. Apart from codes: these act
+//! on a record already written.
 
 use deadpool_redis::redis::{self, AsyncCommands, Value};
 
@@ -7,7 +8,7 @@ use super::ack::{Acks, Repeat};
 use super::lanes::Lanes;
 use super::record::utf8_record;
 use super::scripts::{DELETE_SCRIPT, run_script};
-use super::{Store, StoreError, write_record_start};
+use super::{Store, StoreError, TokenRecord, UnreadableRecord, write_record_start};
 
 impl Store {
     /// Deletes a token record that no client holds a token for: clean-up after a refused
@@ -108,18 +109,25 @@ impl Store {
         .await
     }
 
-    /// Reads a token record (introspection, user info): `None` once revoked or expired.
-    pub async fn get_token(&self, jti: &str) -> Result<Option<String>, StoreError> {
+    /// Reads a token record (introspection, user info): `None` once revoked or expired. Text
+    /// that Redis holds but that is no token record is an [`UnreadableRecord`], inside `Ok`:
+    /// Redis answered, so it is no [`StoreError`].
+    pub async fn get_token(
+        &self,
+        jti: &str,
+    ) -> Result<Result<Option<TokenRecord>, UnreadableRecord>, StoreError> {
         let key = &self.token_key(jti);
-        self.with_conn(Lanes::Plain, |mut conn| async move {
-            match conn.get::<_, Option<Vec<u8>>>(key).await {
-                // Another writer's key under the prefix, or bytes no record of ours holds (the
-                // records are JSON): no record, as the exchange script takes it, not a 503 for
-                // as long as that key lives.
-                Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
-                read => Ok(read?.and_then(utf8_record)),
-            }
-        })
-        .await
+        let text = self
+            .with_conn(Lanes::Plain, |mut conn| async move {
+                match conn.get::<_, Option<Vec<u8>>>(key).await {
+                    // Another writer's key under the prefix, or bytes no record of ours holds
+                    // (the records are JSON): no record, as the exchange script takes it, not a
+                    // 503 for as long as that key lives.
+                    Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
+                    read => Ok(read?.and_then(utf8_record)),
+                }
+            })
+            .await?;
+        Ok(text.as_deref().map(TokenRecord::parse).transpose())
     }
 }
