@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::client_auth::Caller;
 use crate::clients::Client;
 use crate::clock::unix_now;
-use crate::config::TokenSettings;
 use crate::grant::{self, CodeRules, Grant};
 use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp, Revocation};
@@ -212,7 +211,7 @@ fn sign(
     iat: u64,
 ) -> Result<Issued, OAuthError> {
     let settings = &snapshot.token;
-    let claims = claims_for(settings, client, &grant.account_id, &grant.scopes, jti, iat);
+    let claims = Claims::issued_to(client, settings, &grant.account_id, &grant.scopes, jti, iat);
     let access_token = snapshot
         .keys
         .minter()
@@ -236,28 +235,6 @@ fn sign(
         scope: grant.scopes.join(&settings.scope_separator),
         grant,
     })
-}
-
-/// The claims of a token issued to `client` at `iat`: the one place their shape is decided,
-/// shared with the check at load that the longest client's token fits ([`MAX_TOKEN`]).
-pub(crate) fn claims_for<'a>(
-    settings: &'a TokenSettings,
-    client: &'a Client,
-    sub: &'a str,
-    scope: &'a [String],
-    jti: &'a str,
-    iat: u64,
-) -> Claims<'a> {
-    Claims {
-        sub,
-        aud: client.audience_or(&settings.audience),
-        scope,
-        iss: &settings.issuer,
-        exp: iat + settings.expires_in,
-        iat,
-        jti,
-        client_id: &client.id,
-    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,10 @@ use crate::clients::{Client, Registry, RegistryError};
 use crate::clock::unix_now;
 use crate::config::{ConfigError, DiscoverySettings, RedisSettings, Settings, TokenSettings};
 use crate::discovery;
-use crate::exchange::claims_for;
 use crate::grant;
 use crate::secret_hash::Argon2Limit;
 use crate::store::keys::{self, jti_len};
-use crate::tokens::{Keyring, KeyringError, MAX_TOKEN, MintError};
+use crate::tokens::{Claims, Keyring, KeyringError, MAX_TOKEN, MintError};
 
 /// Everything a request needs that a reload may change.
 #[derive(Debug)]
@@ -157,7 +156,7 @@ fn a_token_fits(
     };
     let scope = fewest_scopes(client);
     let jti = "A".repeat(jti_len(tagged));
-    let claims = claims_for(token, client, "a", &scope, &jti, unix_now());
+    let claims = Claims::issued_to(client, token, "a", &scope, &jti, unix_now());
     let bytes = keys.minter().mint(&claims)?.len();
     match bytes > MAX_TOKEN {
         true => Err(LoadError::TokenTooLong {

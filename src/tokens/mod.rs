@@ -10,6 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+use crate::clients::Client;
+use crate::config::TokenSettings;
+
 pub use jwk::PublicJwk;
 pub use keygen::{KeyFileError, KeyKind, write_key_file};
 pub use keyring::{Keyring, KeyringError};
@@ -35,6 +38,31 @@ pub struct Claims<'a> {
     pub iat: u64,
     pub jti: &'a str,
     pub client_id: &'a str,
+}
+
+impl<'a> Claims<'a> {
+    /// The claims of a token issued to `client` at `iat`: the one place their shape is decided,
+    /// for the exchange and for the check at load that the longest client's token fits
+    /// ([`MAX_TOKEN`]).
+    pub fn issued_to(
+        client: &'a Client,
+        settings: &'a TokenSettings,
+        sub: &'a str,
+        scope: &'a [String],
+        jti: &'a str,
+        iat: u64,
+    ) -> Self {
+        Self {
+            sub,
+            aud: client.audience_or(&settings.audience),
+            scope,
+            iss: &settings.issuer,
+            exp: iat + settings.expires_in,
+            iat,
+            jti,
+            client_id: &client.id,
+        }
+    }
 }
 
 /// The claims with `scope` as one space-separated string (RFC 9068 §2.2.3), same order.
