@@ -62,8 +62,7 @@ impl Exchange {
             .new_jti_in(code, hash_slot)
             .map_err(OAuthError::internal)?;
         let iat = unix_now();
-        let exp = iat + settings.expires_in;
-        let head = record_head(&jti, &client.id, iat, exp);
+        let head = record_head(&jti, &client.id, iat, Claims::expiry(settings, iat));
         let mut unanswered = Unanswered::armed(self, &jti, &client.id);
         let taken = self
             .metrics

@@ -57,11 +57,17 @@ impl<'a> Claims<'a> {
             aud: client.audience_or(&settings.audience),
             scope,
             iss: &settings.issuer,
-            exp: iat + settings.expires_in,
+            exp: Self::expiry(settings, iat),
             iat,
             jti,
             client_id: &client.id,
         }
+    }
+
+    /// The `exp` of a token issued at `iat`, which its record holds too (`store::record_head`):
+    /// the exchange writes the record before the code tells it the rest of the claims.
+    pub fn expiry(settings: &TokenSettings, iat: u64) -> u64 {
+        iat + settings.expires_in
     }
 }
 
