@@ -1,5 +1,5 @@
 //! What resource servers and clients ask about issued tokens: introspection (RFC 7662),
-//! revocation (RFC 7009) and user info. A token is live when its signature verifies with a key
+//! revocation (RFC 7009) and user info. A token is active when its signature verifies with a key
 //! we publish, it has not expired (give or take `token.leeway_secs`), its client is still
 //! registered and enabled, and its `jti` record is still in Redis (one GET).
 
@@ -28,7 +28,7 @@ pub struct Inspector {
 
 /// A token that passed every check.
 #[derive(Debug)]
-pub struct LiveToken {
+pub struct ActiveToken {
     pub claims: AccessClaims,
     pub record: TokenRecord,
 }
@@ -81,10 +81,9 @@ impl Inspector {
         if claims.client_id != caller.id && claims.aud != caller.id {
             return Ok(Introspection::INACTIVE);
         }
-        let Some(live) = self.with_record(claims).await? else {
+        let Some(ActiveToken { claims, record }) = self.with_record(claims).await? else {
             return Ok(Introspection::INACTIVE);
         };
-        let LiveToken { claims, record } = live;
         Ok(Introspection {
             active: true,
             details: Some(Details {
@@ -135,8 +134,8 @@ impl Inspector {
         Ok(())
     }
 
-    /// The live token of a resource request (user info), or `invalid_token`.
-    pub async fn bearer(&self, token: &str) -> Result<LiveToken, OAuthError> {
+    /// The active token of a resource request (user info), or `invalid_token`.
+    pub async fn bearer(&self, token: &str) -> Result<ActiveToken, OAuthError> {
         let claims =
             current_claims(&self.live.snapshot(), token).ok_or(OAuthError::InvalidToken)?;
         self.with_record(claims)
@@ -160,7 +159,7 @@ impl Inspector {
 
     /// Adds the token record, if Redis still has it and it belongs to these claims; an unreadable
     /// record is logged and counts as none.
-    async fn with_record(&self, claims: AccessClaims) -> Result<Option<LiveToken>, OAuthError> {
+    async fn with_record(&self, claims: AccessClaims) -> Result<Option<ActiveToken>, OAuthError> {
         let read = self.store.get_token(&claims.jti);
         let record = match self.on_record(&claims.jti, RedisOp::GetToken, read).await? {
             Ok(Some(record)) => record,
@@ -178,11 +177,11 @@ impl Inspector {
         let matches = record.jti == claims.jti
             && record.client_id == claims.client_id
             && record.grant.account_id == claims.sub;
-        Ok(matches.then_some(LiveToken { claims, record }))
+        Ok(matches.then_some(ActiveToken { claims, record }))
     }
 }
 
-impl LiveToken {
+impl ActiveToken {
     /// The user, with the fields the token's scopes allow; `insufficient_scope` if none.
     pub fn user_info(&self) -> Result<UserInfo<'_>, OAuthError> {
         let grant = &self.record.grant;

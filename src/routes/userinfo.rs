@@ -35,8 +35,8 @@ pub async fn user(
         None
     };
     let token = bearer::one_of(in_header, in_body)?;
-    let live = inspector.bearer(&token).await?;
-    log_client(&request, &live.claims.client_id);
-    let info = live.user_info()?;
+    let active = inspector.bearer(&token).await?;
+    log_client(&request, &active.claims.client_id);
+    let info = active.user_info()?;
     Ok(no_store(HttpResponse::Ok()).json(info))
 }
