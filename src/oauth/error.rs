@@ -111,7 +111,7 @@ pub enum OAuthError {
     #[error("not found")]
     NotFound,
     /// Redis is down, slow or refusing: the client may retry. The operation is named in the
-    /// log line as in `sso_redis_errors_total{op}`: a take of a code failing is not a
+    /// log line as in `sso_redis_errors_total{operation}`: a take of a code failing is not a
     /// throttle counter failing.
     #[error("temporarily_unavailable")]
     Unavailable(RedisOp, #[source] crate::store::StoreError),

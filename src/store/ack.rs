@@ -14,7 +14,7 @@
 //! that happened.
 //!
 //! `WAIT` holds up every later command of its connection until it answers, so operations that
-//! wait use lanes of their own (see `Lanes` in the parent module).
+//! wait use lanes of their own (see `Lanes` in `lanes.rs`).
 //!
 //! A connection that breaks between the write and its `WAIT`: on a node's connection the `WAIT`
 //! fails and `Store::with_conn` runs the whole operation again on a new one (the exchange script
