@@ -198,8 +198,21 @@ fn a_reload_that_changes_the_signer_replaces_its_series() {
         "{text}"
     );
 
+    assert!(
+        text.lines()
+            .any(|l| l == "sso_config_last_reload_successful 1"),
+        "{text}"
+    );
+
     let next = keyring(KeyKind::Ed25519, 1);
     metrics.reload_refused();
+    let refused = metrics.render(0).unwrap();
+    assert!(
+        refused
+            .lines()
+            .any(|l| l == "sso_config_last_reload_successful 0"),
+        "{refused}"
+    );
     metrics.reload_applied(&next);
     let text = metrics.render(0).unwrap();
     assert_eq!(
@@ -210,6 +223,7 @@ fn a_reload_that_changes_the_signer_replaces_its_series() {
     for line in [
         r#"sso_config_reloads_total{result="applied"} 1"#,
         r#"sso_config_reloads_total{result="refused"} 1"#,
+        "sso_config_last_reload_successful 1",
         "sso_verification_keys 2",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

@@ -54,6 +54,9 @@ pub struct Metrics {
     verification_keys: IntGauge,
     /// Settings changed in the files that only a restart applies (0 at start).
     restart_pending: IntGauge,
+    /// 1 unless the last reload was refused: an alert on it lasts as long as the files that a
+    /// start would refuse, where one on the refusals' count clears after its window.
+    last_reload_successful: IntGauge,
     /// Held while those change and while a scrape gathers: a scrape sees one signing key,
     /// never none or two, and the series of one configuration.
     config_swap: Mutex<()>,
@@ -151,6 +154,7 @@ impl Metrics {
         let _swap = self.lock_config();
         self.config_in_force(keys);
         self.reloads[Reload::Applied as usize].inc();
+        self.last_reload_successful.set(1);
     }
 
     /// How many restart-only settings the last applied reload found changed.
@@ -162,6 +166,7 @@ impl Metrics {
     /// A reload did not load; the running configuration stays.
     pub fn reload_refused(&self) {
         self.reloads[Reload::Refused as usize].inc();
+        self.last_reload_successful.set(0);
     }
 
     /// Under `config_swap`: the signer's series replaces the last one.

@@ -187,6 +187,16 @@ impl Metrics {
                 "Settings that the last reload found changed in the files but that take \
                  effect on restart only; 0 after a start",
             )?,
+            last_reload_successful: {
+                let successful = gauge(
+                    "sso_config_last_reload_successful",
+                    "1 unless the last reload (SIGHUP) was refused: 0 while the files on disk \
+                     are ones the running configuration did not take, and a start would likely \
+                     refuse",
+                )?;
+                successful.set(1);
+                successful
+            },
             config_swap: Mutex::new(()),
             registry,
         })

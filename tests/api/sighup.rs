@@ -131,6 +131,7 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     let before = scrape(&server).await;
     assert_eq!(value(&before, &reloads("applied")), 2.0);
     assert_eq!(value(&before, &reloads("refused")), 1.0);
+    assert_eq!(value(&before, LAST_RELOAD_SUCCESSFUL), 0.0);
     assert_eq!(value(&before, "sso_verification_keys"), 2.0);
     assert_eq!(
         signing_key_series(&before),
@@ -153,6 +154,7 @@ async fn sighup_reloads_keys_and_refuses_a_broken_configuration() {
     let after = scrape(&server).await;
     assert_eq!(value(&after, &reloads("applied")), 3.0);
     assert_eq!(value(&after, &reloads("refused")), 1.0);
+    assert_eq!(value(&after, LAST_RELOAD_SUCCESSFUL), 1.0);
     assert_eq!(
         signing_key_series(&after),
         [signing_key_info(&server, &next_kid).await]
@@ -203,6 +205,9 @@ async fn a_reload_names_the_reloadable_settings_the_environment_sets() {
         said[0]
     );
 }
+
+/// 0 from a refused reload until one applies.
+const LAST_RELOAD_SUCCESSFUL: &str = "sso_config_last_reload_successful";
 
 fn reloads(result: &str) -> String {
     format!(r#"sso_config_reloads_total{{result="{result}"}}"#)
