@@ -188,6 +188,8 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 /// could flood the log with them. That module is off unless `RUST_LOG` names it.
 fn init_logging() {
     env_logger::Builder::new()
+        // Milliseconds: lining up one exchange's lines across replicas takes more than seconds.
+        .format_timestamp_millis()
         .filter_level(log::LevelFilter::Info)
         // Lines that a client (actix's, for every request that is not HTTP) or a Redis outage
         // (redis' Cluster client: one per connection attempt and slot refresh, ~900 in 3 s
