@@ -247,13 +247,20 @@ fn serve(config_dir: &Path, env: Option<&str>) -> CliResult {
         // SIGHUP reads the config files and the environment again, as at start.
         let (dir, env) = (config_dir.to_owned(), env.map(str::to_owned));
         let source = Box::new(move || Settings::load(&dir, env.as_deref()));
-        let (listen, workers) = (
-            settings.server.listen.clone(),
-            settings.server.worker_threads(),
-        );
+        let scheme = if settings.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let listen = settings.server.listen.clone();
+        let workers = settings.server.worker_threads();
         let app = Application::build_reloadable(settings, source, hangups)?;
+        // The port bound, not the configured one, which may be 0.
+        let host = listen
+            .rsplit_once(':')
+            .map_or(listen.as_str(), |(host, _)| host);
         log::info!(
-            "sso-token {} listening on {listen} with {workers} worker(s) (port {})",
+            "sso-token {} listening on {scheme}://{host}:{} with {workers} worker(s)",
             env!("CARGO_PKG_VERSION"),
             app.port()
         );

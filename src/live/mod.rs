@@ -219,9 +219,13 @@ pub fn listen_for_sighup() -> std::io::Result<Signal> {
 /// Reloads on every SIGHUP of `hangups` until the task is dropped. Reading files happens off
 /// the workers.
 pub async fn reload_on_sighup(live: Arc<Live>, mut hangups: Signal) {
+    let tls = match live.certificate {
+        Some(_) => ", the TLS files",
+        None => "",
+    };
     while hangups.recv().await.is_some() {
         log::info!(
-            "SIGHUP: reloading the configuration (keys, the clients file, [{}])",
+            "SIGHUP: reloading the configuration (keys, the clients file{tls}, [{}])",
             RELOADED_SECTIONS.join("], [")
         );
         let live = Arc::clone(&live);

@@ -101,13 +101,16 @@ impl ServerProcess {
         assert!(line.contains(release), "`{line}` does not name the release");
         // And the workers, since actix-server's own lines are off.
         assert!(
-            line.contains(" worker(s) "),
+            line.ends_with(" worker(s)"),
             "`{line}` does not count the workers"
         );
+        // `listening on http://<host>:<port bound> with`: the scheme, and the port of `:0`.
         let port = line
-            .rsplit_once("(port ")
-            .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no port in `{line}`"));
+            .split_once("listening on http://")
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .and_then(|address| address.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no http:// address with its port in `{line}`"));
         self.base = format!("http://127.0.0.1:{port}");
     }
 
