@@ -10,6 +10,7 @@ use sso_token::clock::unix_now;
 use sso_token::config::Settings;
 use sso_token::issue_code::{self, NewCode};
 use sso_token::open_files;
+use sso_token::secret_prompt;
 use sso_token::startup::Application;
 use sso_token::store::Store;
 use sso_token::tokens::{KeyKind, VerifyingKey};
@@ -60,6 +61,10 @@ enum Command {
         /// Argon2id PHC string instead of the default sha256:<hex>.
         #[arg(long)]
         argon2: bool,
+        /// Make a new secret (32 random base64url characters) and print it, then its stored
+        /// form on the next line.
+        #[arg(long, conflicts_with = "secret")]
+        generate: bool,
     },
     /// Write a new private signing key as PEM (mode 0600) and print its kid.
     Keygen {
@@ -166,7 +171,11 @@ fn main() -> ExitCode {
         Command::Serve => serve(config_dir, env),
         Command::CheckConfig => check_config(config_dir, env),
         Command::IssueCode(args) => issue_code(config_dir, env, *args),
-        Command::HashSecret { secret, argon2 } => hash_secret(secret, argon2),
+        Command::HashSecret {
+            secret,
+            argon2,
+            generate,
+        } => hash_secret(secret, argon2, generate),
         Command::Keygen { out, kind, force } => keygen(&out, kind, force),
         Command::Pubkey { key } => pubkey(&key),
     };
@@ -311,7 +320,7 @@ fn issue_code(config_dir: &Path, env: Option<&str>, args: IssueCodeArgs) -> CliR
     })
 }
 
-fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
+fn hash_secret(secret: Option<String>, argon2: bool, generate: bool) -> CliResult {
     if secret.as_deref().is_some_and(option_like) {
         // Exits as clap's own usage errors do (status 2), without quoting the value, under
         // hash-secret's own usage line.
@@ -328,10 +337,26 @@ fn hash_secret(secret: Option<String>, argon2: bool) -> CliResult {
             .exit();
     }
     let secret = match secret {
+        _ if generate => {
+            let secret = secret_prompt::new_secret().map_err(|_| "no random bytes")?;
+            println!("{secret}");
+            secret
+        }
         Some(secret) => secret,
-        None => sso_token::secret_prompt::read_secret()?,
+        None => secret_prompt::read_secret()?,
     };
     sso_token::secret_hash::presentable(&secret)?;
+    let chars = secret.chars().count();
+    if chars < secret_prompt::STRONG_SECRET_CHARS {
+        // sha256: is unsalted and fast: a leaked clients file (a ConfigMap) gives away a short
+        // secret in minutes.
+        eprintln!(
+            "warning: the secret is {chars} characters; under {} random ones (128 bits) it \
+             can be found from its stored form if the clients file leaks: \
+             sso-token hash-secret --generate makes one",
+            secret_prompt::STRONG_SECRET_CHARS
+        );
+    }
     if !secret.bytes().all(sso_token::oauth::is_unreserved) {
         // RFC 6749 §2.3.1 form-encodes Basic credentials, and we decode them; clients that
         // skip the encoding then send another secret.

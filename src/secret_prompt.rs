@@ -1,7 +1,22 @@
-//! Reading a client secret for `sso-token hash-secret` from stdin: typed at a terminal without
-//! echo, or piped.
+//! A client secret for `sso-token hash-secret`: read from stdin (typed at a terminal without
+//! echo, or piped), or made.
 
 use std::io::Read;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The fewest characters of a secret that [`new_secret`]'s alphabet gives 128 bits in: a
+/// shorter one, if the clients file leaks, is within reach of a brute force of its hash.
+pub const STRONG_SECRET_CHARS: usize = 22;
+
+/// A new secret: 192 random bits as 32 base64url characters, which every client library sends
+/// unchanged in Basic credentials (only A-Z a-z 0-9 - _).
+pub fn new_secret() -> Result<String, aws_lc_rs::error::Unspecified> {
+    let mut random = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut random)?;
+    Ok(URL_SAFE_NO_PAD.encode(random))
+}
 
 /// The secret from stdin, trailing line breaks dropped: one line typed at a terminal
 /// ([`read_typed`]), else all of stdin.

@@ -51,6 +51,55 @@ fn hash_secret_reads_the_secret_from_stdin_without_an_argument() {
     }
 }
 
+/// `--generate` prints a new secret, then its stored form: 32 characters every library sends
+/// unchanged, new each time, with no warning.
+#[test]
+fn hash_secret_generate_prints_a_new_secret_and_its_stored_form() {
+    let runs: Vec<(String, String)> = (0..2)
+        .map(|_| {
+            let output = sso_token(&["hash-secret", "--generate"], "");
+            assert!(output.status.success(), "{output:?}");
+            assert!(output.stderr.is_empty(), "{output:?}");
+            let stdout = String::from_utf8(output.stdout).expect("text");
+            let lines: Vec<&str> = stdout.lines().collect();
+            let [secret, stored] = lines[..] else {
+                panic!("two lines: {stdout}");
+            };
+            assert_eq!(secret.len(), 32, "{secret}");
+            assert!(
+                secret
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)),
+                "{secret}"
+            );
+            assert_eq!(stored, hash_secret_sha256(secret));
+            (secret.to_owned(), stored.to_owned())
+        })
+        .collect();
+    assert_ne!(runs[0], runs[1]);
+
+    let both = sso_token(&["hash-secret", "--generate", "given"], "");
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+}
+
+/// A short secret is hashed, with a warning: unsalted SHA-256 of a few characters is found
+/// by brute force once the clients file leaks.
+#[test]
+fn hash_secret_warns_of_a_secret_too_short_to_resist_a_brute_force() {
+    for (secret, warned) in [("short", true), ("A-Z.a_z~0123456789abc", true)] {
+        let output = sso_token(&["hash-secret", secret], "");
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim_end(),
+            hash_secret_sha256(secret)
+        );
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(said.contains("--generate"), warned, "{secret}: {said}");
+    }
+    let long_enough = sso_token(&["hash-secret", "A-Z.a_z~0123456789abcd"], "");
+    assert!(long_enough.stderr.is_empty(), "{long_enough:?}");
+}
+
 /// One base64url secret in 64 begins with `-`: given as the argument it is hashed, not refused
 /// as an unknown option (whose error quoted it). A misspelt option is not hashed as a secret.
 #[test]
@@ -180,7 +229,8 @@ fn hash_secret_warns_of_a_secret_that_basic_credentials_must_form_encode() {
             String::from_utf8_lossy(&output.stdout).trim_end(),
             hash_secret_sha256(secret)
         );
-        String::from_utf8_lossy(&output.stderr).contains("warning")
+        // This warning's own words: a short secret has a warning of its own.
+        String::from_utf8_lossy(&output.stderr).contains("without form-encoding")
     };
 
     assert!(!warned("Url-Safe_0.9~z"));
