@@ -140,12 +140,11 @@ const ENUM_VALUES: [(&str, &str); 1] =
 /// `config`'s own messages that quote a value, without it; serde's otherwise.
 fn config_message(message: &str) -> String {
     if let Some((enum_name, _)) = message.split_once(" does not have variant constructor ") {
-        let accepted = ENUM_VALUES
-            .iter()
-            .find(|(name, _)| *name == enum_name)
-            .map(|(_, values)| format!(" (use {values})"))
-            .unwrap_or_default();
-        return format!("{enum_name} has no such variant{accepted}");
+        // The values, not the type's name, which is the code's and tells an operator nothing.
+        return match ENUM_VALUES.iter().find(|(name, _)| *name == enum_name) {
+            Some((_, values)) => format!("not a value it takes (use {values})"),
+            None => format!("{enum_name} has no such variant"),
+        };
     }
     if let Some((variable, _)) = message.split_once(" contains non-Unicode data") {
         return format!("{variable} contains non-Unicode data");

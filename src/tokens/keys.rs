@@ -37,8 +37,8 @@ impl Algorithm {
 pub enum KeyError {
     /// The pem crate's own words (`malformedframing`) tell an operator nothing more.
     #[error(
-        "not a PEM key (a -----BEGIN …----- block; is the file empty, DER or of another \
-         format?)"
+        "not a PEM key (a -----BEGIN …----- line, base64, then its -----END …----- line; is \
+         the file empty, cut short, DER or of another format?)"
     )]
     Pem(#[from] pem::PemError),
     #[error(
