@@ -94,7 +94,8 @@ impl Snapshot {
         if !self.registry.has_enabled() {
             log::warn!(
                 "clients.file `{}` registers no enabled client: every token request is refused \
-                 (invalid_client) until one is registered and the service reloaded (SIGHUP)",
+                 (invalid_client) until one is registered and the service reloaded (SIGHUP); \
+                 a running service that has one refuses to reload to it (restart instead)",
                 clients_file.display()
             );
         }
