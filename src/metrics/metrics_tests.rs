@@ -150,6 +150,33 @@ fn the_exposition_names_every_series() {
     }
 }
 
+/// `process_cpu_seconds_total` to the clock tick: between the process's CPU time read just
+/// before the scrape and just after (prometheus' own collector gave whole seconds).
+#[test]
+fn the_process_cpu_seconds_are_counted_to_the_tick() {
+    let metrics = Metrics::new().unwrap();
+    let cpu = || {
+        let stat = procfs::process::Process::myself().unwrap().stat().unwrap();
+        (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64
+    };
+    // Some CPU of this process's own, so that a whole-second count would fall short.
+    let spin = std::time::Instant::now();
+    while cpu() < 0.05 && spin.elapsed() < std::time::Duration::from_secs(5) {}
+
+    let before = cpu();
+    let text = metrics.render(0).unwrap();
+    let after = cpu();
+
+    let [line] = series(&text, "process_cpu_seconds_total")[..] else {
+        panic!("one process_cpu_seconds_total line in\n{text}");
+    };
+    let counted: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        (before..=after).contains(&counted),
+        "{before} <= {counted} <= {after}"
+    );
+}
+
 /// A keyring that signs with a new key of `kind` and also verifies `verify_only` more.
 fn keyring(kind: crate::tokens::KeyKind, verify_only: usize) -> Keyring {
     use crate::tokens::SigningKey;

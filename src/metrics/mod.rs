@@ -9,6 +9,7 @@
 //! answer that is neither (a 404, …).
 
 mod labels;
+mod process;
 mod series;
 
 use std::future::Future;

@@ -8,6 +8,7 @@ use prometheus::{HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec
 
 use super::Metrics;
 use super::labels::{Endpoint, OUTCOMES, RedisOp, Reload, Revocation, ThrottledBy};
+use super::process::ProcessSeries;
 
 /// Request latency buckets, seconds: an exchange is ~0.3 ms of CPU; the top ones show requests
 /// held by Redis timeouts (1 s by default, up to 60) or waiting for an exchange slot (10 s).
@@ -37,9 +38,7 @@ impl Metrics {
         // The standard `process_*` series (resident memory, open and most file descriptors,
         // CPU seconds, threads, start time), read from /proc at each scrape: what operators
         // alert on first, as for Hydra's and Keycloak's.
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        registry.register(Box::new(ProcessSeries::for_self()))?;
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             registered(
                 &registry,
