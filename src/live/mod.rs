@@ -25,7 +25,7 @@ mod rotation;
 mod snapshot;
 
 use self::restart::{refuse_what_a_restart_would_refuse, restart_only};
-use self::rotation::{warn_of_a_new_algorithm, warn_of_an_unpublished_signer};
+use self::rotation::{Published, warn_of_a_new_algorithm, warn_of_an_unpublished_signer};
 pub use self::snapshot::{LoadError, Snapshot};
 
 /// Where a reload reads the settings from: the config files and environment in production,
@@ -54,6 +54,9 @@ pub struct Live {
     /// Keys that stopped signing in this process, and until when their tokens live
     /// (`expires_in` plus leeway after): a reload that drops one sooner is warned of.
     retired: Mutex<Vec<(String, Instant)>>,
+    /// Keys that a reload published, and when: a reload that makes one the signer before
+    /// resource servers' cached JWKS can hold it is warned of.
+    published: Mutex<Published>,
     /// The longest token lifetime (`expires_in` plus leeway) in force since the current signer
     /// began to sign: a reload that shortens it leaves the tokens issued before living longer.
     signer_lifetime: AtomicU64,
@@ -85,6 +88,7 @@ impl Live {
             certificate,
             overridden: Mutex::new(settings.overridden.clone()),
             retired: Mutex::new(Vec::new()),
+            published: Mutex::new(Published::new()),
             signer_lifetime: AtomicU64::new(lifetime),
             metrics,
             reloading: Mutex::new(()),
@@ -158,6 +162,7 @@ impl Live {
         self.warn_of_dropped_signers(&running, &snapshot);
         warn_of_a_new_algorithm(&running, &snapshot);
         warn_of_an_unpublished_signer(&running, &snapshot);
+        self.warn_of_a_signer_published_too_recently(&running, &snapshot);
         snapshot.warn_of_mistakes(&settings.clients.file, Some(&running));
         let described = format!(
             "{}; {}",

@@ -4,7 +4,40 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use super::{Live, Snapshot};
+
+/// The keys this process's reloads published, for as long as a JWKS it served before may
+/// still be cached without them. The keys it started with are not among them: published for
+/// a time a restart cannot know.
+pub(super) struct Published {
+    /// The latest time until which a JWKS this process served so far may be cached: each
+    /// snapshot served its own until it was replaced, for its own `discovery.max_age_secs`.
+    cached_until: Instant,
+    /// The keys a reload published that a cached JWKS may still lack.
+    recent: Vec<Recent>,
+}
+
+/// A key a reload published.
+struct Recent {
+    kid: String,
+    /// When the reload published it.
+    at: Instant,
+    /// Until when a JWKS without it may be cached: [`Published::cached_until`] as that
+    /// reload found it.
+    cached_until: Instant,
+}
+
+impl Published {
+    /// At start: nothing served yet, nothing published by a reload.
+    pub(super) fn new() -> Self {
+        Self {
+            cached_until: Instant::now(),
+            recent: Vec::new(),
+        }
+    }
+}
 
 impl Live {
     /// Tokens of a key that signed until now, or until less than their lifetime ago, stop
@@ -48,6 +81,55 @@ impl Live {
             );
         }
     }
+
+    /// A new signer that a reload published less than a cached JWKS's lifetime ago: resource
+    /// servers that fetched the JWKS just before still lack it, as for a signer never
+    /// published, until theirs expires. That lifetime is the longest `discovery.max_age_secs`
+    /// of the snapshots that served a JWKS without it, not only the last one's: a reload that
+    /// shortens the setting leaves the copies cached before with their own. Also remembers
+    /// the keys this reload publishes, and forgets those it drops or that every cache now
+    /// holds.
+    pub(super) fn warn_of_a_signer_published_too_recently(
+        &self,
+        running: &Snapshot,
+        next: &Snapshot,
+    ) {
+        let now = Instant::now();
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        let served = now + Duration::from_secs(running.discovery.max_age_secs);
+        published.cached_until = published.cached_until.max(served);
+        let (signer, next_signer) = (
+            running.keys.minter().key().kid(),
+            next.keys.minter().key().kid(),
+        );
+        let still_lacked = |key: &&Recent| key.kid == next_signer && key.cached_until > now;
+        if signer != next_signer
+            && let Some(key) = published.recent.iter().find(still_lacked)
+        {
+            log::warn!(
+                "this reload makes key {next_signer} the signer, which this replica published \
+                 only {} s ago: resource servers whose cached JWKS (up to \
+                 discovery.max_age_secs) lacks it reject its tokens for up to {} s more. Unless \
+                 that is intended (a compromised signer), make key {signer} the signer again, \
+                 and this one once discovery.max_age_secs has passed since every replica \
+                 published it (README, Key rotation)",
+                now.saturating_duration_since(key.at).as_secs(),
+                key.cached_until.saturating_duration_since(now).as_secs() + 1
+            );
+        }
+        let verifier = next.keys.verifier();
+        (published.recent).retain(|key| key.cached_until > now && verifier.knows(&key.kid));
+        let cached_until = published.cached_until;
+        for kid in published_kids(next) {
+            if !running.keys.verifier().knows(&kid) {
+                (published.recent).push(Recent {
+                    kid,
+                    at: now,
+                    cached_until,
+                });
+            }
+        }
+    }
 }
 
 /// The tokens' `alg` follows the signing key's type, so making a key of another type the signer
@@ -86,4 +168,20 @@ pub(super) fn warn_of_an_unpublished_signer(running: &Snapshot, next: &Snapshot)
             running.discovery.max_age_secs
         );
     }
+}
+
+/// The `kid`s of the snapshot's JWKS: what resource servers fetch.
+fn published_kids(snapshot: &Snapshot) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Jwks {
+        keys: Vec<Jwk>,
+    }
+    #[derive(Deserialize)]
+    struct Jwk {
+        kid: String,
+    }
+    // Rendered by the keyring from keys that all have a `kid`: it does not fail.
+    serde_json::from_str::<Jwks>(snapshot.keys.jwks())
+        .map(|jwks| jwks.keys.into_iter().map(|jwk| jwk.kid).collect())
+        .unwrap_or_default()
 }

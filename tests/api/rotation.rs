@@ -413,16 +413,20 @@ async fn a_reload_to_a_signer_never_published_warns() {
     let (published, published_kid) = new_key_file(KeyKind::Ed25519);
     let (sudden, sudden_kid) = new_key_file(KeyKind::Ed25519);
     let app = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
-    let warned = |kid: &str| warned(&log, &format!("makes key {kid} the signer"));
+    let warned = |kid: &str| {
+        let never = format!("makes key {kid} the signer, which this replica did not publish");
+        warned(&log, &never)
+    };
 
     app.reload_with(|s| s.token.verify_keys = vec![published.clone()])
         .expect("step 1");
+    // Without the wait, which the test below is about.
     app.reload_with(|s| {
         s.token.signing_key = published.clone();
         s.token.verify_keys = vec![old.clone()];
     })
     .expect("step 2");
-    assert!(!warned(&published_kid), "published first: no mistake");
+    assert!(!warned(&published_kid), "published first");
     app.reload_with(|s| {
         s.token.signing_key = sudden.clone();
         s.token.verify_keys = vec![old.clone(), published.clone()];
