@@ -439,6 +439,104 @@ async fn a_reload_to_a_signer_never_published_warns() {
     );
 }
 
+/// A signer that a reload published less than `discovery.max_age_secs` ago is warned of, as
+/// one never published is: resource servers that fetched the JWKS just before lack it until
+/// theirs expires. The warning says how long ago, and for how long more. A key the process
+/// started with has been published for a time it cannot know: not warned of.
+#[tokio::test]
+async fn a_reload_to_a_signer_published_moments_ago_warns() {
+    let log = crate::log_capture::mark();
+    let (old, old_kid) = new_key_file(KeyKind::Ed25519);
+    let (started, started_kid) = new_key_file(KeyKind::Ed25519);
+    let (next, next_kid) = new_key_file(KeyKind::Ed25519);
+    let app = spawn_app_with(|s| {
+        s.token.signing_key = old.clone();
+        s.token.verify_keys = vec![started.clone()];
+    })
+    .await;
+    let max_age = app.settings.discovery.max_age_secs;
+
+    app.reload_with(|s| {
+        s.token.signing_key = started.clone();
+        s.token.verify_keys = vec![old.clone()];
+    })
+    .expect("a signer published since the start");
+    assert!(
+        !warned_of_a_recent_signer(&log, &started_kid),
+        "published since the start, for all this process knows long enough"
+    );
+    app.reload_with(|s| s.token.verify_keys = vec![old.clone(), next.clone()])
+        .expect("step 1");
+    app.reload_with(|s| {
+        s.token.signing_key = next.clone();
+        s.token.verify_keys = vec![old.clone(), started.clone()];
+    })
+    .expect("step 2 at once");
+
+    let warning = log
+        .lines()
+        .into_iter()
+        .find(|l| l.contains(&recent_signer(&next_kid)))
+        .expect("no warning of a signer published moments ago");
+    assert!(warning.starts_with("WARN"), "{warning}");
+    let more: u64 = (warning.split(" s more").next())
+        .and_then(|before| before.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("how long more: {warning}"));
+    assert!((max_age - 5..=max_age).contains(&more), "{warning}");
+    let put_back = format!("make key {started_kid} the signer again");
+    assert!(warning.contains(&put_back), "{warning}");
+    assert!(!warning.contains(&old_kid), "{warning}");
+}
+
+/// Once `discovery.max_age_secs` has passed since a reload published a key, every JWKS cached
+/// before holds it: making it the signer is the README's step 2, not warned of. The copies
+/// that count are those served before it was published: a reload that shortens the setting
+/// while it publishes leaves them cached for the longer one, which is still warned of.
+#[tokio::test]
+async fn a_signer_published_longer_than_the_jwks_max_age_ago_is_not_warned_of() {
+    let log = crate::log_capture::mark();
+    let one_second = |s: &mut sso_token::config::Settings| s.discovery.max_age_secs = 1;
+    let (old, _) = new_key_file(KeyKind::Ed25519);
+    let (waited, waited_kid) = new_key_file(KeyKind::Ed25519);
+    let (shortened, shortened_kid) = new_key_file(KeyKind::Ed25519);
+    let app = spawn_app_with(|s| {
+        one_second(s);
+        s.token.signing_key = old.clone();
+    })
+    .await;
+    let longer = spawn_app_with(|s| s.token.signing_key = old.clone()).await;
+    app.reload_with(|s| s.token.verify_keys = vec![waited.clone()])
+        .expect("step 1");
+    longer
+        .reload_with(|s| {
+            one_second(s);
+            s.token.verify_keys = vec![shortened.clone()];
+        })
+        .expect("step 1, shortening the JWKS's max-age");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.reload_with(|s| {
+        s.token.signing_key = waited.clone();
+        s.token.verify_keys = vec![old.clone()];
+    })
+    .expect("step 2 after the wait");
+    longer
+        .reload_with(|s| {
+            s.token.signing_key = shortened.clone();
+            s.token.verify_keys = vec![old.clone()];
+        })
+        .expect("step 2 after a wait for the shortened max-age");
+
+    assert!(
+        !warned_of_a_recent_signer(&log, &waited_kid),
+        "published longer than discovery.max_age_secs ago"
+    );
+    assert!(
+        warned_of_a_recent_signer(&log, &shortened_kid),
+        "the JWKS served before, with a max-age of 300 s, may still be cached"
+    );
+}
+
 /// A rotation to a key of another type changes the tokens' `alg`, which a resource server
 /// pinned to the old one rejects: the reload says so, naming both.
 #[tokio::test]
@@ -499,6 +597,17 @@ async fn rotate_in_short_steps(app: &TestApp, old: &Path, new: &Path) {
 /// Whether a reload since `log` warned that it drops key `kid`.
 fn warned_of_dropping(log: &crate::log_capture::Mark, kid: &str) -> bool {
     warned(log, &format!("drops key {kid}"))
+}
+
+/// What the warning of a signer published less than `discovery.max_age_secs` ago says of `kid`.
+fn recent_signer(kid: &str) -> String {
+    format!("makes key {kid} the signer, which this replica published only")
+}
+
+/// Whether a reload since `log` warned that it makes key `kid` the signer, published less than
+/// `discovery.max_age_secs` ago.
+fn warned_of_a_recent_signer(log: &crate::log_capture::Mark, kid: &str) -> bool {
+    warned(log, &recent_signer(kid))
 }
 
 /// Whether a warning since `log` says `what`.
