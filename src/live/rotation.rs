@@ -4,8 +4,6 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 use super::{Live, Snapshot};
 
 /// The keys this process's reloads published, for as long as a JWKS it served before may
@@ -120,10 +118,10 @@ impl Live {
         let verifier = next.keys.verifier();
         (published.recent).retain(|key| key.cached_until > now && verifier.knows(&key.kid));
         let cached_until = published.cached_until;
-        for kid in published_kids(next) {
-            if !running.keys.verifier().knows(&kid) {
+        for kid in verifier.kids() {
+            if !running.keys.verifier().knows(kid) {
                 (published.recent).push(Recent {
-                    kid,
+                    kid: kid.to_owned(),
                     at: now,
                     cached_until,
                 });
@@ -168,20 +166,4 @@ pub(super) fn warn_of_an_unpublished_signer(running: &Snapshot, next: &Snapshot)
             running.discovery.max_age_secs
         );
     }
-}
-
-/// The `kid`s of the snapshot's JWKS: what resource servers fetch.
-fn published_kids(snapshot: &Snapshot) -> Vec<String> {
-    #[derive(Deserialize)]
-    struct Jwks {
-        keys: Vec<Jwk>,
-    }
-    #[derive(Deserialize)]
-    struct Jwk {
-        kid: String,
-    }
-    // Rendered by the keyring from keys that all have a `kid`: it does not fail.
-    serde_json::from_str::<Jwks>(snapshot.keys.jwks())
-        .map(|jwks| jwks.keys.into_iter().map(|jwk| jwk.kid).collect())
-        .unwrap_or_default()
 }

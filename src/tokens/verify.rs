@@ -79,6 +79,11 @@ impl Verifier {
         self.keys.len()
     }
 
+    /// The `kid`s of the keys whose signatures are accepted: those the JWKS publishes.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     /// Whether signatures of the key with this `kid` are accepted.
     pub fn knows(&self, kid: &str) -> bool {
         self.keys.contains_key(kid)
