@@ -342,3 +342,31 @@ async fn an_argon2_hash_made_here_has_its_own_salt_and_verifies_its_secret_only(
     assert!(!hash.verify("app", "wrong", &limit).await.unwrap());
     assert!(hash.verify("app", SECRET, &limit).await.unwrap());
 }
+
+/// A client's secret, then its previous ones: a previous secret that passed once passes
+/// without a slot, with no Argon2 for the secret before it; a wrong secret is verified against
+/// each Argon2 hash, a previous one as well, each only with its turn and a slot.
+#[tokio::test]
+async fn a_remembered_previous_secret_passes_without_argon2_for_the_secret_before_it() {
+    const NEW: &str = "argon2-new-secret-Wd3Kp8";
+    let (current, previous, limit) = (cheap_argon2(NEW), cheap_argon2(SECRET), Argon2Limit::new(1));
+    let (current, previous, limit) = (&current, &previous, &limit);
+    let position = move |presented| {
+        SecretHash::position_of([current, previous].into_iter(), "app", presented, limit)
+    };
+    assert_eq!(position(SECRET).await.unwrap(), Some(1));
+    assert_eq!(position(NEW).await.unwrap(), Some(0));
+    assert_eq!(position("wrong").await.unwrap(), None);
+    let _taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
+
+    assert_eq!(position(SECRET).await.unwrap(), Some(1), "remembered");
+    assert_eq!(position(NEW).await.unwrap(), Some(0), "remembered");
+    assert!(matches!(position("wrong").await, Err(VerifyError::Busy)));
+    let sha256_first = SecretHash::Sha256(sha256(NEW));
+    let wrong =
+        SecretHash::position_of([&sha256_first, previous].into_iter(), "app", "wrong", limit);
+    assert!(
+        matches!(wrong.await, Err(VerifyError::Busy)),
+        "a previous Argon2 secret waits for a slot too"
+    );
+}

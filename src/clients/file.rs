@@ -48,6 +48,9 @@ struct ClientsFile {
 struct ClientEntry {
     id: String,
     secret: String,
+    /// Secrets that still pass, while a new `secret` reaches every instance of the client.
+    #[serde(default)]
+    previous_secrets: Vec<String>,
     /// Needed only for the code grant: a resource server that only introspects has none.
     #[serde(default)]
     redirect_uris: Vec<String>,
@@ -60,6 +63,11 @@ struct ClientEntry {
     #[serde(default)]
     audience: Option<String>,
 }
+
+/// The most `previous_secrets` a client may have: a wrong secret is checked against each (an
+/// Argon2 verification for each Argon2 one), and a rotation needs one, two when a second starts
+/// before the first is done.
+pub(super) const MAX_PREVIOUS_SECRETS: usize = 4;
 
 fn enabled_by_default() -> bool {
     true
@@ -155,9 +163,14 @@ impl Client {
                 scope.escape_debug()
             ));
         }
+        let secret = SecretHash::parse(&entry.secret)?;
+        let previous_secrets = previous_secrets(&entry.previous_secrets, &secret)?;
         Ok(Self {
-            secret: SecretHash::parse(&entry.secret)?,
-            plaintext_secret: entry.secret.starts_with("plain:"),
+            secret,
+            previous_secrets,
+            plaintext_secret: std::iter::once(&entry.secret)
+                .chain(&entry.previous_secrets)
+                .any(|s| s.starts_with("plain:")),
             id: entry.id,
             redirect_uris: entry.redirect_uris,
             scopes: entry.scopes,
@@ -168,6 +181,47 @@ impl Client {
             token_refusals: EverySecond::new(),
             foreign_replays: EverySecond::new(),
             revoking_replays: EverySecond::new(),
+            previous_secret_uses: EverySecond::new(),
         })
     }
+}
+
+/// The `previous_secrets` of a client whose secret is `secret`, refused when there are more
+/// than [`MAX_PREVIOUS_SECRETS`], or one is empty, unreadable, the secret itself or another
+/// entry again (the same stored hash: `plain:x` and `sha256:` of `x` too). The message names
+/// the entry by its place (1 for the first), never its value.
+fn previous_secrets(stored: &[String], secret: &SecretHash) -> Result<Vec<SecretHash>, String> {
+    if stored.len() > MAX_PREVIOUS_SECRETS {
+        return Err(format!(
+            "previous_secrets has {} entries, more than {MAX_PREVIOUS_SECRETS}: each wrong \
+             secret is checked against every one; remove those that no instance of the client \
+             uses any more",
+            stored.len()
+        ));
+    }
+    let mut parsed: Vec<SecretHash> = Vec::with_capacity(stored.len());
+    for (n, text) in (1..).zip(stored) {
+        if text.is_empty() {
+            return Err(format!(
+                "previous_secrets entry {n} is empty; give the old secret's stored form, as \
+                 `secret`'s, or remove the entry"
+            ));
+        }
+        let hash =
+            SecretHash::parse(text).map_err(|e| format!("previous_secrets entry {n}: {e}"))?;
+        if hash.same_stored(secret) {
+            return Err(format!(
+                "previous_secrets entry {n} is the client's secret itself; it should hold the \
+                 secret being replaced"
+            ));
+        }
+        if let Some(first) = parsed.iter().position(|p| p.same_stored(&hash)) {
+            return Err(format!(
+                "previous_secrets entry {n} repeats entry {}",
+                first + 1
+            ));
+        }
+        parsed.push(hash);
+    }
+    Ok(parsed)
 }

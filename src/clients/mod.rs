@@ -32,7 +32,11 @@ pub struct Client {
     /// Overrides `token.audience` for this client's tokens.
     pub audience: Option<String>,
     secret: SecretHash,
-    /// Stored as `plain:` in the file (hashed at load): said when the registry is applied.
+    /// Secrets that still pass after `secret`, while a rotation reaches every instance of the
+    /// client (at most [`file::MAX_PREVIOUS_SECRETS`], none the same as another or `secret`).
+    previous_secrets: Vec<SecretHash>,
+    /// A secret, current or previous, stored as `plain:` in the file (hashed at load): said
+    /// when the registry is applied.
     plaintext_secret: bool,
     /// Its lines of why it was refused, one a second of each kind: a client may retry in a
     /// loop, and one client's loop, or one kind of refusal, must not hold back another's lines.
@@ -40,6 +44,7 @@ pub struct Client {
     token_refusals: EverySecond,
     foreign_replays: EverySecond,
     revoking_replays: EverySecond,
+    previous_secret_uses: EverySecond,
 }
 
 /// Every registered client by id.
@@ -77,11 +82,15 @@ impl Registry {
     }
 
     /// Keeps what `older` (the registry this one replaces) remembers of Argon2 verifications,
-    /// for every client whose stored hash is unchanged.
+    /// for every stored hash that the client's entry there held too, as its secret or a
+    /// previous one: a rotation that moves the secret into `previous_secrets` does not send
+    /// the instances still on it back to an Argon2 slot.
     pub fn inherit_verified(&self, older: &Registry) {
         for (id, client) in &self.clients {
             if let Some(old) = older.clients.get(id) {
-                client.secret.inherit(&old.secret);
+                for hash in client.secrets() {
+                    old.secrets().for_each(|old_hash| hash.inherit(old_hash));
+                }
             }
         }
     }
@@ -129,8 +138,10 @@ impl Registry {
         .collect()
     }
 
-    /// Checks the presented secret against the client's entry, nothing more: the endpoints
-    /// authenticate through `ClientAuth::authenticate`, which throttles and counts around this.
+    /// Checks the presented secret against the client's entry, its `secret` then each of its
+    /// `previous_secrets` (`SecretHash::position_of`), and says when a previous one passed
+    /// ([`Client::log_previous_secret`]); nothing more: the endpoints authenticate through
+    /// `ClientAuth::authenticate`, which throttles and counts around this.
     /// Unknown client, disabled client and wrong secret give the same error, and an unknown or
     /// disabled id still costs a SHA-256 comparison, as much as a `sha256:` client's (an Argon2
     /// client's takes milliseconds: its timing shows, and client ids are public anyway). A
@@ -149,18 +160,20 @@ impl Registry {
             let _ = sha256(presented).ct_eq(&Digest::ZERO);
             return Err(fail());
         };
-        let secret_ok = client
-            .secret
-            .verify(&client.id, presented, &self.argon2)
-            .await
-            .map_err(|e| match e {
-                VerifyError::Busy => OAuthError::Overloaded,
-                VerifyError::Argon2Task(cause) => OAuthError::internal(cause),
-            })?;
-        if secret_ok {
-            Ok(Arc::clone(client))
-        } else {
-            Err(fail())
+        let matched =
+            SecretHash::position_of(client.secrets(), &client.id, presented, &self.argon2)
+                .await
+                .map_err(|e| match e {
+                    VerifyError::Busy => OAuthError::Overloaded,
+                    VerifyError::Argon2Task(cause) => OAuthError::internal(cause),
+                })?;
+        match matched {
+            None => Err(fail()),
+            Some(0) => Ok(Arc::clone(client)),
+            Some(previous) => {
+                client.log_previous_secret(previous);
+                Ok(Arc::clone(client))
+            }
         }
     }
 }
@@ -225,6 +238,20 @@ impl Client {
         );
     }
 
+    /// Says that this client authenticated with its `previous_secrets` entry `position` (1 for
+    /// the first), as [`Client::log_auth_failure`]: until no instance of the client uses it,
+    /// and the operator may remove it. Names the entry, never the secret.
+    fn log_previous_secret(&self, position: usize) {
+        self.log_limited(
+            &self.previous_secret_uses,
+            format_args!(
+                "authenticated with a previous secret (previous_secrets entry {position}); \
+                 remove it from previous_secrets once every instance of the client has the \
+                 new one"
+            ),
+        );
+    }
+
     fn log_limited(&self, limit: &EverySecond, what: std::fmt::Arguments<'_>) {
         self.log_limited_at(log::Level::Info, limit, what);
     }
@@ -256,6 +283,15 @@ impl Client {
             && self.grant_types == older.grant_types
             && self.audience == older.audience
             && self.secret.same_stored(&older.secret)
+            && self.previous_secrets.len() == older.previous_secrets.len()
+            && (self.previous_secrets.iter())
+                .zip(&older.previous_secrets)
+                .all(|(mine, theirs)| mine.same_stored(theirs))
+    }
+
+    /// Its secret, then its previous secrets, in the file's order.
+    fn secrets(&self) -> impl Iterator<Item = &SecretHash> + Clone {
+        std::iter::once(&self.secret).chain(&self.previous_secrets)
     }
 
     /// Whether the client's `grant_types` name the grant this service serves.
