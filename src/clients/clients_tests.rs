@@ -464,3 +464,178 @@ fn only_a_client_that_exchanges_codes_needs_a_redirect_uri() {
     let no_grants = DEMO.replace("scopes", "grant_types = []\nscopes");
     assert_eq!(load(&no_grants).dead_ends().count(), 1);
 }
+
+/// DEMO's client with `demo-secret` moved into `previous_secrets` and a new secret.
+const ROTATED: &str = r#"
+[[clients]]
+id = "app"
+secret = "plain:new-demo-secret"
+previous_secrets = ["sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf"]
+redirect_uris = ["https://app.example/cb"]
+scopes = ["user:basic"]
+"#;
+
+/// DEMO's client with `previous` as its `previous_secrets` (TOML array elements).
+fn with_previous(previous: &str) -> String {
+    DEMO.replace(
+        "scopes",
+        &format!("previous_secrets = [{previous}]\nscopes"),
+    )
+}
+
+#[actix_web::test]
+async fn the_secret_and_each_previous_secret_authenticate_a_wrong_one_fails_as_before() {
+    let registry = load(ROTATED);
+    for secret in ["new-demo-secret", "demo-secret"] {
+        let client = registry.verify_secret(&creds("app", secret)).await;
+        assert_eq!(client.unwrap().id, "app", "{secret}");
+    }
+    let wrong = registry.verify_secret(&creds("app", "demo-secreT")).await;
+    let before = load(DEMO).verify_secret(&creds("app", "demo-secreT")).await;
+    assert_eq!(
+        wrong.unwrap_err().to_string(),
+        before.unwrap_err().to_string()
+    );
+
+    let disabled = ROTATED.replace("scopes", "enabled = false\nscopes");
+    let disabled = load(&disabled)
+        .verify_secret(&creds("app", "demo-secret"))
+        .await;
+    assert_eq!(disabled.unwrap_err().code(), "invalid_client");
+}
+
+#[test]
+fn previous_secrets_no_rotation_needs_are_refused_naming_the_entry() {
+    let demo_hash = "\"sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf\"";
+    let other = |n: usize| format!("\"plain:old-secret-{n}\"");
+    let five = (1..=5).map(other).collect::<Vec<_>>().join(", ");
+    let cases = [
+        (
+            with_previous(demo_hash),
+            "entry 1 is the client's secret itself",
+        ),
+        // The same secret in another stored form is the same secret.
+        (
+            with_previous("\"plain:demo-secret\""),
+            "entry 1 is the client's secret itself",
+        ),
+        (
+            with_previous(&format!("{}, {}, {}", other(1), other(2), other(1))),
+            "entry 3 repeats entry 1",
+        ),
+        (with_previous("\"\""), "entry 1 is empty"),
+        (
+            with_previous(&format!("{}, \"plain:\"", other(1))),
+            "entry 2: plain: the secret is empty",
+        ),
+        (
+            with_previous("\"sha256:00\""),
+            "entry 1: sha256: secret must be 64 hex digits",
+        ),
+        (with_previous(&five), "has 5 entries, more than 4"),
+    ];
+    for (text, expected) in cases {
+        let problem = refusal(&text, expected);
+        assert!(problem.contains("previous_secrets"), "{problem}");
+        assert!(problem.contains(expected), "{problem}");
+        assert!(
+            !problem.contains("old-secret"),
+            "quotes a secret: {problem}"
+        );
+    }
+    let four = (1..=4).map(other).collect::<Vec<_>>().join(", ");
+    assert_eq!(
+        load(&with_previous(&four))
+            .get("app")
+            .unwrap()
+            .previous_secrets
+            .len(),
+        4
+    );
+    load(&with_previous(""));
+}
+
+#[test]
+fn a_plaintext_previous_secret_is_named_with_the_plaintext_secrets() {
+    let registry = load(&with_previous("\"plain:old-secret\""));
+    assert_eq!(registry.plaintext_secrets().collect::<Vec<_>>(), ["app"]);
+    assert!(
+        (registry.doubts().iter()).any(|d| d.contains("`app` has a plaintext secret")),
+        "{:?}",
+        registry.doubts()
+    );
+}
+
+/// A reload names a client whose previous secrets it changed, added or removed.
+#[test]
+fn a_client_whose_previous_secrets_changed_is_named_by_a_reload() {
+    let rotated = load(ROTATED);
+    let done = load(&ROTATED.replace("previous_secrets", "# previous_secrets"));
+    let again = load(ROTATED);
+    let changed = vec![("changed", vec!["app"])];
+    assert_eq!(rotated.changes_since(&done), changed);
+    assert_eq!(done.changes_since(&rotated), changed);
+    assert!(again.changes_since(&rotated).is_empty());
+}
+
+/// An Argon2id hash of `secret` with small parameters and a salt of its own.
+fn cheap_argon2(secret: &str) -> String {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    let params = Params::new(1024, 1, 1, None).unwrap();
+    let salt = uuid::Uuid::new_v4().simple().to_string();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_with_salt(secret.as_bytes(), &salt.as_bytes()[..16])
+        .unwrap()
+        .to_string()
+}
+
+fn remembers(hash: &SecretHash) -> bool {
+    match hash {
+        SecretHash::Argon2 { verified, .. } => verified.read().unwrap().is_some(),
+        SecretHash::Sha256(_) => unreachable!("an Argon2 hash"),
+    }
+}
+
+/// A rotation moves an Argon2 secret into `previous_secrets`: what was verified of it is kept,
+/// so the instances still on it pay no Argon2 again; a changed hash remembers nothing.
+#[actix_web::test]
+async fn a_reload_keeps_what_was_verified_of_each_unchanged_argon2_hash() {
+    let (old, new) = (cheap_argon2("demo-secret"), cheap_argon2("new-demo-secret"));
+    let stored = |secret: &str, previous: &[&str]| {
+        let previous: Vec<String> = previous.iter().map(|p| format!("{p:?}")).collect();
+        DEMO.replace(
+            "\"sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf\"",
+            &format!("{secret:?}\nprevious_secrets = [{}]", previous.join(", ")),
+        )
+    };
+    let before = load(&stored(&old, &[]));
+    before
+        .verify_secret(&creds("app", "demo-secret"))
+        .await
+        .unwrap();
+
+    let rotated = load(&stored(&new, &[&old]));
+    rotated.inherit_verified(&before);
+    let client = rotated.get("app").unwrap();
+    assert!(
+        !remembers(&client.secret),
+        "the new secret was never verified"
+    );
+    assert!(
+        remembers(&client.previous_secrets[0]),
+        "the old one was, and is unchanged"
+    );
+
+    rotated
+        .verify_secret(&creds("app", "new-demo-secret"))
+        .await
+        .unwrap();
+    let rehashed = load(&stored(&new, &[&cheap_argon2("demo-secret")]));
+    rehashed.inherit_verified(&rotated);
+    let client = rehashed.get("app").unwrap();
+    assert!(remembers(&client.secret));
+    assert!(
+        !remembers(&client.previous_secrets[0]),
+        "another hash of the old secret"
+    );
+}
