@@ -5,10 +5,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH};
+use sso_token::secret_hash::hash_secret_sha256;
 
 use crate::helpers::{
     APP, Answer, BASIC_CHALLENGE, DISABLED, ENCODED, ISSUER, OTHER, TestClient, basic_auth,
-    clients_toml, code_record, json_request, spawn_app, test_dir, verify_token,
+    clients_toml, code_record, json_request, spawn_app, spawn_app_with, test_dir, verify_token,
 };
 
 /// How the credentials travel.
@@ -347,4 +348,57 @@ async fn a_registry_without_an_enabled_client_is_warned_of_at_start_and_on_reloa
     let code = app.issue_code(&APP).await;
     let answer = Answer::of(app.exchange(&APP, &code).await).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+/// A secret rotation: the new secret in `secret`, the old one in `previous_secrets`, so that
+/// the instances still on the old one go on exchanging codes (a line says so, without the
+/// secret) until a reload removes it; the old one is then a wrong secret.
+#[tokio::test]
+async fn a_previous_secret_authenticates_until_a_reload_removes_it() {
+    const ROTATED: TestClient = TestClient {
+        secret: "app-rotated-secret-Lm4Xq8Tc1Vz6Nd3R",
+        ..APP
+    };
+    let log = crate::log_capture::mark();
+    let fixture = clients_toml();
+    let stored = |c: &TestClient| format!("secret = \"{}\"\n", hash_secret_sha256(c.secret));
+    assert!(fixture.contains(&stored(&APP)), "the fixture changed");
+    let file = |name: &str, entry: String| {
+        let path = test_dir().join(format!("clients-{name}-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, fixture.replace(&stored(&APP), &entry)).expect("clients file");
+        path
+    };
+    let previous = format!(
+        "previous_secrets = [\"{}\"]\n",
+        hash_secret_sha256(APP.secret)
+    );
+    let rotating = file("rotating", format!("{}{previous}", stored(&ROTATED)));
+    let rotated = file("rotated", stored(&ROTATED));
+    let app = spawn_app_with(|s| s.clients.file = rotating).await;
+
+    for client in [&ROTATED, &APP] {
+        let code = app.issue_code(client).await;
+        let answer = Answer::of(app.exchange(client, &code).await).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    }
+    let said = log.lines_when(|lines| {
+        (lines.iter()).any(|l| l.contains("client app: authenticated with a previous secret"))
+    });
+    for line in said.await.iter().filter(|l| l.contains("previous secret")) {
+        assert!(line.starts_with("INFO"), "{line}");
+        assert!(!line.contains(APP.secret), "{line}");
+    }
+
+    app.reload_with(|s| s.clients.file = rotated)
+        .expect("the reload");
+    let code = app.issue_code(&APP).await;
+    let old = Answer::of(app.exchange(&APP, &code).await).await;
+    assert_eq!(
+        (old.status, old.error()),
+        (401, "invalid_client"),
+        "{}",
+        old.text
+    );
+    let new = Answer::of(app.exchange(&ROTATED, &code).await).await;
+    assert_eq!(new.status, 200, "{}", new.text);
 }
