@@ -465,15 +465,9 @@ fn only_a_client_that_exchanges_codes_needs_a_redirect_uri() {
     assert_eq!(load(&no_grants).dead_ends().count(), 1);
 }
 
-/// DEMO's client with `demo-secret` moved into `previous_secrets` and a new secret.
-const ROTATED: &str = r#"
-[[clients]]
-id = "app"
-secret = "plain:new-demo-secret"
-previous_secrets = ["sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf"]
-redirect_uris = ["https://app.example/cb"]
-scopes = ["user:basic"]
-"#;
+/// DEMO's secret as it stores it, a TOML string.
+const DEMO_STORED: &str =
+    r#""sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf""#;
 
 /// DEMO's client with `previous` as its `previous_secrets` (TOML array elements).
 fn with_previous(previous: &str) -> String {
@@ -483,9 +477,14 @@ fn with_previous(previous: &str) -> String {
     )
 }
 
+/// DEMO's client with `demo-secret` moved into `previous_secrets` and a new secret.
+fn rotated() -> String {
+    with_previous(DEMO_STORED).replacen(DEMO_STORED, r#""plain:new-demo-secret""#, 1)
+}
+
 #[actix_web::test]
 async fn the_secret_and_each_previous_secret_authenticate_a_wrong_one_fails_as_before() {
-    let registry = load(ROTATED);
+    let registry = load(&rotated());
     for secret in ["new-demo-secret", "demo-secret"] {
         let client = registry.verify_secret(&creds("app", secret)).await;
         assert_eq!(client.unwrap().id, "app", "{secret}");
@@ -497,7 +496,7 @@ async fn the_secret_and_each_previous_secret_authenticate_a_wrong_one_fails_as_b
         before.unwrap_err().to_string()
     );
 
-    let disabled = ROTATED.replace("scopes", "enabled = false\nscopes");
+    let disabled = rotated().replace("scopes", "enabled = false\nscopes");
     let disabled = load(&disabled)
         .verify_secret(&creds("app", "demo-secret"))
         .await;
@@ -506,12 +505,11 @@ async fn the_secret_and_each_previous_secret_authenticate_a_wrong_one_fails_as_b
 
 #[test]
 fn previous_secrets_no_rotation_needs_are_refused_naming_the_entry() {
-    let demo_hash = "\"sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf\"";
     let other = |n: usize| format!("\"plain:old-secret-{n}\"");
     let five = (1..=5).map(other).collect::<Vec<_>>().join(", ");
     let cases = [
         (
-            with_previous(demo_hash),
+            with_previous(DEMO_STORED),
             "entry 1 is the client's secret itself",
         ),
         // The same secret in another stored form is the same secret.
@@ -569,13 +567,12 @@ fn a_plaintext_previous_secret_is_named_with_the_plaintext_secrets() {
 /// A reload names a client whose previous secrets it changed, added or removed.
 #[test]
 fn a_client_whose_previous_secrets_changed_is_named_by_a_reload() {
-    let rotated = load(ROTATED);
-    let done = load(&ROTATED.replace("previous_secrets", "# previous_secrets"));
-    let again = load(ROTATED);
+    let (during, again) = (load(&rotated()), load(&rotated()));
+    let done = load(&rotated().replace("previous_secrets", "# previous_secrets"));
     let changed = vec![("changed", vec!["app"])];
-    assert_eq!(rotated.changes_since(&done), changed);
-    assert_eq!(done.changes_since(&rotated), changed);
-    assert!(again.changes_since(&rotated).is_empty());
+    assert_eq!(during.changes_since(&done), changed);
+    assert_eq!(done.changes_since(&during), changed);
+    assert!(again.changes_since(&during).is_empty());
 }
 
 /// An Argon2id hash of `secret` with small parameters and a salt of its own.
@@ -604,7 +601,7 @@ async fn a_reload_keeps_what_was_verified_of_each_unchanged_argon2_hash() {
     let stored = |secret: &str, previous: &[&str]| {
         let previous: Vec<String> = previous.iter().map(|p| format!("{p:?}")).collect();
         DEMO.replace(
-            "\"sha256:cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf\"",
+            DEMO_STORED,
             &format!("{secret:?}\nprevious_secrets = [{}]", previous.join(", ")),
         )
     };
