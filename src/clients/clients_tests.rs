@@ -636,3 +636,17 @@ async fn a_reload_keeps_what_was_verified_of_each_unchanged_argon2_hash() {
         "another hash of the old secret"
     );
 }
+
+/// Root reads any file, so the hint is checked on the error itself: an unreadable clients file
+/// says what to check, as an unreadable key file does.
+#[test]
+fn an_unreadable_clients_file_says_who_must_be_able_to_read_it() {
+    let read = |kind| RegistryError::Read {
+        path: "/etc/sso/clients.toml".into(),
+        source: std::io::Error::from(kind),
+    };
+    let denied = read(std::io::ErrorKind::PermissionDenied).to_string();
+    assert!(denied.contains("must be able to read it"), "{denied}");
+    let missing = read(std::io::ErrorKind::NotFound).to_string();
+    assert!(!missing.contains("must be able to read it"), "{missing}");
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{Client, Registry, redirect};
-use crate::config::absolute;
+use crate::config::{absolute, readable_hint};
 use crate::log_limit::EverySecond;
 use crate::oauth::credentials::is_client_id;
 use crate::oauth::request::MAX_REDIRECT_URI;
@@ -19,7 +19,7 @@ use crate::secret_hash::{Argon2Limit, SecretHash};
 /// Why the clients file was refused; the message names the file and the client.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("clients.file `{path}`: {source}")]
+    #[error("clients.file `{path}`: {source}{}", readable_hint(source))]
     Read {
         path: String,
         source: std::io::Error,

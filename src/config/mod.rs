@@ -302,6 +302,17 @@ pub fn absolute(path: &Path) -> String {
         .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
 }
 
+/// What to check when a file a setting names could not be read for want of permission; else
+/// nothing. For messages that end with the I/O error.
+pub fn readable_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            " (the user the service runs as must be able to read it, and every folder above it)"
+        }
+        _ => "",
+    }
+}
+
 /// Whether two listen addresses would take one port: the same text, or addresses with the same
 /// port whose IPs are equal or one of them every address (`0.0.0.0`, `::`). Host names are not
 /// resolved here: only their text is compared, and a bind of the two tells the rest.

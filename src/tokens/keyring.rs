@@ -9,7 +9,7 @@ use super::Minter;
 use super::jwk::PublicJwk;
 use super::keys::{KeyError, SigningKey, VerifyingKey};
 use super::verify::Verifier;
-use crate::config::{TokenSettings, absolute};
+use crate::config::{TokenSettings, absolute, readable_hint};
 
 /// Signs with one key, accepts signatures of every key it publishes.
 #[derive(Debug)]
@@ -142,15 +142,6 @@ const VERIFY_KEY: KeySetting = KeySetting {
         )
     },
 };
-
-fn readable_hint(error: &std::io::Error) -> &'static str {
-    match error.kind() {
-        std::io::ErrorKind::PermissionDenied => {
-            " (the user the service runs as must be able to read it, and every folder above it)"
-        }
-        _ => "",
-    }
-}
 
 fn read_key<K>(
     key: &KeySetting,
