@@ -238,10 +238,14 @@ impl SecretHash {
 
     /// Which of `hashes` (a client's secret, then its previous ones) `presented` is
     /// `client_id`'s secret for, by position; `None` for none. First the checks that cost no
-    /// Argon2, of every hash (a `sha256:` digest, a secret an Argon2 hash remembers), then an
-    /// Argon2 verification of each Argon2 hash in order ([`SecretHash::verify`]): a client
-    /// still on a previous secret that passed once pays no Argon2 for the hashes before it,
-    /// and a wrong secret pays one per Argon2 hash, each in its own turn and slot.
+    /// Argon2, of every hash (a `sha256:` digest, a secret an Argon2 hash remembers); then, if
+    /// an Argon2 hash is left, one turn of the client id and one slot ([`Argon2Limit`]), the
+    /// cheap checks again (the request ahead may have verified this very secret while this one
+    /// waited), and Argon2 for each Argon2 hash in order, in one blocking task. So a burst on
+    /// a previous secret waits for one verification, as a burst on the current one does, and a
+    /// wrong secret pays one Argon2 per Argon2 hash in one turn. [`VerifyError::Busy`] unless
+    /// the turn and a slot free up within [`ARGON2_WAIT`]: a request is never queued for long
+    /// behind a flood.
     pub(crate) async fn position_of<'a>(
         hashes: impl Iterator<Item = &'a SecretHash> + Clone,
         client_id: &str,
@@ -249,17 +253,50 @@ impl SecretHash {
         limit: &Argon2Limit,
     ) -> Result<Option<usize>, VerifyError> {
         let presented_digest = sha256(presented);
-        if let Some(known) = hashes.clone().position(|h| h.known(&presented_digest)) {
-            return Ok(Some(known));
+        let known = || hashes.clone().position(|h| h.known(&presented_digest));
+        if let Some(position) = known() {
+            return Ok(Some(position));
         }
-        for (position, hash) in hashes.enumerate() {
-            if matches!(hash, Self::Argon2 { .. })
-                && hash.verify(client_id, presented, limit).await?
-            {
-                return Ok(Some(position));
-            }
+        let argon2: Vec<(usize, String)> = (hashes.clone().enumerate())
+            .filter_map(|(position, hash)| match hash {
+                Self::Argon2 { phc, .. } => Some((position, phc.clone())),
+                Self::Sha256(_) => None,
+            })
+            .collect();
+        if argon2.is_empty() {
+            return Ok(None);
         }
-        Ok(None)
+        let waiting = limit.take(client_id);
+        let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_WAIT, waiting).await else {
+            return Err(VerifyError::Busy);
+        };
+        if let Some(position) = known() {
+            return Ok(Some(position));
+        }
+        // Argon2 takes tens of milliseconds: keep it off the async workers. The permit goes
+        // along, so it stays taken until Argon2 is done, even if the request is dropped
+        // meanwhile (a client that hangs up frees no core).
+        let secret = presented.to_owned();
+        let matched = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            argon2.into_iter().find_map(|(position, phc)| {
+                PasswordHash::new(&phc)
+                    .is_ok_and(|hash| {
+                        Argon2::default()
+                            .verify_password(secret.as_bytes(), &hash)
+                            .is_ok()
+                    })
+                    .then_some(position)
+            })
+        })
+        .await
+        .map_err(VerifyError::Argon2Task)?;
+        if let Some(Self::Argon2 { verified, .. }) = matched.and_then(|at| hashes.clone().nth(at)) {
+            *verified
+                .write()
+                .unwrap_or_else(|poison| poison.into_inner()) = Some(presented_digest);
+        }
+        Ok(matched)
     }
 
     /// Whether `presented` (its SHA-256) passes without Argon2: it is the `sha256:` digest, or
@@ -271,50 +308,16 @@ impl SecretHash {
         }
     }
 
-    /// Whether `presented` is `client_id`'s secret. [`VerifyError::Busy`] unless the client
-    /// id's turn and an Argon2 slot both free up within [`ARGON2_WAIT`]: a request is never
-    /// queued for long behind a flood.
+    /// Whether `presented` is `client_id`'s secret: [`SecretHash::position_of`] for this one.
+    #[cfg(test)]
     pub(crate) async fn verify(
         &self,
         client_id: &str,
         presented: &str,
         limit: &Argon2Limit,
     ) -> Result<bool, VerifyError> {
-        let presented_digest = sha256(presented);
-        if self.known(&presented_digest) {
-            return Ok(true);
-        }
-        let Self::Argon2 { phc, verified } = self else {
-            return Ok(false);
-        };
-        let waiting = limit.take(client_id);
-        let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_WAIT, waiting).await else {
-            return Err(VerifyError::Busy);
-        };
-        // The request ahead may have verified this very secret while this one waited.
-        if remembered(verified, &presented_digest) {
-            return Ok(true);
-        }
-        // Argon2 takes tens of milliseconds: keep it off the async workers. The permit goes
-        // along, so it stays taken until Argon2 is done, even if the request is dropped
-        // meanwhile (a client that hangs up frees no core).
-        let (phc, secret) = (phc.clone(), presented.to_owned());
-        let ok = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            PasswordHash::new(&phc).is_ok_and(|hash| {
-                Argon2::default()
-                    .verify_password(secret.as_bytes(), &hash)
-                    .is_ok()
-            })
-        })
-        .await
-        .map_err(VerifyError::Argon2Task)?;
-        if ok {
-            *verified
-                .write()
-                .unwrap_or_else(|poison| poison.into_inner()) = Some(presented_digest);
-        }
-        Ok(ok)
+        let position = Self::position_of(std::iter::once(self), client_id, presented, limit);
+        Ok(position.await?.is_some())
     }
 }
 

@@ -370,3 +370,34 @@ async fn a_remembered_previous_secret_passes_without_argon2_for_the_secret_befor
         "a previous Argon2 secret waits for a slot too"
     );
 }
+
+/// A burst on a previous secret, as after a restart mid-rotation: the requests that waited for
+/// the turn find it remembered by the one ahead, whichever hash it passed, and run no Argon2.
+/// (Each hash verified in its own turn, a waiting request ran Argon2 on the secret before it
+/// first, and a burst overran `ARGON2_WAIT`.) Here Argon2 of the current hash would pass too:
+/// only the look at every hash's memory after the wait gives the previous one's position.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_verification_finds_a_previous_secret_remembered_meanwhile() {
+    const PRESENTED: &str = "presented-secret-Rv6Nq2";
+    let (current, previous) = (cheap_argon2(PRESENTED), Arc::new(cheap_argon2(SECRET)));
+    let (current, limit) = (Arc::new(current), Argon2Limit::new(1));
+    let taken = Arc::clone(&limit.slots).acquire_owned().await.unwrap();
+    let waiting = tokio::spawn({
+        let (current, previous, limit) =
+            (Arc::clone(&current), Arc::clone(&previous), limit.clone());
+        async move {
+            let hashes = [&*current, &*previous].into_iter();
+            SecretHash::position_of(hashes, "app", PRESENTED, &limit).await
+        }
+    });
+    tokio::time::sleep(ARGON2_WAIT / 4).await;
+    assert!(!waiting.is_finished(), "it waits for the turn");
+    let SecretHash::Argon2 { verified, .. } = &*previous else {
+        unreachable!("an Argon2 hash")
+    };
+    // As if the request holding the turn had just verified the previous secret.
+    *verified.write().unwrap() = Some(sha256(PRESENTED));
+    drop(taken);
+
+    assert_eq!(waiting.await.unwrap().unwrap(), Some(1));
+}

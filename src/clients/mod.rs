@@ -143,8 +143,9 @@ impl Registry {
     /// ([`Client::log_previous_secret`]); nothing more: the endpoints authenticate through
     /// `ClientAuth::authenticate`, which throttles and counts around this.
     /// Unknown client, disabled client and wrong secret give the same error, and an unknown or
-    /// disabled id still costs a SHA-256 comparison, as much as a `sha256:` client's (an Argon2
-    /// client's takes milliseconds: its timing shows, and client ids are public anyway). A
+    /// disabled id still costs a SHA-256 comparison, about what a `sha256:` client's costs (one
+    /// comparison per stored secret; an Argon2 client's takes milliseconds: its timing shows,
+    /// and client ids are public anyway). A
     /// disabled Argon2 client's secret is not verified: a flood for it takes no Argon2 slot.
     /// `Overloaded` when an Argon2 verification found neither its client id's turn nor a slot
     /// free in time, `Internal` when its blocking task failed: the one place where
