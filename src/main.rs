@@ -346,26 +346,8 @@ fn hash_secret(secret: Option<String>, argon2: bool, generate: bool) -> CliResul
         None => secret_prompt::read_secret()?,
     };
     sso_token::secret_hash::presentable(&secret)?;
-    let chars = secret.chars().count();
-    if chars < secret_prompt::STRONG_SECRET_CHARS {
-        // sha256: is unsalted and fast: a leaked clients file (a ConfigMap) gives away a short
-        // secret in minutes.
-        eprintln!(
-            "warning: the secret is {chars} characters; under {} random ones (128 bits) it \
-             can be found from its stored form if the clients file leaks: \
-             sso-token hash-secret --generate makes one",
-            secret_prompt::STRONG_SECRET_CHARS
-        );
-    }
-    if !secret.bytes().all(sso_token::oauth::is_unreserved) {
-        // RFC 6749 §2.3.1 form-encodes Basic credentials, and we decode them; clients that
-        // skip the encoding then send another secret.
-        eprintln!(
-            "warning: the secret has characters other than A-Z a-z 0-9 - . _ ~; clients that \
-             put it into client_secret_basic without form-encoding it ({}) will fail to \
-             authenticate",
-            sso_token::oauth::BASIC_WITHOUT_ENCODING
-        );
+    for warning in secret_prompt::doubts(&secret) {
+        eprintln!("warning: {warning}");
     }
     let stored = if argon2 {
         sso_token::secret_hash::hash_secret_argon2(&secret)?

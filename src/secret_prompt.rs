@@ -18,6 +18,32 @@ pub fn new_secret() -> Result<String, aws_lc_rs::error::Unspecified> {
     Ok(URL_SAFE_NO_PAD.encode(random))
 }
 
+/// What may be wrong with a secret that is still hashed: too short to resist a brute force of
+/// its stored form, or characters that some libraries send wrongly in Basic credentials.
+pub fn doubts(secret: &str) -> Vec<String> {
+    let mut doubts = Vec::new();
+    let chars = secret.chars().count();
+    if chars < STRONG_SECRET_CHARS {
+        // sha256: is unsalted and fast: a leaked clients file (a ConfigMap) gives away a short
+        // secret in minutes.
+        doubts.push(format!(
+            "the secret is {chars} characters; under {STRONG_SECRET_CHARS} random ones (128 \
+             bits) it can be found from its stored form if the clients file leaks: sso-token \
+             hash-secret --generate makes one"
+        ));
+    }
+    if !secret.bytes().all(crate::oauth::is_unreserved) {
+        // RFC 6749 §2.3.1 form-encodes Basic credentials, and we decode them; clients that
+        // skip the encoding then send another secret.
+        doubts.push(format!(
+            "the secret has characters other than A-Z a-z 0-9 - . _ ~; clients that put it \
+             into client_secret_basic without form-encoding it ({}) will fail to authenticate",
+            crate::oauth::BASIC_WITHOUT_ENCODING
+        ));
+    }
+    doubts
+}
+
 /// The secret from stdin, trailing line breaks dropped: one line typed at a terminal
 /// ([`read_typed`]), else all of stdin.
 pub fn read_secret() -> std::io::Result<String> {
