@@ -1,5 +1,5 @@
 //! A client secret for `sso-token hash-secret`: read from stdin (typed at a terminal without
-//! echo, or piped), or made.
+//! echo, or piped), or made; and what may be wrong with one.
 
 use std::io::Read;
 
