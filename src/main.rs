@@ -311,7 +311,12 @@ fn issue_code(config_dir: &Path, env: Option<&str>, args: IssueCodeArgs) -> CliR
         store.failovers_checked().await;
         let written = issue_code::write(&store, &code, &record, ttl)
             .await
-            .map_err(|e| format!("writing the code to redis: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "writing the code to redis ({}): {e}",
+                    settings.redis.target()
+                )
+            })?;
         if !written {
             return Err("that code is already live".into());
         }

@@ -485,6 +485,32 @@ async fn issue_code_writes_to_the_master_the_sentinels_name() {
     assert_eq!(exists, Some(1), "the code on the master");
 }
 
+/// A Redis that does not answer: the failure names where the code was to go (the password
+/// hidden), since the pool's own words do not.
+#[test]
+fn issue_code_names_the_redis_it_could_not_write_to() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let mut settings = test_settings();
+    settings.redis.url = format!("redis://:hunter2@127.0.0.1:{port}");
+    let dir = config_dir(&settings, &[]);
+    let dir_arg = dir.display().to_string();
+
+    let output = sso_token(&issue_code_for_app(&dir_arg), "");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "writing the code to redis (redis://:***@127.0.0.1:{port})"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
 /// A PKCE challenge may begin with `-` (an S256 one does once in 64): `issue-code` takes it as
 /// a value, not as an option, and writes it as given.
 #[tokio::test]
