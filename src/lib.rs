@@ -18,6 +18,7 @@ pub mod issue_code;
 pub mod listen;
 pub mod live;
 pub mod log_limit;
+pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod oauth;

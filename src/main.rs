@@ -164,7 +164,10 @@ struct ProfileArgs {
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    if let Err(message) = sso_token::logging::init() {
+        eprintln!("sso-token: {message}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let (config_dir, env) = (&cli.config_dir, cli.env.as_deref());
     let result = match cli.command.unwrap_or(Command::Serve) {
@@ -191,28 +194,6 @@ fn main() -> ExitCode {
 /// A command's failure, printed as `sso-token: <its Display>` with exit status 1: any error
 /// type, or a message (`String` and `&str` convert), goes up with `?`.
 type CliResult = Result<(), Box<dyn std::error::Error>>;
-
-/// `RUST_LOG`, `info` without it. actix answers a request it cannot parse with a 400 before
-/// any route, and logs an ERROR line for each (`stream error: request parse error`): anyone
-/// could flood the log with them. That module is off unless `RUST_LOG` names it.
-fn init_logging() {
-    env_logger::Builder::new()
-        // Milliseconds: lining up one exchange's lines across replicas takes more than seconds.
-        .format_timestamp_millis()
-        .filter_level(log::LevelFilter::Info)
-        // Lines that a client (actix's, for every request that is not HTTP) or a Redis outage
-        // (redis' Cluster client: one per connection attempt and slot refresh, ~900 in 3 s
-        // for 1,000 requests with a node down) could repeat without bound; the service says
-        // the same at most once a second. `RUST_LOG` naming the module shows them.
-        .filter_module("actix_http::h1::dispatcher", log::LevelFilter::Off)
-        .filter_module("redis::cluster_handling", log::LevelFilter::Off)
-        // actix-server's own start and stop lines, one per worker at a stop ("shutting down
-        // idle worker", 16 of them with 16 workers), say again what ours say once; its
-        // warnings and errors (an accept that fails) stay.
-        .filter_module("actix_server", log::LevelFilter::Warn)
-        .parse_env(env_logger::Env::default())
-        .init();
-}
 
 /// `--scope`'s check: a scope the exchange would grant; another would make a code that can
 /// only end in `invalid_scope`.

@@ -485,6 +485,52 @@ async fn issue_code_writes_to_the_master_the_sentinels_name() {
     assert_eq!(exists, Some(1), "the code on the master");
 }
 
+/// `SSO_LOG_FORMAT=json`: every line is one JSON object, with its time to the millisecond, its
+/// level, target and message; another value stops the process, naming the variable.
+#[test]
+fn with_sso_log_format_json_every_line_is_a_json_object() {
+    let dir = config_dir(&test_settings(), &[]);
+    let server = ServerProcess::spawn(&dir, "export SSO_LOG_FORMAT=json; ");
+
+    let lines = server.log_until("listening on");
+
+    assert!(lines.len() >= 2, "{lines:#?}");
+    for line in &lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let time = value["time"].as_str().unwrap_or_default();
+        assert!(time.ends_with('Z') && time.contains('.'), "{line}");
+        assert!(
+            ["ERROR", "WARN", "INFO"].contains(&value["level"].as_str().unwrap_or_default()),
+            "{line}"
+        );
+        assert!(
+            value["target"].as_str().is_some_and(|t| !t.is_empty()),
+            "{line}"
+        );
+        assert!(value["message"].is_string(), "{line}");
+    }
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("listening on http://127.0.0.1:"),
+        "{last}"
+    );
+
+    let misspelt = without_sso_env(&mut Command::new(env!("CARGO_BIN_EXE_sso-token")))
+        .env("SSO_LOG_FORMAT", "jsn")
+        .arg("--config-dir")
+        .arg(&dir)
+        .args(["--env", "test", "check-config"])
+        .output()
+        .expect("sso-token runs");
+    let said = String::from_utf8_lossy(&misspelt.stderr);
+    assert_eq!(misspelt.status.code(), Some(1), "{said}");
+    assert!(said.contains("SSO_LOG_FORMAT must be"), "{said}");
+}
+
 /// A Redis that does not answer: the failure names where the code was to go (the password
 /// hidden), since the pool's own words do not.
 #[test]
