@@ -22,6 +22,10 @@ use sso_token::userinfo::Profile;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Where the global options show in every command's help: apart from the command's own, since
+/// keygen, pubkey and hash-secret take them but read no configuration.
+const CONFIG_HEADING: &str = "Configuration (serve, check-config, issue-code)";
+
 #[derive(Parser)]
 #[command(
     version,
@@ -29,10 +33,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 )]
 struct Cli {
     /// Folder with default.toml and, with --env / SSO_ENV, <env>.toml.
-    #[arg(long, env = "SSO_CONFIG_DIR", default_value = "config", global = true)]
+    #[arg(long, env = "SSO_CONFIG_DIR", default_value = "config", global = true, help_heading = CONFIG_HEADING)]
     config_dir: PathBuf,
     /// Overlay <config-dir>/<env>.toml on top of <config-dir>/default.toml (for example `dev`).
-    #[arg(long, env = "SSO_ENV", global = true)]
+    #[arg(long, env = "SSO_ENV", global = true, help_heading = CONFIG_HEADING)]
     env: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
