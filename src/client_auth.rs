@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::Guard;
 
-use crate::clients::Client;
+use crate::clients::{Client, Verified};
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
 use crate::oauth::{ClientCredentials, OAuthError};
@@ -73,7 +73,15 @@ impl ClientAuth {
         self.throttle.admit(attempt).await?;
         let outcome = snapshot.registry.verify_secret(credentials).await;
         match outcome {
-            Ok(client) => Ok(Caller { snapshot, client }),
+            Ok(Verified {
+                client,
+                with_previous_secret,
+            }) => {
+                if with_previous_secret {
+                    self.metrics.previous_secret_used();
+                }
+                Ok(Caller { snapshot, client })
+            }
             Err(failure @ OAuthError::InvalidClient(_)) => {
                 self.metrics.auth_failed();
                 // Which client failed, for the operator it calls: only a registered id is

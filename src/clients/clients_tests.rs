@@ -41,11 +41,12 @@ fn refusal(text: &str, what: impl std::fmt::Debug) -> String {
 #[actix_web::test]
 async fn the_right_secret_authenticates() {
     let registry = load(DEMO);
-    let client = registry
+    let verified = registry
         .verify_secret(&creds("app", "demo-secret"))
         .await
         .unwrap();
-    assert_eq!(client.id, "app");
+    assert_eq!(verified.client.id, "app");
+    assert!(!verified.with_previous_secret);
 }
 
 #[actix_web::test]
@@ -485,9 +486,10 @@ fn rotated() -> String {
 #[actix_web::test]
 async fn the_secret_and_each_previous_secret_authenticate_a_wrong_one_fails_as_before() {
     let registry = load(&rotated());
-    for secret in ["new-demo-secret", "demo-secret"] {
-        let client = registry.verify_secret(&creds("app", secret)).await;
-        assert_eq!(client.unwrap().id, "app", "{secret}");
+    for (secret, previous) in [("new-demo-secret", false), ("demo-secret", true)] {
+        let verified = registry.verify_secret(&creds("app", secret)).await.unwrap();
+        assert_eq!(verified.client.id, "app", "{secret}");
+        assert_eq!(verified.with_previous_secret, previous, "{secret}");
     }
     let wrong = registry.verify_secret(&creds("app", "demo-secreT")).await;
     let before = load(DEMO).verify_secret(&creds("app", "demo-secreT")).await;

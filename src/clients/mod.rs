@@ -153,7 +153,7 @@ impl Registry {
     pub async fn verify_secret(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<Arc<Client>, OAuthError> {
+    ) -> Result<Verified, OAuthError> {
         let presented = credentials.secret.expose();
         let fail = OAuthError::authentication_failed;
         let enabled = self.clients.get(&credentials.id).filter(|c| c.enabled);
@@ -168,15 +168,30 @@ impl Registry {
                     VerifyError::Busy => OAuthError::Overloaded,
                     VerifyError::Argon2Task(cause) => OAuthError::internal(cause),
                 })?;
+        let client = Arc::clone(client);
         match matched {
             None => Err(fail()),
-            Some(0) => Ok(Arc::clone(client)),
+            Some(0) => Ok(Verified {
+                client,
+                with_previous_secret: false,
+            }),
             Some(previous) => {
                 client.log_previous_secret(previous);
-                Ok(Arc::clone(client))
+                Ok(Verified {
+                    client,
+                    with_previous_secret: true,
+                })
             }
         }
     }
+}
+
+/// A client whose secret passed, and whether it was one of its `previous_secrets` (counted in
+/// the metrics: a rotation is done once no instance of a client uses an old secret).
+#[derive(Debug)]
+pub struct Verified {
+    pub client: Arc<Client>,
+    pub with_previous_secret: bool,
 }
 
 impl Client {

@@ -44,6 +44,7 @@ pub struct Metrics {
     abandoned: IntCounter,
     revocations: Vec<IntCounter>,
     auth_failures: IntCounter,
+    previous_secrets: IntCounter,
     argon2_overloaded: IntCounter,
     throttled: Vec<IntCounter>,
     redis_connections: IntGauge,
@@ -134,6 +135,11 @@ impl Metrics {
 
     pub fn auth_failed(&self) {
         self.auth_failures.inc();
+    }
+
+    /// A client authenticated with one of its `previous_secrets`.
+    pub fn previous_secret_used(&self) {
+        self.previous_secrets.inc();
     }
 
     pub fn argon2_overloaded(&self) {

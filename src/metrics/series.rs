@@ -164,6 +164,12 @@ impl Metrics {
                  credentials too malformed to look up are in sso_requests_total \
                  {outcome=\"invalid_client\"} only",
             )?,
+            previous_secrets: counter(
+                "sso_client_previous_secret_authentications_total",
+                "Client authentications that passed with one of the client's previous_secrets: \
+                 while it rises, an instance of some client still uses an old secret (the log \
+                 names the client); a rotation's old secret may go once it stops on every replica",
+            )?,
             argon2_overloaded: counter(
                 "sso_argon2_overloaded_total",
                 "Client authentications answered 503: their client id's Argon2 verification, or every Argon2 slot, stayed busy",

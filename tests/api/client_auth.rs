@@ -376,10 +376,18 @@ async fn a_previous_secret_authenticates_until_a_reload_removes_it() {
     let rotated = file("rotated", stored(&ROTATED));
     let app = spawn_app_with(|s| s.clients.file = rotating).await;
 
-    for client in [&ROTATED, &APP] {
+    let previous_used = async || {
+        let exposition = crate::metrics::scrape(&app, &app.address).await;
+        crate::metrics::value(
+            &exposition,
+            "sso_client_previous_secret_authentications_total",
+        )
+    };
+    for (client, previous) in [(&ROTATED, 0.0), (&APP, 1.0)] {
         let code = app.issue_code(client).await;
         let answer = Answer::of(app.exchange(client, &code).await).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
+        assert_eq!(previous_used().await, previous, "{}", client.secret);
     }
     let said = log.lines_when(|lines| {
         (lines.iter()).any(|l| l.contains("client app: authenticated with a previous secret"))
