@@ -132,8 +132,7 @@ impl Client {
         if !is_client_id(&entry.id) {
             return Err("id must be 1 to 256 characters of printable ASCII (%x20-7E)".into());
         }
-        let exchanges_codes = entry.grant_types.iter().any(|g| g == AUTHORIZATION_CODE);
-        if entry.redirect_uris.is_empty() && exchanges_codes {
+        if entry.redirect_uris.is_empty() && super::grants_codes(&entry.grant_types) {
             return Err(
                 "needs at least one redirect_uris entry for authorization_code (its grant_types, \
                  or their default); a client that only introspects or revokes has \

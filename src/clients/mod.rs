@@ -168,21 +168,14 @@ impl Registry {
                     VerifyError::Busy => OAuthError::Overloaded,
                     VerifyError::Argon2Task(cause) => OAuthError::internal(cause),
                 })?;
-        let client = Arc::clone(client);
-        match matched {
-            None => Err(fail()),
-            Some(0) => Ok(Verified {
-                client,
-                with_previous_secret: false,
-            }),
-            Some(previous) => {
-                client.log_previous_secret(previous);
-                Ok(Verified {
-                    client,
-                    with_previous_secret: true,
-                })
-            }
+        let position = matched.ok_or_else(fail)?;
+        if position > 0 {
+            client.log_previous_secret(position);
         }
+        Ok(Verified {
+            client: Arc::clone(client),
+            with_previous_secret: position > 0,
+        })
     }
 }
 
@@ -312,8 +305,14 @@ impl Client {
 
     /// Whether the client's `grant_types` name the grant this service serves.
     pub fn may_exchange_codes(&self) -> bool {
-        self.grant_types.iter().any(|g| g == AUTHORIZATION_CODE)
+        grants_codes(&self.grant_types)
     }
+}
+
+/// Whether `grant_types` name the grant this service serves: a client's, or a file entry's
+/// before it is one.
+fn grants_codes(grant_types: &[String]) -> bool {
+    grant_types.iter().any(|g| g == AUTHORIZATION_CODE)
 }
 
 #[cfg(test)]
