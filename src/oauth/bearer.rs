@@ -2,7 +2,7 @@
 //! in a POST, the form body's `access_token` (§2.2; OpenID Connect clients may send user info
 //! requests that way). Never the query string (§2.3): tokens there end up in logs. As the
 //! reference implementation's user info did, a compact JWS alone in `Authorization`, without
-//! the scheme, is taken too, unless the body has a token.
+//! the scheme, is taken too: a token like the Bearer one, so never together with the body's.
 
 use std::borrow::Cow;
 
@@ -39,8 +39,8 @@ fn is_compact_jws(value: &str) -> bool {
 pub enum InHeader<'a> {
     /// `Bearer <token>` (RFC 6750 §2.1).
     Bearer(&'a str),
-    /// A compact JWS with no scheme, as the reference took it: passed over, as another
-    /// scheme's credentials are, when the body has a token.
+    /// A compact JWS with no scheme, as the reference took it: a token all the same, so a body
+    /// with one as well is refused as for `Bearer`.
     Bare(&'a str),
 }
 
@@ -138,18 +138,18 @@ pub fn in_form_body(
 }
 
 /// The request's one token, from its `Authorization` values (see [`parse`]) and its form
-/// body's (see [`in_form_body`]): RFC 6750 §2 allows a single method per request. A header
-/// without the Bearer scheme gives way to the body's token.
+/// body's (see [`in_form_body`]): RFC 6750 §2 allows a single method per request. A header of
+/// another scheme (`Basic …`) gives way to the body's token; a token in both is refused, bare
+/// (a compact JWS without the scheme) or not: a gateway that checked the header's token must
+/// not have the request served for another.
 pub fn one_of<'a>(
     header: Result<InHeader<'a>, OAuthError>,
     body: Option<String>,
 ) -> Result<Cow<'a, str>, OAuthError> {
     match (header, body) {
         (Ok(header), None) => Ok(Cow::Borrowed(header.token())),
-        (Ok(InHeader::Bare(_)) | Err(OAuthError::BearerRequired), Some(token)) => {
-            Ok(Cow::Owned(token))
-        }
-        (Ok(InHeader::Bearer(_)), Some(_)) => Err(malformed(
+        (Err(OAuthError::BearerRequired), Some(token)) => Ok(Cow::Owned(token)),
+        (Ok(InHeader::Bearer(_) | InHeader::Bare(_)), Some(_)) => Err(malformed(
             "send the access token once: in the Authorization header or in the body",
         )),
         (Err(e), _) => Err(e),
@@ -209,15 +209,16 @@ mod tests {
         let body = || Some("b".to_owned());
         assert_eq!(one_of(Ok(InHeader::Bearer("h")), None).unwrap(), "h");
         assert_eq!(one_of(Ok(InHeader::Bare("h")), None).unwrap(), "h");
-        assert_eq!(one_of(Ok(InHeader::Bare("h")), body()).unwrap(), "b");
         assert_eq!(
             one_of(Err(OAuthError::BearerRequired), body()).unwrap(),
             "b"
         );
-        assert!(matches!(
-            one_of(Ok(InHeader::Bearer("h")), body()),
-            Err(OAuthError::MalformedBearer(_))
-        ));
+        for header in [InHeader::Bearer("h"), InHeader::Bare("h")] {
+            assert!(matches!(
+                one_of(Ok(header), body()),
+                Err(OAuthError::MalformedBearer(_))
+            ));
+        }
         assert!(matches!(
             one_of(Err(OAuthError::BearerRequired), None),
             Err(OAuthError::BearerRequired)

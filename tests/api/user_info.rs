@@ -347,8 +347,9 @@ fn assert_bare_challenge(answer: &Answer, context: &str) {
 
 /// The reference implementation's user info took the whole `Authorization` value as the token
 /// when it had no `Bearer` scheme: a compact JWS alone is taken so here too, and answers as
-/// with the scheme. Anything else without a scheme still asks for Bearer credentials, and a
-/// token in a POST's body is taken over such a header.
+/// with the scheme. Anything else without a scheme still asks for Bearer credentials. Being a
+/// token, it is refused together with one in a POST's body (RFC 6750 §2: one method per
+/// request), where another scheme's credentials give way to the body's token.
 #[tokio::test]
 async fn a_token_without_the_bearer_scheme_is_taken_as_the_reference_took_it() {
     let app = spawn_app().await;
@@ -373,16 +374,22 @@ async fn a_token_without_the_bearer_scheme_is_taken_as_the_reference_took_it() {
         not_a_jws.header("www-authenticate"),
         Some(r#"Bearer realm="sso-token""#)
     );
-    // A header without the scheme gives way to a token in the body, as another scheme's does.
-    let both = app
-        .http
-        .post(app.url(USER_INFO))
-        .header("Authorization", "a.b.c")
-        .form(&[("access_token", token.as_str())])
-        .send()
-        .await
-        .expect("user info sent");
-    let both = Answer::of(both).await;
-    assert_eq!(both.status, 200, "{}", both.text);
-    assert_eq!(both.json, with_scheme.json);
+    let with_body = |authorization: &str| {
+        let request = app
+            .http
+            .post(app.url(USER_INFO))
+            .header("Authorization", authorization)
+            .form(&[("access_token", token.as_str())]);
+        async move { Answer::of(request.send().await.expect("user info sent")).await }
+    };
+    let both = with_body("a.b.c").await;
+    assert_eq!(
+        (both.status, both.error()),
+        (400, "invalid_request"),
+        "{}",
+        both.text
+    );
+    let basic_and_body = with_body("Basic ZGVtbzpzZWNyZXQ=").await;
+    assert_eq!(basic_and_body.status, 200, "{}", basic_and_body.text);
+    assert_eq!(basic_and_body.json, with_scheme.json);
 }
