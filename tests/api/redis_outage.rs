@@ -368,6 +368,38 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     );
 }
 
+/// A least-privilege Redis user may lack PING, which the service needs for nothing but
+/// readiness: Redis answers it (`NOPERM`) all the same, so `/readyz` is 200, the start goes on
+/// to say the Redis's version, and exchanges work. Taken for Redis not answering, it kept
+/// `/readyz` at 503 and the start saying that Redis did not answer.
+#[tokio::test]
+async fn a_redis_user_that_may_not_ping_is_ready_all_the_same() {
+    let log = log_capture::mark();
+    let redis = RedisServer::start();
+    let mut command = redis::cmd("ACL");
+    command.arg(&["SETUSER", "noping", "on", ">pw", "~*", "+@all", "-ping"]);
+    let set: Option<String> = crate::topology::query(redis.port(), &command);
+    assert_eq!(set.as_deref(), Some("OK"));
+    let app = app_on(format!("redis://noping:pw@127.0.0.1:{}", redis.port())).await;
+    let named = format!(
+        "Redis redis://noping:***@127.0.0.1:{}: version ",
+        redis.port()
+    );
+
+    let lines = log
+        .lines_when(|lines| lines.iter().any(|l| l.contains(&named)))
+        .await;
+
+    let ready = app.http.get(app.url("/readyz")).send().await;
+    assert_eq!(ready.expect("/readyz answered").status().as_u16(), 200);
+    let token = app.token_for(&APP).await;
+    assert!(!token.is_empty());
+    let said_down = lines
+        .iter()
+        .find(|l| l.contains("noping") && l.contains("does not answer"));
+    assert_eq!(said_down, None);
+}
+
 /// A Redis that does not know `EVAL_RO` (Redis 7.0 brought it, with the exchange script's
 /// `#!lua` flags and `GETDEL`) answers the start's check "unknown command", and the start says
 /// that every exchange fails there because it is older than 7.0. A Redis 7 with `EVAL_RO`
