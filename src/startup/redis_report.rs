@@ -15,21 +15,26 @@ const RECHECK_REDIS: Duration = Duration::from_secs(2);
 /// need that it lacks.
 pub(super) async fn report_redis_at_start(store: Store, target: String) {
     store.failovers_checked().await;
-    // A Redis down at start is checked once it answers: it may be unfit all the same.
-    let mut said = false;
+    // A Redis down at start is checked once it answers: it may be unfit all the same. Each
+    // kind of failure is said once; a refusal of the credentials also after a Redis that did
+    // not answer at first (started later, or back, without the service's user).
+    let (mut said_down, mut said_refused) = (false, false);
     while let Err(e) = store.ping().await {
-        if !said && e.is_refused_credentials() {
-            log::error!(
-                "Redis {target} refuses the service's credentials ({e}): exchanges get 503 and \
-                 /readyz is 503 until redis.* gives a user and password it accepts"
-            );
-        } else if !said {
+        if e.is_refused_credentials() {
+            if !said_refused {
+                log::error!(
+                    "Redis {target} refuses the service's credentials ({e}): exchanges get 503 \
+                     and /readyz is 503 until redis.* gives a user and password it accepts"
+                );
+            }
+            said_refused = true;
+        } else if !said_down && !said_refused {
             log::warn!(
                 "Redis {target} does not answer ({e}): exchanges get 503 and /readyz is 503 \
                  until it does; if this lasts, check redis.* (address, password, TLS, mode)"
             );
+            said_down = true;
         }
-        said = true;
         tokio::time::sleep(RECHECK_REDIS).await;
     }
     // First: the fitness check fails with an error reply on an unfit Redis, which counts as

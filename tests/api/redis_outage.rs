@@ -368,6 +368,30 @@ async fn the_start_says_when_its_redis_user_may_not_run_the_exchange_script() {
     );
 }
 
+/// A Redis down at start that then comes up refusing the service's credentials (here without
+/// its user) gets the start's error about them too: the warning that it did not answer was
+/// said first, and the error is the one that says what to mend.
+#[tokio::test]
+async fn the_start_says_when_its_redis_comes_up_refusing_the_credentials() {
+    let log = log_capture::mark();
+    let port = HeldPort::new();
+    let url = format!("redis://ghost:pw@127.0.0.1:{}/0", port.port());
+    let named = format!("Redis {} ", sso_token::redact::redis_url(&url));
+    let _app = app_on(url).await;
+    let said = |level: &'static str, text: &'static str| {
+        let named = named.clone();
+        move |lines: &[String]| {
+            (lines.iter()).any(|l| l.starts_with(level) && l.contains(&named) && l.contains(text))
+        }
+    };
+    log.lines_when(said("WARN", "does not answer")).await;
+
+    let _redis = RedisServer::start_on(&port, &[]);
+
+    log.lines_when(said("ERROR", "refuses the service's credentials"))
+        .await;
+}
+
 /// A least-privilege Redis user may lack PING, which the service needs for nothing but
 /// readiness: Redis answers it (`NOPERM`) all the same, so `/readyz` is 200, the start goes on
 /// to say the Redis's version, and exchanges work. Taken for Redis not answering, it kept
