@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Conn, Store, StoreError};
-use crate::clock::unix_now;
-use crate::log_limit::EverySecond;
 
 pub(super) fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Option<Held>> {
     lane.held
@@ -88,36 +86,50 @@ pub(super) struct Outage {
     /// The target as the start named it (password hidden).
     target: String,
     failed: AtomicU64,
-    /// One such line a second at most (a flapping Redis), the failures in between counted
-    /// into the next.
-    said: EverySecond,
+    /// When the last call failed, in milliseconds since the Unix epoch.
+    last_failed_ms: AtomicU64,
 }
+
+/// How long calls must have stopped failing before the outage is said to be over. In a partial
+/// one (Redis at `maxclients` refusing some connections, the others working) failures and
+/// successes interleave, and a line at the first success after failures said "answers again"
+/// every second while half the calls failed. It also keeps a flapping Redis to a line a second
+/// at most, the failures in between counted into the next.
+const QUIET_MS: u64 = 1_000;
 
 impl Outage {
     pub(super) fn new(target: String) -> Self {
         Self {
             target,
             failed: AtomicU64::new(0),
-            said: EverySecond::new(),
+            last_failed_ms: AtomicU64::new(0),
         }
     }
 
-    /// A call failed for want of Redis.
-    fn call_failed(&self) {
+    /// A call failed for want of Redis, at `now_ms`.
+    fn call_failed(&self, now_ms: u64) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+        self.last_failed_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
 
-    /// A call succeeded in second `now`: the failed calls to report, if any and if no line
-    /// was let through this second. Calls that succeed with nothing to report leave the
-    /// limit alone, or they would hold back a recovery in the same second.
-    fn recovered(&self, now: u64) -> Option<NonZeroU64> {
-        if self.failed.load(Ordering::Relaxed) == 0 {
+    /// A call succeeded at `now_ms`: the failed calls to report, if any and if none failed in
+    /// the [`QUIET_MS`] before.
+    fn recovered(&self, now_ms: u64) -> Option<NonZeroU64> {
+        if self.failed.load(Ordering::Relaxed) == 0
+            || now_ms.saturating_sub(self.last_failed_ms.load(Ordering::Relaxed)) < QUIET_MS
+        {
             return None;
         }
-        self.said.admit(now)?;
         // Another thread may have reported them since the load.
         NonZeroU64::new(self.failed.swap(0, Ordering::Relaxed))
     }
+}
+
+/// Milliseconds since the Unix epoch, for [`Outage`] (0 for a clock set before 1970).
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 thread_local! {
@@ -321,7 +333,7 @@ impl Store {
     }
 
     /// Counts a call that failed for want of Redis (refused, timed out, cut), and says so once
-    /// a call succeeds after such failures. A node that answers it cannot serve now (a demoted
+    /// a call succeeds after such failures, none in the last second ([`QUIET_MS`]). A node that answers it cannot serve now (a demoted
     /// or loading one) is Redis answering, though its connection is replaced: counted, a
     /// read-only Redis had every exchange's failure and each `/readyz` PING after it logged as
     /// an outage that ended. Other error replies that end a connection (`max number of
@@ -332,12 +344,11 @@ impl Store {
         };
         match result {
             Err(e) if !e.keeps_connection(self.fence.is_some()) && !e.is_node_unable() => {
-                outage.call_failed()
+                outage.call_failed(unix_now_ms())
             }
             Err(_) => {}
             Ok(_) => {
-                // This store's own limit, not the call site's: each store has its outages.
-                if let Some(failed) = outage.recovered(unix_now()) {
+                if let Some(failed) = outage.recovered(unix_now_ms()) {
                     log::info!(
                         "Redis {} answers again, after {failed} failed call(s)",
                         outage.target

@@ -400,7 +400,8 @@ fn standalone_store() -> Store {
 fn only_failures_that_found_no_redis_make_an_outage() {
     let store = standalone_store();
     let outage = store.outage.as_deref().expect("outside a Cluster");
-    let now = 1_000;
+    // note_outage reads the clock: a second after it, the failures are over.
+    let now = unix_now_ms() + QUIET_MS;
 
     store.note_outage::<()>(&Err(refused(b"-OOM command not allowed\r\n")));
     store.note_outage::<()>(&Err(refused(b"-WRONGTYPE Operation against a key\r\n")));
@@ -418,28 +419,36 @@ fn only_failures_that_found_no_redis_make_an_outage() {
     store.note_outage::<()>(&Err(dropped()));
     store.note_outage::<()>(&Err(StoreError::Timeout(Duration::from_millis(200))));
     assert_eq!(outage.recovered(now), NonZeroU64::new(3));
-    assert_eq!(outage.recovered(now + 1), None, "reported twice");
+    assert_eq!(outage.recovered(now + 1_000), None, "reported twice");
 }
 
-/// A flapping Redis: one "answers again" line a second at most, the failures of a recovery
-/// held back counted into the next line; successes with nothing to report hold nothing back.
+/// The end of an outage is said once calls have stopped failing for a second: not at each
+/// success of a partial outage (some connections refused, others working), nor more than once
+/// a second for a flapping Redis, whose failures in between count into the next line.
 #[test]
-fn recoveries_are_reported_once_a_second_with_the_failures_held_back() {
+fn an_outage_is_said_over_once_calls_stopped_failing_for_a_second() {
     let store = standalone_store();
     let outage = store.outage.as_deref().expect("outside a Cluster");
 
-    assert_eq!(outage.recovered(7), None, "nothing failed");
-    outage.call_failed();
+    assert_eq!(outage.recovered(7_000), None, "nothing failed");
+    outage.call_failed(7_000);
     assert_eq!(
-        outage.recovered(7),
-        NonZeroU64::new(1),
-        "held back by a success"
+        outage.recovered(7_500),
+        None,
+        "a call failed half a second ago"
     );
-    outage.call_failed();
-    outage.call_failed();
-    assert_eq!(outage.recovered(7), None, "a second line in one second");
-    assert_eq!(outage.recovered(8), NonZeroU64::new(2));
-    assert_eq!(outage.recovered(8), None, "nothing failed since");
+    assert_eq!(
+        outage.recovered(8_000),
+        NonZeroU64::new(1),
+        "a second without failures"
+    );
+    assert_eq!(outage.recovered(8_001), None, "nothing failed since");
+    // Half the calls fail: successes in between are no recovery.
+    for at in [8_100, 8_400, 8_700, 9_000] {
+        outage.call_failed(at);
+        assert_eq!(outage.recovered(at + 150), None, "partial outage, at {at}");
+    }
+    assert_eq!(outage.recovered(10_000), NonZeroU64::new(4));
 }
 
 /// After a failed call the lane keeps its connection only if the failure says nothing against
