@@ -10,6 +10,15 @@ use deadpool_redis::redis;
 pub enum StoreError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// A timeout on a lane that sends `WAIT` (`redis.replica_acks`): each `WAIT` holds up the
+    /// commands behind it on its connection, so a replica slow to acknowledge looks like a
+    /// master that does not answer; said so, where the master's own words could not.
+    #[error(
+        "redis did not answer within {0:?}, on a connection whose WAITs for replica \
+         acknowledgements (redis.replica_acks) hold up the commands behind them: a slow \
+         replica shows so too (see sso_replica_ack_failures_total)"
+    )]
+    TimeoutBehindWait(Duration),
     #[error("a sentinel failover is under way")]
     Failover,
     #[error("redis connection: {}{}", crate::redact::redis_error(.0), reset_hint(.0))]
@@ -82,7 +91,7 @@ impl StoreError {
     /// reads working (`slots`).
     pub fn is_unanswered(&self) -> bool {
         match self {
-            Self::Timeout(_) | Self::Pool(_) => true,
+            Self::Timeout(_) | Self::TimeoutBehindWait(_) | Self::Pool(_) => true,
             Self::Redis(e) => {
                 e.is_timeout()
                     || e.is_connection_dropped()

@@ -195,9 +195,13 @@ impl Store {
                 result => result,
             }
         };
+        let timed_out = match (lanes, &self.acks) {
+            (Lanes::Waiting, Some(_)) => StoreError::TimeoutBehindWait(self.timeout),
+            _ => StoreError::Timeout(self.timeout),
+        };
         let mut result = tokio::time::timeout(self.timeout, work)
             .await
-            .unwrap_or(Err(StoreError::Timeout(self.timeout)));
+            .unwrap_or(Err(timed_out));
         if self.fence.as_ref().is_some_and(|f| !f.held(generation)) {
             // The node may have been demoted under us: what it said may not survive.
             result = Err(StoreError::Failover);
@@ -208,7 +212,11 @@ impl Store {
         {
             match used {
                 Some(serial)
-                    if self.connector.is_cluster() && matches!(e, StoreError::Timeout(_)) =>
+                    if self.connector.is_cluster()
+                        && matches!(
+                            e,
+                            StoreError::Timeout(_) | StoreError::TimeoutBehindWait(_)
+                        ) =>
                 {
                     self.rebuild_in_background(index, generation, serial);
                 }

@@ -393,6 +393,44 @@ fn standalone_store() -> Store {
     )
 }
 
+/// With `redis.replica_acks`, a call that times out on a lane that sends `WAIT` says so: each
+/// `WAIT` holds up the commands behind it on its connection, so a replica slow to acknowledge
+/// looks like a master that does not answer. The other lanes' timeouts stay plain.
+#[tokio::test]
+async fn a_timeout_on_a_lane_that_waits_for_replicas_says_so() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(node(
+        listener,
+        Arc::new(AtomicUsize::new(0)),
+        Duration::ZERO,
+    ));
+    let store = store_of(&format!(
+        r#"
+        url = "redis://127.0.0.1:{port}"
+        pool_size = 1
+        timeout_ms = 100
+        replica_acks = 1
+        replica_ack_timeout_ms = 50
+        key_prefix = "test:"
+        "#
+    ));
+    let stalled = |lanes| {
+        store.with_conn(lanes, |_conn| {
+            std::future::pending::<Result<(), StoreError>>()
+        })
+    };
+
+    let waiting = stalled(Lanes::Waiting).await;
+    let plain = stalled(Lanes::Plain).await;
+
+    assert!(
+        matches!(waiting, Err(StoreError::TimeoutBehindWait(_))),
+        "{waiting:?}"
+    );
+    assert!(matches!(plain, Err(StoreError::Timeout(_))), "{plain:?}");
+}
+
 /// Only calls that failed for want of Redis make an outage whose end is logged: an error
 /// reply (a full Redis, a key of another type, a read-only replica) is Redis answering, and a
 /// call that succeeds after it is no recovery to announce.
