@@ -2,11 +2,12 @@
 //! and the client at fault.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::jwks::ClientKeys;
 use super::{Client, Registry, redirect};
 use crate::config::{absolute, readable_hint};
 use crate::log_limit::EverySecond;
@@ -47,7 +48,13 @@ struct ClientsFile {
 #[serde(deny_unknown_fields)]
 struct ClientEntry {
     id: String,
-    secret: String,
+    /// Either this or `jwks_file`: how the client authenticates.
+    #[serde(default)]
+    secret: Option<String>,
+    /// A JWK Set of the client's public keys, for `private_key_jwt` (RFC 7523 §2.2); relative
+    /// to the clients file's directory.
+    #[serde(default)]
+    jwks_file: Option<PathBuf>,
     /// Secrets that still pass, while a new `secret` reaches every instance of the client.
     #[serde(default)]
     previous_secrets: Vec<String>,
@@ -84,7 +91,8 @@ impl Registry {
             path: absolute(path),
             source,
         })?;
-        Self::from_toml(&text, argon2).map_err(|e| match e {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, argon2, dir).map_err(|e| match e {
             FileError::Parse(error) => RegistryError::Parse {
                 path: shown,
                 problem: redact::toml_error(&error, Some(&text)),
@@ -97,12 +105,17 @@ impl Registry {
         })
     }
 
-    pub(super) fn from_toml(text: &str, argon2: &Argon2Limit) -> Result<Self, FileError> {
+    /// `dir`: the clients file's directory, which relative `jwks_file` paths start from.
+    pub(super) fn from_toml(
+        text: &str,
+        argon2: &Argon2Limit,
+        dir: &Path,
+    ) -> Result<Self, FileError> {
         let file: ClientsFile = toml::from_str(text).map_err(FileError::Parse)?;
         let mut clients = HashMap::with_capacity(file.clients.len());
         for entry in file.clients {
             let id = entry.id.clone();
-            let client = Client::from_entry(entry).map_err(|problem| FileError::Invalid {
+            let client = Client::from_entry(entry, dir).map_err(|problem| FileError::Invalid {
                 client: id.clone(),
                 problem,
             })?;
@@ -127,7 +140,7 @@ pub(super) enum FileError {
 }
 
 impl Client {
-    fn from_entry(entry: ClientEntry) -> Result<Self, String> {
+    fn from_entry(entry: ClientEntry, dir: &Path) -> Result<Self, String> {
         // Ids a request could not present (`oauth::credentials`) would only be dead entries.
         if !is_client_id(&entry.id) {
             return Err("id must be 1 to 256 characters of printable ASCII (%x20-7E)".into());
@@ -162,12 +175,40 @@ impl Client {
                 scope.escape_debug()
             ));
         }
-        let secret = SecretHash::parse(&entry.secret)?;
-        let previous_secrets = previous_secrets(&entry.previous_secrets, &secret)?;
+        let (secret, previous_secrets, keys) = match (&entry.secret, &entry.jwks_file) {
+            (Some(secret), None) => {
+                let secret = SecretHash::parse(secret)?;
+                let previous = previous_secrets(&entry.previous_secrets, &secret)?;
+                (Some(secret), previous, None)
+            }
+            (None, Some(file)) => {
+                if !entry.previous_secrets.is_empty() {
+                    return Err(
+                        "has previous_secrets but no secret: a client with jwks_file \
+                         authenticates with its keys only"
+                            .into(),
+                    );
+                }
+                (None, Vec::new(), Some(ClientKeys::load(&dir.join(file))?))
+            }
+            (Some(_), Some(_)) => {
+                return Err(
+                    "has both secret and jwks_file: give one, the way it authenticates \
+                     (client_secret_basic/post, or private_key_jwt)"
+                        .into(),
+                );
+            }
+            (None, None) => {
+                return Err(
+                    "needs secret (client_secret_basic/post) or jwks_file (private_key_jwt)".into(),
+                );
+            }
+        };
         Ok(Self {
             secret,
             previous_secrets,
-            plaintext_secret: std::iter::once(&entry.secret)
+            keys,
+            plaintext_secret: (entry.secret.iter())
                 .chain(&entry.previous_secrets)
                 .any(|s| s.starts_with("plain:")),
             id: entry.id,

@@ -15,9 +15,11 @@ use crate::secret_hash::{Argon2Limit, Digest, SecretHash, VerifyError, sha256};
 
 mod doubts;
 mod file;
+pub mod jwks;
 mod redirect;
 
 pub use self::file::RegistryError;
+use self::jwks::ClientKeys;
 
 /// A registered client, as the exchange needs it.
 #[derive(Debug)]
@@ -31,7 +33,10 @@ pub struct Client {
     pub enabled: bool,
     /// Overrides `token.audience` for this client's tokens.
     pub audience: Option<String>,
-    secret: SecretHash,
+    /// `None` for a client with [`Client::keys`] instead.
+    secret: Option<SecretHash>,
+    /// The public keys of a `private_key_jwt` client (`jwks_file`); `None` for one with a secret.
+    keys: Option<ClientKeys>,
     /// Secrets that still pass after `secret`, while a rotation reaches every instance of the
     /// client (at most [`file::MAX_PREVIOUS_SECRETS`], none the same as another or `secret`).
     previous_secrets: Vec<SecretHash>,
@@ -202,6 +207,10 @@ impl Client {
     pub fn log_auth_failure(&self, used_basic: bool) {
         let why = match (self.enabled, used_basic) {
             (false, _) => "the client is disabled",
+            _ if self.keys.is_some() => {
+                "a secret was sent, but the client authenticates with private_key_jwt \
+                 (jwks_file)"
+            }
             // Libraries that skip Basic's form-encoding garble secrets outside A-Z a-z 0-9
             // - . _ ~ there (README, "Compatibility"): worth knowing which way it came.
             (true, true) => "wrong secret, sent in Basic credentials",
@@ -210,6 +219,15 @@ impl Client {
         self.log_limited(
             &self.auth_failures,
             format_args!("authentication failed: {why}"),
+        );
+    }
+
+    /// Says why this client's assertion (`private_key_jwt`) was refused, as
+    /// [`Client::log_auth_failure`] and sharing its limit. Never the assertion itself.
+    pub fn log_assertion_failure(&self, why: impl std::fmt::Display) {
+        self.log_limited(
+            &self.auth_failures,
+            format_args!("authentication failed: client assertion refused, {why}"),
         );
     }
 
@@ -291,16 +309,31 @@ impl Client {
             && self.scopes == older.scopes
             && self.grant_types == older.grant_types
             && self.audience == older.audience
-            && self.secret.same_stored(&older.secret)
+            && match (&self.secret, &older.secret) {
+                (Some(mine), Some(theirs)) => mine.same_stored(theirs),
+                (None, None) => true,
+                _ => false,
+            }
+            && match (&self.keys, &older.keys) {
+                (Some(mine), Some(theirs)) => mine.same_keys(theirs),
+                (None, None) => true,
+                _ => false,
+            }
             && self.previous_secrets.len() == older.previous_secrets.len()
             && (self.previous_secrets.iter())
                 .zip(&older.previous_secrets)
                 .all(|(mine, theirs)| mine.same_stored(theirs))
     }
 
-    /// Its secret, then its previous secrets, in the file's order.
+    /// Its secret, then its previous secrets, in the file's order; none for a client with keys.
     fn secrets(&self) -> impl Iterator<Item = &SecretHash> + Clone {
-        std::iter::once(&self.secret).chain(&self.previous_secrets)
+        self.secret.iter().chain(&self.previous_secrets)
+    }
+
+    /// The public keys it signs its assertions with, when it authenticates with
+    /// `private_key_jwt`.
+    pub fn keys(&self) -> Option<&ClientKeys> {
+        self.keys.as_ref()
     }
 
     /// Whether the client's `grant_types` name the grant this service serves.
