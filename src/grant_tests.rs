@@ -51,6 +51,7 @@ fn request(redirect_uri: &str, verifier: Option<&str>) -> TokenRequest {
             id: "app".into(),
             secret: Sensitive::new("demo-secret"),
             used_basic: false,
+            assertion: None,
         },
         code: Sensitive::new("the-code"),
         redirect_uri: redirect_uri.into(),

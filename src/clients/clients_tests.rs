@@ -19,6 +19,7 @@ fn creds(id: &str, secret: &str) -> ClientCredentials {
         id: id.into(),
         secret: Sensitive::new(secret),
         used_basic: false,
+        assertion: None,
     }
 }
 

@@ -1,8 +1,10 @@
-//! Client credentials as a request presents them: HTTP Basic or `client_id` + `client_secret`
-//! in the body, never both, checked for shape before anything is hashed.
+//! Client credentials as a request presents them: HTTP Basic, `client_id` + `client_secret`
+//! in the body, or a client assertion (`private_key_jwt`, RFC 7523 §2.2), one of them only,
+//! checked for shape before anything is hashed or verified.
 
 use std::borrow::Cow;
 
+use super::assertion::{check_fields, claimed_issuer};
 use super::basic::{self, Authorization};
 use super::body::present;
 use super::error::OAuthError;
@@ -19,17 +21,32 @@ pub struct ClientCredentials {
     pub secret: Sensitive,
     /// Whether the credentials came in HTTP Basic (else in the body).
     pub used_basic: bool,
+    /// A client assertion (a compact JWS) in place of a secret, `secret` then empty; `id` is
+    /// the assertion's `iss`, unverified until `client_assertion` checks it.
+    pub assertion: Option<Sensitive>,
 }
 
-/// Client authentication: HTTP Basic or `client_id` + `client_secret` in the body, never both.
-/// An `Authorization` header of another scheme is not client authentication (RFC 6749 §2.3
-/// knows Basic only) and is passed over, as Keycloak and Hydra do: a gateway may add its own
-/// `Bearer` or a browser its `Negotiate` to a request whose credentials are in the body.
+/// The body's credential fields, each `None` when absent or empty.
+pub(super) struct BodyCredentials<'a> {
+    pub id: Option<Cow<'a, str>>,
+    pub secret: Option<Cow<'a, str>>,
+    pub assertion_type: Option<Cow<'a, str>>,
+    pub assertion: Option<Cow<'a, str>>,
+}
+
+/// Client authentication: HTTP Basic, `client_id` + `client_secret` in the body, or a client
+/// assertion, one method only. An `Authorization` header of another scheme is not client
+/// authentication (RFC 6749 §2.3 knows Basic only) and is passed over, as Keycloak and Hydra
+/// do: a gateway may add its own `Bearer` or a browser its `Negotiate` to a request whose
+/// credentials are in the body.
 pub(super) fn credentials(
     authorization: Option<&str>,
-    body_id: Option<Cow<'_, str>>,
-    body_secret: Option<Cow<'_, str>>,
+    body: BodyCredentials<'_>,
 ) -> Result<ClientCredentials, OAuthError> {
+    if body.assertion_type.is_some() || body.assertion.is_some() {
+        return assertion_credentials(authorization, body);
+    }
+    let (body_id, body_secret) = (body.id, body.secret);
     let basic = match authorization.map(basic::parse) {
         None | Some(Ok(Authorization::OtherScheme)) => None,
         Some(Ok(Authorization::Basic { id, secret })) => Some((id, secret)),
@@ -66,8 +83,8 @@ pub(super) fn credentials(
                 };
                 OAuthError::InvalidClient(
                     format!(
-                        "client authentication is required: HTTP Basic{other_scheme}, or \
-                         client_id and client_secret in the body"
+                        "client authentication is required: HTTP Basic{other_scheme}, \
+                         client_id and client_secret in the body, or client_assertion"
                     )
                     .into(),
                 )
@@ -97,6 +114,53 @@ pub(super) fn credentials(
         id,
         secret,
         used_basic,
+        assertion: None,
+    })
+}
+
+/// RFC 7521 §4.2 and RFC 7523 §3: the assertion alone authenticates, so Basic or a
+/// `client_secret` beside it is a second method (RFC 6749 §2.3: one only); a `client_id`
+/// beside it must be the client the assertion is issued by.
+fn assertion_credentials(
+    authorization: Option<&str>,
+    body: BodyCredentials<'_>,
+) -> Result<ClientCredentials, OAuthError> {
+    let one_method = || {
+        OAuthError::invalid_request(
+            "use one client authentication method: client_assertion, HTTP Basic or \
+             client_secret, not two",
+        )
+    };
+    match authorization.map(basic::parse) {
+        None | Some(Ok(Authorization::OtherScheme)) => {}
+        Some(Ok(Authorization::Basic { .. })) => return Err(one_method()),
+        Some(Err(malformed)) => return Err(OAuthError::InvalidClient(malformed.0.into())),
+    }
+    if body.secret.is_some() {
+        return Err(one_method());
+    }
+    let assertion = check_fields(body.assertion_type, body.assertion)?;
+    let issuer = claimed_issuer(&assertion).ok_or_else(|| {
+        OAuthError::InvalidClient(
+            "client_assertion must be a signed JWT (compact JWS) whose claims name the client \
+             in iss and sub (RFC 7523 section 3)"
+                .into(),
+        )
+    })?;
+    if body.id.is_some_and(|id| id != issuer) {
+        return Err(OAuthError::InvalidClient(
+            "client_id differs from the client assertion's iss".into(),
+        ));
+    }
+    // No registered client has such an id: a failed authentication like any.
+    if !is_client_id(&issuer) {
+        return Err(OAuthError::authentication_failed());
+    }
+    Ok(ClientCredentials {
+        id: issuer,
+        secret: Sensitive::new(String::new()),
+        used_basic: false,
+        assertion: Some(Sensitive::new(assertion)),
     })
 }
 

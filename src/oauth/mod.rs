@@ -1,5 +1,6 @@
 //! The OAuth 2.0 vocabulary of our endpoints: errors, request parsing, PKCE, Bearer tokens.
 
+pub mod assertion;
 pub mod basic;
 pub mod bearer;
 mod body;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::AUTHORIZATION_CODE;
 use super::body::{parse_body, present, required};
-use super::credentials::{ClientCredentials, credentials};
+use super::credentials::{BodyCredentials, ClientCredentials, credentials};
 use super::error::OAuthError;
 use super::secret::Sensitive;
 
@@ -36,6 +36,10 @@ struct RawParams<'a> {
     client_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, alias = "clientSecret")]
     client_secret: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "clientAssertionType")]
+    client_assertion_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "clientAssertion")]
+    client_assertion: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     code: Option<Cow<'a, str>>,
     #[serde(borrow, default, alias = "redirectUri")]
@@ -45,13 +49,17 @@ struct RawParams<'a> {
 }
 
 /// Every body field name the parser knows (snake and camel case).
-pub(crate) const FIELDS: [&str; 11] = [
+pub(crate) const FIELDS: [&str; 15] = [
     "grant_type",
     "grantType",
     "client_id",
     "clientId",
     "client_secret",
     "clientSecret",
+    "client_assertion_type",
+    "clientAssertionType",
+    "client_assertion",
+    "clientAssertion",
     "code",
     "redirect_uri",
     "redirectUri",
@@ -73,8 +81,12 @@ impl TokenRequest {
         }
         let client = credentials(
             authorization,
-            present(params.client_id),
-            present(params.client_secret),
+            BodyCredentials {
+                id: present(params.client_id),
+                secret: present(params.client_secret),
+                assertion_type: present(params.client_assertion_type),
+                assertion: present(params.client_assertion),
+            },
         )?;
         let code = required(params.code, "code", MAX_CODE)?;
         if code.chars().any(char::is_control) {

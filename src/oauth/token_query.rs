@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::body::{parse_body, present};
-use super::credentials::credentials;
+use super::credentials::{BodyCredentials, credentials};
 use super::error::OAuthError;
 use super::{ClientCredentials, Sensitive};
 
@@ -34,10 +34,14 @@ struct RawQuery<'a> {
     client_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, alias = "clientSecret")]
     client_secret: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "clientAssertionType")]
+    client_assertion_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "clientAssertion")]
+    client_assertion: Option<Cow<'a, str>>,
 }
 
 /// Every body field name the parser knows (snake and camel case).
-pub(crate) const FIELDS: [&str; 7] = [
+pub(crate) const FIELDS: [&str; 11] = [
     "token",
     "token_type_hint",
     "tokenTypeHint",
@@ -45,6 +49,10 @@ pub(crate) const FIELDS: [&str; 7] = [
     "clientId",
     "client_secret",
     "clientSecret",
+    "client_assertion_type",
+    "clientAssertionType",
+    "client_assertion",
+    "clientAssertion",
 ];
 
 impl TokenQuery {
@@ -57,8 +65,12 @@ impl TokenQuery {
         let raw: RawQuery<'_> = parse_body(content_type, body, &FIELDS)?;
         let client = credentials(
             authorization,
-            present(raw.client_id),
-            present(raw.client_secret),
+            BodyCredentials {
+                id: present(raw.client_id),
+                secret: present(raw.client_secret),
+                assertion_type: present(raw.client_assertion_type),
+                assertion: present(raw.client_assertion),
+            },
         )?;
         Ok(Self {
             client,

@@ -119,6 +119,7 @@ impl TokenPlan {
             id: args.client_id.clone(),
             secret: Sensitive::new(args.client_secret.clone()),
             used_basic: false,
+            assertion: None,
         };
         if registry.verify_secret(&credentials).await.is_err() {
             bail!(
