@@ -1,14 +1,16 @@
 //! Client authentication as the token, introspection and revocation endpoints all do it: a
 //! throttled source address is refused up front, the credentials are checked against the
-//! registry of one snapshot (`Registry::verify_secret`), and every failure is counted (metrics,
-//! throttle). One place, so that a client secret cannot be guessed more cheaply at one endpoint
-//! than at another.
+//! registry of one snapshot (`Registry::verify_secret`, or `client_assertion` for a client
+//! assertion), and every failure is counted (metrics, throttle). One place, so that a client
+//! secret cannot be guessed more cheaply at one endpoint than at another, nor an assertion
+//! tried more cheaply than a secret.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::Guard;
 
+use crate::client_assertion::{Assertions, Failure};
 use crate::clients::{Client, Verified};
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
@@ -20,6 +22,7 @@ pub struct ClientAuth {
     live: Arc<Live>,
     throttle: Throttle,
     metrics: Arc<Metrics>,
+    assertions: Assertions,
 }
 
 /// An authenticated client, and the snapshot it was authenticated against: the request keeps
@@ -41,11 +44,17 @@ impl Caller {
 }
 
 impl ClientAuth {
-    pub fn new(live: Arc<Live>, throttle: Throttle, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        live: Arc<Live>,
+        throttle: Throttle,
+        metrics: Arc<Metrics>,
+        assertions: Assertions,
+    ) -> Self {
         Self {
             live,
             throttle,
             metrics,
+            assertions,
         }
     }
 
@@ -58,11 +67,13 @@ impl ClientAuth {
     /// once the client id has failed too often (a right secret still passes), and for any once
     /// `source` has and this client id failed from it or is unknown (see `throttle`); 503 when
     /// the throttle cannot ask Redis, or its client id's Argon2 turn or every Argon2 slot stays
-    /// busy (`secret_hash::Argon2Limit`).
+    /// busy (`secret_hash::Argon2Limit`), or Redis cannot record an assertion's single use.
+    /// `endpoint`: the path called, which an assertion's `aud` may name.
     pub async fn authenticate(
         &self,
         credentials: &ClientCredentials,
         source: Option<IpAddr>,
+        endpoint: &'static str,
     ) -> Result<Caller, OAuthError> {
         let snapshot = self.live.snapshot();
         let attempt = Attempt {
@@ -71,7 +82,27 @@ impl ClientAuth {
             source,
         };
         self.throttle.admit(attempt).await?;
-        let outcome = snapshot.registry.verify_secret(credentials).await;
+        // Why an assertion was refused, for the client's log line.
+        let mut refusal = None;
+        let outcome = match &credentials.assertion {
+            None => snapshot.registry.verify_secret(credentials).await,
+            Some(assertion) => {
+                let checked = (self.assertions)
+                    .check(&snapshot, &credentials.id, assertion, endpoint)
+                    .await;
+                match checked {
+                    Ok(client) => Ok(Verified {
+                        client,
+                        with_previous_secret: false,
+                    }),
+                    Err(Failure::Refused(why)) => {
+                        refusal = Some(why);
+                        Err(OAuthError::authentication_failed())
+                    }
+                    Err(Failure::Error(e)) => Err(e),
+                }
+            }
+        };
         match outcome {
             Ok(Verified {
                 client,
@@ -88,9 +119,10 @@ impl ClientAuth {
                 // named (a claimed one is any text, a pasted secret included). An unknown id
                 // writes a line too, and the throttle counts its failure with as many Redis
                 // calls, so that the time of an answer tells no one which ids are registered.
-                match snapshot.registry.get(&credentials.id) {
-                    Some(client) => client.log_auth_failure(credentials.used_basic),
-                    None => {
+                match (snapshot.registry.get(&credentials.id), refusal) {
+                    (Some(client), Some(why)) => client.log_assertion_failure(why),
+                    (Some(client), None) => client.log_auth_failure(credentials.used_basic),
+                    (None, _) => {
                         crate::info_every_second!(
                             "authentication failed for an unregistered client id"
                         );

@@ -4,6 +4,7 @@
 //! authenticates the client, takes the code atomically, checks it and signs a JWT access token.
 #![forbid(unsafe_code)]
 
+pub mod client_assertion;
 pub mod client_auth;
 pub mod clients;
 pub mod clock;

@@ -113,6 +113,8 @@ labelled! {
         Ping => "ping",
         /// Count a failed client authentication, or read the counters.
         Throttle => "throttle",
+        /// Spend a client assertion's `jti` (`private_key_jwt`): its single-use marker.
+        Assertion => "assertion",
     }
 }
 

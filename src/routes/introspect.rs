@@ -9,6 +9,7 @@ use super::authenticate_request;
 use super::http::{
     BodyLimit, client_authorization, content_type, no_store, read_body, refuse_fields_in_query,
 };
+use super::paths::{INTROSPECT_PATH, REVOKE_PATH};
 use crate::client_auth::{Caller, ClientAuth};
 use crate::inspect::Inspector;
 use crate::oauth::token_query::FIELDS as QUERY_FIELDS;
@@ -21,7 +22,7 @@ pub async fn introspect(
     auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (caller, query) = authenticated(&request, payload, &auth, &limit).await?;
+    let (caller, query) = authenticated(&request, payload, &auth, &limit, INTROSPECT_PATH).await?;
     let answer = inspector.introspect(&caller, &query).await?;
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }
@@ -33,7 +34,7 @@ pub async fn revoke(
     auth: web::Data<ClientAuth>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (caller, query) = authenticated(&request, payload, &auth, &limit).await?;
+    let (caller, query) = authenticated(&request, payload, &auth, &limit, REVOKE_PATH).await?;
     inspector.revoke(&caller, &query).await?;
     Ok(no_store(HttpResponse::Ok())
         .content_type(header::ContentType::json())
@@ -45,17 +46,19 @@ pub async fn revoke(
 /// (simple-oauth2's strict mode, fetch-based clients calling `response.json()`).
 const REVOKED: &str = "{}";
 
-/// Both endpoints' start: the body parsed, then the client that sent it authenticated.
+/// Both endpoints' start: the body parsed, then the client that sent it authenticated (at
+/// `endpoint`, the path called).
 async fn authenticated(
     request: &HttpRequest,
     payload: web::Payload,
     auth: &ClientAuth,
     limit: &BodyLimit,
+    endpoint: &'static str,
 ) -> Result<(Caller, TokenQuery), OAuthError> {
     let body = read_body(request, payload, limit.with_token()).await?;
     refuse_fields_in_query(request, &QUERY_FIELDS)?;
     let query = parse(request, body)?;
-    let caller = authenticate_request(request, auth, &query.client).await?;
+    let caller = authenticate_request(request, auth, &query.client, endpoint).await?;
     Ok((caller, query))
 }
 

@@ -48,18 +48,19 @@ pub(crate) fn configure(routes: &mut ServiceConfig, with_metrics: bool) {
     }
 }
 
-/// [`ClientAuth::authenticate`] with the request's source address; the access log names the
-/// client once it has passed.
+/// [`ClientAuth::authenticate`] with the request's source address, at the endpoint whose path
+/// is `endpoint`; the access log names the client once it has passed.
 pub(crate) async fn authenticate_request(
     request: &HttpRequest,
     auth: &ClientAuth,
     credentials: &ClientCredentials,
+    endpoint: &'static str,
 ) -> Result<Caller, OAuthError> {
     let source = auth.source(
         request.peer_addr().map(|a| a.ip()),
         header_list(request, header::X_FORWARDED_FOR).as_deref(),
     );
-    let caller = auth.authenticate(credentials, source).await?;
+    let caller = auth.authenticate(credentials, source, endpoint).await?;
     log_client(request, &caller.client().id);
     Ok(caller)
 }

@@ -7,6 +7,7 @@ use super::authenticate_request;
 use super::http::{
     BodyLimit, client_authorization, content_type, no_store, read_body, refuse_fields_in_query,
 };
+use super::paths::TOKEN_PATH;
 use crate::client_auth::ClientAuth;
 use crate::clients::Client;
 use crate::exchange::{Exchange, Issued};
@@ -27,7 +28,7 @@ pub async fn access_token(
         client_authorization(&request)?,
         &body,
     )?;
-    let caller = authenticate_request(&request, &auth, &token_request.client).await?;
+    let caller = authenticate_request(&request, &auth, &token_request.client, TOKEN_PATH).await?;
     let issued = exchange
         .exchange(&caller, &token_request)
         .await

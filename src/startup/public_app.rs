@@ -9,6 +9,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::Condition;
 use actix_web::{App, web};
 
+use crate::client_assertion::Assertions;
 use crate::client_auth::ClientAuth;
 use crate::config::Settings;
 use crate::conn_deadline;
@@ -63,6 +64,11 @@ impl PublicApp {
                 Arc::clone(live),
                 throttle,
                 Arc::clone(metrics),
+                Assertions {
+                    store: store.clone(),
+                    slots: Arc::clone(slots),
+                    metrics: Arc::clone(metrics),
+                },
             )),
             exchange: web::Data::new(Exchange {
                 store: store.clone(),

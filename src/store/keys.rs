@@ -46,6 +46,8 @@ pub const fn jti_len(tagged: bool) -> usize {
 const JTI_DOMAIN: &[u8] = b"sso-token jti\0";
 /// Separates the hash of a client id in a throttle key from the other hashes.
 const THROTTLE_DOMAIN: &[u8] = b"sso-token throttle client\0";
+/// Separates the hash of a client assertion's client id and `jti` from the other hashes.
+const ASSERTION_DOMAIN: &[u8] = b"sso-token client assertion\0";
 const ALPHANUMERIC: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// Builds the key names of one deployment; the only place that does.
@@ -203,6 +205,27 @@ impl Keys {
     /// Cluster mode is its own business.
     pub fn throttle_address(&self, address: &str) -> String {
         concat(&[&self.prefix, "throttle:addr:", address])
+    }
+
+    /// The single-use marker of a client assertion (`client_assertion`): named by a hash of
+    /// the client id and the assertion's `jti`, both chosen by the client, so that any
+    /// characters are safe and no `{…}` chooses a Cluster slot. One key per call, so its slot
+    /// in Cluster mode is its own business. The id is hashed with its length first: no id and
+    /// `jti` pair runs into another's.
+    pub fn assertion(&self, client_id: &str, jti: &str) -> String {
+        let mut hash = Context::new(&SHA256);
+        hash.update(ASSERTION_DOMAIN);
+        hash.update(&(client_id.len() as u64).to_be_bytes());
+        hash.update(client_id.as_bytes());
+        hash.update(jti.as_bytes());
+        let mut key = concat(&[&self.prefix, "assertion:"]);
+        URL_SAFE_NO_PAD.encode_string(hash.finish(), &mut key);
+        key
+    }
+
+    /// The Cluster hash slot of any key of this layout; `None` outside Cluster mode.
+    pub fn slot_of_key(&self, key: &str) -> Option<u16> {
+        self.tagged.then(|| slot(key.as_bytes()))
     }
 
     fn keyed(&self, kind: &str, code: &str) -> String {

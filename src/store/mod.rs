@@ -13,10 +13,13 @@
 //!   `<prefix>throttle:pair:<hash of the id>@<ip>`: failed client authentications in the
 //!   current window, TTL = the window (see `throttle`); `<prefix>throttle:decoy`, what an
 //!   unknown id's failures count on instead, never read.
+//! - `<prefix>assertion:<hash of the client id and jti>`: a client assertion's single-use
+//!   marker, expiring with the assertion (plus leeway); see `client_assertion`.
 //!
 //! Besides this file ([`Store`]: its failover state, keys and slots, lanes, `PING`):
 //! - `codes.rs`: taking a code (the exchange) and writing one; `tokens.rs`: reading, deleting
-//!   and revoking token records; `counters.rs`: the throttle's failure counters.
+//!   and revoking token records; `counters.rs`: the throttle's failure counters;
+//!   `assertions.rs`: client assertions' single-use markers.
 //! - `fitness.rs`: whether a Redis can run the exchange, for the start's report.
 //! - `scripts.rs`: the Lua scripts and `run_script`, which runs one by its hash.
 //! - `error.rs`: [`StoreError`], and which errors leave a lane's connection in use.
@@ -32,6 +35,7 @@
 //!   while a failover is under way.
 
 mod ack;
+mod assertions;
 mod codes;
 mod connect;
 mod counters;
