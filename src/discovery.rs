@@ -14,7 +14,13 @@ use crate::routes::paths::{
 };
 
 /// Client authentication at the token, introspection and revocation endpoints.
-const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+const AUTH_METHODS: [&str; 3] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+/// The algorithms a `private_key_jwt` assertion may be signed with (`clients::jwks`).
+const AUTH_SIGNING_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 
 #[derive(Serialize)]
 struct Metadata<'a> {
@@ -28,9 +34,12 @@ struct Metadata<'a> {
     userinfo_endpoint: String,
     grant_types_supported: [&'static str; 1],
     response_types_supported: [&'static str; 1],
-    token_endpoint_auth_methods_supported: [&'static str; 2],
-    introspection_endpoint_auth_methods_supported: [&'static str; 2],
-    revocation_endpoint_auth_methods_supported: [&'static str; 2],
+    token_endpoint_auth_methods_supported: [&'static str; 3],
+    token_endpoint_auth_signing_alg_values_supported: [&'static str; 4],
+    introspection_endpoint_auth_methods_supported: [&'static str; 3],
+    introspection_endpoint_auth_signing_alg_values_supported: [&'static str; 4],
+    revocation_endpoint_auth_methods_supported: [&'static str; 3],
+    revocation_endpoint_auth_signing_alg_values_supported: [&'static str; 4],
     code_challenge_methods_supported: [&'static str; 2],
     /// Left out when empty: RFC 8414 §3.2 wants claims with zero elements omitted.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
@@ -84,8 +93,11 @@ pub fn metadata(
         grant_types_supported: [AUTHORIZATION_CODE],
         response_types_supported: ["code"],
         token_endpoint_auth_methods_supported: AUTH_METHODS,
+        token_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS,
         introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+        introspection_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS,
         revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+        revocation_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS,
         code_challenge_methods_supported: ["S256", "plain"],
         scopes_supported: registry.scopes(),
     })

@@ -137,15 +137,22 @@ async fn metadata_fields_point_at_endpoints_that_answer() {
     ] {
         assert_eq!(meta[field], expected, "{field}");
     }
-    for field in [
-        "token_endpoint_auth_methods_supported",
-        "introspection_endpoint_auth_methods_supported",
-        "revocation_endpoint_auth_methods_supported",
-    ] {
+    for endpoint in ["token", "introspection", "revocation"] {
+        let methods = format!("{endpoint}_endpoint_auth_methods_supported");
         assert_eq!(
-            meta[field],
-            json!(["client_secret_basic", "client_secret_post"]),
-            "{field}"
+            meta[&methods],
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ]),
+            "{methods}"
+        );
+        let algs = format!("{endpoint}_endpoint_auth_signing_alg_values_supported");
+        assert_eq!(
+            meta[&algs],
+            json!(["RS256", "PS256", "ES256", "EdDSA"]),
+            "{algs}"
         );
     }
     let url = |field: &str| {
