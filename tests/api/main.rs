@@ -5,6 +5,7 @@ mod abandoned;
 mod answer;
 mod argon2_limit;
 mod cli;
+mod client_assertion;
 mod client_auth;
 mod cluster_failover;
 mod cluster_outage;
