@@ -87,9 +87,11 @@ impl ClientAuth {
         let outcome = match &credentials.assertion {
             None => snapshot.registry.verify_secret(credentials).await,
             Some(assertion) => {
-                let checked = (self.assertions)
-                    .check(&snapshot, &credentials.id, assertion, endpoint)
-                    .await;
+                // Boxed: its future (a signature, a Redis call) would otherwise be part of
+                // every secret client's request's too.
+                let check =
+                    (self.assertions).check(&snapshot, &credentials.id, assertion, endpoint);
+                let checked = Box::pin(check).await;
                 match checked {
                     Ok(client) => Ok(Verified {
                         client,
