@@ -20,6 +20,7 @@ use crate::helpers::{
     spawn_app_with, test_dir,
 };
 use crate::log_capture;
+use crate::redis_server::RedisServer;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -528,4 +529,37 @@ async fn a_registry_with_secret_and_jwks_file_or_a_private_jwk_is_refused_at_loa
     // The running registry stays.
     let answer = exchange(&app, &fixture().ed.sign(&claims(&app)), json!({})).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+/// Redis unable to record the `jti`: a 503, counted and logged under `operation="assertion"`.
+#[tokio::test]
+async fn a_redis_that_cannot_record_the_jti_is_a_503_named_assertion() {
+    let mut redis = RedisServer::start();
+    let app = spawn_app_with(|s| {
+        s.clients.file = fixture().clients.clone();
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = 300;
+    })
+    .await;
+    redis.stop();
+    // Authentication comes first: the code is never looked at.
+    let body = json!({
+        "code": "never-looked-at",
+        "redirect_uri": SIGNING.redirect_uri,
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": fixture().ed.sign(&claims(&app)),
+    });
+    let answer = Answer::of(app.post_json(&body).await).await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (503, "temporarily_unavailable"),
+        "{}",
+        answer.text
+    );
+    let exposition = crate::metrics::scrape(&app, &app.address).await;
+    let errors = crate::metrics::value(
+        &exposition,
+        "sso_redis_errors_total{operation=\"assertion\"}",
+    );
+    assert_eq!(errors, 1.0);
 }
