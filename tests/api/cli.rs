@@ -759,14 +759,28 @@ fn check_config_accepts_what_a_start_takes_without_contacting_redis() {
 }
 
 /// And it refuses, exit status 1 and the setting or file named, what a start refuses: a
-/// signing key that is not there, a clients file that does not parse, a TLS pair that is not.
+/// signing key that is not there, a clients file that does not parse or a client's jwks_file
+/// with a private key, a TLS pair that is not.
 #[test]
 fn check_config_refuses_what_a_start_refuses_naming_it() {
     let broken_clients = test_dir().join(format!("clients-{}.toml", Uuid::new_v4()));
     std::fs::write(&broken_clients, "[[client]]\nid = \n").unwrap();
     let missing = test_dir().join(format!("missing-{}.pem", Uuid::new_v4()));
+    // A private_key_jwt client whose jwks_file holds a private key.
+    let pem = SigningKey::generate_pem(sso_token::tokens::KeyKind::Ed25519).expect("a key");
+    let mut jwk = serde_json::to_value(SigningKey::from_pem(&pem).expect("a key").public_jwk())
+        .expect("a JWK");
+    jwk["d"] = "nNWx4fFYj1Xb2hS9JFoC6Ad3zYrL0Zv5Q3BqkPZ5sN0".into();
+    let jwks = test_dir().join(format!("jwks-{}.json", Uuid::new_v4()));
+    std::fs::write(&jwks, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+    let private_jwks = test_dir().join(format!("clients-{}.toml", Uuid::new_v4()));
+    let entry = format!(
+        "[[clients]]\nid = \"signing-app\"\njwks_file = {:?}\ngrant_types = []\n",
+        jwks.display().to_string()
+    );
+    std::fs::write(&private_jwks, entry).unwrap();
     type Edit<'a> = Box<dyn Fn(&mut Settings) + 'a>;
-    let cases: [(&str, Edit, &str); 3] = [
+    let cases: [(&str, Edit, &str); 4] = [
         (
             "no signing key",
             Box::new(|s| s.token.signing_key = missing.clone()),
@@ -778,6 +792,11 @@ fn check_config_refuses_what_a_start_refuses_naming_it() {
             "clients",
         ),
         ("no TLS files", Box::new(|_| {}), "server.tls"),
+        (
+            "a private key in a jwks_file",
+            Box::new(|s| s.clients.file = private_jwks.clone()),
+            "client `signing-app`: jwks_file",
+        ),
     ];
     for (case, edit, named) in cases {
         let mut settings = test_settings();
