@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compatibility check: standard OAuth client libraries, unmodified, against sso-token.
-#   - Python: authlib's OAuth2Session (code flow, state, PKCE S256, client_secret_post and
-#     client_secret_basic, introspect_token, revoke_token), PyJWT's PyJWKClient, and
+#   - Python: authlib's OAuth2Session (code flow, state, PKCE S256, client_secret_post,
+#     client_secret_basic and private_key_jwt with PrivateKeyJWT, introspect_token,
+#     revoke_token), PyJWT's PyJWKClient, and
 #     requests-oauthlib's OAuth2Session (client_secret_basic, PKCE S256, its scope check);
 #   - Node: openid-client (RFC 8414 discovery, authorizationCodeGrant, tokenIntrospection,
 #     tokenRevocation, fetchUserInfo, fetchProtectedResource), jose (createRemoteJWKSet +
@@ -149,6 +150,21 @@ start_private_redis "$redis_port" "$out/redis.log" || die "redis-server did not 
 # The server and `sso-token issue-code` (run by the checks) read the same settings.
 export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
 export SSO__CLIENTS__FILE="$root/config/demo-clients.toml"
+jwt_client=()
+if [[ ${run[python]} == 1 ]]; then
+  # A private_key_jwt client for authlib's PrivateKeyJWT: its RSA key, its public JWK Set (the
+  # venv's joserfc writes it), and the demo registry with it added, beside the set.
+  "$bin" keygen --kind rsa2048 --out "$work/jwt-client.pem" >/dev/null
+  "$out/venv/bin/python" scripts/compat/check_python.py \
+    --write-jwks "$work/jwt-client.pem" "$work/jwt-client.jwks.json"
+  { cat config/demo-clients.toml
+    printf '\n[[clients]]\nid = "jwt-client"\njwks_file = "jwt-client.jwks.json"\n'
+    printf 'redirect_uris = ["http://localhost:3000/sso/callback"]\n'
+    printf 'scopes = ["user:basic", "user:contract"]\n'
+  } >"$work/clients.toml"
+  export SSO__CLIENTS__FILE="$work/clients.toml"
+  jwt_client=(--jwt-client-key "$work/jwt-client.pem")
+fi
 export SSO__SERVER__WORKERS=1
 
 # checked CHECK ARGS...: runs a check; its PASS and FAIL lines are also kept in $work/steps, to be
@@ -181,7 +197,7 @@ for kind in "${kinds[@]}"; do
 
   if [[ ${run[python]} == 1 ]]; then
     checked "$out/venv/bin/python" scripts/compat/check_python.py \
-      --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+      --base-url "$base" --sso-token "$bin" --alg "$alg" "${jwt_client[@]}" || failed=1
   fi
   if [[ ${run[node]} == 1 ]]; then
     checked node "$out/node/check_node.mjs" \

@@ -1,7 +1,8 @@
 """Python client libraries against a running sso-token, used as their documentation shows.
 
 Run by scripts/compat.sh. For each client authentication method (client_secret_post,
-client_secret_basic), authlib's OAuth2Session drives the authorization code flow as a web app
+client_secret_basic, and private_key_jwt with authlib's PrivateKeyJWT when --jwt-client-key is
+given), authlib's OAuth2Session drives the authorization code flow as a web app
 does: authorization URL with state and PKCE S256, the callback URL, the token request (form
 body). PyJWT's PyJWKClient then verifies the access token knowing nothing but the `jwks_uri` of
 the RFC 8414 metadata; authlib introspects the token, reads user info with it, revokes it, and
@@ -27,6 +28,8 @@ import jwt
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from joserfc.jwk import RSAKey
 from requests_oauthlib import OAuth2Session as RequestsOAuth2Session
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
@@ -90,25 +93,31 @@ def forged(token):
     return f"{header}.{encoded}.{signature}"
 
 
-def flow(args, metadata, method):
+def flow(args, metadata, method, client_id, credential):
+    """The whole flow as `client_id`, authenticating with `method`: `credential` is its secret,
+    or for private_key_jwt its private key (PEM)."""
     report = Report(f"python {method}")
     try:
-        run_flow(report, args, metadata, method)
+        run_flow(report, args, metadata, method, client_id, credential)
     except StepFailed:
         pass
     return report.failures
 
 
-def run_flow(report, args, metadata, method):
+def run_flow(report, args, metadata, method, client_id, credential):
     session = OAuth2Session(
-        args.client_id,
-        args.client_secret,
+        client_id,
+        credential,
         token_endpoint_auth_method=method,
         revocation_endpoint_auth_method=method,
         redirect_uri=args.redirect_uri,
         scope=SCOPE,
         code_challenge_method="S256",
     )
+    if method == "private_key_jwt":
+        # No token_endpoint: each assertion's aud is the URL it is sent to (token,
+        # introspection, revocation), which the server accepts as Keycloak does.
+        session.register_client_auth_method(PrivateKeyJWT())
     verifier = generate_token(48)
 
     def exchange():
@@ -146,7 +155,7 @@ def run_flow(report, args, metadata, method):
                 access_token,
                 key,
                 algorithms=[args.alg],
-                audience=args.client_id,
+                audience=client_id,
                 issuer=metadata["issuer"],
                 options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
             )
@@ -158,7 +167,7 @@ def run_flow(report, args, metadata, method):
     def refuse_forgery():
         key = jwks.get_signing_key_from_jwt(access_token)
         try:
-            jwt.decode(forged(access_token), key, algorithms=[args.alg], audience=args.client_id)
+            jwt.decode(forged(access_token), key, algorithms=[args.alg], audience=client_id)
         except jwt.InvalidSignatureError:
             return "InvalidSignatureError"
         raise AssertionError("a token with a changed sub verified")
@@ -178,7 +187,7 @@ def run_flow(report, args, metadata, method):
             expect(body.get("active") is active, f"active {body.get('active')!r}, not {active}")
             if active:
                 expect(body.get("sub") == claims["sub"], f"sub {body.get('sub')!r}")
-                expect(body.get("client_id") == args.client_id, f"client_id {body.get('client_id')}")
+                expect(body.get("client_id") == client_id, f"client_id {body.get('client_id')}")
                 expect(body.get("scope", "").split() == SCOPE.split(), f"scope {body.get('scope')}")
             return f"active: {str(active).lower()}"
 
@@ -248,15 +257,40 @@ def requests_oauthlib_flow(args, metadata):
     return report.failures
 
 
+def write_jwks(key_file, out):
+    """The registry's side of private_key_jwt: the client's public key as a JWK Set."""
+    with open(key_file, encoding="ascii") as pem:
+        public = RSAKey.import_key(pem.read()).as_dict(private=False)
+    with open(out, "w", encoding="ascii") as jwks:
+        json.dump({"keys": [public]}, jwks)
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-url", required=True, help="where the metadata is served")
-    parser.add_argument("--sso-token", required=True, help="the sso-token binary, for issue-code")
-    parser.add_argument("--alg", required=True, help="the JWS algorithm the server signs with")
+    parser.add_argument("--base-url", help="where the metadata is served (required)")
+    parser.add_argument("--sso-token", help="the sso-token binary, for issue-code (required)")
+    parser.add_argument("--alg", help="the JWS algorithm the server signs with (required)")
     parser.add_argument("--client-id", default="demo-app")
     parser.add_argument("--client-secret", default="demo-secret")
     parser.add_argument("--redirect-uri", default="http://localhost:3000/sso/callback")
+    parser.add_argument(
+        "--jwt-client-key",
+        help="the RSA private key (PEM) of the private_key_jwt client --jwt-client-id",
+    )
+    parser.add_argument("--jwt-client-id", default="jwt-client")
+    parser.add_argument(
+        "--write-jwks",
+        nargs=2,
+        metavar=("KEY", "OUT"),
+        help="write the public JWK Set of the RSA private key KEY (PEM) to OUT, and exit",
+    )
     args = parser.parse_args()
+    if args.write_jwks:
+        return write_jwks(*args.write_jwks)
+    for option in ("base_url", "sso_token", "alg"):
+        if getattr(args, option) is None:
+            parser.error(f"--{option.replace('_', '-')} is required")
 
     report = Report("python")
     try:
@@ -270,7 +304,11 @@ def main():
         return 1
     failures = 0
     for method in ("client_secret_post", "client_secret_basic"):
-        failures += flow(args, metadata, method)
+        failures += flow(args, metadata, method, args.client_id, args.client_secret)
+    if args.jwt_client_key:
+        with open(args.jwt_client_key, encoding="ascii") as pem:
+            key = pem.read()
+        failures += flow(args, metadata, "private_key_jwt", args.jwt_client_id, key)
     failures += requests_oauthlib_flow(args, metadata)
     return 1 if failures else 0
 
