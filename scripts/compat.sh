@@ -5,7 +5,8 @@
 #     revoke_token), PyJWT's PyJWKClient, and
 #     requests-oauthlib's OAuth2Session (client_secret_basic, PKCE S256, its scope check);
 #   - Node: openid-client (RFC 8414 discovery, authorizationCodeGrant, tokenIntrospection,
-#     tokenRevocation, fetchUserInfo, fetchProtectedResource), jose (createRemoteJWKSet +
+#     tokenRevocation, fetchUserInfo, fetchProtectedResource; client_secret_post,
+#     client_secret_basic and private_key_jwt with PrivateKeyJwt), jose (createRemoteJWKSet +
 #     jwtVerify) and simple-oauth2 (getToken, revoke in strict JSON mode);
 #   - Go: golang.org/x/oauth2's Config (Exchange with PKCE S256 in its three AuthStyles,
 #     RetrieveError, Client for user info);
@@ -151,12 +152,18 @@ start_private_redis "$redis_port" "$out/redis.log" || die "redis-server did not 
 export SSO__REDIS__URL="redis://127.0.0.1:$redis_port"
 export SSO__CLIENTS__FILE="$root/config/demo-clients.toml"
 jwt_client=()
-if [[ ${run[python]} == 1 ]]; then
-  # A private_key_jwt client for authlib's PrivateKeyJWT: its RSA key, its public JWK Set (the
-  # venv's joserfc writes it), and the demo registry with it added, beside the set.
+if [[ ${run[python]} == 1 || ${run[node]} == 1 ]]; then
+  # A private_key_jwt client for authlib's PrivateKeyJWT and openid-client's PrivateKeyJwt: its
+  # RSA key, its public JWK Set (the venv's joserfc or Node's jose writes it), and the demo
+  # registry with it added, beside the set.
   "$bin" keygen --kind rsa2048 --out "$work/jwt-client.pem" >/dev/null
-  "$out/venv/bin/python" scripts/compat/check_python.py \
-    --write-jwks "$work/jwt-client.pem" "$work/jwt-client.jwks.json"
+  if [[ ${run[python]} == 1 ]]; then
+    "$out/venv/bin/python" scripts/compat/check_python.py \
+      --write-jwks "$work/jwt-client.pem" "$work/jwt-client.jwks.json"
+  else
+    node "$out/node/check_node.mjs" \
+      --write-jwks "$work/jwt-client.pem" --write-jwks "$work/jwt-client.jwks.json"
+  fi
   { cat config/demo-clients.toml
     printf '\n[[clients]]\nid = "jwt-client"\njwks_file = "jwt-client.jwks.json"\n'
     printf 'redirect_uris = ["http://localhost:3000/sso/callback"]\n'
@@ -201,7 +208,7 @@ for kind in "${kinds[@]}"; do
   fi
   if [[ ${run[node]} == 1 ]]; then
     checked node "$out/node/check_node.mjs" \
-      --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1
+      --base-url "$base" --sso-token "$bin" --alg "$alg" "${jwt_client[@]}" || failed=1
   fi
   if [[ ${run[go]} == 1 ]]; then
     checked "$out/check_go" --base-url "$base" --sso-token "$bin" --alg "$alg" || failed=1

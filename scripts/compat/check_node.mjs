@@ -1,7 +1,8 @@
 // JS client libraries against a running sso-token, used as their documentation shows.
 //
 // Run by scripts/compat.sh (from target/compat/node, where the pinned packages are installed).
-// For each client authentication method (client_secret_post, client_secret_basic),
+// For each client authentication method (client_secret_post, client_secret_basic, and
+// private_key_jwt with openid-client's PrivateKeyJwt when --jwt-client-key is given),
 // openid-client discovers the server from /.well-known/oauth-authorization-server, builds the
 // authorization URL with state and PKCE S256, and exchanges the code of the callback URL with
 // authorizationCodeGrant; jose verifies the access token with createRemoteJWKSet on the
@@ -16,8 +17,13 @@
 // state back.
 //
 //   node check_node.mjs --base-url URL --sso-token PATH --alg RS256|ES256|EdDSA
+//       [--jwt-client-key PEM [--jwt-client-id ID]]
+//   node check_node.mjs --write-jwks PEM --write-jwks OUT   (the registry's side: the public key
+//       as a JWK Set)
 
 import { execFileSync } from 'node:child_process'
+import { createPublicKey } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
 import * as client from 'openid-client'
@@ -34,8 +40,18 @@ const { values: args } = parseArgs({
     'client-id': { type: 'string', default: 'demo-app' },
     'client-secret': { type: 'string', default: 'demo-secret' },
     'redirect-uri': { type: 'string', default: 'http://localhost:3000/sso/callback' },
+    'jwt-client-key': { type: 'string' },
+    'jwt-client-id': { type: 'string', default: 'jwt-client' },
+    'write-jwks': { type: 'string', multiple: true },
   },
 })
+if (args['write-jwks']) {
+  // The private_key_jwt client's public key, as the registry's jwks_file holds it.
+  const [pem, out] = args['write-jwks']
+  const jwk = await jose.exportJWK(createPublicKey(readFileSync(pem, 'ascii')))
+  writeFileSync(out, JSON.stringify({ keys: [jwk] }))
+  process.exit(0)
+}
 for (const required of ['base-url', 'sso-token', 'alg']) {
   if (!args[required]) {
     console.error(`check_node.mjs: --${required} is required`)
@@ -110,13 +126,26 @@ function forged(token) {
   return `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`
 }
 
+/** The client id and openid-client's client authentication for `method`. For private_key_jwt
+ * its assertions are RS256 with the library's defaults (`aud` the issuer, 60 s). */
+async function authentication(method) {
+  switch (method) {
+    case 'client_secret_basic':
+      return [args['client-id'], client.ClientSecretBasic(args['client-secret'])]
+    case 'client_secret_post':
+      return [args['client-id'], client.ClientSecretPost(args['client-secret'])]
+    default: {
+      const key = await jose.importPKCS8(readFileSync(args['jwt-client-key'], 'ascii'), 'RS256')
+      return [args['jwt-client-id'], client.PrivateKeyJwt(key)]
+    }
+  }
+}
+
 async function flow(method) {
   const label = `node ${method}`
-  const auth = method === 'client_secret_basic'
-    ? client.ClientSecretBasic(args['client-secret'])
-    : client.ClientSecretPost(args['client-secret'])
+  const [clientId, auth] = await authentication(method)
   const config = await step(label, 'discovery (RFC 8414, issuer check)', () =>
-    client.discovery(new URL(args['base-url']), args['client-id'], undefined, auth, {
+    client.discovery(new URL(args['base-url']), clientId, undefined, auth, {
       algorithm: 'oauth2',
       execute: [client.allowInsecureRequests],
     }))
@@ -149,7 +178,7 @@ async function flow(method) {
   const jwks = jose.createRemoteJWKSet(new URL(metadata.jwks_uri))
   const verifyOptions = {
     issuer: metadata.issuer,
-    audience: args['client-id'],
+    audience: clientId,
     algorithms: [args.alg],
   }
   let payload
@@ -180,7 +209,7 @@ async function flow(method) {
     expect(body.active === active, `active ${body.active}, expected ${active}`)
     if (active) {
       expect(body.sub === payload.sub, `sub ${body.sub}`)
-      expect(body.client_id === args['client-id'], `client_id ${body.client_id}`)
+      expect(body.client_id === clientId, `client_id ${body.client_id}`)
       expect(body.scope === SCOPE, `scope ${body.scope}`)
     }
     return `active: ${active}`
@@ -268,6 +297,7 @@ async function simpleOauth2Flow(authorizationMethod) {
 const flows = [
   () => flow('client_secret_post'),
   () => flow('client_secret_basic'),
+  ...(args['jwt-client-key'] ? [() => flow('private_key_jwt')] : []),
   () => simpleOauth2Flow('header'),
   () => simpleOauth2Flow('body'),
 ]
