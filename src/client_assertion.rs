@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::clients::Client;
 use crate::clients::jwks::{ClientKeys, NoKey, algorithm_name};
 use crate::clock::unix_now;
+use crate::config::MAX_LEEWAY_SECS;
 use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp};
 use crate::oauth::{OAuthError, Sensitive};
@@ -32,14 +33,14 @@ const MAX_JTI: usize = 256;
 /// the client chose); the client itself gets `authentication_failed` whatever the reason.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
+    /// Never logged as such: the caller says so of an unregistered id its own way.
+    #[error("no client has this id")]
+    Unregistered,
     #[error("the client is disabled")]
     Disabled,
     #[error("the client is registered with a secret, not a jwks_file")]
     NoKeys,
-    #[error(
-        "its header is unreadable or its alg is none of RS256, PS256, ES256, EdDSA (alg none \
-         and HMAC are never accepted)"
-    )]
+    #[error("its header is unreadable, or its alg is no JWS algorithm (alg none never passes)")]
     Header,
     #[error("its header has `crit`, which no extension here understands (RFC 7515 §4.1.11)")]
     Critical,
@@ -141,11 +142,13 @@ pub fn verify(
         NoKey::KidNeeded => Refusal::KidNeeded,
     })?;
     if !key.allows(header.alg) {
-        return Err(Refusal::Algorithm(alg_name(header.alg)));
+        return Err(Refusal::Algorithm(algorithm_name(header.alg)));
     }
+    // jsonwebtoken verifies the signature (decoding it from base64url) before it reads the
+    // claims: only JSON and UTF-8 errors are the claims'.
     let claims = jsonwebtoken::decode::<Claims>(assertion, key.decoding(), &validation(header.alg))
         .map_err(|e| match e.kind() {
-            ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => Refusal::Claims,
+            ErrorKind::Json(_) | ErrorKind::Utf8(_) => Refusal::Claims,
             _ => Refusal::Signature,
         })?
         .claims;
@@ -207,20 +210,6 @@ fn check_claims(
     Ok(Checked { jti, exp })
 }
 
-fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::ES384 => "ES384",
-        other => algorithm_name(other),
-    }
-}
-
 /// How an assertion's check ended, short of passing.
 pub enum Failure {
     /// A failed authentication, counted as a wrong secret is; the reason is for the log.
@@ -248,7 +237,7 @@ impl Assertions {
     ) -> Result<Arc<Client>, Failure> {
         let Some(client) = snapshot.registry.get(client_id) else {
             // The caller logs an unregistered id its own way; the reason is never shown.
-            return Err(Failure::Refused(Refusal::NoKeys));
+            return Err(Failure::Refused(Refusal::Unregistered));
         };
         if !client.enabled {
             return Err(Failure::Refused(Refusal::Disabled));
@@ -269,32 +258,40 @@ impl Assertions {
             leeway,
         )
         .map_err(Failure::Refused)?;
-        match self.spend(&client.id, &checked, leeway).await {
+        match self.spend(&client.id, &checked).await {
             Ok(true) => Ok(Arc::clone(client)),
             Ok(false) => Err(Failure::Refused(Refusal::Replayed)),
             Err(e) => Err(Failure::Error(e)),
         }
     }
 
-    /// Records the assertion's `jti` until it expires (plus leeway: until then it would pass
-    /// again); `false` when it was recorded already. With a turn at its shard, as
+    /// Records the assertion's `jti` for as long as any replica would accept it again
+    /// ([`marker_ttl_ms`]); `false` when it was recorded already. With a turn at its shard, as
     /// introspection's calls take one (`Slots::call`): while Redis does not answer there, one
     /// call at a time tries it and the others get a 503 at once.
-    async fn spend(
-        &self,
-        client_id: &str,
-        checked: &Checked,
-        leeway: u64,
-    ) -> Result<bool, OAuthError> {
+    async fn spend(&self, client_id: &str, checked: &Checked) -> Result<bool, OAuthError> {
         let key = self.store.assertion_key(client_id, &checked.jti);
         let nonce = crate::tokens::random_id().map_err(OAuthError::internal)?;
-        let until_ms = checked.exp.saturating_add(leeway).saturating_mul(1000);
+        let ttl_ms = marker_ttl_ms(checked.exp, unix_now());
         let mut turn = self.slots.call(self.store.key_cluster_slot(&key))?;
-        let spend = self.store.spend_assertion(&key, &nonce, until_ms);
+        let spend = self.store.spend_assertion(&key, &nonce, ttl_ms);
         let answer = self.metrics.time_redis(RedisOp::Assertion, spend).await;
         turn.redis_answered(answer.as_ref().map(|_| ()));
         answer.map_err(|e| OAuthError::Unavailable(RedisOp::Assertion, e))
     }
+}
+
+/// How long an assertion's single-use marker must live from `now` (this replica's clock, whole
+/// seconds): past the last moment any replica accepts the assertion, `exp` plus the leeway,
+/// whatever leeway a reload sets meanwhile ([`MAX_LEEWAY_SECS`]), plus the second that
+/// [`unix_now`] drops. Relative, so that Redis's clock does not come into it; a replica whose
+/// clock runs behind this one's by less than `MAX_LEEWAY_SECS` less the leeway is covered too.
+/// The marker once ended at `exp` plus the leeway, by Redis's clock: in the second before a
+/// replica stopped accepting the assertion, it could be used any number of times.
+pub fn marker_ttl_ms(exp: u64, now: u64) -> u64 {
+    let secs = exp.saturating_add(MAX_LEEWAY_SECS + 1).saturating_sub(now);
+    // Redis refuses a TTL of 0; an assertion that old was refused before this.
+    secs.max(1).saturating_mul(1000)
 }
 
 #[cfg(test)]

@@ -253,3 +253,25 @@ fn an_unknown_kid_or_a_crit_header_is_refused() {
     let crit = jsonwebtoken::encode(&header, &claims(), &key).unwrap();
     assert_eq!(check(&pair, &crit).err(), Some(Refusal::Critical));
 }
+
+/// The single-use marker outlives the last second in which any replica accepts the assertion,
+/// at the leeway of the day or any a reload may set; a second at least, even past that.
+#[test]
+fn the_marker_outlives_every_leeway_an_assertion_is_accepted_with() {
+    for exp in [
+        NOW - MAX_LEEWAY_SECS,
+        NOW - LEEWAY,
+        NOW,
+        NOW + MAX_LIFETIME_SECS,
+    ] {
+        let ttl_secs = marker_ttl_ms(exp, NOW) / 1000;
+        for leeway in [0, LEEWAY, MAX_LEEWAY_SECS] {
+            if exp + leeway >= NOW {
+                // Accepted through the whole second `exp + leeway`.
+                assert!(NOW + ttl_secs > exp + leeway, "exp {exp}, leeway {leeway}");
+            }
+        }
+        assert!(ttl_secs <= exp + MAX_LEEWAY_SECS + 1 - NOW, "exp {exp}");
+    }
+    assert_eq!(marker_ttl_ms(0, NOW), 1000);
+}

@@ -179,11 +179,19 @@ impl ClientKey {
 /// The name of an algorithm as a JWS header writes it.
 pub fn algorithm_name(alg: Algorithm) -> &'static str {
     match alg {
-        Algorithm::RS256 => "RS256",
-        Algorithm::PS256 => "PS256",
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
         Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
         Algorithm::EdDSA => "EdDSA",
-        // No key here allows any other.
+        // The enum is non-exhaustive: one jsonwebtoken adds later, which no key here allows.
         _ => "another",
     }
 }

@@ -8,6 +8,10 @@ use serde::Deserialize;
 use super::{ConfigError, list, whole};
 use crate::oauth::is_scope_token;
 
+/// The most `token.leeway_secs` may be: what a reload can raise it to, which single-use
+/// markers kept by the leeway of their day must outlive (`client_assertion`).
+pub const MAX_LEEWAY_SECS: u64 = 300;
+
 /// `[token]`: the access tokens minted, and the keys that sign and verify them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -73,7 +77,7 @@ impl TokenSettings {
                 ),
             ));
         }
-        if self.leeway_secs > 300 {
+        if self.leeway_secs > MAX_LEEWAY_SECS {
             return invalid("token.leeway_secs", "must be at most 300 seconds");
         }
         if self.code_max_age_secs > 3600 {

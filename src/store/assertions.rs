@@ -19,7 +19,7 @@ impl Store {
     }
 
     /// Writes the marker `key` unless it exists, holding `nonce` (random, this call's own) and
-    /// expiring at `until_ms` (Unix milliseconds): `true` when this call wrote it (the
+    /// expiring in `ttl_ms`: `true` when this call wrote it (the
     /// assertion's first use), `false` when another did (a replay). `SET NX GET` (Redis 7.0) is
     /// one atomic command, so of two replicas presented the same assertion at once one only is
     /// told `true`; and it answers with what the key held, so a repeat of this call after a
@@ -28,7 +28,7 @@ impl Store {
         &self,
         key: &str,
         nonce: &str,
-        until_ms: u64,
+        ttl_ms: u64,
     ) -> Result<bool, StoreError> {
         self.with_conn(Lanes::Plain, |mut conn| async move {
             let held: Option<String> = redis::cmd("SET")
@@ -36,8 +36,8 @@ impl Store {
                 .arg(nonce)
                 .arg("NX")
                 .arg("GET")
-                .arg("PXAT")
-                .arg(until_ms)
+                .arg("PX")
+                .arg(ttl_ms)
                 .query_async(&mut conn)
                 .await?;
             Ok(held.is_none_or(|held| held == nonce))

@@ -10,6 +10,7 @@ use deadpool_redis::redis;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sso_token::clock::unix_now;
+use sso_token::config::MAX_LEEWAY_SECS;
 use sso_token::routes::paths::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
 use sso_token::tokens::{KeyKind, SigningKey};
 use uuid::Uuid;
@@ -242,12 +243,46 @@ async fn an_assertion_authenticates_once_and_its_replay_is_logged_without_it() {
     for line in &lines {
         assert!(!line.contains(signature), "{line}");
     }
-    // The marker is one key under the prefix, expiring with the assertion (plus leeway).
+    // The marker is one key under the prefix, outliving the assertion's acceptance (`exp` plus
+    // the leeway) by what a reload may add to the leeway, and no longer.
     let markers = app.keys("assertion:*").await;
     assert_eq!(markers.len(), 1, "{markers:?}");
     let ttl: i64 = app.query(redis::cmd("PTTL").arg(&markers[0])).await;
-    let most = (60 + app.settings.token.leeway_secs + 1) * 1000;
-    assert!(ttl > 0 && ttl <= i64::try_from(most).unwrap(), "PTTL {ttl}");
+    let (least, most) = (
+        (60 + app.settings.token.leeway_secs) * 1000,
+        (60 + MAX_LEEWAY_SECS + 1) * 1000,
+    );
+    assert!(
+        ttl > i64::try_from(least).unwrap() && ttl <= i64::try_from(most).unwrap(),
+        "PTTL {ttl}"
+    );
+}
+
+/// An assertion in the last second that a replica accepts it (`exp` plus the leeway, in whole
+/// seconds) authenticates once too. Its marker once expired at that very time, by Redis's clock,
+/// and in that second the same assertion passed again and again.
+#[tokio::test]
+async fn an_assertion_in_its_last_accepted_second_authenticates_once() {
+    let app = app().await;
+    // Both requests within one second, at its start.
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(std::time::Duration::from_millis(u64::from(
+        1010 - into_second,
+    )))
+    .await;
+    let last = unix_now() - app.settings.token.leeway_secs;
+    let assertion = fixture().rsa.sign(&edited(claims(&app), |c| {
+        c.insert("exp".into(), json!(last));
+    }));
+
+    let first = exchange(&app, &assertion, json!({})).await;
+    let again = exchange(&app, &assertion, json!({})).await;
+
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_unauthenticated(&again, "the same assertion in its last second");
 }
 
 #[tokio::test]
