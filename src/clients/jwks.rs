@@ -206,13 +206,23 @@ type Parsed = (&'static [Algorithm], DecodingKey);
 fn rsa(jwk: &Map<String, Value>) -> Result<Parsed, String> {
     let (n, e) = (text(jwk, "n")?, text(jwk, "e")?);
     let modulus = base64url(n, "n")?;
-    let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
+    let significant = without_leading_zeros(&modulus);
+    // Counted to the bit: a 2041-bit modulus is no 2048-bit key.
+    let bits = significant.first().map_or(0, |top| {
+        significant.len() * 8 - top.leading_zeros() as usize
+    });
     if bits < MIN_RSA_BITS {
         return Err(format!(
-            "an RSA key of about {bits} bits: at least {MIN_RSA_BITS} are needed"
+            "an RSA key of {bits} bits: at least {MIN_RSA_BITS} are needed"
         ));
     }
-    base64url(e, "e")?;
+    // An even exponent, or 1, is no RSA key: it would load and never verify a signature.
+    let exponent = base64url(e, "e")?;
+    let exponent = without_leading_zeros(&exponent);
+    let odd_above_one = exponent.last().is_some_and(|low| low % 2 == 1) && exponent != [1];
+    if !odd_above_one {
+        return Err("`e` must be an odd public exponent above 1 (usually AQAB, 65537)".into());
+    }
     let key = DecodingKey::from_rsa_components(n, e).map_err(|e| format!("RSA key: {e}"))?;
     Ok((&RSA_ALGORITHMS, key))
 }
@@ -245,6 +255,12 @@ fn okp(jwk: &Map<String, Value>) -> Result<Parsed, String> {
     }
     let key = DecodingKey::from_ed_components(x).map_err(|e| format!("Ed25519 key: {e}"))?;
     Ok((&OKP_ALGORITHMS, key))
+}
+
+/// A big-endian number's bytes from its first non-zero one.
+fn without_leading_zeros(number: &[u8]) -> &[u8] {
+    let zeros = number.iter().take_while(|b| **b == 0).count();
+    &number[zeros..]
 }
 
 fn text<'a>(jwk: &'a Map<String, Value>, member: &str) -> Result<&'a str, String> {

@@ -94,9 +94,22 @@ fn keys_of_other_types_sizes_curves_or_uses_are_refused() {
     let hmac_alg = edited(jwk(KeyKind::Rsa2048), |k| {
         k.insert("alg".into(), json!("HS256"));
     });
+    // The top bit clear: 2047 bits, in 256 bytes.
+    let just_short_rsa = edited(jwk(KeyKind::Rsa2048), |k| {
+        k.insert("n".into(), json!(URL_SAFE_NO_PAD.encode([0x7f; 256])));
+    });
+    let exponent_one = edited(jwk(KeyKind::Rsa2048), |k| {
+        k.insert("e".into(), json!("AQ"));
+    });
+    let even_exponent = edited(jwk(KeyKind::Rsa2048), |k| {
+        k.insert("e".into(), json!("AQAA"));
+    });
     let oct = json!({"kty": "oct", "kid": "s"});
     for (key, expected) in [
         (short_rsa, "at least 2048"),
+        (just_short_rsa, "2047 bits"),
+        (exponent_one, "odd public exponent"),
+        (even_exponent, "odd public exponent"),
         (p384, "only P-256"),
         (x25519, "only Ed25519"),
         (encryption, "`use`"),
