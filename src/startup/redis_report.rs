@@ -15,9 +15,10 @@ const RECHECK_REDIS: Duration = Duration::from_secs(2);
 /// need that it lacks.
 pub(super) async fn report_redis_at_start(store: Store, target: String) {
     store.failovers_checked().await;
-    // A Redis down at start is checked once it answers: it may be unfit all the same. Each
-    // kind of failure is said once; a refusal of the credentials also after a Redis that did
-    // not answer at first (started later, or back, without the service's user).
+    // A Redis down at start is checked once it answers: it may be unfit all the same. Its
+    // refusal of the credentials is said once, also after a Redis that did not answer at first
+    // (started later, or back, without the service's user); that it does not answer, once and
+    // not after such a refusal, which says what to mend.
     let (mut said_down, mut said_refused) = (false, false);
     while let Err(e) = store.ping().await {
         if e.is_refused_credentials() {

@@ -86,8 +86,10 @@ pub(super) struct Outage {
     /// The target as the start named it (password hidden).
     target: String,
     failed: AtomicU64,
-    /// When the last call failed, in milliseconds since the Unix epoch.
+    /// When the last call failed, in milliseconds since `since`.
     last_failed_ms: AtomicU64,
+    /// The monotonic clock's start for it: a wall clock stepped back would hold the line.
+    since: std::time::Instant,
 }
 
 /// How long calls must have stopped failing before the outage is said to be over. In a partial
@@ -103,33 +105,33 @@ impl Outage {
             target,
             failed: AtomicU64::new(0),
             last_failed_ms: AtomicU64::new(0),
+            since: std::time::Instant::now(),
         }
     }
 
-    /// A call failed for want of Redis, at `now_ms`.
+    /// Now, in milliseconds since `since`.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A call failed for want of Redis, at `now_ms`. Its time first: a recovery that sees the
+    /// count sees the time too, and does not report a failure of this instant as over.
     fn call_failed(&self, now_ms: u64) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        self.last_failed_ms.fetch_max(now_ms, Ordering::Relaxed);
+        self.last_failed_ms.fetch_max(now_ms, Ordering::SeqCst);
+        self.failed.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A call succeeded at `now_ms`: the failed calls to report, if any and if none failed in
     /// the [`QUIET_MS`] before.
     fn recovered(&self, now_ms: u64) -> Option<NonZeroU64> {
-        if self.failed.load(Ordering::Relaxed) == 0
-            || now_ms.saturating_sub(self.last_failed_ms.load(Ordering::Relaxed)) < QUIET_MS
+        if self.failed.load(Ordering::SeqCst) == 0
+            || now_ms.saturating_sub(self.last_failed_ms.load(Ordering::SeqCst)) < QUIET_MS
         {
             return None;
         }
         // Another thread may have reported them since the load.
-        NonZeroU64::new(self.failed.swap(0, Ordering::Relaxed))
+        NonZeroU64::new(self.failed.swap(0, Ordering::SeqCst))
     }
-}
-
-/// Milliseconds since the Unix epoch, for [`Outage`] (0 for a clock set before 1970).
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 thread_local! {
@@ -352,11 +354,11 @@ impl Store {
         };
         match result {
             Err(e) if !e.keeps_connection(self.fence.is_some()) && !e.is_node_unable() => {
-                outage.call_failed(unix_now_ms())
+                outage.call_failed(outage.now_ms())
             }
             Err(_) => {}
             Ok(_) => {
-                if let Some(failed) = outage.recovered(unix_now_ms()) {
+                if let Some(failed) = outage.recovered(outage.now_ms()) {
                     log::info!(
                         "Redis {} answers again, after {failed} failed call(s)",
                         outage.target

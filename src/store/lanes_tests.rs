@@ -439,7 +439,7 @@ fn only_failures_that_found_no_redis_make_an_outage() {
     let store = standalone_store();
     let outage = store.outage.as_deref().expect("outside a Cluster");
     // note_outage reads the clock: a second after it, the failures are over.
-    let now = unix_now_ms() + QUIET_MS;
+    let now = outage.now_ms() + QUIET_MS;
 
     store.note_outage::<()>(&Err(refused(b"-OOM command not allowed\r\n")));
     store.note_outage::<()>(&Err(refused(b"-WRONGTYPE Operation against a key\r\n")));
