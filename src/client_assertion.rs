@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::clients::Client;
 use crate::clients::jwks::{ClientKeys, NoKey, algorithm_name};
 use crate::clock::unix_now;
-use crate::config::MAX_LEEWAY_SECS;
+use crate::config::{AssertionAudience, MAX_LEEWAY_SECS};
 use crate::live::Snapshot;
 use crate::metrics::{Metrics, RedisOp};
 use crate::oauth::{OAuthError, Sensitive};
@@ -63,6 +63,11 @@ pub enum Refusal {
          endpoint's)"
     )]
     Audience,
+    #[error(
+        "wrong audience: aud is not token.issuer alone, as a string (token.assertion_audience \
+         is \"issuer\")"
+    )]
+    AudienceNotIssuer,
     #[error("no exp")]
     NoExpiry,
     #[error("expired")]
@@ -78,8 +83,10 @@ pub enum Refusal {
 }
 
 /// What an assertion may name in `aud` (RFC 7523 §3: the authorization server): our issuer,
-/// the token endpoint's URL, or the URL of the endpoint called, as Keycloak accepts.
+/// the token endpoint's URL, or the URL of the endpoint called, as Keycloak accepts; with
+/// `token.assertion_audience = "issuer"`, the issuer alone.
 pub struct Audiences<'a> {
+    pub rule: AssertionAudience,
     pub issuer: &'a str,
     /// `discovery.base_url`, without a trailing slash.
     pub base: &'a str,
@@ -178,13 +185,20 @@ fn check_claims(
     if claims.sub.as_deref() != Some(client_id) {
         return Err(Refusal::Subject);
     }
-    let audience_ok = match &claims.aud {
-        None => false,
-        Some(Audience::One(aud)) => audiences.accepts(aud),
-        Some(Audience::Many(auds)) => auds.iter().any(|aud| audiences.accepts(aud)),
+    let audience_ok = match (audiences.rule, &claims.aud) {
+        (_, None) => false,
+        (AssertionAudience::Issuer, Some(Audience::One(aud))) => aud == audiences.issuer,
+        (AssertionAudience::Issuer, Some(Audience::Many(_))) => false,
+        (AssertionAudience::Any, Some(Audience::One(aud))) => audiences.accepts(aud),
+        (AssertionAudience::Any, Some(Audience::Many(auds))) => {
+            auds.iter().any(|aud| audiences.accepts(aud))
+        }
     };
     if !audience_ok {
-        return Err(Refusal::Audience);
+        return Err(match audiences.rule {
+            AssertionAudience::Any => Refusal::Audience,
+            AssertionAudience::Issuer => Refusal::AudienceNotIssuer,
+        });
     }
     let (now, leeway) = (now as f64, leeway as f64);
     let exp = claims.exp.ok_or(Refusal::NoExpiry)?;
@@ -244,6 +258,7 @@ impl Assertions {
         }
         let keys = client.keys().ok_or(Failure::Refused(Refusal::NoKeys))?;
         let audiences = Audiences {
+            rule: snapshot.token.assertion_audience,
             issuer: &snapshot.token.issuer,
             base: snapshot.discovery.base(),
             endpoint,

@@ -11,6 +11,7 @@ const NOW: u64 = 1_800_000_000;
 const LEEWAY: u64 = 30;
 const ID: &str = "signing-app";
 const AUDIENCES: Audiences<'static> = Audiences {
+    rule: AssertionAudience::Any,
     issuer: "com.central-x.security",
     base: "https://sso.example.com",
     endpoint: INTROSPECT_PATH,
@@ -120,6 +121,43 @@ fn the_audience_may_be_the_issuer_the_token_endpoint_or_the_endpoint_called() {
         });
         let refused = check(&pair, &sign(&pair, Algorithm::ES256, &claims));
         assert_eq!(refused.err(), Some(Refusal::Audience), "{aud:?}");
+    }
+}
+
+/// `token.assertion_audience = "issuer"` (draft-ietf-oauth-rfc7523bis): the issuer alone, as a
+/// string; the endpoints' URLs and arrays, even of the issuer alone, are refused.
+#[test]
+fn under_the_issuer_rule_the_audience_is_the_issuer_alone() {
+    let pair = pair(KeyKind::P256);
+    let strict = Audiences {
+        rule: AssertionAudience::Issuer,
+        ..AUDIENCES
+    };
+    let checked = |aud: Value| {
+        let claims = with(|c| {
+            c.insert("aud".into(), aud);
+        });
+        verify(
+            &sign(&pair, Algorithm::ES256, &claims),
+            ID,
+            &pair.keys,
+            &strict,
+            NOW,
+            LEEWAY,
+        )
+    };
+    assert!(checked(json!("com.central-x.security")).is_ok());
+    for aud in [
+        json!("https://sso.example.com/identity/sso/oauth2/access_token"),
+        json!("https://sso.example.com/identity/sso/oauth2/introspect"),
+        json!(["com.central-x.security"]),
+        json!("com.central-x.security/"),
+    ] {
+        assert_eq!(
+            checked(aud.clone()).err(),
+            Some(Refusal::AudienceNotIssuer),
+            "{aud}"
+        );
     }
 }
 

@@ -58,6 +58,7 @@ pub(super) const SETTINGS: [(&str, &[&str]); 7] = [
             "verify_keys",
             "leeway_secs",
             "code_max_age_secs",
+            "assertion_audience",
         ],
     ),
     ("clients", &["file", "argon2_slots"]),

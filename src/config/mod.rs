@@ -29,7 +29,7 @@ pub use self::server::{
     MIN_CONNECTIONS_PER_WORKER, MetricsSettings, RESERVED_OPEN_FILES, ServerSettings, TlsSettings,
 };
 pub use self::throttle::ThrottleSettings;
-pub use self::token::{DiscoverySettings, MAX_LEEWAY_SECS, TokenSettings};
+pub use self::token::{AssertionAudience, DiscoverySettings, MAX_LEEWAY_SECS, TokenSettings};
 use self::whole::whole;
 
 /// Every setting has a default, the value `config/default.toml` ships (a test holds them

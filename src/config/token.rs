@@ -12,6 +12,20 @@ use crate::oauth::is_scope_token;
 /// markers kept by the leeway of their day must outlive (`client_assertion`).
 pub const MAX_LEEWAY_SECS: u64 = 300;
 
+/// Which `aud` a client assertion (`private_key_jwt`) may name (`token.assertion_audience`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AssertionAudience {
+    /// RFC 7523 §3: `token.issuer`, the token endpoint's URL or the called endpoint's, alone or
+    /// in an array; what client libraries send by default (authlib, Spring, openid-client).
+    #[default]
+    Any,
+    /// draft-ietf-oauth-rfc7523bis: `token.issuer` alone, as a string. An assertion signed for
+    /// another authorization server that names our token endpoint (audience injection) no
+    /// longer passes; openid-client 6 sends this, authlib and Spring need their `aud` set.
+    Issuer,
+}
+
 /// `[token]`: the access tokens minted, and the keys that sign and verify them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,6 +64,8 @@ pub struct TokenSettings {
     /// Oldest code (by its record's `issued_at`) exchanged, in seconds; 0: only the record's TTL.
     #[serde(deserialize_with = "whole")]
     pub code_max_age_secs: u64,
+    /// Which `aud` a client assertion may name.
+    pub assertion_audience: AssertionAudience,
 }
 
 impl TokenSettings {
@@ -102,6 +118,7 @@ impl Default for TokenSettings {
             leeway_secs: 30,
             // RFC 6749 §4.1.2 recommends 10 minutes at most.
             code_max_age_secs: 600,
+            assertion_audience: AssertionAudience::Any,
         }
     }
 }

@@ -27,7 +27,7 @@ pub(super) fn described(running: &Snapshot, next: &Snapshot, renewed: bool) -> S
     let (a, b) = (running, next);
     differing!(changed, "token", TokenSettings, a.token, b.token; [
         issuer, audience, typ, expires_in, scope_separator, record_scope_separator, base_scopes,
-        signing_key, verify_keys, leeway_secs, code_max_age_secs,
+        signing_key, verify_keys, leeway_secs, code_max_age_secs, assertion_audience,
     ]);
     differing!(changed, "discovery", DiscoverySettings, a.discovery, b.discovery; [
         base_url, authorization_endpoint, max_age_secs,

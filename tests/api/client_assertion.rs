@@ -258,6 +258,28 @@ async fn an_assertion_authenticates_once_and_its_replay_is_logged_without_it() {
     );
 }
 
+/// `token.assertion_audience = "issuer"` (draft-ietf-oauth-rfc7523bis): an assertion whose
+/// `aud` is the token endpoint's URL, which passes by default, is refused; one whose `aud` is
+/// `token.issuer` alone passes.
+#[tokio::test]
+async fn under_the_issuer_rule_only_the_issuer_is_an_audience() {
+    let app = spawn_app_with(|s| {
+        s.clients.file = fixture().clients.clone();
+        s.token.assertion_audience = sso_token::config::AssertionAudience::Issuer;
+    })
+    .await;
+    let to_endpoint = fixture().ed.sign(&claims(&app));
+    let to_issuer = fixture().ed.sign(&edited(claims(&app), |c| {
+        c.insert("aud".into(), json!(app.settings.token.issuer));
+    }));
+
+    let refused = exchange(&app, &to_endpoint, json!({})).await;
+    let passed = exchange(&app, &to_issuer, json!({})).await;
+
+    assert_unauthenticated(&refused, "aud the token endpoint under the issuer rule");
+    assert_eq!(passed.status, 200, "{}", passed.text);
+}
+
 /// An assertion in the last second that a replica accepts it (`exp` plus the leeway, in whole
 /// seconds) authenticates once too. Its marker once expired at that very time, by Redis's clock,
 /// and in that second the same assertion passed again and again.
