@@ -89,6 +89,14 @@ enum Command {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Print the public halves of key files as a JWK Set, for a private_key_jwt client's
+    /// jwks_file: the keys the client signs its assertions with.
+    Jwks {
+        /// PEM key file, public or private (only its public half is printed); repeat for more
+        /// keys. Each key's kid is its RFC 7638 thumbprint.
+        #[arg(long, required = true)]
+        key: Vec<PathBuf>,
+    },
 }
 
 /// `issue-code`'s arguments: the code record's fields, and the code's lifetime.
@@ -185,6 +193,7 @@ fn main() -> ExitCode {
         } => hash_secret(secret, argon2, generate),
         Command::Keygen { out, kind, force } => keygen(&out, kind, force),
         Command::Pubkey { key } => pubkey(&key),
+        Command::Jwks { key } => jwks(&key),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -355,8 +364,27 @@ fn keygen(out: &Path, kind: KeyKind, force: bool) -> CliResult {
 }
 
 fn pubkey(key: &Path) -> CliResult {
-    let pem = std::fs::read_to_string(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let public = VerifyingKey::from_pem(&pem).map_err(|e| format!("{}: {e}", key.display()))?;
-    print!("{}", public.to_pem());
+    print!("{}", public_key(key)?.to_pem());
     Ok(())
+}
+
+/// The JWK Set of `keys`' public halves, without `alg`: a client's RSA key then verifies both
+/// RS256 and PS256 (`clients::jwks`), whichever the client signs with.
+fn jwks(keys: &[PathBuf]) -> CliResult {
+    let mut set = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut jwk = serde_json::to_value(public_key(key)?.public_jwk())?;
+        if let Some(members) = jwk.as_object_mut() {
+            members.remove("alg");
+        }
+        set.push(jwk);
+    }
+    println!("{}", serde_json::json!({ "keys": set }));
+    Ok(())
+}
+
+/// The public key of a PEM key file, public or private; the error names the file.
+fn public_key(key: &Path) -> Result<VerifyingKey, String> {
+    let pem = std::fs::read_to_string(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    VerifyingKey::from_pem(&pem).map_err(|e| format!("{}: {e}", key.display()))
 }

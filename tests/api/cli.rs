@@ -408,6 +408,49 @@ fn pubkey_of_a_file_that_is_not_a_key_fails_naming_the_file() {
     }
 }
 
+/// `jwks` prints the public halves of key files as a JWK Set that a private_key_jwt client's
+/// `jwks_file` takes as it is: each key under the kid keygen printed, without `alg`, so that a
+/// client's RSA key verifies PS256 as well as RS256; a private key's secret members never.
+#[test]
+fn jwks_prints_a_set_that_a_clients_jwks_file_takes() {
+    use jsonwebtoken::Algorithm;
+    use sso_token::clients::jwks::ClientKeys;
+
+    let mut keys = Vec::new();
+    for kind in ["rsa2048", "p256", "ed25519"] {
+        let path = test_dir().join(format!("jwks-{}.pem", Uuid::new_v4()));
+        let made = sso_token(
+            &["keygen", "--kind", kind, "--out", path.to_str().unwrap()],
+            "",
+        );
+        assert!(made.status.success(), "{made:?}");
+        keys.push((
+            path,
+            String::from_utf8(made.stdout).unwrap().trim().to_owned(),
+        ));
+    }
+    let mut args = vec!["jwks"];
+    for (path, _) in &keys {
+        args.extend(["--key", path.to_str().unwrap()]);
+    }
+
+    let printed = sso_token(&args, "");
+
+    assert!(printed.status.success(), "{printed:?}");
+    let text = String::from_utf8(printed.stdout).unwrap();
+    let set: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for jwk in set["keys"].as_array().unwrap() {
+        assert_eq!(jwk.get("alg"), None, "{jwk}");
+        assert_eq!(jwk.get("d"), None, "{jwk}");
+    }
+    let parsed = ClientKeys::parse(&text).expect("a jwks_file the registry takes");
+    let (rsa, p256, ed25519) = (&keys[0].1, &keys[1].1, &keys[2].1);
+    let allows = |kid: &str, alg| parsed.choose(Some(kid)).unwrap().allows(alg);
+    assert!(allows(rsa, Algorithm::RS256) && allows(rsa, Algorithm::PS256));
+    assert!(allows(p256, Algorithm::ES256));
+    assert!(allows(ed25519, Algorithm::EdDSA));
+}
+
 /// `issue-code` refuses, before it connects, what would make a code Redis refuses (a TTL of 0,
 /// or past what `EX` takes) or one that can only be refused (a scope that is no RFC 6749 §3.3
 /// scope-token, which no client's `scopes` may hold).
