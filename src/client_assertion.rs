@@ -151,8 +151,9 @@ pub fn verify(
     if !key.allows(header.alg) {
         return Err(Refusal::Algorithm(algorithm_name(header.alg)));
     }
-    // jsonwebtoken verifies the signature (decoding it from base64url) before it reads the
-    // claims: only JSON and UTF-8 errors are the claims'.
+    // jsonwebtoken verifies the signature before it reads the claims: JSON and UTF-8 errors
+    // are the claims'; a base64url error may be the signature's (tampered, the likelier) or,
+    // after a signature that verified, the payload's, and is logged as the signature's.
     let claims = jsonwebtoken::decode::<Claims>(assertion, key.decoding(), &validation(header.alg))
         .map_err(|e| match e.kind() {
             ErrorKind::Json(_) | ErrorKind::Utf8(_) => Refusal::Claims,
@@ -299,7 +300,9 @@ impl Assertions {
 /// How long an assertion's single-use marker must live from `now` (this replica's clock, whole
 /// seconds): past the last moment any replica accepts the assertion, `exp` plus the leeway,
 /// whatever leeway a reload sets meanwhile ([`MAX_LEEWAY_SECS`]), plus the second that
-/// [`unix_now`] drops. Relative, so that Redis's clock does not come into it; a replica whose
+/// [`unix_now`] drops. Relative to when Redis receives it, so that a Redis clock set apart from
+/// this replica's does not shorten it (a Redis clock stepped forward later, or a failover to a
+/// node whose clock is ahead, still does: Redis keeps the expiry as a time); a replica whose
 /// clock runs behind this one's by less than `MAX_LEEWAY_SECS` less the leeway is covered too.
 /// The marker once ended at `exp` plus the leeway, by Redis's clock: in the second before a
 /// replica stopped accepting the assertion, it could be used any number of times.

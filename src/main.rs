@@ -379,7 +379,11 @@ fn jwks(keys: &[PathBuf]) -> CliResult {
         }
         set.push(jwk);
     }
-    println!("{}", serde_json::json!({ "keys": set }));
+    let set = serde_json::json!({ "keys": set }).to_string();
+    // What the registry would refuse (a key given twice, too many keys) is refused here.
+    sso_token::clients::jwks::ClientKeys::parse(&set)
+        .map_err(|problem| format!("not a jwks_file the registry takes: {problem}"))?;
+    println!("{set}");
     Ok(())
 }
 

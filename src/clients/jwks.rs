@@ -10,10 +10,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
+use crate::tokens::keys::{MAX_RSA_BITS, MIN_RSA_BITS, modulus_bits};
+
 /// The most keys a client's set may hold: one in use, one being rolled in, a few spare.
 pub const MAX_KEYS: usize = 8;
-/// RSA keys shorter than this are refused (NIST SP 800-131A; RFC 7518 §3.3 says at least).
-const MIN_RSA_BITS: usize = 2048;
+/// The longest RSA public exponent aws-lc verifies with (`rsa.c`: `e_bits > 33` is refused).
+const MAX_EXPONENT_BITS: usize = 33;
 /// The longest `kid` kept: longer ones are no one's naming scheme.
 const MAX_KID: usize = 256;
 /// Members of a JWK that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4;
@@ -206,22 +208,24 @@ type Parsed = (&'static [Algorithm], DecodingKey);
 fn rsa(jwk: &Map<String, Value>) -> Result<Parsed, String> {
     let (n, e) = (text(jwk, "n")?, text(jwk, "e")?);
     let modulus = base64url(n, "n")?;
-    let significant = without_leading_zeros(&modulus);
-    // Counted to the bit: a 2041-bit modulus is no 2048-bit key.
-    let bits = significant.first().map_or(0, |top| {
-        significant.len() * 8 - top.leading_zeros() as usize
-    });
-    if bits < MIN_RSA_BITS {
+    // Counted to the bit (a 2041-bit modulus is no 2048-bit key), and within what aws-lc
+    // verifies with (`RSA_PKCS1_2048_8192_SHA256`), as the service's own keys are: a key
+    // outside would load and never verify a signature.
+    let bits = modulus_bits(without_leading_zeros(&modulus));
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return Err(format!(
-            "an RSA key of {bits} bits: at least {MIN_RSA_BITS} are needed"
+            "an RSA key of {bits} bits: {MIN_RSA_BITS} to {MAX_RSA_BITS} are taken"
         ));
     }
-    // An even exponent, or 1, is no RSA key: it would load and never verify a signature.
+    // The same for `e`: even, 1, or longer than the 33 bits aws-lc takes.
     let exponent = base64url(e, "e")?;
     let exponent = without_leading_zeros(&exponent);
     let odd_above_one = exponent.last().is_some_and(|low| low % 2 == 1) && exponent != [1];
-    if !odd_above_one {
-        return Err("`e` must be an odd public exponent above 1 (usually AQAB, 65537)".into());
+    if !odd_above_one || modulus_bits(exponent) > MAX_EXPONENT_BITS {
+        return Err(format!(
+            "`e` must be an odd public exponent above 1 of at most {MAX_EXPONENT_BITS} bits \
+             (usually AQAB, 65537)"
+        ));
     }
     let key = DecodingKey::from_rsa_components(n, e).map_err(|e| format!("RSA key: {e}"))?;
     Ok((&RSA_ALGORITHMS, key))

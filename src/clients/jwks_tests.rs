@@ -104,12 +104,24 @@ fn keys_of_other_types_sizes_curves_or_uses_are_refused() {
     let even_exponent = edited(jwk(KeyKind::Rsa2048), |k| {
         k.insert("e".into(), json!("AQAA"));
     });
+    // 0x400000001: 35 bits, which aws-lc refuses to verify with.
+    let long_exponent = edited(jwk(KeyKind::Rsa2048), |k| {
+        k.insert(
+            "e".into(),
+            json!(URL_SAFE_NO_PAD.encode([0x04, 0, 0, 0, 0x01])),
+        );
+    });
+    let long_rsa = edited(jwk(KeyKind::Rsa2048), |k| {
+        k.insert("n".into(), json!(URL_SAFE_NO_PAD.encode([0xc5; 1025])));
+    });
     let oct = json!({"kty": "oct", "kid": "s"});
     for (key, expected) in [
-        (short_rsa, "at least 2048"),
+        (short_rsa, "2048 to 8192"),
         (just_short_rsa, "2047 bits"),
+        (long_rsa, "8200 bits"),
         (exponent_one, "odd public exponent"),
         (even_exponent, "odd public exponent"),
+        (long_exponent, "at most 33 bits"),
         (p384, "only P-256"),
         (x25519, "only Ed25519"),
         (encryption, "`use`"),

@@ -124,13 +124,18 @@ impl Outage {
     /// A call succeeded at `now_ms`: the failed calls to report, if any and if none failed in
     /// the [`QUIET_MS`] before.
     fn recovered(&self, now_ms: u64) -> Option<NonZeroU64> {
-        if self.failed.load(Ordering::SeqCst) == 0
+        let failed = self.failed.load(Ordering::SeqCst);
+        if failed == 0
             || now_ms.saturating_sub(self.last_failed_ms.load(Ordering::SeqCst)) < QUIET_MS
         {
             return None;
         }
-        // Another thread may have reported them since the load.
-        NonZeroU64::new(self.failed.swap(0, Ordering::SeqCst))
+        // Only the failures seen quiet: one counted since (or reported by another thread)
+        // leaves the count to a later success.
+        (self.failed)
+            .compare_exchange(failed, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .and_then(NonZeroU64::new)
     }
 }
 

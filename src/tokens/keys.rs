@@ -10,8 +10,8 @@ mod signing;
 
 use serde::Serialize;
 
-use self::public::MIN_RSA_BITS;
 pub use self::public::VerifyingKey;
+pub(crate) use self::public::{MAX_RSA_BITS, MIN_RSA_BITS, modulus_bits};
 pub use self::signing::SigningKey;
 
 /// The JWS algorithms we sign with, by the key type that implies them.

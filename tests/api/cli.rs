@@ -410,7 +410,8 @@ fn pubkey_of_a_file_that_is_not_a_key_fails_naming_the_file() {
 
 /// `jwks` prints the public halves of key files as a JWK Set that a private_key_jwt client's
 /// `jwks_file` takes as it is: each key under the kid keygen printed, without `alg`, so that a
-/// client's RSA key verifies PS256 as well as RS256; a private key's secret members never.
+/// client's RSA key verifies PS256 as well as RS256; a private key's secret members never; and
+/// no set the registry would refuse.
 #[test]
 fn jwks_prints_a_set_that_a_clients_jwks_file_takes() {
     use jsonwebtoken::Algorithm;
@@ -449,6 +450,13 @@ fn jwks_prints_a_set_that_a_clients_jwks_file_takes() {
     assert!(allows(rsa, Algorithm::RS256) && allows(rsa, Algorithm::PS256));
     assert!(allows(p256, Algorithm::ES256));
     assert!(allows(ed25519, Algorithm::EdDSA));
+    // A set the registry would refuse is not printed: the same key twice.
+    let p256_key = keys[1].0.to_str().unwrap();
+    let twice = sso_token(&["jwks", "--key", p256_key, "--key", p256_key], "");
+    assert!(!twice.status.success(), "{twice:?}");
+    assert!(twice.stdout.is_empty(), "{twice:?}");
+    let said = String::from_utf8(twice.stderr).unwrap();
+    assert!(said.contains("is another key's too"), "{said}");
 }
 
 /// `issue-code` refuses, before it connects, what would make a code Redis refuses (a TTL of 0,

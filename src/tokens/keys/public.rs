@@ -12,13 +12,13 @@ use super::{Algorithm, KeyError, lf_pem, one_block, rsa_rejected, too_small};
 use crate::tokens::jwk::{Members, PublicJwk, public_jwk};
 
 /// RSA keys shorter than this are refused (RFC 7518 §3.3 asks for at least 2048 bits).
-pub(super) const MIN_RSA_BITS: usize = 2048;
+pub(crate) const MIN_RSA_BITS: usize = 2048;
 
 /// The longest RSA modulus aws-lc-rs verifies with (`RSA_PKCS1_2048_8192_SHA256`).
-pub(super) const MAX_RSA_BITS: usize = 8192;
+pub(crate) const MAX_RSA_BITS: usize = 8192;
 
 /// The length in bits of a big-endian number without leading zero bytes.
-fn modulus_bits(n: &[u8]) -> usize {
+pub(crate) fn modulus_bits(n: &[u8]) -> usize {
     n.first()
         .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize)
 }
