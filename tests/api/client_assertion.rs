@@ -471,6 +471,7 @@ async fn the_assertion_fields_are_checked_before_any_signature() {
     assert!(saml.text.contains(JWT_BEARER), "{}", saml.text);
     let long = format!("{assertion}{}", "A".repeat(4096));
     let too_long = exchange(&app, &long, json!({})).await;
+    assert_unauthenticated(&too_long, "an assertion over 4096 bytes");
     assert!(
         too_long.text.contains("longer than 4096"),
         "{}",
