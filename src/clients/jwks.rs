@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::Path;
 
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -239,8 +240,14 @@ fn ec(jwk: &Map<String, Value>) -> Result<Parsed, String> {
         ));
     }
     let (x, y) = (text(jwk, "x")?, text(jwk, "y")?);
-    if base64url(x, "x")?.len() != 32 || base64url(y, "y")?.len() != 32 {
+    let (x_bytes, y_bytes) = (base64url(x, "x")?, base64url(y, "y")?);
+    if x_bytes.len() != 32 || y_bytes.len() != 32 {
         return Err("a P-256 key's `x` and `y` are 32 bytes each".into());
+    }
+    // A point off the curve would load and never verify: aws-lc checks it as it parses it.
+    let point = [&[0x04][..], &x_bytes, &y_bytes].concat();
+    if ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point).is_err() {
+        return Err("`x` and `y` are not a point on P-256".into());
     }
     let key = DecodingKey::from_ec_components(x, y).map_err(|e| format!("EC key: {e}"))?;
     Ok((&EC_ALGORITHMS, key))

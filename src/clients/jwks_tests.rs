@@ -79,6 +79,9 @@ fn keys_of_other_types_sizes_curves_or_uses_are_refused() {
     let short_rsa = edited(jwk(KeyKind::Rsa2048), |k| {
         k.insert("n".into(), json!(URL_SAFE_NO_PAD.encode([0xc5; 128])));
     });
+    let off_the_curve = edited(jwk(KeyKind::P256), |k| {
+        k.insert("y".into(), json!(URL_SAFE_NO_PAD.encode([0x01; 32])));
+    });
     let p384 = edited(jwk(KeyKind::P256), |k| {
         k.insert("crv".into(), json!("P-384"));
     });
@@ -123,6 +126,7 @@ fn keys_of_other_types_sizes_curves_or_uses_are_refused() {
         (even_exponent, "odd public exponent"),
         (long_exponent, "at most 33 bits"),
         (p384, "only P-256"),
+        (off_the_curve, "not a point on P-256"),
         (x25519, "only Ed25519"),
         (encryption, "`use`"),
         (wrong_alg, "does not fit"),
