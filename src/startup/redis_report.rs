@@ -1,5 +1,6 @@
 //! What the start says of Redis once it answers: its version, and what would make exchanges
-//! fail or guarantees lapse there. Apart from building the server, which it does not touch.
+//! fail or guarantees lapse there; said again after an outage that Redis came back from as
+//! another process. Apart from building the server, which it does not touch.
 
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ const RECHECK_REDIS: Duration = Duration::from_secs(2);
 /// first 503. Once Redis answers (at start, or later) names it (its version) and what would
 /// make exchanges fail there: too few replicas for `redis.replica_acks`, commands its user may
 /// not run, a version before 7.0, or that it could not tell; and the settings the guarantees
-/// need that it lacks.
+/// need that it lacks. Then, for as long as the process runs, the same after each outage
+/// that Redis came back from as another process.
 pub(super) async fn report_redis_at_start(store: Store, target: String) {
     store.failovers_checked().await;
     // A Redis down at start is checked once it answers: it may be unfit all the same. Its
@@ -38,9 +40,50 @@ pub(super) async fn report_redis_at_start(store: Store, target: String) {
         }
         tokio::time::sleep(RECHECK_REDIS).await;
     }
+    report_answering(&store, &target).await;
+    let known = store.run_id().await;
+    store.close_this_threads_lane();
+    if let Ok(Some(known)) = known {
+        report_after_outages(&store, &target, known).await;
+    }
+}
+
+/// After each outage, says so when Redis came back as another process (its `run_id` changed:
+/// restarted, or another master after a failover), and reports it as the start did: it may have
+/// lost what it held, or run with other settings. Stops at the first `INFO` that Redis
+/// refuses (an ACL, `rename-command`): each refusal could make another outage to end, and
+/// another look; one it did not answer waits for the end of that outage.
+async fn report_after_outages(store: &Store, target: &str, mut known: String) {
+    loop {
+        store.outage_ended().await;
+        match store.run_id().await {
+            Ok(Some(id)) if id != known => {
+                log::warn!(
+                    "Redis {target} is another process than before the outage (a restart, or \
+                     another master after a failover): it holds what it loaded from disk or \
+                     its master sent, and codes spent or tokens issued before may be back or \
+                     gone; its report follows"
+                );
+                report_answering(store, target).await;
+                known = id;
+            }
+            Ok(_) => {}
+            Err(e) if e.is_unanswered() => {}
+            Err(e) => {
+                log::debug!("Redis {target}: INFO server refused ({e}); no more reports");
+                return;
+            }
+        }
+        store.close_this_threads_lane();
+    }
+}
+
+/// What the start says of a Redis that answers: its version, or why it cannot run the
+/// exchange; a shortfall of replicas; the settings the guarantees need that it lacks.
+async fn report_answering(store: &Store, target: &str) {
     // First: the fitness check fails with an error reply on an unfit Redis, which counts as
     // a failed call, and a call that succeeds after it would say Redis answers again.
-    report_durability(&store, &target).await;
+    report_durability(store, target).await;
     // Both asked before either is said: once the version is logged, so is a shortfall of
     // replicas.
     let (fitness, replicas_short) = (store.fitness().await, store.replicas_short().await);
@@ -72,7 +115,6 @@ pub(super) async fn report_redis_at_start(store: Store, target: String) {
              exchanges get 503, check its rename-command and ACL settings"
         ),
     }
-    store.close_this_threads_lane();
 }
 
 /// Says which of the Redis settings that the guarantees need it lacks (`store::durability`):

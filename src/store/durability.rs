@@ -43,6 +43,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The Redis process's `run_id` (`INFO server`), which a restart changes, as a failover
+    /// does (another process); `None` when the reply has none (a Cluster's map of nodes).
+    pub async fn run_id(&self) -> Result<Option<String>, StoreError> {
+        let info: Value = self
+            .with_conn(Lanes::Plain, |mut conn| async move {
+                Ok(redis::cmd("INFO")
+                    .arg("server")
+                    .query_async(&mut conn)
+                    .await?)
+            })
+            .await?;
+        // One node's text; several (a Cluster's map) read as none.
+        let [text] = texts(&info).try_into().unwrap_or_default();
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned()))
+    }
+}
+
 /// The `INFO` texts in a reply: one node's, or a Cluster's map of them by node.
 fn texts(reply: &Value) -> Vec<String> {
     match reply {

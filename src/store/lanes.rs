@@ -90,6 +90,8 @@ pub(super) struct Outage {
     last_failed_ms: AtomicU64,
     /// The monotonic clock's start for it: a wall clock stepped back would hold the line.
     since: std::time::Instant,
+    /// Told each time an outage is said to be over ([`Store::outage_ended`]).
+    ended: tokio::sync::Notify,
 }
 
 /// How long calls must have stopped failing before the outage is said to be over. In a partial
@@ -106,6 +108,7 @@ impl Outage {
             failed: AtomicU64::new(0),
             last_failed_ms: AtomicU64::new(0),
             since: std::time::Instant::now(),
+            ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -368,8 +371,18 @@ impl Store {
                         "Redis {} answers again, after {failed} failed call(s)",
                         outage.target
                     );
+                    outage.ended.notify_one();
                 }
             }
+        }
+    }
+
+    /// Waits for the next outage to be said over ("answers again"); an end that came while
+    /// nobody waited is kept for the next wait. Never, in a Cluster, which has no one outage.
+    pub async fn outage_ended(&self) {
+        match &self.outage {
+            Some(outage) => outage.ended.notified().await,
+            None => std::future::pending().await,
         }
     }
 

@@ -118,6 +118,65 @@ async fn a_stopped_redis_gets_a_prompt_503_and_a_restarted_one_serves_again() {
     }
 }
 
+/// A Redis that comes back from an outage as another process (restarted here; with Sentinel,
+/// another master) may have lost what it held or run with other settings: once the outage is
+/// over, a warning says so and the start's report follows again (its version, and here the
+/// `appendonly` it lacks). An outage the same process comes back from (paused) says nothing.
+#[tokio::test]
+async fn a_redis_back_as_another_process_is_reported_again() {
+    let log = log_capture::mark();
+    let port = HeldPort::new();
+    let mut redis = RedisServer::start_on(&port, &[]);
+    let app = app_on(redis.url()).await;
+    let version = format!("Redis {}: version ", redis.url());
+    let another = format!("Redis {} is another process", redis.url());
+    let count = |lines: &[String], text: &str| lines.iter().filter(|l| l.contains(text)).count();
+    log.lines_when(|lines| count(lines, &version) == 1).await;
+
+    let pending = app.issue_code(&APP).await;
+    redis.crash();
+    // Calls that fail make the outage (a restart between two calls is none: the dropped
+    // connection is replaced within the call).
+    assert_unavailable(&app, &pending).await;
+    let _restarted = RedisServer::start_on(&port, &[]);
+    eventually_exchanges(&app).await;
+    // Said once no call has failed for a second: probes go on until it is.
+    let reported = |lines: &[String]| count(lines, &another) == 1 && count(lines, &version) == 2;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !reported(&log.lines()) {
+        assert!(
+            Instant::now() < deadline,
+            "no report of the restarted Redis"
+        );
+        assert_eq!(status_of(&app, "/readyz").await, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        log.lines()
+            .iter()
+            .any(|l| l.starts_with("WARN") && l.contains(&another))
+    );
+
+    let paused = app.issue_code(&APP).await;
+    pause_redis(&app, 1000).await;
+    assert_unavailable(&app, &paused).await;
+    let again = format!("Redis {} answers again", redis.url());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count(&log.lines(), &again) < 2 {
+        assert!(Instant::now() < deadline, "the pause's end was not said");
+        let _ = status_of(&app, "/readyz").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = log.lines();
+    assert_eq!(
+        count(&lines, &another),
+        1,
+        "the same process taken for another"
+    );
+    assert_eq!(count(&lines, &version), 2);
+}
+
 /// The start names the server's own version, as `INFO server` gives it: Valkey's scripts say
 /// they are Redis 7.2.4 (what it is compatible with), which the line repeated on Valkey 8 and 9.
 #[tokio::test]
