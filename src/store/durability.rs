@@ -22,15 +22,7 @@ impl Store {
     /// The [`Doubt`]s of every node that answers `INFO` (in a Cluster, each master: the redis
     /// crate sends it to the masters), each once.
     pub async fn durability(&self) -> Result<Vec<Doubt>, StoreError> {
-        let info: Value = self
-            .with_conn(Lanes::Plain, |mut conn| async move {
-                Ok(redis::cmd("INFO")
-                    .arg("persistence")
-                    .arg("memory")
-                    .query_async(&mut conn)
-                    .await?)
-            })
-            .await?;
+        let info = self.info(&["persistence", "memory"]).await?;
         let mut doubts = Vec::new();
         for text in texts(&info) {
             for doubt in doubts_of(&text) {
@@ -41,26 +33,28 @@ impl Store {
         }
         Ok(doubts)
     }
-}
 
-impl Store {
     /// The Redis process's `run_id` (`INFO server`), which a restart changes, as a failover
     /// does (another process); `None` when the reply has none (a Cluster's map of nodes).
     pub async fn run_id(&self) -> Result<Option<String>, StoreError> {
-        let info: Value = self
-            .with_conn(Lanes::Plain, |mut conn| async move {
-                Ok(redis::cmd("INFO")
-                    .arg("server")
-                    .query_async(&mut conn)
-                    .await?)
-            })
-            .await?;
+        let info = self.info(&["server"]).await?;
         // One node's text; several (a Cluster's map) read as none.
         let [text] = texts(&info).try_into().unwrap_or_default();
         Ok(text
             .lines()
             .find_map(|line| line.strip_prefix("run_id:"))
             .map(|id| id.trim().to_owned()))
+    }
+
+    /// `INFO` of `sections`, as Redis answers it (see [`texts`]).
+    async fn info(&self, sections: &[&str]) -> Result<Value, StoreError> {
+        self.with_conn(Lanes::Plain, |mut conn| async move {
+            Ok(redis::cmd("INFO")
+                .arg(sections)
+                .query_async(&mut conn)
+                .await?)
+        })
+        .await
     }
 }
 
