@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
-use crate::tokens::keys::{MAX_RSA_BITS, MIN_RSA_BITS, modulus_bits};
+use crate::tokens::keys::{MAX_RSA_BITS, MIN_RSA_BITS, bit_length};
 
 /// The most keys a client's set may hold: one in use, one being rolled in, a few spare.
 pub const MAX_KEYS: usize = 8;
@@ -212,7 +212,7 @@ fn rsa(jwk: &Map<String, Value>) -> Result<Parsed, String> {
     // Counted to the bit (a 2041-bit modulus is no 2048-bit key), and within what aws-lc
     // verifies with (`RSA_PKCS1_2048_8192_SHA256`), as the service's own keys are: a key
     // outside would load and never verify a signature.
-    let bits = modulus_bits(without_leading_zeros(&modulus));
+    let bits = bit_length(&modulus);
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return Err(format!(
             "an RSA key of {bits} bits: {MIN_RSA_BITS} to {MAX_RSA_BITS} are taken"
@@ -220,9 +220,9 @@ fn rsa(jwk: &Map<String, Value>) -> Result<Parsed, String> {
     }
     // The same for `e`: even, 1, or longer than the 33 bits aws-lc takes.
     let exponent = base64url(e, "e")?;
-    let exponent = without_leading_zeros(&exponent);
-    let odd_above_one = exponent.last().is_some_and(|low| low % 2 == 1) && exponent != [1];
-    if !odd_above_one || modulus_bits(exponent) > MAX_EXPONENT_BITS {
+    let odd = exponent.last().is_some_and(|low| low % 2 == 1);
+    // Odd with two bits or more: 3 at least.
+    if !odd || !(2..=MAX_EXPONENT_BITS).contains(&bit_length(&exponent)) {
         return Err(format!(
             "`e` must be an odd public exponent above 1 of at most {MAX_EXPONENT_BITS} bits \
              (usually AQAB, 65537)"
@@ -266,12 +266,6 @@ fn okp(jwk: &Map<String, Value>) -> Result<Parsed, String> {
     }
     let key = DecodingKey::from_ed_components(x).map_err(|e| format!("Ed25519 key: {e}"))?;
     Ok((&OKP_ALGORITHMS, key))
-}
-
-/// A big-endian number's bytes from its first non-zero one.
-fn without_leading_zeros(number: &[u8]) -> &[u8] {
-    let zeros = number.iter().take_while(|b| **b == 0).count();
-    &number[zeros..]
 }
 
 fn text<'a>(jwk: &'a Map<String, Value>, member: &str) -> Result<&'a str, String> {

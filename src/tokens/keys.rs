@@ -11,7 +11,7 @@ mod signing;
 use serde::Serialize;
 
 pub use self::public::VerifyingKey;
-pub(crate) use self::public::{MAX_RSA_BITS, MIN_RSA_BITS, modulus_bits};
+pub(crate) use self::public::{MAX_RSA_BITS, MIN_RSA_BITS, bit_length};
 pub use self::signing::SigningKey;
 
 /// The JWS algorithms we sign with, by the key type that implies them.

@@ -17,8 +17,10 @@ pub(crate) const MIN_RSA_BITS: usize = 2048;
 /// The longest RSA modulus aws-lc-rs verifies with (`RSA_PKCS1_2048_8192_SHA256`).
 pub(crate) const MAX_RSA_BITS: usize = 8192;
 
-/// The length in bits of a big-endian number without leading zero bytes.
-pub(crate) fn modulus_bits(n: &[u8]) -> usize {
+/// The length in bits of a big-endian number, leading zero bytes or not (a JWK's `n` and `e`
+/// may have them; aws-lc's accessors have none).
+pub(crate) fn bit_length(n: &[u8]) -> usize {
+    let n = &n[n.iter().take_while(|b| **b == 0).count()..];
     n.first()
         .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize)
 }
@@ -121,7 +123,7 @@ impl VerifyingKey {
     fn rsa(rsa: &rsa::PublicKey) -> Result<Self, KeyError> {
         // Bits, not bytes (`modulus_len()`): a 2044-bit modulus fills 256 bytes. Past 8192 bits
         // aws-lc-rs verifies nothing, so such a key would be published and never verify.
-        let bits = modulus_bits(rsa.modulus().big_endian_without_leading_zero());
+        let bits = bit_length(rsa.modulus().big_endian_without_leading_zero());
         if bits < MIN_RSA_BITS {
             return Err(KeyError::TooShort);
         }
